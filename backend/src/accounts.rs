@@ -1,0 +1,210 @@
+//! Accounts and login: graduates' and students' portal logins (SPEC G-5) and
+//! staff logins. Passwords are Argon2id; sessions are random tokens whose
+//! hash is stored; failed logins are throttled without revealing whether an
+//! account exists.
+
+use crate::error::{AppError, AppResult};
+use crate::store;
+use crate::time::now;
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use sqlx::SqlitePool;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// A portal or staff session lasts this long without a new login.
+pub const SESSION_TTL_S: i64 = 8 * 3600;
+
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| anyhow::anyhow!("argon2: {e}"))
+}
+
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .unwrap_or(false)
+}
+
+/// A hash that no password matches, verified against when the account does not
+/// exist so that both paths cost the same time.
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash_password("no account has this password 9Xq").unwrap_or_default())
+}
+
+/// A random token of 256 bits, hex.
+pub fn random_token() -> String {
+    let mut b = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// Tokens are stored only as their SHA-256.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Sliding-window counter of failures per key (e-mail address, client address).
+#[derive(Default)]
+pub struct Throttle {
+    failures: Mutex<HashMap<String, Vec<i64>>>,
+}
+
+impl Throttle {
+    const WINDOW_S: i64 = 15 * 60;
+    const MAX_FAILURES: usize = 5;
+
+    pub fn is_blocked(&self, key: &str) -> bool {
+        let t = now();
+        let mut m = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let v = m.entry(key.to_string()).or_default();
+        v.retain(|&at| at > t - Self::WINDOW_S);
+        v.len() >= Self::MAX_FAILURES
+    }
+
+    pub fn fail(&self, key: &str) {
+        let mut m = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(key.to_string()).or_default().push(now());
+    }
+
+    pub fn clear(&self, key: &str) {
+        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+    }
+}
+
+/// The message for every failed login: it never says which part was wrong.
+pub const LOGIN_FAILED: &str =
+    "メールアドレス、パスワード、または第2パスワードが正しくありません。 / The e-mail address, password or second password is not correct.";
+pub const LOGIN_THROTTLED: &str =
+    "ログインの失敗が続いたため、15分間ログインできません。 / Too many failed logins: please wait 15 minutes and try again.";
+
+/// Checks e-mail + password + second password (G-5); returns the user id.
+pub async fn login_user(
+    pool: &SqlitePool,
+    throttle: &Throttle,
+    email: &str,
+    password: &str,
+    second: &str,
+) -> AppResult<i64> {
+    let email = email.trim().to_lowercase();
+    let key = format!("user:{email}");
+    if throttle.is_blocked(&key) {
+        return Err(AppError::Page(LOGIN_THROTTLED.into()));
+    }
+    let mut c = pool.acquire().await?;
+    let user = store::user_by_email(&mut c, &email).await?;
+    let ok = match &user {
+        Some(u) => {
+            let pw_ok = verify_password(password, &u.password_hash);
+            let second_ok = match &u.second_password_hash {
+                Some(h) => verify_password(second, h),
+                // first login (later issue): the second password is left empty
+                None => second.is_empty(),
+            };
+            pw_ok && second_ok && u.status == "active"
+        }
+        None => {
+            verify_password(password, dummy_hash());
+            verify_password(second, dummy_hash());
+            false
+        }
+    };
+    match (ok, user) {
+        (true, Some(u)) => {
+            throttle.clear(&key);
+            store::audit(&mut c, &format!("user:{}", u.id), "login", "", now()).await?;
+            Ok(u.id)
+        }
+        _ => {
+            throttle.fail(&key);
+            tracing::info!("portal login failed");
+            Err(AppError::Page(LOGIN_FAILED.into()))
+        }
+    }
+}
+
+pub const STAFF_LOGIN_FAILED: &str =
+    "ログインIDまたはパスワードが正しくありません。 / The login ID or password is not correct.";
+
+pub async fn login_staff(pool: &SqlitePool, throttle: &Throttle, login: &str, password: &str) -> AppResult<i64> {
+    let key = format!("staff:{}", login.trim());
+    if throttle.is_blocked(&key) {
+        return Err(AppError::Page(LOGIN_THROTTLED.into()));
+    }
+    let mut c = pool.acquire().await?;
+    let staff = store::staff_by_login(&mut c, login.trim()).await?;
+    let ok = match &staff {
+        Some(s) => verify_password(password, &s.password_hash),
+        None => {
+            verify_password(password, dummy_hash());
+            false
+        }
+    };
+    match (ok, staff) {
+        (true, Some(s)) => {
+            throttle.clear(&key);
+            store::audit(&mut c, &format!("staff:{}", s.login), "login", "", now()).await?;
+            Ok(s.id)
+        }
+        _ => {
+            throttle.fail(&key);
+            Err(AppError::Page(STAFF_LOGIN_FAILED.into()))
+        }
+    }
+}
+
+/// Starts a new session (a fresh token at every login) and returns the token.
+pub async fn start_session(pool: &SqlitePool, user_id: Option<i64>, staff_id: Option<i64>) -> AppResult<String> {
+    let token = random_token();
+    let t = now();
+    let mut c = pool.acquire().await?;
+    store::create_session(&mut c, &token_hash(&token), user_id, staff_id, t, t + SESSION_TTL_S).await?;
+    Ok(token)
+}
+
+pub async fn end_session(pool: &SqlitePool, token: &str) -> AppResult<()> {
+    let mut c = pool.acquire().await?;
+    store::delete_session(&mut c, &token_hash(token)).await?;
+    Ok(())
+}
+
+pub async fn session(pool: &SqlitePool, token: &str) -> AppResult<Option<store::Session>> {
+    let mut c = pool.acquire().await?;
+    Ok(store::session(&mut c, &token_hash(token), now()).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argon2id_hashes_verify_and_differ() {
+        let h1 = hash_password("Passw0rdXyz").expect("hash");
+        let h2 = hash_password("Passw0rdXyz").expect("hash");
+        assert!(h1.starts_with("$argon2id$"));
+        assert_ne!(h1, h2, "salted");
+        assert!(verify_password("Passw0rdXyz", &h1));
+        assert!(!verify_password("passw0rdXyz", &h1));
+        assert!(!verify_password("x", "not a hash"));
+    }
+
+    #[test]
+    fn throttle_blocks_after_five_failures() {
+        let t = Throttle::default();
+        for _ in 0..4 {
+            t.fail("a");
+        }
+        assert!(!t.is_blocked("a"));
+        t.fail("a");
+        assert!(t.is_blocked("a"));
+        assert!(!t.is_blocked("b"));
+        t.clear("a");
+        assert!(!t.is_blocked("a"));
+    }
+}

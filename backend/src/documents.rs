@@ -1,0 +1,1389 @@
+//! Certificate PDF rendering.
+//!
+//! Renders official certificates (one A4 page per copy) as PDF with
+//! [`lopdf`]. Text is set in embedded, *subsetted* TrueType fonts so that
+//! Japanese (kanji, kana) as well as Latin text is drawn exactly as the font
+//! designer intended and can be read back by text extractors.
+//!
+//! lopdf has no support for CID-keyed fonts, so this module builds them from
+//! plain PDF objects:
+//!
+//! ```text
+//! Type0 font (Encoding /Identity-H, ToUnicode CMap)
+//! └─ CIDFontType2 (CIDSystemInfo Adobe-Identity-0, W widths, CIDToGIDMap /Identity)
+//!    └─ FontDescriptor (FontFile2 = subset TrueType program)
+//! ```
+//!
+//! Glyphs are looked up with [`ttf_parser`]; the fonts are subset with
+//! [`subsetter`], which renumbers the kept glyphs. Because CIDToGIDMap is
+//! `/Identity`, the two-byte codes written in the content streams are the
+//! *new* glyph ids of the subset font.
+//!
+//! Fonts are tried in the order given to [`FontSet::new`]: a character the
+//! first font lacks is drawn with the next font that has it. Each font that
+//! ends up being used becomes its own Type0 font resource. When no font can
+//! draw a character, rendering fails with [`DocumentError::MissingGlyphs`]
+//! naming the characters: an official document must never show a blank box
+//! or a `.notdef` glyph in place of a name.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use lopdf::{dictionary, Dictionary, Document, Object, ObjectId, Stream, StringFormat};
+use subsetter::GlyphRemapper;
+use ttf_parser::Face;
+
+// ---------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------
+
+/// Everything that can go wrong while loading fonts or rendering a document.
+#[derive(Debug, thiserror::Error)]
+pub enum DocumentError {
+    /// A font could not be parsed, is not usable for embedding, or could not
+    /// be subset.
+    #[error("font error: {0}")]
+    Font(String),
+    /// None of the fonts in the [`FontSet`] can draw these characters (in
+    /// order of first appearance, without duplicates).
+    #[error("no font can draw {}", describe_chars(.0))]
+    MissingGlyphs(Vec<char>),
+    /// A field of a [`CertificateCopy`] has a value that cannot be rendered
+    /// (e.g. a date that is not `YYYY-MM-DD`).
+    #[error("invalid {field}: {value:?}")]
+    InvalidField {
+        /// Name of the offending field.
+        field: &'static str,
+        /// The value as given.
+        value: String,
+    },
+    /// The content does not fit on the page, or there is nothing to render.
+    #[error("layout error: {0}")]
+    Layout(String),
+    /// Writing the PDF failed.
+    #[error("PDF error: {0}")]
+    Pdf(String),
+}
+
+impl From<lopdf::Error> for DocumentError {
+    fn from(err: lopdf::Error) -> Self {
+        DocumentError::Pdf(err.to_string())
+    }
+}
+
+fn describe_chars(chars: &[char]) -> String {
+    chars
+        .iter()
+        .map(|c| format!("'{c}' (U+{:04X})", u32::from(*c)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+// ---------------------------------------------------------------------------
+// Fonts
+// ---------------------------------------------------------------------------
+
+/// An ordered list of TrueType fonts; the first is preferred, the others are
+/// fallbacks for characters the earlier ones lack.
+pub struct FontSet {
+    fonts: Vec<FontEntry>,
+}
+
+impl std::fmt::Debug for FontSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.fonts.iter().map(|font| &font.name)).finish()
+    }
+}
+
+/// One parsed and validated font. The bytes are owned; `ttf_parser::Face`
+/// borrows, so faces are re-parsed (cheap: only the table directory) when
+/// needed.
+struct FontEntry {
+    name: String,
+    data: Vec<u8>,
+    /// PostScript name, sanitised for use as a PDF name.
+    ps_name: String,
+    /// Font-descriptor values, already scaled to 1000 units per em.
+    descriptor: DescriptorMetrics,
+}
+
+struct DescriptorMetrics {
+    flags: i64,
+    bbox: [i64; 4],
+    italic_angle: f32,
+    ascent: i64,
+    descent: i64,
+    cap_height: i64,
+    stem_v: i64,
+}
+
+impl FontSet {
+    /// `fonts` are (display name, TrueType bytes), first = preferred.
+    pub fn new(fonts: Vec<(String, Vec<u8>)>) -> Result<FontSet, DocumentError> {
+        if fonts.is_empty() {
+            return Err(DocumentError::Font("the font set is empty".into()));
+        }
+        let mut entries = Vec::with_capacity(fonts.len());
+        for (index, (name, data)) in fonts.into_iter().enumerate() {
+            let (ps_name, descriptor) = {
+                let face = Face::parse(&data, 0)
+                    .map_err(|e| DocumentError::Font(format!("{name}: cannot parse font: {e}")))?;
+                validate_face(&name, &face)?;
+                (postscript_name(&face, &name, index), descriptor_metrics(&face))
+            };
+            entries.push(FontEntry { name, data, ps_name, descriptor });
+        }
+        Ok(FontSet { fonts: entries })
+    }
+
+    /// Characters of `text` that no font in the set can draw.
+    ///
+    /// Each character is reported once, in order of first appearance.
+    /// Control characters and variation selectors are not drawn on their
+    /// own and so are never reported.
+    pub fn missing_chars(&self, text: &str) -> Vec<char> {
+        let faces: Vec<Face<'_>> =
+            self.fonts.iter().filter_map(|f| Face::parse(&f.data, 0).ok()).collect();
+        let mut missing = Vec::new();
+        for c in text.chars() {
+            if is_ignorable(c) || missing.contains(&c) {
+                continue;
+            }
+            if find_glyph(&faces, c).is_none() {
+                missing.push(c);
+            }
+        }
+        missing
+    }
+
+    /// The display names of the fonts, in order of preference.
+    pub fn font_names(&self) -> Vec<&str> {
+        self.fonts.iter().map(|f| f.name.as_str()).collect()
+    }
+
+    fn faces(&self) -> Result<Vec<Face<'_>>, DocumentError> {
+        self.fonts
+            .iter()
+            .map(|f| {
+                Face::parse(&f.data, 0)
+                    .map_err(|e| DocumentError::Font(format!("{}: cannot parse font: {e}", f.name)))
+            })
+            .collect()
+    }
+}
+
+fn validate_face(name: &str, face: &Face<'_>) -> Result<(), DocumentError> {
+    if face.tables().glyf.is_none() {
+        return Err(DocumentError::Font(format!(
+            "{name}: only TrueType (glyf) outlines are supported, not CFF/OpenType-CFF"
+        )));
+    }
+    let has_unicode_cmap = face
+        .tables()
+        .cmap
+        .is_some_and(|cmap| cmap.subtables.into_iter().any(|s| s.is_unicode()));
+    if !has_unicode_cmap {
+        return Err(DocumentError::Font(format!("{name}: font has no Unicode cmap")));
+    }
+    if face.tables().os2.is_some() {
+        if face.permissions() == Some(ttf_parser::Permissions::Restricted) {
+            return Err(DocumentError::Font(format!(
+                "{name}: the font licence forbids embedding (OS/2 fsType restricted)"
+            )));
+        }
+        if !face.is_subsetting_allowed() || !face.is_outline_embedding_allowed() {
+            return Err(DocumentError::Font(format!(
+                "{name}: the font licence forbids embedding a subset of its outlines"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The PostScript name (name id 6), reduced to characters that are safe in
+/// a PDF name; falls back to the display name, then to `FontN`.
+fn postscript_name(face: &Face<'_>, display: &str, index: usize) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .filter(|c| c.is_ascii_graphic() && !"()<>[]{}/%#".contains(*c))
+            .take(63)
+            .collect()
+    };
+    let from_table = face
+        .names()
+        .into_iter()
+        .filter(|n| n.name_id == ttf_parser::name_id::POST_SCRIPT_NAME)
+        .filter_map(|n| n.to_string())
+        .map(|s| clean(&s))
+        .find(|s| !s.is_empty());
+    from_table
+        .or_else(|| Some(clean(display)).filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| format!("Font{index}"))
+}
+
+fn descriptor_metrics(face: &Face<'_>) -> DescriptorMetrics {
+    let scale = 1000.0 / f32::from(face.units_per_em());
+    let s = |v: i16| (f32::from(v) * scale).round() as i64;
+    let bbox = face.global_bounding_box();
+    // Flags: 4 = symbolic (required for CID fonts whose glyphs are not in
+    // the standard Latin set), 1 = fixed pitch, 64 = italic.
+    let mut flags = 4;
+    if face.is_monospaced() {
+        flags |= 1;
+    }
+    if face.is_italic() {
+        flags |= 64;
+    }
+    // No font stores StemV; this is the usual estimate from the weight class.
+    let weight = f32::from(face.weight().to_number());
+    let stem_v = (10.0 + 220.0 * ((weight - 50.0) / 900.0).powi(2)).round() as i64;
+    DescriptorMetrics {
+        flags,
+        bbox: [s(bbox.x_min), s(bbox.y_min), s(bbox.x_max), s(bbox.y_max)],
+        italic_angle: face.italic_angle(),
+        ascent: s(face.ascender()),
+        descent: s(face.descender()),
+        cap_height: s(face.capital_height().unwrap_or(face.ascender())),
+        stem_v,
+    }
+}
+
+/// Characters that are never drawn on their own.
+fn is_ignorable(c: char) -> bool {
+    c.is_control() || is_variation_selector(c)
+}
+
+fn is_variation_selector(c: char) -> bool {
+    matches!(u32::from(c), 0xFE00..=0xFE0F | 0xE0100..=0xE01EF | 0x180B..=0x180D)
+}
+
+/// First font (index, glyph id) that has a real glyph for `c`.
+fn find_glyph(faces: &[Face<'_>], c: char) -> Option<(usize, u16)> {
+    faces.iter().enumerate().find_map(|(i, face)| {
+        face.glyph_index(c).filter(|g| g.0 != 0).map(|g| (i, g.0))
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Shaping: text -> positioned glyphs (no kerning or ligatures; none are
+// needed for Japanese and for the short Latin lines of a certificate).
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+struct Glyph {
+    font: usize,
+    /// Glyph id in the original font.
+    gid: u16,
+    /// Advance in em, rounded to the 1/1000 em used in the PDF `W` array so
+    /// that our layout and the viewer's agree exactly.
+    adv: f32,
+    /// The character this glyph was chosen for.
+    ch: char,
+    /// The text it represents (`ch` plus a variation selector, if any).
+    text: String,
+}
+
+/// Glyphs of one font that made it onto a page.
+struct UsedFont {
+    remapper: GlyphRemapper,
+    /// Widths in 1000 units/em, indexed by new glyph id.
+    widths: Vec<i64>,
+    /// Unicode text per new glyph id (for the ToUnicode CMap).
+    unicode: BTreeMap<u16, String>,
+}
+
+struct Shaper<'f> {
+    faces: Vec<Face<'f>>,
+    used: Vec<Option<UsedFont>>,
+    missing: Vec<char>,
+}
+
+impl<'f> Shaper<'f> {
+    fn new(faces: Vec<Face<'f>>) -> Self {
+        let used = faces.iter().map(|_| None).collect();
+        Shaper { faces, used, missing: Vec::new() }
+    }
+
+    fn advance_units(&self, font: usize, gid: u16) -> i64 {
+        let face = &self.faces[font];
+        let adv = face.glyph_hor_advance(ttf_parser::GlyphId(gid)).unwrap_or(0);
+        (f32::from(adv) * 1000.0 / f32::from(face.units_per_em())).round() as i64
+    }
+
+    /// Map text to glyphs. Characters that no font has are recorded in
+    /// `self.missing` and left out; the caller turns them into an error.
+    fn shape(&mut self, text: &str) -> Vec<Glyph> {
+        let mut out = Vec::new();
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            let c = if c == '\t' { ' ' } else { c };
+            if is_ignorable(c) {
+                continue;
+            }
+            let selector = chars.peek().copied().filter(|n| is_variation_selector(*n));
+            if selector.is_some() {
+                chars.next();
+            }
+            let Some((font, mut gid)) = find_glyph(&self.faces, c) else {
+                if !self.missing.contains(&c) {
+                    self.missing.push(c);
+                }
+                continue;
+            };
+            let mut glyph_text = String::from(c);
+            if let Some(vs) = selector {
+                // Ideographic variation sequences (e.g. 葛 + U+E0100), common
+                // in names from the family register: use the variant glyph if
+                // the font has it, otherwise the base character's glyph.
+                if let Some(v) = self.faces[font].glyph_variation_index(c, vs) {
+                    gid = v.0;
+                    glyph_text.push(vs);
+                } else {
+                    tracing::debug!(
+                        "font {font} has no variant U+{:04X}+U+{:04X}; using the base glyph",
+                        u32::from(c),
+                        u32::from(vs)
+                    );
+                }
+            }
+            let adv = self.advance_units(font, gid) as f32 / 1000.0;
+            out.push(Glyph { font, gid, adv, ch: c, text: glyph_text });
+        }
+        out
+    }
+
+    /// Register a glyph for embedding and return its CID (= new glyph id).
+    fn cid(&mut self, g: &Glyph) -> u16 {
+        let notdef_width = self.advance_units(g.font, 0);
+        let width = self.advance_units(g.font, g.gid);
+        let used = self.used[g.font].get_or_insert_with(|| UsedFont {
+            remapper: GlyphRemapper::new(),
+            widths: vec![notdef_width],
+            unicode: BTreeMap::new(),
+        });
+        let new = used.remapper.remap(g.gid);
+        if usize::from(new) == used.widths.len() {
+            used.widths.push(width);
+        }
+        used.unicode.entry(new).or_insert_with(|| g.text.clone());
+        new
+    }
+}
+
+/// Width in points of a run of glyphs with character spacing `tc` between
+/// glyphs (not after the last one).
+fn width(glyphs: &[Glyph], size: f32, tc: f32) -> f32 {
+    let adv: f32 = glyphs.iter().map(|g| g.adv).sum();
+    adv * size + tc * glyphs.len().saturating_sub(1) as f32
+}
+
+// ---------------------------------------------------------------------------
+// Line breaking
+// ---------------------------------------------------------------------------
+
+/// Characters after which a line may break anywhere (CJK ideographs, kana,
+/// CJK punctuation, full-width forms).
+fn is_cjk(c: char) -> bool {
+    matches!(u32::from(c),
+        0x1100..=0x11FF
+        | 0x2E80..=0x2FFF
+        | 0x3000..=0x30FF
+        | 0x3130..=0x318F
+        | 0x31F0..=0x31FF
+        | 0x3200..=0x9FFF
+        | 0xAC00..=0xD7AF
+        | 0xF900..=0xFAFF
+        | 0xFE30..=0xFE4F
+        | 0xFF00..=0xFFEF
+        | 0x20000..=0x3FFFF)
+}
+
+/// Kinsoku: characters that must not start a line.
+fn no_line_start(c: char) -> bool {
+    "、。，．・：；？！‼⁇⁈⁉゛゜ヽヾゝゞ々〻ー）〕］｝〉》」』】〙〗〟’”｠»ぁぃぅぇぉっゃゅょゎゕゖァィゥェォッャュョヮヵヶㇰㇱㇲㇳㇴㇵㇶㇷㇸㇹㇺㇻㇼㇽㇾㇿ…‥〜～,.:;!?)]}%％"
+        .contains(c)
+}
+
+/// Kinsoku: characters that must not end a line.
+fn no_line_end(c: char) -> bool {
+    "（〔［｛〈《「『【〘〖〝‘“｟«([{".contains(c)
+}
+
+#[derive(Debug)]
+struct Line {
+    glyphs: Vec<Glyph>,
+    /// Last line of its paragraph (never justified).
+    last: bool,
+}
+
+/// Break `text` into lines no wider than `max_width` points.
+///
+/// Spaces are break opportunities; CJK text may break between any two
+/// characters, except where kinsoku rules forbid it; Latin words are kept
+/// whole unless a single word is wider than the line (a long URL), which is
+/// then broken between characters. `\n` forces a break.
+fn wrap(shaper: &mut Shaper<'_>, text: &str, size: f32, max_width: f32) -> Vec<Line> {
+    enum Token {
+        Space(Vec<Glyph>),
+        Word(Vec<Glyph>),
+    }
+    let mut lines = Vec::new();
+    for paragraph in text.split('\n') {
+        let glyphs = shaper.shape(paragraph);
+        // Tokenise.
+        let mut tokens: Vec<Token> = Vec::new();
+        let mut glue_next = false;
+        for g in glyphs {
+            let c = g.ch;
+            if c == ' ' {
+                match tokens.last_mut() {
+                    Some(Token::Space(s)) => s.push(g),
+                    _ => tokens.push(Token::Space(vec![g])),
+                }
+                glue_next = false;
+                continue;
+            }
+            let attach_to_previous = glue_next
+                || no_line_start(c)
+                || match tokens.last() {
+                    // Latin letters/digits continue the current word.
+                    Some(Token::Word(w)) => {
+                        !is_cjk(c) && w.last().is_some_and(|p| !is_cjk(p.ch))
+                    }
+                    _ => false,
+                };
+            match tokens.last_mut() {
+                Some(Token::Word(w)) if attach_to_previous => w.push(g),
+                _ => tokens.push(Token::Word(vec![g])),
+            }
+            glue_next = no_line_end(c);
+        }
+
+        // Fill lines greedily.
+        let mut line: Vec<Glyph> = Vec::new();
+        let mut pending_space: Vec<Glyph> = Vec::new();
+        for token in tokens {
+            match token {
+                Token::Space(s) => pending_space = s,
+                Token::Word(word) => {
+                    let space_w = if line.is_empty() { 0.0 } else { width(&pending_space, size, 0.0) };
+                    let word_w = width(&word, size, 0.0);
+                    let line_w = width(&line, size, 0.0);
+                    if line.is_empty() || line_w + space_w + word_w <= max_width {
+                        if !line.is_empty() {
+                            line.append(&mut pending_space);
+                        }
+                        line.extend(word);
+                    } else {
+                        lines.push(Line { glyphs: std::mem::take(&mut line), last: false });
+                        line = word;
+                    }
+                    pending_space.clear();
+                    // A single word wider than the line: break it anywhere.
+                    while width(&line, size, 0.0) > max_width && line.len() > 1 {
+                        let mut fit = 1;
+                        while fit < line.len() && width(&line[..=fit], size, 0.0) <= max_width {
+                            fit += 1;
+                        }
+                        let rest = line.split_off(fit);
+                        lines.push(Line { glyphs: std::mem::replace(&mut line, rest), last: false });
+                    }
+                }
+            }
+        }
+        lines.push(Line { glyphs: line, last: true });
+    }
+    lines
+}
+
+// ---------------------------------------------------------------------------
+// Drawing
+// ---------------------------------------------------------------------------
+
+/// Format a number for a content stream: at most two decimals, no trailing
+/// zeros.
+fn num(v: f32) -> String {
+    let s = format!("{v:.2}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" || s.is_empty() {
+        "0".to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+/// Where and how [`Canvas::paragraph`] sets wrapped lines.
+#[derive(Clone, Copy)]
+struct Block {
+    /// Left edge.
+    x: f32,
+    /// Baseline of the first line.
+    top: f32,
+    size: f32,
+    /// Baseline-to-baseline distance.
+    leading: f32,
+    max_w: f32,
+    justify: bool,
+}
+
+/// Builds one page's content stream.
+struct Canvas<'a, 'f> {
+    shaper: &'a mut Shaper<'f>,
+    ops: String,
+}
+
+impl Canvas<'_, '_> {
+    /// Draw glyphs with their baseline starting at (x, y).
+    fn glyphs(&mut self, glyphs: &[Glyph], x: f32, y: f32, size: f32, tc: f32) {
+        if glyphs.is_empty() {
+            return;
+        }
+        let mut ops = format!("BT {} Tc {} {} Td", num(tc), num(x), num(y));
+        let mut current_font = None;
+        for g in glyphs {
+            if current_font != Some(g.font) {
+                if current_font.is_some() {
+                    ops.push_str("> Tj");
+                }
+                let _ = write!(ops, " /F{} {} Tf <", g.font, num(size));
+                current_font = Some(g.font);
+            }
+            let cid = self.shaper.cid(g);
+            let _ = write!(ops, "{cid:04X}");
+        }
+        ops.push_str("> Tj ET\n");
+        self.ops.push_str(&ops);
+    }
+
+    /// Draw text left-aligned at x, shrinking it if it is wider than `max_w`.
+    fn text(&mut self, text: &str, x: f32, y: f32, size: f32, max_w: f32) {
+        let glyphs = self.shaper.shape(text);
+        let size = fit(&glyphs, size, 0.0, max_w);
+        self.glyphs(&glyphs, x, y, size, 0.0);
+    }
+
+    /// Draw text right-aligned so it ends at x.
+    fn text_right(&mut self, text: &str, x: f32, y: f32, size: f32, max_w: f32) {
+        let glyphs = self.shaper.shape(text);
+        let size = fit(&glyphs, size, 0.0, max_w);
+        let w = width(&glyphs, size, 0.0);
+        self.glyphs(&glyphs, x - w, y, size, 0.0);
+    }
+
+    /// Draw text centred on the page, with `tracking` em of extra space
+    /// between characters.
+    fn centered(&mut self, text: &str, y: f32, size: f32, tracking: f32, max_w: f32) {
+        let glyphs = self.shaper.shape(text);
+        let size = fit(&glyphs, size, tracking, max_w);
+        let tc = tracking * size;
+        let w = width(&glyphs, size, tc);
+        self.glyphs(&glyphs, (PAGE_W - w) / 2.0, y, size, tc);
+    }
+
+    /// Draw wrapped lines from baseline `block.top` downwards; justify
+    /// non-final lines when `block.justify` (used for Japanese, where the glyphs are all
+    /// full-width and inter-character spacing is the natural way to fill a
+    /// line). Returns the baseline of the last line drawn.
+    fn paragraph(&mut self, lines: &[Line], block: Block) -> f32 {
+        let Block { x, top, size, leading, max_w, justify } = block;
+        let mut baseline = top;
+        for (i, line) in lines.iter().enumerate() {
+            baseline = top - leading * i as f32;
+            let mut tc = 0.0;
+            if justify && !line.last && line.glyphs.len() > 1 {
+                let slack = max_w - width(&line.glyphs, size, 0.0);
+                let per_gap = slack / (line.glyphs.len() - 1) as f32;
+                // Only stretch a little; a short line stays ragged.
+                if slack > 0.0 && per_gap < 0.25 * size {
+                    tc = per_gap;
+                }
+            }
+            self.glyphs(&line.glyphs, x, baseline, size, tc);
+        }
+        baseline
+    }
+
+    fn stroke_rect(&mut self, x: f32, y: f32, w: f32, h: f32, line_width: f32) {
+        let _ = writeln!(self.ops, "{} w {} {} {} {} re S", num(line_width), num(x), num(y), num(w), num(h));
+    }
+
+    fn hline(&mut self, x0: f32, x1: f32, y: f32, line_width: f32) {
+        let _ = writeln!(self.ops, "{} w {} {} m {} {} l S", num(line_width), num(x0), num(y), num(x1), num(y));
+    }
+}
+
+/// The font size at which `glyphs` fit into `max_w` (never larger than
+/// `size`).
+fn fit(glyphs: &[Glyph], size: f32, tracking: f32, max_w: f32) -> f32 {
+    let w = width(glyphs, size, tracking * size);
+    if w > max_w && w > 0.0 {
+        size * max_w / w
+    } else {
+        size
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Certificate layout
+// ---------------------------------------------------------------------------
+
+/// A4 portrait, in points.
+const PAGE_W: f32 = 595.28;
+const PAGE_H: f32 = 841.89;
+/// Left/right margin of the text area.
+const MARGIN: f32 = 72.0;
+const CONTENT_W: f32 = PAGE_W - 2.0 * MARGIN;
+/// x of the value column in the holder block.
+const VALUE_X: f32 = MARGIN + 100.0;
+/// Top baseline and lowest allowed baseline of the body text.
+const BODY_TOP: f32 = 452.0;
+const BODY_BOTTOM: f32 = 318.0;
+
+/// Fixed wording on every certificate.
+const LABEL_NAME: (&str, &str) = ("氏名", "Name");
+const LABEL_BIRTH: (&str, &str) = ("生年月日", "Date of Birth");
+const LABEL_AFFILIATION: (&str, &str) = ("所属", "Faculty / Department");
+const LABEL_ISSUED: (&str, &str) = ("発行日", "Date of Issue");
+const REGISTRAR: (&str, &str) = ("教務部長", "Registrar");
+const FOOT_SERIAL: &str = "証明書番号 Serial No.";
+const FOOT_CODE: &str = "照合コード Verification Code";
+const FOOT_VERIFY: &str =
+    "本証明書の真正性は、照合コードにより次のページで確認できます。 The authenticity of this certificate can be verified with the code at:";
+
+/// One certificate copy = one page.
+#[derive(Clone, Debug)]
+pub struct CertificateCopy {
+    /// e.g. "卒業証明書".
+    pub title_ja: String,
+    /// e.g. "Certificate of Graduation".
+    pub title_en: String,
+    /// University name in Japanese, e.g. "国立証明大学".
+    pub university_ja: String,
+    /// University name in English.
+    pub university_en: String,
+    /// Faculty (学部), e.g. "文学部"; may be empty.
+    pub faculty_ja: String,
+    /// Department (学科), e.g. "日本文学科"; may be empty.
+    pub department_ja: String,
+    /// Name when in school, e.g. "山田 花子".
+    pub holder_name_kanji: String,
+    /// e.g. "YAMADA Hanako".
+    pub holder_name_roman: String,
+    /// `YYYY-MM-DD`; shown as "2000年4月1日" and "April 1, 2000".
+    pub birth_date: String,
+    /// Japanese body text, e.g. "上記の者は、2023年3月25日 本学文学部日本文学科を卒業したことを証明する。".
+    /// Wrapped per character (with kinsoku); `\n` forces a line break.
+    pub body_ja: String,
+    /// English body text.
+    pub body_en: String,
+    /// `YYYY-MM-DD`.
+    pub issue_date: String,
+    /// e.g. "SH-2026-000123-1".
+    pub serial: String,
+    /// e.g. "K7QF-2M9X-PL3D".
+    pub verification_code: String,
+    /// Public page where the code can be checked.
+    pub verify_url: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Date {
+    year: u32,
+    month: u32,
+    day: u32,
+}
+
+const MONTHS_EN: [&str; 12] = [
+    "January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+    "November", "December",
+];
+
+impl Date {
+    /// Parse a strict `YYYY-MM-DD` date.
+    fn parse(field: &'static str, value: &str) -> Result<Date, DocumentError> {
+        let invalid = || DocumentError::InvalidField { field, value: value.to_string() };
+        let parts: Vec<&str> = value.split('-').collect();
+        let [y, m, d] = parts.as_slice() else {
+            return Err(invalid());
+        };
+        let digits = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(y, 4) || !digits(m, 2) || !digits(d, 2) {
+            return Err(invalid());
+        }
+        let parse = |s: &str| s.parse::<u32>().map_err(|_| invalid());
+        let (year, month, day) = (parse(y)?, parse(m)?, parse(d)?);
+        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+        let days = match month {
+            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+            4 | 6 | 9 | 11 => 30,
+            2 if leap => 29,
+            2 => 28,
+            _ => return Err(invalid()),
+        };
+        if day == 0 || day > days {
+            return Err(invalid());
+        }
+        Ok(Date { year, month, day })
+    }
+
+    fn ja(&self) -> String {
+        format!("{}年{}月{}日", self.year, self.month, self.day)
+    }
+
+    fn en(&self) -> String {
+        // month is validated to be 1..=12.
+        let month = MONTHS_EN.get(self.month as usize - 1).copied().unwrap_or("");
+        format!("{month} {}, {}", self.day, self.year)
+    }
+}
+
+/// Draw one certificate page.
+fn draw_certificate(canvas: &mut Canvas<'_, '_>, copy: &CertificateCopy) -> Result<(), DocumentError> {
+    let birth = Date::parse("birth_date", &copy.birth_date)?;
+    let issued = Date::parse("issue_date", &copy.issue_date)?;
+
+    // Border: a thin frame with a hairline inside it.
+    canvas.ops.push_str("0.25 0.25 0.25 RG\n");
+    canvas.stroke_rect(28.0, 28.0, PAGE_W - 56.0, PAGE_H - 56.0, 0.8);
+    canvas.stroke_rect(32.5, 32.5, PAGE_W - 65.0, PAGE_H - 65.0, 0.3);
+    canvas.ops.push_str("0 0 0 RG 0 0 0 rg\n");
+
+    // Title.
+    canvas.centered(copy.title_ja.trim(), 712.0, 28.0, 0.25, CONTENT_W);
+    canvas.centered(copy.title_en.trim(), 684.0, 13.0, 0.04, CONTENT_W);
+    canvas.hline(PAGE_W / 2.0 - 110.0, PAGE_W / 2.0 + 110.0, 668.0, 0.5);
+
+    // Holder block: label column (Japanese over English) and value column.
+    let value_w = PAGE_W - MARGIN - VALUE_X;
+    let label = |canvas: &mut Canvas<'_, '_>, (ja, en): (&str, &str), y: f32| {
+        canvas.text(ja, MARGIN, y, 10.5, VALUE_X - MARGIN - 8.0);
+        canvas.text(en, MARGIN, y - 11.0, 7.0, VALUE_X - MARGIN - 8.0);
+    };
+    label(canvas, LABEL_NAME, 612.0);
+    canvas.text(copy.holder_name_kanji.trim(), VALUE_X, 612.0, 22.0, value_w);
+    canvas.text(copy.holder_name_roman.trim(), VALUE_X, 592.0, 12.0, value_w);
+
+    label(canvas, LABEL_BIRTH, 556.0);
+    canvas.text(&birth.ja(), VALUE_X, 556.0, 12.0, value_w);
+    canvas.text(&birth.en(), VALUE_X, 542.0, 10.0, value_w);
+
+    let affiliation = [copy.faculty_ja.trim(), copy.department_ja.trim()]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("\u{3000}");
+    if !affiliation.is_empty() {
+        label(canvas, LABEL_AFFILIATION, 506.0);
+        canvas.text(&affiliation, VALUE_X, 506.0, 12.0, value_w);
+    }
+
+    // Body: Japanese, then English; shrink both together until they fit.
+    let mut scale = 1.0_f32;
+    let (ja_lines, en_lines, ja_size, en_size) = loop {
+        let ja_size = 13.0 * scale;
+        let en_size = 10.5 * scale;
+        let ja_lines = wrap(canvas.shaper, copy.body_ja.trim(), ja_size, CONTENT_W);
+        let en_lines = wrap(canvas.shaper, copy.body_en.trim(), en_size, CONTENT_W);
+        let height = (ja_lines.len() as f32 - 1.0) * ja_size * 1.9
+            + en_size * 2.8
+            + (en_lines.len() as f32 - 1.0) * en_size * 1.45;
+        if BODY_TOP - height >= BODY_BOTTOM {
+            break (ja_lines, en_lines, ja_size, en_size);
+        }
+        scale -= 0.05;
+        if scale < 0.6 {
+            return Err(DocumentError::Layout(format!(
+                "certificate {}: body text does not fit on the page",
+                copy.serial
+            )));
+        }
+    };
+    let body = Block { x: MARGIN, top: BODY_TOP, size: ja_size, leading: ja_size * 1.9, max_w: CONTENT_W, justify: true };
+    let last = canvas.paragraph(&ja_lines, body);
+    let body_en = Block { top: last - en_size * 2.8, size: en_size, leading: en_size * 1.45, justify: false, ..body };
+    canvas.paragraph(&en_lines, body_en);
+
+    // Date of issue.
+    label(canvas, LABEL_ISSUED, 286.0);
+    canvas.text(&issued.ja(), VALUE_X, 286.0, 12.0, value_w);
+    canvas.text(&issued.en(), VALUE_X, 272.0, 10.0, value_w);
+
+    // Issuer.
+    let issuer_x = PAGE_W / 2.0 + 10.0;
+    let issuer_w = PAGE_W - MARGIN - issuer_x;
+    canvas.text(copy.university_ja.trim(), issuer_x, 222.0, 17.0, issuer_w);
+    canvas.text(copy.university_en.trim(), issuer_x, 204.0, 10.5, issuer_w);
+    canvas.text(REGISTRAR.0, issuer_x, 178.0, 12.0, issuer_w);
+    canvas.text(REGISTRAR.1, issuer_x, 165.0, 9.0, issuer_w);
+
+    // Foot: serial, verification code and where to check it.
+    canvas.ops.push_str("0.25 0.25 0.25 RG\n");
+    canvas.hline(MARGIN, PAGE_W - MARGIN, 118.0, 0.4);
+    canvas.ops.push_str("0 0 0 RG\n");
+    canvas.text(FOOT_SERIAL, MARGIN, 102.0, 7.5, 120.0);
+    canvas.text(copy.serial.trim(), MARGIN + 120.0, 102.0, 9.0, CONTENT_W / 2.0 - 125.0);
+    canvas.text(FOOT_CODE, PAGE_W / 2.0, 102.0, 7.5, 120.0);
+    canvas.text_right(copy.verification_code.trim(), PAGE_W - MARGIN, 102.0, 9.0, CONTENT_W / 2.0 - 125.0);
+    let verify_lines = wrap(canvas.shaper, FOOT_VERIFY, 7.0, CONTENT_W);
+    let foot = Block { x: MARGIN, top: 86.0, size: 7.0, leading: 9.5, max_w: CONTENT_W, justify: false };
+    let last = canvas.paragraph(&verify_lines, foot);
+    // The URL gets at most two lines above the border; shrink it if needed.
+    let mut url_size = 8.5_f32;
+    let url_lines = loop {
+        let lines = wrap(canvas.shaper, copy.verify_url.trim(), url_size, CONTENT_W);
+        if lines.len() <= 2 {
+            break lines;
+        }
+        url_size -= 0.5;
+        if url_size < 5.0 {
+            return Err(DocumentError::Layout(format!(
+                "certificate {}: verify_url is too long for the page foot",
+                copy.serial
+            )));
+        }
+    };
+    canvas.paragraph(&url_lines, Block { top: last - 11.0, size: url_size, leading: url_size * 1.2, ..foot });
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// PDF assembly
+// ---------------------------------------------------------------------------
+
+/// One page per copy (each copy has its own serial and code). A4 portrait.
+pub fn render(fonts: &FontSet, copies: &[CertificateCopy]) -> Result<Vec<u8>, DocumentError> {
+    if copies.is_empty() {
+        return Err(DocumentError::Layout("no certificate copies to render".into()));
+    }
+    let mut shaper = Shaper::new(fonts.faces()?);
+
+    let mut contents = Vec::with_capacity(copies.len());
+    for copy in copies {
+        let mut canvas = Canvas { shaper: &mut shaper, ops: String::new() };
+        draw_certificate(&mut canvas, copy)?;
+        contents.push(canvas.ops);
+    }
+    if !shaper.missing.is_empty() {
+        return Err(DocumentError::MissingGlyphs(shaper.missing));
+    }
+
+    let mut doc = Document::with_version("1.7");
+    let pages_id = doc.new_object_id();
+    let resources_id = doc.new_object_id();
+
+    let mut kids = Vec::with_capacity(contents.len());
+    for ops in contents {
+        let mut stream = Stream::new(dictionary! {}, ops.into_bytes());
+        stream.compress()?;
+        let content_id = doc.add_object(stream);
+        let page_id = doc.add_object(dictionary! {
+            "Type" => "Page",
+            "Parent" => pages_id,
+            "Contents" => content_id,
+            "Resources" => resources_id,
+        });
+        kids.push(Object::Reference(page_id));
+    }
+
+    let mut font_resources = Dictionary::new();
+    for (index, used) in shaper.used.iter().enumerate() {
+        if let Some(used) = used {
+            let entry = &fonts.fonts[index];
+            let font_id = embed_font(&mut doc, entry, used)?;
+            font_resources.set(format!("F{index}"), font_id);
+        }
+    }
+    doc.objects.insert(
+        resources_id,
+        Object::Dictionary(dictionary! {
+            "Font" => font_resources,
+            "ProcSet" => vec![Object::from("PDF"), Object::from("Text")],
+        }),
+    );
+
+    let page_count = kids.len() as i64;
+    doc.objects.insert(
+        pages_id,
+        Object::Dictionary(dictionary! {
+            "Type" => "Pages",
+            "Kids" => kids,
+            "Count" => page_count,
+            "MediaBox" => vec![Object::from(0), Object::from(0), Object::Real(PAGE_W), Object::Real(PAGE_H)],
+        }),
+    );
+    let catalog_id = doc.add_object(dictionary! {
+        "Type" => "Catalog",
+        "Pages" => pages_id,
+        "Lang" => Object::string_literal("ja-JP"),
+    });
+    let first = &copies[0];
+    let info_id = doc.add_object(dictionary! {
+        "Title" => pdf_text_string(&format!("{} / {}", first.title_ja.trim(), first.title_en.trim())),
+        "Creator" => Object::string_literal("shomei"),
+        "Producer" => Object::string_literal("shomei (lopdf)"),
+    });
+    doc.trailer.set("Root", catalog_id);
+    doc.trailer.set("Info", info_id);
+
+    let mut out = Vec::new();
+    doc.save_to(&mut out).map_err(|e| DocumentError::Pdf(e.to_string()))?;
+    tracing::debug!(pages = copies.len(), bytes = out.len(), "rendered certificate PDF");
+    Ok(out)
+}
+
+/// A PDF text string: UTF-16BE with byte-order mark.
+fn pdf_text_string(text: &str) -> Object {
+    let mut bytes = vec![0xFE, 0xFF];
+    for unit in text.encode_utf16() {
+        bytes.extend_from_slice(&unit.to_be_bytes());
+    }
+    Object::String(bytes, StringFormat::Hexadecimal)
+}
+
+/// Six upper-case letters derived from the font and its glyph set, as the
+/// subset prefix of the font name (PDF 32000-1, 9.6.4).
+fn subset_tag(ps_name: &str, gids: impl Iterator<Item = u16>) -> String {
+    // FNV-1a; any stable hash will do.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |b: u8| {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    };
+    ps_name.bytes().for_each(&mut feed);
+    for gid in gids {
+        gid.to_be_bytes().into_iter().for_each(&mut feed);
+    }
+    (0..6)
+        .map(|i| char::from(b'A' + ((hash >> (i * 8)) % 26) as u8))
+        .collect()
+}
+
+/// Embed the used glyphs of one font as a Type0/CIDFontType2 font and
+/// return the Type0 font's object id.
+fn embed_font(doc: &mut Document, entry: &FontEntry, used: &UsedFont) -> Result<ObjectId, DocumentError> {
+    let subset = subsetter::subset(&entry.data, 0, &used.remapper)
+        .map_err(|e| DocumentError::Font(format!("{}: subsetting failed: {e}", entry.name)))?;
+    tracing::debug!(
+        font = %entry.name,
+        glyphs = used.remapper.num_gids(),
+        original = entry.data.len(),
+        subset = subset.len(),
+        "subset font"
+    );
+    let base_font = format!("{}+{}", subset_tag(&entry.ps_name, used.remapper.remapped_gids()), entry.ps_name);
+
+    let subset_len = subset.len() as i64;
+    let mut font_file = Stream::new(dictionary! { "Length1" => subset_len }, subset);
+    font_file.compress()?;
+    let font_file_id = doc.add_object(font_file);
+
+    let d = &entry.descriptor;
+    let descriptor_id = doc.add_object(dictionary! {
+        "Type" => "FontDescriptor",
+        "FontName" => base_font.clone(),
+        "Flags" => d.flags,
+        "FontBBox" => d.bbox.iter().map(|v| Object::Integer(*v)).collect::<Vec<_>>(),
+        "ItalicAngle" => Object::Real(d.italic_angle),
+        "Ascent" => d.ascent,
+        "Descent" => d.descent,
+        "CapHeight" => d.cap_height,
+        "StemV" => d.stem_v,
+        "FontFile2" => font_file_id,
+    });
+
+    // Widths of CIDs 0..n (CID = new glyph id).
+    let widths: Vec<Object> = used.widths.iter().map(|w| Object::Integer(*w)).collect();
+    let cid_font_id = doc.add_object(dictionary! {
+        "Type" => "Font",
+        "Subtype" => "CIDFontType2",
+        "BaseFont" => base_font.clone(),
+        "CIDSystemInfo" => dictionary! {
+            "Registry" => Object::string_literal("Adobe"),
+            "Ordering" => Object::string_literal("Identity"),
+            "Supplement" => 0,
+        },
+        "FontDescriptor" => descriptor_id,
+        "DW" => 1000,
+        "W" => vec![Object::Integer(0), Object::Array(widths)],
+        "CIDToGIDMap" => "Identity",
+    });
+
+    let mut to_unicode = Stream::new(dictionary! {}, to_unicode_cmap(&used.unicode).into_bytes());
+    to_unicode.compress()?;
+    let to_unicode_id = doc.add_object(to_unicode);
+
+    Ok(doc.add_object(dictionary! {
+        "Type" => "Font",
+        "Subtype" => "Type0",
+        "BaseFont" => base_font,
+        "Encoding" => "Identity-H",
+        "DescendantFonts" => vec![Object::Reference(cid_font_id)],
+        "ToUnicode" => to_unicode_id,
+    }))
+}
+
+/// ToUnicode CMap mapping two-byte CIDs to UTF-16BE text.
+fn to_unicode_cmap(map: &BTreeMap<u16, String>) -> String {
+    let mut cmap = String::from(
+        "/CIDInit /ProcSet findresource begin\n\
+         12 dict begin\n\
+         begincmap\n\
+         /CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def\n\
+         /CMapName /Adobe-Identity-UCS def\n\
+         /CMapType 2 def\n\
+         1 begincodespacerange\n<0000> <FFFF>\nendcodespacerange\n",
+    );
+    let entries: Vec<(&u16, &String)> = map.iter().filter(|(_, text)| !text.is_empty()).collect();
+    // At most 100 entries per bfchar block.
+    for chunk in entries.chunks(100) {
+        let _ = writeln!(cmap, "{} beginbfchar", chunk.len());
+        for (cid, text) in chunk {
+            let _ = write!(cmap, "<{cid:04X}> <");
+            for unit in text.encode_utf16() {
+                let _ = write!(cmap, "{unit:04X}");
+            }
+            cmap.push_str(">\n");
+        }
+        cmap.push_str("endbfchar\n");
+    }
+    cmap.push_str("endcmap\nCMapName currentdict /CMap defineresource pop\nend\nend\n");
+    cmap
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use std::process::Command;
+
+    /// Debian package fonts-ipaexfont-mincho.
+    const IPAEX_MINCHO: &str = "/usr/share/fonts/opentype/ipaexfont-mincho/ipaexm.ttf";
+    /// Debian package fonts-dejavu-core (Latin fallback in one test).
+    const DEJAVU_SERIF: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf";
+
+    fn font_bytes(path: &str) -> Vec<u8> {
+        std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e} (font package not installed?)"))
+    }
+
+    fn ipaex_set() -> FontSet {
+        FontSet::new(vec![("IPAex Mincho".into(), font_bytes(IPAEX_MINCHO))]).expect("IPAex Mincho loads")
+    }
+
+    fn sample(serial: &str, code: &str) -> CertificateCopy {
+        CertificateCopy {
+            title_ja: "卒業証明書".into(),
+            title_en: "Certificate of Graduation".into(),
+            university_ja: "国立証明大学".into(),
+            university_en: "Shomei National University".into(),
+            faculty_ja: "文学部".into(),
+            department_ja: "日本文学科".into(),
+            holder_name_kanji: "山田 花子".into(),
+            holder_name_roman: "YAMADA Hanako".into(),
+            birth_date: "2000-04-01".into(),
+            body_ja: "上記の者は、2023年3月25日 本学文学部日本文学科を卒業し、学士（文学）の学位を授与されたことを証明する。".into(),
+            body_en: "This is to certify that the above-named person graduated from the Department of Japanese Literature, Faculty of Letters, of this University on March 25, 2023, and was awarded the degree of Bachelor of Arts.".into(),
+            issue_date: "2026-11-23".into(),
+            serial: serial.into(),
+            verification_code: code.into(),
+            verify_url: "https://shomei.example.ac.jp/verify".into(),
+        }
+    }
+
+    fn two_copies() -> Vec<CertificateCopy> {
+        vec![sample("SH-2026-000123-1", "K7QF-2M9X-PL3D"), sample("SH-2026-000123-2", "Q4RT-8ZV2-MN6C")]
+    }
+
+    fn write_temp(pdf: &[u8]) -> tempfile::NamedTempFile {
+        let mut file = tempfile::Builder::new().suffix(".pdf").tempfile().expect("temp file");
+        std::io::Write::write_all(&mut file, pdf).expect("write PDF");
+        file
+    }
+
+    /// Run a command, assert it succeeded and return its stdout.
+    fn run(program: &str, args: &[&str], path: &Path) -> String {
+        let output = Command::new(program)
+            .args(args)
+            .arg(path)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+        assert!(
+            output.status.success(),
+            "{program} failed: {}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("UTF-8 output")
+    }
+
+    fn pdftotext(path: &Path) -> String {
+        let output = Command::new("pdftotext")
+            .arg("-enc")
+            .arg("UTF-8")
+            .arg(path)
+            .arg("-")
+            .output()
+            .expect("run pdftotext");
+        assert!(output.status.success(), "pdftotext failed: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).expect("UTF-8 text")
+    }
+
+    #[test]
+    fn two_copies_render_two_pages_with_readable_text() {
+        let pdf = render(&ipaex_set(), &two_copies()).expect("render");
+        assert!(pdf.starts_with(b"%PDF"), "not a PDF header");
+        let file = write_temp(&pdf);
+
+        let info = run("pdfinfo", &[], file.path());
+        let pages = info
+            .lines()
+            .find_map(|l| l.strip_prefix("Pages:"))
+            .map(|v| v.trim().to_string())
+            .expect("pdfinfo prints Pages");
+        assert_eq!(pages, "2", "pdfinfo:\n{info}");
+        assert!(info.contains("A4"), "page size is A4:\n{info}");
+
+        let text = pdftotext(file.path());
+        for needle in [
+            "山田 花子",
+            "YAMADA Hanako",
+            "SH-2026-000123-1",
+            "SH-2026-000123-2",
+            "K7QF-2M9X-PL3D",
+            "Q4RT-8ZV2-MN6C",
+            "卒業証明書",
+            "2000年4月1日",
+            "April 1, 2000",
+            "2026年11月23日",
+            "国立証明大学",
+            "https://shomei.example.ac.jp/verify",
+        ] {
+            assert!(text.contains(needle), "pdftotext output lacks {needle:?}:\n{text}");
+        }
+        // Each page carries its own serial: the first page only the first.
+        let first_page = text.split('\u{c}').next().unwrap_or_default();
+        assert!(first_page.contains("SH-2026-000123-1") && !first_page.contains("SH-2026-000123-2"));
+    }
+
+    #[test]
+    fn embedded_font_is_a_small_subset() {
+        let pdf = render(&ipaex_set(), &two_copies()).expect("render");
+        let font_size = font_bytes(IPAEX_MINCHO).len();
+        assert!(font_size > 4_000_000, "the full font is several MB ({font_size})");
+        assert!(pdf.len() < 300_000, "PDF is {} bytes; the font is not subset?", pdf.len());
+
+        // Exactly one embedded font program, marked as a subset (TAG+Name),
+        // and poppler agrees it is an embedded CID TrueType subset.
+        let doc = Document::load_mem(&pdf).expect("lopdf reads the PDF back");
+        let font_files: Vec<&Stream> = doc
+            .objects
+            .values()
+            .filter_map(|o| o.as_dict().ok())
+            .filter(|d| d.has_type(b"FontDescriptor"))
+            .filter_map(|d| d.get(b"FontFile2").and_then(Object::as_reference).ok())
+            .filter_map(|id| doc.get_object(id).and_then(Object::as_stream).ok())
+            .collect();
+        assert_eq!(font_files.len(), 1);
+        let length1 = font_files[0].dict.get(b"Length1").and_then(Object::as_i64).expect("Length1");
+        assert!(length1 < 200_000, "subset font program is {length1} bytes");
+
+        let file = write_temp(&pdf);
+        let fonts = run("pdffonts", &[], file.path());
+        let line = fonts.lines().find(|l| l.contains("IPAexMincho")).expect("pdffonts lists IPAexMincho");
+        assert!(line.contains("CID TrueType") && line.contains("Identity-H"), "{line}");
+        let name = line.split_whitespace().next().unwrap_or_default();
+        assert!(name.len() == 6 + 1 + "IPAexMincho".len() && name.as_bytes()[6] == b'+', "{name}");
+        assert!(line.contains("yes yes yes"), "emb/sub/uni: {line}");
+    }
+
+    #[test]
+    fn character_missing_from_every_font_is_an_error() {
+        let kichi = '\u{20BB7}'; // 𠮷 (tsuchi-yoshi), not in IPAex
+        let data = font_bytes(IPAEX_MINCHO);
+        let face = Face::parse(&data, 0).expect("parse");
+        assert!(face.glyph_index(kichi).is_none(), "IPAex unexpectedly has U+20BB7; pick another character");
+
+        let fonts = ipaex_set();
+        assert_eq!(fonts.missing_chars("𠮷田 太郎"), vec![kichi]);
+        assert!(fonts.missing_chars("山田 花子 YAMADA\n").is_empty());
+
+        let mut copy = sample("SH-2026-000124-1", "AAAA-BBBB-CCCC");
+        copy.holder_name_kanji = "𠮷田 太郎".into();
+        match render(&fonts, &[copy]) {
+            Err(DocumentError::MissingGlyphs(chars)) => assert_eq!(chars, vec![kichi]),
+            Err(other) => panic!("expected MissingGlyphs, got {other}"),
+            Ok(_) => panic!("rendered a name with a character no font has"),
+        }
+        let message = DocumentError::MissingGlyphs(vec![kichi]).to_string();
+        assert!(message.contains('𠮷') && message.contains("U+20BB7"), "{message}");
+    }
+
+    #[test]
+    fn qpdf_check_passes() {
+        let pdf = render(&ipaex_set(), &two_copies()).expect("render");
+        let file = write_temp(&pdf);
+        let report = run("qpdf", &["--check"], file.path());
+        assert!(report.contains("No syntax or stream encoding errors"), "{report}");
+    }
+
+    #[test]
+    fn fallback_font_draws_what_the_first_font_lacks() {
+        // IPAex has no Vietnamese/Turkish letters such as Ễ or ğ; DejaVu
+        // Serif has them but no kanji. Together they draw the whole page.
+        let mincho = font_bytes(IPAEX_MINCHO);
+        let face = Face::parse(&mincho, 0).expect("parse");
+        assert!(face.glyph_index('Ễ').is_none() && face.glyph_index('ğ').is_none());
+        let roman = "NGUYỄN Thị Doğan";
+        assert_eq!(ipaex_set().missing_chars(roman), vec!['Ễ', 'ị', 'ğ']);
+
+        let fonts = FontSet::new(vec![
+            ("IPAex Mincho".into(), mincho),
+            ("DejaVu Serif".into(), font_bytes(DEJAVU_SERIF)),
+        ])
+        .expect("font set");
+        assert_eq!(fonts.font_names(), vec!["IPAex Mincho", "DejaVu Serif"]);
+        assert!(fonts.missing_chars(roman).is_empty());
+
+        let mut copy = sample("SH-2026-000125-1", "ZZZZ-YYYY-XXXX");
+        copy.holder_name_roman = roman.into();
+        let pdf = render(&fonts, &[copy]).expect("render with fallback");
+        let file = write_temp(&pdf);
+        let text = pdftotext(file.path());
+        assert!(text.contains(roman), "{text}");
+        assert!(text.contains("山田 花子"), "{text}");
+        let fonts_out = run("pdffonts", &[], file.path());
+        assert!(fonts_out.contains("IPAexMincho") && fonts_out.contains("DejaVuSerif"), "{fonts_out}");
+        run("qpdf", &["--check"], file.path());
+    }
+
+    #[test]
+    fn unused_fallback_font_is_not_embedded() {
+        let fonts = FontSet::new(vec![
+            ("IPAex Mincho".into(), font_bytes(IPAEX_MINCHO)),
+            ("DejaVu Serif".into(), font_bytes(DEJAVU_SERIF)),
+        ])
+        .expect("font set");
+        let pdf = render(&fonts, &two_copies()).expect("render");
+        let file = write_temp(&pdf);
+        let fonts_out = run("pdffonts", &[], file.path());
+        assert!(!fonts_out.contains("DejaVu"), "{fonts_out}");
+    }
+
+    #[test]
+    fn japanese_wraps_per_character_with_kinsoku() {
+        let data = font_bytes(IPAEX_MINCHO);
+        let mut shaper = Shaper::new(vec![Face::parse(&data, 0).expect("parse")]);
+        // Five characters per line would put "、" at the start of line 2;
+        // kinsoku pushes "は" down with it instead.
+        let lines = wrap(&mut shaper, "上記の者は、本学", 13.0, 66.0);
+        let texts: Vec<String> = lines.iter().map(|l| l.glyphs.iter().map(|g| g.ch).collect()).collect();
+        assert_eq!(texts, vec!["上記の者", "は、本学"]);
+        // "（" may not end a line and "）" may not start one.
+        let lines = wrap(&mut shaper, "学士（文学）", 13.0, 40.0);
+        let texts: Vec<String> = lines.iter().map(|l| l.glyphs.iter().map(|g| g.ch).collect()).collect();
+        assert_eq!(texts, vec!["学士", "（文", "学）"], "brackets stay with their neighbours");
+
+        let text = "上記の者は、本学文学部日本文学科を卒業したことを証明する。".repeat(4);
+        for max in [100.0, 113.0, 130.0, 156.0, 200.0] {
+            let lines = wrap(&mut shaper, &text, 13.0, max);
+            assert!(lines.len() > 1);
+            let joined: String = lines.iter().flat_map(|l| l.glyphs.iter().map(|g| g.ch)).collect();
+            assert_eq!(joined, text, "no character lost or added");
+            for line in &lines {
+                let first = line.glyphs.first().map(|g| g.ch).expect("no empty line");
+                assert!(!"、。".contains(first), "line starts with {first} at width {max}");
+                // Lines are full except where a closing mark was pushed along.
+                assert!(width(&line.glyphs, 13.0, 0.0) <= max + 1e-3, "line too wide at {max}");
+            }
+        }
+    }
+
+    #[test]
+    fn english_wraps_per_word_and_breaks_overlong_words() {
+        let data = font_bytes(IPAEX_MINCHO);
+        let mut shaper = Shaper::new(vec![Face::parse(&data, 0).expect("parse")]);
+        let text = "This is to certify that the above-named person graduated from this University.";
+        let lines = wrap(&mut shaper, text, 10.0, 120.0);
+        assert!(lines.len() > 2);
+        let words: Vec<String> = lines
+            .iter()
+            .map(|l| l.glyphs.iter().map(|g| g.ch).collect::<String>())
+            .collect();
+        assert_eq!(words.join(" "), text, "breaks only at spaces: {words:?}");
+        assert!(lines.iter().all(|l| width(&l.glyphs, 10.0, 0.0) <= 120.0));
+
+        let url = "https://shomei.example.ac.jp/verify/a-very-long-path-that-cannot-fit-on-one-line";
+        let lines = wrap(&mut shaper, url, 10.0, 100.0);
+        assert!(lines.len() > 1);
+        assert!(lines.iter().all(|l| width(&l.glyphs, 10.0, 0.0) <= 100.0));
+        let joined: String = lines.iter().flat_map(|l| l.glyphs.iter().map(|g| g.ch)).collect();
+        assert_eq!(joined, url);
+    }
+
+    #[test]
+    fn long_text_shrinks_to_fit_or_fails_cleanly() {
+        let fonts = ipaex_set();
+        let mut copy = sample("SH-2026-000127-1", "LONG-TEXT-0001");
+        copy.body_ja = copy.body_ja.repeat(4);
+        copy.body_en = copy.body_en.repeat(3);
+        copy.holder_name_roman = "WOLFESCHLEGELSTEINHAUSENBERGERDORFF Hubert Blaine Adolph Charles David Earl".into();
+        copy.verify_url = format!("https://shomei.example.ac.jp/verify?code={}", "X".repeat(120));
+        let pdf = render(&fonts, &[copy.clone()]).expect("long text still fits on one page");
+        let file = write_temp(&pdf);
+        let info = run("pdfinfo", &[], file.path());
+        assert!(info.lines().any(|l| l.starts_with("Pages:") && l.trim_end().ends_with(" 1")), "{info}");
+        let text = pdftotext(file.path());
+        assert!(text.contains("SH-2026-000127-1") && text.contains("WOLFESCHLEGELSTEINHAUSENBERGERDORFF"));
+        run("qpdf", &["--check"], file.path());
+
+        let mut absurd_url = copy.clone();
+        absurd_url.verify_url = format!("https://shomei.example.ac.jp/verify?code={}", "X".repeat(600));
+        assert!(matches!(render(&fonts, &[absurd_url]), Err(DocumentError::Layout(_))));
+
+        copy.body_ja = copy.body_ja.repeat(10);
+        assert!(matches!(render(&fonts, &[copy]), Err(DocumentError::Layout(_))));
+    }
+
+    #[test]
+    fn dates_are_validated_and_formatted() {
+        let d = Date::parse("birth_date", "2000-04-01").expect("valid");
+        assert_eq!(d.ja(), "2000年4月1日");
+        assert_eq!(d.en(), "April 1, 2000");
+        assert_eq!(Date::parse("x", "2024-02-29").expect("leap day").en(), "February 29, 2024");
+        for bad in ["2023-02-29", "2000-4-1", "2000/04/01", "2000-13-01", "2000-00-10", "", "２０００-04-01"] {
+            assert!(Date::parse("birth_date", bad).is_err(), "{bad:?} accepted");
+        }
+        let mut copy = sample("SH-1", "C");
+        copy.issue_date = "23.11.2026".into();
+        match render(&ipaex_set(), &[copy]) {
+            Err(DocumentError::InvalidField { field, .. }) => assert_eq!(field, "issue_date"),
+            other => panic!("expected InvalidField, got {:?}", other.map(|b| b.len())),
+        }
+    }
+
+    #[test]
+    fn bad_font_sets_are_rejected() {
+        assert!(matches!(FontSet::new(vec![]), Err(DocumentError::Font(_))));
+        assert!(matches!(
+            FontSet::new(vec![("junk".into(), b"not a font".to_vec())]),
+            Err(DocumentError::Font(_))
+        ));
+        assert!(matches!(render(&ipaex_set(), &[]), Err(DocumentError::Layout(_))));
+    }
+
+    #[test]
+    fn variation_selector_uses_variant_glyph_and_is_not_missing() {
+        // 葛 + VS17 (U+E0100): IPAex has this ideographic variation sequence.
+        let name = "葛\u{E0100}西 花子";
+        let fonts = ipaex_set();
+        assert!(fonts.missing_chars(name).is_empty());
+        let mut copy = sample("SH-2026-000126-1", "VVVV-SSSS-1717");
+        copy.holder_name_kanji = name.into();
+        let pdf = render(&fonts, &[copy]).expect("render");
+        let file = write_temp(&pdf);
+        assert!(pdftotext(file.path()).contains("西 花子"));
+    }
+}

@@ -1,0 +1,78 @@
+//! The backend's one error type, mapped to HTTP in one place.
+
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::Json;
+use shomei_shared::{ApiError, ErrorCode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A rule of the domain said no; the code and message go to the client.
+    #[error("{0}")]
+    Api(ApiError),
+    /// A web page's form was wrong; re-render with this bilingual message.
+    #[error("{0}")]
+    Page(String),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("{0}")]
+    Internal(#[from] anyhow::Error),
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    pub fn api(code: ErrorCode, message: impl Into<String>) -> Self {
+        AppError::Api(ApiError::new(code, message))
+    }
+
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            AppError::Api(e) => match e.code {
+                ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+                ErrorCode::Unauthorized | ErrorCode::StationRevoked | ErrorCode::EnrolmentCodeInvalid => {
+                    StatusCode::UNAUTHORIZED
+                }
+                ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+                ErrorCode::NotFound | ErrorCode::PrintNumberUnknown => StatusCode::NOT_FOUND,
+                ErrorCode::Conflict | ErrorCode::PrintNumberUsed | ErrorCode::PrintNumberBusy => StatusCode::CONFLICT,
+                ErrorCode::PrintNumberExpired | ErrorCode::ReservationExpired => StatusCode::GONE,
+                ErrorCode::Throttled => StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::CardUnknown
+                | ErrorCode::CardBlocked
+                | ErrorCode::InsufficientBalance
+                | ErrorCode::NotPaid => StatusCode::PAYMENT_REQUIRED,
+                ErrorCode::ServiceSuspended => StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            AppError::Page(_) => StatusCode::BAD_REQUEST,
+            AppError::Db(sqlx::Error::RowNotFound) => StatusCode::NOT_FOUND,
+            AppError::Db(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<ApiError> for AppError {
+    fn from(e: ApiError) -> Self {
+        AppError::Api(e)
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        match self {
+            AppError::Api(e) => (status, Json(e)).into_response(),
+            AppError::Page(msg) => (status, Html(crate::http::pages::error_page(&msg))).into_response(),
+            AppError::Db(sqlx::Error::RowNotFound) => (
+                status,
+                Json(ApiError::new(ErrorCode::NotFound, "not found")),
+            )
+                .into_response(),
+            other => {
+                tracing::error!(error = %other, "internal error");
+                (status, Json(ApiError::new(ErrorCode::Internal, "internal error"))).into_response()
+            }
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The admin web panel (first cut: login, stations, orders, outbox).
+
+use super::pages::{order_status, render};
+use super::web::{check_csrf, set_cookie, Csrf, CurrentStaff, STAFF_COOKIE};
+use crate::error::{AppError, AppResult};
+use crate::{accounts, stations, store, time, AppState};
+use axum::extract::{Path, State};
+use axum::http::header::SET_COOKIE;
+use axum::http::HeaderMap;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Form;
+use minijinja::context;
+use serde::Deserialize;
+use shomei_shared::{PrintNumber, Yen};
+
+pub async fn home() -> Redirect {
+    Redirect::to("/admin/stations")
+}
+
+fn login_html(csrf: &str, error: Option<&str>) -> Html<String> {
+    Html(render("admin_login.html", context! { title_ja => "管理画面", title_en => "Admin", csrf, error }))
+}
+
+pub async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let csrf = Csrf::get(&state, &headers);
+    let page = login_html(&csrf.token, None);
+    csrf.respond(page)
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    csrf: String,
+    login: String,
+    password: String,
+}
+
+pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
+    let csrf = Csrf::get(&state, &headers);
+    if let Err(AppError::Page(msg)) = check_csrf(&headers, &f.csrf) {
+        let t = csrf.token.clone();
+        return (axum::http::StatusCode::BAD_REQUEST, csrf.respond(login_html(&t, Some(&msg)))).into_response();
+    }
+    match accounts::login_staff(&state.pool, &state.login_throttle, &f.login, &f.password).await {
+        Ok(staff_id) => match accounts::start_session(&state.pool, None, Some(staff_id)).await {
+            Ok(token) => {
+                let mut r = Redirect::to("/admin/stations").into_response();
+                r.headers_mut().append(SET_COOKIE, set_cookie(&state, STAFF_COOKIE, &token, accounts::SESSION_TTL_S, "Strict"));
+                r
+            }
+            Err(e) => e.into_response(),
+        },
+        Err(AppError::Page(msg)) => {
+            let t = csrf.token.clone();
+            (axum::http::StatusCode::UNAUTHORIZED, csrf.respond(login_html(&t, Some(&msg)))).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff, Form(f): Form<CsrfForm>) -> AppResult<Response> {
+    check_csrf(&headers, &f.csrf)?;
+    accounts::end_session(&state.pool, &staff.token).await?;
+    let mut r = Redirect::to("/admin/login").into_response();
+    r.headers_mut().append(SET_COOKIE, set_cookie(&state, STAFF_COOKIE, "", 0, "Strict"));
+    Ok(r)
+}
+
+async fn stations_page(state: &AppState, headers: &HeaderMap, new: Option<(String, String)>) -> AppResult<Response> {
+    let csrf = Csrf::get(state, headers);
+    let mut c = state.pool.acquire().await?;
+    let list = store::stations(&mut c).await?;
+    let zone = time::tz("Asia/Tokyo");
+    let rows: Vec<_> = list
+        .iter()
+        .map(|s| {
+            context! {
+                id => s.id, name => &s.name, status => &s.status, version => s.version.clone().unwrap_or_default(),
+                online => stations::is_online(s, state.config.stations.offline_after_s),
+                printer_ready => stations::printer_ready(s),
+                printer_state => s.printer_state.clone().unwrap_or_else(|| "-".into()),
+                printer_reasons => s.printer_reasons.clone().unwrap_or_default(),
+                printer_message => s.printer_message.clone().unwrap_or_default(),
+                reader_present => s.reader_present.unwrap_or(false),
+                last_seen => s.last_seen.map(|t| time::local_text(t, zone)).unwrap_or_else(|| "-".into()),
+            }
+        })
+        .collect();
+    let (new_name, new_code) = new.unzip();
+    let page = Html(render(
+        "admin_stations.html",
+        context! { title_ja => "ステーション", title_en => "Stations", csrf => &csrf.token, stations => rows,
+                   new_name, new_code, code_ttl_h => state.config.stations.enrolment_code_ttl_s / 3600 },
+    ));
+    Ok(csrf.respond(page))
+}
+
+pub async fn stations(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff) -> AppResult<Response> {
+    staff.require(&["operator"])?;
+    stations_page(&state, &headers, None).await
+}
+
+#[derive(Deserialize)]
+pub struct EnrolForm {
+    #[serde(default)]
+    csrf: String,
+    name: String,
+}
+
+pub async fn create_enrolment_code(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+    Form(f): Form<EnrolForm>,
+) -> AppResult<Response> {
+    staff.require(&["operator"])?;
+    check_csrf(&headers, &f.csrf)?;
+    let (_, code) =
+        stations::create_enrolment(&state.pool, &f.name, Some(staff.staff.id), state.config.stations.enrolment_code_ttl_s).await?;
+    stations_page(&state, &headers, Some((f.name.trim().to_string(), code))).await
+}
+
+pub async fn revoke_station(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> AppResult<Response> {
+    staff.require(&["operator"])?;
+    check_csrf(&headers, &f.csrf)?;
+    let mut c = state.pool.acquire().await?;
+    store::revoke_station(&mut c, id).await?;
+    store::audit(&mut c, &format!("staff:{}", staff.staff.login), "station.revoke", &id.to_string(), time::now()).await?;
+    Ok(Redirect::to("/admin/stations").into_response())
+}
+
+pub async fn orders(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff) -> AppResult<Response> {
+    staff.require(&["registrar", "operator"])?;
+    let csrf = Csrf::get(&state, &headers);
+    let mut c = state.pool.acquire().await?;
+    let zone = time::tz("Asia/Tokyo");
+    let rows: Vec<_> = store::recent_orders(&mut c, 200)
+        .await?
+        .iter()
+        .map(|o| {
+            let (ja, en) = order_status(&o.status);
+            context! { id => o.id, created => time::local_text(o.created_at, zone),
+                number => o.print_number.as_deref().and_then(|n| PrintNumber::parse(n).ok()).map(|n| n.grouped()).unwrap_or_default(),
+                total => Yen(o.total).to_string(), payment => &o.payment_method, status => &o.status, status_ja => ja, status_en => en,
+                printed => o.printed_at.map(|t| time::local_text(t, zone)).unwrap_or_default() }
+        })
+        .collect();
+    let page = Html(render("admin_orders.html", context! { title_ja => "申込", title_en => "Orders", csrf => &csrf.token, orders => rows }));
+    Ok(csrf.respond(page))
+}
+
+pub async fn outbox(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff) -> AppResult<Response> {
+    staff.require(&[])?;
+    let csrf = Csrf::get(&state, &headers);
+    let mut c = state.pool.acquire().await?;
+    let zone = time::tz("Asia/Tokyo");
+    let mails: Vec<_> = store::recent_mails(&mut c, 100)
+        .await?
+        .iter()
+        .map(|m| context! { subject => &m.subject, to => &m.to_addr, body => &m.body, created => time::local_text(m.created_at, zone),
+                           sent => m.sent_at.is_some(), error => m.last_error.clone().unwrap_or_default() })
+        .collect();
+    let page = Html(render("admin_outbox.html", context! { title_ja => "送信メール", title_en => "Outbox", csrf => &csrf.token, mails }));
+    Ok(csrf.respond(page))
+}

@@ -1,0 +1,191 @@
+//! The graduates' and students' portal pages.
+
+use super::pages::{order_status, render};
+use super::web::{check_csrf, set_cookie, Csrf, CurrentUser, USER_COOKIE};
+use crate::error::{AppError, AppResult};
+use crate::orders::{self, LineRequest, OrderRequest};
+use crate::{accounts, store, time, AppState};
+use axum::extract::{Path, State};
+use axum::http::header::SET_COOKIE;
+use axum::http::HeaderMap;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Form;
+use minijinja::context;
+use serde::Deserialize;
+use shomei_shared::{PrintNumber, Yen};
+use std::collections::HashMap;
+
+pub async fn home(headers: HeaderMap) -> Redirect {
+    if super::web::cookie(&headers, USER_COOKIE).is_some() {
+        Redirect::to("/portal")
+    } else {
+        Redirect::to("/login")
+    }
+}
+
+fn login_html(csrf: &str, email: &str, error: Option<&str>) -> Html<String> {
+    Html(render(
+        "login.html",
+        context! { title_ja => "ログイン", title_en => "Log in", csrf, email, error },
+    ))
+}
+
+pub async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let csrf = Csrf::get(&state, &headers);
+    let page = login_html(&csrf.token, "", None);
+    csrf.respond(page)
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    csrf: String,
+    email: String,
+    password: String,
+    #[serde(default)]
+    second_password: String,
+}
+
+pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
+    let csrf = Csrf::get(&state, &headers);
+    if let Err(AppError::Page(msg)) = check_csrf(&headers, &f.csrf) {
+        let t = csrf.token.clone();
+        return (axum::http::StatusCode::BAD_REQUEST, csrf.respond(login_html(&t, &f.email, Some(&msg)))).into_response();
+    }
+    match accounts::login_user(&state.pool, &state.login_throttle, &f.email, &f.password, &f.second_password).await {
+        Ok(user_id) => match accounts::start_session(&state.pool, Some(user_id), None).await {
+            Ok(token) => {
+                let mut r = Redirect::to("/portal").into_response();
+                r.headers_mut().append(SET_COOKIE, set_cookie(&state, USER_COOKIE, &token, accounts::SESSION_TTL_S, "Lax"));
+                r
+            }
+            Err(e) => e.into_response(),
+        },
+        Err(AppError::Page(msg)) => {
+            let token = csrf.token.clone();
+            (axum::http::StatusCode::UNAUTHORIZED, csrf.respond(login_html(&token, &f.email, Some(&msg)))).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap, user: CurrentUser, Form(f): Form<CsrfForm>) -> AppResult<Response> {
+    check_csrf(&headers, &f.csrf)?;
+    accounts::end_session(&state.pool, &user.token).await?;
+    let mut r = Redirect::to("/login").into_response();
+    r.headers_mut().append(SET_COOKIE, set_cookie(&state, USER_COOKIE, "", 0, "Lax"));
+    Ok(r)
+}
+
+fn number_text(n: &Option<String>) -> String {
+    n.as_deref().and_then(|n| PrintNumber::parse(n).ok()).map(|n| n.grouped()).unwrap_or_default()
+}
+
+pub async fn menu(State(state): State<AppState>, headers: HeaderMap, user: CurrentUser) -> AppResult<Response> {
+    let csrf = Csrf::get(&state, &headers);
+    let mut c = state.pool.acquire().await?;
+    let records = store::student_records(&mut c, user.user.id).await?;
+    let orders = store::orders_of_user(&mut c, user.user.id).await?;
+    let zone = time::tz("Asia/Tokyo");
+    let rows: Vec<_> = orders
+        .iter()
+        .map(|o| {
+            let (ja, en) = order_status(&o.status);
+            context! { id => o.id, created => time::local_text(o.created_at, zone), number => number_text(&o.print_number),
+                       total => Yen(o.total).to_string(), status_ja => ja, status_en => en }
+        })
+        .collect();
+    let name = records.first().map(|r| r.name_kanji.clone()).unwrap_or_default();
+    let page = Html(render(
+        "portal.html",
+        context! { title_ja => "メニュー", title_en => "Menu", csrf => &csrf.token, name, email => &user.user.email, orders => rows },
+    ));
+    Ok(csrf.respond(page))
+}
+
+pub async fn new_order(State(state): State<AppState>, headers: HeaderMap, user: CurrentUser) -> AppResult<Response> {
+    let csrf = Csrf::get(&state, &headers);
+    let mut c = state.pool.acquire().await?;
+    let records = store::student_records(&mut c, user.user.id).await?;
+    let Some(first) = records.first() else {
+        return Err(AppError::Page("学籍情報が登録されていません。 / No student record is registered for you.".into()));
+    };
+    let university = store::university(&mut c, first.university_id).await?;
+    let types = orders::orderable(&store::certificate_types(&mut c, university.id).await?, first);
+    let types: Vec<_> = types
+        .iter()
+        .map(|t| context! { id => t.id, name_ja => &t.name_ja, name_en => &t.name_en, fee => Yen(t.fee).to_string(), max_copies => t.max_copies })
+        .collect();
+    let records: Vec<_> = records
+        .iter()
+        .map(|r| context! { id => r.id, student_no => &r.student_no, faculty_ja => &r.faculty_ja, department_ja => &r.department_ja })
+        .collect();
+    let page = Html(render(
+        "order_new.html",
+        context! { title_ja => "証明書の申込", title_en => "Order certificates", csrf => &csrf.token, records, types,
+                   system_fee => Yen(university.system_fee).to_string() },
+    ));
+    Ok(csrf.respond(page))
+}
+
+pub async fn place_order(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    user: CurrentUser,
+    Form(form): Form<HashMap<String, String>>,
+) -> AppResult<Response> {
+    check_csrf(&headers, form.get("csrf").map(String::as_str).unwrap_or(""))?;
+    let bad = || AppError::Page("入力内容を確認してください。 / Please check what you entered.".into());
+    let student_record_id = form.get("student_record_id").and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+    let mut lines = Vec::new();
+    for (k, v) in &form {
+        if let Some(id) = k.strip_prefix("copies_") {
+            let certificate_type_id = id.parse().map_err(|_| bad())?;
+            let copies: i64 = if v.trim().is_empty() { 0 } else { v.trim().parse().map_err(|_| {
+                AppError::Page("通数は数字で入力してください。 / Enter the number of copies as a number.".into())
+            })? };
+            if copies < 0 {
+                return Err(bad());
+            }
+            lines.push(LineRequest { certificate_type_id, copies });
+        }
+    }
+    let req = OrderRequest {
+        student_record_id,
+        lines,
+        delivery: form.get("delivery").cloned().unwrap_or_default(),
+        payment_method: form.get("payment_method").cloned().unwrap_or_default(),
+    };
+    let placed = orders::place(&state.pool, &state.fonts, &state.config.http.public_url, user.user.id, &req).await?;
+    state.mail_wake.notify_one();
+    Ok(Redirect::to(&format!("/orders/{}", placed.order_id)).into_response())
+}
+
+pub async fn order(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>) -> AppResult<Response> {
+    let mut c = state.pool.acquire().await?;
+    let order = store::order(&mut c, id).await?;
+    if order.user_id != user.user.id {
+        return Err(AppError::Db(sqlx::Error::RowNotFound));
+    }
+    let lines = store::order_lines(&mut c, id).await?;
+    let zone = time::tz("Asia/Tokyo");
+    let (ja, en) = order_status(&order.status);
+    let lines: Vec<_> = lines
+        .iter()
+        .map(|l| context! { name_ja => &l.name_ja, name_en => &l.name_en, copies => l.copies, amount => Yen(l.amount).to_string() })
+        .collect();
+    Ok(Html(render(
+        "order.html",
+        context! { title_ja => "申込内容", title_en => "Your order", number => number_text(&order.print_number),
+                   deadline => time::deadline_text(order.print_deadline, zone), lines,
+                   system_fee => Yen(order.system_fee).to_string(), total => Yen(order.total).to_string(),
+                   status_ja => ja, status_en => en, held => order.status == "held" },
+    ))
+    .into_response())
+}

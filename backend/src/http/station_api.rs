@@ -1,0 +1,116 @@
+//! The API stations sync with (`/api/station/v1`), and per-station health.
+
+use crate::error::{AppError, AppResult};
+use crate::stations;
+use crate::store::{self, Station};
+use crate::AppState;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use shomei_shared::api::{
+    ChargeRequest, ChargeResponse, EnrollRequest, EnrollResponse, Heartbeat, HeartbeatResponse, PrintReport,
+    ReportResponse, ReserveRequest, Reservation,
+};
+use shomei_shared::ErrorCode;
+
+/// The calling station, from `Authorization: Bearer <token>`.
+pub struct StationAuth(pub Station);
+
+impl FromRequestParts<AppState> for StationAuth {
+    type Rejection = AppError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| AppError::api(ErrorCode::Unauthorized, "station credential missing"))?;
+        Ok(StationAuth(stations::authenticate(&state.pool, token.trim()).await?))
+    }
+}
+
+/// JSON bodies that fail to parse become a clear API error, not axum's text.
+pub struct ApiJson<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for ApiJson<T> {
+    type Rejection = AppError;
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(e) => Err(AppError::api(ErrorCode::BadRequest, e.body_text())),
+        }
+    }
+}
+
+pub async fn enroll(State(state): State<AppState>, ApiJson(req): ApiJson<EnrollRequest>) -> AppResult<Json<EnrollResponse>> {
+    Ok(Json(stations::enroll(&state.pool, &req.code, &req.version).await?))
+}
+
+pub async fn heartbeat(
+    State(state): State<AppState>,
+    StationAuth(station): StationAuth,
+    ApiJson(hb): ApiJson<Heartbeat>,
+) -> AppResult<Json<HeartbeatResponse>> {
+    let server_time = stations::heartbeat(&state.pool, &station, &hb).await?;
+    Ok(Json(HeartbeatResponse { server_time }))
+}
+
+pub async fn reserve(
+    State(state): State<AppState>,
+    StationAuth(station): StationAuth,
+    ApiJson(req): ApiJson<ReserveRequest>,
+) -> AppResult<Json<Reservation>> {
+    let cfg = &state.config.stations;
+    Ok(Json(
+        stations::reserve(&state.pool, &state.guesses, cfg.wrong_numbers_per_minute, cfg.reservation_s, &station, &req.print_number)
+            .await?,
+    ))
+}
+
+pub async fn charge(
+    State(state): State<AppState>,
+    StationAuth(station): StationAuth,
+    Path(id): Path<i64>,
+    ApiJson(req): ApiJson<ChargeRequest>,
+) -> AppResult<Json<ChargeResponse>> {
+    Ok(Json(
+        stations::charge(&state.pool, state.config.stations.reservation_s, &station, id, &req.card_uid, &req.idempotency_key)
+            .await?,
+    ))
+}
+
+pub async fn document(State(state): State<AppState>, StationAuth(station): StationAuth, Path(id): Path<i64>) -> AppResult<Response> {
+    let pdf = stations::document(&state.pool, &station, id).await?;
+    Ok(([(CONTENT_TYPE, "application/pdf")], pdf).into_response())
+}
+
+pub async fn report(
+    State(state): State<AppState>,
+    StationAuth(station): StationAuth,
+    Path(id): Path<i64>,
+    ApiJson(req): ApiJson<PrintReport>,
+) -> AppResult<Json<ReportResponse>> {
+    let order_status = stations::report(&state.pool, &station, id, &req).await?;
+    Ok(Json(ReportResponse { order_status }))
+}
+
+/// Machine-readable health of one station for the university's monitoring:
+/// 200 when it is online and its printer can print, 503 otherwise.
+pub async fn health(State(state): State<AppState>, Path(id): Path<i64>) -> AppResult<Response> {
+    let mut c = state.pool.acquire().await?;
+    let s = store::station(&mut c, id).await?.ok_or_else(|| AppError::api(ErrorCode::NotFound, "no such station"))?;
+    let online = stations::is_online(&s, state.config.stations.offline_after_s);
+    let printer_ready = stations::printer_ready(&s);
+    let healthy = online && printer_ready;
+    let body = serde_json::json!({
+        "station_id": s.id, "name": s.name, "status": s.status, "healthy": healthy, "online": online,
+        "last_seen": s.last_seen, "printer_ready": printer_ready, "printer_state": s.printer_state,
+        "printer_state_reasons": s.printer_reasons.as_deref().map(|r| r.split(',').collect::<Vec<_>>()).unwrap_or_default(),
+        "reader_present": s.reader_present, "outbox_len": s.outbox_len, "clock_skew_s": s.clock_skew_s, "version": s.version,
+    });
+    let code = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    Ok((code, Json(body)).into_response())
+}

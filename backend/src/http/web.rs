@@ -1,0 +1,136 @@
+//! What every web page shares: cookies, CSRF (double-submit cookie, SameSite
+//! Strict), and the logged-in user or staff member.
+
+use crate::accounts;
+use crate::error::AppError;
+use crate::store;
+use crate::AppState;
+use axum::extract::FromRequestParts;
+use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Redirect, Response};
+
+pub const USER_COOKIE: &str = "shomei_session";
+pub const STAFF_COOKIE: &str = "shomei_staff";
+pub const CSRF_COOKIE: &str = "shomei_csrf";
+
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age_s: i64, same_site: &str) -> HeaderValue {
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
+    let v = format!("{name}={value}; Path=/; HttpOnly; SameSite={same_site}; Max-Age={max_age_s}{secure}");
+    HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The CSRF token for a form: the existing cookie's, or a new one to set.
+pub struct Csrf {
+    pub token: String,
+    pub new_cookie: Option<HeaderValue>,
+}
+
+impl Csrf {
+    pub fn get(state: &AppState, headers: &HeaderMap) -> Csrf {
+        match cookie(headers, CSRF_COOKIE).filter(|t| t.len() == 64) {
+            Some(token) => Csrf { token, new_cookie: None },
+            None => {
+                let token = accounts::random_token();
+                let c = set_cookie(state, CSRF_COOKIE, &token, 86400, "Strict");
+                Csrf { token, new_cookie: Some(c) }
+            }
+        }
+    }
+
+    /// Attaches the cookie (if new) to a page.
+    pub fn respond(self, page: impl IntoResponse) -> Response {
+        let mut r = page.into_response();
+        if let Some(c) = self.new_cookie {
+            r.headers_mut().append(SET_COOKIE, c);
+        }
+        r
+    }
+}
+
+/// Refuses a form POST whose token does not match its cookie.
+pub fn check_csrf(headers: &HeaderMap, form_token: &str) -> Result<(), AppError> {
+    match cookie(headers, CSRF_COOKIE) {
+        Some(c) if !form_token.is_empty() && c.len() == form_token.len() && constant_eq(c.as_bytes(), form_token.as_bytes()) => Ok(()),
+        _ => Err(AppError::Page(
+            "フォームの有効期限が切れました。ページを開き直してください。 / This form has expired: open the page again.".into(),
+        )),
+    }
+}
+
+fn constant_eq(a: &[u8], b: &[u8]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A logged-in portal user. Pages without one redirect to the login page.
+pub struct CurrentUser {
+    pub user: store::User,
+    pub token: String,
+}
+
+pub struct LoginRedirect(&'static str);
+impl IntoResponse for LoginRedirect {
+    fn into_response(self) -> Response {
+        Redirect::to(self.0).into_response()
+    }
+}
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(token) = cookie(&parts.headers, USER_COOKIE) else {
+            return Err(LoginRedirect("/login").into_response());
+        };
+        let session = accounts::session(&state.pool, &token).await.map_err(IntoResponse::into_response)?;
+        let Some(user_id) = session.and_then(|s| s.user_id) else {
+            return Err(LoginRedirect("/login").into_response());
+        };
+        let mut c = state.pool.acquire().await.map_err(|e| AppError::from(e).into_response())?;
+        let user = store::user(&mut c, user_id).await.map_err(|e| AppError::from(e).into_response())?;
+        Ok(CurrentUser { user, token })
+    }
+}
+
+/// A logged-in staff member; `require` checks the role of every admin route.
+pub struct CurrentStaff {
+    pub staff: store::Staff,
+    pub token: String,
+}
+
+impl CurrentStaff {
+    pub fn require(&self, roles: &[&str]) -> Result<(), AppError> {
+        if self.staff.role == "admin" || roles.contains(&self.staff.role.as_str()) {
+            Ok(())
+        } else {
+            Err(AppError::Page("この操作の権限がありません。 / You do not have the role for this page.".into()))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for CurrentStaff {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(token) = cookie(&parts.headers, STAFF_COOKIE) else {
+            return Err(LoginRedirect("/admin/login").into_response());
+        };
+        let session = accounts::session(&state.pool, &token).await.map_err(IntoResponse::into_response)?;
+        let Some(staff_id) = session.and_then(|s| s.staff_id) else {
+            return Err(LoginRedirect("/admin/login").into_response());
+        };
+        let mut c = state.pool.acquire().await.map_err(|e| AppError::from(e).into_response())?;
+        let staff = store::staff(&mut c, staff_id).await.map_err(|e| AppError::from(e).into_response())?;
+        Ok(CurrentStaff { staff, token })
+    }
+}

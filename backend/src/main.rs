@@ -1,0 +1,52 @@
+//! `shomei-backend [--config FILE] [enrolment-code NAME]`
+
+use shomei_backend::config::Config;
+use std::path::PathBuf;
+
+fn usage() -> ! {
+    eprintln!("usage: shomei-backend [--config FILE] [enrolment-code STATION_NAME]");
+    std::process::exit(2)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut config_file: Option<PathBuf> = std::env::var_os("SHOMEI_CONFIG").map(PathBuf::from);
+    let mut command = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--config" => config_file = Some(args.next().map(PathBuf::from).unwrap_or_else(|| usage())),
+            "-h" | "--help" => usage(),
+            _ => command.push(a),
+        }
+    }
+    let config = Config::load(config_file.as_deref())?;
+    let json_logs = std::env::var("SHOMEI_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    if json_logs {
+        tracing_subscriber::fmt().json().with_writer(std::io::stderr).with_env_filter(filter).init();
+    } else {
+        tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).init();
+    }
+    match command.first().map(String::as_str) {
+        None => {
+            let listener = tokio::net::TcpListener::bind(&config.http.listen).await?;
+            shomei_backend::launch_with_listener(config, listener, async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+        }
+        Some("enrolment-code") => {
+            // For the demo and first installs: a code without going through the panel.
+            let name = command.get(1).cloned().unwrap_or_else(|| usage());
+            let state = shomei_backend::build_state(config).await?;
+            let ttl = state.config.stations.enrolment_code_ttl_s;
+            let (id, code) = shomei_backend::stations::create_enrolment(&state.pool, &name, None, ttl).await?;
+            println!("{code}");
+            eprintln!("station {id} \"{name}\": enrolment code valid {} h", ttl / 3600);
+            Ok(())
+        }
+        Some(_) => usage(),
+    }
+}

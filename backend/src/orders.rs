@@ -1,0 +1,230 @@
+//! Ordering (SPEC O-1, O-2, O-3, O-5, O-6): the catalogue a user may order
+//! from, fixed prices, print numbers, and the certificate PDF made at order time.
+
+use crate::documents::{self, CertificateCopy, FontSet};
+use crate::error::{AppError, AppResult};
+use crate::mail;
+use crate::store::{self, NewOrder};
+use crate::time::{self, now};
+use rand::Rng;
+use shomei_shared::{PrintNumber, Yen};
+use sqlx::SqlitePool;
+
+/// Days (counting the application day as day 1) in which to pay and print.
+pub const PAY_DAYS: i64 = 7;
+
+#[derive(Debug, Clone)]
+pub struct LineRequest {
+    pub certificate_type_id: i64,
+    pub copies: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct OrderRequest {
+    pub student_record_id: i64,
+    pub lines: Vec<LineRequest>,
+    pub delivery: String,
+    pub payment_method: String,
+}
+
+pub struct Placed {
+    pub order_id: i64,
+    pub print_number: Option<PrintNumber>,
+}
+
+/// Certificate types this enrolment may order (O-1): others are not shown.
+pub fn orderable(types: &[store::CertificateType], record: &store::StudentRecord) -> Vec<store::CertificateType> {
+    types
+        .iter()
+        .filter(|t| t.leaving_types.split(',').any(|l| l.trim() == record.leaving_type))
+        .cloned()
+        .collect()
+}
+
+fn page_err(ja: &str, en: &str) -> AppError {
+    AppError::Page(format!("{ja} / {en}"))
+}
+
+/// A 12-character verification code in an alphabet without look-alikes, grouped by 4.
+fn verification_code<R: Rng>(rng: &mut R) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let raw: Vec<u8> = (0..12).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())]).collect();
+    raw.chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("-")
+}
+
+fn body_text(record: &store::StudentRecord, university: &store::University) -> (String, String) {
+    let date = record.graduation_date.clone().unwrap_or_default();
+    let (y, m, d) = split_date(&date);
+    (
+        format!(
+            "上記の者は、{y}年{m}月{d}日 {}{}{}を卒業したことを証明する。",
+            university.name_ja, record.faculty_ja, record.department_ja
+        ),
+        format!(
+            "This is to certify that the above-named person graduated from the {}, {}, {} on {}.",
+            record.department_en, record.faculty_en, university.name_en, date
+        ),
+    )
+}
+
+fn split_date(date: &str) -> (String, String, String) {
+    let mut it = date.split('-').map(|p| p.trim_start_matches('0').to_string());
+    (it.next().unwrap_or_default(), it.next().unwrap_or_default(), it.next().unwrap_or_default())
+}
+
+/// Places an order: checks it against the catalogue, fixes its prices, makes
+/// one certificate per copy and the PDF holding them all, issues the print
+/// number and queues the mail, all in one transaction.
+pub async fn place(
+    pool: &SqlitePool,
+    fonts: &FontSet,
+    public_url: &str,
+    user_id: i64,
+    req: &OrderRequest,
+) -> AppResult<Placed> {
+    if req.delivery != "campus" || req.payment_method != "card" {
+        return Err(page_err(
+            "現在は学内印刷・ICカード払いのみ受け付けています。",
+            "Only on-campus printing paid by IC card is available at the moment.",
+        ));
+    }
+    let lines: Vec<&LineRequest> = req.lines.iter().filter(|l| l.copies > 0).collect();
+    if lines.is_empty() {
+        return Err(page_err("証明書を1通以上選んでください。", "Choose at least one copy of a certificate."));
+    }
+    let mut tx = pool.begin().await?;
+    let user = store::user(&mut tx, user_id).await?;
+    let record = store::student_records(&mut tx, user_id)
+        .await?
+        .into_iter()
+        .find(|r| r.id == req.student_record_id)
+        .ok_or_else(|| page_err("学籍番号を選び直してください。", "Choose your student ID again."))?;
+    let university = store::university(&mut tx, record.university_id).await?;
+    let zone = time::tz(&university.timezone);
+    let types = orderable(&store::certificate_types(&mut tx, university.id).await?, &record);
+
+    let mut fees = 0i64;
+    let mut chosen = Vec::new();
+    for l in &lines {
+        let t = types.iter().find(|t| t.id == l.certificate_type_id).ok_or_else(|| {
+            page_err("選んだ証明書は申請できません。", "The chosen certificate cannot be ordered.")
+        })?;
+        if l.copies > t.max_copies {
+            return Err(page_err(
+                &format!("{}は{}通までです。", t.name_ja, t.max_copies),
+                &format!("{}: at most {} copies.", t.name_en, t.max_copies),
+            ));
+        }
+        fees += t.fee * l.copies;
+        chosen.push((t.clone(), l.copies));
+    }
+    let system_fee = university.system_fee;
+    let total = fees + system_fee;
+    let created_at = now();
+    let print_deadline = time::print_deadline(created_at, zone);
+
+    let missing = fonts.missing_chars(&format!("{}{}", record.name_kanji, record.name_roman));
+    let held = !missing.is_empty();
+
+    // A fresh random number, retried in the unlikely case it is taken.
+    let mut number = None;
+    if !held {
+        for _ in 0..5 {
+            let candidate = PrintNumber::generate(&mut rand::rngs::OsRng);
+            if store::order_by_print_number(&mut tx, candidate.as_str()).await?.is_none() {
+                number = Some(candidate);
+                break;
+            }
+        }
+        if number.is_none() {
+            return Err(AppError::Internal(anyhow::anyhow!("no free print number after 5 tries")));
+        }
+    }
+    let order_id = store::insert_order(
+        &mut tx,
+        &NewOrder {
+            user_id,
+            student_record_id: record.id,
+            delivery: &req.delivery,
+            payment_method: &req.payment_method,
+            fees,
+            system_fee,
+            total,
+            print_number: number.as_ref().map(|n| n.as_str()),
+            created_at,
+            pay_deadline: print_deadline,
+            print_deadline,
+        },
+    )
+    .await?;
+
+    let (body_ja, body_en) = body_text(&record, &university);
+    let issue_date = time::local_date(created_at, zone);
+    let mut copies = Vec::new();
+    for (t, n) in &chosen {
+        let line_id = store::insert_order_line(&mut tx, order_id, t.id, &t.name_ja, &t.name_en, t.fee, *n).await?;
+        for k in 1..=*n {
+            let serial = format!("SH-{}-{:06}-{}-{}", &issue_date[..4], order_id, line_id, k);
+            let code = verification_code(&mut rand::rngs::OsRng);
+            store::insert_certificate(&mut tx, line_id, &serial, &code, created_at).await?;
+            copies.push(CertificateCopy {
+                title_ja: t.name_ja.clone(),
+                title_en: t.name_en.clone(),
+                university_ja: university.name_ja.clone(),
+                university_en: university.name_en.clone(),
+                faculty_ja: record.faculty_ja.clone(),
+                department_ja: record.department_ja.clone(),
+                holder_name_kanji: record.name_kanji.clone(),
+                holder_name_roman: record.name_roman.clone(),
+                birth_date: record.birth_date.clone(),
+                body_ja: body_ja.clone(),
+                body_en: body_en.clone(),
+                issue_date: issue_date.clone(),
+                serial,
+                verification_code: code.clone(),
+                verify_url: format!("{public_url}/verify"),
+            });
+        }
+    }
+
+    if held {
+        sqlx::query("UPDATE orders SET status = 'held' WHERE id = ?").bind(order_id).execute(&mut *tx).await?;
+        tracing::warn!(order_id, ?missing, "order held: no font has these characters");
+    } else {
+        let pdf = documents::render(fonts, &copies)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("certificate PDF: {e}")))?;
+        store::set_order_document(&mut tx, order_id, &pdf, copies.len() as i64).await?;
+        if let Some(n) = &number {
+            let lines_text: Vec<(String, String, i64)> =
+                chosen.iter().map(|(t, n)| (t.name_ja.clone(), t.name_en.clone(), *n)).collect();
+            let m = mail::print_number_mail(
+                &record.name_kanji,
+                n,
+                &lines_text,
+                Yen(total),
+                &time::deadline_text(print_deadline, zone),
+                &format!("{public_url}/orders/{order_id}"),
+            );
+            store::enqueue_mail(&mut tx, &user.email, &m.subject, &m.body, created_at).await?;
+        }
+    }
+    store::audit(&mut tx, &format!("user:{user_id}"), "order.place", &format!("order {order_id}"), created_at).await?;
+    tx.commit().await?;
+    tracing::info!(order_id, total, held, "order placed");
+    Ok(Placed { order_id, print_number: number })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verification_codes_avoid_look_alikes() {
+        let mut rng = rand::thread_rng();
+        for _ in 0..200 {
+            let c = verification_code(&mut rng);
+            assert_eq!(c.len(), 14);
+            assert!(!c.contains(['0', 'O', '1', 'I']));
+        }
+    }
+}

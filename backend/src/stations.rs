@@ -1,0 +1,329 @@
+//! Print stations (SPEC ST-2..ST-6): enrolment with one-time codes, the
+//! station credential, heartbeats, and the redeem flow (reserve -> charge ->
+//! document -> report).
+
+use crate::accounts::{random_token, token_hash};
+use crate::error::{AppError, AppResult};
+use crate::payments;
+use crate::store::{self, Station};
+use crate::time::{self, now};
+use shomei_shared::api::{
+    ChargeResponse, EnrollResponse, Heartbeat, PrintOutcome, PrintReport, Reservation, ReservationLine,
+};
+use shomei_shared::{ErrorCode, PrintNumber, Yen};
+use sqlx::SqlitePool;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// An enrolment code as staff type it on the station: 16 characters, grouped.
+pub fn new_enrolment_code() -> String {
+    let t = random_token();
+    let s = t[..16].to_uppercase();
+    format!("{}-{}-{}-{}", &s[..4], &s[4..8], &s[8..12], &s[12..16])
+}
+
+fn normalise_code(code: &str) -> String {
+    code.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_uppercase()
+}
+
+/// Creates a station record and its one-time enrolment code (shown once).
+pub async fn create_enrolment(
+    pool: &SqlitePool,
+    name: &str,
+    staff_id: Option<i64>,
+    ttl_s: i64,
+) -> AppResult<(i64, String)> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 80 {
+        return Err(AppError::Page(
+            "ステーション名を80文字以内で入力してください。 / Give the station a name of at most 80 characters.".into(),
+        ));
+    }
+    let code = new_enrolment_code();
+    let t = now();
+    let mut tx = pool.begin().await?;
+    let id = store::insert_station(&mut tx, name, t).await?;
+    store::insert_enrolment_code(&mut tx, &token_hash(&normalise_code(&code)), id, staff_id, t, t + ttl_s).await?;
+    let actor = staff_id.map(|s| format!("staff:{s}")).unwrap_or_else(|| "system".into());
+    store::audit(&mut tx, &actor, "station.enrolment_code", &format!("station {id} {name}"), t).await?;
+    tx.commit().await?;
+    Ok((id, code))
+}
+
+pub async fn enroll(pool: &SqlitePool, code: &str, version: &str) -> AppResult<EnrollResponse> {
+    let t = now();
+    let mut tx = pool.begin().await?;
+    let station_id = store::consume_enrolment_code(&mut tx, &token_hash(&normalise_code(code)), t)
+        .await?
+        .ok_or_else(|| AppError::api(ErrorCode::EnrolmentCodeInvalid, "enrolment code unknown, used or expired"))?;
+    let token = random_token();
+    store::activate_station(&mut tx, station_id, &token_hash(&token), version, t).await?;
+    let station = store::station(&mut tx, station_id).await?.ok_or(sqlx::Error::RowNotFound)?;
+    store::audit(&mut tx, &format!("station:{station_id}"), "station.enrolled", version, t).await?;
+    tx.commit().await?;
+    tracing::info!(station_id, "station enrolled");
+    Ok(EnrollResponse { station_id, name: station.name, token })
+}
+
+/// The station behind a bearer token, if it is active.
+pub async fn authenticate(pool: &SqlitePool, token: &str) -> AppResult<Station> {
+    let mut c = pool.acquire().await?;
+    let s = store::station_by_token(&mut c, &token_hash(token))
+        .await?
+        .ok_or_else(|| AppError::api(ErrorCode::Unauthorized, "unknown station credential"))?;
+    if s.status != "active" {
+        return Err(AppError::api(ErrorCode::StationRevoked, "this station was revoked"));
+    }
+    Ok(s)
+}
+
+pub async fn heartbeat(pool: &SqlitePool, station: &Station, hb: &Heartbeat) -> AppResult<i64> {
+    let t = now();
+    let mut c = pool.acquire().await?;
+    let reasons = hb.printer.reasons.join(",");
+    store::record_heartbeat(
+        &mut c,
+        station.id,
+        &store::HeartbeatRow {
+            version: &hb.version,
+            printer_reachable: hb.printer.reachable,
+            printer_state: &hb.printer.state,
+            printer_reasons: &reasons,
+            printer_message: &hb.printer.message,
+            reader_present: hb.reader_present,
+            outbox_len: hb.outbox_len as i64,
+            clock_skew_s: hb.station_time - t,
+        },
+        t,
+    )
+    .await?;
+    Ok(t)
+}
+
+/// Wrong print numbers per station and minute (O-6: guesses are throttled).
+#[derive(Default)]
+pub struct GuessThrottle {
+    wrong: Mutex<HashMap<i64, Vec<i64>>>,
+}
+
+impl GuessThrottle {
+    fn check(&self, station_id: i64, limit: u32) -> bool {
+        let t = now();
+        let mut m = self.wrong.lock().unwrap_or_else(|p| p.into_inner());
+        let v = m.entry(station_id).or_default();
+        v.retain(|&at| at > t - 60);
+        v.len() < limit as usize
+    }
+    fn wrong(&self, station_id: i64) {
+        self.wrong.lock().unwrap_or_else(|p| p.into_inner()).entry(station_id).or_default().push(now());
+    }
+}
+
+/// Online health of a station for monitoring (ST-4).
+pub fn is_online(s: &Station, offline_after_s: i64) -> bool {
+    s.status == "active" && s.last_seen.is_some_and(|seen| now() - seen <= offline_after_s)
+}
+
+pub fn printer_ready(s: &Station) -> bool {
+    let status = shomei_shared::api::PrinterStatus {
+        reachable: s.printer_reachable.unwrap_or(false),
+        state: s.printer_state.clone().unwrap_or_default(),
+        reasons: s.printer_reasons.clone().unwrap_or_default().split(',').map(str::to_string).collect(),
+        message: String::new(),
+    };
+    status.can_print()
+}
+
+/// Reserves a print number for this station (ST-2).
+pub async fn reserve(
+    pool: &SqlitePool,
+    throttle: &GuessThrottle,
+    wrong_per_minute: u32,
+    reservation_s: i64,
+    station: &Station,
+    number: &PrintNumber,
+) -> AppResult<Reservation> {
+    if !throttle.check(station.id, wrong_per_minute) {
+        return Err(AppError::api(ErrorCode::Throttled, "too many wrong print numbers; wait a minute"));
+    }
+    let t = now();
+    let mut tx = pool.begin().await?;
+    let Some(order) = store::order_by_print_number(&mut tx, number.as_str()).await? else {
+        throttle.wrong(station.id);
+        return Err(AppError::api(ErrorCode::PrintNumberUnknown, "no order has this print number"));
+    };
+    match order.status.as_str() {
+        "printed" => return Err(AppError::api(ErrorCode::PrintNumberUsed, "this number was printed already")),
+        "cancelled" | "expired" => {
+            return Err(AppError::api(ErrorCode::PrintNumberExpired, "this number is no longer valid"))
+        }
+        "held" => return Err(AppError::api(ErrorCode::NotFound, "this order is held by the registrar")),
+        _ => {}
+    }
+    if t >= order.print_deadline {
+        return Err(AppError::api(ErrorCode::PrintNumberExpired, "the print deadline has passed"));
+    }
+    let live = store::live_reservations(&mut tx, order.id, t).await?;
+    if live.iter().any(|r| r.station_id != station.id) {
+        return Err(AppError::api(ErrorCode::PrintNumberBusy, "this number is being used at another station"));
+    }
+    for r in &live {
+        // the same station asking again (a retry): release the old hold
+        store::set_reservation_status(&mut tx, r.id, "released").await?;
+    }
+    let expires_at = t + reservation_s;
+    let reservation_id = store::insert_reservation(&mut tx, order.id, station.id, t, expires_at).await?;
+    let lines = store::order_lines(&mut tx, order.id).await?;
+    let university_tz = {
+        let rec = store::student_records(&mut tx, order.user_id).await?;
+        let uni = rec.iter().find(|r| r.id == order.student_record_id).map(|r| r.university_id).unwrap_or(1);
+        store::university(&mut tx, uni).await?.timezone
+    };
+    tx.commit().await?;
+    tracing::info!(station_id = station.id, order_id = order.id, reservation_id, "print number reserved");
+    Ok(Reservation {
+        reservation_id,
+        print_number: number.clone(),
+        lines: lines
+            .iter()
+            .map(|l| ReservationLine {
+                name_ja: l.name_ja.clone(),
+                name_en: l.name_en.clone(),
+                copies: l.copies as u32,
+                amount: Yen(l.amount),
+            })
+            .collect(),
+        amount: Yen(order.total),
+        paid: order.status == "paid",
+        payment_method: order.payment_method.clone(),
+        print_deadline: order.print_deadline,
+        print_deadline_text: time::deadline_text(order.print_deadline, time::tz(&university_tz)),
+        expires_at,
+        pages: order.pages as u32,
+    })
+}
+
+/// The station's own live reservation, or a clear error.
+async fn own_reservation(
+    c: &mut store::Conn,
+    station: &Station,
+    reservation_id: i64,
+    t: i64,
+) -> AppResult<store::ReservationRow> {
+    let r = store::reservation(c, reservation_id)
+        .await?
+        .filter(|r| r.station_id == station.id)
+        .ok_or_else(|| AppError::api(ErrorCode::NotFound, "no such reservation at this station"))?;
+    Ok(r).and_then(|r| {
+        if r.status == "released" || (r.status == "active" && r.expires_at <= t) {
+            Err(AppError::api(ErrorCode::ReservationExpired, "the reservation ran out; enter the number again"))
+        } else {
+            Ok(r)
+        }
+    })
+}
+
+/// Takes the payment for a reserved number from an IC card's stored value.
+pub async fn charge(
+    pool: &SqlitePool,
+    reservation_s: i64,
+    station: &Station,
+    reservation_id: i64,
+    card_uid: &str,
+    idempotency_key: &str,
+) -> AppResult<ChargeResponse> {
+    let uid = card_uid.trim().to_uppercase();
+    if uid.is_empty() || uid.len() > 32 || !uid.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(AppError::api(ErrorCode::BadRequest, "card_uid must be hex"));
+    }
+    let t = now();
+    let mut tx = pool.begin().await?;
+    // A retried charge (same key) answers the same, even after the reservation moved on.
+    if let Some(prior) = store::ledger_by_key(&mut tx, idempotency_key).await? {
+        if prior.card_uid != uid {
+            return Err(AppError::api(ErrorCode::Conflict, "idempotency key reused for another card"));
+        }
+        let balance = Yen(store::card_balance(&mut tx, &uid).await?);
+        return Ok(ChargeResponse { charged: Yen(-prior.amount), balance_after: balance });
+    }
+    let r = own_reservation(&mut tx, station, reservation_id, t).await?;
+    let order = store::order(&mut tx, r.order_id).await?;
+    if order.payment_method != "card" {
+        return Err(AppError::api(ErrorCode::Conflict, "this order is paid online, not by card"));
+    }
+    if order.status != "awaiting_payment" {
+        return Err(AppError::api(ErrorCode::Conflict, "this order is paid already"));
+    }
+    let balance = payments::debit_card(&mut tx, &uid, Yen(order.total), order.id, station.id, idempotency_key, t).await?;
+    store::set_order_paid(&mut tx, order.id, t).await?;
+    // paid now: keep the hold for as long as printing may take
+    store::extend_reservation(&mut tx, r.id, t + reservation_s).await?;
+    store::audit(&mut tx, &format!("station:{}", station.id), "order.paid.card", &format!("order {} card {uid}", order.id), t).await?;
+    tx.commit().await?;
+    tracing::info!(station_id = station.id, order_id = order.id, "paid by IC card");
+    Ok(ChargeResponse { charged: Yen(order.total), balance_after: balance })
+}
+
+/// The certificate PDF of a paid, reserved order.
+pub async fn document(pool: &SqlitePool, station: &Station, reservation_id: i64) -> AppResult<Vec<u8>> {
+    let t = now();
+    let mut c = pool.acquire().await?;
+    let r = own_reservation(&mut c, station, reservation_id, t).await?;
+    let order = store::order(&mut c, r.order_id).await?;
+    if order.status != "paid" && order.status != "printed" {
+        return Err(AppError::api(ErrorCode::NotPaid, "the order is not paid"));
+    }
+    store::order_document(&mut c, order.id)
+        .await?
+        .ok_or_else(|| AppError::api(ErrorCode::NotFound, "the order has no document"))
+}
+
+/// Records what became of a print, once per idempotency key.
+pub async fn report(
+    pool: &SqlitePool,
+    station: &Station,
+    reservation_id: i64,
+    report: &PrintReport,
+) -> AppResult<String> {
+    let t = now();
+    let mut tx = pool.begin().await?;
+    let r = store::reservation(&mut tx, reservation_id)
+        .await?
+        .filter(|r| r.station_id == station.id)
+        .ok_or_else(|| AppError::api(ErrorCode::NotFound, "no such reservation at this station"))?;
+    if store::station_report(&mut tx, &report.idempotency_key).await?.is_none() {
+        let (outcome, detail) = match &report.outcome {
+            PrintOutcome::Printed => ("printed", String::new()),
+            PrintOutcome::Failed { reason } => ("failed", reason.clone()),
+        };
+        store::insert_station_report(
+            &mut tx,
+            &report.idempotency_key,
+            station.id,
+            r.id,
+            outcome,
+            &detail,
+            report.ipp_job_id,
+            report.at,
+            t,
+        )
+        .await?;
+        let order = store::order(&mut tx, r.order_id).await?;
+        match &report.outcome {
+            PrintOutcome::Printed => {
+                store::set_reservation_status(&mut tx, r.id, "printed").await?;
+                if order.status != "printed" {
+                    store::set_order_printed(&mut tx, order.id, report.at.min(t)).await?;
+                }
+            }
+            PrintOutcome::Failed { .. } => {
+                // paid and not printed: stays reprintable at any station (ST-2)
+                store::set_reservation_status(&mut tx, r.id, "failed").await?;
+            }
+        }
+        store::audit(&mut tx, &format!("station:{}", station.id), &format!("print.{outcome}"), &format!("order {} {detail}", order.id), t).await?;
+    }
+    let status = store::order(&mut tx, r.order_id).await?.status;
+    tx.commit().await?;
+    Ok(status)
+}

@@ -1,0 +1,831 @@
+//! All of the backend's SQL. Functions take a connection so that domain code
+//! can run several of them in one transaction; no business rule lives here.
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{FromRow, SqliteConnection, SqlitePool};
+use std::str::FromStr;
+use std::time::Duration;
+
+pub type Conn = SqliteConnection;
+
+/// Opens (creating if needed) and migrates the database.
+pub async fn connect(url: &str) -> Result<SqlitePool, sqlx::Error> {
+    let opts = SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10));
+    let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
+    sqlx::migrate!("./migrations").run(&pool).await?;
+    Ok(pool)
+}
+
+// ---------------------------------------------------------------- catalogue
+
+#[derive(Debug, Clone, FromRow)]
+pub struct University {
+    pub id: i64,
+    pub name_ja: String,
+    pub name_en: String,
+    pub timezone: String,
+    pub system_fee: i64,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct CertificateType {
+    pub id: i64,
+    pub code: String,
+    pub name_ja: String,
+    pub name_en: String,
+    pub fee: i64,
+    pub max_copies: i64,
+    pub leaving_types: String,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct StudentRecord {
+    pub id: i64,
+    pub user_id: i64,
+    pub university_id: i64,
+    pub student_no: String,
+    pub name_kanji: String,
+    pub name_kana: String,
+    pub name_roman: String,
+    pub birth_date: String,
+    pub leaving_type: String,
+    pub graduation_date: Option<String>,
+    pub faculty_ja: String,
+    pub faculty_en: String,
+    pub department_ja: String,
+    pub department_en: String,
+}
+
+pub async fn university_count(c: &mut Conn) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM universities").fetch_one(c).await
+}
+
+pub async fn university(c: &mut Conn, id: i64) -> Result<University, sqlx::Error> {
+    sqlx::query_as("SELECT id, name_ja, name_en, timezone, system_fee FROM universities WHERE id = ?")
+        .bind(id)
+        .fetch_one(c)
+        .await
+}
+
+pub async fn certificate_types(c: &mut Conn, university_id: i64) -> Result<Vec<CertificateType>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, code, name_ja, name_en, fee, max_copies, leaving_types FROM certificate_types
+         WHERE university_id = ? AND active = 1 ORDER BY id",
+    )
+    .bind(university_id)
+    .fetch_all(c)
+    .await
+}
+
+const STUDENT_RECORD_SELECT: &str = "SELECT s.id, s.user_id, s.university_id, s.student_no, s.name_kanji,
+    s.name_kana, s.name_roman, s.birth_date, s.leaving_type, s.graduation_date,
+    f.name_ja AS faculty_ja, f.name_en AS faculty_en, d.name_ja AS department_ja, d.name_en AS department_en
+    FROM student_records s JOIN faculties f ON f.id = s.faculty_id JOIN departments d ON d.id = s.department_id";
+
+pub async fn student_records(c: &mut Conn, user_id: i64) -> Result<Vec<StudentRecord>, sqlx::Error> {
+    sqlx::query_as(&format!("{STUDENT_RECORD_SELECT} WHERE s.user_id = ? ORDER BY s.id"))
+        .bind(user_id)
+        .fetch_all(c)
+        .await
+}
+
+// ---------------------------------------------------------------- people
+
+#[derive(Debug, Clone, FromRow)]
+pub struct User {
+    pub id: i64,
+    pub email: String,
+    pub kind: String,
+    pub password_hash: String,
+    pub second_password_hash: Option<String>,
+    pub status: String,
+    pub language: String,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct Staff {
+    pub id: i64,
+    pub login: String,
+    pub display_name: String,
+    pub password_hash: String,
+    pub role: String,
+}
+
+pub async fn user_by_email(c: &mut Conn, email: &str) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, email, kind, password_hash, second_password_hash, status, language FROM users WHERE email = ?",
+    )
+    .bind(email)
+    .fetch_optional(c)
+    .await
+}
+
+pub async fn user(c: &mut Conn, id: i64) -> Result<User, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, email, kind, password_hash, second_password_hash, status, language FROM users WHERE id = ?",
+    )
+    .bind(id)
+    .fetch_one(c)
+    .await
+}
+
+pub async fn staff_by_login(c: &mut Conn, login: &str) -> Result<Option<Staff>, sqlx::Error> {
+    sqlx::query_as("SELECT id, login, display_name, password_hash, role FROM staff WHERE login = ?")
+        .bind(login)
+        .fetch_optional(c)
+        .await
+}
+
+pub async fn staff(c: &mut Conn, id: i64) -> Result<Staff, sqlx::Error> {
+    sqlx::query_as("SELECT id, login, display_name, password_hash, role FROM staff WHERE id = ?")
+        .bind(id)
+        .fetch_one(c)
+        .await
+}
+
+// ---------------------------------------------------------------- sessions
+
+#[derive(Debug, Clone, FromRow)]
+pub struct Session {
+    pub user_id: Option<i64>,
+    pub staff_id: Option<i64>,
+    pub expires_at: i64,
+}
+
+pub async fn create_session(
+    c: &mut Conn,
+    token_hash: &str,
+    user_id: Option<i64>,
+    staff_id: Option<i64>,
+    now: i64,
+    expires_at: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO sessions (token_hash, user_id, staff_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
+        .bind(token_hash)
+        .bind(user_id)
+        .bind(staff_id)
+        .bind(now)
+        .bind(expires_at)
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+pub async fn session(c: &mut Conn, token_hash: &str, now: i64) -> Result<Option<Session>, sqlx::Error> {
+    sqlx::query_as("SELECT user_id, staff_id, expires_at FROM sessions WHERE token_hash = ? AND expires_at > ?")
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(c)
+        .await
+}
+
+pub async fn delete_session(c: &mut Conn, token_hash: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM sessions WHERE token_hash = ?").bind(token_hash).execute(c).await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- orders
+
+#[derive(Debug, Clone, FromRow)]
+pub struct Order {
+    pub id: i64,
+    pub user_id: i64,
+    pub student_record_id: i64,
+    pub delivery: String,
+    pub payment_method: String,
+    pub status: String,
+    pub fees: i64,
+    pub system_fee: i64,
+    pub total: i64,
+    pub print_number: Option<String>,
+    pub created_at: i64,
+    pub pay_deadline: i64,
+    pub print_deadline: i64,
+    pub paid_at: Option<i64>,
+    pub printed_at: Option<i64>,
+    pub pages: i64,
+}
+
+const ORDER_SELECT: &str = "SELECT id, user_id, student_record_id, delivery, payment_method, status, fees,
+    system_fee, total, print_number, created_at, pay_deadline, print_deadline, paid_at, printed_at, pages FROM orders";
+
+#[derive(Debug, Clone, FromRow)]
+pub struct OrderLine {
+    pub id: i64,
+    pub certificate_type_id: i64,
+    pub name_ja: String,
+    pub name_en: String,
+    pub unit_fee: i64,
+    pub copies: i64,
+    pub amount: i64,
+}
+
+pub struct NewOrder<'a> {
+    pub user_id: i64,
+    pub student_record_id: i64,
+    pub delivery: &'a str,
+    pub payment_method: &'a str,
+    pub fees: i64,
+    pub system_fee: i64,
+    pub total: i64,
+    pub print_number: Option<&'a str>,
+    pub created_at: i64,
+    pub pay_deadline: i64,
+    pub print_deadline: i64,
+}
+
+pub async fn insert_order(c: &mut Conn, o: &NewOrder<'_>) -> Result<i64, sqlx::Error> {
+    let r = sqlx::query(
+        "INSERT INTO orders (user_id, student_record_id, delivery, payment_method, status, fees, system_fee,
+         total, print_number, created_at, pay_deadline, print_deadline)
+         VALUES (?, ?, ?, ?, 'awaiting_payment', ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(o.user_id)
+    .bind(o.student_record_id)
+    .bind(o.delivery)
+    .bind(o.payment_method)
+    .bind(o.fees)
+    .bind(o.system_fee)
+    .bind(o.total)
+    .bind(o.print_number)
+    .bind(o.created_at)
+    .bind(o.pay_deadline)
+    .bind(o.print_deadline)
+    .execute(c)
+    .await?;
+    Ok(r.last_insert_rowid())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_order_line(
+    c: &mut Conn,
+    order_id: i64,
+    type_id: i64,
+    name_ja: &str,
+    name_en: &str,
+    unit_fee: i64,
+    copies: i64,
+) -> Result<i64, sqlx::Error> {
+    let r = sqlx::query(
+        "INSERT INTO order_lines (order_id, certificate_type_id, name_ja, name_en, unit_fee, copies, amount)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(order_id)
+    .bind(type_id)
+    .bind(name_ja)
+    .bind(name_en)
+    .bind(unit_fee)
+    .bind(copies)
+    .bind(unit_fee * copies)
+    .execute(c)
+    .await?;
+    Ok(r.last_insert_rowid())
+}
+
+pub async fn insert_certificate(
+    c: &mut Conn,
+    order_line_id: i64,
+    serial: &str,
+    verification_code: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO certificates (order_line_id, serial, verification_code, issued_at) VALUES (?, ?, ?, ?)",
+    )
+    .bind(order_line_id)
+    .bind(serial)
+    .bind(verification_code)
+    .bind(now)
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_order_document(c: &mut Conn, order_id: i64, pdf: &[u8], pages: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE orders SET pdf = ?, pages = ? WHERE id = ?")
+        .bind(pdf)
+        .bind(pages)
+        .bind(order_id)
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+pub async fn order(c: &mut Conn, id: i64) -> Result<Order, sqlx::Error> {
+    sqlx::query_as(&format!("{ORDER_SELECT} WHERE id = ?")).bind(id).fetch_one(c).await
+}
+
+pub async fn order_by_print_number(c: &mut Conn, number: &str) -> Result<Option<Order>, sqlx::Error> {
+    sqlx::query_as(&format!("{ORDER_SELECT} WHERE print_number = ?"))
+        .bind(number)
+        .fetch_optional(c)
+        .await
+}
+
+pub async fn orders_of_user(c: &mut Conn, user_id: i64) -> Result<Vec<Order>, sqlx::Error> {
+    sqlx::query_as(&format!("{ORDER_SELECT} WHERE user_id = ? ORDER BY id DESC"))
+        .bind(user_id)
+        .fetch_all(c)
+        .await
+}
+
+pub async fn recent_orders(c: &mut Conn, limit: i64) -> Result<Vec<Order>, sqlx::Error> {
+    sqlx::query_as(&format!("{ORDER_SELECT} ORDER BY id DESC LIMIT ?")).bind(limit).fetch_all(c).await
+}
+
+pub async fn order_lines(c: &mut Conn, order_id: i64) -> Result<Vec<OrderLine>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, certificate_type_id, name_ja, name_en, unit_fee, copies, amount FROM order_lines
+         WHERE order_id = ? ORDER BY id",
+    )
+    .bind(order_id)
+    .fetch_all(c)
+    .await
+}
+
+pub async fn order_document(c: &mut Conn, order_id: i64) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT pdf FROM orders WHERE id = ?").bind(order_id).fetch_one(c).await
+}
+
+pub async fn set_order_paid(c: &mut Conn, order_id: i64, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE orders SET status = 'paid', paid_at = ? WHERE id = ?")
+        .bind(now)
+        .bind(order_id)
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_order_printed(c: &mut Conn, order_id: i64, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE orders SET status = 'printed', printed_at = ? WHERE id = ?")
+        .bind(now)
+        .bind(order_id)
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- stored value
+
+#[derive(Debug, Clone, FromRow)]
+pub struct Card {
+    pub uid: String,
+    pub user_id: i64,
+    pub status: String,
+}
+
+pub async fn card(c: &mut Conn, uid: &str) -> Result<Option<Card>, sqlx::Error> {
+    sqlx::query_as("SELECT uid, user_id, status FROM ic_cards WHERE uid = ?").bind(uid).fetch_optional(c).await
+}
+
+pub async fn link_card(c: &mut Conn, uid: &str, user_id: i64, label: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO ic_cards (uid, user_id, label, linked_at) VALUES (?, ?, ?, ?)")
+        .bind(uid)
+        .bind(user_id)
+        .bind(label)
+        .bind(now)
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+pub async fn card_balance(c: &mut Conn, uid: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE card_uid = ?")
+        .bind(uid)
+        .fetch_one(c)
+        .await
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct LedgerEntry {
+    pub id: i64,
+    pub card_uid: String,
+    pub amount: i64,
+    pub kind: String,
+    pub order_id: Option<i64>,
+}
+
+pub async fn ledger_by_key(c: &mut Conn, key: &str) -> Result<Option<LedgerEntry>, sqlx::Error> {
+    sqlx::query_as("SELECT id, card_uid, amount, kind, order_id FROM ledger WHERE idempotency_key = ?")
+        .bind(key)
+        .fetch_optional(c)
+        .await
+}
+
+pub async fn ledger_for_order(c: &mut Conn, order_id: i64) -> Result<Vec<LedgerEntry>, sqlx::Error> {
+    sqlx::query_as("SELECT id, card_uid, amount, kind, order_id FROM ledger WHERE order_id = ? ORDER BY id")
+        .bind(order_id)
+        .fetch_all(c)
+        .await
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_ledger(
+    c: &mut Conn,
+    uid: &str,
+    amount: i64,
+    kind: &str,
+    order_id: Option<i64>,
+    station_id: Option<i64>,
+    key: Option<&str>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO ledger (card_uid, amount, kind, order_id, station_id, idempotency_key, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(uid)
+    .bind(amount)
+    .bind(kind)
+    .bind(order_id)
+    .bind(station_id)
+    .bind(key)
+    .bind(now)
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- stations
+
+#[derive(Debug, Clone, FromRow)]
+pub struct Station {
+    pub id: i64,
+    pub name: String,
+    pub status: String,
+    pub created_at: i64,
+    pub enrolled_at: Option<i64>,
+    pub last_seen: Option<i64>,
+    pub version: Option<String>,
+    pub printer_reachable: Option<bool>,
+    pub printer_state: Option<String>,
+    pub printer_reasons: Option<String>,
+    pub printer_message: Option<String>,
+    pub reader_present: Option<bool>,
+    pub outbox_len: Option<i64>,
+    pub clock_skew_s: Option<i64>,
+}
+
+const STATION_SELECT: &str = "SELECT id, name, status, created_at, enrolled_at, last_seen, version,
+    printer_reachable, printer_state, printer_reasons, printer_message, reader_present, outbox_len,
+    clock_skew_s FROM stations";
+
+pub async fn insert_station(c: &mut Conn, name: &str, now: i64) -> Result<i64, sqlx::Error> {
+    let r = sqlx::query("INSERT INTO stations (name, created_at) VALUES (?, ?)")
+        .bind(name)
+        .bind(now)
+        .execute(c)
+        .await?;
+    Ok(r.last_insert_rowid())
+}
+
+pub async fn insert_enrolment_code(
+    c: &mut Conn,
+    code_hash: &str,
+    station_id: i64,
+    staff_id: Option<i64>,
+    now: i64,
+    expires_at: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO enrolment_codes (code_hash, station_id, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(code_hash)
+    .bind(station_id)
+    .bind(staff_id)
+    .bind(now)
+    .bind(expires_at)
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
+/// Marks an unused, unexpired code used and returns its station, atomically.
+pub async fn consume_enrolment_code(c: &mut Conn, code_hash: &str, now: i64) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE enrolment_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL AND expires_at > ?
+         RETURNING station_id",
+    )
+    .bind(now)
+    .bind(code_hash)
+    .bind(now)
+    .fetch_optional(c)
+    .await
+}
+
+pub async fn activate_station(
+    c: &mut Conn,
+    id: i64,
+    token_hash: &str,
+    version: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE stations SET token_hash = ?, status = 'active', enrolled_at = ?, version = ? WHERE id = ?")
+        .bind(token_hash)
+        .bind(now)
+        .bind(version)
+        .bind(id)
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+pub async fn station_by_token(c: &mut Conn, token_hash: &str) -> Result<Option<Station>, sqlx::Error> {
+    sqlx::query_as(&format!("{STATION_SELECT} WHERE token_hash = ?"))
+        .bind(token_hash)
+        .fetch_optional(c)
+        .await
+}
+
+pub async fn station(c: &mut Conn, id: i64) -> Result<Option<Station>, sqlx::Error> {
+    sqlx::query_as(&format!("{STATION_SELECT} WHERE id = ?")).bind(id).fetch_optional(c).await
+}
+
+pub async fn stations(c: &mut Conn) -> Result<Vec<Station>, sqlx::Error> {
+    sqlx::query_as(&format!("{STATION_SELECT} ORDER BY id")).fetch_all(c).await
+}
+
+pub async fn revoke_station(c: &mut Conn, id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE stations SET status = 'revoked', token_hash = NULL WHERE id = ?")
+        .bind(id)
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+pub struct HeartbeatRow<'a> {
+    pub version: &'a str,
+    pub printer_reachable: bool,
+    pub printer_state: &'a str,
+    pub printer_reasons: &'a str,
+    pub printer_message: &'a str,
+    pub reader_present: bool,
+    pub outbox_len: i64,
+    pub clock_skew_s: i64,
+}
+
+pub async fn record_heartbeat(c: &mut Conn, id: i64, h: &HeartbeatRow<'_>, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE stations SET last_seen = ?, version = ?, printer_reachable = ?, printer_state = ?,
+         printer_reasons = ?, printer_message = ?, reader_present = ?, outbox_len = ?, clock_skew_s = ?
+         WHERE id = ?",
+    )
+    .bind(now)
+    .bind(h.version)
+    .bind(h.printer_reachable)
+    .bind(h.printer_state)
+    .bind(h.printer_reasons)
+    .bind(h.printer_message)
+    .bind(h.reader_present)
+    .bind(h.outbox_len)
+    .bind(h.clock_skew_s)
+    .bind(id)
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- reservations
+
+#[derive(Debug, Clone, FromRow)]
+pub struct ReservationRow {
+    pub id: i64,
+    pub order_id: i64,
+    pub station_id: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub status: String,
+}
+
+pub async fn live_reservations(c: &mut Conn, order_id: i64, now: i64) -> Result<Vec<ReservationRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, order_id, station_id, created_at, expires_at, status FROM reservations
+         WHERE order_id = ? AND status = 'active' AND expires_at > ?",
+    )
+    .bind(order_id)
+    .bind(now)
+    .fetch_all(c)
+    .await
+}
+
+pub async fn insert_reservation(
+    c: &mut Conn,
+    order_id: i64,
+    station_id: i64,
+    now: i64,
+    expires_at: i64,
+) -> Result<i64, sqlx::Error> {
+    let r = sqlx::query(
+        "INSERT INTO reservations (order_id, station_id, created_at, expires_at, status) VALUES (?, ?, ?, ?, 'active')",
+    )
+    .bind(order_id)
+    .bind(station_id)
+    .bind(now)
+    .bind(expires_at)
+    .execute(c)
+    .await?;
+    Ok(r.last_insert_rowid())
+}
+
+pub async fn reservation(c: &mut Conn, id: i64) -> Result<Option<ReservationRow>, sqlx::Error> {
+    sqlx::query_as("SELECT id, order_id, station_id, created_at, expires_at, status FROM reservations WHERE id = ?")
+        .bind(id)
+        .fetch_optional(c)
+        .await
+}
+
+pub async fn set_reservation_status(c: &mut Conn, id: i64, status: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE reservations SET status = ? WHERE id = ?").bind(status).bind(id).execute(c).await?;
+    Ok(())
+}
+
+pub async fn extend_reservation(c: &mut Conn, id: i64, expires_at: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE reservations SET expires_at = MAX(expires_at, ?) WHERE id = ?")
+        .bind(expires_at)
+        .bind(id)
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct StationReport {
+    pub outcome: String,
+}
+
+pub async fn station_report(c: &mut Conn, key: &str) -> Result<Option<StationReport>, sqlx::Error> {
+    sqlx::query_as("SELECT outcome FROM station_reports WHERE idempotency_key = ?")
+        .bind(key)
+        .fetch_optional(c)
+        .await
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_station_report(
+    c: &mut Conn,
+    key: &str,
+    station_id: i64,
+    reservation_id: i64,
+    outcome: &str,
+    detail: &str,
+    ipp_job_id: Option<i32>,
+    station_time: i64,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO station_reports (idempotency_key, station_id, reservation_id, outcome, detail, ipp_job_id,
+         station_time, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(key)
+    .bind(station_id)
+    .bind(reservation_id)
+    .bind(outcome)
+    .bind(detail)
+    .bind(ipp_job_id)
+    .bind(station_time)
+    .bind(now)
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- mail outbox
+
+#[derive(Debug, Clone, FromRow)]
+pub struct Mail {
+    pub id: i64,
+    pub to_addr: String,
+    pub subject: String,
+    pub body: String,
+    pub created_at: i64,
+    pub attempts: i64,
+    pub sent_at: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+pub async fn enqueue_mail(c: &mut Conn, to: &str, subject: &str, body: &str, now: i64) -> Result<i64, sqlx::Error> {
+    let r = sqlx::query("INSERT INTO outbox (to_addr, subject, body, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)")
+        .bind(to)
+        .bind(subject)
+        .bind(body)
+        .bind(now)
+        .bind(now)
+        .execute(c)
+        .await?;
+    Ok(r.last_insert_rowid())
+}
+
+pub async fn due_mails(c: &mut Conn, now: i64, limit: i64) -> Result<Vec<Mail>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, to_addr, subject, body, created_at, attempts, sent_at, last_error FROM outbox
+         WHERE sent_at IS NULL AND next_attempt_at <= ? ORDER BY id LIMIT ?",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(c)
+    .await
+}
+
+pub async fn recent_mails(c: &mut Conn, limit: i64) -> Result<Vec<Mail>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, to_addr, subject, body, created_at, attempts, sent_at, last_error FROM outbox
+         ORDER BY id DESC LIMIT ?",
+    )
+    .bind(limit)
+    .fetch_all(c)
+    .await
+}
+
+pub async fn mark_mail_sent(c: &mut Conn, id: i64, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE outbox SET sent_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?")
+        .bind(now)
+        .bind(id)
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+pub async fn mark_mail_failed(c: &mut Conn, id: i64, error: &str, next_attempt_at: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?")
+        .bind(error)
+        .bind(next_attempt_at)
+        .bind(id)
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- audit
+
+pub async fn audit(c: &mut Conn, actor: &str, action: &str, detail: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO audit_log (at, actor, action, detail) VALUES (?, ?, ?, ?)")
+        .bind(now)
+        .bind(actor)
+        .bind(action)
+        .bind(detail)
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- demo data
+
+pub struct DemoSeed<'a> {
+    pub graduate_email: &'a str,
+    pub graduate_password_hash: &'a str,
+    pub graduate_second_hash: &'a str,
+    pub staff_login: &'a str,
+    pub staff_password_hash: &'a str,
+    pub card_uid: &'a str,
+    pub card_balance: i64,
+    pub now: i64,
+}
+
+/// One university with a faculty and department, two certificate types, a
+/// system usage fee, a staff account, an approved graduate and their IC card.
+pub async fn seed_demo(c: &mut Conn, s: &DemoSeed<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO universities (id, name_ja, name_en, timezone, system_fee) VALUES (1, '証明大学', 'Shomei University', 'Asia/Tokyo', 100)")
+        .execute(&mut *c).await?;
+    sqlx::query("INSERT INTO faculties (id, university_id, name_ja, name_en) VALUES (1, 1, '文学部', 'Faculty of Letters')")
+        .execute(&mut *c).await?;
+    sqlx::query("INSERT INTO departments (id, faculty_id, name_ja, name_en) VALUES (1, 1, '日本文学科', 'Department of Japanese Literature')")
+        .execute(&mut *c).await?;
+    sqlx::query(
+        "INSERT INTO certificate_types (university_id, code, name_ja, name_en, fee, max_copies, leaving_types) VALUES
+         (1, 'graduation', '卒業証明書', 'Certificate of Graduation', 300, 10, 'graduated'),
+         (1, 'graduation_en', '卒業証明書（英文）', 'Certificate of Graduation (English)', 500, 10, 'graduated')",
+    )
+    .execute(&mut *c)
+    .await?;
+    let user_id: i64 = sqlx::query_scalar(
+        "INSERT INTO users (email, kind, password_hash, second_password_hash, created_at) VALUES (?, 'graduate', ?, ?, ?) RETURNING id",
+    )
+    .bind(s.graduate_email)
+    .bind(s.graduate_password_hash)
+    .bind(s.graduate_second_hash)
+    .bind(s.now)
+    .fetch_one(&mut *c)
+    .await?;
+    sqlx::query(
+        "INSERT INTO student_records (user_id, university_id, faculty_id, department_id, student_no, name_kanji,
+         name_kana, name_roman, birth_date, leaving_type, graduation_date)
+         VALUES (?, 1, 1, 1, 'L19-0042', '山田 花子', 'ヤマダ ハナコ', 'YAMADA Hanako', '2001-04-02', 'graduated', '2024-03-25')",
+    )
+    .bind(user_id)
+    .execute(&mut *c)
+    .await?;
+    sqlx::query("INSERT INTO staff (login, display_name, password_hash, role, created_at) VALUES (?, 'Demo Staff', ?, 'admin', ?)")
+        .bind(s.staff_login)
+        .bind(s.staff_password_hash)
+        .bind(s.now)
+        .execute(&mut *c)
+        .await?;
+    link_card(c, s.card_uid, user_id, "demo card", s.now).await?;
+    insert_ledger(c, s.card_uid, s.card_balance, "topup", None, None, None, s.now).await?;
+    Ok(())
+}

@@ -1,0 +1,190 @@
+//! Wire types of the station sync API (`/api/station/v1/...`).
+//!
+//! Every request but `enroll` carries `Authorization: Bearer <station token>`.
+
+use crate::{PrintNumber, Yen};
+use serde::{Deserialize, Serialize};
+
+pub const API_PREFIX: &str = "/api/station/v1";
+
+/// `POST /enroll`: exchange a one-time enrolment code for the station's credential.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    pub code: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnrollResponse {
+    pub station_id: i64,
+    pub name: String,
+    /// Shown once; the backend keeps only its hash.
+    pub token: String,
+}
+
+/// What the station knows about its printer, from Get-Printer-Attributes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrinterStatus {
+    /// False when the printer did not answer at all.
+    pub reachable: bool,
+    /// `idle`, `processing`, `stopped` (RFC 8011 printer-state), or `unknown`.
+    pub state: String,
+    /// printer-state-reasons as reported, e.g. `media-empty-report`, `toner-low-report`.
+    pub reasons: Vec<String>,
+    /// printer-state-message, when the printer gives one.
+    #[serde(default)]
+    pub message: String,
+}
+
+/// Reasons (prefixes, any severity suffix) that stop a printer from printing.
+pub const BLOCKING_REASONS: &[&str] = &[
+    "media-empty",
+    "media-needed",
+    "media-jam",
+    "toner-empty",
+    "marker-supply-empty",
+    "door-open",
+    "cover-open",
+    "input-tray-missing",
+    "output-area-full",
+    "paused",
+    "shutdown",
+    "offline",
+    "spool-area-full",
+];
+
+impl PrinterStatus {
+    /// Readiness comes from printer-state AND printer-state-reasons: ippeveprinter
+    /// stays `idle` and only changes reasons (with `-report`/`-warning`/`-error`
+    /// suffixes), while CUPS reports `stopped`.
+    pub fn blocking_reasons(&self) -> Vec<&str> {
+        self.reasons
+            .iter()
+            .map(String::as_str)
+            .filter(|r| {
+                let base = r
+                    .strip_suffix("-report")
+                    .or_else(|| r.strip_suffix("-warning"))
+                    .or_else(|| r.strip_suffix("-error"))
+                    .unwrap_or(r);
+                BLOCKING_REASONS.contains(&base)
+            })
+            .collect()
+    }
+
+    pub fn can_print(&self) -> bool {
+        self.reachable && self.state != "stopped" && self.blocking_reasons().is_empty()
+    }
+}
+
+/// `POST /heartbeat`, every few seconds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub version: String,
+    pub uptime_s: u64,
+    pub printer: PrinterStatus,
+    pub reader_present: bool,
+    /// Journal entries not yet delivered to the backend.
+    pub outbox_len: u32,
+    /// The station's clock (unix seconds), so the backend can report skew.
+    pub station_time: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    pub server_time: i64,
+}
+
+/// `POST /reservations`: hold a print number for this station while the user pays.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReserveRequest {
+    pub print_number: PrintNumber,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservationLine {
+    pub name_ja: String,
+    pub name_en: String,
+    pub copies: u32,
+    pub amount: Yen,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    pub reservation_id: i64,
+    pub print_number: PrintNumber,
+    pub lines: Vec<ReservationLine>,
+    /// Issuance fees plus the system usage fee.
+    pub amount: Yen,
+    /// True when the order was paid online already (no card tap needed).
+    pub paid: bool,
+    /// `card` (IC card at the station) or an online method.
+    pub payment_method: String,
+    /// Last moment the number prints (unix seconds) and the same as local text.
+    pub print_deadline: i64,
+    pub print_deadline_text: String,
+    /// When the reservation lapses if nothing happens (unix seconds).
+    pub expires_at: i64,
+    pub pages: u32,
+}
+
+/// `POST /reservations/{id}/charge`: debit a card's stored value.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChargeRequest {
+    /// Hex of the UID / IDm read with GET DATA.
+    pub card_uid: String,
+    /// The same key always gives the same single debit.
+    pub idempotency_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargeResponse {
+    pub charged: Yen,
+    pub balance_after: Yen,
+}
+
+/// `POST /reservations/{id}/report`: what became of the print.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PrintReport {
+    pub idempotency_key: String,
+    pub outcome: PrintOutcome,
+    pub ipp_job_id: Option<i32>,
+    /// The station's journal time of the outcome (unix seconds).
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PrintOutcome {
+    Printed,
+    Failed { reason: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReportResponse {
+    pub order_status: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(state: &str, reasons: &[&str]) -> PrinterStatus {
+        PrinterStatus {
+            reachable: true,
+            state: state.into(),
+            reasons: reasons.iter().map(|s| s.to_string()).collect(),
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn readiness_reads_reasons_with_any_suffix() {
+        assert!(status("idle", &["none"]).can_print());
+        assert!(status("idle", &["toner-low-report"]).can_print());
+        assert!(!status("idle", &["media-empty-report"]).can_print());
+        assert!(!status("processing", &["media-empty-warning", "media-needed-warning"]).can_print());
+        assert!(!status("stopped", &["none"]).can_print());
+        assert!(!PrinterStatus::default().can_print());
+    }
+}

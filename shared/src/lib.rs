@@ -1,0 +1,12 @@
+//! The contract between shomei's backend and its print stations.
+//!
+//! No database and no HTTP server live here: only the types both programs agree on.
+
+pub mod api;
+pub mod error_code;
+pub mod money;
+pub mod print_number;
+
+pub use error_code::{ApiError, ErrorCode};
+pub use money::Yen;
+pub use print_number::{PrintNumber, PrintNumberError};

@@ -1,0 +1,79 @@
+//! Station configuration: hardware settings from a file (defaults run the
+//! demo), then `SHOMEI_STATION_*` environment variables.
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The backend's base URL.
+    pub backend_url: String,
+    /// Holds journal.sqlite (journal, outbox and the station's credential).
+    pub state_dir: PathBuf,
+    /// One-time code from the admin panel, used on first start only.
+    pub enrolment_code: Option<String>,
+    pub printer_uri: String,
+    /// Substring of the PC/SC reader name; empty = the first reader.
+    pub reader: String,
+    /// The kiosk page; loopback only (the touch screen's browser is local).
+    pub kiosk_listen: String,
+    pub heartbeat_s: u64,
+    pub printer_poll_s: u64,
+    /// A kiosk screen left alone this long returns to the start.
+    pub idle_timeout_s: u64,
+    /// Longest wait for a print job to finish.
+    pub job_timeout_s: u64,
+    /// Shown on every error screen.
+    pub contact_ja: String,
+    pub contact_en: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            backend_url: "http://127.0.0.1:8080".into(),
+            state_dir: "station-state".into(),
+            enrolment_code: None,
+            printer_uri: "ipp://127.0.0.1:8631/ipp/print".into(),
+            reader: String::new(),
+            kiosk_listen: "127.0.0.1:8090".into(),
+            heartbeat_s: 10,
+            printer_poll_s: 5,
+            idle_timeout_s: 60,
+            job_timeout_s: 180,
+            contact_ja: "お困りの際は教務課証明書窓口（内線 1234）へお問い合わせください。".into(),
+            contact_en: "Need help? Ask the registrar's certificate desk (extension 1234).".into(),
+        }
+    }
+}
+
+impl Config {
+    pub fn load(file: Option<&Path>) -> Result<Config, figment::Error> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(f) = file {
+            fig = fig.merge(Toml::file_exact(f));
+        }
+        fig.merge(Env::prefixed("SHOMEI_STATION_")).extract()
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.backend_url.starts_with("http://") && !self.backend_url.starts_with("https://") {
+            return Err(format!("backend_url: {:?} must start with http:// or https://", self.backend_url));
+        }
+        if !self.printer_uri.starts_with("ipp://") && !self.printer_uri.starts_with("ipps://") && !self.printer_uri.starts_with("http") {
+            return Err(format!("printer_uri: {:?} must be an ipp:// URI", self.printer_uri));
+        }
+        match self.kiosk_listen.parse::<std::net::SocketAddr>() {
+            Ok(a) if a.ip().is_loopback() => {}
+            Ok(_) => return Err("kiosk_listen: the kiosk page must listen on loopback".into()),
+            Err(_) => return Err(format!("kiosk_listen: {:?} is not an address", self.kiosk_listen)),
+        }
+        if self.heartbeat_s == 0 || self.printer_poll_s == 0 || self.idle_timeout_s < 5 {
+            return Err("heartbeat_s and printer_poll_s must be > 0, idle_timeout_s >= 5".into());
+        }
+        Ok(())
+    }
+}

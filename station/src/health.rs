@@ -1,0 +1,52 @@
+//! Health (ST-4): polls the printer and the reader and keeps the latest state
+//! for the kiosk (refuse users while the printer cannot print) and the heartbeat.
+
+use crate::printer::Printer;
+use crate::reader::CardReader;
+use crate::sync::HealthSource;
+use shomei_shared::api::PrinterStatus;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+#[derive(Default)]
+pub struct Health {
+    printer: RwLock<PrinterStatus>,
+    reader_present: RwLock<bool>,
+}
+
+impl Health {
+    pub fn set_printer(&self, s: PrinterStatus) {
+        *self.printer.write().unwrap_or_else(|p| p.into_inner()) = s;
+    }
+}
+
+impl HealthSource for Health {
+    fn printer(&self) -> PrinterStatus {
+        self.printer.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    fn reader_present(&self) -> bool {
+        *self.reader_present.read().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Polls both devices every `interval`, logging changes.
+pub async fn run<P: Printer, R: CardReader>(health: Arc<Health>, printer: Arc<P>, reader: Arc<R>, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let status = printer.status().await;
+        let before = health.printer();
+        if before != status {
+            tracing::info!(state = %status.state, reasons = ?status.reasons, reachable = status.reachable, "printer state");
+        }
+        health.set_printer(status);
+        let r = reader.clone();
+        let present = tokio::task::spawn_blocking(move || r.reader_present()).await.unwrap_or(false);
+        let mut cur = health.reader_present.write().unwrap_or_else(|p| p.into_inner());
+        if *cur != present {
+            tracing::info!(present, "card reader");
+        }
+        *cur = present;
+    }
+}

@@ -1,0 +1,260 @@
+//! All of the station's SQL: its credential, the job journal and the outbox.
+//! SQLite with `synchronous=FULL`: a step is on disk before the next starts.
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{FromRow, SqlitePool};
+use std::path::Path;
+use std::time::Duration;
+
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+#[derive(Clone)]
+pub struct Journal {
+    pool: SqlitePool,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct Credential {
+    pub station_id: i64,
+    pub name: String,
+    pub token: String,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct Job {
+    pub id: i64,
+    pub reservation_id: i64,
+    pub print_number: String,
+    pub amount: i64,
+    pub paid_online: bool,
+    pub state: String,
+    pub card_uid: Option<String>,
+    pub charge_key: String,
+    pub ipp_job_id: Option<i64>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct OutboxItem {
+    pub id: i64,
+    pub reservation_id: i64,
+    pub idempotency_key: String,
+    pub body: String,
+    pub attempts: i64,
+}
+
+impl Journal {
+    pub async fn open(dir: &Path) -> Result<Journal, sqlx::Error> {
+        std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
+        let opts = SqliteConnectOptions::new()
+            .filename(dir.join("journal.sqlite"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Journal { pool })
+    }
+
+    pub async fn credential(&self) -> Result<Option<Credential>, sqlx::Error> {
+        sqlx::query_as("SELECT station_id, name, token FROM credential WHERE id = 1").fetch_optional(&self.pool).await
+    }
+
+    pub async fn save_credential(&self, station_id: i64, name: &str, token: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT OR REPLACE INTO credential (id, station_id, name, token, enrolled_at) VALUES (1, ?, ?, ?, ?)")
+            .bind(station_id)
+            .bind(name)
+            .bind(token)
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A new job, journalled as `reserved`.
+    pub async fn start_job(
+        &self,
+        reservation_id: i64,
+        print_number: &str,
+        amount: i64,
+        paid_online: bool,
+        charge_key: &str,
+    ) -> Result<i64, sqlx::Error> {
+        let t = now();
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO jobs (reservation_id, print_number, amount, paid_online, state, charge_key, created_at, updated_at)
+             VALUES (?, ?, ?, ?, 'reserved', ?, ?, ?) RETURNING id",
+        )
+        .bind(reservation_id)
+        .bind(print_number)
+        .bind(amount)
+        .bind(paid_online)
+        .bind(charge_key)
+        .bind(t)
+        .bind(t)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO journal (job_id, step, detail, at) VALUES (?, 'reserved', ?, ?)")
+            .bind(id)
+            .bind(format!("reservation {reservation_id}"))
+            .bind(t)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Moves a job to `step` and writes the journal line, in one transaction.
+    pub async fn step(&self, job_id: i64, step: &str, detail: &str) -> Result<(), sqlx::Error> {
+        let t = now();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE jobs SET state = ?, updated_at = ? WHERE id = ?")
+            .bind(step)
+            .bind(t)
+            .bind(job_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO journal (job_id, step, detail, at) VALUES (?, ?, ?, ?)")
+            .bind(job_id)
+            .bind(step)
+            .bind(detail)
+            .bind(t)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn set_card(&self, job_id: i64, uid: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE jobs SET card_uid = ? WHERE id = ?").bind(uid).bind(job_id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn set_ipp_job(&self, job_id: i64, ipp_job_id: i32) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE jobs SET ipp_job_id = ? WHERE id = ?")
+            .bind(ipp_job_id)
+            .bind(job_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_error(&self, job_id: i64, error: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE jobs SET error = ? WHERE id = ?").bind(error).bind(job_id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn job(&self, job_id: i64) -> Result<Job, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT id, reservation_id, print_number, amount, paid_online, state, card_uid, charge_key, ipp_job_id, error
+             FROM jobs WHERE id = ?",
+        )
+        .bind(job_id)
+        .fetch_one(&self.pool)
+        .await
+    }
+
+    pub async fn steps(&self, job_id: i64) -> Result<Vec<String>, sqlx::Error> {
+        sqlx::query_scalar("SELECT step FROM journal WHERE job_id = ? ORDER BY id")
+            .bind(job_id)
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    /// Writes the job's final step and its report for the backend together.
+    pub async fn finish_job(
+        &self,
+        job_id: i64,
+        step: &str,
+        detail: &str,
+        reservation_id: i64,
+        key: &str,
+        body: &str,
+    ) -> Result<(), sqlx::Error> {
+        let t = now();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE jobs SET state = ?, updated_at = ? WHERE id = ?")
+            .bind(step)
+            .bind(t)
+            .bind(job_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO journal (job_id, step, detail, at) VALUES (?, ?, ?, ?)")
+            .bind(job_id)
+            .bind(step)
+            .bind(detail)
+            .bind(t)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT OR IGNORE INTO outbox (job_id, reservation_id, idempotency_key, body, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(job_id)
+        .bind(reservation_id)
+        .bind(key)
+        .bind(body)
+        .bind(t)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn pending_outbox(&self, limit: i64) -> Result<Vec<OutboxItem>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT id, reservation_id, idempotency_key, body, attempts FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    pub async fn outbox_len(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").fetch_one(&self.pool).await
+    }
+
+    pub async fn outbox_sent(&self, id: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE outbox SET sent_at = ?, attempts = attempts + 1 WHERE id = ?")
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn outbox_failed(&self, id: i64, error: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?")
+            .bind(error)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn steps_are_journalled_in_order_and_reports_queued_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let j = Journal::open(dir.path()).await.expect("open");
+        let id = j.start_job(7, "123456789012", 400, false, "k1").await.expect("job");
+        j.step(id, "charged", "").await.expect("step");
+        j.finish_job(id, "printed", "", 7, "k1-report", "{}").await.expect("finish");
+        j.finish_job(id, "printed", "", 7, "k1-report", "{}").await.expect("finish again");
+        assert_eq!(j.steps(id).await.expect("steps"), ["reserved", "charged", "printed", "printed"]);
+        assert_eq!(j.outbox_len().await.expect("len"), 1);
+        assert_eq!(j.job(id).await.expect("job").state, "printed");
+        // survives a reopen (the file is the journal)
+        drop(j);
+        let j = Journal::open(dir.path()).await.expect("reopen");
+        assert_eq!(j.pending_outbox(10).await.expect("outbox").len(), 1);
+    }
+}

@@ -1,0 +1,615 @@
+//! The kiosk (ST-1, ST-2, ST-3): the flow of one user at the touch screen,
+//! driven by events (number typed, card read, job finished), and the small
+//! loopback web server the kiosk browser shows.
+//!
+//! enter number -> check digit -> printer ready? -> reserve -> tap card ->
+//! charge -> fetch PDF -> Print-Job -> follow job -> done. Every step is
+//! journalled before the next starts.
+
+use crate::config::Config;
+use crate::health::Health;
+use crate::journal::Journal;
+use crate::printer::{follow_job, JobState, Printer};
+use crate::reader::{CardReader, ReaderError};
+use crate::sync::{flush_outbox, Backend, HealthSource, SyncError};
+use axum::extract::State;
+use axum::response::{Html, IntoResponse};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use shomei_shared::api::{PrintOutcome, PrintReport, PrinterStatus, Reservation, ReservationLine};
+use shomei_shared::{ErrorCode, PrintNumber, PrintNumberError, Yen};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the kiosk page shows; the page renders whatever this says.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Screen {
+    /// idle | checking | card | charging | printing | done | error | out_of_service
+    pub screen: &'static str,
+    pub title_ja: String,
+    pub title_en: String,
+    pub message_ja: String,
+    pub message_en: String,
+    /// A second line, e.g. "tap again" on the card screen.
+    pub notice_ja: String,
+    pub notice_en: String,
+    pub number: String,
+    pub lines: Vec<ReservationLine>,
+    pub amount: String,
+    pub deadline: String,
+    pub balance: String,
+    /// Contact details, on every error screen.
+    pub contact_ja: String,
+    pub contact_en: String,
+    pub printer_ready: bool,
+    pub idle_timeout_s: u64,
+}
+
+fn screen(kind: &'static str, title: (&str, &str), message: (String, String)) -> Screen {
+    Screen {
+        screen: kind,
+        title_ja: title.0.into(),
+        title_en: title.1.into(),
+        message_ja: message.0,
+        message_en: message.1,
+        ..Screen::default()
+    }
+}
+
+fn idle_screen() -> Screen {
+    screen(
+        "idle",
+        ("学内印刷番号を入力してください", "Enter your on-campus print number"),
+        ("メールでお知らせした12桁の番号です。".into(), "The 12-digit number from your e-mail.".into()),
+    )
+}
+
+/// Bilingual words for printer problems, for the out-of-service screen.
+pub fn printer_problem(status: &PrinterStatus) -> (String, String) {
+    if !status.reachable {
+        return ("プリンタが応答しません".into(), "the printer does not respond".into());
+    }
+    let mut ja = Vec::new();
+    let mut en = Vec::new();
+    for r in status.blocking_reasons() {
+        let (j, e) = match r.trim_end_matches("-report").trim_end_matches("-warning").trim_end_matches("-error") {
+            "media-empty" | "media-needed" => ("用紙切れ", "out of paper"),
+            "media-jam" => ("紙づまり", "paper jam"),
+            "toner-empty" | "marker-supply-empty" => ("トナー切れ", "out of toner"),
+            "door-open" | "cover-open" => ("カバーが開いています", "a cover is open"),
+            _ => ("プリンタの異常", "printer fault"),
+        };
+        if !ja.contains(&j) {
+            ja.push(j);
+            en.push(e);
+        }
+    }
+    if ja.is_empty() && status.state == "stopped" {
+        ja.push("プリンタ停止中");
+        en.push("the printer is stopped");
+    }
+    (ja.join("・"), en.join(", "))
+}
+
+/// Bilingual messages for the backend's refusals.
+fn refusal(code: ErrorCode) -> (&'static str, &'static str) {
+    match code {
+        ErrorCode::PrintNumberUnknown => (
+            "この番号の申込は見つかりません。番号をご確認ください。",
+            "No order has this number. Please check the number.",
+        ),
+        ErrorCode::PrintNumberUsed => ("この番号の証明書は印刷済みです。", "The certificates for this number were printed already."),
+        ErrorCode::PrintNumberExpired => (
+            "この番号は印刷期限を過ぎたため使えません。",
+            "This number has passed its print deadline and can no longer be used.",
+        ),
+        ErrorCode::PrintNumberBusy => (
+            "この番号は別の発行機で使用中です。しばらくしてからお試しください。",
+            "This number is in use at another printer. Please try again in a few minutes.",
+        ),
+        ErrorCode::Throttled => (
+            "誤った番号が続いたため、1分ほどお待ちください。",
+            "Too many wrong numbers: please wait a minute.",
+        ),
+        ErrorCode::ReservationExpired => (
+            "時間切れになりました。最初からやり直してください。",
+            "Time ran out. Please start again.",
+        ),
+        ErrorCode::CardUnknown => (
+            "このカードは登録されていません。別のカードをタッチしてください。",
+            "This card is not registered. Please tap another card.",
+        ),
+        ErrorCode::CardBlocked => (
+            "このカードは利用停止中です。別のカードをタッチしてください。",
+            "This card is blocked. Please tap another card.",
+        ),
+        ErrorCode::StationRevoked | ErrorCode::Unauthorized => (
+            "この発行機は現在ご利用いただけません。",
+            "This printer is out of service.",
+        ),
+        ErrorCode::ServiceSuspended => ("ただいまサービスを停止しています。", "The service is suspended at the moment."),
+        _ => ("処理できませんでした。", "This could not be done."),
+    }
+}
+
+const TRY_LATER: (&str, &str) = (
+    "ただいまサーバーと通信できません。しばらくしてからもう一度お試しください。料金は引き落とされていません。",
+    "The service cannot be reached right now. Please try again later. Nothing was charged.",
+);
+
+struct Inner<P, R> {
+    cfg: Arc<Config>,
+    backend: Backend,
+    journal: Journal,
+    printer: Arc<P>,
+    reader: Arc<R>,
+    health: Arc<Health>,
+    screen: Mutex<Screen>,
+    /// Bumped whenever a user's session ends; stale tasks see it and stop.
+    generation: AtomicU64,
+    last_touch: Mutex<Instant>,
+    cancel_read: Mutex<Arc<AtomicBool>>,
+}
+
+pub struct Kiosk<P, R> {
+    inner: Arc<Inner<P, R>>,
+}
+
+impl<P, R> Clone for Kiosk<P, R> {
+    fn clone(&self) -> Self {
+        Kiosk { inner: self.inner.clone() }
+    }
+}
+
+impl<P: Printer, R: CardReader> Kiosk<P, R> {
+    pub fn new(cfg: Arc<Config>, backend: Backend, journal: Journal, printer: Arc<P>, reader: Arc<R>, health: Arc<Health>) -> Self {
+        Kiosk {
+            inner: Arc::new(Inner {
+                cfg,
+                backend,
+                journal,
+                printer,
+                reader,
+                health,
+                screen: Mutex::new(idle_screen()),
+                generation: AtomicU64::new(0),
+                last_touch: Mutex::new(Instant::now()),
+                cancel_read: Mutex::new(Arc::new(AtomicBool::new(false))),
+            }),
+        }
+    }
+
+    /// The current screen, with the printer's readiness and contact details filled in.
+    pub fn current(&self) -> Screen {
+        let mut s = self.inner.screen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let printer = self.inner.health.printer();
+        s.printer_ready = printer.can_print();
+        s.idle_timeout_s = self.inner.cfg.idle_timeout_s;
+        if s.screen == "idle" && !s.printer_ready {
+            let (ja, en) = printer_problem(&printer);
+            s = self.out_of_service(&ja, &en);
+            s.printer_ready = false;
+        }
+        if matches!(s.screen, "error" | "out_of_service") {
+            s.contact_ja = self.inner.cfg.contact_ja.clone();
+            s.contact_en = self.inner.cfg.contact_en.clone();
+        }
+        s
+    }
+
+    fn out_of_service(&self, ja: &str, en: &str) -> Screen {
+        let mut s = screen(
+            "out_of_service",
+            ("ただいまご利用いただけません", "Out of service"),
+            (
+                format!("プリンタが印刷できない状態です（{ja}）。料金はいただいていません。他の発行機をご利用ください。"),
+                format!("The printer cannot print right now ({en}). Nothing was charged. Please use another printer."),
+            ),
+        );
+        s.idle_timeout_s = self.inner.cfg.idle_timeout_s;
+        s
+    }
+
+    fn set(&self, generation: u64, s: Screen) -> bool {
+        let mut cur = self.inner.screen.lock().unwrap_or_else(|p| p.into_inner());
+        if self.inner.generation.load(Ordering::SeqCst) != generation {
+            return false;
+        }
+        *cur = s;
+        *self.inner.last_touch.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        true
+    }
+
+    fn busy(&self) -> bool {
+        let s = self.inner.screen.lock().unwrap_or_else(|p| p.into_inner());
+        matches!(s.screen, "checking" | "charging" | "printing")
+    }
+
+    /// Ends the current user's session (back to the start) unless money or paper is moving.
+    pub fn reset(&self) -> Screen {
+        if !self.busy() {
+            let g = self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
+            self.inner.cancel_read.lock().unwrap_or_else(|p| p.into_inner()).store(true, Ordering::SeqCst);
+            self.set(g, idle_screen());
+        }
+        self.current()
+    }
+
+    /// Resets a screen nobody touched for the idle timeout (ST-1).
+    pub fn check_idle(&self) {
+        let idle = Duration::from_secs(self.inner.cfg.idle_timeout_s);
+        let s = self.inner.screen.lock().unwrap_or_else(|p| p.into_inner()).screen;
+        let last = *self.inner.last_touch.lock().unwrap_or_else(|p| p.into_inner());
+        if !matches!(s, "idle" | "checking" | "charging" | "printing") && last.elapsed() >= idle {
+            tracing::info!(screen = s, "idle timeout: back to the start");
+            self.reset();
+        }
+    }
+
+    /// A user typed a print number and pressed OK.
+    pub async fn submit_number(&self, input: &str) -> Screen {
+        if self.busy() || self.current().screen == "card" {
+            return self.current();
+        }
+        let g = self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        self.inner.cancel_read.lock().unwrap_or_else(|p| p.into_inner()).store(true, Ordering::SeqCst);
+        let number = match PrintNumber::parse(input) {
+            Ok(n) => n,
+            Err(e) => {
+                let detail = match e {
+                    PrintNumberError::WrongLength(n) => (format!("12桁のところ{n}桁です。"), format!("It has {n} digits instead of 12.")),
+                    PrintNumberError::NotDigits => ("数字だけを入力してください。".into(), "Use digits only.".into()),
+                    PrintNumberError::CheckDigit => (
+                        "数字の誤りか入れ替わりがあります。".into(),
+                        "A digit is wrong or two digits are swapped.".into(),
+                    ),
+                };
+                let mut s = screen(
+                    "error",
+                    ("番号をご確認ください", "Please check the number"),
+                    (format!("入力された番号は正しくありません。{}", detail.0), format!("The number you entered is not valid. {}", detail.1)),
+                );
+                s.number = input.chars().filter(char::is_ascii_digit).collect();
+                self.set(g, s);
+                return self.current();
+            }
+        };
+        // Refuse before anything is reserved or charged when the printer cannot print.
+        let status = self.inner.printer.status().await;
+        self.inner.health.set_printer(status.clone());
+        if !status.can_print() {
+            tracing::warn!(reasons = ?status.reasons, "refusing a user: printer not ready");
+            // the start screen shows "out of service" for as long as the printer stays so
+            self.set(g, idle_screen());
+            return self.current();
+        }
+        let mut checking = screen("checking", ("確認中", "Checking"), ("しばらくお待ちください。".into(), "Please wait.".into()));
+        checking.number = number.grouped();
+        self.set(g, checking);
+        let reservation = match self.inner.backend.reserve(&number).await {
+            Ok(r) => r,
+            Err(SyncError::Offline(e)) => {
+                tracing::warn!(error = %e, "reserve: backend unreachable");
+                self.set(g, screen("error", ("通信できません", "Cannot connect"), (TRY_LATER.0.into(), TRY_LATER.1.into())));
+                return self.current();
+            }
+            Err(SyncError::Refused(e)) => {
+                tracing::info!(code = ?e.code, "reserve refused");
+                let (ja, en) = refusal(e.code);
+                let mut s = screen("error", ("この番号は印刷できません", "This number cannot be printed"), (ja.into(), en.into()));
+                s.number = number.grouped();
+                self.set(g, s);
+                return self.current();
+            }
+        };
+        let charge_key = format!("charge-{}", hex::encode(rand::random::<[u8; 16]>()));
+        let job_id = match self
+            .inner
+            .journal
+            .start_job(reservation.reservation_id, number.as_str(), reservation.amount.0, reservation.paid, &charge_key)
+            .await
+        {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::error!(error = %e, "journal write failed; refusing the user");
+                self.set(g, screen("error", ("この発行機は故障中です", "This printer is out of order"), ("記録ができません。".into(), "The journal cannot be written.".into())));
+                return self.current();
+            }
+        };
+        let job = JobCtx { generation: g, job_id, reservation, charge_key };
+        if job.reservation.paid {
+            let k = self.clone();
+            tokio::spawn(async move { k.print(job, None).await });
+        } else {
+            self.set(g, self.card_screen(&job.reservation, ("", "")));
+            let k = self.clone();
+            tokio::spawn(async move { k.take_card_payment(job).await });
+        }
+        self.current()
+    }
+
+    fn card_screen(&self, r: &Reservation, notice: (&str, &str)) -> Screen {
+        let mut s = screen(
+            "card",
+            ("ICカードをタッチしてください", "Tap your IC card"),
+            (
+                format!("お支払い金額は {} です。カードをリーダーに置いてください。", r.amount),
+                format!("The amount due is {}. Place your card on the reader.", r.amount),
+            ),
+        );
+        s.number = r.print_number.grouped();
+        s.lines = r.lines.clone();
+        s.amount = r.amount.to_string();
+        s.deadline = r.print_deadline_text.clone();
+        s.notice_ja = notice.0.into();
+        s.notice_en = notice.1.into();
+        s
+    }
+
+    fn journal_err(e: sqlx::Error) {
+        tracing::error!(error = %e, "journal write failed");
+    }
+
+    async fn take_card_payment(&self, job: JobCtx) {
+        let g = job.generation;
+        loop {
+            let cancel = Arc::new(AtomicBool::new(false));
+            *self.inner.cancel_read.lock().unwrap_or_else(|p| p.into_inner()) = cancel.clone();
+            if self.inner.generation.load(Ordering::SeqCst) != g {
+                return;
+            }
+            let reader = self.inner.reader.clone();
+            let timeout = Duration::from_secs(self.inner.cfg.idle_timeout_s);
+            let read = tokio::task::spawn_blocking(move || reader.read_uid(timeout, &cancel))
+                .await
+                .unwrap_or_else(|e| Err(ReaderError::Other(e.to_string())));
+            if self.inner.generation.load(Ordering::SeqCst) != g {
+                return;
+            }
+            let notice = match read {
+                Ok(uid) => {
+                    tracing::info!(job_id = job.job_id, "card read");
+                    if let Err(e) = self.inner.journal.set_card(job.job_id, &uid).await {
+                        Self::journal_err(e);
+                    }
+                    match self.charge(&job, &uid).await {
+                        ChargeResult::Paid(balance) => {
+                            self.print(job, Some(balance)).await;
+                            return;
+                        }
+                        ChargeResult::Retry(ja, en) => (ja, en),
+                        ChargeResult::Stop => return,
+                    }
+                }
+                Err(ReaderError::Removed) => (
+                    "カードが途中で離れました。もう一度タッチしてください。".to_string(),
+                    "The card was taken away too soon. Please tap it again.".to_string(),
+                ),
+                Err(ReaderError::Status(sw)) => {
+                    tracing::info!(sw = format!("{sw:04X}"), "card answered an error");
+                    (
+                        "カードを読み取れませんでした。カードを1枚だけ置いてください。".into(),
+                        "The card could not be read. Place one card only.".into(),
+                    )
+                }
+                Err(ReaderError::Timeout) => {
+                    let _ = self.inner.journal.step(job.job_id, "abandoned", "no card tapped").await.map_err(Self::journal_err);
+                    self.reset();
+                    return;
+                }
+                Err(ReaderError::Cancelled) => {
+                    let _ = self.inner.journal.step(job.job_id, "abandoned", "cancelled").await.map_err(Self::journal_err);
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "card reader failed");
+                    let _ = self.inner.journal.step(job.job_id, "abandoned", &e.to_string()).await.map_err(Self::journal_err);
+                    self.set(g, screen("error", ("カードリーダーの故障", "Card reader out of order"), (
+                        "カードリーダーが使えません。料金はいただいていません。".into(),
+                        "The card reader is not working. Nothing was charged.".into(),
+                    )));
+                    return;
+                }
+            };
+            self.set(g, self.card_screen(&job.reservation, (&notice.0, &notice.1)));
+            // the same card lying on the reader is not read again until it is lifted
+            let reader = self.inner.reader.clone();
+            let _ = tokio::task::spawn_blocking(move || reader.wait_removed(Duration::from_secs(30))).await;
+        }
+    }
+
+    async fn charge(&self, job: &JobCtx, uid: &str) -> ChargeResult {
+        let g = job.generation;
+        let mut s = screen("charging", ("お支払い中", "Paying"), ("カードを離さないでください。".into(), "Keep the card on the reader.".into()));
+        s.amount = job.reservation.amount.to_string();
+        self.set(g, s);
+        if let Err(e) = self.inner.journal.step(job.job_id, "charging", &format!("card {uid} key {}", job.charge_key)).await {
+            Self::journal_err(e);
+            return ChargeResult::Stop;
+        }
+        let mut last_err = String::new();
+        for attempt in 0..3u32 {
+            match self.inner.backend.charge(job.reservation.reservation_id, uid, &job.charge_key).await {
+                Ok(r) => {
+                    let _ = self.inner.journal.step(job.job_id, "charged", &format!("{} balance {}", r.charged, r.balance_after)).await.map_err(Self::journal_err);
+                    return ChargeResult::Paid(r.balance_after);
+                }
+                Err(SyncError::Refused(e)) => {
+                    let _ = self.inner.journal.step(job.job_id, "declined", &format!("{:?}", e.code)).await.map_err(Self::journal_err);
+                    return match e.code {
+                        ErrorCode::InsufficientBalance => {
+                            let missing = e.missing.unwrap_or(Yen::ZERO);
+                            let balance = e.balance.unwrap_or(Yen::ZERO);
+                            ChargeResult::Retry(
+                                format!("残高が不足しています（残高 {balance}、不足 {missing}）。チャージ済みの別のカードをタッチしてください。"),
+                                format!("Not enough balance on this card (balance {balance}, {missing} missing). Tap another card with enough balance."),
+                            )
+                        }
+                        ErrorCode::CardUnknown | ErrorCode::CardBlocked => {
+                            let (ja, en) = refusal(e.code);
+                            ChargeResult::Retry(ja.into(), en.into())
+                        }
+                        code => {
+                            let (ja, en) = refusal(code);
+                            self.set(g, screen("error", ("お支払いできませんでした", "Payment failed"), (ja.into(), en.into())));
+                            ChargeResult::Stop
+                        }
+                    };
+                }
+                Err(SyncError::Offline(e)) => {
+                    last_err = e;
+                    tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+                }
+            }
+        }
+        tracing::error!(error = %last_err, "charge outcome unknown: backend unreachable");
+        let _ = self.inner.journal.step(job.job_id, "charge_unknown", &last_err).await.map_err(Self::journal_err);
+        self.set(g, screen("error", ("通信が切れました", "Connection lost"), (
+            "支払いの途中で通信が切れました。引き落としがあった場合、同じ番号で再度の支払いなしに印刷できます。".into(),
+            "The connection was lost during payment. If you were charged, the same number prints without paying again.".into(),
+        )));
+        ChargeResult::Stop
+    }
+
+    async fn print(&self, job: JobCtx, balance_after: Option<Yen>) {
+        let g = job.generation;
+        let mut s = screen("printing", ("印刷中", "Printing"), ("証明書を印刷しています。しばらくお待ちください。".into(), "Your certificates are printing. Please wait.".into()));
+        s.number = job.reservation.print_number.grouped();
+        s.lines = job.reservation.lines.clone();
+        self.set(g, s);
+        let outcome = self.print_steps(&job).await;
+        let (step, detail, report, ipp_job) = match &outcome {
+            Ok(id) => ("printed", String::new(), PrintOutcome::Printed, Some(*id)),
+            Err((reason, id)) => ("failed", reason.clone(), PrintOutcome::Failed { reason: reason.clone() }, *id),
+        };
+        let report_key = format!("{}-{step}", job.charge_key);
+        let body = serde_json::to_string(&PrintReport { idempotency_key: report_key.clone(), outcome: report, ipp_job_id: ipp_job, at: crate::journal::now() })
+            .unwrap_or_default();
+        if let Err(e) = self.inner.journal.finish_job(job.job_id, step, &detail, job.reservation.reservation_id, &report_key, &body).await {
+            Self::journal_err(e);
+        }
+        // deliver the report now rather than at the next heartbeat
+        let (backend, journal) = (self.inner.backend.clone(), self.inner.journal.clone());
+        tokio::spawn(async move {
+            let _ = flush_outbox(&backend, &journal).await.map_err(Self::journal_err);
+        });
+        match outcome {
+            Ok(_) => {
+                let mut s = screen("done", ("印刷が終わりました", "Printing finished"), (
+                    "証明書をお取りください。ご利用ありがとうございました。".into(),
+                    "Please take your certificates. Thank you.".into(),
+                ));
+                if let Some(b) = balance_after {
+                    s.balance = b.to_string();
+                    s.notice_ja = format!("カード残高: {b}");
+                    s.notice_en = format!("Card balance: {b}");
+                }
+                self.set(g, s);
+                let k = self.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(15)).await;
+                    if k.inner.generation.load(Ordering::SeqCst) == g {
+                        k.reset();
+                    }
+                });
+            }
+            Err((reason, _)) => {
+                tracing::error!(job_id = job.job_id, %reason, "print failed");
+                self.set(g, screen("error", ("印刷できませんでした", "Printing failed"), (
+                    format!("お支払いは保持されています。印刷期限（{}）まで、どの発行機でも同じ番号で再印刷できます。", job.reservation.print_deadline_text),
+                    format!("Your payment is kept: the same number prints at any station until the deadline ({}).", job.reservation.print_deadline_text),
+                )));
+            }
+        }
+    }
+
+    /// Fetch -> submit -> follow. Ok(ipp job id) only when the job is `completed`.
+    async fn print_steps(&self, job: &JobCtx) -> Result<i32, (String, Option<i32>)> {
+        let j = &self.inner.journal;
+        let jerr = |e: sqlx::Error| (format!("journal: {e}"), None);
+        j.step(job.job_id, "fetching", "").await.map_err(jerr)?;
+        let mut pdf = None;
+        for attempt in 0..3u32 {
+            match self.inner.backend.document(job.reservation.reservation_id).await {
+                Ok(p) => {
+                    pdf = Some(p);
+                    break;
+                }
+                Err(SyncError::Refused(e)) => return Err((format!("document refused: {e}"), None)),
+                Err(SyncError::Offline(e)) => {
+                    tracing::warn!(error = %e, attempt, "document fetch failed");
+                    tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+                }
+            }
+        }
+        let pdf = pdf.ok_or_else(|| ("document could not be fetched".to_string(), None))?;
+        j.step(job.job_id, "fetched", &format!("{} bytes", pdf.len())).await.map_err(jerr)?;
+        let name = format!("shomei-{}", job.reservation.print_number.as_str());
+        let ipp_id = self.inner.printer.submit(pdf, &name).await.map_err(|e| (format!("Print-Job: {e}"), None))?;
+        let _ = j.set_ipp_job(job.job_id, ipp_id).await.map_err(Self::journal_err);
+        j.step(job.job_id, "submitted", &format!("ipp job {ipp_id}")).await.map_err(|e| (format!("journal: {e}"), Some(ipp_id)))?;
+        let timeout = Duration::from_secs(self.inner.cfg.job_timeout_s);
+        match follow_job(self.inner.printer.as_ref(), ipp_id, Duration::from_millis(200), timeout).await {
+            Ok((JobState::Completed, _)) => Ok(ipp_id),
+            Ok((state, reasons)) => Err((format!("job {ipp_id} ended {state:?} {}", reasons.join(",")), Some(ipp_id))),
+            Err(e) => Err((format!("Get-Job-Attributes: {e}"), Some(ipp_id))),
+        }
+    }
+}
+
+struct JobCtx {
+    generation: u64,
+    job_id: i64,
+    reservation: Reservation,
+    charge_key: String,
+}
+
+enum ChargeResult {
+    Paid(Yen),
+    Retry(String, String),
+    Stop,
+}
+
+// ------------------------------------------------------------------ HTTP
+
+#[derive(Deserialize)]
+pub struct NumberForm {
+    number: String,
+}
+
+pub fn router<P: Printer, R: CardReader>(kiosk: Kiosk<P, R>) -> Router {
+    Router::new()
+        .route("/", get(|| async { Html(include_str!("../static/kiosk.html")) }))
+        .route("/kiosk/state", get(state::<P, R>))
+        .route("/kiosk/number", post(number::<P, R>))
+        .route("/kiosk/cancel", post(cancel::<P, R>))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(kiosk)
+}
+
+async fn state<P: Printer, R: CardReader>(State(k): State<Kiosk<P, R>>) -> impl IntoResponse {
+    Json(k.current())
+}
+
+async fn number<P: Printer, R: CardReader>(State(k): State<Kiosk<P, R>>, Json(f): Json<NumberForm>) -> impl IntoResponse {
+    Json(k.submit_number(&f.number).await)
+}
+
+async fn cancel<P: Printer, R: CardReader>(State(k): State<Kiosk<P, R>>) -> impl IntoResponse {
+    Json(k.reset())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printer_problems_are_named_in_both_languages() {
+        let s = PrinterStatus { reachable: true, state: "idle".into(), reasons: vec!["media-empty-report".into()], message: String::new() };
+        assert_eq!(printer_problem(&s), ("用紙切れ".to_string(), "out of paper".to_string()));
+        let s = PrinterStatus::default();
+        assert_eq!(printer_problem(&s).1, "the printer does not respond");
+    }
+}

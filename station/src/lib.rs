@@ -1,0 +1,76 @@
+//! shomei print station: a daemon beside a campus printer.
+//!
+//! `main.rs` is thin; tests run the real binary as a child process (its PC/SC
+//! socket is per process), and unit tests drive the pieces without devices.
+
+pub mod config;
+pub mod health;
+pub mod journal;
+pub mod kiosk;
+pub mod printer;
+pub mod reader;
+pub mod sync;
+
+use anyhow::Context;
+use config::Config;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Opens the journal, enrols on first start, then runs the kiosk, the health
+/// poller and the sync loop until `shutdown` resolves.
+pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    cfg.validate().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    let started = Instant::now();
+    let cfg = Arc::new(cfg);
+    let journal = journal::Journal::open(&cfg.state_dir)
+        .await
+        .with_context(|| format!("state_dir {}", cfg.state_dir.display()))?;
+    let backend = sync::Backend::new(&cfg.backend_url)?;
+    let credential = match journal.credential().await? {
+        Some(c) => c,
+        None => {
+            let code = cfg.enrolment_code.as_deref().filter(|c| !c.trim().is_empty()).ok_or_else(|| {
+                anyhow::anyhow!("this station is not enrolled: set enrolment_code to a code from the admin panel")
+            })?;
+            let r = loop {
+                match backend.enroll(code).await {
+                    Ok(r) => break r,
+                    Err(sync::SyncError::Refused(e)) => anyhow::bail!("enrolment refused: {e}"),
+                    Err(sync::SyncError::Offline(e)) => {
+                        tracing::warn!(error = %e, "backend unreachable for enrolment; retrying");
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                }
+            };
+            journal.save_credential(r.station_id, &r.name, &r.token).await?;
+            tracing::info!(station_id = r.station_id, name = %r.name, "enrolled");
+            journal.credential().await?.context("credential not saved")?
+        }
+    };
+    backend.set_token(&credential.token);
+    tracing::info!(station_id = credential.station_id, name = %credential.name, "station starting");
+
+    let printer = Arc::new(printer::IppPrinter::new(&cfg.printer_uri).map_err(|e| anyhow::anyhow!("printer_uri: {e}"))?);
+    let reader_filter = Some(cfg.reader.clone()).filter(|r| !r.is_empty());
+    let reader = Arc::new(reader::PcscReader::new(reader_filter));
+    let health = Arc::new(health::Health::default());
+    let kiosk = kiosk::Kiosk::new(cfg.clone(), backend.clone(), journal.clone(), printer.clone(), reader.clone(), health.clone());
+
+    // the first heartbeat already carries the printer's real state
+    health.set_printer(printer::Printer::status(printer.as_ref()).await);
+    tokio::spawn(health::run(health.clone(), printer.clone(), reader.clone(), Duration::from_secs(cfg.printer_poll_s)));
+    tokio::spawn(sync::run(backend.clone(), journal.clone(), health.clone(), Duration::from_secs(cfg.heartbeat_s), started));
+    let idle = kiosk.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            idle.check_idle();
+        }
+    });
+
+    let listener = tokio::net::TcpListener::bind(&cfg.kiosk_listen).await.with_context(|| format!("kiosk_listen {}", cfg.kiosk_listen))?;
+    tracing::info!(addr = %listener.local_addr()?, "kiosk listening");
+    axum::serve(listener, kiosk::router(kiosk)).with_graceful_shutdown(shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,168 @@
+//! Talking to the backend: the station API client, the heartbeat loop and the
+//! outbox of print reports (delivered at least once, deduplicated by key).
+
+use crate::journal::{now, Journal};
+use shomei_shared::api::*;
+use shomei_shared::{ApiError, PrintNumber};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The backend could not be reached (or answered garbage): the station is offline.
+    #[error("backend unreachable: {0}")]
+    Offline(String),
+    /// The backend said no, with a stable code.
+    #[error("backend refused: {0}")]
+    Refused(ApiError),
+}
+
+#[derive(Clone)]
+pub struct Backend {
+    http: reqwest::Client,
+    base: String,
+    token: Arc<std::sync::RwLock<String>>,
+}
+
+impl Backend {
+    pub fn new(base_url: &str) -> Result<Backend, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(15))
+            .build()?;
+        Ok(Backend { http, base: format!("{}{API_PREFIX}", base_url.trim_end_matches('/')), token: Arc::default() })
+    }
+
+    pub fn set_token(&self, token: &str) {
+        *self.token.write().unwrap_or_else(|p| p.into_inner()) = token.to_string();
+    }
+
+    fn auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        let t = self.token.read().unwrap_or_else(|p| p.into_inner()).clone();
+        rb.bearer_auth(t)
+    }
+
+    async fn decode<T: serde::de::DeserializeOwned>(resp: Result<reqwest::Response, reqwest::Error>) -> Result<T, SyncError> {
+        let resp = resp.map_err(|e| SyncError::Offline(e.to_string()))?;
+        let status = resp.status();
+        if status.is_success() {
+            return resp.json::<T>().await.map_err(|e| SyncError::Offline(format!("bad answer: {e}")));
+        }
+        match resp.json::<ApiError>().await {
+            Ok(e) => Err(SyncError::Refused(e)),
+            Err(_) => Err(SyncError::Offline(format!("HTTP {status}"))),
+        }
+    }
+
+    pub async fn enroll(&self, code: &str) -> Result<EnrollResponse, SyncError> {
+        let req = EnrollRequest { code: code.to_string(), version: env!("CARGO_PKG_VERSION").into() };
+        Self::decode(self.http.post(format!("{}/enroll", self.base)).json(&req).send().await).await
+    }
+
+    pub async fn heartbeat(&self, hb: &Heartbeat) -> Result<HeartbeatResponse, SyncError> {
+        Self::decode(self.auth(self.http.post(format!("{}/heartbeat", self.base))).json(hb).send().await).await
+    }
+
+    pub async fn reserve(&self, number: &PrintNumber) -> Result<Reservation, SyncError> {
+        let req = ReserveRequest { print_number: number.clone() };
+        Self::decode(self.auth(self.http.post(format!("{}/reservations", self.base))).json(&req).send().await).await
+    }
+
+    pub async fn charge(&self, reservation_id: i64, uid: &str, key: &str) -> Result<ChargeResponse, SyncError> {
+        let req = ChargeRequest { card_uid: uid.to_string(), idempotency_key: key.to_string() };
+        let url = format!("{}/reservations/{reservation_id}/charge", self.base);
+        Self::decode(self.auth(self.http.post(url)).json(&req).send().await).await
+    }
+
+    pub async fn document(&self, reservation_id: i64) -> Result<Vec<u8>, SyncError> {
+        let url = format!("{}/reservations/{reservation_id}/document", self.base);
+        let resp = self.auth(self.http.get(url)).send().await.map_err(|e| SyncError::Offline(e.to_string()))?;
+        if resp.status().is_success() {
+            return resp.bytes().await.map(|b| b.to_vec()).map_err(|e| SyncError::Offline(e.to_string()));
+        }
+        let status = resp.status();
+        match resp.json::<ApiError>().await {
+            Ok(e) => Err(SyncError::Refused(e)),
+            Err(_) => Err(SyncError::Offline(format!("HTTP {status}"))),
+        }
+    }
+
+    /// Sends a queued report body (JSON of `PrintReport`) as is.
+    pub async fn report_raw(&self, reservation_id: i64, body: &str) -> Result<ReportResponse, SyncError> {
+        let url = format!("{}/reservations/{reservation_id}/report", self.base);
+        Self::decode(
+            self.auth(self.http.post(url))
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_string())
+                .send()
+                .await,
+        )
+        .await
+    }
+}
+
+/// Delivers queued reports until the outbox is empty or the backend is unreachable.
+pub async fn flush_outbox(backend: &Backend, journal: &Journal) -> Result<usize, sqlx::Error> {
+    let mut sent = 0;
+    for item in journal.pending_outbox(50).await? {
+        match backend.report_raw(item.reservation_id, &item.body).await {
+            Ok(r) => {
+                journal.outbox_sent(item.id).await?;
+                sent += 1;
+                tracing::info!(key = %item.idempotency_key, order_status = %r.order_status, "report delivered");
+            }
+            Err(SyncError::Refused(e)) => {
+                // the backend will never accept it: keep it, visible, and move on
+                journal.outbox_failed(item.id, &e.to_string()).await?;
+                tracing::error!(key = %item.idempotency_key, error = %e, "report refused by backend");
+            }
+            Err(SyncError::Offline(e)) => {
+                journal.outbox_failed(item.id, &e).await?;
+                tracing::warn!(attempts = item.attempts + 1, error = %e, "backend unreachable; report stays queued");
+                break;
+            }
+        }
+    }
+    Ok(sent)
+}
+
+/// What the heartbeat needs to know about the station right now.
+pub trait HealthSource: Send + Sync + 'static {
+    fn printer(&self) -> PrinterStatus;
+    fn reader_present(&self) -> bool;
+}
+
+/// Sends a heartbeat every `interval` (skipping missed ticks) and flushes the outbox.
+pub async fn run(backend: Backend, journal: Journal, health: Arc<dyn HealthSource>, interval: Duration, started: std::time::Instant) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut online = true;
+    loop {
+        tick.tick().await;
+        if let Err(e) = flush_outbox(&backend, &journal).await {
+            tracing::error!(error = %e, "journal error while flushing the outbox");
+        }
+        let hb = Heartbeat {
+            version: env!("CARGO_PKG_VERSION").into(),
+            uptime_s: started.elapsed().as_secs(),
+            printer: health.printer(),
+            reader_present: health.reader_present(),
+            outbox_len: journal.outbox_len().await.unwrap_or(0) as u32,
+            station_time: now(),
+        };
+        match backend.heartbeat(&hb).await {
+            Ok(_) => {
+                if !online {
+                    tracing::info!("backend reachable again");
+                }
+                online = true;
+            }
+            Err(e) => {
+                if online {
+                    tracing::warn!(error = %e, "heartbeat failed; station offline");
+                }
+                online = false;
+            }
+        }
+    }
+}

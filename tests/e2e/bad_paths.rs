@@ -1,0 +1,183 @@
+//! Bad paths at the kiosk, each through the real peers, each with a clear
+//! message and nothing lost: no reservation, no debit, no print.
+
+use crate::harness::*;
+use crate::print_flow::wait_page;
+use anyhow::Result;
+use std::time::Duration;
+
+fn text(screen: &serde_json::Value) -> String {
+    format!("{} {} {} {} {} {}", screen["title_ja"], screen["title_en"], screen["message_ja"], screen["message_en"], screen["notice_ja"], screen["notice_en"])
+}
+
+/// One wrong digit: "check the number", and the backend is never asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mistyped_number_is_caught_by_the_check_digit() -> Result<()> {
+    let rig = Rig::start().await?;
+    let (number, _) = rig.order_and_read_mail(1).await?;
+    let mut wrong: Vec<u8> = number.bytes().collect();
+    wrong[5] = if wrong[5] == b'9' { b'0' } else { wrong[5] + 1 };
+    let s = rig.kiosk_number(std::str::from_utf8(&wrong)?).await?;
+    assert_eq!(s["screen"], "error");
+    assert!(text(&s).contains("Please check the number"), "{s}");
+    assert!(text(&s).contains("番号をご確認ください"), "{s}");
+    assert!(!s["contact_en"].as_str().unwrap_or_default().is_empty(), "contact details on error screens");
+    // swapped neighbours too
+    let mut swapped: Vec<u8> = number.bytes().collect();
+    if swapped[2] != swapped[3] {
+        swapped.swap(2, 3);
+        let s = rig.kiosk_number(std::str::from_utf8(&swapped)?).await?;
+        assert!(text(&s).contains("two digits are swapped"), "{s}");
+    }
+    assert_eq!(rig.backend.sql("SELECT COUNT(*) FROM reservations")?, "0", "nothing reserved");
+    Ok(())
+}
+
+/// A valid-looking number nobody ordered, one already printed, one expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_printed_and_expired_numbers_are_refused_clearly() -> Result<()> {
+    let mut rig = Rig::start().await?;
+    // unknown: a fresh random number with a correct check digit
+    let unknown = shomei_shared::PrintNumber::generate(&mut rand::thread_rng());
+    let s = rig.kiosk_number(unknown.as_str()).await?;
+    assert_eq!(s["screen"], "error");
+    assert!(text(&s).contains("No order has this number"), "{s}");
+
+    // printed: print it once, then try again
+    let (number, _) = rig.order_and_read_mail(1).await?;
+    let s = rig.kiosk_number(&number).await?;
+    assert_eq!(s["screen"], "card", "{s}");
+    rig.card.tap()?;
+    rig.wait_kiosk("done", Duration::from_secs(30)).await?;
+    rig.card.remove()?;
+    wait_page(&rig.backend, "/admin/orders", |p| p.contains("data-status=\"printed\"")).await?;
+    let balance = rig.balance()?;
+    let s = rig.kiosk_number(&number).await?;
+    assert_eq!(s["screen"], "error");
+    assert!(text(&s).contains("printed already"), "{s}");
+    assert_eq!(rig.balance()?, balance, "no second charge");
+
+    // expired: a second order whose print deadline has passed
+    rig.smtp.messages(); // (first mail already read)
+    let page = rig.backend.order_as_graduate(1).await?;
+    let second = element_text(&page, "print-number").unwrap_or_default().replace(' ', "");
+    rig.backend.sql(&format!("UPDATE orders SET print_deadline = strftime('%s','now') - 1 WHERE print_number = '{second}'"))?;
+    let s = rig.kiosk_number(&second).await?;
+    assert_eq!(s["screen"], "error");
+    assert!(text(&s).contains("passed its print deadline"), "{s}");
+    assert_eq!(rig.printer.spooled_pdfs().len(), 1, "only the first order printed");
+    Ok(())
+}
+
+/// A card without enough stored value: no debit, the missing amount shown,
+/// and another tap with enough balance still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_with_too_little_balance_is_not_charged() -> Result<()> {
+    let mut rig = Rig::start().await?;
+    rig.backend.sql(&format!(
+        "INSERT INTO ledger (card_uid, amount, kind, created_at) VALUES ('{}', -2750, 'adjustment', 0)",
+        shomei_backend::demo::CARD_UID
+    ))?;
+    assert_eq!(rig.balance()?, 250);
+    let (number, _) = rig.order_and_read_mail(1).await?;
+    let s = rig.kiosk_number(&number).await?;
+    assert_eq!(s["screen"], "card");
+    rig.card.tap()?;
+    let mut s = rig.kiosk_state().await?;
+    for _ in 0..100 {
+        if !s["notice_en"].as_str().unwrap_or_default().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        s = rig.kiosk_state().await?;
+    }
+    assert_eq!(s["screen"], "card", "still waiting for a card: {s}");
+    assert!(text(&s).contains("¥150 missing"), "missing amount shown: {s}");
+    assert!(text(&s).contains("不足 ¥150"), "{s}");
+    assert_eq!(rig.balance()?, 250, "no debit");
+    assert_eq!(rig.backend.sql(&format!("SELECT status FROM orders WHERE print_number = '{number}'"))?, "awaiting_payment");
+    assert!(rig.printer.spooled_pdfs().is_empty(), "nothing printed");
+
+    // topped up meanwhile: lift the card, tap again, it prints
+    rig.backend.sql(&format!(
+        "INSERT INTO ledger (card_uid, amount, kind, created_at) VALUES ('{}', 1000, 'topup', 0)",
+        shomei_backend::demo::CARD_UID
+    ))?;
+    rig.card.remove()?;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    rig.card.tap()?;
+    rig.wait_kiosk("done", Duration::from_secs(30)).await?;
+    assert_eq!(rig.balance()?, 850);
+    Ok(())
+}
+
+/// The card leaves the reader mid-read: asked to tap again, nothing charged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_pulled_away_mid_read_is_asked_for_again() -> Result<()> {
+    let mut rig = Rig::start().await?;
+    let (number, _) = rig.order_and_read_mail(1).await?;
+    let s = rig.kiosk_number(&number).await?;
+    assert_eq!(s["screen"], "card");
+    rig.card.command("remove-on-read", "remove-on-read")?;
+    rig.card.tap()?;
+    let mut s = rig.kiosk_state().await?;
+    for _ in 0..100 {
+        if !s["notice_en"].as_str().unwrap_or_default().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        s = rig.kiosk_state().await?;
+    }
+    assert_eq!(s["screen"], "card", "{s}");
+    assert!(text(&s).contains("tap it again"), "{s}");
+    assert_eq!(rig.balance()?, 3000, "no debit");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    rig.card.tap()?;
+    rig.wait_kiosk("done", Duration::from_secs(30)).await?;
+    assert_eq!(rig.balance()?, 2600, "charged exactly once");
+    Ok(())
+}
+
+/// Out of paper: the station refuses new users before any money is taken,
+/// and staff see why on the fleet page and the health endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_printer_out_of_paper_turns_users_away_before_payment() -> Result<()> {
+    let rig = Rig::start().await?;
+    let (number, _) = rig.order_and_read_mail(1).await?;
+    rig.printer.set_paper(0)?;
+    let s = rig.wait_kiosk("out_of_service", Duration::from_secs(10)).await?;
+    assert!(text(&s).contains("out of paper"), "{s}");
+    let s = rig.kiosk_number(&number).await?;
+    assert_eq!(s["screen"], "out_of_service", "{s}");
+    assert!(text(&s).contains("Nothing was charged"), "{s}");
+    assert_eq!(rig.backend.sql("SELECT COUNT(*) FROM reservations")?, "0", "nothing reserved");
+    assert_eq!(rig.balance()?, 3000);
+    let page = wait_page(&rig.backend, "/admin/stations", |p| p.contains("media-empty")).await?;
+    assert!(page.contains("media-empty-report"), "reason on the fleet page");
+    let health = reqwest::get(format!("{}/api/stations/1/health", rig.backend.url)).await?;
+    assert_eq!(health.status(), 503);
+    let h: serde_json::Value = health.json().await?;
+    assert_eq!(h["printer_ready"], false);
+
+    // refilled: users are welcome again
+    rig.printer.set_paper(250)?;
+    rig.wait_kiosk("idle", Duration::from_secs(10)).await?;
+    let s = rig.kiosk_number(&number).await?;
+    assert_eq!(s["screen"], "card", "{s}");
+    Ok(())
+}
+
+/// The backend is down when the number is typed: "try again later", nothing charged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_unreachable_means_try_again_later() -> Result<()> {
+    let mut rig = Rig::start().await?;
+    let (number, _) = rig.order_and_read_mail(1).await?;
+    rig.backend.stop().await;
+    let s = rig.kiosk_number(&number).await?;
+    assert_eq!(s["screen"], "error", "{s}");
+    assert!(text(&s).contains("try again later"), "{s}");
+    assert!(text(&s).contains("Nothing was charged"), "{s}");
+    assert_eq!(rig.balance()?, 3000);
+    assert!(rig.printer.spooled_pdfs().is_empty());
+    Ok(())
+}

@@ -1,0 +1,824 @@
+//! The one helper that starts real peers for the tests: an SMTP server
+//! (aiosmtpd), an IPP printer (ippeveprinter on a private D-Bus), a private
+//! pcscd with the vpcd driver, the emulated card, the backend (in-process),
+//! the station (a child process with its own PC/SC socket) and a browser
+//! (chromedriver + Debian's chromium). Every peer gets free ports and its own
+//! directory, waits until ready, and is stopped on Drop.
+
+#![allow(dead_code)]
+
+use anyhow::{bail, Context, Result};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,shomei_backend=info")),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// A binary of the workspace, built by `cargo build --workspace --bins` (deploy/test does it first).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/debug/deps/e2e-xxxx -> target/debug/<name>
+    let dir = exe.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
+    let p = dir.join(name);
+    assert!(p.exists(), "{} is missing: run `cargo build --workspace --bins` first (deploy/test does)", p.display());
+    p
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
+}
+
+/// Two consecutive free ports (vpcd uses PORT and PORT+1).
+pub fn free_port_pair() -> u16 {
+    for _ in 0..50 {
+        let p = free_port();
+        if p < 65000 && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
+    0
+}
+
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Result<()> {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("timed out after {timeout:?} waiting for {what}")
+}
+
+pub fn tcp_ready(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+/// A child process killed and reaped on Drop (PID 1 here does not reap).
+pub struct Proc {
+    pub name: String,
+    child: std::process::Child,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, cmd: &mut Command) -> Result<Proc> {
+        let child = cmd.spawn().with_context(|| format!("starting {name}"))?;
+        Ok(Proc { name: name.to_string(), child })
+    }
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let end = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < end {
+            if !self.alive() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn log_file(dir: &Path, name: &str) -> Result<std::fs::File> {
+    Ok(std::fs::File::create(dir.join(format!("{name}.log")))?)
+}
+
+// ------------------------------------------------------------------ SMTP
+
+/// A real SMTP server (aiosmtpd) writing each message to a Maildir.
+pub struct Smtp {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    _proc: Proc,
+}
+
+impl Smtp {
+    pub fn start() -> Result<Smtp> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port();
+        let proc = Proc::spawn(
+            "aiosmtpd",
+            Command::new("/usr/bin/python3")
+                .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+                .arg(dir.path().join("maildir"))
+                .stdout(log_file(dir.path(), "smtp")?)
+                .stderr(log_file(dir.path(), "smtp-err")?),
+        )?;
+        wait_until("SMTP server", Duration::from_secs(10), || tcp_ready(port))?;
+        Ok(Smtp { port, dir, _proc: proc })
+    }
+
+    pub fn messages(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(self.dir.path().join("maildir/new")) {
+            for e in rd.flatten() {
+                if let Ok(s) = std::fs::read(e.path()) {
+                    out.push(String::from_utf8_lossy(&s).into_owned());
+                }
+            }
+        }
+        out
+    }
+
+    /// Waits for a message to `to` and returns it decoded (quoted-printable / base64 bodies).
+    pub fn wait_for_mail(&self, to: &str, timeout: Duration) -> Result<String> {
+        let mut found = None;
+        wait_until(&format!("mail to {to}"), timeout, || {
+            found = self.messages().into_iter().find(|m| m.contains(to));
+            found.is_some()
+        })?;
+        Ok(decode_mail(&found.unwrap_or_default()))
+    }
+}
+
+/// Decodes a simple single-part mail body for assertions.
+pub fn decode_mail(raw: &str) -> String {
+    let (head, body) = raw.split_once("\r\n\r\n").or_else(|| raw.split_once("\n\n")).unwrap_or((raw, ""));
+    let lower = head.to_ascii_lowercase();
+    if lower.contains("content-transfer-encoding: base64") {
+        use base64_decode as b;
+        return format!("{head}\n\n{}", b(body));
+    }
+    if lower.contains("content-transfer-encoding: quoted-printable") {
+        return format!("{head}\n\n{}", qp_decode(body));
+    }
+    raw.to_string()
+}
+
+fn base64_decode(s: &str) -> String {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bits = 0u32;
+    let mut n = 0;
+    let mut out = Vec::new();
+    for c in s.bytes() {
+        let Some(v) = T.iter().position(|&t| t == c) else { continue };
+        bits = (bits << 6) | v as u32;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn qp_decode(s: &str) -> String {
+    let s = s.replace("=\r\n", "").replace("=\n", "");
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'=' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+// ------------------------------------------------------------------ IPP printer
+
+/// ippeveprinter with the project's fake engine (`sim/ipp-engine.sh`) as its
+/// print command, so a job completes in milliseconds and faults can be set.
+pub struct Printer {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub uri: String,
+    printer: Proc,
+    _dbus: Proc,
+}
+
+impl Printer {
+    pub fn start() -> Result<Printer> {
+        let dir = tempfile::tempdir()?;
+        let spool = dir.path().join("spool");
+        std::fs::create_dir_all(&spool)?;
+        let bus = dir.path().join("bus.sock");
+        let dbus = Proc::spawn(
+            "dbus-daemon",
+            Command::new("dbus-daemon")
+                .args(["--session", &format!("--address=unix:path={}", bus.display()), "--nofork", "--nopidfile"])
+                .stdout(log_file(dir.path(), "dbus")?)
+                .stderr(Stdio::null()),
+        )?;
+        wait_until("private D-Bus", Duration::from_secs(5), || bus.exists())?;
+        let port = free_port();
+        let engine = repo_root().join("sim/ipp-engine.sh");
+        let printer = Proc::spawn(
+            "ippeveprinter",
+            Command::new("ippeveprinter")
+                .env("DBUS_SYSTEM_BUS_ADDRESS", format!("unix:path={}", bus.display()))
+                .args(["-r", "off", "-n", "localhost", "-p", &port.to_string(), "-f", "application/pdf", "-k", "-v"])
+                .arg("-d")
+                .arg(&spool)
+                .arg("-c")
+                .arg(&engine)
+                .arg("ShomeiTestPrinter")
+                .stdout(log_file(dir.path(), "printer-out")?)
+                .stderr(log_file(dir.path(), "printer")?),
+        )?;
+        let uri = format!("ipp://127.0.0.1:{port}/ipp/print");
+        wait_until("IPP printer", Duration::from_secs(10), || {
+            Command::new("ipptool")
+                .args(["-q", &uri, "get-printer-attributes.test"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+        })?;
+        Ok(Printer { port, dir, uri, printer, _dbus: dbus })
+    }
+
+    /// Sets the engine's behaviour for the next jobs: ok, fail, media-empty, hold, ...
+    pub fn set_mode(&self, mode: &str) -> Result<()> {
+        Ok(std::fs::write(self.dir.path().join("spool/MODE"), mode)?)
+    }
+
+    /// Empties (level 0) or refills the paper tray through the printer's web form.
+    pub fn set_paper(&self, level: u32) -> Result<()> {
+        let url = format!(
+            "http://127.0.0.1:{}/media?size1=na_letter_8.5x11in&type1=stationery&level1={level}&size3=na_number-10_4.125x9.5in&type3=envelope&level3={}",
+            self.port,
+            // the form sets every tray it is not given to 0: tray 3 must be named too
+            if level == 0 { -2 } else { 25 }
+        );
+        let out = Command::new("curl").args(["-sf", "-o", "/dev/null", &url]).status()?;
+        if !out.success() {
+            bail!("printer web form failed");
+        }
+        Ok(())
+    }
+
+    /// The documents the printer received, in job order.
+    pub fn spooled_pdfs(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(self.dir.path().join("spool"))
+            .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "pdf")).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    pub fn printer_state_reasons(&self) -> String {
+        Command::new("ipptool")
+            .args(["-tv", &self.uri, "get-printer-attributes.test"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.contains("printer-state-reasons")).collect::<Vec<_>>().join("\n"))
+            .unwrap_or_default()
+    }
+
+    pub fn kill(&mut self) {
+        self.printer.stop();
+    }
+}
+
+// ------------------------------------------------------------------ PC/SC
+
+/// A private pcscd on its own socket, with one vpcd reader pair.
+pub struct Pcsc {
+    pub dir: tempfile::TempDir,
+    pub vpcd_port: u16,
+    pub socket: PathBuf,
+    proc: Proc,
+}
+
+impl Pcsc {
+    pub fn start() -> Result<Pcsc> {
+        let dir = tempfile::tempdir()?;
+        let vpcd_port = free_port_pair();
+        let socket = dir.path().join("pcscd.comm");
+        let proc = Proc::spawn(
+            "pcscd",
+            Command::new(bin("shomei-pcscd"))
+                .arg(dir.path())
+                .arg(vpcd_port.to_string())
+                .stdout(log_file(dir.path(), "pcscd")?)
+                .stderr(log_file(dir.path(), "pcscd-err")?),
+        )?;
+        wait_until("pcscd socket", Duration::from_secs(5), || socket.exists())?;
+        Ok(Pcsc { dir, vpcd_port, socket, proc })
+    }
+
+    pub fn stop(&mut self) {
+        self.proc.stop();
+    }
+}
+
+/// The emulated contactless card, driven through its stdin.
+pub struct Card {
+    proc: Proc,
+    stdin: std::process::ChildStdin,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Card {
+    /// Starts the card off the reader ("removed"); `tap()` puts it on.
+    pub fn start(vpcd_port: u16, uid: &str) -> Result<Card> {
+        let mut cmd = Command::new(bin("shomei-card"));
+        cmd.args(["--port", &vpcd_port.to_string(), "--uid", uid, "--no-insert"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().context("starting shomei-card")?;
+        let stdin = child.stdin.take().context("card stdin")?;
+        let stdout = child.stdout.take().context("card stdout")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let card = Card { proc: Proc { name: "card".into(), child }, stdin, lines: rx };
+        card.expect("READY", Duration::from_secs(10))?;
+        Ok(card)
+    }
+
+    fn expect(&self, prefix: &str, timeout: Duration) -> Result<String> {
+        let end = Instant::now() + timeout;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.starts_with(prefix) => return Ok(l),
+                Ok(_) => continue,
+                Err(_) => bail!("card emulator did not say {prefix:?} in {timeout:?}"),
+            }
+        }
+    }
+
+    /// Sends a command (`insert`, `remove`, `sw 6F00`, `remove-on-read`, ...) and waits for its acknowledgement.
+    pub fn command(&mut self, cmd: &str, ack: &str) -> Result<()> {
+        writeln!(self.stdin, "{cmd}")?;
+        self.stdin.flush()?;
+        self.expect(ack, Duration::from_secs(10))?;
+        Ok(())
+    }
+
+    pub fn tap(&mut self) -> Result<()> {
+        self.command("insert", "inserted")
+    }
+
+    pub fn remove(&mut self) -> Result<()> {
+        self.command("remove", "removed")
+    }
+}
+
+// ------------------------------------------------------------------ backend
+
+pub struct Backend {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Backend {
+    /// Starts the backend in-process on a fresh SQLite file with the demo data.
+    pub async fn start(smtp_port: Option<u16>) -> Result<Backend> {
+        init_tracing();
+        let dir = tempfile::tempdir()?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let mut cfg = shomei_backend::config::Config::default();
+        cfg.http.listen = format!("127.0.0.1:{port}");
+        cfg.http.public_url = format!("http://127.0.0.1:{port}");
+        cfg.database.url = format!("sqlite://{}?mode=rwc", dir.path().join("backend.sqlite").display());
+        cfg.mail.smtp = smtp_port.map(|p| format!("127.0.0.1:{p}")).unwrap_or_default();
+        cfg.mail.poll_interval_s = 1;
+        cfg.stations.offline_after_s = 5;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            if let Err(e) = shomei_backend::launch_with_listener(cfg, listener, async {
+                let _ = rx.await;
+            })
+            .await
+            {
+                eprintln!("backend stopped: {e:#}");
+            }
+        });
+        let url = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            if client.get(format!("{url}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
+                break;
+            }
+            if Instant::now() > end {
+                bail!("backend did not start");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(Backend { url, dir, shutdown: Some(tx), task: Some(task) })
+    }
+
+    /// Stops it (the port then refuses connections: "backend unreachable").
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+    }
+
+    /// A browser-like HTTP client with its own cookie jar.
+    pub fn client() -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .build()
+            .unwrap_or_default()
+    }
+
+    /// Logs a staff member into the admin panel and makes an enrolment code there.
+    pub async fn enrolment_code(&self, station_name: &str) -> Result<String> {
+        let c = Self::client();
+        let page = c.get(format!("{}/admin/login", self.url)).send().await?.text().await?;
+        let csrf = form_value(&page, "csrf").context("csrf on staff login")?;
+        let r = c
+            .post(format!("{}/admin/login", self.url))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("login", shomei_backend::demo::STAFF_LOGIN),
+                ("password", shomei_backend::demo::STAFF_PASSWORD),
+            ])
+            .send()
+            .await?;
+        let page = r.text().await?;
+        let csrf = form_value(&page, "csrf").context("csrf on stations page")?;
+        let page = c
+            .post(format!("{}/admin/stations/enrolment-codes", self.url))
+            .form(&[("csrf", csrf.as_str()), ("name", station_name)])
+            .send()
+            .await?
+            .text()
+            .await?;
+        element_text(&page, "enrolment-code").context("enrolment code on the page")
+    }
+
+    /// Runs one SQL statement on the backend's database with the sqlite3 CLI
+    /// (tests use it to look at the ledger and to move deadlines into the past).
+    pub fn sql(&self, statement: &str) -> Result<String> {
+        let out = Command::new("sqlite3").arg(self.dir.path().join("backend.sqlite")).arg(statement).output()?;
+        if !out.status.success() {
+            bail!("sqlite3: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// A staff session's view of a page (for asserting what staff see).
+    pub async fn staff_page(&self, path: &str) -> Result<String> {
+        let c = Self::client();
+        let page = c.get(format!("{}/admin/login", self.url)).send().await?.text().await?;
+        let csrf = form_value(&page, "csrf").context("csrf")?;
+        c.post(format!("{}/admin/login", self.url))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("login", shomei_backend::demo::STAFF_LOGIN),
+                ("password", shomei_backend::demo::STAFF_PASSWORD),
+            ])
+            .send()
+            .await?;
+        Ok(c.get(format!("{}{path}", self.url)).send().await?.text().await?)
+    }
+
+    /// The demo graduate logs in and orders `copies` graduation certificates
+    /// for on-campus printing paid by IC card. Returns the order page.
+    pub async fn order_as_graduate(&self, copies: u32) -> Result<String> {
+        let c = Self::client();
+        let page = c.get(format!("{}/login", self.url)).send().await?.text().await?;
+        let csrf = form_value(&page, "csrf").context("csrf on login")?;
+        let r = c
+            .post(format!("{}/login", self.url))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("email", shomei_backend::demo::GRADUATE_EMAIL),
+                ("password", shomei_backend::demo::GRADUATE_PASSWORD),
+                ("second_password", shomei_backend::demo::GRADUATE_SECOND_PASSWORD),
+            ])
+            .send()
+            .await?;
+        if !r.url().path().starts_with("/portal") {
+            bail!("login failed: {}", r.text().await?);
+        }
+        let page = c.get(format!("{}/orders/new", self.url)).send().await?.text().await?;
+        let csrf = form_value(&page, "csrf").context("csrf on order form")?;
+        let record = form_option(&page, "student_record_id").context("student record")?;
+        let copies_field = first_copies_field(&page).context("copies field")?;
+        let r = c
+            .post(format!("{}/orders", self.url))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("student_record_id", record.as_str()),
+                (copies_field.as_str(), copies.to_string().as_str()),
+                ("delivery", "campus"),
+                ("payment_method", "card"),
+            ])
+            .send()
+            .await?;
+        let status = r.status();
+        let page = r.text().await?;
+        if !status.is_success() {
+            bail!("order failed ({status}): {page}");
+        }
+        Ok(page)
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// `value="..."` of the input named `name`.
+pub fn form_value(html: &str, name: &str) -> Option<String> {
+    let i = html.find(&format!("name=\"{name}\""))?;
+    let rest = &html[i..];
+    let v = rest.find("value=\"")? + 7;
+    Some(rest[v..v + rest[v..].find('"')?].to_string())
+}
+
+fn form_option(html: &str, select: &str) -> Option<String> {
+    let i = html.find(&format!("name=\"{select}\""))?;
+    let rest = &html[i..];
+    let v = rest.find("<option value=\"")? + 15;
+    Some(rest[v..v + rest[v..].find('"')?].to_string())
+}
+
+fn first_copies_field(html: &str) -> Option<String> {
+    let i = html.find("name=\"copies_")? + 6;
+    Some(html[i..i + html[i..].find('"')?].to_string())
+}
+
+/// Text inside the element with this id (no nested tags).
+pub fn element_text(html: &str, id: &str) -> Option<String> {
+    let i = html.find(&format!("id=\"{id}\""))?;
+    let rest = &html[i..];
+    let s = rest.find('>')? + 1;
+    Some(rest[s..s + rest[s..].find('<')?].trim().to_string())
+}
+
+// ------------------------------------------------------------------ station
+
+pub struct Station {
+    pub kiosk_url: String,
+    pub dir: tempfile::TempDir,
+    proc: Proc,
+}
+
+pub struct StationOptions<'a> {
+    pub backend_url: &'a str,
+    pub enrolment_code: &'a str,
+    pub printer_uri: &'a str,
+    pub pcsc: &'a Pcsc,
+    pub idle_timeout_s: u64,
+}
+
+impl Station {
+    pub fn start(o: &StationOptions<'_>) -> Result<Station> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port();
+        let kiosk_url = format!("http://127.0.0.1:{port}");
+        let proc = Proc::spawn(
+            "station",
+            Command::new(bin("shomei-station"))
+                .env("PCSCLITE_CSOCK_NAME", &o.pcsc.socket)
+                .env("SHOMEI_STATION_BACKEND_URL", o.backend_url)
+                .env("SHOMEI_STATION_STATE_DIR", dir.path())
+                .env("SHOMEI_STATION_ENROLMENT_CODE", o.enrolment_code)
+                .env("SHOMEI_STATION_PRINTER_URI", o.printer_uri)
+                .env("SHOMEI_STATION_READER", "Virtual PCD 00 00")
+                .env("SHOMEI_STATION_KIOSK_LISTEN", format!("127.0.0.1:{port}"))
+                .env("SHOMEI_STATION_HEARTBEAT_S", "1")
+                .env("SHOMEI_STATION_PRINTER_POLL_S", "1")
+                .env("SHOMEI_STATION_IDLE_TIMEOUT_S", o.idle_timeout_s.to_string())
+                .env("RUST_LOG", "info,sqlx=warn")
+                .stdout(log_file(dir.path(), "station")?)
+                .stderr(log_file(dir.path(), "station-err")?),
+        )?;
+        let mut s = Station { kiosk_url, dir, proc };
+        let url = format!("{}/healthz", s.kiosk_url);
+        let mut alive = true;
+        wait_until("station kiosk", Duration::from_secs(20), || {
+            alive = s.proc.alive();
+            !alive || Command::new("curl").args(["-sf", "-o", "/dev/null", &url]).status().is_ok_and(|x| x.success())
+        })?;
+        if !alive {
+            bail!("station exited: {}", s.log());
+        }
+        Ok(s)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("station.log")).unwrap_or_default()
+            + &std::fs::read_to_string(self.dir.path().join("station-err.log")).unwrap_or_default()
+    }
+
+    pub fn journal_path(&self) -> PathBuf {
+        self.dir.path().join("journal.sqlite")
+    }
+}
+
+// ------------------------------------------------------------------ browser
+
+/// chromedriver + Debian's headless chromium, one private profile each.
+pub struct Browser {
+    pub client: fantoccini::Client,
+    _dir: tempfile::TempDir,
+    _driver: Proc,
+}
+
+impl Browser {
+    pub async fn start() -> Result<Browser> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port();
+        let driver = Proc::spawn(
+            "chromedriver",
+            Command::new("chromedriver")
+                .arg(format!("--port={port}"))
+                .stdout(log_file(dir.path(), "chromedriver")?)
+                .stderr(Stdio::null()),
+        )?;
+        let status = format!("http://127.0.0.1:{port}/status");
+        let http = reqwest::Client::new();
+        let end = Instant::now() + Duration::from_secs(20);
+        while !http.get(&status).send().await.is_ok_and(|r| r.status().is_success()) {
+            if Instant::now() > end {
+                bail!("chromedriver did not start");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let profile = dir.path().join("profile");
+        let caps = serde_json::json!({
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
+                         "--window-size=1024,900", format!("--user-data-dir={}", profile.display())]
+            }
+        });
+        let caps = match caps {
+            serde_json::Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+        let client = fantoccini::ClientBuilder::rustls()?
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .context("WebDriver session")?;
+        Ok(Browser { client, _dir: dir, _driver: driver })
+    }
+
+    /// Waits until the kiosk page shows `screen` (its body's data-screen).
+    pub async fn wait_screen(&self, screen: &str, timeout: Duration) -> Result<()> {
+        let end = Instant::now() + timeout;
+        let mut last = String::new();
+        while Instant::now() < end {
+            let v = self.client.execute("return document.body.dataset.screen", vec![]).await?;
+            last = v.as_str().unwrap_or_default().to_string();
+            if last == screen {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let text = self.client.find(fantoccini::Locator::Css("body")).await?.text().await.unwrap_or_default();
+        bail!("kiosk shows {last:?}, not {screen:?}, after {timeout:?}: {text}")
+    }
+
+    pub async fn body_text(&self) -> Result<String> {
+        Ok(self.client.find(fantoccini::Locator::Css("body")).await?.text().await?)
+    }
+
+    pub async fn close(self) {
+        let _ = self.client.close().await;
+    }
+}
+
+// ------------------------------------------------------------------ the whole rig
+
+/// Everything one station scenario needs, started in parallel-safe isolation.
+pub struct Rig {
+    pub smtp: Smtp,
+    pub backend: Backend,
+    pub printer: Printer,
+    pub pcsc: Pcsc,
+    pub card: Card,
+    pub station: Station,
+}
+
+impl Rig {
+    pub async fn start() -> Result<Rig> {
+        Self::start_with_card(shomei_backend::demo::CARD_UID).await
+    }
+
+    pub async fn start_with_card(uid: &str) -> Result<Rig> {
+        let smtp = Smtp::start()?;
+        let backend = Backend::start(Some(smtp.port)).await?;
+        let printer = Printer::start()?;
+        let pcsc = Pcsc::start()?;
+        let card = Card::start(pcsc.vpcd_port, uid)?;
+        let code = backend.enrolment_code("Library 1F").await?;
+        let station = Station::start(&StationOptions {
+            backend_url: &backend.url,
+            enrolment_code: &code,
+            printer_uri: &printer.uri,
+            pcsc: &pcsc,
+            idle_timeout_s: 60,
+        })?;
+        Ok(Rig { smtp, backend, printer, pcsc, card, station })
+    }
+
+    /// Orders as the demo graduate and returns the print number from the mail that arrived.
+    pub async fn order_and_read_mail(&self, copies: u32) -> Result<(String, String)> {
+        let page = self.backend.order_as_graduate(copies).await?;
+        let shown = element_text(&page, "print-number").context("print number on the order page")?;
+        let mail = self.smtp.wait_for_mail(shomei_backend::demo::GRADUATE_EMAIL, Duration::from_secs(15))?;
+        let number = print_number_in(&mail).context("print number in the mail")?;
+        Ok((number, shown))
+    }
+
+    /// POSTs a number to the kiosk as its page does; returns the screen JSON.
+    pub async fn kiosk_number(&self, number: &str) -> Result<serde_json::Value> {
+        Ok(reqwest::Client::new()
+            .post(format!("{}/kiosk/number", self.station.kiosk_url))
+            .json(&serde_json::json!({ "number": number }))
+            .send()
+            .await?
+            .json()
+            .await?)
+    }
+
+    pub async fn kiosk_state(&self) -> Result<serde_json::Value> {
+        Ok(reqwest::get(format!("{}/kiosk/state", self.station.kiosk_url)).await?.json().await?)
+    }
+
+    /// Polls the kiosk until it shows `screen`.
+    pub async fn wait_kiosk(&self, screen: &str, timeout: Duration) -> Result<serde_json::Value> {
+        let end = Instant::now() + timeout;
+        let mut last = serde_json::Value::Null;
+        while Instant::now() < end {
+            last = self.kiosk_state().await?;
+            if last["screen"] == screen {
+                return Ok(last);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("kiosk shows {last}, not {screen:?}\nstation log:\n{}", self.station.log())
+    }
+
+    /// The demo card's balance as the ledger says (sum of rows).
+    pub fn balance(&self) -> Result<i64> {
+        let q = format!("SELECT COALESCE(SUM(amount),0) FROM ledger WHERE card_uid='{}'", shomei_backend::demo::CARD_UID);
+        Ok(self.backend.sql(&q)?.parse()?)
+    }
+
+    /// The steps the station journalled, oldest first.
+    pub fn journal_steps(&self) -> Result<Vec<String>> {
+        let out = Command::new("sqlite3").arg(self.station.journal_path()).arg("SELECT step FROM journal ORDER BY id").output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect())
+    }
+}
+
+/// The 12 digits after "学内印刷番号:" / "print number:" in a mail or page.
+pub fn print_number_in(text: &str) -> Option<String> {
+    let i = text.find("On-campus print number:")? + "On-campus print number:".len();
+    let digits: String = text[i..].chars().take_while(|c| c.is_ascii_digit() || *c == ' ').filter(char::is_ascii_digit).collect();
+    (digits.len() == 12).then_some(digits)
+}

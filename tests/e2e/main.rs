@@ -1,0 +1,6 @@
+//! shomei's integration tests: one binary, real peers, one harness.
+
+mod harness;
+
+mod bad_paths;
+mod print_flow;

@@ -1,0 +1,93 @@
+//! The walking skeleton: one certificate from order to printed page, through
+//! every real part (SMTP, IPP, PC/SC, the browser).
+
+use crate::harness::*;
+use anyhow::{Context, Result};
+use fantoccini::Locator;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graduate_orders_and_prints_a_certificate_at_the_kiosk() -> Result<()> {
+    let mut rig = Rig::start().await?;
+    let balance_before = rig.balance()?;
+
+    // Order on the portal; the number shown on the page is the one in the mail.
+    let (number, shown) = rig.order_and_read_mail(1).await?;
+    assert_eq!(shown.replace(' ', ""), number, "page and mail show the same number");
+    assert_eq!(shown.len(), 14, "shown in groups of four: {shown}");
+
+    // The station is enrolled and its heartbeats reach the admin panel.
+    let stations = wait_page(&rig.backend, "/admin/stations", |p| p.contains("online") && p.contains("<span class=\"ok\">idle</span>")).await?;
+    assert!(stations.contains("Library 1F"));
+    assert!(stations.contains("<td class=\"printer-reasons\">none"), "printer-state-reasons on the fleet page: {stations}");
+
+    // The kiosk, in a real browser: type the number, see the order, tap the card.
+    let browser = Browser::start().await?;
+    let b = &browser.client;
+    b.goto(&rig.station.kiosk_url).await?;
+    browser.wait_screen("idle", Duration::from_secs(10)).await?;
+    let started = Instant::now();
+    for d in number.chars() {
+        b.find(Locator::Id(&format!("key-{d}"))).await?.click().await?;
+    }
+    b.find(Locator::Id("ok")).await?.click().await?;
+    browser.wait_screen("card", Duration::from_secs(10)).await?;
+    let text = browser.body_text().await?;
+    assert!(text.contains("卒業証明書"), "certificate shown: {text}");
+    assert!(text.contains("¥400"), "amount = fee 300 + system fee 100: {text}");
+    assert!(text.contains("ICカードをタッチしてください") && text.contains("Tap your IC card"), "{text}");
+
+    rig.card.tap()?;
+    browser.wait_screen("done", Duration::from_secs(30)).await?;
+    let text = browser.body_text().await?;
+    assert!(text.contains("¥2,600"), "balance left shown: {text}");
+    eprintln!("kiosk: number typed -> done in {:?}", started.elapsed());
+    let png = b.screenshot().await?;
+    std::fs::write(std::env::temp_dir().join("shomei-kiosk-done.png"), png)?;
+    browser.close().await;
+
+    // The printer received exactly the certificate PDF, with the graduate's name in it.
+    let pdfs = rig.printer.spooled_pdfs();
+    assert_eq!(pdfs.len(), 1, "one job: {pdfs:?}");
+    let printed = std::fs::read(&pdfs[0])?;
+    let ours = rig.backend.dir.path().join("order.pdf");
+    rig.backend.sql(&format!("SELECT writefile('{}', pdf) FROM orders WHERE print_number = '{number}'", ours.display()))?;
+    assert_eq!(printed, std::fs::read(&ours)?, "the printer got the certificate PDF byte for byte");
+    let text = Command::new("pdftotext").arg(&pdfs[0]).arg("-").output()?;
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("山田 花子") && text.contains("YAMADA Hanako"), "name on the certificate: {text}");
+
+    // Paid once, and the backend shows the order printed.
+    assert_eq!(rig.balance()?, balance_before - 400);
+    let orders = wait_page(&rig.backend, "/admin/orders", |p| p.contains("data-status=\"printed\"")).await?;
+    assert!(orders.contains(&number[..4]));
+    let steps = rig.journal_steps()?;
+    assert_eq!(
+        steps,
+        ["reserved", "charging", "charged", "fetching", "fetched", "submitted", "printed"],
+        "journal, in order"
+    );
+    // The printer's state reaches the fleet page and the health endpoint.
+    let health = reqwest::get(format!("{}/api/stations/1/health", rig.backend.url)).await?;
+    assert_eq!(health.status(), 200);
+    let h: serde_json::Value = health.json().await?;
+    assert_eq!(h["printer_state"], "idle");
+    rig.printer.kill();
+    Ok(())
+}
+
+/// Polls a staff page until `ok` says it shows what we wait for.
+pub async fn wait_page(backend: &Backend, path: &str, ok: impl Fn(&str) -> bool) -> Result<String> {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let page = backend.staff_page(path).await?;
+        if ok(&page) {
+            return Ok(page);
+        }
+        if Instant::now() > end {
+            return Err(anyhow::anyhow!("{path} never showed what was expected:\n{page}")).context("wait_page");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}

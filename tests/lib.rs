@@ -1,0 +1,1 @@
+//! Integration tests live in `e2e/`; this library is empty.
