@@ -785,6 +785,11 @@ impl Rig {
             .await?)
     }
 
+    /// Presses "back to start" on the kiosk.
+    pub async fn station_reset(&self) -> Result<serde_json::Value> {
+        Ok(reqwest::Client::new().post(format!("{}/kiosk/cancel", self.station.kiosk_url)).send().await?.json().await?)
+    }
+
     pub async fn kiosk_state(&self) -> Result<serde_json::Value> {
         Ok(reqwest::get(format!("{}/kiosk/state", self.station.kiosk_url)).await?.json().await?)
     }

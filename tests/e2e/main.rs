@@ -4,3 +4,4 @@ mod harness;
 
 mod bad_paths;
 mod print_flow;
+mod station_api;

@@ -1,0 +1,80 @@
+//! Kiosk latency: from a print number typed (POST /kiosk/number, as the page
+//! does on OK) to the IPP job accepted by the printer, through the real peers,
+//! with the card already on the reader. Run with `deploy/bench`.
+//!
+//! Reference side by side: `ipptool` submitting the same PDF to the same
+//! printer (the bare IPP Print-Job round trip the station cannot beat).
+
+#[path = "../e2e/harness.rs"]
+mod harness;
+
+use harness::*;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const RUNS: usize = 20;
+
+fn stats(mut v: Vec<Duration>) -> (Duration, Duration, Duration, Duration) {
+    v.sort();
+    let p90 = v[(v.len() * 9 / 10).min(v.len() - 1)];
+    (v[0], v[v.len() / 2], p90, v[v.len() - 1])
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let mut rig = Rig::start().await?;
+    rig.backend.sql(&format!(
+        "INSERT INTO ledger (card_uid, amount, kind, created_at) VALUES ('{}', 100000, 'topup', 0)",
+        shomei_backend::demo::CARD_UID
+    ))?;
+    rig.card.tap()?; // on the reader for the whole run
+    let mut kiosk = Vec::with_capacity(RUNS);
+    for i in 0..RUNS {
+        let page = rig.backend.order_as_graduate(1).await?;
+        let number = element_text(&page, "print-number").unwrap_or_default().replace(' ', "");
+        let before = rig.printer.spooled_pdfs().len();
+        let t0 = Instant::now();
+        let s = rig.kiosk_number(&number).await?;
+        anyhow::ensure!(s["screen"] == "card" || s["screen"] == "printing", "run {i}: {s}");
+        // the document is in the spool once the printer has accepted the job
+        loop {
+            if rig.printer.spooled_pdfs().len() > before {
+                break;
+            }
+            anyhow::ensure!(t0.elapsed() < Duration::from_secs(30), "run {i}: no job at the printer");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        kiosk.push(t0.elapsed());
+        rig.wait_kiosk("done", Duration::from_secs(30)).await?;
+        rig.station_reset().await?;
+    }
+
+    // reference: ipptool's Print-Job of the same certificate PDF
+    let pdf = rig.printer.spooled_pdfs().into_iter().next().ok_or_else(|| anyhow::anyhow!("no pdf"))?;
+    let mut reference = Vec::with_capacity(RUNS);
+    for _ in 0..RUNS {
+        let t0 = Instant::now();
+        let ok = Command::new("ipptool")
+            .args(["-q", "-f"])
+            .arg(&pdf)
+            .arg(&rig.printer.uri)
+            .arg("print-job.test")
+            .status()?
+            .success();
+        reference.push(t0.elapsed());
+        anyhow::ensure!(ok, "ipptool print-job failed");
+        std::thread::sleep(Duration::from_millis(100)); // let the job finish (no queue)
+    }
+
+    let (kmin, kmed, kp90, kmax) = stats(kiosk);
+    let (rmin, rmed, rp90, rmax) = stats(reference);
+    println!("kiosk latency, number typed -> IPP job accepted ({RUNS} runs, card on the reader):");
+    println!("  shomei station  min {:7.1} ms  median {:7.1} ms  p90 {:7.1} ms  max {:7.1} ms", ms(kmin), ms(kmed), ms(kp90), ms(kmax));
+    println!("  ipptool (ref.)  min {:7.1} ms  median {:7.1} ms  p90 {:7.1} ms  max {:7.1} ms", ms(rmin), ms(rmed), ms(rp90), ms(rmax));
+    println!("  ratio of medians station / ipptool: {:.1}", ms(kmed) / ms(rmed));
+    Ok(())
+}

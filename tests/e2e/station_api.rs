@@ -1,0 +1,139 @@
+//! The station API through real HTTP on the backend: credentials, single-use
+//! enrolment codes, idempotent charges (no double debit), reports, throttling.
+
+use crate::harness::*;
+use anyhow::Result;
+use serde_json::{json, Value};
+
+struct Api {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn enroll(backend: &Backend, code: &str) -> Result<(reqwest::StatusCode, Value)> {
+        let r = reqwest::Client::new()
+            .post(format!("{}/api/station/v1/enroll", backend.url))
+            .json(&json!({ "code": code, "version": "test" }))
+            .send()
+            .await?;
+        Ok((r.status(), r.json().await?))
+    }
+
+    async fn new(backend: &Backend) -> Result<Api> {
+        let code = backend.enrolment_code("API test station").await?;
+        let (status, body) = Self::enroll(backend, &code).await?;
+        assert_eq!(status, 200, "{body}");
+        Ok(Api {
+            base: format!("{}/api/station/v1", backend.url),
+            token: body["token"].as_str().unwrap_or_default().to_string(),
+            http: reqwest::Client::new(),
+        })
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Result<(u16, Value)> {
+        let r = self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.token).json(&body).send().await?;
+        let status = r.status().as_u16();
+        Ok((status, r.json().await.unwrap_or(Value::Null)))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrolment_codes_are_single_use_and_credentials_required() -> Result<()> {
+    let backend = Backend::start(None).await?;
+    let code = backend.enrolment_code("Station A").await?;
+    let (s, body) = Api::enroll(&backend, "AAAA-BBBB-CCCC-DDDD").await?;
+    assert_eq!(s, 401);
+    assert_eq!(body["code"], "enrolment_code_invalid");
+    // typed in lower case without dashes still works, once
+    let typed = code.replace('-', "").to_lowercase();
+    let (s, body) = Api::enroll(&backend, &typed).await?;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["name"], "Station A");
+    assert!(body["token"].as_str().is_some_and(|t| t.len() == 64));
+    let (s, body) = Api::enroll(&backend, &code).await?;
+    assert_eq!(s, 401, "a used code does not enrol twice");
+    assert_eq!(body["code"], "enrolment_code_invalid");
+
+    // no or a wrong credential: a clear API error, not a page
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/station/v1/reservations", backend.url))
+        .json(&json!({ "print_number": "123456789012" }))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 401);
+    let v: Value = r.json().await?;
+    assert_eq!(v["code"], "unauthorized");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_charge_debits_once_and_reports_are_idempotent() -> Result<()> {
+    let backend = Backend::start(None).await?;
+    let api = Api::new(&backend).await?;
+    let page = backend.order_as_graduate(2).await?;
+    let number = element_text(&page, "print-number").unwrap_or_default().replace(' ', "");
+    let (s, res) = api.post("/reservations", json!({ "print_number": number })).await?;
+    assert_eq!(s, 200, "{res}");
+    assert_eq!(res["amount"], 700, "2 x 300 + system fee 100");
+    assert_eq!(res["paid"], false);
+    let id = res["reservation_id"].as_i64().unwrap_or_default();
+
+    let charge = json!({ "card_uid": shomei_backend::demo::CARD_UID, "idempotency_key": "k-1" });
+    let (s, first) = api.post(&format!("/reservations/{id}/charge"), charge.clone()).await?;
+    assert_eq!(s, 200, "{first}");
+    assert_eq!(first["balance_after"], 2300);
+    let (s, again) = api.post(&format!("/reservations/{id}/charge"), charge).await?;
+    assert_eq!(s, 200, "a retry with the same key answers the same: {again}");
+    assert_eq!(again, first);
+    let (s, other) = api
+        .post(&format!("/reservations/{id}/charge"), json!({ "card_uid": shomei_backend::demo::CARD_UID, "idempotency_key": "k-2" }))
+        .await?;
+    assert_eq!(s, 409, "a paid order is not charged again: {other}");
+    let debits = backend.sql("SELECT COUNT(*), SUM(amount) FROM ledger WHERE kind = 'debit'")?;
+    assert_eq!(debits, "1|-700");
+
+    let pdf = api.http.get(format!("{}/reservations/{id}/document", api.base)).bearer_auth(&api.token).send().await?;
+    assert_eq!(pdf.status(), 200);
+    assert!(pdf.bytes().await?.starts_with(b"%PDF"));
+
+    let report = json!({ "idempotency_key": "r-1", "outcome": { "kind": "printed" }, "ipp_job_id": 3, "at": 0 });
+    let (s, r) = api.post(&format!("/reservations/{id}/report"), report.clone()).await?;
+    assert_eq!((s, r["order_status"].clone()), (200, json!("printed")));
+    let (s, r) = api.post(&format!("/reservations/{id}/report"), report).await?;
+    assert_eq!((s, r["order_status"].clone()), (200, json!("printed")));
+    assert_eq!(backend.sql("SELECT COUNT(*) FROM station_reports")?, "1");
+    let (s, r) = api.post("/reservations", json!({ "print_number": number })).await?;
+    assert_eq!((s, r["code"].clone()), (409, json!("print_number_used")));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_cards_bad_input_and_guessing_are_refused() -> Result<()> {
+    let backend = Backend::start(None).await?;
+    let api = Api::new(&backend).await?;
+    let page = backend.order_as_graduate(1).await?;
+    let number = element_text(&page, "print-number").unwrap_or_default().replace(' ', "");
+    let (_, res) = api.post("/reservations", json!({ "print_number": number })).await?;
+    let id = res["reservation_id"].as_i64().unwrap_or_default();
+    let (s, r) = api.post(&format!("/reservations/{id}/charge"), json!({ "card_uid": "0102030405060708", "idempotency_key": "x" })).await?;
+    assert_eq!((s, r["code"].clone()), (402, json!("card_unknown")));
+    let (s, r) = api.post(&format!("/reservations/{id}/charge"), json!({ "card_uid": "not hex!", "idempotency_key": "y" })).await?;
+    assert_eq!((s, r["code"].clone()), (400, json!("bad_request")));
+    // a document before payment is refused
+    let d = api.http.get(format!("{}/reservations/{id}/document", api.base)).bearer_auth(&api.token).send().await?;
+    assert_eq!(d.status(), 402);
+    // malformed number: the check digit is verified by the API too
+    let (s, r) = api.post("/reservations", json!({ "print_number": "123456789012" })).await?;
+    assert_eq!((s, r["code"].clone()), (400, json!("bad_request")), "{r}");
+    // guessing: 10 wrong (but well-formed) numbers a minute, then throttled
+    let mut rng = rand::thread_rng();
+    let mut last = 0;
+    for _ in 0..11 {
+        let n = shomei_shared::PrintNumber::generate(&mut rng);
+        last = api.post("/reservations", json!({ "print_number": n.as_str() })).await?.0;
+    }
+    assert_eq!(last, 429, "guesses are throttled");
+    Ok(())
+}
