@@ -118,12 +118,12 @@ impl Default for StationsConfig {
 
 impl Config {
     /// Defaults, then the TOML file if given, then `SHOMEI_BACKEND_*` variables.
-    pub fn load(file: Option<&Path>) -> Result<Config, figment::Error> {
+    pub fn load(file: Option<&Path>) -> Result<Config, Box<figment::Error>> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(f) = file {
             fig = fig.merge(Toml::file_exact(f));
         }
-        fig.merge(Env::prefixed("SHOMEI_BACKEND_").split("__")).extract()
+        fig.merge(Env::prefixed("SHOMEI_BACKEND_").split("__")).extract().map_err(Box::new)
     }
 
     /// Refuses to start on settings that cannot work, naming the key.

@@ -278,6 +278,22 @@ pub async fn document(pool: &SqlitePool, station: &Station, reservation_id: i64)
         .ok_or_else(|| AppError::api(ErrorCode::NotFound, "the order has no document"))
 }
 
+/// Lets go of a reservation the user walked away from (cancel, idle timeout),
+/// so the number works at another station at once instead of after it lapses.
+pub async fn release(pool: &SqlitePool, station: &Station, reservation_id: i64) -> AppResult<()> {
+    let mut tx = pool.begin().await?;
+    let r = store::reservation(&mut tx, reservation_id)
+        .await?
+        .filter(|r| r.station_id == station.id)
+        .ok_or_else(|| AppError::api(ErrorCode::NotFound, "no such reservation at this station"))?;
+    if r.status == "active" {
+        store::set_reservation_status(&mut tx, r.id, "released").await?;
+        tracing::info!(station_id = station.id, reservation_id, "reservation released");
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Records what became of a print, once per idempotency key.
 pub async fn report(
     pool: &SqlitePool,

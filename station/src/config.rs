@@ -51,12 +51,12 @@ impl Default for Config {
 }
 
 impl Config {
-    pub fn load(file: Option<&Path>) -> Result<Config, figment::Error> {
+    pub fn load(file: Option<&Path>) -> Result<Config, Box<figment::Error>> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(f) = file {
             fig = fig.merge(Toml::file_exact(f));
         }
-        fig.merge(Env::prefixed("SHOMEI_STATION_")).extract()
+        fig.merge(Env::prefixed("SHOMEI_STATION_")).extract().map_err(Box::new)
     }
 
     pub fn validate(&self) -> Result<(), String> {

@@ -358,6 +358,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
             let cancel = Arc::new(AtomicBool::new(false));
             *self.inner.cancel_read.lock().unwrap_or_else(|p| p.into_inner()) = cancel.clone();
             if self.inner.generation.load(Ordering::SeqCst) != g {
+                self.abandon(&job, "cancelled").await;
                 return;
             }
             let reader = self.inner.reader.clone();
@@ -366,6 +367,8 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
                 .await
                 .unwrap_or_else(|e| Err(ReaderError::Other(e.to_string())));
             if self.inner.generation.load(Ordering::SeqCst) != g {
+                // cancelled or timed out meanwhile: whatever was read, nothing is charged
+                self.abandon(&job, "cancelled").await;
                 return;
             }
             let notice = match read {
@@ -395,17 +398,17 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
                     )
                 }
                 Err(ReaderError::Timeout) => {
-                    let _ = self.inner.journal.step(job.job_id, "abandoned", "no card tapped").await.map_err(Self::journal_err);
+                    self.abandon(&job, "no card tapped").await;
                     self.reset();
                     return;
                 }
                 Err(ReaderError::Cancelled) => {
-                    let _ = self.inner.journal.step(job.job_id, "abandoned", "cancelled").await.map_err(Self::journal_err);
+                    self.abandon(&job, "cancelled").await;
                     return;
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "card reader failed");
-                    let _ = self.inner.journal.step(job.job_id, "abandoned", &e.to_string()).await.map_err(Self::journal_err);
+                    self.abandon(&job, &e.to_string()).await;
                     self.set(g, screen("error", ("カードリーダーの故障", "Card reader out of order"), (
                         "カードリーダーが使えません。料金はいただいていません。".into(),
                         "The card reader is not working. Nothing was charged.".into(),
@@ -420,11 +423,23 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         }
     }
 
+    /// The user left before paying: journal it and give the number back.
+    async fn abandon(&self, job: &JobCtx, why: &str) {
+        let _ = self.inner.journal.step(job.job_id, "abandoned", why).await.map_err(Self::journal_err);
+        if let Err(e) = self.inner.backend.release(job.reservation.reservation_id).await {
+            tracing::info!(error = %e, "reservation not released; it lapses by itself");
+        }
+    }
+
     async fn charge(&self, job: &JobCtx, uid: &str) -> ChargeResult {
         let g = job.generation;
         let mut s = screen("charging", ("お支払い中", "Paying"), ("カードを離さないでください。".into(), "Keep the card on the reader.".into()));
         s.amount = job.reservation.amount.to_string();
-        self.set(g, s);
+        if !self.set(g, s) {
+            // the user cancelled in the same instant: take no money
+            self.abandon(job, "cancelled").await;
+            return ChargeResult::Stop;
+        }
         if let Err(e) = self.inner.journal.step(job.job_id, "charging", &format!("card {uid} key {}", job.charge_key)).await {
             Self::journal_err(e);
             return ChargeResult::Stop;

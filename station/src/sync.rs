@@ -87,6 +87,20 @@ impl Backend {
         }
     }
 
+    /// Gives a reservation back (best effort: unreleased ones lapse by themselves).
+    pub async fn release(&self, reservation_id: i64) -> Result<(), SyncError> {
+        let url = format!("{}/reservations/{reservation_id}/release", self.base);
+        let resp = self.auth(self.http.post(url)).send().await.map_err(|e| SyncError::Offline(e.to_string()))?;
+        if resp.status().is_success() {
+            return Ok(());
+        }
+        let status = resp.status();
+        match resp.json::<ApiError>().await {
+            Ok(e) => Err(SyncError::Refused(e)),
+            Err(_) => Err(SyncError::Offline(format!("HTTP {status}"))),
+        }
+    }
+
     /// Sends a queued report body (JSON of `PrintReport`) as is.
     pub async fn report_raw(&self, reservation_id: i64, body: &str) -> Result<ReportResponse, SyncError> {
         let url = format!("{}/reservations/{reservation_id}/report", self.base);

@@ -181,3 +181,27 @@ async fn backend_unreachable_means_try_again_later() -> Result<()> {
     assert!(rig.printer.spooled_pdfs().is_empty());
     Ok(())
 }
+
+/// A user who walks away (or presses cancel): the kiosk returns to the start,
+/// forgets them, and gives the number back at once; nothing is charged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_kiosk_returns_to_the_start_and_gives_the_number_back() -> Result<()> {
+    let rig = Rig::start_with_idle_timeout(5).await?;
+    let (number, _) = rig.order_and_read_mail(1).await?;
+    let s = rig.kiosk_number(&number).await?;
+    assert_eq!(s["screen"], "card");
+    let s = rig.wait_kiosk("idle", Duration::from_secs(15)).await?;
+    assert_eq!(s["number"], "", "the user is forgotten: {s}");
+    assert!(s["lines"].as_array().is_some_and(|l| l.is_empty()), "{s}");
+    let released = || rig.backend.sql("SELECT group_concat(status) FROM reservations");
+    wait_until("reservation released", Duration::from_secs(5), || released().is_ok_and(|s| s == "released"))?;
+
+    // the cancel button does the same
+    let s = rig.kiosk_number(&number).await?;
+    assert_eq!(s["screen"], "card", "the number works again at once: {s}");
+    let s = rig.station_reset().await?;
+    assert_eq!(s["screen"], "idle");
+    wait_until("both released", Duration::from_secs(5), || released().is_ok_and(|s| s == "released,released"))?;
+    assert_eq!(rig.balance()?, 3000);
+    Ok(())
+}

@@ -743,26 +743,47 @@ pub struct Rig {
     pub station: Station,
 }
 
-impl Rig {
-    pub async fn start() -> Result<Rig> {
-        Self::start_with_card(shomei_backend::demo::CARD_UID).await
-    }
+/// The peers a station needs, before the station itself is enrolled and started.
+pub struct Peers {
+    pub smtp: Smtp,
+    pub backend: Backend,
+    pub printer: Printer,
+    pub pcsc: Pcsc,
+    pub card: Card,
+}
 
-    pub async fn start_with_card(uid: &str) -> Result<Rig> {
+impl Peers {
+    pub async fn start() -> Result<Peers> {
         let smtp = Smtp::start()?;
         let backend = Backend::start(Some(smtp.port)).await?;
         let printer = Printer::start()?;
         let pcsc = Pcsc::start()?;
-        let card = Card::start(pcsc.vpcd_port, uid)?;
-        let code = backend.enrolment_code("Library 1F").await?;
+        let card = Card::start(pcsc.vpcd_port, shomei_backend::demo::CARD_UID)?;
+        Ok(Peers { smtp, backend, printer, pcsc, card })
+    }
+}
+
+impl Rig {
+    pub async fn start() -> Result<Rig> {
+        Self::start_with_idle_timeout(60).await
+    }
+
+    pub async fn start_with_idle_timeout(idle_timeout_s: u64) -> Result<Rig> {
+        let peers = Peers::start().await?;
+        let code = peers.backend.enrolment_code("Library 1F").await?;
+        Self::assemble(peers, &code, idle_timeout_s)
+    }
+
+    /// Enrols and starts the station with `code` beside already running peers.
+    pub fn assemble(p: Peers, code: &str, idle_timeout_s: u64) -> Result<Rig> {
         let station = Station::start(&StationOptions {
-            backend_url: &backend.url,
-            enrolment_code: &code,
-            printer_uri: &printer.uri,
-            pcsc: &pcsc,
-            idle_timeout_s: 60,
+            backend_url: &p.backend.url,
+            enrolment_code: code,
+            printer_uri: &p.printer.uri,
+            pcsc: &p.pcsc,
+            idle_timeout_s,
         })?;
-        Ok(Rig { smtp, backend, printer, pcsc, card, station })
+        Ok(Rig { smtp: p.smtp, backend: p.backend, printer: p.printer, pcsc: p.pcsc, card: p.card, station })
     }
 
     /// Orders as the demo graduate and returns the print number from the mail that arrived.

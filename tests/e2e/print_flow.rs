@@ -9,13 +9,41 @@ use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graduate_orders_and_prints_a_certificate_at_the_kiosk() -> Result<()> {
-    let mut rig = Rig::start().await?;
+    let peers = Peers::start().await?;
+    let browser = Browser::start().await?;
+    let b = &browser.client;
+
+    // Staff make the station's enrolment code in the admin panel.
+    b.goto(&format!("{}/admin", peers.backend.url)).await?;
+    b.find(Locator::Id("login")).await?.send_keys(shomei_backend::demo::STAFF_LOGIN).await?;
+    b.find(Locator::Id("password")).await?.send_keys(shomei_backend::demo::STAFF_PASSWORD).await?;
+    b.find(Locator::Id("staff-login")).await?.click().await?;
+    b.wait().for_element(Locator::Id("station_name")).await?.send_keys("Library 1F").await?;
+    b.find(Locator::Id("create-code")).await?.click().await?;
+    let code = b.wait().for_element(Locator::Id("enrolment-code")).await?.text().await?;
+    assert_eq!(code.len(), 19, "XXXX-XXXX-XXXX-XXXX: {code}");
+    let mut rig = Rig::assemble(peers, &code, 60)?;
     let balance_before = rig.balance()?;
 
-    // Order on the portal; the number shown on the page is the one in the mail.
-    let (number, shown) = rig.order_and_read_mail(1).await?;
+    // The graduate orders on the portal; the number on the page is the one mailed.
+    b.goto(&format!("{}/login", rig.backend.url)).await?;
+    b.find(Locator::Id("email")).await?.send_keys(shomei_backend::demo::GRADUATE_EMAIL).await?;
+    b.find(Locator::Id("password")).await?.send_keys(shomei_backend::demo::GRADUATE_PASSWORD).await?;
+    b.find(Locator::Id("second_password")).await?.send_keys(shomei_backend::demo::GRADUATE_SECOND_PASSWORD).await?;
+    b.find(Locator::Id("login")).await?.click().await?;
+    b.wait().for_element(Locator::Id("new-order")).await?.click().await?;
+    let copies = b.wait().for_element(Locator::Css("input[name^=copies_]")).await?;
+    copies.clear().await?;
+    copies.send_keys("1").await?;
+    b.find(Locator::Id("place-order")).await?.click().await?;
+    let shown = b.wait().for_element(Locator::Id("print-number")).await?.text().await?;
+    let page = browser.body_text().await?;
+    assert!(page.contains("¥400") && page.contains("印刷期限") && page.contains("Print by"), "{page}");
+    let mail = rig.smtp.wait_for_mail(shomei_backend::demo::GRADUATE_EMAIL, Duration::from_secs(15))?;
+    let number = print_number_in(&mail).context("print number in the mail")?;
     assert_eq!(shown.replace(' ', ""), number, "page and mail show the same number");
     assert_eq!(shown.len(), 14, "shown in groups of four: {shown}");
+    assert!(mail.contains("Print by:") && mail.contains("印刷期限"), "deadline in the mail: {mail}");
 
     // The station is enrolled and its heartbeats reach the admin panel.
     let stations = wait_page(&rig.backend, "/admin/stations", |p| p.contains("online") && p.contains("<span class=\"ok\">idle</span>")).await?;
@@ -23,8 +51,6 @@ async fn a_graduate_orders_and_prints_a_certificate_at_the_kiosk() -> Result<()>
     assert!(stations.contains("<td class=\"printer-reasons\">none"), "printer-state-reasons on the fleet page: {stations}");
 
     // The kiosk, in a real browser: type the number, see the order, tap the card.
-    let browser = Browser::start().await?;
-    let b = &browser.client;
     b.goto(&rig.station.kiosk_url).await?;
     browser.wait_screen("idle", Duration::from_secs(10)).await?;
     let started = Instant::now();

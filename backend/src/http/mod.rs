@@ -19,7 +19,8 @@ pub fn router(state: AppState) -> Router {
         .route("/reservations", post(station_api::reserve))
         .route("/reservations/{id}/charge", post(station_api::charge))
         .route("/reservations/{id}/document", get(station_api::document))
-        .route("/reservations/{id}/report", post(station_api::report));
+        .route("/reservations/{id}/report", post(station_api::report))
+        .route("/reservations/{id}/release", post(station_api::release));
     Router::new()
         .route("/", get(portal::home))
         .route("/login", get(portal::login_page).post(portal::login))

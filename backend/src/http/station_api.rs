@@ -87,6 +87,11 @@ pub async fn document(State(state): State<AppState>, StationAuth(station): Stati
     Ok(([(CONTENT_TYPE, "application/pdf")], pdf).into_response())
 }
 
+pub async fn release(State(state): State<AppState>, StationAuth(station): StationAuth, Path(id): Path<i64>) -> AppResult<StatusCode> {
+    stations::release(&state.pool, &station, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 pub async fn report(
     State(state): State<AppState>,
     StationAuth(station): StationAuth,
