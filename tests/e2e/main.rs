@@ -3,5 +3,6 @@
 mod harness;
 
 mod bad_paths;
+mod portal;
 mod print_flow;
 mod station_api;

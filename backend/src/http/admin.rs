@@ -37,7 +37,7 @@ pub struct LoginForm {
 
 pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
     let csrf = Csrf::get(&state, &headers);
-    if let Err(AppError::Page(msg)) = check_csrf(&headers, &f.csrf) {
+    if let Err(AppError::Page(msg)) = check_csrf(&state, &headers, &f.csrf) {
         let t = csrf.token.clone();
         return (axum::http::StatusCode::BAD_REQUEST, csrf.respond(login_html(&t, Some(&msg)))).into_response();
     }
@@ -65,7 +65,7 @@ pub struct CsrfForm {
 }
 
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff, Form(f): Form<CsrfForm>) -> AppResult<Response> {
-    check_csrf(&headers, &f.csrf)?;
+    check_csrf(&state, &headers, &f.csrf)?;
     accounts::end_session(&state.pool, &staff.token).await?;
     let mut r = Redirect::to("/admin/login").into_response();
     r.headers_mut().append(SET_COOKIE, set_cookie(&state, STAFF_COOKIE, "", 0, "Strict"));
@@ -120,7 +120,7 @@ pub async fn create_enrolment_code(
     Form(f): Form<EnrolForm>,
 ) -> AppResult<Response> {
     staff.require(&["operator"])?;
-    check_csrf(&headers, &f.csrf)?;
+    check_csrf(&state, &headers, &f.csrf)?;
     let (_, code) =
         stations::create_enrolment(&state.pool, &f.name, Some(staff.staff.id), state.config.stations.enrolment_code_ttl_s).await?;
     stations_page(&state, &headers, Some((f.name.trim().to_string(), code))).await
@@ -134,7 +134,7 @@ pub async fn revoke_station(
     Form(f): Form<CsrfForm>,
 ) -> AppResult<Response> {
     staff.require(&["operator"])?;
-    check_csrf(&headers, &f.csrf)?;
+    check_csrf(&state, &headers, &f.csrf)?;
     let mut c = state.pool.acquire().await?;
     store::revoke_station(&mut c, id).await?;
     store::audit(&mut c, &format!("staff:{}", staff.staff.login), "station.revoke", &id.to_string(), time::now()).await?;

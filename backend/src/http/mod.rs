@@ -10,6 +10,8 @@ use crate::AppState;
 use axum::routing::{get, post};
 use axum::Router;
 use shomei_shared::api::API_PREFIX;
+use axum::http::{header, HeaderValue};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 pub fn router(state: AppState) -> Router {
@@ -40,6 +42,21 @@ pub fn router(state: AppState) -> Router {
         .route("/api/stations/{id}/health", get(station_api::health))
         .route("/healthz", get(|| async { "ok" }))
         .nest(API_PREFIX, station_api)
+        .fallback(|| async {
+            (
+                axum::http::StatusCode::NOT_FOUND,
+                axum::response::Html(pages::error_page("ページが見つかりません。 / This page does not exist.")),
+            )
+        })
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            // pages carry their own <style>; no page runs a script
+            HeaderValue::from_static("default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'none'; frame-ancestors 'none'; form-action 'self'"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             let path = req
                 .extensions()

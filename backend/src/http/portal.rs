@@ -15,8 +15,8 @@ use serde::Deserialize;
 use shomei_shared::{PrintNumber, Yen};
 use std::collections::HashMap;
 
-pub async fn home(headers: HeaderMap) -> Redirect {
-    if super::web::cookie(&headers, USER_COOKIE).is_some() {
+pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Redirect {
+    if super::web::cookie(&headers, &super::web::cookie_name(&state, USER_COOKIE)).is_some() {
         Redirect::to("/portal")
     } else {
         Redirect::to("/login")
@@ -48,7 +48,7 @@ pub struct LoginForm {
 
 pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
     let csrf = Csrf::get(&state, &headers);
-    if let Err(AppError::Page(msg)) = check_csrf(&headers, &f.csrf) {
+    if let Err(AppError::Page(msg)) = check_csrf(&state, &headers, &f.csrf) {
         let t = csrf.token.clone();
         return (axum::http::StatusCode::BAD_REQUEST, csrf.respond(login_html(&t, &f.email, Some(&msg)))).into_response();
     }
@@ -76,7 +76,7 @@ pub struct CsrfForm {
 }
 
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap, user: CurrentUser, Form(f): Form<CsrfForm>) -> AppResult<Response> {
-    check_csrf(&headers, &f.csrf)?;
+    check_csrf(&state, &headers, &f.csrf)?;
     accounts::end_session(&state.pool, &user.token).await?;
     let mut r = Redirect::to("/login").into_response();
     r.headers_mut().append(SET_COOKIE, set_cookie(&state, USER_COOKIE, "", 0, "Lax"));
@@ -140,7 +140,7 @@ pub async fn place_order(
     user: CurrentUser,
     Form(form): Form<HashMap<String, String>>,
 ) -> AppResult<Response> {
-    check_csrf(&headers, form.get("csrf").map(String::as_str).unwrap_or(""))?;
+    check_csrf(&state, &headers, form.get("csrf").map(String::as_str).unwrap_or(""))?;
     let bad = || AppError::Page("入力内容を確認してください。 / Please check what you entered.".into());
     let student_record_id = form.get("student_record_id").and_then(|v| v.parse().ok()).ok_or_else(bad)?;
     let mut lines = Vec::new();

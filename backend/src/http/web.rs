@@ -15,6 +15,16 @@ pub const USER_COOKIE: &str = "shomei_session";
 pub const STAFF_COOKIE: &str = "shomei_staff";
 pub const CSRF_COOKIE: &str = "shomei_csrf";
 
+/// On an https origin every cookie is `__Host-` prefixed (Secure, Path=/, no
+/// Domain), so no other host or plain-http page can set or shadow it.
+pub fn cookie_name(state: &AppState, base: &str) -> String {
+    if state.secure_cookies {
+        format!("__Host-{base}")
+    } else {
+        base.to_string()
+    }
+}
+
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(COOKIE)
@@ -26,8 +36,9 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age_s: i64, same_site: &str) -> HeaderValue {
+pub fn set_cookie(state: &AppState, base: &str, value: &str, max_age_s: i64, same_site: &str) -> HeaderValue {
     let secure = if state.secure_cookies { "; Secure" } else { "" };
+    let name = cookie_name(state, base);
     let v = format!("{name}={value}; Path=/; HttpOnly; SameSite={same_site}; Max-Age={max_age_s}{secure}");
     HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
@@ -40,7 +51,7 @@ pub struct Csrf {
 
 impl Csrf {
     pub fn get(state: &AppState, headers: &HeaderMap) -> Csrf {
-        match cookie(headers, CSRF_COOKIE).filter(|t| t.len() == 64) {
+        match cookie(headers, &cookie_name(state, CSRF_COOKIE)).filter(|t| t.len() == 64) {
             Some(token) => Csrf { token, new_cookie: None },
             None => {
                 let token = accounts::random_token();
@@ -61,8 +72,8 @@ impl Csrf {
 }
 
 /// Refuses a form POST whose token does not match its cookie.
-pub fn check_csrf(headers: &HeaderMap, form_token: &str) -> Result<(), AppError> {
-    match cookie(headers, CSRF_COOKIE) {
+pub fn check_csrf(state: &AppState, headers: &HeaderMap, form_token: &str) -> Result<(), AppError> {
+    match cookie(headers, &cookie_name(state, CSRF_COOKIE)) {
         Some(c) if !form_token.is_empty() && c.len() == form_token.len() && constant_eq(c.as_bytes(), form_token.as_bytes()) => Ok(()),
         _ => Err(AppError::Page(
             "フォームの有効期限が切れました。ページを開き直してください。 / This form has expired: open the page again.".into(),
@@ -90,7 +101,7 @@ impl IntoResponse for LoginRedirect {
 impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = Response;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let Some(token) = cookie(&parts.headers, USER_COOKIE) else {
+        let Some(token) = cookie(&parts.headers, &cookie_name(state, USER_COOKIE)) else {
             return Err(LoginRedirect("/login").into_response());
         };
         let session = accounts::session(&state.pool, &token).await.map_err(IntoResponse::into_response)?;
@@ -122,7 +133,7 @@ impl CurrentStaff {
 impl FromRequestParts<AppState> for CurrentStaff {
     type Rejection = Response;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let Some(token) = cookie(&parts.headers, STAFF_COOKIE) else {
+        let Some(token) = cookie(&parts.headers, &cookie_name(state, STAFF_COOKIE)) else {
             return Err(LoginRedirect("/admin/login").into_response());
         };
         let session = accounts::session(&state.pool, &token).await.map_err(IntoResponse::into_response)?;
