@@ -15,7 +15,7 @@ pub const CARD_UID: &str = "012E4CD8A1B2C3D4";
 pub const CARD_BALANCE: i64 = 3000;
 
 pub async fn seed_if_empty(pool: &SqlitePool) -> anyhow::Result<()> {
-    let mut tx = pool.begin().await?;
+    let mut tx = store::begin_write(pool).await?;
     if store::university_count(&mut tx).await? > 0 {
         return Ok(());
     }

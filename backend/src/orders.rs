@@ -92,7 +92,7 @@ pub async fn place(
     if lines.is_empty() {
         return Err(page_err("証明書を1通以上選んでください。", "Choose at least one copy of a certificate."));
     }
-    let mut tx = pool.begin().await?;
+    let mut tx = store::begin_write(pool).await?;
     let user = store::user(&mut tx, user_id).await?;
     let record = store::student_records(&mut tx, user_id)
         .await?

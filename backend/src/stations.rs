@@ -41,7 +41,7 @@ pub async fn create_enrolment(
     }
     let code = new_enrolment_code();
     let t = now();
-    let mut tx = pool.begin().await?;
+    let mut tx = store::begin_write(pool).await?;
     let id = store::insert_station(&mut tx, name, t).await?;
     store::insert_enrolment_code(&mut tx, &token_hash(&normalise_code(&code)), id, staff_id, t, t + ttl_s).await?;
     let actor = staff_id.map(|s| format!("staff:{s}")).unwrap_or_else(|| "system".into());
@@ -52,7 +52,7 @@ pub async fn create_enrolment(
 
 pub async fn enroll(pool: &SqlitePool, code: &str, version: &str) -> AppResult<EnrollResponse> {
     let t = now();
-    let mut tx = pool.begin().await?;
+    let mut tx = store::begin_write(pool).await?;
     let station_id = store::consume_enrolment_code(&mut tx, &token_hash(&normalise_code(code)), t)
         .await?
         .ok_or_else(|| AppError::api(ErrorCode::EnrolmentCodeInvalid, "enrolment code unknown, used or expired"))?;
@@ -147,7 +147,7 @@ pub async fn reserve(
         return Err(AppError::api(ErrorCode::Throttled, "too many wrong print numbers; wait a minute"));
     }
     let t = now();
-    let mut tx = pool.begin().await?;
+    let mut tx = store::begin_write(pool).await?;
     let Some(order) = store::order_by_print_number(&mut tx, number.as_str()).await? else {
         throttle.wrong(station.id);
         return Err(AppError::api(ErrorCode::PrintNumberUnknown, "no order has this print number"));
@@ -237,7 +237,7 @@ pub async fn charge(
         return Err(AppError::api(ErrorCode::BadRequest, "card_uid must be hex"));
     }
     let t = now();
-    let mut tx = pool.begin().await?;
+    let mut tx = store::begin_write(pool).await?;
     // A retried charge (same key) answers the same, even after the reservation moved on.
     if let Some(prior) = store::ledger_by_key(&mut tx, idempotency_key).await? {
         if prior.card_uid != uid {
@@ -281,7 +281,7 @@ pub async fn document(pool: &SqlitePool, station: &Station, reservation_id: i64)
 /// Lets go of a reservation the user walked away from (cancel, idle timeout),
 /// so the number works at another station at once instead of after it lapses.
 pub async fn release(pool: &SqlitePool, station: &Station, reservation_id: i64) -> AppResult<()> {
-    let mut tx = pool.begin().await?;
+    let mut tx = store::begin_write(pool).await?;
     let r = store::reservation(&mut tx, reservation_id)
         .await?
         .filter(|r| r.station_id == station.id)
@@ -302,7 +302,7 @@ pub async fn report(
     report: &PrintReport,
 ) -> AppResult<String> {
     let t = now();
-    let mut tx = pool.begin().await?;
+    let mut tx = store::begin_write(pool).await?;
     let r = store::reservation(&mut tx, reservation_id)
         .await?
         .filter(|r| r.station_id == station.id)

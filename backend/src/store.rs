@@ -21,6 +21,14 @@ pub async fn connect(url: &str) -> Result<SqlitePool, sqlx::Error> {
     Ok(pool)
 }
 
+/// A write transaction. `BEGIN IMMEDIATE` takes SQLite's write lock at the
+/// start, so two requests that read-then-write (a balance before a debit, a
+/// live reservation before a new one) queue behind each other instead of
+/// interleaving; with WAL, a deferred one would fail with SQLITE_BUSY instead.
+pub async fn begin_write(pool: &SqlitePool) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+    pool.begin_with("BEGIN IMMEDIATE").await
+}
+
 // ---------------------------------------------------------------- catalogue
 
 #[derive(Debug, Clone, FromRow)]

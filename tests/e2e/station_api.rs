@@ -137,3 +137,26 @@ async fn unknown_cards_bad_input_and_guessing_are_refused() -> Result<()> {
     assert_eq!(last, 429, "guesses are throttled");
     Ok(())
 }
+
+/// Two charges for the same order at the same moment (a double tap, a retry
+/// racing the first try): exactly one debit, the other a clear conflict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_charges_for_one_order_debit_once() -> Result<()> {
+    let backend = Backend::start(None).await?;
+    let api = Api::new(&backend).await?;
+    for round in 0..5 {
+        let page = backend.order_as_graduate(1).await?;
+        let number = element_text(&page, "print-number").unwrap_or_default().replace(' ', "");
+        let (_, res) = api.post("/reservations", json!({ "print_number": number })).await?;
+        let id = res["reservation_id"].as_i64().unwrap_or_default();
+        let path = format!("/reservations/{id}/charge");
+        let a = api.post(&path, json!({ "card_uid": shomei_backend::demo::CARD_UID, "idempotency_key": format!("a{round}") }));
+        let b = api.post(&path, json!({ "card_uid": shomei_backend::demo::CARD_UID, "idempotency_key": format!("b{round}") }));
+        let (a, b) = tokio::join!(a, b);
+        let mut codes = [a?.0, b?.0];
+        codes.sort();
+        assert_eq!(codes, [200, 409], "round {round}: one charge, one conflict");
+    }
+    assert_eq!(backend.sql("SELECT COUNT(*), SUM(amount) FROM ledger WHERE kind = 'debit'")?, "5|-2000");
+    Ok(())
+}
