@@ -193,6 +193,7 @@ pub async fn reserve(
                 amount: Yen(l.amount),
             })
             .collect(),
+        system_fee: Yen(order.system_fee),
         amount: Yen(order.total),
         paid: order.status == "paid",
         payment_method: order.payment_method.clone(),

@@ -114,6 +114,8 @@ pub struct Reservation {
     pub reservation_id: i64,
     pub print_number: PrintNumber,
     pub lines: Vec<ReservationLine>,
+    /// The system usage fee included in `amount`.
+    pub system_fee: Yen,
     /// Issuance fees plus the system usage fee.
     pub amount: Yen,
     /// True when the order was paid online already (no card tap needed).

@@ -38,6 +38,8 @@ pub struct Screen {
     pub number: String,
     pub lines: Vec<ReservationLine>,
     pub amount: String,
+    /// The system usage fee, shown as its own row so the lines add up to the amount.
+    pub system_fee: String,
     pub deadline: String,
     pub balance: String,
     /// Contact details, on every error screen.
@@ -342,6 +344,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         s.number = r.print_number.grouped();
         s.lines = r.lines.clone();
         s.amount = r.amount.to_string();
+        s.system_fee = r.system_fee.to_string();
         s.deadline = r.print_deadline_text.clone();
         s.notice_ja = notice.0.into();
         s.notice_en = notice.1.into();

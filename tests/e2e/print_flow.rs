@@ -62,6 +62,7 @@ async fn a_graduate_orders_and_prints_a_certificate_at_the_kiosk() -> Result<()>
     let text = browser.body_text().await?;
     assert!(text.contains("卒業証明書"), "certificate shown: {text}");
     assert!(text.contains("¥400"), "amount = fee 300 + system fee 100: {text}");
+    assert!(text.contains("System usage fee") && text.contains("¥100"), "the fee is its own row: {text}");
     assert!(text.contains("ICカードをタッチしてください") && text.contains("Tap your IC card"), "{text}");
 
     rig.card.tap()?;

@@ -156,6 +156,7 @@ pub async fn place_order(
             lines.push(LineRequest { certificate_type_id, copies });
         }
     }
+    lines.sort_by_key(|l| l.certificate_type_id);
     let req = OrderRequest {
         student_record_id,
         lines,
