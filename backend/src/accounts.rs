@@ -50,7 +50,9 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Sliding-window counter of failures per key (e-mail address, client address).
+/// Sliding-window counter of failures per key (an e-mail address or login ID,
+/// and the client's address, so that spraying one password over many
+/// accounts is slowed too).
 #[derive(Default)]
 pub struct Throttle {
     failures: Mutex<HashMap<String, Vec<i64>>>,
@@ -58,19 +60,31 @@ pub struct Throttle {
 
 impl Throttle {
     const WINDOW_S: i64 = 15 * 60;
-    const MAX_FAILURES: usize = 5;
+    /// Failures allowed per account, and per client address, in the window.
+    pub const PER_ACCOUNT: usize = 5;
+    pub const PER_CLIENT: usize = 30;
+    /// Keys kept at most; beyond, keys without a recent failure are dropped.
+    const MAX_KEYS: usize = 100_000;
 
-    pub fn is_blocked(&self, key: &str) -> bool {
+    pub fn is_blocked(&self, key: &str, max: usize) -> bool {
         let t = now();
         let mut m = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let v = m.entry(key.to_string()).or_default();
-        v.retain(|&at| at > t - Self::WINDOW_S);
-        v.len() >= Self::MAX_FAILURES
+        match m.get_mut(key) {
+            Some(v) => {
+                v.retain(|&at| at > t - Self::WINDOW_S);
+                v.len() >= max
+            }
+            None => false,
+        }
     }
 
     pub fn fail(&self, key: &str) {
+        let t = now();
         let mut m = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        m.entry(key.to_string()).or_default().push(now());
+        if m.len() >= Self::MAX_KEYS {
+            m.retain(|_, v| v.iter().any(|&at| at > t - Self::WINDOW_S));
+        }
+        m.entry(key.to_string()).or_default().push(t);
     }
 
     pub fn clear(&self, key: &str) {
@@ -88,13 +102,15 @@ pub const LOGIN_THROTTLED: &str =
 pub async fn login_user(
     pool: &SqlitePool,
     throttle: &Throttle,
+    client: &str,
     email: &str,
     password: &str,
     second: &str,
 ) -> AppResult<i64> {
     let email = email.trim().to_lowercase();
     let key = format!("user:{email}");
-    if throttle.is_blocked(&key) {
+    let client_key = format!("client:{client}");
+    if throttle.is_blocked(&key, Throttle::PER_ACCOUNT) || throttle.is_blocked(&client_key, Throttle::PER_CLIENT) {
         return Err(AppError::Page(LOGIN_THROTTLED.into()));
     }
     let mut c = pool.acquire().await?;
@@ -104,8 +120,9 @@ pub async fn login_user(
             let pw_ok = verify_password(password, &u.password_hash);
             let second_ok = match &u.second_password_hash {
                 Some(h) => verify_password(second, h),
-                // first login (later issue): the second password is left empty
-                None => second.is_empty(),
+                // first login (later issue): the second password is left empty;
+                // the dummy check keeps this path as slow as the others
+                None => !verify_password(second, dummy_hash()) && second.is_empty(),
             };
             pw_ok && second_ok && u.status == "active"
         }
@@ -123,7 +140,8 @@ pub async fn login_user(
         }
         _ => {
             throttle.fail(&key);
-            tracing::info!("portal login failed");
+            throttle.fail(&client_key);
+            tracing::info!(client, "portal login failed");
             Err(AppError::Page(LOGIN_FAILED.into()))
         }
     }
@@ -132,9 +150,10 @@ pub async fn login_user(
 pub const STAFF_LOGIN_FAILED: &str =
     "ログインIDまたはパスワードが正しくありません。 / The login ID or password is not correct.";
 
-pub async fn login_staff(pool: &SqlitePool, throttle: &Throttle, login: &str, password: &str) -> AppResult<i64> {
+pub async fn login_staff(pool: &SqlitePool, throttle: &Throttle, client: &str, login: &str, password: &str) -> AppResult<i64> {
     let key = format!("staff:{}", login.trim());
-    if throttle.is_blocked(&key) {
+    let client_key = format!("client:{client}");
+    if throttle.is_blocked(&key, Throttle::PER_ACCOUNT) || throttle.is_blocked(&client_key, Throttle::PER_CLIENT) {
         return Err(AppError::Page(LOGIN_THROTTLED.into()));
     }
     let mut c = pool.acquire().await?;
@@ -154,6 +173,8 @@ pub async fn login_staff(pool: &SqlitePool, throttle: &Throttle, login: &str, pa
         }
         _ => {
             throttle.fail(&key);
+            throttle.fail(&client_key);
+            tracing::info!(client, "staff login failed");
             Err(AppError::Page(STAFF_LOGIN_FAILED.into()))
         }
     }
@@ -200,11 +221,12 @@ mod tests {
         for _ in 0..4 {
             t.fail("a");
         }
-        assert!(!t.is_blocked("a"));
+        assert!(!t.is_blocked("a", Throttle::PER_ACCOUNT));
         t.fail("a");
-        assert!(t.is_blocked("a"));
-        assert!(!t.is_blocked("b"));
+        assert!(t.is_blocked("a", Throttle::PER_ACCOUNT));
+        assert!(!t.is_blocked("a", Throttle::PER_CLIENT));
+        assert!(!t.is_blocked("b", Throttle::PER_ACCOUNT));
         t.clear("a");
-        assert!(!t.is_blocked("a"));
+        assert!(!t.is_blocked("a", Throttle::PER_ACCOUNT));
     }
 }

@@ -13,6 +13,9 @@ pub enum AppError {
     /// A web page's form was wrong; re-render with this bilingual message.
     #[error("{0}")]
     Page(String),
+    /// A page that does not exist or is not the user's (never says which).
+    #[error("page not found")]
+    PageNotFound,
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
     #[error("{0}")]
@@ -46,6 +49,7 @@ impl AppError {
                 ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             },
             AppError::Page(_) => StatusCode::BAD_REQUEST,
+            AppError::PageNotFound => StatusCode::NOT_FOUND,
             AppError::Db(sqlx::Error::RowNotFound) => StatusCode::NOT_FOUND,
             AppError::Db(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -64,6 +68,7 @@ impl IntoResponse for AppError {
         match self {
             AppError::Api(e) => (status, Json(e)).into_response(),
             AppError::Page(msg) => (status, Html(crate::http::pages::error_page(&msg))).into_response(),
+            AppError::PageNotFound => (status, Html(crate::http::pages::error_page(crate::http::pages::NOT_FOUND))).into_response(),
             AppError::Db(sqlx::Error::RowNotFound) => (
                 status,
                 Json(ApiError::new(ErrorCode::NotFound, "not found")),

@@ -84,6 +84,8 @@ pub async fn launch_with_listener(
     );
     let app = http::router(state);
     tracing::info!(addr = %listener.local_addr()?, "backend listening");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await?;
     Ok(())
 }

@@ -18,9 +18,26 @@ pub struct MailText {
     pub body: String,
 }
 
-/// The on-campus print number mail (O-3, O-5): Japanese first, then English.
+/// Who a mail is for: names in both scripts and the language they read first.
+pub struct Recipient<'a> {
+    pub name_ja: &'a str,
+    pub name_en: &'a str,
+    pub language: &'a str,
+}
+
+/// Both languages in every mail, the user's first.
+fn bilingual(r: &Recipient<'_>, subject_ja: &str, subject_en: &str, ja: String, en: String) -> MailText {
+    const RULE: &str = "\n----------------------------------------\n\n";
+    if r.language == "en" {
+        MailText { subject: format!("{subject_en} / {subject_ja}"), body: format!("{en}{RULE}{ja}") }
+    } else {
+        MailText { subject: format!("{subject_ja} / {subject_en}"), body: format!("{ja}{RULE}{en}") }
+    }
+}
+
+/// The on-campus print number mail (O-3, O-5).
 pub fn print_number_mail(
-    name: &str,
+    to: &Recipient<'_>,
     number: &PrintNumber,
     lines: &[(String, String, i64)],
     total: Yen,
@@ -33,20 +50,25 @@ pub fn print_number_mail(
         ja_lines.push_str(&format!("  {ja} {n}通\n"));
         en_lines.push_str(&format!("  {en} x {n}\n"));
     }
-    MailText {
-        subject: "【証明書発行】学内印刷番号のお知らせ / Your on-campus print number".into(),
-        body: format!(
+    let grouped = number.grouped();
+    bilingual(
+        to,
+        "【証明書発行】学内印刷番号のお知らせ",
+        "Your on-campus print number",
+        format!(
             "{name} 様\n\n証明書のお申し込みを受け付けました。\n学内の証明書発行機で次の印刷番号を入力し、ICカードでお支払いください。\n\n\
              学内印刷番号: {grouped}\n印刷期限: {deadline}\n金額: {total}\n{ja_lines}\n\
-             期限を過ぎると印刷できません。\n申込内容: {order_url}\n\n\
-             ----------------------------------------\n\n\
-             Dear {name},\n\nWe have received your certificate order.\n\
+             期限を過ぎると印刷できません。\n申込内容: {order_url}\n",
+            name = to.name_ja
+        ),
+        format!(
+            "Dear {name},\n\nWe have received your certificate order.\n\
              Enter this number at an on-campus certificate printer and pay with your IC card.\n\n\
              On-campus print number: {grouped}\nPrint by: {deadline}\nAmount: {total}\n{en_lines}\n\
              After the deadline the number no longer prints.\nYour order: {order_url}\n",
-            grouped = number.grouped(),
+            name = to.name_en
         ),
-    }
+    )
 }
 
 /// Starts the outbox worker. `wake` lets request handlers nudge it after a commit.
@@ -118,4 +140,26 @@ async fn send_due(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn print_number_mail_has_both_languages_the_readers_first() {
+        let n = PrintNumber::generate(&mut rand::thread_rng());
+        let lines = [("卒業証明書".to_string(), "Certificate of Graduation".to_string(), 2)];
+        let ja = Recipient { name_ja: "山田 花子", name_en: "YAMADA Hanako", language: "ja" };
+        let m = print_number_mail(&ja, &n, &lines, Yen(700), "D", "U");
+        assert!(m.subject.starts_with("【証明書発行】"));
+        assert!(m.body.starts_with("山田 花子 様"));
+        assert!(m.body.contains("Dear YAMADA Hanako,") && m.body.contains(&n.grouped()));
+        assert!(m.body.contains("卒業証明書 2通") && m.body.contains("Certificate of Graduation x 2"));
+        let en = Recipient { language: "en", ..ja };
+        let m = print_number_mail(&en, &n, &lines, Yen(700), "D", "U");
+        assert!(m.subject.starts_with("Your on-campus print number"));
+        assert!(m.body.starts_with("Dear YAMADA Hanako,"));
+        assert!(m.body.contains("¥700"));
+    }
 }

@@ -197,8 +197,9 @@ pub async fn place(
         if let Some(n) = &number {
             let lines_text: Vec<(String, String, i64)> =
                 chosen.iter().map(|(t, n)| (t.name_ja.clone(), t.name_en.clone(), *n)).collect();
+            let to = mail::Recipient { name_ja: &record.name_kanji, name_en: &record.name_roman, language: &user.language };
             let m = mail::print_number_mail(
-                &record.name_kanji,
+                &to,
                 n,
                 &lines_text,
                 Yen(total),

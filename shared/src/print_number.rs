@@ -89,6 +89,13 @@ impl PrintNumber {
     }
 }
 
+impl PrintNumber {
+    /// Only the last four digits, for people who must not be able to print it: `•••• •••• 9012`.
+    pub fn masked(&self) -> String {
+        format!("•••• •••• {}", &self.0[LEN - 4..])
+    }
+}
+
 impl fmt::Display for PrintNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.grouped())

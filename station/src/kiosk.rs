@@ -68,6 +68,22 @@ fn idle_screen() -> Screen {
     )
 }
 
+fn printing_screen(r: &Reservation) -> Screen {
+    let mut s = screen(
+        "printing",
+        ("印刷中", "Printing"),
+        ("証明書を印刷しています。しばらくお待ちください。".into(), "Your certificates are printing. Please wait.".into()),
+    );
+    s.number = r.print_number.grouped();
+    s.lines = r.lines.clone();
+    s
+}
+
+/// Screens during which money or paper is moving: nothing may interrupt them.
+fn busy(screen: &str) -> bool {
+    matches!(screen, "checking" | "charging" | "printing")
+}
+
 /// Bilingual words for printer problems, for the out-of-service screen.
 pub fn printer_problem(status: &PrinterStatus) -> (String, String) {
     if !status.reachable {
@@ -224,18 +240,25 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         true
     }
 
-    fn busy(&self) -> bool {
-        let s = self.inner.screen.lock().unwrap_or_else(|p| p.into_inner());
-        matches!(s.screen, "checking" | "charging" | "printing")
+    /// Starts a new session (next generation, any card wait cancelled, `next`
+    /// shown) if `allowed` says the current screen may be left. The check and
+    /// the switch happen under one lock, so a charge that has just begun
+    /// ("charging") can never be overtaken by a cancel or a new number.
+    fn begin_session(&self, allowed: impl Fn(&str) -> bool, next: Screen) -> Option<u64> {
+        let mut cur = self.inner.screen.lock().unwrap_or_else(|p| p.into_inner());
+        if !allowed(cur.screen) {
+            return None;
+        }
+        let g = self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        self.inner.cancel_read.lock().unwrap_or_else(|p| p.into_inner()).store(true, Ordering::SeqCst);
+        *cur = next;
+        *self.inner.last_touch.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        Some(g)
     }
 
     /// Ends the current user's session (back to the start) unless money or paper is moving.
     pub fn reset(&self) -> Screen {
-        if !self.busy() {
-            let g = self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
-            self.inner.cancel_read.lock().unwrap_or_else(|p| p.into_inner()).store(true, Ordering::SeqCst);
-            self.set(g, idle_screen());
-        }
+        self.begin_session(|s| !busy(s), idle_screen());
         self.current()
     }
 
@@ -244,7 +267,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         let idle = Duration::from_secs(self.inner.cfg.idle_timeout_s);
         let s = self.inner.screen.lock().unwrap_or_else(|p| p.into_inner()).screen;
         let last = *self.inner.last_touch.lock().unwrap_or_else(|p| p.into_inner());
-        if !matches!(s, "idle" | "checking" | "charging" | "printing") && last.elapsed() >= idle {
+        if s != "idle" && !busy(s) && last.elapsed() >= idle {
             tracing::info!(screen = s, "idle timeout: back to the start");
             self.reset();
         }
@@ -252,11 +275,11 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
 
     /// A user typed a print number and pressed OK.
     pub async fn submit_number(&self, input: &str) -> Screen {
-        if self.busy() || self.current().screen == "card" {
+        let checking = screen("checking", ("確認中", "Checking"), ("しばらくお待ちください。".into(), "Please wait.".into()));
+        // one number at a time: a second OK while this one is checked is ignored
+        let Some(g) = self.begin_session(|s| !busy(s) && s != "card", checking) else {
             return self.current();
-        }
-        let g = self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
-        self.inner.cancel_read.lock().unwrap_or_else(|p| p.into_inner()).store(true, Ordering::SeqCst);
+        };
         let number = match PrintNumber::parse(input) {
             Ok(n) => n,
             Err(e) => {
@@ -287,9 +310,6 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
             self.set(g, idle_screen());
             return self.current();
         }
-        let mut checking = screen("checking", ("確認中", "Checking"), ("しばらくお待ちください。".into(), "Please wait.".into()));
-        checking.number = number.grouped();
-        self.set(g, checking);
         let reservation = match self.inner.backend.reserve(&number).await {
             Ok(r) => r,
             Err(SyncError::Offline(e)) => {
@@ -316,12 +336,17 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
             Ok(id) => id,
             Err(e) => {
                 tracing::error!(error = %e, "journal write failed; refusing the user");
-                self.set(g, screen("error", ("この発行機は故障中です", "This printer is out of order"), ("記録ができません。".into(), "The journal cannot be written.".into())));
+                self.set(g, screen("error", ("この発行機は故障中です", "This printer is out of order"), (
+                    "装置の異常のため、ただいまご利用いただけません。料金はいただいていません。".into(),
+                    "A fault stops this station from serving you. Nothing was charged.".into(),
+                )));
                 return self.current();
             }
         };
         let job = JobCtx { generation: g, job_id, reservation, charge_key };
         if job.reservation.paid {
+            // paid online or at an earlier failed attempt: straight to printing
+            self.set(g, printing_screen(&job.reservation));
             let k = self.clone();
             tokio::spawn(async move { k.print(job, None).await });
         } else {
@@ -355,8 +380,41 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         tracing::error!(error = %e, "journal write failed");
     }
 
+    /// A card lying on the reader from before (the last user's, forgotten)
+    /// pays for nothing: only a card put down after the card screen opened
+    /// counts. Returns false when the user left meanwhile.
+    async fn wait_for_empty_reader(&self, job: &JobCtx) -> bool {
+        let mut asked = false;
+        loop {
+            if self.inner.generation.load(Ordering::SeqCst) != job.generation {
+                self.abandon(job, "cancelled").await;
+                return false;
+            }
+            let wait = Duration::from_millis(if asked { 1000 } else { 150 });
+            let reader = self.inner.reader.clone();
+            if tokio::task::spawn_blocking(move || reader.wait_removed(wait)).await.unwrap_or(true) {
+                return true;
+            }
+            let reader = self.inner.reader.clone();
+            if !tokio::task::spawn_blocking(move || reader.reader_present()).await.unwrap_or(false) {
+                return true; // no reader at all: the read itself says so
+            }
+            if !asked {
+                tracing::info!(job_id = job.job_id, "a card was already on the reader: asking for a fresh tap");
+                self.set(job.generation, self.card_screen(&job.reservation, (
+                    "カードが置かれたままです。いったんリーダーから離し、お支払いに使うカードをタッチしてください。",
+                    "A card is already lying on the reader. Lift it, then tap the card you want to pay with.",
+                )));
+                asked = true;
+            }
+        }
+    }
+
     async fn take_card_payment(&self, job: JobCtx) {
         let g = job.generation;
+        if !self.wait_for_empty_reader(&job).await {
+            return;
+        }
         loop {
             let cancel = Arc::new(AtomicBool::new(false));
             *self.inner.cancel_read.lock().unwrap_or_else(|p| p.into_inner()) = cancel.clone();
@@ -443,8 +501,22 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
             self.abandon(job, "cancelled").await;
             return ChargeResult::Stop;
         }
+        // The paper may have run out while the user looked for their card: never take money then.
+        let status = self.inner.printer.status().await;
+        self.inner.health.set_printer(status.clone());
+        if !status.can_print() {
+            tracing::warn!(reasons = ?status.reasons, "printer stopped before payment: not charging");
+            self.abandon(job, "printer not ready").await;
+            self.set(g, idle_screen()); // shows "out of service" while the printer stays so
+            return ChargeResult::Stop;
+        }
         if let Err(e) = self.inner.journal.step(job.job_id, "charging", &format!("card {uid} key {}", job.charge_key)).await {
             Self::journal_err(e);
+            self.abandon(job, "journal not writable").await;
+            self.set(g, screen("error", ("この発行機は故障中です", "This printer is out of order"), (
+                "記録装置の異常のため、お支払いを受け付けられません。料金は引き落とされていません。".into(),
+                "A fault stops this station from taking payments. Nothing was charged.".into(),
+            )));
             return ChargeResult::Stop;
         }
         let mut last_err = String::new();
@@ -471,7 +543,10 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
                         }
                         code => {
                             let (ja, en) = refusal(code);
-                            self.set(g, screen("error", ("お支払いできませんでした", "Payment failed"), (ja.into(), en.into())));
+                            self.set(g, screen("error", ("お支払いできませんでした", "Payment failed"), (
+                                format!("{ja}料金は引き落とされていません。"),
+                                format!("{en} Nothing was charged."),
+                            )));
                             ChargeResult::Stop
                         }
                     };
@@ -493,10 +568,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
 
     async fn print(&self, job: JobCtx, balance_after: Option<Yen>) {
         let g = job.generation;
-        let mut s = screen("printing", ("印刷中", "Printing"), ("証明書を印刷しています。しばらくお待ちください。".into(), "Your certificates are printing. Please wait.".into()));
-        s.number = job.reservation.print_number.grouped();
-        s.lines = job.reservation.lines.clone();
-        self.set(g, s);
+        self.set(g, printing_screen(&job.reservation));
         let outcome = self.print_steps(&job).await;
         let (step, detail, report, ipp_job) = match &outcome {
             Ok(id) => ("printed", String::new(), PrintOutcome::Printed, Some(*id)),
@@ -569,7 +641,18 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         let _ = j.set_ipp_job(job.job_id, ipp_id).await.map_err(Self::journal_err);
         j.step(job.job_id, "submitted", &format!("ipp job {ipp_id}")).await.map_err(|e| (format!("journal: {e}"), Some(ipp_id)))?;
         let timeout = Duration::from_secs(self.inner.cfg.job_timeout_s);
-        match follow_job(self.inner.printer.as_ref(), ipp_id, Duration::from_millis(200), timeout).await {
+        let printer = self.inner.printer.as_ref();
+        let mut outcome = follow_job(printer, ipp_id, Duration::from_millis(200), timeout).await;
+        if !matches!(&outcome, Ok((state, _)) if state.is_terminal()) {
+            // Stuck (a jam, a dead engine): cancel it, so that it cannot print later
+            // on its own while the user reprints the same certificates elsewhere.
+            tracing::warn!(ipp_id, ?outcome, "job did not finish in time: cancelling it");
+            if let Err(e) = printer.cancel(ipp_id).await {
+                tracing::warn!(ipp_id, error = %e, "Cancel-Job refused");
+            }
+            outcome = follow_job(printer, ipp_id, Duration::from_millis(500), Duration::from_secs(30)).await;
+        }
+        match outcome {
             Ok((JobState::Completed, _)) => Ok(ipp_id),
             Ok((state, reasons)) => Err((format!("job {ipp_id} ended {state:?} {}", reasons.join(",")), Some(ipp_id))),
             Err(e) => Err((format!("Get-Job-Attributes: {e}"), Some(ipp_id))),

@@ -10,26 +10,29 @@ fn text(screen: &serde_json::Value) -> String {
     format!("{} {} {} {} {} {}", screen["title_ja"], screen["title_en"], screen["message_ja"], screen["message_en"], screen["notice_ja"], screen["notice_en"])
 }
 
-/// One wrong digit: "check the number", and the backend is never asked.
+/// One wrong digit or two swapped: "check the number", and the backend is
+/// never asked (it is stopped here, and the kiosk still answers so).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mistyped_number_is_caught_by_the_check_digit() -> Result<()> {
-    let rig = Rig::start().await?;
+    let mut rig = Rig::start().await?;
     let (number, _) = rig.order_and_read_mail(1).await?;
+    rig.backend.stop().await;
     let mut wrong: Vec<u8> = number.bytes().collect();
     wrong[5] = if wrong[5] == b'9' { b'0' } else { wrong[5] + 1 };
     let s = rig.kiosk_number(std::str::from_utf8(&wrong)?).await?;
     assert_eq!(s["screen"], "error");
-    assert!(text(&s).contains("Please check the number"), "{s}");
+    assert!(text(&s).contains("Please check the number") && text(&s).contains("A digit is wrong"), "{s}");
     assert!(text(&s).contains("番号をご確認ください"), "{s}");
     assert!(!s["contact_en"].as_str().unwrap_or_default().is_empty(), "contact details on error screens");
-    // swapped neighbours too
+    // the first pair of unequal neighbours, swapped
     let mut swapped: Vec<u8> = number.bytes().collect();
-    if swapped[2] != swapped[3] {
-        swapped.swap(2, 3);
-        let s = rig.kiosk_number(std::str::from_utf8(&swapped)?).await?;
-        assert!(text(&s).contains("two digits are swapped"), "{s}");
-    }
-    assert_eq!(rig.backend.sql("SELECT COUNT(*) FROM reservations")?, "0", "nothing reserved");
+    let i = (0..11).find(|&i| swapped[i] != swapped[i + 1]).unwrap_or(0);
+    swapped.swap(i, i + 1);
+    let s = rig.kiosk_number(std::str::from_utf8(&swapped)?).await?;
+    assert_eq!(s["screen"], "error");
+    assert!(text(&s).contains("two digits are swapped"), "{s}");
+    let s = rig.kiosk_number(&number[..11]).await?;
+    assert!(text(&s).contains("It has 11 digits instead of 12"), "{s}");
     Ok(())
 }
 
@@ -83,14 +86,7 @@ async fn a_card_with_too_little_balance_is_not_charged() -> Result<()> {
     let s = rig.kiosk_number(&number).await?;
     assert_eq!(s["screen"], "card");
     rig.card.tap()?;
-    let mut s = rig.kiosk_state().await?;
-    for _ in 0..100 {
-        if !s["notice_en"].as_str().unwrap_or_default().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        s = rig.kiosk_state().await?;
-    }
+    let s = rig.wait_notice().await?;
     assert_eq!(s["screen"], "card", "still waiting for a card: {s}");
     assert!(text(&s).contains("¥150 missing"), "missing amount shown: {s}");
     assert!(text(&s).contains("不足 ¥150"), "{s}");
@@ -120,14 +116,7 @@ async fn a_card_pulled_away_mid_read_is_asked_for_again() -> Result<()> {
     assert_eq!(s["screen"], "card");
     rig.card.command("remove-on-read", "remove-on-read")?;
     rig.card.tap()?;
-    let mut s = rig.kiosk_state().await?;
-    for _ in 0..100 {
-        if !s["notice_en"].as_str().unwrap_or_default().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        s = rig.kiosk_state().await?;
-    }
+    let s = rig.wait_notice().await?;
     assert_eq!(s["screen"], "card", "{s}");
     assert!(text(&s).contains("tap it again"), "{s}");
     assert_eq!(rig.balance()?, 3000, "no debit");
@@ -186,7 +175,7 @@ async fn backend_unreachable_means_try_again_later() -> Result<()> {
 /// forgets them, and gives the number back at once; nothing is charged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_abandoned_kiosk_returns_to_the_start_and_gives_the_number_back() -> Result<()> {
-    let rig = Rig::start_with_idle_timeout(5).await?;
+    let rig = Rig::start_tuned(Tuning { idle_timeout_s: 5, ..Tuning::default() }).await?;
     let (number, _) = rig.order_and_read_mail(1).await?;
     let s = rig.kiosk_number(&number).await?;
     assert_eq!(s["screen"], "card");
@@ -203,5 +192,79 @@ async fn an_abandoned_kiosk_returns_to_the_start_and_gives_the_number_back() -> 
     assert_eq!(s["screen"], "idle");
     wait_until("both released", Duration::from_secs(5), || released().is_ok_and(|s| s == "released,released"))?;
     assert_eq!(rig.balance()?, 3000);
+    Ok(())
+}
+
+/// A card left on the reader (the last user's) pays for nothing: the kiosk
+/// asks for a fresh tap and charges only the card put down after that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_left_on_the_reader_is_not_charged_without_a_fresh_tap() -> Result<()> {
+    let mut rig = Rig::start().await?;
+    let (number, _) = rig.order_and_read_mail(1).await?;
+    rig.card.tap()?; // lying there before the user even typed the number
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let s = rig.kiosk_number(&number).await?;
+    assert_eq!(s["screen"], "card");
+    let s = rig.wait_notice().await?;
+    assert!(text(&s).contains("already lying on the reader"), "{s}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(rig.balance()?, 3000, "nothing charged while it just lies there");
+    rig.card.remove()?;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    rig.card.tap()?;
+    rig.wait_kiosk("done", Duration::from_secs(30)).await?;
+    assert_eq!(rig.balance()?, 2600);
+    Ok(())
+}
+
+/// The paper runs out while the user is looking for their card: the tap
+/// takes no money, and the kiosk says the station is out of service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paper_running_out_before_the_tap_takes_no_money() -> Result<()> {
+    let mut rig = Rig::start().await?;
+    let (number, _) = rig.order_and_read_mail(1).await?;
+    let s = rig.kiosk_number(&number).await?;
+    assert_eq!(s["screen"], "card");
+    rig.printer.set_paper(0)?;
+    rig.card.tap()?;
+    let s = rig.wait_kiosk("out_of_service", Duration::from_secs(10)).await?;
+    assert!(text(&s).contains("out of paper") && text(&s).contains("Nothing was charged"), "{s}");
+    assert_eq!(rig.balance()?, 3000);
+    assert_eq!(rig.backend.sql(&format!("SELECT status FROM orders WHERE print_number = '{number}'"))?, "awaiting_payment");
+    Ok(())
+}
+
+/// A paid print that never finishes (a jammed engine): the station cancels
+/// the job so it cannot come out later, says the payment is kept, and the same
+/// number then prints without a second charge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_job_is_cancelled_and_the_paid_order_reprints_without_a_second_charge() -> Result<()> {
+    let mut rig = Rig::start_tuned(Tuning { job_timeout_s: 2, ..Tuning::default() }).await?;
+    let (number, _) = rig.order_and_read_mail(1).await?;
+    rig.printer.set_mode("hold")?;
+    let s = rig.kiosk_number(&number).await?;
+    assert_eq!(s["screen"], "card");
+    rig.card.tap()?;
+    rig.wait_kiosk("printing", Duration::from_secs(10)).await?;
+    wait_until("Cancel-Job at the printer", Duration::from_secs(15), || rig.printer.log().contains("Cancel-Job"))?;
+    rig.printer.set_mode("ok")?;
+    rig.printer.release_held_job()?; // the engine stops; the job ends canceled
+    let s = rig.wait_kiosk("error", Duration::from_secs(40)).await?;
+    assert!(text(&s).contains("Your payment is kept"), "{s}");
+    rig.card.remove()?;
+    assert_eq!(rig.balance()?, 2600, "charged once");
+    let status = || rig.backend.sql(&format!("SELECT status FROM orders WHERE print_number = '{number}'"));
+    wait_until("failed print reported", Duration::from_secs(10), || {
+        rig.backend.sql("SELECT outcome FROM station_reports").is_ok_and(|o| o == "failed")
+    })?;
+    assert_eq!(status()?, "paid", "paid and not printed: reprintable");
+
+    // back at the kiosk: no card needed, it prints
+    rig.station_reset().await?;
+    let s = rig.kiosk_number(&number).await?;
+    assert!(s["screen"] == "printing" || s["screen"] == "done", "paid orders skip the card: {s}");
+    rig.wait_kiosk("done", Duration::from_secs(30)).await?;
+    assert_eq!(rig.balance()?, 2600, "no second charge");
+    wait_until("order printed", Duration::from_secs(10), || status().is_ok_and(|s| s == "printed"))?;
     Ok(())
 }

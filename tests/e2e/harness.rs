@@ -303,6 +303,16 @@ impl Printer {
     pub fn kill(&mut self) {
         self.printer.stop();
     }
+
+    /// The printer's own log (ippeveprinter -v): the IPP operations it served.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("printer.log")).unwrap_or_default()
+    }
+
+    /// Lets a job held by the `hold` engine mode finish.
+    pub fn release_held_job(&self) -> Result<()> {
+        Ok(std::fs::write(self.dir.path().join("spool/RELEASE"), b"")?)
+    }
 }
 
 // ------------------------------------------------------------------ PC/SC
@@ -608,7 +618,20 @@ pub struct StationOptions<'a> {
     pub enrolment_code: &'a str,
     pub printer_uri: &'a str,
     pub pcsc: &'a Pcsc,
+    pub tuning: Tuning,
+}
+
+/// Station timings a test may shorten.
+#[derive(Debug, Clone, Copy)]
+pub struct Tuning {
     pub idle_timeout_s: u64,
+    pub job_timeout_s: u64,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning { idle_timeout_s: 60, job_timeout_s: 60 }
+    }
 }
 
 impl Station {
@@ -628,7 +651,8 @@ impl Station {
                 .env("SHOMEI_STATION_KIOSK_LISTEN", format!("127.0.0.1:{port}"))
                 .env("SHOMEI_STATION_HEARTBEAT_S", "1")
                 .env("SHOMEI_STATION_PRINTER_POLL_S", "1")
-                .env("SHOMEI_STATION_IDLE_TIMEOUT_S", o.idle_timeout_s.to_string())
+                .env("SHOMEI_STATION_IDLE_TIMEOUT_S", o.tuning.idle_timeout_s.to_string())
+                .env("SHOMEI_STATION_JOB_TIMEOUT_S", o.tuning.job_timeout_s.to_string())
                 .env("RUST_LOG", "info,sqlx=warn")
                 .stdout(log_file(dir.path(), "station")?)
                 .stderr(log_file(dir.path(), "station-err")?),
@@ -765,23 +789,23 @@ impl Peers {
 
 impl Rig {
     pub async fn start() -> Result<Rig> {
-        Self::start_with_idle_timeout(60).await
+        Self::start_tuned(Tuning::default()).await
     }
 
-    pub async fn start_with_idle_timeout(idle_timeout_s: u64) -> Result<Rig> {
+    pub async fn start_tuned(tuning: Tuning) -> Result<Rig> {
         let peers = Peers::start().await?;
         let code = peers.backend.enrolment_code("Library 1F").await?;
-        Self::assemble(peers, &code, idle_timeout_s)
+        Self::assemble(peers, &code, tuning)
     }
 
     /// Enrols and starts the station with `code` beside already running peers.
-    pub fn assemble(p: Peers, code: &str, idle_timeout_s: u64) -> Result<Rig> {
+    pub fn assemble(p: Peers, code: &str, tuning: Tuning) -> Result<Rig> {
         let station = Station::start(&StationOptions {
             backend_url: &p.backend.url,
             enrolment_code: code,
             printer_uri: &p.printer.uri,
             pcsc: &p.pcsc,
-            idle_timeout_s,
+            tuning,
         })?;
         Ok(Rig { smtp: p.smtp, backend: p.backend, printer: p.printer, pcsc: p.pcsc, card: p.card, station })
     }
@@ -833,6 +857,21 @@ impl Rig {
     pub fn balance(&self) -> Result<i64> {
         let q = format!("SELECT COALESCE(SUM(amount),0) FROM ledger WHERE card_uid='{}'", shomei_backend::demo::CARD_UID);
         Ok(self.backend.sql(&q)?.parse()?)
+    }
+
+    /// Waits until the kiosk's card screen shows a notice (a second line) and returns the screen.
+    pub async fn wait_notice(&self) -> Result<serde_json::Value> {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = self.kiosk_state().await?;
+            if !s["notice_en"].as_str().unwrap_or_default().is_empty() {
+                return Ok(s);
+            }
+            if Instant::now() > end {
+                bail!("no notice on the kiosk: {s}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// The steps the station journalled, oldest first.

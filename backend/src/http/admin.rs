@@ -4,7 +4,8 @@ use super::pages::{order_status, render};
 use super::web::{check_csrf, set_cookie, Csrf, CurrentStaff, STAFF_COOKIE};
 use crate::error::{AppError, AppResult};
 use crate::{accounts, stations, store, time, AppState};
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
+use std::net::SocketAddr;
 use axum::http::header::SET_COOKIE;
 use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -35,13 +36,18 @@ pub struct LoginForm {
     password: String,
 }
 
-pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
     let csrf = Csrf::get(&state, &headers);
     if let Err(AppError::Page(msg)) = check_csrf(&state, &headers, &f.csrf) {
         let t = csrf.token.clone();
         return (axum::http::StatusCode::BAD_REQUEST, csrf.respond(login_html(&t, Some(&msg)))).into_response();
     }
-    match accounts::login_staff(&state.pool, &state.login_throttle, &f.login, &f.password).await {
+    match accounts::login_staff(&state.pool, &state.login_throttle, &client.ip().to_string(), &f.login, &f.password).await {
         Ok(staff_id) => match accounts::start_session(&state.pool, None, Some(staff_id)).await {
             Ok(token) => {
                 let mut r = Redirect::to("/admin/stations").into_response();
@@ -152,7 +158,8 @@ pub async fn orders(State(state): State<AppState>, headers: HeaderMap, staff: Cu
         .map(|o| {
             let (ja, en) = order_status(&o.status);
             context! { id => o.id, created => time::local_text(o.created_at, zone),
-                number => o.print_number.as_deref().and_then(|n| PrintNumber::parse(n).ok()).map(|n| n.grouped()).unwrap_or_default(),
+                // the number and any funded card print the certificate: staff see only its end
+                number => o.print_number.as_deref().and_then(|n| PrintNumber::parse(n).ok()).map(|n| n.masked()).unwrap_or_default(),
                 total => Yen(o.total).to_string(), payment => &o.payment_method, status => &o.status, status_ja => ja, status_en => en,
                 printed => o.printed_at.map(|t| time::local_text(t, zone)).unwrap_or_default() }
         })

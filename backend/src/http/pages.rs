@@ -40,6 +40,8 @@ pub fn render<S: Serialize>(name: &str, ctx: S) -> String {
     }
 }
 
+pub const NOT_FOUND: &str = "ページが見つかりません。 / This page does not exist.";
+
 pub fn error_page(message: &str) -> String {
     render(
         "error.html",

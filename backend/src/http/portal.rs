@@ -5,7 +5,8 @@ use super::web::{check_csrf, set_cookie, Csrf, CurrentUser, USER_COOKIE};
 use crate::error::{AppError, AppResult};
 use crate::orders::{self, LineRequest, OrderRequest};
 use crate::{accounts, store, time, AppState};
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
+use std::net::SocketAddr;
 use axum::http::header::SET_COOKIE;
 use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -46,13 +47,18 @@ pub struct LoginForm {
     second_password: String,
 }
 
-pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
     let csrf = Csrf::get(&state, &headers);
     if let Err(AppError::Page(msg)) = check_csrf(&state, &headers, &f.csrf) {
         let t = csrf.token.clone();
         return (axum::http::StatusCode::BAD_REQUEST, csrf.respond(login_html(&t, &f.email, Some(&msg)))).into_response();
     }
-    match accounts::login_user(&state.pool, &state.login_throttle, &f.email, &f.password, &f.second_password).await {
+    match accounts::login_user(&state.pool, &state.login_throttle, &client.ip().to_string(), &f.email, &f.password, &f.second_password).await {
         Ok(user_id) => match accounts::start_session(&state.pool, Some(user_id), None).await {
             Ok(token) => {
                 let mut r = Redirect::to("/portal").into_response();
@@ -170,10 +176,11 @@ pub async fn place_order(
 
 pub async fn order(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>) -> AppResult<Response> {
     let mut c = state.pool.acquire().await?;
-    let order = store::order(&mut c, id).await?;
-    if order.user_id != user.user.id {
-        return Err(AppError::Db(sqlx::Error::RowNotFound));
-    }
+    let order = match store::order(&mut c, id).await {
+        Ok(o) if o.user_id == user.user.id => o,
+        Ok(_) | Err(sqlx::Error::RowNotFound) => return Err(AppError::PageNotFound),
+        Err(e) => return Err(e.into()),
+    };
     let lines = store::order_lines(&mut c, id).await?;
     let zone = time::tz("Asia/Tokyo");
     let (ja, en) = order_status(&order.status);

@@ -103,18 +103,23 @@ pub async fn report(
 }
 
 /// Machine-readable health of one station for the university's monitoring:
-/// 200 when it is online and its printer can print, 503 otherwise.
+/// 200 when it is online and its printer can print, 503 otherwise. It needs
+/// no login, so it says only what monitoring needs (no name, place, version);
+/// stations not in service are not found.
 pub async fn health(State(state): State<AppState>, Path(id): Path<i64>) -> AppResult<Response> {
     let mut c = state.pool.acquire().await?;
-    let s = store::station(&mut c, id).await?.ok_or_else(|| AppError::api(ErrorCode::NotFound, "no such station"))?;
+    let s = store::station(&mut c, id)
+        .await?
+        .filter(|s| s.status == "active")
+        .ok_or_else(|| AppError::api(ErrorCode::NotFound, "no such station"))?;
     let online = stations::is_online(&s, state.config.stations.offline_after_s);
     let printer_ready = stations::printer_ready(&s);
     let healthy = online && printer_ready;
     let body = serde_json::json!({
-        "station_id": s.id, "name": s.name, "status": s.status, "healthy": healthy, "online": online,
-        "last_seen": s.last_seen, "printer_ready": printer_ready, "printer_state": s.printer_state,
+        "station_id": s.id, "healthy": healthy, "online": online, "last_seen": s.last_seen,
+        "printer_ready": printer_ready, "printer_state": s.printer_state,
         "printer_state_reasons": s.printer_reasons.as_deref().map(|r| r.split(',').collect::<Vec<_>>()).unwrap_or_default(),
-        "reader_present": s.reader_present, "outbox_len": s.outbox_len, "clock_skew_s": s.clock_skew_s, "version": s.version,
+        "reader_present": s.reader_present,
     });
     let code = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     Ok((code, Json(body)).into_response())
