@@ -145,7 +145,7 @@ pub struct ChargeResponse {
     pub balance_after: Yen,
 }
 
-/// `POST /reservations/{id}/release` (no body, 204): the user walked away before paying.
+// `POST /reservations/{id}/release` (no body, 204): the user walked away before paying.
 
 /// `POST /reservations/{id}/report`: what became of the print.
 #[derive(Debug, Clone, Serialize, Deserialize)]
