@@ -1,8 +1,8 @@
 //! The admin web panel (first cut: login, stations, orders, outbox).
 
 use super::pages::{order_status, render};
-use super::web::{check_csrf, set_cookie, Csrf, CurrentStaff, STAFF_COOKIE};
-use crate::error::{AppError, AppResult};
+use super::web::{check_csrf, login_flow, set_cookie, Csrf, CsrfForm, CurrentStaff, LoginTarget, STAFF_COOKIE};
+use crate::error::AppResult;
 use crate::{accounts, stations, store, time, AppState};
 use axum::extract::{ConnectInfo, Path, State};
 use std::net::SocketAddr;
@@ -42,33 +42,14 @@ pub async fn login(
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
-    let csrf = Csrf::get(&state, &headers);
-    if let Err(AppError::Page(msg)) = check_csrf(&state, &headers, &f.csrf) {
-        let t = csrf.token.clone();
-        return (axum::http::StatusCode::BAD_REQUEST, csrf.respond(login_html(&t, Some(&msg)))).into_response();
-    }
-    match accounts::login_staff(&state.pool, &state.login_throttle, &client.ip().to_string(), &f.login, &f.password).await {
-        Ok(staff_id) => match accounts::start_session(&state.pool, None, Some(staff_id)).await {
-            Ok(token) => {
-                let mut r = Redirect::to("/admin/stations").into_response();
-                r.headers_mut().append(SET_COOKIE, set_cookie(&state, STAFF_COOKIE, &token, accounts::SESSION_TTL_S, "Strict"));
-                r
-            }
-            Err(e) => e.into_response(),
-        },
-        Err(AppError::Page(msg)) => {
-            let t = csrf.token.clone();
-            (axum::http::StatusCode::UNAUTHORIZED, csrf.respond(login_html(&t, Some(&msg)))).into_response()
-        }
-        Err(e) => e.into_response(),
-    }
+    let check = async {
+        let id = accounts::login_staff(&state.pool, &state.login_throttle, &client.ip().to_string(), &f.login, &f.password).await?;
+        Ok((None, Some(id)))
+    };
+    let target = LoginTarget { cookie: STAFF_COOKIE, same_site: "Strict", redirect: "/admin/stations" };
+    login_flow(&state, &headers, &f.csrf, check, target, |t, msg| login_html(t, Some(msg))).await
 }
 
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
 
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff, Form(f): Form<CsrfForm>) -> AppResult<Response> {
     check_csrf(&state, &headers, &f.csrf)?;

@@ -1,7 +1,7 @@
 //! The graduates' and students' portal pages.
 
 use super::pages::{order_status, render};
-use super::web::{check_csrf, set_cookie, Csrf, CurrentUser, USER_COOKIE};
+use super::web::{check_csrf, login_flow, set_cookie, Csrf, CsrfForm, CurrentUser, LoginTarget, USER_COOKIE};
 use crate::error::{AppError, AppResult};
 use crate::orders::{self, LineRequest, OrderRequest};
 use crate::{accounts, store, time, AppState};
@@ -53,33 +53,15 @@ pub async fn login(
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
-    let csrf = Csrf::get(&state, &headers);
-    if let Err(AppError::Page(msg)) = check_csrf(&state, &headers, &f.csrf) {
-        let t = csrf.token.clone();
-        return (axum::http::StatusCode::BAD_REQUEST, csrf.respond(login_html(&t, &f.email, Some(&msg)))).into_response();
-    }
-    match accounts::login_user(&state.pool, &state.login_throttle, &client.ip().to_string(), &f.email, &f.password, &f.second_password).await {
-        Ok(user_id) => match accounts::start_session(&state.pool, Some(user_id), None).await {
-            Ok(token) => {
-                let mut r = Redirect::to("/portal").into_response();
-                r.headers_mut().append(SET_COOKIE, set_cookie(&state, USER_COOKIE, &token, accounts::SESSION_TTL_S, "Lax"));
-                r
-            }
-            Err(e) => e.into_response(),
-        },
-        Err(AppError::Page(msg)) => {
-            let token = csrf.token.clone();
-            (axum::http::StatusCode::UNAUTHORIZED, csrf.respond(login_html(&token, &f.email, Some(&msg)))).into_response()
-        }
-        Err(e) => e.into_response(),
-    }
+    let check = async {
+        let id = accounts::login_user(&state.pool, &state.login_throttle, &client.ip().to_string(), &f.email, &f.password, &f.second_password)
+            .await?;
+        Ok((Some(id), None))
+    };
+    let target = LoginTarget { cookie: USER_COOKIE, same_site: "Lax", redirect: "/portal" };
+    login_flow(&state, &headers, &f.csrf, check, target, |t, msg| login_html(t, &f.email, Some(msg))).await
 }
 
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
 
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap, user: CurrentUser, Form(f): Form<CsrfForm>) -> AppResult<Response> {
     check_csrf(&state, &headers, &f.csrf)?;

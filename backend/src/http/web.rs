@@ -9,7 +9,8 @@ use axum::extract::FromRequestParts;
 use axum::http::header::{COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::http::StatusCode;
 
 pub const USER_COOKIE: &str = "shomei_session";
 pub const STAFF_COOKIE: &str = "shomei_staff";
@@ -143,5 +144,51 @@ impl FromRequestParts<AppState> for CurrentStaff {
         let mut c = state.pool.acquire().await.map_err(|e| AppError::from(e).into_response())?;
         let staff = store::staff(&mut c, staff_id).await.map_err(|e| AppError::from(e).into_response())?;
         Ok(CurrentStaff { staff, token })
+    }
+}
+
+/// A form whose only field is its CSRF token (logout, revoke, ...).
+#[derive(serde::Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    pub csrf: String,
+}
+
+/// Where a successful login leads.
+pub struct LoginTarget {
+    pub cookie: &'static str,
+    pub same_site: &'static str,
+    pub redirect: &'static str,
+}
+
+/// What both login forms do: refuse a form without its token, run the check,
+/// start a fresh session (new token at every login) and redirect; or show the
+/// form again with the one message for every failure.
+pub async fn login_flow(
+    state: &AppState,
+    headers: &HeaderMap,
+    form_csrf: &str,
+    check: impl std::future::Future<Output = Result<(Option<i64>, Option<i64>), AppError>>,
+    target: LoginTarget,
+    form: impl Fn(&str, &str) -> Html<String>,
+) -> Response {
+    let csrf = Csrf::get(state, headers);
+    let token = csrf.token.clone();
+    if let Err(AppError::Page(msg)) = check_csrf(state, headers, form_csrf) {
+        return (StatusCode::BAD_REQUEST, csrf.respond(form(&token, &msg))).into_response();
+    }
+    let (user_id, staff_id) = match check.await {
+        Ok(ids) => ids,
+        Err(AppError::Page(msg)) => return (StatusCode::UNAUTHORIZED, csrf.respond(form(&token, &msg))).into_response(),
+        Err(e) => return e.into_response(),
+    };
+    match accounts::start_session(&state.pool, user_id, staff_id).await {
+        Ok(session) => {
+            let mut r = Redirect::to(target.redirect).into_response();
+            r.headers_mut()
+                .append(SET_COOKIE, set_cookie(state, target.cookie, &session, accounts::SESSION_TTL_S, target.same_site));
+            r
+        }
+        Err(e) => e.into_response(),
     }
 }
