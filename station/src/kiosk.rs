@@ -8,6 +8,7 @@
 
 use crate::config::Config;
 use crate::health::Health;
+use crate::messages::{printer_problem, Notice, Says};
 use crate::journal::Journal;
 use crate::printer::{follow_job, JobState, Printer};
 use crate::reader::{CardReader, ReaderError};
@@ -17,8 +18,8 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use shomei_shared::api::{PrintOutcome, PrintReport, PrinterStatus, Reservation, ReservationLine};
-use shomei_shared::{ErrorCode, PrintNumber, PrintNumberError, Yen};
+use shomei_shared::api::{PrintOutcome, PrintReport, Reservation, ReservationLine};
+use shomei_shared::{ErrorCode, PrintNumber, Yen};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -49,31 +50,33 @@ pub struct Screen {
     pub idle_timeout_s: u64,
 }
 
-fn screen(kind: &'static str, title: (&str, &str), message: (String, String)) -> Screen {
+fn screen(kind: &'static str, says: Says<'_>) -> Screen {
+    let (title, message) = says.text();
     Screen {
         screen: kind,
-        title_ja: title.0.into(),
-        title_en: title.1.into(),
-        message_ja: message.0,
-        message_en: message.1,
+        title_ja: title.ja,
+        title_en: title.en,
+        message_ja: message.ja,
+        message_en: message.en,
         ..Screen::default()
     }
 }
 
+impl Screen {
+    fn with_notice(mut self, n: Notice) -> Screen {
+        let t = n.text();
+        self.notice_ja = t.ja;
+        self.notice_en = t.en;
+        self
+    }
+}
+
 fn idle_screen() -> Screen {
-    screen(
-        "idle",
-        ("学内印刷番号を入力してください", "Enter your on-campus print number"),
-        ("メールでお知らせした12桁の番号です。".into(), "The 12-digit number from your e-mail.".into()),
-    )
+    screen("idle", Says::EnterNumber)
 }
 
 fn printing_screen(r: &Reservation) -> Screen {
-    let mut s = screen(
-        "printing",
-        ("印刷中", "Printing"),
-        ("証明書を印刷しています。しばらくお待ちください。".into(), "Your certificates are printing. Please wait.".into()),
-    );
+    let mut s = screen("printing", Says::Printing);
     s.number = r.print_number.grouped();
     s.lines = r.lines.clone();
     s
@@ -83,79 +86,6 @@ fn printing_screen(r: &Reservation) -> Screen {
 fn busy(screen: &str) -> bool {
     matches!(screen, "checking" | "charging" | "printing")
 }
-
-/// Bilingual words for printer problems, for the out-of-service screen.
-pub fn printer_problem(status: &PrinterStatus) -> (String, String) {
-    if !status.reachable {
-        return ("プリンタが応答しません".into(), "the printer does not respond".into());
-    }
-    let mut ja = Vec::new();
-    let mut en = Vec::new();
-    for r in status.blocking_reasons() {
-        let (j, e) = match r.trim_end_matches("-report").trim_end_matches("-warning").trim_end_matches("-error") {
-            "media-empty" | "media-needed" => ("用紙切れ", "out of paper"),
-            "media-jam" => ("紙づまり", "paper jam"),
-            "toner-empty" | "marker-supply-empty" => ("トナー切れ", "out of toner"),
-            "door-open" | "cover-open" => ("カバーが開いています", "a cover is open"),
-            _ => ("プリンタの異常", "printer fault"),
-        };
-        if !ja.contains(&j) {
-            ja.push(j);
-            en.push(e);
-        }
-    }
-    if ja.is_empty() && status.state == "stopped" {
-        ja.push("プリンタ停止中");
-        en.push("the printer is stopped");
-    }
-    (ja.join("・"), en.join(", "))
-}
-
-/// Bilingual messages for the backend's refusals.
-fn refusal(code: ErrorCode) -> (&'static str, &'static str) {
-    match code {
-        ErrorCode::PrintNumberUnknown => (
-            "この番号の申込は見つかりません。番号をご確認ください。",
-            "No order has this number. Please check the number.",
-        ),
-        ErrorCode::PrintNumberUsed => ("この番号の証明書は印刷済みです。", "The certificates for this number were printed already."),
-        ErrorCode::PrintNumberExpired => (
-            "この番号は印刷期限を過ぎたため使えません。",
-            "This number has passed its print deadline and can no longer be used.",
-        ),
-        ErrorCode::PrintNumberBusy => (
-            "この番号は別の発行機で使用中です。しばらくしてからお試しください。",
-            "This number is in use at another printer. Please try again in a few minutes.",
-        ),
-        ErrorCode::Throttled => (
-            "誤った番号が続いたため、1分ほどお待ちください。",
-            "Too many wrong numbers: please wait a minute.",
-        ),
-        ErrorCode::ReservationExpired => (
-            "時間切れになりました。最初からやり直してください。",
-            "Time ran out. Please start again.",
-        ),
-        ErrorCode::CardUnknown => (
-            "このカードは登録されていません。別のカードをタッチしてください。",
-            "This card is not registered. Please tap another card.",
-        ),
-        ErrorCode::CardBlocked => (
-            "このカードは利用停止中です。別のカードをタッチしてください。",
-            "This card is blocked. Please tap another card.",
-        ),
-        ErrorCode::StationRevoked | ErrorCode::Unauthorized => (
-            "この発行機は現在ご利用いただけません。",
-            "This printer is out of service.",
-        ),
-        ErrorCode::ServiceSuspended => ("ただいまサービスを停止しています。", "The service is suspended at the moment."),
-        _ => ("処理できませんでした。", "This could not be done."),
-    }
-}
-
-const TRY_LATER: (&str, &str) = (
-    "ただいまサーバーと通信できません。しばらくしてからもう一度お試しください。料金は引き落とされていません。",
-    "The service cannot be reached right now. Please try again later. Nothing was charged.",
-);
 
 struct Inner<P, R> {
     cfg: Arc<Config>,
@@ -206,8 +136,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         s.printer_ready = printer.can_print();
         s.idle_timeout_s = self.inner.cfg.idle_timeout_s;
         if s.screen == "idle" && !s.printer_ready {
-            let (ja, en) = printer_problem(&printer);
-            s = self.out_of_service(&ja, &en);
+            s = self.out_of_service(&printer_problem(&printer));
             s.printer_ready = false;
         }
         if matches!(s.screen, "error" | "out_of_service") {
@@ -217,15 +146,8 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         s
     }
 
-    fn out_of_service(&self, ja: &str, en: &str) -> Screen {
-        let mut s = screen(
-            "out_of_service",
-            ("ただいまご利用いただけません", "Out of service"),
-            (
-                format!("プリンタが印刷できない状態です（{ja}）。料金はいただいていません。他の発行機をご利用ください。"),
-                format!("The printer cannot print right now ({en}). Nothing was charged. Please use another printer."),
-            ),
-        );
+    fn out_of_service(&self, problem: &crate::messages::Text) -> Screen {
+        let mut s = screen("out_of_service", Says::OutOfService(problem));
         s.idle_timeout_s = self.inner.cfg.idle_timeout_s;
         s
     }
@@ -275,7 +197,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
 
     /// A user typed a print number and pressed OK.
     pub async fn submit_number(&self, input: &str) -> Screen {
-        let checking = screen("checking", ("確認中", "Checking"), ("しばらくお待ちください。".into(), "Please wait.".into()));
+        let checking = screen("checking", Says::Checking);
         // one number at a time: a second OK while this one is checked is ignored
         let Some(g) = self.begin_session(|s| !busy(s) && s != "card", checking) else {
             return self.current();
@@ -283,19 +205,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         let number = match PrintNumber::parse(input) {
             Ok(n) => n,
             Err(e) => {
-                let detail = match e {
-                    PrintNumberError::WrongLength(n) => (format!("12桁のところ{n}桁です。"), format!("It has {n} digits instead of 12.")),
-                    PrintNumberError::NotDigits => ("数字だけを入力してください。".into(), "Use digits only.".into()),
-                    PrintNumberError::CheckDigit => (
-                        "数字の誤りか入れ替わりがあります。".into(),
-                        "A digit is wrong or two digits are swapped.".into(),
-                    ),
-                };
-                let mut s = screen(
-                    "error",
-                    ("番号をご確認ください", "Please check the number"),
-                    (format!("入力された番号は正しくありません。{}", detail.0), format!("The number you entered is not valid. {}", detail.1)),
-                );
+                let mut s = screen("error", Says::NumberInvalid(&e));
                 s.number = input.chars().filter(char::is_ascii_digit).collect();
                 self.set(g, s);
                 return self.current();
@@ -314,13 +224,12 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
             Ok(r) => r,
             Err(SyncError::Offline(e)) => {
                 tracing::warn!(error = %e, "reserve: backend unreachable");
-                self.set(g, screen("error", ("通信できません", "Cannot connect"), (TRY_LATER.0.into(), TRY_LATER.1.into())));
+                self.set(g, screen("error", Says::CannotConnect));
                 return self.current();
             }
             Err(SyncError::Refused(e)) => {
                 tracing::info!(code = ?e.code, "reserve refused");
-                let (ja, en) = refusal(e.code);
-                let mut s = screen("error", ("この番号は印刷できません", "This number cannot be printed"), (ja.into(), en.into()));
+                let mut s = screen("error", Says::NumberRefused(e.code));
                 s.number = number.grouped();
                 self.set(g, s);
                 return self.current();
@@ -336,10 +245,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
             Ok(id) => id,
             Err(e) => {
                 tracing::error!(error = %e, "journal write failed; refusing the user");
-                self.set(g, screen("error", ("この発行機は故障中です", "This printer is out of order"), (
-                    "装置の異常のため、ただいまご利用いただけません。料金はいただいていません。".into(),
-                    "A fault stops this station from serving you. Nothing was charged.".into(),
-                )));
+                self.set(g, screen("error", Says::StationFault));
                 return self.current();
             }
         };
@@ -350,29 +256,20 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
             let k = self.clone();
             tokio::spawn(async move { k.print(job, None).await });
         } else {
-            self.set(g, self.card_screen(&job.reservation, ("", "")));
+            self.set(g, self.card_screen(&job.reservation));
             let k = self.clone();
             tokio::spawn(async move { k.take_card_payment(job).await });
         }
         self.current()
     }
 
-    fn card_screen(&self, r: &Reservation, notice: (&str, &str)) -> Screen {
-        let mut s = screen(
-            "card",
-            ("ICカードをタッチしてください", "Tap your IC card"),
-            (
-                format!("お支払い金額は {} です。カードをリーダーに置いてください。", r.amount),
-                format!("The amount due is {}. Place your card on the reader.", r.amount),
-            ),
-        );
+    fn card_screen(&self, r: &Reservation) -> Screen {
+        let mut s = screen("card", Says::TapCard { amount: r.amount });
         s.number = r.print_number.grouped();
         s.lines = r.lines.clone();
         s.amount = r.amount.to_string();
         s.system_fee = r.system_fee.to_string();
         s.deadline = r.print_deadline_text.clone();
-        s.notice_ja = notice.0.into();
-        s.notice_en = notice.1.into();
         s
     }
 
@@ -401,10 +298,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
             }
             if !asked {
                 tracing::info!(job_id = job.job_id, "a card was already on the reader: asking for a fresh tap");
-                self.set(job.generation, self.card_screen(&job.reservation, (
-                    "カードが置かれたままです。いったんリーダーから離し、お支払いに使うカードをタッチしてください。",
-                    "A card is already lying on the reader. Lift it, then tap the card you want to pay with.",
-                )));
+                self.set(job.generation, self.card_screen(&job.reservation).with_notice(Notice::CardLyingOnReader));
                 asked = true;
             }
         }
@@ -443,20 +337,14 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
                             self.print(job, Some(balance)).await;
                             return;
                         }
-                        ChargeResult::Retry(ja, en) => (ja, en),
+                        ChargeResult::Retry(notice) => notice,
                         ChargeResult::Stop => return,
                     }
                 }
-                Err(ReaderError::Removed) => (
-                    "カードが途中で離れました。もう一度タッチしてください。".to_string(),
-                    "The card was taken away too soon. Please tap it again.".to_string(),
-                ),
+                Err(ReaderError::Removed) => Notice::CardRemovedTooSoon,
                 Err(ReaderError::Status(sw)) => {
                     tracing::info!(sw = format!("{sw:04X}"), "card answered an error");
-                    (
-                        "カードを読み取れませんでした。カードを1枚だけ置いてください。".into(),
-                        "The card could not be read. Place one card only.".into(),
-                    )
+                    Notice::CardUnreadable
                 }
                 Err(ReaderError::Timeout) => {
                     self.abandon(&job, "no card tapped").await;
@@ -470,14 +358,11 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
                 Err(e) => {
                     tracing::error!(error = %e, "card reader failed");
                     self.abandon(&job, &e.to_string()).await;
-                    self.set(g, screen("error", ("カードリーダーの故障", "Card reader out of order"), (
-                        "カードリーダーが使えません。料金はいただいていません。".into(),
-                        "The card reader is not working. Nothing was charged.".into(),
-                    )));
+                    self.set(g, screen("error", Says::ReaderFault));
                     return;
                 }
             };
-            self.set(g, self.card_screen(&job.reservation, (&notice.0, &notice.1)));
+            self.set(g, self.card_screen(&job.reservation).with_notice(notice));
             // the same card lying on the reader is not read again until it is lifted
             let reader = self.inner.reader.clone();
             let _ = tokio::task::spawn_blocking(move || reader.wait_removed(Duration::from_secs(30))).await;
@@ -494,7 +379,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
 
     async fn charge(&self, job: &JobCtx, uid: &str) -> ChargeResult {
         let g = job.generation;
-        let mut s = screen("charging", ("お支払い中", "Paying"), ("カードを離さないでください。".into(), "Keep the card on the reader.".into()));
+        let mut s = screen("charging", Says::Charging);
         s.amount = job.reservation.amount.to_string();
         if !self.set(g, s) {
             // the user cancelled in the same instant: take no money
@@ -513,10 +398,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         if let Err(e) = self.inner.journal.step(job.job_id, "charging", &format!("card {uid} key {}", job.charge_key)).await {
             Self::journal_err(e);
             self.abandon(job, "journal not writable").await;
-            self.set(g, screen("error", ("この発行機は故障中です", "This printer is out of order"), (
-                "記録装置の異常のため、お支払いを受け付けられません。料金は引き落とされていません。".into(),
-                "A fault stops this station from taking payments. Nothing was charged.".into(),
-            )));
+            self.set(g, screen("error", Says::StationFault));
             return ChargeResult::Stop;
         }
         let mut last_err = String::new();
@@ -532,21 +414,11 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
                         ErrorCode::InsufficientBalance => {
                             let missing = e.missing.unwrap_or(Yen::ZERO);
                             let balance = e.balance.unwrap_or(Yen::ZERO);
-                            ChargeResult::Retry(
-                                format!("残高が不足しています（残高 {balance}、不足 {missing}）。チャージ済みの別のカードをタッチしてください。"),
-                                format!("Not enough balance on this card (balance {balance}, {missing} missing). Tap another card with enough balance."),
-                            )
+                            ChargeResult::Retry(Notice::LowBalance { balance, missing })
                         }
-                        ErrorCode::CardUnknown | ErrorCode::CardBlocked => {
-                            let (ja, en) = refusal(e.code);
-                            ChargeResult::Retry(ja.into(), en.into())
-                        }
+                        ErrorCode::CardUnknown | ErrorCode::CardBlocked => ChargeResult::Retry(Notice::CardRefused(e.code)),
                         code => {
-                            let (ja, en) = refusal(code);
-                            self.set(g, screen("error", ("お支払いできませんでした", "Payment failed"), (
-                                format!("{ja}料金は引き落とされていません。"),
-                                format!("{en} Nothing was charged."),
-                            )));
+                            self.set(g, screen("error", Says::PaymentRefused(code)));
                             ChargeResult::Stop
                         }
                     };
@@ -559,10 +431,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         }
         tracing::error!(error = %last_err, "charge outcome unknown: backend unreachable");
         let _ = self.inner.journal.step(job.job_id, "charge_unknown", &last_err).await.map_err(Self::journal_err);
-        self.set(g, screen("error", ("通信が切れました", "Connection lost"), (
-            "支払いの途中で通信が切れました。引き落としがあった場合、同じ番号で再度の支払いなしに印刷できます。".into(),
-            "The connection was lost during payment. If you were charged, the same number prints without paying again.".into(),
-        )));
+        self.set(g, screen("error", Says::ConnectionLostDuringPayment));
         ChargeResult::Stop
     }
 
@@ -587,14 +456,10 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         });
         match outcome {
             Ok(_) => {
-                let mut s = screen("done", ("印刷が終わりました", "Printing finished"), (
-                    "証明書をお取りください。ご利用ありがとうございました。".into(),
-                    "Please take your certificates. Thank you.".into(),
-                ));
+                let mut s = screen("done", Says::Done);
                 if let Some(b) = balance_after {
+                    s = s.with_notice(Notice::BalanceLeft(b));
                     s.balance = b.to_string();
-                    s.notice_ja = format!("カード残高: {b}");
-                    s.notice_en = format!("Card balance: {b}");
                 }
                 self.set(g, s);
                 let k = self.clone();
@@ -607,10 +472,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
             }
             Err((reason, _)) => {
                 tracing::error!(job_id = job.job_id, %reason, "print failed");
-                self.set(g, screen("error", ("印刷できませんでした", "Printing failed"), (
-                    format!("お支払いは保持されています。印刷期限（{}）まで、どの発行機でも同じ番号で再印刷できます。", job.reservation.print_deadline_text),
-                    format!("Your payment is kept: the same number prints at any station until the deadline ({}).", job.reservation.print_deadline_text),
-                )));
+                self.set(g, screen("error", Says::PrintFailed { deadline: &job.reservation.print_deadline_text }));
             }
         }
     }
@@ -669,7 +531,7 @@ struct JobCtx {
 
 enum ChargeResult {
     Paid(Yen),
-    Retry(String, String),
+    Retry(Notice),
     Stop,
 }
 
@@ -700,17 +562,4 @@ async fn number<P: Printer, R: CardReader>(State(k): State<Kiosk<P, R>>, Json(f)
 
 async fn cancel<P: Printer, R: CardReader>(State(k): State<Kiosk<P, R>>) -> impl IntoResponse {
     Json(k.reset())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn printer_problems_are_named_in_both_languages() {
-        let s = PrinterStatus { reachable: true, state: "idle".into(), reasons: vec!["media-empty-report".into()], message: String::new() };
-        assert_eq!(printer_problem(&s), ("用紙切れ".to_string(), "out of paper".to_string()));
-        let s = PrinterStatus::default();
-        assert_eq!(printer_problem(&s).1, "the printer does not respond");
-    }
 }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod health;
 pub mod journal;
 pub mod kiosk;
+pub mod messages;
 pub mod printer;
 pub mod reader;
 pub mod sync;

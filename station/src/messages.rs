@@ -1,0 +1,245 @@
+//! The kiosk's message catalogue: every word a user reads at the station, in
+//! Japanese and English. The flow in `kiosk` says *what* happened; this says
+//! it in words, in one place, so both languages stay complete and consistent.
+
+use shomei_shared::api::PrinterStatus;
+use shomei_shared::{ErrorCode, PrintNumberError, Yen};
+
+/// One text in both languages.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Text {
+    pub ja: String,
+    pub en: String,
+}
+
+fn t(ja: impl Into<String>, en: impl Into<String>) -> Text {
+    Text { ja: ja.into(), en: en.into() }
+}
+
+/// A screen's headline and message.
+pub enum Says<'a> {
+    EnterNumber,
+    Checking,
+    NumberInvalid(&'a PrintNumberError),
+    CannotConnect,
+    NumberRefused(ErrorCode),
+    OutOfService(&'a Text),
+    StationFault,
+    TapCard { amount: Yen },
+    Charging,
+    PaymentRefused(ErrorCode),
+    ConnectionLostDuringPayment,
+    ReaderFault,
+    Printing,
+    Done,
+    PrintFailed { deadline: &'a str },
+}
+
+impl Says<'_> {
+    /// (headline, message)
+    pub fn text(&self) -> (Text, Text) {
+        match self {
+            Says::EnterNumber => (
+                t("学内印刷番号を入力してください", "Enter your on-campus print number"),
+                t("メールでお知らせした12桁の番号です。", "The 12-digit number from your e-mail."),
+            ),
+            Says::Checking => (t("確認中", "Checking"), t("しばらくお待ちください。", "Please wait.")),
+            Says::NumberInvalid(e) => {
+                let detail = match e {
+                    PrintNumberError::WrongLength(n) => t(format!("12桁のところ{n}桁です。"), format!("It has {n} digits instead of 12.")),
+                    PrintNumberError::NotDigits => t("数字だけを入力してください。", "Use digits only."),
+                    PrintNumberError::CheckDigit => t("数字の誤りか入れ替わりがあります。", "A digit is wrong or two digits are swapped."),
+                };
+                (
+                    t("番号をご確認ください", "Please check the number"),
+                    t(
+                        format!("入力された番号は正しくありません。{}", detail.ja),
+                        format!("The number you entered is not valid. {}", detail.en),
+                    ),
+                )
+            }
+            Says::CannotConnect => (
+                t("通信できません", "Cannot connect"),
+                t(
+                    "ただいまサーバーと通信できません。しばらくしてからもう一度お試しください。料金は引き落とされていません。",
+                    "The service cannot be reached right now. Please try again later. Nothing was charged.",
+                ),
+            ),
+            Says::NumberRefused(code) => (t("この番号は印刷できません", "This number cannot be printed"), refusal(*code)),
+            Says::OutOfService(problem) => (
+                t("ただいまご利用いただけません", "Out of service"),
+                t(
+                    format!("プリンタが印刷できない状態です（{}）。料金はいただいていません。他の発行機をご利用ください。", problem.ja),
+                    format!("The printer cannot print right now ({}). Nothing was charged. Please use another printer.", problem.en),
+                ),
+            ),
+            Says::StationFault => (
+                t("この発行機は故障中です", "This printer is out of order"),
+                t(
+                    "装置の異常のため、ただいまご利用いただけません。料金は引き落とされていません。",
+                    "A fault stops this station from serving you. Nothing was charged.",
+                ),
+            ),
+            Says::TapCard { amount } => (
+                t("ICカードをタッチしてください", "Tap your IC card"),
+                t(
+                    format!("お支払い金額は {amount} です。カードをリーダーに置いてください。"),
+                    format!("The amount due is {amount}. Place your card on the reader."),
+                ),
+            ),
+            Says::Charging => (t("お支払い中", "Paying"), t("カードを離さないでください。", "Keep the card on the reader.")),
+            Says::PaymentRefused(code) => {
+                let r = refusal(*code);
+                (
+                    t("お支払いできませんでした", "Payment failed"),
+                    t(format!("{}料金は引き落とされていません。", r.ja), format!("{} Nothing was charged.", r.en)),
+                )
+            }
+            Says::ConnectionLostDuringPayment => (
+                t("通信が切れました", "Connection lost"),
+                t(
+                    "支払いの途中で通信が切れました。引き落としがあった場合、同じ番号で再度の支払いなしに印刷できます。",
+                    "The connection was lost during payment. If you were charged, the same number prints without paying again.",
+                ),
+            ),
+            Says::ReaderFault => (
+                t("カードリーダーの故障", "Card reader out of order"),
+                t("カードリーダーが使えません。料金はいただいていません。", "The card reader is not working. Nothing was charged."),
+            ),
+            Says::Printing => (
+                t("印刷中", "Printing"),
+                t("証明書を印刷しています。しばらくお待ちください。", "Your certificates are printing. Please wait."),
+            ),
+            Says::Done => (
+                t("印刷が終わりました", "Printing finished"),
+                t("証明書をお取りください。ご利用ありがとうございました。", "Please take your certificates. Thank you."),
+            ),
+            Says::PrintFailed { deadline } => (
+                t("印刷できませんでした", "Printing failed"),
+                t(
+                    format!("お支払いは保持されています。印刷期限（{deadline}）まで、どの発行機でも同じ番号で再印刷できます。"),
+                    format!("Your payment is kept: the same number prints at any station until the deadline ({deadline})."),
+                ),
+            ),
+        }
+    }
+}
+
+/// The second line of the card screen.
+pub enum Notice {
+    CardLyingOnReader,
+    CardRemovedTooSoon,
+    CardUnreadable,
+    LowBalance { balance: Yen, missing: Yen },
+    CardRefused(ErrorCode),
+    BalanceLeft(Yen),
+}
+
+impl Notice {
+    pub fn text(&self) -> Text {
+        match self {
+            Notice::CardLyingOnReader => t(
+                "カードが置かれたままです。いったんリーダーから離し、お支払いに使うカードをタッチしてください。",
+                "A card is already lying on the reader. Lift it, then tap the card you want to pay with.",
+            ),
+            Notice::CardRemovedTooSoon => t(
+                "カードが途中で離れました。もう一度タッチしてください。",
+                "The card was taken away too soon. Please tap it again.",
+            ),
+            Notice::CardUnreadable => t(
+                "カードを読み取れませんでした。カードを1枚だけ置いてください。",
+                "The card could not be read. Place one card only.",
+            ),
+            Notice::LowBalance { balance, missing } => t(
+                format!("残高が不足しています（残高 {balance}、不足 {missing}）。チャージ済みの別のカードをタッチしてください。"),
+                format!("Not enough balance on this card (balance {balance}, {missing} missing). Tap another card with enough balance."),
+            ),
+            Notice::CardRefused(code) => refusal(*code),
+            Notice::BalanceLeft(b) => t(format!("カード残高: {b}"), format!("Card balance: {b}")),
+        }
+    }
+}
+
+/// Why the backend said no, for people.
+pub fn refusal(code: ErrorCode) -> Text {
+    match code {
+        ErrorCode::PrintNumberUnknown => t(
+            "この番号の申込は見つかりません。番号をご確認ください。",
+            "No order has this number. Please check the number.",
+        ),
+        ErrorCode::PrintNumberUsed => t("この番号の証明書は印刷済みです。", "The certificates for this number were printed already."),
+        ErrorCode::PrintNumberExpired => t(
+            "この番号は印刷期限を過ぎたため使えません。",
+            "This number has passed its print deadline and can no longer be used.",
+        ),
+        ErrorCode::PrintNumberBusy => t(
+            "この番号は別の発行機で使用中です。しばらくしてからお試しください。",
+            "This number is in use at another printer. Please try again in a few minutes.",
+        ),
+        ErrorCode::Throttled => t("誤った番号が続いたため、1分ほどお待ちください。", "Too many wrong numbers: please wait a minute."),
+        ErrorCode::ReservationExpired => t("時間切れになりました。最初からやり直してください。", "Time ran out. Please start again."),
+        ErrorCode::CardUnknown => t(
+            "このカードは登録されていません。別のカードをタッチしてください。",
+            "This card is not registered. Please tap another card.",
+        ),
+        ErrorCode::CardBlocked => t(
+            "このカードは利用停止中です。別のカードをタッチしてください。",
+            "This card is blocked. Please tap another card.",
+        ),
+        ErrorCode::StationRevoked | ErrorCode::Unauthorized => {
+            t("この発行機は現在ご利用いただけません。", "This printer is out of service.")
+        }
+        ErrorCode::ServiceSuspended => t("ただいまサービスを停止しています。", "The service is suspended at the moment."),
+        _ => t("処理できませんでした。", "This could not be done."),
+    }
+}
+
+/// Printer problems in words, for the out-of-service screen.
+pub fn printer_problem(status: &PrinterStatus) -> Text {
+    if !status.reachable {
+        return t("プリンタが応答しません", "the printer does not respond");
+    }
+    let mut ja = Vec::new();
+    let mut en = Vec::new();
+    for r in status.blocking_reasons() {
+        let (j, e) = match r.trim_end_matches("-report").trim_end_matches("-warning").trim_end_matches("-error") {
+            "media-empty" | "media-needed" => ("用紙切れ", "out of paper"),
+            "media-jam" => ("紙づまり", "paper jam"),
+            "toner-empty" | "marker-supply-empty" => ("トナー切れ", "out of toner"),
+            "door-open" | "cover-open" => ("カバーが開いています", "a cover is open"),
+            _ => ("プリンタの異常", "printer fault"),
+        };
+        if !ja.contains(&j) {
+            ja.push(j);
+            en.push(e);
+        }
+    }
+    if ja.is_empty() && status.state == "stopped" {
+        ja.push("プリンタ停止中");
+        en.push("the printer is stopped");
+    }
+    t(ja.join("・"), en.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printer_problems_are_named_in_both_languages() {
+        let s = PrinterStatus { reachable: true, state: "idle".into(), reasons: vec!["media-empty-report".into()], message: String::new() };
+        assert_eq!(printer_problem(&s), t("用紙切れ", "out of paper"));
+        assert_eq!(printer_problem(&PrinterStatus::default()).en, "the printer does not respond");
+    }
+
+    #[test]
+    fn every_refusal_has_both_languages() {
+        use ErrorCode::*;
+        for code in [PrintNumberUnknown, PrintNumberUsed, PrintNumberExpired, PrintNumberBusy, Throttled, ReservationExpired,
+                     CardUnknown, CardBlocked, StationRevoked, ServiceSuspended, Internal] {
+            let r = refusal(code);
+            assert!(!r.ja.is_empty() && !r.en.is_empty(), "{code:?}");
+            assert!(!r.ja.is_ascii() && r.en.is_ascii(), "{code:?}: {r:?}");
+        }
+    }
+}
