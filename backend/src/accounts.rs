@@ -4,6 +4,7 @@
 //! account exists.
 
 use crate::error::{AppError, AppResult};
+use crate::messages::{LOGIN_FAILED, LOGIN_THROTTLED, STAFF_LOGIN_FAILED};
 use crate::store;
 use crate::time::now;
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -92,11 +93,6 @@ impl Throttle {
     }
 }
 
-/// The message for every failed login: it never says which part was wrong.
-pub const LOGIN_FAILED: &str =
-    "メールアドレス、パスワード、または第2パスワードが正しくありません。 / The e-mail address, password or second password is not correct.";
-pub const LOGIN_THROTTLED: &str =
-    "ログインの失敗が続いたため、15分間ログインできません。 / Too many failed logins: please wait 15 minutes and try again.";
 
 /// Checks e-mail + password + second password (G-5); returns the user id.
 pub async fn login_user(
@@ -147,8 +143,6 @@ pub async fn login_user(
     }
 }
 
-pub const STAFF_LOGIN_FAILED: &str =
-    "ログインIDまたはパスワードが正しくありません。 / The login ID or password is not correct.";
 
 pub async fn login_staff(pool: &SqlitePool, throttle: &Throttle, client: &str, login: &str, password: &str) -> AppResult<i64> {
     let key = format!("staff:{}", login.trim());

@@ -68,7 +68,7 @@ impl IntoResponse for AppError {
         match self {
             AppError::Api(e) => (status, Json(e)).into_response(),
             AppError::Page(msg) => (status, Html(crate::http::pages::error_page(&msg))).into_response(),
-            AppError::PageNotFound => (status, Html(crate::http::pages::error_page(crate::http::pages::NOT_FOUND))).into_response(),
+            AppError::PageNotFound => (status, Html(crate::http::pages::error_page(crate::messages::NOT_FOUND))).into_response(),
             AppError::Db(sqlx::Error::RowNotFound) => (
                 status,
                 Json(ApiError::new(ErrorCode::NotFound, "not found")),

@@ -9,6 +9,7 @@ pub mod documents;
 pub mod error;
 pub mod http;
 pub mod mail;
+pub mod messages;
 pub mod orders;
 pub mod payments;
 pub mod stations;

@@ -4,6 +4,7 @@
 use crate::documents::{self, CertificateCopy, FontSet};
 use crate::error::{AppError, AppResult};
 use crate::mail;
+use crate::messages;
 use crate::store::{self, NewOrder};
 use crate::time::{self, now};
 use rand::Rng;
@@ -41,8 +42,8 @@ pub fn orderable(types: &[store::CertificateType], record: &store::StudentRecord
         .collect()
 }
 
-fn page_err(ja: &str, en: &str) -> AppError {
-    AppError::Page(format!("{ja} / {en}"))
+fn page_err(message: &str) -> AppError {
+    AppError::Page(message.to_string())
 }
 
 /// A 12-character verification code in an alphabet without look-alikes, grouped by 4.
@@ -83,14 +84,11 @@ pub async fn place(
     req: &OrderRequest,
 ) -> AppResult<Placed> {
     if req.delivery != "campus" || req.payment_method != "card" {
-        return Err(page_err(
-            "現在は学内印刷・ICカード払いのみ受け付けています。",
-            "Only on-campus printing paid by IC card is available at the moment.",
-        ));
+        return Err(page_err(messages::ONLY_CAMPUS_CARD));
     }
     let lines: Vec<&LineRequest> = req.lines.iter().filter(|l| l.copies > 0).collect();
     if lines.is_empty() {
-        return Err(page_err("証明書を1通以上選んでください。", "Choose at least one copy of a certificate."));
+        return Err(page_err(messages::NO_COPIES));
     }
     let mut tx = store::begin_write(pool).await?;
     let user = store::user(&mut tx, user_id).await?;
@@ -98,7 +96,7 @@ pub async fn place(
         .await?
         .into_iter()
         .find(|r| r.id == req.student_record_id)
-        .ok_or_else(|| page_err("学籍番号を選び直してください。", "Choose your student ID again."))?;
+        .ok_or_else(|| page_err(messages::CHOOSE_STUDENT_ID))?;
     let university = store::university(&mut tx, record.university_id).await?;
     let zone = time::tz(&university.timezone);
     let types = orderable(&store::certificate_types(&mut tx, university.id).await?, &record);
@@ -107,13 +105,10 @@ pub async fn place(
     let mut chosen = Vec::new();
     for l in &lines {
         let t = types.iter().find(|t| t.id == l.certificate_type_id).ok_or_else(|| {
-            page_err("選んだ証明書は申請できません。", "The chosen certificate cannot be ordered.")
+            page_err(messages::CERTIFICATE_NOT_ORDERABLE)
         })?;
         if l.copies > t.max_copies {
-            return Err(page_err(
-                &format!("{}は{}通までです。", t.name_ja, t.max_copies),
-                &format!("{}: at most {} copies.", t.name_en, t.max_copies),
-            ));
+            return Err(AppError::Page(messages::too_many_copies(&t.name_ja, &t.name_en, t.max_copies)));
         }
         fees += t.fee * l.copies;
         chosen.push((t.clone(), l.copies));

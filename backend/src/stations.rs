@@ -35,9 +35,7 @@ pub async fn create_enrolment(
 ) -> AppResult<(i64, String)> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 80 {
-        return Err(AppError::Page(
-            "ステーション名を80文字以内で入力してください。 / Give the station a name of at most 80 characters.".into(),
-        ));
+        return Err(AppError::Page(crate::messages::STATION_NAME.into()));
     }
     let code = new_enrolment_code();
     let t = now();

@@ -19,7 +19,7 @@ pub async fn home() -> Redirect {
 }
 
 fn login_html(csrf: &str, error: Option<&str>) -> Html<String> {
-    Html(render("admin_login.html", context! { title_ja => "管理画面", title_en => "Admin", csrf, error }))
+    Html(render("admin_login.html", context! { csrf, error }))
 }
 
 pub async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -82,7 +82,7 @@ async fn stations_page(state: &AppState, headers: &HeaderMap, new: Option<(Strin
     let (new_name, new_code) = new.unzip();
     let page = Html(render(
         "admin_stations.html",
-        context! { title_ja => "ステーション", title_en => "Stations", csrf => &csrf.token, stations => rows,
+        context! { csrf => &csrf.token, stations => rows,
                    new_name, new_code, code_ttl_h => state.config.stations.enrolment_code_ttl_s / 3600 },
     ));
     Ok(csrf.respond(page))
@@ -145,7 +145,7 @@ pub async fn orders(State(state): State<AppState>, headers: HeaderMap, staff: Cu
                 printed => o.printed_at.map(|t| time::local_text(t, zone)).unwrap_or_default() }
         })
         .collect();
-    let page = Html(render("admin_orders.html", context! { title_ja => "申込", title_en => "Orders", csrf => &csrf.token, orders => rows }));
+    let page = Html(render("admin_orders.html", context! { csrf => &csrf.token, orders => rows }));
     Ok(csrf.respond(page))
 }
 
@@ -160,6 +160,6 @@ pub async fn outbox(State(state): State<AppState>, headers: HeaderMap, staff: Cu
         .map(|m| context! { subject => &m.subject, to => &m.to_addr, body => &m.body, created => time::local_text(m.created_at, zone),
                            sent => m.sent_at.is_some(), error => m.last_error.clone().unwrap_or_default() })
         .collect();
-    let page = Html(render("admin_outbox.html", context! { title_ja => "送信メール", title_en => "Outbox", csrf => &csrf.token, mails }));
+    let page = Html(render("admin_outbox.html", context! { csrf => &csrf.token, mails }));
     Ok(csrf.respond(page))
 }

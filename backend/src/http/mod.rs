@@ -45,7 +45,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async {
             (
                 axum::http::StatusCode::NOT_FOUND,
-                axum::response::Html(pages::error_page(pages::NOT_FOUND)),
+                axum::response::Html(pages::error_page(crate::messages::NOT_FOUND)),
             )
         })
         .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))

@@ -35,29 +35,16 @@ pub fn render<S: Serialize>(name: &str, ctx: S) -> String {
         Ok(html) => html,
         Err(e) => {
             tracing::error!(template = name, error = %e, "template failed");
-            "<!doctype html><title>Error</title><p>エラーが発生しました。 / Something went wrong.</p>".into()
+            format!("<!doctype html><title>Error</title><p>{}</p>", crate::messages::SOMETHING_WRONG)
         }
     }
 }
 
-pub const NOT_FOUND: &str = "ページが見つかりません。 / This page does not exist.";
-
 pub fn error_page(message: &str) -> String {
     render(
         "error.html",
-        minijinja::context! { title_ja => "エラー", title_en => "Error", error => message },
+        minijinja::context! { error => message },
     )
 }
 
-/// Japanese and English names of an order status.
-pub fn order_status(status: &str) -> (&'static str, &'static str) {
-    match status {
-        "awaiting_payment" => ("支払待ち", "awaiting payment"),
-        "paid" => ("支払済・未印刷", "paid, not printed yet"),
-        "printed" => ("印刷済", "printed"),
-        "expired" => ("期限切れ", "expired"),
-        "cancelled" => ("取消", "cancelled"),
-        "held" => ("確認待ち", "held for the registrar"),
-        _ => ("不明", "unknown"),
-    }
-}
+pub use crate::messages::order_status;

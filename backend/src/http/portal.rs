@@ -4,7 +4,7 @@ use super::pages::{order_status, render};
 use super::web::{check_csrf, login_flow, set_cookie, Csrf, CsrfForm, CurrentUser, LoginTarget, USER_COOKIE};
 use crate::error::{AppError, AppResult};
 use crate::orders::{self, LineRequest, OrderRequest};
-use crate::{accounts, store, time, AppState};
+use crate::{accounts, messages, store, time, AppState};
 use axum::extract::{ConnectInfo, Path, State};
 use std::net::SocketAddr;
 use axum::http::header::SET_COOKIE;
@@ -27,7 +27,7 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Redirect
 fn login_html(csrf: &str, email: &str, error: Option<&str>) -> Html<String> {
     Html(render(
         "login.html",
-        context! { title_ja => "ログイン", title_en => "Log in", csrf, email, error },
+        context! { csrf, email, error },
     ))
 }
 
@@ -92,7 +92,7 @@ pub async fn menu(State(state): State<AppState>, headers: HeaderMap, user: Curre
     let name = records.first().map(|r| r.name_kanji.clone()).unwrap_or_default();
     let page = Html(render(
         "portal.html",
-        context! { title_ja => "メニュー", title_en => "Menu", csrf => &csrf.token, name, email => &user.user.email, orders => rows },
+        context! { csrf => &csrf.token, name, email => &user.user.email, orders => rows },
     ));
     Ok(csrf.respond(page))
 }
@@ -102,7 +102,7 @@ pub async fn new_order(State(state): State<AppState>, headers: HeaderMap, user: 
     let mut c = state.pool.acquire().await?;
     let records = store::student_records(&mut c, user.user.id).await?;
     let Some(first) = records.first() else {
-        return Err(AppError::Page("学籍情報が登録されていません。 / No student record is registered for you.".into()));
+        return Err(AppError::Page(messages::NO_STUDENT_RECORD.into()));
     };
     let university = store::university(&mut c, first.university_id).await?;
     let types = orders::orderable(&store::certificate_types(&mut c, university.id).await?, first);
@@ -116,7 +116,7 @@ pub async fn new_order(State(state): State<AppState>, headers: HeaderMap, user: 
         .collect();
     let page = Html(render(
         "order_new.html",
-        context! { title_ja => "証明書の申込", title_en => "Order certificates", csrf => &csrf.token, records, types,
+        context! { csrf => &csrf.token, records, types,
                    system_fee => Yen(university.system_fee).to_string() },
     ));
     Ok(csrf.respond(page))
@@ -129,14 +129,14 @@ pub async fn place_order(
     Form(form): Form<HashMap<String, String>>,
 ) -> AppResult<Response> {
     check_csrf(&state, &headers, form.get("csrf").map(String::as_str).unwrap_or(""))?;
-    let bad = || AppError::Page("入力内容を確認してください。 / Please check what you entered.".into());
+    let bad = || AppError::Page(messages::CHECK_INPUT.into());
     let student_record_id = form.get("student_record_id").and_then(|v| v.parse().ok()).ok_or_else(bad)?;
     let mut lines = Vec::new();
     for (k, v) in &form {
         if let Some(id) = k.strip_prefix("copies_") {
             let certificate_type_id = id.parse().map_err(|_| bad())?;
             let copies: i64 = if v.trim().is_empty() { 0 } else { v.trim().parse().map_err(|_| {
-                AppError::Page("通数は数字で入力してください。 / Enter the number of copies as a number.".into())
+                AppError::Page(messages::COPIES_NOT_A_NUMBER.into())
             })? };
             if copies < 0 {
                 return Err(bad());
@@ -172,7 +172,7 @@ pub async fn order(State(state): State<AppState>, user: CurrentUser, Path(id): P
         .collect();
     Ok(Html(render(
         "order.html",
-        context! { title_ja => "申込内容", title_en => "Your order", number => number_text(&order.print_number),
+        context! { number => number_text(&order.print_number),
                    deadline => time::deadline_text(order.print_deadline, zone), lines,
                    system_fee => Yen(order.system_fee).to_string(), total => Yen(order.total).to_string(),
                    status_ja => ja, status_en => en, held => order.status == "held" },

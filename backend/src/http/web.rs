@@ -76,9 +76,7 @@ impl Csrf {
 pub fn check_csrf(state: &AppState, headers: &HeaderMap, form_token: &str) -> Result<(), AppError> {
     match cookie(headers, &cookie_name(state, CSRF_COOKIE)) {
         Some(c) if !form_token.is_empty() && c.len() == form_token.len() && constant_eq(c.as_bytes(), form_token.as_bytes()) => Ok(()),
-        _ => Err(AppError::Page(
-            "フォームの有効期限が切れました。ページを開き直してください。 / This form has expired: open the page again.".into(),
-        )),
+        _ => Err(AppError::Page(crate::messages::FORM_EXPIRED.into())),
     }
 }
 
@@ -126,7 +124,7 @@ impl CurrentStaff {
         if self.staff.role == "admin" || roles.contains(&self.staff.role.as_str()) {
             Ok(())
         } else {
-            Err(AppError::Page("この操作の権限がありません。 / You do not have the role for this page.".into()))
+            Err(AppError::Page(crate::messages::NO_ROLE.into()))
         }
     }
 }

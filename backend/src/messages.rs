@@ -1,0 +1,55 @@
+//! The backend's message catalogue for what pages say when something is
+//! wrong: every text in Japanese and English ("日本語 / English"). Mails have
+//! theirs in `mail`, certificates in `documents`, page wording in templates.
+
+/// Same for every failed portal login: never says which part was wrong.
+pub const LOGIN_FAILED: &str =
+    "メールアドレス、パスワード、または第2パスワードが正しくありません。 / The e-mail address, password or second password is not correct.";
+pub const STAFF_LOGIN_FAILED: &str = "ログインIDまたはパスワードが正しくありません。 / The login ID or password is not correct.";
+pub const LOGIN_THROTTLED: &str =
+    "ログインの失敗が続いたため、15分間ログインできません。 / Too many failed logins: please wait 15 minutes and try again.";
+pub const FORM_EXPIRED: &str = "フォームの有効期限が切れました。ページを開き直してください。 / This form has expired: open the page again.";
+pub const NO_ROLE: &str = "この操作の権限がありません。 / You do not have the role for this page.";
+pub const NOT_FOUND: &str = "ページが見つかりません。 / This page does not exist.";
+pub const SOMETHING_WRONG: &str = "エラーが発生しました。 / Something went wrong.";
+pub const CHECK_INPUT: &str = "入力内容を確認してください。 / Please check what you entered.";
+pub const COPIES_NOT_A_NUMBER: &str = "通数は数字で入力してください。 / Enter the number of copies as a number.";
+pub const NO_STUDENT_RECORD: &str = "学籍情報が登録されていません。 / No student record is registered for you.";
+pub const ONLY_CAMPUS_CARD: &str =
+    "現在は学内印刷・ICカード払いのみ受け付けています。 / Only on-campus printing paid by IC card is available at the moment.";
+pub const NO_COPIES: &str = "証明書を1通以上選んでください。 / Choose at least one copy of a certificate.";
+pub const CHOOSE_STUDENT_ID: &str = "学籍番号を選び直してください。 / Choose your student ID again.";
+pub const CERTIFICATE_NOT_ORDERABLE: &str = "選んだ証明書は申請できません。 / The chosen certificate cannot be ordered.";
+pub const STATION_NAME: &str =
+    "ステーション名を80文字以内で入力してください。 / Give the station a name of at most 80 characters.";
+
+pub fn too_many_copies(name_ja: &str, name_en: &str, max: i64) -> String {
+    format!("{name_ja}は{max}通までです。 / {name_en}: at most {max} copies.")
+}
+
+/// Japanese and English names of an order status.
+pub fn order_status(status: &str) -> (&'static str, &'static str) {
+    match status {
+        "awaiting_payment" => ("支払待ち", "awaiting payment"),
+        "paid" => ("支払済・未印刷", "paid, not printed yet"),
+        "printed" => ("印刷済", "printed"),
+        "expired" => ("期限切れ", "expired"),
+        "cancelled" => ("取消", "cancelled"),
+        "held" => ("確認待ち", "held for the registrar"),
+        _ => ("不明", "unknown"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_message_has_both_languages() {
+        use super::*;
+        for m in [LOGIN_FAILED, STAFF_LOGIN_FAILED, LOGIN_THROTTLED, FORM_EXPIRED, NO_ROLE, NOT_FOUND, SOMETHING_WRONG,
+                  CHECK_INPUT, COPIES_NOT_A_NUMBER, NO_STUDENT_RECORD, ONLY_CAMPUS_CARD, NO_COPIES, CHOOSE_STUDENT_ID,
+                  CERTIFICATE_NOT_ORDERABLE, STATION_NAME] {
+            let (ja, en) = m.split_once(" / ").expect("日本語 / English");
+            assert!(!ja.is_ascii() && en.is_ascii(), "{m}");
+        }
+    }
+}
