@@ -172,11 +172,7 @@ pub async fn reserve(
     let expires_at = t + reservation_s;
     let reservation_id = store::insert_reservation(&mut tx, order.id, station.id, t, expires_at).await?;
     let lines = store::order_lines(&mut tx, order.id).await?;
-    let university_tz = {
-        let rec = store::student_records(&mut tx, order.user_id).await?;
-        let uni = rec.iter().find(|r| r.id == order.student_record_id).map(|r| r.university_id).unwrap_or(1);
-        store::university(&mut tx, uni).await?.timezone
-    };
+    let university_tz = store::order_university(&mut tx, order.id).await?.timezone;
     tx.commit().await?;
     tracing::info!(station_id = station.id, order_id = order.id, reservation_id, "print number reserved");
     Ok(Reservation {

@@ -80,6 +80,18 @@ pub async fn university(c: &mut Conn, id: i64) -> Result<University, sqlx::Error
         .await
 }
 
+/// The university an order was placed at (through its student record).
+pub async fn order_university(c: &mut Conn, order_id: i64) -> Result<University, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT u.id, u.name_ja, u.name_en, u.timezone, u.system_fee FROM orders o
+         JOIN student_records s ON s.id = o.student_record_id JOIN universities u ON u.id = s.university_id
+         WHERE o.id = ?",
+    )
+    .bind(order_id)
+    .fetch_one(c)
+    .await
+}
+
 pub async fn certificate_types(c: &mut Conn, university_id: i64) -> Result<Vec<CertificateType>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, code, name_ja, name_en, fee, max_copies, leaving_types FROM certificate_types

@@ -42,16 +42,21 @@ impl Backend {
         rb.bearer_auth(t)
     }
 
-    async fn decode<T: serde::de::DeserializeOwned>(resp: Result<reqwest::Response, reqwest::Error>) -> Result<T, SyncError> {
+    /// A successful response, or the backend's refusal / an offline error.
+    async fn checked(resp: Result<reqwest::Response, reqwest::Error>) -> Result<reqwest::Response, SyncError> {
         let resp = resp.map_err(|e| SyncError::Offline(e.to_string()))?;
         let status = resp.status();
         if status.is_success() {
-            return resp.json::<T>().await.map_err(|e| SyncError::Offline(format!("bad answer: {e}")));
+            return Ok(resp);
         }
         match resp.json::<ApiError>().await {
             Ok(e) => Err(SyncError::Refused(e)),
             Err(_) => Err(SyncError::Offline(format!("HTTP {status}"))),
         }
+    }
+
+    async fn decode<T: serde::de::DeserializeOwned>(resp: Result<reqwest::Response, reqwest::Error>) -> Result<T, SyncError> {
+        Self::checked(resp).await?.json::<T>().await.map_err(|e| SyncError::Offline(format!("bad answer: {e}")))
     }
 
     pub async fn enroll(&self, code: &str) -> Result<EnrollResponse, SyncError> {
@@ -76,29 +81,14 @@ impl Backend {
 
     pub async fn document(&self, reservation_id: i64) -> Result<Vec<u8>, SyncError> {
         let url = format!("{}/reservations/{reservation_id}/document", self.base);
-        let resp = self.auth(self.http.get(url)).send().await.map_err(|e| SyncError::Offline(e.to_string()))?;
-        if resp.status().is_success() {
-            return resp.bytes().await.map(|b| b.to_vec()).map_err(|e| SyncError::Offline(e.to_string()));
-        }
-        let status = resp.status();
-        match resp.json::<ApiError>().await {
-            Ok(e) => Err(SyncError::Refused(e)),
-            Err(_) => Err(SyncError::Offline(format!("HTTP {status}"))),
-        }
+        let resp = Self::checked(self.auth(self.http.get(url)).send().await).await?;
+        resp.bytes().await.map(|b| b.to_vec()).map_err(|e| SyncError::Offline(e.to_string()))
     }
 
     /// Gives a reservation back (best effort: unreleased ones lapse by themselves).
     pub async fn release(&self, reservation_id: i64) -> Result<(), SyncError> {
         let url = format!("{}/reservations/{reservation_id}/release", self.base);
-        let resp = self.auth(self.http.post(url)).send().await.map_err(|e| SyncError::Offline(e.to_string()))?;
-        if resp.status().is_success() {
-            return Ok(());
-        }
-        let status = resp.status();
-        match resp.json::<ApiError>().await {
-            Ok(e) => Err(SyncError::Refused(e)),
-            Err(_) => Err(SyncError::Offline(format!("HTTP {status}"))),
-        }
+        Self::checked(self.auth(self.http.post(url)).send().await).await.map(drop)
     }
 
     /// Sends a queued report body (JSON of `PrintReport`) as is.

@@ -474,13 +474,12 @@ impl Backend {
             .unwrap_or_default()
     }
 
-    /// Logs a staff member into the admin panel and makes an enrolment code there.
-    pub async fn enrolment_code(&self, station_name: &str) -> Result<String> {
+    /// A client logged into the admin panel as the demo staff member.
+    pub async fn staff_client(&self) -> Result<reqwest::Client> {
         let c = Self::client();
         let page = c.get(format!("{}/admin/login", self.url)).send().await?.text().await?;
         let csrf = form_value(&page, "csrf").context("csrf on staff login")?;
-        let r = c
-            .post(format!("{}/admin/login", self.url))
+        c.post(format!("{}/admin/login", self.url))
             .form(&[
                 ("csrf", csrf.as_str()),
                 ("login", shomei_backend::demo::STAFF_LOGIN),
@@ -488,7 +487,13 @@ impl Backend {
             ])
             .send()
             .await?;
-        let page = r.text().await?;
+        Ok(c)
+    }
+
+    /// Makes an enrolment code on the admin panel's Stations page, as staff do.
+    pub async fn enrolment_code(&self, station_name: &str) -> Result<String> {
+        let c = self.staff_client().await?;
+        let page = c.get(format!("{}/admin/stations", self.url)).send().await?.text().await?;
         let csrf = form_value(&page, "csrf").context("csrf on stations page")?;
         let page = c
             .post(format!("{}/admin/stations/enrolment-codes", self.url))
@@ -512,17 +517,7 @@ impl Backend {
 
     /// A staff session's view of a page (for asserting what staff see).
     pub async fn staff_page(&self, path: &str) -> Result<String> {
-        let c = Self::client();
-        let page = c.get(format!("{}/admin/login", self.url)).send().await?.text().await?;
-        let csrf = form_value(&page, "csrf").context("csrf")?;
-        c.post(format!("{}/admin/login", self.url))
-            .form(&[
-                ("csrf", csrf.as_str()),
-                ("login", shomei_backend::demo::STAFF_LOGIN),
-                ("password", shomei_backend::demo::STAFF_PASSWORD),
-            ])
-            .send()
-            .await?;
+        let c = self.staff_client().await?;
         Ok(c.get(format!("{}{path}", self.url)).send().await?.text().await?)
     }
 
