@@ -1,43 +1,20 @@
-//! Accounts and login: graduates' and students' portal logins (SPEC G-5) and
-//! staff logins. Passwords are Argon2id; sessions are random tokens whose
-//! hash is stored; failed logins are throttled without revealing whether an
-//! account exists.
+//! Accounts and login: graduates (G-5), enrolled students (S-1), staff with a
+//! second factor; sessions with idle and absolute limits; one-time URLs;
+//! throttling that never says whether an account exists.
 
+use crate::directory::{Directory, DirectoryEntry};
 use crate::error::{AppError, AppResult};
-use crate::messages::{LOGIN_FAILED, LOGIN_THROTTLED, STAFF_LOGIN_FAILED};
-use crate::store;
+use crate::messages::{INITIAL_PASSWORD_EXPIRED, LOGIN_FAILED, STAFF_LOGIN_FAILED, STUDENT_LOGIN_FAILED};
+use crate::passwords::Hasher;
+use crate::sealed::SealKey;
+use crate::store::{self, AuditEvent};
 use crate::time::now;
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use crate::totp;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use sqlx::SqlitePool;
 use std::collections::HashMap;
 use std::sync::Mutex;
-
-/// A portal or staff session lasts this long without a new login.
-pub const SESSION_TTL_S: i64 = 8 * 3600;
-
-pub fn hash_password(password: &str) -> anyhow::Result<String> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| anyhow::anyhow!("argon2: {e}"))
-}
-
-pub fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
-        .unwrap_or(false)
-}
-
-/// A hash that no password matches, verified against when the account does not
-/// exist so that both paths cost the same time.
-fn dummy_hash() -> &'static str {
-    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| hash_password("no account has this password 9Xq").unwrap_or_default())
-}
 
 /// A random token of 256 bits, hex.
 pub fn random_token() -> String {
@@ -51,39 +28,77 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Sliding-window counter of failures per key (an e-mail address or login ID,
-/// and the client's address, so that spraying one password over many
-/// accounts is slowed too).
-#[derive(Default)]
+/// Failures per key (an account, or a client address so that spraying one
+/// password over many accounts is slowed too). After `free` failures each
+/// attempt waits longer (1, 2, 4 ... times `delay`); at `max` failures the key
+/// is blocked for the rest of the window. Checked before any hashing.
 pub struct Throttle {
     failures: Mutex<HashMap<String, Vec<i64>>>,
+    /// First delay in milliseconds.
+    delay_ms: i64,
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Throttle::new(1000)
+    }
+}
+
+/// How long a throttled client must wait.
+pub enum Wait {
+    Seconds(i64),
+    Window,
 }
 
 impl Throttle {
     const WINDOW_S: i64 = 15 * 60;
+    /// Failures before delays start: per account, and per client address (a
+    /// campus NAT puts many people behind one address).
+    pub const FREE: usize = 2;
+    pub const FREE_CLIENT: usize = 10;
     /// Failures allowed per account, and per client address, in the window.
     pub const PER_ACCOUNT: usize = 5;
     pub const PER_CLIENT: usize = 30;
     /// Keys kept at most; beyond, keys without a recent failure are dropped.
     const MAX_KEYS: usize = 100_000;
 
-    pub fn is_blocked(&self, key: &str, max: usize) -> bool {
-        let t = now();
+    pub fn new(delay_ms: u64) -> Throttle {
+        Throttle { failures: Mutex::default(), delay_ms: delay_ms as i64 }
+    }
+
+    fn now_ms() -> i64 {
+        chrono::Utc::now().timestamp_millis()
+    }
+
+    /// `Err(wait)` when `key` may not try now.
+    pub fn check(&self, key: &str, max: usize) -> Result<(), Wait> {
+        self.check_with(key, max, Self::FREE)
+    }
+
+    pub fn check_with(&self, key: &str, max: usize, free: usize) -> Result<(), Wait> {
+        let t = Self::now_ms();
         let mut m = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        match m.get_mut(key) {
-            Some(v) => {
-                v.retain(|&at| at > t - Self::WINDOW_S);
-                v.len() >= max
-            }
-            None => false,
+        let Some(v) = m.get_mut(key) else { return Ok(()) };
+        v.retain(|&at| at > t - Self::WINDOW_S * 1000);
+        let n = v.len();
+        if n >= max {
+            return Err(Wait::Window);
         }
+        if n > free {
+            let last = v.last().copied().unwrap_or(0);
+            let until = last + (self.delay_ms << (n - free - 1).min(16));
+            if t < until {
+                return Err(Wait::Seconds(((until - t) + 999) / 1000));
+            }
+        }
+        Ok(())
     }
 
     pub fn fail(&self, key: &str) {
-        let t = now();
+        let t = Self::now_ms();
         let mut m = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         if m.len() >= Self::MAX_KEYS {
-            m.retain(|_, v| v.iter().any(|&at| at > t - Self::WINDOW_S));
+            m.retain(|_, v| v.iter().any(|&at| at > t - Self::WINDOW_S * 1000));
         }
         m.entry(key.to_string()).or_default().push(t);
     }
@@ -91,95 +106,221 @@ impl Throttle {
     pub fn clear(&self, key: &str) {
         self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
     }
+
+    /// Checks the account key and the client key; a 429 page when either waits.
+    pub fn gate(&self, account_key: &str, client: &str) -> AppResult<()> {
+        let client_key = format!("client:{client}");
+        self.check(account_key, Self::PER_ACCOUNT)
+            .and_then(|_| self.check_with(&client_key, Self::PER_CLIENT, Self::FREE_CLIENT))
+            .map_err(|w| AppError::Throttled(crate::messages::throttled(&w)))
+    }
+
+    pub fn fail_both(&self, account_key: &str, client: &str) {
+        self.fail(account_key);
+        self.fail(&format!("client:{client}"));
+    }
 }
 
+/// Who is asking, for the audit log.
+#[derive(Clone, Copy)]
+pub struct Client<'a> {
+    pub ip: &'a str,
+}
 
-/// Checks e-mail + password + second password (G-5); returns the user id.
+/// How a portal login ended.
+pub enum PortalLogin {
+    /// Fully logged in.
+    Ok(i64),
+    /// Logged in with the initial password: only "password setting" is open (G-5).
+    MustSetPassword(i64),
+}
+
+/// Checks e-mail + password + second password (G-5). With an initial
+/// password the second password is left empty.
 pub async fn login_user(
     pool: &SqlitePool,
     throttle: &Throttle,
-    client: &str,
+    hasher: &Hasher,
+    client: Client<'_>,
     email: &str,
     password: &str,
     second: &str,
-) -> AppResult<i64> {
+) -> AppResult<PortalLogin> {
     let email = email.trim().to_lowercase();
     let key = format!("user:{email}");
-    let client_key = format!("client:{client}");
-    if throttle.is_blocked(&key, Throttle::PER_ACCOUNT) || throttle.is_blocked(&client_key, Throttle::PER_CLIENT) {
-        return Err(AppError::Page(LOGIN_THROTTLED.into()));
-    }
+    throttle.gate(&key, client.ip)?;
     let mut c = pool.acquire().await?;
-    let user = store::user_by_email(&mut c, &email).await?;
-    let ok = match &user {
-        Some(u) => {
-            let pw_ok = verify_password(password, &u.password_hash);
-            let second_ok = match &u.second_password_hash {
-                Some(h) => verify_password(second, h),
-                // first login (later issue): the second password is left empty;
-                // the dummy check keeps this path as slow as the others
-                None => !verify_password(second, dummy_hash()) && second.is_empty(),
-            };
-            pw_ok && second_ok && u.status == "active"
-        }
-        None => {
-            verify_password(password, dummy_hash());
-            verify_password(second, dummy_hash());
-            false
-        }
+    let user = store::user_by_email(&mut c, &email).await?.filter(|u| u.kind == "graduate");
+    drop(c);
+    let (pw_hash, second_hash) = match &user {
+        Some(u) if u.must_set_password => (Some(u.password_hash.clone()), None),
+        Some(u) => (Some(u.password_hash.clone()), u.second_password_hash.clone()),
+        None => (None, None),
     };
+    let checked = hasher.verify_all(vec![(password.to_string(), pw_hash), (second.to_string(), second_hash)]).await?;
+    let pw_ok = checked[0].ok;
+    let ok = match &user {
+        Some(u) if u.must_set_password => pw_ok && second.is_empty() && u.status == "active",
+        Some(u) => pw_ok && checked[1].ok && u.status == "active",
+        None => false,
+    };
+    let mut c = pool.acquire().await?;
     match (ok, user) {
         (true, Some(u)) => {
+            if u.must_set_password && u.initial_password_expires_at.is_some_and(|t| t <= now()) {
+                audit(&mut c, &format!("user:{}", u.id), "login.initial_expired", "", client).await?;
+                return Err(AppError::Page(INITIAL_PASSWORD_EXPIRED.into()));
+            }
             throttle.clear(&key);
-            store::audit(&mut c, &format!("user:{}", u.id), "login", "", now()).await?;
-            Ok(u.id)
+            if let Some(h) = &checked[0].rehash {
+                store::set_password_hash(&mut c, u.id, h).await?;
+            }
+            if let (Some(h), false) = (&checked[1].rehash, u.must_set_password) {
+                store::set_second_password_hash(&mut c, u.id, h).await?;
+            }
+            audit(&mut c, &format!("user:{}", u.id), "login", "", client).await?;
+            Ok(if u.must_set_password { PortalLogin::MustSetPassword(u.id) } else { PortalLogin::Ok(u.id) })
         }
-        _ => {
-            throttle.fail(&key);
-            throttle.fail(&client_key);
-            tracing::info!(client, "portal login failed");
+        (_, u) => {
+            throttle.fail_both(&key, client.ip);
+            let actor = u.map(|u| format!("user:{}", u.id)).unwrap_or_else(|| "anonymous".into());
+            audit(&mut c, &actor, "login.failed", "", client).await?;
             Err(AppError::Page(LOGIN_FAILED.into()))
         }
     }
 }
 
+/// What an enrolled student's login (S-1..S-3) leads to.
+pub enum StudentLogin {
+    Ok(i64),
+    /// First login: the directory said yes; the student registers an address next (S-2).
+    FirstLogin(DirectoryEntry),
+}
 
-pub async fn login_staff(pool: &SqlitePool, throttle: &Throttle, client: &str, login: &str, password: &str) -> AppResult<i64> {
-    let key = format!("staff:{}", login.trim());
-    let client_key = format!("client:{client}");
-    if throttle.is_blocked(&key, Throttle::PER_ACCOUNT) || throttle.is_blocked(&client_key, Throttle::PER_CLIENT) {
-        return Err(AppError::Page(LOGIN_THROTTLED.into()));
-    }
+/// University user ID + password against the directory; + second password once set.
+pub async fn login_student(
+    pool: &SqlitePool,
+    throttle: &Throttle,
+    hasher: &Hasher,
+    directory: &dyn Directory,
+    client: Client<'_>,
+    user_id: &str,
+    password: &str,
+    second: &str,
+) -> AppResult<StudentLogin> {
+    let uid = user_id.trim();
+    let key = format!("student:{}", uid.to_lowercase());
+    throttle.gate(&key, client.ip)?;
+    let entry = directory.verify(uid, password).await.map_err(|e| {
+        tracing::warn!(error = %e, "directory unavailable");
+        AppError::Page(crate::messages::DIRECTORY_UNAVAILABLE.into())
+    })?;
     let mut c = pool.acquire().await?;
-    let staff = store::staff_by_login(&mut c, login.trim()).await?;
-    let ok = match &staff {
-        Some(s) => verify_password(password, &s.password_hash),
-        None => {
-            verify_password(password, dummy_hash());
-            false
-        }
-    };
-    match (ok, staff) {
-        (true, Some(s)) => {
+    let user = store::user_by_directory_uid(&mut c, uid).await?;
+    drop(c);
+    let second_hash = user.as_ref().and_then(|u| u.second_password_hash.clone());
+    let checked = hasher.verify_all(vec![(second.to_string(), second_hash)]).await?;
+    let mut c = pool.acquire().await?;
+    match (entry, user) {
+        (Some(_), Some(u)) if checked[0].ok && u.status == "active" => {
             throttle.clear(&key);
-            store::audit(&mut c, &format!("staff:{}", s.login), "login", "", now()).await?;
-            Ok(s.id)
+            if let Some(h) = &checked[0].rehash {
+                store::set_second_password_hash(&mut c, u.id, h).await?;
+            }
+            audit(&mut c, &format!("user:{}", u.id), "student.login", "", client).await?;
+            Ok(StudentLogin::Ok(u.id))
         }
-        _ => {
-            throttle.fail(&key);
-            throttle.fail(&client_key);
-            tracing::info!(client, "staff login failed");
-            Err(AppError::Page(STAFF_LOGIN_FAILED.into()))
+        // first login: the second password is left empty (S-2)
+        (Some(e), None) if second.is_empty() => {
+            throttle.clear(&key);
+            audit(&mut c, &format!("student:{uid}"), "student.first_login", "", client).await?;
+            Ok(StudentLogin::FirstLogin(e))
+        }
+        (_, u) => {
+            throttle.fail_both(&key, client.ip);
+            let actor = u.map(|u| format!("user:{}", u.id)).unwrap_or_else(|| format!("student:{uid}"));
+            audit(&mut c, &actor, "student.login.failed", "", client).await?;
+            Err(AppError::Page(STUDENT_LOGIN_FAILED.into()))
         }
     }
 }
 
+/// Staff log in with login ID + password + a TOTP code (or one recovery code).
+pub async fn login_staff(
+    pool: &SqlitePool,
+    throttle: &Throttle,
+    hasher: &Hasher,
+    seal: &SealKey,
+    client: Client<'_>,
+    login: &str,
+    password: &str,
+    code: &str,
+) -> AppResult<i64> {
+    let login = login.trim();
+    let key = format!("staff:{login}");
+    throttle.gate(&key, client.ip)?;
+    let mut c = pool.acquire().await?;
+    let staff = store::staff_by_login(&mut c, login).await?.filter(|s| s.active);
+    drop(c);
+    let checked = hasher.verify_all(vec![(password.to_string(), staff.as_ref().map(|s| s.password_hash.clone()))]).await?;
+    let mut c = pool.acquire().await?;
+    if let (true, Some(s)) = (checked[0].ok, &staff) {
+        let secret = s.totp_sealed.as_deref().and_then(|t| seal.open_str(t, &totp_aad(s.id)).ok()).and_then(|b32| totp::parse_base32(&b32));
+        let second_ok = match secret {
+            Some(secret) => match totp::verify(&secret, code, now(), s.totp_last_step) {
+                Some(step) => store::use_totp_step(&mut c, s.id, step).await?,
+                None => {
+                    let h = token_hash(&totp::normalize_recovery(code));
+                    let used = store::use_recovery_code(&mut c, s.id, &h, now()).await?;
+                    if used {
+                        audit(&mut c, &format!("staff:{}", s.login), "login.recovery_code", "", client).await?;
+                    }
+                    used
+                }
+            },
+            None => false,
+        };
+        if second_ok {
+            throttle.clear(&key);
+            if let Some(h) = &checked[0].rehash {
+                store::set_staff_password_hash(&mut c, s.id, h).await?;
+            }
+            audit(&mut c, &format!("staff:{}", s.login), "login", "", client).await?;
+            return Ok(s.id);
+        }
+    }
+    throttle.fail_both(&key, client.ip);
+    let actor = staff.map(|s| format!("staff:{}", s.login)).unwrap_or_else(|| "anonymous".into());
+    audit(&mut c, &actor, "login.failed", "", client).await?;
+    Err(AppError::Page(STAFF_LOGIN_FAILED.into()))
+}
+
+/// The associated data that ties a sealed TOTP secret to its staff row.
+pub fn totp_aad(staff_id: i64) -> String {
+    format!("staff:{staff_id}:totp")
+}
+
+pub async fn audit(c: &mut store::Conn, actor: &str, action: &str, target: &str, client: Client<'_>) -> AppResult<()> {
+    store::audit_event(c, &AuditEvent { actor, action, target, ip: client.ip, detail: "" }, now()).await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- sessions
+
+/// Session lifetimes (from configuration).
+#[derive(Clone, Copy, Debug)]
+pub struct SessionLimits {
+    pub idle_s: i64,
+    pub staff_idle_s: i64,
+    pub absolute_s: i64,
+}
+
 /// Starts a new session (a fresh token at every login) and returns the token.
-pub async fn start_session(pool: &SqlitePool, user_id: Option<i64>, staff_id: Option<i64>) -> AppResult<String> {
+pub async fn start_session(pool: &SqlitePool, limits: &SessionLimits, user_id: Option<i64>, staff_id: Option<i64>) -> AppResult<String> {
     let token = random_token();
     let t = now();
     let mut c = pool.acquire().await?;
-    store::create_session(&mut c, &token_hash(&token), user_id, staff_id, t, t + SESSION_TTL_S).await?;
+    store::create_session(&mut c, &token_hash(&token), user_id, staff_id, t, t + limits.absolute_s).await?;
     Ok(token)
 }
 
@@ -189,9 +330,84 @@ pub async fn end_session(pool: &SqlitePool, token: &str) -> AppResult<()> {
     Ok(())
 }
 
-pub async fn session(pool: &SqlitePool, token: &str) -> AppResult<Option<store::Session>> {
+/// The live session of a token: within the absolute limit and not idle too
+/// long (staff sooner); a live one is touched, an idle one is deleted.
+pub async fn session(pool: &SqlitePool, limits: &SessionLimits, token: &str) -> AppResult<Option<store::Session>> {
+    let t = now();
+    let h = token_hash(token);
     let mut c = pool.acquire().await?;
-    Ok(store::session(&mut c, &token_hash(token), now()).await?)
+    let Some(s) = store::session(&mut c, &h, t).await? else { return Ok(None) };
+    let idle = if s.staff_id.is_some() { limits.staff_idle_s } else { limits.idle_s };
+    if t - s.last_seen_at.max(s.created_at) > idle {
+        store::delete_session(&mut c, &h).await?;
+        return Ok(None);
+    }
+    if t > s.last_seen_at {
+        store::touch_session(&mut c, &h, t).await?;
+    }
+    Ok(Some(s))
+}
+
+// ---------------------------------------------------------------- one-time URLs
+
+/// Issues a one-time URL token (>= 128 bits; only its hash is stored; a newer
+/// one of the same purpose for the same address voids the older).
+pub async fn issue_token(
+    c: &mut store::Conn,
+    purpose: &str,
+    email: &str,
+    user_id: Option<i64>,
+    subject: &str,
+    ttl_s: i64,
+) -> AppResult<(String, i64)> {
+    let token = random_token();
+    let t = now();
+    store::insert_token(c, &token_hash(&token), purpose, email, user_id, subject, t, t + ttl_s).await?;
+    Ok((token, t + ttl_s))
+}
+
+/// Uses a one-time URL token, or says it is expired / used / unknown (one message).
+pub async fn consume_token(c: &mut store::Conn, purpose: &str, token: &str) -> AppResult<store::OneTimeToken> {
+    store::consume_token(c, &token_hash(token.trim()), purpose, now())
+        .await?
+        .ok_or_else(|| AppError::Page(crate::messages::LINK_INVALID.into()))
+}
+
+pub async fn peek_token(c: &mut store::Conn, purpose: &str, token: &str) -> AppResult<store::OneTimeToken> {
+    store::peek_token(c, &token_hash(token.trim()), purpose, now())
+        .await?
+        .ok_or_else(|| AppError::Page(crate::messages::LINK_INVALID.into()))
+}
+
+/// A plausible e-mail address (one @, a dot in the domain, no spaces, <= 254).
+pub fn valid_email(s: &str) -> bool {
+    let s = s.trim();
+    if s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return false;
+    }
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && local.len() <= 64
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains("..")
+        }
+        None => false,
+    }
+}
+
+/// `h****@example.ac.jp`: enough to recognise, not to harvest.
+pub fn mask_email(s: &str) -> String {
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}****@{domain}")
+        }
+        None => "****".into(),
+    }
 }
 
 #[cfg(test)]
@@ -199,28 +415,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn argon2id_hashes_verify_and_differ() {
-        let h1 = hash_password("Passw0rdXyz").expect("hash");
-        let h2 = hash_password("Passw0rdXyz").expect("hash");
-        assert!(h1.starts_with("$argon2id$"));
-        assert_ne!(h1, h2, "salted");
-        assert!(verify_password("Passw0rdXyz", &h1));
-        assert!(!verify_password("passw0rdXyz", &h1));
-        assert!(!verify_password("x", "not a hash"));
+    fn throttle_grows_then_blocks() {
+        let t = Throttle::new(60_000);
+        for _ in 0..Throttle::FREE {
+            t.fail("a");
+            assert!(t.check("a", Throttle::PER_ACCOUNT).is_ok(), "the first failures are free");
+        }
+        t.fail("a");
+        assert!(matches!(t.check("a", Throttle::PER_ACCOUNT), Err(Wait::Seconds(s)) if s > 50 && s <= 60));
+        t.fail("a");
+        assert!(matches!(t.check("a", Throttle::PER_ACCOUNT), Err(Wait::Seconds(s)) if s > 110 && s <= 120), "doubles");
+        t.fail("a");
+        assert!(matches!(t.check("a", Throttle::PER_ACCOUNT), Err(Wait::Window)));
+        assert!(t.check("b", Throttle::PER_ACCOUNT).is_ok());
+        t.clear("a");
+        assert!(t.check("a", Throttle::PER_ACCOUNT).is_ok());
     }
 
     #[test]
-    fn throttle_blocks_after_five_failures() {
-        let t = Throttle::default();
-        for _ in 0..4 {
-            t.fail("a");
+    fn emails_checked_and_masked() {
+        assert!(valid_email("hanako@example.ac.jp"));
+        for bad in ["", "hanako", "a@b", "a@@b.jp", "a b@c.jp", "@c.jp", "a@.c.jp", "a@c..jp", "a@c.jp."] {
+            assert!(!valid_email(bad), "{bad}");
         }
-        assert!(!t.is_blocked("a", Throttle::PER_ACCOUNT));
-        t.fail("a");
-        assert!(t.is_blocked("a", Throttle::PER_ACCOUNT));
-        assert!(!t.is_blocked("a", Throttle::PER_CLIENT));
-        assert!(!t.is_blocked("b", Throttle::PER_ACCOUNT));
-        t.clear("a");
-        assert!(!t.is_blocked("a", Throttle::PER_ACCOUNT));
+        assert_eq!(mask_email("hanako@example.ac.jp"), "h****@example.ac.jp");
     }
 }

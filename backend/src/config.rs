@@ -14,6 +14,9 @@ pub struct Config {
     pub mail: MailConfig,
     pub documents: DocumentsConfig,
     pub stations: StationsConfig,
+    pub accounts: AccountsConfig,
+    pub security: SecurityConfig,
+    pub directory: crate::directory::DirectoryConfig,
     /// Load the demo university, accounts and card on an empty database.
     pub demo_data: bool,
 }
@@ -63,6 +66,73 @@ pub struct StationsConfig {
     pub wrong_numbers_per_minute: u32,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountsConfig {
+    /// Lifetime of a registration link (G-1).
+    pub registration_link_ttl_s: i64,
+    /// Lifetime of the other one-time links (address change, password reset, ...).
+    pub link_ttl_s: i64,
+    /// Lifetime of an initial password mailed on approval (G-4).
+    pub initial_password_ttl_s: i64,
+    pub session_idle_s: i64,
+    pub staff_session_idle_s: i64,
+    pub session_absolute_s: i64,
+    /// Days the ID images of a decided application are kept.
+    pub id_image_retention_days: i64,
+    /// Where uploaded files live (sealed, generated names): never a served folder.
+    pub upload_dir: PathBuf,
+    /// Upload limits for one ID image.
+    pub upload_max_bytes: usize,
+    pub upload_max_pixels: u64,
+    pub password_policy: crate::password_policy::PasswordPolicy,
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        AccountsConfig {
+            registration_link_ttl_s: 24 * 3600,
+            link_ttl_s: 3600,
+            initial_password_ttl_s: 7 * 24 * 3600,
+            session_idle_s: 30 * 60,
+            staff_session_idle_s: 15 * 60,
+            session_absolute_s: 12 * 3600,
+            id_image_retention_days: 90,
+            upload_dir: "shomei-files".into(),
+            upload_max_bytes: 10 * 1024 * 1024,
+            upload_max_pixels: 40_000_000,
+            password_policy: Default::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// The key that seals personal data (32 bytes, hex or base64), or a file
+    /// holding it. Neither given: a key file is made beside the database on
+    /// first start (fine for the demo; production names its own).
+    pub data_key: String,
+    pub data_key_file: Option<PathBuf>,
+    pub argon2: crate::passwords::HashCost,
+    /// Password hashes computed at once at most; more requests get 429.
+    pub max_concurrent_hashes: usize,
+    /// First wait after repeated failed logins, doubling with each further failure.
+    pub login_delay_ms: u64,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            data_key: String::new(),
+            data_key_file: None,
+            argon2: Default::default(),
+            max_concurrent_hashes: 8,
+            login_delay_ms: 1000,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -71,6 +141,9 @@ impl Default for Config {
             mail: MailConfig::default(),
             documents: DocumentsConfig::default(),
             stations: StationsConfig::default(),
+            accounts: AccountsConfig::default(),
+            security: SecurityConfig::default(),
+            directory: crate::directory::DirectoryConfig::default(),
             demo_data: true,
         }
     }
@@ -136,6 +209,13 @@ impl Config {
         }
         if self.documents.fonts.is_empty() {
             return Err("documents.fonts: at least one TrueType font is needed".into());
+        }
+        let a = &self.security.argon2;
+        if a.memory_kib < 19 * 1024 || a.iterations < 2 || a.parallelism != 1 {
+            return Err("security.argon2: at least memory_kib = 19456, iterations = 2, parallelism = 1".into());
+        }
+        if self.accounts.password_policy.min_len < 8 {
+            return Err("accounts.password_policy.min_len: at least 8".into());
         }
         if self.stations.reservation_s < 30 {
             return Err("stations.reservation_s: at least 30 seconds".into());

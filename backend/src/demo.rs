@@ -1,6 +1,7 @@
 //! The demo data an empty database gets when `demo_data = true`.
 
-use crate::accounts::hash_password;
+use crate::passwords::{hash_with, HashCost};
+use crate::sealed::SealKey;
 use crate::store;
 use crate::time::now;
 use sqlx::SqlitePool;
@@ -10,11 +11,18 @@ pub const GRADUATE_PASSWORD: &str = "Hanako2024pass";
 pub const GRADUATE_SECOND_PASSWORD: &str = "Second2024pass";
 pub const STAFF_LOGIN: &str = "staff";
 pub const STAFF_PASSWORD: &str = "Staff2024pass";
+/// The demo staff member's TOTP secret (base32), printed at start so a
+/// newcomer can add it to an authenticator app or ask `shomei-backend totp`.
+pub const STAFF_TOTP_SECRET: &str = "SHOMEIDEMOTOTPSECRETKEY234567ABC";
+/// An enrolled student on the demo roster (S-1): university user ID and password.
+pub const STUDENT_ID: &str = "s2401234";
+pub const STUDENT_PASSWORD: &str = "Campus2024pass";
 /// The demo IC card (FeliCa IDm) linked to the graduate.
 pub const CARD_UID: &str = "012E4CD8A1B2C3D4";
 pub const CARD_BALANCE: i64 = 3000;
 
-pub async fn seed_if_empty(pool: &SqlitePool) -> anyhow::Result<()> {
+pub async fn seed_if_empty(pool: &SqlitePool, seal: &SealKey) -> anyhow::Result<()> {
+    let hash_password = |p: &str| hash_with(&HashCost::default(), p);
     let mut tx = store::begin_write(pool).await?;
     if store::university_count(&mut tx).await? > 0 {
         return Ok(());
@@ -31,6 +39,26 @@ pub async fn seed_if_empty(pool: &SqlitePool) -> anyhow::Result<()> {
             card_balance: CARD_BALANCE,
             now: now(),
         },
+    )
+    .await?;
+    // the staff member's second factor, sealed like every other
+    let staff = store::staff_by_login(&mut tx, STAFF_LOGIN).await?.ok_or_else(|| anyhow::anyhow!("demo staff missing"))?;
+    let sealed = seal.seal_str(STAFF_TOTP_SECRET, &crate::accounts::totp_aad(staff.id)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    store::set_staff_totp(&mut tx, staff.id, &sealed).await?;
+    store::upsert_roster_entry(
+        &mut tx,
+        &store::RosterEntry {
+            user_id: STUDENT_ID.into(),
+            password_hash: hash_password(STUDENT_PASSWORD)?,
+            name_kanji: "佐藤 次郎".into(),
+            name_kana: "サトウ ジロウ".into(),
+            name_roman: "SATO Jiro".into(),
+            student_no: "L24-0101".into(),
+            faculty_code: "LET".into(),
+            department_code: "JLIT".into(),
+            email: String::new(),
+        },
+        now(),
     )
     .await?;
     tx.commit().await?;

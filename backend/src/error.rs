@@ -13,6 +13,15 @@ pub enum AppError {
     /// A web page's form was wrong; re-render with this bilingual message.
     #[error("{0}")]
     Page(String),
+    /// Too many attempts: a page with this message and 429.
+    #[error("{0}")]
+    Throttled(String),
+    /// Every password-hashing slot is taken: 429 at once, never a time-out.
+    #[error("busy")]
+    Busy,
+    /// A cross-site POST (its Origin is not ours).
+    #[error("cross-site request")]
+    CrossSite,
     /// A page that does not exist or is not the user's (never says which).
     #[error("page not found")]
     PageNotFound,
@@ -49,6 +58,8 @@ impl AppError {
                 ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             },
             AppError::Page(_) => StatusCode::BAD_REQUEST,
+            AppError::Throttled(_) | AppError::Busy => StatusCode::TOO_MANY_REQUESTS,
+            AppError::CrossSite => StatusCode::FORBIDDEN,
             AppError::PageNotFound => StatusCode::NOT_FOUND,
             AppError::Db(sqlx::Error::RowNotFound) => StatusCode::NOT_FOUND,
             AppError::Db(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -68,6 +79,14 @@ impl IntoResponse for AppError {
         match self {
             AppError::Api(e) => (status, Json(e)).into_response(),
             AppError::Page(msg) => (status, Html(crate::http::pages::error_page(&msg))).into_response(),
+            AppError::Throttled(msg) => (status, Html(crate::http::pages::error_page(&msg))).into_response(),
+            AppError::Busy => (
+                status,
+                [(axum::http::header::RETRY_AFTER, "2")],
+                Html(crate::http::pages::error_page(crate::messages::BUSY)),
+            )
+                .into_response(),
+            AppError::CrossSite => (status, Html(crate::http::pages::error_page(crate::messages::CROSS_SITE))).into_response(),
             AppError::PageNotFound => (status, Html(crate::http::pages::error_page(crate::messages::NOT_FOUND))).into_response(),
             AppError::Db(sqlx::Error::RowNotFound) => (
                 status,

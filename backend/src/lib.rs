@@ -4,17 +4,25 @@
 
 pub mod accounts;
 pub mod config;
+pub mod credentials;
 pub mod demo;
+pub mod directory;
 pub mod documents;
 pub mod error;
 pub mod http;
 pub mod mail;
 pub mod messages;
 pub mod orders;
+pub mod password_policy;
+pub mod passwords;
 pub mod payments;
+pub mod registration;
+pub mod sealed;
 pub mod stations;
 pub mod store;
 pub mod time;
+pub mod totp;
+pub mod uploads;
 
 use anyhow::Context;
 use config::Config;
@@ -33,6 +41,12 @@ pub struct AppState {
     pub guesses: Arc<stations::GuessThrottle>,
     pub mail_wake: Arc<Notify>,
     pub secure_cookies: bool,
+    pub hasher: passwords::Hasher,
+    pub seal: Arc<sealed::SealKey>,
+    pub directory: Arc<dyn directory::Directory>,
+    pub sessions: accounts::SessionLimits,
+    /// Throttles registration, reset and link requests per client address.
+    pub request_throttle: Arc<accounts::Throttle>,
 }
 
 /// Loads fonts, opens and migrates the database, seeds the demo data if asked.
@@ -50,22 +64,59 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     }
     let fonts = documents::FontSet::new(fonts).map_err(|e| anyhow::anyhow!("documents.fonts: {e}"))?;
     let pool = store::connect(&config.database.url).await.with_context(|| format!("database.url {}", config.database.url))?;
+    let seal = load_seal_key(&config).context("security.data_key")?;
     if config.demo_data {
-        demo::seed_if_empty(&pool).await.context("demo data")?;
+        demo::seed_if_empty(&pool, &seal).await.context("demo data")?;
+        tracing::info!(staff = demo::STAFF_LOGIN, totp_secret = demo::STAFF_TOTP_SECRET, "demo staff second factor (demo only)");
     }
+    let directory = directory::from_config(&config.directory, pool.clone());
     let secure_cookies = config.http.public_url.starts_with("https://");
     if !secure_cookies {
         tracing::warn!(public_url = %config.http.public_url, "plain http: cookies are not marked Secure (demo only)");
     }
     Ok(AppState {
         pool,
-        config: Arc::new(config),
         fonts: Arc::new(fonts),
-        login_throttle: Arc::default(),
+        login_throttle: Arc::new(accounts::Throttle::new(config.security.login_delay_ms)),
+        request_throttle: Arc::new(accounts::Throttle::new(config.security.login_delay_ms)),
         guesses: Arc::default(),
         mail_wake: Arc::new(Notify::new()),
         secure_cookies,
+        hasher: passwords::Hasher::new(config.security.argon2, config.security.max_concurrent_hashes),
+        seal: Arc::new(seal),
+        directory,
+        sessions: accounts::SessionLimits {
+            idle_s: config.accounts.session_idle_s,
+            staff_idle_s: config.accounts.staff_session_idle_s,
+            absolute_s: config.accounts.session_absolute_s,
+        },
+        config: Arc::new(config),
     })
+}
+
+/// The data key from configuration, or (neither key nor file given) a key
+/// file beside the database, made on first start.
+fn load_seal_key(config: &Config) -> anyhow::Result<sealed::SealKey> {
+    let sec = &config.security;
+    if !sec.data_key.is_empty() || sec.data_key_file.is_some() {
+        return sealed::SealKey::from_config(&sec.data_key, sec.data_key_file.as_deref()).map_err(|e| anyhow::anyhow!("{e}"));
+    }
+    let db = config.database.url.trim_start_matches("sqlite://");
+    let db = db.split('?').next().unwrap_or(db);
+    let path = std::path::Path::new(db).with_extension("key");
+    if !path.exists() {
+        let (_, text) = sealed::SealKey::generate();
+        write_private(&path, &text).with_context(|| format!("writing {}", path.display()))?;
+        tracing::warn!(path = %path.display(), "no security.data_key configured: made a new data key file; back it up with the database");
+    }
+    sealed::SealKey::from_config("", Some(&path)).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(text.as_bytes())
 }
 
 /// Serves the backend on `listener` until `shutdown` resolves.

@@ -5,7 +5,7 @@
 
 use crate::store;
 use crate::time::now;
-use lettre::message::{header::ContentType, Mailbox};
+use lettre::message::{header::ContentType, Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use shomei_shared::{PrintNumber, Yen};
 use sqlx::SqlitePool;
@@ -16,6 +16,44 @@ use tokio::sync::Notify;
 pub struct MailText {
     pub subject: String,
     pub body: String,
+    /// The same text as HTML (links clickable), sent as the alternative part.
+    pub html: String,
+}
+
+impl MailText {
+    /// Writes the mail to the outbox on `c` (the caller's transaction).
+    pub async fn enqueue(&self, c: &mut store::Conn, to: &str) -> Result<i64, sqlx::Error> {
+        store::enqueue_mail(c, to, &self.subject, &self.body, &self.html, now()).await
+    }
+}
+
+/// Plain text to HTML: escaped, line breaks kept, URLs as links.
+fn to_html(text: &str) -> String {
+    let mut out = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"></head><body><div style=\"font-family:sans-serif;white-space:pre-wrap;line-height:1.6\">",
+    );
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        for (j, word) in line.split(' ').enumerate() {
+            if j > 0 {
+                out.push(' ');
+            }
+            let esc = html_escape(word);
+            if word.starts_with("http://") || word.starts_with("https://") {
+                out.push_str(&format!("<a href=\"{esc}\">{esc}</a>"));
+            } else {
+                out.push_str(&esc);
+            }
+        }
+    }
+    out.push_str("</div></body></html>");
+    out
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
 /// Who a mail is for: names in both scripts and the language they read first.
@@ -28,11 +66,15 @@ pub struct Recipient<'a> {
 /// Both languages in every mail, the user's first.
 fn bilingual(r: &Recipient<'_>, subject_ja: &str, subject_en: &str, ja: String, en: String) -> MailText {
     const RULE: &str = "\n----------------------------------------\n\n";
-    if r.language == "en" {
-        MailText { subject: format!("{subject_en} / {subject_ja}"), body: format!("{en}{RULE}{ja}") }
+    const FOOTER_JA: &str = "\n※このメールは送信専用です。お問い合わせは大学の担当窓口へお願いします。\n";
+    const FOOTER_EN: &str = "\nThis mail is sent from an address that receives no replies. For questions, contact the university office.\n";
+    let (subject, body) = if r.language == "en" {
+        (format!("{subject_en} / {subject_ja}"), format!("{en}{FOOTER_EN}{RULE}{ja}{FOOTER_JA}"))
     } else {
-        MailText { subject: format!("{subject_ja} / {subject_en}"), body: format!("{ja}{RULE}{en}") }
-    }
+        (format!("{subject_ja} / {subject_en}"), format!("{ja}{FOOTER_JA}{RULE}{en}{FOOTER_EN}"))
+    };
+    let html = to_html(&body);
+    MailText { subject, body, html }
 }
 
 /// The on-campus print number mail (O-3, O-5).
@@ -68,6 +110,215 @@ pub fn print_number_mail(
              After the deadline the number no longer prints.\nYour order: {order_url}\n",
             name = to.name_en
         ),
+    )
+}
+
+/// Someone who has no name on record yet (a registration link): addressed plainly.
+pub const APPLICANT: Recipient<'static> = Recipient { name_ja: "", name_en: "", language: "ja" };
+
+fn dear_ja(r: &Recipient<'_>) -> String {
+    if r.name_ja.is_empty() { "お客様\n\n".into() } else { format!("{} 様\n\n", r.name_ja) }
+}
+
+fn dear_en(r: &Recipient<'_>) -> String {
+    if r.name_en.is_empty() { "Hello,\n\n".into() } else { format!("Dear {},\n\n", r.name_en) }
+}
+
+/// A mail whose point is a one-time link: what it is for, the link, until when.
+fn link_mail(r: &Recipient<'_>, subject: (&str, &str), what: (&str, &str), url: &str, until: &str) -> MailText {
+    bilingual(
+        r,
+        subject.0,
+        subject.1,
+        format!(
+            "{dear}{what}\n\n{url}\n\nこのURLは {until} まで、1回だけ使えます。\n心当たりがない場合は、このメールを破棄してください。\n",
+            dear = dear_ja(r),
+            what = what.0
+        ),
+        format!(
+            "{dear}{what}\n\n{url}\n\nThis link works once, until {until}.\nIf you did not ask for it, ignore this mail.\n",
+            dear = dear_en(r),
+            what = what.1
+        ),
+    )
+}
+
+/// G-1: the one-time URL that starts a registration.
+pub fn registration_link(url: &str, until: &str) -> MailText {
+    link_mail(
+        &APPLICANT,
+        ("【証明書発行】利用申請のご案内", "Your application link"),
+        (
+            "証明書発行サービスの利用申請を受け付けました。次のURLを開いて申請情報を入力してください。",
+            "To apply for the certificate issuance service, open this link and enter your details.",
+        ),
+        url,
+        until,
+    )
+}
+
+/// G-1 for an address that already has an account: no new account, a pointer instead.
+pub fn already_registered(r: &Recipient<'_>, login_url: &str, reset_url: &str) -> MailText {
+    bilingual(
+        r,
+        "【証明書発行】このアドレスは登録済みです",
+        "This address is already registered",
+        format!(
+            "{dear}このメールアドレスで利用申請の手続きがありましたが、このアドレスはすでに登録されています。\n\
+             ログイン: {login_url}\nパスワードを忘れた場合: {reset_url}\n心当たりがない場合は、このメールを破棄してください。\n",
+            dear = dear_ja(r)
+        ),
+        format!(
+            "{dear}Someone asked to register this address, but it already has an account.\n\
+             Log in: {login_url}\nForgot your password: {reset_url}\nIf this was not you, ignore this mail.\n",
+            dear = dear_en(r)
+        ),
+    )
+}
+
+/// G-3: the application was received and waits for the university.
+pub fn application_received(r: &Recipient<'_>) -> MailText {
+    bilingual(
+        r,
+        "【証明書発行】利用申請を受け付けました",
+        "We have received your application",
+        format!("{}利用申請を受け付けました。大学で内容を確認し、結果をメールでお知らせします。\n", dear_ja(r)),
+        format!("{}We have received your application. The university will check it and mail you the result.\n", dear_en(r)),
+    )
+}
+
+/// G-4: approved; the initial password and where to log in.
+pub fn application_approved(r: &Recipient<'_>, initial_password: &str, login_url: &str, until: &str) -> MailText {
+    bilingual(
+        r,
+        "【証明書発行】利用申請の結果（承認）",
+        "Result of your application: approved",
+        format!(
+            "{dear}利用申請が承認されました。次の初期パスワードでログインしてください（第2パスワードは空欄のまま）。\n\
+             ログイン後、パスワードと第2パスワードを設定していただきます。\n\n初期パスワード: {initial_password}\n有効期限: {until}（1回のみ有効）\n\nログインはこちら\n{login_url}\n",
+            dear = dear_ja(r)
+        ),
+        format!(
+            "{dear}Your application has been approved. Log in with this initial password (leave the second password empty).\n\
+             You will then set your own password and second password.\n\nInitial password: {initial_password}\nValid until: {until} (once)\n\nLog in here\n{login_url}\n",
+            dear = dear_en(r)
+        ),
+    )
+}
+
+/// G-4: rejected, with the reason.
+pub fn application_rejected(r: &Recipient<'_>, reason: &str) -> MailText {
+    bilingual(
+        r,
+        "【証明書発行】利用申請の結果（不承認）",
+        "Result of your application: not approved",
+        format!("{}利用申請は承認されませんでした。\n理由: {reason}\nご不明な点は大学の担当窓口にお問い合わせください。\n", dear_ja(r)),
+        format!("{}Your application was not approved.\nReason: {reason}\nFor questions, contact the university office.\n", dear_en(r)),
+    )
+}
+
+/// G-4: asked to correct the application, with the reason and a link back to it.
+pub fn application_resubmit(r: &Recipient<'_>, reason: &str, url: &str, until: &str) -> MailText {
+    link_mail(
+        r,
+        ("【証明書発行】利用申請の再提出のお願い", "Please correct and resubmit your application"),
+        (
+            &format!("利用申請の内容について、再提出をお願いします。\n理由: {reason}\n次のURLから申請内容を修正し、もう一度申請してください。"),
+            &format!("Please correct your application and send it again.\nReason: {reason}\nOpen this link to change it and apply again."),
+        ),
+        url,
+        until,
+    )
+}
+
+/// G-6: a further student ID was approved (or not).
+pub fn student_id_result(r: &Recipient<'_>, approved: bool, reason: &str) -> MailText {
+    if approved {
+        bilingual(
+            r,
+            "【証明書発行】学籍番号の追加が承認されました",
+            "Your additional student ID was approved",
+            format!("{}学籍番号の追加が承認されました。証明書の申込時に学籍番号を選べます。\n", dear_ja(r)),
+            format!("{}Your additional student ID was approved. You can choose it when you order a certificate.\n", dear_en(r)),
+        )
+    } else {
+        application_rejected(r, reason)
+    }
+}
+
+/// G-6: the link to enter a further enrolment.
+pub fn add_student_id_link(r: &Recipient<'_>, url: &str, until: &str) -> MailText {
+    link_mail(
+        r,
+        ("【証明書発行】学籍番号の追加", "Add a student ID"),
+        ("学籍番号の追加申請を受け付けました。次のURLから在学時の情報を入力してください。", "Open this link to enter the details of your other enrolment."),
+        url,
+        until,
+    )
+}
+
+/// G-8 / S-3: the link that confirms a new address (sent to the NEW address).
+pub fn email_change_link(r: &Recipient<'_>, url: &str, until: &str) -> MailText {
+    link_mail(
+        r,
+        ("【証明書発行】メールアドレス変更の確認", "Confirm your new e-mail address"),
+        ("メールアドレスの変更を受け付けました。次のURLを開くと変更が完了します。", "Open this link to finish changing your e-mail address."),
+        url,
+        until,
+    )
+}
+
+/// G-8: notice to the OLD address once the change is done.
+pub fn email_changed_notice(r: &Recipient<'_>, new_masked: &str) -> MailText {
+    bilingual(
+        r,
+        "【証明書発行】メールアドレスが変更されました",
+        "Your e-mail address was changed",
+        format!("{}ご登録のメールアドレスが {new_masked} に変更されました。心当たりがない場合は、すぐに大学の担当窓口へご連絡ください。\n", dear_ja(r)),
+        format!("{}The e-mail address of your account was changed to {new_masked}. If this was not you, contact the university office at once.\n", dear_en(r)),
+    )
+}
+
+/// G-11 / S-3: the link to set a new password (or second password).
+pub fn reset_link(r: &Recipient<'_>, second_only: bool, url: &str, until: &str) -> MailText {
+    if second_only {
+        link_mail(
+            r,
+            ("【証明書発行】第2パスワードの再設定", "Reset your second password"),
+            ("第2パスワードの再設定を受け付けました。次のURLから新しい第2パスワードを設定してください。", "Open this link to set a new second password."),
+            url,
+            until,
+        )
+    } else {
+        link_mail(
+            r,
+            ("【証明書発行】パスワードの再設定", "Reset your password"),
+            ("パスワードの再設定を受け付けました。次のURLから新しいパスワードと第2パスワードを設定してください。", "Open this link to set a new password and second password."),
+            url,
+            until,
+        )
+    }
+}
+
+/// G-10 / G-11: a password was changed (so a stranger's change does not go unnoticed).
+pub fn password_changed_notice(r: &Recipient<'_>) -> MailText {
+    bilingual(
+        r,
+        "【証明書発行】パスワードが変更されました",
+        "Your password was changed",
+        format!("{}パスワードが変更されました。心当たりがない場合は、すぐに大学の担当窓口へご連絡ください。\n", dear_ja(r)),
+        format!("{}Your password was changed. If this was not you, contact the university office at once.\n", dear_en(r)),
+    )
+}
+
+/// S-2: the link that registers an enrolled student's e-mail address.
+pub fn student_email_link(r: &Recipient<'_>, url: &str, until: &str) -> MailText {
+    link_mail(
+        r,
+        ("【証明書発行】メールアドレス登録の確認", "Confirm your e-mail address"),
+        ("メールアドレスの登録を受け付けました。次のURLを開き、第2パスワードを設定してください。", "Open this link to confirm your address and set your second password."),
+        url,
+        until,
     )
 }
 
@@ -118,9 +369,12 @@ async fn send_due(
             let msg = Message::builder()
                 .from(from.clone())
                 .to(m.to_addr.parse()?)
-                .subject(m.subject.clone())
-                .header(ContentType::TEXT_PLAIN)
-                .body(m.body.clone())?;
+                .subject(m.subject.clone());
+            let msg = if m.body_html.is_empty() {
+                msg.header(ContentType::TEXT_PLAIN).body(m.body.clone())?
+            } else {
+                msg.multipart(MultiPart::alternative_plain_html(m.body.clone(), m.body_html.clone()))?
+            };
             transport.send(msg).await?;
             anyhow::Ok(())
         }

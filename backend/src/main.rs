@@ -1,10 +1,10 @@
-//! `shomei-backend [--config FILE] [enrolment-code NAME]`
+//! `shomei-backend [--config FILE] [enrolment-code NAME | totp SECRET]`
 
 use shomei_backend::config::Config;
 use std::path::PathBuf;
 
 fn usage() -> ! {
-    eprintln!("usage: shomei-backend [--config FILE] [enrolment-code STATION_NAME]");
+    eprintln!("usage: shomei-backend [--config FILE] [enrolment-code STATION_NAME | totp BASE32_SECRET]");
     std::process::exit(2)
 }
 
@@ -45,6 +45,12 @@ async fn main() -> anyhow::Result<()> {
             let (id, code) = shomei_backend::stations::create_enrolment(&state.pool, &name, None, ttl).await?;
             println!("{code}");
             eprintln!("station {id} \"{name}\": enrolment code valid {} h", ttl / 3600);
+            Ok(())
+        }
+        Some("totp") => {
+            // The current code of a TOTP secret (the demo's staff login).
+            let secret = command.get(1).and_then(|s| shomei_backend::totp::parse_base32(s)).unwrap_or_else(|| usage());
+            println!("{}", shomei_backend::totp::code_at(&secret, chrono::Utc::now().timestamp()));
             Ok(())
         }
         Some(_) => usage(),

@@ -8,6 +8,14 @@ pub const LOGIN_FAILED: &str =
 pub const STAFF_LOGIN_FAILED: &str = "ログインIDまたはパスワードが正しくありません。 / The login ID or password is not correct.";
 pub const LOGIN_THROTTLED: &str =
     "ログインの失敗が続いたため、15分間ログインできません。 / Too many failed logins: please wait 15 minutes and try again.";
+pub const STUDENT_LOGIN_FAILED: &str =
+    "ユーザID、パスワード、または第2パスワードが正しくありません。 / The user ID, password or second password is not correct.";
+pub const INITIAL_PASSWORD_EXPIRED: &str = "初期パスワードの有効期限が切れています。「パスワードを忘れた方」から再設定してください。 / Your initial password has expired: use \"Forgot your password\" to set a new one.";
+pub const DIRECTORY_UNAVAILABLE: &str =
+    "大学の認証サーバに接続できません。しばらくしてからもう一度お試しください。 / The university's login server cannot be reached: please try again later.";
+pub const LINK_INVALID: &str = "このURLは有効期限切れか、すでに使われたか、正しくありません。もう一度手続きをやり直してください。 / This link has expired, has already been used or is not valid: please start again.";
+pub const BUSY: &str = "ただいま混み合っています。数秒後にもう一度お試しください。 / The service is busy: please try again in a few seconds.";
+pub const CROSS_SITE: &str = "他のサイトからの送信は受け付けません。 / Requests from other sites are refused.";
 pub const FORM_EXPIRED: &str = "フォームの有効期限が切れました。ページを開き直してください。 / This form has expired: open the page again.";
 pub const NO_ROLE: &str = "この操作の権限がありません。 / You do not have the role for this page.";
 pub const NOT_FOUND: &str = "ページが見つかりません。 / This page does not exist.";
@@ -22,6 +30,17 @@ pub const CHOOSE_STUDENT_ID: &str = "学籍番号を選び直してください�
 pub const CERTIFICATE_NOT_ORDERABLE: &str = "選んだ証明書は申請できません。 / The chosen certificate cannot be ordered.";
 pub const STATION_NAME: &str =
     "ステーション名を80文字以内で入力してください。 / Give the station a name of at most 80 characters.";
+
+/// A throttled login or request: how long to wait, in both languages.
+pub fn throttled(w: &crate::accounts::Wait) -> String {
+    match w {
+        crate::accounts::Wait::Seconds(s) => format!(
+            "失敗が続いたため、{s}秒待ってからもう一度お試しください。 / Too many failed attempts: please wait {s} second{} and try again.",
+            if *s == 1 { "" } else { "s" }
+        ),
+        crate::accounts::Wait::Window => LOGIN_THROTTLED.to_string(),
+    }
+}
 
 pub fn too_many_copies(name_ja: &str, name_en: &str, max: i64) -> String {
     format!("{name_ja}は{max}通までです。 / {name_en}: at most {max} copies.")
@@ -47,7 +66,8 @@ mod tests {
         use super::*;
         for m in [LOGIN_FAILED, STAFF_LOGIN_FAILED, LOGIN_THROTTLED, FORM_EXPIRED, NO_ROLE, NOT_FOUND, SOMETHING_WRONG,
                   CHECK_INPUT, COPIES_NOT_A_NUMBER, NO_STUDENT_RECORD, ONLY_CAMPUS_CARD, NO_COPIES, CHOOSE_STUDENT_ID,
-                  CERTIFICATE_NOT_ORDERABLE, STATION_NAME] {
+                  CERTIFICATE_NOT_ORDERABLE, STATION_NAME, STUDENT_LOGIN_FAILED, INITIAL_PASSWORD_EXPIRED,
+                  DIRECTORY_UNAVAILABLE, LINK_INVALID, BUSY, CROSS_SITE] {
             let (ja, en) = m.split_once(" / ").expect("日本語 / English");
             assert!(!ja.is_ascii() && en.is_ascii(), "{m}");
         }

@@ -201,7 +201,7 @@ pub async fn place(
                 &time::deadline_text(print_deadline, zone),
                 &format!("{public_url}/orders/{order_id}"),
             );
-            store::enqueue_mail(&mut tx, &user.email, &m.subject, &m.body, created_at).await?;
+            m.enqueue(&mut tx, &user.email).await?;
         }
     }
     store::audit(&mut tx, &format!("user:{user_id}"), "order.place", &format!("order {order_id}"), created_at).await?;

@@ -125,7 +125,14 @@ pub struct User {
     pub second_password_hash: Option<String>,
     pub status: String,
     pub language: String,
+    pub must_set_password: bool,
+    pub initial_password_expires_at: Option<i64>,
+    pub directory_uid: Option<String>,
+    pub personal_sealed: Option<String>,
 }
+
+const USER_SELECT: &str = "SELECT id, email, kind, password_hash, second_password_hash, status, language,
+    must_set_password, initial_password_expires_at, directory_uid, personal_sealed FROM users";
 
 #[derive(Debug, Clone, FromRow)]
 pub struct Staff {
@@ -134,35 +141,36 @@ pub struct Staff {
     pub display_name: String,
     pub password_hash: String,
     pub role: String,
+    pub totp_sealed: Option<String>,
+    pub totp_last_step: Option<i64>,
+    pub active: bool,
 }
 
+const STAFF_SELECT: &str = "SELECT id, login, display_name, password_hash, role, totp_sealed, totp_last_step, active FROM staff";
+
 pub async fn user_by_email(c: &mut Conn, email: &str) -> Result<Option<User>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, email, kind, password_hash, second_password_hash, status, language FROM users WHERE email = ?",
-    )
+    sqlx::query_as(&format!("{USER_SELECT} WHERE email = ?"))
     .bind(email)
     .fetch_optional(c)
     .await
 }
 
 pub async fn user(c: &mut Conn, id: i64) -> Result<User, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, email, kind, password_hash, second_password_hash, status, language FROM users WHERE id = ?",
-    )
+    sqlx::query_as(&format!("{USER_SELECT} WHERE id = ?"))
     .bind(id)
     .fetch_one(c)
     .await
 }
 
 pub async fn staff_by_login(c: &mut Conn, login: &str) -> Result<Option<Staff>, sqlx::Error> {
-    sqlx::query_as("SELECT id, login, display_name, password_hash, role FROM staff WHERE login = ?")
+    sqlx::query_as(&format!("{STAFF_SELECT} WHERE login = ?"))
         .bind(login)
         .fetch_optional(c)
         .await
 }
 
 pub async fn staff(c: &mut Conn, id: i64) -> Result<Staff, sqlx::Error> {
-    sqlx::query_as("SELECT id, login, display_name, password_hash, role FROM staff WHERE id = ?")
+    sqlx::query_as(&format!("{STAFF_SELECT} WHERE id = ?"))
         .bind(id)
         .fetch_one(c)
         .await
@@ -174,7 +182,9 @@ pub async fn staff(c: &mut Conn, id: i64) -> Result<Staff, sqlx::Error> {
 pub struct Session {
     pub user_id: Option<i64>,
     pub staff_id: Option<i64>,
+    pub created_at: i64,
     pub expires_at: i64,
+    pub last_seen_at: i64,
 }
 
 pub async fn create_session(
@@ -185,23 +195,42 @@ pub async fn create_session(
     now: i64,
     expires_at: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO sessions (token_hash, user_id, staff_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
+    sqlx::query("INSERT INTO sessions (token_hash, user_id, staff_id, created_at, expires_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?)")
         .bind(token_hash)
         .bind(user_id)
         .bind(staff_id)
         .bind(now)
         .bind(expires_at)
+        .bind(now)
         .execute(c)
         .await?;
     Ok(())
 }
 
 pub async fn session(c: &mut Conn, token_hash: &str, now: i64) -> Result<Option<Session>, sqlx::Error> {
-    sqlx::query_as("SELECT user_id, staff_id, expires_at FROM sessions WHERE token_hash = ? AND expires_at > ?")
-        .bind(token_hash)
-        .bind(now)
-        .fetch_optional(c)
-        .await
+    sqlx::query_as(
+        "SELECT user_id, staff_id, created_at, expires_at, last_seen_at FROM sessions WHERE token_hash = ? AND expires_at > ?",
+    )
+    .bind(token_hash)
+    .bind(now)
+    .fetch_optional(c)
+    .await
+}
+
+pub async fn touch_session(c: &mut Conn, token_hash: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE sessions SET last_seen_at = ? WHERE token_hash = ?").bind(now).bind(token_hash).execute(c).await?;
+    Ok(())
+}
+
+/// Ends every session of a user (password change, address change).
+pub async fn delete_user_sessions(c: &mut Conn, user_id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM sessions WHERE user_id = ?").bind(user_id).execute(c).await?;
+    Ok(())
+}
+
+pub async fn delete_staff_sessions(c: &mut Conn, staff_id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM sessions WHERE staff_id = ?").bind(staff_id).execute(c).await?;
+    Ok(())
 }
 
 pub async fn delete_session(c: &mut Conn, token_hash: &str) -> Result<(), sqlx::Error> {
@@ -722,17 +751,19 @@ pub struct Mail {
     pub to_addr: String,
     pub subject: String,
     pub body: String,
+    pub body_html: String,
     pub created_at: i64,
     pub attempts: i64,
     pub sent_at: Option<i64>,
     pub last_error: Option<String>,
 }
 
-pub async fn enqueue_mail(c: &mut Conn, to: &str, subject: &str, body: &str, now: i64) -> Result<i64, sqlx::Error> {
-    let r = sqlx::query("INSERT INTO outbox (to_addr, subject, body, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)")
+pub async fn enqueue_mail(c: &mut Conn, to: &str, subject: &str, body: &str, html: &str, now: i64) -> Result<i64, sqlx::Error> {
+    let r = sqlx::query("INSERT INTO outbox (to_addr, subject, body, body_html, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)")
         .bind(to)
         .bind(subject)
         .bind(body)
+        .bind(html)
         .bind(now)
         .bind(now)
         .execute(c)
@@ -742,7 +773,7 @@ pub async fn enqueue_mail(c: &mut Conn, to: &str, subject: &str, body: &str, now
 
 pub async fn due_mails(c: &mut Conn, now: i64, limit: i64) -> Result<Vec<Mail>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, to_addr, subject, body, created_at, attempts, sent_at, last_error FROM outbox
+        "SELECT id, to_addr, subject, body, body_html, created_at, attempts, sent_at, last_error FROM outbox
          WHERE sent_at IS NULL AND next_attempt_at <= ? ORDER BY id LIMIT ?",
     )
     .bind(now)
@@ -753,7 +784,7 @@ pub async fn due_mails(c: &mut Conn, now: i64, limit: i64) -> Result<Vec<Mail>, 
 
 pub async fn recent_mails(c: &mut Conn, limit: i64) -> Result<Vec<Mail>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, to_addr, subject, body, created_at, attempts, sent_at, last_error FROM outbox
+        "SELECT id, to_addr, subject, body, body_html, created_at, attempts, sent_at, last_error FROM outbox
          ORDER BY id DESC LIMIT ?",
     )
     .bind(limit)
@@ -783,14 +814,623 @@ pub async fn mark_mail_failed(c: &mut Conn, id: i64, error: &str, next_attempt_a
 // ---------------------------------------------------------------- audit
 
 pub async fn audit(c: &mut Conn, actor: &str, action: &str, detail: &str, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO audit_log (at, actor, action, detail) VALUES (?, ?, ?, ?)")
+    audit_event(c, &AuditEvent { actor, action, target: "", ip: "", detail }, now).await
+}
+
+/// One line of the append-only audit log: who, what, on what, from where. Never a secret.
+pub struct AuditEvent<'a> {
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub target: &'a str,
+    pub ip: &'a str,
+    pub detail: &'a str,
+}
+
+pub async fn audit_event(c: &mut Conn, e: &AuditEvent<'_>, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO audit_log (at, actor, action, target, ip, detail) VALUES (?, ?, ?, ?, ?, ?)")
         .bind(now)
-        .bind(actor)
-        .bind(action)
-        .bind(detail)
+        .bind(e.actor)
+        .bind(e.action)
+        .bind(e.target)
+        .bind(e.ip)
+        .bind(e.detail)
         .execute(c)
         .await?;
     Ok(())
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct AuditRow {
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub ip: String,
+    pub detail: String,
+}
+
+pub async fn recent_audit(c: &mut Conn, limit: i64) -> Result<Vec<AuditRow>, sqlx::Error> {
+    sqlx::query_as("SELECT at, actor, action, target, ip, detail FROM audit_log ORDER BY id DESC LIMIT ?")
+        .bind(limit)
+        .fetch_all(c)
+        .await
+}
+
+// ---------------------------------------------------------------- one-time URLs
+
+#[derive(Debug, Clone, FromRow)]
+pub struct OneTimeToken {
+    pub id: i64,
+    pub purpose: String,
+    pub email: String,
+    pub user_id: Option<i64>,
+    pub subject: String,
+    pub expires_at: i64,
+}
+
+/// Stores a new token and voids every older live one of the same purpose for the same address.
+pub async fn insert_token(
+    c: &mut Conn,
+    token_hash: &str,
+    purpose: &str,
+    email: &str,
+    user_id: Option<i64>,
+    subject: &str,
+    now: i64,
+    expires_at: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE one_time_tokens SET voided_at = ? WHERE purpose = ? AND email = ? AND used_at IS NULL AND voided_at IS NULL")
+        .bind(now)
+        .bind(purpose)
+        .bind(email)
+        .execute(&mut *c)
+        .await?;
+    sqlx::query(
+        "INSERT INTO one_time_tokens (token_hash, purpose, email, user_id, subject, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(token_hash)
+    .bind(purpose)
+    .bind(email)
+    .bind(user_id)
+    .bind(subject)
+    .bind(now)
+    .bind(expires_at)
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
+/// Uses a token: one UPDATE, so of two concurrent opens exactly one gets the row.
+pub async fn consume_token(c: &mut Conn, token_hash: &str, purpose: &str, now: i64) -> Result<Option<OneTimeToken>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE one_time_tokens SET used_at = ? WHERE token_hash = ? AND purpose = ? AND used_at IS NULL
+         AND voided_at IS NULL AND expires_at > ? RETURNING id, purpose, email, user_id, subject, expires_at",
+    )
+    .bind(now)
+    .bind(token_hash)
+    .bind(purpose)
+    .bind(now)
+    .fetch_optional(c)
+    .await
+}
+
+/// Looks at a token without using it (to show the page whose button uses it).
+pub async fn peek_token(c: &mut Conn, token_hash: &str, purpose: &str, now: i64) -> Result<Option<OneTimeToken>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, purpose, email, user_id, subject, expires_at FROM one_time_tokens WHERE token_hash = ? AND purpose = ?
+         AND used_at IS NULL AND voided_at IS NULL AND expires_at > ?",
+    )
+    .bind(token_hash)
+    .bind(purpose)
+    .bind(now)
+    .fetch_optional(c)
+    .await
+}
+
+// ---------------------------------------------------------------- registrations
+
+#[derive(Debug, Clone, Default, FromRow, serde::Serialize)]
+pub struct Registration {
+    pub id: i64,
+    pub kind: String,
+    pub email: String,
+    pub user_id: Option<i64>,
+    pub status: String,
+    pub language: String,
+    pub name_kanji: String,
+    pub name_kana: String,
+    pub name_roman: String,
+    pub sex: String,
+    pub school_name_kanji: String,
+    pub school_name_kana: String,
+    pub school_name_roman: String,
+    pub university_id: Option<i64>,
+    pub faculty_id: Option<i64>,
+    pub department_id: Option<i64>,
+    pub student_no: String,
+    pub graduation_ym: String,
+    pub leaving_type: String,
+    pub id_document_type: String,
+    pub personal_sealed: Option<String>,
+    pub reason: String,
+    pub created_at: i64,
+    pub submitted_at: Option<i64>,
+    pub decided_at: Option<i64>,
+}
+
+const REGISTRATION_SELECT: &str = "SELECT id, kind, email, user_id, status, language, name_kanji, name_kana, name_roman, sex,
+    school_name_kanji, school_name_kana, school_name_roman, university_id, faculty_id, department_id, student_no,
+    graduation_ym, leaving_type, id_document_type, personal_sealed, reason, created_at, submitted_at, decided_at
+    FROM registrations";
+
+pub async fn insert_registration_draft(
+    c: &mut Conn,
+    kind: &str,
+    email: &str,
+    user_id: Option<i64>,
+    draft_key_hash: &str,
+    now: i64,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO registrations (kind, email, user_id, status, draft_key_hash, created_at) VALUES (?, ?, ?, 'draft', ?, ?) RETURNING id",
+    )
+    .bind(kind)
+    .bind(email)
+    .bind(user_id)
+    .bind(draft_key_hash)
+    .bind(now)
+    .fetch_one(c)
+    .await
+}
+
+/// Reopens an application sent back for corrections as a draft of this browser.
+pub async fn reopen_registration(c: &mut Conn, id: i64, draft_key_hash: &str) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("UPDATE registrations SET status = 'draft', draft_key_hash = ? WHERE id = ? AND status = 'resubmit'")
+        .bind(draft_key_hash)
+        .bind(id)
+        .execute(c)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn registration_by_draft(c: &mut Conn, draft_key_hash: &str) -> Result<Option<Registration>, sqlx::Error> {
+    sqlx::query_as(&format!("{REGISTRATION_SELECT} WHERE draft_key_hash = ? AND status = 'draft'"))
+        .bind(draft_key_hash)
+        .fetch_optional(c)
+        .await
+}
+
+pub async fn registration(c: &mut Conn, id: i64) -> Result<Option<Registration>, sqlx::Error> {
+    sqlx::query_as(&format!("{REGISTRATION_SELECT} WHERE id = ?")).bind(id).fetch_optional(c).await
+}
+
+pub async fn registrations_by_status(c: &mut Conn, status: &str, limit: i64) -> Result<Vec<Registration>, sqlx::Error> {
+    sqlx::query_as(&format!("{REGISTRATION_SELECT} WHERE status = ? ORDER BY COALESCE(submitted_at, created_at), id LIMIT ?"))
+        .bind(status)
+        .bind(limit)
+        .fetch_all(c)
+        .await
+}
+
+pub async fn save_registration_form(c: &mut Conn, r: &Registration) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE registrations SET language = ?, name_kanji = ?, name_kana = ?, name_roman = ?, sex = ?, school_name_kanji = ?,
+         school_name_kana = ?, school_name_roman = ?, university_id = ?, faculty_id = ?, department_id = ?, student_no = ?,
+         graduation_ym = ?, leaving_type = ?, id_document_type = ?, personal_sealed = ?, kind = ? WHERE id = ? AND status = 'draft'",
+    )
+    .bind(&r.language)
+    .bind(&r.name_kanji)
+    .bind(&r.name_kana)
+    .bind(&r.name_roman)
+    .bind(&r.sex)
+    .bind(&r.school_name_kanji)
+    .bind(&r.school_name_kana)
+    .bind(&r.school_name_roman)
+    .bind(r.university_id)
+    .bind(r.faculty_id)
+    .bind(r.department_id)
+    .bind(&r.student_no)
+    .bind(&r.graduation_ym)
+    .bind(&r.leaving_type)
+    .bind(&r.id_document_type)
+    .bind(&r.personal_sealed)
+    .bind(&r.kind)
+    .bind(r.id)
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
+/// Draft -> pending; the draft key dies with it.
+pub async fn submit_registration(c: &mut Conn, id: i64, now: i64) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE registrations SET status = 'pending', submitted_at = ?, draft_key_hash = NULL, reason = '' WHERE id = ? AND status = 'draft'",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(c)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Records staff's decision on a pending application (only once).
+pub async fn decide_registration(
+    c: &mut Conn,
+    id: i64,
+    status: &str,
+    reason: &str,
+    user_id: Option<i64>,
+    staff_id: i64,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE registrations SET status = ?, reason = ?, user_id = COALESCE(?, user_id), decided_at = ?, decided_by = ?
+         WHERE id = ? AND status = 'pending'",
+    )
+    .bind(status)
+    .bind(reason)
+    .bind(user_id)
+    .bind(now)
+    .bind(staff_id)
+    .bind(id)
+    .execute(c)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct RegistrationImage {
+    pub id: i64,
+    pub registration_id: i64,
+    pub ordinal: i64,
+    pub file_name: String,
+    pub mime: String,
+    pub width: i64,
+    pub height: i64,
+}
+
+pub async fn insert_registration_image(
+    c: &mut Conn,
+    registration_id: i64,
+    ordinal: i64,
+    file_name: &str,
+    mime: &str,
+    width: u32,
+    height: u32,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO registration_images (registration_id, ordinal, file_name, mime, width, height, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(registration_id)
+    .bind(ordinal)
+    .bind(file_name)
+    .bind(mime)
+    .bind(width)
+    .bind(height)
+    .bind(now)
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
+pub async fn registration_images(c: &mut Conn, registration_id: i64) -> Result<Vec<RegistrationImage>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, registration_id, ordinal, file_name, mime, width, height FROM registration_images
+         WHERE registration_id = ? AND deleted_at IS NULL ORDER BY ordinal, id",
+    )
+    .bind(registration_id)
+    .fetch_all(c)
+    .await
+}
+
+/// Marks the images of a draft as replaced; returns their file names to delete.
+pub async fn drop_registration_images(c: &mut Conn, registration_id: i64, now: i64) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE registration_images SET deleted_at = ? WHERE registration_id = ? AND deleted_at IS NULL RETURNING file_name",
+    )
+    .bind(now)
+    .bind(registration_id)
+    .fetch_all(c)
+    .await
+}
+
+/// Images of applications decided before `cutoff`: past their retention.
+pub async fn expire_registration_images(c: &mut Conn, cutoff: i64, now: i64) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE registration_images SET deleted_at = ? WHERE deleted_at IS NULL AND registration_id IN
+         (SELECT id FROM registrations WHERE status IN ('approved', 'rejected') AND decided_at < ?) RETURNING file_name",
+    )
+    .bind(now)
+    .bind(cutoff)
+    .fetch_all(c)
+    .await
+}
+
+/// Accounts that may be the one a re-application (G-9) belongs to: same name in kana and student ID, or same kana.
+pub async fn reapply_candidates(c: &mut Conn, name_kana: &str, student_no: &str) -> Result<Vec<(i64, String, String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT DISTINCT u.id, u.email, s.name_kanji, s.student_no FROM users u JOIN student_records s ON s.user_id = u.id
+         WHERE u.kind = 'graduate' AND (replace(s.name_kana, ' ', '') = replace(?, ' ', '') OR (s.student_no <> '' AND s.student_no = ?))
+         ORDER BY u.id LIMIT 20",
+    )
+    .bind(name_kana)
+    .bind(student_no)
+    .fetch_all(c)
+    .await
+}
+
+// ---------------------------------------------------------------- account changes
+
+pub struct NewUser<'a> {
+    pub email: &'a str,
+    pub kind: &'a str,
+    pub password_hash: &'a str,
+    pub second_password_hash: Option<&'a str>,
+    pub must_set_password: bool,
+    pub initial_password_expires_at: Option<i64>,
+    pub directory_uid: Option<&'a str>,
+    pub personal_sealed: Option<&'a str>,
+    pub language: &'a str,
+    pub now: i64,
+}
+
+pub async fn insert_user(c: &mut Conn, u: &NewUser<'_>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO users (email, kind, password_hash, second_password_hash, must_set_password, initial_password_expires_at,
+         directory_uid, personal_sealed, language, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(u.email)
+    .bind(u.kind)
+    .bind(u.password_hash)
+    .bind(u.second_password_hash)
+    .bind(u.must_set_password)
+    .bind(u.initial_password_expires_at)
+    .bind(u.directory_uid)
+    .bind(u.personal_sealed)
+    .bind(u.language)
+    .bind(u.now)
+    .fetch_one(c)
+    .await
+}
+
+pub struct NewStudentRecord<'a> {
+    pub user_id: i64,
+    pub university_id: i64,
+    pub faculty_id: i64,
+    pub department_id: i64,
+    pub student_no: &'a str,
+    pub name_kanji: &'a str,
+    pub name_kana: &'a str,
+    pub name_roman: &'a str,
+    pub birth_date: &'a str,
+    pub leaving_type: &'a str,
+    pub graduation_date: Option<&'a str>,
+}
+
+pub async fn insert_student_record(c: &mut Conn, r: &NewStudentRecord<'_>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO student_records (user_id, university_id, faculty_id, department_id, student_no, name_kanji, name_kana,
+         name_roman, birth_date, leaving_type, graduation_date) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(r.user_id)
+    .bind(r.university_id)
+    .bind(r.faculty_id)
+    .bind(r.department_id)
+    .bind(r.student_no)
+    .bind(r.name_kanji)
+    .bind(r.name_kana)
+    .bind(r.name_roman)
+    .bind(r.birth_date)
+    .bind(r.leaving_type)
+    .bind(r.graduation_date)
+    .fetch_one(c)
+    .await
+}
+
+/// Sets both passwords and ends the initial-password state.
+pub async fn set_passwords(c: &mut Conn, user_id: i64, password_hash: &str, second_hash: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE users SET password_hash = ?, second_password_hash = ?, must_set_password = 0, initial_password_expires_at = NULL WHERE id = ?",
+    )
+    .bind(password_hash)
+    .bind(second_hash)
+    .bind(user_id)
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_password_hash(c: &mut Conn, user_id: i64, hash: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?").bind(hash).bind(user_id).execute(c).await?;
+    Ok(())
+}
+
+pub async fn set_second_password_hash(c: &mut Conn, user_id: i64, hash: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET second_password_hash = ? WHERE id = ?").bind(hash).bind(user_id).execute(c).await?;
+    Ok(())
+}
+
+/// A new initial password (re-application, G-9): the account must set its own again.
+pub async fn set_initial_password(c: &mut Conn, user_id: i64, email: &str, hash: &str, expires_at: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE users SET email = ?, password_hash = ?, second_password_hash = NULL, must_set_password = 1,
+         initial_password_expires_at = ? WHERE id = ?",
+    )
+    .bind(email)
+    .bind(hash)
+    .bind(expires_at)
+    .bind(user_id)
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_user_email(c: &mut Conn, user_id: i64, email: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET email = ? WHERE id = ?").bind(email).bind(user_id).execute(c).await?;
+    Ok(())
+}
+
+pub async fn set_user_personal(c: &mut Conn, user_id: i64, sealed: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET personal_sealed = ? WHERE id = ?").bind(sealed).bind(user_id).execute(c).await?;
+    Ok(())
+}
+
+pub async fn user_by_directory_uid(c: &mut Conn, uid: &str) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query_as(&format!("{USER_SELECT} WHERE directory_uid = ?")).bind(uid).fetch_optional(c).await
+}
+
+// ---------------------------------------------------------------- catalogue lists for forms
+
+#[derive(Debug, Clone, FromRow, serde::Serialize)]
+pub struct Named {
+    pub id: i64,
+    pub parent_id: i64,
+    pub code: String,
+    pub name_ja: String,
+    pub name_en: String,
+}
+
+pub async fn universities(c: &mut Conn) -> Result<Vec<Named>, sqlx::Error> {
+    sqlx::query_as("SELECT id, 0 AS parent_id, '' AS code, name_ja, name_en FROM universities ORDER BY id").fetch_all(c).await
+}
+
+pub async fn faculties(c: &mut Conn) -> Result<Vec<Named>, sqlx::Error> {
+    sqlx::query_as("SELECT id, university_id AS parent_id, code, name_ja, name_en FROM faculties ORDER BY id").fetch_all(c).await
+}
+
+pub async fn departments(c: &mut Conn) -> Result<Vec<Named>, sqlx::Error> {
+    sqlx::query_as("SELECT id, faculty_id AS parent_id, code, name_ja, name_en FROM departments ORDER BY id").fetch_all(c).await
+}
+
+// ---------------------------------------------------------------- staff accounts
+
+pub async fn staff_list(c: &mut Conn) -> Result<Vec<Staff>, sqlx::Error> {
+    sqlx::query_as(&format!("{STAFF_SELECT} ORDER BY id")).fetch_all(c).await
+}
+
+pub async fn insert_staff(c: &mut Conn, login: &str, name: &str, hash: &str, role: &str, totp_sealed: &str, now: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO staff (login, display_name, password_hash, role, totp_sealed, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(login)
+    .bind(name)
+    .bind(hash)
+    .bind(role)
+    .bind(totp_sealed)
+    .bind(now)
+    .fetch_one(c)
+    .await
+}
+
+pub async fn set_staff_totp(c: &mut Conn, staff_id: i64, totp_sealed: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE staff SET totp_sealed = ?, totp_last_step = NULL WHERE id = ?").bind(totp_sealed).bind(staff_id).execute(c).await?;
+    Ok(())
+}
+
+/// Records the TOTP step just used; refuses (false) a step not newer than the last.
+pub async fn use_totp_step(c: &mut Conn, staff_id: i64, step: i64) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("UPDATE staff SET totp_last_step = ? WHERE id = ? AND (totp_last_step IS NULL OR totp_last_step < ?)")
+        .bind(step)
+        .bind(staff_id)
+        .bind(step)
+        .execute(c)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn set_staff_password_hash(c: &mut Conn, staff_id: i64, hash: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE staff SET password_hash = ? WHERE id = ?").bind(hash).bind(staff_id).execute(c).await?;
+    Ok(())
+}
+
+pub async fn set_staff_active(c: &mut Conn, staff_id: i64, active: bool) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE staff SET active = ? WHERE id = ?").bind(active).bind(staff_id).execute(c).await?;
+    Ok(())
+}
+
+pub async fn replace_recovery_codes(c: &mut Conn, staff_id: i64, hashes: &[String]) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM staff_recovery_codes WHERE staff_id = ?").bind(staff_id).execute(&mut *c).await?;
+    for h in hashes {
+        sqlx::query("INSERT INTO staff_recovery_codes (code_hash, staff_id) VALUES (?, ?)").bind(h).bind(staff_id).execute(&mut *c).await?;
+    }
+    Ok(())
+}
+
+pub async fn use_recovery_code(c: &mut Conn, staff_id: i64, code_hash: &str, now: i64) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("UPDATE staff_recovery_codes SET used_at = ? WHERE code_hash = ? AND staff_id = ? AND used_at IS NULL")
+        .bind(now)
+        .bind(code_hash)
+        .bind(staff_id)
+        .execute(c)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+// ---------------------------------------------------------------- student roster (S-1)
+
+#[derive(Debug, Clone, FromRow)]
+pub struct RosterEntry {
+    pub user_id: String,
+    pub password_hash: String,
+    pub name_kanji: String,
+    pub name_kana: String,
+    pub name_roman: String,
+    pub student_no: String,
+    pub faculty_code: String,
+    pub department_code: String,
+    pub email: String,
+}
+
+pub async fn roster_entry(c: &mut Conn, user_id: &str) -> Result<Option<RosterEntry>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT user_id, password_hash, name_kanji, name_kana, name_roman, student_no, faculty_code, department_code, email
+         FROM directory_roster WHERE user_id = ?",
+    )
+    .bind(user_id)
+    .fetch_optional(c)
+    .await
+}
+
+/// Inserts or replaces one roster row (the caller holds the import's transaction).
+pub async fn upsert_roster_entry(c: &mut Conn, e: &RosterEntry, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO directory_roster (user_id, password_hash, name_kanji, name_kana, name_roman, student_no, faculty_code,
+         department_code, email, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(user_id) DO UPDATE SET password_hash = excluded.password_hash, name_kanji = excluded.name_kanji,
+         name_kana = excluded.name_kana, name_roman = excluded.name_roman, student_no = excluded.student_no,
+         faculty_code = excluded.faculty_code, department_code = excluded.department_code, email = excluded.email,
+         imported_at = excluded.imported_at",
+    )
+    .bind(&e.user_id)
+    .bind(&e.password_hash)
+    .bind(&e.name_kanji)
+    .bind(&e.name_kana)
+    .bind(&e.name_roman)
+    .bind(&e.student_no)
+    .bind(&e.faculty_code)
+    .bind(&e.department_code)
+    .bind(&e.email)
+    .bind(now)
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
+pub async fn roster_count(c: &mut Conn) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM directory_roster").fetch_one(c).await
+}
+
+/// Faculty and department of a university by their codes (a directory entry's).
+pub async fn department_by_codes(c: &mut Conn, faculty_code: &str, department_code: &str) -> Result<Option<(i64, i64, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT f.university_id, f.id, d.id FROM faculties f JOIN departments d ON d.faculty_id = f.id
+         WHERE f.code = ? AND d.code = ? LIMIT 1",
+    )
+    .bind(faculty_code)
+    .bind(department_code)
+    .fetch_optional(c)
+    .await
 }
 
 // ---------------------------------------------------------------- demo data
@@ -811,9 +1451,9 @@ pub struct DemoSeed<'a> {
 pub async fn seed_demo(c: &mut Conn, s: &DemoSeed<'_>) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO universities (id, name_ja, name_en, timezone, system_fee) VALUES (1, '証明大学', 'Shomei University', 'Asia/Tokyo', 100)")
         .execute(&mut *c).await?;
-    sqlx::query("INSERT INTO faculties (id, university_id, name_ja, name_en) VALUES (1, 1, '文学部', 'Faculty of Letters')")
+    sqlx::query("INSERT INTO faculties (id, university_id, code, name_ja, name_en) VALUES (1, 1, 'LET', '文学部', 'Faculty of Letters'), (2, 1, 'SCI', '理学部', 'Faculty of Science')")
         .execute(&mut *c).await?;
-    sqlx::query("INSERT INTO departments (id, faculty_id, name_ja, name_en) VALUES (1, 1, '日本文学科', 'Department of Japanese Literature')")
+    sqlx::query("INSERT INTO departments (id, faculty_id, code, name_ja, name_en) VALUES (1, 1, 'JLIT', '日本文学科', 'Department of Japanese Literature'), (2, 1, 'HIST', '史学科', 'Department of History'), (3, 2, 'MATH', '数学科', 'Department of Mathematics')")
         .execute(&mut *c).await?;
     sqlx::query(
         "INSERT INTO certificate_types (university_id, code, name_ja, name_en, fee, max_copies, leaving_types) VALUES

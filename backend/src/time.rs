@@ -46,6 +46,11 @@ pub fn local_text(at: i64, zone: Tz) -> String {
     zone.timestamp_opt(at, 0).single().map(|d| d.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default()
 }
 
+/// A time for mails and pages: Japan time, labelled.
+pub fn jst_text(at: i64) -> String {
+    format!("{} (JST)", local_text(at, chrono_tz::Asia::Tokyo))
+}
+
 pub fn local_date(at: i64, zone: Tz) -> String {
     zone.timestamp_opt(at, 0).single().map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default()
 }

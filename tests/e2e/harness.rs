@@ -148,65 +148,58 @@ impl Smtp {
         out
     }
 
-    /// Waits for a message to `to` and returns it decoded (quoted-printable / base64 bodies).
+    /// Waits for a message to `to` and returns it decoded: headers, subject, the text part.
     pub fn wait_for_mail(&self, to: &str, timeout: Duration) -> Result<String> {
+        self.wait_for_mail_with(to, "", timeout)
+    }
+
+    /// Waits for a message to `to` whose decoded text contains `needle`.
+    pub fn wait_for_mail_with(&self, to: &str, needle: &str, timeout: Duration) -> Result<String> {
         let mut found = None;
-        wait_until(&format!("mail to {to}"), timeout, || {
-            found = self.messages().into_iter().find(|m| m.contains(to));
+        wait_until(&format!("mail to {to} with {needle:?}"), timeout, || {
+            found = self.all_to(to).into_iter().find(|m| m.contains(needle));
             found.is_some()
         })?;
-        Ok(decode_mail(&found.unwrap_or_default()))
+        Ok(found.unwrap_or_default())
     }
-}
 
-/// Decodes a simple single-part mail body for assertions.
-pub fn decode_mail(raw: &str) -> String {
-    let (head, body) = raw.split_once("\r\n\r\n").or_else(|| raw.split_once("\n\n")).unwrap_or((raw, ""));
-    let lower = head.to_ascii_lowercase();
-    if lower.contains("content-transfer-encoding: base64") {
-        use base64_decode as b;
-        return format!("{head}\n\n{}", b(body));
-    }
-    if lower.contains("content-transfer-encoding: quoted-printable") {
-        return format!("{head}\n\n{}", qp_decode(body));
-    }
-    raw.to_string()
-}
-
-fn base64_decode(s: &str) -> String {
-    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut bits = 0u32;
-    let mut n = 0;
-    let mut out = Vec::new();
-    for c in s.bytes() {
-        let Some(v) = T.iter().position(|&t| t == c) else { continue };
-        bits = (bits << 6) | v as u32;
-        n += 6;
-        if n >= 8 {
-            n -= 8;
-            out.push((bits >> n) as u8);
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn qp_decode(s: &str) -> String {
-    let s = s.replace("=\r\n", "").replace("=\n", "");
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'=' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
+    /// Every message to `to`, decoded, oldest first.
+    pub fn all_to(&self, to: &str) -> Vec<String> {
+        let mut v: Vec<(std::time::SystemTime, String)> = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(self.dir.path().join("maildir/new")) {
+            for e in rd.flatten() {
+                let Ok(raw) = std::fs::read(e.path()) else { continue };
+                let t = e.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH);
+                let text = decode_mail(&raw);
+                if text.lines().any(|l| l.to_ascii_lowercase().starts_with("to:") && l.contains(to)) {
+                    v.push((t, text));
+                }
             }
         }
-        out.push(b[i]);
-        i += 1;
+        v.sort_by_key(|(t, _)| *t);
+        v.into_iter().map(|(_, m)| m).collect()
     }
-    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A mail as text for assertions: "To:", "Subject:", the text part, and the
+/// HTML part after a line "--- html ---".
+pub fn decode_mail(raw: &[u8]) -> String {
+    let Some(m) = mail_parser::MessageParser::default().parse(raw) else {
+        return String::from_utf8_lossy(raw).into_owned();
+    };
+    let to = m.to().and_then(|a| a.first()).and_then(|a| a.address()).unwrap_or_default().to_string();
+    let subject = m.subject().unwrap_or_default().to_string();
+    let text = m.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
+    let html = m.body_html(0).map(|t| t.into_owned()).unwrap_or_default();
+    format!("To: {to}\nSubject: {subject}\n\n{text}\n--- html ---\n{html}")
+}
+
+/// The first link in a mail that starts with `prefix` (e.g. the backend's URL + a path).
+pub fn link_in(mail: &str, prefix: &str) -> Option<String> {
+    let start = mail.find(prefix)?;
+    let rest = &mail[start..];
+    let end = rest.find(|c: char| c.is_whitespace() || c == '<' || c == '"').unwrap_or(rest.len());
+    Some(rest[..end].to_string())
 }
 
 // ------------------------------------------------------------------ IPP printer
@@ -414,11 +407,19 @@ pub struct Backend {
     pub dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// The TOTP step last used to log the demo staff member in (a step works once).
+    last_step: std::sync::Mutex<i64>,
+    staff: tokio::sync::OnceCell<reqwest::Client>,
 }
 
 impl Backend {
     /// Starts the backend in-process on a fresh SQLite file with the demo data.
     pub async fn start(smtp_port: Option<u16>) -> Result<Backend> {
+        Self::start_with(smtp_port, |_| {}).await
+    }
+
+    /// Starts it with some settings changed (short sessions, a small hash pool, ...).
+    pub async fn start_with(smtp_port: Option<u16>, tweak: impl FnOnce(&mut shomei_backend::config::Config)) -> Result<Backend> {
         init_tracing();
         let dir = tempfile::tempdir()?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -430,6 +431,9 @@ impl Backend {
         cfg.mail.smtp = smtp_port.map(|p| format!("127.0.0.1:{p}")).unwrap_or_default();
         cfg.mail.poll_interval_s = 1;
         cfg.stations.offline_after_s = 5;
+        cfg.accounts.upload_dir = dir.path().join("uploads");
+        cfg.security.login_delay_ms = 300;
+        tweak(&mut cfg);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             if let Err(e) = shomei_backend::launch_with_listener(cfg, listener, async {
@@ -452,7 +456,7 @@ impl Backend {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Ok(Backend { url, dir, shutdown: Some(tx), task: Some(task) })
+        Ok(Backend { url, dir, shutdown: Some(tx), task: Some(task), last_step: std::sync::Mutex::new(0), staff: tokio::sync::OnceCell::new() })
     }
 
     /// Stops it (the port then refuses connections: "backend unreachable").
@@ -474,20 +478,63 @@ impl Backend {
             .unwrap_or_default()
     }
 
-    /// A client logged into the admin panel as the demo staff member.
-    pub async fn staff_client(&self) -> Result<reqwest::Client> {
+    /// A TOTP code of `secret` that has not been used on this backend yet:
+    /// the step before, the current or the next (all accepted), else it waits.
+    pub async fn totp_code_for(&self, secret_b32: &str) -> Result<String> {
+        let secret = shomei_backend::totp::parse_base32(secret_b32).context("base32 secret")?;
+        loop {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+            let step = now / 30;
+            let pick = {
+                let mut last = self.last_step.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                let next = (*last + 1).max(step - 1);
+                if next <= step + 1 {
+                    *last = next;
+                    Some(next)
+                } else {
+                    None
+                }
+            };
+            if let Some(s) = pick {
+                return Ok(shomei_backend::totp::code_at(&secret, s * 30));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// A fresh code for the demo staff member.
+    pub async fn staff_code(&self) -> Result<String> {
+        self.totp_code_for(shomei_backend::demo::STAFF_TOTP_SECRET).await
+    }
+
+    /// Logs a new client into the admin panel; returns it and the page it landed on.
+    pub async fn staff_login(&self, login: &str, password: &str, code: &str) -> Result<(reqwest::Client, reqwest::StatusCode, String)> {
         let c = Self::client();
         let page = c.get(format!("{}/admin/login", self.url)).send().await?.text().await?;
         let csrf = form_value(&page, "csrf").context("csrf on staff login")?;
-        c.post(format!("{}/admin/login", self.url))
-            .form(&[
-                ("csrf", csrf.as_str()),
-                ("login", shomei_backend::demo::STAFF_LOGIN),
-                ("password", shomei_backend::demo::STAFF_PASSWORD),
-            ])
+        let r = c
+            .post(format!("{}/admin/login", self.url))
+            .form(&[("csrf", csrf.as_str()), ("login", login), ("password", password), ("code", code)])
             .send()
             .await?;
-        Ok(c)
+        let status = r.status();
+        Ok((c, status, r.text().await?))
+    }
+
+    /// A client logged into the admin panel as the demo staff member (one login per backend).
+    pub async fn staff_client(&self) -> Result<reqwest::Client> {
+        let c = self
+            .staff
+            .get_or_try_init(|| async {
+                let code = self.staff_code().await?;
+                let (c, status, page) = self.staff_login(shomei_backend::demo::STAFF_LOGIN, shomei_backend::demo::STAFF_PASSWORD, &code).await?;
+                if !status.is_success() {
+                    bail!("staff login failed: {status} {page}");
+                }
+                anyhow::Ok(c)
+            })
+            .await?;
+        Ok(c.clone())
     }
 
     /// Makes an enrolment code on the admin panel's Stations page, as staff do.

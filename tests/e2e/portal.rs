@@ -33,13 +33,26 @@ async fn login_never_tells_which_part_was_wrong_and_is_throttled() -> Result<()>
     assert_eq!(error_of(&wrong_pw), error_of(&nobody), "no user enumeration");
     assert!(wrong_pw.contains(demo::GRADUATE_EMAIL), "the address typed is kept in the form");
 
-    // three more failures make five for this address: now even the right password waits
-    for _ in 0..3 {
-        login(&c, &b.url, demo::GRADUATE_EMAIL, "Wrong2024pass", "x").await?;
-    }
-    let (s, page) = login(&c, &b.url, demo::GRADUATE_EMAIL, demo::GRADUATE_PASSWORD, demo::GRADUATE_SECOND_PASSWORD).await?;
+    // a third failure: from now on each attempt waits longer (300 ms, then 600 ms in tests)
+    let (s, _) = login(&c, &b.url, demo::GRADUATE_EMAIL, "Wrong2024pass", "x").await?;
     assert_eq!(s, 401);
+    let (s, page) = login(&c, &b.url, demo::GRADUATE_EMAIL, demo::GRADUATE_PASSWORD, demo::GRADUATE_SECOND_PASSWORD).await?;
+    assert_eq!(s, 429, "too soon, even with the right password: {page}");
+    assert!(error_of(&page).contains("wait 1 second ") && error_of(&page).contains("秒待って"), "{page}");
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let (s, _) = login(&c, &b.url, demo::GRADUATE_EMAIL, "Wrong2024pass", "x").await?;
+    assert_eq!(s, 401, "after the wait the attempt is checked again");
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let (s, _) = login(&c, &b.url, demo::GRADUATE_EMAIL, "Wrong2024pass", "x").await?;
+    assert_eq!(s, 401);
+    // five failures: blocked for the window, whatever is typed
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    let (s, page) = login(&c, &b.url, demo::GRADUATE_EMAIL, demo::GRADUATE_PASSWORD, demo::GRADUATE_SECOND_PASSWORD).await?;
+    assert_eq!(s, 429);
     assert!(error_of(&page).contains("wait 15 minutes"), "{page}");
+    // another account from the same address is not blocked by it
+    let (s, _) = login(&c, &b.url, "someone@example.ac.jp", "Whatever2024", "Whatever2024").await?;
+    assert_eq!(s, 401);
     Ok(())
 }
 

@@ -17,7 +17,10 @@ async fn a_graduate_orders_and_prints_a_certificate_at_the_kiosk() -> Result<()>
     b.goto(&format!("{}/admin", peers.backend.url)).await?;
     b.find(Locator::Id("login")).await?.send_keys(shomei_backend::demo::STAFF_LOGIN).await?;
     b.find(Locator::Id("password")).await?.send_keys(shomei_backend::demo::STAFF_PASSWORD).await?;
+    b.find(Locator::Id("code")).await?.send_keys(&peers.backend.staff_code().await?).await?;
     b.find(Locator::Id("staff-login")).await?.click().await?;
+    b.wait().for_element(Locator::Css("nav a[href=\"/admin/stations\"]")).await?;
+    b.goto(&format!("{}/admin/stations", peers.backend.url)).await?;
     b.wait().for_element(Locator::Id("station_name")).await?.send_keys("Library 1F").await?;
     b.find(Locator::Id("create-code")).await?.click().await?;
     let code = b.wait().for_element(Locator::Id("enrolment-code")).await?.text().await?;

@@ -1,7 +1,7 @@
 //! The admin web panel (first cut: login, stations, orders, outbox).
 
 use super::pages::{order_status, render};
-use super::web::{check_csrf, login_flow, set_cookie, Csrf, CsrfForm, CurrentStaff, LoginTarget, STAFF_COOKIE};
+use super::web::{check_csrf, login_flow, set_cookie, Csrf, CsrfForm, CurrentStaff, LoggedIn, LoginTarget, STAFF_COOKIE};
 use crate::error::AppResult;
 use crate::{accounts, stations, store, time, AppState};
 use axum::extract::{ConnectInfo, Path, State};
@@ -14,8 +14,12 @@ use minijinja::context;
 use serde::Deserialize;
 use shomei_shared::{PrintNumber, Yen};
 
-pub async fn home() -> Redirect {
-    Redirect::to("/admin/stations")
+pub async fn home(staff: CurrentStaff) -> Redirect {
+    if staff.staff.role == "operator" {
+        Redirect::to("/admin/stations")
+    } else {
+        Redirect::to("/admin/registrations")
+    }
 }
 
 fn login_html(csrf: &str, error: Option<&str>) -> Html<String> {
@@ -34,6 +38,8 @@ pub struct LoginForm {
     csrf: String,
     login: String,
     password: String,
+    #[serde(default)]
+    code: String,
 }
 
 pub async fn login(
@@ -42,11 +48,25 @@ pub async fn login(
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
+    let ip = client.ip().to_string();
     let check = async {
-        let id = accounts::login_staff(&state.pool, &state.login_throttle, &client.ip().to_string(), &f.login, &f.password).await?;
-        Ok((None, Some(id)))
+        let id = accounts::login_staff(
+            &state.pool,
+            &state.login_throttle,
+            &state.hasher,
+            &state.seal,
+            accounts::Client { ip: &ip },
+            &f.login,
+            &f.password,
+            &f.code,
+        )
+        .await?;
+        let mut c = state.pool.acquire().await?;
+        let role = store::staff(&mut c, id).await?.role;
+        let redirect = if role == "operator" { "/admin/stations" } else { "/admin/registrations" };
+        Ok(LoggedIn { user_id: None, staff_id: Some(id), redirect })
     };
-    let target = LoginTarget { cookie: STAFF_COOKIE, same_site: "Strict", redirect: "/admin/stations" };
+    let target = LoginTarget { cookie: STAFF_COOKIE, same_site: "Strict" };
     login_flow(&state, &headers, &f.csrf, check, target, |t, msg| login_html(t, Some(msg))).await
 }
 

@@ -1,9 +1,13 @@
 //! Routing only: every handler parses, authorises and calls a domain function.
 
+pub mod account;
 pub mod admin;
+pub mod admin_accounts;
 pub mod pages;
 pub mod portal;
+pub mod register;
 pub mod station_api;
+pub mod student;
 pub mod web;
 
 use crate::AppState;
@@ -15,6 +19,12 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 pub fn router(state: AppState) -> Router {
+    // HSTS means something only over https; sent on every response of an https origin
+    let hsts = if state.secure_cookies {
+        HeaderValue::from_static("max-age=31536000; includeSubDomains")
+    } else {
+        HeaderValue::from_static("max-age=0")
+    };
     let station_api = Router::new()
         .route("/enroll", post(station_api::enroll))
         .route("/heartbeat", post(station_api::heartbeat))
@@ -27,6 +37,36 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(portal::home))
         .route("/login", get(portal::login_page).post(portal::login))
         .route("/logout", post(portal::logout))
+        .route("/register", get(register::email_form).post(register::request_link))
+        .route("/register/open", get(register::open_page).post(register::open))
+        .route(
+            "/register/form",
+            get(register::form)
+                .post(register::save_form)
+                // two ID images at the upload limit and the text fields
+                .layer(axum::extract::DefaultBodyLimit::max(state.config.accounts.upload_max_bytes * 4 + 64 * 1024)),
+        )
+        .route("/register/confirm", get(register::confirm))
+        .route("/register/apply", post(register::apply))
+        .route("/password/setup", get(account::setup_page).post(account::setup))
+        .route("/password/forgot", get(account::forgot_page).post(account::forgot))
+        .route("/password/reset", get(account::reset_page).post(account::reset))
+        .route("/account", get(account::menu))
+        .route("/account/personal", get(account::personal_page).post(account::personal))
+        .route("/account/email", get(account::email_change_page).post(account::email_change))
+        .route("/account/email/confirm", get(account::email_confirm_page).post(account::email_confirm))
+        .route("/account/password", get(account::password_change_page).post(account::password_change))
+        .route("/account/second-password", get(account::second_change_page).post(account::second_change))
+        .route("/account/student-ids", post(account::add_student_id))
+        .route("/student/login", get(student::login_page).post(student::login))
+        .route("/student/email", get(student::email_page).post(student::email))
+        .route("/student/email/confirm", get(student::confirm_page).post(student::confirm))
+        .route("/student/second-password/forgot", get(student::forgot_page).post(student::forgot))
+        .route("/student/second-password/reset", get(student::reset_page).post(student::reset))
+        .route("/static/portal.js", get(|| async {
+            ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+             include_str!("../../static/portal.js"))
+        }))
         .route("/portal", get(portal::menu))
         .route("/orders/new", get(portal::new_order))
         .route("/orders", post(portal::place_order))
@@ -39,6 +79,18 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/stations/{id}/revoke", post(admin::revoke_station))
         .route("/admin/orders", get(admin::orders))
         .route("/admin/outbox", get(admin::outbox))
+        .route("/admin/registrations", get(admin_accounts::registrations))
+        .route("/admin/registrations/{id}", get(admin_accounts::registration))
+        .route("/admin/registrations/{id}/images/{image_id}", get(admin_accounts::registration_image))
+        .route("/admin/registrations/{id}/decide", post(admin_accounts::decide))
+        .route("/admin/staff", get(admin_accounts::staff_list).post(admin_accounts::create_staff))
+        .route("/admin/staff/{id}/totp", post(admin_accounts::reset_factor))
+        .route("/admin/staff/{id}/disable", post(admin_accounts::disable_staff))
+        .route("/admin/audit", get(admin_accounts::audit_log))
+        .route(
+            "/admin/roster",
+            get(admin_accounts::roster).post(admin_accounts::import_roster).layer(axum::extract::DefaultBodyLimit::max(20 * 1024 * 1024)),
+        )
         .route("/api/stations/{id}/health", get(station_api::health))
         .route("/healthz", get(|| async { "ok" }))
         .nest(API_PREFIX, station_api)
@@ -53,9 +105,12 @@ pub fn router(state: AppState) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
-            // pages carry their own <style>; no page runs a script
-            HeaderValue::from_static("default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'none'; frame-ancestors 'none'; form-action 'self'"),
+            // pages carry their own <style>; the one script is ours; image previews are blob: URLs
+            HeaderValue::from_static(
+                "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self'; img-src 'self' blob:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'",
+            ),
         ))
+        .layer(SetResponseHeaderLayer::if_not_present(header::STRICT_TRANSPORT_SECURITY, hsts))
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             let path = req
@@ -65,5 +120,6 @@ pub fn router(state: AppState) -> Router {
                 .unwrap_or_else(|| req.uri().path().to_owned());
             tracing::info_span!("http", method = %req.method(), path)
         }))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), web::same_origin))
         .with_state(state)
 }

@@ -15,6 +15,22 @@ fn env() -> &'static Environment<'static> {
             ("order_new.html", include_str!("../../templates/order_new.html")),
             ("order.html", include_str!("../../templates/order.html")),
             ("error.html", include_str!("../../templates/error.html")),
+            ("macros.html", include_str!("../../templates/macros.html")),
+            ("message.html", include_str!("../../templates/message.html")),
+            ("register_email.html", include_str!("../../templates/register_email.html")),
+            ("register_terms.html", include_str!("../../templates/register_terms.html")),
+            ("register_form.html", include_str!("../../templates/register_form.html")),
+            ("register_confirm.html", include_str!("../../templates/register_confirm.html")),
+            ("password_form.html", include_str!("../../templates/password_form.html")),
+            ("account.html", include_str!("../../templates/account.html")),
+            ("account_personal.html", include_str!("../../templates/account_personal.html")),
+            ("student_login.html", include_str!("../../templates/student_login.html")),
+            ("email_form.html", include_str!("../../templates/email_form.html")),
+            ("admin_registrations.html", include_str!("../../templates/admin_registrations.html")),
+            ("admin_registration.html", include_str!("../../templates/admin_registration.html")),
+            ("admin_staff.html", include_str!("../../templates/admin_staff.html")),
+            ("admin_audit.html", include_str!("../../templates/admin_audit.html")),
+            ("admin_roster.html", include_str!("../../templates/admin_roster.html")),
             ("admin_base.html", include_str!("../../templates/admin_base.html")),
             ("admin_login.html", include_str!("../../templates/admin_login.html")),
             ("admin_stations.html", include_str!("../../templates/admin_stations.html")),
@@ -44,6 +60,17 @@ pub fn error_page(message: &str) -> String {
     render(
         "error.html",
         minijinja::context! { error => message },
+    )
+}
+
+/// A page that says one thing: a title and paragraphs, both languages, and
+/// perhaps a button onward.
+pub fn message_page(title: (&str, &str), paragraphs: &[(&str, &str)], link: Option<(&str, &str)>) -> String {
+    render(
+        "message.html",
+        minijinja::context! { title_ja => title.0, title_en => title.1,
+                              paragraphs => paragraphs.iter().map(|(a, b)| [a, b]).collect::<Vec<_>>(),
+                              link => link.map(|(a, b)| [a, b]) },
     )
 }
 

@@ -1,7 +1,7 @@
 //! The graduates' and students' portal pages.
 
 use super::pages::{order_status, render};
-use super::web::{check_csrf, login_flow, set_cookie, Csrf, CsrfForm, CurrentUser, LoginTarget, USER_COOKIE};
+use super::web::{check_csrf, login_flow, set_cookie, Csrf, CsrfForm, CurrentUser, LoggedIn, LoginTarget, USER_COOKIE};
 use crate::error::{AppError, AppResult};
 use crate::orders::{self, LineRequest, OrderRequest};
 use crate::{accounts, messages, store, time, AppState};
@@ -53,12 +53,24 @@ pub async fn login(
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
+    let ip = client.ip().to_string();
     let check = async {
-        let id = accounts::login_user(&state.pool, &state.login_throttle, &client.ip().to_string(), &f.email, &f.password, &f.second_password)
-            .await?;
-        Ok((Some(id), None))
+        let login = accounts::login_user(
+            &state.pool,
+            &state.login_throttle,
+            &state.hasher,
+            accounts::Client { ip: &ip },
+            &f.email,
+            &f.password,
+            &f.second_password,
+        )
+        .await?;
+        Ok(match login {
+            accounts::PortalLogin::Ok(id) => LoggedIn { user_id: Some(id), staff_id: None, redirect: "/portal" },
+            accounts::PortalLogin::MustSetPassword(id) => LoggedIn { user_id: Some(id), staff_id: None, redirect: "/password/setup" },
+        })
     };
-    let target = LoginTarget { cookie: USER_COOKIE, same_site: "Lax", redirect: "/portal" };
+    let target = LoginTarget { cookie: USER_COOKIE, same_site: "Lax" };
     login_flow(&state, &headers, &f.csrf, check, target, |t, msg| login_html(t, &f.email, Some(msg))).await
 }
 
@@ -75,7 +87,18 @@ fn number_text(n: &Option<String>) -> String {
     n.as_deref().and_then(|n| PrintNumber::parse(n).ok()).map(|n| n.grouped()).unwrap_or_default()
 }
 
-pub async fn menu(State(state): State<AppState>, headers: HeaderMap, user: CurrentUser) -> AppResult<Response> {
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct MenuQuery {
+    notice: String,
+}
+
+pub async fn menu(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    user: CurrentUser,
+    axum::extract::Query(q): axum::extract::Query<MenuQuery>,
+) -> AppResult<Response> {
     let csrf = Csrf::get(&state, &headers);
     let mut c = state.pool.acquire().await?;
     let records = store::student_records(&mut c, user.user.id).await?;
@@ -92,7 +115,12 @@ pub async fn menu(State(state): State<AppState>, headers: HeaderMap, user: Curre
     let name = records.first().map(|r| r.name_kanji.clone()).unwrap_or_default();
     let page = Html(render(
         "portal.html",
-        context! { csrf => &csrf.token, name, email => &user.user.email, orders => rows },
+        context! { csrf => &csrf.token, name, email => &user.user.email, orders => rows,
+                   student => user.user.kind == "student",
+                   notice => match q.notice.as_str() {
+                       "registered" => Some("登録が完了しました。 / You are registered."),
+                       other => super::account::notice_text(other),
+                   } },
     ));
     Ok(csrf.respond(page))
 }

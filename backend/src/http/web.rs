@@ -103,12 +103,17 @@ impl FromRequestParts<AppState> for CurrentUser {
         let Some(token) = cookie(&parts.headers, &cookie_name(state, USER_COOKIE)) else {
             return Err(LoginRedirect("/login").into_response());
         };
-        let session = accounts::session(&state.pool, &token).await.map_err(IntoResponse::into_response)?;
+        let session = accounts::session(&state.pool, &state.sessions, &token).await.map_err(IntoResponse::into_response)?;
         let Some(user_id) = session.and_then(|s| s.user_id) else {
             return Err(LoginRedirect("/login").into_response());
         };
         let mut c = state.pool.acquire().await.map_err(|e| AppError::from(e).into_response())?;
         let user = store::user(&mut c, user_id).await.map_err(|e| AppError::from(e).into_response())?;
+        // G-5: with the initial password, "password setting" is the only page
+        let path = parts.uri.path();
+        if user.must_set_password && path != "/password/setup" && path != "/logout" {
+            return Err(LoginRedirect("/password/setup").into_response());
+        }
         Ok(CurrentUser { user, token })
     }
 }
@@ -135,12 +140,15 @@ impl FromRequestParts<AppState> for CurrentStaff {
         let Some(token) = cookie(&parts.headers, &cookie_name(state, STAFF_COOKIE)) else {
             return Err(LoginRedirect("/admin/login").into_response());
         };
-        let session = accounts::session(&state.pool, &token).await.map_err(IntoResponse::into_response)?;
+        let session = accounts::session(&state.pool, &state.sessions, &token).await.map_err(IntoResponse::into_response)?;
         let Some(staff_id) = session.and_then(|s| s.staff_id) else {
             return Err(LoginRedirect("/admin/login").into_response());
         };
         let mut c = state.pool.acquire().await.map_err(|e| AppError::from(e).into_response())?;
         let staff = store::staff(&mut c, staff_id).await.map_err(|e| AppError::from(e).into_response())?;
+        if !staff.active {
+            return Err(LoginRedirect("/admin/login").into_response());
+        }
         Ok(CurrentStaff { staff, token })
     }
 }
@@ -156,6 +164,12 @@ pub struct CsrfForm {
 pub struct LoginTarget {
     pub cookie: &'static str,
     pub same_site: &'static str,
+}
+
+/// Who logged in, and the page they go to.
+pub struct LoggedIn {
+    pub user_id: Option<i64>,
+    pub staff_id: Option<i64>,
     pub redirect: &'static str,
 }
 
@@ -166,7 +180,7 @@ pub async fn login_flow(
     state: &AppState,
     headers: &HeaderMap,
     form_csrf: &str,
-    check: impl std::future::Future<Output = Result<(Option<i64>, Option<i64>), AppError>>,
+    check: impl std::future::Future<Output = Result<LoggedIn, AppError>>,
     target: LoginTarget,
     form: impl Fn(&str, &str) -> Html<String>,
 ) -> Response {
@@ -175,18 +189,58 @@ pub async fn login_flow(
     if let Err(AppError::Page(msg)) = check_csrf(state, headers, form_csrf) {
         return (StatusCode::BAD_REQUEST, csrf.respond(form(&token, &msg))).into_response();
     }
-    let (user_id, staff_id) = match check.await {
-        Ok(ids) => ids,
+    let ok = match check.await {
+        Ok(ok) => ok,
         Err(AppError::Page(msg)) => return (StatusCode::UNAUTHORIZED, csrf.respond(form(&token, &msg))).into_response(),
+        Err(AppError::Throttled(msg)) => return (StatusCode::TOO_MANY_REQUESTS, csrf.respond(form(&token, &msg))).into_response(),
         Err(e) => return e.into_response(),
     };
-    match accounts::start_session(&state.pool, user_id, staff_id).await {
+    // a session cookie left from before is dropped with its session: a new id at every login
+    if let Some(old) = cookie(headers, &cookie_name(state, target.cookie)) {
+        let _ = accounts::end_session(&state.pool, &old).await;
+    }
+    match accounts::start_session(&state.pool, &state.sessions, ok.user_id, ok.staff_id).await {
         Ok(session) => {
-            let mut r = Redirect::to(target.redirect).into_response();
+            let mut r = Redirect::to(ok.redirect).into_response();
             r.headers_mut()
-                .append(SET_COOKIE, set_cookie(state, target.cookie, &session, accounts::SESSION_TTL_S, target.same_site));
+                .append(SET_COOKIE, set_cookie(state, target.cookie, &session, state.sessions.absolute_s, target.same_site));
             r
         }
         Err(e) => e.into_response(),
     }
 }
+
+/// Refuses a state-changing request whose `Origin` is another site's. (A
+/// request without Origin, as from old browsers, still needs its CSRF token.)
+pub async fn same_origin(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if req.method() != axum::http::Method::GET && req.method() != axum::http::Method::HEAD {
+        if let Some(origin) = req.headers().get(axum::http::header::ORIGIN).and_then(|v| v.to_str().ok()) {
+            let ours = state.config.http.public_url.trim_end_matches('/');
+            if origin != ours {
+                tracing::warn!(origin, "cross-site POST refused");
+                return AppError::CrossSite.into_response();
+            }
+        }
+    }
+    next.run(req).await
+}
+
+/// The client's address for throttling and the audit log.
+pub fn client_ip(addr: &std::net::SocketAddr) -> String {
+    addr.ip().to_string()
+}
+
+/// A page response with `Referrer-Policy: no-referrer` (pages reached by a
+/// one-time link: the token must not leak to anything the page loads).
+pub fn no_referrer(r: impl IntoResponse) -> Response {
+    let mut r = r.into_response();
+    r.headers_mut().insert(axum::http::header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    r
+}
+
+/// The draft key of a registration form being filled in (cookie).
+pub const DRAFT_COOKIE: &str = "shomei_reg";

@@ -1,0 +1,470 @@
+//! What a user changes about their own account: first password setting (G-5),
+//! password and second-password changes (G-10), forgotten password (G-11),
+//! e-mail change (G-8), personal data (G-7), and the enrolled students'
+//! e-mail registration and second password (S-2, S-3). Every change that
+//! touches a password ends the account's other sessions.
+
+use crate::accounts::{self, Client};
+use crate::directory::DirectoryEntry;
+use crate::error::{AppError, AppResult};
+use crate::mail::{self, Recipient};
+use crate::password_policy::{PasswordPolicy, Rule};
+use crate::passwords::Hasher;
+use crate::registration::{FieldErrors, Personal};
+use crate::sealed::SealKey;
+use crate::store;
+use crate::time;
+use sqlx::SqlitePool;
+
+/// New passwords as typed in a form: (new, confirmation) per kind.
+#[derive(Default)]
+pub struct NewPasswords<'a> {
+    pub password: Option<(&'a str, &'a str)>,
+    pub second: Option<(&'a str, &'a str)>,
+}
+
+fn put_rules(errors: &mut FieldErrors, field: &str, confirm_field: &str, rules: Vec<Rule>) {
+    let (mismatch, rest): (Vec<_>, Vec<_>) = rules.into_iter().partition(|r| matches!(r, Rule::Mismatch));
+    if !rest.is_empty() {
+        errors.insert(field.into(), rest.iter().map(Rule::message).collect::<Vec<_>>().join(" "));
+    }
+    if let Some(m) = mismatch.first() {
+        errors.insert(confirm_field.into(), m.message());
+    }
+}
+
+/// The policy's rules for each new password, and that password and second
+/// password differ. (Comparisons with stored hashes come after: they cost a hash.)
+pub fn check_new(policy: &PasswordPolicy, n: &NewPasswords<'_>, other_plain: &[(&str, Rule)]) -> FieldErrors {
+    let mut errors = FieldErrors::new();
+    if let Some((pw, confirm)) = n.password {
+        let mut forbidden: Vec<(&str, Rule)> = other_plain.to_vec();
+        if let Some((second, _)) = n.second {
+            forbidden.push((second, Rule::SameAsOtherPassword));
+        }
+        put_rules(&mut errors, "password", "password_confirm", policy.check_new(pw, confirm, &forbidden));
+    }
+    if let Some((second, confirm)) = n.second {
+        let mut forbidden: Vec<(&str, Rule)> = other_plain.to_vec();
+        if let Some((pw, _)) = n.password {
+            forbidden.push((pw, Rule::SameAsOtherPassword));
+        }
+        put_rules(&mut errors, "second_password", "second_password_confirm", policy.check_new(second, confirm, &forbidden));
+    }
+    errors
+}
+
+fn wrong_current(field: &str, ja: &str, en: &str) -> FieldErrors {
+    let mut e = FieldErrors::new();
+    e.insert(field.into(), format!("{ja}が正しくありません。 / The {en} is not correct."));
+    e
+}
+
+/// The result of a form: done, or what to show next to which field.
+pub type FormResult<T> = Result<T, Form>;
+
+pub enum Form {
+    Fields(FieldErrors),
+    Error(AppError),
+}
+
+impl From<AppError> for Form {
+    fn from(e: AppError) -> Self {
+        Form::Error(e)
+    }
+}
+
+impl From<sqlx::Error> for Form {
+    fn from(e: sqlx::Error) -> Self {
+        Form::Error(e.into())
+    }
+}
+
+fn recipient(u: &store::User, name: &(String, String)) -> (String, String, String) {
+    (name.0.clone(), name.1.clone(), u.language.clone())
+}
+
+async fn names(c: &mut store::Conn, user_id: i64) -> AppResult<(String, String)> {
+    Ok(store::student_records(c, user_id).await?.first().map(|r| (r.name_kanji.clone(), r.name_roman.clone())).unwrap_or_default())
+}
+
+/// G-5: first login; new password and second password replace the initial one.
+pub async fn set_first_passwords(
+    pool: &SqlitePool,
+    hasher: &Hasher,
+    policy: &PasswordPolicy,
+    user: &store::User,
+    client: Client<'_>,
+    n: &NewPasswords<'_>,
+) -> FormResult<()> {
+    let (Some((pw, _)), Some((second, _))) = (n.password, n.second) else { return Err(Form::Error(AppError::PageNotFound)) };
+    let errors = check_new(policy, n, &[]);
+    if !errors.is_empty() {
+        return Err(Form::Fields(errors));
+    }
+    let same = hasher.verify_all(vec![(pw.to_string(), Some(user.password_hash.clone())), (second.to_string(), Some(user.password_hash.clone()))]).await?;
+    let mut errors = FieldErrors::new();
+    if same[0].ok {
+        errors.insert("password".into(), Rule::SameAsOld.message());
+    }
+    if same[1].ok {
+        errors.insert("second_password".into(), Rule::SameAsOld.message());
+    }
+    if !errors.is_empty() {
+        return Err(Form::Fields(errors));
+    }
+    let (h1, h2) = (hasher.hash(pw).await?, hasher.hash(second).await?);
+    let mut tx = store::begin_write(pool).await?;
+    store::set_passwords(&mut tx, user.id, &h1, &h2).await?;
+    store::delete_user_sessions(&mut tx, user.id).await?;
+    accounts::audit(&mut tx, &format!("user:{}", user.id), "password.first_set", "", client).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// G-10: password change (current + new twice), or second-password change.
+pub async fn change(
+    pool: &SqlitePool,
+    hasher: &Hasher,
+    policy: &PasswordPolicy,
+    user: &store::User,
+    client: Client<'_>,
+    second_password: bool,
+    current: &str,
+    new: (&str, &str),
+) -> FormResult<()> {
+    let n = if second_password { NewPasswords { second: Some(new), ..Default::default() } } else { NewPasswords { password: Some(new), ..Default::default() } };
+    let (field, current_field) = if second_password { ("second_password", "current_second_password") } else { ("password", "current_password") };
+    let (this_hash, other_hash) = if second_password {
+        (user.second_password_hash.clone(), Some(user.password_hash.clone()))
+    } else {
+        (Some(user.password_hash.clone()), user.second_password_hash.clone())
+    };
+    let errors = check_new(policy, &n, &[(current, Rule::SameAsOld)]);
+    if !errors.is_empty() {
+        return Err(Form::Fields(errors));
+    }
+    let checked = hasher.verify_all(vec![(current.to_string(), this_hash), (new.0.to_string(), other_hash)]).await?;
+    if !checked[0].ok {
+        return Err(Form::Fields(if second_password {
+            wrong_current(current_field, "現在の第2パスワード", "current second password")
+        } else {
+            wrong_current(current_field, "現在のパスワード", "current password")
+        }));
+    }
+    if checked[1].ok {
+        let mut e = FieldErrors::new();
+        e.insert(field.into(), Rule::SameAsOtherPassword.message());
+        return Err(Form::Fields(e));
+    }
+    let h = hasher.hash(new.0).await?;
+    let mut tx = store::begin_write(pool).await?;
+    if second_password {
+        store::set_second_password_hash(&mut tx, user.id, &h).await?;
+    } else {
+        store::set_password_hash(&mut tx, user.id, &h).await?;
+    }
+    store::delete_user_sessions(&mut tx, user.id).await?;
+    let nm = names(&mut tx, user.id).await?;
+    let (ja, en, lang) = recipient(user, &nm);
+    mail::password_changed_notice(&Recipient { name_ja: &ja, name_en: &en, language: &lang }).enqueue(&mut tx, &user.email).await?;
+    let action = if second_password { "second_password.change" } else { "password.change" };
+    accounts::audit(&mut tx, &format!("user:{}", user.id), action, "", client).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// G-11 / S-3: mails a reset link if the account exists; says nothing either way.
+pub async fn request_reset(pool: &SqlitePool, public_url: &str, ttl_s: i64, user: Option<store::User>, second_only: bool) -> AppResult<()> {
+    let Some(u) = user.filter(|u| u.status == "active") else { return Ok(()) };
+    let mut tx = store::begin_write(pool).await?;
+    let purpose = if second_only { "second_password_reset" } else { "password_reset" };
+    let (token, until) = accounts::issue_token(&mut tx, purpose, &u.email, Some(u.id), "", ttl_s).await?;
+    let path = if second_only { "/student/second-password/reset" } else { "/password/reset" };
+    let nm = names(&mut tx, u.id).await?;
+    let (ja, en, lang) = recipient(&u, &nm);
+    mail::reset_link(&Recipient { name_ja: &ja, name_en: &en, language: &lang }, second_only, &format!("{public_url}{path}?t={token}"), &time::jst_text(until))
+        .enqueue(&mut tx, &u.email)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// G-11: a reset link sets a new password and second password (not the old password).
+pub async fn reset(
+    pool: &SqlitePool,
+    hasher: &Hasher,
+    policy: &PasswordPolicy,
+    client: Client<'_>,
+    token: &str,
+    n: &NewPasswords<'_>,
+) -> FormResult<()> {
+    let mut c = pool.acquire().await?;
+    let t = accounts::peek_token(&mut c, "password_reset", token).await?;
+    let user = store::user(&mut c, t.user_id.unwrap_or(0)).await?;
+    drop(c);
+    let errors = check_new(policy, n, &[]);
+    if !errors.is_empty() {
+        return Err(Form::Fields(errors));
+    }
+    let (Some((pw, _)), Some((second, _))) = (n.password, n.second) else { return Err(Form::Error(AppError::PageNotFound)) };
+    let old = hasher.verify_all(vec![(pw.to_string(), Some(user.password_hash.clone()))]).await?;
+    if old[0].ok {
+        let mut e = FieldErrors::new();
+        e.insert("password".into(), Rule::SameAsOld.message());
+        return Err(Form::Fields(e));
+    }
+    let (h1, h2) = (hasher.hash(pw).await?, hasher.hash(second).await?);
+    let mut tx = store::begin_write(pool).await?;
+    // used here, in the same transaction as the change: of two tabs one wins
+    accounts::consume_token(&mut tx, "password_reset", token).await?;
+    store::set_passwords(&mut tx, user.id, &h1, &h2).await?;
+    store::delete_user_sessions(&mut tx, user.id).await?;
+    let nm = names(&mut tx, user.id).await?;
+    let (ja, en, lang) = recipient(&user, &nm);
+    mail::password_changed_notice(&Recipient { name_ja: &ja, name_en: &en, language: &lang }).enqueue(&mut tx, &user.email).await?;
+    accounts::audit(&mut tx, &format!("user:{}", user.id), "password.reset", "", client).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// G-8 / S-3: re-authenticated, mails a link to the NEW address.
+pub async fn request_email_change(
+    pool: &SqlitePool,
+    hasher: &Hasher,
+    public_url: &str,
+    ttl_s: i64,
+    user: &store::User,
+    current_password: Option<&str>,
+    new_email: &str,
+) -> FormResult<()> {
+    if let Some(pw) = current_password {
+        let ok = hasher.verify_all(vec![(pw.to_string(), Some(user.password_hash.clone()))]).await?;
+        if !ok[0].ok {
+            return Err(Form::Fields(wrong_current("current_password", "現在のパスワード", "current password")));
+        }
+    }
+    let new_email = new_email.trim().to_lowercase();
+    if new_email == user.email {
+        let mut e = FieldErrors::new();
+        e.insert("email".into(), "現在と同じメールアドレスです。 / This is your current address.".into());
+        return Err(Form::Fields(e));
+    }
+    let mut tx = store::begin_write(pool).await?;
+    let nm = names(&mut tx, user.id).await?;
+    let (ja, en, lang) = recipient(user, &nm);
+    let r = Recipient { name_ja: &ja, name_en: &en, language: &lang };
+    if store::user_by_email(&mut tx, &new_email).await?.is_some() {
+        // taken: the new address's owner hears of it; the page says the same as always
+        mail::already_registered(&r, &format!("{public_url}/login"), &format!("{public_url}/password/forgot")).enqueue(&mut tx, &new_email).await?;
+    } else {
+        let (token, until) = accounts::issue_token(&mut tx, "email_change", &new_email, Some(user.id), &new_email, ttl_s).await?;
+        mail::email_change_link(&r, &format!("{public_url}/account/email/confirm?t={token}"), &time::jst_text(until))
+            .enqueue(&mut tx, &new_email)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// G-8: the link from the new address's mailbox makes the change; the old address hears of it.
+pub async fn confirm_email_change(pool: &SqlitePool, client: Client<'_>, token: &str) -> AppResult<String> {
+    let mut tx = store::begin_write(pool).await?;
+    let t = accounts::consume_token(&mut tx, "email_change", token).await?;
+    let user = store::user(&mut tx, t.user_id.unwrap_or(0)).await?;
+    if store::user_by_email(&mut tx, &t.subject).await?.is_some() {
+        return Err(AppError::Page(crate::messages::LINK_INVALID.into()));
+    }
+    store::set_user_email(&mut tx, user.id, &t.subject).await?;
+    let nm = names(&mut tx, user.id).await?;
+    let (ja, en, lang) = recipient(&user, &nm);
+    mail::email_changed_notice(&Recipient { name_ja: &ja, name_en: &en, language: &lang }, &accounts::mask_email(&t.subject))
+        .enqueue(&mut tx, &user.email)
+        .await?;
+    accounts::audit(&mut tx, &format!("user:{}", user.id), "email.change", "", client).await?;
+    tx.commit().await?;
+    Ok(t.subject)
+}
+
+/// G-7: personal data (address, phones, workplace), checked like the registration form.
+pub fn check_personal(p: &Personal) -> FieldErrors {
+    let form = crate::registration::ApplicationForm {
+        kind: "new".into(),
+        name_kanji: "x x".into(),
+        name_kana: "ア ア".into(),
+        name_roman: "x x".into(),
+        university_id: "1".into(),
+        faculty_id: "1".into(),
+        department_id: "1".into(),
+        leaving_type: "graduated".into(),
+        id_document_type: "passport".into(),
+        personal: Personal { birth_date: "2000-01-01".into(), ..p.clone() },
+        ..Default::default()
+    };
+    let one = store::Named { id: 1, parent_id: 1, code: String::new(), name_ja: String::new(), name_en: String::new() };
+    let today = chrono::Utc::now().date_naive();
+    crate::registration::validate(&form, std::slice::from_ref(&one), std::slice::from_ref(&one), false, today)
+}
+
+pub async fn save_personal(pool: &SqlitePool, seal: &SealKey, user: &store::User, client: Client<'_>, p: &Personal) -> AppResult<()> {
+    let mut tx = store::begin_write(pool).await?;
+    let uid = user.id;
+    let sealed = p.seal(seal, &crate::registration::user_aad(uid))?;
+    store::set_user_personal(&mut tx, uid, &sealed).await?;
+    accounts::audit(&mut tx, &format!("user:{uid}"), "personal.change", "", client).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// G-6: mails the link to the form for a further enrolment.
+pub async fn request_add_student_id(pool: &SqlitePool, public_url: &str, ttl_s: i64, user: &store::User) -> AppResult<()> {
+    let mut tx = store::begin_write(pool).await?;
+    let (token, until) = accounts::issue_token(&mut tx, "add_student_id", &user.email, Some(user.id), "", ttl_s).await?;
+    let nm = names(&mut tx, user.id).await?;
+    let (ja, en, lang) = recipient(user, &nm);
+    mail::add_student_id_link(
+        &Recipient { name_ja: &ja, name_en: &en, language: &lang },
+        &format!("{public_url}/register/open?purpose=add_student_id&t={token}"),
+        &time::jst_text(until),
+    )
+    .enqueue(&mut tx, &user.email)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- enrolled students (S-2, S-3)
+
+/// S-2: after the first login, a short-lived key lets the browser register an address.
+pub async fn start_student_onboarding(pool: &SqlitePool, entry: &DirectoryEntry) -> AppResult<String> {
+    let mut tx = store::begin_write(pool).await?;
+    let (token, _) = accounts::issue_token(&mut tx, "student_onboard", "", None, &entry.user_id, 30 * 60).await?;
+    tx.commit().await?;
+    Ok(token)
+}
+
+/// S-2: the e-mail address typed twice gets the one-time URL.
+pub async fn request_student_email(pool: &SqlitePool, public_url: &str, ttl_s: i64, onboarding: &str, email: &str) -> AppResult<()> {
+    let email = email.trim().to_lowercase();
+    let mut tx = store::begin_write(pool).await?;
+    let t = accounts::peek_token(&mut tx, "student_onboard", onboarding).await?;
+    if store::user_by_email(&mut tx, &email).await?.is_some() {
+        mail::already_registered(&mail::APPLICANT, &format!("{public_url}/student/login"), &format!("{public_url}/student/second-password/forgot"))
+            .enqueue(&mut tx, &email)
+            .await?;
+    } else {
+        let (token, until) = accounts::issue_token(&mut tx, "student_email", &email, None, &t.subject, ttl_s).await?;
+        mail::student_email_link(&mail::APPLICANT, &format!("{public_url}/student/email/confirm?t={token}"), &time::jst_text(until))
+            .enqueue(&mut tx, &email)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// S-2: the link sets the service-only second password (not the university
+/// password) and creates the account with the directory's data. Returns the user id.
+pub async fn finish_student_registration(
+    pool: &SqlitePool,
+    hasher: &Hasher,
+    directory: &dyn crate::directory::Directory,
+    policy: &PasswordPolicy,
+    client: Client<'_>,
+    token: &str,
+    university_password: &str,
+    second: (&str, &str),
+) -> FormResult<i64> {
+    let mut c = pool.acquire().await?;
+    let t = accounts::peek_token(&mut c, "student_email", token).await?;
+    drop(c);
+    let mut errors = check_new(policy, &NewPasswords { second: Some(second), ..Default::default() }, &[(university_password, Rule::SameAsUniversityPassword)]);
+    let entry = directory.verify(&t.subject, university_password).await.map_err(|_| AppError::Page(crate::messages::DIRECTORY_UNAVAILABLE.into()))?;
+    let Some(entry) = entry else {
+        errors.insert("university_password".into(), "大学のパスワードが正しくありません。 / The university password is not correct.".into());
+        return Err(Form::Fields(errors));
+    };
+    if !errors.is_empty() {
+        return Err(Form::Fields(errors));
+    }
+    let h = hasher.hash(second.0).await?;
+    let mut tx = store::begin_write(pool).await?;
+    let t = accounts::consume_token(&mut tx, "student_email", token).await?;
+    if store::user_by_email(&mut tx, &t.email).await?.is_some() || store::user_by_directory_uid(&mut tx, &entry.user_id).await?.is_some() {
+        return Err(Form::Error(AppError::Page(crate::messages::LINK_INVALID.into())));
+    }
+    let uid = store::insert_user(
+        &mut tx,
+        &store::NewUser {
+            email: &t.email,
+            kind: "student",
+            // the university's directory checks the password; nothing here matches it
+            password_hash: "!directory",
+            second_password_hash: Some(&h),
+            must_set_password: false,
+            initial_password_expires_at: None,
+            directory_uid: Some(&entry.user_id),
+            personal_sealed: None,
+            language: "ja",
+            now: time::now(),
+        },
+    )
+    .await?;
+    if let Some((university_id, faculty_id, department_id)) = store::department_by_codes(&mut tx, &entry.faculty_code, &entry.department_code).await? {
+        store::insert_student_record(
+            &mut tx,
+            &store::NewStudentRecord {
+                user_id: uid,
+                university_id,
+                faculty_id,
+                department_id,
+                student_no: &entry.student_no,
+                name_kanji: &entry.name_kanji,
+                name_kana: &entry.name_kana,
+                name_roman: &entry.name_roman,
+                birth_date: "",
+                leaving_type: "enrolled",
+                graduation_date: None,
+            },
+        )
+        .await?;
+    } else {
+        tracing::warn!(faculty = %entry.faculty_code, department = %entry.department_code, "student's faculty/department codes are not in the catalogue");
+    }
+    accounts::audit(&mut tx, &format!("user:{uid}"), "student.registered", "", client).await?;
+    tx.commit().await?;
+    Ok(uid)
+}
+
+/// S-3: forgotten second password: the link, the university password, a new second password.
+pub async fn reset_student_second(
+    pool: &SqlitePool,
+    hasher: &Hasher,
+    directory: &dyn crate::directory::Directory,
+    policy: &PasswordPolicy,
+    client: Client<'_>,
+    token: &str,
+    university_password: &str,
+    second: (&str, &str),
+) -> FormResult<()> {
+    let mut c = pool.acquire().await?;
+    let t = accounts::peek_token(&mut c, "second_password_reset", token).await?;
+    let user = store::user(&mut c, t.user_id.unwrap_or(0)).await?;
+    drop(c);
+    let mut errors = check_new(policy, &NewPasswords { second: Some(second), ..Default::default() }, &[(university_password, Rule::SameAsUniversityPassword)]);
+    let uid = user.directory_uid.clone().unwrap_or_default();
+    let entry = directory.verify(&uid, university_password).await.map_err(|_| AppError::Page(crate::messages::DIRECTORY_UNAVAILABLE.into()))?;
+    if entry.is_none() {
+        errors.insert("university_password".into(), "大学のパスワードが正しくありません。 / The university password is not correct.".into());
+    }
+    if !errors.is_empty() {
+        return Err(Form::Fields(errors));
+    }
+    let h = hasher.hash(second.0).await?;
+    let mut tx = store::begin_write(pool).await?;
+    accounts::consume_token(&mut tx, "second_password_reset", token).await?;
+    store::set_second_password_hash(&mut tx, user.id, &h).await?;
+    store::delete_user_sessions(&mut tx, user.id).await?;
+    accounts::audit(&mut tx, &format!("user:{}", user.id), "second_password.reset", "", client).await?;
+    tx.commit().await?;
+    Ok(())
+}

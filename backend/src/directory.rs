@@ -1,0 +1,427 @@
+//! The university's directory, which checks enrolled students' user IDs and
+//! passwords (S-1): the roster the registrar imports (built-in default) or an
+//! LDAP server. One trait, chosen by configuration.
+
+use crate::store;
+use serde::{Deserialize, Serialize};
+use sqlx::SqlitePool;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// What the directory knows of a student.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DirectoryEntry {
+    pub user_id: String,
+    pub name_kanji: String,
+    pub name_kana: String,
+    pub name_roman: String,
+    pub student_no: String,
+    pub faculty_code: String,
+    pub department_code: String,
+    pub email: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("directory unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+pub trait Directory: Send + Sync {
+    /// Some(entry) when the user ID and password are right; None otherwise
+    /// (never says which part was wrong).
+    fn verify<'a>(&'a self, user_id: &'a str, password: &'a str) -> BoxFuture<'a, Result<Option<DirectoryEntry>, DirectoryError>>;
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DirectoryConfig {
+    /// "roster" (built-in, imported CSV) or "ldap".
+    pub kind: String,
+    pub ldap: LdapConfig,
+}
+
+impl Default for DirectoryConfig {
+    fn default() -> Self {
+        DirectoryConfig { kind: "roster".into(), ldap: LdapConfig::default() }
+    }
+}
+
+pub fn from_config(cfg: &DirectoryConfig, pool: SqlitePool) -> Arc<dyn Directory> {
+    if cfg.kind == "ldap" {
+        Arc::new(LdapDirectory::new(cfg.ldap.clone()))
+    } else {
+        Arc::new(RosterDirectory { pool })
+    }
+}
+
+/// The roster in the database; passwords are Argon2id hashes.
+pub struct RosterDirectory {
+    pool: SqlitePool,
+}
+
+impl Directory for RosterDirectory {
+    fn verify<'a>(&'a self, user_id: &'a str, password: &'a str) -> BoxFuture<'a, Result<Option<DirectoryEntry>, DirectoryError>> {
+        Box::pin(async move {
+            let unavailable = |e: sqlx::Error| DirectoryError::Unavailable(e.to_string());
+            let mut c = self.pool.acquire().await.map_err(unavailable)?;
+            let row = store::roster_entry(&mut c, user_id.trim()).await.map_err(unavailable)?;
+            drop(c);
+            let hash = row.as_ref().map(|r| r.password_hash.clone());
+            let pw = password.to_string();
+            // an unknown ID costs the same hash as a known one
+            let ok = tokio::task::spawn_blocking(move || match hash {
+                Some(h) => crate::passwords::verify(&pw, &h),
+                None => {
+                    crate::passwords::verify(&pw, crate::passwords::dummy_hash());
+                    false
+                }
+            })
+            .await
+            .map_err(|e| DirectoryError::Unavailable(e.to_string()))?;
+            Ok(row.filter(|_| ok && !password.is_empty()).map(|r| DirectoryEntry {
+                user_id: r.user_id,
+                name_kanji: r.name_kanji,
+                name_kana: r.name_kana,
+                name_roman: r.name_roman,
+                student_no: r.student_no,
+                faculty_code: r.faculty_code,
+                department_code: r.department_code,
+                email: Some(r.email).filter(|e| !e.is_empty()),
+            }))
+        })
+    }
+}
+
+// ---------------------------------------------------------------- the roster CSV
+
+/// The roster file's columns (header row required; `password` may stand in
+/// for `password_hash`: a plain initial password, hashed on import).
+pub const ROSTER_COLUMNS: [&str; 9] =
+    ["user_id", "password_hash", "name_kanji", "name_kana", "name_roman", "student_no", "faculty_code", "department_code", "email"];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RosterRow {
+    pub user_id: String,
+    pub password_hash: Option<String>,
+    pub password: Option<String>,
+    pub name_kanji: String,
+    pub name_kana: String,
+    pub name_roman: String,
+    pub student_no: String,
+    pub faculty_code: String,
+    pub department_code: String,
+    pub email: Option<String>,
+}
+
+/// One bad row: its line in the file as a person counts (header = line 1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowError {
+    pub line: usize,
+    pub column: Option<String>,
+    pub ja: String,
+    pub en: String,
+}
+
+impl std::fmt::Display for RowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.column {
+            Some(c) => write!(f, "{}行目（{c}）: {} / line {} ({c}): {}", self.line, self.ja, self.line, self.en),
+            None => write!(f, "{}行目: {} / line {}: {}", self.line, self.ja, self.line, self.en),
+        }
+    }
+}
+
+fn row_err(line: usize, column: Option<&str>, ja: &str, en: &str) -> RowError {
+    RowError { line, column: column.map(str::to_string), ja: ja.into(), en: en.into() }
+}
+
+/// Parses and checks every row; any bad row means nothing is imported, and
+/// every bad row is reported (not just the first).
+pub fn parse_roster(text: &str) -> Result<Vec<RosterRow>, Vec<RowError>> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut rd = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(text.as_bytes());
+    let headers: Vec<String> = match rd.headers() {
+        Ok(h) => h.iter().map(|s| s.trim().to_string()).collect(),
+        Err(_) => return Err(vec![row_err(1, None, "見出し行を読めません。", "the header row cannot be read")]),
+    };
+    let mut errors = Vec::new();
+    let required = ["user_id", "name_kanji", "name_kana", "name_roman", "student_no", "faculty_code", "department_code"];
+    for r in required {
+        if !headers.iter().any(|h| h == r) {
+            errors.push(row_err(1, Some(r), "必要な列がありません。", "this column is missing"));
+        }
+    }
+    let has_hash = headers.iter().any(|h| h == "password_hash");
+    let has_plain = headers.iter().any(|h| h == "password");
+    if has_hash == has_plain {
+        errors.push(row_err(1, Some("password_hash"), "password_hash か password のどちらか一方の列が必要です。", "give exactly one of password_hash or password"));
+    }
+    for h in &headers {
+        if !ROSTER_COLUMNS.contains(&h.as_str()) && h != "password" {
+            errors.push(row_err(1, Some(h), "知らない列です。", "unknown column"));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let col = |name: &str| headers.iter().position(|h| h == name);
+    let mut rows = Vec::new();
+    let mut seen = std::collections::HashMap::new();
+    for rec in rd.records() {
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
+                errors.push(row_err(line, None, "行を読めません（文字コードや引用符を確認してください）。", "the row cannot be read (check quotes and encoding)"));
+                continue;
+            }
+        };
+        let line = rec.position().map(|p| p.line() as usize).unwrap_or(0);
+        if rec.len() != headers.len() {
+            errors.push(row_err(
+                line,
+                None,
+                &format!("列の数が{}個です（見出しは{}個）。", rec.len(), headers.len()),
+                &format!("{} columns where the header has {}", rec.len(), headers.len()),
+            ));
+            continue;
+        }
+        let get = |name: &str| col(name).and_then(|i| rec.get(i)).map(|s| s.trim().to_string()).unwrap_or_default();
+        let before = errors.len();
+        for r in required {
+            if get(r).is_empty() {
+                errors.push(row_err(line, Some(r), "値がありません。", "no value"));
+            }
+        }
+        let uid = get("user_id");
+        if !uid.is_empty() && (uid.len() > 64 || uid.chars().any(|c| c.is_whitespace() || c.is_control())) {
+            errors.push(row_err(line, Some("user_id"), "空白を含まない64文字以内にしてください。", "at most 64 characters, no spaces"));
+        }
+        if let Some(first) = seen.insert(uid.clone(), line) {
+            if !uid.is_empty() {
+                errors.push(row_err(line, Some("user_id"), &format!("{first}行目と重複しています。"), &format!("the same as line {first}")));
+            }
+        }
+        let (hash, plain) = (get("password_hash"), get("password"));
+        if has_hash {
+            let ok = argon2::PasswordHash::new(&hash).is_ok_and(|h| h.algorithm.as_str() == "argon2id");
+            if !ok {
+                errors.push(row_err(line, Some("password_hash"), "Argon2id のハッシュ（$argon2id$...）ではありません。", "not an Argon2id hash ($argon2id$...)"));
+            }
+        } else if plain.chars().count() < 8 {
+            errors.push(row_err(line, Some("password"), "8文字以上の初期パスワードが必要です。", "an initial password of at least 8 characters is needed"));
+        }
+        let email = get("email");
+        if !email.is_empty() && !crate::accounts::valid_email(&email) {
+            errors.push(row_err(line, Some("email"), "メールアドレスの形式が正しくありません。", "not an e-mail address"));
+        }
+        if errors.len() > before {
+            continue;
+        }
+        rows.push(RosterRow {
+            user_id: uid,
+            password_hash: has_hash.then_some(hash),
+            password: has_plain.then_some(plain),
+            name_kanji: get("name_kanji"),
+            name_kana: get("name_kana"),
+            name_roman: get("name_roman"),
+            student_no: get("student_no"),
+            faculty_code: get("faculty_code"),
+            department_code: get("department_code"),
+            email: Some(email).filter(|e| !e.is_empty()),
+        });
+    }
+    if errors.is_empty() {
+        Ok(rows)
+    } else {
+        Err(errors)
+    }
+}
+
+// ---------------------------------------------------------------- LDAP
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LdapConfig {
+    /// `ldap://host:389` (on a trusted network or loopback; TLS is not built in yet).
+    pub url: String,
+    pub base_dn: String,
+    /// `{user}` is replaced by the escaped user ID.
+    pub user_filter: String,
+    /// A service account for the search; anonymous when empty.
+    pub bind_dn: String,
+    pub bind_password: String,
+    pub attr_name_kanji: String,
+    pub attr_name_kana: String,
+    pub attr_name_roman: String,
+    pub attr_student_no: String,
+    pub attr_faculty: String,
+    pub attr_department: String,
+    pub attr_email: String,
+    pub timeout_s: u64,
+}
+
+impl Default for LdapConfig {
+    fn default() -> Self {
+        LdapConfig {
+            url: "ldap://127.0.0.1:389".into(),
+            base_dn: "dc=campus,dc=test".into(),
+            user_filter: "(uid={user})".into(),
+            bind_dn: String::new(),
+            bind_password: String::new(),
+            attr_name_kanji: "cn".into(),
+            attr_name_kana: "displayName".into(),
+            attr_name_roman: "cn".into(),
+            attr_student_no: "employeeNumber".into(),
+            attr_faculty: "ou".into(),
+            attr_department: "departmentNumber".into(),
+            attr_email: "mail".into(),
+            timeout_s: 5,
+        }
+    }
+}
+
+/// RFC 4515 escaping of a value put into a search filter.
+pub fn escape_filter_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '*' | '(' | ')' | '\\' | '\0' => out.push_str(&format!("\\{:02x}", c as u32)),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+pub struct LdapDirectory {
+    cfg: LdapConfig,
+}
+
+impl LdapDirectory {
+    pub fn new(cfg: LdapConfig) -> Self {
+        LdapDirectory { cfg }
+    }
+
+    async fn verify_inner(&self, user_id: &str, password: &str) -> Result<Option<DirectoryEntry>, DirectoryError> {
+        use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
+        let unavailable = |e: ldap3::LdapError| DirectoryError::Unavailable(e.to_string());
+        // an empty password would be an "unauthenticated bind", which succeeds
+        if password.is_empty() || user_id.trim().is_empty() {
+            return Ok(None);
+        }
+        let settings = LdapConnSettings::new().set_conn_timeout(std::time::Duration::from_secs(self.cfg.timeout_s));
+        let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &self.cfg.url).await.map_err(unavailable)?;
+        ldap3::drive!(conn);
+        if !self.cfg.bind_dn.is_empty() {
+            ldap.simple_bind(&self.cfg.bind_dn, &self.cfg.bind_password).await.map_err(unavailable)?.success().map_err(unavailable)?;
+        }
+        let filter = self.cfg.user_filter.replace("{user}", &escape_filter_value(user_id.trim()));
+        let c = &self.cfg;
+        let attrs = vec![
+            c.attr_name_kanji.as_str(),
+            c.attr_name_kana.as_str(),
+            c.attr_name_roman.as_str(),
+            c.attr_student_no.as_str(),
+            c.attr_faculty.as_str(),
+            c.attr_department.as_str(),
+            c.attr_email.as_str(),
+        ];
+        let (entries, _) = ldap.search(&c.base_dn, Scope::Subtree, &filter, attrs).await.map_err(unavailable)?.success().map_err(unavailable)?;
+        if entries.len() != 1 {
+            let _ = ldap.unbind().await;
+            return Ok(None);
+        }
+        let Some(entry) = entries.into_iter().next().map(SearchEntry::construct) else { return Ok(None) };
+        let bound = ldap.simple_bind(&entry.dn, password).await.map_err(unavailable)?;
+        let _ = ldap.unbind().await;
+        match bound.rc {
+            0 => {}
+            49 => return Ok(None), // invalidCredentials
+            rc => return Err(DirectoryError::Unavailable(format!("bind result code {rc}"))),
+        }
+        let get = |a: &str| entry.attrs.get(a).and_then(|v| v.first()).cloned().unwrap_or_default();
+        Ok(Some(DirectoryEntry {
+            user_id: user_id.trim().to_string(),
+            name_kanji: get(&c.attr_name_kanji),
+            name_kana: get(&c.attr_name_kana),
+            name_roman: get(&c.attr_name_roman),
+            student_no: get(&c.attr_student_no),
+            faculty_code: get(&c.attr_faculty),
+            department_code: get(&c.attr_department),
+            email: Some(get(&c.attr_email)).filter(|e| !e.is_empty()),
+        }))
+    }
+}
+
+impl Directory for LdapDirectory {
+    fn verify<'a>(&'a self, user_id: &'a str, password: &'a str) -> BoxFuture<'a, Result<Option<DirectoryEntry>, DirectoryError>> {
+        Box::pin(async move {
+            let limit = std::time::Duration::from_secs(self.cfg.timeout_s.max(1) * 2);
+            tokio::time::timeout(limit, self.verify_inner(user_id, password))
+                .await
+                .map_err(|_| DirectoryError::Unavailable("timed out".into()))?
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$2uBtH4x2YbJ0c5oG0r1V6Pq3hHkqLJrNnbDS0hC9kQk";
+
+    #[test]
+    fn a_good_roster_parses_with_a_bom_and_plain_or_hashed_passwords() {
+        let csv = format!(
+            "\u{feff}user_id,password_hash,name_kanji,name_kana,name_roman,student_no,faculty_code,department_code,email\n\
+             s1,\"{HASH}\",佐藤 次郎,サトウ ジロウ,SATO Jiro,L24-0101,LET,JLIT,\n\
+             s2,\"{HASH}\",鈴木 花,スズキ ハナ,SUZUKI Hana,L24-0102,LET,JLIT,hana@example.jp\n"
+        );
+        let rows = parse_roster(&csv).expect("good file");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].email.as_deref(), Some("hana@example.jp"));
+        let plain = "user_id,password,name_kanji,name_kana,name_roman,student_no,faculty_code,department_code\ns1,Initial2024,a b,ア イ,A B,1,LET,JLIT\n";
+        assert_eq!(parse_roster(plain).expect("plain")[0].password.as_deref(), Some("Initial2024"));
+    }
+
+    #[test]
+    fn every_bad_row_is_reported_with_its_line() {
+        let csv = format!(
+            "user_id,password_hash,name_kanji,name_kana,name_roman,student_no,faculty_code,department_code,email\n\
+             s1,\"{HASH}\",佐藤 次郎,サトウ ジロウ,SATO Jiro,L24-0101,LET,JLIT,\n\
+             s2,not-a-hash,鈴木 花,スズキ ハナ,SUZUKI Hana,L24-0102,LET,JLIT,\n\
+             s1,\"{HASH}\",田中 一,タナカ ハジメ,TANAKA Hajime,L24-0103,LET,JLIT,\n\
+             s4,\"{HASH}\",,ヤマ カワ,YAMA Kawa,L24-0104,LET,JLIT,\n\
+             s5,\"{HASH}\",only,eight\n\
+             s6,\"{HASH}\",山 川,ヤマ カワ,YAMA Kawa,L24-0106,LET,JLIT,not-mail\n"
+        );
+        let errs = parse_roster(&csv).expect_err("bad rows");
+        let lines: Vec<(usize, Option<&str>)> = errs.iter().map(|e| (e.line, e.column.as_deref())).collect();
+        assert_eq!(
+            lines,
+            vec![(3, Some("password_hash")), (4, Some("user_id")), (5, Some("name_kanji")), (6, None), (7, Some("email"))],
+            "{errs:?}"
+        );
+        assert!(errs[1].to_string().contains("line 4") && errs[1].to_string().contains("line 2"), "{}", errs[1]);
+    }
+
+    #[test]
+    fn unknown_and_missing_columns_are_named() {
+        let errs = parse_roster("user_id,password,name_kanji,shoe_size\n").expect_err("bad header");
+        let cols: Vec<_> = errs.iter().filter_map(|e| e.column.clone()).collect();
+        assert!(cols.contains(&"shoe_size".to_string()) && cols.contains(&"name_kana".to_string()), "{cols:?}");
+    }
+
+    #[test]
+    fn filter_values_cannot_inject() {
+        assert_eq!(escape_filter_value("alice"), "alice");
+        assert_eq!(escape_filter_value("*"), "\\2a");
+        assert_eq!(escape_filter_value("a)(uid=*"), "a\\29\\28uid=\\2a");
+        assert_eq!(escape_filter_value("x\\y"), "x\\5cy");
+        assert_eq!(escape_filter_value("山田*"), "山田\\2a");
+    }
+}

@@ -1,0 +1,400 @@
+//! Admin panel, accounts side: the review queue (A-2, G-4) with ID images,
+//! staff accounts with their second factor, the audit log, and the
+//! enrolled students' roster import (S-1).
+
+use super::pages::render;
+use super::web::{check_csrf, client_ip, Csrf, CsrfForm, CurrentStaff};
+use crate::accounts::{self, Client};
+use crate::error::{AppError, AppResult};
+use crate::registration::{self, Decision, Decider, ID_DOCUMENTS, KINDS, LEAVING_TYPES, SEXES};
+use crate::{directory, passwords, store, time, totp, AppState};
+use axum::extract::{ConnectInfo, Multipart, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Form;
+use minijinja::context;
+use serde::Deserialize;
+use std::net::SocketAddr;
+
+const REVIEWERS: &[&str] = &["registrar"];
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct StatusQuery {
+    status: String,
+}
+
+const STATUSES: [(&str, &str, &str); 4] =
+    [("pending", "審査待ち", "to review"), ("resubmit", "再提出待ち", "awaiting resubmission"), ("approved", "承認済", "approved"), ("rejected", "不承認", "rejected")];
+
+fn label(list: &[(&str, &str, &str)], v: &str) -> String {
+    list.iter().find(|x| x.0 == v).map(|x| format!("{} / {}", x.1, x.2)).unwrap_or_else(|| v.to_string())
+}
+
+pub async fn registrations(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff, Query(q): Query<StatusQuery>) -> AppResult<Response> {
+    staff.require(REVIEWERS)?;
+    let status = if STATUSES.iter().any(|s| s.0 == q.status) { q.status.as_str() } else { "pending" };
+    let mut c = state.pool.acquire().await?;
+    let list = store::registrations_by_status(&mut c, status, 500).await?;
+    let rows: Vec<_> = list
+        .iter()
+        .map(|r| {
+            context! { id => r.id, submitted => r.submitted_at.map(time::jst_text).unwrap_or_default(),
+                       kind => label(&[KINDS[0], KINDS[1], ("add_student_id", "学籍番号追加", "additional student ID")], &r.kind),
+                       name => format!("{} {}", r.name_kanji, r.name_roman).trim().to_string(), student_no => &r.student_no, email => &r.email }
+        })
+        .collect();
+    let statuses: Vec<[&str; 3]> = STATUSES.iter().map(|s| [s.0, s.1, s.2]).collect();
+    let csrf = Csrf::get(&state, &headers);
+    let page = Html(render("admin_registrations.html", context! { csrf => &csrf.token, rows, status, statuses }));
+    Ok(csrf.respond(page))
+}
+
+async fn view_personal(state: &AppState, staff: &CurrentStaff, ip: &str, target: &str) -> AppResult<()> {
+    let mut c = state.pool.acquire().await?;
+    accounts::audit(&mut c, &format!("staff:{}", staff.staff.login), "personal_data.view", target, Client { ip }).await
+}
+
+pub async fn registration(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+    Path(id): Path<i64>,
+) -> AppResult<Response> {
+    staff.require(REVIEWERS)?;
+    let mut c = state.pool.acquire().await?;
+    let r = store::registration(&mut c, id).await?.filter(|r| r.status != "draft").ok_or(AppError::PageNotFound)?;
+    let images = store::registration_images(&mut c, id).await?;
+    let (unis, facs, deps) = (store::universities(&mut c).await?, store::faculties(&mut c).await?, store::departments(&mut c).await?);
+    let candidates = if r.kind == "reapply" { store::reapply_candidates(&mut c, &r.name_kana, &r.student_no).await? } else { Vec::new() };
+    drop(c);
+    view_personal(&state, &staff, &client_ip(&addr), &format!("registration:{id}")).await?;
+    let p = if r.kind == "add_student_id" {
+        Default::default()
+    } else {
+        registration::Personal::open(&state.seal, r.personal_sealed.as_deref(), &registration::registration_aad(r.id))?
+    };
+    let name = |l: &[store::Named], v: Option<i64>| l.iter().find(|n| Some(n.id) == v).map(|n| format!("{} / {}", n.name_ja, n.name_en)).unwrap_or_default();
+    let rows: Vec<(&str, &str, String)> = vec![
+        ("区分", "Type", label(&[KINDS[0], KINDS[1], ("add_student_id", "学籍番号追加", "additional student ID")], &r.kind)),
+        ("メールアドレス", "E-mail", r.email.clone()),
+        ("受付", "Received", r.submitted_at.map(time::jst_text).unwrap_or_default()),
+        ("氏名", "Name", format!("{} / {} / {}", r.name_kanji, r.name_kana, r.name_roman)),
+        ("生年月日", "Birth date", p.birth_date.clone()),
+        ("性別", "Sex", label(&SEXES, &r.sex)),
+        ("在学時氏名", "Name in school", format!("{} {} {}", r.school_name_kanji, r.school_name_kana, r.school_name_roman)),
+        ("大学", "University", name(&unis, r.university_id)),
+        ("学部・研究科", "Faculty", name(&facs, r.faculty_id)),
+        ("学科・専攻", "Department", name(&deps, r.department_id)),
+        ("学籍番号", "Student ID", r.student_no.clone()),
+        ("卒業（修了）年月", "Graduation", r.graduation_ym.clone()),
+        ("区分", "Leaving type", label(&LEAVING_TYPES, &r.leaving_type)),
+        ("住所", "Address", format!("{} {} {} {} {}", p.postal_code, p.prefecture, p.city, p.street, p.building)),
+        ("電話", "Phones", format!("{} {}", p.home_phone, p.mobile_phone)),
+        ("勤務先", "Workplace", format!("{} {} {} {}", p.work_name, p.work_postal_code, p.work_address, p.work_phone)),
+        ("本人確認書類", "Identity document", label(&ID_DOCUMENTS, &r.id_document_type)),
+    ];
+    let images: Vec<_> = images.iter().map(|i| context! { id => i.id, width => i.width, height => i.height }).collect();
+    let csrf = Csrf::get(&state, &headers);
+    let page = Html(render(
+        "admin_registration.html",
+        context! { csrf => &csrf.token, id, rows, images, status => label(&STATUSES, &r.status), pending => r.status == "pending",
+                   kind => &r.kind, candidates, reason => &r.reason },
+    ));
+    Ok(csrf.respond(page))
+}
+
+/// An ID image: only to staff who review, each view logged, never cached.
+pub async fn registration_image(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    staff: CurrentStaff,
+    Path((id, image_id)): Path<(i64, i64)>,
+) -> AppResult<Response> {
+    staff.require(REVIEWERS)?;
+    let mut c = state.pool.acquire().await?;
+    let img = store::registration_images(&mut c, id).await?.into_iter().find(|i| i.id == image_id).ok_or(AppError::PageNotFound)?;
+    drop(c);
+    view_personal(&state, &staff, &client_ip(&addr), &format!("registration:{id}:image:{image_id}")).await?;
+    let bytes = registration::read_image(&state.config.accounts.upload_dir, &state.seal, &img.file_name)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, img.mime.clone()),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+            (header::CONTENT_DISPOSITION, "inline".to_string()),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct DecideForm {
+    csrf: String,
+    action: String,
+    reason: String,
+    target_user: String,
+}
+
+pub async fn decide(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+    Path(id): Path<i64>,
+    Form(f): Form<DecideForm>,
+) -> AppResult<Response> {
+    staff.require(REVIEWERS)?;
+    check_csrf(&state, &headers, &f.csrf)?;
+    let reason = f.reason.trim().to_string();
+    if reason.chars().count() > 500 {
+        return Err(AppError::Page("理由は500文字以内にしてください。 / Keep the reason within 500 characters.".into()));
+    }
+    let need_reason = || AppError::Page("不承認・再提出には理由を入力してください。 / Give a reason to reject or to ask for resubmission.".into());
+    let decision = match f.action.as_str() {
+        "approve" => Decision::Approve { reapply_user: f.target_user.parse().ok() },
+        "reject" if !reason.is_empty() => Decision::Reject(reason),
+        "resubmit" if !reason.is_empty() => Decision::Resubmit(reason),
+        "reject" | "resubmit" => return Err(need_reason()),
+        _ => return Err(AppError::Page(crate::messages::CHECK_INPUT.into())),
+    };
+    let ip = client_ip(&addr);
+    let cfg = &state.config;
+    let d = Decider {
+        pool: &state.pool,
+        hasher: &state.hasher,
+        seal: &state.seal,
+        public_url: &cfg.http.public_url,
+        link_ttl_s: cfg.accounts.registration_link_ttl_s,
+        initial_password_ttl_s: cfg.accounts.initial_password_ttl_s,
+    };
+    registration::decide(&d, &staff.staff, Client { ip: &ip }, id, decision).await?;
+    state.mail_wake.notify_one();
+    Ok(Redirect::to("/admin/registrations").into_response())
+}
+
+// ---------------------------------------------------------------- staff accounts (admin only)
+
+const ADMINS: &[&str] = &[];
+
+/// What a new second factor looks like the one time it is shown.
+#[derive(serde::Serialize)]
+struct NewFactor {
+    login: String,
+    password: Option<String>,
+    secret: String,
+    uri: String,
+    codes: Vec<String>,
+}
+
+async fn staff_page(state: &AppState, headers: &HeaderMap, created: Option<NewFactor>) -> AppResult<Response> {
+    let mut c = state.pool.acquire().await?;
+    let list = store::staff_list(&mut c).await?;
+    let staff: Vec<_> = list
+        .iter()
+        .map(|s| context! { id => s.id, login => &s.login, display_name => &s.display_name, role => &s.role, active => s.active })
+        .collect();
+    let csrf = Csrf::get(state, headers);
+    let page = Html(render("admin_staff.html", context! { csrf => &csrf.token, staff, created }));
+    Ok(csrf.respond(page))
+}
+
+pub async fn staff_list(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff) -> AppResult<Response> {
+    staff.require(ADMINS)?;
+    staff_page(&state, &headers, None).await
+}
+
+/// A fresh TOTP secret and recovery codes for a staff member; returns what to show once.
+async fn new_factor(state: &AppState, c: &mut store::Conn, staff_id: i64, login: &str) -> AppResult<(String, NewFactor)> {
+    let secret = totp::generate_secret();
+    let b32 = totp::secret_base32(&secret);
+    let sealed = state.seal.seal_str(&b32, &accounts::totp_aad(staff_id)).map_err(|e| AppError::Internal(anyhow::anyhow!("sealing: {e}")))?;
+    let codes = totp::recovery_codes(10);
+    let hashes: Vec<String> = codes.iter().map(|c| accounts::token_hash(&totp::normalize_recovery(c))).collect();
+    store::replace_recovery_codes(c, staff_id, &hashes).await?;
+    let uri = totp::otpauth_uri("shomei", login, &secret);
+    Ok((sealed, NewFactor { login: login.to_string(), password: None, secret: b32, uri, codes }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct NewStaffForm {
+    csrf: String,
+    login: String,
+    display_name: String,
+    role: String,
+}
+
+pub async fn create_staff(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+    Form(f): Form<NewStaffForm>,
+) -> AppResult<Response> {
+    staff.require(ADMINS)?;
+    check_csrf(&state, &headers, &f.csrf)?;
+    let login = f.login.trim();
+    if login.is_empty() || login.len() > 40 || !login.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+        return Err(AppError::Page("ログインIDは40文字以内の英数字（. _ - 可）にしてください。 / The login ID is up to 40 letters, digits, dots, dashes or underscores.".into()));
+    }
+    if !["registrar", "operator", "admin"].contains(&f.role.as_str()) || f.display_name.trim().is_empty() {
+        return Err(AppError::Page(crate::messages::CHECK_INPUT.into()));
+    }
+    let password = passwords::initial_password();
+    let hash = state.hasher.hash(&password).await?;
+    let mut tx = store::begin_write(&state.pool).await?;
+    if store::staff_by_login(&mut tx, login).await?.is_some() {
+        return Err(AppError::Page("このログインIDはすでに使われています。 / This login ID is taken.".into()));
+    }
+    let id = store::insert_staff(&mut tx, login, f.display_name.trim(), &hash, &f.role, "", time::now()).await?;
+    let (sealed, mut factor) = new_factor(&state, &mut tx, id, login).await?;
+    store::set_staff_totp(&mut tx, id, &sealed).await?;
+    factor.password = Some(password);
+    let ip = client_ip(&addr);
+    accounts::audit(&mut tx, &format!("staff:{}", staff.staff.login), "staff.create", &format!("staff:{login} role:{}", f.role), Client { ip: &ip }).await?;
+    tx.commit().await?;
+    staff_page(&state, &headers, Some(factor)).await
+}
+
+pub async fn reset_factor(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> AppResult<Response> {
+    staff.require(ADMINS)?;
+    check_csrf(&state, &headers, &f.csrf)?;
+    let mut tx = store::begin_write(&state.pool).await?;
+    let target = store::staff(&mut tx, id).await?;
+    let (sealed, factor) = new_factor(&state, &mut tx, id, &target.login).await?;
+    store::set_staff_totp(&mut tx, id, &sealed).await?;
+    store::delete_staff_sessions(&mut tx, id).await?;
+    let ip = client_ip(&addr);
+    accounts::audit(&mut tx, &format!("staff:{}", staff.staff.login), "staff.totp_reset", &format!("staff:{}", target.login), Client { ip: &ip }).await?;
+    tx.commit().await?;
+    staff_page(&state, &headers, Some(factor)).await
+}
+
+pub async fn disable_staff(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> AppResult<Response> {
+    staff.require(ADMINS)?;
+    check_csrf(&state, &headers, &f.csrf)?;
+    if id == staff.staff.id {
+        return Err(AppError::Page("自分自身は停止できません。 / You cannot disable yourself.".into()));
+    }
+    let mut tx = store::begin_write(&state.pool).await?;
+    let target = store::staff(&mut tx, id).await?;
+    store::set_staff_active(&mut tx, id, false).await?;
+    store::delete_staff_sessions(&mut tx, id).await?;
+    let ip = client_ip(&addr);
+    accounts::audit(&mut tx, &format!("staff:{}", staff.staff.login), "staff.disable", &format!("staff:{}", target.login), Client { ip: &ip }).await?;
+    tx.commit().await?;
+    Ok(Redirect::to("/admin/staff").into_response())
+}
+
+pub async fn audit_log(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff) -> AppResult<Response> {
+    staff.require(ADMINS)?;
+    let mut c = state.pool.acquire().await?;
+    let rows: Vec<_> = store::recent_audit(&mut c, 500)
+        .await?
+        .into_iter()
+        .map(|a| {
+            context! { at => chrono::DateTime::from_timestamp(a.at, 0).map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default(),
+                       actor => a.actor, action => a.action, target => a.target, ip => a.ip, detail => a.detail }
+        })
+        .collect();
+    let csrf = Csrf::get(&state, &headers);
+    let page = Html(render("admin_audit.html", context! { csrf => &csrf.token, rows }));
+    Ok(csrf.respond(page))
+}
+
+// ---------------------------------------------------------------- roster (S-1)
+
+async fn roster_page(state: &AppState, headers: &HeaderMap, imported: Option<usize>, row_errors: Vec<String>) -> AppResult<Response> {
+    let mut c = state.pool.acquire().await?;
+    let count = store::roster_count(&mut c).await?;
+    let csrf = Csrf::get(state, headers);
+    let status = if row_errors.is_empty() { StatusCode::OK } else { StatusCode::BAD_REQUEST };
+    let page = Html(render(
+        "admin_roster.html",
+        context! { csrf => &csrf.token, count, imported, row_errors, columns => directory::ROSTER_COLUMNS.join(",") },
+    ));
+    Ok((status, csrf.respond(page)).into_response())
+}
+
+pub async fn roster(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff) -> AppResult<Response> {
+    staff.require(REVIEWERS)?;
+    roster_page(&state, &headers, None, Vec::new()).await
+}
+
+/// All rows or none: every bad row is reported with its line number.
+pub async fn import_roster(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+    mut mp: Multipart,
+) -> AppResult<Response> {
+    staff.require(REVIEWERS)?;
+    let mut csrf = String::new();
+    let mut file = Vec::new();
+    let bad = |_| AppError::Page(crate::messages::CHECK_INPUT.into());
+    while let Some(field) = mp.next_field().await.map_err(bad)? {
+        match field.name() {
+            Some("csrf") => csrf = field.text().await.map_err(bad)?,
+            Some("file") => file = field.bytes().await.map_err(bad)?.to_vec(),
+            _ => {}
+        }
+    }
+    check_csrf(&state, &headers, &csrf)?;
+    let Ok(text) = String::from_utf8(file) else {
+        return roster_page(&state, &headers, None, vec!["ファイルが UTF-8 ではありません。 / The file is not UTF-8.".into()]).await;
+    };
+    let rows = match directory::parse_roster(&text) {
+        Ok(rows) => rows,
+        Err(errors) => {
+            let lines = errors.iter().map(|e| e.to_string()).collect();
+            return roster_page(&state, &headers, None, lines).await;
+        }
+    };
+    // plain initial passwords in the file are hashed here, off the runtime
+    let mut entries = Vec::with_capacity(rows.len());
+    for r in rows {
+        let hash = match (&r.password_hash, &r.password) {
+            (Some(h), _) => h.clone(),
+            (None, Some(p)) => state.hasher.hash(p).await?,
+            (None, None) => return Err(AppError::Page(crate::messages::CHECK_INPUT.into())),
+        };
+        entries.push(store::RosterEntry {
+            user_id: r.user_id,
+            password_hash: hash,
+            name_kanji: r.name_kanji,
+            name_kana: r.name_kana,
+            name_roman: r.name_roman,
+            student_no: r.student_no,
+            faculty_code: r.faculty_code,
+            department_code: r.department_code,
+            email: r.email.unwrap_or_default(),
+        });
+    }
+    let n = entries.len();
+    let mut tx = store::begin_write(&state.pool).await?;
+    for e in &entries {
+        store::upsert_roster_entry(&mut tx, e, time::now()).await?;
+    }
+    let ip = client_ip(&addr);
+    accounts::audit(&mut tx, &format!("staff:{}", staff.staff.login), "roster.import", &format!("{n} rows"), Client { ip: &ip }).await?;
+    tx.commit().await?;
+    roster_page(&state, &headers, Some(n), Vec::new()).await
+}
