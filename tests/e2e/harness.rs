@@ -788,6 +788,23 @@ impl Browser {
         bail!("kiosk shows {last:?}, not {screen:?}, after {timeout:?}: {text}")
     }
 
+    /// Waits (10 s) for an element; on time-out says which page the browser is on and what it shows.
+    pub async fn wait_for(&self, loc: fantoccini::Locator<'_>) -> Result<fantoccini::elements::Element> {
+        let what = format!("{loc:?}");
+        match self.client.wait().at_most(Duration::from_secs(10)).for_element(loc).await {
+            Ok(e) => Ok(e),
+            Err(e) => {
+                let url = self.client.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+                let text = self.body_text().await.unwrap_or_default();
+                bail!("{what} not found ({e}) on {url}: {text}")
+            }
+        }
+    }
+
+    pub async fn wait_id(&self, id: &str) -> Result<fantoccini::elements::Element> {
+        self.wait_for(fantoccini::Locator::Id(id)).await
+    }
+
     pub async fn body_text(&self) -> Result<String> {
         Ok(self.client.find(fantoccini::Locator::Css("body")).await?.text().await?)
     }

@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod accounts;
 mod bad_paths;
 mod portal;
 mod print_flow;

@@ -1,0 +1,375 @@
+//! Graduates' registration and first login (G-1..G-5) and the staff review
+//! (G-4, A-2), through the real SMTP server, in Chromium and over HTTP.
+
+use crate::harness::*;
+use anyhow::{bail, Context, Result};
+use fantoccini::Locator;
+use std::time::Duration;
+
+pub const MAIL_WAIT: Duration = Duration::from_secs(15);
+
+/// A small real photo-like JPEG (and PNG) made here, as an ID image.
+pub fn id_image(format: image::ImageFormat) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(320, 200, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 128]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    let _ = image::DynamicImage::ImageRgb8(img).write_to(&mut out, format);
+    out.into_inner()
+}
+
+pub async fn csrf_of(c: &reqwest::Client, url: &str) -> Result<String> {
+    let page = c.get(url).send().await?.text().await?;
+    form_value(&page, "csrf").with_context(|| format!("csrf on {url}: {page}"))
+}
+
+/// POSTs a form after GETting its page for the token; returns (status, final URL path, body).
+pub async fn post_form(c: &reqwest::Client, page_url: &str, action_url: &str, fields: &[(&str, &str)]) -> Result<(u16, String, String)> {
+    let csrf = csrf_of(c, page_url).await?;
+    let mut f: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
+    f.extend_from_slice(fields);
+    let r = c.post(action_url).form(&f).send().await?;
+    let (s, path) = (r.status().as_u16(), r.url().path().to_string());
+    Ok((s, path, r.text().await?))
+}
+
+pub fn field_error(page: &str, field: &str) -> String {
+    element_text(page, &format!("{field}-error")).unwrap_or_default()
+}
+
+/// G-1: asks for a registration link and returns it from the mail.
+pub async fn registration_link(b: &Backend, smtp: &Smtp, c: &reqwest::Client, email: &str) -> Result<String> {
+    let before = smtp.all_to(email).len();
+    let (s, _, page) = post_form(c, &format!("{}/register", b.url), &format!("{}/register", b.url), &[("email", email), ("email_confirm", email)]).await?;
+    if s != 200 {
+        bail!("register: {s} {page}");
+    }
+    let mut mail = String::new();
+    wait_until("registration mail", MAIL_WAIT, || {
+        let all = smtp.all_to(email);
+        if all.len() > before {
+            mail = all[before].clone();
+            true
+        } else {
+            false
+        }
+    })?;
+    link_in(&mail, &format!("{}/register/open", b.url)).with_context(|| format!("link in {mail}"))
+}
+
+/// G-2: opens the link and agrees to the terms; the client then holds the draft.
+pub async fn open_and_agree(c: &reqwest::Client, link: &str) -> Result<(u16, String)> {
+    let page = c.get(link).send().await?.text().await?;
+    let csrf = form_value(&page, "csrf").unwrap_or_default();
+    let t = form_value(&page, "t").unwrap_or_default();
+    let purpose = form_value(&page, "purpose").unwrap_or_default();
+    let base = link.split("/register/open").next().unwrap_or_default();
+    let r = c
+        .post(format!("{base}/register/open"))
+        .form(&[("csrf", csrf.as_str()), ("t", t.as_str()), ("purpose", purpose.as_str()), ("agree", "1")])
+        .send()
+        .await?;
+    let s = r.status().as_u16();
+    Ok((s, r.text().await?))
+}
+
+/// The applicant data of G-3 for one person, as form fields.
+pub fn applicant(kanji: &str, kana: &str, roman: &str) -> Vec<(String, String)> {
+    [
+        ("kind", "new"),
+        ("name_kanji", kanji),
+        ("name_kana", kana),
+        ("name_roman", roman),
+        ("birth_date", "1999-09-09"),
+        ("sex", "male"),
+        ("university_id", "1"),
+        ("faculty_id", "1"),
+        ("department_id", "1"),
+        ("student_no", "L15-0909"),
+        ("graduation_ym", "2015-03"),
+        ("leaving_type", "graduated"),
+        ("postal_code", "100-0001"),
+        ("prefecture", "東京都"),
+        ("city", "千代田区"),
+        ("street", "千代田1-1"),
+        ("mobile_phone", "090-1234-5678"),
+        ("id_document_type", "driving_licence"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// G-3: sends the form (multipart) with images; returns (status, body).
+pub async fn send_form(b: &Backend, c: &reqwest::Client, fields: &[(String, String)], images: Vec<(&str, &str, Vec<u8>)>) -> Result<(u16, String)> {
+    let csrf = csrf_of(c, &format!("{}/register/form", b.url)).await?;
+    let mut form = reqwest::multipart::Form::new().text("csrf", csrf);
+    for (k, v) in fields {
+        form = form.text(k.clone(), v.clone());
+    }
+    for (field, name, bytes) in images {
+        form = form.part(field.to_string(), reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()));
+    }
+    let r = c.post(format!("{}/register/form", b.url)).multipart(form).send().await?;
+    let s = r.status().as_u16();
+    Ok((s, r.text().await?))
+}
+
+/// Confirmation page -> "Apply" -> "Application accepted".
+pub async fn apply(b: &Backend, c: &reqwest::Client) -> Result<String> {
+    let (s, _, page) = post_form(c, &format!("{}/register/confirm", b.url), &format!("{}/register/apply", b.url), &[]).await?;
+    if s != 200 || !page.contains("Application accepted") {
+        bail!("apply: {s} {page}");
+    }
+    Ok(page)
+}
+
+/// A whole application by HTTP, up to "accepted"; returns its id.
+pub async fn apply_as(b: &Backend, smtp: &Smtp, email: &str, fields: &[(String, String)]) -> Result<i64> {
+    let c = Backend::client();
+    let link = registration_link(b, smtp, &c, email).await?;
+    let (s, page) = open_and_agree(&c, &link).await?;
+    if s != 200 {
+        bail!("open: {s} {page}");
+    }
+    let (s, page) = send_form(b, &c, fields, vec![("image_front", "front.jpg", id_image(image::ImageFormat::Jpeg))]).await?;
+    if s != 200 || !page.contains("Check your application") {
+        bail!("form: {s} {page}");
+    }
+    apply(b, &c).await?;
+    let id = b.sql(&format!("SELECT id FROM registrations WHERE email = '{email}' ORDER BY id DESC LIMIT 1"))?;
+    Ok(id.parse()?)
+}
+
+/// Staff decide an application on the panel; returns the page after it.
+pub async fn decide(b: &Backend, id: i64, action: &str, reason: &str, target_user: &str) -> Result<(u16, String)> {
+    let staff = b.staff_client().await?;
+    let (s, _, page) = post_form(
+        &staff,
+        &format!("{}/admin/registrations/{id}", b.url),
+        &format!("{}/admin/registrations/{id}/decide", b.url),
+        &[("action", action), ("reason", reason), ("target_user", target_user)],
+    )
+    .await?;
+    Ok((s, page))
+}
+
+pub fn initial_password_in(mail: &str) -> Option<String> {
+    let i = mail.find("初期パスワード: ")? + "初期パスワード: ".len();
+    Some(mail[i..].split_whitespace().next()?.to_string())
+}
+
+/// Approves and returns the initial password from the approval mail.
+pub async fn approve(b: &Backend, smtp: &Smtp, id: i64, email: &str) -> Result<String> {
+    let (s, page) = decide(b, id, "approve", "", "").await?;
+    if s != 200 {
+        bail!("approve: {s} {page}");
+    }
+    let mail = smtp.wait_for_mail_with(email, "Initial password", MAIL_WAIT)?;
+    initial_password_in(&mail).context("initial password in the mail")
+}
+
+pub async fn portal_login(b: &Backend, c: &reqwest::Client, email: &str, pw: &str, second: &str) -> Result<(u16, String, String)> {
+    post_form(c, &format!("{}/login", b.url), &format!("{}/login", b.url), &[("email", email), ("password", pw), ("second_password", second)]).await
+}
+
+/// A registered graduate with their own passwords, logged in on `c`.
+pub async fn graduate(b: &Backend, smtp: &Smtp, email: &str, pw: &str, second: &str) -> Result<reqwest::Client> {
+    let id = apply_as(b, smtp, email, &applicant("試験 太郎", "シケン タロウ", "SHIKEN Taro")).await?;
+    let initial = approve(b, smtp, id, email).await?;
+    let c = Backend::client();
+    let (_, path, _) = portal_login(b, &c, email, &initial, "").await?;
+    if path != "/password/setup" {
+        bail!("first login landed on {path}");
+    }
+    let (s, path, page) = post_form(
+        &c,
+        &format!("{}/password/setup", b.url),
+        &format!("{}/password/setup", b.url),
+        &[("password", pw), ("password_confirm", pw), ("second_password", second), ("second_password_confirm", second)],
+    )
+    .await?;
+    if s != 200 || path != "/portal" {
+        bail!("password setup: {s} {path} {page}");
+    }
+    Ok(c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graduate_registers_is_approved_and_sets_passwords_in_the_browser() -> Result<()> {
+    let smtp = Smtp::start()?;
+    let backend = Backend::start(Some(smtp.port)).await?;
+    let browser = Browser::start().await?;
+    let w = &browser.client;
+    let email = "denden.taro@example.jp";
+
+    // G-1: from the login page, "New registration", the address twice.
+    w.goto(&format!("{}/login", backend.url)).await?;
+    w.find(Locator::Id("register")).await?.click().await?;
+    browser.wait_id("email").await?.send_keys(email).await?;
+    w.find(Locator::Id("email_confirm")).await?.send_keys(email).await?;
+    w.find(Locator::Id("send")).await?.click().await?;
+    browser.wait_id("message").await?;
+    assert!(browser.body_text().await?.contains("Check your mail"));
+    let mail = smtp.wait_for_mail(email, MAIL_WAIT)?;
+    assert!(mail.contains("利用申請") && mail.contains("application"), "both languages: {mail}");
+    assert!(mail.contains("--- html ---") && mail.contains("<a href=\""), "an HTML part with the link: {mail}");
+    let link = link_in(&mail, &format!("{}/register/open?t=", backend.url)).context("one-time URL")?;
+
+    // G-2: the link opens the terms; "agree" must be ticked.
+    w.goto(&link).await?;
+    browser.wait_id("agree").await?.click().await?;
+    w.find(Locator::Id("agree-button")).await?.click().await?;
+
+    // G-3: applicant data; the department list follows the faculty chosen.
+    browser.wait_id("name_kanji").await?.send_keys("電電 太郎").await?;
+    w.find(Locator::Id("name_kana")).await?.send_keys("デンデン タロウ").await?;
+    w.find(Locator::Id("name_roman")).await?.send_keys("DENDEN Tarou").await?;
+    w.execute("document.getElementById('birth_date').value = '1999-09-09'", vec![]).await?;
+    w.find(Locator::Id("university_id")).await?.select_by_value("1").await?;
+    w.find(Locator::Id("faculty_id")).await?.select_by_value("2").await?;
+    let deps = w.execute("return Array.from(document.getElementById('department_id').options).map(o => o.value).join(',')", vec![]).await?;
+    assert_eq!(deps.as_str(), Some(",3"), "only the Faculty of Science's department is offered");
+    w.find(Locator::Id("faculty_id")).await?.select_by_value("1").await?;
+    w.find(Locator::Id("department_id")).await?.select_by_value("1").await?;
+    w.find(Locator::Id("student_no")).await?.send_keys("L15-0909").await?;
+    w.find(Locator::Id("leaving_type")).await?.select_by_value("graduated").await?;
+    w.find(Locator::Id("postal_code")).await?.send_keys("100-0001").await?;
+    w.find(Locator::Id("city")).await?.send_keys("千代田区").await?;
+    w.find(Locator::Id("id_document_type")).await?.select_by_value("driving_licence").await?;
+    let dir = tempfile::tempdir()?;
+    let front = dir.path().join("licence-front.jpg");
+    std::fs::write(&front, id_image(image::ImageFormat::Jpeg))?;
+    w.find(Locator::Id("image_front")).await?.send_keys(&front.display().to_string()).await?;
+    let shown = w.execute("return !document.getElementById('preview-image_front').hidden", vec![]).await?;
+    assert_eq!(shown.as_bool(), Some(true), "the chosen image is previewed before sending");
+    w.find(Locator::Id("to-confirm")).await?.click().await?;
+
+    // Confirmation page, then "Apply", then "Application accepted".
+    browser.wait_id("summary").await?;
+    let summary = browser.body_text().await?;
+    assert!(summary.contains("電電 太郎") && summary.contains("1999-09-09") && summary.contains("文学部"), "{summary}");
+    w.find(Locator::Id("apply")).await?.click().await?;
+    browser.wait_id("message").await?;
+    let text = browser.body_text().await?;
+    assert!(text.contains("申請を受け付けました") && text.contains("Application accepted"), "{text}");
+    smtp.wait_for_mail_with(email, "received your application", MAIL_WAIT)?;
+
+    // G-4: staff see it in the queue with the ID image, and approve.
+    w.goto(&format!("{}/admin/login", backend.url)).await?;
+    browser.wait_id("login").await?.send_keys(shomei_backend::demo::STAFF_LOGIN).await?;
+    w.find(Locator::Id("password")).await?.send_keys(shomei_backend::demo::STAFF_PASSWORD).await?;
+    w.find(Locator::Id("code")).await?.send_keys(&backend.staff_code().await?).await?;
+    w.find(Locator::Id("staff-login")).await?.click().await?;
+    browser.wait_for(Locator::Css("#registrations a")).await?.click().await?;
+    browser.wait_id("approve").await?;
+    let loaded = w
+        .execute("const i = document.querySelector('img.id-image'); return i && i.complete && i.naturalWidth", vec![])
+        .await?;
+    assert_eq!(loaded.as_i64(), Some(320), "the ID image is shown to staff");
+    assert!(browser.body_text().await?.contains("DENDEN Tarou"));
+    w.find(Locator::Id("approve")).await?.click().await?;
+    browser.wait_id("empty").await?;
+    let mail = smtp.wait_for_mail_with(email, "Initial password", MAIL_WAIT)?;
+    let initial = initial_password_in(&mail).context("initial password")?;
+    assert!(mail.contains(&format!("{}/login", backend.url)), "the login URL: {mail}");
+    assert!(initial.len() >= 12, "{initial}");
+
+    // G-5: first login with the initial password, second password empty -> password setting.
+    w.goto(&format!("{}/login", backend.url)).await?;
+    browser.wait_id("email").await?.send_keys(email).await?;
+    w.find(Locator::Id("password")).await?.send_keys(&initial).await?;
+    w.find(Locator::Id("login")).await?.click().await?;
+    browser.wait_id("password_confirm").await?;
+    w.goto(&format!("{}/orders/new", backend.url)).await?;
+    assert_eq!(w.current_url().await?.path(), "/password/setup", "every page leads to password setting first");
+    // a rule broken: the message sits next to the field
+    browser.wait_id("password").await?.send_keys("Tarou2024pw").await?;
+    w.find(Locator::Id("password_confirm")).await?.send_keys("Tarou2024pw").await?;
+    w.find(Locator::Id("second_password")).await?.send_keys("Tarou2024pw").await?;
+    w.find(Locator::Id("second_password_confirm")).await?.send_keys("Tarou2024pw").await?;
+    w.find(Locator::Id("save")).await?.click().await?;
+    let err = browser.wait_id("second_password-error").await?.text().await?;
+    assert!(err.contains("パスワードと第2パスワード") && err.contains("different"), "{err}");
+    w.find(Locator::Id("password")).await?.send_keys("Tarou2024pw").await?;
+    w.find(Locator::Id("password_confirm")).await?.send_keys("Tarou2024pw").await?;
+    w.find(Locator::Id("second_password")).await?.send_keys("Second2024tw").await?;
+    w.find(Locator::Id("second_password_confirm")).await?.send_keys("Second2024tw").await?;
+    w.find(Locator::Id("save")).await?.click().await?;
+    browser.wait_id("new-order").await?;
+    let text = browser.body_text().await?;
+    assert!(text.contains("電電 太郎") && text.contains("Your passwords are set"), "{text}");
+    browser.close().await;
+
+    // The initial password is spent; the new ones work.
+    let c = Backend::client();
+    let (s, _, _) = portal_login(&backend, &c, email, &initial, "").await?;
+    assert_eq!(s, 401, "the initial password works once");
+    let (s, path, _) = portal_login(&backend, &c, email, "Tarou2024pw", "Second2024tw").await?;
+    assert_eq!((s, path.as_str()), (200, "/portal"));
+    // the personal data is sealed at rest, the image file too
+    let sealed = backend.sql(&format!("SELECT personal_sealed FROM users WHERE email = '{email}'"))?;
+    assert!(!sealed.is_empty() && !sealed.contains("千代田") && !sealed.contains("1999-09-09"), "{sealed}");
+    let files: Vec<_> = std::fs::read_dir(backend.dir.path().join("uploads"))?.flatten().collect();
+    assert_eq!(files.len(), 1);
+    let stored = std::fs::read(files[0].path())?;
+    assert!(!stored.starts_with(&[0xFF, 0xD8]), "the stored image is not a plain JPEG");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_links_are_single_use_expiring_and_say_nothing_about_accounts() -> Result<()> {
+    let smtp = Smtp::start()?;
+    let b = Backend::start(Some(smtp.port)).await?;
+    let c = Backend::client();
+
+    // bad addresses: the message sits next to the field, the address typed stays
+    let url = format!("{}/register", b.url);
+    let (s, _, page) = post_form(&c, &url, &url, &[("email", "not-an-address"), ("email_confirm", "not-an-address")]).await?;
+    assert_eq!(s, 400);
+    assert!(field_error(&page, "email").contains("not an e-mail address"), "{page}");
+    let (s, _, page) = post_form(&c, &url, &url, &[("email", "a@example.jp"), ("email_confirm", "b@example.jp")]).await?;
+    assert_eq!(s, 400);
+    assert!(field_error(&page, "email_confirm").contains("do not match"), "{page}");
+    assert!(page.contains("value=\"a@example.jp\""), "kept what was typed");
+
+    // a known address: the same page, and an "already registered" mail instead of a link
+    let (s, _, known) = post_form(&c, &url, &url, &[("email", shomei_backend::demo::GRADUATE_EMAIL), ("email_confirm", shomei_backend::demo::GRADUATE_EMAIL)]).await?;
+    let (s2, _, unknown) = post_form(&c, &url, &url, &[("email", "new.person@example.jp"), ("email_confirm", "new.person@example.jp")]).await?;
+    assert_eq!((s, s2), (200, 200));
+    assert_eq!(element_text(&known, "message"), element_text(&unknown, "message"));
+    let m = smtp.wait_for_mail(shomei_backend::demo::GRADUATE_EMAIL, MAIL_WAIT)?;
+    assert!(m.contains("already has an account") && !m.contains("/register/open"), "{m}");
+    smtp.wait_for_mail("new.person@example.jp", MAIL_WAIT)?;
+
+    // the link: built from the configured origin, single use, and a newer one voids the older
+    let first = registration_link(&b, &smtp, &c, "new.person@example.jp").await?;
+    let second = registration_link(&b, &smtp, &c, "new.person@example.jp").await?;
+    assert!(first.starts_with(&b.url) && first != second);
+    let token = second.split("t=").nth(1).context("token")?;
+    assert!(token.len() >= 32, "at least 128 bits: {token}");
+    let stored = b.sql("SELECT group_concat(token_hash) FROM one_time_tokens")?;
+    assert!(!stored.contains(token), "only the hash is stored");
+    let r = c.get(&first).send().await?;
+    assert_eq!(r.status(), 400, "the older link was voided by the newer");
+    assert!(r.text().await?.contains("has already been used"), "clear message");
+    let r = c.get(&second).send().await?;
+    assert_eq!(r.status(), 200, "the newest link opens");
+    assert_eq!(r.headers().get("referrer-policy").and_then(|v| v.to_str().ok()), Some("no-referrer"));
+    // two tabs open it at once: exactly one goes on
+    let (c1, c2) = (Backend::client(), Backend::client());
+    let ((s1, _), (s2, _)) = tokio::try_join!(open_and_agree(&c1, &second), open_and_agree(&c2, &second))?;
+    let mut both = [s1, s2];
+    both.sort();
+    assert_eq!(both, [200, 400], "one wins");
+    let (s, page) = open_and_agree(&Backend::client(), &second).await?;
+    assert_eq!(s, 400, "used: {page}");
+    // an expired link
+    let third = registration_link(&b, &smtp, &c, "late.person@example.jp").await?;
+    b.sql("UPDATE one_time_tokens SET expires_at = expires_at - 90000 WHERE email = 'late.person@example.jp'")?;
+    let (s, page) = open_and_agree(&Backend::client(), &third).await?;
+    assert_eq!(s, 400);
+    assert!(page.contains("expired"), "{page}");
+    // the Host header does not make the link
+    let r = c.post(format!("{}/register", b.url)).header("Host", "evil.example").send().await?;
+    assert!(r.status().is_client_error());
+    Ok(())
+}
