@@ -94,6 +94,21 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     })
 }
 
+/// Jobs that run by themselves: ID images past their retention are deleted
+/// (hourly; idempotent, so a restart or a second run does no harm).
+fn spawn_housekeeping(state: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let a = &state.config.accounts;
+            if let Err(e) = registration::expire_images(&state.pool, &a.upload_dir, a.id_image_retention_days).await {
+                tracing::warn!(error = %e, "ID image retention pass failed");
+            }
+        }
+    });
+}
+
 /// The data key from configuration, or (neither key nor file given) a key
 /// file beside the database, made on first start.
 fn load_seal_key(config: &Config) -> anyhow::Result<sealed::SealKey> {
@@ -134,6 +149,7 @@ pub async fn launch_with_listener(
         std::time::Duration::from_secs(mail.poll_interval_s.max(1)),
         state.mail_wake.clone(),
     );
+    spawn_housekeeping(state.clone());
     let app = http::router(state);
     tracing::info!(addr = %listener.local_addr()?, "backend listening");
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())

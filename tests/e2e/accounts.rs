@@ -373,3 +373,125 @@ async fn registration_links_are_single_use_expiring_and_say_nothing_about_accoun
     assert!(r.status().is_client_error());
     Ok(())
 }
+
+/// A PNG whose header claims 60000 x 60000 pixels (a decompression bomb's shape).
+fn huge_png_header() -> Vec<u8> {
+    let mut v = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, b'I', b'H', b'D', b'R'];
+    v.extend_from_slice(&60000u32.to_be_bytes());
+    v.extend_from_slice(&60000u32.to_be_bytes());
+    v.extend_from_slice(&[8, 2, 0, 0, 0, 0, 0, 0, 0]);
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_application_form_names_each_bad_field_and_keeps_the_rest() -> Result<()> {
+    let smtp = Smtp::start()?;
+    let b = Backend::start(Some(smtp.port)).await?;
+    let c = Backend::client();
+    let link = registration_link(&b, &smtp, &c, "form.tester@example.jp").await?;
+    open_and_agree(&c, &link).await?;
+    let good = applicant("形式 試験", "ケイシキ シケン", "KEISHIKI Shiken");
+    let jpeg = || vec![("image_front", "front.jpg", id_image(image::ImageFormat::Jpeg))];
+    let with = |k: &str, v: &str| -> Vec<(String, String)> {
+        good.iter().map(|(a, b)| if a == k { (a.clone(), v.to_string()) } else { (a.clone(), b.clone()) }).collect()
+    };
+
+    // a required field left out: named, and the other fields keep what was typed
+    let (s, page) = send_form(&b, &c, &with("name_kana", ""), jpeg()).await?;
+    assert_eq!(s, 400);
+    assert!(field_error(&page, "name_kana").contains("Enter your name in katakana"), "{page}");
+    assert!(page.contains("value=\"形式 試験\"") && page.contains("value=\"千代田区\""), "kept");
+    assert!(page.contains("aria-invalid=\"true\" aria-describedby=\"name_kana-error"), "tied to the field");
+    // a birth date in the future
+    let (s, page) = send_form(&b, &c, &with("birth_date", "2999-01-01"), jpeg()).await?;
+    assert_eq!(s, 400);
+    assert!(field_error(&page, "birth_date").contains("in the future"), "{page}");
+    // a department that is not in the chosen faculty
+    let (_, page) = send_form(&b, &c, &with("department_id", "3"), jpeg()).await?;
+    assert!(field_error(&page, "department_id").contains("Choose your department"), "{page}");
+    // images: decided by content, limits before decoding
+    let mut jpeg_bytes = id_image(image::ImageFormat::Jpeg);
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("licence.jpg", b"%PDF-1.4\n1 0 obj << >> endobj\n%%EOF".to_vec(), "JPEG, PNG or GIF"),
+        ("licence.png", b"<!doctype html><script>alert(1)</script>".to_vec(), "JPEG, PNG or GIF"),
+        ("bomb.png", huge_png_header(), "pixels"),
+        ("big.jpg", vec![0xFF; 30 * 1024 * 1024], "10 MB"),
+        ("cut.jpg", { jpeg_bytes.truncate(jpeg_bytes.len() / 2); jpeg_bytes.clone() }, "damaged"),
+    ];
+    for (name, bytes, expect) in cases {
+        let (s, page) = send_form(&b, &c, &good, vec![("image_front", name, bytes)]).await?;
+        assert_eq!(s, 400, "{name}");
+        let e = field_error(&page, "image_front");
+        assert!(e.contains(expect) && !e.split(" / ").next().unwrap_or("").is_ascii(), "{name}: {e}");
+    }
+    // no image at all
+    let (s, page) = send_form(&b, &c, &good, vec![]).await?;
+    assert_eq!(s, 400);
+    assert!(field_error(&page, "image_front").contains("Attach an image"), "{page}");
+    assert_eq!(b.sql("SELECT count(*) FROM registration_images")?, "0", "nothing of the bad tries was kept");
+    assert_eq!(b.sql("SELECT status FROM registrations")?, "draft");
+    // and then a good one goes through to the confirmation page
+    let (s, page) = send_form(&b, &c, &good, vec![("image_front", "front.png", id_image(image::ImageFormat::Png))]).await?;
+    assert_eq!(s, 200);
+    assert!(page.contains("Check your application"), "{page}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_reject_or_ask_for_resubmission_and_the_applicant_hears_each_outcome() -> Result<()> {
+    let smtp = Smtp::start()?;
+    let b = Backend::start(Some(smtp.port)).await?;
+    let id = apply_as(&b, &smtp, "resubmit.me@example.jp", &applicant("再提 出子", "サイテイ デコ", "SAITEI Deko")).await?;
+    smtp.wait_for_mail_with("resubmit.me@example.jp", "received your application", MAIL_WAIT)?;
+
+    // a decision that needs a reason says so, and changes nothing
+    let (s, page) = decide(&b, id, "resubmit", "", "").await?;
+    assert_eq!(s, 400);
+    assert!(page.contains("Give a reason"), "{page}");
+    let (s, _) = decide(&b, id, "resubmit", "The image is blurred: please photograph the licence again.", "").await?;
+    assert_eq!(s, 200);
+    let mail = smtp.wait_for_mail_with("resubmit.me@example.jp", "purpose=resubmit", MAIL_WAIT)?;
+    assert!(mail.contains("The image is blurred") && mail.contains("再提出"), "{mail}");
+    let link = link_in(&mail, &format!("{}/register/open?purpose=resubmit", b.url)).context("resubmission link")?;
+
+    // the link reopens the application with what was typed, and a new image replaces the old
+    let c = Backend::client();
+    let (s, _) = open_and_agree(&c, &link).await?;
+    assert_eq!(s, 200);
+    let form = c.get(format!("{}/register/form", b.url)).send().await?.text().await?;
+    assert!(form.contains("The image is blurred") && form.contains("value=\"再提 出子\""), "prefilled with the reason: {form}");
+    assert!(form.contains("id=\"images-kept\""), "says an image is attached");
+    let (s, _) = send_form(&b, &c, &applicant("再提 出子", "サイテイ デコ", "SAITEI Deko"), vec![("image_front", "again.png", id_image(image::ImageFormat::Png))]).await?;
+    assert_eq!(s, 200);
+    apply(&b, &c).await?;
+    assert_eq!(b.sql(&format!("SELECT status FROM registrations WHERE id = {id}"))?, "pending");
+    assert_eq!(b.sql(&format!("SELECT count(*) FROM registration_images WHERE registration_id = {id} AND deleted_at IS NULL"))?, "1");
+    assert_eq!(std::fs::read_dir(b.dir.path().join("uploads"))?.count(), 1, "the replaced image file is gone");
+
+    // staff reject: the reason reaches the applicant; a second decision is refused
+    let (s, _) = decide(&b, id, "reject", "Not a graduate of this university.", "").await?;
+    assert_eq!(s, 200);
+    let mail = smtp.wait_for_mail_with("resubmit.me@example.jp", "not approved", MAIL_WAIT)?;
+    assert!(mail.contains("Not a graduate of this university."), "{mail}");
+    let (s, page) = decide(&b, id, "approve", "", "").await?;
+    assert_eq!(s, 400, "{page}");
+    assert!(page.contains("already been decided"));
+    assert_eq!(b.sql("SELECT count(*) FROM users WHERE email = 'resubmit.me@example.jp'")?, "0");
+
+    // every view of the personal data is in the audit log, with who and from where
+    let views = b.sql(&format!("SELECT actor || ' ' || ip FROM audit_log WHERE action = 'personal_data.view' AND target = 'registration:{id}'"))?;
+    assert!(views.contains("staff:staff 127.0.0.1"), "{views}");
+    // retention: images of decided applications go after the configured days
+    b.sql(&format!("UPDATE registrations SET decided_at = decided_at - 100 * 86400 WHERE id = {id}"))?;
+    let cfg_dir = b.dir.path().join("uploads");
+    let pool = sqlx_pool(&b).await?;
+    let gone = shomei_backend::registration::expire_images(&pool, &cfg_dir, 90).await?;
+    assert_eq!(gone, 1);
+    assert_eq!(std::fs::read_dir(&cfg_dir)?.count(), 0, "the file is deleted");
+    Ok(())
+}
+
+/// A pool on the backend's database file (for calling a scheduled job directly).
+async fn sqlx_pool(b: &Backend) -> Result<sqlx::SqlitePool> {
+    Ok(shomei_backend::store::connect(&format!("sqlite://{}?mode=rwc", b.dir.path().join("backend.sqlite").display())).await?)
+}
