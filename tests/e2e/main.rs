@@ -6,4 +6,5 @@ mod accounts;
 mod bad_paths;
 mod portal;
 mod print_flow;
+mod staff;
 mod station_api;

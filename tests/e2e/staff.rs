@@ -1,0 +1,167 @@
+//! Staff accounts: password + TOTP, recovery codes, roles on every admin
+//! route, the append-only audit log; and the web rules every page keeps
+//! (Origin check, security headers, a bounded password-hashing pool).
+
+use crate::accounts::*;
+use crate::harness::*;
+use anyhow::{Context, Result};
+use shomei_backend::demo;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_need_a_fresh_totp_code_and_recovery_codes_work_once() -> Result<()> {
+    let b = Backend::start(None).await?;
+    // the password alone, or with a wrong code, opens nothing; the message is the same
+    let (_, s1, p1) = b.staff_login(demo::STAFF_LOGIN, demo::STAFF_PASSWORD, "").await?;
+    let (_, s2, p2) = b.staff_login(demo::STAFF_LOGIN, demo::STAFF_PASSWORD, "000000").await?;
+    let (_, s3, p3) = b.staff_login(demo::STAFF_LOGIN, "Wrong2024pass", &b.staff_code().await?).await?;
+    assert_eq!((s1.as_u16(), s2.as_u16(), s3.as_u16()), (401, 401, 401));
+    assert_eq!(element_text(&p1, "error"), element_text(&p2, "error"));
+    assert_eq!(element_text(&p1, "error"), element_text(&p3, "error"));
+    // a right code works once: the same code again is refused (replay)
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await; // the third failure asks for a short wait
+    let code = b.staff_code().await?;
+    let (c, s, _) = b.staff_login(demo::STAFF_LOGIN, demo::STAFF_PASSWORD, &code).await?;
+    assert_eq!(s, 200);
+    let (_, s, _) = b.staff_login(demo::STAFF_LOGIN, demo::STAFF_PASSWORD, &code).await?;
+    assert_eq!(s, 401, "a used code is refused");
+
+    // an administrator adds a registrar: a second factor is shown once, with recovery codes
+    let (st, _, page) = post_form(&c, &format!("{}/admin/staff", b.url), &format!("{}/admin/staff", b.url),
+        &[("login", "suzuki"), ("display_name", "鈴木 事務"), ("role", "registrar")]).await?;
+    assert_eq!(st, 200, "{page}");
+    let secret = element_text(&page, "totp-secret").context("secret shown")?;
+    let password = element_text(&page, "new-password").context("initial password shown")?;
+    assert!(page.contains("otpauth:&#x2f;&#x2f;totp&#x2f;shomei:suzuki?secret="), "{page}");
+    let codes: Vec<String> = page.match_indices("<li><code>").map(|(i, _)| page[i + 10..].split('<').next().unwrap_or("").to_string()).collect();
+    assert_eq!(codes.len(), 10);
+    let stored = b.sql("SELECT totp_sealed FROM staff WHERE login = 'suzuki'")?;
+    assert!(!stored.is_empty() && !stored.contains(&secret), "the secret is sealed at rest");
+    assert_eq!(b.sql(&format!("SELECT count(*) FROM staff_recovery_codes WHERE code_hash = '{}'", codes[0]))?, "0", "codes stored hashed");
+
+    // the registrar logs in with a code, then with a recovery code typed loosely, which then is spent
+    let (_, s, _) = b.staff_login("suzuki", &password, &b.totp_code_for(&secret).await?).await?;
+    assert_eq!(s, 200);
+    let loose = codes[0].to_uppercase().replace('-', " ");
+    let (_, s, _) = b.staff_login("suzuki", &password, &loose).await?;
+    assert_eq!(s, 200, "a recovery code works");
+    let (_, s, _) = b.staff_login("suzuki", &password, &codes[0]).await?;
+    assert_eq!(s, 401, "once");
+
+    // the audit log has each event with the address, and never a secret
+    let log = b.sql("SELECT actor || '|' || action || '|' || ip FROM audit_log")?;
+    for line in ["staff:staff|login|127.0.0.1", "staff:staff|login.failed|127.0.0.1", "staff:staff|staff.create|127.0.0.1", "staff:suzuki|login.recovery_code|127.0.0.1"] {
+        assert!(log.contains(line), "{line} in {log}");
+    }
+    let all = b.sql("SELECT * FROM audit_log")?;
+    assert!(!all.contains(&password) && !all.contains(&secret) && !all.contains(&codes[1]), "no secret in the log");
+    // append-only, even for someone with the database
+    assert!(b.sql("UPDATE audit_log SET actor = 'nobody'").is_err());
+    assert!(b.sql("DELETE FROM audit_log").is_err());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_admin_route_checks_the_role() -> Result<()> {
+    let smtp = Smtp::start()?;
+    let b = Backend::start(Some(smtp.port)).await?;
+    let admin = b.staff_client().await?;
+    let mut people = Vec::new();
+    for (login, role) in [("reg", "registrar"), ("op", "operator")] {
+        let (_, _, page) = post_form(&admin, &format!("{}/admin/staff", b.url), &format!("{}/admin/staff", b.url),
+            &[("login", login), ("display_name", login), ("role", role)]).await?;
+        let secret = element_text(&page, "totp-secret").context("secret")?;
+        let pw = element_text(&page, "new-password").context("password")?;
+        let (c, s, _) = b.staff_login(login, &pw, &b.totp_code_for(&secret).await?).await?;
+        assert_eq!(s, 200);
+        people.push((role, c));
+    }
+    apply_as(&b, &smtp, "someone@example.jp", &applicant("役割 確認", "ヤクワリ カクニン", "YAKUWARI Kakunin")).await?;
+    // (path, roles that may open it)
+    let routes = [
+        ("/admin/registrations", &["registrar", "admin"][..]),
+        ("/admin/registrations/1", &["registrar", "admin"][..]),
+        ("/admin/registrations/1/images/1", &["registrar", "admin"][..]),
+        ("/admin/roster", &["registrar", "admin"][..]),
+        ("/admin/stations", &["operator", "admin"][..]),
+        ("/admin/staff", &["admin"][..]),
+        ("/admin/audit", &["admin"][..]),
+    ];
+    people.push(("admin", admin));
+    for (role, c) in &people {
+        for (path, allowed) in routes {
+            let r = c.get(format!("{}{path}", b.url)).send().await?;
+            let ok = r.status().is_success();
+            assert_eq!(ok, allowed.contains(role), "{role} on {path}: {}", r.status());
+            if !ok {
+                assert!(r.text().await?.contains("You do not have the role"), "{role} {path}");
+            }
+        }
+    }
+    // POSTs too: an operator cannot decide an application or add staff
+    let op = &people[1].1;
+    let (s, _, _) = post_form(op, &format!("{}/admin/stations", b.url), &format!("{}/admin/registrations/1/decide", b.url), &[("action", "approve")]).await?;
+    assert_eq!(s, 400);
+    assert_eq!(b.sql("SELECT status FROM registrations WHERE id = 1")?, "pending");
+    // a disabled staff member's session ends at once
+    let reg_id = b.sql("SELECT id FROM staff WHERE login = 'reg'")?;
+    let admin = &people[2].1;
+    post_form(admin, &format!("{}/admin/staff", b.url), &format!("{}/admin/staff/{reg_id}/disable", b.url), &[]).await?;
+    let r = people[0].1.get(format!("{}/admin/registrations", b.url)).send().await?;
+    assert_eq!(r.url().path(), "/admin/login");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_refuse_other_origins_carry_security_headers_and_a_full_hash_pool_says_busy() -> Result<()> {
+    let b = Backend::start_with(None, |c| c.security.max_concurrent_hashes = 1).await?;
+    let c = Backend::client();
+    let csrf = csrf_of(&c, &format!("{}/login", b.url)).await?;
+    // a form posted from another site is refused even with a valid token
+    let r = c
+        .post(format!("{}/login", b.url))
+        .header("Origin", "https://evil.example")
+        .form(&[("csrf", csrf.as_str()), ("email", demo::GRADUATE_EMAIL), ("password", demo::GRADUATE_PASSWORD), ("second_password", demo::GRADUATE_SECOND_PASSWORD)])
+        .send()
+        .await?;
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await?.contains("Requests from other sites are refused"));
+    // headers on every response, personal pages not cached
+    for path in ["/login", "/register", "/admin/login", "/no-such-page"] {
+        let r = c.get(format!("{}{path}", b.url)).send().await?;
+        let h = r.headers();
+        let csp = h.get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or("");
+        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"), "{path}: {csp}");
+        assert_eq!(h.get("x-content-type-options").and_then(|v| v.to_str().ok()), Some("nosniff"));
+        assert_eq!(h.get("referrer-policy").and_then(|v| v.to_str().ok()), Some("no-referrer"));
+        assert_eq!(h.get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
+        assert!(h.get("strict-transport-security").is_some());
+    }
+    // many logins at once with one hashing slot: some are told "busy" at once (429), none time out
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let url = b.url.clone();
+        tasks.push(tokio::spawn(async move {
+            let c = Backend::client();
+            let csrf = csrf_of(&c, &format!("{url}/login")).await?;
+            let started = std::time::Instant::now();
+            let r = c
+                .post(format!("{url}/login"))
+                .form(&[("csrf", csrf.as_str()), ("email", &format!("user{i}@example.jp")), ("password", "Whatever2024x"), ("second_password", "Whatever2024y")])
+                .send()
+                .await?;
+            anyhow::Ok((r.status().as_u16(), r.headers().get("retry-after").is_some(), started.elapsed()))
+        }));
+    }
+    let mut busy = 0;
+    for t in tasks {
+        let (s, retry, took) = t.await??;
+        assert!(s == 401 || s == 429, "{s}");
+        if s == 429 {
+            busy += 1;
+            assert!(retry, "429 says when to retry");
+        }
+        assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+    }
+    assert!(busy >= 1, "with one slot and six logins at once, some were told to retry");
+    Ok(())
+}
