@@ -239,9 +239,15 @@ pub async fn request_email_change(
     new_email: &str,
 ) -> FormResult<()> {
     if let Some(pw) = current_password {
-        let ok = hasher.verify_all(vec![(pw.to_string(), Some(user.password_hash.clone()))]).await?;
+        // students re-authenticate with the second password (the university checks the other)
+        let (hash, ja, en) = if user.kind == "student" {
+            (user.second_password_hash.clone(), "現在の第2パスワード", "current second password")
+        } else {
+            (Some(user.password_hash.clone()), "現在のパスワード", "current password")
+        };
+        let ok = hasher.verify_all(vec![(pw.to_string(), hash)]).await?;
         if !ok[0].ok {
-            return Err(Form::Fields(wrong_current("current_password", "現在のパスワード", "current password")));
+            return Err(Form::Fields(wrong_current("current_password", ja, en)));
         }
     }
     let new_email = new_email.trim().to_lowercase();

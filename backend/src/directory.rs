@@ -139,6 +139,12 @@ fn row_err(line: usize, column: Option<&str>, ja: &str, en: &str) -> RowError {
     RowError { line, column: column.map(str::to_string), ja: ja.into(), en: en.into() }
 }
 
+/// The 1-based line of a record at a byte offset. (After CRLF the csv crate
+/// points at the '\n' itself, so that byte is counted too.)
+fn line_at(text: &str, byte: usize) -> usize {
+    text.as_bytes()[..(byte + 1).min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
 /// Parses and checks every row; any bad row means nothing is imported, and
 /// every bad row is reported (not just the first).
 pub fn parse_roster(text: &str) -> Result<Vec<RosterRow>, Vec<RowError>> {
@@ -175,18 +181,20 @@ pub fn parse_roster(text: &str) -> Result<Vec<RosterRow>, Vec<RowError>> {
         let rec = match rec {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
+                let line = e.position().map(|p| line_at(text, p.byte() as usize)).unwrap_or(0);
                 errors.push(row_err(line, None, "行を読めません（文字コードや引用符を確認してください）。", "the row cannot be read (check quotes and encoding)"));
                 continue;
             }
         };
-        let line = rec.position().map(|p| p.line() as usize).unwrap_or(0);
+        // counted from the byte offset: the csv crate's own line count is off after CRLF (Excel)
+        let line = rec.position().map(|p| line_at(text, p.byte() as usize)).unwrap_or(0);
         if rec.len() != headers.len() {
+            let hint = if has_hash && rec.len() > headers.len() { ("（password_hash は \"...\" で囲んでください）", " (put password_hash in double quotes: it contains commas)") } else { ("", "") };
             errors.push(row_err(
                 line,
                 None,
-                &format!("列の数が{}個です（見出しは{}個）。", rec.len(), headers.len()),
-                &format!("{} columns where the header has {}", rec.len(), headers.len()),
+                &format!("列の数が{}個です（見出しは{}個）{}。", rec.len(), headers.len(), hint.0),
+                &format!("{} columns where the header has {}{}", rec.len(), headers.len(), hint.1),
             ));
             continue;
         }
@@ -407,6 +415,14 @@ mod tests {
             "{errs:?}"
         );
         assert!(errs[1].to_string().contains("line 4") && errs[1].to_string().contains("line 2"), "{}", errs[1]);
+    }
+
+    #[test]
+    fn line_numbers_are_right_with_windows_line_ends() {
+        let csv = "user_id,password,name_kanji,name_kana,name_roman,student_no,faculty_code,department_code\r\n\
+                   s1,Initial2024,a b,ア イ,A B,1,LET,JLIT\r\ns2,Initial2024,a b,ア イ,A B,1,LET,JLIT\r\ns3,short,a b,ア イ,A B,1,LET,JLIT\r\n";
+        let errs = parse_roster(csv).expect_err("short password");
+        assert_eq!(errs[0].line, 4, "{errs:?}");
     }
 
     #[test]

@@ -202,6 +202,95 @@ pub fn link_in(mail: &str, prefix: &str) -> Option<String> {
     Some(rest[..end].to_string())
 }
 
+// ------------------------------------------------------------------ LDAP directory
+
+/// A private OpenLDAP slapd on a loopback port with a small campus tree:
+/// uid=alice (password alicepw) and uid=bob (bobpw) under ou=people.
+pub struct Ldap {
+    pub port: u16,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    proc: Proc,
+}
+
+pub const LDAP_BASE: &str = "dc=campus,dc=test";
+
+impl Ldap {
+    pub fn start() -> Result<Ldap> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("db"))?;
+        std::fs::write(
+            d.join("slapd.conf"),
+            format!(
+                "include /etc/ldap/schema/core.schema\ninclude /etc/ldap/schema/cosine.schema\n\
+                 include /etc/ldap/schema/nis.schema\ninclude /etc/ldap/schema/inetorgperson.schema\n\
+                 modulepath /usr/lib/ldap\nmoduleload back_mdb\npidfile {dir}/slapd.pid\ndatabase mdb\nmaxsize 10485760\n\
+                 suffix \"{LDAP_BASE}\"\nrootdn \"cn=admin,{LDAP_BASE}\"\nrootpw secret\ndirectory {dir}/db\n\
+                 index objectClass eq\nindex uid eq\n",
+                dir = d.display()
+            ),
+        )?;
+        let url = format!("ldap://127.0.0.1:{port}/");
+        let proc = Proc::spawn(
+            "slapd",
+            Command::new("/usr/sbin/slapd")
+                .args(["-f", &d.join("slapd.conf").display().to_string(), "-h", &url, "-d", "0"])
+                .stdout(log_file(d, "slapd")?)
+                .stderr(log_file(d, "slapd-err")?),
+        )?;
+        wait_until("slapd", Duration::from_secs(10), || {
+            Command::new("ldapsearch").args(["-x", "-H", &url, "-s", "base", "-b", "", "namingContexts"])
+                .stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+        })?;
+        let ldif = format!(
+            "dn: {LDAP_BASE}\nobjectClass: dcObject\nobjectClass: organization\no: Campus\ndc: campus\n\n\
+             dn: ou=people,{LDAP_BASE}\nobjectClass: organizationalUnit\nou: people\n\n\
+             dn: uid=alice,ou=people,{LDAP_BASE}\nobjectClass: inetOrgPerson\nuid: alice\ncn:: {alice_cn}\nsn: Example\n\
+             displayName:: {alice_kana}\nemployeeNumber: S24-0001\nou: LET\ndepartmentNumber: JLIT\nmail: alice@campus.test\nuserPassword: alicepw\n\n\
+             dn: uid=bob,ou=people,{LDAP_BASE}\nobjectClass: inetOrgPerson\nuid: bob\ncn: Bob Example\nsn: Example\n\
+             employeeNumber: S24-0002\nou: SCI\ndepartmentNumber: MATH\nuserPassword: bobpw\n",
+            alice_cn = b64("有栖 花子"),
+            alice_kana = b64("アリス ハナコ"),
+        );
+        let mut add = Command::new("ldapadd")
+            .args(["-x", "-H", &url, "-D", &format!("cn=admin,{LDAP_BASE}"), "-w", "secret"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        add.stdin.take().context("ldapadd stdin")?.write_all(ldif.as_bytes())?;
+        let out = add.wait_with_output()?;
+        if !out.status.success() {
+            bail!("ldapadd: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(Ldap { port, url, dir, proc })
+    }
+
+    pub fn stop(&mut self) {
+        self.proc.stop();
+    }
+}
+
+fn b64(s: &str) -> String {
+    use std::fmt::Write as _;
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = s.as_bytes();
+    let mut out = String::new();
+    for chunk in b.chunks(3) {
+        let n = (chunk[0] as u32) << 16 | (*chunk.get(1).unwrap_or(&0) as u32) << 8 | *chunk.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                let _ = out.write_char(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 // ------------------------------------------------------------------ IPP printer
 
 /// ippeveprinter with the project's fake engine (`sim/ipp-engine.sh`) as its

@@ -7,4 +7,5 @@ mod bad_paths;
 mod portal;
 mod print_flow;
 mod staff;
+mod students;
 mod station_api;

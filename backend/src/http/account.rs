@@ -366,7 +366,8 @@ fn email_change_html(csrf: &str, graduate: bool, email: &str, confirm: &str, err
         "email_form.html",
         context! { csrf, title_ja => "メールアドレスの変更", title_en => "Change your e-mail address", action => "/account/email",
                    intro => ["新しいメールアドレスに確認のメールを送ります。メールのURLを開くと変更が完了します。", "We mail a link to the new address; the change happens when you open it."],
-                   errors, email, email_confirm => confirm, show_email => true, show_confirm => true, show_current => graduate,
+                   errors, email, email_confirm => confirm, show_email => true, show_confirm => true, show_current => true,
+                   current_label => if graduate { ["現在のパスワード", "Current password"] } else { ["現在の第2パスワード", "Current second password"] },
                    email_label => ["新しいメールアドレス", "New e-mail address"], button => "送信 / Send", back => "/account" },
     ))
 }
@@ -407,7 +408,7 @@ pub async fn email_change(
             &state.config.http.public_url,
             state.config.accounts.link_ttl_s,
             &user.user,
-            graduate.then_some(f.current_password.as_str()),
+            Some(f.current_password.as_str()),
             &f.email,
         )
         .await
