@@ -495,3 +495,116 @@ async fn staff_reject_or_ask_for_resubmission_and_the_applicant_hears_each_outco
 async fn sqlx_pool(b: &Backend) -> Result<sqlx::SqlitePool> {
     Ok(shomei_backend::store::connect(&format!("sqlite://{}?mode=rwc", b.dir.path().join("backend.sqlite").display())).await?)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graduate_adds_a_second_student_id_and_orders_for_either() -> Result<()> {
+    let smtp = Smtp::start()?;
+    let b = Backend::start(Some(smtp.port)).await?;
+    let email = "two.ids@example.jp";
+    let c = graduate(&b, &smtp, email, "Twoids2024pw", "Second2024ti").await?;
+    // G-6: from the account menu, a link by mail, the in-school data only
+    let (s, path, _) = post_form(&c, &format!("{}/account", b.url), &format!("{}/account/student-ids", b.url), &[]).await?;
+    assert_eq!((s, path.as_str()), (200, "/account"));
+    let mail = smtp.wait_for_mail_with(email, "add_student_id", MAIL_WAIT)?;
+    let link = link_in(&mail, &format!("{}/register/open?purpose=add_student_id", b.url)).context("link")?;
+    let (s, _) = open_and_agree(&c, &link).await?;
+    assert_eq!(s, 200);
+    let form = c.get(format!("{}/register/form", b.url)).send().await?.text().await?;
+    assert!(!form.contains("id=\"name_kanji\"") && !form.contains("image_front") && form.contains("id=\"student_no\""), "only the in-school part");
+    let fields: Vec<(String, String)> = [("university_id", "1"), ("faculty_id", "2"), ("department_id", "3"), ("student_no", "G19-0007"),
+        ("graduation_ym", "2021-03"), ("leaving_type", "graduated")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let (s, page) = send_form(&b, &c, &fields, vec![]).await?;
+    assert_eq!(s, 200, "{page}");
+    apply(&b, &c).await?;
+    let id: i64 = b.sql("SELECT id FROM registrations WHERE kind = 'add_student_id'")?.parse()?;
+    // staff approve; the user hears of it and can choose either student ID when ordering
+    let (s, _) = decide(&b, id, "approve", "", "").await?;
+    assert_eq!(s, 200);
+    smtp.wait_for_mail_with(email, "additional student ID was approved", MAIL_WAIT)?;
+    let order = c.get(format!("{}/orders/new", b.url)).send().await?.text().await?;
+    assert!(order.contains("L15-0909") && order.contains("G19-0007"), "{order}");
+    let account = c.get(format!("{}/account", b.url)).send().await?.text().await?;
+    assert!(account.contains("G19-0007") && account.contains("数学科"), "{account}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reapplication_moves_a_lost_address_onto_the_existing_account() -> Result<()> {
+    let smtp = Smtp::start()?;
+    let b = Backend::start(Some(smtp.port)).await?;
+    let old = "lost.mailbox@example.jp";
+    graduate(&b, &smtp, old, "Lostbox2024p", "Second2024lb").await?;
+    let user_id = b.sql(&format!("SELECT id FROM users WHERE email = '{old}'"))?;
+    b.sql(&format!("INSERT INTO orders (user_id, student_record_id, delivery, payment_method, status, fees, system_fee, total, created_at, pay_deadline, print_deadline) SELECT {user_id}, id, 'campus', 'card', 'printed', 300, 100, 400, 1, 2, 3 FROM student_records WHERE user_id = {user_id}"))?;
+    // G-9: a new registration from the new address, application type "re-application"
+    let new = "new.mailbox@example.jp";
+    let mut fields = applicant("試験 太郎", "シケン タロウ", "SHIKEN Taro");
+    for f in fields.iter_mut() {
+        if f.0 == "kind" {
+            f.1 = "reapply".into();
+        }
+    }
+    let id = apply_as(&b, &smtp, new, &fields).await?;
+    // staff see the account it may belong to, and must choose it
+    let staff = b.staff_client().await?;
+    let page = staff.get(format!("{}/admin/registrations/{id}", b.url)).send().await?.text().await?;
+    assert!(page.contains(&format!("<option value=\"{user_id}\">")) && page.contains(old), "candidate shown: {page}");
+    let (s, page) = decide(&b, id, "approve", "", "").await?;
+    assert_eq!(s, 400, "no account chosen: {page}");
+    let (s, _) = decide(&b, id, "approve", "", &user_id).await?;
+    assert_eq!(s, 200);
+    let mail = smtp.wait_for_mail_with(new, "Initial password", MAIL_WAIT)?;
+    let initial = initial_password_in(&mail).context("initial password")?;
+    smtp.wait_for_mail_with(old, "was changed to n****@example.jp", MAIL_WAIT)?;
+    // the same account, its history kept, now at the new address with a new initial password
+    assert_eq!(b.sql(&format!("SELECT email FROM users WHERE id = {user_id}"))?, new);
+    assert_eq!(b.sql("SELECT count(*) FROM users")?, "2", "the demo graduate and this one: no new account");
+    let c = Backend::client();
+    let (_, path, _) = portal_login(&b, &c, new, &initial, "").await?;
+    assert_eq!(path, "/password/setup");
+    let (s, _, _) = portal_login(&b, &Backend::client(), old, "Lostbox2024p", "Second2024lb").await?;
+    assert_eq!(s, 401, "the old address no longer logs in");
+    let (s, path, _) = post_form(&c, &format!("{}/password/setup", b.url), &format!("{}/password/setup", b.url),
+        &[("password", "Found2024box"), ("password_confirm", "Found2024box"), ("second_password", "Second2024fb"), ("second_password_confirm", "Second2024fb")]).await?;
+    assert_eq!((s, path.as_str()), (200, "/portal"));
+    let menu = c.get(format!("{}/portal", b.url)).send().await?.text().await?;
+    assert!(menu.contains("¥400"), "the order history stayed with the account: {menu}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_login_password_rules_each_give_their_own_message() -> Result<()> {
+    let smtp = Smtp::start()?;
+    let b = Backend::start(Some(smtp.port)).await?;
+    let email = "rules@example.jp";
+    let id = apply_as(&b, &smtp, email, &applicant("規則 守", "キソク マモル", "KISOKU Mamoru")).await?;
+    let initial = approve(&b, &smtp, id, email).await?;
+    let c = Backend::client();
+    portal_login(&b, &c, email, &initial, "").await?;
+    let url = format!("{}/password/setup", b.url);
+    let good_second = "Second2024km";
+    let cases: Vec<(String, String, &str, &str)> = vec![
+        ("Ab1".into(), "Ab1".into(), "password", "at least 8"),
+        ("abcdefgh12".into(), "abcdefgh12".into(), "password", "upper"),
+        ("ABCDEFGH12".into(), "ABCDEFGH12".into(), "password", "lower"),
+        ("Abcdefghij".into(), "Abcdefghij".into(), "password", "digit"),
+        ("Passw0rd".into(), "Passw0rd".into(), "password", "common"),
+        ("Ｐａｓｓ１２３４ａ".into(), "Ｐａｓｓ１２３４ａ".into(), "password", "single-byte"),
+        (format!("A1{}", "b".repeat(127)), format!("A1{}", "b".repeat(127)), "password", "128"),
+        ("Kisoku2024mm".into(), "Kisoku2024mx".into(), "password_confirm", "do not match"),
+        (initial.clone(), initial.clone(), "password", "current"),
+    ];
+    for (pw, confirm, field, expect) in cases {
+        let (s, _, page) = post_form(&c, &url, &url, &[("password", &pw), ("password_confirm", &confirm), ("second_password", good_second), ("second_password_confirm", good_second)]).await?;
+        assert_eq!(s, 400, "{pw}");
+        let e = field_error(&page, field);
+        assert!(e.to_lowercase().contains(expect), "{pw:?} -> {field}: {e:?}");
+    }
+    assert_eq!(b.sql(&format!("SELECT must_set_password FROM users WHERE email = '{email}'"))?, "1", "nothing changed");
+    // an expired initial password says so (only to someone who typed it right)
+    b.sql(&format!("UPDATE users SET initial_password_expires_at = 1 WHERE email = '{email}'"))?;
+    let (s, _, page) = portal_login(&b, &Backend::client(), email, &initial, "").await?;
+    assert_eq!(s, 401);
+    assert!(page.contains("initial password has expired"), "{page}");
+    Ok(())
+}
