@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod account_changes;
 mod accounts;
 mod bad_paths;
 mod portal;

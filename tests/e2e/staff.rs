@@ -165,3 +165,62 @@ async fn pages_refuse_other_origins_carry_security_headers_and_a_full_hash_pool_
     assert!(busy >= 1, "with one slot and six logins at once, some were told to retry");
     Ok(())
 }
+
+/// Cookie attributes of one Set-Cookie header for `name`.
+fn set_cookie_of(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find(|v| v.starts_with(&format!("{name}="))).map(str::to_string)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_an_https_origin_cookies_are_host_prefixed_secure_and_sessions_rotate() -> Result<()> {
+    // the backend behind a TLS-terminating proxy: its public origin is https
+    let mut origin = String::new();
+    let b = Backend::start_with(None, |c| {
+        c.http.public_url = c.http.public_url.replace("http://", "https://");
+        origin = c.http.public_url.clone();
+    })
+    .await?;
+    let plain = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+    let r = plain.get(format!("{}/login", b.url)).send().await?;
+    assert!(r.headers().get("strict-transport-security").and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("max-age=31536000")));
+    let csrf_cookie = set_cookie_of(&r, "__Host-shomei_csrf").context("CSRF cookie")?;
+    for attr in ["Path=/", "HttpOnly", "SameSite=Strict", "Secure"] {
+        assert!(csrf_cookie.contains(attr), "{attr} in {csrf_cookie}");
+    }
+    assert!(!csrf_cookie.contains("Domain="));
+    let token = csrf_cookie.split(';').next().and_then(|kv| kv.split_once('=')).map(|(_, v)| v.to_string()).unwrap_or_default();
+    let login = |cookie: String| {
+        let plain = plain.clone();
+        let (url, origin, token) = (b.url.clone(), origin.clone(), token.clone());
+        async move {
+            plain
+                .post(format!("{url}/login"))
+                .header("Cookie", cookie)
+                .header("Origin", origin)
+                .form(&[("csrf", token.as_str()), ("email", demo::GRADUATE_EMAIL), ("password", demo::GRADUATE_PASSWORD), ("second_password", demo::GRADUATE_SECOND_PASSWORD)])
+                .send()
+                .await
+        }
+    };
+    let r = login(format!("__Host-shomei_csrf={token}")).await?;
+    assert_eq!(r.status(), 303);
+    let session = set_cookie_of(&r, "__Host-shomei_session").context("session cookie")?;
+    for attr in ["Path=/", "HttpOnly", "SameSite=Lax", "Secure", "Max-Age=43200"] {
+        assert!(session.contains(attr), "{attr} in {session}");
+    }
+    let id1 = session.split(';').next().unwrap_or_default().to_string();
+    assert!(id1.len() > "__Host-shomei_session=".len() + 32, "at least 128 bits: {id1}");
+    // logging in again (with the old session cookie) gives a new id and ends the old session
+    let r = login(format!("__Host-shomei_csrf={token}; {id1}")).await?;
+    let id2 = set_cookie_of(&r, "__Host-shomei_session").context("second session")?.split(';').next().unwrap_or_default().to_string();
+    assert_ne!(id1, id2, "a new session id at every login");
+    let r = plain.get(format!("{}/portal", b.url)).header("Cookie", id1.clone()).send().await?;
+    assert_eq!(r.headers().get("location").and_then(|v| v.to_str().ok()), Some("/login"), "the old session is gone");
+    let r = plain.get(format!("{}/portal", b.url)).header("Cookie", id2.clone()).send().await?;
+    assert_eq!(r.status(), 200);
+    // the same live session id without the prefix is not read
+    let bare = id2.replace("__Host-", "");
+    let r = plain.get(format!("{}/portal", b.url)).header("Cookie", bare).send().await?;
+    assert_eq!(r.status(), 303);
+    Ok(())
+}
