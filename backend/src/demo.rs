@@ -41,6 +41,10 @@ pub async fn seed_if_empty(pool: &SqlitePool, seal: &SealKey) -> anyhow::Result<
         },
     )
     .await?;
+    // the graduate's birth date is sealed like every other
+    let graduate = store::user_by_email(&mut tx, GRADUATE_EMAIL).await?.ok_or_else(|| anyhow::anyhow!("demo graduate missing"))?;
+    let birth = crate::registration::seal_birth_date(seal, graduate.id, "2001-04-02").map_err(|e| anyhow::anyhow!("{e}"))?;
+    store::set_birth_dates(&mut tx, graduate.id, &birth).await?;
     // the staff member's second factor, sealed like every other
     let staff = store::staff_by_login(&mut tx, STAFF_LOGIN).await?.ok_or_else(|| anyhow::anyhow!("demo staff missing"))?;
     let sealed = seal.seal_str(STAFF_TOTP_SECRET, &crate::accounts::totp_aad(staff.id)).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -739,7 +739,8 @@ impl Date {
 
 /// Draw one certificate page.
 fn draw_certificate(canvas: &mut Canvas<'_, '_>, copy: &CertificateCopy) -> Result<(), DocumentError> {
-    let birth = Date::parse("birth_date", &copy.birth_date)?;
+    // the directory may not know an enrolled student's birth date: the line is then left out
+    let birth = if copy.birth_date.is_empty() { None } else { Some(Date::parse("birth_date", &copy.birth_date)?) };
     let issued = Date::parse("issue_date", &copy.issue_date)?;
 
     // Border: a thin frame with a hairline inside it.
@@ -763,9 +764,11 @@ fn draw_certificate(canvas: &mut Canvas<'_, '_>, copy: &CertificateCopy) -> Resu
     canvas.text(copy.holder_name_kanji.trim(), VALUE_X, 612.0, 22.0, value_w);
     canvas.text(copy.holder_name_roman.trim(), VALUE_X, 592.0, 12.0, value_w);
 
-    label(canvas, LABEL_BIRTH, 556.0);
-    canvas.text(&birth.ja(), VALUE_X, 556.0, 12.0, value_w);
-    canvas.text(&birth.en(), VALUE_X, 542.0, 10.0, value_w);
+    if let Some(birth) = &birth {
+        label(canvas, LABEL_BIRTH, 556.0);
+        canvas.text(&birth.ja(), VALUE_X, 556.0, 12.0, value_w);
+        canvas.text(&birth.en(), VALUE_X, 542.0, 10.0, value_w);
+    }
 
     let affiliation = [copy.faculty_ja.trim(), copy.department_ja.trim()]
         .into_iter()

@@ -79,6 +79,7 @@ fn split_date(date: &str) -> (String, String, String) {
 pub async fn place(
     pool: &SqlitePool,
     fonts: &FontSet,
+    seal: &crate::sealed::SealKey,
     public_url: &str,
     user_id: i64,
     req: &OrderRequest,
@@ -171,7 +172,7 @@ pub async fn place(
                 department_ja: record.department_ja.clone(),
                 holder_name_kanji: record.name_kanji.clone(),
                 holder_name_roman: record.name_roman.clone(),
-                birth_date: record.birth_date.clone(),
+                birth_date: crate::registration::open_birth_date(seal, user_id, &record.birth_date)?,
                 body_ja: body_ja.clone(),
                 body_en: body_en.clone(),
                 issue_date: issue_date.clone(),

@@ -63,6 +63,21 @@ pub fn user_aad(id: i64) -> String {
     format!("user:{id}:personal")
 }
 
+/// A student record's birth date is sealed too (empty stays empty: unknown).
+pub fn seal_birth_date(key: &SealKey, user_id: i64, birth_date: &str) -> AppResult<String> {
+    if birth_date.is_empty() {
+        return Ok(String::new());
+    }
+    key.seal_str(birth_date, &format!("user:{user_id}:birth_date")).map_err(|e| AppError::Internal(anyhow::anyhow!("sealing: {e}")))
+}
+
+pub fn open_birth_date(key: &SealKey, user_id: i64, sealed: &str) -> AppResult<String> {
+    if sealed.is_empty() {
+        return Ok(String::new());
+    }
+    key.open_str(sealed, &format!("user:{user_id}:birth_date")).map_err(|e| AppError::Internal(anyhow::anyhow!("sealed birth date: {e}")))
+}
+
 pub fn image_aad(file_name: &str) -> String {
     format!("id-image:{file_name}")
 }
@@ -513,10 +528,11 @@ async fn insert_record(c: &mut store::Conn, seal: &SealKey, r: &Registration, us
     let (Some(university_id), Some(faculty_id), Some(department_id)) = (r.university_id, r.faculty_id, r.department_id) else {
         return Err(AppError::Page("申請の大学・学部・学科が未入力です。 / The application has no university, faculty or department.".into()));
     };
+    // sealed with the account's key material; another student ID copies the sealed value
     let birth_date = if r.kind == "add_student_id" {
         store::student_records(c, user_id).await?.first().map(|x| x.birth_date.clone()).unwrap_or_default()
     } else {
-        Personal::open(seal, r.personal_sealed.as_deref(), &registration_aad(r.id))?.birth_date
+        seal_birth_date(seal, user_id, &Personal::open(seal, r.personal_sealed.as_deref(), &registration_aad(r.id))?.birth_date)?
     };
     // names as in school when given, else today's
     let pick = |school: &str, now: &str| if school.trim().is_empty() { now.to_string() } else { school.to_string() };

@@ -1266,6 +1266,11 @@ pub async fn set_initial_password(c: &mut Conn, user_id: i64, email: &str, hash:
     Ok(())
 }
 
+pub async fn set_birth_dates(c: &mut Conn, user_id: i64, sealed: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE student_records SET birth_date = ? WHERE user_id = ?").bind(sealed).bind(user_id).execute(c).await?;
+    Ok(())
+}
+
 pub async fn set_user_email(c: &mut Conn, user_id: i64, email: &str) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE users SET email = ? WHERE id = ?").bind(email).bind(user_id).execute(c).await?;
     Ok(())

@@ -308,6 +308,8 @@ async fn a_graduate_registers_is_approved_and_sets_passwords_in_the_browser() ->
     // the personal data is sealed at rest, the image file too
     let sealed = backend.sql(&format!("SELECT personal_sealed FROM users WHERE email = '{email}'"))?;
     assert!(!sealed.is_empty() && !sealed.contains("千代田") && !sealed.contains("1999-09-09"), "{sealed}");
+    let birth = backend.sql("SELECT birth_date FROM student_records WHERE student_no = 'L15-0909'")?;
+    assert!(!birth.is_empty() && !birth.contains("1999"), "the student record's birth date is sealed too: {birth}");
     let files: Vec<_> = std::fs::read_dir(backend.dir.path().join("uploads"))?.flatten().collect();
     assert_eq!(files.len(), 1);
     let stored = std::fs::read(files[0].path())?;

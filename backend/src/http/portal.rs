@@ -179,7 +179,7 @@ pub async fn place_order(
         delivery: form.get("delivery").cloned().unwrap_or_default(),
         payment_method: form.get("payment_method").cloned().unwrap_or_default(),
     };
-    let placed = orders::place(&state.pool, &state.fonts, &state.config.http.public_url, user.user.id, &req).await?;
+    let placed = orders::place(&state.pool, &state.fonts, &state.seal, &state.config.http.public_url, user.user.id, &req).await?;
     state.mail_wake.notify_one();
     Ok(Redirect::to(&format!("/orders/{}", placed.order_id)).into_response())
 }
