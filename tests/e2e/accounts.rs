@@ -610,3 +610,80 @@ async fn first_login_password_rules_each_give_their_own_message() -> Result<()> 
     assert!(page.contains("initial password has expired"), "{page}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graduate_keeps_the_account_up_to_date_in_the_browser() -> Result<()> {
+    let smtp = Smtp::start()?;
+    let b = Backend::start(Some(smtp.port)).await?;
+    let (email, pw, second) = ("keeper@example.jp", "Keeper2024pw", "Second2024kp");
+    graduate(&b, &smtp, email, pw, second).await?;
+    let browser = Browser::start().await?;
+    let w = &browser.client;
+    let login = |email: &'static str, pw: &'static str, second: &'static str| {
+        let (browser, url) = (&browser, b.url.clone());
+        async move {
+            browser.client.goto(&format!("{url}/login")).await?;
+            browser.wait_id("email").await?.send_keys(email).await?;
+            browser.client.find(Locator::Id("password")).await?.send_keys(pw).await?;
+            browser.client.find(Locator::Id("second_password")).await?.send_keys(second).await?;
+            browser.client.find(Locator::Id("login")).await?.click().await?;
+            browser.wait_id("account").await?.click().await?;
+            anyhow::Ok(())
+        }
+    };
+    login(email, pw, second).await?;
+
+    // G-7: personal data: edit -> confirm -> change
+    browser.wait_id("personal").await?.click().await?;
+    let street = browser.wait_id("street").await?;
+    street.clear().await?;
+    street.send_keys("丸の内2-2").await?;
+    w.find(Locator::Id("to-confirm")).await?.click().await?;
+    assert!(browser.wait_id("summary").await?.text().await?.contains("丸の内2-2"));
+    w.find(Locator::Id("save")).await?.click().await?;
+    assert!(browser.wait_id("notice").await?.text().await?.contains("Your details were changed"));
+
+    // G-10: password change
+    browser.wait_id("change-password").await?.click().await?;
+    browser.wait_id("current_password").await?.send_keys(pw).await?;
+    w.find(Locator::Id("password")).await?.send_keys("Keeper2025pw").await?;
+    w.find(Locator::Id("password_confirm")).await?.send_keys("Keeper2025pw").await?;
+    w.find(Locator::Id("save")).await?.click().await?;
+    assert!(browser.wait_id("notice").await?.text().await?.contains("Your password was changed"));
+    smtp.wait_for_mail_with(email, "Your password was changed", MAIL_WAIT)?;
+
+    // G-8: e-mail change, confirmed from the new mailbox
+    let new = "keeper.new@example.jp";
+    browser.wait_id("change-email").await?.click().await?;
+    browser.wait_id("current_password").await?.send_keys("Keeper2025pw").await?;
+    w.find(Locator::Id("email")).await?.send_keys(new).await?;
+    w.find(Locator::Id("email_confirm")).await?.send_keys(new).await?;
+    w.find(Locator::Id("send")).await?.click().await?;
+    assert!(browser.wait_id("notice").await?.text().await?.contains("open the link"));
+    let mail = smtp.wait_for_mail(new, MAIL_WAIT)?;
+    let link = link_in(&mail, &format!("{}/account/email/confirm?t=", b.url)).context("confirm link")?;
+    w.goto(&link).await?;
+    browser.wait_id("send").await?.click().await?;
+    assert!(browser.wait_id("message").await?.text().await?.contains("Your e-mail address was changed"));
+    smtp.wait_for_mail_with(email, "k****@example.jp", MAIL_WAIT)?;
+
+    // G-11: forgotten password, from the login page, by mail to the new address
+    w.goto(&format!("{}/login", b.url)).await?;
+    browser.wait_id("forgot").await?.click().await?;
+    browser.wait_id("email").await?.send_keys(new).await?;
+    w.find(Locator::Id("send")).await?.click().await?;
+    browser.wait_id("message").await?;
+    let mail = smtp.wait_for_mail_with(new, "/password/reset", MAIL_WAIT)?;
+    let link = link_in(&mail, &format!("{}/password/reset?t=", b.url)).context("reset link")?;
+    w.goto(&link).await?;
+    browser.wait_id("password").await?.send_keys("Reborn2026pw").await?;
+    w.find(Locator::Id("password_confirm")).await?.send_keys("Reborn2026pw").await?;
+    w.find(Locator::Id("second_password")).await?.send_keys("Second2026rb").await?;
+    w.find(Locator::Id("second_password_confirm")).await?.send_keys("Second2026rb").await?;
+    w.find(Locator::Id("save")).await?.click().await?;
+    assert!(browser.wait_id("message").await?.text().await?.contains("Your passwords are set"));
+    login(new, "Reborn2026pw", "Second2026rb").await?;
+    assert_eq!(browser.wait_id("current-email").await?.text().await?, new);
+    browser.close().await;
+    Ok(())
+}
