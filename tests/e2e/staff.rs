@@ -224,3 +224,54 @@ async fn on_an_https_origin_cookies_are_host_prefixed_secure_and_sessions_rotate
     assert_eq!(r.status(), 303);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_manages_staff_and_the_roster_in_the_browser() -> Result<()> {
+    use fantoccini::Locator;
+    let b = Backend::start(None).await?;
+    let browser = Browser::start().await?;
+    let w = &browser.client;
+    w.goto(&format!("{}/admin/login", b.url)).await?;
+    browser.wait_id("login").await?.send_keys(demo::STAFF_LOGIN).await?;
+    w.find(Locator::Id("password")).await?.send_keys(demo::STAFF_PASSWORD).await?;
+    w.find(Locator::Id("code")).await?.send_keys(&b.staff_code().await?).await?;
+    w.find(Locator::Id("staff-login")).await?.click().await?;
+    browser.wait_for(Locator::Css("nav a[href=\"/admin/staff\"]")).await?.click().await?;
+
+    // a new station operator: the second factor is shown once
+    browser.wait_id("login").await?.send_keys("tanaka").await?;
+    w.find(Locator::Id("display_name")).await?.send_keys("田中 運用").await?;
+    w.find(Locator::Id("role")).await?.select_by_value("operator").await?;
+    w.find(Locator::Id("add-staff")).await?.click().await?;
+    let secret = browser.wait_id("totp-secret").await?.text().await?;
+    assert_eq!(secret.len(), 32, "{secret}");
+    assert_eq!(w.find_all(Locator::Css("#recovery-codes li")).await?.len(), 10);
+    assert!(browser.wait_id("staff").await?.text().await?.contains("tanaka"));
+    w.goto(&format!("{}/admin/staff", b.url)).await?;
+    assert!(w.find(Locator::Id("totp-secret")).await.is_err(), "not shown a second time");
+
+    // the roster: a file with a bad row is refused whole, with the line named
+    w.goto(&format!("{}/admin/roster", b.url)).await?;
+    let dir = tempfile::tempdir()?;
+    let bad = dir.path().join("roster.csv");
+    std::fs::write(&bad, "user_id,password,name_kanji,name_kana,name_roman,student_no,faculty_code,department_code,email\n\
+        u1,Initial2024a,一 二,イチ ニ,ICHI Ni,S1,LET,JLIT,\nu2,Initial2024b,三 四,サン シ,SAN Shi,S2,LET,JLIT,not-mail\n")?;
+    browser.wait_id("file").await?.send_keys(&bad.display().to_string()).await?;
+    w.find(Locator::Id("import")).await?.click().await?;
+    let errs = browser.wait_id("row-errors").await?.text().await?;
+    assert!(errs.contains("line 3 (email)"), "{errs}");
+    assert_eq!(browser.wait_id("roster-count").await?.text().await?, "1");
+    std::fs::write(&bad, "user_id,password,name_kanji,name_kana,name_roman,student_no,faculty_code,department_code,email\n\
+        u1,Initial2024a,一 二,イチ ニ,ICHI Ni,S1,LET,JLIT,\n")?;
+    browser.wait_id("file").await?.send_keys(&bad.display().to_string()).await?;
+    w.find(Locator::Id("import")).await?.click().await?;
+    assert!(browser.wait_id("notice").await?.text().await?.contains("Rows imported: 1"));
+    assert_eq!(browser.wait_id("roster-count").await?.text().await?, "2");
+
+    // the audit log shows both actions
+    w.goto(&format!("{}/admin/audit", b.url)).await?;
+    let log = browser.wait_id("audit").await?.text().await?;
+    assert!(log.contains("staff.create") && log.contains("roster.import") && log.contains("127.0.0.1"), "{log}");
+    browser.close().await;
+    Ok(())
+}
