@@ -324,6 +324,13 @@ pub async fn start_session(pool: &SqlitePool, limits: &SessionLimits, user_id: O
     Ok(token)
 }
 
+/// Logout: the session ends, and the audit log says so.
+pub async fn logout(pool: &SqlitePool, token: &str, actor: &str, client: Client<'_>) -> AppResult<()> {
+    end_session(pool, token).await?;
+    let mut c = pool.acquire().await?;
+    audit(&mut c, actor, "logout", "", client).await
+}
+
 pub async fn end_session(pool: &SqlitePool, token: &str) -> AppResult<()> {
     let mut c = pool.acquire().await?;
     store::delete_session(&mut c, &token_hash(token)).await?;

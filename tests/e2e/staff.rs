@@ -275,3 +275,32 @@ async fn an_administrator_manages_staff_and_the_roster_in_the_browser() -> Resul
     browser.close().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weaker_hashes_are_upgraded_at_login_and_one_address_trying_many_accounts_is_slowed() -> Result<()> {
+    let b = Backend::start(None).await?;
+    // a hash made with cheaper parameters (as an older release might have stored)
+    let weak = shomei_backend::passwords::hash_with(
+        &shomei_backend::passwords::HashCost { memory_kib: 8192, iterations: 1, parallelism: 1 },
+        demo::GRADUATE_PASSWORD,
+    )?;
+    b.sql(&format!("UPDATE users SET password_hash = '{weak}' WHERE email = '{}'", demo::GRADUATE_EMAIL))?;
+    let c = Backend::client();
+    let (s, path, _) = portal_login(&b, &c, demo::GRADUATE_EMAIL, demo::GRADUATE_PASSWORD, demo::GRADUATE_SECOND_PASSWORD).await?;
+    assert_eq!((s, path.as_str()), (200, "/portal"), "the old hash still verifies");
+    let now = b.sql(&format!("SELECT password_hash FROM users WHERE email = '{}'", demo::GRADUATE_EMAIL))?;
+    assert!(now.starts_with("$argon2id$v=19$m=19456,t=2,p=1$") && now != weak, "rehashed at the configured cost: {now}");
+    let logout = csrf_of(&c, &format!("{}/portal", b.url)).await?;
+    c.post(format!("{}/logout", b.url)).form(&[("csrf", logout.as_str())]).send().await?;
+    assert!(b.sql("SELECT action FROM audit_log WHERE action = 'logout'")?.contains("logout"), "logout is an audited event");
+
+    // one address, a different account each time: after 10 failures it must wait too
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        let (s, _, _) = portal_login(&b, &Backend::client(), &format!("spray{i}@example.jp"), "Spring2024!x", "Spring2024!y").await?;
+        statuses.push(s);
+    }
+    assert!(statuses[..10].iter().all(|&s| s == 401), "{statuses:?}");
+    assert_eq!(statuses[11], 429, "the address is slowed: {statuses:?}");
+    Ok(())
+}

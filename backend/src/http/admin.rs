@@ -71,9 +71,16 @@ pub async fn login(
 }
 
 
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff, Form(f): Form<CsrfForm>) -> AppResult<Response> {
+pub async fn logout(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+    Form(f): Form<CsrfForm>,
+) -> AppResult<Response> {
     check_csrf(&state, &headers, &f.csrf)?;
-    accounts::end_session(&state.pool, &staff.token).await?;
+    let ip = client.ip().to_string();
+    accounts::logout(&state.pool, &staff.token, &format!("staff:{}", staff.staff.login), accounts::Client { ip: &ip }).await?;
     let mut r = Redirect::to("/admin/login").into_response();
     r.headers_mut().append(SET_COOKIE, set_cookie(&state, STAFF_COOKIE, "", 0, "Strict"));
     Ok(r)

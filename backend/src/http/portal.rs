@@ -75,9 +75,16 @@ pub async fn login(
 }
 
 
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap, user: CurrentUser, Form(f): Form<CsrfForm>) -> AppResult<Response> {
+pub async fn logout(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    user: CurrentUser,
+    Form(f): Form<CsrfForm>,
+) -> AppResult<Response> {
     check_csrf(&state, &headers, &f.csrf)?;
-    accounts::end_session(&state.pool, &user.token).await?;
+    let ip = client.ip().to_string();
+    accounts::logout(&state.pool, &user.token, &format!("user:{}", user.user.id), accounts::Client { ip: &ip }).await?;
     let mut r = Redirect::to("/login").into_response();
     r.headers_mut().append(SET_COOKIE, set_cookie(&state, USER_COOKIE, "", 0, "Lax"));
     Ok(r)

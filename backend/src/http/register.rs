@@ -178,7 +178,8 @@ async fn form_page(state: &AppState, headers: &HeaderMap, r: &Registration, f: &
         context! { csrf => &csrf.token, f => fv, errors, in_school_only => r.kind == "add_student_id",
                    universities => options(&unis), faculties => options(&facs), departments => options(&deps),
                    kinds => choices(&KINDS), sexes => choices(&SEXES), leaving_types => choices(&LEAVING_TYPES),
-                   id_documents => choices(&ID_DOCUMENTS), image_count, reason => &r.reason,
+                   id_documents => choices(&ID_DOCUMENTS), image_count,
+                   languages => choices(&[("ja", "日本語", "Japanese"), ("en", "英語", "English")]), reason => &r.reason,
                    max_mb => state.config.accounts.upload_max_bytes / (1024 * 1024) },
     ));
     let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::BAD_REQUEST };
