@@ -260,9 +260,12 @@ pub async fn request_email_change(
     let nm = names(&mut tx, user.id).await?;
     let (ja, en, lang) = recipient(user, &nm);
     let r = Recipient { name_ja: &ja, name_en: &en, language: &lang };
-    if store::user_by_email(&mut tx, &new_email).await?.is_some() {
-        // taken: the new address's owner hears of it; the page says the same as always
-        mail::already_registered(&r, &format!("{public_url}/login"), &format!("{public_url}/password/forgot")).enqueue(&mut tx, &new_email).await?;
+    if let Some(owner) = store::user_by_email(&mut tx, &new_email).await? {
+        // taken: the new address's owner hears of it, addressed as themselves and
+        // told nothing about who asked; the page says the same as always
+        let on = names(&mut tx, owner.id).await?;
+        let to = Recipient { name_ja: &on.0, name_en: &on.1, language: &owner.language };
+        mail::already_registered(&to, &format!("{public_url}/login"), &format!("{public_url}/password/forgot")).enqueue(&mut tx, &new_email).await?;
     } else {
         let (token, until) = accounts::issue_token(&mut tx, "email_change", &new_email, Some(user.id), &new_email, ttl_s).await?;
         mail::email_change_link(&r, &format!("{public_url}/account/email/confirm?t={token}"), &time::jst_text(until))

@@ -164,12 +164,12 @@ pub fn already_registered(r: &Recipient<'_>, login_url: &str, reset_url: &str) -
         "【証明書発行】このアドレスは登録済みです",
         "This address is already registered",
         format!(
-            "{dear}このメールアドレスで利用申請の手続きがありましたが、このアドレスはすでに登録されています。\n\
+            "{dear}このメールアドレスを新規登録またはメールアドレス変更に使う手続きがありましたが、このアドレスはすでに登録されています。\n\
              ログイン: {login_url}\nパスワードを忘れた場合: {reset_url}\n心当たりがない場合は、このメールを破棄してください。\n",
             dear = dear_ja(r)
         ),
         format!(
-            "{dear}Someone asked to register this address, but it already has an account.\n\
+            "{dear}Someone asked to use this address for a new registration or an address change, but it already has an account.\n\
              Log in: {login_url}\nForgot your password: {reset_url}\nIf this was not you, ignore this mail.\n",
             dear = dear_en(r)
         ),

@@ -47,12 +47,6 @@ fn count_mails(smtp: &Smtp, to: &str, needle: &str) -> usize {
     smtp.all_to(to).iter().filter(|m| m.contains(needle)).count()
 }
 
-/// Waits until `n` mails to `to` contain `needle`; returns the newest of them.
-fn wait_for_nth_mail(smtp: &Smtp, to: &str, needle: &str, n: usize) -> Result<String> {
-    wait_until(&format!("mail #{n} to {to} with {needle:?}"), MAIL_WAIT, || count_mails(smtp, to, needle) >= n)?;
-    smtp.all_to(to).into_iter().filter(|m| m.contains(needle)).last().context("the mail")
-}
-
 /// The text of the message card (`id="message"`) of a page, tags removed.
 fn message_card(page: &str) -> String {
     let Some(i) = page.find("id=\"message\"") else { return String::new() };
@@ -311,9 +305,10 @@ async fn a_forgotten_password_is_reset_by_a_single_use_link_that_ends_every_sess
     let reset = format!("{}/password/reset", b.url);
     let token = form_value(&page, "t").unwrap_or_default();
     let set = |pw: &'static str, second: &'static str| {
-        let (anon, link, reset, token) = (anon.clone(), link.clone(), reset.clone(), token.clone());
+        // the form's token is the client's CSRF cookie: any page of ours gives it, also once the link is spent
+        let (anon, page, reset, token) = (anon.clone(), forgot.clone(), reset.clone(), token.clone());
         async move {
-            post_form(&anon, &link, &reset, &[("t", &token), ("password", pw), ("password_confirm", pw), ("second_password", second), ("second_password_confirm", second)])
+            post_form(&anon, &page, &reset, &[("t", &token), ("password", pw), ("password_confirm", pw), ("second_password", second), ("second_password_confirm", second)])
                 .await
         }
     };
@@ -398,8 +393,8 @@ async fn an_email_change_is_confirmed_from_the_new_mailbox_and_noticed_at_the_ol
     assert_eq!(try_login(&b, old, PW, SECOND).await?.0, 401, "the old one no longer");
     let (_, _, account) = get(&c, &format!("{}/account", b.url)).await?;
     assert_eq!(element_text(&account, "current-email").as_deref(), Some(new), "{account}");
-    // the link works once
-    let (s, _, page) = post_form(&d, &link, &link, &[]).await?;
+    // the link works once (the form's token taken from another page: the link's page is spent)
+    let (s, _, page) = post_form(&d, &format!("{}/login", b.url), &link, &[]).await?;
     assert_eq!(s, 400);
     assert!(page.contains("has already been used"), "{page}");
 
