@@ -61,6 +61,8 @@ CREATE TABLE registrations (
     personal_sealed TEXT,
     -- the browser session that fills in the draft (hash of a cookie value)
     draft_key_hash TEXT UNIQUE,
+    -- the applicant's read-only status link (hash), from the receipt mail
+    status_key_hash TEXT UNIQUE,
     reason TEXT NOT NULL DEFAULT '',
     created_at INTEGER NOT NULL,
     submitted_at INTEGER,

@@ -177,13 +177,13 @@ pub fn already_registered(r: &Recipient<'_>, login_url: &str, reset_url: &str) -
 }
 
 /// G-3: the application was received and waits for the university.
-pub fn application_received(r: &Recipient<'_>) -> MailText {
+pub fn application_received(r: &Recipient<'_>, status_url: &str) -> MailText {
     bilingual(
         r,
         "【証明書発行】利用申請を受け付けました",
         "We have received your application",
-        format!("{}利用申請を受け付けました。大学で内容を確認し、結果をメールでお知らせします。\n", dear_ja(r)),
-        format!("{}We have received your application. The university will check it and mail you the result.\n", dear_en(r)),
+        format!("{}利用申請を受け付けました。大学で内容を確認し、結果をメールでお知らせします。\n審査の状況はこちらで確認できます:\n{status_url}\n", dear_ja(r)),
+        format!("{}We have received your application. The university will check it and mail you the result.\nSee where it stands here:\n{status_url}\n", dear_en(r)),
     )
 }
 

@@ -387,14 +387,21 @@ pub async fn open_link(pool: &SqlitePool, purpose: &str, token: &str) -> AppResu
     Ok(draft)
 }
 
-/// Draft -> pending, and the receipt mail.
-pub async fn submit(pool: &SqlitePool, r: &Registration) -> AppResult<()> {
+/// Draft -> pending, and the receipt mail with a link to follow the application.
+pub async fn submit(pool: &SqlitePool, public_url: &str, r: &Registration) -> AppResult<()> {
+    let key = accounts::random_token();
     let mut tx = store::begin_write(pool).await?;
-    if !store::submit_registration(&mut tx, r.id, now()).await? {
+    if !store::submit_registration(&mut tx, r.id, &accounts::token_hash(&key), now()).await? {
         return Err(AppError::Page(crate::messages::LINK_INVALID.into()));
     }
-    let to = Recipient { name_ja: &r.name_kanji, name_en: &r.name_roman, language: &r.language };
-    mail::application_received(&to).enqueue(&mut tx, &r.email).await?;
+    let (name_ja, name_en) = if r.kind == "add_student_id" {
+        let recs = store::student_records(&mut tx, r.user_id.unwrap_or(0)).await?;
+        recs.first().map(|x| (x.name_kanji.clone(), x.name_roman.clone())).unwrap_or_default()
+    } else {
+        (r.name_kanji.clone(), r.name_roman.clone())
+    };
+    let to = Recipient { name_ja: &name_ja, name_en: &name_en, language: &r.language };
+    mail::application_received(&to, &format!("{public_url}/register/status?k={key}")).enqueue(&mut tx, &r.email).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -1000,6 +1000,10 @@ pub async fn registration_by_draft(c: &mut Conn, draft_key_hash: &str) -> Result
         .await
 }
 
+pub async fn registration_by_status_key(c: &mut Conn, key_hash: &str) -> Result<Option<Registration>, sqlx::Error> {
+    sqlx::query_as(&format!("{REGISTRATION_SELECT} WHERE status_key_hash = ?")).bind(key_hash).fetch_optional(c).await
+}
+
 pub async fn registration(c: &mut Conn, id: i64) -> Result<Option<Registration>, sqlx::Error> {
     sqlx::query_as(&format!("{REGISTRATION_SELECT} WHERE id = ?")).bind(id).fetch_optional(c).await
 }
@@ -1041,12 +1045,14 @@ pub async fn save_registration_form(c: &mut Conn, r: &Registration) -> Result<()
     Ok(())
 }
 
-/// Draft -> pending; the draft key dies with it.
-pub async fn submit_registration(c: &mut Conn, id: i64, now: i64) -> Result<bool, sqlx::Error> {
+/// Draft -> pending; the draft key dies with it, a status key is set.
+pub async fn submit_registration(c: &mut Conn, id: i64, status_key_hash: &str, now: i64) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
-        "UPDATE registrations SET status = 'pending', submitted_at = ?, draft_key_hash = NULL, reason = '' WHERE id = ? AND status = 'draft'",
+        "UPDATE registrations SET status = 'pending', submitted_at = ?, draft_key_hash = NULL, reason = '', status_key_hash = ?
+         WHERE id = ? AND status = 'draft'",
     )
     .bind(now)
+    .bind(status_key_hash)
     .bind(id)
     .execute(c)
     .await?;

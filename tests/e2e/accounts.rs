@@ -370,9 +370,17 @@ async fn registration_links_are_single_use_expiring_and_say_nothing_about_accoun
     let (s, page) = open_and_agree(&Backend::client(), &third).await?;
     assert_eq!(s, 400);
     assert!(page.contains("expired"), "{page}");
-    // the Host header does not make the link
-    let r = c.post(format!("{}/register", b.url)).header("Host", "evil.example").send().await?;
-    assert!(r.status().is_client_error());
+    // the Host header does not make the link: the configured origin does
+    let csrf = csrf_of(&c, &format!("{}/register", b.url)).await?;
+    let r = c
+        .post(format!("{}/register", b.url))
+        .header("Host", "evil.example")
+        .form(&[("csrf", csrf.as_str()), ("email", "host.test@example.jp"), ("email_confirm", "host.test@example.jp")])
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200);
+    let m = smtp.wait_for_mail("host.test@example.jp", MAIL_WAIT)?;
+    assert!(link_in(&m, &format!("{}/register/open?t=", b.url)).is_some() && !m.contains("evil.example"), "{m}");
     Ok(())
 }
 
@@ -444,7 +452,12 @@ async fn staff_reject_or_ask_for_resubmission_and_the_applicant_hears_each_outco
     let smtp = Smtp::start()?;
     let b = Backend::start(Some(smtp.port)).await?;
     let id = apply_as(&b, &smtp, "resubmit.me@example.jp", &applicant("再提 出子", "サイテイ デコ", "SAITEI Deko")).await?;
-    smtp.wait_for_mail_with("resubmit.me@example.jp", "received your application", MAIL_WAIT)?;
+    let receipt = smtp.wait_for_mail_with("resubmit.me@example.jp", "received your application", MAIL_WAIT)?;
+    let status = link_in(&receipt, &format!("{}/register/status?k=", b.url)).context("status link in the receipt")?;
+    let page = Backend::client().get(&status).send().await?.text().await?;
+    assert!(page.contains("Being reviewed"), "{page}");
+    let r = Backend::client().get(format!("{}/register/status?k={}", b.url, "0".repeat(64))).send().await?;
+    assert_eq!(r.status(), 404, "a wrong key shows nothing");
 
     // a decision that needs a reason says so, and changes nothing
     let (s, page) = decide(&b, id, "resubmit", "", "").await?;
@@ -475,6 +488,12 @@ async fn staff_reject_or_ask_for_resubmission_and_the_applicant_hears_each_outco
     assert_eq!(s, 200);
     let mail = smtp.wait_for_mail_with("resubmit.me@example.jp", "not approved", MAIL_WAIT)?;
     assert!(mail.contains("Not a graduate of this university."), "{mail}");
+    // the receipt of the corrected application carries the link that now counts
+    let receipts: Vec<String> = smtp.all_to("resubmit.me@example.jp").into_iter().filter(|m| m.contains("received your application")).collect();
+    assert_eq!(receipts.len(), 2, "a receipt for each submission");
+    let status = link_in(&receipts[1], &format!("{}/register/status?k=", b.url)).context("second status link")?;
+    let page = Backend::client().get(&status).send().await?.text().await?;
+    assert!(page.contains("Not approved") && page.contains("Not a graduate of this university."), "the status page follows: {page}");
     let (s, page) = decide(&b, id, "approve", "", "").await?;
     assert_eq!(s, 400, "{page}");
     assert!(page.contains("already been decided"));

@@ -48,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/register/confirm", get(register::confirm))
         .route("/register/apply", post(register::apply))
+        .route("/register/status", get(register::status))
         .route("/password/setup", get(account::setup_page).post(account::setup))
         .route("/password/forgot", get(account::forgot_page).post(account::forgot))
         .route("/password/reset", get(account::reset_page).post(account::reset))

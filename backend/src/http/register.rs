@@ -347,7 +347,7 @@ pub async fn confirm(State(state): State<AppState>, headers: HeaderMap) -> AppRe
 pub async fn apply(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<CsrfForm>) -> AppResult<Response> {
     check_csrf(&state, &headers, &f.csrf)?;
     let r = draft(&state, &headers).await?;
-    registration::submit(&state.pool, &r).await?;
+    registration::submit(&state.pool, &state.config.http.public_url, &r).await?;
     state.mail_wake.notify_one();
     let mut resp = Html(message_page(
         ("申請を受け付けました", "Application accepted"),
@@ -360,4 +360,37 @@ pub async fn apply(State(state): State<AppState>, headers: HeaderMap, Form(f): F
     .into_response();
     resp.headers_mut().append(SET_COOKIE, set_cookie(&state, DRAFT_COOKIE, "", 0, "Lax"));
     Ok(resp)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct StatusQuery {
+    k: String,
+}
+
+/// Where an application stands (from the receipt mail's link; read-only).
+pub async fn status(State(state): State<AppState>, Query(q): Query<StatusQuery>) -> AppResult<Response> {
+    let mut c = state.pool.acquire().await?;
+    let r = store::registration_by_status_key(&mut c, &accounts::token_hash(q.k.trim())).await?.ok_or(AppError::PageNotFound)?;
+    let reason = r.reason.clone();
+    let (title, text): ((&str, &str), (String, String)) = match r.status.as_str() {
+        "pending" => (("審査中", "Being reviewed"), (
+            "大学で申請内容を確認しています。結果はメールでお知らせします。".into(),
+            "The university is checking your application; the result will come by mail.".into())),
+        "approved" => (("承認されました", "Approved"), (
+            "承認されました。初期パスワードをメールでお送りしています。".into(),
+            "Approved: your initial password was sent by mail.".into())),
+        "rejected" => (("承認されませんでした", "Not approved"), (
+            format!("理由: {reason}"), format!("Reason: {reason}"))),
+        "resubmit" | "draft" => (("再提出をお願いしています", "Please correct and resubmit"), (
+            format!("理由: {reason}　メールのURLから修正してください。"), format!("Reason: {reason}. Use the link in the mail to correct it."))),
+        _ => return Err(AppError::PageNotFound),
+    };
+    let submitted = r.submitted_at.map(crate::time::jst_text).unwrap_or_default();
+    Ok(Html(message_page(
+        title,
+        &[(&text.0, &text.1), (&format!("受付日時: {submitted}"), &format!("Received: {submitted}"))],
+        None,
+    ))
+    .into_response())
 }
