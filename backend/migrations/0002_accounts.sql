@@ -90,6 +90,8 @@ CREATE TABLE registration_images (
 ALTER TABLE staff ADD COLUMN totp_sealed TEXT;
 ALTER TABLE staff ADD COLUMN totp_last_step INTEGER;
 ALTER TABLE staff ADD COLUMN active INTEGER NOT NULL DEFAULT 1;
+-- a staff member given an initial password sets their own at the first login
+ALTER TABLE staff ADD COLUMN must_set_password INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE staff_recovery_codes (
     code_hash TEXT PRIMARY KEY,
     staff_id INTEGER NOT NULL REFERENCES staff(id),

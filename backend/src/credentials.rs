@@ -477,3 +477,31 @@ pub async fn reset_student_second(
     tx.commit().await?;
     Ok(())
 }
+
+/// A staff member's password change (forced at the first login with an
+/// initial password): the current one, the policy, not the same again.
+pub async fn change_staff_password(
+    pool: &SqlitePool,
+    hasher: &Hasher,
+    policy: &PasswordPolicy,
+    staff: &store::Staff,
+    client: Client<'_>,
+    current: &str,
+    new: (&str, &str),
+) -> FormResult<()> {
+    let errors = check_new(policy, &NewPasswords { password: Some(new), ..Default::default() }, &[(current, Rule::SameAsOld)]);
+    if !errors.is_empty() {
+        return Err(Form::Fields(errors));
+    }
+    let ok = hasher.verify_all(vec![(current.to_string(), Some(staff.password_hash.clone()))]).await?;
+    if !ok[0].ok {
+        return Err(Form::Fields(wrong_current("current_password", "現在のパスワード", "current password")));
+    }
+    let h = hasher.hash(new.0).await?;
+    let mut tx = store::begin_write(pool).await?;
+    store::set_staff_own_password(&mut tx, staff.id, &h).await?;
+    store::delete_staff_sessions(&mut tx, staff.id).await?;
+    accounts::audit(&mut tx, &format!("staff:{}", staff.login), "password.change", "", client).await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -144,9 +144,10 @@ pub struct Staff {
     pub totp_sealed: Option<String>,
     pub totp_last_step: Option<i64>,
     pub active: bool,
+    pub must_set_password: bool,
 }
 
-const STAFF_SELECT: &str = "SELECT id, login, display_name, password_hash, role, totp_sealed, totp_last_step, active FROM staff";
+const STAFF_SELECT: &str = "SELECT id, login, display_name, password_hash, role, totp_sealed, totp_last_step, active, must_set_password FROM staff";
 
 pub async fn user_by_email(c: &mut Conn, email: &str) -> Result<Option<User>, sqlx::Error> {
     sqlx::query_as(&format!("{USER_SELECT} WHERE email = ?"))
@@ -1322,7 +1323,7 @@ pub async fn staff_list(c: &mut Conn) -> Result<Vec<Staff>, sqlx::Error> {
 
 pub async fn insert_staff(c: &mut Conn, login: &str, name: &str, hash: &str, role: &str, totp_sealed: &str, now: i64) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
-        "INSERT INTO staff (login, display_name, password_hash, role, totp_sealed, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+        "INSERT INTO staff (login, display_name, password_hash, role, totp_sealed, created_at, must_set_password) VALUES (?, ?, ?, ?, ?, ?, 1) RETURNING id",
     )
     .bind(login)
     .bind(name)
@@ -1352,6 +1353,12 @@ pub async fn use_totp_step(c: &mut Conn, staff_id: i64, step: i64) -> Result<boo
 
 pub async fn set_staff_password_hash(c: &mut Conn, staff_id: i64, hash: &str) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE staff SET password_hash = ? WHERE id = ?").bind(hash).bind(staff_id).execute(c).await?;
+    Ok(())
+}
+
+/// The staff member's own password replaces the initial one.
+pub async fn set_staff_own_password(c: &mut Conn, staff_id: i64, hash: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE staff SET password_hash = ?, must_set_password = 0 WHERE id = ?").bind(hash).bind(staff_id).execute(c).await?;
     Ok(())
 }
 

@@ -496,8 +496,8 @@ pub struct Backend {
     pub dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
-    /// The TOTP step last used to log the demo staff member in (a step works once).
-    last_step: std::sync::Mutex<i64>,
+    /// The TOTP step last used per secret (a step works once per staff member).
+    last_step: std::sync::Mutex<std::collections::HashMap<String, i64>>,
     staff: tokio::sync::OnceCell<reqwest::Client>,
 }
 
@@ -545,7 +545,7 @@ impl Backend {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Ok(Backend { url, dir, shutdown: Some(tx), task: Some(task), last_step: std::sync::Mutex::new(0), staff: tokio::sync::OnceCell::new() })
+        Ok(Backend { url, dir, shutdown: Some(tx), task: Some(task), last_step: std::sync::Mutex::default(), staff: tokio::sync::OnceCell::new() })
     }
 
     /// Stops it (the port then refuses connections: "backend unreachable").
@@ -575,7 +575,8 @@ impl Backend {
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
             let step = now / 30;
             let pick = {
-                let mut last = self.last_step.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                let mut map = self.last_step.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                let last = map.entry(secret_b32.to_string()).or_insert(0);
                 let next = (*last + 1).max(step - 1);
                 if next <= step + 1 {
                     *last = next;

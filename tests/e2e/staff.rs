@@ -38,9 +38,12 @@ async fn staff_need_a_fresh_totp_code_and_recovery_codes_work_once() -> Result<(
     assert!(!stored.is_empty() && !stored.contains(&secret), "the secret is sealed at rest");
     assert_eq!(b.sql(&format!("SELECT count(*) FROM staff_recovery_codes WHERE code_hash = '{}'", codes[0]))?, "0", "codes stored hashed");
 
-    // the registrar logs in with a code, then with a recovery code typed loosely, which then is spent
-    let (_, s, _) = b.staff_login("suzuki", &password, &b.totp_code_for(&secret).await?).await?;
+    // the registrar logs in with a code and is first made to replace the initial password
+    let (sc, s, _) = b.staff_login("suzuki", &password, &b.totp_code_for(&secret).await?).await?;
     assert_eq!(s, 200);
+    let r = sc.get(format!("{}/admin/registrations", b.url)).send().await?;
+    assert_eq!(r.url().path(), "/admin/password", "every admin page leads to the password page first");
+    // then logs in with a recovery code typed loosely, which then is spent
     let loose = codes[0].to_uppercase().replace('-', " ");
     let (_, s, _) = b.staff_login("suzuki", &password, &loose).await?;
     assert_eq!(s, 200, "a recovery code works");
@@ -60,6 +63,24 @@ async fn staff_need_a_fresh_totp_code_and_recovery_codes_work_once() -> Result<(
     Ok(())
 }
 
+/// An administrator adds a staff member, who logs in with the initial
+/// password, is made to set their own, and logs in again: the client.
+async fn staff_member(b: &Backend, admin: &reqwest::Client, login: &str, role: &str) -> Result<reqwest::Client> {
+    let (_, _, page) = post_form(admin, &format!("{}/admin/staff", b.url), &format!("{}/admin/staff", b.url),
+        &[("login", login), ("display_name", login), ("role", role)]).await?;
+    let secret = element_text(&page, "totp-secret").context("secret")?;
+    let initial = element_text(&page, "new-password").context("password")?;
+    let (c, s, page) = b.staff_login(login, &initial, &b.totp_code_for(&secret).await?).await?;
+    anyhow::ensure!(s == 200 && page.contains("action=\"&#x2f;admin&#x2f;password\""), "first login leads to the password page: {page}");
+    let own = format!("{}Own2024pw", login.to_uppercase());
+    let url = format!("{}/admin/password", b.url);
+    let (s, path, page) = post_form(&c, &url, &url, &[("current_password", &initial), ("password", &own), ("password_confirm", &own)]).await?;
+    anyhow::ensure!(s == 200 && path == "/admin/login", "password set: {s} {path} {page}");
+    let (c, s, _) = b.staff_login(login, &own, &b.totp_code_for(&secret).await?).await?;
+    anyhow::ensure!(s == 200);
+    Ok(c)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_admin_route_checks_the_role() -> Result<()> {
     let smtp = Smtp::start()?;
@@ -67,13 +88,7 @@ async fn every_admin_route_checks_the_role() -> Result<()> {
     let admin = b.staff_client().await?;
     let mut people = Vec::new();
     for (login, role) in [("reg", "registrar"), ("op", "operator")] {
-        let (_, _, page) = post_form(&admin, &format!("{}/admin/staff", b.url), &format!("{}/admin/staff", b.url),
-            &[("login", login), ("display_name", login), ("role", role)]).await?;
-        let secret = element_text(&page, "totp-secret").context("secret")?;
-        let pw = element_text(&page, "new-password").context("password")?;
-        let (c, s, _) = b.staff_login(login, &pw, &b.totp_code_for(&secret).await?).await?;
-        assert_eq!(s, 200);
-        people.push((role, c));
+        people.push((role, staff_member(&b, &admin, login, role).await?));
     }
     apply_as(&b, &smtp, "someone@example.jp", &applicant("役割 確認", "ヤクワリ カクニン", "YAKUWARI Kakunin")).await?;
     // (path, roles that may open it)

@@ -398,3 +398,58 @@ pub async fn import_roster(
     tx.commit().await?;
     roster_page(&state, &headers, Some(n), Vec::new()).await
 }
+
+// ---------------------------------------------------------------- a staff member's own password
+
+fn staff_password_form() -> super::account::PasswordPage<'static> {
+    super::account::PasswordPage {
+        title: ("職員パスワードの変更", "Change your staff password"),
+        intro: Some(("初期パスワードでログインした場合は、ここで自分のパスワードを設定してください。", "After logging in with an initial password, set your own here.")),
+        action: "/admin/password",
+        token: "",
+        fields: super::account::PasswordFields { current: true, password: true, ..Default::default() },
+        button: "変更 / Change",
+    }
+}
+
+pub async fn password_page(State(state): State<AppState>, headers: HeaderMap, _staff: CurrentStaff) -> Response {
+    super::account::password_page(&state, &headers, &staff_password_form(), &Default::default())
+}
+
+pub async fn change_password(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+    Form(f): Form<super::account::PasswordForm>,
+) -> AppResult<Response> {
+    check_csrf(&state, &headers, &f.csrf)?;
+    let ip = client_ip(&addr);
+    let key = format!("staff-change:{}", staff.staff.id);
+    state.login_throttle.gate(&key, &ip)?;
+    match crate::credentials::change_staff_password(
+        &state.pool,
+        &state.hasher,
+        &state.config.accounts.password_policy,
+        &staff.staff,
+        Client { ip: &ip },
+        &f.current_password,
+        (&f.password, &f.password_confirm),
+    )
+    .await
+    {
+        Ok(()) => {
+            // all sessions ended: log in again with the new password
+            let mut r = Redirect::to("/admin/login").into_response();
+            r.headers_mut().append(header::SET_COOKIE, super::web::set_cookie(&state, super::web::STAFF_COOKIE, "", 0, "Strict"));
+            Ok(r)
+        }
+        Err(crate::credentials::Form::Fields(e)) => {
+            if e.contains_key("current_password") {
+                state.login_throttle.fail_both(&key, &ip);
+            }
+            Ok(super::account::password_page(&state, &headers, &staff_password_form(), &e))
+        }
+        Err(crate::credentials::Form::Error(e)) => Err(e),
+    }
+}

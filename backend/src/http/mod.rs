@@ -88,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/staff/{id}/totp", post(admin_accounts::reset_factor))
         .route("/admin/staff/{id}/disable", post(admin_accounts::disable_staff))
         .route("/admin/audit", get(admin_accounts::audit_log))
+        .route("/admin/password", get(admin_accounts::password_page).post(admin_accounts::change_password))
         .route(
             "/admin/roster",
             get(admin_accounts::roster).post(admin_accounts::import_roster).layer(axum::extract::DefaultBodyLimit::max(20 * 1024 * 1024)),

@@ -149,6 +149,10 @@ impl FromRequestParts<AppState> for CurrentStaff {
         if !staff.active {
             return Err(LoginRedirect("/admin/login").into_response());
         }
+        let path = parts.uri.path();
+        if staff.must_set_password && path != "/admin/password" && path != "/admin/logout" {
+            return Err(LoginRedirect("/admin/password").into_response());
+        }
         Ok(CurrentStaff { staff, token })
     }
 }
