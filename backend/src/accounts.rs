@@ -295,6 +295,32 @@ pub async fn login_staff(
     Err(AppError::Page(STAFF_LOGIN_FAILED.into()))
 }
 
+/// A staff member's second factor as shown once: secret, otpauth URI, recovery codes.
+pub struct SecondFactor {
+    pub secret_b32: String,
+    pub uri: String,
+    pub recovery_codes: Vec<String>,
+}
+
+/// Makes and stores a new TOTP secret (sealed) and ten recovery codes (hashed)
+/// for a staff member; the old ones stop working.
+pub async fn new_second_factor(seal: &SealKey, c: &mut store::Conn, staff_id: i64, login: &str) -> AppResult<SecondFactor> {
+    let secret = totp::generate_secret();
+    let b32 = totp::secret_base32(&secret);
+    set_second_factor(seal, c, staff_id, &b32).await?;
+    let codes = totp::recovery_codes(10);
+    let hashes: Vec<String> = codes.iter().map(|c| token_hash(&totp::normalize_recovery(c))).collect();
+    store::replace_recovery_codes(c, staff_id, &hashes).await?;
+    Ok(SecondFactor { uri: totp::otpauth_uri("shomei", login, &secret), secret_b32: b32, recovery_codes: codes })
+}
+
+/// Stores a given TOTP secret (base32), sealed to its staff row.
+pub async fn set_second_factor(seal: &SealKey, c: &mut store::Conn, staff_id: i64, secret_b32: &str) -> AppResult<()> {
+    let sealed = seal.seal_str(secret_b32, &totp_aad(staff_id)).map_err(|e| AppError::Internal(anyhow::anyhow!("sealing: {e}")))?;
+    store::set_staff_totp(c, staff_id, &sealed).await?;
+    Ok(())
+}
+
 /// The associated data that ties a sealed TOTP secret to its staff row.
 pub fn totp_aad(staff_id: i64) -> String {
     format!("staff:{staff_id}:totp")

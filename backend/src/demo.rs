@@ -25,6 +25,16 @@ pub async fn seed_if_empty(pool: &SqlitePool, seal: &SealKey) -> anyhow::Result<
     let hash_password = |p: &str| hash_with(&HashCost::default(), p);
     let mut tx = store::begin_write(pool).await?;
     if store::university_count(&mut tx).await? > 0 {
+        // a demo database from before staff had a second factor gets the demo one
+        // (and the enrolled student on the roster)
+        if let Some(s) = store::staff_by_login(&mut tx, STAFF_LOGIN).await?.filter(|s| s.totp_sealed.is_none()) {
+            crate::accounts::set_second_factor(seal, &mut tx, s.id, STAFF_TOTP_SECRET).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        if store::roster_count(&mut tx).await? == 0 {
+            seed_roster(&mut tx).await?;
+            store::set_faculty_codes_if_empty(&mut tx).await?;
+        }
+        tx.commit().await?;
         return Ok(());
     }
     store::seed_demo(
@@ -47,13 +57,19 @@ pub async fn seed_if_empty(pool: &SqlitePool, seal: &SealKey) -> anyhow::Result<
     store::set_birth_dates(&mut tx, graduate.id, &birth).await?;
     // the staff member's second factor, sealed like every other
     let staff = store::staff_by_login(&mut tx, STAFF_LOGIN).await?.ok_or_else(|| anyhow::anyhow!("demo staff missing"))?;
-    let sealed = seal.seal_str(STAFF_TOTP_SECRET, &crate::accounts::totp_aad(staff.id)).map_err(|e| anyhow::anyhow!("{e}"))?;
-    store::set_staff_totp(&mut tx, staff.id, &sealed).await?;
+    crate::accounts::set_second_factor(seal, &mut tx, staff.id, STAFF_TOTP_SECRET).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    seed_roster(&mut tx).await?;
+    tx.commit().await?;
+    tracing::info!("demo data loaded");
+    Ok(())
+}
+
+async fn seed_roster(c: &mut store::Conn) -> anyhow::Result<()> {
     store::upsert_roster_entry(
-        &mut tx,
+        c,
         &store::RosterEntry {
             user_id: STUDENT_ID.into(),
-            password_hash: hash_password(STUDENT_PASSWORD)?,
+            password_hash: hash_with(&HashCost::default(), STUDENT_PASSWORD)?,
             name_kanji: "佐藤 次郎".into(),
             name_kana: "サトウ ジロウ".into(),
             name_roman: "SATO Jiro".into(),
@@ -65,7 +81,5 @@ pub async fn seed_if_empty(pool: &SqlitePool, seal: &SealKey) -> anyhow::Result<
         now(),
     )
     .await?;
-    tx.commit().await?;
-    tracing::info!("demo data loaded");
     Ok(())
 }

@@ -65,6 +65,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let fonts = documents::FontSet::new(fonts).map_err(|e| anyhow::anyhow!("documents.fonts: {e}"))?;
     let pool = store::connect(&config.database.url).await.with_context(|| format!("database.url {}", config.database.url))?;
     let seal = load_seal_key(&config).context("security.data_key")?;
+    registration::seal_plain_birth_dates(&pool, &seal).await.map_err(|e| anyhow::anyhow!("sealing birth dates: {e}"))?;
     if config.demo_data {
         demo::seed_if_empty(&pool, &seal).await.context("demo data")?;
         tracing::info!(staff = demo::STAFF_LOGIN, totp_secret = demo::STAFF_TOTP_SECRET, "demo staff second factor (demo only)");

@@ -1,10 +1,10 @@
-//! `shomei-backend [--config FILE] [enrolment-code NAME | totp SECRET]`
+//! `shomei-backend [--config FILE] [enrolment-code NAME | staff-totp LOGIN | totp SECRET]`
 
 use shomei_backend::config::Config;
 use std::path::PathBuf;
 
 fn usage() -> ! {
-    eprintln!("usage: shomei-backend [--config FILE] [enrolment-code STATION_NAME | totp BASE32_SECRET]");
+    eprintln!("usage: shomei-backend [--config FILE] [enrolment-code STATION_NAME | staff-totp LOGIN | totp BASE32_SECRET]");
     std::process::exit(2)
 }
 
@@ -45,6 +45,26 @@ async fn main() -> anyhow::Result<()> {
             let (id, code) = shomei_backend::stations::create_enrolment(&state.pool, &name, None, ttl).await?;
             println!("{code}");
             eprintln!("station {id} \"{name}\": enrolment code valid {} h", ttl / 3600);
+            Ok(())
+        }
+        Some("staff-totp") => {
+            // On the server: a new second factor for a staff member (first install,
+            // a lost phone with no recovery code left). Prints it once.
+            let login = command.get(1).cloned().unwrap_or_else(|| usage());
+            let state = shomei_backend::build_state(config).await?;
+            let mut tx = shomei_backend::store::begin_write(&state.pool).await?;
+            let Some(staff) = shomei_backend::store::staff_by_login(&mut tx, &login).await? else {
+                anyhow::bail!("no staff member with login {login:?}");
+            };
+            let f = shomei_backend::accounts::new_second_factor(&state.seal, &mut tx, staff.id, &login)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            shomei_backend::store::audit(&mut tx, "console", "staff.totp_reset", &format!("staff:{login}"), shomei_backend::time::now()).await?;
+            tx.commit().await?;
+            println!("TOTP secret: {}\n{}\nrecovery codes:", f.secret_b32, f.uri);
+            for c in f.recovery_codes {
+                println!("  {c}");
+            }
             Ok(())
         }
         Some("totp") => {

@@ -78,6 +78,21 @@ pub fn open_birth_date(key: &SealKey, user_id: i64, sealed: &str) -> AppResult<S
     key.open_str(sealed, &format!("user:{user_id}:birth_date")).map_err(|e| AppError::Internal(anyhow::anyhow!("sealed birth date: {e}")))
 }
 
+/// On upgrade from a release that kept birth dates in plain text: seals them
+/// (at start, once the key is loaded; idempotent).
+pub async fn seal_plain_birth_dates(pool: &SqlitePool, key: &SealKey) -> AppResult<usize> {
+    let mut tx = store::begin_write(pool).await?;
+    let rows = store::plain_birth_dates(&mut tx).await?;
+    for (id, user_id, plain) in &rows {
+        store::set_record_birth_date(&mut tx, *id, &seal_birth_date(key, *user_id, plain)?).await?;
+    }
+    tx.commit().await?;
+    if !rows.is_empty() {
+        tracing::info!(count = rows.len(), "plain-text birth dates sealed");
+    }
+    Ok(rows.len())
+}
+
 pub fn image_aad(file_name: &str) -> String {
     format!("id-image:{file_name}")
 }

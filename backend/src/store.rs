@@ -1273,6 +1273,20 @@ pub async fn set_initial_password(c: &mut Conn, user_id: i64, email: &str, hash:
     Ok(())
 }
 
+/// Student records whose birth date is still plain text (from before it was sealed).
+pub async fn plain_birth_dates(c: &mut Conn) -> Result<Vec<(i64, i64, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, user_id, birth_date FROM student_records WHERE birth_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'",
+    )
+    .fetch_all(c)
+    .await
+}
+
+pub async fn set_record_birth_date(c: &mut Conn, record_id: i64, sealed: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE student_records SET birth_date = ? WHERE id = ?").bind(sealed).bind(record_id).execute(c).await?;
+    Ok(())
+}
+
 pub async fn set_birth_dates(c: &mut Conn, user_id: i64, sealed: &str) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE student_records SET birth_date = ? WHERE user_id = ?").bind(sealed).bind(user_id).execute(c).await?;
     Ok(())
@@ -1432,6 +1446,13 @@ pub async fn upsert_roster_entry(c: &mut Conn, e: &RosterEntry, now: i64) -> Res
     .bind(now)
     .execute(c)
     .await?;
+    Ok(())
+}
+
+/// The demo catalogue from before faculties had codes gets its codes.
+pub async fn set_faculty_codes_if_empty(c: &mut Conn) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE faculties SET code = 'LET' WHERE id = 1 AND code = ''").execute(&mut *c).await?;
+    sqlx::query("UPDATE departments SET code = 'JLIT' WHERE id = 1 AND code = ''").execute(&mut *c).await?;
     Ok(())
 }
 

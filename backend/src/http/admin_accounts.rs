@@ -7,7 +7,7 @@ use super::web::{check_csrf, client_ip, Csrf, CsrfForm, CurrentStaff};
 use crate::accounts::{self, Client};
 use crate::error::{AppError, AppResult};
 use crate::registration::{self, Decision, Decider, ID_DOCUMENTS, KINDS, LEAVING_TYPES, SEXES};
-use crate::{directory, passwords, store, time, totp, AppState};
+use crate::{directory, passwords, store, time, AppState};
 use axum::extract::{ConnectInfo, Multipart, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -206,16 +206,10 @@ pub async fn staff_list(State(state): State<AppState>, headers: HeaderMap, staff
     staff_page(&state, &headers, None).await
 }
 
-/// A fresh TOTP secret and recovery codes for a staff member; returns what to show once.
-async fn new_factor(state: &AppState, c: &mut store::Conn, staff_id: i64, login: &str) -> AppResult<(String, NewFactor)> {
-    let secret = totp::generate_secret();
-    let b32 = totp::secret_base32(&secret);
-    let sealed = state.seal.seal_str(&b32, &accounts::totp_aad(staff_id)).map_err(|e| AppError::Internal(anyhow::anyhow!("sealing: {e}")))?;
-    let codes = totp::recovery_codes(10);
-    let hashes: Vec<String> = codes.iter().map(|c| accounts::token_hash(&totp::normalize_recovery(c))).collect();
-    store::replace_recovery_codes(c, staff_id, &hashes).await?;
-    let uri = totp::otpauth_uri("shomei", login, &secret);
-    Ok((sealed, NewFactor { login: login.to_string(), password: None, secret: b32, uri, codes }))
+/// A fresh second factor for a staff member, stored; returns what to show once.
+async fn new_factor(state: &AppState, c: &mut store::Conn, staff_id: i64, login: &str) -> AppResult<NewFactor> {
+    let f = accounts::new_second_factor(&state.seal, c, staff_id, login).await?;
+    Ok(NewFactor { login: login.to_string(), password: None, secret: f.secret_b32, uri: f.uri, codes: f.recovery_codes })
 }
 
 #[derive(Deserialize, Default)]
@@ -250,8 +244,7 @@ pub async fn create_staff(
         return Err(AppError::Page("このログインIDはすでに使われています。 / This login ID is taken.".into()));
     }
     let id = store::insert_staff(&mut tx, login, f.display_name.trim(), &hash, &f.role, "", time::now()).await?;
-    let (sealed, mut factor) = new_factor(&state, &mut tx, id, login).await?;
-    store::set_staff_totp(&mut tx, id, &sealed).await?;
+    let mut factor = new_factor(&state, &mut tx, id, login).await?;
     factor.password = Some(password);
     let ip = client_ip(&addr);
     accounts::audit(&mut tx, &format!("staff:{}", staff.staff.login), "staff.create", &format!("staff:{login} role:{}", f.role), Client { ip: &ip }).await?;
@@ -271,8 +264,7 @@ pub async fn reset_factor(
     check_csrf(&state, &headers, &f.csrf)?;
     let mut tx = store::begin_write(&state.pool).await?;
     let target = store::staff(&mut tx, id).await?;
-    let (sealed, factor) = new_factor(&state, &mut tx, id, &target.login).await?;
-    store::set_staff_totp(&mut tx, id, &sealed).await?;
+    let factor = new_factor(&state, &mut tx, id, &target.login).await?;
     store::delete_staff_sessions(&mut tx, id).await?;
     let ip = client_ip(&addr);
     accounts::audit(&mut tx, &format!("staff:{}", staff.staff.login), "staff.totp_reset", &format!("staff:{}", target.login), Client { ip: &ip }).await?;
