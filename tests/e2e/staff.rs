@@ -319,3 +319,21 @@ async fn weaker_hashes_are_upgraded_at_login_and_one_address_trying_many_account
     assert_eq!(statuses[11], 429, "the address is slowed: {statuses:?}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_sessions_go_idle_sooner_than_portal_sessions() -> Result<()> {
+    let b = Backend::start_with(None, |c| {
+        c.accounts.staff_session_idle_s = 1;
+        c.accounts.session_idle_s = 60;
+    })
+    .await?;
+    let staff = b.staff_client().await?;
+    let user = Backend::client();
+    let (s, path, _) = portal_login(&b, &user, demo::GRADUATE_EMAIL, demo::GRADUATE_PASSWORD, demo::GRADUATE_SECOND_PASSWORD).await?;
+    assert_eq!((s, path.as_str()), (200, "/portal"));
+    assert_eq!(staff.get(format!("{}/admin/stations", b.url)).send().await?.url().path(), "/admin/stations");
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    assert_eq!(staff.get(format!("{}/admin/stations", b.url)).send().await?.url().path(), "/admin/login", "staff idle limit");
+    assert_eq!(user.get(format!("{}/portal", b.url)).send().await?.url().path(), "/portal", "the portal's is longer");
+    Ok(())
+}
