@@ -3,6 +3,7 @@
 //! `main.rs` is thin: tests start the same app in-process on a listener they own.
 
 pub mod accounts;
+pub mod certificates;
 pub mod config;
 pub mod credentials;
 pub mod demo;
@@ -17,6 +18,7 @@ pub mod password_policy;
 pub mod passwords;
 pub mod payments;
 pub mod registration;
+pub mod service;
 pub mod sealed;
 pub mod stations;
 pub mod store;

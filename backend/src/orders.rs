@@ -99,6 +99,7 @@ pub async fn place(
         .find(|r| r.id == req.student_record_id)
         .ok_or_else(|| page_err(messages::CHOOSE_STUDENT_ID))?;
     let university = store::university(&mut tx, record.university_id).await?;
+    crate::service::check_open(&mut tx, university.id).await?;
     let zone = time::tz(&university.timezone);
     let types = orderable(&store::certificate_types(&mut tx, university.id).await?, &record);
 

@@ -1472,6 +1472,126 @@ pub async fn department_by_codes(c: &mut Conn, faculty_code: &str, department_co
     .await
 }
 
+// ---------------------------------------------------------------- certificates (D-1)
+
+/// What the public verification page may say about one certificate.
+#[derive(Debug, Clone, FromRow)]
+pub struct IssuedCertificate {
+    pub id: i64,
+    pub order_id: i64,
+    pub serial: String,
+    pub verification_code: String,
+    pub issued_at: i64,
+    pub revoked_at: Option<i64>,
+    pub revoked_reason: String,
+    pub type_ja: String,
+    pub type_en: String,
+    pub name_kanji: String,
+    pub name_roman: String,
+    pub university_ja: String,
+    pub university_en: String,
+    pub order_status: String,
+    pub printed_at: Option<i64>,
+}
+
+const ISSUED_SELECT: &str = "SELECT c.id, o.id AS order_id, c.serial, c.verification_code, c.issued_at, c.revoked_at,
+    c.revoked_reason, l.name_ja AS type_ja, l.name_en AS type_en, s.name_kanji, s.name_roman,
+    u.name_ja AS university_ja, u.name_en AS university_en, o.status AS order_status, o.printed_at
+    FROM certificates c JOIN order_lines l ON l.id = c.order_line_id JOIN orders o ON o.id = l.order_id
+    JOIN student_records s ON s.id = o.student_record_id JOIN universities u ON u.id = s.university_id";
+
+pub async fn certificate_by_code(c: &mut Conn, code: &str) -> Result<Option<IssuedCertificate>, sqlx::Error> {
+    sqlx::query_as(&format!("{ISSUED_SELECT} WHERE c.verification_code = ?")).bind(code).fetch_optional(c).await
+}
+
+pub async fn certificates_of_order(c: &mut Conn, order_id: i64) -> Result<Vec<IssuedCertificate>, sqlx::Error> {
+    sqlx::query_as(&format!("{ISSUED_SELECT} WHERE o.id = ? ORDER BY c.id")).bind(order_id).fetch_all(c).await
+}
+
+pub async fn certificate_order(c: &mut Conn, certificate_id: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT l.order_id FROM certificates c JOIN order_lines l ON l.id = c.order_line_id WHERE c.id = ?")
+        .bind(certificate_id)
+        .fetch_one(c)
+        .await
+}
+
+pub async fn revoke_certificate(c: &mut Conn, id: i64, reason: &str, staff_id: i64, now: i64) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("UPDATE certificates SET revoked_at = ?, revoked_reason = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL")
+        .bind(now)
+        .bind(reason)
+        .bind(staff_id)
+        .bind(id)
+        .execute(c)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+// ---------------------------------------------------------------- service breaks (O-7)
+
+#[derive(Debug, Clone, FromRow)]
+pub struct ServiceBreak {
+    pub id: i64,
+    pub university_id: i64,
+    pub kind: String,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub note_ja: String,
+    pub note_en: String,
+}
+
+/// The break in force at `now` for a university, if any (the one ending last).
+pub async fn current_break(c: &mut Conn, university_id: i64, now: i64) -> Result<Option<ServiceBreak>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, university_id, kind, starts_at, ends_at, note_ja, note_en FROM service_breaks
+         WHERE university_id = ? AND starts_at <= ? AND ends_at > ? ORDER BY ends_at DESC LIMIT 1",
+    )
+    .bind(university_id)
+    .bind(now)
+    .bind(now)
+    .fetch_optional(c)
+    .await
+}
+
+pub async fn upcoming_breaks(c: &mut Conn, now: i64) -> Result<Vec<ServiceBreak>, sqlx::Error> {
+    sqlx::query_as("SELECT id, university_id, kind, starts_at, ends_at, note_ja, note_en FROM service_breaks WHERE ends_at > ? ORDER BY starts_at")
+        .bind(now)
+        .fetch_all(c)
+        .await
+}
+
+pub struct NewBreak<'a> {
+    pub university_id: i64,
+    pub kind: &'a str,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub note_ja: &'a str,
+    pub note_en: &'a str,
+    pub staff_id: i64,
+    pub now: i64,
+}
+
+pub async fn insert_break(c: &mut Conn, b: &NewBreak<'_>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO service_breaks (university_id, kind, starts_at, ends_at, note_ja, note_en, created_by, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(b.university_id)
+    .bind(b.kind)
+    .bind(b.starts_at)
+    .bind(b.ends_at)
+    .bind(b.note_ja)
+    .bind(b.note_en)
+    .bind(b.staff_id)
+    .bind(b.now)
+    .fetch_one(c)
+    .await
+}
+
+pub async fn delete_break(c: &mut Conn, id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM service_breaks WHERE id = ?").bind(id).execute(c).await?;
+    Ok(())
+}
+
 // ---------------------------------------------------------------- demo data
 
 pub struct DemoSeed<'a> {

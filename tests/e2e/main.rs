@@ -5,6 +5,7 @@ mod harness;
 mod account_changes;
 mod accounts;
 mod bad_paths;
+mod certificates;
 mod portal;
 mod print_flow;
 mod staff;

@@ -97,6 +97,8 @@ async fn every_admin_route_checks_the_role() -> Result<()> {
         ("/admin/registrations/1", &["registrar", "admin"][..]),
         ("/admin/registrations/1/images/1", &["registrar", "admin"][..]),
         ("/admin/roster", &["registrar", "admin"][..]),
+        ("/admin/service", &["registrar", "admin"][..]),
+        ("/admin/orders", &["registrar", "operator", "admin"][..]),
         ("/admin/stations", &["operator", "admin"][..]),
         ("/admin/staff", &["admin"][..]),
         ("/admin/audit", &["admin"][..]),

@@ -190,3 +190,112 @@ pub async fn outbox(State(state): State<AppState>, headers: HeaderMap, staff: Cu
     let page = Html(render("admin_outbox.html", context! { csrf => &csrf.token, mails }));
     Ok(csrf.respond(page))
 }
+
+pub async fn order_detail(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff, Path(id): Path<i64>) -> AppResult<Response> {
+    staff.require(&["registrar"])?;
+    let mut c = state.pool.acquire().await?;
+    let order = store::order(&mut c, id).await.map_err(|_| crate::error::AppError::PageNotFound)?;
+    let lines: Vec<_> = store::order_lines(&mut c, id)
+        .await?
+        .iter()
+        .map(|l| context! { name_ja => &l.name_ja, name_en => &l.name_en, copies => l.copies, amount => Yen(l.amount).to_string() })
+        .collect();
+    let zone = time::tz("Asia/Tokyo");
+    let certificates: Vec<_> = store::certificates_of_order(&mut c, id)
+        .await?
+        .iter()
+        .map(|x| {
+            context! { id => x.id, serial => &x.serial, code => &x.verification_code,
+                       revoked => x.revoked_at.map(|t| time::local_text(t, zone)), reason => &x.revoked_reason }
+        })
+        .collect();
+    let (ja, en) = order_status(&order.status);
+    let csrf = Csrf::get(&state, &headers);
+    let page = Html(render(
+        "admin_order.html",
+        context! { csrf => &csrf.token, id, lines, certificates, status_ja => ja, status_en => en,
+                   system_fee => Yen(order.system_fee).to_string(), total => Yen(order.total).to_string() },
+    ));
+    Ok(csrf.respond(page))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ReasonForm {
+    csrf: String,
+    reason: String,
+}
+
+pub async fn revoke_certificate(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+    Path(id): Path<i64>,
+    Form(f): Form<ReasonForm>,
+) -> AppResult<Response> {
+    staff.require(&["registrar"])?;
+    check_csrf(&state, &headers, &f.csrf)?;
+    let ip = client.ip().to_string();
+    crate::certificates::revoke(&state.pool, &staff.staff, accounts::Client { ip: &ip }, id, &f.reason).await?;
+    let mut c = state.pool.acquire().await?;
+    let order_id: i64 = store::certificate_order(&mut c, id).await?;
+    Ok(Redirect::to(&format!("/admin/orders/{order_id}")).into_response())
+}
+
+pub async fn service_breaks(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff) -> AppResult<Response> {
+    staff.require(&["registrar"])?;
+    let mut c = state.pool.acquire().await?;
+    let zone = time::tz("Asia/Tokyo");
+    let breaks: Vec<_> = store::upcoming_breaks(&mut c, time::now())
+        .await?
+        .iter()
+        .map(|b| {
+            context! { id => b.id, kind => &b.kind, starts => time::local_text(b.starts_at, zone), ends => time::local_text(b.ends_at, zone),
+                       note_ja => &b.note_ja, note_en => &b.note_en }
+        })
+        .collect();
+    let csrf = Csrf::get(&state, &headers);
+    let page = Html(render("admin_service.html", context! { csrf => &csrf.token, breaks }));
+    Ok(csrf.respond(page))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct BreakForm {
+    csrf: String,
+    kind: String,
+    starts: String,
+    ends: String,
+    note_ja: String,
+    note_en: String,
+}
+
+pub async fn add_service_break(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+    Form(f): Form<BreakForm>,
+) -> AppResult<Response> {
+    staff.require(&["registrar"])?;
+    check_csrf(&state, &headers, &f.csrf)?;
+    let ip = client.ip().to_string();
+    crate::service::add_break(&state.pool, &staff.staff, accounts::Client { ip: &ip }, &f.kind, &f.starts, &f.ends, &f.note_ja, &f.note_en).await?;
+    Ok(Redirect::to("/admin/service").into_response())
+}
+
+pub async fn remove_service_break(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> AppResult<Response> {
+    staff.require(&["registrar"])?;
+    check_csrf(&state, &headers, &f.csrf)?;
+    let ip = client.ip().to_string();
+    crate::service::remove_break(&state.pool, &staff.staff, accounts::Client { ip: &ip }, id).await?;
+    Ok(Redirect::to("/admin/service").into_response())
+}

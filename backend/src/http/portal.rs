@@ -140,6 +140,7 @@ pub async fn new_order(State(state): State<AppState>, headers: HeaderMap, user: 
         return Err(AppError::Page(messages::NO_STUDENT_RECORD.into()));
     };
     let university = store::university(&mut c, first.university_id).await?;
+    crate::service::check_open(&mut c, university.id).await?;
     let types = orders::orderable(&store::certificate_types(&mut c, university.id).await?, first);
     let types: Vec<_> = types
         .iter()
@@ -213,4 +214,43 @@ pub async fn order(State(state): State<AppState>, user: CurrentUser, Path(id): P
                    status_ja => ja, status_en => en, held => order.status == "held" },
     ))
     .into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct VerifyQuery {
+    code: String,
+}
+
+/// D-1: the public verification page (no login). Lookups of codes that match
+/// nothing are throttled per address; a wrong code reveals nothing.
+pub async fn verify(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    axum::extract::Query(q): axum::extract::Query<VerifyQuery>,
+) -> AppResult<Response> {
+    use crate::certificates::Verification;
+    if q.code.trim().is_empty() {
+        return Ok(Html(render("verify.html", context! { code => "" })).into_response());
+    }
+    let key = format!("verify:{}", client.ip());
+    state
+        .request_throttle
+        .check_with(&key, 60, 20)
+        .map_err(|w| AppError::Throttled(messages::throttled(&w)))?;
+    let zone = time::tz("Asia/Tokyo");
+    let page = match crate::certificates::verify(&state.pool, &q.code).await? {
+        Verification::Valid(c) => render("verify.html", context! { code => &q.code, result => "valid", issued => time::local_date(c.issued_at, zone), c => context! {
+            type_ja => c.type_ja, type_en => c.type_en, name_kanji => c.name_kanji, name_roman => c.name_roman,
+            university_ja => c.university_ja, university_en => c.university_en, serial => c.serial } }),
+        Verification::Revoked(c) => render("verify.html", context! { code => &q.code, result => "revoked",
+            issued => time::local_date(c.issued_at, zone), revoked => c.revoked_at.map(|t| time::local_date(t, zone)).unwrap_or_default(),
+            c => context! { type_ja => c.type_ja, type_en => c.type_en, name_kanji => c.name_kanji, name_roman => c.name_roman,
+            university_ja => c.university_ja, university_en => c.university_en, serial => c.serial } }),
+        Verification::NotFound => {
+            state.request_throttle.fail(&key);
+            return Ok((axum::http::StatusCode::NOT_FOUND, Html(render("verify.html", context! { code => &q.code, result => "none" }))).into_response());
+        }
+    };
+    Ok(Html(page).into_response())
 }

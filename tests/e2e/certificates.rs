@@ -1,0 +1,136 @@
+//! Issued certificates (D-1): the public verification page, staff revoking a
+//! certificate; service hours (O-7): ordering refused in a maintenance window.
+
+use crate::accounts::*;
+use crate::harness::*;
+use anyhow::{Context, Result};
+use fantoccini::Locator;
+
+/// A placed order's first certificate code, and the order id.
+async fn ordered_certificate(b: &Backend) -> Result<(i64, String)> {
+    b.order_as_graduate(2).await?;
+    let order: i64 = b.sql("SELECT max(id) FROM orders")?.parse()?;
+    let code = b.sql(&format!(
+        "SELECT c.verification_code FROM certificates c JOIN order_lines l ON l.id = c.order_line_id WHERE l.order_id = {order} ORDER BY c.id LIMIT 1"
+    ))?;
+    Ok((order, code))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_third_party_verifies_a_certificate_and_sees_it_revoked_in_the_browser() -> Result<()> {
+    let b = Backend::start(None).await?;
+    let (order, code) = ordered_certificate(&b).await?;
+    let c = Backend::client();
+    // not printed yet: the code verifies nothing, exactly like a wrong one
+    let r = c.get(format!("{}/verify?code={code}", b.url)).send().await?;
+    assert_eq!(r.status(), 404);
+    let unprinted = element_text(&r.text().await?, "verdict");
+    let r = c.get(format!("{}/verify?code=ABCD-EFGH-JKMN", b.url)).send().await?;
+    assert_eq!(element_text(&r.text().await?, "verdict"), unprinted);
+    b.sql(&format!("UPDATE orders SET status = 'printed', printed_at = strftime('%s','now') WHERE id = {order}"))?;
+
+    // a third party, no login: type the code as printed (loosely), see what was issued to whom
+    let browser = Browser::start().await?;
+    let w = &browser.client;
+    w.goto(&format!("{}/verify", b.url)).await?;
+    browser.wait_id("code").await?.send_keys(&code.to_lowercase().replace('-', " ")).await?;
+    w.find(Locator::Id("check")).await?.click().await?;
+    let verdict = browser.wait_id("verdict").await?.text().await?;
+    assert!(verdict.contains("有効") && verdict.contains("valid"), "{verdict}");
+    let text = browser.body_text().await?;
+    assert!(text.contains("山田 花子") && text.contains("卒業証明書") && text.contains("Shomei University"), "{text}");
+
+    // staff revoke it (a reason is required) on the order's page
+    w.goto(&format!("{}/admin/login", b.url)).await?;
+    browser.wait_id("login").await?.send_keys(shomei_backend::demo::STAFF_LOGIN).await?;
+    w.find(Locator::Id("password")).await?.send_keys(shomei_backend::demo::STAFF_PASSWORD).await?;
+    w.find(Locator::Id("code")).await?.send_keys(&b.staff_code().await?).await?;
+    w.find(Locator::Id("staff-login")).await?.click().await?;
+    browser.wait_for(Locator::Css("nav a[href=\"/admin/orders\"]")).await?.click().await?;
+    browser.wait_for(Locator::Css(&format!("a[href=\"/admin/orders/{order}\"]"))).await?.click().await?;
+    let cert_id = b.sql(&format!("SELECT id FROM certificates WHERE verification_code = '{code}'"))?;
+    browser.wait_id(&format!("reason-{cert_id}")).await?.send_keys("Issued with a wrong graduation date").await?;
+    w.find(Locator::Id(&format!("revoke-{cert_id}"))).await?.click().await?;
+    browser.wait_for(Locator::Css(&format!("#certificate-{cert_id} .bad"))).await?;
+    let row = browser.wait_id(&format!("certificate-{cert_id}")).await?.text().await?;
+    assert!(row.contains("revoked") && row.contains("wrong graduation date"), "{row}");
+
+    w.goto(&format!("{}/verify?code={code}", b.url)).await?;
+    let verdict = browser.wait_id("verdict").await?.text().await?;
+    assert!(verdict.contains("失効") && verdict.contains("revoked"), "{verdict}");
+    browser.close().await;
+    assert!(b.sql("SELECT actor || ' ' || action || ' ' || target FROM audit_log")?.contains(&format!("staff:staff certificate.revoke certificate:{cert_id}")));
+    // the other copy of the order is still valid
+    let other = b.sql(&format!("SELECT verification_code FROM certificates WHERE verification_code <> '{code}' ORDER BY id DESC LIMIT 1"))?;
+    let page = c.get(format!("{}/verify?code={other}", b.url)).send().await?.text().await?;
+    assert!(element_text(&page, "verdict").unwrap_or_default().contains("有効"), "{page}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_codes_on_the_verification_page_is_slowed() -> Result<()> {
+    let b = Backend::start(None).await?;
+    let c = Backend::client();
+    let mut statuses = Vec::new();
+    for i in 0..22 {
+        let r = c.get(format!("{}/verify?code=ABCD-EFGH-{:04}", b.url, 2222 + i)).send().await?;
+        statuses.push(r.status().as_u16());
+    }
+    assert!(statuses[..20].iter().all(|&s| s == 404), "{statuses:?}");
+    assert_eq!(statuses[21], 429, "{statuses:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ordering_is_refused_in_a_maintenance_window_with_until_when() -> Result<()> {
+    let b = Backend::start(None).await?;
+    let staff = b.staff_client().await?;
+    let jst = |secs: i64| {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0) + secs + 9 * 3600;
+        let days = t.div_euclid(86400);
+        // civil date from days since 1970 (Howard Hinnant's algorithm)
+        let z = days + 719468;
+        let era = z.div_euclid(146097);
+        let doe = z - era * 146097;
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = doy - (153 * mp + 2) / 5 + 1;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 };
+        let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+        let sod = t.rem_euclid(86400);
+        format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}", sod / 3600, sod % 3600 / 60)
+    };
+    // a graduate has the order form open when the window starts
+    let user = Backend::client();
+    portal_login(&b, &user, shomei_backend::demo::GRADUATE_EMAIL, shomei_backend::demo::GRADUATE_PASSWORD, shomei_backend::demo::GRADUATE_SECOND_PASSWORD).await?;
+    let form = user.get(format!("{}/orders/new", b.url)).send().await?.text().await?;
+    let csrf = form_value(&form, "csrf").context("csrf")?;
+    let copies = form.split("name=\"copies_").nth(1).and_then(|r| r.split('"').next()).context("copies field")?.to_string();
+    let url = format!("{}/admin/service", b.url);
+    let (s, _, page) = post_form(&staff, &url, &url, &[("kind", "maintenance"), ("starts", &jst(-600)), ("ends", &jst(600)), ("note_ja", "システム更新"), ("note_en", "System update")]).await?;
+    assert_eq!(s, 200, "{page}");
+    let until = jst(600).replace('T', " ");
+    // sending the order and opening the form both say the service is closed, and until when
+    let r = user
+        .post(format!("{}/orders", b.url))
+        .form(&[("csrf", csrf.as_str()), ("student_record_id", "1"), (&format!("copies_{copies}"), "1"), ("delivery", "campus"), ("payment_method", "card")])
+        .send()
+        .await?;
+    assert_eq!(r.status(), 400);
+    let err = r.text().await?;
+    assert!(err.contains("under maintenance") && err.contains(&until) && err.contains("System update") && err.contains("メンテナンス中"), "{err}");
+    let page = user.get(format!("{}/orders/new", b.url)).send().await?.text().await?;
+    assert!(page.contains("under maintenance") && !page.contains("place-order"), "{page}");
+    assert_eq!(b.sql("SELECT count(*) FROM orders")?, "0", "nothing half-written");
+    // a bad window is refused with a message
+    let (s, _, page) = post_form(&staff, &url, &url, &[("kind", "maintenance"), ("starts", &jst(600)), ("ends", &jst(-600))]).await?;
+    assert_eq!(s, 400);
+    assert!(page.contains("The end must come after the start"), "{page}");
+    // removing the window opens ordering again
+    let id = b.sql("SELECT id FROM service_breaks")?;
+    post_form(&staff, &url, &format!("{}/admin/service/{id}/delete", b.url), &[]).await?;
+    b.order_as_graduate(1).await?;
+    assert_eq!(b.sql("SELECT count(*) FROM orders")?, "1");
+    Ok(())
+}
