@@ -17,3 +17,10 @@ CREATE TABLE service_breaks (
     created_at INTEGER NOT NULL
 );
 CREATE INDEX service_breaks_time ON service_breaks(university_id, ends_at);
+
+-- Eligibility (O-1): which faculties (codes, comma-separated; empty = all) and
+-- which graduation years may order a type, beside the leaving types
+-- ('enrolled' = enrolled students).
+ALTER TABLE certificate_types ADD COLUMN faculty_codes TEXT NOT NULL DEFAULT '';
+ALTER TABLE certificate_types ADD COLUMN grad_year_from INTEGER;
+ALTER TABLE certificate_types ADD COLUMN grad_year_to INTEGER;

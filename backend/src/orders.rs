@@ -33,11 +33,20 @@ pub struct Placed {
     pub print_number: Option<PrintNumber>,
 }
 
-/// Certificate types this enrolment may order (O-1): others are not shown.
+/// Certificate types this enrolment may order (O-1): by leaving type
+/// ('enrolled' for enrolled students), faculty and graduation year. Others are
+/// not shown, and an order for one is refused.
 pub fn orderable(types: &[store::CertificateType], record: &store::StudentRecord) -> Vec<store::CertificateType> {
+    let grad_year: Option<i64> = record.graduation_date.as_deref().and_then(|d| d.get(0..4)).and_then(|y| y.parse().ok());
     types
         .iter()
+        .filter(|t| t.active)
         .filter(|t| t.leaving_types.split(',').any(|l| l.trim() == record.leaving_type))
+        .filter(|t| t.faculty_codes.trim().is_empty() || t.faculty_codes.split(',').any(|f| f.trim() == record.faculty_code))
+        .filter(|t| match (t.grad_year_from, t.grad_year_to) {
+            (None, None) => true,
+            (from, to) => grad_year.is_some_and(|y| from.is_none_or(|f| y >= f) && to.is_none_or(|l| y <= l)),
+        })
         .cloned()
         .collect()
 }
@@ -56,6 +65,15 @@ fn verification_code<R: Rng>(rng: &mut R) -> String {
 fn body_text(record: &store::StudentRecord, university: &store::University) -> (String, String) {
     let date = record.graduation_date.clone().unwrap_or_default();
     let (y, m, d) = split_date(&date);
+    if record.leaving_type == "enrolled" {
+        return (
+            format!("上記の者は、{}{}{}に在学していることを証明する。", university.name_ja, record.faculty_ja, record.department_ja),
+            format!(
+                "This is to certify that the above-named person is enrolled in the {}, {}, {}.",
+                record.department_en, record.faculty_en, university.name_en
+            ),
+        );
+    }
     (
         format!(
             "上記の者は、{y}年{m}月{d}日 {}{}{}を卒業したことを証明する。",

@@ -49,6 +49,10 @@ pub struct CertificateType {
     pub fee: i64,
     pub max_copies: i64,
     pub leaving_types: String,
+    pub faculty_codes: String,
+    pub grad_year_from: Option<i64>,
+    pub grad_year_to: Option<i64>,
+    pub active: bool,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -65,8 +69,47 @@ pub struct StudentRecord {
     pub graduation_date: Option<String>,
     pub faculty_ja: String,
     pub faculty_en: String,
+    pub faculty_code: String,
     pub department_ja: String,
     pub department_en: String,
+}
+
+/// Every type of a university, active or not (the catalogue editor).
+pub async fn all_certificate_types(c: &mut Conn, university_id: i64) -> Result<Vec<CertificateType>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, code, name_ja, name_en, fee, max_copies, leaving_types, faculty_codes, grad_year_from, grad_year_to, active
+         FROM certificate_types WHERE university_id = ? ORDER BY id",
+    )
+    .bind(university_id)
+    .fetch_all(c)
+    .await
+}
+
+/// Inserts (id None) or updates a certificate type.
+pub async fn save_certificate_type(c: &mut Conn, university_id: i64, id: Option<i64>, t: &CertificateType) -> Result<i64, sqlx::Error> {
+    match id {
+        Some(id) => {
+            sqlx::query(
+                "UPDATE certificate_types SET code = ?, name_ja = ?, name_en = ?, fee = ?, max_copies = ?, leaving_types = ?,
+                 faculty_codes = ?, grad_year_from = ?, grad_year_to = ?, active = ? WHERE id = ? AND university_id = ?",
+            )
+            .bind(&t.code).bind(&t.name_ja).bind(&t.name_en).bind(t.fee).bind(t.max_copies).bind(&t.leaving_types)
+            .bind(&t.faculty_codes).bind(t.grad_year_from).bind(t.grad_year_to).bind(t.active).bind(id).bind(university_id)
+            .execute(c)
+            .await?;
+            Ok(id)
+        }
+        None => {
+            sqlx::query_scalar(
+                "INSERT INTO certificate_types (university_id, code, name_ja, name_en, fee, max_copies, leaving_types, faculty_codes,
+                 grad_year_from, grad_year_to, active) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            )
+            .bind(university_id).bind(&t.code).bind(&t.name_ja).bind(&t.name_en).bind(t.fee).bind(t.max_copies).bind(&t.leaving_types)
+            .bind(&t.faculty_codes).bind(t.grad_year_from).bind(t.grad_year_to).bind(t.active)
+            .fetch_one(c)
+            .await
+        }
+    }
 }
 
 pub async fn university_count(c: &mut Conn) -> Result<i64, sqlx::Error> {
@@ -94,8 +137,8 @@ pub async fn order_university(c: &mut Conn, order_id: i64) -> Result<University,
 
 pub async fn certificate_types(c: &mut Conn, university_id: i64) -> Result<Vec<CertificateType>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, code, name_ja, name_en, fee, max_copies, leaving_types FROM certificate_types
-         WHERE university_id = ? AND active = 1 ORDER BY id",
+        "SELECT id, code, name_ja, name_en, fee, max_copies, leaving_types, faculty_codes, grad_year_from, grad_year_to, active
+         FROM certificate_types WHERE university_id = ? AND active = 1 ORDER BY id",
     )
     .bind(university_id)
     .fetch_all(c)
@@ -104,7 +147,7 @@ pub async fn certificate_types(c: &mut Conn, university_id: i64) -> Result<Vec<C
 
 const STUDENT_RECORD_SELECT: &str = "SELECT s.id, s.user_id, s.university_id, s.student_no, s.name_kanji,
     s.name_kana, s.name_roman, s.birth_date, s.leaving_type, s.graduation_date,
-    f.name_ja AS faculty_ja, f.name_en AS faculty_en, d.name_ja AS department_ja, d.name_en AS department_en
+    f.name_ja AS faculty_ja, f.name_en AS faculty_en, f.code AS faculty_code, d.name_ja AS department_ja, d.name_en AS department_en
     FROM student_records s JOIN faculties f ON f.id = s.faculty_id JOIN departments d ON d.id = s.department_id";
 
 pub async fn student_records(c: &mut Conn, user_id: i64) -> Result<Vec<StudentRecord>, sqlx::Error> {
@@ -1617,7 +1660,8 @@ pub async fn seed_demo(c: &mut Conn, s: &DemoSeed<'_>) -> Result<(), sqlx::Error
     sqlx::query(
         "INSERT INTO certificate_types (university_id, code, name_ja, name_en, fee, max_copies, leaving_types) VALUES
          (1, 'graduation', '卒業証明書', 'Certificate of Graduation', 300, 10, 'graduated'),
-         (1, 'graduation_en', '卒業証明書（英文）', 'Certificate of Graduation (English)', 500, 10, 'graduated')",
+         (1, 'graduation_en', '卒業証明書（英文）', 'Certificate of Graduation (English)', 500, 10, 'graduated'),
+         (1, 'enrolment', '在学証明書', 'Certificate of Enrolment', 200, 10, 'enrolled')",
     )
     .execute(&mut *c)
     .await?;

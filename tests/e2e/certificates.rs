@@ -134,3 +134,60 @@ async fn ordering_is_refused_in_a_maintenance_window_with_until_when() -> Result
     assert_eq!(b.sql("SELECT count(*) FROM orders")?, "1");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalogue_decides_who_may_order_what_and_prices_are_frozen_at_ordering() -> Result<()> {
+    let b = Backend::start(None).await?;
+    let staff = b.staff_client().await?;
+    let cat = format!("{}/admin/catalogue", b.url);
+    b.order_as_graduate(1).await?;
+    assert_eq!(b.sql("SELECT total FROM orders")?, "400", "¥300 + system fee ¥100");
+    let grad_id = b.sql("SELECT id FROM certificate_types WHERE code = 'graduation'")?;
+    let save = |fields: Vec<(&'static str, String)>| {
+        let (staff, cat, grad_id) = (staff.clone(), cat.clone(), grad_id.clone());
+        async move {
+            let mut f: Vec<(&str, String)> = vec![("id", grad_id), ("code", "graduation".into()), ("name_ja", "卒業証明書".into()),
+                ("name_en", "Certificate of Graduation".into()), ("max_copies", "10".into()), ("leaving_graduated", "1".into()), ("active", "1".into())];
+            f.extend(fields);
+            let refs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            post_form(&staff, &cat, &cat, &refs).await
+        }
+    };
+    // bad input is refused with a message, nothing changes
+    let (s, _, page) = save(vec![("fee", "-5".into())]).await?;
+    assert_eq!(s, 400);
+    assert!(page.contains("The fee is a whole number"), "{page}");
+    let (s, _, page) = save(vec![("fee", "350".into()), ("faculty_codes", "NOPE".into())]).await?;
+    assert_eq!(s, 400);
+    assert!(page.contains("no faculty with the code NOPE"), "{page}");
+    // a new fee: the placed order keeps its price, a new one pays the new fee
+    let (s, _, _) = save(vec![("fee", "350".into())]).await?;
+    assert_eq!(s, 200);
+    b.order_as_graduate(1).await?;
+    assert_eq!(b.sql("SELECT group_concat(total) FROM (SELECT total FROM orders ORDER BY id)")?, "400,450");
+    // only the Faculty of Science may order it now: the graduate (Letters) no longer sees it, and cannot order it anyway
+    let user = Backend::client();
+    portal_login(&b, &user, shomei_backend::demo::GRADUATE_EMAIL, shomei_backend::demo::GRADUATE_PASSWORD, shomei_backend::demo::GRADUATE_SECOND_PASSWORD).await?;
+    let form = user.get(format!("{}/orders/new", b.url)).send().await?.text().await?;
+    let csrf = form_value(&form, "csrf").context("csrf")?;
+    save(vec![("fee", "350".into()), ("faculty_codes", "SCI".into())]).await?;
+    let form = user.get(format!("{}/orders/new", b.url)).send().await?.text().await?;
+    assert!(!form.contains(&format!("copies_{grad_id}\"")) && form.contains("Certificate of Graduation (English)"), "{form}");
+    let r = user
+        .post(format!("{}/orders", b.url))
+        .form(&[("csrf", csrf.as_str()), ("student_record_id", "1"), (&format!("copies_{grad_id}"), "1"), ("delivery", "campus"), ("payment_method", "card")])
+        .send()
+        .await?;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await?.contains("cannot be ordered"));
+    // a graduation-year range that excludes 2024 hides it too
+    save(vec![("fee", "350".into()), ("grad_year_from", "2000".into()), ("grad_year_to", "2010".into())]).await?;
+    let form = user.get(format!("{}/orders/new", b.url)).send().await?.text().await?;
+    assert!(!form.contains(&format!("copies_{grad_id}\"")));
+    save(vec![("fee", "350".into()), ("grad_year_from", "2020".into()), ("grad_year_to", "2030".into())]).await?;
+    let form = user.get(format!("{}/orders/new", b.url)).send().await?.text().await?;
+    assert!(form.contains(&format!("copies_{grad_id}\"")), "2024 is inside 2020-2030");
+    assert!(!form.contains("Certificate of Enrolment"), "enrolled students' certificate is not offered to a graduate");
+    assert!(b.sql("SELECT count(*) FROM audit_log WHERE action = 'catalogue.save'")?.parse::<i64>()? >= 4);
+    Ok(())
+}

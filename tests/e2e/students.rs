@@ -70,6 +70,7 @@ async fn a_student_logs_in_with_the_university_id_and_registers_in_the_browser()
     assert_eq!((s, path.as_str()), (200, "/portal"));
     let order_page = c.get(format!("{}/orders/new", b.url)).send().await?.text().await?;
     assert!(order_page.contains("L24-0101"), "the directory's student number is the student ID: {order_page}");
+    assert!(order_page.contains("Certificate of Enrolment") && !order_page.contains("Certificate of Graduation"), "a student is offered what students may order: {order_page}");
     Ok(())
 }
 

@@ -299,3 +299,92 @@ pub async fn remove_service_break(
     crate::service::remove_break(&state.pool, &staff.staff, accounts::Client { ip: &ip }, id).await?;
     Ok(Redirect::to("/admin/service").into_response())
 }
+
+const LEAVING: [(&str, &str, &str); 4] =
+    [("graduated", "卒業・修了", "graduated"), ("withdrew", "退学", "withdrew"), ("removed", "除籍", "removed"), ("enrolled", "在学生", "enrolled students")];
+
+pub async fn catalogue(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff) -> AppResult<Response> {
+    staff.require(&["registrar"])?;
+    let mut c = state.pool.acquire().await?;
+    let mut types: Vec<_> = store::all_certificate_types(&mut c, 1)
+        .await?
+        .iter()
+        .map(|t| {
+            context! { id => t.id, code => &t.code, name_ja => &t.name_ja, name_en => &t.name_en, fee => t.fee, max_copies => t.max_copies,
+                       leaving => t.leaving_types.split(',').map(str::trim).collect::<Vec<_>>(), faculty_codes => &t.faculty_codes,
+                       grad_year_from => t.grad_year_from, grad_year_to => t.grad_year_to, active => t.active }
+        })
+        .collect();
+    types.push(context! { id => 0, code => "", name_ja => "", name_en => "", fee => 0, max_copies => 10, leaving => vec!["graduated"],
+                          faculty_codes => "", active => true });
+    let leaving: Vec<[&str; 3]> = LEAVING.iter().map(|l| [l.0, l.1, l.2]).collect();
+    let csrf = Csrf::get(&state, &headers);
+    let page = Html(render("admin_catalogue.html", context! { csrf => &csrf.token, types, leaving }));
+    Ok(csrf.respond(page))
+}
+
+/// one certificate type saved from the editor, checked field by field.
+pub async fn save_catalogue(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+    Form(f): Form<std::collections::HashMap<String, String>>,
+) -> AppResult<Response> {
+    use crate::error::AppError;
+    staff.require(&["registrar"])?;
+    check_csrf(&state, &headers, f.get("csrf").map(String::as_str).unwrap_or(""))?;
+    let get = |k: &str| f.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
+    let bad = |m: &str| AppError::Page(m.to_string());
+    let id: Option<i64> = get("id").parse().ok().filter(|&i| i > 0);
+    let fee: i64 = get("fee").parse().ok().filter(|f| (0..=100_000).contains(f)).ok_or_else(|| bad("手数料は0〜100,000円の整数にしてください。 / The fee is a whole number of yen from 0 to 100,000."))?;
+    let max_copies: i64 = get("max_copies").parse().ok().filter(|m| (1..=100).contains(m)).ok_or_else(|| bad("最大通数は1〜100にしてください。 / Max copies is 1 to 100."))?;
+    let year = |k: &str| -> Result<Option<i64>, AppError> {
+        let v = get(k);
+        if v.is_empty() {
+            return Ok(None);
+        }
+        v.parse().ok().filter(|y| (1900..=2200).contains(y)).map(Some).ok_or_else(|| bad("卒業年は西暦4桁で入力してください。 / Give graduation years as four-digit years."))
+    };
+    let (from, to) = (year("grad_year_from")?, year("grad_year_to")?);
+    if let (Some(a), Some(b)) = (from, to) {
+        if a > b {
+            return Err(bad("卒業年の範囲が逆です。 / The graduation year range is reversed."));
+        }
+    }
+    let leaving: Vec<&str> = LEAVING.iter().filter(|l| f.contains_key(&format!("leaving_{}", l.0))).map(|l| l.0).collect();
+    if leaving.is_empty() {
+        return Err(bad("申込できる区分を1つ以上選んでください。 / Choose who may order it."));
+    }
+    let (code, name_ja, name_en) = (get("code"), get("name_ja"), get("name_en"));
+    if code.is_empty() || name_ja.is_empty() || name_en.is_empty() || code.len() > 40 {
+        return Err(bad("コードと名称（日本語・英語）を入力してください。 / Give a code and both names."));
+    }
+    let mut tx = store::begin_write(&state.pool).await?;
+    let known: Vec<String> = store::faculties(&mut tx).await?.into_iter().map(|f| f.code).collect();
+    let faculty_codes: Vec<String> = get("faculty_codes").split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    if let Some(unknown) = faculty_codes.iter().find(|c| !known.contains(c)) {
+        return Err(bad(&format!("学部コード {unknown} はありません。 / There is no faculty with the code {unknown}.")));
+    }
+    let t = store::CertificateType {
+        id: id.unwrap_or(0),
+        code,
+        name_ja,
+        name_en,
+        fee,
+        max_copies,
+        leaving_types: leaving.join(","),
+        faculty_codes: faculty_codes.join(","),
+        grad_year_from: from,
+        grad_year_to: to,
+        active: f.contains_key("active"),
+    };
+    let saved = store::save_certificate_type(&mut tx, 1, id, &t).await.map_err(|e| match e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => bad("このコードはすでに使われています。 / This code is taken."),
+        e => e.into(),
+    })?;
+    let ip = client.ip().to_string();
+    accounts::audit(&mut tx, &format!("staff:{}", staff.staff.login), "catalogue.save", &format!("certificate_type:{saved} fee:{fee}"), accounts::Client { ip: &ip }).await?;
+    tx.commit().await?;
+    Ok(Redirect::to("/admin/catalogue").into_response())
+}

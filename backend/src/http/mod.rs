@@ -81,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/orders", get(admin::orders))
         .route("/admin/orders/{id}", get(admin::order_detail))
         .route("/admin/certificates/{id}/revoke", post(admin::revoke_certificate))
+        .route("/admin/catalogue", get(admin::catalogue).post(admin::save_catalogue))
         .route("/admin/service", get(admin::service_breaks).post(admin::add_service_break))
         .route("/admin/service/{id}/delete", post(admin::remove_service_break))
         .route("/verify", get(portal::verify))
