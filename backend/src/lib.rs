@@ -97,9 +97,20 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     })
 }
 
-/// Jobs that run by themselves: ID images past their retention are deleted
-/// (hourly; idempotent, so a restart or a second run does no harm).
+/// Jobs that run by themselves, each idempotent (a restart or a second run does
+/// no harm): unpaid orders past their deadline expire (every minute); ID images
+/// past their retention are deleted (hourly).
 fn spawn_housekeeping(state: AppState) {
+    let pool = state.pool.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            if let Err(e) = orders::expire_unpaid(&pool).await {
+                tracing::warn!(error = %e, "order expiry pass failed");
+            }
+        }
+    });
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
         loop {

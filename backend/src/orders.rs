@@ -230,6 +230,60 @@ pub async fn place(
     Ok(Placed { order_id, print_number: number })
 }
 
+/// O-5: unpaid orders past their payment deadline expire by themselves (a
+/// scheduled job; running it twice changes nothing more). Returns how many.
+pub async fn expire_unpaid(pool: &SqlitePool) -> AppResult<u64> {
+    let mut tx = store::begin_write(pool).await?;
+    let n = store::expire_unpaid_orders(&mut tx, now()).await?;
+    if n > 0 {
+        store::audit(&mut tx, "system", "order.expire", &format!("{n} orders"), now()).await?;
+    }
+    tx.commit().await?;
+    if n > 0 {
+        tracing::info!(count = n, "unpaid orders past their deadline expired");
+    }
+    Ok(n)
+}
+
+/// The user cancels an order not paid yet; its number stops working at once.
+pub async fn cancel(pool: &SqlitePool, user_id: i64, order_id: i64) -> AppResult<()> {
+    let mut tx = store::begin_write(pool).await?;
+    let order = store::order(&mut tx, order_id).await.map_err(|_| AppError::PageNotFound)?;
+    if order.user_id != user_id {
+        return Err(AppError::PageNotFound);
+    }
+    if !store::cancel_unpaid_order(&mut tx, order_id).await? {
+        return Err(page_err(messages::CANNOT_CANCEL));
+    }
+    store::audit(&mut tx, &format!("user:{user_id}"), "order.cancel", &format!("order {order_id}"), now()).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Mails the print number again (a lost mail), while the order can still be printed.
+pub async fn resend_number(pool: &SqlitePool, public_url: &str, user_id: i64, order_id: i64) -> AppResult<()> {
+    let mut tx = store::begin_write(pool).await?;
+    let order = store::order(&mut tx, order_id).await.map_err(|_| AppError::PageNotFound)?;
+    if order.user_id != user_id {
+        return Err(AppError::PageNotFound);
+    }
+    let Some(number) = order.print_number.as_deref().and_then(|n| PrintNumber::parse(n).ok()) else { return Err(AppError::PageNotFound) };
+    if !matches!(order.status.as_str(), "awaiting_payment" | "paid") || order.print_deadline <= now() {
+        return Err(page_err(messages::CANNOT_RESEND));
+    }
+    let user = store::user(&mut tx, user_id).await?;
+    let record = store::student_records(&mut tx, user_id).await?.into_iter().find(|r| r.id == order.student_record_id).ok_or(AppError::PageNotFound)?;
+    let university = store::university(&mut tx, record.university_id).await?;
+    let lines: Vec<(String, String, i64)> = store::order_lines(&mut tx, order_id).await?.into_iter().map(|l| (l.name_ja, l.name_en, l.copies)).collect();
+    let to = mail::Recipient { name_ja: &record.name_kanji, name_en: &record.name_roman, language: &user.language };
+    mail::print_number_mail(&to, &number, &lines, Yen(order.total), &time::deadline_text(order.print_deadline, time::tz(&university.timezone)), &format!("{public_url}/orders/{order_id}"))
+        .enqueue(&mut tx, &user.email)
+        .await?;
+    store::audit(&mut tx, &format!("user:{user_id}"), "order.resend_number", &format!("order {order_id}"), now()).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

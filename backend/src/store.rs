@@ -427,6 +427,22 @@ pub async fn orders_of_user(c: &mut Conn, user_id: i64) -> Result<Vec<Order>, sq
         .await
 }
 
+pub async fn expire_unpaid_orders(c: &mut Conn, now: i64) -> Result<u64, sqlx::Error> {
+    let r = sqlx::query("UPDATE orders SET status = 'expired' WHERE status IN ('awaiting_payment', 'held') AND pay_deadline <= ?")
+        .bind(now)
+        .execute(c)
+        .await?;
+    Ok(r.rows_affected())
+}
+
+pub async fn cancel_unpaid_order(c: &mut Conn, order_id: i64) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("UPDATE orders SET status = 'cancelled' WHERE id = ? AND status IN ('awaiting_payment', 'held')")
+        .bind(order_id)
+        .execute(c)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 pub async fn recent_orders(c: &mut Conn, limit: i64) -> Result<Vec<Order>, sqlx::Error> {
     sqlx::query_as(&format!("{ORDER_SELECT} ORDER BY id DESC LIMIT ?")).bind(limit).fetch_all(c).await
 }

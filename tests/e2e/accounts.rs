@@ -513,7 +513,7 @@ async fn staff_reject_or_ask_for_resubmission_and_the_applicant_hears_each_outco
 }
 
 /// A pool on the backend's database file (for calling a scheduled job directly).
-async fn sqlx_pool(b: &Backend) -> Result<sqlx::SqlitePool> {
+pub async fn sqlx_pool(b: &Backend) -> Result<sqlx::SqlitePool> {
     Ok(shomei_backend::store::connect(&format!("sqlite://{}?mode=rwc", b.dir.path().join("backend.sqlite").display())).await?)
 }
 

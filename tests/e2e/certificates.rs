@@ -191,3 +191,48 @@ async fn the_catalogue_decides_who_may_order_what_and_prices_are_frozen_at_order
     assert!(b.sql("SELECT count(*) FROM audit_log WHERE action = 'catalogue.save'")?.parse::<i64>()? >= 4);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unpaid_orders_can_be_cancelled_resent_and_expire_by_themselves() -> Result<()> {
+    let smtp = Smtp::start()?;
+    let b = Backend::start(Some(smtp.port)).await?;
+    let email = shomei_backend::demo::GRADUATE_EMAIL;
+    let page = b.order_as_graduate(1).await?;
+    let number = element_text(&page, "print-number").context("number")?;
+    let first: i64 = b.sql("SELECT max(id) FROM orders")?.parse()?;
+    smtp.wait_for_mail_with(email, &number, MAIL_WAIT)?;
+    let user = Backend::client();
+    portal_login(&b, &user, email, shomei_backend::demo::GRADUATE_PASSWORD, shomei_backend::demo::GRADUATE_SECOND_PASSWORD).await?;
+    let order_url = format!("{}/orders/{first}", b.url);
+
+    // a lost mail: the number is sent again, with its deadline
+    let (s, _, page) = post_form(&user, &order_url, &format!("{order_url}/resend"), &[]).await?;
+    assert_eq!(s, 200);
+    assert!(element_text(&page, "notice").unwrap_or_default().contains("sent to you again"));
+    wait_until("second number mail", MAIL_WAIT, || smtp.all_to(email).iter().filter(|m| m.contains(&number)).count() == 2)?;
+
+    // cancelled: the status says so, a second cancel is refused clearly
+    let (s, _, page) = post_form(&user, &order_url, &format!("{order_url}/cancel"), &[]).await?;
+    assert_eq!(s, 200);
+    assert!(element_text(&page, "status").unwrap_or_default().contains("取消"), "{page}");
+    let r = user.post(format!("{order_url}/cancel")).form(&[("csrf", csrf_of(&user, &format!("{}/portal", b.url)).await?.as_str())]).send().await?;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await?.contains("Only an order not paid yet can be cancelled"));
+    // someone else's order cannot be cancelled (nothing tells it exists)
+    let other = Backend::client();
+    let r = other.post(format!("{order_url}/cancel")).form(&[("csrf", "x")]).send().await?;
+    assert_eq!(r.url().path(), "/login");
+
+    // O-5: unpaid past the payment deadline -> expired by the scheduled job, once
+    b.order_as_graduate(1).await?;
+    let second: i64 = b.sql("SELECT max(id) FROM orders")?.parse()?;
+    b.sql(&format!("UPDATE orders SET pay_deadline = strftime('%s','now') - 1 WHERE id = {second}"))?;
+    let pool = sqlx_pool(&b).await?;
+    assert_eq!(shomei_backend::orders::expire_unpaid(&pool).await?, 1);
+    assert_eq!(shomei_backend::orders::expire_unpaid(&pool).await?, 0, "idempotent");
+    assert_eq!(b.sql(&format!("SELECT status FROM orders WHERE id = {second}"))?, "expired");
+    let page = user.get(format!("{}/orders/{second}", b.url)).send().await?.text().await?;
+    assert!(page.contains("期限切れ") && !page.contains("id=\"resend\"") && !page.contains("id=\"cancel\""), "{page}");
+    assert_eq!(b.sql(&format!("SELECT status FROM orders WHERE id = {first}"))?, "cancelled", "the job leaves other orders alone");
+    Ok(())
+}

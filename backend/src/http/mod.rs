@@ -72,6 +72,8 @@ pub fn router(state: AppState) -> Router {
         .route("/orders/new", get(portal::new_order))
         .route("/orders", post(portal::place_order))
         .route("/orders/{id}", get(portal::order))
+        .route("/orders/{id}/cancel", post(portal::cancel_order))
+        .route("/orders/{id}/resend", post(portal::resend_number))
         .route("/admin", get(admin::home))
         .route("/admin/login", get(admin::login_page).post(admin::login))
         .route("/admin/logout", post(admin::logout))

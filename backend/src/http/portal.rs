@@ -192,7 +192,13 @@ pub async fn place_order(
     Ok(Redirect::to(&format!("/orders/{}", placed.order_id)).into_response())
 }
 
-pub async fn order(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>) -> AppResult<Response> {
+pub async fn order(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    axum::extract::Query(q): axum::extract::Query<MenuQuery>,
+) -> AppResult<Response> {
     let mut c = state.pool.acquire().await?;
     let order = match store::order(&mut c, id).await {
         Ok(o) if o.user_id == user.user.id => o,
@@ -206,14 +212,22 @@ pub async fn order(State(state): State<AppState>, user: CurrentUser, Path(id): P
         .iter()
         .map(|l| context! { name_ja => &l.name_ja, name_en => &l.name_en, copies => l.copies, amount => Yen(l.amount).to_string() })
         .collect();
-    Ok(Html(render(
+    let csrf = Csrf::get(&state, &headers);
+    let page = Html(render(
         "order.html",
         context! { number => number_text(&order.print_number),
                    deadline => time::deadline_text(order.print_deadline, zone), lines,
                    system_fee => Yen(order.system_fee).to_string(), total => Yen(order.total).to_string(),
-                   status_ja => ja, status_en => en, held => order.status == "held" },
-    ))
-    .into_response())
+                   status_ja => ja, status_en => en, held => order.status == "held", id,
+                   csrf => &csrf.token, can_cancel => matches!(order.status.as_str(), "awaiting_payment" | "held"),
+                   can_resend => matches!(order.status.as_str(), "awaiting_payment" | "paid") && order.print_deadline > time::now(),
+                   notice => match q.notice.as_str() {
+                       "cancelled" => Some("申込を取り消しました。 / The order was cancelled."),
+                       "resent" => Some("番号をもう一度メールで送りました。 / The number was sent to you again."),
+                       _ => None,
+                   } },
+    ));
+    Ok(csrf.respond(page))
 }
 
 #[derive(Deserialize, Default)]
@@ -253,4 +267,28 @@ pub async fn verify(
         }
     };
     Ok(Html(page).into_response())
+}
+
+pub async fn cancel_order(State(state): State<AppState>, headers: HeaderMap, user: CurrentUser, Path(id): Path<i64>, Form(f): Form<CsrfForm>) -> AppResult<Response> {
+    check_csrf(&state, &headers, &f.csrf)?;
+    orders::cancel(&state.pool, user.user.id, id).await?;
+    Ok(Redirect::to(&format!("/orders/{id}?notice=cancelled")).into_response())
+}
+
+pub async fn resend_number(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> AppResult<Response> {
+    check_csrf(&state, &headers, &f.csrf)?;
+    let key = format!("resend:{id}");
+    let ip = client.ip().to_string();
+    state.request_throttle.gate(&key, &ip)?;
+    state.request_throttle.fail_both(&key, &ip);
+    orders::resend_number(&state.pool, &state.config.http.public_url, user.user.id, id).await?;
+    state.mail_wake.notify_one();
+    Ok(Redirect::to(&format!("/orders/{id}?notice=resent")).into_response())
 }
