@@ -3,6 +3,7 @@
 //! `main.rs` is thin: tests start the same app in-process on a listener they own.
 
 pub mod accounts;
+pub mod cards;
 pub mod certificates;
 pub mod config;
 pub mod credentials;

@@ -492,6 +492,55 @@ pub async fn card(c: &mut Conn, uid: &str) -> Result<Option<Card>, sqlx::Error> 
     sqlx::query_as("SELECT uid, user_id, status FROM ic_cards WHERE uid = ?").bind(uid).fetch_optional(c).await
 }
 
+#[derive(Debug, Clone, FromRow)]
+pub struct CardSummary {
+    pub uid: String,
+    pub label: String,
+    pub status: String,
+    pub linked_at: i64,
+    pub balance: i64,
+}
+
+pub async fn cards_of_user(c: &mut Conn, user_id: i64) -> Result<Vec<CardSummary>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT k.uid, k.label, k.status, k.linked_at, COALESCE((SELECT SUM(amount) FROM ledger WHERE card_uid = k.uid), 0) AS balance
+         FROM ic_cards k WHERE k.user_id = ? ORDER BY k.linked_at",
+    )
+    .bind(user_id)
+    .fetch_all(c)
+    .await
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct LedgerLine {
+    pub card_uid: String,
+    pub amount: i64,
+    pub kind: String,
+    pub order_id: Option<i64>,
+    pub created_at: i64,
+}
+
+pub async fn ledger_of_user(c: &mut Conn, user_id: i64, limit: i64) -> Result<Vec<LedgerLine>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT l.card_uid, l.amount, l.kind, l.order_id, l.created_at FROM ledger l JOIN ic_cards k ON k.uid = l.card_uid
+         WHERE k.user_id = ? ORDER BY l.id DESC LIMIT ?",
+    )
+    .bind(user_id)
+    .bind(limit)
+    .fetch_all(c)
+    .await
+}
+
+/// Blocks a card of this user (lost): true when it was theirs and active.
+pub async fn block_card(c: &mut Conn, uid: &str, user_id: i64) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("UPDATE ic_cards SET status = 'blocked' WHERE uid = ? AND user_id = ? AND status = 'active'")
+        .bind(uid)
+        .bind(user_id)
+        .execute(c)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 pub async fn link_card(c: &mut Conn, uid: &str, user_id: i64, label: &str, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO ic_cards (uid, user_id, label, linked_at) VALUES (?, ?, ?, ?)")
         .bind(uid)

@@ -236,3 +236,61 @@ async fn unpaid_orders_can_be_cancelled_resent_and_expire_by_themselves() -> Res
     assert_eq!(b.sql(&format!("SELECT status FROM orders WHERE id = {first}"))?, "cancelled", "the job leaves other orders alone");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graduate_links_cards_sees_the_balance_and_blocks_a_lost_one_in_the_browser() -> Result<()> {
+    use shomei_backend::demo;
+    let smtp = Smtp::start()?;
+    let b = Backend::start(Some(smtp.port)).await?;
+    let browser = Browser::start().await?;
+    let w = &browser.client;
+    w.goto(&format!("{}/login", b.url)).await?;
+    browser.wait_id("email").await?.send_keys(demo::GRADUATE_EMAIL).await?;
+    w.find(Locator::Id("password")).await?.send_keys(demo::GRADUATE_PASSWORD).await?;
+    w.find(Locator::Id("second_password")).await?.send_keys(demo::GRADUATE_SECOND_PASSWORD).await?;
+    w.find(Locator::Id("login")).await?.click().await?;
+    browser.wait_id("cards").await?.click().await?;
+    let row = browser.wait_id(&format!("card-{}", demo::CARD_UID)).await?.text().await?;
+    assert!(row.contains("¥3,000") && row.contains("active"), "{row}");
+
+    // a mistyped ID is refused next to the field; a good one (typed with spaces) is linked
+    browser.wait_id("uid").await?.send_keys("0123 4567 89AB CDEZ").await?;
+    w.find(Locator::Id("link")).await?.click().await?;
+    assert!(browser.wait_id("uid-error").await?.text().await?.contains("16 characters"));
+    let uid = browser.wait_id("uid").await?;
+    uid.clear().await?;
+    uid.send_keys("01 23 45 67 89 ab cd ef").await?;
+    w.find(Locator::Id("label")).await?.send_keys("Suica").await?;
+    w.find(Locator::Id("link")).await?.click().await?;
+    assert!(browser.wait_id("notice").await?.text().await?.contains("linked"));
+    let row = browser.wait_id("card-0123456789ABCDEF").await?.text().await?;
+    assert!(row.contains("Suica") && row.contains("¥0"), "{row}");
+
+    // the demo card is lost: blocked at once, and a station refuses it
+    browser.wait_id(&format!("lost-{}", demo::CARD_UID)).await?.click().await?;
+    assert!(browser.wait_id("notice").await?.text().await?.contains("blocked"));
+    let row = browser.wait_id(&format!("card-{}", demo::CARD_UID)).await?.text().await?;
+    assert!(row.contains("blocked") && row.contains("¥3,000"), "the balance is kept: {row}");
+    browser.close().await;
+    let api = crate::station_api::Api::new(&b).await?;
+    let page = b.order_as_graduate(1).await?;
+    let number = element_text(&page, "print-number").unwrap_or_default().replace(' ', "");
+    let (_, res) = api.post("/reservations", serde_json::json!({ "print_number": number })).await?;
+    let id = res["reservation_id"].as_i64().unwrap_or_default();
+    let (s, r) = api.post(&format!("/reservations/{id}/charge"), serde_json::json!({ "card_uid": demo::CARD_UID, "idempotency_key": "lost-1" })).await?;
+    assert_eq!((s, r["code"].clone()), (402, serde_json::json!("card_blocked")), "{r}");
+    assert_eq!(b.sql(&format!("SELECT sum(amount) FROM ledger WHERE card_uid = '{}'", demo::CARD_UID))?, "3000", "nothing debited");
+
+    // someone else cannot link a card that is already linked, nor block it
+    let other = graduate(&b, &smtp, "other.holder@example.jp", "Holder2024pw", "Second2024hd").await?;
+    let cards = format!("{}/cards", b.url);
+    let (s, _, page) = post_form(&other, &cards, &cards, &[("uid", "0123456789ABCDEF")]).await?;
+    assert_eq!(s, 400);
+    assert!(page.contains("linked to another account"), "{page}");
+    let (s, _, _) = post_form(&other, &cards, &format!("{cards}/0123456789ABCDEF/lost"), &[]).await?;
+    assert_eq!(s, 404);
+    assert_eq!(b.sql("SELECT status FROM ic_cards WHERE uid = '0123456789ABCDEF'")?, "active");
+    let page = other.get(&cards).send().await?.text().await?;
+    assert!(page.contains("id=\"no-cards\"") && !page.contains(demo::CARD_UID), "nobody else's cards or history: {page}");
+    Ok(())
+}

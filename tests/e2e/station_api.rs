@@ -5,7 +5,7 @@ use crate::harness::*;
 use anyhow::Result;
 use serde_json::{json, Value};
 
-struct Api {
+pub struct Api {
     base: String,
     token: String,
     http: reqwest::Client,
@@ -21,7 +21,7 @@ impl Api {
         Ok((r.status(), r.json().await?))
     }
 
-    async fn new(backend: &Backend) -> Result<Api> {
+    pub async fn new(backend: &Backend) -> Result<Api> {
         let code = backend.enrolment_code("API test station").await?;
         let (status, body) = Self::enroll(backend, &code).await?;
         assert_eq!(status, 200, "{body}");
@@ -32,7 +32,7 @@ impl Api {
         })
     }
 
-    async fn post(&self, path: &str, body: Value) -> Result<(u16, Value)> {
+    pub async fn post(&self, path: &str, body: Value) -> Result<(u16, Value)> {
         let r = self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.token).json(&body).send().await?;
         let status = r.status().as_u16();
         Ok((status, r.json().await.unwrap_or(Value::Null)))

@@ -73,6 +73,8 @@ pub fn router(state: AppState) -> Router {
         .route("/orders", post(portal::place_order))
         .route("/orders/{id}", get(portal::order))
         .route("/orders/{id}/cancel", post(portal::cancel_order))
+        .route("/cards", get(portal::cards).post(portal::link_card))
+        .route("/cards/{uid}/lost", post(portal::report_card_lost))
         .route("/orders/{id}/resend", post(portal::resend_number))
         .route("/admin", get(admin::home))
         .route("/admin/login", get(admin::login_page).post(admin::login))

@@ -17,6 +17,7 @@ fn env() -> &'static Environment<'static> {
             ("error.html", include_str!("../../templates/error.html")),
             ("macros.html", include_str!("../../templates/macros.html")),
             ("verify.html", include_str!("../../templates/verify.html")),
+            ("cards.html", include_str!("../../templates/cards.html")),
             ("admin_catalogue.html", include_str!("../../templates/admin_catalogue.html")),
             ("admin_order.html", include_str!("../../templates/admin_order.html")),
             ("admin_service.html", include_str!("../../templates/admin_service.html")),

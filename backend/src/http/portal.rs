@@ -292,3 +292,84 @@ pub async fn resend_number(
     state.mail_wake.notify_one();
     Ok(Redirect::to(&format!("/orders/{id}?notice=resent")).into_response())
 }
+
+async fn cards_page(state: &AppState, headers: &HeaderMap, user: &CurrentUser, uid: &str, label: &str, error: Option<&str>, notice: Option<&str>) -> AppResult<Response> {
+    let mut c = state.pool.acquire().await?;
+    let cards: Vec<_> = store::cards_of_user(&mut c, user.user.id)
+        .await?
+        .iter()
+        .map(|k| context! { uid => &k.uid, label => &k.label, balance => Yen(k.balance).to_string(), blocked => k.status == "blocked" })
+        .collect();
+    let zone = time::tz("Asia/Tokyo");
+    let history: Vec<_> = store::ledger_of_user(&mut c, user.user.id, 50)
+        .await?
+        .iter()
+        .map(|h| {
+            let (ja, en) = match h.kind.as_str() {
+                "topup" => ("入金", "top-up"),
+                "debit" => ("証明書の支払", "certificate payment"),
+                "refund" => ("返金", "refund"),
+                _ => ("調整", "adjustment"),
+            };
+            context! { at => time::local_text(h.created_at, zone), uid => &h.card_uid, kind_ja => ja, kind_en => en, order => h.order_id,
+                       amount => Yen(h.amount).to_string() }
+        })
+        .collect();
+    let csrf = Csrf::get(state, headers);
+    let status = if error.is_some() { axum::http::StatusCode::BAD_REQUEST } else { axum::http::StatusCode::OK };
+    let page = Html(render("cards.html", context! { csrf => &csrf.token, cards, history, uid, label, error, notice }));
+    Ok((status, csrf.respond(page)).into_response())
+}
+
+pub async fn cards(State(state): State<AppState>, headers: HeaderMap, user: CurrentUser, axum::extract::Query(q): axum::extract::Query<MenuQuery>) -> AppResult<Response> {
+    let notice = match q.notice.as_str() {
+        "linked" => Some("カードを登録しました。 / The card is linked."),
+        "blocked" => Some("カードを利用停止にしました。証明書発行機では使えません。 / The card is blocked: campus printers will refuse it."),
+        _ => None,
+    };
+    cards_page(&state, &headers, &user, "", "", None, notice).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct LinkForm {
+    csrf: String,
+    uid: String,
+    label: String,
+}
+
+pub async fn link_card(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    user: CurrentUser,
+    Form(f): Form<LinkForm>,
+) -> AppResult<Response> {
+    check_csrf(&state, &headers, &f.csrf)?;
+    let ip = client.ip().to_string();
+    let key = format!("card-link:{}", user.user.id);
+    state.request_throttle.gate(&key, &ip)?;
+    match crate::cards::link(&state.pool, user.user.id, accounts::Client { ip: &ip }, &f.uid, &f.label).await {
+        Ok(_) => Ok(Redirect::to("/cards?notice=linked").into_response()),
+        Err(AppError::Page(msg)) => {
+            // trying other people's cards counts against the throttle
+            state.request_throttle.fail_both(&key, &ip);
+            cards_page(&state, &headers, &user, &f.uid, &f.label, Some(&msg), None).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn report_card_lost(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    user: CurrentUser,
+    Path(uid): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> AppResult<Response> {
+    check_csrf(&state, &headers, &f.csrf)?;
+    let ip = client.ip().to_string();
+    crate::cards::report_lost(&state.pool, user.user.id, accounts::Client { ip: &ip }, &uid).await?;
+    Ok(Redirect::to("/cards?notice=blocked").into_response())
+}
