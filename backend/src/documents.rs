@@ -1,9 +1,11 @@
-//! Certificate PDF rendering.
+//! Certificate and transcript PDF rendering.
 //!
-//! Renders official certificates (one A4 page per copy) as PDF with
-//! [`lopdf`]. Text is set in embedded, *subsetted* TrueType fonts so that
-//! Japanese (kanji, kana) as well as Latin text is drawn exactly as the font
-//! designer intended and can be read back by text extractors.
+//! Renders official certificates (one A4 page per copy, [`render`]) and
+//! academic transcripts (as many A4 pages as the course table needs,
+//! [`render_transcript`]) as PDF with [`lopdf`]. Text is set in embedded,
+//! *subsetted* TrueType fonts so that Japanese (kanji, kana) as well as
+//! Latin text is drawn exactly as the font designer intended and can be read
+//! back by text extractors.
 //!
 //! lopdf has no support for CID-keyed fonts, so this module builds them from
 //! plain PDF objects:
@@ -25,11 +27,21 @@
 //! draw a character, rendering fails with [`DocumentError::MissingGlyphs`]
 //! naming the characters: an official document must never show a blank box
 //! or a `.notdef` glyph in place of a name.
+//!
+//! Every certificate page, and the last page of a transcript, carries a QR
+//! code for [`verification_link`] (the public verification page with the
+//! document's code), drawn as filled rectangles in the content stream: it
+//! stays sharp at any zoom and in any print resolution.
+
+mod transcript;
+
+pub use transcript::{render_transcript, CourseRow, TranscriptData};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use lopdf::{dictionary, Dictionary, Document, Object, ObjectId, Stream, StringFormat};
+use qrcodegen::{QrCode, QrCodeEcc};
 use subsetter::GlyphRemapper;
 use ttf_parser::Face;
 
@@ -603,6 +615,63 @@ impl Canvas<'_, '_> {
         baseline
     }
 
+    /// Draw text centred on `cx`, shrinking it if it is wider than `max_w`.
+    fn text_center(&mut self, text: &str, cx: f32, y: f32, size: f32, max_w: f32) {
+        let glyphs = self.shaper.shape(text);
+        let size = fit(&glyphs, size, 0.0, max_w);
+        let w = width(&glyphs, size, 0.0);
+        self.glyphs(&glyphs, cx - w / 2.0, y, size, 0.0);
+    }
+
+    /// Fill a rectangle with a grey level (0 = black, 1 = white); the fill
+    /// colour is black again afterwards.
+    fn fill_rect(&mut self, x: f32, y: f32, w: f32, h: f32, gray: f32) {
+        let _ = writeln!(self.ops, "{} g {} {} {} {} re f 0 g", num(gray), num(x), num(y), num(w), num(h));
+    }
+
+    fn vline(&mut self, x: f32, y0: f32, y1: f32, line_width: f32) {
+        let _ = writeln!(self.ops, "{} w {} {} m {} {} l S", num(line_width), num(x), num(y0), num(x), num(y1));
+    }
+
+    /// Draw a QR code for `link` whose symbol (without the quiet zone) has
+    /// its lower-left corner at (x, y) and is at most `side` points wide.
+    /// The caller keeps a quiet zone of 4 modules around it free. Returns
+    /// the symbol's actual width.
+    ///
+    /// Each run of dark modules in a row becomes one rectangle; all of them
+    /// are filled as one path in a coordinate system of one unit per module,
+    /// so adjacent modules share exact edges (no hairline seams).
+    fn qr(&mut self, link: &str, x: f32, y: f32, side: f32) -> Result<f32, DocumentError> {
+        let code = QrCode::encode_text(link, QrCodeEcc::Medium)
+            .map_err(|e| DocumentError::Layout(format!("verification link is too long for a QR code: {e}")))?;
+        let n = code.size();
+        // Module size in whole 1/100 pt, as written to the content stream.
+        let module = (side / n as f32 * 100.0).floor() / 100.0;
+        if module < QR_MIN_MODULE {
+            return Err(DocumentError::Layout(format!(
+                "verification link is too long: its QR code ({n}×{n} modules) does not fit in {side} pt"
+            )));
+        }
+        let _ = writeln!(self.ops, "q 0 0 0 rg {m} 0 0 {m} {} {} cm", num(x), num(y), m = num(module));
+        for row in 0..n {
+            let mut col = 0;
+            while col < n {
+                if !code.get_module(col, row) {
+                    col += 1;
+                    continue;
+                }
+                let start = col;
+                while col < n && code.get_module(col, row) {
+                    col += 1;
+                }
+                // Row 0 is the top row of the symbol.
+                let _ = writeln!(self.ops, "{start} {} {} 1 re", n - 1 - row, col - start);
+            }
+        }
+        self.ops.push_str("f Q\n");
+        Ok(module * n as f32)
+    }
+
     fn stroke_rect(&mut self, x: f32, y: f32, w: f32, h: f32, line_width: f32) {
         let _ = writeln!(self.ops, "{} w {} {} {} {} re S", num(line_width), num(x), num(y), num(w), num(h));
     }
@@ -621,6 +690,33 @@ fn fit(glyphs: &[Glyph], size: f32, tracking: f32, max_w: f32) -> f32 {
     } else {
         size
     }
+}
+
+// ---------------------------------------------------------------------------
+// Verification QR code
+// ---------------------------------------------------------------------------
+
+/// Quiet zone around a QR symbol, in modules (ISO/IEC 18004 asks for 4);
+/// the layouts keep it free, the tests check that they do.
+#[cfg(test)]
+const QR_QUIET: f32 = 4.0;
+/// Smallest module drawn, in points (0.21 mm); below this a phone camera
+/// struggles with a printed code.
+const QR_MIN_MODULE: f32 = 0.6;
+/// Width of the QR symbol on certificates and transcripts (about 24.7 mm
+/// without the quiet zone).
+const QR_SIDE: f32 = 70.0;
+/// Caption next to every QR code.
+const QR_CAPTION: &str = "真偽確認 / Verify";
+
+/// The link encoded in a document's QR code: the public verification page
+/// (`verify_url`, e.g. `https://host/verify`) with the document's code as
+/// its `code` query parameter, e.g.
+/// `https://host/verify?code=K7QF-2M9X-PL3D`.
+pub fn verification_link(verify_url: &str, verification_code: &str) -> String {
+    let url = verify_url.trim();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}code={}", urlencoding::encode(verification_code.trim()))
 }
 
 // ---------------------------------------------------------------------------
@@ -819,6 +915,13 @@ fn draw_certificate(canvas: &mut Canvas<'_, '_>, copy: &CertificateCopy) -> Resu
     canvas.text(REGISTRAR.0, issuer_x, 178.0, 12.0, issuer_w);
     canvas.text(REGISTRAR.1, issuer_x, 165.0, 9.0, issuer_w);
 
+    // QR code for the verification page, bottom left above the serial and
+    // code (its quiet zone ends above the foot rule at 118).
+    let qr_y = 134.0;
+    let qr_w = canvas.qr(&verification_link(&copy.verify_url, &copy.verification_code), MARGIN, qr_y, QR_SIDE)?;
+    let caption_x = MARGIN + qr_w + 10.0;
+    canvas.text(QR_CAPTION, caption_x, qr_y + 3.0, 8.5, issuer_x - caption_x - 10.0);
+
     // Foot: serial, verification code and where to check it.
     canvas.ops.push_str("0.25 0.25 0.25 RG\n");
     canvas.hline(MARGIN, PAGE_W - MARGIN, 118.0, 0.4);
@@ -866,6 +969,17 @@ pub fn render(fonts: &FontSet, copies: &[CertificateCopy]) -> Result<Vec<u8>, Do
         draw_certificate(&mut canvas, copy)?;
         contents.push(canvas.ops);
     }
+    let first = &copies[0];
+    let title = format!("{} / {}", first.title_ja.trim(), first.title_en.trim());
+    let out = assemble(fonts, shaper, contents, &title)?;
+    tracing::debug!(pages = copies.len(), bytes = out.len(), "rendered certificate PDF");
+    Ok(out)
+}
+
+/// Build the PDF from page content streams (A4 portrait) and embed the
+/// glyphs `shaper` has used. Fails with [`DocumentError::MissingGlyphs`] if
+/// any text could not be shaped.
+fn assemble(fonts: &FontSet, shaper: Shaper<'_>, contents: Vec<String>, title: &str) -> Result<Vec<u8>, DocumentError> {
     if !shaper.missing.is_empty() {
         return Err(DocumentError::MissingGlyphs(shaper.missing));
     }
@@ -919,9 +1033,8 @@ pub fn render(fonts: &FontSet, copies: &[CertificateCopy]) -> Result<Vec<u8>, Do
         "Pages" => pages_id,
         "Lang" => Object::string_literal("ja-JP"),
     });
-    let first = &copies[0];
     let info_id = doc.add_object(dictionary! {
-        "Title" => pdf_text_string(&format!("{} / {}", first.title_ja.trim(), first.title_en.trim())),
+        "Title" => pdf_text_string(title),
         "Creator" => Object::string_literal("shomei"),
         "Producer" => Object::string_literal("shomei (lopdf)"),
     });
@@ -930,7 +1043,6 @@ pub fn render(fonts: &FontSet, copies: &[CertificateCopy]) -> Result<Vec<u8>, Do
 
     let mut out = Vec::new();
     doc.save_to(&mut out).map_err(|e| DocumentError::Pdf(e.to_string()))?;
-    tracing::debug!(pages = copies.len(), bytes = out.len(), "rendered certificate PDF");
     Ok(out)
 }
 
@@ -1064,15 +1176,15 @@ mod tests {
     use std::process::Command;
 
     /// Debian package fonts-ipaexfont-mincho.
-    const IPAEX_MINCHO: &str = "/usr/share/fonts/opentype/ipaexfont-mincho/ipaexm.ttf";
+    pub(super) const IPAEX_MINCHO: &str = "/usr/share/fonts/opentype/ipaexfont-mincho/ipaexm.ttf";
     /// Debian package fonts-dejavu-core (Latin fallback in one test).
     const DEJAVU_SERIF: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf";
 
-    fn font_bytes(path: &str) -> Vec<u8> {
+    pub(super) fn font_bytes(path: &str) -> Vec<u8> {
         std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e} (font package not installed?)"))
     }
 
-    fn ipaex_set() -> FontSet {
+    pub(super) fn ipaex_set() -> FontSet {
         FontSet::new(vec![("IPAex Mincho".into(), font_bytes(IPAEX_MINCHO))]).expect("IPAex Mincho loads")
     }
 
@@ -1100,14 +1212,14 @@ mod tests {
         vec![sample("SH-2026-000123-1", "K7QF-2M9X-PL3D"), sample("SH-2026-000123-2", "Q4RT-8ZV2-MN6C")]
     }
 
-    fn write_temp(pdf: &[u8]) -> tempfile::NamedTempFile {
+    pub(super) fn write_temp(pdf: &[u8]) -> tempfile::NamedTempFile {
         let mut file = tempfile::Builder::new().suffix(".pdf").tempfile().expect("temp file");
         std::io::Write::write_all(&mut file, pdf).expect("write PDF");
         file
     }
 
     /// Run a command, assert it succeeded and return its stdout.
-    fn run(program: &str, args: &[&str], path: &Path) -> String {
+    pub(super) fn run(program: &str, args: &[&str], path: &Path) -> String {
         let output = Command::new(program)
             .args(args)
             .arg(path)
@@ -1122,7 +1234,7 @@ mod tests {
         String::from_utf8(output.stdout).expect("UTF-8 output")
     }
 
-    fn pdftotext(path: &Path) -> String {
+    pub(super) fn pdftotext(path: &Path) -> String {
         let output = Command::new("pdftotext")
             .arg("-enc")
             .arg("UTF-8")
@@ -1132,6 +1244,146 @@ mod tests {
             .expect("run pdftotext");
         assert!(output.status.success(), "pdftotext failed: {}", String::from_utf8_lossy(&output.stderr));
         String::from_utf8(output.stdout).expect("UTF-8 text")
+    }
+
+    /// The QR symbol drawn on a page: module size, lower-left corner (pt)
+    /// and the dark modules as (column, row from the top), parsed back from
+    /// the content stream.
+    pub(super) struct DrawnQr {
+        pub(super) module: f32,
+        pub(super) x: f32,
+        pub(super) y: f32,
+        pub(super) dark: std::collections::BTreeSet<(i32, i32)>,
+    }
+
+    /// Parse the QR code on page `page` (1-based); None if it has none.
+    pub(super) fn drawn_qr(pdf: &[u8], page: u32) -> Option<DrawnQr> {
+        let doc = Document::load_mem(pdf).expect("lopdf reads the PDF back");
+        let page_id = *doc.get_pages().get(&page).expect("page exists");
+        let content = String::from_utf8(doc.get_page_content(page_id).expect("content")).expect("ASCII content");
+        let start = content.find("q 0 0 0 rg ")?;
+        let end = start + content[start..].find("f Q").expect("QR path is filled");
+        let mut lines = content[start..end].lines();
+        let cm: Vec<f32> = lines
+            .next()
+            .expect("cm line")
+            .trim_start_matches("q 0 0 0 rg ")
+            .trim_end_matches(" cm")
+            .split(' ')
+            .map(|v| v.parse().expect("number"))
+            .collect();
+        assert_eq!(cm.len(), 6);
+        assert_eq!((cm[0], cm[1], cm[2]), (cm[3], 0.0, 0.0), "square modules, no rotation");
+        let mut rects = Vec::new();
+        for line in lines {
+            let v: Vec<i32> =
+                line.trim_end_matches(" re").split(' ').map(|v| v.parse().expect("integer module coordinates")).collect();
+            assert_eq!(v.len(), 4, "{line}");
+            assert_eq!(v[3], 1, "one rectangle per row run");
+            rects.push((v[0], v[1], v[2]));
+        }
+        let rows = rects.iter().map(|r| r.1).max().unwrap_or(0) + 1;
+        let mut dark = std::collections::BTreeSet::new();
+        for (x, y, w) in rects {
+            for col in x..x + w {
+                assert!(dark.insert((col, rows - 1 - y)), "overlapping rectangles");
+            }
+        }
+        Some(DrawnQr { module: cm[0], x: cm[4], y: cm[5], dark })
+    }
+
+    /// Assert the drawn symbol is exactly what the encoder produces for `link`.
+    pub(super) fn assert_qr_matches(qr: &DrawnQr, link: &str) {
+        let code = QrCode::encode_text(link, QrCodeEcc::Medium).expect("encodable");
+        let n = code.size();
+        let expected: std::collections::BTreeSet<(i32, i32)> =
+            (0..n).flat_map(|r| (0..n).map(move |c| (c, r))).filter(|&(c, r)| code.get_module(c, r)).collect();
+        assert_eq!(qr.dark, expected, "drawn modules differ from the encoder's matrix");
+        let side_mm = qr.module * n as f32 / 72.0 * 25.4;
+        assert!(side_mm >= 22.0, "QR symbol is only {side_mm:.1} mm wide");
+    }
+
+    /// Rasterise page `page` at 150 dpi, check that the quiet zone around the
+    /// QR symbol is blank and decode the symbol with zbarimg.
+    pub(super) fn decode_qr(pdf: &[u8], page: u32) -> String {
+        let qr = drawn_qr(pdf, page).expect("page has a QR code");
+        let file = write_temp(pdf);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let prefix = dir.path().join("page");
+        let page_arg = page.to_string();
+        let status = Command::new("pdftoppm")
+            .args(["-r", "150", "-png", "-singlefile", "-f", &page_arg, "-l", &page_arg])
+            .arg(file.path())
+            .arg(&prefix)
+            .status()
+            .expect("run pdftoppm");
+        assert!(status.success());
+        let png = dir.path().join("page.png");
+
+        // Quiet zone: nothing else may be drawn within 4 modules of the symbol.
+        let image = image::open(&png).expect("read PNG").to_luma8();
+        let scale = 150.0 / 72.0;
+        let n = (qr.dark.iter().map(|d| d.0).max().unwrap_or(0) + 1) as f32;
+        let side = qr.module * n;
+        let quiet = QR_QUIET * qr.module;
+        let (x0, x1) = (qr.x - quiet, qr.x + side + quiet);
+        let (y0, y1) = (qr.y - quiet, qr.y + side + quiet);
+        let px = |v: f32| (v * scale).round() as u32;
+        let mut dirty = 0;
+        for row in px(PAGE_H - y1)..px(PAGE_H - y0) {
+            for col in px(x0)..px(x1) {
+                let (x, y) = (col as f32 / scale, PAGE_H - row as f32 / scale);
+                let inside = x > qr.x - 1.0 && x < qr.x + side + 1.0 && y > qr.y - 1.0 && y < qr.y + side + 1.0;
+                if !inside && image.get_pixel(col, row).0[0] < 240 {
+                    dirty += 1;
+                }
+            }
+        }
+        assert_eq!(dirty, 0, "{dirty} dark pixels in the QR quiet zone on page {page}");
+
+        let output = Command::new("zbarimg")
+            .args(["--raw", "-q"])
+            .arg(&png)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run zbarimg (Debian package zbar-tools): {e}"));
+        assert!(output.status.success(), "zbarimg found no code: {}", String::from_utf8_lossy(&output.stderr));
+        let text = String::from_utf8(output.stdout).expect("UTF-8");
+        let symbols: Vec<&str> = text.lines().collect();
+        assert_eq!(symbols.len(), 1, "exactly one symbol on the page: {symbols:?}");
+        symbols[0].to_string()
+    }
+
+    #[test]
+    fn verification_link_appends_the_code() {
+        assert_eq!(
+            verification_link("https://shomei.example.ac.jp/verify", "K7QF-2M9X-PL3D"),
+            "https://shomei.example.ac.jp/verify?code=K7QF-2M9X-PL3D"
+        );
+        assert_eq!(verification_link(" https://h/verify?lang=en ", " A B "), "https://h/verify?lang=en&code=A%20B");
+    }
+
+    #[test]
+    fn every_certificate_page_has_a_scannable_qr_code() {
+        let copies = two_copies();
+        let pdf = render(&ipaex_set(), &copies).expect("render");
+        for (page, copy) in (1..).zip(&copies) {
+            let link = verification_link(&copy.verify_url, &copy.verification_code);
+            assert_eq!(link, format!("https://shomei.example.ac.jp/verify?code={}", copy.verification_code));
+            let qr = drawn_qr(&pdf, page).expect("QR code on every page");
+            assert_qr_matches(&qr, &link);
+            assert_eq!(decode_qr(&pdf, page), link);
+        }
+        let text = pdftotext(write_temp(&pdf).path());
+        assert_eq!(text.matches("真偽確認 / Verify").count(), 2, "{text}");
+    }
+
+    #[test]
+    fn long_verify_url_still_gives_a_matching_qr_code() {
+        let mut copy = sample("SH-2026-000128-1", "LONG-QRQR-0001");
+        copy.verify_url = format!("https://shomei.example.ac.jp/verify/{}", "x".repeat(120));
+        let pdf = render(&ipaex_set(), &[copy.clone()]).expect("render");
+        let qr = drawn_qr(&pdf, 1).expect("QR code");
+        assert_qr_matches(&qr, &verification_link(&copy.verify_url, &copy.verification_code));
     }
 
     #[test]
