@@ -93,6 +93,15 @@ async fn a_graduate_orders_and_prints_a_certificate_at_the_kiosk() -> Result<()>
     let orders = wait_page(&rig.backend, "/admin/orders", |p| p.contains("data-status=\"printed\"")).await?;
     assert!(orders.contains(&format!("•••• •••• {}", &number[8..])), "staff see the number's end");
     assert!(!orders.contains(&shown), "but not the whole number: {orders}");
+    // The QR code on the printed page leads a third party to the public verification page.
+    let png = rig.backend.dir.path().join("page");
+    Command::new("pdftoppm").args(["-r", "150", "-png", "-f", "1", "-l", "1"]).arg(&pdfs[0]).arg(&png).status()?;
+    let page1 = std::fs::read_dir(rig.backend.dir.path())?.flatten().map(|e| e.path()).find(|p| p.to_string_lossy().contains("page") && p.extension().is_some_and(|x| x == "png")).context("rendered page")?;
+    let qr = Command::new("zbarimg").args(["--quiet", "--raw"]).arg(&page1).output()?;
+    let link = String::from_utf8_lossy(&qr.stdout).trim().to_string();
+    assert!(link.starts_with(&format!("{}/verify?code=", rig.backend.url)), "QR: {link:?}");
+    let verdict = reqwest::get(&link).await?.text().await?;
+    assert!(element_text(&verdict, "verdict").unwrap_or_default().contains("有効"), "the printed certificate verifies: {verdict}");
     let steps = rig.journal_steps()?;
     assert_eq!(
         steps,
