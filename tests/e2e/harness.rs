@@ -645,7 +645,8 @@ impl Backend {
     /// Runs one SQL statement on the backend's database with the sqlite3 CLI
     /// (tests use it to look at the ledger and to move deadlines into the past).
     pub fn sql(&self, statement: &str) -> Result<String> {
-        let out = Command::new("sqlite3").arg(self.dir.path().join("backend.sqlite")).arg(statement).output()?;
+        // wait for the backend's own writes (its jobs run at start) instead of failing "locked"
+        let out = Command::new("sqlite3").args(["-cmd", ".timeout 5000"]).arg(self.dir.path().join("backend.sqlite")).arg(statement).output()?;
         if !out.status.success() {
             bail!("sqlite3: {}", String::from_utf8_lossy(&out.stderr));
         }
