@@ -82,6 +82,8 @@ pub struct PayPalConfig {
     pub base_url: String,
     pub client_id: String,
     pub client_secret: String,
+    /// Read the client secret from this file instead (trailing newline ignored).
+    pub client_secret_file: Option<std::path::PathBuf>,
     /// The id PayPal gave the webhook subscription (Developer Dashboard).
     pub webhook_id: String,
     /// Where PayPal sends the buyer after approving; PayPal appends
@@ -99,6 +101,7 @@ impl Default for PayPalConfig {
             base_url: SIMULATOR_BASE_URL.into(),
             client_id: SIMULATOR_CLIENT_ID.into(),
             client_secret: SIMULATOR_CLIENT_SECRET.into(),
+            client_secret_file: None,
             webhook_id: SIMULATOR_WEBHOOK_ID.into(),
             return_url: "http://localhost:8080/paypal/return".into(),
             cancel_url: "http://localhost:8080/paypal/cancel".into(),
@@ -113,6 +116,7 @@ impl fmt::Debug for PayPalConfig {
             .field("base_url", &self.base_url)
             .field("client_id", &self.client_id)
             .field("client_secret", &"<redacted>")
+            .field("client_secret_file", &self.client_secret_file)
             .field("webhook_id", &self.webhook_id)
             .field("return_url", &self.return_url)
             .field("cancel_url", &self.cancel_url)
@@ -128,8 +132,8 @@ impl PayPalConfig {
         if !url_ok(&self.base_url) {
             return Err(format!("paypal.base_url: {:?} must start with http:// or https://", self.base_url));
         }
-        if self.client_id.is_empty() || self.client_secret.is_empty() {
-            return Err("paypal.client_id and paypal.client_secret must be set".into());
+        if self.client_id.is_empty() || (self.client_secret.is_empty() && self.client_secret_file.is_none()) {
+            return Err("paypal.client_id and paypal.client_secret (or paypal.client_secret_file) must be set".into());
         }
         if !url_ok(&self.return_url) || !url_ok(&self.cancel_url) {
             return Err("paypal.return_url and paypal.cancel_url must be absolute http(s) URLs".into());
@@ -438,16 +442,16 @@ fn order_from_body(b: OrderBody) -> PayPalResult<Order> {
         None => (None, None, None, Vec::new()),
     };
     // One purchase unit, intent CAPTURE: at most one capture. Prefer a completed one.
-    let chosen = captures
-        .iter()
-        .position(|c| c.status == "COMPLETED")
-        .or(if captures.is_empty() { None } else { Some(0) });
+    let chosen =
+        captures.iter().position(|c| c.status == "COMPLETED").or(if captures.is_empty() { None } else { Some(0) });
     let capture = match chosen.and_then(|i| captures.into_iter().nth(i)) {
         Some(c) => {
             let amount = match (&c.amount, amount_yen) {
                 (Some(m), _) => yen(m)?,
                 (None, Some(a)) => a,
-                (None, None) => return Err(PayPalError::Unknown { reason: format!("capture {} without amount", c.id) }),
+                (None, None) => {
+                    return Err(PayPalError::Unknown { reason: format!("capture {} without amount", c.id) })
+                }
             };
             Some(Capture {
                 order_id: b.id.clone(),
@@ -579,8 +583,16 @@ struct Answer {
 }
 
 impl PayPalClient {
-    pub fn new(config: PayPalConfig) -> PayPalResult<Self> {
+    pub fn new(mut config: PayPalConfig) -> PayPalResult<Self> {
         config.validate().map_err(PayPalError::Invalid)?;
+        if let Some(path) = &config.client_secret_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| PayPalError::Invalid(format!("paypal.client_secret_file {}: {e}", path.display())))?;
+            config.client_secret = text.trim_end_matches(['\r', '\n']).to_string();
+            if config.client_secret.is_empty() {
+                return Err(PayPalError::Invalid(format!("paypal.client_secret_file {} is empty", path.display())));
+            }
+        }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(config.timeout_s))
             .connect_timeout(Duration::from_secs(config.timeout_s.min(10)))
@@ -635,7 +647,13 @@ impl PayPalClient {
 
     /// Sends one API call with a bearer token; a 401 drops the cached token and
     /// retries once (nothing happens at PayPal on a 401, so this is safe).
-    async fn call(&self, method: Method, path: &str, request_id: Option<&str>, json_body: Option<String>) -> PayPalResult<Answer> {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        request_id: Option<&str>,
+        json_body: Option<String>,
+    ) -> PayPalResult<Answer> {
         let url = format!("{}{}", self.base, path);
         for attempt in 0..2 {
             let token = self.access_token().await?;
@@ -672,7 +690,12 @@ impl PayPalClient {
     /// `reference_id` (shomei's own order or top-up reference, also sent as
     /// `custom_id` so it comes back in captures and webhooks) must fit
     /// [`MAX_CUSTOM_ID_LEN`]. The same `request_id` returns the same order.
-    pub async fn create_order(&self, amount_yen: i64, reference_id: &str, request_id: &str) -> PayPalResult<CreatedOrder> {
+    pub async fn create_order(
+        &self,
+        amount_yen: i64,
+        reference_id: &str,
+        request_id: &str,
+    ) -> PayPalResult<CreatedOrder> {
         check_amount(amount_yen)?;
         check_request_id(request_id)?;
         if reference_id.is_empty() || reference_id.len() > MAX_CUSTOM_ID_LEN {
@@ -690,7 +713,9 @@ impl PayPalClient {
                 "cancel_url": self.config.cancel_url,
                 "user_action": "PAY_NOW",
                 "shipping_preference": "NO_SHIPPING",
-                "landing_page": "NO_PREFERENCE",
+                // Card entry first (SPEC O-4: credit card through PayPal); a
+                // buyer with a PayPal account can still log in instead.
+                "landing_page": "GUEST_CHECKOUT",
             } } },
         });
         let a = self.call(Method::POST, "/v2/checkout/orders", Some(request_id), Some(body.to_string())).await?;
@@ -873,10 +898,8 @@ pub fn parse_webhook_event(body: &[u8]) -> PayPalResult<WebhookEvent> {
     let resource_type = text(&raw, "/resource_type").unwrap_or_default();
     let resource = raw.get("resource").cloned().unwrap_or(Value::Null);
     let resource_id = text(&resource, "/id");
-    let links: Vec<Link> = resource
-        .get("links")
-        .and_then(|l| serde_json::from_value(l.clone()).ok())
-        .unwrap_or_default();
+    let links: Vec<Link> =
+        resource.get("links").and_then(|l| serde_json::from_value(l.clone()).ok()).unwrap_or_default();
     let id_from_link = |rel: &str, marker: &str| {
         link(&links, &[rel]).and_then(|href| {
             let (_, rest) = href.split_once(marker)?;
