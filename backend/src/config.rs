@@ -17,6 +17,8 @@ pub struct Config {
     pub accounts: AccountsConfig,
     pub security: SecurityConfig,
     pub directory: crate::directory::DirectoryConfig,
+    /// PayPal's REST API (default: the local simulator, `shomei-paypal`).
+    pub paypal: crate::paypal::PayPalConfig,
     /// Load the demo university, accounts and card on an empty database.
     pub demo_data: bool,
 }
@@ -144,6 +146,7 @@ impl Default for Config {
             accounts: AccountsConfig::default(),
             security: SecurityConfig::default(),
             directory: crate::directory::DirectoryConfig::default(),
+            paypal: crate::paypal::PayPalConfig::default(),
             demo_data: true,
         }
     }
@@ -217,6 +220,7 @@ impl Config {
         if self.accounts.password_policy.min_len < 8 {
             return Err("accounts.password_policy.min_len: at least 8".into());
         }
+        self.paypal.validate().map_err(|e| format!("paypal: {e}"))?;
         if self.stations.reservation_s < 30 {
             return Err("stations.reservation_s: at least 30 seconds".into());
         }

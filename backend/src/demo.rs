@@ -30,6 +30,9 @@ pub async fn seed_if_empty(pool: &SqlitePool, seal: &SealKey) -> anyhow::Result<
         if let Some(s) = store::staff_by_login(&mut tx, STAFF_LOGIN).await?.filter(|s| s.totp_sealed.is_none()) {
             crate::accounts::set_second_factor(seal, &mut tx, s.id, STAFF_TOTP_SECRET).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         }
+        if store::academic_import_count(&mut tx).await? == 0 {
+            seed_courses(&mut tx).await?;
+        }
         if store::roster_count(&mut tx).await? == 0 {
             seed_roster(&mut tx).await?;
             store::set_faculty_codes_if_empty(&mut tx).await?;
@@ -59,6 +62,7 @@ pub async fn seed_if_empty(pool: &SqlitePool, seal: &SealKey) -> anyhow::Result<
     let staff = store::staff_by_login(&mut tx, STAFF_LOGIN).await?.ok_or_else(|| anyhow::anyhow!("demo staff missing"))?;
     crate::accounts::set_second_factor(seal, &mut tx, staff.id, STAFF_TOTP_SECRET).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     seed_roster(&mut tx).await?;
+    seed_courses(&mut tx).await?;
     tx.commit().await?;
     tracing::info!("demo data loaded");
     Ok(())
@@ -81,5 +85,42 @@ async fn seed_roster(c: &mut store::Conn) -> anyhow::Result<()> {
         now(),
     )
     .await?;
+    Ok(())
+}
+
+/// The demo graduate's courses (four years of Japanese literature), as the
+/// registrar's first import.
+async fn seed_courses(c: &mut store::Conn) -> anyhow::Result<()> {
+    const COURSES: [(&str, &str, &str); 12] = [
+        ("LIT101", "日本文学概論", "Introduction to Japanese Literature"),
+        ("LIT110", "古典文学講読", "Reading Classical Literature"),
+        ("LIT120", "近代文学史", "History of Modern Literature"),
+        ("LIN100", "日本語学概論", "Introduction to Japanese Linguistics"),
+        ("ENG101", "英語コミュニケーション", "English Communication"),
+        ("HIS100", "日本史概説", "Survey of Japanese History"),
+        ("PHI100", "哲学入門", "Introduction to Philosophy"),
+        ("LIT210", "源氏物語演習", "Seminar: The Tale of Genji"),
+        ("LIT220", "近現代詩論", "Modern and Contemporary Poetry"),
+        ("INF100", "情報リテラシー", "Information Literacy"),
+        ("LIT300", "卒業研究演習", "Graduation Research Seminar"),
+        ("LIT400", "卒業論文", "Graduation Thesis"),
+    ];
+    const GRADES: [&str; 5] = ["S", "A", "A", "B", "S"];
+    let mut csv = String::from("student_no,year,term,code,name_ja,name_en,credits,grade\n");
+    let mut i = 0;
+    for year in 2020..2024 {
+        for term in ["前期", "後期"] {
+            for k in 0..5 {
+                let (code, ja, en) = COURSES[(i + k) % COURSES.len()];
+                csv.push_str(&format!("L19-0042,{year},{term},{code}-{year}{k},{ja},{en},2,{}\n", GRADES[(i + k) % GRADES.len()]));
+            }
+            i += 1;
+        }
+    }
+    let rows = crate::academic::parse(&csv).map_err(|e| anyhow::anyhow!("demo courses: {e:?}"))?;
+    let id = store::insert_academic_import(c, "demo.csv", rows.len() as i64, None, now()).await?;
+    for r in &rows {
+        store::insert_course_result(c, id, r).await?;
+    }
     Ok(())
 }

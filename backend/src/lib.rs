@@ -2,6 +2,7 @@
 //!
 //! `main.rs` is thin: tests start the same app in-process on a listener they own.
 
+pub mod academic;
 pub mod accounts;
 pub mod cards;
 pub mod certificates;
@@ -18,12 +19,14 @@ pub mod orders;
 pub mod password_policy;
 pub mod passwords;
 pub mod payments;
+pub mod paypal;
 pub mod registration;
 pub mod service;
 pub mod sealed;
 pub mod stations;
 pub mod store;
 pub mod time;
+pub mod topup;
 pub mod totp;
 pub mod uploads;
 
@@ -50,6 +53,7 @@ pub struct AppState {
     pub sessions: accounts::SessionLimits,
     /// Throttles registration, reset and link requests per client address.
     pub request_throttle: Arc<accounts::Throttle>,
+    pub paypal: Arc<paypal::PayPalClient>,
 }
 
 /// Loads fonts, opens and migrates the database, seeds the demo data if asked.
@@ -94,6 +98,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
             staff_idle_s: config.accounts.staff_session_idle_s,
             absolute_s: config.accounts.session_absolute_s,
         },
+        paypal: Arc::new(paypal::PayPalClient::new(config.paypal.clone()).map_err(|e| anyhow::anyhow!("paypal: {e}"))?),
         config: Arc::new(config),
     })
 }

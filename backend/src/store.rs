@@ -1700,6 +1700,109 @@ pub async fn delete_break(c: &mut Conn, id: i64) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+// ---------------------------------------------------------------- academic records (D-3)
+
+pub async fn insert_academic_import(c: &mut Conn, file_name: &str, rows: i64, staff_id: Option<i64>, now: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("INSERT INTO academic_imports (file_name, row_count, imported_by, imported_at) VALUES (?, ?, ?, ?) RETURNING id")
+        .bind(file_name)
+        .bind(rows)
+        .bind(staff_id)
+        .bind(now)
+        .fetch_one(c)
+        .await
+}
+
+pub async fn insert_course_result(c: &mut Conn, import_id: i64, r: &crate::academic::CourseResult) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO course_results (import_id, student_no, year, term, code, name_ja, name_en, credits_tenths, grade)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(import_id)
+    .bind(&r.student_no)
+    .bind(r.year)
+    .bind(&r.term)
+    .bind(&r.code)
+    .bind(&r.name_ja)
+    .bind(&r.name_en)
+    .bind(r.credits_tenths)
+    .bind(&r.grade)
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
+pub async fn latest_import_for(c: &mut Conn, student_no: &str) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT max(import_id) FROM course_results WHERE student_no = ?").bind(student_no).fetch_one(c).await
+}
+
+pub async fn course_results(c: &mut Conn, import_id: i64, student_no: &str) -> Result<Vec<crate::academic::CourseResult>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT student_no, year, term, code, name_ja, name_en, credits_tenths, grade FROM course_results
+         WHERE import_id = ? AND student_no = ? ORDER BY year, term, code, id",
+    )
+    .bind(import_id)
+    .bind(student_no)
+    .fetch_all(c)
+    .await
+}
+
+pub async fn academic_import_count(c: &mut Conn) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM academic_imports").fetch_one(c).await
+}
+
+pub async fn set_order_academic_import(c: &mut Conn, order_id: i64, import_id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE orders SET academic_import_id = ? WHERE id = ?").bind(import_id).bind(order_id).execute(c).await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- top-ups (P-4)
+
+#[derive(Debug, Clone, FromRow)]
+pub struct Topup {
+    pub id: i64,
+    pub user_id: i64,
+    pub card_uid: String,
+    pub amount: i64,
+    pub status: String,
+}
+
+pub async fn insert_topup(c: &mut Conn, user_id: i64, uid: &str, amount: i64, now: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("INSERT INTO topups (user_id, card_uid, amount, status, created_at) VALUES (?, ?, ?, 'created', ?) RETURNING id")
+        .bind(user_id)
+        .bind(uid)
+        .bind(amount)
+        .bind(now)
+        .fetch_one(c)
+        .await
+}
+
+pub async fn set_topup_paypal_order(c: &mut Conn, id: i64, paypal_order_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE topups SET paypal_order_id = ? WHERE id = ?").bind(paypal_order_id).bind(id).execute(c).await?;
+    Ok(())
+}
+
+pub async fn topup_by_paypal_order(c: &mut Conn, paypal_order_id: &str) -> Result<Option<Topup>, sqlx::Error> {
+    sqlx::query_as("SELECT id, user_id, card_uid, amount, status FROM topups WHERE paypal_order_id = ?")
+        .bind(paypal_order_id)
+        .fetch_optional(c)
+        .await
+}
+
+pub async fn set_topup_status(c: &mut Conn, id: i64, status: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE topups SET status = ? WHERE id = ? AND status <> 'captured'").bind(status).bind(id).execute(c).await?;
+    Ok(())
+}
+
+pub async fn set_topup_captured(c: &mut Conn, id: i64, capture_id: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE topups SET status = 'captured', capture_id = ?, captured_at = ? WHERE id = ?")
+        .bind(capture_id)
+        .bind(now)
+        .bind(id)
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
 // ---------------------------------------------------------------- demo data
 
 pub struct DemoSeed<'a> {

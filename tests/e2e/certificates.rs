@@ -294,3 +294,100 @@ async fn a_graduate_links_cards_sees_the_balance_and_blocks_a_lost_one_in_the_br
     assert!(page.contains("id=\"no-cards\"") && !page.contains(demo::CARD_UID), "nobody else's cards or history: {page}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_is_topped_up_through_paypal_once_in_the_browser() -> Result<()> {
+    use shomei_backend::demo;
+    let sim = PayPalSim::start()?;
+    let sim_url = sim.url.clone();
+    let b = Backend::start_with(None, move |c| {
+        c.paypal.base_url = sim_url;
+        c.paypal.return_url = format!("{}/paypal/return", c.http.public_url);
+        c.paypal.cancel_url = format!("{}/paypal/cancel", c.http.public_url);
+    })
+    .await?;
+    let balance = || b.sql(&format!("SELECT sum(amount) FROM ledger WHERE card_uid = '{}'", demo::CARD_UID));
+    let browser = Browser::start().await?;
+    let w = &browser.client;
+    w.goto(&format!("{}/login", b.url)).await?;
+    browser.wait_id("email").await?.send_keys(demo::GRADUATE_EMAIL).await?;
+    w.find(Locator::Id("password")).await?.send_keys(demo::GRADUATE_PASSWORD).await?;
+    w.find(Locator::Id("second_password")).await?.send_keys(demo::GRADUATE_SECOND_PASSWORD).await?;
+    w.find(Locator::Id("login")).await?.click().await?;
+    browser.wait_id("cards").await?.click().await?;
+    // ¥1,000 through PayPal: approve on PayPal's page, back to ours, press "Pay"
+    browser.wait_id(&format!("amount-{}", demo::CARD_UID)).await?.select_by_value("1000").await?;
+    w.find(Locator::Id(&format!("topup-{}", demo::CARD_UID))).await?.click().await?;
+    browser.wait_id("pay").await?.click().await.context("pay at PayPal")?;
+    browser.wait_for(Locator::Css("form[action^='/paypal/capture']")).await?;
+    browser.wait_id("send").await?.click().await.context("complete the payment")?;
+    browser.wait_for(Locator::Css(&format!("#card-{} .balance", demo::CARD_UID))).await?;
+    assert!(browser.wait_id("notice").await?.text().await?.contains("topped up"));
+    let row = browser.wait_id(&format!("card-{}", demo::CARD_UID)).await?.text().await?;
+    assert!(row.contains("¥4,000"), "{row}");
+    assert_eq!(balance()?, "4000");
+    // PayPal's webhook for the same capture (and a replay of it) credits nothing more
+    let order_id = b.sql("SELECT paypal_order_id FROM topups")?;
+    for _ in 0..2 {
+        let r = sim.knob("/sim/send-webhook", serde_json::json!({ "order_id": order_id, "event_type": "PAYMENT.CAPTURE.COMPLETED", "url": format!("{}/paypal/webhook", b.url) })).await?;
+        assert_eq!(r["delivered_status"], 200, "{r}");
+    }
+    assert_eq!(balance()?, "4000", "credited once");
+    // a webhook with a tampered body is refused
+    let r = sim.knob("/sim/send-webhook", serde_json::json!({ "order_id": order_id, "url": format!("{}/paypal/webhook", b.url), "tamper": true })).await?;
+    assert_eq!(r["delivered_status"], 400, "{r}");
+
+    // a declined card: a clear message, nothing credited
+    browser.client.goto(&format!("{}/cards", b.url)).await?;
+    browser.wait_id(&format!("topup-{}", demo::CARD_UID)).await?.click().await?;
+    browser.wait_id("pay-declined").await?.click().await.context("decline at PayPal")?;
+    browser.wait_for(Locator::Css("form[action^='/paypal/capture']")).await?;
+    browser.wait_id("send").await?.click().await?;
+    browser.wait_id("error").await?;
+    let text = browser.body_text().await?;
+    assert!(text.contains("declined") && text.contains("nothing was charged"), "{text}");
+    assert_eq!(balance()?, "4000");
+    browser.close().await;
+    Ok(())
+}
+
+/// The registrar uploads a course CSV on the admin panel; returns (status, page).
+async fn import_courses(b: &Backend, csv: &str) -> Result<(u16, String)> {
+    let staff = b.staff_client().await?;
+    let csrf = csrf_of(&staff, &format!("{}/admin/academic", b.url)).await?;
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", csrf)
+        .part("file", reqwest::multipart::Part::bytes(csv.as_bytes().to_vec()).file_name("courses.csv"));
+    let r = staff.post(format!("{}/admin/academic", b.url)).multipart(form).send().await?;
+    let s = r.status().as_u16();
+    Ok((s, r.text().await?))
+}
+
+#[allow(dead_code)] // used by the transcript test
+/// The order's PDF as text (pdftotext), after `qpdf --check` passed on it.
+fn order_pdf_text(b: &Backend, order_id: i64) -> Result<String> {
+    let path = b.dir.path().join(format!("order-{order_id}.pdf"));
+    b.sql(&format!("SELECT writefile('{}', pdf) FROM orders WHERE id = {order_id}", path.display()))?;
+    let check = std::process::Command::new("qpdf").arg("--check").arg(&path).output()?;
+    anyhow::ensure!(check.status.success(), "qpdf --check: {}", String::from_utf8_lossy(&check.stdout));
+    let out = std::process::Command::new("pdftotext").args(["-layout"]).arg(&path).arg("-").output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registrars_course_data_is_imported_whole_or_not_at_all_as_versions() -> Result<()> {
+    let b = Backend::start(None).await?;
+    let head = "student_no,year,term,code,name_ja,name_en,credits,grade\n";
+    let (s, page) = import_courses(&b, &format!("{head}L19-0042,2023,後期,LIT999,特別講義,Special Lecture,2,A\nL19-0042,2023,後期,LIT998,特別演習,Special Seminar,two,A\nL19-0042,1800,後期,LIT997,古い講義,Old Lecture,2,Q\n")).await?;
+    assert_eq!(s, 400);
+    assert!(page.contains("line 3 (credits)") && page.contains("line 4 (year)") && page.contains("line 4 (grade)"), "{page}");
+    assert_eq!(b.sql("SELECT count(*) FROM academic_imports")?, "1", "only the demo's first version");
+    let (s, page) = import_courses(&b, &format!("{head}L19-0042,2023,後期,LIT999,特別講義,Special Lecture,2,S\n")).await?;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(element_text(&page, "import-count").as_deref(), Some("2"));
+    assert_eq!(b.sql("SELECT count(*) FROM course_results WHERE import_id = 1")?, "40", "the first version is kept");
+    assert!(b.sql("SELECT detail FROM audit_log WHERE action = 'academic.import'")?.is_empty(), "target, not detail");
+    assert!(b.sql("SELECT target FROM audit_log WHERE action = 'academic.import'")?.contains("rows:1"));
+    Ok(())
+}

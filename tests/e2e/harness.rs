@@ -202,6 +202,52 @@ pub fn link_in(mail: &str, prefix: &str) -> Option<String> {
     Some(rest[..end].to_string())
 }
 
+// ------------------------------------------------------------------ PayPal simulator
+
+/// The project's simulator of PayPal's REST API (`shomei-paypal`) on a free port.
+pub struct PayPalSim {
+    pub url: String,
+    _proc: Proc,
+}
+
+impl PayPalSim {
+    pub fn start() -> Result<PayPalSim> {
+        let mut child = Command::new(bin("shomei-paypal"))
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting shomei-paypal")?;
+        let stdout = child.stdout.take().context("sim stdout")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let proc = Proc { name: "paypal".into(), child };
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            match rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
+                Ok(l) if l.starts_with("READY listening on ") => {
+                    let url = l.trim_start_matches("READY listening on ").split_whitespace().next().unwrap_or_default().to_string();
+                    return Ok(PayPalSim { url, _proc: proc });
+                }
+                Ok(_) => continue,
+                Err(_) => bail!("shomei-paypal did not get ready"),
+            }
+        }
+    }
+
+    /// POSTs to one of the simulator's knobs (`/sim/...`).
+    pub async fn knob(&self, path: &str, body: serde_json::Value) -> Result<serde_json::Value> {
+        let r = reqwest::Client::new().post(format!("{}{path}", self.url)).json(&body).send().await?;
+        Ok(r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+}
+
 // ------------------------------------------------------------------ LDAP directory
 
 /// A private OpenLDAP slapd on a loopback port with a small campus tree:

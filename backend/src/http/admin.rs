@@ -388,3 +388,52 @@ pub async fn save_catalogue(
     tx.commit().await?;
     Ok(Redirect::to("/admin/catalogue").into_response())
 }
+
+async fn academic_page(state: &AppState, headers: &HeaderMap, imported: Option<usize>, row_errors: Vec<String>) -> AppResult<Response> {
+    let mut c = state.pool.acquire().await?;
+    let count = store::academic_import_count(&mut c).await?;
+    let csrf = Csrf::get(state, headers);
+    let status = if row_errors.is_empty() { axum::http::StatusCode::OK } else { axum::http::StatusCode::BAD_REQUEST };
+    let page = Html(render(
+        "admin_academic.html",
+        context! { csrf => &csrf.token, count, imported, row_errors, columns => crate::academic::COLUMNS.join(",") },
+    ));
+    Ok((status, csrf.respond(page)).into_response())
+}
+
+pub async fn academic(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff) -> AppResult<Response> {
+    staff.require(&["registrar"])?;
+    academic_page(&state, &headers, None, Vec::new()).await
+}
+
+/// D-3: a course CSV becomes a new version, whole or not at all.
+pub async fn import_academic(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+    mut mp: axum::extract::Multipart,
+) -> AppResult<Response> {
+    staff.require(&["registrar"])?;
+    let (mut csrf, mut file, mut name) = (String::new(), Vec::new(), String::new());
+    let bad = |_| crate::error::AppError::Page(crate::messages::CHECK_INPUT.into());
+    while let Some(field) = mp.next_field().await.map_err(bad)? {
+        match field.name() {
+            Some("csrf") => csrf = field.text().await.map_err(bad)?,
+            Some("file") => {
+                name = field.file_name().unwrap_or_default().chars().take(100).collect();
+                file = field.bytes().await.map_err(bad)?.to_vec();
+            }
+            _ => {}
+        }
+    }
+    check_csrf(&state, &headers, &csrf)?;
+    let Ok(text) = String::from_utf8(file) else {
+        return academic_page(&state, &headers, None, vec!["ファイルが UTF-8 ではありません。 / The file is not UTF-8.".into()]).await;
+    };
+    let ip = client.ip().to_string();
+    match crate::academic::import(&state.pool, Some(&staff.staff), accounts::Client { ip: &ip }, &name, &text).await? {
+        Ok((_, n)) => academic_page(&state, &headers, Some(n), Vec::new()).await,
+        Err(errors) => academic_page(&state, &headers, None, errors).await,
+    }
+}

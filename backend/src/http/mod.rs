@@ -19,6 +19,17 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 pub fn router(state: AppState) -> Router {
+    // forms post to us only; a top-up's form is answered with a redirect to
+    // PayPal's approval page, which form-action must allow
+    let paypal_origin: String = {
+        let u = state.config.paypal.base_url.trim_end_matches('/');
+        u.split('/').take(3).collect::<Vec<_>>().join("/")
+    };
+    let csp = HeaderValue::from_str(&format!(
+        "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self'; img-src 'self' blob:; frame-ancestors 'none'; \
+         form-action 'self' {paypal_origin} https://www.paypal.com https://www.sandbox.paypal.com; base-uri 'none'; object-src 'none'"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'; form-action 'self'; frame-ancestors 'none'"));
     // HSTS means something only over https; sent on every response of an https origin
     let hsts = if state.secure_cookies {
         HeaderValue::from_static("max-age=31536000; includeSubDomains")
@@ -75,6 +86,11 @@ pub fn router(state: AppState) -> Router {
         .route("/orders/{id}/cancel", post(portal::cancel_order))
         .route("/cards", get(portal::cards).post(portal::link_card))
         .route("/cards/{uid}/lost", post(portal::report_card_lost))
+        .route("/cards/{uid}/topup", post(portal::start_topup))
+        .route("/paypal/return", get(portal::paypal_return))
+        .route("/paypal/capture", post(portal::paypal_capture))
+        .route("/paypal/cancel", get(portal::paypal_cancel))
+        .route("/paypal/webhook", post(portal::paypal_webhook))
         .route("/orders/{id}/resend", post(portal::resend_number))
         .route("/admin", get(admin::home))
         .route("/admin/login", get(admin::login_page).post(admin::login))
@@ -85,6 +101,10 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/orders", get(admin::orders))
         .route("/admin/orders/{id}", get(admin::order_detail))
         .route("/admin/certificates/{id}/revoke", post(admin::revoke_certificate))
+        .route(
+            "/admin/academic",
+            get(admin::academic).post(admin::import_academic).layer(axum::extract::DefaultBodyLimit::max(20 * 1024 * 1024)),
+        )
         .route("/admin/catalogue", get(admin::catalogue).post(admin::save_catalogue))
         .route("/admin/service", get(admin::service_breaks).post(admin::add_service_break))
         .route("/admin/service/{id}/delete", post(admin::remove_service_break))
@@ -118,9 +138,7 @@ pub fn router(state: AppState) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             // pages carry their own <style>; the one script is ours; image previews are blob: URLs
-            HeaderValue::from_static(
-                "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self'; img-src 'self' blob:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'",
-            ),
+            csp,
         ))
         .layer(SetResponseHeaderLayer::if_not_present(header::STRICT_TRANSPORT_SECURITY, hsts))
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))

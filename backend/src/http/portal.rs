@@ -317,13 +317,15 @@ async fn cards_page(state: &AppState, headers: &HeaderMap, user: &CurrentUser, u
         .collect();
     let csrf = Csrf::get(state, headers);
     let status = if error.is_some() { axum::http::StatusCode::BAD_REQUEST } else { axum::http::StatusCode::OK };
-    let page = Html(render("cards.html", context! { csrf => &csrf.token, cards, history, uid, label, error, notice }));
+    let page = Html(render("cards.html", context! { csrf => &csrf.token, cards, history, uid, label, error, notice, amounts => crate::topup::AMOUNTS.iter().map(|a| (a, Yen(*a).to_string())).collect::<Vec<_>>() }));
     Ok((status, csrf.respond(page)).into_response())
 }
 
 pub async fn cards(State(state): State<AppState>, headers: HeaderMap, user: CurrentUser, axum::extract::Query(q): axum::extract::Query<MenuQuery>) -> AppResult<Response> {
     let notice = match q.notice.as_str() {
         "linked" => Some("カードを登録しました。 / The card is linked."),
+        "topped-up" => Some("入金しました。 / The card was topped up."),
+        "topup-cancelled" => Some("入金を取り消しました。料金はかかっていません。 / The top-up was cancelled: nothing was charged."),
         "blocked" => Some("カードを利用停止にしました。証明書発行機では使えません。 / The card is blocked: campus printers will refuse it."),
         _ => None,
     };
@@ -372,4 +374,69 @@ pub async fn report_card_lost(
     let ip = client.ip().to_string();
     crate::cards::report_lost(&state.pool, user.user.id, accounts::Client { ip: &ip }, &uid).await?;
     Ok(Redirect::to("/cards?notice=blocked").into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct TopupForm {
+    csrf: String,
+    amount: String,
+}
+
+/// P-4: top up a card; off to PayPal (the simulator in the demo and tests).
+pub async fn start_topup(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    user: CurrentUser,
+    Path(uid): Path<String>,
+    Form(f): Form<TopupForm>,
+) -> AppResult<Response> {
+    check_csrf(&state, &headers, &f.csrf)?;
+    let ip = client.ip().to_string();
+    let amount: i64 = f.amount.parse().map_err(|_| AppError::Page(messages::CHECK_INPUT.into()))?;
+    let url = crate::topup::start(&state.pool, &state.paypal, user.user.id, accounts::Client { ip: &ip }, &uid, amount).await?;
+    Ok(Redirect::to(&url).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct PayPalReturn {
+    token: String,
+}
+
+/// PayPal sends the buyer back here: a page whose button captures (GET changes nothing).
+pub async fn paypal_return(State(state): State<AppState>, headers: HeaderMap, _user: CurrentUser, axum::extract::Query(q): axum::extract::Query<PayPalReturn>) -> Response {
+    let csrf = Csrf::get(&state, &headers);
+    let page = Html(render(
+        "email_form.html",
+        context! { csrf => &csrf.token, title_ja => "支払いの確定", title_en => "Complete the payment",
+                   action => format!("/paypal/capture?token={}", urlencoding::encode(&q.token)),
+                   intro => ["PayPal での承認を受け付けました。「支払う」を押すと支払いが確定し、残高に入金されます。",
+                             "PayPal approved the payment. Press \"Pay\" to complete it and add it to your balance."],
+                   errors => std::collections::BTreeMap::<String, String>::new(), button => "支払う / Pay" },
+    ));
+    csrf.respond(page)
+}
+
+pub async fn paypal_capture(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    user: CurrentUser,
+    axum::extract::Query(q): axum::extract::Query<PayPalReturn>,
+    Form(f): Form<CsrfForm>,
+) -> AppResult<Response> {
+    check_csrf(&state, &headers, &f.csrf)?;
+    crate::topup::complete(&state.pool, &state.paypal, user.user.id, &q.token).await?;
+    Ok(Redirect::to("/cards?notice=topped-up").into_response())
+}
+
+pub async fn paypal_cancel(_user: CurrentUser) -> Response {
+    Redirect::to("/cards?notice=topup-cancelled").into_response()
+}
+
+/// PayPal's webhook (no session, no CSRF: PayPal verifies it).
+pub async fn paypal_webhook(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> axum::http::StatusCode {
+    let code = crate::topup::webhook(&state.pool, &state.paypal, &headers, &body).await;
+    axum::http::StatusCode::from_u16(code).unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
 }
