@@ -1803,6 +1803,43 @@ pub async fn set_topup_captured(c: &mut Conn, id: i64, capture_id: &str, now: i6
     Ok(())
 }
 
+// ---------------------------------------------------------------- reports (A-6)
+
+/// One row of a report: a key (day, type, method), orders, copies, yen received.
+#[derive(Debug, Clone, FromRow, serde::Serialize)]
+pub struct ReportRow {
+    pub key: String,
+    pub orders: i64,
+    pub copies: i64,
+    pub revenue: i64,
+}
+
+/// Orders placed in [from, to) (unix seconds), grouped. Revenue counts money
+/// received: orders paid or printed. `offset_s` shifts UTC to local days.
+pub async fn report(c: &mut Conn, group: &str, from: i64, to: i64, offset_s: i64) -> Result<Vec<ReportRow>, sqlx::Error> {
+    let sql = match group {
+        "type" => "SELECT l.name_ja || ' / ' || l.name_en AS key, COUNT(DISTINCT o.id) AS orders, SUM(l.copies) AS copies,
+                   SUM(CASE WHEN o.status IN ('paid', 'printed') THEN l.amount ELSE 0 END) AS revenue
+                   FROM orders o JOIN order_lines l ON l.order_id = o.id WHERE o.created_at >= ? AND o.created_at < ? AND ? = ?
+                   GROUP BY key ORDER BY key",
+        "method" => "SELECT o.payment_method AS key, COUNT(*) AS orders,
+                   (SELECT COALESCE(SUM(copies), 0) FROM order_lines WHERE order_id IN (SELECT id FROM orders x WHERE x.payment_method = o.payment_method AND x.created_at >= ? AND x.created_at < ?)) AS copies,
+                   SUM(CASE WHEN o.status IN ('paid', 'printed') THEN o.total ELSE 0 END) AS revenue
+                   FROM orders o WHERE o.created_at >= ? AND o.created_at < ? GROUP BY key ORDER BY key",
+        _ => "SELECT date(o.created_at + ?, 'unixepoch') AS key, COUNT(*) AS orders,
+                   SUM((SELECT COALESCE(SUM(copies), 0) FROM order_lines WHERE order_id = o.id)) AS copies,
+                   SUM(CASE WHEN o.status IN ('paid', 'printed') THEN o.total ELSE 0 END) AS revenue
+                   FROM orders o WHERE o.created_at >= ? AND o.created_at < ? GROUP BY key ORDER BY key",
+    };
+    let q = sqlx::query_as(sql);
+    let q = match group {
+        "type" => q.bind(from).bind(to).bind(0).bind(0),
+        "method" => q.bind(from).bind(to).bind(from).bind(to),
+        _ => q.bind(offset_s).bind(from).bind(to),
+    };
+    q.fetch_all(c).await
+}
+
 // ---------------------------------------------------------------- demo data
 
 pub struct DemoSeed<'a> {

@@ -391,3 +391,28 @@ async fn the_registrars_course_data_is_imported_whole_or_not_at_all_as_versions(
     assert!(b.sql("SELECT target FROM audit_log WHERE action = 'academic.import'")?.contains("rows:1"));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_add_up_orders_and_revenue_and_export_csv() -> Result<()> {
+    let b = Backend::start(None).await?;
+    b.order_as_graduate(2).await?; // 2 x ¥300 + ¥100, will be paid
+    b.order_as_graduate(1).await?; // ¥400, left unpaid
+    b.sql("UPDATE orders SET status = 'printed' WHERE id = 1")?;
+    let staff = b.staff_client().await?;
+    let page = staff.get(format!("{}/admin/reports", b.url)).send().await?.text().await?;
+    let day = page.split("id=\"report-day\"").nth(1).context("day table")?;
+    assert!(day.contains("<td>2</td><td>3</td><td>¥700</td>"), "2 orders, 3 copies, ¥700 received (the unpaid one counts as an order only): {day}");
+    let method = page.split("id=\"report-method\"").nth(1).context("method table")?;
+    assert!(method.contains("<td>card</td><td>2</td>"), "{method}");
+    let r = staff.get(format!("{}/admin/reports.csv?group=type", b.url)).send().await?;
+    assert_eq!(r.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("text/csv; charset=utf-8"));
+    let bytes = r.bytes().await?;
+    assert!(bytes.starts_with(&[0xEF, 0xBB, 0xBF]), "a BOM so that Excel reads UTF-8");
+    let csv = String::from_utf8_lossy(&bytes[3..]).into_owned();
+    assert!(csv.starts_with("key,orders,copies,revenue_yen"), "{csv}");
+    assert!(csv.contains("卒業証明書 / Certificate of Graduation,2,3,600"), "{csv}");
+    let r = staff.get(format!("{}/admin/reports?from=2026-12-31&to=2026-01-01", b.url)).send().await?;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await?.contains("The end date comes after the start date"));
+    Ok(())
+}

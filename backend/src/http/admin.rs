@@ -437,3 +437,79 @@ pub async fn import_academic(
         Err(errors) => academic_page(&state, &headers, None, errors).await,
     }
 }
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ReportQuery {
+    from: String,
+    to: String,
+    group: String,
+}
+
+const JST_OFFSET_S: i64 = 9 * 3600;
+
+/// The period asked for, as unix seconds [from, to) over Japan days; default: this month.
+fn report_period(q: &ReportQuery) -> AppResult<(String, String, i64, i64)> {
+    use chrono::Datelike as _;
+    let today = chrono::Utc::now().with_timezone(&chrono_tz::Asia::Tokyo).date_naive();
+    let parse = |s: &str, default: chrono::NaiveDate| {
+        if s.is_empty() {
+            Ok(default)
+        } else {
+            chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| crate::error::AppError::Page("日付は YYYY-MM-DD で入力してください。 / Give dates as YYYY-MM-DD.".into()))
+        }
+    };
+    let from = parse(&q.from, today.with_day(1).unwrap_or(today))?;
+    let to = parse(&q.to, today)?;
+    if to < from {
+        return Err(crate::error::AppError::Page("終了日は開始日以降にしてください。 / The end date comes after the start date.".into()));
+    }
+    let start = from.and_hms_opt(0, 0, 0).map(|d| d.and_utc().timestamp() - JST_OFFSET_S).unwrap_or(0);
+    let end = (to + chrono::Duration::days(1)).and_hms_opt(0, 0, 0).map(|d| d.and_utc().timestamp() - JST_OFFSET_S).unwrap_or(0);
+    Ok((from.to_string(), to.to_string(), start, end))
+}
+
+const GROUPS: [(&str, &str, &str, &str, &str); 3] = [
+    ("day", "日別", "By day", "日付", "Day"),
+    ("type", "証明書の種類別", "By certificate type", "種類", "Type"),
+    ("method", "支払方法別", "By payment method", "支払方法", "Method"),
+];
+
+/// orders and revenue by day, type and payment method.
+pub async fn reports(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff, axum::extract::Query(q): axum::extract::Query<ReportQuery>) -> AppResult<Response> {
+    staff.require(&["registrar"])?;
+    let (from, to, start, end) = report_period(&q)?;
+    let mut c = state.pool.acquire().await?;
+    let mut out = Vec::new();
+    for (group, tj, te, kj, ke) in GROUPS {
+        let rows: Vec<_> = store::report(&mut c, group, start, end, JST_OFFSET_S)
+            .await?
+            .into_iter()
+            .map(|r| context! { key => r.key, orders => r.orders, copies => r.copies, revenue_text => Yen(r.revenue).to_string() })
+            .collect();
+        out.push(context! { group, title_ja => tj, title_en => te, key_ja => kj, key_en => ke, rows });
+    }
+    let csrf = Csrf::get(&state, &headers);
+    let page = Html(render("admin_reports.html", context! { csrf => &csrf.token, from, to, reports => out }));
+    Ok(csrf.respond(page))
+}
+
+/// The same report as CSV (UTF-8 with BOM, so Excel in Japan opens it right).
+pub async fn reports_csv(State(state): State<AppState>, staff: CurrentStaff, axum::extract::Query(q): axum::extract::Query<ReportQuery>) -> AppResult<Response> {
+    staff.require(&["registrar"])?;
+    let (from, to, start, end) = report_period(&q)?;
+    let group = GROUPS.iter().find(|g| g.0 == q.group).map(|g| g.0).unwrap_or("day");
+    let mut c = state.pool.acquire().await?;
+    let rows = store::report(&mut c, group, start, end, JST_OFFSET_S).await?;
+    let mut out = String::from("\u{feff}key,orders,copies,revenue_yen\r\n");
+    for r in rows {
+        let key = if r.key.contains([',', '"', '\n']) { format!("\"{}\"", r.key.replace('"', "\"\"")) } else { r.key };
+        out.push_str(&format!("{key},{},{},{}\r\n", r.orders, r.copies, r.revenue));
+    }
+    let name = format!("attachment; filename=\"shomei-{group}-{from}-{to}.csv\"");
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()), (axum::http::header::CONTENT_DISPOSITION, name)],
+        out,
+    )
+        .into_response())
+}

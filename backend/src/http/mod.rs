@@ -100,6 +100,8 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/stations/{id}/revoke", post(admin::revoke_station))
         .route("/admin/orders", get(admin::orders))
         .route("/admin/orders/{id}", get(admin::order_detail))
+        .route("/admin/reports", get(admin::reports))
+        .route("/admin/reports.csv", get(admin::reports_csv))
         .route("/admin/certificates/{id}/revoke", post(admin::revoke_certificate))
         .route(
             "/admin/academic",
