@@ -24,12 +24,14 @@ pub const CHECK_INPUT: &str = "入力内容を確認してください。 / Plea
 pub const COPIES_NOT_A_NUMBER: &str = "通数は数字で入力してください。 / Enter the number of copies as a number.";
 pub const NO_STUDENT_RECORD: &str = "学籍情報が登録されていません。 / No student record is registered for you.";
 pub const ONLY_CAMPUS_CARD: &str =
-    "現在は学内印刷・ICカード払いのみ受け付けています。 / Only on-campus printing paid by IC card is available at the moment.";
+    "現在は学内印刷（ICカード払い、またはクレジットカード払い）のみ受け付けています。 / Only on-campus printing is available at the moment, paid by IC card or by credit card.";
 pub const NO_COPIES: &str = "証明書を1通以上選んでください。 / Choose at least one copy of a certificate.";
 pub const CHOOSE_STUDENT_ID: &str = "学籍番号を選び直してください。 / Choose your student ID again.";
 pub const CERTIFICATE_NOT_ORDERABLE: &str = "選んだ証明書は申請できません。 / The chosen certificate cannot be ordered.";
 pub const CANNOT_CANCEL: &str =
     "支払済みまたは期限切れの申込は取り消せません。 / Only an order not paid yet can be cancelled.";
+pub const CANNOT_PAY: &str =
+    "この申込は支払済みか、支払期限を過ぎています。 / This order is paid already or past its payment deadline.";
 pub const CANNOT_RESEND: &str =
     "この申込の番号はもう使えないため、再送できません。 / This order's number no longer works, so it is not sent again.";
 pub const STATION_NAME: &str =
@@ -70,7 +72,7 @@ mod tests {
         use super::*;
         for m in [LOGIN_FAILED, STAFF_LOGIN_FAILED, LOGIN_THROTTLED, FORM_EXPIRED, NO_ROLE, NOT_FOUND, SOMETHING_WRONG,
                   CHECK_INPUT, COPIES_NOT_A_NUMBER, NO_STUDENT_RECORD, ONLY_CAMPUS_CARD, NO_COPIES, CHOOSE_STUDENT_ID,
-                  CERTIFICATE_NOT_ORDERABLE, STATION_NAME, CANNOT_CANCEL, CANNOT_RESEND, STUDENT_LOGIN_FAILED, INITIAL_PASSWORD_EXPIRED,
+                  CERTIFICATE_NOT_ORDERABLE, STATION_NAME, CANNOT_CANCEL, CANNOT_RESEND, CANNOT_PAY, STUDENT_LOGIN_FAILED, INITIAL_PASSWORD_EXPIRED,
                   DIRECTORY_UNAVAILABLE, LINK_INVALID, BUSY, CROSS_SITE] {
             let (ja, en) = m.split_once(" / ").expect("日本語 / English");
             assert!(!ja.is_ascii() && en.is_ascii(), "{m}");

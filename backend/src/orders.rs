@@ -102,7 +102,7 @@ pub async fn place(
     user_id: i64,
     req: &OrderRequest,
 ) -> AppResult<Placed> {
-    if req.delivery != "campus" || req.payment_method != "card" {
+    if req.delivery != "campus" || !matches!(req.payment_method.as_str(), "card" | "paypal") {
         return Err(page_err(messages::ONLY_CAMPUS_CARD));
     }
     let lines: Vec<&LineRequest> = req.lines.iter().filter(|l| l.copies > 0).collect();
@@ -209,7 +209,8 @@ pub async fn place(
         let pdf = documents::render(fonts, &copies)
             .map_err(|e| AppError::Internal(anyhow::anyhow!("certificate PDF: {e}")))?;
         store::set_order_document(&mut tx, order_id, &pdf, copies.len() as i64).await?;
-        if let Some(n) = &number {
+        // paid online: the number is mailed once the payment is in (number_mail)
+        if let (Some(n), "card") = (&number, req.payment_method.as_str()) {
             let lines_text: Vec<(String, String, i64)> =
                 chosen.iter().map(|(t, n)| (t.name_ja.clone(), t.name_en.clone(), *n)).collect();
             let to = mail::Recipient { name_ja: &record.name_kanji, name_en: &record.name_roman, language: &user.language };
@@ -228,6 +229,43 @@ pub async fn place(
     tx.commit().await?;
     tracing::info!(order_id, total, held, "order placed");
     Ok(Placed { order_id, print_number: number })
+}
+
+/// O-4: pay an order by credit card through PayPal; returns the approval page.
+pub async fn start_paypal(pool: &SqlitePool, paypal: &crate::paypal::PayPalClient, user_id: i64, order_id: i64) -> AppResult<String> {
+    let mut c = pool.acquire().await?;
+    let order = store::order(&mut c, order_id).await.map_err(|_| AppError::PageNotFound)?;
+    if order.user_id != user_id || order.payment_method != "paypal" {
+        return Err(AppError::PageNotFound);
+    }
+    if order.status != "awaiting_payment" || order.pay_deadline <= now() {
+        return Err(page_err(messages::CANNOT_PAY));
+    }
+    drop(c);
+    let created = paypal
+        .create_order(order.total, &format!("order-{order_id}"), &format!("create-order-{order_id}"))
+        .await
+        .map_err(crate::topup::paypal_err)?;
+    let mut c = pool.acquire().await?;
+    store::set_order_paypal(&mut c, order_id, &created.id).await?;
+    Ok(created.approve_url)
+}
+
+/// A completed PayPal capture marks the order paid (once) and mails the number.
+pub async fn paid_by_paypal(pool: &SqlitePool, public_url: &str, paypal_order_id: &str, capture_id: &str, amount: i64) -> AppResult<i64> {
+    let mut tx = store::begin_write(pool).await?;
+    let order = store::order_by_paypal(&mut tx, paypal_order_id).await?.ok_or(AppError::PageNotFound)?;
+    if amount != order.total {
+        tracing::error!(order_id = order.id, expected = order.total, captured = amount, "captured amount differs: order not marked paid");
+        return Err(AppError::Internal(anyhow::anyhow!("captured amount differs from the order")));
+    }
+    if store::set_order_paid_online(&mut tx, order.id, capture_id, now()).await? {
+        store::audit(&mut tx, &format!("user:{}", order.user_id), "order.paid.paypal", &format!("order {} capture {capture_id}", order.id), now()).await?;
+        tx.commit().await?;
+        resend_number(pool, public_url, order.user_id, order.id).await?;
+        tracing::info!(order_id = order.id, "order paid through PayPal");
+    }
+    Ok(order.id)
 }
 
 /// O-5: unpaid orders past their payment deadline expire by themselves (a

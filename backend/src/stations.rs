@@ -156,6 +156,9 @@ pub async fn reserve(
             return Err(AppError::api(ErrorCode::PrintNumberExpired, "this number is no longer valid"))
         }
         "held" => return Err(AppError::api(ErrorCode::NotFound, "this order is held by the registrar")),
+        "awaiting_payment" if order.payment_method != "card" => {
+            return Err(AppError::api(ErrorCode::NotPaid, "this order is paid online and the payment is not in yet"))
+        }
         _ => {}
     }
     if t >= order.print_deadline {

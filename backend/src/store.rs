@@ -302,10 +302,11 @@ pub struct Order {
     pub paid_at: Option<i64>,
     pub printed_at: Option<i64>,
     pub pages: i64,
+    pub capture_id: Option<String>,
 }
 
 const ORDER_SELECT: &str = "SELECT id, user_id, student_record_id, delivery, payment_method, status, fees,
-    system_fee, total, print_number, created_at, pay_deadline, print_deadline, paid_at, printed_at, pages FROM orders";
+    system_fee, total, print_number, created_at, pay_deadline, print_deadline, paid_at, printed_at, pages, capture_id FROM orders";
 
 #[derive(Debug, Clone, FromRow)]
 pub struct OrderLine {
@@ -425,6 +426,28 @@ pub async fn orders_of_user(c: &mut Conn, user_id: i64) -> Result<Vec<Order>, sq
         .bind(user_id)
         .fetch_all(c)
         .await
+}
+
+pub async fn set_order_paypal(c: &mut Conn, order_id: i64, paypal_order_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE orders SET paypal_order_id = ? WHERE id = ?").bind(paypal_order_id).bind(order_id).execute(c).await?;
+    Ok(())
+}
+
+pub async fn order_by_paypal(c: &mut Conn, paypal_order_id: &str) -> Result<Option<Order>, sqlx::Error> {
+    sqlx::query_as(&format!("{ORDER_SELECT} WHERE paypal_order_id = ?")).bind(paypal_order_id).fetch_optional(c).await
+}
+
+/// Marks an order paid by a PayPal capture: true only the first time.
+pub async fn set_order_paid_online(c: &mut Conn, order_id: i64, capture_id: &str, now: i64) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE orders SET status = 'paid', paid_at = ?, capture_id = ? WHERE id = ? AND status = 'awaiting_payment' AND capture_id IS NULL",
+    )
+    .bind(now)
+    .bind(capture_id)
+    .bind(order_id)
+    .execute(c)
+    .await?;
+    Ok(r.rows_affected() == 1)
 }
 
 pub async fn expire_unpaid_orders(c: &mut Conn, now: i64) -> Result<u64, sqlx::Error> {

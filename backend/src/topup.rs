@@ -18,7 +18,7 @@ pub const DECLINED: &str = "カード会社に支払いを断られました。�
 pub const NOT_APPROVED: &str = "PayPal での支払いが完了していません。もう一度お試しください。 / The payment was not completed at PayPal: please try again.";
 pub const PENDING: &str = "支払いを確認中です。二重に支払わないでください。確認でき次第、残高に反映されます。 / We are confirming the payment: please do not pay again. The balance updates once it is confirmed.";
 
-fn paypal_err(e: PayPalError) -> AppError {
+pub fn paypal_err(e: PayPalError) -> AppError {
     match e {
         PayPalError::Declined { .. } => AppError::Page(DECLINED.into()),
         PayPalError::NotApproved { .. } => AppError::Page(NOT_APPROVED.into()),
@@ -46,13 +46,36 @@ pub async fn start(pool: &SqlitePool, paypal: &PayPalClient, user_id: i64, clien
     Ok(created.approve_url)
 }
 
-/// The buyer came back from PayPal (POST from our return page): capture and credit.
-pub async fn complete(pool: &SqlitePool, paypal: &PayPalClient, user_id: i64, paypal_order_id: &str) -> AppResult<i64> {
+/// What a completed return from PayPal paid for.
+pub enum Paid {
+    Topup,
+    Order(i64),
+}
+
+/// The buyer came back from PayPal (POST from our return page): capture, then
+/// credit the card or mark the order paid.
+pub async fn complete(pool: &SqlitePool, paypal: &PayPalClient, public_url: &str, user_id: i64, paypal_order_id: &str) -> AppResult<Paid> {
     let mut c = pool.acquire().await?;
+    if let Some(order) = store::order_by_paypal(&mut c, paypal_order_id).await? {
+        drop(c);
+        if order.user_id != user_id {
+            return Err(AppError::PageNotFound);
+        }
+        if order.capture_id.is_some() {
+            return Ok(Paid::Order(order.id));
+        }
+        let capture = paypal.capture(paypal_order_id, &format!("capture-{paypal_order_id}")).await.map_err(paypal_err)?;
+        return match capture.status {
+            CaptureStatus::Completed => {
+                crate::orders::paid_by_paypal(pool, public_url, paypal_order_id, &capture.capture_id, capture.amount_yen).await.map(Paid::Order)
+            }
+            _ => Err(AppError::Page(PENDING.into())),
+        };
+    }
     let t = store::topup_by_paypal_order(&mut c, paypal_order_id).await?.filter(|t| t.user_id == user_id).ok_or(AppError::PageNotFound)?;
     drop(c);
     if t.status == "captured" {
-        return Ok(t.amount);
+        return Ok(Paid::Topup);
     }
     let capture = match paypal.capture(paypal_order_id, &format!("capture-{paypal_order_id}")).await {
         Ok(c) => c,
@@ -64,7 +87,7 @@ pub async fn complete(pool: &SqlitePool, paypal: &PayPalClient, user_id: i64, pa
         Err(e) => return Err(paypal_err(e)),
     };
     match capture.status {
-        CaptureStatus::Completed => credit(pool, paypal_order_id, &capture.capture_id, capture.amount_yen).await,
+        CaptureStatus::Completed => credit(pool, paypal_order_id, &capture.capture_id, capture.amount_yen).await.map(|_| Paid::Topup),
         _ => Err(AppError::Page(PENDING.into())),
     }
 }
@@ -90,7 +113,7 @@ pub async fn credit(pool: &SqlitePool, paypal_order_id: &str, capture_id: &str, 
 
 /// PayPal's webhook: verified with PayPal, then a completed capture is credited (once).
 /// Returns the HTTP status to answer.
-pub async fn webhook(pool: &SqlitePool, paypal: &PayPalClient, headers: &axum::http::HeaderMap, body: &[u8]) -> u16 {
+pub async fn webhook(pool: &SqlitePool, paypal: &PayPalClient, public_url: &str, headers: &axum::http::HeaderMap, body: &[u8]) -> u16 {
     match paypal.verify_webhook(headers, body).await {
         Ok(true) => {}
         Ok(false) => {
@@ -107,7 +130,17 @@ pub async fn webhook(pool: &SqlitePool, paypal: &PayPalClient, headers: &axum::h
         return 200;
     }
     let (Some(order_id), Some(capture_id), Some(amount)) = (event.order_id, event.capture_id, event.amount_yen) else { return 400 };
-    match credit(pool, &order_id, &capture_id, amount).await {
+    // a certificate order or a top-up
+    let is_order = match pool.acquire().await {
+        Ok(mut c) => store::order_by_paypal(&mut c, &order_id).await.ok().flatten().is_some(),
+        Err(_) => return 503,
+    };
+    let applied = if is_order {
+        crate::orders::paid_by_paypal(pool, public_url, &order_id, &capture_id, amount).await.map(|_| 0)
+    } else {
+        credit(pool, &order_id, &capture_id, amount).await
+    };
+    match applied {
         Ok(_) | Err(AppError::PageNotFound) => 200,
         Err(e) => {
             tracing::warn!(error = %e, "PayPal webhook not applied");

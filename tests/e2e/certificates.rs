@@ -416,3 +416,69 @@ async fn reports_add_up_orders_and_revenue_and_export_csv() -> Result<()> {
     assert!(r.text().await?.contains("The end date comes after the start date"));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_paid_by_credit_card_through_paypal_gets_its_number_once_paid() -> Result<()> {
+    use shomei_backend::demo;
+    let smtp = Smtp::start()?;
+    let sim = PayPalSim::start()?;
+    let sim_url = sim.url.clone();
+    let b = Backend::start_with(Some(smtp.port), move |c| {
+        c.paypal.base_url = sim_url;
+        c.paypal.return_url = format!("{}/paypal/return", c.http.public_url);
+        c.paypal.cancel_url = format!("{}/paypal/cancel", c.http.public_url);
+    })
+    .await?;
+    let browser = Browser::start().await?;
+    let w = &browser.client;
+    w.goto(&format!("{}/login", b.url)).await?;
+    browser.wait_id("email").await?.send_keys(demo::GRADUATE_EMAIL).await?;
+    w.find(Locator::Id("password")).await?.send_keys(demo::GRADUATE_PASSWORD).await?;
+    w.find(Locator::Id("second_password")).await?.send_keys(demo::GRADUATE_SECOND_PASSWORD).await?;
+    w.find(Locator::Id("login")).await?.click().await?;
+    browser.wait_id("new-order").await?.click().await?;
+    let copies = browser.wait_for(Locator::Css("input[name^=copies_]")).await?;
+    copies.clear().await?;
+    copies.send_keys("1").await?;
+    w.find(Locator::Id("payment_method")).await?.select_by_value("paypal").await?;
+    w.find(Locator::Id("place-order")).await?.click().await?;
+    // not paid yet: no number to use, and a station refuses it
+    browser.wait_id("pay-first").await?;
+    assert!(w.find(Locator::Id("print-number")).await.is_err(), "no number before payment");
+    let number = b.sql("SELECT print_number FROM orders")?;
+    let api = crate::station_api::Api::new(&b).await?;
+    let (s, r) = api.post("/reservations", serde_json::json!({ "print_number": number })).await?;
+    assert_eq!((s, r["code"].clone()), (402, serde_json::json!("not_paid")), "{r}");
+    assert!(smtp.all_to(demo::GRADUATE_EMAIL).is_empty(), "no number mailed before payment");
+
+    // pay: PayPal's page, back to ours, "Pay"
+    w.find(Locator::Id("pay-paypal")).await?.click().await?;
+    browser.wait_id("pay").await?.click().await?;
+    browser.wait_for(Locator::Css("form[action^='/paypal/capture']")).await?;
+    browser.wait_id("send").await?.click().await?;
+    browser.wait_id("print-number").await?;
+    assert!(browser.wait_id("notice").await?.text().await?.contains("Payment received"));
+    browser.close().await;
+    let mail = smtp.wait_for_mail_with(demo::GRADUATE_EMAIL, "On-campus print number", MAIL_WAIT)?;
+    assert!(mail.contains(&PrintNumberText::grouped(&number)), "{mail}");
+    assert_eq!(b.sql("SELECT status FROM orders")?, "paid");
+    // the station now prints it without a charge
+    let (s, r) = api.post("/reservations", serde_json::json!({ "print_number": number })).await?;
+    assert_eq!((s, r["paid"].clone()), (200, serde_json::json!(true)), "{r}");
+    // PayPal's webhook for the same capture changes nothing, mails nothing more
+    let order_id = b.sql("SELECT paypal_order_id FROM orders")?;
+    let r = sim.knob("/sim/send-webhook", serde_json::json!({ "order_id": order_id, "url": format!("{}/paypal/webhook", b.url) })).await?;
+    assert_eq!(r["delivered_status"], 200, "{r}");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(smtp.all_to(demo::GRADUATE_EMAIL).len(), 1, "one number mail");
+    assert_eq!(b.sql("SELECT count(*) FROM audit_log WHERE action = 'order.paid.paypal'")?, "1");
+    Ok(())
+}
+
+/// The print number grouped by four, as mails show it.
+struct PrintNumberText;
+impl PrintNumberText {
+    fn grouped(n: &str) -> String {
+        n.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join(" ")
+    }
+}

@@ -219,11 +219,13 @@ pub async fn order(
                    deadline => time::deadline_text(order.print_deadline, zone), lines,
                    system_fee => Yen(order.system_fee).to_string(), total => Yen(order.total).to_string(),
                    status_ja => ja, status_en => en, held => order.status == "held", id,
+                   must_pay_online => order.payment_method == "paypal" && order.status == "awaiting_payment" && order.pay_deadline > time::now(),
                    csrf => &csrf.token, can_cancel => matches!(order.status.as_str(), "awaiting_payment" | "held"),
                    can_resend => matches!(order.status.as_str(), "awaiting_payment" | "paid") && order.print_deadline > time::now(),
                    notice => match q.notice.as_str() {
                        "cancelled" => Some("申込を取り消しました。 / The order was cancelled."),
                        "resent" => Some("番号をもう一度メールで送りました。 / The number was sent to you again."),
+                       "paid" => Some("お支払いを受け付けました。学内印刷番号をメールでもお送りしました。 / Payment received: the print number was also sent to you by e-mail."),
                        _ => None,
                    } },
     ));
@@ -427,8 +429,13 @@ pub async fn paypal_capture(
     Form(f): Form<CsrfForm>,
 ) -> AppResult<Response> {
     check_csrf(&state, &headers, &f.csrf)?;
-    crate::topup::complete(&state.pool, &state.paypal, user.user.id, &q.token).await?;
-    Ok(Redirect::to("/cards?notice=topped-up").into_response())
+    match crate::topup::complete(&state.pool, &state.paypal, &state.config.http.public_url, user.user.id, &q.token).await? {
+        crate::topup::Paid::Topup => Ok(Redirect::to("/cards?notice=topped-up").into_response()),
+        crate::topup::Paid::Order(id) => {
+            state.mail_wake.notify_one();
+            Ok(Redirect::to(&format!("/orders/{id}?notice=paid")).into_response())
+        }
+    }
 }
 
 pub async fn paypal_cancel(_user: CurrentUser) -> Response {
@@ -437,6 +444,14 @@ pub async fn paypal_cancel(_user: CurrentUser) -> Response {
 
 /// PayPal's webhook (no session, no CSRF: PayPal verifies it).
 pub async fn paypal_webhook(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> axum::http::StatusCode {
-    let code = crate::topup::webhook(&state.pool, &state.paypal, &headers, &body).await;
+    let code = crate::topup::webhook(&state.pool, &state.paypal, &state.config.http.public_url, &headers, &body).await;
+    state.mail_wake.notify_one();
     axum::http::StatusCode::from_u16(code).unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// O-4: off to PayPal to pay this order.
+pub async fn pay_order(State(state): State<AppState>, headers: HeaderMap, user: CurrentUser, Path(id): Path<i64>, Form(f): Form<CsrfForm>) -> AppResult<Response> {
+    check_csrf(&state, &headers, &f.csrf)?;
+    let url = orders::start_paypal(&state.pool, &state.paypal, user.user.id, id).await?;
+    Ok(Redirect::to(&url).into_response())
 }
