@@ -14,6 +14,7 @@ pub struct Config {
     pub mail: MailConfig,
     pub documents: DocumentsConfig,
     pub stations: StationsConfig,
+    pub orders: OrdersConfig,
     pub accounts: AccountsConfig,
     pub security: SecurityConfig,
     pub directory: crate::directory::DirectoryConfig,
@@ -66,6 +67,19 @@ pub struct StationsConfig {
     pub enrolment_code_ttl_s: i64,
     /// Wrong print numbers a station may send per minute before it is throttled.
     pub wrong_numbers_per_minute: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OrdersConfig {
+    /// Added to an order delivered by post (O-2), in yen.
+    pub postage_yen: i64,
+}
+
+impl Default for OrdersConfig {
+    fn default() -> Self {
+        OrdersConfig { postage_yen: 140 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -143,6 +157,7 @@ impl Default for Config {
             mail: MailConfig::default(),
             documents: DocumentsConfig::default(),
             stations: StationsConfig::default(),
+            orders: OrdersConfig::default(),
             accounts: AccountsConfig::default(),
             security: SecurityConfig::default(),
             directory: crate::directory::DirectoryConfig::default(),

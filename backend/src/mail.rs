@@ -322,6 +322,17 @@ pub fn student_email_link(r: &Recipient<'_>, url: &str, until: &str) -> MailText
     )
 }
 
+/// a postal order was posted.
+pub fn shipped_mail(r: &Recipient<'_>, order_id: i64) -> MailText {
+    bilingual(
+        r,
+        "【証明書発行】証明書を発送しました",
+        "Your certificates are in the post",
+        format!("{}お申し込みの証明書（申込番号 {order_id}）を郵便で発送しました。数日でお届けします。\n", dear_ja(r)),
+        format!("{}The certificates of your order {order_id} were posted today; they should arrive in a few days.\n", dear_en(r)),
+    )
+}
+
 /// Starts the outbox worker. `wake` lets request handlers nudge it after a commit.
 pub fn spawn_worker(pool: SqlitePool, smtp: String, from: String, poll: Duration, wake: Arc<Notify>) {
     if smtp.is_empty() {

@@ -26,6 +26,44 @@ pub struct OrderRequest {
     pub lines: Vec<LineRequest>,
     pub delivery: String,
     pub payment_method: String,
+    /// For delivery by post: where to (name, postal code, address, phone).
+    pub post: Option<PostAddress>,
+}
+
+/// A postal delivery address (O-3), sealed at rest with the order.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct PostAddress {
+    pub name: String,
+    pub postal_code: String,
+    pub address: String,
+    pub phone: String,
+}
+
+impl PostAddress {
+    /// Every field is needed for the envelope; the message names what is missing.
+    pub fn check(&self) -> Result<(), AppError> {
+        let digits: String = self.postal_code.chars().filter(|c| c.is_ascii_digit()).collect();
+        if self.name.trim().is_empty() || self.address.trim().is_empty() {
+            return Err(page_err(messages::POST_ADDRESS));
+        }
+        if digits.len() != 7 || self.postal_code.chars().any(|c| !c.is_ascii_digit() && c != '-') {
+            return Err(page_err(messages::POST_POSTAL_CODE));
+        }
+        if self.name.chars().count() > 60 || self.address.chars().count() > 200 || self.phone.chars().count() > 20 {
+            return Err(page_err(messages::CHECK_INPUT));
+        }
+        Ok(())
+    }
+}
+
+fn post_aad(order_id: i64) -> String {
+    format!("order:{order_id}:post_address")
+}
+
+pub fn open_post_address(seal: &crate::sealed::SealKey, order: &store::Order) -> AppResult<PostAddress> {
+    let Some(s) = &order.post_address_sealed else { return Ok(PostAddress::default()) };
+    let json = seal.open_str(s, &post_aad(order.id)).map_err(|e| AppError::Internal(anyhow::anyhow!("sealed address: {e}")))?;
+    serde_json::from_str(&json).map_err(|e| AppError::Internal(e.into()))
 }
 
 pub struct Placed {
@@ -99,12 +137,17 @@ pub async fn place(
     fonts: &FontSet,
     seal: &crate::sealed::SealKey,
     public_url: &str,
+    postage_yen: i64,
     user_id: i64,
     req: &OrderRequest,
 ) -> AppResult<Placed> {
-    if req.delivery != "campus" || !matches!(req.payment_method.as_str(), "card" | "paypal") {
-        return Err(page_err(messages::ONLY_CAMPUS_CARD));
+    match (req.delivery.as_str(), req.payment_method.as_str()) {
+        ("campus", "card" | "paypal") => {}
+        ("post", "paypal") => req.post.as_ref().ok_or_else(|| page_err(messages::POST_ADDRESS))?.check()?,
+        ("post", _) => return Err(page_err(messages::CARD_ONLY_ON_CAMPUS)),
+        _ => return Err(page_err(messages::ONLY_CAMPUS_CARD)),
     }
+    let by_post = req.delivery == "post";
     let lines: Vec<&LineRequest> = req.lines.iter().filter(|l| l.copies > 0).collect();
     if lines.is_empty() {
         return Err(page_err(messages::NO_COPIES));
@@ -134,16 +177,17 @@ pub async fn place(
         chosen.push((t.clone(), l.copies));
     }
     let system_fee = university.system_fee;
-    let total = fees + system_fee;
+    let postage = if by_post { postage_yen } else { 0 };
+    let total = fees + system_fee + postage;
     let created_at = now();
     let print_deadline = time::print_deadline(created_at, zone);
 
     let missing = fonts.missing_chars(&format!("{}{}", record.name_kanji, record.name_roman));
     let held = !missing.is_empty();
 
-    // A fresh random number, retried in the unlikely case it is taken.
+    // A fresh random number, retried in the unlikely case it is taken (none for post).
     let mut number = None;
-    if !held {
+    if !held && !by_post {
         for _ in 0..5 {
             let candidate = PrintNumber::generate(&mut rand::rngs::OsRng);
             if store::order_by_print_number(&mut tx, candidate.as_str()).await?.is_none() {
@@ -169,9 +213,15 @@ pub async fn place(
             created_at,
             pay_deadline: print_deadline,
             print_deadline,
+            postage,
         },
     )
     .await?;
+    if let (true, Some(a)) = (by_post, &req.post) {
+        let json = serde_json::to_string(a).map_err(|e| AppError::Internal(e.into()))?;
+        let sealed = seal.seal_str(&json, &post_aad(order_id)).map_err(|e| AppError::Internal(anyhow::anyhow!("sealing: {e}")))?;
+        store::set_order_post_address(&mut tx, order_id, &sealed).await?;
+    }
 
     let (body_ja, body_en) = body_text(&record, &university);
     let issue_date = time::local_date(created_at, zone);
@@ -262,10 +312,28 @@ pub async fn paid_by_paypal(pool: &SqlitePool, public_url: &str, paypal_order_id
     if store::set_order_paid_online(&mut tx, order.id, capture_id, now()).await? {
         store::audit(&mut tx, &format!("user:{}", order.user_id), "order.paid.paypal", &format!("order {} capture {capture_id}", order.id), now()).await?;
         tx.commit().await?;
-        resend_number(pool, public_url, order.user_id, order.id).await?;
+        if order.print_number.is_some() {
+            resend_number(pool, public_url, order.user_id, order.id).await?;
+        }
         tracing::info!(order_id = order.id, "order paid through PayPal");
     }
     Ok(order.id)
+}
+
+/// staff posted a postal order; the user is mailed.
+pub async fn mark_shipped(pool: &SqlitePool, staff: &store::Staff, client: crate::accounts::Client<'_>, order_id: i64) -> AppResult<()> {
+    let mut tx = store::begin_write(pool).await?;
+    let order = store::order(&mut tx, order_id).await.map_err(|_| AppError::PageNotFound)?;
+    if !store::set_order_shipped(&mut tx, order_id, now()).await? {
+        return Err(page_err(messages::NOT_TO_POST));
+    }
+    let user = store::user(&mut tx, order.user_id).await?;
+    let record = store::student_records(&mut tx, order.user_id).await?.into_iter().find(|r| r.id == order.student_record_id);
+    let (ja, en) = record.map(|r| (r.name_kanji, r.name_roman)).unwrap_or_default();
+    mail::shipped_mail(&mail::Recipient { name_ja: &ja, name_en: &en, language: &user.language }, order_id).enqueue(&mut tx, &user.email).await?;
+    crate::accounts::audit(&mut tx, &format!("staff:{}", staff.login), "order.shipped", &format!("order:{order_id}"), client).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// O-5: unpaid orders past their payment deadline expire by themselves (a

@@ -303,10 +303,13 @@ pub struct Order {
     pub printed_at: Option<i64>,
     pub pages: i64,
     pub capture_id: Option<String>,
+    pub postage: i64,
+    pub post_address_sealed: Option<String>,
+    pub shipped_at: Option<i64>,
 }
 
 const ORDER_SELECT: &str = "SELECT id, user_id, student_record_id, delivery, payment_method, status, fees,
-    system_fee, total, print_number, created_at, pay_deadline, print_deadline, paid_at, printed_at, pages, capture_id FROM orders";
+    system_fee, total, print_number, created_at, pay_deadline, print_deadline, paid_at, printed_at, pages, capture_id, postage, post_address_sealed, shipped_at FROM orders";
 
 #[derive(Debug, Clone, FromRow)]
 pub struct OrderLine {
@@ -331,13 +334,14 @@ pub struct NewOrder<'a> {
     pub created_at: i64,
     pub pay_deadline: i64,
     pub print_deadline: i64,
+    pub postage: i64,
 }
 
 pub async fn insert_order(c: &mut Conn, o: &NewOrder<'_>) -> Result<i64, sqlx::Error> {
     let r = sqlx::query(
         "INSERT INTO orders (user_id, student_record_id, delivery, payment_method, status, fees, system_fee,
-         total, print_number, created_at, pay_deadline, print_deadline)
-         VALUES (?, ?, ?, ?, 'awaiting_payment', ?, ?, ?, ?, ?, ?, ?)",
+         total, print_number, created_at, pay_deadline, print_deadline, postage)
+         VALUES (?, ?, ?, ?, 'awaiting_payment', ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(o.user_id)
     .bind(o.student_record_id)
@@ -350,6 +354,7 @@ pub async fn insert_order(c: &mut Conn, o: &NewOrder<'_>) -> Result<i64, sqlx::E
     .bind(o.created_at)
     .bind(o.pay_deadline)
     .bind(o.print_deadline)
+    .bind(o.postage)
     .execute(c)
     .await?;
     Ok(r.last_insert_rowid())
@@ -426,6 +431,31 @@ pub async fn orders_of_user(c: &mut Conn, user_id: i64) -> Result<Vec<Order>, sq
         .bind(user_id)
         .fetch_all(c)
         .await
+}
+
+pub async fn set_order_post_address(c: &mut Conn, order_id: i64, sealed: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE orders SET post_address_sealed = ? WHERE id = ?").bind(sealed).bind(order_id).execute(c).await?;
+    Ok(())
+}
+
+/// A-4: paid postal orders not posted yet, oldest first.
+pub async fn orders_to_post(c: &mut Conn) -> Result<Vec<Order>, sqlx::Error> {
+    sqlx::query_as(&format!("{ORDER_SELECT} WHERE delivery = 'post' AND status = 'paid' AND shipped_at IS NULL ORDER BY paid_at, id"))
+        .fetch_all(c)
+        .await
+}
+
+/// Staff posted it: printed and shipped (only once).
+pub async fn set_order_shipped(c: &mut Conn, order_id: i64, now: i64) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE orders SET status = 'printed', printed_at = ?, shipped_at = ? WHERE id = ? AND delivery = 'post' AND status = 'paid' AND shipped_at IS NULL",
+    )
+    .bind(now)
+    .bind(now)
+    .bind(order_id)
+    .execute(c)
+    .await?;
+    Ok(r.rows_affected() == 1)
 }
 
 pub async fn set_order_paypal(c: &mut Conn, order_id: i64, paypal_order_id: &str) -> Result<(), sqlx::Error> {

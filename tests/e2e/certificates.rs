@@ -482,3 +482,82 @@ impl PrintNumberText {
         n.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join(" ")
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postal_order_is_paid_online_posted_by_staff_and_the_user_is_told() -> Result<()> {
+    use shomei_backend::demo;
+    let smtp = Smtp::start()?;
+    let sim = PayPalSim::start()?;
+    let sim_url = sim.url.clone();
+    let b = Backend::start_with(Some(smtp.port), move |c| {
+        c.paypal.base_url = sim_url;
+        c.paypal.return_url = format!("{}/paypal/return", c.http.public_url);
+    })
+    .await?;
+    let user = Backend::client();
+    portal_login(&b, &user, demo::GRADUATE_EMAIL, demo::GRADUATE_PASSWORD, demo::GRADUATE_SECOND_PASSWORD).await?;
+    let form = user.get(format!("{}/orders/new", b.url)).send().await?.text().await?;
+    let copies = form.split("name=\"copies_").nth(1).and_then(|r| r.split('"').next()).context("copies field")?.to_string();
+    let copies_field = format!("copies_{copies}");
+    let place = |payment: &'static str, postal: &'static str, address: &'static str| {
+        let (user, url, copies_field) = (user.clone(), b.url.clone(), copies_field.clone());
+        async move {
+            let csrf = csrf_of(&user, &format!("{url}/orders/new")).await?;
+            let r = user
+                .post(format!("{url}/orders"))
+                .form(&[("csrf", csrf.as_str()), ("student_record_id", "1"), (copies_field.as_str(), "2"), ("delivery", "post"), ("payment_method", payment),
+                        ("post_name", "山田 花子"), ("post_postal_code", postal), ("post_address", address), ("post_phone", "090-1234-5678")])
+                .send()
+                .await?;
+            let s = r.status().as_u16();
+            anyhow::Ok((s, r.url().path().to_string(), r.text().await?))
+        }
+    };
+    let (s, _, page) = place("card", "100-0001", "東京都千代田区千代田1-1").await?;
+    assert_eq!(s, 400);
+    assert!(page.contains("pay for postal delivery by credit card"), "{page}");
+    let (s, _, page) = place("paypal", "100-0001", "").await?;
+    assert_eq!(s, 400);
+    assert!(page.contains("Give the name and address"), "{page}");
+    let (s, _, page) = place("paypal", "12-34", "東京都千代田区千代田1-1").await?;
+    assert_eq!(s, 400);
+    assert!(page.contains("7-digit postal code"), "{page}");
+    assert_eq!(b.sql("SELECT count(*) FROM orders")?, "0", "nothing half-written");
+    let (s, path, page) = place("paypal", "100-0001", "東京都千代田区千代田1-1 証明マンション101").await?;
+    assert_eq!(s, 200, "{page}");
+    assert!(page.contains("¥840") && page.contains("id=\"postage\">¥140"), "2 x ¥300 + ¥100 + postage ¥140: {page}");
+    let id: i64 = path.trim_start_matches("/orders/").parse()?;
+    assert_eq!(b.sql(&format!("SELECT IFNULL(print_number, '-') FROM orders WHERE id = {id}"))?, "-", "no print number for post");
+    let sealed = b.sql(&format!("SELECT post_address_sealed FROM orders WHERE id = {id}"))?;
+    assert!(!sealed.is_empty() && !sealed.contains("千代田"), "the address is sealed at rest");
+
+    // paid through PayPal (the buyer approves on PayPal's side)
+    let csrf = csrf_of(&user, &format!("{}/orders/{id}", b.url)).await?;
+    let r = user.post(format!("{}/orders/{id}/pay", b.url)).form(&[("csrf", csrf.as_str())]).send().await?;
+    assert!(r.url().as_str().starts_with(&sim.url), "sent to PayPal: {}", r.url());
+    let paypal_id = b.sql(&format!("SELECT paypal_order_id FROM orders WHERE id = {id}"))?;
+    sim.knob(&format!("/sim/approve/{paypal_id}"), serde_json::json!({})).await?;
+    let ret = format!("{}/paypal/return?token={paypal_id}", b.url);
+    let (s, path, _) = post_form(&user, &ret, &format!("{}/paypal/capture?token={paypal_id}", b.url), &[]).await?;
+    assert_eq!((s, path), (200, format!("/orders/{id}")));
+    assert_eq!(b.sql(&format!("SELECT status FROM orders WHERE id = {id}"))?, "paid");
+
+    // staff: the postal work list shows it with its address; print the PDF; mark it posted
+    let staff = b.staff_client().await?;
+    let list = staff.get(format!("{}/admin/mail", b.url)).send().await?.text().await?;
+    assert!(list.contains(&format!("id=\"post-{id}\"")) && list.contains("証明マンション101") && list.contains("100-0001"), "{list}");
+    let pdf = staff.get(format!("{}/admin/orders/{id}/pdf", b.url)).send().await?;
+    assert_eq!(pdf.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("application/pdf"));
+    assert!(pdf.bytes().await?.starts_with(b"%PDF"));
+    let (s, _, list) = post_form(&staff, &format!("{}/admin/mail", b.url), &format!("{}/admin/orders/{id}/shipped", b.url), &[]).await?;
+    assert_eq!(s, 200);
+    assert!(list.contains("nothing-to-post"), "{list}");
+    let mail = smtp.wait_for_mail_with(demo::GRADUATE_EMAIL, "in the post", MAIL_WAIT)?;
+    assert!(mail.contains("発送しました") && mail.contains(&format!("order {id}")), "{mail}");
+    let page = user.get(format!("{}/orders/{id}", b.url)).send().await?.text().await?;
+    assert!(page.contains("id=\"shipped\""), "{page}");
+    let (s, _, page) = post_form(&staff, &format!("{}/admin/mail", b.url), &format!("{}/admin/orders/{id}/shipped", b.url), &[]).await?;
+    assert_eq!(s, 400, "posted once: {page}");
+    assert!(b.sql("SELECT count(*) FROM audit_log WHERE action = 'personal_data.view' AND target = 'postal work list'")?.parse::<i64>()? >= 1);
+    Ok(())
+}

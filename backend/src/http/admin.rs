@@ -513,3 +513,56 @@ pub async fn reports_csv(State(state): State<AppState>, staff: CurrentStaff, axu
     )
         .into_response())
 }
+
+/// the postal work list (addresses are personal data: each view is logged).
+pub async fn mail_work_list(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+) -> AppResult<Response> {
+    staff.require(&["registrar"])?;
+    let mut c = state.pool.acquire().await?;
+    let zone = time::tz("Asia/Tokyo");
+    let mut rows = Vec::new();
+    for o in store::orders_to_post(&mut c).await? {
+        let a = crate::orders::open_post_address(&state.seal, &o)?;
+        rows.push(context! { id => o.id, paid => o.paid_at.map(|t| time::local_text(t, zone)), name => a.name, postal_code => a.postal_code,
+                             address => a.address, phone => a.phone });
+    }
+    if !rows.is_empty() {
+        let ip = client.ip().to_string();
+        accounts::audit(&mut c, &format!("staff:{}", staff.staff.login), "personal_data.view", "postal work list", accounts::Client { ip: &ip }).await?;
+    }
+    let csrf = Csrf::get(&state, &headers);
+    let page = Html(render("admin_mail.html", context! { csrf => &csrf.token, rows }));
+    Ok(csrf.respond(page))
+}
+
+/// The order's PDF, for staff to print a postal order.
+pub async fn order_pdf(State(state): State<AppState>, staff: CurrentStaff, Path(id): Path<i64>) -> AppResult<Response> {
+    staff.require(&["registrar"])?;
+    let mut c = state.pool.acquire().await?;
+    let pdf = store::order_document(&mut c, id).await?.ok_or(crate::error::AppError::PageNotFound)?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/pdf".to_string()), (axum::http::header::CONTENT_DISPOSITION, format!("inline; filename=\"order-{id}.pdf\""))],
+        pdf,
+    )
+        .into_response())
+}
+
+pub async fn mark_shipped(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> AppResult<Response> {
+    staff.require(&["registrar"])?;
+    check_csrf(&state, &headers, &f.csrf)?;
+    let ip = client.ip().to_string();
+    crate::orders::mark_shipped(&state.pool, &staff.staff, accounts::Client { ip: &ip }, id).await?;
+    state.mail_wake.notify_one();
+    Ok(Redirect::to("/admin/mail").into_response())
+}

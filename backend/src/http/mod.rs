@@ -102,6 +102,9 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/orders", get(admin::orders))
         .route("/admin/orders/{id}", get(admin::order_detail))
         .route("/admin/reports", get(admin::reports))
+        .route("/admin/mail", get(admin::mail_work_list))
+        .route("/admin/orders/{id}/pdf", get(admin::order_pdf))
+        .route("/admin/orders/{id}/shipped", post(admin::mark_shipped))
         .route("/admin/reports.csv", get(admin::reports_csv))
         .route("/admin/certificates/{id}/revoke", post(admin::revoke_certificate))
         .route(

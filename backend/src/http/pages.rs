@@ -18,6 +18,7 @@ fn env() -> &'static Environment<'static> {
             ("macros.html", include_str!("../../templates/macros.html")),
             ("verify.html", include_str!("../../templates/verify.html")),
             ("cards.html", include_str!("../../templates/cards.html")),
+            ("admin_mail.html", include_str!("../../templates/admin_mail.html")),
             ("admin_reports.html", include_str!("../../templates/admin_reports.html")),
             ("admin_academic.html", include_str!("../../templates/admin_academic.html")),
             ("admin_catalogue.html", include_str!("../../templates/admin_catalogue.html")),

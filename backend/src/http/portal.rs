@@ -153,7 +153,7 @@ pub async fn new_order(State(state): State<AppState>, headers: HeaderMap, user: 
     let page = Html(render(
         "order_new.html",
         context! { csrf => &csrf.token, records, types,
-                   system_fee => Yen(university.system_fee).to_string() },
+                   system_fee => Yen(university.system_fee).to_string(), postage => Yen(state.config.orders.postage_yen).to_string() },
     ));
     Ok(csrf.respond(page))
 }
@@ -181,13 +181,22 @@ pub async fn place_order(
         }
     }
     lines.sort_by_key(|l| l.certificate_type_id);
+    let delivery = form.get("delivery").cloned().unwrap_or_default();
+    let field = |k: &str| form.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
+    let post = (delivery == "post").then(|| orders::PostAddress {
+        name: field("post_name"),
+        postal_code: field("post_postal_code"),
+        address: field("post_address"),
+        phone: field("post_phone"),
+    });
     let req = OrderRequest {
         student_record_id,
         lines,
-        delivery: form.get("delivery").cloned().unwrap_or_default(),
+        delivery,
         payment_method: form.get("payment_method").cloned().unwrap_or_default(),
+        post,
     };
-    let placed = orders::place(&state.pool, &state.fonts, &state.seal, &state.config.http.public_url, user.user.id, &req).await?;
+    let placed = orders::place(&state.pool, &state.fonts, &state.seal, &state.config.http.public_url, state.config.orders.postage_yen, user.user.id, &req).await?;
     state.mail_wake.notify_one();
     Ok(Redirect::to(&format!("/orders/{}", placed.order_id)).into_response())
 }
@@ -218,6 +227,8 @@ pub async fn order(
         context! { number => number_text(&order.print_number),
                    deadline => time::deadline_text(order.print_deadline, zone), lines,
                    system_fee => Yen(order.system_fee).to_string(), total => Yen(order.total).to_string(),
+                   postage => (order.postage > 0).then(|| Yen(order.postage).to_string()),
+                   shipped => order.shipped_at.map(|t| time::local_text(t, zone)),
                    status_ja => ja, status_en => en, held => order.status == "held", id,
                    must_pay_online => order.payment_method == "paypal" && order.status == "awaiting_payment" && order.pay_deadline > time::now(),
                    csrf => &csrf.token, can_cancel => matches!(order.status.as_str(), "awaiting_payment" | "held"),
