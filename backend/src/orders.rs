@@ -320,6 +320,47 @@ pub async fn paid_by_paypal(pool: &SqlitePool, public_url: &str, paypal_order_id
     Ok(order.id)
 }
 
+/// staff refund a paid order with a reason: stored value back to the
+/// card it was paid with, or PayPal's refund of the capture (its request id is
+/// the order's, so a retry refunds once). The order is cancelled.
+pub async fn refund(
+    pool: &SqlitePool,
+    paypal: &crate::paypal::PayPalClient,
+    staff: &store::Staff,
+    client: crate::accounts::Client<'_>,
+    order_id: i64,
+    reason: &str,
+) -> AppResult<()> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 300 {
+        return Err(page_err(messages::REFUND_REASON));
+    }
+    let mut c = pool.acquire().await?;
+    let order = store::order(&mut c, order_id).await.map_err(|_| AppError::PageNotFound)?;
+    drop(c);
+    if !matches!(order.status.as_str(), "paid" | "printed") {
+        return Err(page_err(messages::CANNOT_REFUND));
+    }
+    // PayPal first: if it refuses, nothing here changes
+    if order.payment_method == "paypal" {
+        let capture = order.capture_id.clone().ok_or_else(|| page_err(messages::CANNOT_REFUND))?;
+        paypal.refund(&capture, order.total, &format!("refund-order-{order_id}")).await.map_err(crate::topup::paypal_err)?;
+    }
+    let mut tx = store::begin_write(pool).await?;
+    if !store::set_order_refunded(&mut tx, order_id, reason, now()).await? {
+        return Err(page_err(messages::CANNOT_REFUND));
+    }
+    if order.payment_method == "card" {
+        for debit in store::ledger_for_order(&mut tx, order_id).await?.into_iter().filter(|l| l.kind == "debit") {
+            store::insert_ledger(&mut tx, &debit.card_uid, -debit.amount, "refund", Some(order_id), None, Some(&format!("refund:{}", debit.id)), now()).await?;
+        }
+    }
+    crate::accounts::audit(&mut tx, &format!("staff:{}", staff.login), "order.refund", &format!("order:{order_id} {}", order.payment_method), client).await?;
+    tx.commit().await?;
+    tracing::info!(order_id, "order refunded");
+    Ok(())
+}
+
 /// staff posted a postal order; the user is mailed.
 pub async fn mark_shipped(pool: &SqlitePool, staff: &store::Staff, client: crate::accounts::Client<'_>, order_id: i64) -> AppResult<()> {
     let mut tx = store::begin_write(pool).await?;

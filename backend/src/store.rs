@@ -458,6 +458,19 @@ pub async fn set_order_shipped(c: &mut Conn, order_id: i64, now: i64) -> Result<
     Ok(r.rows_affected() == 1)
 }
 
+/// Records a refund: the order is cancelled (its number stops working), once.
+pub async fn set_order_refunded(c: &mut Conn, order_id: i64, reason: &str, now: i64) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE orders SET status = 'cancelled', refunded_at = ?, refund_reason = ? WHERE id = ? AND status IN ('paid', 'printed') AND refunded_at IS NULL",
+    )
+    .bind(now)
+    .bind(reason)
+    .bind(order_id)
+    .execute(c)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 pub async fn set_order_paypal(c: &mut Conn, order_id: i64, paypal_order_id: &str) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE orders SET paypal_order_id = ? WHERE id = ?").bind(paypal_order_id).bind(order_id).execute(c).await?;
     Ok(())

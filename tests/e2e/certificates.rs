@@ -472,6 +472,15 @@ async fn an_order_paid_by_credit_card_through_paypal_gets_its_number_once_paid()
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     assert_eq!(smtp.all_to(demo::GRADUATE_EMAIL).len(), 1, "one number mail");
     assert_eq!(b.sql("SELECT count(*) FROM audit_log WHERE action = 'order.paid.paypal'")?, "1");
+    // staff refund it through PayPal; the number stops working
+    let staff = b.staff_client().await?;
+    let (s, _, page) = post_form(&staff, &format!("{}/admin/orders/1", b.url), &format!("{}/admin/orders/1/refund", b.url), &[("reason", "Ordered twice by mistake")]).await?;
+    assert_eq!(s, 200, "{page}");
+    let state = reqwest::get(format!("{}/sim/state", sim.url)).await?.text().await?;
+    assert!(state.contains("refund") && state.contains("COMPLETED"), "PayPal refunded it: {state}");
+    assert_eq!(b.sql("SELECT status || ' ' || refund_reason FROM orders")?, "cancelled Ordered twice by mistake");
+    let (s, r) = api.post("/reservations", serde_json::json!({ "print_number": number })).await?;
+    assert_eq!(s, 410, "{r}");
     Ok(())
 }
 
@@ -559,5 +568,34 @@ async fn a_postal_order_is_paid_online_posted_by_staff_and_the_user_is_told() ->
     let (s, _, page) = post_form(&staff, &format!("{}/admin/mail", b.url), &format!("{}/admin/orders/{id}/shipped", b.url), &[]).await?;
     assert_eq!(s, 400, "posted once: {page}");
     assert!(b.sql("SELECT count(*) FROM audit_log WHERE action = 'personal_data.view' AND target = 'postal work list'")?.parse::<i64>()? >= 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_refund_a_card_paid_order_back_to_the_card_once() -> Result<()> {
+    use shomei_backend::demo;
+    let b = Backend::start(None).await?;
+    let page = b.order_as_graduate(1).await?;
+    let number = element_text(&page, "print-number").unwrap_or_default().replace(' ', "");
+    let api = crate::station_api::Api::new(&b).await?;
+    let (_, res) = api.post("/reservations", serde_json::json!({ "print_number": number })).await?;
+    let rid = res["reservation_id"].as_i64().unwrap_or_default();
+    let (s, _) = api.post(&format!("/reservations/{rid}/charge"), serde_json::json!({ "card_uid": demo::CARD_UID, "idempotency_key": "refund-test" })).await?;
+    assert_eq!(s, 200);
+    let balance = || b.sql(&format!("SELECT sum(amount) FROM ledger WHERE card_uid = '{}'", demo::CARD_UID));
+    assert_eq!(balance()?, "2600");
+    let staff = b.staff_client().await?;
+    let detail = format!("{}/admin/orders/1", b.url);
+    let (s, _, page) = post_form(&staff, &detail, &format!("{detail}/refund"), &[("reason", "")]).await?;
+    assert_eq!(s, 400);
+    assert!(page.contains("Give the reason for the refund"), "{page}");
+    let (s, _, page) = post_form(&staff, &detail, &format!("{detail}/refund"), &[("reason", "The printer jammed; the graduate left")]).await?;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(balance()?, "3000", "back on the card");
+    assert_eq!(b.sql("SELECT kind || ' ' || amount FROM ledger WHERE kind = 'refund'")?, "refund 400");
+    let (s, _, _) = post_form(&staff, &detail, &format!("{detail}/refund"), &[("reason", "again")]).await?;
+    assert_eq!(s, 400, "refunded once");
+    assert_eq!(balance()?, "3000");
+    assert!(b.sql("SELECT target FROM audit_log WHERE action = 'order.refund'")?.contains("order:1 card"));
     Ok(())
 }

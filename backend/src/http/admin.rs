@@ -214,6 +214,7 @@ pub async fn order_detail(State(state): State<AppState>, headers: HeaderMap, sta
     let page = Html(render(
         "admin_order.html",
         context! { csrf => &csrf.token, id, lines, certificates, status_ja => ja, status_en => en,
+                   can_refund => matches!(order.status.as_str(), "paid" | "printed"), payment => &order.payment_method,
                    system_fee => Yen(order.system_fee).to_string(), total => Yen(order.total).to_string() },
     ));
     Ok(csrf.respond(page))
@@ -565,4 +566,19 @@ pub async fn mark_shipped(
     crate::orders::mark_shipped(&state.pool, &staff.staff, accounts::Client { ip: &ip }, id).await?;
     state.mail_wake.notify_one();
     Ok(Redirect::to("/admin/mail").into_response())
+}
+
+pub async fn refund_order(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+    Path(id): Path<i64>,
+    Form(f): Form<ReasonForm>,
+) -> AppResult<Response> {
+    staff.require(&["registrar"])?;
+    check_csrf(&state, &headers, &f.csrf)?;
+    let ip = client.ip().to_string();
+    crate::orders::refund(&state.pool, &state.paypal, &staff.staff, accounts::Client { ip: &ip }, id, &f.reason).await?;
+    Ok(Redirect::to(&format!("/admin/orders/{id}")).into_response())
 }

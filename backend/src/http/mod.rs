@@ -105,6 +105,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/mail", get(admin::mail_work_list))
         .route("/admin/orders/{id}/pdf", get(admin::order_pdf))
         .route("/admin/orders/{id}/shipped", post(admin::mark_shipped))
+        .route("/admin/orders/{id}/refund", post(admin::refund_order))
         .route("/admin/reports.csv", get(admin::reports_csv))
         .route("/admin/certificates/{id}/revoke", post(admin::revoke_certificate))
         .route(
