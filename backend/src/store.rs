@@ -509,6 +509,28 @@ pub async fn cancel_unpaid_order(c: &mut Conn, order_id: i64) -> Result<bool, sq
     Ok(r.rows_affected() == 1)
 }
 
+/// Order search for staff (A-4): by order id, the last 4 digits of the print
+/// number, the user's e-mail address (part of it), or status.
+pub async fn search_orders(c: &mut Conn, q: &str, status: &str, limit: i64) -> Result<Vec<Order>, sqlx::Error> {
+    let q = q.trim();
+    let id: i64 = q.parse().unwrap_or(-1);
+    let like = format!("%{}%", q.replace('%', "").replace('_', ""));
+    let tail = if q.len() == 4 && q.chars().all(|c| c.is_ascii_digit()) { format!("%{q}") } else { "-".into() };
+    sqlx::query_as(&format!(
+        "{ORDER_SELECT} WHERE (? = '' OR id = ? OR print_number LIKE ? OR user_id IN (SELECT id FROM users WHERE email LIKE ?))
+         AND (? = '' OR status = ?) ORDER BY id DESC LIMIT ?"
+    ))
+    .bind(q)
+    .bind(id)
+    .bind(tail)
+    .bind(like)
+    .bind(status)
+    .bind(status)
+    .bind(limit)
+    .fetch_all(c)
+    .await
+}
+
 pub async fn recent_orders(c: &mut Conn, limit: i64) -> Result<Vec<Order>, sqlx::Error> {
     sqlx::query_as(&format!("{ORDER_SELECT} ORDER BY id DESC LIMIT ?")).bind(limit).fetch_all(c).await
 }

@@ -599,3 +599,26 @@ async fn staff_refund_a_card_paid_order_back_to_the_card_once() -> Result<()> {
     assert!(b.sql("SELECT target FROM audit_log WHERE action = 'order.refund'")?.contains("order:1 card"));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_find_orders_by_number_tail_email_and_status() -> Result<()> {
+    let b = Backend::start(None).await?;
+    let page = b.order_as_graduate(1).await?;
+    let number = element_text(&page, "print-number").unwrap_or_default().replace(' ', "");
+    b.order_as_graduate(1).await?;
+    b.sql("UPDATE orders SET status = 'cancelled' WHERE id = 2")?;
+    let staff = b.staff_client().await?;
+    let get = |q: String| {
+        let (staff, url) = (staff.clone(), b.url.clone());
+        async move { anyhow::Ok(staff.get(format!("{url}/admin/orders?{q}")).send().await?.text().await?) }
+    };
+    let by_tail = get(format!("q={}", &number[8..])).await?;
+    assert!(by_tail.contains("id=\"order-1\"") && !by_tail.contains("id=\"order-2\""), "{by_tail}");
+    let by_mail = get("q=hanako%40example".into()).await?;
+    assert!(by_mail.contains("id=\"order-1\"") && by_mail.contains("id=\"order-2\""));
+    let by_status = get("status=cancelled".into()).await?;
+    assert!(!by_status.contains("id=\"order-1\"") && by_status.contains("id=\"order-2\""));
+    let none = get("q=nobody%40nowhere".into()).await?;
+    assert!(!none.contains("id=\"order-"), "{none}");
+    Ok(())
+}

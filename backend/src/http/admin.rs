@@ -155,12 +155,24 @@ pub async fn revoke_station(
     Ok(Redirect::to("/admin/stations").into_response())
 }
 
-pub async fn orders(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff) -> AppResult<Response> {
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct OrderSearch {
+    q: String,
+    status: String,
+}
+
+pub async fn orders(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+    axum::extract::Query(search): axum::extract::Query<OrderSearch>,
+) -> AppResult<Response> {
     staff.require(&["registrar", "operator"])?;
     let csrf = Csrf::get(&state, &headers);
     let mut c = state.pool.acquire().await?;
     let zone = time::tz("Asia/Tokyo");
-    let rows: Vec<_> = store::recent_orders(&mut c, 200)
+    let rows: Vec<_> = store::search_orders(&mut c, &search.q, &search.status, 200)
         .await?
         .iter()
         .map(|o| {
@@ -172,7 +184,7 @@ pub async fn orders(State(state): State<AppState>, headers: HeaderMap, staff: Cu
                 printed => o.printed_at.map(|t| time::local_text(t, zone)).unwrap_or_default() }
         })
         .collect();
-    let page = Html(render("admin_orders.html", context! { csrf => &csrf.token, orders => rows }));
+    let page = Html(render("admin_orders.html", context! { csrf => &csrf.token, orders => rows, q => &search.q, status => &search.status }));
     Ok(csrf.respond(page))
 }
 
