@@ -514,7 +514,7 @@ pub async fn cancel_unpaid_order(c: &mut Conn, order_id: i64) -> Result<bool, sq
 pub async fn search_orders(c: &mut Conn, q: &str, status: &str, limit: i64) -> Result<Vec<Order>, sqlx::Error> {
     let q = q.trim();
     let id: i64 = q.parse().unwrap_or(-1);
-    let like = format!("%{}%", q.replace('%', "").replace('_', ""));
+    let like = format!("%{}%", q.replace(['%', '_'], ""));
     let tail = if q.len() == 4 && q.chars().all(|c| c.is_ascii_digit()) { format!("%{q}") } else { "-".into() };
     sqlx::query_as(&format!(
         "{ORDER_SELECT} WHERE (? = '' OR id = ? OR print_number LIKE ? OR user_id IN (SELECT id FROM users WHERE email LIKE ?))
