@@ -20,6 +20,8 @@ pub struct Config {
     pub directory: crate::directory::DirectoryConfig,
     /// PayPal's REST API (default: the local simulator, `shomei-paypal`).
     pub paypal: crate::paypal::PayPalConfig,
+    /// Smart Pit (convenience-store cash; default: the local simulator `shomei-smartpit`).
+    pub smartpit: crate::smartpit::SmartPitConfig,
     /// Load the demo university, accounts and card on an empty database.
     pub demo_data: bool,
 }
@@ -162,6 +164,7 @@ impl Default for Config {
             security: SecurityConfig::default(),
             directory: crate::directory::DirectoryConfig::default(),
             paypal: crate::paypal::PayPalConfig::default(),
+            smartpit: crate::smartpit::SmartPitConfig::default(),
             demo_data: true,
         }
     }

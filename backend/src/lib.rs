@@ -22,6 +22,7 @@ pub mod payments;
 pub mod paypal;
 pub mod registration;
 pub mod service;
+pub mod smartpit;
 pub mod sealed;
 pub mod stations;
 pub mod store;
@@ -54,6 +55,7 @@ pub struct AppState {
     /// Throttles registration, reset and link requests per client address.
     pub request_throttle: Arc<accounts::Throttle>,
     pub paypal: Arc<paypal::PayPalClient>,
+    pub smartpit: Arc<smartpit::SmartPitClient>,
 }
 
 /// Loads fonts, opens and migrates the database, seeds the demo data if asked.
@@ -99,6 +101,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
             absolute_s: config.accounts.session_absolute_s,
         },
         paypal: Arc::new(paypal::PayPalClient::new(config.paypal.clone()).map_err(|e| anyhow::anyhow!("paypal: {e}"))?),
+        smartpit: Arc::new(smartpit::SmartPitClient::new(config.smartpit.clone())),
         config: Arc::new(config),
     })
 }

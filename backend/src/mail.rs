@@ -322,6 +322,17 @@ pub fn student_email_link(r: &Recipient<'_>, url: &str, until: &str) -> MailText
     )
 }
 
+/// O-4 Smart Pit: the payment number to pay in cash at a convenience store.
+pub fn smartpit_mail(r: &Recipient<'_>, number: &str, amount: Yen, deadline: &str, order_id: i64) -> MailText {
+    bilingual(
+        r,
+        "【証明書発行】お支払番号（コンビニ払い）のお知らせ",
+        "Your payment number for convenience-store payment",
+        format!("{}コンビニエンスストアの端末で次の支払番号を入力し、現金でお支払いください（申込番号 {order_id}）。\n\n支払番号: {number}\n金額: {amount}\n支払期限: {deadline}\n\n期限を過ぎると申込は無効になります。\n", dear_ja(r)),
+        format!("{}Pay in cash at a convenience store: enter this payment number at the store's terminal (order {order_id}).\n\nPayment number: {number}\nAmount: {amount}\nPay by: {deadline}\n\nAfter the deadline the order lapses.\n", dear_en(r)),
+    )
+}
+
 /// a postal order was posted.
 pub fn shipped_mail(r: &Recipient<'_>, order_id: i64) -> MailText {
     bilingual(

@@ -142,8 +142,8 @@ pub async fn place(
     req: &OrderRequest,
 ) -> AppResult<Placed> {
     match (req.delivery.as_str(), req.payment_method.as_str()) {
-        ("campus", "card" | "paypal") => {}
-        ("post", "paypal") => req.post.as_ref().ok_or_else(|| page_err(messages::POST_ADDRESS))?.check()?,
+        ("campus", "card" | "paypal" | "smartpit") => {}
+        ("post", "paypal" | "smartpit") => req.post.as_ref().ok_or_else(|| page_err(messages::POST_ADDRESS))?.check()?,
         ("post", _) => return Err(page_err(messages::CARD_ONLY_ON_CAMPUS)),
         _ => return Err(page_err(messages::ONLY_CAMPUS_CARD)),
     }
@@ -299,6 +299,73 @@ pub async fn start_paypal(pool: &SqlitePool, paypal: &crate::paypal::PayPalClien
     let mut c = pool.acquire().await?;
     store::set_order_paypal(&mut c, order_id, &created.id).await?;
     Ok(created.approve_url)
+}
+
+/// O-4 Smart Pit: issues (once) the convenience-store payment number and mails it.
+pub async fn start_smartpit(pool: &SqlitePool, smartpit: &crate::smartpit::SmartPitClient, user_id: i64, order_id: i64) -> AppResult<String> {
+    let mut c = pool.acquire().await?;
+    let order = store::order(&mut c, order_id).await.map_err(|_| AppError::PageNotFound)?;
+    if order.user_id != user_id || order.payment_method != "smartpit" {
+        return Err(AppError::PageNotFound);
+    }
+    if let Some(n) = order.smartpit_number.clone() {
+        return Ok(n);
+    }
+    if order.status != "awaiting_payment" || order.pay_deadline <= now() {
+        return Err(page_err(messages::CANNOT_PAY));
+    }
+    let record = store::student_records(&mut c, user_id).await?.into_iter().find(|r| r.id == order.student_record_id).ok_or(AppError::PageNotFound)?;
+    let user = store::user(&mut c, user_id).await?;
+    drop(c);
+    let due = time::local_date(order.pay_deadline - 1, chrono_tz::Asia::Tokyo);
+    let number = smartpit
+        .issue(&format!("order-{order_id}"), order.total, &due, &record.name_kana, &format!("order-{order_id}"))
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, order_id, "Smart Pit payment number not issued");
+            page_err(messages::SMARTPIT_UNAVAILABLE)
+        })?;
+    let mut tx = store::begin_write(pool).await?;
+    store::set_order_smartpit(&mut tx, order_id, &number).await?;
+    let to = mail::Recipient { name_ja: &record.name_kanji, name_en: &record.name_roman, language: &user.language };
+    mail::smartpit_mail(&to, &number, Yen(order.total), &time::deadline_text(order.pay_deadline, chrono_tz::Asia::Tokyo), order_id).enqueue(&mut tx, &user.email).await?;
+    store::audit(&mut tx, &format!("user:{user_id}"), "order.smartpit_number", &format!("order {order_id}"), now()).await?;
+    tx.commit().await?;
+    Ok(number)
+}
+
+/// What a Smart Pit notice did.
+pub enum NoticeOutcome {
+    Paid,
+    Duplicate,
+    UnknownNumber,
+    AmountDiffers,
+}
+
+/// A payment notice from Smart Pit (already verified): the order is paid once.
+pub async fn smartpit_notice(pool: &SqlitePool, public_url: &str, n: &crate::smartpit::Notice) -> AppResult<NoticeOutcome> {
+    let mut tx = store::begin_write(pool).await?;
+    if store::smartpit_notice_seen(&mut tx, &n.notice_id).await? {
+        return Ok(NoticeOutcome::Duplicate);
+    }
+    let Some(order) = store::order_by_smartpit(&mut tx, &n.payment_number).await? else {
+        tracing::warn!(notice = %n.notice_id, "Smart Pit notice for a payment number we never issued");
+        return Ok(NoticeOutcome::UnknownNumber);
+    };
+    if n.amount != order.total {
+        tracing::error!(order_id = order.id, expected = order.total, paid = n.amount, "Smart Pit notice amount differs");
+        return Ok(NoticeOutcome::AmountDiffers);
+    }
+    store::insert_smartpit_notice(&mut tx, &n.notice_id, &n.payment_number, order.id, n.amount, now()).await?;
+    let first = store::set_order_paid_cash(&mut tx, order.id, now()).await?;
+    if first {
+        store::audit(&mut tx, "smartpit", "order.paid.smartpit", &format!("order {} notice {}", order.id, n.notice_id), now()).await?;
+    }
+    tx.commit().await?;
+    if first && order.print_number.is_some() {
+        resend_number(pool, public_url, order.user_id, order.id).await?;
+    }
+    Ok(NoticeOutcome::Paid)
 }
 
 /// A completed PayPal capture marks the order paid (once) and mails the number.

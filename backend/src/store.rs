@@ -306,10 +306,11 @@ pub struct Order {
     pub postage: i64,
     pub post_address_sealed: Option<String>,
     pub shipped_at: Option<i64>,
+    pub smartpit_number: Option<String>,
 }
 
 const ORDER_SELECT: &str = "SELECT id, user_id, student_record_id, delivery, payment_method, status, fees,
-    system_fee, total, print_number, created_at, pay_deadline, print_deadline, paid_at, printed_at, pages, capture_id, postage, post_address_sealed, shipped_at FROM orders";
+    system_fee, total, print_number, created_at, pay_deadline, print_deadline, paid_at, printed_at, pages, capture_id, postage, post_address_sealed, shipped_at, smartpit_number FROM orders";
 
 #[derive(Debug, Clone, FromRow)]
 pub struct OrderLine {
@@ -468,6 +469,41 @@ pub async fn set_order_refunded(c: &mut Conn, order_id: i64, reason: &str, now: 
     .bind(order_id)
     .execute(c)
     .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn set_order_smartpit(c: &mut Conn, order_id: i64, number: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE orders SET smartpit_number = ? WHERE id = ? AND smartpit_number IS NULL").bind(number).bind(order_id).execute(c).await?;
+    Ok(())
+}
+
+pub async fn order_by_smartpit(c: &mut Conn, number: &str) -> Result<Option<Order>, sqlx::Error> {
+    sqlx::query_as(&format!("{ORDER_SELECT} WHERE smartpit_number = ?")).bind(number).fetch_optional(c).await
+}
+
+pub async fn smartpit_notice_seen(c: &mut Conn, notice_id: &str) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM smartpit_notices WHERE notice_id = ?").bind(notice_id).fetch_one(c).await? > 0)
+}
+
+pub async fn insert_smartpit_notice(c: &mut Conn, notice_id: &str, number: &str, order_id: i64, amount: i64, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO smartpit_notices (notice_id, payment_number, order_id, amount, received_at) VALUES (?, ?, ?, ?, ?)")
+        .bind(notice_id)
+        .bind(number)
+        .bind(order_id)
+        .bind(amount)
+        .bind(now)
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+/// Marks an order paid offline-of-us (Smart Pit): true only the first time.
+pub async fn set_order_paid_cash(c: &mut Conn, order_id: i64, now: i64) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("UPDATE orders SET status = 'paid', paid_at = ? WHERE id = ? AND status = 'awaiting_payment'")
+        .bind(now)
+        .bind(order_id)
+        .execute(c)
+        .await?;
     Ok(r.rows_affected() == 1)
 }
 

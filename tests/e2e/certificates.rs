@@ -622,3 +622,50 @@ async fn staff_find_orders_by_number_tail_email_and_status() -> Result<()> {
     assert!(!none.contains("id=\"order-"), "{none}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_paid_in_cash_through_smart_pit_is_paid_by_the_notice_once() -> Result<()> {
+    use shomei_backend::demo;
+    let smtp = Smtp::start()?;
+    let sim = HttpSim::smartpit()?;
+    let sim_url = sim.url.clone();
+    let b = Backend::start_with(Some(smtp.port), move |c| c.smartpit.base_url = sim_url).await?;
+    let user = Backend::client();
+    portal_login(&b, &user, demo::GRADUATE_EMAIL, demo::GRADUATE_PASSWORD, demo::GRADUATE_SECOND_PASSWORD).await?;
+    let form = user.get(format!("{}/orders/new", b.url)).send().await?.text().await?;
+    let copies = form.split("name=\"copies_").nth(1).and_then(|r| r.split('"').next()).context("copies field")?.to_string();
+    let csrf = form_value(&form, "csrf").context("csrf")?;
+    let r = user
+        .post(format!("{}/orders", b.url))
+        .form(&[("csrf", csrf.as_str()), ("student_record_id", "1"), (&format!("copies_{copies}"), "1"), ("delivery", "campus"), ("payment_method", "smartpit")])
+        .send()
+        .await?;
+    let page = r.text().await?;
+    assert!(page.contains("id=\"pay-cash\"") && !page.contains("id=\"print-number\""), "{page}");
+    // the payment number: issued once (asking again shows the same), mailed with amount and deadline
+    let order_url = format!("{}/orders/1", b.url);
+    let (s, _, page) = post_form(&user, &order_url, &format!("{order_url}/smartpit"), &[]).await?;
+    assert_eq!(s, 200, "{page}");
+    let number = element_text(&page, "smartpit-number").context("payment number shown")?;
+    assert_eq!(number.len(), 13);
+    let mail = smtp.wait_for_mail_with(demo::GRADUATE_EMAIL, &number, MAIL_WAIT)?;
+    assert!(mail.contains("¥400") && mail.contains("Pay by"), "{mail}");
+    let notice = |body: serde_json::Value| sim.knob("/sim/pay", body);
+    let url = format!("{}/smartpit/notice", b.url);
+    // a notice for a number we never issued, and a tampered one, change nothing
+    let r = notice(serde_json::json!({ "payment_number": "9999999999999", "amount": 400, "url": url })).await?;
+    assert_eq!(r["delivered_status"], 404, "{r}");
+    let r = notice(serde_json::json!({ "payment_number": number, "url": url, "tamper": true })).await?;
+    assert_eq!(r["delivered_status"], 400, "{r}");
+    assert_eq!(b.sql("SELECT status FROM orders WHERE id = 1")?, "awaiting_payment");
+    // the real notice pays it; the same notice again is acknowledged and changes nothing
+    for _ in 0..2 {
+        let r = notice(serde_json::json!({ "payment_number": number, "url": url, "notice_id": "N-777" })).await?;
+        assert_eq!(r["delivered_status"], 200, "{r}");
+    }
+    assert_eq!(b.sql("SELECT status FROM orders WHERE id = 1")?, "paid");
+    assert_eq!(b.sql("SELECT count(*) FROM smartpit_notices")?, "1");
+    let mail = smtp.wait_for_mail_with(demo::GRADUATE_EMAIL, "On-campus print number", MAIL_WAIT)?;
+    assert!(mail.contains("印刷期限"), "the print number follows the payment: {mail}");
+    Ok(())
+}

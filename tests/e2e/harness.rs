@@ -204,20 +204,30 @@ pub fn link_in(mail: &str, prefix: &str) -> Option<String> {
 
 // ------------------------------------------------------------------ PayPal simulator
 
-/// The project's simulator of PayPal's REST API (`shomei-paypal`) on a free port.
-pub struct PayPalSim {
+/// One of the project's HTTP simulators (`shomei-paypal`, `shomei-smartpit`) on a free port.
+pub struct HttpSim {
     pub url: String,
     _proc: Proc,
 }
 
-impl PayPalSim {
-    pub fn start() -> Result<PayPalSim> {
-        let mut child = Command::new(bin("shomei-paypal"))
+pub type PayPalSim = HttpSim;
+
+impl HttpSim {
+    pub fn start() -> Result<HttpSim> {
+        Self::start_named("shomei-paypal")
+    }
+
+    pub fn smartpit() -> Result<HttpSim> {
+        Self::start_named("shomei-smartpit")
+    }
+
+    pub fn start_named(name: &str) -> Result<HttpSim> {
+        let mut child = Command::new(bin(name))
             .args(["--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .context("starting shomei-paypal")?;
+            .with_context(|| format!("starting {name}"))?;
         let stdout = child.stdout.take().context("sim stdout")?;
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -227,16 +237,16 @@ impl PayPalSim {
                 }
             }
         });
-        let proc = Proc { name: "paypal".into(), child };
+        let proc = Proc { name: name.into(), child };
         let end = Instant::now() + Duration::from_secs(10);
         loop {
             match rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
                 Ok(l) if l.starts_with("READY listening on ") => {
                     let url = l.trim_start_matches("READY listening on ").split_whitespace().next().unwrap_or_default().to_string();
-                    return Ok(PayPalSim { url, _proc: proc });
+                    return Ok(HttpSim { url, _proc: proc });
                 }
                 Ok(_) => continue,
-                Err(_) => bail!("shomei-paypal did not get ready"),
+                Err(_) => bail!("{name} did not get ready"),
             }
         }
     }

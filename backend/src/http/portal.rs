@@ -231,11 +231,14 @@ pub async fn order(
                    shipped => order.shipped_at.map(|t| time::local_text(t, zone)),
                    status_ja => ja, status_en => en, held => order.status == "held", id,
                    must_pay_online => order.payment_method == "paypal" && order.status == "awaiting_payment" && order.pay_deadline > time::now(),
+                   must_pay_cash => order.payment_method == "smartpit" && order.status == "awaiting_payment" && order.pay_deadline > time::now(),
+                   smartpit_number => &order.smartpit_number,
                    csrf => &csrf.token, can_cancel => matches!(order.status.as_str(), "awaiting_payment" | "held"),
                    can_resend => matches!(order.status.as_str(), "awaiting_payment" | "paid") && order.print_deadline > time::now(),
                    notice => match q.notice.as_str() {
                        "cancelled" => Some("申込を取り消しました。 / The order was cancelled."),
                        "resent" => Some("番号をもう一度メールで送りました。 / The number was sent to you again."),
+                       "smartpit" => Some("支払番号をメールでもお送りしました。 / The payment number was also sent to you by e-mail."),
                        "paid" => Some("お支払いを受け付けました。学内印刷番号をメールでもお送りしました。 / Payment received: the print number was also sent to you by e-mail."),
                        _ => None,
                    } },
@@ -465,4 +468,35 @@ pub async fn pay_order(State(state): State<AppState>, headers: HeaderMap, user: 
     check_csrf(&state, &headers, &f.csrf)?;
     let url = orders::start_paypal(&state.pool, &state.paypal, user.user.id, id).await?;
     Ok(Redirect::to(&url).into_response())
+}
+
+/// O-4 Smart Pit: issue (or show again) the convenience-store payment number.
+pub async fn smartpit_number(State(state): State<AppState>, headers: HeaderMap, user: CurrentUser, Path(id): Path<i64>, Form(f): Form<CsrfForm>) -> AppResult<Response> {
+    check_csrf(&state, &headers, &f.csrf)?;
+    orders::start_smartpit(&state.pool, &state.smartpit, user.user.id, id).await?;
+    state.mail_wake.notify_one();
+    Ok(Redirect::to(&format!("/orders/{id}?notice=smartpit")).into_response())
+}
+
+/// Smart Pit's payment notice (signed; no session, no CSRF).
+pub async fn smartpit_notice(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    use axum::http::StatusCode;
+    use axum::Json;
+    let sig = headers.get("x-smartpit-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !crate::smartpit::verify(state.smartpit.secret(), &body, sig) {
+        tracing::warn!("Smart Pit notice with a bad signature refused");
+        return (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "result": "bad_signature" }))).into_response();
+    }
+    let Ok(notice) = serde_json::from_slice::<crate::smartpit::Notice>(&body) else {
+        return (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "result": "bad_request" }))).into_response();
+    };
+    match orders::smartpit_notice(&state.pool, &state.config.http.public_url, &notice).await {
+        Ok(orders::NoticeOutcome::Paid) | Ok(orders::NoticeOutcome::Duplicate) => {
+            state.mail_wake.notify_one();
+            (StatusCode::OK, Json(serde_json::json!({ "result": "ok" }))).into_response()
+        }
+        Ok(orders::NoticeOutcome::UnknownNumber) => (StatusCode::NOT_FOUND, Json(serde_json::json!({ "result": "unknown_payment_number" }))).into_response(),
+        Ok(orders::NoticeOutcome::AmountDiffers) => (StatusCode::CONFLICT, Json(serde_json::json!({ "result": "amount_differs" }))).into_response(),
+        Err(e) => e.into_response(),
+    }
 }
