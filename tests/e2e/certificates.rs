@@ -204,6 +204,8 @@ async fn unpaid_orders_can_be_cancelled_resent_and_expire_by_themselves() -> Res
     let user = Backend::client();
     portal_login(&b, &user, email, shomei_backend::demo::GRADUATE_PASSWORD, shomei_backend::demo::GRADUATE_SECOND_PASSWORD).await?;
     let order_url = format!("{}/orders/{first}", b.url);
+    let menu = user.get(format!("{}/portal", b.url)).send().await?.text().await?;
+    assert!(menu.contains(&number) && menu.contains("until"), "the menu shows the number with its deadline: {menu}");
 
     // a lost mail: the number is sent again, with its deadline
     let (s, _, page) = post_form(&user, &order_url, &format!("{order_url}/resend"), &[]).await?;

@@ -115,7 +115,12 @@ pub async fn menu(
         .iter()
         .map(|o| {
             let (ja, en) = order_status(&o.status);
-            context! { id => o.id, created => time::local_text(o.created_at, zone), number => number_text(&o.print_number),
+            // an order paid online shows its number once the payment is in
+            let usable = o.payment_method == "card" || o.status != "awaiting_payment";
+            let live = matches!(o.status.as_str(), "awaiting_payment" | "paid") && o.print_number.is_some() && usable;
+            context! { id => o.id, created => time::local_text(o.created_at, zone),
+                       number => if usable { number_text(&o.print_number) } else { String::new() },
+                       deadline => live.then(|| time::deadline_text(o.print_deadline, zone)),
                        total => Yen(o.total).to_string(), status_ja => ja, status_en => en }
         })
         .collect();
