@@ -976,6 +976,20 @@ pub fn render(fonts: &FontSet, copies: &[CertificateCopy]) -> Result<Vec<u8>, Do
     Ok(out)
 }
 
+/// A stream compressed with Flate at the fastest level: most of a render's
+/// time went into deflating the font subset at the default level, for a few
+/// per cent of size.
+fn fast_flate(dict: lopdf::Dictionary, data: Vec<u8>) -> Result<Stream, DocumentError> {
+    use std::io::Write;
+    let mut z = flate2::write::ZlibEncoder::new(Vec::with_capacity(data.len() / 2), flate2::Compression::fast());
+    z.write_all(&data).map_err(|e| DocumentError::Layout(format!("compressing a stream: {e}")))?;
+    let packed = z.finish().map_err(|e| DocumentError::Layout(format!("compressing a stream: {e}")))?;
+    let mut stream = Stream::new(dict, packed);
+    stream.dict.set("Filter", "FlateDecode");
+    stream.allows_compression = false;
+    Ok(stream)
+}
+
 /// Build the PDF from page content streams (A4 portrait) and embed the
 /// glyphs `shaper` has used. Fails with [`DocumentError::MissingGlyphs`] if
 /// any text could not be shaped.
@@ -990,8 +1004,7 @@ fn assemble(fonts: &FontSet, shaper: Shaper<'_>, contents: Vec<String>, title: &
 
     let mut kids = Vec::with_capacity(contents.len());
     for ops in contents {
-        let mut stream = Stream::new(dictionary! {}, ops.into_bytes());
-        stream.compress()?;
+        let stream = fast_flate(dictionary! {}, ops.into_bytes())?;
         let content_id = doc.add_object(stream);
         let page_id = doc.add_object(dictionary! {
             "Type" => "Page",
@@ -1088,8 +1101,7 @@ fn embed_font(doc: &mut Document, entry: &FontEntry, used: &UsedFont) -> Result<
     let base_font = format!("{}+{}", subset_tag(&entry.ps_name, used.remapper.remapped_gids()), entry.ps_name);
 
     let subset_len = subset.len() as i64;
-    let mut font_file = Stream::new(dictionary! { "Length1" => subset_len }, subset);
-    font_file.compress()?;
+    let font_file = fast_flate(dictionary! { "Length1" => subset_len }, subset)?;
     let font_file_id = doc.add_object(font_file);
 
     let d = &entry.descriptor;
@@ -1123,8 +1135,7 @@ fn embed_font(doc: &mut Document, entry: &FontEntry, used: &UsedFont) -> Result<
         "CIDToGIDMap" => "Identity",
     });
 
-    let mut to_unicode = Stream::new(dictionary! {}, to_unicode_cmap(&used.unicode).into_bytes());
-    to_unicode.compress()?;
+    let to_unicode = fast_flate(dictionary! {}, to_unicode_cmap(&used.unicode).into_bytes())?;
     let to_unicode_id = doc.add_object(to_unicode);
 
     Ok(doc.add_object(dictionary! {
