@@ -371,6 +371,27 @@ pub async fn request_student_email(pool: &SqlitePool, public_url: &str, ttl_s: i
     Ok(())
 }
 
+/// S-2 / S-3: the university password (checked with the directory) and a new
+/// second password that keeps the rules and is not the university password.
+async fn check_student_second(
+    directory: &dyn crate::directory::Directory,
+    policy: &PasswordPolicy,
+    directory_uid: &str,
+    university_password: &str,
+    second: (&str, &str),
+) -> FormResult<DirectoryEntry> {
+    let mut errors = check_new(policy, &NewPasswords { second: Some(second), ..Default::default() }, &[(university_password, Rule::SameAsUniversityPassword)]);
+    let entry = directory.verify(directory_uid, university_password).await.map_err(|_| AppError::Page(crate::messages::DIRECTORY_UNAVAILABLE.into()))?;
+    match entry {
+        Some(e) if errors.is_empty() => Ok(e),
+        Some(_) => Err(Form::Fields(errors)),
+        None => {
+            errors.insert("university_password".into(), "大学のパスワードが正しくありません。 / The university password is not correct.".into());
+            Err(Form::Fields(errors))
+        }
+    }
+}
+
 /// S-2: the link sets the service-only second password (not the university
 /// password) and creates the account with the directory's data. Returns the user id.
 pub async fn finish_student_registration(
@@ -386,15 +407,7 @@ pub async fn finish_student_registration(
     let mut c = pool.acquire().await?;
     let t = accounts::peek_token(&mut c, "student_email", token).await?;
     drop(c);
-    let mut errors = check_new(policy, &NewPasswords { second: Some(second), ..Default::default() }, &[(university_password, Rule::SameAsUniversityPassword)]);
-    let entry = directory.verify(&t.subject, university_password).await.map_err(|_| AppError::Page(crate::messages::DIRECTORY_UNAVAILABLE.into()))?;
-    let Some(entry) = entry else {
-        errors.insert("university_password".into(), "大学のパスワードが正しくありません。 / The university password is not correct.".into());
-        return Err(Form::Fields(errors));
-    };
-    if !errors.is_empty() {
-        return Err(Form::Fields(errors));
-    }
+    let entry = check_student_second(directory, policy, &t.subject, university_password, second).await?;
     let h = hasher.hash(second.0).await?;
     let mut tx = store::begin_write(pool).await?;
     let t = accounts::consume_token(&mut tx, "student_email", token).await?;
@@ -459,15 +472,7 @@ pub async fn reset_student_second(
     let t = accounts::peek_token(&mut c, "second_password_reset", token).await?;
     let user = store::user(&mut c, t.user_id.unwrap_or(0)).await?;
     drop(c);
-    let mut errors = check_new(policy, &NewPasswords { second: Some(second), ..Default::default() }, &[(university_password, Rule::SameAsUniversityPassword)]);
-    let uid = user.directory_uid.clone().unwrap_or_default();
-    let entry = directory.verify(&uid, university_password).await.map_err(|_| AppError::Page(crate::messages::DIRECTORY_UNAVAILABLE.into()))?;
-    if entry.is_none() {
-        errors.insert("university_password".into(), "大学のパスワードが正しくありません。 / The university password is not correct.".into());
-    }
-    if !errors.is_empty() {
-        return Err(Form::Fields(errors));
-    }
+    check_student_second(directory, policy, user.directory_uid.as_deref().unwrap_or_default(), university_password, second).await?;
     let h = hasher.hash(second.0).await?;
     let mut tx = store::begin_write(pool).await?;
     accounts::consume_token(&mut tx, "second_password_reset", token).await?;

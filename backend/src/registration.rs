@@ -550,24 +550,15 @@ async fn insert_record(c: &mut store::Conn, seal: &SealKey, r: &Registration, us
     let (Some(university_id), Some(faculty_id), Some(department_id)) = (r.university_id, r.faculty_id, r.department_id) else {
         return Err(AppError::Page("申請の大学・学部・学科が未入力です。 / The application has no university, faculty or department.".into()));
     };
-    // sealed with the account's key material; another student ID copies the sealed value
-    let birth_date = if r.kind == "add_student_id" {
-        store::student_records(c, user_id).await?.first().map(|x| x.birth_date.clone()).unwrap_or_default()
-    } else {
-        seal_birth_date(seal, user_id, &Personal::open(seal, r.personal_sealed.as_deref(), &registration_aad(r.id))?.birth_date)?
-    };
-    // names as in school when given, else today's
+    // names as in school when given, else today's (for another student ID: the first record's);
+    // the birth date is sealed to the account (another student ID copies the sealed value)
     let pick = |school: &str, now: &str| if school.trim().is_empty() { now.to_string() } else { school.to_string() };
-    let (kanji, kana, roman) = if r.kind == "add_student_id" {
-        let recs = store::student_records(c, user_id).await?;
-        let first = recs.first();
-        (
-            pick(&r.school_name_kanji, first.map(|x| x.name_kanji.as_str()).unwrap_or("")),
-            pick(&r.school_name_kana, first.map(|x| x.name_kana.as_str()).unwrap_or("")),
-            pick(&r.school_name_roman, first.map(|x| x.name_roman.as_str()).unwrap_or("")),
-        )
+    let (birth_date, kanji, kana, roman) = if r.kind == "add_student_id" {
+        let first = store::student_records(c, user_id).await?.into_iter().next().unwrap_or_default();
+        (first.birth_date, pick(&r.school_name_kanji, &first.name_kanji), pick(&r.school_name_kana, &first.name_kana), pick(&r.school_name_roman, &first.name_roman))
     } else {
-        (pick(&r.school_name_kanji, &r.name_kanji), pick(&r.school_name_kana, &r.name_kana), pick(&r.school_name_roman, &r.name_roman))
+        let birth = Personal::open(seal, r.personal_sealed.as_deref(), &registration_aad(r.id))?.birth_date;
+        (seal_birth_date(seal, user_id, &birth)?, pick(&r.school_name_kanji, &r.name_kanji), pick(&r.school_name_kana, &r.name_kana), pick(&r.school_name_roman, &r.name_roman))
     };
     let graduation = (!r.graduation_ym.is_empty()).then(|| format!("{}-01", r.graduation_ym));
     store::insert_student_record(

@@ -55,7 +55,7 @@ pub struct CertificateType {
     pub active: bool,
 }
 
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone, Default, FromRow)]
 pub struct StudentRecord {
     pub id: i64,
     pub user_id: i64,

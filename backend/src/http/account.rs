@@ -4,7 +4,7 @@
 
 use super::pages::{message_page, render};
 use super::register::check_email_pair;
-use super::web::{check_csrf, client_ip, no_referrer, set_cookie, Csrf, CsrfForm, CurrentUser, USER_COOKIE};
+use super::web::{check_csrf, client_ip, set_cookie, Csrf, CsrfForm, CurrentUser, USER_COOKIE};
 use crate::accounts::{self, Client};
 use crate::credentials::{self, Form as FormErr, NewPasswords};
 use crate::error::{AppError, AppResult};
@@ -50,7 +50,7 @@ pub fn password_page(state: &AppState, headers: &HeaderMap, p: &PasswordPage<'_>
                    show_university => p.fields.university, show_password => p.fields.password, show_second => p.fields.second },
     ));
     let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::BAD_REQUEST };
-    no_referrer((status, csrf.respond(page)))
+    IntoResponse::into_response((status, csrf.respond(page)))
 }
 
 #[derive(Deserialize, Default)]
@@ -208,10 +208,15 @@ fn reset_form(token: &str) -> PasswordPage<'_> {
     }
 }
 
-pub async fn reset_page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<TokenQuery>) -> AppResult<Response> {
+/// The page a one-time link opens: the link is checked (not used) and its form shown.
+pub async fn link_form_page(state: &AppState, headers: &HeaderMap, purpose: &str, token: &str, page: &PasswordPage<'_>) -> AppResult<Response> {
     let mut c = state.pool.acquire().await?;
-    accounts::peek_token(&mut c, "password_reset", &q.t).await?;
-    Ok(password_page(&state, &headers, &reset_form(&q.t), &FieldErrors::new()))
+    accounts::peek_token(&mut c, purpose, token).await?;
+    Ok(password_page(state, headers, page, &FieldErrors::new()))
+}
+
+pub async fn reset_page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<TokenQuery>) -> AppResult<Response> {
+    link_form_page(&state, &headers, "password_reset", &q.t, &reset_form(&q.t)).await
 }
 
 pub async fn reset(
@@ -444,7 +449,7 @@ pub async fn email_confirm_page(State(state): State<AppState>, headers: HeaderMa
                    intro => [format!("メールアドレスを {} に変更します。", t.subject), format!("Your address will become {}.", t.subject)],
                    errors => FieldErrors::new(), button => "変更する / Change it" },
     ));
-    Ok(no_referrer(csrf.respond(page)))
+    Ok(IntoResponse::into_response(csrf.respond(page)))
 }
 
 pub async fn email_confirm(
@@ -458,7 +463,7 @@ pub async fn email_confirm(
     let ip = client_ip(&addr);
     credentials::confirm_email_change(&state.pool, Client { ip: &ip }, &q.t).await?;
     state.mail_wake.notify_one();
-    Ok(no_referrer(Html(message_page(
+    Ok(IntoResponse::into_response(Html(message_page(
         ("メールアドレスを変更しました", "Your e-mail address was changed"),
         &[("次回から新しいメールアドレスでログインしてください。", "From now on, log in with your new address.")],
         Some(("/portal", "メニューへ / To the menu")),

@@ -274,19 +274,21 @@ pub async fn verify(
         .check_with(&key, 60, 20)
         .map_err(|w| AppError::Throttled(messages::throttled(&w)))?;
     let zone = time::tz("Asia/Tokyo");
-    let page = match crate::certificates::verify(&state.pool, &q.code).await? {
-        Verification::Valid(c) => render("verify.html", context! { code => &q.code, result => "valid", issued => time::local_date(c.issued_at, zone), c => context! {
-            type_ja => c.type_ja, type_en => c.type_en, name_kanji => c.name_kanji, name_roman => c.name_roman,
-            university_ja => c.university_ja, university_en => c.university_en, serial => c.serial } }),
-        Verification::Revoked(c) => render("verify.html", context! { code => &q.code, result => "revoked",
-            issued => time::local_date(c.issued_at, zone), revoked => c.revoked_at.map(|t| time::local_date(t, zone)).unwrap_or_default(),
-            c => context! { type_ja => c.type_ja, type_en => c.type_en, name_kanji => c.name_kanji, name_roman => c.name_roman,
-            university_ja => c.university_ja, university_en => c.university_en, serial => c.serial } }),
+    let (result, c) = match crate::certificates::verify(&state.pool, &q.code).await? {
+        Verification::Valid(c) => ("valid", c),
+        Verification::Revoked(c) => ("revoked", c),
         Verification::NotFound => {
             state.request_throttle.fail(&key);
             return Ok((axum::http::StatusCode::NOT_FOUND, Html(render("verify.html", context! { code => &q.code, result => "none" }))).into_response());
         }
     };
+    let page = render(
+        "verify.html",
+        context! { code => &q.code, result, issued => time::local_date(c.issued_at, zone),
+                   revoked => c.revoked_at.map(|t| time::local_date(t, zone)).unwrap_or_default(),
+                   c => context! { type_ja => c.type_ja, type_en => c.type_en, name_kanji => c.name_kanji, name_roman => c.name_roman,
+                                   university_ja => c.university_ja, university_en => c.university_en, serial => c.serial } },
+    );
     Ok(Html(page).into_response())
 }
 

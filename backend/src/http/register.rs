@@ -3,7 +3,7 @@
 //! "application accepted".
 
 use super::pages::{message_page, render};
-use super::web::{check_csrf, client_ip, cookie, cookie_name, no_referrer, set_cookie, Csrf, CsrfForm, DRAFT_COOKIE};
+use super::web::{check_csrf, client_ip, cookie, cookie_name, set_cookie, Csrf, CsrfForm, DRAFT_COOKIE};
 use crate::accounts;
 use crate::error::{AppError, AppResult};
 use crate::registration::{self, ApplicationForm, FieldErrors, ID_DOCUMENTS, KINDS, LEAVING_TYPES, SEXES};
@@ -112,7 +112,7 @@ pub async fn open_page(State(state): State<AppState>, headers: HeaderMap, Query(
     accounts::peek_token(&mut c, purpose, &q.t).await?;
     let csrf = Csrf::get(&state, &headers);
     let page = Html(render("register_terms.html", context! { csrf => &csrf.token, token => &q.t, purpose }));
-    Ok(no_referrer(csrf.respond(page)))
+    Ok(IntoResponse::into_response(csrf.respond(page)))
 }
 
 #[derive(Deserialize)]
@@ -137,12 +137,12 @@ pub async fn open(State(state): State<AppState>, headers: HeaderMap, Form(f): Fo
             context! { csrf => &csrf.token, token => &f.t, purpose,
                        error => "続けるには「上記に同意する」にチェックしてください。 / Tick \"I agree\" to continue." },
         ));
-        return Ok(no_referrer((StatusCode::BAD_REQUEST, csrf.respond(page))));
+        return Ok(IntoResponse::into_response((StatusCode::BAD_REQUEST, csrf.respond(page))));
     }
     let draft = registration::open_link(&state.pool, purpose, &f.t).await?;
     let mut r = Redirect::to("/register/form").into_response();
     r.headers_mut().append(SET_COOKIE, set_cookie(&state, DRAFT_COOKIE, &draft, 24 * 3600, "Lax"));
-    Ok(no_referrer(r))
+    Ok(IntoResponse::into_response(r))
 }
 
 async fn draft(state: &AppState, headers: &HeaderMap) -> AppResult<Registration> {
@@ -183,7 +183,7 @@ async fn form_page(state: &AppState, headers: &HeaderMap, r: &Registration, f: &
                    max_mb => state.config.accounts.upload_max_bytes / (1024 * 1024) },
     ));
     let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::BAD_REQUEST };
-    Ok(no_referrer((status, csrf.respond(page))))
+    Ok(IntoResponse::into_response((status, csrf.respond(page))))
 }
 
 pub async fn form(State(state): State<AppState>, headers: HeaderMap) -> AppResult<Response> {
@@ -291,7 +291,7 @@ pub async fn save_form(State(state): State<AppState>, headers: HeaderMap, mut mp
     }
     tx.commit().await?;
     registration::delete_files(dir, &replaced);
-    Ok(no_referrer(Redirect::to("/register/confirm")))
+    Ok(IntoResponse::into_response(Redirect::to("/register/confirm")))
 }
 
 fn label<'a>(list: &'a [(&str, &'a str, &'a str)], v: &str) -> String {
@@ -341,7 +341,7 @@ pub async fn confirm(State(state): State<AppState>, headers: HeaderMap) -> AppRe
     }
     let csrf = Csrf::get(&state, &headers);
     let page = Html(render("register_confirm.html", context! { csrf => &csrf.token, rows }));
-    Ok(no_referrer(csrf.respond(page)))
+    Ok(IntoResponse::into_response(csrf.respond(page)))
 }
 
 pub async fn apply(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<CsrfForm>) -> AppResult<Response> {

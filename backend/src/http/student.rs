@@ -1,10 +1,10 @@
 //! Enrolled students' pages (S-1..S-3): login with the university user ID,
 //! first-login e-mail registration and second password, forgotten second password.
 
-use super::account::{form_failed, password_page, reset_sent_page, PasswordFields, PasswordForm, PasswordPage, TokenQuery};
+use super::account::{form_failed, link_form_page, reset_sent_page, PasswordFields, PasswordForm, PasswordPage, TokenQuery};
 use super::pages::{message_page, render};
 use super::register::check_email_pair;
-use super::web::{check_csrf, client_ip, cookie, cookie_name, login_flow, no_referrer, set_cookie, Csrf, LoggedIn, LoginTarget, USER_COOKIE};
+use super::web::{check_csrf, client_ip, cookie, cookie_name, login_flow, set_cookie, Csrf, LoggedIn, LoginTarget, USER_COOKIE};
 use crate::accounts::{self, Client, StudentLogin};
 use crate::credentials;
 use crate::error::{AppError, AppResult};
@@ -180,9 +180,7 @@ fn second_form(token: &str) -> PasswordPage<'_> {
 }
 
 pub async fn confirm_page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<TokenQuery>) -> AppResult<Response> {
-    let mut c = state.pool.acquire().await?;
-    accounts::peek_token(&mut c, "student_email", &q.t).await?;
-    Ok(password_page(&state, &headers, &second_form(&q.t), &FieldErrors::new()))
+    link_form_page(&state, &headers, "student_email", &q.t, &second_form(&q.t)).await
 }
 
 pub async fn confirm(
@@ -210,7 +208,7 @@ pub async fn confirm(
             let mut r = Redirect::to("/portal?notice=registered").into_response();
             r.headers_mut().append(SET_COOKIE, set_cookie(&state, USER_COOKIE, &session, state.sessions.absolute_s, "Lax"));
             r.headers_mut().append(SET_COOKIE, set_cookie(&state, ONBOARD_COOKIE, "", 0, "Lax"));
-            Ok(no_referrer(r))
+            Ok(IntoResponse::into_response(r))
         }
         Err(e) => Ok(form_failed(&state, &headers, &second_form(&f.t), e)),
     }
@@ -272,9 +270,7 @@ fn reset_form(token: &str) -> PasswordPage<'_> {
 }
 
 pub async fn reset_page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<TokenQuery>) -> AppResult<Response> {
-    let mut c = state.pool.acquire().await?;
-    accounts::peek_token(&mut c, "second_password_reset", &q.t).await?;
-    Ok(password_page(&state, &headers, &reset_form(&q.t), &FieldErrors::new()))
+    link_form_page(&state, &headers, "second_password_reset", &q.t, &reset_form(&q.t)).await
 }
 
 pub async fn reset(

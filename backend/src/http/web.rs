@@ -240,13 +240,5 @@ pub fn client_ip(addr: &std::net::SocketAddr) -> String {
     addr.ip().to_string()
 }
 
-/// A page response with `Referrer-Policy: no-referrer` (pages reached by a
-/// one-time link: the token must not leak to anything the page loads).
-pub fn no_referrer(r: impl IntoResponse) -> Response {
-    let mut r = r.into_response();
-    r.headers_mut().insert(axum::http::header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    r
-}
-
 /// The draft key of a registration form being filled in (cookie).
 pub const DRAFT_COOKIE: &str = "shomei_reg";
