@@ -958,22 +958,51 @@ fn draw_certificate(canvas: &mut Canvas<'_, '_>, copy: &CertificateCopy) -> Resu
 
 /// One page per copy (each copy has its own serial and code). A4 portrait.
 pub fn render(fonts: &FontSet, copies: &[CertificateCopy]) -> Result<Vec<u8>, DocumentError> {
-    if copies.is_empty() {
-        return Err(DocumentError::Layout("no certificate copies to render".into()));
-    }
-    let mut shaper = Shaper::new(fonts.faces()?);
+    let docs: Vec<DocumentCopy> = copies.iter().cloned().map(DocumentCopy::Certificate).collect();
+    render_order(fonts, &docs).map(|(pdf, _)| pdf)
+}
 
-    let mut contents = Vec::with_capacity(copies.len());
-    for copy in copies {
-        let mut canvas = Canvas { shaper: &mut shaper, ops: String::new() };
-        draw_certificate(&mut canvas, copy)?;
-        contents.push(canvas.ops);
+/// One copy of what an order prints: a one-page certificate or a transcript
+/// of as many pages as its course table needs.
+#[derive(Clone, Debug)]
+pub enum DocumentCopy {
+    Certificate(CertificateCopy),
+    Transcript(transcript::TranscriptData),
+}
+
+impl DocumentCopy {
+    fn title(&self) -> (&str, &str) {
+        match self {
+            DocumentCopy::Certificate(c) => (&c.title_ja, &c.title_en),
+            DocumentCopy::Transcript(t) => (&t.title_ja, &t.title_en),
+        }
     }
-    let first = &copies[0];
-    let title = format!("{} / {}", first.title_ja.trim(), first.title_en.trim());
+}
+
+/// Everything an order prints, in order, as one PDF (one font subset shared
+/// by all copies); returns the PDF and its page count.
+pub fn render_order(fonts: &FontSet, docs: &[DocumentCopy]) -> Result<(Vec<u8>, usize), DocumentError> {
+    let Some(first) = docs.first() else {
+        return Err(DocumentError::Layout("no certificate copies to render".into()));
+    };
+    let mut shaper = Shaper::new(fonts.faces()?);
+    let mut contents = Vec::with_capacity(docs.len());
+    for doc in docs {
+        match doc {
+            DocumentCopy::Certificate(copy) => {
+                let mut canvas = Canvas { shaper: &mut shaper, ops: String::new() };
+                draw_certificate(&mut canvas, copy)?;
+                contents.push(canvas.ops);
+            }
+            DocumentCopy::Transcript(data) => contents.extend(transcript::transcript_pages(&mut shaper, data)?),
+        }
+    }
+    let (ja, en) = first.title();
+    let title = format!("{} / {}", ja.trim(), en.trim());
+    let pages = contents.len();
     let out = assemble(fonts, shaper, contents, &title)?;
-    tracing::debug!(pages = copies.len(), bytes = out.len(), "rendered certificate PDF");
-    Ok(out)
+    tracing::debug!(copies = docs.len(), pages, bytes = out.len(), "rendered order PDF");
+    Ok((out, pages))
 }
 
 /// A stream compressed with Flate at the fastest level: most of a render's
@@ -1199,7 +1228,7 @@ mod tests {
         FontSet::new(vec![("IPAex Mincho".into(), font_bytes(IPAEX_MINCHO))]).expect("IPAex Mincho loads")
     }
 
-    fn sample(serial: &str, code: &str) -> CertificateCopy {
+    pub(super) fn sample(serial: &str, code: &str) -> CertificateCopy {
         CertificateCopy {
             title_ja: "卒業証明書".into(),
             title_en: "Certificate of Graduation".into(),

@@ -1,7 +1,7 @@
 //! Ordering (SPEC O-1, O-2, O-3, O-5, O-6): the catalogue a user may order
 //! from, fixed prices, print numbers, and the certificate PDF made at order time.
 
-use crate::documents::{self, CertificateCopy, FontSet};
+use crate::documents::{self, CertificateCopy, CourseRow, DocumentCopy, FontSet, TranscriptData};
 use crate::error::{AppError, AppResult};
 use crate::mail;
 use crate::messages;
@@ -124,6 +124,58 @@ fn body_text(record: &store::StudentRecord, university: &store::University) -> (
     )
 }
 
+/// Transcript types are the catalogue entries whose code starts with "transcript".
+fn is_transcript(t: &store::CertificateType) -> bool {
+    t.code.starts_with("transcript")
+}
+
+#[allow(clippy::too_many_arguments)]
+fn transcript_data(
+    t: &store::CertificateType,
+    record: &store::StudentRecord,
+    university: &store::University,
+    courses: &[crate::academic::CourseResult],
+    birth_date: &str,
+    issue_date: &str,
+    serial: String,
+    verification_code: String,
+    verify_url: String,
+) -> TranscriptData {
+    let (total_credits, gpa) = crate::academic::totals(courses);
+    TranscriptData {
+        title_ja: t.name_ja.clone(),
+        title_en: t.name_en.clone(),
+        university_ja: university.name_ja.clone(),
+        university_en: university.name_en.clone(),
+        faculty_ja: record.faculty_ja.clone(),
+        department_ja: record.department_ja.clone(),
+        holder_name_kanji: record.name_kanji.clone(),
+        holder_name_roman: record.name_roman.clone(),
+        student_no: record.student_no.clone(),
+        birth_date: birth_date.to_string(),
+        admission_date: String::new(),
+        graduation_date: record.graduation_date.clone().unwrap_or_default(),
+        courses: courses
+            .iter()
+            .map(|c| CourseRow {
+                year: u16::try_from(c.year).unwrap_or(0),
+                term: c.term.clone(),
+                code: c.code.clone(),
+                name_ja: c.name_ja.clone(),
+                name_en: c.name_en.clone(),
+                credits: c.credits_tenths as f32 / 10.0,
+                grade: c.grade.clone(),
+            })
+            .collect(),
+        total_credits,
+        gpa,
+        serial,
+        verification_code,
+        verify_url,
+        issue_date: issue_date.to_string(),
+    }
+}
+
 fn split_date(date: &str) -> (String, String, String) {
     let mut it = date.split('-').map(|p| p.trim_start_matches('0').to_string());
     (it.next().unwrap_or_default(), it.next().unwrap_or_default(), it.next().unwrap_or_default())
@@ -182,7 +234,16 @@ pub async fn place(
     let created_at = now();
     let print_deadline = time::print_deadline(created_at, zone);
 
-    let missing = fonts.missing_chars(&format!("{}{}", record.name_kanji, record.name_roman));
+    // a transcript prints the registrar's current version of the courses; the
+    // order keeps which version it printed (D-3)
+    let academic = if chosen.iter().any(|(t, _)| is_transcript(t)) {
+        Some(crate::academic::current(&mut tx, &record.student_no).await?.ok_or_else(crate::academic::no_record)?)
+    } else {
+        None
+    };
+    // course names are the registrar's text: a character no font has holds the order too
+    let course_text: String = academic.iter().flat_map(|(_, c)| c).map(|c| format!("{}{}", c.name_ja, c.name_en)).collect();
+    let missing = fonts.missing_chars(&format!("{}{}{course_text}", record.name_kanji, record.name_roman));
     let held = !missing.is_empty();
 
     // A fresh random number, retried in the unlikely case it is taken (none for post).
@@ -225,6 +286,11 @@ pub async fn place(
 
     let (body_ja, body_en) = body_text(&record, &university);
     let issue_date = time::local_date(created_at, zone);
+    let birth_date = crate::registration::open_birth_date(seal, user_id, &record.birth_date)?;
+    if let Some((import_id, _)) = &academic {
+        store::set_order_academic_import(&mut tx, order_id, *import_id).await?;
+    }
+    let academic = academic.map(|(_, courses)| courses);
     let mut copies = Vec::new();
     for (t, n) in &chosen {
         let line_id = store::insert_order_line(&mut tx, order_id, t.id, &t.name_ja, &t.name_en, t.fee, *n).await?;
@@ -232,33 +298,38 @@ pub async fn place(
             let serial = format!("SH-{}-{:06}-{}-{}", &issue_date[..4], order_id, line_id, k);
             let code = verification_code(&mut rand::rngs::OsRng);
             store::insert_certificate(&mut tx, line_id, &serial, &code, created_at).await?;
-            copies.push(CertificateCopy {
-                title_ja: t.name_ja.clone(),
-                title_en: t.name_en.clone(),
-                university_ja: university.name_ja.clone(),
-                university_en: university.name_en.clone(),
-                faculty_ja: record.faculty_ja.clone(),
-                department_ja: record.department_ja.clone(),
-                holder_name_kanji: record.name_kanji.clone(),
-                holder_name_roman: record.name_roman.clone(),
-                birth_date: crate::registration::open_birth_date(seal, user_id, &record.birth_date)?,
-                body_ja: body_ja.clone(),
-                body_en: body_en.clone(),
-                issue_date: issue_date.clone(),
-                serial,
-                verification_code: code.clone(),
-                verify_url: format!("{public_url}/verify"),
+            let verify_url = format!("{public_url}/verify");
+            copies.push(match &academic {
+                Some(courses) if is_transcript(t) => DocumentCopy::Transcript(transcript_data(
+                    t, &record, &university, courses, &birth_date, &issue_date, serial, code, verify_url,
+                )),
+                _ => DocumentCopy::Certificate(CertificateCopy {
+                    title_ja: t.name_ja.clone(),
+                    title_en: t.name_en.clone(),
+                    university_ja: university.name_ja.clone(),
+                    university_en: university.name_en.clone(),
+                    faculty_ja: record.faculty_ja.clone(),
+                    department_ja: record.department_ja.clone(),
+                    holder_name_kanji: record.name_kanji.clone(),
+                    holder_name_roman: record.name_roman.clone(),
+                    birth_date: birth_date.clone(),
+                    body_ja: body_ja.clone(),
+                    body_en: body_en.clone(),
+                    issue_date: issue_date.clone(),
+                    serial,
+                    verification_code: code,
+                    verify_url,
+                }),
             });
         }
     }
-
     if held {
         sqlx::query("UPDATE orders SET status = 'held' WHERE id = ?").bind(order_id).execute(&mut *tx).await?;
         tracing::warn!(order_id, ?missing, "order held: no font has these characters");
     } else {
-        let pdf = documents::render(fonts, &copies)
+        let (pdf, pages) = documents::render_order(fonts, &copies)
             .map_err(|e| AppError::Internal(anyhow::anyhow!("certificate PDF: {e}")))?;
-        store::set_order_document(&mut tx, order_id, &pdf, copies.len() as i64).await?;
+        store::set_order_document(&mut tx, order_id, &pdf, pages as i64).await?;
         // paid online: the number is mailed once the payment is in (number_mail)
         if let (Some(n), "card") = (&number, req.payment_method.as_str()) {
             let lines_text: Vec<(String, String, i64)> =

@@ -1990,7 +1990,8 @@ pub async fn seed_demo(c: &mut Conn, s: &DemoSeed<'_>) -> Result<(), sqlx::Error
         "INSERT INTO certificate_types (university_id, code, name_ja, name_en, fee, max_copies, leaving_types) VALUES
          (1, 'graduation', '卒業証明書', 'Certificate of Graduation', 300, 10, 'graduated'),
          (1, 'graduation_en', '卒業証明書（英文）', 'Certificate of Graduation (English)', 500, 10, 'graduated'),
-         (1, 'enrolment', '在学証明書', 'Certificate of Enrolment', 200, 10, 'enrolled')",
+         (1, 'enrolment', '在学証明書', 'Certificate of Enrolment', 200, 10, 'enrolled'),
+         (1, 'transcript', '成績証明書', 'Transcript of Academic Record', 300, 5, 'graduated,withdrew,removed,enrolled')",
     )
     .execute(&mut *c)
     .await?;

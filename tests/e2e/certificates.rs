@@ -365,7 +365,6 @@ async fn import_courses(b: &Backend, csv: &str) -> Result<(u16, String)> {
     Ok((s, r.text().await?))
 }
 
-#[allow(dead_code)] // used by the transcript test
 /// The order's PDF as text (pdftotext), after `qpdf --check` passed on it.
 fn order_pdf_text(b: &Backend, order_id: i64) -> Result<String> {
     let path = b.dir.path().join(format!("order-{order_id}.pdf"));
@@ -391,6 +390,66 @@ async fn the_registrars_course_data_is_imported_whole_or_not_at_all_as_versions(
     assert_eq!(b.sql("SELECT count(*) FROM course_results WHERE import_id = 1")?, "40", "the first version is kept");
     assert!(b.sql("SELECT detail FROM audit_log WHERE action = 'academic.import'")?.is_empty(), "target, not detail");
     assert!(b.sql("SELECT target FROM audit_log WHERE action = 'academic.import'")?.contains("rows:1"));
+    Ok(())
+}
+
+/// The demo graduate orders on-campus print paid by IC card: `lines` are
+/// (catalogue code, copies). Returns the new order's id.
+async fn order_lines(b: &Backend, lines: &[(&str, u32)]) -> Result<(u16, String, i64)> {
+    let c = Backend::client();
+    let (s, _, _) = portal_login(b, &c, shomei_backend::demo::GRADUATE_EMAIL, shomei_backend::demo::GRADUATE_PASSWORD, shomei_backend::demo::GRADUATE_SECOND_PASSWORD).await?;
+    anyhow::ensure!(s == 200, "login {s}");
+    let record = b.sql("SELECT id FROM student_records WHERE student_no = 'L19-0042'")?;
+    let mut fields: Vec<(String, String)> = vec![("student_record_id".into(), record), ("delivery".into(), "campus".into()), ("payment_method".into(), "card".into())];
+    for (code, n) in lines {
+        let id = b.sql(&format!("SELECT id FROM certificate_types WHERE code = '{code}'"))?;
+        fields.push((format!("copies_{id}"), n.to_string()));
+    }
+    let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (s, _, page) = post_form(&c, &format!("{}/orders/new", b.url), &format!("{}/orders", b.url), &refs).await?;
+    let id = b.sql("SELECT coalesce(max(id), 0) FROM orders")?.parse()?;
+    Ok((s, page, id))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transcript_prints_the_course_version_it_was_ordered_with() -> Result<()> {
+    let b = Backend::start(None).await?;
+    // the portal offers the transcript beside the certificates
+    let (s, _, first) = order_lines(&b, &[("graduation", 1), ("transcript", 1)]).await?;
+    assert_eq!(s, 200);
+    assert_eq!(b.sql(&format!("SELECT academic_import_id FROM orders WHERE id = {first}"))?, "1");
+    let pages: usize = b.sql(&format!("SELECT pages FROM orders WHERE id = {first}"))?.parse()?;
+    assert!(pages >= 3, "one certificate page + a transcript over 2+ pages: {pages}");
+    let text = order_pdf_text(&b, first)?;
+    for needle in ["卒業証明書", "成績証明書", "Transcript of Academic Record", "山田 花子", "YAMADA Hanako", "L19-0042", "Cumulative GPA", "以下余白"] {
+        assert!(text.contains(needle), "{needle} missing from the order PDF:\n{text}");
+    }
+    assert!(text.contains(&format!("1 / {}", pages - 1)), "page n of m on the transcript:\n{text}");
+    let original = b.sql(&format!("SELECT hex(pdf) FROM orders WHERE id = {first}"))?;
+
+    // the registrar imports a new version with a new course and a changed grade
+    let head = "student_no,year,term,code,name_ja,name_en,credits,grade\n";
+    let (s, page) = import_courses(&b, &format!("{head}L19-0042,2019,前期,LIT101,日本文学概論,Introduction to Japanese Literature,2,S\nL19-0042,2023,後期,LIT999,特別講義 現代詩,Special Lecture on Modern Poetry,2,A\n")).await?;
+    assert_eq!(s, 200, "{page}");
+    // the first order keeps its PDF (a reprint is the same document)
+    assert_eq!(b.sql(&format!("SELECT hex(pdf) FROM orders WHERE id = {first}"))?, original);
+    let (s, _, second) = order_lines(&b, &[("transcript", 1)]).await?;
+    assert_eq!(s, 200);
+    assert_eq!(b.sql(&format!("SELECT academic_import_id FROM orders WHERE id = {second}"))?, "2");
+    let text = order_pdf_text(&b, second)?;
+    assert!(text.contains("特別講義 現代詩") && text.contains("Special Lecture on Modern Poetry"), "{text}");
+    assert!(text.contains("1 / 1"), "two courses fit on one page: {text}");
+    let gpa = text.lines().find(|l| l.contains("Cumulative GPA")).context("GPA line")?;
+    assert!(gpa.contains("3.50"), "(4x2 + 3x2) / 4 credits: {gpa}");
+    assert!(!order_pdf_text(&b, first)?.contains("特別講義 現代詩"));
+
+    // a student ID with no course record gets a clear message and no order
+    b.sql("DELETE FROM course_results")?;
+    let before = b.sql("SELECT count(*) FROM orders")?;
+    let (s, page, _) = order_lines(&b, &[("transcript", 1)]).await?;
+    assert_eq!(s, 400, "{page}");
+    assert!(page.contains("no academic record"), "{page}");
+    assert_eq!(b.sql("SELECT count(*) FROM orders")?, before, "nothing half-written");
     Ok(())
 }
 

@@ -57,7 +57,8 @@ pub struct TranscriptData {
     pub student_no: String,
     /// `YYYY-MM-DD`, or empty when unknown (printed as "―").
     pub birth_date: String,
-    /// `YYYY-MM-DD`.
+    /// `YYYY-MM-DD`, or empty when the records do not have it (printed as
+    /// "―").
     pub admission_date: String,
     /// `YYYY-MM-DD`, or empty for a student who has not graduated (printed
     /// as "―").
@@ -239,7 +240,7 @@ fn format_credits(field: &'static str, value: f32) -> Result<String, DocumentErr
 /// Values checked and formatted once for all pages.
 struct Prepared {
     birth: Option<Date>,
-    admission: Date,
+    admission: Option<Date>,
     graduation: Option<Date>,
     issued: Date,
     credits: Vec<String>,
@@ -260,7 +261,7 @@ fn prepare(data: &TranscriptData) -> Result<Prepared, DocumentError> {
     }
     Ok(Prepared {
         birth: optional("birth_date", &data.birth_date)?,
-        admission: Date::parse("admission_date", data.admission_date.trim())?,
+        admission: optional("admission_date", &data.admission_date)?,
         graduation: optional("graduation_date", &data.graduation_date)?,
         issued: Date::parse("issue_date", data.issue_date.trim())?,
         credits: data.courses.iter().map(|c| format_credits("credits", c.credits)).collect::<Result<_, _>>()?,
@@ -325,7 +326,7 @@ fn draw_header(canvas: &mut Canvas<'_, '_>, data: &TranscriptData, p: &Prepared)
     date(canvas, p.birth.as_ref(), right + value_dx, row2, right_w);
 
     label(canvas, LABEL_ADMISSION, left, row3);
-    date(canvas, Some(&p.admission), left + value_dx, row3, left_w);
+    date(canvas, p.admission.as_ref(), left + value_dx, row3, left_w);
     label(canvas, LABEL_GRADUATION, right, row3);
     date(canvas, p.graduation.as_ref(), right + value_dx, row3, right_w);
 
@@ -450,13 +451,23 @@ fn draw_foot(canvas: &mut Canvas<'_, '_>, data: &TranscriptData, page: usize, pa
 /// [`DocumentError::MissingGlyphs`] when a character cannot be drawn,
 /// [`DocumentError::InvalidField`] for a malformed date or number.
 pub fn render_transcript(fonts: &FontSet, data: &TranscriptData) -> Result<Vec<u8>, DocumentError> {
-    let prepared = prepare(data)?;
     let mut shaper = Shaper::new(fonts.faces()?);
+    let contents = transcript_pages(&mut shaper, data)?;
+    let page_count = contents.len();
+    let title = format!("{} / {}", data.title_ja.trim(), data.title_en.trim());
+    let out = assemble(fonts, shaper, contents, &title)?;
+    tracing::debug!(pages = page_count, courses = data.courses.len(), bytes = out.len(), "rendered transcript PDF");
+    Ok(out)
+}
 
+/// The content streams of a transcript's pages, drawn with `shaper` (so
+/// that one PDF can hold transcripts and certificates with one font subset).
+pub(super) fn transcript_pages(shaper: &mut Shaper<'_>, data: &TranscriptData) -> Result<Vec<String>, DocumentError> {
+    let prepared = prepare(data)?;
     let rows: Vec<RowLayout<'_>> = if data.courses.is_empty() {
-        vec![layout_row(&mut shaper, None, NO_COURSES.0, NO_COURSES.1)]
+        vec![layout_row(shaper, None, NO_COURSES.0, NO_COURSES.1)]
     } else {
-        data.courses.iter().map(|c| layout_row(&mut shaper, Some(c), &c.name_ja, &c.name_en)).collect()
+        data.courses.iter().map(|c| layout_row(shaper, Some(c), &c.name_ja, &c.name_en)).collect()
     };
     let heights: Vec<f32> = rows.iter().map(|r| r.height).collect();
     let pages = paginate(&heights)?;
@@ -464,7 +475,7 @@ pub fn render_transcript(fonts: &FontSet, data: &TranscriptData) -> Result<Vec<u
     let mut contents = Vec::with_capacity(pages.len());
     for (index, page_rows) in pages.iter().enumerate() {
         let last = index + 1 == pages.len();
-        let mut canvas = Canvas { shaper: &mut shaper, ops: String::new() };
+        let mut canvas = Canvas { shaper: &mut *shaper, ops: String::new() };
         draw_header(&mut canvas, data, &prepared);
         let mut y = TABLE_TOP;
         for &i in page_rows {
@@ -493,12 +504,7 @@ pub fn render_transcript(fonts: &FontSet, data: &TranscriptData) -> Result<Vec<u
         draw_foot(&mut canvas, data, index + 1, pages.len());
         contents.push(canvas.ops);
     }
-
-    let page_count = contents.len();
-    let title = format!("{} / {}", data.title_ja.trim(), data.title_en.trim());
-    let out = assemble(fonts, shaper, contents, &title)?;
-    tracing::debug!(pages = page_count, courses = data.courses.len(), bytes = out.len(), "rendered transcript PDF");
-    Ok(out)
+    Ok(contents)
 }
 
 // ---------------------------------------------------------------------------
@@ -797,7 +803,7 @@ mod tests {
         assert!(matches!(render_transcript(&fonts, &t), Err(DocumentError::MissingGlyphs(_))));
 
         for (field, mutate) in [
-            ("admission_date", Box::new(|t: &mut TranscriptData| t.admission_date = String::new()) as Box<dyn Fn(&mut TranscriptData)>),
+            ("admission_date", Box::new(|t: &mut TranscriptData| t.admission_date = "2019-4-1".into()) as Box<dyn Fn(&mut TranscriptData)>),
             ("graduation_date", Box::new(|t: &mut TranscriptData| t.graduation_date = "2023/03/25".into())),
             ("issue_date", Box::new(|t: &mut TranscriptData| t.issue_date = "2026-02-30".into())),
             ("credits", Box::new(|t: &mut TranscriptData| t.courses[0].credits = f32::NAN)),
@@ -811,6 +817,32 @@ mod tests {
                 other => panic!("{field}: expected InvalidField, got {:?}", other.map(|b| b.len())),
             }
         }
+    }
+
+    #[test]
+    fn an_order_prints_certificates_and_a_transcript_in_one_pdf() {
+        use super::super::{render_order, tests::sample, DocumentCopy};
+        let docs = vec![
+            DocumentCopy::Certificate(sample("SH-2026-000123-1-1", "K7QF-2M9X-PL3D")),
+            DocumentCopy::Transcript(transcript(70)),
+            DocumentCopy::Certificate(sample("SH-2026-000123-3-1", "Q4RT-8ZV2-MN6C")),
+        ];
+        let alone = render_transcript(&ipaex_set(), &transcript(70)).expect("transcript");
+        let alone_pages = page_count(write_temp(&alone).path());
+        let (pdf, pages) = render_order(&ipaex_set(), &docs).expect("render");
+        let file = write_temp(&pdf);
+        assert_eq!(pages, alone_pages + 2, "two certificate pages around the transcript");
+        assert_eq!(page_count(file.path()), pages);
+        let report = run("qpdf", &["--check"], file.path());
+        assert!(report.contains("No syntax or stream encoding errors"), "{report}");
+        let text = layout_pages(file.path());
+        assert!(text[0].contains("卒業証明書") && text[0].contains("K7QF-2M9X-PL3D"), "{}", text[0]);
+        assert!(text[1].contains("日本文学概論") && text[1].contains(&format!("1 / {alone_pages}")), "{}", text[1]);
+        assert!(text[pages - 1].contains("Q4RT-8ZV2-MN6C"), "{}", text[pages - 1]);
+        // one font subset serves every page: the order is smaller than its parts
+        let cert = super::super::render(&ipaex_set(), &[sample("SH-1", "K7QF-2M9X-PL3D")]).expect("certificate");
+        assert!(pdf.len() < alone.len() + 2 * cert.len(), "{} vs {} + 2 x {}", pdf.len(), alone.len(), cert.len());
+        assert!(matches!(render_order(&ipaex_set(), &[]), Err(DocumentError::Layout(_))));
     }
 
     #[test]
