@@ -22,6 +22,8 @@ pub struct Config {
     pub paypal: crate::paypal::PayPalConfig,
     /// Smart Pit (convenience-store cash; default: the local simulator `shomei-smartpit`).
     pub smartpit: crate::smartpit::SmartPitConfig,
+    /// The convenience stores' network-print service (default: the local simulator `shomei-storeprint`).
+    pub storeprint: crate::storeprint::StorePrintConfig,
     /// Load the demo university, accounts and card on an empty database.
     pub demo_data: bool,
 }
@@ -165,6 +167,7 @@ impl Default for Config {
             directory: crate::directory::DirectoryConfig::default(),
             paypal: crate::paypal::PayPalConfig::default(),
             smartpit: crate::smartpit::SmartPitConfig::default(),
+            storeprint: crate::storeprint::StorePrintConfig::default(),
             demo_data: true,
         }
     }

@@ -23,6 +23,7 @@ pub mod paypal;
 pub mod registration;
 pub mod service;
 pub mod smartpit;
+pub mod storeprint;
 pub mod sealed;
 pub mod stations;
 pub mod store;
@@ -56,6 +57,9 @@ pub struct AppState {
     pub request_throttle: Arc<accounts::Throttle>,
     pub paypal: Arc<paypal::PayPalClient>,
     pub smartpit: Arc<smartpit::SmartPitClient>,
+    pub storeprint: Arc<storeprint::StorePrintClient>,
+    /// Nudges the convenience-store print registration after a payment.
+    pub store_wake: Arc<Notify>,
 }
 
 /// Loads fonts, opens and migrates the database, seeds the demo data if asked.
@@ -102,6 +106,8 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         },
         paypal: Arc::new(paypal::PayPalClient::new(config.paypal.clone()).map_err(|e| anyhow::anyhow!("paypal: {e}"))?),
         smartpit: Arc::new(smartpit::SmartPitClient::new(config.smartpit.clone())),
+        storeprint: Arc::new(storeprint::StorePrintClient::new(config.storeprint.clone())),
+        store_wake: Arc::new(Notify::new()),
         config: Arc::new(config),
     })
 }
@@ -110,6 +116,21 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
 /// no harm): unpaid orders past their deadline expire (every minute); ID images
 /// past their retention are deleted (hourly).
 fn spawn_housekeeping(state: AppState) {
+    // paid convenience-store print orders are registered with the stores'
+    // service after each payment, and retried every minute while it is down
+    let s = state.clone();
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = orders::register_store_prints(&s.pool, &s.storeprint, &s.config.http.public_url).await {
+                tracing::warn!(error = %e, "store print registration pass failed");
+            }
+            s.mail_wake.notify_one();
+            tokio::select! {
+                _ = s.store_wake.notified() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_secs(s.config.storeprint.retry_s.max(1))) => {}
+            }
+        }
+    });
     let pool = state.pool.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));

@@ -333,6 +333,34 @@ pub fn smartpit_mail(r: &Recipient<'_>, number: &str, amount: Yen, deadline: &st
     )
 }
 
+/// O-3: a convenience-store print order is ready at the stores' printers.
+pub fn store_print_mail(r: &Recipient<'_>, user_number: &str, reservation_number: &str, deadline: &str, pages: i64, order_url: &str) -> MailText {
+    bilingual(
+        r,
+        "【証明書発行】コンビニ印刷のユーザー番号のお知らせ",
+        "Your number for printing at a convenience store",
+        format!(
+            "{}お支払いを確認しました。ファミリーマート・ローソンのマルチコピー機で「ネットワークプリント」を選び、次の番号を入力して印刷してください。
+
+             ユーザー番号: {user_number}
+プリント予約番号: {reservation_number}
+印刷期限: {deadline}
+ページ数: {pages}
+
+             印刷料金はコピー機で別途お支払いください。期限を過ぎると印刷できません。
+申込内容: {order_url}
+",
+            dear_ja(r)
+        ),
+        format!(
+            "{}Your payment is in. At a FamilyMart or Lawson multifunction copier choose \"Network Print\" and enter this number to print.\n\n\
+             User number: {user_number}\nPrint reservation number: {reservation_number}\nPrint by: {deadline}\nPages: {pages}\n\n\
+             The store's printing fee is paid at the copier. After the deadline it no longer prints.\nYour order: {order_url}\n",
+            dear_en(r)
+        ),
+    )
+}
+
 /// A-4: a postal order was posted.
 pub fn shipped_mail(r: &Recipient<'_>, order_id: i64) -> MailText {
     bilingual(

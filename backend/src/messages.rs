@@ -32,7 +32,8 @@ pub const CANNOT_CANCEL: &str =
     "支払済みまたは期限切れの申込は取り消せません。 / Only an order not paid yet can be cancelled.";
 pub const POST_ADDRESS: &str = "郵送先の氏名と住所を入力してください。 / Give the name and address to post it to.";
 pub const POST_POSTAL_CODE: &str = "郵送先の郵便番号を7桁で入力してください（例: 100-0001）。 / Give the 7-digit postal code to post it to, e.g. 100-0001.";
-pub const CARD_ONLY_ON_CAMPUS: &str = "ICカード払いは学内印刷のときだけ選べます。郵送はクレジットカード（PayPal）でお支払いください。 / IC card payment is only for on-campus printing: pay for postal delivery by credit card (PayPal).";
+pub const CARD_ONLY_ON_CAMPUS: &str = "ICカード払いは学内印刷のときだけ選べます。郵送・コンビニ印刷はクレジットカード（PayPal）かコンビニ払い（Smart Pit）でお支払いください。 / IC card payment is only for on-campus printing: pay for postal delivery or convenience-store print by credit card (PayPal) or in cash at a convenience store (Smart Pit).";
+pub const STOREPRINT_UNAVAILABLE: &str = "コンビニ印刷サービスに接続できないため、登録を取り消せませんでした。返金は行っていません。しばらくしてからもう一度お試しください。 / The convenience-store print service cannot be reached, so its numbers could not be withdrawn and nothing was refunded: try again in a while.";
 pub const NOT_TO_POST: &str = "この申込は発送待ちではありません。 / This order is not waiting to be posted.";
 pub const REFUND_REASON: &str = "返金の理由を300文字以内で入力してください。 / Give the reason for the refund (at most 300 characters).";
 pub const CANNOT_REFUND: &str = "この申込は返金できません（未払い、または返金済み）。 / This order cannot be refunded (not paid, or refunded already).";
@@ -79,7 +80,7 @@ mod tests {
         use super::*;
         for m in [LOGIN_FAILED, STAFF_LOGIN_FAILED, LOGIN_THROTTLED, FORM_EXPIRED, NO_ROLE, NOT_FOUND, SOMETHING_WRONG,
                   CHECK_INPUT, COPIES_NOT_A_NUMBER, NO_STUDENT_RECORD, ONLY_CAMPUS_CARD, NO_COPIES, CHOOSE_STUDENT_ID,
-                  CERTIFICATE_NOT_ORDERABLE, STATION_NAME, CANNOT_CANCEL, CANNOT_RESEND, CANNOT_PAY, SMARTPIT_UNAVAILABLE, REFUND_REASON, CANNOT_REFUND, POST_ADDRESS, POST_POSTAL_CODE, CARD_ONLY_ON_CAMPUS, NOT_TO_POST, STUDENT_LOGIN_FAILED, INITIAL_PASSWORD_EXPIRED,
+                  CERTIFICATE_NOT_ORDERABLE, STATION_NAME, CANNOT_CANCEL, CANNOT_RESEND, CANNOT_PAY, SMARTPIT_UNAVAILABLE, REFUND_REASON, CANNOT_REFUND, POST_ADDRESS, POST_POSTAL_CODE, CARD_ONLY_ON_CAMPUS, STOREPRINT_UNAVAILABLE, NOT_TO_POST, STUDENT_LOGIN_FAILED, INITIAL_PASSWORD_EXPIRED,
                   DIRECTORY_UNAVAILABLE, LINK_INVALID, BUSY, CROSS_SITE] {
             let (ja, en) = m.split_once(" / ").expect("日本語 / English");
             assert!(!ja.is_ascii() && en.is_ascii(), "{m}");

@@ -194,9 +194,9 @@ pub async fn place(
     req: &OrderRequest,
 ) -> AppResult<Placed> {
     match (req.delivery.as_str(), req.payment_method.as_str()) {
-        ("campus", "card" | "paypal" | "smartpit") => {}
+        ("campus", "card" | "paypal" | "smartpit") | ("store", "paypal" | "smartpit") => {}
         ("post", "paypal" | "smartpit") => req.post.as_ref().ok_or_else(|| page_err(messages::POST_ADDRESS))?.check()?,
-        ("post", _) => return Err(page_err(messages::CARD_ONLY_ON_CAMPUS)),
+        ("post" | "store", _) => return Err(page_err(messages::CARD_ONLY_ON_CAMPUS)),
         _ => return Err(page_err(messages::ONLY_CAMPUS_CARD)),
     }
     let by_post = req.delivery == "post";
@@ -246,9 +246,10 @@ pub async fn place(
     let missing = fonts.missing_chars(&format!("{}{}{course_text}", record.name_kanji, record.name_roman));
     let held = !missing.is_empty();
 
-    // A fresh random number, retried in the unlikely case it is taken (none for post).
+    // A fresh random number, retried in the unlikely case it is taken (only
+    // on-campus print has one: the store's service gives its own, post none).
     let mut number = None;
-    if !held && !by_post {
+    if !held && req.delivery == "campus" {
         for _ in 0..5 {
             let candidate = PrintNumber::generate(&mut rand::rngs::OsRng);
             if store::order_by_print_number(&mut tx, candidate.as_str()).await?.is_none() {
@@ -439,6 +440,76 @@ pub async fn smartpit_notice(pool: &SqlitePool, public_url: &str, n: &crate::sma
     Ok(NoticeOutcome::Paid)
 }
 
+/// O-3: registers every paid convenience-store print order that is not yet
+/// registered with the stores' service and mails its numbers. Run after each
+/// payment and by a timer, so an order paid while the service was down is
+/// registered once it is back (the idempotency key makes a retry harmless).
+/// Returns how many were registered.
+pub async fn register_store_prints(pool: &SqlitePool, storeprint: &crate::storeprint::StorePrintClient, public_url: &str) -> AppResult<usize> {
+    let mut c = pool.acquire().await?;
+    let pending = store::orders_for_store_print(&mut c).await?;
+    drop(c);
+    let mut done = 0;
+    for order in pending {
+        if order.print_deadline <= now() {
+            continue; // past its deadline: nothing to print (staff may refund)
+        }
+        let mut c = pool.acquire().await?;
+        let Some(pdf) = store::order_document(&mut c, order.id).await? else { continue };
+        let record = store::student_records(&mut c, order.user_id).await?.into_iter().find(|r| r.id == order.student_record_id).ok_or(AppError::PageNotFound)?;
+        let university = store::university(&mut c, record.university_id).await?;
+        drop(c);
+        let zone = time::tz(&university.timezone);
+        let last_day = time::local_date(order.print_deadline - 1, zone);
+        let reg = match storeprint.register(&format!("order-{}", order.id), &pdf, order.pages, &last_day, &format!("store-order-{}", order.id)).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, order_id = order.id, "store print registration failed; retried later");
+                continue;
+            }
+        };
+        let mut tx = store::begin_write(pool).await?;
+        if store::set_order_store(&mut tx, order.id, &reg.file_id, &reg.user_number, &reg.reservation_number, now()).await? {
+            let user = store::user(&mut tx, order.user_id).await?;
+            let to = mail::Recipient { name_ja: &record.name_kanji, name_en: &record.name_roman, language: &user.language };
+            mail::store_print_mail(&to, &reg.user_number, &reg.reservation_number, &time::deadline_text(order.print_deadline, zone), order.pages, &format!("{public_url}/orders/{}", order.id))
+                .enqueue(&mut tx, &user.email)
+                .await?;
+            store::audit(&mut tx, "storeprint", "order.store_registered", &format!("order {} file {}", order.id, reg.file_id), now()).await?;
+            done += 1;
+        }
+        tx.commit().await?;
+    }
+    if done > 0 {
+        tracing::info!(count = done, "orders registered for convenience-store print");
+    }
+    Ok(done)
+}
+
+/// What a store print notice did.
+pub enum StoreNoticeOutcome {
+    Printed,
+    Duplicate,
+    UnknownDocument,
+}
+
+/// A print notice from the stores' service (already verified): the order is printed, once.
+pub async fn storeprint_notice(pool: &SqlitePool, n: &crate::storeprint::Notice) -> AppResult<StoreNoticeOutcome> {
+    let mut tx = store::begin_write(pool).await?;
+    let Some(order) = store::order_by_store_file(&mut tx, &n.file_id).await? else {
+        tracing::warn!(notice = %n.notice_id, "store print notice for a document we never registered");
+        return Ok(StoreNoticeOutcome::UnknownDocument);
+    };
+    if !store::insert_storeprint_notice(&mut tx, &n.notice_id, order.id, &n.event, now()).await? {
+        return Ok(StoreNoticeOutcome::Duplicate);
+    }
+    if n.event == "printed" && store::set_store_order_printed(&mut tx, order.id, now()).await? {
+        store::audit(&mut tx, "storeprint", "order.printed.store", &format!("order {} notice {}", order.id, n.notice_id), now()).await?;
+    }
+    tx.commit().await?;
+    Ok(StoreNoticeOutcome::Printed)
+}
+
 /// A completed PayPal capture marks the order paid (once) and mails the number.
 pub async fn paid_by_paypal(pool: &SqlitePool, public_url: &str, paypal_order_id: &str, capture_id: &str, amount: i64) -> AppResult<i64> {
     let mut tx = store::begin_write(pool).await?;
@@ -464,6 +535,7 @@ pub async fn paid_by_paypal(pool: &SqlitePool, public_url: &str, paypal_order_id
 pub async fn refund(
     pool: &SqlitePool,
     paypal: &crate::paypal::PayPalClient,
+    storeprint: &crate::storeprint::StorePrintClient,
     staff: &store::Staff,
     client: crate::accounts::Client<'_>,
     order_id: i64,
@@ -478,6 +550,13 @@ pub async fn refund(
     drop(c);
     if !matches!(order.status.as_str(), "paid" | "printed") {
         return Err(page_err(messages::CANNOT_REFUND));
+    }
+    // the store's numbers stop working first, so nothing prints after the refund
+    if let Some(file_id) = &order.store_file_id {
+        storeprint.withdraw(file_id).await.map_err(|e| {
+            tracing::warn!(error = %e, order_id, "store print document not withdrawn: refund not made");
+            page_err(messages::STOREPRINT_UNAVAILABLE)
+        })?;
     }
     // PayPal first: if it refuses, nothing here changes
     if order.payment_method == "paypal" {

@@ -307,10 +307,14 @@ pub struct Order {
     pub post_address_sealed: Option<String>,
     pub shipped_at: Option<i64>,
     pub smartpit_number: Option<String>,
+    pub store_file_id: Option<String>,
+    pub store_user_number: Option<String>,
+    pub store_reservation_number: Option<String>,
 }
 
 const ORDER_SELECT: &str = "SELECT id, user_id, student_record_id, delivery, payment_method, status, fees,
-    system_fee, total, print_number, created_at, pay_deadline, print_deadline, paid_at, printed_at, pages, capture_id, postage, post_address_sealed, shipped_at, smartpit_number FROM orders";
+    system_fee, total, print_number, created_at, pay_deadline, print_deadline, paid_at, printed_at, pages, capture_id, postage, post_address_sealed, shipped_at, smartpit_number,
+    store_file_id, store_user_number, store_reservation_number FROM orders";
 
 #[derive(Debug, Clone, FromRow)]
 pub struct OrderLine {
@@ -495,6 +499,55 @@ pub async fn insert_smartpit_notice(c: &mut Conn, notice_id: &str, number: &str,
         .execute(c)
         .await?;
     Ok(())
+}
+
+/// Paid convenience-store print orders not yet registered with the service.
+pub async fn orders_for_store_print(c: &mut Conn) -> Result<Vec<Order>, sqlx::Error> {
+    sqlx::query_as(&format!("{ORDER_SELECT} WHERE delivery = 'store' AND status = 'paid' AND store_file_id IS NULL ORDER BY paid_at, id"))
+        .fetch_all(c)
+        .await
+}
+
+/// Records the service's registration, once: true the first time.
+pub async fn set_order_store(c: &mut Conn, order_id: i64, file_id: &str, user_number: &str, reservation_number: &str, now: i64) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE orders SET store_file_id = ?, store_user_number = ?, store_reservation_number = ?, store_registered_at = ?
+         WHERE id = ? AND delivery = 'store' AND status = 'paid' AND store_file_id IS NULL",
+    )
+    .bind(file_id)
+    .bind(user_number)
+    .bind(reservation_number)
+    .bind(now)
+    .bind(order_id)
+    .execute(c)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn order_by_store_file(c: &mut Conn, file_id: &str) -> Result<Option<Order>, sqlx::Error> {
+    sqlx::query_as(&format!("{ORDER_SELECT} WHERE store_file_id = ?")).bind(file_id).fetch_optional(c).await
+}
+
+/// Records a print notice; false when this notice id was recorded before.
+pub async fn insert_storeprint_notice(c: &mut Conn, notice_id: &str, order_id: i64, event: &str, now: i64) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("INSERT INTO storeprint_notices (notice_id, order_id, event, received_at) VALUES (?, ?, ?, ?) ON CONFLICT (notice_id) DO NOTHING")
+        .bind(notice_id)
+        .bind(order_id)
+        .bind(event)
+        .bind(now)
+        .execute(c)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// A store printed it: the order is printed (only from paid).
+pub async fn set_store_order_printed(c: &mut Conn, order_id: i64, now: i64) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("UPDATE orders SET status = 'printed', printed_at = ? WHERE id = ? AND delivery = 'store' AND status = 'paid'")
+        .bind(now)
+        .bind(order_id)
+        .execute(c)
+        .await?;
+    Ok(r.rows_affected() == 1)
 }
 
 /// Marks an order paid offline-of-us (Smart Pit): true only the first time.

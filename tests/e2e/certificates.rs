@@ -579,7 +579,7 @@ async fn a_postal_order_is_paid_online_posted_by_staff_and_the_user_is_told() ->
     };
     let (s, _, page) = place("card", "100-0001", "東京都千代田区千代田1-1").await?;
     assert_eq!(s, 400);
-    assert!(page.contains("pay for postal delivery by credit card"), "{page}");
+    assert!(page.contains("pay for postal delivery or convenience-store print by credit card"), "{page}");
     let (s, _, page) = place("paypal", "100-0001", "").await?;
     assert_eq!(s, 400);
     assert!(page.contains("Give the name and address"), "{page}");

@@ -9,5 +9,6 @@ mod certificates;
 mod portal;
 mod print_flow;
 mod staff;
+mod store_print;
 mod students;
 mod station_api;

@@ -227,6 +227,7 @@ pub async fn order_detail(State(state): State<AppState>, headers: HeaderMap, sta
         "admin_order.html",
         context! { csrf => &csrf.token, id, lines, certificates, status_ja => ja, status_en => en,
                    can_refund => matches!(order.status.as_str(), "paid" | "printed"), payment => &order.payment_method,
+                   delivery => &order.delivery, store_user_number => &order.store_user_number,
                    system_fee => Yen(order.system_fee).to_string(), total => Yen(order.total).to_string() },
     ));
     Ok(csrf.respond(page))
@@ -591,6 +592,6 @@ pub async fn refund_order(
     staff.require(&["registrar"])?;
     check_csrf(&state, &headers, &f.csrf)?;
     let ip = client.ip().to_string();
-    crate::orders::refund(&state.pool, &state.paypal, &staff.staff, accounts::Client { ip: &ip }, id, &f.reason).await?;
+    crate::orders::refund(&state.pool, &state.paypal, &state.storeprint, &staff.staff, accounts::Client { ip: &ip }, id, &f.reason).await?;
     Ok(Redirect::to(&format!("/admin/orders/{id}")).into_response())
 }

@@ -87,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .route("/orders/{id}/pay", post(portal::pay_order))
         .route("/orders/{id}/smartpit", post(portal::smartpit_number))
         .route("/smartpit/notice", post(portal::smartpit_notice))
+        .route("/storeprint/notice", post(portal::storeprint_notice))
         .route("/cards", get(portal::cards).post(portal::link_card))
         .route("/cards/{uid}/lost", post(portal::report_card_lost))
         .route("/cards/{uid}/topup", post(portal::start_topup))

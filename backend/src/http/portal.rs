@@ -234,10 +234,13 @@ pub async fn order(
                    system_fee => Yen(order.system_fee).to_string(), total => Yen(order.total).to_string(),
                    postage => (order.postage > 0).then(|| Yen(order.postage).to_string()),
                    shipped => order.shipped_at.map(|t| time::local_text(t, zone)),
-                   status_ja => ja, status_en => en, held => order.status == "held", id,
+                   status_ja => ja, status_en => en, status => &order.status, held => order.status == "held", id,
                    must_pay_online => order.payment_method == "paypal" && order.status == "awaiting_payment" && order.pay_deadline > time::now(),
                    must_pay_cash => order.payment_method == "smartpit" && order.status == "awaiting_payment" && order.pay_deadline > time::now(),
                    smartpit_number => &order.smartpit_number,
+                   store => order.delivery == "store",
+                   store_user_number => &order.store_user_number,
+                   store_reservation_number => &order.store_reservation_number,
                    csrf => &csrf.token, can_cancel => matches!(order.status.as_str(), "awaiting_payment" | "held"),
                    can_resend => matches!(order.status.as_str(), "awaiting_payment" | "paid") && order.print_deadline > time::now(),
                    notice => match q.notice.as_str() {
@@ -454,6 +457,7 @@ pub async fn paypal_capture(
         crate::topup::Paid::Topup => Ok(Redirect::to("/cards?notice=topped-up").into_response()),
         crate::topup::Paid::Order(id) => {
             state.mail_wake.notify_one();
+            state.store_wake.notify_one();
             Ok(Redirect::to(&format!("/orders/{id}?notice=paid")).into_response())
         }
     }
@@ -467,6 +471,7 @@ pub async fn paypal_cancel(_user: CurrentUser) -> Response {
 pub async fn paypal_webhook(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> axum::http::StatusCode {
     let code = crate::topup::webhook(&state.pool, &state.paypal, &state.config.http.public_url, &headers, &body).await;
     state.mail_wake.notify_one();
+    state.store_wake.notify_one();
     axum::http::StatusCode::from_u16(code).unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
 }
 
@@ -500,10 +505,30 @@ pub async fn smartpit_notice(State(state): State<AppState>, headers: HeaderMap, 
     match orders::smartpit_notice(&state.pool, &state.config.http.public_url, &notice).await {
         Ok(orders::NoticeOutcome::Paid) | Ok(orders::NoticeOutcome::Duplicate) => {
             state.mail_wake.notify_one();
+            state.store_wake.notify_one();
             (StatusCode::OK, Json(serde_json::json!({ "result": "ok" }))).into_response()
         }
         Ok(orders::NoticeOutcome::UnknownNumber) => (StatusCode::NOT_FOUND, Json(serde_json::json!({ "result": "unknown_payment_number" }))).into_response(),
         Ok(orders::NoticeOutcome::AmountDiffers) => (StatusCode::CONFLICT, Json(serde_json::json!({ "result": "amount_differs" }))).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The store print service's notice that a document was printed (signed; no session, no CSRF).
+pub async fn storeprint_notice(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    use axum::http::StatusCode;
+    use axum::Json;
+    let sig = headers.get("x-storeprint-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !crate::storeprint::verify(state.storeprint.notice_secret(), &body, sig) {
+        tracing::warn!("store print notice with a bad signature refused");
+        return (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "result": "bad_signature" }))).into_response();
+    }
+    let Ok(notice) = serde_json::from_slice::<crate::storeprint::Notice>(&body) else {
+        return (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "result": "bad_request" }))).into_response();
+    };
+    match orders::storeprint_notice(&state.pool, &notice).await {
+        Ok(orders::StoreNoticeOutcome::Printed | orders::StoreNoticeOutcome::Duplicate) => (StatusCode::OK, Json(serde_json::json!({ "result": "ok" }))).into_response(),
+        Ok(orders::StoreNoticeOutcome::UnknownDocument) => (StatusCode::NOT_FOUND, Json(serde_json::json!({ "result": "unknown_document" }))).into_response(),
         Err(e) => e.into_response(),
     }
 }
