@@ -33,8 +33,10 @@
 //! document's code), drawn as filled rectangles in the content stream: it
 //! stays sharp at any zoom and in any print resolution.
 
+mod receipt;
 mod transcript;
 
+pub use receipt::{render_receipt, ReceiptData, ReceiptLine};
 pub use transcript::{render_transcript, CourseRow, TranscriptData};
 
 use std::collections::BTreeMap;

@@ -22,6 +22,7 @@ pub mod payments;
 pub mod paypal;
 pub mod registration;
 pub mod service;
+pub mod receipts;
 pub mod smartpit;
 pub mod storeprint;
 pub mod sealed;

@@ -1965,6 +1965,17 @@ pub async fn topup_by_paypal_order(c: &mut Conn, paypal_order_id: &str) -> Resul
         .await
 }
 
+/// A user's completed top-ups, newest first: (id, card, amount, capture id, captured at).
+pub async fn captured_topups(c: &mut Conn, user_id: i64) -> Result<Vec<(i64, String, i64, String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, card_uid, amount, coalesce(capture_id, ''), coalesce(captured_at, created_at) FROM topups
+         WHERE user_id = ? AND status = 'captured' ORDER BY id DESC LIMIT 50",
+    )
+    .bind(user_id)
+    .fetch_all(c)
+    .await
+}
+
 pub async fn set_topup_status(c: &mut Conn, id: i64, status: &str) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE topups SET status = ? WHERE id = ? AND status <> 'captured'").bind(status).bind(id).execute(c).await?;
     Ok(())

@@ -328,6 +328,15 @@ async fn a_card_is_topped_up_through_paypal_once_in_the_browser() -> Result<()> 
     let row = browser.wait_id(&format!("card-{}", demo::CARD_UID)).await?.text().await?;
     assert!(row.contains("¥4,000"), "{row}");
     assert_eq!(balance()?, "4000");
+    // the top-up has a receipt (PDF), fetched with the browser's session
+    let link = browser.wait_id("receipt-topup-1").await?.attr("href").await?.context("receipt link")?;
+    let cookies: Vec<String> = w.get_all_cookies().await?.iter().map(|c| format!("{}={}", c.name(), c.value())).collect();
+    let r = reqwest::Client::new().get(format!("{}{link}", b.url)).header("cookie", cookies.join("; ")).send().await?;
+    assert_eq!(r.status(), 200);
+    let text = pdf_text(b.dir.path(), "topup.pdf", &r.bytes().await?)?;
+    for needle in ["R-T-000001", "¥1,000", "IC card top-up", "Credit card (PayPal)"] {
+        assert!(text.contains(needle), "{needle} missing from the top-up receipt:\n{text}");
+    }
     // PayPal's webhook for the same capture (and a replay of it) credits nothing more
     let order_id = b.sql("SELECT paypal_order_id FROM topups")?;
     for _ in 0..2 {
@@ -652,6 +661,75 @@ async fn staff_refund_a_card_paid_order_back_to_the_card_once() -> Result<()> {
     assert_eq!(s, 400, "refunded once");
     assert_eq!(balance()?, "3000");
     assert!(b.sql("SELECT target FROM audit_log WHERE action = 'order.refund'")?.contains("order:1 card"));
+    Ok(())
+}
+
+/// GETs a receipt: (status, content type, body bytes).
+async fn receipt(c: &reqwest::Client, url: &str) -> Result<(u16, String, Vec<u8>)> {
+    let r = c.get(url).send().await?;
+    let s = r.status().as_u16();
+    let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    Ok((s, ct, r.bytes().await?.to_vec()))
+}
+
+/// `qpdf --check` passes and pdftotext's text of a PDF.
+fn pdf_text(dir: &std::path::Path, name: &str, pdf: &[u8]) -> Result<String> {
+    let path = dir.join(name);
+    std::fs::write(&path, pdf)?;
+    let check = std::process::Command::new("qpdf").arg("--check").arg(&path).output()?;
+    anyhow::ensure!(check.status.success(), "qpdf --check: {}", String::from_utf8_lossy(&check.stdout));
+    let out = std::process::Command::new("pdftotext").arg(&path).arg("-").output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paid_order_has_a_receipt_for_its_owner_until_it_is_refunded() -> Result<()> {
+    use shomei_backend::demo;
+    let smtp = Smtp::start()?;
+    let b = Backend::start(Some(smtp.port)).await?;
+    let user = Backend::client();
+    portal_login(&b, &user, demo::GRADUATE_EMAIL, demo::GRADUATE_PASSWORD, demo::GRADUATE_SECOND_PASSWORD).await?;
+    let grad = b.sql("SELECT id FROM certificate_types WHERE code = 'graduation'")?;
+    let field = format!("copies_{grad}");
+    let (s, _, page) = post_form(&user, &format!("{}/orders/new", b.url), &format!("{}/orders", b.url), &[("student_record_id", "1"), (field.as_str(), "1"), ("delivery", "campus"), ("payment_method", "card")]).await?;
+    assert_eq!(s, 200);
+    assert!(!page.contains("id=\"receipt\""), "no receipt before payment: {page}");
+    let url = format!("{}/orders/1/receipt", b.url);
+    let (s, _, body) = receipt(&user, &url).await?;
+    assert_eq!(s, 400);
+    assert!(String::from_utf8_lossy(&body).contains("A receipt is available once the order is paid"));
+
+    // paid at a station by IC card
+    let api = crate::station_api::Api::new(&b).await?;
+    let number = b.sql("SELECT print_number FROM orders WHERE id = 1")?;
+    let (_, res) = api.post("/reservations", serde_json::json!({ "print_number": number })).await?;
+    let rid = res["reservation_id"].as_i64().unwrap_or_default();
+    let (s, _) = api.post(&format!("/reservations/{rid}/charge"), serde_json::json!({ "card_uid": demo::CARD_UID, "idempotency_key": "receipt-test" })).await?;
+    assert_eq!(s, 200);
+    let page = user.get(format!("{}/orders/1", b.url)).send().await?.text().await?;
+    assert!(page.contains("href=\"/orders/1/receipt\""), "{page}");
+    let (s, ct, pdf) = receipt(&user, &url).await?;
+    assert_eq!((s, ct.as_str()), (200, "application/pdf"));
+    let text = pdf_text(b.dir.path(), "receipt.pdf", &pdf)?;
+    for needle in ["Receipt", "R-O-000001", "山田 花子", "YAMADA Hanako", "¥400", "卒業証明書", "System usage fee", "IC card (campus certificate printer)", "Shomei University"] {
+        assert!(text.contains(needle), "{needle} missing from the receipt:\n{text}");
+    }
+    // the same receipt again (same number), and nobody else's
+    let (_, _, again) = receipt(&user, &url).await?;
+    assert!(pdf_text(b.dir.path(), "again.pdf", &again)?.contains("R-O-000001"));
+    let other = graduate(&b, &smtp, "other@example.jp", "Other2024pass", "OtherSecond2024").await?;
+    assert_eq!(receipt(&other, &url).await?.0, 404, "another user's receipt does not exist for them");
+    let r = Backend::client().get(&url).send().await?;
+    assert_eq!(r.url().path(), "/login", "no session: to the login page");
+
+    // refunded: no receipt any more, and it says why
+    let staff = b.staff_client().await?;
+    let detail = format!("{}/admin/orders/1", b.url);
+    let (s, _, _) = post_form(&staff, &detail, &format!("{detail}/refund"), &[("reason", "Printed twice by mistake")]).await?;
+    assert_eq!(s, 200);
+    let (s, _, body) = receipt(&user, &url).await?;
+    assert_eq!(s, 400);
+    assert!(String::from_utf8_lossy(&body).contains("This order was refunded"));
     Ok(())
 }
 

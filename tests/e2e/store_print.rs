@@ -96,6 +96,15 @@ async fn a_store_print_order_is_registered_once_paid_printed_once_and_withdrawn_
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(smtp.all_to(demo::GRADUATE_EMAIL).iter().filter(|m| m.contains(&user_number)).count(), 1, "registered and mailed once");
 
+    // the cash payment has its receipt
+    let r = user.get(format!("{}/orders/1/receipt", b.url)).send().await?;
+    assert_eq!(r.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("application/pdf"));
+    let path = b.dir.path().join("receipt.pdf");
+    std::fs::write(&path, r.bytes().await?)?;
+    let text = String::from_utf8_lossy(&std::process::Command::new("pdftotext").arg(&path).arg("-").output()?.stdout).into_owned();
+    let paid_with = b.sql("SELECT smartpit_number FROM orders WHERE id = 1")?;
+    assert!(text.contains("Cash at a convenience store (Smart Pit)") && text.contains(&paid_with) && text.contains("¥400"), "{text}");
+
     // at the store: the reservation number prints the order's own PDF, once
     let notice_url = format!("{}/storeprint/notice", b.url);
     let r = stores.knob("/sim/print", serde_json::json!({ "number": reservation, "notice_url": notice_url, "notice_id": "P-1" })).await?;

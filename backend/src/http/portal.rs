@@ -234,7 +234,8 @@ pub async fn order(
                    system_fee => Yen(order.system_fee).to_string(), total => Yen(order.total).to_string(),
                    postage => (order.postage > 0).then(|| Yen(order.postage).to_string()),
                    shipped => order.shipped_at.map(|t| time::local_text(t, zone)),
-                   status_ja => ja, status_en => en, status => &order.status, held => order.status == "held", id,
+                   status_ja => ja, status_en => en, status => &order.status,
+                   receipt => order.paid_at.is_some() && matches!(order.status.as_str(), "paid" | "printed"), held => order.status == "held", id,
                    must_pay_online => order.payment_method == "paypal" && order.status == "awaiting_payment" && order.pay_deadline > time::now(),
                    must_pay_cash => order.payment_method == "smartpit" && order.status == "awaiting_payment" && order.pay_deadline > time::now(),
                    smartpit_number => &order.smartpit_number,
@@ -341,9 +342,14 @@ async fn cards_page(state: &AppState, headers: &HeaderMap, user: &CurrentUser, u
                        amount => Yen(h.amount).to_string() }
         })
         .collect();
+    let topups: Vec<_> = store::captured_topups(&mut c, user.user.id)
+        .await?
+        .iter()
+        .map(|(id, uid, amount, _, at)| context! { id, uid, amount => Yen(*amount).to_string(), at => time::local_text(*at, zone) })
+        .collect();
     let csrf = Csrf::get(state, headers);
     let status = if error.is_some() { axum::http::StatusCode::BAD_REQUEST } else { axum::http::StatusCode::OK };
-    let page = Html(render("cards.html", context! { csrf => &csrf.token, cards, history, uid, label, error, notice, amounts => crate::topup::AMOUNTS.iter().map(|a| (a, Yen(*a).to_string())).collect::<Vec<_>>() }));
+    let page = Html(render("cards.html", context! { csrf => &csrf.token, cards, history, topups, uid, label, error, notice, amounts => crate::topup::AMOUNTS.iter().map(|a| (a, Yen(*a).to_string())).collect::<Vec<_>>() }));
     Ok((status, csrf.respond(page)).into_response())
 }
 
@@ -531,4 +537,25 @@ pub async fn storeprint_notice(State(state): State<AppState>, headers: HeaderMap
         Ok(orders::StoreNoticeOutcome::UnknownDocument) => (StatusCode::NOT_FOUND, Json(serde_json::json!({ "result": "unknown_document" }))).into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+fn pdf_download(name: &str, pdf: Vec<u8>) -> Response {
+    use axum::http::header;
+    (
+        [(header::CONTENT_TYPE, "application/pdf".to_string()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\""))],
+        pdf,
+    )
+        .into_response()
+}
+
+/// A receipt (PDF) for a paid order.
+pub async fn order_receipt(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>) -> AppResult<Response> {
+    let (name, pdf) = crate::receipts::for_order(&state.pool, &state.fonts, user.user.id, id).await?;
+    Ok(pdf_download(&name, pdf))
+}
+
+/// A receipt (PDF) for a completed IC card top-up.
+pub async fn topup_receipt(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>) -> AppResult<Response> {
+    let (name, pdf) = crate::receipts::for_topup(&state.pool, &state.fonts, user.user.id, id).await?;
+    Ok(pdf_download(&name, pdf))
 }
