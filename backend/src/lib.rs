@@ -25,6 +25,7 @@ pub mod service;
 pub mod receipts;
 pub mod smartpit;
 pub mod storeprint;
+pub mod wording;
 pub mod sealed;
 pub mod stations;
 pub mod store;

@@ -100,33 +100,38 @@ fn verification_code<R: Rng>(rng: &mut R) -> String {
     raw.chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("-")
 }
 
-fn body_text(record: &store::StudentRecord, university: &store::University) -> (String, String) {
+/// The certifying sentence of a certificate of type `t`: the type's own
+/// wording, or the built-in one for the holder's leaving type, filled in.
+fn body_text(t: &store::CertificateType, record: &store::StudentRecord, university: &store::University) -> (String, String) {
+    use crate::wording::{self, Values};
+    let (default_ja, default_en) = wording::default_for(&record.leaving_type);
+    let template_ja = if t.body_ja.trim().is_empty() { default_ja } else { t.body_ja.as_str() };
+    let template_en = if t.body_en.trim().is_empty() { default_en } else { t.body_en.as_str() };
     let date = record.graduation_date.clone().unwrap_or_default();
-    let (y, m, d) = split_date(&date);
-    if record.leaving_type == "enrolled" {
-        return (
-            format!("上記の者は、{}{}{}に在学していることを証明する。", university.name_ja, record.faculty_ja, record.department_ja),
-            format!(
-                "This is to certify that the above-named person is enrolled in the {}, {}, {}.",
-                record.department_en, record.faculty_en, university.name_en
-            ),
-        );
-    }
-    (
-        format!(
-            "上記の者は、{y}年{m}月{d}日 {}{}{}を卒業したことを証明する。",
-            university.name_ja, record.faculty_ja, record.department_ja
-        ),
-        format!(
-            "This is to certify that the above-named person graduated from the {}, {}, {} on {}.",
-            record.department_en, record.faculty_en, university.name_en, date
-        ),
-    )
+    let ja = Values {
+        name: record.name_kanji.clone(),
+        student_no: record.student_no.clone(),
+        university: university.name_ja.clone(),
+        faculty: record.faculty_ja.clone(),
+        department: record.department_ja.clone(),
+        degree: String::new(),
+        admission_date: String::new(),
+        graduation_date: wording::date_ja(&date),
+    };
+    let en = Values {
+        name: record.name_roman.clone(),
+        university: university.name_en.clone(),
+        faculty: record.faculty_en.clone(),
+        department: record.department_en.clone(),
+        graduation_date: wording::date_en(&date),
+        ..ja.clone()
+    };
+    (wording::fill(template_ja, &ja), wording::fill(template_en, &en))
 }
 
-/// Transcript types are the catalogue entries whose code starts with "transcript".
+/// Types printed with the transcript layout (D-2: the catalogue says which).
 fn is_transcript(t: &store::CertificateType) -> bool {
-    t.code.starts_with("transcript")
+    t.layout == "transcript"
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -174,11 +179,6 @@ fn transcript_data(
         verify_url,
         issue_date: issue_date.to_string(),
     }
-}
-
-fn split_date(date: &str) -> (String, String, String) {
-    let mut it = date.split('-').map(|p| p.trim_start_matches('0').to_string());
-    (it.next().unwrap_or_default(), it.next().unwrap_or_default(), it.next().unwrap_or_default())
 }
 
 /// Places an order: checks it against the catalogue, fixes its prices, makes
@@ -285,7 +285,6 @@ pub async fn place(
         store::set_order_post_address(&mut tx, order_id, &sealed).await?;
     }
 
-    let (body_ja, body_en) = body_text(&record, &university);
     let issue_date = time::local_date(created_at, zone);
     let birth_date = crate::registration::open_birth_date(seal, user_id, &record.birth_date)?;
     if let Some((import_id, _)) = &academic {
@@ -304,23 +303,26 @@ pub async fn place(
                 Some(courses) if is_transcript(t) => DocumentCopy::Transcript(transcript_data(
                     t, &record, &university, courses, &birth_date, &issue_date, serial, code, verify_url,
                 )),
-                _ => DocumentCopy::Certificate(CertificateCopy {
-                    title_ja: t.name_ja.clone(),
-                    title_en: t.name_en.clone(),
-                    university_ja: university.name_ja.clone(),
-                    university_en: university.name_en.clone(),
-                    faculty_ja: record.faculty_ja.clone(),
-                    department_ja: record.department_ja.clone(),
-                    holder_name_kanji: record.name_kanji.clone(),
-                    holder_name_roman: record.name_roman.clone(),
-                    birth_date: birth_date.clone(),
-                    body_ja: body_ja.clone(),
-                    body_en: body_en.clone(),
-                    issue_date: issue_date.clone(),
-                    serial,
-                    verification_code: code,
-                    verify_url,
-                }),
+                _ => {
+                    let (body_ja, body_en) = body_text(t, &record, &university);
+                    DocumentCopy::Certificate(CertificateCopy {
+                        title_ja: t.name_ja.clone(),
+                        title_en: t.name_en.clone(),
+                        university_ja: university.name_ja.clone(),
+                        university_en: university.name_en.clone(),
+                        faculty_ja: record.faculty_ja.clone(),
+                        department_ja: record.department_ja.clone(),
+                        holder_name_kanji: record.name_kanji.clone(),
+                        holder_name_roman: record.name_roman.clone(),
+                        birth_date: birth_date.clone(),
+                        body_ja,
+                        body_en,
+                        issue_date: issue_date.clone(),
+                        serial,
+                        verification_code: code,
+                        verify_url,
+                    })
+                }
             });
         }
     }

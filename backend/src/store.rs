@@ -53,6 +53,13 @@ pub struct CertificateType {
     pub grad_year_from: Option<i64>,
     pub grad_year_to: Option<i64>,
     pub active: bool,
+    /// 'certificate' (one page per copy) or 'transcript'.
+    pub layout: String,
+    /// 'ja' (Japanese with English beside it) or 'en' (English only).
+    pub language: String,
+    /// The certifying sentence with placeholders; empty: the built-in wording.
+    pub body_ja: String,
+    pub body_en: String,
 }
 
 #[derive(Debug, Clone, Default, FromRow)]
@@ -77,8 +84,8 @@ pub struct StudentRecord {
 /// Every type of a university, active or not (the catalogue editor).
 pub async fn all_certificate_types(c: &mut Conn, university_id: i64) -> Result<Vec<CertificateType>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, code, name_ja, name_en, fee, max_copies, leaving_types, faculty_codes, grad_year_from, grad_year_to, active
-         FROM certificate_types WHERE university_id = ? ORDER BY id",
+        "SELECT id, code, name_ja, name_en, fee, max_copies, leaving_types, faculty_codes, grad_year_from, grad_year_to, active,
+         layout, language, body_ja, body_en FROM certificate_types WHERE university_id = ? ORDER BY id",
     )
     .bind(university_id)
     .fetch_all(c)
@@ -91,10 +98,12 @@ pub async fn save_certificate_type(c: &mut Conn, university_id: i64, id: Option<
         Some(id) => {
             sqlx::query(
                 "UPDATE certificate_types SET code = ?, name_ja = ?, name_en = ?, fee = ?, max_copies = ?, leaving_types = ?,
-                 faculty_codes = ?, grad_year_from = ?, grad_year_to = ?, active = ? WHERE id = ? AND university_id = ?",
+                 faculty_codes = ?, grad_year_from = ?, grad_year_to = ?, active = ?, layout = ?, language = ?, body_ja = ?, body_en = ?
+                 WHERE id = ? AND university_id = ?",
             )
             .bind(&t.code).bind(&t.name_ja).bind(&t.name_en).bind(t.fee).bind(t.max_copies).bind(&t.leaving_types)
-            .bind(&t.faculty_codes).bind(t.grad_year_from).bind(t.grad_year_to).bind(t.active).bind(id).bind(university_id)
+            .bind(&t.faculty_codes).bind(t.grad_year_from).bind(t.grad_year_to).bind(t.active)
+            .bind(&t.layout).bind(&t.language).bind(&t.body_ja).bind(&t.body_en).bind(id).bind(university_id)
             .execute(c)
             .await?;
             Ok(id)
@@ -102,10 +111,12 @@ pub async fn save_certificate_type(c: &mut Conn, university_id: i64, id: Option<
         None => {
             sqlx::query_scalar(
                 "INSERT INTO certificate_types (university_id, code, name_ja, name_en, fee, max_copies, leaving_types, faculty_codes,
-                 grad_year_from, grad_year_to, active) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                 grad_year_from, grad_year_to, active, layout, language, body_ja, body_en)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             )
             .bind(university_id).bind(&t.code).bind(&t.name_ja).bind(&t.name_en).bind(t.fee).bind(t.max_copies).bind(&t.leaving_types)
             .bind(&t.faculty_codes).bind(t.grad_year_from).bind(t.grad_year_to).bind(t.active)
+            .bind(&t.layout).bind(&t.language).bind(&t.body_ja).bind(&t.body_en)
             .fetch_one(c)
             .await
         }
@@ -137,7 +148,8 @@ pub async fn order_university(c: &mut Conn, order_id: i64) -> Result<University,
 
 pub async fn certificate_types(c: &mut Conn, university_id: i64) -> Result<Vec<CertificateType>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, code, name_ja, name_en, fee, max_copies, leaving_types, faculty_codes, grad_year_from, grad_year_to, active
+        "SELECT id, code, name_ja, name_en, fee, max_copies, leaving_types, faculty_codes, grad_year_from, grad_year_to, active,
+         layout, language, body_ja, body_en
          FROM certificate_types WHERE university_id = ? AND active = 1 ORDER BY id",
     )
     .bind(university_id)
@@ -2051,11 +2063,11 @@ pub async fn seed_demo(c: &mut Conn, s: &DemoSeed<'_>) -> Result<(), sqlx::Error
     sqlx::query("INSERT INTO departments (id, faculty_id, code, name_ja, name_en) VALUES (1, 1, 'JLIT', '日本文学科', 'Department of Japanese Literature'), (2, 1, 'HIST', '史学科', 'Department of History'), (3, 2, 'MATH', '数学科', 'Department of Mathematics')")
         .execute(&mut *c).await?;
     sqlx::query(
-        "INSERT INTO certificate_types (university_id, code, name_ja, name_en, fee, max_copies, leaving_types) VALUES
-         (1, 'graduation', '卒業証明書', 'Certificate of Graduation', 300, 10, 'graduated'),
-         (1, 'graduation_en', '卒業証明書（英文）', 'Certificate of Graduation (English)', 500, 10, 'graduated'),
-         (1, 'enrolment', '在学証明書', 'Certificate of Enrolment', 200, 10, 'enrolled'),
-         (1, 'transcript', '成績証明書', 'Transcript of Academic Record', 300, 5, 'graduated,withdrew,removed,enrolled')",
+        "INSERT INTO certificate_types (university_id, code, name_ja, name_en, fee, max_copies, leaving_types, layout, language) VALUES
+         (1, 'graduation', '卒業証明書', 'Certificate of Graduation', 300, 10, 'graduated', 'certificate', 'ja'),
+         (1, 'graduation_en', '卒業証明書（英文）', 'Certificate of Graduation (English)', 500, 10, 'graduated', 'certificate', 'en'),
+         (1, 'enrolment', '在学証明書', 'Certificate of Enrolment', 200, 10, 'enrolled', 'certificate', 'ja'),
+         (1, 'transcript', '成績証明書', 'Transcript of Academic Record', 300, 5, 'graduated,withdrew,removed,enrolled', 'transcript', 'ja')",
     )
     .execute(&mut *c)
     .await?;

@@ -147,7 +147,8 @@ async fn the_catalogue_decides_who_may_order_what_and_prices_are_frozen_at_order
         let (staff, cat, grad_id) = (staff.clone(), cat.clone(), grad_id.clone());
         async move {
             let mut f: Vec<(&str, String)> = vec![("id", grad_id), ("code", "graduation".into()), ("name_ja", "卒業証明書".into()),
-                ("name_en", "Certificate of Graduation".into()), ("max_copies", "10".into()), ("leaving_graduated", "1".into()), ("active", "1".into())];
+                ("name_en", "Certificate of Graduation".into()), ("max_copies", "10".into()), ("leaving_graduated", "1".into()), ("active", "1".into()),
+                ("layout", "certificate".into()), ("language", "ja".into())];
             f.extend(fields);
             let refs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
             post_form(&staff, &cat, &cat, &refs).await
@@ -160,11 +161,22 @@ async fn the_catalogue_decides_who_may_order_what_and_prices_are_frozen_at_order
     let (s, _, page) = save(vec![("fee", "350".into()), ("faculty_codes", "NOPE".into())]).await?;
     assert_eq!(s, 400);
     assert!(page.contains("no faculty with the code NOPE"), "{page}");
-    // a new fee: the placed order keeps its price, a new one pays the new fee
-    let (s, _, _) = save(vec![("fee", "350".into())]).await?;
-    assert_eq!(s, 200);
+    let (s, _, page) = save(vec![("fee", "350".into()), ("body_ja", "{grad_date}に卒業".into())]).await?;
+    assert_eq!(s, 400);
+    assert!(page.contains("{grad_date} is not a placeholder") && page.contains("{graduation_date}"), "{page}");
+    // a new fee and the type's own wording: the placed order keeps its price and text, a new one gets both
+    let (s, _, page) = save(vec![
+        ("fee", "350".into()),
+        ("body_ja", "上記の者は、{graduation_date}に{university}{faculty}を卒業し、学士（文学）の学位を授与されたことを証明する。".into()),
+        ("body_en", "This is to certify that {name} graduated from the {faculty} on {graduation_date} with the degree of Bachelor of Arts.".into()),
+    ])
+    .await?;
+    assert_eq!(s, 200, "{page}");
     b.order_as_graduate(1).await?;
     assert_eq!(b.sql("SELECT group_concat(total) FROM (SELECT total FROM orders ORDER BY id)")?, "400,450");
+    let text = order_pdf_text(&b, 2)?.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(text.contains("2024年3月25日に証明大学文学部を卒業し、学士（文学）の") && text.contains("YAMADA Hanako graduated from the Faculty of Letters on March 25, 2024 with the degree of Bachelor of Arts"), "{text}");
+    assert!(!order_pdf_text(&b, 1)?.contains("学士"), "the first order kept its text");
     // only the Faculty of Science may order it now: the graduate (Letters) no longer sees it, and cannot order it anyway
     let user = Backend::client();
     portal_login(&b, &user, shomei_backend::demo::GRADUATE_EMAIL, shomei_backend::demo::GRADUATE_PASSWORD, shomei_backend::demo::GRADUATE_SECOND_PASSWORD).await?;

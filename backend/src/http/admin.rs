@@ -326,14 +326,16 @@ pub async fn catalogue(State(state): State<AppState>, headers: HeaderMap, staff:
         .map(|t| {
             context! { id => t.id, code => &t.code, name_ja => &t.name_ja, name_en => &t.name_en, fee => t.fee, max_copies => t.max_copies,
                        leaving => t.leaving_types.split(',').map(str::trim).collect::<Vec<_>>(), faculty_codes => &t.faculty_codes,
-                       grad_year_from => t.grad_year_from, grad_year_to => t.grad_year_to, active => t.active }
+                       grad_year_from => t.grad_year_from, grad_year_to => t.grad_year_to, active => t.active,
+                       layout => &t.layout, language => &t.language, body_ja => &t.body_ja, body_en => &t.body_en }
         })
         .collect();
     types.push(context! { id => 0, code => "", name_ja => "", name_en => "", fee => 0, max_copies => 10, leaving => vec!["graduated"],
-                          faculty_codes => "", active => true });
+                          faculty_codes => "", active => true, layout => "certificate", language => "ja", body_ja => "", body_en => "" });
+    let placeholders: Vec<String> = crate::wording::PLACEHOLDERS.iter().map(|p| format!("{{{}}} {} / {}", p.0, p.1, p.2)).collect();
     let leaving: Vec<[&str; 3]> = LEAVING.iter().map(|l| [l.0, l.1, l.2]).collect();
     let csrf = Csrf::get(&state, &headers);
-    let page = Html(render("admin_catalogue.html", context! { csrf => &csrf.token, types, leaving }));
+    let page = Html(render("admin_catalogue.html", context! { csrf => &csrf.token, types, leaving, placeholders }));
     Ok(csrf.respond(page))
 }
 
@@ -374,6 +376,18 @@ pub async fn save_catalogue(
     if code.is_empty() || name_ja.is_empty() || name_en.is_empty() || code.len() > 40 {
         return Err(bad("コードと名称（日本語・英語）を入力してください。 / Give a code and both names."));
     }
+    let layout = match get("layout").as_str() {
+        l @ ("certificate" | "transcript") => l.to_string(),
+        _ => return Err(bad("様式を選んでください。 / Choose a layout.")),
+    };
+    let language = match get("language").as_str() {
+        l @ ("ja" | "en") => l.to_string(),
+        _ => return Err(bad("言語を選んでください。 / Choose a language.")),
+    };
+    let (body_ja, body_en) = (get("body_ja"), get("body_en"));
+    for body in [&body_ja, &body_en] {
+        crate::wording::check(body).map_err(|e| bad(&e))?;
+    }
     let mut tx = store::begin_write(&state.pool).await?;
     let known: Vec<String> = store::faculties(&mut tx).await?.into_iter().map(|f| f.code).collect();
     let faculty_codes: Vec<String> = get("faculty_codes").split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
@@ -392,6 +406,10 @@ pub async fn save_catalogue(
         grad_year_from: from,
         grad_year_to: to,
         active: f.contains_key("active"),
+        layout,
+        language,
+        body_ja,
+        body_en,
     };
     let saved = store::save_certificate_type(&mut tx, 1, id, &t).await.map_err(|e| match e {
         sqlx::Error::Database(d) if d.is_unique_violation() => bad("このコードはすでに使われています。 / This code is taken."),
