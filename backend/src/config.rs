@@ -34,6 +34,8 @@ pub struct HttpConfig {
     pub listen: String,
     /// The origin users reach the backend at; links in mails start with it.
     pub public_url: String,
+    /// Bearer token that opens `/metrics` to other hosts (empty: loopback only).
+    pub metrics_token: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -175,7 +177,7 @@ impl Default for Config {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { listen: "127.0.0.1:8080".into(), public_url: "http://localhost:8080".into() }
+        HttpConfig { listen: "127.0.0.1:8080".into(), public_url: "http://localhost:8080".into(), metrics_token: String::new() }
     }
 }
 

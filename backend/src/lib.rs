@@ -15,6 +15,7 @@ pub mod error;
 pub mod http;
 pub mod mail;
 pub mod messages;
+pub mod metrics;
 pub mod orders;
 pub mod password_policy;
 pub mod passwords;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub storeprint: Arc<storeprint::StorePrintClient>,
     /// Nudges the convenience-store print registration after a payment.
     pub store_wake: Arc<Notify>,
+    /// Unix time the backend started (metrics).
+    pub started_at: i64,
 }
 
 /// Loads fonts, opens and migrates the database, seeds the demo data if asked.
@@ -110,6 +113,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         smartpit: Arc::new(smartpit::SmartPitClient::new(config.smartpit.clone())),
         storeprint: Arc::new(storeprint::StorePrintClient::new(config.storeprint.clone())),
         store_wake: Arc::new(Notify::new()),
+        started_at: crate::time::now(),
         config: Arc::new(config),
     })
 }

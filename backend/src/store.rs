@@ -893,6 +893,22 @@ pub async fn station(c: &mut Conn, id: i64) -> Result<Option<Station>, sqlx::Err
     sqlx::query_as(&format!("{STATION_SELECT} WHERE id = ?")).bind(id).fetch_optional(c).await
 }
 
+/// Orders per status (metrics).
+pub async fn order_counts_by_status(c: &mut Conn) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT status, COUNT(*) FROM orders GROUP BY status ORDER BY status").fetch_all(c).await
+}
+
+/// Work waiting (metrics): unsent mails, unregistered store prints, applications to review.
+pub async fn work_waiting(c: &mut Conn) -> Result<(i64, i64, i64), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL),
+                (SELECT COUNT(*) FROM orders WHERE delivery = 'store' AND status = 'paid' AND store_file_id IS NULL),
+                (SELECT COUNT(*) FROM registrations WHERE status = 'pending')",
+    )
+    .fetch_one(c)
+    .await
+}
+
 pub async fn stations(c: &mut Conn) -> Result<Vec<Station>, sqlx::Error> {
     sqlx::query_as(&format!("{STATION_SELECT} ORDER BY id")).fetch_all(c).await
 }

@@ -160,3 +160,53 @@ async fn concurrent_charges_for_one_order_debit_once() -> Result<()> {
     assert_eq!(backend.sql("SELECT COUNT(*), SUM(amount) FROM ledger WHERE kind = 'debit'")?, "5|-2000");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_orders_and_each_station_to_monitoring() -> Result<()> {
+    let b = Backend::start_with(None, |c| c.http.metrics_token = "scrape-secret".into()).await?;
+    b.order_as_graduate(1).await?;
+    let api = Api::new(&b).await?;
+    let beat = |reasons: Vec<&str>, outbox: u32| {
+        serde_json::json!({ "version": "test", "uptime_s": 5, "reader_present": true, "outbox_len": outbox,
+                            "station_time": chrono_now(), "printer": { "reachable": true, "state": "idle", "reasons": reasons, "message": "" } })
+    };
+    let (s, _) = api.post("/heartbeat", beat(vec!["none"], 3)).await?;
+    assert_eq!(s, 200);
+    let scrape = |auth: Option<&'static str>| {
+        let url = format!("{}/metrics", b.url);
+        async move {
+            let mut r = reqwest::Client::new().get(url);
+            if let Some(a) = auth {
+                r = r.bearer_auth(a);
+            }
+            let r = r.send().await?;
+            let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            anyhow::Ok((r.status().as_u16(), ct, r.text().await?))
+        }
+    };
+    let (s, ct, text) = scrape(None).await?;
+    assert_eq!(s, 200, "loopback may scrape");
+    assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
+    for line in ["shomei_orders{status=\"awaiting_payment\"} 1", "shomei_station_up{station=\"API test station\"} 1",
+                 "shomei_station_printer_ready{station=\"API test station\"} 1", "shomei_station_outbox{station=\"API test station\"} 3",
+                 "# TYPE shomei_mail_outbox_pending gauge"] {
+        assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+    }
+    // every sample line is `name{labels} value` with a number
+    for l in text.lines().filter(|l| !l.starts_with('#')) {
+        let value = l.rsplit(' ').next().unwrap_or("");
+        assert!(value.parse::<f64>().is_ok(), "not a sample: {l}");
+    }
+    // out of paper: the printer is no longer ready
+    api.post("/heartbeat", beat(vec!["media-empty-report"], 0)).await?;
+    let (_, _, text) = scrape(None).await?;
+    assert!(text.contains("shomei_station_printer_ready{station=\"API test station\"} 0"), "{text}");
+    // a wrong token is refused even from loopback; the right one works
+    assert_eq!(scrape(Some("guess")).await?.0, 403);
+    assert_eq!(scrape(Some("scrape-secret")).await?.0, 200);
+    Ok(())
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}

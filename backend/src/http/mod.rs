@@ -137,6 +137,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/stations/{id}/health", get(station_api::health))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(web::metrics))
         .nest(API_PREFIX, station_api)
         .fallback(|| async {
             (
