@@ -190,6 +190,10 @@ pub fn refusal(code: ErrorCode) -> Text {
             t("この発行機は現在ご利用いただけません。", "This printer is out of service.")
         }
         ErrorCode::ServiceSuspended => t("ただいまサービスを停止しています。", "The service is suspended at the moment."),
+        ErrorCode::NotPaid => t(
+            "この申込はまだお支払いが済んでいません。クレジットカードまたはコンビニでのお支払いが確認されると印刷できます。",
+            "This order is not paid yet. It prints once the credit card or convenience-store payment has gone through.",
+        ),
         _ => t("処理できませんでした。", "This could not be done."),
     }
 }
@@ -236,7 +240,7 @@ mod tests {
     fn every_refusal_has_both_languages() {
         use ErrorCode::*;
         for code in [PrintNumberUnknown, PrintNumberUsed, PrintNumberExpired, PrintNumberBusy, Throttled, ReservationExpired,
-                     CardUnknown, CardBlocked, StationRevoked, ServiceSuspended, Internal] {
+                     CardUnknown, CardBlocked, StationRevoked, ServiceSuspended, NotPaid, Internal] {
             let r = refusal(code);
             assert!(!r.ja.is_empty() && !r.en.is_empty(), "{code:?}");
             assert!(!r.ja.is_ascii() && r.en.is_ascii(), "{code:?}: {r:?}");

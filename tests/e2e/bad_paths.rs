@@ -36,7 +36,7 @@ async fn a_mistyped_number_is_caught_by_the_check_digit() -> Result<()> {
     Ok(())
 }
 
-/// A valid-looking number nobody ordered, one already printed, one expired.
+/// A valid-looking number nobody ordered, one already printed, one expired, one not paid.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_printed_and_expired_numbers_are_refused_clearly() -> Result<()> {
     let mut rig = Rig::start().await?;
@@ -68,6 +68,14 @@ async fn unknown_printed_and_expired_numbers_are_refused_clearly() -> Result<()>
     let s = rig.kiosk_number(&second).await?;
     assert_eq!(s["screen"], "error");
     assert!(text(&s).contains("passed its print deadline"), "{s}");
+
+    // not paid: an order to be paid by credit card whose payment has not come in
+    let page = rig.backend.order_as_graduate(1).await?;
+    let third = element_text(&page, "print-number").unwrap_or_default().replace(' ', "");
+    rig.backend.sql(&format!("UPDATE orders SET payment_method = 'paypal' WHERE print_number = '{third}'"))?;
+    let s = rig.kiosk_number(&third).await?;
+    assert_eq!(s["screen"], "error");
+    assert!(text(&s).contains("not paid yet") && text(&s).contains("お支払いが済んでいません"), "{s}");
     assert_eq!(rig.printer.spooled_pdfs().len(), 1, "only the first order printed");
     Ok(())
 }
