@@ -67,6 +67,17 @@ pub struct AppState {
     pub started_at: i64,
 }
 
+impl AppState {
+    /// The online payment providers orders can be paid through (O-4).
+    pub fn payment_providers(&self) -> [&dyn payments::PaymentProvider; 2] {
+        [self.paypal.as_ref(), self.smartpit.as_ref()]
+    }
+
+    pub fn payment_provider(&self, method: &str) -> Option<&dyn payments::PaymentProvider> {
+        self.payment_providers().into_iter().find(|p| p.method() == method)
+    }
+}
+
 /// Loads fonts, opens and migrates the database, seeds the demo data if asked.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     config.validate().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;

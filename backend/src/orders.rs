@@ -1,6 +1,8 @@
 //! Ordering (SPEC O-1, O-2, O-3, O-5, O-6): the catalogue a user may order
 //! from, fixed prices, print numbers, and the certificate PDF made at order time.
 
+pub use crate::payments::Started;
+use crate::payments::{PaymentProvider, PaymentRequest, Refunded};
 use crate::documents::{self, CertificateCopy, CourseRow, DocumentCopy, FontSet, TranscriptData};
 use crate::error::{AppError, AppResult};
 use crate::mail;
@@ -355,57 +357,49 @@ pub async fn place(
     Ok(Placed { order_id, print_number: number })
 }
 
-/// O-4: pay an order by credit card through PayPal; returns the approval page.
-pub async fn start_paypal(pool: &SqlitePool, paypal: &crate::paypal::PayPalClient, user_id: i64, order_id: i64) -> AppResult<String> {
+/// O-4: starts paying an order online through its provider (PayPal: the
+/// approval page to send the payer to; Smart Pit: the payment number, issued
+/// once and mailed). Asking again for a Smart Pit order shows the same number.
+pub async fn start_payment(pool: &SqlitePool, provider: &dyn PaymentProvider, user_id: i64, order_id: i64) -> AppResult<Started> {
     let mut c = pool.acquire().await?;
     let order = store::order(&mut c, order_id).await.map_err(|_| AppError::PageNotFound)?;
-    if order.user_id != user_id || order.payment_method != "paypal" {
-        return Err(AppError::PageNotFound);
-    }
-    if order.status != "awaiting_payment" || order.pay_deadline <= now() {
-        return Err(page_err(messages::CANNOT_PAY));
-    }
-    drop(c);
-    let created = paypal
-        .create_order(order.total, &format!("order-{order_id}"), &format!("create-order-{order_id}"))
-        .await
-        .map_err(crate::topup::paypal_err)?;
-    let mut c = pool.acquire().await?;
-    store::set_order_paypal(&mut c, order_id, &created.id).await?;
-    Ok(created.approve_url)
-}
-
-/// O-4 Smart Pit: issues (once) the convenience-store payment number and mails it.
-pub async fn start_smartpit(pool: &SqlitePool, smartpit: &crate::smartpit::SmartPitClient, user_id: i64, order_id: i64) -> AppResult<String> {
-    let mut c = pool.acquire().await?;
-    let order = store::order(&mut c, order_id).await.map_err(|_| AppError::PageNotFound)?;
-    if order.user_id != user_id || order.payment_method != "smartpit" {
+    if order.user_id != user_id || order.payment_method != provider.method() {
         return Err(AppError::PageNotFound);
     }
     if let Some(n) = order.smartpit_number.clone() {
-        return Ok(n);
+        return Ok(Started::PayNumber(n));
     }
     if order.status != "awaiting_payment" || order.pay_deadline <= now() {
         return Err(page_err(messages::CANNOT_PAY));
     }
     let record = store::student_records(&mut c, user_id).await?.into_iter().find(|r| r.id == order.student_record_id).ok_or(AppError::PageNotFound)?;
+    let university = store::university(&mut c, record.university_id).await?;
     let user = store::user(&mut c, user_id).await?;
     drop(c);
-    let due = time::local_date(order.pay_deadline - 1, chrono_tz::Asia::Tokyo);
-    let number = smartpit
-        .issue(&format!("order-{order_id}"), order.total, &due, &record.name_kana, &format!("order-{order_id}"))
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, order_id, "Smart Pit payment number not issued");
-            page_err(messages::SMARTPIT_UNAVAILABLE)
-        })?;
+    let zone = time::tz(&university.timezone);
+    let due = time::local_date(order.pay_deadline - 1, zone);
+    let reference = format!("order-{order_id}");
+    let key = format!("start-{}-order-{order_id}", provider.method());
+    let req = PaymentRequest { reference: &reference, amount: Yen(order.total), due: &due, payer_kana: &record.name_kana, key: &key };
+    let started = provider.start(req).await.map_err(|e| {
+        tracing::warn!(error = %e, order_id, method = provider.method(), "payment not started");
+        page_err(match provider.method() {
+            "smartpit" => messages::SMARTPIT_UNAVAILABLE,
+            _ => messages::PAYMENT_UNAVAILABLE,
+        })
+    })?;
     let mut tx = store::begin_write(pool).await?;
-    store::set_order_smartpit(&mut tx, order_id, &number).await?;
-    let to = mail::Recipient { name_ja: &record.name_kanji, name_en: &record.name_roman, language: &user.language };
-    mail::smartpit_mail(&to, &number, Yen(order.total), &time::deadline_text(order.pay_deadline, chrono_tz::Asia::Tokyo), order_id).enqueue(&mut tx, &user.email).await?;
-    store::audit(&mut tx, &format!("user:{user_id}"), "order.smartpit_number", &format!("order {order_id}"), now()).await?;
+    match &started {
+        Started::Redirect { reference, .. } => store::set_order_paypal(&mut tx, order_id, reference).await?,
+        Started::PayNumber(number) => {
+            store::set_order_smartpit(&mut tx, order_id, number).await?;
+            let to = mail::Recipient { name_ja: &record.name_kanji, name_en: &record.name_roman, language: &user.language };
+            mail::smartpit_mail(&to, number, Yen(order.total), &time::deadline_text(order.pay_deadline, zone), order_id).enqueue(&mut tx, &user.email).await?;
+            store::audit(&mut tx, &format!("user:{user_id}"), "order.smartpit_number", &format!("order {order_id}"), now()).await?;
+        }
+    }
     tx.commit().await?;
-    Ok(number)
+    Ok(started)
 }
 
 /// What a Smart Pit notice did.
@@ -536,7 +530,7 @@ pub async fn paid_by_paypal(pool: &SqlitePool, public_url: &str, paypal_order_id
 /// the order's, so a retry refunds once). The order is cancelled.
 pub async fn refund(
     pool: &SqlitePool,
-    paypal: &crate::paypal::PayPalClient,
+    providers: &[&dyn PaymentProvider],
     storeprint: &crate::storeprint::StorePrintClient,
     staff: &store::Staff,
     client: crate::accounts::Client<'_>,
@@ -560,10 +554,17 @@ pub async fn refund(
             page_err(messages::STOREPRINT_UNAVAILABLE)
         })?;
     }
-    // PayPal first: if it refuses, nothing here changes
-    if order.payment_method == "paypal" {
-        let capture = order.capture_id.clone().ok_or_else(|| page_err(messages::CANNOT_REFUND))?;
-        paypal.refund(&capture, order.total, &format!("refund-order-{order_id}")).await.map_err(crate::topup::paypal_err)?;
+    // the provider first: if it refuses, nothing here changes
+    let mut by_staff = false;
+    if let Some(provider) = providers.iter().find(|p| p.method() == order.payment_method) {
+        let payment_ref = order.capture_id.clone().unwrap_or_default();
+        if provider.method() == "paypal" && payment_ref.is_empty() {
+            return Err(page_err(messages::CANNOT_REFUND));
+        }
+        by_staff = provider.refund(&payment_ref, Yen(order.total), &format!("refund-order-{order_id}")).await.map_err(|e| {
+            tracing::warn!(error = %e, order_id, "provider refused the refund");
+            page_err(messages::PAYMENT_UNAVAILABLE)
+        })? == Refunded::ByStaff;
     }
     let mut tx = store::begin_write(pool).await?;
     if !store::set_order_refunded(&mut tx, order_id, reason, now()).await? {
@@ -574,7 +575,8 @@ pub async fn refund(
             store::insert_ledger(&mut tx, &debit.card_uid, -debit.amount, "refund", Some(order_id), None, Some(&format!("refund:{}", debit.id)), now()).await?;
         }
     }
-    crate::accounts::audit(&mut tx, &format!("staff:{}", staff.login), "order.refund", &format!("order:{order_id} {}", order.payment_method), client).await?;
+    let how = if by_staff { " (to be paid back by the office)" } else { "" };
+    crate::accounts::audit(&mut tx, &format!("staff:{}", staff.login), "order.refund", &format!("order:{order_id} {}{how}", order.payment_method), client).await?;
     tx.commit().await?;
     tracing::info!(order_id, "order refunded");
     Ok(())

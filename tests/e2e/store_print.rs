@@ -148,6 +148,7 @@ async fn a_store_print_order_is_registered_once_paid_printed_once_and_withdrawn_
     let (s, _, page) = post_form(&staff, &detail, &format!("{detail}/refund"), &[("reason", "Ordered twice by mistake")]).await?;
     assert_eq!(s, 200, "{page}");
     assert_eq!(b.sql("SELECT status FROM orders WHERE id = 2")?, "cancelled");
+    assert!(b.sql("SELECT target FROM audit_log WHERE action = 'order.refund'")?.contains("order:2 smartpit (to be paid back by the office)"), "cash is paid back by the office, not by Smart Pit");
     let r = stores.knob("/sim/print", serde_json::json!({ "number": second, "notice_url": notice_url })).await?;
     assert_eq!((r["result"].as_str(), r["status"].as_str()), (Some("refused"), Some("withdrawn")), "{r}");
     Ok(())

@@ -85,7 +85,7 @@ pub fn router(state: AppState) -> Router {
         .route("/orders/{id}", get(portal::order))
         .route("/orders/{id}/cancel", post(portal::cancel_order))
         .route("/orders/{id}/pay", post(portal::pay_order))
-        .route("/orders/{id}/smartpit", post(portal::smartpit_number))
+        .route("/orders/{id}/smartpit", post(portal::pay_order))
         .route("/orders/{id}/receipt", get(portal::order_receipt))
         .route("/cards/topups/{id}/receipt", get(portal::topup_receipt))
         .route("/smartpit/notice", post(portal::smartpit_notice))

@@ -481,19 +481,22 @@ pub async fn paypal_webhook(State(state): State<AppState>, headers: HeaderMap, b
     axum::http::StatusCode::from_u16(code).unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-/// O-4: off to PayPal to pay this order.
+/// O-4: pay this order online through its provider: off to PayPal's
+/// approval page, or (Smart Pit) the convenience-store payment number, issued
+/// once, shown on the order page and mailed.
 pub async fn pay_order(State(state): State<AppState>, headers: HeaderMap, user: CurrentUser, Path(id): Path<i64>, Form(f): Form<CsrfForm>) -> AppResult<Response> {
     check_csrf(&state, &headers, &f.csrf)?;
-    let url = orders::start_paypal(&state.pool, &state.paypal, user.user.id, id).await?;
-    Ok(Redirect::to(&url).into_response())
-}
-
-/// O-4 Smart Pit: issue (or show again) the convenience-store payment number.
-pub async fn smartpit_number(State(state): State<AppState>, headers: HeaderMap, user: CurrentUser, Path(id): Path<i64>, Form(f): Form<CsrfForm>) -> AppResult<Response> {
-    check_csrf(&state, &headers, &f.csrf)?;
-    orders::start_smartpit(&state.pool, &state.smartpit, user.user.id, id).await?;
-    state.mail_wake.notify_one();
-    Ok(Redirect::to(&format!("/orders/{id}?notice=smartpit")).into_response())
+    let mut c = state.pool.acquire().await?;
+    let method = store::order(&mut c, id).await.map_err(|_| AppError::PageNotFound)?.payment_method;
+    drop(c);
+    let provider = state.payment_provider(&method).ok_or(AppError::PageNotFound)?;
+    match orders::start_payment(&state.pool, provider, user.user.id, id).await? {
+        orders::Started::Redirect { url, .. } => Ok(Redirect::to(&url).into_response()),
+        orders::Started::PayNumber(_) => {
+            state.mail_wake.notify_one();
+            Ok(Redirect::to(&format!("/orders/{id}?notice=smartpit")).into_response())
+        }
+    }
 }
 
 /// Smart Pit's payment notice (signed; no session, no CSRF).
