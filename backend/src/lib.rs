@@ -60,7 +60,7 @@ pub struct AppState {
     pub request_throttle: Arc<accounts::Throttle>,
     pub paypal: Arc<paypal::PayPalClient>,
     pub smartpit: Arc<smartpit::SmartPitClient>,
-    pub storeprint: Arc<storeprint::StorePrintClient>,
+    pub storeprint: Arc<dyn storeprint::StorePrintService>,
     /// Nudges the convenience-store print registration after a payment.
     pub store_wake: Arc<Notify>,
     /// Unix time the backend started (metrics).
@@ -138,7 +138,7 @@ fn spawn_housekeeping(state: AppState) {
     let s = state.clone();
     tokio::spawn(async move {
         loop {
-            if let Err(e) = orders::register_store_prints(&s.pool, &s.storeprint, &s.config.http.public_url).await {
+            if let Err(e) = orders::register_store_prints(&s.pool, s.storeprint.as_ref(), &s.config.http.public_url).await {
                 tracing::warn!(error = %e, "store print registration pass failed");
             }
             s.mail_wake.notify_one();

@@ -441,7 +441,7 @@ pub async fn smartpit_notice(pool: &SqlitePool, public_url: &str, n: &crate::sma
 /// payment and by a timer, so an order paid while the service was down is
 /// registered once it is back (the idempotency key makes a retry harmless).
 /// Returns how many were registered.
-pub async fn register_store_prints(pool: &SqlitePool, storeprint: &crate::storeprint::StorePrintClient, public_url: &str) -> AppResult<usize> {
+pub async fn register_store_prints(pool: &SqlitePool, storeprint: &dyn crate::storeprint::StorePrintService, public_url: &str) -> AppResult<usize> {
     let mut c = pool.acquire().await?;
     let pending = store::orders_for_store_print(&mut c).await?;
     drop(c);
@@ -531,7 +531,7 @@ pub async fn paid_by_paypal(pool: &SqlitePool, public_url: &str, paypal_order_id
 pub async fn refund(
     pool: &SqlitePool,
     providers: &[&dyn PaymentProvider],
-    storeprint: &crate::storeprint::StorePrintClient,
+    storeprint: &dyn crate::storeprint::StorePrintService,
     staff: &store::Staff,
     client: crate::accounts::Client<'_>,
     order_id: i64,

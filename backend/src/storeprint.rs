@@ -77,6 +77,33 @@ pub fn verify(secret: &str, body: &[u8], signature: &str) -> bool {
     hex::decode(signature.trim()).is_ok_and(|sig| mac.verify_slice(&sig).is_ok())
 }
 
+/// The stores' network-print service behind one interface: the client below
+/// speaks the assumed API; an adapter to another vendor implements this too.
+pub trait StorePrintService: Send + Sync {
+    /// Registers a PDF of `pages` pages until `expires_on` (idempotent by `key`).
+    fn register<'a>(&'a self, reference: &'a str, pdf: &'a [u8], pages: i64, expires_on: &'a str, key: &'a str) -> ServiceFuture<'a, Registration>;
+    /// Withdraws a registered document: its numbers stop working.
+    fn withdraw<'a>(&'a self, file_id: &'a str) -> ServiceFuture<'a, ()>;
+    /// The secret that signs the service's print notices.
+    fn notice_secret(&self) -> &str;
+}
+
+pub type ServiceFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StorePrintError>> + Send + 'a>>;
+
+impl StorePrintService for StorePrintClient {
+    fn register<'a>(&'a self, reference: &'a str, pdf: &'a [u8], pages: i64, expires_on: &'a str, key: &'a str) -> ServiceFuture<'a, Registration> {
+        Box::pin(StorePrintClient::register(self, reference, pdf, pages, expires_on, key))
+    }
+
+    fn withdraw<'a>(&'a self, file_id: &'a str) -> ServiceFuture<'a, ()> {
+        Box::pin(StorePrintClient::withdraw(self, file_id))
+    }
+
+    fn notice_secret(&self) -> &str {
+        &self.cfg.notice_secret
+    }
+}
+
 pub struct StorePrintClient {
     cfg: StorePrintConfig,
     http: reqwest::Client,
@@ -86,10 +113,6 @@ impl StorePrintClient {
     pub fn new(cfg: StorePrintConfig) -> StorePrintClient {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(cfg.timeout_s.max(1))).build().unwrap_or_default();
         StorePrintClient { cfg, http }
-    }
-
-    pub fn notice_secret(&self) -> &str {
-        &self.cfg.notice_secret
     }
 
     fn url(&self, path: &str) -> String {

@@ -610,6 +610,6 @@ pub async fn refund_order(
     staff.require(&["registrar"])?;
     check_csrf(&state, &headers, &f.csrf)?;
     let ip = client.ip().to_string();
-    crate::orders::refund(&state.pool, &state.payment_providers(), &state.storeprint, &staff.staff, accounts::Client { ip: &ip }, id, &f.reason).await?;
+    crate::orders::refund(&state.pool, &state.payment_providers(), state.storeprint.as_ref(), &staff.staff, accounts::Client { ip: &ip }, id, &f.reason).await?;
     Ok(Redirect::to(&format!("/admin/orders/{id}")).into_response())
 }
