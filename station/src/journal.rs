@@ -10,6 +10,22 @@ pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
+/// Fault injection for the crash tests (ST-5): with
+/// `SHOMEI_FAILPOINT=<step>` the process dies (abort, like a power
+/// cut) right after the journal has committed that step, before the next
+/// side effect. Never set in production.
+fn failpoint(step: &str) {
+    static POINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let point = POINT.get_or_init(|| std::env::var("SHOMEI_FAILPOINT").ok().filter(|p| !p.is_empty()));
+    if point.as_deref() == Some(step) {
+        tracing::error!(step, "failpoint reached: the station dies here (crash test)");
+        std::process::abort();
+    }
+}
+
+/// Job states after which nothing more happens to a job.
+pub const FINAL_STATES: [&str; 3] = ["printed", "failed", "abandoned"];
+
 #[derive(Clone)]
 pub struct Journal {
     pool: SqlitePool,
@@ -106,6 +122,7 @@ impl Journal {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        failpoint("reserved");
         Ok(id)
     }
 
@@ -127,6 +144,7 @@ impl Journal {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        failpoint(step);
         Ok(())
     }
 
@@ -202,7 +220,23 @@ impl Journal {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        failpoint(step);
         Ok(())
+    }
+
+    /// Jobs a restart interrupted: not in a final state, oldest first.
+    pub async fn unfinished_jobs(&self) -> Result<Vec<Job>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT id, reservation_id, print_number, amount, paid_online, state, card_uid, charge_key, ipp_job_id, error
+             FROM jobs WHERE state NOT IN ('printed', 'failed', 'abandoned') ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// `PRAGMA integrity_check` (the crash tests expect "ok").
+    pub async fn integrity_check(&self) -> Result<String, sqlx::Error> {
+        sqlx::query_scalar("PRAGMA integrity_check").fetch_one(&self.pool).await
     }
 
     pub async fn pending_outbox(&self, limit: i64) -> Result<Vec<OutboxItem>, sqlx::Error> {

@@ -498,7 +498,9 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         }
         let pdf = pdf.ok_or_else(|| ("document could not be fetched".to_string(), None))?;
         j.step(job.job_id, "fetched", &format!("{} bytes", pdf.len())).await.map_err(jerr)?;
-        let name = format!("shomei-{}", job.reservation.print_number.as_str());
+        let name = crate::recovery::job_name(job.reservation.print_number.as_str(), job.job_id);
+        // journalled before the Print-Job: a restart then asks the printer for this name instead of printing again
+        j.step(job.job_id, "submitting", &name).await.map_err(jerr)?;
         let ipp_id = self.inner.printer.submit(pdf, &name).await.map_err(|e| (format!("Print-Job: {e}"), None))?;
         let _ = j.set_ipp_job(job.job_id, ipp_id).await.map_err(Self::journal_err);
         j.step(job.job_id, "submitted", &format!("ipp job {ipp_id}")).await.map_err(|e| (format!("journal: {e}"), Some(ipp_id)))?;

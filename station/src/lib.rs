@@ -10,6 +10,7 @@ pub mod kiosk;
 pub mod messages;
 pub mod printer;
 pub mod reader;
+pub mod recovery;
 pub mod sync;
 
 use anyhow::Context;
@@ -57,6 +58,21 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     let health = Arc::new(health::Health::default());
     let kiosk = kiosk::Kiosk::new(cfg.clone(), backend.clone(), journal.clone(), printer.clone(), reader.clone(), health.clone());
 
+    // jobs a crash or power cut interrupted are settled first (in the background: the kiosk starts at once)
+    {
+        let (journal, backend, printer) = (journal.clone(), backend.clone(), printer.clone());
+        let timeout = Duration::from_secs(cfg.job_timeout_s);
+        tokio::spawn(async move {
+            match recovery::recover(&journal, &backend, printer.as_ref(), timeout).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(settled = n, "interrupted jobs settled");
+                    let _ = sync::flush_outbox(&backend, &journal).await;
+                }
+                Err(e) => tracing::error!(error = %e, "journal error while settling interrupted jobs"),
+            }
+        });
+    }
     // the first heartbeat already carries the printer's real state
     health.set_printer(printer::Printer::status(printer.as_ref()).await);
     tokio::spawn(health::run(health.clone(), printer.clone(), reader.clone(), Duration::from_secs(cfg.printer_poll_s)));

@@ -129,6 +129,11 @@ pub trait Printer: Send + Sync + 'static {
 
     /// Cancel-Job. A job that already finished gives `Rejected` (client-error-not-possible).
     fn cancel(&self, job_id: i32) -> impl Future<Output = Result<(), PrinterError>> + Send;
+
+    /// Get-Jobs (which-jobs all): the id of the newest job named `job_name`,
+    /// if the printer still knows one. Used after a restart that lost the
+    /// answer to a Print-Job.
+    fn find_job(&self, job_name: &str) -> impl Future<Output = Result<Option<i32>, PrinterError>> + Send;
 }
 
 /// A printer reached over IPP at one printer URI.
@@ -402,6 +407,39 @@ impl Printer for IppPrinter {
             })?;
         debug!("job canceled");
         Ok(())
+    }
+
+    #[instrument(level = "debug", skip(self), fields(uri = %self.uri), err(level = "debug"))]
+    async fn find_job(&self, job_name: &str) -> Result<Option<i32>, PrinterError> {
+        let mut request = IppOperationBuilder::get_jobs(self.printer_uri.clone())
+            .user_name(USER_NAME)
+            .build()
+            .map_err(|e| PrinterError::Protocol(format!("building Get-Jobs: {e}")))?
+            .into_ipp_request();
+        let wanted = [IppAttribute::JOB_ID, IppAttribute::JOB_NAME]
+            .into_iter()
+            .map(IppValue::new_keyword)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| PrinterError::Protocol(format!("building Get-Jobs: {e}")))?;
+        let which = IppValue::new_keyword("all").map_err(|e| PrinterError::Protocol(format!("building Get-Jobs: {e}")))?;
+        let ops = request.attributes_mut();
+        ops.add(DelimiterTag::OperationAttributes, IppAttribute::new(IppAttributeName::WHICH_JOBS, which));
+        ops.add(DelimiterTag::OperationAttributes, IppAttribute::new(IppAttributeName::REQUESTED_ATTRIBUTES, IppValue::Array(wanted)));
+        let response = self.call(request, QUERY_TIMEOUT).await.map_err(|e| match e {
+            PrinterError::Busy => PrinterError::Rejected("server-error-busy".into()),
+            e => e,
+        })?;
+        let found = response
+            .attributes()
+            .groups_of(DelimiterTag::JobAttributes)
+            .filter(|g| g.get(IppAttribute::JOB_NAME).is_some_and(|n| text(n.value()) == job_name))
+            .filter_map(|g| match g.get(IppAttribute::JOB_ID).map(IppAttribute::value) {
+                Some(IppValue::Integer(id)) => Some(*id),
+                _ => None,
+            })
+            .max();
+        debug!(job_name, ?found, "Get-Jobs");
+        Ok(found)
     }
 }
 

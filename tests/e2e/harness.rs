@@ -800,6 +800,7 @@ pub struct Station {
     pub kiosk_url: String,
     pub dir: tempfile::TempDir,
     proc: Proc,
+    settings: Vec<(String, String)>,
 }
 
 pub struct StationOptions<'a> {
@@ -823,40 +824,92 @@ impl Default for Tuning {
     }
 }
 
+fn append_log(dir: &Path, name: &str) -> Result<std::fs::File> {
+    Ok(std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("{name}.log")))?)
+}
+
 impl Station {
     pub fn start(o: &StationOptions<'_>) -> Result<Station> {
+        Self::start_with_env(o, &[])
+    }
+
+    /// Starts the station binary with extra environment (e.g. a failpoint).
+    pub fn start_with_env(o: &StationOptions<'_>, env: &[(&str, &str)]) -> Result<Station> {
         let dir = tempfile::tempdir()?;
         let port = free_port();
-        let kiosk_url = format!("http://127.0.0.1:{port}");
-        let proc = Proc::spawn(
-            "station",
-            Command::new(bin("shomei-station"))
-                .env("PCSCLITE_CSOCK_NAME", &o.pcsc.socket)
-                .env("SHOMEI_STATION_BACKEND_URL", o.backend_url)
-                .env("SHOMEI_STATION_STATE_DIR", dir.path())
-                .env("SHOMEI_STATION_ENROLMENT_CODE", o.enrolment_code)
-                .env("SHOMEI_STATION_PRINTER_URI", o.printer_uri)
-                .env("SHOMEI_STATION_READER", "Virtual PCD 00 00")
-                .env("SHOMEI_STATION_KIOSK_LISTEN", format!("127.0.0.1:{port}"))
-                .env("SHOMEI_STATION_HEARTBEAT_S", "1")
-                .env("SHOMEI_STATION_PRINTER_POLL_S", "1")
-                .env("SHOMEI_STATION_IDLE_TIMEOUT_S", o.tuning.idle_timeout_s.to_string())
-                .env("SHOMEI_STATION_JOB_TIMEOUT_S", o.tuning.job_timeout_s.to_string())
-                .env("RUST_LOG", "info,sqlx=warn")
-                .stdout(log_file(dir.path(), "station")?)
-                .stderr(log_file(dir.path(), "station-err")?),
-        )?;
-        let mut s = Station { kiosk_url, dir, proc };
-        let url = format!("{}/healthz", s.kiosk_url);
+        let settings: Vec<(String, String)> = [
+            ("PCSCLITE_CSOCK_NAME", o.pcsc.socket.display().to_string()),
+            ("SHOMEI_STATION_BACKEND_URL", o.backend_url.to_string()),
+            ("SHOMEI_STATION_STATE_DIR", dir.path().display().to_string()),
+            ("SHOMEI_STATION_ENROLMENT_CODE", o.enrolment_code.to_string()),
+            ("SHOMEI_STATION_PRINTER_URI", o.printer_uri.to_string()),
+            ("SHOMEI_STATION_READER", "Virtual PCD 00 00".to_string()),
+            ("SHOMEI_STATION_KIOSK_LISTEN", format!("127.0.0.1:{port}")),
+            ("SHOMEI_STATION_HEARTBEAT_S", "1".to_string()),
+            ("SHOMEI_STATION_PRINTER_POLL_S", "1".to_string()),
+            ("SHOMEI_STATION_IDLE_TIMEOUT_S", o.tuning.idle_timeout_s.to_string()),
+            ("SHOMEI_STATION_JOB_TIMEOUT_S", o.tuning.job_timeout_s.to_string()),
+            ("RUST_LOG", "info,sqlx=warn".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let proc = Self::spawn(dir.path(), &settings, env)?;
+        let mut s = Station { kiosk_url: format!("http://127.0.0.1:{port}"), dir, proc, settings };
+        s.wait_ready()?;
+        Ok(s)
+    }
+
+    fn spawn(dir: &Path, settings: &[(String, String)], env: &[(&str, &str)]) -> Result<Proc> {
+        let mut cmd = Command::new(bin("shomei-station"));
+        cmd.envs(settings.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        cmd.envs(env.iter().copied());
+        cmd.stdout(append_log(dir, "station")?).stderr(append_log(dir, "station-err")?);
+        Proc::spawn("station", &mut cmd)
+    }
+
+    fn wait_ready(&mut self) -> Result<()> {
+        let url = format!("{}/healthz", self.kiosk_url);
         let mut alive = true;
         wait_until("station kiosk", Duration::from_secs(20), || {
-            alive = s.proc.alive();
+            alive = self.proc.alive();
             !alive || Command::new("curl").args(["-sf", "-o", "/dev/null", &url]).status().is_ok_and(|x| x.success())
         })?;
         if !alive {
-            bail!("station exited: {}", s.log());
+            bail!("station exited: {}", self.log());
         }
-        Ok(s)
+        Ok(())
+    }
+
+    /// Power cut: SIGKILL, no chance to clean up.
+    pub fn kill9(&mut self) {
+        let _ = Command::new("kill").args(["-9", &self.proc.pid().to_string()]).status();
+        let end = Instant::now() + Duration::from_secs(5);
+        while self.proc.alive() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// True once the process has ended (e.g. at a failpoint), within `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if !self.proc.alive() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Starts the station again on the same state directory and kiosk port
+    /// (killing it first if it still runs), with `env` added.
+    pub fn restart(&mut self, env: &[(&str, &str)]) -> Result<()> {
+        if self.proc.alive() {
+            self.kill9();
+        }
+        self.proc = Self::spawn(self.dir.path(), &self.settings, env)?;
+        self.wait_ready()
     }
 
     pub fn log(&self) -> String {

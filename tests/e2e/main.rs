@@ -6,6 +6,7 @@ mod account_changes;
 mod accounts;
 mod bad_paths;
 mod certificates;
+mod crash;
 mod portal;
 mod print_flow;
 mod staff;

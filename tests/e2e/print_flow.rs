@@ -105,7 +105,7 @@ async fn a_graduate_orders_and_prints_a_certificate_at_the_kiosk() -> Result<()>
     let steps = rig.journal_steps()?;
     assert_eq!(
         steps,
-        ["reserved", "charging", "charged", "fetching", "fetched", "submitted", "printed"],
+        ["reserved", "charging", "charged", "fetching", "fetched", "submitting", "submitted", "printed"],
         "journal, in order"
     );
     // The printer's state reaches the fleet page and the health endpoint.

@@ -1,0 +1,98 @@
+//! After a restart (a crash, a power cut, SIGKILL) the station finishes what
+//! the journal says it left half-done, without a second charge or a second
+//! Print-Job for the same payment (ST-5):
+//!
+//! * reserved / declined (no money taken): the reservation is given back;
+//! * charging / charge_unknown / charged / fetching / fetched (money may have
+//!   been taken, nothing sent to the printer): reported failed, so the backend
+//!   keeps a paid order reprintable at any station and an unpaid one usable;
+//! * submitting (a Print-Job was sent, its answer not recorded): the printer is
+//!   asked for a job of that name; if it has one, it is followed like
+//!   `submitted`, else the job is reported failed;
+//! * submitted (the printer's job-id is saved): the printer is asked about
+//!   that job instead of printing again; completed -> printed, anything else
+//!   (or a job it no longer knows) -> failed.
+//!
+//! Every outcome goes through the journal's outbox like a live job's.
+
+use crate::journal::{Job, Journal};
+use crate::printer::{follow_job, JobState, Printer};
+use crate::sync::Backend;
+use shomei_shared::api::{PrintOutcome, PrintReport};
+use std::time::Duration;
+
+/// The IPP job-name the station gives a job (also how a restart finds it).
+pub fn job_name(print_number: &str, job_id: i64) -> String {
+    format!("shomei-{print_number}-{job_id}")
+}
+
+/// Settles every unfinished job; returns how many it settled.
+pub async fn recover<P: Printer>(journal: &Journal, backend: &Backend, printer: &P, job_timeout: Duration) -> Result<usize, sqlx::Error> {
+    let jobs = journal.unfinished_jobs().await?;
+    if !jobs.is_empty() {
+        tracing::warn!(count = jobs.len(), "settling jobs a restart interrupted");
+    }
+    for job in &jobs {
+        settle(journal, backend, printer, job, job_timeout).await?;
+    }
+    Ok(jobs.len())
+}
+
+async fn settle<P: Printer>(journal: &Journal, backend: &Backend, printer: &P, job: &Job, job_timeout: Duration) -> Result<(), sqlx::Error> {
+    tracing::info!(job_id = job.id, state = %job.state, "recovering job");
+    match job.state.as_str() {
+        "reserved" | "declined" => {
+            journal.step(job.id, "abandoned", "station restarted before payment").await?;
+            if let Err(e) = backend.release(job.reservation_id).await {
+                tracing::info!(error = %e, "reservation not released; it lapses by itself");
+            }
+            Ok(())
+        }
+        "submitting" | "submitted" => {
+            let ipp_id = match job.ipp_job_id.and_then(|id| i32::try_from(id).ok()) {
+                Some(id) => Some(id),
+                None => match printer.find_job(&job_name(&job.print_number, job.id)).await {
+                    Ok(found) => found,
+                    Err(e) => {
+                        tracing::warn!(job_id = job.id, error = %e, "printer not asked about the lost job");
+                        None
+                    }
+                },
+            };
+            let Some(ipp_id) = ipp_id else {
+                return fail(journal, job, None, "station restarted: the printer has no job for this print").await;
+            };
+            let outcome = follow_job(printer, ipp_id, Duration::from_millis(500), job_timeout).await;
+            match outcome {
+                Ok((JobState::Completed, _)) => finish(journal, job, Some(ipp_id), PrintOutcome::Printed, "printed (confirmed after restart)").await,
+                Ok((state, reasons)) if state.is_terminal() => {
+                    fail(journal, job, Some(ipp_id), &format!("job {ipp_id} ended {state:?} {}", reasons.join(","))).await
+                }
+                other => {
+                    // still not done: cancel it so that it cannot print later behind the user's back
+                    tracing::warn!(ipp_id, ?other, "recovered job did not finish: cancelling it");
+                    let _ = printer.cancel(ipp_id).await;
+                    fail(journal, job, Some(ipp_id), &format!("job {ipp_id} did not finish after a restart")).await
+                }
+            }
+        }
+        // charging, charge_unknown, charged, fetching, fetched: nothing printed yet
+        _ => fail(journal, job, None, "station restarted before printing").await,
+    }
+}
+
+async fn fail(journal: &Journal, job: &Job, ipp_id: Option<i32>, reason: &str) -> Result<(), sqlx::Error> {
+    finish(journal, job, ipp_id, PrintOutcome::Failed { reason: reason.to_string() }, reason).await
+}
+
+async fn finish(journal: &Journal, job: &Job, ipp_id: Option<i32>, outcome: PrintOutcome, detail: &str) -> Result<(), sqlx::Error> {
+    let step = match outcome {
+        PrintOutcome::Printed => "printed",
+        PrintOutcome::Failed { .. } => "failed",
+    };
+    let key = format!("{}-{step}", job.charge_key);
+    let report = PrintReport { idempotency_key: key.clone(), outcome, ipp_job_id: ipp_id, at: crate::journal::now() };
+    let body = serde_json::to_string(&report).unwrap_or_default();
+    tracing::info!(job_id = job.id, step, detail, "recovered job settled");
+    journal.finish_job(job.id, step, detail, job.reservation_id, &key, &body).await
+}
