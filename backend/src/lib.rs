@@ -211,10 +211,27 @@ pub async fn launch_with_listener(
         state.mail_wake.clone(),
     );
     spawn_housekeeping(state.clone());
+    // under systemd (Type=notify): ready once listening; the watchdog is pinged
+    // at half its interval only while the database answers
+    let notifier = shomei_shared::systemd::Notifier::from_env();
+    if let Some(interval) = notifier.watchdog() {
+        let (n, pool) = (notifier.clone(), state.pool.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval / 2);
+            loop {
+                tick.tick().await;
+                if sqlx::query("SELECT 1").execute(&pool).await.is_ok() {
+                    let _ = n.notify("WATCHDOG=1");
+                }
+            }
+        });
+    }
     let app = http::router(state);
     tracing::info!(addr = %listener.local_addr()?, "backend listening");
+    let _ = notifier.notify("READY=1");
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await?;
+    let _ = notifier.notify("STOPPING=1");
     Ok(())
 }

@@ -33,7 +33,11 @@ async fn main() -> anyhow::Result<()> {
         None => {
             let listener = tokio::net::TcpListener::bind(&config.http.listen).await?;
             shomei_backend::launch_with_listener(config, listener, async {
-                let _ = tokio::signal::ctrl_c().await;
+                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+                }
             })
             .await
         }

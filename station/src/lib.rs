@@ -77,17 +77,40 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     health.set_printer(printer::Printer::status(printer.as_ref()).await);
     tokio::spawn(health::run(health.clone(), printer.clone(), reader.clone(), Duration::from_secs(cfg.printer_poll_s)));
     tokio::spawn(sync::run(backend.clone(), journal.clone(), health.clone(), Duration::from_secs(cfg.heartbeat_s), started));
+    // The main loop: returns idle kiosk screens to the start and, under
+    // systemd, pings the watchdog at half its interval (ST-6). If this loop
+    // hangs the pings stop and systemd restarts the station.
+    let notifier = shomei_shared::systemd::Notifier::from_env();
     let idle = kiosk.clone();
+    let pinger = notifier.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut tick = tokio::time::interval(Duration::from_secs(1).min(pinger.watchdog().map(|w| w / 2).unwrap_or(Duration::from_secs(1))));
+        let mut last_ping = Instant::now();
+        let hang = std::env::var("SHOMEI_FAILPOINT").is_ok_and(|p| p == "hang-main-loop");
         loop {
             tick.tick().await;
             idle.check_idle();
+            if let Some(w) = pinger.watchdog() {
+                if last_ping.elapsed() >= w / 2 {
+                    if let Err(e) = pinger.notify("WATCHDOG=1") {
+                        tracing::warn!(error = %e, "watchdog ping not sent");
+                    }
+                    last_ping = Instant::now();
+                }
+            }
+            if hang && started.elapsed() > Duration::from_secs(3) {
+                tracing::error!("failpoint hang-main-loop: the main loop stops here (watchdog test)");
+                std::future::pending::<()>().await;
+            }
         }
     });
 
     let listener = tokio::net::TcpListener::bind(&cfg.kiosk_listen).await.with_context(|| format!("kiosk_listen {}", cfg.kiosk_listen))?;
-    tracing::info!(addr = %listener.local_addr()?, "kiosk listening");
+    tracing::info!(addr = %listener.local_addr()?, ready_ms = started.elapsed().as_millis() as u64, "kiosk listening");
+    if let Err(e) = notifier.notify(&format!("READY=1\nSTATUS=serving the kiosk as {}", credential.name)) {
+        tracing::warn!(error = %e, "systemd readiness not sent");
+    }
     axum::serve(listener, kiosk::router(kiosk)).with_graceful_shutdown(shutdown).await?;
+    let _ = notifier.notify("STOPPING=1");
     Ok(())
 }

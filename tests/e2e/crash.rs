@@ -152,7 +152,7 @@ async fn fault_rounds(rig: &mut Rig, rounds: usize, seed: u64) -> Result<Vec<Str
             Fault::Failpoint(_) => {
                 // the step may not be reached (e.g. "charging" skipped by nothing): wait for death or the end
                 let end = Instant::now() + Duration::from_secs(20);
-                while Instant::now() < end && rig.station.wait_exit(Duration::from_millis(100)) == false {
+                while Instant::now() < end && !rig.station.wait_exit(Duration::from_millis(100)) {
                     if rig.kiosk_state().await.map(|s| s["screen"] == "done").unwrap_or(false) {
                         break;
                     }

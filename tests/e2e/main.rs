@@ -7,6 +7,7 @@ mod accounts;
 mod bad_paths;
 mod certificates;
 mod crash;
+mod firmware;
 mod portal;
 mod print_flow;
 mod staff;

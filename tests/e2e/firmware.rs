@@ -1,0 +1,85 @@
+//! ST-6 / ST-7: the station runs like firmware under systemd: it says READY
+//! once its kiosk listens, pings the watchdog at half the interval from its
+//! main loop (and stops when that loop hangs, so systemd restarts it), and the
+//! shipped unit files pass `systemd-analyze verify`. PID 1 here is not
+//! systemd: the test plays its part on a NOTIFY_SOCKET it listens on.
+
+use crate::harness::*;
+use anyhow::{Context, Result};
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, Instant};
+
+/// Datagrams received on the fake notify socket within `window`.
+fn received(sock: &UnixDatagram, window: Duration) -> Vec<(Duration, String)> {
+    let start = Instant::now();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 512];
+    while start.elapsed() < window {
+        sock.set_read_timeout(Some(window.saturating_sub(start.elapsed()).max(Duration::from_millis(1)))).ok();
+        match sock.recv(&mut buf) {
+            Ok(n) => out.push((start.elapsed(), String::from_utf8_lossy(&buf[..n]).into_owned())),
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_station_tells_systemd_it_is_ready_and_a_hung_main_loop_stops_the_watchdog() -> Result<()> {
+    let peers = Peers::start().await?;
+    let code = peers.backend.enrolment_code("Watchdog test").await?;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&path)?;
+    let notify = path.display().to_string();
+    let env = [("NOTIFY_SOCKET", notify.as_str()), ("WATCHDOG_USEC", "2000000")];
+    let opts = StationOptions { backend_url: &peers.backend.url, enrolment_code: &code, printer_uri: &peers.printer.uri, pcsc: &peers.pcsc, tuning: Tuning::default() };
+    let started = Instant::now();
+    let mut station = Station::start_with_env(&opts, &env)?;
+    let msgs = received(&sock, Duration::from_millis(3500));
+    let ready = msgs.iter().find(|(_, m)| m.starts_with("READY=1")).context("no READY=1")?;
+    assert!(ready.1.contains("STATUS=serving the kiosk as Watchdog test"), "{msgs:?}");
+    eprintln!("station ready {:?} after spawn (harness included)", started.elapsed());
+    let pings: Vec<_> = msgs.iter().filter(|(_, m)| m == "WATCHDOG=1").collect();
+    assert!(pings.len() >= 2, "pings every ~1 s for a 2 s watchdog: {msgs:?}");
+
+    // the main loop hangs (failpoint): the pings stop, which makes systemd restart it
+    station.restart(&[env[0], env[1], ("SHOMEI_FAILPOINT", "hang-main-loop")])?;
+    let msgs = received(&sock, Duration::from_secs(7));
+    let last_ping = msgs.iter().rev().find(|(_, m)| m == "WATCHDOG=1").map(|(t, _)| *t).context("pinged before the hang")?;
+    let silence = Duration::from_secs(7) - last_ping;
+    assert!(silence > Duration::from_millis(2500), "no ping for longer than the watchdog interval after the hang: last at {last_ping:?} of 7 s: {msgs:?}");
+    assert!(station.log().contains("failpoint hang-main-loop"));
+    Ok(())
+}
+
+#[test]
+fn the_unit_files_pass_systemd_analyze_verify() -> Result<()> {
+    let units = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/systemd");
+    let dir = tempfile::tempdir()?;
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&units)? {
+        let p = entry?.path();
+        let name = p.file_name().and_then(|n| n.to_str()).context("unit name")?.to_string();
+        // point ExecStart at the binaries just built (verify checks that they exist)
+        let text = std::fs::read_to_string(&p)?
+            .replace("/usr/local/bin/shomei-station", &bin("shomei-station").display().to_string())
+            .replace("/usr/local/bin/shomei-backend", &bin("shomei-backend").display().to_string());
+        std::fs::write(dir.path().join(&name), text)?;
+        names.push(name);
+    }
+    names.sort();
+    assert_eq!(names, ["shomei-backend.service", "shomei-kiosk.service", "shomei-station.service"]);
+    for name in &names {
+        let out = std::process::Command::new("systemd-analyze").args(["verify", "--man=no"]).arg(dir.path().join(name)).output()?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        // only complaints about our own file count (the host's other units are not ours)
+        let ours: Vec<&str> = err.lines().filter(|l| l.contains(name.as_str())).collect();
+        assert!(out.status.success() && ours.is_empty(), "{name}: {err}");
+    }
+    let station = std::fs::read_to_string(units.join("shomei-station.service"))?;
+    for key in ["Type=notify", "WatchdogSec=", "Restart=always", "NoNewPrivileges=yes", "ProtectSystem=strict"] {
+        assert!(station.contains(key), "{key} missing from the station unit");
+    }
+    Ok(())
+}
