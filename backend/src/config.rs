@@ -73,6 +73,10 @@ pub struct StationsConfig {
     pub enrolment_code_ttl_s: i64,
     /// Wrong print numbers a station may send per minute before it is throttled.
     pub wrong_numbers_per_minute: u32,
+    /// Where station alerts go (offline, printer needs attention); empty: the panel only.
+    pub alert_emails: Vec<String>,
+    /// How often station conditions are checked for alerts.
+    pub alert_check_s: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -211,6 +215,8 @@ impl Default for StationsConfig {
             offline_after_s: 35,
             enrolment_code_ttl_s: 24 * 3600,
             wrong_numbers_per_minute: 10,
+            alert_emails: Vec::new(),
+            alert_check_s: 10,
         }
     }
 }

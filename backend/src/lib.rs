@@ -12,6 +12,7 @@ pub mod demo;
 pub mod directory;
 pub mod documents;
 pub mod error;
+pub mod fleet;
 pub mod http;
 pub mod mail;
 pub mod messages;
@@ -145,6 +146,27 @@ fn spawn_housekeeping(state: AppState) {
             tokio::select! {
                 _ = s.store_wake.notified() => {}
                 _ = tokio::time::sleep(std::time::Duration::from_secs(s.config.storeprint.retry_s.max(1))) => {}
+            }
+        }
+    });
+    // operators hear about stations that go offline or need attention; samples older than two days go
+    let s = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(s.config.stations.alert_check_s.max(1)));
+        let mut last_prune = 0i64;
+        loop {
+            tick.tick().await;
+            let st = &s.config.stations;
+            match fleet::alert_pass(&s.pool, st.offline_after_s, &st.alert_emails, &s.config.http.public_url).await {
+                Ok(0) => {}
+                Ok(_) => s.mail_wake.notify_one(),
+                Err(e) => tracing::warn!(error = %e, "station alert pass failed"),
+            }
+            if time::now() - last_prune > 3600 {
+                last_prune = time::now();
+                if let Ok(mut c) = s.pool.acquire().await {
+                    let _ = store::prune_station_samples(&mut c, time::now() - 2 * 86400).await;
+                }
             }
         }
     });

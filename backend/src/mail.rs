@@ -361,6 +361,30 @@ pub fn store_print_mail(r: &Recipient<'_>, user_number: &str, reservation_number
     )
 }
 
+/// operators are told a station needs attention.
+pub fn station_alert_mail(station: &str, ja: &str, en: &str, link: &str) -> MailText {
+    bilingual(
+        &OPERATORS,
+        &format!("【証明書発行機】{station}: {ja}"),
+        &format!("Print station {station}: {en}"),
+        format!("証明書発行機「{station}」の対応が必要です。\n\n状態: {ja}\n\n詳細: {link}\n"),
+        format!("The print station \"{station}\" needs attention.\n\nCondition: {en}\n\nDetails: {link}\n"),
+    )
+}
+
+/// the station is fine again.
+pub fn station_recovered_mail(station: &str, link: &str) -> MailText {
+    bilingual(
+        &OPERATORS,
+        &format!("【証明書発行機】{station}: 復旧しました"),
+        &format!("Print station {station}: back to normal"),
+        format!("証明書発行機「{station}」は正常に戻りました。\n\n詳細: {link}\n"),
+        format!("The print station \"{station}\" is back to normal.\n\nDetails: {link}\n"),
+    )
+}
+
+const OPERATORS: Recipient<'static> = Recipient { name_ja: "", name_en: "", language: "ja" };
+
 /// a postal order was posted.
 pub fn shipped_mail(r: &Recipient<'_>, order_id: i64) -> MailText {
     bilingual(

@@ -79,6 +79,8 @@ pub async fn heartbeat(pool: &SqlitePool, station: &Station, hb: &Heartbeat) -> 
     let t = now();
     let mut c = pool.acquire().await?;
     let reasons = hb.printer.reasons.join(",");
+    let markers = serde_json::to_string(&hb.printer.markers).unwrap_or_else(|_| "[]".into());
+    let supply_level = hb.printer.markers.iter().filter(|m| m.level >= 0).map(|m| i64::from(m.level)).min();
     store::record_heartbeat(
         &mut c,
         station.id,
@@ -91,6 +93,14 @@ pub async fn heartbeat(pool: &SqlitePool, station: &Station, hb: &Heartbeat) -> 
             reader_present: hb.reader_present,
             outbox_len: hb.outbox_len as i64,
             clock_skew_s: hb.station_time - t,
+            markers: &markers,
+            media_ready: &hb.printer.media_ready.join(","),
+            terminal_present: hb.terminal_present,
+            disk_free_mb: hb.disk_free_mb.map(|d| d.min(i64::MAX as u64) as i64),
+            uptime_s: hb.uptime_s.min(i64::MAX as u64) as i64,
+            jobs_printed: hb.jobs_printed.min(i64::MAX as u64) as i64,
+            printer_ready: hb.printer.can_print(),
+            supply_level,
         },
         t,
     )
@@ -127,7 +137,7 @@ pub fn printer_ready(s: &Station) -> bool {
         reachable: s.printer_reachable.unwrap_or(false),
         state: s.printer_state.clone().unwrap_or_default(),
         reasons: s.printer_reasons.clone().unwrap_or_default().split(',').map(str::to_string).collect(),
-        message: String::new(),
+        ..Default::default()
     };
     status.can_print()
 }

@@ -816,11 +816,18 @@ pub struct Station {
     pub reader_present: Option<bool>,
     pub outbox_len: Option<i64>,
     pub clock_skew_s: Option<i64>,
+    pub markers: String,
+    pub media_ready: String,
+    pub terminal_present: Option<bool>,
+    pub disk_free_mb: Option<i64>,
+    pub uptime_s: Option<i64>,
+    pub jobs_printed: i64,
+    pub alert: String,
 }
 
 const STATION_SELECT: &str = "SELECT id, name, status, created_at, enrolled_at, last_seen, version,
     printer_reachable, printer_state, printer_reasons, printer_message, reader_present, outbox_len,
-    clock_skew_s FROM stations";
+    clock_skew_s, markers, media_ready, terminal_present, disk_free_mb, uptime_s, jobs_printed, alert FROM stations";
 
 pub async fn insert_station(c: &mut Conn, name: &str, now: i64) -> Result<i64, sqlx::Error> {
     let r = sqlx::query("INSERT INTO stations (name, created_at) VALUES (?, ?)")
@@ -930,12 +937,21 @@ pub struct HeartbeatRow<'a> {
     pub reader_present: bool,
     pub outbox_len: i64,
     pub clock_skew_s: i64,
+    pub markers: &'a str,
+    pub media_ready: &'a str,
+    pub terminal_present: Option<bool>,
+    pub disk_free_mb: Option<i64>,
+    pub uptime_s: i64,
+    pub jobs_printed: i64,
+    pub printer_ready: bool,
+    pub supply_level: Option<i64>,
 }
 
 pub async fn record_heartbeat(c: &mut Conn, id: i64, h: &HeartbeatRow<'_>, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE stations SET last_seen = ?, version = ?, printer_reachable = ?, printer_state = ?,
-         printer_reasons = ?, printer_message = ?, reader_present = ?, outbox_len = ?, clock_skew_s = ?
+         printer_reasons = ?, printer_message = ?, reader_present = ?, outbox_len = ?, clock_skew_s = ?,
+         markers = ?, media_ready = ?, terminal_present = ?, disk_free_mb = ?, uptime_s = ?, jobs_printed = ?
          WHERE id = ?",
     )
     .bind(now)
@@ -947,9 +963,69 @@ pub async fn record_heartbeat(c: &mut Conn, id: i64, h: &HeartbeatRow<'_>, now: 
     .bind(h.reader_present)
     .bind(h.outbox_len)
     .bind(h.clock_skew_s)
+    .bind(h.markers)
+    .bind(h.media_ready)
+    .bind(h.terminal_present)
+    .bind(h.disk_free_mb)
+    .bind(h.uptime_s)
+    .bind(h.jobs_printed)
     .bind(id)
+    .execute(&mut *c)
+    .await?;
+    // one sample per station and minute for the 24-hour charts, keeping the
+    // worst of the minute (not ready at any beat = not ready that minute)
+    sqlx::query(
+        "INSERT INTO station_samples (station_id, at, printer_ready, printer_state, reasons, supply_level, jobs_printed)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (station_id, at) DO UPDATE SET
+           printer_ready = min(printer_ready, excluded.printer_ready),
+           printer_state = CASE WHEN excluded.printer_ready THEN printer_state ELSE excluded.printer_state END,
+           reasons = CASE WHEN excluded.printer_ready THEN reasons ELSE excluded.reasons END,
+           supply_level = coalesce(min(supply_level, excluded.supply_level), supply_level, excluded.supply_level),
+           jobs_printed = max(jobs_printed, excluded.jobs_printed)",
+    )
+    .bind(id)
+    .bind(now - now % 60)
+    .bind(h.printer_ready)
+    .bind(h.printer_state)
+    .bind(h.printer_reasons)
+    .bind(h.supply_level)
+    .bind(h.jobs_printed)
     .execute(c)
     .await?;
+    Ok(())
+}
+
+/// A sample for the station charts.
+#[derive(Debug, Clone, FromRow)]
+pub struct StationSample {
+    pub at: i64,
+    pub printer_ready: bool,
+    pub printer_state: String,
+    pub reasons: String,
+    pub supply_level: Option<i64>,
+    pub jobs_printed: i64,
+}
+
+pub async fn station_samples(c: &mut Conn, station_id: i64, since: i64) -> Result<Vec<StationSample>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT at, printer_ready, printer_state, reasons, supply_level, jobs_printed FROM station_samples
+         WHERE station_id = ? AND at >= ? ORDER BY at",
+    )
+    .bind(station_id)
+    .bind(since)
+    .fetch_all(c)
+    .await
+}
+
+/// Samples older than `before` go (kept: two days).
+pub async fn prune_station_samples(c: &mut Conn, before: i64) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query("DELETE FROM station_samples WHERE at < ?").bind(before).execute(c).await?.rows_affected())
+}
+
+/// Remembers what operators were last alerted about for a station.
+pub async fn set_station_alert(c: &mut Conn, id: i64, alert: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE stations SET alert = ? WHERE id = ?").bind(alert).bind(id).execute(c).await?;
     Ok(())
 }
 

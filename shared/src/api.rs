@@ -34,6 +34,31 @@ pub struct PrinterStatus {
     /// printer-state-message, when the printer gives one.
     #[serde(default)]
     pub message: String,
+    /// Toner / ink / paper supplies (marker-names, marker-types, marker-levels).
+    #[serde(default)]
+    pub markers: Vec<Marker>,
+    /// media-ready: the media loaded and ready, e.g. `iso_a4_210x297mm`.
+    #[serde(default)]
+    pub media_ready: Vec<String>,
+}
+
+/// One supply of the printer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Marker {
+    /// e.g. "Black Toner".
+    pub name: String,
+    /// marker-types, e.g. `toner`, `ink-cartridge`.
+    pub kind: String,
+    /// 0-100 per cent; negative when the printer cannot tell (-1 unknown, -2 some left, -3 unknown).
+    pub level: i32,
+    /// marker-low-levels: at or below this the supply is low.
+    pub low: i32,
+}
+
+impl Marker {
+    pub fn is_low(&self) -> bool {
+        self.level >= 0 && self.level <= self.low.max(0)
+    }
 }
 
 /// Reasons (prefixes, any severity suffix) that stop a printer from printing.
@@ -88,6 +113,15 @@ pub struct Heartbeat {
     pub outbox_len: u32,
     /// The station's clock (unix seconds), so the backend can report skew.
     pub station_time: i64,
+    /// The serial payment terminal: None when the station has none configured.
+    #[serde(default)]
+    pub terminal_present: Option<bool>,
+    /// Free space where the journal lives, in MiB.
+    #[serde(default)]
+    pub disk_free_mb: Option<u64>,
+    /// Jobs this station has printed (its journal's count).
+    #[serde(default)]
+    pub jobs_printed: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -178,7 +212,7 @@ mod tests {
             reachable: true,
             state: state.into(),
             reasons: reasons.iter().map(|s| s.to_string()).collect(),
-            message: String::new(),
+            ..PrinterStatus::default()
         }
     }
 

@@ -248,6 +248,11 @@ impl Journal {
         .await
     }
 
+    /// Jobs printed (the heartbeat reports it; the fleet page charts it).
+    pub async fn printed_count(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state = 'printed'").fetch_one(&self.pool).await
+    }
+
     pub async fn outbox_len(&self) -> Result<i64, sqlx::Error> {
         sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").fetch_one(&self.pool).await
     }

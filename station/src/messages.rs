@@ -231,7 +231,7 @@ mod tests {
 
     #[test]
     fn printer_problems_are_named_in_both_languages() {
-        let s = PrinterStatus { reachable: true, state: "idle".into(), reasons: vec!["media-empty-report".into()], message: String::new() };
+        let s = PrinterStatus { reachable: true, state: "idle".into(), reasons: vec!["media-empty-report".into()], ..PrinterStatus::default() };
         assert_eq!(printer_problem(&s), t("用紙切れ", "out of paper"));
         assert_eq!(printer_problem(&PrinterStatus::default()).en, "the printer does not respond");
     }

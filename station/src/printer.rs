@@ -28,7 +28,7 @@ use ipp::payload::IppPayload;
 use ipp::prelude::Uri;
 use ipp::request::IppRequestResponse;
 use ipp::value::IppValue;
-use shomei_shared::api::PrinterStatus;
+use shomei_shared::api::{Marker, PrinterStatus};
 use tracing::{debug, instrument};
 
 /// requesting-user-name on every request. Servers that check ownership (CUPS)
@@ -212,6 +212,11 @@ impl IppPrinter {
                 IppAttribute::PRINTER_STATE,
                 IppAttribute::PRINTER_STATE_REASONS,
                 IppAttribute::PRINTER_STATE_MESSAGE,
+                "marker-names",
+                "marker-types",
+                "marker-levels",
+                "marker-low-levels",
+                IppAttribute::MEDIA_READY,
             ])
             .build()
             .map_err(|e| PrinterError::Protocol(format!("building Get-Printer-Attributes: {e}")))?
@@ -249,11 +254,27 @@ impl IppPrinter {
         )
         .map(text)
         .unwrap_or_default();
+        let list = |name: &str| -> Vec<IppValue> {
+            find(attrs, DelimiterTag::PrinterAttributes, name).map(|v| v.into_iter().cloned().collect()).unwrap_or_default()
+        };
+        let int = |v: Option<&IppValue>| match v {
+            Some(IppValue::Integer(i)) => *i,
+            _ => -1,
+        };
+        let (names, types, levels, lows) = (list("marker-names"), list("marker-types"), list("marker-levels"), list("marker-low-levels"));
+        let markers = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Marker { name: text(n), kind: types.get(i).map(text).unwrap_or_default(), level: int(levels.get(i)), low: int(lows.get(i)) })
+            .collect();
+        let media_ready = list(IppAttribute::MEDIA_READY).iter().map(text).filter(|m| !m.is_empty()).collect();
         Ok(PrinterStatus {
             reachable: true,
             state: state.to_owned(),
             reasons,
             message,
+            markers,
+            media_ready,
         })
     }
 
@@ -298,8 +319,8 @@ impl Printer for IppPrinter {
                 // unknown condition must not look ready to print.
                 reachable: false,
                 state: "unknown".to_owned(),
-                reasons: Vec::new(),
                 message: e.to_string(),
+                ..PrinterStatus::default()
             },
         };
         debug!(?status, "printer status");

@@ -134,10 +134,19 @@ pub async fn flush_outbox(backend: &Backend, journal: &Journal) -> Result<usize,
 pub trait HealthSource: Send + Sync + 'static {
     fn printer(&self) -> PrinterStatus;
     fn reader_present(&self) -> bool;
+    /// None when no payment terminal is configured.
+    fn terminal_present(&self) -> Option<bool> {
+        None
+    }
+}
+
+/// Free space on the file system holding `dir`, in MiB.
+pub fn disk_free_mb(dir: &std::path::Path) -> Option<u64> {
+    rustix::fs::statvfs(dir).ok().map(|s| s.f_bavail.saturating_mul(s.f_frsize) / (1024 * 1024))
 }
 
 /// Sends a heartbeat every `interval` (skipping missed ticks) and flushes the outbox.
-pub async fn run(backend: Backend, journal: Journal, health: Arc<dyn HealthSource>, interval: Duration, started: std::time::Instant) {
+pub async fn run(backend: Backend, journal: Journal, health: Arc<dyn HealthSource>, interval: Duration, started: std::time::Instant, state_dir: std::path::PathBuf) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut online = true;
@@ -153,6 +162,9 @@ pub async fn run(backend: Backend, journal: Journal, health: Arc<dyn HealthSourc
             reader_present: health.reader_present(),
             outbox_len: journal.outbox_len().await.unwrap_or(0) as u32,
             station_time: now(),
+            terminal_present: health.terminal_present(),
+            disk_free_mb: disk_free_mb(&state_dir),
+            jobs_printed: journal.printed_count().await.unwrap_or(0).max(0) as u64,
         };
         match backend.heartbeat(&hb).await {
             Ok(_) => {

@@ -1037,8 +1037,13 @@ pub struct Peers {
 
 impl Peers {
     pub async fn start() -> Result<Peers> {
+        Self::start_with(|_| {}).await
+    }
+
+    /// The peers, with the backend's configuration tweaked first.
+    pub async fn start_with(tweak: impl FnOnce(&mut shomei_backend::config::Config)) -> Result<Peers> {
         let smtp = Smtp::start()?;
-        let backend = Backend::start(Some(smtp.port)).await?;
+        let backend = Backend::start_with(Some(smtp.port), tweak).await?;
         let printer = Printer::start()?;
         let pcsc = Pcsc::start()?;
         let card = Card::start(pcsc.vpcd_port, shomei_backend::demo::CARD_UID)?;

@@ -8,6 +8,7 @@ mod bad_paths;
 mod certificates;
 mod crash;
 mod firmware;
+mod fleet;
 mod portal;
 mod print_flow;
 mod staff;

@@ -49,9 +49,9 @@ async fn a_graduate_orders_and_prints_a_certificate_at_the_kiosk() -> Result<()>
     assert!(mail.contains("Print by:") && mail.contains("印刷期限"), "deadline in the mail: {mail}");
 
     // The station is enrolled and its heartbeats reach the admin panel.
-    let stations = wait_page(&rig.backend, "/admin/stations", |p| p.contains("online") && p.contains("<span class=\"ok\">idle</span>")).await?;
-    assert!(stations.contains("Library 1F"));
-    assert!(stations.contains("<td class=\"printer-reasons\">none"), "printer-state-reasons on the fleet page: {stations}");
+    let stations = wait_page(&rig.backend, "/admin/stations", |p| p.contains("data-online=\"true\" data-level=\"ok\"")).await?;
+    assert!(stations.contains("Library 1F") && stations.contains("稼働中 / ready"), "{stations}");
+    assert!(stations.contains("data-field=\"printer_reasons\">none"), "printer-state-reasons on the fleet page: {stations}");
 
     // The kiosk, in a real browser: type the number, see the order, tap the card.
     b.goto(&rig.station.kiosk_url).await?;

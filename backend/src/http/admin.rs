@@ -86,32 +86,67 @@ pub async fn logout(
     Ok(r)
 }
 
+/// One station as the fleet page (and its live updates) show it.
+fn station_row(s: &store::Station, offline_after_s: i64) -> minijinja::Value {
+    let zone = time::tz("Asia/Tokyo");
+    let c = crate::fleet::condition(s, offline_after_s);
+    let markers: Vec<shomei_shared::api::Marker> = serde_json::from_str(&s.markers).unwrap_or_default();
+    let supplies = markers.iter().map(|m| if m.level >= 0 { format!("{} {}%", m.name, m.level) } else { format!("{} ?", m.name) }).collect::<Vec<_>>().join(", ");
+    context! {
+        id => s.id, name => &s.name, status => &s.status, version => s.version.clone().unwrap_or_default(),
+        online => stations::is_online(s, offline_after_s),
+        level => c.level, condition_ja => c.ja, condition_en => c.en,
+        printer_state => s.printer_state.clone().unwrap_or_else(|| "-".into()),
+        printer_reasons => s.printer_reasons.clone().unwrap_or_default(),
+        supplies, media => &s.media_ready,
+        reader_present => s.reader_present.unwrap_or(false),
+        terminal => s.terminal_present.map(|t| if t { "OK" } else { "なし / missing" }).unwrap_or("-"),
+        outbox => s.outbox_len.unwrap_or(0), jobs => s.jobs_printed,
+        disk => s.disk_free_mb.map(|d| format!("{d} MB")).unwrap_or_else(|| "-".into()),
+        uptime => s.uptime_s.map(|u| format!("{}h{:02}m", u / 3600, (u % 3600) / 60)).unwrap_or_else(|| "-".into()),
+        last_seen => s.last_seen.map(|t| time::local_text(t, zone)).unwrap_or_else(|| "-".into()),
+    }
+}
+
 async fn stations_page(state: &AppState, headers: &HeaderMap, new: Option<(String, String)>) -> AppResult<Response> {
     let csrf = Csrf::get(state, headers);
     let mut c = state.pool.acquire().await?;
     let list = store::stations(&mut c).await?;
-    let zone = time::tz("Asia/Tokyo");
-    let rows: Vec<_> = list
-        .iter()
-        .map(|s| {
-            context! {
-                id => s.id, name => &s.name, status => &s.status, version => s.version.clone().unwrap_or_default(),
-                online => stations::is_online(s, state.config.stations.offline_after_s),
-                printer_ready => stations::printer_ready(s),
-                printer_state => s.printer_state.clone().unwrap_or_else(|| "-".into()),
-                printer_reasons => s.printer_reasons.clone().unwrap_or_default(),
-                printer_message => s.printer_message.clone().unwrap_or_default(),
-                reader_present => s.reader_present.unwrap_or(false),
-                last_seen => s.last_seen.map(|t| time::local_text(t, zone)).unwrap_or_else(|| "-".into()),
-            }
-        })
-        .collect();
+    let rows: Vec<_> = list.iter().map(|s| station_row(s, state.config.stations.offline_after_s)).collect();
     let (new_name, new_code) = new.unzip();
     let page = Html(render(
         "admin_stations.html",
         context! { csrf => &csrf.token, stations => rows,
                    new_name, new_code, code_ttl_h => state.config.stations.enrolment_code_ttl_s / 3600 },
     ));
+    Ok(csrf.respond(page))
+}
+
+/// The fleet page's live data (polled by its script every few seconds).
+pub async fn stations_json(State(state): State<AppState>, staff: CurrentStaff) -> AppResult<Response> {
+    staff.require(&["operator"])?;
+    let mut c = state.pool.acquire().await?;
+    let rows: Vec<_> = store::stations(&mut c).await?.iter().map(|s| station_row(s, state.config.stations.offline_after_s)).collect();
+    Ok(axum::Json(serde_json::json!({ "stations": rows, "at": time::now() })).into_response())
+}
+
+/// One station: its condition and the last 24 hours as charts.
+pub async fn station_detail(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff, Path(id): Path<i64>) -> AppResult<Response> {
+    staff.require(&["operator"])?;
+    let mut c = state.pool.acquire().await?;
+    let s = store::stations(&mut c).await?.into_iter().find(|s| s.id == id).ok_or(crate::error::AppError::PageNotFound)?;
+    drop(c);
+    let ch = crate::fleet::charts(&state.pool, id).await?;
+    let supply: Vec<i64> = ch.supply.iter().map(|l| l.unwrap_or(0)).collect();
+    let charts = [
+        ("online", "稼働（1時間あたりの分） / Online minutes per hour", crate::fleet::bar_svg("Online minutes per hour, last 24 hours", &ch.online_minutes, 60, "#2a7d4f")),
+        ("jobs", "印刷数（1時間ごと） / Jobs printed per hour", crate::fleet::bar_svg("Jobs printed per hour, last 24 hours", &ch.jobs, ch.jobs.iter().copied().max().unwrap_or(1).max(5), "#2456a6")),
+        ("supply", "トナー・用紙の残量（%） / Lowest supply level (%)", crate::fleet::bar_svg("Lowest supply level per hour, per cent", &supply, 100, "#8a5a00")),
+        ("blocked", "印刷不可の時間（分） / Minutes unable to print", crate::fleet::bar_svg("Minutes per hour the printer could not print", &ch.blocked_minutes, 60, "#b3261e")),
+    ];
+    let charts: Vec<_> = charts.into_iter().map(|(id, title, svg)| context! { id, title, svg }).collect();
+    let csrf = Csrf::get(&state, &headers);
+    let page = Html(render("admin_station.html", context! { csrf => &csrf.token, s => station_row(&s, state.config.stations.offline_after_s), charts }));
     Ok(csrf.respond(page))
 }
 

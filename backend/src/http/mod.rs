@@ -75,6 +75,10 @@ pub fn router(state: AppState) -> Router {
         .route("/student/email/confirm", get(student::confirm_page).post(student::confirm))
         .route("/student/second-password/forgot", get(student::forgot_page).post(student::forgot))
         .route("/student/second-password/reset", get(student::reset_page).post(student::reset))
+        .route("/static/fleet.js", get(|| async {
+            ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+             include_str!("../../static/fleet.js"))
+        }))
         .route("/static/portal.js", get(|| async {
             ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
              include_str!("../../static/portal.js"))
@@ -102,6 +106,8 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/login", get(admin::login_page).post(admin::login))
         .route("/admin/logout", post(admin::logout))
         .route("/admin/stations", get(admin::stations))
+        .route("/admin/stations.json", get(admin::stations_json))
+        .route("/admin/stations/{id}", get(admin::station_detail))
         .route("/admin/stations/enrolment-codes", post(admin::create_enrolment_code))
         .route("/admin/stations/{id}/revoke", post(admin::revoke_station))
         .route("/admin/orders", get(admin::orders))

@@ -42,6 +42,7 @@ fn env() -> &'static Environment<'static> {
             ("admin_base.html", include_str!("../../templates/admin_base.html")),
             ("admin_login.html", include_str!("../../templates/admin_login.html")),
             ("admin_stations.html", include_str!("../../templates/admin_stations.html")),
+            ("admin_station.html", include_str!("../../templates/admin_station.html")),
             ("admin_orders.html", include_str!("../../templates/admin_orders.html")),
             ("admin_outbox.html", include_str!("../../templates/admin_outbox.html")),
         ] {

@@ -1,0 +1,246 @@
+//! The fleet of print stations as operators see it (A-5, ST-4): each
+//! station's condition in colour AND words, the alerts mailed to operators
+//! when a station goes offline or its printer needs attention (once per
+//! incident, and once when it is fine again), and the 24-hour charts.
+
+use crate::error::AppResult;
+use crate::mail;
+use crate::store::{self, Station};
+use crate::time::now;
+use shomei_shared::api::{Marker, PrinterStatus};
+use sqlx::SqlitePool;
+
+/// How bad: `ok` (green), `warn` (amber), `bad` (red), `off` (grey, not in service).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Condition {
+    pub level: &'static str,
+    pub ja: String,
+    pub en: String,
+    /// What operators are alerted about; empty when nothing is.
+    pub alert: String,
+}
+
+fn cond(level: &'static str, ja: impl Into<String>, en: impl Into<String>, alert: impl Into<String>) -> Condition {
+    Condition { level, ja: ja.into(), en: en.into(), alert: alert.into() }
+}
+
+/// Printer-state-reasons in words (the base keyword, severity suffix removed).
+fn reason_words(reason: &str) -> Option<(&'static str, &'static str)> {
+    let base = reason.trim_end_matches("-report").trim_end_matches("-warning").trim_end_matches("-error");
+    Some(match base {
+        "media-empty" | "media-needed" => ("用紙切れ", "out of paper"),
+        "media-low" => ("用紙残少", "paper low"),
+        "media-jam" => ("紙づまり", "paper jam"),
+        "toner-empty" | "marker-supply-empty" => ("トナー切れ", "out of toner"),
+        "toner-low" | "marker-supply-low" => ("トナー残少", "toner low"),
+        "door-open" | "cover-open" => ("カバーが開いています", "a cover is open"),
+        "input-tray-missing" => ("給紙トレイなし", "paper tray missing"),
+        "output-area-full" => ("排紙トレイが満杯", "output tray full"),
+        "paused" => ("一時停止中", "paused"),
+        "offline" | "shutdown" => ("プリンタ停止", "printer offline"),
+        "spool-area-full" => ("スプール満杯", "spool full"),
+        _ => return None,
+    })
+}
+
+/// The station's condition now.
+pub fn condition(s: &Station, offline_after_s: i64) -> Condition {
+    match s.status.as_str() {
+        "revoked" => return cond("off", "失効（使用停止）", "revoked: out of service", ""),
+        "pending" => return cond("off", "登録待ち", "awaiting enrolment", ""),
+        _ => {}
+    }
+    if !crate::stations::is_online(s, offline_after_s) {
+        let since = s.last_seen.map(|t| crate::time::local_text(t, crate::time::tz("Asia/Tokyo"))).unwrap_or_else(|| "-".into());
+        return cond("bad", format!("オフライン（最終通信 {since}）"), format!("offline (last seen {since})"), "offline");
+    }
+    let status = PrinterStatus {
+        reachable: s.printer_reachable.unwrap_or(false),
+        state: s.printer_state.clone().unwrap_or_default(),
+        reasons: s.printer_reasons.clone().unwrap_or_default().split(',').filter(|r| !r.is_empty() && *r != "none").map(str::to_string).collect(),
+        ..PrinterStatus::default()
+    };
+    if !status.reachable {
+        return cond("bad", "プリンタが応答しません", "the printer does not respond", "printer:unreachable");
+    }
+    let words: Vec<(&str, &str)> = status.reasons.iter().filter_map(|r| reason_words(r)).collect();
+    let join = |w: &[(&str, &str)]| (w.iter().map(|x| x.0).collect::<Vec<_>>().join("・"), w.iter().map(|x| x.1).collect::<Vec<_>>().join(", "));
+    if !status.can_print() {
+        let (ja, en) = if words.is_empty() { ("プリンタ停止中".to_string(), "the printer is stopped".to_string()) } else { join(&words) };
+        return cond("bad", ja, en.clone(), format!("printer:{en}"));
+    }
+    if s.reader_present == Some(false) {
+        return cond("bad", "カードリーダがありません", "the card reader is missing", "reader");
+    }
+    let markers: Vec<Marker> = serde_json::from_str(&s.markers).unwrap_or_default();
+    let low: Vec<&Marker> = markers.iter().filter(|m| m.is_low()).collect();
+    if !words.is_empty() || !low.is_empty() {
+        let (mut ja, mut en) = join(&words);
+        for m in low {
+            let sep = if ja.is_empty() { "" } else { "・" };
+            ja = format!("{ja}{sep}{} 残り{}%", m.name, m.level);
+            let sep = if en.is_empty() { "" } else { ", " };
+            en = format!("{en}{sep}{} at {}%", m.name, m.level);
+        }
+        return cond("warn", ja, en.clone(), format!("supplies:{en}"));
+    }
+    if s.outbox_len.unwrap_or(0) > 0 {
+        let n = s.outbox_len.unwrap_or(0);
+        return cond("warn", format!("未送信の報告 {n}件"), format!("{n} reports not synced yet"), "");
+    }
+    if status.state == "processing" {
+        return cond("ok", "印刷中", "printing", "");
+    }
+    cond("ok", "稼働中", "ready", "")
+}
+
+/// Mails operators about every station whose alert changed since the last
+/// pass (a new problem, or fine again) and remembers it. Idempotent: a
+/// second pass with nothing changed sends nothing. Returns mails queued.
+pub async fn alert_pass(pool: &SqlitePool, offline_after_s: i64, operators: &[String], public_url: &str) -> AppResult<usize> {
+    let mut tx = store::begin_write(pool).await?;
+    let mut sent = 0;
+    for s in store::stations(&mut tx).await? {
+        if s.status != "active" {
+            continue;
+        }
+        let c = condition(&s, offline_after_s);
+        if c.alert == s.alert {
+            continue;
+        }
+        store::set_station_alert(&mut tx, s.id, &c.alert).await?;
+        tracing::warn!(station = %s.name, before = %s.alert, now = %c.alert, "station alert changed");
+        let link = format!("{public_url}/admin/stations/{}", s.id);
+        let m = if c.alert.is_empty() { mail::station_recovered_mail(&s.name, &link) } else { mail::station_alert_mail(&s.name, &c.ja, &c.en, &link) };
+        for to in operators.iter().filter(|t| !t.trim().is_empty()) {
+            m.enqueue(&mut tx, to).await?;
+            sent += 1;
+        }
+    }
+    if sent > 0 {
+        store::audit(&mut tx, "system", "station.alert", &format!("{sent} mails"), now()).await?;
+    }
+    tx.commit().await?;
+    Ok(sent)
+}
+
+/// One chart: an SVG polyline/bars for 24 hours, drawn on the server (no script needed).
+pub struct Charts {
+    /// Minutes with a heartbeat in each hour (0-60), oldest hour first.
+    pub online_minutes: Vec<i64>,
+    /// Jobs printed in each hour.
+    pub jobs: Vec<i64>,
+    /// Lowest supply level seen in each hour (per cent), None when unknown.
+    pub supply: Vec<Option<i64>>,
+    /// Minutes in each hour the printer could not print.
+    pub blocked_minutes: Vec<i64>,
+}
+
+/// The last 24 hours of a station, per hour.
+pub async fn charts(pool: &SqlitePool, station_id: i64) -> AppResult<Charts> {
+    let end = now() - now() % 3600 + 3600;
+    let start = end - 24 * 3600;
+    let mut c = pool.acquire().await?;
+    let samples = store::station_samples(&mut c, station_id, start).await?;
+    let mut out = Charts { online_minutes: vec![0; 24], jobs: vec![0; 24], supply: vec![None; 24], blocked_minutes: vec![0; 24] };
+    let mut last_jobs: Option<i64> = None;
+    for s in &samples {
+        let Ok(h) = usize::try_from((s.at - start) / 3600) else { continue };
+        if h >= 24 {
+            continue;
+        }
+        out.online_minutes[h] += 1;
+        if !s.printer_ready {
+            out.blocked_minutes[h] += 1;
+        }
+        if let Some(level) = s.supply_level {
+            out.supply[h] = Some(out.supply[h].map_or(level, |l| l.min(level)));
+        }
+        if let Some(prev) = last_jobs {
+            out.jobs[h] += (s.jobs_printed - prev).max(0);
+        }
+        last_jobs = Some(s.jobs_printed);
+    }
+    Ok(out)
+}
+
+/// Bars as SVG (`max` is the top of the scale), with a text title for screen readers.
+pub fn bar_svg(title: &str, values: &[i64], max: i64, colour: &str) -> String {
+    let (w, h, bar) = (480, 90, 20);
+    let max = max.max(1);
+    let mut bars = String::new();
+    for (i, v) in values.iter().enumerate() {
+        let bh = (*v).clamp(0, max) * (h - 10) / max;
+        bars.push_str(&format!(
+            "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{colour}\"><title>{v}</title></rect>",
+            i * bar,
+            h - bh,
+            bar - 2,
+            bh
+        ));
+    }
+    format!(
+        "<svg role=\"img\" aria-label=\"{t}\" viewBox=\"0 0 {w} {h}\" width=\"100%\" height=\"{h}\" xmlns=\"http://www.w3.org/2000/svg\"><title>{t}</title>\
+         <line x1=\"0\" y1=\"{h}\" x2=\"{w}\" y2=\"{h}\" stroke=\"#888\"/>{bars}</svg>",
+        t = html_escape(title)
+    )
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn station() -> Station {
+        Station {
+            id: 1,
+            name: "Library".into(),
+            status: "active".into(),
+            created_at: 0,
+            enrolled_at: Some(0),
+            last_seen: Some(now()),
+            version: None,
+            printer_reachable: Some(true),
+            printer_state: Some("idle".into()),
+            printer_reasons: Some("none".into()),
+            printer_message: None,
+            reader_present: Some(true),
+            outbox_len: Some(0),
+            clock_skew_s: Some(0),
+            markers: "[]".into(),
+            media_ready: String::new(),
+            terminal_present: None,
+            disk_free_mb: None,
+            uptime_s: None,
+            jobs_printed: 0,
+            alert: String::new(),
+        }
+    }
+
+    #[test]
+    fn conditions_are_named_in_words_and_levels() {
+        assert_eq!(condition(&station(), 30).en, "ready");
+        let mut s = station();
+        s.printer_reasons = Some("media-empty-report".into());
+        let c = condition(&s, 30);
+        assert_eq!((c.level, c.ja.as_str(), c.en.as_str(), c.alert.as_str()), ("bad", "用紙切れ", "out of paper", "printer:out of paper"));
+        let mut s = station();
+        s.markers = r#"[{"name":"Black Toner","kind":"toner","level":4,"low":10}]"#.into();
+        let c = condition(&s, 30);
+        assert_eq!((c.level, c.en.as_str()), ("warn", "Black Toner at 4%"));
+        let mut s = station();
+        s.last_seen = Some(now() - 100);
+        assert_eq!(condition(&s, 30).alert, "offline");
+        s.status = "revoked".into();
+        assert_eq!((condition(&s, 30).level, condition(&s, 30).alert.as_str()), ("off", ""));
+    }
+
+    #[test]
+    fn charts_are_svg_with_a_title() {
+        let svg = bar_svg("Jobs <per hour>", &[0, 3, 10], 10, "#2a6");
+        assert!(svg.starts_with("<svg") && svg.contains("Jobs &lt;per hour&gt;") && svg.matches("<rect").count() == 3);
+    }
+}

@@ -1,0 +1,101 @@
+//! A-5 / ST-4: the operator sees every station's condition at a glance (colour
+//! and words), the page updates itself without a reload, operators are mailed
+//! once when a station's printer needs attention or the station goes offline
+//! and once when it is fine again, and a station's page charts its last 24 h.
+
+use crate::harness::*;
+use anyhow::{Context, Result};
+use fantoccini::Locator;
+use std::time::{Duration, Instant};
+
+const OPS: &str = "printers@example.ac.jp";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_see_each_station_live_and_are_mailed_when_one_needs_attention() -> Result<()> {
+    let peers = Peers::start_with(|c| {
+        c.stations.alert_emails = vec![OPS.into()];
+        c.stations.alert_check_s = 1;
+        c.stations.offline_after_s = 4;
+    })
+    .await?;
+    let code = peers.backend.enrolment_code("Library 1F").await?;
+    let mut rig = Rig::assemble(peers, &code, Tuning::default())?;
+
+    // the operator's fleet page, in a browser
+    let browser = Browser::start().await?;
+    let b = &browser.client;
+    b.goto(&format!("{}/admin/login", rig.backend.url)).await?;
+    browser.wait_id("login").await?.send_keys(shomei_backend::demo::STAFF_LOGIN).await?;
+    b.find(Locator::Id("password")).await?.send_keys(shomei_backend::demo::STAFF_PASSWORD).await?;
+    b.find(Locator::Id("code")).await?.send_keys(&rig.backend.staff_code().await?).await?;
+    b.find(Locator::Id("staff-login")).await?.click().await?;
+    b.wait().for_element(Locator::Css("nav a[href=\"/admin/stations\"]")).await?;
+    b.goto(&format!("{}/admin/stations", rig.backend.url)).await?;
+    let cond = || async { browser.wait_for(Locator::Css("#station-1 [data-field=condition]")).await?.text().await.map_err(anyhow::Error::from) };
+    let end = Instant::now() + Duration::from_secs(10);
+    while !cond().await?.contains("ready") {
+        anyhow::ensure!(Instant::now() < end, "never ready: {}", cond().await?);
+        b.refresh().await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let class = browser.wait_for(Locator::Css("#station-1 [data-field=condition]")).await?.attr("class").await?.unwrap_or_default();
+    assert!(class.contains("cond-ok"), "{class}");
+    // mark this page: a reload would lose the mark
+    b.execute("window.__notReloaded = true", vec![]).await?;
+
+    // out of paper: the row turns red and says so, by itself
+    rig.printer.set_paper(0)?;
+    let end = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = cond().await?;
+        if text.contains("out of paper") {
+            assert!(text.contains("用紙切れ"), "{text}");
+            break;
+        }
+        anyhow::ensure!(Instant::now() < end, "the row did not change: {text}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let class = browser.wait_for(Locator::Css("#station-1 [data-field=condition]")).await?.attr("class").await?.unwrap_or_default();
+    assert!(class.contains("cond-bad"), "{class}");
+    assert_eq!(b.execute("return window.__notReloaded === true", vec![]).await?, serde_json::json!(true), "updated without a reload");
+    let mail = rig.smtp.wait_for_mail_with(OPS, "out of paper", Duration::from_secs(15))?;
+    assert!(mail.contains("Library 1F") && mail.contains("用紙切れ") && mail.contains("/admin/stations/1"), "{mail}");
+
+    // refilled: one "back to normal" mail, and no repeat of the alert
+    rig.printer.set_paper(250)?;
+    rig.smtp.wait_for_mail_with(OPS, "back to normal", Duration::from_secs(15))?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let alerts = rig.smtp.all_to(OPS);
+    assert_eq!(alerts.iter().filter(|m| m.contains("out of paper")).count(), 1, "one mail per incident");
+
+    // the station's own page: condition and four 24-hour charts
+    b.goto(&format!("{}/admin/stations/1", rig.backend.url)).await?;
+    browser.wait_id("chart-online").await?;
+    for id in ["chart-online", "chart-jobs", "chart-supply", "chart-blocked"] {
+        let svg = b.find(Locator::Css(&format!("#{id} svg[role=img]"))).await?;
+        assert!(svg.attr("aria-label").await?.is_some_and(|l| !l.is_empty()), "{id} has a label");
+    }
+    let bars = b.find_all(Locator::Css("#chart-online rect")).await?;
+    let mut heights = Vec::new();
+    for r in &bars {
+        heights.push(r.attr("height").await?.unwrap_or_default().parse::<i64>().unwrap_or(0));
+    }
+    assert_eq!(heights.len(), 24);
+    assert!(heights.last().copied().unwrap_or(0) > 0, "this hour shows the station online: {heights:?}");
+    let blocked = b.find(Locator::Css("#chart-blocked rect:last-of-type")).await?.attr("height").await?.unwrap_or_default();
+    assert_ne!(blocked, "0", "the minutes out of paper show in this hour");
+
+    // the station goes away: offline in words, and a mail
+    rig.station.kill9();
+    b.goto(&format!("{}/admin/stations", rig.backend.url)).await?;
+    let end = Instant::now() + Duration::from_secs(20);
+    while !cond().await?.contains("offline") {
+        anyhow::ensure!(Instant::now() < end, "never offline: {}", cond().await?);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(cond().await?.contains("オフライン"));
+    let mail = rig.smtp.wait_for_mail_with(OPS, "offline", Duration::from_secs(15)).context("offline alert")?;
+    assert!(mail.contains("Library 1F"), "{mail}");
+    browser.close().await;
+    Ok(())
+}
