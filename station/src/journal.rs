@@ -248,6 +248,11 @@ impl Journal {
         .await
     }
 
+    /// Jobs per state (metrics).
+    pub async fn job_counts(&self) -> Result<Vec<(String, i64)>, sqlx::Error> {
+        sqlx::query_as("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state").fetch_all(&self.pool).await
+    }
+
     /// Jobs printed (the heartbeat reports it; the fleet page charts it).
     pub async fn printed_count(&self) -> Result<i64, sqlx::Error> {
         sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state = 'printed'").fetch_one(&self.pool).await

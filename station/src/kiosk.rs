@@ -99,6 +99,7 @@ struct Inner<P, R> {
     generation: AtomicU64,
     last_touch: Mutex<Instant>,
     cancel_read: Mutex<Arc<AtomicBool>>,
+    started: Instant,
 }
 
 pub struct Kiosk<P, R> {
@@ -125,6 +126,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
                 generation: AtomicU64::new(0),
                 last_touch: Mutex::new(Instant::now()),
                 cancel_read: Mutex::new(Arc::new(AtomicBool::new(false))),
+                started: Instant::now(),
             }),
         }
     }
@@ -551,7 +553,16 @@ pub fn router<P: Printer, R: CardReader>(kiosk: Kiosk<P, R>) -> Router {
         .route("/kiosk/number", post(number::<P, R>))
         .route("/kiosk/cancel", post(cancel::<P, R>))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics::<P, R>))
         .with_state(kiosk)
+}
+
+async fn metrics<P: Printer, R: CardReader>(State(k): State<Kiosk<P, R>>) -> axum::response::Response {
+    let i = &k.inner;
+    match crate::metrics::render(&i.journal, &i.health, &i.cfg.state_dir, i.started.elapsed().as_secs()).await {
+        Ok(body) => ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response(),
+        Err(e) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, format!("journal: {e}\n")).into_response(),
+    }
 }
 
 async fn state<P: Printer, R: CardReader>(State(k): State<Kiosk<P, R>>) -> impl IntoResponse {

@@ -8,6 +8,7 @@ pub mod health;
 pub mod journal;
 pub mod kiosk;
 pub mod messages;
+pub mod metrics;
 pub mod printer;
 pub mod reader;
 pub mod recovery;

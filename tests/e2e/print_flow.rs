@@ -121,6 +121,11 @@ async fn a_graduate_orders_and_prints_a_certificate_at_the_kiosk() -> Result<()>
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(h["printer_state"], "idle", "{h}");
+    // the station's own Prometheus metrics, on its loopback listener
+    let metrics = reqwest::get(format!("{}/metrics", rig.station.kiosk_url)).await?.text().await?;
+    for line in ["shomei_station_jobs{state=\"printed\"} 1", "shomei_station_outbox 0", "shomei_station_printer_ready 1", "shomei_station_reader_present 1"] {
+        assert!(metrics.lines().any(|l| l == line), "{line} missing:\n{metrics}");
+    }
     rig.printer.kill();
     Ok(())
 }
