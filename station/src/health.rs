@@ -12,11 +12,17 @@ use std::time::Duration;
 pub struct Health {
     printer: RwLock<PrinterStatus>,
     reader_present: RwLock<bool>,
+    /// The backend said this station is revoked: out of service for good.
+    revoked: std::sync::atomic::AtomicBool,
 }
 
 impl Health {
     pub fn set_printer(&self, s: PrinterStatus) {
         *self.printer.write().unwrap_or_else(|p| p.into_inner()) = s;
+    }
+
+    pub fn is_revoked(&self) -> bool {
+        self.revoked.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -26,6 +32,11 @@ impl HealthSource for Health {
     }
     fn reader_present(&self) -> bool {
         *self.reader_present.read().unwrap_or_else(|p| p.into_inner())
+    }
+    fn set_revoked(&self) {
+        if !self.revoked.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            tracing::error!("the backend revoked this station: out of service, no users taken");
+        }
     }
 }
 

@@ -137,7 +137,11 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         let printer = self.inner.health.printer();
         s.printer_ready = printer.can_print();
         s.idle_timeout_s = self.inner.cfg.idle_timeout_s;
-        if s.screen == "idle" && !s.printer_ready {
+        if self.inner.health.is_revoked() && !busy(s.screen) {
+            s = screen("out_of_service", Says::Revoked);
+            s.idle_timeout_s = self.inner.cfg.idle_timeout_s;
+            s.printer_ready = false;
+        } else if s.screen == "idle" && !s.printer_ready {
             s = self.out_of_service(&printer_problem(&printer));
             s.printer_ready = false;
         }
@@ -204,6 +208,10 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         let Some(g) = self.begin_session(|s| !busy(s) && s != "card", checking) else {
             return self.current();
         };
+        if self.inner.health.is_revoked() {
+            self.set(g, idle_screen()); // shown as out of service
+            return self.current();
+        }
         let number = match PrintNumber::parse(input) {
             Ok(n) => n,
             Err(e) => {
@@ -231,6 +239,9 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
             }
             Err(SyncError::Refused(e)) => {
                 tracing::info!(code = ?e.code, "reserve refused");
+                if matches!(e.code, ErrorCode::StationRevoked | ErrorCode::Unauthorized) {
+                    crate::sync::HealthSource::set_revoked(self.inner.health.as_ref());
+                }
                 let mut s = screen("error", Says::NumberRefused(e.code));
                 s.number = number.grouped();
                 self.set(g, s);

@@ -24,6 +24,8 @@ pub enum Says<'a> {
     CannotConnect,
     NumberRefused(ErrorCode),
     OutOfService(&'a Text),
+    /// The backend revoked this station: it takes no users.
+    Revoked,
     StationFault,
     TapCard { amount: Yen },
     Charging,
@@ -71,6 +73,13 @@ impl Says<'_> {
                 t(
                     format!("プリンタが印刷できない状態です（{}）。料金はいただいていません。他の発行機をご利用ください。", problem.ja),
                     format!("The printer cannot print right now ({}). Nothing was charged. Please use another printer.", problem.en),
+                ),
+            ),
+            Says::Revoked => (
+                t("ただいまご利用いただけません", "Out of service"),
+                t(
+                    "この発行機は使用を停止しています。料金はいただいていません。他の発行機をご利用ください。",
+                    "This printer has been taken out of service. Nothing was charged. Please use another printer.",
                 ),
             ),
             Says::StationFault => (

@@ -3,7 +3,7 @@
 
 use crate::journal::{now, Journal};
 use shomei_shared::api::*;
-use shomei_shared::{ApiError, PrintNumber};
+use shomei_shared::{ApiError, ErrorCode, PrintNumber};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -138,6 +138,8 @@ pub trait HealthSource: Send + Sync + 'static {
     fn terminal_present(&self) -> Option<bool> {
         None
     }
+    /// The backend refused this station's credential (revoked).
+    fn set_revoked(&self) {}
 }
 
 /// Free space on the file system holding `dir`, in MiB.
@@ -173,6 +175,7 @@ pub async fn run(backend: Backend, journal: Journal, health: Arc<dyn HealthSourc
                 }
                 online = true;
             }
+            Err(SyncError::Refused(e)) if matches!(e.code, ErrorCode::StationRevoked | ErrorCode::Unauthorized) => health.set_revoked(),
             Err(e) => {
                 if online {
                     tracing::warn!(error = %e, "heartbeat failed; station offline");

@@ -99,3 +99,24 @@ async fn operators_see_each_station_live_and_are_mailed_when_one_needs_attention
     browser.close().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_station_shows_out_of_service_and_takes_no_money() -> Result<()> {
+    let rig = Rig::start().await?;
+    let (number, _) = rig.order_and_read_mail(1).await?;
+    let staff = rig.backend.staff_client().await?;
+    let list = format!("{}/admin/stations", rig.backend.url);
+    let (s, _, _) = crate::accounts::post_form(&staff, &list, &format!("{list}/1/revoke"), &[]).await?;
+    assert_eq!(s, 200);
+    // the next heartbeat is refused: the kiosk says so and takes nobody
+    let screen = rig.wait_kiosk("out_of_service", Duration::from_secs(10)).await?;
+    assert!(screen["message_en"].as_str().unwrap_or("").contains("taken out of service"), "{screen}");
+    assert!(screen["message_ja"].as_str().unwrap_or("").contains("使用を停止"), "{screen}");
+    let s = rig.kiosk_number(&number).await?;
+    assert_eq!(s["screen"], "out_of_service", "{s}");
+    assert_eq!(rig.backend.sql("SELECT count(*) FROM reservations")?, "0", "nothing reserved");
+    assert_eq!(rig.balance()?, 3000, "nothing charged");
+    let page = rig.backend.staff_page("/admin/stations").await?;
+    assert!(page.contains("revoked: out of service") && page.contains("data-level=\"off\""), "{page}");
+    Ok(())
+}
