@@ -208,6 +208,7 @@ pub async fn reserve(
         print_deadline_text: time::deadline_text(order.print_deadline, time::tz(&university_tz)),
         expires_at,
         pages: order.pages as u32,
+        print: shomei_shared::api::PrintSettings::default(),
     })
 }
 
@@ -317,7 +318,7 @@ pub async fn report(
         .ok_or_else(|| AppError::api(ErrorCode::NotFound, "no such reservation at this station"))?;
     if store::station_report(&mut tx, &report.idempotency_key).await?.is_none() {
         let (outcome, detail) = match &report.outcome {
-            PrintOutcome::Printed => ("printed", String::new()),
+            PrintOutcome::Printed => ("printed", report.impressions.map(|n| format!("impressions {n}")).unwrap_or_default()),
             PrintOutcome::Failed { reason } => ("failed", reason.clone()),
         };
         store::insert_station_report(

@@ -162,6 +162,26 @@ pub struct Reservation {
     /// When the reservation lapses if nothing happens (unix seconds).
     pub expires_at: i64,
     pub pages: u32,
+    /// How to print it (IPP Print-Job attributes).
+    #[serde(default)]
+    pub print: PrintSettings,
+}
+
+/// The IPP job attributes an order prints with: every copy is a page of the
+/// order's PDF already, so `copies` is 1 unless the university says otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrintSettings {
+    /// IPP `media`, e.g. `iso_a4_210x297mm`.
+    pub media: String,
+    /// IPP `sides`: `one-sided` (certificates are never printed on both sides).
+    pub sides: String,
+    pub copies: u32,
+}
+
+impl Default for PrintSettings {
+    fn default() -> Self {
+        PrintSettings { media: "iso_a4_210x297mm".into(), sides: "one-sided".into(), copies: 1 }
+    }
 }
 
 /// `POST /reservations/{id}/charge`: debit a card's stored value.
@@ -189,6 +209,9 @@ pub struct PrintReport {
     pub ipp_job_id: Option<i32>,
     /// The station's journal time of the outcome (unix seconds).
     pub at: i64,
+    /// job-impressions-completed as the printer reported it.
+    #[serde(default)]
+    pub impressions: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

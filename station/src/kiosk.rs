@@ -452,12 +452,17 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         let g = job.generation;
         self.set(g, printing_screen(&job.reservation));
         let outcome = self.print_steps(&job).await;
+        // job-impressions-completed, as the printer counts them
+        let impressions = match &outcome {
+            Ok(id) => self.inner.printer.impressions(*id).await.unwrap_or(None),
+            Err(_) => None,
+        };
         let (step, detail, report, ipp_job) = match &outcome {
-            Ok(id) => ("printed", String::new(), PrintOutcome::Printed, Some(*id)),
+            Ok(id) => ("printed", impressions.map(|n| format!("impressions {n}")).unwrap_or_default(), PrintOutcome::Printed, Some(*id)),
             Err((reason, id)) => ("failed", reason.clone(), PrintOutcome::Failed { reason: reason.clone() }, *id),
         };
         let report_key = format!("{}-{step}", job.charge_key);
-        let body = serde_json::to_string(&PrintReport { idempotency_key: report_key.clone(), outcome: report, ipp_job_id: ipp_job, at: crate::journal::now() })
+        let body = serde_json::to_string(&PrintReport { idempotency_key: report_key.clone(), outcome: report, ipp_job_id: ipp_job, at: crate::journal::now(), impressions })
             .unwrap_or_default();
         if let Err(e) = self.inner.journal.finish_job(job.job_id, step, &detail, job.reservation.reservation_id, &report_key, &body).await {
             Self::journal_err(e);
@@ -514,7 +519,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         let name = crate::recovery::job_name(job.reservation.print_number.as_str(), job.job_id);
         // journalled before the Print-Job: a restart then asks the printer for this name instead of printing again
         j.step(job.job_id, "submitting", &name).await.map_err(jerr)?;
-        let ipp_id = self.inner.printer.submit(pdf, &name).await.map_err(|e| (format!("Print-Job: {e}"), None))?;
+        let ipp_id = self.inner.printer.submit(pdf, &name, &job.reservation.print).await.map_err(|e| (format!("Print-Job: {e}"), None))?;
         let _ = j.set_ipp_job(job.job_id, ipp_id).await.map_err(Self::journal_err);
         j.step(job.job_id, "submitted", &format!("ipp job {ipp_id}")).await.map_err(|e| (format!("journal: {e}"), Some(ipp_id)))?;
         let timeout = Duration::from_secs(self.inner.cfg.job_timeout_s);

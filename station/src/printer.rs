@@ -28,7 +28,7 @@ use ipp::payload::IppPayload;
 use ipp::prelude::Uri;
 use ipp::request::IppRequestResponse;
 use ipp::value::IppValue;
-use shomei_shared::api::{Marker, PrinterStatus};
+use shomei_shared::api::{Marker, PrintSettings, PrinterStatus};
 use tracing::{debug, instrument};
 
 /// requesting-user-name on every request. Servers that check ownership (CUPS)
@@ -119,7 +119,11 @@ pub trait Printer: Send + Sync + 'static {
         &self,
         pdf: Vec<u8>,
         job_name: &str,
+        settings: &PrintSettings,
     ) -> impl Future<Output = Result<i32, PrinterError>> + Send;
+
+    /// job-impressions-completed of a job (None when the printer does not say).
+    fn impressions(&self, job_id: i32) -> impl Future<Output = Result<Option<u32>, PrinterError>> + Send;
 
     /// Get-Job-Attributes: job-state and job-state-reasons.
     fn job_state(
@@ -279,7 +283,8 @@ impl IppPrinter {
     }
 
     /// One Print-Job attempt.
-    async fn print_job(&self, pdf: &Arc<[u8]>, job_name: &str) -> Result<i32, PrinterError> {
+    async fn print_job(&self, pdf: &Arc<[u8]>, job_name: &str, settings: &PrintSettings) -> Result<i32, PrinterError> {
+        let keyword = |v: &str| IppValue::new_keyword(v).map_err(|e| PrinterError::Protocol(format!("building Print-Job: {e}")));
         let request = IppOperationBuilder::print_job(
             self.printer_uri.clone(),
             IppPayload::new(Cursor::new(Arc::clone(pdf))),
@@ -289,8 +294,10 @@ impl IppPrinter {
         .document_format("application/pdf")
         .attribute(IppAttribute::new(
             IppAttributeName::COPIES,
-            IppValue::Integer(1),
+            IppValue::Integer(i32::try_from(settings.copies.max(1)).unwrap_or(1)),
         ))
+        .attribute(IppAttribute::new(IppAttributeName::SIDES, keyword(&settings.sides)?))
+        .attribute(IppAttribute::new(IppAttributeName::MEDIA, keyword(&settings.media)?))
         .build()
         .map_err(|e| PrinterError::Protocol(format!("building Print-Job: {e}")))?;
         let response = self
@@ -328,14 +335,14 @@ impl Printer for IppPrinter {
     }
 
     #[instrument(level = "debug", skip(self, pdf), fields(uri = %self.uri, bytes = pdf.len()), err(level = "debug"))]
-    async fn submit(&self, pdf: Vec<u8>, job_name: &str) -> Result<i32, PrinterError> {
+    async fn submit(&self, pdf: Vec<u8>, job_name: &str, settings: &PrintSettings) -> Result<i32, PrinterError> {
         let pdf: Arc<[u8]> = pdf.into();
         let job_name = truncate_octets(job_name, MAX_NAME_OCTETS);
         let started = Instant::now();
         let mut backoff = BUSY_BACKOFF_FIRST;
         let mut attempt = 1u32;
         loop {
-            match self.print_job(&pdf, job_name).await {
+            match self.print_job(&pdf, job_name, settings).await {
                 Ok(job_id) => {
                     debug!(
                         job_id,
@@ -428,6 +435,28 @@ impl Printer for IppPrinter {
             })?;
         debug!("job canceled");
         Ok(())
+    }
+
+    #[instrument(level = "debug", skip(self), fields(uri = %self.uri), err(level = "debug"))]
+    async fn impressions(&self, job_id: i32) -> Result<Option<u32>, PrinterError> {
+        let mut request = IppOperationBuilder::get_job_attributes(self.printer_uri.clone(), job_id)
+            .user_name(USER_NAME)
+            .build()
+            .map_err(|e| PrinterError::Protocol(format!("building Get-Job-Attributes: {e}")))?
+            .into_ipp_request();
+        let wanted = IppValue::new_keyword(IppAttribute::JOB_IMPRESSIONS_COMPLETED)
+            .map_err(|e| PrinterError::Protocol(format!("building Get-Job-Attributes: {e}")))?;
+        request
+            .attributes_mut()
+            .add(DelimiterTag::OperationAttributes, IppAttribute::new(IppAttributeName::REQUESTED_ATTRIBUTES, IppValue::Array(vec![wanted])));
+        let response = self.call(request, QUERY_TIMEOUT).await.map_err(|e| match e {
+            PrinterError::Busy => PrinterError::Rejected("server-error-busy".into()),
+            e => e,
+        })?;
+        Ok(match find(response.attributes(), DelimiterTag::JobAttributes, IppAttribute::JOB_IMPRESSIONS_COMPLETED) {
+            Some(IppValue::Integer(n)) => u32::try_from(*n).ok(),
+            _ => None,
+        })
     }
 
     #[instrument(level = "debug", skip(self), fields(uri = %self.uri), err(level = "debug"))]

@@ -91,7 +91,7 @@ async fn finish(journal: &Journal, job: &Job, ipp_id: Option<i32>, outcome: Prin
         PrintOutcome::Failed { .. } => "failed",
     };
     let key = format!("{}-{step}", job.charge_key);
-    let report = PrintReport { idempotency_key: key.clone(), outcome, ipp_job_id: ipp_id, at: crate::journal::now() };
+    let report = PrintReport { idempotency_key: key.clone(), outcome, ipp_job_id: ipp_id, at: crate::journal::now(), impressions: None };
     let body = serde_json::to_string(&report).unwrap_or_default();
     tracing::info!(job_id = job.id, step, detail, "recovered job settled");
     journal.finish_job(job.id, step, detail, job.reservation_id, &key, &body).await

@@ -108,6 +108,13 @@ async fn a_graduate_orders_and_prints_a_certificate_at_the_kiosk() -> Result<()>
         ["reserved", "charging", "charged", "fetching", "fetched", "submitting", "submitted", "printed"],
         "journal, in order"
     );
+    // job-impressions-completed as the printer counted it (this test printer's
+    // external engine does not count, so it says 0) is journalled and reported
+    let out = std::process::Command::new("sqlite3").arg(rig.station.journal_path()).arg("SELECT detail FROM journal WHERE step = 'printed'").output()?;
+    let recorded = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(recorded.strip_prefix("impressions ").is_some_and(|n| n.parse::<u32>().is_ok()), "{recorded}");
+    let audit = rig.backend.sql("SELECT detail FROM audit_log WHERE action = 'print.printed'")?;
+    assert!(audit.contains(&recorded), "{audit} vs {recorded}");
     // The printer's state reaches the fleet page and the health endpoint.
     // (the heartbeat after the job may still report "processing": wait for the next beats)
     let mut h = serde_json::Value::Null;
