@@ -77,6 +77,8 @@ pub struct StationsConfig {
     pub alert_emails: Vec<String>,
     /// How often station conditions are checked for alerts.
     pub alert_check_s: u64,
+    /// Heartbeats are stored in one transaction this often.
+    pub heartbeat_flush_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -217,6 +219,7 @@ impl Default for StationsConfig {
             wrong_numbers_per_minute: 10,
             alert_emails: Vec::new(),
             alert_check_s: 10,
+            heartbeat_flush_ms: 1000,
         }
     }
 }

@@ -66,6 +66,8 @@ pub struct AppState {
     pub store_wake: Arc<Notify>,
     /// Unix time the backend started (metrics).
     pub started_at: i64,
+    /// Heartbeats waiting for the next flush.
+    pub heartbeats: Arc<stations::HeartbeatBuffer>,
 }
 
 impl AppState {
@@ -126,6 +128,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         storeprint: Arc::new(storeprint::StorePrintClient::new(config.storeprint.clone())),
         store_wake: Arc::new(Notify::new()),
         started_at: crate::time::now(),
+        heartbeats: Arc::default(),
         config: Arc::new(config),
     })
 }
@@ -134,6 +137,18 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
 /// no harm): unpaid orders past their deadline expire (every minute); ID images
 /// past their retention are deleted (hourly).
 fn spawn_housekeeping(state: AppState) {
+    // heartbeats are written in one transaction per flush interval
+    let s = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(s.config.stations.heartbeat_flush_ms.max(10)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = s.heartbeats.flush(&s.pool).await {
+                tracing::warn!(error = %e, "heartbeat flush failed");
+            }
+        }
+    });
     // paid convenience-store print orders are registered with the stores'
     // service after each payment, and retried every minute while it is down
     let s = state.clone();

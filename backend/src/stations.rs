@@ -75,15 +75,49 @@ pub async fn authenticate(pool: &SqlitePool, token: &str) -> AppResult<Station> 
     Ok(s)
 }
 
-pub async fn heartbeat(pool: &SqlitePool, station: &Station, hb: &Heartbeat) -> AppResult<i64> {
+/// Heartbeats are telemetry: each is kept in memory (the latest per station)
+/// and written in one transaction per flush, so a thousand stations beating
+/// every few seconds cost one commit a second, not one fsync each.
+#[derive(Default)]
+pub struct HeartbeatBuffer {
+    pending: Mutex<HashMap<i64, (Heartbeat, i64)>>,
+}
+
+impl HeartbeatBuffer {
+    pub fn push(&self, station_id: i64, hb: Heartbeat, at: i64) {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(station_id, (hb, at));
+    }
+
+    /// Writes what arrived since the last flush; returns how many stations.
+    pub async fn flush(&self, pool: &SqlitePool) -> AppResult<usize> {
+        let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = store::begin_write(pool).await?;
+        for (station_id, (hb, t)) in &batch {
+            record(&mut tx, *station_id, hb, *t).await?;
+        }
+        tx.commit().await?;
+        Ok(batch.len())
+    }
+}
+
+/// A heartbeat (ST-4): answered at once with the server's clock, stored by
+/// the next flush of `buffer`.
+pub fn heartbeat(buffer: &HeartbeatBuffer, station: &Station, hb: Heartbeat) -> i64 {
     let t = now();
-    let mut c = pool.acquire().await?;
+    buffer.push(station.id, hb, t);
+    t
+}
+
+async fn record(c: &mut store::Conn, station_id: i64, hb: &Heartbeat, t: i64) -> AppResult<()> {
     let reasons = hb.printer.reasons.join(",");
     let markers = serde_json::to_string(&hb.printer.markers).unwrap_or_else(|_| "[]".into());
     let supply_level = hb.printer.markers.iter().filter(|m| m.level >= 0).map(|m| i64::from(m.level)).min();
     store::record_heartbeat(
-        &mut c,
-        station.id,
+        c,
+        station_id,
         &store::HeartbeatRow {
             version: &hb.version,
             printer_reachable: hb.printer.reachable,
@@ -105,7 +139,7 @@ pub async fn heartbeat(pool: &SqlitePool, station: &Station, hb: &Heartbeat) -> 
         t,
     )
     .await?;
-    Ok(t)
+    Ok(())
 }
 
 /// Wrong print numbers per station and minute (O-6: guesses are throttled).

@@ -184,7 +184,15 @@ async fn metrics_show_orders_and_each_station_to_monitoring() -> Result<()> {
             anyhow::Ok((r.status().as_u16(), ct, r.text().await?))
         }
     };
-    let (s, ct, text) = scrape(None).await?;
+    // heartbeats are stored by the next flush (about a second)
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let (s, ct, text) = loop {
+        let got = scrape(None).await?;
+        if got.2.contains("shomei_station_outbox{station=\"API test station\"} 3") || std::time::Instant::now() > end {
+            break got;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
     assert_eq!(s, 200, "loopback may scrape");
     assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
     for line in ["shomei_orders{status=\"awaiting_payment\"} 1", "shomei_station_up{station=\"API test station\"} 1",
@@ -199,7 +207,14 @@ async fn metrics_show_orders_and_each_station_to_monitoring() -> Result<()> {
     }
     // out of paper: the printer is no longer ready
     api.post("/heartbeat", beat(vec!["media-empty-report"], 0)).await?;
-    let (_, _, text) = scrape(None).await?;
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let text = loop {
+        let (_, _, text) = scrape(None).await?;
+        if text.contains("shomei_station_printer_ready{station=\"API test station\"} 0") || std::time::Instant::now() > end {
+            break text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
     assert!(text.contains("shomei_station_printer_ready{station=\"API test station\"} 0"), "{text}");
     // a wrong token is refused even from loopback; the right one works
     assert_eq!(scrape(Some("guess")).await?.0, 403);

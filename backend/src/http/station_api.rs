@@ -54,7 +54,7 @@ pub async fn heartbeat(
     StationAuth(station): StationAuth,
     ApiJson(hb): ApiJson<Heartbeat>,
 ) -> AppResult<Json<HeartbeatResponse>> {
-    let server_time = stations::heartbeat(&state.pool, &station, &hb).await?;
+    let server_time = stations::heartbeat(&state.heartbeats, &station, hb);
     Ok(Json(HeartbeatResponse { server_time }))
 }
 
