@@ -881,6 +881,10 @@ impl Station {
         Ok(())
     }
 
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
     /// Power cut: SIGKILL, no chance to clean up.
     pub fn kill9(&mut self) {
         let _ = Command::new("kill").args(["-9", &self.proc.pid().to_string()]).status();
