@@ -555,6 +555,7 @@ pub struct Backend {
     /// The TOTP step last used per secret (a step works once per staff member).
     last_step: std::sync::Mutex<std::collections::HashMap<String, i64>>,
     staff: tokio::sync::OnceCell<reqwest::Client>,
+    cfg: shomei_backend::config::Config,
 }
 
 impl Backend {
@@ -579,6 +580,16 @@ impl Backend {
         cfg.accounts.upload_dir = dir.path().join("uploads");
         cfg.security.login_delay_ms = 300;
         tweak(&mut cfg);
+        let url = format!("http://127.0.0.1:{port}");
+        let (tx, task) = Self::launch(cfg.clone(), listener, &url).await?;
+        Ok(Backend { url, dir, shutdown: Some(tx), task: Some(task), last_step: std::sync::Mutex::default(), staff: tokio::sync::OnceCell::new(), cfg })
+    }
+
+    async fn launch(
+        cfg: shomei_backend::config::Config,
+        listener: tokio::net::TcpListener,
+        url: &str,
+    ) -> Result<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>)> {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             if let Err(e) = shomei_backend::launch_with_listener(cfg, listener, async {
@@ -589,7 +600,6 @@ impl Backend {
                 eprintln!("backend stopped: {e:#}");
             }
         });
-        let url = format!("http://127.0.0.1:{port}");
         let client = reqwest::Client::new();
         let end = Instant::now() + Duration::from_secs(20);
         loop {
@@ -601,7 +611,27 @@ impl Backend {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Ok(Backend { url, dir, shutdown: Some(tx), task: Some(task), last_step: std::sync::Mutex::default(), staff: tokio::sync::OnceCell::new() })
+        Ok((tx, task))
+    }
+
+    /// Starts it again after [`Backend::stop`], on the same port and database.
+    pub async fn restart(&mut self) -> Result<()> {
+        let addr = self.cfg.http.listen.clone();
+        let end = Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match tokio::net::TcpListener::bind(&addr).await {
+                Ok(l) => break l,
+                Err(e) if Instant::now() < end => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => bail!("port {addr} not free again: {e}"),
+            }
+        };
+        let (tx, task) = Self::launch(self.cfg.clone(), listener, &self.url).await?;
+        self.shutdown = Some(tx);
+        self.task = Some(task);
+        Ok(())
     }
 
     /// Stops it (the port then refuses connections: "backend unreachable").

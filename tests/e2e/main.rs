@@ -7,6 +7,7 @@ mod accounts;
 mod bad_paths;
 mod certificates;
 mod crash;
+mod faults;
 mod firmware;
 mod fleet;
 mod portal;

@@ -1,0 +1,117 @@
+//! Faults of issue 6 through the real peers: the backend gone while a job
+//! prints (the report waits in the outbox and is applied exactly once when it
+//! is back), a job the printer aborts half-way (reprintable, no second
+//! charge), a printer that does not answer (no charge), two cards on the
+//! reader (asked for one, charged once).
+
+use crate::harness::*;
+use crate::print_flow::wait_page;
+use anyhow::Result;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn journal(rig: &Rig, sql: &str) -> Result<String> {
+    let out = Command::new("sqlite3").args(["-cmd", ".timeout 5000"]).arg(rig.station.journal_path()).arg(sql).output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+async fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> Result<bool>) -> Result<()> {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if ok()? {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("timed out waiting for {what}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_backend_gone_for_30_s_the_print_report_is_applied_once_when_it_returns() -> Result<()> {
+    let mut rig = Rig::start().await?;
+    let (number, _) = rig.order_and_read_mail(1).await?;
+    let s = rig.kiosk_number(&number).await?;
+    assert_eq!(s["screen"], "card", "{s}");
+    rig.card.tap()?;
+    // the job is at the printer: the backend goes away now
+    wait_for("the Print-Job", Duration::from_secs(20), || Ok(journal(&rig, "SELECT count(*) FROM journal WHERE step = 'submitted'")? == "1")).await?;
+    rig.backend.stop().await;
+    rig.wait_kiosk("done", Duration::from_secs(30)).await?;
+    rig.card.remove()?;
+    wait_for("the report queued", Duration::from_secs(10), || Ok(journal(&rig, "SELECT count(*) FROM outbox WHERE sent_at IS NULL")? == "1")).await?;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let attempts: i64 = journal(&rig, "SELECT attempts FROM outbox")?.parse()?;
+    assert!(attempts >= 10, "retried with every heartbeat while the backend was gone: {attempts}");
+    assert_eq!(journal(&rig, "SELECT count(*) FROM outbox WHERE sent_at IS NULL")?, "1", "still waiting");
+
+    rig.backend.restart().await?;
+    wait_for("the outbox to drain", Duration::from_secs(15), || Ok(journal(&rig, "SELECT count(*) FROM outbox WHERE sent_at IS NULL")? == "0")).await?;
+    assert_eq!(rig.backend.sql(&format!("SELECT status FROM orders WHERE print_number = '{number}'"))?, "printed");
+    assert_eq!(rig.backend.sql("SELECT count(*) FROM station_reports")?, "1", "applied once");
+    assert_eq!(rig.backend.sql("SELECT count(*) FROM ledger WHERE kind = 'debit'")?, "1");
+    assert_eq!(rig.printer.spooled_pdfs().len(), 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_the_printer_aborts_is_reprinted_without_a_second_charge() -> Result<()> {
+    let mut rig = Rig::start().await?;
+    let (number, _) = rig.order_and_read_mail(1).await?;
+    rig.printer.set_mode("fail")?;
+    let s = rig.kiosk_number(&number).await?;
+    assert_eq!(s["screen"], "card", "{s}");
+    rig.card.tap()?;
+    let s = rig.wait_kiosk("error", Duration::from_secs(30)).await?;
+    assert!(s["message_en"].as_str().unwrap_or("").contains("reprint") || s["title_en"] == "Printing failed", "{s}");
+    rig.card.remove()?;
+    wait_for("the failure report", Duration::from_secs(10), || Ok(rig.backend.sql("SELECT count(*) FROM station_reports WHERE outcome = 'failed'")? == "1")).await?;
+    assert_eq!(rig.backend.sql(&format!("SELECT status FROM orders WHERE print_number = '{number}'"))?, "paid", "paid and reprintable");
+    // the printer works again: the same number prints, and nothing more is charged
+    rig.printer.set_mode("ok")?;
+    rig.station_reset().await?;
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let s = rig.kiosk_number(&number).await?;
+    assert!(s["screen"] == "printing" || s["screen"] == "done", "a paid order prints without a tap: {s}");
+    rig.wait_kiosk("done", Duration::from_secs(30)).await?;
+    wait_for("printed", Duration::from_secs(10), || Ok(rig.backend.sql(&format!("SELECT status FROM orders WHERE print_number = '{number}'"))? == "printed")).await?;
+    assert_eq!(rig.backend.sql("SELECT count(*) FROM ledger WHERE kind = 'debit'")?, "1", "charged once");
+    assert_eq!(rig.balance()?, 2600);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_printer_that_does_not_answer_takes_no_money() -> Result<()> {
+    let mut rig = Rig::start().await?;
+    let (number, _) = rig.order_and_read_mail(1).await?;
+    rig.printer.kill();
+    let s = rig.wait_kiosk("out_of_service", Duration::from_secs(10)).await?;
+    assert!(s["message_en"].as_str().unwrap_or("").contains("does not respond"), "{s}");
+    let s = rig.kiosk_number(&number).await?;
+    assert_ne!(s["screen"], "card", "{s}");
+    assert_eq!(rig.backend.sql("SELECT count(*) FROM reservations")?, "0", "nothing reserved");
+    assert_eq!(rig.balance()?, 3000);
+    let page = wait_page(&rig.backend, "/admin/stations", |p| p.contains("the printer does not respond")).await?;
+    assert!(page.contains("data-level=\"bad\""));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_cards_on_the_reader_are_refused_until_one_is_left() -> Result<()> {
+    let mut rig = Rig::start().await?;
+    let (number, _) = rig.order_and_read_mail(1).await?;
+    let s = rig.kiosk_number(&number).await?;
+    assert_eq!(s["screen"], "card", "{s}");
+    // a second card in the field: the reader answers with an error status word
+    rig.card.command("sw 6A81", "sw 6A81")?;
+    rig.card.tap()?;
+    let s = rig.wait_notice().await?;
+    assert!(s["notice_en"].as_str().unwrap_or("").contains("Place one card only"), "{s}");
+    assert_eq!(rig.balance()?, 3000, "nothing charged");
+    rig.card.remove()?;
+    rig.card.command("ok", "ok")?;
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    rig.card.tap()?;
+    rig.wait_kiosk("done", Duration::from_secs(30)).await?;
+    assert_eq!(rig.balance()?, 2600, "charged once");
+    Ok(())
+}
