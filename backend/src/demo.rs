@@ -37,6 +37,9 @@ pub async fn seed_if_empty(pool: &SqlitePool, seal: &SealKey) -> anyhow::Result<
             seed_roster(&mut tx).await?;
             store::set_faculty_codes_if_empty(&mut tx).await?;
         }
+        if store::university_seal(&mut tx, 1).await?.is_none() {
+            store::set_university_seal(&mut tx, 1, &demo_seal_png()?).await?;
+        }
         tx.commit().await?;
         return Ok(());
     }
@@ -63,6 +66,7 @@ pub async fn seed_if_empty(pool: &SqlitePool, seal: &SealKey) -> anyhow::Result<
     crate::accounts::set_second_factor(seal, &mut tx, staff.id, STAFF_TOTP_SECRET).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     seed_roster(&mut tx).await?;
     seed_courses(&mut tx).await?;
+    store::set_university_seal(&mut tx, 1, &demo_seal_png()?).await?;
     tx.commit().await?;
     tracing::info!("demo data loaded");
     Ok(())
@@ -123,4 +127,23 @@ async fn seed_courses(c: &mut store::Conn) -> anyhow::Result<()> {
         store::insert_course_result(c, id, r).await?;
     }
     Ok(())
+}
+
+/// The demo university's seal: a red double ring with a square inside, as a
+/// registrar's scan of a real 公印 would be (transparent around it).
+pub fn demo_seal_png() -> anyhow::Result<Vec<u8>> {
+    let side = 240u32;
+    let c = side as f32 / 2.0;
+    let red = image::Rgba([196, 24, 24, 235]);
+    let img = image::RgbaImage::from_fn(side, side, |x, y| {
+        let (dx, dy) = (x as f32 - c, y as f32 - c);
+        let d = (dx * dx + dy * dy).sqrt();
+        let ring = (d > c - 10.0 && d < c - 3.0) || (d > c - 20.0 && d < c - 16.0);
+        let square = dx.abs().max(dy.abs());
+        let inner = (square > 52.0 && square < 58.0) || (dx.abs() < 3.0 && dy.abs() < 52.0) || (dy.abs() < 3.0 && dx.abs() < 52.0);
+        if ring || inner { red } else { image::Rgba([0, 0, 0, 0]) }
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)?;
+    Ok(out.into_inner())
 }

@@ -34,9 +34,11 @@
 //! stays sharp at any zoom and in any print resolution.
 
 mod receipt;
+mod seal;
 mod transcript;
 
 pub use receipt::{render_receipt, ReceiptData, ReceiptLine};
+pub use seal::SealImage;
 pub use transcript::{render_transcript, CourseRow, TranscriptData};
 
 use std::collections::BTreeMap;
@@ -984,26 +986,44 @@ impl DocumentCopy {
 /// Everything an order prints, in order, as one PDF (one font subset shared
 /// by all copies); returns the PDF and its page count.
 pub fn render_order(fonts: &FontSet, docs: &[DocumentCopy]) -> Result<(Vec<u8>, usize), DocumentError> {
+    render_order_with(fonts, None, docs)
+}
+
+/// Where the seal is stamped: over the end of the "Registrar" line on a
+/// certificate, beside the issuer on a transcript's last page.
+const SEAL_ON_CERTIFICATE: (f32, f32, f32) = (PAGE_W - MARGIN - 62.0, 150.0, 62.0);
+const SEAL_ON_TRANSCRIPT: (f32, f32, f32) = (PAGE_W - 42.0 - 58.0, 66.0, 56.0);
+
+/// [`render_order`] with the university's seal stamped on every certificate
+/// and on the last page of every transcript (one image in the PDF).
+pub fn render_order_with(fonts: &FontSet, seal: Option<&SealImage>, docs: &[DocumentCopy]) -> Result<(Vec<u8>, usize), DocumentError> {
     let Some(first) = docs.first() else {
         return Err(DocumentError::Layout("no certificate copies to render".into()));
     };
     let mut shaper = Shaper::new(fonts.faces()?);
     let mut contents = Vec::with_capacity(docs.len());
     for doc in docs {
-        match doc {
+        let (x, y, side) = match doc {
             DocumentCopy::Certificate(copy) => {
                 let mut canvas = Canvas { shaper: &mut shaper, ops: String::new() };
                 draw_certificate(&mut canvas, copy)?;
                 contents.push(canvas.ops);
+                SEAL_ON_CERTIFICATE
             }
-            DocumentCopy::Transcript(data) => contents.extend(transcript::transcript_pages(&mut shaper, data)?),
+            DocumentCopy::Transcript(data) => {
+                contents.extend(transcript::transcript_pages(&mut shaper, data)?);
+                SEAL_ON_TRANSCRIPT
+            }
+        };
+        if let (Some(seal), Some(last)) = (seal, contents.last_mut()) {
+            last.push_str(&seal::stamp(seal, x, y, side));
         }
     }
     let (ja, en) = first.title();
     let title = format!("{} / {}", ja.trim(), en.trim());
     let pages = contents.len();
-    let out = assemble(fonts, shaper, contents, &title)?;
-    tracing::debug!(copies = docs.len(), pages, bytes = out.len(), "rendered order PDF");
+    let out = assemble_with(fonts, shaper, contents, &title, seal)?;
+    tracing::debug!(copies = docs.len(), pages, bytes = out.len(), sealed = seal.is_some(), "rendered order PDF");
     Ok((out, pages))
 }
 
@@ -1025,6 +1045,11 @@ fn fast_flate(dict: lopdf::Dictionary, data: Vec<u8>) -> Result<Stream, Document
 /// glyphs `shaper` has used. Fails with [`DocumentError::MissingGlyphs`] if
 /// any text could not be shaped.
 fn assemble(fonts: &FontSet, shaper: Shaper<'_>, contents: Vec<String>, title: &str) -> Result<Vec<u8>, DocumentError> {
+    assemble_with(fonts, shaper, contents, title, None)
+}
+
+/// [`assemble`], with the seal image in the shared resources when given.
+fn assemble_with(fonts: &FontSet, shaper: Shaper<'_>, contents: Vec<String>, title: &str, seal: Option<&SealImage>) -> Result<Vec<u8>, DocumentError> {
     if !shaper.missing.is_empty() {
         return Err(DocumentError::MissingGlyphs(shaper.missing));
     }
@@ -1054,13 +1079,16 @@ fn assemble(fonts: &FontSet, shaper: Shaper<'_>, contents: Vec<String>, title: &
             font_resources.set(format!("F{index}"), font_id);
         }
     }
-    doc.objects.insert(
-        resources_id,
-        Object::Dictionary(dictionary! {
-            "Font" => font_resources,
-            "ProcSet" => vec![Object::from("PDF"), Object::from("Text")],
-        }),
-    );
+    let mut resources = dictionary! {
+        "Font" => font_resources,
+        "ProcSet" => vec![Object::from("PDF"), Object::from("Text")],
+    };
+    if let Some(seal) = seal {
+        let image = seal.embed(&mut doc);
+        resources.set("XObject", dictionary! { "Seal" => image });
+        resources.set("ProcSet", vec![Object::from("PDF"), Object::from("Text"), Object::from("ImageC")]);
+    }
+    doc.objects.insert(resources_id, Object::Dictionary(resources));
 
     let page_count = kids.len() as i64;
     doc.objects.insert(

@@ -332,7 +332,14 @@ pub async fn place(
         sqlx::query("UPDATE orders SET status = 'held' WHERE id = ?").bind(order_id).execute(&mut *tx).await?;
         tracing::warn!(order_id, ?missing, "order held: no font has these characters");
     } else {
-        let (pdf, pages) = documents::render_order(fonts, &copies)
+        // the university's seal, when the registrar uploaded one (checked on upload)
+        let seal = match store::university_seal(&mut tx, university.id).await? {
+            Some(png) => documents::SealImage::from_png(&png)
+                .map_err(|e| tracing::error!(error = %e, "the stored seal image cannot be used; printing without it"))
+                .ok(),
+            None => None,
+        };
+        let (pdf, pages) = documents::render_order_with(fonts, seal.as_ref(), &copies)
             .map_err(|e| AppError::Internal(anyhow::anyhow!("certificate PDF: {e}")))?;
         store::set_order_document(&mut tx, order_id, &pdf, pages as i64).await?;
         // paid online: the number is mailed once the payment is in (number_mail)

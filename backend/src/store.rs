@@ -123,6 +123,16 @@ pub async fn save_certificate_type(c: &mut Conn, university_id: i64, id: Option<
     }
 }
 
+/// The university's seal image (PNG), if one was uploaded.
+pub async fn university_seal(c: &mut Conn, university_id: i64) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT seal_png FROM universities WHERE id = ?").bind(university_id).fetch_optional(c).await.map(Option::flatten)
+}
+
+pub async fn set_university_seal(c: &mut Conn, university_id: i64, png: &[u8]) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE universities SET seal_png = ? WHERE id = ?").bind(png).bind(university_id).execute(c).await?;
+    Ok(())
+}
+
 pub async fn university_count(c: &mut Conn) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT COUNT(*) FROM universities").fetch_one(c).await
 }

@@ -814,3 +814,60 @@ async fn an_order_paid_in_cash_through_smart_pit_is_paid_by_the_notice_once() ->
     assert!(mail.contains("印刷期限"), "the print number follows the payment: {mail}");
     Ok(())
 }
+
+/// `pdfimages -list` of order `id`'s PDF: (page, type, width, height) per image use.
+fn order_images(b: &Backend, id: i64) -> Result<Vec<(u32, String, u32, u32)>> {
+    let path = b.dir.path().join(format!("images-{id}.pdf"));
+    b.sql(&format!("SELECT writefile('{}', pdf) FROM orders WHERE id = {id}", path.display()))?;
+    let out = std::process::Command::new("pdfimages").arg("-list").arg(&path).output()?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .skip(2)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some((f.first()?.parse().ok()?, f.get(2)?.to_string(), f.get(3)?.parse().ok()?, f.get(4)?.parse().ok()?))
+        })
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registrar_uploads_the_seal_and_new_certificates_carry_it() -> Result<()> {
+    let b = Backend::start(None).await?;
+    b.order_as_graduate(1).await?;
+    let images = order_images(&b, 1)?;
+    assert_eq!(images.iter().filter(|i| i.1 == "image").map(|i| (i.0, i.2, i.3)).collect::<Vec<_>>(), vec![(1, 240, 240)], "the demo seal on the certificate: {images:?}");
+
+    let staff = b.staff_client().await?;
+    let cat = format!("{}/admin/catalogue", b.url);
+    let upload = |bytes: Vec<u8>| {
+        let (staff, cat) = (staff.clone(), cat.clone());
+        async move {
+            let csrf = csrf_of(&staff, &cat).await?;
+            let form = reqwest::multipart::Form::new().text("csrf", csrf).part("seal", reqwest::multipart::Part::bytes(bytes).file_name("seal.png"));
+            let r = staff.post(format!("{cat}/seal")).multipart(form).send().await?;
+            anyhow::Ok((r.status().as_u16(), r.text().await?))
+        }
+    };
+    // not a PNG: refused with a message, the old seal stays
+    let (s, page) = upload(b"\xff\xd8\xff\xe0 a jpeg".to_vec()).await?;
+    assert_eq!(s, 400);
+    assert!(page.contains("must be a PNG"), "{page}");
+    // a new seal: stored as sent, shown to the registrar, stamped on new orders only
+    let img = image::RgbaImage::from_fn(150, 100, |x, _| if x % 7 < 4 { image::Rgba([190, 20, 20, 255]) } else { image::Rgba([0, 0, 0, 0]) });
+    let mut png = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut png, image::ImageFormat::Png)?;
+    let png = png.into_inner();
+    let (s, page) = upload(png.clone()).await?;
+    assert_eq!(s, 200, "{page}");
+    assert!(page.contains("id=\"seal-image\""), "{page}");
+    assert_eq!(staff.get(format!("{cat}/seal")).send().await?.bytes().await?.to_vec(), png);
+    b.order_as_graduate(1).await?;
+    let images = order_images(&b, 2)?;
+    assert_eq!(images.iter().filter(|i| i.1 == "image").map(|i| (i.2, i.3)).collect::<Vec<_>>(), vec![(150, 100)], "{images:?}");
+    assert_eq!(order_images(&b, 1)?.iter().filter(|i| i.1 == "image").map(|i| i.2).collect::<Vec<_>>(), vec![240], "the first order keeps its PDF");
+    // not for anyone else
+    let r = Backend::client().get(format!("{cat}/seal")).send().await?;
+    assert_ne!(r.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("image/png"));
+    assert!(b.sql("SELECT action FROM audit_log WHERE action = 'university.seal'")?.contains("university.seal"));
+    Ok(())
+}

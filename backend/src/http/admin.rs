@@ -370,7 +370,8 @@ pub async fn catalogue(State(state): State<AppState>, headers: HeaderMap, staff:
     let placeholders: Vec<String> = crate::wording::PLACEHOLDERS.iter().map(|p| format!("{{{}}} {} / {}", p.0, p.1, p.2)).collect();
     let leaving: Vec<[&str; 3]> = LEAVING.iter().map(|l| [l.0, l.1, l.2]).collect();
     let csrf = Csrf::get(&state, &headers);
-    let page = Html(render("admin_catalogue.html", context! { csrf => &csrf.token, types, leaving, placeholders }));
+    let has_seal = store::university_seal(&mut c, 1).await?.is_some();
+    let page = Html(render("admin_catalogue.html", context! { csrf => &csrf.token, types, leaving, placeholders, has_seal }));
     Ok(csrf.respond(page))
 }
 
@@ -647,4 +648,47 @@ pub async fn refund_order(
     let ip = client.ip().to_string();
     crate::orders::refund(&state.pool, &state.payment_providers(), state.storeprint.as_ref(), &staff.staff, accounts::Client { ip: &ip }, id, &f.reason).await?;
     Ok(Redirect::to(&format!("/admin/orders/{id}")).into_response())
+}
+
+/// D-2: the registrar uploads the university's seal (PNG); it is checked as
+/// the PDFs will use it, and stamped on certificates ordered from now on.
+pub async fn upload_seal(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+    mut mp: axum::extract::Multipart,
+) -> AppResult<Response> {
+    use crate::error::AppError;
+    staff.require(&["registrar"])?;
+    let (mut csrf, mut file) = (String::new(), Vec::new());
+    let too_big = |_| AppError::Page(SEAL_REFUSED.into());
+    while let Some(field) = mp.next_field().await.map_err(too_big)? {
+        match field.name() {
+            Some("csrf") => csrf = field.text().await.map_err(too_big)?,
+            Some("seal") => file = field.bytes().await.map_err(too_big)?.to_vec(),
+            _ => {}
+        }
+    }
+    check_csrf(&state, &headers, &csrf)?;
+    if let Err(e) = crate::documents::SealImage::from_png(&file) {
+        tracing::info!(error = %e, "seal image refused");
+        return Err(AppError::Page(SEAL_REFUSED.into()));
+    }
+    let mut tx = store::begin_write(&state.pool).await?;
+    store::set_university_seal(&mut tx, 1, &file).await?;
+    let ip = client.ip().to_string();
+    accounts::audit(&mut tx, &format!("staff:{}", staff.staff.login), "university.seal", &format!("{} bytes", file.len()), accounts::Client { ip: &ip }).await?;
+    tx.commit().await?;
+    Ok(Redirect::to("/admin/catalogue?seal=saved").into_response())
+}
+
+const SEAL_REFUSED: &str = "公印の画像は PNG（2 MB以下、一辺2000ピクセル以下）にしてください。 / The seal image must be a PNG of at most 2 MB and 2000 pixels a side.";
+
+/// The current seal image, for the registrar to see.
+pub async fn seal_image(State(state): State<AppState>, staff: CurrentStaff) -> AppResult<Response> {
+    staff.require(&["registrar"])?;
+    let mut c = state.pool.acquire().await?;
+    let png = store::university_seal(&mut c, 1).await?.ok_or(crate::error::AppError::PageNotFound)?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "image/png")], png).into_response())
 }

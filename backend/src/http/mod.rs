@@ -124,6 +124,10 @@ pub fn router(state: AppState) -> Router {
             get(admin::academic).post(admin::import_academic).layer(axum::extract::DefaultBodyLimit::max(20 * 1024 * 1024)),
         )
         .route("/admin/catalogue", get(admin::catalogue).post(admin::save_catalogue))
+        .route(
+            "/admin/catalogue/seal",
+            get(admin::seal_image).post(admin::upload_seal).layer(axum::extract::DefaultBodyLimit::max(3 * 1024 * 1024)),
+        )
         .route("/admin/service", get(admin::service_breaks).post(admin::add_service_break))
         .route("/admin/service/{id}/delete", post(admin::remove_service_break))
         .route("/verify", get(portal::verify))
