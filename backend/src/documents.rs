@@ -750,6 +750,14 @@ const FOOT_CODE: &str = "照合コード Verification Code";
 const FOOT_VERIFY: &str =
     "本証明書の真正性は、照合コードにより次のページで確認できます。 The authenticity of this certificate can be verified with the code at:";
 
+/// The foot of an English certificate: caption, serial, code, where to verify.
+const FOOT_EN: (&str, &str, &str, &str) = (
+    "Verify",
+    "Serial No.",
+    "Verification Code",
+    "The authenticity of this certificate can be verified with the code at:",
+);
+
 /// One certificate copy = one page.
 #[derive(Clone, Debug)]
 pub struct CertificateCopy {
@@ -765,6 +773,12 @@ pub struct CertificateCopy {
     pub faculty_ja: String,
     /// Department (学科), e.g. "日本文学科"; may be empty.
     pub department_ja: String,
+    /// The same in English, for an English certificate; may be empty.
+    pub faculty_en: String,
+    pub department_en: String,
+    /// An English certificate (英文証明書): every line in English only.
+    /// Otherwise Japanese, with English under each line.
+    pub english_only: bool,
     /// Name when in school, e.g. "山田 花子".
     pub holder_name_kanji: String,
     /// e.g. "YAMADA Hanako".
@@ -842,6 +856,7 @@ fn draw_certificate(canvas: &mut Canvas<'_, '_>, copy: &CertificateCopy) -> Resu
     // the directory may not know an enrolled student's birth date: the line is then left out
     let birth = if copy.birth_date.is_empty() { None } else { Some(Date::parse("birth_date", &copy.birth_date)?) };
     let issued = Date::parse("issue_date", &copy.issue_date)?;
+    let en = copy.english_only;
 
     // Border: a thin frame with a hairline inside it.
     canvas.ops.push_str("0.25 0.25 0.25 RG\n");
@@ -850,31 +865,49 @@ fn draw_certificate(canvas: &mut Canvas<'_, '_>, copy: &CertificateCopy) -> Resu
     canvas.ops.push_str("0 0 0 RG 0 0 0 rg\n");
 
     // Title.
-    canvas.centered(copy.title_ja.trim(), 712.0, 28.0, 0.25, CONTENT_W);
-    canvas.centered(copy.title_en.trim(), 684.0, 13.0, 0.04, CONTENT_W);
+    if en {
+        canvas.centered(copy.title_en.trim(), 706.0, 24.0, 0.06, CONTENT_W);
+    } else {
+        canvas.centered(copy.title_ja.trim(), 712.0, 28.0, 0.25, CONTENT_W);
+        canvas.centered(copy.title_en.trim(), 684.0, 13.0, 0.04, CONTENT_W);
+    }
     canvas.hline(PAGE_W / 2.0 - 110.0, PAGE_W / 2.0 + 110.0, 668.0, 0.5);
 
-    // Holder block: label column (Japanese over English) and value column.
+    // Holder block: label column (Japanese over English, or English alone) and value column.
     let value_w = PAGE_W - MARGIN - VALUE_X;
-    let label = |canvas: &mut Canvas<'_, '_>, (ja, en): (&str, &str), y: f32| {
-        canvas.text(ja, MARGIN, y, 10.5, VALUE_X - MARGIN - 8.0);
-        canvas.text(en, MARGIN, y - 11.0, 7.0, VALUE_X - MARGIN - 8.0);
+    let label = |canvas: &mut Canvas<'_, '_>, (ja, en_label): (&str, &str), y: f32| {
+        if en {
+            canvas.text(en_label, MARGIN, y, 10.0, VALUE_X - MARGIN - 8.0);
+        } else {
+            canvas.text(ja, MARGIN, y, 10.5, VALUE_X - MARGIN - 8.0);
+            canvas.text(en_label, MARGIN, y - 11.0, 7.0, VALUE_X - MARGIN - 8.0);
+        }
     };
     label(canvas, LABEL_NAME, 612.0);
-    canvas.text(copy.holder_name_kanji.trim(), VALUE_X, 612.0, 22.0, value_w);
-    canvas.text(copy.holder_name_roman.trim(), VALUE_X, 592.0, 12.0, value_w);
+    if en {
+        canvas.text(copy.holder_name_roman.trim(), VALUE_X, 612.0, 20.0, value_w);
+    } else {
+        canvas.text(copy.holder_name_kanji.trim(), VALUE_X, 612.0, 22.0, value_w);
+        canvas.text(copy.holder_name_roman.trim(), VALUE_X, 592.0, 12.0, value_w);
+    }
 
     if let Some(birth) = &birth {
         label(canvas, LABEL_BIRTH, 556.0);
-        canvas.text(&birth.ja(), VALUE_X, 556.0, 12.0, value_w);
-        canvas.text(&birth.en(), VALUE_X, 542.0, 10.0, value_w);
+        if en {
+            canvas.text(&birth.en(), VALUE_X, 556.0, 12.0, value_w);
+        } else {
+            canvas.text(&birth.ja(), VALUE_X, 556.0, 12.0, value_w);
+            canvas.text(&birth.en(), VALUE_X, 542.0, 10.0, value_w);
+        }
     }
 
-    let affiliation = [copy.faculty_ja.trim(), copy.department_ja.trim()]
-        .into_iter()
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join("\u{3000}");
+    let (faculty, department, sep) = if en {
+        (copy.faculty_en.trim(), copy.department_en.trim(), ", ")
+    } else {
+        (copy.faculty_ja.trim(), copy.department_ja.trim(), "\u{3000}")
+    };
+    let affiliation = [department, faculty].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>();
+    let affiliation = if en { affiliation.join(sep) } else { [faculty, department].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join(sep) };
     if !affiliation.is_empty() {
         label(canvas, LABEL_AFFILIATION, 506.0);
         canvas.text(&affiliation, VALUE_X, 506.0, 12.0, value_w);
@@ -884,12 +917,15 @@ fn draw_certificate(canvas: &mut Canvas<'_, '_>, copy: &CertificateCopy) -> Resu
     let mut scale = 1.0_f32;
     let (ja_lines, en_lines, ja_size, en_size) = loop {
         let ja_size = 13.0 * scale;
-        let en_size = 10.5 * scale;
-        let ja_lines = wrap(canvas.shaper, copy.body_ja.trim(), ja_size, CONTENT_W);
+        // an English certificate sets its body at the size of a Japanese one
+        let en_size = if en { 12.5 * scale } else { 10.5 * scale };
+        let ja_lines = if en { Vec::new() } else { wrap(canvas.shaper, copy.body_ja.trim(), ja_size, CONTENT_W) };
         let en_lines = wrap(canvas.shaper, copy.body_en.trim(), en_size, CONTENT_W);
-        let height = (ja_lines.len() as f32 - 1.0) * ja_size * 1.9
-            + en_size * 2.8
-            + (en_lines.len() as f32 - 1.0) * en_size * 1.45;
+        let height = if en {
+            (en_lines.len() as f32 - 1.0) * en_size * 1.6
+        } else {
+            (ja_lines.len() as f32 - 1.0) * ja_size * 1.9 + en_size * 2.8 + (en_lines.len() as f32 - 1.0) * en_size * 1.45
+        };
         if BODY_TOP - height >= BODY_BOTTOM {
             break (ja_lines, en_lines, ja_size, en_size);
         }
@@ -903,38 +939,50 @@ fn draw_certificate(canvas: &mut Canvas<'_, '_>, copy: &CertificateCopy) -> Resu
     };
     let body = Block { x: MARGIN, top: BODY_TOP, size: ja_size, leading: ja_size * 1.9, max_w: CONTENT_W, justify: true };
     let last = canvas.paragraph(&ja_lines, body);
-    let body_en = Block { top: last - en_size * 2.8, size: en_size, leading: en_size * 1.45, justify: false, ..body };
+    let (en_top, en_leading) = if en { (BODY_TOP, en_size * 1.6) } else { (last - en_size * 2.8, en_size * 1.45) };
+    let body_en = Block { top: en_top, size: en_size, leading: en_leading, justify: false, ..body };
     canvas.paragraph(&en_lines, body_en);
 
     // Date of issue.
     label(canvas, LABEL_ISSUED, 286.0);
-    canvas.text(&issued.ja(), VALUE_X, 286.0, 12.0, value_w);
-    canvas.text(&issued.en(), VALUE_X, 272.0, 10.0, value_w);
+    if en {
+        canvas.text(&issued.en(), VALUE_X, 286.0, 12.0, value_w);
+    } else {
+        canvas.text(&issued.ja(), VALUE_X, 286.0, 12.0, value_w);
+        canvas.text(&issued.en(), VALUE_X, 272.0, 10.0, value_w);
+    }
 
     // Issuer.
     let issuer_x = PAGE_W / 2.0 + 10.0;
     let issuer_w = PAGE_W - MARGIN - issuer_x;
-    canvas.text(copy.university_ja.trim(), issuer_x, 222.0, 17.0, issuer_w);
-    canvas.text(copy.university_en.trim(), issuer_x, 204.0, 10.5, issuer_w);
-    canvas.text(REGISTRAR.0, issuer_x, 178.0, 12.0, issuer_w);
-    canvas.text(REGISTRAR.1, issuer_x, 165.0, 9.0, issuer_w);
+    if en {
+        canvas.text(copy.university_en.trim(), issuer_x, 214.0, 14.0, issuer_w);
+        canvas.text(REGISTRAR.1, issuer_x, 178.0, 12.0, issuer_w);
+    } else {
+        canvas.text(copy.university_ja.trim(), issuer_x, 222.0, 17.0, issuer_w);
+        canvas.text(copy.university_en.trim(), issuer_x, 204.0, 10.5, issuer_w);
+        canvas.text(REGISTRAR.0, issuer_x, 178.0, 12.0, issuer_w);
+        canvas.text(REGISTRAR.1, issuer_x, 165.0, 9.0, issuer_w);
+    }
 
     // QR code for the verification page, bottom left above the serial and
     // code (its quiet zone ends above the foot rule at 118).
     let qr_y = 134.0;
     let qr_w = canvas.qr(&verification_link(&copy.verify_url, &copy.verification_code), MARGIN, qr_y, QR_SIDE)?;
     let caption_x = MARGIN + qr_w + 10.0;
-    canvas.text(QR_CAPTION, caption_x, qr_y + 3.0, 8.5, issuer_x - caption_x - 10.0);
+    let (caption, foot_serial, foot_code, foot_verify) =
+        if en { (FOOT_EN.0, FOOT_EN.1, FOOT_EN.2, FOOT_EN.3) } else { (QR_CAPTION, FOOT_SERIAL, FOOT_CODE, FOOT_VERIFY) };
+    canvas.text(caption, caption_x, qr_y + 3.0, 8.5, issuer_x - caption_x - 10.0);
 
     // Foot: serial, verification code and where to check it.
     canvas.ops.push_str("0.25 0.25 0.25 RG\n");
     canvas.hline(MARGIN, PAGE_W - MARGIN, 118.0, 0.4);
     canvas.ops.push_str("0 0 0 RG\n");
-    canvas.text(FOOT_SERIAL, MARGIN, 102.0, 7.5, 120.0);
+    canvas.text(foot_serial, MARGIN, 102.0, 7.5, 120.0);
     canvas.text(copy.serial.trim(), MARGIN + 120.0, 102.0, 9.0, CONTENT_W / 2.0 - 125.0);
-    canvas.text(FOOT_CODE, PAGE_W / 2.0, 102.0, 7.5, 120.0);
+    canvas.text(foot_code, PAGE_W / 2.0, 102.0, 7.5, 120.0);
     canvas.text_right(copy.verification_code.trim(), PAGE_W - MARGIN, 102.0, 9.0, CONTENT_W / 2.0 - 125.0);
-    let verify_lines = wrap(canvas.shaper, FOOT_VERIFY, 7.0, CONTENT_W);
+    let verify_lines = wrap(canvas.shaper, foot_verify, 7.0, CONTENT_W);
     let foot = Block { x: MARGIN, top: 86.0, size: 7.0, leading: 9.5, max_w: CONTENT_W, justify: false };
     let last = canvas.paragraph(&verify_lines, foot);
     // The URL gets at most two lines above the border; shrink it if needed.
@@ -1266,6 +1314,9 @@ mod tests {
             university_en: "Shomei National University".into(),
             faculty_ja: "文学部".into(),
             department_ja: "日本文学科".into(),
+            faculty_en: "Faculty of Letters".into(),
+            department_en: "Department of Japanese Literature".into(),
+            english_only: false,
             holder_name_kanji: "山田 花子".into(),
             holder_name_roman: "YAMADA Hanako".into(),
             birth_date: "2000-04-01".into(),
@@ -1276,6 +1327,21 @@ mod tests {
             verification_code: code.into(),
             verify_url: "https://shomei.example.ac.jp/verify".into(),
         }
+    }
+
+    #[test]
+    fn an_english_certificate_has_no_japanese_on_it() {
+        let mut copy = sample("SH-EN-1", "K7QF-2M9X-PL3D");
+        copy.english_only = true;
+        let pdf = render(&ipaex_set(), &[copy]).expect("render");
+        let file = write_temp(&pdf);
+        assert!(run("qpdf", &["--check"], file.path()).contains("No syntax or stream encoding errors"));
+        let text = pdftotext(file.path());
+        for needle in ["Certificate of Graduation", "YAMADA Hanako", "April 1, 2000", "Department of Japanese Literature, Faculty of Letters", "Date of Issue", "Shomei National University", "Registrar", "Serial No.", "K7QF-2M9X-PL3D", "verified with the code"] {
+            assert!(text.contains(needle), "{needle} missing:\n{text}");
+        }
+        let japanese: Vec<char> = text.chars().filter(|c| is_cjk(*c) || ('\u{3040}'..='\u{30ff}').contains(c)).collect();
+        assert!(japanese.is_empty(), "Japanese on an English certificate: {japanese:?}\n{text}");
     }
 
     fn two_copies() -> Vec<CertificateCopy> {

@@ -309,11 +309,15 @@ pub async fn place(
                     let (body_ja, body_en) = body_text(t, &record, &university);
                     DocumentCopy::Certificate(CertificateCopy {
                         title_ja: t.name_ja.clone(),
-                        title_en: t.name_en.clone(),
+                        // menus say "... (English)"; the English certificate itself does not
+                        title_en: if t.language == "en" { t.name_en.trim().trim_end_matches("(English)").trim_end().to_string() } else { t.name_en.clone() },
                         university_ja: university.name_ja.clone(),
                         university_en: university.name_en.clone(),
                         faculty_ja: record.faculty_ja.clone(),
                         department_ja: record.department_ja.clone(),
+                        faculty_en: record.faculty_en.clone(),
+                        department_en: record.department_en.clone(),
+                        english_only: t.language == "en",
                         holder_name_kanji: record.name_kanji.clone(),
                         holder_name_roman: record.name_roman.clone(),
                         birth_date: birth_date.clone(),

@@ -871,3 +871,19 @@ async fn the_registrar_uploads_the_seal_and_new_certificates_carry_it() -> Resul
     assert!(b.sql("SELECT action FROM audit_log WHERE action = 'university.seal'")?.contains("university.seal"));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_english_certificate_is_in_english_only() -> Result<()> {
+    let b = Backend::start(None).await?;
+    let (s, _, id) = order_lines(&b, &[("graduation_en", 1)]).await?;
+    assert_eq!(s, 200);
+    let text = order_pdf_text(&b, id)?;
+    for needle in ["Certificate of Graduation", "YAMADA Hanako", "April 2, 2001", "Department of Japanese Literature, Faculty of Letters",
+                   "graduated from the Department of Japanese Literature, Faculty of Letters, Shomei University on March 25, 2024", "Registrar"] {
+        assert!(text.split_whitespace().collect::<Vec<_>>().join(" ").contains(needle), "{needle} missing:\n{text}");
+    }
+    assert!(!text.contains("(English)"), "the menu's marker is not printed: {text}");
+    let japanese: Vec<char> = text.chars().filter(|c| ('\u{3040}'..='\u{30ff}').contains(c) || ('\u{4e00}'..='\u{9fff}').contains(c)).collect();
+    assert!(japanese.is_empty(), "{japanese:?}\n{text}");
+    Ok(())
+}
