@@ -79,6 +79,8 @@ pub struct StationsConfig {
     pub alert_check_s: u64,
     /// Heartbeats are stored in one transaction this often.
     pub heartbeat_flush_ms: u64,
+    /// A station prints offline from a bundle at most this old (P-3).
+    pub offline_max_age_s: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -220,6 +222,7 @@ impl Default for StationsConfig {
             alert_emails: Vec::new(),
             alert_check_s: 10,
             heartbeat_flush_ms: 1000,
+            offline_max_age_s: 6 * 3600,
         }
     }
 }

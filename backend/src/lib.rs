@@ -17,6 +17,7 @@ pub mod http;
 pub mod mail;
 pub mod messages;
 pub mod metrics;
+pub mod offline;
 pub mod orders;
 pub mod password_policy;
 pub mod passwords;

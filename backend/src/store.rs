@@ -2200,3 +2200,79 @@ pub async fn seed_demo(c: &mut Conn, s: &DemoSeed<'_>) -> Result<(), sqlx::Error
     insert_ledger(c, s.card_uid, s.card_balance, "topup", None, None, None, s.now).await?;
     Ok(())
 }
+
+// ---------------------------------------------------------------- offline printing
+
+pub async fn station_token_hash(c: &mut Conn, station_id: i64) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT token_hash FROM stations WHERE id = ?").bind(station_id).fetch_optional(c).await.map(Option::flatten)
+}
+
+/// On-campus orders a station may print offline: a live number, paid or to
+/// be paid by IC card, before its deadline.
+pub async fn offline_orders(c: &mut Conn, now: i64) -> Result<Vec<Order>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "{ORDER_SELECT} WHERE delivery = 'campus' AND print_number IS NOT NULL AND print_deadline > ?
+         AND (status = 'paid' OR (status = 'awaiting_payment' AND payment_method = 'card')) ORDER BY id"
+    ))
+    .bind(now)
+    .fetch_all(c)
+    .await
+}
+
+pub async fn blocked_cards(c: &mut Conn) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT uid FROM ic_cards WHERE status = 'blocked' ORDER BY uid").fetch_all(c).await
+}
+
+pub async fn offline_print_seen(c: &mut Conn, key: &str) -> Result<Option<bool>, sqlx::Error> {
+    sqlx::query_scalar("SELECT duplicate FROM offline_prints WHERE idempotency_key = ?").bind(key).fetch_optional(c).await
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_offline_print(
+    c: &mut Conn,
+    key: &str,
+    station_id: i64,
+    order_id: i64,
+    outcome: &str,
+    detail: &str,
+    ipp_job_id: Option<i32>,
+    printed_at: i64,
+    now: i64,
+    duplicate: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO offline_prints (idempotency_key, station_id, order_id, outcome, detail, ipp_job_id, printed_at, received_at, duplicate)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(key)
+    .bind(station_id)
+    .bind(order_id)
+    .bind(outcome)
+    .bind(detail)
+    .bind(ipp_job_id)
+    .bind(printed_at)
+    .bind(now)
+    .bind(duplicate)
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
+/// A number printed offline at more than one station (staff follow it up).
+#[derive(Debug, Clone, FromRow)]
+pub struct DuplicatePrint {
+    pub order_id: i64,
+    pub print_number: Option<String>,
+    pub station: String,
+    pub printed_at: i64,
+}
+
+pub async fn duplicate_prints(c: &mut Conn) -> Result<Vec<DuplicatePrint>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT p.order_id, o.print_number, s.name AS station, p.printed_at FROM offline_prints p
+         JOIN orders o ON o.id = p.order_id JOIN stations s ON s.id = p.station_id
+         WHERE p.duplicate = 1 ORDER BY p.received_at DESC LIMIT 100",
+    )
+    .fetch_all(c)
+    .await
+}

@@ -226,6 +226,65 @@ pub struct ReportResponse {
     pub order_status: String,
 }
 
+// ---------------------------------------------------------------- offline (P-3, ST-2)
+
+/// `GET /offline/bundle`: what a station may print while the backend cannot
+/// be reached. The JSON of an [`OfflineBundle`] as text, and its signature:
+/// hex(HMAC-SHA256(station token, bundle)), so that only this station's
+/// backend can have made it and nothing in it was changed on the way or on disk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignedBundle {
+    pub bundle: String,
+    pub signature: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OfflineBundle {
+    pub station_id: i64,
+    /// Unix seconds; the bundle is not used after `issued_at + max_age_s`.
+    pub issued_at: i64,
+    pub max_age_s: i64,
+    /// Live on-campus numbers: paid ones print offline; unpaid ones need stored value.
+    pub jobs: Vec<OfflineJob>,
+    /// Cards that must never be accepted.
+    pub blocked_cards: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OfflineJob {
+    pub order_id: i64,
+    pub print_number: PrintNumber,
+    pub lines: Vec<ReservationLine>,
+    pub system_fee: Yen,
+    pub amount: Yen,
+    pub paid: bool,
+    pub print_deadline: i64,
+    pub print_deadline_text: String,
+    pub pages: u32,
+    /// hex SHA-256 of the order's PDF (`GET /offline/documents/{order_id}`).
+    pub document_sha256: String,
+    #[serde(default)]
+    pub print: PrintSettings,
+}
+
+/// `POST /offline/prints`: what a station printed (or failed to) while offline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OfflinePrint {
+    /// Station id + the station's own sequence: applied once.
+    pub idempotency_key: String,
+    pub order_id: i64,
+    pub outcome: PrintOutcome,
+    pub ipp_job_id: Option<i32>,
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfflinePrintResponse {
+    pub order_status: String,
+    /// True when another station had printed this number already: staff see it.
+    pub duplicate: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,6 +26,8 @@ pub struct Config {
     pub idle_timeout_s: u64,
     /// Longest wait for a print job to finish.
     pub job_timeout_s: u64,
+    /// How often the offline copy (bundle and PDFs) is refreshed (P-3).
+    pub offline_refresh_s: u64,
     /// Shown on every error screen.
     pub contact_ja: String,
     pub contact_en: String,
@@ -44,6 +46,7 @@ impl Default for Config {
             printer_poll_s: 5,
             idle_timeout_s: 60,
             job_timeout_s: 180,
+            offline_refresh_s: 60,
             contact_ja: "お困りの際は教務課証明書窓口（内線 1234）へお問い合わせください。".into(),
             contact_en: "Need help? Ask the registrar's certificate desk (extension 1234).".into(),
         }

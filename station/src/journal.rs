@@ -50,6 +50,9 @@ pub struct Job {
     pub charge_key: String,
     pub ipp_job_id: Option<i64>,
     pub error: Option<String>,
+    /// Printed from the offline copy (P-3), for this order.
+    pub offline: bool,
+    pub order_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -59,6 +62,8 @@ pub struct OutboxItem {
     pub idempotency_key: String,
     pub body: String,
     pub attempts: i64,
+    /// `report` (POST /reservations/{id}/report) or `offline` (POST /offline/prints).
+    pub kind: String,
 }
 
 impl Journal {
@@ -169,7 +174,7 @@ impl Journal {
 
     pub async fn job(&self, job_id: i64) -> Result<Job, sqlx::Error> {
         sqlx::query_as(
-            "SELECT id, reservation_id, print_number, amount, paid_online, state, card_uid, charge_key, ipp_job_id, error
+            "SELECT id, reservation_id, print_number, amount, paid_online, state, card_uid, charge_key, ipp_job_id, error, offline, order_id
              FROM jobs WHERE id = ?",
         )
         .bind(job_id)
@@ -194,6 +199,21 @@ impl Journal {
         key: &str,
         body: &str,
     ) -> Result<(), sqlx::Error> {
+        self.finish_job_as(job_id, step, detail, reservation_id, key, body, "report").await
+    }
+
+    /// [`Journal::finish_job`] with the outbox entry's kind (`report` or `offline`).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn finish_job_as(
+        &self,
+        job_id: i64,
+        step: &str,
+        detail: &str,
+        reservation_id: i64,
+        key: &str,
+        body: &str,
+        kind: &str,
+    ) -> Result<(), sqlx::Error> {
         let t = now();
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE jobs SET state = ?, updated_at = ? WHERE id = ?")
@@ -210,13 +230,14 @@ impl Journal {
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "INSERT OR IGNORE INTO outbox (job_id, reservation_id, idempotency_key, body, created_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO outbox (job_id, reservation_id, idempotency_key, body, created_at, kind) VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(job_id)
         .bind(reservation_id)
         .bind(key)
         .bind(body)
         .bind(t)
+        .bind(kind)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -227,11 +248,63 @@ impl Journal {
     /// Jobs a restart interrupted: not in a final state, oldest first.
     pub async fn unfinished_jobs(&self) -> Result<Vec<Job>, sqlx::Error> {
         sqlx::query_as(
-            "SELECT id, reservation_id, print_number, amount, paid_online, state, card_uid, charge_key, ipp_job_id, error
+            "SELECT id, reservation_id, print_number, amount, paid_online, state, card_uid, charge_key, ipp_job_id, error, offline, order_id
              FROM jobs WHERE state NOT IN ('printed', 'failed', 'abandoned') ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await
+    }
+
+    /// Marks a job as printed from the offline cache, for order `order_id`.
+    pub async fn set_offline(&self, job_id: i64, order_id: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE jobs SET offline = 1, order_id = ? WHERE id = ?").bind(order_id).bind(job_id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// True when this station already printed `print_number` (e.g. offline, not yet synced).
+    pub async fn printed_here(&self, print_number: &str) -> Result<bool, sqlx::Error> {
+        Ok(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM jobs WHERE print_number = ? AND state = 'printed'").bind(print_number).fetch_one(&self.pool).await? > 0)
+    }
+
+    pub async fn save_bundle(&self, bundle: &str, signature: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT OR REPLACE INTO offline_bundle (id, bundle, signature, fetched_at) VALUES (1, ?, ?, ?)")
+            .bind(bundle)
+            .bind(signature)
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The last bundle and its signature.
+    pub async fn bundle(&self) -> Result<Option<(String, String)>, sqlx::Error> {
+        sqlx::query_as("SELECT bundle, signature FROM offline_bundle WHERE id = 1").fetch_optional(&self.pool).await
+    }
+
+    /// Cached documents: (order id, sha256).
+    pub async fn cached_documents(&self) -> Result<Vec<(i64, String)>, sqlx::Error> {
+        sqlx::query_as("SELECT order_id, sha256 FROM offline_documents").fetch_all(&self.pool).await
+    }
+
+    pub async fn put_document(&self, order_id: i64, sha256: &str, nonce: &[u8], ciphertext: &[u8]) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT OR REPLACE INTO offline_documents (order_id, sha256, nonce, ciphertext) VALUES (?, ?, ?, ?)")
+            .bind(order_id)
+            .bind(sha256)
+            .bind(nonce)
+            .bind(ciphertext)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// (sha256, nonce, ciphertext) of a cached document.
+    pub async fn document(&self, order_id: i64) -> Result<Option<(String, Vec<u8>, Vec<u8>)>, sqlx::Error> {
+        sqlx::query_as("SELECT sha256, nonce, ciphertext FROM offline_documents WHERE order_id = ?").bind(order_id).fetch_optional(&self.pool).await
+    }
+
+    pub async fn drop_document(&self, order_id: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM offline_documents WHERE order_id = ?").bind(order_id).execute(&self.pool).await?;
+        Ok(())
     }
 
     /// `PRAGMA integrity_check` (the crash tests expect "ok").
@@ -241,7 +314,7 @@ impl Journal {
 
     pub async fn pending_outbox(&self, limit: i64) -> Result<Vec<OutboxItem>, sqlx::Error> {
         sqlx::query_as(
-            "SELECT id, reservation_id, idempotency_key, body, attempts FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ?",
+            "SELECT id, reservation_id, idempotency_key, body, attempts, kind FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ?",
         )
         .bind(limit)
         .fetch_all(&self.pool)

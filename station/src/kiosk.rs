@@ -18,7 +18,7 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use shomei_shared::api::{PrintOutcome, PrintReport, Reservation, ReservationLine};
+use shomei_shared::api::{OfflinePrint, PrintOutcome, PrintReport, Reservation, ReservationLine};
 use shomei_shared::{ErrorCode, PrintNumber, Yen};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -100,6 +100,7 @@ struct Inner<P, R> {
     last_touch: Mutex<Instant>,
     cancel_read: Mutex<Arc<AtomicBool>>,
     started: Instant,
+    offline: Arc<crate::offline::Offline>,
 }
 
 pub struct Kiosk<P, R> {
@@ -113,7 +114,15 @@ impl<P, R> Clone for Kiosk<P, R> {
 }
 
 impl<P: Printer, R: CardReader> Kiosk<P, R> {
-    pub fn new(cfg: Arc<Config>, backend: Backend, journal: Journal, printer: Arc<P>, reader: Arc<R>, health: Arc<Health>) -> Self {
+    pub fn new(
+        cfg: Arc<Config>,
+        backend: Backend,
+        journal: Journal,
+        printer: Arc<P>,
+        reader: Arc<R>,
+        health: Arc<Health>,
+        offline: Arc<crate::offline::Offline>,
+    ) -> Self {
         Kiosk {
             inner: Arc::new(Inner {
                 cfg,
@@ -127,6 +136,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
                 last_touch: Mutex::new(Instant::now()),
                 cancel_read: Mutex::new(Arc::new(AtomicBool::new(false))),
                 started: Instant::now(),
+                offline,
             }),
         }
     }
@@ -233,9 +243,8 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         let reservation = match self.inner.backend.reserve(&number).await {
             Ok(r) => r,
             Err(SyncError::Offline(e)) => {
-                tracing::warn!(error = %e, "reserve: backend unreachable");
-                self.set(g, screen("error", Says::CannotConnect));
-                return self.current();
+                tracing::warn!(error = %e, "reserve: backend unreachable; trying the offline copy");
+                return self.offline_number(g, &number).await;
             }
             Err(SyncError::Refused(e)) => {
                 tracing::info!(code = ?e.code, "reserve refused");
@@ -262,7 +271,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
                 return self.current();
             }
         };
-        let job = JobCtx { generation: g, job_id, reservation, charge_key };
+        let job = JobCtx { generation: g, job_id, reservation, charge_key, offline: None };
         if job.reservation.paid {
             // paid online or at an earlier failed attempt: straight to printing
             self.set(g, printing_screen(&job.reservation));
@@ -273,6 +282,77 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
             let k = self.clone();
             tokio::spawn(async move { k.take_card_payment(job).await });
         }
+        self.current()
+    }
+
+    /// The backend cannot be reached (P-3): a number already paid prints from
+    /// the station's offline copy; stored-value payment pauses.
+    async fn offline_number(&self, g: u64, number: &PrintNumber) -> Screen {
+        use crate::offline::Lookup;
+        let cannot_connect = |k: &Self| {
+            k.set(g, screen("error", Says::CannotConnect));
+            k.current()
+        };
+        let found = match crate::offline::lookup(&self.inner.journal, &self.inner.offline.token, number.as_str()).await {
+            Ok(Lookup::Found(job)) => job,
+            Ok(other) => {
+                tracing::info!(?other, "number not printable offline");
+                return cannot_connect(self);
+            }
+            Err(e) => {
+                Self::journal_err(e);
+                return cannot_connect(self);
+            }
+        };
+        let refuse = |k: &Self, code: ErrorCode| {
+            let mut s = screen("error", Says::NumberRefused(code));
+            s.number = number.grouped();
+            k.set(g, s);
+            k.current()
+        };
+        if crate::journal::now() >= found.print_deadline {
+            return refuse(self, ErrorCode::PrintNumberExpired);
+        }
+        if self.inner.journal.printed_here(number.as_str()).await.unwrap_or(false) {
+            return refuse(self, ErrorCode::PrintNumberUsed);
+        }
+        if !found.paid {
+            let mut s = screen("error", Says::OfflinePaymentPaused);
+            s.number = number.grouped();
+            self.set(g, s);
+            return self.current();
+        }
+        let reservation = Reservation {
+            reservation_id: 0,
+            print_number: number.clone(),
+            lines: found.lines.clone(),
+            system_fee: found.system_fee,
+            amount: found.amount,
+            paid: true,
+            payment_method: "offline".into(),
+            print_deadline: found.print_deadline,
+            print_deadline_text: found.print_deadline_text.clone(),
+            expires_at: 0,
+            pages: found.pages,
+            print: found.print.clone(),
+        };
+        let charge_key = format!("offline-{}", hex::encode(rand::random::<[u8; 16]>()));
+        let job_id = match self.inner.journal.start_job(0, number.as_str(), found.amount.0, true, &charge_key).await {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::error!(error = %e, "journal write failed; refusing the user");
+                self.set(g, screen("error", Says::StationFault));
+                return self.current();
+            }
+        };
+        if let Err(e) = self.inner.journal.set_offline(job_id, found.order_id).await {
+            Self::journal_err(e);
+        }
+        tracing::info!(job_id, order_id = found.order_id, "printing from the offline copy");
+        let job = JobCtx { generation: g, job_id, reservation, charge_key, offline: Some((found.order_id, found.document_sha256.clone())) };
+        self.set(g, printing_screen(&job.reservation));
+        let k = self.clone();
+        tokio::spawn(async move { k.print(job, None).await });
         self.current()
     }
 
@@ -461,10 +541,22 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
             Ok(id) => ("printed", impressions.map(|n| format!("impressions {n}")).unwrap_or_default(), PrintOutcome::Printed, Some(*id)),
             Err((reason, id)) => ("failed", reason.clone(), PrintOutcome::Failed { reason: reason.clone() }, *id),
         };
-        let report_key = format!("{}-{step}", job.charge_key);
-        let body = serde_json::to_string(&PrintReport { idempotency_key: report_key.clone(), outcome: report, ipp_job_id: ipp_job, at: crate::journal::now(), impressions })
-            .unwrap_or_default();
-        if let Err(e) = self.inner.journal.finish_job(job.job_id, step, &detail, job.reservation.reservation_id, &report_key, &body).await {
+        let finished = match &job.offline {
+            // offline: the station's id and its own job number make the key (applied once)
+            Some((order_id, _)) => {
+                let key = format!("{}-{}", self.inner.offline.station_id, job.job_id);
+                let body = serde_json::to_string(&OfflinePrint { idempotency_key: key.clone(), order_id: *order_id, outcome: report, ipp_job_id: ipp_job, at: crate::journal::now() })
+                    .unwrap_or_default();
+                self.inner.journal.finish_job_as(job.job_id, step, &detail, 0, &key, &body, "offline").await
+            }
+            None => {
+                let report_key = format!("{}-{step}", job.charge_key);
+                let body = serde_json::to_string(&PrintReport { idempotency_key: report_key.clone(), outcome: report, ipp_job_id: ipp_job, at: crate::journal::now(), impressions })
+                    .unwrap_or_default();
+                self.inner.journal.finish_job(job.job_id, step, &detail, job.reservation.reservation_id, &report_key, &body).await
+            }
+        };
+        if let Err(e) = finished {
             Self::journal_err(e);
         }
         // deliver the report now rather than at the next heartbeat
@@ -501,7 +593,16 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         let jerr = |e: sqlx::Error| (format!("journal: {e}"), None);
         j.step(job.job_id, "fetching", "").await.map_err(jerr)?;
         let mut pdf = None;
+        if let Some((order_id, sha)) = &job.offline {
+            pdf = crate::offline::document(&self.inner.journal, &self.inner.offline.cipher, *order_id, sha).await.map_err(jerr)?;
+            if pdf.is_none() {
+                return Err(("the offline copy of the document is missing or damaged".to_string(), None));
+            }
+        }
         for attempt in 0..3u32 {
+            if pdf.is_some() {
+                break;
+            }
             match self.inner.backend.document(job.reservation.reservation_id).await {
                 Ok(p) => {
                     pdf = Some(p);
@@ -547,6 +648,8 @@ struct JobCtx {
     job_id: i64,
     reservation: Reservation,
     charge_key: String,
+    /// Printed from the offline copy: (order id, the PDF's SHA-256).
+    offline: Option<(i64, String)>,
 }
 
 enum ChargeResult {

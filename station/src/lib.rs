@@ -9,6 +9,7 @@ pub mod journal;
 pub mod kiosk;
 pub mod messages;
 pub mod metrics;
+pub mod offline;
 pub mod printer;
 pub mod reader;
 pub mod recovery;
@@ -57,14 +58,33 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     let reader_filter = Some(cfg.reader.clone()).filter(|r| !r.is_empty());
     let reader = Arc::new(reader::PcscReader::new(reader_filter));
     let health = Arc::new(health::Health::default());
-    let kiosk = kiosk::Kiosk::new(cfg.clone(), backend.clone(), journal.clone(), printer.clone(), reader.clone(), health.clone());
+    let cipher = offline::Cipher::load_or_create(&cfg.state_dir).with_context(|| format!("state_dir {}: the offline cache key", cfg.state_dir.display()))?;
+    let offline = Arc::new(offline::Offline { cipher, token: credential.token.clone(), station_id: credential.station_id });
+    let kiosk = kiosk::Kiosk::new(cfg.clone(), backend.clone(), journal.clone(), printer.clone(), reader.clone(), health.clone(), offline.clone());
+    // P-3: keep the offline copy fresh while the backend answers
+    {
+        let (backend, journal, offline) = (backend.clone(), journal.clone(), offline.clone());
+        let every = Duration::from_secs(cfg.offline_refresh_s.max(1));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match offline::prefetch(&backend, &journal, &offline.cipher, &offline.token).await {
+                    Ok(n) => tracing::debug!(jobs = n, "offline copy refreshed"),
+                    Err(e) => tracing::info!(error = %e, "offline copy not refreshed"),
+                }
+            }
+        });
+    }
 
     // jobs a crash or power cut interrupted are settled first (in the background: the kiosk starts at once)
     {
         let (journal, backend, printer) = (journal.clone(), backend.clone(), printer.clone());
         let timeout = Duration::from_secs(cfg.job_timeout_s);
+        let station_id = credential.station_id;
         tokio::spawn(async move {
-            match recovery::recover(&journal, &backend, printer.as_ref(), timeout).await {
+            match recovery::recover(&journal, &backend, printer.as_ref(), timeout, station_id).await {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::info!(settled = n, "interrupted jobs settled");

@@ -26,6 +26,8 @@ pub enum Says<'a> {
     OutOfService(&'a Text),
     /// The backend revoked this station: it takes no users.
     Revoked,
+    /// Offline (P-3 default policy): an unpaid number cannot be paid by IC card now.
+    OfflinePaymentPaused,
     StationFault,
     TapCard { amount: Yen },
     Charging,
@@ -73,6 +75,13 @@ impl Says<'_> {
                 t(
                     format!("プリンタが印刷できない状態です（{}）。料金はいただいていません。他の発行機をご利用ください。", problem.ja),
                     format!("The printer cannot print right now ({}). Nothing was charged. Please use another printer.", problem.en),
+                ),
+            ),
+            Says::OfflinePaymentPaused => (
+                t("ただいまICカードでのお支払いを停止しています", "IC card payment is paused"),
+                t(
+                    "サーバーと通信できないため、ICカードでのお支払いを一時停止しています。料金は引き落とされていません。しばらくしてからもう一度お試しください。お支払い済みの番号はこのまま印刷できます。",
+                    "The service cannot be reached, so IC card payment is paused. Nothing was charged. Please try again later. Numbers already paid still print here.",
                 ),
             ),
             Says::Revoked => (

@@ -27,18 +27,18 @@ pub fn job_name(print_number: &str, job_id: i64) -> String {
 }
 
 /// Settles every unfinished job; returns how many it settled.
-pub async fn recover<P: Printer>(journal: &Journal, backend: &Backend, printer: &P, job_timeout: Duration) -> Result<usize, sqlx::Error> {
+pub async fn recover<P: Printer>(journal: &Journal, backend: &Backend, printer: &P, job_timeout: Duration, station_id: i64) -> Result<usize, sqlx::Error> {
     let jobs = journal.unfinished_jobs().await?;
     if !jobs.is_empty() {
         tracing::warn!(count = jobs.len(), "settling jobs a restart interrupted");
     }
     for job in &jobs {
-        settle(journal, backend, printer, job, job_timeout).await?;
+        settle(journal, backend, printer, job, job_timeout, station_id).await?;
     }
     Ok(jobs.len())
 }
 
-async fn settle<P: Printer>(journal: &Journal, backend: &Backend, printer: &P, job: &Job, job_timeout: Duration) -> Result<(), sqlx::Error> {
+async fn settle<P: Printer>(journal: &Journal, backend: &Backend, printer: &P, job: &Job, job_timeout: Duration, station_id: i64) -> Result<(), sqlx::Error> {
     tracing::info!(job_id = job.id, state = %job.state, "recovering job");
     match job.state.as_str() {
         "reserved" | "declined" => {
@@ -60,36 +60,44 @@ async fn settle<P: Printer>(journal: &Journal, backend: &Backend, printer: &P, j
                 },
             };
             let Some(ipp_id) = ipp_id else {
-                return fail(journal, job, None, "station restarted: the printer has no job for this print").await;
+                return fail(journal, station_id, job, None, "station restarted: the printer has no job for this print").await;
             };
             let outcome = follow_job(printer, ipp_id, Duration::from_millis(500), job_timeout).await;
             match outcome {
-                Ok((JobState::Completed, _)) => finish(journal, job, Some(ipp_id), PrintOutcome::Printed, "printed (confirmed after restart)").await,
+                Ok((JobState::Completed, _)) => finish(journal, station_id, job, Some(ipp_id), PrintOutcome::Printed, "printed (confirmed after restart)").await,
                 Ok((state, reasons)) if state.is_terminal() => {
-                    fail(journal, job, Some(ipp_id), &format!("job {ipp_id} ended {state:?} {}", reasons.join(","))).await
+                    fail(journal, station_id, job, Some(ipp_id), &format!("job {ipp_id} ended {state:?} {}", reasons.join(","))).await
                 }
                 other => {
                     // still not done: cancel it so that it cannot print later behind the user's back
                     tracing::warn!(ipp_id, ?other, "recovered job did not finish: cancelling it");
                     let _ = printer.cancel(ipp_id).await;
-                    fail(journal, job, Some(ipp_id), &format!("job {ipp_id} did not finish after a restart")).await
+                    fail(journal, station_id, job, Some(ipp_id), &format!("job {ipp_id} did not finish after a restart")).await
                 }
             }
         }
         // charging, charge_unknown, charged, fetching, fetched: nothing printed yet
-        _ => fail(journal, job, None, "station restarted before printing").await,
+        _ => fail(journal, station_id, job, None, "station restarted before printing").await,
     }
 }
 
-async fn fail(journal: &Journal, job: &Job, ipp_id: Option<i32>, reason: &str) -> Result<(), sqlx::Error> {
-    finish(journal, job, ipp_id, PrintOutcome::Failed { reason: reason.to_string() }, reason).await
+async fn fail(journal: &Journal, station_id: i64, job: &Job, ipp_id: Option<i32>, reason: &str) -> Result<(), sqlx::Error> {
+    finish(journal, station_id, job, ipp_id, PrintOutcome::Failed { reason: reason.to_string() }, reason).await
 }
 
-async fn finish(journal: &Journal, job: &Job, ipp_id: Option<i32>, outcome: PrintOutcome, detail: &str) -> Result<(), sqlx::Error> {
+async fn finish(journal: &Journal, station_id: i64, job: &Job, ipp_id: Option<i32>, outcome: PrintOutcome, detail: &str) -> Result<(), sqlx::Error> {
     let step = match outcome {
         PrintOutcome::Printed => "printed",
         PrintOutcome::Failed { .. } => "failed",
     };
+    if let (true, Some(order_id)) = (job.offline, job.order_id) {
+        // printed from the offline copy: reported as an offline print, keyed like the live one
+        let key = format!("{station_id}-{}", job.id);
+        let p = shomei_shared::api::OfflinePrint { idempotency_key: key.clone(), order_id, outcome, ipp_job_id: ipp_id, at: crate::journal::now() };
+        let body = serde_json::to_string(&p).unwrap_or_default();
+        tracing::info!(job_id = job.id, step, detail, "recovered offline job settled");
+        return journal.finish_job_as(job.id, step, detail, 0, &key, &body, "offline").await;
+    }
     let key = format!("{}-{step}", job.charge_key);
     let report = PrintReport { idempotency_key: key.clone(), outcome, ipp_job_id: ipp_id, at: crate::journal::now(), impressions: None };
     let body = serde_json::to_string(&report).unwrap_or_default();

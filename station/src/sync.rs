@@ -105,11 +105,41 @@ impl Backend {
     }
 }
 
+impl Backend {
+    /// P-3: the signed offline bundle.
+    pub async fn offline_bundle(&self) -> Result<SignedBundle, SyncError> {
+        Self::decode(self.auth(self.http.get(format!("{}/offline/bundle", self.base))).send().await).await
+    }
+
+    /// P-3: an order's PDF for the offline cache.
+    pub async fn offline_document(&self, order_id: i64) -> Result<Vec<u8>, SyncError> {
+        let resp = Self::checked(self.auth(self.http.get(format!("{}/offline/documents/{order_id}", self.base))).send().await).await?;
+        resp.bytes().await.map(|b| b.to_vec()).map_err(|e| SyncError::Offline(e.to_string()))
+    }
+
+    /// P-3: a queued offline print (JSON of `OfflinePrint`) as is.
+    pub async fn offline_print_raw(&self, body: &str) -> Result<OfflinePrintResponse, SyncError> {
+        Self::decode(
+            self.auth(self.http.post(format!("{}/offline/prints", self.base)))
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_string())
+                .send()
+                .await,
+        )
+        .await
+    }
+}
+
 /// Delivers queued reports until the outbox is empty or the backend is unreachable.
 pub async fn flush_outbox(backend: &Backend, journal: &Journal) -> Result<usize, sqlx::Error> {
     let mut sent = 0;
     for item in journal.pending_outbox(50).await? {
-        match backend.report_raw(item.reservation_id, &item.body).await {
+        let delivered = if item.kind == "offline" {
+            backend.offline_print_raw(&item.body).await.map(|r| ReportResponse { order_status: r.order_status })
+        } else {
+            backend.report_raw(item.reservation_id, &item.body).await
+        };
+        match delivered {
             Ok(r) => {
                 journal.outbox_sent(item.id).await?;
                 sent += 1;

@@ -30,12 +30,15 @@ async fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> Result<
 async fn with_the_backend_gone_for_30_s_the_print_report_is_applied_once_when_it_returns() -> Result<()> {
     let mut rig = Rig::start().await?;
     let (number, _) = rig.order_and_read_mail(1).await?;
+    // the engine holds the job, so that the backend can go away while it prints
+    rig.printer.set_mode("hold")?;
     let s = rig.kiosk_number(&number).await?;
     assert_eq!(s["screen"], "card", "{s}");
     rig.card.tap()?;
-    // the job is at the printer: the backend goes away now
     wait_for("the Print-Job", Duration::from_secs(20), || Ok(journal(&rig, "SELECT count(*) FROM journal WHERE step = 'submitted'")? == "1")).await?;
     rig.backend.stop().await;
+    rig.printer.set_mode("ok")?;
+    rig.printer.release_held_job()?;
     rig.wait_kiosk("done", Duration::from_secs(30)).await?;
     rig.card.remove()?;
     wait_for("the report queued", Duration::from_secs(10), || Ok(journal(&rig, "SELECT count(*) FROM outbox WHERE sent_at IS NULL")? == "1")).await?;

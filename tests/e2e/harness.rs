@@ -879,6 +879,7 @@ impl Station {
             ("SHOMEI_STATION_PRINTER_POLL_S", "1".to_string()),
             ("SHOMEI_STATION_IDLE_TIMEOUT_S", o.tuning.idle_timeout_s.to_string()),
             ("SHOMEI_STATION_JOB_TIMEOUT_S", o.tuning.job_timeout_s.to_string()),
+            ("SHOMEI_STATION_OFFLINE_REFRESH_S", "1".to_string()),
             ("RUST_LOG", "info,sqlx=warn".to_string()),
         ]
         .into_iter()

@@ -10,6 +10,7 @@ mod crash;
 mod faults;
 mod firmware;
 mod fleet;
+mod offline;
 mod portal;
 mod print_flow;
 mod staff;

@@ -113,10 +113,16 @@ async fn stations_page(state: &AppState, headers: &HeaderMap, new: Option<(Strin
     let mut c = state.pool.acquire().await?;
     let list = store::stations(&mut c).await?;
     let rows: Vec<_> = list.iter().map(|s| station_row(s, state.config.stations.offline_after_s)).collect();
+    let zone = time::tz("Asia/Tokyo");
+    let duplicates: Vec<_> = store::duplicate_prints(&mut c)
+        .await?
+        .iter()
+        .map(|d| context! { order_id => d.order_id, number => d.print_number.clone().unwrap_or_default(), station => &d.station, at => time::local_text(d.printed_at, zone) })
+        .collect();
     let (new_name, new_code) = new.unzip();
     let page = Html(render(
         "admin_stations.html",
-        context! { csrf => &csrf.token, stations => rows,
+        context! { csrf => &csrf.token, stations => rows, duplicates,
                    new_name, new_code, code_ttl_h => state.config.stations.enrolment_code_ttl_s / 3600 },
     ));
     Ok(csrf.respond(page))

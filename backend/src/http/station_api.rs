@@ -124,3 +124,24 @@ pub async fn health(State(state): State<AppState>, Path(id): Path<i64>) -> AppRe
     let code = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     Ok((code, Json(body)).into_response())
 }
+
+/// P-3: what this station may print while the backend is out of reach (signed).
+pub async fn offline_bundle(State(state): State<AppState>, StationAuth(station): StationAuth) -> AppResult<Json<shomei_shared::api::SignedBundle>> {
+    Ok(Json(crate::offline::bundle(&state.pool, &station, state.config.stations.offline_max_age_s).await?))
+}
+
+/// P-3: an order's PDF for the station's encrypted offline cache.
+pub async fn offline_document(State(state): State<AppState>, StationAuth(_station): StationAuth, axum::extract::Path(order_id): axum::extract::Path<i64>) -> AppResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let pdf = crate::offline::document(&state.pool, order_id).await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/pdf")], pdf).into_response())
+}
+
+/// P-3: a print made while offline, reported after the outage (applied once).
+pub async fn offline_print(
+    State(state): State<AppState>,
+    StationAuth(station): StationAuth,
+    ApiJson(p): ApiJson<shomei_shared::api::OfflinePrint>,
+) -> AppResult<Json<shomei_shared::api::OfflinePrintResponse>> {
+    Ok(Json(crate::offline::apply(&state.pool, &station, &p).await?))
+}

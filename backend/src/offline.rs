@@ -1,0 +1,99 @@
+//! Offline printing (P-3, ST-2), the backend's side: the signed bundle a
+//! station prefetches (live on-campus numbers with their PDFs' hashes, and the
+//! block list), the PDFs themselves, and the prints stations report after
+//! an outage, applied once each; a number printed at two stations while both
+//! were offline is recorded as a duplicate and shown to staff.
+
+use crate::error::{AppError, AppResult};
+use crate::store::{self, Station};
+use crate::time::{self, now};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use shomei_shared::api::{OfflineBundle, OfflineJob, OfflinePrint, OfflinePrintResponse, PrintOutcome, PrintSettings, ReservationLine, SignedBundle};
+use shomei_shared::{ErrorCode, PrintNumber, Yen};
+use sqlx::SqlitePool;
+
+/// hex(HMAC-SHA256(key, body)); the key is the SHA-256 of the station's
+/// token, which the station computes from its token and the backend keeps.
+pub fn sign(key_hex: &str, body: &str) -> String {
+    match Hmac::<Sha256>::new_from_slice(key_hex.as_bytes()) {
+        Ok(mut mac) => {
+            mac.update(body.as_bytes());
+            hex::encode(mac.finalize().into_bytes())
+        }
+        Err(_) => String::new(),
+    }
+}
+
+/// The station's bundle, signed.
+pub async fn bundle(pool: &SqlitePool, station: &Station, max_age_s: i64) -> AppResult<SignedBundle> {
+    let mut c = pool.acquire().await?;
+    let key = store::station_token_hash(&mut c, station.id).await?.ok_or_else(|| AppError::api(ErrorCode::Unauthorized, "no credential"))?;
+    let t = now();
+    let mut jobs = Vec::new();
+    for o in store::offline_orders(&mut c, t).await? {
+        let (Some(number), Some(pdf)) = (o.print_number.as_deref().and_then(|n| PrintNumber::parse(n).ok()), store::order_document(&mut c, o.id).await?) else {
+            continue;
+        };
+        let zone = time::tz(&store::order_university(&mut c, o.id).await?.timezone);
+        let lines = store::order_lines(&mut c, o.id)
+            .await?
+            .into_iter()
+            .map(|l| ReservationLine { name_ja: l.name_ja, name_en: l.name_en, copies: l.copies as u32, amount: Yen(l.amount) })
+            .collect();
+        jobs.push(OfflineJob {
+            order_id: o.id,
+            print_number: number,
+            lines,
+            system_fee: Yen(o.system_fee),
+            amount: Yen(o.total),
+            paid: o.status == "paid",
+            print_deadline: o.print_deadline,
+            print_deadline_text: time::deadline_text(o.print_deadline, zone),
+            pages: o.pages as u32,
+            document_sha256: hex::encode(Sha256::digest(&pdf)),
+            print: PrintSettings::default(),
+        });
+    }
+    let b = OfflineBundle { station_id: station.id, issued_at: t, max_age_s, jobs, blocked_cards: store::blocked_cards(&mut c).await? };
+    let body = serde_json::to_string(&b).map_err(|e| AppError::Internal(e.into()))?;
+    Ok(SignedBundle { signature: sign(&key, &body), bundle: body })
+}
+
+/// An order's PDF for the offline cache, if the order is in the bundle.
+pub async fn document(pool: &SqlitePool, order_id: i64) -> AppResult<Vec<u8>> {
+    let mut c = pool.acquire().await?;
+    if !store::offline_orders(&mut c, now()).await?.iter().any(|o| o.id == order_id) {
+        return Err(AppError::api(ErrorCode::NotFound, "not an order for offline printing"));
+    }
+    store::order_document(&mut c, order_id).await?.ok_or_else(|| AppError::api(ErrorCode::NotFound, "no document"))
+}
+
+/// A print made offline: applied once per key. A paid order printed offline
+/// becomes printed; if another station had printed it already, the print is
+/// kept as a duplicate for staff.
+pub async fn apply(pool: &SqlitePool, station: &Station, p: &OfflinePrint) -> AppResult<OfflinePrintResponse> {
+    let t = now();
+    let mut tx = store::begin_write(pool).await?;
+    let order = store::order(&mut tx, p.order_id).await.map_err(|_| AppError::api(ErrorCode::NotFound, "no such order"))?;
+    if let Some(duplicate) = store::offline_print_seen(&mut tx, &p.idempotency_key).await? {
+        return Ok(OfflinePrintResponse { order_status: order.status, duplicate });
+    }
+    let (outcome, detail) = match &p.outcome {
+        PrintOutcome::Printed => ("printed", String::new()),
+        PrintOutcome::Failed { reason } => ("failed", reason.clone()),
+    };
+    let duplicate = outcome == "printed" && order.status == "printed";
+    store::insert_offline_print(&mut tx, &p.idempotency_key, station.id, order.id, outcome, &detail, p.ipp_job_id, p.at, t, duplicate).await?;
+    if outcome == "printed" && order.status == "paid" {
+        store::set_order_printed(&mut tx, order.id, p.at.min(t)).await?;
+    }
+    let what = if duplicate { "print.offline.duplicate" } else { "print.offline" };
+    store::audit(&mut tx, &format!("station:{}", station.id), what, &format!("order {} {outcome} {detail}", order.id), t).await?;
+    if duplicate {
+        tracing::warn!(order_id = order.id, station = %station.name, "a number was printed offline at a second station");
+    }
+    let status = store::order(&mut tx, order.id).await?.status;
+    tx.commit().await?;
+    Ok(OfflinePrintResponse { order_status: status, duplicate })
+}
