@@ -29,6 +29,7 @@ pub mod receipts;
 pub mod smartpit;
 pub mod storeprint;
 pub mod wording;
+pub mod school_register;
 pub mod sealed;
 pub mod stations;
 pub mod store;

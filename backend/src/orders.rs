@@ -104,7 +104,7 @@ fn verification_code<R: Rng>(rng: &mut R) -> String {
 
 /// The certifying sentence of a certificate of type `t`: the type's own
 /// wording, or the built-in one for the holder's leaving type, filled in.
-fn body_text(t: &store::CertificateType, record: &store::StudentRecord, university: &store::University) -> (String, String) {
+fn body_text(t: &store::CertificateType, record: &store::StudentRecord, university: &store::University, register: Option<&crate::school_register::Record>) -> (String, String) {
     use crate::wording::{self, Values};
     let (default_ja, default_en) = wording::default_for(&record.leaving_type);
     let template_ja = if t.body_ja.trim().is_empty() { default_ja } else { t.body_ja.as_str() };
@@ -116,8 +116,8 @@ fn body_text(t: &store::CertificateType, record: &store::StudentRecord, universi
         university: university.name_ja.clone(),
         faculty: record.faculty_ja.clone(),
         department: record.department_ja.clone(),
-        degree: String::new(),
-        admission_date: String::new(),
+        degree: register.map(|r| r.entry.degree_ja.clone()).unwrap_or_default(),
+        admission_date: register.map(|r| wording::date_ja(&r.entry.admission_date)).unwrap_or_default(),
         graduation_date: wording::date_ja(&date),
     };
     let en = Values {
@@ -125,6 +125,8 @@ fn body_text(t: &store::CertificateType, record: &store::StudentRecord, universi
         university: university.name_en.clone(),
         faculty: record.faculty_en.clone(),
         department: record.department_en.clone(),
+        degree: register.map(|r| r.entry.degree_en.clone()).unwrap_or_default(),
+        admission_date: register.map(|r| wording::date_en(&r.entry.admission_date)).unwrap_or_default(),
         graduation_date: wording::date_en(&date),
         ..ja.clone()
     };
@@ -143,6 +145,7 @@ fn transcript_data(
     university: &store::University,
     courses: &[crate::academic::CourseResult],
     birth_date: &str,
+    admission_date: &str,
     issue_date: &str,
     serial: String,
     verification_code: String,
@@ -160,7 +163,7 @@ fn transcript_data(
         holder_name_roman: record.name_roman.clone(),
         student_no: record.student_no.clone(),
         birth_date: birth_date.to_string(),
-        admission_date: String::new(),
+        admission_date: admission_date.to_string(),
         graduation_date: record.graduation_date.clone().unwrap_or_default(),
         courses: courses
             .iter()
@@ -236,6 +239,25 @@ pub async fn place(
     let created_at = now();
     let print_deadline = time::print_deadline(created_at, zone);
 
+    // D-3: when the registrar's school register has this student number, the
+    // certificates print its names as in school, faculty, department and dates
+    let register = crate::school_register::current(&mut tx, seal, &record.student_no).await?.map(|(_, r)| r);
+    let mut record = record;
+    if let Some(reg) = &register {
+        let e = &reg.entry;
+        record.name_kanji = e.name_kanji.clone();
+        record.name_kana = e.name_kana.clone();
+        record.name_roman = e.name_roman.clone();
+        if !reg.faculty_ja.is_empty() {
+            (record.faculty_ja, record.faculty_en) = (reg.faculty_ja.clone(), reg.faculty_en.clone());
+        }
+        if !reg.department_ja.is_empty() {
+            (record.department_ja, record.department_en) = (reg.department_ja.clone(), reg.department_en.clone());
+        }
+        if !e.graduation_date.is_empty() {
+            record.graduation_date = Some(e.graduation_date.clone());
+        }
+    }
     // a transcript prints the registrar's current version of the courses; the
     // order keeps which version it printed (D-3)
     let academic = if chosen.iter().any(|(t, _)| is_transcript(t)) {
@@ -288,7 +310,10 @@ pub async fn place(
     }
 
     let issue_date = time::local_date(created_at, zone);
-    let birth_date = crate::registration::open_birth_date(seal, user_id, &record.birth_date)?;
+    let birth_date = match &register {
+        Some(reg) if !reg.entry.birth_date.is_empty() => reg.entry.birth_date.clone(),
+        _ => crate::registration::open_birth_date(seal, user_id, &record.birth_date)?,
+    };
     if let Some((import_id, _)) = &academic {
         store::set_order_academic_import(&mut tx, order_id, *import_id).await?;
     }
@@ -303,10 +328,10 @@ pub async fn place(
             let verify_url = format!("{public_url}/verify");
             copies.push(match &academic {
                 Some(courses) if is_transcript(t) => DocumentCopy::Transcript(transcript_data(
-                    t, &record, &university, courses, &birth_date, &issue_date, serial, code, verify_url,
+                    t, &record, &university, courses, &birth_date, register.as_ref().map(|r| r.entry.admission_date.as_str()).unwrap_or(""), &issue_date, serial, code, verify_url,
                 )),
                 _ => {
-                    let (body_ja, body_en) = body_text(t, &record, &university);
+                    let (body_ja, body_en) = body_text(t, &record, &university, register.as_ref());
                     DocumentCopy::Certificate(CertificateCopy {
                         title_ja: t.name_ja.clone(),
                         // menus say "... (English)"; the English certificate itself does not

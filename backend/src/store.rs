@@ -2276,3 +2276,72 @@ pub async fn duplicate_prints(c: &mut Conn) -> Result<Vec<DuplicatePrint>, sqlx:
     .fetch_all(c)
     .await
 }
+
+// ---------------------------------------------------------------- school register (D-3)
+
+pub async fn insert_school_register_import(c: &mut Conn, file_name: &str, rows: i64, staff_id: i64, now: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("INSERT INTO school_register_imports (file_name, row_count, imported_by, imported_at) VALUES (?, ?, ?, ?) RETURNING id")
+        .bind(file_name)
+        .bind(rows)
+        .bind(staff_id)
+        .bind(now)
+        .fetch_one(c)
+        .await
+}
+
+pub async fn insert_school_register_entry(c: &mut Conn, import_id: i64, e: &crate::school_register::Entry, birth_sealed: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO school_register (import_id, student_no, name_kanji, name_kana, name_roman, birth_date_sealed, faculty_code, department_code,
+         degree_ja, degree_en, admission_date, graduation_date, leaving_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(import_id)
+    .bind(&e.student_no)
+    .bind(&e.name_kanji)
+    .bind(&e.name_kana)
+    .bind(&e.name_roman)
+    .bind(birth_sealed)
+    .bind(&e.faculty_code)
+    .bind(&e.department_code)
+    .bind(&e.degree_ja)
+    .bind(&e.degree_en)
+    .bind(&e.admission_date)
+    .bind(&e.graduation_date)
+    .bind(&e.leaving_type)
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
+/// The newest version's entry for a student number: (version, entry with the birth date empty, sealed birth date).
+pub async fn school_register_entry(c: &mut Conn, student_no: &str) -> Result<Option<(i64, crate::school_register::Entry, String)>, sqlx::Error> {
+    type Row = (i64, String, String, String, String, String, String, String, String, String, String, String, String);
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT import_id, student_no, name_kanji, name_kana, name_roman, birth_date_sealed, faculty_code, department_code,
+                degree_ja, degree_en, admission_date, graduation_date, leaving_type
+         FROM school_register WHERE student_no = ? ORDER BY import_id DESC LIMIT 1",
+    )
+    .bind(student_no)
+    .fetch_optional(c)
+    .await?;
+    Ok(row.map(|r| {
+        let e = crate::school_register::Entry {
+            student_no: r.1,
+            name_kanji: r.2,
+            name_kana: r.3,
+            name_roman: r.4,
+            birth_date: String::new(),
+            faculty_code: r.6,
+            department_code: r.7,
+            degree_ja: r.8,
+            degree_en: r.9,
+            admission_date: r.10,
+            graduation_date: r.11,
+            leaving_type: r.12,
+        };
+        (r.0, e, r.5)
+    }))
+}
+
+pub async fn school_register_versions(c: &mut Conn) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM school_register_imports").fetch_one(c).await
+}

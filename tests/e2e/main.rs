@@ -13,6 +13,7 @@ mod fleet;
 mod offline;
 mod portal;
 mod print_flow;
+mod school_register;
 mod staff;
 mod store_print;
 mod students;

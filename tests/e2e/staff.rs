@@ -100,6 +100,9 @@ async fn every_admin_route_checks_the_role() -> Result<()> {
         ("/admin/service", &["registrar", "admin"][..]),
         ("/admin/orders", &["registrar", "operator", "admin"][..]),
         ("/admin/stations", &["operator", "admin"][..]),
+        ("/admin/stations.json", &["operator", "admin"][..]),
+        ("/admin/school-register", &["registrar", "admin"][..]),
+        ("/admin/catalogue/seal", &["registrar", "admin"][..]),
         ("/admin/staff", &["admin"][..]),
         ("/admin/audit", &["admin"][..]),
     ];

@@ -698,3 +698,53 @@ pub async fn seal_image(State(state): State<AppState>, staff: CurrentStaff) -> A
     let png = store::university_seal(&mut c, 1).await?.ok_or(crate::error::AppError::PageNotFound)?;
     Ok(([(axum::http::header::CONTENT_TYPE, "image/png")], png).into_response())
 }
+
+async fn school_register_page(state: &AppState, headers: &HeaderMap, imported: Option<usize>, row_errors: Vec<String>) -> AppResult<Response> {
+    let mut c = state.pool.acquire().await?;
+    let count = store::school_register_versions(&mut c).await?;
+    let csrf = Csrf::get(state, headers);
+    let status = if row_errors.is_empty() { axum::http::StatusCode::OK } else { axum::http::StatusCode::BAD_REQUEST };
+    let page = Html(render(
+        "admin_school_register.html",
+        context! { csrf => &csrf.token, count, imported, row_errors, columns => crate::school_register::COLUMNS.join(",") },
+    ));
+    Ok((status, csrf.respond(page)).into_response())
+}
+
+/// D-3: the registrar's school register page.
+pub async fn school_register(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff) -> AppResult<Response> {
+    staff.require(&["registrar"])?;
+    school_register_page(&state, &headers, None, Vec::new()).await
+}
+
+/// D-3: a school register CSV, imported whole as a new version or not at all.
+pub async fn import_school_register(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+    mut mp: axum::extract::Multipart,
+) -> AppResult<Response> {
+    staff.require(&["registrar"])?;
+    let (mut csrf, mut file, mut name) = (String::new(), Vec::new(), String::new());
+    let bad = |_| crate::error::AppError::Page(crate::messages::CHECK_INPUT.into());
+    while let Some(field) = mp.next_field().await.map_err(bad)? {
+        match field.name() {
+            Some("csrf") => csrf = field.text().await.map_err(bad)?,
+            Some("file") => {
+                name = field.file_name().unwrap_or_default().chars().take(100).collect();
+                file = field.bytes().await.map_err(bad)?.to_vec();
+            }
+            _ => {}
+        }
+    }
+    check_csrf(&state, &headers, &csrf)?;
+    let Ok(text) = String::from_utf8(file) else {
+        return school_register_page(&state, &headers, None, vec!["ファイルが UTF-8 ではありません。 / The file is not UTF-8.".into()]).await;
+    };
+    let ip = client.ip().to_string();
+    match crate::school_register::import(&state.pool, &state.seal, &staff.staff, accounts::Client { ip: &ip }, &name, &text).await? {
+        Ok((_, n)) => school_register_page(&state, &headers, Some(n), Vec::new()).await,
+        Err(errors) => school_register_page(&state, &headers, None, errors).await,
+    }
+}

@@ -96,11 +96,36 @@ pub async fn registration(
         ("本人確認書類", "Identity document", label(&ID_DOCUMENTS, &r.id_document_type)),
     ];
     let images: Vec<_> = images.iter().map(|i| context! { id => i.id, width => i.width, height => i.height }).collect();
+    // D-3 review aid: the application beside the registrar's school register
+    let code = |l: &[store::Named], v: Option<i64>| l.iter().find(|n| Some(n.id) == v).map(|n| n.code.clone()).unwrap_or_default();
+    let mut c = state.pool.acquire().await?;
+    let register = crate::school_register::current(&mut c, &state.seal, &r.student_no).await?;
+    drop(c);
+    let (register_found, register_rows, differing) = match (&register, r.kind.as_str()) {
+        (Some((_, rec)), "new" | "reapply") => {
+            let lines = crate::school_register::compare(
+                rec,
+                // the name in school, or the name itself when the applicant left it empty (unchanged since)
+                if r.school_name_kanji.trim().is_empty() { &r.name_kanji } else { &r.school_name_kanji },
+                if r.school_name_kana.trim().is_empty() { &r.name_kana } else { &r.school_name_kana },
+                if r.school_name_roman.trim().is_empty() { &r.name_roman } else { &r.school_name_roman },
+                &p.birth_date,
+                &code(&facs, r.faculty_id),
+                &code(&deps, r.department_id),
+                &r.graduation_ym,
+                &r.leaving_type,
+            );
+            let differing = lines.iter().filter(|l| !l.4).count();
+            let rows: Vec<_> = lines.into_iter().map(|(ja, en, a, reg, same)| context! { ja, en, application => a, register => reg, same }).collect();
+            (true, rows, differing)
+        }
+        _ => (false, Vec::new(), 0),
+    };
     let csrf = Csrf::get(&state, &headers);
     let page = Html(render(
         "admin_registration.html",
         context! { csrf => &csrf.token, id, rows, images, status => label(&STATUSES, &r.status), pending => r.status == "pending",
-                   kind => &r.kind, candidates, reason => &r.reason },
+                   kind => &r.kind, candidates, reason => &r.reason, register_found, register_rows, differing },
     ));
     Ok(csrf.respond(page))
 }

@@ -126,6 +126,10 @@ pub fn router(state: AppState) -> Router {
             "/admin/academic",
             get(admin::academic).post(admin::import_academic).layer(axum::extract::DefaultBodyLimit::max(20 * 1024 * 1024)),
         )
+        .route(
+            "/admin/school-register",
+            get(admin::school_register).post(admin::import_school_register).layer(axum::extract::DefaultBodyLimit::max(20 * 1024 * 1024)),
+        )
         .route("/admin/catalogue", get(admin::catalogue).post(admin::save_catalogue))
         .route(
             "/admin/catalogue/seal",

@@ -43,6 +43,7 @@ fn env() -> &'static Environment<'static> {
             ("admin_login.html", include_str!("../../templates/admin_login.html")),
             ("admin_stations.html", include_str!("../../templates/admin_stations.html")),
             ("admin_station.html", include_str!("../../templates/admin_station.html")),
+            ("admin_school_register.html", include_str!("../../templates/admin_school_register.html")),
             ("admin_orders.html", include_str!("../../templates/admin_orders.html")),
             ("admin_outbox.html", include_str!("../../templates/admin_outbox.html")),
         ] {
