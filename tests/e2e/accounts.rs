@@ -660,7 +660,7 @@ async fn a_graduate_keeps_the_account_up_to_date_in_the_browser() -> Result<()> 
     w.find(Locator::Id("to-confirm")).await?.click().await?;
     assert!(browser.wait_id("summary").await?.text().await?.contains("丸の内2-2"));
     w.find(Locator::Id("save")).await?.click().await?;
-    assert!(browser.wait_id("notice").await?.text().await?.contains("Your details were changed"));
+    browser.wait_text("notice", "Your details were changed").await?;
 
     // G-10: password change
     browser.wait_id("change-password").await?.click().await?;
@@ -668,7 +668,7 @@ async fn a_graduate_keeps_the_account_up_to_date_in_the_browser() -> Result<()> 
     w.find(Locator::Id("password")).await?.send_keys("Keeper2025pw").await?;
     w.find(Locator::Id("password_confirm")).await?.send_keys("Keeper2025pw").await?;
     w.find(Locator::Id("save")).await?.click().await?;
-    assert!(browser.wait_id("notice").await?.text().await?.contains("Your password was changed"));
+    browser.wait_text("notice", "Your password was changed").await?;
     smtp.wait_for_mail_with(email, "Your password was changed", MAIL_WAIT)?;
 
     // G-8: e-mail change, confirmed from the new mailbox
@@ -678,7 +678,7 @@ async fn a_graduate_keeps_the_account_up_to_date_in_the_browser() -> Result<()> 
     w.find(Locator::Id("email")).await?.send_keys(new).await?;
     w.find(Locator::Id("email_confirm")).await?.send_keys(new).await?;
     w.find(Locator::Id("send")).await?.click().await?;
-    assert!(browser.wait_id("notice").await?.text().await?.contains("open the link"));
+    browser.wait_text("notice", "open the link").await?;
     let mail = smtp.wait_for_mail(new, MAIL_WAIT)?;
     let link = link_in(&mail, &format!("{}/account/email/confirm?t=", b.url)).context("confirm link")?;
     w.goto(&link).await?;

@@ -276,13 +276,13 @@ async fn a_graduate_links_cards_sees_the_balance_and_blocks_a_lost_one_in_the_br
     uid.send_keys("01 23 45 67 89 ab cd ef").await?;
     w.find(Locator::Id("label")).await?.send_keys("Suica").await?;
     w.find(Locator::Id("link")).await?.click().await?;
-    assert!(browser.wait_id("notice").await?.text().await?.contains("linked"));
+    browser.wait_text("notice", "linked").await?;
     let row = browser.wait_id("card-0123456789ABCDEF").await?.text().await?;
     assert!(row.contains("Suica") && row.contains("¥0"), "{row}");
 
     // the demo card is lost: blocked at once, and a station refuses it
     browser.wait_id(&format!("lost-{}", demo::CARD_UID)).await?.click().await?;
-    assert!(browser.wait_id("notice").await?.text().await?.contains("blocked"));
+    browser.wait_text("notice", "blocked").await?;
     let row = browser.wait_id(&format!("card-{}", demo::CARD_UID)).await?.text().await?;
     assert!(row.contains("blocked") && row.contains("¥3,000"), "the balance is kept: {row}");
     browser.close().await;
@@ -336,7 +336,7 @@ async fn a_card_is_topped_up_through_paypal_once_in_the_browser() -> Result<()> 
     browser.wait_for(Locator::Css("form[action^='/paypal/capture']")).await?;
     browser.wait_id("send").await?.click().await.context("complete the payment")?;
     browser.wait_for(Locator::Css(&format!("#card-{} .balance", demo::CARD_UID))).await?;
-    assert!(browser.wait_id("notice").await?.text().await?.contains("topped up"));
+    browser.wait_text("notice", "topped up").await?;
     let row = browser.wait_id(&format!("card-{}", demo::CARD_UID)).await?.text().await?;
     assert!(row.contains("¥4,000"), "{row}");
     assert_eq!(balance()?, "4000");
@@ -539,7 +539,7 @@ async fn an_order_paid_by_credit_card_through_paypal_gets_its_number_once_paid()
     browser.wait_for(Locator::Css("form[action^='/paypal/capture']")).await?;
     browser.wait_id("send").await?.click().await?;
     browser.wait_id("print-number").await?;
-    assert!(browser.wait_id("notice").await?.text().await?.contains("Payment received"));
+    browser.wait_text("notice", "Payment received").await?;
     browser.close().await;
     let mail = smtp.wait_for_mail_with(demo::GRADUATE_EMAIL, "On-campus print number", MAIL_WAIT)?;
     let grouped = shomei_shared::PrintNumber::parse(&number).map(|n| n.grouped()).unwrap_or_default();

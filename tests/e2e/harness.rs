@@ -1040,6 +1040,25 @@ impl Browser {
         self.wait_for(fantoccini::Locator::Id(id)).await
     }
 
+    /// Waits (10 s) until the element `id` says `needle` (the page before a
+    /// click may still show an element of the same id for a moment).
+    pub async fn wait_text(&self, id: &str, needle: &str) -> Result<String> {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = match self.client.find(fantoccini::Locator::Id(id)).await {
+                Ok(e) => e.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if text.contains(needle) {
+                return Ok(text);
+            }
+            if Instant::now() > end {
+                bail!("#{id} never said {needle:?} (last: {text:?})");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn body_text(&self) -> Result<String> {
         Ok(self.client.find(fantoccini::Locator::Css("body")).await?.text().await?)
     }

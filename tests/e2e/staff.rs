@@ -285,7 +285,7 @@ async fn an_administrator_manages_staff_and_the_roster_in_the_browser() -> Resul
         u1,Initial2024a,一 二,イチ ニ,ICHI Ni,S1,LET,JLIT,\n")?;
     browser.wait_id("file").await?.send_keys(&bad.display().to_string()).await?;
     w.find(Locator::Id("import")).await?.click().await?;
-    assert!(browser.wait_id("notice").await?.text().await?.contains("Rows imported: 1"));
+    browser.wait_text("notice", "Rows imported: 1").await?;
     assert_eq!(browser.wait_id("roster-count").await?.text().await?, "2");
 
     // the audit log shows both actions
