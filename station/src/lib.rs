@@ -14,6 +14,7 @@ pub mod printer;
 pub mod reader;
 pub mod recovery;
 pub mod sync;
+pub mod terminal;
 
 use anyhow::Context;
 use config::Config;
