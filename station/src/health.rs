@@ -21,6 +21,10 @@ impl Health {
         *self.printer.write().unwrap_or_else(|p| p.into_inner()) = s;
     }
 
+    pub fn set_reader_present(&self, present: bool) {
+        *self.reader_present.write().unwrap_or_else(|p| p.into_inner()) = present;
+    }
+
     pub fn is_revoked(&self) -> bool {
         self.revoked.load(std::sync::atomic::Ordering::SeqCst)
     }

@@ -154,6 +154,10 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         } else if s.screen == "idle" && !s.printer_ready {
             s = self.out_of_service(&printer_problem(&printer));
             s.printer_ready = false;
+        } else if s.screen == "idle" && !crate::sync::HealthSource::reader_present(self.inner.health.as_ref()) {
+            // no card reader: no money can be taken here
+            s = self.out_of_service(&crate::messages::reader_missing());
+            s.printer_ready = false;
         }
         if matches!(s.screen, "error" | "out_of_service") {
             s.contact_ja = self.inner.cfg.contact_ja.clone();
@@ -234,6 +238,11 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         // Refuse before anything is reserved or charged when the printer cannot print.
         let status = self.inner.printer.status().await;
         self.inner.health.set_printer(status.clone());
+        if !crate::sync::HealthSource::reader_present(self.inner.health.as_ref()) {
+            tracing::warn!("refusing a user: no card reader");
+            self.set(g, idle_screen()); // shown as out of service while the reader is missing
+            return self.current();
+        }
         if !status.can_print() {
             tracing::warn!(reasons = ?status.reasons, "refusing a user: printer not ready");
             // the start screen shows "out of service" for as long as the printer stays so

@@ -97,6 +97,8 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     }
     // the first heartbeat already carries the printer's real state
     health.set_printer(printer::Printer::status(printer.as_ref()).await);
+    let r = reader.clone();
+    health.set_reader_present(tokio::task::spawn_blocking(move || reader::CardReader::reader_present(r.as_ref())).await.unwrap_or(false));
     tokio::spawn(health::run(health.clone(), printer.clone(), reader.clone(), Duration::from_secs(cfg.printer_poll_s)));
     tokio::spawn(sync::run(backend.clone(), journal.clone(), health.clone(), Duration::from_secs(cfg.heartbeat_s), started, cfg.state_dir.clone()));
     // The main loop: returns idle kiosk screens to the start and, under

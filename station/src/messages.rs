@@ -73,8 +73,8 @@ impl Says<'_> {
             Says::OutOfService(problem) => (
                 t("ただいまご利用いただけません", "Out of service"),
                 t(
-                    format!("プリンタが印刷できない状態です（{}）。料金はいただいていません。他の発行機をご利用ください。", problem.ja),
-                    format!("The printer cannot print right now ({}). Nothing was charged. Please use another printer.", problem.en),
+                    format!("この発行機はただいま使えません（{}）。料金はいただいていません。他の発行機をご利用ください。", problem.ja),
+                    format!("This station cannot be used right now ({}). Nothing was charged. Please use another printer.", problem.en),
                 ),
             ),
             Says::OfflinePaymentPaused => (
@@ -214,6 +214,11 @@ pub fn refusal(code: ErrorCode) -> Text {
         ),
         _ => t("処理できませんでした。", "This could not be done."),
     }
+}
+
+/// The card reader is gone, for the out-of-service screen.
+pub fn reader_missing() -> Text {
+    t("カードリーダーが接続されていません", "the card reader is not connected")
 }
 
 /// Printer problems in words, for the out-of-service screen.

@@ -118,3 +118,27 @@ async fn two_cards_on_the_reader_are_refused_until_one_is_left() -> Result<()> {
     assert_eq!(rig.balance()?, 2600, "charged once");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unplugged_reader_stops_the_station_until_it_is_back() -> Result<()> {
+    let mut rig = Rig::start().await?;
+    let (number, _) = rig.order_and_read_mail(1).await?;
+    rig.pcsc.stop();
+    let s = rig.wait_kiosk("out_of_service", Duration::from_secs(15)).await?;
+    assert!(s["message_en"].as_str().unwrap_or("").contains("the card reader is not connected"), "{s}");
+    let s = rig.kiosk_number(&number).await?;
+    assert_eq!(s["screen"], "out_of_service", "{s}");
+    assert_eq!(rig.backend.sql("SELECT count(*) FROM reservations")?, "0", "nothing reserved");
+    let page = wait_page(&rig.backend, "/admin/stations", |p| p.contains("the card reader is missing")).await?;
+    assert!(page.contains("data-level=\"bad\""));
+    // plugged back: the station serves again and the card pays once
+    rig.pcsc.restart()?;
+    rig.wait_kiosk("idle", Duration::from_secs(20)).await?;
+    let s = rig.kiosk_number(&number).await?;
+    assert_eq!(s["screen"], "card", "{s}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    rig.card.tap()?;
+    rig.wait_kiosk("done", Duration::from_secs(30)).await?;
+    assert_eq!(rig.balance()?, 2600);
+    Ok(())
+}

@@ -483,6 +483,21 @@ impl Pcsc {
     pub fn stop(&mut self) {
         self.proc.stop();
     }
+
+    /// The reader plugged back in: pcscd again on the same socket and vpcd port.
+    pub fn restart(&mut self) -> Result<()> {
+        self.proc.stop();
+        let _ = std::fs::remove_file(&self.socket);
+        self.proc = Proc::spawn(
+            "pcscd",
+            Command::new(bin("shomei-pcscd"))
+                .arg(self.dir.path())
+                .arg(self.vpcd_port.to_string())
+                .stdout(log_file(self.dir.path(), "pcscd2")?)
+                .stderr(log_file(self.dir.path(), "pcscd2-err")?),
+        )?;
+        wait_until("pcscd socket", Duration::from_secs(5), || self.socket.exists())
+    }
 }
 
 /// The emulated contactless card, driven through its stdin.
