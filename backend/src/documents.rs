@@ -738,6 +738,9 @@ const VALUE_X: f32 = MARGIN + 100.0;
 /// Top baseline and lowest allowed baseline of the body text.
 const BODY_TOP: f32 = 452.0;
 const BODY_BOTTOM: f32 = 318.0;
+/// The issuer block (university, "教務部長 / Registrar") at the lower right.
+const ISSUER_X: f32 = PAGE_W / 2.0 + 10.0;
+const ISSUER_W: f32 = PAGE_W - MARGIN - ISSUER_X;
 
 /// Fixed wording on every certificate.
 const LABEL_NAME: (&str, &str) = ("氏名", "Name");
@@ -953,8 +956,8 @@ fn draw_certificate(canvas: &mut Canvas<'_, '_>, copy: &CertificateCopy) -> Resu
     }
 
     // Issuer.
-    let issuer_x = PAGE_W / 2.0 + 10.0;
-    let issuer_w = PAGE_W - MARGIN - issuer_x;
+    let issuer_x = ISSUER_X;
+    let issuer_w = ISSUER_W;
     if en {
         canvas.text(copy.university_en.trim(), issuer_x, 214.0, 14.0, issuer_w);
         canvas.text(REGISTRAR.1, issuer_x, 178.0, 12.0, issuer_w);
@@ -1037,10 +1040,56 @@ pub fn render_order(fonts: &FontSet, docs: &[DocumentCopy]) -> Result<(Vec<u8>, 
     render_order_with(fonts, None, docs)
 }
 
-/// Where the seal is stamped: over the end of the "Registrar" line on a
-/// certificate, beside the issuer on a transcript's last page.
-const SEAL_ON_CERTIFICATE: (f32, f32, f32) = (PAGE_W - MARGIN - 62.0, 150.0, 62.0);
-const SEAL_ON_TRANSCRIPT: (f32, f32, f32) = (PAGE_W - 42.0 - 58.0, 66.0, 56.0);
+/// The square the seal is stamped into, in points (lower-left corner and
+/// side).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct SealBox {
+    x: f32,
+    y: f32,
+    side: f32,
+}
+
+/// How much of the seal lies left of the end of the issuer's title: a
+/// Japanese seal (公印) is stamped over the title's last character, not
+/// beside it.
+const SEAL_OVERLAP: f32 = 0.3;
+/// The seal on a certificate: 62 pt, its bottom well above the foot rule
+/// (118) and its top below the descenders of the university's English name
+/// (baseline 204), so that it covers the title and nothing else.
+const SEAL_SIDE: f32 = 62.0;
+const SEAL_BOTTOM: f32 = 139.0;
+
+/// The seal's square over the right end of the issuer's title, whose lines
+/// (`(text, size)`, as drawn from `x`, at most `max_w` wide) are given:
+/// [`SEAL_OVERLAP`] of the seal left of the longest line's end, never past
+/// the issuer column's right edge.
+fn seal_over_title(shaper: &mut Shaper<'_>, title: &[(&str, f32)], x: f32, max_w: f32, bottom: f32, side: f32) -> SealBox {
+    let end = title
+        .iter()
+        .map(|(text, size)| {
+            let glyphs = shaper.shape(text);
+            x + width(&glyphs, fit(&glyphs, *size, 0.0, max_w), 0.0)
+        })
+        .fold(x, f32::max);
+    let left = (end - SEAL_OVERLAP * side).min(x + max_w - side).max(x);
+    SealBox { x: left, y: bottom, side }
+}
+
+/// Where a certificate's seal goes: over the end of 教務部長 / Registrar
+/// (only "Registrar" on an English certificate), as drawn by
+/// `draw_certificate`.
+fn certificate_seal_box(shaper: &mut Shaper<'_>, copy: &CertificateCopy) -> SealBox {
+    let title: &[(&str, f32)] =
+        if copy.english_only { &[(REGISTRAR.1, 12.0)] } else { &[(REGISTRAR.0, 12.0), (REGISTRAR.1, 9.0)] };
+    seal_over_title(shaper, title, ISSUER_X, ISSUER_W, SEAL_BOTTOM, SEAL_SIDE)
+}
+
+/// Ops stamping `seal` into `place`, its aspect ratio kept: a wide seal is
+/// centred vertically, a tall one stays at the left (over the title).
+fn stamp_seal(seal: &SealImage, place: SealBox) -> String {
+    let height = if seal.aspect() >= 1.0 { place.side / seal.aspect() } else { place.side };
+    seal::stamp(seal, place.x, place.y + (place.side - height) / 2.0, place.side)
+}
 
 /// [`render_order`] with the university's seal stamped on every certificate
 /// and on the last page of every transcript (one image in the PDF).
@@ -1051,20 +1100,21 @@ pub fn render_order_with(fonts: &FontSet, seal: Option<&SealImage>, docs: &[Docu
     let mut shaper = Shaper::new(fonts.faces()?);
     let mut contents = Vec::with_capacity(docs.len());
     for doc in docs {
-        let (x, y, side) = match doc {
+        match doc {
             DocumentCopy::Certificate(copy) => {
                 let mut canvas = Canvas { shaper: &mut shaper, ops: String::new() };
                 draw_certificate(&mut canvas, copy)?;
                 contents.push(canvas.ops);
-                SEAL_ON_CERTIFICATE
             }
-            DocumentCopy::Transcript(data) => {
-                contents.extend(transcript::transcript_pages(&mut shaper, data)?);
-                SEAL_ON_TRANSCRIPT
-            }
-        };
+            DocumentCopy::Transcript(data) => contents.extend(transcript::transcript_pages(&mut shaper, data)?),
+        }
+        // on the certificate's page, on the transcript's last page
         if let (Some(seal), Some(last)) = (seal, contents.last_mut()) {
-            last.push_str(&seal::stamp(seal, x, y, side));
+            let place = match doc {
+                DocumentCopy::Certificate(copy) => certificate_seal_box(&mut shaper, copy),
+                DocumentCopy::Transcript(_) => transcript::seal_box(&mut shaper),
+            };
+            last.push_str(&stamp_seal(seal, place));
         }
     }
     let (ja, en) = first.title();
@@ -1776,5 +1826,203 @@ mod tests {
         let pdf = render(&fonts, &[copy]).expect("render");
         let file = write_temp(&pdf);
         assert!(pdftotext(file.path()).contains("西 花子"));
+    }
+
+    // -- the university's seal ------------------------------------------
+
+    /// A red round seal (a ring and a bar, like a stamped character),
+    /// transparent outside the circle and between the strokes, as PNG.
+    pub(super) fn red_seal_png(side: u32) -> Vec<u8> {
+        let c = side as f32 / 2.0;
+        let img = image::RgbaImage::from_fn(side, side, |x, y| {
+            let (dx, dy) = (x as f32 + 0.5 - c, y as f32 + 0.5 - c);
+            let d = (dx * dx + dy * dy).sqrt();
+            let ink = d < c - 2.0 && (d > c * 0.8 || dx.abs() < c * 0.1);
+            if ink { image::Rgba([200, 20, 20, 255]) } else { image::Rgba([0, 0, 0, 0]) }
+        });
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png).expect("encode PNG");
+        out.into_inner()
+    }
+
+    /// A box in points from the top left of the page: x0, y0, x1, y1.
+    pub(super) type PageBox = [f32; 4];
+
+    /// Where the reddish pixels of `page` are (rendered at 72 dpi, so one
+    /// pixel is one point); None when there are none.
+    pub(super) fn red_box(pdf: &[u8], page: usize) -> Option<PageBox> {
+        let file = write_temp(pdf);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let prefix = dir.path().join("page");
+        let page = page.to_string();
+        let status = Command::new("pdftoppm")
+            .args(["-r", "72", "-png", "-singlefile", "-f", &page, "-l", &page])
+            .arg(file.path())
+            .arg(&prefix)
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run pdftoppm (Debian package poppler-utils): {e}"));
+        assert!(status.success(), "pdftoppm failed");
+        let image = image::open(prefix.with_extension("png")).expect("read the rendered page").to_rgb8();
+        let mut found: Option<PageBox> = None;
+        for (x, y, p) in image.enumerate_pixels() {
+            let [r, g, b] = p.0;
+            if r > 150 && g < 100 && b < 100 {
+                let (x, y) = (x as f32, y as f32);
+                found = Some(match found {
+                    None => [x, y, x + 1.0, y + 1.0],
+                    Some([x0, y0, x1, y1]) => [x0.min(x), y0.min(y), x1.max(x + 1.0), y1.max(y + 1.0)],
+                });
+            }
+        }
+        found
+    }
+
+    /// The words of `page` and their boxes, as `pdftotext -bbox` sees them.
+    pub(super) fn words(pdf: &[u8], page: usize) -> Vec<(String, PageBox)> {
+        let file = write_temp(pdf);
+        let page = page.to_string();
+        let output = Command::new("pdftotext")
+            .args(["-enc", "UTF-8", "-bbox", "-f", &page, "-l", &page])
+            .arg(file.path())
+            .arg("-")
+            .output()
+            .expect("run pdftotext");
+        assert!(output.status.success(), "pdftotext failed: {}", String::from_utf8_lossy(&output.stderr));
+        let html = String::from_utf8(output.stdout).expect("UTF-8 text");
+        html.lines()
+            .filter_map(|line| {
+                let line = line.trim().strip_prefix("<word ")?;
+                let (attrs, rest) = line.split_once('>')?;
+                let text = rest.strip_suffix("</word>")?.to_string();
+                let attr = |name: &str| -> Option<f32> {
+                    let (_, after) = attrs.split_once(&format!("{name}=\""))?;
+                    after.split('"').next()?.parse().ok()
+                };
+                Some((text, [attr("xMin")?, attr("yMin")?, attr("xMax")?, attr("yMax")?]))
+            })
+            .collect()
+    }
+
+    /// The seal on `page` is `side` points square, in the lower half, and
+    /// stamped as in Japan: over the right end of the issuer's title (the
+    /// first of `title`), not covering all of it, and over no word but the
+    /// title's.
+    pub(super) fn assert_seal_over_title(pdf: &[u8], page: usize, title: &[&str], side: f32) {
+        let seal = red_box(pdf, page).unwrap_or_else(|| panic!("no seal on page {page}"));
+        let (w, h) = (seal[2] - seal[0], seal[3] - seal[1]);
+        assert!((w - side).abs() < 4.0 && (h - side).abs() < 4.0, "seal {w}x{h} pt on page {page}, wanted about {side}");
+        assert!(seal[1] > PAGE_H / 2.0, "red in the top half of page {page}: {seal:?}");
+        let overlaps = |b: &PageBox| b[0] < seal[2] && seal[0] < b[2] && b[1] < seal[3] && seal[1] < b[3];
+        let words = words(pdf, page);
+        let (_, end) = words
+            .iter()
+            .find(|(text, _)| text == title[0])
+            .unwrap_or_else(|| panic!("{} not on page {page}: {words:?}", title[0]));
+        assert!(overlaps(end), "the seal {seal:?} misses {} {end:?}", title[0]);
+        assert!(end[0] < seal[0] && seal[0] < end[2] && end[2] < seal[2], "the seal {seal:?} should cover the end of {} {end:?}", title[0]);
+        for (text, b) in &words {
+            assert!(title.contains(&text.as_str()) || !overlaps(b), "the seal {seal:?} covers {text:?} {b:?} on page {page}");
+        }
+    }
+
+    /// The decoded content stream of every page.
+    pub(super) fn page_contents(pdf: &[u8]) -> Vec<Vec<u8>> {
+        let doc = Document::load_mem(pdf).expect("lopdf reads the PDF back");
+        doc.get_pages().values().map(|id| doc.get_page_content(*id).expect("page content")).collect()
+    }
+
+    /// `sealed` is `plain` with the seal stamped on the pages `stamped`
+    /// (from 1) and nothing else changed on any page.
+    pub(super) fn assert_only_the_seal_was_added(sealed: &[u8], plain: &[u8], stamped: &[usize]) {
+        let (sealed, plain) = (page_contents(sealed), page_contents(plain));
+        assert_eq!(sealed.len(), plain.len());
+        for (page, (s, p)) in (1..).zip(sealed.iter().zip(&plain)) {
+            if !stamped.contains(&page) {
+                assert_eq!(s, p, "page {page} has no seal and is unchanged");
+                continue;
+            }
+            let extra = s.strip_prefix(p.as_slice()).map(String::from_utf8_lossy);
+            let extra = extra.unwrap_or_else(|| panic!("page {page}: the page's own content changed"));
+            assert!(extra.starts_with("q ") && extra.ends_with(" cm /Seal Do Q\n") && extra.lines().count() == 1, "page {page}: {extra:?}");
+        }
+    }
+
+    #[test]
+    fn the_seal_is_stamped_over_the_end_of_the_registrar_line() {
+        let fonts = ipaex_set();
+        let seal = SealImage::from_png(&red_seal_png(200)).expect("seal");
+        let ja = sample("SH-2026-000130-1", "K7QF-2M9X-PL3D");
+        let mut en = sample("SH-2026-000130-2", "Q4RT-8ZV2-MN6C");
+        en.english_only = true;
+        let mut long = sample("SH-2026-000130-3", "LONG-NAME-0001");
+        long.university_ja = "国立大学法人東京証明科学技術大学".into();
+        long.university_en = "Tokyo National University of Certification Science and Technology".into();
+        let copies = vec![ja, en, long];
+        let docs: Vec<DocumentCopy> = copies.iter().cloned().map(DocumentCopy::Certificate).collect();
+
+        let (pdf, pages) = render_order_with(&fonts, Some(&seal), &docs).expect("render");
+        assert_eq!(pages, 3);
+        let file = write_temp(&pdf);
+        assert!(run("qpdf", &["--check"], file.path()).contains("No syntax or stream encoding errors"));
+        let list = run("pdfimages", &["-list"], file.path());
+        let images: Vec<Vec<&str>> = list.lines().skip(2).map(|l| l.split_whitespace().collect()).collect();
+        let pages_shown: Vec<&str> = images.iter().filter(|f| f.get(2) == Some(&"image")).map(|f| f[0]).collect();
+        assert_eq!(pages_shown, ["1", "2", "3"], "{list}");
+        assert!(images.iter().all(|f| f.get(10) == images[0].get(10)), "one image object:\n{list}");
+
+        assert_seal_over_title(&pdf, 1, &["教務部長", "Registrar"], SEAL_SIDE);
+        assert_seal_over_title(&pdf, 2, &["Registrar"], SEAL_SIDE);
+        assert_seal_over_title(&pdf, 3, &["教務部長", "Registrar"], SEAL_SIDE);
+        assert_only_the_seal_was_added(&pdf, &render(&fonts, &copies).expect("plain"), &[1, 2, 3]);
+
+        // without a seal: exactly what render() gives, and nothing red
+        let (plain, _) = render_order_with(&fonts, None, &docs).expect("render without a seal");
+        assert_eq!(plain, render(&fonts, &copies).expect("plain"));
+        assert!(!String::from_utf8_lossy(&plain).contains("/XObject"));
+        assert_eq!(red_box(&plain, 1), None);
+    }
+
+    #[test]
+    fn a_seal_that_is_not_a_small_png_is_refused() {
+        let refused = |bytes: &[u8], what: &str| match SealImage::from_png(bytes) {
+            Err(DocumentError::InvalidField { field: "seal_png", value }) => {
+                assert!(value.contains(what), "{value:?} should say {what:?}");
+                let message = DocumentError::InvalidField { field: "seal_png", value }.to_string();
+                assert!(message.starts_with("invalid seal_png: "), "{message}");
+            }
+            other => panic!("expected InvalidField for {what}, got {other:?}"),
+        };
+        let encode = |img: image::DynamicImage, format: image::ImageFormat| {
+            let mut out = std::io::Cursor::new(Vec::new());
+            img.write_to(&mut out, format).expect("encode");
+            out.into_inner()
+        };
+        let jpeg = encode(image::DynamicImage::ImageRgb8(image::RgbImage::new(64, 64)), image::ImageFormat::Jpeg);
+        refused(&jpeg, "not a PNG");
+        let huge = encode(image::DynamicImage::ImageLuma8(image::GrayImage::new(3000, 3000)), image::ImageFormat::Png);
+        assert!(huge.len() < 1_000_000, "small file, too many pixels");
+        refused(&huge, "3000x3000");
+        let mut noise = Vec::with_capacity(4096);
+        let mut state: u32 = 0x1234_5678;
+        for _ in 0..4096 {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            noise.push((state >> 24) as u8);
+        }
+        refused(&noise, "not a PNG");
+        let mut noisy_png = b"\x89PNG\r\n\x1a\n".to_vec();
+        noisy_png.extend_from_slice(&noise);
+        refused(&noisy_png, "unreadable PNG");
+        let mut truncated = red_seal_png(200);
+        truncated.truncate(truncated.len() / 2);
+        refused(&truncated, "unreadable PNG");
+        let mut big = b"\x89PNG\r\n\x1a\n".to_vec();
+        big.resize(2 * 1024 * 1024 + 1, 0);
+        refused(&big, "bytes");
+        refused(&[], "not a PNG");
+
+        // the limits themselves are allowed; an opaque seal needs no soft mask
+        let largest = encode(image::DynamicImage::ImageRgb8(image::RgbImage::new(2000, 2000)), image::ImageFormat::Png);
+        let seal = SealImage::from_png(&largest).expect("2000 x 2000 is allowed");
+        assert!(format!("{seal:?}").contains("2000x2000, alpha: false"), "{seal:?}");
     }
 }

@@ -10,8 +10,8 @@
 //! the issuer and the verification QR code.
 
 use super::{
-    assemble, verification_link, wrap, Canvas, Date, DocumentError, FontSet, Line, Shaper, LABEL_AFFILIATION,
-    LABEL_BIRTH, LABEL_ISSUED, LABEL_NAME, PAGE_W, QR_CAPTION, QR_SIDE, REGISTRAR,
+    assemble, seal_over_title, verification_link, wrap, Canvas, Date, DocumentError, FontSet, Line, SealBox, Shaper,
+    LABEL_AFFILIATION, LABEL_BIRTH, LABEL_ISSUED, LABEL_NAME, PAGE_W, QR_CAPTION, QR_SIDE, REGISTRAR,
 };
 
 /// One course on a transcript.
@@ -399,7 +399,7 @@ fn draw_closing(canvas: &mut Canvas<'_, '_>, data: &TranscriptData, p: &Prepared
     canvas.text(STATEMENT.0, MARGIN, 200.0, 10.0, WIDTH);
     canvas.text(STATEMENT.1, MARGIN, 188.0, 8.0, WIDTH);
 
-    let issuer_x = 318.0;
+    let issuer_x = ISSUER_X;
     let issuer_w = RIGHT - issuer_x;
     let value_x = issuer_x + 76.0;
     canvas.text(LABEL_ISSUED.0, issuer_x, 162.0, 7.5, 70.0);
@@ -425,6 +425,16 @@ fn draw_closing(canvas: &mut Canvas<'_, '_>, data: &TranscriptData, p: &Prepared
     canvas.text(QR_CAPTION, x, 96.0, 8.5, w);
     canvas.text(data.verify_url.trim(), x, 86.0, 6.5, w);
     Ok(())
+}
+
+/// The issuer block of the last page starts here.
+const ISSUER_X: f32 = 318.0;
+
+/// Where the seal goes on the last page: over the end of 教務部長 /
+/// Registrar as `draw_closing` draws them, 50 pt, between the foot rule
+/// (56) and the university's English name (baseline 112).
+pub(super) fn seal_box(shaper: &mut Shaper<'_>) -> SealBox {
+    seal_over_title(shaper, &[(REGISTRAR.0, 10.0), (REGISTRAR.1, 8.0)], ISSUER_X, RIGHT - ISSUER_X, FOOT_RULE + 2.0, 50.0)
 }
 
 fn draw_foot(canvas: &mut Canvas<'_, '_>, data: &TranscriptData, page: usize, pages: usize) {
@@ -852,5 +862,42 @@ mod tests {
         assert_eq!(format_credits("c", 124.0).expect("ok"), "124");
         assert_eq!(format_credits("c", 1.25).expect("ok"), "1.3");
         assert!(format_credits("c", -0.5).is_err());
+    }
+
+    #[test]
+    fn the_seal_goes_once_into_an_order_and_onto_each_transcripts_last_page() {
+        use super::super::tests::{assert_only_the_seal_was_added, assert_seal_over_title, red_box, red_seal_png, sample};
+        use super::super::{render_order, render_order_with, DocumentCopy, SealImage};
+        let fonts = ipaex_set();
+        let seal = SealImage::from_png(&red_seal_png(200)).expect("seal");
+        let mut data = transcript(45);
+        data.university_en = "Tokyo University of Marine Science and Technology".into();
+        let docs = vec![
+            DocumentCopy::Certificate(sample("SH-2026-000131-1-1", "K7QF-2M9X-PL3D")),
+            DocumentCopy::Transcript(data),
+            DocumentCopy::Certificate(sample("SH-2026-000131-3-1", "Q4RT-8ZV2-MN6C")),
+        ];
+        let (pdf, pages) = render_order_with(&fonts, Some(&seal), &docs).expect("render");
+        assert_eq!(pages, 5, "a certificate, a three-page transcript, a certificate");
+        let file = write_temp(&pdf);
+        assert!(run("qpdf", &["--check"], file.path()).contains("No syntax or stream encoding errors"));
+
+        // one image (and its soft mask) in the file, shown on pages 1, 4 and 5
+        let list = run("pdfimages", &["-list"], file.path());
+        let rows: Vec<Vec<&str>> = list.lines().skip(2).map(|l| l.split_whitespace().collect()).collect();
+        let shown = |kind: &str| -> Vec<&str> { rows.iter().filter(|f| f.get(2) == Some(&kind)).map(|f| f[0]).collect() };
+        assert_eq!(shown("image"), ["1", "4", "5"], "{list}");
+        assert_eq!(shown("smask"), ["1", "4", "5"], "the seal keeps its transparency:\n{list}");
+        assert!(rows.iter().all(|f| f.get(10) == rows[0].get(10)), "one image object:\n{list}");
+        let doc = lopdf::Document::load_mem(&pdf).expect("lopdf reads the PDF back");
+        let images = doc.objects.values().filter_map(|o| o.as_stream().ok()).filter(|s| s.dict.has_type(b"XObject")).count();
+        assert_eq!(images, 2, "the image and its soft mask, each stored once");
+
+        // on the transcript, over the end of the issuer's title, nowhere before its last page
+        for page in [2, 3] {
+            assert_eq!(red_box(&pdf, page), None, "no seal on page {page}");
+        }
+        assert_seal_over_title(&pdf, 4, &["教務部長", "Registrar"], 50.0);
+        assert_only_the_seal_was_added(&pdf, &render_order(&fonts, &docs).expect("plain").0, &[1, 4, 5]);
     }
 }
