@@ -9,7 +9,10 @@ use crate::store::{self, Station};
 use crate::time::{self, now};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
-use shomei_shared::api::{OfflineBundle, OfflineJob, OfflinePrint, OfflinePrintResponse, PrintOutcome, PrintSettings, ReservationLine, SignedBundle};
+use shomei_shared::api::{
+    CardBalance, OfflineBundle, OfflineCardPolicy, OfflineDebit, OfflineDebitResponse, OfflineJob, OfflinePrint, OfflinePrintResponse, PrintOutcome,
+    PrintSettings, ReservationLine, SignedBundle,
+};
 use shomei_shared::{ErrorCode, PrintNumber, Yen};
 use sqlx::SqlitePool;
 
@@ -35,7 +38,12 @@ pub async fn bundle(pool: &SqlitePool, station: &Station, max_age_s: i64) -> App
         let (Some(number), Some(pdf)) = (o.print_number.as_deref().and_then(|n| PrintNumber::parse(n).ok()), store::order_document(&mut c, o.id).await?) else {
             continue;
         };
-        let zone = time::tz(&store::order_university(&mut c, o.id).await?.timezone);
+        let university = store::order_university(&mut c, o.id).await?;
+        let zone = time::tz(&university.timezone);
+        // policy (b): an unpaid IC-card order may be paid offline if its university says so
+        let policy = store::offline_card_policy(&mut c, university.id).await?;
+        let card_payment = (o.status == "awaiting_payment" && o.payment_method == "card" && policy.offline_cards)
+            .then_some(OfflineCardPolicy { floor_limit: Yen(policy.offline_floor_limit), station_total: Yen(policy.offline_station_total) });
         let lines = store::order_lines(&mut c, o.id)
             .await?
             .into_iter()
@@ -53,9 +61,16 @@ pub async fn bundle(pool: &SqlitePool, station: &Station, max_age_s: i64) -> App
             pages: o.pages as u32,
             document_sha256: hex::encode(Sha256::digest(&pdf)),
             print: PrintSettings::default(),
+            card_payment,
         });
     }
-    let b = OfflineBundle { station_id: station.id, issued_at: t, max_age_s, jobs, blocked_cards: store::blocked_cards(&mut c).await? };
+    // the balance snapshot only goes out when some number may be paid offline
+    let balances = if jobs.iter().any(|j| j.card_payment.is_some()) {
+        store::active_card_balances(&mut c).await?.into_iter().map(|(uid, b)| CardBalance { uid, balance: Yen(b) }).collect()
+    } else {
+        Vec::new()
+    };
+    let b = OfflineBundle { station_id: station.id, issued_at: t, max_age_s, jobs, blocked_cards: store::blocked_cards(&mut c).await?, balances };
     let body = serde_json::to_string(&b).map_err(|e| AppError::Internal(e.into()))?;
     Ok(SignedBundle { signature: sign(&key, &body), bundle: body })
 }
@@ -96,4 +111,42 @@ pub async fn apply(pool: &SqlitePool, station: &Station, p: &OfflinePrint) -> Ap
     let status = store::order(&mut tx, order.id).await?.status;
     tx.commit().await?;
     Ok(OfflinePrintResponse { order_status: status, duplicate })
+}
+
+/// A stored-value payment a station took offline (policy b): applied once
+/// per key, before that print's own report. The order becomes paid; if it
+/// was paid already (online meanwhile, or at another offline station) the
+/// debit is refunded to the card at once and shown to staff, so nobody pays
+/// twice. The ledger keeps both entries.
+pub async fn apply_debit(pool: &SqlitePool, station: &Station, d: &OfflineDebit) -> AppResult<OfflineDebitResponse> {
+    let t = now();
+    let uid = d.card_uid.trim().to_uppercase();
+    if uid.is_empty() || uid.len() > 32 || !uid.chars().all(|c| c.is_ascii_hexdigit()) || d.amount.0 <= 0 {
+        return Err(AppError::api(ErrorCode::BadRequest, "card_uid must be hex and amount positive"));
+    }
+    let mut tx = store::begin_write(pool).await?;
+    let order = store::order(&mut tx, d.order_id).await.map_err(|_| AppError::api(ErrorCode::NotFound, "no such order"))?;
+    if let Some(duplicate) = store::offline_debit_seen(&mut tx, &d.idempotency_key).await? {
+        return Ok(OfflineDebitResponse { order_status: order.status, duplicate });
+    }
+    if store::card(&mut tx, &uid).await?.is_none() {
+        return Err(AppError::api(ErrorCode::CardUnknown, "this card is not linked to any account"));
+    }
+    let duplicate = !matches!(order.status.as_str(), "awaiting_payment" | "expired");
+    let at = d.at.min(t);
+    store::insert_offline_debit(&mut tx, &d.idempotency_key, station.id, order.id, &uid, d.amount.0, at, t, duplicate).await?;
+    store::insert_ledger(&mut tx, &uid, -d.amount.0, "debit", Some(order.id), Some(station.id), Some(&d.idempotency_key), t).await?;
+    let actor = format!("station:{}", station.id);
+    if duplicate {
+        let refund_key = format!("{}-refund", d.idempotency_key);
+        store::insert_ledger(&mut tx, &uid, d.amount.0, "refund", Some(order.id), Some(station.id), Some(&refund_key), t).await?;
+        store::audit(&mut tx, &actor, "order.paid.offline.duplicate", &format!("order {} card {uid} {} refunded", order.id, d.amount), t).await?;
+        tracing::warn!(order_id = order.id, station = %station.name, "an order paid offline was paid already: debit refunded");
+    } else {
+        store::set_order_paid(&mut tx, order.id, at).await?;
+        store::audit(&mut tx, &actor, "order.paid.card.offline", &format!("order {} card {uid} {}", order.id, d.amount), t).await?;
+    }
+    let status = store::order(&mut tx, order.id).await?.status;
+    tx.commit().await?;
+    Ok(OfflineDebitResponse { order_status: status, duplicate })
 }

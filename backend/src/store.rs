@@ -2277,6 +2277,100 @@ pub async fn duplicate_prints(c: &mut Conn) -> Result<Vec<DuplicatePrint>, sqlx:
     .await
 }
 
+/// A university's offline payment policy (P-3).
+#[derive(Debug, Clone, FromRow)]
+pub struct OfflineCardPolicy {
+    pub offline_cards: bool,
+    pub offline_floor_limit: i64,
+    pub offline_station_total: i64,
+}
+
+pub async fn offline_card_policy(c: &mut Conn, university_id: i64) -> Result<OfflineCardPolicy, sqlx::Error> {
+    sqlx::query_as("SELECT offline_cards, offline_floor_limit, offline_station_total FROM universities WHERE id = ?")
+        .bind(university_id)
+        .fetch_one(c)
+        .await
+}
+
+pub async fn set_offline_card_policy(c: &mut Conn, university_id: i64, p: &OfflineCardPolicy) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE universities SET offline_cards = ?, offline_floor_limit = ?, offline_station_total = ? WHERE id = ?")
+        .bind(p.offline_cards)
+        .bind(p.offline_floor_limit)
+        .bind(p.offline_station_total)
+        .bind(university_id)
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+/// Every active card's balance (the offline snapshot).
+pub async fn active_card_balances(c: &mut Conn) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT k.uid, COALESCE((SELECT SUM(l.amount) FROM ledger l WHERE l.card_uid = k.uid), 0) FROM ic_cards k
+         WHERE k.status = 'active' ORDER BY k.uid",
+    )
+    .fetch_all(c)
+    .await
+}
+
+pub async fn active_station_count(c: &mut Conn) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM stations WHERE status = 'active'").fetch_one(c).await
+}
+
+pub async fn offline_debit_seen(c: &mut Conn, key: &str) -> Result<Option<bool>, sqlx::Error> {
+    sqlx::query_scalar("SELECT duplicate FROM offline_debits WHERE idempotency_key = ?").bind(key).fetch_optional(c).await
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_offline_debit(
+    c: &mut Conn,
+    key: &str,
+    station_id: i64,
+    order_id: i64,
+    card_uid: &str,
+    amount: i64,
+    debited_at: i64,
+    now: i64,
+    duplicate: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO offline_debits (idempotency_key, station_id, order_id, card_uid, amount, debited_at, received_at, duplicate)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(key)
+    .bind(station_id)
+    .bind(order_id)
+    .bind(card_uid)
+    .bind(amount)
+    .bind(debited_at)
+    .bind(now)
+    .bind(duplicate)
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
+/// An order paid twice while offline (the second debit was refunded).
+#[derive(Debug, Clone, FromRow)]
+pub struct DuplicateDebit {
+    pub order_id: i64,
+    pub print_number: Option<String>,
+    pub station: String,
+    pub card_uid: String,
+    pub amount: i64,
+    pub debited_at: i64,
+}
+
+pub async fn duplicate_debits(c: &mut Conn) -> Result<Vec<DuplicateDebit>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT d.order_id, o.print_number, s.name AS station, d.card_uid, d.amount, d.debited_at FROM offline_debits d
+         JOIN orders o ON o.id = d.order_id JOIN stations s ON s.id = d.station_id
+         WHERE d.duplicate = 1 ORDER BY d.received_at DESC LIMIT 100",
+    )
+    .fetch_all(c)
+    .await
+}
+
 // ---------------------------------------------------------------- school register (D-3)
 
 pub async fn insert_school_register_import(c: &mut Conn, file_name: &str, rows: i64, staff_id: i64, now: i64) -> Result<i64, sqlx::Error> {

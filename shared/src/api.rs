@@ -248,6 +248,27 @@ pub struct OfflineBundle {
     pub jobs: Vec<OfflineJob>,
     /// Cards that must never be accepted.
     pub blocked_cards: Vec<String>,
+    /// Stored-value balances of active cards when the bundle was made (P-3
+    /// policy b); empty when no university accepts cards offline.
+    #[serde(default)]
+    pub balances: Vec<CardBalance>,
+}
+
+/// One card's balance in the offline snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CardBalance {
+    pub uid: String,
+    pub balance: Yen,
+}
+
+/// P-3 policy (b), as the order's university set it: stored value is
+/// accepted offline, a card going at most `floor_limit` below zero at one
+/// station, and the station's unsynced offline debits staying within
+/// `station_total`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OfflineCardPolicy {
+    pub floor_limit: Yen,
+    pub station_total: Yen,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -265,6 +286,29 @@ pub struct OfflineJob {
     pub document_sha256: String,
     #[serde(default)]
     pub print: PrintSettings,
+    /// Some when the order's university accepts stored value offline (policy b).
+    #[serde(default)]
+    pub card_payment: Option<OfflineCardPolicy>,
+}
+
+/// `POST /offline/debits`: an unpaid order paid by stored value while the
+/// station was offline (P-3 policy b). Sent before the print's own report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OfflineDebit {
+    /// Station id + the station's own sequence: applied once.
+    pub idempotency_key: String,
+    pub order_id: i64,
+    pub card_uid: String,
+    pub amount: Yen,
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfflineDebitResponse {
+    pub order_status: String,
+    /// True when the order had been paid already (online, or at another
+    /// offline station): the debit is kept and shown to staff.
+    pub duplicate: bool,
 }
 
 /// `POST /offline/prints`: what a station printed (or failed to) while offline.

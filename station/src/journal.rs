@@ -266,11 +266,13 @@ impl Journal {
         Ok(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM jobs WHERE print_number = ? AND state = 'printed'").bind(print_number).fetch_one(&self.pool).await? > 0)
     }
 
-    pub async fn save_bundle(&self, bundle: &str, signature: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("INSERT OR REPLACE INTO offline_bundle (id, bundle, signature, fetched_at) VALUES (1, ?, ?, ?)")
+    /// Keeps the bundle asked for at `requested_at` (the station's clock).
+    pub async fn save_bundle(&self, bundle: &str, signature: &str, requested_at: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT OR REPLACE INTO offline_bundle (id, bundle, signature, fetched_at, requested_at) VALUES (1, ?, ?, ?, ?)")
             .bind(bundle)
             .bind(signature)
             .bind(now())
+            .bind(requested_at)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -279,6 +281,67 @@ impl Journal {
     /// The last bundle and its signature.
     pub async fn bundle(&self) -> Result<Option<(String, String)>, sqlx::Error> {
         sqlx::query_as("SELECT bundle, signature FROM offline_bundle WHERE id = 1").fetch_optional(&self.pool).await
+    }
+
+    /// The last bundle's (requested_at, fetched_at) on the station's clock.
+    pub async fn bundle_times(&self) -> Result<Option<(i64, i64)>, sqlx::Error> {
+        sqlx::query_as("SELECT requested_at, fetched_at FROM offline_bundle WHERE id = 1").fetch_optional(&self.pool).await
+    }
+
+    /// P-3 (b): a stored-value payment taken offline. The job's `charged`
+    /// step, the debit and its outbox entry are one transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_offline_debit(&self, job_id: i64, uid: &str, order_id: i64, amount: i64, key: &str, body: &str) -> Result<(), sqlx::Error> {
+        let t = now();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE jobs SET state = 'charged', card_uid = ?, updated_at = ? WHERE id = ?").bind(uid).bind(t).bind(job_id).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO journal (job_id, step, detail, at) VALUES (?, 'charged', ?, ?)")
+            .bind(job_id)
+            .bind(format!("offline card {uid} {amount} key {key}"))
+            .bind(t)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO offline_debits (job_id, card_uid, order_id, amount, outbox_key, at) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(job_id)
+            .bind(uid)
+            .bind(order_id)
+            .bind(amount)
+            .bind(key)
+            .bind(t)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO outbox (job_id, reservation_id, idempotency_key, body, created_at, kind) VALUES (?, 0, ?, ?, ?, 'offline_debit')")
+            .bind(job_id)
+            .bind(key)
+            .bind(body)
+            .bind(t)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        failpoint("charged");
+        Ok(())
+    }
+
+    /// Offline debits of `uid` the last bundle's balance may not include: not
+    /// yet acknowledged by the backend, or acknowledged after `since`.
+    pub async fn offline_debits_of(&self, uid: &str, since: i64) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT COALESCE(SUM(d.amount), 0) FROM offline_debits d JOIN outbox o ON o.idempotency_key = d.outbox_key
+             WHERE d.card_uid = ? AND (o.sent_at IS NULL OR o.sent_at >= ?)",
+        )
+        .bind(uid)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await
+    }
+
+    /// The station's offline debits not yet acknowledged by the backend.
+    pub async fn offline_debits_unsynced(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT COALESCE(SUM(d.amount), 0) FROM offline_debits d JOIN outbox o ON o.idempotency_key = d.outbox_key WHERE o.sent_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await
     }
 
     /// Cached documents: (order id, sha256).

@@ -18,7 +18,7 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use shomei_shared::api::{OfflinePrint, PrintOutcome, PrintReport, Reservation, ReservationLine};
+use shomei_shared::api::{OfflineCardPolicy, OfflineDebit, OfflinePrint, PrintOutcome, PrintReport, Reservation, ReservationLine};
 use shomei_shared::{ErrorCode, PrintNumber, Yen};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -280,7 +280,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
                 return self.current();
             }
         };
-        let job = JobCtx { generation: g, job_id, reservation, charge_key, offline: None };
+        let job = JobCtx { generation: g, job_id, reservation, charge_key, offline: None, card_policy: None };
         if job.reservation.paid {
             // paid online or at an earlier failed attempt: straight to printing
             self.set(g, printing_screen(&job.reservation));
@@ -325,11 +325,28 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         if self.inner.journal.printed_here(number.as_str()).await.unwrap_or(false) {
             return refuse(self, ErrorCode::PrintNumberUsed);
         }
-        if !found.paid {
-            let mut s = screen("error", Says::OfflinePaymentPaused);
+        let paused = |k: &Self, says: Says<'_>| {
+            let mut s = screen("error", says);
             s.number = number.grouped();
-            self.set(g, s);
-            return self.current();
+            k.set(g, s);
+            k.current()
+        };
+        // unpaid: policy (a) pauses card payment; policy (b) takes it within limits
+        let card_policy = if found.paid { None } else { found.card_payment.clone() };
+        if !found.paid {
+            let Some(policy) = &card_policy else { return paused(self, Says::OfflinePaymentPaused) };
+            match crate::offline::may_take(&self.inner.journal, &self.inner.offline.token, found.amount, policy).await {
+                Ok(Ok(())) => {}
+                Ok(Err(crate::offline::Refusal::StationTotal)) => return paused(self, Says::OfflineTotalReached),
+                Ok(Err(why)) => {
+                    tracing::info!(?why, "offline card payment not possible");
+                    return paused(self, Says::OfflinePaymentPaused);
+                }
+                Err(e) => {
+                    Self::journal_err(e);
+                    return paused(self, Says::StationFault);
+                }
+            }
         }
         let reservation = Reservation {
             reservation_id: 0,
@@ -337,7 +354,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
             lines: found.lines.clone(),
             system_fee: found.system_fee,
             amount: found.amount,
-            paid: true,
+            paid: found.paid,
             payment_method: "offline".into(),
             print_deadline: found.print_deadline,
             print_deadline_text: found.print_deadline_text.clone(),
@@ -346,7 +363,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
             print: found.print.clone(),
         };
         let charge_key = format!("offline-{}", hex::encode(rand::random::<[u8; 16]>()));
-        let job_id = match self.inner.journal.start_job(0, number.as_str(), found.amount.0, true, &charge_key).await {
+        let job_id = match self.inner.journal.start_job(0, number.as_str(), found.amount.0, found.paid, &charge_key).await {
             Ok(id) => id,
             Err(e) => {
                 tracing::error!(error = %e, "journal write failed; refusing the user");
@@ -358,10 +375,15 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
             Self::journal_err(e);
         }
         tracing::info!(job_id, order_id = found.order_id, "printing from the offline copy");
-        let job = JobCtx { generation: g, job_id, reservation, charge_key, offline: Some((found.order_id, found.document_sha256.clone())) };
-        self.set(g, printing_screen(&job.reservation));
+        let job = JobCtx { generation: g, job_id, reservation, charge_key, offline: Some((found.order_id, found.document_sha256.clone())), card_policy };
         let k = self.clone();
-        tokio::spawn(async move { k.print(job, None).await });
+        if job.reservation.paid {
+            self.set(g, printing_screen(&job.reservation));
+            tokio::spawn(async move { k.print(job, None).await });
+        } else {
+            self.set(g, self.card_screen(&job.reservation));
+            tokio::spawn(async move { k.take_card_payment(job).await });
+        }
         self.current()
     }
 
@@ -497,6 +519,9 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
             self.set(g, idle_screen()); // shows "out of service" while the printer stays so
             return ChargeResult::Stop;
         }
+        if let (Some((order_id, _)), Some(policy)) = (&job.offline, &job.card_policy) {
+            return self.charge_offline(job, uid, *order_id, policy).await;
+        }
         if let Err(e) = self.inner.journal.step(job.job_id, "charging", &format!("card {uid} key {}", job.charge_key)).await {
             Self::journal_err(e);
             self.abandon(job, "journal not writable").await;
@@ -535,6 +560,55 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         let _ = self.inner.journal.step(job.job_id, "charge_unknown", &last_err).await.map_err(Self::journal_err);
         self.set(g, screen("error", Says::ConnectionLostDuringPayment));
         ChargeResult::Stop
+    }
+
+    /// P-3 (b): stored value taken offline against the signed snapshot, within
+    /// the floor limit and the station total; the debit, the job's step and
+    /// the outbox entry are one transaction, synced when the backend is back.
+    async fn charge_offline(&self, job: &JobCtx, uid: &str, order_id: i64, policy: &OfflineCardPolicy) -> ChargeResult {
+        use crate::offline::Refusal;
+        let g = job.generation;
+        let (journal, token) = (&self.inner.journal, &self.inner.offline.token);
+        let stop = |k: &Self, says: Says<'_>| {
+            k.set(g, screen("error", says));
+            ChargeResult::Stop
+        };
+        let decided = crate::offline::authorize_card(journal, token, uid, job.reservation.amount, policy).await;
+        let balance_after = match decided {
+            Ok(Ok(b)) => b,
+            Ok(Err(why)) => {
+                tracing::info!(job_id = job.job_id, ?why, "offline card payment refused");
+                return match why {
+                    Refusal::Floor { balance } => ChargeResult::Retry(Notice::OfflineLimit { balance }),
+                    Refusal::Blocked => ChargeResult::Retry(Notice::CardRefused(ErrorCode::CardBlocked)),
+                    Refusal::Unknown => ChargeResult::Retry(Notice::CardRefused(ErrorCode::CardUnknown)),
+                    Refusal::StationTotal => {
+                        self.abandon(job, "offline total reached").await;
+                        stop(self, Says::OfflineTotalReached)
+                    }
+                    Refusal::NoBundle | Refusal::ClockUnsure => {
+                        self.abandon(job, "offline payment paused").await;
+                        stop(self, Says::OfflinePaymentPaused)
+                    }
+                };
+            }
+            Err(e) => {
+                Self::journal_err(e);
+                self.abandon(job, "journal not readable").await;
+                return stop(self, Says::StationFault);
+            }
+        };
+        let uid = uid.to_uppercase();
+        let key = format!("{}-{}-debit", self.inner.offline.station_id, job.job_id);
+        let debit = OfflineDebit { idempotency_key: key.clone(), order_id, card_uid: uid.clone(), amount: job.reservation.amount, at: crate::journal::now() };
+        let body = serde_json::to_string(&debit).unwrap_or_default();
+        if let Err(e) = journal.record_offline_debit(job.job_id, &uid, order_id, job.reservation.amount.0, &key, &body).await {
+            Self::journal_err(e);
+            self.abandon(job, "journal not writable").await;
+            return stop(self, Says::StationFault);
+        }
+        tracing::info!(job_id = job.job_id, order_id, amount = %job.reservation.amount, "paid by IC card offline");
+        ChargeResult::Paid(balance_after)
     }
 
     async fn print(&self, job: JobCtx, balance_after: Option<Yen>) {
@@ -659,6 +733,8 @@ struct JobCtx {
     charge_key: String,
     /// Printed from the offline copy: (order id, the PDF's SHA-256).
     offline: Option<(i64, String)>,
+    /// Offline and unpaid: stored value is taken under this policy (P-3 b).
+    card_policy: Option<OfflineCardPolicy>,
 }
 
 enum ChargeResult {

@@ -28,6 +28,8 @@ pub enum Says<'a> {
     Revoked,
     /// Offline (P-3 default policy): an unpaid number cannot be paid by IC card now.
     OfflinePaymentPaused,
+    /// Offline (P-3 policy b): this station took as much as it may offline.
+    OfflineTotalReached,
     StationFault,
     TapCard { amount: Yen },
     Charging,
@@ -82,6 +84,13 @@ impl Says<'_> {
                 t(
                     "サーバーと通信できないため、ICカードでのお支払いを一時停止しています。料金は引き落とされていません。しばらくしてからもう一度お試しください。お支払い済みの番号はこのまま印刷できます。",
                     "The service cannot be reached, so IC card payment is paused. Nothing was charged. Please try again later. Numbers already paid still print here.",
+                ),
+            ),
+            Says::OfflineTotalReached => (
+                t("ただいまICカードでのお支払いを停止しています", "IC card payment is paused"),
+                t(
+                    "サーバーと通信できない間にこの発行機で受け付けられる金額の上限に達しました。料金は引き落とされていません。通信が戻るまでお待ちいただくか、他の発行機をご利用ください。お支払い済みの番号はこのまま印刷できます。",
+                    "This station has taken as much as it may while the service cannot be reached. Nothing was charged. Please wait until it is back, or use another printer. Numbers already paid still print here.",
                 ),
             ),
             Says::Revoked => (
@@ -151,6 +160,8 @@ pub enum Notice {
     LowBalance { balance: Yen, missing: Yen },
     CardRefused(ErrorCode),
     BalanceLeft(Yen),
+    /// Offline (P-3 policy b): this card may not go that far below zero here.
+    OfflineLimit { balance: Yen },
 }
 
 impl Notice {
@@ -174,6 +185,10 @@ impl Notice {
             ),
             Notice::CardRefused(code) => refusal(*code),
             Notice::BalanceLeft(b) => t(format!("カード残高: {b}"), format!("Card balance: {b}")),
+            Notice::OfflineLimit { balance } => t(
+                format!("通信できない間は、このカードではこの金額をお支払いいただけません（確認できる残高 {balance}）。料金は引き落とされていません。別のカードをタッチするか、通信が戻ってからお試しください。"),
+                format!("While the service cannot be reached this card cannot pay this amount (last known balance {balance}). Nothing was charged. Tap another card, or try again once the service is back."),
+            ),
         }
     }
 }

@@ -12,7 +12,8 @@ use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
-use shomei_shared::api::{OfflineBundle, OfflineJob, SignedBundle};
+use shomei_shared::api::{OfflineBundle, OfflineCardPolicy, OfflineJob, SignedBundle};
+use shomei_shared::Yen;
 use std::path::Path;
 
 /// What the kiosk needs to print offline.
@@ -82,6 +83,7 @@ pub fn verify(token: &str, signed: &SignedBundle) -> Option<OfflineBundle> {
 /// (checked against its hash), and drops documents no longer named. Returns
 /// the number of jobs the station can now print offline.
 pub async fn prefetch(backend: &Backend, journal: &Journal, cipher: &Cipher, token: &str) -> Result<usize, String> {
+    let requested_at = now();
     let signed = backend.offline_bundle().await.map_err(|e| e.to_string())?;
     let bundle = verify(token, &signed).ok_or("the offline bundle's signature does not match")?;
     let cached: std::collections::HashMap<i64, String> = journal.cached_documents().await.map_err(|e| e.to_string())?.into_iter().collect();
@@ -107,7 +109,7 @@ pub async fn prefetch(backend: &Backend, journal: &Journal, cipher: &Cipher, tok
     for order_id in cached.keys().filter(|id| !bundle.jobs.iter().any(|j| j.order_id == **id)) {
         journal.drop_document(*order_id).await.map_err(|e| e.to_string())?;
     }
-    journal.save_bundle(&signed.bundle, &signed.signature).await.map_err(|e| e.to_string())?;
+    journal.save_bundle(&signed.bundle, &signed.signature, requested_at).await.map_err(|e| e.to_string())?;
     Ok(bundle.jobs.len())
 }
 
@@ -138,6 +140,79 @@ pub async fn lookup(journal: &Journal, token: &str, print_number: &str) -> Resul
     })
 }
 
+/// The station's clock may differ from the backend's by this much before
+/// offline payment is refused (DECISIONS: refused when the clock is unsure).
+pub const MAX_CLOCK_SKEW_S: i64 = 120;
+
+/// Why a card payment cannot be taken offline (P-3 policy b).
+#[derive(Debug, PartialEq)]
+pub enum Refusal {
+    /// No valid, fresh bundle.
+    NoBundle,
+    /// The station's clock disagreed with the backend's when the bundle came,
+    /// or has gone backwards since: limits and ages cannot be trusted.
+    ClockUnsure,
+    /// The station's unsynced offline debits would pass the station total.
+    StationTotal,
+    Blocked,
+    /// Not in the balance snapshot (not linked, or linked after it was made).
+    Unknown,
+    /// The card would go further below zero than the floor limit.
+    Floor { balance: Yen },
+}
+
+/// The verified bundle, if it is fresh and the clock can be trusted.
+async fn trusted_bundle(journal: &Journal, token: &str) -> Result<Result<OfflineBundle, Refusal>, sqlx::Error> {
+    let (Some((bundle, signature)), Some((_, fetched_at))) = (journal.bundle().await?, journal.bundle_times().await?) else {
+        return Ok(Err(Refusal::NoBundle));
+    };
+    let Some(b) = verify(token, &SignedBundle { bundle, signature }) else { return Ok(Err(Refusal::NoBundle)) };
+    let t = now();
+    if (fetched_at - b.issued_at).abs() > MAX_CLOCK_SKEW_S || t + MAX_CLOCK_SKEW_S < fetched_at {
+        tracing::warn!(skew_s = fetched_at - b.issued_at, "station clock unsure: no offline payment");
+        return Ok(Err(Refusal::ClockUnsure));
+    }
+    if t > b.issued_at + b.max_age_s {
+        return Ok(Err(Refusal::NoBundle));
+    }
+    Ok(Ok(b))
+}
+
+/// Before asking for a card: may this station take `amount` offline at all?
+pub async fn may_take(journal: &Journal, token: &str, amount: Yen, policy: &OfflineCardPolicy) -> Result<Result<(), Refusal>, sqlx::Error> {
+    if let Err(r) = trusted_bundle(journal, token).await? {
+        return Ok(Err(r));
+    }
+    if journal.offline_debits_unsynced().await? + amount.0 > policy.station_total.0 {
+        return Ok(Err(Refusal::StationTotal));
+    }
+    Ok(Ok(()))
+}
+
+/// May `uid` pay `amount` offline? Ok(the balance left, as far as this
+/// station knows). The snapshot's balance less this station's debits it
+/// does not include may go at most `floor_limit` below zero.
+pub async fn authorize_card(journal: &Journal, token: &str, uid: &str, amount: Yen, policy: &OfflineCardPolicy) -> Result<Result<Yen, Refusal>, sqlx::Error> {
+    let b = match trusted_bundle(journal, token).await? {
+        Ok(b) => b,
+        Err(r) => return Ok(Err(r)),
+    };
+    if b.blocked_cards.iter().any(|c| c.eq_ignore_ascii_case(uid)) {
+        return Ok(Err(Refusal::Blocked));
+    }
+    let Some(snapshot) = b.balances.iter().find(|c| c.uid.eq_ignore_ascii_case(uid)) else { return Ok(Err(Refusal::Unknown)) };
+    if journal.offline_debits_unsynced().await? + amount.0 > policy.station_total.0 {
+        return Ok(Err(Refusal::StationTotal));
+    }
+    let requested_at = journal.bundle_times().await?.map(|(r, _)| r).unwrap_or(0);
+    let balance = Yen(snapshot.balance.0 - journal.offline_debits_of(&snapshot.uid, requested_at).await?);
+    let after = Yen(balance.0 - amount.0);
+    if after.0 < -policy.floor_limit.0 {
+        return Ok(Err(Refusal::Floor { balance }));
+    }
+    Ok(Ok(after))
+}
+
 /// The cached PDF of an order, decrypted and checked against `sha256`.
 pub async fn document(journal: &Journal, cipher: &Cipher, order_id: i64, sha256: &str) -> Result<Option<Vec<u8>>, sqlx::Error> {
     let Some((stored_sha, nonce, ct)) = journal.document(order_id).await? else { return Ok(None) };
@@ -150,7 +225,7 @@ mod tests {
 
     #[test]
     fn bundles_verify_only_with_the_stations_token_and_unchanged() {
-        let b = OfflineBundle { station_id: 1, issued_at: 0, max_age_s: 60, jobs: vec![], blocked_cards: vec!["AA".into()] };
+        let b = OfflineBundle { station_id: 1, issued_at: 0, max_age_s: 60, jobs: vec![], blocked_cards: vec!["AA".into()], balances: vec![] };
         let body = serde_json::to_string(&b).expect("json");
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(signing_key("tok").as_bytes()).expect("key");
         mac.update(body.as_bytes());
@@ -170,5 +245,84 @@ mod tests {
         assert!(c.open(8, &n, &ct).is_none(), "bound to its order");
         let again = Cipher::load_or_create(dir.path()).expect("reload");
         assert!(again.open(7, &n, &ct).is_some(), "the key file is reused");
+    }
+
+    fn signed(token: &str, b: &OfflineBundle) -> SignedBundle {
+        let body = serde_json::to_string(b).expect("json");
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(signing_key(token).as_bytes()).expect("key");
+        mac.update(body.as_bytes());
+        SignedBundle { signature: hex::encode(mac.finalize().into_bytes()), bundle: body }
+    }
+
+    #[tokio::test]
+    async fn offline_card_payments_stay_within_the_floor_limit_and_the_station_total() {
+        use shomei_shared::api::CardBalance;
+        let dir = tempfile::tempdir().expect("dir");
+        let j = Journal::open(dir.path()).await.expect("journal");
+        let policy = OfflineCardPolicy { floor_limit: Yen(1000), station_total: Yen(2500) };
+        let pay = |uid: &'static str, amount: i64| {
+            let j = j.clone();
+            let policy = policy.clone();
+            async move { authorize_card(&j, "tok", uid, Yen(amount), &policy).await.expect("journal") }
+        };
+        assert_eq!(pay("C1", 400).await, Err(Refusal::NoBundle), "no bundle yet");
+
+        let mut b = OfflineBundle {
+            station_id: 1,
+            issued_at: now(),
+            max_age_s: 3600,
+            jobs: vec![],
+            blocked_cards: vec!["B1".into()],
+            balances: vec![CardBalance { uid: "C1".into(), balance: Yen(300) }, CardBalance { uid: "C2".into(), balance: Yen(5000) }],
+        };
+        let s = signed("tok", &b);
+        j.save_bundle(&s.bundle, &s.signature, now()).await.expect("save");
+        assert_eq!(pay("B1", 400).await, Err(Refusal::Blocked));
+        assert_eq!(pay("ZZ", 400).await, Err(Refusal::Unknown), "not in the snapshot");
+        // 300 - 1,400 = -1,100: past the floor of -1,000
+        assert_eq!(pay("C1", 1400).await, Err(Refusal::Floor { balance: Yen(300) }));
+        assert_eq!(pay("c1", 1300).await, Ok(Yen(-1000)), "exactly at the floor, the UID in any case");
+
+        // debits taken here count until the backend has them in a later snapshot
+        let debit = |job: i64, uid: &'static str, amount: i64| {
+            let j = j.clone();
+            async move {
+                let id = j.start_job(0, &format!("{job:012}"), amount, false, &format!("k{job}")).await.expect("job");
+                j.record_offline_debit(id, uid, 9, amount, &format!("1-{id}-debit"), "{}").await.expect("debit");
+            }
+        };
+        debit(1, "C1", 800).await;
+        assert_eq!(pay("C1", 600).await, Err(Refusal::Floor { balance: Yen(-500) }), "300 - 800 already taken offline");
+        assert_eq!(pay("C1", 500).await, Ok(Yen(-1000)));
+        // station total 2,500: 800 taken, 1,800 more would pass it whichever card pays
+        assert_eq!(pay("C2", 1800).await, Err(Refusal::StationTotal));
+        assert_eq!(may_take(&j, "tok", Yen(1800), &policy).await.expect("j"), Err(Refusal::StationTotal));
+        assert_eq!(may_take(&j, "tok", Yen(1700), &policy).await.expect("j"), Ok(()));
+        debit(2, "C2", 1700).await;
+        assert_eq!(pay("C2", 1).await, Err(Refusal::StationTotal), "2,500 taken: nothing more until synced");
+
+        // the backend acknowledges both; a snapshot asked for later includes them
+        for item in j.pending_outbox(10).await.expect("outbox") {
+            j.outbox_sent(item.id).await.expect("sent");
+        }
+        assert_eq!(pay("C2", 1000).await, Ok(Yen(2300)), "synced debits no longer count against the station total");
+        assert_eq!(pay("C1", 600).await, Err(Refusal::Floor { balance: Yen(-500) }), "but still against the old snapshot");
+        b.balances[0].balance = Yen(-500);
+        b.issued_at = now();
+        let s = signed("tok", &b);
+        j.save_bundle(&s.bundle, &s.signature, now() + 1).await.expect("save");
+        assert_eq!(pay("C1", 500).await, Ok(Yen(-1000)), "the new snapshot has the debit; it is not counted twice");
+
+        // a clock that disagreed with the backend's when the bundle came: no offline payment
+        b.issued_at = now() - 3600;
+        let s = signed("tok", &b);
+        j.save_bundle(&s.bundle, &s.signature, now()).await.expect("save");
+        assert_eq!(pay("C2", 100).await, Err(Refusal::ClockUnsure));
+        // a bundle past its age
+        b.issued_at = now() - 7200;
+        b.max_age_s = 60;
+        let s = signed("tok", &b);
+        j.save_bundle(&s.bundle, &s.signature, now()).await.expect("save");
+        assert_eq!(pay("C2", 100).await, Err(Refusal::ClockUnsure));
     }
 }

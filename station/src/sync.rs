@@ -130,14 +130,28 @@ impl Backend {
     }
 }
 
+impl Backend {
+    /// P-3 (b): a queued offline stored-value payment (JSON of `OfflineDebit`) as is.
+    pub async fn offline_debit_raw(&self, body: &str) -> Result<OfflineDebitResponse, SyncError> {
+        Self::decode(
+            self.auth(self.http.post(format!("{}/offline/debits", self.base)))
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_string())
+                .send()
+                .await,
+        )
+        .await
+    }
+}
+
 /// Delivers queued reports until the outbox is empty or the backend is unreachable.
 pub async fn flush_outbox(backend: &Backend, journal: &Journal) -> Result<usize, sqlx::Error> {
     let mut sent = 0;
     for item in journal.pending_outbox(50).await? {
-        let delivered = if item.kind == "offline" {
-            backend.offline_print_raw(&item.body).await.map(|r| ReportResponse { order_status: r.order_status })
-        } else {
-            backend.report_raw(item.reservation_id, &item.body).await
+        let delivered = match item.kind.as_str() {
+            "offline" => backend.offline_print_raw(&item.body).await.map(|r| ReportResponse { order_status: r.order_status }),
+            "offline_debit" => backend.offline_debit_raw(&item.body).await.map(|r| ReportResponse { order_status: r.order_status }),
+            _ => backend.report_raw(item.reservation_id, &item.body).await,
         };
         match delivered {
             Ok(r) => {

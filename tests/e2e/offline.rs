@@ -100,3 +100,96 @@ async fn the_same_number_printed_at_two_offline_stations_is_shown_to_staff() -> 
     assert!(dup.contains(&format!("/admin/orders/{order_id}")) && dup.contains(&number) && dup.contains("Printed twice while offline") || page.contains("Printed twice while offline"), "{dup}");
     Ok(())
 }
+
+/// P-3 policy (b), opted in by the registrar: offline, an unpaid number is
+/// paid by stored value against the signed snapshot, a card going at most
+/// the floor limit below zero at one station; the debit syncs once. The same
+/// number paid again at a second offline station is refunded at sync and
+/// shown to staff: nobody pays twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opted_in_a_card_pays_offline_within_its_floor_limit_and_the_debit_syncs_once() -> Result<()> {
+    let mut rig = Rig::start().await?;
+    let code = rig.backend.enrolment_code("Library 2F").await?;
+    let second = Station::start(&StationOptions { backend_url: &rig.backend.url, enrolment_code: &code, printer_uri: &rig.printer.uri, pcsc: &rig.pcsc, tuning: Tuning::default() })?;
+    let (first_order, first) = order(&rig.backend, false).await?;
+    let (second_order, other) = order(&rig.backend, false).await?;
+    let amount: i64 = rig.backend.sql(&format!("SELECT total FROM orders WHERE id = {first_order}"))?.parse()?;
+    // the card holds half an order; the floor limit is one order's amount
+    rig.backend.sql(&format!(
+        "INSERT INTO ledger (card_uid, amount, kind, created_at) VALUES ('{}', {}, 'adjustment', strftime('%s','now'))",
+        shomei_backend::demo::CARD_UID,
+        amount / 2 - 3000
+    ))?;
+    let start_balance = amount / 2;
+    assert_eq!(rig.balance()?, start_balance);
+
+    // the registrar opts in on the catalogue page, which shows the worst case
+    let staff = rig.backend.staff_client().await?;
+    let page_url = format!("{}/admin/catalogue", rig.backend.url);
+    let floor = amount.to_string();
+    let (status, _, _) = crate::accounts::post_form(&staff, &page_url, &format!("{}/admin/catalogue/offline-policy", rig.backend.url), &[("offline_cards", "1"), ("floor_limit", &floor), ("station_total", "20000")]).await?;
+    assert_eq!(status, 200);
+    let (status, _, body) = crate::accounts::post_form(&staff, &page_url, &format!("{}/admin/catalogue/offline-policy", rig.backend.url), &[("offline_cards", "1"), ("floor_limit", "-5"), ("station_total", "20000")]).await?;
+    assert!(status == 400 && body.contains("floor limit is a whole number"), "{status} {body}");
+
+    let uid = shomei_backend::demo::CARD_UID;
+    for s in [&rig.station, &second] {
+        wait_for("a snapshot with the card's balance", Duration::from_secs(15), || {
+            Ok(journal(s, "SELECT bundle FROM offline_bundle")?.contains(&format!("\"uid\":\"{uid}\",\"balance\":{start_balance}")))
+        })
+        .await?;
+    }
+    let page = staff.get(&page_url).send().await?.text().await?;
+    let worst = page.split("id=\"worst-case\"").nth(1).and_then(|p| p.split("</p>").next()).context("worst case shown")?;
+    assert!(worst.contains("2 active stations") && worst.contains(&format!("¥{}", group(2 * amount))), "{worst}");
+    rig.backend.stop().await;
+
+    // offline: the first number is paid by the card (half an order below zero: within the floor)
+    let s = rig.kiosk_number(&first).await?;
+    assert_eq!(s["screen"], "card", "{s}");
+    rig.card.tap()?;
+    let done = rig.wait_kiosk("done", Duration::from_secs(30)).await?;
+    assert!(done["notice_en"].as_str().unwrap_or("").contains(&format!("-¥{}", group(amount - start_balance))), "{done}");
+    rig.card.remove()?;
+    assert_eq!(rig.printer.spooled_pdfs().len(), 1);
+    // the second number would take the card past its floor: refused in words, nothing printed
+    rig.station_reset().await?;
+    let s = rig.kiosk_number(&other).await?;
+    assert_eq!(s["screen"], "card", "{s}");
+    rig.card.tap()?;
+    let refused = rig.wait_notice().await?;
+    assert!(refused["notice_en"].as_str().unwrap_or("").contains("cannot pay this amount") && refused["notice_ja"].as_str().unwrap_or("").contains("引き落とされていません"), "{refused}");
+    rig.card.remove()?;
+    rig.station_reset().await?;
+    assert_eq!(rig.printer.spooled_pdfs().len(), 1);
+
+    // the same first number at the second offline station: it cannot know, so it takes the card again
+    let r: serde_json::Value = reqwest::Client::new().post(format!("{}/kiosk/number", second.kiosk_url)).json(&serde_json::json!({ "number": first })).send().await?.json().await?;
+    assert_eq!(r["screen"], "card", "{r}");
+    rig.card.tap()?;
+    wait_for("the second station's print", Duration::from_secs(30), || Ok(journal(&second, "SELECT count(*) FROM jobs WHERE state = 'printed'")? == "1")).await?;
+    rig.card.remove()?;
+
+    // back: each debit applied once, the order paid once, the second payment refunded
+    rig.backend.restart().await?;
+    for s in [&rig.station, &second] {
+        wait_for("sync", Duration::from_secs(15), || Ok(journal(s, "SELECT count(*) FROM outbox WHERE sent_at IS NULL")? == "0")).await?;
+    }
+    assert_eq!(rig.backend.sql(&format!("SELECT status FROM orders WHERE id = {first_order}"))?, "printed");
+    assert_eq!(rig.backend.sql(&format!("SELECT status FROM orders WHERE id = {second_order}"))?, "awaiting_payment");
+    assert_eq!(rig.backend.sql("SELECT count(*) || ' ' || sum(duplicate) FROM offline_debits")?, "2 1");
+    assert_eq!(rig.balance()?, start_balance - amount, "charged once: the second debit was refunded");
+    // delivering the outbox again changes nothing (idempotency keys)
+    journal(&rig.station, "UPDATE outbox SET sent_at = NULL")?;
+    wait_for("resync", Duration::from_secs(20), || Ok(journal(&rig.station, "SELECT count(*) FROM outbox WHERE sent_at IS NULL")? == "0")).await?;
+    assert_eq!(rig.backend.sql("SELECT count(*) FROM offline_debits")?, "2");
+    assert_eq!(rig.balance()?, start_balance - amount);
+    let page = rig.backend.staff_page("/admin/stations").await?;
+    let twice = page.split("id=\"paid-twice\"").nth(1).context("paid twice shown to staff")?;
+    assert!(twice.contains(&format!("/admin/orders/{first_order}")) && twice.contains("refunded to the card"), "{twice}");
+    Ok(())
+}
+
+fn group(n: i64) -> String {
+    shomei_shared::Yen(n).to_string().trim_start_matches(['-', '¥']).to_string()
+}

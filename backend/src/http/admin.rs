@@ -119,10 +119,16 @@ async fn stations_page(state: &AppState, headers: &HeaderMap, new: Option<(Strin
         .iter()
         .map(|d| context! { order_id => d.order_id, number => d.print_number.clone().unwrap_or_default(), station => &d.station, at => time::local_text(d.printed_at, zone) })
         .collect();
+    let paid_twice: Vec<_> = store::duplicate_debits(&mut c)
+        .await?
+        .iter()
+        .map(|d| context! { order_id => d.order_id, number => d.print_number.clone().unwrap_or_default(), station => &d.station,
+                            card => &d.card_uid, amount => shomei_shared::Yen(d.amount).to_string(), at => time::local_text(d.debited_at, zone) })
+        .collect();
     let (new_name, new_code) = new.unzip();
     let page = Html(render(
         "admin_stations.html",
-        context! { csrf => &csrf.token, stations => rows, duplicates,
+        context! { csrf => &csrf.token, stations => rows, duplicates, paid_twice,
                    new_name, new_code, code_ttl_h => state.config.stations.enrolment_code_ttl_s / 3600 },
     ));
     Ok(csrf.respond(page))
@@ -377,7 +383,12 @@ pub async fn catalogue(State(state): State<AppState>, headers: HeaderMap, staff:
     let leaving: Vec<[&str; 3]> = LEAVING.iter().map(|l| [l.0, l.1, l.2]).collect();
     let csrf = Csrf::get(&state, &headers);
     let has_seal = store::university_seal(&mut c, 1).await?.is_some();
-    let page = Html(render("admin_catalogue.html", context! { csrf => &csrf.token, types, leaving, placeholders, has_seal }));
+    let p = store::offline_card_policy(&mut c, 1).await?;
+    let stations = store::active_station_count(&mut c).await?;
+    let policy = context! { offline_cards => p.offline_cards, floor_limit => p.offline_floor_limit, station_total => p.offline_station_total,
+                            stations, floor_text => shomei_shared::Yen(p.offline_floor_limit).to_string(),
+                            worst_case => shomei_shared::Yen(stations * p.offline_floor_limit).to_string() };
+    let page = Html(render("admin_catalogue.html", context! { csrf => &csrf.token, types, leaving, placeholders, has_seal, policy }));
     Ok(csrf.respond(page))
 }
 
@@ -687,6 +698,33 @@ pub async fn upload_seal(
     accounts::audit(&mut tx, &format!("staff:{}", staff.staff.login), "university.seal", &format!("{} bytes", file.len()), accounts::Client { ip: &ip }).await?;
     tx.commit().await?;
     Ok(Redirect::to("/admin/catalogue?seal=saved").into_response())
+}
+
+/// P-3: the registrar sets whether stored value is accepted while a station
+/// is offline, and its limits (policy b); stations get it with their next bundle.
+pub async fn save_offline_policy(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+    Form(f): Form<std::collections::HashMap<String, String>>,
+) -> AppResult<Response> {
+    use crate::error::AppError;
+    staff.require(&["registrar"])?;
+    check_csrf(&state, &headers, f.get("csrf").map(String::as_str).unwrap_or(""))?;
+    let amount = |k: &str, max: i64| f.get(k).and_then(|v| v.trim().parse::<i64>().ok()).filter(|v| (0..=max).contains(v));
+    let floor = amount("floor_limit", 100_000)
+        .ok_or_else(|| AppError::Page("カード1枚の下限は0〜100,000円の整数にしてください。 / The floor limit is a whole number of yen from 0 to 100,000.".into()))?;
+    let total = amount("station_total", 10_000_000)
+        .ok_or_else(|| AppError::Page("発行機1台の合計上限は0〜10,000,000円の整数にしてください。 / The station total is a whole number of yen from 0 to 10,000,000.".into()))?;
+    let p = store::OfflineCardPolicy { offline_cards: f.get("offline_cards").is_some_and(|v| v == "1"), offline_floor_limit: floor, offline_station_total: total };
+    let mut tx = store::begin_write(&state.pool).await?;
+    store::set_offline_card_policy(&mut tx, 1, &p).await?;
+    let ip = client.ip().to_string();
+    let what = format!("cards {} floor {floor} total {total}", if p.offline_cards { "on" } else { "off" });
+    accounts::audit(&mut tx, &format!("staff:{}", staff.staff.login), "university.offline_policy", &what, accounts::Client { ip: &ip }).await?;
+    tx.commit().await?;
+    Ok(Redirect::to("/admin/catalogue?offline=saved").into_response())
 }
 
 const SEAL_REFUSED: &str = "公印の画像は PNG（2 MB以下、一辺2000ピクセル以下）にしてください。 / The seal image must be a PNG of at most 2 MB and 2000 pixels a side.";

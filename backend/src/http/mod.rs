@@ -42,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .route("/offline/bundle", get(station_api::offline_bundle))
         .route("/offline/documents/{order_id}", get(station_api::offline_document))
         .route("/offline/prints", post(station_api::offline_print))
+        .route("/offline/debits", post(station_api::offline_debit))
         .route("/reservations", post(station_api::reserve))
         .route("/reservations/{id}/charge", post(station_api::charge))
         .route("/reservations/{id}/document", get(station_api::document))
@@ -135,6 +136,7 @@ pub fn router(state: AppState) -> Router {
             "/admin/catalogue/seal",
             get(admin::seal_image).post(admin::upload_seal).layer(axum::extract::DefaultBodyLimit::max(3 * 1024 * 1024)),
         )
+        .route("/admin/catalogue/offline-policy", post(admin::save_offline_policy))
         .route("/admin/service", get(admin::service_breaks).post(admin::add_service_break))
         .route("/admin/service/{id}/delete", post(admin::remove_service_break))
         .route("/verify", get(portal::verify))

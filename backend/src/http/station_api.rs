@@ -145,3 +145,12 @@ pub async fn offline_print(
 ) -> AppResult<Json<shomei_shared::api::OfflinePrintResponse>> {
     Ok(Json(crate::offline::apply(&state.pool, &station, &p).await?))
 }
+
+/// P-3 policy (b): a stored-value payment taken offline, synced after the outage (applied once).
+pub async fn offline_debit(
+    State(state): State<AppState>,
+    StationAuth(station): StationAuth,
+    ApiJson(d): ApiJson<shomei_shared::api::OfflineDebit>,
+) -> AppResult<Json<shomei_shared::api::OfflineDebitResponse>> {
+    Ok(Json(crate::offline::apply_debit(&state.pool, &station, &d).await?))
+}
