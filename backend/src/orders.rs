@@ -606,6 +606,10 @@ pub async fn refund(
     if !store::set_order_refunded(&mut tx, order_id, reason, now()).await? {
         return Err(page_err(messages::CANNOT_REFUND));
     }
+    // paid at a station's e-money terminal (P-5): the office pays it back, not the ledger
+    if store::order_terminal_payment(&mut tx, order_id).await?.is_some() {
+        by_staff = true;
+    }
     if order.payment_method == "card" {
         for debit in store::ledger_for_order(&mut tx, order_id).await?.into_iter().filter(|l| l.kind == "debit") {
             store::insert_ledger(&mut tx, &debit.card_uid, -debit.amount, "refund", Some(order_id), None, Some(&format!("refund:{}", debit.id)), now()).await?;

@@ -8,7 +8,7 @@ use crate::payments;
 use crate::store::{self, Station};
 use crate::time::{self, now};
 use shomei_shared::api::{
-    ChargeResponse, EnrollResponse, Heartbeat, PrintOutcome, PrintReport, Reservation, ReservationLine,
+    ChargeResponse, TerminalPayment, TerminalPaymentResponse, EnrollResponse, Heartbeat, PrintOutcome, PrintReport, Reservation, ReservationLine,
 };
 use shomei_shared::{ErrorCode, PrintNumber, Yen};
 use sqlx::SqlitePool;
@@ -305,6 +305,45 @@ pub async fn charge(
     tx.commit().await?;
     tracing::info!(station_id = station.id, order_id = order.id, "paid by IC card");
     Ok(ChargeResponse { charged: Yen(order.total), balance_after: balance })
+}
+
+/// A payment the station's transit e-money terminal took (P-5), once per
+/// key. The order becomes paid (from its reservation at this station, even
+/// if that lapsed meanwhile: the money was taken); a payment for an order
+/// paid already is kept and shown to staff, who refund it at the desk.
+pub async fn terminal_payment(pool: &SqlitePool, reservation_s: i64, station: &Station, reservation_id: i64, p: &TerminalPayment) -> AppResult<TerminalPaymentResponse> {
+    if p.transaction_id.len() != 16 || !p.transaction_id.is_ascii() || p.amount.0 <= 0 || p.brand.len() > 40 {
+        return Err(AppError::api(ErrorCode::BadRequest, "transaction_id is 16 characters, amount positive"));
+    }
+    let t = now();
+    let mut tx = store::begin_write(pool).await?;
+    let r = store::reservation(&mut tx, reservation_id)
+        .await?
+        .filter(|r| r.station_id == station.id)
+        .ok_or_else(|| AppError::api(ErrorCode::NotFound, "no such reservation at this station"))?;
+    let order = store::order(&mut tx, r.order_id).await?;
+    if let Some(duplicate) = store::terminal_payment_seen(&mut tx, &p.idempotency_key).await? {
+        return Ok(TerminalPaymentResponse { order_status: order.status, duplicate });
+    }
+    let duplicate = !matches!(order.status.as_str(), "awaiting_payment" | "expired");
+    let at = p.at.min(t);
+    store::insert_terminal_payment(&mut tx, &p.idempotency_key, station.id, order.id, &p.transaction_id, p.amount.0, &p.brand, at, t, duplicate).await?;
+    let actor = format!("station:{}", station.id);
+    let what = format!("order {} {} {} txn {}", order.id, p.brand, p.amount, p.transaction_id);
+    if duplicate {
+        store::audit(&mut tx, &actor, "order.paid.terminal.duplicate", &what, t).await?;
+        tracing::warn!(order_id = order.id, "a terminal payment for an order paid already: staff refund it");
+    } else {
+        store::set_order_paid(&mut tx, order.id, at).await?;
+        if r.status == "active" {
+            store::extend_reservation(&mut tx, r.id, t + reservation_s).await?;
+        }
+        store::audit(&mut tx, &actor, "order.paid.terminal", &what, t).await?;
+        tracing::info!(station_id = station.id, order_id = order.id, "paid by e-money terminal");
+    }
+    let status = store::order(&mut tx, order.id).await?.status;
+    tx.commit().await?;
+    Ok(TerminalPaymentResponse { order_status: status, duplicate })
 }
 
 /// The certificate PDF of a paid, reserved order.

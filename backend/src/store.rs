@@ -2371,6 +2371,51 @@ pub async fn duplicate_debits(c: &mut Conn) -> Result<Vec<DuplicateDebit>, sqlx:
     .await
 }
 
+// ---------------------------------------------------------------- terminal payments (P-5)
+
+pub async fn terminal_payment_seen(c: &mut Conn, key: &str) -> Result<Option<bool>, sqlx::Error> {
+    sqlx::query_scalar("SELECT duplicate FROM terminal_payments WHERE idempotency_key = ?").bind(key).fetch_optional(c).await
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_terminal_payment(
+    c: &mut Conn,
+    key: &str,
+    station_id: i64,
+    order_id: i64,
+    transaction_id: &str,
+    amount: i64,
+    brand: &str,
+    paid_at: i64,
+    now: i64,
+    duplicate: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO terminal_payments (idempotency_key, station_id, order_id, transaction_id, amount, brand, paid_at, received_at, duplicate)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(key)
+    .bind(station_id)
+    .bind(order_id)
+    .bind(transaction_id)
+    .bind(amount)
+    .bind(brand)
+    .bind(paid_at)
+    .bind(now)
+    .bind(duplicate)
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
+/// How an order was paid at a station's terminal, if it was: (brand, transaction id, amount).
+pub async fn order_terminal_payment(c: &mut Conn, order_id: i64) -> Result<Option<(String, String, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT brand, transaction_id, amount FROM terminal_payments WHERE order_id = ? AND duplicate = 0")
+        .bind(order_id)
+        .fetch_optional(c)
+        .await
+}
+
 // ---------------------------------------------------------------- school register (D-3)
 
 pub async fn insert_school_register_import(c: &mut Conn, file_name: &str, rows: i64, staff_id: i64, now: i64) -> Result<i64, sqlx::Error> {

@@ -199,6 +199,28 @@ pub struct ChargeResponse {
     pub balance_after: Yen,
 }
 
+/// `POST /reservations/{id}/terminal-payment`: the certified transit
+/// e-money terminal on the station's serial port took the payment (P-5).
+/// Queued in the station's outbox with the job's step, so it arrives once
+/// even after an outage or a crash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TerminalPayment {
+    pub idempotency_key: String,
+    /// The terminal's transaction id (16 characters).
+    pub transaction_id: String,
+    pub amount: Yen,
+    /// e.g. "Suica", as the terminal reported it.
+    pub brand: String,
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TerminalPaymentResponse {
+    pub order_status: String,
+    /// True when the order had been paid already: staff refund it at the desk.
+    pub duplicate: bool,
+}
+
 // `POST /reservations/{id}/release` (no body, 204): the user walked away before paying.
 
 /// `POST /reservations/{id}/report`: what became of the print.

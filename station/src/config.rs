@@ -28,6 +28,12 @@ pub struct Config {
     pub job_timeout_s: u64,
     /// How often the offline copy (bundle and PDFs) is refreshed (P-3).
     pub offline_refresh_s: u64,
+    /// The transit e-money terminal's serial port (P-5); empty: none.
+    pub terminal_port: String,
+    pub terminal_baud: u32,
+    /// How long the terminal may wait for the user's card before its answer
+    /// counts as lost (then its status is asked).
+    pub terminal_charge_timeout_s: u64,
     /// Shown on every error screen.
     pub contact_ja: String,
     pub contact_en: String,
@@ -47,6 +53,9 @@ impl Default for Config {
             idle_timeout_s: 60,
             job_timeout_s: 180,
             offline_refresh_s: 60,
+            terminal_port: String::new(),
+            terminal_baud: 9600,
+            terminal_charge_timeout_s: 30,
             contact_ja: "お困りの際は教務課証明書窓口（内線 1234）へお問い合わせください。".into(),
             contact_en: "Need help? Ask the registrar's certificate desk (extension 1234).".into(),
         }
@@ -73,6 +82,9 @@ impl Config {
             Ok(a) if a.ip().is_loopback() => {}
             Ok(_) => return Err("kiosk_listen: the kiosk page must listen on loopback".into()),
             Err(_) => return Err(format!("kiosk_listen: {:?} is not an address", self.kiosk_listen)),
+        }
+        if !self.terminal_port.is_empty() && !(1200..=921_600).contains(&self.terminal_baud) {
+            return Err(format!("terminal_baud: {} is not a serial speed (1200 to 921600)", self.terminal_baud));
         }
         if self.heartbeat_s == 0 || self.printer_poll_s == 0 || self.idle_timeout_s < 5 {
             return Err("heartbeat_s and printer_poll_s must be > 0, idle_timeout_s >= 5".into());

@@ -12,6 +12,8 @@ use std::time::Duration;
 pub struct Health {
     printer: RwLock<PrinterStatus>,
     reader_present: RwLock<bool>,
+    /// The e-money terminal: None when the station has none.
+    terminal_present: RwLock<Option<bool>>,
     /// The backend said this station is revoked: out of service for good.
     revoked: std::sync::atomic::AtomicBool,
 }
@@ -23,6 +25,14 @@ impl Health {
 
     pub fn set_reader_present(&self, present: bool) {
         *self.reader_present.write().unwrap_or_else(|p| p.into_inner()) = present;
+    }
+
+    pub fn set_terminal_present(&self, present: Option<bool>) {
+        let mut cur = self.terminal_present.write().unwrap_or_else(|p| p.into_inner());
+        if *cur != present {
+            tracing::info!(?present, "payment terminal");
+        }
+        *cur = present;
     }
 
     pub fn is_revoked(&self) -> bool {
@@ -37,6 +47,9 @@ impl HealthSource for Health {
     fn reader_present(&self) -> bool {
         *self.reader_present.read().unwrap_or_else(|p| p.into_inner())
     }
+    fn terminal_present(&self) -> Option<bool> {
+        *self.terminal_present.read().unwrap_or_else(|p| p.into_inner())
+    }
     fn set_revoked(&self) {
         if !self.revoked.swap(true, std::sync::atomic::Ordering::SeqCst) {
             tracing::error!("the backend revoked this station: out of service, no users taken");
@@ -45,7 +58,13 @@ impl HealthSource for Health {
 }
 
 /// Polls both devices every `interval`, logging changes.
-pub async fn run<P: Printer, R: CardReader>(health: Arc<Health>, printer: Arc<P>, reader: Arc<R>, interval: Duration) {
+pub async fn run<P: Printer, R: CardReader>(
+    health: Arc<Health>,
+    printer: Arc<P>,
+    reader: Arc<R>,
+    terminal: Option<Arc<crate::terminal::SerialTerminal>>,
+    interval: Duration,
+) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -56,6 +75,9 @@ pub async fn run<P: Printer, R: CardReader>(health: Arc<Health>, printer: Arc<P>
             tracing::info!(state = %status.state, reasons = ?status.reasons, reachable = status.reachable, "printer state");
         }
         health.set_printer(status);
+        if let Some(t) = &terminal {
+            health.set_terminal_present(Some(t.present().await));
+        }
         let r = reader.clone();
         let present = tokio::task::spawn_blocking(move || r.reader_present()).await.unwrap_or(false);
         let mut cur = health.reader_present.write().unwrap_or_else(|p| p.into_inner());

@@ -322,6 +322,35 @@ impl Journal {
         Ok(())
     }
 
+    /// P-5: the terminal took the payment. The job's `charged` step and the
+    /// payment's outbox entry (kind `terminal`) are one transaction.
+    pub async fn record_terminal_payment(&self, job_id: i64, reservation_id: i64, key: &str, body: &str, detail: &str) -> Result<(), sqlx::Error> {
+        let t = now();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE jobs SET state = 'charged', updated_at = ? WHERE id = ?").bind(t).bind(job_id).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO journal (job_id, step, detail, at) VALUES (?, 'charged', ?, ?)").bind(job_id).bind(detail).bind(t).execute(&mut *tx).await?;
+        sqlx::query("INSERT OR IGNORE INTO outbox (job_id, reservation_id, idempotency_key, body, created_at, kind) VALUES (?, ?, ?, ?, ?, 'terminal')")
+            .bind(job_id)
+            .bind(reservation_id)
+            .bind(key)
+            .bind(body)
+            .bind(t)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        failpoint("charged");
+        Ok(())
+    }
+
+    /// The terminal transaction a job started, if it was paid at the terminal.
+    pub async fn terminal_txn(&self, job_id: i64) -> Result<Option<String>, sqlx::Error> {
+        let d: Option<String> = sqlx::query_scalar("SELECT detail FROM journal WHERE job_id = ? AND step = 'charging' AND detail LIKE 'terminal txn %' ORDER BY id DESC LIMIT 1")
+            .bind(job_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(d.map(|d| d.trim_start_matches("terminal txn ").to_string()))
+    }
+
     /// Offline debits of `uid` the last bundle's balance may not include: not
     /// yet acknowledged by the backend, or acknowledged after `since`.
     pub async fn offline_debits_of(&self, uid: &str, since: i64) -> Result<i64, sqlx::Error> {

@@ -18,7 +18,7 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use shomei_shared::api::{OfflineCardPolicy, OfflineDebit, OfflinePrint, PrintOutcome, PrintReport, Reservation, ReservationLine};
+use shomei_shared::api::{OfflineCardPolicy, OfflineDebit, OfflinePrint, PrintOutcome, PrintReport, Reservation, ReservationLine, TerminalPayment};
 use shomei_shared::{ErrorCode, PrintNumber, Yen};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -48,6 +48,8 @@ pub struct Screen {
     pub contact_en: String,
     pub printer_ready: bool,
     pub idle_timeout_s: u64,
+    /// The card screen offers the e-money terminal too (P-5).
+    pub terminal: bool,
 }
 
 fn screen(kind: &'static str, says: Says<'_>) -> Screen {
@@ -101,6 +103,9 @@ struct Inner<P, R> {
     cancel_read: Mutex<Arc<AtomicBool>>,
     started: Instant,
     offline: Arc<crate::offline::Offline>,
+    terminal: Option<Arc<crate::terminal::SerialTerminal>>,
+    /// The user chose the e-money terminal on the card screen.
+    pay_by_terminal: AtomicBool,
 }
 
 pub struct Kiosk<P, R> {
@@ -137,8 +142,35 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
                 cancel_read: Mutex::new(Arc::new(AtomicBool::new(false))),
                 started: Instant::now(),
                 offline,
+                terminal: None,
+                pay_by_terminal: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// Adds the e-money terminal (P-5); call before the kiosk is shared.
+    pub fn with_terminal(mut self, terminal: Option<Arc<crate::terminal::SerialTerminal>>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.terminal = terminal;
+        }
+        self
+    }
+
+    fn terminal_usable(&self) -> bool {
+        self.inner.terminal.is_some() && crate::sync::HealthSource::terminal_present(self.inner.health.as_ref()) != Some(false)
+    }
+
+    /// The user chose to pay at the e-money terminal: the card wait stops and
+    /// the job's own task charges at the terminal instead.
+    pub fn pay_with_terminal(&self) -> Screen {
+        let cur = self.inner.screen.lock().unwrap_or_else(|p| p.into_inner());
+        if cur.screen == "card" && cur.terminal && self.terminal_usable() {
+            self.inner.pay_by_terminal.store(true, Ordering::SeqCst);
+            self.inner.cancel_read.lock().unwrap_or_else(|p| p.into_inner()).store(true, Ordering::SeqCst);
+            *self.inner.last_touch.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        }
+        drop(cur);
+        self.current()
     }
 
     /// The current screen, with the printer's readiness and contact details filled in.
@@ -159,6 +191,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
             s = self.out_of_service(&crate::messages::reader_missing());
             s.printer_ready = false;
         }
+        s.terminal = s.terminal && s.screen == "card" && self.terminal_usable();
         if matches!(s.screen, "error" | "out_of_service") {
             s.contact_ja = self.inner.cfg.contact_ja.clone();
             s.contact_en = self.inner.cfg.contact_en.clone();
@@ -192,6 +225,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
             return None;
         }
         let g = self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        self.inner.pay_by_terminal.store(false, Ordering::SeqCst);
         self.inner.cancel_read.lock().unwrap_or_else(|p| p.into_inner()).store(true, Ordering::SeqCst);
         *cur = next;
         *self.inner.last_touch.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
@@ -389,6 +423,8 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
 
     fn card_screen(&self, r: &Reservation) -> Screen {
         let mut s = screen("card", Says::TapCard { amount: r.amount });
+        // the terminal's payment is recorded against the backend's reservation: online only
+        s.terminal = r.reservation_id != 0;
         s.number = r.print_number.grouped();
         s.lines = r.lines.clone();
         s.amount = r.amount.to_string();
@@ -449,6 +485,20 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
                 // cancelled or timed out meanwhile: whatever was read, nothing is charged
                 self.abandon(&job, "cancelled").await;
                 return;
+            }
+            if self.inner.pay_by_terminal.swap(false, Ordering::SeqCst) {
+                // the user chose the e-money terminal: a card read meanwhile is not charged
+                match self.charge_terminal(&job).await {
+                    ChargeResult::Paid(balance) => {
+                        self.print(job, Some(balance)).await;
+                        return;
+                    }
+                    ChargeResult::Retry(notice) => {
+                        self.set(g, self.card_screen(&job.reservation).with_notice(notice));
+                        continue;
+                    }
+                    ChargeResult::Stop => return,
+                }
             }
             let notice = match read {
                 Ok(uid) => {
@@ -560,6 +610,92 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         let _ = self.inner.journal.step(job.job_id, "charge_unknown", &last_err).await.map_err(Self::journal_err);
         self.set(g, screen("error", Says::ConnectionLostDuringPayment));
         ChargeResult::Stop
+    }
+
+    /// P-5: the transit e-money terminal takes the payment. The terminal
+    /// transaction is journalled before it starts; an approval is journalled
+    /// with its outbox entry for the backend in one transaction, then sent at
+    /// once; a lost answer is settled by asking the terminal, never by
+    /// charging again.
+    async fn charge_terminal(&self, job: &JobCtx) -> ChargeResult {
+        use crate::terminal::{ChargeOutcome, TerminalError};
+        let g = job.generation;
+        let Some(terminal) = self.inner.terminal.clone() else { return ChargeResult::Retry(Notice::TerminalUnavailable) };
+        let amount = job.reservation.amount;
+        let mut s = screen("charging", Says::TerminalCharging { amount });
+        s.amount = amount.to_string();
+        if !self.set(g, s) {
+            self.abandon(job, "cancelled").await;
+            return ChargeResult::Stop;
+        }
+        let status = self.inner.printer.status().await;
+        self.inner.health.set_printer(status.clone());
+        if !status.can_print() {
+            tracing::warn!(reasons = ?status.reasons, "printer stopped before payment: not charging");
+            self.abandon(job, "printer not ready").await;
+            self.set(g, idle_screen());
+            return ChargeResult::Stop;
+        }
+        let txn = crate::terminal::txn_for(&job.charge_key);
+        if let Err(e) = self.inner.journal.step(job.job_id, "charging", &format!("terminal txn {txn}")).await {
+            Self::journal_err(e);
+            self.abandon(job, "journal not writable").await;
+            self.set(g, screen("error", Says::StationFault));
+            return ChargeResult::Stop;
+        }
+        let Ok(yen) = u32::try_from(amount.0) else { return ChargeResult::Retry(Notice::TerminalUnavailable) };
+        match terminal.charge(&txn, yen).await {
+            Ok(ChargeOutcome::Approved { balance_after, brand }) => {
+                let key = format!("{}-terminal", job.charge_key);
+                let p = TerminalPayment { idempotency_key: key.clone(), transaction_id: txn.clone(), amount, brand: brand.clone(), at: crate::journal::now() };
+                let body = serde_json::to_string(&p).unwrap_or_default();
+                let detail = format!("terminal txn {txn} {brand} {amount} balance {balance_after}");
+                if let Err(e) = self.inner.journal.record_terminal_payment(job.job_id, job.reservation.reservation_id, &key, &body, &detail).await {
+                    // the terminal took the money but the journal cannot say so: stop here, loudly
+                    Self::journal_err(e);
+                    self.set(g, screen("error", Says::TerminalUnknown));
+                    return ChargeResult::Stop;
+                }
+                tracing::info!(job_id = job.job_id, %brand, "paid at the e-money terminal");
+                // the backend learns of it before the document is asked for
+                if let Err(e) = flush_outbox(&self.inner.backend, &self.inner.journal).await {
+                    Self::journal_err(e);
+                }
+                ChargeResult::Paid(Yen(i64::from(balance_after)))
+            }
+            Ok(ChargeOutcome::Declined(d)) => {
+                let _ = self.inner.journal.step(job.job_id, "declined", &format!("terminal txn {txn} {d:?}")).await.map_err(Self::journal_err);
+                ChargeResult::Retry(Notice::TerminalDeclined(d))
+            }
+            Err(TerminalError::NotConnected(e)) => {
+                tracing::warn!(error = %e, "e-money terminal not connected");
+                self.inner.health.set_terminal_present(Some(false));
+                let _ = self.inner.journal.step(job.job_id, "declined", &format!("terminal txn {txn} not connected")).await.map_err(Self::journal_err);
+                ChargeResult::Retry(Notice::TerminalUnavailable)
+            }
+            Ok(ChargeOutcome::Unknown) | Err(_) => {
+                tracing::error!(job_id = job.job_id, txn, "terminal charge outcome unknown");
+                let _ = self.inner.journal.step(job.job_id, "charge_unknown", &format!("terminal txn {txn}")).await.map_err(Self::journal_err);
+                self.set(g, screen("error", Says::TerminalUnknown));
+                // keep asking the terminal in the background until it can say
+                let (journal, backend, job_id) = (self.inner.journal.clone(), self.inner.backend.clone(), job.job_id);
+                tokio::spawn(async move {
+                    for _ in 0..120 {
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                        let Ok(j) = journal.job(job_id).await else { continue };
+                        match crate::recovery::settle_terminal(&journal, &backend, Some(terminal.as_ref()), &j, &txn).await {
+                            Ok(true) => {
+                                let _ = flush_outbox(&backend, &journal).await;
+                                return;
+                            }
+                            Ok(false) => {}
+                            Err(e) => Self::journal_err(e),
+                        }
+                    }
+                });
+                ChargeResult::Stop
+            }
+        }
     }
 
     /// P-3 (b): stored value taken offline against the signed snapshot, within
@@ -756,6 +892,8 @@ pub fn router<P: Printer, R: CardReader>(kiosk: Kiosk<P, R>) -> Router {
         .route("/kiosk/state", get(state::<P, R>))
         .route("/kiosk/number", post(number::<P, R>))
         .route("/kiosk/cancel", post(cancel::<P, R>))
+        .route("/kiosk/emoney", post(emoney::<P, R>))
+        .route("/kiosk/check", post(check::<P, R>))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics::<P, R>))
         .with_state(kiosk)
@@ -779,4 +917,40 @@ async fn number<P: Printer, R: CardReader>(State(k): State<Kiosk<P, R>>, Json(f)
 
 async fn cancel<P: Printer, R: CardReader>(State(k): State<Kiosk<P, R>>) -> impl IntoResponse {
     Json(k.reset())
+}
+
+async fn emoney<P: Printer, R: CardReader>(State(k): State<Kiosk<P, R>>) -> impl IntoResponse {
+    Json(k.pay_with_terminal())
+}
+
+/// The number as typed so far, checked as the user types (ST-1): how many
+/// digits are missing, or whether the check digit matches, in both languages.
+#[derive(Serialize)]
+pub struct NumberCheck {
+    pub complete: bool,
+    pub valid: bool,
+    pub grouped: String,
+    pub hint_ja: String,
+    pub hint_en: String,
+}
+
+pub fn check_number(input: &str) -> NumberCheck {
+    let digits: String = input.chars().filter(char::is_ascii_digit).collect();
+    let grouped = digits.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join(" ");
+    if digits.len() < 12 {
+        let left = 12 - digits.len();
+        return NumberCheck { complete: false, valid: false, grouped, hint_ja: format!("あと{left}桁"), hint_en: format!("{left} more digits") };
+    }
+    match PrintNumber::parse(&digits) {
+        Ok(_) => NumberCheck { complete: true, valid: true, grouped, hint_ja: "番号の形は正しいです。「確定」を押してください。".into(), hint_en: "The number looks right. Press OK.".into() },
+        Err(e) => {
+            let (_, m) = Says::NumberInvalid(&e).text();
+            NumberCheck { complete: true, valid: false, grouped, hint_ja: m.ja, hint_en: m.en }
+        }
+    }
+}
+
+async fn check<P: Printer, R: CardReader>(State(k): State<Kiosk<P, R>>, Json(f): Json<NumberForm>) -> impl IntoResponse {
+    *k.inner.last_touch.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    Json(check_number(&f.number))
 }

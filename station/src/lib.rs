@@ -61,7 +61,15 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     let health = Arc::new(health::Health::default());
     let cipher = offline::Cipher::load_or_create(&cfg.state_dir).with_context(|| format!("state_dir {}: the offline cache key", cfg.state_dir.display()))?;
     let offline = Arc::new(offline::Offline { cipher, token: credential.token.clone(), station_id: credential.station_id });
-    let kiosk = kiosk::Kiosk::new(cfg.clone(), backend.clone(), journal.clone(), printer.clone(), reader.clone(), health.clone(), offline.clone());
+    // P-5: the transit e-money terminal, if this station has one
+    let terminal = (!cfg.terminal_port.is_empty())
+        .then(|| Arc::new(terminal::SerialTerminal::new(
+            &cfg.terminal_port,
+            cfg.terminal_baud,
+            terminal::TerminalConfig { charge_timeout_s: cfg.terminal_charge_timeout_s, ..terminal::TerminalConfig::default() },
+        )));
+    let kiosk = kiosk::Kiosk::new(cfg.clone(), backend.clone(), journal.clone(), printer.clone(), reader.clone(), health.clone(), offline.clone())
+        .with_terminal(terminal.clone());
     // P-3: keep the offline copy fresh while the backend answers
     {
         let (backend, journal, offline) = (backend.clone(), journal.clone(), offline.clone());
@@ -81,11 +89,11 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
 
     // jobs a crash or power cut interrupted are settled first (in the background: the kiosk starts at once)
     {
-        let (journal, backend, printer) = (journal.clone(), backend.clone(), printer.clone());
+        let (journal, backend, printer, terminal) = (journal.clone(), backend.clone(), printer.clone(), terminal.clone());
         let timeout = Duration::from_secs(cfg.job_timeout_s);
         let station_id = credential.station_id;
         tokio::spawn(async move {
-            match recovery::recover(&journal, &backend, printer.as_ref(), timeout, station_id).await {
+            match recovery::recover(&journal, &backend, printer.as_ref(), timeout, station_id, terminal.as_deref()).await {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::info!(settled = n, "interrupted jobs settled");
@@ -99,7 +107,10 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     health.set_printer(printer::Printer::status(printer.as_ref()).await);
     let r = reader.clone();
     health.set_reader_present(tokio::task::spawn_blocking(move || reader::CardReader::reader_present(r.as_ref())).await.unwrap_or(false));
-    tokio::spawn(health::run(health.clone(), printer.clone(), reader.clone(), Duration::from_secs(cfg.printer_poll_s)));
+    if let Some(t) = &terminal {
+        health.set_terminal_present(Some(t.present().await));
+    }
+    tokio::spawn(health::run(health.clone(), printer.clone(), reader.clone(), terminal.clone(), Duration::from_secs(cfg.printer_poll_s)));
     tokio::spawn(sync::run(backend.clone(), journal.clone(), health.clone(), Duration::from_secs(cfg.heartbeat_s), started, cfg.state_dir.clone()));
     // The main loop: returns idle kiosk screens to the start and, under
     // systemd, pings the watchdog at half its interval (ST-6). If this loop

@@ -30,6 +30,10 @@ pub enum Says<'a> {
     OfflinePaymentPaused,
     /// Offline (P-3 policy b): this station took as much as it may offline.
     OfflineTotalReached,
+    /// P-5: the e-money terminal waits for the user's card.
+    TerminalCharging { amount: Yen },
+    /// P-5: the terminal's answer was lost and it cannot be asked yet.
+    TerminalUnknown,
     StationFault,
     TapCard { amount: Yen },
     Charging,
@@ -114,6 +118,20 @@ impl Says<'_> {
                     format!("The amount due is {amount}. Place your card on the reader."),
                 ),
             ),
+            Says::TerminalCharging { amount } => (
+                t("電子マネー端末にカードをタッチしてください", "Touch your card on the e-money terminal"),
+                t(
+                    format!("お支払い金額は {amount} です。交通系電子マネー（Suica・ICOCA・manaca など）のカードを、端末の画面に従ってタッチしてください。"),
+                    format!("The amount due is {amount}. Touch your transit e-money card (Suica, ICOCA, manaca...) on the terminal as its screen says."),
+                ),
+            ),
+            Says::TerminalUnknown => (
+                t("お支払いの結果を確認しています", "Checking your payment"),
+                t(
+                    "電子マネー端末からの応答が途切れました。引き落としがあった場合は自動で記録され、二重に引き落とされることはありません。この番号はお支払いが確認でき次第、どの発行機でも印刷できます。",
+                    "The e-money terminal stopped answering. If your card was charged this is recorded automatically and never charged twice; once the payment is confirmed the number prints at any station.",
+                ),
+            ),
             Says::Charging => (t("お支払い中", "Paying"), t("カードを離さないでください。", "Keep the card on the reader.")),
             Says::PaymentRefused(code) => {
                 let r = refusal(*code);
@@ -162,6 +180,10 @@ pub enum Notice {
     BalanceLeft(Yen),
     /// Offline (P-3 policy b): this card may not go that far below zero here.
     OfflineLimit { balance: Yen },
+    /// P-5: the terminal declined; nothing was charged.
+    TerminalDeclined(crate::terminal::Declined),
+    /// P-5: the terminal is not connected.
+    TerminalUnavailable,
 }
 
 impl Notice {
@@ -185,6 +207,24 @@ impl Notice {
             ),
             Notice::CardRefused(code) => refusal(*code),
             Notice::BalanceLeft(b) => t(format!("カード残高: {b}"), format!("Card balance: {b}")),
+            Notice::TerminalDeclined(d) => match d {
+                crate::terminal::Declined::Insufficient => t(
+                    "電子マネーの残高が足りません。料金は引き落とされていません。別のカードか、ICカードリーダーでお支払いください。",
+                    "Not enough e-money on the card. Nothing was charged. Use another card, or pay on the IC card reader.",
+                ),
+                crate::terminal::Declined::CardError => t(
+                    "端末がカードを読み取れませんでした。料金は引き落とされていません。もう一度お試しください。",
+                    "The terminal could not read the card. Nothing was charged. Please try again.",
+                ),
+                crate::terminal::Declined::NoCard | crate::terminal::Declined::Cancelled => t(
+                    "端末にカードがタッチされませんでした。料金は引き落とされていません。",
+                    "No card was touched on the terminal. Nothing was charged.",
+                ),
+            },
+            Notice::TerminalUnavailable => t(
+                "電子マネー端末はただいま使えません。ICカードリーダーでお支払いください。",
+                "The e-money terminal is not available right now. Please pay on the IC card reader.",
+            ),
             Notice::OfflineLimit { balance } => t(
                 format!("通信できない間は、このカードではこの金額をお支払いいただけません（確認できる残高 {balance}）。料金は引き落とされていません。別のカードをタッチするか、通信が戻ってからお試しください。"),
                 format!("While the service cannot be reached this card cannot pay this amount (last known balance {balance}). Nothing was charged. Tap another card, or try again once the service is back."),

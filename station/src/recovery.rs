@@ -13,12 +13,19 @@
 //!   that job instead of printing again; completed -> printed, anything else
 //!   (or a job it no longer knows) -> failed.
 //!
+//! * charging / charge_unknown at the e-money terminal (P-5): the terminal is
+//!   asked the transaction's status first; approved -> the payment is queued
+//!   for the backend and the job reported failed (paid, reprintable);
+//!   declined -> nothing was taken; no answer -> left for the next try.
+//!
 //! Every outcome goes through the journal's outbox like a live job's.
 
 use crate::journal::{Job, Journal};
 use crate::printer::{follow_job, JobState, Printer};
 use crate::sync::Backend;
-use shomei_shared::api::{PrintOutcome, PrintReport};
+use crate::terminal::{ChargeOutcome, SerialTerminal};
+use shomei_shared::api::{PrintOutcome, PrintReport, TerminalPayment};
+use shomei_shared::Yen;
 use std::time::Duration;
 
 /// The IPP job-name the station gives a job (also how a restart finds it).
@@ -27,15 +34,64 @@ pub fn job_name(print_number: &str, job_id: i64) -> String {
 }
 
 /// Settles every unfinished job; returns how many it settled.
-pub async fn recover<P: Printer>(journal: &Journal, backend: &Backend, printer: &P, job_timeout: Duration, station_id: i64) -> Result<usize, sqlx::Error> {
+pub async fn recover<P: Printer>(
+    journal: &Journal,
+    backend: &Backend,
+    printer: &P,
+    job_timeout: Duration,
+    station_id: i64,
+    terminal: Option<&SerialTerminal>,
+) -> Result<usize, sqlx::Error> {
     let jobs = journal.unfinished_jobs().await?;
     if !jobs.is_empty() {
         tracing::warn!(count = jobs.len(), "settling jobs a restart interrupted");
     }
+    let mut settled = 0;
     for job in &jobs {
+        if matches!(job.state.as_str(), "charging" | "charge_unknown") {
+            if let Some(txn) = journal.terminal_txn(job.id).await? {
+                if settle_terminal(journal, backend, terminal, job, &txn).await? {
+                    settled += 1;
+                }
+                continue;
+            }
+        }
         settle(journal, backend, printer, job, job_timeout, station_id).await?;
+        settled += 1;
     }
-    Ok(jobs.len())
+    Ok(settled)
+}
+
+/// A job whose terminal charge has no known outcome: asks the terminal.
+/// Returns false when the terminal could not say (the job stays as it is).
+pub async fn settle_terminal(journal: &Journal, backend: &Backend, terminal: Option<&SerialTerminal>, job: &Job, txn: &str) -> Result<bool, sqlx::Error> {
+    let Some(terminal) = terminal else {
+        tracing::error!(job_id = job.id, txn, "a terminal charge is unsettled but no terminal is configured");
+        return Ok(false);
+    };
+    match terminal.status(txn).await {
+        Ok(Some(ChargeOutcome::Approved { brand, .. })) => {
+            tracing::warn!(job_id = job.id, txn, "the terminal says the charge went through: recorded, reprintable");
+            let key = format!("{}-terminal", job.charge_key);
+            let p = TerminalPayment { idempotency_key: key.clone(), transaction_id: txn.to_string(), amount: Yen(job.amount), brand, at: crate::journal::now() };
+            let body = serde_json::to_string(&p).unwrap_or_default();
+            journal.record_terminal_payment(job.id, job.reservation_id, &key, &body, &format!("terminal txn {txn} approved (asked after)")).await?;
+            fail(journal, 0, job, None, "the terminal's answer was lost: paid, not printed").await?;
+            Ok(true)
+        }
+        Ok(Some(outcome)) => {
+            tracing::info!(job_id = job.id, txn, ?outcome, "the terminal took nothing");
+            journal.step(job.id, "abandoned", &format!("terminal txn {txn}: {outcome:?}")).await?;
+            if let Err(e) = backend.release(job.reservation_id).await {
+                tracing::info!(error = %e, "reservation not released; it lapses by itself");
+            }
+            Ok(true)
+        }
+        Ok(None) | Err(_) => {
+            tracing::warn!(job_id = job.id, txn, "the terminal cannot say yet what became of the charge");
+            Ok(false)
+        }
+    }
 }
 
 async fn settle<P: Printer>(journal: &Journal, backend: &Backend, printer: &P, job: &Job, job_timeout: Duration, station_id: i64) -> Result<(), sqlx::Error> {

@@ -131,6 +131,18 @@ impl Backend {
 }
 
 impl Backend {
+    /// P-5: a queued terminal payment (JSON of `TerminalPayment`) as is.
+    pub async fn terminal_payment_raw(&self, reservation_id: i64, body: &str) -> Result<TerminalPaymentResponse, SyncError> {
+        Self::decode(
+            self.auth(self.http.post(format!("{}/reservations/{reservation_id}/terminal-payment", self.base)))
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_string())
+                .send()
+                .await,
+        )
+        .await
+    }
+
     /// P-3 (b): a queued offline stored-value payment (JSON of `OfflineDebit`) as is.
     pub async fn offline_debit_raw(&self, body: &str) -> Result<OfflineDebitResponse, SyncError> {
         Self::decode(
@@ -151,6 +163,7 @@ pub async fn flush_outbox(backend: &Backend, journal: &Journal) -> Result<usize,
         let delivered = match item.kind.as_str() {
             "offline" => backend.offline_print_raw(&item.body).await.map(|r| ReportResponse { order_status: r.order_status }),
             "offline_debit" => backend.offline_debit_raw(&item.body).await.map(|r| ReportResponse { order_status: r.order_status }),
+            "terminal" => backend.terminal_payment_raw(item.reservation_id, &item.body).await.map(|r| ReportResponse { order_status: r.order_status }),
             _ => backend.report_raw(item.reservation_id, &item.body).await,
         };
         match delivered {

@@ -157,6 +157,9 @@ pub enum TerminalError {
     NoAck(u32),
     #[error("terminal protocol: {0}")]
     Protocol(String),
+    /// The port could not be opened: nothing was sent, nothing charged.
+    #[error("terminal not connected: {0}")]
+    NotConnected(String),
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -329,6 +332,75 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TerminalClient<S> {
         self.send(cmd::PING, &[]).await?;
         Ok(matches!(self.receive(Duration::from_millis(self.cfg.ack_timeout_ms * 4)).await?, Some((cmd::PONG, _))))
     }
+}
+
+/// The station's terminal: the serial port, opened on first use and again
+/// after an error (a terminal unplugged and plugged back).
+pub struct SerialTerminal {
+    port: String,
+    baud: u32,
+    cfg: TerminalConfig,
+    client: tokio::sync::Mutex<Option<TerminalClient<tokio_serial::SerialStream>>>,
+}
+
+impl SerialTerminal {
+    pub fn new(port: &str, baud: u32, cfg: TerminalConfig) -> SerialTerminal {
+        SerialTerminal { port: port.to_string(), baud, cfg, client: tokio::sync::Mutex::new(None) }
+    }
+
+    fn connect(&self, slot: &mut Option<TerminalClient<tokio_serial::SerialStream>>) -> Result<(), TerminalError> {
+        if slot.is_none() {
+            let c = TerminalClient::open(&self.port, self.baud, self.cfg.clone()).map_err(|e| TerminalError::NotConnected(e.to_string()))?;
+            *slot = Some(c);
+        }
+        Ok(())
+    }
+
+    /// [`TerminalClient::charge`] on the port.
+    pub async fn charge(&self, txn: &str, amount_yen: u32) -> Result<ChargeOutcome, TerminalError> {
+        let mut slot = self.client.lock().await;
+        self.connect(&mut slot)?;
+        let Some(c) = slot.as_mut() else { return Err(TerminalError::NotConnected(self.port.clone())) };
+        let r = c.charge(txn, amount_yen).await;
+        if r.is_err() {
+            *slot = None;
+        }
+        r
+    }
+
+    /// [`TerminalClient::status`] on the port.
+    pub async fn status(&self, txn: &str) -> Result<Option<ChargeOutcome>, TerminalError> {
+        let mut slot = self.client.lock().await;
+        self.connect(&mut slot)?;
+        let Some(c) = slot.as_mut() else { return Err(TerminalError::NotConnected(self.port.clone())) };
+        let r = c.status(txn).await;
+        if r.is_err() {
+            *slot = None;
+        }
+        r
+    }
+
+    /// True when the terminal answers a PING (or is busy with a charge).
+    pub async fn present(&self) -> bool {
+        let Ok(mut slot) = self.client.try_lock() else { return true };
+        if self.connect(&mut slot).is_err() {
+            return false;
+        }
+        let Some(c) = slot.as_mut() else { return false };
+        match c.ping().await {
+            Ok(true) => true,
+            _ => {
+                *slot = None;
+                false
+            }
+        }
+    }
+}
+
+/// A transaction id for the terminal (16 characters) from a job's charge key.
+pub fn txn_for(charge_key: &str) -> String {
+    let hex: String = charge_key.chars().filter(char::is_ascii_hexdigit).collect();
+    format!("{:0>16}", &hex[hex.len().saturating_sub(16)..]).to_uppercase()
 }
 
 #[cfg(test)]

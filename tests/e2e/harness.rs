@@ -972,6 +972,66 @@ impl Station {
     }
 }
 
+// ------------------------------------------------------------------ payment terminal
+
+/// The transit e-money terminal (P-5): the emulator on one end of a socat
+/// pseudo-terminal pair; the station opens `port`, the other end.
+pub struct Terminal {
+    pub port: PathBuf,
+    emulator: Proc,
+    _socat: Proc,
+    stdin: std::process::ChildStdin,
+    out: std::sync::mpsc::Receiver<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Terminal {
+    pub fn start() -> Result<Terminal> {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir()?;
+        let (a, b) = (dir.path().join("ttyStation"), dir.path().join("ttyTerminal"));
+        let socat = Proc::spawn(
+            "socat",
+            Command::new("socat")
+                .args(["-d", "-d"])
+                .arg(format!("pty,raw,echo=0,link={}", a.display()))
+                .arg(format!("pty,raw,echo=0,link={}", b.display()))
+                .stdout(Stdio::null())
+                .stderr(log_file(dir.path(), "socat")?),
+        )?;
+        wait_until("socat pty pair", Duration::from_secs(10), || {
+            std::fs::read_to_string(dir.path().join("socat.log")).unwrap_or_default().contains("starting data transfer loop")
+        })?;
+        let mut cmd = Command::new(bin("shomei-terminal"));
+        cmd.arg("--port").arg(&b).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(log_file(dir.path(), "terminal")?);
+        let mut child = cmd.spawn().context("starting shomei-terminal")?;
+        let stdin = child.stdin.take().context("terminal stdin")?;
+        let stdout = child.stdout.take().context("terminal stdout")?;
+        let (tx, out) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        let ready = out.recv_timeout(Duration::from_secs(10)).context("terminal emulator did not start")?;
+        anyhow::ensure!(ready == "READY", "terminal emulator said {ready}");
+        Ok(Terminal { port: a, emulator: Proc { name: "shomei-terminal".into(), child }, _socat: socat, stdin, out, _dir: dir })
+    }
+
+    /// A control command (`mode ok|decline|...`, `balance N`, `state`) and its answer.
+    pub fn control(&mut self, cmd: &str) -> Result<String> {
+        use std::io::Write;
+        writeln!(self.stdin, "{cmd}")?;
+        self.stdin.flush()?;
+        self.out.recv_timeout(Duration::from_secs(5)).with_context(|| format!("terminal: no answer to {cmd}"))
+    }
+
+    /// The terminal is switched off (its end of the line stays, silent).
+    pub fn power_off(&mut self) {
+        self.emulator.stop();
+    }
+}
+
 // ------------------------------------------------------------------ browser
 
 /// chromedriver + Debian's headless chromium, one private profile each.
@@ -1202,6 +1262,22 @@ impl Rig {
             }
             if Instant::now() > end {
                 bail!("no notice on the kiosk: {s}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the kiosk's notice says `needle` (another notice, e.g. a
+    /// card still lying on the reader, may come first under load).
+    pub async fn wait_notice_saying(&self, needle: &str) -> Result<serde_json::Value> {
+        let end = Instant::now() + Duration::from_secs(15);
+        loop {
+            let s = self.kiosk_state().await?;
+            if s["notice_en"].as_str().unwrap_or_default().contains(needle) {
+                return Ok(s);
+            }
+            if Instant::now() > end {
+                bail!("the kiosk's notice never said {needle:?}: {s}");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

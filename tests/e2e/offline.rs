@@ -157,7 +157,7 @@ async fn opted_in_a_card_pays_offline_within_its_floor_limit_and_the_debit_syncs
     let s = rig.kiosk_number(&other).await?;
     assert_eq!(s["screen"], "card", "{s}");
     rig.card.tap()?;
-    let refused = rig.wait_notice().await?;
+    let refused = rig.wait_notice_saying("cannot pay this amount").await?;
     assert!(refused["notice_en"].as_str().unwrap_or("").contains("cannot pay this amount") && refused["notice_ja"].as_str().unwrap_or("").contains("引き落とされていません"), "{refused}");
     rig.card.remove()?;
     rig.station_reset().await?;

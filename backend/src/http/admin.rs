@@ -269,11 +269,16 @@ pub async fn order_detail(State(state): State<AppState>, headers: HeaderMap, sta
         })
         .collect();
     let (ja, en) = order_status(&order.status);
+    // P-5: paid at a station's e-money terminal rather than from stored value
+    let payment = match store::order_terminal_payment(&mut c, id).await? {
+        Some((brand, txn, amount)) => format!("電子マネー端末 / e-money terminal: {brand} {} (txn {txn})", Yen(amount)),
+        None => order.payment_method.clone(),
+    };
     let csrf = Csrf::get(&state, &headers);
     let page = Html(render(
         "admin_order.html",
         context! { csrf => &csrf.token, id, lines, certificates, status_ja => ja, status_en => en,
-                   can_refund => matches!(order.status.as_str(), "paid" | "printed"), payment => &order.payment_method,
+                   can_refund => matches!(order.status.as_str(), "paid" | "printed"), payment,
                    delivery => &order.delivery, store_user_number => &order.store_user_number,
                    system_fee => Yen(order.system_fee).to_string(), total => Yen(order.total).to_string() },
     ));

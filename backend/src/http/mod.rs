@@ -45,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .route("/offline/debits", post(station_api::offline_debit))
         .route("/reservations", post(station_api::reserve))
         .route("/reservations/{id}/charge", post(station_api::charge))
+        .route("/reservations/{id}/terminal-payment", post(station_api::terminal_payment))
         .route("/reservations/{id}/document", get(station_api::document))
         .route("/reservations/{id}/report", post(station_api::report))
         .route("/reservations/{id}/release", post(station_api::release));

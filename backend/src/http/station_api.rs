@@ -154,3 +154,13 @@ pub async fn offline_debit(
 ) -> AppResult<Json<shomei_shared::api::OfflineDebitResponse>> {
     Ok(Json(crate::offline::apply_debit(&state.pool, &station, &d).await?))
 }
+
+/// P-5: a payment the station's e-money terminal took (applied once).
+pub async fn terminal_payment(
+    State(state): State<AppState>,
+    StationAuth(station): StationAuth,
+    Path(id): Path<i64>,
+    ApiJson(p): ApiJson<shomei_shared::api::TerminalPayment>,
+) -> AppResult<Json<shomei_shared::api::TerminalPaymentResponse>> {
+    Ok(Json(stations::terminal_payment(&state.pool, state.config.stations.reservation_s, &station, id, &p).await?))
+}
