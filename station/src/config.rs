@@ -26,6 +26,9 @@ pub struct Config {
     pub idle_timeout_s: u64,
     /// Longest wait for a print job to finish.
     pub job_timeout_s: u64,
+    /// A job the printer keeps `processing-stopped` this long (a jam, an
+    /// empty tray) is cancelled and counts as failed (reprintable elsewhere).
+    pub stopped_timeout_s: u64,
     /// How often the offline copy (bundle and PDFs) is refreshed (P-3).
     pub offline_refresh_s: u64,
     /// The transit e-money terminal's serial port (P-5); empty: none.
@@ -52,6 +55,7 @@ impl Default for Config {
             printer_poll_s: 5,
             idle_timeout_s: 60,
             job_timeout_s: 180,
+            stopped_timeout_s: 60,
             offline_refresh_s: 60,
             terminal_port: String::new(),
             terminal_baud: 9600,

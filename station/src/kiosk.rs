@@ -844,7 +844,8 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         j.step(job.job_id, "submitted", &format!("ipp job {ipp_id}")).await.map_err(|e| (format!("journal: {e}"), Some(ipp_id)))?;
         let timeout = Duration::from_secs(self.inner.cfg.job_timeout_s);
         let printer = self.inner.printer.as_ref();
-        let mut outcome = follow_job(printer, ipp_id, Duration::from_millis(200), timeout).await;
+        let stopped = Duration::from_secs(self.inner.cfg.stopped_timeout_s);
+        let mut outcome = crate::printer::follow_job_until(printer, ipp_id, Duration::from_millis(200), timeout, stopped).await;
         if !matches!(&outcome, Ok((state, _)) if state.is_terminal()) {
             // Stuck (a jam, a dead engine): cancel it, so that it cannot print later
             // on its own while the user reprints the same certificates elsewhere.

@@ -507,8 +507,22 @@ pub async fn follow_job<P: Printer>(
     interval: std::time::Duration,
     timeout: std::time::Duration,
 ) -> Result<(JobState, Vec<String>), PrinterError> {
+    follow_job_until(p, job_id, interval, timeout, timeout).await
+}
+
+/// [`follow_job`], giving up early when the job stays `processing-stopped`
+/// (the printer stopped under it: a jam, an empty tray) for `stopped_timeout`:
+/// the caller then cancels it and counts it as failed.
+pub async fn follow_job_until<P: Printer>(
+    p: &P,
+    job_id: i32,
+    interval: std::time::Duration,
+    timeout: std::time::Duration,
+    stopped_timeout: std::time::Duration,
+) -> Result<(JobState, Vec<String>), PrinterError> {
     let deadline = Instant::now() + timeout;
     let mut last_seen: Option<JobState> = None;
+    let mut stopped_since: Option<Instant> = None;
     loop {
         let polled = p.job_state(job_id).await;
         match &polled {
@@ -519,6 +533,15 @@ pub async fn follow_job<P: Printer>(
                 }
                 if state.is_terminal() {
                     return polled;
+                }
+                if *state == JobState::Stopped {
+                    let since = *stopped_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= stopped_timeout {
+                        tracing::warn!(job_id, ?reasons, "job stayed processing-stopped too long");
+                        return polled;
+                    }
+                } else {
+                    stopped_since = None;
                 }
             }
             Err(PrinterError::Rejected(_)) => return polled,
@@ -623,6 +646,51 @@ fn truncate_octets(s: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A printer whose job goes through scripted states, one per poll (the last repeats).
+    struct Scripted(std::sync::Mutex<Vec<JobState>>);
+
+    impl Printer for Scripted {
+        async fn status(&self) -> PrinterStatus {
+            PrinterStatus::default()
+        }
+        async fn submit(&self, _: Vec<u8>, _: &str, _: &PrintSettings) -> Result<i32, PrinterError> {
+            Ok(1)
+        }
+        async fn impressions(&self, _: i32) -> Result<Option<u32>, PrinterError> {
+            Ok(None)
+        }
+        async fn job_state(&self, _: i32) -> Result<(JobState, Vec<String>), PrinterError> {
+            let mut v = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            let s = if v.len() > 1 { v.remove(0) } else { v[0] };
+            Ok((s, vec![if s == JobState::Stopped { "media-jam".into() } else { "none".into() }]))
+        }
+        async fn cancel(&self, _: i32) -> Result<(), PrinterError> {
+            Ok(())
+        }
+        async fn find_job(&self, _: &str) -> Result<Option<i32>, PrinterError> {
+            Ok(None)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_job_stopped_past_its_timeout_is_given_up_but_a_short_stop_is_not() {
+        use std::time::Duration;
+        let ms = Duration::from_millis;
+        // stuck in processing-stopped: given up after the stopped timeout, long before the job timeout
+        let p = Scripted(std::sync::Mutex::new(vec![JobState::Processing, JobState::Stopped]));
+        let t = Instant::now();
+        let r = follow_job_until(&p, 1, ms(20), Duration::from_secs(30), ms(300)).await.expect("polled");
+        assert_eq!(r.0, JobState::Stopped);
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        // stopped for a moment (paper refilled), then completed: followed to the end
+        let mut states = vec![JobState::Processing];
+        states.extend(std::iter::repeat_n(JobState::Stopped, 5));
+        states.extend([JobState::Processing, JobState::Completed]);
+        let p = Scripted(std::sync::Mutex::new(states));
+        let r = follow_job_until(&p, 1, ms(20), Duration::from_secs(30), ms(300)).await.expect("polled");
+        assert_eq!(r.0, JobState::Completed);
+    }
 
     #[test]
     fn job_states_map_from_rfc_8011() {
