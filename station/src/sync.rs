@@ -28,7 +28,7 @@ impl Backend {
     pub fn new(base_url: &str) -> Result<Backend, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
-            .timeout(Duration::from_secs(15))
+            .timeout(Duration::from_secs(8))
             .build()?;
         Ok(Backend { http, base: format!("{}{API_PREFIX}", base_url.trim_end_matches('/')), token: Arc::default() })
     }
@@ -70,7 +70,10 @@ impl Backend {
 
     pub async fn reserve(&self, number: &PrintNumber) -> Result<Reservation, SyncError> {
         let req = ReserveRequest { print_number: number.clone() };
-        Self::decode(self.auth(self.http.post(format!("{}/reservations", self.base))).json(&req).send().await).await
+        // a user is waiting: a backend that does not answer within 4 s counts as
+        // unreachable, and the offline copy is tried (nothing is charged at this step)
+        let rb = self.auth(self.http.post(format!("{}/reservations", self.base))).timeout(Duration::from_secs(4));
+        Self::decode(rb.json(&req).send().await).await
     }
 
     pub async fn charge(&self, reservation_id: i64, uid: &str, key: &str) -> Result<ChargeResponse, SyncError> {

@@ -972,6 +972,107 @@ impl Station {
     }
 }
 
+// ------------------------------------------------------------------ network faults
+
+/// What the network between a station and the backend does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// Bytes flow.
+    Up,
+    /// Packets vanish (like iptables DROP): connections hang, nothing answers.
+    Drop,
+    /// Connections are refused at once (like iptables REJECT --reject-with tcp-reset).
+    Reject,
+}
+
+/// A TCP relay on loopback between a station and the backend whose link a
+/// test cuts (DROP or REJECT) and restores; connections open at the cut
+/// stall or are reset like everything else.
+pub struct NetLink {
+    pub url: String,
+    state: std::sync::Arc<std::sync::Mutex<Link>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl NetLink {
+    pub async fn start(backend_url: &str) -> Result<NetLink> {
+        let upstream = backend_url.trim_start_matches("http://").trim_end_matches('/').to_string();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let state = std::sync::Arc::new(std::sync::Mutex::new(Link::Up));
+        let st = state.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (st, upstream) = (st.clone(), upstream.clone());
+                tokio::spawn(async move {
+                    let now = *st.lock().unwrap_or_else(|p| p.into_inner());
+                    match now {
+                        Link::Reject => {
+                            // closed at once, before a byte is read: the request fails immediately
+                            drop(client);
+                        }
+                        Link::Drop => {
+                            // swallow the request, answer nothing, until the test is over
+                            let mut client = client;
+                            let mut sink = [0u8; 4096];
+                            while tokio::io::AsyncReadExt::read(&mut client, &mut sink).await.is_ok_and(|n| n > 0) {}
+                        }
+                        Link::Up => {
+                            if let Ok(server) = tokio::net::TcpStream::connect(&upstream).await {
+                                relay(client, server, st).await;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Ok(NetLink { url, state, task })
+    }
+
+    pub fn set(&self, link: Link) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = link;
+    }
+}
+
+impl Drop for NetLink {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Copies both ways while the link is up; once it is cut, an open connection
+/// stalls (DROP) or is reset (REJECT) too.
+async fn relay(client: tokio::net::TcpStream, server: tokio::net::TcpStream, state: std::sync::Arc<std::sync::Mutex<Link>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut cr, mut cw) = client.into_split();
+    let (mut sr, mut sw) = server.into_split();
+    let link = move || *state.lock().unwrap_or_else(|p| p.into_inner());
+    let l2 = link.clone();
+    let up = async move {
+        let mut buf = [0u8; 16384];
+        while let Ok(n) = cr.read(&mut buf).await {
+            if n == 0 || l2() == Link::Reject {
+                break;
+            }
+            if l2() == Link::Up && sw.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+    };
+    let down = async move {
+        let mut buf = [0u8; 16384];
+        while let Ok(n) = sr.read(&mut buf).await {
+            if n == 0 || link() == Link::Reject {
+                break;
+            }
+            if link() == Link::Up && cw.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+    };
+    tokio::select! { _ = up => {}, _ = down => {} }
+}
+
 // ------------------------------------------------------------------ payment terminal
 
 /// The transit e-money terminal (P-5): the emulator on one end of a socat

@@ -11,6 +11,7 @@ mod faults;
 mod firmware;
 mod fleet;
 mod kiosk;
+mod network;
 mod offline;
 mod portal;
 mod print_flow;

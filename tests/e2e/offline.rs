@@ -9,12 +9,12 @@ use anyhow::{Context, Result};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn journal(station: &Station, sql: &str) -> Result<String> {
+pub(crate) fn journal(station: &Station, sql: &str) -> Result<String> {
     let out = Command::new("sqlite3").args(["-cmd", ".timeout 5000"]).arg(station.journal_path()).arg(sql).output()?;
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-async fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> Result<bool>) -> Result<()> {
+pub(crate) async fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> Result<bool>) -> Result<()> {
     let end = Instant::now() + timeout;
     while Instant::now() < end {
         if ok()? {
@@ -26,7 +26,7 @@ async fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> Result<
 }
 
 /// A new order by the demo graduate, paid online when `paid`; returns (order id, number).
-async fn order(b: &Backend, paid: bool) -> Result<(String, String)> {
+pub(crate) async fn order(b: &Backend, paid: bool) -> Result<(String, String)> {
     let page = b.order_as_graduate(1).await?;
     let number = element_text(&page, "print-number").context("number")?.replace(' ', "");
     if paid {

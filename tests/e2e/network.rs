@@ -1,0 +1,125 @@
+//! The network between a station and the backend fails (issue 6, faults):
+//! packets dropped (connections hang, like iptables DROP), connections
+//! refused (like REJECT), and an outage of 30 minutes in simulated time.
+//! Paid numbers keep printing from the offline copy, nothing is charged
+//! without the backend, and the outbox drains exactly once afterwards.
+
+use crate::harness::*;
+use crate::offline::{journal, order, wait_for};
+use anyhow::Result;
+use std::time::{Duration, Instant};
+
+fn rig_behind(p: Peers, station_backend_url: &str, code: &str) -> Result<Rig> {
+    let station = Station::start(&StationOptions { backend_url: station_backend_url, enrolment_code: code, printer_uri: &p.printer.uri, pcsc: &p.pcsc, tuning: Tuning::default() })?;
+    Ok(Rig { smtp: p.smtp, backend: p.backend, printer: p.printer, pcsc: p.pcsc, card: p.card, station })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_packets_dropped_or_refused_paid_numbers_print_offline_and_sync_once() -> Result<()> {
+    let p = Peers::start().await?;
+    let link = NetLink::start(&p.backend.url).await?;
+    let code = p.backend.enrolment_code("Library 1F").await?;
+    let rig = rig_behind(p, &link.url, &code)?;
+    let (first_order, first) = order(&rig.backend, true).await?;
+    let (second_order, second) = order(&rig.backend, true).await?;
+    let (card_order, card_number) = order(&rig.backend, false).await?;
+    let balance = rig.balance()?;
+    wait_for("the offline copy", Duration::from_secs(20), || Ok(journal(&rig.station, "SELECT count(*) FROM offline_documents")? == "3")).await?;
+
+    // DROP: the backend's packets vanish; the station gives up on it within its timeouts and prints from its copy
+    link.set(Link::Drop);
+    let t = Instant::now();
+    let s = rig.kiosk_number(&first).await?;
+    let waited = t.elapsed();
+    assert!(s["screen"] == "printing" || s["screen"] == "done", "{s}");
+    assert!(waited < Duration::from_secs(15), "the user waited {waited:?}");
+    eprintln!("DROP: number -> printing from the offline copy in {waited:?}");
+    rig.wait_kiosk("done", Duration::from_secs(30)).await?;
+    assert_eq!(rig.printer.spooled_pdfs().len(), 1);
+    // a number still to be paid: paused in words, nothing charged
+    rig.station_reset().await?;
+    let s = rig.kiosk_number(&card_number).await?;
+    assert!(s["message_en"].as_str().unwrap_or("").contains("IC card payment is paused"), "{s}");
+
+    // REJECT: refused at once, so the offline copy is used at once
+    link.set(Link::Reject);
+    rig.station_reset().await?;
+    let t = Instant::now();
+    let s = rig.kiosk_number(&second).await?;
+    let waited = t.elapsed();
+    assert!(s["screen"] == "printing" || s["screen"] == "done", "{s}");
+    assert!(waited < Duration::from_secs(3), "refused connections are not waited for: {waited:?}");
+    eprintln!("REJECT: number -> printing from the offline copy in {waited:?}");
+    rig.wait_kiosk("done", Duration::from_secs(30)).await?;
+    assert_eq!(rig.printer.spooled_pdfs().len(), 2);
+    assert_eq!(rig.backend.sql("SELECT count(*) FROM offline_prints")?, "0", "nothing got through");
+    assert!(journal(&rig.station, "SELECT count(*) FROM outbox WHERE sent_at IS NULL")?.parse::<i64>()? >= 2);
+
+    // the link is back: each print is applied once, the fleet page shows the station online
+    link.set(Link::Up);
+    wait_for("the outbox to drain", Duration::from_secs(30), || Ok(journal(&rig.station, "SELECT count(*) FROM outbox WHERE sent_at IS NULL")? == "0")).await?;
+    assert_eq!(rig.backend.sql("SELECT count(*) || ' ' || sum(duplicate) FROM offline_prints")?, "2 0");
+    for (o, want) in [(&first_order, "printed"), (&second_order, "printed"), (&card_order, "awaiting_payment")] {
+        assert_eq!(rig.backend.sql(&format!("SELECT status FROM orders WHERE id = {o}"))?, want, "order {o}");
+    }
+    assert_eq!(rig.balance()?, balance, "nothing charged");
+    crate::print_flow::wait_page(&rig.backend, "/admin/stations", |p| p.contains("data-online=\"true\"")).await?;
+    Ok(())
+}
+
+/// The backend is gone for 30 minutes of simulated time: while it is
+/// stopped its clock-dependent state is aged by 30 minutes (the station's
+/// last heartbeat, the reservation that lapsed), as if the outage had lasted
+/// that long. The station's queued report and its offline print are applied
+/// once when the backend is back, and operators are told the station was
+/// offline and is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_30_minute_outage_in_simulated_time_the_outbox_drains_exactly_once() -> Result<()> {
+    const OPS: &str = "ops@example.ac.jp";
+    let p = Peers::start_with(|c| {
+        c.stations.alert_emails = vec![OPS.into()];
+        c.stations.alert_check_s = 1;
+    })
+    .await?;
+    let code = p.backend.enrolment_code("Library 1F").await?;
+    let url = p.backend.url.clone();
+    let mut rig = rig_behind(p, &url, &code)?;
+    let (paid_order, paid) = order(&rig.backend, true).await?;
+    let (_, number) = order(&rig.backend, false).await?;
+    wait_for("the offline copy", Duration::from_secs(20), || Ok(journal(&rig.station, "SELECT count(*) FROM offline_documents")? == "2")).await?;
+    // a card payment whose print finishes after the backend went away
+    rig.printer.set_mode("hold")?;
+    rig.kiosk_number(&number).await?;
+    rig.card.tap()?;
+    wait_for("the Print-Job", Duration::from_secs(20), || Ok(journal(&rig.station, "SELECT count(*) FROM journal WHERE step = 'submitted'")? == "1")).await?;
+    rig.backend.stop().await;
+    rig.printer.set_mode("ok")?;
+    rig.printer.release_held_job()?;
+    rig.wait_kiosk("done", Duration::from_secs(30)).await?;
+    rig.card.remove()?;
+    // and a paid number printed from the offline copy during the outage
+    rig.station_reset().await?;
+    rig.kiosk_number(&paid).await?;
+    rig.wait_kiosk("done", Duration::from_secs(30)).await?;
+    wait_for("both reports queued", Duration::from_secs(10), || Ok(journal(&rig.station, "SELECT count(*) FROM outbox WHERE sent_at IS NULL")? == "2")).await?;
+
+    // 30 minutes pass for the backend
+    rig.backend.sql("UPDATE reservations SET created_at = created_at - 1800, expires_at = expires_at - 1800")?;
+    rig.backend.sql("UPDATE stations SET last_seen = last_seen - 1800")?;
+    assert_eq!(rig.backend.sql("SELECT count(*) FROM reservations WHERE expires_at < strftime('%s','now')")?, "1", "the reservation lapsed meanwhile");
+    rig.backend.restart().await?;
+
+    wait_for("the outbox to drain", Duration::from_secs(30), || Ok(journal(&rig.station, "SELECT count(*) FROM outbox WHERE sent_at IS NULL")? == "0")).await?;
+    assert_eq!(rig.backend.sql(&format!("SELECT status FROM orders WHERE print_number = '{number}'"))?, "printed", "the late report is applied to the lapsed reservation");
+    assert_eq!(rig.backend.sql(&format!("SELECT status FROM orders WHERE id = {paid_order}"))?, "printed");
+    assert_eq!(rig.backend.sql("SELECT count(*) FROM station_reports")?, "1", "applied once");
+    assert_eq!(rig.backend.sql("SELECT count(*) FROM offline_prints")?, "1", "applied once");
+    assert_eq!(rig.backend.sql("SELECT count(*) FROM ledger WHERE kind = 'debit'")?, "1", "charged once");
+    assert_eq!(rig.printer.spooled_pdfs().len(), 2);
+    // delivered again (a lost acknowledgement): nothing changes
+    journal(&rig.station, "UPDATE outbox SET sent_at = NULL")?;
+    wait_for("the outbox to drain again", Duration::from_secs(30), || Ok(journal(&rig.station, "SELECT count(*) FROM outbox WHERE sent_at IS NULL")? == "0")).await?;
+    assert_eq!(rig.backend.sql("SELECT (SELECT count(*) FROM station_reports) || ' ' || (SELECT count(*) FROM offline_prints) || ' ' || (SELECT count(*) FROM ledger WHERE kind = 'debit')")?, "1 1 1");
+    crate::print_flow::wait_page(&rig.backend, "/admin/stations", |p| p.contains("data-online=\"true\"")).await?;
+    Ok(())
+}
