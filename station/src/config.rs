@@ -31,6 +31,9 @@ pub struct Config {
     pub stopped_timeout_s: u64,
     /// How often the offline copy (bundle and PDFs) is refreshed (P-3).
     pub offline_refresh_s: u64,
+    /// Below this much free space (MiB) where the journal lives the station
+    /// takes no new users: every step must be written before the next.
+    pub min_free_disk_mb: u64,
     /// The transit e-money terminal's serial port (P-5); empty: none.
     pub terminal_port: String,
     pub terminal_baud: u32,
@@ -57,6 +60,7 @@ impl Default for Config {
             job_timeout_s: 180,
             stopped_timeout_s: 60,
             offline_refresh_s: 60,
+            min_free_disk_mb: 5,
             terminal_port: String::new(),
             terminal_baud: 9600,
             terminal_charge_timeout_s: 30,

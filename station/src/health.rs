@@ -12,6 +12,8 @@ use std::time::Duration;
 pub struct Health {
     printer: RwLock<PrinterStatus>,
     reader_present: RwLock<bool>,
+    /// Free space where the journal lives (MiB), as last measured.
+    disk_free_mb: RwLock<Option<u64>>,
     /// The e-money terminal: None when the station has none.
     terminal_present: RwLock<Option<bool>>,
     /// The backend said this station is revoked: out of service for good.
@@ -25,6 +27,21 @@ impl Health {
 
     pub fn set_reader_present(&self, present: bool) {
         *self.reader_present.write().unwrap_or_else(|p| p.into_inner()) = present;
+    }
+
+    /// Measures the free space where the journal lives.
+    pub fn measure_disk(&self, state_dir: &std::path::Path) -> Option<u64> {
+        let free = crate::sync::disk_free_mb(state_dir);
+        let mut cur = self.disk_free_mb.write().unwrap_or_else(|p| p.into_inner());
+        if cur.is_some() && *cur != free && free.is_some_and(|f| f < 10) {
+            tracing::warn!(free_mb = ?free, "little storage left for the journal");
+        }
+        *cur = free;
+        free
+    }
+
+    pub fn disk_free_mb(&self) -> Option<u64> {
+        *self.disk_free_mb.read().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn set_terminal_present(&self, present: Option<bool>) {
@@ -63,6 +80,7 @@ pub async fn run<P: Printer, R: CardReader>(
     printer: Arc<P>,
     reader: Arc<R>,
     terminal: Option<Arc<crate::terminal::SerialTerminal>>,
+    state_dir: std::path::PathBuf,
     interval: Duration,
 ) {
     let mut tick = tokio::time::interval(interval);
@@ -78,6 +96,7 @@ pub async fn run<P: Printer, R: CardReader>(
         if let Some(t) = &terminal {
             health.set_terminal_present(Some(t.present().await));
         }
+        health.measure_disk(&state_dir);
         let r = reader.clone();
         let present = tokio::task::spawn_blocking(move || r.reader_present()).await.unwrap_or(false);
         let mut cur = health.reader_present.write().unwrap_or_else(|p| p.into_inner());

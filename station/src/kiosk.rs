@@ -186,6 +186,10 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         } else if s.screen == "idle" && !s.printer_ready {
             s = self.out_of_service(&printer_problem(&printer));
             s.printer_ready = false;
+        } else if s.screen == "idle" && self.storage_full() {
+            // every step is journalled before the next: with no room to write, no user is taken
+            s = self.out_of_service(&crate::messages::storage_full());
+            s.printer_ready = false;
         } else if s.screen == "idle" && !crate::sync::HealthSource::reader_present(self.inner.health.as_ref()) {
             // no card reader: no money can be taken here
             s = self.out_of_service(&crate::messages::reader_missing());
@@ -197,6 +201,10 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
             s.contact_en = self.inner.cfg.contact_en.clone();
         }
         s
+    }
+
+    fn storage_full(&self) -> bool {
+        self.inner.health.disk_free_mb().is_some_and(|f| f < self.inner.cfg.min_free_disk_mb)
     }
 
     fn out_of_service(&self, problem: &crate::messages::Text) -> Screen {
@@ -269,6 +277,12 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
                 return self.current();
             }
         };
+        // Refuse before anything is reserved or charged when the journal has no room.
+        if self.inner.health.measure_disk(&self.inner.cfg.state_dir).is_some_and(|f| f < self.inner.cfg.min_free_disk_mb) {
+            tracing::warn!("refusing a user: the journal's storage is full");
+            self.set(g, idle_screen()); // shown as out of service while storage stays full
+            return self.current();
+        }
         // Refuse before anything is reserved or charged when the printer cannot print.
         let status = self.inner.printer.status().await;
         self.inner.health.set_printer(status.clone());
@@ -310,6 +324,10 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
             Ok(id) => id,
             Err(e) => {
                 tracing::error!(error = %e, "journal write failed; refusing the user");
+                // nothing was charged: give the number back at once for another station
+                if let Err(e) = self.inner.backend.release(reservation.reservation_id).await {
+                    tracing::info!(error = %e, "reservation not released; it lapses by itself");
+                }
                 self.set(g, screen("error", Says::StationFault));
                 return self.current();
             }

@@ -110,7 +110,8 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     if let Some(t) = &terminal {
         health.set_terminal_present(Some(t.present().await));
     }
-    tokio::spawn(health::run(health.clone(), printer.clone(), reader.clone(), terminal.clone(), Duration::from_secs(cfg.printer_poll_s)));
+    health.measure_disk(&cfg.state_dir);
+    tokio::spawn(health::run(health.clone(), printer.clone(), reader.clone(), terminal.clone(), cfg.state_dir.clone(), Duration::from_secs(cfg.printer_poll_s)));
     tokio::spawn(sync::run(backend.clone(), journal.clone(), health.clone(), Duration::from_secs(cfg.heartbeat_s), started, cfg.state_dir.clone()));
     // The main loop: returns idle kiosk screens to the start and, under
     // systemd, pings the watchdog at half its interval (ST-6). If this loop

@@ -272,6 +272,10 @@ pub fn refusal(code: ErrorCode) -> Text {
 }
 
 /// The card reader is gone, for the out-of-service screen.
+pub fn storage_full() -> Text {
+    t("記録領域の空きがありません", "the station's storage is full")
+}
+
 pub fn reader_missing() -> Text {
     t("カードリーダーが接続されていません", "the card reader is not connected")
 }

@@ -142,3 +142,108 @@ async fn an_unplugged_reader_stops_the_station_until_it_is_back() -> Result<()> 
     assert_eq!(rig.balance()?, 2600);
     Ok(())
 }
+
+/// A small tmpfs for the station's journal (unmounted when dropped).
+struct SmallDisk {
+    path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Result<SmallDisk> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("state");
+        std::fs::create_dir(&path)?;
+        let out = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"]).arg(&path).output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "this test mounts a small tmpfs for the station's journal and needs root (CAP_SYS_ADMIN): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(SmallDisk { path, _dir: dir })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_journals_disk_full_the_station_takes_no_one_and_loses_nothing() -> Result<()> {
+    let disk = SmallDisk::mount("8m")?;
+    let p = Peers::start().await?;
+    let code = p.backend.enrolment_code("Library 1F").await?;
+    let state = disk.path.display().to_string();
+    let station = Station::start_with_env(
+        &StationOptions { backend_url: &p.backend.url, enrolment_code: &code, printer_uri: &p.printer.uri, pcsc: &p.pcsc, tuning: Tuning::default() },
+        &[("SHOMEI_STATION_STATE_DIR", state.as_str())],
+    )?;
+    let mut rig = Rig { smtp: p.smtp, backend: p.backend, printer: p.printer, pcsc: p.pcsc, card: p.card, station };
+    let jpath = disk.path.join("journal.sqlite");
+    let jq = |sql: &str| -> Result<String> {
+        let out = Command::new("sqlite3").args(["-readonly", "-cmd", ".timeout 5000"]).arg(&jpath).arg(sql).output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let balance = rig.balance()?;
+
+    // one print, committed and reported
+    let (first, _) = rig.order_and_read_mail(1).await?;
+    rig.kiosk_number(&first).await?;
+    rig.card.tap()?;
+    rig.wait_kiosk("done", Duration::from_secs(30)).await?;
+    rig.card.remove()?;
+    wait_for("the report", Duration::from_secs(10), || Ok(jq("SELECT count(*) FROM outbox WHERE sent_at IS NULL")? == "0")).await?;
+
+    // the disk fills up (something else on the station wrote a big file)
+    let _ = Command::new("dd").args(["if=/dev/zero", "bs=64k", "status=none"]).arg(format!("of={}", disk.path.join("filler").display())).status();
+    rig.station_reset().await?;
+    let s = {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = rig.kiosk_state().await?;
+            if s["screen"] == "out_of_service" || Instant::now() > end {
+                break s;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    assert_eq!(s["screen"], "out_of_service", "{s}");
+    assert!(s["message_en"].as_str().unwrap_or("").contains("storage is full") && s["message_ja"].as_str().unwrap_or("").contains("記録領域"), "{s}");
+    let second = crate::offline::order(&rig.backend, false).await?.1;
+    let s = rig.kiosk_number(&second).await?;
+    assert_eq!(s["screen"], "out_of_service", "no user is taken: {s}");
+    assert_eq!(rig.backend.sql("SELECT count(*) FROM reservations")?, "1", "nothing reserved");
+    assert_eq!(rig.balance()?, balance - 400, "nothing charged");
+    // what was committed is intact
+    assert_eq!(jq("PRAGMA integrity_check")?, "ok");
+    assert_eq!(jq("SELECT state FROM jobs")?, "printed");
+    assert_eq!(jq("SELECT count(*) FROM outbox WHERE sent_at IS NULL")?, "0");
+
+    // even without the free-space check, a journal that cannot be written takes no money
+    // and gives the number back at once
+    rig.station.restart(&[("SHOMEI_STATION_STATE_DIR", state.as_str()), ("SHOMEI_STATION_MIN_FREE_DISK_MB", "0")])?;
+    rig.wait_kiosk("idle", Duration::from_secs(10)).await?;
+    let s = rig.kiosk_number(&second).await?;
+    assert_eq!(s["screen"], "error", "{s}");
+    assert!(s["message_en"].as_str().unwrap_or("").contains("Nothing was charged"), "{s}");
+    assert_eq!(rig.backend.sql("SELECT status FROM reservations ORDER BY id DESC LIMIT 1")?, "released", "the number is free for another station");
+    assert_eq!(rig.balance()?, balance - 400, "nothing charged");
+    assert_eq!(jq("PRAGMA integrity_check")?, "ok");
+    assert_eq!(jq("SELECT group_concat(state) FROM jobs")?, "printed");
+    rig.station.restart(&[("SHOMEI_STATION_STATE_DIR", state.as_str())])?;
+
+    // room again: the station serves again
+    std::fs::remove_file(disk.path.join("filler"))?;
+    rig.wait_kiosk("idle", Duration::from_secs(10)).await?;
+    let s = rig.kiosk_number(&second).await?;
+    assert_eq!(s["screen"], "card", "{s}");
+    rig.card.tap()?;
+    rig.wait_kiosk("done", Duration::from_secs(30)).await?;
+    rig.card.remove()?;
+    assert_eq!(rig.balance()?, balance - 800);
+    assert_eq!(rig.printer.spooled_pdfs().len(), 2);
+    drop(rig);
+    Ok(())
+}
