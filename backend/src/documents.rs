@@ -37,7 +37,7 @@ mod receipt;
 mod seal;
 mod transcript;
 
-pub use receipt::{render_receipt, ReceiptData, ReceiptLine};
+pub use receipt::{render_receipt, render_test_page, ReceiptData, ReceiptLine};
 pub use seal::SealImage;
 pub use transcript::{render_transcript, CourseRow, TranscriptData};
 

@@ -54,6 +54,10 @@ pub fn condition(s: &Station, offline_after_s: i64) -> Condition {
         let since = s.last_seen.map(|t| crate::time::local_text(t, crate::time::tz("Asia/Tokyo"))).unwrap_or_else(|| "-".into());
         return cond("bad", format!("オフライン（最終通信 {since}）"), format!("offline (last seen {since})"), "offline");
     }
+    if !s.in_service {
+        // taken out of service on purpose: said so, not alerted on
+        return cond("off", "休止中（保守）", "out of service (maintenance)", "");
+    }
     let status = PrinterStatus {
         reachable: s.printer_reachable.unwrap_or(false),
         state: s.printer_state.clone().unwrap_or_default(),
@@ -217,6 +221,11 @@ mod tests {
             uptime_s: None,
             jobs_printed: 0,
             alert: String::new(),
+            in_service: true,
+            test_page_wanted: 0,
+            test_page_done: 0,
+            test_page_result: String::new(),
+            test_page_at: None,
         }
     }
 

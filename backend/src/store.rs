@@ -833,11 +833,44 @@ pub struct Station {
     pub uptime_s: Option<i64>,
     pub jobs_printed: i64,
     pub alert: String,
+    pub in_service: bool,
+    pub test_page_wanted: i64,
+    pub test_page_done: i64,
+    pub test_page_result: String,
+    pub test_page_at: Option<i64>,
 }
 
 const STATION_SELECT: &str = "SELECT id, name, status, created_at, enrolled_at, last_seen, version,
     printer_reachable, printer_state, printer_reasons, printer_message, reader_present, outbox_len,
-    clock_skew_s, markers, media_ready, terminal_present, disk_free_mb, uptime_s, jobs_printed, alert FROM stations";
+    clock_skew_s, markers, media_ready, terminal_present, disk_free_mb, uptime_s, jobs_printed, alert,
+    in_service, test_page_wanted, test_page_done, test_page_result, test_page_at FROM stations";
+
+/// Operators take a station out of service (maintenance) or back.
+pub async fn set_station_in_service(c: &mut Conn, id: i64, in_service: bool) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("UPDATE stations SET in_service = ? WHERE id = ? AND status = 'active'").bind(in_service).bind(id).execute(c).await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Operators ask for a test page: the request's number.
+pub async fn request_test_page(c: &mut Conn, id: i64) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("UPDATE stations SET test_page_wanted = test_page_wanted + 1 WHERE id = ? AND status = 'active' RETURNING test_page_wanted")
+        .bind(id)
+        .fetch_optional(c)
+        .await
+}
+
+/// The station printed (or failed to print) test page `request`.
+pub async fn test_page_done(c: &mut Conn, id: i64, request: i64, result: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE stations SET test_page_done = ?, test_page_result = ?, test_page_at = ? WHERE id = ? AND test_page_done < ?")
+        .bind(request)
+        .bind(result)
+        .bind(now)
+        .bind(id)
+        .bind(request)
+        .execute(c)
+        .await?;
+    Ok(())
+}
 
 pub async fn insert_station(c: &mut Conn, name: &str, now: i64) -> Result<i64, sqlx::Error> {
     let r = sqlx::query("INSERT INTO stations (name, created_at) VALUES (?, ?)")

@@ -124,9 +124,22 @@ pub struct Heartbeat {
     pub jobs_printed: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct HeartbeatResponse {
     pub server_time: i64,
+    /// Operators took the station out of service: the kiosk says so and takes no money.
+    #[serde(default)]
+    pub out_of_service: bool,
+    /// Operators asked for a test page (this request number), not printed yet.
+    #[serde(default)]
+    pub test_page: Option<i64>,
+}
+
+/// `POST /test-page/{request}`: what became of a test page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestPageReport {
+    pub printed: bool,
+    pub detail: String,
 }
 
 /// `POST /reservations`: hold a print number for this station while the user pays.

@@ -16,6 +16,10 @@ pub struct Health {
     disk_free_mb: RwLock<Option<u64>>,
     /// The e-money terminal: None when the station has none.
     terminal_present: RwLock<Option<bool>>,
+    /// Operators took the station out of service (maintenance), per the last heartbeat answer.
+    maintenance: std::sync::atomic::AtomicBool,
+    /// The newest test page operators asked for.
+    test_page_wanted: std::sync::atomic::AtomicI64,
     /// The backend said this station is revoked: out of service for good.
     revoked: std::sync::atomic::AtomicBool,
 }
@@ -52,6 +56,14 @@ impl Health {
         *cur = present;
     }
 
+    pub fn in_maintenance(&self) -> bool {
+        self.maintenance.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn test_page_wanted(&self) -> i64 {
+        self.test_page_wanted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     pub fn is_revoked(&self) -> bool {
         self.revoked.load(std::sync::atomic::Ordering::SeqCst)
     }
@@ -66,6 +78,14 @@ impl HealthSource for Health {
     }
     fn terminal_present(&self) -> Option<bool> {
         *self.terminal_present.read().unwrap_or_else(|p| p.into_inner())
+    }
+    fn apply_control(&self, r: &shomei_shared::api::HeartbeatResponse) {
+        if self.maintenance.swap(r.out_of_service, std::sync::atomic::Ordering::SeqCst) != r.out_of_service {
+            tracing::warn!(out_of_service = r.out_of_service, "operators changed this station's service state");
+        }
+        if let Some(n) = r.test_page {
+            self.test_page_wanted.fetch_max(n, std::sync::atomic::Ordering::SeqCst);
+        }
     }
     fn set_revoked(&self) {
         if !self.revoked.swap(true, std::sync::atomic::Ordering::SeqCst) {

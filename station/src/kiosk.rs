@@ -183,6 +183,9 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
             s = screen("out_of_service", Says::Revoked);
             s.idle_timeout_s = self.inner.cfg.idle_timeout_s;
             s.printer_ready = false;
+        } else if self.inner.health.in_maintenance() && s.screen == "idle" {
+            s = self.out_of_service(&crate::messages::maintenance());
+            s.printer_ready = false;
         } else if s.screen == "idle" && !s.printer_ready {
             s = self.out_of_service(&printer_problem(&printer));
             s.printer_ready = false;
@@ -264,7 +267,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         let Some(g) = self.begin_session(|s| !busy(s) && s != "card", checking) else {
             return self.current();
         };
-        if self.inner.health.is_revoked() {
+        if self.inner.health.is_revoked() || self.inner.health.in_maintenance() {
             self.set(g, idle_screen()); // shown as out of service
             return self.current();
         }

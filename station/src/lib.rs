@@ -103,6 +103,21 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
             }
         });
     }
+    // operators' test pages (asked for through the heartbeat's answer)
+    {
+        let (backend, printer, health) = (backend.clone(), printer.clone(), health.clone());
+        tokio::spawn(async move {
+            let mut done = 0i64;
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let wanted = health.test_page_wanted();
+                if wanted > done {
+                    test_page(&backend, printer.as_ref(), wanted).await;
+                    done = wanted;
+                }
+            }
+        });
+    }
     // the first heartbeat already carries the printer's real state
     health.set_printer(printer::Printer::status(printer.as_ref()).await);
     let r = reader.clone();
@@ -149,4 +164,23 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     axum::serve(listener, kiosk::router(kiosk)).with_graceful_shutdown(shutdown).await?;
     let _ = notifier.notify("STOPPING=1");
     Ok(())
+}
+
+/// Prints operators' test page `request` and tells the backend how it went.
+async fn test_page<P: printer::Printer>(backend: &sync::Backend, printer: &P, request: i64) {
+    let outcome: Result<(), String> = async {
+        let pdf = backend.test_page().await.map_err(|e| e.to_string())?;
+        let id = printer.submit(pdf, &format!("shomei-test-page-{request}"), &Default::default()).await.map_err(|e| format!("Print-Job: {e}"))?;
+        match printer::follow_job(printer, id, Duration::from_millis(300), Duration::from_secs(60)).await {
+            Ok((printer::JobState::Completed, _)) => Ok(()),
+            Ok((state, reasons)) => Err(format!("job {id} {state:?} {}", reasons.join(","))),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+    .await;
+    tracing::info!(request, ?outcome, "test page");
+    let report = shomei_shared::api::TestPageReport { printed: outcome.is_ok(), detail: outcome.err().unwrap_or_default() };
+    if let Err(e) = backend.test_page_report(request, &report).await {
+        tracing::warn!(error = %e, "test page outcome not reported");
+    }
 }

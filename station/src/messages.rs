@@ -272,6 +272,10 @@ pub fn refusal(code: ErrorCode) -> Text {
 }
 
 /// The card reader is gone, for the out-of-service screen.
+pub fn maintenance() -> Text {
+    t("係員が保守のため休止しています", "staff have taken it out of service for maintenance")
+}
+
 pub fn storage_full() -> Text {
     t("記録領域の空きがありません", "the station's storage is full")
 }

@@ -134,6 +134,16 @@ impl Backend {
 }
 
 impl Backend {
+    /// Operators' test page (PDF).
+    pub async fn test_page(&self) -> Result<Vec<u8>, SyncError> {
+        let resp = Self::checked(self.auth(self.http.get(format!("{}/test-page", self.base))).send().await).await?;
+        resp.bytes().await.map(|b| b.to_vec()).map_err(|e| SyncError::Offline(e.to_string()))
+    }
+
+    pub async fn test_page_report(&self, request: i64, r: &TestPageReport) -> Result<(), SyncError> {
+        Self::checked(self.auth(self.http.post(format!("{}/test-page/{request}", self.base))).json(r).send().await).await.map(drop)
+    }
+
     /// P-5: a queued terminal payment (JSON of `TerminalPayment`) as is.
     pub async fn terminal_payment_raw(&self, reservation_id: i64, body: &str) -> Result<TerminalPaymentResponse, SyncError> {
         Self::decode(
@@ -198,6 +208,8 @@ pub trait HealthSource: Send + Sync + 'static {
     fn terminal_present(&self) -> Option<bool> {
         None
     }
+    /// What operators asked for in the heartbeat's answer (maintenance, a test page).
+    fn apply_control(&self, _answer: &HeartbeatResponse) {}
     /// The backend refused this station's credential (revoked).
     fn set_revoked(&self) {}
 }
@@ -229,7 +241,8 @@ pub async fn run(backend: Backend, journal: Journal, health: Arc<dyn HealthSourc
             jobs_printed: journal.printed_count().await.unwrap_or(0).max(0) as u64,
         };
         match backend.heartbeat(&hb).await {
-            Ok(_) => {
+            Ok(answer) => {
+                health.apply_control(&answer);
                 if !online {
                     tracing::info!("backend reachable again");
                 }

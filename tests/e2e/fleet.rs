@@ -120,3 +120,59 @@ async fn a_revoked_station_shows_out_of_service_and_takes_no_money() -> Result<(
     assert!(page.contains("revoked: out of service") && page.contains("data-level=\"off\""), "{page}");
     Ok(())
 }
+
+/// Operators take a station out of service for maintenance (its kiosk says so
+/// in both languages and takes no one), print a test page on its printer
+/// from the panel, and put it back in service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_take_a_station_out_of_service_and_print_a_test_page() -> Result<()> {
+    let mut rig = Rig::start().await?;
+    let staff = rig.backend.staff_client().await?;
+    let page_url = format!("{}/admin/stations/1", rig.backend.url);
+    let (status, _, _) = crate::accounts::post_form(&staff, &page_url, &format!("{page_url}/service"), &[("in_service", "0")]).await?;
+    assert_eq!(status, 200);
+    let end = Instant::now() + Duration::from_secs(10);
+    let s = loop {
+        let s = rig.kiosk_state().await?;
+        if s["screen"] == "out_of_service" || Instant::now() > end {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(s["message_en"].as_str().unwrap_or("").contains("maintenance") && s["message_ja"].as_str().unwrap_or("").contains("保守"), "{s}");
+    let (number, _) = rig.order_and_read_mail(1).await?;
+    let s = rig.kiosk_number(&number).await?;
+    assert_eq!(s["screen"], "out_of_service", "no one is taken: {s}");
+    assert_eq!(rig.backend.sql("SELECT count(*) FROM reservations")?, "0");
+    let page = staff.get(&page_url).send().await?.text().await?;
+    assert!(page.contains("Out of service (maintenance)") && page.contains("put-in-service"), "{page}");
+
+    // a test page, printed by the station on its printer
+    crate::accounts::post_form(&staff, &page_url, &format!("{page_url}/test-page"), &[]).await?;
+    crate::print_flow::wait_page(&rig.backend, "/admin/stations/1", |p| p.contains("): printed")).await?;
+    let pdfs = rig.printer.spooled_pdfs();
+    assert_eq!(pdfs.len(), 1);
+    let text = std::process::Command::new("pdftotext").arg(&pdfs[0]).arg("-").output()?;
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("Test page") && text.contains("テストページ") && text.contains("Library 1F"), "{text}");
+
+    // back in service: the number prints
+    crate::accounts::post_form(&staff, &page_url, &format!("{page_url}/service"), &[("in_service", "1")]).await?;
+    rig.wait_kiosk("idle", Duration::from_secs(10)).await?;
+    let end = Instant::now() + Duration::from_secs(10);
+    let s = loop {
+        let s = rig.kiosk_number(&number).await?;
+        if s["screen"] == "card" || Instant::now() > end {
+            break s;
+        }
+        rig.station_reset().await?;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(s["screen"], "card", "{s}");
+    rig.card.tap()?;
+    rig.wait_kiosk("done", Duration::from_secs(30)).await?;
+    assert_eq!(rig.printer.spooled_pdfs().len(), 2);
+    let audit = rig.backend.sql("SELECT group_concat(action) FROM audit_log WHERE action LIKE 'station.%'")?;
+    assert!(audit.contains("station.out_of_service") && audit.contains("station.test_page") && audit.contains("station.in_service"), "{audit}");
+    Ok(())
+}

@@ -131,6 +131,24 @@ pub fn render_receipt(fonts: &FontSet, r: &ReceiptData) -> Result<Vec<u8>, Docum
     Ok(out)
 }
 
+/// The operators' test page: which station, when, and a few lines to judge
+/// the print by (both scripts, a frame, a grey bar).
+pub fn render_test_page(fonts: &FontSet, station: &str, when: &str) -> Result<Vec<u8>, DocumentError> {
+    let mut shaper = Shaper::new(fonts.faces()?);
+    let mut c = Canvas { shaper: &mut shaper, ops: String::new() };
+    c.centered("テストページ", 740.0, 28.0, 0.0, WIDTH);
+    c.centered("Test page", 712.0, 14.0, 0.0, WIDTH);
+    c.text(&format!("発行機 Station: {}", station.trim()), MARGIN, 660.0, 12.0, WIDTH);
+    c.text(&format!("日時 Time: {when}"), MARGIN, 640.0, 12.0, WIDTH);
+    c.text("証明書発行サービス　Certificate Issuance Service", MARGIN, 610.0, 11.0, WIDTH);
+    c.text("あいうえお　アイウエオ　漢字　ABCDEFGHIJKLMNOPQRSTUVWXYZ 0123456789", MARGIN, 580.0, 11.0, WIDTH);
+    c.hline(MARGIN, RIGHT, 560.0, 1.0);
+    c.ops.push_str(&format!("0.5 g {MARGIN} 500 {WIDTH} 30 re f 0 g\n"));
+    c.ops.push_str(&format!("{MARGIN} 60 {WIDTH} 720 re S\n"));
+    let ops = c.ops;
+    assemble(fonts, shaper, vec![ops], "テストページ / Test page")
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::tests::{ipaex_set, pdftotext, run, write_temp};

@@ -105,6 +105,12 @@ fn station_row(s: &store::Station, offline_after_s: i64) -> minijinja::Value {
         disk => s.disk_free_mb.map(|d| format!("{d} MB")).unwrap_or_else(|| "-".into()),
         uptime => s.uptime_s.map(|u| format!("{}h{:02}m", u / 3600, (u % 3600) / 60)).unwrap_or_else(|| "-".into()),
         last_seen => s.last_seen.map(|t| time::local_text(t, zone)).unwrap_or_else(|| "-".into()),
+        in_service => s.in_service,
+        clock_skew => s.clock_skew_s.map(|k| format!("{k:+} s")).unwrap_or_else(|| "-".into()),
+        clock_unsure => s.clock_skew_s.is_some_and(|k| k.abs() > 120),
+        test_page_pending => s.test_page_wanted > s.test_page_done,
+        test_page_result => &s.test_page_result,
+        test_page_at => s.test_page_at.map(|t| time::local_text(t, zone)).unwrap_or_default(),
     }
 }
 
@@ -200,6 +206,50 @@ pub async fn revoke_station(
     store::revoke_station(&mut c, id).await?;
     store::audit(&mut c, &format!("staff:{}", staff.staff.login), "station.revoke", &id.to_string(), time::now()).await?;
     Ok(Redirect::to("/admin/stations").into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ServiceForm {
+    csrf: String,
+    in_service: String,
+}
+
+/// Operators take a station out of service for maintenance (its kiosk says
+/// so and takes no money) or put it back; it follows at its next heartbeat.
+pub async fn station_service(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+    Path(id): Path<i64>,
+    Form(f): Form<ServiceForm>,
+) -> AppResult<Response> {
+    staff.require(&["operator"])?;
+    check_csrf(&state, &headers, &f.csrf)?;
+    let on = f.in_service == "1";
+    let mut c = state.pool.acquire().await?;
+    if !store::set_station_in_service(&mut c, id, on).await? {
+        return Err(crate::error::AppError::PageNotFound);
+    }
+    let what = if on { "station.in_service" } else { "station.out_of_service" };
+    store::audit(&mut c, &format!("staff:{}", staff.staff.login), what, &id.to_string(), time::now()).await?;
+    Ok(Redirect::to(&format!("/admin/stations/{id}")).into_response())
+}
+
+/// Operators ask a station to print a test page (at its next heartbeat).
+pub async fn station_test_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> AppResult<Response> {
+    staff.require(&["operator"])?;
+    check_csrf(&state, &headers, &f.csrf)?;
+    let mut c = state.pool.acquire().await?;
+    let n = store::request_test_page(&mut c, id).await?.ok_or(crate::error::AppError::PageNotFound)?;
+    store::audit(&mut c, &format!("staff:{}", staff.staff.login), "station.test_page.request", &format!("{id} #{n}"), time::now()).await?;
+    Ok(Redirect::to(&format!("/admin/stations/{id}")).into_response())
 }
 
 #[derive(Deserialize, Default)]

@@ -55,7 +55,8 @@ pub async fn heartbeat(
     ApiJson(hb): ApiJson<Heartbeat>,
 ) -> AppResult<Json<HeartbeatResponse>> {
     let server_time = stations::heartbeat(&state.heartbeats, &station, hb);
-    Ok(Json(HeartbeatResponse { server_time }))
+    let test_page = (station.test_page_wanted > station.test_page_done).then_some(station.test_page_wanted);
+    Ok(Json(HeartbeatResponse { server_time, out_of_service: !station.in_service, test_page }))
 }
 
 pub async fn reserve(
@@ -163,4 +164,26 @@ pub async fn terminal_payment(
     ApiJson(p): ApiJson<shomei_shared::api::TerminalPayment>,
 ) -> AppResult<Json<shomei_shared::api::TerminalPaymentResponse>> {
     Ok(Json(stations::terminal_payment(&state.pool, state.config.stations.reservation_s, &station, id, &p).await?))
+}
+
+/// Operators' test page: a one-page PDF naming the station and the time.
+pub async fn test_page(State(state): State<AppState>, StationAuth(station): StationAuth) -> AppResult<Response> {
+    let zone = crate::time::tz("Asia/Tokyo");
+    let when = crate::time::local_text(crate::time::now(), zone);
+    let pdf = crate::documents::render_test_page(&state.fonts, &station.name, &when).map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
+    Ok(([(CONTENT_TYPE, "application/pdf")], pdf).into_response())
+}
+
+/// What became of test page `request`.
+pub async fn test_page_report(
+    State(state): State<AppState>,
+    StationAuth(station): StationAuth,
+    Path(request): Path<i64>,
+    ApiJson(r): ApiJson<shomei_shared::api::TestPageReport>,
+) -> AppResult<StatusCode> {
+    let mut c = state.pool.acquire().await?;
+    let result = if r.printed { "printed".to_string() } else { format!("failed: {}", r.detail.chars().take(200).collect::<String>()) };
+    store::test_page_done(&mut c, station.id, request, &result, crate::time::now()).await?;
+    store::audit(&mut c, &format!("station:{}", station.id), "station.test_page", &result, crate::time::now()).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
