@@ -4,6 +4,7 @@
 
 pub mod academic;
 pub mod accounts;
+pub mod backup;
 pub mod cards;
 pub mod certificates;
 pub mod config;

@@ -4,7 +4,7 @@ use shomei_backend::config::Config;
 use std::path::PathBuf;
 
 fn usage() -> ! {
-    eprintln!("usage: shomei-backend [--config FILE] [enrolment-code STATION_NAME | staff-totp LOGIN | totp BASE32_SECRET]");
+    eprintln!("usage: shomei-backend [--config FILE] [enrolment-code STATION_NAME | staff-totp LOGIN | totp BASE32_SECRET | backup FILE | restore FILE]");
     std::process::exit(2)
 }
 
@@ -75,6 +75,16 @@ async fn main() -> anyhow::Result<()> {
             // The current code of a TOTP secret (the demo's staff login).
             let secret = command.get(1).and_then(|s| shomei_backend::totp::parse_base32(s)).unwrap_or_else(|| usage());
             println!("{}", shomei_backend::totp::code_at(&secret, chrono::Utc::now().timestamp()));
+            Ok(())
+        }
+        Some("backup") => {
+            let dest = command.get(1).cloned().unwrap_or_else(|| usage());
+            println!("{}", shomei_backend::backup::backup(&config.database.url, std::path::Path::new(&dest)).await?);
+            Ok(())
+        }
+        Some("restore") => {
+            let src = command.get(1).cloned().unwrap_or_else(|| usage());
+            println!("{}", shomei_backend::backup::restore(&config.database.url, std::path::Path::new(&src)).await?);
             Ok(())
         }
         Some(_) => usage(),

@@ -21,6 +21,31 @@ pub async fn connect(url: &str) -> Result<SqlitePool, sqlx::Error> {
     Ok(pool)
 }
 
+// ---------------------------------------------------------------- backup and restore
+
+/// A consistent copy of the live database in `dest` (a new file), taken
+/// with `VACUUM INTO` while the backend keeps serving.
+pub async fn backup_into(pool: &SqlitePool, dest: &std::path::Path) -> Result<(), sqlx::Error> {
+    sqlx::query("VACUUM INTO ?").bind(dest.to_string_lossy().into_owned()).execute(pool).await?;
+    Ok(())
+}
+
+/// Checks that `file` is a whole shomei backend database: (integrity_check, migrations applied, orders).
+pub async fn inspect_backup(file: &std::path::Path) -> Result<(String, i64, i64), sqlx::Error> {
+    let opts = SqliteConnectOptions::new().filename(file).read_only(true);
+    let pool = SqlitePoolOptions::new().max_connections(1).connect_with(opts).await?;
+    let integrity: String = sqlx::query_scalar("PRAGMA integrity_check").fetch_one(&pool).await?;
+    let migrations: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = 1").fetch_one(&pool).await?;
+    let orders: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders").fetch_one(&pool).await?;
+    pool.close().await;
+    Ok((integrity, migrations, orders))
+}
+
+/// The database file a `sqlite:` URL names.
+pub fn database_file(url: &str) -> Result<std::path::PathBuf, sqlx::Error> {
+    Ok(SqliteConnectOptions::from_str(url)?.get_filename().to_path_buf())
+}
+
 /// A write transaction. `BEGIN IMMEDIATE` takes SQLite's write lock at the
 /// start, so two requests that read-then-write (a balance before a debit, a
 /// live reservation before a new one) queue behind each other instead of

@@ -399,6 +399,12 @@ impl Journal {
         Ok(())
     }
 
+    /// A consistent copy of the journal into `dest` (a new file), while the station runs.
+    pub async fn backup_into(&self, dest: &Path) -> Result<(), sqlx::Error> {
+        sqlx::query("VACUUM INTO ?").bind(dest.to_string_lossy().into_owned()).execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// `PRAGMA integrity_check` (the crash tests expect "ok").
     pub async fn integrity_check(&self) -> Result<String, sqlx::Error> {
         sqlx::query_scalar("PRAGMA integrity_check").fetch_one(&self.pool).await
@@ -444,6 +450,51 @@ impl Journal {
             .await?;
         Ok(())
     }
+}
+
+/// `shomei-station backup DIR`: the journal (credential, jobs, outbox,
+/// offline copy) and the station's key into a new directory.
+pub async fn backup(state_dir: &Path, dest: &Path) -> anyhow::Result<String> {
+    use anyhow::Context;
+    if dest.exists() {
+        anyhow::bail!("{} exists already: back up into a new directory", dest.display());
+    }
+    std::fs::create_dir_all(dest)?;
+    let j = Journal::open(state_dir).await.with_context(|| format!("opening the journal in {}", state_dir.display()))?;
+    j.backup_into(&dest.join("journal.sqlite")).await.context("copying the journal")?;
+    let key = state_dir.join("station.key");
+    if key.exists() {
+        std::fs::copy(&key, dest.join("station.key")).context("copying station.key")?;
+    }
+    let copy = Journal::open(dest).await?;
+    let ok = copy.integrity_check().await?;
+    anyhow::ensure!(ok == "ok", "the backup fails its integrity check: {ok}");
+    let jobs = copy.job_counts().await?.iter().map(|(_, n)| n).sum::<i64>();
+    Ok(format!("backup written to {} ({jobs} jobs, {} reports not yet sent)", dest.display(), copy.outbox_len().await?))
+}
+
+/// `shomei-station restore DIR` (the station stopped): checks the backup,
+/// then puts the journal and key back; the next start migrates it if older.
+pub async fn restore(state_dir: &Path, src: &Path) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let copy = Journal::open(src).await.with_context(|| format!("{} holds no station journal", src.display()))?;
+    let ok = copy.integrity_check().await?;
+    anyhow::ensure!(ok == "ok", "{} fails its integrity check ({ok}): not restored", src.display());
+    anyhow::ensure!(copy.credential().await?.is_some(), "{} holds no station credential: not restored", src.display());
+    copy.pool.close().await;
+    std::fs::create_dir_all(state_dir)?;
+    let target = state_dir.join("journal.sqlite");
+    let tmp = state_dir.join("journal.sqlite.restoring");
+    std::fs::copy(src.join("journal.sqlite"), &tmp)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    for side in ["journal.sqlite-wal", "journal.sqlite-shm"] {
+        let _ = std::fs::remove_file(state_dir.join(side));
+    }
+    std::fs::rename(&tmp, &target)?;
+    if src.join("station.key").exists() {
+        std::fs::copy(src.join("station.key"), state_dir.join("station.key"))?;
+    }
+    Ok(format!("restored {} into {}", src.display(), state_dir.display()))
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@
 use crate::harness::*;
 use anyhow::{Context, Result};
 use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Datagrams received on the fake notify socket within `window`.
@@ -81,5 +83,74 @@ fn the_unit_files_pass_systemd_analyze_verify() -> Result<()> {
     for key in ["Type=notify", "WatchdogSec=", "Restart=always", "NoNewPrivileges=yes", "ProtectSystem=strict"] {
         assert!(station.contains(key), "{key} missing from the station unit");
     }
+    Ok(())
+}
+
+/// Backup and restore of both databases as commands: taken while everything
+/// runs, put back after both files are lost; the paid, printed order, the
+/// ledger and the station's credential come back, and the station serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_databases_are_backed_up_live_and_restored_after_they_are_lost() -> Result<()> {
+    let mut rig = Rig::start().await?;
+    let (number, _) = rig.order_and_read_mail(1).await?;
+    rig.kiosk_number(&number).await?;
+    rig.card.tap()?;
+    rig.wait_kiosk("done", Duration::from_secs(30)).await?;
+    rig.card.remove()?;
+    let db = rig.backend.dir.path().join("backend.sqlite");
+    let url = format!("sqlite://{}?mode=rwc", db.display());
+    crate::offline::wait_for("the report", Duration::from_secs(10), || Ok(rig.backend.sql(&format!("SELECT status FROM orders WHERE print_number = '{number}'"))? == "printed")).await?;
+    let balance = rig.balance()?;
+    let backups = tempfile::tempdir()?;
+    let (b_file, s_dir) = (backups.path().join("backend.sqlite"), backups.path().join("station"));
+    let run = |bin_name: &str, args: &[&std::ffi::OsStr], env: &[(&str, &str)]| -> Result<String> {
+        let out = Command::new(bin(bin_name)).args(args).envs(env.iter().copied()).output()?;
+        anyhow::ensure!(out.status.success(), "{bin_name} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let station_dir = rig.station.journal_path().parent().map(Path::to_path_buf).unwrap_or_default();
+    let sdir = station_dir.display().to_string();
+
+    // live backups
+    let said = run("shomei-backend", &["backup".as_ref(), b_file.as_os_str()], &[("SHOMEI_BACKEND_DATABASE__URL", &url)])?;
+    assert!(said.contains("backup written") && said.contains("1 orders"), "{said}");
+    let said = run("shomei-station", &["backup".as_ref(), s_dir.as_os_str()], &[("SHOMEI_STATION_STATE_DIR", &sdir)])?;
+    assert!(said.contains("backup written") && said.contains("1 jobs"), "{said}");
+    // a backup never overwrites
+    assert!(run("shomei-backend", &["backup".as_ref(), b_file.as_os_str()], &[("SHOMEI_BACKEND_DATABASE__URL", &url)]).is_err());
+
+    // both files are lost
+    rig.backend.stop().await;
+    rig.station.kill9();
+    for f in ["backend.sqlite", "backend.sqlite-wal", "backend.sqlite-shm"] {
+        let _ = std::fs::remove_file(rig.backend.dir.path().join(f));
+    }
+    for f in ["journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm", "station.key"] {
+        let _ = std::fs::remove_file(station_dir.join(f));
+    }
+    // a file that is not a backup is refused
+    let junk = backups.path().join("junk");
+    std::fs::write(&junk, b"not a database")?;
+    assert!(run("shomei-backend", &["restore".as_ref(), junk.as_os_str()], &[("SHOMEI_BACKEND_DATABASE__URL", &url)]).is_err());
+    let said = run("shomei-backend", &["restore".as_ref(), b_file.as_os_str()], &[("SHOMEI_BACKEND_DATABASE__URL", &url)])?;
+    assert!(said.contains("restored"), "{said}");
+    run("shomei-station", &["restore".as_ref(), s_dir.as_os_str()], &[("SHOMEI_STATION_STATE_DIR", &sdir)])?;
+
+    // everything is back
+    rig.backend.restart().await?;
+    rig.station.restart(&[])?;
+    assert_eq!(rig.backend.sql(&format!("SELECT status FROM orders WHERE print_number = '{number}'"))?, "printed");
+    assert_eq!(rig.balance()?, balance);
+    assert!(rig.station.log().contains("station starting"), "the credential came back: no enrolment needed");
+    let (second, _) = {
+        let page = rig.backend.order_as_graduate(1).await?;
+        (element_text(&page, "print-number").unwrap_or_default().replace(' ', ""), ())
+    };
+    rig.wait_kiosk("idle", Duration::from_secs(10)).await?;
+    let s = rig.kiosk_number(&second).await?;
+    assert_eq!(s["screen"], "card", "the restored station serves: {s}");
+    rig.card.tap()?;
+    rig.wait_kiosk("done", Duration::from_secs(30)).await?;
+    assert_eq!(rig.balance()?, balance - 400);
     Ok(())
 }
