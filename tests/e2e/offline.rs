@@ -193,3 +193,46 @@ async fn opted_in_a_card_pays_offline_within_its_floor_limit_and_the_debit_syncs
 fn group(n: i64) -> String {
     shomei_shared::Yen(n).to_string().trim_start_matches(['-', '¥']).to_string()
 }
+
+/// Policy (b) and a power cut: the station dies right after it journalled an
+/// offline card payment (debit and outbox entry committed), before printing.
+/// Restarted, it settles the job as not printed; when the backend is back the
+/// debit is applied once, the order is paid and reprints without a second charge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_station_killed_after_an_offline_card_payment_charges_once_and_reprints() -> Result<()> {
+    let p = Peers::start().await?;
+    let code = p.backend.enrolment_code("Library 1F").await?;
+    let opts = StationOptions { backend_url: &p.backend.url, enrolment_code: &code, printer_uri: &p.printer.uri, pcsc: &p.pcsc, tuning: Tuning::default() };
+    let station = Station::start_with_env(&opts, &[("SHOMEI_FAILPOINT", "charged")])?;
+    let mut rig = Rig { smtp: p.smtp, backend: p.backend, printer: p.printer, pcsc: p.pcsc, card: p.card, station };
+    let (order_id, number) = order(&rig.backend, false).await?;
+    let staff = rig.backend.staff_client().await?;
+    let page_url = format!("{}/admin/catalogue", rig.backend.url);
+    crate::accounts::post_form(&staff, &page_url, &format!("{}/admin/catalogue/offline-policy", rig.backend.url), &[("offline_cards", "1"), ("floor_limit", "1000"), ("station_total", "20000")]).await?;
+    wait_for("a snapshot with balances", Duration::from_secs(15), || Ok(journal(&rig.station, "SELECT bundle FROM offline_bundle")?.contains("\"balances\":[{"))).await?;
+    let balance = rig.balance()?;
+    rig.backend.stop().await;
+
+    let s = rig.kiosk_number(&number).await?;
+    assert_eq!(s["screen"], "card", "{s}");
+    rig.card.tap()?;
+    assert!(rig.station.wait_exit(Duration::from_secs(20)), "the failpoint after the offline debit");
+    rig.card.remove()?;
+    rig.station.restart(&[])?;
+    wait_for("the job settled", Duration::from_secs(20), || Ok(journal(&rig.station, "SELECT state FROM jobs")? == "failed")).await?;
+    assert_eq!(rig.printer.spooled_pdfs().len(), 0, "nothing printed");
+
+    rig.backend.restart().await?;
+    wait_for("sync", Duration::from_secs(20), || Ok(journal(&rig.station, "SELECT count(*) FROM outbox WHERE sent_at IS NULL")? == "0")).await?;
+    assert_eq!(rig.backend.sql(&format!("SELECT status FROM orders WHERE id = {order_id}"))?, "paid", "paid, not printed: reprintable");
+    assert_eq!(rig.balance()?, balance - 400, "charged once");
+    // the number prints now without a second charge
+    rig.station_reset().await?;
+    let s = rig.kiosk_number(&number).await?;
+    assert!(s["screen"] == "printing" || s["screen"] == "done", "{s}");
+    rig.wait_kiosk("done", Duration::from_secs(30)).await?;
+    wait_for("printed", Duration::from_secs(10), || Ok(rig.backend.sql(&format!("SELECT status FROM orders WHERE id = {order_id}"))? == "printed")).await?;
+    assert_eq!(rig.balance()?, balance - 400, "still charged once");
+    assert_eq!(rig.printer.spooled_pdfs().len(), 1);
+    Ok(())
+}
