@@ -390,6 +390,13 @@ pub async fn report(
         .filter(|r| r.station_id == station.id)
         .ok_or_else(|| AppError::api(ErrorCode::NotFound, "no such reservation at this station"))?;
     if store::station_report(&mut tx, &report.idempotency_key).await?.is_none() {
+        // printed, but the order was printed already through another reservation:
+        // this report came late (an outage) and the number was reprinted elsewhere
+        let order_before = store::order(&mut tx, r.order_id).await?;
+        let duplicate = matches!(report.outcome, PrintOutcome::Printed) && order_before.status == "printed" && r.status != "printed";
+        if duplicate {
+            tracing::warn!(order_id = order_before.id, station = %station.name, "a number was printed twice: a late report after a reprint elsewhere");
+        }
         let (outcome, detail) = match &report.outcome {
             PrintOutcome::Printed => ("printed", report.impressions.map(|n| format!("impressions {n}")).unwrap_or_default()),
             PrintOutcome::Failed { reason } => ("failed", reason.clone()),
@@ -404,6 +411,7 @@ pub async fn report(
             report.ipp_job_id,
             report.at,
             t,
+            duplicate,
         )
         .await?;
         let order = store::order(&mut tx, r.order_id).await?;

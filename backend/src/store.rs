@@ -1183,10 +1183,11 @@ pub async fn insert_station_report(
     ipp_job_id: Option<i32>,
     station_time: i64,
     now: i64,
+    duplicate: bool,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO station_reports (idempotency_key, station_id, reservation_id, outcome, detail, ipp_job_id,
-         station_time, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+         station_time, received_at, duplicate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(key)
     .bind(station_id)
@@ -1196,6 +1197,7 @@ pub async fn insert_station_report(
     .bind(ipp_job_id)
     .bind(station_time)
     .bind(now)
+    .bind(duplicate)
     .execute(c)
     .await?;
     Ok(())
@@ -2327,9 +2329,14 @@ pub struct DuplicatePrint {
 
 pub async fn duplicate_prints(c: &mut Conn) -> Result<Vec<DuplicatePrint>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT p.order_id, o.print_number, s.name AS station, p.printed_at FROM offline_prints p
-         JOIN orders o ON o.id = p.order_id JOIN stations s ON s.id = p.station_id
-         WHERE p.duplicate = 1 ORDER BY p.received_at DESC LIMIT 100",
+        "SELECT order_id, print_number, station, printed_at FROM (
+           SELECT p.order_id, o.print_number, s.name AS station, p.printed_at, p.received_at FROM offline_prints p
+           JOIN orders o ON o.id = p.order_id JOIN stations s ON s.id = p.station_id WHERE p.duplicate = 1
+           UNION ALL
+           SELECT r.order_id, o.print_number, s.name AS station, sr.station_time AS printed_at, sr.received_at FROM station_reports sr
+           JOIN reservations r ON r.id = sr.reservation_id JOIN orders o ON o.id = r.order_id JOIN stations s ON s.id = sr.station_id
+           WHERE sr.duplicate = 1)
+         ORDER BY received_at DESC LIMIT 100",
     )
     .fetch_all(c)
     .await

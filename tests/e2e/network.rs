@@ -123,3 +123,44 @@ async fn after_a_30_minute_outage_in_simulated_time_the_outbox_drains_exactly_on
     crate::print_flow::wait_page(&rig.backend, "/admin/stations", |p| p.contains("data-online=\"true\"")).await?;
     Ok(())
 }
+
+/// A station prints a paid number but cannot report it (its link is cut);
+/// the reservation lapses and the number is printed again at a second
+/// station. When the first report arrives it is applied once and the double
+/// print is listed for staff (nothing was charged: the order was paid online).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_report_after_a_reprint_elsewhere_is_shown_to_staff() -> Result<()> {
+    let p = Peers::start().await?;
+    let link = NetLink::start(&p.backend.url).await?;
+    let code = p.backend.enrolment_code("Library 1F").await?;
+    let code2 = p.backend.enrolment_code("Library 2F").await?;
+    let rig = rig_behind(p, &link.url, &code)?;
+    let second = Station::start(&StationOptions { backend_url: &rig.backend.url, enrolment_code: &code2, printer_uri: &rig.printer.uri, pcsc: &rig.pcsc, tuning: Tuning::default() })?;
+    let (order_id, number) = order(&rig.backend, true).await?;
+
+    rig.printer.set_mode("hold")?;
+    let s = rig.kiosk_number(&number).await?;
+    assert!(s["screen"] == "printing", "{s}");
+    wait_for("the Print-Job", Duration::from_secs(20), || Ok(journal(&rig.station, "SELECT count(*) FROM journal WHERE step = 'submitted'")? == "1")).await?;
+    link.set(Link::Reject);
+    rig.printer.set_mode("ok")?;
+    rig.printer.release_held_job()?;
+    rig.wait_kiosk("done", Duration::from_secs(30)).await?;
+    assert_eq!(rig.backend.sql(&format!("SELECT status FROM orders WHERE id = {order_id}"))?, "paid", "the backend has not heard");
+
+    // the reservation lapses; the graduate tries the number at another station, which prints it
+    rig.backend.sql("UPDATE reservations SET expires_at = expires_at - 1800")?;
+    let r: serde_json::Value = reqwest::Client::new().post(format!("{}/kiosk/number", second.kiosk_url)).json(&serde_json::json!({ "number": number })).send().await?.json().await?;
+    assert!(r["screen"] == "printing" || r["screen"] == "done", "{r}");
+    wait_for("the second print", Duration::from_secs(30), || Ok(rig.backend.sql(&format!("SELECT status FROM orders WHERE id = {order_id}"))? == "printed")).await?;
+
+    // the first report arrives: applied once, listed for staff
+    link.set(Link::Up);
+    wait_for("the late report", Duration::from_secs(30), || Ok(journal(&rig.station, "SELECT count(*) FROM outbox WHERE sent_at IS NULL")? == "0")).await?;
+    assert_eq!(rig.backend.sql("SELECT count(*) || ' ' || sum(duplicate) FROM station_reports WHERE outcome = 'printed'")?, "2 1");
+    assert_eq!(rig.printer.spooled_pdfs().len(), 2);
+    let page = rig.backend.staff_page("/admin/stations").await?;
+    let dup = page.split("id=\"duplicates\"").nth(1).unwrap_or_default();
+    assert!(dup.contains(&format!("/admin/orders/{order_id}")), "listed for staff: {page}");
+    Ok(())
+}
