@@ -10,7 +10,7 @@ use crate::time::{self, now};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use shomei_shared::api::{
-    CardBalance, OfflineBundle, OfflineCardPolicy, OfflineDebit, OfflineDebitResponse, OfflineJob, OfflinePrint, OfflinePrintResponse, PrintOutcome,
+    CardBalance, OfflineBundle, OfflineCardPolicy, OfflineDebit, AppliedOnce, OfflineJob, OfflinePrint, PrintOutcome,
     PrintSettings, ReservationLine, SignedBundle,
 };
 use shomei_shared::{ErrorCode, PrintNumber, Yen};
@@ -87,12 +87,12 @@ pub async fn document(pool: &SqlitePool, order_id: i64) -> AppResult<Vec<u8>> {
 /// A print made offline: applied once per key. A paid order printed offline
 /// becomes printed; if another station had printed it already, the print is
 /// kept as a duplicate for staff.
-pub async fn apply(pool: &SqlitePool, station: &Station, p: &OfflinePrint) -> AppResult<OfflinePrintResponse> {
+pub async fn apply(pool: &SqlitePool, station: &Station, p: &OfflinePrint) -> AppResult<AppliedOnce> {
     let t = now();
     let mut tx = store::begin_write(pool).await?;
     let order = store::order(&mut tx, p.order_id).await.map_err(|_| AppError::api(ErrorCode::NotFound, "no such order"))?;
     if let Some(duplicate) = store::offline_print_seen(&mut tx, &p.idempotency_key).await? {
-        return Ok(OfflinePrintResponse { order_status: order.status, duplicate });
+        return Ok(AppliedOnce { order_status: order.status, duplicate });
     }
     let (outcome, detail) = match &p.outcome {
         PrintOutcome::Printed => ("printed", String::new()),
@@ -110,7 +110,7 @@ pub async fn apply(pool: &SqlitePool, station: &Station, p: &OfflinePrint) -> Ap
     }
     let status = store::order(&mut tx, order.id).await?.status;
     tx.commit().await?;
-    Ok(OfflinePrintResponse { order_status: status, duplicate })
+    Ok(AppliedOnce { order_status: status, duplicate })
 }
 
 /// A stored-value payment a station took offline (policy b): applied once
@@ -118,7 +118,7 @@ pub async fn apply(pool: &SqlitePool, station: &Station, p: &OfflinePrint) -> Ap
 /// was paid already (online meanwhile, or at another offline station) the
 /// debit is refunded to the card at once and shown to staff, so nobody pays
 /// twice. The ledger keeps both entries.
-pub async fn apply_debit(pool: &SqlitePool, station: &Station, d: &OfflineDebit) -> AppResult<OfflineDebitResponse> {
+pub async fn apply_debit(pool: &SqlitePool, station: &Station, d: &OfflineDebit) -> AppResult<AppliedOnce> {
     let t = now();
     let uid = d.card_uid.trim().to_uppercase();
     if uid.is_empty() || uid.len() > 32 || !uid.chars().all(|c| c.is_ascii_hexdigit()) || d.amount.0 <= 0 {
@@ -127,7 +127,7 @@ pub async fn apply_debit(pool: &SqlitePool, station: &Station, d: &OfflineDebit)
     let mut tx = store::begin_write(pool).await?;
     let order = store::order(&mut tx, d.order_id).await.map_err(|_| AppError::api(ErrorCode::NotFound, "no such order"))?;
     if let Some(duplicate) = store::offline_debit_seen(&mut tx, &d.idempotency_key).await? {
-        return Ok(OfflineDebitResponse { order_status: order.status, duplicate });
+        return Ok(AppliedOnce { order_status: order.status, duplicate });
     }
     if store::card(&mut tx, &uid).await?.is_none() {
         return Err(AppError::api(ErrorCode::CardUnknown, "this card is not linked to any account"));
@@ -148,5 +148,5 @@ pub async fn apply_debit(pool: &SqlitePool, station: &Station, d: &OfflineDebit)
     }
     let status = store::order(&mut tx, order.id).await?.status;
     tx.commit().await?;
-    Ok(OfflineDebitResponse { order_status: status, duplicate })
+    Ok(AppliedOnce { order_status: status, duplicate })
 }

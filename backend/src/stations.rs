@@ -8,7 +8,7 @@ use crate::payments;
 use crate::store::{self, Station};
 use crate::time::{self, now};
 use shomei_shared::api::{
-    ChargeResponse, TerminalPayment, TerminalPaymentResponse, EnrollResponse, Heartbeat, PrintOutcome, PrintReport, Reservation, ReservationLine,
+    AppliedOnce, ChargeResponse, EnrollResponse, Heartbeat, PrintOutcome, PrintReport, Reservation, ReservationLine, TerminalPayment,
 };
 use shomei_shared::{ErrorCode, PrintNumber, Yen};
 use sqlx::SqlitePool;
@@ -247,16 +247,21 @@ pub async fn reserve(
 }
 
 /// The station's own live reservation, or a clear error.
+/// One of this station's reservations, in whatever state.
+async fn station_reservation(c: &mut store::Conn, station: &Station, reservation_id: i64) -> AppResult<store::ReservationRow> {
+    store::reservation(c, reservation_id)
+        .await?
+        .filter(|r| r.station_id == station.id)
+        .ok_or_else(|| AppError::api(ErrorCode::NotFound, "no such reservation at this station"))
+}
+
 async fn own_reservation(
     c: &mut store::Conn,
     station: &Station,
     reservation_id: i64,
     t: i64,
 ) -> AppResult<store::ReservationRow> {
-    let r = store::reservation(c, reservation_id)
-        .await?
-        .filter(|r| r.station_id == station.id)
-        .ok_or_else(|| AppError::api(ErrorCode::NotFound, "no such reservation at this station"))?;
+    let r = station_reservation(c, station, reservation_id).await?;
     Ok(r).and_then(|r| {
         if r.status == "released" || (r.status == "active" && r.expires_at <= t) {
             Err(AppError::api(ErrorCode::ReservationExpired, "the reservation ran out; enter the number again"))
@@ -311,19 +316,16 @@ pub async fn charge(
 /// key. The order becomes paid (from its reservation at this station, even
 /// if that lapsed meanwhile: the money was taken); a payment for an order
 /// paid already is kept and shown to staff, who refund it at the desk.
-pub async fn terminal_payment(pool: &SqlitePool, reservation_s: i64, station: &Station, reservation_id: i64, p: &TerminalPayment) -> AppResult<TerminalPaymentResponse> {
+pub async fn terminal_payment(pool: &SqlitePool, reservation_s: i64, station: &Station, reservation_id: i64, p: &TerminalPayment) -> AppResult<AppliedOnce> {
     if p.transaction_id.len() != 16 || !p.transaction_id.is_ascii() || p.amount.0 <= 0 || p.brand.len() > 40 {
         return Err(AppError::api(ErrorCode::BadRequest, "transaction_id is 16 characters, amount positive"));
     }
     let t = now();
     let mut tx = store::begin_write(pool).await?;
-    let r = store::reservation(&mut tx, reservation_id)
-        .await?
-        .filter(|r| r.station_id == station.id)
-        .ok_or_else(|| AppError::api(ErrorCode::NotFound, "no such reservation at this station"))?;
+    let r = station_reservation(&mut tx, station, reservation_id).await?;
     let order = store::order(&mut tx, r.order_id).await?;
     if let Some(duplicate) = store::terminal_payment_seen(&mut tx, &p.idempotency_key).await? {
-        return Ok(TerminalPaymentResponse { order_status: order.status, duplicate });
+        return Ok(AppliedOnce { order_status: order.status, duplicate });
     }
     let duplicate = !matches!(order.status.as_str(), "awaiting_payment" | "expired");
     let at = p.at.min(t);
@@ -343,7 +345,7 @@ pub async fn terminal_payment(pool: &SqlitePool, reservation_s: i64, station: &S
     }
     let status = store::order(&mut tx, order.id).await?.status;
     tx.commit().await?;
-    Ok(TerminalPaymentResponse { order_status: status, duplicate })
+    Ok(AppliedOnce { order_status: status, duplicate })
 }
 
 /// The certificate PDF of a paid, reserved order.
@@ -364,10 +366,7 @@ pub async fn document(pool: &SqlitePool, station: &Station, reservation_id: i64)
 /// so the number works at another station at once instead of after it lapses.
 pub async fn release(pool: &SqlitePool, station: &Station, reservation_id: i64) -> AppResult<()> {
     let mut tx = store::begin_write(pool).await?;
-    let r = store::reservation(&mut tx, reservation_id)
-        .await?
-        .filter(|r| r.station_id == station.id)
-        .ok_or_else(|| AppError::api(ErrorCode::NotFound, "no such reservation at this station"))?;
+    let r = station_reservation(&mut tx, station, reservation_id).await?;
     if r.status == "active" {
         store::set_reservation_status(&mut tx, r.id, "released").await?;
         tracing::info!(station_id = station.id, reservation_id, "reservation released");
@@ -385,10 +384,7 @@ pub async fn report(
 ) -> AppResult<String> {
     let t = now();
     let mut tx = store::begin_write(pool).await?;
-    let r = store::reservation(&mut tx, reservation_id)
-        .await?
-        .filter(|r| r.station_id == station.id)
-        .ok_or_else(|| AppError::api(ErrorCode::NotFound, "no such reservation at this station"))?;
+    let r = station_reservation(&mut tx, station, reservation_id).await?;
     if store::station_report(&mut tx, &report.idempotency_key).await?.is_none() {
         // printed, but the order was printed already through another reservation:
         // this report came late (an outage) and the number was reprinted elsewhere

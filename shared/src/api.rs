@@ -227,12 +227,6 @@ pub struct TerminalPayment {
     pub at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TerminalPaymentResponse {
-    pub order_status: String,
-    /// True when the order had been paid already: staff refund it at the desk.
-    pub duplicate: bool,
-}
 
 // `POST /reservations/{id}/release` (no body, 204): the user walked away before paying.
 
@@ -338,13 +332,6 @@ pub struct OfflineDebit {
     pub at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OfflineDebitResponse {
-    pub order_status: String,
-    /// True when the order had been paid already (online, or at another
-    /// offline station): the debit is kept and shown to staff.
-    pub duplicate: bool,
-}
 
 /// `POST /offline/prints`: what a station printed (or failed to) while offline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -357,10 +344,13 @@ pub struct OfflinePrint {
     pub at: i64,
 }
 
+/// The answer to an offline print, an offline debit or a terminal payment,
+/// each applied once per idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OfflinePrintResponse {
+pub struct AppliedOnce {
     pub order_status: String,
-    /// True when another station had printed this number already: staff see it.
+    /// True when it doubles something done already (the number printed or the
+    /// order paid at another station): kept and shown to staff.
     pub duplicate: bool,
 }
 

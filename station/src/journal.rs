@@ -55,6 +55,16 @@ pub struct Job {
     pub order_id: Option<i64>,
 }
 
+/// The backend's last offline bundle, with when the station asked for it and
+/// when it came (the station's clock).
+#[derive(Debug, Clone, FromRow)]
+pub struct StoredBundle {
+    pub bundle: String,
+    pub signature: String,
+    pub requested_at: i64,
+    pub fetched_at: i64,
+}
+
 #[derive(Debug, Clone, FromRow)]
 pub struct OutboxItem {
     pub id: i64,
@@ -135,19 +145,7 @@ impl Journal {
     pub async fn step(&self, job_id: i64, step: &str, detail: &str) -> Result<(), sqlx::Error> {
         let t = now();
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE jobs SET state = ?, updated_at = ? WHERE id = ?")
-            .bind(step)
-            .bind(t)
-            .bind(job_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO journal (job_id, step, detail, at) VALUES (?, ?, ?, ?)")
-            .bind(job_id)
-            .bind(step)
-            .bind(detail)
-            .bind(t)
-            .execute(&mut *tx)
-            .await?;
+        write_step(&mut tx, job_id, step, detail, t).await?;
         tx.commit().await?;
         failpoint(step);
         Ok(())
@@ -216,30 +214,8 @@ impl Journal {
     ) -> Result<(), sqlx::Error> {
         let t = now();
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE jobs SET state = ?, updated_at = ? WHERE id = ?")
-            .bind(step)
-            .bind(t)
-            .bind(job_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO journal (job_id, step, detail, at) VALUES (?, ?, ?, ?)")
-            .bind(job_id)
-            .bind(step)
-            .bind(detail)
-            .bind(t)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT OR IGNORE INTO outbox (job_id, reservation_id, idempotency_key, body, created_at, kind) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(job_id)
-        .bind(reservation_id)
-        .bind(key)
-        .bind(body)
-        .bind(t)
-        .bind(kind)
-        .execute(&mut *tx)
-        .await?;
+        write_step(&mut tx, job_id, step, detail, t).await?;
+        queue(&mut tx, job_id, reservation_id, key, body, kind, t).await?;
         tx.commit().await?;
         failpoint(step);
         Ok(())
@@ -278,14 +254,9 @@ impl Journal {
         Ok(())
     }
 
-    /// The last bundle and its signature.
-    pub async fn bundle(&self) -> Result<Option<(String, String)>, sqlx::Error> {
-        sqlx::query_as("SELECT bundle, signature FROM offline_bundle WHERE id = 1").fetch_optional(&self.pool).await
-    }
-
-    /// The last bundle's (requested_at, fetched_at) on the station's clock.
-    pub async fn bundle_times(&self) -> Result<Option<(i64, i64)>, sqlx::Error> {
-        sqlx::query_as("SELECT requested_at, fetched_at FROM offline_bundle WHERE id = 1").fetch_optional(&self.pool).await
+    /// The last bundle as stored.
+    pub async fn bundle(&self) -> Result<Option<StoredBundle>, sqlx::Error> {
+        sqlx::query_as("SELECT bundle, signature, requested_at, fetched_at FROM offline_bundle WHERE id = 1").fetch_optional(&self.pool).await
     }
 
     /// P-3 (b): a stored-value payment taken offline. The job's `charged`
@@ -294,13 +265,8 @@ impl Journal {
     pub async fn record_offline_debit(&self, job_id: i64, uid: &str, order_id: i64, amount: i64, key: &str, body: &str) -> Result<(), sqlx::Error> {
         let t = now();
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE jobs SET state = 'charged', card_uid = ?, updated_at = ? WHERE id = ?").bind(uid).bind(t).bind(job_id).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO journal (job_id, step, detail, at) VALUES (?, 'charged', ?, ?)")
-            .bind(job_id)
-            .bind(format!("offline card {uid} {amount} key {key}"))
-            .bind(t)
-            .execute(&mut *tx)
-            .await?;
+        write_step(&mut tx, job_id, "charged", &format!("offline card {uid} {amount} key {key}"), t).await?;
+        sqlx::query("UPDATE jobs SET card_uid = ? WHERE id = ?").bind(uid).bind(job_id).execute(&mut *tx).await?;
         sqlx::query("INSERT INTO offline_debits (job_id, card_uid, order_id, amount, outbox_key, at) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(job_id)
             .bind(uid)
@@ -310,13 +276,7 @@ impl Journal {
             .bind(t)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO outbox (job_id, reservation_id, idempotency_key, body, created_at, kind) VALUES (?, 0, ?, ?, ?, 'offline_debit')")
-            .bind(job_id)
-            .bind(key)
-            .bind(body)
-            .bind(t)
-            .execute(&mut *tx)
-            .await?;
+        queue(&mut tx, job_id, 0, key, body, "offline_debit", t).await?;
         tx.commit().await?;
         failpoint("charged");
         Ok(())
@@ -325,21 +285,7 @@ impl Journal {
     /// P-5: the terminal took the payment. The job's `charged` step and the
     /// payment's outbox entry (kind `terminal`) are one transaction.
     pub async fn record_terminal_payment(&self, job_id: i64, reservation_id: i64, key: &str, body: &str, detail: &str) -> Result<(), sqlx::Error> {
-        let t = now();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE jobs SET state = 'charged', updated_at = ? WHERE id = ?").bind(t).bind(job_id).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO journal (job_id, step, detail, at) VALUES (?, 'charged', ?, ?)").bind(job_id).bind(detail).bind(t).execute(&mut *tx).await?;
-        sqlx::query("INSERT OR IGNORE INTO outbox (job_id, reservation_id, idempotency_key, body, created_at, kind) VALUES (?, ?, ?, ?, ?, 'terminal')")
-            .bind(job_id)
-            .bind(reservation_id)
-            .bind(key)
-            .bind(body)
-            .bind(t)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        failpoint("charged");
-        Ok(())
+        self.finish_job_as(job_id, "charged", detail, reservation_id, key, body, "terminal").await
     }
 
     /// The terminal transaction a job started, if it was paid at the terminal.
@@ -450,6 +396,34 @@ impl Journal {
             .await?;
         Ok(())
     }
+}
+
+/// Moves a job to `step` and writes its journal line, inside `tx`.
+async fn write_step(tx: &mut sqlx::SqliteConnection, job_id: i64, step: &str, detail: &str, t: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE jobs SET state = ?, updated_at = ? WHERE id = ?").bind(step).bind(t).bind(job_id).execute(&mut *tx).await?;
+    sqlx::query("INSERT INTO journal (job_id, step, detail, at) VALUES (?, ?, ?, ?)")
+        .bind(job_id)
+        .bind(step)
+        .bind(detail)
+        .bind(t)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Queues a message for the backend (once per key), inside `tx`.
+#[allow(clippy::too_many_arguments)]
+async fn queue(tx: &mut sqlx::SqliteConnection, job_id: i64, reservation_id: i64, key: &str, body: &str, kind: &str, t: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT OR IGNORE INTO outbox (job_id, reservation_id, idempotency_key, body, created_at, kind) VALUES (?, ?, ?, ?, ?, ?)")
+        .bind(job_id)
+        .bind(reservation_id)
+        .bind(key)
+        .bind(body)
+        .bind(t)
+        .bind(kind)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 /// `shomei-station backup DIR`: the journal (credential, jobs, outbox,

@@ -127,6 +127,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         reader: Arc<R>,
         health: Arc<Health>,
         offline: Arc<crate::offline::Offline>,
+        terminal: Option<Arc<crate::terminal::SerialTerminal>>,
     ) -> Self {
         Kiosk {
             inner: Arc::new(Inner {
@@ -142,18 +143,10 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
                 cancel_read: Mutex::new(Arc::new(AtomicBool::new(false))),
                 started: Instant::now(),
                 offline,
-                terminal: None,
+                terminal,
                 pay_by_terminal: AtomicBool::new(false),
             }),
         }
-    }
-
-    /// Adds the e-money terminal (P-5); call before the kiosk is shared.
-    pub fn with_terminal(mut self, terminal: Option<Arc<crate::terminal::SerialTerminal>>) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.terminal = terminal;
-        }
-        self
     }
 
     fn terminal_usable(&self) -> bool {
@@ -572,22 +565,32 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         }
     }
 
-    async fn charge(&self, job: &JobCtx, uid: &str) -> ChargeResult {
+    /// Shows the "charging" screen (`says`) unless the user cancelled in the
+    /// same instant, and checks the printer once more: the paper may have run
+    /// out while the user looked for their card, and money is never taken
+    /// then. False: the job was abandoned, take no money.
+    async fn ready_to_charge(&self, job: &JobCtx, says: Says<'_>) -> bool {
         let g = job.generation;
-        let mut s = screen("charging", Says::Charging);
+        let mut s = screen("charging", says);
         s.amount = job.reservation.amount.to_string();
         if !self.set(g, s) {
-            // the user cancelled in the same instant: take no money
             self.abandon(job, "cancelled").await;
-            return ChargeResult::Stop;
+            return false;
         }
-        // The paper may have run out while the user looked for their card: never take money then.
         let status = self.inner.printer.status().await;
         self.inner.health.set_printer(status.clone());
         if !status.can_print() {
             tracing::warn!(reasons = ?status.reasons, "printer stopped before payment: not charging");
             self.abandon(job, "printer not ready").await;
             self.set(g, idle_screen()); // shows "out of service" while the printer stays so
+            return false;
+        }
+        true
+    }
+
+    async fn charge(&self, job: &JobCtx, uid: &str) -> ChargeResult {
+        let g = job.generation;
+        if !self.ready_to_charge(job, Says::Charging).await {
             return ChargeResult::Stop;
         }
         if let (Some((order_id, _)), Some(policy)) = (&job.offline, &job.card_policy) {
@@ -643,18 +646,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         let g = job.generation;
         let Some(terminal) = self.inner.terminal.clone() else { return ChargeResult::Retry(Notice::TerminalUnavailable) };
         let amount = job.reservation.amount;
-        let mut s = screen("charging", Says::TerminalCharging { amount });
-        s.amount = amount.to_string();
-        if !self.set(g, s) {
-            self.abandon(job, "cancelled").await;
-            return ChargeResult::Stop;
-        }
-        let status = self.inner.printer.status().await;
-        self.inner.health.set_printer(status.clone());
-        if !status.can_print() {
-            tracing::warn!(reasons = ?status.reasons, "printer stopped before payment: not charging");
-            self.abandon(job, "printer not ready").await;
-            self.set(g, idle_screen());
+        if !self.ready_to_charge(job, Says::TerminalCharging { amount }).await {
             return ChargeResult::Stop;
         }
         let txn = crate::terminal::txn_for(&job.charge_key);

@@ -68,8 +68,7 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
             cfg.terminal_baud,
             terminal::TerminalConfig { charge_timeout_s: cfg.terminal_charge_timeout_s, ..terminal::TerminalConfig::default() },
         )));
-    let kiosk = kiosk::Kiosk::new(cfg.clone(), backend.clone(), journal.clone(), printer.clone(), reader.clone(), health.clone(), offline.clone())
-        .with_terminal(terminal.clone());
+    let kiosk = kiosk::Kiosk::new(cfg.clone(), backend.clone(), journal.clone(), printer.clone(), reader.clone(), health.clone(), offline.clone(), terminal.clone());
     // P-3: keep the offline copy fresh while the backend answers
     {
         let (backend, journal, offline) = (backend.clone(), journal.clone(), offline.clone());

@@ -126,8 +126,8 @@ pub enum Lookup {
 }
 
 pub async fn lookup(journal: &Journal, token: &str, print_number: &str) -> Result<Lookup, sqlx::Error> {
-    let Some((bundle, signature)) = journal.bundle().await? else { return Ok(Lookup::NoBundle) };
-    let Some(b) = verify(token, &SignedBundle { bundle, signature }) else {
+    let Some(stored) = journal.bundle().await? else { return Ok(Lookup::NoBundle) };
+    let Some(b) = verify(token, &SignedBundle { bundle: stored.bundle, signature: stored.signature }) else {
         tracing::error!("the stored offline bundle fails its signature check");
         return Ok(Lookup::NoBundle);
     };
@@ -161,12 +161,11 @@ pub enum Refusal {
     Floor { balance: Yen },
 }
 
-/// The verified bundle, if it is fresh and the clock can be trusted.
-async fn trusted_bundle(journal: &Journal, token: &str) -> Result<Result<OfflineBundle, Refusal>, sqlx::Error> {
-    let (Some((bundle, signature)), Some((_, fetched_at))) = (journal.bundle().await?, journal.bundle_times().await?) else {
-        return Ok(Err(Refusal::NoBundle));
-    };
-    let Some(b) = verify(token, &SignedBundle { bundle, signature }) else { return Ok(Err(Refusal::NoBundle)) };
+/// The verified bundle and when it was asked for, if it is fresh and the clock can be trusted.
+async fn trusted_bundle(journal: &Journal, token: &str) -> Result<Result<(OfflineBundle, i64), Refusal>, sqlx::Error> {
+    let Some(stored) = journal.bundle().await? else { return Ok(Err(Refusal::NoBundle)) };
+    let (requested_at, fetched_at) = (stored.requested_at, stored.fetched_at);
+    let Some(b) = verify(token, &SignedBundle { bundle: stored.bundle, signature: stored.signature }) else { return Ok(Err(Refusal::NoBundle)) };
     let t = now();
     if (fetched_at - b.issued_at).abs() > MAX_CLOCK_SKEW_S || t + MAX_CLOCK_SKEW_S < fetched_at {
         tracing::warn!(skew_s = fetched_at - b.issued_at, "station clock unsure: no offline payment");
@@ -175,7 +174,7 @@ async fn trusted_bundle(journal: &Journal, token: &str) -> Result<Result<Offline
     if t > b.issued_at + b.max_age_s {
         return Ok(Err(Refusal::NoBundle));
     }
-    Ok(Ok(b))
+    Ok(Ok((b, requested_at)))
 }
 
 /// Before asking for a card: may this station take `amount` offline at all?
@@ -193,8 +192,8 @@ pub async fn may_take(journal: &Journal, token: &str, amount: Yen, policy: &Offl
 /// station knows). The snapshot's balance less this station's debits it
 /// does not include may go at most `floor_limit` below zero.
 pub async fn authorize_card(journal: &Journal, token: &str, uid: &str, amount: Yen, policy: &OfflineCardPolicy) -> Result<Result<Yen, Refusal>, sqlx::Error> {
-    let b = match trusted_bundle(journal, token).await? {
-        Ok(b) => b,
+    let (b, requested_at) = match trusted_bundle(journal, token).await? {
+        Ok(found) => found,
         Err(r) => return Ok(Err(r)),
     };
     if b.blocked_cards.iter().any(|c| c.eq_ignore_ascii_case(uid)) {
@@ -204,7 +203,6 @@ pub async fn authorize_card(journal: &Journal, token: &str, uid: &str, amount: Y
     if journal.offline_debits_unsynced().await? + amount.0 > policy.station_total.0 {
         return Ok(Err(Refusal::StationTotal));
     }
-    let requested_at = journal.bundle_times().await?.map(|(r, _)| r).unwrap_or(0);
     let balance = Yen(snapshot.balance.0 - journal.offline_debits_of(&snapshot.uid, requested_at).await?);
     let after = Yen(balance.0 - amount.0);
     if after.0 < -policy.floor_limit.0 {

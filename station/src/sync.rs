@@ -83,9 +83,7 @@ impl Backend {
     }
 
     pub async fn document(&self, reservation_id: i64) -> Result<Vec<u8>, SyncError> {
-        let url = format!("{}/reservations/{reservation_id}/document", self.base);
-        let resp = Self::checked(self.auth(self.http.get(url)).send().await).await?;
-        resp.bytes().await.map(|b| b.to_vec()).map_err(|e| SyncError::Offline(e.to_string()))
+        self.get_bytes(&format!("/reservations/{reservation_id}/document")).await
     }
 
     /// Gives a reservation back (best effort: unreleased ones lapse by themselves).
@@ -94,11 +92,18 @@ impl Backend {
         Self::checked(self.auth(self.http.post(url)).send().await).await.map(drop)
     }
 
-    /// Sends a queued report body (JSON of `PrintReport`) as is.
-    pub async fn report_raw(&self, reservation_id: i64, body: &str) -> Result<ReportResponse, SyncError> {
-        let url = format!("{}/reservations/{reservation_id}/report", self.base);
+    /// A document (PDF) the backend serves at `path`.
+    async fn get_bytes(&self, path: &str) -> Result<Vec<u8>, SyncError> {
+        let resp = Self::checked(self.auth(self.http.get(format!("{}{path}", self.base))).send().await).await?;
+        resp.bytes().await.map(|b| b.to_vec()).map_err(|e| SyncError::Offline(e.to_string()))
+    }
+
+    /// Sends a queued outbox body as is to `path` (a print report, an
+    /// offline print or debit, a terminal payment: each answers with the
+    /// order's status).
+    pub async fn send_queued(&self, path: &str, body: &str) -> Result<ReportResponse, SyncError> {
         Self::decode(
-            self.auth(self.http.post(url))
+            self.auth(self.http.post(format!("{}{path}", self.base)))
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body.to_string())
                 .send()
@@ -116,56 +121,16 @@ impl Backend {
 
     /// P-3: an order's PDF for the offline cache.
     pub async fn offline_document(&self, order_id: i64) -> Result<Vec<u8>, SyncError> {
-        let resp = Self::checked(self.auth(self.http.get(format!("{}/offline/documents/{order_id}", self.base))).send().await).await?;
-        resp.bytes().await.map(|b| b.to_vec()).map_err(|e| SyncError::Offline(e.to_string()))
+        self.get_bytes(&format!("/offline/documents/{order_id}")).await
     }
 
-    /// P-3: a queued offline print (JSON of `OfflinePrint`) as is.
-    pub async fn offline_print_raw(&self, body: &str) -> Result<OfflinePrintResponse, SyncError> {
-        Self::decode(
-            self.auth(self.http.post(format!("{}/offline/prints", self.base)))
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.to_string())
-                .send()
-                .await,
-        )
-        .await
-    }
-}
-
-impl Backend {
     /// Operators' test page (PDF).
     pub async fn test_page(&self) -> Result<Vec<u8>, SyncError> {
-        let resp = Self::checked(self.auth(self.http.get(format!("{}/test-page", self.base))).send().await).await?;
-        resp.bytes().await.map(|b| b.to_vec()).map_err(|e| SyncError::Offline(e.to_string()))
+        self.get_bytes("/test-page").await
     }
 
     pub async fn test_page_report(&self, request: i64, r: &TestPageReport) -> Result<(), SyncError> {
         Self::checked(self.auth(self.http.post(format!("{}/test-page/{request}", self.base))).json(r).send().await).await.map(drop)
-    }
-
-    /// P-5: a queued terminal payment (JSON of `TerminalPayment`) as is.
-    pub async fn terminal_payment_raw(&self, reservation_id: i64, body: &str) -> Result<TerminalPaymentResponse, SyncError> {
-        Self::decode(
-            self.auth(self.http.post(format!("{}/reservations/{reservation_id}/terminal-payment", self.base)))
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.to_string())
-                .send()
-                .await,
-        )
-        .await
-    }
-
-    /// P-3 (b): a queued offline stored-value payment (JSON of `OfflineDebit`) as is.
-    pub async fn offline_debit_raw(&self, body: &str) -> Result<OfflineDebitResponse, SyncError> {
-        Self::decode(
-            self.auth(self.http.post(format!("{}/offline/debits", self.base)))
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.to_string())
-                .send()
-                .await,
-        )
-        .await
     }
 }
 
@@ -173,12 +138,13 @@ impl Backend {
 pub async fn flush_outbox(backend: &Backend, journal: &Journal) -> Result<usize, sqlx::Error> {
     let mut sent = 0;
     for item in journal.pending_outbox(50).await? {
-        let delivered = match item.kind.as_str() {
-            "offline" => backend.offline_print_raw(&item.body).await.map(|r| ReportResponse { order_status: r.order_status }),
-            "offline_debit" => backend.offline_debit_raw(&item.body).await.map(|r| ReportResponse { order_status: r.order_status }),
-            "terminal" => backend.terminal_payment_raw(item.reservation_id, &item.body).await.map(|r| ReportResponse { order_status: r.order_status }),
-            _ => backend.report_raw(item.reservation_id, &item.body).await,
+        let path = match item.kind.as_str() {
+            "offline" => "/offline/prints".to_string(),
+            "offline_debit" => "/offline/debits".to_string(),
+            "terminal" => format!("/reservations/{}/terminal-payment", item.reservation_id),
+            _ => format!("/reservations/{}/report", item.reservation_id),
         };
+        let delivered = backend.send_queued(&path, &item.body).await;
         match delivered {
             Ok(r) => {
                 journal.outbox_sent(item.id).await?;

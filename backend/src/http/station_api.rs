@@ -143,7 +143,7 @@ pub async fn offline_print(
     State(state): State<AppState>,
     StationAuth(station): StationAuth,
     ApiJson(p): ApiJson<shomei_shared::api::OfflinePrint>,
-) -> AppResult<Json<shomei_shared::api::OfflinePrintResponse>> {
+) -> AppResult<Json<shomei_shared::api::AppliedOnce>> {
     Ok(Json(crate::offline::apply(&state.pool, &station, &p).await?))
 }
 
@@ -152,7 +152,7 @@ pub async fn offline_debit(
     State(state): State<AppState>,
     StationAuth(station): StationAuth,
     ApiJson(d): ApiJson<shomei_shared::api::OfflineDebit>,
-) -> AppResult<Json<shomei_shared::api::OfflineDebitResponse>> {
+) -> AppResult<Json<shomei_shared::api::AppliedOnce>> {
     Ok(Json(crate::offline::apply_debit(&state.pool, &station, &d).await?))
 }
 
@@ -162,7 +162,7 @@ pub async fn terminal_payment(
     StationAuth(station): StationAuth,
     Path(id): Path<i64>,
     ApiJson(p): ApiJson<shomei_shared::api::TerminalPayment>,
-) -> AppResult<Json<shomei_shared::api::TerminalPaymentResponse>> {
+) -> AppResult<Json<shomei_shared::api::AppliedOnce>> {
     Ok(Json(stations::terminal_payment(&state.pool, state.config.stations.reservation_s, &station, id, &p).await?))
 }
 
