@@ -78,6 +78,12 @@ impl Throttle {
     pub fn check_with(&self, key: &str, max: usize, free: usize) -> Result<(), Wait> {
         let t = Self::now_ms();
         let mut m = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        self.wait_in(&mut m, key, max, free, None, t)
+    }
+
+    /// `Err(wait)` when `key` has `max` failures in the window, or is within
+    /// the (doubling, optionally capped) delay after its last one.
+    fn wait_in(&self, m: &mut HashMap<String, Vec<i64>>, key: &str, max: usize, free: usize, cap_ms: Option<i64>, t: i64) -> Result<(), Wait> {
         let Some(v) = m.get_mut(key) else { return Ok(()) };
         v.retain(|&at| at > t - Self::WINDOW_S * 1000);
         let n = v.len();
@@ -86,7 +92,8 @@ impl Throttle {
         }
         if n > free {
             let last = v.last().copied().unwrap_or(0);
-            let until = last + (self.delay_ms << (n - free - 1).min(16));
+            let delay = self.delay_ms << (n - free - 1).min(16);
+            let until = last + cap_ms.map_or(delay, |cap| delay.min(cap));
             if t < until {
                 return Err(Wait::Seconds(((until - t) + 999) / 1000));
             }
@@ -94,13 +101,56 @@ impl Throttle {
         Ok(())
     }
 
-    pub fn fail(&self, key: &str) {
-        let t = Self::now_ms();
-        let mut m = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+    fn record_in(m: &mut HashMap<String, Vec<i64>>, key: &str, t: i64) {
         if m.len() >= Self::MAX_KEYS {
             m.retain(|_, v| v.iter().any(|&at| at > t - Self::WINDOW_S * 1000));
         }
         m.entry(key.to_string()).or_default().push(t);
+    }
+
+    pub fn fail(&self, key: &str) {
+        let t = Self::now_ms();
+        let mut m = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        Self::record_in(&mut m, key, t);
+    }
+
+    /// Failures of one account from all addresses before it is slowed down
+    /// (never locked: that would let anyone keep the owner out).
+    pub const ACCOUNT_FREE: usize = 10;
+    /// The longest wait an account's failures from everywhere impose.
+    const ACCOUNT_MAX_DELAY_MS: i64 = 30_000;
+
+    /// A login attempt, counted before its password is hashed (parallel
+    /// requests get no extra tries). The account is slowed down, then locked,
+    /// for the address that keeps failing on it (account and address
+    /// together); from everywhere it is only slowed down (capped); each
+    /// address also has its own budget across accounts.
+    pub fn begin(&self, account_key: &str, client: &str) -> AppResult<()> {
+        let t = Self::now_ms();
+        let pair = format!("{account_key}|{client}");
+        let client_key = format!("client:{client}");
+        let mut m = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        self.wait_in(&mut m, &pair, Self::PER_ACCOUNT, Self::FREE, None, t)
+            .and_then(|_| self.wait_in(&mut m, account_key, usize::MAX, Self::ACCOUNT_FREE, Some(Self::ACCOUNT_MAX_DELAY_MS), t))
+            .and_then(|_| self.wait_in(&mut m, &client_key, Self::PER_CLIENT, Self::FREE_CLIENT, None, t))
+            .map_err(|w| AppError::Throttled(crate::messages::throttled(&w)))?;
+        for k in [pair.as_str(), account_key, client_key.as_str()] {
+            Self::record_in(&mut m, k, t);
+        }
+        Ok(())
+    }
+
+    /// The attempt [`Throttle::begin`] counted did not fail (a success, or
+    /// the directory could not be asked): the address's failures on this
+    /// account are forgiven; the attempt no longer counts elsewhere.
+    pub fn uncount(&self, account_key: &str, client: &str) {
+        let mut m = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        m.remove(&format!("{account_key}|{client}"));
+        for k in [account_key.to_string(), format!("client:{client}")] {
+            if let Some(v) = m.get_mut(&k) {
+                v.pop();
+            }
+        }
     }
 
     pub fn clear(&self, key: &str) {
@@ -148,7 +198,7 @@ pub async fn login_user(
 ) -> AppResult<PortalLogin> {
     let email = email.trim().to_lowercase();
     let key = format!("user:{email}");
-    throttle.gate(&key, client.ip)?;
+    throttle.begin(&key, client.ip)?;
     let mut c = pool.acquire().await?;
     let user = store::user_by_email(&mut c, &email).await?.filter(|u| u.kind == "graduate");
     drop(c);
@@ -171,7 +221,7 @@ pub async fn login_user(
                 audit(&mut c, &format!("user:{}", u.id), "login.initial_expired", "", client).await?;
                 return Err(AppError::Page(INITIAL_PASSWORD_EXPIRED.into()));
             }
-            throttle.clear(&key);
+            throttle.uncount(&key, client.ip);
             if let Some(h) = &checked[0].rehash {
                 store::set_password_hash(&mut c, u.id, h).await?;
             }
@@ -182,7 +232,7 @@ pub async fn login_user(
             Ok(if u.must_set_password { PortalLogin::MustSetPassword(u.id) } else { PortalLogin::Ok(u.id) })
         }
         (_, u) => {
-            throttle.fail_both(&key, client.ip);
+            // counted before hashing
             let actor = u.map(|u| format!("user:{}", u.id)).unwrap_or_else(|| "anonymous".into());
             audit(&mut c, &actor, "login.failed", "", client).await?;
             Err(AppError::Page(LOGIN_FAILED.into()))
@@ -210,8 +260,9 @@ pub async fn login_student(
 ) -> AppResult<StudentLogin> {
     let uid = user_id.trim();
     let key = format!("student:{}", uid.to_lowercase());
-    throttle.gate(&key, client.ip)?;
+    throttle.begin(&key, client.ip)?;
     let entry = directory.verify(uid, password).await.map_err(|e| {
+        throttle.uncount(&key, client.ip);
         tracing::warn!(error = %e, "directory unavailable");
         AppError::Page(crate::messages::DIRECTORY_UNAVAILABLE.into())
     })?;
@@ -223,7 +274,7 @@ pub async fn login_student(
     let mut c = pool.acquire().await?;
     match (entry, user) {
         (Some(_), Some(u)) if checked[0].ok && u.status == "active" => {
-            throttle.clear(&key);
+            throttle.uncount(&key, client.ip);
             if let Some(h) = &checked[0].rehash {
                 store::set_second_password_hash(&mut c, u.id, h).await?;
             }
@@ -232,12 +283,11 @@ pub async fn login_student(
         }
         // first login: the second password is left empty (S-2)
         (Some(e), None) if second.is_empty() => {
-            throttle.clear(&key);
+            throttle.uncount(&key, client.ip);
             audit(&mut c, &format!("student:{uid}"), "student.first_login", "", client).await?;
             Ok(StudentLogin::FirstLogin(e))
         }
         (_, u) => {
-            throttle.fail_both(&key, client.ip);
             let actor = u.map(|u| format!("user:{}", u.id)).unwrap_or_else(|| format!("student:{uid}"));
             audit(&mut c, &actor, "student.login.failed", "", client).await?;
             Err(AppError::Page(STUDENT_LOGIN_FAILED.into()))
@@ -258,7 +308,7 @@ pub async fn login_staff(
 ) -> AppResult<i64> {
     let login = login.trim();
     let key = format!("staff:{login}");
-    throttle.gate(&key, client.ip)?;
+    throttle.begin(&key, client.ip)?;
     let mut c = pool.acquire().await?;
     let staff = store::staff_by_login(&mut c, login).await?.filter(|s| s.active);
     drop(c);
@@ -281,7 +331,7 @@ pub async fn login_staff(
             None => false,
         };
         if second_ok {
-            throttle.clear(&key);
+            throttle.uncount(&key, client.ip);
             if let Some(h) = &checked[0].rehash {
                 store::set_staff_password_hash(&mut c, s.id, h).await?;
             }
@@ -289,7 +339,6 @@ pub async fn login_staff(
             return Ok(s.id);
         }
     }
-    throttle.fail_both(&key, client.ip);
     let actor = staff.map(|s| format!("staff:{}", s.login)).unwrap_or_else(|| "anonymous".into());
     audit(&mut c, &actor, "login.failed", "", client).await?;
     Err(AppError::Page(STAFF_LOGIN_FAILED.into()))

@@ -24,7 +24,9 @@ pub struct Config {
     pub smartpit: crate::smartpit::SmartPitConfig,
     /// The convenience stores' network-print service (default: the local simulator `shomei-storeprint`).
     pub storeprint: crate::storeprint::StorePrintConfig,
-    /// Load the demo university, accounts and card on an empty database.
+    /// Load the demo university, accounts and card on an empty database
+    /// (off by default; `deploy/demo` turns it on). A database created
+    /// without it never gets demo data later.
     pub demo_data: bool,
 }
 
@@ -34,8 +36,14 @@ pub struct HttpConfig {
     pub listen: String,
     /// The origin users reach the backend at; links in mails start with it.
     pub public_url: String,
-    /// Bearer token that opens `/metrics` to other hosts (empty: loopback only).
+    /// Bearer token that opens `/metrics` to other hosts (empty: loopback
+    /// only, and nobody once a proxy is trusted).
     pub metrics_token: String,
+    pub metrics_token_file: Option<PathBuf>,
+    /// Peers whose `Forwarded` / `X-Forwarded-For` headers are believed
+    /// (addresses or CIDRs, e.g. `127.0.0.1`, `10.0.0.0/8`). Empty: the TCP
+    /// peer is the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -178,14 +186,20 @@ impl Default for Config {
             paypal: crate::paypal::PayPalConfig::default(),
             smartpit: crate::smartpit::SmartPitConfig::default(),
             storeprint: crate::storeprint::StorePrintConfig::default(),
-            demo_data: true,
+            demo_data: false,
         }
     }
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { listen: "127.0.0.1:8080".into(), public_url: "http://localhost:8080".into(), metrics_token: String::new() }
+        HttpConfig {
+            listen: "127.0.0.1:8080".into(),
+            public_url: "http://localhost:8080".into(),
+            metrics_token: String::new(),
+            metrics_token_file: None,
+            trusted_proxies: Vec::new(),
+        }
     }
 }
 
@@ -234,8 +248,109 @@ impl Config {
         if let Some(f) = file {
             fig = fig.merge(Toml::file_exact(f));
         }
-        fig.merge(Env::prefixed("SHOMEI_BACKEND_").split("__")).extract().map_err(Box::new)
+        let mut config: Config = fig.merge(Env::prefixed("SHOMEI_BACKEND_").split("__")).extract().map_err(Box::new)?;
+        config.read_secret_files().map_err(|e| Box::new(figment::Error::from(e)))?;
+        Ok(config)
     }
+
+    /// Every secret may come from a file instead (`*_file`), so no config file
+    /// holding one has to be readable by others. A relative path is looked up
+    /// in systemd's `$CREDENTIALS_DIRECTORY` (`LoadCredential=`) when set.
+    pub fn read_secret_files(&mut self) -> Result<(), String> {
+        read_secret(&mut self.http.metrics_token, &self.http.metrics_token_file, "http.metrics_token_file")?;
+        read_secret(&mut self.paypal.client_secret, &self.paypal.client_secret_file, "paypal.client_secret_file")?;
+        self.paypal.client_secret_file = None;
+        read_secret(&mut self.smartpit.secret, &self.smartpit.secret_file, "smartpit.secret_file")?;
+        read_secret(&mut self.storeprint.api_key, &self.storeprint.api_key_file, "storeprint.api_key_file")?;
+        read_secret(&mut self.storeprint.notice_secret, &self.storeprint.notice_secret_file, "storeprint.notice_secret_file")?;
+        let ldap = &mut self.directory.ldap;
+        read_secret(&mut ldap.bind_password, &ldap.bind_password_file, "directory.ldap.bind_password_file")?;
+        for f in [&mut self.security.data_key_file] {
+            if let Some(p) = f.as_ref() {
+                *f = Some(credential_path(p));
+            }
+        }
+        Ok(())
+    }
+
+    /// A production deployment: reached over https at a name other than this
+    /// machine, or listening beyond loopback.
+    pub fn is_production(&self) -> bool {
+        let listen_loopback = self.http.listen.parse::<std::net::SocketAddr>().is_ok_and(|a| a.ip().is_loopback());
+        (self.http.public_url.starts_with("https://") && !url_is_loopback(&self.http.public_url)) || !listen_loopback
+    }
+
+    /// What a production deployment must not run with, naming the key: the
+    /// demo data, a secret that is a built-in simulator default (published in
+    /// this repository), a payment provider on loopback (a simulator).
+    pub fn production_problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.demo_data {
+            out.push("demo_data: must be false (the demo staff login and TOTP secret are published)".to_string());
+        }
+        let defaults = Config::default();
+        let secrets = [
+            ("paypal.client_secret", &self.paypal.client_secret, &defaults.paypal.client_secret),
+            ("paypal.webhook_id", &self.paypal.webhook_id, &defaults.paypal.webhook_id),
+            ("smartpit.secret", &self.smartpit.secret, &defaults.smartpit.secret),
+            ("storeprint.api_key", &self.storeprint.api_key, &defaults.storeprint.api_key),
+            ("storeprint.notice_secret", &self.storeprint.notice_secret, &defaults.storeprint.notice_secret),
+        ];
+        for (key, value, default) in secrets {
+            if value == default {
+                out.push(format!("{key}: is the simulator's published default; set your own"));
+            }
+        }
+        let urls = [
+            ("paypal.base_url", &self.paypal.base_url),
+            ("smartpit.base_url", &self.smartpit.base_url),
+            ("storeprint.base_url", &self.storeprint.base_url),
+        ];
+        for (key, url) in urls {
+            if url_is_loopback(url) {
+                out.push(format!("{key}: {url} is on this machine (a simulator); point it at the provider"));
+            }
+        }
+        out
+    }
+}
+
+/// A URL whose host is this machine (127.0.0.0/8, ::1, localhost).
+pub fn url_is_loopback(url: &str) -> bool {
+    let rest = url.split("://").nth(1).unwrap_or(url);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or("");
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host.to_ascii_lowercase().ends_with(".localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A `*_file` path: relative ones are systemd credentials.
+pub fn credential_path(path: &Path) -> PathBuf {
+    match std::env::var_os("CREDENTIALS_DIRECTORY") {
+        Some(dir) if path.is_relative() => Path::new(&dir).join(path),
+        _ => path.to_path_buf(),
+    }
+}
+
+fn read_secret(value: &mut String, file: &Option<PathBuf>, key: &str) -> Result<(), String> {
+    if let Some(f) = file {
+        let path = credential_path(f);
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{key}: {}: {e}", path.display()))?;
+        *value = text.trim_end_matches(['\r', '\n']).to_string();
+        if value.is_empty() {
+            return Err(format!("{key}: {} is empty", path.display()));
+        }
+    }
+    Ok(())
+}
+
+impl Config {
 
     /// Refuses to start on settings that cannot work, naming the key.
     pub fn validate(&self) -> Result<(), String> {
@@ -258,6 +373,18 @@ impl Config {
         self.paypal.validate().map_err(|e| format!("paypal: {e}"))?;
         if self.stations.reservation_s < 30 {
             return Err("stations.reservation_s: at least 30 seconds".into());
+        }
+        for p in &self.http.trusted_proxies {
+            crate::http::client::Cidr::parse(p).map_err(|e| format!("http.trusted_proxies: {p:?}: {e}"))?;
+        }
+        if self.is_production() {
+            let problems = self.production_problems();
+            if !problems.is_empty() {
+                return Err(format!(
+                    "refusing to start in production (an https public_url, or a listen address beyond loopback) with:\n  {}",
+                    problems.join("\n  ")
+                ));
+            }
         }
         Ok(())
     }

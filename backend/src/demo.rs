@@ -21,9 +21,33 @@ pub const STUDENT_PASSWORD: &str = "Campus2024pass";
 pub const CARD_UID: &str = "012E4CD8A1B2C3D4";
 pub const CARD_BALANCE: i64 = 3000;
 
+/// Records on the first start of an empty database whether it is a demo.
+/// Returns whether it is one: only a database created as a demo ever gets
+/// demo data, whatever `demo_data` says later.
+pub async fn record_deployment(pool: &SqlitePool, demo_data: bool) -> anyhow::Result<bool> {
+    let mut tx = store::begin_write(pool).await?;
+    let demo = match store::deployment_is_demo(&mut tx).await? {
+        Some(d) => d,
+        None => {
+            let demo = demo_data && store::university_count(&mut tx).await? == 0;
+            store::set_deployment(&mut tx, demo, now()).await?;
+            demo
+        }
+    };
+    tx.commit().await?;
+    if demo_data && !demo {
+        tracing::warn!("demo_data is on, but this database was not created as a demo: nothing is seeded");
+    }
+    Ok(demo)
+}
+
+/// Seeds (or tops up) the demo data of a database created as a demo.
 pub async fn seed_if_empty(pool: &SqlitePool, seal: &SealKey) -> anyhow::Result<()> {
     let hash_password = |p: &str| hash_with(&HashCost::default(), p);
     let mut tx = store::begin_write(pool).await?;
+    if store::deployment_is_demo(&mut tx).await? != Some(true) {
+        anyhow::bail!("not a demo database");
+    }
     if store::university_count(&mut tx).await? > 0 {
         // a demo database from before staff had a second factor gets the demo one
         // (and the enrolled student on the roster)

@@ -263,6 +263,8 @@ pub struct LdapConfig {
     /// A service account for the search; anonymous when empty.
     pub bind_dn: String,
     pub bind_password: String,
+    /// Read the bind password from this file instead (relative: a systemd credential).
+    pub bind_password_file: Option<std::path::PathBuf>,
     pub attr_name_kanji: String,
     pub attr_name_kana: String,
     pub attr_name_roman: String,
@@ -281,6 +283,7 @@ impl Default for LdapConfig {
             user_filter: "(uid={user})".into(),
             bind_dn: String::new(),
             bind_password: String::new(),
+            bind_password_file: None,
             attr_name_kanji: "cn".into(),
             attr_name_kana: "displayName".into(),
             attr_name_roman: "cn".into(),

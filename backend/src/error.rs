@@ -48,6 +48,7 @@ impl AppError {
                 ErrorCode::Forbidden => StatusCode::FORBIDDEN,
                 ErrorCode::NotFound | ErrorCode::PrintNumberUnknown => StatusCode::NOT_FOUND,
                 ErrorCode::Conflict | ErrorCode::PrintNumberUsed | ErrorCode::PrintNumberBusy => StatusCode::CONFLICT,
+                ErrorCode::ClaimRefused => StatusCode::UNPROCESSABLE_ENTITY,
                 ErrorCode::PrintNumberExpired | ErrorCode::ReservationExpired => StatusCode::GONE,
                 ErrorCode::Throttled => StatusCode::TOO_MANY_REQUESTS,
                 ErrorCode::CardUnknown

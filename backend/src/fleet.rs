@@ -121,6 +121,17 @@ pub async fn alert_pass(pool: &SqlitePool, offline_after_s: i64, operators: &[St
             sent += 1;
         }
     }
+    // claims the backend refused (a station lying about money or prints)
+    for claim in store::take_unalerted_claims(&mut tx).await? {
+        let link = format!("{public_url}/admin/stations");
+        let ja = format!("ステーションの申告を拒否しました（{}、注文 {}）：{}", claim.kind, claim.order_id.unwrap_or_default(), claim.reason);
+        let en = format!("a claim of this station was refused ({}, order {}): {}", claim.kind, claim.order_id.unwrap_or_default(), claim.reason);
+        let m = mail::station_alert_mail(&claim.station, &ja, &en, &link);
+        for to in operators.iter().filter(|t| !t.trim().is_empty()) {
+            m.enqueue(&mut tx, to).await?;
+            sent += 1;
+        }
+    }
     if sent > 0 {
         store::audit(&mut tx, "system", "station.alert", &format!("{sent} mails"), now()).await?;
     }

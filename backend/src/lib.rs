@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod backup;
 pub mod cards;
 pub mod certificates;
+pub mod claims;
 pub mod config;
 pub mod credentials;
 pub mod demo;
@@ -15,6 +16,7 @@ pub mod documents;
 pub mod error;
 pub mod fleet;
 pub mod http;
+pub mod install;
 pub mod mail;
 pub mod messages;
 pub mod metrics;
@@ -71,6 +73,8 @@ pub struct AppState {
     pub started_at: i64,
     /// Heartbeats waiting for the next flush.
     pub heartbeats: Arc<stations::HeartbeatBuffer>,
+    /// Peers whose forwarding headers name the client (`http.trusted_proxies`).
+    pub trusted_proxies: Arc<http::client::TrustedProxies>,
 }
 
 impl AppState {
@@ -101,7 +105,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let pool = store::connect(&config.database.url).await.with_context(|| format!("database.url {}", config.database.url))?;
     let seal = load_seal_key(&config).context("security.data_key")?;
     registration::seal_plain_birth_dates(&pool, &seal).await.map_err(|e| anyhow::anyhow!("sealing birth dates: {e}"))?;
-    if config.demo_data {
+    if demo::record_deployment(&pool, config.demo_data).await.context("deployment")? && config.demo_data {
         demo::seed_if_empty(&pool, &seal).await.context("demo data")?;
         tracing::info!(staff = demo::STAFF_LOGIN, totp_secret = demo::STAFF_TOTP_SECRET, "demo staff second factor (demo only)");
     }
@@ -132,6 +136,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         store_wake: Arc::new(Notify::new()),
         started_at: crate::time::now(),
         heartbeats: Arc::default(),
+        trusted_proxies: Arc::new(http::client::TrustedProxies::from_config(&config.http.trusted_proxies)),
         config: Arc::new(config),
     })
 }

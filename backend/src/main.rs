@@ -1,26 +1,57 @@
-//! `shomei-backend [--config FILE] [enrolment-code NAME | staff-totp LOGIN | totp SECRET]`
+//! `shomei-backend`: serves the portal, the admin panel and the station API;
+//! its subcommands are the console tasks of an install (see `--help`).
 
+use clap::{Parser, Subcommand};
 use shomei_backend::config::Config;
 use std::path::PathBuf;
 
-fn usage() -> ! {
-    eprintln!("usage: shomei-backend [--config FILE] [enrolment-code STATION_NAME | staff-totp LOGIN | totp BASE32_SECRET | backup FILE | restore FILE]");
-    std::process::exit(2)
+#[derive(Parser)]
+#[command(name = "shomei-backend", version, about = "shomei's central web service: portal, orders, certificates, admin panel and the station API")]
+struct Cli {
+    /// TOML configuration file (then SHOMEI_BACKEND_* variables override it)
+    #[arg(long, env = "SHOMEI_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve (the default when no subcommand is given)
+    Serve,
+    /// First install of a real deployment: the university and its first administrator
+    Init {
+        /// The university's name in Japanese
+        #[arg(long)]
+        name_ja: String,
+        /// The university's name in English
+        #[arg(long)]
+        name_en: String,
+        #[arg(long, default_value = "Asia/Tokyo")]
+        timezone: String,
+        /// The administrator's login
+        #[arg(long)]
+        admin: String,
+    },
+    /// Make a station's one-time enrolment code without the admin panel
+    EnrolmentCode {
+        /// The station's name, e.g. "Library 1F"
+        name: String,
+    },
+    /// A new second factor for a staff member (prints the secret and recovery codes once)
+    StaffTotp { login: String },
+    /// Print the current code of a TOTP secret (the demo's staff login)
+    Totp { secret: String },
+    /// Take a consistent copy of the live database into a new FILE
+    Backup { file: PathBuf },
+    /// Replace the database with a backup FILE (checked whole first)
+    Restore { file: PathBuf },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut config_file: Option<PathBuf> = std::env::var_os("SHOMEI_CONFIG").map(PathBuf::from);
-    let mut command = Vec::new();
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--config" => config_file = Some(args.next().map(PathBuf::from).unwrap_or_else(|| usage())),
-            "-h" | "--help" => usage(),
-            _ => command.push(a),
-        }
-    }
-    let config = Config::load(config_file.as_deref())?;
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref())?;
     let json_logs = std::env::var("SHOMEI_LOG_FORMAT").is_ok_and(|v| v == "json");
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
@@ -29,8 +60,9 @@ async fn main() -> anyhow::Result<()> {
     } else {
         tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).init();
     }
-    match command.first().map(String::as_str) {
-        None => {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            config.validate().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
             let listener = tokio::net::TcpListener::bind(&config.http.listen).await?;
             shomei_backend::launch_with_listener(config, listener, async {
                 let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -41,9 +73,19 @@ async fn main() -> anyhow::Result<()> {
             })
             .await
         }
-        Some("enrolment-code") => {
+        Command::Init { name_ja, name_en, timezone, admin } => {
+            let state = shomei_backend::build_state(config).await?;
+            let a = shomei_backend::install::first_install(&state, &name_ja, &name_en, &timezone, &admin).await?;
+            println!("university {} created; administrator {admin}", a.university_id);
+            println!("initial password (once, change it at the first login): {}", a.initial_password);
+            println!("TOTP secret: {}\n{}\nrecovery codes:", a.factor.secret_b32, a.factor.uri);
+            for c in a.factor.recovery_codes {
+                println!("  {c}");
+            }
+            Ok(())
+        }
+        Command::EnrolmentCode { name } => {
             // For the demo and first installs: a code without going through the panel.
-            let name = command.get(1).cloned().unwrap_or_else(|| usage());
             let state = shomei_backend::build_state(config).await?;
             let ttl = state.config.stations.enrolment_code_ttl_s;
             let (id, code) = shomei_backend::stations::create_enrolment(&state.pool, &name, None, ttl).await?;
@@ -51,10 +93,9 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("station {id} \"{name}\": enrolment code valid {} h", ttl / 3600);
             Ok(())
         }
-        Some("staff-totp") => {
+        Command::StaffTotp { login } => {
             // On the server: a new second factor for a staff member (first install,
             // a lost phone with no recovery code left). Prints it once.
-            let login = command.get(1).cloned().unwrap_or_else(|| usage());
             let state = shomei_backend::build_state(config).await?;
             let mut tx = shomei_backend::store::begin_write(&state.pool).await?;
             let Some(staff) = shomei_backend::store::staff_by_login(&mut tx, &login).await? else {
@@ -71,22 +112,20 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Some("totp") => {
-            // The current code of a TOTP secret (the demo's staff login).
-            let secret = command.get(1).and_then(|s| shomei_backend::totp::parse_base32(s)).unwrap_or_else(|| usage());
+        Command::Totp { secret } => {
+            let Some(secret) = shomei_backend::totp::parse_base32(&secret) else {
+                anyhow::bail!("not a base32 TOTP secret");
+            };
             println!("{}", shomei_backend::totp::code_at(&secret, chrono::Utc::now().timestamp()));
             Ok(())
         }
-        Some("backup") => {
-            let dest = command.get(1).cloned().unwrap_or_else(|| usage());
-            println!("{}", shomei_backend::backup::backup(&config.database.url, std::path::Path::new(&dest)).await?);
+        Command::Backup { file } => {
+            println!("{}", shomei_backend::backup::backup(&config.database.url, &file).await?);
             Ok(())
         }
-        Some("restore") => {
-            let src = command.get(1).cloned().unwrap_or_else(|| usage());
-            println!("{}", shomei_backend::backup::restore(&config.database.url, std::path::Path::new(&src)).await?);
+        Command::Restore { file } => {
+            println!("{}", shomei_backend::backup::restore(&config.database.url, &file).await?);
             Ok(())
         }
-        Some(_) => usage(),
     }
 }

@@ -32,6 +32,9 @@ pub fn sign(key_hex: &str, body: &str) -> String {
 pub async fn bundle(pool: &SqlitePool, station: &Station, max_age_s: i64) -> AppResult<SignedBundle> {
     let mut c = pool.acquire().await?;
     let key = store::station_token_hash(&mut c, station.id).await?.ok_or_else(|| AppError::api(ErrorCode::Unauthorized, "no credential"))?;
+    drop(c);
+    // what this station is handed is recorded, so its offline claims can be checked later
+    let mut c = store::begin_write(pool).await?;
     let t = now();
     let mut jobs = Vec::new();
     for o in store::offline_orders(&mut c, t).await? {
@@ -49,6 +52,7 @@ pub async fn bundle(pool: &SqlitePool, station: &Station, max_age_s: i64) -> App
             .into_iter()
             .map(|l| ReservationLine { name_ja: l.name_ja, name_en: l.name_en, copies: l.copies as u32, amount: Yen(l.amount) })
             .collect();
+        store::record_offline_issue(&mut c, station.id, o.id, card_payment.is_some(), t).await?;
         jobs.push(OfflineJob {
             order_id: o.id,
             print_number: number,
@@ -71,6 +75,7 @@ pub async fn bundle(pool: &SqlitePool, station: &Station, max_age_s: i64) -> App
         Vec::new()
     };
     let b = OfflineBundle { station_id: station.id, issued_at: t, max_age_s, jobs, blocked_cards: store::blocked_cards(&mut c).await?, balances };
+    c.commit().await?;
     let body = serde_json::to_string(&b).map_err(|e| AppError::Internal(e.into()))?;
     Ok(SignedBundle { signature: sign(&key, &body), bundle: body })
 }
@@ -93,6 +98,15 @@ pub async fn apply(pool: &SqlitePool, station: &Station, p: &OfflinePrint) -> Ap
     let order = store::order(&mut tx, p.order_id).await.map_err(|_| AppError::api(ErrorCode::NotFound, "no such order"))?;
     if let Some(duplicate) = store::offline_print_seen(&mut tx, &p.idempotency_key).await? {
         return Ok(AppliedOnce { order_status: order.status, duplicate });
+    }
+    // only an order handed to this station for offline use, and printed only if paid
+    let checked = match crate::claims::offline_issue(&mut tx, "offline_print", station, &order, p.at).await? {
+        Ok(_) if matches!(p.outcome, PrintOutcome::Printed) => crate::claims::print("offline_print", &order),
+        other => other.map(drop),
+    };
+    if let Err(refused) = checked {
+        drop(tx);
+        return Err(crate::claims::refuse(pool, station, Some(order.id), refused).await);
     }
     let (outcome, detail) = match &p.outcome {
         PrintOutcome::Printed => ("printed", String::new()),
@@ -129,10 +143,11 @@ pub async fn apply_debit(pool: &SqlitePool, station: &Station, d: &OfflineDebit)
     if let Some(duplicate) = store::offline_debit_seen(&mut tx, &d.idempotency_key).await? {
         return Ok(AppliedOnce { order_status: order.status, duplicate });
     }
-    if store::card(&mut tx, &uid).await?.is_none() {
-        return Err(AppError::api(ErrorCode::CardUnknown, "this card is not linked to any account"));
-    }
     let duplicate = !matches!(order.status.as_str(), "awaiting_payment" | "expired");
+    if let Err(refused) = crate::claims::offline_debit(&mut tx, station, &order, &uid, d.amount, d.at.min(t), duplicate).await? {
+        drop(tx);
+        return Err(crate::claims::refuse(pool, station, Some(order.id), refused).await);
+    }
     let at = d.at.min(t);
     store::insert_offline_debit(&mut tx, &d.idempotency_key, station.id, order.id, &uid, d.amount.0, at, t, duplicate).await?;
     store::insert_ledger(&mut tx, &uid, -d.amount.0, "debit", Some(order.id), Some(station.id), Some(&d.idempotency_key), t).await?;

@@ -14,6 +14,8 @@ pub struct SmartPitConfig {
     pub merchant_id: String,
     /// The shared secret that signs requests and notices.
     pub secret: String,
+    /// Read the secret from this file instead (relative: a systemd credential).
+    pub secret_file: Option<std::path::PathBuf>,
     pub timeout_s: u64,
 }
 
@@ -23,6 +25,7 @@ impl Default for SmartPitConfig {
             base_url: "http://127.0.0.1:8098".into(),
             merchant_id: "shomei-demo".into(),
             secret: "shomei-smartpit-secret".into(),
+            secret_file: None,
             timeout_s: 20,
         }
     }

@@ -15,11 +15,14 @@ use sqlx::SqlitePool;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// An enrolment code as staff type it on the station: 16 characters, grouped.
+/// An enrolment code as staff type it on the station: 28 characters of
+/// Crockford's base32 (140 random bits; no I, L, O, U to misread), in groups of 4.
 pub fn new_enrolment_code() -> String {
-    let t = random_token();
-    let s = t[..16].to_uppercase();
-    format!("{}-{}-{}-{}", &s[..4], &s[4..8], &s[8..12], &s[12..16])
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let mut rng = rand::rngs::OsRng;
+    let chars: Vec<char> = (0..28).map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())])).collect();
+    chars.chunks(4).map(|g| g.iter().collect::<String>()).collect::<Vec<_>>().join("-")
 }
 
 fn normalise_code(code: &str) -> String {
@@ -48,6 +51,8 @@ pub async fn create_enrolment(
     Ok((id, code))
 }
 
+/// Enrols a pending station with its one-time code. A code of a revoked
+/// station, a used, expired or unknown one: refused alike.
 pub async fn enroll(pool: &SqlitePool, code: &str, version: &str) -> AppResult<EnrollResponse> {
     let t = now();
     let mut tx = store::begin_write(pool).await?;
@@ -61,6 +66,19 @@ pub async fn enroll(pool: &SqlitePool, code: &str, version: &str) -> AppResult<E
     tx.commit().await?;
     tracing::info!(station_id, "station enrolled");
     Ok(EnrollResponse { station_id, name: station.name, token })
+}
+
+/// Revokes a station, pending or active: its credential and every unused
+/// enrolment code stop working at once.
+pub async fn revoke(pool: &SqlitePool, station_id: i64, actor: &str) -> AppResult<()> {
+    let t = now();
+    let mut tx = store::begin_write(pool).await?;
+    store::station(&mut tx, station_id).await?.ok_or_else(|| AppError::api(ErrorCode::NotFound, "no such station"))?;
+    store::revoke_station(&mut tx, station_id).await?;
+    store::audit(&mut tx, actor, "station.revoke", &station_id.to_string(), t).await?;
+    tx.commit().await?;
+    tracing::info!(station_id, "station revoked");
+    Ok(())
 }
 
 /// The station behind a bearer token, if it is active.
@@ -327,6 +345,10 @@ pub async fn terminal_payment(pool: &SqlitePool, reservation_s: i64, station: &S
     if let Some(duplicate) = store::terminal_payment_seen(&mut tx, &p.idempotency_key).await? {
         return Ok(AppliedOnce { order_status: order.status, duplicate });
     }
+    if let Err(refused) = crate::claims::station_payment("terminal_payment", &order, p.amount) {
+        drop(tx);
+        return Err(crate::claims::refuse(pool, station, Some(order.id), refused).await);
+    }
     let duplicate = !matches!(order.status.as_str(), "awaiting_payment" | "expired");
     let at = p.at.min(t);
     store::insert_terminal_payment(&mut tx, &p.idempotency_key, station.id, order.id, &p.transaction_id, p.amount.0, &p.brand, at, t, duplicate).await?;
@@ -389,6 +411,12 @@ pub async fn report(
         // printed, but the order was printed already through another reservation:
         // this report came late (an outage) and the number was reprinted elsewhere
         let order_before = store::order(&mut tx, r.order_id).await?;
+        if matches!(report.outcome, PrintOutcome::Printed) {
+            if let Err(refused) = crate::claims::print("print_report", &order_before) {
+                drop(tx);
+                return Err(crate::claims::refuse(pool, station, Some(order_before.id), refused).await);
+            }
+        }
         let duplicate = matches!(report.outcome, PrintOutcome::Printed) && order_before.status == "printed" && r.status != "printed";
         if duplicate {
             tracing::warn!(order_id = order_before.id, station = %station.name, "a number was printed twice: a late report after a reprint elsewhere");

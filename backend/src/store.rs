@@ -158,6 +158,30 @@ pub async fn set_university_seal(c: &mut Conn, university_id: i64, png: &[u8]) -
     Ok(())
 }
 
+/// Whether this database was created as a demo (None: not decided yet, an empty database).
+pub async fn deployment_is_demo(c: &mut Conn) -> Result<Option<bool>, sqlx::Error> {
+    sqlx::query_scalar("SELECT demo FROM deployment WHERE id = 1").fetch_optional(c).await
+}
+
+pub async fn set_deployment(c: &mut Conn, demo: bool, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO deployment (id, demo, created_at) VALUES (1, ?, ?) ON CONFLICT (id) DO NOTHING")
+        .bind(demo)
+        .bind(now)
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+pub async fn insert_university(c: &mut Conn, name_ja: &str, name_en: &str, timezone: &str, system_fee: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("INSERT INTO universities (name_ja, name_en, timezone, system_fee) VALUES (?, ?, ?, ?) RETURNING id")
+        .bind(name_ja)
+        .bind(name_en)
+        .bind(timezone)
+        .bind(system_fee)
+        .fetch_one(c)
+        .await
+}
+
 pub async fn university_count(c: &mut Conn) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT COUNT(*) FROM universities").fetch_one(c).await
 }
@@ -931,6 +955,7 @@ pub async fn insert_enrolment_code(
 pub async fn consume_enrolment_code(c: &mut Conn, code_hash: &str, now: i64) -> Result<Option<i64>, sqlx::Error> {
     sqlx::query_scalar(
         "UPDATE enrolment_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL AND expires_at > ?
+           AND station_id IN (SELECT id FROM stations WHERE status = 'pending')
          RETURNING station_id",
     )
     .bind(now)
@@ -988,11 +1013,13 @@ pub async fn stations(c: &mut Conn) -> Result<Vec<Station>, sqlx::Error> {
     sqlx::query_as(&format!("{STATION_SELECT} ORDER BY id")).fetch_all(c).await
 }
 
+/// Revokes a station and deletes its unused enrolment codes.
 pub async fn revoke_station(c: &mut Conn, id: i64) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE stations SET status = 'revoked', token_hash = NULL WHERE id = ?")
         .bind(id)
-        .execute(c)
+        .execute(&mut *c)
         .await?;
+    sqlx::query("DELETE FROM enrolment_codes WHERE station_id = ? AND used_at IS NULL").bind(id).execute(&mut *c).await?;
     Ok(())
 }
 
@@ -2275,6 +2302,99 @@ pub async fn offline_orders(c: &mut Conn, now: i64) -> Result<Vec<Order>, sqlx::
          AND (status = 'paid' OR (status = 'awaiting_payment' AND payment_method = 'card')) ORDER BY id"
     ))
     .bind(now)
+    .fetch_all(c)
+    .await
+}
+
+/// Records that `order_id` went out in `station_id`'s offline bundle (the
+/// first time, and whether it could be paid by card offline).
+pub async fn record_offline_issue(c: &mut Conn, station_id: i64, order_id: i64, card_payment: bool, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO offline_issued (station_id, order_id, card_payment, first_issued_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (station_id, order_id) DO UPDATE SET card_payment = MAX(card_payment, excluded.card_payment)
+         WHERE excluded.card_payment > offline_issued.card_payment",
+    )
+    .bind(station_id)
+    .bind(order_id)
+    .bind(card_payment)
+    .bind(now)
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
+/// (first issued at, card payment allowed) of an order in a station's bundles.
+pub async fn offline_issue(c: &mut Conn, station_id: i64, order_id: i64) -> Result<Option<(i64, bool)>, sqlx::Error> {
+    sqlx::query_as("SELECT first_issued_at, card_payment FROM offline_issued WHERE station_id = ? AND order_id = ?")
+        .bind(station_id)
+        .bind(order_id)
+        .fetch_optional(c)
+        .await
+}
+
+/// A card's balance as the backend knew it at `at` (ledger rows written by then).
+pub async fn card_balance_at(c: &mut Conn, uid: &str, at: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE card_uid = ? AND created_at <= ?")
+        .bind(uid)
+        .bind(at)
+        .fetch_one(c)
+        .await
+}
+
+/// A station's offline debits (kept, not refunded) that it still held at
+/// `at`: taken by then, delivered after. `card` narrows them to one card.
+pub async fn unsynced_offline_debits(c: &mut Conn, station_id: i64, at: i64, card: Option<&str>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COALESCE(SUM(amount), 0) FROM offline_debits WHERE station_id = ? AND duplicate = 0
+           AND debited_at <= ? AND received_at >= ? AND (? IS NULL OR card_uid = ?)",
+    )
+    .bind(station_id)
+    .bind(at)
+    .bind(at)
+    .bind(card)
+    .bind(card)
+    .fetch_one(c)
+    .await
+}
+
+pub async fn insert_refused_claim(c: &mut Conn, station_id: i64, kind: &str, order_id: Option<i64>, reason: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO refused_claims (station_id, kind, order_id, reason, received_at) VALUES (?, ?, ?, ?, ?)")
+        .bind(station_id)
+        .bind(kind)
+        .bind(order_id)
+        .bind(reason)
+        .bind(now)
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct RefusedClaim {
+    pub station: String,
+    pub kind: String,
+    pub order_id: Option<i64>,
+    pub reason: String,
+    pub received_at: i64,
+}
+
+/// Refused claims not mailed to operators yet; marks them mailed.
+pub async fn take_unalerted_claims(c: &mut Conn) -> Result<Vec<RefusedClaim>, sqlx::Error> {
+    let rows = sqlx::query_as(
+        "SELECT s.name AS station, r.kind, r.order_id, r.reason, r.received_at FROM refused_claims r
+         JOIN stations s ON s.id = r.station_id WHERE r.alerted = 0 ORDER BY r.id",
+    )
+    .fetch_all(&mut *c)
+    .await?;
+    sqlx::query("UPDATE refused_claims SET alerted = 1 WHERE alerted = 0").execute(&mut *c).await?;
+    Ok(rows)
+}
+
+pub async fn refused_claims(c: &mut Conn) -> Result<Vec<RefusedClaim>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT s.name AS station, r.kind, r.order_id, r.reason, r.received_at FROM refused_claims r
+         JOIN stations s ON s.id = r.station_id ORDER BY r.id DESC LIMIT 100",
+    )
     .fetch_all(c)
     .await
 }

@@ -21,8 +21,10 @@ pub struct StorePrintConfig {
     pub base_url: String,
     /// Bearer key of shomei's account at the service.
     pub api_key: String,
+    pub api_key_file: Option<std::path::PathBuf>,
     /// Shared secret that signs the service's print notices.
     pub notice_secret: String,
+    pub notice_secret_file: Option<std::path::PathBuf>,
     pub timeout_s: u64,
     /// How often registrations that failed (service down) are tried again.
     pub retry_s: u64,
@@ -33,7 +35,9 @@ impl Default for StorePrintConfig {
         StorePrintConfig {
             base_url: "http://127.0.0.1:8096".into(),
             api_key: "shomei-storeprint-key".into(),
+            api_key_file: None,
             notice_secret: "shomei-storeprint-secret".into(),
+            notice_secret_file: None,
             timeout_s: 30,
             retry_s: 60,
         }

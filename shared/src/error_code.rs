@@ -38,6 +38,9 @@ pub enum ErrorCode {
     /// The order is not paid, so it cannot be printed.
     NotPaid,
     ServiceSuspended,
+    /// The backend refused what the station claimed (an amount, a print, an
+    /// offline payment beyond the policy): recorded for staff, not applied.
+    ClaimRefused,
     Internal,
 }
 

@@ -594,6 +594,8 @@ impl Backend {
         cfg.stations.offline_after_s = 5;
         cfg.accounts.upload_dir = dir.path().join("uploads");
         cfg.security.login_delay_ms = 300;
+        // the tests run on the demo university, staff and card (off by default)
+        cfg.demo_data = true;
         tweak(&mut cfg);
         let url = format!("http://127.0.0.1:{port}");
         let (tx, task) = Self::launch(cfg.clone(), listener, &url).await?;
@@ -627,6 +629,12 @@ impl Backend {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Ok((tx, task))
+    }
+
+    /// Starts it again after [`Backend::stop`] with some settings changed.
+    pub async fn restart_with(&mut self, tweak: impl FnOnce(&mut shomei_backend::config::Config)) -> Result<()> {
+        tweak(&mut self.cfg);
+        self.restart().await
     }
 
     /// Starts it again after [`Backend::stop`], on the same port and database.

@@ -20,4 +20,5 @@ mod staff;
 mod store_print;
 mod students;
 mod terminal;
+mod trust;
 mod station_api;

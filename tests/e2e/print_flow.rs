@@ -24,7 +24,7 @@ async fn a_graduate_orders_and_prints_a_certificate_at_the_kiosk() -> Result<()>
     b.wait().for_element(Locator::Id("station_name")).await?.send_keys("Library 1F").await?;
     b.find(Locator::Id("create-code")).await?.click().await?;
     let code = b.wait().for_element(Locator::Id("enrolment-code")).await?.text().await?;
-    assert_eq!(code.len(), 19, "XXXX-XXXX-XXXX-XXXX: {code}");
+    assert_eq!(code.len(), 34, "seven groups of four (140 bits): {code}");
     let mut rig = Rig::assemble(peers, &code, Tuning::default())?;
     let balance_before = rig.balance()?;
 

@@ -12,7 +12,7 @@ pub struct Api {
 }
 
 impl Api {
-    async fn enroll(backend: &Backend, code: &str) -> Result<(reqwest::StatusCode, Value)> {
+    pub async fn enroll(backend: &Backend, code: &str) -> Result<(reqwest::StatusCode, Value)> {
         let r = reqwest::Client::new()
             .post(format!("{}/api/station/v1/enroll", backend.url))
             .json(&json!({ "code": code, "version": "test" }))
@@ -30,6 +30,12 @@ impl Api {
             token: body["token"].as_str().unwrap_or_default().to_string(),
             http: reqwest::Client::new(),
         })
+    }
+
+    pub async fn get(&self, path: &str) -> Result<(u16, Value)> {
+        let r = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token).send().await?;
+        let status = r.status().as_u16();
+        Ok((status, r.json().await.unwrap_or(Value::Null)))
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Result<(u16, Value)> {

@@ -131,10 +131,15 @@ async fn stations_page(state: &AppState, headers: &HeaderMap, new: Option<(Strin
         .map(|d| context! { order_id => d.order_id, number => d.print_number.clone().unwrap_or_default(), station => &d.station,
                             card => &d.card_uid, amount => shomei_shared::Yen(d.amount).to_string(), at => time::local_text(d.debited_at, zone) })
         .collect();
+    let refused: Vec<_> = store::refused_claims(&mut c)
+        .await?
+        .iter()
+        .map(|r| context! { at => time::local_text(r.received_at, zone), station => &r.station, kind => &r.kind, order_id => r.order_id, reason => &r.reason })
+        .collect();
     let (new_name, new_code) = new.unzip();
     let page = Html(render(
         "admin_stations.html",
-        context! { csrf => &csrf.token, stations => rows, duplicates, paid_twice,
+        context! { csrf => &csrf.token, stations => rows, duplicates, paid_twice, refused,
                    new_name, new_code, code_ttl_h => state.config.stations.enrolment_code_ttl_s / 3600 },
     ));
     Ok(csrf.respond(page))
@@ -202,9 +207,7 @@ pub async fn revoke_station(
 ) -> AppResult<Response> {
     staff.require(&["operator"])?;
     check_csrf(&state, &headers, &f.csrf)?;
-    let mut c = state.pool.acquire().await?;
-    store::revoke_station(&mut c, id).await?;
-    store::audit(&mut c, &format!("staff:{}", staff.staff.login), "station.revoke", &id.to_string(), time::now()).await?;
+    stations::revoke(&state.pool, id, &format!("staff:{}", staff.staff.login)).await?;
     Ok(Redirect::to("/admin/stations").into_response())
 }
 

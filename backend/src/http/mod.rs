@@ -3,6 +3,7 @@
 pub mod account;
 pub mod admin;
 pub mod admin_accounts;
+pub mod client;
 pub mod pages;
 pub mod portal;
 pub mod register;
@@ -188,5 +189,7 @@ pub fn router(state: AppState) -> Router {
             tracing::info_span!("http", method = %req.method(), path)
         }))
         .layer(axum::middleware::from_fn_with_state(state.clone(), web::same_origin))
+        // outermost: every layer and handler below sees the client, not the proxy
+        .layer(axum::middleware::from_fn_with_state(state.clone(), client::resolve))
         .with_state(state)
 }

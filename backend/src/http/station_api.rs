@@ -45,8 +45,25 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<
     }
 }
 
-pub async fn enroll(State(state): State<AppState>, ApiJson(req): ApiJson<EnrollRequest>) -> AppResult<Json<EnrollResponse>> {
-    Ok(Json(stations::enroll(&state.pool, &req.code, &req.version).await?))
+/// Enrolment: wrong codes are throttled per client address (a few free,
+/// then waits, then refused for the window).
+pub async fn enroll(
+    State(state): State<AppState>,
+    axum::extract::ConnectInfo(client): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    ApiJson(req): ApiJson<EnrollRequest>,
+) -> AppResult<Json<EnrollResponse>> {
+    let key = format!("enrol:{}", client.ip());
+    state
+        .request_throttle
+        .check_with(&key, 10, 3)
+        .map_err(|_| AppError::api(ErrorCode::Throttled, "too many wrong enrolment codes from this address; wait and try again"))?;
+    match stations::enroll(&state.pool, &req.code, &req.version).await {
+        Err(e) => {
+            state.request_throttle.fail(&key);
+            Err(e)
+        }
+        ok => Ok(Json(ok?)),
+    }
 }
 
 pub async fn heartbeat(

@@ -243,10 +243,11 @@ pub fn client_ip(addr: &std::net::SocketAddr) -> String {
 /// The draft key of a registration form being filled in (cookie).
 pub const DRAFT_COOKIE: &str = "shomei_reg";
 
-/// Prometheus metrics: loopback clients, or the configured bearer token.
+/// Prometheus metrics: the configured bearer token, or a loopback peer while
+/// no proxy is trusted (through a proxy on the same host everyone is loopback).
 pub async fn metrics(
     axum::extract::State(state): axum::extract::State<AppState>,
-    axum::extract::ConnectInfo(client): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    axum::Extension(crate::http::client::Peer(client)): axum::Extension<crate::http::client::Peer>,
     headers: HeaderMap,
 ) -> crate::error::AppResult<Response> {
     use axum::http::{header, StatusCode};
@@ -254,10 +255,10 @@ pub async fn metrics(
     let presented = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     let allowed = match presented {
         Some(p) if !token.is_empty() => bool::from(subtle::ConstantTimeEq::ct_eq(p.as_bytes(), token.as_bytes())),
-        _ => client.ip().is_loopback(),
+        _ => state.trusted_proxies.is_empty() && client.ip().is_loopback(),
     };
     if !allowed {
-        return Ok((StatusCode::FORBIDDEN, "metrics are served to loopback or with the metrics token\n").into_response());
+        return Ok((StatusCode::FORBIDDEN, "metrics need the metrics token (or a loopback client when no proxy is trusted)\n").into_response());
     }
     let body = crate::metrics::render(&state.pool, state.config.stations.offline_after_s, state.started_at).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response())
