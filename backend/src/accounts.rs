@@ -263,11 +263,19 @@ pub async fn login_student(
     throttle.begin(&key, client.ip)?;
     let entry = directory.verify(uid, password).await.map_err(|e| {
         throttle.uncount(&key, client.ip);
-        tracing::warn!(error = %e, "directory unavailable");
-        AppError::Page(crate::messages::DIRECTORY_UNAVAILABLE.into())
+        match e {
+            crate::directory::DirectoryError::Busy(busy) => busy,
+            e => {
+                tracing::warn!(error = %e, "directory unavailable");
+                AppError::Page(crate::messages::DIRECTORY_UNAVAILABLE.into())
+            }
+        }
     })?;
+    // the account belongs to the directory's user as the directory spells it,
+    // never to the ID as typed (S2401234 and s2401234 are one student)
+    let account_uid = entry.as_ref().map(|e| e.user_id.clone()).unwrap_or_else(|| crate::directory::normalise_uid(uid));
     let mut c = pool.acquire().await?;
-    let user = store::user_by_directory_uid(&mut c, uid).await?;
+    let user = store::user_by_directory_uid(&mut c, &account_uid).await?;
     drop(c);
     let second_hash = user.as_ref().and_then(|u| u.second_password_hash.clone());
     let checked = hasher.verify_all(vec![(second.to_string(), second_hash)]).await?;

@@ -44,6 +44,16 @@ pub struct HttpConfig {
     /// (addresses or CIDRs, e.g. `127.0.0.1`, `10.0.0.0/8`). Empty: the TCP
     /// peer is the client.
     pub trusted_proxies: Vec<String>,
+    /// Serve https here (PEM files; SIGHUP reloads them). Empty: plain http,
+    /// for a TLS-terminating proxy in front (or the demo on loopback).
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// A client must send its request headers (and finish a TLS handshake) within this.
+    pub header_read_timeout_s: u64,
+    /// A whole request (upload included) must be answered within this; past it: 408.
+    pub request_timeout_s: u64,
+    /// Connections served at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -61,6 +71,35 @@ pub struct MailConfig {
     pub from: String,
     /// Seconds between outbox passes when nothing wakes the worker.
     pub poll_interval_s: u64,
+    /// `starttls` (port 587), `tls` (implicit TLS, port 465), or `none`, which
+    /// is allowed only for a relay on this machine. Empty: `none` for a relay
+    /// on this machine, `starttls` otherwise.
+    pub tls: String,
+    /// SMTP AUTH (over TLS only); empty: no authentication.
+    pub username: String,
+    pub password: String,
+    pub password_file: Option<PathBuf>,
+    /// PEM file of the CA that signed the relay's certificate (empty: the system's CAs).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl MailConfig {
+    /// `host`, `port` of the relay.
+    pub fn relay(&self) -> (String, u16) {
+        match self.smtp.rsplit_once(':').and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h, p))) {
+            Some((h, p)) => (h.trim_matches(['[', ']']).to_string(), p),
+            None => (self.smtp.clone(), 25),
+        }
+    }
+
+    /// The TLS mode in force: `none`, `starttls` or `tls`.
+    pub fn tls_mode(&self) -> &str {
+        match self.tls.as_str() {
+            "" if url_is_loopback(&format!("smtp://{}", self.relay().0)) => "none",
+            "" => "starttls",
+            m => m,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -199,6 +238,11 @@ impl Default for HttpConfig {
             metrics_token: String::new(),
             metrics_token_file: None,
             trusted_proxies: Vec::new(),
+            tls_cert_file: None,
+            tls_key_file: None,
+            header_read_timeout_s: 10,
+            request_timeout_s: 120,
+            max_connections: 1024,
         }
     }
 }
@@ -211,7 +255,16 @@ impl Default for DatabaseConfig {
 
 impl Default for MailConfig {
     fn default() -> Self {
-        MailConfig { smtp: String::new(), from: "shomei@localhost".into(), poll_interval_s: 5 }
+        MailConfig {
+            smtp: String::new(),
+            from: "shomei@localhost".into(),
+            poll_interval_s: 5,
+            tls: String::new(),
+            username: String::new(),
+            password: String::new(),
+            password_file: None,
+            ca_file: None,
+        }
     }
 }
 
@@ -258,6 +311,7 @@ impl Config {
     /// in systemd's `$CREDENTIALS_DIRECTORY` (`LoadCredential=`) when set.
     pub fn read_secret_files(&mut self) -> Result<(), String> {
         read_secret(&mut self.http.metrics_token, &self.http.metrics_token_file, "http.metrics_token_file")?;
+        read_secret(&mut self.mail.password, &self.mail.password_file, "mail.password_file")?;
         read_secret(&mut self.paypal.client_secret, &self.paypal.client_secret_file, "paypal.client_secret_file")?;
         self.paypal.client_secret_file = None;
         read_secret(&mut self.smartpit.secret, &self.smartpit.secret_file, "smartpit.secret_file")?;
@@ -265,7 +319,7 @@ impl Config {
         read_secret(&mut self.storeprint.notice_secret, &self.storeprint.notice_secret_file, "storeprint.notice_secret_file")?;
         let ldap = &mut self.directory.ldap;
         read_secret(&mut ldap.bind_password, &ldap.bind_password_file, "directory.ldap.bind_password_file")?;
-        for f in [&mut self.security.data_key_file] {
+        for f in [&mut self.security.data_key_file, &mut self.http.tls_key_file] {
             if let Some(p) = f.as_ref() {
                 *f = Some(credential_path(p));
             }
@@ -315,20 +369,7 @@ impl Config {
     }
 }
 
-/// A URL whose host is this machine (127.0.0.0/8, ::1, localhost).
-pub fn url_is_loopback(url: &str) -> bool {
-    let rest = url.split("://").nth(1).unwrap_or(url);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host_port = authority.rsplit('@').next().unwrap_or("");
-    let host = if let Some(v6) = host_port.strip_prefix('[') {
-        v6.split(']').next().unwrap_or("")
-    } else {
-        host_port.split(':').next().unwrap_or("")
-    };
-    host.eq_ignore_ascii_case("localhost")
-        || host.to_ascii_lowercase().ends_with(".localhost")
-        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
+pub use shomei_shared::net::url_is_loopback;
 
 /// A `*_file` path: relative ones are systemd credentials.
 pub fn credential_path(path: &Path) -> PathBuf {
@@ -371,8 +412,28 @@ impl Config {
             return Err("accounts.password_policy.min_len: at least 8".into());
         }
         self.paypal.validate().map_err(|e| format!("paypal: {e}"))?;
+        if !self.mail.smtp.is_empty() {
+            match self.mail.tls_mode() {
+                "starttls" | "tls" => {}
+                "none" if url_is_loopback(&format!("smtp://{}", self.mail.relay().0)) => {}
+                "none" => return Err("mail.tls: a relay on another host needs starttls or tls".into()),
+                other => return Err(format!("mail.tls: {other:?} is not starttls, tls or none")),
+            }
+            if !self.mail.username.is_empty() && self.mail.tls_mode() == "none" {
+                return Err("mail.username: SMTP AUTH only over TLS (set mail.tls)".into());
+            }
+        }
+        if self.directory.kind == "ldap" {
+            self.directory.ldap.validate()?;
+        }
         if self.stations.reservation_s < 30 {
             return Err("stations.reservation_s: at least 30 seconds".into());
+        }
+        if self.http.tls_cert_file.is_some() != self.http.tls_key_file.is_some() {
+            return Err("http.tls_cert_file and http.tls_key_file: set both (or neither, behind a proxy)".into());
+        }
+        if self.http.header_read_timeout_s == 0 || self.http.request_timeout_s == 0 || self.http.max_connections == 0 {
+            return Err("http.header_read_timeout_s, http.request_timeout_s and http.max_connections must be at least 1".into());
         }
         for p in &self.http.trusted_proxies {
             crate::http::client::Cidr::parse(p).map_err(|e| format!("http.trusted_proxies: {p:?}: {e}"))?;

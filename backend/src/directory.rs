@@ -26,6 +26,9 @@ pub struct DirectoryEntry {
 pub enum DirectoryError {
     #[error("directory unavailable: {0}")]
     Unavailable(String),
+    /// The hash pool is full: try again in a moment (429).
+    #[error("{0}")]
+    Busy(crate::error::AppError),
 }
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -50,17 +53,40 @@ impl Default for DirectoryConfig {
     }
 }
 
-pub fn from_config(cfg: &DirectoryConfig, pool: SqlitePool) -> Arc<dyn Directory> {
+pub fn from_config(cfg: &DirectoryConfig, pool: SqlitePool, hasher: crate::passwords::Hasher) -> Arc<dyn Directory> {
     if cfg.kind == "ldap" {
         Arc::new(LdapDirectory::new(cfg.ldap.clone()))
     } else {
-        Arc::new(RosterDirectory { pool })
+        Arc::new(RosterDirectory { pool, hasher })
     }
 }
 
-/// The roster in the database; passwords are Argon2id hashes.
+/// A user ID as stored for an account: the directory's own spelling, trimmed
+/// and lower-cased (directories match user IDs without regard to case).
+pub fn normalise_uid(uid: &str) -> String {
+    uid.trim().to_lowercase()
+}
+
+impl LdapConfig {
+    /// TLS on every link: `ldaps://`, or StartTLS, unless the directory is on this machine.
+    pub fn validate(&self) -> Result<(), String> {
+        let url = self.url.to_ascii_lowercase();
+        if !url.starts_with("ldap://") && !url.starts_with("ldaps://") {
+            return Err(format!("directory.ldap.url: {:?} must start with ldap:// or ldaps://", self.url));
+        }
+        if url.starts_with("ldap://") && !self.starttls && !crate::config::url_is_loopback(&self.url) {
+            return Err("directory.ldap.url: a directory on another host needs ldaps:// or directory.ldap.starttls = true".into());
+        }
+        Ok(())
+    }
+}
+
+/// The roster in the database; passwords are Argon2id hashes, checked in the
+/// backend's one hash pool (a burst of logins waits or gets 429, never runs
+/// hundreds of hashes at once).
 pub struct RosterDirectory {
     pool: SqlitePool,
+    hasher: crate::passwords::Hasher,
 }
 
 impl Directory for RosterDirectory {
@@ -71,19 +97,11 @@ impl Directory for RosterDirectory {
             let row = store::roster_entry(&mut c, user_id.trim()).await.map_err(unavailable)?;
             drop(c);
             let hash = row.as_ref().map(|r| r.password_hash.clone());
-            let pw = password.to_string();
             // an unknown ID costs the same hash as a known one
-            let ok = tokio::task::spawn_blocking(move || match hash {
-                Some(h) => crate::passwords::verify(&pw, &h),
-                None => {
-                    crate::passwords::verify(&pw, crate::passwords::dummy_hash());
-                    false
-                }
-            })
-            .await
-            .map_err(|e| DirectoryError::Unavailable(e.to_string()))?;
+            let checked = self.hasher.verify_all(vec![(password.to_string(), hash)]).await.map_err(DirectoryError::Busy)?;
+            let ok = checked.first().is_some_and(|c| c.ok);
             Ok(row.filter(|_| ok && !password.is_empty()).map(|r| DirectoryEntry {
-                user_id: r.user_id,
+                user_id: normalise_uid(&r.user_id),
                 name_kanji: r.name_kanji,
                 name_kana: r.name_kana,
                 name_roman: r.name_roman,
@@ -255,8 +273,15 @@ pub fn parse_roster(text: &str) -> Result<Vec<RosterRow>, Vec<RowError>> {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LdapConfig {
-    /// `ldap://host:389` (on a trusted network or loopback; TLS is not built in yet).
+    /// `ldaps://host:636`, or `ldap://host:389` with `starttls = true`;
+    /// plain `ldap://` only to a directory on this machine.
     pub url: String,
+    /// Upgrade an `ldap://` connection with StartTLS.
+    pub starttls: bool,
+    /// PEM file of the CA that signed the directory's certificate (empty: the system's CAs).
+    pub ca_file: Option<std::path::PathBuf>,
+    /// The attribute holding the user ID as the directory spells it.
+    pub attr_uid: String,
     pub base_dn: String,
     /// `{user}` is replaced by the escaped user ID.
     pub user_filter: String,
@@ -279,6 +304,9 @@ impl Default for LdapConfig {
     fn default() -> Self {
         LdapConfig {
             url: "ldap://127.0.0.1:389".into(),
+            starttls: false,
+            ca_file: None,
+            attr_uid: "uid".into(),
             base_dn: "dc=campus,dc=test".into(),
             user_filter: "(uid={user})".into(),
             bind_dn: String::new(),
@@ -310,11 +338,32 @@ pub fn escape_filter_value(v: &str) -> String {
 
 pub struct LdapDirectory {
     cfg: LdapConfig,
+    /// The directory's CA (`ca_file`), or None for the system's.
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// A rustls client configuration trusting the CAs in a PEM file.
+pub fn tls_client_config(ca_file: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca_file).map_err(|e| format!("{}: {e}", ca_file.display()))? {
+        roots.add(cert.map_err(|e| format!("{}: {e}", ca_file.display()))?).map_err(|e| format!("{}: {e}", ca_file.display()))?;
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(cfg))
 }
 
 impl LdapDirectory {
     pub fn new(cfg: LdapConfig) -> Self {
-        LdapDirectory { cfg }
+        let tls = cfg.ca_file.as_deref().and_then(|f| {
+            tls_client_config(f).map_err(|e| tracing::error!(error = %e, "directory.ldap.ca_file cannot be used")).ok()
+        });
+        LdapDirectory { cfg, tls }
     }
 
     async fn verify_inner(&self, user_id: &str, password: &str) -> Result<Option<DirectoryEntry>, DirectoryError> {
@@ -324,7 +373,10 @@ impl LdapDirectory {
         if password.is_empty() || user_id.trim().is_empty() {
             return Ok(None);
         }
-        let settings = LdapConnSettings::new().set_conn_timeout(std::time::Duration::from_secs(self.cfg.timeout_s));
+        let mut settings = LdapConnSettings::new().set_conn_timeout(std::time::Duration::from_secs(self.cfg.timeout_s)).set_starttls(self.cfg.starttls);
+        if let Some(tls) = &self.tls {
+            settings = settings.set_config(tls.clone());
+        }
         let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &self.cfg.url).await.map_err(unavailable)?;
         ldap3::drive!(conn);
         if !self.cfg.bind_dn.is_empty() {
@@ -333,6 +385,7 @@ impl LdapDirectory {
         let filter = self.cfg.user_filter.replace("{user}", &escape_filter_value(user_id.trim()));
         let c = &self.cfg;
         let attrs = vec![
+            c.attr_uid.as_str(),
             c.attr_name_kanji.as_str(),
             c.attr_name_kana.as_str(),
             c.attr_name_roman.as_str(),
@@ -355,8 +408,10 @@ impl LdapDirectory {
             rc => return Err(DirectoryError::Unavailable(format!("bind result code {rc}"))),
         }
         let get = |a: &str| entry.attrs.get(a).and_then(|v| v.first()).cloned().unwrap_or_default();
+        // the account is the directory's user, however the ID was typed
+        let canonical = Some(get(&c.attr_uid)).filter(|u| !u.is_empty()).unwrap_or_else(|| user_id.trim().to_string());
         Ok(Some(DirectoryEntry {
-            user_id: user_id.trim().to_string(),
+            user_id: normalise_uid(&canonical),
             name_kanji: get(&c.attr_name_kanji),
             name_kana: get(&c.attr_name_kana),
             name_roman: get(&c.attr_name_roman),

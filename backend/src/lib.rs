@@ -89,7 +89,8 @@ impl AppState {
 }
 
 /// Loads fonts, opens and migrates the database, seeds the demo data if asked.
-pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+pub async fn build_state(mut config: Config) -> anyhow::Result<AppState> {
+    config.read_secret_files().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     config.validate().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     let mut fonts = Vec::new();
     for path in &config.documents.fonts {
@@ -109,7 +110,8 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         demo::seed_if_empty(&pool, &seal).await.context("demo data")?;
         tracing::info!(staff = demo::STAFF_LOGIN, totp_secret = demo::STAFF_TOTP_SECRET, "demo staff second factor (demo only)");
     }
-    let directory = directory::from_config(&config.directory, pool.clone());
+    let hasher = passwords::Hasher::new(config.security.argon2, config.security.max_concurrent_hashes);
+    let directory = directory::from_config(&config.directory, pool.clone(), hasher.clone());
     let secure_cookies = config.http.public_url.starts_with("https://");
     if !secure_cookies {
         tracing::warn!(public_url = %config.http.public_url, "plain http: cookies are not marked Secure (demo only)");
@@ -122,7 +124,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         guesses: Arc::default(),
         mail_wake: Arc::new(Notify::new()),
         secure_cookies,
-        hasher: passwords::Hasher::new(config.security.argon2, config.security.max_concurrent_hashes),
+        hasher,
         seal: Arc::new(seal),
         directory,
         sessions: accounts::SessionLimits {
@@ -248,13 +250,7 @@ pub async fn launch_with_listener(
 ) -> anyhow::Result<()> {
     let state = build_state(config).await?;
     let mail = &state.config.mail;
-    mail::spawn_worker(
-        state.pool.clone(),
-        mail.smtp.clone(),
-        mail.from.clone(),
-        std::time::Duration::from_secs(mail.poll_interval_s.max(1)),
-        state.mail_wake.clone(),
-    );
+    mail::spawn_worker(state.pool.clone(), mail, std::time::Duration::from_secs(mail.poll_interval_s.max(1)), state.mail_wake.clone());
     spawn_housekeeping(state.clone());
     // under systemd (Type=notify): ready once listening; the watchdog is pinged
     // at half its interval only while the database answers
@@ -271,12 +267,20 @@ pub async fn launch_with_listener(
             }
         });
     }
-    let app = http::router(state);
-    tracing::info!(addr = %listener.local_addr()?, "backend listening");
+    let h = &state.config.http;
+    let limits = http::serve::Limits {
+        header_read_timeout: std::time::Duration::from_secs(h.header_read_timeout_s),
+        max_connections: h.max_connections,
+    };
+    let tls = h.tls_cert_file.clone().zip(h.tls_key_file.clone()).map(|(cert, key)| http::serve::TlsFiles { cert, key });
+    if let Some(files) = &tls {
+        http::serve::tls_config(files)?; // a bad certificate stops the start, before READY
+    }
+    let app = http::router(state.clone());
+    tracing::info!(addr = %listener.local_addr()?, tls = tls.is_some(), "backend listening");
+    let served = http::serve::serve(listener, app, limits, tls, shutdown);
     let _ = notifier.notify("READY=1");
-    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    served.await?;
     let _ = notifier.notify("STOPPING=1");
     Ok(())
 }

@@ -397,20 +397,45 @@ pub fn shipped_mail(r: &Recipient<'_>, order_id: i64) -> MailText {
 }
 
 /// Starts the outbox worker. `wake` lets request handlers nudge it after a commit.
-pub fn spawn_worker(pool: SqlitePool, smtp: String, from: String, poll: Duration, wake: Arc<Notify>) {
-    if smtp.is_empty() {
+/// The SMTP transport for `mail`: STARTTLS or implicit TLS with the system's
+/// or a given CA, AUTH over TLS only; plain SMTP only to a relay on this
+/// machine (checked by the configuration).
+pub fn transport(mail: &crate::config::MailConfig) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+    let (host, port) = mail.relay();
+    let tls = || -> anyhow::Result<TlsParameters> {
+        let mut b = TlsParameters::builder(host.clone());
+        if let Some(ca) = &mail.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| anyhow::anyhow!("mail.ca_file {}: {e}", ca.display()))?;
+            b = b.add_root_certificate(Certificate::from_pem(&pem)?);
+        }
+        Ok(b.build_rustls()?)
+    };
+    let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.clone());
+    let builder = match mail.tls_mode() {
+        "tls" => builder.tls(Tls::Wrapper(tls()?)),
+        "starttls" => builder.tls(Tls::Required(tls()?)),
+        _ => builder,
+    };
+    let builder = if mail.username.is_empty() { builder } else { builder.credentials(Credentials::new(mail.username.clone(), mail.password.clone())) };
+    Ok(builder.port(port).timeout(Some(Duration::from_secs(20))).build())
+}
+
+pub fn spawn_worker(pool: SqlitePool, mail: &crate::config::MailConfig, poll: Duration, wake: Arc<Notify>) {
+    if mail.smtp.is_empty() {
         tracing::info!("mail.smtp is empty: mails stay in the outbox (shown in the admin panel)");
         return;
     }
+    let transport = match transport(mail) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "mail transport cannot be set up; mail worker stopped");
+            return;
+        }
+    };
+    let from = mail.from.clone();
     tokio::spawn(async move {
-        let (host, port) = match smtp.rsplit_once(':').and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h, p))) {
-            Some((h, p)) => (h.to_string(), p),
-            None => (smtp.clone(), 25),
-        };
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
-            .port(port)
-            .timeout(Some(Duration::from_secs(20)))
-            .build();
         let from: Mailbox = match from.parse() {
             Ok(f) => f,
             Err(e) => {

@@ -9,8 +9,11 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// The backend's base URL.
+    /// The backend's base URL: https, or http to a backend on this machine only.
     pub backend_url: String,
+    /// PEM file of the CA that signed the backend's certificate, beside the
+    /// system's CAs (a university's own CA).
+    pub backend_ca_file: Option<PathBuf>,
     /// Holds journal.sqlite (journal, outbox and the station's credential).
     pub state_dir: PathBuf,
     /// One-time code from the admin panel, used on first start only.
@@ -49,6 +52,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             backend_url: "http://127.0.0.1:8080".into(),
+            backend_ca_file: None,
             state_dir: "station-state".into(),
             enrolment_code: None,
             printer_uri: "ipp://127.0.0.1:8631/ipp/print".into(),
@@ -82,6 +86,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         if !self.backend_url.starts_with("http://") && !self.backend_url.starts_with("https://") {
             return Err(format!("backend_url: {:?} must start with http:// or https://", self.backend_url));
+        }
+        if self.backend_url.starts_with("http://") && !shomei_shared::net::url_is_loopback(&self.backend_url) {
+            return Err(format!("backend_url: {:?} is plain http to another host; use https://", self.backend_url));
         }
         if !self.printer_uri.starts_with("ipp://") && !self.printer_uri.starts_with("ipps://") && !self.printer_uri.starts_with("http") {
             return Err(format!("printer_uri: {:?} must be an ipp:// URI", self.printer_uri));

@@ -31,6 +31,13 @@ pub struct Journal {
     pool: SqlitePool,
 }
 
+impl Journal {
+    /// The journal answers a query (readiness).
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(drop)
+    }
+}
+
 #[derive(Debug, Clone, FromRow)]
 pub struct Credential {
     pub station_id: i64,

@@ -909,6 +909,7 @@ pub fn router<P: Printer, R: CardReader>(kiosk: Kiosk<P, R>) -> Router {
         .route("/kiosk/emoney", post(emoney::<P, R>))
         .route("/kiosk/check", post(check::<P, R>))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz::<P, R>))
         .route("/metrics", get(metrics::<P, R>))
         .with_state(kiosk)
 }
@@ -918,6 +919,30 @@ async fn metrics<P: Printer, R: CardReader>(State(k): State<Kiosk<P, R>>) -> axu
     match crate::metrics::render(&i.journal, &i.health, &i.cfg.state_dir, i.started.elapsed().as_secs()).await {
         Ok(body) => ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response(),
         Err(e) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, format!("journal: {e}\n")).into_response(),
+    }
+}
+
+/// Ready to take a user: the journal answers, the printer can print, the
+/// reader is there. 503 names what is not (for a load balancer or a monitor);
+/// `/healthz` only says the process runs.
+async fn readyz<P: Printer, R: CardReader>(State(k): State<Kiosk<P, R>>) -> axum::response::Response {
+    use crate::sync::HealthSource;
+    let i = &k.inner;
+    let mut not_ready = Vec::new();
+    if let Err(e) = i.journal.ping().await {
+        not_ready.push(format!("journal: {e}"));
+    }
+    let printer = i.health.printer();
+    if !printer.can_print() {
+        not_ready.push(format!("printer: {} {}", if printer.reachable { printer.state.as_str() } else { "unreachable" }, printer.reasons.join(",")));
+    }
+    if !i.health.reader_present() {
+        not_ready.push("reader: not connected".to_string());
+    }
+    if not_ready.is_empty() {
+        "ready\n".into_response()
+    } else {
+        (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("{}\n", not_ready.join("\n"))).into_response()
     }
 }
 

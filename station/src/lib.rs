@@ -30,7 +30,11 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     let journal = journal::Journal::open(&cfg.state_dir)
         .await
         .with_context(|| format!("state_dir {}", cfg.state_dir.display()))?;
-    let backend = sync::Backend::new(&cfg.backend_url)?;
+    let ca = match &cfg.backend_ca_file {
+        Some(f) => Some(std::fs::read(f).map_err(|e| anyhow::anyhow!("backend_ca_file {}: {e}", f.display()))?),
+        None => None,
+    };
+    let backend = sync::Backend::new(&cfg.backend_url, ca.as_deref())?;
     let credential = match journal.credential().await? {
         Some(c) => c,
         None => {

@@ -1,24 +1,34 @@
-//! `shomei-station [--config FILE]`
+//! `shomei-station`: the daemon beside a campus printer (kiosk, IC card
+//! payment, IPP printing, journal and sync); its subcommands back up and
+//! restore its state (see `--help`).
 
+use clap::{Parser, Subcommand};
 use shomei_station::config::Config;
 use std::path::PathBuf;
 
+#[derive(Parser)]
+#[command(name = "shomei-station", version, about = "shomei print station: kiosk, IC card payment over PC/SC, IPP printing, offline journal and sync")]
+struct Cli {
+    /// TOML configuration file (then SHOMEI_STATION_* variables override it)
+    #[arg(long, env = "SHOMEI_STATION_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the station (the default when no subcommand is given)
+    Run,
+    /// Copy the journal and the station's key into DIR (a new directory), live
+    Backup { dir: PathBuf },
+    /// Replace the journal and key with a backup in DIR (checked whole first)
+    Restore { dir: PathBuf },
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut config_file: Option<PathBuf> = std::env::var_os("SHOMEI_STATION_CONFIG").map(PathBuf::from);
-    let mut command: Option<(String, PathBuf)> = None;
-    let usage = || -> ! {
-        eprintln!("usage: shomei-station [--config FILE] [backup DIR | restore DIR]");
-        std::process::exit(2);
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--config" => config_file = args.next().map(PathBuf::from),
-            "backup" | "restore" => command = Some((a.clone(), args.next().map(PathBuf::from).unwrap_or_else(|| usage()))),
-            _ => usage(),
-        }
-    }
+    let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     if std::env::var("SHOMEI_LOG_FORMAT").is_ok_and(|v| v == "json") {
@@ -26,24 +36,25 @@ async fn main() -> anyhow::Result<()> {
     } else {
         tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).init();
     }
-    let config = Config::load(config_file.as_deref())?;
-    match command {
-        Some((c, dir)) if c == "backup" => {
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Backup { dir } => {
             println!("{}", shomei_station::journal::backup(&config.state_dir, &dir).await?);
-            return Ok(());
+            Ok(())
         }
-        Some((_, dir)) => {
+        Command::Restore { dir } => {
             println!("{}", shomei_station::journal::restore(&config.state_dir, &dir).await?);
-            return Ok(());
+            Ok(())
         }
-        None => {}
+        Command::Run => {
+            shomei_station::run(config, async {
+                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+                }
+            })
+            .await
+        }
     }
-    shomei_station::run(config, async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-        }
-    })
-    .await
 }

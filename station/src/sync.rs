@@ -24,12 +24,30 @@ pub struct Backend {
     token: Arc<std::sync::RwLock<String>>,
 }
 
+/// An error with its causes ("error sending request: ...: invalid peer
+/// certificate: UnknownIssuer"), so the log says why, not only that.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
 impl Backend {
-    pub fn new(base_url: &str) -> Result<Backend, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(3))
-            .timeout(Duration::from_secs(8))
-            .build()?;
+    /// A client of the backend at `base_url`; `ca_pem` adds the university's
+    /// own CA to the system's.
+    pub fn new(base_url: &str, ca_pem: Option<&[u8]>) -> Result<Backend, reqwest::Error> {
+        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(3)).timeout(Duration::from_secs(8)).https_only(!shomei_shared::net::url_is_loopback(base_url));
+        if let Some(pem) = ca_pem {
+            for cert in reqwest::Certificate::from_pem_bundle(pem)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build()?;
         Ok(Backend { http, base: format!("{}{API_PREFIX}", base_url.trim_end_matches('/')), token: Arc::default() })
     }
 
@@ -44,7 +62,7 @@ impl Backend {
 
     /// A successful response, or the backend's refusal / an offline error.
     async fn checked(resp: Result<reqwest::Response, reqwest::Error>) -> Result<reqwest::Response, SyncError> {
-        let resp = resp.map_err(|e| SyncError::Offline(e.to_string()))?;
+        let resp = resp.map_err(|e| SyncError::Offline(with_causes(&e)))?;
         let status = resp.status();
         if status.is_success() {
             return Ok(resp);

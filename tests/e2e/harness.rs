@@ -136,6 +136,29 @@ impl Smtp {
         Ok(Smtp { port, dir, _proc: proc })
     }
 
+    /// An SMTP relay that demands TLS (`starttls` or implicit `tls`) and
+    /// AUTH as `user` / `password`, with a certificate from `ca`.
+    pub fn start_secure(ca: &TestCa, mode: &str, user: &str, password: &str) -> Result<Smtp> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port();
+        let (cert, key) = ca.issue("localhost", 0x5000 + u32::from(port))?;
+        let script = dir.path().join("smtpd.py");
+        std::fs::write(&script, SECURE_SMTPD)?;
+        let proc = Proc::spawn(
+            "aiosmtpd-tls",
+            Command::new("/usr/bin/python3")
+                .arg(&script)
+                .args([port.to_string(), dir.path().join("maildir").display().to_string()])
+                .args([&cert, &key])
+                .args([user, password, mode])
+                .stdout(log_file(dir.path(), "smtp")?)
+                .stderr(log_file(dir.path(), "smtp-err")?),
+        )?;
+        let log = dir.path().join("smtp.log");
+        wait_until("secure SMTP server", Duration::from_secs(15), || std::fs::read_to_string(&log).unwrap_or_default().contains("READY"))?;
+        Ok(Smtp { port, dir, _proc: proc })
+    }
+
     pub fn messages(&self) -> Vec<String> {
         let mut out = Vec::new();
         if let Ok(rd) = std::fs::read_dir(self.dir.path().join("maildir/new")) {
@@ -180,6 +203,30 @@ impl Smtp {
         v.into_iter().map(|(_, m)| m).collect()
     }
 }
+
+/// aiosmtpd with TLS and AUTH required (its command line has no AUTH).
+const SECURE_SMTPD: &str = r#"
+import ssl, sys, time
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import AuthResult, LoginPassword
+port, maildir, cert, key, user, password, mode = sys.argv[1:8]
+def check(server, session, envelope, mechanism, data):
+    ok = isinstance(data, LoginPassword) and data.login.decode() == user and data.password.decode() == password
+    return AuthResult(success=ok, handled=False)
+ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+ctx.load_cert_chain(cert, key)
+# (on implicit TLS aiosmtpd does not see its own TLS: the whole session is TLS anyway)
+kw = dict(hostname="127.0.0.1", port=int(port), authenticator=check, auth_required=True, auth_require_tls=(mode == "starttls"))
+if mode == "starttls":
+    c = Controller(Mailbox(maildir), tls_context=ctx, require_starttls=True, **kw)
+else:
+    c = Controller(Mailbox(maildir), ssl_context=ctx, **kw)
+c.start()
+print("READY", flush=True)
+while True:
+    time.sleep(3600)
+"#;
 
 /// A mail as text for assertions: "To:", "Subject:", the text part, and the
 /// HTML part after a line "--- html ---".
@@ -265,6 +312,8 @@ impl HttpSim {
 pub struct Ldap {
     pub port: u16,
     pub url: String,
+    /// With TLS: the implicit-TLS listener, by the name its certificate carries.
+    pub ldaps_url: String,
     pub dir: tempfile::TempDir,
     proc: Proc,
 }
@@ -273,26 +322,41 @@ pub const LDAP_BASE: &str = "dc=campus,dc=test";
 
 impl Ldap {
     pub fn start() -> Result<Ldap> {
+        Self::start_with_tls(None)
+    }
+
+    /// slapd with a certificate from `ca`: `ldap://` (StartTLS) on `port`,
+    /// `ldaps://` on `ldaps_port`.
+    pub fn start_with_tls(ca: Option<&TestCa>) -> Result<Ldap> {
         let dir = tempfile::tempdir()?;
         let port = free_port();
+        let ldaps_port = free_port();
         let d = dir.path();
+        let tls_conf = match ca {
+            Some(ca) => {
+                let (cert, key) = ca.issue("localhost", 0x4000 + u32::from(port))?;
+                format!("TLSCACertificateFile {}\nTLSCertificateFile {}\nTLSCertificateKeyFile {}\n", ca.cert.display(), cert.display(), key.display())
+            }
+            None => String::new(),
+        };
         std::fs::create_dir_all(d.join("db"))?;
         std::fs::write(
             d.join("slapd.conf"),
             format!(
                 "include /etc/ldap/schema/core.schema\ninclude /etc/ldap/schema/cosine.schema\n\
                  include /etc/ldap/schema/nis.schema\ninclude /etc/ldap/schema/inetorgperson.schema\n\
-                 modulepath /usr/lib/ldap\nmoduleload back_mdb\npidfile {dir}/slapd.pid\ndatabase mdb\nmaxsize 10485760\n\
+                 modulepath /usr/lib/ldap\nmoduleload back_mdb\npidfile {dir}/slapd.pid\n{tls_conf}database mdb\nmaxsize 10485760\n\
                  suffix \"{LDAP_BASE}\"\nrootdn \"cn=admin,{LDAP_BASE}\"\nrootpw secret\ndirectory {dir}/db\n\
                  index objectClass eq\nindex uid eq\n",
                 dir = d.display()
             ),
         )?;
         let url = format!("ldap://127.0.0.1:{port}/");
+        let listen = if ca.is_some() { format!("{url} ldaps://127.0.0.1:{ldaps_port}/") } else { url.clone() };
         let proc = Proc::spawn(
             "slapd",
             Command::new("/usr/sbin/slapd")
-                .args(["-f", &d.join("slapd.conf").display().to_string(), "-h", &url, "-d", "0"])
+                .args(["-f", &d.join("slapd.conf").display().to_string(), "-h", &listen, "-d", "0"])
                 .stdout(log_file(d, "slapd")?)
                 .stderr(log_file(d, "slapd-err")?),
         )?;
@@ -321,7 +385,7 @@ impl Ldap {
         if !out.status.success() {
             bail!("ldapadd: {}", String::from_utf8_lossy(&out.stderr));
         }
-        Ok(Ldap { port, url, dir, proc })
+        Ok(Ldap { port, url, ldaps_url: format!("ldaps://localhost:{ldaps_port}/"), dir, proc })
     }
 
     pub fn stop(&mut self) {
@@ -597,7 +661,8 @@ impl Backend {
         // the tests run on the demo university, staff and card (off by default)
         cfg.demo_data = true;
         tweak(&mut cfg);
-        let url = format!("http://127.0.0.1:{port}");
+        // served with TLS: by the name its certificate carries
+        let url = if cfg.http.tls_cert_file.is_some() { format!("https://localhost:{port}") } else { format!("http://127.0.0.1:{port}") };
         let (tx, task) = Self::launch(cfg.clone(), listener, &url).await?;
         Ok(Backend { url, dir, shutdown: Some(tx), task: Some(task), last_step: std::sync::Mutex::default(), staff: tokio::sync::OnceCell::new(), cfg })
     }
@@ -617,7 +682,8 @@ impl Backend {
                 eprintln!("backend stopped: {e:#}");
             }
         });
-        let client = reqwest::Client::new();
+        // (only the readiness probe skips certificate checks; tests check them themselves)
+        let client = reqwest::Client::builder().tls_danger_accept_invalid_certs(true).build()?;
         let end = Instant::now() + Duration::from_secs(20);
         loop {
             if client.get(format!("{url}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
@@ -888,6 +954,13 @@ impl Station {
 
     /// Starts the station binary with extra environment (e.g. a failpoint).
     pub fn start_with_env(o: &StationOptions<'_>, env: &[(&str, &str)]) -> Result<Station> {
+        let mut s = Self::spawn_only(o, env)?;
+        s.wait_ready()?;
+        Ok(s)
+    }
+
+    /// Starts the station binary without waiting for its kiosk (a station that cannot enrol).
+    pub fn spawn_only(o: &StationOptions<'_>, env: &[(&str, &str)]) -> Result<Station> {
         let dir = tempfile::tempdir()?;
         let port = free_port();
         let settings: Vec<(String, String)> = [
@@ -909,9 +982,7 @@ impl Station {
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         let proc = Self::spawn(dir.path(), &settings, env)?;
-        let mut s = Station { kiosk_url: format!("http://127.0.0.1:{port}"), dir, proc, settings };
-        s.wait_ready()?;
-        Ok(s)
+        Ok(Station { kiosk_url: format!("http://127.0.0.1:{port}"), dir, proc, settings })
     }
 
     fn spawn(dir: &Path, settings: &[(String, String)], env: &[(&str, &str)]) -> Result<Proc> {
@@ -1404,4 +1475,63 @@ pub fn print_number_in(text: &str) -> Option<String> {
     let i = text.find("On-campus print number:")? + "On-campus print number:".len();
     let digits: String = text[i..].chars().take_while(|c| c.is_ascii_digit() || *c == ' ').filter(char::is_ascii_digit).collect();
     (digits.len() == 12).then_some(digits)
+}
+
+// ------------------------------------------------------------------ TLS
+
+/// A certificate authority made for one test (openssl), issuing server
+/// certificates for localhost / 127.0.0.1.
+pub struct TestCa {
+    pub dir: tempfile::TempDir,
+    pub cert: PathBuf,
+    key: PathBuf,
+}
+
+impl TestCa {
+    pub fn new() -> Result<TestCa> {
+        let dir = tempfile::tempdir()?;
+        let (cert, key) = (dir.path().join("ca.pem"), dir.path().join("ca.key"));
+        openssl(&["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=shomei test CA"],
+                &[("-keyout", &key), ("-out", &cert)])?;
+        Ok(TestCa { dir, cert, key })
+    }
+
+    /// A server certificate and key (PEM files) for `name` with this serial number.
+    pub fn issue(&self, name: &str, serial: u32) -> Result<(PathBuf, PathBuf)> {
+        let d = self.dir.path();
+        let (key, csr, cert, ext) = (d.join(format!("{name}-{serial}.key")), d.join(format!("{name}-{serial}.csr")), d.join(format!("{name}-{serial}.pem")), d.join("ext.cnf"));
+        std::fs::write(&ext, "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")?;
+        openssl(&["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", &format!("/CN={name}")], &[("-keyout", &key), ("-out", &csr)])?;
+        openssl(&["x509", "-req", "-days", "2", "-set_serial", &serial.to_string()],
+                &[("-in", &csr), ("-CA", &self.cert), ("-CAkey", &self.key), ("-extfile", &ext), ("-out", &cert)])?;
+        Ok((cert, key))
+    }
+
+    /// An HTTP client that trusts this CA only.
+    pub fn client(&self) -> Result<reqwest::Client> {
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(&self.cert)?)?;
+        Ok(reqwest::Client::builder().tls_certs_only([ca]).build()?)
+    }
+}
+
+fn openssl(args: &[&str], paths: &[(&str, &PathBuf)]) -> Result<()> {
+    let mut cmd = Command::new("openssl");
+    cmd.args(args);
+    for (flag, p) in paths {
+        cmd.arg(flag).arg(p);
+    }
+    let out = cmd.output().context("openssl")?;
+    if !out.status.success() {
+        bail!("openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+/// The serial number of the certificate a TLS server on `port` presents now.
+pub fn served_serial(port: u16) -> Result<String> {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("openssl s_client -connect 127.0.0.1:{port} -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -serial"))
+        .output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().trim_start_matches("serial=").to_string())
 }

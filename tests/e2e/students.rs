@@ -173,3 +173,65 @@ async fn students_log_in_against_a_real_ldap_directory() -> Result<()> {
     assert!(page.contains("cannot be reached"), "{page}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_ldaps_and_starttls_a_student_id_typed_in_another_case_reaches_the_same_account_not_a_second_one() -> Result<()> {
+    let smtp = Smtp::start()?;
+    let ca = TestCa::new()?;
+    let mut ldap = Ldap::start_with_tls(Some(&ca))?;
+    let (ldaps, ca_file) = (ldap.ldaps_url.clone(), ca.cert.clone());
+    let mut b = Backend::start_with(Some(smtp.port), |c| {
+        c.directory.kind = "ldap".into();
+        c.directory.ldap.url = ldaps;
+        c.directory.ldap.ca_file = Some(ca_file);
+        c.directory.ldap.base_dn = LDAP_BASE.into();
+    })
+    .await?;
+    // over ldaps://, with the university's CA
+    let c = Backend::client();
+    let link = first_login_link(&b, &smtp, &c, "alice", "alicepw", "alice@campus.test").await?;
+    let t = link.split("t=").nth(1).unwrap_or("").to_string();
+    let (s, path, page) = post_form(&c, &link, &format!("{}/student/email/confirm", b.url), &[
+        ("t", &t), ("university_password", "alicepw"), ("second_password", "Alice2024svc"), ("second_password_confirm", "Alice2024svc"),
+    ]).await?;
+    assert_eq!((s, path.as_str()), (200, "/portal"), "{page}");
+    assert_eq!(b.sql("SELECT directory_uid FROM users WHERE directory_uid IS NOT NULL")?, "alice");
+    // the same student typed in capitals: her university password with an empty
+    // second password is no "first login" (that would open a second account)
+    let (s, path, page) = student_login(&b, &Backend::client(), "ALICE", "alicepw", "").await?;
+    assert_eq!((s, path.as_str()), (401, "/student/login"), "{page}");
+    let (s, path, _) = student_login(&b, &Backend::client(), "Alice", "alicepw", "Alice2024svc").await?;
+    assert_eq!((s, path.as_str()), (200, "/portal"), "the same account, however the ID is typed");
+    assert_eq!(b.sql("SELECT COUNT(*) FROM users WHERE directory_uid IS NOT NULL")?, "1");
+
+    // StartTLS on ldap://: without the university's CA the directory is not trusted...
+    b.stop().await;
+    let starttls = ldap.url.replace("127.0.0.1", "localhost");
+    let plain_url = starttls.clone();
+    b.restart_with(|c| {
+        c.directory.ldap.url = plain_url;
+        c.directory.ldap.starttls = true;
+        c.directory.ldap.ca_file = None;
+    })
+    .await?;
+    let (s, _, page) = student_login(&b, &Backend::client(), "alice", "alicepw", "Alice2024svc").await?;
+    assert_eq!(s, 401);
+    assert!(page.contains("cannot be reached"), "an untrusted certificate is no directory: {page}");
+    // ...with it, the student logs in
+    b.stop().await;
+    let ca_file = ca.cert.clone();
+    b.restart_with(|c| c.directory.ldap.ca_file = Some(ca_file)).await?;
+    let (s, path, _) = student_login(&b, &Backend::client(), "alice", "alicepw", "Alice2024svc").await?;
+    assert_eq!((s, path.as_str()), (200, "/portal"));
+    ldap.stop();
+
+    // a directory on another host over plain ldap:// is refused at start, naming the key
+    let mut cfg = shomei_backend::config::Config::default();
+    cfg.directory.kind = "ldap".into();
+    cfg.directory.ldap.url = "ldap://ldap.campus.example.ac.jp:389".into();
+    let err = cfg.validate().expect_err("plain LDAP to another host");
+    assert!(err.contains("directory.ldap.url"), "{err}");
+    cfg.directory.ldap.starttls = true;
+    assert!(cfg.validate().is_ok());
+    Ok(())
+}

@@ -269,16 +269,21 @@ async fn in_production_published_secrets_demo_data_and_simulators_refuse_to_star
 
 #[test]
 fn every_binary_answers_help_and_version() -> Result<()> {
-    for name in ["shomei-backend"] {
+    for name in ["shomei-backend", "shomei-station", "shomei-card", "shomei-paypal", "shomei-pcscd", "shomei-smartpit", "shomei-storeprint", "shomei-terminal"] {
         let out = std::process::Command::new(bin(name)).arg("--help").output()?;
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success() && text.contains("Usage"), "{name} --help: {text}");
         let out = std::process::Command::new(bin(name)).arg("--version").output()?;
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success() && text.contains(env!("CARGO_PKG_VERSION")), "{name} --version: {text}");
-        let out = std::process::Command::new(bin(name)).args(["backup", "--help"]).output()?;
-        assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("FILE"), "{name} backup --help");
     }
+    for name in ["shomei-backend", "shomei-station"] {
+        let out = std::process::Command::new(bin(name)).args(["backup", "--help"]).output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("Usage") && (text.contains("FILE") || text.contains("DIR")), "{name} backup --help: {text}");
+    }
+    let out = std::process::Command::new(bin("shomei-backend")).arg("no-such-command").output()?;
+    assert_eq!(out.status.code(), Some(2), "a wrong subcommand is a usage error");
     Ok(())
 }
 

@@ -7,6 +7,7 @@ pub mod client;
 pub mod pages;
 pub mod portal;
 pub mod register;
+pub mod serve;
 pub mod station_api;
 pub mod student;
 pub mod web;
@@ -162,6 +163,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/stations/{id}/health", get(station_api::health))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(web::readyz))
         .route("/metrics", get(web::metrics))
         .nest(API_PREFIX, station_api)
         .fallback(|| async {
@@ -180,6 +182,11 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(SetResponseHeaderLayer::if_not_present(header::STRICT_TRANSPORT_SECURITY, hsts))
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        // a request that takes too long (a client trickling its body) is cut off
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            std::time::Duration::from_secs(state.config.http.request_timeout_s),
+        ))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             let path = req
                 .extensions()

@@ -258,7 +258,7 @@ pub async fn forgot(
     state.request_throttle.gate(&key, &ip)?;
     state.request_throttle.fail_both(&key, &ip);
     let mut c = state.pool.acquire().await?;
-    let user = store::user_by_directory_uid(&mut c, uid).await?;
+    let user = store::user_by_directory_uid(&mut c, &crate::directory::normalise_uid(uid)).await?;
     drop(c);
     credentials::request_reset(&state.pool, &state.config.http.public_url, state.config.accounts.link_ttl_s, user, true).await?;
     state.mail_wake.notify_one();

@@ -243,6 +243,18 @@ pub fn client_ip(addr: &std::net::SocketAddr) -> String {
 /// The draft key of a registration form being filled in (cookie).
 pub const DRAFT_COOKIE: &str = "shomei_reg";
 
+/// Ready to serve: the database answers (503 otherwise). `/healthz` only says
+/// the process runs.
+pub async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    match sqlx::query("SELECT 1").execute(&state.pool).await {
+        Ok(_) => "ready\n".into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready: the database does not answer");
+            (axum::http::StatusCode::SERVICE_UNAVAILABLE, "database: not answering\n").into_response()
+        }
+    }
+}
+
 /// Prometheus metrics: the configured bearer token, or a loopback peer while
 /// no proxy is trusted (through a proxy on the same host everyone is loopback).
 pub async fn metrics(

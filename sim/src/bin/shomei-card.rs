@@ -40,7 +40,8 @@ use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
+use clap::Parser;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
@@ -509,69 +510,52 @@ async fn http_conn(mut sock: TcpStream, tx: mpsc::Sender<Request>) {
 
 // ---- main ----
 
+#[derive(Parser)]
+#[command(
+    name = "shomei-card",
+    version,
+    about = "Emulated contactless (FeliCa-like) card for vpcd: connected = card on the reader, closed = removed",
+    after_help = "stdin commands: insert | tap | remove | uid HEX | sw HEX | ok | remove-on-read | status | quit",
+    args_override_self = true
+)]
 struct Args {
+    /// Host where vpcd listens
+    #[arg(long, default_value = "127.0.0.1")]
     host: String,
+    /// vpcd's TCP port
+    #[arg(long, default_value_t = 35963)]
     port: u16,
-    uid: Vec<u8>,
-    insert: bool,
+    /// UID / IDm answered to GET DATA (1..16 bytes, hex)
+    #[arg(long, value_name = "HEX", default_value = DEFAULT_UID, value_parser = parse_uid_arg)]
+    uid: Uid,
+    /// Start with the card off the reader
+    #[arg(long)]
+    no_insert: bool,
+    /// Serve the demo's HTTP control on ADDR:PORT (GET /, POST /tap /insert /remove /uid/HEX ...)
+    #[arg(long, value_name = "ADDR:PORT")]
     control: Option<String>,
+    /// Keep running at stdin EOF (only `quit` or a signal ends the program)
+    #[arg(long)]
     ignore_eof: bool,
+    /// Log every APDU and its answer on stderr
+    #[arg(short, long)]
     verbose: bool,
 }
 
-const USAGE: &str = "usage: shomei-card [--host 127.0.0.1] [--port 35963] [--uid HEX (default 012E4CD8A1B2C3D4)] \
-[--no-insert] [--control ADDR:PORT] [--ignore-eof] [--verbose]
-stdin commands: insert | tap | remove | uid HEX | sw HEX | ok | remove-on-read | status | quit";
+/// The `--uid` value (a newtype so clap takes it as one value, not a list of bytes).
+#[derive(Clone, Debug)]
+struct Uid(Vec<u8>);
 
-fn parse_args() -> anyhow::Result<Args> {
-    let mut a = Args {
-        host: "127.0.0.1".into(),
-        port: 35963,
-        uid: hex::decode(DEFAULT_UID)?,
-        insert: true,
-        control: None,
-        ignore_eof: false,
-        verbose: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = || -> anyhow::Result<String> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => it.next().with_context(|| format!("{flag} needs a value")),
-            }
-        };
-        match flag.as_str() {
-            "--host" => a.host = value()?,
-            "--port" => a.port = value()?.parse().context("--port")?,
-            "--uid" => a.uid = parse_uid(&value()?).map_err(anyhow::Error::msg)?,
-            "--control" => a.control = Some(value()?),
-            "--no-insert" => a.insert = false,
-            "--ignore-eof" => a.ignore_eof = true,
-            "--verbose" | "-v" => a.verbose = true,
-            "--help" | "-h" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => bail!("unknown argument {other:?}\n{USAGE}"),
-        }
-    }
-    Ok(a)
+fn parse_uid_arg(hex_str: &str) -> Result<Uid, String> {
+    parse_uid(hex_str).map(Uid)
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    let args = parse_args()?;
-    let shared: Shared = Arc::new(Mutex::new(Behaviour {
-        uid: args.uid.clone(),
-        sw: None,
-        remove_on_read: false,
-        verbose: args.verbose,
-    }));
+    let args = Args::parse();
+    let insert = !args.no_insert;
+    let shared: Shared =
+        Arc::new(Mutex::new(Behaviour { uid: args.uid.0, sw: None, remove_on_read: false, verbose: args.verbose }));
     let (tx, rx) = mpsc::channel::<Request>(16);
 
     if let Some(addr) = &args.control {
@@ -583,15 +567,15 @@ async fn main() -> anyhow::Result<()> {
     let mut ctl = Controller {
         addr: format!("{}:{}", args.host, args.port),
         shared,
-        want_inserted: args.insert,
+        want_inserted: insert,
         session: None,
         next_retry: Instant::now(),
         warned_unreachable: false,
     };
-    if args.insert {
+    if insert {
         ctl.try_connect().await;
     }
-    say(if args.insert { "READY inserted" } else { "READY removed" });
+    say(if insert { "READY inserted" } else { "READY removed" });
 
     let stdin_tx = tx.clone();
     std::thread::spawn(move || stdin_loop(stdin_tx, args.ignore_eof));

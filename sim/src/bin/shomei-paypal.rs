@@ -88,6 +88,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
+use clap::Parser;
 use hmac::{Hmac, Mac};
 use rand::Rng as _;
 use serde::Deserialize;
@@ -1475,69 +1476,50 @@ fn router(app: App, verbose: bool) -> Router {
 
 // ---------------------------------------------------------------- main
 
+#[derive(Parser)]
+#[command(
+    name = "shomei-paypal",
+    version,
+    about = "Local in-memory simulator of the PayPal REST API shomei uses (OAuth2, Orders v2, refunds, webhooks), with the buyer's approval page",
+    args_override_self = true
+)]
 struct Args {
+    /// Address to listen on (port 0 picks a free port; the READY line tells which)
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
     listen: String,
+    /// Origin put in links (approve URL, self links) [default: http://ADDR]
+    #[arg(long, value_name = "URL")]
     public_url: Option<String>,
+    /// OAuth2 client id accepted by POST /v1/oauth2/token
+    #[arg(long, value_name = "ID", default_value = DEFAULT_CLIENT_ID)]
     client_id: String,
+    /// OAuth2 client secret accepted by POST /v1/oauth2/token
+    #[arg(long, value_name = "SECRET", default_value = DEFAULT_CLIENT_SECRET)]
     client_secret: String,
+    /// Webhook id that transmissions are signed for
+    #[arg(long, value_name = "ID", default_value = DEFAULT_WEBHOOK_ID)]
     webhook_id: String,
+    /// POST webhook events here by themselves, as PayPal does
+    #[arg(long, value_name = "URL")]
     webhook_url: Option<String>,
+    /// Access token lifetime (`expires_in`), in whole seconds
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_TOKEN_TTL)]
     token_ttl: u64,
+    /// Log every request on stderr
+    #[arg(short, long)]
     verbose: bool,
-}
-
-const USAGE: &str = "usage: shomei-paypal [--listen 127.0.0.1:8097] [--public-url URL] [--client-id ID] \
-[--client-secret SECRET] [--webhook-id ID] [--webhook-url URL] [--token-ttl SECS] [--verbose]";
-
-fn parse_args() -> anyhow::Result<Args> {
-    let mut a = Args {
-        listen: DEFAULT_LISTEN.into(),
-        public_url: None,
-        client_id: DEFAULT_CLIENT_ID.into(),
-        client_secret: DEFAULT_CLIENT_SECRET.into(),
-        webhook_id: DEFAULT_WEBHOOK_ID.into(),
-        webhook_url: None,
-        token_ttl: DEFAULT_TOKEN_TTL,
-        verbose: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = || -> anyhow::Result<String> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => it.next().with_context(|| format!("{flag} needs a value\n{USAGE}")),
-            }
-        };
-        match flag.as_str() {
-            "--listen" => a.listen = value()?,
-            "--public-url" => a.public_url = Some(value()?.trim_end_matches('/').to_string()),
-            "--client-id" => a.client_id = value()?,
-            "--client-secret" => a.client_secret = value()?,
-            "--webhook-id" => a.webhook_id = value()?,
-            "--webhook-url" => a.webhook_url = Some(value()?),
-            "--token-ttl" => a.token_ttl = value()?.parse().context("--token-ttl must be whole seconds")?,
-            "--verbose" | "-v" => a.verbose = true,
-            "--help" | "-h" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => anyhow::bail!("unknown argument {other:?}\n{USAGE}"),
-        }
-    }
-    Ok(a)
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = parse_args()?;
+    let args = Args::parse();
     let listener =
         tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
-    let public_url = args.public_url.unwrap_or_else(|| format!("http://{addr}"));
+    let public_url = match args.public_url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => format!("http://{addr}"),
+    };
     let cfg = Cfg {
         public_url: public_url.clone(),
         client_id: args.client_id,

@@ -19,6 +19,7 @@
 //! up). Pass `-i` or `-d` to see "pcsc-lite 1.9.9 daemon ready." on stdout/stderr.
 //! The pcscd binary can be overridden with the env var SHOMEI_PCSCD_BIN.
 
+use std::ffi::OsString;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
@@ -27,30 +28,40 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{bail, Context};
+use clap::builder::{OsStringValueParser, TypedValueParser as _};
+use clap::Parser;
 
 const VPCD_DRIVER: &str = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so";
 
-fn usage() -> ! {
-    eprintln!("usage: shomei-pcscd DIR VPCD_PORT [extra pcscd args...]");
-    eprintln!("  starts a private pcscd with socket DIR/pcscd.comm and a vpcd reader on 127.0.0.1:VPCD_PORT");
-    eprintln!("  clients: PCSCLITE_CSOCK_NAME=DIR/pcscd.comm; readers \"Virtual PCD 00 00\" (port), \"Virtual PCD 00 01\" (port+1)");
-    std::process::exit(2);
+#[derive(Parser)]
+#[command(
+    name = "shomei-pcscd",
+    version,
+    about = "Starts a private pcscd (own socket DIR/pcscd.comm) whose only reader is vpcd on 127.0.0.1:VPCD_PORT",
+    after_help = "clients: PCSCLITE_CSOCK_NAME=DIR/pcscd.comm; readers \"Virtual PCD 00 00\" (port), \"Virtual PCD 00 01\" (port+1)"
+)]
+struct Args {
+    /// Directory for reader.conf.d/vpcd and the socket pcscd.comm (created if missing)
+    #[arg(value_name = "DIR", value_parser = OsStringValueParser::new().map(PathBuf::from))]
+    dir: PathBuf,
+    /// TCP port vpcd listens on for the first reader (the second uses VPCD_PORT + 1)
+    #[arg(value_name = "VPCD_PORT", value_parser = parse_vpcd_port)]
+    port: u16,
+    /// Extra arguments passed on to pcscd (e.g. -i or -d)
+    #[arg(value_name = "PCSCD_ARGS", trailing_var_arg = true, allow_hyphen_values = true)]
+    extra: Vec<OsString>,
+}
+
+fn parse_vpcd_port(port: &str) -> Result<u16, String> {
+    port.parse::<u16>()
+        .ok()
+        .filter(|p| *p != 0 && *p != u16::MAX)
+        .ok_or_else(|| format!("VPCD_PORT must be a port number (1..65534), got {port:?}"))
 }
 
 fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args_os().skip(1);
-    let (Some(dir), Some(port)) = (args.next(), args.next()) else { usage() };
-    if dir == "-h" || dir == "--help" {
-        usage();
-    }
-    let extra: Vec<_> = args.collect();
-    let port: u16 = port
-        .to_str()
-        .and_then(|p| p.parse().ok())
-        .filter(|p| *p != 0 && *p != u16::MAX)
-        .with_context(|| format!("VPCD_PORT must be a port number (1..65534), got {port:?}"))?;
+    let Args { dir, port, extra } = Args::parse();
 
-    let dir = PathBuf::from(dir);
     let dir = if dir.is_absolute() { dir } else { std::env::current_dir()?.join(dir) };
     let conf_dir = dir.join("reader.conf.d");
     std::fs::create_dir_all(&conf_dir).with_context(|| format!("creating {}", conf_dir.display()))?;

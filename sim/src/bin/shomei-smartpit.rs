@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
+use clap::Parser;
 use hmac::{Hmac, Mac};
 use rand::Rng;
 use serde_json::{json, Value};
@@ -77,18 +78,25 @@ async fn pay(State(sim): State<Arc<Sim>>, Json(req): Json<Value>) -> Json<Value>
     Json(json!({"delivered_status": status, "body": body, "notice_id": notice_id}))
 }
 
+#[derive(Parser)]
+#[command(
+    name = "shomei-smartpit",
+    version,
+    about = "Local simulator of the Smart Pit API (convenience-store cash payment numbers and payment notices)",
+    args_override_self = true
+)]
+struct Args {
+    /// Address to listen on (port 0 picks a free port; the READY line tells which)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8098")]
+    listen: String,
+    /// HMAC secret for request signatures and payment notices
+    #[arg(long, value_name = "SECRET", default_value = "shomei-smartpit-secret")]
+    secret: String,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut listen = "127.0.0.1:8098".to_string();
-    let mut secret = "shomei-smartpit-secret".to_string();
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--listen" => listen = args.next().unwrap_or(listen),
-            "--secret" => secret = args.next().unwrap_or(secret),
-            _ => anyhow::bail!("usage: shomei-smartpit [--listen ADDR] [--secret S]"),
-        }
-    }
+    let Args { listen, secret } = Args::parse();
     let sim = Arc::new(Sim { secret, ..Default::default() });
     let app = Router::new().route("/v1/payments", post(create)).route("/sim/pay", post(pay)).with_state(sim);
     let listener = tokio::net::TcpListener::bind(&listen).await?;

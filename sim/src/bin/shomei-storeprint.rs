@@ -18,6 +18,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{delete, post};
 use axum::{Json, Router};
 use base64::Engine;
+use clap::Parser;
 use hmac::{Hmac, Mac};
 use rand::Rng;
 use serde_json::{json, Value};
@@ -177,20 +178,28 @@ async fn outage(State(sim): State<Arc<Sim>>, Json(req): Json<Value>) -> Json<Val
     Json(json!({ "down": down }))
 }
 
+#[derive(Parser)]
+#[command(
+    name = "shomei-storeprint",
+    version,
+    about = "Local simulator of the convenience stores' network-print API (document registration, user and reservation numbers, print notices)",
+    args_override_self = true
+)]
+struct Args {
+    /// Address to listen on (port 0 picks a free port; the READY line tells which)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8096")]
+    listen: String,
+    /// Bearer API key the API accepts
+    #[arg(long, value_name = "KEY", default_value = "shomei-storeprint-key")]
+    api_key: String,
+    /// HMAC secret for print notice signatures
+    #[arg(long, value_name = "SECRET", default_value = "shomei-storeprint-secret")]
+    secret: String,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut listen = "127.0.0.1:8096".to_string();
-    let mut api_key = "shomei-storeprint-key".to_string();
-    let mut secret = "shomei-storeprint-secret".to_string();
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--listen" => listen = args.next().unwrap_or(listen),
-            "--api-key" => api_key = args.next().unwrap_or(api_key),
-            "--secret" => secret = args.next().unwrap_or(secret),
-            _ => anyhow::bail!("usage: shomei-storeprint [--listen ADDR] [--api-key K] [--secret S]"),
-        }
-    }
+    let Args { listen, api_key, secret } = Args::parse();
     let sim = Arc::new(Sim { api_key, secret, ..Default::default() });
     let app = Router::new()
         .route("/v1/documents", post(register))

@@ -12,8 +12,11 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, Read, Write};
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use clap::Parser;
 
 const STX: u8 = 0x02;
 const ETX: u8 = 0x03;
@@ -188,17 +191,24 @@ impl Terminal {
     }
 }
 
+#[derive(Parser)]
+#[command(
+    name = "shomei-terminal",
+    version,
+    about = "Emulator of the certified transit e-money terminal (docs/terminal-protocol.md) on a serial line",
+    args_override_self = true
+)]
+struct Args {
+    /// Serial device to open (one end of a socat pseudo-terminal pair)
+    #[arg(long, value_name = "PATH")]
+    port: PathBuf,
+    /// Card balance at start, in yen
+    #[arg(long, value_name = "YEN", default_value_t = 3000)]
+    balance: u32,
+}
+
 fn main() -> anyhow::Result<()> {
-    let (mut path, mut balance) = (String::new(), 3000u32);
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--port" => path = args.next().unwrap_or_default(),
-            "--balance" => balance = args.next().and_then(|b| b.parse().ok()).unwrap_or(balance),
-            _ => anyhow::bail!("usage: shomei-terminal --port PATH [--balance YEN]"),
-        }
-    }
-    anyhow::ensure!(!path.is_empty(), "usage: shomei-terminal --port PATH [--balance YEN]");
+    let Args { port: path, balance } = Args::parse();
     let port = std::fs::OpenOptions::new().read(true).write(true).open(&path)?;
     let mut reader = port.try_clone()?;
     let (tx, rx) = mpsc::channel();

@@ -1,0 +1,209 @@
+//! The deployment edge (issue 12): TLS terminated by the backend itself,
+//! its certificate reloaded on SIGHUP without dropping a connection; slow
+//! clients cut off (headers, whole requests) and connections capped.
+
+use crate::harness::*;
+use anyhow::{Context, Result};
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// An open TLS connection (openssl s_client) that requests can be written to.
+struct TlsConnection {
+    child: std::process::Child,
+    received: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl TlsConnection {
+    fn open(port: u16, ca: &std::path::Path) -> Result<TlsConnection> {
+        let mut child = Command::new("openssl")
+            .args(["s_client", "-quiet", "-no_ign_eof", "-servername", "localhost", "-verify_return_error", "-connect"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-CAfile")
+            .arg(ca)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let mut out = child.stdout.take().context("stdout")?;
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = received.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().map(|mut v| v.extend_from_slice(&buf[..n])).ok();
+            }
+        });
+        Ok(TlsConnection { child, received })
+    }
+
+    /// Sends `GET /healthz` and waits for the n-th answer on this same connection.
+    fn healthz(&mut self, nth: usize) -> Result<()> {
+        let stdin = self.child.stdin.as_mut().context("stdin")?;
+        stdin.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")?;
+        stdin.flush()?;
+        wait_until(&format!("answer {nth} on the open connection"), Duration::from_secs(10), || {
+            let got = self.received.lock().map(|v| String::from_utf8_lossy(&v).matches("HTTP/1.1 200").count()).unwrap_or(0);
+            got >= nth
+        })
+    }
+}
+
+impl Drop for TlsConnection {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backend_serves_https_itself_and_a_sighup_reloads_its_certificate_without_dropping_a_connection() -> Result<()> {
+    let ca = TestCa::new()?;
+    let (cert, key) = ca.issue("localhost", 0x1001)?;
+    let dir = tempfile::tempdir()?;
+    let (live_cert, live_key) = (dir.path().join("tls.pem"), dir.path().join("tls.key"));
+    std::fs::copy(&cert, &live_cert)?;
+    std::fs::copy(&key, &live_key)?;
+    let port = free_port();
+    let log = dir.path().join("backend.log");
+    let mut cmd = Command::new(bin("shomei-backend"));
+    cmd.arg("serve")
+        .env("SHOMEI_BACKEND_HTTP__LISTEN", format!("127.0.0.1:{port}"))
+        .env("SHOMEI_BACKEND_HTTP__PUBLIC_URL", format!("https://localhost:{port}"))
+        .env("SHOMEI_BACKEND_HTTP__TLS_CERT_FILE", &live_cert)
+        .env("SHOMEI_BACKEND_HTTP__TLS_KEY_FILE", &live_key)
+        .env("SHOMEI_BACKEND_DATABASE__URL", format!("sqlite://{}?mode=rwc", dir.path().join("b.sqlite").display()))
+        .env("SHOMEI_BACKEND_ACCOUNTS__UPLOAD_DIR", dir.path().join("uploads"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log)?);
+    let backend = Proc::spawn("backend", &mut cmd)?;
+    wait_until("https backend", Duration::from_secs(20), || tcp_ready(port)).with_context(|| std::fs::read_to_string(&log).unwrap_or_default())?;
+
+    // a client that trusts the university's CA gets the page over TLS
+    let client = ca.client()?;
+    let r = client.get(format!("https://localhost:{port}/healthz")).send().await?;
+    assert_eq!((r.status().as_u16(), r.text().await?), (200, "ok".to_string()));
+    let r = client.get(format!("https://localhost:{port}/login")).send().await?;
+    let hsts = r.headers().get("strict-transport-security").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    assert!(hsts.contains("max-age=31536000"), "HSTS on the https origin: {hsts}");
+    let cookie = r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).map(str::to_string).collect::<Vec<_>>().join(" | ");
+    assert!(cookie.contains("__Host-") && cookie.contains("Secure"), "{cookie}");
+    // plain http on the TLS port is no way around it
+    assert!(reqwest::Client::new().get(format!("http://127.0.0.1:{port}/healthz")).send().await.map(|r| !r.status().is_success()).unwrap_or(true));
+    assert_eq!(served_serial(port)?, "1001", "the first certificate");
+
+    // a connection opened now stays open across the reload
+    let mut open = TlsConnection::open(port, &ca.cert)?;
+    open.healthz(1)?;
+    let (cert2, key2) = ca.issue("localhost", 0x2002)?;
+    std::fs::copy(&cert2, &live_cert)?;
+    std::fs::copy(&key2, &live_key)?;
+    Command::new("kill").args(["-HUP", &backend.pid().to_string()]).status()?;
+    wait_until("the reload", Duration::from_secs(10), || std::fs::read_to_string(&log).unwrap_or_default().contains("TLS certificate reloaded"))?;
+    assert_eq!(served_serial(port)?, "2002", "new connections get the new certificate");
+    open.healthz(2)?;
+    let r = client.get(format!("https://localhost:{port}/healthz")).send().await?;
+    assert_eq!(r.status(), 200);
+
+    // a broken file on the next reload keeps the working certificate
+    std::fs::write(&live_cert, "not a certificate")?;
+    Command::new("kill").args(["-HUP", &backend.pid().to_string()]).status()?;
+    wait_until("the refused reload", Duration::from_secs(10), || std::fs::read_to_string(&log).unwrap_or_default().contains("TLS certificate not reloaded"))?;
+    assert_eq!(served_serial(port)?, "2002");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_and_connections_are_capped() -> Result<()> {
+    let b = Backend::start_with(None, |c| {
+        c.http.header_read_timeout_s = 2;
+        c.http.request_timeout_s = 3;
+        c.http.max_connections = 2;
+    })
+    .await?;
+    let addr = b.url.trim_start_matches("http://").to_string();
+    // two clients that never finish their headers hold both slots...
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        let mut s = std::net::TcpStream::connect(&addr)?;
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")?;
+        s.set_read_timeout(Some(Duration::from_secs(15)))?;
+        slow.push(s);
+    }
+    let started = Instant::now();
+    // ...so a third waits until the header deadline closes them
+    let r = reqwest::Client::new().get(format!("{}/healthz", b.url)).timeout(Duration::from_secs(15)).send().await?;
+    assert_eq!(r.status(), 200);
+    let waited = started.elapsed();
+    for s in &mut slow {
+        let mut buf = [0u8; 512];
+        // closed by the server (408 or EOF), not left hanging
+        let n = s.read(&mut buf).context("the slow connection was closed")?;
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(n == 0 || text.starts_with("HTTP/1.1 408"), "{text}");
+    }
+    assert!(waited >= Duration::from_millis(1500), "the third connection waited for a free slot: {waited:?}");
+
+    // a request whose body trickles in past the request deadline: 408
+    let mut s = std::net::TcpStream::connect(&addr)?;
+    s.write_all(b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 400\r\n\r\nemail=")?;
+    let mut answer = Vec::new();
+    s.set_read_timeout(Some(Duration::from_millis(500)))?;
+    let end = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < end {
+        let _ = s.write_all(b"a");
+        let mut buf = [0u8; 256];
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                answer.extend_from_slice(&buf[..n]);
+                break;
+            }
+            Err(_) => continue,
+        }
+    }
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "a trickled body is cut off with 408: {text:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_says_whether_each_program_can_serve_and_what_is_missing() -> Result<()> {
+    let mut rig = Rig::start().await?;
+    let c = reqwest::Client::new();
+    let r = c.get(format!("{}/readyz", rig.backend.url)).send().await?;
+    assert_eq!((r.status().as_u16(), r.text().await?), (200, "ready\n".to_string()));
+    let ready = format!("{}/readyz", rig.station.kiosk_url);
+    let mut last: (u16, String) = (0, String::new());
+    wait_until("the station ready", Duration::from_secs(20), || {
+        last = std::process::Command::new("curl").args(["-s", "-w", "\n%{http_code}", &ready]).output().map(|o| {
+            let t = String::from_utf8_lossy(&o.stdout).to_string();
+            let (body, code) = t.rsplit_once('\n').unwrap_or(("", "0"));
+            (code.parse().unwrap_or(0), body.to_string())
+        }).unwrap_or_default();
+        last.0 == 200
+    })?;
+    // the printer out of paper: 503, and it says so (the process itself is healthy)
+    rig.printer.set_paper(0)?;
+    let mut body = String::new();
+    wait_until("the station not ready for paper", Duration::from_secs(20), || {
+        let r = std::process::Command::new("curl").args(["-s", &ready]).output().map(|o| String::from_utf8_lossy(&o.stdout).to_string()).unwrap_or_default();
+        body = r;
+        body.contains("printer:") && body.contains("media")
+    })
+    .with_context(|| body.clone())?;
+    let code = std::process::Command::new("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &ready]).output()?;
+    assert_eq!(String::from_utf8_lossy(&code.stdout), "503");
+    assert_eq!(c.get(format!("{}/healthz", rig.station.kiosk_url)).send().await?.status(), 200);
+    // the reader unplugged too: both named
+    rig.pcsc.stop();
+    wait_until("the reader named", Duration::from_secs(20), || {
+        body = std::process::Command::new("curl").args(["-s", &ready]).output().map(|o| String::from_utf8_lossy(&o.stdout).to_string()).unwrap_or_default();
+        body.contains("reader: not connected") && body.contains("printer:")
+    })
+    .with_context(|| body.clone())?;
+    Ok(())
+}
