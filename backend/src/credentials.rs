@@ -124,7 +124,7 @@ pub async fn set_first_passwords(
 
 /// G-10: password change (current + new twice), or second-password change.
 pub async fn change(
-    pool: &SqlitePool,
+    pool: &SqlitePool, seal: &crate::sealed::SealKey,
     hasher: &Hasher,
     policy: &PasswordPolicy,
     user: &store::User,
@@ -167,7 +167,7 @@ pub async fn change(
     store::delete_user_sessions(&mut tx, user.id).await?;
     let nm = names(&mut tx, user.id).await?;
     let (ja, en, lang) = recipient(user, &nm);
-    mail::password_changed_notice(&Recipient { name_ja: &ja, name_en: &en, language: &lang }).enqueue(&mut tx, &user.email).await?;
+    mail::password_changed_notice(&Recipient { name_ja: &ja, name_en: &en, language: &lang }).enqueue(&mut tx, seal, &user.email).await?;
     let action = if second_password { "second_password.change" } else { "password.change" };
     accounts::audit(&mut tx, &format!("user:{}", user.id), action, "", client).await?;
     tx.commit().await?;
@@ -175,7 +175,7 @@ pub async fn change(
 }
 
 /// G-11 / S-3: mails a reset link if the account exists; says nothing either way.
-pub async fn request_reset(pool: &SqlitePool, public_url: &str, ttl_s: i64, user: Option<store::User>, second_only: bool) -> AppResult<()> {
+pub async fn request_reset(pool: &SqlitePool, seal: &crate::sealed::SealKey, public_url: &str, ttl_s: i64, user: Option<store::User>, second_only: bool) -> AppResult<()> {
     let Some(u) = user.filter(|u| u.status == "active") else { return Ok(()) };
     let mut tx = store::begin_write(pool).await?;
     let purpose = if second_only { "second_password_reset" } else { "password_reset" };
@@ -184,7 +184,7 @@ pub async fn request_reset(pool: &SqlitePool, public_url: &str, ttl_s: i64, user
     let nm = names(&mut tx, u.id).await?;
     let (ja, en, lang) = recipient(&u, &nm);
     mail::reset_link(&Recipient { name_ja: &ja, name_en: &en, language: &lang }, second_only, &format!("{public_url}{path}?t={token}"), &time::jst_text(until))
-        .enqueue(&mut tx, &u.email)
+        .enqueue(&mut tx, seal, &u.email)
         .await?;
     tx.commit().await?;
     Ok(())
@@ -192,7 +192,7 @@ pub async fn request_reset(pool: &SqlitePool, public_url: &str, ttl_s: i64, user
 
 /// G-11: a reset link sets a new password and second password (not the old password).
 pub async fn reset(
-    pool: &SqlitePool,
+    pool: &SqlitePool, seal: &crate::sealed::SealKey,
     hasher: &Hasher,
     policy: &PasswordPolicy,
     client: Client<'_>,
@@ -222,7 +222,7 @@ pub async fn reset(
     store::delete_user_sessions(&mut tx, user.id).await?;
     let nm = names(&mut tx, user.id).await?;
     let (ja, en, lang) = recipient(&user, &nm);
-    mail::password_changed_notice(&Recipient { name_ja: &ja, name_en: &en, language: &lang }).enqueue(&mut tx, &user.email).await?;
+    mail::password_changed_notice(&Recipient { name_ja: &ja, name_en: &en, language: &lang }).enqueue(&mut tx, seal, &user.email).await?;
     accounts::audit(&mut tx, &format!("user:{}", user.id), "password.reset", "", client).await?;
     tx.commit().await?;
     Ok(())
@@ -230,7 +230,7 @@ pub async fn reset(
 
 /// G-8 / S-3: re-authenticated, mails a link to the NEW address.
 pub async fn request_email_change(
-    pool: &SqlitePool,
+    pool: &SqlitePool, seal: &crate::sealed::SealKey,
     hasher: &Hasher,
     public_url: &str,
     ttl_s: i64,
@@ -265,11 +265,11 @@ pub async fn request_email_change(
         // told nothing about who asked; the page says the same as always
         let on = names(&mut tx, owner.id).await?;
         let to = Recipient { name_ja: &on.0, name_en: &on.1, language: &owner.language };
-        mail::already_registered(&to, &format!("{public_url}/login"), &format!("{public_url}/password/forgot")).enqueue(&mut tx, &new_email).await?;
+        mail::already_registered(&to, &format!("{public_url}/login"), &format!("{public_url}/password/forgot")).enqueue(&mut tx, seal, &new_email).await?;
     } else {
         let (token, until) = accounts::issue_token(&mut tx, "email_change", &new_email, Some(user.id), &new_email, ttl_s).await?;
         mail::email_change_link(&r, &format!("{public_url}/account/email/confirm?t={token}"), &time::jst_text(until))
-            .enqueue(&mut tx, &new_email)
+            .enqueue(&mut tx, seal, &new_email)
             .await?;
     }
     tx.commit().await?;
@@ -277,7 +277,7 @@ pub async fn request_email_change(
 }
 
 /// G-8: the link from the new address's mailbox makes the change; the old address hears of it.
-pub async fn confirm_email_change(pool: &SqlitePool, client: Client<'_>, token: &str) -> AppResult<String> {
+pub async fn confirm_email_change(pool: &SqlitePool, seal: &crate::sealed::SealKey, client: Client<'_>, token: &str) -> AppResult<String> {
     let mut tx = store::begin_write(pool).await?;
     let t = accounts::consume_token(&mut tx, "email_change", token).await?;
     let user = store::user(&mut tx, t.user_id.unwrap_or(0)).await?;
@@ -288,7 +288,7 @@ pub async fn confirm_email_change(pool: &SqlitePool, client: Client<'_>, token: 
     let nm = names(&mut tx, user.id).await?;
     let (ja, en, lang) = recipient(&user, &nm);
     mail::email_changed_notice(&Recipient { name_ja: &ja, name_en: &en, language: &lang }, &accounts::mask_email(&t.subject))
-        .enqueue(&mut tx, &user.email)
+        .enqueue(&mut tx, seal, &user.email)
         .await?;
     accounts::audit(&mut tx, &format!("user:{}", user.id), "email.change", "", client).await?;
     tx.commit().await?;
@@ -326,7 +326,7 @@ pub async fn save_personal(pool: &SqlitePool, seal: &SealKey, user: &store::User
 }
 
 /// G-6: mails the link to the form for a further enrolment.
-pub async fn request_add_student_id(pool: &SqlitePool, public_url: &str, ttl_s: i64, user: &store::User) -> AppResult<()> {
+pub async fn request_add_student_id(pool: &SqlitePool, seal: &crate::sealed::SealKey, public_url: &str, ttl_s: i64, user: &store::User) -> AppResult<()> {
     let mut tx = store::begin_write(pool).await?;
     let (token, until) = accounts::issue_token(&mut tx, "add_student_id", &user.email, Some(user.id), "", ttl_s).await?;
     let nm = names(&mut tx, user.id).await?;
@@ -336,7 +336,7 @@ pub async fn request_add_student_id(pool: &SqlitePool, public_url: &str, ttl_s: 
         &format!("{public_url}/register/open?purpose=add_student_id&t={token}"),
         &time::jst_text(until),
     )
-    .enqueue(&mut tx, &user.email)
+    .enqueue(&mut tx, seal, &user.email)
     .await?;
     tx.commit().await?;
     Ok(())
@@ -353,18 +353,18 @@ pub async fn start_student_onboarding(pool: &SqlitePool, entry: &DirectoryEntry)
 }
 
 /// S-2: the e-mail address typed twice gets the one-time URL.
-pub async fn request_student_email(pool: &SqlitePool, public_url: &str, ttl_s: i64, onboarding: &str, email: &str) -> AppResult<()> {
+pub async fn request_student_email(pool: &SqlitePool, seal: &crate::sealed::SealKey, public_url: &str, ttl_s: i64, onboarding: &str, email: &str) -> AppResult<()> {
     let email = email.trim().to_lowercase();
     let mut tx = store::begin_write(pool).await?;
     let t = accounts::peek_token(&mut tx, "student_onboard", onboarding).await?;
     if store::user_by_email(&mut tx, &email).await?.is_some() {
         mail::already_registered(&mail::APPLICANT, &format!("{public_url}/student/login"), &format!("{public_url}/student/second-password/forgot"))
-            .enqueue(&mut tx, &email)
+            .enqueue(&mut tx, seal, &email)
             .await?;
     } else {
         let (token, until) = accounts::issue_token(&mut tx, "student_email", &email, None, &t.subject, ttl_s).await?;
         mail::student_email_link(&mail::APPLICANT, &format!("{public_url}/student/email/confirm?t={token}"), &time::jst_text(until))
-            .enqueue(&mut tx, &email)
+            .enqueue(&mut tx, seal, &email)
             .await?;
     }
     tx.commit().await?;

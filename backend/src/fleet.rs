@@ -101,7 +101,7 @@ pub fn condition(s: &Station, offline_after_s: i64) -> Condition {
 /// Mails operators about every station whose alert changed since the last
 /// pass (a new problem, or fine again) and remembers it. Idempotent: a
 /// second pass with nothing changed sends nothing. Returns mails queued.
-pub async fn alert_pass(pool: &SqlitePool, offline_after_s: i64, operators: &[String], public_url: &str) -> AppResult<usize> {
+pub async fn alert_pass(pool: &SqlitePool, seal: &crate::sealed::SealKey, offline_after_s: i64, operators: &[String], public_url: &str) -> AppResult<usize> {
     let mut tx = store::begin_write(pool).await?;
     let mut sent = 0;
     for s in store::stations(&mut tx).await? {
@@ -117,7 +117,7 @@ pub async fn alert_pass(pool: &SqlitePool, offline_after_s: i64, operators: &[St
         let link = format!("{public_url}/admin/stations/{}", s.id);
         let m = if c.alert.is_empty() { mail::station_recovered_mail(&s.name, &link) } else { mail::station_alert_mail(&s.name, &c.ja, &c.en, &link) };
         for to in operators.iter().filter(|t| !t.trim().is_empty()) {
-            m.enqueue(&mut tx, to).await?;
+            m.enqueue(&mut tx, seal, to).await?;
             sent += 1;
         }
     }
@@ -128,7 +128,7 @@ pub async fn alert_pass(pool: &SqlitePool, offline_after_s: i64, operators: &[St
         let en = format!("a claim of this station was refused ({}, order {}): {}", claim.kind, claim.order_id.unwrap_or_default(), claim.reason);
         let m = mail::station_alert_mail(&claim.station, &ja, &en, &link);
         for to in operators.iter().filter(|t| !t.trim().is_empty()) {
-            m.enqueue(&mut tx, to).await?;
+            m.enqueue(&mut tx, seal, to).await?;
             sent += 1;
         }
     }

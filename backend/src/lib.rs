@@ -106,6 +106,7 @@ pub async fn build_state(mut config: Config) -> anyhow::Result<AppState> {
     let pool = store::connect(&config.database.url).await.with_context(|| format!("database.url {}", config.database.url))?;
     let seal = load_seal_key(&config).context("security.data_key")?;
     registration::seal_plain_birth_dates(&pool, &seal).await.map_err(|e| anyhow::anyhow!("sealing birth dates: {e}"))?;
+    mail::seal_plain_outbox(&pool, &seal).await.context("sealing the outbox")?;
     if demo::record_deployment(&pool, config.demo_data).await.context("deployment")? && config.demo_data {
         demo::seed_if_empty(&pool, &seal).await.context("demo data")?;
         tracing::info!(staff = demo::STAFF_LOGIN, totp_secret = demo::STAFF_TOTP_SECRET, "demo staff second factor (demo only)");
@@ -164,7 +165,7 @@ fn spawn_housekeeping(state: AppState) {
     let s = state.clone();
     tokio::spawn(async move {
         loop {
-            if let Err(e) = orders::register_store_prints(&s.pool, s.storeprint.as_ref(), &s.config.http.public_url).await {
+            if let Err(e) = orders::register_store_prints(&s.pool, &s.seal, s.storeprint.as_ref(), &s.config.http.public_url).await {
                 tracing::warn!(error = %e, "store print registration pass failed");
             }
             s.mail_wake.notify_one();
@@ -182,7 +183,7 @@ fn spawn_housekeeping(state: AppState) {
         loop {
             tick.tick().await;
             let st = &s.config.stations;
-            match fleet::alert_pass(&s.pool, st.offline_after_s, &st.alert_emails, &s.config.http.public_url).await {
+            match fleet::alert_pass(&s.pool, &s.seal, st.offline_after_s, &st.alert_emails, &s.config.http.public_url).await {
                 Ok(0) => {}
                 Ok(_) => s.mail_wake.notify_one(),
                 Err(e) => tracing::warn!(error = %e, "station alert pass failed"),
@@ -250,7 +251,7 @@ pub async fn launch_with_listener(
 ) -> anyhow::Result<()> {
     let state = build_state(config).await?;
     let mail = &state.config.mail;
-    mail::spawn_worker(state.pool.clone(), mail, std::time::Duration::from_secs(mail.poll_interval_s.max(1)), state.mail_wake.clone());
+    mail::spawn_worker(state.pool.clone(), state.seal.clone(), mail, std::time::Duration::from_secs(mail.poll_interval_s.max(1)), state.mail_wake.clone());
     spawn_housekeeping(state.clone());
     // under systemd (Type=notify): ready once listening; the watchdog is pinged
     // at half its interval only while the database answers

@@ -3,6 +3,7 @@
 //! marks it sent, retrying with backoff. Without an SMTP server configured,
 //! mails stay in the outbox, which the admin panel shows.
 
+use crate::sealed::SealKey;
 use crate::store;
 use crate::time::now;
 use lettre::message::{header::ContentType, Mailbox, MultiPart};
@@ -20,11 +21,52 @@ pub struct MailText {
     pub html: String,
 }
 
+/// What is sealed in an outbox row.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SealedBody {
+    text: String,
+    html: String,
+}
+
+/// Bodies are bound to their recipient: a sealed body copied to another row does not open.
+fn body_aad(to: &str) -> String {
+    format!("outbox:{to}")
+}
+
 impl MailText {
-    /// Writes the mail to the outbox on `c` (the caller's transaction).
-    pub async fn enqueue(&self, c: &mut store::Conn, to: &str) -> Result<i64, sqlx::Error> {
-        store::enqueue_mail(c, to, &self.subject, &self.body, &self.html, now()).await
+    /// Writes the mail to the outbox on `c` (the caller's transaction), its
+    /// body sealed under the data key.
+    pub async fn enqueue(&self, c: &mut store::Conn, seal: &SealKey, to: &str) -> Result<i64, sqlx::Error> {
+        let body = serde_json::to_string(&SealedBody { text: self.body.clone(), html: self.html.clone() }).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+        let sealed = seal.seal_str(&body, &body_aad(to)).map_err(|e| sqlx::Error::Protocol(format!("sealing a mail: {e}")))?;
+        store::enqueue_mail(c, to, &self.subject, &sealed, now()).await
     }
+}
+
+/// Opens an outbox row's body: (text, html).
+pub fn open_body(seal: &SealKey, m: &store::Mail) -> anyhow::Result<(String, String)> {
+    let sealed = m.sealed.as_deref().ok_or_else(|| anyhow::anyhow!("the body is gone (delivered)"))?;
+    let json = seal.open_str(sealed, &body_aad(&m.to_addr)).map_err(|e| anyhow::anyhow!("opening mail {}: {e}", m.id))?;
+    let b: SealedBody = serde_json::from_str(&json)?;
+    Ok((b.text, b.html))
+}
+
+/// Seals the bodies of rows written before bodies were sealed (and empties
+/// those already sent). Idempotent; run at start.
+pub async fn seal_plain_outbox(pool: &SqlitePool, seal: &SealKey) -> anyhow::Result<usize> {
+    let mut tx = store::begin_write(pool).await?;
+    let rows = store::plain_mails(&mut tx).await?;
+    for (id, to, text, html, sent) in &rows {
+        if *sent {
+            store::set_mail_sealed(&mut tx, *id, None).await?;
+        } else {
+            let body = serde_json::to_string(&SealedBody { text: text.clone(), html: html.clone() })?;
+            let sealed = seal.seal_str(&body, &body_aad(to)).map_err(|e| anyhow::anyhow!("{e}"))?;
+            store::set_mail_sealed(&mut tx, *id, Some(&sealed)).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(rows.len())
 }
 
 /// Plain text to HTML: escaped, line breaks kept, URLs as links.
@@ -422,7 +464,7 @@ pub fn transport(mail: &crate::config::MailConfig) -> anyhow::Result<AsyncSmtpTr
     Ok(builder.port(port).timeout(Some(Duration::from_secs(20))).build())
 }
 
-pub fn spawn_worker(pool: SqlitePool, mail: &crate::config::MailConfig, poll: Duration, wake: Arc<Notify>) {
+pub fn spawn_worker(pool: SqlitePool, seal: Arc<SealKey>, mail: &crate::config::MailConfig, poll: Duration, wake: Arc<Notify>) {
     if mail.smtp.is_empty() {
         tracing::info!("mail.smtp is empty: mails stay in the outbox (shown in the admin panel)");
         return;
@@ -444,7 +486,7 @@ pub fn spawn_worker(pool: SqlitePool, mail: &crate::config::MailConfig, poll: Du
             }
         };
         loop {
-            if let Err(e) = send_due(&pool, &transport, &from).await {
+            if let Err(e) = send_due(&pool, &seal, &transport, &from).await {
                 tracing::warn!(error = %e, "mail outbox pass failed");
             }
             tokio::select! {
@@ -457,6 +499,7 @@ pub fn spawn_worker(pool: SqlitePool, mail: &crate::config::MailConfig, poll: Du
 
 async fn send_due(
     pool: &SqlitePool,
+    seal: &SealKey,
     transport: &AsyncSmtpTransport<Tokio1Executor>,
     from: &Mailbox,
 ) -> anyhow::Result<()> {
@@ -469,10 +512,11 @@ async fn send_due(
                 .from(from.clone())
                 .to(m.to_addr.parse()?)
                 .subject(m.subject.clone());
-            let msg = if m.body_html.is_empty() {
-                msg.header(ContentType::TEXT_PLAIN).body(m.body.clone())?
+            let (text, html) = open_body(seal, &m)?;
+            let msg = if html.is_empty() {
+                msg.header(ContentType::TEXT_PLAIN).body(text)?
             } else {
-                msg.multipart(MultiPart::alternative_plain_html(m.body.clone(), m.body_html.clone()))?
+                msg.multipart(MultiPart::alternative_plain_html(text, html))?
             };
             transport.send(msg).await?;
             anyhow::Ok(())

@@ -362,13 +362,13 @@ pub async fn place(
         tracing::warn!(order_id, ?missing, "order held: no font has these characters");
     } else {
         // the university's seal, when the registrar uploaded one (checked on upload)
-        let seal = match store::university_seal(&mut tx, university.id).await? {
+        let seal_image = match store::university_seal(&mut tx, university.id).await? {
             Some(png) => documents::SealImage::from_png(&png)
                 .map_err(|e| tracing::error!(error = %e, "the stored seal image cannot be used; printing without it"))
                 .ok(),
             None => None,
         };
-        let (pdf, pages) = documents::render_order_with(fonts, seal.as_ref(), &copies)
+        let (pdf, pages) = documents::render_order_with(fonts, seal_image.as_ref(), &copies)
             .map_err(|e| AppError::Internal(anyhow::anyhow!("certificate PDF: {e}")))?;
         store::set_order_document(&mut tx, order_id, &pdf, pages as i64).await?;
         // paid online: the number is mailed once the payment is in (number_mail)
@@ -384,7 +384,7 @@ pub async fn place(
                 &time::deadline_text(print_deadline, zone),
                 &format!("{public_url}/orders/{order_id}"),
             );
-            m.enqueue(&mut tx, &user.email).await?;
+            m.enqueue(&mut tx, seal, &user.email).await?;
         }
     }
     store::audit(&mut tx, &format!("user:{user_id}"), "order.place", &format!("order {order_id}"), created_at).await?;
@@ -396,7 +396,7 @@ pub async fn place(
 /// O-4: starts paying an order online through its provider (PayPal: the
 /// approval page to send the payer to; Smart Pit: the payment number, issued
 /// once and mailed). Asking again for a Smart Pit order shows the same number.
-pub async fn start_payment(pool: &SqlitePool, provider: &dyn PaymentProvider, user_id: i64, order_id: i64) -> AppResult<Started> {
+pub async fn start_payment(pool: &SqlitePool, seal: &crate::sealed::SealKey, provider: &dyn PaymentProvider, user_id: i64, order_id: i64) -> AppResult<Started> {
     let mut c = pool.acquire().await?;
     let order = store::order(&mut c, order_id).await.map_err(|_| AppError::PageNotFound)?;
     if order.user_id != user_id || order.payment_method != provider.method() {
@@ -430,7 +430,7 @@ pub async fn start_payment(pool: &SqlitePool, provider: &dyn PaymentProvider, us
         Started::PayNumber(number) => {
             store::set_order_smartpit(&mut tx, order_id, number).await?;
             let to = mail::Recipient { name_ja: &record.name_kanji, name_en: &record.name_roman, language: &user.language };
-            mail::smartpit_mail(&to, number, Yen(order.total), &time::deadline_text(order.pay_deadline, zone), order_id).enqueue(&mut tx, &user.email).await?;
+            mail::smartpit_mail(&to, number, Yen(order.total), &time::deadline_text(order.pay_deadline, zone), order_id).enqueue(&mut tx, seal, &user.email).await?;
             store::audit(&mut tx, &format!("user:{user_id}"), "order.smartpit_number", &format!("order {order_id}"), now()).await?;
         }
     }
@@ -447,7 +447,7 @@ pub enum NoticeOutcome {
 }
 
 /// A payment notice from Smart Pit (already verified): the order is paid once.
-pub async fn smartpit_notice(pool: &SqlitePool, public_url: &str, n: &crate::smartpit::Notice) -> AppResult<NoticeOutcome> {
+pub async fn smartpit_notice(pool: &SqlitePool, seal: &crate::sealed::SealKey, public_url: &str, n: &crate::smartpit::Notice) -> AppResult<NoticeOutcome> {
     let mut tx = store::begin_write(pool).await?;
     if store::smartpit_notice_seen(&mut tx, &n.notice_id).await? {
         return Ok(NoticeOutcome::Duplicate);
@@ -467,7 +467,7 @@ pub async fn smartpit_notice(pool: &SqlitePool, public_url: &str, n: &crate::sma
     }
     tx.commit().await?;
     if first && order.print_number.is_some() {
-        resend_number(pool, public_url, order.user_id, order.id).await?;
+        resend_number(pool, seal, public_url, order.user_id, order.id).await?;
     }
     Ok(NoticeOutcome::Paid)
 }
@@ -477,7 +477,7 @@ pub async fn smartpit_notice(pool: &SqlitePool, public_url: &str, n: &crate::sma
 /// payment and by a timer, so an order paid while the service was down is
 /// registered once it is back (the idempotency key makes a retry harmless).
 /// Returns how many were registered.
-pub async fn register_store_prints(pool: &SqlitePool, storeprint: &dyn crate::storeprint::StorePrintService, public_url: &str) -> AppResult<usize> {
+pub async fn register_store_prints(pool: &SqlitePool, seal: &crate::sealed::SealKey, storeprint: &dyn crate::storeprint::StorePrintService, public_url: &str) -> AppResult<usize> {
     let mut c = pool.acquire().await?;
     let pending = store::orders_for_store_print(&mut c).await?;
     drop(c);
@@ -505,7 +505,7 @@ pub async fn register_store_prints(pool: &SqlitePool, storeprint: &dyn crate::st
             let user = store::user(&mut tx, order.user_id).await?;
             let to = mail::Recipient { name_ja: &record.name_kanji, name_en: &record.name_roman, language: &user.language };
             mail::store_print_mail(&to, &reg.user_number, &reg.reservation_number, &time::deadline_text(order.print_deadline, zone), order.pages, &format!("{public_url}/orders/{}", order.id))
-                .enqueue(&mut tx, &user.email)
+                .enqueue(&mut tx, seal, &user.email)
                 .await?;
             store::audit(&mut tx, "storeprint", "order.store_registered", &format!("order {} file {}", order.id, reg.file_id), now()).await?;
             done += 1;
@@ -543,7 +543,7 @@ pub async fn storeprint_notice(pool: &SqlitePool, n: &crate::storeprint::Notice)
 }
 
 /// A completed PayPal capture marks the order paid (once) and mails the number.
-pub async fn paid_by_paypal(pool: &SqlitePool, public_url: &str, paypal_order_id: &str, capture_id: &str, amount: i64) -> AppResult<i64> {
+pub async fn paid_by_paypal(pool: &SqlitePool, seal: &crate::sealed::SealKey, public_url: &str, paypal_order_id: &str, capture_id: &str, amount: i64) -> AppResult<i64> {
     let mut tx = store::begin_write(pool).await?;
     let order = store::order_by_paypal(&mut tx, paypal_order_id).await?.ok_or(AppError::PageNotFound)?;
     if amount != order.total {
@@ -554,7 +554,7 @@ pub async fn paid_by_paypal(pool: &SqlitePool, public_url: &str, paypal_order_id
         store::audit(&mut tx, &format!("user:{}", order.user_id), "order.paid.paypal", &format!("order {} capture {capture_id}", order.id), now()).await?;
         tx.commit().await?;
         if order.print_number.is_some() {
-            resend_number(pool, public_url, order.user_id, order.id).await?;
+            resend_number(pool, seal, public_url, order.user_id, order.id).await?;
         }
         tracing::info!(order_id = order.id, "order paid through PayPal");
     }
@@ -623,7 +623,7 @@ pub async fn refund(
 }
 
 /// staff posted a postal order; the user is mailed.
-pub async fn mark_shipped(pool: &SqlitePool, staff: &store::Staff, client: crate::accounts::Client<'_>, order_id: i64) -> AppResult<()> {
+pub async fn mark_shipped(pool: &SqlitePool, seal: &crate::sealed::SealKey, staff: &store::Staff, client: crate::accounts::Client<'_>, order_id: i64) -> AppResult<()> {
     let mut tx = store::begin_write(pool).await?;
     let order = store::order(&mut tx, order_id).await.map_err(|_| AppError::PageNotFound)?;
     if !store::set_order_shipped(&mut tx, order_id, now()).await? {
@@ -632,7 +632,7 @@ pub async fn mark_shipped(pool: &SqlitePool, staff: &store::Staff, client: crate
     let user = store::user(&mut tx, order.user_id).await?;
     let record = store::student_records(&mut tx, order.user_id).await?.into_iter().find(|r| r.id == order.student_record_id);
     let (ja, en) = record.map(|r| (r.name_kanji, r.name_roman)).unwrap_or_default();
-    mail::shipped_mail(&mail::Recipient { name_ja: &ja, name_en: &en, language: &user.language }, order_id).enqueue(&mut tx, &user.email).await?;
+    mail::shipped_mail(&mail::Recipient { name_ja: &ja, name_en: &en, language: &user.language }, order_id).enqueue(&mut tx, seal, &user.email).await?;
     crate::accounts::audit(&mut tx, &format!("staff:{}", staff.login), "order.shipped", &format!("order:{order_id}"), client).await?;
     tx.commit().await?;
     Ok(())
@@ -669,7 +669,7 @@ pub async fn cancel(pool: &SqlitePool, user_id: i64, order_id: i64) -> AppResult
 }
 
 /// Mails the print number again (a lost mail), while the order can still be printed.
-pub async fn resend_number(pool: &SqlitePool, public_url: &str, user_id: i64, order_id: i64) -> AppResult<()> {
+pub async fn resend_number(pool: &SqlitePool, seal: &crate::sealed::SealKey, public_url: &str, user_id: i64, order_id: i64) -> AppResult<()> {
     let mut tx = store::begin_write(pool).await?;
     let order = store::order(&mut tx, order_id).await.map_err(|_| AppError::PageNotFound)?;
     if order.user_id != user_id {
@@ -685,7 +685,7 @@ pub async fn resend_number(pool: &SqlitePool, public_url: &str, user_id: i64, or
     let lines: Vec<(String, String, i64)> = store::order_lines(&mut tx, order_id).await?.into_iter().map(|l| (l.name_ja, l.name_en, l.copies)).collect();
     let to = mail::Recipient { name_ja: &record.name_kanji, name_en: &record.name_roman, language: &user.language };
     mail::print_number_mail(&to, &number, &lines, Yen(order.total), &time::deadline_text(order.print_deadline, time::tz(&university.timezone)), &format!("{public_url}/orders/{order_id}"))
-        .enqueue(&mut tx, &user.email)
+        .enqueue(&mut tx, seal, &user.email)
         .await?;
     store::audit(&mut tx, &format!("user:{user_id}"), "order.resend_number", &format!("order {order_id}"), now()).await?;
     tx.commit().await?;

@@ -363,16 +363,16 @@ pub fn delete_files(dir: &Path, names: &[String]) {
 
 /// G-1: mails a registration link, or (address known) an "already registered"
 /// mail. The caller shows the same page either way.
-pub async fn request_link(pool: &SqlitePool, public_url: &str, ttl_s: i64, email: &str) -> AppResult<()> {
+pub async fn request_link(pool: &SqlitePool, seal: &crate::sealed::SealKey, public_url: &str, ttl_s: i64, email: &str) -> AppResult<()> {
     let email = email.trim().to_lowercase();
     let mut tx = store::begin_write(pool).await?;
     if let Some(u) = store::user_by_email(&mut tx, &email).await? {
         let r = Recipient { name_ja: "", name_en: "", language: &u.language };
-        mail::already_registered(&r, &format!("{public_url}/login"), &format!("{public_url}/password/forgot")).enqueue(&mut tx, &email).await?;
+        mail::already_registered(&r, &format!("{public_url}/login"), &format!("{public_url}/password/forgot")).enqueue(&mut tx, seal, &email).await?;
     } else {
         let (token, until) = accounts::issue_token(&mut tx, "register", &email, None, "", ttl_s).await?;
         let url = format!("{public_url}/register/open?t={token}");
-        mail::registration_link(&url, &time::jst_text(until)).enqueue(&mut tx, &email).await?;
+        mail::registration_link(&url, &time::jst_text(until)).enqueue(&mut tx, seal, &email).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -403,7 +403,7 @@ pub async fn open_link(pool: &SqlitePool, purpose: &str, token: &str) -> AppResu
 }
 
 /// Draft -> pending, and the receipt mail with a link to follow the application.
-pub async fn submit(pool: &SqlitePool, public_url: &str, r: &Registration) -> AppResult<()> {
+pub async fn submit(pool: &SqlitePool, seal: &crate::sealed::SealKey, public_url: &str, r: &Registration) -> AppResult<()> {
     let key = accounts::random_token();
     let mut tx = store::begin_write(pool).await?;
     if !store::submit_registration(&mut tx, r.id, &accounts::token_hash(&key), now()).await? {
@@ -416,7 +416,7 @@ pub async fn submit(pool: &SqlitePool, public_url: &str, r: &Registration) -> Ap
         (r.name_kanji.clone(), r.name_roman.clone())
     };
     let to = Recipient { name_ja: &name_ja, name_en: &name_en, language: &r.language };
-    mail::application_received(&to, &format!("{public_url}/register/status?k={key}")).enqueue(&mut tx, &r.email).await?;
+    mail::application_received(&to, &format!("{public_url}/register/status?k={key}")).enqueue(&mut tx, seal, &r.email).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -438,6 +438,7 @@ pub struct Decider<'a> {
 }
 
 pub async fn decide(d: &Decider<'_>, staff: &store::Staff, client: Client<'_>, id: i64, decision: Decision) -> AppResult<()> {
+    let seal = d.seal;
     // hash before the write transaction: Argon2 takes a while and needs no lock
     let initial = passwords::initial_password();
     let initial_hash = match decision {
@@ -473,7 +474,7 @@ pub async fn decide(d: &Decider<'_>, staff: &store::Staff, client: Client<'_>, i
                 "add_student_id" => {
                     let uid = r.user_id.ok_or_else(|| AppError::Internal(anyhow::anyhow!("add_student_id without a user")))?;
                     insert_record(&mut tx, d.seal, &r, uid).await?;
-                    mail::student_id_result(&to, true, "").enqueue(&mut tx, &to_email).await?;
+                    mail::student_id_result(&to, true, "").enqueue(&mut tx, seal, &to_email).await?;
                     uid
                 }
                 "reapply" => {
@@ -489,10 +490,10 @@ pub async fn decide(d: &Decider<'_>, staff: &store::Staff, client: Client<'_>, i
                     let personal = Personal::open(d.seal, r.personal_sealed.as_deref(), &registration_aad(r.id))?;
                     store::set_user_personal(&mut tx, uid, &personal.seal(d.seal, &user_aad(uid))?).await?;
                     mail::application_approved(&to, &initial, &format!("{}/login", d.public_url), &time::jst_text(expires))
-                        .enqueue(&mut tx, &r.email)
+                        .enqueue(&mut tx, seal, &r.email)
                         .await?;
                     mail::email_changed_notice(&Recipient { language: &old.language, ..to }, &accounts::mask_email(&r.email))
-                        .enqueue(&mut tx, &old.email)
+                        .enqueue(&mut tx, seal, &old.email)
                         .await?;
                     uid
                 }
@@ -520,7 +521,7 @@ pub async fn decide(d: &Decider<'_>, staff: &store::Staff, client: Client<'_>, i
                     store::set_user_personal(&mut tx, uid, &personal.seal(d.seal, &user_aad(uid))?).await?;
                     insert_record(&mut tx, d.seal, &r, uid).await?;
                     mail::application_approved(&to, &initial, &format!("{}/login", d.public_url), &time::jst_text(expires))
-                        .enqueue(&mut tx, &r.email)
+                        .enqueue(&mut tx, seal, &r.email)
                         .await?;
                     uid
                 }
@@ -531,14 +532,14 @@ pub async fn decide(d: &Decider<'_>, staff: &store::Staff, client: Client<'_>, i
         Decision::Reject(reason) => {
             store::decide_registration(&mut tx, id, "rejected", &reason, None, staff.id, t).await?;
             let m = if r.kind == "add_student_id" { mail::student_id_result(&to, false, &reason) } else { mail::application_rejected(&to, &reason) };
-            m.enqueue(&mut tx, &to_email).await?;
+            m.enqueue(&mut tx, seal, &to_email).await?;
             accounts::audit(&mut tx, &actor, "registration.reject", &target, client).await?;
         }
         Decision::Resubmit(reason) => {
             store::decide_registration(&mut tx, id, "resubmit", &reason, None, staff.id, t).await?;
             let (token, until) = accounts::issue_token(&mut tx, "resubmit", &r.email, r.user_id, &id.to_string(), d.link_ttl_s).await?;
             let url = format!("{}/register/open?purpose=resubmit&t={token}", d.public_url);
-            mail::application_resubmit(&to, &reason, &url, &time::jst_text(until)).enqueue(&mut tx, &r.email).await?;
+            mail::application_resubmit(&to, &reason, &url, &time::jst_text(until)).enqueue(&mut tx, seal, &r.email).await?;
             accounts::audit(&mut tx, &actor, "registration.resubmit", &target, client).await?;
         }
     }

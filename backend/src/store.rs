@@ -1237,20 +1237,21 @@ pub struct Mail {
     pub id: i64,
     pub to_addr: String,
     pub subject: String,
-    pub body: String,
-    pub body_html: String,
+    /// The text and HTML bodies, sealed (None once delivered).
+    pub sealed: Option<String>,
     pub created_at: i64,
     pub attempts: i64,
     pub sent_at: Option<i64>,
     pub last_error: Option<String>,
 }
 
-pub async fn enqueue_mail(c: &mut Conn, to: &str, subject: &str, body: &str, html: &str, now: i64) -> Result<i64, sqlx::Error> {
-    let r = sqlx::query("INSERT INTO outbox (to_addr, subject, body, body_html, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)")
+const MAIL_SELECT: &str = "SELECT id, to_addr, subject, sealed, created_at, attempts, sent_at, last_error FROM outbox";
+
+pub async fn enqueue_mail(c: &mut Conn, to: &str, subject: &str, sealed: &str, now: i64) -> Result<i64, sqlx::Error> {
+    let r = sqlx::query("INSERT INTO outbox (to_addr, subject, body, body_html, sealed, created_at, next_attempt_at) VALUES (?, ?, '', '', ?, ?, ?)")
         .bind(to)
         .bind(subject)
-        .bind(body)
-        .bind(html)
+        .bind(sealed)
         .bind(now)
         .bind(now)
         .execute(c)
@@ -1258,10 +1259,21 @@ pub async fn enqueue_mail(c: &mut Conn, to: &str, subject: &str, body: &str, htm
     Ok(r.last_insert_rowid())
 }
 
+/// Rows from before bodies were sealed: (id, to, body, html, sent).
+pub async fn plain_mails(c: &mut Conn) -> Result<Vec<(i64, String, String, String, bool)>, sqlx::Error> {
+    sqlx::query_as("SELECT id, to_addr, body, body_html, sent_at IS NOT NULL FROM outbox WHERE sealed IS NULL AND (body <> '' OR body_html <> '')")
+        .fetch_all(c)
+        .await
+}
+
+pub async fn set_mail_sealed(c: &mut Conn, id: i64, sealed: Option<&str>) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE outbox SET sealed = ?, body = '', body_html = '' WHERE id = ?").bind(sealed).bind(id).execute(c).await?;
+    Ok(())
+}
+
 pub async fn due_mails(c: &mut Conn, now: i64, limit: i64) -> Result<Vec<Mail>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, to_addr, subject, body, body_html, created_at, attempts, sent_at, last_error FROM outbox
-         WHERE sent_at IS NULL AND next_attempt_at <= ? ORDER BY id LIMIT ?",
+        &format!("{MAIL_SELECT} WHERE sent_at IS NULL AND next_attempt_at <= ? ORDER BY id LIMIT ?"),
     )
     .bind(now)
     .bind(limit)
@@ -1271,8 +1283,7 @@ pub async fn due_mails(c: &mut Conn, now: i64, limit: i64) -> Result<Vec<Mail>, 
 
 pub async fn recent_mails(c: &mut Conn, limit: i64) -> Result<Vec<Mail>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, to_addr, subject, body, body_html, created_at, attempts, sent_at, last_error FROM outbox
-         ORDER BY id DESC LIMIT ?",
+        &format!("{MAIL_SELECT} ORDER BY id DESC LIMIT ?"),
     )
     .bind(limit)
     .fetch_all(c)
@@ -1280,7 +1291,8 @@ pub async fn recent_mails(c: &mut Conn, limit: i64) -> Result<Vec<Mail>, sqlx::E
 }
 
 pub async fn mark_mail_sent(c: &mut Conn, id: i64, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE outbox SET sent_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?")
+    // delivered: the body is not kept
+    sqlx::query("UPDATE outbox SET sent_at = ?, attempts = attempts + 1, last_error = NULL, sealed = NULL, body = '', body_html = '' WHERE id = ?")
         .bind(now)
         .bind(id)
         .execute(c)

@@ -54,7 +54,7 @@ pub enum Paid {
 
 /// The buyer came back from PayPal (POST from our return page): capture, then
 /// credit the card or mark the order paid.
-pub async fn complete(pool: &SqlitePool, paypal: &PayPalClient, public_url: &str, user_id: i64, paypal_order_id: &str) -> AppResult<Paid> {
+pub async fn complete(pool: &SqlitePool, seal: &crate::sealed::SealKey, paypal: &PayPalClient, public_url: &str, user_id: i64, paypal_order_id: &str) -> AppResult<Paid> {
     let mut c = pool.acquire().await?;
     if let Some(order) = store::order_by_paypal(&mut c, paypal_order_id).await? {
         drop(c);
@@ -67,7 +67,7 @@ pub async fn complete(pool: &SqlitePool, paypal: &PayPalClient, public_url: &str
         let capture = paypal.capture(paypal_order_id, &format!("capture-{paypal_order_id}")).await.map_err(paypal_err)?;
         return match capture.status {
             CaptureStatus::Completed => {
-                crate::orders::paid_by_paypal(pool, public_url, paypal_order_id, &capture.capture_id, capture.amount_yen).await.map(Paid::Order)
+                crate::orders::paid_by_paypal(pool, seal, public_url, paypal_order_id, &capture.capture_id, capture.amount_yen).await.map(Paid::Order)
             }
             _ => Err(AppError::Page(PENDING.into())),
         };
@@ -113,7 +113,7 @@ pub async fn credit(pool: &SqlitePool, paypal_order_id: &str, capture_id: &str, 
 
 /// PayPal's webhook: verified with PayPal, then a completed capture is credited (once).
 /// Returns the HTTP status to answer.
-pub async fn webhook(pool: &SqlitePool, paypal: &PayPalClient, public_url: &str, headers: &axum::http::HeaderMap, body: &[u8]) -> u16 {
+pub async fn webhook(pool: &SqlitePool, seal: &crate::sealed::SealKey, paypal: &PayPalClient, public_url: &str, headers: &axum::http::HeaderMap, body: &[u8]) -> u16 {
     match paypal.verify_webhook(headers, body).await {
         Ok(true) => {}
         Ok(false) => {
@@ -136,7 +136,7 @@ pub async fn webhook(pool: &SqlitePool, paypal: &PayPalClient, public_url: &str,
         Err(_) => return 503,
     };
     let applied = if is_order {
-        crate::orders::paid_by_paypal(pool, public_url, &order_id, &capture_id, amount).await.map(|_| 0)
+        crate::orders::paid_by_paypal(pool, seal, public_url, &order_id, &capture_id, amount).await.map(|_| 0)
     } else {
         credit(pool, &order_id, &capture_id, amount).await
     };

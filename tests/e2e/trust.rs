@@ -398,3 +398,40 @@ async fn guessing_an_accounts_password_slows_the_guesser_not_the_owner_and_paral
     assert!(status.is_success() && page.contains("/admin/logout"), "{status} {page}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_bodies_are_sealed_at_rest_dropped_once_sent_and_staff_see_only_kind_recipient_and_status() -> Result<()> {
+    use shomei_backend::demo::GRADUATE_EMAIL;
+    // delivered: the mail says the number; the outbox keeps no body
+    let smtp = Smtp::start()?;
+    let sending = Backend::start(Some(smtp.port)).await?;
+    let number = number_of(&sending.order_as_graduate(1).await?);
+    let mail = smtp.wait_for_mail(GRADUATE_EMAIL, Duration::from_secs(20))?;
+    let grouped = format!("{} {} {}", &number[..4], &number[4..8], &number[8..]);
+    assert!(mail.contains(&grouped), "the sealed body opened for sending: {mail}");
+    wait_until("the row marked sent", Duration::from_secs(20), || {
+        sending.sql("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").is_ok_and(|n| n == "0")
+    })?;
+    assert_eq!(sending.sql("SELECT body || body_html || COALESCE(sealed, '') FROM outbox")?, "", "nothing kept once delivered");
+
+    // queued (no relay): the number is nowhere in the table in clear
+    let queued = Backend::start(None).await?;
+    let number = number_of(&queued.order_as_graduate(1).await?);
+    let grouped = format!("{} {} {}", &number[..4], &number[4..8], &number[8..]);
+    let row = queued.sql("SELECT to_addr || '|' || subject || '|' || body || '|' || body_html || '|' || sealed FROM outbox")?;
+    assert!(row.starts_with(&format!("{GRADUATE_EMAIL}|")) && row.contains("print number"), "{row}");
+    assert!(!row.contains(&number) && !row.contains(&grouped), "sealed at rest: {row}");
+
+    // staff of a real deployment: kind, recipient, status; no body
+    queued.sql("UPDATE deployment SET demo = 0")?;
+    let page = queued.staff_page("/admin/outbox").await?;
+    assert!(page.contains(GRADUATE_EMAIL) && page.contains("print number") && page.contains("not sent"), "{page}");
+    assert!(!page.contains(&grouped) && !page.contains(&number), "no body for staff: {page}");
+    assert_eq!(queued.sql("SELECT COUNT(*) FROM audit_log WHERE action = 'outbox.view_bodies'")?, "0");
+    // the demo's outbox stands in for a mailbox: bodies shown, and the view audited
+    queued.sql("UPDATE deployment SET demo = 1")?;
+    let page = queued.staff_page("/admin/outbox").await?;
+    assert!(page.contains("demo-bodies") && page.contains(&grouped), "{page}");
+    assert_eq!(queued.sql("SELECT COUNT(*) FROM audit_log WHERE action = 'outbox.view_bodies'")?, "1");
+    Ok(())
+}

@@ -186,7 +186,7 @@ pub async fn forgot(
     let mut c = state.pool.acquire().await?;
     let user = store::user_by_email(&mut c, &email).await?.filter(|u| u.kind == "graduate");
     drop(c);
-    credentials::request_reset(&state.pool, &state.config.http.public_url, state.config.accounts.link_ttl_s, user, false).await?;
+    credentials::request_reset(&state.pool, &state.seal, &state.config.http.public_url, state.config.accounts.link_ttl_s, user, false).await?;
     state.mail_wake.notify_one();
     Ok(reset_sent_page().into_response())
 }
@@ -228,7 +228,7 @@ pub async fn reset(
     check_csrf(&state, &headers, &f.csrf)?;
     let ip = client_ip(&addr);
     let n = NewPasswords { password: Some((&f.password, &f.password_confirm)), second: Some((&f.second_password, &f.second_password_confirm)) };
-    match credentials::reset(&state.pool, &state.hasher, &state.config.accounts.password_policy, Client { ip: &ip }, &f.t, &n).await {
+    match credentials::reset(&state.pool, &state.seal, &state.hasher, &state.config.accounts.password_policy, Client { ip: &ip }, &f.t, &n).await {
         Ok(()) => {
             state.mail_wake.notify_one();
             Ok(Html(message_page(
@@ -328,7 +328,7 @@ async fn do_change(state: &AppState, addr: &SocketAddr, headers: &HeaderMap, use
     // a wrong current password counts as a failed login for the throttle
     let key = format!("change:{}", user.user.id);
     state.login_throttle.gate(&key, &ip)?;
-    match credentials::change(&state.pool, &state.hasher, &state.config.accounts.password_policy, &user.user, Client { ip: &ip }, second, current, new).await {
+    match credentials::change(&state.pool, &state.seal, &state.hasher, &state.config.accounts.password_policy, &user.user, Client { ip: &ip }, second, current, new).await {
         Ok(()) => {
             state.mail_wake.notify_one();
             relogin(state, user.user.id, if second { "/account?notice=second-changed" } else { "/account?notice=password-changed" }).await
@@ -408,7 +408,7 @@ pub async fn email_change(
     state.login_throttle.gate(&key, &ip)?;
     let result = if errors.is_empty() {
         credentials::request_email_change(
-            &state.pool,
+            &state.pool, &state.seal,
             &state.hasher,
             &state.config.http.public_url,
             state.config.accounts.link_ttl_s,
@@ -461,7 +461,7 @@ pub async fn email_confirm(
 ) -> AppResult<Response> {
     check_csrf(&state, &headers, &f.csrf)?;
     let ip = client_ip(&addr);
-    credentials::confirm_email_change(&state.pool, Client { ip: &ip }, &q.t).await?;
+    credentials::confirm_email_change(&state.pool, &state.seal, Client { ip: &ip }, &q.t).await?;
     state.mail_wake.notify_one();
     Ok(IntoResponse::into_response(Html(message_page(
         ("メールアドレスを変更しました", "Your e-mail address was changed"),
@@ -545,7 +545,7 @@ pub async fn add_student_id(State(state): State<AppState>, headers: HeaderMap, u
     if user.user.kind != "graduate" {
         return Err(AppError::PageNotFound);
     }
-    credentials::request_add_student_id(&state.pool, &state.config.http.public_url, state.config.accounts.link_ttl_s, &user.user).await?;
+    credentials::request_add_student_id(&state.pool, &state.seal, &state.config.http.public_url, state.config.accounts.link_ttl_s, &user.user).await?;
     state.mail_wake.notify_one();
     Ok(Redirect::to("/account?notice=student-id-sent").into_response())
 }

@@ -315,7 +315,7 @@ pub async fn resend_number(
     let ip = client.ip().to_string();
     state.request_throttle.gate(&key, &ip)?;
     state.request_throttle.fail_both(&key, &ip);
-    orders::resend_number(&state.pool, &state.config.http.public_url, user.user.id, id).await?;
+    orders::resend_number(&state.pool, &state.seal, &state.config.http.public_url, user.user.id, id).await?;
     state.mail_wake.notify_one();
     Ok(Redirect::to(&format!("/orders/{id}?notice=resent")).into_response())
 }
@@ -459,7 +459,7 @@ pub async fn paypal_capture(
     Form(f): Form<CsrfForm>,
 ) -> AppResult<Response> {
     check_csrf(&state, &headers, &f.csrf)?;
-    match crate::topup::complete(&state.pool, &state.paypal, &state.config.http.public_url, user.user.id, &q.token).await? {
+    match crate::topup::complete(&state.pool, &state.seal, &state.paypal, &state.config.http.public_url, user.user.id, &q.token).await? {
         crate::topup::Paid::Topup => Ok(Redirect::to("/cards?notice=topped-up").into_response()),
         crate::topup::Paid::Order(id) => {
             state.mail_wake.notify_one();
@@ -475,7 +475,7 @@ pub async fn paypal_cancel(_user: CurrentUser) -> Response {
 
 /// PayPal's webhook (no session, no CSRF: PayPal verifies it).
 pub async fn paypal_webhook(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> axum::http::StatusCode {
-    let code = crate::topup::webhook(&state.pool, &state.paypal, &state.config.http.public_url, &headers, &body).await;
+    let code = crate::topup::webhook(&state.pool, &state.seal, &state.paypal, &state.config.http.public_url, &headers, &body).await;
     state.mail_wake.notify_one();
     state.store_wake.notify_one();
     axum::http::StatusCode::from_u16(code).unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
@@ -490,7 +490,7 @@ pub async fn pay_order(State(state): State<AppState>, headers: HeaderMap, user: 
     let method = store::order(&mut c, id).await.map_err(|_| AppError::PageNotFound)?.payment_method;
     drop(c);
     let provider = state.payment_provider(&method).ok_or(AppError::PageNotFound)?;
-    match orders::start_payment(&state.pool, provider, user.user.id, id).await? {
+    match orders::start_payment(&state.pool, &state.seal, provider, user.user.id, id).await? {
         orders::Started::Redirect { url, .. } => Ok(Redirect::to(&url).into_response()),
         orders::Started::PayNumber(_) => {
             state.mail_wake.notify_one();
@@ -511,7 +511,7 @@ pub async fn smartpit_notice(State(state): State<AppState>, headers: HeaderMap, 
     let Ok(notice) = serde_json::from_slice::<crate::smartpit::Notice>(&body) else {
         return (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "result": "bad_request" }))).into_response();
     };
-    match orders::smartpit_notice(&state.pool, &state.config.http.public_url, &notice).await {
+    match orders::smartpit_notice(&state.pool, &state.seal, &state.config.http.public_url, &notice).await {
         Ok(orders::NoticeOutcome::Paid) | Ok(orders::NoticeOutcome::Duplicate) => {
             state.mail_wake.notify_one();
             state.store_wake.notify_one();

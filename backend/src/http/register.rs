@@ -72,7 +72,7 @@ pub async fn request_link(
     let key = format!("register:{}", f.email.trim().to_lowercase());
     state.request_throttle.gate(&key, &ip)?;
     state.request_throttle.fail_both(&key, &ip);
-    registration::request_link(&state.pool, &state.config.http.public_url, state.config.accounts.registration_link_ttl_s, &f.email).await?;
+    registration::request_link(&state.pool, &state.seal, &state.config.http.public_url, state.config.accounts.registration_link_ttl_s, &f.email).await?;
     state.mail_wake.notify_one();
     Ok(Html(message_page(
         ("メールを送信しました", "Check your mail"),
@@ -347,7 +347,7 @@ pub async fn confirm(State(state): State<AppState>, headers: HeaderMap) -> AppRe
 pub async fn apply(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<CsrfForm>) -> AppResult<Response> {
     check_csrf(&state, &headers, &f.csrf)?;
     let r = draft(&state, &headers).await?;
-    registration::submit(&state.pool, &state.config.http.public_url, &r).await?;
+    registration::submit(&state.pool, &state.seal, &state.config.http.public_url, &r).await?;
     state.mail_wake.notify_one();
     let mut resp = Html(message_page(
         ("申請を受け付けました", "Application accepted"),

@@ -154,7 +154,7 @@ pub async fn email(
     let tkey = format!("student-email:{}", f.email.trim().to_lowercase());
     state.request_throttle.gate(&tkey, &ip)?;
     state.request_throttle.fail_both(&tkey, &ip);
-    credentials::request_student_email(&state.pool, &state.config.http.public_url, state.config.accounts.link_ttl_s, &key, &f.email).await?;
+    credentials::request_student_email(&state.pool, &state.seal, &state.config.http.public_url, state.config.accounts.link_ttl_s, &key, &f.email).await?;
     state.mail_wake.notify_one();
     Ok(Html(message_page(
         ("メールを送信しました", "Check your mail"),
@@ -260,7 +260,7 @@ pub async fn forgot(
     let mut c = state.pool.acquire().await?;
     let user = store::user_by_directory_uid(&mut c, &crate::directory::normalise_uid(uid)).await?;
     drop(c);
-    credentials::request_reset(&state.pool, &state.config.http.public_url, state.config.accounts.link_ttl_s, user, true).await?;
+    credentials::request_reset(&state.pool, &state.seal, &state.config.http.public_url, state.config.accounts.link_ttl_s, user, true).await?;
     state.mail_wake.notify_one();
     Ok(reset_sent_page().into_response())
 }
