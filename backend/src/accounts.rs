@@ -328,8 +328,10 @@ pub async fn login_staff(
             Some(secret) => match totp::verify(&secret, code, now(), s.totp_last_step) {
                 Some(step) => store::use_totp_step(&mut c, s.id, step).await?,
                 None => {
-                    let h = token_hash(&totp::normalize_recovery(code));
-                    let used = store::use_recovery_code(&mut c, s.id, &h, now()).await?;
+                    let typed = totp::normalize_recovery(code);
+                    // keyed with the data key; codes issued before were plain SHA-256
+                    let used = store::use_recovery_code(&mut c, s.id, &seal.keyed_hash("recovery", &typed), now()).await?
+                        || store::use_recovery_code(&mut c, s.id, &token_hash(&typed), now()).await?;
                     if used {
                         audit(&mut c, &format!("staff:{}", s.login), "login.recovery_code", "", client).await?;
                     }
@@ -366,7 +368,7 @@ pub async fn new_second_factor(seal: &SealKey, c: &mut store::Conn, staff_id: i6
     let b32 = totp::secret_base32(&secret);
     set_second_factor(seal, c, staff_id, &b32).await?;
     let codes = totp::recovery_codes(10);
-    let hashes: Vec<String> = codes.iter().map(|c| token_hash(&totp::normalize_recovery(c))).collect();
+    let hashes: Vec<String> = codes.iter().map(|c| seal.keyed_hash("recovery", &totp::normalize_recovery(c))).collect();
     store::replace_recovery_codes(c, staff_id, &hashes).await?;
     Ok(SecondFactor { uri: totp::otpauth_uri("shomei", login, &secret), secret_b32: b32, recovery_codes: codes })
 }
@@ -423,6 +425,12 @@ pub async fn end_session(pool: &SqlitePool, token: &str) -> AppResult<()> {
 /// The live session of a token: within the absolute limit and not idle too
 /// long (staff sooner); a live one is touched, an idle one is deleted.
 pub async fn session(pool: &SqlitePool, limits: &SessionLimits, token: &str) -> AppResult<Option<store::Session>> {
+    session_seen(pool, limits, token, true).await
+}
+
+/// As [`session`]; `activity` false for requests a page makes by itself (the
+/// fleet page's poll), which must not keep an unattended session alive.
+pub async fn session_seen(pool: &SqlitePool, limits: &SessionLimits, token: &str, activity: bool) -> AppResult<Option<store::Session>> {
     let t = now();
     let h = token_hash(token);
     let mut c = pool.acquire().await?;
@@ -433,7 +441,7 @@ pub async fn session(pool: &SqlitePool, limits: &SessionLimits, token: &str) -> 
         return Ok(None);
     }
     // a write per request is not needed: touching a few times per idle period keeps it alive
-    if t - s.last_seen_at >= (idle / 4).clamp(1, 60) {
+    if activity && t - s.last_seen_at >= (idle / 4).clamp(1, 60) {
         store::touch_session(&mut c, &h, t).await?;
     }
     Ok(Some(s))

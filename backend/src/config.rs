@@ -107,6 +107,8 @@ impl MailConfig {
 pub struct DocumentsConfig {
     /// TrueType fonts, preferred first; a character missing from one is drawn with the next.
     pub fonts: Vec<PathBuf>,
+    /// Failpoint for tests: rendering an order's PDF waits until this file exists.
+    pub failpoint_hold_render: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -135,11 +137,13 @@ pub struct StationsConfig {
 pub struct OrdersConfig {
     /// Added to an order delivered by post (O-2), in yen.
     pub postage_yen: i64,
+    /// Orders one user may place in a minute (each renders its certificates).
+    pub per_user_per_minute: u32,
 }
 
 impl Default for OrdersConfig {
     fn default() -> Self {
-        OrdersConfig { postage_yen: 140 }
+        OrdersConfig { postage_yen: 140, per_user_per_minute: 5 }
     }
 }
 
@@ -275,6 +279,7 @@ impl Default for DocumentsConfig {
                 "/usr/share/fonts/opentype/ipaexfont-mincho/ipaexm.ttf".into(),
                 "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf".into(),
             ],
+            failpoint_hold_render: None,
         }
     }
 }

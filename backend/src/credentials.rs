@@ -285,6 +285,8 @@ pub async fn confirm_email_change(pool: &SqlitePool, seal: &crate::sealed::SealK
         return Err(AppError::Page(crate::messages::LINK_INVALID.into()));
     }
     store::set_user_email(&mut tx, user.id, &t.subject).await?;
+    // whoever was logged in as this account logs in again, with the new address
+    store::delete_user_sessions(&mut tx, user.id).await?;
     let nm = names(&mut tx, user.id).await?;
     let (ja, en, lang) = recipient(&user, &nm);
     mail::email_changed_notice(&Recipient { name_ja: &ja, name_en: &en, language: &lang }, &accounts::mask_email(&t.subject))

@@ -28,6 +28,7 @@ pub mod payments;
 pub mod paypal;
 pub mod registration;
 pub mod service;
+pub mod signing;
 pub mod receipts;
 pub mod smartpit;
 pub mod storeprint;
@@ -73,6 +74,10 @@ pub struct AppState {
     pub started_at: i64,
     /// Heartbeats waiting for the next flush.
     pub heartbeats: Arc<stations::HeartbeatBuffer>,
+    /// Orders per user per minute.
+    pub order_rate: Arc<orders::OrderRate>,
+    /// Signs stations' offline bundles.
+    pub bundle_signer: Arc<signing::BundleSigner>,
     /// Peers whose forwarding headers name the client (`http.trusted_proxies`).
     pub trusted_proxies: Arc<http::client::TrustedProxies>,
 }
@@ -107,6 +112,7 @@ pub async fn build_state(mut config: Config) -> anyhow::Result<AppState> {
     let seal = load_seal_key(&config).context("security.data_key")?;
     registration::seal_plain_birth_dates(&pool, &seal).await.map_err(|e| anyhow::anyhow!("sealing birth dates: {e}"))?;
     mail::seal_plain_outbox(&pool, &seal).await.context("sealing the outbox")?;
+    let bundle_signer = signing::BundleSigner::load_or_create(&pool, &seal).await.context("the bundle signing key")?;
     if demo::record_deployment(&pool, config.demo_data).await.context("deployment")? && config.demo_data {
         demo::seed_if_empty(&pool, &seal).await.context("demo data")?;
         tracing::info!(staff = demo::STAFF_LOGIN, totp_secret = demo::STAFF_TOTP_SECRET, "demo staff second factor (demo only)");
@@ -139,6 +145,8 @@ pub async fn build_state(mut config: Config) -> anyhow::Result<AppState> {
         store_wake: Arc::new(Notify::new()),
         started_at: crate::time::now(),
         heartbeats: Arc::default(),
+        bundle_signer: Arc::new(bundle_signer),
+        order_rate: Arc::default(),
         trusted_proxies: Arc::new(http::client::TrustedProxies::from_config(&config.http.trusted_proxies)),
         config: Arc::new(config),
     })

@@ -57,6 +57,10 @@ pub fn throttled(w: &crate::accounts::Wait) -> String {
     }
 }
 
+pub fn orders_too_fast(seconds: i64) -> String {
+    format!("短い時間にたくさんのお申し込みがありました。{seconds}秒待ってからもう一度お試しください。 / Many orders in a short time: please wait {seconds} seconds and try again.")
+}
+
 pub fn too_many_copies(name_ja: &str, name_en: &str, max: i64) -> String {
     format!("{name_ja}は{max}通までです。 / {name_en}: at most {max} copies.")
 }

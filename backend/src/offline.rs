@@ -7,7 +7,6 @@
 use crate::error::{AppError, AppResult};
 use crate::store::{self, Station};
 use crate::time::{self, now};
-use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use shomei_shared::api::{
     CardBalance, OfflineBundle, OfflineCardPolicy, OfflineDebit, AppliedOnce, OfflineJob, OfflinePrint, PrintOutcome,
@@ -16,20 +15,12 @@ use shomei_shared::api::{
 use shomei_shared::{ErrorCode, PrintNumber, Yen};
 use sqlx::SqlitePool;
 
-/// hex(HMAC-SHA256(key, body)); the key is the SHA-256 of the station's
-/// token, which the station computes from its token and the backend keeps.
-pub fn sign(key_hex: &str, body: &str) -> String {
-    match Hmac::<Sha256>::new_from_slice(key_hex.as_bytes()) {
-        Ok(mut mac) => {
-            mac.update(body.as_bytes());
-            hex::encode(mac.finalize().into_bytes())
-        }
-        Err(_) => String::new(),
-    }
-}
-
 /// The station's bundle, signed.
-pub async fn bundle(pool: &SqlitePool, station: &Station, max_age_s: i64) -> AppResult<SignedBundle> {
+/// Only numbers a station may print offline: paid ones, and unpaid IC-card
+/// ones only where the university opted in to policy (b). Each is named by
+/// its MAC under this station's key, never in clear; the bundle is signed
+/// with the backend's Ed25519 key.
+pub async fn bundle(pool: &SqlitePool, signer: &crate::signing::BundleSigner, station: &Station, max_age_s: i64) -> AppResult<SignedBundle> {
     let mut c = pool.acquire().await?;
     let key = store::station_token_hash(&mut c, station.id).await?.ok_or_else(|| AppError::api(ErrorCode::Unauthorized, "no credential"))?;
     drop(c);
@@ -38,15 +29,17 @@ pub async fn bundle(pool: &SqlitePool, station: &Station, max_age_s: i64) -> App
     let t = now();
     let mut jobs = Vec::new();
     for o in store::offline_orders(&mut c, t).await? {
-        let (Some(number), Some(pdf)) = (o.print_number.as_deref().and_then(|n| PrintNumber::parse(n).ok()), store::order_document(&mut c, o.id).await?) else {
-            continue;
-        };
+        let Some(number) = o.print_number.as_deref().and_then(|n| PrintNumber::parse(n).ok()) else { continue };
         let university = store::order_university(&mut c, o.id).await?;
         let zone = time::tz(&university.timezone);
         // policy (b): an unpaid IC-card order may be paid offline if its university says so
         let policy = store::offline_card_policy(&mut c, university.id).await?;
         let card_payment = (o.status == "awaiting_payment" && o.payment_method == "card" && policy.offline_cards)
             .then_some(OfflineCardPolicy { floor_limit: Yen(policy.offline_floor_limit), station_total: Yen(policy.offline_station_total) });
+        if o.status != "paid" && card_payment.is_none() {
+            continue; // not printable offline: it is not handed out
+        }
+        let Some(pdf) = store::order_document(&mut c, o.id).await? else { continue };
         let lines = store::order_lines(&mut c, o.id)
             .await?
             .into_iter()
@@ -55,7 +48,7 @@ pub async fn bundle(pool: &SqlitePool, station: &Station, max_age_s: i64) -> App
         store::record_offline_issue(&mut c, station.id, o.id, card_payment.is_some(), t).await?;
         jobs.push(OfflineJob {
             order_id: o.id,
-            print_number: number,
+            number_mac: shomei_shared::offline::number_mac(&key, number.as_str()),
             lines,
             system_fee: Yen(o.system_fee),
             amount: Yen(o.total),
@@ -77,7 +70,7 @@ pub async fn bundle(pool: &SqlitePool, station: &Station, max_age_s: i64) -> App
     let b = OfflineBundle { station_id: station.id, issued_at: t, max_age_s, jobs, blocked_cards: store::blocked_cards(&mut c).await?, balances };
     c.commit().await?;
     let body = serde_json::to_string(&b).map_err(|e| AppError::Internal(e.into()))?;
-    Ok(SignedBundle { signature: sign(&key, &body), bundle: body })
+    Ok(SignedBundle { signature: signer.sign(body.as_bytes()), bundle: body })
 }
 
 /// An order's PDF for the offline cache, if the order is in the bundle.

@@ -68,6 +68,32 @@ pub fn open_post_address(seal: &crate::sealed::SealKey, order: &store::Order) ->
     serde_json::from_str(&json).map_err(|e| AppError::Internal(e.into()))
 }
 
+/// Orders each user may place per minute (every order renders its PDFs):
+/// more are refused with 429 until the minute has passed.
+#[derive(Default)]
+pub struct OrderRate {
+    placed: std::sync::Mutex<std::collections::HashMap<i64, Vec<i64>>>,
+}
+
+impl OrderRate {
+    /// Counts an attempt to order, or says how long to wait.
+    pub fn admit(&self, user_id: i64, per_minute: u32) -> AppResult<()> {
+        let t = now();
+        let mut m = self.placed.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() > 100_000 {
+            m.retain(|_, v| v.iter().any(|&at| at > t - 60));
+        }
+        let v = m.entry(user_id).or_default();
+        v.retain(|&at| at > t - 60);
+        if v.len() >= per_minute as usize {
+            let wait = v.first().map_or(60, |first| first + 60 - t).max(1);
+            return Err(AppError::Throttled(crate::messages::orders_too_fast(wait)));
+        }
+        v.push(t);
+        Ok(())
+    }
+}
+
 pub struct Placed {
     pub order_id: i64,
     pub print_number: Option<PrintNumber>,
@@ -191,12 +217,13 @@ fn transcript_data(
 /// number and queues the mail, all in one transaction.
 pub async fn place(
     pool: &SqlitePool,
-    fonts: &FontSet,
+    fonts: &std::sync::Arc<FontSet>,
     seal: &crate::sealed::SealKey,
     public_url: &str,
     postage_yen: i64,
     user_id: i64,
     req: &OrderRequest,
+    hold_render: Option<&std::path::Path>,
 ) -> AppResult<Placed> {
     match (req.delivery.as_str(), req.payment_method.as_str()) {
         ("campus", "card" | "paypal" | "smartpit") | ("store", "paypal" | "smartpit") => {}
@@ -209,17 +236,18 @@ pub async fn place(
     if lines.is_empty() {
         return Err(page_err(messages::NO_COPIES));
     }
-    let mut tx = store::begin_write(pool).await?;
-    let user = store::user(&mut tx, user_id).await?;
-    let record = store::student_records(&mut tx, user_id)
+    // 1. what the order will state, read without the write lock
+    let mut c = pool.acquire().await?;
+    let user = store::user(&mut c, user_id).await?;
+    let record = store::student_records(&mut c, user_id)
         .await?
         .into_iter()
         .find(|r| r.id == req.student_record_id)
         .ok_or_else(|| page_err(messages::CHOOSE_STUDENT_ID))?;
-    let university = store::university(&mut tx, record.university_id).await?;
-    crate::service::check_open(&mut tx, university.id).await?;
+    let university = store::university(&mut c, record.university_id).await?;
+    crate::service::check_open(&mut c, university.id).await?;
     let zone = time::tz(&university.timezone);
-    let types = orderable(&store::certificate_types(&mut tx, university.id).await?, &record);
+    let types = orderable(&store::certificate_types(&mut c, university.id).await?, &record);
 
     let mut fees = 0i64;
     let mut chosen = Vec::new();
@@ -241,7 +269,7 @@ pub async fn place(
 
     // D-3: when the registrar's school register has this student number, the
     // certificates print its names as in school, faculty, department and dates
-    let register = crate::school_register::current(&mut tx, seal, &record.student_no).await?.map(|(_, r)| r);
+    let register = crate::school_register::current(&mut c, seal, &record.student_no).await?.map(|(_, r)| r);
     let mut record = record;
     if let Some(reg) = &register {
         let e = &reg.entry;
@@ -261,7 +289,7 @@ pub async fn place(
     // a transcript prints the registrar's current version of the courses; the
     // order keeps which version it printed (D-3)
     let academic = if chosen.iter().any(|(t, _)| is_transcript(t)) {
-        Some(crate::academic::current(&mut tx, &record.student_no).await?.ok_or_else(crate::academic::no_record)?)
+        Some(crate::academic::current(&mut c, &record.student_no).await?.ok_or_else(crate::academic::no_record)?)
     } else {
         None
     };
@@ -270,6 +298,90 @@ pub async fn place(
     let missing = fonts.missing_chars(&format!("{}{}{course_text}", record.name_kanji, record.name_roman));
     let held = !missing.is_empty();
 
+    let issue_date = time::local_date(created_at, zone);
+    let birth_date = match &register {
+        Some(reg) if !reg.entry.birth_date.is_empty() => reg.entry.birth_date.clone(),
+        _ => crate::registration::open_birth_date(seal, user_id, &record.birth_date)?,
+    };
+    let academic_import = academic.as_ref().map(|(id, _)| *id);
+    let academic = academic.map(|(_, courses)| courses);
+    // every copy is its own certificate: its serial and verification code are made here
+    let order_mark = verification_code(&mut rand::rngs::OsRng).replace('-', "");
+    let mut copies = Vec::new();
+    let mut issued: Vec<Vec<(String, String)>> = Vec::new();
+    for (line, (t, n)) in chosen.iter().enumerate() {
+        let mut line_copies = Vec::new();
+        for k in 1..=*n {
+            let serial = format!("SH-{}-{}-{}-{}", &issue_date[..4], order_mark, line + 1, k);
+            let code = verification_code(&mut rand::rngs::OsRng);
+            line_copies.push((serial.clone(), code.clone()));
+            let verify_url = format!("{public_url}/verify");
+            copies.push(match &academic {
+                Some(courses) if is_transcript(t) => DocumentCopy::Transcript(transcript_data(
+                    t, &record, &university, courses, &birth_date, register.as_ref().map(|r| r.entry.admission_date.as_str()).unwrap_or(""), &issue_date, serial, code, verify_url,
+                )),
+                _ => {
+                    let (body_ja, body_en) = body_text(t, &record, &university, register.as_ref());
+                    DocumentCopy::Certificate(CertificateCopy {
+                        title_ja: t.name_ja.clone(),
+                        // menus say "... (English)"; the English certificate itself does not
+                        title_en: if t.language == "en" { t.name_en.trim().trim_end_matches("(English)").trim_end().to_string() } else { t.name_en.clone() },
+                        university_ja: university.name_ja.clone(),
+                        university_en: university.name_en.clone(),
+                        faculty_ja: record.faculty_ja.clone(),
+                        department_ja: record.department_ja.clone(),
+                        faculty_en: record.faculty_en.clone(),
+                        department_en: record.department_en.clone(),
+                        english_only: t.language == "en",
+                        holder_name_kanji: record.name_kanji.clone(),
+                        holder_name_roman: record.name_roman.clone(),
+                        birth_date: birth_date.clone(),
+                        body_ja,
+                        body_en,
+                        issue_date: issue_date.clone(),
+                        serial,
+                        verification_code: code,
+                        verify_url,
+                    })
+                }
+            });
+        }
+        issued.push(line_copies);
+    }
+    // the university's seal, when the registrar uploaded one (checked on upload)
+    let seal_image = match store::university_seal(&mut c, university.id).await? {
+        Some(png) => documents::SealImage::from_png(&png)
+            .map_err(|e| tracing::error!(error = %e, "the stored seal image cannot be used; printing without it"))
+            .ok(),
+        None => None,
+    };
+    drop(c);
+
+    // 2. the PDF, rendered on the blocking pool: no async thread and no write lock is held meanwhile
+    let document = if held {
+        None
+    } else {
+        let fonts = fonts.clone();
+        let hold = hold_render.map(std::path::Path::to_path_buf);
+        let rendered = tokio::task::spawn_blocking(move || {
+            if let Some(gate) = hold {
+                let _ = std::fs::write(gate.with_extension("reached"), b"");
+                let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+                while !gate.exists() && std::time::Instant::now() < end {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
+            documents::render_order_with(&fonts, seal_image.as_ref(), &copies)
+        })
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("certificate PDF: {e}")))?
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("certificate PDF: {e}")))?;
+        Some(rendered)
+    };
+
+    // 3. the order, its certificates, document and mail: one short transaction
+    let mut tx = store::begin_write(pool).await?;
+    crate::service::check_open(&mut tx, university.id).await?;
     // A fresh random number, retried in the unlikely case it is taken (only
     // on-campus print has one: the store's service gives its own, post none).
     let mut number = None;
@@ -308,83 +420,37 @@ pub async fn place(
         let sealed = seal.seal_str(&json, &post_aad(order_id)).map_err(|e| AppError::Internal(anyhow::anyhow!("sealing: {e}")))?;
         store::set_order_post_address(&mut tx, order_id, &sealed).await?;
     }
-
-    let issue_date = time::local_date(created_at, zone);
-    let birth_date = match &register {
-        Some(reg) if !reg.entry.birth_date.is_empty() => reg.entry.birth_date.clone(),
-        _ => crate::registration::open_birth_date(seal, user_id, &record.birth_date)?,
-    };
-    if let Some((import_id, _)) = &academic {
-        store::set_order_academic_import(&mut tx, order_id, *import_id).await?;
+    if let Some(import_id) = academic_import {
+        store::set_order_academic_import(&mut tx, order_id, import_id).await?;
     }
-    let academic = academic.map(|(_, courses)| courses);
-    let mut copies = Vec::new();
-    for (t, n) in &chosen {
+    for ((t, n), line_copies) in chosen.iter().zip(&issued) {
         let line_id = store::insert_order_line(&mut tx, order_id, t.id, &t.name_ja, &t.name_en, t.fee, *n).await?;
-        for k in 1..=*n {
-            let serial = format!("SH-{}-{:06}-{}-{}", &issue_date[..4], order_id, line_id, k);
-            let code = verification_code(&mut rand::rngs::OsRng);
-            store::insert_certificate(&mut tx, line_id, &serial, &code, created_at).await?;
-            let verify_url = format!("{public_url}/verify");
-            copies.push(match &academic {
-                Some(courses) if is_transcript(t) => DocumentCopy::Transcript(transcript_data(
-                    t, &record, &university, courses, &birth_date, register.as_ref().map(|r| r.entry.admission_date.as_str()).unwrap_or(""), &issue_date, serial, code, verify_url,
-                )),
-                _ => {
-                    let (body_ja, body_en) = body_text(t, &record, &university, register.as_ref());
-                    DocumentCopy::Certificate(CertificateCopy {
-                        title_ja: t.name_ja.clone(),
-                        // menus say "... (English)"; the English certificate itself does not
-                        title_en: if t.language == "en" { t.name_en.trim().trim_end_matches("(English)").trim_end().to_string() } else { t.name_en.clone() },
-                        university_ja: university.name_ja.clone(),
-                        university_en: university.name_en.clone(),
-                        faculty_ja: record.faculty_ja.clone(),
-                        department_ja: record.department_ja.clone(),
-                        faculty_en: record.faculty_en.clone(),
-                        department_en: record.department_en.clone(),
-                        english_only: t.language == "en",
-                        holder_name_kanji: record.name_kanji.clone(),
-                        holder_name_roman: record.name_roman.clone(),
-                        birth_date: birth_date.clone(),
-                        body_ja,
-                        body_en,
-                        issue_date: issue_date.clone(),
-                        serial,
-                        verification_code: code,
-                        verify_url,
-                    })
-                }
-            });
+        for (serial, code) in line_copies {
+            store::insert_certificate(&mut tx, line_id, serial, code, created_at).await?;
         }
     }
-    if held {
-        sqlx::query("UPDATE orders SET status = 'held' WHERE id = ?").bind(order_id).execute(&mut *tx).await?;
-        tracing::warn!(order_id, ?missing, "order held: no font has these characters");
-    } else {
-        // the university's seal, when the registrar uploaded one (checked on upload)
-        let seal_image = match store::university_seal(&mut tx, university.id).await? {
-            Some(png) => documents::SealImage::from_png(&png)
-                .map_err(|e| tracing::error!(error = %e, "the stored seal image cannot be used; printing without it"))
-                .ok(),
-            None => None,
-        };
-        let (pdf, pages) = documents::render_order_with(fonts, seal_image.as_ref(), &copies)
-            .map_err(|e| AppError::Internal(anyhow::anyhow!("certificate PDF: {e}")))?;
-        store::set_order_document(&mut tx, order_id, &pdf, pages as i64).await?;
-        // paid online: the number is mailed once the payment is in (number_mail)
-        if let (Some(n), "card") = (&number, req.payment_method.as_str()) {
-            let lines_text: Vec<(String, String, i64)> =
-                chosen.iter().map(|(t, n)| (t.name_ja.clone(), t.name_en.clone(), *n)).collect();
-            let to = mail::Recipient { name_ja: &record.name_kanji, name_en: &record.name_roman, language: &user.language };
-            let m = mail::print_number_mail(
-                &to,
-                n,
-                &lines_text,
-                Yen(total),
-                &time::deadline_text(print_deadline, zone),
-                &format!("{public_url}/orders/{order_id}"),
-            );
-            m.enqueue(&mut tx, seal, &user.email).await?;
+    match &document {
+        None => {
+            sqlx::query("UPDATE orders SET status = 'held' WHERE id = ?").bind(order_id).execute(&mut *tx).await?;
+            tracing::warn!(order_id, ?missing, "order held: no font has these characters");
+        }
+        Some((pdf, pages)) => {
+            store::set_order_document(&mut tx, order_id, pdf, *pages as i64).await?;
+            // paid online: the number is mailed once the payment is in (number_mail)
+            if let (Some(n), "card") = (&number, req.payment_method.as_str()) {
+                let lines_text: Vec<(String, String, i64)> =
+                    chosen.iter().map(|(t, n)| (t.name_ja.clone(), t.name_en.clone(), *n)).collect();
+                let to = mail::Recipient { name_ja: &record.name_kanji, name_en: &record.name_roman, language: &user.language };
+                let m = mail::print_number_mail(
+                    &to,
+                    n,
+                    &lines_text,
+                    Yen(total),
+                    &time::deadline_text(print_deadline, zone),
+                    &format!("{public_url}/orders/{order_id}"),
+                );
+                m.enqueue(&mut tx, seal, &user.email).await?;
+            }
         }
     }
     store::audit(&mut tx, &format!("user:{user_id}"), "order.place", &format!("order {order_id}"), created_at).await?;

@@ -96,6 +96,8 @@ pub enum SealError {
 #[derive(Clone)]
 pub struct SealKey {
     cipher: XChaCha20Poly1305,
+    /// Derived from the data key: keys the hashes of short secrets (recovery codes).
+    mac_key: Zeroizing<[u8; 32]>,
 }
 
 impl fmt::Debug for SealKey {
@@ -153,8 +155,29 @@ impl SealKey {
     }
 
     fn from_bytes(bytes: &[u8]) -> SealKey {
+        use sha2::Digest;
+        let derived = sha2::Sha256::new().chain_update(b"shomei keyed hash\0").chain_update(bytes).finalize();
+        let mut mac_key = Zeroizing::new([0u8; 32]);
+        mac_key.copy_from_slice(&derived);
         SealKey {
             cipher: XChaCha20Poly1305::new(Key::from_slice(bytes)),
+            mac_key,
+        }
+    }
+
+    /// hex HMAC-SHA256 of `value` for `purpose`, under a key derived from the
+    /// data key: a stolen database alone cannot test guesses against it (a
+    /// plain SHA-256 of a short code can be).
+    pub fn keyed_hash(&self, purpose: &str, value: &str) -> String {
+        use hmac::Mac;
+        match <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(self.mac_key.as_ref()) {
+            Ok(mut mac) => {
+                mac.update(purpose.as_bytes());
+                mac.update(b"\0");
+                mac.update(value.as_bytes());
+                hex::encode(mac.finalize().into_bytes())
+            }
+            Err(_) => String::new(),
         }
     }
 

@@ -53,7 +53,7 @@ pub async fn create_enrolment(
 
 /// Enrols a pending station with its one-time code. A code of a revoked
 /// station, a used, expired or unknown one: refused alike.
-pub async fn enroll(pool: &SqlitePool, code: &str, version: &str) -> AppResult<EnrollResponse> {
+pub async fn enroll(pool: &SqlitePool, code: &str, version: &str, bundle_key: &str) -> AppResult<EnrollResponse> {
     let t = now();
     let mut tx = store::begin_write(pool).await?;
     let station_id = store::consume_enrolment_code(&mut tx, &token_hash(&normalise_code(code)), t)
@@ -65,7 +65,7 @@ pub async fn enroll(pool: &SqlitePool, code: &str, version: &str) -> AppResult<E
     store::audit(&mut tx, &format!("station:{station_id}"), "station.enrolled", version, t).await?;
     tx.commit().await?;
     tracing::info!(station_id, "station enrolled");
-    Ok(EnrollResponse { station_id, name: station.name, token })
+    Ok(EnrollResponse { station_id, name: station.name, token, bundle_key: bundle_key.to_string() })
 }
 
 /// Revokes a station, pending or active: its credential and every unused

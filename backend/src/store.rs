@@ -158,6 +158,15 @@ pub async fn set_university_seal(c: &mut Conn, university_id: i64, png: &[u8]) -
     Ok(())
 }
 
+pub async fn signing_key_sealed(c: &mut Conn) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT ed25519_sealed FROM signing_keys WHERE id = 1").fetch_optional(c).await
+}
+
+pub async fn insert_signing_key(c: &mut Conn, sealed: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO signing_keys (id, ed25519_sealed, created_at) VALUES (1, ?, ?)").bind(sealed).bind(now).execute(c).await?;
+    Ok(())
+}
+
 /// Whether this database was created as a demo (None: not decided yet, an empty database).
 pub async fn deployment_is_demo(c: &mut Conn) -> Result<Option<bool>, sqlx::Error> {
     sqlx::query_scalar("SELECT demo FROM deployment WHERE id = 1").fetch_optional(c).await
@@ -1378,10 +1387,13 @@ pub async fn insert_token(
     now: i64,
     expires_at: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE one_time_tokens SET voided_at = ? WHERE purpose = ? AND email = ? AND used_at IS NULL AND voided_at IS NULL")
+    // a new link voids the older ones of the same purpose for the same person
+    // (address and subject), never anyone else's
+    sqlx::query("UPDATE one_time_tokens SET voided_at = ? WHERE purpose = ? AND email = ? AND subject = ? AND used_at IS NULL AND voided_at IS NULL")
         .bind(now)
         .bind(purpose)
         .bind(email)
+        .bind(subject)
         .execute(&mut *c)
         .await?;
     sqlx::query(

@@ -20,6 +20,15 @@ pub struct EnrollResponse {
     pub name: String,
     /// Shown once; the backend keeps only its hash.
     pub token: String,
+    /// hex Ed25519 public key that signs the offline bundles: pinned by the station.
+    #[serde(default)]
+    pub bundle_key: String,
+}
+
+/// `GET /offline/key`: the bundle signing key, for stations enrolled before it existed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleKey {
+    pub ed25519: String,
 }
 
 /// What the station knows about its printer, from Get-Printer-Attributes.
@@ -303,7 +312,8 @@ pub struct OfflineCardPolicy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OfflineJob {
     pub order_id: i64,
-    pub print_number: PrintNumber,
+    /// [`crate::offline::number_mac`] of the order's print number (never the number).
+    pub number_mac: String,
     pub lines: Vec<ReservationLine>,
     pub system_fee: Yen,
     pub amount: Yen,

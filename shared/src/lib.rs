@@ -7,6 +7,7 @@ pub mod api;
 pub mod error_code;
 pub mod money;
 pub mod net;
+pub mod offline;
 pub mod print_number;
 pub mod systemd;
 

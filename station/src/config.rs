@@ -14,8 +14,11 @@ pub struct Config {
     /// PEM file of the CA that signed the backend's certificate, beside the
     /// system's CAs (a university's own CA).
     pub backend_ca_file: Option<PathBuf>,
-    /// Holds journal.sqlite (journal, outbox and the station's credential).
+    /// Holds journal.sqlite (journal and outbox).
     pub state_dir: PathBuf,
+    /// The station's credential and keys, kept apart from the journal and out
+    /// of backups (default: `secrets` inside `state_dir`).
+    pub secrets_dir: Option<PathBuf>,
     /// One-time code from the admin panel, used on first start only.
     pub enrolment_code: Option<String>,
     pub printer_uri: String,
@@ -54,6 +57,7 @@ impl Default for Config {
             backend_url: "http://127.0.0.1:8080".into(),
             backend_ca_file: None,
             state_dir: "station-state".into(),
+            secrets_dir: None,
             enrolment_code: None,
             printer_uri: "ipp://127.0.0.1:8631/ipp/print".into(),
             reader: String::new(),
@@ -81,6 +85,10 @@ impl Config {
             fig = fig.merge(Toml::file_exact(f));
         }
         fig.merge(Env::prefixed("SHOMEI_STATION_")).extract().map_err(Box::new)
+    }
+
+    pub fn secrets_dir(&self) -> PathBuf {
+        self.secrets_dir.clone().unwrap_or_else(|| self.state_dir.join("secrets"))
     }
 
     pub fn validate(&self) -> Result<(), String> {

@@ -102,6 +102,11 @@ impl Journal {
         sqlx::query_as("SELECT station_id, name, token FROM credential WHERE id = 1").fetch_optional(&self.pool).await
     }
 
+    /// The token moved to the secrets directory: the journal keeps none.
+    pub async fn forget_token(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE credential SET token = '' WHERE id = 1").execute(&self.pool).await.map(drop)
+    }
+
     pub async fn save_credential(&self, station_id: i64, name: &str, token: &str) -> Result<(), sqlx::Error> {
         sqlx::query("INSERT OR REPLACE INTO credential (id, station_id, name, token, enrolled_at) VALUES (1, ?, ?, ?, ?)")
             .bind(station_id)
@@ -442,16 +447,16 @@ pub async fn backup(state_dir: &Path, dest: &Path) -> anyhow::Result<String> {
     }
     std::fs::create_dir_all(dest)?;
     let j = Journal::open(state_dir).await.with_context(|| format!("opening the journal in {}", state_dir.display()))?;
+    // the journal only: the credential and keys stay in secrets_dir
     j.backup_into(&dest.join("journal.sqlite")).await.context("copying the journal")?;
-    let key = state_dir.join("station.key");
-    if key.exists() {
-        std::fs::copy(&key, dest.join("station.key")).context("copying station.key")?;
-    }
     let copy = Journal::open(dest).await?;
     let ok = copy.integrity_check().await?;
     anyhow::ensure!(ok == "ok", "the backup fails its integrity check: {ok}");
     let jobs = copy.job_counts().await?.iter().map(|(_, n)| n).sum::<i64>();
-    Ok(format!("backup written to {} ({jobs} jobs, {} reports not yet sent)", dest.display(), copy.outbox_len().await?))
+    let unsent = copy.outbox_len().await?;
+    // closed, so the copy is one file (no -wal / -shm beside it)
+    copy.pool.close().await;
+    Ok(format!("backup written to {} ({jobs} jobs, {unsent} reports not yet sent); the credential and keys in secrets_dir are not in it", dest.display()))
 }
 
 /// `shomei-station restore DIR` (the station stopped): checks the backup,
@@ -472,9 +477,6 @@ pub async fn restore(state_dir: &Path, src: &Path) -> anyhow::Result<String> {
         let _ = std::fs::remove_file(state_dir.join(side));
     }
     std::fs::rename(&tmp, &target)?;
-    if src.join("station.key").exists() {
-        std::fs::copy(src.join("station.key"), state_dir.join("station.key"))?;
-    }
     Ok(format!("restored {} into {}", src.display(), state_dir.display()))
 }
 

@@ -106,7 +106,13 @@ struct Inner<P, R> {
     terminal: Option<Arc<crate::terminal::SerialTerminal>>,
     /// The user chose the e-money terminal on the card screen.
     pay_by_terminal: AtomicBool,
+    /// When numbers the offline copy did not know were typed (the backend's
+    /// guess throttle cannot be asked while offline).
+    offline_wrong: Mutex<Vec<Instant>>,
 }
+
+/// Offline, numbers the copy does not know: this many a minute, then wait.
+const OFFLINE_WRONG_PER_MINUTE: usize = 5;
 
 pub struct Kiosk<P, R> {
     inner: Arc<Inner<P, R>>,
@@ -145,6 +151,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
                 offline,
                 terminal,
                 pay_by_terminal: AtomicBool::new(false),
+                offline_wrong: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -350,8 +357,28 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
             k.set(g, screen("error", Says::CannotConnect));
             k.current()
         };
-        let found = match crate::offline::lookup(&self.inner.journal, &self.inner.offline.token, number.as_str()).await {
+        // offline, guessing is slowed here: a few unknown numbers a minute
+        let wait_s = {
+            let mut wrong = self.inner.offline_wrong.lock().unwrap_or_else(|p| p.into_inner());
+            wrong.retain(|at| at.elapsed() < Duration::from_secs(60));
+            (wrong.len() >= OFFLINE_WRONG_PER_MINUTE).then(|| 60u64.saturating_sub(wrong[0].elapsed().as_secs()).max(1))
+        };
+        if let Some(seconds) = wait_s {
+            tracing::warn!(seconds, "offline: too many unknown numbers; the kiosk waits");
+            self.set(g, screen("error", Says::OfflineTooManyWrong { seconds }));
+            return self.current();
+        }
+        let found = match crate::offline::lookup(&self.inner.journal, &self.inner.offline, number.as_str()).await {
             Ok(Lookup::Found(job)) => job,
+            Ok(Lookup::Unknown) => {
+                self.inner.offline_wrong.lock().unwrap_or_else(|p| p.into_inner()).push(Instant::now());
+                // the copy names every paid number: this one is unpaid (handed out only
+                // under policy b), printed, or mistyped; IC card payment waits for the backend
+                let mut s = screen("error", Says::OfflinePaymentPaused);
+                s.number = number.grouped();
+                self.set(g, s);
+                return self.current();
+            }
             Ok(other) => {
                 tracing::info!(?other, "number not printable offline");
                 return cannot_connect(self);
@@ -383,7 +410,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         let card_policy = if found.paid { None } else { found.card_payment.clone() };
         if !found.paid {
             let Some(policy) = &card_policy else { return paused(self, Says::OfflinePaymentPaused) };
-            match crate::offline::may_take(&self.inner.journal, &self.inner.offline.token, found.amount, policy).await {
+            match crate::offline::may_take(&self.inner.journal, self.inner.offline.bundle_key().as_ref(), found.amount, policy).await {
                 Ok(Ok(())) => {}
                 Ok(Err(crate::offline::Refusal::StationTotal)) => return paused(self, Says::OfflineTotalReached),
                 Ok(Err(why)) => {
@@ -717,12 +744,12 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
     async fn charge_offline(&self, job: &JobCtx, uid: &str, order_id: i64, policy: &OfflineCardPolicy) -> ChargeResult {
         use crate::offline::Refusal;
         let g = job.generation;
-        let (journal, token) = (&self.inner.journal, &self.inner.offline.token);
+        let (journal, key) = (&self.inner.journal, self.inner.offline.bundle_key());
         let stop = |k: &Self, says: Says<'_>| {
             k.set(g, screen("error", says));
             ChargeResult::Stop
         };
-        let decided = crate::offline::authorize_card(journal, token, uid, job.reservation.amount, policy).await;
+        let decided = crate::offline::authorize_card(journal, key.as_ref(), uid, job.reservation.amount, policy).await;
         let balance_after = match decided {
             Ok(Ok(b)) => b,
             Ok(Err(why)) => {

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod offline;
 pub mod printer;
 pub mod reader;
+pub mod secrets;
 pub mod recovery;
 pub mod sync;
 pub mod terminal;
@@ -35,9 +36,19 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
         None => None,
     };
     let backend = sync::Backend::new(&cfg.backend_url, ca.as_deref())?;
-    let credential = match journal.credential().await? {
-        Some(c) => c,
-        None => {
+    let secrets = secrets::Secrets::open(&cfg.secrets_dir()).with_context(|| format!("secrets_dir {}", cfg.secrets_dir().display()))?;
+    // a journal from before secrets_dir: its token moves out of it
+    if let Some(c) = journal.credential().await?.filter(|c| !c.token.is_empty()) {
+        secrets.save_token(&c.token).context("moving the credential to secrets_dir")?;
+        journal.forget_token().await?;
+        tracing::info!("the station's credential moved from the journal to secrets_dir");
+    }
+    let credential = match (journal.credential().await?, secrets.token().context("secrets_dir: the credential")?) {
+        (Some(c), Some(token)) => journal::Credential { token, ..c },
+        (existing, _) => {
+            if existing.is_some() {
+                tracing::warn!("the station's credential is not in secrets_dir: it must enrol again");
+            }
             let code = cfg.enrolment_code.as_deref().filter(|c| !c.trim().is_empty()).ok_or_else(|| {
                 anyhow::anyhow!("this station is not enrolled: set enrolment_code to a code from the admin panel")
             })?;
@@ -51,9 +62,13 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
                     }
                 }
             };
-            journal.save_credential(r.station_id, &r.name, &r.token).await?;
+            secrets.save_token(&r.token).context("secrets_dir: saving the credential")?;
+            if !r.bundle_key.is_empty() {
+                secrets.save_bundle_key(&r.bundle_key).context("secrets_dir: pinning the bundle key")?;
+            }
+            journal.save_credential(r.station_id, &r.name, "").await?;
             tracing::info!(station_id = r.station_id, name = %r.name, "enrolled");
-            journal.credential().await?.context("credential not saved")?
+            journal::Credential { station_id: r.station_id, name: r.name, token: r.token }
         }
     };
     backend.set_token(&credential.token);
@@ -63,8 +78,13 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     let reader_filter = Some(cfg.reader.clone()).filter(|r| !r.is_empty());
     let reader = Arc::new(reader::PcscReader::new(reader_filter));
     let health = Arc::new(health::Health::default());
-    let cipher = offline::Cipher::load_or_create(&cfg.state_dir).with_context(|| format!("state_dir {}: the offline cache key", cfg.state_dir.display()))?;
-    let offline = Arc::new(offline::Offline { cipher, token: credential.token.clone(), station_id: credential.station_id });
+    let cipher = offline::Cipher::load_or_create(&secrets, &cfg.state_dir).context("secrets_dir: the offline cache key")?;
+    let offline = Arc::new(offline::Offline {
+        cipher,
+        credential_hash: shomei_shared::offline::credential_hash(&credential.token),
+        station_id: credential.station_id,
+        secrets: secrets.clone(),
+    });
     // P-5: the transit e-money terminal, if this station has one
     let terminal = (!cfg.terminal_port.is_empty())
         .then(|| Arc::new(terminal::SerialTerminal::new(
@@ -82,7 +102,7 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                match offline::prefetch(&backend, &journal, &offline.cipher, &offline.token).await {
+                match offline::prefetch(&backend, &journal, &offline).await {
                     Ok(n) => tracing::debug!(jobs = n, "offline copy refreshed"),
                     Err(e) => tracing::info!(error = %e, "offline copy not refreshed"),
                 }

@@ -28,6 +28,8 @@ pub enum Says<'a> {
     Revoked,
     /// Offline (P-3 default policy): an unpaid number cannot be paid by IC card now.
     OfflinePaymentPaused,
+    /// Offline: too many numbers the offline copy does not know (guessing).
+    OfflineTooManyWrong { seconds: u64 },
     /// Offline (P-3 policy b): this station took as much as it may offline.
     OfflineTotalReached,
     /// P-5: the e-money terminal waits for the user's card.
@@ -88,6 +90,13 @@ impl Says<'_> {
                 t(
                     "サーバーと通信できないため、ICカードでのお支払いを一時停止しています。料金は引き落とされていません。しばらくしてからもう一度お試しください。お支払い済みの番号はこのまま印刷できます。",
                     "The service cannot be reached, so IC card payment is paused. Nothing was charged. Please try again later. Numbers already paid still print here.",
+                ),
+            ),
+            Says::OfflineTooManyWrong { seconds } => (
+                t("しばらくお待ちください", "Please wait a moment"),
+                t(
+                    format!("使えない番号の入力が続きました。{seconds}秒待ってからもう一度お試しください。料金は引き落とされていません。"),
+                    format!("Several numbers in a row could not be used. Please wait {seconds} seconds and try again. Nothing was charged."),
                 ),
             ),
             Says::OfflineTotalReached => (

@@ -10,7 +10,8 @@ use crate::journal::{now, Journal};
 use crate::sync::{Backend, SyncError};
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
-use hmac::{Hmac, Mac};
+use crate::secrets::Secrets;
+use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use sha2::{Digest, Sha256};
 use shomei_shared::api::{OfflineBundle, OfflineCardPolicy, OfflineJob, SignedBundle};
 use shomei_shared::Yen;
@@ -19,20 +20,36 @@ use std::path::Path;
 /// What the kiosk needs to print offline.
 pub struct Offline {
     pub cipher: Cipher,
-    /// The station's credential (the bundle's signing key is derived from it).
-    pub token: String,
+    /// SHA-256 of the station's credential: the key of the numbers' MACs.
+    pub credential_hash: String,
     pub station_id: i64,
+    /// Where the backend's bundle-signing key is pinned.
+    pub secrets: Secrets,
+}
+
+impl Offline {
+    /// The pinned Ed25519 key that signs bundles, if the station has it.
+    pub fn bundle_key(&self) -> Option<VerifyingKey> {
+        let hex_key = self.secrets.bundle_key().ok().flatten()?;
+        let bytes: [u8; 32] = hex::decode(hex_key).ok()?.try_into().ok()?;
+        VerifyingKey::from_bytes(&bytes).ok()
+    }
 }
 
 /// The station's data key for the offline cache: 32 random bytes in
-/// `state_dir/station.key` (0600), made on first use.
+/// `secrets_dir/station.key` (0600), made on first use.
 pub struct Cipher(ChaCha20Poly1305);
 
 impl Cipher {
-    pub fn load_or_create(state_dir: &Path) -> std::io::Result<Cipher> {
+    /// The key in `secrets`; one left in `state_dir` by an older release moves there.
+    pub fn load_or_create(secrets: &Secrets, state_dir: &Path) -> std::io::Result<Cipher> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
-        let path = state_dir.join("station.key");
+        let path = secrets.path("station.key");
+        let old = state_dir.join("station.key");
+        if !path.exists() && old.exists() {
+            std::fs::rename(&old, &path)?;
+        }
         let key = match std::fs::read(&path) {
             Ok(k) if k.len() == 32 => k,
             Ok(_) => return Err(std::io::Error::other(format!("{} is not a 32-byte key", path.display()))),
@@ -64,28 +81,28 @@ impl Cipher {
     }
 }
 
-/// The key both sides sign the bundle with: the SHA-256 (hex) of the
-/// station's token (the backend keeps exactly that).
-fn signing_key(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-/// The bundle, if the signature is the backend's.
-pub fn verify(token: &str, signed: &SignedBundle) -> Option<OfflineBundle> {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(signing_key(token).as_bytes()).ok()?;
-    mac.update(signed.bundle.as_bytes());
-    let sig = hex::decode(signed.signature.trim()).ok()?;
-    mac.verify_slice(&sig).ok()?;
+/// The bundle, if the signature is the backend's (Ed25519, the pinned key).
+pub fn verify(key: &VerifyingKey, signed: &SignedBundle) -> Option<OfflineBundle> {
+    let sig: [u8; 64] = hex::decode(signed.signature.trim()).ok()?.try_into().ok()?;
+    key.verify(signed.bundle.as_bytes(), &Signature::from_bytes(&sig)).ok()?;
     serde_json::from_str(&signed.bundle).ok()
 }
 
 /// Fetches the bundle and every document it names that is not cached yet
 /// (checked against its hash), and drops documents no longer named. Returns
 /// the number of jobs the station can now print offline.
-pub async fn prefetch(backend: &Backend, journal: &Journal, cipher: &Cipher, token: &str) -> Result<usize, String> {
+pub async fn prefetch(backend: &Backend, journal: &Journal, offline: &Offline) -> Result<usize, String> {
+    let cipher = &offline.cipher;
+    // a station enrolled before bundles were signed with the backend's key pins it once
+    if offline.bundle_key().is_none() {
+        let k = backend.offline_key().await.map_err(|e| e.to_string())?;
+        offline.secrets.save_bundle_key(&k.ed25519).map_err(|e| e.to_string())?;
+        tracing::info!("pinned the backend's bundle signing key");
+    }
+    let key = offline.bundle_key().ok_or("the pinned bundle key is not an Ed25519 key")?;
     let requested_at = now();
     let signed = backend.offline_bundle().await.map_err(|e| e.to_string())?;
-    let bundle = verify(token, &signed).ok_or("the offline bundle's signature does not match")?;
+    let bundle = verify(&key, &signed).ok_or("the offline bundle's signature does not match")?;
     let cached: std::collections::HashMap<i64, String> = journal.cached_documents().await.map_err(|e| e.to_string())?.into_iter().collect();
     for job in &bundle.jobs {
         if cached.get(&job.order_id) == Some(&job.document_sha256) {
@@ -125,16 +142,17 @@ pub enum Lookup {
     Found(Box<OfflineJob>),
 }
 
-pub async fn lookup(journal: &Journal, token: &str, print_number: &str) -> Result<Lookup, sqlx::Error> {
+pub async fn lookup(journal: &Journal, offline: &Offline, print_number: &str) -> Result<Lookup, sqlx::Error> {
     let Some(stored) = journal.bundle().await? else { return Ok(Lookup::NoBundle) };
-    let Some(b) = verify(token, &SignedBundle { bundle: stored.bundle, signature: stored.signature }) else {
+    let Some(b) = offline.bundle_key().and_then(|k| verify(&k, &SignedBundle { bundle: stored.bundle, signature: stored.signature })) else {
         tracing::error!("the stored offline bundle fails its signature check");
         return Ok(Lookup::NoBundle);
     };
     if now() > b.issued_at + b.max_age_s {
         return Ok(Lookup::TooOld);
     }
-    Ok(match b.jobs.into_iter().find(|j| j.print_number.as_str() == print_number) {
+    let mac = shomei_shared::offline::number_mac(&offline.credential_hash, print_number);
+    Ok(match b.jobs.into_iter().find(|j| j.number_mac == mac) {
         Some(j) => Lookup::Found(Box::new(j)),
         None => Lookup::Unknown,
     })
@@ -162,10 +180,10 @@ pub enum Refusal {
 }
 
 /// The verified bundle and when it was asked for, if it is fresh and the clock can be trusted.
-async fn trusted_bundle(journal: &Journal, token: &str) -> Result<Result<(OfflineBundle, i64), Refusal>, sqlx::Error> {
+async fn trusted_bundle(journal: &Journal, key: Option<&VerifyingKey>) -> Result<Result<(OfflineBundle, i64), Refusal>, sqlx::Error> {
     let Some(stored) = journal.bundle().await? else { return Ok(Err(Refusal::NoBundle)) };
     let (requested_at, fetched_at) = (stored.requested_at, stored.fetched_at);
-    let Some(b) = verify(token, &SignedBundle { bundle: stored.bundle, signature: stored.signature }) else { return Ok(Err(Refusal::NoBundle)) };
+    let Some(b) = key.and_then(|k| verify(k, &SignedBundle { bundle: stored.bundle, signature: stored.signature })) else { return Ok(Err(Refusal::NoBundle)) };
     let t = now();
     if (fetched_at - b.issued_at).abs() > MAX_CLOCK_SKEW_S || t + MAX_CLOCK_SKEW_S < fetched_at {
         tracing::warn!(skew_s = fetched_at - b.issued_at, "station clock unsure: no offline payment");
@@ -178,8 +196,8 @@ async fn trusted_bundle(journal: &Journal, token: &str) -> Result<Result<(Offlin
 }
 
 /// Before asking for a card: may this station take `amount` offline at all?
-pub async fn may_take(journal: &Journal, token: &str, amount: Yen, policy: &OfflineCardPolicy) -> Result<Result<(), Refusal>, sqlx::Error> {
-    if let Err(r) = trusted_bundle(journal, token).await? {
+pub async fn may_take(journal: &Journal, key: Option<&VerifyingKey>, amount: Yen, policy: &OfflineCardPolicy) -> Result<Result<(), Refusal>, sqlx::Error> {
+    if let Err(r) = trusted_bundle(journal, key).await? {
         return Ok(Err(r));
     }
     if journal.offline_debits_unsynced().await? + amount.0 > policy.station_total.0 {
@@ -191,8 +209,8 @@ pub async fn may_take(journal: &Journal, token: &str, amount: Yen, policy: &Offl
 /// May `uid` pay `amount` offline? Ok(the balance left, as far as this
 /// station knows). The snapshot's balance less this station's debits it
 /// does not include may go at most `floor_limit` below zero.
-pub async fn authorize_card(journal: &Journal, token: &str, uid: &str, amount: Yen, policy: &OfflineCardPolicy) -> Result<Result<Yen, Refusal>, sqlx::Error> {
-    let (b, requested_at) = match trusted_bundle(journal, token).await? {
+pub async fn authorize_card(journal: &Journal, key: Option<&VerifyingKey>, uid: &str, amount: Yen, policy: &OfflineCardPolicy) -> Result<Result<Yen, Refusal>, sqlx::Error> {
+    let (b, requested_at) = match trusted_bundle(journal, key).await? {
         Ok(found) => found,
         Err(r) => return Ok(Err(r)),
     };
@@ -221,35 +239,40 @@ pub async fn document(journal: &Journal, cipher: &Cipher, order_id: i64, sha256:
 mod tests {
     use super::*;
 
+    fn signing_key(seed: u8) -> ed25519_dalek::SigningKey {
+        ed25519_dalek::SigningKey::from_bytes(&[seed; 32])
+    }
+
     #[test]
-    fn bundles_verify_only_with_the_stations_token_and_unchanged() {
+    fn bundles_verify_only_with_the_backends_key_and_unchanged() {
+        use ed25519_dalek::Signer;
         let b = OfflineBundle { station_id: 1, issued_at: 0, max_age_s: 60, jobs: vec![], blocked_cards: vec!["AA".into()], balances: vec![] };
         let body = serde_json::to_string(&b).expect("json");
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(signing_key("tok").as_bytes()).expect("key");
-        mac.update(body.as_bytes());
-        let signed = SignedBundle { signature: hex::encode(mac.finalize().into_bytes()), bundle: body.clone() };
-        assert_eq!(verify("tok", &signed), Some(b));
-        assert!(verify("other", &signed).is_none());
-        assert!(verify("tok", &SignedBundle { bundle: body.replace("AA", "BB"), ..signed }).is_none());
+        let signed = SignedBundle { signature: hex::encode(signing_key(1).sign(body.as_bytes()).to_bytes()), bundle: body.clone() };
+        assert_eq!(verify(&signing_key(1).verifying_key(), &signed), Some(b));
+        assert!(verify(&signing_key(2).verifying_key(), &signed).is_none(), "another key");
+        assert!(verify(&signing_key(1).verifying_key(), &SignedBundle { bundle: body.replace("AA", "BB"), ..signed }).is_none());
     }
 
     #[test]
     fn documents_are_sealed_per_order() {
         let dir = tempfile::tempdir().expect("dir");
-        let c = Cipher::load_or_create(dir.path()).expect("key");
+        let secrets = Secrets::open(&dir.path().join("secrets")).expect("secrets");
+        std::fs::write(dir.path().join("station.key"), [7u8; 32]).expect("an older release's key");
+        let c = Cipher::load_or_create(&secrets, dir.path()).expect("key");
+        assert!(!dir.path().join("station.key").exists() && secrets.path("station.key").exists(), "moved into secrets_dir");
         let (n, ct) = c.seal(7, b"%PDF-1.7 secret").expect("seal");
         assert!(!ct.windows(4).any(|w| w == b"%PDF"));
         assert_eq!(c.open(7, &n, &ct).as_deref(), Some(&b"%PDF-1.7 secret"[..]));
         assert!(c.open(8, &n, &ct).is_none(), "bound to its order");
-        let again = Cipher::load_or_create(dir.path()).expect("reload");
+        let again = Cipher::load_or_create(&secrets, dir.path()).expect("reload");
         assert!(again.open(7, &n, &ct).is_some(), "the key file is reused");
     }
 
-    fn signed(token: &str, b: &OfflineBundle) -> SignedBundle {
+    fn signed(_station: &str, b: &OfflineBundle) -> SignedBundle {
+        use ed25519_dalek::Signer;
         let body = serde_json::to_string(b).expect("json");
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(signing_key(token).as_bytes()).expect("key");
-        mac.update(body.as_bytes());
-        SignedBundle { signature: hex::encode(mac.finalize().into_bytes()), bundle: body }
+        SignedBundle { signature: hex::encode(signing_key(1).sign(body.as_bytes()).to_bytes()), bundle: body }
     }
 
     #[tokio::test]
@@ -261,7 +284,7 @@ mod tests {
         let pay = |uid: &'static str, amount: i64| {
             let j = j.clone();
             let policy = policy.clone();
-            async move { authorize_card(&j, "tok", uid, Yen(amount), &policy).await.expect("journal") }
+            async move { authorize_card(&j, Some(&signing_key(1).verifying_key()), uid, Yen(amount), &policy).await.expect("journal") }
         };
         assert_eq!(pay("C1", 400).await, Err(Refusal::NoBundle), "no bundle yet");
 
@@ -294,8 +317,8 @@ mod tests {
         assert_eq!(pay("C1", 500).await, Ok(Yen(-1000)));
         // station total 2,500: 800 taken, 1,800 more would pass it whichever card pays
         assert_eq!(pay("C2", 1800).await, Err(Refusal::StationTotal));
-        assert_eq!(may_take(&j, "tok", Yen(1800), &policy).await.expect("j"), Err(Refusal::StationTotal));
-        assert_eq!(may_take(&j, "tok", Yen(1700), &policy).await.expect("j"), Ok(()));
+        assert_eq!(may_take(&j, Some(&signing_key(1).verifying_key()), Yen(1800), &policy).await.expect("j"), Err(Refusal::StationTotal));
+        assert_eq!(may_take(&j, Some(&signing_key(1).verifying_key()), Yen(1700), &policy).await.expect("j"), Ok(()));
         debit(2, "C2", 1700).await;
         assert_eq!(pay("C2", 1).await, Err(Refusal::StationTotal), "2,500 taken: nothing more until synced");
 

@@ -137,6 +137,11 @@ impl Backend {
         Self::decode(self.auth(self.http.get(format!("{}/offline/bundle", self.base))).send().await).await
     }
 
+    /// P-3: the key that signs bundles (for a station enrolled before it was pinned at enrolment).
+    pub async fn offline_key(&self) -> Result<shomei_shared::api::BundleKey, SyncError> {
+        Self::decode(self.auth(self.http.get(format!("{}/offline/key", self.base))).send().await).await
+    }
+
     /// P-3: an order's PDF for the offline cache.
     pub async fn offline_document(&self, order_id: i64) -> Result<Vec<u8>, SyncError> {
         self.get_bytes(&format!("/offline/documents/{order_id}")).await

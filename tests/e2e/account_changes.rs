@@ -391,6 +391,9 @@ async fn an_email_change_is_confirmed_from_the_new_mailbox_and_noticed_at_the_ol
     assert!(notice_mail.contains("n****@example.jp") && !notice_mail.contains(new), "{notice_mail}");
     assert_eq!(try_login(&b, new, PW, SECOND).await?, (200, "/portal".to_string()), "the new address logs in");
     assert_eq!(try_login(&b, old, PW, SECOND).await?.0, 401, "the old one no longer");
+    // every session of the account ended with the change (a thief's too)
+    assert_eq!(portal_path(&b, &c).await?, "/login", "the session from before the change is over");
+    let c = other_session(&b, new, PW, SECOND).await?;
     let (_, _, account) = get(&c, &format!("{}/account", b.url)).await?;
     assert_eq!(element_text(&account, "current-email").as_deref(), Some(new), "{account}");
     // the link works once (the form's token taken from another page: the link's page is spent)
@@ -618,5 +621,25 @@ async fn two_users_never_see_each_others_data_and_no_portal_session_opens_the_ad
     }
     let r = a.get(format!("{}/admin/registrations/{image}", b.url)).send().await?;
     assert!(r.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.starts_with("text/html")));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_change_requests_are_limited_even_when_each_one_succeeds() -> Result<()> {
+    let smtp = Smtp::start()?;
+    let b = Backend::start(Some(smtp.port)).await?;
+    let c = other_session(&b, demo::GRADUATE_EMAIL, demo::GRADUATE_PASSWORD, demo::GRADUATE_SECOND_PASSWORD).await?;
+    let url = format!("{}/account/email", b.url);
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        let to = format!("flood{i}@example.jp");
+        let (s, _, _) = post_form(&c, &url, &url, &[("current_password", demo::GRADUATE_PASSWORD), ("email", &to), ("email_confirm", &to)]).await?;
+        statuses.push(s);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429], "each good request mails someone: the fourth in a row waits");
+    for i in 0..3 {
+        smtp.wait_for_mail_with(&format!("flood{i}@example.jp"), "/account/email/confirm?t=", MAIL_WAIT)?;
+    }
+    assert_eq!(b.sql("SELECT COUNT(*) FROM outbox WHERE to_addr LIKE 'flood%'")?, "3", "nothing was queued for the refused one");
     Ok(())
 }

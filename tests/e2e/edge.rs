@@ -207,3 +207,41 @@ async fn readyz_says_whether_each_program_can_serve_and_what_is_missing() -> Res
     .with_context(|| body.clone())?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orders_pdf_renders_without_the_write_lock_and_each_user_may_order_a_few_times_a_minute() -> Result<()> {
+    let gates = tempfile::tempdir()?;
+    let gate = gates.path().join("render.go");
+    let held = gate.clone();
+    let b = Backend::start_with(None, |c| {
+        c.documents.failpoint_hold_render = Some(held);
+        c.orders.per_user_per_minute = 3;
+    })
+    .await?;
+    let db = b.dir.path().join("backend.sqlite");
+    let (first, during) = tokio::join!(b.order_as_graduate(1), async {
+        // the order is being rendered (the failpoint holds it there)...
+        // (an async wait: the order is polled in this same task)
+        crate::offline::wait_for("rendering to start", Duration::from_secs(20), || Ok(gate.with_extension("reached").exists())).await?;
+        // ...and meanwhile the database takes a writer at once (no lock held) and nothing is half-written
+        let lock = Command::new("sqlite3").args(["-cmd", ".timeout 0"]).arg(&db).arg("BEGIN IMMEDIATE; ROLLBACK;").output()?;
+        let orders = b.sql("SELECT COUNT(*) FROM orders")?;
+        let health = reqwest::Client::new().get(format!("{}/healthz", b.url)).send().await?.status();
+        std::fs::write(&gate, b"")?;
+        anyhow::Ok((lock, orders, health))
+    });
+    let (lock, orders, health) = during?;
+    assert!(lock.status.success(), "the write lock was free while rendering: {}", String::from_utf8_lossy(&lock.stderr));
+    assert_eq!(orders, "0", "no order row before its document exists");
+    assert_eq!(health, 200);
+    let page = first?;
+    assert!(element_text(&page, "print-number").is_some(), "the order completed once rendered");
+    assert_eq!(b.sql("SELECT COUNT(*) FROM orders WHERE pages > 0")?, "1");
+    // three orders a minute per user, then 429 in both languages
+    b.order_as_graduate(1).await?;
+    b.order_as_graduate(1).await?;
+    let refused = b.order_as_graduate(1).await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(refused.contains("429") && refused.contains("待って") && refused.contains("wait"), "{refused}");
+    assert_eq!(b.sql("SELECT COUNT(*) FROM orders")?, "3");
+    Ok(())
+}

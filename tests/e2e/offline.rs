@@ -40,7 +40,9 @@ async fn offline_a_paid_number_prints_from_the_encrypted_copy_and_syncs_once() -
     let mut rig = Rig::start().await?;
     let (card_order, card_number) = order(&rig.backend, false).await?;
     let (paid_order, paid_number) = order(&rig.backend, true).await?;
-    wait_for("the offline copy", Duration::from_secs(15), || Ok(journal(&rig.station, "SELECT count(*) FROM offline_documents")? == "2")).await?;
+    // only the paid number is handed out for offline use (policy a: unpaid ones wait for the backend)
+    wait_for("the offline copy", Duration::from_secs(15), || Ok(journal(&rig.station, "SELECT count(*) FROM offline_documents")? == "1")).await?;
+    assert!(!journal(&rig.station, "SELECT bundle FROM offline_bundle")?.contains(&format!("\"order_id\":{card_order},")));
     // the PDFs are encrypted at rest: no PDF header anywhere in the journal's files
     for f in ["journal.sqlite", "journal.sqlite-wal"] {
         let bytes = std::fs::read(rig.station.dir.path().join(f)).unwrap_or_default();
@@ -234,5 +236,83 @@ async fn a_station_killed_after_an_offline_card_payment_charges_once_and_reprint
     wait_for("printed", Duration::from_secs(10), || Ok(rig.backend.sql(&format!("SELECT status FROM orders WHERE id = {order_id}"))? == "printed")).await?;
     assert_eq!(rig.balance()?, balance - 400, "still charged once");
     assert_eq!(rig.printer.spooled_pdfs().len(), 1);
+    Ok(())
+}
+
+/// What a stolen station disk gives (issue 12): no print number, no
+/// credential, no key beside the journal; a backup holds the journal alone;
+/// the offline copy carries only paid numbers (unpaid ones only under policy
+/// b), each as a MAC, and is signed with the backend's Ed25519 key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stolen_station_disk_holds_no_print_number_credential_or_key_and_the_copy_is_signed_by_the_backend() -> Result<()> {
+    let mut rig = Rig::start().await?;
+    let (paid_id, paid) = order(&rig.backend, true).await?;
+    let (unpaid_id, unpaid) = order(&rig.backend, false).await?;
+    wait_for("the paid order in the offline copy", Duration::from_secs(15), || {
+        Ok(journal(&rig.station, "SELECT bundle FROM offline_bundle")?.contains(&format!("\"order_id\":{paid_id},")))
+    })
+    .await?;
+    let bundle = journal(&rig.station, "SELECT bundle FROM offline_bundle")?;
+    assert!(!bundle.contains(&format!("\"order_id\":{unpaid_id},")), "policy (a): an unpaid number is not handed out: {bundle}");
+    assert!(bundle.contains("\"number_mac\":\"") && !bundle.contains(&paid), "{bundle}");
+    // the journal's files hold neither number nor the credential
+    let state = rig.station.journal_path().parent().context("state dir")?.to_path_buf();
+    let token = std::fs::read_to_string(state.join("secrets/token"))?;
+    assert_eq!(token.len(), 64, "the credential lives in secrets_dir");
+    assert_eq!(journal(&rig.station, "SELECT token FROM credential")?, "", "the journal keeps no credential");
+    for f in ["journal.sqlite", "journal.sqlite-wal"] {
+        let bytes = std::fs::read(state.join(f)).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(&paid) && !text.contains(&unpaid) && !text.contains(token.trim()), "{f} holds a number or the credential");
+    }
+    assert!(!state.join("station.key").exists() && state.join("secrets/station.key").exists(), "the cache key is a secret too");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(state.join("secrets"))?.permissions().mode() & 0o777, 0o700);
+    // the signature is the backend's Ed25519 key, pinned at enrolment (the database holds it sealed only)
+    let signature = journal(&rig.station, "SELECT signature FROM offline_bundle")?;
+    assert_eq!(signature.len(), 128, "64-byte Ed25519 signature: {signature}");
+    let pinned = std::fs::read_to_string(state.join("secrets/bundle.pub"))?;
+    assert_eq!(pinned.trim().len(), 64);
+    let sealed = rig.backend.sql("SELECT ed25519_sealed FROM signing_keys")?;
+    assert!(!sealed.is_empty() && !sealed.contains(pinned.trim()), "{sealed}");
+    // a backup holds the journal alone
+    let backups = tempfile::tempdir()?;
+    let dest = backups.path().join("station");
+    let out = Command::new(bin("shomei-station")).arg("backup").arg(&dest).env("SHOMEI_STATION_STATE_DIR", &state).output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut names: Vec<String> = std::fs::read_dir(&dest)?.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["journal.sqlite"]);
+    // and the copy still prints a paid number offline, found by its MAC
+    rig.backend.stop().await;
+    let s = rig.kiosk_number(&paid).await?;
+    assert!(s["screen"] == "printing" || s["screen"] == "done", "{s}");
+    rig.wait_kiosk("done", Duration::from_secs(30)).await?;
+    assert_eq!(rig.printer.spooled_pdfs().len(), 1);
+    Ok(())
+}
+
+/// Offline the backend's guess throttle cannot be asked: the station slows
+/// guessing itself, a few unknown numbers a minute, then a wait in words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_guessing_numbers_is_slowed_at_the_station() -> Result<()> {
+    let mut rig = Rig::start().await?;
+    let (paid_id, paid) = order(&rig.backend, true).await?;
+    wait_for("the paid number in the copy", Duration::from_secs(15), || {
+        Ok(journal(&rig.station, "SELECT bundle FROM offline_bundle")?.contains(&format!("\"order_id\":{paid_id},")))
+    })
+    .await?;
+    rig.backend.stop().await;
+    for _ in 0..5 {
+        let guess = shomei_shared::PrintNumber::generate(&mut rand::rngs::OsRng);
+        let s = rig.kiosk_number(guess.as_str()).await?;
+        assert!(s["message_en"].as_str().unwrap_or("").contains("IC card payment is paused"), "{s}");
+        rig.station_reset().await?;
+    }
+    // the sixth within the minute waits, even a right one
+    let s = rig.kiosk_number(&paid).await?;
+    assert!(s["message_en"].as_str().unwrap_or("").contains("please wait") || s["message_en"].as_str().unwrap_or("").contains("Please wait"), "{s}");
+    assert!(s["message_ja"].as_str().unwrap_or("").contains("秒待って"), "{s}");
+    assert_eq!(rig.printer.spooled_pdfs().len(), 0);
     Ok(())
 }

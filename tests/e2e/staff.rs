@@ -342,3 +342,52 @@ async fn staff_sessions_go_idle_sooner_than_portal_sessions() -> Result<()> {
     assert_eq!(user.get(format!("{}/portal", b.url)).send().await?.url().path(), "/portal", "the portal's is longer");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_pages_own_poll_does_not_keep_an_unattended_staff_session_alive() -> Result<()> {
+    let b = Backend::start_with(None, |c| c.accounts.staff_session_idle_s = 3).await?;
+    let staff = b.staff_client().await?;
+    assert_eq!(staff.get(format!("{}/admin/stations", b.url)).send().await?.url().path(), "/admin/stations");
+    let token_rows = || b.sql("SELECT COUNT(*) FROM sessions WHERE staff_id IS NOT NULL");
+    assert_eq!(token_rows()?, "1");
+    // the page left open polls its JSON every second, as fleet.js does
+    let mut answers = Vec::new();
+    for _ in 0..8 {
+        let r = staff.get(format!("{}/admin/stations.json", b.url)).header("accept", "application/json").send().await?;
+        answers.push(r.url().path().to_string());
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    }
+    assert_eq!(answers.first().map(String::as_str), Some("/admin/stations.json"), "the poll is answered while the session lives");
+    assert_eq!(answers.last().map(String::as_str), Some("/admin/login"), "then the session ends: {answers:?}");
+    assert_eq!(token_rows()?, "0", "the idle session was deleted");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_codes_are_stored_as_keyed_hashes_and_still_log_staff_in() -> Result<()> {
+    use sha2::Digest;
+    let b = Backend::start(None).await?;
+    // a new second factor on the server's console prints ten recovery codes once
+    let out = std::process::Command::new(bin("shomei-backend"))
+        .args(["staff-totp", demo::STAFF_LOGIN])
+        .env("SHOMEI_BACKEND_DATABASE__URL", format!("sqlite://{}?mode=rwc", b.dir.path().join("backend.sqlite").display()))
+        .env("SHOMEI_BACKEND_ACCOUNTS__UPLOAD_DIR", b.dir.path().join("uploads"))
+        .output()?;
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{said} {}", String::from_utf8_lossy(&out.stderr));
+    let codes: Vec<String> = said.lines().skip_while(|l| !l.starts_with("recovery codes")).skip(1).map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+    assert_eq!(codes.len(), 10, "{said}");
+    // what the database holds is no plain SHA-256 of any code (a stolen database cannot test guesses)
+    let stored = b.sql("SELECT code_hash FROM staff_recovery_codes WHERE used_at IS NULL")?;
+    assert_eq!(stored.lines().count(), 10);
+    for code in &codes {
+        let plain = hex::encode(sha2::Sha256::digest(shomei_backend::totp::normalize_recovery(code).as_bytes()));
+        assert!(!stored.contains(&plain), "an unkeyed hash of {code} is stored");
+    }
+    // a code still opens the panel, once
+    let (_, status, page) = b.staff_login(demo::STAFF_LOGIN, demo::STAFF_PASSWORD, &codes[0]).await?;
+    assert!(status.is_success() && page.contains("/admin/logout"), "{status} {page}");
+    let (_, status, _) = b.staff_login(demo::STAFF_LOGIN, demo::STAFF_PASSWORD, &codes[0]).await?;
+    assert_eq!(status.as_u16(), 401, "used once");
+    Ok(())
+}

@@ -235,3 +235,66 @@ async fn over_ldaps_and_starttls_a_student_id_typed_in_another_case_reaches_the_
     assert!(cfg.validate().is_ok());
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_students_first_login_leaves_another_students_onboarding_open() -> Result<()> {
+    let smtp = Smtp::start()?;
+    let ldap = Ldap::start()?;
+    let url = ldap.url.clone();
+    let b = Backend::start_with(Some(smtp.port), |c| {
+        c.directory.kind = "ldap".into();
+        c.directory.ldap.url = url;
+        c.directory.ldap.base_dn = LDAP_BASE.into();
+    })
+    .await?;
+    // alice logs in for the first time and is asked for an address...
+    let alice = Backend::client();
+    let (s, path, page) = student_login(&b, &alice, "alice", "alicepw", "").await?;
+    assert_eq!((s, path.as_str()), (200, "/student/email"), "{page}");
+    // ...meanwhile bob does the same at another computer
+    let bob = Backend::client();
+    let (s, path, _) = student_login(&b, &bob, "bob", "bobpw", "").await?;
+    assert_eq!((s, path.as_str()), (200, "/student/email"));
+    // alice's step still works: her link arrives
+    let email_url = format!("{}/student/email", b.url);
+    let (s, _, page) = post_form(&alice, &email_url, &email_url, &[("email", "alice@campus.test"), ("email_confirm", "alice@campus.test")]).await?;
+    assert_eq!(s, 200, "{page}");
+    let mail = smtp.wait_for_mail_with("alice@campus.test", "/student/email/confirm", MAIL_WAIT)?;
+    assert!(link_in(&mail, &format!("{}/student/email/confirm?t=", b.url)).is_some());
+    let (s, _, page) = post_form(&bob, &email_url, &email_url, &[("email", "bob@campus.test"), ("email_confirm", "bob@campus.test")]).await?;
+    assert_eq!(s, 200, "{page}");
+    smtp.wait_for_mail_with("bob@campus.test", "/student/email/confirm", MAIL_WAIT)?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roster_logins_hash_in_the_one_pool_and_a_burst_is_told_to_retry() -> Result<()> {
+    let b = Backend::start_with(None, |c| c.security.max_concurrent_hashes = 1).await?;
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let url = b.url.clone();
+        tasks.push(tokio::spawn(async move {
+            let c = Backend::client();
+            let login = format!("{url}/student/login");
+            let page = c.get(&login).send().await?.text().await?;
+            let csrf = form_value(&page, "csrf").context("csrf")?;
+            // a different ID each, so the login throttle stays out of it (an unknown ID costs a hash too)
+            let uid = if i == 0 { demo::STUDENT_ID.to_string() } else { format!("nobody{i}") };
+            let r = c
+                .post(&login)
+                .form(&[("csrf", csrf.as_str()), ("user_id", uid.as_str()), ("password", "Wrong2024pass"), ("second_password", "")])
+                .send()
+                .await?;
+            anyhow::Ok((r.status().as_u16(), r.headers().get("retry-after").is_some()))
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        let (s, retry) = t.await??;
+        assert!(s == 401 || (s == 429 && retry), "{s} retry-after {retry}");
+        statuses.push(s);
+    }
+    assert!(statuses.contains(&429), "with one hashing slot, six directory checks at once are not all run: {statuses:?}");
+    assert!(statuses.contains(&401), "{statuses:?}");
+    Ok(())
+}

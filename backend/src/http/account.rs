@@ -406,6 +406,10 @@ pub async fn email_change(
     let ip = client_ip(&addr);
     let key = format!("change:{}", user.user.id);
     state.login_throttle.gate(&key, &ip)?;
+    // every request mails someone: counted whether it succeeds or not
+    let sent_key = format!("email-change:{}", user.user.id);
+    state.request_throttle.gate(&sent_key, &ip)?;
+    state.request_throttle.fail_both(&sent_key, &ip);
     let result = if errors.is_empty() {
         credentials::request_email_change(
             &state.pool, &state.seal,
@@ -465,8 +469,8 @@ pub async fn email_confirm(
     state.mail_wake.notify_one();
     Ok(IntoResponse::into_response(Html(message_page(
         ("メールアドレスを変更しました", "Your e-mail address was changed"),
-        &[("次回から新しいメールアドレスでログインしてください。", "From now on, log in with your new address.")],
-        Some(("/portal", "メニューへ / To the menu")),
+        &[("安全のため、すべての端末でログアウトしました。新しいメールアドレスでログインしてください。", "For your safety you were logged out everywhere: log in with your new address.")],
+        Some(("/login", "ログイン / Log in")),
     ))))
 }
 

@@ -42,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .route("/enroll", post(station_api::enroll))
         .route("/heartbeat", post(station_api::heartbeat))
         .route("/offline/bundle", get(station_api::offline_bundle))
+        .route("/offline/key", get(station_api::offline_key))
         .route("/offline/documents/{order_id}", get(station_api::offline_document))
         .route("/offline/prints", post(station_api::offline_print))
         .route("/offline/debits", post(station_api::offline_debit))

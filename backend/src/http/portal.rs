@@ -201,7 +201,8 @@ pub async fn place_order(
         payment_method: form.get("payment_method").cloned().unwrap_or_default(),
         post,
     };
-    let placed = orders::place(&state.pool, &state.fonts, &state.seal, &state.config.http.public_url, state.config.orders.postage_yen, user.user.id, &req).await?;
+    state.order_rate.admit(user.user.id, state.config.orders.per_user_per_minute)?;
+    let placed = orders::place(&state.pool, &state.fonts, &state.seal, &state.config.http.public_url, state.config.orders.postage_yen, user.user.id, &req, state.config.documents.failpoint_hold_render.as_deref()).await?;
     state.mail_wake.notify_one();
     Ok(Redirect::to(&format!("/orders/{}", placed.order_id)).into_response())
 }

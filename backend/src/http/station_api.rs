@@ -57,7 +57,7 @@ pub async fn enroll(
         .request_throttle
         .check_with(&key, 10, 3)
         .map_err(|_| AppError::api(ErrorCode::Throttled, "too many wrong enrolment codes from this address; wait and try again"))?;
-    match stations::enroll(&state.pool, &req.code, &req.version).await {
+    match stations::enroll(&state.pool, &req.code, &req.version, &state.bundle_signer.public_hex()).await {
         Err(e) => {
             state.request_throttle.fail(&key);
             Err(e)
@@ -145,7 +145,12 @@ pub async fn health(State(state): State<AppState>, Path(id): Path<i64>) -> AppRe
 
 /// P-3: what this station may print while the backend is out of reach (signed).
 pub async fn offline_bundle(State(state): State<AppState>, StationAuth(station): StationAuth) -> AppResult<Json<shomei_shared::api::SignedBundle>> {
-    Ok(Json(crate::offline::bundle(&state.pool, &station, state.config.stations.offline_max_age_s).await?))
+    Ok(Json(crate::offline::bundle(&state.pool, &state.bundle_signer, &station, state.config.stations.offline_max_age_s).await?))
+}
+
+/// The key that signs offline bundles, for a station enrolled before stations pinned it at enrolment.
+pub async fn offline_key(State(state): State<AppState>, StationAuth(_station): StationAuth) -> Json<shomei_shared::api::BundleKey> {
+    Json(shomei_shared::api::BundleKey { ed25519: state.bundle_signer.public_hex() })
 }
 
 /// P-3: an order's PDF for the station's encrypted offline cache.

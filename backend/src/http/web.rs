@@ -140,7 +140,9 @@ impl FromRequestParts<AppState> for CurrentStaff {
         let Some(token) = cookie(&parts.headers, &cookie_name(state, STAFF_COOKIE)) else {
             return Err(LoginRedirect("/admin/login").into_response());
         };
-        let session = accounts::session(&state.pool, &state.sessions, &token).await.map_err(IntoResponse::into_response)?;
+        // the fleet page polls by itself: that is no sign of someone at the desk
+        let activity = parts.uri.path() != "/admin/stations.json";
+        let session = accounts::session_seen(&state.pool, &state.sessions, &token, activity).await.map_err(IntoResponse::into_response)?;
         let Some(staff_id) = session.and_then(|s| s.staff_id) else {
             return Err(LoginRedirect("/admin/login").into_response());
         };
