@@ -165,7 +165,13 @@ pub struct AccountsConfig {
     pub upload_dir: PathBuf,
     /// Upload limits for one ID image.
     pub upload_max_bytes: usize,
+    /// An ID photo needs no more (a phone's 12 Mpx photo passes).
     pub upload_max_pixels: u64,
+    /// Images checked and re-encoded at once (each may take ~100 MB while
+    /// decoded); more uploads at that moment are asked to send again.
+    pub max_concurrent_images: usize,
+    /// Failpoint for tests: checking an uploaded image waits until this file exists.
+    pub failpoint_hold_image: Option<PathBuf>,
     pub password_policy: crate::password_policy::PasswordPolicy,
 }
 
@@ -181,7 +187,9 @@ impl Default for AccountsConfig {
             id_image_retention_days: 90,
             upload_dir: "shomei-files".into(),
             upload_max_bytes: 10 * 1024 * 1024,
-            upload_max_pixels: 40_000_000,
+            upload_max_pixels: 24_000_000,
+            max_concurrent_images: 2,
+            failpoint_hold_image: None,
             password_policy: Default::default(),
         }
     }

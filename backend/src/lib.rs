@@ -74,6 +74,8 @@ pub struct AppState {
     pub started_at: i64,
     /// Heartbeats waiting for the next flush.
     pub heartbeats: Arc<stations::HeartbeatBuffer>,
+    /// Uploaded images checked at once (`accounts.max_concurrent_images`).
+    pub image_slots: Arc<tokio::sync::Semaphore>,
     /// Orders per user per minute.
     pub order_rate: Arc<orders::OrderRate>,
     /// Signs stations' offline bundles.
@@ -147,6 +149,7 @@ pub async fn build_state(mut config: Config) -> anyhow::Result<AppState> {
         heartbeats: Arc::default(),
         bundle_signer: Arc::new(bundle_signer),
         order_rate: Arc::default(),
+        image_slots: Arc::new(tokio::sync::Semaphore::new(config.accounts.max_concurrent_images.max(1))),
         trusted_proxies: Arc::new(http::client::TrustedProxies::from_config(&config.http.trusted_proxies)),
         config: Arc::new(config),
     })

@@ -14,6 +14,7 @@ pub const INITIAL_PASSWORD_EXPIRED: &str = "初期パスワードの有効期限
 pub const DIRECTORY_UNAVAILABLE: &str =
     "大学の認証サーバに接続できません。しばらくしてからもう一度お試しください。 / The university's login server cannot be reached: please try again later.";
 pub const LINK_INVALID: &str = "このURLは有効期限切れか、すでに使われたか、正しくありません。もう一度手続きをやり直してください。 / This link has expired, has already been used or is not valid: please start again.";
+pub const IMAGES_BUSY: &str = "ただいま画像の確認が混み合っています。数秒後に画像を添えてもう一度送信してください（入力した内容は残っています）。 / Many images are being checked right now: please attach the images and send again in a few seconds (what you typed is kept).";
 pub const BUSY: &str = "ただいま混み合っています。数秒後にもう一度お試しください。 / The service is busy: please try again in a few seconds.";
 pub const CROSS_SITE: &str = "他のサイトからの送信は受け付けません。 / Requests from other sites are refused.";
 pub const FORM_EXPIRED: &str = "フォームの有効期限が切れました。ページを開き直してください。 / This form has expired: open the page again.";

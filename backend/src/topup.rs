@@ -113,10 +113,51 @@ pub async fn credit(pool: &SqlitePool, paypal_order_id: &str, capture_id: &str, 
 
 /// PayPal's webhook: verified with PayPal, then a completed capture is credited (once).
 /// Returns the HTTP status to answer.
-pub async fn webhook(pool: &SqlitePool, seal: &crate::sealed::SealKey, paypal: &PayPalClient, public_url: &str, headers: &axum::http::HeaderMap, body: &[u8]) -> u16 {
+/// Anyone can post to it: only an event that could matter (a completed
+/// capture of a PayPal order this backend created, with PayPal's transmission
+/// headers) is sent to PayPal's verify API, and an address whose events fail
+/// verification is throttled, so nobody can spend PayPal's quota or our time.
+pub async fn webhook(
+    pool: &SqlitePool,
+    seal: &crate::sealed::SealKey,
+    paypal: &PayPalClient,
+    public_url: &str,
+    throttle: &crate::accounts::Throttle,
+    client_ip: &str,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) -> u16 {
+    let Ok(event) = crate::paypal::parse_webhook_event(body) else { return 400 };
+    if event.event_type != "PAYMENT.CAPTURE.COMPLETED" {
+        return 200; // nothing is done with it, so nothing needs verifying
+    }
+    let (Some(order_id), Some(capture_id), Some(amount)) = (event.order_id, event.capture_id, event.amount_yen) else { return 400 };
+    if !["paypal-transmission-id", "paypal-transmission-sig", "paypal-transmission-time", "paypal-cert-url", "paypal-auth-algo"]
+        .iter()
+        .all(|h| headers.contains_key(*h))
+    {
+        return 400;
+    }
+    // a certificate order or a top-up this backend created; anything else is acknowledged and ignored
+    let (is_order, is_topup) = match pool.acquire().await {
+        Ok(mut c) => (
+            store::order_by_paypal(&mut c, &order_id).await.ok().flatten().is_some(),
+            store::topup_by_paypal_order(&mut c, &order_id).await.ok().flatten().is_some(),
+        ),
+        Err(_) => return 503,
+    };
+    if !is_order && !is_topup {
+        tracing::info!("PayPal webhook for an order this backend did not create: ignored, not verified");
+        return 200;
+    }
+    let key = format!("paypal-webhook:{client_ip}");
+    if throttle.check_with(&key, 20, 3).is_err() {
+        return 429;
+    }
     match paypal.verify_webhook(headers, body).await {
         Ok(true) => {}
         Ok(false) => {
+            throttle.fail(&key);
             tracing::warn!("PayPal webhook with a bad signature refused");
             return 400;
         }
@@ -125,16 +166,6 @@ pub async fn webhook(pool: &SqlitePool, seal: &crate::sealed::SealKey, paypal: &
             return 503;
         }
     }
-    let Ok(event) = crate::paypal::parse_webhook_event(body) else { return 400 };
-    if event.event_type != "PAYMENT.CAPTURE.COMPLETED" {
-        return 200;
-    }
-    let (Some(order_id), Some(capture_id), Some(amount)) = (event.order_id, event.capture_id, event.amount_yen) else { return 400 };
-    // a certificate order or a top-up
-    let is_order = match pool.acquire().await {
-        Ok(mut c) => store::order_by_paypal(&mut c, &order_id).await.ok().flatten().is_some(),
-        Err(_) => return 503,
-    };
     let applied = if is_order {
         crate::orders::paid_by_paypal(pool, seal, public_url, &order_id, &capture_id, amount).await.map(|_| 0)
     } else {

@@ -54,7 +54,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_bytes: 10 * 1024 * 1024,
-            max_pixels: 40_000_000,
+            max_pixels: 24_000_000,
             max_side: 12_000,
         }
     }

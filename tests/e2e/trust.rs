@@ -435,3 +435,96 @@ async fn mail_bodies_are_sealed_at_rest_dropped_once_sent_and_staff_see_only_kin
     assert_eq!(queued.sql("SELECT COUNT(*) FROM audit_log WHERE action = 'outbox.view_bodies'")?, "1");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_paypal_webhook_asks_paypal_only_about_plausible_events_and_throttles_bad_signatures() -> Result<()> {
+    let sim = HttpSim::start()?;
+    let sim_url = sim.url.clone();
+    let b = Backend::start_with(None, |c| c.paypal.base_url = sim_url).await?;
+    let uid = shomei_backend::demo::CARD_UID;
+    b.sql(&format!(
+        "INSERT INTO topups (user_id, card_uid, amount, paypal_order_id, status, created_at)
+         SELECT user_id, uid, 1000, 'KNOWN-ORDER-1', 'created', strftime('%s','now') FROM ic_cards WHERE uid = '{uid}'"
+    ))?;
+    let http = reqwest::Client::new();
+    let verifications = || async {
+        let v: serde_json::Value = reqwest::get(format!("{}/sim/state", sim.url)).await?.json().await?;
+        anyhow::Ok(v["verifications"].as_i64().unwrap_or(-1))
+    };
+    let event = |event_type: &str, order: &str| {
+        json!({ "id": "WH-1", "event_type": event_type, "resource_type": "capture",
+                "resource": { "id": "CAP-1", "status": "COMPLETED", "amount": { "currency_code": "JPY", "value": "1000" },
+                              "supplementary_data": { "related_ids": { "order_id": order } } } })
+        .to_string()
+    };
+    let transmission = [
+        ("paypal-transmission-id", "t-1"),
+        ("paypal-transmission-sig", "Zm9yZ2Vk"),
+        ("paypal-transmission-time", "2026-12-06T00:00:00Z"),
+        ("paypal-cert-url", "https://api.paypal.com/cert"),
+        ("paypal-auth-algo", "SHA256withRSA"),
+    ];
+    let post = |body: String, with_headers: bool| {
+        let mut r = http.post(format!("{}/paypal/webhook", b.url)).header("content-type", "application/json").body(body);
+        if with_headers {
+            for (k, v) in transmission {
+                r = r.header(k, v);
+            }
+        }
+        async move { anyhow::Ok(r.send().await?.status().as_u16()) }
+    };
+    // nothing PayPal would be asked about
+    assert_eq!(post("not json".into(), true).await?, 400);
+    assert_eq!(post(event("CHECKOUT.ORDER.APPROVED", "KNOWN-ORDER-1"), true).await?, 200, "an event nothing is done with");
+    assert_eq!(post(event("PAYMENT.CAPTURE.COMPLETED", "SOMEONE-ELSES"), true).await?, 200, "an order this backend never made");
+    assert_eq!(post(event("PAYMENT.CAPTURE.COMPLETED", "KNOWN-ORDER-1"), false).await?, 400, "no transmission headers");
+    assert_eq!(verifications().await?, 0, "PayPal was not asked about any of them");
+    // forged signatures on a real order: asked a few times, then the address waits
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        statuses.push(post(event("PAYMENT.CAPTURE.COMPLETED", "KNOWN-ORDER-1"), true).await?);
+    }
+    assert_eq!(statuses, [400, 400, 400, 400, 429, 429, 429, 429, 429, 429]);
+    assert_eq!(verifications().await?, 4);
+    assert_eq!(b.sql("SELECT status FROM topups")?, "created", "nothing credited");
+    assert_eq!(b.sql(&format!("SELECT SUM(amount) FROM ledger WHERE card_uid = '{uid}'"))?, "3000");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploaded_id_images_are_checked_a_few_at_a_time_and_a_burst_is_asked_to_send_again() -> Result<()> {
+    use crate::accounts::{applicant, id_image, open_and_agree, registration_link, send_form};
+    let smtp = Smtp::start()?;
+    let gates = tempfile::tempdir()?;
+    let gate = gates.path().join("image.go");
+    let held = gate.clone();
+    let b = Backend::start_with(Some(smtp.port), |c| {
+        c.accounts.max_concurrent_images = 1;
+        c.accounts.failpoint_hold_image = Some(held);
+    })
+    .await?;
+    let (first, second) = (Backend::client(), Backend::client());
+    for (c, email) in [(&first, "first.applicant@example.jp"), (&second, "second.applicant@example.jp")] {
+        let link = registration_link(&b, &smtp, c, email).await?;
+        open_and_agree(c, &link).await?;
+    }
+    let fields = applicant("試験 一郎", "シケン イチロウ", "SHIKEN Ichiro");
+    let image = || vec![("image_front", "front.png", id_image(image::ImageFormat::Png))];
+    let (held_upload, during) = tokio::join!(send_form(&b, &first, &fields, image()), async {
+        crate::offline::wait_for("the first image in its check", Duration::from_secs(20), || Ok(gate.with_extension("reached").exists())).await?;
+        // the one slot is taken: the second applicant is asked to send again, with what they typed kept
+        let refused = send_form(&b, &second, &fields, image()).await?;
+        std::fs::write(&gate, b"")?;
+        anyhow::Ok(refused)
+    });
+    let (status, page) = during?;
+    assert_eq!(status, 429, "{page}");
+    assert!(page.contains("画像の確認が混み合っています") && page.contains("send again in a few seconds"), "{page}");
+    assert!(page.contains("SHIKEN Ichiro"), "the typed fields are kept");
+    let (status, page) = held_upload?;
+    assert_eq!(status, 200, "the first upload went through once released: {page}");
+    // the slot is free again: the second applicant's retry passes
+    let (status, page) = send_form(&b, &second, &fields, image()).await?;
+    assert_eq!(status, 200, "{page}");
+    Ok(())
+}

@@ -475,8 +475,14 @@ pub async fn paypal_cancel(_user: CurrentUser) -> Response {
 }
 
 /// PayPal's webhook (no session, no CSRF: PayPal verifies it).
-pub async fn paypal_webhook(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> axum::http::StatusCode {
-    let code = crate::topup::webhook(&state.pool, &state.seal, &state.paypal, &state.config.http.public_url, &headers, &body).await;
+pub async fn paypal_webhook(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::http::StatusCode {
+    let ip = client.ip().to_string();
+    let code = crate::topup::webhook(&state.pool, &state.seal, &state.paypal, &state.config.http.public_url, &state.request_throttle, &ip, &headers, &body).await;
     state.mail_wake.notify_one();
     state.store_wake.notify_one();
     axum::http::StatusCode::from_u16(code).unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR)

@@ -246,6 +246,22 @@ pub async fn save_form(State(state): State<AppState>, headers: HeaderMap, mut mp
     let mut errors = registration::validate(&f, &facs, &deps, r.kind == "add_student_id", today);
     // images: decided by content, re-encoded; checked on the blocking pool
     let limits = uploads::Limits { max_bytes: max, max_pixels: state.config.accounts.upload_max_pixels, ..Default::default() };
+    // a few images at a time: a burst of uploads is asked to send again, its text kept
+    let _slot = if uploads_in.iter().any(|u| !u.too_large) {
+        match state.image_slots.clone().try_acquire_owned() {
+            Ok(slot) => Some(slot),
+            Err(_) => {
+                errors.insert("image_front".into(), crate::messages::IMAGES_BUSY.into());
+                let mut page = form_page(&state, &headers, &r, &f, &errors).await?;
+                *page.status_mut() = axum::http::StatusCode::TOO_MANY_REQUESTS;
+                page.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("2"));
+                return Ok(page);
+            }
+        }
+    } else {
+        None
+    };
+    let hold = state.config.accounts.failpoint_hold_image.clone();
     let mut clean = Vec::new();
     for u in uploads_in {
         if u.too_large {
@@ -254,7 +270,17 @@ pub async fn save_form(State(state): State<AppState>, headers: HeaderMap, mut mp
             continue;
         }
         let limits = limits.clone();
-        let res = tokio::task::spawn_blocking(move || uploads::sanitize(&u.bytes, &limits))
+        let hold = hold.clone();
+        let res = tokio::task::spawn_blocking(move || {
+            if let Some(gate) = hold {
+                let _ = std::fs::write(gate.with_extension("reached"), b"");
+                let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+                while !gate.exists() && std::time::Instant::now() < end {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
+            uploads::sanitize(&u.bytes, &limits)
+        })
             .await
             .map_err(|e| AppError::Internal(anyhow::anyhow!("image task: {e}")))?;
         match res {

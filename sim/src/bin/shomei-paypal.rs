@@ -54,7 +54,7 @@
 //! | `POST /sim/drop-next-capture-response` | the next capture is performed, but its answer is lost: 500 at once (`{"mode": "500"}`, default) or after a delay (`{"mode": "delay", "delay_ms": 5000}`, to hit the client's timeout). The same `PayPal-Request-Id` then returns the real 201 |
 //! | `POST /sim/send-webhook` | JSON `{"order_id", "event_type"?, "url"?, "webhook_id"?, "tamper"?}`: builds the event (`PAYMENT.CAPTURE.COMPLETED` default; also `CHECKOUT.ORDER.APPROVED`, `CHECKOUT.ORDER.COMPLETED`, `PAYMENT.CAPTURE.PENDING`, `PAYMENT.CAPTURE.DENIED`, `PAYMENT.CAPTURE.REFUNDED`), signs it and POSTs it to `url` (default `--webhook-url`; none: not sent). `tamper: true` changes the body after signing. Answers `{"event","body","headers","url","delivered_status","delivery_error"}` |
 //! | `POST /sim/expire-tokens` | every issued access token stops working (tests the client's refresh) |
-//! | `GET /sim/state` | JSON: orders, counters (`orders_created`, `captures_performed`, `refunds_performed`), webhooks sent, pending knobs |
+//! | `GET /sim/state` | JSON: orders, counters (`orders_created`, `captures_performed`, `refunds_performed`, `verifications`), webhooks sent, pending knobs |
 //! | `GET /` | HTML list of orders with their approve links (demo) |
 //! | `GET /sim/cert` | text: how transmissions are signed (the `PAYPAL-CERT-URL`) |
 //!
@@ -150,6 +150,8 @@ struct Sim {
     fail_next_capture: Option<String>,
     drop_next_capture: Option<DropMode>,
     orders_created: u64,
+    /// Calls to verify-webhook-signature (a merchant that calls for anything can be made to spend PayPal's quota).
+    verifications: u64,
     captures_performed: u64,
     refunds_performed: u64,
     webhooks: Vec<Value>,
@@ -1110,6 +1112,7 @@ struct VerifyRequest {
 }
 
 async fn verify_webhook(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    app.lock().verifications += 1;
     if !bearer_ok(&mut app.lock(), &headers) {
         return respond(api_error(StatusCode::UNAUTHORIZED, None, Vec::new()));
     }
@@ -1394,6 +1397,7 @@ async fn sim_state(State(app): State<App>) -> Response {
     Json(json!({
         "orders": orders,
         "orders_created": sim.orders_created,
+        "verifications": sim.verifications,
         "captures_performed": sim.captures_performed,
         "refunds_performed": sim.refunds_performed,
         "webhooks": sim.webhooks,
