@@ -481,6 +481,12 @@ pub async fn decide(d: &Decider<'_>, staff: &store::Staff, client: Client<'_>, i
                     let uid = reapply_user.ok_or_else(|| {
                         AppError::Page("再申請を移すアカウントを選んでください。 / Choose the account this re-application belongs to.".into())
                     })?;
+                    // only an account the application matches (as listed to staff), never any id posted
+                    if !store::reapply_candidates(&mut tx, &r.name_kana, &r.student_no).await?.iter().any(|(id, ..)| *id == uid) {
+                        return Err(AppError::Page(
+                            "選んだアカウントはこの申請の候補ではありません。 / That account is not one this re-application matches.".into(),
+                        ));
+                    }
                     let old = store::user(&mut tx, uid).await?;
                     if store::user_by_email(&mut tx, &r.email).await?.is_some_and(|u| u.id != uid) {
                         return Err(AppError::Page("このメールアドレスは別のアカウントで使われています。 / This address belongs to another account.".into()));
@@ -583,10 +589,15 @@ async fn insert_record(c: &mut store::Conn, seal: &SealKey, r: &Registration, us
 }
 
 /// Deletes ID images kept past their retention after the decision; returns how many.
+/// Days the images of a draft that was never sent are kept.
+pub const DRAFT_IMAGE_DAYS: i64 = 7;
+
 pub async fn expire_images(pool: &SqlitePool, dir: &Path, retention_days: i64) -> AppResult<usize> {
     let t = now();
     let mut tx = store::begin_write(pool).await?;
-    let names = store::expire_registration_images(&mut tx, t - retention_days * 86400, t).await?;
+    // a draft never sent keeps its images a week; an application nobody
+    // decided, or one sent back and never resubmitted, as long as a decided one
+    let names = store::expire_registration_images(&mut tx, t - retention_days * 86400, t - DRAFT_IMAGE_DAYS * 86400, t).await?;
     tx.commit().await?;
     delete_files(dir, &names);
     if !names.is_empty() {

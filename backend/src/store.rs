@@ -1653,13 +1653,21 @@ pub async fn drop_registration_images(c: &mut Conn, registration_id: i64, now: i
 }
 
 /// Images of applications decided before `cutoff`: past their retention.
-pub async fn expire_registration_images(c: &mut Conn, cutoff: i64, now: i64) -> Result<Vec<String>, sqlx::Error> {
+/// ID images no longer needed: of applications decided (or sent back for
+/// resubmission) before `cutoff`, of applications left unreviewed since
+/// before `cutoff`, and of drafts whose images are older than `draft_cutoff`.
+pub async fn expire_registration_images(c: &mut Conn, cutoff: i64, draft_cutoff: i64, now: i64) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
-        "UPDATE registration_images SET deleted_at = ? WHERE deleted_at IS NULL AND registration_id IN
-         (SELECT id FROM registrations WHERE status IN ('approved', 'rejected') AND decided_at < ?) RETURNING file_name",
+        "UPDATE registration_images SET deleted_at = ? WHERE deleted_at IS NULL AND (
+           registration_id IN (SELECT id FROM registrations WHERE status IN ('approved', 'rejected', 'resubmit') AND decided_at < ?)
+           OR registration_id IN (SELECT id FROM registrations WHERE status = 'pending' AND submitted_at < ?)
+           OR (created_at < ? AND registration_id IN (SELECT id FROM registrations WHERE status = 'draft')))
+         RETURNING file_name",
     )
     .bind(now)
     .bind(cutoff)
+    .bind(cutoff)
+    .bind(draft_cutoff)
     .fetch_all(c)
     .await
 }

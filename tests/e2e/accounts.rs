@@ -572,6 +572,12 @@ async fn a_reapplication_moves_a_lost_address_onto_the_existing_account() -> Res
     assert!(page.contains(&format!("<option value=\"{user_id}\">")) && page.contains(old), "candidate shown: {page}");
     let (s, page) = decide(&b, id, "approve", "", "").await?;
     assert_eq!(s, 400, "no account chosen: {page}");
+    // an account the application does not match (any id posted): refused, nothing moves
+    let other = b.sql(&format!("SELECT id FROM users WHERE email = '{}'", shomei_backend::demo::GRADUATE_EMAIL))?;
+    let (s, page) = decide(&b, id, "approve", "", &other).await?;
+    assert_eq!(s, 400, "{page}");
+    assert!(page.contains("not one this re-application matches"), "{page}");
+    assert_eq!(b.sql(&format!("SELECT email FROM users WHERE id = {other}"))?, shomei_backend::demo::GRADUATE_EMAIL);
     let (s, _) = decide(&b, id, "approve", "", &user_id).await?;
     assert_eq!(s, 200);
     let mail = smtp.wait_for_mail_with(new, "Initial password", MAIL_WAIT)?;
@@ -704,5 +710,44 @@ async fn a_graduate_keeps_the_account_up_to_date_in_the_browser() -> Result<()> 
     login(new, "Reborn2026pw", "Second2026rb").await?;
     assert_eq!(browser.wait_id("current-email").await?.text().await?, new);
     browser.close().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn id_images_of_stale_drafts_unreviewed_and_sent_back_applications_are_deleted_too() -> Result<()> {
+    let smtp = Smtp::start()?;
+    let b = Backend::start(Some(smtp.port)).await?;
+    let image = || vec![("image_front", "front.jpg", id_image(image::ImageFormat::Jpeg))];
+    // two drafts with an image, never sent: one old, one from today
+    let mut drafts = Vec::new();
+    for email in ["old.draft@example.jp", "new.draft@example.jp"] {
+        let c = Backend::client();
+        let link = registration_link(&b, &smtp, &c, email).await?;
+        open_and_agree(&c, &link).await?;
+        let (s, page) = send_form(&b, &c, &applicant("下書 太郎", "シタガキ タロウ", "SHITAGAKI Taro"), image()).await?;
+        assert_eq!(s, 200, "{page}");
+        drafts.push(b.sql(&format!("SELECT id FROM registrations WHERE email = '{email}'"))?);
+    }
+    // an application nobody reviewed, and one sent back that never came again
+    let unreviewed = apply_as(&b, &smtp, "unreviewed@example.jp", &applicant("未審 査子", "ミシンサ サコ", "MISHINSA Sako")).await?;
+    let sent_back = apply_as(&b, &smtp, "sent.back@example.jp", &applicant("差戻 次郎", "サシモドシ ジロウ", "SASHIMODOSHI Jiro")).await?;
+    let (s, page) = decide(&b, sent_back, "resubmit", "the photo is blurred", "").await?;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(b.sql(&format!("SELECT status FROM registrations WHERE id = {sent_back}"))?, "resubmit");
+    // time passes: the old draft 8 days, the other two 100 days
+    b.sql(&format!("UPDATE registration_images SET created_at = created_at - 8 * 86400 WHERE registration_id = {}", drafts[0]))?;
+    b.sql(&format!("UPDATE registrations SET submitted_at = submitted_at - 100 * 86400 WHERE id = {unreviewed}"))?;
+    b.sql(&format!("UPDATE registrations SET decided_at = decided_at - 100 * 86400 WHERE id = {sent_back}"))?;
+    let dir = b.dir.path().join("uploads");
+    assert_eq!(std::fs::read_dir(&dir)?.count(), 4);
+    let pool = sqlx_pool(&b).await?;
+    let gone = shomei_backend::registration::expire_images(&pool, &dir, 90).await?;
+    assert_eq!(gone, 3);
+    let live = |id: &str| b.sql(&format!("SELECT count(*) FROM registration_images WHERE registration_id = {id} AND deleted_at IS NULL"));
+    assert_eq!(live(&drafts[0])?, "0");
+    assert_eq!(live(&unreviewed.to_string())?, "0");
+    assert_eq!(live(&sent_back.to_string())?, "0");
+    assert_eq!(live(&drafts[1])?, "1", "today's draft keeps its image");
+    assert_eq!(std::fs::read_dir(&dir)?.count(), 1, "the files are deleted");
     Ok(())
 }
