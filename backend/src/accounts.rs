@@ -140,13 +140,24 @@ impl Throttle {
         Ok(())
     }
 
-    /// The attempt [`Throttle::begin`] counted did not fail (a success, or
-    /// the directory could not be asked): the address's failures on this
-    /// account are forgiven; the attempt no longer counts elsewhere.
+    /// The attempt [`Throttle::begin`] counted succeeded: the address's
+    /// failures on this account are forgiven; the attempt no longer counts.
     pub fn uncount(&self, account_key: &str, client: &str) {
         let mut m = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         m.remove(&format!("{account_key}|{client}"));
         for k in [account_key.to_string(), format!("client:{client}")] {
+            if let Some(v) = m.get_mut(&k) {
+                v.pop();
+            }
+        }
+    }
+
+    /// The attempt [`Throttle::begin`] counted was never checked (the hash
+    /// pool was full, the directory could not be asked): it no longer counts,
+    /// and nothing earlier is forgiven.
+    pub fn undo(&self, account_key: &str, client: &str) {
+        let mut m = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        for k in [format!("{account_key}|{client}"), account_key.to_string(), format!("client:{client}")] {
             if let Some(v) = m.get_mut(&k) {
                 v.pop();
             }
@@ -207,7 +218,7 @@ pub async fn login_user(
         Some(u) => (Some(u.password_hash.clone()), u.second_password_hash.clone()),
         None => (None, None),
     };
-    let checked = hasher.verify_all(vec![(password.to_string(), pw_hash), (second.to_string(), second_hash)]).await?;
+    let checked = hasher.verify_all(vec![(password.to_string(), pw_hash), (second.to_string(), second_hash)]).await.inspect_err(|_| throttle.undo(&key, client.ip))?;
     let pw_ok = checked[0].ok;
     let ok = match &user {
         Some(u) if u.must_set_password => pw_ok && second.is_empty() && u.status == "active",
@@ -262,7 +273,7 @@ pub async fn login_student(
     let key = format!("student:{}", uid.to_lowercase());
     throttle.begin(&key, client.ip)?;
     let entry = directory.verify(uid, password).await.map_err(|e| {
-        throttle.uncount(&key, client.ip);
+        throttle.undo(&key, client.ip);
         match e {
             crate::directory::DirectoryError::Busy(busy) => busy,
             e => {
@@ -278,7 +289,7 @@ pub async fn login_student(
     let user = store::user_by_directory_uid(&mut c, &account_uid).await?;
     drop(c);
     let second_hash = user.as_ref().and_then(|u| u.second_password_hash.clone());
-    let checked = hasher.verify_all(vec![(second.to_string(), second_hash)]).await?;
+    let checked = hasher.verify_all(vec![(second.to_string(), second_hash)]).await.inspect_err(|_| throttle.undo(&key, client.ip))?;
     let mut c = pool.acquire().await?;
     match (entry, user) {
         (Some(_), Some(u)) if checked[0].ok && u.status == "active" => {
@@ -313,6 +324,7 @@ pub async fn login_staff(
     login: &str,
     password: &str,
     code: &str,
+    initial_password_ttl_s: i64,
 ) -> AppResult<i64> {
     let login = login.trim();
     let key = format!("staff:{login}");
@@ -320,7 +332,7 @@ pub async fn login_staff(
     let mut c = pool.acquire().await?;
     let staff = store::staff_by_login(&mut c, login).await?.filter(|s| s.active);
     drop(c);
-    let checked = hasher.verify_all(vec![(password.to_string(), staff.as_ref().map(|s| s.password_hash.clone()))]).await?;
+    let checked = hasher.verify_all(vec![(password.to_string(), staff.as_ref().map(|s| s.password_hash.clone()))]).await.inspect_err(|_| throttle.undo(&key, client.ip))?;
     let mut c = pool.acquire().await?;
     if let (true, Some(s)) = (checked[0].ok, &staff) {
         let secret = s.totp_sealed.as_deref().and_then(|t| seal.open_str(t, &totp_aad(s.id)).ok()).and_then(|b32| totp::parse_base32(&b32));
@@ -340,6 +352,11 @@ pub async fn login_staff(
             },
             None => false,
         };
+        if second_ok && s.must_set_password && s.password_issued_at + initial_password_ttl_s <= now() {
+            // an initial password not replaced in time opens nothing: an administrator issues a new one
+            audit(&mut c, &format!("staff:{}", s.login), "login.initial_expired", "", client).await?;
+            return Err(AppError::Page(crate::messages::STAFF_INITIAL_PASSWORD_EXPIRED.into()));
+        }
         if second_ok {
             throttle.uncount(&key, client.ip);
             if let Some(h) = &checked[0].rehash {

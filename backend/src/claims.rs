@@ -25,12 +25,15 @@ fn refused(kind: &'static str, reason: impl Into<String>) -> Refused {
 
 /// Records a refused claim (in its own transaction: the claim's was rolled
 /// back) and answers the station with a clear API error.
-pub async fn refuse(pool: &SqlitePool, station: &Station, order_id: Option<i64>, r: Refused) -> AppError {
+/// A claim sent again (the station retries what was not accepted) is
+/// recorded, audited and mailed once, by its idempotency key.
+pub async fn refuse(pool: &SqlitePool, station: &Station, claim_key: &str, order_id: Option<i64>, r: Refused) -> AppError {
     let t = now();
     let recorded = async {
         let mut tx = store::begin_write(pool).await?;
-        store::insert_refused_claim(&mut tx, station.id, r.kind, order_id, &r.reason, t).await?;
-        store::audit(&mut tx, &format!("station:{}", station.id), "station.claim_refused", &format!("{} order {order_id:?}: {}", r.kind, r.reason), t).await?;
+        if store::insert_refused_claim(&mut tx, station.id, claim_key, r.kind, order_id, &r.reason, t).await? {
+            store::audit(&mut tx, &format!("station:{}", station.id), "station.claim_refused", &format!("{} order {order_id:?}: {}", r.kind, r.reason), t).await?;
+        }
         tx.commit().await
     }
     .await;

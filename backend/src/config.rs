@@ -44,6 +44,9 @@ pub struct HttpConfig {
     /// (addresses or CIDRs, e.g. `127.0.0.1`, `10.0.0.0/8`). Empty: the TCP
     /// peer is the client.
     pub trusted_proxies: Vec<String>,
+    /// The header the trusted proxies write: `x-forwarded-for` or `forwarded`
+    /// (the other one, if present, came from the client and is ignored).
+    pub forwarded_header: String,
     /// Serve https here (PEM files; SIGHUP reloads them). Empty: plain http,
     /// for a TLS-terminating proxy in front (or the demo on loopback).
     pub tls_cert_file: Option<PathBuf>,
@@ -250,6 +253,7 @@ impl Default for HttpConfig {
             metrics_token: String::new(),
             metrics_token_file: None,
             trusted_proxies: Vec::new(),
+            forwarded_header: "x-forwarded-for".into(),
             tls_cert_file: None,
             tls_key_file: None,
             header_read_timeout_s: 10,
@@ -447,6 +451,9 @@ impl Config {
         }
         if self.http.header_read_timeout_s == 0 || self.http.request_timeout_s == 0 || self.http.max_connections == 0 {
             return Err("http.header_read_timeout_s, http.request_timeout_s and http.max_connections must be at least 1".into());
+        }
+        if !["x-forwarded-for", "forwarded"].contains(&self.http.forwarded_header.to_ascii_lowercase().as_str()) {
+            return Err(format!("http.forwarded_header: {:?} is neither x-forwarded-for nor forwarded", self.http.forwarded_header));
         }
         for p in &self.http.trusted_proxies {
             crate::http::client::Cidr::parse(p).map_err(|e| format!("http.trusted_proxies: {p:?}: {e}"))?;

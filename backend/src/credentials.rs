@@ -175,14 +175,36 @@ pub async fn change(
 }
 
 /// G-11 / S-3: mails a reset link if the account exists; says nothing either way.
-pub async fn request_reset(pool: &SqlitePool, seal: &crate::sealed::SealKey, public_url: &str, ttl_s: i64, user: Option<store::User>, second_only: bool) -> AppResult<()> {
+/// The link and its mail are written in the background: the answer comes as
+/// fast for an address with an account as for one without (no enumeration
+/// by timing); `wake` nudges the mail worker once it is queued.
+pub async fn request_reset(
+    pool: &SqlitePool,
+    seal: &crate::sealed::SealKey,
+    public_url: &str,
+    ttl_s: i64,
+    user: Option<store::User>,
+    second_only: bool,
+    wake: std::sync::Arc<tokio::sync::Notify>,
+) -> AppResult<()> {
     let Some(u) = user.filter(|u| u.status == "active") else { return Ok(()) };
+    let (pool, seal, public_url) = (pool.clone(), seal.clone(), public_url.to_string());
+    tokio::spawn(async move {
+        match write_reset(&pool, &seal, &public_url, ttl_s, &u, second_only).await {
+            Ok(()) => wake.notify_one(),
+            Err(e) => tracing::error!(error = %e, user_id = u.id, "reset link not written"),
+        }
+    });
+    Ok(())
+}
+
+async fn write_reset(pool: &SqlitePool, seal: &crate::sealed::SealKey, public_url: &str, ttl_s: i64, u: &store::User, second_only: bool) -> AppResult<()> {
     let mut tx = store::begin_write(pool).await?;
     let purpose = if second_only { "second_password_reset" } else { "password_reset" };
     let (token, until) = accounts::issue_token(&mut tx, purpose, &u.email, Some(u.id), "", ttl_s).await?;
     let path = if second_only { "/student/second-password/reset" } else { "/password/reset" };
     let nm = names(&mut tx, u.id).await?;
-    let (ja, en, lang) = recipient(&u, &nm);
+    let (ja, en, lang) = recipient(u, &nm);
     mail::reset_link(&Recipient { name_ja: &ja, name_en: &en, language: &lang }, second_only, &format!("{public_url}{path}?t={token}"), &time::jst_text(until))
         .enqueue(&mut tx, seal, &u.email)
         .await?;

@@ -114,6 +114,7 @@ pub async fn build_state(mut config: Config) -> anyhow::Result<AppState> {
     let seal = load_seal_key(&config).context("security.data_key")?;
     registration::seal_plain_birth_dates(&pool, &seal).await.map_err(|e| anyhow::anyhow!("sealing birth dates: {e}"))?;
     mail::seal_plain_outbox(&pool, &seal).await.context("sealing the outbox")?;
+    orders::seal_plain_pdfs(&pool, &seal).await.map_err(|e| anyhow::anyhow!("sealing certificate PDFs: {e}"))?;
     let bundle_signer = signing::BundleSigner::load_or_create(&pool, &seal).await.context("the bundle signing key")?;
     if demo::record_deployment(&pool, config.demo_data).await.context("deployment")? && config.demo_data {
         demo::seed_if_empty(&pool, &seal).await.context("demo data")?;
@@ -150,7 +151,7 @@ pub async fn build_state(mut config: Config) -> anyhow::Result<AppState> {
         bundle_signer: Arc::new(bundle_signer),
         order_rate: Arc::default(),
         image_slots: Arc::new(tokio::sync::Semaphore::new(config.accounts.max_concurrent_images.max(1))),
-        trusted_proxies: Arc::new(http::client::TrustedProxies::from_config(&config.http.trusted_proxies)),
+        trusted_proxies: Arc::new(http::client::TrustedProxies::from_config(&config.http.trusted_proxies, &config.http.forwarded_header)),
         config: Arc::new(config),
     })
 }

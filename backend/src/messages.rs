@@ -10,6 +10,7 @@ pub const LOGIN_THROTTLED: &str =
     "ログインの失敗が続いたため、15分間ログインできません。 / Too many failed logins: please wait 15 minutes and try again.";
 pub const STUDENT_LOGIN_FAILED: &str =
     "ユーザID、パスワード、または第2パスワードが正しくありません。 / The user ID, password or second password is not correct.";
+pub const STAFF_INITIAL_PASSWORD_EXPIRED: &str = "初期パスワードの有効期限が切れています。管理者に新しい初期パスワードの発行を依頼してください。 / Your initial password has expired: ask an administrator to issue a new one.";
 pub const INITIAL_PASSWORD_EXPIRED: &str = "初期パスワードの有効期限が切れています。「パスワードを忘れた方」から再設定してください。 / Your initial password has expired: use \"Forgot your password\" to set a new one.";
 pub const DIRECTORY_UNAVAILABLE: &str =
     "大学の認証サーバに接続できません。しばらくしてからもう一度お試しください。 / The university's login server cannot be reached: please try again later.";
@@ -86,7 +87,7 @@ mod tests {
         use super::*;
         for m in [LOGIN_FAILED, STAFF_LOGIN_FAILED, LOGIN_THROTTLED, FORM_EXPIRED, NO_ROLE, NOT_FOUND, SOMETHING_WRONG,
                   CHECK_INPUT, COPIES_NOT_A_NUMBER, NO_STUDENT_RECORD, ONLY_CAMPUS_CARD, NO_COPIES, CHOOSE_STUDENT_ID,
-                  CERTIFICATE_NOT_ORDERABLE, STATION_NAME, CANNOT_CANCEL, CANNOT_RESEND, CANNOT_PAY, PAYMENT_UNAVAILABLE, SMARTPIT_UNAVAILABLE, REFUND_REASON, CANNOT_REFUND, POST_ADDRESS, POST_POSTAL_CODE, CARD_ONLY_ON_CAMPUS, STOREPRINT_UNAVAILABLE, NOT_TO_POST, STUDENT_LOGIN_FAILED, INITIAL_PASSWORD_EXPIRED,
+                  CERTIFICATE_NOT_ORDERABLE, STATION_NAME, CANNOT_CANCEL, CANNOT_RESEND, CANNOT_PAY, PAYMENT_UNAVAILABLE, SMARTPIT_UNAVAILABLE, REFUND_REASON, CANNOT_REFUND, POST_ADDRESS, POST_POSTAL_CODE, CARD_ONLY_ON_CAMPUS, STOREPRINT_UNAVAILABLE, NOT_TO_POST, STUDENT_LOGIN_FAILED, INITIAL_PASSWORD_EXPIRED, STAFF_INITIAL_PASSWORD_EXPIRED,
                   DIRECTORY_UNAVAILABLE, LINK_INVALID, BUSY, CROSS_SITE] {
             let (ja, en) = m.split_once(" / ").expect("日本語 / English");
             assert!(!ja.is_ascii() && en.is_ascii(), "{m}");

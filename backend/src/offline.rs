@@ -20,12 +20,10 @@ use sqlx::SqlitePool;
 /// ones only where the university opted in to policy (b). Each is named by
 /// its MAC under this station's key, never in clear; the bundle is signed
 /// with the backend's Ed25519 key.
-pub async fn bundle(pool: &SqlitePool, signer: &crate::signing::BundleSigner, station: &Station, max_age_s: i64) -> AppResult<SignedBundle> {
+pub async fn bundle(pool: &SqlitePool, seal: &crate::sealed::SealKey, signer: &crate::signing::BundleSigner, station: &Station, max_age_s: i64) -> AppResult<SignedBundle> {
     let mut c = pool.acquire().await?;
     let key = store::station_token_hash(&mut c, station.id).await?.ok_or_else(|| AppError::api(ErrorCode::Unauthorized, "no credential"))?;
-    drop(c);
-    // what this station is handed is recorded, so its offline claims can be checked later
-    let mut c = store::begin_write(pool).await?;
+    // read (and PDFs opened and hashed) without the write lock
     let t = now();
     let mut jobs = Vec::new();
     for o in store::offline_orders(&mut c, t).await? {
@@ -39,13 +37,12 @@ pub async fn bundle(pool: &SqlitePool, signer: &crate::signing::BundleSigner, st
         if o.status != "paid" && card_payment.is_none() {
             continue; // not printable offline: it is not handed out
         }
-        let Some(pdf) = store::order_document(&mut c, o.id).await? else { continue };
+        let Some(pdf) = crate::orders::stored_pdf(&mut c, seal, o.id).await? else { continue };
         let lines = store::order_lines(&mut c, o.id)
             .await?
             .into_iter()
             .map(|l| ReservationLine { name_ja: l.name_ja, name_en: l.name_en, copies: l.copies as u32, amount: Yen(l.amount) })
             .collect();
-        store::record_offline_issue(&mut c, station.id, o.id, card_payment.is_some(), t).await?;
         jobs.push(OfflineJob {
             order_id: o.id,
             number_mac: shomei_shared::offline::number_mac(&key, number.as_str()),
@@ -68,18 +65,25 @@ pub async fn bundle(pool: &SqlitePool, signer: &crate::signing::BundleSigner, st
         Vec::new()
     };
     let b = OfflineBundle { station_id: station.id, issued_at: t, max_age_s, jobs, blocked_cards: store::blocked_cards(&mut c).await?, balances };
-    c.commit().await?;
+    drop(c);
+    // what this station is handed is recorded (one short write), so its offline claims can be checked later
+    let mut tx = store::begin_write(pool).await?;
+    for j in &b.jobs {
+        store::record_offline_issue(&mut tx, station.id, j.order_id, j.card_payment.is_some(), t).await?;
+    }
+    tx.commit().await?;
     let body = serde_json::to_string(&b).map_err(|e| AppError::Internal(e.into()))?;
     Ok(SignedBundle { signature: signer.sign(body.as_bytes()), bundle: body })
 }
 
 /// An order's PDF for the offline cache, if the order is in the bundle.
-pub async fn document(pool: &SqlitePool, order_id: i64) -> AppResult<Vec<u8>> {
+pub async fn document(pool: &SqlitePool, seal: &crate::sealed::SealKey, station: &Station, order_id: i64) -> AppResult<Vec<u8>> {
     let mut c = pool.acquire().await?;
-    if !store::offline_orders(&mut c, now()).await?.iter().any(|o| o.id == order_id) {
+    // only a document of an order this station was handed, and still printable offline
+    if store::offline_issue(&mut c, station.id, order_id).await?.is_none() || !store::offline_orders(&mut c, now()).await?.iter().any(|o| o.id == order_id) {
         return Err(AppError::api(ErrorCode::NotFound, "not an order for offline printing"));
     }
-    store::order_document(&mut c, order_id).await?.ok_or_else(|| AppError::api(ErrorCode::NotFound, "no document"))
+    crate::orders::stored_pdf(&mut c, seal, order_id).await?.ok_or_else(|| AppError::api(ErrorCode::NotFound, "no document"))
 }
 
 /// A print made offline: applied once per key. A paid order printed offline
@@ -99,7 +103,7 @@ pub async fn apply(pool: &SqlitePool, station: &Station, p: &OfflinePrint) -> Ap
     };
     if let Err(refused) = checked {
         drop(tx);
-        return Err(crate::claims::refuse(pool, station, Some(order.id), refused).await);
+        return Err(crate::claims::refuse(pool, station, &p.idempotency_key, Some(order.id), refused).await);
     }
     let (outcome, detail) = match &p.outcome {
         PrintOutcome::Printed => ("printed", String::new()),
@@ -139,7 +143,7 @@ pub async fn apply_debit(pool: &SqlitePool, station: &Station, d: &OfflineDebit)
     let duplicate = !matches!(order.status.as_str(), "awaiting_payment" | "expired");
     if let Err(refused) = crate::claims::offline_debit(&mut tx, station, &order, &uid, d.amount, d.at.min(t), duplicate).await? {
         drop(tx);
-        return Err(crate::claims::refuse(pool, station, Some(order.id), refused).await);
+        return Err(crate::claims::refuse(pool, station, &d.idempotency_key, Some(order.id), refused).await);
     }
     let at = d.at.min(t);
     store::insert_offline_debit(&mut tx, &d.idempotency_key, station.id, order.id, &uid, d.amount.0, at, t, duplicate).await?;

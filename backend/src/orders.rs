@@ -94,6 +94,43 @@ impl OrderRate {
     }
 }
 
+/// Certificate PDFs state birth dates and grades: kept sealed under the data
+/// key (bound to their order), opened only to be sent to a printer or shown to staff.
+const SEALED_PDF: &[u8] = b"SHOMEI-SEALED-PDF-1\n";
+
+fn pdf_aad(order_id: i64) -> String {
+    format!("order:{order_id}:pdf")
+}
+
+pub fn seal_pdf(seal: &crate::sealed::SealKey, order_id: i64, pdf: &[u8]) -> AppResult<Vec<u8>> {
+    let sealed = seal.seal(pdf, pdf_aad(order_id).as_bytes()).map_err(|e| AppError::Internal(anyhow::anyhow!("sealing a PDF: {e}")))?;
+    Ok([SEALED_PDF, sealed.as_slice()].concat())
+}
+
+/// An order's PDF, opened (a PDF stored before sealing is returned as is).
+pub async fn stored_pdf(c: &mut store::Conn, seal: &crate::sealed::SealKey, order_id: i64) -> AppResult<Option<Vec<u8>>> {
+    let Some(bytes) = store::order_document(c, order_id).await? else { return Ok(None) };
+    match bytes.strip_prefix(SEALED_PDF) {
+        Some(sealed) => Ok(Some(seal.open(sealed, pdf_aad(order_id).as_bytes()).map_err(|e| AppError::Internal(anyhow::anyhow!("opening order {order_id}'s PDF: {e}")))?)),
+        None => Ok(Some(bytes)),
+    }
+}
+
+/// Seals the PDFs stored before they were sealed. Idempotent; run at start.
+pub async fn seal_plain_pdfs(pool: &SqlitePool, seal: &crate::sealed::SealKey) -> AppResult<usize> {
+    let mut c = pool.acquire().await?;
+    let ids = store::orders_with_plain_pdf(&mut c).await?;
+    drop(c);
+    for id in &ids {
+        let mut tx = store::begin_write(pool).await?;
+        if let Some(pdf) = store::order_document(&mut tx, *id).await?.filter(|b| b.starts_with(b"%PDF")) {
+            store::replace_order_document(&mut tx, *id, &seal_pdf(seal, *id, &pdf)?).await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(ids.len())
+}
+
 pub struct Placed {
     pub order_id: i64,
     pub print_number: Option<PrintNumber>,
@@ -435,7 +472,7 @@ pub async fn place(
             tracing::warn!(order_id, ?missing, "order held: no font has these characters");
         }
         Some((pdf, pages)) => {
-            store::set_order_document(&mut tx, order_id, pdf, *pages as i64).await?;
+            store::set_order_document(&mut tx, order_id, &seal_pdf(seal, order_id, pdf)?, *pages as i64).await?;
             // paid online: the number is mailed once the payment is in (number_mail)
             if let (Some(n), "card") = (&number, req.payment_method.as_str()) {
                 let lines_text: Vec<(String, String, i64)> =
@@ -553,7 +590,7 @@ pub async fn register_store_prints(pool: &SqlitePool, seal: &crate::sealed::Seal
             continue; // past its deadline: nothing to print (staff may refund)
         }
         let mut c = pool.acquire().await?;
-        let Some(pdf) = store::order_document(&mut c, order.id).await? else { continue };
+        let Some(pdf) = stored_pdf(&mut c, seal, order.id).await? else { continue };
         let record = store::student_records(&mut c, order.user_id).await?.into_iter().find(|r| r.id == order.student_record_id).ok_or(AppError::PageNotFound)?;
         let university = store::university(&mut c, record.university_id).await?;
         drop(c);

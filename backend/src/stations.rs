@@ -347,7 +347,7 @@ pub async fn terminal_payment(pool: &SqlitePool, reservation_s: i64, station: &S
     }
     if let Err(refused) = crate::claims::station_payment("terminal_payment", &order, p.amount) {
         drop(tx);
-        return Err(crate::claims::refuse(pool, station, Some(order.id), refused).await);
+        return Err(crate::claims::refuse(pool, station, &p.idempotency_key, Some(order.id), refused).await);
     }
     let duplicate = !matches!(order.status.as_str(), "awaiting_payment" | "expired");
     let at = p.at.min(t);
@@ -371,7 +371,7 @@ pub async fn terminal_payment(pool: &SqlitePool, reservation_s: i64, station: &S
 }
 
 /// The certificate PDF of a paid, reserved order.
-pub async fn document(pool: &SqlitePool, station: &Station, reservation_id: i64) -> AppResult<Vec<u8>> {
+pub async fn document(pool: &SqlitePool, seal: &crate::sealed::SealKey, station: &Station, reservation_id: i64) -> AppResult<Vec<u8>> {
     let t = now();
     let mut c = pool.acquire().await?;
     let r = own_reservation(&mut c, station, reservation_id, t).await?;
@@ -379,7 +379,7 @@ pub async fn document(pool: &SqlitePool, station: &Station, reservation_id: i64)
     if order.status != "paid" && order.status != "printed" {
         return Err(AppError::api(ErrorCode::NotPaid, "the order is not paid"));
     }
-    store::order_document(&mut c, order.id)
+    crate::orders::stored_pdf(&mut c, seal, order.id)
         .await?
         .ok_or_else(|| AppError::api(ErrorCode::NotFound, "the order has no document"))
 }
@@ -414,7 +414,7 @@ pub async fn report(
         if matches!(report.outcome, PrintOutcome::Printed) {
             if let Err(refused) = crate::claims::print("print_report", &order_before) {
                 drop(tx);
-                return Err(crate::claims::refuse(pool, station, Some(order_before.id), refused).await);
+                return Err(crate::claims::refuse(pool, station, &report.idempotency_key, Some(order_before.id), refused).await);
             }
         }
         let duplicate = matches!(report.outcome, PrintOutcome::Printed) && order_before.status == "printed" && r.status != "printed";

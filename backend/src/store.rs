@@ -268,9 +268,12 @@ pub struct Staff {
     pub totp_last_step: Option<i64>,
     pub active: bool,
     pub must_set_password: bool,
+    /// When the current (initial) password was issued.
+    pub password_issued_at: i64,
 }
 
-const STAFF_SELECT: &str = "SELECT id, login, display_name, password_hash, role, totp_sealed, totp_last_step, active, must_set_password FROM staff";
+const STAFF_SELECT: &str = "SELECT id, login, display_name, password_hash, role, totp_sealed, totp_last_step, active, must_set_password,
+    COALESCE(password_issued_at, created_at) AS password_issued_at FROM staff";
 
 pub async fn user_by_email(c: &mut Conn, email: &str) -> Result<Option<User>, sqlx::Error> {
     sqlx::query_as(&format!("{USER_SELECT} WHERE email = ?"))
@@ -712,6 +715,16 @@ pub async fn order_lines(c: &mut Conn, order_id: i64) -> Result<Vec<OrderLine>, 
     .bind(order_id)
     .fetch_all(c)
     .await
+}
+
+/// Orders whose PDF was stored before PDFs were sealed.
+pub async fn orders_with_plain_pdf(c: &mut Conn) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM orders WHERE pdf IS NOT NULL AND substr(pdf, 1, 4) = CAST('%PDF' AS BLOB) ORDER BY id").fetch_all(c).await
+}
+
+pub async fn replace_order_document(c: &mut Conn, order_id: i64, stored: &[u8]) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE orders SET pdf = ? WHERE id = ?").bind(stored).bind(order_id).execute(c).await?;
+    Ok(())
 }
 
 pub async fn order_document(c: &mut Conn, order_id: i64) -> Result<Option<Vec<u8>>, sqlx::Error> {
@@ -1855,7 +1868,7 @@ pub async fn staff_list(c: &mut Conn) -> Result<Vec<Staff>, sqlx::Error> {
 
 pub async fn insert_staff(c: &mut Conn, login: &str, name: &str, hash: &str, role: &str, totp_sealed: &str, now: i64) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
-        "INSERT INTO staff (login, display_name, password_hash, role, totp_sealed, created_at, must_set_password) VALUES (?, ?, ?, ?, ?, ?, 1) RETURNING id",
+        "INSERT INTO staff (login, display_name, password_hash, role, totp_sealed, created_at, must_set_password, password_issued_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?) RETURNING id",
     )
     .bind(login)
     .bind(name)
@@ -1863,8 +1876,20 @@ pub async fn insert_staff(c: &mut Conn, login: &str, name: &str, hash: &str, rol
     .bind(role)
     .bind(totp_sealed)
     .bind(now)
+    .bind(now)
     .fetch_one(c)
     .await
+}
+
+/// A new initial password: to be replaced at the next login, valid from `now` for a while.
+pub async fn set_staff_initial_password(c: &mut Conn, staff_id: i64, hash: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE staff SET password_hash = ?, must_set_password = 1, password_issued_at = ? WHERE id = ?")
+        .bind(hash)
+        .bind(now)
+        .bind(staff_id)
+        .execute(c)
+        .await?;
+    Ok(())
 }
 
 pub async fn set_staff_totp(c: &mut Conn, staff_id: i64, totp_sealed: &str) -> Result<(), sqlx::Error> {
@@ -2389,16 +2414,18 @@ pub async fn unsynced_offline_debits(c: &mut Conn, station_id: i64, at: i64, car
     .await
 }
 
-pub async fn insert_refused_claim(c: &mut Conn, station_id: i64, kind: &str, order_id: Option<i64>, reason: &str, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO refused_claims (station_id, kind, order_id, reason, received_at) VALUES (?, ?, ?, ?, ?)")
+/// Records a refused claim once per station and key; true when it is new.
+pub async fn insert_refused_claim(c: &mut Conn, station_id: i64, claim_key: &str, kind: &str, order_id: Option<i64>, reason: &str, now: i64) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("INSERT OR IGNORE INTO refused_claims (station_id, claim_key, kind, order_id, reason, received_at) VALUES (?, ?, ?, ?, ?, ?)")
         .bind(station_id)
+        .bind(claim_key)
         .bind(kind)
         .bind(order_id)
         .bind(reason)
         .bind(now)
         .execute(c)
         .await?;
-    Ok(())
+    Ok(r.rows_affected() == 1)
 }
 
 #[derive(Debug, Clone, FromRow)]

@@ -102,9 +102,15 @@ impl Journal {
         sqlx::query_as("SELECT station_id, name, token FROM credential WHERE id = 1").fetch_optional(&self.pool).await
     }
 
-    /// The token moved to the secrets directory: the journal keeps none.
+    /// The token moved to the secrets directory: the journal keeps none, not
+    /// even in freed pages or the write-ahead log.
     pub async fn forget_token(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE credential SET token = '' WHERE id = 1").execute(&self.pool).await.map(drop)
+        let mut c = self.pool.acquire().await?;
+        sqlx::query("PRAGMA secure_delete = ON").execute(&mut *c).await?;
+        sqlx::query("UPDATE credential SET token = '' WHERE id = 1").execute(&mut *c).await?;
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut *c).await?;
+        sqlx::query("VACUUM").execute(&mut *c).await?;
+        Ok(())
     }
 
     pub async fn save_credential(&self, station_id: i64, name: &str, token: &str) -> Result<(), sqlx::Error> {

@@ -174,9 +174,9 @@ async fn the_catalogue_decides_who_may_order_what_and_prices_are_frozen_at_order
     assert_eq!(s, 200, "{page}");
     b.order_as_graduate(1).await?;
     assert_eq!(b.sql("SELECT group_concat(total) FROM (SELECT total FROM orders ORDER BY id)")?, "400,450");
-    let text = order_pdf_text(&b, 2)?.split_whitespace().collect::<Vec<_>>().join(" ");
+    let text = order_pdf_text(&b, 2).await?.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(text.contains("2024年3月25日に証明大学文学部を卒業し、学士（文学）の") && text.contains("YAMADA Hanako graduated from the Faculty of Letters on March 25, 2024 with the degree of Bachelor of Arts"), "{text}");
-    assert!(!order_pdf_text(&b, 1)?.contains("学士"), "the first order kept its text");
+    assert!(!order_pdf_text(&b, 1).await?.contains("学士"), "the first order kept its text");
     // only the Faculty of Science may order it now: the graduate (Letters) no longer sees it, and cannot order it anyway
     let user = Backend::client();
     portal_login(&b, &user, shomei_backend::demo::GRADUATE_EMAIL, shomei_backend::demo::GRADUATE_PASSWORD, shomei_backend::demo::GRADUATE_SECOND_PASSWORD).await?;
@@ -387,9 +387,9 @@ async fn import_courses(b: &Backend, csv: &str) -> Result<(u16, String)> {
 }
 
 /// The order's PDF as text (pdftotext), after `qpdf --check` passed on it.
-fn order_pdf_text(b: &Backend, order_id: i64) -> Result<String> {
+async fn order_pdf_text(b: &Backend, order_id: i64) -> Result<String> {
     let path = b.dir.path().join(format!("order-{order_id}.pdf"));
-    b.sql(&format!("SELECT writefile('{}', pdf) FROM orders WHERE id = {order_id}", path.display()))?;
+    std::fs::write(&path, b.order_pdf(&order_id).await?)?;
     let check = std::process::Command::new("qpdf").arg("--check").arg(&path).output()?;
     anyhow::ensure!(check.status.success(), "qpdf --check: {}", String::from_utf8_lossy(&check.stdout));
     let out = std::process::Command::new("pdftotext").args(["-layout"]).arg(&path).arg("-").output()?;
@@ -441,7 +441,7 @@ async fn a_transcript_prints_the_course_version_it_was_ordered_with() -> Result<
     assert_eq!(b.sql(&format!("SELECT academic_import_id FROM orders WHERE id = {first}"))?, "1");
     let pages: usize = b.sql(&format!("SELECT pages FROM orders WHERE id = {first}"))?.parse()?;
     assert!(pages >= 3, "one certificate page + a transcript over 2+ pages: {pages}");
-    let text = order_pdf_text(&b, first)?;
+    let text = order_pdf_text(&b, first).await?;
     for needle in ["卒業証明書", "成績証明書", "Transcript of Academic Record", "山田 花子", "YAMADA Hanako", "L19-0042", "Cumulative GPA", "以下余白"] {
         assert!(text.contains(needle), "{needle} missing from the order PDF:\n{text}");
     }
@@ -457,12 +457,12 @@ async fn a_transcript_prints_the_course_version_it_was_ordered_with() -> Result<
     let (s, _, second) = order_lines(&b, &[("transcript", 1)]).await?;
     assert_eq!(s, 200);
     assert_eq!(b.sql(&format!("SELECT academic_import_id FROM orders WHERE id = {second}"))?, "2");
-    let text = order_pdf_text(&b, second)?;
+    let text = order_pdf_text(&b, second).await?;
     assert!(text.contains("特別講義 現代詩") && text.contains("Special Lecture on Modern Poetry"), "{text}");
     assert!(text.contains("1 / 1"), "two courses fit on one page: {text}");
     let gpa = text.lines().find(|l| l.contains("Cumulative GPA")).context("GPA line")?;
     assert!(gpa.contains("3.50"), "(4x2 + 3x2) / 4 credits: {gpa}");
-    assert!(!order_pdf_text(&b, first)?.contains("特別講義 現代詩"));
+    assert!(!order_pdf_text(&b, first).await?.contains("特別講義 現代詩"));
 
     // a student ID with no course record gets a clear message and no order
     b.sql("DELETE FROM course_results")?;
@@ -816,9 +816,9 @@ async fn an_order_paid_in_cash_through_smart_pit_is_paid_by_the_notice_once() ->
 }
 
 /// `pdfimages -list` of order `id`'s PDF: (page, type, width, height) per image use.
-fn order_images(b: &Backend, id: i64) -> Result<Vec<(u32, String, u32, u32)>> {
+async fn order_images(b: &Backend, id: i64) -> Result<Vec<(u32, String, u32, u32)>> {
     let path = b.dir.path().join(format!("images-{id}.pdf"));
-    b.sql(&format!("SELECT writefile('{}', pdf) FROM orders WHERE id = {id}", path.display()))?;
+    std::fs::write(&path, b.order_pdf(&id).await?)?;
     let out = std::process::Command::new("pdfimages").arg("-list").arg(&path).output()?;
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -834,7 +834,7 @@ fn order_images(b: &Backend, id: i64) -> Result<Vec<(u32, String, u32, u32)>> {
 async fn the_registrar_uploads_the_seal_and_new_certificates_carry_it() -> Result<()> {
     let b = Backend::start(None).await?;
     b.order_as_graduate(1).await?;
-    let images = order_images(&b, 1)?;
+    let images = order_images(&b, 1).await?;
     assert_eq!(images.iter().filter(|i| i.1 == "image").map(|i| (i.0, i.2, i.3)).collect::<Vec<_>>(), vec![(1, 240, 240)], "the demo seal on the certificate: {images:?}");
 
     let staff = b.staff_client().await?;
@@ -862,9 +862,9 @@ async fn the_registrar_uploads_the_seal_and_new_certificates_carry_it() -> Resul
     assert!(page.contains("id=\"seal-image\""), "{page}");
     assert_eq!(staff.get(format!("{cat}/seal")).send().await?.bytes().await?.to_vec(), png);
     b.order_as_graduate(1).await?;
-    let images = order_images(&b, 2)?;
+    let images = order_images(&b, 2).await?;
     assert_eq!(images.iter().filter(|i| i.1 == "image").map(|i| (i.2, i.3)).collect::<Vec<_>>(), vec![(150, 100)], "{images:?}");
-    assert_eq!(order_images(&b, 1)?.iter().filter(|i| i.1 == "image").map(|i| i.2).collect::<Vec<_>>(), vec![240], "the first order keeps its PDF");
+    assert_eq!(order_images(&b, 1).await?.iter().filter(|i| i.1 == "image").map(|i| i.2).collect::<Vec<_>>(), vec![240], "the first order keeps its PDF");
     // not for anyone else
     let r = Backend::client().get(format!("{cat}/seal")).send().await?;
     assert_ne!(r.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("image/png"));
@@ -877,7 +877,7 @@ async fn an_english_certificate_is_in_english_only() -> Result<()> {
     let b = Backend::start(None).await?;
     let (s, _, id) = order_lines(&b, &[("graduation_en", 1)]).await?;
     assert_eq!(s, 200);
-    let text = order_pdf_text(&b, id)?;
+    let text = order_pdf_text(&b, id).await?;
     for needle in ["Certificate of Graduation", "YAMADA Hanako", "April 2, 2001", "Department of Japanese Literature, Faculty of Letters",
                    "graduated from the Department of Japanese Literature, Faculty of Letters, Shomei University on March 25, 2024", "Registrar"] {
         assert!(text.split_whitespace().collect::<Vec<_>>().join(" ").contains(needle), "{needle} missing:\n{text}");

@@ -831,6 +831,17 @@ impl Backend {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
+    /// An order's certificate PDF as staff fetch it from the panel (the
+    /// database holds it sealed).
+    pub async fn order_pdf(&self, order_id: impl std::fmt::Display) -> Result<Vec<u8>> {
+        let c = self.staff_client().await?;
+        let r = c.get(format!("{}/admin/orders/{order_id}/pdf", self.url)).send().await?;
+        if !r.status().is_success() {
+            bail!("order {order_id}'s PDF: {}", r.status());
+        }
+        Ok(r.bytes().await?.to_vec())
+    }
+
     /// A staff session's view of a page (for asserting what staff see).
     pub async fn staff_page(&self, path: &str) -> Result<String> {
         let c = self.staff_client().await?;

@@ -282,7 +282,24 @@ async fn a_stolen_station_disk_holds_no_print_number_credential_or_key_and_the_c
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let mut names: Vec<String> = std::fs::read_dir(&dest)?.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
     names.sort();
-    assert_eq!(names, ["journal.sqlite"]);
+    assert_eq!(names.first().map(String::as_str), Some("journal.sqlite"), "{names:?}");
+    assert!(names.iter().all(|n| n.starts_with("journal.sqlite")), "nothing but the journal: {names:?}");
+    for n in &names {
+        let text = String::from_utf8_lossy(&std::fs::read(dest.join(n))?).to_string();
+        assert!(!text.contains(token.trim()) && !text.contains(&paid), "{n} holds a secret");
+    }
+    // a journal from an older release, with the credential in it: moved out at start, and gone from the file
+    rig.station.kill9();
+    journal(&rig.station, &format!("UPDATE credential SET token = '{}'", token.trim()))?;
+    std::fs::remove_file(state.join("secrets/token"))?;
+    rig.station.restart(&[])?;
+    wait_until("the credential moved to secrets_dir", Duration::from_secs(20), || state.join("secrets/token").exists())?;
+    assert_eq!(std::fs::read_to_string(state.join("secrets/token"))?.trim(), token.trim());
+    assert_eq!(journal(&rig.station, "SELECT token FROM credential")?, "");
+    for f in ["journal.sqlite", "journal.sqlite-wal"] {
+        let bytes = std::fs::read(state.join(f)).unwrap_or_default();
+        assert!(!String::from_utf8_lossy(&bytes).contains(token.trim()), "{f} still holds the old credential");
+    }
     // and the copy still prints a paid number offline, found by its MAC
     rig.backend.stop().await;
     let s = rig.kiosk_number(&paid).await?;

@@ -391,3 +391,37 @@ async fn recovery_codes_are_stored_as_keyed_hashes_and_still_log_staff_in() -> R
     assert_eq!(status.as_u16(), 401, "used once");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staff_members_initial_password_expires_and_an_administrator_issues_a_new_one() -> Result<()> {
+    let b = Backend::start(None).await?;
+    let admin = b.staff_client().await?;
+    let url = format!("{}/admin/staff", b.url);
+    let (s, _, page) = post_form(&admin, &url, &url, &[("login", "tanaka"), ("display_name", "田中 窓口"), ("role", "registrar")]).await?;
+    assert_eq!(s, 200, "{page}");
+    let secret = element_text(&page, "totp-secret").context("secret")?;
+    let initial = element_text(&page, "new-password").context("password")?;
+    // eight days later (the initial password lives seven): refused, in words, even with the right code
+    b.sql("UPDATE staff SET password_issued_at = password_issued_at - 8 * 86400 WHERE login = 'tanaka'")?;
+    let (_, status, page) = b.staff_login("tanaka", &initial, &b.totp_code_for(&secret).await?).await?;
+    assert!(matches!(status.as_u16(), 400 | 401), "{status} {page}");
+    assert!(!page.contains("/admin/logout"), "not logged in");
+    assert!(page.contains("ask an administrator to issue a new one") && page.contains("管理者に新しい初期パスワード"), "{page}");
+    assert_eq!(b.sql("SELECT COUNT(*) FROM audit_log WHERE action = 'login.initial_expired' AND actor = 'staff:tanaka'")?, "1");
+    // the administrator issues a new one from the staff page; it is shown once and works
+    let page = admin.get(&url).send().await?.text().await?;
+    assert!(page.contains("id=\"reissue-tanaka\""), "the staff page offers a new initial password");
+    let id = b.sql("SELECT id FROM staff WHERE login = 'tanaka'")?;
+    let action = format!("{}/admin/staff/{id}/password", b.url);
+    let (s, _, page) = post_form(&admin, &url, &action, &[]).await?;
+    assert_eq!(s, 200, "{page}");
+    let fresh = element_text(&page, "new-password").context("the new initial password")?;
+    assert_ne!(fresh, initial);
+    assert!(element_text(&page, "totp-secret").is_none(), "the second factor is unchanged");
+    let (_, status, page) = b.staff_login("tanaka", &initial, &b.totp_code_for(&secret).await?).await?;
+    assert_eq!(status.as_u16(), 401, "the old one is gone: {page}");
+    let (_, status, page) = b.staff_login("tanaka", &fresh, &b.totp_code_for(&secret).await?).await?;
+    assert!(status.is_success() && page.contains("action=\"&#x2f;admin&#x2f;password\""), "the new one leads to choosing a password: {status} {page}");
+    assert_eq!(b.sql("SELECT COUNT(*) FROM audit_log WHERE action = 'staff.password_reissued'")?, "1");
+    Ok(())
+}

@@ -111,7 +111,7 @@ async fn a_store_print_order_is_registered_once_paid_printed_once_and_withdrawn_
     assert_eq!(r["result"], "printed", "{r}");
     assert_eq!(r["delivered_status"], 200, "{r}");
     let printed = base64::engine::general_purpose::STANDARD.decode(r["pdf_base64"].as_str().context("pdf")?)?;
-    assert_eq!(hex::encode_upper(&printed), b.sql("SELECT hex(pdf) FROM orders WHERE id = 1")?, "the store prints the order's PDF");
+    assert_eq!(printed, b.order_pdf(1).await?, "the store prints the order's PDF");
     assert_eq!(b.sql("SELECT status FROM orders WHERE id = 1")?, "printed");
     let r = stores.knob("/sim/print", serde_json::json!({ "number": user_number, "notice_url": notice_url })).await?;
     assert_eq!((r["result"].as_str(), r["status"].as_str()), (Some("refused"), Some("printed")), "{r}");

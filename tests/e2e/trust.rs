@@ -143,6 +143,9 @@ async fn the_backend_refuses_station_claims_it_cannot_verify_lists_them_for_staf
     let (s, r) = api.post("/offline/debits", debit("d-7", store_order, 400)).await?;
     assert_eq!((s, r["code"].clone()), (422, json!("claim_refused")), "{r}");
     assert_eq!(backend.sql(&format!("SELECT status FROM orders WHERE id = {store_order}"))?, "awaiting_payment");
+    // the station sends what was refused again: refused again, recorded (and mailed) once
+    let (s, r) = api.post("/offline/debits", debit("d-7", store_order, 400)).await?;
+    assert_eq!((s, r["code"].clone()), (422, json!("claim_refused")), "{r}");
 
     // staff see every refused claim with its reason; operators got mail
     assert_eq!(backend.sql("SELECT COUNT(*) FROM refused_claims")?, "9");
@@ -526,5 +529,28 @@ async fn uploaded_id_images_are_checked_a_few_at_a_time_and_a_burst_is_asked_to_
     // the slot is free again: the second applicant's retry passes
     let (status, page) = send_form(&b, &second, &fields, image()).await?;
     assert_eq!(status, 200, "{page}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_pdfs_are_sealed_at_rest_and_older_plain_ones_are_sealed_at_start() -> Result<()> {
+    let mut b = Backend::start(None).await?;
+    let number = number_of(&b.order_as_graduate(1).await?);
+    let id = b.sql(&format!("SELECT id FROM orders WHERE print_number = '{number}'"))?;
+    // the database holds no PDF (birth date, grades) in clear
+    let head = b.sql(&format!("SELECT substr(CAST(pdf AS TEXT), 1, 19) FROM orders WHERE id = {id}"))?;
+    assert_eq!(head, "SHOMEI-SEALED-PDF-1", "sealed at rest");
+    // staff (and printers) get the PDF itself
+    let pdf = b.order_pdf(&id).await?;
+    assert!(pdf.starts_with(b"%PDF-"), "opened for those who need it");
+    // a PDF stored in clear by an older release is sealed at the next start
+    let plain = b.dir.path().join("plain.pdf");
+    std::fs::write(&plain, &pdf)?;
+    b.sql(&format!("UPDATE orders SET pdf = readfile('{}') WHERE id = {id}", plain.display()))?;
+    assert_eq!(b.sql(&format!("SELECT substr(CAST(pdf AS TEXT), 1, 5) FROM orders WHERE id = {id}"))?, "%PDF-");
+    b.stop().await;
+    b.restart().await?;
+    assert_eq!(b.sql(&format!("SELECT substr(CAST(pdf AS TEXT), 1, 19) FROM orders WHERE id = {id}"))?, "SHOMEI-SEALED-PDF-1");
+    assert_eq!(b.order_pdf(&id).await?, pdf, "the same document, sealed");
     Ok(())
 }

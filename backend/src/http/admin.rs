@@ -59,6 +59,7 @@ pub async fn login(
             &f.login,
             &f.password,
             &f.code,
+            state.config.accounts.initial_password_ttl_s,
         )
         .await?;
         let mut c = state.pool.acquire().await?;
@@ -696,7 +697,7 @@ pub async fn mail_work_list(
 pub async fn order_pdf(State(state): State<AppState>, staff: CurrentStaff, Path(id): Path<i64>) -> AppResult<Response> {
     staff.require(&["registrar"])?;
     let mut c = state.pool.acquire().await?;
-    let pdf = store::order_document(&mut c, id).await?.ok_or(crate::error::AppError::PageNotFound)?;
+    let pdf = crate::orders::stored_pdf(&mut c, &state.seal, id).await?.ok_or(crate::error::AppError::PageNotFound)?;
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/pdf".to_string()), (axum::http::header::CONTENT_DISPOSITION, format!("inline; filename=\"order-{id}.pdf\""))],
         pdf,

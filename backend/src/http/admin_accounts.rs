@@ -277,6 +277,31 @@ pub async fn create_staff(
     staff_page(&state, &headers, Some(factor)).await
 }
 
+/// A new initial password for a staff member who lost theirs (or let it
+/// expire): shown once, replaced at the next login; their sessions end.
+pub async fn reissue_password(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> AppResult<Response> {
+    staff.require(ADMINS)?;
+    check_csrf(&state, &headers, &f.csrf)?;
+    let password = passwords::initial_password();
+    let hash = state.hasher.hash(&password).await?;
+    let mut tx = store::begin_write(&state.pool).await?;
+    let target = store::staff(&mut tx, id).await?;
+    store::set_staff_initial_password(&mut tx, id, &hash, time::now()).await?;
+    store::delete_staff_sessions(&mut tx, id).await?;
+    let ip = client_ip(&addr);
+    accounts::audit(&mut tx, &format!("staff:{}", staff.staff.login), "staff.password_reissued", &format!("staff:{}", target.login), Client { ip: &ip }).await?;
+    tx.commit().await?;
+    let shown = NewFactor { login: target.login.clone(), password: Some(password), secret: String::new(), uri: String::new(), codes: Vec::new() };
+    staff_page(&state, &headers, Some(shown)).await
+}
+
 pub async fn reset_factor(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,

@@ -2,8 +2,10 @@
 //! the proxy, so the per-address throttles and the audit log would see one
 //! address for the whole campus. Only from a peer listed in
 //! `http.trusted_proxies` is the client taken from `Forwarded` (RFC 7239) or
-//! `X-Forwarded-For`: the right-most entry that is not itself a trusted proxy.
-//! Anyone else's headers are ignored, so a client cannot pick its own bucket.
+//! `X-Forwarded-For` (`http.forwarded_header` says which one the proxy writes:
+//! the other one is whatever the client sent, and is ignored): the right-most
+//! entry that is not itself a trusted proxy. Anyone else's headers are
+//! ignored, so a client cannot pick its own bucket.
 
 use crate::AppState;
 use axum::extract::{ConnectInfo, Request, State};
@@ -64,21 +66,26 @@ fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
     }
 }
 
-/// The trusted proxies, parsed once.
+/// The trusted proxies, parsed once, and the header they write.
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(Vec<Cidr>);
+pub struct TrustedProxies {
+    blocks: Vec<Cidr>,
+    /// `Forwarded` (RFC 7239) rather than `X-Forwarded-For`.
+    rfc7239: bool,
+}
 
 impl TrustedProxies {
-    pub fn from_config(list: &[String]) -> TrustedProxies {
-        TrustedProxies(list.iter().filter_map(|p| Cidr::parse(p).ok()).collect())
+    /// `header` is `x-forwarded-for` (nginx's and most balancers' default) or `forwarded`.
+    pub fn from_config(list: &[String], header: &str) -> TrustedProxies {
+        TrustedProxies { blocks: list.iter().filter_map(|p| Cidr::parse(p).ok()).collect(), rfc7239: header.eq_ignore_ascii_case("forwarded") }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.blocks.is_empty()
     }
 
     pub fn trusts(&self, ip: IpAddr) -> bool {
-        self.0.iter().any(|c| c.contains(ip))
+        self.blocks.iter().any(|c| c.contains(ip))
     }
 
     /// The client behind `peer`: `peer` itself unless it is trusted; then the
@@ -89,7 +96,7 @@ impl TrustedProxies {
         if !self.trusts(peer) {
             return peer;
         }
-        let hops = forwarded_hops(headers);
+        let hops = forwarded_hops(headers, self.rfc7239);
         let mut client = peer;
         for hop in hops.iter().rev() {
             let Some(ip) = hop else {
@@ -105,14 +112,14 @@ impl TrustedProxies {
     }
 }
 
-/// The hops the proxies recorded, left (first) to right (nearest), from
-/// `Forwarded` if present, else `X-Forwarded-For`. `None` for a hop that
-/// names no address.
-fn forwarded_hops(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
-    let forwarded: Vec<&str> = headers.get_all("forwarded").iter().filter_map(|v| v.to_str().ok()).collect();
-    if !forwarded.is_empty() {
-        return forwarded
+/// The hops the proxies recorded, left (first) to right (nearest), from the
+/// header the proxy writes. `None` for a hop that names no address.
+fn forwarded_hops(headers: &HeaderMap, rfc7239: bool) -> Vec<Option<IpAddr>> {
+    if rfc7239 {
+        return headers
+            .get_all("forwarded")
             .iter()
+            .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .map(|element| {
                 element
@@ -188,17 +195,19 @@ mod tests {
 
     #[test]
     fn the_client_is_the_right_most_untrusted_hop_from_a_trusted_peer_only() {
-        let t = TrustedProxies::from_config(&["127.0.0.1".into(), "10.0.0.0/8".into()]);
+        let t = TrustedProxies::from_config(&["127.0.0.1".into(), "10.0.0.0/8".into()], "x-forwarded-for");
         let spoofed = headers(&[("x-forwarded-for", "1.2.3.4, 198.51.100.7, 10.0.0.5")]);
         // the attacker wrote 1.2.3.4; the proxies appended the real client and themselves
         assert_eq!(t.client(ip("127.0.0.1"), &spoofed), ip("198.51.100.7"));
         // from an untrusted peer the headers mean nothing
         assert_eq!(t.client(ip("203.0.113.9"), &spoofed), ip("203.0.113.9"));
-        let fwd = headers(&[("forwarded", "for=192.0.2.60;proto=https, for=\"[2001:db8::1]:4711\";by=10.0.0.1")]);
-        assert_eq!(t.client(ip("10.0.0.1"), &fwd), ip("2001:db8::1"));
-        // Forwarded wins over X-Forwarded-For; no header: the proxy itself
+        // the header the proxy does not write is the client's own: ignored
         let both = headers(&[("forwarded", "for=192.0.2.60"), ("x-forwarded-for", "192.0.2.99")]);
-        assert_eq!(t.client(ip("127.0.0.1"), &both), ip("192.0.2.60"));
+        assert_eq!(t.client(ip("127.0.0.1"), &both), ip("192.0.2.99"));
+        assert_eq!(t.client(ip("127.0.0.1"), &headers(&[("forwarded", "for=192.0.2.60")])), ip("127.0.0.1"));
+        let rfc = TrustedProxies::from_config(&["10.0.0.0/8".into()], "forwarded");
+        let fwd = headers(&[("forwarded", "for=192.0.2.60;proto=https, for=\"[2001:db8::1]:4711\";by=10.0.0.1"), ("x-forwarded-for", "6.6.6.6")]);
+        assert_eq!(rfc.client(ip("10.0.0.1"), &fwd), ip("2001:db8::1"));
         assert_eq!(t.client(ip("127.0.0.1"), &HeaderMap::new()), ip("127.0.0.1"));
         // every hop a trusted proxy: the left-most
         assert_eq!(t.client(ip("127.0.0.1"), &headers(&[("x-forwarded-for", "10.9.9.9, 10.0.0.5")])), ip("10.9.9.9"));

@@ -155,6 +155,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/registrations/{id}/decide", post(admin_accounts::decide))
         .route("/admin/staff", get(admin_accounts::staff_list).post(admin_accounts::create_staff))
         .route("/admin/staff/{id}/totp", post(admin_accounts::reset_factor))
+        .route("/admin/staff/{id}/password", post(admin_accounts::reissue_password))
         .route("/admin/staff/{id}/disable", post(admin_accounts::disable_staff))
         .route("/admin/audit", get(admin_accounts::audit_log))
         .route("/admin/password", get(admin_accounts::password_page).post(admin_accounts::change_password))

@@ -8,7 +8,6 @@
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -94,9 +93,6 @@ pub async fn serve(
     };
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
-    builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(Duration::from_secs(30)));
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -116,7 +112,6 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         let app = app.clone();
-        let builder = builder.clone();
         let watcher = graceful.watcher();
         let acceptor = acceptor.as_ref().map(|a| a.read().unwrap_or_else(|p| p.into_inner()).clone());
         let handshake_deadline = limits.header_read_timeout;
@@ -124,11 +119,16 @@ pub async fn serve(
             let _slot = permit;
             match acceptor {
                 Some(acceptor) => match tokio::time::timeout(handshake_deadline, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => connection(&builder, watcher, tls, app, peer).await,
+                    Ok(Ok(tls)) => {
+                        // the protocol is the one ALPN chose: no sniffing a silent client
+                        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+                        connection(handshake_deadline, h2, watcher, tls, app, peer).await
+                    }
                     Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!(%peer, "TLS handshake too slow"),
                 },
-                None => connection(&builder, watcher, stream, app, peer).await,
+                // plain http (behind a proxy): HTTP/1.1
+                None => connection(handshake_deadline, false, watcher, stream, app, peer).await,
             }
         });
     }
@@ -140,7 +140,9 @@ pub async fn serve(
     Ok(())
 }
 
-async fn connection<I>(builder: &auto::Builder<TokioExecutor>, watcher: Watcher, io: I, app: Router, peer: SocketAddr)
+/// One connection, HTTP/1.1 (its headers due within `header_deadline`, idle
+/// keep-alive included) or HTTP/2 (pinged, dropped when a ping goes unanswered).
+async fn connection<I>(header_deadline: Duration, h2: bool, watcher: Watcher, io: I, app: Router, peer: SocketAddr)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -148,8 +150,17 @@ where
         req.extensions_mut().insert(ConnectInfo(peer));
         tower::ServiceExt::oneshot(app.clone(), req)
     });
-    let conn = builder.serve_connection(TokioIo::new(io), service).into_owned();
-    if let Err(e) = watcher.watch(conn).await {
+    let io = TokioIo::new(io);
+    let ended = if h2 {
+        let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        b.timer(TokioTimer::new()).keep_alive_interval(Some(Duration::from_secs(30))).keep_alive_timeout(Duration::from_secs(10));
+        watcher.watch(b.serve_connection(io, service)).await.map_err(|e| e.to_string())
+    } else {
+        let mut b = hyper::server::conn::http1::Builder::new();
+        b.timer(TokioTimer::new()).header_read_timeout(header_deadline);
+        watcher.watch(b.serve_connection(io, service)).await.map_err(|e| e.to_string())
+    };
+    if let Err(e) = ended {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
 }

@@ -101,7 +101,7 @@ pub async fn charge(
 }
 
 pub async fn document(State(state): State<AppState>, StationAuth(station): StationAuth, Path(id): Path<i64>) -> AppResult<Response> {
-    let pdf = stations::document(&state.pool, &station, id).await?;
+    let pdf = stations::document(&state.pool, &state.seal, &station, id).await?;
     Ok(([(CONTENT_TYPE, "application/pdf")], pdf).into_response())
 }
 
@@ -145,7 +145,7 @@ pub async fn health(State(state): State<AppState>, Path(id): Path<i64>) -> AppRe
 
 /// P-3: what this station may print while the backend is out of reach (signed).
 pub async fn offline_bundle(State(state): State<AppState>, StationAuth(station): StationAuth) -> AppResult<Json<shomei_shared::api::SignedBundle>> {
-    Ok(Json(crate::offline::bundle(&state.pool, &state.bundle_signer, &station, state.config.stations.offline_max_age_s).await?))
+    Ok(Json(crate::offline::bundle(&state.pool, &state.seal, &state.bundle_signer, &station, state.config.stations.offline_max_age_s).await?))
 }
 
 /// The key that signs offline bundles, for a station enrolled before stations pinned it at enrolment.
@@ -154,9 +154,9 @@ pub async fn offline_key(State(state): State<AppState>, StationAuth(_station): S
 }
 
 /// P-3: an order's PDF for the station's encrypted offline cache.
-pub async fn offline_document(State(state): State<AppState>, StationAuth(_station): StationAuth, axum::extract::Path(order_id): axum::extract::Path<i64>) -> AppResult<axum::response::Response> {
+pub async fn offline_document(State(state): State<AppState>, StationAuth(station): StationAuth, axum::extract::Path(order_id): axum::extract::Path<i64>) -> AppResult<axum::response::Response> {
     use axum::response::IntoResponse;
-    let pdf = crate::offline::document(&state.pool, order_id).await?;
+    let pdf = crate::offline::document(&state.pool, &state.seal, &station, order_id).await?;
     Ok(([(axum::http::header::CONTENT_TYPE, "application/pdf")], pdf).into_response())
 }
 
