@@ -175,6 +175,8 @@ pub struct AccountsConfig {
     pub max_concurrent_images: usize,
     /// Failpoint for tests: checking an uploaded image waits until this file exists.
     pub failpoint_hold_image: Option<PathBuf>,
+    /// Failpoint for tests: writing a reset link waits until this file exists.
+    pub failpoint_hold_reset: Option<PathBuf>,
     pub password_policy: crate::password_policy::PasswordPolicy,
 }
 
@@ -193,6 +195,7 @@ impl Default for AccountsConfig {
             upload_max_pixels: 24_000_000,
             max_concurrent_images: 2,
             failpoint_hold_image: None,
+            failpoint_hold_reset: None,
             password_policy: Default::default(),
         }
     }

@@ -643,3 +643,28 @@ async fn email_change_requests_are_limited_even_when_each_one_succeeds() -> Resu
     assert_eq!(b.sql("SELECT COUNT(*) FROM outbox WHERE to_addr LIKE 'flood%'")?, "3", "nothing was queued for the refused one");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forgotten_password_request_answers_the_same_without_waiting_for_the_account_work() -> Result<()> {
+    let smtp = Smtp::start()?;
+    let gates = tempfile::tempdir()?;
+    let gate = gates.path().join("reset.go");
+    let held = gate.clone();
+    let b = Backend::start_with(Some(smtp.port), |c| c.accounts.failpoint_hold_reset = Some(held)).await?;
+    let url = format!("{}/password/forgot", b.url);
+    // an address with an account: answered while its link is still held unwritten (a failpoint)
+    let (s1, _, with_account) = post_form(&Backend::client(), &url, &url, &[("email", demo::GRADUATE_EMAIL)]).await?;
+    assert_eq!(s1, 200);
+    assert_eq!(b.sql("SELECT COUNT(*) FROM one_time_tokens WHERE purpose = 'password_reset'")?, "0", "the answer did not wait for the account's work");
+    // an address without one: the very same answer
+    let (s2, _, without) = post_form(&Backend::client(), &url, &url, &[("email", "nobody.here@example.jp")]).await?;
+    assert_eq!(s2, 200);
+    assert!(!message_card(&with_account).is_empty(), "{with_account}");
+    assert_eq!(message_card(&with_account), message_card(&without), "no difference to see");
+    // the link is written afterwards and arrives
+    std::fs::write(&gate, b"")?;
+    smtp.wait_for_mail_with(demo::GRADUATE_EMAIL, "/password/reset?t=", MAIL_WAIT)?;
+    assert_eq!(b.sql("SELECT COUNT(*) FROM one_time_tokens WHERE purpose = 'password_reset'")?, "1");
+    assert!(smtp.all_to("nobody.here@example.jp").is_empty());
+    Ok(())
+}

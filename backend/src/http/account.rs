@@ -186,7 +186,7 @@ pub async fn forgot(
     let mut c = state.pool.acquire().await?;
     let user = store::user_by_email(&mut c, &email).await?.filter(|u| u.kind == "graduate");
     drop(c);
-    credentials::request_reset(&state.pool, &state.seal, &state.config.http.public_url, state.config.accounts.link_ttl_s, user, false, state.mail_wake.clone()).await?;
+    credentials::request_reset(&state.pool, &state.seal, &state.config.http.public_url, state.config.accounts.link_ttl_s, user, false, state.mail_wake.clone(), state.config.accounts.failpoint_hold_reset.clone()).await?;
     state.mail_wake.notify_one();
     Ok(reset_sent_page().into_response())
 }

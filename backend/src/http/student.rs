@@ -260,7 +260,7 @@ pub async fn forgot(
     let mut c = state.pool.acquire().await?;
     let user = store::user_by_directory_uid(&mut c, &crate::directory::normalise_uid(uid)).await?;
     drop(c);
-    credentials::request_reset(&state.pool, &state.seal, &state.config.http.public_url, state.config.accounts.link_ttl_s, user, true, state.mail_wake.clone()).await?;
+    credentials::request_reset(&state.pool, &state.seal, &state.config.http.public_url, state.config.accounts.link_ttl_s, user, true, state.mail_wake.clone(), state.config.accounts.failpoint_hold_reset.clone()).await?;
     state.mail_wake.notify_one();
     Ok(reset_sent_page().into_response())
 }
