@@ -559,8 +559,8 @@ async fn an_order_paid_by_credit_card_through_paypal_gets_its_number_once_paid()
     let staff = b.staff_client().await?;
     let (s, _, page) = post_form(&staff, &format!("{}/admin/orders/1", b.url), &format!("{}/admin/orders/1/refund", b.url), &[("reason", "Ordered twice by mistake")]).await?;
     assert_eq!(s, 200, "{page}");
-    let state = reqwest::get(format!("{}/sim/state", sim.url)).await?.text().await?;
-    assert!(state.contains("refund") && state.contains("COMPLETED"), "PayPal refunded it: {state}");
+    let state: serde_json::Value = reqwest::get(format!("{}/sim/state", sim.url)).await?.json().await?;
+    assert_eq!(state["refunds_performed"], 1, "PayPal refunded it, once: {state}");
     assert_eq!(b.sql("SELECT status || ' ' || refund_reason FROM orders")?, "cancelled Ordered twice by mistake");
     let (s, r) = api.post("/reservations", serde_json::json!({ "print_number": number })).await?;
     assert_eq!(s, 410, "{r}");
@@ -795,6 +795,11 @@ async fn an_order_paid_in_cash_through_smart_pit_is_paid_by_the_notice_once() ->
     assert_eq!(number.len(), 13);
     let mail = smtp.wait_for_mail_with(demo::GRADUATE_EMAIL, &number, MAIL_WAIT)?;
     assert!(mail.contains("¥400") && mail.contains("Pay by"), "{mail}");
+    // asking again shows the same number, and issues (and mails) no second one
+    let (s, _, again) = post_form(&user, &order_url, &format!("{order_url}/smartpit"), &[]).await?;
+    assert_eq!(s, 200, "{again}");
+    assert_eq!(element_text(&again, "smartpit-number").as_deref(), Some(number.as_str()));
+    assert_eq!(b.sql("SELECT COUNT(*) FROM outbox WHERE subject LIKE '%Smart Pit%' OR subject LIKE '%convenience%'")?, "1", "one payment-number mail queued");
     let notice = |body: serde_json::Value| sim.knob("/sim/pay", body);
     let url = format!("{}/smartpit/notice", b.url);
     // a notice for a number we never issued, and a tampered one, change nothing

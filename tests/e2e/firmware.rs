@@ -119,6 +119,8 @@ async fn both_databases_are_backed_up_live_and_restored_after_they_are_lost() ->
     // a backup never overwrites
     assert!(run("shomei-backend", &["backup".as_ref(), b_file.as_os_str()], &[("SHOMEI_BACKEND_DATABASE__URL", &url)]).is_err());
 
+    let enrolments_before = rig.station.log().lines().filter(|l| l.contains(" enrolled ")).count();
+    assert_eq!(enrolments_before, 1, "enrolled once, at the first start");
     // both files are lost
     rig.backend.stop().await;
     rig.station.kill9();
@@ -141,7 +143,9 @@ async fn both_databases_are_backed_up_live_and_restored_after_they_are_lost() ->
     rig.station.restart(&[])?;
     assert_eq!(rig.backend.sql(&format!("SELECT status FROM orders WHERE print_number = '{number}'"))?, "printed");
     assert_eq!(rig.balance()?, balance);
-    assert!(rig.station.log().contains("station starting"), "the credential came back: no enrolment needed");
+    let enrolments = |log: &str| log.lines().filter(|l| l.contains(" enrolled ")).count();
+    assert!(rig.station.log().contains("station starting"));
+    assert_eq!(enrolments(&rig.station.log()), enrolments_before, "the credential came back: no enrolment needed");
     let (second, _) = {
         let page = rig.backend.order_as_graduate(1).await?;
         (element_text(&page, "print-number").unwrap_or_default().replace(' ', ""), ())
