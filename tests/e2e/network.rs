@@ -123,6 +123,11 @@ async fn after_a_30_minute_outage_in_simulated_time_the_outbox_drains_exactly_on
     wait_for("the outbox to drain again", Duration::from_secs(30), || Ok(journal(&rig.station, "SELECT count(*) FROM outbox WHERE sent_at IS NULL")? == "0")).await?;
     assert_eq!(rig.backend.sql("SELECT (SELECT count(*) FROM station_reports) || ' ' || (SELECT count(*) FROM offline_prints) || ' ' || (SELECT count(*) FROM ledger WHERE kind = 'debit')")?, "1 1 1");
     crate::print_flow::wait_page(&rig.backend, "/admin/stations", |p| p.contains("data-online=\"true\"")).await?;
+    // the operators heard: the station was seen offline (30 minutes silent), then back to normal
+    let offline = rig.smtp.wait_for_mail_with(OPS, "offline (last seen", Duration::from_secs(20))?;
+    assert!(offline.contains("Library 1F") && offline.contains("オフライン"), "{offline}");
+    let back = rig.smtp.wait_for_mail_with(OPS, "back to normal", Duration::from_secs(20))?;
+    assert!(back.contains("Library 1F") && back.contains("復旧"), "{back}");
     Ok(())
 }
 
