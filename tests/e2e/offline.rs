@@ -100,7 +100,7 @@ async fn the_same_number_printed_at_two_offline_stations_is_shown_to_staff() -> 
     let page = rig.backend.staff_page("/admin/stations").await?;
     let dup = page.split("id=\"duplicates\"").nth(1).context("duplicates shown to staff")?;
     assert!(page.contains("Printed twice while offline"), "the list is headed in words");
-    assert!(dup.contains(&format!("/admin/orders/{order_id}")) && dup.contains(&number), "the order and its number are listed: {dup}");
+    assert!(dup.contains(&format!("/admin/orders/{order_id}")) && dup.contains(&number[8..]), "the order and its number (its last digits) are listed: {dup}");
     Ok(())
 }
 
