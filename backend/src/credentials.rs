@@ -191,11 +191,7 @@ pub async fn request_reset(
     let Some(u) = user.filter(|u| u.status == "active") else { return Ok(()) };
     let (pool, seal, public_url) = (pool.clone(), seal.clone(), public_url.to_string());
     tokio::spawn(async move {
-        if let Some(gate) = hold {
-            while !gate.exists() {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-        }
+        crate::failpoint::hold_async(hold.as_deref()).await;
         match write_reset(&pool, &seal, &public_url, ttl_s, &u, second_only).await {
             Ok(()) => wake.notify_one(),
             Err(e) => tracing::error!(error = %e, user_id = u.id, "reset link not written"),

@@ -14,6 +14,7 @@ pub mod demo;
 pub mod directory;
 pub mod documents;
 pub mod error;
+pub mod failpoint;
 pub mod fleet;
 pub mod http;
 pub mod install;

@@ -54,7 +54,11 @@ pub fn open_body(seal: &SealKey, m: &store::Mail) -> anyhow::Result<(String, Str
 /// Seals the bodies of rows written before bodies were sealed (and empties
 /// those already sent). Idempotent; run at start.
 pub async fn seal_plain_outbox(pool: &SqlitePool, seal: &SealKey) -> anyhow::Result<usize> {
+    const PASS: &str = "seal-outbox";
     let mut tx = store::begin_write(pool).await?;
+    if store::maintenance_done(&mut tx, PASS).await? {
+        return Ok(0);
+    }
     let rows = store::plain_mails(&mut tx).await?;
     for (id, to, text, html, sent) in &rows {
         if *sent {
@@ -65,6 +69,7 @@ pub async fn seal_plain_outbox(pool: &SqlitePool, seal: &SealKey) -> anyhow::Res
             store::set_mail_sealed(&mut tx, *id, Some(&sealed)).await?;
         }
     }
+    store::mark_maintenance_done(&mut tx, PASS, now()).await?;
     tx.commit().await?;
     Ok(rows.len())
 }

@@ -118,7 +118,11 @@ pub async fn stored_pdf(c: &mut store::Conn, seal: &crate::sealed::SealKey, orde
 
 /// Seals the PDFs stored before they were sealed. Idempotent; run at start.
 pub async fn seal_plain_pdfs(pool: &SqlitePool, seal: &crate::sealed::SealKey) -> AppResult<usize> {
+    const PASS: &str = "seal-pdfs";
     let mut c = pool.acquire().await?;
+    if store::maintenance_done(&mut c, PASS).await? {
+        return Ok(0);
+    }
     let ids = store::orders_with_plain_pdf(&mut c).await?;
     drop(c);
     for id in &ids {
@@ -128,6 +132,9 @@ pub async fn seal_plain_pdfs(pool: &SqlitePool, seal: &crate::sealed::SealKey) -
         }
         tx.commit().await?;
     }
+    let mut tx = store::begin_write(pool).await?;
+    store::mark_maintenance_done(&mut tx, PASS, now()).await?;
+    tx.commit().await?;
     Ok(ids.len())
 }
 
@@ -401,13 +408,7 @@ pub async fn place(
         let fonts = fonts.clone();
         let hold = hold_render.map(std::path::Path::to_path_buf);
         let rendered = tokio::task::spawn_blocking(move || {
-            if let Some(gate) = hold {
-                let _ = std::fs::write(gate.with_extension("reached"), b"");
-                let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
-                while !gate.exists() && std::time::Instant::now() < end {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-            }
+            crate::failpoint::hold(hold.as_deref());
             documents::render_order_with(&fonts, seal_image.as_ref(), &copies)
         })
             .await

@@ -717,6 +717,15 @@ pub async fn order_lines(c: &mut Conn, order_id: i64) -> Result<Vec<OrderLine>, 
     .await
 }
 
+pub async fn maintenance_done(c: &mut Conn, name: &str) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM maintenance_done WHERE name = ?").bind(name).fetch_one(c).await? > 0)
+}
+
+pub async fn mark_maintenance_done(c: &mut Conn, name: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT OR IGNORE INTO maintenance_done (name, done_at) VALUES (?, ?)").bind(name).bind(now).execute(c).await?;
+    Ok(())
+}
+
 /// Orders whose PDF was stored before PDFs were sealed.
 pub async fn orders_with_plain_pdf(c: &mut Conn) -> Result<Vec<i64>, sqlx::Error> {
     sqlx::query_scalar("SELECT id FROM orders WHERE pdf IS NOT NULL AND substr(pdf, 1, 4) = CAST('%PDF' AS BLOB) ORDER BY id").fetch_all(c).await

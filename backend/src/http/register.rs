@@ -272,13 +272,7 @@ pub async fn save_form(State(state): State<AppState>, headers: HeaderMap, mut mp
         let limits = limits.clone();
         let hold = hold.clone();
         let res = tokio::task::spawn_blocking(move || {
-            if let Some(gate) = hold {
-                let _ = std::fs::write(gate.with_extension("reached"), b"");
-                let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
-                while !gate.exists() && std::time::Instant::now() < end {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-            }
+            crate::failpoint::hold(hold.as_deref());
             uploads::sanitize(&u.bytes, &limits)
         })
             .await
