@@ -28,6 +28,10 @@
 #                 cancelled: a cancelled held job stays processing
 #                 (processing-to-stop-point) until RELEASE, then turns canceled.
 #                 If ippeveprinter itself exits, a holding engine exits too.
+#   stop REASON   the printer stops mid-job: STATE: +REASON (paused, media-jam,
+#                 media-empty, ...), then waits like `hold` until RELEASE,
+#                 then STATE: -REASON and behaves like ok (a cancelled job
+#                 ends canceled).
 # Anything else is reported with ERROR and aborts the job, so a typo in a test
 # does not pass silently.
 #
@@ -54,6 +58,21 @@ finish() {
             "$mode" "${arg:+ $arg}" "$2" >>"$SHOMEI_ENGINE_LOG"
     fi
     exit "$1"
+}
+
+# wait_release: waits until RELEASE appears next to the spool file, then
+# deletes it. Gives up if ippeveprinter went away, so that a leftover engine
+# does not swallow the RELEASE meant for a later printer's job.
+wait_release() {
+    release=$spool_dir/RELEASE
+    while [ ! -e "$release" ]; do
+        if ! kill -0 "$PPID" 2>/dev/null; then
+            echo "ERROR: printer went away while holding" >&2
+            finish 1 orphaned
+        fi
+        sleep 0.2 2>/dev/null || sleep 1
+    done
+    rm -f -- "$release"
 }
 
 if [ ! -r "$spool" ]; then
@@ -96,19 +115,21 @@ slow)
     sleep "$arg"
     finish 0 completed
     ;;
+stop)
+    case $arg in
+    '' | *[!a-z-]*)
+        echo "ERROR: mode 'stop' needs a printer-state-reason keyword, got '$arg'" >&2
+        finish 1 bad-mode
+        ;;
+    esac
+    echo "STATE: +$arg" >&2
+    wait_release
+    echo "STATE: -$arg" >&2
+    finish 0 completed
+    ;;
 hold)
-    release=$spool_dir/RELEASE
-    echo "INFO: holding until $release exists" >&2
-    while [ ! -e "$release" ]; do
-        # Give up if ippeveprinter went away, so that a leftover engine does
-        # not swallow the RELEASE meant for a later printer's job.
-        if ! kill -0 "$PPID" 2>/dev/null; then
-            echo "ERROR: printer went away while holding" >&2
-            finish 1 orphaned
-        fi
-        sleep 0.2 2>/dev/null || sleep 1
-    done
-    rm -f -- "$release"
+    echo "INFO: holding until $spool_dir/RELEASE exists" >&2
+    wait_release
     finish 0 completed
     ;;
 *)

@@ -424,6 +424,17 @@ impl Config {
         if self.documents.fonts.is_empty() {
             return Err("documents.fonts: at least one TrueType font is needed".into());
         }
+        if !crate::failpoint::COMPILED_IN {
+            for (key, set) in [
+                ("documents.failpoint_hold_render", self.documents.failpoint_hold_render.is_some()),
+                ("accounts.failpoint_hold_image", self.accounts.failpoint_hold_image.is_some()),
+                ("accounts.failpoint_hold_reset", self.accounts.failpoint_hold_reset.is_some()),
+            ] {
+                if set {
+                    return Err(format!("{key}: this build has no test failpoints (they are only for the test suite)"));
+                }
+            }
+        }
         let a = &self.security.argon2;
         if a.memory_kib < 19 * 1024 || a.iterations < 2 || a.parallelism != 1 {
             return Err("security.argon2: at least memory_kib = 19456, iterations = 2, parallelism = 1".into());

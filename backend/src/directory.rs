@@ -159,7 +159,7 @@ fn row_err(line: usize, column: Option<&str>, ja: &str, en: &str) -> RowError {
 
 /// The 1-based line of a record at a byte offset. (After CRLF the csv crate
 /// points at the '\n' itself, so that byte is counted too.)
-fn line_at(text: &str, byte: usize) -> usize {
+pub(crate) fn line_at(text: &str, byte: usize) -> usize {
     text.as_bytes()[..(byte + 1).min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
 }
 

@@ -22,6 +22,10 @@ pub enum AppError {
     /// A cross-site POST (its Origin is not ours).
     #[error("cross-site request")]
     CrossSite,
+    /// A staff member whose role may not use this admin route: 403, told so
+    /// in words (never the 400 of a form's validation).
+    #[error("no role for this route")]
+    NoRole,
     /// A page that does not exist or is not the user's (never says which).
     #[error("page not found")]
     PageNotFound,
@@ -60,7 +64,7 @@ impl AppError {
             },
             AppError::Page(_) => StatusCode::BAD_REQUEST,
             AppError::Throttled(_) | AppError::Busy => StatusCode::TOO_MANY_REQUESTS,
-            AppError::CrossSite => StatusCode::FORBIDDEN,
+            AppError::CrossSite | AppError::NoRole => StatusCode::FORBIDDEN,
             AppError::PageNotFound => StatusCode::NOT_FOUND,
             AppError::Db(sqlx::Error::RowNotFound) => StatusCode::NOT_FOUND,
             AppError::Db(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -88,6 +92,7 @@ impl IntoResponse for AppError {
             )
                 .into_response(),
             AppError::CrossSite => (status, Html(crate::http::pages::error_page(crate::messages::CROSS_SITE))).into_response(),
+            AppError::NoRole => (status, Html(crate::http::pages::error_page(crate::messages::NO_ROLE))).into_response(),
             AppError::PageNotFound => (status, Html(crate::http::pages::error_page(crate::messages::NOT_FOUND))).into_response(),
             AppError::Db(sqlx::Error::RowNotFound) => (
                 status,

@@ -50,6 +50,10 @@ pub fn condition(s: &Station, offline_after_s: i64) -> Condition {
         "pending" => return cond("off", "登録待ち", "awaiting enrolment", ""),
         _ => {}
     }
+    if s.last_seen.is_none() && s.enrolled_at.is_some_and(|at| now() - at <= offline_after_s) {
+        // just enrolled, its first heartbeat on the way: not an incident to mail about
+        return cond("off", "初回の通信待ち", "waiting for its first heartbeat", "");
+    }
     if !crate::stations::is_online(s, offline_after_s) {
         let since = s.last_seen.map(|t| crate::time::local_text(t, crate::time::tz("Asia/Tokyo"))).unwrap_or_else(|| "-".into());
         return cond("bad", format!("オフライン（最終通信 {since}）"), format!("offline (last seen {since})"), "offline");
@@ -256,6 +260,17 @@ mod tests {
         assert_eq!(condition(&s, 30).alert, "offline");
         s.status = "revoked".into();
         assert_eq!((condition(&s, 30).level, condition(&s, 30).alert.as_str()), ("off", ""));
+    }
+
+    #[test]
+    fn a_station_just_enrolled_is_not_offline_until_its_first_heartbeat_is_late() {
+        let mut s = station();
+        s.last_seen = None;
+        s.enrolled_at = Some(now() - 5);
+        let c = condition(&s, 30);
+        assert_eq!((c.level, c.en.as_str(), c.alert.as_str()), ("off", "waiting for its first heartbeat", ""));
+        s.enrolled_at = Some(now() - 100);
+        assert_eq!(condition(&s, 30).alert, "offline", "enrolled long ago and never heard from");
     }
 
     #[test]

@@ -73,7 +73,7 @@ pub fn parse(text: &str, departments: &[(String, String)]) -> Result<Vec<Entry>,
             errors.push("行を読めません（引用符を確認してください）。 / a row cannot be read (check quotes)".into());
             continue;
         };
-        let line = rec.position().map(|p| p.line() as usize).unwrap_or(0);
+        let line = rec.position().map(|p| crate::directory::line_at(text, p.byte() as usize)).unwrap_or(0);
         if rec.len() != headers.len() {
             errors.push(format!("{line}行目: 列の数が{}個です（見出しは{}個）。 / line {line}: {} columns where the header has {}", rec.len(), headers.len(), rec.len(), headers.len()));
             continue;
@@ -131,6 +131,16 @@ fn birth_aad(import_id: i64, student_no: &str) -> String {
     format!("school_register:{import_id}:{student_no}:birth_date")
 }
 
+/// Writes checked rows as a new version of the register (birth dates sealed); returns its id.
+pub async fn insert_version(c: &mut store::Conn, seal: &SealKey, file_name: &str, rows: &[Entry], staff_id: i64) -> AppResult<i64> {
+    let id = store::insert_school_register_import(c, file_name, rows.len() as i64, staff_id, now()).await?;
+    for e in rows {
+        let sealed = seal.seal_str(&e.birth_date, &birth_aad(id, &e.student_no)).map_err(|e| AppError::Internal(anyhow::anyhow!("sealing: {e}")))?;
+        store::insert_school_register_entry(c, id, e, &sealed).await?;
+    }
+    Ok(id)
+}
+
 /// One import = one version; returns (version, rows) or the errors.
 pub async fn import(pool: &SqlitePool, seal: &SealKey, staff: &store::Staff, client: Client<'_>, file_name: &str, text: &str) -> AppResult<Result<(i64, usize), Vec<String>>> {
     let mut c = pool.acquire().await?;
@@ -147,11 +157,7 @@ pub async fn import(pool: &SqlitePool, seal: &SealKey, staff: &store::Staff, cli
         Err(e) => return Ok(Err(e)),
     };
     let mut tx = store::begin_write(pool).await?;
-    let id = store::insert_school_register_import(&mut tx, file_name, rows.len() as i64, staff.id, now()).await?;
-    for e in &rows {
-        let sealed = seal.seal_str(&e.birth_date, &birth_aad(id, &e.student_no)).map_err(|e| AppError::Internal(anyhow::anyhow!("sealing: {e}")))?;
-        store::insert_school_register_entry(&mut tx, id, e, &sealed).await?;
-    }
+    let id = insert_version(&mut tx, seal, file_name, &rows, staff.id).await?;
     accounts::audit(&mut tx, &format!("staff:{}", staff.login), "school_register.import", &format!("import:{id} rows:{}", rows.len()), client).await?;
     tx.commit().await?;
     tracing::info!(import_id = id, rows = rows.len(), "school register imported");

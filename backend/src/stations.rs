@@ -330,6 +330,18 @@ pub async fn charge(
     Ok(ChargeResponse { charged: Yen(order.total), balance_after: balance })
 }
 
+/// The debit a charge with `idempotency_key` made for this station's
+/// reservation, if any (read only: recovery asks after a lost answer).
+pub async fn charge_status(pool: &SqlitePool, station: &Station, reservation_id: i64, idempotency_key: &str) -> AppResult<shomei_shared::api::ChargeStatus> {
+    let mut c = pool.acquire().await?;
+    let r = station_reservation(&mut c, station, reservation_id).await?;
+    let charged = store::ledger_by_key(&mut c, idempotency_key)
+        .await?
+        .filter(|l| l.kind == "debit" && l.order_id == Some(r.order_id))
+        .map(|l| Yen(-l.amount));
+    Ok(shomei_shared::api::ChargeStatus { charged })
+}
+
 /// A payment the station's transit e-money terminal took (P-5), once per
 /// key. The order becomes paid (from its reservation at this station, even
 /// if that lapsed meanwhile: the money was taken); a payment for an order

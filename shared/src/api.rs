@@ -221,6 +221,15 @@ pub struct ChargeResponse {
     pub balance_after: Yen,
 }
 
+/// `GET /reservations/{id}/charges/{idempotency_key}`: what became of a
+/// charge whose answer the station never journalled (it died, or the line
+/// broke, after sending it). Asking changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargeStatus {
+    /// The amount debited under that key for this reservation's order; None: no debit.
+    pub charged: Option<Yen>,
+}
+
 /// `POST /reservations/{id}/terminal-payment`: the certified transit
 /// e-money terminal on the station's serial port took the payment (P-5).
 /// Queued in the station's outbox with the job's step, so it arrives once

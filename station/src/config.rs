@@ -32,8 +32,10 @@ pub struct Config {
     pub idle_timeout_s: u64,
     /// Longest wait for a print job to finish.
     pub job_timeout_s: u64,
-    /// A job the printer keeps `processing-stopped` this long (a jam, an
-    /// empty tray) is cancelled and counts as failed (reprintable elsewhere).
+    /// A job held up this long by a stopped or paused printer (the job
+    /// `processing-stopped` or `printer-stopped`, or the printer out of paper,
+    /// jammed, paused, a cover open) is given up: the user is told at once,
+    /// the job cancelled and reported failed (reprintable elsewhere).
     pub stopped_timeout_s: u64,
     /// How often the offline copy (bundle and PDFs) is refreshed (P-3).
     pub offline_refresh_s: u64,
@@ -66,7 +68,7 @@ impl Default for Config {
             printer_poll_s: 5,
             idle_timeout_s: 60,
             job_timeout_s: 180,
-            stopped_timeout_s: 60,
+            stopped_timeout_s: 5,
             offline_refresh_s: 60,
             min_free_disk_mb: 5,
             terminal_port: String::new(),

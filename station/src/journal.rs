@@ -10,17 +10,10 @@ pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// Fault injection for the crash tests (ST-5): with
-/// `SHOMEI_FAILPOINT=<step>` the process dies (abort, like a power
-/// cut) right after the journal has committed that step, before the next
-/// side effect. Never set in production.
+/// The crash tests' failpoint at a step (ST-5): the station dies right after
+/// the journal has committed `step`, before the next side effect.
 fn failpoint(step: &str) {
-    static POINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    let point = POINT.get_or_init(|| std::env::var("SHOMEI_FAILPOINT").ok().filter(|p| !p.is_empty()));
-    if point.as_deref() == Some(step) {
-        tracing::error!(step, "failpoint reached: the station dies here (crash test)");
-        std::process::abort();
-    }
+    crate::failpoint::crash(step);
 }
 
 /// Job states after which nothing more happens to a job.
@@ -161,6 +154,9 @@ impl Journal {
 
     /// Moves a job to `step` and writes the journal line, in one transaction.
     pub async fn step(&self, job_id: i64, step: &str, detail: &str) -> Result<(), sqlx::Error> {
+        if crate::failpoint::refuses_write(step) {
+            return Err(sqlx::Error::Protocol(format!("failpoint: the journal refuses to write {step}")));
+        }
         let t = now();
         let mut tx = self.pool.begin().await?;
         write_step(&mut tx, job_id, step, detail, t).await?;

@@ -633,7 +633,17 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         for attempt in 0..3u32 {
             match self.inner.backend.charge(job.reservation.reservation_id, uid, &job.charge_key).await {
                 Ok(r) => {
-                    let _ = self.inner.journal.step(job.job_id, "charged", &format!("{} balance {}", r.charged, r.balance_after)).await.map_err(Self::journal_err);
+                    crate::failpoint::crash("charge-answered");
+                    if let Err(e) = self.inner.journal.step(job.job_id, "charged", &format!("{} balance {}", r.charged, r.balance_after)).await {
+                        // The money is on the backend, but a journal that cannot record it
+                        // cannot record a print either: print nothing here, settle the
+                        // job as failed (paid, printable at any station), tell the user.
+                        Self::journal_err(e);
+                        tracing::error!(job_id = job.job_id, "paid, but the journal cannot record it: not printing here");
+                        self.settle_unprinted(job, "paid, but the journal could not record the payment").await;
+                        self.set(g, screen("error", Says::FaultAfterPayment { deadline: &job.reservation.print_deadline_text }));
+                        return ChargeResult::Stop;
+                    }
                     return ChargeResult::Paid(r.balance_after);
                 }
                 Err(SyncError::Refused(e)) => {
@@ -686,6 +696,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         let Ok(yen) = u32::try_from(amount.0) else { return ChargeResult::Retry(Notice::TerminalUnavailable) };
         match terminal.charge(&txn, yen).await {
             Ok(ChargeOutcome::Approved { balance_after, brand }) => {
+                crate::failpoint::crash("terminal-answered");
                 let key = format!("{}-terminal", job.charge_key);
                 let p = TerminalPayment { idempotency_key: key.clone(), transaction_id: txn.clone(), amount, brand: brand.clone(), at: crate::journal::now() };
                 let body = serde_json::to_string(&p).unwrap_or_default();
@@ -787,10 +798,38 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         ChargeResult::Paid(balance_after)
     }
 
+    /// A paid job that will not print here: reported failed (the order stays
+    /// paid and prints at any station), the report sent at once.
+    async fn settle_unprinted(&self, job: &JobCtx, reason: &str) {
+        let key = format!("{}-failed", job.charge_key);
+        let outcome = PrintOutcome::Failed { reason: reason.to_string() };
+        let body = serde_json::to_string(&PrintReport { idempotency_key: key.clone(), outcome, ipp_job_id: None, at: crate::journal::now(), impressions: None }).unwrap_or_default();
+        match self.inner.journal.finish_job(job.job_id, "failed", reason, job.reservation.reservation_id, &key, &body).await {
+            Ok(()) => {
+                let _ = flush_outbox(&self.inner.backend, &self.inner.journal).await.map_err(Self::journal_err);
+            }
+            // nothing can be written: the job stays as it is and a restart settles it
+            Err(e) => Self::journal_err(e),
+        }
+    }
+
     async fn print(&self, job: JobCtx, balance_after: Option<Yen>) {
         let g = job.generation;
         self.set(g, printing_screen(&job.reservation));
-        let outcome = self.print_steps(&job).await;
+        let (outcome, stopped) = match self.print_steps(&job).await {
+            PrintEnd::Printed(id) => (Ok(id), None),
+            PrintEnd::Failed { reason, ipp_job, stopped } => (Err((reason, ipp_job)), stopped),
+            PrintEnd::Unsettled { ipp_job, reason } => {
+                // the printer still holds the job: it may yet print, so it is not
+                // reported failed; the station settles it once the printer lets go
+                tracing::error!(job_id = job.job_id, ipp_job, %reason, "the printer would not give up the job: left unsettled");
+                if let Err(e) = self.inner.journal.step(job.job_id, "unsettled", &format!("ipp job {ipp_job}: {reason}")).await {
+                    Self::journal_err(e);
+                }
+                self.set(g, screen("error", Says::PrintUnsettled));
+                return;
+            }
+        };
         // job-impressions-completed, as the printer counts them
         let impressions = match &outcome {
             Ok(id) => self.inner.printer.impressions(*id).await.unwrap_or(None),
@@ -841,21 +880,31 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
             }
             Err((reason, _)) => {
                 tracing::error!(job_id = job.job_id, %reason, "print failed");
-                self.set(g, screen("error", Says::PrintFailed { deadline: &job.reservation.print_deadline_text }));
+                let deadline = &job.reservation.print_deadline_text;
+                let says = match &stopped {
+                    Some(problem) => Says::PrinterStopped { problem, deadline },
+                    None => Says::PrintFailed { deadline },
+                };
+                self.set(g, screen("error", says));
             }
         }
     }
 
-    /// Fetch -> submit -> follow. Ok(ipp job id) only when the job is `completed`.
-    async fn print_steps(&self, job: &JobCtx) -> Result<i32, (String, Option<i32>)> {
+    /// Fetch -> submit -> follow. Printed only when the job is `completed`.
+    async fn print_steps(&self, job: &JobCtx) -> PrintEnd {
         let j = &self.inner.journal;
-        let jerr = |e: sqlx::Error| (format!("journal: {e}"), None);
-        j.step(job.job_id, "fetching", "").await.map_err(jerr)?;
+        let failed = |reason: String, ipp_job: Option<i32>| PrintEnd::Failed { reason, ipp_job, stopped: None };
+        if let Err(e) = j.step(job.job_id, "fetching", "").await {
+            return failed(format!("journal: {e}"), None);
+        }
         let mut pdf = None;
         if let Some((order_id, sha)) = &job.offline {
-            pdf = crate::offline::document(&self.inner.journal, &self.inner.offline.cipher, *order_id, sha).await.map_err(jerr)?;
+            pdf = match crate::offline::document(&self.inner.journal, &self.inner.offline.cipher, *order_id, sha).await {
+                Ok(p) => p,
+                Err(e) => return failed(format!("journal: {e}"), None),
+            };
             if pdf.is_none() {
-                return Err(("the offline copy of the document is missing or damaged".to_string(), None));
+                return failed("the offline copy of the document is missing or damaged".to_string(), None);
             }
         }
         for attempt in 0..3u32 {
@@ -867,40 +916,90 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
                     pdf = Some(p);
                     break;
                 }
-                Err(SyncError::Refused(e)) => return Err((format!("document refused: {e}"), None)),
+                Err(SyncError::Refused(e)) => return failed(format!("document refused: {e}"), None),
                 Err(SyncError::Offline(e)) => {
                     tracing::warn!(error = %e, attempt, "document fetch failed");
                     tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
                 }
             }
         }
-        let pdf = pdf.ok_or_else(|| ("document could not be fetched".to_string(), None))?;
-        j.step(job.job_id, "fetched", &format!("{} bytes", pdf.len())).await.map_err(jerr)?;
+        let Some(pdf) = pdf else { return failed("document could not be fetched".to_string(), None) };
+        if let Err(e) = j.step(job.job_id, "fetched", &format!("{} bytes", pdf.len())).await {
+            return failed(format!("journal: {e}"), None);
+        }
         let name = crate::recovery::job_name(job.reservation.print_number.as_str(), job.job_id);
         // journalled before the Print-Job: a restart then asks the printer for this name instead of printing again
-        j.step(job.job_id, "submitting", &name).await.map_err(jerr)?;
-        let ipp_id = self.inner.printer.submit(pdf, &name, &job.reservation.print).await.map_err(|e| (format!("Print-Job: {e}"), None))?;
+        if let Err(e) = j.step(job.job_id, "submitting", &name).await {
+            return failed(format!("journal: {e}"), None);
+        }
+        let ipp_id = match self.inner.printer.submit(pdf, &name, &job.reservation.print).await {
+            Ok(id) => id,
+            Err(e) => return failed(format!("Print-Job: {e}"), None),
+        };
+        crate::failpoint::crash("print-job-answered");
+        // The printer has the job now: whatever the journal manages to write,
+        // the job is followed to its end and reported as it ended, never
+        // reported failed while it may still print.
         let _ = j.set_ipp_job(job.job_id, ipp_id).await.map_err(Self::journal_err);
-        j.step(job.job_id, "submitted", &format!("ipp job {ipp_id}")).await.map_err(|e| (format!("journal: {e}"), Some(ipp_id)))?;
+        if let Err(e) = j.step(job.job_id, "submitted", &format!("ipp job {ipp_id}")).await {
+            Self::journal_err(e);
+            tracing::error!(job_id = job.job_id, ipp_id, "the printer took the job but the journal could not say so: following it anyway");
+        }
         let timeout = Duration::from_secs(self.inner.cfg.job_timeout_s);
         let printer = self.inner.printer.as_ref();
-        let stopped = Duration::from_secs(self.inner.cfg.stopped_timeout_s);
-        let mut outcome = crate::printer::follow_job_until(printer, ipp_id, Duration::from_millis(200), timeout, stopped).await;
-        if !matches!(&outcome, Ok((state, _)) if state.is_terminal()) {
-            // Stuck (a jam, a dead engine): cancel it, so that it cannot print later
-            // on its own while the user reprints the same certificates elsewhere.
-            tracing::warn!(ipp_id, ?outcome, "job did not finish in time: cancelling it");
-            if let Err(e) = printer.cancel(ipp_id).await {
-                tracing::warn!(ipp_id, error = %e, "Cancel-Job refused");
+        let grace = Duration::from_secs(self.inner.cfg.stopped_timeout_s);
+        let followed = crate::printer::follow_job_watching(printer, ipp_id, Duration::from_millis(200), timeout, grace).await;
+        let mut stopped = None;
+        match &followed {
+            Ok(f) if f.state == JobState::Completed => return PrintEnd::Printed(ipp_id),
+            Ok(f) if f.state.is_terminal() => {
+                return failed(format!("job {ipp_id} ended {:?} {}", f.state, f.reasons.join(",")), Some(ipp_id));
             }
-            outcome = follow_job(printer, ipp_id, Duration::from_millis(500), Duration::from_secs(30)).await;
+            Ok(f) => {
+                if let Some(st) = &f.stalled_by {
+                    // the user hears at once what happened; the job is cancelled and settled meanwhile
+                    let problem = printer_problem(st);
+                    self.inner.health.set_printer(st.clone());
+                    self.set(job.generation, screen("error", Says::PrinterStopped { problem: &problem, deadline: &job.reservation.print_deadline_text }));
+                    stopped = Some(problem);
+                }
+            }
+            Err(crate::printer::PrinterError::Rejected(e)) => {
+                // the printer no longer knows the job: it cannot print any more
+                return failed(format!("Get-Job-Attributes: {e}"), Some(ipp_id));
+            }
+            Err(_) => {}
         }
-        match outcome {
-            Ok((JobState::Completed, _)) => Ok(ipp_id),
-            Ok((state, reasons)) => Err((format!("job {ipp_id} ended {state:?} {}", reasons.join(",")), Some(ipp_id))),
-            Err(e) => Err((format!("Get-Job-Attributes: {e}"), Some(ipp_id))),
+        // Stuck (a jam, a stopped printer, a dead engine): cancel it, so that it cannot
+        // print later on its own while the user reprints the same certificates elsewhere.
+        tracing::warn!(ipp_id, ?followed, "job did not finish: cancelling it");
+        // after a refused Cancel-Job the job is only watched briefly: it is left unsettled if it goes on
+        let settle_for = match printer.cancel(ipp_id).await {
+            Ok(()) => Duration::from_secs(30),
+            Err(e) => {
+                tracing::warn!(ipp_id, error = %e, "Cancel-Job refused");
+                Duration::from_secs(5)
+            }
+        };
+        match follow_job(printer, ipp_id, Duration::from_millis(500), settle_for).await {
+            Ok((JobState::Completed, _)) => PrintEnd::Printed(ipp_id),
+            Ok((state, reasons)) if state.is_terminal() => {
+                PrintEnd::Failed { reason: format!("job {ipp_id} ended {state:?} {}", reasons.join(",")), ipp_job: Some(ipp_id), stopped }
+            }
+            Err(crate::printer::PrinterError::Rejected(e)) => PrintEnd::Failed { reason: format!("Get-Job-Attributes: {e}"), ipp_job: Some(ipp_id), stopped },
+            other => PrintEnd::Unsettled { ipp_job: ipp_id, reason: format!("not ended after Cancel-Job: {other:?}") },
         }
     }
+}
+
+/// How a print ended.
+enum PrintEnd {
+    Printed(i32),
+    /// Nothing printed and nothing will: reported failed (a paid order stays printable elsewhere).
+    /// `stopped`: the printer stopped under the job (what it said).
+    Failed { reason: String, ipp_job: Option<i32>, stopped: Option<crate::messages::Text> },
+    /// The printer still holds the job after Cancel-Job (or cannot be asked).
+    Unsettled { ipp_job: i32, reason: String },
 }
 
 struct JobCtx {
@@ -974,6 +1073,7 @@ async fn readyz<P: Printer, R: CardReader>(State(k): State<Kiosk<P, R>>) -> axum
 }
 
 async fn state<P: Printer, R: CardReader>(State(k): State<Kiosk<P, R>>) -> impl IntoResponse {
+    crate::failpoint::hang("hang-kiosk", k.inner.started.elapsed() > Duration::from_secs(3)).await;
     Json(k.current())
 }
 

@@ -4,6 +4,7 @@
 //! socket is per process), and unit tests drive the pieces without devices.
 
 pub mod config;
+pub mod failpoint;
 pub mod health;
 pub mod journal;
 pub mod kiosk;
@@ -124,6 +125,18 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
                 }
                 Err(e) => tracing::error!(error = %e, "journal error while settling interrupted jobs"),
             }
+            // then, every few seconds, jobs that could not be settled when they ended
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                match recovery::settle_later(&journal, &backend, printer.as_ref(), station_id).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(settled = n, "held-up jobs settled");
+                        let _ = sync::flush_outbox(&backend, &journal).await;
+                    }
+                    Err(e) => tracing::error!(error = %e, "journal error while settling held-up jobs"),
+                }
+            }
         });
     }
     // operators' test pages (asked for through the heartbeat's answer)
@@ -151,42 +164,100 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     health.measure_disk(&cfg.state_dir);
     tokio::spawn(health::run(health.clone(), printer.clone(), reader.clone(), terminal.clone(), cfg.state_dir.clone(), Duration::from_secs(cfg.printer_poll_s)));
     tokio::spawn(sync::run(backend.clone(), journal.clone(), health.clone(), Duration::from_secs(cfg.heartbeat_s), started, cfg.state_dir.clone()));
-    // The main loop: returns idle kiosk screens to the start and, under
-    // systemd, pings the watchdog at half its interval (ST-6). If this loop
-    // hangs the pings stop and systemd restarts the station.
+    // The main loop: returns idle kiosk screens to the start, and says it is alive.
+    let alive = Arc::new(Liveness::default());
+    {
+        let (idle, alive) = (kiosk.clone(), alive.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                idle.check_idle();
+                alive.main_loop_ticked(started);
+                failpoint::hang("hang-main-loop", started.elapsed() > Duration::from_secs(3)).await;
+            }
+        });
+    }
     let notifier = shomei_shared::systemd::Notifier::from_env();
-    let idle = kiosk.clone();
-    let pinger = notifier.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1).min(pinger.watchdog().map(|w| w / 2).unwrap_or(Duration::from_secs(1))));
-        let mut last_ping = Instant::now();
-        let hang = std::env::var("SHOMEI_FAILPOINT").is_ok_and(|p| p == "hang-main-loop");
-        loop {
-            tick.tick().await;
-            idle.check_idle();
-            if let Some(w) = pinger.watchdog() {
-                if last_ping.elapsed() >= w / 2 {
-                    if let Err(e) = pinger.notify("WATCHDOG=1") {
-                        tracing::warn!(error = %e, "watchdog ping not sent");
-                    }
-                    last_ping = Instant::now();
-                }
-            }
-            if hang && started.elapsed() > Duration::from_secs(3) {
-                tracing::error!("failpoint hang-main-loop: the main loop stops here (watchdog test)");
-                std::future::pending::<()>().await;
-            }
-        }
-    });
-
     let listener = tokio::net::TcpListener::bind(&cfg.kiosk_listen).await.with_context(|| format!("kiosk_listen {}", cfg.kiosk_listen))?;
     tracing::info!(addr = %listener.local_addr()?, ready_ms = started.elapsed().as_millis() as u64, "kiosk listening");
     if let Err(e) = notifier.notify(&format!("READY=1\nSTATUS=serving the kiosk as {}", credential.name)) {
         tracing::warn!(error = %e, "systemd readiness not sent");
     }
+    if failpoint::COMPILED_IN {
+        tracing::warn!("this build has the tests' failpoints: not for production");
+    }
+    // Under systemd: the watchdog is pinged at half its interval only while
+    // the main loop ticks and the kiosk answers its own page (ST-6); if
+    // either hangs, the pings stop and systemd restarts the station.
+    if let Some(every) = notifier.watchdog() {
+        let mut probe = listener.local_addr()?;
+        if probe.ip().is_unspecified() {
+            probe.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        tokio::spawn(watchdog(notifier.clone(), every, alive.clone(), format!("http://{probe}/kiosk/state"), started));
+    }
     axum::serve(listener, kiosk::router(kiosk)).with_graceful_shutdown(shutdown).await?;
     let _ = notifier.notify("STOPPING=1");
     Ok(())
+}
+
+/// When the station's main loop last ticked (ms since start).
+#[derive(Default)]
+struct Liveness {
+    main_loop_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Liveness {
+    fn main_loop_ticked(&self, started: Instant) {
+        self.main_loop_ms.store(started.elapsed().as_millis() as u64, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn main_loop_silent_for(&self, started: Instant) -> Duration {
+        let last = Duration::from_millis(self.main_loop_ms.load(std::sync::atomic::Ordering::SeqCst));
+        started.elapsed().saturating_sub(last)
+    }
+}
+
+/// Pings systemd's watchdog while the main loop and the kiosk are alive.
+async fn watchdog(notifier: shomei_shared::systemd::Notifier, every: Duration, alive: Arc<Liveness>, kiosk_url: String, started: Instant) {
+    let half = every / 2;
+    let client = match reqwest::Client::builder().timeout(half.max(Duration::from_millis(200))).no_proxy().build() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "watchdog: no HTTP client to ask the kiosk; not pinging");
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(half);
+    let mut was_ok = true;
+    loop {
+        tick.tick().await;
+        let silent = alive.main_loop_silent_for(started);
+        let problem = if silent > half {
+            Some(format!("the main loop has not ticked for {} ms", silent.as_millis()))
+        } else {
+            match client.get(&kiosk_url).send().await {
+                Ok(r) if r.status().is_success() => None,
+                Ok(r) => Some(format!("the kiosk answered {}", r.status())),
+                Err(e) => Some(format!("the kiosk did not answer: {e}")),
+            }
+        };
+        match problem {
+            None => {
+                if let Err(e) = notifier.notify("WATCHDOG=1") {
+                    tracing::warn!(error = %e, "watchdog ping not sent");
+                }
+                was_ok = true;
+            }
+            Some(p) => {
+                if was_ok {
+                    tracing::error!(problem = %p, "watchdog not pinged: systemd restarts the station if this lasts");
+                }
+                was_ok = false;
+            }
+        }
+    }
 }
 
 /// Prints operators' test page `request` and tells the backend how it went.

@@ -6,8 +6,14 @@ use clap::{Parser, Subcommand};
 use shomei_station::config::Config;
 use std::path::PathBuf;
 
+/// The version `--version` prints; a build with the tests' failpoints says so.
+#[cfg(feature = "failpoints")]
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (with test failpoints: not for production)");
+#[cfg(not(feature = "failpoints"))]
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 #[derive(Parser)]
-#[command(name = "shomei-station", version, about = "shomei print station: kiosk, IC card payment over PC/SC, IPP printing, offline journal and sync")]
+#[command(name = "shomei-station", version = VERSION, about = "shomei print station: kiosk, IC card payment over PC/SC, IPP printing, offline journal and sync")]
 struct Cli {
     /// TOML configuration file (then SHOMEI_STATION_* variables override it)
     #[arg(long, env = "SHOMEI_STATION_CONFIG", global = true)]

@@ -45,6 +45,13 @@ pub enum Says<'a> {
     Printing,
     Done,
     PrintFailed { deadline: &'a str },
+    /// The printer stopped under a paid job (out of paper, paused, jammed).
+    PrinterStopped { problem: &'a Text, deadline: &'a str },
+    /// Paid, but the journal could not record it: nothing prints here.
+    FaultAfterPayment { deadline: &'a str },
+    /// The printer holds the job and would not cancel it: it is not reported
+    /// failed (it might still print) until the printer lets it go.
+    PrintUnsettled,
 }
 
 impl Says<'_> {
@@ -173,6 +180,27 @@ impl Says<'_> {
                 t(
                     format!("お支払いは保持されています。印刷期限（{deadline}）まで、どの発行機でも同じ番号で再印刷できます。"),
                     format!("Your payment is kept: the same number prints at any station until the deadline ({deadline})."),
+                ),
+            ),
+            Says::PrinterStopped { problem, deadline } => (
+                t("プリンタが止まりました", "The printer stopped"),
+                t(
+                    format!("印刷中にプリンタが止まりました（{}）。お支払いは保持されています。印刷期限（{deadline}）まで、他の発行機で同じ番号で印刷できます。", problem.ja),
+                    format!("The printer stopped while printing ({}). Your payment is kept: the same number prints at another station until the deadline ({deadline}).", problem.en),
+                ),
+            ),
+            Says::FaultAfterPayment { deadline } => (
+                t("この発行機は故障中です", "This station has a fault"),
+                t(
+                    format!("お支払いは完了しましたが、この発行機では印刷できません。印刷期限（{deadline}）まで、他の発行機で同じ番号で印刷できます。"),
+                    format!("Your payment went through, but this station cannot print. The same number prints at another station until the deadline ({deadline})."),
+                ),
+            ),
+            Says::PrintUnsettled => (
+                t("印刷が終わっていません", "Printing did not finish"),
+                t(
+                    "プリンタが印刷を終えず、取り消しもできませんでした。お支払いは保持されています。二重に印刷されないよう、この番号はプリンタが止まるまで他の発行機では印刷できません。係員にお知らせください。",
+                    "The printer did not finish and would not cancel the job. Your payment is kept. So that nothing prints twice, the number prints elsewhere only once the printer lets the job go. Please tell the staff.",
                 ),
             ),
         }
@@ -306,6 +334,7 @@ pub fn printer_problem(status: &PrinterStatus) -> Text {
             "media-jam" => ("紙づまり", "paper jam"),
             "toner-empty" | "marker-supply-empty" => ("トナー切れ", "out of toner"),
             "door-open" | "cover-open" => ("カバーが開いています", "a cover is open"),
+            "paused" | "moving-to-paused" => ("一時停止中", "paused"),
             _ => ("プリンタの異常", "printer fault"),
         };
         if !ja.contains(&j) {

@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipp::attribute::{IppAttribute, IppAttributeName, IppAttributes};
-use ipp::client::non_blocking::AsyncIppClient;
 use ipp::error::IppError;
 use ipp::model::{DelimiterTag, StatusCode};
 use ipp::operation::builder::IppOperationBuilder;
@@ -141,12 +140,21 @@ pub trait Printer: Send + Sync + 'static {
 }
 
 /// A printer reached over IPP at one printer URI.
+///
+/// One HTTP client is kept for the printer's life, so that its requests go
+/// over a kept-alive connection instead of a new client and TCP connection
+/// per operation (the `ipp` crate's `AsyncIppClient` builds a new
+/// `reqwest::Client` on every `send`). Clones share it.
 #[derive(Debug, Clone)]
 pub struct IppPrinter {
     /// Where requests are sent (`ipp://` is sent as `http://`, port 631 by default).
     uri: Uri,
     /// The printer-uri operation attribute: `uri` in `ipp://` form.
     printer_uri: Uri,
+    /// `uri` as the HTTP URL the requests are POSTed to.
+    http_url: String,
+    /// The one HTTP client (and its connection pool) for this printer.
+    http: reqwest::Client,
 }
 
 impl IppPrinter {
@@ -176,30 +184,113 @@ impl IppPrinter {
             )));
         }
         let printer_uri = ipp::util::canonicalize_uri(&parsed);
+        // ipp://host/path is http://host:631/path (the crate's own rule, which it keeps private)
+        let http_url = match (parsed.scheme_str(), parsed.authority()) {
+            (Some("ipp"), Some(authority)) => {
+                let authority = if authority.port_u16().is_some() {
+                    authority.to_string()
+                } else {
+                    format!("{authority}:631")
+                };
+                let path = parsed.path_and_query().map(|p| p.as_str()).unwrap_or_default();
+                format!("http://{authority}{path}")
+            }
+            _ => parsed.to_string(),
+        };
+        /// Limit for opening a connection to the printer (within the call's own limit).
+        const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+        /// A kept-alive connection unused this long is closed by us, before the
+        /// printer closes it itself (ippeveprinter and CUPS keep one 30 s, some
+        /// printers less), so that a request rarely meets a closing connection.
+        const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+        // No client-wide timeout: each call sets its own (QUERY_TIMEOUT, SUBMIT_TIMEOUT).
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_max_idle_per_host(2)
+            .tcp_nodelay(true)
+            .user_agent(concat!("shomei-station/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| PrinterError::Protocol(format!("building the HTTP client for {uri:?}: {}", error_chain(&e))))?;
         Ok(IppPrinter {
             uri: parsed,
             printer_uri,
+            http_url,
+            http,
         })
     }
 
-    /// Sends one request and checks the IPP status. `server-error-busy` comes
-    /// back as `PrinterError::Busy` so that `submit` can retry it.
+    /// Sends one request over the printer's kept-alive connection and checks
+    /// the IPP status. `server-error-busy` comes back as `PrinterError::Busy`
+    /// so that `submit` can retry it. `timeout` covers connect, upload and
+    /// the whole answer.
+    ///
+    /// A query (Get-Printer-Attributes, Get-Job-Attributes, Get-Jobs) that
+    /// fails on the transport, not by timeout nor by a refused connect, is
+    /// sent once more within the same time limit: a kept-alive connection the
+    /// printer closed at that moment must not make the printer look
+    /// unreachable. Print-Job and Cancel-Job are never resent here (a resent
+    /// Print-Job could print twice).
     async fn call(
         &self,
         request: IppRequestResponse,
         timeout: Duration,
     ) -> Result<IppRequestResponse, PrinterError> {
-        let client = AsyncIppClient::builder(self.uri.clone())
-            .request_timeout(timeout)
-            .build();
-        // reqwest's timeout should cover the body as well; this is a backstop
-        // so that no call can hang whatever the transport does.
-        let response = tokio::time::timeout(timeout + Duration::from_secs(1), client.send(request))
-            .await
-            .map_err(|_| {
-                PrinterError::Unreachable(format!("no answer within {}s", timeout.as_secs()))
-            })?
-            .map_err(map_ipp_error)?;
+        /// One POST of an encoded request and its parsed answer.
+        async fn exchange(
+            http: &reqwest::Client,
+            url: &str,
+            body: Vec<u8>,
+            limit: Duration,
+        ) -> Result<IppRequestResponse, IppError> {
+            let response = http
+                .post(url)
+                .header(reqwest::header::CONTENT_TYPE, "application/ipp")
+                .timeout(limit)
+                .body(body)
+                .send()
+                .await?;
+            if !response.status().is_success() {
+                return Err(IppError::RequestError(response.status().as_u16()));
+            }
+            let bytes = response.bytes().await?;
+            // The ipp crate (8.0) panics on some malformed values (a language-tagged
+            // text whose inner length runs past the value): a printer's bytes are
+            // untrusted, so a panic here is a protocol error, never a dead task.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ipp::parser::IppParser::new(Cursor::new(bytes)).parse())) {
+                Ok(parsed) => Ok(parsed?),
+                Err(_) => Err(IppError::ParseError(ipp::parser::IppParseError::IoError(std::io::Error::new(std::io::ErrorKind::InvalidData, "a malformed attribute value the IPP parser could not read")))),
+            }
+        }
+
+        // Get-Job-Attributes 0x0009, Get-Jobs 0x000A, Get-Printer-Attributes 0x000B
+        let query = matches!(request.header().operation_or_status, 0x0009..=0x000B);
+        // The request whole in memory (the PDF is in memory already): it goes
+        // out with a Content-Length, and a query keeps a copy for its resend.
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut request.into_read(), &mut body)
+            .map_err(|e| PrinterError::Protocol(format!("encoding the IPP request: {e}")))?;
+        let mut spare = query.then(|| body.clone());
+        let deadline = Instant::now() + timeout;
+        let no_answer = || PrinterError::Unreachable(format!("no answer within {}s", timeout.as_secs()));
+        let response = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(no_answer());
+            }
+            // reqwest's timeout should cover the body as well; this is a backstop
+            // so that no call can hang whatever the transport does.
+            let sent = tokio::time::timeout(left + Duration::from_secs(1), exchange(&self.http, &self.http_url, body, left))
+                .await
+                .map_err(|_| no_answer())?;
+            match sent {
+                Err(IppError::AsyncClientError(e)) if !e.is_timeout() && !e.is_connect() && !e.is_builder() && spare.is_some() => {
+                    debug!(error = %error_chain(&e), "query failed on a kept-alive connection; sending it once more");
+                    body = spare.take().unwrap_or_default();
+                }
+                sent => break sent.map_err(map_ipp_error)?,
+            }
+        };
         let status = response.header().status_code();
         if status.is_success() {
             Ok(response)
@@ -422,6 +513,9 @@ impl Printer for IppPrinter {
 
     #[instrument(level = "debug", skip(self), fields(uri = %self.uri), err(level = "debug"))]
     async fn cancel(&self, job_id: i32) -> Result<(), PrinterError> {
+        if crate::failpoint::is("cancel-job-fails") {
+            return Err(PrinterError::Unreachable("failpoint cancel-job-fails: Cancel-Job not delivered".into()));
+        }
         let request = IppOperationBuilder::cancel_job(self.printer_uri.clone(), job_id)
             .user_name(USER_NAME)
             .build()
@@ -510,6 +604,27 @@ pub async fn follow_job<P: Printer>(
     follow_job_until(p, job_id, interval, timeout, timeout).await
 }
 
+/// How following a job ended.
+#[derive(Debug, Clone)]
+pub struct Followed {
+    pub state: JobState,
+    pub reasons: Vec<String>,
+    /// The job stopped progressing behind a stopped or paused printer for the
+    /// stop grace: what the printer said then (its blocking reasons).
+    pub stalled_by: Option<PrinterStatus>,
+}
+
+/// True when a job that is not finished is held up by its printer: the job is
+/// `processing-stopped`, or names `printer-stopped` among its reasons (a
+/// stopped printer leaves waiting jobs `pending` so), or the printer answers
+/// and cannot print (stopped, paused, out of paper, jammed, a cover open).
+fn held_up(state: JobState, reasons: &[String], printer: &PrinterStatus) -> bool {
+    !state.is_terminal()
+        && (state == JobState::Stopped
+            || reasons.iter().any(|r| r.starts_with("printer-stopped"))
+            || (printer.reachable && !printer.can_print()))
+}
+
 /// [`follow_job`], giving up early when the job stays `processing-stopped`
 /// (the printer stopped under it: a jam, an empty tray) for `stopped_timeout`:
 /// the caller then cancels it and counts it as failed.
@@ -520,9 +635,23 @@ pub async fn follow_job_until<P: Printer>(
     timeout: std::time::Duration,
     stopped_timeout: std::time::Duration,
 ) -> Result<(JobState, Vec<String>), PrinterError> {
+    follow_job_watching(p, job_id, interval, timeout, stopped_timeout).await.map(|f| (f.state, f.reasons))
+}
+
+/// Follows a job until a terminal state or `timeout`, watching the printer
+/// too: a job held up by a stopped or paused printer (see [`held_up`]) for
+/// `stop_grace` is given up at once, with what the printer said, so that the
+/// user is told within seconds rather than at the job timeout.
+pub async fn follow_job_watching<P: Printer>(
+    p: &P,
+    job_id: i32,
+    interval: std::time::Duration,
+    timeout: std::time::Duration,
+    stop_grace: std::time::Duration,
+) -> Result<Followed, PrinterError> {
     let deadline = Instant::now() + timeout;
     let mut last_seen: Option<JobState> = None;
-    let mut stopped_since: Option<Instant> = None;
+    let mut held_since: Option<Instant> = None;
     loop {
         let polled = p.job_state(job_id).await;
         match &polled {
@@ -532,25 +661,28 @@ pub async fn follow_job_until<P: Printer>(
                     last_seen = Some(*state);
                 }
                 if state.is_terminal() {
-                    return polled;
+                    return Ok(Followed { state: *state, reasons: reasons.clone(), stalled_by: None });
                 }
-                if *state == JobState::Stopped {
-                    let since = *stopped_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() >= stopped_timeout {
-                        tracing::warn!(job_id, ?reasons, "job stayed processing-stopped too long");
-                        return polled;
+                let printer = p.status().await;
+                if held_up(*state, reasons, &printer) {
+                    let since = *held_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= stop_grace {
+                        // what the printer says, for the user's message ("stopped" when it names nothing)
+                        let said = if printer.reachable && !printer.can_print() { printer } else { PrinterStatus { reachable: true, state: "stopped".into(), ..printer } };
+                        tracing::warn!(job_id, ?state, ?reasons, printer = ?said.reasons, "job held up by a stopped printer");
+                        return Ok(Followed { state: *state, reasons: reasons.clone(), stalled_by: Some(said) });
                     }
                 } else {
-                    stopped_since = None;
+                    held_since = None;
                 }
             }
-            Err(PrinterError::Rejected(_)) => return polled,
+            Err(PrinterError::Rejected(_)) => return polled.map(|(state, reasons)| Followed { state, reasons, stalled_by: None }),
             Err(e) => debug!(job_id, error = %e, "poll failed, will retry"),
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             debug!(job_id, ?last_seen, "gave up following the job");
-            return polled;
+            return polled.map(|(state, reasons)| Followed { state, reasons, stalled_by: None });
         }
         tokio::time::sleep(interval.min(left)).await;
     }

@@ -256,21 +256,37 @@ impl CardReader for PcscReader {
     }
 }
 
+/// What one answer to GET DATA says, when it is not an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GetDataAnswer {
+    /// The UID / IDm, hex, upper case.
+    Uid(String),
+    /// "Wrong Le, the right one is xx" (SW 6C xx): ask again with this Le.
+    AskAgainWithLe(u8),
+}
+
+/// Interprets one answer (data + status word) to GET DATA, as the card sent it.
+pub fn parse_get_data_answer(resp: &[u8]) -> Result<GetDataAnswer, ReaderError> {
+    let Some((data, sw)) = resp.split_last_chunk::<2>() else {
+        return Err(ReaderError::Other(format!("short answer to GET DATA: {}", hex::encode_upper(resp))));
+    };
+    match u16::from_be_bytes(*sw) {
+        0x9000 if data.is_empty() => Err(ReaderError::Other("the card returned an empty UID".into())),
+        0x9000 => Ok(GetDataAnswer::Uid(hex::encode_upper(data))),
+        sw if sw >> 8 == 0x6C && sw & 0xFF != 0 => Ok(GetDataAnswer::AskAgainWithLe((sw & 0xFF) as u8)),
+        sw => Err(ReaderError::Status(sw)),
+    }
+}
+
 /// Sends GET DATA and interprets the answer.
 fn transmit_get_uid(card: &pcsc::Card) -> Result<String, ReaderError> {
     let mut buf = [0u8; pcsc::MAX_BUFFER_SIZE];
     let mut apdu = GET_UID;
     for _attempt in 0..2 {
         let resp = card.transmit(&apdu, &mut buf).map_err(|e| card_error(e, "reading the card UID"))?;
-        let Some((data, sw)) = resp.split_last_chunk::<2>() else {
-            return Err(ReaderError::Other(format!("short answer to GET DATA: {}", hex::encode_upper(resp))));
-        };
-        match u16::from_be_bytes(*sw) {
-            0x9000 if data.is_empty() => return Err(ReaderError::Other("the card returned an empty UID".into())),
-            0x9000 => return Ok(hex::encode_upper(data)),
-            // "Wrong Le, the right one is xx": ask again with it.
-            sw if sw >> 8 == 0x6C && sw & 0xFF != 0 => apdu[4] = (sw & 0xFF) as u8,
-            sw => return Err(ReaderError::Status(sw)),
+        match parse_get_data_answer(resp)? {
+            GetDataAnswer::Uid(uid) => return Ok(uid),
+            GetDataAnswer::AskAgainWithLe(le) => apdu[4] = le,
         }
     }
     Err(ReaderError::Other("GET DATA kept asking for another length".into()))

@@ -3,15 +3,20 @@
 //! Print-Job for the same payment (ST-5):
 //!
 //! * reserved / declined (no money taken): the reservation is given back;
-//! * charging / charge_unknown / charged / fetching / fetched (money may have
-//!   been taken, nothing sent to the printer): reported failed, so the backend
-//!   keeps a paid order reprintable at any station and an unpaid one usable;
+//! * charging / charge_unknown with a card (the charge's answer may be lost):
+//!   the backend is asked whether it took the money under the job's key, and
+//!   a `charged` step records it when it did; then as below;
+//! * charged / fetching / fetched (money may have been taken, nothing sent to
+//!   the printer): reported failed, so the backend keeps a paid order
+//!   reprintable at any station and an unpaid one usable;
 //! * submitting (a Print-Job was sent, its answer not recorded): the printer is
-//!   asked for a job of that name; if it has one, it is followed like
-//!   `submitted`, else the job is reported failed;
+//!   asked for a job of that name (Get-Jobs); if it has one, it is followed
+//!   like `submitted`, else the job is reported failed;
 //! * submitted (the printer's job-id is saved): the printer is asked about
-//!   that job instead of printing again; completed -> printed, anything else
-//!   (or a job it no longer knows) -> failed.
+//!   that job instead of printing again; completed -> printed, ended or
+//!   unknown to the printer -> failed; still going -> Cancel-Job, and if the
+//!   printer still holds it after that, `unsettled`: never reported failed
+//!   while it may print, asked again every few seconds until it ends.
 //!
 //! * charging / charge_unknown at the e-money terminal (P-5): the terminal is
 //!   asked the transaction's status first; approved -> the payment is queued
@@ -21,7 +26,7 @@
 //! Every outcome goes through the journal's outbox like a live job's.
 
 use crate::journal::{Job, Journal};
-use crate::printer::{follow_job, JobState, Printer};
+use crate::printer::{follow_job, JobState, Printer, PrinterError};
 use crate::sync::Backend;
 use crate::terminal::{ChargeOutcome, SerialTerminal};
 use shomei_shared::api::{PrintOutcome, PrintReport, TerminalPayment};
@@ -56,10 +61,53 @@ pub async fn recover<P: Printer>(
                 continue;
             }
         }
-        settle(journal, backend, printer, job, job_timeout, station_id).await?;
-        settled += 1;
+        if settle(journal, backend, printer, job, job_timeout, station_id).await? {
+            settled += 1;
+        }
     }
     Ok(settled)
+}
+
+/// Jobs the station could not settle when they ended and that no task owns
+/// any more: `unsettled` (the printer held the job after Cancel-Job, or could
+/// not be asked) and `charge_unknown` for a card (the backend could not be
+/// reached to say whether it took the money). Asked again; returns how many
+/// were settled now.
+pub async fn settle_later<P: Printer>(journal: &Journal, backend: &Backend, printer: &P, station_id: i64) -> Result<usize, sqlx::Error> {
+    let mut settled = 0;
+    for job in journal.unfinished_jobs().await? {
+        let ours = match job.state.as_str() {
+            "unsettled" => true,
+            "charge_unknown" => journal.terminal_txn(job.id).await?.is_none(),
+            _ => false,
+        };
+        if ours && settle(journal, backend, printer, &job, Duration::from_secs(2), station_id).await? {
+            settled += 1;
+        }
+    }
+    Ok(settled)
+}
+
+/// A card charge whose answer the journal never got (the station died or the
+/// line broke after sending it): the backend says whether it took the money,
+/// and the journal records it, so the station's `charged` steps match the
+/// ledger. False when the backend could not be asked.
+async fn confirm_card_charge(journal: &Journal, backend: &Backend, job: &Job) -> Result<bool, sqlx::Error> {
+    match backend.charge_status(job.reservation_id, &job.charge_key).await {
+        Ok(status) => {
+            if let Some(amount) = status.charged {
+                tracing::warn!(job_id = job.id, %amount, "the backend took the payment before the restart: recorded");
+                journal.step(job.id, "charged", &format!("{amount} (confirmed by the backend after the answer was lost)")).await?;
+            } else {
+                tracing::info!(job_id = job.id, "the backend took no payment for this job");
+            }
+            Ok(true)
+        }
+        Err(e) => {
+            tracing::warn!(job_id = job.id, error = %e, "the backend cannot say yet whether it took the payment");
+            Ok(false)
+        }
+    }
 }
 
 /// A job whose terminal charge has no known outcome: asks the terminal.
@@ -94,7 +142,8 @@ pub async fn settle_terminal(journal: &Journal, backend: &Backend, terminal: Opt
     }
 }
 
-async fn settle<P: Printer>(journal: &Journal, backend: &Backend, printer: &P, job: &Job, job_timeout: Duration, station_id: i64) -> Result<(), sqlx::Error> {
+/// Settles one job; false when it cannot be settled yet (asked again later).
+async fn settle<P: Printer>(journal: &Journal, backend: &Backend, printer: &P, job: &Job, job_timeout: Duration, station_id: i64) -> Result<bool, sqlx::Error> {
     tracing::info!(job_id = job.id, state = %job.state, "recovering job");
     match job.state.as_str() {
         "reserved" | "declined" => {
@@ -102,9 +151,9 @@ async fn settle<P: Printer>(journal: &Journal, backend: &Backend, printer: &P, j
             if let Err(e) = backend.release(job.reservation_id).await {
                 tracing::info!(error = %e, "reservation not released; it lapses by itself");
             }
-            Ok(())
+            Ok(true)
         }
-        "submitting" | "submitted" => {
+        "submitting" | "submitted" | "unsettled" => {
             let ipp_id = match job.ipp_job_id.and_then(|id| i32::try_from(id).ok()) {
                 Some(id) => Some(id),
                 None => match printer.find_job(&job_name(&job.print_number, job.id)).await {
@@ -116,24 +165,58 @@ async fn settle<P: Printer>(journal: &Journal, backend: &Backend, printer: &P, j
                 },
             };
             let Some(ipp_id) = ipp_id else {
-                return fail(journal, station_id, job, None, "station restarted: the printer has no job for this print").await;
+                fail(journal, station_id, job, None, "station restarted: the printer has no job for this print").await?;
+                return Ok(true);
             };
+            if job.ipp_job_id.is_none() {
+                // found by its name (Get-Jobs): keep the id for the next question
+                journal.set_ipp_job(job.id, ipp_id).await?;
+            }
             let outcome = follow_job(printer, ipp_id, Duration::from_millis(500), job_timeout).await;
-            match outcome {
-                Ok((JobState::Completed, _)) => finish(journal, station_id, job, Some(ipp_id), PrintOutcome::Printed, "printed (confirmed after restart)").await,
-                Ok((state, reasons)) if state.is_terminal() => {
-                    fail(journal, station_id, job, Some(ipp_id), &format!("job {ipp_id} ended {state:?} {}", reasons.join(","))).await
-                }
+            let ended = match outcome {
+                Ok((state, reasons)) if state.is_terminal() => Some((state, reasons)),
+                Err(PrinterError::Rejected(e)) => Some((JobState::Aborted, vec![format!("unknown to the printer: {e}")])),
                 other => {
                     // still not done: cancel it so that it cannot print later behind the user's back
                     tracing::warn!(ipp_id, ?other, "recovered job did not finish: cancelling it");
-                    let _ = printer.cancel(ipp_id).await;
-                    fail(journal, station_id, job, Some(ipp_id), &format!("job {ipp_id} did not finish after a restart")).await
+                    if let Err(e) = printer.cancel(ipp_id).await {
+                        tracing::warn!(ipp_id, error = %e, "Cancel-Job refused");
+                    }
+                    match follow_job(printer, ipp_id, Duration::from_millis(500), Duration::from_secs(10)).await {
+                        Ok((state, reasons)) if state.is_terminal() => Some((state, reasons)),
+                        Err(PrinterError::Rejected(e)) => Some((JobState::Aborted, vec![format!("unknown to the printer: {e}")])),
+                        other => {
+                            // The printer still holds it: reporting it failed would let the
+                            // number print elsewhere while this one may still come out.
+                            tracing::error!(job_id = job.id, ipp_id, ?other, "the printer would not give up the job: left unsettled");
+                            if job.state != "unsettled" {
+                                journal.step(job.id, "unsettled", &format!("ipp job {ipp_id} not ended after Cancel-Job")).await?;
+                            }
+                            None
+                        }
+                    }
                 }
+            };
+            match ended {
+                Some((JobState::Completed, _)) => finish(journal, station_id, job, Some(ipp_id), PrintOutcome::Printed, "printed (confirmed after restart)").await?,
+                Some((state, reasons)) => fail(journal, station_id, job, Some(ipp_id), &format!("job {ipp_id} ended {state:?} {}", reasons.join(","))).await?,
+                None => return Ok(false),
             }
+            Ok(true)
         }
-        // charging, charge_unknown, charged, fetching, fetched: nothing printed yet
-        _ => fail(journal, station_id, job, None, "station restarted before printing").await,
+        "charging" | "charge_unknown" if !job.offline => {
+            // a card charge whose answer was lost: ask the backend what it did first
+            if !confirm_card_charge(journal, backend, job).await? && job.state == "charge_unknown" {
+                return Ok(false);
+            }
+            fail(journal, station_id, job, None, "station restarted before printing").await?;
+            Ok(true)
+        }
+        // charged, fetching, fetched: nothing printed yet
+        _ => {
+            fail(journal, station_id, job, None, "station restarted before printing").await?;
+            Ok(true)
+        }
     }
 }
 

@@ -100,6 +100,12 @@ impl Backend {
         Self::decode(self.auth(self.http.post(url)).json(&req).send().await).await
     }
 
+    /// What became of a charge sent with `key` whose answer was lost.
+    pub async fn charge_status(&self, reservation_id: i64, key: &str) -> Result<shomei_shared::api::ChargeStatus, SyncError> {
+        let url = format!("{}/reservations/{reservation_id}/charges/{}", self.base, urlencoding_min(key));
+        Self::decode(self.auth(self.http.get(url)).send().await).await
+    }
+
     pub async fn document(&self, reservation_id: i64) -> Result<Vec<u8>, SyncError> {
         self.get_bytes(&format!("/reservations/{reservation_id}/document")).await
     }
@@ -246,4 +252,11 @@ pub async fn run(backend: Backend, journal: Journal, health: Arc<dyn HealthSourc
             }
         }
     }
+}
+
+/// Keys are ASCII letters, digits and '-': anything else is percent-encoded.
+fn urlencoding_min(key: &str) -> String {
+    key.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
 }

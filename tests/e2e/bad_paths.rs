@@ -213,14 +213,24 @@ async fn a_card_left_on_the_reader_is_not_charged_without_a_fresh_tap() -> Resul
     tokio::time::sleep(Duration::from_millis(600)).await;
     let s = rig.kiosk_number(&number).await?;
     assert_eq!(s["screen"], "card");
+    // the notice proves the station looked at the reader, found the card, and
+    // now waits for it to be lifted: it has read nothing, so charged nothing
     let s = rig.wait_notice().await?;
     assert!(text(&s).contains("already lying on the reader"), "{s}");
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(rig.balance()?, 3000, "nothing charged while it just lies there");
+    assert_eq!(rig.journal_steps()?, ["reserved"], "no card read, no charge started");
+    let order = rig.backend.sql(&format!("SELECT id FROM orders WHERE print_number = '{number}'"))?;
+    let debits = || rig.backend.sql(&format!("SELECT count(*) FROM ledger WHERE order_id = {order} AND kind = 'debit'"));
+    assert_eq!(debits()?, "0", "nothing charged while it just lies there");
+    assert_eq!(rig.backend.sql(&format!("SELECT status FROM orders WHERE id = {order}"))?, "awaiting_payment");
+    assert_eq!(rig.balance()?, 3000);
     rig.card.remove()?;
     tokio::time::sleep(Duration::from_millis(600)).await;
+    // lifted (the station sees the reader empty before the fresh tap): still nothing charged for the whole time it lay there
+    assert_eq!(rig.journal_steps()?, ["reserved"], "the lying card was never read");
+    assert_eq!(debits()?, "0");
     rig.card.tap()?;
     rig.wait_kiosk("done", Duration::from_secs(30)).await?;
+    assert_eq!(debits()?, "1", "charged once, for the fresh tap");
     assert_eq!(rig.balance()?, 2600);
     Ok(())
 }

@@ -29,7 +29,7 @@ async fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> Result<
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_backend_gone_for_30_s_the_print_report_is_applied_once_when_it_returns() -> Result<()> {
     let mut rig = Rig::start().await?;
-    let (number, _) = rig.order_and_read_mail(1).await?;
+    let number = new_order(&rig).await?;
     // the engine holds the job, so that the backend can go away while it prints
     rig.printer.set_mode("hold")?;
     let s = rig.kiosk_number(&number).await?;
@@ -59,7 +59,7 @@ async fn with_the_backend_gone_for_30_s_the_print_report_is_applied_once_when_it
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_the_printer_aborts_is_reprinted_without_a_second_charge() -> Result<()> {
     let mut rig = Rig::start().await?;
-    let (number, _) = rig.order_and_read_mail(1).await?;
+    let number = new_order(&rig).await?;
     rig.printer.set_mode("fail")?;
     let s = rig.kiosk_number(&number).await?;
     assert_eq!(s["screen"], "card", "{s}");
@@ -85,7 +85,7 @@ async fn a_job_the_printer_aborts_is_reprinted_without_a_second_charge() -> Resu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_printer_that_does_not_answer_takes_no_money() -> Result<()> {
     let mut rig = Rig::start().await?;
-    let (number, _) = rig.order_and_read_mail(1).await?;
+    let number = new_order(&rig).await?;
     rig.printer.kill();
     let s = rig.wait_kiosk("out_of_service", Duration::from_secs(10)).await?;
     assert!(s["message_en"].as_str().unwrap_or("").contains("does not respond"), "{s}");
@@ -101,7 +101,7 @@ async fn a_printer_that_does_not_answer_takes_no_money() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_cards_on_the_reader_are_refused_until_one_is_left() -> Result<()> {
     let mut rig = Rig::start().await?;
-    let (number, _) = rig.order_and_read_mail(1).await?;
+    let number = new_order(&rig).await?;
     let s = rig.kiosk_number(&number).await?;
     assert_eq!(s["screen"], "card", "{s}");
     // a second card in the field: the reader answers with an error status word
@@ -122,7 +122,7 @@ async fn two_cards_on_the_reader_are_refused_until_one_is_left() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unplugged_reader_stops_the_station_until_it_is_back() -> Result<()> {
     let mut rig = Rig::start().await?;
-    let (number, _) = rig.order_and_read_mail(1).await?;
+    let number = new_order(&rig).await?;
     rig.pcsc.stop();
     let s = rig.wait_kiosk("out_of_service", Duration::from_secs(15)).await?;
     assert!(s["message_en"].as_str().unwrap_or("").contains("the card reader is not connected"), "{s}");
@@ -246,4 +246,79 @@ async fn with_the_journals_disk_full_the_station_takes_no_one_and_loses_nothing(
     assert_eq!(rig.printer.spooled_pdfs().len(), 2);
     drop(rig);
     Ok(())
+}
+
+/// The printer stops under a paid job (the tray runs empty, an operator
+/// pauses it, paper jams): the kiosk says so within seconds, in both
+/// languages, long before the job timeout, keeps the payment and sends the
+/// user elsewhere; the job is cancelled, reported failed, and the same number
+/// then prints once with no second charge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_printer_stopped_mid_job_is_seen_at_once_and_the_paid_number_prints_once_afterwards() -> Result<()> {
+    // a job timeout of three minutes: only the stop itself can end the wait early
+    let mut rig = Rig::start_tuned(Tuning { idle_timeout_s: 60, job_timeout_s: 180 }).await?;
+    rig.backend.sql(&format!("INSERT INTO ledger (card_uid, amount, kind, created_at) VALUES ('{}', 10000, 'adjustment', strftime('%s','now'))", shomei_backend::demo::CARD_UID))?;
+    for (how, en, ja) in [("media empty", "out of paper", "用紙切れ"), ("paused", "paused", "一時停止中"), ("jammed", "paper jam", "紙づまり")] {
+        let number = new_order(&rig).await?;
+        let order = rig.backend.sql(&format!("SELECT id FROM orders WHERE print_number = '{number}'"))?;
+        let balance_before = rig.balance()?;
+        // the engine reports the stop while it holds the job, until released
+        rig.printer.set_mode(match how {
+            "media empty" => "stop media-empty",
+            "paused" => "stop paused",
+            _ => "stop media-jam",
+        })?;
+        let s = rig.kiosk_number(&number).await?;
+        assert_eq!(s["screen"], "card", "{how}: {s}");
+        rig.card.tap()?;
+        rig.wait_kiosk("printing", Duration::from_secs(15)).await?;
+        let error = rig.wait_kiosk("error", Duration::from_secs(60)).await.map_err(|e| anyhow::anyhow!("{how}: the stop was not told before the job timeout: {e}"))?;
+        let said = format!("{} {} {} {}", error["title_en"], error["message_en"], error["title_ja"], error["message_ja"]);
+        for words in ["The printer stopped", en, "Your payment is kept", "another station", "プリンタが止まりました", ja, "お支払いは保持されています"] {
+            assert!(said.contains(words), "{how}: {words:?} missing from {said}");
+        }
+        rig.card.remove()?;
+        // cancelled at the printer, reported failed: paid, charged once, reprintable
+        wait_for(&format!("{how}: Cancel-Job"), Duration::from_secs(20), || Ok(rig.printer.log().matches("Cancel-Job").count() >= 1)).await?;
+        rig.printer.set_mode("ok")?;
+        rig.printer.release_held_job()?;
+        wait_for(&format!("{how}: the failed print reported"), Duration::from_secs(40), || {
+            Ok(rig.backend.sql(&format!("SELECT count(*) FROM station_reports r JOIN reservations v ON v.id = r.reservation_id WHERE v.order_id = {order} AND r.outcome = 'failed'"))? == "1")
+        })
+        .await?;
+        assert_eq!(rig.backend.sql(&format!("SELECT status FROM orders WHERE id = {order}"))?, "paid", "{how}");
+        assert_eq!(rig.backend.sql(&format!("SELECT count(*) FROM reservations WHERE order_id = {order} AND status = 'active'"))?, "0", "{how}");
+        assert_eq!(rig.balance()?, balance_before - 400, "{how}: charged once");
+
+        // the printer is back: the same number prints, with no second charge
+        rig.station_reset().await?;
+        let s = wait_number_taken(&rig, &number).await?;
+        assert!(s["screen"] == "printing" || s["screen"] == "done", "{how}: paid orders skip the card: {s}");
+        rig.wait_kiosk("done", Duration::from_secs(30)).await?;
+        wait_for(&format!("{how}: printed"), Duration::from_secs(10), || Ok(rig.backend.sql(&format!("SELECT status FROM orders WHERE id = {order}"))? == "printed")).await?;
+        assert_eq!(journal(&rig, &format!("SELECT count(*) FROM jobs WHERE print_number = '{number}' AND state = 'printed'"))?, "1", "{how}: printed once");
+        assert_eq!(rig.balance()?, balance_before - 400, "{how}: no second charge");
+        rig.station_reset().await?;
+    }
+    Ok(())
+}
+
+/// A new order by the demo graduate; its print number as the order page shows it.
+async fn new_order(rig: &Rig) -> Result<String> {
+    let page = rig.backend.order_as_graduate(1).await?;
+    Ok(anyhow::Context::context(element_text(&page, "print-number"), "print number")?.replace(' ', ""))
+}
+
+/// Enters `number` once the kiosk takes numbers again (the printer reports
+/// ready after a poll); returns the screen.
+async fn wait_number_taken(rig: &Rig, number: &str) -> Result<serde_json::Value> {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = rig.kiosk_number(number).await?;
+        if s["screen"] != "out_of_service" && s["screen"] != "idle" {
+            return Ok(s);
+        }
+        anyhow::ensure!(Instant::now() < end, "the kiosk does not take the number again: {s}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }

@@ -740,6 +740,8 @@ impl Backend {
         reqwest::Client::builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::limited(5))
+            // a hung backend fails the test that asked, with a message, instead of blocking the run
+            .timeout(Duration::from_secs(60))
             .build()
             .unwrap_or_default()
     }
@@ -1000,6 +1002,14 @@ impl Station {
     }
 
     fn spawn(dir: &Path, settings: &[(String, String)], env: &[(&str, &str)]) -> Result<Proc> {
+        if env.iter().any(|(k, _)| *k == "SHOMEI_FAILPOINT") {
+            // failpoints are a cargo feature the test crate turns on: say so plainly if this binary lacks them
+            let v = Command::new(bin("shomei-station")).arg("--version").output()?;
+            anyhow::ensure!(
+                String::from_utf8_lossy(&v.stdout).contains("failpoints"),
+                "target/debug/shomei-station was built without the failpoints feature: run cargo build --workspace --bins --tests"
+            );
+        }
         let mut cmd = Command::new(bin("shomei-station"));
         cmd.envs(settings.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         cmd.envs(env.iter().copied());
@@ -1063,6 +1073,47 @@ impl Station {
     pub fn journal_path(&self) -> PathBuf {
         self.dir.path().join("journal.sqlite")
     }
+
+    /// POSTs a number to this station's kiosk as its page does; returns the screen JSON.
+    pub async fn kiosk_number(&self, number: &str) -> Result<serde_json::Value> {
+        Ok(http_client()
+            .post(format!("{}/kiosk/number", self.kiosk_url))
+            .json(&serde_json::json!({ "number": number }))
+            .send()
+            .await?
+            .json()
+            .await?)
+    }
+
+    /// Presses "back to start" on this station's kiosk.
+    pub async fn kiosk_reset(&self) -> Result<serde_json::Value> {
+        Ok(http_client().post(format!("{}/kiosk/cancel", self.kiosk_url)).send().await?.json().await?)
+    }
+
+    pub async fn kiosk_state(&self) -> Result<serde_json::Value> {
+        Ok(http_client().get(format!("{}/kiosk/state", self.kiosk_url)).send().await?.json().await?)
+    }
+
+    /// Polls this station's kiosk until it shows `screen`.
+    pub async fn wait_kiosk(&self, screen: &str, timeout: Duration) -> Result<serde_json::Value> {
+        let end = Instant::now() + timeout;
+        let mut last = serde_json::Value::Null;
+        while Instant::now() < end {
+            last = self.kiosk_state().await?;
+            if last["screen"] == screen {
+                return Ok(last);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("kiosk shows {last}, not {screen:?}\nstation log:\n{}", self.log())
+    }
+}
+
+/// The harness's HTTP client for kiosks and simulators: every call has a
+/// deadline, so a hung station fails its test with a message instead of
+/// blocking the run.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap_or_else(|_| reqwest::Client::new())
 }
 
 // ------------------------------------------------------------------ network faults
@@ -1273,6 +1324,9 @@ impl Browser {
             .connect(&format!("http://127.0.0.1:{port}"))
             .await
             .context("WebDriver session")?;
+        // a page or script that hangs fails the test's call instead of blocking the run
+        let limits = fantoccini::wd::TimeoutConfiguration::new(Some(Duration::from_secs(30)), Some(Duration::from_secs(30)), None);
+        client.update_timeouts(limits).await.context("WebDriver timeouts")?;
         Ok(Browser { client, _dir: dir, _driver: driver })
     }
 
@@ -1408,36 +1462,21 @@ impl Rig {
 
     /// POSTs a number to the kiosk as its page does; returns the screen JSON.
     pub async fn kiosk_number(&self, number: &str) -> Result<serde_json::Value> {
-        Ok(reqwest::Client::new()
-            .post(format!("{}/kiosk/number", self.station.kiosk_url))
-            .json(&serde_json::json!({ "number": number }))
-            .send()
-            .await?
-            .json()
-            .await?)
+        self.station.kiosk_number(number).await
     }
 
     /// Presses "back to start" on the kiosk.
     pub async fn station_reset(&self) -> Result<serde_json::Value> {
-        Ok(reqwest::Client::new().post(format!("{}/kiosk/cancel", self.station.kiosk_url)).send().await?.json().await?)
+        self.station.kiosk_reset().await
     }
 
     pub async fn kiosk_state(&self) -> Result<serde_json::Value> {
-        Ok(reqwest::get(format!("{}/kiosk/state", self.station.kiosk_url)).await?.json().await?)
+        self.station.kiosk_state().await
     }
 
     /// Polls the kiosk until it shows `screen`.
     pub async fn wait_kiosk(&self, screen: &str, timeout: Duration) -> Result<serde_json::Value> {
-        let end = Instant::now() + timeout;
-        let mut last = serde_json::Value::Null;
-        while Instant::now() < end {
-            last = self.kiosk_state().await?;
-            if last["screen"] == screen {
-                return Ok(last);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        bail!("kiosk shows {last}, not {screen:?}\nstation log:\n{}", self.station.log())
+        self.station.wait_kiosk(screen, timeout).await
     }
 
     /// The demo card's balance as the ledger says (sum of rows).

@@ -101,6 +101,14 @@ async fn the_same_number_printed_at_two_offline_stations_is_shown_to_staff() -> 
     let dup = page.split("id=\"duplicates\"").nth(1).context("duplicates shown to staff")?;
     assert!(page.contains("Printed twice while offline"), "the list is headed in words");
     assert!(dup.contains(&format!("/admin/orders/{order_id}")) && dup.contains(&number[8..]), "the order and its number (its last digits) are listed: {dup}");
+    // only the last four digits: the whole number would print the certificate again
+    assert!(dup.contains(&format!("•••• •••• {}", &number[8..])), "{dup}");
+    let staff = rig.backend.staff_client().await?;
+    for path in ["/admin/stations", "/admin/stations/1", "/admin/stations/2", "/admin/stations.json"] {
+        let r = staff.get(format!("{}{path}", rig.backend.url)).send().await?;
+        assert_eq!(r.status(), 200, "{path}");
+        crate::print_flow::assert_no_full_number(path, &r.text().await?, &number);
+    }
     Ok(())
 }
 
@@ -190,6 +198,8 @@ async fn opted_in_a_card_pays_offline_within_its_floor_limit_and_the_debit_syncs
     let page = rig.backend.staff_page("/admin/stations").await?;
     let twice = page.split("id=\"paid-twice\"").nth(1).context("paid twice shown to staff")?;
     assert!(twice.contains(&format!("/admin/orders/{first_order}")) && twice.contains("refunded to the card"), "{twice}");
+    assert!(twice.contains(&format!("•••• •••• {}", &first[8..])), "the number's last four digits: {twice}");
+    crate::print_flow::assert_no_full_number("the Stations page", &page, &first);
     Ok(())
 }
 

@@ -93,7 +93,14 @@ async fn a_graduate_orders_and_prints_a_certificate_at_the_kiosk() -> Result<()>
     assert_eq!(rig.balance()?, balance_before - 400);
     let orders = wait_page(&rig.backend, "/admin/orders", |p| p.contains("data-status=\"printed\"")).await?;
     assert!(orders.contains(&format!("•••• •••• {}", &number[8..])), "staff see the number's end");
-    assert!(!orders.contains(&shown), "but not the whole number: {orders}");
+    assert_no_full_number("the orders page", &orders, &number);
+    // nor do operators on the Stations pages and their live data, after the job
+    let staff = rig.backend.staff_client().await?;
+    for path in ["/admin/stations", "/admin/stations/1", "/admin/stations.json"] {
+        let r = staff.get(format!("{}{path}", rig.backend.url)).send().await?;
+        assert_eq!(r.status(), 200, "{path}");
+        assert_no_full_number(path, &r.text().await?, &number);
+    }
     // The QR code on the printed page leads a third party to the public verification page.
     let png = rig.backend.dir.path().join("page");
     Command::new("pdftoppm").args(["-r", "150", "-png", "-f", "1", "-l", "1"]).arg(&pdfs[0]).arg(&png).status()?;
@@ -136,6 +143,23 @@ async fn a_graduate_orders_and_prints_a_certificate_at_the_kiosk() -> Result<()>
     }
     rig.printer.kill();
     Ok(())
+}
+
+/// Every way a 12-digit print number may be written out: plain, in groups of
+/// four with spaces, and with hyphens.
+pub(crate) fn spellings(number: &str) -> Vec<String> {
+    let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+    assert_eq!(digits.len(), 12, "a print number: {number:?}");
+    let groups = [&digits[..4], &digits[4..8], &digits[8..]];
+    let (spaced, hyphenated) = (groups.join(" "), groups.join("-"));
+    vec![digits, spaced, hyphenated]
+}
+
+/// Fails if `text` (a page, a mail, a log) holds the whole number in any spelling.
+pub(crate) fn assert_no_full_number(what: &str, text: &str, number: &str) {
+    for spelling in spellings(number) {
+        assert!(!text.contains(&spelling), "{what} shows the whole number as {spelling:?}: {text}");
+    }
 }
 
 /// Polls a staff page until `ok` says it shows what we wait for.

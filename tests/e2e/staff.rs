@@ -6,6 +6,7 @@ use crate::accounts::*;
 use crate::harness::*;
 use anyhow::{Context, Result};
 use shomei_backend::demo;
+use std::collections::BTreeSet;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staff_need_a_fresh_totp_code_and_recovery_codes_work_once() -> Result<()> {
@@ -63,71 +64,358 @@ async fn staff_need_a_fresh_totp_code_and_recovery_codes_work_once() -> Result<(
     Ok(())
 }
 
-/// An administrator adds a staff member, who logs in with the initial
-/// password, is made to set their own, and logs in again: the client.
+/// A client that follows no redirect, with its own cookie jar: every answer
+/// is seen as the backend gives it.
+fn plain_client() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap_or_default()
+}
+
+fn location(r: &reqwest::Response) -> Option<String> {
+    r.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+/// Logs `c` into the panel (a login is answered with a redirect).
+async fn panel_login(b: &Backend, c: &reqwest::Client, login: &str, password: &str, secret: &str) -> Result<()> {
+    let url = format!("{}/admin/login", b.url);
+    let csrf = csrf_of(c, &url).await?;
+    let code = b.totp_code_for(secret).await?;
+    let r = c.post(url.as_str()).form(&[("csrf", csrf.as_str()), ("login", login), ("password", password), ("code", code.as_str())]).send().await?;
+    let status = r.status();
+    anyhow::ensure!(status == 303, "{login} logs in: {status} {}", r.text().await?);
+    Ok(())
+}
+
+/// An administrator (logged in on `admin`) adds a staff member, who logs in
+/// with the initial password, is made to set their own, and logs in again:
+/// their client (following no redirects).
 async fn staff_member(b: &Backend, admin: &reqwest::Client, login: &str, role: &str) -> Result<reqwest::Client> {
-    let (_, _, page) = post_form(admin, &format!("{}/admin/staff", b.url), &format!("{}/admin/staff", b.url),
-        &[("login", login), ("display_name", login), ("role", role)]).await?;
+    let url = format!("{}/admin/staff", b.url);
+    let (s, _, page) = post_form(admin, &url, &url, &[("login", login), ("display_name", login), ("role", role)]).await?;
+    anyhow::ensure!(s == 200, "{login} added: {s} {page}");
     let secret = element_text(&page, "totp-secret").context("secret")?;
     let initial = element_text(&page, "new-password").context("password")?;
-    let (c, s, page) = b.staff_login(login, &initial, &b.totp_code_for(&secret).await?).await?;
-    anyhow::ensure!(s == 200 && page.contains("action=\"&#x2f;admin&#x2f;password\""), "first login leads to the password page: {page}");
-    let own = format!("{}Own2024pw", login.to_uppercase());
+    let c = plain_client();
+    panel_login(b, &c, login, &initial, &secret).await?;
+    let r = c.get(format!("{}/admin", b.url)).send().await?;
+    anyhow::ensure!(location(&r).as_deref() == Some("/admin/password"), "the first login leads to the password page: {:?}", location(&r));
+    let own = "Walk2024ownPw";
     let url = format!("{}/admin/password", b.url);
-    let (s, path, page) = post_form(&c, &url, &url, &[("current_password", &initial), ("password", &own), ("password_confirm", &own)]).await?;
-    anyhow::ensure!(s == 200 && path == "/admin/login", "password set: {s} {path} {page}");
-    let (c, s, _) = b.staff_login(login, &own, &b.totp_code_for(&secret).await?).await?;
-    anyhow::ensure!(s == 200);
+    let (s, _, page) = post_form(&c, &url, &url, &[("current_password", initial.as_str()), ("password", own), ("password_confirm", own)]).await?;
+    anyhow::ensure!(s == 303, "{login}'s own password set: {s} {page}");
+    let c = plain_client();
+    panel_login(b, &c, login, own, &secret).await?;
     Ok(c)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_admin_route_checks_the_role() -> Result<()> {
-    let smtp = Smtp::start()?;
-    let b = Backend::start(Some(smtp.port)).await?;
-    let admin = b.staff_client().await?;
-    let mut people = Vec::new();
-    for (login, role) in [("reg", "registrar"), ("op", "operator")] {
-        people.push((role, staff_member(&b, &admin, login, role).await?));
+/// The English half of the role refusal (the page escapes the slash between the halves).
+const NO_ROLE_WORDS: &str = "You do not have the role for this page.";
+/// ... and of a form refused for its CSRF token, which the walk's never is.
+const FORM_EXPIRED_WORDS: &str = "This form has expired: open the page again.";
+
+/// What the panel answered, as far as roles go.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Answer {
+    /// 303 to the staff login, the session untouched: no staff session.
+    LoginFirst,
+    /// 403 with the page that says the role may not.
+    NoRole,
+    /// Anything else (a page, a redirect, a form's 400, a 404): past the role check.
+    Passed(u16),
+}
+
+async fn answer_of(r: reqwest::Response) -> Result<(Answer, String)> {
+    let status = r.status().as_u16();
+    let to_login = location(&r).as_deref() == Some("/admin/login");
+    // logging out also leads to the login page, but ends the session by its cookie
+    let ends_session = r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).any(|v| v.contains("shomei_staff="));
+    let body = r.text().await?;
+    let answer = match status {
+        303 if to_login && !ends_session => Answer::LoginFirst,
+        403 if body.contains(NO_ROLE_WORDS) => Answer::NoRole,
+        s => Answer::Passed(s),
+    };
+    Ok((answer, body))
+}
+
+/// Where the call whose arguments `s` begins with closes (string literals skipped).
+fn closing_paren(s: &str) -> Option<usize> {
+    let (mut depth, mut in_str, mut escaped) = (1usize, false, false);
+    for (i, ch) in s.char_indices() {
+        if in_str {
+            match (escaped, ch) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match ch {
+            '"' => in_str = true,
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
     }
-    apply_as(&b, &smtp, "someone@example.jp", &applicant("役割 確認", "ヤクワリ カクニン", "YAKUWARI Kakunin")).await?;
-    // (path, roles that may open it)
-    let routes = [
-        ("/admin/registrations", &["registrar", "admin"][..]),
-        ("/admin/registrations/1", &["registrar", "admin"][..]),
-        ("/admin/registrations/1/images/1", &["registrar", "admin"][..]),
-        ("/admin/roster", &["registrar", "admin"][..]),
-        ("/admin/service", &["registrar", "admin"][..]),
-        ("/admin/orders", &["registrar", "operator", "admin"][..]),
-        ("/admin/stations", &["operator", "admin"][..]),
-        ("/admin/stations.json", &["operator", "admin"][..]),
-        ("/admin/school-register", &["registrar", "admin"][..]),
-        ("/admin/catalogue/seal", &["registrar", "admin"][..]),
-        ("/admin/staff", &["admin"][..]),
-        ("/admin/audit", &["admin"][..]),
-    ];
-    people.push(("admin", admin));
-    for (role, c) in &people {
-        for (path, allowed) in routes {
-            let r = c.get(format!("{}{path}", b.url)).send().await?;
-            let ok = r.status().is_success();
-            assert_eq!(ok, allowed.contains(role), "{role} on {path}: {}", r.status());
-            if !ok {
-                assert!(r.text().await?.contains("You do not have the role"), "{role} {path}");
+    None
+}
+
+/// The HTTP methods of a route's method router: `get(..)`, `.post(..)`, ...
+fn method_routers(args: &str) -> Vec<String> {
+    const METHODS: [&str; 9] = ["get", "post", "put", "delete", "patch", "head", "options", "trace", "any"];
+    let mut out = Vec::new();
+    for m in METHODS {
+        let needle = format!("{m}(");
+        for (at, _) in args.match_indices(needle.as_str()) {
+            // not a handler's name ending in it (`admin::target(`), nor a path (`x::get(`)
+            let before = args[..at].chars().next_back();
+            if !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+                out.push(m.to_uppercase());
             }
         }
     }
-    // POSTs too: an operator cannot decide an application or add staff
-    let op = &people[1].1;
-    let (s, _, _) = post_form(op, &format!("{}/admin/stations", b.url), &format!("{}/admin/registrations/1/decide", b.url), &[("action", "approve")]).await?;
-    assert_eq!(s, 400);
-    assert_eq!(b.sql("SELECT status FROM registrations WHERE id = 1")?, "pending");
+    out
+}
+
+/// Every (method, path) the router gives the admin panel, read from the
+/// router's source: each `.route(` under /admin or with a panel handler.
+fn admin_routes_of_router(src: &str) -> Result<BTreeSet<(String, String)>> {
+    anyhow::ensure!(!src.contains(".merge(") && !src.contains(".route_service("), "the router merges routers or services: read those too");
+    let mut pairs = BTreeSet::new();
+    let (mut admin_paths, mut rest) = (0, src);
+    while let Some(i) = rest.find(".route(") {
+        let call = &rest[i + ".route(".len()..];
+        let end = closing_paren(call).context("a .route( that does not close")?;
+        let args = &call[..end];
+        rest = &call[end..];
+        anyhow::ensure!(args.trim_start().starts_with('"'), "a .route( whose path is no literal: {args}");
+        let path = args.split('"').nth(1).context("a .route( without its path")?;
+        if path.starts_with("/admin") {
+            admin_paths += 1;
+        } else if !args.contains("admin::") && !args.contains("admin_accounts::") {
+            continue;
+        }
+        let methods = method_routers(args);
+        anyhow::ensure!(!methods.is_empty(), "no method router in .route({args})");
+        for m in methods {
+            anyhow::ensure!(pairs.insert((m.clone(), path.to_string())), "{m} {path} routed twice");
+        }
+    }
+    // each "/admin..." literal was the path of a .route( read above: nothing nested elsewhere
+    anyhow::ensure!(src.matches("\"/admin").count() == admin_paths, "a /admin path outside a .route( call: read it too");
+    Ok(pairs)
+}
+
+/// Real objects for the walk's path parameters.
+struct WalkIds {
+    station: String,
+    spare_station: String,
+    order: String,
+    certificate: String,
+    service_break: String,
+    registration: String,
+    image: String,
+    spare_staff: String,
+}
+
+/// A route's path with its parameters filled in with real objects.
+fn walk_path(pattern: &str, ids: &WalkIds) -> Result<String> {
+    let id = match pattern {
+        p if !p.contains('{') => return Ok(p.to_string()),
+        // a revoked station stays revoked: one of its own
+        "/admin/stations/{id}/revoke" => &ids.spare_station,
+        p if p.starts_with("/admin/stations/{id}") => &ids.station,
+        p if p.starts_with("/admin/orders/{id}") => &ids.order,
+        p if p.starts_with("/admin/certificates/{id}") => &ids.certificate,
+        // deleted by the first role allowed (the next deletes nothing)
+        p if p.starts_with("/admin/service/{id}") => &ids.service_break,
+        p if p.starts_with("/admin/registrations/{id}") => &ids.registration,
+        // a new second factor, a new initial password, disabled: a staff member of its own
+        p if p.starts_with("/admin/staff/{id}") => &ids.spare_staff,
+        p => anyhow::bail!("the walk has no real object for {p}: give it one in walk_path"),
+    };
+    let path = pattern.replace("{id}", id).replace("{image_id}", &ids.image);
+    anyhow::ensure!(!path.contains('{'), "the walk has no value for a parameter of {pattern}");
+    Ok(path)
+}
+
+/// A POST's fields besides the CSRF token: where a form would change
+/// something for good, input it refuses (a 400 past the role check).
+fn walk_fields(pattern: &str) -> &'static [(&'static str, &'static str)] {
+    match pattern {
+        // a login that fails: the form is for everyone
+        "/admin/login" => &[("login", "nobody"), ("password", "Nobody2024pass"), ("code", "000000")],
+        // no new password: the form comes back, nothing changes
+        "/admin/password" => &[("current_password", ""), ("password", ""), ("password_confirm", "")],
+        "/admin/stations/enrolment-codes" => &[("name", "walk station")],
+        "/admin/stations/{id}/service" => &[("in_service", "1")],
+        // no reason: nothing refunded, nothing revoked
+        "/admin/orders/{id}/refund" | "/admin/certificates/{id}/revoke" => &[("reason", "")],
+        "/admin/registrations/{id}/decide" => &[("action", "")],
+        "/admin/staff" => &[("login", ""), ("display_name", ""), ("role", "")],
+        // the rest: empty forms (catalogue, offline policy, service break) are refused as
+        // input; the others act on the walk's own objects (or, shipping, on a campus order)
+        _ => &[],
+    }
+}
+
+/// The file field of an upload form.
+fn walk_upload(pattern: &str) -> Option<&'static str> {
+    match pattern {
+        "/admin/academic" | "/admin/school-register" | "/admin/roster" => Some("file"),
+        "/admin/catalogue/seal" => Some("seal"),
+        _ => None,
+    }
+}
+
+async fn walk_request(c: &reqwest::Client, method: &str, url: &str, pattern: &str, csrf: &str) -> Result<reqwest::Response> {
+    let req = match (method, walk_upload(pattern)) {
+        ("GET", _) => c.get(url),
+        // a file of none of the expected columns (nor a PNG): refused as input
+        ("POST", Some(field)) => c.post(url).multipart(
+            reqwest::multipart::Form::new()
+                .text("csrf", csrf.to_string())
+                .part(field, reqwest::multipart::Part::bytes(b"not,the,columns\n".to_vec()).file_name("walk.csv")),
+        ),
+        ("POST", None) => {
+            let mut form = vec![("csrf", csrf)];
+            form.extend_from_slice(walk_fields(pattern));
+            c.post(url).form(&form)
+        }
+        (m, _) => anyhow::bail!("the walk sends no {m} yet: teach walk_request"),
+    };
+    Ok(req.send().await?)
+}
+
+/// Walks the router's whole admin table: every (method, path) as nobody, as
+/// a portal user, and as a staff member of every role. The router's admin
+/// routes (read from its source) must be exactly the role table's, so a new
+/// route without a rule fails here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_admin_route_checks_the_role() -> Result<()> {
+    use shomei_backend::http::roles::{Rule, ADMIN_ROUTES, STAFF_ROLES};
+    assert!(shomei_backend::messages::NO_ROLE.ends_with(NO_ROLE_WORDS), "the refusal's words");
+    assert!(shomei_backend::messages::FORM_EXPIRED.ends_with(FORM_EXPIRED_WORDS), "the expired form's words");
+
+    // 1. the router's admin routes are the table's: none without a rule, no rule without a route
+    let router = admin_routes_of_router(include_str!("../../backend/src/http/mod.rs"))?;
+    let table: BTreeSet<(String, String)> = ADMIN_ROUTES.iter().map(|(m, p, _)| (m.to_string(), p.to_string())).collect();
+    assert_eq!(table.len(), ADMIN_ROUTES.len(), "a route twice in the role table");
+    let without_rule: Vec<_> = router.difference(&table).collect();
+    assert!(without_rule.is_empty(), "admin routes without a role rule (add them to shomei_backend::http::roles::ADMIN_ROUTES): {without_rule:?}");
+    let no_route: Vec<_> = table.difference(&router).collect();
+    assert!(no_route.is_empty(), "role rules for routes the router does not have: {no_route:?}");
+
+    // 2. the objects the routes act on, and someone of every role
+    let smtp = Smtp::start()?;
+    let b = Backend::start(Some(smtp.port)).await?;
+    let admin = plain_client();
+    panel_login(&b, &admin, demo::STAFF_LOGIN, demo::STAFF_PASSWORD, demo::STAFF_TOTP_SECRET).await?;
+    let mut staff = Vec::new();
+    for role in STAFF_ROLES {
+        let c = if *role == "admin" { admin.clone() } else { staff_member(&b, &admin, &format!("walk-{role}"), role).await? };
+        staff.push((*role, c));
+    }
+    let registration = apply_as(&b, &smtp, "someone@example.jp", &applicant("役割 確認", "ヤクワリ カクニン", "YAKUWARI Kakunin")).await?;
+    let image = b.sql(&format!("SELECT MIN(id) FROM registration_images WHERE registration_id = {registration}"))?;
+    b.order_as_graduate(1).await?;
+    let order = b.sql("SELECT MAX(id) FROM orders")?;
+    let certificate = b.sql(&format!("SELECT MIN(c.id) FROM certificates c JOIN order_lines l ON l.id = c.order_line_id WHERE l.order_id = {order}"))?;
+    let stations_url = format!("{}/admin/stations", b.url);
+    for name in ["walk kept", "walk spare"] {
+        let (s, _, page) = post_form(&admin, &stations_url, &format!("{stations_url}/enrolment-codes"), &[("name", name)]).await?;
+        anyhow::ensure!(s == 200, "station {name}: {s} {page}");
+    }
+    let station = b.sql("SELECT id FROM stations WHERE name = 'walk kept'")?;
+    // as if it had enrolled: maintenance and test pages are for stations in use
+    b.sql(&format!("UPDATE stations SET status = 'active' WHERE id = {station}"))?;
+    let service_url = format!("{}/admin/service", b.url);
+    let (s, _, page) = post_form(&admin, &service_url, &service_url, &[("kind", "maintenance"), ("starts", "2099-01-01T09:00"), ("ends", "2099-01-01T10:00")]).await?;
+    anyhow::ensure!(s == 303, "a service break: {s} {page}");
+    let staff_url = format!("{}/admin/staff", b.url);
+    let (s, _, page) = post_form(&admin, &staff_url, &staff_url, &[("login", "walk-spare"), ("display_name", "walk spare"), ("role", "registrar")]).await?;
+    anyhow::ensure!(s == 200, "a spare staff member: {s} {page}");
+    let spare_secret = element_text(&page, "totp-secret").context("the spare's secret")?;
+    let spare_password = element_text(&page, "new-password").context("the spare's password")?;
+    let ids = WalkIds {
+        station,
+        spare_station: b.sql("SELECT id FROM stations WHERE name = 'walk spare'")?,
+        order,
+        certificate,
+        service_break: b.sql("SELECT MAX(id) FROM service_breaks")?,
+        registration: registration.to_string(),
+        image,
+        spare_staff: b.sql("SELECT id FROM staff WHERE login = 'walk-spare'")?,
+    };
+
     // a disabled staff member's session ends at once
-    let reg_id = b.sql("SELECT id FROM staff WHERE login = 'reg'")?;
-    let admin = &people[2].1;
-    post_form(admin, &format!("{}/admin/staff", b.url), &format!("{}/admin/staff/{reg_id}/disable", b.url), &[]).await?;
-    let r = people[0].1.get(format!("{}/admin/registrations", b.url)).send().await?;
-    assert_eq!(r.url().path(), "/admin/login");
+    let spare = plain_client();
+    panel_login(&b, &spare, "walk-spare", &spare_password, &spare_secret).await?;
+    let r = spare.get(format!("{}/admin", b.url)).send().await?;
+    assert_eq!(location(&r).as_deref(), Some("/admin/password"), "logged in, with the initial password");
+    let (s, _, page) = post_form(&admin, &staff_url, &format!("{staff_url}/{}/disable", ids.spare_staff), &[]).await?;
+    assert_eq!(s, 303, "{page}");
+    let r = spare.get(format!("{}/admin", b.url)).send().await?;
+    assert_eq!(location(&r).as_deref(), Some("/admin/login"), "disabled: the session is gone");
+
+    // the callers, each with its CSRF token (valid: a refusal is never the token's)
+    let portal = plain_client();
+    let (s, path, page) = portal_login(&b, &portal, demo::GRADUATE_EMAIL, demo::GRADUATE_PASSWORD, demo::GRADUATE_SECOND_PASSWORD).await?;
+    anyhow::ensure!(s == 303, "the graduate logs in: {s} {path} {page}");
+    let mut callers: Vec<(String, Option<&str>, reqwest::Client)> =
+        vec![("nobody".to_string(), None, plain_client()), ("a portal user".to_string(), None, portal.clone())];
+    for (role, c) in &staff {
+        callers.push((format!("a staff member ({role})"), Some(*role), c.clone()));
+    }
+    let mut tokens = Vec::new();
+    for (_, _, c) in &callers {
+        tokens.push(csrf_of(c, &format!("{}/admin/login", b.url)).await?);
+    }
+
+    // 3. every route as each caller; logging out last (it ends the sessions the rest need)
+    let mut routes: Vec<_> = ADMIN_ROUTES.iter().collect();
+    routes.sort_by_key(|r| r.1 == "/admin/logout");
+    let mut walked = 0;
+    for (method, pattern, rule) in routes {
+        let path = walk_path(pattern, &ids)?;
+        let url = format!("{}{path}", b.url);
+        for ((who, role, c), csrf) in callers.iter().zip(&tokens) {
+            let (got, body) = answer_of(walk_request(c, method, &url, pattern, csrf).await?).await?;
+            let allowed = match (rule, role) {
+                (Rule::Public, _) => true,
+                (_, None) => false,
+                (Rule::AnyStaff, Some(_)) => true,
+                // administrators may use every admin route
+                (Rule::Roles(roles), Some(r)) => *r == "admin" || roles.contains(r),
+            };
+            let said = element_text(&body, "error").unwrap_or_else(|| body.chars().take(300).collect());
+            if allowed {
+                assert!(matches!(got, Answer::Passed(s) if s < 500), "{method} {path} as {who}: past the role check expected, got {got:?}: {said}");
+                assert!(!body.contains(FORM_EXPIRED_WORDS), "{method} {path} as {who}: the walk's CSRF token was refused");
+            } else if role.is_none() {
+                assert_eq!(got, Answer::LoginFirst, "{method} {path} as {who}: the staff login expected: {said}");
+            } else {
+                assert_eq!(got, Answer::NoRole, "{method} {path} as {who}: the role refusal expected: {said}");
+            }
+        }
+        walked += 1;
+    }
+    assert_eq!(walked, router.len(), "every admin route walked");
+
+    // the refused posts changed nothing; logged out is logged out; the portal user stayed logged in
+    assert_eq!(b.sql(&format!("SELECT status FROM registrations WHERE id = {registration}"))?, "pending");
+    let traces = b.sql("SELECT COUNT(*) FROM audit_log WHERE actor IN ('staff:walk-registrar', 'staff:walk-operator') AND action LIKE 'staff.%'")?;
+    assert_eq!(traces, "0", "refused staff actions left no trace");
+    for (role, c) in &staff {
+        let r = c.get(format!("{}/admin", b.url)).send().await?;
+        assert_eq!(location(&r).as_deref(), Some("/admin/login"), "{role} logged out");
+    }
+    assert_eq!(portal.get(format!("{}/portal", b.url)).send().await?.status(), 200, "the portal user was logged in throughout");
     Ok(())
 }
 

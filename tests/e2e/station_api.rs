@@ -2,9 +2,10 @@
 //! enrolment codes, idempotent charges (no double debit), reports, throttling.
 
 use crate::harness::*;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
+#[derive(Clone)]
 pub struct Api {
     base: String,
     token: String,
@@ -144,26 +145,73 @@ async fn unknown_cards_bad_input_and_guessing_are_refused() -> Result<()> {
     Ok(())
 }
 
-/// Two charges for the same order at the same moment (a double tap, a retry
-/// racing the first try): exactly one debit, the other a clear conflict.
+/// An order placed and reserved through the API: (reservation, order, amount to pay).
+async fn reserved_order(backend: &Backend, api: &Api) -> Result<(i64, i64, i64)> {
+    let page = backend.order_as_graduate(1).await?;
+    let number = element_text(&page, "print-number").context("print number")?.replace(' ', "");
+    let (s, res) = api.post("/reservations", json!({ "print_number": number })).await?;
+    anyhow::ensure!(s == 200, "reservation: {s} {res}");
+    let id = res["reservation_id"].as_i64().context("reservation id")?;
+    let amount = res["amount"].as_i64().context("amount")?;
+    let order: i64 = backend.sql(&format!("SELECT order_id FROM reservations WHERE id = {id}"))?.parse()?;
+    Ok((id, order, amount))
+}
+
+/// One charge per key, all POSTed at once (each on its own task).
+async fn charge_at_once(api: &Api, id: i64, keys: &[String]) -> Result<Vec<(u16, Value)>> {
+    let tries: Vec<_> = keys
+        .iter()
+        .map(|key| {
+            let (api, path) = (api.clone(), format!("/reservations/{id}/charge"));
+            let body = json!({ "card_uid": shomei_backend::demo::CARD_UID, "idempotency_key": key });
+            tokio::spawn(async move { api.post(&path, body).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for t in tries {
+        answers.push(t.await??);
+    }
+    Ok(answers)
+}
+
+/// Charges for the same order at the same moment: a station retrying its
+/// charge (one key, sent again while the first try is still under way) gets
+/// the same answer every time and the card is debited once; two charges with
+/// different keys racing (a second tap on its own key) debit once too, the
+/// other a clear conflict.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_charges_for_one_order_debit_once() -> Result<()> {
     let backend = Backend::start(None).await?;
     let api = Api::new(&backend).await?;
-    for round in 0..5 {
-        let page = backend.order_as_graduate(1).await?;
-        let number = element_text(&page, "print-number").unwrap_or_default().replace(' ', "");
-        let (_, res) = api.post("/reservations", json!({ "print_number": number })).await?;
-        let id = res["reservation_id"].as_i64().unwrap_or_default();
-        let path = format!("/reservations/{id}/charge");
-        let a = api.post(&path, json!({ "card_uid": shomei_backend::demo::CARD_UID, "idempotency_key": format!("a{round}") }));
-        let b = api.post(&path, json!({ "card_uid": shomei_backend::demo::CARD_UID, "idempotency_key": format!("b{round}") }));
-        let (a, b) = tokio::join!(a, b);
-        let mut codes = [a?.0, b?.0];
-        codes.sort();
-        assert_eq!(codes, [200, 409], "round {round}: one charge, one conflict");
+    let balance = || -> Result<i64> {
+        Ok(backend.sql(&format!("SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE card_uid = '{}'", shomei_backend::demo::CARD_UID))?.parse()?)
+    };
+    let debits = |order: i64| backend.sql(&format!("SELECT COUNT(*) FROM ledger WHERE kind = 'debit' AND order_id = {order}"));
+    // (the demo card's 3,000 yen pays six orders of 400)
+    for round in 0..3 {
+        let (id, order, fee) = reserved_order(&backend, &api).await?;
+        let before = balance()?;
+        let keys: Vec<String> = (0..4).map(|_| format!("retry-{round}")).collect();
+        let answers = charge_at_once(&api, id, &keys).await?;
+        for (s, a) in &answers {
+            assert_eq!(*s, 200, "round {round}: a retry with the same key is answered like the first try: {answers:?}");
+            assert_eq!(a, &answers[0].1, "round {round}: every answer the same: {answers:?}");
+        }
+        assert_eq!(answers[0].1["charged"], json!(fee), "round {round}: {answers:?}");
+        assert_eq!(answers[0].1["balance_after"], json!(before - fee), "round {round}: {answers:?}");
+        assert_eq!(debits(order)?, "1", "round {round}: one debit row for the order");
+        assert_eq!(balance()?, before - fee, "round {round}: the balance fell by exactly one fee");
     }
-    assert_eq!(backend.sql("SELECT COUNT(*), SUM(amount) FROM ledger WHERE kind = 'debit'")?, "5|-2000");
+    for round in 0..3 {
+        let (id, order, fee) = reserved_order(&backend, &api).await?;
+        let before = balance()?;
+        let answers = charge_at_once(&api, id, &[format!("a{round}"), format!("b{round}")]).await?;
+        let mut codes: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
+        codes.sort();
+        assert_eq!(codes, [200, 409], "round {round}: one charge, one conflict: {answers:?}");
+        assert_eq!(debits(order)?, "1", "round {round}: one debit row for the order");
+        assert_eq!(balance()?, before - fee, "round {round}: the balance fell by exactly one fee");
+    }
     Ok(())
 }
 

@@ -92,6 +92,42 @@ async fn a_graduate_pays_at_the_e_money_terminal_once_and_the_certificate_prints
     assert_eq!(rig.printer.spooled_pdfs().len(), 3);
     assert_eq!(rig.backend.sql("SELECT count(*) FROM terminal_payments")?, "2");
 
+    // the station dies right after the terminal approved, before its journal says so: the
+    // restart asks the terminal, records the payment once (paid, not printed), and the
+    // number then prints with no second charge
+    rig.station_reset().await?;
+    let env = [("SHOMEI_STATION_TERMINAL_PORT", port.as_str()), ("SHOMEI_STATION_TERMINAL_CHARGE_TIMEOUT_S", "4")];
+    rig.station.restart(&[env[0], env[1], ("SHOMEI_FAILPOINT", "terminal-answered")])?;
+    let fifth = number(&rig.backend).await?;
+    let order5 = rig.backend.sql(&format!("SELECT id FROM orders WHERE print_number = '{fifth}'"))?;
+    let spool = rig.printer.spooled_pdfs().len();
+    let s = rig.kiosk_number(&fifth).await?;
+    assert_eq!((s["screen"].as_str(), s["terminal"].as_bool()), (Some("card"), Some(true)), "{s}");
+    press(&rig.station, "/kiosk/emoney").await?;
+    anyhow::ensure!(rig.station.wait_exit(Duration::from_secs(30)), "the station should have died after the terminal's answer:\n{}", rig.station.log());
+    rig.station.restart(&env)?;
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    while rig.backend.sql(&format!("SELECT count(*) FROM terminal_payments WHERE order_id = {order5}"))? != "1"
+        || rig.journal_steps()?.last().map(String::as_str) != Some("failed")
+    {
+        anyhow::ensure!(std::time::Instant::now() < end, "the restart did not settle the terminal payment: {:?}\n{}", rig.journal_steps()?, rig.station.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(terminal.control("state")?, "state balance=2200 charges=3", "the terminal charged once");
+    assert_eq!(rig.backend.sql(&format!("SELECT status FROM orders WHERE id = {order5}"))?, "paid");
+    assert_eq!(rig.printer.spooled_pdfs().len(), spool, "paid, not printed");
+    let s = rig.kiosk_number(&fifth).await?;
+    assert!(s["screen"] == "printing" || s["screen"] == "done", "paid: no payment asked again: {s}");
+    rig_wait_done(&rig.station).await?;
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while rig.backend.sql(&format!("SELECT status FROM orders WHERE id = {order5}"))? != "printed" {
+        anyhow::ensure!(std::time::Instant::now() < end, "the reprint is not reported");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(terminal.control("state")?, "state balance=2200 charges=3", "no second charge");
+    assert_eq!(rig.backend.sql(&format!("SELECT count(*) FROM terminal_payments WHERE order_id = {order5}"))?, "1");
+    assert_eq!(rig.printer.spooled_pdfs().len(), spool + 1, "one Print-Job");
+
     // switched off: operators see it missing and the kiosk no longer offers it
     rig.station_reset().await?;
     terminal.power_off();

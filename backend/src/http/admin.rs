@@ -115,6 +115,13 @@ fn station_row(s: &store::Station, offline_after_s: i64) -> minijinja::Value {
     }
 }
 
+/// A print number as staff see it: only its last four digits (`•••• •••• 9012`).
+/// The number prints the certificate for whoever types it, and the order's
+/// link already tells staff which one it is.
+fn masked_number(n: Option<&str>) -> String {
+    n.and_then(|n| PrintNumber::parse(n).ok()).map(|n| n.masked()).unwrap_or_default()
+}
+
 async fn stations_page(state: &AppState, headers: &HeaderMap, new: Option<(String, String)>) -> AppResult<Response> {
     let csrf = Csrf::get(state, headers);
     let mut c = state.pool.acquire().await?;
@@ -124,12 +131,12 @@ async fn stations_page(state: &AppState, headers: &HeaderMap, new: Option<(Strin
     let duplicates: Vec<_> = store::duplicate_prints(&mut c)
         .await?
         .iter()
-        .map(|d| context! { order_id => d.order_id, number => d.print_number.clone().unwrap_or_default(), station => &d.station, at => time::local_text(d.printed_at, zone) })
+        .map(|d| context! { order_id => d.order_id, number => masked_number(d.print_number.as_deref()), station => &d.station, at => time::local_text(d.printed_at, zone) })
         .collect();
     let paid_twice: Vec<_> = store::duplicate_debits(&mut c)
         .await?
         .iter()
-        .map(|d| context! { order_id => d.order_id, number => d.print_number.clone().unwrap_or_default(), station => &d.station,
+        .map(|d| context! { order_id => d.order_id, number => masked_number(d.print_number.as_deref()), station => &d.station,
                             card => &d.card_uid, amount => shomei_shared::Yen(d.amount).to_string(), at => time::local_text(d.debited_at, zone) })
         .collect();
     let refused: Vec<_> = store::refused_claims(&mut c)
@@ -280,7 +287,7 @@ pub async fn orders(
             let (ja, en) = order_status(&o.status);
             context! { id => o.id, created => time::local_text(o.created_at, zone),
                 // the number and any funded card print the certificate: staff see only its end
-                number => o.print_number.as_deref().and_then(|n| PrintNumber::parse(n).ok()).map(|n| n.masked()).unwrap_or_default(),
+                number => masked_number(o.print_number.as_deref()),
                 total => Yen(o.total).to_string(), payment => &o.payment_method, status => &o.status, status_ja => ja, status_en => en,
                 printed => o.printed_at.map(|t| time::local_text(t, zone)).unwrap_or_default() }
         })

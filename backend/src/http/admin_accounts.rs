@@ -259,7 +259,7 @@ pub async fn create_staff(
     if login.is_empty() || login.len() > 40 || !login.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
         return Err(AppError::Page("ログインIDは40文字以内の英数字（. _ - 可）にしてください。 / The login ID is up to 40 letters, digits, dots, dashes or underscores.".into()));
     }
-    if !["registrar", "operator", "admin"].contains(&f.role.as_str()) || f.display_name.trim().is_empty() {
+    if !super::roles::STAFF_ROLES.contains(&f.role.as_str()) || f.display_name.trim().is_empty() {
         return Err(AppError::Page(crate::messages::CHECK_INPUT.into()));
     }
     let password = passwords::initial_password();

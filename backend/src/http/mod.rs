@@ -7,6 +7,7 @@ pub mod client;
 pub mod pages;
 pub mod portal;
 pub mod register;
+pub mod roles;
 pub mod serve;
 pub mod station_api;
 pub mod student;
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .route("/test-page/{request}", post(station_api::test_page_report))
         .route("/reservations", post(station_api::reserve))
         .route("/reservations/{id}/charge", post(station_api::charge))
+        .route("/reservations/{id}/charges/{key}", get(station_api::charge_status))
         .route("/reservations/{id}/terminal-payment", post(station_api::terminal_payment))
         .route("/reservations/{id}/document", get(station_api::document))
         .route("/reservations/{id}/report", post(station_api::report))

@@ -100,6 +100,15 @@ pub async fn charge(
     ))
 }
 
+/// What became of a charge the station sent but never heard the answer of.
+pub async fn charge_status(
+    State(state): State<AppState>,
+    StationAuth(station): StationAuth,
+    Path((id, key)): Path<(i64, String)>,
+) -> AppResult<Json<shomei_shared::api::ChargeStatus>> {
+    Ok(Json(stations::charge_status(&state.pool, &station, id, &key).await?))
+}
+
 pub async fn document(State(state): State<AppState>, StationAuth(station): StationAuth, Path(id): Path<i64>) -> AppResult<Response> {
     let pdf = stations::document(&state.pool, &state.seal, &station, id).await?;
     Ok(([(CONTENT_TYPE, "application/pdf")], pdf).into_response())

@@ -118,7 +118,9 @@ impl FromRequestParts<AppState> for CurrentUser {
     }
 }
 
-/// A logged-in staff member; `require` checks the role of every admin route.
+/// A logged-in staff member whose role may use the route asked for: the
+/// extractor checks the route's rule in [`super::roles::ADMIN_ROUTES`] before
+/// the handler runs (or reads a form); `require` checks again in the handler.
 pub struct CurrentStaff {
     pub staff: store::Staff,
     pub token: String,
@@ -129,7 +131,7 @@ impl CurrentStaff {
         if self.staff.role == "admin" || roles.contains(&self.staff.role.as_str()) {
             Ok(())
         } else {
-            Err(AppError::Page(crate::messages::NO_ROLE.into()))
+            Err(AppError::NoRole)
         }
     }
 }
@@ -154,6 +156,16 @@ impl FromRequestParts<AppState> for CurrentStaff {
         let path = parts.uri.path();
         if staff.must_set_password && path != "/admin/password" && path != "/admin/logout" {
             return Err(LoginRedirect("/admin/password").into_response());
+        }
+        // the route's rule, by the router's pattern; a route missing from the table is refused
+        let matched = parts.extensions.get::<axum::extract::MatchedPath>().map(|m| m.as_str());
+        match matched.and_then(|m| super::roles::rule(&parts.method, m)) {
+            Some(rule) if rule.allows(&staff.role) => {}
+            Some(_) => return Err(AppError::NoRole.into_response()),
+            None => {
+                tracing::error!(method = %parts.method, path = matched.unwrap_or(path), "a staff route missing from the role table: refused");
+                return Err(AppError::NoRole.into_response());
+            }
         }
         Ok(CurrentStaff { staff, token })
     }

@@ -10,12 +10,14 @@
 //!   document prints once (the answer carries its bytes as `pdf_base64`) and a
 //!   signed print notice goes to `notice_url` (`delivered_status` in the answer).
 //! - `POST /sim/outage {"down": bool}`: while down, the API answers 503.
+//! - `GET /sim/state`: what the service saw: `refused` (API calls answered
+//!   503 during outages, i.e. a client's tries) and `documents` (registered).
 //!
 //! Prints `READY listening on http://ADDR` once it accepts connections.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{delete, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use clap::Parser;
@@ -25,7 +27,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone)]
@@ -44,6 +46,8 @@ struct Sim {
     api_key: String,
     secret: String,
     down: AtomicBool,
+    /// API calls refused during an outage.
+    refused: AtomicU64,
     docs: Mutex<Vec<Doc>>,
     by_key: Mutex<HashMap<String, String>>,
 }
@@ -58,6 +62,7 @@ impl Sim {
     /// The API's gate: an outage, then the bearer key.
     fn gate(&self, headers: &HeaderMap) -> Option<Answer> {
         if self.down.load(Ordering::SeqCst) {
+            self.refused.fetch_add(1, Ordering::SeqCst);
             return Some(refuse(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "maintenance"));
         }
         let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -178,6 +183,11 @@ async fn outage(State(sim): State<Arc<Sim>>, Json(req): Json<Value>) -> Json<Val
     Json(json!({ "down": down }))
 }
 
+async fn state(State(sim): State<Arc<Sim>>) -> Json<Value> {
+    let documents = sim.docs.lock().unwrap_or_else(|p| p.into_inner()).len();
+    Json(json!({ "refused": sim.refused.load(Ordering::SeqCst), "documents": documents }))
+}
+
 #[derive(Parser)]
 #[command(
     name = "shomei-storeprint",
@@ -206,6 +216,7 @@ async fn main() -> anyhow::Result<()> {
         .route("/v1/documents/{id}", delete(withdraw).get(status))
         .route("/sim/print", post(print))
         .route("/sim/outage", post(outage))
+        .route("/sim/state", get(state))
         .layer(axum::extract::DefaultBodyLimit::max(40 * 1024 * 1024))
         .with_state(sim);
     let listener = tokio::net::TcpListener::bind(&listen).await?;

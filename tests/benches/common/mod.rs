@@ -1,0 +1,206 @@
+//! Helpers the benches share: percentiles, the machine's cores, CPU time of
+//! a process, and a load generator run as a separate process (the bench
+//! binary started again with a role in its environment), so that the figure
+//! a bench prints is the server's, not the server's and its client's.
+//!
+//! Included by the benches with `#[path = "common/mod.rs"] mod common;`
+//! (a directory, so that cargo does not take it for a bench of its own).
+
+#![allow(dead_code)]
+
+use anyhow::{bail, Context, Result};
+use std::time::Duration;
+
+/// Set in a bench binary started again as a load generator: which one.
+pub const ROLE_ENV: &str = "SHOMEI_BENCH_ROLE";
+
+/// The cores this process may run on (not a constant "2").
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Percentiles of a set of durations.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stats {
+    pub n: usize,
+    pub min: Duration,
+    pub p50: Duration,
+    pub p90: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+    pub mean: Duration,
+}
+
+impl Stats {
+    pub fn of(mut v: Vec<Duration>) -> Stats {
+        if v.is_empty() {
+            return Stats::default();
+        }
+        v.sort();
+        let at = |p: f64| v[((v.len() as f64 * p) as usize).min(v.len() - 1)];
+        let total: Duration = v.iter().sum();
+        Stats {
+            n: v.len(),
+            min: v[0],
+            p50: at(0.50),
+            p90: at(0.90),
+            p99: at(0.99),
+            max: v[v.len() - 1],
+            mean: total / v.len() as u32,
+        }
+    }
+
+    /// "p50 1.23 ms  p99 4.56 ms  (min .. max, n)"
+    pub fn line(&self) -> String {
+        format!(
+            "p50 {:8.3} ms  p99 {:8.3} ms   (min {:.3}, p90 {:.3}, max {:.3} ms; n={})",
+            ms(self.p50),
+            ms(self.p99),
+            ms(self.min),
+            ms(self.p90),
+            ms(self.max),
+            self.n
+        )
+    }
+
+    /// As JSON numbers in milliseconds (a load generator's report).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "n": self.n, "min_ms": ms(self.min), "p50_ms": ms(self.p50), "p90_ms": ms(self.p90),
+            "p99_ms": ms(self.p99), "max_ms": ms(self.max), "mean_ms": ms(self.mean),
+        })
+    }
+
+    pub fn from_json(v: &serde_json::Value) -> Stats {
+        let d = |k: &str| Duration::from_secs_f64(v[k].as_f64().unwrap_or(0.0).max(0.0) / 1000.0);
+        Stats {
+            n: v["n"].as_u64().unwrap_or(0) as usize,
+            min: d("min_ms"),
+            p50: d("p50_ms"),
+            p90: d("p90_ms"),
+            p99: d("p99_ms"),
+            max: d("max_ms"),
+            mean: d("mean_ms"),
+        }
+    }
+}
+
+/// User + system CPU seconds of a process so far (`"self"` or a pid), from
+/// /proc/<pid>/stat (utime and stime are in USER_HZ, 100 a second on Linux).
+pub fn cpu_seconds(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    // the command name (field 2) may hold spaces: count from its closing parenthesis
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { return 0.0 };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state); utime is field 14, stime field 15
+    let tick = |i: usize| fields.get(i - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(14) + tick(15)) / 100.0
+}
+
+/// Runs this bench binary again as the load generator `role` with `envs`,
+/// waits for it, and returns the JSON object it printed as its last line on
+/// stdout. Its stderr goes to the bench's.
+pub async fn run_load_process(role: &str, envs: &[(&str, String)]) -> Result<(serde_json::Value, std::process::ExitStatus)> {
+    let exe = std::env::current_exe()?;
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.env(ROLE_ENV, role).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::inherit());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.kill_on_drop(true);
+    let out = cmd.output().await.context("starting the load generator process")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let Some(last) = text.lines().rev().find(|l| l.trim_start().starts_with('{')) else {
+        bail!("the load generator ({role}) printed no JSON result ({}): {text}", out.status);
+    };
+    Ok((serde_json::from_str(last).with_context(|| format!("load generator output: {last}"))?, out.status))
+}
+
+/// The role this process was started in, if it is a load generator.
+pub fn role() -> Option<String> {
+    std::env::var(ROLE_ENV).ok().filter(|r| !r.is_empty())
+}
+
+/// A required setting of a load generator process.
+pub fn env(name: &str) -> Result<String> {
+    std::env::var(name).with_context(|| format!("{name} is not set"))
+}
+
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// "met" / "NOT met" beside a target.
+pub fn met(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "NOT met"
+    }
+}
+
+/// A value bound into [`copy_row`].
+#[derive(Debug, Clone)]
+pub enum SqlValue {
+    Int(i64),
+    Text(String),
+    Blob(Vec<u8>),
+    Null,
+}
+
+/// The column names of `table`, in order.
+pub async fn columns(c: &mut sqlx::SqliteConnection, table: &str) -> Result<Vec<String>> {
+    use sqlx::Row;
+    let rows = sqlx::query(&format!("PRAGMA table_info({table})")).fetch_all(&mut *c).await?;
+    Ok(rows.iter().map(|r| r.get::<String, _>("name")).collect())
+}
+
+/// Copies the rows of `table` whose `key_col` is `key` as new rows: the
+/// columns in `set` get new values, an `id` column is left to SQLite unless
+/// given, every other column is copied as it is (`cols`: the table's
+/// columns, from [`columns`], so that a new migration does not break the
+/// bench). Returns the last new rowid.
+pub async fn copy_row(
+    c: &mut sqlx::SqliteConnection,
+    table: &str,
+    cols: &[String],
+    key_col: &str,
+    key: SqlValue,
+    set: &[(&str, SqlValue)],
+) -> Result<i64> {
+    let mut names = Vec::new();
+    let mut values = Vec::new();
+    let mut binds = Vec::new();
+    for col in cols {
+        let given = set.iter().find(|(name, _)| name == col);
+        if col == "id" && given.is_none() {
+            continue;
+        }
+        names.push(col.clone());
+        match given {
+            Some((_, v)) => {
+                values.push("?".to_string());
+                binds.push(v.clone());
+            }
+            None => values.push(col.clone()),
+        }
+    }
+    binds.push(key);
+    let sql = format!("INSERT INTO {table} ({}) SELECT {} FROM {table} WHERE {key_col} = ?", names.join(", "), values.join(", "));
+    let mut q = sqlx::query(&sql);
+    for v in binds {
+        q = match v {
+            SqlValue::Int(i) => q.bind(i),
+            SqlValue::Text(t) => q.bind(t),
+            SqlValue::Blob(b) => q.bind(b),
+            SqlValue::Null => q.bind(Option::<i64>::None),
+        };
+    }
+    let done = q.execute(&mut *c).await?;
+    anyhow::ensure!(done.rows_affected() >= 1, "copying rows of {table}: no row has {key_col} = the key");
+    Ok(done.last_insert_rowid())
+}

@@ -1,0 +1,351 @@
+//! Backend redemption throughput: N simulated stations at once, each
+//! redeeming print numbers as a station does — reserve -> charge (IC card)
+//! -> fetch the document -> report printed — through real HTTP to the backend
+//! and its SQLite file. Prints redemptions per second, p50/p99 per redemption
+//! and per call, failures counted apart. Targets (printed beside the figures,
+//! not asserted): >= 2,000 redemptions/s on 2 cores, p99 < 50 ms per
+//! redemption. Run with `deploy/bench`.
+//!
+//! Orders: one is placed through the portal as the demo graduate (login,
+//! render with the seal, sealed PDF stored); the others are copies of it
+//! written straight into the SQLite file before the run (each its own id,
+//! print number and its PDF sealed again for that id, as `orders::place`
+//! stores it), since placing thousands through the portal would take
+//! minutes of Argon2 and rendering. Each station pays with its own card
+//! (a copy of the demo card, topped up), enrolled through the enrolment-code
+//! API as staff and stations do.
+//!
+//! The backend runs in this process on as many threads as the machine has
+//! cores; the stations run in a separate process (this binary started again
+//! with `SHOMEI_BENCH_ROLE=redeem-load`), so that the figure is the server's.
+//! `SHOMEI_BENCH_STATIONS` (default 32) and `SHOMEI_BENCH_REDEMPTIONS`
+//! (default 4000, after a warm-up of 5 per station) change the run.
+
+#[path = "../e2e/harness.rs"]
+mod harness;
+#[path = "common/mod.rs"]
+mod common;
+
+use common::*;
+use harness::*;
+use shomei_shared::PrintNumber;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const STATIONS: usize = 32;
+const REDEMPTIONS: usize = 4000;
+const WARMUP_PER_STATION: usize = 5;
+const TARGET_PER_S: f64 = 2000.0;
+const TARGET_CORES: usize = 2;
+const TARGET_P99_MS: f64 = 50.0;
+
+const LOAD_ROLE: &str = "redeem-load";
+const URL_ENV: &str = "SHOMEI_BENCH_URL";
+/// A file: one line per station, "token card_uid".
+const STATIONS_FILE_ENV: &str = "SHOMEI_BENCH_STATIONS_FILE";
+/// A file: one print number per line, the warm-up's first.
+const NUMBERS_FILE_ENV: &str = "SHOMEI_BENCH_NUMBERS_FILE";
+const WARMUP_ENV: &str = "SHOMEI_BENCH_WARMUP";
+const STATIONS_ENV: &str = "SHOMEI_BENCH_STATIONS";
+const REDEMPTIONS_ENV: &str = "SHOMEI_BENCH_REDEMPTIONS";
+/// Worker threads of the load generator (default: half the cores, at least 1).
+const LOAD_THREADS_ENV: &str = "SHOMEI_BENCH_LOAD_THREADS";
+
+fn main() -> anyhow::Result<()> {
+    if role().as_deref() == Some(LOAD_ROLE) {
+        let threads = env_or(LOAD_THREADS_ENV, (cores() / 2).max(1)).max(1);
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
+        return rt.block_on(load());
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(cores()).enable_all().build()?;
+    rt.block_on(bench())
+}
+
+// ------------------------------------------------------------------ the stations (child process)
+
+const STEPS: [&str; 4] = ["reserve", "charge", "document", "report"];
+
+#[derive(Default)]
+struct Tally {
+    redemption: Vec<Duration>,
+    steps: [Vec<Duration>; 4],
+    failed: BTreeMap<String, u64>,
+    document_bytes: u64,
+}
+
+/// What one call came back with: its time, and its status and JSON (or the PDF's length).
+async fn call(rb: reqwest::RequestBuilder, pdf: bool) -> (Duration, Result<(u16, serde_json::Value, usize), String>) {
+    let t0 = Instant::now();
+    let out = exchange(rb, pdf).await;
+    (t0.elapsed(), out)
+}
+
+async fn exchange(rb: reqwest::RequestBuilder, pdf: bool) -> Result<(u16, serde_json::Value, usize), String> {
+    let r = rb.send().await.map_err(|e| if e.is_timeout() { "timeout".to_string() } else if e.is_connect() { "connect".into() } else { "transport".into() })?;
+    let status = r.status().as_u16();
+    // the body is read whole: a call is over once its answer has fully arrived
+    let bytes = r.bytes().await.map_err(|_| "body".to_string())?;
+    if pdf && status == 200 {
+        if !bytes.starts_with(b"%PDF") {
+            return Err("document is not a PDF".to_string());
+        }
+        return Ok((status, serde_json::Value::Null, bytes.len()));
+    }
+    Ok((status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null), bytes.len()))
+}
+
+/// One redemption as a station does it; Err(which step and why).
+async fn redeem(http: &reqwest::Client, base: &str, token: &str, card: &str, number: &str, tally: &mut Tally) -> Result<(), String> {
+    let fail = |step: &str, what: String| format!("{step}: {what}");
+    let status_of = |r: &Result<(u16, serde_json::Value, usize), String>, step: &str| -> Result<(serde_json::Value, usize), String> {
+        match r {
+            Ok((200, v, n)) => Ok((v.clone(), *n)),
+            Ok((s, v, _)) => Err(fail(step, format!("HTTP {s} {}", v["code"].as_str().unwrap_or("")))),
+            Err(e) => Err(fail(step, e.clone())),
+        }
+    };
+    // reserve
+    let (t, r) = call(http.post(format!("{base}/reservations")).bearer_auth(token).json(&serde_json::json!({ "print_number": number })), false).await;
+    let (v, _) = status_of(&r, STEPS[0])?;
+    tally.steps[0].push(t);
+    let id = v["reservation_id"].as_i64().ok_or_else(|| fail(STEPS[0], "no reservation_id".into()))?;
+    // charge (the order is a card order)
+    let body = serde_json::json!({ "card_uid": card, "idempotency_key": format!("bench-charge-{id}") });
+    let (t, r) = call(http.post(format!("{base}/reservations/{id}/charge")).bearer_auth(token).json(&body), false).await;
+    status_of(&r, STEPS[1])?;
+    tally.steps[1].push(t);
+    // document
+    let (t, r) = call(http.get(format!("{base}/reservations/{id}/document")).bearer_auth(token), true).await;
+    let (_, n) = status_of(&r, STEPS[2])?;
+    tally.steps[2].push(t);
+    tally.document_bytes += n as u64;
+    // report printed
+    let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let body = serde_json::json!({ "idempotency_key": format!("bench-report-{id}"), "outcome": { "kind": "printed" }, "ipp_job_id": 1, "at": at, "impressions": 1 });
+    let (t, r) = call(http.post(format!("{base}/reservations/{id}/report")).bearer_auth(token).json(&body), false).await;
+    let (v, _) = status_of(&r, STEPS[3])?;
+    tally.steps[3].push(t);
+    if v["order_status"] != "printed" {
+        return Err(fail(STEPS[3], format!("order is {}", v["order_status"])));
+    }
+    Ok(())
+}
+
+/// Every station works through `numbers` (shared, each taken once) until none is left.
+async fn run_stations(base: &Arc<String>, stations: &Arc<Vec<(String, String)>>, numbers: Arc<Vec<String>>) -> anyhow::Result<Tally> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let total = Arc::new(Mutex::new(Tally::default()));
+    let mut tasks = Vec::new();
+    for (token, card) in stations.iter().cloned() {
+        let (base, numbers, next, total) = (base.clone(), numbers.clone(), next.clone(), total.clone());
+        tasks.push(tokio::spawn(async move {
+            // one connection per station, as each station is its own machine
+            let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
+            let mut tally = Tally::default();
+            loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let Some(number) = numbers.get(k) else { break };
+                let t0 = Instant::now();
+                match redeem(&http, &base, &token, &card, number, &mut tally).await {
+                    Ok(()) => tally.redemption.push(t0.elapsed()),
+                    Err(why) => *tally.failed.entry(why).or_default() += 1,
+                }
+            }
+            let mut t = total.lock().unwrap_or_else(|p| p.into_inner());
+            t.redemption.extend(tally.redemption);
+            for (all, mine) in t.steps.iter_mut().zip(tally.steps) {
+                all.extend(mine);
+            }
+            for (k, n) in tally.failed {
+                *t.failed.entry(k).or_default() += n;
+            }
+            t.document_bytes += tally.document_bytes;
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    let mut t = total.lock().unwrap_or_else(|p| p.into_inner());
+    Ok(std::mem::take(&mut *t))
+}
+
+async fn load() -> anyhow::Result<()> {
+    let base = Arc::new(format!("{}/api/station/v1", env(URL_ENV)?));
+    let stations: Arc<Vec<(String, String)>> = Arc::new(
+        std::fs::read_to_string(env(STATIONS_FILE_ENV)?)?
+            .lines()
+            .filter_map(|l| l.split_once(' ').map(|(t, c)| (t.to_string(), c.to_string())))
+            .collect(),
+    );
+    let numbers: Vec<String> = std::fs::read_to_string(env(NUMBERS_FILE_ENV)?)?.lines().map(str::to_string).filter(|n| !n.is_empty()).collect();
+    let warmup = env_or(WARMUP_ENV, 0usize).min(numbers.len());
+    anyhow::ensure!(!stations.is_empty() && numbers.len() > warmup, "nothing to redeem");
+    let (warm, measured) = numbers.split_at(warmup);
+    let warm_tally = run_stations(&base, &stations, Arc::new(warm.to_vec())).await?;
+    let cpu0 = cpu_seconds("self");
+    let started = Instant::now();
+    let t = run_stations(&base, &stations, Arc::new(measured.to_vec())).await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let ok = t.redemption.len();
+    let bytes_avg = if ok > 0 { t.document_bytes / ok as u64 } else { 0 };
+    let steps: serde_json::Map<String, serde_json::Value> =
+        STEPS.iter().zip(t.steps).map(|(name, v)| (name.to_string(), Stats::of(v).to_json())).collect();
+    println!(
+        "{}",
+        serde_json::json!({
+            "ok": ok, "elapsed_s": elapsed, "failed": t.failed, "warmup_ok": warm_tally.redemption.len(),
+            "warmup_failed": warm_tally.failed, "redemption": Stats::of(t.redemption).to_json(), "steps": steps,
+            "document_bytes_avg": bytes_avg, "cpu_s": cpu_seconds("self") - cpu0,
+        })
+    );
+    Ok(())
+}
+
+// ------------------------------------------------------------------ the bench (server process)
+
+async fn bench() -> anyhow::Result<()> {
+    let n_stations = env_or(STATIONS_ENV, STATIONS).max(1);
+    let n_measured = env_or(REDEMPTIONS_ENV, REDEMPTIONS).max(1);
+    let n_warmup = WARMUP_PER_STATION * n_stations;
+    let n_orders = n_warmup + n_measured;
+
+    let b = Backend::start(None).await?;
+    let db = b.dir.path().join("backend.sqlite");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await?;
+    // the data key the backend made beside its database (no key configured)
+    let key = shomei_backend::sealed::SealKey::from_config("", Some(&b.dir.path().join("backend.key"))).map_err(|e| anyhow::anyhow!("data key: {e}"))?;
+
+    // 1. one order through the portal: login, render with the seal, sealed PDF stored
+    let t = Instant::now();
+    let page = b.order_as_graduate(1).await?;
+    let portal_order = t.elapsed();
+    let number = element_text(&page, "print-number").unwrap_or_default().replace(' ', "");
+    let template: i64 = sqlx::query_scalar("SELECT id FROM orders WHERE print_number = ?").bind(&number).fetch_one(&pool).await?;
+    let pdf = {
+        let mut c = pool.acquire().await?;
+        shomei_backend::orders::stored_pdf(&mut c, &key, template)
+            .await
+            .map_err(|e| anyhow::anyhow!("the template order's PDF: {e:?}"))?
+            .ok_or_else(|| anyhow::anyhow!("the template order has no PDF"))?
+    };
+    let (total, payment): (i64, String) = sqlx::query_as("SELECT total, payment_method FROM orders WHERE id = ?").bind(template).fetch_one(&pool).await?;
+    anyhow::ensure!(payment == "card", "the template order is paid by {payment}, not by card");
+
+    // 2. copies of it, written straight into the database
+    let t = Instant::now();
+    let order_cols = columns(&mut *pool.acquire().await?, "orders").await?;
+    let line_cols = columns(&mut *pool.acquire().await?, "order_lines").await?;
+    let mut seen: HashSet<String> = HashSet::from([number.clone()]);
+    let mut numbers = Vec::with_capacity(n_orders);
+    let mut next_id: i64 = sqlx::query_scalar("SELECT MAX(id) + 1 FROM orders").fetch_one(&pool).await?;
+    for chunk in 0..n_orders.div_ceil(500) {
+        let mut tx = pool.begin().await?;
+        for _ in (chunk * 500)..((chunk + 1) * 500).min(n_orders) {
+            let n = loop {
+                let n = PrintNumber::generate(&mut rand::rngs::OsRng).as_str().to_string();
+                if seen.insert(n.clone()) {
+                    break n;
+                }
+            };
+            let id = next_id;
+            next_id += 1;
+            let sealed = shomei_backend::orders::seal_pdf(&key, id, &pdf).map_err(|e| anyhow::anyhow!("sealing: {e:?}"))?;
+            copy_row(&mut tx, "orders", &order_cols, "id", SqlValue::Int(template), &[("id", SqlValue::Int(id)), ("print_number", SqlValue::Text(n.clone())), ("pdf", SqlValue::Blob(sealed))]).await?;
+            copy_row(&mut tx, "order_lines", &line_cols, "order_id", SqlValue::Int(template), &[("order_id", SqlValue::Int(id))]).await?;
+            numbers.push(n);
+        }
+        tx.commit().await?;
+    }
+    let copy_time = t.elapsed();
+
+    // 3. the stations, enrolled with codes from the backend's own function, over HTTP; a card each
+    let t = Instant::now();
+    let card_cols = columns(&mut *pool.acquire().await?, "ic_cards").await?;
+    let http = reqwest::Client::new();
+    let mut station_lines = Vec::with_capacity(n_stations);
+    for i in 0..n_stations {
+        let (_, code) = shomei_backend::stations::create_enrolment(&pool, &format!("Redeem {i:03}"), None, 3600).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let r: serde_json::Value = http.post(format!("{}/api/station/v1/enroll", b.url)).json(&serde_json::json!({ "code": code, "version": "bench" })).send().await?.json().await?;
+        let token = r["token"].as_str().unwrap_or_default().to_string();
+        anyhow::ensure!(!token.is_empty(), "station {i} not enrolled: {r}");
+        let card = format!("BE{i:014X}");
+        let mut c = pool.acquire().await?;
+        copy_row(&mut c, "ic_cards", &card_cols, "uid", SqlValue::Text(shomei_backend::demo::CARD_UID.into()), &[("uid", SqlValue::Text(card.clone()))]).await?;
+        sqlx::query("INSERT INTO ledger (card_uid, amount, kind, created_at) VALUES (?, ?, 'topup', 0)")
+            .bind(&card)
+            .bind(total * (n_orders as i64 + 1))
+            .execute(&mut *c)
+            .await?;
+        station_lines.push(format!("{token} {card}"));
+    }
+    let enrol_time = t.elapsed();
+
+    let work = tempfile::tempdir()?;
+    let (stations_file, numbers_file) = (work.path().join("stations"), work.path().join("numbers"));
+    std::fs::write(&stations_file, station_lines.join("\n"))?;
+    std::fs::write(&numbers_file, numbers.join("\n"))?;
+
+    // 4. the run
+    let server_cpu0 = cpu_seconds("self");
+    let wall = Instant::now();
+    let (r, status) = run_load_process(
+        LOAD_ROLE,
+        &[
+            (URL_ENV, b.url.clone()),
+            (STATIONS_FILE_ENV, stations_file.display().to_string()),
+            (NUMBERS_FILE_ENV, numbers_file.display().to_string()),
+            (WARMUP_ENV, n_warmup.to_string()),
+        ],
+    )
+    .await?;
+    let wall = wall.elapsed().as_secs_f64();
+    let server_cpu = cpu_seconds("self") - server_cpu0;
+    anyhow::ensure!(status.success(), "the station process failed: {status} {r}");
+
+    let ok = r["ok"].as_u64().unwrap_or(0);
+    let elapsed = r["elapsed_s"].as_f64().unwrap_or(f64::NAN);
+    let per_s = ok as f64 / elapsed;
+    let whole = Stats::from_json(&r["redemption"]);
+    let failed = |k: &str| -> Vec<(String, u64)> { r[k].as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0))).collect()).unwrap_or_default() };
+    let (failed_run, failed_warm) = (failed("failed"), failed("warmup_failed"));
+    let printed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = 'printed'").fetch_one(&pool).await?;
+    let debits: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger WHERE kind = 'debit'").fetch_one(&pool).await?;
+
+    println!("backend redemptions (reserve -> charge -> document -> report), {n_stations} stations at once in a separate process, {} cores:", cores());
+    println!(
+        "  setup: 1 order placed through the portal in {:.2} s (login, render with the seal, sealed PDF); {n_orders} orders copied from it into SQLite in {:.2} s; {n_stations} stations enrolled and given a card in {:.2} s",
+        portal_order.as_secs_f64(),
+        copy_time.as_secs_f64(),
+        enrol_time.as_secs_f64()
+    );
+    println!(
+        "  warm-up: {} redemptions ({} failed), not counted",
+        r["warmup_ok"].as_u64().unwrap_or(0),
+        failed_warm.iter().map(|(_, n)| n).sum::<u64>()
+    );
+    println!(
+        "  {ok} redemptions in {elapsed:.2} s: {per_s:.0} per second   (target >= {TARGET_PER_S:.0}/s on {TARGET_CORES} cores: {}{})",
+        met(per_s >= TARGET_PER_S),
+        if cores() == TARGET_CORES { String::new() } else { format!("; this machine has {} cores", cores()) }
+    );
+    println!("  per redemption (4 calls):  {}", whole.line());
+    println!("    p99 {:.2} ms   (target < {TARGET_P99_MS} ms: {})", ms(whole.p99), met(ms(whole.p99) < TARGET_P99_MS));
+    for step in STEPS {
+        println!("  {step:<9} {}", Stats::from_json(&r["steps"][step]).line());
+    }
+    println!("  document: {} bytes on average (sealed in the database, opened per fetch)", r["document_bytes_avg"].as_u64().unwrap_or(0));
+    let n_failed: u64 = failed_run.iter().map(|(_, n)| n).sum();
+    println!("  failures (not counted above): {n_failed}");
+    for (why, n) in failed_run.iter().chain(failed_warm.iter()) {
+        println!("    {n:>6}  {why}");
+    }
+    println!(
+        "  CPU over the run ({wall:.1} s wall, warm-up included): server process {server_cpu:.1} s ({:.2} cores), stations process {:.1} s in the measured {elapsed:.1} s",
+        server_cpu / wall,
+        r["cpu_s"].as_f64().unwrap_or(0.0)
+    );
+    println!("  the database says: {printed} orders printed, {debits} card debits (of {n_orders} orders)");
+    Ok(())
+}
