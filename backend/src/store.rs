@@ -16,9 +16,27 @@ pub async fn connect(url: &str) -> Result<SqlitePool, sqlx::Error> {
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(10));
-    let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
+    let pool = pool_options(8).connect_with(opts).await?;
     sqlx::migrate!("./migrations").run(&pool).await?;
     Ok(pool)
+}
+
+/// The pool's options: a connection handed back still inside a transaction
+/// (its end never reached the database: a request abandoned at the wrong
+/// moment) is closed rather than lent again, where every later write on it
+/// would fail ("begin_with at non-zero transaction depth"; the crash soak
+/// found a backend answering 500 to a station for good after a kill).
+fn pool_options(max_connections: u32) -> SqlitePoolOptions {
+    SqlitePoolOptions::new().max_connections(max_connections).before_acquire(|conn, _meta| {
+        Box::pin(async move {
+            use sqlx::Connection;
+            if conn.is_in_transaction() {
+                tracing::error!("a pooled database connection was still inside a transaction: closed, not reused");
+                return Ok(false);
+            }
+            Ok(true)
+        })
+    })
 }
 
 // ---------------------------------------------------------------- backup and restore
@@ -2736,4 +2754,33 @@ pub async fn school_register_entry(c: &mut Conn, student_no: &str) -> Result<Opt
 
 pub async fn school_register_versions(c: &mut Conn) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT COUNT(*) FROM school_register_imports").fetch_one(c).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection that went back to the pool with a transaction nobody can
+    /// end any more (its `Transaction` lost) is not lent again: the next
+    /// write transaction gets a clean connection and works.
+    #[tokio::test]
+    async fn a_connection_left_inside_a_transaction_is_never_lent_again() -> Result<(), sqlx::Error> {
+        let dir = tempfile::tempdir().map_err(sqlx::Error::Io)?;
+        let opts = SqliteConnectOptions::new().filename(dir.path().join("t.sqlite")).create_if_missing(true).journal_mode(SqliteJournalMode::Wal);
+        let pool = pool_options(1).connect_with(opts).await?;
+        sqlx::query("CREATE TABLE t (x INTEGER)").execute(&pool).await?;
+        {
+            let mut conn = pool.acquire().await?;
+            // the transaction's end is lost (as when its owner vanished at the wrong moment)
+            std::mem::forget(sqlx::Connection::begin(&mut *conn).await?);
+            assert!(sqlx::Connection::is_in_transaction(&*conn));
+        }
+        // the only connection of the pool was that one: a new one serves instead
+        let mut tx = begin_write(&pool).await?;
+        sqlx::query("INSERT INTO t (x) VALUES (1)").execute(&mut *tx).await?;
+        tx.commit().await?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t").fetch_one(&pool).await?;
+        assert_eq!(n, 1);
+        Ok(())
+    }
 }

@@ -279,3 +279,65 @@ async fn metrics_show_orders_and_each_station_to_monitoring() -> Result<()> {
 fn chrono_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
+
+/// A station that vanishes (SIGKILL, a cut cable) while the backend waits for
+/// the database's write lock on its behalf: the abandoned request leaves no
+/// pooled connection half inside a transaction, and every later request is
+/// answered as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_abandoned_while_waiting_for_the_write_lock_leaves_the_backend_serving() -> Result<()> {
+    use std::io::{BufRead, Write};
+    let backend = Backend::start(None).await?;
+    let api = Api::new(&backend).await?;
+    let charge = json!({ "card_uid": "012E4CD8A1B2C3D4", "idempotency_key": "abandoned-key" });
+    let (s, _) = api.post("/reservations/999999/charge", charge.clone()).await?;
+    assert_eq!(s, 404, "a charge for no reservation is refused after taking the write lock");
+    for round in 0..3 {
+        // another writer holds the write lock
+        let mut holder = std::process::Command::new("sqlite3")
+            .arg(backend.dir.path().join("backend.sqlite"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        let mut stdin = holder.stdin.take().context("stdin")?;
+        writeln!(stdin, "BEGIN IMMEDIATE;\nSELECT 'locked';")?;
+        let mut line = String::new();
+        std::io::BufReader::new(holder.stdout.take().context("stdout")?).read_line(&mut line)?;
+        assert_eq!(line.trim(), "locked");
+        // the station asks, the backend waits for the lock, and the station is gone
+        let waiting = tokio::spawn({
+            let (api, charge) = (api.clone(), charge.clone());
+            async move { api.post("/reservations/999999/charge", charge).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!waiting.is_finished(), "round {round}: the request waits for the write lock");
+        waiting.abort();
+        let _ = waiting.await;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        writeln!(stdin, "COMMIT;\n.quit")?;
+        drop(stdin);
+        holder.wait()?;
+        // every connection of the pool serves again: each answer is the same refusal
+        let answers = futures_join_all((0..24).map(|_| {
+            let (api, charge) = (api.clone(), charge.clone());
+            async move { api.post("/reservations/999999/charge", charge).await.map(|(s, _)| s) }
+        }))
+        .await?;
+        assert!(answers.iter().all(|s| *s == 404), "round {round}: {answers:?}");
+    }
+    Ok(())
+}
+
+/// Runs the futures at once (in tasks) and collects their results in order.
+async fn futures_join_all<F, T>(futures: impl Iterator<Item = F>) -> Result<Vec<T>>
+where
+    F: std::future::Future<Output = Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    let tasks: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await??);
+    }
+    Ok(out)
+}
