@@ -64,6 +64,9 @@ pub async fn seed_if_empty(pool: &SqlitePool, seal: &SealKey) -> anyhow::Result<
         if store::university_seal(&mut tx, 1).await?.is_none() {
             store::set_university_seal(&mut tx, 1, &demo_seal_png()?).await?;
         }
+        if store::school_register_versions(&mut tx).await? == 0 {
+            seed_register(&mut tx, seal).await?;
+        }
         tx.commit().await?;
         return Ok(());
     }
@@ -90,6 +93,7 @@ pub async fn seed_if_empty(pool: &SqlitePool, seal: &SealKey) -> anyhow::Result<
     crate::accounts::set_second_factor(seal, &mut tx, staff.id, STAFF_TOTP_SECRET).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     seed_roster(&mut tx).await?;
     seed_courses(&mut tx).await?;
+    seed_register(&mut tx, seal).await?;
     store::set_university_seal(&mut tx, 1, &demo_seal_png()?).await?;
     tx.commit().await?;
     tracing::info!("demo data loaded");
@@ -113,6 +117,27 @@ async fn seed_roster(c: &mut store::Conn) -> anyhow::Result<()> {
         now(),
     )
     .await?;
+    Ok(())
+}
+
+/// The registrar's school register for the demo graduate and student (D-3:
+/// certificates state only what it says), as the demo staff's first import.
+pub const DEMO_REGISTER_CSV: &str = "student_no,name_kanji,name_kana,name_roman,birth_date,faculty_code,department_code,degree_ja,degree_en,admission_date,graduation_date,leaving_type
+L19-0042,山田 花子,ヤマダ ハナコ,YAMADA Hanako,2001-04-02,LET,JLIT,学士（文学）,Bachelor of Arts,2020-04-01,2024-03-25,graduated
+L24-0101,佐藤 次郎,サトウ ジロウ,SATO Jiro,2005-06-15,LET,JLIT,,,2024-04-01,,enrolled
+";
+
+async fn seed_register(c: &mut store::Conn, seal: &SealKey) -> anyhow::Result<()> {
+    store::set_faculty_codes_if_empty(c).await?;
+    let faculties = store::faculties(c).await?;
+    let departments: Vec<(String, String)> = store::departments(c)
+        .await?
+        .into_iter()
+        .filter_map(|d| faculties.iter().find(|f| f.id == d.parent_id).map(|f| (f.code.clone(), d.code)))
+        .collect();
+    let rows = crate::school_register::parse(DEMO_REGISTER_CSV, &departments).map_err(|e| anyhow::anyhow!("demo register: {e:?}"))?;
+    let staff = store::staff_by_login(c, STAFF_LOGIN).await?.ok_or_else(|| anyhow::anyhow!("demo staff missing"))?;
+    crate::school_register::insert_version(c, seal, "demo-register.csv", &rows, staff.id).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(())
 }
 

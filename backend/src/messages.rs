@@ -29,6 +29,23 @@ pub const ONLY_CAMPUS_CARD: &str =
     "現在は学内印刷（ICカード払い、またはクレジットカード払い）のみ受け付けています。 / Only on-campus printing is available at the moment, paid by IC card or by credit card.";
 pub const NO_COPIES: &str = "証明書を1通以上選んでください。 / Choose at least one copy of a certificate.";
 pub const CHOOSE_STUDENT_ID: &str = "学籍番号を選び直してください。 / Choose your student ID again.";
+/// D-3: approving past a register warning needs the reviewer's acknowledgement.
+pub const ACKNOWLEDGE_REGISTER: &str = "学籍記録がないか申請と異なります。内容を確認し、「学籍記録との相違を確認した」にチェックしてから承認してください（証明書は学籍記録からのみ発行されます）。 / The school register has no record for this application or differs from it. Check the differences and tick \"I checked the school register warning\" to approve (certificates print only from the school register).";
+
+/// D-3: the school register has no entry for the student number.
+pub const NOT_IN_REGISTER: &str = "教務課の学籍簿にこの学籍番号の記録がないため、証明書を発行できません。教務課にお問い合わせください。 / The registrar's school register has no entry for this student number, so no certificate can be issued. Please contact the registrar.";
+
+/// D-3: the register entry lacks something the certificates would state.
+pub fn register_lacks(fields: &[(&str, &str)]) -> String {
+    let ja: Vec<&str> = fields.iter().map(|f| f.0).collect();
+    let en: Vec<&str> = fields.iter().map(|f| f.1).collect();
+    format!(
+        "教務課の学籍簿に{}の記録がないため、この証明書を発行できません。教務課にお問い合わせください。 / The registrar's school register does not record your {}, so this certificate cannot be issued. Please contact the registrar.",
+        ja.join("・"),
+        en.join(", ")
+    )
+}
+
 pub const CERTIFICATE_NOT_ORDERABLE: &str = "選んだ証明書は申請できません。 / The chosen certificate cannot be ordered.";
 pub const CANNOT_CANCEL: &str =
     "支払済みまたは期限切れの申込は取り消せません。 / Only an order not paid yet can be cancelled.";

@@ -143,6 +143,52 @@ pub struct Placed {
     pub print_number: Option<PrintNumber>,
 }
 
+/// D-3: `record` as the registrar's school register states it (names as in
+/// school, faculty, department, leaving type, dates), with the register
+/// entry; None when the register has no entry for its student number. What
+/// the applicant typed at registration is never used for a certificate.
+pub async fn registrar_record(
+    c: &mut store::Conn,
+    seal: &crate::sealed::SealKey,
+    mut record: store::StudentRecord,
+) -> AppResult<Option<(store::StudentRecord, crate::school_register::Record)>> {
+    let Some((_, reg)) = crate::school_register::current(c, seal, &record.student_no).await? else { return Ok(None) };
+    let e = &reg.entry;
+    record.name_kanji = e.name_kanji.clone();
+    record.name_kana = e.name_kana.clone();
+    record.name_roman = e.name_roman.clone();
+    (record.faculty_ja, record.faculty_en) = (reg.faculty_ja.clone(), reg.faculty_en.clone());
+    (record.department_ja, record.department_en) = (reg.department_ja.clone(), reg.department_en.clone());
+    record.leaving_type = e.leaving_type.clone();
+    record.graduation_date = (!e.graduation_date.is_empty()).then(|| e.graduation_date.clone());
+    record.birth_date = String::new();
+    Ok(Some((record, reg)))
+}
+
+/// What the certificates of `types` would state that the register entry
+/// does not say (field names in both languages); empty when nothing lacks.
+fn register_lacks<'a>(reg: &crate::school_register::Record, types: impl Iterator<Item = &'a store::CertificateType>) -> Vec<(&'static str, &'static str)> {
+    let e = &reg.entry;
+    let mut lacking = Vec::new();
+    let mut need = |ok: bool, field: (&'static str, &'static str)| {
+        if !ok && !lacking.contains(&field) {
+            lacking.push(field);
+        }
+    };
+    need(!e.birth_date.is_empty(), ("生年月日", "date of birth"));
+    need(!reg.faculty_ja.is_empty() && !reg.department_ja.is_empty(), ("学部・学科", "faculty and department"));
+    for t in types {
+        let (default_ja, default_en) = crate::wording::default_for(&e.leaving_type);
+        let ja = if t.body_ja.trim().is_empty() { default_ja } else { t.body_ja.as_str() };
+        let en = if t.body_en.trim().is_empty() { default_en } else { t.body_en.as_str() };
+        let says = |placeholder: &str| ja.contains(placeholder) || en.contains(placeholder);
+        need(!says("{graduation_date}") || !e.graduation_date.is_empty(), ("卒業（退学・除籍）日", "date of graduation or leaving"));
+        need(!says("{degree}") || !e.degree_ja.is_empty(), ("学位", "degree"));
+        need(!(says("{admission_date}") || is_transcript(t)) || !e.admission_date.is_empty(), ("入学日", "date of admission"));
+    }
+    lacking
+}
+
 /// Certificate types this enrolment may order (O-1): by leaving type
 /// ('enrolled' for enrolled students), faculty and graduation year. Others are
 /// not shown, and an order for one is refused.
@@ -291,6 +337,11 @@ pub async fn place(
     let university = store::university(&mut c, record.university_id).await?;
     crate::service::check_open(&mut c, university.id).await?;
     let zone = time::tz(&university.timezone);
+    // D-3: a certificate states only what the registrar's school register
+    // says, never what the applicant typed: no register entry, no certificate
+    let Some((record, register)) = registrar_record(&mut c, seal, record).await? else {
+        return Err(page_err(messages::NOT_IN_REGISTER));
+    };
     let types = orderable(&store::certificate_types(&mut c, university.id).await?, &record);
 
     let mut fees = 0i64;
@@ -305,31 +356,17 @@ pub async fn place(
         fees += t.fee * l.copies;
         chosen.push((t.clone(), l.copies));
     }
+    let lacking = register_lacks(&register, chosen.iter().map(|(t, _)| t));
+    if !lacking.is_empty() {
+        return Err(AppError::Page(messages::register_lacks(&lacking)));
+    }
+    let register = Some(register);
     let system_fee = university.system_fee;
     let postage = if by_post { postage_yen } else { 0 };
     let total = fees + system_fee + postage;
     let created_at = now();
     let print_deadline = time::print_deadline(created_at, zone);
 
-    // D-3: when the registrar's school register has this student number, the
-    // certificates print its names as in school, faculty, department and dates
-    let register = crate::school_register::current(&mut c, seal, &record.student_no).await?.map(|(_, r)| r);
-    let mut record = record;
-    if let Some(reg) = &register {
-        let e = &reg.entry;
-        record.name_kanji = e.name_kanji.clone();
-        record.name_kana = e.name_kana.clone();
-        record.name_roman = e.name_roman.clone();
-        if !reg.faculty_ja.is_empty() {
-            (record.faculty_ja, record.faculty_en) = (reg.faculty_ja.clone(), reg.faculty_en.clone());
-        }
-        if !reg.department_ja.is_empty() {
-            (record.department_ja, record.department_en) = (reg.department_ja.clone(), reg.department_en.clone());
-        }
-        if !e.graduation_date.is_empty() {
-            record.graduation_date = Some(e.graduation_date.clone());
-        }
-    }
     // a transcript prints the registrar's current version of the courses; the
     // order keeps which version it printed (D-3)
     let academic = if chosen.iter().any(|(t, _)| is_transcript(t)) {
@@ -343,10 +380,7 @@ pub async fn place(
     let held = !missing.is_empty();
 
     let issue_date = time::local_date(created_at, zone);
-    let birth_date = match &register {
-        Some(reg) if !reg.entry.birth_date.is_empty() => reg.entry.birth_date.clone(),
-        _ => crate::registration::open_birth_date(seal, user_id, &record.birth_date)?,
-    };
+    let birth_date = register.as_ref().map(|r| r.entry.birth_date.clone()).unwrap_or_default();
     let academic_import = academic.as_ref().map(|(id, _)| *id);
     let academic = academic.map(|(_, courses)| courses);
     // every copy is its own certificate: its serial and verification code are made here

@@ -139,17 +139,42 @@ pub async fn apply_as(b: &Backend, smtp: &Smtp, email: &str, fields: &[(String, 
     Ok(id.parse()?)
 }
 
-/// Staff decide an application on the panel; returns the page after it.
+/// Staff decide an application on the panel (having read any school register
+/// warning, which they acknowledge); returns the page after it.
 pub async fn decide(b: &Backend, id: i64, action: &str, reason: &str, target_user: &str) -> Result<(u16, String)> {
     let staff = b.staff_client().await?;
     let (s, _, page) = post_form(
         &staff,
         &format!("{}/admin/registrations/{id}", b.url),
         &format!("{}/admin/registrations/{id}/decide", b.url),
-        &[("action", action), ("reason", reason), ("target_user", target_user)],
+        &[("action", action), ("reason", reason), ("target_user", target_user), ("acknowledge_register", "1")],
     )
     .await?;
     Ok((s, page))
+}
+
+/// The registrar's school register line for the applicant of [`applicant`]
+/// (student number L15-0909), as a real registrar's records would have it.
+pub const APPLICANT_REGISTER_LINE: &str = "L15-0909,試験 太郎,シケン タロウ,SHIKEN Taro,1999-09-09,LET,JLIT,学士（文学）,Bachelor of Arts,2011-04-01,2015-03-25,graduated";
+
+/// The registrar imports `lines` (school register CSV rows) on the panel.
+pub async fn import_register(b: &Backend, lines: &str) -> Result<(u16, String)> {
+    let staff = b.staff_client().await?;
+    let url = format!("{}/admin/school-register", b.url);
+    let csrf = csrf_of(&staff, &url).await?;
+    let csv = format!("student_no,name_kanji,name_kana,name_roman,birth_date,faculty_code,department_code,degree_ja,degree_en,admission_date,graduation_date,leaving_type\n{lines}\n");
+    let form = reqwest::multipart::Form::new().text("csrf", csrf).part("file", reqwest::multipart::Part::bytes(csv.into_bytes()).file_name("register.csv"));
+    let r = staff.post(&url).multipart(form).send().await?;
+    Ok((r.status().as_u16(), r.text().await?))
+}
+
+/// Makes sure the school register records the applicant of [`applicant`].
+pub async fn register_knows_applicant(b: &Backend) -> Result<()> {
+    if b.sql("SELECT count(*) FROM school_register WHERE student_no = 'L15-0909'")? == "0" {
+        let (s, page) = import_register(b, APPLICANT_REGISTER_LINE).await?;
+        anyhow::ensure!(s == 200, "register import: {s} {page}");
+    }
+    Ok(())
 }
 
 pub fn initial_password_in(mail: &str) -> Option<String> {
@@ -173,6 +198,7 @@ pub async fn portal_login(b: &Backend, c: &reqwest::Client, email: &str, pw: &st
 
 /// A registered graduate with their own passwords, logged in on `c`.
 pub async fn graduate(b: &Backend, smtp: &Smtp, email: &str, pw: &str, second: &str) -> Result<reqwest::Client> {
+    register_knows_applicant(b).await?;
     let id = apply_as(b, smtp, email, &applicant("試験 太郎", "シケン タロウ", "SHIKEN Taro")).await?;
     let initial = approve(b, smtp, id, email).await?;
     let c = Backend::client();
@@ -266,7 +292,25 @@ async fn a_graduate_registers_is_approved_and_sets_passwords_in_the_browser() ->
         .await?;
     assert_eq!(loaded.as_i64(), Some(320), "the ID image is shown to staff");
     assert!(browser.body_text().await?.contains("DENDEN Tarou"));
+    // D-3: the student number is not in the school register: a warning the reviewer
+    // must acknowledge; approving without ticking it is refused in words
+    let warning = browser.wait_id("register-warning").await?.text().await?;
+    assert!(warning.contains("not in the school register") && warning.contains("学籍記録にありません"), "{warning}");
+    // approving asks first: "no" changes nothing
     w.find(Locator::Id("approve")).await?.click().await?;
+    let asked = w.get_alert_text().await?;
+    assert!(asked.contains("Approve this application?") && asked.contains("承認しますか"), "{asked}");
+    w.dismiss_alert().await?;
+    assert_eq!(backend.sql("SELECT status FROM registrations ORDER BY id DESC LIMIT 1")?, "pending", "not approved after \"no\"");
+    w.find(Locator::Id("approve")).await?.click().await?;
+    w.accept_alert().await?;
+    browser.wait_id("error").await?;
+    let refused = browser.body_text().await?;
+    assert!(refused.contains("I checked the school register warning"), "{refused}");
+    w.back().await?;
+    browser.wait_id("acknowledge-register").await?.click().await?;
+    w.find(Locator::Id("approve")).await?.click().await?;
+    w.accept_alert().await?;
     browser.wait_id("empty").await?;
     let mail = smtp.wait_for_mail_with(email, "Initial password", MAIL_WAIT)?;
     let initial = initial_password_in(&mail).context("initial password")?;

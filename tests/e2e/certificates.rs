@@ -50,7 +50,14 @@ async fn a_third_party_verifies_a_certificate_and_sees_it_revoked_in_the_browser
     browser.wait_for(Locator::Css(&format!("a[href=\"/admin/orders/{order}\"]"))).await?.click().await?;
     let cert_id = b.sql(&format!("SELECT id FROM certificates WHERE verification_code = '{code}'"))?;
     browser.wait_id(&format!("reason-{cert_id}")).await?.send_keys("Issued with a wrong graduation date").await?;
+    // revoking asks first: "no" leaves the certificate valid, "yes" revokes it
     w.find(Locator::Id(&format!("revoke-{cert_id}"))).await?.click().await?;
+    let asked = w.get_alert_text().await?;
+    assert!(asked.contains("Revoke this certificate?") && asked.contains("失効させますか"), "{asked}");
+    w.dismiss_alert().await?;
+    assert_eq!(b.sql(&format!("SELECT revoked_at IS NULL FROM certificates WHERE id = {cert_id}"))?, "1", "not revoked after \"no\"");
+    w.find(Locator::Id(&format!("revoke-{cert_id}"))).await?.click().await?;
+    w.accept_alert().await?;
     browser.wait_for(Locator::Css(&format!("#certificate-{cert_id} .bad"))).await?;
     let row = browser.wait_id(&format!("certificate-{cert_id}")).await?.text().await?;
     assert!(row.contains("revoked") && row.contains("wrong graduation date"), "{row}");

@@ -97,35 +97,18 @@ pub async fn registration(
     ];
     let images: Vec<_> = images.iter().map(|i| context! { id => i.id, width => i.width, height => i.height }).collect();
     // D-3 review aid: the application beside the registrar's school register
-    let code = |l: &[store::Named], v: Option<i64>| l.iter().find(|n| Some(n.id) == v).map(|n| n.code.clone()).unwrap_or_default();
-    let mut c = state.pool.acquire().await?;
-    let register = crate::school_register::current(&mut c, &state.seal, &r.student_no).await?;
-    drop(c);
-    let (register_found, register_rows, differing) = match (&register, r.kind.as_str()) {
-        (Some((_, rec)), "new" | "reapply") => {
-            let lines = crate::school_register::compare(
-                rec,
-                // the name in school, or the name itself when the applicant left it empty (unchanged since)
-                if r.school_name_kanji.trim().is_empty() { &r.name_kanji } else { &r.school_name_kanji },
-                if r.school_name_kana.trim().is_empty() { &r.name_kana } else { &r.school_name_kana },
-                if r.school_name_roman.trim().is_empty() { &r.name_roman } else { &r.school_name_roman },
-                &p.birth_date,
-                &code(&facs, r.faculty_id),
-                &code(&deps, r.department_id),
-                &r.graduation_ym,
-                &r.leaving_type,
-            );
-            let differing = lines.iter().filter(|l| !l.4).count();
-            let rows: Vec<_> = lines.into_iter().map(|(ja, en, a, reg, same)| context! { ja, en, application => a, register => reg, same }).collect();
-            (true, rows, differing)
-        }
-        _ => (false, Vec::new(), 0),
-    };
+    let check = register_check(&state, &r, &p, &facs, &deps).await?;
+    let register_found = check.is_some();
+    let lines = check.unwrap_or_default();
+    let differing = lines.iter().filter(|l| !l.4).count();
+    let register_rows: Vec<_> = lines.into_iter().map(|(ja, en, a, reg, same)| context! { ja, en, application => a, register => reg, same }).collect();
+    // a missing or differing record is a warning staff acknowledge before approving
+    let register_warning = !register_found || differing > 0;
     let csrf = Csrf::get(&state, &headers);
     let page = Html(render(
         "admin_registration.html",
         context! { csrf => &csrf.token, id, rows, images, status => label(&STATUSES, &r.status), pending => r.status == "pending",
-                   kind => &r.kind, candidates, reason => &r.reason, register_found, register_rows, differing },
+                   kind => &r.kind, candidates, reason => &r.reason, register_found, register_rows, differing, register_warning },
     ));
     Ok(csrf.respond(page))
 }
@@ -154,6 +137,39 @@ pub async fn registration_image(
         .into_response())
 }
 
+/// D-3: the application beside the registrar's school register: None when
+/// the register has no entry for its student number, else each compared
+/// field (an added student ID compares the number alone: found or not).
+async fn register_check(
+    state: &AppState,
+    r: &store::Registration,
+    p: &registration::Personal,
+    facs: &[store::Named],
+    deps: &[store::Named],
+) -> AppResult<Option<Vec<crate::school_register::Comparison>>> {
+    let code = |l: &[store::Named], v: Option<i64>| l.iter().find(|n| Some(n.id) == v).map(|n| n.code.clone()).unwrap_or_default();
+    let mut c = state.pool.acquire().await?;
+    let register = crate::school_register::current(&mut c, &state.seal, &r.student_no).await?;
+    drop(c);
+    Ok(register.map(|(_, rec)| {
+        if r.kind == "add_student_id" {
+            return Vec::new();
+        }
+        crate::school_register::compare(
+            &rec,
+            // the name in school, or the name itself when the applicant left it empty (unchanged since)
+            if r.school_name_kanji.trim().is_empty() { &r.name_kanji } else { &r.school_name_kanji },
+            if r.school_name_kana.trim().is_empty() { &r.name_kana } else { &r.school_name_kana },
+            if r.school_name_roman.trim().is_empty() { &r.name_roman } else { &r.school_name_roman },
+            &p.birth_date,
+            &code(facs, r.faculty_id),
+            &code(deps, r.department_id),
+            &r.graduation_ym,
+            &r.leaving_type,
+        )
+    }))
+}
+
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct DecideForm {
@@ -161,6 +177,8 @@ pub struct DecideForm {
     action: String,
     reason: String,
     target_user: String,
+    /// "1": the reviewer acknowledged that the school register has no entry or differs.
+    acknowledge_register: String,
 }
 
 pub async fn decide(
@@ -185,6 +203,25 @@ pub async fn decide(
         "reject" | "resubmit" => return Err(need_reason()),
         _ => return Err(AppError::Page(crate::messages::CHECK_INPUT.into())),
     };
+    if matches!(decision, Decision::Approve { .. }) && f.acknowledge_register != "1" {
+        // D-3: approving past a missing or differing register record is a choice staff make knowingly
+        let mut c = state.pool.acquire().await?;
+        let r = store::registration(&mut c, id).await?.filter(|r| r.status != "draft").ok_or(AppError::PageNotFound)?;
+        let (facs, deps) = (store::faculties(&mut c).await?, store::departments(&mut c).await?);
+        drop(c);
+        let p = if r.kind == "add_student_id" {
+            Default::default()
+        } else {
+            registration::Personal::open(&state.seal, r.personal_sealed.as_deref(), &registration::registration_aad(r.id))?
+        };
+        let warned = match register_check(&state, &r, &p, &facs, &deps).await? {
+            None => true,
+            Some(lines) => lines.iter().any(|l| !l.4),
+        };
+        if warned {
+            return Err(AppError::Page(crate::messages::ACKNOWLEDGE_REGISTER.into()));
+        }
+    }
     let ip = client_ip(&addr);
     let cfg = &state.config;
     let d = Decider {

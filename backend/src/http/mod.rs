@@ -91,6 +91,10 @@ pub fn router(state: AppState) -> Router {
             ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
              include_str!("../../static/fleet.js"))
         }))
+        .route("/static/confirm.js", get(|| async {
+            ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+             include_str!("../../static/confirm.js"))
+        }))
         .route("/static/portal.js", get(|| async {
             ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
              include_str!("../../static/portal.js"))

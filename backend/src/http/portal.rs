@@ -146,7 +146,12 @@ pub async fn new_order(State(state): State<AppState>, headers: HeaderMap, user: 
     };
     let university = store::university(&mut c, first.university_id).await?;
     crate::service::check_open(&mut c, university.id).await?;
-    let types = orders::orderable(&store::certificate_types(&mut c, university.id).await?, first);
+    // D-3: what may be ordered follows the registrar's register, not the application
+    let registrar = orders::registrar_record(&mut c, &state.seal, first.clone()).await?;
+    let types = match &registrar {
+        Some((record, _)) => orders::orderable(&store::certificate_types(&mut c, university.id).await?, record),
+        None => Vec::new(),
+    };
     let types: Vec<_> = types
         .iter()
         .map(|t| context! { id => t.id, name_ja => &t.name_ja, name_en => &t.name_en, fee => Yen(t.fee).to_string(), max_copies => t.max_copies })
@@ -158,6 +163,7 @@ pub async fn new_order(State(state): State<AppState>, headers: HeaderMap, user: 
     let page = Html(render(
         "order_new.html",
         context! { csrf => &csrf.token, records, types,
+                   not_in_register => registrar.is_none().then_some(messages::NOT_IN_REGISTER),
                    system_fee => Yen(university.system_fee).to_string(), postage => Yen(state.config.orders.postage_yen).to_string() },
     ));
     Ok(csrf.respond(page))
