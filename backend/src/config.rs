@@ -138,7 +138,8 @@ pub struct StationsConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OrdersConfig {
-    /// Added to an order delivered by post (O-2), in yen.
+    /// Added to an order delivered by post (O-2), in yen: the default until
+    /// the registrar sets the postage in the panel (stored per university).
     pub postage_yen: i64,
     /// Orders one user may place in a minute (each renders its certificates).
     pub per_user_per_minute: u32,

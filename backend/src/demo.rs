@@ -88,6 +88,18 @@ pub async fn seed_if_empty(pool: &SqlitePool, seal: &SealKey) -> anyhow::Result<
     let graduate = store::user_by_email(&mut tx, GRADUATE_EMAIL).await?.ok_or_else(|| anyhow::anyhow!("demo graduate missing"))?;
     let birth = crate::registration::seal_birth_date(seal, graduate.id, "2001-04-02").map_err(|e| anyhow::anyhow!("{e}"))?;
     store::set_birth_dates(&mut tx, graduate.id, &birth).await?;
+    // and her registered address (postal orders start from it)
+    let personal = crate::registration::Personal {
+        birth_date: "2001-04-02".into(),
+        postal_code: "100-0001".into(),
+        prefecture: "東京都".into(),
+        city: "千代田区".into(),
+        street: "千代田1-1".into(),
+        mobile_phone: "090-1234-5678".into(),
+        ..Default::default()
+    };
+    let sealed = personal.seal(seal, &crate::registration::user_aad(graduate.id)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    store::set_user_personal(&mut tx, graduate.id, &sealed).await?;
     // the staff member's second factor, sealed like every other
     let staff = store::staff_by_login(&mut tx, STAFF_LOGIN).await?.ok_or_else(|| anyhow::anyhow!("demo staff missing"))?;
     crate::accounts::set_second_factor(seal, &mut tx, staff.id, STAFF_TOTP_SECRET).await.map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -43,6 +43,105 @@ fn reason_words(reason: &str) -> Option<(&'static str, &'static str)> {
     })
 }
 
+/// What the station says when its printer has no A4 loaded (certificates are A4).
+pub const NO_A4: (&str, &str) = ("A4 用紙が入っていません", "no A4 paper loaded");
+
+/// Whether the media the printer reports loaded (`media-ready`, comma-separated
+/// as stored) lack A4; false when it reports none (unknown is not a warning).
+pub fn lacks_a4(media_ready: &str) -> bool {
+    let media: Vec<&str> = media_ready.split(',').map(str::trim).filter(|m| !m.is_empty()).collect();
+    !media.is_empty() && !media.iter().any(|m| m.starts_with("iso_a4_"))
+}
+
+/// One medium (an IPP media keyword) in words.
+fn medium_words(m: &str) -> (&'static str, &'static str) {
+    let prefix = |p: &str| m.starts_with(p);
+    if prefix("iso_a4_") {
+        ("A4", "A4")
+    } else if prefix("iso_a3_") {
+        ("A3", "A3")
+    } else if prefix("iso_a5_") {
+        ("A5", "A5")
+    } else if prefix("jis_b5_") {
+        ("B5", "B5")
+    } else if prefix("jis_b4_") {
+        ("B4", "B4")
+    } else if prefix("na_letter_") {
+        ("レター（米国）", "US Letter")
+    } else if prefix("na_legal_") {
+        ("リーガル（米国）", "US Legal")
+    } else if prefix("na_number-10_") || prefix("iso_dl_") || m.contains("env") {
+        ("封筒", "envelope")
+    } else {
+        ("その他の用紙", "other paper")
+    }
+}
+
+/// The media loaded, in words ("A4・封筒" / "A4, envelope"); "-" when not reported.
+pub fn media_words(media_ready: &str) -> (String, String) {
+    let mut words: Vec<(&str, &str)> = Vec::new();
+    for m in media_ready.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+        let w = medium_words(m);
+        if !words.contains(&w) {
+            words.push(w);
+        }
+    }
+    if words.is_empty() {
+        return ("-".into(), "-".into());
+    }
+    (words.iter().map(|w| w.0).collect::<Vec<_>>().join("・"), words.iter().map(|w| w.1).collect::<Vec<_>>().join(", "))
+}
+
+/// printer-state in words.
+pub fn state_words(state: Option<&str>) -> (&'static str, &'static str) {
+    match state {
+        None => ("-", "-"),
+        Some("idle") => ("待機中", "idle"),
+        Some("processing") => ("印刷中", "printing"),
+        Some("stopped") => ("停止中", "stopped"),
+        Some(_) => ("不明", "unknown"),
+    }
+}
+
+/// printer-state-reasons (comma-separated, as stored) in words: the known
+/// ones named, the others counted; never the printer's keywords.
+pub fn reasons_words(reasons: &str) -> (String, String) {
+    let (mut ja, mut en, mut other) = (Vec::<String>::new(), Vec::<String>::new(), 0);
+    for r in reasons.split(',').map(str::trim).filter(|r| !r.is_empty() && *r != "none") {
+        match reason_words(r) {
+            Some((j, e)) if !ja.iter().any(|x| x == j) => {
+                ja.push(j.into());
+                en.push(e.into());
+            }
+            Some(_) => {}
+            None => other += 1,
+        }
+    }
+    if other > 0 {
+        ja.push(format!("その他の通知 {other}件"));
+        en.push(if other == 1 { "1 other notice".to_string() } else { format!("{other} other notices") });
+    }
+    if ja.is_empty() {
+        return ("通知なし".into(), "no alerts".into());
+    }
+    (ja.join("・"), en.join(", "))
+}
+
+/// How urgent a level is: bad first, then warn, then ok, then off.
+pub fn urgency(level: &str) -> u8 {
+    match level {
+        "bad" => 0,
+        "warn" => 1,
+        "ok" => 2,
+        _ => 3,
+    }
+}
+
+/// Whether a station at this level needs someone to look at it.
+pub fn needs_attention(level: &str) -> bool {
+    matches!(level, "bad" | "warn")
+}
+
 /// The station's condition now.
 pub fn condition(s: &Station, offline_after_s: i64) -> Condition {
     match s.status.as_str() {
@@ -82,6 +181,11 @@ pub fn condition(s: &Station, offline_after_s: i64) -> Condition {
     }
     let markers: Vec<Marker> = serde_json::from_str(&s.markers).unwrap_or_default();
     let low: Vec<&Marker> = markers.iter().filter(|m| m.is_low()).collect();
+    // certificates print on A4: a printer without it loaded is flagged before anyone pays
+    let mut words = words;
+    if lacks_a4(&s.media_ready) {
+        words.insert(0, NO_A4);
+    }
     if !words.is_empty() || !low.is_empty() {
         let (mut ja, mut en) = join(&words);
         for m in low {
@@ -260,6 +364,35 @@ mod tests {
         assert_eq!(condition(&s, 30).alert, "offline");
         s.status = "revoked".into();
         assert_eq!((condition(&s, 30).level, condition(&s, 30).alert.as_str()), ("off", ""));
+    }
+
+    #[test]
+    fn a_printer_without_a4_loaded_is_a_warning_in_words() {
+        let mut s = station();
+        s.media_ready = "na_letter_8.5x11in,na_number-10_4.125x9.5in".into();
+        let c = condition(&s, 30);
+        assert_eq!((c.level, c.ja.as_str(), c.en.as_str()), ("warn", "A4 用紙が入っていません", "no A4 paper loaded"));
+        assert_eq!(media_words(&s.media_ready), ("レター（米国）・封筒".to_string(), "US Letter, envelope".to_string()));
+        s.media_ready = "iso_a4_210x297mm,na_number-10_4.125x9.5in".into();
+        assert_eq!(condition(&s, 30).en, "ready");
+        // not reported: not a warning
+        s.media_ready = String::new();
+        assert_eq!(condition(&s, 30).en, "ready");
+        // out of paper says so first
+        s.media_ready = "na_letter_8.5x11in".into();
+        s.printer_reasons = Some("media-empty-report".into());
+        assert_eq!(condition(&s, 30).en, "out of paper");
+    }
+
+    #[test]
+    fn printer_states_and_reasons_are_words_never_keywords() {
+        assert_eq!(reasons_words("none"), ("通知なし".to_string(), "no alerts".to_string()));
+        assert_eq!(reasons_words("media-empty-report,media-needed-error"), ("用紙切れ".to_string(), "out of paper".to_string()));
+        assert_eq!(reasons_words("toner-low-report,moving-to-paused"), ("トナー残少・その他の通知 1件".to_string(), "toner low, 1 other notice".to_string()));
+        assert_eq!(state_words(Some("idle")), ("待機中", "idle"));
+        assert_eq!(state_words(None), ("-", "-"));
+        let order = ["off", "ok", "bad", "warn"].map(urgency);
+        assert_eq!(order, [3, 2, 0, 1]);
     }
 
     #[test]

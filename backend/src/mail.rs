@@ -124,7 +124,10 @@ fn bilingual(r: &Recipient<'_>, subject_ja: &str, subject_en: &str, ja: String, 
     MailText { subject, body, html }
 }
 
-/// The on-campus print number mail (O-3, O-5).
+/// The on-campus print number mail (O-3, O-5): how to pay (an IC card at the
+/// printer, or nothing more when the order is paid already), the deadline and
+/// its no-refund rule, the order's number.
+#[allow(clippy::too_many_arguments)]
 pub fn print_number_mail(
     to: &Recipient<'_>,
     number: &PrintNumber,
@@ -132,6 +135,8 @@ pub fn print_number_mail(
     total: Yen,
     deadline: &str,
     order_url: &str,
+    order_id: i64,
+    paid: bool,
 ) -> MailText {
     let mut ja_lines = String::new();
     let mut en_lines = String::new();
@@ -140,21 +145,31 @@ pub fn print_number_mail(
         en_lines.push_str(&format!("  {en} x {n}\n"));
     }
     let grouped = number.grouped();
+    let (how_ja, how_en) = if paid {
+        (
+            "お支払いは済んでいます。学内の証明書発行機で次の印刷番号を入力すると、そのまま印刷されます。",
+            "Your payment is in. Enter this number at an on-campus certificate printer: it prints with no further payment.",
+        )
+    } else {
+        (
+            "学内の証明書発行機で次の印刷番号を入力し、ICカードでお支払いください（カードはポータルで登録し、残高を入れておいてください。交通系電子マネーの端末がある発行機ではそれでも払えます）。",
+            "Enter this number at an on-campus certificate printer and pay with your IC card (link the card in the portal and top it up first; where the printer has a transit e-money terminal, that pays too).",
+        )
+    };
     bilingual(
         to,
         "【証明書発行】学内印刷番号のお知らせ",
         "Your on-campus print number",
         format!(
-            "{name} 様\n\n証明書のお申し込みを受け付けました。\n学内の証明書発行機で次の印刷番号を入力し、ICカードでお支払いください。\n\n\
+            "{name} 様\n\n証明書のお申し込みを受け付けました（申込番号 {order_id}）。\n{how_ja}\n\n\
              学内印刷番号: {grouped}\n印刷期限: {deadline}\n金額: {total}\n{ja_lines}\n\
-             期限を過ぎると印刷できません。\n申込内容: {order_url}\n",
+             期限を過ぎると印刷できず、支払済みの手数料は返金されません（システムの不具合で印刷できなかった場合を除きます）。\n申込内容: {order_url}\n",
             name = to.name_ja
         ),
         format!(
-            "Dear {name},\n\nWe have received your certificate order.\n\
-             Enter this number at an on-campus certificate printer and pay with your IC card.\n\n\
+            "Dear {name},\n\nWe have received your certificate order (order no. {order_id}).\n{how_en}\n\n\
              On-campus print number: {grouped}\nPrint by: {deadline}\nAmount: {total}\n{en_lines}\n\
-             After the deadline the number no longer prints.\nYour order: {order_url}\n",
+             After the deadline the number no longer prints and fees paid are not refunded (unless printing failed through the system).\nYour order: {order_url}\n",
             name = to.name_en
         ),
     )
@@ -375,8 +390,20 @@ pub fn smartpit_mail(r: &Recipient<'_>, number: &str, amount: Yen, deadline: &st
         r,
         "【証明書発行】お支払番号（コンビニ払い）のお知らせ",
         "Your payment number for convenience-store payment",
-        format!("{}コンビニエンスストアの端末で次の支払番号を入力し、現金でお支払いください（申込番号 {order_id}）。\n\n支払番号: {number}\n金額: {amount}\n支払期限: {deadline}\n\n期限を過ぎると申込は無効になります。\n", dear_ja(r)),
-        format!("{}Pay in cash at a convenience store: enter this payment number at the store's terminal (order {order_id}).\n\nPayment number: {number}\nAmount: {amount}\nPay by: {deadline}\n\nAfter the deadline the order lapses.\n", dear_en(r)),
+        format!(
+            "{}コンビニエンスストアの端末で次の支払番号を入力し、現金でお支払いください（申込番号 {order_id}）。\n\n支払番号: {number}\n金額: {amount}\n支払期限: {deadline}\n\n\
+             お支払いできる店舗: ローソン、ファミリーマート、ミニストップ、セイコーマート\n\
+             手順: 1. 店頭端末（Loppi・マルチコピー機など）で「Smart Pit」を選ぶ 2. 支払番号を入力する 3. 出てきた申込券を30分以内にレジに出し、現金で支払う\n\n\
+             期限を過ぎると申込は無効になります。\n",
+            dear_ja(r)
+        ),
+        format!(
+            "{}Pay in cash at a convenience store: enter this payment number at the store's terminal (order {order_id}).\n\nPayment number: {number}\nAmount: {amount}\nPay by: {deadline}\n\n\
+             Stores: Lawson, FamilyMart, Ministop, Seicomart\n\
+             Steps: 1. at the store's terminal (Loppi, multifunction copier) choose \"Smart Pit\" 2. enter the payment number 3. take the slip to the register within 30 minutes and pay in cash\n\n\
+             After the deadline the order lapses.\n",
+            dear_en(r)
+        ),
     )
 }
 
@@ -433,6 +460,18 @@ pub fn station_recovered_mail(station: &str, link: &str) -> MailText {
 const OPERATORS: Recipient<'static> = Recipient { name_ja: "", name_en: "", language: "ja" };
 
 /// A-4: a postal order was posted.
+/// O-3: a postal order is paid and its printing booked ("print reservation
+/// completed", as the manual has it); the "posted" mail follows.
+pub fn post_reserved_mail(r: &Recipient<'_>, order_id: i64, address: &str) -> MailText {
+    bilingual(
+        r,
+        "【証明書発行】印刷予約完了のお知らせ（郵送）",
+        "Your certificates are booked for posting",
+        format!("{}お支払いを確認し、証明書（申込番号 {order_id}）の印刷予約が完了しました。教務課で印刷し、次の宛先に郵送します。発送したら改めてお知らせします。\n\n郵送先: {address}\n", dear_ja(r)),
+        format!("{}Your payment is in and the certificates of order {order_id} are booked: the registrar prints them and posts them to the address below. We will tell you when they are posted.\n\nPosted to: {address}\n", dear_en(r)),
+    )
+}
+
 pub fn shipped_mail(r: &Recipient<'_>, order_id: i64) -> MailText {
     bilingual(
         r,
@@ -553,13 +592,18 @@ mod tests {
         let n = PrintNumber::generate(&mut rand::thread_rng());
         let lines = [("卒業証明書".to_string(), "Certificate of Graduation".to_string(), 2)];
         let ja = Recipient { name_ja: "山田 花子", name_en: "YAMADA Hanako", language: "ja" };
-        let m = print_number_mail(&ja, &n, &lines, Yen(700), "D", "U");
+        let m = print_number_mail(&ja, &n, &lines, Yen(700), "D", "U", 7, false);
         assert!(m.subject.starts_with("【証明書発行】"));
+        assert!(m.body.contains("ICカードでお支払いください") && m.body.contains("pay with your IC card") && m.body.contains("order no. 7"));
+        assert!(m.body.contains("返金されません") && m.body.contains("not refunded"));
+        let paid = print_number_mail(&ja, &n, &lines, Yen(700), "D", "U", 7, true);
+        assert!(!paid.body.contains("ICカードでお支払いください") && !paid.body.contains("pay with your IC card"), "{}", paid.body);
+        assert!(paid.body.contains("お支払いは済んでいます") && paid.body.contains("Your payment is in"));
         assert!(m.body.starts_with("山田 花子 様"));
         assert!(m.body.contains("Dear YAMADA Hanako,") && m.body.contains(&n.grouped()));
         assert!(m.body.contains("卒業証明書 2通") && m.body.contains("Certificate of Graduation x 2"));
         let en = Recipient { language: "en", ..ja };
-        let m = print_number_mail(&en, &n, &lines, Yen(700), "D", "U");
+        let m = print_number_mail(&en, &n, &lines, Yen(700), "D", "U", 7, false);
         assert!(m.subject.starts_with("Your on-campus print number"));
         assert!(m.body.starts_with("Dear YAMADA Hanako,"));
         assert!(m.body.contains("¥700"));

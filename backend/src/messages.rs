@@ -54,6 +54,7 @@ pub const POST_POSTAL_CODE: &str = "郵送先の郵便番号を7桁で入力し�
 pub const CARD_ONLY_ON_CAMPUS: &str = "ICカード払いは学内印刷のときだけ選べます。郵送・コンビニ印刷はクレジットカード（PayPal）かコンビニ払い（Smart Pit）でお支払いください。 / IC card payment is only for on-campus printing: pay for postal delivery or convenience-store print by credit card (PayPal) or in cash at a convenience store (Smart Pit).";
 pub const STOREPRINT_UNAVAILABLE: &str = "コンビニ印刷サービスに接続できないため、登録を取り消せませんでした。返金は行っていません。しばらくしてからもう一度お試しください。 / The convenience-store print service cannot be reached, so its numbers could not be withdrawn and nothing was refunded: try again in a while.";
 pub const NOT_TO_POST: &str = "この申込は発送待ちではありません。 / This order is not waiting to be posted.";
+pub const NOTHING_TO_PAY_BACK: &str = "この申込には窓口で返金する金額がありません（返金済みの印が付いているか、返金がありません）。 / This order has nothing for the office to pay back (marked paid back already, or no refund).";
 pub const REFUND_REASON: &str = "返金の理由を300文字以内で入力してください。 / Give the reason for the refund (at most 300 characters).";
 pub const CANNOT_REFUND: &str = "この申込は返金できません（未払い、または返金済み）。 / This order cannot be refunded (not paid, or refunded already).";
 pub const PAYMENT_UNAVAILABLE: &str = "決済サービスが応答しないため、処理できませんでした。何も変更していません。しばらくしてからもう一度お試しください。 / The payment service did not answer, so nothing was done or changed: please try again in a while.";
@@ -104,7 +105,7 @@ mod tests {
         use super::*;
         for m in [LOGIN_FAILED, STAFF_LOGIN_FAILED, LOGIN_THROTTLED, FORM_EXPIRED, NO_ROLE, NOT_FOUND, SOMETHING_WRONG,
                   CHECK_INPUT, COPIES_NOT_A_NUMBER, NO_STUDENT_RECORD, ONLY_CAMPUS_CARD, NO_COPIES, CHOOSE_STUDENT_ID,
-                  CERTIFICATE_NOT_ORDERABLE, STATION_NAME, CANNOT_CANCEL, CANNOT_RESEND, CANNOT_PAY, PAYMENT_UNAVAILABLE, SMARTPIT_UNAVAILABLE, REFUND_REASON, CANNOT_REFUND, POST_ADDRESS, POST_POSTAL_CODE, CARD_ONLY_ON_CAMPUS, STOREPRINT_UNAVAILABLE, NOT_TO_POST, STUDENT_LOGIN_FAILED, INITIAL_PASSWORD_EXPIRED, STAFF_INITIAL_PASSWORD_EXPIRED,
+                  CERTIFICATE_NOT_ORDERABLE, STATION_NAME, CANNOT_CANCEL, CANNOT_RESEND, CANNOT_PAY, PAYMENT_UNAVAILABLE, SMARTPIT_UNAVAILABLE, REFUND_REASON, NOTHING_TO_PAY_BACK, CANNOT_REFUND, POST_ADDRESS, POST_POSTAL_CODE, CARD_ONLY_ON_CAMPUS, STOREPRINT_UNAVAILABLE, NOT_TO_POST, STUDENT_LOGIN_FAILED, INITIAL_PASSWORD_EXPIRED, STAFF_INITIAL_PASSWORD_EXPIRED,
                   DIRECTORY_UNAVAILABLE, LINK_INVALID, BUSY, CROSS_SITE] {
             let (ja, en) = m.split_once(" / ").expect("日本語 / English");
             assert!(!ja.is_ascii() && en.is_ascii(), "{m}");

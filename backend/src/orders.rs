@@ -141,6 +141,8 @@ pub async fn seal_plain_pdfs(pool: &SqlitePool, seal: &crate::sealed::SealKey) -
 pub struct Placed {
     pub order_id: i64,
     pub print_number: Option<PrintNumber>,
+    /// Held for staff (a name no font can draw): nothing to pay yet.
+    pub held: bool,
 }
 
 /// D-3: `record` as the registrar's school register states it (names as in
@@ -302,6 +304,105 @@ fn transcript_data(
     }
 }
 
+/// A problem with an order form, told next to its field: the field's name
+/// ("copies_<type id>", "delivery", "payment_method", "post", "student_record_id",
+/// or "" for the whole form) and the message in both languages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FormProblem {
+    pub field: String,
+    pub message: String,
+}
+
+fn problem(field: impl Into<String>, message: impl Into<String>) -> FormProblem {
+    FormProblem { field: field.into(), message: message.into() }
+}
+
+/// An order checked against the catalogue, the register (D-3) and the
+/// rules of delivery and payment, priced, before anything is written.
+pub struct Quote {
+    pub record: store::StudentRecord,
+    pub register: crate::school_register::Record,
+    pub university: store::University,
+    /// The certificate types chosen, with their copies.
+    pub chosen: Vec<(store::CertificateType, i64)>,
+    pub fees: i64,
+    pub system_fee: i64,
+    pub postage: i64,
+    pub total: i64,
+}
+
+/// Which payment methods a delivery takes (O-2): the IC card pays only at an on-campus printer.
+pub fn payments_for(delivery: &str) -> &'static [&'static str] {
+    match delivery {
+        "campus" => &["card", "paypal", "smartpit"],
+        "store" | "post" => &["paypal", "smartpit"],
+        _ => &[],
+    }
+}
+
+/// Checks and prices an order without writing anything: Ok(Err(problem)) for
+/// what the user can fix on the form.
+pub async fn quote(
+    c: &mut store::Conn,
+    seal: &crate::sealed::SealKey,
+    postage_yen: i64,
+    user_id: i64,
+    req: &OrderRequest,
+) -> AppResult<Result<Quote, FormProblem>> {
+    let Some(record) = store::student_records(c, user_id).await?.into_iter().find(|r| r.id == req.student_record_id) else {
+        return Ok(Err(problem("student_record_id", messages::CHOOSE_STUDENT_ID)));
+    };
+    let university = store::university(c, record.university_id).await?;
+    crate::service::check_open(c, university.id).await?;
+    // D-3: a certificate states only what the registrar's school register
+    // says, never what the applicant typed: no register entry, no certificate
+    let Some((record, register)) = registrar_record(c, seal, record).await? else {
+        return Ok(Err(problem("", messages::NOT_IN_REGISTER)));
+    };
+    let types = orderable(&store::certificate_types(c, university.id).await?, &record);
+    let lines: Vec<&LineRequest> = req.lines.iter().filter(|l| l.copies > 0).collect();
+    if lines.is_empty() {
+        return Ok(Err(problem("", messages::NO_COPIES)));
+    }
+    let mut fees = 0i64;
+    let mut chosen = Vec::new();
+    for l in &lines {
+        let field = format!("copies_{}", l.certificate_type_id);
+        let Some(t) = types.iter().find(|t| t.id == l.certificate_type_id) else {
+            return Ok(Err(problem(field, messages::CERTIFICATE_NOT_ORDERABLE)));
+        };
+        if l.copies > t.max_copies {
+            return Ok(Err(problem(field, messages::too_many_copies(&t.name_ja, &t.name_en, t.max_copies))));
+        }
+        fees += t.fee * l.copies;
+        chosen.push((t.clone(), l.copies));
+    }
+    let lacking = register_lacks(&register, chosen.iter().map(|(t, _)| t));
+    if !lacking.is_empty() {
+        return Ok(Err(problem("", messages::register_lacks(&lacking))));
+    }
+    if !["campus", "store", "post"].contains(&req.delivery.as_str()) {
+        return Ok(Err(problem("delivery", messages::CHECK_INPUT)));
+    }
+    if !payments_for(&req.delivery).contains(&req.payment_method.as_str()) {
+        let message = if req.payment_method == "card" { messages::CARD_ONLY_ON_CAMPUS } else { messages::ONLY_CAMPUS_CARD };
+        return Ok(Err(problem("payment_method", message)));
+    }
+    let by_post = req.delivery == "post";
+    if by_post {
+        match req.post.as_ref().map(PostAddress::check) {
+            Some(Ok(())) => {}
+            Some(Err(AppError::Page(m))) => return Ok(Err(problem("post", m))),
+            Some(Err(e)) => return Err(e),
+            None => return Ok(Err(problem("post", messages::POST_ADDRESS))),
+        }
+    }
+    let system_fee = university.system_fee;
+    // the registrar's postage (set in the panel), else the configured default
+    let postage = if by_post { university.postage_or(postage_yen) } else { 0 };
+    Ok(Ok(Quote { record, register, university, chosen, fees, system_fee, postage, total: fees + system_fee + postage }))
+}
+
 /// Places an order: checks it against the catalogue, fixes its prices, makes
 /// one certificate per copy and the PDF holding them all, issues the print
 /// number and queues the mail, all in one transaction.
@@ -315,55 +416,16 @@ pub async fn place(
     req: &OrderRequest,
     hold_render: Option<&std::path::Path>,
 ) -> AppResult<Placed> {
-    match (req.delivery.as_str(), req.payment_method.as_str()) {
-        ("campus", "card" | "paypal" | "smartpit") | ("store", "paypal" | "smartpit") => {}
-        ("post", "paypal" | "smartpit") => req.post.as_ref().ok_or_else(|| page_err(messages::POST_ADDRESS))?.check()?,
-        ("post" | "store", _) => return Err(page_err(messages::CARD_ONLY_ON_CAMPUS)),
-        _ => return Err(page_err(messages::ONLY_CAMPUS_CARD)),
-    }
-    let by_post = req.delivery == "post";
-    let lines: Vec<&LineRequest> = req.lines.iter().filter(|l| l.copies > 0).collect();
-    if lines.is_empty() {
-        return Err(page_err(messages::NO_COPIES));
-    }
     // 1. what the order will state, read without the write lock
     let mut c = pool.acquire().await?;
     let user = store::user(&mut c, user_id).await?;
-    let record = store::student_records(&mut c, user_id)
-        .await?
-        .into_iter()
-        .find(|r| r.id == req.student_record_id)
-        .ok_or_else(|| page_err(messages::CHOOSE_STUDENT_ID))?;
-    let university = store::university(&mut c, record.university_id).await?;
-    crate::service::check_open(&mut c, university.id).await?;
-    let zone = time::tz(&university.timezone);
-    // D-3: a certificate states only what the registrar's school register
-    // says, never what the applicant typed: no register entry, no certificate
-    let Some((record, register)) = registrar_record(&mut c, seal, record).await? else {
-        return Err(page_err(messages::NOT_IN_REGISTER));
+    let Quote { record, register, university, chosen, fees, system_fee, postage, total } = match quote(&mut c, seal, postage_yen, user_id, req).await? {
+        Ok(q) => q,
+        Err(problem) => return Err(AppError::Page(problem.message)),
     };
-    let types = orderable(&store::certificate_types(&mut c, university.id).await?, &record);
-
-    let mut fees = 0i64;
-    let mut chosen = Vec::new();
-    for l in &lines {
-        let t = types.iter().find(|t| t.id == l.certificate_type_id).ok_or_else(|| {
-            page_err(messages::CERTIFICATE_NOT_ORDERABLE)
-        })?;
-        if l.copies > t.max_copies {
-            return Err(AppError::Page(messages::too_many_copies(&t.name_ja, &t.name_en, t.max_copies)));
-        }
-        fees += t.fee * l.copies;
-        chosen.push((t.clone(), l.copies));
-    }
-    let lacking = register_lacks(&register, chosen.iter().map(|(t, _)| t));
-    if !lacking.is_empty() {
-        return Err(AppError::Page(messages::register_lacks(&lacking)));
-    }
+    let by_post = req.delivery == "post";
+    let zone = time::tz(&university.timezone);
     let register = Some(register);
-    let system_fee = university.system_fee;
-    let postage = if by_post { postage_yen } else { 0 };
-    let total = fees + system_fee + postage;
     let created_at = now();
     let print_deadline = time::print_deadline(created_at, zone);
 
@@ -520,6 +582,8 @@ pub async fn place(
                     Yen(total),
                     &time::deadline_text(print_deadline, zone),
                     &format!("{public_url}/orders/{order_id}"),
+                    order_id,
+                    false,
                 );
                 m.enqueue(&mut tx, seal, &user.email).await?;
             }
@@ -528,7 +592,7 @@ pub async fn place(
     store::audit(&mut tx, &format!("user:{user_id}"), "order.place", &format!("order {order_id}"), created_at).await?;
     tx.commit().await?;
     tracing::info!(order_id, total, held, "order placed");
-    Ok(Placed { order_id, print_number: number })
+    Ok(Placed { order_id, print_number: number, held })
 }
 
 /// O-4: starts paying an order online through its provider (PayPal: the
@@ -606,6 +670,8 @@ pub async fn smartpit_notice(pool: &SqlitePool, seal: &crate::sealed::SealKey, p
     tx.commit().await?;
     if first && order.print_number.is_some() {
         resend_number(pool, seal, public_url, order.user_id, order.id).await?;
+    } else if first && order.delivery == "post" {
+        mail_post_reserved(pool, seal, order.id).await?;
     }
     Ok(NoticeOutcome::Paid)
 }
@@ -693,6 +759,8 @@ pub async fn paid_by_paypal(pool: &SqlitePool, seal: &crate::sealed::SealKey, pu
         tx.commit().await?;
         if order.print_number.is_some() {
             resend_number(pool, seal, public_url, order.user_id, order.id).await?;
+        } else if order.delivery == "post" {
+            mail_post_reserved(pool, seal, order.id).await?;
         }
         tracing::info!(order_id = order.id, "order paid through PayPal");
     }
@@ -807,6 +875,20 @@ pub async fn cancel(pool: &SqlitePool, user_id: i64, order_id: i64) -> AppResult
 }
 
 /// Mails the print number again (a lost mail), while the order can still be printed.
+/// Mails a paid postal order's "print reservation completed" (O-3).
+async fn mail_post_reserved(pool: &SqlitePool, seal: &crate::sealed::SealKey, order_id: i64) -> AppResult<()> {
+    let mut tx = store::begin_write(pool).await?;
+    let order = store::order(&mut tx, order_id).await?;
+    let user = store::user(&mut tx, order.user_id).await?;
+    let record = store::student_records(&mut tx, order.user_id).await?.into_iter().find(|r| r.id == order.student_record_id).ok_or(AppError::PageNotFound)?;
+    let post = open_post_address(seal, &order)?;
+    let to = mail::Recipient { name_ja: &record.name_kanji, name_en: &record.name_roman, language: &user.language };
+    let address = format!("{} 〒{} {}", post.name, post.postal_code, post.address);
+    mail::post_reserved_mail(&to, order_id, &address).enqueue(&mut tx, seal, &user.email).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 pub async fn resend_number(pool: &SqlitePool, seal: &crate::sealed::SealKey, public_url: &str, user_id: i64, order_id: i64) -> AppResult<()> {
     let mut tx = store::begin_write(pool).await?;
     let order = store::order(&mut tx, order_id).await.map_err(|_| AppError::PageNotFound)?;
@@ -822,7 +904,8 @@ pub async fn resend_number(pool: &SqlitePool, seal: &crate::sealed::SealKey, pub
     let university = store::university(&mut tx, record.university_id).await?;
     let lines: Vec<(String, String, i64)> = store::order_lines(&mut tx, order_id).await?.into_iter().map(|l| (l.name_ja, l.name_en, l.copies)).collect();
     let to = mail::Recipient { name_ja: &record.name_kanji, name_en: &record.name_roman, language: &user.language };
-    mail::print_number_mail(&to, &number, &lines, Yen(order.total), &time::deadline_text(order.print_deadline, time::tz(&university.timezone)), &format!("{public_url}/orders/{order_id}"))
+    let paid = order.status == "paid";
+    mail::print_number_mail(&to, &number, &lines, Yen(order.total), &time::deadline_text(order.print_deadline, time::tz(&university.timezone)), &format!("{public_url}/orders/{order_id}"), order_id, paid)
         .enqueue(&mut tx, seal, &user.email)
         .await?;
     store::audit(&mut tx, &format!("user:{user_id}"), "order.resend_number", &format!("order {order_id}"), now()).await?;

@@ -81,6 +81,16 @@ pub struct University {
     pub name_en: String,
     pub timezone: String,
     pub system_fee: i64,
+    /// Postage of a postal order as the registrar set it in the panel; None:
+    /// the configured default (`orders.postage_yen`).
+    pub postage: Option<i64>,
+}
+
+impl University {
+    /// The postage a postal order placed now pays: the registrar's, else `default_yen`.
+    pub fn postage_or(&self, default_yen: i64) -> i64 {
+        self.postage.unwrap_or(default_yen)
+    }
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -214,16 +224,28 @@ pub async fn university_count(c: &mut Conn) -> Result<i64, sqlx::Error> {
 }
 
 pub async fn university(c: &mut Conn, id: i64) -> Result<University, sqlx::Error> {
-    sqlx::query_as("SELECT id, name_ja, name_en, timezone, system_fee FROM universities WHERE id = ?")
+    sqlx::query_as("SELECT id, name_ja, name_en, timezone, system_fee, postage FROM universities WHERE id = ?")
         .bind(id)
         .fetch_one(c)
         .await
 }
 
+/// The registrar sets the system usage fee and the postage (None: back to
+/// the configured default); orders placed from now on pay them.
+pub async fn set_university_fees(c: &mut Conn, university_id: i64, system_fee: i64, postage: Option<i64>) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("UPDATE universities SET system_fee = ?, postage = ? WHERE id = ?")
+        .bind(system_fee)
+        .bind(postage)
+        .bind(university_id)
+        .execute(c)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 /// The university an order was placed at (through its student record).
 pub async fn order_university(c: &mut Conn, order_id: i64) -> Result<University, sqlx::Error> {
     sqlx::query_as(
-        "SELECT u.id, u.name_ja, u.name_en, u.timezone, u.system_fee FROM orders o
+        "SELECT u.id, u.name_ja, u.name_en, u.timezone, u.system_fee, u.postage FROM orders o
          JOIN student_records s ON s.id = o.student_record_id JOIN universities u ON u.id = s.university_id
          WHERE o.id = ?",
     )
@@ -723,6 +745,158 @@ pub async fn search_orders(c: &mut Conn, q: &str, status: &str, limit: i64) -> R
 
 pub async fn recent_orders(c: &mut Conn, limit: i64) -> Result<Vec<Order>, sqlx::Error> {
     sqlx::query_as(&format!("{ORDER_SELECT} ORDER BY id DESC LIMIT ?")).bind(limit).fetch_all(c).await
+}
+
+/// An order (alias `o`) whose refund the office still pays back by hand: a
+/// refunded order paid in cash at a store (Smart Pit) or at a station's
+/// e-money terminal, or an order a terminal took a second payment for.
+const REFUND_DUE: &str = "(o.refund_paid_back_at IS NULL AND (
+      (o.refunded_at IS NOT NULL AND (o.payment_method = 'smartpit'
+         OR EXISTS (SELECT 1 FROM terminal_payments t WHERE t.order_id = o.id AND t.duplicate = 0)))
+      OR EXISTS (SELECT 1 FROM terminal_payments t WHERE t.order_id = o.id AND t.duplicate = 1)))";
+
+/// What the staff order list filters by; empty strings and `None` filter nothing.
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter<'a> {
+    /// An order id, the last 4 digits of the print number, or part of the e-mail address.
+    pub q: &'a str,
+    pub status: &'a str,
+    pub delivery: &'a str,
+    pub payment: &'a str,
+    /// Only orders whose refund the office still pays back.
+    pub refund_due: bool,
+    /// Placed in [from, to) (unix seconds).
+    pub placed: Option<(i64, i64)>,
+}
+
+/// One row of the staff order list: the order, who ordered it, what paid
+/// for it and where it printed.
+#[derive(Debug, Clone, FromRow)]
+pub struct AdminOrderRow {
+    pub id: i64,
+    pub created_at: i64,
+    pub status: String,
+    pub delivery: String,
+    pub payment_method: String,
+    pub total: i64,
+    pub print_number: Option<String>,
+    pub printed_at: Option<i64>,
+    pub shipped_at: Option<i64>,
+    pub refunded_at: Option<i64>,
+    pub refund_paid_back_at: Option<i64>,
+    pub customer: String,
+    pub student_no: String,
+    pub email: String,
+    /// The IC card its stored value was debited from.
+    pub card_uid: Option<String>,
+    /// The e-money brand a station's terminal took.
+    pub terminal_brand: Option<String>,
+    pub capture_id: Option<String>,
+    /// The station that printed it (online, else offline).
+    pub station: Option<String>,
+    pub refund_due: bool,
+}
+
+/// The staff order list (A-4), newest first.
+pub async fn admin_orders(c: &mut Conn, f: &OrderFilter<'_>, limit: i64) -> Result<Vec<AdminOrderRow>, sqlx::Error> {
+    let q = f.q.trim();
+    let id: i64 = q.parse().unwrap_or(-1);
+    let like = format!("%{}%", q.replace(['%', '_'], ""));
+    let tail = if q.len() == 4 && q.chars().all(|c| c.is_ascii_digit()) { format!("%{q}") } else { "-".into() };
+    let (from, to) = f.placed.unwrap_or((i64::MIN, i64::MAX));
+    sqlx::query_as(&format!(
+        "SELECT o.id, o.created_at, o.status, o.delivery, o.payment_method, o.total, o.print_number, o.printed_at, o.shipped_at,
+           o.refunded_at, o.refund_paid_back_at, s.name_kanji AS customer, s.student_no, u.email,
+           (SELECT l.card_uid FROM ledger l WHERE l.order_id = o.id AND l.kind = 'debit' ORDER BY l.id LIMIT 1) AS card_uid,
+           (SELECT t.brand FROM terminal_payments t WHERE t.order_id = o.id AND t.duplicate = 0 ORDER BY t.paid_at LIMIT 1) AS terminal_brand,
+           o.capture_id,
+           COALESCE(
+             (SELECT st.name FROM reservations r JOIN stations st ON st.id = r.station_id
+               WHERE r.order_id = o.id AND r.status = 'printed' ORDER BY r.id DESC LIMIT 1),
+             (SELECT st.name FROM offline_prints p JOIN stations st ON st.id = p.station_id
+               WHERE p.order_id = o.id AND p.outcome = 'printed' ORDER BY p.duplicate, p.printed_at LIMIT 1)) AS station,
+           {REFUND_DUE} AS refund_due
+         FROM orders o JOIN users u ON u.id = o.user_id JOIN student_records s ON s.id = o.student_record_id
+         WHERE (? = '' OR o.id = ? OR o.print_number LIKE ? OR u.email LIKE ?)
+           AND (? = '' OR o.status = ?) AND (? = '' OR o.delivery = ?) AND (? = '' OR o.payment_method = ?)
+           AND (? = 0 OR {REFUND_DUE}) AND o.created_at >= ? AND o.created_at < ?
+         ORDER BY o.id DESC LIMIT ?"
+    ))
+    .bind(q)
+    .bind(id)
+    .bind(tail)
+    .bind(like)
+    .bind(f.status)
+    .bind(f.status)
+    .bind(f.delivery)
+    .bind(f.delivery)
+    .bind(f.payment)
+    .bind(f.payment)
+    .bind(f.refund_due)
+    .bind(from)
+    .bind(to)
+    .bind(limit)
+    .fetch_all(c)
+    .await
+}
+
+/// The staff dashboard's counts.
+#[derive(Debug, Clone, Default, FromRow)]
+pub struct DashboardCounts {
+    /// Applications waiting for review.
+    pub applications: i64,
+    /// Postal orders paid and not posted yet.
+    pub to_post: i64,
+    /// Orders held for the registrar.
+    pub held: i64,
+    /// Refunds the office still pays back by hand.
+    pub refunds_due: i64,
+    /// Orders placed in the day asked for...
+    pub day_orders: i64,
+    /// ... and the yen received for them (paid or printed).
+    pub day_received: i64,
+}
+
+/// The dashboard's counts; the day is [day_start, day_end) in unix seconds.
+pub async fn dashboard_counts(c: &mut Conn, day_start: i64, day_end: i64) -> Result<DashboardCounts, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT (SELECT COUNT(*) FROM registrations WHERE status = 'pending') AS applications,
+                (SELECT COUNT(*) FROM orders WHERE delivery = 'post' AND status = 'paid' AND shipped_at IS NULL) AS to_post,
+                (SELECT COUNT(*) FROM orders WHERE status = 'held') AS held,
+                (SELECT COUNT(*) FROM orders o WHERE {REFUND_DUE}) AS refunds_due,
+                (SELECT COUNT(*) FROM orders WHERE created_at >= ? AND created_at < ?) AS day_orders,
+                (SELECT COALESCE(SUM(total), 0) FROM orders WHERE created_at >= ? AND created_at < ? AND status IN ('paid', 'printed')) AS day_received"
+    ))
+    .bind(day_start)
+    .bind(day_end)
+    .bind(day_start)
+    .bind(day_end)
+    .fetch_one(c)
+    .await
+}
+
+/// The office paid a refund back by hand: marked once, only where one is due.
+pub async fn set_refund_paid_back(c: &mut Conn, order_id: i64, now: i64) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(&format!("UPDATE orders AS o SET refund_paid_back_at = ? WHERE o.id = ? AND {REFUND_DUE}"))
+        .bind(now)
+        .bind(order_id)
+        .execute(c)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// An order's refund: when, why, and when the office paid it back (if it does).
+pub async fn order_refund(c: &mut Conn, order_id: i64) -> Result<Option<(i64, String, Option<i64>)>, sqlx::Error> {
+    sqlx::query_as("SELECT refunded_at, refund_reason, refund_paid_back_at FROM orders WHERE id = ? AND refunded_at IS NOT NULL")
+        .bind(order_id)
+        .fetch_optional(c)
+        .await
+}
+
+/// Whether the office still pays back a refund of this order.
+pub async fn refund_due(c: &mut Conn, order_id: i64) -> Result<bool, sqlx::Error> {
+    let due: Option<bool> = sqlx::query_scalar(&format!("SELECT {REFUND_DUE} FROM orders o WHERE o.id = ?")).bind(order_id).fetch_optional(c).await?;
+    Ok(due.unwrap_or(false))
 }
 
 pub async fn order_lines(c: &mut Conn, order_id: i64) -> Result<Vec<OrderLine>, sqlx::Error> {

@@ -9,6 +9,7 @@ use crate::error::{AppError, AppResult};
 use crate::paypal::{CaptureStatus, PayPalClient, PayPalError};
 use crate::store;
 use crate::time::now;
+use shomei_shared::Yen;
 use sqlx::SqlitePool;
 
 /// The amounts offered (yen).
@@ -50,6 +51,20 @@ pub async fn start(pool: &SqlitePool, paypal: &PayPalClient, user_id: i64, clien
 pub enum Paid {
     Topup,
     Order(i64),
+}
+
+/// What a PayPal payment of this user is for: an order (its id and total) or a top-up (its amount).
+pub enum Purpose {
+    Order { id: i64, total: Yen },
+    Topup { amount: Yen },
+}
+
+pub async fn purpose(pool: &SqlitePool, user_id: i64, paypal_order_id: &str) -> AppResult<Option<Purpose>> {
+    let mut c = pool.acquire().await?;
+    if let Some(order) = store::order_by_paypal(&mut c, paypal_order_id).await?.filter(|o| o.user_id == user_id) {
+        return Ok(Some(Purpose::Order { id: order.id, total: Yen(order.total) }));
+    }
+    Ok(store::topup_by_paypal_order(&mut c, paypal_order_id).await?.filter(|t| t.user_id == user_id).map(|t| Purpose::Topup { amount: Yen(t.amount) }))
 }
 
 /// The buyer came back from PayPal (POST from our return page): capture, then

@@ -1,5 +1,8 @@
 // Progressive enhancement for the portal's forms (they work without it):
-// dependent selects (university -> faculty -> department) and image previews.
+// dependent selects (university -> faculty -> department), image previews,
+// and on the order form: another student ID reloads its certificates, only
+// the payments the delivery takes are offered, and the postal address only
+// for delivery by post.
 (function () {
   function link(parentId, childId) {
     var parent = document.getElementById(parentId), child = document.getElementById(childId);
@@ -32,4 +35,32 @@
       }
     });
   });
+  Array.prototype.forEach.call(document.querySelectorAll("select[data-autosubmit]"), function (select) {
+    select.addEventListener("change", function () {
+      var form = document.getElementById(select.dataset.autosubmit);
+      if (form) form.submit();
+    });
+  });
+  var delivery = document.getElementById("delivery"), payment = document.getElementById("payment_method");
+  if (delivery && payment) {
+    var options = Array.prototype.slice.call(payment.options);
+    var sync = function () {
+      var d = delivery.value, keep = payment.value;
+      while (payment.options.length) payment.remove(0);
+      options.forEach(function (o) {
+        if ((o.dataset.deliveries || "").split(" ").indexOf(d) >= 0) payment.add(o);
+      });
+      payment.value = keep;
+      if (payment.value !== keep && payment.options.length) payment.value = payment.options[0].value;
+      Array.prototype.forEach.call(document.querySelectorAll("[data-show-for]"), function (el) {
+        el.hidden = el.dataset.showFor !== d;
+      });
+      Array.prototype.forEach.call(document.querySelectorAll("[data-show-for-payment]"), function (el) {
+        el.hidden = el.dataset.showForPayment !== payment.value;
+      });
+    };
+    delivery.addEventListener("change", sync);
+    payment.addEventListener("change", sync);
+    sync();
+  }
 })();

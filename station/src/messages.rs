@@ -243,7 +243,8 @@ impl Notice {
                 format!("Not enough balance on this card (balance {balance}, {missing} missing). Tap another card with enough balance."),
             ),
             Notice::CardRefused(code) => refusal(*code),
-            Notice::BalanceLeft(b) => t(format!("カード残高: {b}"), format!("Card balance: {b}")),
+            // the done screen after a card paid (reader or e-money terminal): the card is not forgotten
+            Notice::BalanceLeft(b) => t(format!("カードをお取りください。カード残高: {b}"), format!("Please take your card. Card balance: {b}")),
             Notice::TerminalDeclined(d) => match d {
                 crate::terminal::Declined::Insufficient => t(
                     "電子マネーの残高が足りません。料金は引き落とされていません。別のカードか、ICカードリーダーでお支払いください。",
@@ -358,6 +359,15 @@ mod tests {
         let s = PrinterStatus { reachable: true, state: "idle".into(), reasons: vec!["media-empty-report".into()], ..PrinterStatus::default() };
         assert_eq!(printer_problem(&s), t("用紙切れ", "out of paper"));
         assert_eq!(printer_problem(&PrinterStatus::default()).en, "the printer does not respond");
+    }
+
+    #[test]
+    fn the_end_says_to_take_the_certificates_and_the_card_that_paid() {
+        let (_, done) = Says::Done.text();
+        assert!(done.ja.contains("証明書をお取りください") && done.en.contains("take your certificates"), "{done:?}");
+        let card = Notice::BalanceLeft(Yen(2600)).text();
+        assert!(card.ja.contains("カードをお取りください") && card.en.contains("take your card"), "{card:?}");
+        assert!(card.ja.contains("¥2,600") && card.en.contains("¥2,600"), "{card:?}");
     }
 
     #[test]

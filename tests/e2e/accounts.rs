@@ -285,6 +285,8 @@ async fn a_graduate_registers_is_approved_and_sets_passwords_in_the_browser() ->
     w.find(Locator::Id("password")).await?.send_keys(shomei_backend::demo::STAFF_PASSWORD).await?;
     w.find(Locator::Id("code")).await?.send_keys(&backend.staff_code().await?).await?;
     w.find(Locator::Id("staff-login")).await?.click().await?;
+    // the dashboard after login: the applications waiting lead to the queue
+    browser.wait_id("dash-applications").await?.click().await?;
     browser.wait_for(Locator::Css("#registrations a")).await?.click().await?;
     browser.wait_id("approve").await?;
     let loaded = w

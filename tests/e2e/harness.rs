@@ -462,7 +462,11 @@ impl Printer {
                 .map(|s| s.success())
                 .unwrap_or(false)
         })?;
-        Ok(Printer { port, dir, uri, printer, _dbus: dbus })
+        let printer = Printer { port, dir, uri, printer, _dbus: dbus };
+        // ippeveprinter starts with US Letter in its main tray; certificates are
+        // A4, as a station's printer in Japan holds (a station is flagged without it)
+        printer.set_paper(250)?;
+        Ok(printer)
     }
 
     /// Sets the engine's behaviour for the next jobs: ok, fail, media-empty, hold, ...
@@ -470,10 +474,16 @@ impl Printer {
         Ok(std::fs::write(self.dir.path().join("spool/MODE"), mode)?)
     }
 
-    /// Empties (level 0) or refills the paper tray through the printer's web form.
+    /// Empties (level 0) or refills the A4 paper tray through the printer's web form.
     pub fn set_paper(&self, level: u32) -> Result<()> {
+        self.load_paper("iso_a4_210x297mm", level)
+    }
+
+    /// Loads `size` (an IPP media keyword, e.g. `na_letter_8.5x11in`) into the
+    /// main tray at `level` sheets through the printer's web form.
+    pub fn load_paper(&self, size: &str, level: u32) -> Result<()> {
         let url = format!(
-            "http://127.0.0.1:{}/media?size1=na_letter_8.5x11in&type1=stationery&level1={level}&size3=na_number-10_4.125x9.5in&type3=envelope&level3={}",
+            "http://127.0.0.1:{}/media?size1={size}&type1=stationery&level1={level}&size3=na_number-10_4.125x9.5in&type3=envelope&level3={}",
             self.port,
             // the form sets every tray it is not given to 0: tray 3 must be named too
             if level == 0 { -2 } else { 25 }

@@ -7,6 +7,7 @@ mod accounts;
 mod bad_paths;
 mod certificates;
 mod crash;
+mod dashboard;
 mod edge;
 mod faults;
 mod firmware;

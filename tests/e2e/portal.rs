@@ -105,3 +105,183 @@ async fn a_name_no_font_can_draw_holds_the_order() -> Result<()> {
     assert_eq!(b.sql("SELECT COUNT(*) FROM outbox")?, "0", "no number mailed");
     Ok(())
 }
+
+/// The yen amount in a text like "¥1,234".
+fn yen(text: &str) -> i64 {
+    text.chars().filter(char::is_ascii_digit).collect::<String>().parse().unwrap_or(-1)
+}
+
+/// Ordering as a graduate walks it (issue 14), in Chromium: the most copies
+/// beside each certificate; only the payments the delivery takes; the postal
+/// address only for post, prefilled from the registered one; a mistake told
+/// next to its field with everything typed kept; a confirmation step with
+/// every fee, the delivery, payment, address, deadline and the no-refund rule;
+/// "back" keeps every field; and the order placed is what was confirmed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ordering_confirms_everything_before_placing_and_keeps_what_was_typed() -> Result<()> {
+    use fantoccini::Locator;
+    let smtp = Smtp::start()?;
+    let b = Backend::start(Some(smtp.port)).await?;
+    let browser = Browser::start().await?;
+    let w = &browser.client;
+    w.goto(&format!("{}/login", b.url)).await?;
+    browser.wait_id("email").await?.send_keys(demo::GRADUATE_EMAIL).await?;
+    w.find(Locator::Id("password")).await?.send_keys(demo::GRADUATE_PASSWORD).await?;
+    w.find(Locator::Id("second_password")).await?.send_keys(demo::GRADUATE_SECOND_PASSWORD).await?;
+    w.find(Locator::Id("login")).await?.click().await?;
+    browser.wait_id("new-order").await?.click().await?;
+
+    let grad = b.sql("SELECT id FROM certificate_types WHERE code = 'graduation'")?;
+    let (fee, max): (i64, i64) = {
+        let row = b.sql("SELECT fee || ' ' || max_copies FROM certificate_types WHERE code = 'graduation'")?;
+        let mut it = row.split(' ').map(|v| v.parse::<i64>().unwrap_or(-1));
+        (it.next().unwrap_or(-1), it.next().unwrap_or(-1))
+    };
+    let system_fee: i64 = b.sql("SELECT system_fee FROM universities WHERE id = 1")?.parse()?;
+    let beside = browser.wait_id(&format!("max_{grad}")).await?.text().await?;
+    assert!(beside.contains(&format!("up to {max}")) && beside.contains(&format!("{max}通まで")), "{beside}");
+
+    // only the payments the delivery takes; the address only for post, prefilled
+    let offered = || async {
+        let v = w.execute("return Array.from(document.getElementById('payment_method').options).map(o => o.value).join(',')", vec![]).await?;
+        anyhow::Ok(v.as_str().unwrap_or_default().to_string())
+    };
+    let post_hidden = || async { anyhow::Ok(w.execute("return document.getElementById('post-fields').offsetParent === null", vec![]).await? == serde_json::json!(true)) };
+    assert_eq!(offered().await?, "card,paypal,smartpit");
+    assert!(post_hidden().await?, "no postal address for on-campus print");
+    w.find(Locator::Id("delivery")).await?.select_by_value("post").await?;
+    assert_eq!(offered().await?, "paypal,smartpit", "no IC card for postal delivery");
+    assert!(!post_hidden().await?, "the postal address for post");
+    let value = |id: &'static str| async move { anyhow::Ok(w.find(Locator::Id(id)).await?.prop("value").await?.unwrap_or_default()) };
+    assert_eq!(value("post_postal_code").await?, "100-0001", "the registered address");
+    assert!(value("post_address").await?.contains("千代田区"));
+    assert_eq!(value("post_name").await?, "山田 花子");
+
+    // a mistake is told beside its field, and everything typed stays
+    let copies = w.find(Locator::Id(&format!("copies_{grad}"))).await?;
+    copies.clear().await?;
+    copies.send_keys("2").await?;
+    w.find(Locator::Id("payment_method")).await?.select_by_value("smartpit").await?;
+    let code = w.find(Locator::Id("post_postal_code")).await?;
+    code.clear().await?;
+    code.send_keys("12").await?;
+    w.find(Locator::Id("to-confirm")).await?.click().await?;
+    let said = browser.wait_id("error-post").await?.text().await?;
+    assert!(said.contains("7-digit postal code") && said.contains("郵便番号を7桁"), "{said}");
+    assert_eq!(value_of(w, &format!("copies_{grad}")).await?, "2");
+    assert_eq!((value("delivery").await?, value("payment_method").await?, value("post_postal_code").await?), ("post".into(), "smartpit".into(), "12".into()));
+    assert_eq!(b.sql("SELECT count(*) FROM orders")?, "0", "nothing placed");
+
+    // fixed: the confirmation says everything
+    let code = w.find(Locator::Id("post_postal_code")).await?;
+    code.clear().await?;
+    code.send_keys("100-0001").await?;
+    w.find(Locator::Id("to-confirm")).await?.click().await?;
+    browser.wait_id("confirm").await?;
+    let text = |id: &'static str| async move { anyhow::Ok(w.find(Locator::Id(id)).await?.text().await?) };
+    let lines = text("confirm-lines").await?;
+    assert!(lines.contains("卒業証明書") && lines.contains(&shomei_shared::Yen(fee * 2).to_string()), "{lines}");
+    assert_eq!(yen(&text("confirm-system-fee").await?), system_fee);
+    let postage = yen(&text("confirm-postage").await?);
+    assert!(postage > 0, "postage shown");
+    let total = yen(&text("confirm-total").await?);
+    assert_eq!(total, fee * 2 + system_fee + postage, "the total adds up");
+    assert!(text("confirm-delivery").await?.contains("郵送") && browser.body_text().await?.contains("By post"));
+    assert!(text("confirm-payment").await?.contains("Smart Pit"));
+    let address = text("confirm-address").await?;
+    assert!(address.contains("100-0001") && address.contains("千代田区") && address.contains("山田 花子"), "{address}");
+    assert!(text("confirm-deadline").await?.contains("Pay by"));
+    let rule = text("no-refund").await?;
+    assert!(rule.contains("返金されません") || rule.contains("lapses"), "{rule}");
+    assert_eq!(b.sql("SELECT count(*) FROM orders")?, "0", "not placed before the confirmation");
+
+    // back keeps every field; then placed as confirmed
+    w.find(Locator::Id("back")).await?.click().await?;
+    browser.wait_id("to-confirm").await?;
+    assert_eq!(value_of(w, &format!("copies_{grad}")).await?, "2");
+    assert_eq!((value("delivery").await?, value("payment_method").await?, value("post_postal_code").await?), ("post".into(), "smartpit".into(), "100-0001".into()));
+    w.find(Locator::Id("to-confirm")).await?.click().await?;
+    browser.wait_id("confirm").await?;
+    w.find(Locator::Id("place-order")).await?.click().await?;
+    browser.wait_id("status").await?;
+    assert_eq!(
+        b.sql("SELECT total || ' ' || postage || ' ' || delivery || ' ' || payment_method FROM orders")?,
+        format!("{total} {postage} post smartpit"),
+        "the order is what was confirmed"
+    );
+    Ok(())
+}
+
+async fn value_of(w: &fantoccini::Client, id: &str) -> Result<String> {
+    Ok(w.find(fantoccini::Locator::Id(id)).await?.prop("value").await?.unwrap_or_default())
+}
+
+/// The order page as a graduate reads it for each delivery (issue 14): the
+/// order's number, date, student ID, delivery, payment and its deadline, the
+/// postal address, and the state in words; "print number" wording and "mail
+/// the number again" only for an on-campus order; an order paid online never
+/// says "pay with your IC card", on the page or in the mail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_order_page_says_each_deliverys_state_in_words() -> Result<()> {
+    let smtp = Smtp::start()?;
+    let b = Backend::start(Some(smtp.port)).await?;
+    let c = Backend::client();
+    let (s, _) = login(&c, &b.url, demo::GRADUATE_EMAIL, demo::GRADUATE_PASSWORD, demo::GRADUATE_SECOND_PASSWORD).await?;
+    assert_eq!(s, 200);
+    let grad = b.sql("SELECT id FROM certificate_types WHERE code = 'graduation'")?;
+    let copies = format!("copies_{grad}");
+    let mut ids = Vec::new();
+    for (delivery, payment) in [("campus", "paypal"), ("store", "smartpit"), ("post", "smartpit")] {
+        let mut fields = vec![("student_record_id", "1"), (copies.as_str(), "1"), ("delivery", delivery), ("payment_method", payment)];
+        if delivery == "post" {
+            fields.extend([("post_name", "山田 花子"), ("post_postal_code", "100-0001"), ("post_address", "東京都千代田区千代田1-1"), ("post_phone", "090-1234-5678")]);
+        }
+        let (s, _, page) = crate::accounts::post_form(&c, &format!("{}/orders/new", b.url), &format!("{}/orders", b.url), &fields).await?;
+        assert_eq!(s, 200, "{page}");
+        ids.push(b.sql("SELECT max(id) FROM orders")?);
+    }
+    let page = |id: String| {
+        let c = c.clone();
+        let url = format!("{}/orders/{id}", b.url);
+        async move { anyhow::Ok(c.get(url).send().await?.text().await?) }
+    };
+    let status = |p: &str| element_text(p, "status").unwrap_or_default() + " " + p.split("id=\"status\"").nth(1).and_then(|r| r.split("</p>").next()).unwrap_or_default();
+
+    // on-campus, paid by PayPal: awaiting payment, then printable with no IC card
+    let (campus, store, post) = (ids[0].clone(), ids[1].clone(), ids[2].clone());
+    let p = page(campus.clone()).await?;
+    assert_eq!(element_text(&p, "order-id").as_deref(), Some(campus.as_str()));
+    assert!(p.contains("L19-0042") && element_text(&p, "order-delivery").unwrap_or_default().contains("学内印刷"), "{p}");
+    assert!(status(&p).contains("awaiting payment (pay by"), "{}", status(&p));
+    assert!(!p.contains("pay with your IC card") && !p.contains("id=\"resend\""), "{p}");
+    b.sql(&format!("UPDATE orders SET status = 'paid', paid_at = strftime('%s','now') WHERE id = {campus}"))?;
+    let p = page(campus.clone()).await?;
+    assert!(status(&p).contains("paid: print at an on-campus printer by"), "{}", status(&p));
+    let how = p.split("id=\"number-how\"").nth(1).and_then(|r| r.split("</p>").next()).unwrap_or_default();
+    assert!(how.contains("prints with no further payment") && how.contains("そのまま印刷されます") && !p.contains("pay with your IC card"), "{how}");
+    assert!(p.contains("id=\"resend\""), "the number can be mailed again");
+    let csrf = form_value(&p, "csrf").unwrap_or_default();
+    let r = c.post(format!("{}/orders/{campus}/resend", b.url)).form(&[("csrf", csrf.as_str())]).send().await?;
+    assert!(r.status().is_success(), "{}", r.status());
+    let mail = smtp.wait_for_mail_with(demo::GRADUATE_EMAIL, "print number", std::time::Duration::from_secs(15))?;
+    assert!(mail.contains("Your payment is in") && mail.contains("お支払いは済んでいます") && !mail.contains("pay with your IC card"), "{mail}");
+    assert!(mail.contains(&format!("order no. {campus}")) && mail.contains("not refunded"), "{mail}");
+
+    // convenience-store print: no print number wording, nothing to mail again
+    let p = page(store.clone()).await?;
+    assert!(!p.contains("On-campus print number") && !p.contains("id=\"print-number\"") && !p.contains("id=\"resend\""), "{p}");
+    b.sql(&format!("UPDATE orders SET status = 'paid', paid_at = strftime('%s','now') WHERE id = {store}"))?;
+    let p = page(store.clone()).await?;
+    assert!(status(&p).contains("being registered at the stores"), "{}", status(&p));
+    assert!(!p.contains("id=\"resend\""));
+
+    // post: the address, waiting to be posted, then posted
+    b.sql(&format!("UPDATE orders SET status = 'paid', paid_at = strftime('%s','now') WHERE id = {post}"))?;
+    let p = page(post.clone()).await?;
+    let address = p.split("id=\"order-address\"").nth(1).and_then(|r| r.split("</td>").next()).unwrap_or_default().to_string();
+    assert!(address.contains("100-0001") && address.contains("千代田区"), "{address}");
+    assert!(status(&p).contains("waiting to be posted") && !p.contains("On-campus print number") && !p.contains("id=\"resend\""), "{}", status(&p));
+    b.sql(&format!("UPDATE orders SET shipped_at = strftime('%s','now') WHERE id = {post}"))?;
+    assert!(status(&page(post.clone()).await?).contains("posted ("));
+    Ok(())
+}

@@ -38,6 +38,8 @@ async fn a_graduate_orders_and_prints_a_certificate_at_the_kiosk() -> Result<()>
     let copies = b.wait().for_element(Locator::Css("input[name^=copies_]")).await?;
     copies.clear().await?;
     copies.send_keys("1").await?;
+    b.find(Locator::Id("to-confirm")).await?.click().await?;
+    browser.wait_id("confirm").await?;
     b.find(Locator::Id("place-order")).await?.click().await?;
     let shown = b.wait().for_element(Locator::Id("print-number")).await?.text().await?;
     let page = browser.body_text().await?;
@@ -51,7 +53,7 @@ async fn a_graduate_orders_and_prints_a_certificate_at_the_kiosk() -> Result<()>
     // The station is enrolled and its heartbeats reach the admin panel.
     let stations = wait_page(&rig.backend, "/admin/stations", |p| p.contains("data-online=\"true\" data-level=\"ok\"")).await?;
     assert!(stations.contains("Library 1F") && stations.contains("稼働中 / ready"), "{stations}");
-    assert!(stations.contains("data-field=\"printer_reasons\">none"), "printer-state-reasons on the fleet page: {stations}");
+    assert!(stations.contains("data-field=\"printer_reasons\">通知なし"), "printer-state-reasons on the fleet page, in words: {stations}");
 
     // The kiosk, in a real browser: type the number, see the order, tap the card.
     b.goto(&rig.station.kiosk_url).await?;

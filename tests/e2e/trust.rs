@@ -152,7 +152,8 @@ async fn the_backend_refuses_station_claims_it_cannot_verify_lists_them_for_staf
     let page = backend.staff_page("/admin/stations").await?;
     let start = page.find("id=\"refused-claims\"").context("refused claims on the stations page")?;
     let listed = &page[start..start + page[start..].find("</table>").context("table end")?];
-    for needle in ["terminal_payment", "print_report", "offline_print", "offline_debit", "floor limit", "offline total", "¥1 is not the order"] {
+    // each claim named in words (never its keyword), with the reason
+    for needle in ["e-money terminal payment", "print report", "print while offline", "IC card payment while offline", "floor limit", "offline total", "¥1 is not the order"] {
         assert!(listed.contains(needle), "{needle} missing from: {listed}");
     }
     let mail = smtp.wait_for_mail_with("ops@example.ac.jp", "refused", Duration::from_secs(20))?;

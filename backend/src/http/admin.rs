@@ -14,12 +14,68 @@ use minijinja::context;
 use serde::Deserialize;
 use shomei_shared::{PrintNumber, Yen};
 
-pub async fn home(staff: CurrentStaff) -> Redirect {
-    if staff.staff.role == "operator" {
-        Redirect::to("/admin/stations")
-    } else {
-        Redirect::to("/admin/registrations")
+/// Whether `role` may open the page `path` (a GET route of the role table).
+fn may_open(role: &str, path: &str) -> bool {
+    super::roles::rule(&axum::http::Method::GET, path).is_some_and(|r| r.allows(role))
+}
+
+/// Today in Japan: its date and its [start, end) in unix seconds.
+fn japan_today() -> (chrono::NaiveDate, i64, i64) {
+    let today = chrono::Utc::now().with_timezone(&chrono_tz::Asia::Tokyo).date_naive();
+    let (start, end) = japan_day(today);
+    (today, start, end)
+}
+
+/// A day in Japan as [start, end) in unix seconds.
+fn japan_day(day: chrono::NaiveDate) -> (i64, i64) {
+    let start = day.and_hms_opt(0, 0, 0).map(|d| d.and_utc().timestamp() - JST_OFFSET_S).unwrap_or(0);
+    (start, start + 86_400)
+}
+
+/// The dashboard after login: the work waiting, each a link to its list.
+/// Each staff member sees the items whose lists their role may open.
+pub async fn home(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff) -> AppResult<Response> {
+    let role = staff.staff.role.as_str();
+    let (today, start, end) = japan_today();
+    let mut c = state.pool.acquire().await?;
+    let n = store::dashboard_counts(&mut c, start, end).await?;
+    let mut items = Vec::new();
+    let mut item = |id: &str, href: String, count: i64, ja: &str, en: &str, extra: Option<(String, String)>| {
+        let (extra_ja, extra_en) = extra.unzip();
+        items.push(context! { id, href, count, ja, en, extra_ja, extra_en, waiting => count > 0 });
+    };
+    if may_open(role, "/admin/registrations") {
+        item("applications", "/admin/registrations?status=pending".into(), n.applications, "審査待ちの利用申請", "applications waiting for review", None);
     }
+    if may_open(role, "/admin/orders") {
+        item("to-post", "/admin/orders?status=paid&delivery=post".into(), n.to_post, "郵送待ちの申込（支払済・未発送）", "postal orders to post (paid, not posted)", None);
+        item("held", "/admin/orders?status=held".into(), n.held, "確認待ちで止めている申込", "orders held for the registrar", None);
+        item("refunds", "/admin/orders?refund=due".into(), n.refunds_due, "窓口で返金する申込", "refunds to pay back at the office", None);
+    }
+    let mut stations = Vec::new();
+    if may_open(role, "/admin/stations") {
+        let offline_after_s = state.config.stations.offline_after_s;
+        let mut list: Vec<(store::Station, crate::fleet::Condition)> = store::stations(&mut c)
+            .await?
+            .into_iter()
+            .map(|s| {
+                let cond = crate::fleet::condition(&s, offline_after_s);
+                (s, cond)
+            })
+            .filter(|(_, cond)| crate::fleet::needs_attention(cond.level))
+            .collect();
+        list.sort_by_key(|(s, cond)| (crate::fleet::urgency(cond.level), s.id));
+        stations = list.iter().map(|(s, cond)| context! { id => s.id, name => &s.name, level => cond.level, ja => &cond.ja, en => &cond.en }).collect();
+        item("stations", "/admin/stations?show=attention".into(), i64::try_from(stations.len()).unwrap_or(i64::MAX), "対応が必要な発行機", "stations needing attention", None);
+    }
+    if may_open(role, "/admin/orders") {
+        let received = Yen(n.day_received).to_string();
+        item("today", format!("/admin/orders?day={today}"), n.day_orders, "本日の申込", "orders placed today",
+             Some((format!("入金済 {received}"), format!("{received} received"))));
+    }
+    let csrf = Csrf::get(&state, &headers);
+    let page = Html(render("admin_dashboard.html", context! { csrf => &csrf.token, items, stations, today => today.to_string(), name => &staff.staff.display_name }));
+    Ok(csrf.respond(page))
 }
 
 fn login_html(csrf: &str, error: Option<&str>) -> Html<String> {
@@ -62,10 +118,8 @@ pub async fn login(
             state.config.accounts.initial_password_ttl_s,
         )
         .await?;
-        let mut c = state.pool.acquire().await?;
-        let role = store::staff(&mut c, id).await?.role;
-        let redirect = if role == "operator" { "/admin/stations" } else { "/admin/registrations" };
-        Ok(LoggedIn { user_id: None, staff_id: Some(id), redirect })
+        // every role lands on the dashboard, which shows what their role may open
+        Ok(LoggedIn { user_id: None, staff_id: Some(id), redirect: "/admin" })
     };
     let target = LoginTarget { cookie: STAFF_COOKIE, same_site: "Strict" };
     login_flow(&state, &headers, &f.csrf, check, target, |t, msg| login_html(t, Some(msg))).await
@@ -97,9 +151,11 @@ fn station_row(s: &store::Station, offline_after_s: i64) -> minijinja::Value {
         id => s.id, name => &s.name, status => &s.status, version => s.version.clone().unwrap_or_default(),
         online => stations::is_online(s, offline_after_s),
         level => c.level, condition_ja => c.ja, condition_en => c.en,
-        printer_state => s.printer_state.clone().unwrap_or_else(|| "-".into()),
-        printer_reasons => s.printer_reasons.clone().unwrap_or_default(),
-        supplies, media => &s.media_ready,
+        // the printer's state and reasons in words, never its keywords (`media-empty-report`)
+        printer_state => printer_state_text(s),
+        printer_reasons => printer_reasons_text(s),
+        supplies, media => media_text(&s.media_ready),
+        no_a4 => crate::fleet::lacks_a4(&s.media_ready),
         reader_present => s.reader_present.unwrap_or(false),
         terminal => s.terminal_present.map(|t| if t { "OK" } else { "なし / missing" }).unwrap_or("-"),
         outbox => s.outbox_len.unwrap_or(0), jobs => s.jobs_printed,
@@ -115,6 +171,34 @@ fn station_row(s: &store::Station, offline_after_s: i64) -> minijinja::Value {
     }
 }
 
+/// The printer's state in words ("待機中 / idle").
+fn printer_state_text(s: &store::Station) -> String {
+    match crate::fleet::state_words(s.printer_state.as_deref()) {
+        ("-", _) => "-".into(),
+        (ja, en) => format!("{ja} / {en}"),
+    }
+}
+
+/// The printer's reasons in words ("用紙切れ / out of paper"); "-" before its first report.
+fn printer_reasons_text(s: &store::Station) -> String {
+    match &s.printer_reasons {
+        None => "-".into(),
+        Some(r) => {
+            let (ja, en) = crate::fleet::reasons_words(r);
+            format!("{ja} / {en}")
+        }
+    }
+}
+
+/// The paper loaded in words ("A4・封筒 / A4, envelope").
+fn media_text(media_ready: &str) -> String {
+    match crate::fleet::media_words(media_ready) {
+        // "-" (not reported) and "A4" read the same in both languages
+        (ja, en) if ja == en => ja,
+        (ja, en) => format!("{ja} / {en}"),
+    }
+}
+
 /// A print number as staff see it: only its last four digits (`•••• •••• 9012`).
 /// The number prints the certificate for whoever types it, and the order's
 /// link already tells staff which one it is.
@@ -122,11 +206,40 @@ fn masked_number(n: Option<&str>) -> String {
     n.and_then(|n| PrintNumber::parse(n).ok()).map(|n| n.masked()).unwrap_or_default()
 }
 
-async fn stations_page(state: &AppState, headers: &HeaderMap, new: Option<(String, String)>) -> AppResult<Response> {
+/// What a station claimed, in words (its claims are refused by `claims`).
+fn claim_words(kind: &str) -> &'static str {
+    match kind {
+        "terminal_payment" => "電子マネー端末の支払 / e-money terminal payment",
+        "offline_print" => "通信断中の印刷 / print while offline",
+        "offline_debit" => "通信断中のICカード支払 / IC card payment while offline",
+        "print_report" => "印刷の報告 / print report",
+        _ => "その他の申告 / other claim",
+    }
+}
+
+/// The fleet page's filter: `attention` (bad or warn) or everything.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct StationsQuery {
+    show: String,
+}
+
+async fn stations_page(state: &AppState, headers: &HeaderMap, new: Option<(String, String)>, show: &str) -> AppResult<Response> {
     let csrf = Csrf::get(state, headers);
     let mut c = state.pool.acquire().await?;
-    let list = store::stations(&mut c).await?;
-    let rows: Vec<_> = list.iter().map(|s| station_row(s, state.config.stations.offline_after_s)).collect();
+    let offline_after_s = state.config.stations.offline_after_s;
+    // most urgent first: bad, then warn, then ok, then out of service
+    let mut list: Vec<(store::Station, &'static str)> =
+        store::stations(&mut c).await?.into_iter().map(|s| { let level = crate::fleet::condition(&s, offline_after_s).level; (s, level) }).collect();
+    list.sort_by_key(|(s, level)| (crate::fleet::urgency(level), s.id));
+    let attention = list.iter().filter(|(_, level)| crate::fleet::needs_attention(level)).count();
+    let total = list.len();
+    let show = if show == "attention" { "attention" } else { "all" };
+    let rows: Vec<_> = list
+        .iter()
+        .filter(|(_, level)| show == "all" || crate::fleet::needs_attention(level))
+        .map(|(s, _)| station_row(s, offline_after_s))
+        .collect();
     let zone = time::tz("Asia/Tokyo");
     let duplicates: Vec<_> = store::duplicate_prints(&mut c)
         .await?
@@ -142,12 +255,12 @@ async fn stations_page(state: &AppState, headers: &HeaderMap, new: Option<(Strin
     let refused: Vec<_> = store::refused_claims(&mut c)
         .await?
         .iter()
-        .map(|r| context! { at => time::local_text(r.received_at, zone), station => &r.station, kind => &r.kind, order_id => r.order_id, reason => &r.reason })
+        .map(|r| context! { at => time::local_text(r.received_at, zone), station => &r.station, kind => claim_words(&r.kind), order_id => r.order_id, reason => &r.reason })
         .collect();
     let (new_name, new_code) = new.unzip();
     let page = Html(render(
         "admin_stations.html",
-        context! { csrf => &csrf.token, stations => rows, duplicates, paid_twice, refused,
+        context! { csrf => &csrf.token, stations => rows, duplicates, paid_twice, refused, show, attention, total,
                    new_name, new_code, code_ttl_h => state.config.stations.enrolment_code_ttl_s / 3600 },
     ));
     Ok(csrf.respond(page))
@@ -181,9 +294,14 @@ pub async fn station_detail(State(state): State<AppState>, headers: HeaderMap, s
     Ok(csrf.respond(page))
 }
 
-pub async fn stations(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff) -> AppResult<Response> {
+pub async fn stations(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+    axum::extract::Query(q): axum::extract::Query<StationsQuery>,
+) -> AppResult<Response> {
     staff.require(&["operator"])?;
-    stations_page(&state, &headers, None).await
+    stations_page(&state, &headers, None, &q.show).await
 }
 
 #[derive(Deserialize)]
@@ -203,7 +321,7 @@ pub async fn create_enrolment_code(
     check_csrf(&state, &headers, &f.csrf)?;
     let (_, code) =
         stations::create_enrolment(&state.pool, &f.name, Some(staff.staff.id), state.config.stations.enrolment_code_ttl_s).await?;
-    stations_page(&state, &headers, Some((f.name.trim().to_string(), code))).await
+    stations_page(&state, &headers, Some((f.name.trim().to_string(), code)), "all").await
 }
 
 pub async fn revoke_station(
@@ -268,6 +386,59 @@ pub async fn station_test_page(
 pub struct OrderSearch {
     q: String,
     status: String,
+    delivery: String,
+    payment: String,
+    /// `due`: refunds the office still pays back.
+    refund: String,
+    /// A day in Japan, YYYY-MM-DD: orders placed that day.
+    day: String,
+}
+
+const ORDER_STATUSES: [&str; 6] = ["awaiting_payment", "paid", "printed", "held", "expired", "cancelled"];
+const DELIVERIES: [(&str, &str, &str); 3] = [("campus", "学内で印刷", "print on campus"), ("store", "コンビニで印刷", "print at a store"), ("post", "郵送", "by post")];
+const PAYMENTS: [(&str, &str, &str); 3] =
+    [("card", "ICカード", "IC card"), ("paypal", "クレジットカード（PayPal）", "credit card (PayPal)"), ("smartpit", "コンビニ払い（Smart Pit）", "cash at a store (Smart Pit)")];
+
+/// A keyword of one of the lists above in words; an unknown one as "unknown".
+fn words_of(list: &[(&'static str, &'static str, &'static str)], key: &str) -> (&'static str, &'static str) {
+    list.iter().find(|x| x.0 == key).map(|x| (x.1, x.2)).unwrap_or(("不明", "unknown"))
+}
+
+/// An order's status as staff read it, by its delivery: a paid postal order
+/// waits to be posted, a refunded one is refunded rather than "cancelled".
+fn status_words(status: &str, delivery: &str, refunded: bool) -> (&'static str, &'static str) {
+    match (status, delivery) {
+        ("paid", "post") => ("支払済・発送待ち", "paid, waiting to be posted"),
+        ("printed", "post") => ("発送済", "posted"),
+        ("paid", "store") => ("支払済・コンビニ印刷待ち", "paid, to print at a store"),
+        ("printed", "store") => ("コンビニで印刷済", "printed at a store"),
+        ("cancelled", _) if refunded => ("返金済", "refunded"),
+        _ => order_status(status),
+    }
+}
+
+/// What paid for an order, in words: the IC card (its last four), the
+/// station's e-money terminal, PayPal or Smart Pit; "-" while unpaid.
+fn paid_with(o: &store::AdminOrderRow) -> (String, String) {
+    let paid = matches!(o.status.as_str(), "paid" | "printed") || o.refunded_at.is_some();
+    if let Some(brand) = &o.terminal_brand {
+        return (format!("電子マネー端末（{brand}）"), format!("e-money terminal ({brand})"));
+    }
+    if !paid {
+        return ("-".into(), "-".into());
+    }
+    match o.payment_method.as_str() {
+        "card" => match &o.card_uid {
+            Some(uid) => {
+                let last4: String = uid.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+                (format!("ICカード …{last4}"), format!("IC card …{last4}"))
+            }
+            None => ("ICカード".into(), "IC card".into()),
+        },
+        "paypal" => ("PayPal".into(), "PayPal".into()),
+        "smartpit" => ("Smart Pit（コンビニ）".into(), "Smart Pit (store)".into()),
+        _ => ("-".into(), "-".into()),
+    }
 }
 
 pub async fn orders(
@@ -277,22 +448,43 @@ pub async fn orders(
     axum::extract::Query(search): axum::extract::Query<OrderSearch>,
 ) -> AppResult<Response> {
     staff.require(&["registrar", "operator"])?;
+    // an unknown filter value filters nothing rather than everything away
+    let pick = |list: &[&'static str], v: &str| list.iter().copied().find(|x| *x == v).unwrap_or("");
+    let status = pick(&ORDER_STATUSES, &search.status);
+    let delivery = pick(&DELIVERIES.map(|d| d.0), &search.delivery);
+    let payment = pick(&PAYMENTS.map(|p| p.0), &search.payment);
+    let refund_due = search.refund == "due";
+    let day = chrono::NaiveDate::parse_from_str(search.day.trim(), "%Y-%m-%d").ok();
+    let filter = store::OrderFilter { q: &search.q, status, delivery, payment, refund_due, placed: day.map(japan_day) };
     let csrf = Csrf::get(&state, &headers);
     let mut c = state.pool.acquire().await?;
     let zone = time::tz("Asia/Tokyo");
-    let rows: Vec<_> = store::search_orders(&mut c, &search.q, &search.status, 200)
+    let rows: Vec<_> = store::admin_orders(&mut c, &filter, 200)
         .await?
         .iter()
         .map(|o| {
-            let (ja, en) = order_status(&o.status);
+            let (ja, en) = status_words(&o.status, &o.delivery, o.refunded_at.is_some());
+            let (delivery_ja, delivery_en) = words_of(&DELIVERIES, &o.delivery);
+            let (payment_ja, payment_en) = words_of(&PAYMENTS, &o.payment_method);
+            let (paid_ja, paid_en) = paid_with(o);
             context! { id => o.id, created => time::local_text(o.created_at, zone),
                 // the number and any funded card print the certificate: staff see only its end
                 number => masked_number(o.print_number.as_deref()),
-                total => Yen(o.total).to_string(), payment => &o.payment_method, status => &o.status, status_ja => ja, status_en => en,
+                customer => &o.customer, student_no => &o.student_no, email => &o.email,
+                delivery_ja, delivery_en, payment_ja, payment_en, paid_ja, paid_en,
+                station => o.station.clone().unwrap_or_default(),
+                total => Yen(o.total).to_string(), status => &o.status, status_ja => ja, status_en => en,
+                refund_due => o.refund_due,
                 printed => o.printed_at.map(|t| time::local_text(t, zone)).unwrap_or_default() }
         })
         .collect();
-    let page = Html(render("admin_orders.html", context! { csrf => &csrf.token, orders => rows, q => &search.q, status => &search.status }));
+    let options = |list: &[(&'static str, &'static str, &'static str)]| list.iter().map(|x| [x.0, x.1, x.2]).collect::<Vec<_>>();
+    let statuses: Vec<[&str; 3]> = ORDER_STATUSES.iter().map(|s| { let (ja, en) = order_status(s); [*s, ja, en] }).collect();
+    let page = Html(render(
+        "admin_orders.html",
+        context! { csrf => &csrf.token, orders => rows, q => &search.q, status, delivery, payment, refund_due,
+                   day => day.map(|d| d.to_string()), statuses, deliveries => options(&DELIVERIES), payments => options(&PAYMENTS) },
+    ));
     Ok(csrf.respond(page))
 }
 
@@ -339,18 +531,28 @@ pub async fn order_detail(State(state): State<AppState>, headers: HeaderMap, sta
                        revoked => x.revoked_at.map(|t| time::local_text(t, zone)), reason => &x.revoked_reason }
         })
         .collect();
-    let (ja, en) = order_status(&order.status);
+    let refund = store::order_refund(&mut c, id).await?;
+    let (ja, en) = status_words(&order.status, &order.delivery, refund.is_some());
+    let refund_due = store::refund_due(&mut c, id).await?;
+    let refund = refund.map(|(at, reason, paid_back)| {
+        context! { at => time::local_text(at, zone), reason, paid_back => paid_back.map(|t| time::local_text(t, zone)) }
+    });
     // P-5: paid at a station's e-money terminal rather than from stored value
     let payment = match store::order_terminal_payment(&mut c, id).await? {
         Some((brand, txn, amount)) => format!("電子マネー端末 / e-money terminal: {brand} {} (txn {txn})", Yen(amount)),
-        None => order.payment_method.clone(),
+        None => {
+            let (ja, en) = words_of(&PAYMENTS, &order.payment_method);
+            format!("{ja} / {en}")
+        }
     };
+    let (delivery_ja, delivery_en) = words_of(&DELIVERIES, &order.delivery);
     let csrf = Csrf::get(&state, &headers);
     let page = Html(render(
         "admin_order.html",
-        context! { csrf => &csrf.token, id, lines, certificates, status_ja => ja, status_en => en,
-                   can_refund => matches!(order.status.as_str(), "paid" | "printed"), payment,
-                   delivery => &order.delivery, store_user_number => &order.store_user_number,
+        context! { csrf => &csrf.token, id, lines, certificates, status => &order.status, status_ja => ja, status_en => en,
+                   can_refund => matches!(order.status.as_str(), "paid" | "printed"), payment, refund_due, refund,
+                   delivery => &order.delivery, delivery_ja, delivery_en, store_user_number => &order.store_user_number,
+                   postage => (order.postage > 0).then(|| Yen(order.postage).to_string()),
                    system_fee => Yen(order.system_fee).to_string(), total => Yen(order.total).to_string() },
     ));
     Ok(csrf.respond(page))
@@ -464,8 +666,49 @@ pub async fn catalogue(State(state): State<AppState>, headers: HeaderMap, staff:
     let policy = context! { offline_cards => p.offline_cards, floor_limit => p.offline_floor_limit, station_total => p.offline_station_total,
                             stations, floor_text => shomei_shared::Yen(p.offline_floor_limit).to_string(),
                             worst_case => shomei_shared::Yen(stations * p.offline_floor_limit).to_string() };
-    let page = Html(render("admin_catalogue.html", context! { csrf => &csrf.token, types, leaving, placeholders, has_seal, policy }));
+    let university = store::university(&mut c, 1).await?;
+    let default_postage = state.config.orders.postage_yen;
+    let fees = context! { system_fee => university.system_fee, postage => university.postage_or(default_postage),
+                          default_postage, default_text => Yen(default_postage).to_string(), postage_is_default => university.postage.is_none(),
+                          system_fee_text => Yen(university.system_fee).to_string(), postage_text => Yen(university.postage_or(default_postage)).to_string() };
+    let page = Html(render("admin_catalogue.html", context! { csrf => &csrf.token, types, leaving, placeholders, has_seal, policy, fees }));
     Ok(csrf.respond(page))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct FeesForm {
+    csrf: String,
+    system_fee: String,
+    postage: String,
+}
+
+const FEES_REFUSED: &str = "システム利用料と送料は0〜100,000円の整数で入力してください。 / The system usage fee and the postage are whole numbers of yen from 0 to 100,000.";
+
+/// The registrar sets the system usage fee and the postage of postal orders;
+/// orders placed from now on pay them (placed orders keep their price).
+pub async fn save_fees(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+    Form(f): Form<FeesForm>,
+) -> AppResult<Response> {
+    use crate::error::AppError;
+    staff.require(&["registrar"])?;
+    check_csrf(&state, &headers, &f.csrf)?;
+    let yen = |v: &str| v.trim().replace([',', '¥', '円'], "").parse::<i64>().ok().filter(|v| (0..=100_000).contains(v));
+    let (Some(system_fee), Some(postage)) = (yen(&f.system_fee), yen(&f.postage)) else {
+        return Err(AppError::Page(FEES_REFUSED.into()));
+    };
+    let mut tx = store::begin_write(&state.pool).await?;
+    if !store::set_university_fees(&mut tx, 1, system_fee, Some(postage)).await? {
+        return Err(AppError::PageNotFound);
+    }
+    let ip = client.ip().to_string();
+    accounts::audit(&mut tx, &format!("staff:{}", staff.staff.login), "university.fees", &format!("system_fee:{system_fee} postage:{postage}"), accounts::Client { ip: &ip }).await?;
+    tx.commit().await?;
+    Ok(Redirect::to("/admin/catalogue?fees=saved").into_response())
 }
 
 /// one certificate type saved from the editor, checked field by field.
@@ -646,7 +889,11 @@ pub async fn reports(State(state): State<AppState>, headers: HeaderMap, staff: C
         let rows: Vec<_> = store::report(&mut c, group, start, end, JST_OFFSET_S)
             .await?
             .into_iter()
-            .map(|r| context! { key => r.key, orders => r.orders, copies => r.copies, revenue_text => Yen(r.revenue).to_string() })
+            .map(|r| {
+                // payment methods in words, not their keywords
+                let key = if group == "method" { let (ja, en) = words_of(&PAYMENTS, &r.key); format!("{ja} / {en}") } else { r.key };
+                context! { key, orders => r.orders, copies => r.copies, revenue_text => Yen(r.revenue).to_string() }
+            })
             .collect();
         out.push(context! { group, title_ja => tj, title_en => te, key_ja => kj, key_en => ke, rows });
     }
@@ -740,6 +987,28 @@ pub async fn refund_order(
     check_csrf(&state, &headers, &f.csrf)?;
     let ip = client.ip().to_string();
     crate::orders::refund(&state.pool, &state.payment_providers(), state.storeprint.as_ref(), &staff.staff, accounts::Client { ip: &ip }, id, &f.reason).await?;
+    Ok(Redirect::to(&format!("/admin/orders/{id}")).into_response())
+}
+
+/// The office paid a refund back by hand (Smart Pit cash, an e-money
+/// terminal's payment): marked once, so it leaves the dashboard's count.
+pub async fn refund_paid_back(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> AppResult<Response> {
+    staff.require(&["registrar"])?;
+    check_csrf(&state, &headers, &f.csrf)?;
+    let mut tx = store::begin_write(&state.pool).await?;
+    if !store::set_refund_paid_back(&mut tx, id, time::now()).await? {
+        return Err(crate::error::AppError::Page(crate::messages::NOTHING_TO_PAY_BACK.into()));
+    }
+    let ip = client.ip().to_string();
+    accounts::audit(&mut tx, &format!("staff:{}", staff.staff.login), "order.refund_paid_back", &format!("order:{id}"), accounts::Client { ip: &ip }).await?;
+    tx.commit().await?;
     Ok(Redirect::to(&format!("/admin/orders/{id}")).into_response())
 }
 

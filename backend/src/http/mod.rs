@@ -100,7 +100,8 @@ pub fn router(state: AppState) -> Router {
              include_str!("../../static/portal.js"))
         }))
         .route("/portal", get(portal::menu))
-        .route("/orders/new", get(portal::new_order))
+        .route("/orders/new", get(portal::new_order).post(portal::order_form_back))
+        .route("/orders/confirm", post(portal::confirm_order))
         .route("/orders", post(portal::place_order))
         .route("/orders/{id}", get(portal::order))
         .route("/orders/{id}/cancel", post(portal::cancel_order))
@@ -135,6 +136,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/orders/{id}/pdf", get(admin::order_pdf))
         .route("/admin/orders/{id}/shipped", post(admin::mark_shipped))
         .route("/admin/orders/{id}/refund", post(admin::refund_order))
+        .route("/admin/orders/{id}/paid-back", post(admin::refund_paid_back))
         .route("/admin/reports.csv", get(admin::reports_csv))
         .route("/admin/certificates/{id}/revoke", post(admin::revoke_certificate))
         .route(
@@ -151,6 +153,7 @@ pub fn router(state: AppState) -> Router {
             get(admin::seal_image).post(admin::upload_seal).layer(axum::extract::DefaultBodyLimit::max(3 * 1024 * 1024)),
         )
         .route("/admin/catalogue/offline-policy", post(admin::save_offline_policy))
+        .route("/admin/catalogue/fees", post(admin::save_fees))
         .route("/admin/service", get(admin::service_breaks).post(admin::add_service_break))
         .route("/admin/service/{id}/delete", post(admin::remove_service_break))
         .route("/verify", get(portal::verify))

@@ -137,56 +137,105 @@ pub async fn menu(
     Ok(csrf.respond(page))
 }
 
-pub async fn new_order(State(state): State<AppState>, headers: HeaderMap, user: CurrentUser) -> AppResult<Response> {
-    let csrf = Csrf::get(&state, &headers);
+/// The order form (O-1): for the student ID chosen, its certificates with fee and
+/// most copies, delivery, the payments that delivery takes, the postal address
+/// (prefilled from the registered one). `values` are what the user typed (kept
+/// on every error and on "back"), `problem` is shown next to its field.
+async fn order_form(state: &AppState, headers: &HeaderMap, user: &CurrentUser, values: &HashMap<String, String>, problem: Option<orders::FormProblem>) -> AppResult<Response> {
+    let csrf = Csrf::get(state, headers);
     let mut c = state.pool.acquire().await?;
     let records = store::student_records(&mut c, user.user.id).await?;
     let Some(first) = records.first() else {
         return Err(AppError::Page(messages::NO_STUDENT_RECORD.into()));
     };
-    let university = store::university(&mut c, first.university_id).await?;
+    // the certificates offered are those of the student ID chosen
+    let chosen = values
+        .get("student_record_id")
+        .and_then(|v| v.parse::<i64>().ok())
+        .and_then(|id| records.iter().find(|r| r.id == id))
+        .unwrap_or(first)
+        .clone();
+    let university = store::university(&mut c, chosen.university_id).await?;
     crate::service::check_open(&mut c, university.id).await?;
     // D-3: what may be ordered follows the registrar's register, not the application
-    let registrar = orders::registrar_record(&mut c, &state.seal, first.clone()).await?;
+    let registrar = orders::registrar_record(&mut c, &state.seal, chosen.clone()).await?;
     let types = match &registrar {
         Some((record, _)) => orders::orderable(&store::certificate_types(&mut c, university.id).await?, record),
         None => Vec::new(),
     };
+    drop(c);
+    // a problem whose field is not on the form (a certificate no longer offered) is told at the top
+    let on_form = |field: &str| field.is_empty() || ["delivery", "payment_method", "post", "student_record_id"].contains(&field) || types.iter().any(|t| format!("copies_{}", t.id) == field);
+    let problem = problem.map(|p| if on_form(&p.field) { p } else { orders::FormProblem { field: String::new(), ..p } });
+    let error_at = |field: &str| problem.as_ref().filter(|p| p.field == field).map(|p| p.message.clone());
+    let value = |k: &str, default: String| values.get(k).cloned().unwrap_or(default);
     let types: Vec<_> = types
         .iter()
-        .map(|t| context! { id => t.id, name_ja => &t.name_ja, name_en => &t.name_en, fee => Yen(t.fee).to_string(), max_copies => t.max_copies })
+        .map(|t| {
+            let field = format!("copies_{}", t.id);
+            context! { id => t.id, name_ja => &t.name_ja, name_en => &t.name_en, fee => Yen(t.fee).to_string(), max_copies => t.max_copies,
+                       copies => value(&field, "0".into()), error => error_at(&field) }
+        })
         .collect();
     let records: Vec<_> = records
         .iter()
-        .map(|r| context! { id => r.id, student_no => &r.student_no, faculty_ja => &r.faculty_ja, department_ja => &r.department_ja })
+        .map(|r| context! { id => r.id, student_no => &r.student_no, faculty_ja => &r.faculty_ja, department_ja => &r.department_ja, selected => r.id == chosen.id })
         .collect();
+    // postal delivery goes to the registered address unless the user changes it
+    let p = crate::registration::Personal::open(&state.seal, user.user.personal_sealed.as_deref(), &crate::registration::user_aad(user.user.id))?;
+    let name = registrar.as_ref().map(|(r, _)| r.name_kanji.clone()).unwrap_or_else(|| chosen.name_kanji.clone());
+    let address = [p.prefecture.as_str(), p.city.as_str(), p.street.as_str(), p.building.as_str()].iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ");
+    let phone = if p.mobile_phone.trim().is_empty() { p.home_phone.clone() } else { p.mobile_phone.clone() };
+    let postage = university.postage_or(store_postage(state));
     let page = Html(render(
         "order_new.html",
         context! { csrf => &csrf.token, records, types,
                    not_in_register => registrar.is_none().then_some(messages::NOT_IN_REGISTER),
-                   system_fee => Yen(university.system_fee).to_string(), postage => Yen(state.config.orders.postage_yen).to_string() },
+                   system_fee => Yen(university.system_fee).to_string(), postage => Yen(postage).to_string(),
+                   delivery => value("delivery", "campus".into()), payment => value("payment_method", "card".into()),
+                   post_name => value("post_name", name), post_postal_code => value("post_postal_code", p.postal_code.clone()),
+                   post_address => value("post_address", address), post_phone => value("post_phone", phone),
+                   form_error => problem.as_ref().filter(|p| p.field.is_empty()).map(|p| p.message.clone()),
+                   delivery_error => error_at("delivery"), payment_error => error_at("payment_method"), post_error => error_at("post"),
+                   record_error => error_at("student_record_id") },
     ));
-    Ok(csrf.respond(page))
+    let status = if problem.is_some() { axum::http::StatusCode::BAD_REQUEST } else { axum::http::StatusCode::OK };
+    Ok(csrf.respond((status, page)))
 }
 
-pub async fn place_order(
+/// Postage for delivery by post (O-3).
+fn store_postage(state: &AppState) -> i64 {
+    state.config.orders.postage_yen
+}
+
+pub async fn new_order(
     State(state): State<AppState>,
     headers: HeaderMap,
     user: CurrentUser,
-    Form(form): Form<HashMap<String, String>>,
+    axum::extract::Query(values): axum::extract::Query<HashMap<String, String>>,
 ) -> AppResult<Response> {
+    // only the student ID may come in the address (the page of another ID's certificates)
+    let values: HashMap<String, String> = values.into_iter().filter(|(k, _)| k == "student_record_id").collect();
+    order_form(&state, &headers, &user, &values, None).await
+}
+
+/// "Back" on the confirmation step: the form again, with everything as typed.
+pub async fn order_form_back(State(state): State<AppState>, headers: HeaderMap, user: CurrentUser, Form(form): Form<HashMap<String, String>>) -> AppResult<Response> {
     check_csrf(&state, &headers, form.get("csrf").map(String::as_str).unwrap_or(""))?;
-    let bad = || AppError::Page(messages::CHECK_INPUT.into());
-    let student_record_id = form.get("student_record_id").and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+    order_form(&state, &headers, &user, &form, None).await
+}
+
+/// The order as the form describes it, or the field at fault.
+fn order_request(form: &HashMap<String, String>) -> Result<OrderRequest, orders::FormProblem> {
+    let at = |field: &str, message: &str| orders::FormProblem { field: field.to_string(), message: message.to_string() };
+    let student_record_id = form.get("student_record_id").and_then(|v| v.parse().ok()).ok_or_else(|| at("student_record_id", messages::CHOOSE_STUDENT_ID))?;
     let mut lines = Vec::new();
-    for (k, v) in &form {
+    for (k, v) in form {
         if let Some(id) = k.strip_prefix("copies_") {
-            let certificate_type_id = id.parse().map_err(|_| bad())?;
-            let copies: i64 = if v.trim().is_empty() { 0 } else { v.trim().parse().map_err(|_| {
-                AppError::Page(messages::COPIES_NOT_A_NUMBER.into())
-            })? };
+            let certificate_type_id = id.parse().map_err(|_| at("", messages::CHECK_INPUT))?;
+            let copies: i64 = if v.trim().is_empty() { 0 } else { v.trim().parse().map_err(|_| at(k, messages::COPIES_NOT_A_NUMBER))? };
             if copies < 0 {
-                return Err(bad());
+                return Err(at(k, messages::COPIES_NOT_A_NUMBER));
             }
             lines.push(LineRequest { certificate_type_id, copies });
         }
@@ -200,17 +249,128 @@ pub async fn place_order(
         address: field("post_address"),
         phone: field("post_phone"),
     });
-    let req = OrderRequest {
-        student_record_id,
-        lines,
-        delivery,
-        payment_method: form.get("payment_method").cloned().unwrap_or_default(),
-        post,
+    Ok(OrderRequest { student_record_id, lines, delivery, payment_method: form.get("payment_method").cloned().unwrap_or_default(), post })
+}
+
+/// Words for a delivery and a payment method, as the confirmation and the order page say them.
+pub fn delivery_words(delivery: &str) -> (&'static str, &'static str) {
+    match delivery {
+        "campus" => ("学内印刷", "On-campus print"),
+        "store" => ("コンビニ印刷", "Print at a convenience store"),
+        "post" => ("郵送", "By post"),
+        _ => ("", ""),
+    }
+}
+
+pub fn payment_words(method: &str) -> (&'static str, &'static str) {
+    match method {
+        "card" => ("ICカード（学内の発行機で）", "IC card (at the on-campus printer)"),
+        "paypal" => ("クレジットカード（PayPal）", "Credit card (PayPal)"),
+        "smartpit" => ("コンビニ払い（Smart Pit）", "Cash at a convenience store (Smart Pit)"),
+        _ => ("", ""),
+    }
+}
+
+/// The confirmation step: everything the order will be, before it is placed.
+pub async fn confirm_order(State(state): State<AppState>, headers: HeaderMap, user: CurrentUser, Form(form): Form<HashMap<String, String>>) -> AppResult<Response> {
+    check_csrf(&state, &headers, form.get("csrf").map(String::as_str).unwrap_or(""))?;
+    let req = match order_request(&form) {
+        Ok(r) => r,
+        Err(p) => return order_form(&state, &headers, &user, &form, Some(p)).await,
     };
+    let mut c = state.pool.acquire().await?;
+    let q = match orders::quote(&mut c, &state.seal, store_postage(&state), user.user.id, &req).await? {
+        Ok(q) => q,
+        Err(p) => {
+            drop(c);
+            return order_form(&state, &headers, &user, &form, Some(p)).await;
+        }
+    };
+    drop(c);
+    let zone = time::tz(&q.university.timezone);
+    let deadline = time::deadline_text(time::print_deadline(time::now(), zone), zone);
+    let lines: Vec<_> = q
+        .chosen
+        .iter()
+        .map(|(t, n)| context! { name_ja => &t.name_ja, name_en => &t.name_en, copies => n, fee => Yen(t.fee).to_string(), amount => Yen(t.fee * n).to_string() })
+        .collect();
+    let (delivery_ja, delivery_en) = delivery_words(&req.delivery);
+    let (payment_ja, payment_en) = payment_words(&req.payment_method);
+    let hidden: Vec<_> = form.iter().filter(|(k, _)| k.as_str() != "csrf").map(|(k, v)| context! { name => k, value => v }).collect();
+    let csrf = Csrf::get(&state, &headers);
+    let page = Html(render(
+        "order_confirm.html",
+        context! { csrf => &csrf.token, hidden, lines, student_no => &q.record.student_no,
+                   system_fee => Yen(q.system_fee).to_string(), postage => (q.postage > 0).then(|| Yen(q.postage).to_string()),
+                   total => Yen(q.total).to_string(), delivery => &req.delivery, delivery_ja, delivery_en, payment => &req.payment_method, payment_ja, payment_en,
+                   post => req.post.as_ref().map(|p| context! { name => &p.name, postal_code => &p.postal_code, address => &p.address, phone => &p.phone }),
+                   deadline },
+    ));
+    Ok(csrf.respond(page))
+}
+
+pub async fn place_order(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    user: CurrentUser,
+    Form(form): Form<HashMap<String, String>>,
+) -> AppResult<Response> {
+    check_csrf(&state, &headers, form.get("csrf").map(String::as_str).unwrap_or(""))?;
+    let req = match order_request(&form) {
+        Ok(r) => r,
+        Err(p) => return order_form(&state, &headers, &user, &form, Some(p)).await,
+    };
+    {
+        // anything the user can fix goes back to the form, as typed
+        let mut c = state.pool.acquire().await?;
+        if let Err(p) = orders::quote(&mut c, &state.seal, store_postage(&state), user.user.id, &req).await? {
+            drop(c);
+            return order_form(&state, &headers, &user, &form, Some(p)).await;
+        }
+    }
     state.order_rate.admit(user.user.id, state.config.orders.per_user_per_minute)?;
-    let placed = orders::place(&state.pool, &state.fonts, &state.seal, &state.config.http.public_url, state.config.orders.postage_yen, user.user.id, &req, state.config.documents.failpoint_hold_render.as_deref()).await?;
+    let placed = orders::place(&state.pool, &state.fonts, &state.seal, &state.config.http.public_url, store_postage(&state), user.user.id, &req, state.config.documents.failpoint_hold_render.as_deref()).await?;
+    // Smart Pit: the payment number is issued and mailed with the order (the
+    // manual's "receive a Smart Pit number by e-mail"); if the service cannot
+    // be reached now, the order page offers to get it later
+    let mut notice = "";
+    if req.payment_method == "smartpit" && !placed.held {
+        if let Some(provider) = state.payment_provider("smartpit") {
+            match orders::start_payment(&state.pool, &state.seal, provider, user.user.id, placed.order_id).await {
+                Ok(_) => notice = "?notice=smartpit",
+                Err(e) => {
+                    tracing::warn!(order_id = placed.order_id, error = %e, "Smart Pit number not issued with the order");
+                    notice = "?notice=smartpit-later";
+                }
+            }
+        }
+    }
     state.mail_wake.notify_one();
-    Ok(Redirect::to(&format!("/orders/{}", placed.order_id)).into_response())
+    Ok(Redirect::to(&format!("/orders/{}{notice}", placed.order_id)).into_response())
+}
+
+/// An order's state in words for its delivery (O-3): awaiting payment, paid and
+/// printable by ..., registered at the stores, waiting to be posted, posted.
+pub fn order_state_words(order: &store::Order, zone: chrono_tz::Tz) -> (String, String) {
+    let deadline = time::deadline_text(order.print_deadline, zone);
+    let pay_by = time::deadline_text(order.pay_deadline, zone);
+    match (order.delivery.as_str(), order.status.as_str()) {
+        (_, "awaiting_payment") => (format!("お支払い待ち（期限 {pay_by}）"), format!("awaiting payment (pay by {pay_by})")),
+        ("campus", "paid") => (format!("支払済み：{deadline}までに学内の発行機で印刷してください"), format!("paid: print at an on-campus printer by {deadline}")),
+        ("store", "paid") if order.store_user_number.as_deref().is_some_and(|n| !n.is_empty()) => {
+            (format!("コンビニに登録済み：{deadline}までに印刷してください"), format!("registered at the stores: print by {deadline}"))
+        }
+        ("store", "paid") => ("支払済み：コンビニ印刷サービスに登録中".into(), "paid: being registered at the stores".into()),
+        ("post", "paid") if order.shipped_at.is_none() => ("支払済み：発送待ち".into(), "paid: waiting to be posted".into()),
+        ("post", "paid") | ("post", "printed") => {
+            let on = order.shipped_at.map(|t| time::local_text(t, zone)).unwrap_or_default();
+            (format!("発送済み（{on}）"), format!("posted ({on})"))
+        }
+        (_, status) => {
+            let (ja, en) = order_status(status);
+            (ja.to_string(), en.to_string())
+        }
+    }
 }
 
 pub async fn order(
@@ -227,8 +387,13 @@ pub async fn order(
         Err(e) => return Err(e.into()),
     };
     let lines = store::order_lines(&mut c, id).await?;
+    let record = store::student_records(&mut c, user.user.id).await?.into_iter().find(|r| r.id == order.student_record_id);
+    drop(c);
     let zone = time::tz("Asia/Tokyo");
-    let (ja, en) = order_status(&order.status);
+    let (ja, en) = order_state_words(&order, zone);
+    let (delivery_ja, delivery_en) = delivery_words(&order.delivery);
+    let (payment_ja, payment_en) = payment_words(&order.payment_method);
+    let post = if order.delivery == "post" { Some(orders::open_post_address(&state.seal, &order)?) } else { None };
     let lines: Vec<_> = lines
         .iter()
         .map(|l| context! { name_ja => &l.name_ja, name_en => &l.name_en, copies => l.copies, amount => Yen(l.amount).to_string() })
@@ -236,7 +401,13 @@ pub async fn order(
     let csrf = Csrf::get(&state, &headers);
     let page = Html(render(
         "order.html",
-        context! { number => number_text(&order.print_number),
+        context! { number => if order.delivery == "campus" { number_text(&order.print_number) } else { String::new() },
+                   created => time::local_text(order.created_at, zone),
+                   student_no => record.as_ref().map(|r| r.student_no.clone()).unwrap_or_default(),
+                   delivery => &order.delivery, delivery_ja, delivery_en, payment_ja, payment_en,
+                   pay_deadline => (order.status == "awaiting_payment").then(|| time::deadline_text(order.pay_deadline, zone)),
+                   paid_online => order.status == "paid" && order.payment_method != "card",
+                   post => post.map(|p| context! { name => p.name, postal_code => p.postal_code, address => p.address, phone => p.phone }),
                    deadline => time::deadline_text(order.print_deadline, zone), lines,
                    system_fee => Yen(order.system_fee).to_string(), total => Yen(order.total).to_string(),
                    postage => (order.postage > 0).then(|| Yen(order.postage).to_string()),
@@ -250,12 +421,16 @@ pub async fn order(
                    store_user_number => &order.store_user_number,
                    store_reservation_number => &order.store_reservation_number,
                    csrf => &csrf.token, can_cancel => matches!(order.status.as_str(), "awaiting_payment" | "held"),
-                   can_resend => matches!(order.status.as_str(), "awaiting_payment" | "paid") && order.print_deadline > time::now(),
+                   // only an on-campus order has a number to mail again
+                   can_resend => order.delivery == "campus" && order.print_number.is_some()
+                       && matches!(order.status.as_str(), "awaiting_payment" | "paid") && order.print_deadline > time::now(),
                    notice => match q.notice.as_str() {
                        "cancelled" => Some("申込を取り消しました。 / The order was cancelled."),
                        "resent" => Some("番号をもう一度メールで送りました。 / The number was sent to you again."),
                        "smartpit" => Some("支払番号をメールでもお送りしました。 / The payment number was also sent to you by e-mail."),
                        "paid" => Some("お支払いを受け付けました。学内印刷番号をメールでもお送りしました。 / Payment received: the print number was also sent to you by e-mail."),
+                       "smartpit-later" => Some("支払番号をまだ発行できませんでした。しばらくしてから「支払番号を発行」を押してください。 / The payment number could not be issued yet: press \"Get a payment number\" in a while."),
+                       "paypal-cancelled" => Some("PayPal での支払いを取り消しました。申込は支払期限までこのまま残ります。 / The PayPal payment was cancelled: the order waits for payment until its deadline."),
                        _ => None,
                    } },
     ));
@@ -445,17 +620,27 @@ pub struct PayPalReturn {
 }
 
 /// PayPal sends the buyer back here: a page whose button captures (GET changes nothing).
-pub async fn paypal_return(State(state): State<AppState>, headers: HeaderMap, _user: CurrentUser, axum::extract::Query(q): axum::extract::Query<PayPalReturn>) -> Response {
+pub async fn paypal_return(State(state): State<AppState>, headers: HeaderMap, user: CurrentUser, axum::extract::Query(q): axum::extract::Query<PayPalReturn>) -> AppResult<Response> {
+    use crate::topup::Purpose;
+    // the page speaks of what is being paid: an order (its number and amount) or a top-up
+    let intro = match crate::topup::purpose(&state.pool, user.user.id, &q.token).await?.ok_or(AppError::PageNotFound)? {
+        Purpose::Order { id, total } => [
+            format!("PayPal での承認を受け付けました。「支払う」を押すと、申込番号 {id} の {total} の支払いが確定します。"),
+            format!("PayPal approved the payment. Press \"Pay\" to pay {total} for order no. {id}."),
+        ],
+        Purpose::Topup { amount } => [
+            format!("PayPal での承認を受け付けました。「支払う」を押すと支払いが確定し、{amount} が残高に入金されます。"),
+            format!("PayPal approved the payment. Press \"Pay\" to complete it and add {amount} to your balance."),
+        ],
+    };
     let csrf = Csrf::get(&state, &headers);
     let page = Html(render(
         "email_form.html",
         context! { csrf => &csrf.token, title_ja => "支払いの確定", title_en => "Complete the payment",
                    action => format!("/paypal/capture?token={}", urlencoding::encode(&q.token)),
-                   intro => ["PayPal での承認を受け付けました。「支払う」を押すと支払いが確定し、残高に入金されます。",
-                             "PayPal approved the payment. Press \"Pay\" to complete it and add it to your balance."],
-                   errors => std::collections::BTreeMap::<String, String>::new(), button => "支払う / Pay" },
+                   intro, errors => std::collections::BTreeMap::<String, String>::new(), button => "支払う / Pay" },
     ));
-    csrf.respond(page)
+    Ok(csrf.respond(page))
 }
 
 pub async fn paypal_capture(
@@ -476,8 +661,12 @@ pub async fn paypal_capture(
     }
 }
 
-pub async fn paypal_cancel(_user: CurrentUser) -> Response {
-    Redirect::to("/cards?notice=topup-cancelled").into_response()
+/// PayPal sends the buyer back here when they cancel: back to the order, or to the cards for a top-up.
+pub async fn paypal_cancel(State(state): State<AppState>, user: CurrentUser, axum::extract::Query(q): axum::extract::Query<PayPalReturn>) -> AppResult<Response> {
+    Ok(match crate::topup::purpose(&state.pool, user.user.id, &q.token).await? {
+        Some(crate::topup::Purpose::Order { id, .. }) => Redirect::to(&format!("/orders/{id}?notice=paypal-cancelled")).into_response(),
+        _ => Redirect::to("/cards?notice=topup-cancelled").into_response(),
+    })
 }
 
 /// PayPal's webhook (no session, no CSRF: PayPal verifies it).

@@ -13,7 +13,7 @@ pub const STAFF_ROLES: &[&str] = &["registrar", "operator", "admin"];
 pub enum Rule {
     /// No staff session: the login form.
     Public,
-    /// Any logged-in staff member: the home redirect, logout, their own password.
+    /// Any logged-in staff member: the dashboard, logout, their own password.
     AnyStaff,
     /// These roles; an administrator may use every admin route.
     Roles(&'static [&'static str]),
@@ -54,6 +54,7 @@ pub const ADMIN_ROUTES: &[(&str, &str, Rule)] = &[
     ("GET", "/admin/orders/{id}/pdf", REGISTRAR),
     ("POST", "/admin/orders/{id}/shipped", REGISTRAR),
     ("POST", "/admin/orders/{id}/refund", REGISTRAR),
+    ("POST", "/admin/orders/{id}/paid-back", REGISTRAR),
     ("POST", "/admin/certificates/{id}/revoke", REGISTRAR),
     ("GET", "/admin/reports", REGISTRAR),
     ("GET", "/admin/reports.csv", REGISTRAR),
@@ -68,6 +69,7 @@ pub const ADMIN_ROUTES: &[(&str, &str, Rule)] = &[
     ("GET", "/admin/catalogue/seal", REGISTRAR),
     ("POST", "/admin/catalogue/seal", REGISTRAR),
     ("POST", "/admin/catalogue/offline-policy", REGISTRAR),
+    ("POST", "/admin/catalogue/fees", REGISTRAR),
     ("GET", "/admin/service", REGISTRAR),
     ("POST", "/admin/service", REGISTRAR),
     ("POST", "/admin/service/{id}/delete", REGISTRAR),
