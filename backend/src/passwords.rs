@@ -3,7 +3,7 @@
 //! at once instead of queueing until every request times out.
 
 use crate::error::{AppError, AppResult};
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -41,11 +41,39 @@ pub fn hash_with(cost: &HashCost, password: &str) -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!("argon2: {e}"))
 }
 
-/// Checks a password against a stored PHC string (any Argon2 cost).
+thread_local! {
+    /// Argon2's working memory, kept by each hashing thread: 19 MiB is not
+    /// allocated (and zeroed by the kernel) again for every login.
+    static BLOCKS: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Checks a password against a stored PHC string (any Argon2 cost). A wrong
+/// password costs the same full hash as a right one; the comparison is
+/// constant-time.
 pub fn verify(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
-        .unwrap_or(false)
+    PasswordHash::new(hash).ok().and_then(|h| verify_parsed(password, &h)).unwrap_or(false)
+}
+
+fn verify_parsed(password: &str, h: &PasswordHash<'_>) -> Option<bool> {
+    let algorithm = Algorithm::try_from(h.algorithm).ok()?;
+    let version = match h.version {
+        Some(v) => Version::try_from(v).ok()?,
+        None => Version::default(),
+    };
+    let params = Params::try_from(h).ok()?;
+    let expected = h.hash?;
+    let mut salt_buf = [0u8; 64];
+    let salt = h.salt?.decode_b64(&mut salt_buf).ok()?;
+    let argon = Argon2::new(algorithm, version, params.clone());
+    let mut out = vec![0u8; expected.len()];
+    BLOCKS
+        .with(|blocks| {
+            let mut blocks = blocks.borrow_mut();
+            blocks.resize(params.block_count(), argon2::Block::default());
+            argon.hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut blocks[..])
+        })
+        .ok()?;
+    Some(subtle::ConstantTimeEq::ct_eq(out.as_slice(), expected.as_bytes()).into())
 }
 
 /// True when a stored hash is not Argon2id or is cheaper than `cost`.
@@ -167,6 +195,22 @@ mod tests {
         let weak = hash_with(&HashCost { memory_kib: 4096, iterations: 1, parallelism: 1 }, "x").expect("hash");
         assert!(needs_rehash(&weak, &cost));
         assert!(needs_rehash("$argon2i$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA", &cost));
+    }
+
+    #[test]
+    fn verify_agrees_with_the_crate_for_any_argon2_variant_and_cost() {
+        use argon2::password_hash::PasswordVerifier;
+        for (alg, m, t) in [(Algorithm::Argon2id, 8192, 1), (Algorithm::Argon2i, 8192, 2), (Algorithm::Argon2d, 4096, 1), (Algorithm::Argon2id, 19 * 1024, 2)] {
+            let a = Argon2::new(alg, Version::V0x13, Params::new(m, t, 1, None).expect("params"));
+            let h = a.hash_password(b"right one", &SaltString::generate(&mut OsRng)).expect("hash").to_string();
+            let parsed = PasswordHash::new(&h).expect("phc");
+            for pw in ["right one", "wrong one", "", "right one "] {
+                assert_eq!(verify(pw, &h), Argon2::default().verify_password(pw.as_bytes(), &parsed).is_ok(), "{alg:?} {pw:?}");
+            }
+            assert!(verify("right one", &h));
+        }
+        assert!(!verify("x", "not a hash"));
+        assert!(!verify("x", "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$"));
     }
 
     #[test]

@@ -242,7 +242,7 @@ async fn bench() -> anyhow::Result<()> {
         cores as f64 * 1000.0 / floor_hashes
     );
     println!(
-        "    backend's passwords::verify: {backend_hashes:.1} hashes/s ({:.1} ms per hash per core), {:.2} of the floor (it allocates 19 MiB per hash)",
+        "    backend's passwords::verify: {backend_hashes:.1} hashes/s ({:.1} ms per hash per core), {:.2} of the floor (working memory kept per hashing thread)",
         cores as f64 * 1000.0 / backend_hashes,
         backend_hashes / floor_hashes
     );
