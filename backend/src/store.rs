@@ -3,6 +3,7 @@
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{FromRow, SqliteConnection, SqlitePool};
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -68,8 +69,52 @@ pub fn database_file(url: &str) -> Result<std::path::PathBuf, sqlx::Error> {
 /// start, so two requests that read-then-write (a balance before a debit, a
 /// live reservation before a new one) queue behind each other instead of
 /// interleaving; with WAL, a deferred one would fail with SQLITE_BUSY instead.
-pub async fn begin_write(pool: &SqlitePool) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-    pool.begin_with("BEGIN IMMEDIATE").await
+///
+/// Writers of one database take turns in this process first (a fair queue),
+/// so a waiting writer starts the moment the last one ends instead of
+/// sleeping in SQLite's busy handler (1, 2, 5 ... 100 ms between tries).
+pub async fn begin_write(pool: &SqlitePool) -> Result<WriteTx, sqlx::Error> {
+    let gate = write_gate(pool);
+    // as long as SQLite's own busy timeout: a writer that waits longer gets an error, never hangs
+    let turn = tokio::time::timeout(Duration::from_secs(10), gate.acquire_owned())
+        .await
+        .map_err(|_| sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "waited 10 s for the database's write turn")))?
+        .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?;
+    let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    Ok(WriteTx { tx, _turn: turn })
+}
+
+/// The write queue of the database `pool` opens (one per file, in this process).
+fn write_gate(pool: &SqlitePool) -> std::sync::Arc<tokio::sync::Semaphore> {
+    static GATES: std::sync::OnceLock<std::sync::Mutex<HashMap<std::path::PathBuf, std::sync::Arc<tokio::sync::Semaphore>>>> = std::sync::OnceLock::new();
+    let file = pool.connect_options().get_filename().to_path_buf();
+    let mut gates = GATES.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    gates.entry(file).or_insert_with(|| std::sync::Arc::new(tokio::sync::Semaphore::new(1))).clone()
+}
+
+/// A write transaction holding this process's turn to write until it ends.
+pub struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    _turn: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
+    }
 }
 
 // ---------------------------------------------------------------- catalogue
