@@ -70,11 +70,7 @@ pub async fn registration(
     let candidates = if r.kind == "reapply" { store::reapply_candidates(&mut c, &r.name_kana, &r.student_no).await? } else { Vec::new() };
     drop(c);
     view_personal(&state, &staff, &client_ip(&addr), &format!("registration:{id}")).await?;
-    let p = if r.kind == "add_student_id" {
-        Default::default()
-    } else {
-        registration::Personal::open(&state.seal, r.personal_sealed.as_deref(), &registration::registration_aad(r.id))?
-    };
+    let p = personal_of(&state, &r)?;
     let name = |l: &[store::Named], v: Option<i64>| l.iter().find(|n| Some(n.id) == v).map(|n| format!("{} / {}", n.name_ja, n.name_en)).unwrap_or_default();
     let rows: Vec<(&str, &str, String)> = vec![
         ("区分", "Type", label(&[KINDS[0], KINDS[1], ("add_student_id", "学籍番号追加", "additional student ID")], &r.kind)),
@@ -135,6 +131,14 @@ pub async fn registration_image(
         bytes,
     )
         .into_response())
+}
+
+/// An application's sealed personal data (an added student ID carries none).
+fn personal_of(state: &AppState, r: &store::Registration) -> AppResult<registration::Personal> {
+    if r.kind == "add_student_id" {
+        return Ok(Default::default());
+    }
+    registration::Personal::open(&state.seal, r.personal_sealed.as_deref(), &registration::registration_aad(r.id))
 }
 
 /// D-3: the application beside the registrar's school register: None when
@@ -209,11 +213,7 @@ pub async fn decide(
         let r = store::registration(&mut c, id).await?.filter(|r| r.status != "draft").ok_or(AppError::PageNotFound)?;
         let (facs, deps) = (store::faculties(&mut c).await?, store::departments(&mut c).await?);
         drop(c);
-        let p = if r.kind == "add_student_id" {
-            Default::default()
-        } else {
-            registration::Personal::open(&state.seal, r.personal_sealed.as_deref(), &registration::registration_aad(r.id))?
-        };
+        let p = personal_of(&state, &r)?;
         let warned = match register_check(&state, &r, &p, &facs, &deps).await? {
             None => true,
             Some(lines) => lines.iter().any(|l| !l.4),
