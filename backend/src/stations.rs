@@ -236,9 +236,11 @@ pub async fn reserve(
     }
     let expires_at = t + reservation_s;
     let reservation_id = store::insert_reservation(&mut tx, order.id, station.id, t, expires_at).await?;
-    let lines = store::order_lines(&mut tx, order.id).await?;
-    let university_tz = store::order_university(&mut tx, order.id).await?.timezone;
     tx.commit().await?;
+    // an order's lines and university never change: read outside the write turn
+    let mut c = pool.acquire().await?;
+    let lines = store::order_lines(&mut c, order.id).await?;
+    let university_tz = store::order_university(&mut c, order.id).await?.timezone;
     tracing::info!(station_id = station.id, order_id = order.id, reservation_id, "print number reserved");
     Ok(Reservation {
         reservation_id,
@@ -419,10 +421,11 @@ pub async fn report(
     let t = now();
     let mut tx = store::begin_write(pool).await?;
     let r = station_reservation(&mut tx, station, reservation_id).await?;
+    let order_before = store::order(&mut tx, r.order_id).await?;
+    let mut status = order_before.status.clone();
     if store::station_report(&mut tx, &report.idempotency_key).await?.is_none() {
         // printed, but the order was printed already through another reservation:
         // this report came late (an outage) and the number was reprinted elsewhere
-        let order_before = store::order(&mut tx, r.order_id).await?;
         if matches!(report.outcome, PrintOutcome::Printed) {
             if let Err(refused) = crate::claims::print("print_report", &order_before) {
                 drop(tx);
@@ -450,13 +453,14 @@ pub async fn report(
             duplicate,
         )
         .await?;
-        let order = store::order(&mut tx, r.order_id).await?;
+        let order = order_before;
         match &report.outcome {
             PrintOutcome::Printed => {
                 store::set_reservation_status(&mut tx, r.id, "printed").await?;
                 if order.status != "printed" {
                     store::set_order_printed(&mut tx, order.id, report.at.min(t)).await?;
                 }
+                status = "printed".to_string();
             }
             PrintOutcome::Failed { .. } => {
                 // paid and not printed: stays reprintable at any station (ST-2)
@@ -465,7 +469,6 @@ pub async fn report(
         }
         store::audit(&mut tx, &format!("station:{}", station.id), &format!("print.{outcome}"), &format!("order {} {detail}", order.id), t).await?;
     }
-    let status = store::order(&mut tx, r.order_id).await?.status;
     tx.commit().await?;
     Ok(status)
 }

@@ -579,12 +579,12 @@ pub async fn insert_certificate(
 }
 
 pub async fn set_order_document(c: &mut Conn, order_id: i64, pdf: &[u8], pages: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE orders SET pdf = ?, pages = ? WHERE id = ?")
-        .bind(pdf)
-        .bind(pages)
+    sqlx::query("INSERT INTO order_documents (order_id, pdf) VALUES (?, ?) ON CONFLICT (order_id) DO UPDATE SET pdf = excluded.pdf")
         .bind(order_id)
-        .execute(c)
+        .bind(pdf)
+        .execute(&mut *c)
         .await?;
+    sqlx::query("UPDATE orders SET pages = ? WHERE id = ?").bind(pages).bind(order_id).execute(c).await?;
     Ok(())
 }
 
@@ -965,16 +965,16 @@ pub async fn mark_maintenance_done(c: &mut Conn, name: &str, now: i64) -> Result
 
 /// Orders whose PDF was stored before PDFs were sealed.
 pub async fn orders_with_plain_pdf(c: &mut Conn) -> Result<Vec<i64>, sqlx::Error> {
-    sqlx::query_scalar("SELECT id FROM orders WHERE pdf IS NOT NULL AND substr(pdf, 1, 4) = CAST('%PDF' AS BLOB) ORDER BY id").fetch_all(c).await
+    sqlx::query_scalar("SELECT order_id FROM order_documents WHERE substr(pdf, 1, 4) = CAST('%PDF' AS BLOB) ORDER BY order_id").fetch_all(c).await
 }
 
 pub async fn replace_order_document(c: &mut Conn, order_id: i64, stored: &[u8]) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE orders SET pdf = ? WHERE id = ?").bind(stored).bind(order_id).execute(c).await?;
+    sqlx::query("UPDATE order_documents SET pdf = ? WHERE order_id = ?").bind(stored).bind(order_id).execute(c).await?;
     Ok(())
 }
 
 pub async fn order_document(c: &mut Conn, order_id: i64) -> Result<Option<Vec<u8>>, sqlx::Error> {
-    sqlx::query_scalar("SELECT pdf FROM orders WHERE id = ?").bind(order_id).fetch_one(c).await
+    sqlx::query_scalar("SELECT pdf FROM order_documents WHERE order_id = ?").bind(order_id).fetch_optional(c).await
 }
 
 pub async fn set_order_paid(c: &mut Conn, order_id: i64, now: i64) -> Result<(), sqlx::Error> {

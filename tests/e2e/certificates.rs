@@ -477,14 +477,14 @@ async fn a_transcript_prints_the_course_version_it_was_ordered_with() -> Result<
         assert!(text.contains(needle), "{needle} missing from the order PDF:\n{text}");
     }
     assert!(text.contains(&format!("1 / {}", pages - 1)), "page n of m on the transcript:\n{text}");
-    let original = b.sql(&format!("SELECT hex(pdf) FROM orders WHERE id = {first}"))?;
+    let original = b.sql(&format!("SELECT hex(pdf) FROM order_documents WHERE order_id = {first}"))?;
 
     // the registrar imports a new version with a new course and a changed grade
     let head = "student_no,year,term,code,name_ja,name_en,credits,grade\n";
     let (s, page) = import_courses(&b, &format!("{head}L19-0042,2019,前期,LIT101,日本文学概論,Introduction to Japanese Literature,2,S\nL19-0042,2023,後期,LIT999,特別講義 現代詩,Special Lecture on Modern Poetry,2,A\n")).await?;
     assert_eq!(s, 200, "{page}");
     // the first order keeps its PDF (a reprint is the same document)
-    assert_eq!(b.sql(&format!("SELECT hex(pdf) FROM orders WHERE id = {first}"))?, original);
+    assert_eq!(b.sql(&format!("SELECT hex(pdf) FROM order_documents WHERE order_id = {first}"))?, original);
     let (s, _, second) = order_lines(&b, &[("transcript", 1)]).await?;
     assert_eq!(s, 200);
     assert_eq!(b.sql(&format!("SELECT academic_import_id FROM orders WHERE id = {second}"))?, "2");

@@ -539,7 +539,7 @@ async fn certificate_pdfs_are_sealed_at_rest_and_older_plain_ones_are_sealed_at_
     let number = number_of(&b.order_as_graduate(1).await?);
     let id = b.sql(&format!("SELECT id FROM orders WHERE print_number = '{number}'"))?;
     // the database holds no PDF (birth date, grades) in clear
-    let head = b.sql(&format!("SELECT substr(CAST(pdf AS TEXT), 1, 19) FROM orders WHERE id = {id}"))?;
+    let head = b.sql(&format!("SELECT substr(CAST(pdf AS TEXT), 1, 19) FROM order_documents WHERE order_id = {id}"))?;
     assert_eq!(head, "SHOMEI-SEALED-PDF-1", "sealed at rest");
     // staff (and printers) get the PDF itself
     let pdf = b.order_pdf(&id).await?;
@@ -547,13 +547,13 @@ async fn certificate_pdfs_are_sealed_at_rest_and_older_plain_ones_are_sealed_at_
     // a PDF stored in clear by an older release is sealed at the next start
     let plain = b.dir.path().join("plain.pdf");
     std::fs::write(&plain, &pdf)?;
-    b.sql(&format!("UPDATE orders SET pdf = readfile('{}') WHERE id = {id}", plain.display()))?;
+    b.sql(&format!("UPDATE order_documents SET pdf = readfile('{}') WHERE order_id = {id}", plain.display()))?;
     // (a database from that release has not run the sealing pass yet)
     b.sql("DELETE FROM maintenance_done")?;
-    assert_eq!(b.sql(&format!("SELECT substr(CAST(pdf AS TEXT), 1, 5) FROM orders WHERE id = {id}"))?, "%PDF-");
+    assert_eq!(b.sql(&format!("SELECT substr(CAST(pdf AS TEXT), 1, 5) FROM order_documents WHERE order_id = {id}"))?, "%PDF-");
     b.stop().await;
     b.restart().await?;
-    assert_eq!(b.sql(&format!("SELECT substr(CAST(pdf AS TEXT), 1, 19) FROM orders WHERE id = {id}"))?, "SHOMEI-SEALED-PDF-1");
+    assert_eq!(b.sql(&format!("SELECT substr(CAST(pdf AS TEXT), 1, 19) FROM order_documents WHERE order_id = {id}"))?, "SHOMEI-SEALED-PDF-1");
     assert_eq!(b.order_pdf(&id).await?, pdf, "the same document, sealed");
     Ok(())
 }
