@@ -256,6 +256,9 @@ pub enum StudentLogin {
     Ok(i64),
     /// First login: the directory said yes; the student registers an address next (S-2).
     FirstLogin(DirectoryEntry),
+    /// The address is registered but no second password is set yet (second
+    /// password left empty): the student sets it next (S-2, manual 001 2.2).
+    SetSecond(i64, DirectoryEntry),
 }
 
 /// University user ID + password against the directory; + second password once set.
@@ -292,6 +295,11 @@ pub async fn login_student(
     let checked = hasher.verify_all(vec![(second.to_string(), second_hash)]).await.inspect_err(|_| throttle.undo(&key, client.ip))?;
     let mut c = pool.acquire().await?;
     match (entry, user) {
+        (Some(e), Some(u)) if u.second_password_hash.is_none() && second.is_empty() && u.status == "active" => {
+            throttle.uncount(&key, client.ip);
+            audit(&mut c, &format!("user:{}", u.id), "student.login.second_unset", "", client).await?;
+            Ok(StudentLogin::SetSecond(u.id, e))
+        }
         (Some(_), Some(u)) if checked[0].ok && u.status == "active" => {
             throttle.uncount(&key, client.ip);
             if let Some(h) = &checked[0].rehash {

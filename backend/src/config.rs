@@ -28,6 +28,34 @@ pub struct Config {
     /// (off by default; `deploy/demo` turns it on). A database created
     /// without it never gets demo data later.
     pub demo_data: bool,
+    /// The desk users are told to turn to, at the foot of every page and on the help page.
+    pub contact: ContactConfig,
+}
+
+/// The university's desk for users: shown at the foot of every page of the
+/// portal and on the help page, in both languages (empty phone or e-mail: not shown).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContactConfig {
+    pub desk_ja: String,
+    pub desk_en: String,
+    pub hours_ja: String,
+    pub hours_en: String,
+    pub phone: String,
+    pub email: String,
+}
+
+impl Default for ContactConfig {
+    fn default() -> Self {
+        ContactConfig {
+            desk_ja: "教務課 証明書窓口".into(),
+            desk_en: "Registrar's Office, certificates desk".into(),
+            hours_ja: "平日 9:00〜17:00（土日祝日・年末年始を除く）".into(),
+            hours_en: "Weekdays 9:00-17:00 (closed at weekends, on public holidays and at New Year)".into(),
+            phone: String::new(),
+            email: String::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -143,11 +171,15 @@ pub struct OrdersConfig {
     pub postage_yen: i64,
     /// Orders one user may place in a minute (each renders its certificates).
     pub per_user_per_minute: u32,
+    /// Seconds between passes of the automatic refund of failed prints (ST-5:
+    /// a paid print that failed and was not reprinted by its deadline is
+    /// refunded from the next day). Each pass is idempotent.
+    pub refund_check_s: u64,
 }
 
 impl Default for OrdersConfig {
     fn default() -> Self {
-        OrdersConfig { postage_yen: 140, per_user_per_minute: 5 }
+        OrdersConfig { postage_yen: 140, per_user_per_minute: 5, refund_check_s: 600 }
     }
 }
 
@@ -245,6 +277,7 @@ impl Default for Config {
             smartpit: crate::smartpit::SmartPitConfig::default(),
             storeprint: crate::storeprint::StorePrintConfig::default(),
             demo_data: false,
+            contact: ContactConfig::default(),
         }
     }
 }

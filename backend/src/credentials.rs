@@ -397,48 +397,19 @@ pub async fn request_student_email(pool: &SqlitePool, seal: &crate::sealed::Seal
     Ok(())
 }
 
-/// S-2 / S-3: the university password (checked with the directory) and a new
-/// second password that keeps the rules and is not the university password.
-async fn check_student_second(
-    directory: &dyn crate::directory::Directory,
-    policy: &PasswordPolicy,
-    directory_uid: &str,
-    university_password: &str,
-    second: (&str, &str),
-) -> FormResult<DirectoryEntry> {
-    let mut errors = check_new(policy, &NewPasswords { second: Some(second), ..Default::default() }, &[(university_password, Rule::SameAsUniversityPassword)]);
-    let entry = directory.verify(directory_uid, university_password).await.map_err(|_| AppError::Page(crate::messages::DIRECTORY_UNAVAILABLE.into()))?;
-    match entry {
-        Some(e) if errors.is_empty() => Ok(e),
-        Some(_) => Err(Form::Fields(errors)),
-        None => {
-            errors.insert("university_password".into(), "大学のパスワードが正しくありません。 / The university password is not correct.".into());
-            Err(Form::Fields(errors))
-        }
-    }
-}
-
-/// S-2: the link sets the service-only second password (not the university
-/// password) and creates the account with the directory's data. Returns the user id.
-pub async fn finish_student_registration(
-    pool: &SqlitePool,
-    hasher: &Hasher,
-    directory: &dyn crate::directory::Directory,
-    policy: &PasswordPolicy,
-    client: Client<'_>,
-    token: &str,
-    university_password: &str,
-    second: (&str, &str),
-) -> FormResult<i64> {
-    let mut c = pool.acquire().await?;
-    let t = accounts::peek_token(&mut c, "student_email", token).await?;
-    drop(c);
-    let entry = check_student_second(directory, policy, &t.subject, university_password, second).await?;
-    let h = hasher.hash(second.0).await?;
+/// S-2 (manual 001, 2.1 steps 7-8): the link completes the address: the
+/// account is made for the directory's user with this address and no second
+/// password yet; the next login (second password empty) sets it. Returns the
+/// user id.
+pub async fn confirm_student_email(pool: &SqlitePool, client: Client<'_>, token: &str) -> AppResult<i64> {
     let mut tx = store::begin_write(pool).await?;
     let t = accounts::consume_token(&mut tx, "student_email", token).await?;
-    if store::user_by_email(&mut tx, &t.email).await?.is_some() || store::user_by_directory_uid(&mut tx, &entry.user_id).await?.is_some() {
-        return Err(Form::Error(AppError::Page(crate::messages::LINK_INVALID.into())));
+    let directory_uid = crate::directory::normalise_uid(&t.subject);
+    if directory_uid.is_empty()
+        || store::user_by_email(&mut tx, &t.email).await?.is_some()
+        || store::user_by_directory_uid(&mut tx, &directory_uid).await?.is_some()
+    {
+        return Err(AppError::Page(crate::messages::LINK_INVALID.into()));
     }
     let uid = store::insert_user(
         &mut tx,
@@ -447,43 +418,155 @@ pub async fn finish_student_registration(
             kind: "student",
             // the university's directory checks the password; nothing here matches it
             password_hash: "!directory",
-            second_password_hash: Some(&h),
+            second_password_hash: None,
             must_set_password: false,
             initial_password_expires_at: None,
-            directory_uid: Some(&entry.user_id),
+            directory_uid: Some(&directory_uid),
             personal_sealed: None,
             language: "ja",
             now: time::now(),
         },
     )
     .await?;
-    if let Some((university_id, faculty_id, department_id)) = store::department_by_codes(&mut tx, &entry.faculty_code, &entry.department_code).await? {
-        store::insert_student_record(
-            &mut tx,
-            &store::NewStudentRecord {
-                user_id: uid,
-                university_id,
-                faculty_id,
-                department_id,
-                student_no: &entry.student_no,
-                name_kanji: &entry.name_kanji,
-                name_kana: &entry.name_kana,
-                name_roman: &entry.name_roman,
-                birth_date: "",
-                leaving_type: "enrolled",
-                graduation_date: None,
-            },
-        )
-        .await?;
-    } else {
-        tracing::warn!(faculty = %entry.faculty_code, department = %entry.department_code, "student's faculty/department codes are not in the catalogue");
-    }
-    accounts::audit(&mut tx, &format!("user:{uid}"), "student.registered", "", client).await?;
+    accounts::audit(&mut tx, &format!("user:{uid}"), "student.email_registered", "", client).await?;
     tx.commit().await?;
     Ok(uid)
 }
 
-/// S-3: forgotten second password: the link, the university password, a new second password.
+/// How long the key of the second-password setting lives (it is set at once).
+pub const SECOND_SETUP_TTL_S: i64 = 30 * 60;
+
+/// S-2 (manual 001, 2.2): the login with the second password left empty once
+/// the address is registered. The directory's data becomes the student record
+/// and the roster's campus card is linked (both once, at this first login);
+/// a short-lived key then opens the second-password setting.
+pub async fn start_second_setup(pool: &SqlitePool, client: Client<'_>, user_id: i64, entry: &DirectoryEntry) -> AppResult<String> {
+    let mut tx = store::begin_write(pool).await?;
+    let user = store::user(&mut tx, user_id).await?;
+    if store::student_records(&mut tx, user_id).await?.is_empty() {
+        insert_directory_record(&mut tx, user_id, entry).await?;
+    }
+    link_roster_card(&mut tx, user_id, entry, client).await?;
+    let (token, _) = accounts::issue_token(&mut tx, "student_second_setup", &user.email, Some(user_id), "", SECOND_SETUP_TTL_S).await?;
+    tx.commit().await?;
+    Ok(token)
+}
+
+/// The student record of an enrolled student, from the directory's entry.
+async fn insert_directory_record(c: &mut store::Conn, user_id: i64, entry: &DirectoryEntry) -> AppResult<()> {
+    let Some((university_id, faculty_id, department_id)) = store::department_by_codes(c, &entry.faculty_code, &entry.department_code).await? else {
+        tracing::warn!(faculty = %entry.faculty_code, department = %entry.department_code, "student's faculty/department codes are not in the catalogue");
+        return Ok(());
+    };
+    store::insert_student_record(
+        c,
+        &store::NewStudentRecord {
+            user_id,
+            university_id,
+            faculty_id,
+            department_id,
+            student_no: &entry.student_no,
+            name_kanji: &entry.name_kanji,
+            name_kana: &entry.name_kana,
+            name_roman: &entry.name_roman,
+            birth_date: "",
+            leaving_type: "enrolled",
+            graduation_date: None,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// The label a campus card from the roster gets on the cards page.
+pub const ROSTER_CARD_LABEL: &str = "学生証 / Student card";
+
+/// The campus card the directory names for this student is linked to the
+/// account. A card already this account's stays; a card another account
+/// holds is left alone (that account keeps it) and the audit log says so.
+async fn link_roster_card(c: &mut store::Conn, user_id: i64, entry: &DirectoryEntry, client: Client<'_>) -> AppResult<()> {
+    let Some(card) = entry.card_uid.as_deref().and_then(crate::cards::normalize_uid) else { return Ok(()) };
+    match store::card(c, &card).await? {
+        Some(k) if k.user_id == user_id => {}
+        Some(k) => {
+            tracing::warn!(card = %shomei_shared::api::card_id_tail(&card), user_id, holder = k.user_id, "the roster's campus card is linked to another account: left as it is");
+            accounts::audit(c, &format!("user:{user_id}"), "card.roster_taken", &format!("card:{card}"), client).await?;
+        }
+        None => match store::link_card(c, &card, user_id, ROSTER_CARD_LABEL, time::now()).await {
+            Ok(()) => accounts::audit(c, &format!("user:{user_id}"), "card.link_roster", &format!("card:{card}"), client).await?,
+            // linked by someone else at this very moment: theirs it stays (the login goes on)
+            Err(sqlx::Error::RowNotFound) => {
+                tracing::warn!(card = %shomei_shared::api::card_id_tail(&card), user_id, "the roster's campus card was linked to another account meanwhile: left as it is");
+                accounts::audit(c, &format!("user:{user_id}"), "card.roster_taken", &format!("card:{card}"), client).await?;
+            }
+            Err(e) => return Err(e.into()),
+        },
+    }
+    Ok(())
+}
+
+/// S-2 / S-3: a new second password that keeps the rules and is not the
+/// university password. The directory itself says whether it is (a check
+/// with it as the password): the university password is never typed again
+/// nor kept. (Whoever holds the form's key either logged in with the
+/// university password already, or uses up a one-time link on each try.)
+async fn check_student_second(
+    directory: &dyn crate::directory::Directory,
+    policy: &PasswordPolicy,
+    directory_uid: &str,
+    second: (&str, &str),
+) -> FormResult<()> {
+    let mut errors = check_new(policy, &NewPasswords { second: Some(second), ..Default::default() }, &[]);
+    if !errors.is_empty() {
+        return Err(Form::Fields(errors));
+    }
+    match directory.verify(directory_uid, second.0).await {
+        Ok(None) => Ok(()),
+        Ok(Some(_)) => {
+            errors.insert("second_password".into(), Rule::SameAsUniversityPassword.message());
+            Err(Form::Fields(errors))
+        }
+        Err(crate::directory::DirectoryError::Busy(busy)) => Err(Form::Error(busy)),
+        Err(e) => {
+            tracing::warn!(error = %e, "directory unavailable");
+            Err(Form::Error(AppError::Page(crate::messages::DIRECTORY_UNAVAILABLE.into())))
+        }
+    }
+}
+
+/// S-2 (manual 001, 2.2 steps 4-6): the second password, typed twice, under
+/// the key the login gave; the key is used once.
+pub async fn set_first_student_second(
+    pool: &SqlitePool,
+    hasher: &Hasher,
+    directory: &dyn crate::directory::Directory,
+    policy: &PasswordPolicy,
+    client: Client<'_>,
+    key: &str,
+    second: (&str, &str),
+) -> FormResult<()> {
+    let mut c = pool.acquire().await?;
+    let t = accounts::peek_token(&mut c, "student_second_setup", key).await?;
+    let user = store::user(&mut c, t.user_id.unwrap_or(0)).await?;
+    drop(c);
+    if user.second_password_hash.is_some() || user.kind != "student" {
+        return Err(Form::Error(AppError::Page(crate::messages::LINK_INVALID.into())));
+    }
+    check_student_second(directory, policy, user.directory_uid.as_deref().unwrap_or_default(), second).await?;
+    let h = hasher.hash(second.0).await?;
+    let mut tx = store::begin_write(pool).await?;
+    // used here, in the same transaction as the change: of two tabs one wins
+    accounts::consume_token(&mut tx, "student_second_setup", key).await?;
+    store::set_second_password_hash(&mut tx, user.id, &h).await?;
+    store::delete_user_sessions(&mut tx, user.id).await?;
+    accounts::audit(&mut tx, &format!("user:{}", user.id), "second_password.first_set", "", client).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// S-3 (manual 001, 2.4 (c)): forgotten second password: the link from the
+/// registered address, then the new second password twice (rules of G-5, not
+/// the university password); the old one stops working, the link is used once.
 pub async fn reset_student_second(
     pool: &SqlitePool,
     hasher: &Hasher,
@@ -491,14 +574,13 @@ pub async fn reset_student_second(
     policy: &PasswordPolicy,
     client: Client<'_>,
     token: &str,
-    university_password: &str,
     second: (&str, &str),
 ) -> FormResult<()> {
     let mut c = pool.acquire().await?;
     let t = accounts::peek_token(&mut c, "second_password_reset", token).await?;
     let user = store::user(&mut c, t.user_id.unwrap_or(0)).await?;
     drop(c);
-    check_student_second(directory, policy, user.directory_uid.as_deref().unwrap_or_default(), university_password, second).await?;
+    check_student_second(directory, policy, user.directory_uid.as_deref().unwrap_or_default(), second).await?;
     let h = hasher.hash(second.0).await?;
     let mut tx = store::begin_write(pool).await?;
     accounts::consume_token(&mut tx, "second_password_reset", token).await?;

@@ -20,6 +20,9 @@ pub struct DirectoryEntry {
     pub faculty_code: String,
     pub department_code: String,
     pub email: Option<String>,
+    /// The student's campus card (IDm / UID, upper-case hex) when the directory knows it:
+    /// linked to the account at first login.
+    pub card_uid: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +112,7 @@ impl Directory for RosterDirectory {
                 faculty_code: r.faculty_code,
                 department_code: r.department_code,
                 email: Some(r.email).filter(|e| !e.is_empty()),
+                card_uid: Some(r.card_uid).filter(|c| !c.is_empty()),
             }))
         })
     }
@@ -117,9 +121,10 @@ impl Directory for RosterDirectory {
 // ---------------------------------------------------------------- the roster CSV
 
 /// The roster file's columns (header row required; `password` may stand in
-/// for `password_hash`: a plain initial password, hashed on import).
-pub const ROSTER_COLUMNS: [&str; 9] =
-    ["user_id", "password_hash", "name_kanji", "name_kana", "name_roman", "student_no", "faculty_code", "department_code", "email"];
+/// for `password_hash`: a plain initial password, hashed on import; `email`
+/// and `card_id`, the student's campus card, are optional columns).
+pub const ROSTER_COLUMNS: [&str; 10] =
+    ["user_id", "password_hash", "name_kanji", "name_kana", "name_roman", "student_no", "faculty_code", "department_code", "email", "card_id"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RosterRow {
@@ -133,6 +138,8 @@ pub struct RosterRow {
     pub faculty_code: String,
     pub department_code: String,
     pub email: Option<String>,
+    /// The campus card's ID, normalised (upper-case hex), when the file gives one.
+    pub card_id: Option<String>,
 }
 
 /// One bad row: its line in the file as a person counts (header = line 1).
@@ -195,6 +202,7 @@ pub fn parse_roster(text: &str) -> Result<Vec<RosterRow>, Vec<RowError>> {
     let col = |name: &str| headers.iter().position(|h| h == name);
     let mut rows = Vec::new();
     let mut seen = std::collections::HashMap::new();
+    let mut cards_seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for rec in rd.records() {
         let rec = match rec {
             Ok(r) => r,
@@ -245,6 +253,21 @@ pub fn parse_roster(text: &str) -> Result<Vec<RosterRow>, Vec<RowError>> {
         if !email.is_empty() && !crate::accounts::valid_email(&email) {
             errors.push(row_err(line, Some("email"), "メールアドレスの形式が正しくありません。", "not an e-mail address"));
         }
+        let card_typed = get("card_id");
+        let card_id = crate::cards::normalize_uid(&card_typed);
+        if !card_typed.is_empty() && card_id.is_none() {
+            errors.push(row_err(
+                line,
+                Some("card_id"),
+                "カードIDは16桁（または8桁・14桁）の英数字（0-9、A-F）で入力してください。",
+                "the card ID is 16 (or 8 or 14) characters 0-9 and A-F",
+            ));
+        }
+        if let Some(card) = &card_id {
+            if let Some(first) = cards_seen.insert(card.clone(), line) {
+                errors.push(row_err(line, Some("card_id"), &format!("{first}行目と同じカードです。"), &format!("the same card as line {first}")));
+            }
+        }
         if errors.len() > before {
             continue;
         }
@@ -259,6 +282,7 @@ pub fn parse_roster(text: &str) -> Result<Vec<RosterRow>, Vec<RowError>> {
             faculty_code: get("faculty_code"),
             department_code: get("department_code"),
             email: Some(email).filter(|e| !e.is_empty()),
+            card_id,
         });
     }
     if errors.is_empty() {
@@ -297,6 +321,8 @@ pub struct LdapConfig {
     pub attr_faculty: String,
     pub attr_department: String,
     pub attr_email: String,
+    /// The attribute holding the student's campus card ID (IDm / UID); empty: not asked.
+    pub attr_card_id: String,
     pub timeout_s: u64,
 }
 
@@ -319,6 +345,7 @@ impl Default for LdapConfig {
             attr_faculty: "ou".into(),
             attr_department: "departmentNumber".into(),
             attr_email: "mail".into(),
+            attr_card_id: String::new(),
             timeout_s: 5,
         }
     }
@@ -384,7 +411,7 @@ impl LdapDirectory {
         }
         let filter = self.cfg.user_filter.replace("{user}", &escape_filter_value(user_id.trim()));
         let c = &self.cfg;
-        let attrs = vec![
+        let mut attrs = vec![
             c.attr_uid.as_str(),
             c.attr_name_kanji.as_str(),
             c.attr_name_kana.as_str(),
@@ -394,6 +421,9 @@ impl LdapDirectory {
             c.attr_department.as_str(),
             c.attr_email.as_str(),
         ];
+        if !c.attr_card_id.is_empty() {
+            attrs.push(c.attr_card_id.as_str());
+        }
         let (entries, _) = ldap.search(&c.base_dn, Scope::Subtree, &filter, attrs).await.map_err(unavailable)?.success().map_err(unavailable)?;
         if entries.len() != 1 {
             let _ = ldap.unbind().await;
@@ -419,6 +449,7 @@ impl LdapDirectory {
             faculty_code: get(&c.attr_faculty),
             department_code: get(&c.attr_department),
             email: Some(get(&c.attr_email)).filter(|e| !e.is_empty()),
+            card_uid: if c.attr_card_id.is_empty() { None } else { crate::cards::normalize_uid(&get(&c.attr_card_id)) },
         }))
     }
 }
@@ -481,6 +512,22 @@ mod tests {
                    s1,Initial2024,a b,ア イ,A B,1,LET,JLIT\r\ns2,Initial2024,a b,ア イ,A B,1,LET,JLIT\r\ns3,short,a b,ア イ,A B,1,LET,JLIT\r\n";
         let errs = parse_roster(csv).expect_err("short password");
         assert_eq!(errs[0].line, 4, "{errs:?}");
+    }
+
+    #[test]
+    fn the_optional_card_column_is_read_checked_and_old_files_stay_valid() {
+        let head = "user_id,password,name_kanji,name_kana,name_roman,student_no,faculty_code,department_code,email,card_id\n";
+        let csv = format!("{head}s1,Initial2024,a b,ア イ,A B,1,LET,JLIT,,01 2e 4c d8 a1 b2 c3 d4\ns2,Initial2024,a b,ア イ,A B,2,LET,JLIT,,\n");
+        let rows = parse_roster(&csv).expect("good file");
+        assert_eq!(rows[0].card_id.as_deref(), Some("012E4CD8A1B2C3D4"));
+        assert_eq!(rows[1].card_id, None);
+        let bad = format!("{head}s1,Initial2024,a b,ア イ,A B,1,LET,JLIT,,XYZ\ns2,Initial2024,a b,ア イ,A B,2,LET,JLIT,,012E4CD8A1B2C3D4\ns3,Initial2024,a b,ア イ,A B,3,LET,JLIT,,012e4cd8a1b2c3d4\n");
+        let errs = parse_roster(&bad).expect_err("bad cards");
+        let lines: Vec<(usize, Option<&str>)> = errs.iter().map(|e| (e.line, e.column.as_deref())).collect();
+        assert_eq!(lines, vec![(2, Some("card_id")), (4, Some("card_id"))], "{errs:?}");
+        // a file without the column (as before) still imports
+        let old = "user_id,password,name_kanji,name_kana,name_roman,student_no,faculty_code,department_code\ns1,Initial2024,a b,ア イ,A B,1,LET,JLIT\n";
+        assert_eq!(parse_roster(old).expect("old file")[0].card_id, None);
     }
 
     #[test]

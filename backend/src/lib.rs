@@ -31,6 +31,7 @@ pub mod registration;
 pub mod service;
 pub mod signing;
 pub mod receipts;
+pub mod refunds;
 pub mod smartpit;
 pub mod storeprint;
 pub mod wording;
@@ -206,6 +207,29 @@ fn spawn_housekeeping(state: AppState) {
                 if let Ok(mut c) = s.pool.acquire().await {
                     let _ = store::prune_station_samples(&mut c, time::now() - 2 * 86400).await;
                 }
+            }
+        }
+    });
+    // ST-5: a paid print that failed and was not reprinted by its deadline is
+    // refunded from the next day (`orders.refund_check_s`; each pass idempotent)
+    let s = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(s.config.orders.refund_check_s.max(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let providers = s.payment_providers();
+            let r = refunds::Refunds {
+                pool: &s.pool,
+                seal: &s.seal,
+                providers: &providers,
+                storeprint: s.storeprint.as_ref(),
+                public_url: &s.config.http.public_url,
+            };
+            match refunds::refund_failed_prints(&r).await {
+                Ok(0) => {}
+                Ok(_) => s.mail_wake.notify_one(),
+                Err(e) => tracing::warn!(error = %e, "automatic refund pass failed"),
             }
         }
     });

@@ -293,19 +293,41 @@ pub fn application_resubmit(r: &Recipient<'_>, reason: &str, url: &str, until: &
     )
 }
 
-/// G-6: a further student ID was approved (or not).
-pub fn student_id_result(r: &Recipient<'_>, approved: bool, reason: &str) -> MailText {
-    if approved {
-        bilingual(
-            r,
-            "【証明書発行】学籍番号の追加が承認されました",
-            "Your additional student ID was approved",
-            format!("{}学籍番号の追加が承認されました。証明書の申込時に学籍番号を選べます。\n", dear_ja(r)),
-            format!("{}Your additional student ID was approved. You can choose it when you order a certificate.\n", dear_en(r)),
-        )
-    } else {
-        application_rejected(r, reason)
-    }
+/// G-6: a further student ID was approved: the number added, quoted.
+pub fn student_id_approved(r: &Recipient<'_>, student_no: &str) -> MailText {
+    bilingual(
+        r,
+        "【証明書発行】学籍番号の追加が承認されました",
+        "Your additional student ID was approved",
+        format!(
+            "{}学籍番号の追加が承認されました。\n\n追加した学籍番号: {student_no}\n\n証明書の申込時に、どの学籍番号の証明書かを選べます。\n",
+            dear_ja(r)
+        ),
+        format!(
+            "{}Your additional student ID was approved.\n\nStudent ID added: {student_no}\n\nWhen you order a certificate, you choose which student ID it is for.\n",
+            dear_en(r)
+        ),
+    )
+}
+
+/// G-6: a further student ID was refused: its own words (the account itself
+/// stays as it was), the number asked for and the reason.
+pub fn student_id_refused(r: &Recipient<'_>, student_no: &str, reason: &str) -> MailText {
+    bilingual(
+        r,
+        "【証明書発行】学籍番号の追加は承認されませんでした",
+        "Your request to add a student ID was refused",
+        format!(
+            "{}学籍番号の追加申請は承認されませんでした。ご登録のアカウントと、これまでの学籍番号はそのままお使いいただけます。\n\n\
+             申請した学籍番号: {student_no}\n理由: {reason}\n\n内容を確かめて、もう一度申請することができます。ご不明な点は大学の担当窓口にお問い合わせください。\n",
+            dear_ja(r)
+        ),
+        format!(
+            "{}Your request to add a student ID to your account was refused. Your account and the student IDs already on it are unchanged.\n\n\
+             Student ID requested: {student_no}\nReason: {reason}\n\nYou may check the details and request it again. For questions, contact the university office.\n",
+            dear_en(r)
+        ),
+    )
 }
 
 /// G-6: the link to enter a further enrolment.
@@ -378,7 +400,12 @@ pub fn student_email_link(r: &Recipient<'_>, url: &str, until: &str) -> MailText
     link_mail(
         r,
         ("【証明書発行】メールアドレス登録の確認", "Confirm your e-mail address"),
-        ("メールアドレスの登録を受け付けました。次のURLを開き、第2パスワードを設定してください。", "Open this link to confirm your address and set your second password."),
+        (
+            "メールアドレスの登録を受け付けました。次のURLを開くと、メールアドレスの登録が完了します。\n\
+             完了後、ログイン画面から大学のユーザIDとパスワードで（第2パスワードは空欄のまま）ログインし、第2パスワードを設定してください。",
+            "Open this link to finish registering your e-mail address.\n\
+             Then log in with your university user ID and password (leave the second password empty) and set your second password.",
+        ),
         url,
         until,
     )
@@ -479,6 +506,76 @@ pub fn shipped_mail(r: &Recipient<'_>, order_id: i64) -> MailText {
         "Your certificates are in the post",
         format!("{}お申し込みの証明書（申込番号 {order_id}）を郵便で発送しました。数日でお届けします。\n", dear_ja(r)),
         format!("{}The certificates of your order {order_id} were posted today; they should arrive in a few days.\n", dear_en(r)),
+    )
+}
+
+/// O-5, ST-5, A-4: an order was refunded: its number, the amount, why, and
+/// how the money goes back. `way`: "card" (to the IC card's balance, at
+/// once), "paypal" (through PayPal), "office" (by bank transfer from the
+/// office, once the user has given their bank account at `details_url`).
+pub fn refund_mail(r: &Recipient<'_>, order_id: i64, amount: Yen, way: &str, automatic: bool, details_url: &str) -> MailText {
+    let (why_ja, why_en) = if automatic {
+        (
+            "学内の証明書発行機での印刷が失敗し、印刷期限までに印刷されなかったため、お支払いいただいた金額を自動で返金します。",
+            "Printing failed at an on-campus certificate printer and the certificates were not printed by the deadline, so the amount you paid is refunded automatically.",
+        )
+    } else {
+        ("大学の担当窓口で、お支払いいただいた金額を返金する手続きをしました。", "The university office has refunded the amount you paid.")
+    };
+    let (how_ja, how_en) = match way {
+        "card" => (
+            "返金方法: お支払いに使ったICカードの残高に戻しました。すぐにご利用いただけます。".to_string(),
+            "How: credited back to the IC card you paid with; the balance can be used at once.".to_string(),
+        ),
+        "paypal" => (
+            "返金方法: PayPal（お支払いに使ったクレジットカード等）に返金しました。明細に反映される時期はカード会社によります。".to_string(),
+            "How: refunded through PayPal to the card or account you paid with; when it shows on your statement depends on your card issuer.".to_string(),
+        ),
+        _ => (
+            format!("返金方法: 大学から銀行振込でお返しします。次のページで振込先の口座（銀行名・支店名・口座種別・口座番号・口座名義（カタカナ））を入力してください。\n{details_url}"),
+            format!("How: by bank transfer from the university office. Give the bank account to pay it to (bank, branch, account type and number, account holder in katakana) on this page:\n{details_url}"),
+        ),
+    };
+    bilingual(
+        r,
+        "【証明書発行】返金のお知らせ",
+        "Your order has been refunded",
+        format!("{dear}{why_ja}\n\n申込番号: {order_id}\n返金額: {amount}\n{how_ja}\n", dear = dear_ja(r)),
+        format!("{dear}{why_en}\n\nOrder no.: {order_id}\nAmount refunded: {amount}\n{how_en}\n", dear = dear_en(r)),
+    )
+}
+
+/// A refund the office pays back by hand (bank transfer, or cash at the desk) was paid.
+pub fn refund_paid_back_mail(r: &Recipient<'_>, order_id: i64, amount: Yen) -> MailText {
+    bilingual(
+        r,
+        "【証明書発行】返金のお支払いが完了しました",
+        "Your refund has been paid",
+        format!(
+            "{}証明書のお申し込み（申込番号 {order_id}）の返金 {amount} をお支払いしました（ご指定の口座へのお振込み、または窓口でのお渡し）。\n",
+            dear_ja(r)
+        ),
+        format!("{}The refund of {amount} for your order {order_id} has been paid to you (by transfer to the account you gave, or at the office).\n", dear_en(r)),
+    )
+}
+
+/// A held order (a character of the name no font could draw) was released
+/// by staff: it goes ahead; `next` says what the user does now.
+pub fn order_released_mail(r: &Recipient<'_>, order_id: i64, next: (&str, &str), order_url: &str) -> MailText {
+    bilingual(
+        r,
+        "【証明書発行】お申し込みの確認が済みました",
+        "Your order can go ahead",
+        format!(
+            "{}お申し込み（申込番号 {order_id}）は、氏名の文字を証明書に印刷できるか大学で確認するため、お手続きを止めていました。確認が済み、お手続きを進められるようになりました。\n{}\n\n申込内容: {order_url}\n",
+            dear_ja(r),
+            next.0
+        ),
+        format!(
+            "{}Your order {order_id} was held while the university made sure every character of your name can be printed on the certificates. That is done: your order can go ahead.\n{}\n\nYour order: {order_url}\n",
+            dear_en(r),
+            next.1
+        ),
     )
 }
 

@@ -56,6 +56,12 @@ pub const STOREPRINT_UNAVAILABLE: &str = "コンビニ印刷サービスに接�
 pub const NOT_TO_POST: &str = "この申込は発送待ちではありません。 / This order is not waiting to be posted.";
 pub const NOTHING_TO_PAY_BACK: &str = "この申込には窓口で返金する金額がありません（返金済みの印が付いているか、返金がありません）。 / This order has nothing for the office to pay back (marked paid back already, or no refund).";
 pub const REFUND_REASON: &str = "返金の理由を300文字以内で入力してください。 / Give the reason for the refund (at most 300 characters).";
+pub const NOT_HELD: &str = "この申込は確認待ちではありません。 / This order is not held.";
+pub const BANK_NAME: &str = "銀行名を40文字以内で入力してください。 / Give the name of the bank (at most 40 characters).";
+pub const BANK_BRANCH: &str = "支店名を40文字以内で入力してください。 / Give the name of the branch (at most 40 characters).";
+pub const BANK_ACCOUNT_TYPE: &str = "口座種別（普通・当座）を選んでください。 / Choose the type of account (ordinary or current).";
+pub const BANK_ACCOUNT_NUMBER: &str = "口座番号を7桁の数字で入力してください。 / Give the account number as 7 digits.";
+pub const BANK_HOLDER: &str = "口座名義を全角カタカナ（60文字以内）で入力してください。 / Give the account holder's name in full-width katakana (at most 60 characters).";
 pub const CANNOT_REFUND: &str = "この申込は返金できません（未払い、または返金済み）。 / This order cannot be refunded (not paid, or refunded already).";
 pub const PAYMENT_UNAVAILABLE: &str = "決済サービスが応答しないため、処理できませんでした。何も変更していません。しばらくしてからもう一度お試しください。 / The payment service did not answer, so nothing was done or changed: please try again in a while.";
 pub const SMARTPIT_UNAVAILABLE: &str = "支払番号を発行できませんでした。しばらくしてからもう一度お試しください。 / The payment number could not be issued: please try again in a while.";
@@ -105,7 +111,7 @@ mod tests {
         use super::*;
         for m in [LOGIN_FAILED, STAFF_LOGIN_FAILED, LOGIN_THROTTLED, FORM_EXPIRED, NO_ROLE, NOT_FOUND, SOMETHING_WRONG,
                   CHECK_INPUT, COPIES_NOT_A_NUMBER, NO_STUDENT_RECORD, ONLY_CAMPUS_CARD, NO_COPIES, CHOOSE_STUDENT_ID,
-                  CERTIFICATE_NOT_ORDERABLE, STATION_NAME, CANNOT_CANCEL, CANNOT_RESEND, CANNOT_PAY, PAYMENT_UNAVAILABLE, SMARTPIT_UNAVAILABLE, REFUND_REASON, NOTHING_TO_PAY_BACK, CANNOT_REFUND, POST_ADDRESS, POST_POSTAL_CODE, CARD_ONLY_ON_CAMPUS, STOREPRINT_UNAVAILABLE, NOT_TO_POST, STUDENT_LOGIN_FAILED, INITIAL_PASSWORD_EXPIRED, STAFF_INITIAL_PASSWORD_EXPIRED,
+                  CERTIFICATE_NOT_ORDERABLE, STATION_NAME, CANNOT_CANCEL, CANNOT_RESEND, CANNOT_PAY, PAYMENT_UNAVAILABLE, SMARTPIT_UNAVAILABLE, REFUND_REASON, NOTHING_TO_PAY_BACK, CANNOT_REFUND, NOT_HELD, BANK_NAME, BANK_BRANCH, BANK_ACCOUNT_TYPE, BANK_ACCOUNT_NUMBER, BANK_HOLDER, POST_ADDRESS, POST_POSTAL_CODE, CARD_ONLY_ON_CAMPUS, STOREPRINT_UNAVAILABLE, NOT_TO_POST, STUDENT_LOGIN_FAILED, INITIAL_PASSWORD_EXPIRED, STAFF_INITIAL_PASSWORD_EXPIRED,
                   DIRECTORY_UNAVAILABLE, LINK_INVALID, BUSY, CROSS_SITE] {
             let (ja, en) = m.split_once(" / ").expect("日本語 / English");
             assert!(!ja.is_ascii() && en.is_ascii(), "{m}");

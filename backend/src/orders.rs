@@ -2,7 +2,7 @@
 //! from, fixed prices, print numbers, and the certificate PDF made at order time.
 
 pub use crate::payments::Started;
-use crate::payments::{PaymentProvider, PaymentRequest, Refunded};
+use crate::payments::{PaymentProvider, PaymentRequest};
 use crate::documents::{self, CertificateCopy, CourseRow, DocumentCopy, FontSet, TranscriptData};
 use crate::error::{AppError, AppResult};
 use crate::mail;
@@ -403,6 +403,95 @@ pub async fn quote(
     Ok(Ok(Quote { record, register, university, chosen, fees, system_fee, postage, total: fees + system_fee + postage }))
 }
 
+/// The characters of the holder's name (and of the course names a
+/// transcript prints) that no configured font can draw: such an order is held.
+fn unprintable(fonts: &FontSet, record: &store::StudentRecord, academic: Option<&[crate::academic::CourseResult]>) -> Vec<char> {
+    let course_text: String = academic.into_iter().flatten().map(|c| format!("{}{}", c.name_ja, c.name_en)).collect();
+    fonts.missing_chars(&format!("{}{}{course_text}", record.name_kanji, record.name_roman))
+}
+
+/// The copies an order's PDF holds, stating what the register says (D-3):
+/// `chosen` is each type ordered with the (serial, verification code) of
+/// each of its copies. The same for a new order and a held one released.
+#[allow(clippy::too_many_arguments)]
+fn document_copies(
+    chosen: &[(store::CertificateType, Vec<(String, String)>)],
+    record: &store::StudentRecord,
+    university: &store::University,
+    register: Option<&crate::school_register::Record>,
+    academic: Option<&[crate::academic::CourseResult]>,
+    issue_date: &str,
+    public_url: &str,
+) -> Vec<DocumentCopy> {
+    let birth_date = register.map(|r| r.entry.birth_date.clone()).unwrap_or_default();
+    let admission_date = register.map(|r| r.entry.admission_date.as_str()).unwrap_or("");
+    let verify_url = format!("{public_url}/verify");
+    let mut copies = Vec::new();
+    for (t, codes) in chosen {
+        for (serial, code) in codes {
+            copies.push(match academic {
+                Some(courses) if is_transcript(t) => DocumentCopy::Transcript(transcript_data(
+                    t, record, university, courses, &birth_date, admission_date, issue_date, serial.clone(), code.clone(), verify_url.clone(),
+                )),
+                _ => {
+                    let (body_ja, body_en) = body_text(t, record, university, register);
+                    DocumentCopy::Certificate(CertificateCopy {
+                        title_ja: t.name_ja.clone(),
+                        // menus say "... (English)"; the English certificate itself does not
+                        title_en: if t.language == "en" { t.name_en.trim().trim_end_matches("(English)").trim_end().to_string() } else { t.name_en.clone() },
+                        university_ja: university.name_ja.clone(),
+                        university_en: university.name_en.clone(),
+                        faculty_ja: record.faculty_ja.clone(),
+                        department_ja: record.department_ja.clone(),
+                        faculty_en: record.faculty_en.clone(),
+                        department_en: record.department_en.clone(),
+                        english_only: t.language == "en",
+                        holder_name_kanji: record.name_kanji.clone(),
+                        holder_name_roman: record.name_roman.clone(),
+                        birth_date: birth_date.clone(),
+                        body_ja,
+                        body_en,
+                        issue_date: issue_date.to_string(),
+                        serial: serial.clone(),
+                        verification_code: code.clone(),
+                        verify_url: verify_url.clone(),
+                    })
+                }
+            });
+        }
+    }
+    copies
+}
+
+/// The university's seal for its PDFs, when the registrar uploaded one (checked on upload).
+async fn seal_image_of(c: &mut store::Conn, university_id: i64) -> AppResult<Option<documents::SealImage>> {
+    Ok(match store::university_seal(c, university_id).await? {
+        Some(png) => documents::SealImage::from_png(&png)
+            .map_err(|e| tracing::error!(error = %e, "the stored seal image cannot be used; printing without it"))
+            .ok(),
+        None => None,
+    })
+}
+
+/// Renders an order's PDF on the blocking pool: no async thread and no
+/// write lock is held meanwhile. Returns the PDF and its pages.
+async fn render_pdf(
+    fonts: &std::sync::Arc<FontSet>,
+    seal_image: Option<documents::SealImage>,
+    copies: Vec<DocumentCopy>,
+    hold: Option<&std::path::Path>,
+) -> AppResult<(Vec<u8>, usize)> {
+    let fonts = fonts.clone();
+    let hold = hold.map(std::path::Path::to_path_buf);
+    tokio::task::spawn_blocking(move || {
+        crate::failpoint::hold(hold.as_deref());
+        documents::render_order_with(&fonts, seal_image.as_ref(), &copies)
+    })
+    .await
+    .map_err(|e| AppError::Internal(anyhow::anyhow!("certificate PDF: {e}")))?
+    .map_err(|e| AppError::Internal(anyhow::anyhow!("certificate PDF: {e}")))
+}
+
 /// Places an order: checks it against the catalogue, fixes its prices, makes
 /// one certificate per copy and the PDF holding them all, issues the print
 /// number and queues the mail, all in one transaction.
@@ -436,82 +525,29 @@ pub async fn place(
     } else {
         None
     };
+    let academic_import = academic.as_ref().map(|(id, _)| *id);
+    let academic = academic.map(|(_, courses)| courses);
     // course names are the registrar's text: a character no font has holds the order too
-    let course_text: String = academic.iter().flat_map(|(_, c)| c).map(|c| format!("{}{}", c.name_ja, c.name_en)).collect();
-    let missing = fonts.missing_chars(&format!("{}{}{course_text}", record.name_kanji, record.name_roman));
+    let missing = unprintable(fonts, &record, academic.as_deref());
     let held = !missing.is_empty();
 
     let issue_date = time::local_date(created_at, zone);
-    let birth_date = register.as_ref().map(|r| r.entry.birth_date.clone()).unwrap_or_default();
-    let academic_import = academic.as_ref().map(|(id, _)| *id);
-    let academic = academic.map(|(_, courses)| courses);
     // every copy is its own certificate: its serial and verification code are made here
     let order_mark = verification_code(&mut rand::rngs::OsRng).replace('-', "");
-    let mut copies = Vec::new();
     let mut issued: Vec<Vec<(String, String)>> = Vec::new();
-    for (line, (t, n)) in chosen.iter().enumerate() {
-        let mut line_copies = Vec::new();
-        for k in 1..=*n {
-            let serial = format!("SH-{}-{}-{}-{}", &issue_date[..4], order_mark, line + 1, k);
-            let code = verification_code(&mut rand::rngs::OsRng);
-            line_copies.push((serial.clone(), code.clone()));
-            let verify_url = format!("{public_url}/verify");
-            copies.push(match &academic {
-                Some(courses) if is_transcript(t) => DocumentCopy::Transcript(transcript_data(
-                    t, &record, &university, courses, &birth_date, register.as_ref().map(|r| r.entry.admission_date.as_str()).unwrap_or(""), &issue_date, serial, code, verify_url,
-                )),
-                _ => {
-                    let (body_ja, body_en) = body_text(t, &record, &university, register.as_ref());
-                    DocumentCopy::Certificate(CertificateCopy {
-                        title_ja: t.name_ja.clone(),
-                        // menus say "... (English)"; the English certificate itself does not
-                        title_en: if t.language == "en" { t.name_en.trim().trim_end_matches("(English)").trim_end().to_string() } else { t.name_en.clone() },
-                        university_ja: university.name_ja.clone(),
-                        university_en: university.name_en.clone(),
-                        faculty_ja: record.faculty_ja.clone(),
-                        department_ja: record.department_ja.clone(),
-                        faculty_en: record.faculty_en.clone(),
-                        department_en: record.department_en.clone(),
-                        english_only: t.language == "en",
-                        holder_name_kanji: record.name_kanji.clone(),
-                        holder_name_roman: record.name_roman.clone(),
-                        birth_date: birth_date.clone(),
-                        body_ja,
-                        body_en,
-                        issue_date: issue_date.clone(),
-                        serial,
-                        verification_code: code,
-                        verify_url,
-                    })
-                }
-            });
-        }
+    for (line, (_, n)) in chosen.iter().enumerate() {
+        let line_copies = (1..=*n)
+            .map(|k| (format!("SH-{}-{}-{}-{}", &issue_date[..4], order_mark, line + 1, k), verification_code(&mut rand::rngs::OsRng)))
+            .collect();
         issued.push(line_copies);
     }
-    // the university's seal, when the registrar uploaded one (checked on upload)
-    let seal_image = match store::university_seal(&mut c, university.id).await? {
-        Some(png) => documents::SealImage::from_png(&png)
-            .map_err(|e| tracing::error!(error = %e, "the stored seal image cannot be used; printing without it"))
-            .ok(),
-        None => None,
-    };
+    let with_codes: Vec<(store::CertificateType, Vec<(String, String)>)> = chosen.iter().zip(&issued).map(|((t, _), codes)| (t.clone(), codes.clone())).collect();
+    let copies = document_copies(&with_codes, &record, &university, register.as_ref(), academic.as_deref(), &issue_date, public_url);
+    let seal_image = seal_image_of(&mut c, university.id).await?;
     drop(c);
 
     // 2. the PDF, rendered on the blocking pool: no async thread and no write lock is held meanwhile
-    let document = if held {
-        None
-    } else {
-        let fonts = fonts.clone();
-        let hold = hold_render.map(std::path::Path::to_path_buf);
-        let rendered = tokio::task::spawn_blocking(move || {
-            crate::failpoint::hold(hold.as_deref());
-            documents::render_order_with(&fonts, seal_image.as_ref(), &copies)
-        })
-            .await
-            .map_err(|e| AppError::Internal(anyhow::anyhow!("certificate PDF: {e}")))?
-            .map_err(|e| AppError::Internal(anyhow::anyhow!("certificate PDF: {e}")))?;
-        Some(rendered)
-    };
+    let document = if held { None } else { Some(render_pdf(fonts, seal_image, copies, hold_render).await?) };
 
     // 3. the order, its certificates, document and mail: one short transaction
     let mut tx = store::begin_write(pool).await?;
@@ -565,7 +601,7 @@ pub async fn place(
     }
     match &document {
         None => {
-            sqlx::query("UPDATE orders SET status = 'held' WHERE id = ?").bind(order_id).execute(&mut *tx).await?;
+            store::set_order_held(&mut tx, order_id, &missing.iter().collect::<String>()).await?;
             tracing::warn!(order_id, ?missing, "order held: no font has these characters");
         }
         Some((pdf, pages)) => {
@@ -767,65 +803,152 @@ pub async fn paid_by_paypal(pool: &SqlitePool, seal: &crate::sealed::SealKey, pu
     Ok(order.id)
 }
 
-/// staff refund a paid order with a reason: stored value back to the
-/// card it was paid with, or PayPal's refund of the capture (its request id is
-/// the order's, so a retry refunds once). The order is cancelled.
-pub async fn refund(
+// Refunds (staff's and the automatic refund of failed prints) are in `crate::refunds`.
+
+/// What releasing a held order did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Released {
+    /// It goes ahead (awaiting payment, or paid if it was) and the user is mailed.
+    Released,
+    /// A character still cannot be drawn: it stays held; these are the characters.
+    StillMissing(String),
+}
+
+/// Held orders (a name no font can draw): staff release one once it is
+/// fixed (a font installed, the register corrected). Its PDF is made again
+/// as an order's is, from the register as it is now, with the certificates'
+/// own serials and codes. If every character can be drawn, the order moves
+/// on to awaiting payment (or paid, if it was) with its print number
+/// (on-campus) and its deadlines counted from now, and the user is mailed
+/// (with the number mail of an on-campus order paid at the printer, as when
+/// ordering). Otherwise it stays held and staff see which characters.
+#[allow(clippy::too_many_arguments)]
+pub async fn release_held(
     pool: &SqlitePool,
+    fonts: &std::sync::Arc<FontSet>,
+    seal: &crate::sealed::SealKey,
     providers: &[&dyn PaymentProvider],
-    storeprint: &dyn crate::storeprint::StorePrintService,
+    public_url: &str,
     staff: &store::Staff,
     client: crate::accounts::Client<'_>,
     order_id: i64,
-    reason: &str,
-) -> AppResult<()> {
-    let reason = reason.trim();
-    if reason.is_empty() || reason.chars().count() > 300 {
-        return Err(page_err(messages::REFUND_REASON));
-    }
+) -> AppResult<Released> {
+    let actor = format!("staff:{}", staff.login);
     let mut c = pool.acquire().await?;
     let order = store::order(&mut c, order_id).await.map_err(|_| AppError::PageNotFound)?;
+    if order.status != "held" {
+        return Err(page_err(messages::NOT_HELD));
+    }
+    let user = store::user(&mut c, order.user_id).await?;
+    let record = store::student_records(&mut c, order.user_id).await?.into_iter().find(|r| r.id == order.student_record_id).ok_or(AppError::PageNotFound)?;
+    let university = store::university(&mut c, record.university_id).await?;
+    // D-3: what the register says now (the registrar may have corrected the name)
+    let Some((record, register)) = registrar_record(&mut c, seal, record).await? else {
+        return Err(page_err(messages::NOT_IN_REGISTER));
+    };
+    // the order's certificates, by line, with the serials and codes issued when it was placed
+    let types = store::all_certificate_types(&mut c, university.id).await?;
+    let mut chosen: Vec<(store::CertificateType, Vec<(String, String)>)> = Vec::new();
+    let mut lines_seen: Vec<i64> = Vec::new();
+    for (line_id, type_id, serial, code) in store::order_copies(&mut c, order_id).await? {
+        if lines_seen.last() != Some(&line_id) {
+            let t = types.iter().find(|t| t.id == type_id).cloned().ok_or(AppError::PageNotFound)?;
+            chosen.push((t, Vec::new()));
+            lines_seen.push(line_id);
+        }
+        if let Some((_, codes)) = chosen.last_mut() {
+            codes.push((serial, code));
+        }
+    }
+    if chosen.is_empty() {
+        return Err(AppError::Internal(anyhow::anyhow!("held order {order_id} has no certificates")));
+    }
+    let lacking = register_lacks(&register, chosen.iter().map(|(t, _)| t));
+    if !lacking.is_empty() {
+        return Err(page_err(&messages::register_lacks(&lacking)));
+    }
+    let academic = if chosen.iter().any(|(t, _)| is_transcript(t)) {
+        Some(crate::academic::current(&mut c, &record.student_no).await?.ok_or_else(crate::academic::no_record)?)
+    } else {
+        None
+    };
+    let academic_import = academic.as_ref().map(|(id, _)| *id);
+    let academic = academic.map(|(_, courses)| courses);
+    let missing: String = unprintable(fonts, &record, academic.as_deref()).into_iter().collect();
+    if !missing.is_empty() {
+        drop(c);
+        let mut tx = store::begin_write(pool).await?;
+        store::set_held_chars(&mut tx, order_id, &missing).await?;
+        crate::accounts::audit(&mut tx, &actor, "order.release_refused", &format!("order:{order_id}"), client).await?;
+        tx.commit().await?;
+        tracing::warn!(order_id, %missing, "held order not released: no font has these characters yet");
+        return Ok(Released::StillMissing(missing));
+    }
+    let zone = time::tz(&university.timezone);
+    let t = now();
+    let issue_date = time::local_date(t, zone);
+    let copies = document_copies(&chosen, &record, &university, Some(&register), academic.as_deref(), &issue_date, public_url);
+    let seal_image = seal_image_of(&mut c, university.id).await?;
     drop(c);
-    if !matches!(order.status.as_str(), "paid" | "printed") {
-        return Err(page_err(messages::CANNOT_REFUND));
-    }
-    // the store's numbers stop working first, so nothing prints after the refund
-    if let Some(file_id) = &order.store_file_id {
-        storeprint.withdraw(file_id).await.map_err(|e| {
-            tracing::warn!(error = %e, order_id, "store print document not withdrawn: refund not made");
-            page_err(messages::STOREPRINT_UNAVAILABLE)
-        })?;
-    }
-    // the provider first: if it refuses, nothing here changes
-    let mut by_staff = false;
-    if let Some(provider) = providers.iter().find(|p| p.method() == order.payment_method) {
-        let payment_ref = order.capture_id.clone().unwrap_or_default();
-        if provider.method() == "paypal" && payment_ref.is_empty() {
-            return Err(page_err(messages::CANNOT_REFUND));
-        }
-        by_staff = provider.refund(&payment_ref, Yen(order.total), &format!("refund-order-{order_id}")).await.map_err(|e| {
-            tracing::warn!(error = %e, order_id, "provider refused the refund");
-            page_err(messages::PAYMENT_UNAVAILABLE)
-        })? == Refunded::ByStaff;
-    }
+    let (pdf, pages) = render_pdf(fonts, seal_image, copies, None).await?;
+
+    // the user's days to pay and print start now, not when the order was held
+    let print_deadline = time::print_deadline(t, zone);
     let mut tx = store::begin_write(pool).await?;
-    if !store::set_order_refunded(&mut tx, order_id, reason, now()).await? {
-        return Err(page_err(messages::CANNOT_REFUND));
-    }
-    // paid at a station's e-money terminal (P-5): the office pays it back, not the ledger
-    if store::order_terminal_payment(&mut tx, order_id).await?.is_some() {
-        by_staff = true;
-    }
-    if order.payment_method == "card" {
-        for debit in store::ledger_for_order(&mut tx, order_id).await?.into_iter().filter(|l| l.kind == "debit") {
-            store::insert_ledger(&mut tx, &debit.card_uid, -debit.amount, "refund", Some(order_id), None, Some(&format!("refund:{}", debit.id)), now()).await?;
+    let mut number = None;
+    if order.delivery == "campus" {
+        for _ in 0..5 {
+            let candidate = PrintNumber::generate(&mut rand::rngs::OsRng);
+            if store::order_by_print_number(&mut tx, candidate.as_str()).await?.is_none() {
+                number = Some(candidate);
+                break;
+            }
+        }
+        if number.is_none() {
+            return Err(AppError::Internal(anyhow::anyhow!("no free print number after 5 tries")));
         }
     }
-    let how = if by_staff { " (to be paid back by the office)" } else { "" };
-    crate::accounts::audit(&mut tx, &format!("staff:{}", staff.login), "order.refund", &format!("order:{order_id} {}{how}", order.payment_method), client).await?;
+    if !store::release_held_order(&mut tx, order_id, number.as_ref().map(|n| n.as_str()), print_deadline, print_deadline).await? {
+        return Err(page_err(messages::NOT_HELD));
+    }
+    store::set_order_document(&mut tx, order_id, &seal_pdf(seal, order_id, &pdf)?, pages as i64).await?;
+    if let Some(import_id) = academic_import {
+        store::set_order_academic_import(&mut tx, order_id, import_id).await?;
+    }
+    let paid = order.paid_at.is_some();
+    let deadline = time::deadline_text(print_deadline, zone);
+    let (next_ja, next_en) = match (order.payment_method.as_str(), paid) {
+        (_, true) => ("お支払いは済んでいます。次のお知らせを別のメールでお送りします。", "Your payment is in: the next step comes in a separate mail."),
+        ("card", false) => (
+            "学内印刷番号を別のメールでお送りします。学内の証明書発行機でその番号を入力し、ICカードでお支払いください。",
+            "Your on-campus print number comes in a separate mail: enter it at an on-campus certificate printer and pay with your IC card.",
+        ),
+        ("paypal", false) => ("申込内容のページからクレジットカード（PayPal）でお支払いください。", "Please pay by credit card (PayPal) on your order's page."),
+        _ => ("コンビニ払いの支払番号を別のメールでお送りします。", "The payment number to pay at a convenience store comes in a separate mail."),
+    };
+    let next = (format!("{next_ja}\n期限: {deadline}"), format!("{next_en}\nDeadline: {deadline}"));
+    let to = mail::Recipient { name_ja: &record.name_kanji, name_en: &record.name_roman, language: &user.language };
+    let order_url = format!("{public_url}/orders/{order_id}");
+    mail::order_released_mail(&to, order_id, (next.0.as_str(), next.1.as_str()), &order_url).enqueue(&mut tx, seal, &user.email).await?;
+    // the number mail, as when an on-campus order is placed (paid online: once paid)
+    if let (Some(n), true) = (&number, order.payment_method == "card" || paid) {
+        let lines: Vec<(String, String, i64)> = store::order_lines(&mut tx, order_id).await?.into_iter().map(|l| (l.name_ja, l.name_en, l.copies)).collect();
+        mail::print_number_mail(&to, n, &lines, Yen(order.total), &deadline, &order_url, order_id, paid).enqueue(&mut tx, seal, &user.email).await?;
+    }
+    crate::accounts::audit(&mut tx, &actor, "order.release", &format!("order:{order_id}"), client).await?;
     tx.commit().await?;
-    tracing::info!(order_id, "order refunded");
-    Ok(())
+    tracing::info!(order_id, "held order released");
+    // after the commit, as for a new order: Smart Pit's payment number, a paid postal order's booking
+    if order.payment_method == "smartpit" && !paid {
+        if let Some(provider) = providers.iter().find(|p| p.method() == "smartpit") {
+            if let Err(e) = start_payment(pool, seal, *provider, order.user_id, order_id).await {
+                tracing::warn!(order_id, error = %e, "Smart Pit number not issued with the release: the order page offers it");
+            }
+        }
+    } else if paid && order.delivery == "post" {
+        mail_post_reserved(pool, seal, order_id).await?;
+    }
+    Ok(Released::Released)
 }
 
 /// staff posted a postal order; the user is mailed.

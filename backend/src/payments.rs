@@ -115,7 +115,11 @@ impl PaymentProvider for crate::paypal::PayPalClient {
 
     fn refund<'a>(&'a self, payment_ref: &'a str, amount: Yen, key: &'a str) -> ProviderFuture<'a, Refunded> {
         Box::pin(async move {
-            crate::paypal::PayPalClient::refund(self, payment_ref, amount.0, key).await.map_err(paypal_error)?;
+            let r = crate::paypal::PayPalClient::refund(self, payment_ref, amount.0, key).await.map_err(paypal_error)?;
+            // a refund PayPal answers FAILED or CANCELLED gave nothing back: not refunded
+            if matches!(r.status, crate::paypal::RefundStatus::Failed | crate::paypal::RefundStatus::Cancelled) {
+                return Err(ProviderError::Refused(format!("PayPal refund {} is {:?}", r.id, r.status)));
+            }
             Ok(Refunded::ByProvider)
         })
     }

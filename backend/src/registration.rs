@@ -32,6 +32,14 @@ pub struct Personal {
     pub home_phone: String,
     pub mobile_phone: String,
     pub work_postal_code: String,
+    /// The workplace address, split like the home address.
+    pub work_prefecture: String,
+    pub work_city: String,
+    pub work_street: String,
+    pub work_building: String,
+    /// The workplace address as one line, as kept before it was split: read
+    /// only (opening moves it to `work_street`), never written again.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub work_address: String,
     pub work_phone: String,
     pub work_name: String,
@@ -48,10 +56,35 @@ impl Personal {
             None => Ok(Personal::default()),
             Some(s) => {
                 let json = key.open_str(s, aad).map_err(|e| AppError::Internal(anyhow::anyhow!("sealed data: {e}")))?;
-                serde_json::from_str(&json).map_err(|e| AppError::Internal(e.into()))
+                let p: Personal = serde_json::from_str(&json).map_err(|e| AppError::Internal(e.into()))?;
+                Ok(p.upgraded())
             }
         }
     }
+
+    /// A workplace address kept as one line (before it was split) reads as its street line.
+    pub fn upgraded(mut self) -> Personal {
+        let old = std::mem::take(&mut self.work_address);
+        let split_empty = [&self.work_prefecture, &self.work_city, &self.work_street, &self.work_building].iter().all(|v| v.trim().is_empty());
+        if split_empty && !old.trim().is_empty() {
+            self.work_street = old;
+        }
+        self
+    }
+
+    /// The home address on one line (postal code first), for reading.
+    pub fn home_address_line(&self) -> String {
+        join_nonempty(&[&self.postal_code, &self.prefecture, &self.city, &self.street, &self.building])
+    }
+
+    /// The workplace address on one line (postal code first), for reading.
+    pub fn work_address_line(&self) -> String {
+        join_nonempty(&[&self.work_postal_code, &self.work_prefecture, &self.work_city, &self.work_street, &self.work_building, &self.work_address])
+    }
+}
+
+fn join_nonempty(parts: &[&String]) -> String {
+    parts.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
 /// The associated data binding a registration's sealed data to its row.
@@ -164,10 +197,70 @@ fn postal_ok(s: &str) -> bool {
     s.is_empty() || (d.len() == 7 && d.chars().all(|c| c.is_ascii_digit()))
 }
 
+/// Full-width digits and signs (as a Japanese keyboard types them) as ASCII.
+fn half_width(s: &str) -> String {
+    s.trim()
+        .chars()
+        .map(|c| match c {
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            '\u{3000}' => ' ',
+            c => c,
+        })
+        .collect()
+}
+
+/// The numbers of a date as typed: "1999/09/09", "1999-9-9", "1999.9.9",
+/// "1999年9月9日", in full-width digits too. None unless digits between separators.
+fn date_parts(s: &str) -> Option<Vec<u32>> {
+    let t = half_width(s);
+    let parts: Vec<&str> = t.split(|c: char| matches!(c, '/' | '-' | '.' | ' ' | '年' | '月' | '日')).filter(|p| !p.is_empty()).collect();
+    if parts.is_empty() || parts.iter().any(|p| p.len() > 4 || !p.chars().all(|c| c.is_ascii_digit())) {
+        return None;
+    }
+    parts.iter().map(|p| p.parse().ok()).collect()
+}
+
+/// A date as the manual writes it ("1999/09/09"; also 1999-9-9, full-width
+/// digits, 1999年9月9日) in the stored form "1999-09-09"; None if it is no date.
+pub fn normalize_date(s: &str) -> Option<String> {
+    let parts = date_parts(s)?;
+    let [y, m, d] = parts[..] else { return None };
+    if !(1000..=9999).contains(&y) {
+        return None;
+    }
+    let date = chrono::NaiveDate::from_ymd_opt(i32::try_from(y).ok()?, m, d)?;
+    Some(date.format("%Y-%m-%d").to_string())
+}
+
+/// A year and month as the manual writes it ("2015/03"; also 2015-3,
+/// full-width digits, 2015年3月) in the stored form "2015-03"; None otherwise.
+pub fn normalize_year_month(s: &str) -> Option<String> {
+    let parts = date_parts(s)?;
+    let [y, m] = parts[..] else { return None };
+    ((1000..=9999).contains(&y) && (1..=12).contains(&m)).then(|| format!("{y:04}-{m:02}"))
+}
+
+/// The form's dates as stored ("1999-09-09", "2015-03") when they are dates
+/// in any accepted way of writing them; left as typed otherwise (the check names them).
+pub fn normalize_dates(f: &mut ApplicationForm) {
+    if let Some(d) = normalize_date(&f.personal.birth_date) {
+        f.personal.birth_date = d;
+    }
+    if let Some(ym) = normalize_year_month(&f.graduation_ym) {
+        f.graduation_ym = ym;
+    }
+}
+
+pub const BIRTH_DATE_FORMAT: &str =
+    "生年月日を西暦の年/月/日で入力してください（例: 1999/09/09）。 / Enter your birth date in the western calendar as year/month/day, e.g. 1999/09/09.";
+pub const GRADUATION_FORMAT: &str =
+    "卒業（修了）年月を西暦の年/月で入力してください（例: 2015/03）。 / Enter the year and month of graduation as year/month, e.g. 2015/03.";
+
 /// A birth date in the western calendar, not in the future.
 pub fn parse_birth_date(s: &str, today: chrono::NaiveDate) -> Result<chrono::NaiveDate, String> {
-    let d = chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-        .map_err(|_| "生年月日を西暦で正しく入力してください（例: 1999-09-09）。 / Enter your birth date in the western calendar, e.g. 1999-09-09.".to_string())?;
+    let d = normalize_date(s)
+        .and_then(|n| chrono::NaiveDate::parse_from_str(&n, "%Y-%m-%d").ok())
+        .ok_or_else(|| BIRTH_DATE_FORMAT.to_string())?;
     if d > today {
         return Err("生年月日が未来の日付になっています。 / The birth date is in the future.".into());
     }
@@ -235,7 +328,9 @@ pub fn validate(
             }
         }
         for (k, v) in [("prefecture", &f.personal.prefecture), ("city", &f.personal.city), ("street", &f.personal.street),
-                       ("building", &f.personal.building), ("work_address", &f.personal.work_address), ("work_name", &f.personal.work_name)] {
+                       ("building", &f.personal.building), ("work_prefecture", &f.personal.work_prefecture), ("work_city", &f.personal.work_city),
+                       ("work_street", &f.personal.work_street), ("work_building", &f.personal.work_building),
+                       ("work_address", &f.personal.work_address), ("work_name", &f.personal.work_name)] {
             if v.chars().count() > 100 {
                 put(k, "100文字以内で入力してください。 / At most 100 characters.".into());
             }
@@ -275,8 +370,8 @@ pub fn validate(
     if f.student_no.chars().count() > 20 || !f.student_no.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         put("student_no", "学籍番号は20文字以内の英数字で入力してください。 / The student ID is at most 20 letters and digits.".into());
     }
-    if !f.graduation_ym.is_empty() && chrono::NaiveDate::parse_from_str(&format!("{}-01", f.graduation_ym.trim()), "%Y-%m-%d").is_err() {
-        put("graduation_ym", "卒業（修了）年月を西暦で入力してください（例: 2015-03）。 / Enter the year and month of graduation, e.g. 2015-03.".into());
+    if !f.graduation_ym.trim().is_empty() && normalize_year_month(&f.graduation_ym).is_none() {
+        put("graduation_ym", GRADUATION_FORMAT.into());
     }
     if !LEAVING_TYPES.iter().any(|l| l.0 == f.leaving_type) {
         put("leaving_type", choose("卒業・退学・除籍の区分", "leaving type"));
@@ -293,7 +388,11 @@ pub fn apply_form(r: &mut Registration, f: &ApplicationForm, key: &SealKey) -> A
         r.name_roman = f.name_roman.trim().to_string();
         r.sex = f.sex.clone();
         r.id_document_type = f.id_document_type.clone();
-        r.personal_sealed = Some(f.personal.seal(key, &registration_aad(r.id))?);
+        let mut personal = f.personal.clone().upgraded();
+        if let Some(d) = normalize_date(&personal.birth_date) {
+            personal.birth_date = d;
+        }
+        r.personal_sealed = Some(personal.seal(key, &registration_aad(r.id))?);
     }
     r.language = if f.language == "en" { "en".into() } else { "ja".into() };
     r.school_name_kanji = f.school_name_kanji.trim().to_string();
@@ -303,7 +402,7 @@ pub fn apply_form(r: &mut Registration, f: &ApplicationForm, key: &SealKey) -> A
     r.faculty_id = f.faculty_id.parse().ok();
     r.department_id = f.department_id.parse().ok();
     r.student_no = f.student_no.trim().to_string();
-    r.graduation_ym = f.graduation_ym.trim().to_string();
+    r.graduation_ym = normalize_year_month(&f.graduation_ym).unwrap_or_else(|| f.graduation_ym.trim().to_string());
     r.leaving_type = f.leaving_type.clone();
     Ok(())
 }
@@ -474,7 +573,7 @@ pub async fn decide(d: &Decider<'_>, staff: &store::Staff, client: Client<'_>, i
                 "add_student_id" => {
                     let uid = r.user_id.ok_or_else(|| AppError::Internal(anyhow::anyhow!("add_student_id without a user")))?;
                     insert_record(&mut tx, d.seal, &r, uid).await?;
-                    mail::student_id_result(&to, true, "").enqueue(&mut tx, seal, &to_email).await?;
+                    mail::student_id_approved(&to, &r.student_no).enqueue(&mut tx, seal, &to_email).await?;
                     uid
                 }
                 "reapply" => {
@@ -537,7 +636,7 @@ pub async fn decide(d: &Decider<'_>, staff: &store::Staff, client: Client<'_>, i
         }
         Decision::Reject(reason) => {
             store::decide_registration(&mut tx, id, "rejected", &reason, None, staff.id, t).await?;
-            let m = if r.kind == "add_student_id" { mail::student_id_result(&to, false, &reason) } else { mail::application_rejected(&to, &reason) };
+            let m = if r.kind == "add_student_id" { mail::student_id_refused(&to, &r.student_no, &reason) } else { mail::application_rejected(&to, &reason) };
             m.enqueue(&mut tx, seal, &to_email).await?;
             accounts::audit(&mut tx, &actor, "registration.reject", &target, client).await?;
         }
@@ -664,6 +763,40 @@ mod tests {
             let m = &e[field];
             assert!(m.contains(" / ") && !m.split(" / ").next().unwrap_or("").is_ascii(), "{m}");
         }
+    }
+
+    #[test]
+    fn the_manuals_date_formats_are_read_and_stored_one_way() {
+        for typed in ["1999/09/09", "1999-9-9", "１９９９／０９／０９", "1999.09.09", "1999年9月9日", " 1999/9/09 "] {
+            assert_eq!(normalize_date(typed).as_deref(), Some("1999-09-09"), "{typed}");
+        }
+        for typed in ["2015/03", "2015-3", "２０１５／０３", "2015年3月", "2015-03"] {
+            assert_eq!(normalize_year_month(typed).as_deref(), Some("2015-03"), "{typed}");
+        }
+        for bad in ["", "1999/02/30", "99/09/09", "1999/09", "abc", "1999/9/9/9"] {
+            assert_eq!(normalize_date(bad), None, "{bad}");
+        }
+        for bad in ["", "2015/13", "2015", "15/03", "2015/03/01"] {
+            assert_eq!(normalize_year_month(bad), None, "{bad}");
+        }
+        let (f, d) = lists();
+        let mut x = good();
+        x.personal.birth_date = "1999/09/09".into();
+        x.graduation_ym = "2015/03".into();
+        assert!(validate(&x, &f, &d, false, today()).is_empty());
+        normalize_dates(&mut x);
+        assert_eq!((x.personal.birth_date.as_str(), x.graduation_ym.as_str()), ("1999-09-09", "2015-03"));
+        x.graduation_ym = "March 2015".into();
+        let e = validate(&x, &f, &d, false, today());
+        assert!(e["graduation_ym"].contains("2015/03"), "the message names the expected format: {e:?}");
+    }
+
+    #[test]
+    fn a_workplace_address_kept_on_one_line_reads_as_its_street() {
+        let old = Personal { work_address: "大阪市北区梅田1-1".into(), ..Default::default() }.upgraded();
+        assert_eq!((old.work_street.as_str(), old.work_address.as_str()), ("大阪市北区梅田1-1", ""));
+        let json = serde_json::to_string(&old).unwrap_or_default();
+        assert!(!json.contains("work_address"), "never written again: {json}");
     }
 
     #[test]

@@ -367,6 +367,21 @@ pub async fn user_by_email(c: &mut Conn, email: &str) -> Result<Option<User>, sq
     .await
 }
 
+/// The language the user reads the portal in: "both", "ja" or "en".
+pub async fn user_language(c: &mut Conn, user_id: i64) -> Result<String, sqlx::Error> {
+    sqlx::query_scalar("SELECT display_language FROM users WHERE id = ?").bind(user_id).fetch_one(c).await
+}
+
+/// Sets the portal's language; one language chosen also comes first in the user's mails.
+pub async fn set_user_language(c: &mut Conn, user_id: i64, language: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET display_language = ?1, language = CASE WHEN ?1 = 'both' THEN language ELSE ?1 END WHERE id = ?2")
+        .bind(language)
+        .bind(user_id)
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
 pub async fn user(c: &mut Conn, id: i64) -> Result<User, sqlx::Error> {
     sqlx::query_as(&format!("{USER_SELECT} WHERE id = ?"))
     .bind(id)
@@ -478,11 +493,19 @@ pub struct Order {
     pub store_file_id: Option<String>,
     pub store_user_number: Option<String>,
     pub store_reservation_number: Option<String>,
+    pub refunded_at: Option<i64>,
+    /// How the refund went back: 'card', 'paypal' or 'office' (None: before migration 0030).
+    pub refund_method: Option<String>,
+    pub refund_paid_back_at: Option<i64>,
+    /// The user's bank account for a refund the office pays back, sealed.
+    pub refund_bank_sealed: Option<String>,
+    /// A held order: the characters no font could draw.
+    pub held_chars: String,
 }
 
 const ORDER_SELECT: &str = "SELECT id, user_id, student_record_id, delivery, payment_method, status, fees,
     system_fee, total, print_number, created_at, pay_deadline, print_deadline, paid_at, printed_at, pages, capture_id, postage, post_address_sealed, shipped_at, smartpit_number,
-    store_file_id, store_user_number, store_reservation_number FROM orders";
+    store_file_id, store_user_number, store_reservation_number, refunded_at, refund_method, refund_paid_back_at, refund_bank_sealed, held_chars FROM orders";
 
 #[derive(Debug, Clone, FromRow)]
 pub struct OrderLine {
@@ -631,13 +654,16 @@ pub async fn set_order_shipped(c: &mut Conn, order_id: i64, now: i64) -> Result<
     Ok(r.rows_affected() == 1)
 }
 
-/// Records a refund: the order is cancelled (its number stops working), once.
-pub async fn set_order_refunded(c: &mut Conn, order_id: i64, reason: &str, now: i64) -> Result<bool, sqlx::Error> {
+/// Records a refund and how it goes back (`method`: 'card', 'paypal',
+/// 'office'): the order is cancelled (its number stops working), once.
+pub async fn set_order_refunded(c: &mut Conn, order_id: i64, reason: &str, method: &str, now: i64) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
-        "UPDATE orders SET status = 'cancelled', refunded_at = ?, refund_reason = ? WHERE id = ? AND status IN ('paid', 'printed') AND refunded_at IS NULL",
+        "UPDATE orders SET status = 'cancelled', refunded_at = ?, refund_reason = ?, refund_method = ?
+         WHERE id = ? AND status IN ('paid', 'printed') AND refunded_at IS NULL",
     )
     .bind(now)
     .bind(reason)
+    .bind(method)
     .bind(order_id)
     .execute(c)
     .await?;
@@ -922,7 +948,8 @@ pub async fn dashboard_counts(c: &mut Conn, day_start: i64, day_end: i64) -> Res
 
 /// The office paid a refund back by hand: marked once, only where one is due.
 pub async fn set_refund_paid_back(c: &mut Conn, order_id: i64, now: i64) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(&format!("UPDATE orders AS o SET refund_paid_back_at = ? WHERE o.id = ? AND {REFUND_DUE}"))
+    // the bank details were needed for this payment only: not kept after it
+    let r = sqlx::query(&format!("UPDATE orders AS o SET refund_paid_back_at = ?, refund_bank_sealed = NULL WHERE o.id = ? AND {REFUND_DUE}"))
         .bind(now)
         .bind(order_id)
         .execute(c)
@@ -942,6 +969,89 @@ pub async fn order_refund(c: &mut Conn, order_id: i64) -> Result<Option<(i64, St
 pub async fn refund_due(c: &mut Conn, order_id: i64) -> Result<bool, sqlx::Error> {
     let due: Option<bool> = sqlx::query_scalar(&format!("SELECT {REFUND_DUE} FROM orders o WHERE o.id = ?")).bind(order_id).fetch_optional(c).await?;
     Ok(due.unwrap_or(false))
+}
+
+/// Stores the bank account (sealed) for a refund the office still pays
+/// back; false when none is due (paid back already, or no such refund).
+pub async fn set_refund_bank(c: &mut Conn, order_id: i64, sealed: &str, now: i64) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(&format!("UPDATE orders AS o SET refund_bank_sealed = ?, refund_bank_at = ? WHERE o.id = ? AND {REFUND_DUE}"))
+        .bind(sealed)
+        .bind(now)
+        .bind(order_id)
+        .execute(c)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// ST-5: paid on-campus orders past their print deadline, not refunded, of
+/// which a print failed at a station (reported online or offline) and that
+/// were not printed: the automatic refund's candidates, oldest first.
+/// (A paid order never tried at a printer is not among them: O-5.)
+pub async fn failed_prints_past_deadline(c: &mut Conn, now: i64) -> Result<Vec<Order>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "{ORDER_SELECT} WHERE delivery = 'campus' AND status = 'paid' AND refunded_at IS NULL AND printed_at IS NULL AND print_deadline <= ?1
+           AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.order_id = orders.id AND r.status = 'active' AND r.expires_at > ?1)
+           AND (EXISTS (SELECT 1 FROM station_reports sr JOIN reservations r ON r.id = sr.reservation_id
+                         WHERE r.order_id = orders.id AND sr.outcome = 'failed')
+                OR EXISTS (SELECT 1 FROM offline_prints p WHERE p.order_id = orders.id AND p.outcome = 'failed'))
+         ORDER BY id"
+    ))
+    .bind(now)
+    .fetch_all(c)
+    .await
+}
+
+/// Counts one run of the background job `name`.
+pub async fn record_job_run(c: &mut Conn, name: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO job_runs (name, runs, last_run_at) VALUES (?, 1, ?)
+         ON CONFLICT (name) DO UPDATE SET runs = job_runs.runs + 1, last_run_at = excluded.last_run_at",
+    )
+    .bind(name)
+    .bind(now)
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
+/// Holds an order for staff: no configured font has the characters `chars`.
+pub async fn set_order_held(c: &mut Conn, order_id: i64, chars: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE orders SET status = 'held', held_chars = ? WHERE id = ?").bind(chars).bind(order_id).execute(c).await?;
+    Ok(())
+}
+
+/// A held order whose characters are still missing when staff try to release it.
+pub async fn set_held_chars(c: &mut Conn, order_id: i64, chars: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE orders SET held_chars = ? WHERE id = ? AND status = 'held'").bind(chars).bind(order_id).execute(c).await?;
+    Ok(())
+}
+
+/// Releases a held order, once: on to awaiting payment (or paid, if it was
+/// paid), with its print number (on-campus) and deadlines counted from now.
+pub async fn release_held_order(c: &mut Conn, order_id: i64, print_number: Option<&str>, pay_deadline: i64, print_deadline: i64) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE orders SET status = CASE WHEN paid_at IS NULL THEN 'awaiting_payment' ELSE 'paid' END, held_chars = '',
+           print_number = ?, pay_deadline = ?, print_deadline = ?
+         WHERE id = ? AND status = 'held'",
+    )
+    .bind(print_number)
+    .bind(pay_deadline)
+    .bind(print_deadline)
+    .bind(order_id)
+    .execute(c)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// An order's certificates in order: (line id, certificate type id, serial, verification code).
+pub async fn order_copies(c: &mut Conn, order_id: i64) -> Result<Vec<(i64, i64, String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT l.id, l.certificate_type_id, c.serial, c.verification_code FROM certificates c JOIN order_lines l ON l.id = c.order_line_id
+         WHERE l.order_id = ? ORDER BY l.id, c.id",
+    )
+    .bind(order_id)
+    .fetch_all(c)
+    .await
 }
 
 pub async fn order_lines(c: &mut Conn, order_id: i64) -> Result<Vec<OrderLine>, sqlx::Error> {
@@ -1004,8 +1114,9 @@ pub struct Card {
     pub status: String,
 }
 
+/// A linked card (active or blocked); a card its holder unlinked is no card here.
 pub async fn card(c: &mut Conn, uid: &str) -> Result<Option<Card>, sqlx::Error> {
-    sqlx::query_as("SELECT uid, user_id, status FROM ic_cards WHERE uid = ?").bind(uid).fetch_optional(c).await
+    sqlx::query_as("SELECT uid, user_id, status FROM ic_cards WHERE uid = ? AND unlinked_at IS NULL").bind(uid).fetch_optional(c).await
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -1020,7 +1131,7 @@ pub struct CardSummary {
 pub async fn cards_of_user(c: &mut Conn, user_id: i64) -> Result<Vec<CardSummary>, sqlx::Error> {
     sqlx::query_as(
         "SELECT k.uid, k.label, k.status, k.linked_at, COALESCE((SELECT SUM(amount) FROM ledger WHERE card_uid = k.uid), 0) AS balance
-         FROM ic_cards k WHERE k.user_id = ? ORDER BY k.linked_at",
+         FROM ic_cards k WHERE k.user_id = ? AND k.unlinked_at IS NULL ORDER BY k.linked_at",
     )
     .bind(user_id)
     .fetch_all(c)
@@ -1036,11 +1147,19 @@ pub struct LedgerLine {
     pub created_at: i64,
 }
 
+/// The user's ledger lines, newest first: of the cards they hold (from their
+/// link on), and of cards they held and unlinked (while they held them).
 pub async fn ledger_of_user(c: &mut Conn, user_id: i64, limit: i64) -> Result<Vec<LedgerLine>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT l.card_uid, l.amount, l.kind, l.order_id, l.created_at FROM ledger l JOIN ic_cards k ON k.uid = l.card_uid
-         WHERE k.user_id = ? ORDER BY l.id DESC LIMIT ?",
+        "SELECT card_uid, amount, kind, order_id, created_at FROM (
+           SELECT l.id, l.card_uid, l.amount, l.kind, l.order_id, l.created_at FROM ledger l JOIN ic_cards k ON k.uid = l.card_uid
+            WHERE k.user_id = ? AND k.unlinked_at IS NULL AND l.created_at >= k.history_from
+           UNION
+           SELECT l.id, l.card_uid, l.amount, l.kind, l.order_id, l.created_at FROM ledger l JOIN card_unlinks u ON u.card_uid = l.card_uid
+            WHERE u.user_id = ? AND l.created_at >= u.history_from AND l.created_at <= u.unlinked_at
+         ) ORDER BY id DESC LIMIT ?",
     )
+    .bind(user_id)
     .bind(user_id)
     .bind(limit)
     .fetch_all(c)
@@ -1049,7 +1168,7 @@ pub async fn ledger_of_user(c: &mut Conn, user_id: i64, limit: i64) -> Result<Ve
 
 /// Blocks a card of this user (lost): true when it was theirs and active.
 pub async fn block_card(c: &mut Conn, uid: &str, user_id: i64) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("UPDATE ic_cards SET status = 'blocked' WHERE uid = ? AND user_id = ? AND status = 'active'")
+    let r = sqlx::query("UPDATE ic_cards SET status = 'blocked' WHERE uid = ? AND user_id = ? AND status = 'active' AND unlinked_at IS NULL")
         .bind(uid)
         .bind(user_id)
         .execute(c)
@@ -1057,15 +1176,97 @@ pub async fn block_card(c: &mut Conn, uid: &str, user_id: i64) -> Result<bool, s
     Ok(r.rows_affected() == 1)
 }
 
+/// Links a card no one holds: a new row, or the row of a card its last
+/// holder unlinked (its ledger stays; the new holder's history starts now).
 pub async fn link_card(c: &mut Conn, uid: &str, user_id: i64, label: &str, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO ic_cards (uid, user_id, label, linked_at) VALUES (?, ?, ?, ?)")
-        .bind(uid)
-        .bind(user_id)
-        .bind(label)
+    let r = sqlx::query(
+        "INSERT INTO ic_cards (uid, user_id, label, linked_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT(uid) DO UPDATE SET user_id = excluded.user_id, label = excluded.label, status = 'active',
+           linked_at = excluded.linked_at, history_from = excluded.linked_at, unlinked_at = NULL
+         WHERE ic_cards.unlinked_at IS NOT NULL",
+    )
+    .bind(uid)
+    .bind(user_id)
+    .bind(label)
+    .bind(now)
+    .execute(c)
+    .await?;
+    if r.rows_affected() != 1 {
+        // linked meanwhile: the caller checked, so this is a race it loses
+        return Err(sqlx::Error::RowNotFound);
+    }
+    Ok(())
+}
+
+/// Unlinks a card of this user that is active: the row stays (the ledger
+/// points at it), the holding is kept in `card_unlinks`. False when the card
+/// is not theirs, not linked, or blocked.
+pub async fn unlink_card(c: &mut Conn, uid: &str, user_id: i64, now: i64) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "INSERT INTO card_unlinks (card_uid, user_id, history_from, unlinked_at)
+         SELECT uid, user_id, history_from, ? FROM ic_cards WHERE uid = ? AND user_id = ? AND status = 'active' AND unlinked_at IS NULL",
+    )
+    .bind(now)
+    .bind(uid)
+    .bind(user_id)
+    .execute(&mut *c)
+    .await?;
+    if r.rows_affected() != 1 {
+        return Ok(false);
+    }
+    sqlx::query("UPDATE ic_cards SET unlinked_at = ? WHERE uid = ?").bind(now).bind(uid).execute(c).await?;
+    Ok(true)
+}
+
+/// A one-time code that links `card_uid` (its keyed hash only).
+pub async fn insert_card_link_code(c: &mut Conn, code_hash: &str, card_uid: &str, station_id: i64, now: i64, expires_at: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO card_link_codes (code_hash, card_uid, station_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
+        .bind(code_hash)
+        .bind(card_uid)
+        .bind(station_id)
         .bind(now)
+        .bind(expires_at)
         .execute(c)
         .await?;
     Ok(())
+}
+
+/// The card's codes not used yet stop working (a newer one replaces them);
+/// codes that lapsed before `forget_before` are deleted.
+pub async fn retire_card_link_codes(c: &mut Conn, card_uid: &str, now: i64, forget_before: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE card_link_codes SET expires_at = ? WHERE card_uid = ? AND used_at IS NULL AND expires_at > ?")
+        .bind(now)
+        .bind(card_uid)
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+    sqlx::query("DELETE FROM card_link_codes WHERE expires_at < ?").bind(forget_before).execute(c).await?;
+    Ok(())
+}
+
+/// True when a live (unused, unexpired) code has this hash.
+pub async fn card_link_code_live(c: &mut Conn, code_hash: &str, now: i64) -> Result<bool, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM card_link_codes WHERE code_hash = ? AND used_at IS NULL AND expires_at > ?")
+        .bind(code_hash)
+        .bind(now)
+        .fetch_one(c)
+        .await?;
+    Ok(n > 0)
+}
+
+/// Uses a live code once: the card it links, or None (unknown, used, expired).
+pub async fn use_card_link_code(c: &mut Conn, code_hash: &str, user_id: i64, now: i64) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE card_link_codes SET used_at = ?, used_by = ?
+         WHERE id = (SELECT id FROM card_link_codes WHERE code_hash = ? AND used_at IS NULL AND expires_at > ? ORDER BY id DESC LIMIT 1)
+         RETURNING card_uid",
+    )
+    .bind(now)
+    .bind(user_id)
+    .bind(code_hash)
+    .bind(now)
+    .fetch_optional(c)
+    .await
 }
 
 pub async fn card_balance(c: &mut Conn, uid: &str) -> Result<i64, sqlx::Error> {
@@ -1863,24 +2064,30 @@ pub struct RegistrationImage {
     pub mime: String,
     pub width: i64,
     pub height: i64,
+    /// The file name it was attached under ('' before migration 0032).
+    pub original_name: String,
 }
 
+#[allow(clippy::too_many_arguments)]
 pub async fn insert_registration_image(
     c: &mut Conn,
     registration_id: i64,
     ordinal: i64,
     file_name: &str,
+    original_name: &str,
     mime: &str,
     width: u32,
     height: u32,
     now: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO registration_images (registration_id, ordinal, file_name, mime, width, height, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO registration_images (registration_id, ordinal, file_name, original_name, mime, width, height, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(registration_id)
     .bind(ordinal)
     .bind(file_name)
+    .bind(original_name)
     .bind(mime)
     .bind(width)
     .bind(height)
@@ -1892,10 +2099,22 @@ pub async fn insert_registration_image(
 
 pub async fn registration_images(c: &mut Conn, registration_id: i64) -> Result<Vec<RegistrationImage>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, registration_id, ordinal, file_name, mime, width, height FROM registration_images
+        "SELECT id, registration_id, ordinal, file_name, mime, width, height, original_name FROM registration_images
          WHERE registration_id = ? AND deleted_at IS NULL ORDER BY ordinal, id",
     )
     .bind(registration_id)
+    .fetch_all(c)
+    .await
+}
+
+/// Marks a draft's image of one side (0 front, 1 back) as replaced; returns the file names to delete.
+pub async fn drop_registration_image(c: &mut Conn, registration_id: i64, ordinal: i64, now: i64) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE registration_images SET deleted_at = ? WHERE registration_id = ? AND ordinal = ? AND deleted_at IS NULL RETURNING file_name",
+    )
+    .bind(now)
+    .bind(registration_id)
+    .bind(ordinal)
     .fetch_all(c)
     .await
 }
@@ -2201,11 +2420,13 @@ pub struct RosterEntry {
     pub faculty_code: String,
     pub department_code: String,
     pub email: String,
+    /// The student's campus card (IDm / UID, upper-case hex), '' when the roster has none.
+    pub card_uid: String,
 }
 
 pub async fn roster_entry(c: &mut Conn, user_id: &str) -> Result<Option<RosterEntry>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT user_id, password_hash, name_kanji, name_kana, name_roman, student_no, faculty_code, department_code, email
+        "SELECT user_id, password_hash, name_kanji, name_kana, name_roman, student_no, faculty_code, department_code, email, card_uid
          FROM directory_roster WHERE user_id = ?",
     )
     .bind(user_id)
@@ -2217,11 +2438,11 @@ pub async fn roster_entry(c: &mut Conn, user_id: &str) -> Result<Option<RosterEn
 pub async fn upsert_roster_entry(c: &mut Conn, e: &RosterEntry, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO directory_roster (user_id, password_hash, name_kanji, name_kana, name_roman, student_no, faculty_code,
-         department_code, email, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         department_code, email, card_uid, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT(user_id) DO UPDATE SET password_hash = excluded.password_hash, name_kanji = excluded.name_kanji,
          name_kana = excluded.name_kana, name_roman = excluded.name_roman, student_no = excluded.student_no,
          faculty_code = excluded.faculty_code, department_code = excluded.department_code, email = excluded.email,
-         imported_at = excluded.imported_at",
+         card_uid = excluded.card_uid, imported_at = excluded.imported_at",
     )
     .bind(&e.user_id)
     .bind(&e.password_hash)
@@ -2232,6 +2453,7 @@ pub async fn upsert_roster_entry(c: &mut Conn, e: &RosterEntry, now: i64) -> Res
     .bind(&e.faculty_code)
     .bind(&e.department_code)
     .bind(&e.email)
+    .bind(&e.card_uid)
     .bind(now)
     .execute(c)
     .await?;
@@ -2478,6 +2700,15 @@ pub async fn captured_topups(c: &mut Conn, user_id: i64) -> Result<Vec<(i64, Str
     .bind(user_id)
     .fetch_all(c)
     .await
+}
+
+/// Top-ups of a card started since `since` and not settled yet (the buyer may still be at PayPal).
+pub async fn pending_topups(c: &mut Conn, uid: &str, since: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM topups WHERE card_uid = ? AND status = 'created' AND created_at >= ?")
+        .bind(uid)
+        .bind(since)
+        .fetch_one(c)
+        .await
 }
 
 pub async fn set_topup_status(c: &mut Conn, id: i64, status: &str) -> Result<(), sqlx::Error> {
@@ -2797,7 +3028,7 @@ pub async fn set_offline_card_policy(c: &mut Conn, university_id: i64, p: &Offli
 pub async fn active_card_balances(c: &mut Conn) -> Result<Vec<(String, i64)>, sqlx::Error> {
     sqlx::query_as(
         "SELECT k.uid, COALESCE((SELECT SUM(l.amount) FROM ledger l WHERE l.card_uid = k.uid), 0) FROM ic_cards k
-         WHERE k.status = 'active' ORDER BY k.uid",
+         WHERE k.status = 'active' AND k.unlinked_at IS NULL ORDER BY k.uid",
     )
     .fetch_all(c)
     .await

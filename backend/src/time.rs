@@ -24,6 +24,15 @@ pub fn print_deadline(created_at: i64, zone: Tz) -> i64 {
         .unwrap_or(created_at + 7 * 86400)
 }
 
+/// The first instant (00:00) of the day after the one `at` falls on, in
+/// `zone`: a failed print unprinted by its deadline is refunded from the
+/// start of the day after the deadline's last day (ST-5).
+pub fn start_of_next_day(at: i64, zone: Tz) -> i64 {
+    let Some(local) = zone.timestamp_opt(at, 0).single() else { return at + 86400 };
+    let next = local.date_naive() + Duration::days(1);
+    zone.from_local_datetime(&next.and_time(NaiveTime::MIN)).earliest().map(|d| d.timestamp()).unwrap_or(at + 86400)
+}
+
 /// "2026年11月29日 23:59 / 23:59, 29 Nov 2026": the last minute a deadline allows.
 pub fn deadline_text(deadline: i64, zone: Tz) -> String {
     let last = zone.timestamp_opt(deadline - 60, 0).single();
@@ -70,5 +79,18 @@ mod tests {
         let early = tokyo.with_ymd_and_hms(2026, 11, 23, 0, 10, 0).unwrap().timestamp();
         assert_eq!(print_deadline(early, tokyo), expected);
         assert!(deadline_text(expected, tokyo).starts_with("2026年11月29日 23:59まで"));
+    }
+
+    #[test]
+    fn the_day_after_a_deadlines_last_day_starts_at_its_midnight() {
+        let tokyo = chrono_tz::Asia::Tokyo;
+        // a deadline of 2026-11-30 00:00 JST: its last day is the 29th, the next day starts at the deadline
+        let deadline = tokyo.with_ymd_and_hms(2026, 11, 30, 0, 0, 0).unwrap().timestamp();
+        assert_eq!(start_of_next_day(deadline - 1, tokyo), deadline);
+        // any time on the 29th leads to the same midnight; the 30th itself to the 1st
+        let noon = tokyo.with_ymd_and_hms(2026, 11, 29, 12, 0, 0).unwrap().timestamp();
+        assert_eq!(start_of_next_day(noon, tokyo), deadline);
+        let dec1 = tokyo.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap().timestamp();
+        assert_eq!(start_of_next_day(deadline, tokyo), dec1);
     }
 }

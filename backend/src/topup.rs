@@ -17,6 +17,8 @@ pub const AMOUNTS: [i64; 5] = [1000, 2000, 3000, 5000, 10000];
 
 pub const DECLINED: &str = "カード会社に支払いを断られました。料金はかかっていません。別のカードでお試しください。 / The payment was declined: nothing was charged. Please try another card.";
 pub const NOT_APPROVED: &str = "PayPal での支払いが完了していません。もう一度お試しください。 / The payment was not completed at PayPal: please try again.";
+/// A top-up returned from PayPal for a card its owner unlinked meanwhile.
+pub const CARD_NOT_LINKED: &str = "このカードはアカウントに登録されていないため、入金していません（代金もいただいていません）。 / This card is no longer linked to your account: it was not topped up and you were not charged.";
 pub const PENDING: &str = "支払いを確認中です。二重に支払わないでください。確認でき次第、残高に反映されます。 / We are confirming the payment: please do not pay again. The balance updates once it is confirmed.";
 
 pub fn paypal_err(e: PayPalError) -> AppError {
@@ -91,6 +93,10 @@ pub async fn complete(pool: &SqlitePool, seal: &crate::sealed::SealKey, paypal: 
     drop(c);
     if t.status == "captured" {
         return Ok(Paid::Topup);
+    }
+    // the card was unlinked while PayPal waited: nothing is taken for it
+    if !store::card(&mut *pool.acquire().await?, &t.card_uid).await?.is_some_and(|k| k.user_id == user_id) {
+        return Err(AppError::Page(CARD_NOT_LINKED.into()));
     }
     let capture = match paypal.capture(paypal_order_id, &format!("capture-{paypal_order_id}")).await {
         Ok(c) => c,

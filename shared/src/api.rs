@@ -230,6 +230,39 @@ pub struct ChargeStatus {
     pub charged: Option<Yen>,
 }
 
+/// `POST /card-links`: a card no account holds was tapped (the charge
+/// answered `card_unknown`); the backend gives a short one-time code that
+/// links this card to whoever enters it in the portal. Only its keyed hash
+/// is kept; it works once and lapses (`valid_s`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardLinkRequest {
+    /// Hex of the UID / IDm, as for a charge.
+    pub card_uid: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardLinkCode {
+    /// e.g. `7KQ2M9`: letters and digits that cannot be misread (no I, L, O, U).
+    pub code: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// How long the code works from now, in seconds (for the screen, whatever the station's clock says).
+    #[serde(default)]
+    pub valid_s: i64,
+}
+
+/// A card's ID as people read it: groups of 4 (`012E 4CD8 A1B2 C3D4`).
+pub fn card_id_grouped(uid: &str) -> String {
+    let chars: Vec<char> = uid.trim().to_uppercase().chars().collect();
+    chars.chunks(4).map(|g| g.iter().collect::<String>()).collect::<Vec<_>>().join(" ")
+}
+
+/// The last four characters of a card's ID: enough for its holder to know it, not to copy it.
+pub fn card_id_tail(uid: &str) -> String {
+    let chars: Vec<char> = uid.trim().to_uppercase().chars().collect();
+    chars[chars.len().saturating_sub(4)..].iter().collect()
+}
+
 /// `POST /reservations/{id}/terminal-payment`: the certified transit
 /// e-money terminal on the station's serial port took the payment (P-5).
 /// Queued in the station's outbox with the job's step, so it arrives once
@@ -384,6 +417,14 @@ mod tests {
             reasons: reasons.iter().map(|s| s.to_string()).collect(),
             ..PrinterStatus::default()
         }
+    }
+
+    #[test]
+    fn card_ids_read_in_groups_of_four_and_by_their_tail() {
+        assert_eq!(card_id_grouped("012e4cd8a1b2c3d4"), "012E 4CD8 A1B2 C3D4");
+        assert_eq!(card_id_grouped("04A1B2C3D4E5F6"), "04A1 B2C3 D4E5 F6");
+        assert_eq!(card_id_tail("012E4CD8A1B2C3D4"), "C3D4");
+        assert_eq!(card_id_tail("AB"), "AB");
     }
 
     #[test]

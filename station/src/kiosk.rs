@@ -50,6 +50,12 @@ pub struct Screen {
     pub idle_timeout_s: u64,
     /// The card screen offers the e-money terminal too (P-5).
     pub terminal: bool,
+    /// An unlinked card was tapped: its ID (groups of 4) and the one-time
+    /// code that links it in the portal, shown large on the card screen.
+    pub card_id: String,
+    pub link_code: String,
+    /// The done screen after a card paid: the last four of its ID (never all of it).
+    pub card_tail: String,
 }
 
 fn screen(kind: &'static str, says: Says<'_>) -> Screen {
@@ -66,6 +72,14 @@ fn screen(kind: &'static str, says: Says<'_>) -> Screen {
 
 impl Screen {
     fn with_notice(mut self, n: Notice) -> Screen {
+        match &n {
+            Notice::LinkCard { card_id, code, .. } => {
+                self.card_id = card_id.clone();
+                self.link_code = code.clone();
+            }
+            Notice::CardBalanceLeft { tail, .. } => self.card_tail = tail.clone(),
+            _ => {}
+        }
         let t = n.text();
         self.notice_ja = t.ja;
         self.notice_en = t.en;
@@ -340,7 +354,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
             // paid online or at an earlier failed attempt: straight to printing
             self.set(g, printing_screen(&job.reservation));
             let k = self.clone();
-            tokio::spawn(async move { k.print(job, None).await });
+            tokio::spawn(async move { k.print(job, None, None).await });
         } else {
             self.set(g, self.card_screen(&job.reservation));
             let k = self.clone();
@@ -454,7 +468,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         let k = self.clone();
         if job.reservation.paid {
             self.set(g, printing_screen(&job.reservation));
-            tokio::spawn(async move { k.print(job, None).await });
+            tokio::spawn(async move { k.print(job, None, None).await });
         } else {
             self.set(g, self.card_screen(&job.reservation));
             tokio::spawn(async move { k.take_card_payment(job).await });
@@ -531,7 +545,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
                 // the user chose the e-money terminal: a card read meanwhile is not charged
                 match self.charge_terminal(&job).await {
                     ChargeResult::Paid(balance) => {
-                        self.print(job, Some(balance)).await;
+                        self.print(job, Some(balance), None).await;
                         return;
                     }
                     ChargeResult::Retry(notice) => {
@@ -549,7 +563,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
                     }
                     match self.charge(&job, &uid).await {
                         ChargeResult::Paid(balance) => {
-                            self.print(job, Some(balance)).await;
+                            self.print(job, Some(balance), Some(&uid)).await;
                             return;
                         }
                         ChargeResult::Retry(notice) => notice,
@@ -654,7 +668,9 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
                             let balance = e.balance.unwrap_or(Yen::ZERO);
                             ChargeResult::Retry(Notice::LowBalance { balance, missing })
                         }
-                        ErrorCode::CardUnknown | ErrorCode::CardBlocked => ChargeResult::Retry(Notice::CardRefused(e.code)),
+                        // a card no account holds: how to link it, and the number stays for another card
+                        ErrorCode::CardUnknown => ChargeResult::Retry(self.link_notice(uid).await),
+                        ErrorCode::CardBlocked => ChargeResult::Retry(Notice::CardRefused(e.code)),
                         code => {
                             self.set(g, screen("error", Says::PaymentRefused(code)));
                             ChargeResult::Stop
@@ -671,6 +687,32 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         let _ = self.inner.journal.step(job.job_id, "charge_unknown", &last_err).await.map_err(Self::journal_err);
         self.set(g, screen("error", Says::ConnectionLostDuringPayment));
         ChargeResult::Stop
+    }
+
+    /// A card no account holds was tapped: the backend's one-time code that
+    /// links it in the portal, with the card's ID, for the card screen. The
+    /// user stays there (the number stays reserved): another card, or Cancel.
+    /// Neither the card's ID nor the code is logged.
+    async fn link_notice(&self, uid: &str) -> Notice {
+        match self.inner.backend.card_link_code(uid).await {
+            Ok(c) => {
+                tracing::info!("a card no account holds: link code shown");
+                let grouped: Vec<String> = c.code.as_bytes().chunks(3).map(|g| String::from_utf8_lossy(g).into_owned()).collect();
+                Notice::LinkCard {
+                    card_id: shomei_shared::api::card_id_grouped(uid),
+                    code: grouped.join(" "),
+                    minutes: (c.valid_s.max(60) + 59) / 60,
+                }
+            }
+            Err(SyncError::Offline(e)) => {
+                tracing::warn!(error = %e, "link code: backend unreachable");
+                Notice::LinkNeedsNetwork
+            }
+            Err(SyncError::Refused(e)) => {
+                tracing::info!(code = ?e.code, "link code refused");
+                Notice::CardRefused(if e.code == ErrorCode::CardBlocked { ErrorCode::CardBlocked } else { ErrorCode::CardUnknown })
+            }
+        }
     }
 
     /// P-5: the transit e-money terminal takes the payment. The terminal
@@ -768,7 +810,8 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
                 return match why {
                     Refusal::Floor { balance } => ChargeResult::Retry(Notice::OfflineLimit { balance }),
                     Refusal::Blocked => ChargeResult::Retry(Notice::CardRefused(ErrorCode::CardBlocked)),
-                    Refusal::Unknown => ChargeResult::Retry(Notice::CardRefused(ErrorCode::CardUnknown)),
+                    // not in the snapshot: perhaps a card not linked yet, which needs the backend
+                    Refusal::Unknown => ChargeResult::Retry(Notice::LinkNeedsNetwork),
                     Refusal::StationTotal => {
                         self.abandon(job, "offline total reached").await;
                         stop(self, Says::OfflineTotalReached)
@@ -813,7 +856,9 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         }
     }
 
-    async fn print(&self, job: JobCtx, balance_after: Option<Yen>) {
+    /// Prints a paid job; `balance_after` (and the card that paid, when a
+    /// card on the reader did) for the done screen.
+    async fn print(&self, job: JobCtx, balance_after: Option<Yen>, card_uid: Option<&str>) {
         let g = job.generation;
         self.set(g, printing_screen(&job.reservation));
         let (outcome, stopped) = match self.print_steps(&job).await {
@@ -866,7 +911,11 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
             Ok(_) => {
                 let mut s = screen("done", Says::Done);
                 if let Some(b) = balance_after {
-                    s = s.with_notice(Notice::BalanceLeft(b));
+                    let notice = match card_uid {
+                        Some(uid) => Notice::CardBalanceLeft { tail: shomei_shared::api::card_id_tail(uid), balance: b },
+                        None => Notice::BalanceLeft(b),
+                    };
+                    s = s.with_notice(notice);
                     s.balance = b.to_string();
                 }
                 self.set(g, s);

@@ -214,7 +214,16 @@ pub enum Notice {
     CardUnreadable,
     LowBalance { balance: Yen, missing: Yen },
     CardRefused(ErrorCode),
+    /// A card no account holds: how to link it, with its ID (groups of 4) and
+    /// the one-time code (shown large beside the notice).
+    LinkCard { card_id: String, code: String, minutes: i64 },
+    /// A card the station does not know while the backend cannot be reached:
+    /// linking needs the network.
+    LinkNeedsNetwork,
+    /// The done screen after an e-money terminal paid (its card's ID is not known here).
     BalanceLeft(Yen),
+    /// The done screen after a linked IC card paid: the last four of its ID and what is left on it.
+    CardBalanceLeft { tail: String, balance: Yen },
     /// Offline (P-3 policy b): this card may not go that far below zero here.
     OfflineLimit { balance: Yen },
     /// P-5: the terminal declined; nothing was charged.
@@ -243,7 +252,24 @@ impl Notice {
                 format!("Not enough balance on this card (balance {balance}, {missing} missing). Tap another card with enough balance."),
             ),
             Notice::CardRefused(code) => refusal(*code),
-            // the done screen after a card paid (reader or e-money terminal): the card is not forgotten
+            // the card's ID and the code itself are shown large beside this (Screen::card_id, link_code)
+            Notice::LinkCard { minutes, .. } => t(
+                format!(
+                    "このカードはまだ登録されていません。スマートフォンなどでポータルにログイン ›「ICカード」› 下の登録コードを入力（{minutes}分間有効）。そのあとカードに入金すると支払えます。この番号はこのまま使えます。別のカードをタッチするか、「やめる」を押してください。"
+                ),
+                format!(
+                    "This card is not linked to an account yet. Log in to the portal (on your phone) › IC cards › enter the link code below (valid {minutes} minutes); then top the card up to pay with it. Your number still works: tap another card, or press Cancel."
+                ),
+            ),
+            Notice::LinkNeedsNetwork => t(
+                "このカードはこの発行機では確認できません。まだ登録していないカードの登録には、サーバーとの通信が必要です（ただいま通信できません）。料金は引き落とされていません。登録済みの別のカードをタッチするか、通信が戻ってからお試しください。",
+                "This card is not known here. Linking a card needs the network, and the service cannot be reached right now. Nothing was charged. Tap another, linked card, or try again once the service is back.",
+            ),
+            Notice::CardBalanceLeft { tail, balance } => t(
+                format!("カードをお取りください。カード（末尾 {tail}）の残高: {balance}"),
+                format!("Please take your card. Balance left on card …{tail}: {balance}"),
+            ),
+            // the done screen after the e-money terminal paid: the card is not forgotten
             Notice::BalanceLeft(b) => t(format!("カードをお取りください。カード残高: {b}"), format!("Please take your card. Card balance: {b}")),
             Notice::TerminalDeclined(d) => match d {
                 crate::terminal::Declined::Insufficient => t(
@@ -368,6 +394,20 @@ mod tests {
         let card = Notice::BalanceLeft(Yen(2600)).text();
         assert!(card.ja.contains("カードをお取りください") && card.en.contains("take your card"), "{card:?}");
         assert!(card.ja.contains("¥2,600") && card.en.contains("¥2,600"), "{card:?}");
+    }
+
+    #[test]
+    fn an_unlinked_card_is_told_how_to_link_it_and_the_done_screen_names_only_its_tail() {
+        let link = Notice::LinkCard { card_id: "0A1B 2C3D 4E5F 6071".into(), code: "7KQ 2M9".into(), minutes: 15 }.text();
+        assert!(link.ja.contains("15分間") && link.en.contains("15 minutes"), "{link:?}");
+        assert!(link.ja.contains("ポータル") && link.ja.contains("登録コード") && link.ja.contains("入金"), "{link:?}");
+        assert!(link.en.contains("IC cards") && link.en.contains("link code") && link.en.contains("top the card up"), "{link:?}");
+        let offline = Notice::LinkNeedsNetwork.text();
+        assert!(offline.ja.contains("通信") && offline.en.contains("needs the network"), "{offline:?}");
+        let done = Notice::CardBalanceLeft { tail: "6071".into(), balance: Yen(1400) }.text();
+        assert!(done.ja.contains("6071") && done.en.contains("…6071") && done.ja.contains("¥1,400") && done.en.contains("¥1,400"), "{done:?}");
+        assert!(done.ja.contains("カードをお取りください") && done.en.contains("take your card"), "{done:?}");
+        assert!(!done.en.contains("0A1B"), "{done:?}");
     }
 
     #[test]

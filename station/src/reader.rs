@@ -215,7 +215,8 @@ impl CardReader for PcscReader {
                 let started = Instant::now();
                 let result = self.read_card(&ctx, &reader, seen_count);
                 match &result {
-                    Ok(uid) => tracing::info!(reader = ?reader, uid = %uid, took = ?started.elapsed(), "card read"),
+                    // never the whole card ID in a log: its last four tell cards apart
+                    Ok(uid) => tracing::info!(reader = ?reader, card_tail = %shomei_shared::api::card_id_tail(uid), took = ?started.elapsed(), "card read"),
                     Err(e) => tracing::info!(reader = ?reader, error = %e, "card read failed"),
                 }
                 return result;

@@ -100,6 +100,14 @@ impl Backend {
         Self::decode(self.auth(self.http.post(url)).json(&req).send().await).await
     }
 
+    /// A card no account holds was tapped: a one-time code to link it in the portal.
+    pub async fn card_link_code(&self, uid: &str) -> Result<CardLinkCode, SyncError> {
+        let req = CardLinkRequest { card_uid: uid.to_string() };
+        // a user is waiting at the card screen: no answer in 4 s counts as unreachable
+        let rb = self.auth(self.http.post(format!("{}/card-links", self.base))).timeout(Duration::from_secs(4));
+        Self::decode(rb.json(&req).send().await).await
+    }
+
     /// What became of a charge sent with `key` whose answer was lost.
     pub async fn charge_status(&self, reservation_id: i64, key: &str) -> Result<shomei_shared::api::ChargeStatus, SyncError> {
         let url = format!("{}/reservations/{reservation_id}/charges/{}", self.base, urlencoding_min(key));

@@ -460,7 +460,10 @@ async fn personal_details_are_edited_confirmed_saved_and_stay_sealed() -> Result
             ("mobile_phone", "080-2222-3333"),
             ("work_name", "港湾測量"),
             ("work_postal_code", ""),
-            ("work_address", ""),
+            ("work_prefecture", ""),
+            ("work_city", ""),
+            ("work_street", ""),
+            ("work_building", ""),
             ("work_phone", ""),
         ]
     };

@@ -16,8 +16,8 @@ async fn ordered_certificate(b: &Backend) -> Result<(i64, String)> {
     Ok((order, code))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_third_party_verifies_a_certificate_and_sees_it_revoked_in_the_browser() -> Result<()> {
+on_both_screens!(a_third_party_verifies_a_certificate_and_sees_it_revoked_in_the_browser, a_third_party_verifies_a_certificate_and_sees_it_revoked_in_the_browser_at_phone_width, a_third_party_verifies_a_certificate_and_sees_it_revoked_in_the_browser_on);
+async fn a_third_party_verifies_a_certificate_and_sees_it_revoked_in_the_browser_on(screen: Screen) -> Result<()> {
     let b = Backend::start(None).await?;
     let (order, code) = ordered_certificate(&b).await?;
     let c = Backend::client();
@@ -30,7 +30,7 @@ async fn a_third_party_verifies_a_certificate_and_sees_it_revoked_in_the_browser
     b.sql(&format!("UPDATE orders SET status = 'printed', printed_at = strftime('%s','now') WHERE id = {order}"))?;
 
     // a third party, no login: type the code as printed (loosely), see what was issued to whom
-    let browser = Browser::start().await?;
+    let browser = Browser::start_on(screen).await?;
     let w = &browser.client;
     w.goto(&format!("{}/verify", b.url)).await?;
     browser.wait_id("code").await?.send_keys(&code.to_lowercase().replace('-', " ")).await?;
@@ -282,18 +282,14 @@ async fn unpaid_orders_can_be_cancelled_resent_and_expire_by_themselves() -> Res
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_graduate_links_cards_sees_the_balance_and_blocks_a_lost_one_in_the_browser() -> Result<()> {
+on_both_screens!(a_graduate_links_cards_sees_the_balance_and_blocks_a_lost_one_in_the_browser, a_graduate_links_cards_sees_the_balance_and_blocks_a_lost_one_in_the_browser_at_phone_width, a_graduate_links_cards_sees_the_balance_and_blocks_a_lost_one_in_the_browser_on);
+async fn a_graduate_links_cards_sees_the_balance_and_blocks_a_lost_one_in_the_browser_on(screen: Screen) -> Result<()> {
     use shomei_backend::demo;
     let smtp = Smtp::start()?;
     let b = Backend::start(Some(smtp.port)).await?;
-    let browser = Browser::start().await?;
+    let browser = Browser::start_on(screen).await?;
     let w = &browser.client;
-    w.goto(&format!("{}/login", b.url)).await?;
-    browser.wait_id("email").await?.send_keys(demo::GRADUATE_EMAIL).await?;
-    w.find(Locator::Id("password")).await?.send_keys(demo::GRADUATE_PASSWORD).await?;
-    w.find(Locator::Id("second_password")).await?.send_keys(demo::GRADUATE_SECOND_PASSWORD).await?;
-    w.find(Locator::Id("login")).await?.click().await?;
+    browser.log_in_as_demo_graduate(&b).await?;
     browser.wait_id("cards").await?.click().await?;
     let row = browser.wait_id(&format!("card-{}", demo::CARD_UID)).await?.text().await?;
     assert!(row.contains("¥3,000") && row.contains("active"), "{row}");
@@ -340,8 +336,8 @@ async fn a_graduate_links_cards_sees_the_balance_and_blocks_a_lost_one_in_the_br
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_card_is_topped_up_through_paypal_once_in_the_browser() -> Result<()> {
+on_both_screens!(a_card_is_topped_up_through_paypal_once_in_the_browser, a_card_is_topped_up_through_paypal_once_in_the_browser_at_phone_width, a_card_is_topped_up_through_paypal_once_in_the_browser_on);
+async fn a_card_is_topped_up_through_paypal_once_in_the_browser_on(screen: Screen) -> Result<()> {
     use shomei_backend::demo;
     let sim = PayPalSim::start()?;
     let sim_url = sim.url.clone();
@@ -352,13 +348,9 @@ async fn a_card_is_topped_up_through_paypal_once_in_the_browser() -> Result<()> 
     })
     .await?;
     let balance = || b.sql(&format!("SELECT sum(amount) FROM ledger WHERE card_uid = '{}'", demo::CARD_UID));
-    let browser = Browser::start().await?;
+    let browser = Browser::start_on(screen).await?;
     let w = &browser.client;
-    w.goto(&format!("{}/login", b.url)).await?;
-    browser.wait_id("email").await?.send_keys(demo::GRADUATE_EMAIL).await?;
-    w.find(Locator::Id("password")).await?.send_keys(demo::GRADUATE_PASSWORD).await?;
-    w.find(Locator::Id("second_password")).await?.send_keys(demo::GRADUATE_SECOND_PASSWORD).await?;
-    w.find(Locator::Id("login")).await?.click().await?;
+    browser.log_in_as_demo_graduate(&b).await?;
     browser.wait_id("cards").await?.click().await?;
     // ¥1,000 through PayPal: approve on PayPal's page, back to ours, press "Pay"
     browser.wait_id(&format!("amount-{}", demo::CARD_UID)).await?.select_by_value("1000").await?;
@@ -530,8 +522,8 @@ async fn reports_add_up_orders_and_revenue_and_export_csv() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_order_paid_by_credit_card_through_paypal_gets_its_number_once_paid() -> Result<()> {
+on_both_screens!(an_order_paid_by_credit_card_through_paypal_gets_its_number_once_paid, an_order_paid_by_credit_card_through_paypal_gets_its_number_once_paid_at_phone_width, an_order_paid_by_credit_card_through_paypal_gets_its_number_once_paid_on);
+async fn an_order_paid_by_credit_card_through_paypal_gets_its_number_once_paid_on(screen: Screen) -> Result<()> {
     use shomei_backend::demo;
     let smtp = Smtp::start()?;
     let sim = PayPalSim::start()?;
@@ -542,13 +534,9 @@ async fn an_order_paid_by_credit_card_through_paypal_gets_its_number_once_paid()
         c.paypal.cancel_url = format!("{}/paypal/cancel", c.http.public_url);
     })
     .await?;
-    let browser = Browser::start().await?;
+    let browser = Browser::start_on(screen).await?;
     let w = &browser.client;
-    w.goto(&format!("{}/login", b.url)).await?;
-    browser.wait_id("email").await?.send_keys(demo::GRADUATE_EMAIL).await?;
-    w.find(Locator::Id("password")).await?.send_keys(demo::GRADUATE_PASSWORD).await?;
-    w.find(Locator::Id("second_password")).await?.send_keys(demo::GRADUATE_SECOND_PASSWORD).await?;
-    w.find(Locator::Id("login")).await?.click().await?;
+    browser.log_in_as_demo_graduate(&b).await?;
     browser.wait_id("new-order").await?.click().await?;
     let copies = browser.wait_for(Locator::Css("input[name^=copies_]")).await?;
     copies.clear().await?;

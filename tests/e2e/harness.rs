@@ -1296,8 +1296,60 @@ pub struct Browser {
     _driver: Proc,
 }
 
+/// The screen a browser test runs on: a desktop window, or a phone held
+/// upright (390 x 844 CSS pixels, as an iPhone 12-15) where no page may be
+/// wider than the screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    Desktop,
+    Phone,
+}
+
+impl Screen {
+    pub const BOTH: [Screen; 2] = [Screen::Desktop, Screen::Phone];
+
+    fn size(self) -> (u32, u32) {
+        match self {
+            Screen::Desktop => (1024, 900),
+            Screen::Phone => (390, 844),
+        }
+    }
+}
+
+/// What axe-core and the width check found wrong on one page.
+#[derive(Debug, Clone)]
+pub struct PageProblem {
+    pub page: String,
+    pub what: String,
+}
+
+impl std::fmt::Display for PageProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.page, self.what)
+    }
+}
+
+/// axe-core's script, read once (installed by deploy/install-axe).
+fn axe_source() -> Result<&'static str> {
+    static AXE: std::sync::OnceLock<std::result::Result<String, String>> = std::sync::OnceLock::new();
+    AXE.get_or_init(|| {
+        let file = repo_root().join("tests/a11y/node_modules/axe-core/axe.min.js");
+        std::fs::read_to_string(&file).map_err(|e| format!("{}: {e} (run deploy/install-axe)", file.display()))
+    })
+    .as_deref()
+    .map_err(|e| anyhow::anyhow!("axe-core: {e}"))
+}
+
 impl Browser {
     pub async fn start() -> Result<Browser> {
+        Browser::start_on(Screen::Desktop).await
+    }
+
+    /// A browser whose page area is `screen`'s size; on a phone it also
+    /// reports itself as a phone (touch, mobile user agent), as Chromium's
+    /// device emulation does.
+    pub async fn start_on(screen: Screen) -> Result<Browser> {
+        let (width, height) = screen.size();
         let dir = tempfile::tempdir()?;
         let port = free_port();
         let driver = Proc::spawn(
@@ -1322,9 +1374,15 @@ impl Browser {
                 "binary": "/usr/bin/chromium",
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                          "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
-                         "--window-size=1024,900", format!("--user-data-dir={}", profile.display())]
+                         format!("--window-size={width},{height}"), format!("--user-data-dir={}", profile.display())]
             }
         });
+        let mut caps = caps;
+        if screen == Screen::Phone {
+            caps["goog:chromeOptions"]["mobileEmulation"] = serde_json::json!({
+                "deviceMetrics": { "width": width, "height": height, "pixelRatio": 3.0, "touch": true, "mobile": true }
+            });
+        }
         let caps = match caps {
             serde_json::Value::Object(m) => m,
             _ => serde_json::Map::new(),
@@ -1394,6 +1452,72 @@ impl Browser {
 
     pub async fn body_text(&self) -> Result<String> {
         Ok(self.client.find(fantoccini::Locator::Css("body")).await?.text().await?)
+    }
+
+    /// What is wrong with the page shown, as a person with a screen reader,
+    /// low vision or a phone would meet it: axe-core's WCAG 2.0/2.1/2.2 A and
+    /// AA rules (contrast, labels, names, language...) and any part of the
+    /// page wider than the window (the page scrolls sideways).
+    pub async fn page_problems(&self) -> Result<Vec<PageProblem>> {
+        let page = self.client.current_url().await.map(|u| u.path().to_string()).unwrap_or_default();
+        let mut out = Vec::new();
+        let injected = self.client.execute("return typeof window.axe === 'object'", vec![]).await?;
+        if injected != serde_json::json!(true) {
+            self.client.execute(axe_source()?, vec![]).await.context("injecting axe-core")?;
+        }
+        let found = self
+            .client
+            .execute_async(
+                r#"const done = arguments[arguments.length - 1];
+                   axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa'] }, resultTypes: ['violations'] })
+                     .then(r => done(r.violations.map(v => v.id + ' (' + v.impact + '): ' + v.help + ' at ' +
+                        v.nodes.slice(0, 4).map(n => n.target.join(' ') + (n.any.concat(n.all)[0] ? ' [' + n.any.concat(n.all)[0].message + ']' : '')).join('; '))))
+                     .catch(e => done(['axe failed: ' + e]));"#,
+                vec![],
+            )
+            .await
+            .context("running axe-core")?;
+        for v in found.as_array().cloned().unwrap_or_default() {
+            out.push(PageProblem { page: page.clone(), what: v.as_str().unwrap_or_default().to_string() });
+        }
+        let wide = self
+            .client
+            .execute(
+                r#"const w = document.documentElement.clientWidth;
+                   if (document.documentElement.scrollWidth <= w) return null;
+                   // what sticks out of the window, not inside a box that scrolls or clips it
+                   const clipped = e => { for (let a = e.parentElement; a && a !== document.body; a = a.parentElement) {
+                       if (getComputedStyle(a).overflowX !== 'visible' && a.getBoundingClientRect().right <= w + 1) return true; } return false; };
+                   const over = Array.from(document.querySelectorAll('body *')).filter(e => e.getBoundingClientRect().right > w + 1 && !clipped(e))
+                     .filter(e => !e.parentElement || e.parentElement.getBoundingClientRect().right <= w + 1).slice(0, 4)
+                     .map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className && typeof e.className === 'string' ? '.' + e.className.split(' ').join('.') : '') + ' ' + Math.round(e.getBoundingClientRect().right) + 'px');
+                   return 'page ' + document.documentElement.scrollWidth + 'px wide in a ' + w + 'px window: ' + over.join(', ');"#,
+                vec![],
+            )
+            .await?;
+        if let Some(w) = wide.as_str() {
+            out.push(PageProblem { page, what: w.to_string() });
+        }
+        Ok(out)
+    }
+
+    /// Logs the demo graduate in through the portal's login form.
+    pub async fn log_in_as_demo_graduate(&self, b: &Backend) -> Result<()> {
+        use fantoccini::Locator;
+        let w = &self.client;
+        w.goto(&format!("{}/login", b.url)).await?;
+        self.wait_id("email").await?.send_keys(shomei_backend::demo::GRADUATE_EMAIL).await?;
+        w.find(Locator::Id("password")).await?.send_keys(shomei_backend::demo::GRADUATE_PASSWORD).await?;
+        w.find(Locator::Id("second_password")).await?.send_keys(shomei_backend::demo::GRADUATE_SECOND_PASSWORD).await?;
+        w.find(Locator::Id("login")).await?.click().await?;
+        Ok(())
+    }
+
+    /// Fails with every problem `page_problems` finds on the page shown.
+    pub async fn check_page(&self) -> Result<()> {
+        let problems = self.page_problems().await?;
+        anyhow::ensure!(problems.is_empty(), "the page has problems:\n{}", problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"));
+        Ok(())
     }
 
     pub async fn close(self) {

@@ -241,6 +241,8 @@ async fn the_kiosk_reads_clearly_and_walks_the_user_to_card_and_certificates_in_
     // the start screen: readable, step 1 of 3
     assert_step(b, "idle", 1, "番号入力", "Enter number").await?;
     assert_contrast(b, "idle", &["#ok .ja", "#ok .en", "#clear .en", "#backspace .en", "#lang"]).await?;
+    // every screen: axe-core's WCAG 2.x A/AA rules find nothing, nothing wider than the screen
+    browser.check_page().await.context("the idle screen")?;
 
     // the backspace key takes the last digit away, and is a finger's size
     let size = b.execute("const r = document.getElementById('backspace').getBoundingClientRect(); return [r.width, r.height]", vec![]).await?;
@@ -273,6 +275,7 @@ async fn the_kiosk_reads_clearly_and_walks_the_user_to_card_and_certificates_in_
     browser.wait_id("emoney").await?;
     assert_step(b, "card", 2, "お支払い", "Pay").await?;
     assert_contrast(b, "card", &["#emoney .ja", "#emoney .en", "#cancel .en"]).await?;
+    browser.check_page().await.context("the card screen")?;
     let a = b.execute(AMOUNT_JS, vec![]).await?;
     assert_eq!((a["text"].as_str(), a["visible"].as_bool()), (Some("¥400"), Some(true)), "the amount due: {a}");
     assert!(num(&a["px"]) >= 48.0 && num(&a["px"]) >= 2.0 * num(&a["message_px"]), "the amount is large: {a}");
@@ -284,6 +287,7 @@ async fn the_kiosk_reads_clearly_and_walks_the_user_to_card_and_certificates_in_
     browser.wait_screen("printing", Duration::from_secs(30)).await?;
     assert_step(b, "printing", 3, "印刷", "Print").await?;
     assert_contrast(b, "printing", &[]).await?;
+    browser.check_page().await.context("the printing screen")?;
     rig.printer.set_mode("ok")?;
     rig.printer.release_held_job()?;
 
@@ -295,6 +299,7 @@ async fn the_kiosk_reads_clearly_and_walks_the_user_to_card_and_certificates_in_
     }
     assert_step(b, "done", 3, "印刷", "Print").await?;
     assert_contrast(b, "done", &["#notice .en", "#message .en"]).await?;
+    browser.check_page().await.context("the done screen")?;
     rig.card.remove()?;
 
     // the paper and the verification page call the code by the same name

@@ -111,24 +111,20 @@ fn yen(text: &str) -> i64 {
     text.chars().filter(char::is_ascii_digit).collect::<String>().parse().unwrap_or(-1)
 }
 
+on_both_screens!(ordering_confirms_everything_before_placing_and_keeps_what_was_typed, ordering_confirms_everything_before_placing_and_keeps_what_was_typed_at_phone_width, ordering_confirms_everything_before_placing_and_keeps_what_was_typed_on);
 /// Ordering as a graduate walks it (issue 14), in Chromium: the most copies
 /// beside each certificate; only the payments the delivery takes; the postal
 /// address only for post, prefilled from the registered one; a mistake told
 /// next to its field with everything typed kept; a confirmation step with
 /// every fee, the delivery, payment, address, deadline and the no-refund rule;
 /// "back" keeps every field; and the order placed is what was confirmed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ordering_confirms_everything_before_placing_and_keeps_what_was_typed() -> Result<()> {
+async fn ordering_confirms_everything_before_placing_and_keeps_what_was_typed_on(screen: Screen) -> Result<()> {
     use fantoccini::Locator;
     let smtp = Smtp::start()?;
     let b = Backend::start(Some(smtp.port)).await?;
-    let browser = Browser::start().await?;
+    let browser = Browser::start_on(screen).await?;
     let w = &browser.client;
-    w.goto(&format!("{}/login", b.url)).await?;
-    browser.wait_id("email").await?.send_keys(demo::GRADUATE_EMAIL).await?;
-    w.find(Locator::Id("password")).await?.send_keys(demo::GRADUATE_PASSWORD).await?;
-    w.find(Locator::Id("second_password")).await?.send_keys(demo::GRADUATE_SECOND_PASSWORD).await?;
-    w.find(Locator::Id("login")).await?.click().await?;
+    browser.log_in_as_demo_graduate(&b).await?;
     browser.wait_id("new-order").await?.click().await?;
 
     let grad = b.sql("SELECT id FROM certificate_types WHERE code = 'graduation'")?;
@@ -283,5 +279,69 @@ async fn the_order_page_says_each_deliverys_state_in_words() -> Result<()> {
     assert!(status(&p).contains("waiting to be posted") && !p.contains("On-campus print number") && !p.contains("id=\"resend\""), "{}", status(&p));
     b.sql(&format!("UPDATE orders SET shipped_at = strftime('%s','now') WHERE id = {post}"))?;
     assert!(status(&page(post.clone()).await?).contains("posted ("));
+    Ok(())
+}
+
+on_both_screens!(
+    with_two_student_ids_the_certificates_offered_are_those_of_the_id_chosen,
+    with_two_student_ids_the_certificates_offered_are_those_of_the_id_chosen_at_phone_width,
+    two_student_ids_on
+);
+/// A graduate with two student IDs (a science degree first, then letters):
+/// the order form offers the certificates of the ID chosen, not the first
+/// one's whichever is chosen; the order placed is for the ID chosen.
+async fn two_student_ids_on(screen: Screen) -> Result<()> {
+    use fantoccini::Locator;
+    let smtp = Smtp::start()?;
+    let b = Backend::start(Some(smtp.port)).await?;
+    // the register knows both; the English graduation certificate is for the Faculty of Letters only
+    let (s, page) = crate::accounts::import_register(&b, "S17-0300,山田 花子,ヤマダ ハナコ,YAMADA Hanako,2001-04-02,SCI,MATH,学士（理学）,Bachelor of Science,2016-04-01,2020-03-25,graduated").await?;
+    assert_eq!(s, 200, "{page}");
+    let user = b.sql(&format!("SELECT id FROM users WHERE email = '{}'", demo::GRADUATE_EMAIL))?;
+    b.sql(&format!(
+        "INSERT INTO student_records (user_id, university_id, faculty_id, department_id, student_no, name_kanji, name_kana, name_roman, birth_date, leaving_type, graduation_date)
+         VALUES ({user}, 1, 2, 3, 'S17-0300', '山田 花子', 'ヤマダ ハナコ', 'YAMADA Hanako', '', 'graduated', '2020-03-25')"
+    ))?;
+    let science = b.sql("SELECT id FROM student_records WHERE student_no = 'S17-0300'")?;
+    let letters = b.sql("SELECT id FROM student_records WHERE student_no = 'L19-0042'")?;
+    b.sql("UPDATE certificate_types SET faculty_codes = 'LET' WHERE code = 'graduation_en'")?;
+    let grad = b.sql("SELECT id FROM certificate_types WHERE code = 'graduation'")?;
+    let grad_en = b.sql("SELECT id FROM certificate_types WHERE code = 'graduation_en'")?;
+
+    let browser = Browser::start_on(screen).await?;
+    let w = &browser.client;
+    browser.log_in_as_demo_graduate(&b).await?;
+    browser.wait_id("new-order").await?.click().await?;
+    let offered = || async {
+        let v = w.execute("return Array.from(document.querySelectorAll('input[id^=copies_]')).map(e => e.id).join(',')", vec![]).await?;
+        anyhow::Ok(v.as_str().unwrap_or_default().to_string())
+    };
+    let chosen = || async { anyhow::Ok(w.find(Locator::Id("student_record_id")).await?.prop("value").await?.unwrap_or_default()) };
+    browser.wait_id(&format!("copies_{grad}")).await?;
+    let first = chosen().await?;
+    // each ID in turn: its own certificates (the English one only with the letters degree)
+    for (record, has_en) in [(science.as_str(), false), (letters.as_str(), true), (science.as_str(), false)] {
+        if chosen().await? != record {
+            w.find(Locator::Id("student_record_id")).await?.select_by_value(record).await?;
+            let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while chosen().await.unwrap_or_default() != record && std::time::Instant::now() < end {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+        browser.wait_id(&format!("copies_{grad}")).await?;
+        assert_eq!(chosen().await?, record, "the ID chosen stays chosen (first was {first})");
+        let ids = offered().await?;
+        assert_eq!(ids.split(',').any(|i| i == format!("copies_{grad_en}")), has_en, "record {record}: {ids}");
+        assert!(ids.split(',').any(|i| i == format!("copies_{grad}")), "record {record}: {ids}");
+    }
+    // ordered with the science ID chosen: the order is that ID's
+    let copies = w.find(Locator::Id(&format!("copies_{grad}"))).await?;
+    copies.clear().await?;
+    copies.send_keys("1").await?;
+    w.find(Locator::Id("to-confirm")).await?.click().await?;
+    browser.wait_id("place-order").await?.click().await?;
+    browser.wait_id("print-number").await?;
+    assert_eq!(b.sql("SELECT student_record_id FROM orders ORDER BY id DESC LIMIT 1")?, science);
+    browser.close().await;
     Ok(())
 }

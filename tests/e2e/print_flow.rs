@@ -7,10 +7,10 @@ use fantoccini::Locator;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_graduate_orders_and_prints_a_certificate_at_the_kiosk() -> Result<()> {
+on_both_screens!(a_graduate_orders_and_prints_a_certificate_at_the_kiosk, a_graduate_orders_and_prints_a_certificate_at_the_kiosk_at_phone_width, a_graduate_orders_and_prints_a_certificate_at_the_kiosk_on);
+async fn a_graduate_orders_and_prints_a_certificate_at_the_kiosk_on(screen: Screen) -> Result<()> {
     let peers = Peers::start().await?;
-    let browser = Browser::start().await?;
+    let browser = Browser::start_on(screen).await?;
     let b = &browser.client;
 
     // Staff make the station's enrolment code in the admin panel.

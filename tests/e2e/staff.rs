@@ -138,7 +138,7 @@ async fn answer_of(r: reqwest::Response) -> Result<(Answer, String)> {
 }
 
 /// Where the call whose arguments `s` begins with closes (string literals skipped).
-fn closing_paren(s: &str) -> Option<usize> {
+pub(crate) fn closing_paren(s: &str) -> Option<usize> {
     let (mut depth, mut in_str, mut escaped) = (1usize, false, false);
     for (i, ch) in s.char_indices() {
         if in_str {
@@ -166,7 +166,7 @@ fn closing_paren(s: &str) -> Option<usize> {
 }
 
 /// The HTTP methods of a route's method router: `get(..)`, `.post(..)`, ...
-fn method_routers(args: &str) -> Vec<String> {
+pub(crate) fn method_routers(args: &str) -> Vec<String> {
     const METHODS: [&str; 9] = ["get", "post", "put", "delete", "patch", "head", "options", "trace", "any"];
     let mut out = Vec::new();
     for m in METHODS {

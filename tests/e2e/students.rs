@@ -1,6 +1,9 @@
-//! Enrolled students (S-1..S-3): the university directory (the roster the
-//! registrar imports, and a real OpenLDAP slapd), first login with e-mail
-//! registration and a service-only second password, forgotten second password.
+//! Enrolled students (S-1..S-3, manual 001): the university directory (the
+//! roster the registrar imports, and a real OpenLDAP slapd); the first login
+//! registers an e-mail address whose link completes it ("メールアドレス設定完了"),
+//! the next login with the second password empty sets a service-only second
+//! password; a forgotten second password by mail to the registered address;
+//! the roster's campus card linked at the first login.
 
 use crate::accounts::*;
 use crate::harness::*;
@@ -23,87 +26,168 @@ async fn first_login_link(b: &Backend, smtp: &Smtp, c: &reqwest::Client, uid: &s
     link_in(&mail, &format!("{}/student/email/confirm?t=", b.url)).context("link")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_student_logs_in_with_the_university_id_and_registers_in_the_browser() -> Result<()> {
-    let smtp = Smtp::start()?;
-    let b = Backend::start(Some(smtp.port)).await?;
-    let browser = Browser::start().await?;
-    let w = &browser.client;
-    let email = "jiro.sato@campus.example.jp";
+/// The link completes the address (manual 001, 2.1 steps 7-8): its page's
+/// button, then "メールアドレス設定完了" with a way to the login page.
+async fn complete_address(c: &reqwest::Client, link: &str) -> Result<String> {
+    let (s, _, page) = post_form(c, link, link, &[]).await?;
+    anyhow::ensure!(s == 200 && page.contains("メールアドレス設定完了") && page.contains("E-mail address set"), "completion: {s} {page}");
+    Ok(page)
+}
 
-    // S-1/S-2: user ID + university password, second password empty the first time
+/// The next login with the second password empty leads to setting it (2.2); returns the page after.
+async fn set_second_at_next_login(b: &Backend, c: &reqwest::Client, uid: &str, pw: &str, second: &str) -> Result<(u16, String)> {
+    let (s, path, page) = student_login(b, c, uid, pw, "").await?;
+    anyhow::ensure!(s == 200 && path == "/student/second-password/setup", "login to the second-password setting: {s} {path} {page}");
+    let url = format!("{}/student/second-password/setup", b.url);
+    let (s, _, page) = post_form(c, &url, &url, &[("second_password", second), ("second_password_confirm", second)]).await?;
+    Ok((s, page))
+}
+
+/// A student's whole first-login path by HTTP: address, link, completion, login, second password.
+pub async fn register_student(b: &Backend, smtp: &Smtp, uid: &str, pw: &str, email: &str, second: &str) -> Result<()> {
+    let c = Backend::client();
+    let link = first_login_link(b, smtp, &c, uid, pw, email).await?;
+    complete_address(&c, &link).await?;
+    let (s, page) = set_second_at_next_login(b, &c, uid, pw, second).await?;
+    anyhow::ensure!(s == 200 && page.contains("Your second password is set"), "second password: {s} {page}");
+    Ok(())
+}
+
+/// The first-login path in the browser as manual 001 walks it, each screen
+/// checked: user ID + password with the second password empty -> the address
+/// twice -> the mail's link -> "メールアドレス設定完了" -> the login page ->
+/// user ID + password, second password still empty -> the second password
+/// twice (the university password refused) -> done -> a login with all three.
+async fn first_login_in_browser(browser: &Browser, b: &Backend, smtp: &Smtp, uid: &str, pw: &str, email: &str, second: &str) -> Result<()> {
+    let w = &browser.client;
+    let login = |with_second: Option<String>| {
+        let (browser, uid, pw) = (browser, uid.to_string(), pw.to_string());
+        async move {
+            browser.wait_id("user_id").await?.send_keys(&uid).await?;
+            browser.client.find(Locator::Id("password")).await?.send_keys(&pw).await?;
+            if let Some(s) = with_second {
+                browser.client.find(Locator::Id("second_password")).await?.send_keys(&s).await?;
+            }
+            browser.client.find(Locator::Id("login")).await?.click().await?;
+            anyhow::Ok(())
+        }
+    };
+    // 2.1: the first login asks for an address, typed twice
     w.goto(&format!("{}/login", b.url)).await?;
-    w.find(Locator::Id("student-login")).await?.click().await?;
-    browser.wait_id("user_id").await?.send_keys(demo::STUDENT_ID).await?;
-    w.find(Locator::Id("password")).await?.send_keys(demo::STUDENT_PASSWORD).await?;
-    w.find(Locator::Id("login")).await?.click().await?;
+    browser.wait_id("student-login").await?.click().await?;
+    login(None).await?;
     browser.wait_id("email_confirm").await?;
     w.find(Locator::Id("email")).await?.send_keys(email).await?;
     w.find(Locator::Id("email_confirm")).await?.send_keys(email).await?;
     w.find(Locator::Id("send")).await?.click().await?;
     browser.wait_id("message").await?;
-    let mail = smtp.wait_for_mail(email, MAIL_WAIT)?;
+    let mail = smtp.wait_for_mail_with(email, "/student/email/confirm", MAIL_WAIT)?;
+    assert!(mail.contains("メールアドレスの登録が完了") && mail.contains("finish registering your e-mail address"), "{mail}");
     let link = link_in(&mail, &format!("{}/student/email/confirm?t=", b.url)).context("link")?;
-
-    // the link: university password again, and a second password that is not it
+    // the link's page completes the address: "メールアドレス設定完了", to the login page
     w.goto(&link).await?;
-    browser.wait_id("university_password").await?.send_keys(demo::STUDENT_PASSWORD).await?;
-    w.find(Locator::Id("second_password")).await?.send_keys(demo::STUDENT_PASSWORD).await?;
-    w.find(Locator::Id("second_password_confirm")).await?.send_keys(demo::STUDENT_PASSWORD).await?;
+    browser.wait_id("send").await?.click().await?;
+    let done = browser.wait_id("message").await?.text().await?;
+    assert!(done.contains("メールアドレス設定完了") && done.contains("E-mail address set"), "{done}");
+    let account = b.sql(&format!("SELECT email || '|' || kind || '|' || (second_password_hash IS NULL) FROM users WHERE directory_uid = '{}'", uid.to_lowercase()))?;
+    assert_eq!(account, format!("{email}|student|1"), "the address is the account's; no second password yet");
+    w.find(Locator::Id("next")).await?.click().await?;
+    // 2.2: the next login, second password still empty, leads to setting it
+    login(None).await?;
+    browser.wait_id("second_password_confirm").await?;
+    assert_eq!(w.current_url().await?.path(), "/student/second-password/setup");
+    assert!(w.execute("return document.getElementById('university_password') === null", vec![]).await?.as_bool() == Some(true), "the university password is not asked again");
+    // not the university password (the directory says it is)
+    w.find(Locator::Id("second_password")).await?.send_keys(pw).await?;
+    w.find(Locator::Id("second_password_confirm")).await?.send_keys(pw).await?;
     w.find(Locator::Id("save")).await?.click().await?;
     let err = browser.wait_id("second_password-error").await?.text().await?;
     assert!(err.contains("大学") && err.contains("university account"), "{err}");
-    w.find(Locator::Id("university_password")).await?.send_keys(demo::STUDENT_PASSWORD).await?;
-    w.find(Locator::Id("second_password")).await?.send_keys("Service2024jr").await?;
-    w.find(Locator::Id("second_password_confirm")).await?.send_keys("Service2024jr").await?;
+    w.find(Locator::Id("second_password")).await?.send_keys(second).await?;
+    w.find(Locator::Id("second_password_confirm")).await?.send_keys(second).await?;
     w.find(Locator::Id("save")).await?.click().await?;
+    let set = browser.wait_id("message").await?.text().await?;
+    assert!(set.contains("第2パスワードの設定が完了しました") && set.contains("Your second password is set"), "{set}");
+    assert_eq!(b.sql(&format!("SELECT second_password_hash LIKE '$argon2id$%' FROM users WHERE email = '{email}'"))?, "1");
+    // 2.3: from now on user ID + password + second password
+    w.find(Locator::Id("next")).await?.click().await?;
+    login(Some(second.to_string())).await?;
     browser.wait_id("new-order").await?;
+    Ok(())
+}
+
+/// The registrar imports a roster CSV on the panel; (status, page).
+async fn import_roster(b: &Backend, csv: String) -> Result<(u16, String)> {
+    let staff = b.staff_client().await?;
+    let url = format!("{}/admin/roster", b.url);
+    let csrf = csrf_of(&staff, &url).await?;
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", csrf)
+        .part("file", reqwest::multipart::Part::bytes(csv.into_bytes()).file_name("roster.csv"));
+    let r = staff.post(&url).multipart(form).send().await?;
+    let s = r.status().as_u16();
+    Ok((s, r.text().await?))
+}
+
+fn screen_tag(screen: Screen) -> &'static str {
+    if screen == Screen::Phone {
+        "phone"
+    } else {
+        "desk"
+    }
+}
+
+on_both_screens!(
+    a_students_first_login_is_mail_link_then_completion_page_then_login_then_second_password_in_the_browser,
+    a_students_first_login_is_mail_link_then_completion_page_then_login_then_second_password_in_the_browser_at_phone_width,
+    a_students_first_login_is_mail_link_then_completion_page_then_login_then_second_password_in_the_browser_on
+);
+async fn a_students_first_login_is_mail_link_then_completion_page_then_login_then_second_password_in_the_browser_on(screen: Screen) -> Result<()> {
+    let smtp = Smtp::start()?;
+    let b = Backend::start(Some(smtp.port)).await?;
+    let browser = Browser::start_on(screen).await?;
+    let email = format!("jiro.sato.{}@campus.example.jp", screen_tag(screen));
+    // S-1/S-2, manual 001 2.1-2.3, every screen in Chromium
+    first_login_in_browser(&browser, &b, &smtp, demo::STUDENT_ID, demo::STUDENT_PASSWORD, &email, "Service2024jr").await?;
     let text = browser.body_text().await?;
-    assert!(text.contains("佐藤 次郎") && text.contains("You are registered"), "{text}");
+    assert!(text.contains("佐藤 次郎"), "[{screen:?}] the directory's name: {text}");
     browser.close().await;
 
     // S-3: later logins need all three
     let c = Backend::client();
     let (s, _, _) = student_login(&b, &c, demo::STUDENT_ID, demo::STUDENT_PASSWORD, "").await?;
-    assert_eq!(s, 401, "once registered, the second password is required");
+    assert_eq!(s, 401, "once set, the second password is required");
     let (s, path, _) = student_login(&b, &c, demo::STUDENT_ID, demo::STUDENT_PASSWORD, "Service2024jr").await?;
     assert_eq!((s, path.as_str()), (200, "/portal"));
     let order_page = c.get(format!("{}/orders/new", b.url)).send().await?.text().await?;
     assert!(order_page.contains("L24-0101"), "the directory's student number is the student ID: {order_page}");
     assert!(order_page.contains("Certificate of Enrolment") && !order_page.contains("Certificate of Graduation"), "a student is offered what students may order: {order_page}");
+    // the address link was used once
+    let mail = smtp.wait_for_mail_with(&email, "/student/email/confirm", MAIL_WAIT)?;
+    let link = link_in(&mail, &format!("{}/student/email/confirm?t=", b.url)).context("link")?;
+    let r = Backend::client().get(&link).send().await?;
+    assert_eq!(r.status(), 400, "the link is used up");
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_roster_imports_whole_or_not_at_all_and_the_second_password_can_be_reset() -> Result<()> {
+async fn the_roster_imports_whole_or_not_at_all() -> Result<()> {
     let smtp = Smtp::start()?;
     let b = Backend::start(Some(smtp.port)).await?;
-    let staff = b.staff_client().await?;
-    let import = |csv: String| {
-        let staff = staff.clone();
-        let url = b.url.clone();
-        async move {
-            let csrf = csrf_of(&staff, &format!("{url}/admin/roster")).await?;
-            let form = reqwest::multipart::Form::new()
-                .text("csrf", csrf)
-                .part("file", reqwest::multipart::Part::bytes(csv.into_bytes()).file_name("roster.csv"));
-            let r = staff.post(format!("{url}/admin/roster")).multipart(form).send().await?;
-            let s = r.status().as_u16();
-            anyhow::Ok((s, r.text().await?))
-        }
-    };
     let head = "user_id,password,name_kanji,name_kana,name_roman,student_no,faculty_code,department_code,email\n";
     // one bad column in row 3 and a duplicate in row 4: nothing is imported, both are named
     let bad = format!("{head}t001,Initial2024a,田中 一,タナカ ハジメ,TANAKA Hajime,S24-0011,LET,JLIT,\nt002,short,山本 二,ヤマモト ジ,YAMAMOTO Ji,S24-0012,LET,JLIT,\nt001,Initial2024b,田中 三,タナカ サン,TANAKA San,S24-0013,LET,JLIT,\n");
-    let (s, page) = import(bad).await?;
+    let (s, page) = import_roster(&b, bad).await?;
     assert_eq!(s, 400);
     assert!(page.contains("line 3 (password)") && page.contains("line 4 (user_id)") && page.contains("the same as line 2"), "{page}");
     assert_eq!(b.sql("SELECT count(*) FROM directory_roster")?, "1", "only the demo student: nothing half-imported");
-    let (s, page) = import(format!("\u{feff}{head}t001,Initial2024a,田中 一,タナカ ハジメ,TANAKA Hajime,S24-0011,LET,JLIT,\n")).await?;
+    // a file without the optional columns, as before
+    let (s, page) = import_roster(&b, format!("\u{feff}{head}t001,Initial2024a,田中 一,タナカ ハジメ,TANAKA Hajime,S24-0011,LET,JLIT,\n")).await?;
     assert_eq!(s, 200, "{page}");
     assert_eq!(element_text(&page, "roster-count").as_deref(), Some("2"));
     let hash = b.sql("SELECT password_hash FROM directory_roster WHERE user_id = 't001'")?;
     assert!(hash.starts_with("$argon2id$"), "plain initial passwords are hashed on import");
+    assert_eq!(b.sql("SELECT card_uid FROM directory_roster WHERE user_id = 't001'")?, "", "no card column, no card");
 
     // wrong password and unknown ID: one message
     let c = Backend::client();
@@ -111,32 +195,9 @@ async fn the_roster_imports_whole_or_not_at_all_and_the_second_password_can_be_r
     let (s2, _, p2) = student_login(&b, &c, "nobody", "Wrong2024aa", "").await?;
     assert_eq!((s1, s2), (401, 401));
     assert_eq!(element_text(&p1, "error"), element_text(&p2, "error"));
-
-    // the imported student registers, then forgets the second password (S-3)
-    let email = "hajime@campus.example.jp";
-    let link = first_login_link(&b, &smtp, &c, "t001", "Initial2024a", email).await?;
-    let (s, path, page) = post_form(&c, &link, &format!("{}/student/email/confirm", b.url), &[
-        ("t", link.split("t=").nth(1).unwrap_or("")), ("university_password", "Initial2024a"),
-        ("second_password", "Second2024hj"), ("second_password_confirm", "Second2024hj"),
-    ]).await?;
-    assert_eq!((s, path.as_str()), (200, "/portal"), "{page}");
-    let url = format!("{}/student/second-password/forgot", b.url);
-    let (s, _, known) = post_form(&Backend::client(), &url, &url, &[("user_id", "t001")]).await?;
-    let (s2, _, unknown) = post_form(&Backend::client(), &url, &url, &[("user_id", "zz999")]).await?;
-    assert_eq!((s, s2), (200, 200));
-    assert_eq!(element_text(&known, "message"), element_text(&unknown, "message"), "no enumeration");
-    let mail = smtp.wait_for_mail_with(email, "second-password/reset", MAIL_WAIT)?;
-    let reset = link_in(&mail, &format!("{}/student/second-password/reset?t=", b.url)).context("reset link")?;
-    let t = reset.split("t=").nth(1).unwrap_or("").to_string();
-    let action = format!("{}/student/second-password/reset", b.url);
-    let (s, _, page) = post_form(&Backend::client(), &reset, &action, &[("t", &t), ("university_password", "Wrong2024aa"), ("second_password", "Newer2024hj"), ("second_password_confirm", "Newer2024hj")]).await?;
-    assert_eq!(s, 400);
-    assert!(field_error(&page, "university_password").contains("not correct"), "{page}");
-    let (s, _, page) = post_form(&Backend::client(), &reset, &action, &[("t", &t), ("university_password", "Initial2024a"), ("second_password", "Newer2024hj"), ("second_password_confirm", "Newer2024hj")]).await?;
-    assert_eq!(s, 200, "{page}");
-    let r = c.get(format!("{}/portal", b.url)).send().await?;
-    assert_eq!(r.url().path(), "/login", "the reset ended the old session");
-    let (s, path, _) = student_login(&b, &Backend::client(), "t001", "Initial2024a", "Newer2024hj").await?;
+    // the imported student's first login
+    register_student(&b, &smtp, "t001", "Initial2024a", "hajime@campus.example.jp", "Second2024hj").await?;
+    let (s, path, _) = student_login(&b, &Backend::client(), "t001", "Initial2024a", "Second2024hj").await?;
     assert_eq!((s, path.as_str()), (200, "/portal"));
     Ok(())
 }
@@ -158,14 +219,13 @@ async fn students_log_in_against_a_real_ldap_directory() -> Result<()> {
         assert_eq!(s, 401, "{uid}/{pw}: {page}");
     }
     let link = first_login_link(&b, &smtp, &c, "alice", "alicepw", "alice@campus.test").await?;
-    let t = link.split("t=").nth(1).unwrap_or("").to_string();
-    let (s, path, page) = post_form(&c, &link, &format!("{}/student/email/confirm", b.url), &[
-        ("t", &t), ("university_password", "alicepw"), ("second_password", "Alice2024svc"), ("second_password_confirm", "Alice2024svc"),
-    ]).await?;
+    complete_address(&c, &link).await?;
+    // the next login, second password empty, sets it (the directory is asked it is not the university password)
+    let (s, page) = set_second_at_next_login(&b, &c, "alice", "alicepw", "Alice2024svc").await?;
+    assert_eq!(s, 200, "{page}");
+    let (s, path, page) = student_login(&b, &Backend::client(), "alice", "alicepw", "Alice2024svc").await?;
     assert_eq!((s, path.as_str()), (200, "/portal"), "{page}");
     assert!(page.contains("有栖 花子"), "the name comes from the directory: {page}");
-    let (s, path, _) = student_login(&b, &Backend::client(), "alice", "alicepw", "Alice2024svc").await?;
-    assert_eq!((s, path.as_str()), (200, "/portal"));
     // the directory down: a clear "cannot be reached", not "wrong password"
     ldap.stop();
     let (s, _, page) = student_login(&b, &Backend::client(), "alice", "alicepw", "Alice2024svc").await?;
@@ -190,11 +250,9 @@ async fn over_ldaps_and_starttls_a_student_id_typed_in_another_case_reaches_the_
     // over ldaps://, with the university's CA
     let c = Backend::client();
     let link = first_login_link(&b, &smtp, &c, "alice", "alicepw", "alice@campus.test").await?;
-    let t = link.split("t=").nth(1).unwrap_or("").to_string();
-    let (s, path, page) = post_form(&c, &link, &format!("{}/student/email/confirm", b.url), &[
-        ("t", &t), ("university_password", "alicepw"), ("second_password", "Alice2024svc"), ("second_password_confirm", "Alice2024svc"),
-    ]).await?;
-    assert_eq!((s, path.as_str()), (200, "/portal"), "{page}");
+    complete_address(&c, &link).await?;
+    let (s, page) = set_second_at_next_login(&b, &c, "alice", "alicepw", "Alice2024svc").await?;
+    assert_eq!(s, 200, "{page}");
     assert_eq!(b.sql("SELECT directory_uid FROM users WHERE directory_uid IS NOT NULL")?, "alice");
     // the same student typed in capitals: her university password with an empty
     // second password is no "first login" (that would open a second account)
@@ -296,5 +354,122 @@ async fn roster_logins_hash_in_the_one_pool_and_a_burst_is_told_to_retry() -> Re
     }
     assert!(statuses.contains(&429), "with one hashing slot, six directory checks at once are not all run: {statuses:?}");
     assert!(statuses.contains(&401), "{statuses:?}");
+    Ok(())
+}
+
+on_both_screens!(
+    a_forgotten_second_password_is_reset_by_mail_to_the_registered_address_the_old_one_stops_the_new_one_works_and_the_link_works_once,
+    a_forgotten_second_password_is_reset_by_mail_to_the_registered_address_the_old_one_stops_the_new_one_works_and_the_link_works_once_at_phone_width,
+    a_forgotten_second_password_is_reset_by_mail_to_the_registered_address_the_old_one_stops_the_new_one_works_and_the_link_works_once_on
+);
+async fn a_forgotten_second_password_is_reset_by_mail_to_the_registered_address_the_old_one_stops_the_new_one_works_and_the_link_works_once_on(screen: Screen) -> Result<()> {
+    let smtp = Smtp::start()?;
+    let b = Backend::start(Some(smtp.port)).await?;
+    let email = format!("forgetful.{}@campus.example.jp", screen_tag(screen));
+    register_student(&b, &smtp, demo::STUDENT_ID, demo::STUDENT_PASSWORD, &email, "Service2024jr").await?;
+    let browser = Browser::start_on(screen).await?;
+    let w = &browser.client;
+    // manual 001 2.4 (c): "第2パスワードを忘れた場合" on the student login page, the registered address
+    w.goto(&format!("{}/student/login", b.url)).await?;
+    browser.wait_id("forgot").await?.click().await?;
+    browser.wait_id("email").await?.send_keys(&email).await?;
+    w.find(Locator::Id("send")).await?.click().await?;
+    browser.wait_id("message").await?;
+    let mail = smtp.wait_for_mail_with(&email, "/student/second-password/reset", MAIL_WAIT)?;
+    assert!(mail.contains("第2パスワードの再設定") && mail.contains("Reset your second password"), "{mail}");
+    let link = link_in(&mail, &format!("{}/student/second-password/reset?t=", b.url)).context("reset link")?;
+    // the link: the new second password twice, not the university password again
+    w.goto(&link).await?;
+    browser.wait_id("second_password_confirm").await?;
+    let asked = w.execute("return document.getElementById('university_password') === null", vec![]).await?;
+    assert_eq!(asked.as_bool(), Some(true), "[{screen:?}] the university password is not asked");
+    w.find(Locator::Id("second_password")).await?.send_keys(demo::STUDENT_PASSWORD).await?;
+    w.find(Locator::Id("second_password_confirm")).await?.send_keys(demo::STUDENT_PASSWORD).await?;
+    w.find(Locator::Id("save")).await?.click().await?;
+    let err = browser.wait_id("second_password-error").await?.text().await?;
+    assert!(err.contains("university account"), "the university password is refused as a second password: {err}");
+    w.find(Locator::Id("second_password")).await?.send_keys("Renewed2025jr").await?;
+    w.find(Locator::Id("second_password_confirm")).await?.send_keys("Renewed2025jr").await?;
+    w.find(Locator::Id("save")).await?.click().await?;
+    let done = browser.wait_id("message").await?.text().await?;
+    assert!(done.contains("第2パスワードの設定が完了しました") && done.contains("Your second password is set"), "{done}");
+    browser.close().await;
+
+    // the old second password stops working; the new one works
+    let (s, _, _) = student_login(&b, &Backend::client(), demo::STUDENT_ID, demo::STUDENT_PASSWORD, "Service2024jr").await?;
+    assert_eq!(s, 401, "the old second password no longer logs in");
+    let (s, path, _) = student_login(&b, &Backend::client(), demo::STUDENT_ID, demo::STUDENT_PASSWORD, "Renewed2025jr").await?;
+    assert_eq!((s, path.as_str()), (200, "/portal"));
+    // the link works once: its page and its form refuse it now
+    let r = Backend::client().get(&link).send().await?;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await?.contains("already been used"), "clear message");
+    let c = Backend::client();
+    let csrf = csrf_of(&c, &format!("{}/student/login", b.url)).await?;
+    let t = link.split("t=").nth(1).unwrap_or("").to_string();
+    let r = c
+        .post(format!("{}/student/second-password/reset", b.url))
+        .form(&[("csrf", csrf.as_str()), ("t", t.as_str()), ("second_password", "Again2026jrx"), ("second_password_confirm", "Again2026jrx")])
+        .send()
+        .await?;
+    assert_eq!(r.status(), 400, "a used link sets nothing");
+    let (s, path, _) = student_login(&b, &Backend::client(), demo::STUDENT_ID, demo::STUDENT_PASSWORD, "Renewed2025jr").await?;
+    assert_eq!((s, path.as_str()), (200, "/portal"), "still the second password the link set");
+    assert_eq!(b.sql("SELECT count(*) FROM one_time_tokens WHERE purpose = 'second_password_reset' AND used_at IS NOT NULL")?, "1");
+
+    // no enumeration: an address no student has gets the same answer
+    let url = format!("{}/student/second-password/forgot", b.url);
+    let (s1, _, known) = post_form(&Backend::client(), &url, &url, &[("email", email.as_str())]).await?;
+    let (s2, _, unknown) = post_form(&Backend::client(), &url, &url, &[("email", "nobody@campus.example.jp")]).await?;
+    assert_eq!((s1, s2), (200, 200));
+    assert_eq!(element_text(&known, "message"), element_text(&unknown, "message"), "no enumeration");
+    Ok(())
+}
+
+on_both_screens!(
+    the_rosters_campus_card_is_linked_at_the_first_login_and_a_card_another_account_holds_is_left_alone,
+    the_rosters_campus_card_is_linked_at_the_first_login_and_a_card_another_account_holds_is_left_alone_at_phone_width,
+    the_rosters_campus_card_is_linked_at_the_first_login_and_a_card_another_account_holds_is_left_alone_on
+);
+async fn the_rosters_campus_card_is_linked_at_the_first_login_and_a_card_another_account_holds_is_left_alone_on(screen: Screen) -> Result<()> {
+    let smtp = Smtp::start()?;
+    let b = Backend::start(Some(smtp.port)).await?;
+    let graduate = b.sql(&format!("SELECT user_id FROM ic_cards WHERE uid = '{}' AND unlinked_at IS NULL", demo::CARD_UID))?;
+    assert!(!graduate.is_empty(), "the demo graduate holds the demo card");
+    // the roster with its optional card_id column (as printed on the card, spaces and all)
+    let head = "user_id,password,name_kanji,name_kana,name_roman,student_no,faculty_code,department_code,email,card_id\n";
+    let csv = format!(
+        "{head}t101,Initial2024c,田中 一,タナカ ハジメ,TANAKA Hajime,S24-0101,LET,JLIT,,01 14 a2 b3 c4 d5 e6 f7\n\
+         t102,Initial2024d,山本 二,ヤマモト ジ,YAMAMOTO Ji,S24-0102,LET,JLIT,,{}\n",
+        demo::CARD_UID
+    );
+    let (s, page) = import_roster(&b, csv).await?;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(b.sql("SELECT card_uid FROM directory_roster WHERE user_id = 't101'")?, "0114A2B3C4D5E6F7");
+    assert_eq!(b.sql("SELECT count(*) FROM ic_cards WHERE uid = '0114A2B3C4D5E6F7'")?, "0", "not linked before the student's first login");
+
+    // the first login in the browser links the roster's card to the new account
+    let browser = Browser::start_on(screen).await?;
+    first_login_in_browser(&browser, &b, &smtp, "t101", "Initial2024c", "hajime.tanaka@campus.example.jp", "Second2024hj").await?;
+    browser.close().await;
+    let user = b.sql("SELECT id FROM users WHERE directory_uid = 't101'")?;
+    assert_eq!(
+        b.sql("SELECT user_id || '|' || status || '|' || label FROM ic_cards WHERE uid = '0114A2B3C4D5E6F7' AND unlinked_at IS NULL")?,
+        format!("{user}|active|学生証 / Student card")
+    );
+    assert_eq!(b.sql(&format!("SELECT count(*) FROM audit_log WHERE actor = 'user:{user}' AND action = 'card.link_roster'"))?, "1");
+
+    // a card another account holds stays with it; the audit log says why the student got none
+    register_student(&b, &smtp, "t102", "Initial2024d", "ji.yamamoto@campus.example.jp", "Second2024yj").await?;
+    let other = b.sql("SELECT id FROM users WHERE directory_uid = 't102'")?;
+    assert_eq!(b.sql(&format!("SELECT user_id FROM ic_cards WHERE uid = '{}' AND unlinked_at IS NULL", demo::CARD_UID))?, graduate);
+    assert_eq!(
+        b.sql(&format!("SELECT count(*) FROM audit_log WHERE actor = 'user:{other}' AND action = 'card.roster_taken' AND target = 'card:{}'", demo::CARD_UID))?,
+        "1"
+    );
+    assert_eq!(b.sql(&format!("SELECT count(*) FROM ic_cards WHERE user_id = {other}"))?, "0");
+    // the student still logs in (the taken card stops nothing)
+    let (s, path, _) = student_login(&b, &Backend::client(), "t102", "Initial2024d", "Second2024yj").await?;
+    assert_eq!((s, path.as_str()), (200, "/portal"));
     Ok(())
 }

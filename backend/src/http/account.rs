@@ -496,7 +496,10 @@ fn personal_html(csrf: &str, p: &Personal, errors: &FieldErrors, confirm: bool) 
         ["携帯電話番号", "Mobile phone", &p.mobile_phone],
         ["勤務先名", "Workplace name", &p.work_name],
         ["勤務先郵便番号", "Workplace postal code", &p.work_postal_code],
-        ["勤務先住所", "Workplace address", &p.work_address],
+        ["勤務先都道府県", "Workplace prefecture", &p.work_prefecture],
+        ["勤務先市区町村", "Workplace city", &p.work_city],
+        ["勤務先番地", "Workplace street and number", &p.work_street],
+        ["勤務先建物名・部屋番号", "Workplace building and room", &p.work_building],
         ["勤務先電話番号", "Workplace phone", &p.work_phone],
     ];
     Html(render("account_personal.html", context! { csrf, p, errors, confirm, rows }))

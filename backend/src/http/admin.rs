@@ -513,10 +513,39 @@ pub async fn outbox(State(state): State<AppState>, headers: HeaderMap, staff: Cu
     Ok(csrf.respond(page))
 }
 
-pub async fn order_detail(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff, Path(id): Path<i64>) -> AppResult<Response> {
+/// What the order page was sent back with: `release` = `released` or `still-held`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct OrderPageQuery {
+    release: String,
+}
+
+pub async fn order_detail(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+    Path(id): Path<i64>,
+    axum::extract::Query(q): axum::extract::Query<OrderPageQuery>,
+) -> AppResult<Response> {
     staff.require(&["registrar"])?;
     let mut c = state.pool.acquire().await?;
     let order = store::order(&mut c, id).await.map_err(|_| crate::error::AppError::PageNotFound)?;
+    // a refund the office pays back: the bank account the user gave (personal data: each view is logged)
+    let bank = crate::refunds::open_bank_details(&state.seal, &order)?.map(|b| {
+        let (type_ja, type_en) = b.account_type_words();
+        context! { bank => b.bank, branch => b.branch, type_ja, type_en, number => b.number, holder => b.holder }
+    });
+    if bank.is_some() {
+        let ip = client.ip().to_string();
+        accounts::audit(&mut c, &format!("staff:{}", staff.staff.login), "personal_data.view", &format!("refund bank details order:{id}"), accounts::Client { ip: &ip }).await?;
+    }
+    let (way_ja, way_en) = crate::refunds::Way::of(&order).words();
+    let release_notice = match q.release.as_str() {
+        "released" => Some(("released", "確認待ちを解除しました。利用者にメールで知らせました。", "Released: the order goes ahead and the user was mailed.")),
+        "still-held" => Some(("still-held", "まだ印刷できない文字があるため、確認待ちのままです。", "Still held: some characters still cannot be printed.")),
+        _ => None,
+    };
     let lines: Vec<_> = store::order_lines(&mut c, id)
         .await?
         .iter()
@@ -535,7 +564,7 @@ pub async fn order_detail(State(state): State<AppState>, headers: HeaderMap, sta
     let (ja, en) = status_words(&order.status, &order.delivery, refund.is_some());
     let refund_due = store::refund_due(&mut c, id).await?;
     let refund = refund.map(|(at, reason, paid_back)| {
-        context! { at => time::local_text(at, zone), reason, paid_back => paid_back.map(|t| time::local_text(t, zone)) }
+        context! { at => time::local_text(at, zone), reason, paid_back => paid_back.map(|t| time::local_text(t, zone)), way_ja, way_en }
     });
     // P-5: paid at a station's e-money terminal rather than from stored value
     let payment = match store::order_terminal_payment(&mut c, id).await? {
@@ -550,7 +579,8 @@ pub async fn order_detail(State(state): State<AppState>, headers: HeaderMap, sta
     let page = Html(render(
         "admin_order.html",
         context! { csrf => &csrf.token, id, lines, certificates, status => &order.status, status_ja => ja, status_en => en,
-                   can_refund => matches!(order.status.as_str(), "paid" | "printed"), payment, refund_due, refund,
+                   can_refund => matches!(order.status.as_str(), "paid" | "printed"), payment, refund_due, refund, bank,
+                   held => order.status == "held", held_chars => &order.held_chars, release_notice,
                    delivery => &order.delivery, delivery_ja, delivery_en, store_user_number => &order.store_user_number,
                    postage => (order.postage > 0).then(|| Yen(order.postage).to_string()),
                    system_fee => Yen(order.system_fee).to_string(), total => Yen(order.total).to_string() },
@@ -986,12 +1016,22 @@ pub async fn refund_order(
     staff.require(&["registrar"])?;
     check_csrf(&state, &headers, &f.csrf)?;
     let ip = client.ip().to_string();
-    crate::orders::refund(&state.pool, &state.payment_providers(), state.storeprint.as_ref(), &staff.staff, accounts::Client { ip: &ip }, id, &f.reason).await?;
+    let providers = state.payment_providers();
+    let refunds = crate::refunds::Refunds {
+        pool: &state.pool,
+        seal: &state.seal,
+        providers: &providers,
+        storeprint: state.storeprint.as_ref(),
+        public_url: &state.config.http.public_url,
+    };
+    crate::refunds::refund(&refunds, &staff.staff, accounts::Client { ip: &ip }, id, &f.reason).await?;
+    state.mail_wake.notify_one();
     Ok(Redirect::to(&format!("/admin/orders/{id}")).into_response())
 }
 
 /// The office paid a refund back by hand (Smart Pit cash, an e-money
-/// terminal's payment): marked once, so it leaves the dashboard's count.
+/// terminal's payment): marked once, so it leaves the dashboard's count;
+/// the user is mailed.
 pub async fn refund_paid_back(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
@@ -1002,14 +1042,45 @@ pub async fn refund_paid_back(
 ) -> AppResult<Response> {
     staff.require(&["registrar"])?;
     check_csrf(&state, &headers, &f.csrf)?;
-    let mut tx = store::begin_write(&state.pool).await?;
-    if !store::set_refund_paid_back(&mut tx, id, time::now()).await? {
-        return Err(crate::error::AppError::Page(crate::messages::NOTHING_TO_PAY_BACK.into()));
-    }
     let ip = client.ip().to_string();
-    accounts::audit(&mut tx, &format!("staff:{}", staff.staff.login), "order.refund_paid_back", &format!("order:{id}"), accounts::Client { ip: &ip }).await?;
-    tx.commit().await?;
+    crate::refunds::mark_paid_back(&state.pool, &state.seal, &staff.staff, accounts::Client { ip: &ip }, id).await?;
+    state.mail_wake.notify_one();
     Ok(Redirect::to(&format!("/admin/orders/{id}")).into_response())
+}
+
+/// A held order (a name no font could draw) released by staff once it is
+/// fixed: its PDF is made again; if a character still cannot be drawn it
+/// stays held and the order page says which.
+pub async fn release_order(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> AppResult<Response> {
+    staff.require(&["registrar"])?;
+    check_csrf(&state, &headers, &f.csrf)?;
+    let ip = client.ip().to_string();
+    let providers = state.payment_providers();
+    let released = crate::orders::release_held(
+        &state.pool,
+        &state.fonts,
+        &state.seal,
+        &providers,
+        &state.config.http.public_url,
+        &staff.staff,
+        accounts::Client { ip: &ip },
+        id,
+    )
+    .await?;
+    state.mail_wake.notify_one();
+    state.store_wake.notify_one();
+    let outcome = match released {
+        crate::orders::Released::Released => "released",
+        crate::orders::Released::StillMissing(_) => "still-held",
+    };
+    Ok(Redirect::to(&format!("/admin/orders/{id}?release={outcome}")).into_response())
 }
 
 /// D-2: the registrar uploads the university's seal (PNG); it is checked as

@@ -86,12 +86,19 @@ pub async fn registration(
         ("学籍番号", "Student ID", r.student_no.clone()),
         ("卒業（修了）年月", "Graduation", r.graduation_ym.clone()),
         ("区分", "Leaving type", label(&LEAVING_TYPES, &r.leaving_type)),
-        ("住所", "Address", format!("{} {} {} {} {}", p.postal_code, p.prefecture, p.city, p.street, p.building)),
+        ("住所", "Address", p.home_address_line()),
         ("電話", "Phones", format!("{} {}", p.home_phone, p.mobile_phone)),
-        ("勤務先", "Workplace", format!("{} {} {} {}", p.work_name, p.work_postal_code, p.work_address, p.work_phone)),
+        // the workplace address as the applicant gave it, part by part like the home address
+        ("勤務先名", "Workplace name", p.work_name.clone()),
+        ("勤務先郵便番号", "Workplace postal code", p.work_postal_code.clone()),
+        ("勤務先都道府県", "Workplace prefecture", p.work_prefecture.clone()),
+        ("勤務先市区町村", "Workplace city", p.work_city.clone()),
+        ("勤務先番地", "Workplace street and number", p.work_street.clone()),
+        ("勤務先建物名・部屋番号", "Workplace building and room", p.work_building.clone()),
+        ("勤務先電話番号", "Workplace phone", p.work_phone.clone()),
         ("本人確認書類", "Identity document", label(&ID_DOCUMENTS, &r.id_document_type)),
     ];
-    let images: Vec<_> = images.iter().map(|i| context! { id => i.id, width => i.width, height => i.height }).collect();
+    let images: Vec<_> = images.iter().map(|i| context! { id => i.id, width => i.width, height => i.height, name => &i.original_name }).collect();
     // D-3 review aid: the application beside the registrar's school register
     let check = register_check(&state, &r, &p, &facs, &deps).await?;
     let register_found = check.is_some();
@@ -465,6 +472,7 @@ pub async fn import_roster(
             faculty_code: r.faculty_code,
             department_code: r.department_code,
             email: r.email.unwrap_or_default(),
+            card_uid: r.card_id.unwrap_or_default(),
         });
     }
     let n = entries.len();

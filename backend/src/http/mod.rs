@@ -22,6 +22,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 pub fn router(state: AppState) -> Router {
+    pages::set_contact(&state.config.contact);
     // forms post to us only; a top-up's form is answered with a redirect to
     // PayPal's approval page, which form-action must allow
     let paypal_origin: String = {
@@ -55,7 +56,8 @@ pub fn router(state: AppState) -> Router {
         .route("/reservations/{id}/terminal-payment", post(station_api::terminal_payment))
         .route("/reservations/{id}/document", get(station_api::document))
         .route("/reservations/{id}/report", post(station_api::report))
-        .route("/reservations/{id}/release", post(station_api::release));
+        .route("/reservations/{id}/release", post(station_api::release))
+        .route("/card-links", post(station_api::card_link));
     Router::new()
         .route("/", get(portal::home))
         .route("/login", get(portal::login_page).post(portal::login))
@@ -69,6 +71,7 @@ pub fn router(state: AppState) -> Router {
                 // two ID images at the upload limit and the text fields
                 .layer(axum::extract::DefaultBodyLimit::max(state.config.accounts.upload_max_bytes * 4 + 64 * 1024)),
         )
+        .route("/register/images/{ordinal}", get(register::draft_image))
         .route("/register/confirm", get(register::confirm))
         .route("/register/apply", post(register::apply))
         .route("/register/status", get(register::status))
@@ -85,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .route("/student/login", get(student::login_page).post(student::login))
         .route("/student/email", get(student::email_page).post(student::email))
         .route("/student/email/confirm", get(student::confirm_page).post(student::confirm))
+        .route("/student/second-password/setup", get(student::setup_page).post(student::setup))
         .route("/student/second-password/forgot", get(student::forgot_page).post(student::forgot))
         .route("/student/second-password/reset", get(student::reset_page).post(student::reset))
         .route("/static/fleet.js", get(|| async {
@@ -112,6 +116,8 @@ pub fn router(state: AppState) -> Router {
         .route("/smartpit/notice", post(portal::smartpit_notice))
         .route("/storeprint/notice", post(portal::storeprint_notice))
         .route("/cards", get(portal::cards).post(portal::link_card))
+        .route("/cards/link-code", post(portal::link_card_by_code))
+        .route("/cards/{uid}/unlink", post(portal::unlink_card))
         .route("/cards/{uid}/lost", post(portal::report_card_lost))
         .route("/cards/{uid}/topup", post(portal::start_topup))
         .route("/paypal/return", get(portal::paypal_return))
@@ -119,6 +125,7 @@ pub fn router(state: AppState) -> Router {
         .route("/paypal/cancel", get(portal::paypal_cancel))
         .route("/paypal/webhook", post(portal::paypal_webhook))
         .route("/orders/{id}/resend", post(portal::resend_number))
+        .route("/orders/{id}/refund-bank", get(portal::refund_bank_page).post(portal::save_refund_bank))
         .route("/admin", get(admin::home))
         .route("/admin/login", get(admin::login_page).post(admin::login))
         .route("/admin/logout", post(admin::logout))
@@ -137,6 +144,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/orders/{id}/shipped", post(admin::mark_shipped))
         .route("/admin/orders/{id}/refund", post(admin::refund_order))
         .route("/admin/orders/{id}/paid-back", post(admin::refund_paid_back))
+        .route("/admin/orders/{id}/release", post(admin::release_order))
         .route("/admin/reports.csv", get(admin::reports_csv))
         .route("/admin/certificates/{id}/revoke", post(admin::revoke_certificate))
         .route(
@@ -157,6 +165,12 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/service", get(admin::service_breaks).post(admin::add_service_break))
         .route("/admin/service/{id}/delete", post(admin::remove_service_break))
         .route("/verify", get(portal::verify))
+        .route("/help", get(portal::help))
+        .route("/language", get(portal::language))
+        .route("/static/lang.js", get(|| async {
+            ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+             include_str!("../../static/lang.js"))
+        }))
         .route("/admin/outbox", get(admin::outbox))
         .route("/admin/registrations", get(admin_accounts::registrations))
         .route("/admin/registrations/{id}", get(admin_accounts::registration))

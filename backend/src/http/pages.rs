@@ -48,13 +48,24 @@ fn env() -> &'static Environment<'static> {
             ("admin_school_register.html", include_str!("../../templates/admin_school_register.html")),
             ("admin_orders.html", include_str!("../../templates/admin_orders.html")),
             ("admin_outbox.html", include_str!("../../templates/admin_outbox.html")),
+            ("refund_bank.html", include_str!("../../templates/refund_bank.html")),
+            ("help.html", include_str!("../../templates/help.html")),
         ] {
             if let Err(e) = env.add_template(name, src) {
                 tracing::error!(template = name, error = %e, "template does not compile");
             }
         }
+        // the desk at the foot of every page (the configuration's, set when the router is built)
+        env.add_function("contact", || minijinja::Value::from_serialize(CONTACT.read().unwrap_or_else(|p| p.into_inner()).clone()));
         env
     })
+}
+
+static CONTACT: std::sync::RwLock<Option<crate::config::ContactConfig>> = std::sync::RwLock::new(None);
+
+/// The desk every page names from now on.
+pub fn set_contact(contact: &crate::config::ContactConfig) {
+    *CONTACT.write().unwrap_or_else(|p| p.into_inner()) = Some(contact.clone());
 }
 
 /// Renders a template; a template error is logged and shown as a plain error.

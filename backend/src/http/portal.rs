@@ -16,6 +16,46 @@ use serde::Deserialize;
 use shomei_shared::{PrintNumber, Yen};
 use std::collections::HashMap;
 
+#[derive(Deserialize)]
+pub struct LanguageQuery {
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    back: String,
+}
+
+/// The language switch on every page: Japanese and English, Japanese only or
+/// English only, for this browser (a cookie) and, for a logged-in user
+/// clicking on our own page (the browser's Sec-Fetch-Site says so: another
+/// site's link cannot change an account), for the account: the next login
+/// anywhere shows the same. Back to the page it was chosen on.
+pub async fn language(State(state): State<AppState>, headers: HeaderMap, axum::extract::Query(q): axum::extract::Query<LanguageQuery>) -> AppResult<Response> {
+    let lang = super::web::display_language(&q.to).unwrap_or("both");
+    let back = if q.back.starts_with('/') && !q.back.starts_with("//") && q.back.chars().all(|c| c.is_ascii_alphanumeric() || "/_-.?=&%+~".contains(c)) {
+        q.back.as_str()
+    } else {
+        "/"
+    };
+    let own_page = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("same-origin");
+    if own_page {
+        if let Some(token) = super::web::cookie(&headers, &super::web::cookie_name(&state, USER_COOKIE)) {
+            if let Some(user_id) = accounts::session(&state.pool, &state.sessions, &token).await?.and_then(|s| s.user_id) {
+                let mut tx = store::begin_write(&state.pool).await?;
+                store::set_user_language(&mut tx, user_id, lang).await?;
+                tx.commit().await?;
+            }
+        }
+    }
+    let mut r = Redirect::to(back).into_response();
+    r.headers_mut().append(SET_COOKIE, super::web::lang_cookie(&state, lang));
+    Ok(r)
+}
+
+/// The manual's steps for graduates and students, and the desk (the manual's "マニュアル").
+pub async fn help() -> Html<String> {
+    Html(render("help.html", context! {}))
+}
+
 pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Redirect {
     if super::web::cookie(&headers, &super::web::cookie_name(&state, USER_COOKIE)).is_some() {
         Redirect::to("/portal")
@@ -114,7 +154,7 @@ pub async fn menu(
     let rows: Vec<_> = orders
         .iter()
         .map(|o| {
-            let (ja, en) = order_status(&o.status);
+            let (ja, en) = if o.refunded_at.is_some() { ("返金済", "refunded") } else { order_status(&o.status) };
             // an order paid online shows its number once the payment is in
             let usable = o.payment_method == "card" || o.status != "awaiting_payment";
             let live = matches!(o.status.as_str(), "awaiting_payment" | "paid") && o.print_number.is_some() && usable;
@@ -286,7 +326,15 @@ pub async fn confirm_order(State(state): State<AppState>, headers: HeaderMap, us
             return order_form(&state, &headers, &user, &form, Some(p)).await;
         }
     };
+    // IC card payment: said before ordering which linked cards could pay it at the printer
+    let cards = if req.payment_method == "card" { store::cards_of_user(&mut c, user.user.id).await? } else { Vec::new() };
     drop(c);
+    let card_rows: Vec<_> = cards
+        .iter()
+        .filter(|k| k.status == "active")
+        .map(|k| context! { tail => shomei_shared::api::card_id_tail(&k.uid), balance => Yen(k.balance).to_string(), enough => k.balance >= q.total })
+        .collect();
+    let card_enough = cards.iter().any(|k| k.status == "active" && k.balance >= q.total);
     let zone = time::tz(&q.university.timezone);
     let deadline = time::deadline_text(time::print_deadline(time::now(), zone), zone);
     let lines: Vec<_> = q
@@ -304,7 +352,7 @@ pub async fn confirm_order(State(state): State<AppState>, headers: HeaderMap, us
                    system_fee => Yen(q.system_fee).to_string(), postage => (q.postage > 0).then(|| Yen(q.postage).to_string()),
                    total => Yen(q.total).to_string(), delivery => &req.delivery, delivery_ja, delivery_en, payment => &req.payment_method, payment_ja, payment_en,
                    post => req.post.as_ref().map(|p| context! { name => &p.name, postal_code => &p.postal_code, address => &p.address, phone => &p.phone }),
-                   deadline },
+                   deadline, card_rows, card_enough },
     ));
     Ok(csrf.respond(page))
 }
@@ -354,6 +402,17 @@ pub async fn place_order(
 pub fn order_state_words(order: &store::Order, zone: chrono_tz::Tz) -> (String, String) {
     let deadline = time::deadline_text(order.print_deadline, zone);
     let pay_by = time::deadline_text(order.pay_deadline, zone);
+    // refunded (by staff, or a failed print by itself): how the money goes back
+    if order.refunded_at.is_some() {
+        let (how_ja, how_en) = crate::refunds::Way::of(order).words();
+        return match order.refund_paid_back_at {
+            Some(at) => {
+                let on = time::local_text(at, zone);
+                (format!("返金済み（{how_ja}、{on} お支払い済み）"), format!("refunded ({how_en}, paid on {on})"))
+            }
+            None => (format!("返金済み（{how_ja}）"), format!("refunded ({how_en})")),
+        };
+    }
     match (order.delivery.as_str(), order.status.as_str()) {
         (_, "awaiting_payment") => (format!("お支払い待ち（期限 {pay_by}）"), format!("awaiting payment (pay by {pay_by})")),
         ("campus", "paid") => (format!("支払済み：{deadline}までに学内の発行機で印刷してください"), format!("paid: print at an on-campus printer by {deadline}")),
@@ -388,6 +447,8 @@ pub async fn order(
     };
     let lines = store::order_lines(&mut c, id).await?;
     let record = store::student_records(&mut c, user.user.id).await?.into_iter().find(|r| r.id == order.student_record_id);
+    // a refund the office pays back by bank transfer: the user gives the account here
+    let wants_bank = crate::refunds::wants_bank_details(&mut c, &order).await?;
     drop(c);
     let zone = time::tz("Asia/Tokyo");
     let (ja, en) = order_state_words(&order, zone);
@@ -414,6 +475,7 @@ pub async fn order(
                    shipped => order.shipped_at.map(|t| time::local_text(t, zone)),
                    status_ja => ja, status_en => en, status => &order.status,
                    receipt => order.paid_at.is_some() && matches!(order.status.as_str(), "paid" | "printed"), held => order.status == "held", id,
+                   refunded => order.refunded_at.is_some(), wants_bank, bank_given => order.refund_bank_sealed.is_some(),
                    must_pay_online => order.payment_method == "paypal" && order.status == "awaiting_payment" && order.pay_deadline > time::now(),
                    must_pay_cash => order.payment_method == "smartpit" && order.status == "awaiting_payment" && order.pay_deadline > time::now(),
                    smartpit_number => &order.smartpit_number,
@@ -431,10 +493,79 @@ pub async fn order(
                        "paid" => Some("お支払いを受け付けました。学内印刷番号をメールでもお送りしました。 / Payment received: the print number was also sent to you by e-mail."),
                        "smartpit-later" => Some("支払番号をまだ発行できませんでした。しばらくしてから「支払番号を発行」を押してください。 / The payment number could not be issued yet: press \"Get a payment number\" in a while."),
                        "paypal-cancelled" => Some("PayPal での支払いを取り消しました。申込は支払期限までこのまま残ります。 / The PayPal payment was cancelled: the order waits for payment until its deadline."),
+                       "bank-saved" => Some("返金の振込先を受け付けました。大学からお振込みします。済みましたらメールでお知らせします。 / Thank you: the university pays the refund to this account and mails you once it is paid."),
                        _ => None,
                    } },
     ));
     Ok(csrf.respond(page))
+}
+
+/// The refund's bank account form (a refund the office pays back), with what
+/// was typed and the fields at fault.
+fn refund_bank_html(csrf: &str, order: &store::Order, d: &crate::refunds::BankDetails, errors: &crate::registration::FieldErrors) -> Html<String> {
+    let types: Vec<[&str; 3]> = crate::refunds::ACCOUNT_TYPES.iter().map(|t| [t.0, t.1, t.2]).collect();
+    Html(render(
+        "refund_bank.html",
+        context! { csrf, id => order.id, total => Yen(order.total).to_string(), d, errors, types, given => order.refund_bank_sealed.is_some() },
+    ))
+}
+
+/// The order's refund goes back by bank transfer: the account to pay it to,
+/// asked for by mail (prefilled with what the user gave before, if anything).
+pub async fn refund_bank_page(State(state): State<AppState>, headers: HeaderMap, user: CurrentUser, Path(id): Path<i64>) -> AppResult<Response> {
+    let mut c = state.pool.acquire().await?;
+    let order = match store::order(&mut c, id).await {
+        Ok(o) if o.user_id == user.user.id => o,
+        Ok(_) | Err(sqlx::Error::RowNotFound) => return Err(AppError::PageNotFound),
+        Err(e) => return Err(e.into()),
+    };
+    if !crate::refunds::wants_bank_details(&mut c, &order).await? {
+        return Err(AppError::Page(messages::NOTHING_TO_PAY_BACK.into()));
+    }
+    drop(c);
+    let d = crate::refunds::open_bank_details(&state.seal, &order)?.unwrap_or_default();
+    let csrf = Csrf::get(&state, &headers);
+    let page = refund_bank_html(&csrf.token, &order, &d, &crate::registration::FieldErrors::new());
+    Ok(csrf.respond(page))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct RefundBankForm {
+    csrf: String,
+    bank: String,
+    branch: String,
+    account_type: String,
+    number: String,
+    holder: String,
+}
+
+pub async fn save_refund_bank(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Form(f): Form<RefundBankForm>,
+) -> AppResult<Response> {
+    check_csrf(&state, &headers, &f.csrf)?;
+    let d = crate::refunds::BankDetails { bank: f.bank, branch: f.branch, account_type: f.account_type, number: f.number, holder: f.holder }.normalised();
+    let errors = d.check();
+    if !errors.is_empty() {
+        let mut c = state.pool.acquire().await?;
+        let order = match store::order(&mut c, id).await {
+            Ok(o) if o.user_id == user.user.id => o,
+            Ok(_) | Err(sqlx::Error::RowNotFound) => return Err(AppError::PageNotFound),
+            Err(e) => return Err(e.into()),
+        };
+        drop(c);
+        let csrf = Csrf::get(&state, &headers);
+        let page = refund_bank_html(&csrf.token, &order, &d, &errors);
+        return Ok((axum::http::StatusCode::BAD_REQUEST, csrf.respond(page)).into_response());
+    }
+    let ip = client.ip().to_string();
+    crate::refunds::save_bank_details(&state.pool, &state.seal, user.user.id, accounts::Client { ip: &ip }, id, &d).await?;
+    Ok(Redirect::to(&format!("/orders/{id}?notice=bank-saved")).into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -502,12 +633,28 @@ pub async fn resend_number(
     Ok(Redirect::to(&format!("/orders/{id}?notice=resent")).into_response())
 }
 
-async fn cards_page(state: &AppState, headers: &HeaderMap, user: &CurrentUser, uid: &str, label: &str, error: Option<&str>, notice: Option<&str>) -> AppResult<Response> {
+/// What the cards page shows besides the cards: what was typed into its
+/// forms, and what went wrong where.
+#[derive(Default)]
+struct CardsView<'a> {
+    uid: &'a str,
+    label: &'a str,
+    error: Option<&'a str>,
+    code: &'a str,
+    code_label: &'a str,
+    code_error: Option<&'a str>,
+    unlink_error: Option<&'a str>,
+    notice: Option<&'a str>,
+}
+
+async fn cards_page(state: &AppState, headers: &HeaderMap, user: &CurrentUser, v: CardsView<'_>) -> AppResult<Response> {
+    use shomei_shared::api::{card_id_grouped, card_id_tail};
     let mut c = state.pool.acquire().await?;
     let cards: Vec<_> = store::cards_of_user(&mut c, user.user.id)
         .await?
         .iter()
-        .map(|k| context! { uid => &k.uid, label => &k.label, balance => Yen(k.balance).to_string(), blocked => k.status == "blocked" })
+        .map(|k| context! { uid => &k.uid, grouped => card_id_grouped(&k.uid), label => &k.label, balance => Yen(k.balance).to_string(),
+                            blocked => k.status == "blocked", empty => k.balance == 0 })
         .collect();
     let zone = time::tz("Asia/Tokyo");
     let history: Vec<_> = store::ledger_of_user(&mut c, user.user.id, 50)
@@ -520,30 +667,38 @@ async fn cards_page(state: &AppState, headers: &HeaderMap, user: &CurrentUser, u
                 "refund" => ("返金", "refund"),
                 _ => ("調整", "adjustment"),
             };
-            context! { at => time::local_text(h.created_at, zone), uid => &h.card_uid, kind_ja => ja, kind_en => en, order => h.order_id,
-                       amount => Yen(h.amount).to_string() }
+            context! { at => time::local_text(h.created_at, zone), uid => &h.card_uid, tail => card_id_tail(&h.card_uid), kind_ja => ja, kind_en => en,
+                       order => h.order_id, amount => Yen(h.amount).to_string() }
         })
         .collect();
     let topups: Vec<_> = store::captured_topups(&mut c, user.user.id)
         .await?
         .iter()
-        .map(|(id, uid, amount, _, at)| context! { id, uid, amount => Yen(*amount).to_string(), at => time::local_text(*at, zone) })
+        .map(|(id, uid, amount, _, at)| context! { id, uid, tail => card_id_tail(uid), amount => Yen(*amount).to_string(), at => time::local_text(*at, zone) })
         .collect();
     let csrf = Csrf::get(state, headers);
-    let status = if error.is_some() { axum::http::StatusCode::BAD_REQUEST } else { axum::http::StatusCode::OK };
-    let page = Html(render("cards.html", context! { csrf => &csrf.token, cards, history, topups, uid, label, error, notice, amounts => crate::topup::AMOUNTS.iter().map(|a| (a, Yen(*a).to_string())).collect::<Vec<_>>() }));
+    let failed = v.error.is_some() || v.code_error.is_some() || v.unlink_error.is_some();
+    let status = if failed { axum::http::StatusCode::BAD_REQUEST } else { axum::http::StatusCode::OK };
+    let page = Html(render(
+        "cards.html",
+        context! { csrf => &csrf.token, cards, history, topups, uid => v.uid, label => v.label, error => v.error, notice => v.notice,
+                   code => v.code, code_label => v.code_label, code_error => v.code_error, unlink_error => v.unlink_error,
+                   code_minutes => crate::cards::LINK_CODE_TTL_S / 60,
+                   amounts => crate::topup::AMOUNTS.iter().map(|a| (a, Yen(*a).to_string())).collect::<Vec<_>>() },
+    ));
     Ok((status, csrf.respond(page)).into_response())
 }
 
 pub async fn cards(State(state): State<AppState>, headers: HeaderMap, user: CurrentUser, axum::extract::Query(q): axum::extract::Query<MenuQuery>) -> AppResult<Response> {
     let notice = match q.notice.as_str() {
-        "linked" => Some("カードを登録しました。 / The card is linked."),
+        "linked" => Some("カードを登録しました。入金すると証明書発行機で支払えます。 / The card is linked. Top it up to pay with it at the campus printers."),
         "topped-up" => Some("入金しました。 / The card was topped up."),
         "topup-cancelled" => Some("入金を取り消しました。料金はかかっていません。 / The top-up was cancelled: nothing was charged."),
         "blocked" => Some("カードを利用停止にしました。証明書発行機では使えません。 / The card is blocked: campus printers will refuse it."),
+        "unlinked" => Some("カードの登録を解除しました。利用履歴は残ります。 / The card is unlinked. Its history stays below."),
         _ => None,
     };
-    cards_page(&state, &headers, &user, "", "", None, notice).await
+    cards_page(&state, &headers, &user, CardsView { notice, ..CardsView::default() }).await
 }
 
 #[derive(Deserialize, Default)]
@@ -570,8 +725,57 @@ pub async fn link_card(
         Err(AppError::Page(msg)) => {
             // trying other people's cards counts against the throttle
             state.request_throttle.fail_both(&key, &ip);
-            cards_page(&state, &headers, &user, &f.uid, &f.label, Some(&msg), None).await
+            cards_page(&state, &headers, &user, CardsView { uid: &f.uid, label: &f.label, error: Some(&msg), ..CardsView::default() }).await
         }
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct LinkCodeForm {
+    csrf: String,
+    code: String,
+    label: String,
+}
+
+/// Links the card a campus printer showed a one-time code for. Wrong, used
+/// and expired codes count against the user's and the address's throttle.
+pub async fn link_card_by_code(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    user: CurrentUser,
+    Form(f): Form<LinkCodeForm>,
+) -> AppResult<Response> {
+    check_csrf(&state, &headers, &f.csrf)?;
+    let ip = client.ip().to_string();
+    let key = format!("card-code:{}", user.user.id);
+    state.request_throttle.gate(&key, &ip)?;
+    match crate::cards::link_by_code(&state.pool, &state.seal, user.user.id, accounts::Client { ip: &ip }, &f.code, &f.label).await {
+        Ok(_) => Ok(Redirect::to("/cards?notice=linked").into_response()),
+        Err(AppError::Page(msg)) => {
+            state.request_throttle.fail_both(&key, &ip);
+            cards_page(&state, &headers, &user, CardsView { code: &f.code, code_label: &f.label, code_error: Some(&msg), ..CardsView::default() }).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Unlinks a card of the user whose balance is zero (the page says why others cannot be).
+pub async fn unlink_card(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    user: CurrentUser,
+    Path(uid): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> AppResult<Response> {
+    check_csrf(&state, &headers, &f.csrf)?;
+    let ip = client.ip().to_string();
+    match crate::cards::unlink(&state.pool, user.user.id, accounts::Client { ip: &ip }, &uid).await {
+        Ok(()) => Ok(Redirect::to("/cards?notice=unlinked").into_response()),
+        Err(AppError::Page(msg)) => cards_page(&state, &headers, &user, CardsView { unlink_error: Some(&msg), ..CardsView::default() }).await,
         Err(e) => Err(e),
     }
 }

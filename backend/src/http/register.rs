@@ -10,7 +10,7 @@ use crate::registration::{self, ApplicationForm, FieldErrors, ID_DOCUMENTS, KIND
 use crate::store::{self, Registration};
 use crate::uploads;
 use crate::AppState;
-use axum::extract::{ConnectInfo, Multipart, Query, State};
+use axum::extract::{ConnectInfo, Multipart, Path, Query, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -105,11 +105,19 @@ fn link_purpose(p: &str) -> &'static str {
 }
 
 /// The page a registration link opens: the terms, whose "agree" button uses
-/// the link (GET changes nothing: mail scanners may open links).
+/// the link (GET changes nothing: mail scanners may open links). A link to
+/// add a student ID (G-6) opens the form itself: the account agreed to the
+/// terms when it registered; the form's first sending uses the link.
 pub async fn open_page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<LinkQuery>) -> AppResult<Response> {
     let purpose = link_purpose(&q.purpose);
     let mut c = state.pool.acquire().await?;
     accounts::peek_token(&mut c, purpose, &q.t).await?;
+    drop(c);
+    if purpose == "add_student_id" {
+        let f = ApplicationForm { kind: "add_student_id".into(), ..Default::default() };
+        let shown = FormFor { registration_id: None, in_school_only: true, reason: "", link_token: &q.t };
+        return render_form(&state, &headers, &shown, &f, &FieldErrors::new()).await;
+    }
     let csrf = Csrf::get(&state, &headers);
     let page = Html(render("register_terms.html", context! { csrf => &csrf.token, token => &q.t, purpose }));
     Ok(IntoResponse::into_response(csrf.respond(page)))
@@ -161,10 +169,61 @@ fn choices(list: &[(&str, &str, &str)]) -> Vec<Vec<String>> {
     list.iter().map(|(v, ja, en)| vec![v.to_string(), ja.to_string(), en.to_string()]).collect()
 }
 
+/// What the form is shown for: a draft, or (G-6) a link that opened it before any draft exists.
+struct FormFor<'a> {
+    registration_id: Option<i64>,
+    in_school_only: bool,
+    reason: &'a str,
+    /// The link's token while no draft exists (the first sending uses the link).
+    link_token: &'a str,
+}
+
+/// The side an image field is for (0 front, 1 back); other fields are no images.
+fn image_ordinal(field: &str) -> Option<i64> {
+    match field {
+        "image_front" => Some(0),
+        "image_back" => Some(1),
+        _ => None,
+    }
+}
+
+fn image_field(ordinal: i64) -> &'static str {
+    if ordinal == 1 {
+        "image_back"
+    } else {
+        "image_front"
+    }
+}
+
+/// A file's name as the applicant's computer gave it, fit to show back: its
+/// last path part, no control characters, at most 80 characters.
+fn shown_file_name(name: &str) -> String {
+    let base = name.rsplit(|c: char| c == '/' || c == '\\').next().unwrap_or_default();
+    base.chars().filter(|c| !c.is_control()).take(80).collect::<String>().trim().to_string()
+}
+
 async fn form_page(state: &AppState, headers: &HeaderMap, r: &Registration, f: &ApplicationForm, errors: &FieldErrors) -> AppResult<Response> {
+    let shown = FormFor { registration_id: Some(r.id), in_school_only: r.kind == "add_student_id", reason: &r.reason, link_token: "" };
+    render_form(state, headers, &shown, f, errors).await
+}
+
+async fn render_form(state: &AppState, headers: &HeaderMap, shown: &FormFor<'_>, f: &ApplicationForm, errors: &FieldErrors) -> AppResult<Response> {
     let mut c = state.pool.acquire().await?;
     let (unis, facs, deps) = (store::universities(&mut c).await?, store::faculties(&mut c).await?, store::departments(&mut c).await?);
-    let image_count = store::registration_images(&mut c, r.id).await?.len();
+    let images = match shown.registration_id {
+        Some(id) => store::registration_images(&mut c, id).await?,
+        None => Vec::new(),
+    };
+    drop(c);
+    let image_count = images.len();
+    // the images the draft keeps, by the field that replaces them: shown as attached (name, thumbnail)
+    let attached: std::collections::BTreeMap<&str, minijinja::Value> = images
+        .iter()
+        .map(|i| {
+            let name = if i.original_name.is_empty() { format!("{}×{}", i.width, i.height) } else { i.original_name.clone() };
+            (image_field(i.ordinal), context! { name, url => format!("/register/images/{}", i.ordinal), width => i.width, height => i.height })
+        })
+        .collect();
     // personal fields sit flattened in the template's `f`
     let mut fv = serde_json::to_value(f).map_err(|e| AppError::Internal(e.into()))?;
     if let Some(o) = fv.as_object_mut() {
@@ -175,11 +234,11 @@ async fn form_page(state: &AppState, headers: &HeaderMap, r: &Registration, f: &
     let csrf = Csrf::get(state, headers);
     let page = Html(render(
         "register_form.html",
-        context! { csrf => &csrf.token, f => fv, errors, in_school_only => r.kind == "add_student_id",
+        context! { csrf => &csrf.token, f => fv, errors, in_school_only => shown.in_school_only, link_token => shown.link_token,
                    universities => options(&unis), faculties => options(&facs), departments => options(&deps),
                    kinds => choices(&KINDS), sexes => choices(&SEXES), leaving_types => choices(&LEAVING_TYPES),
-                   id_documents => choices(&ID_DOCUMENTS), image_count,
-                   languages => choices(&[("ja", "日本語", "Japanese"), ("en", "英語", "English")]), reason => &r.reason,
+                   id_documents => choices(&ID_DOCUMENTS), image_count, attached,
+                   languages => choices(&[("ja", "日本語", "Japanese"), ("en", "英語", "English")]), reason => shown.reason,
                    max_mb => state.config.accounts.upload_max_bytes / (1024 * 1024) },
     ));
     let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::BAD_REQUEST };
@@ -195,11 +254,16 @@ pub async fn form(State(state): State<AppState>, headers: HeaderMap) -> AppResul
 /// One uploaded file, read with a byte limit (beyond it, the rest is drained, not kept).
 struct Upload {
     field: String,
+    /// Its name on the applicant's computer (shown back while the draft keeps it).
+    file_name: String,
     bytes: Vec<u8>,
     too_large: bool,
 }
 
-/// Takes the multipart form: text fields into the form, files checked by content.
+/// Takes the multipart form: text fields into the form, files checked by
+/// content. Images that pass the checks are kept in the draft at once, even
+/// when another field is wrong: the form shows them as attached and they
+/// need not be attached again (a side sent again replaces that side only).
 pub async fn save_form(State(state): State<AppState>, headers: HeaderMap, mut mp: Multipart) -> AppResult<Response> {
     let max = state.config.accounts.upload_max_bytes;
     let mut fields = serde_json::Map::new();
@@ -211,7 +275,8 @@ pub async fn save_form(State(state): State<AppState>, headers: HeaderMap, mut mp
     while let Some(mut field) = mp.next_field().await.map_err(bad_form)? {
         let name = field.name().unwrap_or_default().to_string();
         if name.starts_with("image_") {
-            let mut u = Upload { field: name, bytes: Vec::new(), too_large: false };
+            let file_name = shown_file_name(field.file_name().unwrap_or_default());
+            let mut u = Upload { field: name, file_name, bytes: Vec::new(), too_large: false };
             while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
                 if u.bytes.len() + chunk.len() > max {
                     u.too_large = true;
@@ -220,7 +285,7 @@ pub async fn save_form(State(state): State<AppState>, headers: HeaderMap, mut mp
                     u.bytes.extend_from_slice(&chunk);
                 }
             }
-            if u.too_large || !u.bytes.is_empty() {
+            if image_ordinal(&u.field).is_some() && (u.too_large || !u.bytes.is_empty()) {
                 uploads_in.push(u);
             }
         } else {
@@ -233,17 +298,44 @@ pub async fn save_form(State(state): State<AppState>, headers: HeaderMap, mut mp
     }
     let csrf = fields.get("csrf").and_then(|v| v.as_str()).unwrap_or("").to_string();
     check_csrf(&state, &headers, &csrf)?;
-    let mut r = draft(&state, &headers).await?;
+    // G-6: a link that opened the form itself is used by its first sending, which starts the draft
+    let link = fields.get("t").and_then(|v| v.as_str()).map(str::trim).filter(|t| !t.is_empty()).map(str::to_string);
+    let (mut r, new_cookie) = match link {
+        Some(t) => match registration::open_link(&state.pool, "add_student_id", &t).await {
+            Ok(key) => {
+                let mut c = state.pool.acquire().await?;
+                let r = store::registration_by_draft(&mut c, &accounts::token_hash(&key)).await?.ok_or(AppError::PageNotFound)?;
+                (r, Some(set_cookie(&state, DRAFT_COOKIE, &key, 24 * 3600, "Lax")))
+            }
+            // the link was used by an earlier sending of this form (back, send again): its draft
+            Err(e) => match draft(&state, &headers).await {
+                Ok(r) if r.kind == "add_student_id" => (r, None),
+                _ => return Err(e),
+            },
+        },
+        None => (draft(&state, &headers).await?, None),
+    };
+    let with_cookie = |mut resp: Response| {
+        if let Some(c) = &new_cookie {
+            resp.headers_mut().append(SET_COOKIE, c.clone());
+        }
+        resp
+    };
     let mut f: ApplicationForm = serde_json::from_value(serde_json::Value::Object(fields)).map_err(|e| AppError::Internal(e.into()))?;
-    if r.kind == "add_student_id" {
+    let in_school_only = r.kind == "add_student_id";
+    if in_school_only {
         f.kind = "add_student_id".into();
+        // the in-school form carries no images
+        uploads_in.clear();
     }
+    // the manual's "2015/03" and "1999/09/09" (and 2015-3, full-width digits) are stored one way
+    registration::normalize_dates(&mut f);
     let mut c = state.pool.acquire().await?;
     let (facs, deps) = (store::faculties(&mut c).await?, store::departments(&mut c).await?);
     let kept = store::registration_images(&mut c, r.id).await?.len();
     drop(c);
     let today = chrono::Utc::now().with_timezone(&chrono_tz::Asia::Tokyo).date_naive();
-    let mut errors = registration::validate(&f, &facs, &deps, r.kind == "add_student_id", today);
+    let mut errors = registration::validate(&f, &facs, &deps, in_school_only, today);
     // images: decided by content, re-encoded; checked on the blocking pool
     let limits = uploads::Limits { max_bytes: max, max_pixels: state.config.accounts.upload_max_pixels, ..Default::default() };
     // a few images at a time: a burst of uploads is asked to send again, its text kept
@@ -255,7 +347,7 @@ pub async fn save_form(State(state): State<AppState>, headers: HeaderMap, mut mp
                 let mut page = form_page(&state, &headers, &r, &f, &errors).await?;
                 *page.status_mut() = axum::http::StatusCode::TOO_MANY_REQUESTS;
                 page.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("2"));
-                return Ok(page);
+                return Ok(with_cookie(page));
             }
         }
     } else {
@@ -271,47 +363,70 @@ pub async fn save_form(State(state): State<AppState>, headers: HeaderMap, mut mp
         }
         let limits = limits.clone();
         let hold = hold.clone();
+        let bytes = u.bytes;
         let res = tokio::task::spawn_blocking(move || {
             crate::failpoint::hold(hold.as_deref());
-            uploads::sanitize(&u.bytes, &limits)
+            uploads::sanitize(&bytes, &limits)
         })
             .await
             .map_err(|e| AppError::Internal(anyhow::anyhow!("image task: {e}")))?;
         match res {
-            Ok(img) => clean.push((u.field, img)),
+            Ok(img) => clean.push((u.field, img, u.file_name)),
             Err(e) => {
                 let (ja, en) = e.message();
                 errors.insert(u.field, format!("{ja} / {en}"));
             }
         }
     }
-    if r.kind != "add_student_id" && clean.is_empty() && kept == 0 && !errors.contains_key("image_front") {
+    if !clean.is_empty() {
+        let dir = &state.config.accounts.upload_dir;
+        let mut names = Vec::new();
+        for (_, img, _) in &clean {
+            names.push(registration::store_image(dir, &state.seal, img)?);
+        }
+        let t = crate::time::now();
+        let mut tx = store::begin_write(&state.pool).await?;
+        let mut replaced = Vec::new();
+        for ((field, img, original), name) in clean.iter().zip(&names) {
+            let ordinal = image_ordinal(field).unwrap_or(0);
+            replaced.extend(store::drop_registration_image(&mut tx, r.id, ordinal, t).await?);
+            store::insert_registration_image(&mut tx, r.id, ordinal, name, original, img.mime, img.width, img.height, t).await?;
+        }
+        tx.commit().await?;
+        registration::delete_files(dir, &replaced);
+    }
+    if !in_school_only && clean.is_empty() && kept == 0 && !errors.contains_key("image_front") {
         errors.insert(
             "image_front".into(),
             "本人確認書類の画像を添付してください。 / Attach an image of your identity document.".into(),
         );
     }
     if !errors.is_empty() {
-        return form_page(&state, &headers, &r, &f, &errors).await;
+        return Ok(with_cookie(form_page(&state, &headers, &r, &f, &errors).await?));
     }
     registration::apply_form(&mut r, &f, &state.seal)?;
-    let dir = &state.config.accounts.upload_dir;
-    let mut names = Vec::new();
-    for (_, img) in &clean {
-        names.push(registration::store_image(dir, &state.seal, img)?);
-    }
     let mut tx = store::begin_write(&state.pool).await?;
     store::save_registration_form(&mut tx, &r).await?;
-    let mut replaced = Vec::new();
-    if !clean.is_empty() {
-        replaced = store::drop_registration_images(&mut tx, r.id, crate::time::now()).await?;
-        for (i, ((_, img), name)) in clean.iter().zip(&names).enumerate() {
-            store::insert_registration_image(&mut tx, r.id, i as i64, name, img.mime, img.width, img.height, crate::time::now()).await?;
-        }
-    }
     tx.commit().await?;
-    registration::delete_files(dir, &replaced);
-    Ok(IntoResponse::into_response(Redirect::to("/register/confirm")))
+    Ok(with_cookie(IntoResponse::into_response(Redirect::to("/register/confirm"))))
+}
+
+/// An ID image of this browser's own draft, for its thumbnail on the form: never cached.
+pub async fn draft_image(State(state): State<AppState>, headers: HeaderMap, Path(ordinal): Path<i64>) -> AppResult<Response> {
+    let r = draft(&state, &headers).await?;
+    let mut c = state.pool.acquire().await?;
+    let img = store::registration_images(&mut c, r.id).await?.into_iter().find(|i| i.ordinal == ordinal).ok_or(AppError::PageNotFound)?;
+    drop(c);
+    let bytes = registration::read_image(&state.config.accounts.upload_dir, &state.seal, &img.file_name)?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, img.mime.clone()),
+            (axum::http::header::CACHE_CONTROL, "no-store".to_string()),
+            (axum::http::header::CONTENT_DISPOSITION, "inline".to_string()),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 fn label<'a>(list: &'a [(&str, &'a str, &'a str)], v: &str) -> String {
@@ -351,12 +466,17 @@ pub async fn confirm(State(state): State<AppState>, headers: HeaderMap) -> AppRe
     ]);
     if r.kind != "add_student_id" {
         rows.extend([
-            ("住所", "Address", format!("{} {} {} {} {}", p.postal_code, p.prefecture, p.city, p.street, p.building).trim().to_string()),
+            ("住所", "Address", p.home_address_line()),
             ("電話番号", "Phone", p.home_phone.clone()),
             ("携帯電話番号", "Mobile phone", p.mobile_phone.clone()),
-            ("勤務先", "Workplace", format!("{} {} {} {}", p.work_name, p.work_postal_code, p.work_address, p.work_phone).trim().to_string()),
+            ("勤務先名", "Workplace name", p.work_name.clone()),
+            ("勤務先住所", "Workplace address", p.work_address_line()),
+            ("勤務先電話番号", "Workplace phone", p.work_phone.clone()),
             ("本人確認書類", "Identity document", label(&ID_DOCUMENTS, &r.id_document_type)),
-            ("添付画像", "Images attached", format!("{}枚 / {}", images.len(), images.len())),
+            ("添付画像", "Images attached", {
+                let names: Vec<&str> = images.iter().map(|i| i.original_name.as_str()).filter(|n| !n.is_empty()).collect();
+                format!("{}枚 / {} {}", images.len(), images.len(), names.join(", ")).trim().to_string()
+            }),
         ]);
     }
     let csrf = Csrf::get(&state, &headers);

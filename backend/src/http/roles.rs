@@ -55,6 +55,7 @@ pub const ADMIN_ROUTES: &[(&str, &str, Rule)] = &[
     ("POST", "/admin/orders/{id}/shipped", REGISTRAR),
     ("POST", "/admin/orders/{id}/refund", REGISTRAR),
     ("POST", "/admin/orders/{id}/paid-back", REGISTRAR),
+    ("POST", "/admin/orders/{id}/release", REGISTRAR),
     ("POST", "/admin/certificates/{id}/revoke", REGISTRAR),
     ("GET", "/admin/reports", REGISTRAR),
     ("GET", "/admin/reports.csv", REGISTRAR),

@@ -100,6 +100,15 @@ pub async fn charge(
     ))
 }
 
+/// A card no account holds was tapped: a one-time code that links it in the portal.
+pub async fn card_link(
+    State(state): State<AppState>,
+    StationAuth(station): StationAuth,
+    ApiJson(req): ApiJson<shomei_shared::api::CardLinkRequest>,
+) -> AppResult<Json<shomei_shared::api::CardLinkCode>> {
+    Ok(Json(crate::cards::issue_link_code(&state.pool, &state.seal, &state.request_throttle, &station, &req.card_uid).await?))
+}
+
 /// What became of a charge the station sent but never heard the answer of.
 pub async fn charge_status(
     State(state): State<AppState>,

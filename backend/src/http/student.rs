@@ -1,7 +1,10 @@
-//! Enrolled students' pages (S-1..S-3): login with the university user ID,
-//! first-login e-mail registration and second password, forgotten second password.
+//! Enrolled students' pages (S-1..S-3), as manual 001 walks them: login with
+//! the university user ID; at the first login an e-mail address (its link
+//! completes it: "メールアドレス設定完了"), then at the next login with the
+//! second password empty, the second password; a forgotten second password
+//! by the registered address.
 
-use super::account::{form_failed, link_form_page, reset_sent_page, PasswordFields, PasswordForm, PasswordPage, TokenQuery};
+use super::account::{form_failed, link_form_page, password_page, reset_sent_page, PasswordFields, PasswordForm, PasswordPage, TokenQuery};
 use super::pages::{message_page, render};
 use super::register::check_email_pair;
 use super::web::{check_csrf, client_ip, cookie, cookie_name, login_flow, set_cookie, Csrf, LoggedIn, LoginTarget, USER_COOKIE};
@@ -21,6 +24,8 @@ use std::net::SocketAddr;
 
 /// The short-lived key of a student's first login (S-2), until the address is registered.
 const ONBOARD_COOKIE: &str = "shomei_onboard";
+/// The short-lived key of the login that leads to setting the second password (S-2).
+const SETUP_COOKIE: &str = "shomei_second_setup";
 
 fn login_html(csrf: &str, user_id: &str, error: Option<&str>) -> Html<String> {
     Html(render("student_login.html", context! { csrf, user_id, error }))
@@ -70,6 +75,19 @@ pub async fn login(
                 }
                 Err(e) => e.into_response(),
             },
+            Ok(StudentLogin::SetSecond(user_id, entry)) => {
+                match credentials::start_second_setup(&state.pool, Client { ip: &ip }, user_id, &entry).await {
+                    Ok(key) => {
+                        let mut resp = Redirect::to("/student/second-password/setup").into_response();
+                        resp.headers_mut().append(
+                            SET_COOKIE,
+                            set_cookie(&state, SETUP_COOKIE, &key, credentials::SECOND_SETUP_TTL_S, "Lax"),
+                        );
+                        resp
+                    }
+                    Err(e) => e.into_response(),
+                }
+            }
             Ok(StudentLogin::Ok(_)) | Err(AppError::Page(_)) => {
                 let csrf = Csrf::get(&state, &headers);
                 let page = login_html(&csrf.token, &f.user_id, Some(crate::messages::STUDENT_LOGIN_FAILED));
@@ -93,7 +111,7 @@ pub async fn login(
         .await?
         {
             StudentLogin::Ok(id) => Ok(LoggedIn { user_id: Some(id), staff_id: None, redirect: "/portal" }),
-            StudentLogin::FirstLogin(_) => Err(AppError::Page(crate::messages::STUDENT_LOGIN_FAILED.into())),
+            StudentLogin::FirstLogin(_) | StudentLogin::SetSecond(..) => Err(AppError::Page(crate::messages::STUDENT_LOGIN_FAILED.into())),
         }
     };
     let target = LoginTarget { cookie: USER_COOKIE, same_site: "Lax" };
@@ -158,59 +176,128 @@ pub async fn email(
     state.mail_wake.notify_one();
     Ok(Html(message_page(
         ("メールを送信しました", "Check your mail"),
-        &[("登録したメールアドレスに確認のURLを送りました。URLを開いて第2パスワードを設定してください。",
-           "We have mailed a link to the address. Open it to set your second password.")],
+        &[("登録したメールアドレスに確認のURLを送りました。URLを開くと、メールアドレスの登録が完了します（URLには有効期限があります）。",
+           "We have mailed a link to the address. Open it to finish registering the address (the link expires).")],
         None,
     ))
     .into_response())
 }
 
-fn second_form(token: &str) -> PasswordPage<'_> {
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ConfirmForm {
+    csrf: String,
+    t: String,
+}
+
+/// The e-mail link (manual 001, 2.1 step 7) opens a page whose button
+/// completes the address (GET changes nothing: mail scanners open links).
+pub async fn confirm_page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<TokenQuery>) -> AppResult<Response> {
+    let mut c = state.pool.acquire().await?;
+    let t = accounts::peek_token(&mut c, "student_email", &q.t).await?;
+    drop(c);
+    let csrf = Csrf::get(&state, &headers);
+    let page = Html(render(
+        "email_form.html",
+        context! { csrf => &csrf.token, title_ja => "メールアドレスの登録", title_en => "Register your e-mail address",
+                   action => format!("/student/email/confirm?t={}", q.t.trim()),
+                   intro => [format!("メールアドレス {} を登録します。", t.email), format!("The address {} will be registered.", t.email)],
+                   errors => FieldErrors::new(), button => "登録する / Register" },
+    ));
+    Ok(csrf.respond(page))
+}
+
+/// S-2: the address is registered ("メールアドレス設定完了"); the next login,
+/// second password empty, leads to setting the second password.
+pub async fn confirm(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Query<TokenQuery>,
+    Form(f): Form<ConfirmForm>,
+) -> AppResult<Response> {
+    check_csrf(&state, &headers, &f.csrf)?;
+    let ip = client_ip(&addr);
+    let token = if f.t.trim().is_empty() { q.t } else { f.t };
+    credentials::confirm_student_email(&state.pool, Client { ip: &ip }, &token).await?;
+    let mut r = Html(message_page(
+        ("メールアドレス設定完了", "E-mail address set"),
+        &[(
+            "メールアドレスの登録が完了しました。ログインページへ移動し、大学のユーザIDとパスワードで（第2パスワードは空欄のまま）ログインして、第2パスワードを設定してください。",
+            "Your e-mail address is registered. Go to the login page and log in with your university user ID and password (leave the second password empty) to set your second password.",
+        )],
+        Some(("/student/login", "ログインページへ移動 / Go to the login page")),
+    ))
+    .into_response();
+    r.headers_mut().append(SET_COOKIE, set_cookie(&state, ONBOARD_COOKIE, "", 0, "Lax"));
+    Ok(r)
+}
+
+// ---------------------------------------------------------------- S-2 second password at the first login
+
+fn second_setup_form() -> PasswordPage<'static> {
     PasswordPage {
         title: ("第2パスワードの設定", "Set your second password"),
         intro: Some((
-            "本人確認のため大学のパスワードを入力し、このサービス専用の第2パスワードを設定してください（大学のパスワードとは別にしてください）。",
-            "Enter your university password to confirm it is you, and set a second password for this service only (different from the university password).",
+            "このサービス専用の第2パスワードを「新しい第2パスワード」欄と「確認」欄に入力し、「設定」を押してください。【注意事項】大学で利用しているパスワードは設定しないでください。",
+            "Type a second password for this service only, twice, and press \"Set\". Note: do not use the password of your university account.",
         )),
-        action: "/student/email/confirm",
-        token,
-        fields: PasswordFields { university: true, second: true, ..Default::default() },
+        action: "/student/second-password/setup",
+        token: "",
+        fields: PasswordFields { second: true, ..Default::default() },
         button: "設定 / Set",
     }
 }
 
-pub async fn confirm_page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<TokenQuery>) -> AppResult<Response> {
-    link_form_page(&state, &headers, "student_email", &q.t, &second_form(&q.t)).await
+/// The key the login gave for setting the second password (cookie), still unused.
+async fn second_setup_key(state: &AppState, headers: &HeaderMap) -> AppResult<String> {
+    let key = cookie(headers, &cookie_name(state, SETUP_COOKIE)).unwrap_or_default();
+    let mut c = state.pool.acquire().await?;
+    accounts::peek_token(&mut c, "student_second_setup", &key)
+        .await
+        .map_err(|_| AppError::Page("もう一度ログインしてください（第2パスワードは空欄のまま）。 / Please log in again (leave the second password empty).".into()))?;
+    Ok(key)
 }
 
-pub async fn confirm(
+pub async fn setup_page(State(state): State<AppState>, headers: HeaderMap) -> AppResult<Response> {
+    second_setup_key(&state, &headers).await?;
+    Ok(password_page(&state, &headers, &second_setup_form(), &FieldErrors::new()))
+}
+
+pub async fn setup(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(f): Form<PasswordForm>,
 ) -> AppResult<Response> {
     check_csrf(&state, &headers, &f.csrf)?;
+    let key = second_setup_key(&state, &headers).await?;
     let ip = client_ip(&addr);
-    match credentials::finish_student_registration(
+    match credentials::set_first_student_second(
         &state.pool,
         &state.hasher,
         state.directory.as_ref(),
         &state.config.accounts.password_policy,
         Client { ip: &ip },
-        &f.t,
-        &f.university_password,
+        &key,
         (&f.second_password, &f.second_password_confirm),
     )
     .await
     {
-        Ok(user_id) => {
-            let session = accounts::start_session(&state.pool, &state.sessions, Some(user_id), None).await?;
-            let mut r = Redirect::to("/portal?notice=registered").into_response();
-            r.headers_mut().append(SET_COOKIE, set_cookie(&state, USER_COOKIE, &session, state.sessions.absolute_s, "Lax"));
-            r.headers_mut().append(SET_COOKIE, set_cookie(&state, ONBOARD_COOKIE, "", 0, "Lax"));
-            Ok(IntoResponse::into_response(r))
+        Ok(()) => {
+            let mut r = Html(message_page(
+                ("第2パスワードの設定が完了しました", "Your second password is set"),
+                &[(
+                    "次回から、大学のユーザID・パスワードと第2パスワードでログインしてください。",
+                    "From now on, log in with your university user ID and password and your second password.",
+                )],
+                Some(("/student/login", "OK")),
+            ))
+            .into_response();
+            r.headers_mut().append(SET_COOKIE, set_cookie(&state, SETUP_COOKIE, "", 0, "Lax"));
+            Ok(r)
         }
-        Err(e) => Ok(form_failed(&state, &headers, &second_form(&f.t), e)),
+        Err(e) => Ok(form_failed(&state, &headers, &second_setup_form(), e)),
     }
 }
 
@@ -220,15 +307,17 @@ pub async fn confirm(
 #[serde(default)]
 pub struct ForgotForm {
     csrf: String,
-    user_id: String,
+    email: String,
 }
 
-fn forgot_html(csrf: &str, user_id: &str, errors: &FieldErrors) -> Html<String> {
+fn forgot_html(csrf: &str, email: &str, errors: &FieldErrors) -> Html<String> {
     Html(render(
         "email_form.html",
-        context! { csrf, title_ja => "第2パスワードの再設定", title_en => "Reset your second password", action => "/student/second-password/forgot",
-                   intro => ["大学のユーザIDを入力してください。登録済みのメールアドレスに再設定用のURLを送ります。", "Enter your university user ID: we mail a link to your registered address."],
-                   errors, user_id, show_user_id => true, button => "送信 / Send", back => "/student/login" },
+        context! { csrf, title_ja => "第2パスワードを忘れた場合", title_en => "Forgot your second password", action => "/student/second-password/forgot",
+                   intro => ["登録しているメールアドレスを入力し、「送信」を押してください。第2パスワードの再設定用のURLをお送りします。",
+                             "Enter the e-mail address you registered and press \"Send\": we mail you a link to set a new second password."],
+                   errors, email, show_email => true, show_confirm => false, email_label => ["メールアドレス", "E-mail address"],
+                   button => "送信 / Send", back => "/student/login" },
     ))
 }
 
@@ -238,6 +327,8 @@ pub async fn forgot_page(State(state): State<AppState>, headers: HeaderMap) -> R
     csrf.respond(page)
 }
 
+/// S-3 (manual 001, 2.4 (c)): by the registered address; the same answer
+/// whether or not a student has it.
 pub async fn forgot(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -245,20 +336,20 @@ pub async fn forgot(
     Form(f): Form<ForgotForm>,
 ) -> AppResult<Response> {
     check_csrf(&state, &headers, &f.csrf)?;
-    let uid = f.user_id.trim();
-    if uid.is_empty() || uid.len() > 64 {
+    if !accounts::valid_email(&f.email) {
         let csrf = Csrf::get(&state, &headers);
         let mut e = FieldErrors::new();
-        e.insert("user_id".into(), "ユーザIDを入力してください。 / Enter your user ID.".into());
-        let page = forgot_html(&csrf.token, uid, &e);
+        e.insert("email".into(), "メールアドレスの形式が正しくありません（例: name@example.jp）。 / This is not an e-mail address (e.g. name@example.jp).".into());
+        let page = forgot_html(&csrf.token, f.email.trim(), &e);
         return Ok((StatusCode::BAD_REQUEST, csrf.respond(page)).into_response());
     }
     let ip = client_ip(&addr);
-    let key = format!("reset-second:{}", uid.to_lowercase());
+    let email = f.email.trim().to_lowercase();
+    let key = format!("reset-second:{email}");
     state.request_throttle.gate(&key, &ip)?;
     state.request_throttle.fail_both(&key, &ip);
     let mut c = state.pool.acquire().await?;
-    let user = store::user_by_directory_uid(&mut c, &crate::directory::normalise_uid(uid)).await?;
+    let user = store::user_by_email(&mut c, &email).await?.filter(|u| u.kind == "student");
     drop(c);
     credentials::request_reset(&state.pool, &state.seal, &state.config.http.public_url, state.config.accounts.link_ttl_s, user, true, state.mail_wake.clone(), state.config.accounts.failpoint_hold_reset.clone()).await?;
     state.mail_wake.notify_one();
@@ -266,7 +357,17 @@ pub async fn forgot(
 }
 
 fn reset_form(token: &str) -> PasswordPage<'_> {
-    PasswordPage { action: "/student/second-password/reset", ..second_form(token) }
+    PasswordPage {
+        title: ("第2パスワードの再設定", "Reset your second password"),
+        intro: Some((
+            "新しい第2パスワードを「新しい第2パスワード」欄と「確認」欄に入力し、「変更」を押してください。【注意事項】大学で利用しているパスワードは設定しないでください。",
+            "Type your new second password twice and press \"Change\". Note: do not use the password of your university account.",
+        )),
+        action: "/student/second-password/reset",
+        token,
+        fields: PasswordFields { second: true, ..Default::default() },
+        button: "変更 / Change",
+    }
 }
 
 pub async fn reset_page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<TokenQuery>) -> AppResult<Response> {
@@ -288,15 +389,14 @@ pub async fn reset(
         &state.config.accounts.password_policy,
         Client { ip: &ip },
         &f.t,
-        &f.university_password,
         (&f.second_password, &f.second_password_confirm),
     )
     .await
     {
         Ok(()) => Ok(Html(message_page(
-            ("第2パスワードを設定しました", "Your second password is set"),
+            ("第2パスワードの設定が完了しました", "Your second password is set"),
             &[("新しい第2パスワードでログインしてください。", "Log in with your new second password.")],
-            Some(("/student/login", "ログイン / Log in")),
+            Some(("/student/login", "OK")),
         ))
         .into_response()),
         Err(e) => Ok(form_failed(&state, &headers, &reset_form(&f.t), e)),

@@ -44,6 +44,23 @@ pub fn set_cookie(state: &AppState, base: &str, value: &str, max_age_s: i64, sam
     HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
+/// The display language a browser shows the portal in: "both" (the
+/// default), "ja" or "en". Read by the pages' own script (/static/lang.js),
+/// so not HttpOnly; it holds nothing but the choice.
+pub const LANG_COOKIE: &str = "shomei_lang";
+
+/// The language cookie for `lang`, kept a year.
+pub fn lang_cookie(state: &AppState, lang: &str) -> HeaderValue {
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
+    let v = format!("{}={lang}; Path=/; SameSite=Lax; Max-Age=31536000{secure}", cookie_name(state, LANG_COOKIE));
+    HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// One of the display languages, or None.
+pub fn display_language(s: &str) -> Option<&'static str> {
+    ["both", "ja", "en"].into_iter().find(|l| *l == s)
+}
+
 /// The CSRF token for a form: the existing cookie's, or a new one to set.
 pub struct Csrf {
     pub token: String,
@@ -222,6 +239,18 @@ pub async fn login_flow(
             let mut r = Redirect::to(ok.redirect).into_response();
             r.headers_mut()
                 .append(SET_COOKIE, set_cookie(state, target.cookie, &session, state.sessions.absolute_s, target.same_site));
+            // the language the account chose follows the user to this browser
+            // (an account that never chose keeps what this browser shows)
+            if let Some(user_id) = ok.user_id {
+                if let Ok(mut c) = state.pool.acquire().await {
+                    match store::user_language(&mut c, user_id).await.ok().as_deref() {
+                        Some(lang) if lang != "both" || cookie(headers, &cookie_name(state, LANG_COOKIE)).is_none() => {
+                            r.headers_mut().append(SET_COOKIE, lang_cookie(state, lang));
+                        }
+                        _ => {}
+                    }
+                }
+            }
             r
         }
         Err(e) => e.into_response(),

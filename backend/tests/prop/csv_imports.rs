@@ -337,6 +337,8 @@ fn roster_case(rows: std::ops::Range<usize>) -> impl Strategy<Value = RosterCase
                     faculty_code,
                     department_code,
                     email: Some(email).filter(|e| with_email && !e.is_empty()),
+                    // the campus card column is optional and left out here
+                    card_id: None,
                 })
                 .collect();
             RosterCase { columns, rows, layout }
