@@ -242,11 +242,15 @@ async fn a_graduate_registers_is_approved_and_sets_passwords_in_the_browser_on(s
 
     // G-2: the link opens the terms; "agree" must be ticked.
     w.goto(&link).await?;
-    browser.wait_id("agree").await?.click().await?;
+    browser.wait_id("agree").await?;
+    browser.check_page().await.context("the terms page")?;
+    w.find(Locator::Id("agree")).await?.click().await?;
     w.find(Locator::Id("agree-button")).await?.click().await?;
 
     // G-3: applicant data; the department list follows the faculty chosen.
-    browser.wait_id("name_kanji").await?.send_keys("電電 太郎").await?;
+    browser.wait_id("name_kanji").await?;
+    browser.check_page().await.context("the application form")?;
+    w.find(Locator::Id("name_kanji")).await?.send_keys("電電 太郎").await?;
     w.find(Locator::Id("name_kana")).await?.send_keys("デンデン タロウ").await?;
     w.find(Locator::Id("name_roman")).await?.send_keys("DENDEN Tarou").await?;
     w.execute("document.getElementById('birth_date').value = '1999-09-09'", vec![]).await?;
@@ -271,6 +275,7 @@ async fn a_graduate_registers_is_approved_and_sets_passwords_in_the_browser_on(s
 
     // Confirmation page, then "Apply", then "Application accepted".
     browser.wait_id("summary").await?;
+    browser.check_page().await.context("the confirmation page")?;
     let summary = browser.body_text().await?;
     assert!(summary.contains("電電 太郎") && summary.contains("1999-09-09") && summary.contains("文学部"), "{summary}");
     w.find(Locator::Id("apply")).await?.click().await?;
@@ -735,7 +740,9 @@ async fn a_graduate_keeps_the_account_up_to_date_in_the_browser_on(screen: Scree
     let mail = smtp.wait_for_mail(new, MAIL_WAIT)?;
     let link = link_in(&mail, &format!("{}/account/email/confirm?t=", b.url)).context("confirm link")?;
     w.goto(&link).await?;
-    browser.wait_id("send").await?.click().await?;
+    browser.wait_id("send").await?;
+    browser.check_page().await.context("the e-mail confirmation page")?;
+    w.find(Locator::Id("send")).await?.click().await?;
     assert!(browser.wait_id("message").await?.text().await?.contains("Your e-mail address was changed"));
     smtp.wait_for_mail_with(email, "k****@example.jp", MAIL_WAIT)?;
 
@@ -748,7 +755,9 @@ async fn a_graduate_keeps_the_account_up_to_date_in_the_browser_on(screen: Scree
     let mail = smtp.wait_for_mail_with(new, "/password/reset", MAIL_WAIT)?;
     let link = link_in(&mail, &format!("{}/password/reset?t=", b.url)).context("reset link")?;
     w.goto(&link).await?;
-    browser.wait_id("password").await?.send_keys("Reborn2026pw").await?;
+    browser.wait_id("password").await?;
+    browser.check_page().await.context("the password reset page")?;
+    w.find(Locator::Id("password")).await?.send_keys("Reborn2026pw").await?;
     w.find(Locator::Id("password_confirm")).await?.send_keys("Reborn2026pw").await?;
     w.find(Locator::Id("second_password")).await?.send_keys("Second2026rb").await?;
     w.find(Locator::Id("second_password_confirm")).await?.send_keys("Second2026rb").await?;

@@ -165,8 +165,8 @@ fn japan_today() -> String {
     (chrono::Utc::now() + chrono::Duration::hours(9)).date_naive().format("%Y-%m-%d").to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_dashboard_counts_the_work_waiting_and_each_count_opens_its_list() -> Result<()> {
+on_both_screens!(the_dashboard_counts_the_work_waiting_and_each_count_opens_its_list, the_dashboard_counts_the_work_waiting_and_each_count_opens_its_list_at_phone_width, the_dashboard_counts_the_work_waiting_and_each_count_opens_its_list_on);
+async fn the_dashboard_counts_the_work_waiting_and_each_count_opens_its_list_on(screen: Screen) -> Result<()> {
     let smartpit = HttpSim::smartpit()?;
     let sp_url = smartpit.url.clone();
     let peers = Peers::start_with(move |c| {
@@ -214,7 +214,7 @@ async fn the_dashboard_counts_the_work_waiting_and_each_count_opens_its_list() -
     .await?;
 
     // the registrar's desk in the browser: the dashboard after login
-    let browser = Browser::start().await?;
+    let browser = Browser::start_on(screen).await?;
     let w = &browser.client;
     browser_login(&browser, b, demo::STAFF_LOGIN, demo::STAFF_PASSWORD, demo::STAFF_TOTP_SECRET).await?;
     assert_eq!(here(&browser).await?, "/admin", "login leads to the dashboard");
@@ -296,8 +296,8 @@ async fn the_dashboard_counts_the_work_waiting_and_each_count_opens_its_list() -
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_registrar_reads_and_filters_orders_in_words_sets_the_fees_and_the_menu_marks_the_page() -> Result<()> {
+on_both_screens!(a_registrar_reads_and_filters_orders_in_words_sets_the_fees_and_the_menu_marks_the_page, a_registrar_reads_and_filters_orders_in_words_sets_the_fees_and_the_menu_marks_the_page_at_phone_width, a_registrar_reads_and_filters_orders_in_words_sets_the_fees_and_the_menu_marks_the_page_on);
+async fn a_registrar_reads_and_filters_orders_in_words_sets_the_fees_and_the_menu_marks_the_page_on(screen: Screen) -> Result<()> {
     let b = Backend::start(None).await?;
     // an order paid from the demo card and printed at a station
     let page = b.order_as_graduate(1).await?;
@@ -319,7 +319,7 @@ async fn a_registrar_reads_and_filters_orders_in_words_sets_the_fees_and_the_men
 
     // a registrar of the office, in the browser
     let (password, secret) = new_staff(&b, "madoguchi", "registrar").await?;
-    let browser = Browser::start().await?;
+    let browser = Browser::start_on(screen).await?;
     let w = &browser.client;
     browser_login(&browser, &b, "madoguchi", &password, &secret).await?;
     assert_eq!(count(&browser, "today").await?, "2");
@@ -327,10 +327,15 @@ async fn a_registrar_reads_and_filters_orders_in_words_sets_the_fees_and_the_men
     assert_eq!(count(&browser, "applications").await?, "0");
     assert!(w.find(Locator::Id("dash-stations")).await.is_err(), "stations are the operators' pages: not on a registrar's dashboard");
     // the menu: one line at 1024 px, the page marked in markup and in looks
+    // (on a phone: one line that scrolls sideways inside itself, the page not)
     let layout = menu_layout(&browser).await?;
-    assert_eq!(layout["width"], 1024, "{layout}");
-    assert_eq!((layout["links"].as_i64(), layout["rows"].as_i64(), layout["overflow"].as_bool()), (Some(14), Some(1), Some(false)), "{layout}");
-    assert!(layout["right"].as_i64().is_some_and(|r| r <= 1024), "{layout}");
+    let width = if screen == Screen::Phone { 390 } else { 1024 };
+    assert_eq!(layout["width"], width, "{layout}");
+    assert_eq!((layout["links"].as_i64(), layout["rows"].as_i64(), layout["overflow"].as_bool()), (Some(14), Some(1), Some(screen == Screen::Phone)), "{layout}");
+    if screen == Screen::Desktop {
+        assert!(layout["right"].as_i64().is_some_and(|r| r <= 1024), "{layout}");
+    }
+    browser.check_page().await?;
     assert_eq!(layout["marked_looks_different"], true, "{layout}");
 
     // the orders list, reached from the menu: who, how delivered, how paid, with what, where printed, in words
@@ -405,7 +410,7 @@ async fn a_registrar_reads_and_filters_orders_in_words_sets_the_fees_and_the_men
     browser.wait_id("orders").await?;
     assert!(w.find(Locator::Id(&format!("order-{next}"))).await?.text().await?.contains("¥650"));
     let layout = menu_layout(&browser).await?;
-    assert_eq!((layout["rows"].as_i64(), layout["overflow"].as_bool()), (Some(1), Some(false)), "one line on the wide orders page too: {layout}");
+    assert_eq!((layout["rows"].as_i64(), layout["overflow"].as_bool()), (Some(1), Some(screen == Screen::Phone)), "one line on the wide orders page too: {layout}");
     browser.close().await;
 
     // an operator's dashboard shows the stations and the orders list, not the review queue

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 const OPS: &str = "printers@example.ac.jp";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn operators_see_each_station_live_and_are_mailed_when_one_needs_attention() -> Result<()> {
+on_both_screens!(operators_see_each_station_live_and_are_mailed_when_one_needs_attention, operators_see_each_station_live_and_are_mailed_when_one_needs_attention_at_phone_width, operators_see_each_station_live_and_are_mailed_when_one_needs_attention_on);
+async fn operators_see_each_station_live_and_are_mailed_when_one_needs_attention_on(screen: Screen) -> Result<()> {
     let peers = Peers::start_with(|c| {
         c.stations.alert_emails = vec![OPS.into()];
         c.stations.alert_check_s = 1;
@@ -22,7 +22,7 @@ async fn operators_see_each_station_live_and_are_mailed_when_one_needs_attention
     let mut rig = Rig::assemble(peers, &code, Tuning::default())?;
 
     // the operator's fleet page, in a browser
-    let browser = Browser::start().await?;
+    let browser = Browser::start_on(screen).await?;
     let b = &browser.client;
     b.goto(&format!("{}/admin/login", rig.backend.url)).await?;
     browser.wait_id("login").await?.send_keys(shomei_backend::demo::STAFF_LOGIN).await?;

@@ -533,11 +533,11 @@ async fn on_an_https_origin_cookies_are_host_prefixed_secure_and_sessions_rotate
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_administrator_manages_staff_and_the_roster_in_the_browser() -> Result<()> {
+on_both_screens!(an_administrator_manages_staff_and_the_roster_in_the_browser, an_administrator_manages_staff_and_the_roster_in_the_browser_at_phone_width, an_administrator_manages_staff_and_the_roster_in_the_browser_on);
+async fn an_administrator_manages_staff_and_the_roster_in_the_browser_on(screen: Screen) -> Result<()> {
     use fantoccini::Locator;
     let b = Backend::start(None).await?;
-    let browser = Browser::start().await?;
+    let browser = Browser::start_on(screen).await?;
     let w = &browser.client;
     w.goto(&format!("{}/admin/login", b.url)).await?;
     browser.wait_id("login").await?.send_keys(demo::STAFF_LOGIN).await?;

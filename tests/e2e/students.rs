@@ -77,6 +77,7 @@ async fn first_login_in_browser(browser: &Browser, b: &Backend, smtp: &Smtp, uid
     browser.wait_id("student-login").await?.click().await?;
     login(None).await?;
     browser.wait_id("email_confirm").await?;
+    browser.check_page().await.context("the student's e-mail page")?;
     w.find(Locator::Id("email")).await?.send_keys(email).await?;
     w.find(Locator::Id("email_confirm")).await?.send_keys(email).await?;
     w.find(Locator::Id("send")).await?.click().await?;
@@ -86,7 +87,9 @@ async fn first_login_in_browser(browser: &Browser, b: &Backend, smtp: &Smtp, uid
     let link = link_in(&mail, &format!("{}/student/email/confirm?t=", b.url)).context("link")?;
     // the link's page completes the address: "メールアドレス設定完了", to the login page
     w.goto(&link).await?;
-    browser.wait_id("send").await?.click().await?;
+    browser.wait_id("send").await?;
+    browser.check_page().await.context("the e-mail link's page")?;
+    w.find(Locator::Id("send")).await?.click().await?;
     let done = browser.wait_id("message").await?.text().await?;
     assert!(done.contains("メールアドレス設定完了") && done.contains("E-mail address set"), "{done}");
     let account = b.sql(&format!("SELECT email || '|' || kind || '|' || (second_password_hash IS NULL) FROM users WHERE directory_uid = '{}'", uid.to_lowercase()))?;
@@ -95,6 +98,7 @@ async fn first_login_in_browser(browser: &Browser, b: &Backend, smtp: &Smtp, uid
     // 2.2: the next login, second password still empty, leads to setting it
     login(None).await?;
     browser.wait_id("second_password_confirm").await?;
+    browser.check_page().await.context("the second password's first setting")?;
     assert_eq!(w.current_url().await?.path(), "/student/second-password/setup");
     assert!(w.execute("return document.getElementById('university_password') === null", vec![]).await?.as_bool() == Some(true), "the university password is not asked again");
     // not the university password (the directory says it is)
@@ -381,6 +385,7 @@ async fn a_forgotten_second_password_is_reset_by_mail_to_the_registered_address_
     // the link: the new second password twice, not the university password again
     w.goto(&link).await?;
     browser.wait_id("second_password_confirm").await?;
+    browser.check_page().await.context("the second password's reset page")?;
     let asked = w.execute("return document.getElementById('university_password') === null", vec![]).await?;
     assert_eq!(asked.as_bool(), Some(true), "[{screen:?}] the university password is not asked");
     w.find(Locator::Id("second_password")).await?.send_keys(demo::STUDENT_PASSWORD).await?;
