@@ -283,3 +283,47 @@ async fn link_codes_are_for_cards_nobody_holds_and_unlinking_keeps_money_and_his
     assert!(history_of(&mine).contains("…6071") && !mine.contains(&format!("id=\"card-{NEW_CARD}\"")), "the first holder keeps their history of it: {mine}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_code_lapses_after_its_time_and_guessing_codes_is_slowed() -> Result<()> {
+    use crate::accounts::{portal_login, post_form};
+    use serde_json::json;
+    let b = Backend::start(None).await?;
+    let api = crate::station_api::Api::new(&b).await?;
+    let c = Backend::client();
+    let (s, path, _) = portal_login(&b, &c, demo::GRADUATE_EMAIL, demo::GRADUATE_PASSWORD, demo::GRADUATE_SECOND_PASSWORD).await?;
+    assert_eq!((s, path.as_str()), (200, "/portal"));
+    let cards = format!("{}/cards", b.url);
+    let linked = || b.sql(&format!("SELECT COUNT(*) FROM ic_cards WHERE uid = '{NEW_CARD}' AND unlinked_at IS NULL"));
+
+    // a code past its 15 minutes links nothing
+    let (s, issued) = api.post("/card-links", json!({ "card_uid": NEW_CARD })).await?;
+    assert_eq!(s, 200, "{issued}");
+    b.sql("UPDATE card_link_codes SET expires_at = strftime('%s', 'now') - 1")?;
+    let (s, _, page) = post_form(&c, &cards, &format!("{cards}/link-code"), &[("code", issued["code"].as_str().unwrap_or_default())]).await?;
+    assert_eq!(s, 400, "{page}");
+    assert!(page.contains("cannot be used"), "{page}");
+    assert_eq!(linked()?, "0");
+
+    // guessing: wrong codes are answered until the throttle makes the guesser wait
+    let mut tries = 0;
+    let throttled_at = loop {
+        tries += 1;
+        anyhow::ensure!(tries <= 30, "30 wrong codes and no wait");
+        let (s, _, page) = post_form(&c, &cards, &format!("{cards}/link-code"), &[("code", "2345AB")]).await?;
+        match s {
+            400 => assert!(page.contains("cannot be used"), "{page}"),
+            429 => break tries,
+            other => anyhow::bail!("a wrong code answered {other}: {page}"),
+        }
+    };
+    assert!(throttled_at > 1, "the first wrong code is only refused");
+    // while the guesser waits, even a right code links nothing
+    let (s, fresh) = api.post("/card-links", json!({ "card_uid": NEW_CARD })).await?;
+    assert_eq!(s, 200, "{fresh}");
+    let (s, _, page) = post_form(&c, &cards, &format!("{cards}/link-code"), &[("code", fresh["code"].as_str().unwrap_or_default())]).await?;
+    assert_eq!(s, 429, "{page}");
+    assert_eq!(linked()?, "0");
+    assert_eq!(b.sql(&format!("SELECT COUNT(*) FROM card_link_codes WHERE card_uid = '{NEW_CARD}' AND used_at IS NULL AND expires_at > strftime('%s','now')"))?, "1", "the code stays usable once the wait is over");
+    Ok(())
+}

@@ -682,7 +682,7 @@ async fn a_postal_order_is_paid_online_posted_by_staff_and_the_user_is_told() ->
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn staff_refund_a_card_paid_order_back_to_the_card_once() -> Result<()> {
+async fn staff_refund_a_card_paid_order_back_to_the_card_once_and_the_user_is_mailed() -> Result<()> {
     use shomei_backend::demo;
     let b = Backend::start(None).await?;
     let page = b.order_as_graduate(1).await?;
@@ -707,6 +707,9 @@ async fn staff_refund_a_card_paid_order_back_to_the_card_once() -> Result<()> {
     assert_eq!(s, 400, "refunded once");
     assert_eq!(balance()?, "3000");
     assert!(b.sql("SELECT target FROM audit_log WHERE action = 'order.refund'")?.contains("order:1 card"));
+    // the user is told, once
+    let mails = b.sql(&format!("SELECT COUNT(*) FROM outbox WHERE to_addr = '{}' AND subject LIKE '%Your order has been refunded%'", demo::GRADUATE_EMAIL))?;
+    assert_eq!(mails, "1", "one refund mail");
     Ok(())
 }
 

@@ -1513,6 +1513,19 @@ impl Browser {
         Ok(())
     }
 
+    /// Logs the demo staff member into the admin panel; it lands on the dashboard.
+    pub async fn log_in_as_demo_staff(&self, b: &Backend) -> Result<()> {
+        use fantoccini::Locator;
+        let w = &self.client;
+        w.goto(&format!("{}/admin/login", b.url)).await?;
+        self.wait_id("login").await?.send_keys(shomei_backend::demo::STAFF_LOGIN).await?;
+        w.find(Locator::Id("password")).await?.send_keys(shomei_backend::demo::STAFF_PASSWORD).await?;
+        w.find(Locator::Id("code")).await?.send_keys(&b.staff_code().await?).await?;
+        w.find(Locator::Id("staff-login")).await?.click().await?;
+        self.wait_id("dashboard").await?;
+        Ok(())
+    }
+
     /// Fails with every problem `page_problems` finds on the page shown.
     pub async fn check_page(&self) -> Result<()> {
         let problems = self.page_problems().await?;

@@ -324,6 +324,15 @@ async fn a_smart_pit_failed_print_is_paid_back_by_the_office_to_the_account_the_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_order_shows_staff_why_and_once_released_the_user_is_mailed_and_it_pays_and_prints() -> Result<()> {
+    held_order_on(Screen::Desktop).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_order_shows_staff_why_and_once_released_the_user_is_mailed_and_it_pays_and_prints_at_phone_width() -> Result<()> {
+    held_order_on(Screen::Phone).await
+}
+
+async fn held_order_on(screen: Screen) -> Result<()> {
     let smtp = Smtp::start()?;
     let b = Backend::start(Some(smtp.port)).await?;
     // the register's name has a character no installed font has (𠮷, "tsuchi-yoshi")
@@ -335,27 +344,50 @@ async fn a_held_order_shows_staff_why_and_once_released_the_user_is_mailed_and_i
     let serial = b.sql(&format!("SELECT c.serial FROM certificates c JOIN order_lines l ON l.id = c.order_line_id WHERE l.order_id = {id}"))?;
     assert_eq!(dashboard_count(&b, "held").await?, 1);
 
-    // staff see why, with the characters
-    let detail = format!("{}/admin/orders/{id}", b.url);
-    let page = b.staff_page(&format!("/admin/orders/{id}")).await?;
-    assert_eq!(element_text(&page, "held-chars").as_deref(), Some("𠮷"), "{page}");
-    assert!(page.contains("id=\"release\"") && page.contains("data-confirm="), "{page}");
+    // staff, in the panel: the dashboard's held orders lead to the order, which says why, with the characters
+    let browser = Browser::start_on(screen).await?;
+    let w = &browser.client;
+    browser.log_in_as_demo_staff(&b).await?;
+    browser.wait_id("dash-held").await?.click().await?;
+    browser.wait_id(&format!("order-{id}")).await?;
+    w.goto(&format!("{}/admin/orders/{id}", b.url)).await?;
+    assert_eq!(browser.wait_id("held-chars").await?.text().await?, "𠮷");
+    browser.check_page().await?;
+    // "release" asks first; answered no, nothing happens
+    browser.wait_id("release").await?.click().await?;
+    w.dismiss_alert().await?;
+    assert_eq!(b.sql(&format!("SELECT COUNT(*) FROM audit_log WHERE action LIKE 'order.release%' AND target LIKE '%{id}%'"))?, "0");
 
     // released too early: it stays held and says which characters still cannot be printed
-    let staff = b.staff_client().await?;
-    let (s, _, page) = post_form(&staff, &detail, &format!("{detail}/release"), &[]).await?;
-    assert_eq!(s, 200, "{page}");
-    assert!(page.contains("data-outcome=\"still-held\""), "{page}");
-    assert_eq!(element_text(&page, "held-chars").as_deref(), Some("𠮷"));
+    w.find(fantoccini::Locator::Id("release")).await?.click().await?;
+    w.accept_alert().await?;
+    let notice = browser.wait_id("release-notice").await?;
+    assert_eq!(notice.attr("data-outcome").await?.as_deref(), Some("still-held"), "{}", notice.text().await?);
+    assert_eq!(browser.wait_id("held-chars").await?.text().await?, "𠮷");
     assert_eq!(b.sql(&format!("SELECT status FROM orders WHERE id = {id}"))?, "held");
     assert_eq!(b.sql("SELECT COUNT(*) FROM audit_log WHERE action = 'order.release_refused'")?, "1");
     assert_eq!(b.sql(&format!("SELECT COUNT(*) FROM outbox WHERE to_addr = '{}'", demo::GRADUATE_EMAIL))?, "0", "nothing mailed yet");
 
     // the registrar corrects the record: released, with a number, and the user is mailed
     b.sql(&format!("UPDATE school_register SET name_kanji = '{name}' WHERE student_no = 'L19-0042'"))?;
-    let (s, _, page) = post_form(&staff, &detail, &format!("{detail}/release"), &[]).await?;
-    assert_eq!(s, 200, "{page}");
-    assert!(page.contains("data-outcome=\"released\"") && !page.contains("id=\"held-chars\""), "{page}");
+    browser.wait_id("release").await?.click().await?;
+    w.accept_alert().await?;
+    let end = std::time::Instant::now() + MAIL_WAIT;
+    loop {
+        let outcome = match w.find(fantoccini::Locator::Id("release-notice")).await {
+            Ok(n) => n.attr("data-outcome").await?.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if outcome == "released" {
+            break;
+        }
+        anyhow::ensure!(std::time::Instant::now() < end, "the release was not told: {}", browser.body_text().await?);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(w.find(fantoccini::Locator::Id("held-chars")).await.is_err(), "no characters left to show");
+    browser.close().await;
+    let staff = b.staff_client().await?;
+    let detail = format!("{}/admin/orders/{id}", b.url);
     assert_eq!(b.sql(&format!("SELECT status || '|' || held_chars FROM orders WHERE id = {id}"))?, "awaiting_payment|");
     assert_eq!(dashboard_count(&b, "held").await?, 0);
     let mail = smtp.wait_for_mail_with(demo::GRADUATE_EMAIL, "Your order can go ahead", MAIL_WAIT)?;

@@ -9,7 +9,6 @@ use crate::accounts::*;
 use crate::harness::*;
 use anyhow::{bail, Context, Result};
 use fantoccini::Locator;
-use shomei_backend::demo;
 use std::time::{Duration, Instant};
 
 fn tag(screen: Screen) -> &'static str {
@@ -85,14 +84,7 @@ async fn open_form(browser: &Browser, link: &str) -> Result<()> {
 }
 
 async fn staff_login_in_browser(browser: &Browser, b: &Backend) -> Result<()> {
-    let w = &browser.client;
-    w.goto(&format!("{}/admin/login", b.url)).await?;
-    browser.wait_id("login").await?.send_keys(demo::STAFF_LOGIN).await?;
-    w.find(Locator::Id("password")).await?.send_keys(demo::STAFF_PASSWORD).await?;
-    w.find(Locator::Id("code")).await?.send_keys(&b.staff_code().await?).await?;
-    w.find(Locator::Id("staff-login")).await?.click().await?;
-    browser.wait_id("dashboard").await?;
-    Ok(())
+    browser.log_in_as_demo_staff(b).await
 }
 
 /// Writes an ID image file to attach.
