@@ -24,11 +24,37 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Which screen the kiosk shows (the page's `data-screen`, in snake_case).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScreenKind {
+    /// Waiting for a print number.
+    #[default]
+    Idle,
+    /// The number is being checked with the backend (or the offline copy).
+    Checking,
+    /// The amount due: tap an IC card or pay at the e-money terminal.
+    Card,
+    /// A payment is being taken.
+    Charging,
+    Printing,
+    /// Printed: take the certificates (and the card).
+    Done,
+    Error,
+    OutOfService,
+}
+
+impl ScreenKind {
+    /// Screens a cancel, a timeout or a new number must not cut short.
+    pub fn busy(self) -> bool {
+        matches!(self, ScreenKind::Checking | ScreenKind::Charging | ScreenKind::Printing)
+    }
+}
+
 /// What the kiosk page shows; the page renders whatever this says.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Screen {
-    /// idle | checking | card | charging | printing | done | error | out_of_service
-    pub screen: &'static str,
+    pub screen: ScreenKind,
     pub title_ja: String,
     pub title_en: String,
     pub message_ja: String,
@@ -58,7 +84,7 @@ pub struct Screen {
     pub card_tail: String,
 }
 
-fn screen(kind: &'static str, says: Says<'_>) -> Screen {
+fn screen(kind: ScreenKind, says: Says<'_>) -> Screen {
     let (title, message) = says.text();
     Screen {
         screen: kind,
@@ -88,19 +114,19 @@ impl Screen {
 }
 
 fn idle_screen() -> Screen {
-    screen("idle", Says::EnterNumber)
+    screen(ScreenKind::Idle, Says::EnterNumber)
 }
 
 fn printing_screen(r: &Reservation) -> Screen {
-    let mut s = screen("printing", Says::Printing);
+    let mut s = screen(ScreenKind::Printing, Says::Printing);
     s.number = r.print_number.grouped();
     s.lines = r.lines.clone();
     s
 }
 
 /// Screens during which money or paper is moving: nothing may interrupt them.
-fn busy(screen: &str) -> bool {
-    matches!(screen, "checking" | "charging" | "printing")
+fn busy(screen: ScreenKind) -> bool {
+    screen.busy()
 }
 
 struct Inner<P, R> {
@@ -178,7 +204,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
     /// the job's own task charges at the terminal instead.
     pub fn pay_with_terminal(&self) -> Screen {
         let cur = self.inner.screen.lock().unwrap_or_else(|p| p.into_inner());
-        if cur.screen == "card" && cur.terminal && self.terminal_usable() {
+        if cur.screen == ScreenKind::Card && cur.terminal && self.terminal_usable() {
             self.inner.pay_by_terminal.store(true, Ordering::SeqCst);
             self.inner.cancel_read.lock().unwrap_or_else(|p| p.into_inner()).store(true, Ordering::SeqCst);
             *self.inner.last_touch.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
@@ -194,26 +220,26 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         s.printer_ready = printer.can_print();
         s.idle_timeout_s = self.inner.cfg.idle_timeout_s;
         if self.inner.health.is_revoked() && !busy(s.screen) {
-            s = screen("out_of_service", Says::Revoked);
+            s = screen(ScreenKind::OutOfService, Says::Revoked);
             s.idle_timeout_s = self.inner.cfg.idle_timeout_s;
             s.printer_ready = false;
-        } else if self.inner.health.in_maintenance() && s.screen == "idle" {
+        } else if self.inner.health.in_maintenance() && s.screen == ScreenKind::Idle {
             s = self.out_of_service(&crate::messages::maintenance());
             s.printer_ready = false;
-        } else if s.screen == "idle" && !s.printer_ready {
+        } else if s.screen == ScreenKind::Idle && !s.printer_ready {
             s = self.out_of_service(&printer_problem(&printer));
             s.printer_ready = false;
-        } else if s.screen == "idle" && self.storage_full() {
+        } else if s.screen == ScreenKind::Idle && self.storage_full() {
             // every step is journalled before the next: with no room to write, no user is taken
             s = self.out_of_service(&crate::messages::storage_full());
             s.printer_ready = false;
-        } else if s.screen == "idle" && !crate::sync::HealthSource::reader_present(self.inner.health.as_ref()) {
+        } else if s.screen == ScreenKind::Idle && !crate::sync::HealthSource::reader_present(self.inner.health.as_ref()) {
             // no card reader: no money can be taken here
             s = self.out_of_service(&crate::messages::reader_missing());
             s.printer_ready = false;
         }
-        s.terminal = s.terminal && s.screen == "card" && self.terminal_usable();
-        if matches!(s.screen, "error" | "out_of_service") {
+        s.terminal = s.terminal && s.screen == ScreenKind::Card && self.terminal_usable();
+        if matches!(s.screen, ScreenKind::Error | ScreenKind::OutOfService) {
             s.contact_ja = self.inner.cfg.contact_ja.clone();
             s.contact_en = self.inner.cfg.contact_en.clone();
         }
@@ -225,7 +251,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
     }
 
     fn out_of_service(&self, problem: &crate::messages::Text) -> Screen {
-        let mut s = screen("out_of_service", Says::OutOfService(problem));
+        let mut s = screen(ScreenKind::OutOfService, Says::OutOfService(problem));
         s.idle_timeout_s = self.inner.cfg.idle_timeout_s;
         s
     }
@@ -244,7 +270,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
     /// shown) if `allowed` says the current screen may be left. The check and
     /// the switch happen under one lock, so a charge that has just begun
     /// ("charging") can never be overtaken by a cancel or a new number.
-    fn begin_session(&self, allowed: impl Fn(&str) -> bool, next: Screen) -> Option<u64> {
+    fn begin_session(&self, allowed: impl Fn(ScreenKind) -> bool, next: Screen) -> Option<u64> {
         let mut cur = self.inner.screen.lock().unwrap_or_else(|p| p.into_inner());
         if !allowed(cur.screen) {
             return None;
@@ -268,17 +294,17 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         let idle = Duration::from_secs(self.inner.cfg.idle_timeout_s);
         let s = self.inner.screen.lock().unwrap_or_else(|p| p.into_inner()).screen;
         let last = *self.inner.last_touch.lock().unwrap_or_else(|p| p.into_inner());
-        if s != "idle" && !busy(s) && last.elapsed() >= idle {
-            tracing::info!(screen = s, "idle timeout: back to the start");
+        if s != ScreenKind::Idle && !busy(s) && last.elapsed() >= idle {
+            tracing::info!(screen = ?s, "idle timeout: back to the start");
             self.reset();
         }
     }
 
     /// A user typed a print number and pressed OK.
     pub async fn submit_number(&self, input: &str) -> Screen {
-        let checking = screen("checking", Says::Checking);
+        let checking = screen(ScreenKind::Checking, Says::Checking);
         // one number at a time: a second OK while this one is checked is ignored
-        let Some(g) = self.begin_session(|s| !busy(s) && s != "card", checking) else {
+        let Some(g) = self.begin_session(|s| !busy(s) && s != ScreenKind::Card, checking) else {
             return self.current();
         };
         if self.inner.health.is_revoked() || self.inner.health.in_maintenance() {
@@ -288,7 +314,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         let number = match PrintNumber::parse(input) {
             Ok(n) => n,
             Err(e) => {
-                let mut s = screen("error", Says::NumberInvalid(&e));
+                let mut s = screen(ScreenKind::Error, Says::NumberInvalid(&e));
                 s.number = input.chars().filter(char::is_ascii_digit).collect();
                 self.set(g, s);
                 return self.current();
@@ -325,7 +351,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
                 if matches!(e.code, ErrorCode::StationRevoked | ErrorCode::Unauthorized) {
                     crate::sync::HealthSource::set_revoked(self.inner.health.as_ref());
                 }
-                let mut s = screen("error", Says::NumberRefused(e.code));
+                let mut s = screen(ScreenKind::Error, Says::NumberRefused(e.code));
                 s.number = number.grouped();
                 self.set(g, s);
                 return self.current();
@@ -345,7 +371,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
                 if let Err(e) = self.inner.backend.release(reservation.reservation_id).await {
                     tracing::info!(error = %e, "reservation not released; it lapses by itself");
                 }
-                self.set(g, screen("error", Says::StationFault));
+                self.set(g, screen(ScreenKind::Error, Says::StationFault));
                 return self.current();
             }
         };
@@ -368,7 +394,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
     async fn offline_number(&self, g: u64, number: &PrintNumber) -> Screen {
         use crate::offline::Lookup;
         let cannot_connect = |k: &Self| {
-            k.set(g, screen("error", Says::CannotConnect));
+            k.set(g, screen(ScreenKind::Error, Says::CannotConnect));
             k.current()
         };
         // offline, guessing is slowed here: a few unknown numbers a minute
@@ -379,7 +405,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         };
         if let Some(seconds) = wait_s {
             tracing::warn!(seconds, "offline: too many unknown numbers; the kiosk waits");
-            self.set(g, screen("error", Says::OfflineTooManyWrong { seconds }));
+            self.set(g, screen(ScreenKind::Error, Says::OfflineTooManyWrong { seconds }));
             return self.current();
         }
         let found = match crate::offline::lookup(&self.inner.journal, &self.inner.offline, number.as_str()).await {
@@ -388,7 +414,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
                 self.inner.offline_wrong.lock().unwrap_or_else(|p| p.into_inner()).push(Instant::now());
                 // the copy names every paid number: this one is unpaid (handed out only
                 // under policy b), printed, or mistyped; IC card payment waits for the backend
-                let mut s = screen("error", Says::OfflinePaymentPaused);
+                let mut s = screen(ScreenKind::Error, Says::OfflinePaymentPaused);
                 s.number = number.grouped();
                 self.set(g, s);
                 return self.current();
@@ -403,7 +429,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
             }
         };
         let refuse = |k: &Self, code: ErrorCode| {
-            let mut s = screen("error", Says::NumberRefused(code));
+            let mut s = screen(ScreenKind::Error, Says::NumberRefused(code));
             s.number = number.grouped();
             k.set(g, s);
             k.current()
@@ -415,7 +441,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
             return refuse(self, ErrorCode::PrintNumberUsed);
         }
         let paused = |k: &Self, says: Says<'_>| {
-            let mut s = screen("error", says);
+            let mut s = screen(ScreenKind::Error, says);
             s.number = number.grouped();
             k.set(g, s);
             k.current()
@@ -456,7 +482,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
             Ok(id) => id,
             Err(e) => {
                 tracing::error!(error = %e, "journal write failed; refusing the user");
-                self.set(g, screen("error", Says::StationFault));
+                self.set(g, screen(ScreenKind::Error, Says::StationFault));
                 return self.current();
             }
         };
@@ -477,7 +503,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
     }
 
     fn card_screen(&self, r: &Reservation) -> Screen {
-        let mut s = screen("card", Says::TapCard { amount: r.amount });
+        let mut s = screen(ScreenKind::Card, Says::TapCard { amount: r.amount });
         // the terminal's payment is recorded against the backend's reservation: online only
         s.terminal = r.reservation_id != 0;
         s.number = r.print_number.grouped();
@@ -587,7 +613,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
                 Err(e) => {
                     tracing::error!(error = %e, "card reader failed");
                     self.abandon(&job, &e.to_string()).await;
-                    self.set(g, screen("error", Says::ReaderFault));
+                    self.set(g, screen(ScreenKind::Error, Says::ReaderFault));
                     return;
                 }
             };
@@ -612,7 +638,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
     /// then. False: the job was abandoned, take no money.
     async fn ready_to_charge(&self, job: &JobCtx, says: Says<'_>) -> bool {
         let g = job.generation;
-        let mut s = screen("charging", says);
+        let mut s = screen(ScreenKind::Charging, says);
         s.amount = job.reservation.amount.to_string();
         if !self.set(g, s) {
             self.abandon(job, "cancelled").await;
@@ -640,7 +666,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         if let Err(e) = self.inner.journal.step(job.job_id, "charging", &format!("card {uid} key {}", job.charge_key)).await {
             Self::journal_err(e);
             self.abandon(job, "journal not writable").await;
-            self.set(g, screen("error", Says::StationFault));
+            self.set(g, screen(ScreenKind::Error, Says::StationFault));
             return ChargeResult::Stop;
         }
         let mut last_err = String::new();
@@ -655,7 +681,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
                         Self::journal_err(e);
                         tracing::error!(job_id = job.job_id, "paid, but the journal cannot record it: not printing here");
                         self.settle_unprinted(job, "paid, but the journal could not record the payment").await;
-                        self.set(g, screen("error", Says::FaultAfterPayment { deadline: &job.reservation.print_deadline_text }));
+                        self.set(g, screen(ScreenKind::Error, Says::FaultAfterPayment { deadline: &job.reservation.print_deadline_text }));
                         return ChargeResult::Stop;
                     }
                     return ChargeResult::Paid(r.balance_after);
@@ -672,7 +698,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
                         ErrorCode::CardUnknown => ChargeResult::Retry(self.link_notice(uid).await),
                         ErrorCode::CardBlocked => ChargeResult::Retry(Notice::CardRefused(e.code)),
                         code => {
-                            self.set(g, screen("error", Says::PaymentRefused(code)));
+                            self.set(g, screen(ScreenKind::Error, Says::PaymentRefused(code)));
                             ChargeResult::Stop
                         }
                     };
@@ -685,7 +711,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         }
         tracing::error!(error = %last_err, "charge outcome unknown: backend unreachable");
         let _ = self.inner.journal.step(job.job_id, "charge_unknown", &last_err).await.map_err(Self::journal_err);
-        self.set(g, screen("error", Says::ConnectionLostDuringPayment));
+        self.set(g, screen(ScreenKind::Error, Says::ConnectionLostDuringPayment));
         ChargeResult::Stop
     }
 
@@ -732,7 +758,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         if let Err(e) = self.inner.journal.step(job.job_id, "charging", &format!("terminal txn {txn}")).await {
             Self::journal_err(e);
             self.abandon(job, "journal not writable").await;
-            self.set(g, screen("error", Says::StationFault));
+            self.set(g, screen(ScreenKind::Error, Says::StationFault));
             return ChargeResult::Stop;
         }
         let Ok(yen) = u32::try_from(amount.0) else { return ChargeResult::Retry(Notice::TerminalUnavailable) };
@@ -746,7 +772,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
                 if let Err(e) = self.inner.journal.record_terminal_payment(job.job_id, job.reservation.reservation_id, &key, &body, &detail).await {
                     // the terminal took the money but the journal cannot say so: stop here, loudly
                     Self::journal_err(e);
-                    self.set(g, screen("error", Says::TerminalUnknown));
+                    self.set(g, screen(ScreenKind::Error, Says::TerminalUnknown));
                     return ChargeResult::Stop;
                 }
                 tracing::info!(job_id = job.job_id, %brand, "paid at the e-money terminal");
@@ -769,7 +795,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
             Ok(ChargeOutcome::Unknown) | Err(_) => {
                 tracing::error!(job_id = job.job_id, txn, "terminal charge outcome unknown");
                 let _ = self.inner.journal.step(job.job_id, "charge_unknown", &format!("terminal txn {txn}")).await.map_err(Self::journal_err);
-                self.set(g, screen("error", Says::TerminalUnknown));
+                self.set(g, screen(ScreenKind::Error, Says::TerminalUnknown));
                 // keep asking the terminal in the background until it can say
                 let (journal, backend, job_id) = (self.inner.journal.clone(), self.inner.backend.clone(), job.job_id);
                 tokio::spawn(async move {
@@ -799,7 +825,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         let g = job.generation;
         let (journal, key) = (&self.inner.journal, self.inner.offline.bundle_key());
         let stop = |k: &Self, says: Says<'_>| {
-            k.set(g, screen("error", says));
+            k.set(g, screen(ScreenKind::Error, says));
             ChargeResult::Stop
         };
         let decided = crate::offline::authorize_card(journal, key.as_ref(), uid, job.reservation.amount, policy).await;
@@ -871,7 +897,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
                 if let Err(e) = self.inner.journal.step(job.job_id, "unsettled", &format!("ipp job {ipp_job}: {reason}")).await {
                     Self::journal_err(e);
                 }
-                self.set(g, screen("error", Says::PrintUnsettled));
+                self.set(g, screen(ScreenKind::Error, Says::PrintUnsettled));
                 return;
             }
         };
@@ -909,7 +935,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         });
         match outcome {
             Ok(_) => {
-                let mut s = screen("done", Says::Done);
+                let mut s = screen(ScreenKind::Done, Says::Done);
                 if let Some(b) = balance_after {
                     let notice = match card_uid {
                         Some(uid) => Notice::CardBalanceLeft { tail: shomei_shared::api::card_id_tail(uid), balance: b },
@@ -934,7 +960,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
                     Some(problem) => Says::PrinterStopped { problem, deadline },
                     None => Says::PrintFailed { deadline },
                 };
-                self.set(g, screen("error", says));
+                self.set(g, screen(ScreenKind::Error, says));
             }
         }
     }
@@ -1009,7 +1035,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
                     // the user hears at once what happened; the job is cancelled and settled meanwhile
                     let problem = printer_problem(st);
                     self.inner.health.set_printer(st.clone());
-                    self.set(job.generation, screen("error", Says::PrinterStopped { problem: &problem, deadline: &job.reservation.print_deadline_text }));
+                    self.set(job.generation, screen(ScreenKind::Error, Says::PrinterStopped { problem: &problem, deadline: &job.reservation.print_deadline_text }));
                     stopped = Some(problem);
                 }
             }
