@@ -503,25 +503,8 @@ pub async fn peek_token(c: &mut store::Conn, purpose: &str, token: &str) -> AppR
         .ok_or_else(|| AppError::Page(crate::messages::LINK_INVALID.into()))
 }
 
-/// A plausible e-mail address (one @, a dot in the domain, no spaces, <= 254).
-pub fn valid_email(s: &str) -> bool {
-    let s = s.trim();
-    if s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return false;
-    }
-    match s.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && local.len() <= 64
-                && !domain.contains('@')
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-                && !domain.contains("..")
-        }
-        None => false,
-    }
-}
+pub use crate::mail::valid_email;
+
 
 /// `h****@example.ac.jp`: enough to recognise, not to harvest.
 pub fn mask_email(s: &str) -> String {

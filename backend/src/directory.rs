@@ -250,7 +250,7 @@ pub fn parse_roster(text: &str) -> Result<Vec<RosterRow>, Vec<RowError>> {
             errors.push(row_err(line, Some("password"), "8文字以上の初期パスワードが必要です。", "an initial password of at least 8 characters is needed"));
         }
         let email = get("email");
-        if !email.is_empty() && !crate::accounts::valid_email(&email) {
+        if !email.is_empty() && !crate::mail::valid_email(&email) {
             errors.push(row_err(line, Some("email"), "メールアドレスの形式が正しくありません。", "not an e-mail address"));
         }
         let card_typed = get("card_id");

@@ -1,8 +1,7 @@
-//! The backend's one error type, mapped to HTTP in one place.
+//! The backend's one error type, with the HTTP status each kind means; how
+//! it is shown (a page or JSON) is the HTTP layer's (http/errors.rs).
 
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
-use axum::Json;
 use shomei_shared::{ApiError, ErrorCode};
 
 #[derive(Debug, thiserror::Error)]
@@ -78,31 +77,3 @@ impl From<ApiError> for AppError {
     }
 }
 
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        let status = self.status_code();
-        match self {
-            AppError::Api(e) => (status, Json(e)).into_response(),
-            AppError::Page(msg) => (status, Html(crate::http::pages::error_page(&msg))).into_response(),
-            AppError::Throttled(msg) => (status, Html(crate::http::pages::error_page(&msg))).into_response(),
-            AppError::Busy => (
-                status,
-                [(axum::http::header::RETRY_AFTER, "2")],
-                Html(crate::http::pages::error_page(crate::messages::BUSY)),
-            )
-                .into_response(),
-            AppError::CrossSite => (status, Html(crate::http::pages::error_page(crate::messages::CROSS_SITE))).into_response(),
-            AppError::NoRole => (status, Html(crate::http::pages::error_page(crate::messages::NO_ROLE))).into_response(),
-            AppError::PageNotFound => (status, Html(crate::http::pages::error_page(crate::messages::NOT_FOUND))).into_response(),
-            AppError::Db(sqlx::Error::RowNotFound) => (
-                status,
-                Json(ApiError::new(ErrorCode::NotFound, "not found")),
-            )
-                .into_response(),
-            other => {
-                tracing::error!(error = %other, "internal error");
-                (status, Json(ApiError::new(ErrorCode::Internal, "internal error"))).into_response()
-            }
-        }
-    }
-}

@@ -680,6 +680,26 @@ async fn send_due(
     Ok(())
 }
 
+/// A plausible e-mail address (one @, a dot in the domain, no spaces, <= 254).
+pub fn valid_email(s: &str) -> bool {
+    let s = s.trim();
+    if s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return false;
+    }
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && local.len() <= 64
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains("..")
+        }
+        None => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@ pub mod account;
 pub mod admin;
 pub mod admin_accounts;
 pub mod client;
+mod errors;
 pub mod pages;
 pub mod portal;
 pub mod register;

@@ -46,7 +46,7 @@ pub struct EmailForm {
 pub fn check_email_pair(email: &str, confirm: &str, errors: &mut FieldErrors) {
     if email.trim().is_empty() {
         errors.insert("email".into(), "メールアドレスを入力してください。 / Enter your e-mail address.".into());
-    } else if !accounts::valid_email(email) {
+    } else if !crate::mail::valid_email(email) {
         errors.insert("email".into(), "メールアドレスの形式が正しくありません（例: name@example.jp）。 / This is not an e-mail address (e.g. name@example.jp).".into());
     } else if email.trim().to_lowercase() != confirm.trim().to_lowercase() {
         errors.insert("email_confirm".into(), "確認のため入力したメールアドレスが一致しません。 / The two addresses do not match.".into());

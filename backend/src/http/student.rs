@@ -336,7 +336,7 @@ pub async fn forgot(
     Form(f): Form<ForgotForm>,
 ) -> AppResult<Response> {
     check_csrf(&state, &headers, &f.csrf)?;
-    if !accounts::valid_email(&f.email) {
+    if !crate::mail::valid_email(&f.email) {
         let csrf = Csrf::get(&state, &headers);
         let mut e = FieldErrors::new();
         e.insert("email".into(), "メールアドレスの形式が正しくありません（例: name@example.jp）。 / This is not an e-mail address (e.g. name@example.jp).".into());
