@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// The backend's base URL: https, or http to a backend on this machine only.
+    /// The backend's base URL: https, or http to a backend on this machine
+    /// only. Several URLs of one service (backends behind different
+    /// addresses), separated by commas: the station uses the first that
+    /// answers and fails over when it cannot connect.
     pub backend_url: String,
     /// PEM file of the CA that signed the backend's certificate, beside the
     /// system's CAs (a university's own CA).
@@ -93,12 +96,25 @@ impl Config {
         self.secrets_dir.clone().unwrap_or_else(|| self.state_dir.join("secrets"))
     }
 
+    /// The backends to talk to, in order of preference: `backend_url` holds
+    /// one URL, or several separated by commas or spaces (one service behind
+    /// several addresses: the station fails over between them).
+    pub fn backend_urls(&self) -> Vec<String> {
+        self.backend_url.split(|c: char| c == ',' || c.is_whitespace()).filter(|u| !u.is_empty()).map(|u| u.trim_end_matches('/').to_string()).collect()
+    }
+
     pub fn validate(&self) -> Result<(), String> {
-        if !self.backend_url.starts_with("http://") && !self.backend_url.starts_with("https://") {
-            return Err(format!("backend_url: {:?} must start with http:// or https://", self.backend_url));
+        let urls = self.backend_urls();
+        if urls.is_empty() {
+            return Err("backend_url: no URL given".into());
         }
-        if self.backend_url.starts_with("http://") && !shomei_shared::net::url_is_loopback(&self.backend_url) {
-            return Err(format!("backend_url: {:?} is plain http to another host; use https://", self.backend_url));
+        for url in &urls {
+            if !url.starts_with("http://") && !url.starts_with("https://") {
+                return Err(format!("backend_url: {url:?} must start with http:// or https://"));
+            }
+            if url.starts_with("http://") && !shomei_shared::net::url_is_loopback(url) {
+                return Err(format!("backend_url: {url:?} is plain http to another host; use https://"));
+            }
         }
         if !self.printer_uri.starts_with("ipp://") && !self.printer_uri.starts_with("ipps://") && !self.printer_uri.starts_with("http") {
             return Err(format!("printer_uri: {:?} must be an ipp:// URI", self.printer_uri));
@@ -115,5 +131,24 @@ impl Config {
             return Err("heartbeat_s and printer_poll_s must be > 0, idle_timeout_s >= 5".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One backend URL, or several of one service: each checked like the one.
+    #[test]
+    fn backend_url_holds_one_address_or_several() {
+        let mut c = Config { backend_url: "https://a.example.ac.jp/, https://b.example.ac.jp".into(), ..Config::default() };
+        assert_eq!(c.backend_urls(), ["https://a.example.ac.jp", "https://b.example.ac.jp"]);
+        assert_eq!(c.validate(), Ok(()));
+        c.backend_url = "https://a.example.ac.jp http://b.example.ac.jp".into();
+        assert!(c.validate().is_err_and(|e| e.contains("b.example.ac.jp") && e.contains("plain http")), "every address is checked");
+        c.backend_url = " , ".into();
+        assert!(c.validate().is_err(), "no address at all");
+        c.backend_url = "http://127.0.0.1:8080".into();
+        assert_eq!(c.backend_urls(), ["http://127.0.0.1:8080"]);
     }
 }

@@ -36,7 +36,7 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
         Some(f) => Some(std::fs::read(f).map_err(|e| anyhow::anyhow!("backend_ca_file {}: {e}", f.display()))?),
         None => None,
     };
-    let backend = sync::Backend::new(&cfg.backend_url, ca.as_deref())?;
+    let backend = sync::Backend::new(&cfg.backend_urls(), ca.as_deref())?;
     let secrets = secrets::Secrets::open(&cfg.secrets_dir()).with_context(|| format!("secrets_dir {}", cfg.secrets_dir().display()))?;
     // a journal from before secrets_dir: its token moves out of it
     if let Some(c) = journal.credential().await?.filter(|c| !c.token.is_empty()) {

@@ -4,6 +4,7 @@
 use crate::journal::{now, Journal};
 use shomei_shared::api::*;
 use shomei_shared::{ApiError, ErrorCode, PrintNumber};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +21,10 @@ pub enum SyncError {
 #[derive(Clone)]
 pub struct Backend {
     http: reqwest::Client,
-    base: String,
+    /// The API's base at each of the backend's addresses, in order of preference.
+    bases: Arc<Vec<String>>,
+    /// The address in use: the last one that answered.
+    current: Arc<AtomicUsize>,
     token: Arc<std::sync::RwLock<String>>,
 }
 
@@ -38,17 +42,48 @@ fn with_causes(e: &dyn std::error::Error) -> String {
 }
 
 impl Backend {
-    /// A client of the backend at `base_url`; `ca_pem` adds the university's
-    /// own CA to the system's.
-    pub fn new(base_url: &str, ca_pem: Option<&[u8]>) -> Result<Backend, reqwest::Error> {
-        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(3)).timeout(Duration::from_secs(8)).https_only(!shomei_shared::net::url_is_loopback(base_url));
+    /// A client of the backend at `base_urls` (one service at one or more
+    /// addresses); `ca_pem` adds the university's own CA to the system's.
+    pub fn new(base_urls: &[String], ca_pem: Option<&[u8]>) -> Result<Backend, reqwest::Error> {
+        let loopback = base_urls.iter().all(|u| shomei_shared::net::url_is_loopback(u));
+        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(3)).timeout(Duration::from_secs(8)).https_only(!loopback);
         if let Some(pem) = ca_pem {
             for cert in reqwest::Certificate::from_pem_bundle(pem)? {
                 builder = builder.add_root_certificate(cert);
             }
         }
         let http = builder.build()?;
-        Ok(Backend { http, base: format!("{}{API_PREFIX}", base_url.trim_end_matches('/')), token: Arc::default() })
+        let bases = base_urls.iter().map(|u| format!("{}{API_PREFIX}", u.trim_end_matches('/'))).collect();
+        Ok(Backend { http, bases: Arc::new(bases), current: Arc::default(), token: Arc::default() })
+    }
+
+    /// Sends the request `build` makes for an address, to the address in use;
+    /// where it cannot even connect (the request never left), to the next
+    /// address, each at most once, and the one that answers is used from then
+    /// on. A request that reached a backend is never sent again here: a lost
+    /// answer is the caller's to settle (idempotency keys, recovery).
+    async fn send(&self, build: impl Fn(&str) -> reqwest::RequestBuilder) -> Result<reqwest::Response, reqwest::Error> {
+        let n = self.bases.len().max(1);
+        let start = self.current.load(Ordering::Relaxed) % n;
+        let mut last = None;
+        for k in 0..n {
+            let i = (start + k) % n;
+            match build(&self.bases[i]).send().await {
+                Err(e) if e.is_connect() && k + 1 < n => {
+                    tracing::warn!(address = %self.bases[i], error = %with_causes(&e), "backend address unreachable: trying the next one");
+                    last = Some(e);
+                }
+                other => {
+                    // switched once, by the first call to get through (calls
+                    // running at the same time do not switch or say it again)
+                    if other.is_ok() && i != start && self.current.compare_exchange(start, i, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+                        tracing::warn!(address = %self.bases[i], "failed over to another backend address");
+                    }
+                    return other;
+                }
+            }
+        }
+        Err(last.expect("at least one address was tried"))
     }
 
     pub fn set_token(&self, token: &str) {
@@ -79,39 +114,36 @@ impl Backend {
 
     pub async fn enroll(&self, code: &str) -> Result<EnrollResponse, SyncError> {
         let req = EnrollRequest { code: code.to_string(), version: env!("CARGO_PKG_VERSION").into() };
-        Self::decode(self.http.post(format!("{}/enroll", self.base)).json(&req).send().await).await
+        Self::decode(self.send(|base| self.http.post(format!("{base}/enroll")).json(&req)).await).await
     }
 
     pub async fn heartbeat(&self, hb: &Heartbeat) -> Result<HeartbeatResponse, SyncError> {
-        Self::decode(self.auth(self.http.post(format!("{}/heartbeat", self.base))).json(hb).send().await).await
+        Self::decode(self.send(|base| self.auth(self.http.post(format!("{base}/heartbeat"))).json(hb)).await).await
     }
 
     pub async fn reserve(&self, number: &PrintNumber) -> Result<Reservation, SyncError> {
         let req = ReserveRequest { print_number: number.clone() };
         // a user is waiting: a backend that does not answer within 4 s counts as
         // unreachable, and the offline copy is tried (nothing is charged at this step)
-        let rb = self.auth(self.http.post(format!("{}/reservations", self.base))).timeout(Duration::from_secs(4));
-        Self::decode(rb.json(&req).send().await).await
+        Self::decode(self.send(|base| self.auth(self.http.post(format!("{base}/reservations"))).timeout(Duration::from_secs(4)).json(&req)).await).await
     }
 
     pub async fn charge(&self, reservation_id: i64, uid: &str, key: &str) -> Result<ChargeResponse, SyncError> {
         let req = ChargeRequest { card_uid: uid.to_string(), idempotency_key: key.to_string() };
-        let url = format!("{}/reservations/{reservation_id}/charge", self.base);
-        Self::decode(self.auth(self.http.post(url)).json(&req).send().await).await
+        Self::decode(self.send(|base| self.auth(self.http.post(format!("{base}/reservations/{reservation_id}/charge"))).json(&req)).await).await
     }
 
     /// A card no account holds was tapped: a one-time code to link it in the portal.
     pub async fn card_link_code(&self, uid: &str) -> Result<CardLinkCode, SyncError> {
         let req = CardLinkRequest { card_uid: uid.to_string() };
         // a user is waiting at the card screen: no answer in 4 s counts as unreachable
-        let rb = self.auth(self.http.post(format!("{}/card-links", self.base))).timeout(Duration::from_secs(4));
-        Self::decode(rb.json(&req).send().await).await
+        Self::decode(self.send(|base| self.auth(self.http.post(format!("{base}/card-links"))).timeout(Duration::from_secs(4)).json(&req)).await).await
     }
 
     /// What became of a charge sent with `key` whose answer was lost.
     pub async fn charge_status(&self, reservation_id: i64, key: &str) -> Result<shomei_shared::api::ChargeStatus, SyncError> {
-        let url = format!("{}/reservations/{reservation_id}/charges/{}", self.base, urlencoding_min(key));
-        Self::decode(self.auth(self.http.get(url)).send().await).await
+        let key = urlencoding_min(key);
+        Self::decode(self.send(|base| self.auth(self.http.get(format!("{base}/reservations/{reservation_id}/charges/{key}")))).await).await
     }
 
     pub async fn document(&self, reservation_id: i64) -> Result<Vec<u8>, SyncError> {
@@ -120,13 +152,12 @@ impl Backend {
 
     /// Gives a reservation back (best effort: unreleased ones lapse by themselves).
     pub async fn release(&self, reservation_id: i64) -> Result<(), SyncError> {
-        let url = format!("{}/reservations/{reservation_id}/release", self.base);
-        Self::checked(self.auth(self.http.post(url)).send().await).await.map(drop)
+        Self::checked(self.send(|base| self.auth(self.http.post(format!("{base}/reservations/{reservation_id}/release")))).await).await.map(drop)
     }
 
     /// A document (PDF) the backend serves at `path`.
     async fn get_bytes(&self, path: &str) -> Result<Vec<u8>, SyncError> {
-        let resp = Self::checked(self.auth(self.http.get(format!("{}{path}", self.base))).send().await).await?;
+        let resp = Self::checked(self.send(|base| self.auth(self.http.get(format!("{base}{path}")))).await).await?;
         resp.bytes().await.map(|b| b.to_vec()).map_err(|e| SyncError::Offline(e.to_string()))
     }
 
@@ -135,11 +166,10 @@ impl Backend {
     /// order's status).
     pub async fn send_queued(&self, path: &str, body: &str) -> Result<ReportResponse, SyncError> {
         Self::decode(
-            self.auth(self.http.post(format!("{}{path}", self.base)))
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.to_string())
-                .send()
-                .await,
+            self.send(|base| {
+                self.auth(self.http.post(format!("{base}{path}"))).header(reqwest::header::CONTENT_TYPE, "application/json").body(body.to_string())
+            })
+            .await,
         )
         .await
     }
@@ -148,12 +178,12 @@ impl Backend {
 impl Backend {
     /// P-3: the signed offline bundle.
     pub async fn offline_bundle(&self) -> Result<SignedBundle, SyncError> {
-        Self::decode(self.auth(self.http.get(format!("{}/offline/bundle", self.base))).send().await).await
+        Self::decode(self.send(|base| self.auth(self.http.get(format!("{base}/offline/bundle")))).await).await
     }
 
     /// P-3: the key that signs bundles (for a station enrolled before it was pinned at enrolment).
     pub async fn offline_key(&self) -> Result<shomei_shared::api::BundleKey, SyncError> {
-        Self::decode(self.auth(self.http.get(format!("{}/offline/key", self.base))).send().await).await
+        Self::decode(self.send(|base| self.auth(self.http.get(format!("{base}/offline/key")))).await).await
     }
 
     /// P-3: an order's PDF for the offline cache.
@@ -167,7 +197,7 @@ impl Backend {
     }
 
     pub async fn test_page_report(&self, request: i64, r: &TestPageReport) -> Result<(), SyncError> {
-        Self::checked(self.auth(self.http.post(format!("{}/test-page/{request}", self.base))).json(r).send().await).await.map(drop)
+        Self::checked(self.send(|base| self.auth(self.http.post(format!("{base}/test-page/{request}"))).json(r)).await).await.map(drop)
     }
 }
 

@@ -1150,8 +1150,13 @@ pub struct NetLink {
 
 impl NetLink {
     pub async fn start(backend_url: &str) -> Result<NetLink> {
+        NetLink::start_at(0, backend_url).await
+    }
+
+    /// A relay listening on `port` of loopback (0: any free port).
+    pub async fn start_at(port: u16, backend_url: &str) -> Result<NetLink> {
         let upstream = backend_url.trim_start_matches("http://").trim_end_matches('/').to_string();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let url = format!("http://{}", listener.local_addr()?);
         let state = std::sync::Arc::new(std::sync::Mutex::new(Link::Up));
         let st = state.clone();
@@ -1200,6 +1205,7 @@ async fn relay(client: tokio::net::TcpStream, server: tokio::net::TcpStream, sta
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
+    let state_for_cut = state.clone();
     let link = move || *state.lock().unwrap_or_else(|p| p.into_inner());
     let l2 = link.clone();
     let up = async move {
@@ -1224,7 +1230,17 @@ async fn relay(client: tokio::net::TcpStream, server: tokio::net::TcpStream, sta
             }
         }
     };
-    tokio::select! { _ = up => {}, _ = down => {} }
+    // a cut (REJECT) resets connections open through it at once, as a backend
+    // that went away does, not only when they are next used
+    let cut = async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if *state_for_cut.lock().unwrap_or_else(|p| p.into_inner()) == Link::Reject {
+                break;
+            }
+        }
+    };
+    tokio::select! { _ = up => {}, _ = down => {}, _ = cut => {} }
 }
 
 // ------------------------------------------------------------------ payment terminal

@@ -171,3 +171,52 @@ async fn a_late_report_after_a_reprint_elsewhere_is_shown_to_staff() -> Result<(
     assert!(dup.contains(&format!("/admin/orders/{order_id}")), "listed for staff: {page}");
     Ok(())
 }
+
+/// Issue 15: a station given several addresses of the backend uses one that
+/// answers, and when it stops answering (nothing listens there any more)
+/// goes on through another: numbers print, each paid once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_station_with_two_backend_addresses_fails_over_when_one_stops_answering() -> Result<()> {
+    let p = Peers::start().await?;
+    // the first address: nothing listens there yet; the second: a way to the backend
+    let first_port = free_port();
+    let second = NetLink::start(&p.backend.url).await?;
+    let code = p.backend.enrolment_code("Library 1F").await?;
+    let urls = format!("http://127.0.0.1:{first_port}, {}", second.url);
+    let mut rig = rig_behind(p, &urls, &code)?;
+    let debits = |order: &str| rig.backend.sql(&format!("SELECT COUNT(*) FROM ledger WHERE kind = 'debit' AND order_id = {order}"));
+
+    // enrolled, and a number printed, through the second address
+    let (first_order, first_number) = order(&rig.backend, false).await?;
+    rig.kiosk_number(&first_number).await?;
+    rig.wait_kiosk("card", Duration::from_secs(15)).await?;
+    rig.card.tap()?;
+    rig.wait_kiosk("done", Duration::from_secs(60)).await?;
+    rig.card.remove()?;
+    wait_for("the first order printed", Duration::from_secs(30), || Ok(rig.backend.sql(&format!("SELECT status FROM orders WHERE id = {first_order}"))? == "printed")).await?;
+    assert_eq!(debits(&first_order)?, "1");
+    assert_eq!(rig.station.log().matches("failed over to another backend address").count(), 1, "the station says it failed over");
+
+    // the second address goes away, the first comes up: the next number goes through the first
+    let first = NetLink::start_at(first_port, &rig.backend.url).await?;
+    second.set(Link::Reject); // open connections through it are reset...
+    drop(second); // ...and nothing listens there any more
+    // the station's next call (a heartbeat) finds the second address gone and the first up
+    wait_for("the station back on the first address", Duration::from_secs(30), || {
+        Ok(rig.station.log().matches("failed over to another backend address").count() == 2)
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}; station log:\n{}", rig.station.log()))?;
+    rig.station_reset().await?;
+    let (second_order, second_number) = order(&rig.backend, false).await?;
+    rig.kiosk_number(&second_number).await?;
+    rig.wait_kiosk("card", Duration::from_secs(15)).await?;
+    rig.card.tap()?;
+    rig.wait_kiosk("done", Duration::from_secs(60)).await?;
+    wait_for("the second order printed", Duration::from_secs(30), || Ok(rig.backend.sql(&format!("SELECT status FROM orders WHERE id = {second_order}"))? == "printed")).await?;
+    assert_eq!(debits(&second_order)?, "1");
+    assert_eq!(rig.printer.spooled_pdfs().len(), 2, "two certificates, one each");
+    assert_eq!(rig.station.log().matches("failed over to another backend address").count(), 2, "and back");
+    drop(first);
+    Ok(())
+}
