@@ -307,6 +307,104 @@ impl HttpSim {
 
 // ------------------------------------------------------------------ LDAP directory
 
+// ------------------------------------------------------------------ PostgreSQL
+
+/// A private PostgreSQL (Debian's `postgresql`), made with initdb in a
+/// temporary directory and run by the `postgres` user when the tests run as
+/// root (the server refuses root), on its own loopback port and socket
+/// directory, trust authentication on loopback only, fsync off (a test's
+/// data lives as long as the test). Database `shomei`, user `shomei`.
+pub struct Postgres {
+    pub url: String,
+    pub port: u16,
+    bin: PathBuf,
+    data: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Postgres {
+    /// The newest installed server's programs (/usr/lib/postgresql/N/bin).
+    fn bin_dir() -> Result<PathBuf> {
+        let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+            .context("PostgreSQL is not installed (deploy/install-deps installs Debian's postgresql)")?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str().and_then(|v| v.parse().ok()).map(|v: u32| (v, e.path().join("bin"))))
+            .filter(|(_, bin)| bin.join("initdb").exists())
+            .collect();
+        versions.sort();
+        versions.pop().map(|(_, bin)| bin).context("no PostgreSQL server under /usr/lib/postgresql")
+    }
+
+    /// Runs a server program as the user who may run it.
+    fn as_server_user(program: &Path) -> Command {
+        if nix_is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        }
+    }
+
+    pub fn start() -> Result<Postgres> {
+        let bin = Self::bin_dir()?;
+        let dir = tempfile::tempdir()?;
+        let (data, sock) = (dir.path().join("data"), dir.path().join("sock"));
+        std::fs::create_dir(&data)?;
+        std::fs::create_dir(&sock)?;
+        if nix_is_root() {
+            // the server's user must reach its directories
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+            let id = |flag: &str| -> Result<u32> {
+                let out = Command::new("id").args([flag, "postgres"]).output()?;
+                anyhow::ensure!(out.status.success(), "no postgres user (Debian's postgresql package makes it)");
+                Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
+            };
+            let (uid, gid) = (id("-u")?, id("-g")?);
+            for d in [&data, &sock] {
+                std::os::unix::fs::chown(d, Some(uid), Some(gid))?;
+            }
+        }
+        let out = Self::as_server_user(&bin.join("initdb"))
+            .arg("-D").arg(&data)
+            .args(["-U", "shomei", "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"])
+            .output()?;
+        anyhow::ensure!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        let port = free_port();
+        let options = format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off", sock.display());
+        let out = Self::as_server_user(&bin.join("pg_ctl"))
+            .arg("-D").arg(&data)
+            .arg("-l").arg(data.join("server.log"))
+            .args(["-o", &options, "-w", "-t", "30", "start"])
+            .output()?;
+        anyhow::ensure!(out.status.success(), "pg_ctl start: {} {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let pg = Postgres { url: format!("postgres://shomei@127.0.0.1:{port}/shomei"), port, bin, data, _dir: dir };
+        pg.psql("postgres", "CREATE DATABASE shomei")?;
+        Ok(pg)
+    }
+
+    /// One statement through psql over TCP; its output unaligned, tuples only.
+    pub fn psql(&self, database: &str, statement: &str) -> Result<String> {
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "shomei", "-d", database, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", statement])
+            .output()?;
+        anyhow::ensure!(out.status.success(), "psql {statement}: {}", String::from_utf8_lossy(&out.stderr));
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = Self::as_server_user(&self.bin.join("pg_ctl")).arg("-D").arg(&self.data).args(["-m", "immediate", "stop"]).output();
+    }
+}
+
+/// Whether this process runs as root.
+fn nix_is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+}
+
 /// A private OpenLDAP slapd on a loopback port with a small campus tree:
 /// uid=alice (password alicepw) and uid=bob (bobpw) under ou=people.
 pub struct Ldap {

@@ -35,6 +35,7 @@ mod links;
 mod network;
 mod offline;
 mod portal;
+mod postgres;
 mod print_flow;
 mod refunds;
 mod registration_path;
