@@ -227,7 +227,13 @@ pub async fn refund_failed_prints(r: &Refunds<'_>) -> AppResult<usize> {
         match refund_order(r, order, AUTO_REASON, By::Auto).await {
             Ok(Some(_)) => done += 1,
             Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, order_id = order.id, "automatic refund not made: tried again at the next pass"),
+            Err(e) => {
+                tracing::warn!(error = %e, order_id = order.id, "automatic refund not made: tried again at the next pass");
+                // staff see why on the order and the dashboard until a pass (or they) refund it
+                let mut tx = store::begin_write(r.pool).await?;
+                store::set_refund_error(&mut tx, order.id, &e.to_string(), now()).await?;
+                tx.commit().await?;
+            }
         }
     }
     let mut tx = store::begin_write(r.pool).await?;

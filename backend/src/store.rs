@@ -501,11 +501,13 @@ pub struct Order {
     pub refund_bank_sealed: Option<String>,
     /// A held order: the characters no font could draw.
     pub held_chars: String,
+    /// Why the last automatic refund could not be made (until one is).
+    pub refund_error: Option<String>,
 }
 
 const ORDER_SELECT: &str = "SELECT id, user_id, student_record_id, delivery, payment_method, status, fees,
     system_fee, total, print_number, created_at, pay_deadline, print_deadline, paid_at, printed_at, pages, capture_id, postage, post_address_sealed, shipped_at, smartpit_number,
-    store_file_id, store_user_number, store_reservation_number, refunded_at, refund_method, refund_paid_back_at, refund_bank_sealed, held_chars FROM orders";
+    store_file_id, store_user_number, store_reservation_number, refunded_at, refund_method, refund_paid_back_at, refund_bank_sealed, held_chars, refund_error FROM orders";
 
 #[derive(Debug, Clone, FromRow)]
 pub struct OrderLine {
@@ -656,9 +658,20 @@ pub async fn set_order_shipped(c: &mut Conn, order_id: i64, now: i64) -> Result<
 
 /// Records a refund and how it goes back (`method`: 'card', 'paypal',
 /// 'office'): the order is cancelled (its number stops working), once.
+/// An automatic refund could not be made: why, for staff (kept until one is).
+pub async fn set_refund_error(c: &mut Conn, order_id: i64, error: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE orders SET refund_error = ?, refund_error_at = ? WHERE id = ? AND refunded_at IS NULL")
+        .bind(error)
+        .bind(now)
+        .bind(order_id)
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
 pub async fn set_order_refunded(c: &mut Conn, order_id: i64, reason: &str, method: &str, now: i64) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
-        "UPDATE orders SET status = 'cancelled', refunded_at = ?, refund_reason = ?, refund_method = ?
+        "UPDATE orders SET status = 'cancelled', refunded_at = ?, refund_reason = ?, refund_method = ?, refund_error = NULL
          WHERE id = ? AND status IN ('paid', 'printed') AND refunded_at IS NULL",
     )
     .bind(now)
@@ -836,6 +849,8 @@ pub struct OrderFilter<'a> {
     pub payment: &'a str,
     /// Only orders whose refund the office still pays back.
     pub refund_due: bool,
+    /// Only orders whose automatic refund could not be made.
+    pub refund_failing: bool,
     /// Placed in [from, to) (unix seconds).
     pub placed: Option<(i64, i64)>,
 }
@@ -890,7 +905,8 @@ pub async fn admin_orders(c: &mut Conn, f: &OrderFilter<'_>, limit: i64) -> Resu
          FROM orders o JOIN users u ON u.id = o.user_id JOIN student_records s ON s.id = o.student_record_id
          WHERE (? = '' OR o.id = ? OR o.print_number LIKE ? OR u.email LIKE ?)
            AND (? = '' OR o.status = ?) AND (? = '' OR o.delivery = ?) AND (? = '' OR o.payment_method = ?)
-           AND (? = 0 OR {REFUND_DUE}) AND o.created_at >= ? AND o.created_at < ?
+           AND (? = 0 OR {REFUND_DUE}) AND (? = 0 OR (o.refund_error IS NOT NULL AND o.refunded_at IS NULL))
+           AND o.created_at >= ? AND o.created_at < ?
          ORDER BY o.id DESC LIMIT ?"
     ))
     .bind(q)
@@ -904,6 +920,7 @@ pub async fn admin_orders(c: &mut Conn, f: &OrderFilter<'_>, limit: i64) -> Resu
     .bind(f.payment)
     .bind(f.payment)
     .bind(f.refund_due)
+    .bind(f.refund_failing)
     .bind(from)
     .bind(to)
     .bind(limit)
@@ -922,6 +939,8 @@ pub struct DashboardCounts {
     pub held: i64,
     /// Refunds the office still pays back by hand.
     pub refunds_due: i64,
+    /// Automatic refunds the provider refused or could not take.
+    pub refunds_failing: i64,
     /// Orders placed in the day asked for...
     pub day_orders: i64,
     /// ... and the yen received for them (paid or printed).
@@ -935,6 +954,7 @@ pub async fn dashboard_counts(c: &mut Conn, day_start: i64, day_end: i64) -> Res
                 (SELECT COUNT(*) FROM orders WHERE delivery = 'post' AND status = 'paid' AND shipped_at IS NULL) AS to_post,
                 (SELECT COUNT(*) FROM orders WHERE status = 'held') AS held,
                 (SELECT COUNT(*) FROM orders o WHERE {REFUND_DUE}) AS refunds_due,
+                (SELECT COUNT(*) FROM orders WHERE refund_error IS NOT NULL AND refunded_at IS NULL) AS refunds_failing,
                 (SELECT COUNT(*) FROM orders WHERE created_at >= ? AND created_at < ?) AS day_orders,
                 (SELECT COALESCE(SUM(total), 0) FROM orders WHERE created_at >= ? AND created_at < ? AND status IN ('paid', 'printed')) AS day_received"
     ))

@@ -189,7 +189,7 @@ async fn a_card_paid_print_that_failed_is_refunded_to_the_card_once_the_next_day
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_paypal_paid_print_that_failed_is_refunded_through_paypal_once() -> Result<()> {
+async fn a_paypal_paid_print_that_failed_is_refunded_through_paypal_once_and_a_refused_refund_is_shown_to_staff_and_retried() -> Result<()> {
     let smtp = Smtp::start()?;
     let sim = PayPalSim::start()?;
     let sim_url = sim.url.clone();
@@ -209,8 +209,22 @@ async fn a_paypal_paid_print_that_failed_is_refunded_through_paypal_once() -> Re
     // not before the deadline's day is over
     two_more_passes(&b).await?;
     assert_eq!(b.sql(&format!("SELECT status FROM orders WHERE id = {id}"))?, "paid", "reprintable until the deadline");
+    // PayPal refuses the refund for a while: staff see it on the dashboard and the order, the next passes try again
+    sim.knob("/sim/fail-next-refund", json!({ "times": 1000 })).await?;
     past_deadline(&b, id)?;
     two_more_passes(&b).await?;
+    assert_eq!(b.sql(&format!("SELECT status || ' ' || (refund_error IS NOT NULL) FROM orders WHERE id = {id}"))?, "paid 1", "not refunded, and why is kept");
+    assert_eq!(dashboard_count(&b, "refunds-failing").await?, 1);
+    let page = b.staff_page(&format!("/admin/orders/{id}")).await?;
+    assert!(page.contains("id=\"refund-error\"") && page.contains("The automatic refund could not be made"), "{page}");
+    let listed = b.staff_page("/admin/orders?refund=failing").await?;
+    assert!(listed.contains(&format!("id=\"order-{id}\"")) && listed.contains("id=\"filter-refund-failing\""), "{listed}");
+    assert_eq!(mails_about(&b, "has been refunded")?, "0", "nothing told the user yet");
+    // PayPal takes refunds again: the next pass refunds it, once
+    sim.knob("/sim/fail-next-refund", json!({ "times": 0 })).await?;
+    two_more_passes(&b).await?;
+    assert_eq!(b.sql(&format!("SELECT refund_error IS NULL FROM orders WHERE id = {id}"))?, "1");
+    assert_eq!(dashboard_count(&b, "refunds-failing").await?, 0);
     let state: serde_json::Value = reqwest::get(format!("{}/sim/state", sim.url)).await?.json().await?;
     assert_eq!(state["refunds_performed"], 1, "PayPal refunded it: {state}");
     assert_eq!(b.sql(&format!("SELECT status || ' ' || refund_method FROM orders WHERE id = {id}"))?, "cancelled paypal");

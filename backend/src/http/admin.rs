@@ -51,6 +51,7 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap, staff: Curr
         item("to-post", "/admin/orders?status=paid&delivery=post".into(), n.to_post, "郵送待ちの申込（支払済・未発送）", "postal orders to post (paid, not posted)", None);
         item("held", "/admin/orders?status=held".into(), n.held, "確認待ちで止めている申込", "orders held for the registrar", None);
         item("refunds", "/admin/orders?refund=due".into(), n.refunds_due, "窓口で返金する申込", "refunds to pay back at the office", None);
+        item("refunds-failing", "/admin/orders?refund=failing".into(), n.refunds_failing, "自動返金ができていない申込", "automatic refunds that could not be made", None);
     }
     let mut stations = Vec::new();
     if may_open(role, "/admin/stations") {
@@ -454,8 +455,9 @@ pub async fn orders(
     let delivery = pick(&DELIVERIES.map(|d| d.0), &search.delivery);
     let payment = pick(&PAYMENTS.map(|p| p.0), &search.payment);
     let refund_due = search.refund == "due";
+    let refund_failing = search.refund == "failing";
     let day = chrono::NaiveDate::parse_from_str(search.day.trim(), "%Y-%m-%d").ok();
-    let filter = store::OrderFilter { q: &search.q, status, delivery, payment, refund_due, placed: day.map(japan_day) };
+    let filter = store::OrderFilter { q: &search.q, status, delivery, payment, refund_due, refund_failing, placed: day.map(japan_day) };
     let csrf = Csrf::get(&state, &headers);
     let mut c = state.pool.acquire().await?;
     let zone = time::tz("Asia/Tokyo");
@@ -482,7 +484,7 @@ pub async fn orders(
     let statuses: Vec<[&str; 3]> = ORDER_STATUSES.iter().map(|s| { let (ja, en) = order_status(s); [*s, ja, en] }).collect();
     let page = Html(render(
         "admin_orders.html",
-        context! { csrf => &csrf.token, orders => rows, q => &search.q, status, delivery, payment, refund_due,
+        context! { csrf => &csrf.token, orders => rows, q => &search.q, status, delivery, payment, refund_due, refund_failing,
                    day => day.map(|d| d.to_string()), statuses, deliveries => options(&DELIVERIES), payments => options(&PAYMENTS) },
     ));
     Ok(csrf.respond(page))
@@ -581,6 +583,7 @@ pub async fn order_detail(
         context! { csrf => &csrf.token, id, lines, certificates, status => &order.status, status_ja => ja, status_en => en,
                    can_refund => matches!(order.status.as_str(), "paid" | "printed"), payment, refund_due, refund, bank,
                    held => order.status == "held", held_chars => &order.held_chars, release_notice,
+                   refund_error => &order.refund_error,
                    delivery => &order.delivery, delivery_ja, delivery_en, store_user_number => &order.store_user_number,
                    postage => (order.postage > 0).then(|| Yen(order.postage).to_string()),
                    system_fee => Yen(order.system_fee).to_string(), total => Yen(order.total).to_string() },

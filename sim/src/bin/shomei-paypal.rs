@@ -50,6 +50,7 @@
 //! | endpoint | effect |
 //! |---|---|
 //! | `POST /sim/approve/{order_id}` | as the Pay button; JSON body optional `{"payer_id": "...", "decline": true}`; answers `{"id","status","return_url"}` (the redirect the buyer would follow) |
+//! | `POST /sim/fail-next-refund` | the next refunds answer 422; JSON body optional `{"issue": "TRANSACTION_REFUSED", "times": 1}` (the defaults; `times: 0` clears it) |
 //! | `POST /sim/fail-next-capture` | the next capture that would succeed answers 422; JSON body optional `{"issue": "INSTRUMENT_DECLINED"}` (the default) |
 //! | `POST /sim/drop-next-capture-response` | the next capture is performed, but its answer is lost: 500 at once (`{"mode": "500"}`, default) or after a delay (`{"mode": "delay", "delay_ms": 5000}`, to hit the client's timeout). The same `PayPal-Request-Id` then returns the real 201 |
 //! | `POST /sim/send-webhook` | JSON `{"order_id", "event_type"?, "url"?, "webhook_id"?, "tamper"?}`: builds the event (`PAYMENT.CAPTURE.COMPLETED` default; also `CHECKOUT.ORDER.APPROVED`, `CHECKOUT.ORDER.COMPLETED`, `PAYMENT.CAPTURE.PENDING`, `PAYMENT.CAPTURE.DENIED`, `PAYMENT.CAPTURE.REFUNDED`), signs it and POSTs it to `url` (default `--webhook-url`; none: not sent). `tamper: true` changes the body after signing. Answers `{"event","body","headers","url","delivered_status","delivery_error"}` |
@@ -148,6 +149,8 @@ struct Sim {
     /// ("POST /path", PayPal-Request-Id) -> first successful answer
     idem: HashMap<(String, String), (StatusCode, Value)>,
     fail_next_capture: Option<String>,
+    /// The issue the next refunds answer with, and how many more.
+    fail_next_refund: Option<(String, u32)>,
     drop_next_capture: Option<DropMode>,
     orders_created: u64,
     /// Calls to verify-webhook-signature (a merchant that calls for anything can be made to spend PayPal's quota).
@@ -773,6 +776,12 @@ async fn refund_capture(State(app): State<App>, headers: HeaderMap, Path(cid): P
         let Some(oid) = sim.captures.get(&cid).cloned() else {
             return respond(capture_not_found());
         };
+        if let Some((issue, left)) = sim.fail_next_refund.take() {
+            if left > 1 {
+                sim.fail_next_refund = Some((issue.clone(), left - 1));
+            }
+            return respond(api_error(StatusCode::UNPROCESSABLE_ENTITY, Some((issue.as_str(), "The refund was refused.")), Vec::new()));
+        }
         let Some(order) = sim.orders.get_mut(&oid) else {
             return respond(capture_not_found());
         };
@@ -1342,6 +1351,26 @@ struct FailKnob {
     issue: Option<String>,
 }
 
+#[derive(Deserialize, Default)]
+struct RefundKnob {
+    #[serde(default)]
+    issue: Option<String>,
+    /// How many refunds fail (default 1; 0 clears the knob).
+    #[serde(default)]
+    times: Option<u32>,
+}
+
+async fn knob_fail_next_refund(State(app): State<App>, body: Bytes) -> Response {
+    let k: RefundKnob = match optional_json(&body) {
+        Ok(k) => k,
+        Err(e) => return bad_body(e),
+    };
+    let issue = k.issue.unwrap_or_else(|| "TRANSACTION_REFUSED".into());
+    let times = k.times.unwrap_or(1);
+    app.lock().fail_next_refund = (times > 0).then(|| (issue.clone(), times));
+    Json(json!({ "fail_next_refund": issue, "times": times })).into_response()
+}
+
 async fn knob_fail_next_capture(State(app): State<App>, body: Bytes) -> Response {
     let k: FailKnob = match optional_json(&body) {
         Ok(k) => k,
@@ -1402,6 +1431,7 @@ async fn sim_state(State(app): State<App>) -> Response {
         "refunds_performed": sim.refunds_performed,
         "webhooks": sim.webhooks,
         "fail_next_capture": sim.fail_next_capture,
+        "fail_next_refund": sim.fail_next_refund.as_ref().map(|(issue, times)| json!({ "issue": issue, "times": times })),
         "drop_next_capture_response": sim.drop_next_capture.map(|m| format!("{m:?}")),
     }))
     .into_response()
@@ -1464,6 +1494,7 @@ fn router(app: App, verbose: bool) -> Router {
         .route("/checkoutnow/cancel", post(checkout_cancel))
         .route("/sim/approve/{id}", post(knob_approve))
         .route("/sim/fail-next-capture", post(knob_fail_next_capture))
+        .route("/sim/fail-next-refund", post(knob_fail_next_refund))
         .route("/sim/drop-next-capture-response", post(knob_drop_next_capture))
         .route("/sim/send-webhook", post(send_webhook))
         .route("/sim/expire-tokens", post(knob_expire_tokens))
