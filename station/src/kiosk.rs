@@ -113,6 +113,9 @@ impl Screen {
     }
 }
 
+/// The least time the screen with a card's link code stays (seconds).
+pub const LINK_SCREEN_S: u64 = 300;
+
 fn idle_screen() -> Screen {
     screen(ScreenKind::Idle, Says::EnterNumber)
 }
@@ -218,7 +221,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         let mut s = self.inner.screen.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let printer = self.inner.health.printer();
         s.printer_ready = printer.can_print();
-        s.idle_timeout_s = self.inner.cfg.idle_timeout_s;
+        s.idle_timeout_s = self.idle_timeout_s(&s);
         if self.inner.health.is_revoked() && !busy(s.screen) {
             s = screen(ScreenKind::OutOfService, Says::Revoked);
             s.idle_timeout_s = self.inner.cfg.idle_timeout_s;
@@ -289,10 +292,23 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         self.current()
     }
 
+    /// How long `s` stays without a touch: the configured idle timeout, and
+    /// at least LINK_SCREEN_S while it shows a card's link code (the user
+    /// logs in to the portal on a phone and types it).
+    fn idle_timeout_s(&self, s: &Screen) -> u64 {
+        if s.link_code.is_empty() {
+            self.inner.cfg.idle_timeout_s
+        } else {
+            self.inner.cfg.idle_timeout_s.max(LINK_SCREEN_S)
+        }
+    }
+
     /// Resets a screen nobody touched for the idle timeout (ST-1).
     pub fn check_idle(&self) {
-        let idle = Duration::from_secs(self.inner.cfg.idle_timeout_s);
-        let s = self.inner.screen.lock().unwrap_or_else(|p| p.into_inner()).screen;
+        let (s, idle) = {
+            let cur = self.inner.screen.lock().unwrap_or_else(|p| p.into_inner());
+            (cur.screen, Duration::from_secs(self.idle_timeout_s(&cur)))
+        };
         let last = *self.inner.last_touch.lock().unwrap_or_else(|p| p.into_inner());
         if s != ScreenKind::Idle && !busy(s) && last.elapsed() >= idle {
             tracing::info!(screen = ?s, "idle timeout: back to the start");

@@ -56,8 +56,8 @@ on_both_screens!(
     an_unlinked_card_tapped_at_the_kiosk_is_linked_with_its_code_pays_and_is_unlinked_on
 );
 async fn an_unlinked_card_tapped_at_the_kiosk_is_linked_with_its_code_pays_and_is_unlinked_on(screen: Screen) -> Result<()> {
-    // the card screen waits while the graduate links the card on their phone
-    let mut rig = Rig::start_tuned(Tuning { idle_timeout_s: 240, job_timeout_s: 60 }).await?;
+    // the kiosk's usual idle timeout; the screen with the link code waits longer
+    let mut rig = Rig::start_tuned(Tuning { idle_timeout_s: 60, job_timeout_s: 60 }).await?;
     rig.card.command(&format!("uid {NEW_CARD}"), &format!("uid {NEW_CARD}"))?;
     let b = &rig.backend;
 
@@ -99,6 +99,9 @@ async fn an_unlinked_card_tapped_at_the_kiosk_is_linked_with_its_code_pays_and_i
     rig.card.remove()?;
     assert_eq!(shown["screen"], "card", "the number stays: another card, or Cancel: {shown}");
     assert_eq!(shown["card_id"], NEW_CARD_GROUPED, "{shown}");
+    // while the graduate links the card on their phone, the screen waits five minutes, not the usual one
+    assert_eq!(shown["idle_timeout_s"], shomei_station::kiosk::LINK_SCREEN_S, "{shown}");
+    assert_eq!(rig.kiosk_state().await?["idle_timeout_s"], 300);
     let code = shown["link_code"].as_str().unwrap_or_default().to_string();
     assert!(code.len() == 7 && code.replace(' ', "").chars().all(|c| c.is_ascii_alphanumeric()), "six characters, easy to type: {code:?}");
     assert_eq!(kiosk.wait_text("link-card-id", NEW_CARD_GROUPED).await?, NEW_CARD_GROUPED);
