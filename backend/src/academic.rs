@@ -11,17 +11,8 @@ use sqlx::SqlitePool;
 pub const COLUMNS: [&str; 8] = ["student_no", "year", "term", "code", "name_ja", "name_en", "credits", "grade"];
 pub const GRADES: [&str; 8] = ["S", "A", "B", "C", "D", "F", "P", "N"];
 
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct CourseResult {
-    pub student_no: String,
-    pub year: i64,
-    pub term: String,
-    pub code: String,
-    pub name_ja: String,
-    pub name_en: String,
-    pub credits_tenths: i64,
-    pub grade: String,
-}
+/// One course result (a row of the registrar's import): kept with the store's rows.
+pub use crate::store::CourseResult;
 
 /// Grade points: S 4, A 3, B 2, C 1, D and F 0; P (pass) and N (not graded) do not count.
 pub fn points(grade: &str) -> Option<i64> {

@@ -10,18 +10,13 @@ use crate::sealed::SealKey;
 use crate::store::{self, AuditEvent};
 use crate::time::now;
 use crate::totp;
-use rand::RngCore;
 use sha2::{Digest, Sha256};
 use sqlx::SqlitePool;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 /// A random token of 256 bits, hex.
-pub fn random_token() -> String {
-    let mut b = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut b);
-    hex::encode(b)
-}
+pub use crate::passwords::random_token;
 
 /// Tokens are stored only as their SHA-256.
 pub fn token_hash(token: &str) -> String {
@@ -48,6 +43,16 @@ impl Default for Throttle {
 pub enum Wait {
     Seconds(i64),
     Window,
+}
+
+impl Wait {
+    /// What the user is told, in both languages.
+    pub fn message(&self) -> String {
+        crate::messages::throttled(match self {
+            Wait::Seconds(s) => Some(*s),
+            Wait::Window => None,
+        })
+    }
 }
 
 impl Throttle {
@@ -133,7 +138,7 @@ impl Throttle {
         self.wait_in(&mut m, &pair, Self::PER_ACCOUNT, Self::FREE, None, t)
             .and_then(|_| self.wait_in(&mut m, account_key, usize::MAX, Self::ACCOUNT_FREE, Some(Self::ACCOUNT_MAX_DELAY_MS), t))
             .and_then(|_| self.wait_in(&mut m, &client_key, Self::PER_CLIENT, Self::FREE_CLIENT, None, t))
-            .map_err(|w| AppError::Throttled(crate::messages::throttled(&w)))?;
+            .map_err(|w| AppError::Throttled(w.message()))?;
         for k in [pair.as_str(), account_key, client_key.as_str()] {
             Self::record_in(&mut m, k, t);
         }
@@ -173,7 +178,7 @@ impl Throttle {
         let client_key = format!("client:{client}");
         self.check(account_key, Self::PER_ACCOUNT)
             .and_then(|_| self.check_with(&client_key, Self::PER_CLIENT, Self::FREE_CLIENT))
-            .map_err(|w| AppError::Throttled(crate::messages::throttled(&w)))
+            .map_err(|w| AppError::Throttled(w.message()))
     }
 
     pub fn fail_both(&self, account_key: &str, client: &str) {

@@ -11,12 +11,7 @@ use shomei_shared::api::CardLinkCode;
 use shomei_shared::ErrorCode;
 use sqlx::SqlitePool;
 
-/// A card ID as printed or read: FeliCa IDm (16 hex digits) or a MIFARE UID
-/// (8 or 14), spaces and colons allowed; upper-case hex back.
-pub fn normalize_uid(input: &str) -> Option<String> {
-    let hex: String = input.chars().filter(|c| !c.is_whitespace() && *c != ':' && *c != '-').collect::<String>().to_uppercase();
-    (matches!(hex.len(), 8 | 14 | 16) && hex.chars().all(|c| c.is_ascii_hexdigit())).then_some(hex)
-}
+pub use shomei_shared::api::normalize_card_uid as normalize_uid;
 
 pub const BAD_UID: &str = "カードのID（IDm）は16桁の英数字（0-9、A-F）で入力してください。 / Enter the card ID (IDm) as 16 characters 0-9 and A-F.";
 pub const TAKEN: &str = "このカードは別のアカウントに登録されています。ご自身のカードであれば窓口にご相談ください。 / This card is linked to another account; if it is yours, ask the office.";

@@ -94,44 +94,8 @@ pub struct DatabaseConfig {
     pub url: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MailConfig {
-    /// `host:port` of an SMTP server. Empty: mails stay in the outbox (demo default).
-    pub smtp: String,
-    pub from: String,
-    /// Seconds between outbox passes when nothing wakes the worker.
-    pub poll_interval_s: u64,
-    /// `starttls` (port 587), `tls` (implicit TLS, port 465), or `none`, which
-    /// is allowed only for a relay on this machine. Empty: `none` for a relay
-    /// on this machine, `starttls` otherwise.
-    pub tls: String,
-    /// SMTP AUTH (over TLS only); empty: no authentication.
-    pub username: String,
-    pub password: String,
-    pub password_file: Option<PathBuf>,
-    /// PEM file of the CA that signed the relay's certificate (empty: the system's CAs).
-    pub ca_file: Option<PathBuf>,
-}
-
-impl MailConfig {
-    /// `host`, `port` of the relay.
-    pub fn relay(&self) -> (String, u16) {
-        match self.smtp.rsplit_once(':').and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h, p))) {
-            Some((h, p)) => (h.trim_matches(['[', ']']).to_string(), p),
-            None => (self.smtp.clone(), 25),
-        }
-    }
-
-    /// The TLS mode in force: `none`, `starttls` or `tls`.
-    pub fn tls_mode(&self) -> &str {
-        match self.tls.as_str() {
-            "" if url_is_loopback(&format!("smtp://{}", self.relay().0)) => "none",
-            "" => "starttls",
-            m => m,
-        }
-    }
-}
+/// The mail relay's settings live with the mail that uses them.
+pub use crate::mail::MailConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -306,20 +270,6 @@ impl Default for DatabaseConfig {
     }
 }
 
-impl Default for MailConfig {
-    fn default() -> Self {
-        MailConfig {
-            smtp: String::new(),
-            from: "shomei@localhost".into(),
-            poll_interval_s: 5,
-            tls: String::new(),
-            username: String::new(),
-            password: String::new(),
-            password_file: None,
-            ca_file: None,
-        }
-    }
-}
 
 impl Default for DocumentsConfig {
     fn default() -> Self {
@@ -504,7 +454,7 @@ impl Config {
             return Err(format!("http.forwarded_header: {:?} is neither x-forwarded-for nor forwarded", self.http.forwarded_header));
         }
         for p in &self.http.trusted_proxies {
-            crate::http::client::Cidr::parse(p).map_err(|e| format!("http.trusted_proxies: {p:?}: {e}"))?;
+            shomei_shared::net::Cidr::parse(p).map_err(|e| format!("http.trusted_proxies: {p:?}: {e}"))?;
         }
         if self.is_production() {
             let problems = self.production_problems();

@@ -77,7 +77,7 @@ impl LdapConfig {
         if !url.starts_with("ldap://") && !url.starts_with("ldaps://") {
             return Err(format!("directory.ldap.url: {:?} must start with ldap:// or ldaps://", self.url));
         }
-        if url.starts_with("ldap://") && !self.starttls && !crate::config::url_is_loopback(&self.url) {
+        if url.starts_with("ldap://") && !self.starttls && !shomei_shared::net::url_is_loopback(&self.url) {
             return Err("directory.ldap.url: a directory on another host needs ldaps:// or directory.ldap.starttls = true".into());
         }
         Ok(())
@@ -254,7 +254,7 @@ pub fn parse_roster(text: &str) -> Result<Vec<RosterRow>, Vec<RowError>> {
             errors.push(row_err(line, Some("email"), "メールアドレスの形式が正しくありません。", "not an e-mail address"));
         }
         let card_typed = get("card_id");
-        let card_id = crate::cards::normalize_uid(&card_typed);
+        let card_id = shomei_shared::api::normalize_card_uid(&card_typed);
         if !card_typed.is_empty() && card_id.is_none() {
             errors.push(row_err(
                 line,
@@ -449,7 +449,7 @@ impl LdapDirectory {
             faculty_code: get(&c.attr_faculty),
             department_code: get(&c.attr_department),
             email: Some(get(&c.attr_email)).filter(|e| !e.is_empty()),
-            card_uid: if c.attr_card_id.is_empty() { None } else { crate::cards::normalize_uid(&get(&c.attr_card_id)) },
+            card_uid: if c.attr_card_id.is_empty() { None } else { shomei_shared::api::normalize_card_uid(&get(&c.attr_card_id)) },
         }))
     }
 }

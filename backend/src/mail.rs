@@ -583,7 +583,7 @@ pub fn order_released_mail(r: &Recipient<'_>, order_id: i64, next: (&str, &str),
 /// The SMTP transport for `mail`: STARTTLS or implicit TLS with the system's
 /// or a given CA, AUTH over TLS only; plain SMTP only to a relay on this
 /// machine (checked by the configuration).
-pub fn transport(mail: &crate::config::MailConfig) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
+pub fn transport(mail: &MailConfig) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
     use lettre::transport::smtp::authentication::Credentials;
     use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
     let (host, port) = mail.relay();
@@ -605,7 +605,7 @@ pub fn transport(mail: &crate::config::MailConfig) -> anyhow::Result<AsyncSmtpTr
     Ok(builder.port(port).timeout(Some(Duration::from_secs(20))).build())
 }
 
-pub fn spawn_worker(pool: SqlitePool, seal: Arc<SealKey>, mail: &crate::config::MailConfig, poll: Duration, wake: Arc<Notify>) {
+pub fn spawn_worker(pool: SqlitePool, seal: Arc<SealKey>, mail: &MailConfig, poll: Duration, wake: Arc<Notify>) {
     if mail.smtp.is_empty() {
         tracing::info!("mail.smtp is empty: mails stay in the outbox (shown in the admin panel)");
         return;
@@ -697,6 +697,62 @@ pub fn valid_email(s: &str) -> bool {
                 && !domain.contains("..")
         }
         None => false,
+    }
+}
+
+// ---------------------------------------------------------------- the relay's settings
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    /// `host:port` of an SMTP server. Empty: mails stay in the outbox (demo default).
+    pub smtp: String,
+    pub from: String,
+    /// Seconds between outbox passes when nothing wakes the worker.
+    pub poll_interval_s: u64,
+    /// `starttls` (port 587), `tls` (implicit TLS, port 465), or `none`, which
+    /// is allowed only for a relay on this machine. Empty: `none` for a relay
+    /// on this machine, `starttls` otherwise.
+    pub tls: String,
+    /// SMTP AUTH (over TLS only); empty: no authentication.
+    pub username: String,
+    pub password: String,
+    pub password_file: Option<std::path::PathBuf>,
+    /// PEM file of the CA that signed the relay's certificate (empty: the system's CAs).
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+impl MailConfig {
+    /// `host`, `port` of the relay.
+    pub fn relay(&self) -> (String, u16) {
+        match self.smtp.rsplit_once(':').and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h, p))) {
+            Some((h, p)) => (h.trim_matches(['[', ']']).to_string(), p),
+            None => (self.smtp.clone(), 25),
+        }
+    }
+
+    /// The TLS mode in force: `none`, `starttls` or `tls`.
+    pub fn tls_mode(&self) -> &str {
+        match self.tls.as_str() {
+            "" if shomei_shared::net::url_is_loopback(&format!("smtp://{}", self.relay().0)) => "none",
+            "" => "starttls",
+            m => m,
+        }
+    }
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            smtp: String::new(),
+            from: "shomei@localhost".into(),
+            poll_interval_s: 5,
+            tls: String::new(),
+            username: String::new(),
+            password: String::new(),
+            password_file: None,
+            ca_file: None,
+        }
     }
 }
 

@@ -72,14 +72,15 @@ pub const CANNOT_RESEND: &str =
 pub const STATION_NAME: &str =
     "ステーション名を80文字以内で入力してください。 / Give the station a name of at most 80 characters.";
 
-/// A throttled login or request: how long to wait, in both languages.
-pub fn throttled(w: &crate::accounts::Wait) -> String {
-    match w {
-        crate::accounts::Wait::Seconds(s) => format!(
+/// A throttled login or request: how long to wait (None: until the
+/// window passes), in both languages.
+pub fn throttled(seconds: Option<i64>) -> String {
+    match seconds {
+        Some(s) => format!(
             "失敗が続いたため、{s}秒待ってからもう一度お試しください。 / Too many failed attempts: please wait {s} second{} and try again.",
-            if *s == 1 { "" } else { "s" }
+            if s == 1 { "" } else { "s" }
         ),
-        crate::accounts::Wait::Window => LOGIN_THROTTLED.to_string(),
+        None => LOGIN_THROTTLED.to_string(),
     }
 }
 

@@ -9,6 +9,14 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
+/// 32 random bytes in hex: session ids, one-time tokens, CSRF tokens.
+pub fn random_token() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
 /// Argon2id cost. The defaults are OWASP's minimum (19 MiB, 2 passes, 1 lane).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -155,7 +163,7 @@ impl Hasher {
 /// exist so that both paths cost the same.
 pub fn dummy_hash() -> &'static str {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| hash_with(&HashCost::default(), &crate::accounts::random_token()).unwrap_or_default())
+    DUMMY.get_or_init(|| hash_with(&HashCost::default(), &random_token()).unwrap_or_default())
 }
 
 /// A random initial password (G-4): 14 characters from an alphabet without

@@ -18,21 +18,7 @@ pub const COLUMNS: [&str; 12] = [
 const LEAVING: [&str; 4] = ["graduated", "withdrew", "removed", "enrolled"];
 
 /// One student number's entry in a version of the register (birth date open).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Entry {
-    pub student_no: String,
-    pub name_kanji: String,
-    pub name_kana: String,
-    pub name_roman: String,
-    pub birth_date: String,
-    pub faculty_code: String,
-    pub department_code: String,
-    pub degree_ja: String,
-    pub degree_en: String,
-    pub admission_date: String,
-    pub graduation_date: String,
-    pub leaving_type: String,
-}
+pub use crate::store::RegisterEntry as Entry;
 
 /// An entry with its faculty and department names, as certificates print them.
 #[derive(Debug, Clone)]

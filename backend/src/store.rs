@@ -2635,7 +2635,20 @@ pub async fn insert_academic_import(c: &mut Conn, file_name: &str, rows: i64, st
         .await
 }
 
-pub async fn insert_course_result(c: &mut Conn, import_id: i64, r: &crate::academic::CourseResult) -> Result<(), sqlx::Error> {
+/// One course result of an academic import (a transcript's line).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct CourseResult {
+    pub student_no: String,
+    pub year: i64,
+    pub term: String,
+    pub code: String,
+    pub name_ja: String,
+    pub name_en: String,
+    pub credits_tenths: i64,
+    pub grade: String,
+}
+
+pub async fn insert_course_result(c: &mut Conn, import_id: i64, r: &CourseResult) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO course_results (import_id, student_no, year, term, code, name_ja, name_en, credits_tenths, grade)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -2658,7 +2671,7 @@ pub async fn latest_import_for(c: &mut Conn, student_no: &str) -> Result<Option<
     sqlx::query_scalar("SELECT max(import_id) FROM course_results WHERE student_no = ?").bind(student_no).fetch_one(c).await
 }
 
-pub async fn course_results(c: &mut Conn, import_id: i64, student_no: &str) -> Result<Vec<crate::academic::CourseResult>, sqlx::Error> {
+pub async fn course_results(c: &mut Conn, import_id: i64, student_no: &str) -> Result<Vec<CourseResult>, sqlx::Error> {
     sqlx::query_as(
         "SELECT student_no, year, term, code, name_ja, name_en, credits_tenths, grade FROM course_results
          WHERE import_id = ? AND student_no = ? ORDER BY year, term, code, id",
@@ -3169,7 +3182,24 @@ pub async fn insert_school_register_import(c: &mut Conn, file_name: &str, rows: 
         .await
 }
 
-pub async fn insert_school_register_entry(c: &mut Conn, import_id: i64, e: &crate::school_register::Entry, birth_sealed: &str) -> Result<(), sqlx::Error> {
+/// One student number's entry in a version of the register (birth date open).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RegisterEntry {
+    pub student_no: String,
+    pub name_kanji: String,
+    pub name_kana: String,
+    pub name_roman: String,
+    pub birth_date: String,
+    pub faculty_code: String,
+    pub department_code: String,
+    pub degree_ja: String,
+    pub degree_en: String,
+    pub admission_date: String,
+    pub graduation_date: String,
+    pub leaving_type: String,
+}
+
+pub async fn insert_school_register_entry(c: &mut Conn, import_id: i64, e: &RegisterEntry, birth_sealed: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO school_register (import_id, student_no, name_kanji, name_kana, name_roman, birth_date_sealed, faculty_code, department_code,
          degree_ja, degree_en, admission_date, graduation_date, leaving_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -3193,7 +3223,7 @@ pub async fn insert_school_register_entry(c: &mut Conn, import_id: i64, e: &crat
 }
 
 /// The newest version's entry for a student number: (version, entry with the birth date empty, sealed birth date).
-pub async fn school_register_entry(c: &mut Conn, student_no: &str) -> Result<Option<(i64, crate::school_register::Entry, String)>, sqlx::Error> {
+pub async fn school_register_entry(c: &mut Conn, student_no: &str) -> Result<Option<(i64, RegisterEntry, String)>, sqlx::Error> {
     type Row = (i64, String, String, String, String, String, String, String, String, String, String, String, String);
     let row: Option<Row> = sqlx::query_as(
         "SELECT import_id, student_no, name_kanji, name_kana, name_roman, birth_date_sealed, faculty_code, department_code,
@@ -3204,7 +3234,7 @@ pub async fn school_register_entry(c: &mut Conn, student_no: &str) -> Result<Opt
     .fetch_optional(c)
     .await?;
     Ok(row.map(|r| {
-        let e = crate::school_register::Entry {
+        let e = RegisterEntry {
             student_no: r.1,
             name_kanji: r.2,
             name_kana: r.3,

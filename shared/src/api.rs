@@ -257,6 +257,13 @@ pub fn card_id_grouped(uid: &str) -> String {
     chars.chunks(4).map(|g| g.iter().collect::<String>()).collect::<Vec<_>>().join(" ")
 }
 
+/// A card ID as printed or read: FeliCa IDm (16 hex digits) or a MIFARE UID
+/// (8 or 14), spaces and colons allowed; upper-case hex back.
+pub fn normalize_card_uid(input: &str) -> Option<String> {
+    let hex: String = input.chars().filter(|c| !c.is_whitespace() && *c != ':' && *c != '-').collect::<String>().to_uppercase();
+    (matches!(hex.len(), 8 | 14 | 16) && hex.chars().all(|c| c.is_ascii_hexdigit())).then_some(hex)
+}
+
 /// The last four characters of a card's ID: enough for its holder to know it, not to copy it.
 pub fn card_id_tail(uid: &str) -> String {
     let chars: Vec<char> = uid.trim().to_uppercase().chars().collect();

@@ -14,57 +14,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use std::net::{IpAddr, SocketAddr};
 
-/// An address block: `10.0.0.0/8`, `::1/128`, or one address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    net: IpAddr,
-    bits: u8,
-}
-
-impl Cidr {
-    pub fn parse(text: &str) -> Result<Cidr, String> {
-        let (addr, bits) = match text.trim().split_once('/') {
-            Some((a, b)) => (a, Some(b)),
-            None => (text.trim(), None),
-        };
-        let net: IpAddr = addr.parse().map_err(|_| "not an IP address or CIDR block".to_string())?;
-        let max = if net.is_ipv4() { 32 } else { 128 };
-        let bits = match bits {
-            Some(b) => b.parse::<u8>().ok().filter(|b| *b <= max).ok_or_else(|| format!("prefix length must be 0..={max}"))?,
-            None => max,
-        };
-        Ok(Cidr { net, bits })
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
-        match (self.net, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => prefix_eq(&n.octets(), &a.octets(), self.bits),
-            (IpAddr::V6(n), IpAddr::V6(a)) => prefix_eq(&n.octets(), &a.octets(), self.bits),
-            _ => false,
-        }
-    }
-}
-
-/// `::ffff:10.0.0.1` is `10.0.0.1` (a dual-stack listener reports v4 peers so).
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    }
-}
-
-fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
-    let full = usize::from(bits / 8);
-    if a[..full] != b[..full] {
-        return false;
-    }
-    let rest = bits % 8;
-    rest == 0 || {
-        let mask = 0xffu8 << (8 - rest);
-        a[full] & mask == b[full] & mask
-    }
-}
+pub use shomei_shared::net::{canonical, Cidr};
 
 /// The trusted proxies, parsed once, and the header they write.
 #[derive(Debug, Clone, Default)]

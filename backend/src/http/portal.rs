@@ -589,7 +589,7 @@ pub async fn verify(
     state
         .request_throttle
         .check_with(&key, 60, 20)
-        .map_err(|w| AppError::Throttled(messages::throttled(&w)))?;
+        .map_err(|w| AppError::Throttled(w.message()))?;
     let zone = time::tz("Asia/Tokyo");
     let (result, c) = match crate::certificates::verify(&state.pool, &q.code).await? {
         Verification::Valid(c) => ("valid", c),
