@@ -556,16 +556,7 @@ pub async fn place(
     // on-campus print has one: the store's service gives its own, post none).
     let mut number = None;
     if !held && req.delivery == "campus" {
-        for _ in 0..5 {
-            let candidate = PrintNumber::generate(&mut rand::rngs::OsRng);
-            if store::order_by_print_number(&mut tx, candidate.as_str()).await?.is_none() {
-                number = Some(candidate);
-                break;
-            }
-        }
-        if number.is_none() {
-            return Err(AppError::Internal(anyhow::anyhow!("no free print number after 5 tries")));
-        }
+        number = Some(free_print_number(&mut tx).await?);
     }
     let order_id = store::insert_order(
         &mut tx,
@@ -897,16 +888,7 @@ pub async fn release_held(
     let mut tx = store::begin_write(pool).await?;
     let mut number = None;
     if order.delivery == "campus" {
-        for _ in 0..5 {
-            let candidate = PrintNumber::generate(&mut rand::rngs::OsRng);
-            if store::order_by_print_number(&mut tx, candidate.as_str()).await?.is_none() {
-                number = Some(candidate);
-                break;
-            }
-        }
-        if number.is_none() {
-            return Err(AppError::Internal(anyhow::anyhow!("no free print number after 5 tries")));
-        }
+        number = Some(free_print_number(&mut tx).await?);
     }
     if !store::release_held_order(&mut tx, order_id, number.as_ref().map(|n| n.as_str()), print_deadline, print_deadline).await? {
         return Err(page_err(messages::NOT_HELD));
@@ -949,6 +931,18 @@ pub async fn release_held(
         mail_post_reserved(pool, seal, order_id).await?;
     }
     Ok(Released::Released)
+}
+
+/// A fresh random print number no order has, retried in the unlikely case
+/// one is taken.
+async fn free_print_number(c: &mut store::Conn) -> AppResult<PrintNumber> {
+    for _ in 0..5 {
+        let candidate = PrintNumber::generate(&mut rand::rngs::OsRng);
+        if store::order_by_print_number(c, candidate.as_str()).await?.is_none() {
+            return Ok(candidate);
+        }
+    }
+    Err(AppError::Internal(anyhow::anyhow!("no free print number after 5 tries")))
 }
 
 /// staff posted a postal order; the user is mailed.
