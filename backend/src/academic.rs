@@ -6,7 +6,7 @@ use crate::accounts::{self, Client};
 use crate::error::{AppError, AppResult};
 use crate::store;
 use crate::time::now;
-use sqlx::SqlitePool;
+use crate::store::Pool;
 
 pub const COLUMNS: [&str; 8] = ["student_no", "year", "term", "code", "name_ja", "name_en", "credits", "grade"];
 pub const GRADES: [&str; 8] = ["S", "A", "B", "C", "D", "F", "P", "N"];
@@ -110,7 +110,7 @@ pub fn parse(text: &str) -> Result<Vec<CourseResult>, Vec<String>> {
 }
 
 /// One import = one version; returns (import id, rows).
-pub async fn import(pool: &SqlitePool, staff: Option<&store::Staff>, client: Client<'_>, file_name: &str, text: &str) -> AppResult<Result<(i64, usize), Vec<String>>> {
+pub async fn import(pool: &Pool, staff: Option<&store::Staff>, client: Client<'_>, file_name: &str, text: &str) -> AppResult<Result<(i64, usize), Vec<String>>> {
     let rows = match parse(text) {
         Ok(r) => r,
         Err(e) => return Ok(Err(e)),

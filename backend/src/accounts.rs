@@ -11,7 +11,7 @@ use crate::store::{self, AuditEvent};
 use crate::time::now;
 use crate::totp;
 use sha2::{Digest, Sha256};
-use sqlx::SqlitePool;
+use crate::store::Pool;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -204,7 +204,7 @@ pub enum PortalLogin {
 /// Checks e-mail + password + second password (G-5). With an initial
 /// password the second password is left empty.
 pub async fn login_user(
-    pool: &SqlitePool,
+    pool: &Pool,
     throttle: &Throttle,
     hasher: &Hasher,
     client: Client<'_>,
@@ -268,7 +268,7 @@ pub enum StudentLogin {
 
 /// University user ID + password against the directory; + second password once set.
 pub async fn login_student(
-    pool: &SqlitePool,
+    pool: &Pool,
     throttle: &Throttle,
     hasher: &Hasher,
     directory: &dyn Directory,
@@ -329,7 +329,7 @@ pub async fn login_student(
 
 /// Staff log in with login ID + password + a TOTP code (or one recovery code).
 pub async fn login_staff(
-    pool: &SqlitePool,
+    pool: &Pool,
     throttle: &Throttle,
     hasher: &Hasher,
     seal: &SealKey,
@@ -431,7 +431,7 @@ pub struct SessionLimits {
 }
 
 /// Starts a new session (a fresh token at every login) and returns the token.
-pub async fn start_session(pool: &SqlitePool, limits: &SessionLimits, user_id: Option<i64>, staff_id: Option<i64>) -> AppResult<String> {
+pub async fn start_session(pool: &Pool, limits: &SessionLimits, user_id: Option<i64>, staff_id: Option<i64>) -> AppResult<String> {
     let token = random_token();
     let t = now();
     let mut c = pool.acquire().await?;
@@ -440,13 +440,13 @@ pub async fn start_session(pool: &SqlitePool, limits: &SessionLimits, user_id: O
 }
 
 /// Logout: the session ends, and the audit log says so.
-pub async fn logout(pool: &SqlitePool, token: &str, actor: &str, client: Client<'_>) -> AppResult<()> {
+pub async fn logout(pool: &Pool, token: &str, actor: &str, client: Client<'_>) -> AppResult<()> {
     end_session(pool, token).await?;
     let mut c = pool.acquire().await?;
     audit(&mut c, actor, "logout", "", client).await
 }
 
-pub async fn end_session(pool: &SqlitePool, token: &str) -> AppResult<()> {
+pub async fn end_session(pool: &Pool, token: &str) -> AppResult<()> {
     let mut c = pool.acquire().await?;
     store::delete_session(&mut c, &token_hash(token)).await?;
     Ok(())
@@ -454,13 +454,13 @@ pub async fn end_session(pool: &SqlitePool, token: &str) -> AppResult<()> {
 
 /// The live session of a token: within the absolute limit and not idle too
 /// long (staff sooner); a live one is touched, an idle one is deleted.
-pub async fn session(pool: &SqlitePool, limits: &SessionLimits, token: &str) -> AppResult<Option<store::Session>> {
+pub async fn session(pool: &Pool, limits: &SessionLimits, token: &str) -> AppResult<Option<store::Session>> {
     session_seen(pool, limits, token, true).await
 }
 
 /// As [`session`]; `activity` false for requests a page makes by itself (the
 /// fleet page's poll), which must not keep an unattended session alive.
-pub async fn session_seen(pool: &SqlitePool, limits: &SessionLimits, token: &str, activity: bool) -> AppResult<Option<store::Session>> {
+pub async fn session_seen(pool: &Pool, limits: &SessionLimits, token: &str, activity: bool) -> AppResult<Option<store::Session>> {
     let t = now();
     let h = token_hash(token);
     let mut c = pool.acquire().await?;

@@ -9,7 +9,7 @@ use crate::store;
 use crate::time::now;
 use shomei_shared::api::CardLinkCode;
 use shomei_shared::ErrorCode;
-use sqlx::SqlitePool;
+use crate::store::Pool;
 
 pub use shomei_shared::api::normalize_card_uid as normalize_uid;
 
@@ -17,7 +17,7 @@ pub const BAD_UID: &str = "カードのID（IDm）は16桁の英数字（0-9、A
 pub const TAKEN: &str = "このカードは別のアカウントに登録されています。ご自身のカードであれば窓口にご相談ください。 / This card is linked to another account; if it is yours, ask the office.";
 
 /// Links a card to the user; a card already theirs is a no-op.
-pub async fn link(pool: &SqlitePool, user_id: i64, client: Client<'_>, input: &str, label: &str) -> AppResult<String> {
+pub async fn link(pool: &Pool, user_id: i64, client: Client<'_>, input: &str, label: &str) -> AppResult<String> {
     let uid = normalize_uid(input).ok_or_else(|| AppError::Page(BAD_UID.into()))?;
     let label: String = label.trim().chars().take(40).collect();
     let mut tx = store::begin_write(pool).await?;
@@ -32,7 +32,7 @@ pub async fn link(pool: &SqlitePool, user_id: i64, client: Client<'_>, input: &s
 }
 
 /// A lost card: blocked at once (stations refuse it), its balance kept for the office.
-pub async fn report_lost(pool: &SqlitePool, user_id: i64, client: Client<'_>, uid: &str) -> AppResult<()> {
+pub async fn report_lost(pool: &Pool, user_id: i64, client: Client<'_>, uid: &str) -> AppResult<()> {
     let mut tx = store::begin_write(pool).await?;
     if !store::block_card(&mut tx, uid, user_id).await? {
         return Err(AppError::PageNotFound);
@@ -89,7 +89,7 @@ fn link_code_hash(seal: &SealKey, code: &str) -> String {
 /// as its keyed hash) that links this card to whoever enters it in the
 /// portal. A newer code for the card ends the older ones.
 pub async fn issue_link_code(
-    pool: &SqlitePool,
+    pool: &Pool,
     seal: &SealKey,
     throttle: &accounts::Throttle,
     station: &store::Station,
@@ -127,7 +127,7 @@ pub async fn issue_link_code(
 
 /// Links the card behind a station's one-time code to the user (the code is
 /// then used up). A card linked to them already: done; to someone else: refused.
-pub async fn link_by_code(pool: &SqlitePool, seal: &SealKey, user_id: i64, client: Client<'_>, code: &str, label: &str) -> AppResult<String> {
+pub async fn link_by_code(pool: &Pool, seal: &SealKey, user_id: i64, client: Client<'_>, code: &str, label: &str) -> AppResult<String> {
     if normalize_link_code(code).len() != CODE_LEN {
         return Err(AppError::Page(CODE_FORMAT.into()));
     }
@@ -151,7 +151,7 @@ pub async fn link_by_code(pool: &SqlitePool, seal: &SealKey, user_id: i64, clien
 /// zero: money on a card stays the holder's (used up, or refunded or moved
 /// by the office), and a blocked card stays blocked so that whoever finds it
 /// cannot link it. The ledger keeps the card's history.
-pub async fn unlink(pool: &SqlitePool, user_id: i64, client: Client<'_>, uid: &str) -> AppResult<()> {
+pub async fn unlink(pool: &Pool, user_id: i64, client: Client<'_>, uid: &str) -> AppResult<()> {
     let t = now();
     let mut tx = store::begin_write(pool).await?;
     let card = store::card(&mut tx, uid).await?.filter(|c| c.user_id == user_id).ok_or(AppError::PageNotFound)?;

@@ -7,7 +7,7 @@ use crate::accounts::{self, Client};
 use crate::error::{AppError, AppResult};
 use crate::store::{self, IssuedCertificate};
 use crate::time::now;
-use sqlx::SqlitePool;
+use crate::store::Pool;
 
 const ALPHABET: &str = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 
@@ -32,7 +32,7 @@ fn issued(c: &IssuedCertificate) -> bool {
     c.order_status == "printed" || c.printed_at.is_some()
 }
 
-pub async fn verify(pool: &SqlitePool, input: &str) -> AppResult<Verification> {
+pub async fn verify(pool: &Pool, input: &str) -> AppResult<Verification> {
     let Some(code) = normalize_code(input) else { return Ok(Verification::NotFound) };
     let mut c = pool.acquire().await?;
     Ok(match store::certificate_by_code(&mut c, &code).await?.filter(issued) {
@@ -43,7 +43,7 @@ pub async fn verify(pool: &SqlitePool, input: &str) -> AppResult<Verification> {
 }
 
 /// Staff revoke one certificate with a reason (audit-logged).
-pub async fn revoke(pool: &SqlitePool, staff: &store::Staff, client: Client<'_>, id: i64, reason: &str) -> AppResult<()> {
+pub async fn revoke(pool: &Pool, staff: &store::Staff, client: Client<'_>, id: i64, reason: &str) -> AppResult<()> {
     let reason = reason.trim();
     if reason.is_empty() || reason.chars().count() > 300 {
         return Err(AppError::Page("失効の理由を300文字以内で入力してください。 / Give the reason for revoking (at most 300 characters).".into()));

@@ -10,7 +10,7 @@ use crate::error::{AppError, AppResult};
 use crate::store::{self, Order, Station};
 use crate::time::now;
 use shomei_shared::{ErrorCode, Yen};
-use sqlx::SqlitePool;
+use crate::store::Pool;
 
 /// A claim that failed a check: what it was, and why it was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +27,7 @@ fn refused(kind: &'static str, reason: impl Into<String>) -> Refused {
 /// back) and answers the station with a clear API error.
 /// A claim sent again (the station retries what was not accepted) is
 /// recorded, audited and mailed once, by its idempotency key.
-pub async fn refuse(pool: &SqlitePool, station: &Station, claim_key: &str, order_id: Option<i64>, r: Refused) -> AppError {
+pub async fn refuse(pool: &Pool, station: &Station, claim_key: &str, order_id: Option<i64>, r: Refused) -> AppError {
     let t = now();
     let recorded = async {
         let mut tx = store::begin_write(pool).await?;

@@ -14,7 +14,7 @@ use crate::registration::{FieldErrors, Personal};
 use crate::sealed::SealKey;
 use crate::store;
 use crate::time;
-use sqlx::SqlitePool;
+use crate::store::Pool;
 
 /// New passwords as typed in a form: (new, confirmation) per kind.
 #[derive(Default)]
@@ -90,7 +90,7 @@ async fn names(c: &mut store::Conn, user_id: i64) -> AppResult<(String, String)>
 
 /// G-5: first login; new password and second password replace the initial one.
 pub async fn set_first_passwords(
-    pool: &SqlitePool,
+    pool: &Pool,
     hasher: &Hasher,
     policy: &PasswordPolicy,
     user: &store::User,
@@ -124,7 +124,7 @@ pub async fn set_first_passwords(
 
 /// G-10: password change (current + new twice), or second-password change.
 pub async fn change(
-    pool: &SqlitePool, seal: &crate::sealed::SealKey,
+    pool: &Pool, seal: &crate::sealed::SealKey,
     hasher: &Hasher,
     policy: &PasswordPolicy,
     user: &store::User,
@@ -179,7 +179,7 @@ pub async fn change(
 /// fast for an address with an account as for one without (no enumeration
 /// by timing); `wake` nudges the mail worker once it is queued.
 pub async fn request_reset(
-    pool: &SqlitePool,
+    pool: &Pool,
     seal: &crate::sealed::SealKey,
     public_url: &str,
     ttl_s: i64,
@@ -200,7 +200,7 @@ pub async fn request_reset(
     Ok(())
 }
 
-async fn write_reset(pool: &SqlitePool, seal: &crate::sealed::SealKey, public_url: &str, ttl_s: i64, u: &store::User, second_only: bool) -> AppResult<()> {
+async fn write_reset(pool: &Pool, seal: &crate::sealed::SealKey, public_url: &str, ttl_s: i64, u: &store::User, second_only: bool) -> AppResult<()> {
     let mut tx = store::begin_write(pool).await?;
     let purpose = if second_only { "second_password_reset" } else { "password_reset" };
     let (token, until) = accounts::issue_token(&mut tx, purpose, &u.email, Some(u.id), "", ttl_s).await?;
@@ -216,7 +216,7 @@ async fn write_reset(pool: &SqlitePool, seal: &crate::sealed::SealKey, public_ur
 
 /// G-11: a reset link sets a new password and second password (not the old password).
 pub async fn reset(
-    pool: &SqlitePool, seal: &crate::sealed::SealKey,
+    pool: &Pool, seal: &crate::sealed::SealKey,
     hasher: &Hasher,
     policy: &PasswordPolicy,
     client: Client<'_>,
@@ -254,7 +254,7 @@ pub async fn reset(
 
 /// G-8 / S-3: re-authenticated, mails a link to the NEW address.
 pub async fn request_email_change(
-    pool: &SqlitePool, seal: &crate::sealed::SealKey,
+    pool: &Pool, seal: &crate::sealed::SealKey,
     hasher: &Hasher,
     public_url: &str,
     ttl_s: i64,
@@ -301,7 +301,7 @@ pub async fn request_email_change(
 }
 
 /// G-8: the link from the new address's mailbox makes the change; the old address hears of it.
-pub async fn confirm_email_change(pool: &SqlitePool, seal: &crate::sealed::SealKey, client: Client<'_>, token: &str) -> AppResult<String> {
+pub async fn confirm_email_change(pool: &Pool, seal: &crate::sealed::SealKey, client: Client<'_>, token: &str) -> AppResult<String> {
     let mut tx = store::begin_write(pool).await?;
     let t = accounts::consume_token(&mut tx, "email_change", token).await?;
     let user = store::user(&mut tx, t.user_id.unwrap_or(0)).await?;
@@ -341,7 +341,7 @@ pub fn check_personal(p: &Personal) -> FieldErrors {
     crate::registration::validate(&form, std::slice::from_ref(&one), std::slice::from_ref(&one), false, today)
 }
 
-pub async fn save_personal(pool: &SqlitePool, seal: &SealKey, user: &store::User, client: Client<'_>, p: &Personal) -> AppResult<()> {
+pub async fn save_personal(pool: &Pool, seal: &SealKey, user: &store::User, client: Client<'_>, p: &Personal) -> AppResult<()> {
     let mut tx = store::begin_write(pool).await?;
     let uid = user.id;
     let sealed = p.seal(seal, &crate::registration::user_aad(uid))?;
@@ -352,7 +352,7 @@ pub async fn save_personal(pool: &SqlitePool, seal: &SealKey, user: &store::User
 }
 
 /// G-6: mails the link to the form for a further enrolment.
-pub async fn request_add_student_id(pool: &SqlitePool, seal: &crate::sealed::SealKey, public_url: &str, ttl_s: i64, user: &store::User) -> AppResult<()> {
+pub async fn request_add_student_id(pool: &Pool, seal: &crate::sealed::SealKey, public_url: &str, ttl_s: i64, user: &store::User) -> AppResult<()> {
     let mut tx = store::begin_write(pool).await?;
     let (token, until) = accounts::issue_token(&mut tx, "add_student_id", &user.email, Some(user.id), "", ttl_s).await?;
     let nm = names(&mut tx, user.id).await?;
@@ -371,7 +371,7 @@ pub async fn request_add_student_id(pool: &SqlitePool, seal: &crate::sealed::Sea
 // ---------------------------------------------------------------- enrolled students (S-2, S-3)
 
 /// S-2: after the first login, a short-lived key lets the browser register an address.
-pub async fn start_student_onboarding(pool: &SqlitePool, entry: &DirectoryEntry) -> AppResult<String> {
+pub async fn start_student_onboarding(pool: &Pool, entry: &DirectoryEntry) -> AppResult<String> {
     let mut tx = store::begin_write(pool).await?;
     let (token, _) = accounts::issue_token(&mut tx, "student_onboard", "", None, &entry.user_id, 30 * 60).await?;
     tx.commit().await?;
@@ -379,7 +379,7 @@ pub async fn start_student_onboarding(pool: &SqlitePool, entry: &DirectoryEntry)
 }
 
 /// S-2: the e-mail address typed twice gets the one-time URL.
-pub async fn request_student_email(pool: &SqlitePool, seal: &crate::sealed::SealKey, public_url: &str, ttl_s: i64, onboarding: &str, email: &str) -> AppResult<()> {
+pub async fn request_student_email(pool: &Pool, seal: &crate::sealed::SealKey, public_url: &str, ttl_s: i64, onboarding: &str, email: &str) -> AppResult<()> {
     let email = email.trim().to_lowercase();
     let mut tx = store::begin_write(pool).await?;
     let t = accounts::peek_token(&mut tx, "student_onboard", onboarding).await?;
@@ -401,7 +401,7 @@ pub async fn request_student_email(pool: &SqlitePool, seal: &crate::sealed::Seal
 /// account is made for the directory's user with this address and no second
 /// password yet; the next login (second password empty) sets it. Returns the
 /// user id.
-pub async fn confirm_student_email(pool: &SqlitePool, client: Client<'_>, token: &str) -> AppResult<i64> {
+pub async fn confirm_student_email(pool: &Pool, client: Client<'_>, token: &str) -> AppResult<i64> {
     let mut tx = store::begin_write(pool).await?;
     let t = accounts::consume_token(&mut tx, "student_email", token).await?;
     let directory_uid = crate::directory::normalise_uid(&t.subject);
@@ -440,7 +440,7 @@ pub const SECOND_SETUP_TTL_S: i64 = 30 * 60;
 /// the address is registered. The directory's data becomes the student record
 /// and the roster's campus card is linked (both once, at this first login);
 /// a short-lived key then opens the second-password setting.
-pub async fn start_second_setup(pool: &SqlitePool, client: Client<'_>, user_id: i64, entry: &DirectoryEntry) -> AppResult<String> {
+pub async fn start_second_setup(pool: &Pool, client: Client<'_>, user_id: i64, entry: &DirectoryEntry) -> AppResult<String> {
     let mut tx = store::begin_write(pool).await?;
     let user = store::user(&mut tx, user_id).await?;
     if store::student_records(&mut tx, user_id).await?.is_empty() {
@@ -537,7 +537,7 @@ async fn check_student_second(
 /// S-2 (manual 001, 2.2 steps 4-6): the second password, typed twice, under
 /// the key the login gave; the key is used once.
 pub async fn set_first_student_second(
-    pool: &SqlitePool,
+    pool: &Pool,
     hasher: &Hasher,
     directory: &dyn crate::directory::Directory,
     policy: &PasswordPolicy,
@@ -568,7 +568,7 @@ pub async fn set_first_student_second(
 /// registered address, then the new second password twice (rules of G-5, not
 /// the university password); the old one stops working, the link is used once.
 pub async fn reset_student_second(
-    pool: &SqlitePool,
+    pool: &Pool,
     hasher: &Hasher,
     directory: &dyn crate::directory::Directory,
     policy: &PasswordPolicy,
@@ -594,7 +594,7 @@ pub async fn reset_student_second(
 /// A staff member's password change (forced at the first login with an
 /// initial password): the current one, the policy, not the same again.
 pub async fn change_staff_password(
-    pool: &SqlitePool,
+    pool: &Pool,
     hasher: &Hasher,
     policy: &PasswordPolicy,
     staff: &store::Staff,

@@ -4,7 +4,7 @@ use crate::passwords::{hash_with, HashCost};
 use crate::sealed::SealKey;
 use crate::store;
 use crate::time::now;
-use sqlx::SqlitePool;
+use crate::store::Pool;
 
 pub const GRADUATE_EMAIL: &str = "hanako@example.ac.jp";
 pub const GRADUATE_PASSWORD: &str = "Hanako2024pass";
@@ -24,7 +24,7 @@ pub const CARD_BALANCE: i64 = 3000;
 /// Records on the first start of an empty database whether it is a demo.
 /// Returns whether it is one: only a database created as a demo ever gets
 /// demo data, whatever `demo_data` says later.
-pub async fn record_deployment(pool: &SqlitePool, demo_data: bool) -> anyhow::Result<bool> {
+pub async fn record_deployment(pool: &Pool, demo_data: bool) -> anyhow::Result<bool> {
     let mut tx = store::begin_write(pool).await?;
     let demo = match store::deployment_is_demo(&mut tx).await? {
         Some(d) => d,
@@ -42,7 +42,7 @@ pub async fn record_deployment(pool: &SqlitePool, demo_data: bool) -> anyhow::Re
 }
 
 /// Seeds (or tops up) the demo data of a database created as a demo.
-pub async fn seed_if_empty(pool: &SqlitePool, seal: &SealKey) -> anyhow::Result<()> {
+pub async fn seed_if_empty(pool: &Pool, seal: &SealKey) -> anyhow::Result<()> {
     let hash_password = |p: &str| hash_with(&HashCost::default(), p);
     let mut tx = store::begin_write(pool).await?;
     if store::deployment_is_demo(&mut tx).await? != Some(true) {

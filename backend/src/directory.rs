@@ -4,7 +4,7 @@
 
 use crate::store;
 use serde::{Deserialize, Serialize};
-use sqlx::SqlitePool;
+use crate::store::Pool;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -56,7 +56,7 @@ impl Default for DirectoryConfig {
     }
 }
 
-pub fn from_config(cfg: &DirectoryConfig, pool: SqlitePool, hasher: crate::passwords::Hasher) -> Arc<dyn Directory> {
+pub fn from_config(cfg: &DirectoryConfig, pool: Pool, hasher: crate::passwords::Hasher) -> Arc<dyn Directory> {
     if cfg.kind == "ldap" {
         Arc::new(LdapDirectory::new(cfg.ldap.clone()))
     } else {
@@ -88,7 +88,7 @@ impl LdapConfig {
 /// backend's one hash pool (a burst of logins waits or gets 429, never runs
 /// hundreds of hashes at once).
 pub struct RosterDirectory {
-    pool: SqlitePool,
+    pool: Pool,
     hasher: crate::passwords::Hasher,
 }
 

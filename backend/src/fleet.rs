@@ -8,7 +8,7 @@ use crate::mail;
 use crate::store::{self, Station};
 use crate::time::now;
 use shomei_shared::api::{Marker, PrinterStatus};
-use sqlx::SqlitePool;
+use crate::store::Pool;
 
 /// How bad: `ok` (green), `warn` (amber), `bad` (red), `off` (grey, not in service).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -209,7 +209,7 @@ pub fn condition(s: &Station, offline_after_s: i64) -> Condition {
 /// Mails operators about every station whose alert changed since the last
 /// pass (a new problem, or fine again) and remembers it. Idempotent: a
 /// second pass with nothing changed sends nothing. Returns mails queued.
-pub async fn alert_pass(pool: &SqlitePool, seal: &crate::sealed::SealKey, offline_after_s: i64, operators: &[String], public_url: &str) -> AppResult<usize> {
+pub async fn alert_pass(pool: &Pool, seal: &crate::sealed::SealKey, offline_after_s: i64, operators: &[String], public_url: &str) -> AppResult<usize> {
     let mut tx = store::begin_write(pool).await?;
     let mut sent = 0;
     for s in store::stations(&mut tx).await? {
@@ -260,7 +260,7 @@ pub struct Charts {
 }
 
 /// The last 24 hours of a station, per hour.
-pub async fn charts(pool: &SqlitePool, station_id: i64) -> AppResult<Charts> {
+pub async fn charts(pool: &Pool, station_id: i64) -> AppResult<Charts> {
     let end = now() - now() % 3600 + 3600;
     let start = end - 24 * 3600;
     let mut c = pool.acquire().await?;

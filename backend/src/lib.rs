@@ -46,7 +46,7 @@ pub mod uploads;
 
 use anyhow::Context;
 use config::Config;
-use sqlx::SqlitePool;
+use crate::store::Pool;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -54,7 +54,7 @@ use tokio::sync::Notify;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub pool: SqlitePool,
+    pub pool: Pool,
     pub config: Arc<Config>,
     pub fonts: Arc<documents::FontSet>,
     pub login_throttle: Arc<accounts::Throttle>,
@@ -262,9 +262,10 @@ fn load_seal_key(config: &Config) -> anyhow::Result<sealed::SealKey> {
     if !sec.data_key.is_empty() || sec.data_key_file.is_some() {
         return sealed::SealKey::from_config(&sec.data_key, sec.data_key_file.as_deref()).map_err(|e| anyhow::anyhow!("{e}"));
     }
-    let db = config.database.url.trim_start_matches("sqlite://");
-    let db = db.split('?').next().unwrap_or(db);
-    let path = std::path::Path::new(db).with_extension("key");
+    if store::Engine::of_url(&config.database.url)? != store::Engine::Sqlite {
+        anyhow::bail!("security.data_key_file (or data_key) must be set on PostgreSQL: every backend of the service seals and opens data with the same key");
+    }
+    let path = store::database_file(&config.database.url)?.with_extension("key");
     if !path.exists() {
         let (_, text) = sealed::SealKey::generate();
         write_private(&path, &text).with_context(|| format!("writing {}", path.display()))?;

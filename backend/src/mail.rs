@@ -9,7 +9,7 @@ use crate::time::now;
 use lettre::message::{header::ContentType, Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use shomei_shared::{PrintNumber, Yen};
-use sqlx::SqlitePool;
+use crate::store::Pool;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -53,7 +53,7 @@ pub fn open_body(seal: &SealKey, m: &store::Mail) -> anyhow::Result<(String, Str
 
 /// Seals the bodies of rows written before bodies were sealed (and empties
 /// those already sent). Idempotent; run at start.
-pub async fn seal_plain_outbox(pool: &SqlitePool, seal: &SealKey) -> anyhow::Result<usize> {
+pub async fn seal_plain_outbox(pool: &Pool, seal: &SealKey) -> anyhow::Result<usize> {
     const PASS: &str = "seal-outbox";
     let mut tx = store::begin_write(pool).await?;
     if store::maintenance_done(&mut tx, PASS).await? {
@@ -605,7 +605,7 @@ pub fn transport(mail: &MailConfig) -> anyhow::Result<AsyncSmtpTransport<Tokio1E
     Ok(builder.port(port).timeout(Some(Duration::from_secs(20))).build())
 }
 
-pub fn spawn_worker(pool: SqlitePool, seal: Arc<SealKey>, mail: &MailConfig, poll: Duration, wake: Arc<Notify>) {
+pub fn spawn_worker(pool: Pool, seal: Arc<SealKey>, mail: &MailConfig, poll: Duration, wake: Arc<Notify>) {
     if mail.smtp.is_empty() {
         tracing::info!("mail.smtp is empty: mails stay in the outbox (shown in the admin panel)");
         return;
@@ -639,7 +639,7 @@ pub fn spawn_worker(pool: SqlitePool, seal: Arc<SealKey>, mail: &MailConfig, pol
 }
 
 async fn send_due(
-    pool: &SqlitePool,
+    pool: &Pool,
     seal: &SealKey,
     transport: &AsyncSmtpTransport<Tokio1Executor>,
     from: &Mailbox,

@@ -46,6 +46,11 @@ enum Command {
     Backup { file: PathBuf },
     /// Replace the database with a backup FILE (checked whole first)
     Restore { file: PathBuf },
+    /// Copy this SQLite deployment into an empty PostgreSQL database (the backend stopped; every table checked)
+    CopyToPostgres {
+        /// The target, e.g. postgres://shomei@db.example/shomei
+        url: String,
+    },
 }
 
 #[tokio::main]
@@ -125,6 +130,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Restore { file } => {
             println!("{}", shomei_backend::backup::restore(&config.database.url, &file).await?);
+            Ok(())
+        }
+        Command::CopyToPostgres { url } => {
+            println!("{}", shomei_backend::backup::copy_to_postgres(&config.database.url, &url).await?);
             Ok(())
         }
     }

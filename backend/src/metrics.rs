@@ -22,7 +22,7 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 }
 
 /// The metrics page, in Prometheus text exposition format 0.0.4.
-pub async fn render(pool: &sqlx::SqlitePool, offline_after_s: i64, started_at: i64) -> AppResult<String> {
+pub async fn render(pool: &crate::store::Pool, offline_after_s: i64, started_at: i64) -> AppResult<String> {
     let mut c = pool.acquire().await?;
     let mut out = String::with_capacity(4096);
     let t = now();

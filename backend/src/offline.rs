@@ -13,14 +13,14 @@ use shomei_shared::api::{
     PrintSettings, ReservationLine, SignedBundle,
 };
 use shomei_shared::{ErrorCode, PrintNumber, Yen};
-use sqlx::SqlitePool;
+use crate::store::Pool;
 
 /// The station's bundle, signed.
 /// Only numbers a station may print offline: paid ones, and unpaid IC-card
 /// ones only where the university opted in to policy (b). Each is named by
 /// its MAC under this station's key, never in clear; the bundle is signed
 /// with the backend's Ed25519 key.
-pub async fn bundle(pool: &SqlitePool, seal: &crate::sealed::SealKey, signer: &crate::signing::BundleSigner, station: &Station, max_age_s: i64) -> AppResult<SignedBundle> {
+pub async fn bundle(pool: &Pool, seal: &crate::sealed::SealKey, signer: &crate::signing::BundleSigner, station: &Station, max_age_s: i64) -> AppResult<SignedBundle> {
     let mut c = pool.acquire().await?;
     let key = store::station_token_hash(&mut c, station.id).await?.ok_or_else(|| AppError::api(ErrorCode::Unauthorized, "no credential"))?;
     // read (and PDFs opened and hashed) without the write lock
@@ -77,7 +77,7 @@ pub async fn bundle(pool: &SqlitePool, seal: &crate::sealed::SealKey, signer: &c
 }
 
 /// An order's PDF for the offline cache, if the order is in the bundle.
-pub async fn document(pool: &SqlitePool, seal: &crate::sealed::SealKey, station: &Station, order_id: i64) -> AppResult<Vec<u8>> {
+pub async fn document(pool: &Pool, seal: &crate::sealed::SealKey, station: &Station, order_id: i64) -> AppResult<Vec<u8>> {
     let mut c = pool.acquire().await?;
     // only a document of an order this station was handed, and still printable offline
     if store::offline_issue(&mut c, station.id, order_id).await?.is_none() || !store::offline_orders(&mut c, now()).await?.iter().any(|o| o.id == order_id) {
@@ -89,7 +89,7 @@ pub async fn document(pool: &SqlitePool, seal: &crate::sealed::SealKey, station:
 /// A print made offline: applied once per key. A paid order printed offline
 /// becomes printed; if another station had printed it already, the print is
 /// kept as a duplicate for staff.
-pub async fn apply(pool: &SqlitePool, station: &Station, p: &OfflinePrint) -> AppResult<AppliedOnce> {
+pub async fn apply(pool: &Pool, station: &Station, p: &OfflinePrint) -> AppResult<AppliedOnce> {
     let t = now();
     let mut tx = store::begin_write(pool).await?;
     let order = store::order(&mut tx, p.order_id).await.map_err(|_| AppError::api(ErrorCode::NotFound, "no such order"))?;
@@ -129,7 +129,7 @@ pub async fn apply(pool: &SqlitePool, station: &Station, p: &OfflinePrint) -> Ap
 /// was paid already (online meanwhile, or at another offline station) the
 /// debit is refunded to the card at once and shown to staff, so nobody pays
 /// twice. The ledger keeps both entries.
-pub async fn apply_debit(pool: &SqlitePool, station: &Station, d: &OfflineDebit) -> AppResult<AppliedOnce> {
+pub async fn apply_debit(pool: &Pool, station: &Station, d: &OfflineDebit) -> AppResult<AppliedOnce> {
     let t = now();
     let uid = d.card_uid.trim().to_uppercase();
     if uid.is_empty() || uid.len() > 32 || !uid.chars().all(|c| c.is_ascii_hexdigit()) || d.amount.0 <= 0 {

@@ -11,7 +11,7 @@ use crate::store::{self, NewOrder};
 use crate::time::{self, now};
 use rand::Rng;
 use shomei_shared::{PrintNumber, Yen};
-use sqlx::SqlitePool;
+use crate::store::Pool;
 
 /// Days (counting the application day as day 1) in which to pay and print.
 pub const PAY_DAYS: i64 = 7;
@@ -117,7 +117,7 @@ pub async fn stored_pdf(c: &mut store::Conn, seal: &crate::sealed::SealKey, orde
 }
 
 /// Seals the PDFs stored before they were sealed. Idempotent; run at start.
-pub async fn seal_plain_pdfs(pool: &SqlitePool, seal: &crate::sealed::SealKey) -> AppResult<usize> {
+pub async fn seal_plain_pdfs(pool: &Pool, seal: &crate::sealed::SealKey) -> AppResult<usize> {
     const PASS: &str = "seal-pdfs";
     let mut c = pool.acquire().await?;
     if store::maintenance_done(&mut c, PASS).await? {
@@ -496,7 +496,7 @@ async fn render_pdf(
 /// one certificate per copy and the PDF holding them all, issues the print
 /// number and queues the mail, all in one transaction.
 pub async fn place(
-    pool: &SqlitePool,
+    pool: &Pool,
     fonts: &std::sync::Arc<FontSet>,
     seal: &crate::sealed::SealKey,
     public_url: &str,
@@ -625,7 +625,7 @@ pub async fn place(
 /// O-4: starts paying an order online through its provider (PayPal: the
 /// approval page to send the payer to; Smart Pit: the payment number, issued
 /// once and mailed). Asking again for a Smart Pit order shows the same number.
-pub async fn start_payment(pool: &SqlitePool, seal: &crate::sealed::SealKey, provider: &dyn PaymentProvider, user_id: i64, order_id: i64) -> AppResult<Started> {
+pub async fn start_payment(pool: &Pool, seal: &crate::sealed::SealKey, provider: &dyn PaymentProvider, user_id: i64, order_id: i64) -> AppResult<Started> {
     let mut c = pool.acquire().await?;
     let order = store::order(&mut c, order_id).await.map_err(|_| AppError::PageNotFound)?;
     if order.user_id != user_id || order.payment_method != provider.method() {
@@ -676,7 +676,7 @@ pub enum NoticeOutcome {
 }
 
 /// A payment notice from Smart Pit (already verified): the order is paid once.
-pub async fn smartpit_notice(pool: &SqlitePool, seal: &crate::sealed::SealKey, public_url: &str, n: &crate::smartpit::Notice) -> AppResult<NoticeOutcome> {
+pub async fn smartpit_notice(pool: &Pool, seal: &crate::sealed::SealKey, public_url: &str, n: &crate::smartpit::Notice) -> AppResult<NoticeOutcome> {
     let mut tx = store::begin_write(pool).await?;
     if store::smartpit_notice_seen(&mut tx, &n.notice_id).await? {
         return Ok(NoticeOutcome::Duplicate);
@@ -708,7 +708,7 @@ pub async fn smartpit_notice(pool: &SqlitePool, seal: &crate::sealed::SealKey, p
 /// payment and by a timer, so an order paid while the service was down is
 /// registered once it is back (the idempotency key makes a retry harmless).
 /// Returns how many were registered.
-pub async fn register_store_prints(pool: &SqlitePool, seal: &crate::sealed::SealKey, storeprint: &dyn crate::storeprint::StorePrintService, public_url: &str) -> AppResult<usize> {
+pub async fn register_store_prints(pool: &Pool, seal: &crate::sealed::SealKey, storeprint: &dyn crate::storeprint::StorePrintService, public_url: &str) -> AppResult<usize> {
     let mut c = pool.acquire().await?;
     let pending = store::orders_for_store_print(&mut c).await?;
     drop(c);
@@ -757,7 +757,7 @@ pub enum StoreNoticeOutcome {
 }
 
 /// A print notice from the stores' service (already verified): the order is printed, once.
-pub async fn storeprint_notice(pool: &SqlitePool, n: &crate::storeprint::Notice) -> AppResult<StoreNoticeOutcome> {
+pub async fn storeprint_notice(pool: &Pool, n: &crate::storeprint::Notice) -> AppResult<StoreNoticeOutcome> {
     let mut tx = store::begin_write(pool).await?;
     let Some(order) = store::order_by_store_file(&mut tx, &n.file_id).await? else {
         tracing::warn!(notice = %n.notice_id, "store print notice for a document we never registered");
@@ -774,7 +774,7 @@ pub async fn storeprint_notice(pool: &SqlitePool, n: &crate::storeprint::Notice)
 }
 
 /// A completed PayPal capture marks the order paid (once) and mails the number.
-pub async fn paid_by_paypal(pool: &SqlitePool, seal: &crate::sealed::SealKey, public_url: &str, paypal_order_id: &str, capture_id: &str, amount: i64) -> AppResult<i64> {
+pub async fn paid_by_paypal(pool: &Pool, seal: &crate::sealed::SealKey, public_url: &str, paypal_order_id: &str, capture_id: &str, amount: i64) -> AppResult<i64> {
     let mut tx = store::begin_write(pool).await?;
     let order = store::order_by_paypal(&mut tx, paypal_order_id).await?.ok_or(AppError::PageNotFound)?;
     if amount != order.total {
@@ -815,7 +815,7 @@ pub enum Released {
 /// ordering). Otherwise it stays held and staff see which characters.
 #[allow(clippy::too_many_arguments)]
 pub async fn release_held(
-    pool: &SqlitePool,
+    pool: &Pool,
     fonts: &std::sync::Arc<FontSet>,
     seal: &crate::sealed::SealKey,
     providers: &[&dyn PaymentProvider],
@@ -946,7 +946,7 @@ async fn free_print_number(c: &mut store::Conn) -> AppResult<PrintNumber> {
 }
 
 /// staff posted a postal order; the user is mailed.
-pub async fn mark_shipped(pool: &SqlitePool, seal: &crate::sealed::SealKey, staff: &store::Staff, client: crate::accounts::Client<'_>, order_id: i64) -> AppResult<()> {
+pub async fn mark_shipped(pool: &Pool, seal: &crate::sealed::SealKey, staff: &store::Staff, client: crate::accounts::Client<'_>, order_id: i64) -> AppResult<()> {
     let mut tx = store::begin_write(pool).await?;
     let order = store::order(&mut tx, order_id).await.map_err(|_| AppError::PageNotFound)?;
     if !store::set_order_shipped(&mut tx, order_id, now()).await? {
@@ -963,7 +963,7 @@ pub async fn mark_shipped(pool: &SqlitePool, seal: &crate::sealed::SealKey, staf
 
 /// O-5: unpaid orders past their payment deadline expire by themselves (a
 /// scheduled job; running it twice changes nothing more). Returns how many.
-pub async fn expire_unpaid(pool: &SqlitePool) -> AppResult<u64> {
+pub async fn expire_unpaid(pool: &Pool) -> AppResult<u64> {
     let mut tx = store::begin_write(pool).await?;
     let n = store::expire_unpaid_orders(&mut tx, now()).await?;
     if n > 0 {
@@ -977,7 +977,7 @@ pub async fn expire_unpaid(pool: &SqlitePool) -> AppResult<u64> {
 }
 
 /// The user cancels an order not paid yet; its number stops working at once.
-pub async fn cancel(pool: &SqlitePool, user_id: i64, order_id: i64) -> AppResult<()> {
+pub async fn cancel(pool: &Pool, user_id: i64, order_id: i64) -> AppResult<()> {
     let mut tx = store::begin_write(pool).await?;
     let order = store::order(&mut tx, order_id).await.map_err(|_| AppError::PageNotFound)?;
     if order.user_id != user_id {
@@ -993,7 +993,7 @@ pub async fn cancel(pool: &SqlitePool, user_id: i64, order_id: i64) -> AppResult
 
 /// Mails the print number again (a lost mail), while the order can still be printed.
 /// Mails a paid postal order's "print reservation completed" (O-3).
-async fn mail_post_reserved(pool: &SqlitePool, seal: &crate::sealed::SealKey, order_id: i64) -> AppResult<()> {
+async fn mail_post_reserved(pool: &Pool, seal: &crate::sealed::SealKey, order_id: i64) -> AppResult<()> {
     let mut tx = store::begin_write(pool).await?;
     let order = store::order(&mut tx, order_id).await?;
     let user = store::user(&mut tx, order.user_id).await?;
@@ -1006,7 +1006,7 @@ async fn mail_post_reserved(pool: &SqlitePool, seal: &crate::sealed::SealKey, or
     Ok(())
 }
 
-pub async fn resend_number(pool: &SqlitePool, seal: &crate::sealed::SealKey, public_url: &str, user_id: i64, order_id: i64) -> AppResult<()> {
+pub async fn resend_number(pool: &Pool, seal: &crate::sealed::SealKey, public_url: &str, user_id: i64, order_id: i64) -> AppResult<()> {
     let mut tx = store::begin_write(pool).await?;
     let order = store::order(&mut tx, order_id).await.map_err(|_| AppError::PageNotFound)?;
     if order.user_id != user_id {

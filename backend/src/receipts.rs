@@ -7,7 +7,7 @@ use crate::documents::{self, FontSet, ReceiptData, ReceiptLine};
 use crate::error::{AppError, AppResult};
 use crate::store;
 use crate::time::{self, now};
-use sqlx::SqlitePool;
+use crate::store::Pool;
 
 pub const NOT_YET: &str = "領収書はお支払いの後に発行できます。 / A receipt is available once the order is paid.";
 pub const REFUNDED: &str = "この申込は返金済みのため、領収書は発行できません。 / This order was refunded, so there is no receipt for it.";
@@ -26,7 +26,7 @@ fn render(fonts: &FontSet, data: &ReceiptData) -> AppResult<Vec<u8>> {
 }
 
 /// The receipt of a user's paid order: (file name, PDF).
-pub async fn for_order(pool: &SqlitePool, fonts: &FontSet, user_id: i64, order_id: i64) -> AppResult<(String, Vec<u8>)> {
+pub async fn for_order(pool: &Pool, fonts: &FontSet, user_id: i64, order_id: i64) -> AppResult<(String, Vec<u8>)> {
     let mut c = pool.acquire().await?;
     let order = store::order(&mut c, order_id).await.map_err(|_| AppError::PageNotFound)?;
     if order.user_id != user_id {
@@ -75,7 +75,7 @@ pub async fn for_order(pool: &SqlitePool, fonts: &FontSet, user_id: i64, order_i
 }
 
 /// The receipt of one of the user's completed IC card top-ups: (file name, PDF).
-pub async fn for_topup(pool: &SqlitePool, fonts: &FontSet, user_id: i64, topup_id: i64) -> AppResult<(String, Vec<u8>)> {
+pub async fn for_topup(pool: &Pool, fonts: &FontSet, user_id: i64, topup_id: i64) -> AppResult<(String, Vec<u8>)> {
     let mut c = pool.acquire().await?;
     let (_, card, amount, capture, at) = store::captured_topups(&mut c, user_id).await?.into_iter().find(|t| t.0 == topup_id).ok_or(AppError::PageNotFound)?;
     let user = store::user(&mut c, user_id).await?;

@@ -18,11 +18,11 @@ use crate::sealed::SealKey;
 use crate::store;
 use crate::time::{self, now};
 use shomei_shared::Yen;
-use sqlx::SqlitePool;
+use crate::store::Pool;
 
 /// What refunding needs.
 pub struct Refunds<'a> {
-    pub pool: &'a SqlitePool,
+    pub pool: &'a Pool,
     pub seal: &'a SealKey,
     /// The online payment providers (PayPal, Smart Pit).
     pub providers: &'a [&'a dyn PaymentProvider],
@@ -247,7 +247,7 @@ pub async fn refund_failed_prints(r: &Refunds<'_>) -> AppResult<usize> {
 
 /// The office paid a refund back by hand (bank transfer or cash at the
 /// desk): marked once, so it leaves the dashboard's count, and the user is told.
-pub async fn mark_paid_back(pool: &SqlitePool, seal: &SealKey, staff: &store::Staff, client: Client<'_>, order_id: i64) -> AppResult<()> {
+pub async fn mark_paid_back(pool: &Pool, seal: &SealKey, staff: &store::Staff, client: Client<'_>, order_id: i64) -> AppResult<()> {
     let mut tx = store::begin_write(pool).await?;
     let order = store::order(&mut tx, order_id).await.map_err(|_| AppError::PageNotFound)?;
     if !store::set_refund_paid_back(&mut tx, order_id, now()).await? {
@@ -353,7 +353,7 @@ pub async fn wants_bank_details(c: &mut store::Conn, order: &store::Order) -> Ap
 
 /// The user gives (or corrects) the bank account for a refund the office
 /// pays back; checked first by the caller ([`BankDetails::check`]). Sealed, audited.
-pub async fn save_bank_details(pool: &SqlitePool, seal: &SealKey, user_id: i64, client: Client<'_>, order_id: i64, details: &BankDetails) -> AppResult<()> {
+pub async fn save_bank_details(pool: &Pool, seal: &SealKey, user_id: i64, client: Client<'_>, order_id: i64, details: &BankDetails) -> AppResult<()> {
     let mut tx = store::begin_write(pool).await?;
     let order = store::order(&mut tx, order_id).await.map_err(|_| AppError::PageNotFound)?;
     if order.user_id != user_id {

@@ -12,7 +12,7 @@ use crate::time::{self, now};
 use crate::uploads;
 use chrono::Datelike;
 use serde::{Deserialize, Serialize};
-use sqlx::SqlitePool;
+use crate::store::Pool;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -113,7 +113,7 @@ pub fn open_birth_date(key: &SealKey, user_id: i64, sealed: &str) -> AppResult<S
 
 /// On upgrade from a release that kept birth dates in plain text: seals them
 /// (at start, once the key is loaded; idempotent).
-pub async fn seal_plain_birth_dates(pool: &SqlitePool, key: &SealKey) -> AppResult<usize> {
+pub async fn seal_plain_birth_dates(pool: &Pool, key: &SealKey) -> AppResult<usize> {
     let mut tx = store::begin_write(pool).await?;
     let rows = store::plain_birth_dates(&mut tx).await?;
     for (id, user_id, plain) in &rows {
@@ -462,7 +462,7 @@ pub fn delete_files(dir: &Path, names: &[String]) {
 
 /// G-1: mails a registration link, or (address known) an "already registered"
 /// mail. The caller shows the same page either way.
-pub async fn request_link(pool: &SqlitePool, seal: &crate::sealed::SealKey, public_url: &str, ttl_s: i64, email: &str) -> AppResult<()> {
+pub async fn request_link(pool: &Pool, seal: &crate::sealed::SealKey, public_url: &str, ttl_s: i64, email: &str) -> AppResult<()> {
     let email = email.trim().to_lowercase();
     let mut tx = store::begin_write(pool).await?;
     if let Some(u) = store::user_by_email(&mut tx, &email).await? {
@@ -479,7 +479,7 @@ pub async fn request_link(pool: &SqlitePool, seal: &crate::sealed::SealKey, publ
 
 /// Opens a registration (or resubmission) link: uses the token once and gives
 /// the browser a draft key for the form. Returns the draft key.
-pub async fn open_link(pool: &SqlitePool, purpose: &str, token: &str) -> AppResult<String> {
+pub async fn open_link(pool: &Pool, purpose: &str, token: &str) -> AppResult<String> {
     let mut tx = store::begin_write(pool).await?;
     let t = accounts::consume_token(&mut tx, purpose, token).await?;
     let draft = accounts::random_token();
@@ -502,7 +502,7 @@ pub async fn open_link(pool: &SqlitePool, purpose: &str, token: &str) -> AppResu
 }
 
 /// Draft -> pending, and the receipt mail with a link to follow the application.
-pub async fn submit(pool: &SqlitePool, seal: &crate::sealed::SealKey, public_url: &str, r: &Registration) -> AppResult<()> {
+pub async fn submit(pool: &Pool, seal: &crate::sealed::SealKey, public_url: &str, r: &Registration) -> AppResult<()> {
     let key = accounts::random_token();
     let mut tx = store::begin_write(pool).await?;
     if !store::submit_registration(&mut tx, r.id, &accounts::token_hash(&key), now()).await? {
@@ -528,7 +528,7 @@ pub enum Decision {
 }
 
 pub struct Decider<'a> {
-    pub pool: &'a SqlitePool,
+    pub pool: &'a Pool,
     pub hasher: &'a passwords::Hasher,
     pub seal: &'a SealKey,
     pub public_url: &'a str,
@@ -691,7 +691,7 @@ async fn insert_record(c: &mut store::Conn, seal: &SealKey, r: &Registration, us
 /// Days the images of a draft that was never sent are kept.
 pub const DRAFT_IMAGE_DAYS: i64 = 7;
 
-pub async fn expire_images(pool: &SqlitePool, dir: &Path, retention_days: i64) -> AppResult<usize> {
+pub async fn expire_images(pool: &Pool, dir: &Path, retention_days: i64) -> AppResult<usize> {
     let t = now();
     let mut tx = store::begin_write(pool).await?;
     // a draft never sent keeps its images a week; an application nobody

@@ -9,7 +9,7 @@ use crate::error::{AppError, AppResult};
 use crate::sealed::SealKey;
 use crate::store;
 use crate::time::now;
-use sqlx::SqlitePool;
+use crate::store::Pool;
 
 pub const COLUMNS: [&str; 12] = [
     "student_no", "name_kanji", "name_kana", "name_roman", "birth_date", "faculty_code", "department_code", "degree_ja", "degree_en",
@@ -128,7 +128,7 @@ pub async fn insert_version(c: &mut store::Conn, seal: &SealKey, file_name: &str
 }
 
 /// One import = one version; returns (version, rows) or the errors.
-pub async fn import(pool: &SqlitePool, seal: &SealKey, staff: &store::Staff, client: Client<'_>, file_name: &str, text: &str) -> AppResult<Result<(i64, usize), Vec<String>>> {
+pub async fn import(pool: &Pool, seal: &SealKey, staff: &store::Staff, client: Client<'_>, file_name: &str, text: &str) -> AppResult<Result<(i64, usize), Vec<String>>> {
     let mut c = pool.acquire().await?;
     let faculties = store::faculties(&mut c).await?;
     let departments: Vec<(String, String)> = store::departments(&mut c)

@@ -6,7 +6,7 @@ use crate::accounts::{self, Client};
 use crate::error::{AppError, AppResult};
 use crate::store;
 use crate::time;
-use sqlx::SqlitePool;
+use crate::store::Pool;
 
 /// The refusal, in both languages, naming the end of the break.
 pub fn closed_message(b: &store::ServiceBreak) -> String {
@@ -30,7 +30,7 @@ pub async fn check_open(c: &mut store::Conn, university_id: i64) -> AppResult<()
 
 /// Staff set a break: times as typed in Japan time ("2026-12-01T02:00").
 pub async fn add_break(
-    pool: &SqlitePool,
+    pool: &Pool,
     staff: &store::Staff,
     client: Client<'_>,
     kind: &str,
@@ -65,7 +65,7 @@ pub async fn add_break(
     Ok(id)
 }
 
-pub async fn remove_break(pool: &SqlitePool, staff: &store::Staff, client: Client<'_>, id: i64) -> AppResult<()> {
+pub async fn remove_break(pool: &Pool, staff: &store::Staff, client: Client<'_>, id: i64) -> AppResult<()> {
     let mut tx = store::begin_write(pool).await?;
     store::delete_break(&mut tx, id).await?;
     accounts::audit(&mut tx, &format!("staff:{}", staff.login), "service_break.remove", &format!("break:{id}"), client).await?;

@@ -5,7 +5,7 @@
 use crate::sealed::SealKey;
 use crate::store;
 use ed25519_dalek::{Signer, SigningKey};
-use sqlx::SqlitePool;
+use crate::store::Pool;
 
 pub struct BundleSigner {
     key: SigningKey,
@@ -14,7 +14,7 @@ pub struct BundleSigner {
 const AAD: &str = "bundle-signing-key";
 
 impl BundleSigner {
-    pub async fn load_or_create(pool: &SqlitePool, seal: &SealKey) -> anyhow::Result<BundleSigner> {
+    pub async fn load_or_create(pool: &Pool, seal: &SealKey) -> anyhow::Result<BundleSigner> {
         let mut tx = store::begin_write(pool).await?;
         let key = match store::signing_key_sealed(&mut tx).await? {
             Some(sealed) => {

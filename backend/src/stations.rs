@@ -11,7 +11,7 @@ use shomei_shared::api::{
     AppliedOnce, ChargeResponse, EnrollResponse, Heartbeat, PrintOutcome, PrintReport, Reservation, ReservationLine, TerminalPayment,
 };
 use shomei_shared::{ErrorCode, PrintNumber, Yen};
-use sqlx::SqlitePool;
+use crate::store::Pool;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -31,7 +31,7 @@ fn normalise_code(code: &str) -> String {
 
 /// Creates a station record and its one-time enrolment code (shown once).
 pub async fn create_enrolment(
-    pool: &SqlitePool,
+    pool: &Pool,
     name: &str,
     staff_id: Option<i64>,
     ttl_s: i64,
@@ -53,7 +53,7 @@ pub async fn create_enrolment(
 
 /// Enrols a pending station with its one-time code. A code of a revoked
 /// station, a used, expired or unknown one: refused alike.
-pub async fn enroll(pool: &SqlitePool, code: &str, version: &str, bundle_key: &str) -> AppResult<EnrollResponse> {
+pub async fn enroll(pool: &Pool, code: &str, version: &str, bundle_key: &str) -> AppResult<EnrollResponse> {
     let t = now();
     let mut tx = store::begin_write(pool).await?;
     let station_id = store::consume_enrolment_code(&mut tx, &token_hash(&normalise_code(code)), t)
@@ -70,7 +70,7 @@ pub async fn enroll(pool: &SqlitePool, code: &str, version: &str, bundle_key: &s
 
 /// Revokes a station, pending or active: its credential and every unused
 /// enrolment code stop working at once.
-pub async fn revoke(pool: &SqlitePool, station_id: i64, actor: &str) -> AppResult<()> {
+pub async fn revoke(pool: &Pool, station_id: i64, actor: &str) -> AppResult<()> {
     let t = now();
     let mut tx = store::begin_write(pool).await?;
     store::station(&mut tx, station_id).await?.ok_or_else(|| AppError::api(ErrorCode::NotFound, "no such station"))?;
@@ -82,7 +82,7 @@ pub async fn revoke(pool: &SqlitePool, station_id: i64, actor: &str) -> AppResul
 }
 
 /// The station behind a bearer token, if it is active.
-pub async fn authenticate(pool: &SqlitePool, token: &str) -> AppResult<Station> {
+pub async fn authenticate(pool: &Pool, token: &str) -> AppResult<Station> {
     let mut c = pool.acquire().await?;
     let s = store::station_by_token(&mut c, &token_hash(token))
         .await?
@@ -107,7 +107,7 @@ impl HeartbeatBuffer {
     }
 
     /// Writes what arrived since the last flush; returns how many stations.
-    pub async fn flush(&self, pool: &SqlitePool) -> AppResult<usize> {
+    pub async fn flush(&self, pool: &Pool) -> AppResult<usize> {
         let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
         if batch.is_empty() {
             return Ok(0);
@@ -196,7 +196,7 @@ pub fn printer_ready(s: &Station) -> bool {
 
 /// Reserves a print number for this station (ST-2).
 pub async fn reserve(
-    pool: &SqlitePool,
+    pool: &Pool,
     throttle: &GuessThrottle,
     wrong_per_minute: u32,
     reservation_s: i64,
@@ -293,7 +293,7 @@ async fn own_reservation(
 
 /// Takes the payment for a reserved number from an IC card's stored value.
 pub async fn charge(
-    pool: &SqlitePool,
+    pool: &Pool,
     reservation_s: i64,
     station: &Station,
     reservation_id: i64,
@@ -334,7 +334,7 @@ pub async fn charge(
 
 /// The debit a charge with `idempotency_key` made for this station's
 /// reservation, if any (read only: recovery asks after a lost answer).
-pub async fn charge_status(pool: &SqlitePool, station: &Station, reservation_id: i64, idempotency_key: &str) -> AppResult<shomei_shared::api::ChargeStatus> {
+pub async fn charge_status(pool: &Pool, station: &Station, reservation_id: i64, idempotency_key: &str) -> AppResult<shomei_shared::api::ChargeStatus> {
     let mut c = pool.acquire().await?;
     let r = station_reservation(&mut c, station, reservation_id).await?;
     let charged = store::ledger_by_key(&mut c, idempotency_key)
@@ -348,7 +348,7 @@ pub async fn charge_status(pool: &SqlitePool, station: &Station, reservation_id:
 /// key. The order becomes paid (from its reservation at this station, even
 /// if that lapsed meanwhile: the money was taken); a payment for an order
 /// paid already is kept and shown to staff, who refund it at the desk.
-pub async fn terminal_payment(pool: &SqlitePool, reservation_s: i64, station: &Station, reservation_id: i64, p: &TerminalPayment) -> AppResult<AppliedOnce> {
+pub async fn terminal_payment(pool: &Pool, reservation_s: i64, station: &Station, reservation_id: i64, p: &TerminalPayment) -> AppResult<AppliedOnce> {
     if p.transaction_id.len() != 16 || !p.transaction_id.is_ascii() || p.amount.0 <= 0 || p.brand.len() > 40 {
         return Err(AppError::api(ErrorCode::BadRequest, "transaction_id is 16 characters, amount positive"));
     }
@@ -385,7 +385,7 @@ pub async fn terminal_payment(pool: &SqlitePool, reservation_s: i64, station: &S
 }
 
 /// The certificate PDF of a paid, reserved order.
-pub async fn document(pool: &SqlitePool, seal: &crate::sealed::SealKey, station: &Station, reservation_id: i64) -> AppResult<Vec<u8>> {
+pub async fn document(pool: &Pool, seal: &crate::sealed::SealKey, station: &Station, reservation_id: i64) -> AppResult<Vec<u8>> {
     let t = now();
     let mut c = pool.acquire().await?;
     let r = own_reservation(&mut c, station, reservation_id, t).await?;
@@ -400,7 +400,7 @@ pub async fn document(pool: &SqlitePool, seal: &crate::sealed::SealKey, station:
 
 /// Lets go of a reservation the user walked away from (cancel, idle timeout),
 /// so the number works at another station at once instead of after it lapses.
-pub async fn release(pool: &SqlitePool, station: &Station, reservation_id: i64) -> AppResult<()> {
+pub async fn release(pool: &Pool, station: &Station, reservation_id: i64) -> AppResult<()> {
     let mut tx = store::begin_write(pool).await?;
     let r = station_reservation(&mut tx, station, reservation_id).await?;
     if r.status == "active" {
@@ -413,7 +413,7 @@ pub async fn release(pool: &SqlitePool, station: &Station, reservation_id: i64) 
 
 /// Records what became of a print, once per idempotency key.
 pub async fn report(
-    pool: &SqlitePool,
+    pool: &Pool,
     station: &Station,
     reservation_id: i64,
     report: &PrintReport,

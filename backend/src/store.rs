@@ -1,24 +1,86 @@
 //! All of the backend's SQL. Functions take a connection so that domain code
 //! can run several of them in one transaction; no business rule lives here.
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{FromRow, SqliteConnection, SqlitePool};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use sqlx::FromRow;
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
-pub type Conn = SqliteConnection;
+pub use flags::{Flag, MaybeFlag};
+
+/// The backend's database: SQLite (the embedded default, a `sqlite:` URL) or
+/// PostgreSQL (a `postgres:` URL), chosen by the URL at start. Every query
+/// below is written once, in the SQL both engines read: `$N` parameters,
+/// integers (BIGINT on PostgreSQL) for numbers, times (epoch seconds) and
+/// 0/1 flags, `RETURNING` for new ids.
+pub type Pool = sqlx::AnyPool;
+pub type Conn = sqlx::AnyConnection;
+
+/// The database engines the store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    /// The engine a database URL names.
+    pub fn of_url(url: &str) -> Result<Engine, sqlx::Error> {
+        if url.starts_with("sqlite:") {
+            Ok(Engine::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Engine::Postgres)
+        } else {
+            Err(sqlx::Error::Configuration(format!("database URL {:?}: shomei runs on sqlite: or postgres: URLs", redact_url(url)).into()))
+        }
+    }
+}
+
+/// A database URL fit for a log line: any password replaced.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// The engine `pool` runs on.
+pub fn engine(pool: &Pool) -> Engine {
+    Engine::of_url(&pool.connect_options().database_url.to_string()).unwrap_or(Engine::Sqlite)
+}
 
 /// Opens (creating if needed) and migrates the database.
-pub async fn connect(url: &str) -> Result<SqlitePool, sqlx::Error> {
-    let opts = SqliteConnectOptions::from_str(url)?
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
-        .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(10));
-    let pool = pool_options(8).connect_with(opts).await?;
-    sqlx::migrate!("./migrations").run(&pool).await?;
+pub async fn connect(url: &str) -> Result<Pool, sqlx::Error> {
+    sqlx::any::install_default_drivers();
+    let pool = match Engine::of_url(url)? {
+        Engine::Sqlite => {
+            // the file is made here, with the options the Any driver cannot pass
+            let opts = SqliteConnectOptions::from_str(url)?.create_if_missing(true);
+            SqlitePoolOptions::new().max_connections(1).connect_with(opts).await?.close().await;
+            let pool = pool_options(8)
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        use sqlx::Executor;
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;").await?;
+                        Ok(())
+                    })
+                })
+                .connect_with(AnyConnectOptions::from_str(url)?)
+                .await?;
+            sqlx::migrate!("./migrations").run(&pool).await?;
+            pool
+        }
+        Engine::Postgres => {
+            let pool = pool_options(16).connect_with(AnyConnectOptions::from_str(url)?).await?;
+            sqlx::migrate!("./migrations_pg").run(&pool).await?;
+            pool
+        }
+    };
     Ok(pool)
 }
 
@@ -27,8 +89,8 @@ pub async fn connect(url: &str) -> Result<SqlitePool, sqlx::Error> {
 /// moment) is closed rather than lent again, where every later write on it
 /// would fail ("begin_with at non-zero transaction depth"; the crash soak
 /// found a backend answering 500 to a station for good after a kill).
-fn pool_options(max_connections: u32) -> SqlitePoolOptions {
-    SqlitePoolOptions::new().max_connections(max_connections).before_acquire(|conn, _meta| {
+fn pool_options(max_connections: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new().max_connections(max_connections).before_acquire(|conn, _meta| {
         Box::pin(async move {
             use sqlx::Connection;
             if conn.is_in_transaction() {
@@ -43,9 +105,13 @@ fn pool_options(max_connections: u32) -> SqlitePoolOptions {
 // ---------------------------------------------------------------- backup and restore
 
 /// A consistent copy of the live database in `dest` (a new file), taken
-/// with `VACUUM INTO` while the backend keeps serving.
-pub async fn backup_into(pool: &SqlitePool, dest: &std::path::Path) -> Result<(), sqlx::Error> {
-    sqlx::query("VACUUM INTO ?").bind(dest.to_string_lossy().into_owned()).execute(pool).await?;
+/// with `VACUUM INTO` while the backend keeps serving. SQLite only: a
+/// PostgreSQL deployment is backed up with its own tools (pg_dump).
+pub async fn backup_into(pool: &Pool, dest: &std::path::Path) -> Result<(), sqlx::Error> {
+    if engine(pool) != Engine::Sqlite {
+        return Err(sqlx::Error::Configuration("this backup copies a SQLite database; back a PostgreSQL one up with pg_dump".into()));
+    }
+    sqlx::query("VACUUM INTO $1").bind(dest.to_string_lossy().into_owned()).execute(pool).await?;
     Ok(())
 }
 
@@ -65,36 +131,57 @@ pub fn database_file(url: &str) -> Result<std::path::PathBuf, sqlx::Error> {
     Ok(SqliteConnectOptions::from_str(url)?.get_filename().to_path_buf())
 }
 
-/// A write transaction. `BEGIN IMMEDIATE` takes SQLite's write lock at the
-/// start, so two requests that read-then-write (a balance before a debit, a
-/// live reservation before a new one) queue behind each other instead of
-/// interleaving; with WAL, a deferred one would fail with SQLITE_BUSY instead.
+/// A write transaction: writers take turns, so two requests that
+/// read-then-write (a balance before a debit, a live reservation before a
+/// new one) queue behind each other instead of interleaving.
+///
+/// On SQLite, `BEGIN IMMEDIATE` takes the database's write lock at the
+/// start (with WAL, a deferred one would fail with SQLITE_BUSY instead). On
+/// PostgreSQL, the transaction takes one transaction-scoped advisory lock
+/// first, so writers of every backend process on that database take turns
+/// the same way (the lock ends with the transaction, also when a backend dies).
 ///
 /// Writers of one database take turns in this process first (a fair queue),
 /// so a waiting writer starts the moment the last one ends instead of
-/// sleeping in SQLite's busy handler (1, 2, 5 ... 100 ms between tries).
-pub async fn begin_write(pool: &SqlitePool) -> Result<WriteTx, sqlx::Error> {
+/// sleeping in SQLite's busy handler (1, 2, 5 ... 100 ms between tries) or
+/// holding a connection while it waits for the lock.
+pub async fn begin_write(pool: &Pool) -> Result<WriteTx, sqlx::Error> {
     let gate = write_gate(pool);
     // as long as SQLite's own busy timeout: a writer that waits longer gets an error, never hangs
     let turn = tokio::time::timeout(Duration::from_secs(10), gate.acquire_owned())
         .await
         .map_err(|_| sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "waited 10 s for the database's write turn")))?
         .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?;
-    let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let tx = match engine(pool) {
+        Engine::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
+        Engine::Postgres => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("SET LOCAL lock_timeout = '10s'").execute(&mut *tx).await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(&mut *tx).await?;
+            tx
+        }
+    };
     Ok(WriteTx { tx, _turn: turn })
 }
 
-/// The write queue of the database `pool` opens (one per file, in this process).
-fn write_gate(pool: &SqlitePool) -> std::sync::Arc<tokio::sync::Semaphore> {
-    static GATES: std::sync::OnceLock<std::sync::Mutex<HashMap<std::path::PathBuf, std::sync::Arc<tokio::sync::Semaphore>>>> = std::sync::OnceLock::new();
-    let file = pool.connect_options().get_filename().to_path_buf();
+/// The advisory lock key writers take on PostgreSQL ("shomei" in ASCII).
+pub const WRITE_LOCK: i64 = 0x73686f6d6569;
+
+/// The write queue of the database `pool` opens (one per database, in this process).
+fn write_gate(pool: &Pool) -> std::sync::Arc<tokio::sync::Semaphore> {
+    static GATES: std::sync::OnceLock<std::sync::Mutex<HashMap<String, std::sync::Arc<tokio::sync::Semaphore>>>> = std::sync::OnceLock::new();
+    let key = pool.connect_options().database_url.to_string();
+    let key = match engine(pool) {
+        Engine::Sqlite => database_file(&key).map(|f| f.to_string_lossy().into_owned()).unwrap_or(key),
+        Engine::Postgres => key,
+    };
     let mut gates = GATES.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
-    gates.entry(file).or_insert_with(|| std::sync::Arc::new(tokio::sync::Semaphore::new(1))).clone()
+    gates.entry(key).or_insert_with(|| std::sync::Arc::new(tokio::sync::Semaphore::new(1))).clone()
 }
 
 /// A write transaction holding this process's turn to write until it ends.
 pub struct WriteTx {
-    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    tx: sqlx::Transaction<'static, sqlx::Any>,
     _turn: tokio::sync::OwnedSemaphorePermit,
 }
 
@@ -105,15 +192,87 @@ impl WriteTx {
 }
 
 impl std::ops::Deref for WriteTx {
-    type Target = SqliteConnection;
-    fn deref(&self) -> &SqliteConnection {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
         &self.tx
     }
 }
 
 impl std::ops::DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
+    fn deref_mut(&mut self) -> &mut Conn {
         &mut self.tx
+    }
+}
+
+/// Flags (0/1 integers in both engines' tables, booleans from comparisons
+/// on PostgreSQL) read as Rust booleans.
+mod flags {
+    use sqlx::any::{Any, AnyTypeInfo, AnyTypeInfoKind, AnyValueRef};
+    use sqlx::{Decode, Type, Value, ValueRef};
+
+    /// A flag read from the database.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Flag(pub bool);
+
+    /// A flag that may be NULL.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct MaybeFlag(pub Option<bool>);
+
+    impl From<Flag> for bool {
+        fn from(f: Flag) -> bool {
+            f.0
+        }
+    }
+
+    impl From<MaybeFlag> for Option<bool> {
+        fn from(f: MaybeFlag) -> Option<bool> {
+            f.0
+        }
+    }
+
+    fn readable(ty: &AnyTypeInfo) -> bool {
+        matches!(ty.kind(), AnyTypeInfoKind::Bool | AnyTypeInfoKind::SmallInt | AnyTypeInfoKind::Integer | AnyTypeInfoKind::BigInt | AnyTypeInfoKind::Null)
+    }
+
+    fn read(value: AnyValueRef<'_>) -> Result<Option<bool>, sqlx::error::BoxDynError> {
+        if value.is_null() {
+            return Ok(None);
+        }
+        let owned = ValueRef::to_owned(&value);
+        if owned.type_info().kind() == AnyTypeInfoKind::Bool {
+            return Ok(Some(owned.try_decode::<bool>()?));
+        }
+        Ok(Some(owned.try_decode::<i64>()? != 0))
+    }
+
+    impl Type<Any> for Flag {
+        fn type_info() -> AnyTypeInfo {
+            <i64 as Type<Any>>::type_info()
+        }
+        fn compatible(ty: &AnyTypeInfo) -> bool {
+            readable(ty)
+        }
+    }
+
+    impl<'r> Decode<'r, Any> for Flag {
+        fn decode(value: AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+            read(value)?.map(Flag).ok_or_else(|| "a flag was NULL".into())
+        }
+    }
+
+    impl Type<Any> for MaybeFlag {
+        fn type_info() -> AnyTypeInfo {
+            <i64 as Type<Any>>::type_info()
+        }
+        fn compatible(ty: &AnyTypeInfo) -> bool {
+            readable(ty)
+        }
+    }
+
+    impl<'r> Decode<'r, Any> for MaybeFlag {
+        fn decode(value: AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+            Ok(MaybeFlag(read(value)?))
+        }
     }
 }
 
@@ -150,6 +309,7 @@ pub struct CertificateType {
     pub faculty_codes: String,
     pub grad_year_from: Option<i64>,
     pub grad_year_to: Option<i64>,
+    #[sqlx(try_from = "Flag")]
     pub active: bool,
     /// 'certificate' (one page per copy) or 'transcript'.
     pub layout: String,
@@ -183,7 +343,7 @@ pub struct StudentRecord {
 pub async fn all_certificate_types(c: &mut Conn, university_id: i64) -> Result<Vec<CertificateType>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, code, name_ja, name_en, fee, max_copies, leaving_types, faculty_codes, grad_year_from, grad_year_to, active,
-         layout, language, body_ja, body_en FROM certificate_types WHERE university_id = ? ORDER BY id",
+         layout, language, body_ja, body_en FROM certificate_types WHERE university_id = $1 ORDER BY id",
     )
     .bind(university_id)
     .fetch_all(c)
@@ -195,12 +355,12 @@ pub async fn save_certificate_type(c: &mut Conn, university_id: i64, id: Option<
     match id {
         Some(id) => {
             sqlx::query(
-                "UPDATE certificate_types SET code = ?, name_ja = ?, name_en = ?, fee = ?, max_copies = ?, leaving_types = ?,
-                 faculty_codes = ?, grad_year_from = ?, grad_year_to = ?, active = ?, layout = ?, language = ?, body_ja = ?, body_en = ?
-                 WHERE id = ? AND university_id = ?",
+                "UPDATE certificate_types SET code = $1, name_ja = $2, name_en = $3, fee = $4, max_copies = $5, leaving_types = $6,
+                 faculty_codes = $7, grad_year_from = $8, grad_year_to = $9, active = $10, layout = $11, language = $12, body_ja = $13, body_en = $14
+                 WHERE id = $15 AND university_id = $16",
             )
             .bind(&t.code).bind(&t.name_ja).bind(&t.name_en).bind(t.fee).bind(t.max_copies).bind(&t.leaving_types)
-            .bind(&t.faculty_codes).bind(t.grad_year_from).bind(t.grad_year_to).bind(t.active)
+            .bind(&t.faculty_codes).bind(t.grad_year_from).bind(t.grad_year_to).bind(i64::from(t.active))
             .bind(&t.layout).bind(&t.language).bind(&t.body_ja).bind(&t.body_en).bind(id).bind(university_id)
             .execute(c)
             .await?;
@@ -210,10 +370,10 @@ pub async fn save_certificate_type(c: &mut Conn, university_id: i64, id: Option<
             sqlx::query_scalar(
                 "INSERT INTO certificate_types (university_id, code, name_ja, name_en, fee, max_copies, leaving_types, faculty_codes,
                  grad_year_from, grad_year_to, active, layout, language, body_ja, body_en)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
             )
             .bind(university_id).bind(&t.code).bind(&t.name_ja).bind(&t.name_en).bind(t.fee).bind(t.max_copies).bind(&t.leaving_types)
-            .bind(&t.faculty_codes).bind(t.grad_year_from).bind(t.grad_year_to).bind(t.active)
+            .bind(&t.faculty_codes).bind(t.grad_year_from).bind(t.grad_year_to).bind(i64::from(t.active))
             .bind(&t.layout).bind(&t.language).bind(&t.body_ja).bind(&t.body_en)
             .fetch_one(c)
             .await
@@ -223,11 +383,11 @@ pub async fn save_certificate_type(c: &mut Conn, university_id: i64, id: Option<
 
 /// The university's seal image (PNG), if one was uploaded.
 pub async fn university_seal(c: &mut Conn, university_id: i64) -> Result<Option<Vec<u8>>, sqlx::Error> {
-    sqlx::query_scalar("SELECT seal_png FROM universities WHERE id = ?").bind(university_id).fetch_optional(c).await.map(Option::flatten)
+    sqlx::query_scalar("SELECT seal_png FROM universities WHERE id = $1").bind(university_id).fetch_optional(c).await.map(Option::flatten)
 }
 
 pub async fn set_university_seal(c: &mut Conn, university_id: i64, png: &[u8]) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE universities SET seal_png = ? WHERE id = ?").bind(png).bind(university_id).execute(c).await?;
+    sqlx::query("UPDATE universities SET seal_png = $1 WHERE id = $2").bind(png).bind(university_id).execute(c).await?;
     Ok(())
 }
 
@@ -236,18 +396,19 @@ pub async fn signing_key_sealed(c: &mut Conn) -> Result<Option<String>, sqlx::Er
 }
 
 pub async fn insert_signing_key(c: &mut Conn, sealed: &str, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO signing_keys (id, ed25519_sealed, created_at) VALUES (1, ?, ?)").bind(sealed).bind(now).execute(c).await?;
+    sqlx::query("INSERT INTO signing_keys (id, ed25519_sealed, created_at) VALUES (1, $1, $2)").bind(sealed).bind(now).execute(c).await?;
     Ok(())
 }
 
 /// Whether this database was created as a demo (None: not decided yet, an empty database).
 pub async fn deployment_is_demo(c: &mut Conn) -> Result<Option<bool>, sqlx::Error> {
-    sqlx::query_scalar("SELECT demo FROM deployment WHERE id = 1").fetch_optional(c).await
+    let demo: Option<Flag> = sqlx::query_scalar("SELECT demo FROM deployment WHERE id = 1").fetch_optional(c).await?;
+    Ok(demo.map(bool::from))
 }
 
 pub async fn set_deployment(c: &mut Conn, demo: bool, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO deployment (id, demo, created_at) VALUES (1, ?, ?) ON CONFLICT (id) DO NOTHING")
-        .bind(demo)
+    sqlx::query("INSERT INTO deployment (id, demo, created_at) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING")
+        .bind(i64::from(demo))
         .bind(now)
         .execute(c)
         .await?;
@@ -255,7 +416,7 @@ pub async fn set_deployment(c: &mut Conn, demo: bool, now: i64) -> Result<(), sq
 }
 
 pub async fn insert_university(c: &mut Conn, name_ja: &str, name_en: &str, timezone: &str, system_fee: i64) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("INSERT INTO universities (name_ja, name_en, timezone, system_fee) VALUES (?, ?, ?, ?) RETURNING id")
+    sqlx::query_scalar("INSERT INTO universities (name_ja, name_en, timezone, system_fee) VALUES ($1, $2, $3, $4) RETURNING id")
         .bind(name_ja)
         .bind(name_en)
         .bind(timezone)
@@ -269,7 +430,7 @@ pub async fn university_count(c: &mut Conn) -> Result<i64, sqlx::Error> {
 }
 
 pub async fn university(c: &mut Conn, id: i64) -> Result<University, sqlx::Error> {
-    sqlx::query_as("SELECT id, name_ja, name_en, timezone, system_fee, postage FROM universities WHERE id = ?")
+    sqlx::query_as("SELECT id, name_ja, name_en, timezone, system_fee, postage FROM universities WHERE id = $1")
         .bind(id)
         .fetch_one(c)
         .await
@@ -278,7 +439,7 @@ pub async fn university(c: &mut Conn, id: i64) -> Result<University, sqlx::Error
 /// The registrar sets the system usage fee and the postage (None: back to
 /// the configured default); orders placed from now on pay them.
 pub async fn set_university_fees(c: &mut Conn, university_id: i64, system_fee: i64, postage: Option<i64>) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("UPDATE universities SET system_fee = ?, postage = ? WHERE id = ?")
+    let r = sqlx::query("UPDATE universities SET system_fee = $1, postage = $2 WHERE id = $3")
         .bind(system_fee)
         .bind(postage)
         .bind(university_id)
@@ -292,7 +453,7 @@ pub async fn order_university(c: &mut Conn, order_id: i64) -> Result<University,
     sqlx::query_as(
         "SELECT u.id, u.name_ja, u.name_en, u.timezone, u.system_fee, u.postage FROM orders o
          JOIN student_records s ON s.id = o.student_record_id JOIN universities u ON u.id = s.university_id
-         WHERE o.id = ?",
+         WHERE o.id = $1",
     )
     .bind(order_id)
     .fetch_one(c)
@@ -303,7 +464,7 @@ pub async fn certificate_types(c: &mut Conn, university_id: i64) -> Result<Vec<C
     sqlx::query_as(
         "SELECT id, code, name_ja, name_en, fee, max_copies, leaving_types, faculty_codes, grad_year_from, grad_year_to, active,
          layout, language, body_ja, body_en
-         FROM certificate_types WHERE university_id = ? AND active = 1 ORDER BY id",
+         FROM certificate_types WHERE university_id = $1 AND active = 1 ORDER BY id",
     )
     .bind(university_id)
     .fetch_all(c)
@@ -316,7 +477,7 @@ const STUDENT_RECORD_SELECT: &str = "SELECT s.id, s.user_id, s.university_id, s.
     FROM student_records s JOIN faculties f ON f.id = s.faculty_id JOIN departments d ON d.id = s.department_id";
 
 pub async fn student_records(c: &mut Conn, user_id: i64) -> Result<Vec<StudentRecord>, sqlx::Error> {
-    sqlx::query_as(&format!("{STUDENT_RECORD_SELECT} WHERE s.user_id = ? ORDER BY s.id"))
+    sqlx::query_as(&format!("{STUDENT_RECORD_SELECT} WHERE s.user_id = $1 ORDER BY s.id"))
         .bind(user_id)
         .fetch_all(c)
         .await
@@ -333,6 +494,7 @@ pub struct User {
     pub second_password_hash: Option<String>,
     pub status: String,
     pub language: String,
+    #[sqlx(try_from = "Flag")]
     pub must_set_password: bool,
     pub initial_password_expires_at: Option<i64>,
     pub directory_uid: Option<String>,
@@ -351,7 +513,9 @@ pub struct Staff {
     pub role: String,
     pub totp_sealed: Option<String>,
     pub totp_last_step: Option<i64>,
+    #[sqlx(try_from = "Flag")]
     pub active: bool,
+    #[sqlx(try_from = "Flag")]
     pub must_set_password: bool,
     /// When the current (initial) password was issued.
     pub password_issued_at: i64,
@@ -361,7 +525,7 @@ const STAFF_SELECT: &str = "SELECT id, login, display_name, password_hash, role,
     COALESCE(password_issued_at, created_at) AS password_issued_at FROM staff";
 
 pub async fn user_by_email(c: &mut Conn, email: &str) -> Result<Option<User>, sqlx::Error> {
-    sqlx::query_as(&format!("{USER_SELECT} WHERE email = ?"))
+    sqlx::query_as(&format!("{USER_SELECT} WHERE email = $1"))
     .bind(email)
     .fetch_optional(c)
     .await
@@ -369,12 +533,12 @@ pub async fn user_by_email(c: &mut Conn, email: &str) -> Result<Option<User>, sq
 
 /// The language the user reads the portal in: "both", "ja" or "en".
 pub async fn user_language(c: &mut Conn, user_id: i64) -> Result<String, sqlx::Error> {
-    sqlx::query_scalar("SELECT display_language FROM users WHERE id = ?").bind(user_id).fetch_one(c).await
+    sqlx::query_scalar("SELECT display_language FROM users WHERE id = $1").bind(user_id).fetch_one(c).await
 }
 
 /// Sets the portal's language; one language chosen also comes first in the user's mails.
 pub async fn set_user_language(c: &mut Conn, user_id: i64, language: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE users SET display_language = ?1, language = CASE WHEN ?1 = 'both' THEN language ELSE ?1 END WHERE id = ?2")
+    sqlx::query("UPDATE users SET display_language = $1, language = CASE WHEN $1 = 'both' THEN language ELSE $1 END WHERE id = $2")
         .bind(language)
         .bind(user_id)
         .execute(c)
@@ -383,21 +547,21 @@ pub async fn set_user_language(c: &mut Conn, user_id: i64, language: &str) -> Re
 }
 
 pub async fn user(c: &mut Conn, id: i64) -> Result<User, sqlx::Error> {
-    sqlx::query_as(&format!("{USER_SELECT} WHERE id = ?"))
+    sqlx::query_as(&format!("{USER_SELECT} WHERE id = $1"))
     .bind(id)
     .fetch_one(c)
     .await
 }
 
 pub async fn staff_by_login(c: &mut Conn, login: &str) -> Result<Option<Staff>, sqlx::Error> {
-    sqlx::query_as(&format!("{STAFF_SELECT} WHERE login = ?"))
+    sqlx::query_as(&format!("{STAFF_SELECT} WHERE login = $1"))
         .bind(login)
         .fetch_optional(c)
         .await
 }
 
 pub async fn staff(c: &mut Conn, id: i64) -> Result<Staff, sqlx::Error> {
-    sqlx::query_as(&format!("{STAFF_SELECT} WHERE id = ?"))
+    sqlx::query_as(&format!("{STAFF_SELECT} WHERE id = $1"))
         .bind(id)
         .fetch_one(c)
         .await
@@ -422,7 +586,7 @@ pub async fn create_session(
     now: i64,
     expires_at: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO sessions (token_hash, user_id, staff_id, created_at, expires_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?)")
+    sqlx::query("INSERT INTO sessions (token_hash, user_id, staff_id, created_at, expires_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(token_hash)
         .bind(user_id)
         .bind(staff_id)
@@ -436,7 +600,7 @@ pub async fn create_session(
 
 pub async fn session(c: &mut Conn, token_hash: &str, now: i64) -> Result<Option<Session>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT user_id, staff_id, created_at, expires_at, last_seen_at FROM sessions WHERE token_hash = ? AND expires_at > ?",
+        "SELECT user_id, staff_id, created_at, expires_at, last_seen_at FROM sessions WHERE token_hash = $1 AND expires_at > $2",
     )
     .bind(token_hash)
     .bind(now)
@@ -445,23 +609,23 @@ pub async fn session(c: &mut Conn, token_hash: &str, now: i64) -> Result<Option<
 }
 
 pub async fn touch_session(c: &mut Conn, token_hash: &str, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE sessions SET last_seen_at = ? WHERE token_hash = ?").bind(now).bind(token_hash).execute(c).await?;
+    sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2").bind(now).bind(token_hash).execute(c).await?;
     Ok(())
 }
 
 /// Ends every session of a user (password change, address change).
 pub async fn delete_user_sessions(c: &mut Conn, user_id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM sessions WHERE user_id = ?").bind(user_id).execute(c).await?;
+    sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(c).await?;
     Ok(())
 }
 
 pub async fn delete_staff_sessions(c: &mut Conn, staff_id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM sessions WHERE staff_id = ?").bind(staff_id).execute(c).await?;
+    sqlx::query("DELETE FROM sessions WHERE staff_id = $1").bind(staff_id).execute(c).await?;
     Ok(())
 }
 
 pub async fn delete_session(c: &mut Conn, token_hash: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM sessions WHERE token_hash = ?").bind(token_hash).execute(c).await?;
+    sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(c).await?;
     Ok(())
 }
 
@@ -536,10 +700,10 @@ pub struct NewOrder<'a> {
 }
 
 pub async fn insert_order(c: &mut Conn, o: &NewOrder<'_>) -> Result<i64, sqlx::Error> {
-    let r = sqlx::query(
+    sqlx::query_scalar(
         "INSERT INTO orders (user_id, student_record_id, delivery, payment_method, status, fees, system_fee,
          total, print_number, created_at, pay_deadline, print_deadline, postage)
-         VALUES (?, ?, ?, ?, 'awaiting_payment', ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, 'awaiting_payment', $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
     )
     .bind(o.user_id)
     .bind(o.student_record_id)
@@ -553,9 +717,8 @@ pub async fn insert_order(c: &mut Conn, o: &NewOrder<'_>) -> Result<i64, sqlx::E
     .bind(o.pay_deadline)
     .bind(o.print_deadline)
     .bind(o.postage)
-    .execute(c)
-    .await?;
-    Ok(r.last_insert_rowid())
+    .fetch_one(c)
+    .await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -568,9 +731,9 @@ pub async fn insert_order_line(
     unit_fee: i64,
     copies: i64,
 ) -> Result<i64, sqlx::Error> {
-    let r = sqlx::query(
+    sqlx::query_scalar(
         "INSERT INTO order_lines (order_id, certificate_type_id, name_ja, name_en, unit_fee, copies, amount)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     )
     .bind(order_id)
     .bind(type_id)
@@ -579,9 +742,8 @@ pub async fn insert_order_line(
     .bind(unit_fee)
     .bind(copies)
     .bind(unit_fee * copies)
-    .execute(c)
-    .await?;
-    Ok(r.last_insert_rowid())
+    .fetch_one(c)
+    .await
 }
 
 pub async fn insert_certificate(
@@ -592,7 +754,7 @@ pub async fn insert_certificate(
     now: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO certificates (order_line_id, serial, verification_code, issued_at) VALUES (?, ?, ?, ?)",
+        "INSERT INTO certificates (order_line_id, serial, verification_code, issued_at) VALUES ($1, $2, $3, $4)",
     )
     .bind(order_line_id)
     .bind(serial)
@@ -604,35 +766,35 @@ pub async fn insert_certificate(
 }
 
 pub async fn set_order_document(c: &mut Conn, order_id: i64, pdf: &[u8], pages: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO order_documents (order_id, pdf) VALUES (?, ?) ON CONFLICT (order_id) DO UPDATE SET pdf = excluded.pdf")
+    sqlx::query("INSERT INTO order_documents (order_id, pdf) VALUES ($1, $2) ON CONFLICT (order_id) DO UPDATE SET pdf = excluded.pdf")
         .bind(order_id)
         .bind(pdf)
         .execute(&mut *c)
         .await?;
-    sqlx::query("UPDATE orders SET pages = ? WHERE id = ?").bind(pages).bind(order_id).execute(c).await?;
+    sqlx::query("UPDATE orders SET pages = $1 WHERE id = $2").bind(pages).bind(order_id).execute(c).await?;
     Ok(())
 }
 
 pub async fn order(c: &mut Conn, id: i64) -> Result<Order, sqlx::Error> {
-    sqlx::query_as(&format!("{ORDER_SELECT} WHERE id = ?")).bind(id).fetch_one(c).await
+    sqlx::query_as(&format!("{ORDER_SELECT} WHERE id = $1")).bind(id).fetch_one(c).await
 }
 
 pub async fn order_by_print_number(c: &mut Conn, number: &str) -> Result<Option<Order>, sqlx::Error> {
-    sqlx::query_as(&format!("{ORDER_SELECT} WHERE print_number = ?"))
+    sqlx::query_as(&format!("{ORDER_SELECT} WHERE print_number = $1"))
         .bind(number)
         .fetch_optional(c)
         .await
 }
 
 pub async fn orders_of_user(c: &mut Conn, user_id: i64) -> Result<Vec<Order>, sqlx::Error> {
-    sqlx::query_as(&format!("{ORDER_SELECT} WHERE user_id = ? ORDER BY id DESC"))
+    sqlx::query_as(&format!("{ORDER_SELECT} WHERE user_id = $1 ORDER BY id DESC"))
         .bind(user_id)
         .fetch_all(c)
         .await
 }
 
 pub async fn set_order_post_address(c: &mut Conn, order_id: i64, sealed: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE orders SET post_address_sealed = ? WHERE id = ?").bind(sealed).bind(order_id).execute(c).await?;
+    sqlx::query("UPDATE orders SET post_address_sealed = $1 WHERE id = $2").bind(sealed).bind(order_id).execute(c).await?;
     Ok(())
 }
 
@@ -646,7 +808,7 @@ pub async fn orders_to_post(c: &mut Conn) -> Result<Vec<Order>, sqlx::Error> {
 /// Staff posted it: printed and shipped (only once).
 pub async fn set_order_shipped(c: &mut Conn, order_id: i64, now: i64) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
-        "UPDATE orders SET status = 'printed', printed_at = ?, shipped_at = ? WHERE id = ? AND delivery = 'post' AND status = 'paid' AND shipped_at IS NULL",
+        "UPDATE orders SET status = 'printed', printed_at = $1, shipped_at = $2 WHERE id = $3 AND delivery = 'post' AND status = 'paid' AND shipped_at IS NULL",
     )
     .bind(now)
     .bind(now)
@@ -660,7 +822,7 @@ pub async fn set_order_shipped(c: &mut Conn, order_id: i64, now: i64) -> Result<
 /// 'office'): the order is cancelled (its number stops working), once.
 /// An automatic refund could not be made: why, for staff (kept until one is).
 pub async fn set_refund_error(c: &mut Conn, order_id: i64, error: &str, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE orders SET refund_error = ?, refund_error_at = ? WHERE id = ? AND refunded_at IS NULL")
+    sqlx::query("UPDATE orders SET refund_error = $1, refund_error_at = $2 WHERE id = $3 AND refunded_at IS NULL")
         .bind(error)
         .bind(now)
         .bind(order_id)
@@ -671,8 +833,8 @@ pub async fn set_refund_error(c: &mut Conn, order_id: i64, error: &str, now: i64
 
 pub async fn set_order_refunded(c: &mut Conn, order_id: i64, reason: &str, method: &str, now: i64) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
-        "UPDATE orders SET status = 'cancelled', refunded_at = ?, refund_reason = ?, refund_method = ?, refund_error = NULL
-         WHERE id = ? AND status IN ('paid', 'printed') AND refunded_at IS NULL",
+        "UPDATE orders SET status = 'cancelled', refunded_at = $1, refund_reason = $2, refund_method = $3, refund_error = NULL
+         WHERE id = $4 AND status IN ('paid', 'printed') AND refunded_at IS NULL",
     )
     .bind(now)
     .bind(reason)
@@ -684,20 +846,20 @@ pub async fn set_order_refunded(c: &mut Conn, order_id: i64, reason: &str, metho
 }
 
 pub async fn set_order_smartpit(c: &mut Conn, order_id: i64, number: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE orders SET smartpit_number = ? WHERE id = ? AND smartpit_number IS NULL").bind(number).bind(order_id).execute(c).await?;
+    sqlx::query("UPDATE orders SET smartpit_number = $1 WHERE id = $2 AND smartpit_number IS NULL").bind(number).bind(order_id).execute(c).await?;
     Ok(())
 }
 
 pub async fn order_by_smartpit(c: &mut Conn, number: &str) -> Result<Option<Order>, sqlx::Error> {
-    sqlx::query_as(&format!("{ORDER_SELECT} WHERE smartpit_number = ?")).bind(number).fetch_optional(c).await
+    sqlx::query_as(&format!("{ORDER_SELECT} WHERE smartpit_number = $1")).bind(number).fetch_optional(c).await
 }
 
 pub async fn smartpit_notice_seen(c: &mut Conn, notice_id: &str) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM smartpit_notices WHERE notice_id = ?").bind(notice_id).fetch_one(c).await? > 0)
+    Ok(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM smartpit_notices WHERE notice_id = $1").bind(notice_id).fetch_one(c).await? > 0)
 }
 
 pub async fn insert_smartpit_notice(c: &mut Conn, notice_id: &str, number: &str, order_id: i64, amount: i64, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO smartpit_notices (notice_id, payment_number, order_id, amount, received_at) VALUES (?, ?, ?, ?, ?)")
+    sqlx::query("INSERT INTO smartpit_notices (notice_id, payment_number, order_id, amount, received_at) VALUES ($1, $2, $3, $4, $5)")
         .bind(notice_id)
         .bind(number)
         .bind(order_id)
@@ -718,8 +880,8 @@ pub async fn orders_for_store_print(c: &mut Conn) -> Result<Vec<Order>, sqlx::Er
 /// Records the service's registration, once: true the first time.
 pub async fn set_order_store(c: &mut Conn, order_id: i64, file_id: &str, user_number: &str, reservation_number: &str, now: i64) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
-        "UPDATE orders SET store_file_id = ?, store_user_number = ?, store_reservation_number = ?, store_registered_at = ?
-         WHERE id = ? AND delivery = 'store' AND status = 'paid' AND store_file_id IS NULL",
+        "UPDATE orders SET store_file_id = $1, store_user_number = $2, store_reservation_number = $3, store_registered_at = $4
+         WHERE id = $5 AND delivery = 'store' AND status = 'paid' AND store_file_id IS NULL",
     )
     .bind(file_id)
     .bind(user_number)
@@ -732,12 +894,12 @@ pub async fn set_order_store(c: &mut Conn, order_id: i64, file_id: &str, user_nu
 }
 
 pub async fn order_by_store_file(c: &mut Conn, file_id: &str) -> Result<Option<Order>, sqlx::Error> {
-    sqlx::query_as(&format!("{ORDER_SELECT} WHERE store_file_id = ?")).bind(file_id).fetch_optional(c).await
+    sqlx::query_as(&format!("{ORDER_SELECT} WHERE store_file_id = $1")).bind(file_id).fetch_optional(c).await
 }
 
 /// Records a print notice; false when this notice id was recorded before.
 pub async fn insert_storeprint_notice(c: &mut Conn, notice_id: &str, order_id: i64, event: &str, now: i64) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("INSERT INTO storeprint_notices (notice_id, order_id, event, received_at) VALUES (?, ?, ?, ?) ON CONFLICT (notice_id) DO NOTHING")
+    let r = sqlx::query("INSERT INTO storeprint_notices (notice_id, order_id, event, received_at) VALUES ($1, $2, $3, $4) ON CONFLICT (notice_id) DO NOTHING")
         .bind(notice_id)
         .bind(order_id)
         .bind(event)
@@ -749,7 +911,7 @@ pub async fn insert_storeprint_notice(c: &mut Conn, notice_id: &str, order_id: i
 
 /// A store printed it: the order is printed (only from paid).
 pub async fn set_store_order_printed(c: &mut Conn, order_id: i64, now: i64) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("UPDATE orders SET status = 'printed', printed_at = ? WHERE id = ? AND delivery = 'store' AND status = 'paid'")
+    let r = sqlx::query("UPDATE orders SET status = 'printed', printed_at = $1 WHERE id = $2 AND delivery = 'store' AND status = 'paid'")
         .bind(now)
         .bind(order_id)
         .execute(c)
@@ -759,7 +921,7 @@ pub async fn set_store_order_printed(c: &mut Conn, order_id: i64, now: i64) -> R
 
 /// Marks an order paid offline-of-us (Smart Pit): true only the first time.
 pub async fn set_order_paid_cash(c: &mut Conn, order_id: i64, now: i64) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("UPDATE orders SET status = 'paid', paid_at = ? WHERE id = ? AND status = 'awaiting_payment'")
+    let r = sqlx::query("UPDATE orders SET status = 'paid', paid_at = $1 WHERE id = $2 AND status = 'awaiting_payment'")
         .bind(now)
         .bind(order_id)
         .execute(c)
@@ -768,18 +930,18 @@ pub async fn set_order_paid_cash(c: &mut Conn, order_id: i64, now: i64) -> Resul
 }
 
 pub async fn set_order_paypal(c: &mut Conn, order_id: i64, paypal_order_id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE orders SET paypal_order_id = ? WHERE id = ?").bind(paypal_order_id).bind(order_id).execute(c).await?;
+    sqlx::query("UPDATE orders SET paypal_order_id = $1 WHERE id = $2").bind(paypal_order_id).bind(order_id).execute(c).await?;
     Ok(())
 }
 
 pub async fn order_by_paypal(c: &mut Conn, paypal_order_id: &str) -> Result<Option<Order>, sqlx::Error> {
-    sqlx::query_as(&format!("{ORDER_SELECT} WHERE paypal_order_id = ?")).bind(paypal_order_id).fetch_optional(c).await
+    sqlx::query_as(&format!("{ORDER_SELECT} WHERE paypal_order_id = $1")).bind(paypal_order_id).fetch_optional(c).await
 }
 
 /// Marks an order paid by a PayPal capture: true only the first time.
 pub async fn set_order_paid_online(c: &mut Conn, order_id: i64, capture_id: &str, now: i64) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
-        "UPDATE orders SET status = 'paid', paid_at = ?, capture_id = ? WHERE id = ? AND status = 'awaiting_payment' AND capture_id IS NULL",
+        "UPDATE orders SET status = 'paid', paid_at = $1, capture_id = $2 WHERE id = $3 AND status = 'awaiting_payment' AND capture_id IS NULL",
     )
     .bind(now)
     .bind(capture_id)
@@ -790,7 +952,7 @@ pub async fn set_order_paid_online(c: &mut Conn, order_id: i64, capture_id: &str
 }
 
 pub async fn expire_unpaid_orders(c: &mut Conn, now: i64) -> Result<u64, sqlx::Error> {
-    let r = sqlx::query("UPDATE orders SET status = 'expired' WHERE status IN ('awaiting_payment', 'held') AND pay_deadline <= ?")
+    let r = sqlx::query("UPDATE orders SET status = 'expired' WHERE status IN ('awaiting_payment', 'held') AND pay_deadline <= $1")
         .bind(now)
         .execute(c)
         .await?;
@@ -798,7 +960,7 @@ pub async fn expire_unpaid_orders(c: &mut Conn, now: i64) -> Result<u64, sqlx::E
 }
 
 pub async fn cancel_unpaid_order(c: &mut Conn, order_id: i64) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("UPDATE orders SET status = 'cancelled' WHERE id = ? AND status IN ('awaiting_payment', 'held')")
+    let r = sqlx::query("UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('awaiting_payment', 'held')")
         .bind(order_id)
         .execute(c)
         .await?;
@@ -810,11 +972,11 @@ pub async fn cancel_unpaid_order(c: &mut Conn, order_id: i64) -> Result<bool, sq
 pub async fn search_orders(c: &mut Conn, q: &str, status: &str, limit: i64) -> Result<Vec<Order>, sqlx::Error> {
     let q = q.trim();
     let id: i64 = q.parse().unwrap_or(-1);
-    let like = format!("%{}%", q.replace(['%', '_'], ""));
+    let like = format!("%{}%", q.replace(['%', '_', '\\'], ""));
     let tail = if q.len() == 4 && q.chars().all(|c| c.is_ascii_digit()) { format!("%{q}") } else { "-".into() };
     sqlx::query_as(&format!(
-        "{ORDER_SELECT} WHERE (? = '' OR id = ? OR print_number LIKE ? OR user_id IN (SELECT id FROM users WHERE email LIKE ?))
-         AND (? = '' OR status = ?) ORDER BY id DESC LIMIT ?"
+        "{ORDER_SELECT} WHERE ($1 = '' OR id = $2 OR print_number LIKE $3 OR user_id IN (SELECT id FROM users WHERE lower(email) LIKE lower($4)))
+         AND ($5 = '' OR status = $6) ORDER BY id DESC LIMIT $7"
     ))
     .bind(q)
     .bind(id)
@@ -828,7 +990,7 @@ pub async fn search_orders(c: &mut Conn, q: &str, status: &str, limit: i64) -> R
 }
 
 pub async fn recent_orders(c: &mut Conn, limit: i64) -> Result<Vec<Order>, sqlx::Error> {
-    sqlx::query_as(&format!("{ORDER_SELECT} ORDER BY id DESC LIMIT ?")).bind(limit).fetch_all(c).await
+    sqlx::query_as(&format!("{ORDER_SELECT} ORDER BY id DESC LIMIT $1")).bind(limit).fetch_all(c).await
 }
 
 /// An order (alias `o`) whose refund the office still pays back by hand: a
@@ -880,6 +1042,7 @@ pub struct AdminOrderRow {
     pub capture_id: Option<String>,
     /// The station that printed it (online, else offline).
     pub station: Option<String>,
+    #[sqlx(try_from = "Flag")]
     pub refund_due: bool,
 }
 
@@ -887,27 +1050,27 @@ pub struct AdminOrderRow {
 pub async fn admin_orders(c: &mut Conn, f: &OrderFilter<'_>, limit: i64) -> Result<Vec<AdminOrderRow>, sqlx::Error> {
     let q = f.q.trim();
     let id: i64 = q.parse().unwrap_or(-1);
-    let like = format!("%{}%", q.replace(['%', '_'], ""));
+    let like = format!("%{}%", q.replace(['%', '_', '\\'], ""));
     let tail = if q.len() == 4 && q.chars().all(|c| c.is_ascii_digit()) { format!("%{q}") } else { "-".into() };
     let (from, to) = f.placed.unwrap_or((i64::MIN, i64::MAX));
     sqlx::query_as(&format!(
         "SELECT o.id, o.created_at, o.status, o.delivery, o.payment_method, o.total, o.print_number, o.printed_at, o.shipped_at,
            o.refunded_at, o.refund_paid_back_at, s.name_kanji AS customer, s.student_no, u.email,
            (SELECT l.card_uid FROM ledger l WHERE l.order_id = o.id AND l.kind = 'debit' ORDER BY l.id LIMIT 1) AS card_uid,
-           (SELECT t.brand FROM terminal_payments t WHERE t.order_id = o.id AND t.duplicate = 0 ORDER BY t.paid_at LIMIT 1) AS terminal_brand,
+           (SELECT t.brand FROM terminal_payments t WHERE t.order_id = o.id AND t.duplicate = 0 ORDER BY t.paid_at, t.idempotency_key LIMIT 1) AS terminal_brand,
            o.capture_id,
            COALESCE(
              (SELECT st.name FROM reservations r JOIN stations st ON st.id = r.station_id
                WHERE r.order_id = o.id AND r.status = 'printed' ORDER BY r.id DESC LIMIT 1),
              (SELECT st.name FROM offline_prints p JOIN stations st ON st.id = p.station_id
-               WHERE p.order_id = o.id AND p.outcome = 'printed' ORDER BY p.duplicate, p.printed_at LIMIT 1)) AS station,
+               WHERE p.order_id = o.id AND p.outcome = 'printed' ORDER BY p.duplicate, p.printed_at, p.received_at, p.idempotency_key LIMIT 1)) AS station,
            {REFUND_DUE} AS refund_due
          FROM orders o JOIN users u ON u.id = o.user_id JOIN student_records s ON s.id = o.student_record_id
-         WHERE (? = '' OR o.id = ? OR o.print_number LIKE ? OR u.email LIKE ?)
-           AND (? = '' OR o.status = ?) AND (? = '' OR o.delivery = ?) AND (? = '' OR o.payment_method = ?)
-           AND (? = 0 OR {REFUND_DUE}) AND (? = 0 OR (o.refund_error IS NOT NULL AND o.refunded_at IS NULL))
-           AND o.created_at >= ? AND o.created_at < ?
-         ORDER BY o.id DESC LIMIT ?"
+         WHERE ($1 = '' OR o.id = $2 OR o.print_number LIKE $3 OR lower(u.email) LIKE lower($4))
+           AND ($5 = '' OR o.status = $6) AND ($7 = '' OR o.delivery = $8) AND ($9 = '' OR o.payment_method = $10)
+           AND ($11 = 0 OR {REFUND_DUE}) AND ($12 = 0 OR (o.refund_error IS NOT NULL AND o.refunded_at IS NULL))
+           AND o.created_at >= $13 AND o.created_at < $14
+         ORDER BY o.id DESC LIMIT $15"
     ))
     .bind(q)
     .bind(id)
@@ -919,8 +1082,8 @@ pub async fn admin_orders(c: &mut Conn, f: &OrderFilter<'_>, limit: i64) -> Resu
     .bind(f.delivery)
     .bind(f.payment)
     .bind(f.payment)
-    .bind(f.refund_due)
-    .bind(f.refund_failing)
+    .bind(i64::from(f.refund_due))
+    .bind(i64::from(f.refund_failing))
     .bind(from)
     .bind(to)
     .bind(limit)
@@ -955,8 +1118,8 @@ pub async fn dashboard_counts(c: &mut Conn, day_start: i64, day_end: i64) -> Res
                 (SELECT COUNT(*) FROM orders WHERE status = 'held') AS held,
                 (SELECT COUNT(*) FROM orders o WHERE {REFUND_DUE}) AS refunds_due,
                 (SELECT COUNT(*) FROM orders WHERE refund_error IS NOT NULL AND refunded_at IS NULL) AS refunds_failing,
-                (SELECT COUNT(*) FROM orders WHERE created_at >= ? AND created_at < ?) AS day_orders,
-                (SELECT COALESCE(SUM(total), 0) FROM orders WHERE created_at >= ? AND created_at < ? AND status IN ('paid', 'printed')) AS day_received"
+                (SELECT COUNT(*) FROM orders WHERE created_at >= $1 AND created_at < $2) AS day_orders,
+                (SELECT CAST(COALESCE(SUM(total), 0) AS BIGINT) FROM orders WHERE created_at >= $3 AND created_at < $4 AND status IN ('paid', 'printed')) AS day_received"
     ))
     .bind(day_start)
     .bind(day_end)
@@ -969,7 +1132,7 @@ pub async fn dashboard_counts(c: &mut Conn, day_start: i64, day_end: i64) -> Res
 /// The office paid a refund back by hand: marked once, only where one is due.
 pub async fn set_refund_paid_back(c: &mut Conn, order_id: i64, now: i64) -> Result<bool, sqlx::Error> {
     // the bank details were needed for this payment only: not kept after it
-    let r = sqlx::query(&format!("UPDATE orders AS o SET refund_paid_back_at = ?, refund_bank_sealed = NULL WHERE o.id = ? AND {REFUND_DUE}"))
+    let r = sqlx::query(&format!("UPDATE orders AS o SET refund_paid_back_at = $1, refund_bank_sealed = NULL WHERE o.id = $2 AND {REFUND_DUE}"))
         .bind(now)
         .bind(order_id)
         .execute(c)
@@ -979,7 +1142,7 @@ pub async fn set_refund_paid_back(c: &mut Conn, order_id: i64, now: i64) -> Resu
 
 /// An order's refund: when, why, and when the office paid it back (if it does).
 pub async fn order_refund(c: &mut Conn, order_id: i64) -> Result<Option<(i64, String, Option<i64>)>, sqlx::Error> {
-    sqlx::query_as("SELECT refunded_at, refund_reason, refund_paid_back_at FROM orders WHERE id = ? AND refunded_at IS NOT NULL")
+    sqlx::query_as("SELECT refunded_at, refund_reason, refund_paid_back_at FROM orders WHERE id = $1 AND refunded_at IS NOT NULL")
         .bind(order_id)
         .fetch_optional(c)
         .await
@@ -987,14 +1150,14 @@ pub async fn order_refund(c: &mut Conn, order_id: i64) -> Result<Option<(i64, St
 
 /// Whether the office still pays back a refund of this order.
 pub async fn refund_due(c: &mut Conn, order_id: i64) -> Result<bool, sqlx::Error> {
-    let due: Option<bool> = sqlx::query_scalar(&format!("SELECT {REFUND_DUE} FROM orders o WHERE o.id = ?")).bind(order_id).fetch_optional(c).await?;
-    Ok(due.unwrap_or(false))
+    let due: Option<Flag> = sqlx::query_scalar(&format!("SELECT {REFUND_DUE} FROM orders o WHERE o.id = $1")).bind(order_id).fetch_optional(c).await?;
+    Ok(due.is_some_and(bool::from))
 }
 
 /// Stores the bank account (sealed) for a refund the office still pays
 /// back; false when none is due (paid back already, or no such refund).
 pub async fn set_refund_bank(c: &mut Conn, order_id: i64, sealed: &str, now: i64) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(&format!("UPDATE orders AS o SET refund_bank_sealed = ?, refund_bank_at = ? WHERE o.id = ? AND {REFUND_DUE}"))
+    let r = sqlx::query(&format!("UPDATE orders AS o SET refund_bank_sealed = $1, refund_bank_at = $2 WHERE o.id = $3 AND {REFUND_DUE}"))
         .bind(sealed)
         .bind(now)
         .bind(order_id)
@@ -1009,8 +1172,8 @@ pub async fn set_refund_bank(c: &mut Conn, order_id: i64, sealed: &str, now: i64
 /// (A paid order never tried at a printer is not among them: O-5.)
 pub async fn failed_prints_past_deadline(c: &mut Conn, now: i64) -> Result<Vec<Order>, sqlx::Error> {
     sqlx::query_as(&format!(
-        "{ORDER_SELECT} WHERE delivery = 'campus' AND status = 'paid' AND refunded_at IS NULL AND printed_at IS NULL AND print_deadline <= ?1
-           AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.order_id = orders.id AND r.status = 'active' AND r.expires_at > ?1)
+        "{ORDER_SELECT} WHERE delivery = 'campus' AND status = 'paid' AND refunded_at IS NULL AND printed_at IS NULL AND print_deadline <= $1
+           AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.order_id = orders.id AND r.status = 'active' AND r.expires_at > $1)
            AND (EXISTS (SELECT 1 FROM station_reports sr JOIN reservations r ON r.id = sr.reservation_id
                          WHERE r.order_id = orders.id AND sr.outcome = 'failed')
                 OR EXISTS (SELECT 1 FROM offline_prints p WHERE p.order_id = orders.id AND p.outcome = 'failed'))
@@ -1024,7 +1187,7 @@ pub async fn failed_prints_past_deadline(c: &mut Conn, now: i64) -> Result<Vec<O
 /// Counts one run of the background job `name`.
 pub async fn record_job_run(c: &mut Conn, name: &str, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO job_runs (name, runs, last_run_at) VALUES (?, 1, ?)
+        "INSERT INTO job_runs (name, runs, last_run_at) VALUES ($1, 1, $2)
          ON CONFLICT (name) DO UPDATE SET runs = job_runs.runs + 1, last_run_at = excluded.last_run_at",
     )
     .bind(name)
@@ -1036,13 +1199,13 @@ pub async fn record_job_run(c: &mut Conn, name: &str, now: i64) -> Result<(), sq
 
 /// Holds an order for staff: no configured font has the characters `chars`.
 pub async fn set_order_held(c: &mut Conn, order_id: i64, chars: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE orders SET status = 'held', held_chars = ? WHERE id = ?").bind(chars).bind(order_id).execute(c).await?;
+    sqlx::query("UPDATE orders SET status = 'held', held_chars = $1 WHERE id = $2").bind(chars).bind(order_id).execute(c).await?;
     Ok(())
 }
 
 /// A held order whose characters are still missing when staff try to release it.
 pub async fn set_held_chars(c: &mut Conn, order_id: i64, chars: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE orders SET held_chars = ? WHERE id = ? AND status = 'held'").bind(chars).bind(order_id).execute(c).await?;
+    sqlx::query("UPDATE orders SET held_chars = $1 WHERE id = $2 AND status = 'held'").bind(chars).bind(order_id).execute(c).await?;
     Ok(())
 }
 
@@ -1051,8 +1214,8 @@ pub async fn set_held_chars(c: &mut Conn, order_id: i64, chars: &str) -> Result<
 pub async fn release_held_order(c: &mut Conn, order_id: i64, print_number: Option<&str>, pay_deadline: i64, print_deadline: i64) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
         "UPDATE orders SET status = CASE WHEN paid_at IS NULL THEN 'awaiting_payment' ELSE 'paid' END, held_chars = '',
-           print_number = ?, pay_deadline = ?, print_deadline = ?
-         WHERE id = ? AND status = 'held'",
+           print_number = $1, pay_deadline = $2, print_deadline = $3
+         WHERE id = $4 AND status = 'held'",
     )
     .bind(print_number)
     .bind(pay_deadline)
@@ -1067,7 +1230,7 @@ pub async fn release_held_order(c: &mut Conn, order_id: i64, print_number: Optio
 pub async fn order_copies(c: &mut Conn, order_id: i64) -> Result<Vec<(i64, i64, String, String)>, sqlx::Error> {
     sqlx::query_as(
         "SELECT l.id, l.certificate_type_id, c.serial, c.verification_code FROM certificates c JOIN order_lines l ON l.id = c.order_line_id
-         WHERE l.order_id = ? ORDER BY l.id, c.id",
+         WHERE l.order_id = $1 ORDER BY l.id, c.id",
     )
     .bind(order_id)
     .fetch_all(c)
@@ -1077,7 +1240,7 @@ pub async fn order_copies(c: &mut Conn, order_id: i64) -> Result<Vec<(i64, i64, 
 pub async fn order_lines(c: &mut Conn, order_id: i64) -> Result<Vec<OrderLine>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, certificate_type_id, name_ja, name_en, unit_fee, copies, amount FROM order_lines
-         WHERE order_id = ? ORDER BY id",
+         WHERE order_id = $1 ORDER BY id",
     )
     .bind(order_id)
     .fetch_all(c)
@@ -1085,30 +1248,30 @@ pub async fn order_lines(c: &mut Conn, order_id: i64) -> Result<Vec<OrderLine>, 
 }
 
 pub async fn maintenance_done(c: &mut Conn, name: &str) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM maintenance_done WHERE name = ?").bind(name).fetch_one(c).await? > 0)
+    Ok(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM maintenance_done WHERE name = $1").bind(name).fetch_one(c).await? > 0)
 }
 
 pub async fn mark_maintenance_done(c: &mut Conn, name: &str, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT OR IGNORE INTO maintenance_done (name, done_at) VALUES (?, ?)").bind(name).bind(now).execute(c).await?;
+    sqlx::query("INSERT INTO maintenance_done (name, done_at) VALUES ($1, $2) ON CONFLICT DO NOTHING").bind(name).bind(now).execute(c).await?;
     Ok(())
 }
 
 /// Orders whose PDF was stored before PDFs were sealed.
 pub async fn orders_with_plain_pdf(c: &mut Conn) -> Result<Vec<i64>, sqlx::Error> {
-    sqlx::query_scalar("SELECT order_id FROM order_documents WHERE substr(pdf, 1, 4) = CAST('%PDF' AS BLOB) ORDER BY order_id").fetch_all(c).await
+    sqlx::query_scalar("SELECT order_id FROM order_documents WHERE substr(pdf, 1, 4) = $1 ORDER BY order_id").bind(b"%PDF".to_vec()).fetch_all(c).await
 }
 
 pub async fn replace_order_document(c: &mut Conn, order_id: i64, stored: &[u8]) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE order_documents SET pdf = ? WHERE order_id = ?").bind(stored).bind(order_id).execute(c).await?;
+    sqlx::query("UPDATE order_documents SET pdf = $1 WHERE order_id = $2").bind(stored).bind(order_id).execute(c).await?;
     Ok(())
 }
 
 pub async fn order_document(c: &mut Conn, order_id: i64) -> Result<Option<Vec<u8>>, sqlx::Error> {
-    sqlx::query_scalar("SELECT pdf FROM order_documents WHERE order_id = ?").bind(order_id).fetch_optional(c).await
+    sqlx::query_scalar("SELECT pdf FROM order_documents WHERE order_id = $1").bind(order_id).fetch_optional(c).await
 }
 
 pub async fn set_order_paid(c: &mut Conn, order_id: i64, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE orders SET status = 'paid', paid_at = ? WHERE id = ?")
+    sqlx::query("UPDATE orders SET status = 'paid', paid_at = $1 WHERE id = $2")
         .bind(now)
         .bind(order_id)
         .execute(c)
@@ -1117,7 +1280,7 @@ pub async fn set_order_paid(c: &mut Conn, order_id: i64, now: i64) -> Result<(),
 }
 
 pub async fn set_order_printed(c: &mut Conn, order_id: i64, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE orders SET status = 'printed', printed_at = ? WHERE id = ?")
+    sqlx::query("UPDATE orders SET status = 'printed', printed_at = $1 WHERE id = $2")
         .bind(now)
         .bind(order_id)
         .execute(c)
@@ -1136,7 +1299,7 @@ pub struct Card {
 
 /// A linked card (active or blocked); a card its holder unlinked is no card here.
 pub async fn card(c: &mut Conn, uid: &str) -> Result<Option<Card>, sqlx::Error> {
-    sqlx::query_as("SELECT uid, user_id, status FROM ic_cards WHERE uid = ? AND unlinked_at IS NULL").bind(uid).fetch_optional(c).await
+    sqlx::query_as("SELECT uid, user_id, status FROM ic_cards WHERE uid = $1 AND unlinked_at IS NULL").bind(uid).fetch_optional(c).await
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -1150,8 +1313,8 @@ pub struct CardSummary {
 
 pub async fn cards_of_user(c: &mut Conn, user_id: i64) -> Result<Vec<CardSummary>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT k.uid, k.label, k.status, k.linked_at, COALESCE((SELECT SUM(amount) FROM ledger WHERE card_uid = k.uid), 0) AS balance
-         FROM ic_cards k WHERE k.user_id = ? AND k.unlinked_at IS NULL ORDER BY k.linked_at",
+        "SELECT k.uid, k.label, k.status, k.linked_at, COALESCE((SELECT CAST(SUM(amount) AS BIGINT) FROM ledger WHERE card_uid = k.uid), 0) AS balance
+         FROM ic_cards k WHERE k.user_id = $1 AND k.unlinked_at IS NULL ORDER BY k.linked_at, k.uid",
     )
     .bind(user_id)
     .fetch_all(c)
@@ -1173,11 +1336,11 @@ pub async fn ledger_of_user(c: &mut Conn, user_id: i64, limit: i64) -> Result<Ve
     sqlx::query_as(
         "SELECT card_uid, amount, kind, order_id, created_at FROM (
            SELECT l.id, l.card_uid, l.amount, l.kind, l.order_id, l.created_at FROM ledger l JOIN ic_cards k ON k.uid = l.card_uid
-            WHERE k.user_id = ? AND k.unlinked_at IS NULL AND l.created_at >= k.history_from
+            WHERE k.user_id = $1 AND k.unlinked_at IS NULL AND l.created_at >= k.history_from
            UNION
            SELECT l.id, l.card_uid, l.amount, l.kind, l.order_id, l.created_at FROM ledger l JOIN card_unlinks u ON u.card_uid = l.card_uid
-            WHERE u.user_id = ? AND l.created_at >= u.history_from AND l.created_at <= u.unlinked_at
-         ) ORDER BY id DESC LIMIT ?",
+            WHERE u.user_id = $2 AND l.created_at >= u.history_from AND l.created_at <= u.unlinked_at
+         ) AS lines ORDER BY id DESC LIMIT $3",
     )
     .bind(user_id)
     .bind(user_id)
@@ -1188,7 +1351,7 @@ pub async fn ledger_of_user(c: &mut Conn, user_id: i64, limit: i64) -> Result<Ve
 
 /// Blocks a card of this user (lost): true when it was theirs and active.
 pub async fn block_card(c: &mut Conn, uid: &str, user_id: i64) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("UPDATE ic_cards SET status = 'blocked' WHERE uid = ? AND user_id = ? AND status = 'active' AND unlinked_at IS NULL")
+    let r = sqlx::query("UPDATE ic_cards SET status = 'blocked' WHERE uid = $1 AND user_id = $2 AND status = 'active' AND unlinked_at IS NULL")
         .bind(uid)
         .bind(user_id)
         .execute(c)
@@ -1200,7 +1363,7 @@ pub async fn block_card(c: &mut Conn, uid: &str, user_id: i64) -> Result<bool, s
 /// holder unlinked (its ledger stays; the new holder's history starts now).
 pub async fn link_card(c: &mut Conn, uid: &str, user_id: i64, label: &str, now: i64) -> Result<(), sqlx::Error> {
     let r = sqlx::query(
-        "INSERT INTO ic_cards (uid, user_id, label, linked_at) VALUES (?, ?, ?, ?)
+        "INSERT INTO ic_cards (uid, user_id, label, linked_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT(uid) DO UPDATE SET user_id = excluded.user_id, label = excluded.label, status = 'active',
            linked_at = excluded.linked_at, history_from = excluded.linked_at, unlinked_at = NULL
          WHERE ic_cards.unlinked_at IS NOT NULL",
@@ -1224,7 +1387,7 @@ pub async fn link_card(c: &mut Conn, uid: &str, user_id: i64, label: &str, now: 
 pub async fn unlink_card(c: &mut Conn, uid: &str, user_id: i64, now: i64) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
         "INSERT INTO card_unlinks (card_uid, user_id, history_from, unlinked_at)
-         SELECT uid, user_id, history_from, ? FROM ic_cards WHERE uid = ? AND user_id = ? AND status = 'active' AND unlinked_at IS NULL",
+         SELECT uid, user_id, history_from, $1 FROM ic_cards WHERE uid = $2 AND user_id = $3 AND status = 'active' AND unlinked_at IS NULL",
     )
     .bind(now)
     .bind(uid)
@@ -1234,13 +1397,13 @@ pub async fn unlink_card(c: &mut Conn, uid: &str, user_id: i64, now: i64) -> Res
     if r.rows_affected() != 1 {
         return Ok(false);
     }
-    sqlx::query("UPDATE ic_cards SET unlinked_at = ? WHERE uid = ?").bind(now).bind(uid).execute(c).await?;
+    sqlx::query("UPDATE ic_cards SET unlinked_at = $1 WHERE uid = $2").bind(now).bind(uid).execute(c).await?;
     Ok(true)
 }
 
 /// A one-time code that links `card_uid` (its keyed hash only).
 pub async fn insert_card_link_code(c: &mut Conn, code_hash: &str, card_uid: &str, station_id: i64, now: i64, expires_at: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO card_link_codes (code_hash, card_uid, station_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
+    sqlx::query("INSERT INTO card_link_codes (code_hash, card_uid, station_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
         .bind(code_hash)
         .bind(card_uid)
         .bind(station_id)
@@ -1254,19 +1417,19 @@ pub async fn insert_card_link_code(c: &mut Conn, code_hash: &str, card_uid: &str
 /// The card's codes not used yet stop working (a newer one replaces them);
 /// codes that lapsed before `forget_before` are deleted.
 pub async fn retire_card_link_codes(c: &mut Conn, card_uid: &str, now: i64, forget_before: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE card_link_codes SET expires_at = ? WHERE card_uid = ? AND used_at IS NULL AND expires_at > ?")
+    sqlx::query("UPDATE card_link_codes SET expires_at = $1 WHERE card_uid = $2 AND used_at IS NULL AND expires_at > $3")
         .bind(now)
         .bind(card_uid)
         .bind(now)
         .execute(&mut *c)
         .await?;
-    sqlx::query("DELETE FROM card_link_codes WHERE expires_at < ?").bind(forget_before).execute(c).await?;
+    sqlx::query("DELETE FROM card_link_codes WHERE expires_at < $1").bind(forget_before).execute(c).await?;
     Ok(())
 }
 
 /// True when a live (unused, unexpired) code has this hash.
 pub async fn card_link_code_live(c: &mut Conn, code_hash: &str, now: i64) -> Result<bool, sqlx::Error> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM card_link_codes WHERE code_hash = ? AND used_at IS NULL AND expires_at > ?")
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM card_link_codes WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2")
         .bind(code_hash)
         .bind(now)
         .fetch_one(c)
@@ -1277,8 +1440,8 @@ pub async fn card_link_code_live(c: &mut Conn, code_hash: &str, now: i64) -> Res
 /// Uses a live code once: the card it links, or None (unknown, used, expired).
 pub async fn use_card_link_code(c: &mut Conn, code_hash: &str, user_id: i64, now: i64) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar(
-        "UPDATE card_link_codes SET used_at = ?, used_by = ?
-         WHERE id = (SELECT id FROM card_link_codes WHERE code_hash = ? AND used_at IS NULL AND expires_at > ? ORDER BY id DESC LIMIT 1)
+        "UPDATE card_link_codes SET used_at = $1, used_by = $2
+         WHERE used_at IS NULL AND id = (SELECT id FROM card_link_codes WHERE code_hash = $3 AND used_at IS NULL AND expires_at > $4 ORDER BY id DESC LIMIT 1)
          RETURNING card_uid",
     )
     .bind(now)
@@ -1290,7 +1453,7 @@ pub async fn use_card_link_code(c: &mut Conn, code_hash: &str, user_id: i64, now
 }
 
 pub async fn card_balance(c: &mut Conn, uid: &str) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE card_uid = ?")
+    sqlx::query_scalar("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger WHERE card_uid = $1")
         .bind(uid)
         .fetch_one(c)
         .await
@@ -1306,14 +1469,14 @@ pub struct LedgerEntry {
 }
 
 pub async fn ledger_by_key(c: &mut Conn, key: &str) -> Result<Option<LedgerEntry>, sqlx::Error> {
-    sqlx::query_as("SELECT id, card_uid, amount, kind, order_id FROM ledger WHERE idempotency_key = ?")
+    sqlx::query_as("SELECT id, card_uid, amount, kind, order_id FROM ledger WHERE idempotency_key = $1")
         .bind(key)
         .fetch_optional(c)
         .await
 }
 
 pub async fn ledger_for_order(c: &mut Conn, order_id: i64) -> Result<Vec<LedgerEntry>, sqlx::Error> {
-    sqlx::query_as("SELECT id, card_uid, amount, kind, order_id FROM ledger WHERE order_id = ? ORDER BY id")
+    sqlx::query_as("SELECT id, card_uid, amount, kind, order_id FROM ledger WHERE order_id = $1 ORDER BY id")
         .bind(order_id)
         .fetch_all(c)
         .await
@@ -1332,7 +1495,7 @@ pub async fn insert_ledger(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO ledger (card_uid, amount, kind, order_id, station_id, idempotency_key, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(uid)
     .bind(amount)
@@ -1357,20 +1520,24 @@ pub struct Station {
     pub enrolled_at: Option<i64>,
     pub last_seen: Option<i64>,
     pub version: Option<String>,
+    #[sqlx(try_from = "MaybeFlag")]
     pub printer_reachable: Option<bool>,
     pub printer_state: Option<String>,
     pub printer_reasons: Option<String>,
     pub printer_message: Option<String>,
+    #[sqlx(try_from = "MaybeFlag")]
     pub reader_present: Option<bool>,
     pub outbox_len: Option<i64>,
     pub clock_skew_s: Option<i64>,
     pub markers: String,
     pub media_ready: String,
+    #[sqlx(try_from = "MaybeFlag")]
     pub terminal_present: Option<bool>,
     pub disk_free_mb: Option<i64>,
     pub uptime_s: Option<i64>,
     pub jobs_printed: i64,
     pub alert: String,
+    #[sqlx(try_from = "Flag")]
     pub in_service: bool,
     pub test_page_wanted: i64,
     pub test_page_done: i64,
@@ -1385,13 +1552,13 @@ const STATION_SELECT: &str = "SELECT id, name, status, created_at, enrolled_at, 
 
 /// Operators take a station out of service (maintenance) or back.
 pub async fn set_station_in_service(c: &mut Conn, id: i64, in_service: bool) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("UPDATE stations SET in_service = ? WHERE id = ? AND status = 'active'").bind(in_service).bind(id).execute(c).await?;
+    let r = sqlx::query("UPDATE stations SET in_service = $1 WHERE id = $2 AND status = 'active'").bind(i64::from(in_service)).bind(id).execute(c).await?;
     Ok(r.rows_affected() == 1)
 }
 
 /// Operators ask for a test page: the request's number.
 pub async fn request_test_page(c: &mut Conn, id: i64) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar("UPDATE stations SET test_page_wanted = test_page_wanted + 1 WHERE id = ? AND status = 'active' RETURNING test_page_wanted")
+    sqlx::query_scalar("UPDATE stations SET test_page_wanted = test_page_wanted + 1 WHERE id = $1 AND status = 'active' RETURNING test_page_wanted")
         .bind(id)
         .fetch_optional(c)
         .await
@@ -1399,7 +1566,7 @@ pub async fn request_test_page(c: &mut Conn, id: i64) -> Result<Option<i64>, sql
 
 /// The station printed (or failed to print) test page `request`.
 pub async fn test_page_done(c: &mut Conn, id: i64, request: i64, result: &str, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE stations SET test_page_done = ?, test_page_result = ?, test_page_at = ? WHERE id = ? AND test_page_done < ?")
+    sqlx::query("UPDATE stations SET test_page_done = $1, test_page_result = $2, test_page_at = $3 WHERE id = $4 AND test_page_done < $5")
         .bind(request)
         .bind(result)
         .bind(now)
@@ -1411,12 +1578,11 @@ pub async fn test_page_done(c: &mut Conn, id: i64, request: i64, result: &str, n
 }
 
 pub async fn insert_station(c: &mut Conn, name: &str, now: i64) -> Result<i64, sqlx::Error> {
-    let r = sqlx::query("INSERT INTO stations (name, created_at) VALUES (?, ?)")
+    sqlx::query_scalar("INSERT INTO stations (name, created_at) VALUES ($1, $2) RETURNING id")
         .bind(name)
         .bind(now)
-        .execute(c)
-        .await?;
-    Ok(r.last_insert_rowid())
+        .fetch_one(c)
+        .await
 }
 
 pub async fn insert_enrolment_code(
@@ -1428,7 +1594,7 @@ pub async fn insert_enrolment_code(
     expires_at: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO enrolment_codes (code_hash, station_id, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO enrolment_codes (code_hash, station_id, created_by, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(code_hash)
     .bind(station_id)
@@ -1443,7 +1609,7 @@ pub async fn insert_enrolment_code(
 /// Marks an unused, unexpired code used and returns its station, atomically.
 pub async fn consume_enrolment_code(c: &mut Conn, code_hash: &str, now: i64) -> Result<Option<i64>, sqlx::Error> {
     sqlx::query_scalar(
-        "UPDATE enrolment_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL AND expires_at > ?
+        "UPDATE enrolment_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL AND expires_at > $3
            AND station_id IN (SELECT id FROM stations WHERE status = 'pending')
          RETURNING station_id",
     )
@@ -1461,7 +1627,7 @@ pub async fn activate_station(
     version: &str,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE stations SET token_hash = ?, status = 'active', enrolled_at = ?, version = ? WHERE id = ?")
+    sqlx::query("UPDATE stations SET token_hash = $1, status = 'active', enrolled_at = $2, version = $3 WHERE id = $4")
         .bind(token_hash)
         .bind(now)
         .bind(version)
@@ -1472,14 +1638,14 @@ pub async fn activate_station(
 }
 
 pub async fn station_by_token(c: &mut Conn, token_hash: &str) -> Result<Option<Station>, sqlx::Error> {
-    sqlx::query_as(&format!("{STATION_SELECT} WHERE token_hash = ?"))
+    sqlx::query_as(&format!("{STATION_SELECT} WHERE token_hash = $1"))
         .bind(token_hash)
         .fetch_optional(c)
         .await
 }
 
 pub async fn station(c: &mut Conn, id: i64) -> Result<Option<Station>, sqlx::Error> {
-    sqlx::query_as(&format!("{STATION_SELECT} WHERE id = ?")).bind(id).fetch_optional(c).await
+    sqlx::query_as(&format!("{STATION_SELECT} WHERE id = $1")).bind(id).fetch_optional(c).await
 }
 
 /// Orders per status (metrics).
@@ -1504,11 +1670,11 @@ pub async fn stations(c: &mut Conn) -> Result<Vec<Station>, sqlx::Error> {
 
 /// Revokes a station and deletes its unused enrolment codes.
 pub async fn revoke_station(c: &mut Conn, id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE stations SET status = 'revoked', token_hash = NULL WHERE id = ?")
+    sqlx::query("UPDATE stations SET status = 'revoked', token_hash = NULL WHERE id = $1")
         .bind(id)
         .execute(&mut *c)
         .await?;
-    sqlx::query("DELETE FROM enrolment_codes WHERE station_id = ? AND used_at IS NULL").bind(id).execute(&mut *c).await?;
+    sqlx::query("DELETE FROM enrolment_codes WHERE station_id = $1 AND used_at IS NULL").bind(id).execute(&mut *c).await?;
     Ok(())
 }
 
@@ -1533,23 +1699,23 @@ pub struct HeartbeatRow<'a> {
 
 pub async fn record_heartbeat(c: &mut Conn, id: i64, h: &HeartbeatRow<'_>, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE stations SET last_seen = ?, version = ?, printer_reachable = ?, printer_state = ?,
-         printer_reasons = ?, printer_message = ?, reader_present = ?, outbox_len = ?, clock_skew_s = ?,
-         markers = ?, media_ready = ?, terminal_present = ?, disk_free_mb = ?, uptime_s = ?, jobs_printed = ?
-         WHERE id = ?",
+        "UPDATE stations SET last_seen = $1, version = $2, printer_reachable = $3, printer_state = $4,
+         printer_reasons = $5, printer_message = $6, reader_present = $7, outbox_len = $8, clock_skew_s = $9,
+         markers = $10, media_ready = $11, terminal_present = $12, disk_free_mb = $13, uptime_s = $14, jobs_printed = $15
+         WHERE id = $16",
     )
     .bind(now)
     .bind(h.version)
-    .bind(h.printer_reachable)
+    .bind(i64::from(h.printer_reachable))
     .bind(h.printer_state)
     .bind(h.printer_reasons)
     .bind(h.printer_message)
-    .bind(h.reader_present)
+    .bind(i64::from(h.reader_present))
     .bind(h.outbox_len)
     .bind(h.clock_skew_s)
     .bind(h.markers)
     .bind(h.media_ready)
-    .bind(h.terminal_present)
+    .bind(h.terminal_present.map(i64::from))
     .bind(h.disk_free_mb)
     .bind(h.uptime_s)
     .bind(h.jobs_printed)
@@ -1560,17 +1726,18 @@ pub async fn record_heartbeat(c: &mut Conn, id: i64, h: &HeartbeatRow<'_>, now: 
     // worst of the minute (not ready at any beat = not ready that minute)
     sqlx::query(
         "INSERT INTO station_samples (station_id, at, printer_ready, printer_state, reasons, supply_level, jobs_printed)
-         VALUES (?, ?, ?, ?, ?, ?, ?)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (station_id, at) DO UPDATE SET
-           printer_ready = min(printer_ready, excluded.printer_ready),
-           printer_state = CASE WHEN excluded.printer_ready THEN printer_state ELSE excluded.printer_state END,
-           reasons = CASE WHEN excluded.printer_ready THEN reasons ELSE excluded.reasons END,
-           supply_level = coalesce(min(supply_level, excluded.supply_level), supply_level, excluded.supply_level),
-           jobs_printed = max(jobs_printed, excluded.jobs_printed)",
+           printer_ready = CASE WHEN excluded.printer_ready < station_samples.printer_ready THEN excluded.printer_ready ELSE station_samples.printer_ready END,
+           printer_state = CASE WHEN excluded.printer_ready = 1 THEN station_samples.printer_state ELSE excluded.printer_state END,
+           reasons = CASE WHEN excluded.printer_ready = 1 THEN station_samples.reasons ELSE excluded.reasons END,
+           supply_level = CASE WHEN excluded.supply_level < station_samples.supply_level OR station_samples.supply_level IS NULL
+                               THEN excluded.supply_level ELSE station_samples.supply_level END,
+           jobs_printed = CASE WHEN excluded.jobs_printed > station_samples.jobs_printed THEN excluded.jobs_printed ELSE station_samples.jobs_printed END",
     )
     .bind(id)
     .bind(now - now % 60)
-    .bind(h.printer_ready)
+    .bind(i64::from(h.printer_ready))
     .bind(h.printer_state)
     .bind(h.printer_reasons)
     .bind(h.supply_level)
@@ -1584,6 +1751,7 @@ pub async fn record_heartbeat(c: &mut Conn, id: i64, h: &HeartbeatRow<'_>, now: 
 #[derive(Debug, Clone, FromRow)]
 pub struct StationSample {
     pub at: i64,
+    #[sqlx(try_from = "Flag")]
     pub printer_ready: bool,
     pub printer_state: String,
     pub reasons: String,
@@ -1594,7 +1762,7 @@ pub struct StationSample {
 pub async fn station_samples(c: &mut Conn, station_id: i64, since: i64) -> Result<Vec<StationSample>, sqlx::Error> {
     sqlx::query_as(
         "SELECT at, printer_ready, printer_state, reasons, supply_level, jobs_printed FROM station_samples
-         WHERE station_id = ? AND at >= ? ORDER BY at",
+         WHERE station_id = $1 AND at >= $2 ORDER BY at",
     )
     .bind(station_id)
     .bind(since)
@@ -1604,12 +1772,12 @@ pub async fn station_samples(c: &mut Conn, station_id: i64, since: i64) -> Resul
 
 /// Samples older than `before` go (kept: two days).
 pub async fn prune_station_samples(c: &mut Conn, before: i64) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query("DELETE FROM station_samples WHERE at < ?").bind(before).execute(c).await?.rows_affected())
+    Ok(sqlx::query("DELETE FROM station_samples WHERE at < $1").bind(before).execute(c).await?.rows_affected())
 }
 
 /// Remembers what operators were last alerted about for a station.
 pub async fn set_station_alert(c: &mut Conn, id: i64, alert: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE stations SET alert = ? WHERE id = ?").bind(alert).bind(id).execute(c).await?;
+    sqlx::query("UPDATE stations SET alert = $1 WHERE id = $2").bind(alert).bind(id).execute(c).await?;
     Ok(())
 }
 
@@ -1628,7 +1796,7 @@ pub struct ReservationRow {
 pub async fn live_reservations(c: &mut Conn, order_id: i64, now: i64) -> Result<Vec<ReservationRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, order_id, station_id, created_at, expires_at, status FROM reservations
-         WHERE order_id = ? AND status = 'active' AND expires_at > ?",
+         WHERE order_id = $1 AND status = 'active' AND expires_at > $2",
     )
     .bind(order_id)
     .bind(now)
@@ -1643,32 +1811,31 @@ pub async fn insert_reservation(
     now: i64,
     expires_at: i64,
 ) -> Result<i64, sqlx::Error> {
-    let r = sqlx::query(
-        "INSERT INTO reservations (order_id, station_id, created_at, expires_at, status) VALUES (?, ?, ?, ?, 'active')",
+    sqlx::query_scalar(
+        "INSERT INTO reservations (order_id, station_id, created_at, expires_at, status) VALUES ($1, $2, $3, $4, 'active') RETURNING id",
     )
     .bind(order_id)
     .bind(station_id)
     .bind(now)
     .bind(expires_at)
-    .execute(c)
-    .await?;
-    Ok(r.last_insert_rowid())
+    .fetch_one(c)
+    .await
 }
 
 pub async fn reservation(c: &mut Conn, id: i64) -> Result<Option<ReservationRow>, sqlx::Error> {
-    sqlx::query_as("SELECT id, order_id, station_id, created_at, expires_at, status FROM reservations WHERE id = ?")
+    sqlx::query_as("SELECT id, order_id, station_id, created_at, expires_at, status FROM reservations WHERE id = $1")
         .bind(id)
         .fetch_optional(c)
         .await
 }
 
 pub async fn set_reservation_status(c: &mut Conn, id: i64, status: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE reservations SET status = ? WHERE id = ?").bind(status).bind(id).execute(c).await?;
+    sqlx::query("UPDATE reservations SET status = $1 WHERE id = $2").bind(status).bind(id).execute(c).await?;
     Ok(())
 }
 
 pub async fn extend_reservation(c: &mut Conn, id: i64, expires_at: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE reservations SET expires_at = MAX(expires_at, ?) WHERE id = ?")
+    sqlx::query("UPDATE reservations SET expires_at = CASE WHEN expires_at > $1 THEN expires_at ELSE $1 END WHERE id = $2")
         .bind(expires_at)
         .bind(id)
         .execute(c)
@@ -1682,7 +1849,7 @@ pub struct StationReport {
 }
 
 pub async fn station_report(c: &mut Conn, key: &str) -> Result<Option<StationReport>, sqlx::Error> {
-    sqlx::query_as("SELECT outcome FROM station_reports WHERE idempotency_key = ?")
+    sqlx::query_as("SELECT outcome FROM station_reports WHERE idempotency_key = $1")
         .bind(key)
         .fetch_optional(c)
         .await
@@ -1703,7 +1870,7 @@ pub async fn insert_station_report(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO station_reports (idempotency_key, station_id, reservation_id, outcome, detail, ipp_job_id,
-         station_time, received_at, duplicate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         station_time, received_at, duplicate) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(key)
     .bind(station_id)
@@ -1713,7 +1880,7 @@ pub async fn insert_station_report(
     .bind(ipp_job_id)
     .bind(station_time)
     .bind(now)
-    .bind(duplicate)
+    .bind(i64::from(duplicate))
     .execute(c)
     .await?;
     Ok(())
@@ -1737,32 +1904,33 @@ pub struct Mail {
 const MAIL_SELECT: &str = "SELECT id, to_addr, subject, sealed, created_at, attempts, sent_at, last_error FROM outbox";
 
 pub async fn enqueue_mail(c: &mut Conn, to: &str, subject: &str, sealed: &str, now: i64) -> Result<i64, sqlx::Error> {
-    let r = sqlx::query("INSERT INTO outbox (to_addr, subject, body, body_html, sealed, created_at, next_attempt_at) VALUES (?, ?, '', '', ?, ?, ?)")
+    sqlx::query_scalar("INSERT INTO outbox (to_addr, subject, body, body_html, sealed, created_at, next_attempt_at) VALUES ($1, $2, '', '', $3, $4, $5) RETURNING id")
         .bind(to)
         .bind(subject)
         .bind(sealed)
         .bind(now)
         .bind(now)
-        .execute(c)
-        .await?;
-    Ok(r.last_insert_rowid())
+        .fetch_one(c)
+    .await
 }
 
 /// Rows from before bodies were sealed: (id, to, body, html, sent).
 pub async fn plain_mails(c: &mut Conn) -> Result<Vec<(i64, String, String, String, bool)>, sqlx::Error> {
-    sqlx::query_as("SELECT id, to_addr, body, body_html, sent_at IS NOT NULL FROM outbox WHERE sealed IS NULL AND (body <> '' OR body_html <> '')")
-        .fetch_all(c)
-        .await
+    let rows: Vec<(i64, String, String, String, Flag)> =
+        sqlx::query_as("SELECT id, to_addr, body, body_html, sent_at IS NOT NULL FROM outbox WHERE sealed IS NULL AND (body <> '' OR body_html <> '')")
+            .fetch_all(c)
+            .await?;
+    Ok(rows.into_iter().map(|(id, to, body, html, sent)| (id, to, body, html, sent.into())).collect())
 }
 
 pub async fn set_mail_sealed(c: &mut Conn, id: i64, sealed: Option<&str>) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE outbox SET sealed = ?, body = '', body_html = '' WHERE id = ?").bind(sealed).bind(id).execute(c).await?;
+    sqlx::query("UPDATE outbox SET sealed = $1, body = '', body_html = '' WHERE id = $2").bind(sealed).bind(id).execute(c).await?;
     Ok(())
 }
 
 pub async fn due_mails(c: &mut Conn, now: i64, limit: i64) -> Result<Vec<Mail>, sqlx::Error> {
     sqlx::query_as(
-        &format!("{MAIL_SELECT} WHERE sent_at IS NULL AND next_attempt_at <= ? ORDER BY id LIMIT ?"),
+        &format!("{MAIL_SELECT} WHERE sent_at IS NULL AND next_attempt_at <= $1 ORDER BY id LIMIT $2"),
     )
     .bind(now)
     .bind(limit)
@@ -1772,7 +1940,7 @@ pub async fn due_mails(c: &mut Conn, now: i64, limit: i64) -> Result<Vec<Mail>, 
 
 pub async fn recent_mails(c: &mut Conn, limit: i64) -> Result<Vec<Mail>, sqlx::Error> {
     sqlx::query_as(
-        &format!("{MAIL_SELECT} ORDER BY id DESC LIMIT ?"),
+        &format!("{MAIL_SELECT} ORDER BY id DESC LIMIT $1"),
     )
     .bind(limit)
     .fetch_all(c)
@@ -1781,7 +1949,7 @@ pub async fn recent_mails(c: &mut Conn, limit: i64) -> Result<Vec<Mail>, sqlx::E
 
 pub async fn mark_mail_sent(c: &mut Conn, id: i64, now: i64) -> Result<(), sqlx::Error> {
     // delivered: the body is not kept
-    sqlx::query("UPDATE outbox SET sent_at = ?, attempts = attempts + 1, last_error = NULL, sealed = NULL, body = '', body_html = '' WHERE id = ?")
+    sqlx::query("UPDATE outbox SET sent_at = $1, attempts = attempts + 1, last_error = NULL, sealed = NULL, body = '', body_html = '' WHERE id = $2")
         .bind(now)
         .bind(id)
         .execute(c)
@@ -1790,7 +1958,7 @@ pub async fn mark_mail_sent(c: &mut Conn, id: i64, now: i64) -> Result<(), sqlx:
 }
 
 pub async fn mark_mail_failed(c: &mut Conn, id: i64, error: &str, next_attempt_at: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?")
+    sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2 WHERE id = $3")
         .bind(error)
         .bind(next_attempt_at)
         .bind(id)
@@ -1815,7 +1983,7 @@ pub struct AuditEvent<'a> {
 }
 
 pub async fn audit_event(c: &mut Conn, e: &AuditEvent<'_>, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO audit_log (at, actor, action, target, ip, detail) VALUES (?, ?, ?, ?, ?, ?)")
+    sqlx::query("INSERT INTO audit_log (at, actor, action, target, ip, detail) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(now)
         .bind(e.actor)
         .bind(e.action)
@@ -1838,7 +2006,7 @@ pub struct AuditRow {
 }
 
 pub async fn recent_audit(c: &mut Conn, limit: i64) -> Result<Vec<AuditRow>, sqlx::Error> {
-    sqlx::query_as("SELECT at, actor, action, target, ip, detail FROM audit_log ORDER BY id DESC LIMIT ?")
+    sqlx::query_as("SELECT at, actor, action, target, ip, detail FROM audit_log ORDER BY id DESC LIMIT $1")
         .bind(limit)
         .fetch_all(c)
         .await
@@ -1869,7 +2037,7 @@ pub async fn insert_token(
 ) -> Result<(), sqlx::Error> {
     // a new link voids the older ones of the same purpose for the same person
     // (address and subject), never anyone else's
-    sqlx::query("UPDATE one_time_tokens SET voided_at = ? WHERE purpose = ? AND email = ? AND subject = ? AND used_at IS NULL AND voided_at IS NULL")
+    sqlx::query("UPDATE one_time_tokens SET voided_at = $1 WHERE purpose = $2 AND email = $3 AND subject = $4 AND used_at IS NULL AND voided_at IS NULL")
         .bind(now)
         .bind(purpose)
         .bind(email)
@@ -1877,7 +2045,7 @@ pub async fn insert_token(
         .execute(&mut *c)
         .await?;
     sqlx::query(
-        "INSERT INTO one_time_tokens (token_hash, purpose, email, user_id, subject, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO one_time_tokens (token_hash, purpose, email, user_id, subject, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(token_hash)
     .bind(purpose)
@@ -1894,8 +2062,8 @@ pub async fn insert_token(
 /// Uses a token: one UPDATE, so of two concurrent opens exactly one gets the row.
 pub async fn consume_token(c: &mut Conn, token_hash: &str, purpose: &str, now: i64) -> Result<Option<OneTimeToken>, sqlx::Error> {
     sqlx::query_as(
-        "UPDATE one_time_tokens SET used_at = ? WHERE token_hash = ? AND purpose = ? AND used_at IS NULL
-         AND voided_at IS NULL AND expires_at > ? RETURNING id, purpose, email, user_id, subject, expires_at",
+        "UPDATE one_time_tokens SET used_at = $1 WHERE token_hash = $2 AND purpose = $3 AND used_at IS NULL
+         AND voided_at IS NULL AND expires_at > $4 RETURNING id, purpose, email, user_id, subject, expires_at",
     )
     .bind(now)
     .bind(token_hash)
@@ -1908,8 +2076,8 @@ pub async fn consume_token(c: &mut Conn, token_hash: &str, purpose: &str, now: i
 /// Looks at a token without using it (to show the page whose button uses it).
 pub async fn peek_token(c: &mut Conn, token_hash: &str, purpose: &str, now: i64) -> Result<Option<OneTimeToken>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, purpose, email, user_id, subject, expires_at FROM one_time_tokens WHERE token_hash = ? AND purpose = ?
-         AND used_at IS NULL AND voided_at IS NULL AND expires_at > ?",
+        "SELECT id, purpose, email, user_id, subject, expires_at FROM one_time_tokens WHERE token_hash = $1 AND purpose = $2
+         AND used_at IS NULL AND voided_at IS NULL AND expires_at > $3",
     )
     .bind(token_hash)
     .bind(purpose)
@@ -1963,7 +2131,7 @@ pub async fn insert_registration_draft(
     now: i64,
 ) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
-        "INSERT INTO registrations (kind, email, user_id, status, draft_key_hash, created_at) VALUES (?, ?, ?, 'draft', ?, ?) RETURNING id",
+        "INSERT INTO registrations (kind, email, user_id, status, draft_key_hash, created_at) VALUES ($1, $2, $3, 'draft', $4, $5) RETURNING id",
     )
     .bind(kind)
     .bind(email)
@@ -1976,7 +2144,7 @@ pub async fn insert_registration_draft(
 
 /// Reopens an application sent back for corrections as a draft of this browser.
 pub async fn reopen_registration(c: &mut Conn, id: i64, draft_key_hash: &str) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("UPDATE registrations SET status = 'draft', draft_key_hash = ? WHERE id = ? AND status = 'resubmit'")
+    let r = sqlx::query("UPDATE registrations SET status = 'draft', draft_key_hash = $1 WHERE id = $2 AND status = 'resubmit'")
         .bind(draft_key_hash)
         .bind(id)
         .execute(c)
@@ -1985,22 +2153,22 @@ pub async fn reopen_registration(c: &mut Conn, id: i64, draft_key_hash: &str) ->
 }
 
 pub async fn registration_by_draft(c: &mut Conn, draft_key_hash: &str) -> Result<Option<Registration>, sqlx::Error> {
-    sqlx::query_as(&format!("{REGISTRATION_SELECT} WHERE draft_key_hash = ? AND status = 'draft'"))
+    sqlx::query_as(&format!("{REGISTRATION_SELECT} WHERE draft_key_hash = $1 AND status = 'draft'"))
         .bind(draft_key_hash)
         .fetch_optional(c)
         .await
 }
 
 pub async fn registration_by_status_key(c: &mut Conn, key_hash: &str) -> Result<Option<Registration>, sqlx::Error> {
-    sqlx::query_as(&format!("{REGISTRATION_SELECT} WHERE status_key_hash = ?")).bind(key_hash).fetch_optional(c).await
+    sqlx::query_as(&format!("{REGISTRATION_SELECT} WHERE status_key_hash = $1")).bind(key_hash).fetch_optional(c).await
 }
 
 pub async fn registration(c: &mut Conn, id: i64) -> Result<Option<Registration>, sqlx::Error> {
-    sqlx::query_as(&format!("{REGISTRATION_SELECT} WHERE id = ?")).bind(id).fetch_optional(c).await
+    sqlx::query_as(&format!("{REGISTRATION_SELECT} WHERE id = $1")).bind(id).fetch_optional(c).await
 }
 
 pub async fn registrations_by_status(c: &mut Conn, status: &str, limit: i64) -> Result<Vec<Registration>, sqlx::Error> {
-    sqlx::query_as(&format!("{REGISTRATION_SELECT} WHERE status = ? ORDER BY COALESCE(submitted_at, created_at), id LIMIT ?"))
+    sqlx::query_as(&format!("{REGISTRATION_SELECT} WHERE status = $1 ORDER BY COALESCE(submitted_at, created_at), id LIMIT $2"))
         .bind(status)
         .bind(limit)
         .fetch_all(c)
@@ -2009,9 +2177,9 @@ pub async fn registrations_by_status(c: &mut Conn, status: &str, limit: i64) -> 
 
 pub async fn save_registration_form(c: &mut Conn, r: &Registration) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE registrations SET language = ?, name_kanji = ?, name_kana = ?, name_roman = ?, sex = ?, school_name_kanji = ?,
-         school_name_kana = ?, school_name_roman = ?, university_id = ?, faculty_id = ?, department_id = ?, student_no = ?,
-         graduation_ym = ?, leaving_type = ?, id_document_type = ?, personal_sealed = ?, kind = ? WHERE id = ? AND status = 'draft'",
+        "UPDATE registrations SET language = $1, name_kanji = $2, name_kana = $3, name_roman = $4, sex = $5, school_name_kanji = $6,
+         school_name_kana = $7, school_name_roman = $8, university_id = $9, faculty_id = $10, department_id = $11, student_no = $12,
+         graduation_ym = $13, leaving_type = $14, id_document_type = $15, personal_sealed = $16, kind = $17 WHERE id = $18 AND status = 'draft'",
     )
     .bind(&r.language)
     .bind(&r.name_kanji)
@@ -2039,8 +2207,8 @@ pub async fn save_registration_form(c: &mut Conn, r: &Registration) -> Result<()
 /// Draft -> pending; the draft key dies with it, a status key is set.
 pub async fn submit_registration(c: &mut Conn, id: i64, status_key_hash: &str, now: i64) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
-        "UPDATE registrations SET status = 'pending', submitted_at = ?, draft_key_hash = NULL, reason = '', status_key_hash = ?
-         WHERE id = ? AND status = 'draft'",
+        "UPDATE registrations SET status = 'pending', submitted_at = $1, draft_key_hash = NULL, reason = '', status_key_hash = $2
+         WHERE id = $3 AND status = 'draft'",
     )
     .bind(now)
     .bind(status_key_hash)
@@ -2061,8 +2229,8 @@ pub async fn decide_registration(
     now: i64,
 ) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
-        "UPDATE registrations SET status = ?, reason = ?, user_id = COALESCE(?, user_id), decided_at = ?, decided_by = ?
-         WHERE id = ? AND status = 'pending'",
+        "UPDATE registrations SET status = $1, reason = $2, user_id = COALESCE($3, user_id), decided_at = $4, decided_by = $5
+         WHERE id = $6 AND status = 'pending'",
     )
     .bind(status)
     .bind(reason)
@@ -2102,15 +2270,15 @@ pub async fn insert_registration_image(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO registration_images (registration_id, ordinal, file_name, original_name, mime, width, height, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(registration_id)
     .bind(ordinal)
     .bind(file_name)
     .bind(original_name)
     .bind(mime)
-    .bind(width)
-    .bind(height)
+    .bind(i64::from(width))
+    .bind(i64::from(height))
     .bind(now)
     .execute(c)
     .await?;
@@ -2120,7 +2288,7 @@ pub async fn insert_registration_image(
 pub async fn registration_images(c: &mut Conn, registration_id: i64) -> Result<Vec<RegistrationImage>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, registration_id, ordinal, file_name, mime, width, height, original_name FROM registration_images
-         WHERE registration_id = ? AND deleted_at IS NULL ORDER BY ordinal, id",
+         WHERE registration_id = $1 AND deleted_at IS NULL ORDER BY ordinal, id",
     )
     .bind(registration_id)
     .fetch_all(c)
@@ -2130,7 +2298,7 @@ pub async fn registration_images(c: &mut Conn, registration_id: i64) -> Result<V
 /// Marks a draft's image of one side (0 front, 1 back) as replaced; returns the file names to delete.
 pub async fn drop_registration_image(c: &mut Conn, registration_id: i64, ordinal: i64, now: i64) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
-        "UPDATE registration_images SET deleted_at = ? WHERE registration_id = ? AND ordinal = ? AND deleted_at IS NULL RETURNING file_name",
+        "UPDATE registration_images SET deleted_at = $1 WHERE registration_id = $2 AND ordinal = $3 AND deleted_at IS NULL RETURNING file_name",
     )
     .bind(now)
     .bind(registration_id)
@@ -2142,7 +2310,7 @@ pub async fn drop_registration_image(c: &mut Conn, registration_id: i64, ordinal
 /// Marks the images of a draft as replaced; returns their file names to delete.
 pub async fn drop_registration_images(c: &mut Conn, registration_id: i64, now: i64) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
-        "UPDATE registration_images SET deleted_at = ? WHERE registration_id = ? AND deleted_at IS NULL RETURNING file_name",
+        "UPDATE registration_images SET deleted_at = $1 WHERE registration_id = $2 AND deleted_at IS NULL RETURNING file_name",
     )
     .bind(now)
     .bind(registration_id)
@@ -2156,10 +2324,10 @@ pub async fn drop_registration_images(c: &mut Conn, registration_id: i64, now: i
 /// before `cutoff`, and of drafts whose images are older than `draft_cutoff`.
 pub async fn expire_registration_images(c: &mut Conn, cutoff: i64, draft_cutoff: i64, now: i64) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
-        "UPDATE registration_images SET deleted_at = ? WHERE deleted_at IS NULL AND (
-           registration_id IN (SELECT id FROM registrations WHERE status IN ('approved', 'rejected', 'resubmit') AND decided_at < ?)
-           OR registration_id IN (SELECT id FROM registrations WHERE status = 'pending' AND submitted_at < ?)
-           OR (created_at < ? AND registration_id IN (SELECT id FROM registrations WHERE status = 'draft')))
+        "UPDATE registration_images SET deleted_at = $1 WHERE deleted_at IS NULL AND (
+           registration_id IN (SELECT id FROM registrations WHERE status IN ('approved', 'rejected', 'resubmit') AND decided_at < $2)
+           OR registration_id IN (SELECT id FROM registrations WHERE status = 'pending' AND submitted_at < $3)
+           OR (created_at < $4 AND registration_id IN (SELECT id FROM registrations WHERE status = 'draft')))
          RETURNING file_name",
     )
     .bind(now)
@@ -2174,7 +2342,7 @@ pub async fn expire_registration_images(c: &mut Conn, cutoff: i64, draft_cutoff:
 pub async fn reapply_candidates(c: &mut Conn, name_kana: &str, student_no: &str) -> Result<Vec<(i64, String, String, String)>, sqlx::Error> {
     sqlx::query_as(
         "SELECT DISTINCT u.id, u.email, s.name_kanji, s.student_no FROM users u JOIN student_records s ON s.user_id = u.id
-         WHERE u.kind = 'graduate' AND (replace(s.name_kana, ' ', '') = replace(?, ' ', '') OR (s.student_no <> '' AND s.student_no = ?))
+         WHERE u.kind = 'graduate' AND (replace(s.name_kana, ' ', '') = replace($1, ' ', '') OR (s.student_no <> '' AND s.student_no = $2))
          ORDER BY u.id LIMIT 20",
     )
     .bind(name_kana)
@@ -2201,13 +2369,13 @@ pub struct NewUser<'a> {
 pub async fn insert_user(c: &mut Conn, u: &NewUser<'_>) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "INSERT INTO users (email, kind, password_hash, second_password_hash, must_set_password, initial_password_expires_at,
-         directory_uid, personal_sealed, language, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+         directory_uid, personal_sealed, language, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
     )
     .bind(u.email)
     .bind(u.kind)
     .bind(u.password_hash)
     .bind(u.second_password_hash)
-    .bind(u.must_set_password)
+    .bind(i64::from(u.must_set_password))
     .bind(u.initial_password_expires_at)
     .bind(u.directory_uid)
     .bind(u.personal_sealed)
@@ -2234,7 +2402,7 @@ pub struct NewStudentRecord<'a> {
 pub async fn insert_student_record(c: &mut Conn, r: &NewStudentRecord<'_>) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "INSERT INTO student_records (user_id, university_id, faculty_id, department_id, student_no, name_kanji, name_kana,
-         name_roman, birth_date, leaving_type, graduation_date) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+         name_roman, birth_date, leaving_type, graduation_date) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
     )
     .bind(r.user_id)
     .bind(r.university_id)
@@ -2254,7 +2422,7 @@ pub async fn insert_student_record(c: &mut Conn, r: &NewStudentRecord<'_>) -> Re
 /// Sets both passwords and ends the initial-password state.
 pub async fn set_passwords(c: &mut Conn, user_id: i64, password_hash: &str, second_hash: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE users SET password_hash = ?, second_password_hash = ?, must_set_password = 0, initial_password_expires_at = NULL WHERE id = ?",
+        "UPDATE users SET password_hash = $1, second_password_hash = $2, must_set_password = 0, initial_password_expires_at = NULL WHERE id = $3",
     )
     .bind(password_hash)
     .bind(second_hash)
@@ -2265,20 +2433,20 @@ pub async fn set_passwords(c: &mut Conn, user_id: i64, password_hash: &str, seco
 }
 
 pub async fn set_password_hash(c: &mut Conn, user_id: i64, hash: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?").bind(hash).bind(user_id).execute(c).await?;
+    sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2").bind(hash).bind(user_id).execute(c).await?;
     Ok(())
 }
 
 pub async fn set_second_password_hash(c: &mut Conn, user_id: i64, hash: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE users SET second_password_hash = ? WHERE id = ?").bind(hash).bind(user_id).execute(c).await?;
+    sqlx::query("UPDATE users SET second_password_hash = $1 WHERE id = $2").bind(hash).bind(user_id).execute(c).await?;
     Ok(())
 }
 
 /// A new initial password (re-application, G-9): the account must set its own again.
 pub async fn set_initial_password(c: &mut Conn, user_id: i64, email: &str, hash: &str, expires_at: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE users SET email = ?, password_hash = ?, second_password_hash = NULL, must_set_password = 1,
-         initial_password_expires_at = ? WHERE id = ?",
+        "UPDATE users SET email = $1, password_hash = $2, second_password_hash = NULL, must_set_password = 1,
+         initial_password_expires_at = $3 WHERE id = $4",
     )
     .bind(email)
     .bind(hash)
@@ -2292,34 +2460,34 @@ pub async fn set_initial_password(c: &mut Conn, user_id: i64, email: &str, hash:
 /// Student records whose birth date is still plain text (from before it was sealed).
 pub async fn plain_birth_dates(c: &mut Conn) -> Result<Vec<(i64, i64, String)>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, user_id, birth_date FROM student_records WHERE birth_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'",
+        "SELECT id, user_id, birth_date FROM student_records WHERE birth_date LIKE '____-__-__'",
     )
     .fetch_all(c)
     .await
 }
 
 pub async fn set_record_birth_date(c: &mut Conn, record_id: i64, sealed: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE student_records SET birth_date = ? WHERE id = ?").bind(sealed).bind(record_id).execute(c).await?;
+    sqlx::query("UPDATE student_records SET birth_date = $1 WHERE id = $2").bind(sealed).bind(record_id).execute(c).await?;
     Ok(())
 }
 
 pub async fn set_birth_dates(c: &mut Conn, user_id: i64, sealed: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE student_records SET birth_date = ? WHERE user_id = ?").bind(sealed).bind(user_id).execute(c).await?;
+    sqlx::query("UPDATE student_records SET birth_date = $1 WHERE user_id = $2").bind(sealed).bind(user_id).execute(c).await?;
     Ok(())
 }
 
 pub async fn set_user_email(c: &mut Conn, user_id: i64, email: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE users SET email = ? WHERE id = ?").bind(email).bind(user_id).execute(c).await?;
+    sqlx::query("UPDATE users SET email = $1 WHERE id = $2").bind(email).bind(user_id).execute(c).await?;
     Ok(())
 }
 
 pub async fn set_user_personal(c: &mut Conn, user_id: i64, sealed: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE users SET personal_sealed = ? WHERE id = ?").bind(sealed).bind(user_id).execute(c).await?;
+    sqlx::query("UPDATE users SET personal_sealed = $1 WHERE id = $2").bind(sealed).bind(user_id).execute(c).await?;
     Ok(())
 }
 
 pub async fn user_by_directory_uid(c: &mut Conn, uid: &str) -> Result<Option<User>, sqlx::Error> {
-    sqlx::query_as(&format!("{USER_SELECT} WHERE directory_uid = ?")).bind(uid).fetch_optional(c).await
+    sqlx::query_as(&format!("{USER_SELECT} WHERE directory_uid = $1")).bind(uid).fetch_optional(c).await
 }
 
 // ---------------------------------------------------------------- catalogue lists for forms
@@ -2353,7 +2521,7 @@ pub async fn staff_list(c: &mut Conn) -> Result<Vec<Staff>, sqlx::Error> {
 
 pub async fn insert_staff(c: &mut Conn, login: &str, name: &str, hash: &str, role: &str, totp_sealed: &str, now: i64) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
-        "INSERT INTO staff (login, display_name, password_hash, role, totp_sealed, created_at, must_set_password, password_issued_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?) RETURNING id",
+        "INSERT INTO staff (login, display_name, password_hash, role, totp_sealed, created_at, must_set_password, password_issued_at) VALUES ($1, $2, $3, $4, $5, $6, 1, $7) RETURNING id",
     )
     .bind(login)
     .bind(name)
@@ -2368,7 +2536,7 @@ pub async fn insert_staff(c: &mut Conn, login: &str, name: &str, hash: &str, rol
 
 /// A new initial password: to be replaced at the next login, valid from `now` for a while.
 pub async fn set_staff_initial_password(c: &mut Conn, staff_id: i64, hash: &str, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE staff SET password_hash = ?, must_set_password = 1, password_issued_at = ? WHERE id = ?")
+    sqlx::query("UPDATE staff SET password_hash = $1, must_set_password = 1, password_issued_at = $2 WHERE id = $3")
         .bind(hash)
         .bind(now)
         .bind(staff_id)
@@ -2378,13 +2546,13 @@ pub async fn set_staff_initial_password(c: &mut Conn, staff_id: i64, hash: &str,
 }
 
 pub async fn set_staff_totp(c: &mut Conn, staff_id: i64, totp_sealed: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE staff SET totp_sealed = ?, totp_last_step = NULL WHERE id = ?").bind(totp_sealed).bind(staff_id).execute(c).await?;
+    sqlx::query("UPDATE staff SET totp_sealed = $1, totp_last_step = NULL WHERE id = $2").bind(totp_sealed).bind(staff_id).execute(c).await?;
     Ok(())
 }
 
 /// Records the TOTP step just used; refuses (false) a step not newer than the last.
 pub async fn use_totp_step(c: &mut Conn, staff_id: i64, step: i64) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("UPDATE staff SET totp_last_step = ? WHERE id = ? AND (totp_last_step IS NULL OR totp_last_step < ?)")
+    let r = sqlx::query("UPDATE staff SET totp_last_step = $1 WHERE id = $2 AND (totp_last_step IS NULL OR totp_last_step < $3)")
         .bind(step)
         .bind(staff_id)
         .bind(step)
@@ -2394,31 +2562,31 @@ pub async fn use_totp_step(c: &mut Conn, staff_id: i64, step: i64) -> Result<boo
 }
 
 pub async fn set_staff_password_hash(c: &mut Conn, staff_id: i64, hash: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE staff SET password_hash = ? WHERE id = ?").bind(hash).bind(staff_id).execute(c).await?;
+    sqlx::query("UPDATE staff SET password_hash = $1 WHERE id = $2").bind(hash).bind(staff_id).execute(c).await?;
     Ok(())
 }
 
 /// The staff member's own password replaces the initial one.
 pub async fn set_staff_own_password(c: &mut Conn, staff_id: i64, hash: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE staff SET password_hash = ?, must_set_password = 0 WHERE id = ?").bind(hash).bind(staff_id).execute(c).await?;
+    sqlx::query("UPDATE staff SET password_hash = $1, must_set_password = 0 WHERE id = $2").bind(hash).bind(staff_id).execute(c).await?;
     Ok(())
 }
 
 pub async fn set_staff_active(c: &mut Conn, staff_id: i64, active: bool) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE staff SET active = ? WHERE id = ?").bind(active).bind(staff_id).execute(c).await?;
+    sqlx::query("UPDATE staff SET active = $1 WHERE id = $2").bind(i64::from(active)).bind(staff_id).execute(c).await?;
     Ok(())
 }
 
 pub async fn replace_recovery_codes(c: &mut Conn, staff_id: i64, hashes: &[String]) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM staff_recovery_codes WHERE staff_id = ?").bind(staff_id).execute(&mut *c).await?;
+    sqlx::query("DELETE FROM staff_recovery_codes WHERE staff_id = $1").bind(staff_id).execute(&mut *c).await?;
     for h in hashes {
-        sqlx::query("INSERT INTO staff_recovery_codes (code_hash, staff_id) VALUES (?, ?)").bind(h).bind(staff_id).execute(&mut *c).await?;
+        sqlx::query("INSERT INTO staff_recovery_codes (code_hash, staff_id) VALUES ($1, $2)").bind(h).bind(staff_id).execute(&mut *c).await?;
     }
     Ok(())
 }
 
 pub async fn use_recovery_code(c: &mut Conn, staff_id: i64, code_hash: &str, now: i64) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("UPDATE staff_recovery_codes SET used_at = ? WHERE code_hash = ? AND staff_id = ? AND used_at IS NULL")
+    let r = sqlx::query("UPDATE staff_recovery_codes SET used_at = $1 WHERE code_hash = $2 AND staff_id = $3 AND used_at IS NULL")
         .bind(now)
         .bind(code_hash)
         .bind(staff_id)
@@ -2447,7 +2615,7 @@ pub struct RosterEntry {
 pub async fn roster_entry(c: &mut Conn, user_id: &str) -> Result<Option<RosterEntry>, sqlx::Error> {
     sqlx::query_as(
         "SELECT user_id, password_hash, name_kanji, name_kana, name_roman, student_no, faculty_code, department_code, email, card_uid
-         FROM directory_roster WHERE user_id = ?",
+         FROM directory_roster WHERE user_id = $1",
     )
     .bind(user_id)
     .fetch_optional(c)
@@ -2458,7 +2626,7 @@ pub async fn roster_entry(c: &mut Conn, user_id: &str) -> Result<Option<RosterEn
 pub async fn upsert_roster_entry(c: &mut Conn, e: &RosterEntry, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO directory_roster (user_id, password_hash, name_kanji, name_kana, name_roman, student_no, faculty_code,
-         department_code, email, card_uid, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         department_code, email, card_uid, imported_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
          ON CONFLICT(user_id) DO UPDATE SET password_hash = excluded.password_hash, name_kanji = excluded.name_kanji,
          name_kana = excluded.name_kana, name_roman = excluded.name_roman, student_no = excluded.student_no,
          faculty_code = excluded.faculty_code, department_code = excluded.department_code, email = excluded.email,
@@ -2495,7 +2663,7 @@ pub async fn roster_count(c: &mut Conn) -> Result<i64, sqlx::Error> {
 pub async fn department_by_codes(c: &mut Conn, faculty_code: &str, department_code: &str) -> Result<Option<(i64, i64, i64)>, sqlx::Error> {
     sqlx::query_as(
         "SELECT f.university_id, f.id, d.id FROM faculties f JOIN departments d ON d.faculty_id = f.id
-         WHERE f.code = ? AND d.code = ? LIMIT 1",
+         WHERE f.code = $1 AND d.code = $2 LIMIT 1",
     )
     .bind(faculty_code)
     .bind(department_code)
@@ -2532,22 +2700,22 @@ const ISSUED_SELECT: &str = "SELECT c.id, o.id AS order_id, c.serial, c.verifica
     JOIN student_records s ON s.id = o.student_record_id JOIN universities u ON u.id = s.university_id";
 
 pub async fn certificate_by_code(c: &mut Conn, code: &str) -> Result<Option<IssuedCertificate>, sqlx::Error> {
-    sqlx::query_as(&format!("{ISSUED_SELECT} WHERE c.verification_code = ?")).bind(code).fetch_optional(c).await
+    sqlx::query_as(&format!("{ISSUED_SELECT} WHERE c.verification_code = $1")).bind(code).fetch_optional(c).await
 }
 
 pub async fn certificates_of_order(c: &mut Conn, order_id: i64) -> Result<Vec<IssuedCertificate>, sqlx::Error> {
-    sqlx::query_as(&format!("{ISSUED_SELECT} WHERE o.id = ? ORDER BY c.id")).bind(order_id).fetch_all(c).await
+    sqlx::query_as(&format!("{ISSUED_SELECT} WHERE o.id = $1 ORDER BY c.id")).bind(order_id).fetch_all(c).await
 }
 
 pub async fn certificate_order(c: &mut Conn, certificate_id: i64) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT l.order_id FROM certificates c JOIN order_lines l ON l.id = c.order_line_id WHERE c.id = ?")
+    sqlx::query_scalar("SELECT l.order_id FROM certificates c JOIN order_lines l ON l.id = c.order_line_id WHERE c.id = $1")
         .bind(certificate_id)
         .fetch_one(c)
         .await
 }
 
 pub async fn revoke_certificate(c: &mut Conn, id: i64, reason: &str, staff_id: i64, now: i64) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("UPDATE certificates SET revoked_at = ?, revoked_reason = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL")
+    let r = sqlx::query("UPDATE certificates SET revoked_at = $1, revoked_reason = $2, revoked_by = $3 WHERE id = $4 AND revoked_at IS NULL")
         .bind(now)
         .bind(reason)
         .bind(staff_id)
@@ -2574,7 +2742,7 @@ pub struct ServiceBreak {
 pub async fn current_break(c: &mut Conn, university_id: i64, now: i64) -> Result<Option<ServiceBreak>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, university_id, kind, starts_at, ends_at, note_ja, note_en FROM service_breaks
-         WHERE university_id = ? AND starts_at <= ? AND ends_at > ? ORDER BY ends_at DESC LIMIT 1",
+         WHERE university_id = $1 AND starts_at <= $2 AND ends_at > $3 ORDER BY ends_at DESC, id DESC LIMIT 1",
     )
     .bind(university_id)
     .bind(now)
@@ -2584,7 +2752,7 @@ pub async fn current_break(c: &mut Conn, university_id: i64, now: i64) -> Result
 }
 
 pub async fn upcoming_breaks(c: &mut Conn, now: i64) -> Result<Vec<ServiceBreak>, sqlx::Error> {
-    sqlx::query_as("SELECT id, university_id, kind, starts_at, ends_at, note_ja, note_en FROM service_breaks WHERE ends_at > ? ORDER BY starts_at")
+    sqlx::query_as("SELECT id, university_id, kind, starts_at, ends_at, note_ja, note_en FROM service_breaks WHERE ends_at > $1 ORDER BY starts_at, id")
         .bind(now)
         .fetch_all(c)
         .await
@@ -2604,7 +2772,7 @@ pub struct NewBreak<'a> {
 pub async fn insert_break(c: &mut Conn, b: &NewBreak<'_>) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "INSERT INTO service_breaks (university_id, kind, starts_at, ends_at, note_ja, note_en, created_by, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
     )
     .bind(b.university_id)
     .bind(b.kind)
@@ -2619,14 +2787,14 @@ pub async fn insert_break(c: &mut Conn, b: &NewBreak<'_>) -> Result<i64, sqlx::E
 }
 
 pub async fn delete_break(c: &mut Conn, id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM service_breaks WHERE id = ?").bind(id).execute(c).await?;
+    sqlx::query("DELETE FROM service_breaks WHERE id = $1").bind(id).execute(c).await?;
     Ok(())
 }
 
 // ---------------------------------------------------------------- academic records (D-3)
 
 pub async fn insert_academic_import(c: &mut Conn, file_name: &str, rows: i64, staff_id: Option<i64>, now: i64) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("INSERT INTO academic_imports (file_name, row_count, imported_by, imported_at) VALUES (?, ?, ?, ?) RETURNING id")
+    sqlx::query_scalar("INSERT INTO academic_imports (file_name, row_count, imported_by, imported_at) VALUES ($1, $2, $3, $4) RETURNING id")
         .bind(file_name)
         .bind(rows)
         .bind(staff_id)
@@ -2651,7 +2819,7 @@ pub struct CourseResult {
 pub async fn insert_course_result(c: &mut Conn, import_id: i64, r: &CourseResult) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO course_results (import_id, student_no, year, term, code, name_ja, name_en, credits_tenths, grade)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(import_id)
     .bind(&r.student_no)
@@ -2668,13 +2836,13 @@ pub async fn insert_course_result(c: &mut Conn, import_id: i64, r: &CourseResult
 }
 
 pub async fn latest_import_for(c: &mut Conn, student_no: &str) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar("SELECT max(import_id) FROM course_results WHERE student_no = ?").bind(student_no).fetch_one(c).await
+    sqlx::query_scalar("SELECT max(import_id) FROM course_results WHERE student_no = $1").bind(student_no).fetch_one(c).await
 }
 
 pub async fn course_results(c: &mut Conn, import_id: i64, student_no: &str) -> Result<Vec<CourseResult>, sqlx::Error> {
     sqlx::query_as(
         "SELECT student_no, year, term, code, name_ja, name_en, credits_tenths, grade FROM course_results
-         WHERE import_id = ? AND student_no = ? ORDER BY year, term, code, id",
+         WHERE import_id = $1 AND student_no = $2 ORDER BY year, term, code, id",
     )
     .bind(import_id)
     .bind(student_no)
@@ -2687,7 +2855,7 @@ pub async fn academic_import_count(c: &mut Conn) -> Result<i64, sqlx::Error> {
 }
 
 pub async fn set_order_academic_import(c: &mut Conn, order_id: i64, import_id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE orders SET academic_import_id = ? WHERE id = ?").bind(import_id).bind(order_id).execute(c).await?;
+    sqlx::query("UPDATE orders SET academic_import_id = $1 WHERE id = $2").bind(import_id).bind(order_id).execute(c).await?;
     Ok(())
 }
 
@@ -2703,7 +2871,7 @@ pub struct Topup {
 }
 
 pub async fn insert_topup(c: &mut Conn, user_id: i64, uid: &str, amount: i64, now: i64) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("INSERT INTO topups (user_id, card_uid, amount, status, created_at) VALUES (?, ?, ?, 'created', ?) RETURNING id")
+    sqlx::query_scalar("INSERT INTO topups (user_id, card_uid, amount, status, created_at) VALUES ($1, $2, $3, 'created', $4) RETURNING id")
         .bind(user_id)
         .bind(uid)
         .bind(amount)
@@ -2713,12 +2881,12 @@ pub async fn insert_topup(c: &mut Conn, user_id: i64, uid: &str, amount: i64, no
 }
 
 pub async fn set_topup_paypal_order(c: &mut Conn, id: i64, paypal_order_id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE topups SET paypal_order_id = ? WHERE id = ?").bind(paypal_order_id).bind(id).execute(c).await?;
+    sqlx::query("UPDATE topups SET paypal_order_id = $1 WHERE id = $2").bind(paypal_order_id).bind(id).execute(c).await?;
     Ok(())
 }
 
 pub async fn topup_by_paypal_order(c: &mut Conn, paypal_order_id: &str) -> Result<Option<Topup>, sqlx::Error> {
-    sqlx::query_as("SELECT id, user_id, card_uid, amount, status FROM topups WHERE paypal_order_id = ?")
+    sqlx::query_as("SELECT id, user_id, card_uid, amount, status FROM topups WHERE paypal_order_id = $1")
         .bind(paypal_order_id)
         .fetch_optional(c)
         .await
@@ -2728,7 +2896,7 @@ pub async fn topup_by_paypal_order(c: &mut Conn, paypal_order_id: &str) -> Resul
 pub async fn captured_topups(c: &mut Conn, user_id: i64) -> Result<Vec<(i64, String, i64, String, i64)>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, card_uid, amount, coalesce(capture_id, ''), coalesce(captured_at, created_at) FROM topups
-         WHERE user_id = ? AND status = 'captured' ORDER BY id DESC LIMIT 50",
+         WHERE user_id = $1 AND status = 'captured' ORDER BY id DESC LIMIT 50",
     )
     .bind(user_id)
     .fetch_all(c)
@@ -2737,7 +2905,7 @@ pub async fn captured_topups(c: &mut Conn, user_id: i64) -> Result<Vec<(i64, Str
 
 /// Top-ups of a card started since `since` and not settled yet (the buyer may still be at PayPal).
 pub async fn pending_topups(c: &mut Conn, uid: &str, since: i64) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM topups WHERE card_uid = ? AND status = 'created' AND created_at >= ?")
+    sqlx::query_scalar("SELECT COUNT(*) FROM topups WHERE card_uid = $1 AND status = 'created' AND created_at >= $2")
         .bind(uid)
         .bind(since)
         .fetch_one(c)
@@ -2745,12 +2913,12 @@ pub async fn pending_topups(c: &mut Conn, uid: &str, since: i64) -> Result<i64, 
 }
 
 pub async fn set_topup_status(c: &mut Conn, id: i64, status: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE topups SET status = ? WHERE id = ? AND status <> 'captured'").bind(status).bind(id).execute(c).await?;
+    sqlx::query("UPDATE topups SET status = $1 WHERE id = $2 AND status <> 'captured'").bind(status).bind(id).execute(c).await?;
     Ok(())
 }
 
 pub async fn set_topup_captured(c: &mut Conn, id: i64, capture_id: &str, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE topups SET status = 'captured', capture_id = ?, captured_at = ? WHERE id = ?")
+    sqlx::query("UPDATE topups SET status = 'captured', capture_id = $1, captured_at = $2 WHERE id = $3")
         .bind(capture_id)
         .bind(now)
         .bind(id)
@@ -2774,18 +2942,19 @@ pub struct ReportRow {
 /// received: orders paid or printed. `offset_s` shifts UTC to local days.
 pub async fn report(c: &mut Conn, group: &str, from: i64, to: i64, offset_s: i64) -> Result<Vec<ReportRow>, sqlx::Error> {
     let sql = match group {
-        "type" => "SELECT l.name_ja || ' / ' || l.name_en AS key, COUNT(DISTINCT o.id) AS orders, SUM(l.copies) AS copies,
-                   SUM(CASE WHEN o.status IN ('paid', 'printed') THEN l.amount ELSE 0 END) AS revenue
-                   FROM orders o JOIN order_lines l ON l.order_id = o.id WHERE o.created_at >= ? AND o.created_at < ? AND ? = ?
+        "type" => "SELECT l.name_ja || ' / ' || l.name_en AS key, COUNT(DISTINCT o.id) AS orders, CAST(SUM(l.copies) AS BIGINT) AS copies,
+                   CAST(SUM(CASE WHEN o.status IN ('paid', 'printed') THEN l.amount ELSE 0 END) AS BIGINT) AS revenue
+                   FROM orders o JOIN order_lines l ON l.order_id = o.id WHERE o.created_at >= $1 AND o.created_at < $2 AND $3 = $4
                    GROUP BY key ORDER BY key",
         "method" => "SELECT o.payment_method AS key, COUNT(*) AS orders,
-                   (SELECT COALESCE(SUM(copies), 0) FROM order_lines WHERE order_id IN (SELECT id FROM orders x WHERE x.payment_method = o.payment_method AND x.created_at >= ? AND x.created_at < ?)) AS copies,
-                   SUM(CASE WHEN o.status IN ('paid', 'printed') THEN o.total ELSE 0 END) AS revenue
-                   FROM orders o WHERE o.created_at >= ? AND o.created_at < ? GROUP BY key ORDER BY key",
-        _ => "SELECT date(o.created_at + ?, 'unixepoch') AS key, COUNT(*) AS orders,
-                   SUM((SELECT COALESCE(SUM(copies), 0) FROM order_lines WHERE order_id = o.id)) AS copies,
-                   SUM(CASE WHEN o.status IN ('paid', 'printed') THEN o.total ELSE 0 END) AS revenue
-                   FROM orders o WHERE o.created_at >= ? AND o.created_at < ? GROUP BY key ORDER BY key",
+                   (SELECT CAST(COALESCE(SUM(copies), 0) AS BIGINT) FROM order_lines WHERE order_id IN (SELECT id FROM orders x WHERE x.payment_method = o.payment_method AND x.created_at >= $1 AND x.created_at < $2)) AS copies,
+                   CAST(SUM(CASE WHEN o.status IN ('paid', 'printed') THEN o.total ELSE 0 END) AS BIGINT) AS revenue
+                   FROM orders o WHERE o.created_at >= $3 AND o.created_at < $4 GROUP BY key ORDER BY key",
+        // (the local day's number since 1970: each engine writes dates its own way; named in Rust below)
+        _ => "SELECT CAST((o.created_at + $1) / 86400 AS TEXT) AS key, COUNT(*) AS orders,
+                   CAST(SUM((SELECT COALESCE(SUM(copies), 0) FROM order_lines WHERE order_id = o.id)) AS BIGINT) AS copies,
+                   CAST(SUM(CASE WHEN o.status IN ('paid', 'printed') THEN o.total ELSE 0 END) AS BIGINT) AS revenue
+                   FROM orders o WHERE o.created_at >= $2 AND o.created_at < $3 GROUP BY key ORDER BY key",
     };
     let q = sqlx::query_as(sql);
     let q = match group {
@@ -2793,7 +2962,16 @@ pub async fn report(c: &mut Conn, group: &str, from: i64, to: i64, offset_s: i64
         "method" => q.bind(from).bind(to).bind(from).bind(to),
         _ => q.bind(offset_s).bind(from).bind(to),
     };
-    q.fetch_all(c).await
+    let mut rows: Vec<ReportRow> = q.fetch_all(c).await?;
+    if !matches!(group, "type" | "method") {
+        for r in &mut rows {
+            let day = r.key.parse::<i64>().ok().and_then(|d| chrono::DateTime::from_timestamp(d * 86400, 0));
+            r.key = day.map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default();
+        }
+        // the numbers sort as text only while they have as many digits
+        rows.sort_by(|a, b| a.key.cmp(&b.key));
+    }
+    Ok(rows)
 }
 
 // ---------------------------------------------------------------- demo data
@@ -2809,6 +2987,18 @@ pub struct DemoSeed<'a> {
     pub now: i64,
 }
 
+/// After rows were written with ids of their own: the ids PostgreSQL hands
+/// out next follow the largest one (SQLite's always do).
+async fn ids_follow_rows(c: &mut Conn, tables: &[&str]) -> Result<(), sqlx::Error> {
+    if c.backend_name() != "PostgreSQL" {
+        return Ok(());
+    }
+    for t in tables {
+        sqlx::query(&format!("SELECT setval(pg_get_serial_sequence('{t}', 'id'), (SELECT MAX(id) FROM {t}))")).execute(&mut *c).await?;
+    }
+    Ok(())
+}
+
 /// One university with a faculty and department, two certificate types, a
 /// system usage fee, a staff account, an approved graduate and their IC card.
 pub async fn seed_demo(c: &mut Conn, s: &DemoSeed<'_>) -> Result<(), sqlx::Error> {
@@ -2818,6 +3008,7 @@ pub async fn seed_demo(c: &mut Conn, s: &DemoSeed<'_>) -> Result<(), sqlx::Error
         .execute(&mut *c).await?;
     sqlx::query("INSERT INTO departments (id, faculty_id, code, name_ja, name_en) VALUES (1, 1, 'JLIT', '日本文学科', 'Department of Japanese Literature'), (2, 1, 'HIST', '史学科', 'Department of History'), (3, 2, 'MATH', '数学科', 'Department of Mathematics')")
         .execute(&mut *c).await?;
+    ids_follow_rows(c, &["universities", "faculties", "departments"]).await?;
     sqlx::query(
         "INSERT INTO certificate_types (university_id, code, name_ja, name_en, fee, max_copies, leaving_types, layout, language) VALUES
          (1, 'graduation', '卒業証明書', 'Certificate of Graduation', 300, 10, 'graduated', 'certificate', 'ja'),
@@ -2828,7 +3019,7 @@ pub async fn seed_demo(c: &mut Conn, s: &DemoSeed<'_>) -> Result<(), sqlx::Error
     .execute(&mut *c)
     .await?;
     let user_id: i64 = sqlx::query_scalar(
-        "INSERT INTO users (email, kind, password_hash, second_password_hash, created_at) VALUES (?, 'graduate', ?, ?, ?) RETURNING id",
+        "INSERT INTO users (email, kind, password_hash, second_password_hash, created_at) VALUES ($1, 'graduate', $2, $3, $4) RETURNING id",
     )
     .bind(s.graduate_email)
     .bind(s.graduate_password_hash)
@@ -2839,12 +3030,12 @@ pub async fn seed_demo(c: &mut Conn, s: &DemoSeed<'_>) -> Result<(), sqlx::Error
     sqlx::query(
         "INSERT INTO student_records (user_id, university_id, faculty_id, department_id, student_no, name_kanji,
          name_kana, name_roman, birth_date, leaving_type, graduation_date)
-         VALUES (?, 1, 1, 1, 'L19-0042', '山田 花子', 'ヤマダ ハナコ', 'YAMADA Hanako', '2001-04-02', 'graduated', '2024-03-25')",
+         VALUES ($1, 1, 1, 1, 'L19-0042', '山田 花子', 'ヤマダ ハナコ', 'YAMADA Hanako', '', 'graduated', '2024-03-25')",
     )
     .bind(user_id)
     .execute(&mut *c)
     .await?;
-    sqlx::query("INSERT INTO staff (login, display_name, password_hash, role, created_at) VALUES (?, 'Demo Staff', ?, 'admin', ?)")
+    sqlx::query("INSERT INTO staff (login, display_name, password_hash, role, created_at) VALUES ($1, 'Demo Staff', $2, 'admin', $3)")
         .bind(s.staff_login)
         .bind(s.staff_password_hash)
         .bind(s.now)
@@ -2858,14 +3049,14 @@ pub async fn seed_demo(c: &mut Conn, s: &DemoSeed<'_>) -> Result<(), sqlx::Error
 // ---------------------------------------------------------------- offline printing
 
 pub async fn station_token_hash(c: &mut Conn, station_id: i64) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT token_hash FROM stations WHERE id = ?").bind(station_id).fetch_optional(c).await.map(Option::flatten)
+    sqlx::query_scalar("SELECT token_hash FROM stations WHERE id = $1").bind(station_id).fetch_optional(c).await.map(Option::flatten)
 }
 
 /// On-campus orders a station may print offline: a live number, paid or to
 /// be paid by IC card, before its deadline.
 pub async fn offline_orders(c: &mut Conn, now: i64) -> Result<Vec<Order>, sqlx::Error> {
     sqlx::query_as(&format!(
-        "{ORDER_SELECT} WHERE delivery = 'campus' AND print_number IS NOT NULL AND print_deadline > ?
+        "{ORDER_SELECT} WHERE delivery = 'campus' AND print_number IS NOT NULL AND print_deadline > $1
          AND (status = 'paid' OR (status = 'awaiting_payment' AND payment_method = 'card')) ORDER BY id"
     ))
     .bind(now)
@@ -2877,13 +3068,13 @@ pub async fn offline_orders(c: &mut Conn, now: i64) -> Result<Vec<Order>, sqlx::
 /// first time, and whether it could be paid by card offline).
 pub async fn record_offline_issue(c: &mut Conn, station_id: i64, order_id: i64, card_payment: bool, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO offline_issued (station_id, order_id, card_payment, first_issued_at) VALUES (?, ?, ?, ?)
-         ON CONFLICT (station_id, order_id) DO UPDATE SET card_payment = MAX(card_payment, excluded.card_payment)
+        "INSERT INTO offline_issued (station_id, order_id, card_payment, first_issued_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (station_id, order_id) DO UPDATE SET card_payment = excluded.card_payment
          WHERE excluded.card_payment > offline_issued.card_payment",
     )
     .bind(station_id)
     .bind(order_id)
-    .bind(card_payment)
+    .bind(i64::from(card_payment))
     .bind(now)
     .execute(c)
     .await?;
@@ -2892,16 +3083,17 @@ pub async fn record_offline_issue(c: &mut Conn, station_id: i64, order_id: i64, 
 
 /// (first issued at, card payment allowed) of an order in a station's bundles.
 pub async fn offline_issue(c: &mut Conn, station_id: i64, order_id: i64) -> Result<Option<(i64, bool)>, sqlx::Error> {
-    sqlx::query_as("SELECT first_issued_at, card_payment FROM offline_issued WHERE station_id = ? AND order_id = ?")
+    let row: Option<(i64, Flag)> = sqlx::query_as("SELECT first_issued_at, card_payment FROM offline_issued WHERE station_id = $1 AND order_id = $2")
         .bind(station_id)
         .bind(order_id)
         .fetch_optional(c)
-        .await
+        .await?;
+    Ok(row.map(|(at, card)| (at, card.into())))
 }
 
 /// A card's balance as the backend knew it at `at` (ledger rows written by then).
 pub async fn card_balance_at(c: &mut Conn, uid: &str, at: i64) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE card_uid = ? AND created_at <= ?")
+    sqlx::query_scalar("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger WHERE card_uid = $1 AND created_at <= $2")
         .bind(uid)
         .bind(at)
         .fetch_one(c)
@@ -2912,8 +3104,8 @@ pub async fn card_balance_at(c: &mut Conn, uid: &str, at: i64) -> Result<i64, sq
 /// `at`: taken by then, delivered after. `card` narrows them to one card.
 pub async fn unsynced_offline_debits(c: &mut Conn, station_id: i64, at: i64, card: Option<&str>) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT COALESCE(SUM(amount), 0) FROM offline_debits WHERE station_id = ? AND duplicate = 0
-           AND debited_at <= ? AND received_at >= ? AND (? IS NULL OR card_uid = ?)",
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM offline_debits WHERE station_id = $1 AND duplicate = 0
+           AND debited_at <= $2 AND received_at >= $3 AND ($4 IS NULL OR card_uid = $5)",
     )
     .bind(station_id)
     .bind(at)
@@ -2926,7 +3118,7 @@ pub async fn unsynced_offline_debits(c: &mut Conn, station_id: i64, at: i64, car
 
 /// Records a refused claim once per station and key; true when it is new.
 pub async fn insert_refused_claim(c: &mut Conn, station_id: i64, claim_key: &str, kind: &str, order_id: Option<i64>, reason: &str, now: i64) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("INSERT OR IGNORE INTO refused_claims (station_id, claim_key, kind, order_id, reason, received_at) VALUES (?, ?, ?, ?, ?, ?)")
+    let r = sqlx::query("INSERT INTO refused_claims (station_id, claim_key, kind, order_id, reason, received_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING")
         .bind(station_id)
         .bind(claim_key)
         .bind(kind)
@@ -2973,7 +3165,8 @@ pub async fn blocked_cards(c: &mut Conn) -> Result<Vec<String>, sqlx::Error> {
 }
 
 pub async fn offline_print_seen(c: &mut Conn, key: &str) -> Result<Option<bool>, sqlx::Error> {
-    sqlx::query_scalar("SELECT duplicate FROM offline_prints WHERE idempotency_key = ?").bind(key).fetch_optional(c).await
+    let dup: Option<Flag> = sqlx::query_scalar("SELECT duplicate FROM offline_prints WHERE idempotency_key = $1").bind(key).fetch_optional(c).await?;
+    Ok(dup.map(bool::from))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -2991,7 +3184,7 @@ pub async fn insert_offline_print(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO offline_prints (idempotency_key, station_id, order_id, outcome, detail, ipp_job_id, printed_at, received_at, duplicate)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(key)
     .bind(station_id)
@@ -3001,7 +3194,7 @@ pub async fn insert_offline_print(
     .bind(ipp_job_id)
     .bind(printed_at)
     .bind(now)
-    .bind(duplicate)
+    .bind(i64::from(duplicate))
     .execute(c)
     .await?;
     Ok(())
@@ -3024,8 +3217,8 @@ pub async fn duplicate_prints(c: &mut Conn) -> Result<Vec<DuplicatePrint>, sqlx:
            UNION ALL
            SELECT r.order_id, o.print_number, s.name AS station, sr.station_time AS printed_at, sr.received_at FROM station_reports sr
            JOIN reservations r ON r.id = sr.reservation_id JOIN orders o ON o.id = r.order_id JOIN stations s ON s.id = sr.station_id
-           WHERE sr.duplicate = 1)
-         ORDER BY received_at DESC LIMIT 100",
+           WHERE sr.duplicate = 1) AS prints
+         ORDER BY received_at DESC, order_id DESC LIMIT 100",
     )
     .fetch_all(c)
     .await
@@ -3034,21 +3227,22 @@ pub async fn duplicate_prints(c: &mut Conn) -> Result<Vec<DuplicatePrint>, sqlx:
 /// A university's offline payment policy (P-3).
 #[derive(Debug, Clone, FromRow)]
 pub struct OfflineCardPolicy {
+    #[sqlx(try_from = "Flag")]
     pub offline_cards: bool,
     pub offline_floor_limit: i64,
     pub offline_station_total: i64,
 }
 
 pub async fn offline_card_policy(c: &mut Conn, university_id: i64) -> Result<OfflineCardPolicy, sqlx::Error> {
-    sqlx::query_as("SELECT offline_cards, offline_floor_limit, offline_station_total FROM universities WHERE id = ?")
+    sqlx::query_as("SELECT offline_cards, offline_floor_limit, offline_station_total FROM universities WHERE id = $1")
         .bind(university_id)
         .fetch_one(c)
         .await
 }
 
 pub async fn set_offline_card_policy(c: &mut Conn, university_id: i64, p: &OfflineCardPolicy) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE universities SET offline_cards = ?, offline_floor_limit = ?, offline_station_total = ? WHERE id = ?")
-        .bind(p.offline_cards)
+    sqlx::query("UPDATE universities SET offline_cards = $1, offline_floor_limit = $2, offline_station_total = $3 WHERE id = $4")
+        .bind(i64::from(p.offline_cards))
         .bind(p.offline_floor_limit)
         .bind(p.offline_station_total)
         .bind(university_id)
@@ -3060,7 +3254,7 @@ pub async fn set_offline_card_policy(c: &mut Conn, university_id: i64, p: &Offli
 /// Every active card's balance (the offline snapshot).
 pub async fn active_card_balances(c: &mut Conn) -> Result<Vec<(String, i64)>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT k.uid, COALESCE((SELECT SUM(l.amount) FROM ledger l WHERE l.card_uid = k.uid), 0) FROM ic_cards k
+        "SELECT k.uid, COALESCE((SELECT CAST(SUM(l.amount) AS BIGINT) FROM ledger l WHERE l.card_uid = k.uid), 0) FROM ic_cards k
          WHERE k.status = 'active' AND k.unlinked_at IS NULL ORDER BY k.uid",
     )
     .fetch_all(c)
@@ -3072,7 +3266,8 @@ pub async fn active_station_count(c: &mut Conn) -> Result<i64, sqlx::Error> {
 }
 
 pub async fn offline_debit_seen(c: &mut Conn, key: &str) -> Result<Option<bool>, sqlx::Error> {
-    sqlx::query_scalar("SELECT duplicate FROM offline_debits WHERE idempotency_key = ?").bind(key).fetch_optional(c).await
+    let dup: Option<Flag> = sqlx::query_scalar("SELECT duplicate FROM offline_debits WHERE idempotency_key = $1").bind(key).fetch_optional(c).await?;
+    Ok(dup.map(bool::from))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -3089,7 +3284,7 @@ pub async fn insert_offline_debit(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO offline_debits (idempotency_key, station_id, order_id, card_uid, amount, debited_at, received_at, duplicate)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(key)
     .bind(station_id)
@@ -3098,7 +3293,7 @@ pub async fn insert_offline_debit(
     .bind(amount)
     .bind(debited_at)
     .bind(now)
-    .bind(duplicate)
+    .bind(i64::from(duplicate))
     .execute(c)
     .await?;
     Ok(())
@@ -3119,7 +3314,7 @@ pub async fn duplicate_debits(c: &mut Conn) -> Result<Vec<DuplicateDebit>, sqlx:
     sqlx::query_as(
         "SELECT d.order_id, o.print_number, s.name AS station, d.card_uid, d.amount, d.debited_at FROM offline_debits d
          JOIN orders o ON o.id = d.order_id JOIN stations s ON s.id = d.station_id
-         WHERE d.duplicate = 1 ORDER BY d.received_at DESC LIMIT 100",
+         WHERE d.duplicate = 1 ORDER BY d.received_at DESC, d.idempotency_key DESC LIMIT 100",
     )
     .fetch_all(c)
     .await
@@ -3128,7 +3323,8 @@ pub async fn duplicate_debits(c: &mut Conn) -> Result<Vec<DuplicateDebit>, sqlx:
 // ---------------------------------------------------------------- terminal payments (P-5)
 
 pub async fn terminal_payment_seen(c: &mut Conn, key: &str) -> Result<Option<bool>, sqlx::Error> {
-    sqlx::query_scalar("SELECT duplicate FROM terminal_payments WHERE idempotency_key = ?").bind(key).fetch_optional(c).await
+    let dup: Option<Flag> = sqlx::query_scalar("SELECT duplicate FROM terminal_payments WHERE idempotency_key = $1").bind(key).fetch_optional(c).await?;
+    Ok(dup.map(bool::from))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -3146,7 +3342,7 @@ pub async fn insert_terminal_payment(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO terminal_payments (idempotency_key, station_id, order_id, transaction_id, amount, brand, paid_at, received_at, duplicate)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(key)
     .bind(station_id)
@@ -3156,7 +3352,7 @@ pub async fn insert_terminal_payment(
     .bind(brand)
     .bind(paid_at)
     .bind(now)
-    .bind(duplicate)
+    .bind(i64::from(duplicate))
     .execute(c)
     .await?;
     Ok(())
@@ -3164,7 +3360,7 @@ pub async fn insert_terminal_payment(
 
 /// How an order was paid at a station's terminal, if it was: (brand, transaction id, amount).
 pub async fn order_terminal_payment(c: &mut Conn, order_id: i64) -> Result<Option<(String, String, i64)>, sqlx::Error> {
-    sqlx::query_as("SELECT brand, transaction_id, amount FROM terminal_payments WHERE order_id = ? AND duplicate = 0")
+    sqlx::query_as("SELECT brand, transaction_id, amount FROM terminal_payments WHERE order_id = $1 AND duplicate = 0")
         .bind(order_id)
         .fetch_optional(c)
         .await
@@ -3173,7 +3369,7 @@ pub async fn order_terminal_payment(c: &mut Conn, order_id: i64) -> Result<Optio
 // ---------------------------------------------------------------- school register (D-3)
 
 pub async fn insert_school_register_import(c: &mut Conn, file_name: &str, rows: i64, staff_id: i64, now: i64) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("INSERT INTO school_register_imports (file_name, row_count, imported_by, imported_at) VALUES (?, ?, ?, ?) RETURNING id")
+    sqlx::query_scalar("INSERT INTO school_register_imports (file_name, row_count, imported_by, imported_at) VALUES ($1, $2, $3, $4) RETURNING id")
         .bind(file_name)
         .bind(rows)
         .bind(staff_id)
@@ -3202,7 +3398,7 @@ pub struct RegisterEntry {
 pub async fn insert_school_register_entry(c: &mut Conn, import_id: i64, e: &RegisterEntry, birth_sealed: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO school_register (import_id, student_no, name_kanji, name_kana, name_roman, birth_date_sealed, faculty_code, department_code,
-         degree_ja, degree_en, admission_date, graduation_date, leaving_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         degree_ja, degree_en, admission_date, graduation_date, leaving_type) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(import_id)
     .bind(&e.student_no)
@@ -3228,7 +3424,7 @@ pub async fn school_register_entry(c: &mut Conn, student_no: &str) -> Result<Opt
     let row: Option<Row> = sqlx::query_as(
         "SELECT import_id, student_no, name_kanji, name_kana, name_roman, birth_date_sealed, faculty_code, department_code,
                 degree_ja, degree_en, admission_date, graduation_date, leaving_type
-         FROM school_register WHERE student_no = ? ORDER BY import_id DESC LIMIT 1",
+         FROM school_register WHERE student_no = $1 ORDER BY import_id DESC LIMIT 1",
     )
     .bind(student_no)
     .fetch_optional(c)
@@ -3256,6 +3452,199 @@ pub async fn school_register_versions(c: &mut Conn) -> Result<i64, sqlx::Error> 
     sqlx::query_scalar("SELECT COUNT(*) FROM school_register_imports").fetch_one(c).await
 }
 
+// ---------------------------------------------------------------- copying a deployment between engines
+
+/// A table of the source database, as [`copy_database`] copies it.
+#[derive(Debug, Clone)]
+pub struct CopiedTable {
+    pub table: String,
+    pub rows: i64,
+    /// SHA-256 over the rows read from the source, in key order.
+    pub source_sum: String,
+    /// The same over the rows read back from the target after the copy.
+    pub target_sum: String,
+}
+
+/// The tables of the SQLite database `c` (the migrator's own left out),
+/// each after the tables it refers to, with its primary key's columns.
+async fn sqlite_tables_in_order(c: &mut Conn) -> Result<Vec<(String, Vec<String>)>, sqlx::Error> {
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations' ORDER BY name",
+    )
+    .fetch_all(&mut *c)
+    .await?;
+    let mut parents: HashMap<String, Vec<String>> = HashMap::new();
+    let mut keys: HashMap<String, Vec<String>> = HashMap::new();
+    for t in &names {
+        let refs: Vec<String> = sqlx::query_scalar(&format!("SELECT \"table\" FROM pragma_foreign_key_list('{t}')")).fetch_all(&mut *c).await?;
+        parents.insert(t.clone(), refs.into_iter().filter(|r| r != t).collect());
+        let pk: Vec<String> = sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{t}') WHERE pk > 0 ORDER BY pk")).fetch_all(&mut *c).await?;
+        keys.insert(t.clone(), pk);
+    }
+    let mut ordered: Vec<(String, Vec<String>)> = Vec::new();
+    let mut placed = std::collections::HashSet::new();
+    while ordered.len() < names.len() {
+        let before = ordered.len();
+        for t in &names {
+            if !placed.contains(t) && parents[t].iter().all(|p| placed.contains(p) || !names.contains(p)) {
+                placed.insert(t.clone());
+                ordered.push((t.clone(), keys[t].clone()));
+            }
+        }
+        if ordered.len() == before {
+            return Err(sqlx::Error::Protocol("the tables refer to each other in a circle: no order to copy them in".into()));
+        }
+    }
+    Ok(ordered)
+}
+
+/// The columns of `table` in the PostgreSQL database `c` and their types, in order.
+async fn postgres_columns(c: &mut Conn, table: &str) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT CAST(column_name AS TEXT), CAST(data_type AS TEXT) FROM information_schema.columns
+         WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
+    )
+    .bind(table)
+    .fetch_all(c)
+    .await
+}
+
+/// One value of a copied row, read as the target column's type.
+enum CopyValue {
+    Int(Option<i64>),
+    Text(Option<String>),
+    Bytes(Option<Vec<u8>>),
+    Real(Option<f64>),
+}
+
+impl CopyValue {
+    fn read(row: &sqlx::any::AnyRow, i: usize, pg_type: &str) -> Result<CopyValue, sqlx::Error> {
+        use sqlx::Row;
+        Ok(match pg_type {
+            "bigint" | "integer" | "smallint" => CopyValue::Int(row.try_get(i)?),
+            "text" => CopyValue::Text(row.try_get(i)?),
+            "bytea" => CopyValue::Bytes(row.try_get(i)?),
+            "double precision" | "real" => CopyValue::Real(row.try_get(i)?),
+            other => return Err(sqlx::Error::Protocol(format!("no copy for the column type {other}"))),
+        })
+    }
+
+    /// Feeds the value to a checksum: a tag, then its bytes (lengths first).
+    fn digest(&self, h: &mut sha2::Sha256) {
+        use sha2::Digest;
+        let mut put = |tag: u8, bytes: &[u8]| {
+            h.update([tag]);
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        };
+        match self {
+            CopyValue::Int(Some(v)) => put(1, &v.to_le_bytes()),
+            CopyValue::Text(Some(v)) => put(2, v.as_bytes()),
+            CopyValue::Bytes(Some(v)) => put(3, v),
+            CopyValue::Real(Some(v)) => put(4, &v.to_bits().to_le_bytes()),
+            _ => put(0, &[]),
+        }
+    }
+}
+
+/// Rows `offset..offset + COPY_PAGE` of `table` in key order, as the target's column types.
+async fn copy_page(c: &mut Conn, table: &str, cols: &[(String, String)], key: &[String], offset: i64) -> Result<Vec<Vec<CopyValue>>, sqlx::Error> {
+    let names: Vec<&str> = cols.iter().map(|(n, _)| n.as_str()).collect();
+    let order = if key.is_empty() { (1..=cols.len()).map(|i| i.to_string()).collect::<Vec<_>>().join(", ") } else { key.join(", ") };
+    let sql = format!("SELECT {} FROM {table} ORDER BY {order} LIMIT $1 OFFSET $2", names.join(", "));
+    let rows = sqlx::query(&sql).bind(COPY_PAGE).bind(offset).fetch_all(&mut *c).await?;
+    rows.iter().map(|row| cols.iter().enumerate().map(|(i, (_, t))| CopyValue::read(row, i, t)).collect()).collect()
+}
+
+/// Rows read and written at a time (a table never sits in memory whole).
+const COPY_PAGE: i64 = 500;
+
+/// Copies every row of the SQLite database `src` into the empty PostgreSQL
+/// database `dst` (both migrated to this version), in one transaction on
+/// the target: all of it or nothing. Refuses a target with any row in any
+/// table. Each table is read back after the copy and its checksum compared
+/// with the source's; identity columns then continue after the largest id.
+pub async fn copy_database(src: &Pool, dst: &Pool) -> Result<Vec<CopiedTable>, sqlx::Error> {
+    use sha2::Digest;
+    if engine(src) != Engine::Sqlite || engine(dst) != Engine::Postgres {
+        return Err(sqlx::Error::Configuration("copies a SQLite database into a PostgreSQL one".into()));
+    }
+    // one read transaction: a consistent picture of the source
+    let mut from = src.begin().await?;
+    let tables = sqlite_tables_in_order(&mut from).await?;
+    let mut to = dst.begin().await?;
+    for (t, _) in &tables {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {t}")).fetch_one(&mut *to).await?;
+        if n > 0 {
+            return Err(sqlx::Error::Configuration(format!("the target is not empty ({t} has {n} rows): nothing copied").into()));
+        }
+    }
+    let mut copied = Vec::new();
+    for (t, key) in &tables {
+        let cols = postgres_columns(&mut to, t).await?;
+        if cols.is_empty() {
+            return Err(sqlx::Error::Protocol(format!("the target has no table {t}: is it migrated to this version?")));
+        }
+        let insert = format!(
+            "INSERT INTO {t} ({}) VALUES ({})",
+            cols.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
+            (1..=cols.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+        );
+        let (mut sum, mut count, mut offset) = (sha2::Sha256::new(), 0i64, 0i64);
+        loop {
+            let page = copy_page(&mut from, t, &cols, key, offset).await?;
+            let last = (page.len() as i64) < COPY_PAGE;
+            for values in page {
+                values.iter().for_each(|v| v.digest(&mut sum));
+                let mut q = sqlx::query(&insert);
+                for v in values {
+                    q = match v {
+                        CopyValue::Int(v) => q.bind(v),
+                        CopyValue::Text(v) => q.bind(v),
+                        CopyValue::Bytes(v) => q.bind(v),
+                        CopyValue::Real(v) => q.bind(v),
+                    };
+                }
+                q.execute(&mut *to).await?;
+                count += 1;
+            }
+            if last {
+                break;
+            }
+            offset += COPY_PAGE;
+        }
+        let (mut back, mut offset) = (sha2::Sha256::new(), 0i64);
+        loop {
+            let page = copy_page(&mut to, t, &cols, key, offset).await?;
+            page.iter().flatten().for_each(|v| v.digest(&mut back));
+            if (page.len() as i64) < COPY_PAGE {
+                break;
+            }
+            offset += COPY_PAGE;
+        }
+        let (source_sum, target_sum) = (hex::encode(sum.finalize()), hex::encode(back.finalize()));
+        if source_sum != target_sum {
+            return Err(sqlx::Error::Protocol(format!("{t}: the rows read back differ from the source's (checksums {source_sum} and {target_sum}): nothing copied")));
+        }
+        let identity: Option<String> = sqlx::query_scalar(
+            "SELECT CAST(column_name AS TEXT) FROM information_schema.columns
+             WHERE table_schema = current_schema() AND table_name = $1 AND is_identity = 'YES'",
+        )
+        .bind(t)
+        .fetch_optional(&mut *to)
+        .await?;
+        if let Some(col) = identity {
+            if count > 0 {
+                sqlx::query(&format!("SELECT setval(pg_get_serial_sequence('{t}', '{col}'), (SELECT MAX({col}) FROM {t}))")).execute(&mut *to).await?;
+            }
+        }
+        copied.push(CopiedTable { table: t.clone(), rows: count, source_sum, target_sum });
+    }
+    to.commit().await?;
+    from.rollback().await?;
+    Ok(copied)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -3266,8 +3655,9 @@ mod tests {
     #[tokio::test]
     async fn a_connection_left_inside_a_transaction_is_never_lent_again() -> Result<(), sqlx::Error> {
         let dir = tempfile::tempdir().map_err(sqlx::Error::Io)?;
-        let opts = SqliteConnectOptions::new().filename(dir.path().join("t.sqlite")).create_if_missing(true).journal_mode(SqliteJournalMode::Wal);
-        let pool = pool_options(1).connect_with(opts).await?;
+        sqlx::any::install_default_drivers();
+        let url = format!("sqlite:{}?mode=rwc", dir.path().join("t.sqlite").display());
+        let pool = pool_options(1).connect_with(AnyConnectOptions::from_str(&url)?).await?;
         sqlx::query("CREATE TABLE t (x INTEGER)").execute(&pool).await?;
         {
             let mut conn = pool.acquire().await?;

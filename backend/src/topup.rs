@@ -10,7 +10,7 @@ use crate::paypal::{CaptureStatus, PayPalClient, PayPalError};
 use crate::store;
 use crate::time::now;
 use shomei_shared::Yen;
-use sqlx::SqlitePool;
+use crate::store::Pool;
 
 /// The amounts offered (yen).
 pub const AMOUNTS: [i64; 5] = [1000, 2000, 3000, 5000, 10000];
@@ -31,7 +31,7 @@ pub fn paypal_err(e: PayPalError) -> AppError {
 }
 
 /// Starts a top-up; returns where to send the buyer.
-pub async fn start(pool: &SqlitePool, paypal: &PayPalClient, user_id: i64, client: Client<'_>, uid: &str, amount: i64) -> AppResult<String> {
+pub async fn start(pool: &Pool, paypal: &PayPalClient, user_id: i64, client: Client<'_>, uid: &str, amount: i64) -> AppResult<String> {
     if !AMOUNTS.contains(&amount) {
         return Err(AppError::Page(crate::messages::CHECK_INPUT.into()));
     }
@@ -61,7 +61,7 @@ pub enum Purpose {
     Topup { amount: Yen },
 }
 
-pub async fn purpose(pool: &SqlitePool, user_id: i64, paypal_order_id: &str) -> AppResult<Option<Purpose>> {
+pub async fn purpose(pool: &Pool, user_id: i64, paypal_order_id: &str) -> AppResult<Option<Purpose>> {
     let mut c = pool.acquire().await?;
     if let Some(order) = store::order_by_paypal(&mut c, paypal_order_id).await?.filter(|o| o.user_id == user_id) {
         return Ok(Some(Purpose::Order { id: order.id, total: Yen(order.total) }));
@@ -71,7 +71,7 @@ pub async fn purpose(pool: &SqlitePool, user_id: i64, paypal_order_id: &str) -> 
 
 /// The buyer came back from PayPal (POST from our return page): capture, then
 /// credit the card or mark the order paid.
-pub async fn complete(pool: &SqlitePool, seal: &crate::sealed::SealKey, paypal: &PayPalClient, public_url: &str, user_id: i64, paypal_order_id: &str) -> AppResult<Paid> {
+pub async fn complete(pool: &Pool, seal: &crate::sealed::SealKey, paypal: &PayPalClient, public_url: &str, user_id: i64, paypal_order_id: &str) -> AppResult<Paid> {
     let mut c = pool.acquire().await?;
     if let Some(order) = store::order_by_paypal(&mut c, paypal_order_id).await? {
         drop(c);
@@ -114,7 +114,7 @@ pub async fn complete(pool: &SqlitePool, seal: &crate::sealed::SealKey, paypal: 
 }
 
 /// Credits a completed capture once (the capture id is the ledger's idempotency key).
-pub async fn credit(pool: &SqlitePool, paypal_order_id: &str, capture_id: &str, amount: i64) -> AppResult<i64> {
+pub async fn credit(pool: &Pool, paypal_order_id: &str, capture_id: &str, amount: i64) -> AppResult<i64> {
     let mut tx = store::begin_write(pool).await?;
     let t = store::topup_by_paypal_order(&mut tx, paypal_order_id).await?.ok_or(AppError::PageNotFound)?;
     if amount != t.amount {
@@ -139,7 +139,7 @@ pub async fn credit(pool: &SqlitePool, paypal_order_id: &str, capture_id: &str, 
 /// headers) is sent to PayPal's verify API, and an address whose events fail
 /// verification is throttled, so nobody can spend PayPal's quota or our time.
 pub async fn webhook(
-    pool: &SqlitePool,
+    pool: &Pool,
     seal: &crate::sealed::SealKey,
     paypal: &PayPalClient,
     public_url: &str,

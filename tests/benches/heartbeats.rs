@@ -123,7 +123,7 @@ async fn load() -> anyhow::Result<()> {
 async fn bench() -> anyhow::Result<()> {
     let b = Backend::start(None).await?;
     // 1,000 stations: enrolment codes straight from the backend's own function, enrolled over HTTP
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", b.dir.path().join("backend.sqlite").display())).await?;
+    let pool = shomei_backend::store::connect(&b.database_url).await?;
     let http = reqwest::Client::new();
     let mut tokens = Vec::with_capacity(STATIONS);
     for i in 0..STATIONS {

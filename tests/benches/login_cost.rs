@@ -255,7 +255,7 @@ async fn bench() -> anyhow::Result<()> {
     .await?;
     let default_pool = shomei_backend::config::Config::default().security.max_concurrent_hashes;
     let accounts: Vec<String> = {
-        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", b.dir.path().join("backend.sqlite").display())).await?;
+        let pool = shomei_backend::store::connect(&b.database_url).await?;
         let mut c = pool.acquire().await?;
         let cols = columns(&mut c, "users").await?;
         let mut v = Vec::with_capacity(ACCOUNTS);

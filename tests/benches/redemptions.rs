@@ -235,8 +235,7 @@ async fn bench() -> anyhow::Result<()> {
     let n_orders = n_warmup + n_measured;
 
     let b = Backend::start(None).await?;
-    let db = b.dir.path().join("backend.sqlite");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await?;
+    let pool = shomei_backend::store::connect(&b.database_url).await?;
     // the data key the backend made beside its database (no key configured)
     let key = shomei_backend::sealed::SealKey::from_config("", Some(&b.dir.path().join("backend.key"))).map_err(|e| anyhow::anyhow!("data key: {e}"))?;
 
@@ -245,7 +244,7 @@ async fn bench() -> anyhow::Result<()> {
     let page = b.order_as_graduate(1).await?;
     let portal_order = t.elapsed();
     let number = element_text(&page, "print-number").unwrap_or_default().replace(' ', "");
-    let template: i64 = sqlx::query_scalar("SELECT id FROM orders WHERE print_number = ?").bind(&number).fetch_one(&pool).await?;
+    let template: i64 = sqlx::query_scalar("SELECT id FROM orders WHERE print_number = $1").bind(&number).fetch_one(&pool).await?;
     let pdf = {
         let mut c = pool.acquire().await?;
         shomei_backend::orders::stored_pdf(&mut c, &key, template)
@@ -253,7 +252,7 @@ async fn bench() -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("the template order's PDF: {e:?}"))?
             .ok_or_else(|| anyhow::anyhow!("the template order has no PDF"))?
     };
-    let (total, payment): (i64, String) = sqlx::query_as("SELECT total, payment_method FROM orders WHERE id = ?").bind(template).fetch_one(&pool).await?;
+    let (total, payment): (i64, String) = sqlx::query_as("SELECT total, payment_method FROM orders WHERE id = $1").bind(template).fetch_one(&pool).await?;
     anyhow::ensure!(payment == "card", "the template order is paid by {payment}, not by card");
 
     // 2. copies of it, written straight into the database
@@ -276,7 +275,7 @@ async fn bench() -> anyhow::Result<()> {
             next_id += 1;
             let sealed = shomei_backend::orders::seal_pdf(&key, id, &pdf).map_err(|e| anyhow::anyhow!("sealing: {e:?}"))?;
             copy_row(&mut tx, "orders", &order_cols, "id", SqlValue::Int(template), &[("id", SqlValue::Int(id)), ("print_number", SqlValue::Text(n.clone()))]).await?;
-            sqlx::query("INSERT INTO order_documents (order_id, pdf) VALUES (?, ?)").bind(id).bind(sealed).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO order_documents (order_id, pdf) VALUES ($1, $2)").bind(id).bind(sealed).execute(&mut *tx).await?;
             copy_row(&mut tx, "order_lines", &line_cols, "order_id", SqlValue::Int(template), &[("order_id", SqlValue::Int(id))]).await?;
             numbers.push(n);
         }
@@ -297,7 +296,7 @@ async fn bench() -> anyhow::Result<()> {
         let card = format!("BE{i:014X}");
         let mut c = pool.acquire().await?;
         copy_row(&mut c, "ic_cards", &card_cols, "uid", SqlValue::Text(shomei_backend::demo::CARD_UID.into()), &[("uid", SqlValue::Text(card.clone()))]).await?;
-        sqlx::query("INSERT INTO ledger (card_uid, amount, kind, created_at) VALUES (?, ?, 'topup', 0)")
+        sqlx::query("INSERT INTO ledger (card_uid, amount, kind, created_at) VALUES ($1, $2, 'topup', 0)")
             .bind(&card)
             .bind(total * (n_orders as i64 + 1))
             .execute(&mut *c)

@@ -111,15 +111,16 @@ async fn every_page_meets_wcag_aa_and_fits_a_phone_screen() -> Result<()> {
     let number = element_text(&page, "print-number").context("print number")?;
     anyhow::ensure!(!number.is_empty(), "the order has a number");
     // a paid order (its receipt), a cash order refunded by the office (the bank form), a top-up (its receipt)
-    b.sql(&format!("UPDATE orders SET status = 'paid', paid_at = strftime('%s', 'now') WHERE id = {}", b.sql("SELECT MAX(id) FROM orders")?))?;
+    b.sql(&format!("UPDATE orders SET status = 'paid', paid_at = {} WHERE id = {}", shomei_backend::time::now(), b.sql("SELECT MAX(id) FROM orders")?))?;
     b.order_as_graduate(1).await?;
     let refunded = b.sql("SELECT MAX(id) FROM orders")?;
+    let now = shomei_backend::time::now();
     b.sql(&format!(
-        "UPDATE orders SET payment_method = 'smartpit', status = 'cancelled', paid_at = strftime('%s', 'now'), refunded_at = strftime('%s', 'now'), refund_method = 'office' WHERE id = {refunded}"
+        "UPDATE orders SET payment_method = 'smartpit', status = 'cancelled', paid_at = {now}, refunded_at = {now}, refund_method = 'office' WHERE id = {refunded}"
     ))?;
     b.sql(&format!(
         "INSERT INTO topups (user_id, card_uid, amount, paypal_order_id, capture_id, status, created_at, captured_at)
-         SELECT user_id, uid, 1000, 'A11Y-ORDER', 'A11Y-CAPTURE', 'captured', strftime('%s', 'now'), strftime('%s', 'now') FROM ic_cards WHERE uid = '{}'",
+         SELECT user_id, uid, 1000, 'A11Y-ORDER', 'A11Y-CAPTURE', 'captured', {now}, {now} FROM ic_cards WHERE uid = '{}'",
         demo::CARD_UID
     ))?;
     let topup = b.sql("SELECT MAX(id) FROM topups")?;

@@ -113,8 +113,8 @@ async fn an_unlinked_card_tapped_at_the_kiosk_is_linked_with_its_code_pays_and_i
     assert!(k.find(Locator::Id("cancel")).await.is_ok(), "Cancel is offered");
     // the code is kept only as a keyed hash, live once, and neither it nor the card is in the station's log
     let typed = code.replace(' ', "");
-    assert_eq!(b.sql(&format!("SELECT COUNT(*) FROM card_link_codes WHERE card_uid = '{NEW_CARD}' AND used_at IS NULL AND expires_at > strftime('%s','now')"))?, "1");
-    let stored = b.sql("SELECT code_hash FROM card_link_codes WHERE used_at IS NULL AND expires_at > strftime('%s','now')")?;
+    assert_eq!(b.sql(&format!("SELECT COUNT(*) FROM card_link_codes WHERE card_uid = '{NEW_CARD}' AND used_at IS NULL AND expires_at > {}", shomei_backend::time::now()))?, "1");
+    let stored = b.sql(&format!("SELECT code_hash FROM card_link_codes WHERE used_at IS NULL AND expires_at > {}", shomei_backend::time::now()))?;
     assert!(!stored.contains(&typed) && stored.len() == 64, "hashed: {stored}");
     let log = rig.station.log();
     assert!(!log.contains(NEW_CARD) && !log.contains(&typed), "no card ID or code in the station's log");
@@ -154,7 +154,7 @@ async fn an_unlinked_card_tapped_at_the_kiosk_is_linked_with_its_code_pays_and_i
     portal.wait_text("code-error", "used already").await?;
 
     // topped up (as a top-up's capture writes it), the same card pays at the kiosk
-    b.sql(&format!("INSERT INTO ledger (card_uid, amount, kind, created_at) VALUES ('{NEW_CARD}', 5000, 'topup', strftime('%s','now'))"))?;
+    b.sql(&format!("INSERT INTO ledger (card_uid, amount, kind, created_at) VALUES ('{NEW_CARD}', 5000, 'topup', {})", shomei_backend::time::now()))?;
     let before = rig.kiosk_state().await?;
     assert_eq!(before["screen"], "card", "the number is still on the card screen: {before}");
     rig.card.tap()?;
@@ -179,18 +179,18 @@ async fn an_unlinked_card_tapped_at_the_kiosk_is_linked_with_its_code_pays_and_i
     assert!(policy.contains("refund") && policy.contains("history stays") && policy.contains("返金"), "{policy}");
 
     // the office paid the balance back at the desk: ¥0, and the card can go (asked first)
-    b.sql(&format!("INSERT INTO ledger (card_uid, amount, kind, created_at) VALUES ('{NEW_CARD}', -{}, 'adjustment', strftime('%s','now'))", 5000 - total))?;
+    b.sql(&format!("INSERT INTO ledger (card_uid, amount, kind, created_at) VALUES ('{NEW_CARD}', -{}, 'adjustment', {})", 5000 - total, shomei_backend::time::now()))?;
     w.goto(&format!("{}/cards", b.url)).await?;
     portal.wait_id(&format!("unlink-{NEW_CARD}")).await?.click().await?;
     let asked = w.get_alert_text().await?;
     assert!(asked.contains("Unlink this card?") && asked.contains("解除しますか"), "{asked}");
     w.dismiss_alert().await?;
-    assert_eq!(b.sql(&format!("SELECT unlinked_at IS NULL FROM ic_cards WHERE uid = '{NEW_CARD}'"))?, "1", "still linked after \"no\"");
+    assert_eq!(b.sql(&format!("SELECT CASE WHEN unlinked_at IS NULL THEN 1 ELSE 0 END FROM ic_cards WHERE uid = '{NEW_CARD}'"))?, "1", "still linked after \"no\"");
     w.find(Locator::Id(&format!("unlink-{NEW_CARD}"))).await?.click().await?;
     w.accept_alert().await?;
     portal.wait_text("notice", "unlinked").await?;
     assert_eq!(
-        b.sql(&format!("SELECT (k.unlinked_at IS NOT NULL) || ' ' || u.user_id FROM ic_cards k JOIN card_unlinks u ON u.card_uid = k.uid WHERE k.uid = '{NEW_CARD}'"))?,
+        b.sql(&format!("SELECT (CASE WHEN k.unlinked_at IS NOT NULL THEN 1 ELSE 0 END) || ' ' || u.user_id FROM ic_cards k JOIN card_unlinks u ON u.card_uid = k.uid WHERE k.uid = '{NEW_CARD}'"))?,
         format!("1 {}", b.sql(&format!("SELECT id FROM users WHERE email = '{}'", demo::GRADUATE_EMAIL))?)
     );
     let page = w.source().await?;
@@ -227,7 +227,7 @@ async fn link_codes_are_for_cards_nobody_holds_and_unlinking_keeps_money_and_his
     assert_eq!(first["valid_s"], 900, "{first}");
     let (s, second) = api.post("/card-links", json!({ "card_uid": NEW_CARD })).await?;
     assert_eq!(s, 200, "{second}");
-    let live = format!("SELECT COUNT(*) FROM card_link_codes WHERE card_uid = '{NEW_CARD}' AND used_at IS NULL AND expires_at > strftime('%s','now')");
+    let live = format!("SELECT COUNT(*) FROM card_link_codes WHERE card_uid = '{NEW_CARD}' AND used_at IS NULL AND expires_at > {}", shomei_backend::time::now());
     assert_eq!(b.sql(&live)?, "1", "the newer code ends the older");
 
     // the graduate: the older code is refused, the newer links the card
@@ -249,10 +249,10 @@ async fn link_codes_are_for_cards_nobody_holds_and_unlinking_keeps_money_and_his
     let (s, _, page) = post_form(&c, &cards, &format!("{cards}/{}/unlink", demo::CARD_UID), &[]).await?;
     assert_eq!(s, 400);
     assert!(page.contains("id=\"unlink-error\"") && page.contains("cannot be unlinked") && page.contains("refund"), "{page}");
-    assert_eq!(b.sql(&format!("SELECT unlinked_at IS NULL FROM ic_cards WHERE uid = '{}'", demo::CARD_UID))?, "1");
+    assert_eq!(b.sql(&format!("SELECT CASE WHEN unlinked_at IS NULL THEN 1 ELSE 0 END FROM ic_cards WHERE uid = '{}'", demo::CARD_UID))?, "1");
 
     // the graduate's own use of the new card, then ¥0 again, then unlinked
-    let earlier = "strftime('%s','now') - 100";
+    let earlier = shomei_backend::time::now() - 100;
     b.sql(&format!("INSERT INTO ledger (card_uid, amount, kind, created_at) VALUES ('{NEW_CARD}', 1000, 'topup', {earlier}), ('{NEW_CARD}', -1000, 'adjustment', {earlier})"))?;
     let other = graduate(&b, &smtp, "second.holder@example.jp", "Holder2024pw", "Second2024hd").await?;
     let (s, _, _) = post_form(&other, &cards, &format!("{cards}/{NEW_CARD}/unlink"), &[]).await?;
@@ -302,7 +302,7 @@ async fn a_link_code_lapses_after_its_time_and_guessing_codes_is_slowed() -> Res
     // a code past its 15 minutes links nothing
     let (s, issued) = api.post("/card-links", json!({ "card_uid": NEW_CARD })).await?;
     assert_eq!(s, 200, "{issued}");
-    b.sql("UPDATE card_link_codes SET expires_at = strftime('%s', 'now') - 1")?;
+    b.sql(&format!("UPDATE card_link_codes SET expires_at = {} - 1", shomei_backend::time::now()))?;
     let (s, _, page) = post_form(&c, &cards, &format!("{cards}/link-code"), &[("code", issued["code"].as_str().unwrap_or_default())]).await?;
     assert_eq!(s, 400, "{page}");
     assert!(page.contains("cannot be used"), "{page}");
@@ -327,6 +327,6 @@ async fn a_link_code_lapses_after_its_time_and_guessing_codes_is_slowed() -> Res
     let (s, _, page) = post_form(&c, &cards, &format!("{cards}/link-code"), &[("code", fresh["code"].as_str().unwrap_or_default())]).await?;
     assert_eq!(s, 429, "{page}");
     assert_eq!(linked()?, "0");
-    assert_eq!(b.sql(&format!("SELECT COUNT(*) FROM card_link_codes WHERE card_uid = '{NEW_CARD}' AND used_at IS NULL AND expires_at > strftime('%s','now')"))?, "1", "the code stays usable once the wait is over");
+    assert_eq!(b.sql(&format!("SELECT COUNT(*) FROM card_link_codes WHERE card_uid = '{NEW_CARD}' AND used_at IS NULL AND expires_at > {}", shomei_backend::time::now()))?, "1", "the code stays usable once the wait is over");
     Ok(())
 }

@@ -87,7 +87,7 @@ async fn a_station_killed_at_any_step_settles_the_job_without_a_second_charge_or
     let code = rig.backend.enrolment_code("Crash test, second station").await?;
     let second = Station::start(&StationOptions { backend_url: &rig.backend.url, enrolment_code: &code, printer_uri: &rig.printer.uri, pcsc: &rig.pcsc, tuning: Tuning { idle_timeout_s: 60, job_timeout_s: 20 } })?;
     // enough stored value for every round
-    rig.backend.sql(&format!("INSERT INTO ledger (card_uid, amount, kind, created_at) VALUES ('{}', 10000, 'adjustment', strftime('%s','now'))", shomei_backend::demo::CARD_UID))?;
+    rig.backend.sql(&format!("INSERT INTO ledger (card_uid, amount, kind, created_at) VALUES ('{}', 10000, 'adjustment', {})", shomei_backend::demo::CARD_UID, shomei_backend::time::now()))?;
     for (point, expected) in CRASH_POINTS {
         rig.station.restart(&[("SHOMEI_FAILPOINT", point)])?;
         let page = rig.backend.order_as_graduate(1).await?;
@@ -328,7 +328,7 @@ async fn fault_rounds(rig: &mut Rig, rounds: usize, seed: u64) -> Result<Soak> {
     for round in 0..rounds {
         soak.rounds_run = round + 1;
         if rig.balance()? < 1000 {
-            rig.backend.sql(&format!("INSERT INTO ledger (card_uid, amount, kind, created_at) VALUES ('{}', 20000, 'adjustment', strftime('%s','now'))", shomei_backend::demo::CARD_UID))?;
+            rig.backend.sql(&format!("INSERT INTO ledger (card_uid, amount, kind, created_at) VALUES ('{}', 20000, 'adjustment', {})", shomei_backend::demo::CARD_UID, shomei_backend::time::now()))?;
             soak.topped_up += 20000;
         }
         let fault = if rng.gen_bool(0.5) { Fault::Failpoint(points[rng.gen_range(0..points.len())]) } else { Fault::Kill { after_ms: rng.gen_range(0..1200) } };

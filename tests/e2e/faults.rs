@@ -257,7 +257,7 @@ async fn with_the_journals_disk_full_the_station_takes_no_one_and_loses_nothing(
 async fn a_printer_stopped_mid_job_is_seen_at_once_and_the_paid_number_prints_once_afterwards() -> Result<()> {
     // a job timeout of three minutes: only the stop itself can end the wait early
     let mut rig = Rig::start_tuned(Tuning { idle_timeout_s: 60, job_timeout_s: 180 }).await?;
-    rig.backend.sql(&format!("INSERT INTO ledger (card_uid, amount, kind, created_at) VALUES ('{}', 10000, 'adjustment', strftime('%s','now'))", shomei_backend::demo::CARD_UID))?;
+    rig.backend.sql(&format!("INSERT INTO ledger (card_uid, amount, kind, created_at) VALUES ('{}', 10000, 'adjustment', {})", shomei_backend::demo::CARD_UID, shomei_backend::time::now()))?;
     for (how, en, ja) in [("media empty", "out of paper", "用紙切れ"), ("paused", "paused", "一時停止中"), ("jammed", "paper jam", "紙づまり")] {
         let number = new_order(&rig).await?;
         let order = rig.backend.sql(&format!("SELECT id FROM orders WHERE print_number = '{number}'"))?;

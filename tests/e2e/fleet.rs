@@ -82,7 +82,7 @@ async fn operators_see_each_station_live_and_are_mailed_when_one_needs_attention
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let subjects = rig.backend.sql(&format!("SELECT group_concat(subject, ' | ') FROM outbox WHERE to_addr = '{OPS}'"))?;
+    let subjects = rig.backend.sql(&format!("SELECT subject FROM outbox WHERE to_addr = '{OPS}' ORDER BY id"))?.lines().collect::<Vec<_>>().join(" | ");
     assert_eq!(ops_mails("out of paper")?, "1", "one mail per incident: {subjects}");
     assert_eq!(ops_mails("back to normal")?, "1", "{subjects}");
 
@@ -190,7 +190,7 @@ async fn operators_take_a_station_out_of_service_and_print_a_test_page() -> Resu
     rig.card.tap()?;
     rig.wait_kiosk("done", Duration::from_secs(30)).await?;
     assert_eq!(rig.printer.spooled_pdfs().len(), 2);
-    let audit = rig.backend.sql("SELECT group_concat(action) FROM audit_log WHERE action LIKE 'station.%'")?;
+    let audit = rig.backend.sql("SELECT action FROM audit_log WHERE action LIKE 'station.%' ORDER BY id")?;
     assert!(audit.contains("station.out_of_service") && audit.contains("station.test_page") && audit.contains("station.in_service"), "{audit}");
     Ok(())
 }

@@ -348,29 +348,20 @@ impl Postgres {
 
     pub fn start() -> Result<Postgres> {
         let bin = Self::bin_dir()?;
+        let template = Self::template(&bin)?;
         let dir = tempfile::tempdir()?;
         let (data, sock) = (dir.path().join("data"), dir.path().join("sock"));
-        std::fs::create_dir(&data)?;
         std::fs::create_dir(&sock)?;
         if nix_is_root() {
             // the server's user must reach its directories
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
-            let id = |flag: &str| -> Result<u32> {
-                let out = Command::new("id").args([flag, "postgres"]).output()?;
-                anyhow::ensure!(out.status.success(), "no postgres user (Debian's postgresql package makes it)");
-                Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
-            };
-            let (uid, gid) = (id("-u")?, id("-g")?);
-            for d in [&data, &sock] {
-                std::os::unix::fs::chown(d, Some(uid), Some(gid))?;
-            }
+            let (uid, gid) = Self::server_ids()?;
+            std::os::unix::fs::chown(&sock, Some(uid), Some(gid))?;
         }
-        let out = Self::as_server_user(&bin.join("initdb"))
-            .arg("-D").arg(&data)
-            .args(["-U", "shomei", "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"])
-            .output()?;
-        anyhow::ensure!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        // a copy of the cluster initdb made once (with its database), owners and modes kept
+        let out = Command::new("cp").arg("-a").arg(&template).arg(&data).output()?;
+        anyhow::ensure!(out.status.success(), "copying the PostgreSQL template: {}", String::from_utf8_lossy(&out.stderr));
         let port = free_port();
         let options = format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off", sock.display());
         let out = Self::as_server_user(&bin.join("pg_ctl"))
@@ -379,15 +370,71 @@ impl Postgres {
             .args(["-o", &options, "-w", "-t", "30", "start"])
             .output()?;
         anyhow::ensure!(out.status.success(), "pg_ctl start: {} {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        let pg = Postgres { url: format!("postgres://shomei@127.0.0.1:{port}/shomei"), port, bin, data, _dir: dir };
-        pg.psql("postgres", "CREATE DATABASE shomei")?;
-        Ok(pg)
+        Ok(Postgres { url: format!("postgres://shomei@127.0.0.1:{port}/shomei"), port, bin, data, _dir: dir })
+    }
+
+    /// The server user's (uid, gid) when the tests run as root.
+    fn server_ids() -> Result<(u32, u32)> {
+        let id = |flag: &str| -> Result<u32> {
+            let out = Command::new("id").args([flag, "postgres"]).output()?;
+            anyhow::ensure!(out.status.success(), "no postgres user (Debian's postgresql package makes it)");
+            Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
+        };
+        Ok((id("-u")?, id("-g")?))
+    }
+
+    /// A cluster made by initdb (user `shomei`, trust on loopback, UTF-8),
+    /// with the empty database `shomei`, never started: every test's server
+    /// starts from a copy of it (copying takes a tenth of what initdb does).
+    /// Made once per machine and server version, in the temporary directory.
+    fn template(bin: &Path) -> Result<PathBuf> {
+        static TEMPLATE: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+        let mut made = TEMPLATE.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = made.as_ref() {
+            return Ok(t.clone());
+        }
+        // /usr/lib/postgresql/<major>/bin
+        let version = bin.parent().and_then(|p| p.file_name()).map(|v| v.to_string_lossy().into_owned()).unwrap_or_default();
+        let uid = Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+        let path = std::env::temp_dir().join(format!("shomei-pg-template-{version}-u{uid}"));
+        if !path.join("PG_VERSION").exists() {
+            // made beside it and renamed into place: another test process never sees half of it
+            let staging = std::env::temp_dir().join(format!("shomei-pg-template-staging-{}-{}", std::process::id(), free_port()));
+            std::fs::create_dir(&staging)?;
+            let data = staging.join("data");
+            std::fs::create_dir(&data)?;
+            if nix_is_root() {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o755))?;
+                let (uid, gid) = Self::server_ids()?;
+                std::os::unix::fs::chown(&data, Some(uid), Some(gid))?;
+            }
+            let out = Self::as_server_user(&bin.join("initdb"))
+                .arg("-D").arg(&data)
+                .args(["-U", "shomei", "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync", "--wal-segsize=1"])
+                .output()?;
+            anyhow::ensure!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+            // the tests' database, made in single-user mode (no port, no socket)
+            let mut single = Self::as_server_user(&bin.join("postgres"))
+                .args(["--single", "-D"]).arg(&data).arg("postgres")
+                .stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped())
+                .spawn()?;
+            single.stdin.take().context("postgres --single stdin")?.write_all(b"CREATE DATABASE shomei;\n")?;
+            let out = single.wait_with_output()?;
+            anyhow::ensure!(out.status.success(), "postgres --single: {}", String::from_utf8_lossy(&out.stderr));
+            if std::fs::rename(&data, &path).is_err() && !path.join("PG_VERSION").exists() {
+                bail!("could not put the PostgreSQL template at {}", path.display());
+            }
+            let _ = std::fs::remove_dir_all(&staging);
+        }
+        *made = Some(path.clone());
+        Ok(path)
     }
 
     /// One statement through psql over TCP; its output unaligned, tuples only.
     pub fn psql(&self, database: &str, statement: &str) -> Result<String> {
         let out = Command::new(self.bin.join("psql"))
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "shomei", "-d", database, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", statement])
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "shomei", "-d", database, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", statement])
             .output()?;
         anyhow::ensure!(out.status.success(), "psql {statement}: {}", String::from_utf8_lossy(&out.stderr));
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
@@ -397,6 +444,27 @@ impl Postgres {
 impl Drop for Postgres {
     fn drop(&mut self) {
         let _ = Self::as_server_user(&self.bin.join("pg_ctl")).arg("-D").arg(&self.data).args(["-m", "immediate", "stop"]).output();
+    }
+}
+
+/// Another process holding the backend database's write lock ([`Backend::hold_write_lock`]).
+pub struct WriteLockHolder {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    postgres: bool,
+}
+
+impl WriteLockHolder {
+    /// Ends its transaction (the lock is free again) and waits for it to quit.
+    pub fn release(mut self) -> Result<()> {
+        if self.postgres {
+            writeln!(self.stdin, "COMMIT;\n\\q")?;
+        } else {
+            writeln!(self.stdin, "COMMIT;\n.quit")?;
+        }
+        drop(self.stdin);
+        self.child.wait()?;
+        Ok(())
     }
 }
 
@@ -743,16 +811,39 @@ pub struct Backend {
     last_step: std::sync::Mutex<std::collections::HashMap<String, i64>>,
     staff: tokio::sync::OnceCell<reqwest::Client>,
     cfg: shomei_backend::config::Config,
+    /// The database the backend stores its data in (see [`test_engine`]).
+    pub database_url: String,
+    /// Its private PostgreSQL, when it runs on one.
+    pg: Option<Postgres>,
+}
+
+/// The engine the backends of this test run keep their data in: SQLite
+/// (a file in the backend's directory) unless `SHOMEI_TEST_DB=postgres`,
+/// then a private PostgreSQL per backend (CI runs the e2e tests once each way).
+pub fn test_engine() -> shomei_backend::store::Engine {
+    match std::env::var("SHOMEI_TEST_DB").as_deref() {
+        Ok("postgres") | Ok("postgresql") => shomei_backend::store::Engine::Postgres,
+        _ => shomei_backend::store::Engine::Sqlite,
+    }
 }
 
 impl Backend {
-    /// Starts the backend in-process on a fresh SQLite file with the demo data.
+    /// Starts the backend in-process on a fresh database (see [`test_engine`]) with the demo data.
     pub async fn start(smtp_port: Option<u16>) -> Result<Backend> {
         Self::start_with(smtp_port, |_| {}).await
     }
 
     /// Starts it with some settings changed (short sessions, a small hash pool, ...).
     pub async fn start_with(smtp_port: Option<u16>, tweak: impl FnOnce(&mut shomei_backend::config::Config)) -> Result<Backend> {
+        Self::start_on(test_engine(), smtp_port, tweak).await
+    }
+
+    /// Starts it on the engine given, whatever this test run's.
+    pub async fn start_on(
+        engine: shomei_backend::store::Engine,
+        smtp_port: Option<u16>,
+        tweak: impl FnOnce(&mut shomei_backend::config::Config),
+    ) -> Result<Backend> {
         init_tracing();
         let dir = tempfile::tempdir()?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -760,7 +851,20 @@ impl Backend {
         let mut cfg = shomei_backend::config::Config::default();
         cfg.http.listen = format!("127.0.0.1:{port}");
         cfg.http.public_url = format!("http://127.0.0.1:{port}");
-        cfg.database.url = format!("sqlite://{}?mode=rwc", dir.path().join("backend.sqlite").display());
+        let pg = match engine {
+            shomei_backend::store::Engine::Postgres => Some(Postgres::start()?),
+            shomei_backend::store::Engine::Sqlite => None,
+        };
+        cfg.database.url = match &pg {
+            Some(pg) => pg.url.clone(),
+            None => format!("sqlite://{}?mode=rwc", dir.path().join("backend.sqlite").display()),
+        };
+        if pg.is_some() {
+            // (on SQLite the backend makes this file itself, beside its database)
+            let key = dir.path().join("backend.key");
+            std::fs::write(&key, shomei_backend::sealed::SealKey::generate().1)?;
+            cfg.security.data_key_file = Some(key);
+        }
         cfg.mail.smtp = smtp_port.map(|p| format!("127.0.0.1:{p}")).unwrap_or_default();
         cfg.mail.poll_interval_s = 1;
         cfg.stations.offline_after_s = 5;
@@ -774,7 +878,8 @@ impl Backend {
         // served with TLS: by the name its certificate carries
         let url = if cfg.http.tls_cert_file.is_some() { format!("https://localhost:{port}") } else { format!("http://127.0.0.1:{port}") };
         let (tx, task) = Self::launch(cfg.clone(), listener, &url).await?;
-        Ok(Backend { url, dir, shutdown: Some(tx), task: Some(task), last_step: std::sync::Mutex::default(), staff: tokio::sync::OnceCell::new(), cfg })
+        let database_url = cfg.database.url.clone();
+        Ok(Backend { url, dir, shutdown: Some(tx), task: Some(task), last_step: std::sync::Mutex::default(), staff: tokio::sync::OnceCell::new(), cfg, database_url, pg })
     }
 
     async fn launch(
@@ -880,6 +985,15 @@ impl Backend {
         }
     }
 
+    /// Takes over the TOTP steps `other` used (a backend on a copy of its
+    /// database refuses those steps again).
+    pub fn carry_totp_steps_from(&self, other: &Backend) {
+        let used = other.last_step.lock().map(|m| m.clone()).unwrap_or_default();
+        if let Ok(mut mine) = self.last_step.lock() {
+            mine.extend(used);
+        }
+    }
+
     /// A fresh code for the demo staff member.
     pub async fn staff_code(&self) -> Result<String> {
         self.totp_code_for(shomei_backend::demo::STAFF_TOTP_SECRET).await
@@ -930,15 +1044,78 @@ impl Backend {
         element_text(&page, "enrolment-code").context("enrolment code on the page")
     }
 
-    /// Runs one SQL statement on the backend's database with the sqlite3 CLI
-    /// (tests use it to look at the ledger and to move deadlines into the past).
+    /// Runs one SQL statement on the backend's database with the sqlite3 CLI,
+    /// or psql on PostgreSQL (tests use it to look at the ledger and to move
+    /// deadlines into the past). Rows one per line, columns split by `|`,
+    /// NULL as nothing, in both; nothing printed for a statement that returns no rows.
     pub fn sql(&self, statement: &str) -> Result<String> {
+        if let Some(pg) = &self.pg {
+            return pg.psql("shomei", statement);
+        }
         // wait for the backend's own writes (its jobs run at start) instead of failing "locked"
         let out = Command::new("sqlite3").args(["-cmd", ".timeout 5000"]).arg(self.dir.path().join("backend.sqlite")).arg(statement).output()?;
         if !out.status.success() {
             bail!("sqlite3: {}", String::from_utf8_lossy(&out.stderr));
         }
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// Whether the backend keeps its data in PostgreSQL (else SQLite).
+    pub fn is_postgres(&self) -> bool {
+        self.pg.is_some()
+    }
+
+    /// Another process takes the database's write lock (SQLite's, or the
+    /// advisory lock writers take on PostgreSQL) and holds it until
+    /// [`WriteLockHolder::release`].
+    pub fn hold_write_lock(&self) -> Result<WriteLockHolder> {
+        let mut child = match &self.pg {
+            Some(pg) => Command::new(pg.bin.join("psql"))
+                .args(["-h", "127.0.0.1", "-p", &pg.port.to_string(), "-U", "shomei", "-d", "shomei", "-X", "-q", "-A", "-t"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()?,
+            None => Command::new("sqlite3").arg(self.dir.path().join("backend.sqlite")).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?,
+        };
+        let mut stdin = child.stdin.take().context("stdin")?;
+        match &self.pg {
+            Some(_) => writeln!(stdin, "BEGIN; SELECT pg_advisory_xact_lock({}); SELECT 'locked';", shomei_backend::store::WRITE_LOCK)?,
+            None => writeln!(stdin, "BEGIN IMMEDIATE;\nSELECT 'locked';")?,
+        }
+        let mut out = BufReader::new(child.stdout.take().context("stdout")?);
+        loop {
+            let mut line = String::new();
+            anyhow::ensure!(out.read_line(&mut line)? > 0, "the lock holder ended before it held the lock");
+            if line.trim() == "locked" {
+                break;
+            }
+        }
+        Ok(WriteLockHolder { child, stdin, postgres: self.pg.is_some() })
+    }
+
+    /// Whether another process gets the database's write lock at once.
+    pub fn write_lock_free(&self) -> Result<bool> {
+        match &self.pg {
+            Some(pg) => Ok(pg.psql("shomei", &format!("SELECT pg_try_advisory_xact_lock({})", shomei_backend::store::WRITE_LOCK))? == "t"),
+            None => Ok(Command::new("sqlite3").args(["-cmd", ".timeout 0"]).arg(self.dir.path().join("backend.sqlite")).arg("BEGIN IMMEDIATE; ROLLBACK;").output()?.status.success()),
+        }
+    }
+
+    /// Whether `needle` is written in clear in any file the database keeps
+    /// on disk (SQLite's file and write-ahead log; PostgreSQL's whole data
+    /// directory, its WAL included, after a checkpoint).
+    pub fn stored_in_clear(&self, needle: &str) -> Result<bool> {
+        let files: Vec<PathBuf> = match &self.pg {
+            Some(pg) => {
+                pg.psql("shomei", "CHECKPOINT")?;
+                vec![pg.data.clone()]
+            }
+            None => ["backend.sqlite", "backend.sqlite-wal"].iter().map(|f| self.dir.path().join(f)).filter(|p| p.exists()).collect(),
+        };
+        let out = Command::new("grep").args(["-r", "-l", "-a", "-F", needle]).args(&files).output()?;
+        // grep: 0 found, 1 not found, 2 trouble
+        anyhow::ensure!(out.status.code() != Some(2), "grep: {}", String::from_utf8_lossy(&out.stderr));
+        Ok(out.status.success())
     }
 
     /// An order's certificate PDF as staff fetch it from the panel (the

@@ -81,7 +81,8 @@ async fn a_station_reaches_the_backend_over_https_with_the_universitys_ca_and_re
     let code = |name: &str| -> Result<String> {
         let out = std::process::Command::new(bin("shomei-backend"))
             .args(["enrolment-code", name])
-            .env("SHOMEI_BACKEND_DATABASE__URL", format!("sqlite://{}?mode=rwc", backend.dir.path().join("backend.sqlite").display()))
+            .env("SHOMEI_BACKEND_DATABASE__URL", &backend.database_url)
+            .env("SHOMEI_BACKEND_SECURITY__DATA_KEY_FILE", backend.dir.path().join("backend.key"))
             .env("SHOMEI_BACKEND_ACCOUNTS__UPLOAD_DIR", backend.dir.path().join("uploads"))
             .output()?;
         anyhow::ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -102,7 +103,7 @@ async fn a_station_reaches_the_backend_over_https_with_the_universitys_ca_and_re
     let o = StationOptions { backend_url: &backend.url, enrolment_code: &trusted, printer_uri: &printer.uri, pcsc: &pcsc, tuning: Tuning::default() };
     let station = Station::start_with_env(&o, &[("SHOMEI_STATION_BACKEND_CA_FILE", &ca_path)])?;
     wait_until("the station online over https", Duration::from_secs(20), || {
-        backend.sql("SELECT status || ' ' || (last_seen IS NOT NULL) FROM stations WHERE name = 'Library 1F'").unwrap_or_default() == "active 1"
+        backend.sql("SELECT status || ' ' || (CASE WHEN last_seen IS NOT NULL THEN 1 ELSE 0 END) FROM stations WHERE name = 'Library 1F'").unwrap_or_default() == "active 1"
     })
     .with_context(|| station.log())?;
 

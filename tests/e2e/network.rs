@@ -108,7 +108,7 @@ async fn after_a_30_minute_outage_in_simulated_time_the_outbox_drains_exactly_on
     // 30 minutes pass for the backend
     rig.backend.sql("UPDATE reservations SET created_at = created_at - 1800, expires_at = expires_at - 1800")?;
     rig.backend.sql("UPDATE stations SET last_seen = last_seen - 1800")?;
-    assert_eq!(rig.backend.sql("SELECT count(*) FROM reservations WHERE expires_at < strftime('%s','now')")?, "1", "the reservation lapsed meanwhile");
+    assert_eq!(rig.backend.sql(&format!("SELECT count(*) FROM reservations WHERE expires_at < {}", shomei_backend::time::now()))?, "1", "the reservation lapsed meanwhile");
     rig.backend.restart().await?;
 
     wait_for("the outbox to drain", Duration::from_secs(30), || Ok(journal(&rig.station, "SELECT count(*) FROM outbox WHERE sent_at IS NULL")? == "0")).await?;

@@ -30,7 +30,7 @@ pub(crate) async fn order(b: &Backend, paid: bool) -> Result<(String, String)> {
     let page = b.order_as_graduate(1).await?;
     let number = element_text(&page, "print-number").context("number")?.replace(' ', "");
     if paid {
-        b.sql(&format!("UPDATE orders SET status = 'paid', payment_method = 'paypal', paid_at = strftime('%s','now') WHERE print_number = '{number}'"))?;
+        b.sql(&format!("UPDATE orders SET status = 'paid', payment_method = 'paypal', paid_at = {} WHERE print_number = '{number}'", shomei_backend::time::now()))?;
     }
     Ok((b.sql(&format!("SELECT id FROM orders WHERE print_number = '{number}'"))?, number))
 }
@@ -127,9 +127,10 @@ async fn opted_in_a_card_pays_offline_within_its_floor_limit_and_the_debit_syncs
     let amount: i64 = rig.backend.sql(&format!("SELECT total FROM orders WHERE id = {first_order}"))?.parse()?;
     // the card holds half an order; the floor limit is one order's amount
     rig.backend.sql(&format!(
-        "INSERT INTO ledger (card_uid, amount, kind, created_at) VALUES ('{}', {}, 'adjustment', strftime('%s','now'))",
+        "INSERT INTO ledger (card_uid, amount, kind, created_at) VALUES ('{}', {}, 'adjustment', {})",
         shomei_backend::demo::CARD_UID,
-        amount / 2 - 3000
+        amount / 2 - 3000,
+        shomei_backend::time::now()
     ))?;
     let start_balance = amount / 2;
     assert_eq!(rig.balance()?, start_balance);

@@ -101,7 +101,7 @@ async fn a_name_no_font_can_draw_holds_the_order() -> Result<()> {
     let page = b.order_as_graduate(1).await?;
     assert!(page.contains("held for the registrar") && page.contains("事務局の確認待ち"), "{page}");
     assert!(element_text(&page, "print-number").is_none(), "no number for a held order");
-    assert_eq!(b.sql("SELECT status || '|' || IFNULL(print_number, '-') FROM orders")?, "held|-");
+    assert_eq!(b.sql("SELECT status || '|' || COALESCE(print_number, '-') FROM orders")?, "held|-");
     assert_eq!(b.sql("SELECT COUNT(*) FROM outbox")?, "0", "no number mailed");
     Ok(())
 }
@@ -250,7 +250,7 @@ async fn the_order_page_says_each_deliverys_state_in_words() -> Result<()> {
     assert!(p.contains("L19-0042") && element_text(&p, "order-delivery").unwrap_or_default().contains("学内印刷"), "{p}");
     assert!(status(&p).contains("awaiting payment (pay by"), "{}", status(&p));
     assert!(!p.contains("pay with your IC card") && !p.contains("id=\"resend\""), "{p}");
-    b.sql(&format!("UPDATE orders SET status = 'paid', paid_at = strftime('%s','now') WHERE id = {campus}"))?;
+    b.sql(&format!("UPDATE orders SET status = 'paid', paid_at = {} WHERE id = {campus}", shomei_backend::time::now()))?;
     let p = page(campus.clone()).await?;
     assert!(status(&p).contains("paid: print at an on-campus printer by"), "{}", status(&p));
     let how = p.split("id=\"number-how\"").nth(1).and_then(|r| r.split("</p>").next()).unwrap_or_default();
@@ -266,18 +266,18 @@ async fn the_order_page_says_each_deliverys_state_in_words() -> Result<()> {
     // convenience-store print: no print number wording, nothing to mail again
     let p = page(store.clone()).await?;
     assert!(!p.contains("On-campus print number") && !p.contains("id=\"print-number\"") && !p.contains("id=\"resend\""), "{p}");
-    b.sql(&format!("UPDATE orders SET status = 'paid', paid_at = strftime('%s','now') WHERE id = {store}"))?;
+    b.sql(&format!("UPDATE orders SET status = 'paid', paid_at = {} WHERE id = {store}", shomei_backend::time::now()))?;
     let p = page(store.clone()).await?;
     assert!(status(&p).contains("being registered at the stores"), "{}", status(&p));
     assert!(!p.contains("id=\"resend\""));
 
     // post: the address, waiting to be posted, then posted
-    b.sql(&format!("UPDATE orders SET status = 'paid', paid_at = strftime('%s','now') WHERE id = {post}"))?;
+    b.sql(&format!("UPDATE orders SET status = 'paid', paid_at = {} WHERE id = {post}", shomei_backend::time::now()))?;
     let p = page(post.clone()).await?;
     let address = p.split("id=\"order-address\"").nth(1).and_then(|r| r.split("</td>").next()).unwrap_or_default().to_string();
     assert!(address.contains("100-0001") && address.contains("千代田区"), "{address}");
     assert!(status(&p).contains("waiting to be posted") && !p.contains("On-campus print number") && !p.contains("id=\"resend\""), "{}", status(&p));
-    b.sql(&format!("UPDATE orders SET shipped_at = strftime('%s','now') WHERE id = {post}"))?;
+    b.sql(&format!("UPDATE orders SET shipped_at = {} WHERE id = {post}", shomei_backend::time::now()))?;
     assert!(status(&page(post.clone()).await?).contains("posted ("));
     Ok(())
 }

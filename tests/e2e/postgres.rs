@@ -1,8 +1,7 @@
 //! The private PostgreSQL the harness starts (issue 15: every e2e test will
 //! run on SQLite and on PostgreSQL): Debian's server, initdb'd per test in a
-//! temporary directory, run by its own user on its own port. This proves
-//! the recipe on every machine CI runs on; the backend's PostgreSQL store
-//! is not built yet.
+//! temporary directory, run by its own user on its own port; and the move
+//! of a SQLite deployment into PostgreSQL with one command.
 
 use crate::harness::*;
 use anyhow::Result;
@@ -33,5 +32,69 @@ async fn each_test_gets_a_private_postgresql_of_its_own_that_is_gone_when_the_te
     let port = a.port;
     drop(a);
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "port {port} still answers");
+    Ok(())
+}
+
+/// An existing SQLite deployment moves to PostgreSQL with one command: every
+/// table arrives with the same rows (counted here on both sides, checksummed
+/// by the command), a second copy into the now non-empty target is refused
+/// and changes nothing, and a backend started on the copy opens the sealed
+/// PDF of the order placed before and takes new orders after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_deployment_is_copied_into_postgresql_whole_once_and_serves_from_there() -> Result<()> {
+    use shomei_backend::store::Engine;
+    let mut b = Backend::start_on(Engine::Sqlite, None, |_| {}).await?;
+    let page = b.order_as_graduate(2).await?;
+    let number = element_text(&page, "print-number").unwrap_or_default().replace(' ', "");
+    let order: i64 = b.sql(&format!("SELECT id FROM orders WHERE print_number = '{number}'"))?.parse()?;
+    let pdf = b.order_pdf(order).await?;
+    assert!(pdf.starts_with(b"%PDF"));
+    b.stop().await;
+    let tables: Vec<String> = b
+        .sql("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations' ORDER BY name")?
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert!(tables.len() > 40, "{tables:?}");
+    let counts = |q: &dyn Fn(&str) -> Result<String>| -> Result<Vec<(String, i64)>> {
+        tables.iter().map(|t| Ok((t.clone(), q(&format!("SELECT COUNT(*) FROM {t}"))?.parse::<i64>()?))).collect()
+    };
+    let before = counts(&|sql| b.sql(sql))?;
+    assert!(before.iter().any(|(t, n)| t == "orders" && *n == 1) && before.iter().any(|(t, n)| t == "audit_log" && *n > 0), "{before:?}");
+
+    let pg = Postgres::start()?;
+    let copy = || {
+        std::process::Command::new(bin("shomei-backend"))
+            .args(["copy-to-postgres", &pg.url])
+            .env("SHOMEI_BACKEND_DATABASE__URL", &b.database_url)
+            .output()
+    };
+    let out = copy()?;
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{said} {}", String::from_utf8_lossy(&out.stderr));
+    let total: i64 = before.iter().map(|(_, n)| n).sum();
+    assert!(said.contains(&format!("copied {} tables, {total} rows", tables.len())), "{said}");
+    assert!(said.lines().any(|l| l.starts_with("orders ") && l.contains(" 1 rows") && l.contains("source and target agree")), "{said}");
+    let after = counts(&|sql| pg.psql("shomei", sql))?;
+    assert_eq!(after, before, "every table has the same rows on PostgreSQL");
+
+    // the target is no longer empty: a second copy is refused and adds nothing
+    let out = copy()?;
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success() && err.contains("not empty"), "{err}");
+    assert_eq!(counts(&|sql| pg.psql("shomei", sql))?, before);
+
+    // a backend on the copy (the same data key) serves what was there, and new orders continue the ids
+    let key = b.dir.path().join("backend.key");
+    let b2 = Backend::start_on(Engine::Sqlite, None, |c| {
+        c.database.url = pg.url.clone();
+        c.security.data_key_file = Some(key);
+    })
+    .await?;
+    b2.carry_totp_steps_from(&b);
+    assert_eq!(b2.order_pdf(order).await?, pdf, "the sealed PDF opens on PostgreSQL as it was");
+    let page = b2.order_as_graduate(1).await?;
+    let second = element_text(&page, "print-number").unwrap_or_default().replace(' ', "");
+    assert_eq!(pg.psql("shomei", &format!("SELECT id FROM orders WHERE print_number = '{second}'"))?, (order + 1).to_string());
     Ok(())
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 /// Passes the automatic refund has made so far.
 fn refund_passes(b: &Backend) -> Result<i64> {
-    Ok(b.sql(&format!("SELECT IFNULL((SELECT runs FROM job_runs WHERE name = '{}'), 0)", shomei_backend::refunds::JOB))?.parse()?)
+    Ok(b.sql(&format!("SELECT COALESCE((SELECT runs FROM job_runs WHERE name = '{}'), 0)", shomei_backend::refunds::JOB))?.parse()?)
 }
 
 /// Waits until the automatic refund has made two more passes than when
@@ -41,7 +41,7 @@ fn now_s() -> Result<i64> {
 
 /// The order's print deadline two days ago: its last day is over.
 fn past_deadline(b: &Backend, id: i64) -> Result<()> {
-    b.sql(&format!("UPDATE orders SET print_deadline = strftime('%s', 'now') - 2 * 86400 WHERE id = {id}"))?;
+    b.sql(&format!("UPDATE orders SET print_deadline = {} - 2 * 86400 WHERE id = {id}", now_s()?))?;
     Ok(())
 }
 
@@ -161,7 +161,7 @@ async fn a_card_paid_print_that_failed_is_refunded_to_the_card_once_the_next_day
     assert_eq!(b.sql(&format!("SELECT COUNT(*) || '|' || SUM(amount) FROM ledger WHERE kind = 'refund' AND order_id = {failed}"))?, "1|400");
     assert_eq!(b.sql(&format!("SELECT status || ' ' || refund_method FROM orders WHERE id = {failed}"))?, "cancelled card");
     assert_eq!(rig.balance()?, 2600, "back on the card at once");
-    assert_eq!(b.sql(&format!("SELECT status || ' ' || (refunded_at IS NULL) FROM orders WHERE id = {never}"))?, "paid 1", "never tried at a printer: no refund (O-5)");
+    assert_eq!(b.sql(&format!("SELECT status || ' ' || (CASE WHEN refunded_at IS NULL THEN 1 ELSE 0 END) FROM orders WHERE id = {never}"))?, "paid 1", "never tried at a printer: no refund (O-5)");
     assert_eq!(b.sql(&format!("SELECT COUNT(*) FROM ledger WHERE order_id = {never} AND kind = 'refund'"))?, "0");
 
     // the user is told: the order, the amount, back on the card
@@ -213,7 +213,7 @@ async fn a_paypal_paid_print_that_failed_is_refunded_through_paypal_once_and_a_r
     sim.knob("/sim/fail-next-refund", json!({ "times": 1000 })).await?;
     past_deadline(&b, id)?;
     two_more_passes(&b).await?;
-    assert_eq!(b.sql(&format!("SELECT status || ' ' || (refund_error IS NOT NULL) FROM orders WHERE id = {id}"))?, "paid 1", "not refunded, and why is kept");
+    assert_eq!(b.sql(&format!("SELECT status || ' ' || (CASE WHEN refund_error IS NOT NULL THEN 1 ELSE 0 END) FROM orders WHERE id = {id}"))?, "paid 1", "not refunded, and why is kept");
     assert_eq!(dashboard_count(&b, "refunds-failing").await?, 1);
     let page = b.staff_page(&format!("/admin/orders/{id}")).await?;
     assert!(page.contains("id=\"refund-error\"") && page.contains("The automatic refund could not be made"), "{page}");
@@ -223,7 +223,7 @@ async fn a_paypal_paid_print_that_failed_is_refunded_through_paypal_once_and_a_r
     // PayPal takes refunds again: the next pass refunds it, once
     sim.knob("/sim/fail-next-refund", json!({ "times": 0 })).await?;
     two_more_passes(&b).await?;
-    assert_eq!(b.sql(&format!("SELECT refund_error IS NULL FROM orders WHERE id = {id}"))?, "1");
+    assert_eq!(b.sql(&format!("SELECT CASE WHEN refund_error IS NULL THEN 1 ELSE 0 END FROM orders WHERE id = {id}"))?, "1");
     assert_eq!(dashboard_count(&b, "refunds-failing").await?, 0);
     let state: serde_json::Value = reqwest::get(format!("{}/sim/state", sim.url)).await?.json().await?;
     assert_eq!(state["refunds_performed"], 1, "PayPal refunded it: {state}");
@@ -321,7 +321,7 @@ async fn a_smart_pit_failed_print_is_paid_back_by_the_office_to_the_account_the_
     let (s, _, page) = post_form(&staff, &detail, &format!("{detail}/paid-back"), &[]).await?;
     assert_eq!(s, 200, "{page}");
     assert!(page.contains("id=\"paid-back\""), "{page}");
-    assert_eq!(b.sql(&format!("SELECT refund_bank_sealed IS NULL FROM orders WHERE id = {id}"))?, "1", "the bank details are not kept once paid");
+    assert_eq!(b.sql(&format!("SELECT CASE WHEN refund_bank_sealed IS NULL THEN 1 ELSE 0 END FROM orders WHERE id = {id}"))?, "1", "the bank details are not kept once paid");
     let mail = smtp.wait_for_mail_with(demo::GRADUATE_EMAIL, "Your refund has been paid", MAIL_WAIT)?;
     assert!(mail.contains("¥400") && mail.contains(&format!("order {id}")) && mail.contains("返金のお支払いが完了しました"), "{mail}");
     assert_eq!(dashboard_count(&b, "refunds").await?, 0);
@@ -354,7 +354,7 @@ async fn held_order_on(screen: Screen) -> Result<()> {
     b.sql("UPDATE school_register SET name_kanji = '𠮷田 花子' WHERE student_no = 'L19-0042'")?;
     b.order_as_graduate(1).await?;
     let id: i64 = b.sql("SELECT MAX(id) FROM orders")?.parse()?;
-    assert_eq!(b.sql(&format!("SELECT status || '|' || IFNULL(print_number, '-') FROM orders WHERE id = {id}"))?, "held|-");
+    assert_eq!(b.sql(&format!("SELECT status || '|' || COALESCE(print_number, '-') FROM orders WHERE id = {id}"))?, "held|-");
     let serial = b.sql(&format!("SELECT c.serial FROM certificates c JOIN order_lines l ON l.id = c.order_line_id WHERE l.order_id = {id}"))?;
     assert_eq!(dashboard_count(&b, "held").await?, 1);
 

@@ -117,11 +117,13 @@ async fn a_form_error_keeps_the_attached_images_shown_as_attached_sending_again_
 
     // both images are kept in the draft...
     let id = b.sql(&format!("SELECT id FROM registrations WHERE email = '{email}'"))?;
-    let kept = format!(
-        "SELECT group_concat(ordinal || ':' || original_name, ',') FROM (SELECT ordinal, original_name FROM registration_images \
-         WHERE registration_id = {id} AND deleted_at IS NULL ORDER BY ordinal)"
-    );
-    assert_eq!(b.sql(&kept)?, "0:licence-front.jpg,1:licence-back.png");
+    let kept = || -> Result<String> {
+        let rows = b.sql(&format!(
+            "SELECT ordinal || ':' || original_name FROM registration_images WHERE registration_id = {id} AND deleted_at IS NULL ORDER BY ordinal"
+        ))?;
+        Ok(rows.lines().collect::<Vec<_>>().join(","))
+    };
+    assert_eq!(kept()?, "0:licence-front.jpg,1:licence-back.png");
     // ...and shown as attached: the file name and a thumbnail, with a way to replace each
     assert_eq!(browser.wait_id("attached-name-image_front").await?.text().await?, "licence-front.jpg");
     assert_eq!(w.find(Locator::Id("attached-name-image_back")).await?.text().await?, "licence-back.png");
@@ -139,7 +141,7 @@ async fn a_form_error_keeps_the_attached_images_shown_as_attached_sending_again_
     w.find(Locator::Id("apply")).await?.click().await?;
     browser.wait_id("message").await?;
     assert_eq!(b.sql(&format!("SELECT status FROM registrations WHERE id = {id}"))?, "pending");
-    assert_eq!(b.sql(&kept)?, "0:licence-front.jpg,1:licence-back.png", "the same two images went with the application");
+    assert_eq!(kept()?, "0:licence-front.jpg,1:licence-back.png", "the same two images went with the application");
 
     // the staff's review page shows both images
     staff_login_in_browser(&browser, &b).await?;

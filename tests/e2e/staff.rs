@@ -658,7 +658,8 @@ async fn recovery_codes_are_stored_as_keyed_hashes_and_still_log_staff_in() -> R
     // a new second factor on the server's console prints ten recovery codes once
     let out = std::process::Command::new(bin("shomei-backend"))
         .args(["staff-totp", demo::STAFF_LOGIN])
-        .env("SHOMEI_BACKEND_DATABASE__URL", format!("sqlite://{}?mode=rwc", b.dir.path().join("backend.sqlite").display()))
+        .env("SHOMEI_BACKEND_DATABASE__URL", &b.database_url)
+        .env("SHOMEI_BACKEND_SECURITY__DATA_KEY_FILE", b.dir.path().join("backend.key"))
         .env("SHOMEI_BACKEND_ACCOUNTS__UPLOAD_DIR", b.dir.path().join("uploads"))
         .output()?;
     let said = String::from_utf8_lossy(&out.stdout).to_string();

@@ -286,7 +286,6 @@ fn chrono_now() -> i64 {
 /// answered as before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_abandoned_while_waiting_for_the_write_lock_leaves_the_backend_serving() -> Result<()> {
-    use std::io::{BufRead, Write};
     let backend = Backend::start(None).await?;
     let api = Api::new(&backend).await?;
     let charge = json!({ "card_uid": "012E4CD8A1B2C3D4", "idempotency_key": "abandoned-key" });
@@ -294,16 +293,7 @@ async fn a_request_abandoned_while_waiting_for_the_write_lock_leaves_the_backend
     assert_eq!(s, 404, "a charge for no reservation is refused after taking the write lock");
     for round in 0..3 {
         // another writer holds the write lock
-        let mut holder = std::process::Command::new("sqlite3")
-            .arg(backend.dir.path().join("backend.sqlite"))
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()?;
-        let mut stdin = holder.stdin.take().context("stdin")?;
-        writeln!(stdin, "BEGIN IMMEDIATE;\nSELECT 'locked';")?;
-        let mut line = String::new();
-        std::io::BufReader::new(holder.stdout.take().context("stdout")?).read_line(&mut line)?;
-        assert_eq!(line.trim(), "locked");
+        let holder = backend.hold_write_lock()?;
         // the station asks, the backend waits for the lock, and the station is gone
         let waiting = tokio::spawn({
             let (api, charge) = (api.clone(), charge.clone());
@@ -314,9 +304,7 @@ async fn a_request_abandoned_while_waiting_for_the_write_lock_leaves_the_backend
         waiting.abort();
         let _ = waiting.await;
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        writeln!(stdin, "COMMIT;\n.quit")?;
-        drop(stdin);
-        holder.wait()?;
+        holder.release()?;
         // every connection of the pool serves again: each answer is the same refusal
         let answers = futures_join_all((0..24).map(|_| {
             let (api, charge) = (api.clone(), charge.clone());

@@ -177,10 +177,11 @@ async fn a_new_database_gets_no_demo_data_and_one_not_created_as_a_demo_never_ge
     assert_eq!(backend.sql("SELECT COUNT(*) FROM universities")?, "0");
     // the first install is a console command that prints the administrator's credentials once
     backend.stop().await;
-    let url = format!("sqlite://{}?mode=rwc", backend.dir.path().join("backend.sqlite").display());
+    let url = backend.database_url.clone();
     let out = std::process::Command::new(bin("shomei-backend"))
         .args(["init", "--name-ja", "北大学", "--name-en", "Kita University", "--admin", "registrar1"])
         .env("SHOMEI_BACKEND_DATABASE__URL", &url)
+        .env("SHOMEI_BACKEND_SECURITY__DATA_KEY_FILE", backend.dir.path().join("backend.key"))
         .env("SHOMEI_BACKEND_ACCOUNTS__UPLOAD_DIR", backend.dir.path().join("uploads"))
         .output()?;
     let said = String::from_utf8_lossy(&out.stdout);
@@ -338,7 +339,10 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_throttle_and_audit_addre
     for i in 0..13 {
         statuses.push(login_from(&direct, &format!("192.0.2.{i}"), &format!("spray{i}@example.jp"), "Spring2024!x", "Spring2024!y").await?);
     }
-    assert_eq!(statuses.last(), Some(&429), "forged addresses share the peer's bucket: {statuses:?}");
+    // (with a bucket per forged address none would ever wait; how many of the last three
+    // wait depends on the machine's pace, since each wait is the doubling delay after the last failure)
+    assert!(statuses[..10].iter().all(|s| *s == 401), "the address's free failures: {statuses:?}");
+    assert!(statuses[10..].contains(&429), "forged addresses share the peer's bucket: {statuses:?}");
     assert_eq!(direct.sql("SELECT DISTINCT ip FROM audit_log WHERE action = 'login.failed'")?, "127.0.0.1");
     assert_eq!(c.get(format!("{}/metrics", direct.url)).send().await?.status(), 200, "no proxy: loopback may scrape");
     Ok(())
@@ -448,7 +452,8 @@ async fn the_paypal_webhook_asks_paypal_only_about_plausible_events_and_throttle
     let uid = shomei_backend::demo::CARD_UID;
     b.sql(&format!(
         "INSERT INTO topups (user_id, card_uid, amount, paypal_order_id, status, created_at)
-         SELECT user_id, uid, 1000, 'KNOWN-ORDER-1', 'created', strftime('%s','now') FROM ic_cards WHERE uid = '{uid}'"
+         SELECT user_id, uid, 1000, 'KNOWN-ORDER-1', 'created', {} FROM ic_cards WHERE uid = '{uid}'",
+        shomei_backend::time::now()
     ))?;
     let http = reqwest::Client::new();
     let verifications = || async {
@@ -533,27 +538,37 @@ async fn uploaded_id_images_are_checked_a_few_at_a_time_and_a_burst_is_asked_to_
     Ok(())
 }
 
+/// The first `n` bytes of an order's document as the database holds it, as text.
+async fn stored_head(b: &Backend, order: i64, n: usize) -> Result<String> {
+    let pool = crate::accounts::sqlx_pool(b).await?;
+    let doc = shomei_backend::store::order_document(&mut *pool.acquire().await?, order).await?;
+    pool.close().await;
+    let doc = doc.with_context(|| format!("order {order} has no document"))?;
+    Ok(String::from_utf8_lossy(&doc[..n.min(doc.len())]).into_owned())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificate_pdfs_are_sealed_at_rest_and_older_plain_ones_are_sealed_at_start() -> Result<()> {
     let mut b = Backend::start(None).await?;
     let number = number_of(&b.order_as_graduate(1).await?);
     let id = b.sql(&format!("SELECT id FROM orders WHERE print_number = '{number}'"))?;
+    let order: i64 = id.parse()?;
     // the database holds no PDF (birth date, grades) in clear
-    let head = b.sql(&format!("SELECT substr(CAST(pdf AS TEXT), 1, 19) FROM order_documents WHERE order_id = {id}"))?;
+    let head = stored_head(&b, order, 19).await?;
     assert_eq!(head, "SHOMEI-SEALED-PDF-1", "sealed at rest");
     // staff (and printers) get the PDF itself
     let pdf = b.order_pdf(&id).await?;
     assert!(pdf.starts_with(b"%PDF-"), "opened for those who need it");
     // a PDF stored in clear by an older release is sealed at the next start
-    let plain = b.dir.path().join("plain.pdf");
-    std::fs::write(&plain, &pdf)?;
-    b.sql(&format!("UPDATE order_documents SET pdf = readfile('{}') WHERE order_id = {id}", plain.display()))?;
+    let pool = crate::accounts::sqlx_pool(&b).await?;
+    sqlx::query("UPDATE order_documents SET pdf = $1 WHERE order_id = $2").bind(pdf.clone()).bind(order).execute(&pool).await?;
+    pool.close().await;
     // (a database from that release has not run the sealing pass yet)
     b.sql("DELETE FROM maintenance_done")?;
-    assert_eq!(b.sql(&format!("SELECT substr(CAST(pdf AS TEXT), 1, 5) FROM order_documents WHERE order_id = {id}"))?, "%PDF-");
+    assert_eq!(stored_head(&b, order, 5).await?, "%PDF-");
     b.stop().await;
     b.restart().await?;
-    assert_eq!(b.sql(&format!("SELECT substr(CAST(pdf AS TEXT), 1, 19) FROM order_documents WHERE order_id = {id}"))?, "SHOMEI-SEALED-PDF-1");
+    assert_eq!(stored_head(&b, order, 19).await?, "SHOMEI-SEALED-PDF-1");
     assert_eq!(b.order_pdf(&id).await?, pdf, "the same document, sealed");
     Ok(())
 }

@@ -153,19 +153,21 @@ pub enum SqlValue {
 }
 
 /// The column names of `table`, in order.
-pub async fn columns(c: &mut sqlx::SqliteConnection, table: &str) -> Result<Vec<String>> {
-    use sqlx::Row;
-    let rows = sqlx::query(&format!("PRAGMA table_info({table})")).fetch_all(&mut *c).await?;
-    Ok(rows.iter().map(|r| r.get::<String, _>("name")).collect())
+/// (read from a row of it: the table must have one; either engine).
+pub async fn columns(c: &mut shomei_backend::store::Conn, table: &str) -> Result<Vec<String>> {
+    use sqlx::{Column, Row};
+    let row = sqlx::query(&format!("SELECT * FROM {table} LIMIT 1")).fetch_optional(&mut *c).await?;
+    let row = row.ok_or_else(|| anyhow::anyhow!("{table} has no row to read its columns from"))?;
+    Ok(row.columns().iter().map(|col| col.name().to_string()).collect())
 }
 
 /// Copies the rows of `table` whose `key_col` is `key` as new rows: the
-/// columns in `set` get new values, an `id` column is left to SQLite unless
+/// columns in `set` get new values, an `id` column is left to the database unless
 /// given, every other column is copied as it is (`cols`: the table's
 /// columns, from [`columns`], so that a new migration does not break the
-/// bench). Returns the last new rowid.
+/// bench). Returns how many rows it wrote.
 pub async fn copy_row(
-    c: &mut sqlx::SqliteConnection,
+    c: &mut shomei_backend::store::Conn,
     table: &str,
     cols: &[String],
     key_col: &str,
@@ -183,14 +185,14 @@ pub async fn copy_row(
         names.push(col.clone());
         match given {
             Some((_, v)) => {
-                values.push("?".to_string());
+                values.push(format!("${}", binds.len() + 1));
                 binds.push(v.clone());
             }
             None => values.push(col.clone()),
         }
     }
     binds.push(key);
-    let sql = format!("INSERT INTO {table} ({}) SELECT {} FROM {table} WHERE {key_col} = ?", names.join(", "), values.join(", "));
+    let sql = format!("INSERT INTO {table} ({}) SELECT {} FROM {table} WHERE {key_col} = ${}", names.join(", "), values.join(", "), binds.len());
     let mut q = sqlx::query(&sql);
     for v in binds {
         q = match v {
@@ -202,5 +204,5 @@ pub async fn copy_row(
     }
     let done = q.execute(&mut *c).await?;
     anyhow::ensure!(done.rows_affected() >= 1, "copying rows of {table}: no row has {key_col} = the key");
-    Ok(done.last_insert_rowid())
+    Ok(done.rows_affected() as i64)
 }
