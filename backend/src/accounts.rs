@@ -12,8 +12,6 @@ use crate::time::now;
 use crate::totp;
 use sha2::{Digest, Sha256};
 use crate::store::Pool;
-use std::collections::HashMap;
-use std::sync::Mutex;
 
 /// A random token of 256 bits, hex.
 pub use crate::passwords::random_token;
@@ -27,16 +25,17 @@ pub fn token_hash(token: &str) -> String {
 /// password over many accounts is slowed too). After `free` failures each
 /// attempt waits longer (1, 2, 4 ... times `delay`); at `max` failures the key
 /// is blocked for the rest of the window. Checked before any hashing.
+///
+/// The failures are counted in the database (`throttle_failures`), so every
+/// backend process on it sees the same counts: a client alternating between
+/// backends gains nothing. A throttle whose database cannot be read makes
+/// the client wait (it never lets guesses through unchecked).
 pub struct Throttle {
-    failures: Mutex<HashMap<String, Vec<i64>>>,
+    pool: Pool,
+    /// Keeps this throttle's keys apart from another's in the one table.
+    scope: &'static str,
     /// First delay in milliseconds.
     delay_ms: i64,
-}
-
-impl Default for Throttle {
-    fn default() -> Self {
-        Throttle::new(1000)
-    }
 }
 
 /// How long a throttled client must wait.
@@ -64,33 +63,47 @@ impl Throttle {
     /// Failures allowed per account, and per client address, in the window.
     pub const PER_ACCOUNT: usize = 5;
     pub const PER_CLIENT: usize = 30;
-    /// Keys kept at most; beyond, keys without a recent failure are dropped.
-    const MAX_KEYS: usize = 100_000;
 
-    pub fn new(delay_ms: u64) -> Throttle {
-        Throttle { failures: Mutex::default(), delay_ms: delay_ms as i64 }
+    pub fn new(pool: Pool, scope: &'static str, delay_ms: u64) -> Throttle {
+        Throttle { pool, scope, delay_ms: delay_ms as i64 }
     }
 
     fn now_ms() -> i64 {
         chrono::Utc::now().timestamp_millis()
     }
 
+    fn key(&self, key: &str) -> String {
+        format!("{}/{key}", self.scope)
+    }
+
+    /// The failures the window still holds for `key`.
+    async fn failures(&self, c: &mut store::Conn, key: &str, t: i64) -> Result<Vec<i64>, sqlx::Error> {
+        store::throttle_failures(c, &self.key(key), t - Self::WINDOW_S * 1000).await
+    }
+
     /// `Err(wait)` when `key` may not try now.
-    pub fn check(&self, key: &str, max: usize) -> Result<(), Wait> {
-        self.check_with(key, max, Self::FREE)
+    pub async fn check(&self, key: &str, max: usize) -> Result<(), Wait> {
+        self.check_with(key, max, Self::FREE).await
     }
 
-    pub fn check_with(&self, key: &str, max: usize, free: usize) -> Result<(), Wait> {
+    pub async fn check_with(&self, key: &str, max: usize, free: usize) -> Result<(), Wait> {
         let t = Self::now_ms();
-        let mut m = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        self.wait_in(&mut m, key, max, free, None, t)
+        let read = match self.pool.acquire().await {
+            Ok(mut c) => self.failures(&mut c, key, t).await,
+            Err(e) => Err(e),
+        };
+        match read {
+            Ok(v) => self.wait_for(&v, max, free, None, t),
+            Err(e) => {
+                tracing::warn!(error = %e, "throttle not readable: the client waits");
+                Err(Wait::Seconds(1))
+            }
+        }
     }
 
-    /// `Err(wait)` when `key` has `max` failures in the window, or is within
-    /// the (doubling, optionally capped) delay after its last one.
-    fn wait_in(&self, m: &mut HashMap<String, Vec<i64>>, key: &str, max: usize, free: usize, cap_ms: Option<i64>, t: i64) -> Result<(), Wait> {
-        let Some(v) = m.get_mut(key) else { return Ok(()) };
-        v.retain(|&at| at > t - Self::WINDOW_S * 1000);
+    /// `Err(wait)` when failures `v` (oldest first) reach `max`, or `t` is
+    /// within the (doubling, optionally capped) delay after the last one.
+    fn wait_for(&self, v: &[i64], max: usize, free: usize, cap_ms: Option<i64>, t: i64) -> Result<(), Wait> {
         let n = v.len();
         if n >= max {
             return Err(Wait::Window);
@@ -106,17 +119,15 @@ impl Throttle {
         Ok(())
     }
 
-    fn record_in(m: &mut HashMap<String, Vec<i64>>, key: &str, t: i64) {
-        if m.len() >= Self::MAX_KEYS {
-            m.retain(|_, v| v.iter().any(|&at| at > t - Self::WINDOW_S * 1000));
-        }
-        m.entry(key.to_string()).or_default().push(t);
-    }
-
-    pub fn fail(&self, key: &str) {
+    pub async fn fail(&self, key: &str) {
         let t = Self::now_ms();
-        let mut m = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        Self::record_in(&mut m, key, t);
+        let done = match self.pool.acquire().await {
+            Ok(mut c) => store::add_throttle_failure(&mut c, &self.key(key), t).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = done {
+            tracing::warn!(error = %e, "a failure could not be counted");
+        }
     }
 
     /// Failures of one account from all addresses before it is slowed down
@@ -126,64 +137,101 @@ impl Throttle {
     const ACCOUNT_MAX_DELAY_MS: i64 = 30_000;
 
     /// A login attempt, counted before its password is hashed (parallel
-    /// requests get no extra tries). The account is slowed down, then locked,
+    /// requests, on any backend, get no extra tries: the check and the count
+    /// are one write transaction). The account is slowed down, then locked,
     /// for the address that keeps failing on it (account and address
     /// together); from everywhere it is only slowed down (capped); each
     /// address also has its own budget across accounts.
-    pub fn begin(&self, account_key: &str, client: &str) -> AppResult<()> {
+    pub async fn begin(&self, account_key: &str, client: &str) -> AppResult<()> {
         let t = Self::now_ms();
         let pair = format!("{account_key}|{client}");
         let client_key = format!("client:{client}");
-        let mut m = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        self.wait_in(&mut m, &pair, Self::PER_ACCOUNT, Self::FREE, None, t)
-            .and_then(|_| self.wait_in(&mut m, account_key, usize::MAX, Self::ACCOUNT_FREE, Some(Self::ACCOUNT_MAX_DELAY_MS), t))
-            .and_then(|_| self.wait_in(&mut m, &client_key, Self::PER_CLIENT, Self::FREE_CLIENT, None, t))
-            .map_err(|w| AppError::Throttled(w.message()))?;
-        for k in [pair.as_str(), account_key, client_key.as_str()] {
-            Self::record_in(&mut m, k, t);
+        let mut tx = store::begin_write(&self.pool).await?;
+        let waits = [
+            (pair.as_str(), Self::PER_ACCOUNT, Self::FREE, None),
+            (account_key, usize::MAX, Self::ACCOUNT_FREE, Some(Self::ACCOUNT_MAX_DELAY_MS)),
+            (client_key.as_str(), Self::PER_CLIENT, Self::FREE_CLIENT, None),
+        ];
+        for (key, max, free, cap) in waits {
+            let v = self.failures(&mut tx, key, t).await?;
+            self.wait_for(&v, max, free, cap, t).map_err(|w| AppError::Throttled(w.message()))?;
         }
+        for k in [pair.as_str(), account_key, client_key.as_str()] {
+            store::add_throttle_failure(&mut tx, &self.key(k), t).await?;
+        }
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// Forgets failures of `keys` in one write transaction (all of a key's, or
+    /// its latest); a failure to do so is logged.
+    async fn forget(&self, what: &str, keys: &[(String, bool)]) {
+        let done = async {
+            let mut tx = store::begin_write(&self.pool).await?;
+            for (k, all) in keys {
+                if *all {
+                    store::clear_throttle(&mut tx, &self.key(k)).await?;
+                } else {
+                    store::drop_last_throttle_failure(&mut tx, &self.key(k)).await?;
+                }
+            }
+            tx.commit().await
+        }
+        .await;
+        if let Err(e) = done {
+            tracing::warn!(error = %e, what, "throttle not updated");
+        }
     }
 
     /// The attempt [`Throttle::begin`] counted succeeded: the address's
     /// failures on this account are forgiven; the attempt no longer counts.
-    pub fn uncount(&self, account_key: &str, client: &str) {
-        let mut m = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        m.remove(&format!("{account_key}|{client}"));
-        for k in [account_key.to_string(), format!("client:{client}")] {
-            if let Some(v) = m.get_mut(&k) {
-                v.pop();
-            }
-        }
+    pub async fn uncount(&self, account_key: &str, client: &str) {
+        self.forget("uncount", &[(format!("{account_key}|{client}"), true), (account_key.to_string(), false), (format!("client:{client}"), false)]).await
     }
 
     /// The attempt [`Throttle::begin`] counted was never checked (the hash
     /// pool was full, the directory could not be asked): it no longer counts,
     /// and nothing earlier is forgiven.
-    pub fn undo(&self, account_key: &str, client: &str) {
-        let mut m = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        for k in [format!("{account_key}|{client}"), account_key.to_string(), format!("client:{client}")] {
-            if let Some(v) = m.get_mut(&k) {
-                v.pop();
-            }
-        }
+    pub async fn undo(&self, account_key: &str, client: &str) {
+        self.forget("undo", &[(format!("{account_key}|{client}"), false), (account_key.to_string(), false), (format!("client:{client}"), false)]).await
     }
 
-    pub fn clear(&self, key: &str) {
-        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+    pub async fn clear(&self, key: &str) {
+        self.forget("clear", &[(key.to_string(), true)]).await
     }
 
     /// Checks the account key and the client key; a 429 page when either waits.
-    pub fn gate(&self, account_key: &str, client: &str) -> AppResult<()> {
+    pub async fn gate(&self, account_key: &str, client: &str) -> AppResult<()> {
         let client_key = format!("client:{client}");
-        self.check(account_key, Self::PER_ACCOUNT)
-            .and_then(|_| self.check_with(&client_key, Self::PER_CLIENT, Self::FREE_CLIENT))
-            .map_err(|w| AppError::Throttled(w.message()))
+        self.check(account_key, Self::PER_ACCOUNT).await.map_err(|w| AppError::Throttled(w.message()))?;
+        self.check_with(&client_key, Self::PER_CLIENT, Self::FREE_CLIENT).await.map_err(|w| AppError::Throttled(w.message()))
     }
 
-    pub fn fail_both(&self, account_key: &str, client: &str) {
-        self.fail(account_key);
-        self.fail(&format!("client:{client}"));
+    pub async fn fail_both(&self, account_key: &str, client: &str) {
+        self.fail(account_key).await;
+        self.fail(&format!("client:{client}")).await;
+    }
+
+    /// The times (ms) `key` was counted in the last `window_ms`, oldest first.
+    pub async fn recent(&self, key: &str, window_ms: i64) -> Result<Vec<i64>, sqlx::Error> {
+        let mut c = self.pool.acquire().await?;
+        store::throttle_failures(&mut c, &self.key(key), Self::now_ms() - window_ms).await
+    }
+
+    /// Counts an attempt of `key` unless `max` were counted in the last
+    /// `window_ms` (checked and counted in one write transaction, so parallel
+    /// attempts on any backend get no extra ones); else `Ok(Err(ms))`, the
+    /// wait until the oldest lapses.
+    pub async fn admit(&self, key: &str, max: usize, window_ms: i64) -> AppResult<Result<(), i64>> {
+        let t = Self::now_ms();
+        let mut tx = store::begin_write(&self.pool).await?;
+        let v = store::throttle_failures(&mut tx, &self.key(key), t - window_ms).await?;
+        if v.len() >= max {
+            return Ok(Err(v.first().map_or(window_ms, |first| first + window_ms - t)));
+        }
+        store::add_throttle_failure(&mut tx, &self.key(key), t).await?;
+        tx.commit().await?;
+        Ok(Ok(()))
     }
 }
 
@@ -214,7 +262,7 @@ pub async fn login_user(
 ) -> AppResult<PortalLogin> {
     let email = email.trim().to_lowercase();
     let key = format!("user:{email}");
-    throttle.begin(&key, client.ip)?;
+    throttle.begin(&key, client.ip).await?;
     let mut c = pool.acquire().await?;
     let user = store::user_by_email(&mut c, &email).await?.filter(|u| u.kind == "graduate");
     drop(c);
@@ -223,7 +271,13 @@ pub async fn login_user(
         Some(u) => (Some(u.password_hash.clone()), u.second_password_hash.clone()),
         None => (None, None),
     };
-    let checked = hasher.verify_all(vec![(password.to_string(), pw_hash), (second.to_string(), second_hash)]).await.inspect_err(|_| throttle.undo(&key, client.ip))?;
+    let checked = match hasher.verify_all(vec![(password.to_string(), pw_hash), (second.to_string(), second_hash)]).await {
+        Ok(c) => c,
+        Err(e) => {
+            throttle.undo(&key, client.ip).await;
+            return Err(e.into());
+        }
+    };
     let pw_ok = checked[0].ok;
     let ok = match &user {
         Some(u) if u.must_set_password => pw_ok && second.is_empty() && u.status == "active",
@@ -237,7 +291,7 @@ pub async fn login_user(
                 audit(&mut c, &format!("user:{}", u.id), "login.initial_expired", "", client).await?;
                 return Err(AppError::Page(INITIAL_PASSWORD_EXPIRED.into()));
             }
-            throttle.uncount(&key, client.ip);
+            throttle.uncount(&key, client.ip).await;
             if let Some(h) = &checked[0].rehash {
                 store::set_password_hash(&mut c, u.id, h).await?;
             }
@@ -279,9 +333,12 @@ pub async fn login_student(
 ) -> AppResult<StudentLogin> {
     let uid = user_id.trim();
     let key = format!("student:{}", uid.to_lowercase());
-    throttle.begin(&key, client.ip)?;
-    let entry = directory.verify(uid, password).await.map_err(|e| {
-        throttle.undo(&key, client.ip);
+    throttle.begin(&key, client.ip).await?;
+    let verified = directory.verify(uid, password).await;
+    if verified.is_err() {
+        throttle.undo(&key, client.ip).await;
+    }
+    let entry = verified.map_err(|e| {
         match e {
             crate::directory::DirectoryError::Busy(busy) => busy,
             e => {
@@ -297,16 +354,22 @@ pub async fn login_student(
     let user = store::user_by_directory_uid(&mut c, &account_uid).await?;
     drop(c);
     let second_hash = user.as_ref().and_then(|u| u.second_password_hash.clone());
-    let checked = hasher.verify_all(vec![(second.to_string(), second_hash)]).await.inspect_err(|_| throttle.undo(&key, client.ip))?;
+    let checked = match hasher.verify_all(vec![(second.to_string(), second_hash)]).await {
+        Ok(c) => c,
+        Err(e) => {
+            throttle.undo(&key, client.ip).await;
+            return Err(e.into());
+        }
+    };
     let mut c = pool.acquire().await?;
     match (entry, user) {
         (Some(e), Some(u)) if u.second_password_hash.is_none() && second.is_empty() && u.status == "active" => {
-            throttle.uncount(&key, client.ip);
+            throttle.uncount(&key, client.ip).await;
             audit(&mut c, &format!("user:{}", u.id), "student.login.second_unset", "", client).await?;
             Ok(StudentLogin::SetSecond(u.id, e))
         }
         (Some(_), Some(u)) if checked[0].ok && u.status == "active" => {
-            throttle.uncount(&key, client.ip);
+            throttle.uncount(&key, client.ip).await;
             if let Some(h) = &checked[0].rehash {
                 store::set_second_password_hash(&mut c, u.id, h).await?;
             }
@@ -315,7 +378,7 @@ pub async fn login_student(
         }
         // first login: the second password is left empty (S-2)
         (Some(e), None) if second.is_empty() => {
-            throttle.uncount(&key, client.ip);
+            throttle.uncount(&key, client.ip).await;
             audit(&mut c, &format!("student:{uid}"), "student.first_login", "", client).await?;
             Ok(StudentLogin::FirstLogin(e))
         }
@@ -341,11 +404,17 @@ pub async fn login_staff(
 ) -> AppResult<i64> {
     let login = login.trim();
     let key = format!("staff:{login}");
-    throttle.begin(&key, client.ip)?;
+    throttle.begin(&key, client.ip).await?;
     let mut c = pool.acquire().await?;
     let staff = store::staff_by_login(&mut c, login).await?.filter(|s| s.active);
     drop(c);
-    let checked = hasher.verify_all(vec![(password.to_string(), staff.as_ref().map(|s| s.password_hash.clone()))]).await.inspect_err(|_| throttle.undo(&key, client.ip))?;
+    let checked = match hasher.verify_all(vec![(password.to_string(), staff.as_ref().map(|s| s.password_hash.clone()))]).await {
+        Ok(c) => c,
+        Err(e) => {
+            throttle.undo(&key, client.ip).await;
+            return Err(e.into());
+        }
+    };
     let mut c = pool.acquire().await?;
     if let (true, Some(s)) = (checked[0].ok, &staff) {
         let secret = s.totp_sealed.as_deref().and_then(|t| seal.open_str(t, &totp_aad(s.id)).ok()).and_then(|b32| totp::parse_base32(&b32));
@@ -371,7 +440,7 @@ pub async fn login_staff(
             return Err(AppError::Page(crate::messages::STAFF_INITIAL_PASSWORD_EXPIRED.into()));
         }
         if second_ok {
-            throttle.uncount(&key, client.ip);
+            throttle.uncount(&key, client.ip).await;
             if let Some(h) = &checked[0].rehash {
                 store::set_staff_password_hash(&mut c, s.id, h).await?;
             }
@@ -526,22 +595,28 @@ pub fn mask_email(s: &str) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn throttle_grows_then_blocks() {
-        let t = Throttle::new(60_000);
+    #[tokio::test]
+    async fn throttle_grows_then_blocks_and_two_throttles_on_one_database_count_together() -> Result<(), sqlx::Error> {
+        let dir = tempfile::tempdir().map_err(sqlx::Error::Io)?;
+        let pool = store::connect(&format!("sqlite://{}?mode=rwc", dir.path().join("t.sqlite").display())).await?;
+        // two backends' throttles on one database
+        let (t, other) = (Throttle::new(pool.clone(), "login", 60_000), Throttle::new(pool.clone(), "login", 60_000));
         for _ in 0..Throttle::FREE {
-            t.fail("a");
-            assert!(t.check("a", Throttle::PER_ACCOUNT).is_ok(), "the first failures are free");
+            t.fail("a").await;
+            assert!(other.check("a", Throttle::PER_ACCOUNT).await.is_ok(), "the first failures are free");
         }
-        t.fail("a");
-        assert!(matches!(t.check("a", Throttle::PER_ACCOUNT), Err(Wait::Seconds(s)) if s > 50 && s <= 60));
-        t.fail("a");
-        assert!(matches!(t.check("a", Throttle::PER_ACCOUNT), Err(Wait::Seconds(s)) if s > 110 && s <= 120), "doubles");
-        t.fail("a");
-        assert!(matches!(t.check("a", Throttle::PER_ACCOUNT), Err(Wait::Window)));
-        assert!(t.check("b", Throttle::PER_ACCOUNT).is_ok());
-        t.clear("a");
-        assert!(t.check("a", Throttle::PER_ACCOUNT).is_ok());
+        other.fail("a").await;
+        assert!(matches!(t.check("a", Throttle::PER_ACCOUNT).await, Err(Wait::Seconds(s)) if s > 50 && s <= 60));
+        t.fail("a").await;
+        assert!(matches!(other.check("a", Throttle::PER_ACCOUNT).await, Err(Wait::Seconds(s)) if s > 110 && s <= 120), "doubles");
+        other.fail("a").await;
+        assert!(matches!(t.check("a", Throttle::PER_ACCOUNT).await, Err(Wait::Window)));
+        assert!(t.check("b", Throttle::PER_ACCOUNT).await.is_ok());
+        // another scope's keys are its own
+        assert!(Throttle::new(pool.clone(), "request", 60_000).check("a", Throttle::PER_ACCOUNT).await.is_ok());
+        other.clear("a").await;
+        assert!(t.check("a", Throttle::PER_ACCOUNT).await.is_ok());
+        Ok(())
     }
 
     #[test]

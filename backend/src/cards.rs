@@ -98,7 +98,7 @@ pub async fn issue_link_code(
     let uid = normalize_uid(card_uid).ok_or_else(|| AppError::api(ErrorCode::BadRequest, "card_uid must be 8, 14 or 16 hex digits"))?;
     let key = format!("card-link-codes:{}", station.id);
     throttle
-        .check_with(&key, CODES_PER_STATION_MAX, CODES_PER_STATION_FREE)
+        .check_with(&key, CODES_PER_STATION_MAX, CODES_PER_STATION_FREE).await
         .map_err(|_| AppError::api(ErrorCode::Throttled, "too many link codes from this station; wait a few minutes"))?;
     let t = now();
     let mut tx = store::begin_write(pool).await?;
@@ -119,7 +119,7 @@ pub async fn issue_link_code(
     store::insert_card_link_code(&mut tx, &link_code_hash(seal, &code), &uid, station.id, t, t + LINK_CODE_TTL_S).await?;
     store::audit(&mut tx, &format!("station:{}", station.id), "card.link_code", &format!("card:{uid}"), t).await?;
     tx.commit().await?;
-    throttle.fail(&key);
+    throttle.fail(&key).await;
     // neither the card nor the code is logged
     tracing::info!(station_id = station.id, "link code issued for a card no account holds");
     Ok(CardLinkCode { code, expires_at: t + LINK_CODE_TTL_S, valid_s: LINK_CODE_TTL_S })

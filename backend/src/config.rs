@@ -90,8 +90,13 @@ pub struct HttpConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
-    /// `sqlite://path?mode=rwc`; the file is created and migrated at start.
+    /// `sqlite://path?mode=rwc` (the file is created) or
+    /// `postgres://user@host/db`; migrated at start.
     pub url: String,
+    /// How long a background job's lease lasts without renewal: with several
+    /// backends on one database, the time after one stops before another
+    /// takes its background work over (each pass renews it).
+    pub job_lease_s: i64,
 }
 
 /// The mail relay's settings live with the mail that uses them.
@@ -139,11 +144,13 @@ pub struct OrdersConfig {
     /// a paid print that failed and was not reprinted by its deadline is
     /// refunded from the next day). Each pass is idempotent.
     pub refund_check_s: u64,
+    /// Seconds between passes that expire unpaid orders past their deadline.
+    pub expiry_check_s: u64,
 }
 
 impl Default for OrdersConfig {
     fn default() -> Self {
-        OrdersConfig { postage_yen: 140, per_user_per_minute: 5, refund_check_s: 600 }
+        OrdersConfig { postage_yen: 140, per_user_per_minute: 5, refund_check_s: 600, expiry_check_s: 60 }
     }
 }
 
@@ -266,7 +273,7 @@ impl Default for HttpConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        DatabaseConfig { url: "sqlite://shomei.sqlite?mode=rwc".into() }
+        DatabaseConfig { url: "sqlite://shomei.sqlite?mode=rwc".into(), job_lease_s: 60 }
     }
 }
 

@@ -18,6 +18,7 @@ pub mod failpoint;
 pub mod fleet;
 pub mod http;
 pub mod install;
+pub mod jobs;
 pub mod mail;
 pub mod messages;
 pub mod metrics;
@@ -84,6 +85,8 @@ pub struct AppState {
     pub bundle_signer: Arc<signing::BundleSigner>,
     /// Peers whose forwarding headers name the client (`http.trusted_proxies`).
     pub trusted_proxies: Arc<http::client::TrustedProxies>,
+    /// This process's claim on background jobs (run once across backends).
+    pub leases: jobs::Leases,
 }
 
 impl AppState {
@@ -129,11 +132,11 @@ pub async fn build_state(mut config: Config) -> anyhow::Result<AppState> {
         tracing::warn!(public_url = %config.http.public_url, "plain http: cookies are not marked Secure (demo only)");
     }
     Ok(AppState {
-        pool,
+        pool: pool.clone(),
         fonts: Arc::new(fonts),
-        login_throttle: Arc::new(accounts::Throttle::new(config.security.login_delay_ms)),
-        request_throttle: Arc::new(accounts::Throttle::new(config.security.login_delay_ms)),
-        guesses: Arc::default(),
+        login_throttle: Arc::new(accounts::Throttle::new(pool.clone(), "login", config.security.login_delay_ms)),
+        request_throttle: Arc::new(accounts::Throttle::new(pool.clone(), "request", config.security.login_delay_ms)),
+        guesses: Arc::new(stations::GuessThrottle::new(pool.clone())),
         mail_wake: Arc::new(Notify::new()),
         secure_cookies,
         hasher,
@@ -151,20 +154,22 @@ pub async fn build_state(mut config: Config) -> anyhow::Result<AppState> {
         started_at: crate::time::now(),
         heartbeats: Arc::default(),
         bundle_signer: Arc::new(bundle_signer),
-        order_rate: Arc::default(),
+        order_rate: Arc::new(orders::OrderRate::new(pool.clone())),
         image_slots: Arc::new(tokio::sync::Semaphore::new(config.accounts.max_concurrent_images.max(1))),
         trusted_proxies: Arc::new(http::client::TrustedProxies::from_config(&config.http.trusted_proxies, &config.http.forwarded_header)),
+        leases: jobs::Leases::new(pool.clone(), config.database.job_lease_s),
         config: Arc::new(config),
     })
 }
 
 /// Jobs that run by themselves, each idempotent (a restart or a second run does
 /// no harm): unpaid orders past their deadline expire (every minute); ID images
-/// past their retention are deleted (hourly).
-fn spawn_housekeeping(state: AppState) {
+/// past their retention are deleted (hourly). With several backends on one
+/// database each pass runs in the one holding the job's lease ([`jobs`]).
+fn spawn_housekeeping(state: AppState, stop: &Stop) {
     // heartbeats are written in one transaction per flush interval
     let s = state.clone();
-    tokio::spawn(async move {
+    spawn_until_stopped(stop, async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(s.config.stations.heartbeat_flush_ms.max(10)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -177,10 +182,12 @@ fn spawn_housekeeping(state: AppState) {
     // paid convenience-store print orders are registered with the stores'
     // service after each payment, and retried every minute while it is down
     let s = state.clone();
-    tokio::spawn(async move {
+    spawn_until_stopped(stop, async move {
         loop {
-            if let Err(e) = orders::register_store_prints(&s.pool, &s.seal, s.storeprint.as_ref(), &s.config.http.public_url).await {
-                tracing::warn!(error = %e, "store print registration pass failed");
+            if s.leases.hold(jobs::STORE_PRINTS).await {
+                if let Err(e) = orders::register_store_prints(&s.pool, &s.seal, s.storeprint.as_ref(), &s.config.http.public_url).await {
+                    tracing::warn!(error = %e, "store print registration pass failed");
+                }
             }
             s.mail_wake.notify_one();
             tokio::select! {
@@ -191,11 +198,14 @@ fn spawn_housekeeping(state: AppState) {
     });
     // operators hear about stations that go offline or need attention; samples older than two days go
     let s = state.clone();
-    tokio::spawn(async move {
+    spawn_until_stopped(stop, async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(s.config.stations.alert_check_s.max(1)));
         let mut last_prune = 0i64;
         loop {
             tick.tick().await;
+            if !s.leases.hold(jobs::STATION_ALERTS).await {
+                continue;
+            }
             let st = &s.config.stations;
             match fleet::alert_pass(&s.pool, &s.seal, st.offline_after_s, &st.alert_emails, &s.config.http.public_url).await {
                 Ok(0) => {}
@@ -213,11 +223,14 @@ fn spawn_housekeeping(state: AppState) {
     // ST-5: a paid print that failed and was not reprinted by its deadline is
     // refunded from the next day (`orders.refund_check_s`; each pass idempotent)
     let s = state.clone();
-    tokio::spawn(async move {
+    spawn_until_stopped(stop, async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(s.config.orders.refund_check_s.max(1)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            if !s.leases.hold(jobs::REFUNDS).await {
+                continue;
+            }
             let providers = s.payment_providers();
             let r = refunds::Refunds {
                 pool: &s.pool,
@@ -233,20 +246,30 @@ fn spawn_housekeeping(state: AppState) {
             }
         }
     });
-    let pool = state.pool.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    let s = state.clone();
+    spawn_until_stopped(stop, async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(s.config.orders.expiry_check_s.max(1)));
         loop {
             tick.tick().await;
-            if let Err(e) = orders::expire_unpaid(&pool).await {
+            if !s.leases.hold(jobs::ORDER_EXPIRY).await {
+                continue;
+            }
+            if let Err(e) = orders::expire_unpaid(&s.pool).await {
                 tracing::warn!(error = %e, "order expiry pass failed");
+            }
+            // throttles count within 15 minutes at most
+            if let Ok(mut c) = s.pool.acquire().await {
+                let _ = store::prune_throttle_failures(&mut c, chrono::Utc::now().timestamp_millis() - 3_600_000).await;
             }
         }
     });
-    tokio::spawn(async move {
+    spawn_until_stopped(stop, async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
         loop {
             tick.tick().await;
+            if !state.leases.hold(jobs::IMAGE_RETENTION).await {
+                continue;
+            }
             let a = &state.config.accounts;
             if let Err(e) = registration::expire_images(&state.pool, &a.upload_dir, a.id_image_retention_days).await {
                 tracing::warn!(error = %e, "ID image retention pass failed");
@@ -281,16 +304,46 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     f.write_all(text.as_bytes())
 }
 
+/// Tells the background jobs that the backend stops.
+type Stop = tokio::sync::watch::Receiver<bool>;
+
+/// Runs a background job until the backend stops.
+fn spawn_until_stopped(stop: &Stop, job: impl Future<Output = ()> + Send + 'static) {
+    let mut stop = stop.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = job => {}
+            _ = stop.wait_for(|stopped| *stopped) => {}
+        }
+    });
+}
+
 /// Serves the backend on `listener` until `shutdown` resolves.
 pub async fn launch_with_listener(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    launch_until(config, listener, shutdown, std::future::pending()).await
+}
+
+/// Serves the backend on `listener` until `shutdown` resolves (then its
+/// background jobs stop and their leases are given up at once), or until
+/// `kill` resolves: everything stops where it is and the leases are kept
+/// until they lapse, as when the process dies (tests of several backends).
+pub async fn launch_until(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    kill: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let state = build_state(config).await?;
+    let (stopping, stop) = tokio::sync::watch::channel(false);
     let mail = &state.config.mail;
-    mail::spawn_worker(state.pool.clone(), state.seal.clone(), mail, std::time::Duration::from_secs(mail.poll_interval_s.max(1)), state.mail_wake.clone());
-    spawn_housekeeping(state.clone());
+    if let Some(worker) = mail::worker(state.pool.clone(), state.seal.clone(), mail, std::time::Duration::from_secs(mail.poll_interval_s.max(1)), state.mail_wake.clone(), state.leases.clone()) {
+        spawn_until_stopped(&stop, worker);
+    }
+    spawn_housekeeping(state.clone(), &stop);
     // under systemd (Type=notify): ready once listening; the watchdog is pinged
     // at half its interval only while the database answers
     let notifier = shomei_shared::systemd::Notifier::from_env();
@@ -319,7 +372,18 @@ pub async fn launch_with_listener(
     tracing::info!(addr = %listener.local_addr()?, tls = tls.is_some(), "backend listening");
     let served = http::serve::serve(listener, app, limits, tls, shutdown);
     let _ = notifier.notify("READY=1");
-    served.await?;
-    let _ = notifier.notify("STOPPING=1");
+    tokio::select! {
+        served = served => {
+            let _ = notifier.notify("STOPPING=1");
+            let _ = stopping.send(true);
+            // another backend on this database takes the background work over at once
+            state.leases.release_all().await;
+            served?;
+        }
+        _ = kill => {
+            let _ = stopping.send(true);
+            tracing::warn!("backend killed: its leases lapse by themselves");
+        }
+    }
     Ok(())
 }

@@ -605,20 +605,28 @@ pub fn transport(mail: &MailConfig) -> anyhow::Result<AsyncSmtpTransport<Tokio1E
     Ok(builder.port(port).timeout(Some(Duration::from_secs(20))).build())
 }
 
-pub fn spawn_worker(pool: Pool, seal: Arc<SealKey>, mail: &MailConfig, poll: Duration, wake: Arc<Notify>) {
+/// The outbox's sender, to be spawned; None when there is no relay (mails stay in the outbox).
+pub fn worker(
+    pool: Pool,
+    seal: Arc<SealKey>,
+    mail: &MailConfig,
+    poll: Duration,
+    wake: Arc<Notify>,
+    leases: crate::jobs::Leases,
+) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
     if mail.smtp.is_empty() {
         tracing::info!("mail.smtp is empty: mails stay in the outbox (shown in the admin panel)");
-        return;
+        return None;
     }
     let transport = match transport(mail) {
         Ok(t) => t,
         Err(e) => {
             tracing::error!(error = %e, "mail transport cannot be set up; mail worker stopped");
-            return;
+            return None;
         }
     };
     let from = mail.from.clone();
-    tokio::spawn(async move {
+    Some(async move {
         let from: Mailbox = match from.parse() {
             Ok(f) => f,
             Err(e) => {
@@ -627,15 +635,18 @@ pub fn spawn_worker(pool: Pool, seal: Arc<SealKey>, mail: &MailConfig, poll: Dur
             }
         };
         loop {
-            if let Err(e) = send_due(&pool, &seal, &transport, &from).await {
-                tracing::warn!(error = %e, "mail outbox pass failed");
+            // one sender across backends: the one holding the lease
+            if leases.hold(crate::jobs::MAIL).await {
+                if let Err(e) = send_due(&pool, &seal, &transport, &from).await {
+                    tracing::warn!(error = %e, "mail outbox pass failed");
+                }
             }
             tokio::select! {
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(poll) => {}
             }
         }
-    });
+    })
 }
 
 async fn send_due(

@@ -70,27 +70,19 @@ pub fn open_post_address(seal: &crate::sealed::SealKey, order: &store::Order) ->
 
 /// Orders each user may place per minute (every order renders its PDFs):
 /// more are refused with 429 until the minute has passed.
-#[derive(Default)]
-pub struct OrderRate {
-    placed: std::sync::Mutex<std::collections::HashMap<i64, Vec<i64>>>,
-}
+pub struct OrderRate(crate::accounts::Throttle);
 
 impl OrderRate {
+    pub fn new(pool: Pool) -> OrderRate {
+        OrderRate(crate::accounts::Throttle::new(pool, "orders", 0))
+    }
+
     /// Counts an attempt to order, or says how long to wait.
-    pub fn admit(&self, user_id: i64, per_minute: u32) -> AppResult<()> {
-        let t = now();
-        let mut m = self.placed.lock().unwrap_or_else(|p| p.into_inner());
-        if m.len() > 100_000 {
-            m.retain(|_, v| v.iter().any(|&at| at > t - 60));
+    pub async fn admit(&self, user_id: i64, per_minute: u32) -> AppResult<()> {
+        match self.0.admit(&user_id.to_string(), per_minute as usize, 60_000).await? {
+            Ok(()) => Ok(()),
+            Err(wait_ms) => Err(AppError::Throttled(crate::messages::orders_too_fast(((wait_ms + 999) / 1000).max(1)))),
         }
-        let v = m.entry(user_id).or_default();
-        v.retain(|&at| at > t - 60);
-        if v.len() >= per_minute as usize {
-            let wait = v.first().map_or(60, |first| first + 60 - t).max(1);
-            return Err(AppError::Throttled(crate::messages::orders_too_fast(wait)));
-        }
-        v.push(t);
-        Ok(())
     }
 }
 

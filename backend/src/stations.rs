@@ -160,22 +160,25 @@ async fn record(c: &mut store::Conn, station_id: i64, hb: &Heartbeat, t: i64) ->
     Ok(())
 }
 
-/// Wrong print numbers per station and minute (O-6: guesses are throttled).
-#[derive(Default)]
-pub struct GuessThrottle {
-    wrong: Mutex<HashMap<i64, Vec<i64>>>,
-}
+/// Wrong print numbers per station and minute (O-6: guesses are throttled),
+/// counted in the database like every throttle (one count across backends).
+pub struct GuessThrottle(crate::accounts::Throttle);
 
 impl GuessThrottle {
-    fn check(&self, station_id: i64, limit: u32) -> bool {
-        let t = now();
-        let mut m = self.wrong.lock().unwrap_or_else(|p| p.into_inner());
-        let v = m.entry(station_id).or_default();
-        v.retain(|&at| at > t - 60);
-        v.len() < limit as usize
+    pub fn new(pool: Pool) -> GuessThrottle {
+        GuessThrottle(crate::accounts::Throttle::new(pool, "wrong-number", 0))
     }
-    fn wrong(&self, station_id: i64) {
-        self.wrong.lock().unwrap_or_else(|p| p.into_inner()).entry(station_id).or_default().push(now());
+    async fn check(&self, station_id: i64, limit: u32) -> bool {
+        match self.0.recent(&station_id.to_string(), 60_000).await {
+            Ok(v) => v.len() < limit as usize,
+            Err(e) => {
+                tracing::warn!(error = %e, "wrong-number throttle not readable: refused");
+                false
+            }
+        }
+    }
+    async fn wrong(&self, station_id: i64) {
+        self.0.fail(&station_id.to_string()).await
     }
 }
 
@@ -203,13 +206,15 @@ pub async fn reserve(
     station: &Station,
     number: &PrintNumber,
 ) -> AppResult<Reservation> {
-    if !throttle.check(station.id, wrong_per_minute) {
+    if !throttle.check(station.id, wrong_per_minute).await {
         return Err(AppError::api(ErrorCode::Throttled, "too many wrong print numbers; wait a minute"));
     }
     let t = now();
     let mut tx = store::begin_write(pool).await?;
     let Some(order) = store::order_by_print_number(&mut tx, number.as_str()).await? else {
-        throttle.wrong(station.id);
+        // (counted after this transaction ends: the count is a write of its own)
+        drop(tx);
+        throttle.wrong(station.id).await;
         return Err(AppError::api(ErrorCode::PrintNumberUnknown, "no order has this print number"));
     };
     match order.status.as_str() {

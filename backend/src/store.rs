@@ -1184,6 +1184,66 @@ pub async fn failed_prints_past_deadline(c: &mut Conn, now: i64) -> Result<Vec<O
     .await
 }
 
+// ---------------------------------------------------------------- throttles
+
+/// The times (ms) `key` failed since `since_ms`, oldest first.
+pub async fn throttle_failures(c: &mut Conn, key: &str, since_ms: i64) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT at_ms FROM throttle_failures WHERE key = $1 AND at_ms > $2 ORDER BY at_ms, id")
+        .bind(key)
+        .bind(since_ms)
+        .fetch_all(c)
+        .await
+}
+
+pub async fn add_throttle_failure(c: &mut Conn, key: &str, at_ms: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO throttle_failures (key, at_ms) VALUES ($1, $2)").bind(key).bind(at_ms).execute(c).await?;
+    Ok(())
+}
+
+/// Forgets the latest failure of `key` (an attempt that no longer counts).
+pub async fn drop_last_throttle_failure(c: &mut Conn, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM throttle_failures WHERE id = (SELECT MAX(id) FROM throttle_failures WHERE key = $1)").bind(key).execute(c).await?;
+    Ok(())
+}
+
+pub async fn clear_throttle(c: &mut Conn, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM throttle_failures WHERE key = $1").bind(key).execute(c).await?;
+    Ok(())
+}
+
+pub async fn prune_throttle_failures(c: &mut Conn, before_ms: i64) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query("DELETE FROM throttle_failures WHERE at_ms < $1").bind(before_ms).execute(c).await?.rows_affected())
+}
+
+/// Takes, or renews, the lease on background job `name` for `holder` until
+/// `until`: true when `holder` has it now (it was free, lapsed at `now`, or
+/// already `holder`'s).
+pub async fn take_lease(c: &mut Conn, name: &str, holder: &str, now: i64, until: i64) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "INSERT INTO job_leases (name, holder, expires_at) VALUES ($1, $2, $3)
+         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+         WHERE job_leases.holder = excluded.holder OR job_leases.expires_at <= $4",
+    )
+    .bind(name)
+    .bind(holder)
+    .bind(until)
+    .bind(now)
+    .execute(c)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Gives the lease on `name` up, if `holder` has it (a process stopping).
+pub async fn release_lease(c: &mut Conn, name: &str, holder: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM job_leases WHERE name = $1 AND holder = $2").bind(name).bind(holder).execute(c).await?;
+    Ok(())
+}
+
+/// Who holds the lease on `name` and until when.
+pub async fn lease_holder(c: &mut Conn, name: &str) -> Result<Option<(String, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT holder, expires_at FROM job_leases WHERE name = $1").bind(name).fetch_optional(c).await
+}
+
 /// Counts one run of the background job `name`.
 pub async fn record_job_run(c: &mut Conn, name: &str, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query(

@@ -172,13 +172,13 @@ pub async fn webhook(
         return 200;
     }
     let key = format!("paypal-webhook:{client_ip}");
-    if throttle.check_with(&key, 20, 3).is_err() {
+    if throttle.check_with(&key, 20, 3).await.is_err() {
         return 429;
     }
     match paypal.verify_webhook(headers, body).await {
         Ok(true) => {}
         Ok(false) => {
-            throttle.fail(&key);
+            throttle.fail(&key).await;
             tracing::warn!("PayPal webhook with a bad signature refused");
             return 400;
         }

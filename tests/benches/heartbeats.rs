@@ -1,6 +1,7 @@
 //! Backend heartbeat throughput: 1,000 enrolled stations, 64 clients
 //! sending heartbeats as fast as the backend answers for 10 s, through real
-//! HTTP to the backend and its SQLite file. Targets: >= 5,000/s, p99 < 50 ms.
+//! HTTP: one backend on SQLite, then two backends on one PostgreSQL (the
+//! clients spread over both). Targets: >= 5,000/s, p99 < 50 ms, either engine.
 //! Run with `deploy/bench`.
 //!
 //! The backend runs in this process (on a runtime with as many threads as
@@ -51,7 +52,8 @@ fn main() -> anyhow::Result<()> {
 /// CLIENTS tasks, one HTTP connection each, heartbeating round-robin over the
 /// stations' tokens for SECONDS; prints one JSON line with what came back.
 async fn load() -> anyhow::Result<()> {
-    let url = Arc::new(format!("{}/api/station/v1/heartbeat", env(URL_ENV)?));
+    // (with several backends, client c talks to backend c mod n, as behind a proxy)
+    let urls: Arc<Vec<String>> = Arc::new(env(URL_ENV)?.split(',').map(|u| format!("{u}/api/station/v1/heartbeat")).collect());
     let tokens: Arc<Vec<String>> = Arc::new(std::fs::read_to_string(env(TOKENS_ENV)?)?.lines().map(str::to_string).filter(|t| !t.is_empty()).collect());
     anyhow::ensure!(!tokens.is_empty(), "no station tokens");
     let clients = env_or(CLIENTS_ENV, CLIENTS);
@@ -61,7 +63,7 @@ async fn load() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let (tokens, url, stop) = (tokens.clone(), url.clone(), stop.clone());
+        let (tokens, url, stop) = (tokens.clone(), urls[c % urls.len()].clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
             let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
             let mut ok_lat = Vec::new();
@@ -120,8 +122,23 @@ async fn load() -> anyhow::Result<()> {
 
 // ------------------------------------------------------------------ the bench (server process)
 
+/// The same run on the embedded default and on the platform's setup, side by side.
 async fn bench() -> anyhow::Result<()> {
-    let b = Backend::start(None).await?;
+    use shomei_backend::store::Engine;
+    for (engine, backends) in [(Engine::Sqlite, 1), (Engine::Postgres, 2)] {
+        run(engine, backends).await?;
+        println!();
+    }
+    Ok(())
+}
+
+async fn run(engine: shomei_backend::store::Engine, n_backends: usize) -> anyhow::Result<()> {
+    let b = Backend::start_on(engine, None, |_| {}).await?;
+    let mut others = Vec::new();
+    for _ in 1..n_backends {
+        others.push(b.start_beside(|_| {}).await?);
+    }
+    let urls: Vec<String> = std::iter::once(&b).chain(others.iter()).map(|x| x.url.clone()).collect();
     // 1,000 stations: enrolment codes straight from the backend's own function, enrolled over HTTP
     let pool = shomei_backend::store::connect(&b.database_url).await?;
     let http = reqwest::Client::new();
@@ -142,7 +159,7 @@ async fn bench() -> anyhow::Result<()> {
     let (r, status) = run_load_process(
         LOAD_ROLE,
         &[
-            (URL_ENV, b.url.clone()),
+            (URL_ENV, urls.join(",")),
             (TOKENS_ENV, tokens_file.display().to_string()),
             (CLIENTS_ENV, CLIENTS.to_string()),
             (SECONDS_ENV, SECONDS.to_string()),
@@ -164,7 +181,11 @@ async fn bench() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM stations WHERE last_seen IS NOT NULL").fetch_one(&pool).await?;
 
-    println!("backend heartbeats: {STATIONS} stations, {CLIENTS} concurrent clients in a separate process, {elapsed:.1} s, {} cores", cores());
+    println!(
+        "backend heartbeats on {}, {n_backends} backend process(es): {STATIONS} stations, {CLIENTS} concurrent clients in a separate process, {elapsed:.1} s, {} cores",
+        if engine == shomei_backend::store::Engine::Postgres { "PostgreSQL" } else { "SQLite" },
+        cores()
+    );
     println!(
         "  {ok} heartbeats answered 2xx: {per_s:.0} per second   (target >= {TARGET_PER_S:.0}/s: {})",
         met(per_s >= TARGET_PER_S)

@@ -1,14 +1,15 @@
 //! Backend redemption throughput: N simulated stations at once, each
 //! redeeming print numbers as a station does — reserve -> charge (IC card)
-//! -> fetch the document -> report printed — through real HTTP to the backend
-//! and its SQLite file. Prints redemptions per second, p50/p99 per redemption
+//! -> fetch the document -> report printed — through real HTTP: one backend
+//! on SQLite, then two backends on one PostgreSQL (stations spread over
+//! both), side by side. Prints redemptions per second, p50/p99 per redemption
 //! and per call, failures counted apart. Targets (printed beside the figures,
 //! not asserted): >= 2,000 redemptions/s on 2 cores, p99 < 50 ms per
 //! redemption. Run with `deploy/bench`.
 //!
 //! Orders: one is placed through the portal as the demo graduate (login,
 //! render with the seal, sealed PDF stored); the others are copies of it
-//! written straight into the SQLite file before the run (each its own id,
+//! written straight into the database before the run (each its own id,
 //! print number and its PDF sealed again for that id, as `orders::place`
 //! stores it), since placing thousands through the portal would take
 //! minutes of Argon2 and rendering. Each station pays with its own card
@@ -150,12 +151,14 @@ async fn floor_round(http: &reqwest::Client, base: &str, token: &str, round: usi
 }
 
 /// Every station works through `numbers` (shared, each taken once) until none is left.
-async fn run_stations(base: &Arc<String>, stations: &Arc<Vec<(String, String)>>, numbers: Arc<Vec<String>>, floor: bool) -> anyhow::Result<Tally> {
+/// (With several backends, station `i` talks to backend `i mod n`, as behind a proxy.)
+async fn run_stations(bases: &Arc<Vec<String>>, stations: &Arc<Vec<(String, String)>>, numbers: Arc<Vec<String>>, floor: bool) -> anyhow::Result<Tally> {
     let next = Arc::new(AtomicUsize::new(0));
     let total = Arc::new(Mutex::new(Tally::default()));
     let mut tasks = Vec::new();
-    for (token, card) in stations.iter().cloned() {
-        let (base, numbers, next, total) = (base.clone(), numbers.clone(), next.clone(), total.clone());
+    for (i, (token, card)) in stations.iter().cloned().enumerate() {
+        let base = bases[i % bases.len()].clone();
+        let (numbers, next, total) = (numbers.clone(), next.clone(), total.clone());
         tasks.push(tokio::spawn(async move {
             // one connection per station, as each station is its own machine
             let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
@@ -189,7 +192,7 @@ async fn run_stations(base: &Arc<String>, stations: &Arc<Vec<(String, String)>>,
 }
 
 async fn load() -> anyhow::Result<()> {
-    let base = Arc::new(format!("{}/api/station/v1", env(URL_ENV)?));
+    let bases: Arc<Vec<String>> = Arc::new(env(URL_ENV)?.split(',').map(|u| format!("{u}/api/station/v1")).collect());
     let stations: Arc<Vec<(String, String)>> = Arc::new(
         std::fs::read_to_string(env(STATIONS_FILE_ENV)?)?
             .lines()
@@ -200,15 +203,15 @@ async fn load() -> anyhow::Result<()> {
     let warmup = env_or(WARMUP_ENV, 0usize).min(numbers.len());
     anyhow::ensure!(!stations.is_empty() && numbers.len() > warmup, "nothing to redeem");
     let (warm, measured) = numbers.split_at(warmup);
-    let warm_tally = run_stations(&base, &stations, Arc::new(warm.to_vec()), false).await?;
+    let warm_tally = run_stations(&bases, &stations, Arc::new(warm.to_vec()), false).await?;
     let cpu0 = cpu_seconds("self");
     let started = Instant::now();
-    let t = run_stations(&base, &stations, Arc::new(measured.to_vec()), false).await?;
+    let t = run_stations(&bases, &stations, Arc::new(measured.to_vec()), false).await?;
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds("self") - cpu0;
     // the same number of rounds of four calls that do no order work: the HTTP layer's floor
     let floor_started = Instant::now();
-    let f = run_stations(&base, &stations, Arc::new(measured.to_vec()), true).await?;
+    let f = run_stations(&bases, &stations, Arc::new(measured.to_vec()), true).await?;
     let floor_elapsed = floor_started.elapsed().as_secs_f64();
     let ok = t.redemption.len();
     let bytes_avg = if ok > 0 { t.document_bytes / ok as u64 } else { 0 };
@@ -228,13 +231,28 @@ async fn load() -> anyhow::Result<()> {
 
 // ------------------------------------------------------------------ the bench (server process)
 
+/// The same run on the embedded default and on the platform's setup, side by side.
 async fn bench() -> anyhow::Result<()> {
+    use shomei_backend::store::Engine;
+    for (engine, backends) in [(Engine::Sqlite, 1), (Engine::Postgres, 2)] {
+        run(engine, backends).await?;
+        println!();
+    }
+    Ok(())
+}
+
+async fn run(engine: shomei_backend::store::Engine, n_backends: usize) -> anyhow::Result<()> {
     let n_stations = env_or(STATIONS_ENV, STATIONS).max(1);
     let n_measured = env_or(REDEMPTIONS_ENV, REDEMPTIONS).max(1);
     let n_warmup = WARMUP_PER_STATION * n_stations;
     let n_orders = n_warmup + n_measured;
 
-    let b = Backend::start(None).await?;
+    let b = Backend::start_on(engine, None, |_| {}).await?;
+    let mut others = Vec::new();
+    for _ in 1..n_backends {
+        others.push(b.start_beside(|_| {}).await?);
+    }
+    let urls: Vec<String> = std::iter::once(&b).chain(others.iter()).map(|x| x.url.clone()).collect();
     let pool = shomei_backend::store::connect(&b.database_url).await?;
     // the data key the backend made beside its database (no key configured)
     let key = shomei_backend::sealed::SealKey::from_config("", Some(&b.dir.path().join("backend.key"))).map_err(|e| anyhow::anyhow!("data key: {e}"))?;
@@ -316,7 +334,7 @@ async fn bench() -> anyhow::Result<()> {
     let (r, status) = run_load_process(
         LOAD_ROLE,
         &[
-            (URL_ENV, b.url.clone()),
+            (URL_ENV, urls.join(",")),
             (STATIONS_FILE_ENV, stations_file.display().to_string()),
             (NUMBERS_FILE_ENV, numbers_file.display().to_string()),
             (WARMUP_ENV, n_warmup.to_string()),
@@ -336,7 +354,11 @@ async fn bench() -> anyhow::Result<()> {
     let printed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = 'printed'").fetch_one(&pool).await?;
     let debits: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger WHERE kind = 'debit'").fetch_one(&pool).await?;
 
-    println!("backend redemptions (reserve -> charge -> document -> report), {n_stations} stations at once in a separate process, {} cores:", cores());
+    println!(
+        "backend redemptions (reserve -> charge -> document -> report) on {}, {n_backends} backend process(es), {n_stations} stations at once in a separate process, {} cores:",
+        if engine == shomei_backend::store::Engine::Postgres { "PostgreSQL" } else { "SQLite" },
+        cores()
+    );
     println!(
         "  setup: 1 order placed through the portal in {:.2} s (login, render with the seal, sealed PDF); {n_orders} orders copied from it into SQLite in {:.2} s; {n_stations} stations enrolled and given a card in {:.2} s",
         portal_order.as_secs_f64(),

@@ -806,6 +806,7 @@ pub struct Backend {
     pub url: String,
     pub dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    kill: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     /// The TOTP step last used per secret (a step works once per staff member).
     last_step: std::sync::Mutex<std::collections::HashMap<String, i64>>,
@@ -814,7 +815,7 @@ pub struct Backend {
     /// The database the backend stores its data in (see [`test_engine`]).
     pub database_url: String,
     /// Its private PostgreSQL, when it runs on one.
-    pg: Option<Postgres>,
+    pg: Option<std::sync::Arc<Postgres>>,
 }
 
 /// The engine the backends of this test run keep their data in: SQLite
@@ -852,7 +853,7 @@ impl Backend {
         cfg.http.listen = format!("127.0.0.1:{port}");
         cfg.http.public_url = format!("http://127.0.0.1:{port}");
         let pg = match engine {
-            shomei_backend::store::Engine::Postgres => Some(Postgres::start()?),
+            shomei_backend::store::Engine::Postgres => Some(std::sync::Arc::new(Postgres::start()?)),
             shomei_backend::store::Engine::Sqlite => None,
         };
         cfg.database.url = match &pg {
@@ -877,22 +878,60 @@ impl Backend {
         tweak(&mut cfg);
         // served with TLS: by the name its certificate carries
         let url = if cfg.http.tls_cert_file.is_some() { format!("https://localhost:{port}") } else { format!("http://127.0.0.1:{port}") };
-        let (tx, task) = Self::launch(cfg.clone(), listener, &url).await?;
+        let (tx, kill, task) = Self::launch(cfg.clone(), listener, &url).await?;
         let database_url = cfg.database.url.clone();
-        Ok(Backend { url, dir, shutdown: Some(tx), task: Some(task), last_step: std::sync::Mutex::default(), staff: tokio::sync::OnceCell::new(), cfg, database_url, pg })
+        Ok(Backend { url, dir, shutdown: Some(tx), kill: Some(kill), task: Some(task), last_step: std::sync::Mutex::default(), staff: tokio::sync::OnceCell::new(), cfg, database_url, pg })
+    }
+
+    /// A second backend process of the same service: the same database and
+    /// data key, the same upload directory (shared storage), its own port
+    /// (as behind a proxy; see `README.md`, several backends).
+    pub async fn start_beside(&self, tweak: impl FnOnce(&mut shomei_backend::config::Config)) -> Result<Backend> {
+        let dir = tempfile::tempdir()?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let mut cfg = self.cfg.clone();
+        cfg.http.listen = format!("127.0.0.1:{port}");
+        cfg.http.public_url = format!("http://127.0.0.1:{port}");
+        if cfg.security.data_key.is_empty() && cfg.security.data_key_file.is_none() {
+            cfg.security.data_key_file = Some(self.dir.path().join("backend.key"));
+        }
+        tweak(&mut cfg);
+        let url = format!("http://127.0.0.1:{port}");
+        let (tx, kill, task) = Self::launch(cfg.clone(), listener, &url).await?;
+        let database_url = cfg.database.url.clone();
+        Ok(Backend {
+            url,
+            dir,
+            shutdown: Some(tx),
+            kill: Some(kill),
+            task: Some(task),
+            last_step: std::sync::Mutex::default(),
+            staff: tokio::sync::OnceCell::new(),
+            cfg,
+            database_url,
+            pg: self.pg.clone(),
+        })
     }
 
     async fn launch(
         cfg: shomei_backend::config::Config,
         listener: tokio::net::TcpListener,
         url: &str,
-    ) -> Result<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>)> {
+    ) -> Result<(tokio::sync::oneshot::Sender<()>, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>)> {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (kill_tx, kill_rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            if let Err(e) = shomei_backend::launch_with_listener(cfg, listener, async {
+            let shutdown = async {
                 let _ = rx.await;
-            })
-            .await
+            };
+            // (a dropped kill sender is no kill)
+            let kill = async {
+                if kill_rx.await.is_err() {
+                    std::future::pending::<()>().await
+                }
+            };
+            if let Err(e) = shomei_backend::launch_until(cfg, listener, shutdown, kill).await
             {
                 eprintln!("backend stopped: {e:#}");
             }
@@ -909,7 +948,7 @@ impl Backend {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Ok((tx, task))
+        Ok((tx, kill_tx, task))
     }
 
     /// Starts it again after [`Backend::stop`] with some settings changed.
@@ -932,10 +971,24 @@ impl Backend {
                 Err(e) => bail!("port {addr} not free again: {e}"),
             }
         };
-        let (tx, task) = Self::launch(self.cfg.clone(), listener, &self.url).await?;
+        let (tx, kill, task) = Self::launch(self.cfg.clone(), listener, &self.url).await?;
         self.shutdown = Some(tx);
+        self.kill = Some(kill);
         self.task = Some(task);
         Ok(())
+    }
+
+    /// Kills it: it stops serving and its background jobs stop where they
+    /// are, keeping their leases until they lapse (as a process that dies).
+    pub async fn kill(&mut self) {
+        // (the shutdown sender is dropped only after: dropping it is a clean stop)
+        let _shutdown = self.shutdown.take();
+        if let Some(k) = self.kill.take() {
+            let _ = k.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
     }
 
     /// Stops it (the port then refuses connections: "backend unreachable").
@@ -1053,11 +1106,16 @@ impl Backend {
             return pg.psql("shomei", statement);
         }
         // wait for the backend's own writes (its jobs run at start) instead of failing "locked"
-        let out = Command::new("sqlite3").args(["-cmd", ".timeout 5000"]).arg(self.dir.path().join("backend.sqlite")).arg(statement).output()?;
+        let out = Command::new("sqlite3").args(["-cmd", ".timeout 5000"]).arg(self.sqlite_file()).arg(statement).output()?;
         if !out.status.success() {
             bail!("sqlite3: {}", String::from_utf8_lossy(&out.stderr));
         }
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// The SQLite file the backend keeps its data in (on SQLite).
+    fn sqlite_file(&self) -> PathBuf {
+        shomei_backend::store::database_file(&self.database_url).unwrap_or_else(|_| self.dir.path().join("backend.sqlite"))
     }
 
     /// Whether the backend keeps its data in PostgreSQL (else SQLite).
@@ -1075,7 +1133,7 @@ impl Backend {
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .spawn()?,
-            None => Command::new("sqlite3").arg(self.dir.path().join("backend.sqlite")).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?,
+            None => Command::new("sqlite3").arg(self.sqlite_file()).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?,
         };
         let mut stdin = child.stdin.take().context("stdin")?;
         match &self.pg {
@@ -1097,7 +1155,7 @@ impl Backend {
     pub fn write_lock_free(&self) -> Result<bool> {
         match &self.pg {
             Some(pg) => Ok(pg.psql("shomei", &format!("SELECT pg_try_advisory_xact_lock({})", shomei_backend::store::WRITE_LOCK))? == "t"),
-            None => Ok(Command::new("sqlite3").args(["-cmd", ".timeout 0"]).arg(self.dir.path().join("backend.sqlite")).arg("BEGIN IMMEDIATE; ROLLBACK;").output()?.status.success()),
+            None => Ok(Command::new("sqlite3").args(["-cmd", ".timeout 0"]).arg(self.sqlite_file()).arg("BEGIN IMMEDIATE; ROLLBACK;").output()?.status.success()),
         }
     }
 
@@ -1110,7 +1168,10 @@ impl Backend {
                 pg.psql("shomei", "CHECKPOINT")?;
                 vec![pg.data.clone()]
             }
-            None => ["backend.sqlite", "backend.sqlite-wal"].iter().map(|f| self.dir.path().join(f)).filter(|p| p.exists()).collect(),
+            None => {
+                let db = self.sqlite_file();
+                [db.clone(), PathBuf::from(format!("{}-wal", db.display()))].into_iter().filter(|p| p.exists()).collect()
+            }
         };
         let out = Command::new("grep").args(["-r", "-l", "-a", "-F", needle]).args(&files).output()?;
         // grep: 0 found, 1 not found, 2 trouble

@@ -20,6 +20,7 @@ mod harness;
 mod a11y;
 mod account_changes;
 mod accounts;
+mod backends;
 mod bad_paths;
 mod card_links;
 mod certificates;

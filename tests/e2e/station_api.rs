@@ -33,6 +33,16 @@ impl Api {
         })
     }
 
+    /// The station's credential.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The same station talking to another backend of the service.
+    pub fn on(&self, backend: &Backend) -> Api {
+        Api { base: format!("{}/api/station/v1", backend.url), token: self.token.clone(), http: self.http.clone() }
+    }
+
     pub async fn get(&self, path: &str) -> Result<(u16, Value)> {
         let r = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token).send().await?;
         let status = r.status().as_u16();

@@ -181,8 +181,8 @@ pub async fn forgot(
     let ip = client_ip(&addr);
     let email = f.email.trim().to_lowercase();
     let key = format!("reset:{email}");
-    state.request_throttle.gate(&key, &ip)?;
-    state.request_throttle.fail_both(&key, &ip);
+    state.request_throttle.gate(&key, &ip).await?;
+    state.request_throttle.fail_both(&key, &ip).await;
     let mut c = state.pool.acquire().await?;
     let user = store::user_by_email(&mut c, &email).await?.filter(|u| u.kind == "graduate");
     drop(c);
@@ -327,7 +327,7 @@ async fn do_change(state: &AppState, addr: &SocketAddr, headers: &HeaderMap, use
     };
     // a wrong current password counts as a failed login for the throttle
     let key = format!("change:{}", user.user.id);
-    state.login_throttle.gate(&key, &ip)?;
+    state.login_throttle.gate(&key, &ip).await?;
     match credentials::change(&state.pool, &state.seal, &state.hasher, &state.config.accounts.password_policy, &user.user, Client { ip: &ip }, second, current, new).await {
         Ok(()) => {
             state.mail_wake.notify_one();
@@ -336,7 +336,7 @@ async fn do_change(state: &AppState, addr: &SocketAddr, headers: &HeaderMap, use
         Err(e) => {
             if let FormErr::Fields(errs) = &e {
                 if errs.contains_key("current_password") || errs.contains_key("current_second_password") {
-                    state.login_throttle.fail_both(&key, &ip);
+                    state.login_throttle.fail_both(&key, &ip).await;
                 }
             }
             Ok(form_failed(state, headers, &change_form(second), e))
@@ -405,11 +405,11 @@ pub async fn email_change(
     check_email_pair(&f.email, &f.email_confirm, &mut errors);
     let ip = client_ip(&addr);
     let key = format!("change:{}", user.user.id);
-    state.login_throttle.gate(&key, &ip)?;
+    state.login_throttle.gate(&key, &ip).await?;
     // every request mails someone: counted whether it succeeds or not
     let sent_key = format!("email-change:{}", user.user.id);
-    state.request_throttle.gate(&sent_key, &ip)?;
-    state.request_throttle.fail_both(&sent_key, &ip);
+    state.request_throttle.gate(&sent_key, &ip).await?;
+    state.request_throttle.fail_both(&sent_key, &ip).await;
     let result = if errors.is_empty() {
         credentials::request_email_change(
             &state.pool, &state.seal,
@@ -431,7 +431,7 @@ pub async fn email_change(
         }
         Err(FormErr::Fields(errors)) => {
             if errors.contains_key("current_password") {
-                state.login_throttle.fail_both(&key, &ip);
+                state.login_throttle.fail_both(&key, &ip).await;
             }
             let csrf = Csrf::get(&state, &headers);
             let page = email_change_html(&csrf.token, graduate, &f.email, &f.email_confirm, &errors);

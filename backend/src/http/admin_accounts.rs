@@ -513,7 +513,7 @@ pub async fn change_password(
     check_csrf(&state, &headers, &f.csrf)?;
     let ip = client_ip(&addr);
     let key = format!("staff-change:{}", staff.staff.id);
-    state.login_throttle.gate(&key, &ip)?;
+    state.login_throttle.gate(&key, &ip).await?;
     match crate::credentials::change_staff_password(
         &state.pool,
         &state.hasher,
@@ -533,7 +533,7 @@ pub async fn change_password(
         }
         Err(crate::credentials::Form::Fields(e)) => {
             if e.contains_key("current_password") {
-                state.login_throttle.fail_both(&key, &ip);
+                state.login_throttle.fail_both(&key, &ip).await;
             }
             Ok(super::account::password_page(&state, &headers, &staff_password_form(), &e))
         }

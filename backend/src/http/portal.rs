@@ -376,7 +376,7 @@ pub async fn place_order(
             return order_form(&state, &headers, &user, &form, Some(p)).await;
         }
     }
-    state.order_rate.admit(user.user.id, state.config.orders.per_user_per_minute)?;
+    state.order_rate.admit(user.user.id, state.config.orders.per_user_per_minute).await?;
     let placed = orders::place(&state.pool, &state.fonts, &state.seal, &state.config.http.public_url, store_postage(&state), user.user.id, &req, state.config.documents.failpoint_hold_render.as_deref()).await?;
     // Smart Pit: the payment number is issued and mailed with the order (the
     // manual's "receive a Smart Pit number by e-mail"); if the service cannot
@@ -588,14 +588,14 @@ pub async fn verify(
     let key = format!("verify:{}", client.ip());
     state
         .request_throttle
-        .check_with(&key, 60, 20)
+        .check_with(&key, 60, 20).await
         .map_err(|w| AppError::Throttled(w.message()))?;
     let zone = time::tz("Asia/Tokyo");
     let (result, c) = match crate::certificates::verify(&state.pool, &q.code).await? {
         Verification::Valid(c) => ("valid", c),
         Verification::Revoked(c) => ("revoked", c),
         Verification::NotFound => {
-            state.request_throttle.fail(&key);
+            state.request_throttle.fail(&key).await;
             return Ok((axum::http::StatusCode::NOT_FOUND, Html(render("verify.html", context! { code => &q.code, result => "none" }))).into_response());
         }
     };
@@ -626,8 +626,8 @@ pub async fn resend_number(
     check_csrf(&state, &headers, &f.csrf)?;
     let key = format!("resend:{id}");
     let ip = client.ip().to_string();
-    state.request_throttle.gate(&key, &ip)?;
-    state.request_throttle.fail_both(&key, &ip);
+    state.request_throttle.gate(&key, &ip).await?;
+    state.request_throttle.fail_both(&key, &ip).await;
     orders::resend_number(&state.pool, &state.seal, &state.config.http.public_url, user.user.id, id).await?;
     state.mail_wake.notify_one();
     Ok(Redirect::to(&format!("/orders/{id}?notice=resent")).into_response())
@@ -719,12 +719,12 @@ pub async fn link_card(
     check_csrf(&state, &headers, &f.csrf)?;
     let ip = client.ip().to_string();
     let key = format!("card-link:{}", user.user.id);
-    state.request_throttle.gate(&key, &ip)?;
+    state.request_throttle.gate(&key, &ip).await?;
     match crate::cards::link(&state.pool, user.user.id, accounts::Client { ip: &ip }, &f.uid, &f.label).await {
         Ok(_) => Ok(Redirect::to("/cards?notice=linked").into_response()),
         Err(AppError::Page(msg)) => {
             // trying other people's cards counts against the throttle
-            state.request_throttle.fail_both(&key, &ip);
+            state.request_throttle.fail_both(&key, &ip).await;
             cards_page(&state, &headers, &user, CardsView { uid: &f.uid, label: &f.label, error: Some(&msg), ..CardsView::default() }).await
         }
         Err(e) => Err(e),
@@ -751,11 +751,11 @@ pub async fn link_card_by_code(
     check_csrf(&state, &headers, &f.csrf)?;
     let ip = client.ip().to_string();
     let key = format!("card-code:{}", user.user.id);
-    state.request_throttle.gate(&key, &ip)?;
+    state.request_throttle.gate(&key, &ip).await?;
     match crate::cards::link_by_code(&state.pool, &state.seal, user.user.id, accounts::Client { ip: &ip }, &f.code, &f.label).await {
         Ok(_) => Ok(Redirect::to("/cards?notice=linked").into_response()),
         Err(AppError::Page(msg)) => {
-            state.request_throttle.fail_both(&key, &ip);
+            state.request_throttle.fail_both(&key, &ip).await;
             cards_page(&state, &headers, &user, CardsView { code: &f.code, code_label: &f.label, code_error: Some(&msg), ..CardsView::default() }).await
         }
         Err(e) => Err(e),

@@ -70,8 +70,8 @@ pub async fn request_link(
     }
     let ip = client_ip(&addr);
     let key = format!("register:{}", f.email.trim().to_lowercase());
-    state.request_throttle.gate(&key, &ip)?;
-    state.request_throttle.fail_both(&key, &ip);
+    state.request_throttle.gate(&key, &ip).await?;
+    state.request_throttle.fail_both(&key, &ip).await;
     registration::request_link(&state.pool, &state.seal, &state.config.http.public_url, state.config.accounts.registration_link_ttl_s, &f.email).await?;
     state.mail_wake.notify_one();
     Ok(Html(message_page(

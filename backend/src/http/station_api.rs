@@ -55,11 +55,11 @@ pub async fn enroll(
     let key = format!("enrol:{}", client.ip());
     state
         .request_throttle
-        .check_with(&key, 10, 3)
+        .check_with(&key, 10, 3).await
         .map_err(|_| AppError::api(ErrorCode::Throttled, "too many wrong enrolment codes from this address; wait and try again"))?;
     match stations::enroll(&state.pool, &req.code, &req.version, &state.bundle_signer.public_hex()).await {
         Err(e) => {
-            state.request_throttle.fail(&key);
+            state.request_throttle.fail(&key).await;
             Err(e)
         }
         ok => Ok(Json(ok?)),

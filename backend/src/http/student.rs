@@ -170,8 +170,8 @@ pub async fn email(
     }
     let ip = client_ip(&addr);
     let tkey = format!("student-email:{}", f.email.trim().to_lowercase());
-    state.request_throttle.gate(&tkey, &ip)?;
-    state.request_throttle.fail_both(&tkey, &ip);
+    state.request_throttle.gate(&tkey, &ip).await?;
+    state.request_throttle.fail_both(&tkey, &ip).await;
     credentials::request_student_email(&state.pool, &state.seal, &state.config.http.public_url, state.config.accounts.link_ttl_s, &key, &f.email).await?;
     state.mail_wake.notify_one();
     Ok(Html(message_page(
@@ -346,8 +346,8 @@ pub async fn forgot(
     let ip = client_ip(&addr);
     let email = f.email.trim().to_lowercase();
     let key = format!("reset-second:{email}");
-    state.request_throttle.gate(&key, &ip)?;
-    state.request_throttle.fail_both(&key, &ip);
+    state.request_throttle.gate(&key, &ip).await?;
+    state.request_throttle.fail_both(&key, &ip).await;
     let mut c = state.pool.acquire().await?;
     let user = store::user_by_email(&mut c, &email).await?.filter(|u| u.kind == "student");
     drop(c);

@@ -1,0 +1,8 @@
+-- Background work runs once across every backend process on one database:
+-- a job's pass runs only in the process holding its lease (taken or renewed
+-- at each pass, lapsing when its holder stops renewing it).
+CREATE TABLE job_leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
