@@ -391,13 +391,14 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
                 return self.current();
             }
         };
-        let job = JobCtx { generation: g, job_id, reservation, charge_key, offline: None, card_policy: None };
+        let job = JobCtx { generation: g, job_id, reservation, charge_key, offline: None, card_policy: None, reader_was_empty: false };
         if job.reservation.paid {
             // paid online or at an earlier failed attempt: straight to printing
             self.set(g, printing_screen(&job.reservation));
             let k = self.clone();
             tokio::spawn(async move { k.print(job, None, None).await });
         } else {
+            let job = JobCtx { reader_was_empty: self.reader_empty_now().await, ..job };
             self.set(g, self.card_screen(&job.reservation));
             let k = self.clone();
             tokio::spawn(async move { k.take_card_payment(job).await });
@@ -506,12 +507,21 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
             Self::journal_err(e);
         }
         tracing::info!(job_id, order_id = found.order_id, "printing from the offline copy");
-        let job = JobCtx { generation: g, job_id, reservation, charge_key, offline: Some((found.order_id, found.document_sha256.clone())), card_policy };
+        let job = JobCtx {
+            generation: g,
+            job_id,
+            reservation,
+            charge_key,
+            offline: Some((found.order_id, found.document_sha256.clone())),
+            card_policy,
+            reader_was_empty: false,
+        };
         let k = self.clone();
         if job.reservation.paid {
             self.set(g, printing_screen(&job.reservation));
             tokio::spawn(async move { k.print(job, None, None).await });
         } else {
+            let job = JobCtx { reader_was_empty: self.reader_empty_now().await, ..job };
             self.set(g, self.card_screen(&job.reservation));
             tokio::spawn(async move { k.take_card_payment(job).await });
         }
@@ -534,10 +544,20 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         tracing::error!(error = %e, "journal write failed");
     }
 
+    /// Whether no card lies on the reader at this moment (read before the
+    /// card screen opens).
+    async fn reader_empty_now(&self) -> bool {
+        let reader = self.inner.reader.clone();
+        tokio::task::spawn_blocking(move || reader.wait_removed(Duration::ZERO)).await.unwrap_or(false)
+    }
+
     /// A card lying on the reader from before (the last user's, forgotten)
     /// pays for nothing: only a card put down after the card screen opened
     /// counts. Returns false when the user left meanwhile.
     async fn wait_for_empty_reader(&self, job: &JobCtx) -> bool {
+        if job.reader_was_empty {
+            return true;
+        }
         let mut asked = false;
         loop {
             if self.inner.generation.load(Ordering::SeqCst) != job.generation {
@@ -1102,6 +1122,9 @@ struct JobCtx {
     offline: Option<(i64, String)>,
     /// Offline and unpaid: stored value is taken under this policy (P-3 b).
     card_policy: Option<OfflineCardPolicy>,
+    /// The reader was empty when the card screen opened: any card on it now
+    /// was put down for this payment (however late the payment task starts).
+    reader_was_empty: bool,
 }
 
 enum ChargeResult {
