@@ -17,13 +17,13 @@ pub struct Config {
     pub orders: OrdersConfig,
     pub accounts: AccountsConfig,
     pub security: SecurityConfig,
-    pub directory: crate::directory::DirectoryConfig,
+    pub directory: crate::accounts::directory::DirectoryConfig,
     /// PayPal's REST API (default: the local simulator, `shomei-paypal`).
-    pub paypal: crate::paypal::PayPalConfig,
+    pub paypal: crate::payments::paypal::PayPalConfig,
     /// Smart Pit (convenience-store cash; default: the local simulator `shomei-smartpit`).
-    pub smartpit: crate::smartpit::SmartPitConfig,
+    pub smartpit: crate::payments::smartpit::SmartPitConfig,
     /// The convenience stores' network-print service (default: the local simulator `shomei-storeprint`).
-    pub storeprint: crate::storeprint::StorePrintConfig,
+    pub storeprint: crate::payments::storeprint::StorePrintConfig,
     /// Load the demo university, accounts and card on an empty database
     /// (off by default; `deploy/demo` turns it on). A database created
     /// without it never gets demo data later.
@@ -181,7 +181,7 @@ pub struct AccountsConfig {
     pub failpoint_hold_image: Option<PathBuf>,
     /// Failpoint for tests: writing a reset link waits until this file exists.
     pub failpoint_hold_reset: Option<PathBuf>,
-    pub password_policy: crate::password_policy::PasswordPolicy,
+    pub password_policy: crate::accounts::password_policy::PasswordPolicy,
 }
 
 impl Default for AccountsConfig {
@@ -213,7 +213,7 @@ pub struct SecurityConfig {
     /// first start (fine for the demo; production names its own).
     pub data_key: String,
     pub data_key_file: Option<PathBuf>,
-    pub argon2: crate::passwords::HashCost,
+    pub argon2: crate::accounts::passwords::HashCost,
     /// Password hashes computed at once at most; more requests get 429.
     pub max_concurrent_hashes: usize,
     /// First wait after repeated failed logins, doubling with each further failure.
@@ -243,10 +243,10 @@ impl Default for Config {
             orders: OrdersConfig::default(),
             accounts: AccountsConfig::default(),
             security: SecurityConfig::default(),
-            directory: crate::directory::DirectoryConfig::default(),
-            paypal: crate::paypal::PayPalConfig::default(),
-            smartpit: crate::smartpit::SmartPitConfig::default(),
-            storeprint: crate::storeprint::StorePrintConfig::default(),
+            directory: crate::accounts::directory::DirectoryConfig::default(),
+            paypal: crate::payments::paypal::PayPalConfig::default(),
+            smartpit: crate::payments::smartpit::SmartPitConfig::default(),
+            storeprint: crate::payments::storeprint::StorePrintConfig::default(),
             demo_data: false,
             contact: ContactConfig::default(),
         }

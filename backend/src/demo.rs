@@ -1,6 +1,6 @@
 //! The demo data an empty database gets when `demo_data = true`.
 
-use crate::passwords::{hash_with, HashCost};
+use crate::accounts::passwords::{hash_with, HashCost};
 use crate::sealed::SealKey;
 use crate::store;
 use crate::time::now;
@@ -148,9 +148,9 @@ async fn seed_register(c: &mut store::Conn, seal: &SealKey) -> anyhow::Result<()
         .into_iter()
         .filter_map(|d| faculties.iter().find(|f| f.id == d.parent_id).map(|f| (f.code.clone(), d.code)))
         .collect();
-    let rows = crate::school_register::parse(DEMO_REGISTER_CSV, &departments).map_err(|e| anyhow::anyhow!("demo register: {e:?}"))?;
+    let rows = crate::registrar::school_register::parse(DEMO_REGISTER_CSV, &departments).map_err(|e| anyhow::anyhow!("demo register: {e:?}"))?;
     let staff = store::staff_by_login(c, STAFF_LOGIN).await?.ok_or_else(|| anyhow::anyhow!("demo staff missing"))?;
-    crate::school_register::insert_version(c, seal, "demo-register.csv", &rows, staff.id).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::registrar::school_register::insert_version(c, seal, "demo-register.csv", &rows, staff.id).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(())
 }
 
@@ -200,7 +200,7 @@ async fn seed_courses(c: &mut store::Conn) -> anyhow::Result<()> {
             csv.push_str(&format!("L19-0042,{year},{term},{code},{ja},{en},{credits},{grade}\n"));
         }
     }
-    let rows = crate::academic::parse(&csv).map_err(|e| anyhow::anyhow!("demo courses: {e:?}"))?;
+    let rows = crate::registrar::academic::parse(&csv).map_err(|e| anyhow::anyhow!("demo courses: {e:?}"))?;
     let id = store::insert_academic_import(c, "demo.csv", rows.len() as i64, None, now()).await?;
     for r in &rows {
         store::insert_course_result(c, id, r).await?;

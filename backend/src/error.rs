@@ -36,6 +36,9 @@ pub enum AppError {
 
 pub type AppResult<T> = Result<T, AppError>;
 
+/// A message per field that is wrong ("日本語 / English"), keyed by the field's name.
+pub type FieldErrors = std::collections::BTreeMap<String, String>;
+
 impl AppError {
     pub fn api(code: ErrorCode, message: impl Into<String>) -> Self {
         AppError::Api(ApiError::new(code, message))

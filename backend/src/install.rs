@@ -4,7 +4,7 @@
 //! seal, stations) is then set up in the admin panel.
 
 use crate::accounts::{self, SecondFactor};
-use crate::passwords;
+use crate::accounts::passwords;
 use crate::store;
 use crate::time::now;
 use crate::AppState;

@@ -2,48 +2,27 @@
 //!
 //! `main.rs` is thin: tests start the same app in-process on a listener they own.
 
-pub mod academic;
 pub mod accounts;
 pub mod backup;
-pub mod cards;
-pub mod certificates;
-pub mod claims;
 pub mod config;
-pub mod credentials;
 pub mod demo;
-pub mod directory;
 pub mod documents;
 pub mod error;
 pub mod failpoint;
-pub mod fleet;
 pub mod http;
 pub mod install;
 pub mod jobs;
 pub mod mail;
 pub mod messages;
 pub mod metrics;
-pub mod offline;
 pub mod orders;
-pub mod password_policy;
-pub mod passwords;
 pub mod payments;
-pub mod paypal;
+pub mod registrar;
 pub mod registration;
-pub mod service;
-pub mod signing;
-pub mod receipts;
-pub mod refunds;
-pub mod smartpit;
-pub mod storeprint;
-pub mod wording;
-pub mod school_register;
 pub mod sealed;
 pub mod stations;
 pub mod store;
 pub mod time;
-pub mod topup;
-pub mod totp;
-pub mod uploads;
 
 use anyhow::Context;
 use config::Config;
@@ -62,15 +41,15 @@ pub struct AppState {
     pub guesses: Arc<stations::GuessThrottle>,
     pub mail_wake: Arc<Notify>,
     pub secure_cookies: bool,
-    pub hasher: passwords::Hasher,
+    pub hasher: accounts::passwords::Hasher,
     pub seal: Arc<sealed::SealKey>,
-    pub directory: Arc<dyn directory::Directory>,
+    pub directory: Arc<dyn accounts::directory::Directory>,
     pub sessions: accounts::SessionLimits,
     /// Throttles registration, reset and link requests per client address.
     pub request_throttle: Arc<accounts::Throttle>,
-    pub paypal: Arc<paypal::PayPalClient>,
-    pub smartpit: Arc<smartpit::SmartPitClient>,
-    pub storeprint: Arc<dyn storeprint::StorePrintService>,
+    pub paypal: Arc<payments::paypal::PayPalClient>,
+    pub smartpit: Arc<payments::smartpit::SmartPitClient>,
+    pub storeprint: Arc<dyn payments::storeprint::StorePrintService>,
     /// Nudges the convenience-store print registration after a payment.
     pub store_wake: Arc<Notify>,
     /// Unix time the backend started (metrics).
@@ -82,7 +61,7 @@ pub struct AppState {
     /// Orders per user per minute.
     pub order_rate: Arc<orders::OrderRate>,
     /// Signs stations' offline bundles.
-    pub bundle_signer: Arc<signing::BundleSigner>,
+    pub bundle_signer: Arc<stations::signing::BundleSigner>,
     /// Peers whose forwarding headers name the client (`http.trusted_proxies`).
     pub trusted_proxies: Arc<http::client::TrustedProxies>,
     /// This process's claim on background jobs (run once across backends).
@@ -120,13 +99,13 @@ pub async fn build_state(mut config: Config) -> anyhow::Result<AppState> {
     registration::seal_plain_birth_dates(&pool, &seal).await.map_err(|e| anyhow::anyhow!("sealing birth dates: {e}"))?;
     mail::seal_plain_outbox(&pool, &seal).await.context("sealing the outbox")?;
     orders::seal_plain_pdfs(&pool, &seal).await.map_err(|e| anyhow::anyhow!("sealing certificate PDFs: {e}"))?;
-    let bundle_signer = signing::BundleSigner::load_or_create(&pool, &seal).await.context("the bundle signing key")?;
+    let bundle_signer = stations::signing::BundleSigner::load_or_create(&pool, &seal).await.context("the bundle signing key")?;
     if demo::record_deployment(&pool, config.demo_data).await.context("deployment")? && config.demo_data {
         demo::seed_if_empty(&pool, &seal).await.context("demo data")?;
         tracing::info!(staff = demo::STAFF_LOGIN, totp_secret = demo::STAFF_TOTP_SECRET, "demo staff second factor (demo only)");
     }
-    let hasher = passwords::Hasher::new(config.security.argon2, config.security.max_concurrent_hashes);
-    let directory = directory::from_config(&config.directory, pool.clone(), hasher.clone());
+    let hasher = accounts::passwords::Hasher::new(config.security.argon2, config.security.max_concurrent_hashes);
+    let directory = accounts::directory::from_config(&config.directory, pool.clone(), hasher.clone());
     let secure_cookies = config.http.public_url.starts_with("https://");
     if !secure_cookies {
         tracing::warn!(public_url = %config.http.public_url, "plain http: cookies are not marked Secure (demo only)");
@@ -147,9 +126,9 @@ pub async fn build_state(mut config: Config) -> anyhow::Result<AppState> {
             staff_idle_s: config.accounts.staff_session_idle_s,
             absolute_s: config.accounts.session_absolute_s,
         },
-        paypal: Arc::new(paypal::PayPalClient::new(config.paypal.clone()).map_err(|e| anyhow::anyhow!("paypal: {e}"))?),
-        smartpit: Arc::new(smartpit::SmartPitClient::new(config.smartpit.clone())),
-        storeprint: Arc::new(storeprint::StorePrintClient::new(config.storeprint.clone())),
+        paypal: Arc::new(payments::paypal::PayPalClient::new(config.paypal.clone()).map_err(|e| anyhow::anyhow!("paypal: {e}"))?),
+        smartpit: Arc::new(payments::smartpit::SmartPitClient::new(config.smartpit.clone())),
+        storeprint: Arc::new(payments::storeprint::StorePrintClient::new(config.storeprint.clone())),
         store_wake: Arc::new(Notify::new()),
         started_at: crate::time::now(),
         heartbeats: Arc::default(),
@@ -207,7 +186,7 @@ fn spawn_housekeeping(state: AppState, stop: &Stop) {
                 continue;
             }
             let st = &s.config.stations;
-            match fleet::alert_pass(&s.pool, &s.seal, st.offline_after_s, &st.alert_emails, &s.config.http.public_url).await {
+            match stations::fleet::alert_pass(&s.pool, &s.seal, st.offline_after_s, &st.alert_emails, &s.config.http.public_url).await {
                 Ok(0) => {}
                 Ok(_) => s.mail_wake.notify_one(),
                 Err(e) => tracing::warn!(error = %e, "station alert pass failed"),
@@ -232,14 +211,14 @@ fn spawn_housekeeping(state: AppState, stop: &Stop) {
                 continue;
             }
             let providers = s.payment_providers();
-            let r = refunds::Refunds {
+            let r = payments::refunds::Refunds {
                 pool: &s.pool,
                 seal: &s.seal,
                 providers: &providers,
                 storeprint: s.storeprint.as_ref(),
                 public_url: &s.config.http.public_url,
             };
-            match refunds::refund_failed_prints(&r).await {
+            match payments::refunds::refund_failed_prints(&r).await {
                 Ok(0) => {}
                 Ok(_) => s.mail_wake.notify_one(),
                 Err(e) => tracing::warn!(error = %e, "automatic refund pass failed"),

@@ -118,10 +118,10 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Totp { secret } => {
-            let Some(secret) = shomei_backend::totp::parse_base32(&secret) else {
+            let Some(secret) = shomei_backend::accounts::totp::parse_base32(&secret) else {
                 anyhow::bail!("not a base32 TOTP secret");
             };
-            println!("{}", shomei_backend::totp::code_at(&secret, chrono::Utc::now().timestamp()));
+            println!("{}", shomei_backend::accounts::totp::code_at(&secret, chrono::Utc::now().timestamp()));
             Ok(())
         }
         Command::Backup { file } => {

@@ -1,9 +1,9 @@
 //! The PayPal simulator (`shomei-paypal`) as a child process, exercised with raw
-//! HTTP, and the backend's PayPal client (`backend/src/paypal.rs`, compiled
+//! HTTP, and the backend's PayPal client (`backend/src/payments/paypal.rs`, compiled
 //! here by path) against it.
 
 #[allow(dead_code)]
-#[path = "../../backend/src/paypal.rs"]
+#[path = "../../backend/src/payments/paypal.rs"]
 mod paypal;
 
 use std::io::{BufRead, BufReader};

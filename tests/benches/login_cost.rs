@@ -32,7 +32,7 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 use common::*;
 use harness::*;
 use shomei_backend::demo::{GRADUATE_EMAIL, GRADUATE_PASSWORD, GRADUATE_SECOND_PASSWORD};
-use shomei_backend::passwords::{dummy_hash, hash_with, verify, HashCost};
+use shomei_backend::accounts::passwords::{dummy_hash, hash_with, verify, HashCost};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

@@ -1015,7 +1015,7 @@ impl Backend {
     /// A TOTP code of `secret` that has not been used on this backend yet:
     /// the current or the next (both accepted), else it waits.
     pub async fn totp_code_for(&self, secret_b32: &str) -> Result<String> {
-        let secret = shomei_backend::totp::parse_base32(secret_b32).context("base32 secret")?;
+        let secret = shomei_backend::accounts::totp::parse_base32(secret_b32).context("base32 secret")?;
         loop {
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
             let step = now / 30;
@@ -1032,7 +1032,7 @@ impl Backend {
                 }
             };
             if let Some(s) = pick {
-                return Ok(shomei_backend::totp::code_at(&secret, s * 30));
+                return Ok(shomei_backend::accounts::totp::code_at(&secret, s * 30));
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }

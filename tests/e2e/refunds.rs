@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 /// Passes the automatic refund has made so far.
 fn refund_passes(b: &Backend) -> Result<i64> {
-    Ok(b.sql(&format!("SELECT COALESCE((SELECT runs FROM job_runs WHERE name = '{}'), 0)", shomei_backend::refunds::JOB))?.parse()?)
+    Ok(b.sql(&format!("SELECT COALESCE((SELECT runs FROM job_runs WHERE name = '{}'), 0)", shomei_backend::payments::refunds::JOB))?.parse()?)
 }
 
 /// Waits until the automatic refund has made two more passes than when

@@ -588,8 +588,8 @@ async fn an_administrator_manages_staff_and_the_roster_in_the_browser_on(screen:
 async fn weaker_hashes_are_upgraded_at_login_and_one_address_trying_many_accounts_is_slowed() -> Result<()> {
     let b = Backend::start(None).await?;
     // a hash made with cheaper parameters (as an older release might have stored)
-    let weak = shomei_backend::passwords::hash_with(
-        &shomei_backend::passwords::HashCost { memory_kib: 8192, iterations: 1, parallelism: 1 },
+    let weak = shomei_backend::accounts::passwords::hash_with(
+        &shomei_backend::accounts::passwords::HashCost { memory_kib: 8192, iterations: 1, parallelism: 1 },
         demo::GRADUATE_PASSWORD,
     )?;
     b.sql(&format!("UPDATE users SET password_hash = '{weak}' WHERE email = '{}'", demo::GRADUATE_EMAIL))?;
@@ -670,7 +670,7 @@ async fn recovery_codes_are_stored_as_keyed_hashes_and_still_log_staff_in() -> R
     let stored = b.sql("SELECT code_hash FROM staff_recovery_codes WHERE used_at IS NULL")?;
     assert_eq!(stored.lines().count(), 10);
     for code in &codes {
-        let plain = hex::encode(sha2::Sha256::digest(shomei_backend::totp::normalize_recovery(code).as_bytes()));
+        let plain = hex::encode(sha2::Sha256::digest(shomei_backend::accounts::totp::normalize_recovery(code).as_bytes()));
         assert!(!stored.contains(&plain), "an unkeyed hash of {code} is stored");
     }
     // a code still opens the panel, once

@@ -6,9 +6,9 @@ use super::pages::{message_page, render};
 use super::register::check_email_pair;
 use super::web::{check_csrf, client_ip, set_cookie, Csrf, CsrfForm, CurrentUser, USER_COOKIE};
 use crate::accounts::{self, Client};
-use crate::credentials::{self, Form as FormErr, NewPasswords};
-use crate::error::{AppError, AppResult};
-use crate::registration::{FieldErrors, Personal};
+use crate::accounts::credentials::{self, Form as FormErr, NewPasswords};
+use crate::error::{AppError, AppResult, FieldErrors};
+use crate::registration::Personal;
 use crate::{store, AppState};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::header::SET_COOKIE;
@@ -530,7 +530,7 @@ pub async fn personal(
     // the birth date is not changed here: keep the stored one
     let stored = Personal::open(&state.seal, user.user.personal_sealed.as_deref(), &crate::registration::user_aad(user.user.id))?;
     let p = Personal { birth_date: stored.birth_date, ..f.p };
-    let errors = credentials::check_personal(&p);
+    let errors = crate::registration::check_personal(&p);
     let csrf = Csrf::get(&state, &headers);
     if !errors.is_empty() {
         let page = personal_html(&csrf.token, &p, &errors, false);
@@ -541,7 +541,7 @@ pub async fn personal(
         return Ok(csrf.respond(page));
     }
     let ip = client_ip(&addr);
-    credentials::save_personal(&state.pool, &state.seal, &user.user, Client { ip: &ip }, &p).await?;
+    crate::registration::save_personal(&state.pool, &state.seal, &user.user, Client { ip: &ip }, &p).await?;
     Ok(Redirect::to("/account?notice=personal-saved").into_response())
 }
 

@@ -56,16 +56,16 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap, staff: Curr
     let mut stations = Vec::new();
     if may_open(role, "/admin/stations") {
         let offline_after_s = state.config.stations.offline_after_s;
-        let mut list: Vec<(store::Station, crate::fleet::Condition)> = store::stations(&mut c)
+        let mut list: Vec<(store::Station, crate::stations::fleet::Condition)> = store::stations(&mut c)
             .await?
             .into_iter()
             .map(|s| {
-                let cond = crate::fleet::condition(&s, offline_after_s);
+                let cond = crate::stations::fleet::condition(&s, offline_after_s);
                 (s, cond)
             })
-            .filter(|(_, cond)| crate::fleet::needs_attention(cond.level))
+            .filter(|(_, cond)| crate::stations::fleet::needs_attention(cond.level))
             .collect();
-        list.sort_by_key(|(s, cond)| (crate::fleet::urgency(cond.level), s.id));
+        list.sort_by_key(|(s, cond)| (crate::stations::fleet::urgency(cond.level), s.id));
         stations = list.iter().map(|(s, cond)| context! { id => s.id, name => &s.name, level => cond.level, ja => &cond.ja, en => &cond.en }).collect();
         item("stations", "/admin/stations?show=attention".into(), i64::try_from(stations.len()).unwrap_or(i64::MAX), "対応が必要な発行機", "stations needing attention", None);
     }
@@ -145,7 +145,7 @@ pub async fn logout(
 /// One station as the fleet page (and its live updates) show it.
 fn station_row(s: &store::Station, offline_after_s: i64) -> minijinja::Value {
     let zone = time::tz("Asia/Tokyo");
-    let c = crate::fleet::condition(s, offline_after_s);
+    let c = crate::stations::fleet::condition(s, offline_after_s);
     let markers: Vec<shomei_shared::api::Marker> = serde_json::from_str(&s.markers).unwrap_or_default();
     let supplies = markers.iter().map(|m| if m.level >= 0 { format!("{} {}%", m.name, m.level) } else { format!("{} ?", m.name) }).collect::<Vec<_>>().join(", ");
     context! {
@@ -156,7 +156,7 @@ fn station_row(s: &store::Station, offline_after_s: i64) -> minijinja::Value {
         printer_state => printer_state_text(s),
         printer_reasons => printer_reasons_text(s),
         supplies, media => media_text(&s.media_ready),
-        no_a4 => crate::fleet::lacks_a4(&s.media_ready),
+        no_a4 => crate::stations::fleet::lacks_a4(&s.media_ready),
         reader_present => s.reader_present.unwrap_or(false),
         terminal => s.terminal_present.map(|t| if t { "OK" } else { "なし / missing" }).unwrap_or("-"),
         outbox => s.outbox_len.unwrap_or(0), jobs => s.jobs_printed,
@@ -174,7 +174,7 @@ fn station_row(s: &store::Station, offline_after_s: i64) -> minijinja::Value {
 
 /// The printer's state in words ("待機中 / idle").
 fn printer_state_text(s: &store::Station) -> String {
-    match crate::fleet::state_words(s.printer_state.as_deref()) {
+    match crate::stations::fleet::state_words(s.printer_state.as_deref()) {
         ("-", _) => "-".into(),
         (ja, en) => format!("{ja} / {en}"),
     }
@@ -185,7 +185,7 @@ fn printer_reasons_text(s: &store::Station) -> String {
     match &s.printer_reasons {
         None => "-".into(),
         Some(r) => {
-            let (ja, en) = crate::fleet::reasons_words(r);
+            let (ja, en) = crate::stations::fleet::reasons_words(r);
             format!("{ja} / {en}")
         }
     }
@@ -193,7 +193,7 @@ fn printer_reasons_text(s: &store::Station) -> String {
 
 /// The paper loaded in words ("A4・封筒 / A4, envelope").
 fn media_text(media_ready: &str) -> String {
-    match crate::fleet::media_words(media_ready) {
+    match crate::stations::fleet::media_words(media_ready) {
         // "-" (not reported) and "A4" read the same in both languages
         (ja, en) if ja == en => ja,
         (ja, en) => format!("{ja} / {en}"),
@@ -231,14 +231,14 @@ async fn stations_page(state: &AppState, headers: &HeaderMap, new: Option<(Strin
     let offline_after_s = state.config.stations.offline_after_s;
     // most urgent first: bad, then warn, then ok, then out of service
     let mut list: Vec<(store::Station, &'static str)> =
-        store::stations(&mut c).await?.into_iter().map(|s| { let level = crate::fleet::condition(&s, offline_after_s).level; (s, level) }).collect();
-    list.sort_by_key(|(s, level)| (crate::fleet::urgency(level), s.id));
-    let attention = list.iter().filter(|(_, level)| crate::fleet::needs_attention(level)).count();
+        store::stations(&mut c).await?.into_iter().map(|s| { let level = crate::stations::fleet::condition(&s, offline_after_s).level; (s, level) }).collect();
+    list.sort_by_key(|(s, level)| (crate::stations::fleet::urgency(level), s.id));
+    let attention = list.iter().filter(|(_, level)| crate::stations::fleet::needs_attention(level)).count();
     let total = list.len();
     let show = if show == "attention" { "attention" } else { "all" };
     let rows: Vec<_> = list
         .iter()
-        .filter(|(_, level)| show == "all" || crate::fleet::needs_attention(level))
+        .filter(|(_, level)| show == "all" || crate::stations::fleet::needs_attention(level))
         .map(|(s, _)| station_row(s, offline_after_s))
         .collect();
     let zone = time::tz("Asia/Tokyo");
@@ -281,13 +281,13 @@ pub async fn station_detail(State(state): State<AppState>, headers: HeaderMap, s
     let mut c = state.pool.acquire().await?;
     let s = store::stations(&mut c).await?.into_iter().find(|s| s.id == id).ok_or(crate::error::AppError::PageNotFound)?;
     drop(c);
-    let ch = crate::fleet::charts(&state.pool, id).await?;
+    let ch = crate::stations::fleet::charts(&state.pool, id).await?;
     let supply: Vec<i64> = ch.supply.iter().map(|l| l.unwrap_or(0)).collect();
     let charts = [
-        ("online", "稼働（1時間あたりの分） / Online minutes per hour", crate::fleet::bar_svg("Online minutes per hour, last 24 hours", &ch.online_minutes, 60, "#2a7d4f")),
-        ("jobs", "印刷数（1時間ごと） / Jobs printed per hour", crate::fleet::bar_svg("Jobs printed per hour, last 24 hours", &ch.jobs, ch.jobs.iter().copied().max().unwrap_or(1).max(5), "#2456a6")),
-        ("supply", "トナー・用紙の残量（%） / Lowest supply level (%)", crate::fleet::bar_svg("Lowest supply level per hour, per cent", &supply, 100, "#8a5a00")),
-        ("blocked", "印刷不可の時間（分） / Minutes unable to print", crate::fleet::bar_svg("Minutes per hour the printer could not print", &ch.blocked_minutes, 60, "#b3261e")),
+        ("online", "稼働（1時間あたりの分） / Online minutes per hour", crate::stations::fleet::bar_svg("Online minutes per hour, last 24 hours", &ch.online_minutes, 60, "#2a7d4f")),
+        ("jobs", "印刷数（1時間ごと） / Jobs printed per hour", crate::stations::fleet::bar_svg("Jobs printed per hour, last 24 hours", &ch.jobs, ch.jobs.iter().copied().max().unwrap_or(1).max(5), "#2456a6")),
+        ("supply", "トナー・用紙の残量（%） / Lowest supply level (%)", crate::stations::fleet::bar_svg("Lowest supply level per hour, per cent", &supply, 100, "#8a5a00")),
+        ("blocked", "印刷不可の時間（分） / Minutes unable to print", crate::stations::fleet::bar_svg("Minutes per hour the printer could not print", &ch.blocked_minutes, 60, "#b3261e")),
     ];
     let charts: Vec<_> = charts.into_iter().map(|(id, title, svg)| context! { id, title, svg }).collect();
     let csrf = Csrf::get(&state, &headers);
@@ -534,7 +534,7 @@ pub async fn order_detail(
     let mut c = state.pool.acquire().await?;
     let order = store::order(&mut c, id).await.map_err(|_| crate::error::AppError::PageNotFound)?;
     // a refund the office pays back: the bank account the user gave (personal data: each view is logged)
-    let bank = crate::refunds::open_bank_details(&state.seal, &order)?.map(|b| {
+    let bank = crate::payments::refunds::open_bank_details(&state.seal, &order)?.map(|b| {
         let (type_ja, type_en) = b.account_type_words();
         context! { bank => b.bank, branch => b.branch, type_ja, type_en, number => b.number, holder => b.holder }
     });
@@ -542,7 +542,7 @@ pub async fn order_detail(
         let ip = client.ip().to_string();
         accounts::audit(&mut c, &format!("staff:{}", staff.staff.login), "personal_data.view", &format!("refund bank details order:{id}"), accounts::Client { ip: &ip }).await?;
     }
-    let (way_ja, way_en) = crate::refunds::Way::of(&order).words();
+    let (way_ja, way_en) = crate::payments::refunds::Way::of(&order).words();
     let release_notice = match q.release.as_str() {
         "released" => Some(("released", "確認待ちを解除しました。利用者にメールで知らせました。", "Released: the order goes ahead and the user was mailed.")),
         "still-held" => Some(("still-held", "まだ印刷できない文字があるため、確認待ちのままです。", "Still held: some characters still cannot be printed.")),
@@ -609,7 +609,7 @@ pub async fn revoke_certificate(
     staff.require(&["registrar"])?;
     check_csrf(&state, &headers, &f.csrf)?;
     let ip = client.ip().to_string();
-    crate::certificates::revoke(&state.pool, &staff.staff, accounts::Client { ip: &ip }, id, &f.reason).await?;
+    crate::orders::certificates::revoke(&state.pool, &staff.staff, accounts::Client { ip: &ip }, id, &f.reason).await?;
     let mut c = state.pool.acquire().await?;
     let order_id: i64 = store::certificate_order(&mut c, id).await?;
     Ok(Redirect::to(&format!("/admin/orders/{order_id}")).into_response())
@@ -653,7 +653,7 @@ pub async fn add_service_break(
     staff.require(&["registrar"])?;
     check_csrf(&state, &headers, &f.csrf)?;
     let ip = client.ip().to_string();
-    crate::service::add_break(&state.pool, &staff.staff, accounts::Client { ip: &ip }, &f.kind, &f.starts, &f.ends, &f.note_ja, &f.note_en).await?;
+    crate::orders::service::add_break(&state.pool, &staff.staff, accounts::Client { ip: &ip }, &f.kind, &f.starts, &f.ends, &f.note_ja, &f.note_en).await?;
     Ok(Redirect::to("/admin/service").into_response())
 }
 
@@ -668,7 +668,7 @@ pub async fn remove_service_break(
     staff.require(&["registrar"])?;
     check_csrf(&state, &headers, &f.csrf)?;
     let ip = client.ip().to_string();
-    crate::service::remove_break(&state.pool, &staff.staff, accounts::Client { ip: &ip }, id).await?;
+    crate::orders::service::remove_break(&state.pool, &staff.staff, accounts::Client { ip: &ip }, id).await?;
     Ok(Redirect::to("/admin/service").into_response())
 }
 
@@ -690,7 +690,7 @@ pub async fn catalogue(State(state): State<AppState>, headers: HeaderMap, staff:
         .collect();
     types.push(context! { id => 0, code => "", name_ja => "", name_en => "", fee => 0, max_copies => 10, leaving => vec!["graduated"],
                           faculty_codes => "", active => true, layout => "certificate", language => "ja", body_ja => "", body_en => "" });
-    let placeholders: Vec<String> = crate::wording::PLACEHOLDERS.iter().map(|p| format!("{{{}}} {} / {}", p.0, p.1, p.2)).collect();
+    let placeholders: Vec<String> = crate::documents::wording::PLACEHOLDERS.iter().map(|p| format!("{{{}}} {} / {}", p.0, p.1, p.2)).collect();
     let leaving: Vec<[&str; 3]> = LEAVING.iter().map(|l| [l.0, l.1, l.2]).collect();
     let csrf = Csrf::get(&state, &headers);
     let has_seal = store::university_seal(&mut c, 1).await?.is_some();
@@ -791,7 +791,7 @@ pub async fn save_catalogue(
     };
     let (body_ja, body_en) = (get("body_ja"), get("body_en"));
     for body in [&body_ja, &body_en] {
-        crate::wording::check(body).map_err(|e| bad(&e))?;
+        crate::documents::wording::check(body).map_err(|e| bad(&e))?;
     }
     let mut tx = store::begin_write(&state.pool).await?;
     let known: Vec<String> = store::faculties(&mut tx).await?.into_iter().map(|f| f.code).collect();
@@ -833,7 +833,7 @@ async fn academic_page(state: &AppState, headers: &HeaderMap, imported: Option<u
     let status = if row_errors.is_empty() { axum::http::StatusCode::OK } else { axum::http::StatusCode::BAD_REQUEST };
     let page = Html(render(
         "admin_academic.html",
-        context! { csrf => &csrf.token, count, imported, row_errors, columns => crate::academic::COLUMNS.join(",") },
+        context! { csrf => &csrf.token, count, imported, row_errors, columns => crate::registrar::academic::COLUMNS.join(",") },
     ));
     Ok((status, csrf.respond(page)).into_response())
 }
@@ -869,7 +869,7 @@ pub async fn import_academic(
         return academic_page(&state, &headers, None, vec!["ファイルが UTF-8 ではありません。 / The file is not UTF-8.".into()]).await;
     };
     let ip = client.ip().to_string();
-    match crate::academic::import(&state.pool, Some(&staff.staff), accounts::Client { ip: &ip }, &name, &text).await? {
+    match crate::registrar::academic::import(&state.pool, Some(&staff.staff), accounts::Client { ip: &ip }, &name, &text).await? {
         Ok((_, n)) => academic_page(&state, &headers, Some(n), Vec::new()).await,
         Err(errors) => academic_page(&state, &headers, None, errors).await,
     }
@@ -1020,14 +1020,14 @@ pub async fn refund_order(
     check_csrf(&state, &headers, &f.csrf)?;
     let ip = client.ip().to_string();
     let providers = state.payment_providers();
-    let refunds = crate::refunds::Refunds {
+    let refunds = crate::payments::refunds::Refunds {
         pool: &state.pool,
         seal: &state.seal,
         providers: &providers,
         storeprint: state.storeprint.as_ref(),
         public_url: &state.config.http.public_url,
     };
-    crate::refunds::refund(&refunds, &staff.staff, accounts::Client { ip: &ip }, id, &f.reason).await?;
+    crate::payments::refunds::refund(&refunds, &staff.staff, accounts::Client { ip: &ip }, id, &f.reason).await?;
     state.mail_wake.notify_one();
     Ok(Redirect::to(&format!("/admin/orders/{id}")).into_response())
 }
@@ -1046,7 +1046,7 @@ pub async fn refund_paid_back(
     staff.require(&["registrar"])?;
     check_csrf(&state, &headers, &f.csrf)?;
     let ip = client.ip().to_string();
-    crate::refunds::mark_paid_back(&state.pool, &state.seal, &staff.staff, accounts::Client { ip: &ip }, id).await?;
+    crate::payments::refunds::mark_paid_back(&state.pool, &state.seal, &staff.staff, accounts::Client { ip: &ip }, id).await?;
     state.mail_wake.notify_one();
     Ok(Redirect::to(&format!("/admin/orders/{id}")).into_response())
 }
@@ -1163,7 +1163,7 @@ async fn school_register_page(state: &AppState, headers: &HeaderMap, imported: O
     let status = if row_errors.is_empty() { axum::http::StatusCode::OK } else { axum::http::StatusCode::BAD_REQUEST };
     let page = Html(render(
         "admin_school_register.html",
-        context! { csrf => &csrf.token, count, imported, row_errors, columns => crate::school_register::COLUMNS.join(",") },
+        context! { csrf => &csrf.token, count, imported, row_errors, columns => crate::registrar::school_register::COLUMNS.join(",") },
     ));
     Ok((status, csrf.respond(page)).into_response())
 }
@@ -1200,7 +1200,7 @@ pub async fn import_school_register(
         return school_register_page(&state, &headers, None, vec!["ファイルが UTF-8 ではありません。 / The file is not UTF-8.".into()]).await;
     };
     let ip = client.ip().to_string();
-    match crate::school_register::import(&state.pool, &state.seal, &staff.staff, accounts::Client { ip: &ip }, &name, &text).await? {
+    match crate::registrar::school_register::import(&state.pool, &state.seal, &staff.staff, accounts::Client { ip: &ip }, &name, &text).await? {
         Ok((_, n)) => school_register_page(&state, &headers, Some(n), Vec::new()).await,
         Err(errors) => school_register_page(&state, &headers, None, errors).await,
     }

@@ -4,10 +4,10 @@
 
 use super::pages::render;
 use super::web::{check_csrf, client_ip, Csrf, CsrfForm, CurrentStaff};
-use crate::accounts::{self, Client};
+use crate::accounts::{self, directory, passwords, Client};
 use crate::error::{AppError, AppResult};
 use crate::registration::{self, Decision, Decider, ID_DOCUMENTS, KINDS, LEAVING_TYPES, SEXES};
-use crate::{directory, passwords, store, time, AppState};
+use crate::{store, time, AppState};
 use axum::extract::{ConnectInfo, Multipart, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -157,16 +157,16 @@ async fn register_check(
     p: &registration::Personal,
     facs: &[store::Named],
     deps: &[store::Named],
-) -> AppResult<Option<Vec<crate::school_register::Comparison>>> {
+) -> AppResult<Option<Vec<crate::registrar::school_register::Comparison>>> {
     let code = |l: &[store::Named], v: Option<i64>| l.iter().find(|n| Some(n.id) == v).map(|n| n.code.clone()).unwrap_or_default();
     let mut c = state.pool.acquire().await?;
-    let register = crate::school_register::current(&mut c, &state.seal, &r.student_no).await?;
+    let register = crate::registrar::school_register::current(&mut c, &state.seal, &r.student_no).await?;
     drop(c);
     Ok(register.map(|(_, rec)| {
         if r.kind == "add_student_id" {
             return Vec::new();
         }
-        crate::school_register::compare(
+        crate::registrar::school_register::compare(
             &rec,
             // the name in school, or the name itself when the applicant left it empty (unchanged since)
             if r.school_name_kanji.trim().is_empty() { &r.name_kanji } else { &r.school_name_kanji },
@@ -514,7 +514,7 @@ pub async fn change_password(
     let ip = client_ip(&addr);
     let key = format!("staff-change:{}", staff.staff.id);
     state.login_throttle.gate(&key, &ip).await?;
-    match crate::credentials::change_staff_password(
+    match crate::accounts::credentials::change_staff_password(
         &state.pool,
         &state.hasher,
         &state.config.accounts.password_policy,
@@ -531,12 +531,12 @@ pub async fn change_password(
             r.headers_mut().append(header::SET_COOKIE, super::web::set_cookie(&state, super::web::STAFF_COOKIE, "", 0, "Strict"));
             Ok(r)
         }
-        Err(crate::credentials::Form::Fields(e)) => {
+        Err(crate::accounts::credentials::Form::Fields(e)) => {
             if e.contains_key("current_password") {
                 state.login_throttle.fail_both(&key, &ip).await;
             }
             Ok(super::account::password_page(&state, &headers, &staff_password_form(), &e))
         }
-        Err(crate::credentials::Form::Error(e)) => Err(e),
+        Err(crate::accounts::credentials::Form::Error(e)) => Err(e),
     }
 }

@@ -196,7 +196,7 @@ async fn order_form(state: &AppState, headers: &HeaderMap, user: &CurrentUser, v
         .unwrap_or(first)
         .clone();
     let university = store::university(&mut c, chosen.university_id).await?;
-    crate::service::check_open(&mut c, university.id).await?;
+    crate::orders::service::check_open(&mut c, university.id).await?;
     // D-3: what may be ordered follows the registrar's register, not the application
     let registrar = orders::registrar_record(&mut c, &state.seal, chosen.clone()).await?;
     let types = match &registrar {
@@ -404,7 +404,7 @@ pub fn order_state_words(order: &store::Order, zone: chrono_tz::Tz) -> (String, 
     let pay_by = time::deadline_text(order.pay_deadline, zone);
     // refunded (by staff, or a failed print by itself): how the money goes back
     if order.refunded_at.is_some() {
-        let (how_ja, how_en) = crate::refunds::Way::of(order).words();
+        let (how_ja, how_en) = crate::payments::refunds::Way::of(order).words();
         return match order.refund_paid_back_at {
             Some(at) => {
                 let on = time::local_text(at, zone);
@@ -448,7 +448,7 @@ pub async fn order(
     let lines = store::order_lines(&mut c, id).await?;
     let record = store::student_records(&mut c, user.user.id).await?.into_iter().find(|r| r.id == order.student_record_id);
     // a refund the office pays back by bank transfer: the user gives the account here
-    let wants_bank = crate::refunds::wants_bank_details(&mut c, &order).await?;
+    let wants_bank = crate::payments::refunds::wants_bank_details(&mut c, &order).await?;
     drop(c);
     let zone = time::tz("Asia/Tokyo");
     let (ja, en) = order_state_words(&order, zone);
@@ -502,8 +502,8 @@ pub async fn order(
 
 /// The refund's bank account form (a refund the office pays back), with what
 /// was typed and the fields at fault.
-fn refund_bank_html(csrf: &str, order: &store::Order, d: &crate::refunds::BankDetails, errors: &crate::registration::FieldErrors) -> Html<String> {
-    let types: Vec<[&str; 3]> = crate::refunds::ACCOUNT_TYPES.iter().map(|t| [t.0, t.1, t.2]).collect();
+fn refund_bank_html(csrf: &str, order: &store::Order, d: &crate::payments::refunds::BankDetails, errors: &crate::error::FieldErrors) -> Html<String> {
+    let types: Vec<[&str; 3]> = crate::payments::refunds::ACCOUNT_TYPES.iter().map(|t| [t.0, t.1, t.2]).collect();
     Html(render(
         "refund_bank.html",
         context! { csrf, id => order.id, total => Yen(order.total).to_string(), d, errors, types, given => order.refund_bank_sealed.is_some() },
@@ -519,13 +519,13 @@ pub async fn refund_bank_page(State(state): State<AppState>, headers: HeaderMap,
         Ok(_) | Err(sqlx::Error::RowNotFound) => return Err(AppError::PageNotFound),
         Err(e) => return Err(e.into()),
     };
-    if !crate::refunds::wants_bank_details(&mut c, &order).await? {
+    if !crate::payments::refunds::wants_bank_details(&mut c, &order).await? {
         return Err(AppError::Page(messages::NOTHING_TO_PAY_BACK.into()));
     }
     drop(c);
-    let d = crate::refunds::open_bank_details(&state.seal, &order)?.unwrap_or_default();
+    let d = crate::payments::refunds::open_bank_details(&state.seal, &order)?.unwrap_or_default();
     let csrf = Csrf::get(&state, &headers);
-    let page = refund_bank_html(&csrf.token, &order, &d, &crate::registration::FieldErrors::new());
+    let page = refund_bank_html(&csrf.token, &order, &d, &crate::error::FieldErrors::new());
     Ok(csrf.respond(page))
 }
 
@@ -549,7 +549,7 @@ pub async fn save_refund_bank(
     Form(f): Form<RefundBankForm>,
 ) -> AppResult<Response> {
     check_csrf(&state, &headers, &f.csrf)?;
-    let d = crate::refunds::BankDetails { bank: f.bank, branch: f.branch, account_type: f.account_type, number: f.number, holder: f.holder }.normalised();
+    let d = crate::payments::refunds::BankDetails { bank: f.bank, branch: f.branch, account_type: f.account_type, number: f.number, holder: f.holder }.normalised();
     let errors = d.check();
     if !errors.is_empty() {
         let mut c = state.pool.acquire().await?;
@@ -564,7 +564,7 @@ pub async fn save_refund_bank(
         return Ok((axum::http::StatusCode::BAD_REQUEST, csrf.respond(page)).into_response());
     }
     let ip = client.ip().to_string();
-    crate::refunds::save_bank_details(&state.pool, &state.seal, user.user.id, accounts::Client { ip: &ip }, id, &d).await?;
+    crate::payments::refunds::save_bank_details(&state.pool, &state.seal, user.user.id, accounts::Client { ip: &ip }, id, &d).await?;
     Ok(Redirect::to(&format!("/orders/{id}?notice=bank-saved")).into_response())
 }
 
@@ -581,7 +581,7 @@ pub async fn verify(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     axum::extract::Query(q): axum::extract::Query<VerifyQuery>,
 ) -> AppResult<Response> {
-    use crate::certificates::Verification;
+    use crate::orders::certificates::Verification;
     if q.code.trim().is_empty() {
         return Ok(Html(render("verify.html", context! { code => "" })).into_response());
     }
@@ -591,7 +591,7 @@ pub async fn verify(
         .check_with(&key, 60, 20).await
         .map_err(|w| AppError::Throttled(w.message()))?;
     let zone = time::tz("Asia/Tokyo");
-    let (result, c) = match crate::certificates::verify(&state.pool, &q.code).await? {
+    let (result, c) = match crate::orders::certificates::verify(&state.pool, &q.code).await? {
         Verification::Valid(c) => ("valid", c),
         Verification::Revoked(c) => ("revoked", c),
         Verification::NotFound => {
@@ -683,8 +683,8 @@ async fn cards_page(state: &AppState, headers: &HeaderMap, user: &CurrentUser, v
         "cards.html",
         context! { csrf => &csrf.token, cards, history, topups, uid => v.uid, label => v.label, error => v.error, notice => v.notice,
                    code => v.code, code_label => v.code_label, code_error => v.code_error, unlink_error => v.unlink_error,
-                   code_minutes => crate::cards::LINK_CODE_TTL_S / 60,
-                   amounts => crate::topup::AMOUNTS.iter().map(|a| (a, Yen(*a).to_string())).collect::<Vec<_>>() },
+                   code_minutes => crate::payments::cards::LINK_CODE_TTL_S / 60,
+                   amounts => crate::payments::topup::AMOUNTS.iter().map(|a| (a, Yen(*a).to_string())).collect::<Vec<_>>() },
     ));
     Ok((status, csrf.respond(page)).into_response())
 }
@@ -720,7 +720,7 @@ pub async fn link_card(
     let ip = client.ip().to_string();
     let key = format!("card-link:{}", user.user.id);
     state.request_throttle.gate(&key, &ip).await?;
-    match crate::cards::link(&state.pool, user.user.id, accounts::Client { ip: &ip }, &f.uid, &f.label).await {
+    match crate::payments::cards::link(&state.pool, user.user.id, accounts::Client { ip: &ip }, &f.uid, &f.label).await {
         Ok(_) => Ok(Redirect::to("/cards?notice=linked").into_response()),
         Err(AppError::Page(msg)) => {
             // trying other people's cards counts against the throttle
@@ -752,7 +752,7 @@ pub async fn link_card_by_code(
     let ip = client.ip().to_string();
     let key = format!("card-code:{}", user.user.id);
     state.request_throttle.gate(&key, &ip).await?;
-    match crate::cards::link_by_code(&state.pool, &state.seal, user.user.id, accounts::Client { ip: &ip }, &f.code, &f.label).await {
+    match crate::payments::cards::link_by_code(&state.pool, &state.seal, user.user.id, accounts::Client { ip: &ip }, &f.code, &f.label).await {
         Ok(_) => Ok(Redirect::to("/cards?notice=linked").into_response()),
         Err(AppError::Page(msg)) => {
             state.request_throttle.fail_both(&key, &ip).await;
@@ -773,7 +773,7 @@ pub async fn unlink_card(
 ) -> AppResult<Response> {
     check_csrf(&state, &headers, &f.csrf)?;
     let ip = client.ip().to_string();
-    match crate::cards::unlink(&state.pool, user.user.id, accounts::Client { ip: &ip }, &uid).await {
+    match crate::payments::cards::unlink(&state.pool, user.user.id, accounts::Client { ip: &ip }, &uid).await {
         Ok(()) => Ok(Redirect::to("/cards?notice=unlinked").into_response()),
         Err(AppError::Page(msg)) => cards_page(&state, &headers, &user, CardsView { unlink_error: Some(&msg), ..CardsView::default() }).await,
         Err(e) => Err(e),
@@ -790,7 +790,7 @@ pub async fn report_card_lost(
 ) -> AppResult<Response> {
     check_csrf(&state, &headers, &f.csrf)?;
     let ip = client.ip().to_string();
-    crate::cards::report_lost(&state.pool, user.user.id, accounts::Client { ip: &ip }, &uid).await?;
+    crate::payments::cards::report_lost(&state.pool, user.user.id, accounts::Client { ip: &ip }, &uid).await?;
     Ok(Redirect::to("/cards?notice=blocked").into_response())
 }
 
@@ -813,7 +813,7 @@ pub async fn start_topup(
     check_csrf(&state, &headers, &f.csrf)?;
     let ip = client.ip().to_string();
     let amount: i64 = f.amount.parse().map_err(|_| AppError::Page(messages::CHECK_INPUT.into()))?;
-    let url = crate::topup::start(&state.pool, &state.paypal, user.user.id, accounts::Client { ip: &ip }, &uid, amount).await?;
+    let url = crate::payments::topup::start(&state.pool, &state.paypal, user.user.id, accounts::Client { ip: &ip }, &uid, amount).await?;
     Ok(Redirect::to(&url).into_response())
 }
 
@@ -825,9 +825,9 @@ pub struct PayPalReturn {
 
 /// PayPal sends the buyer back here: a page whose button captures (GET changes nothing).
 pub async fn paypal_return(State(state): State<AppState>, headers: HeaderMap, user: CurrentUser, axum::extract::Query(q): axum::extract::Query<PayPalReturn>) -> AppResult<Response> {
-    use crate::topup::Purpose;
+    use crate::orders::paypal_return::Purpose;
     // the page speaks of what is being paid: an order (its number and amount) or a top-up
-    let intro = match crate::topup::purpose(&state.pool, user.user.id, &q.token).await?.ok_or(AppError::PageNotFound)? {
+    let intro = match crate::orders::paypal_return::purpose(&state.pool, user.user.id, &q.token).await?.ok_or(AppError::PageNotFound)? {
         Purpose::Order { id, total } => [
             format!("PayPal での承認を受け付けました。「支払う」を押すと、申込番号 {id} の {total} の支払いが確定します。"),
             format!("PayPal approved the payment. Press \"Pay\" to pay {total} for order no. {id}."),
@@ -855,9 +855,9 @@ pub async fn paypal_capture(
     Form(f): Form<CsrfForm>,
 ) -> AppResult<Response> {
     check_csrf(&state, &headers, &f.csrf)?;
-    match crate::topup::complete(&state.pool, &state.seal, &state.paypal, &state.config.http.public_url, user.user.id, &q.token).await? {
-        crate::topup::Paid::Topup => Ok(Redirect::to("/cards?notice=topped-up").into_response()),
-        crate::topup::Paid::Order(id) => {
+    match crate::orders::paypal_return::complete(&state.pool, &state.seal, &state.paypal, &state.config.http.public_url, user.user.id, &q.token).await? {
+        crate::orders::paypal_return::Paid::Topup => Ok(Redirect::to("/cards?notice=topped-up").into_response()),
+        crate::orders::paypal_return::Paid::Order(id) => {
             state.mail_wake.notify_one();
             state.store_wake.notify_one();
             Ok(Redirect::to(&format!("/orders/{id}?notice=paid")).into_response())
@@ -867,8 +867,8 @@ pub async fn paypal_capture(
 
 /// PayPal sends the buyer back here when they cancel: back to the order, or to the cards for a top-up.
 pub async fn paypal_cancel(State(state): State<AppState>, user: CurrentUser, axum::extract::Query(q): axum::extract::Query<PayPalReturn>) -> AppResult<Response> {
-    Ok(match crate::topup::purpose(&state.pool, user.user.id, &q.token).await? {
-        Some(crate::topup::Purpose::Order { id, .. }) => Redirect::to(&format!("/orders/{id}?notice=paypal-cancelled")).into_response(),
+    Ok(match crate::orders::paypal_return::purpose(&state.pool, user.user.id, &q.token).await? {
+        Some(crate::orders::paypal_return::Purpose::Order { id, .. }) => Redirect::to(&format!("/orders/{id}?notice=paypal-cancelled")).into_response(),
         _ => Redirect::to("/cards?notice=topup-cancelled").into_response(),
     })
 }
@@ -881,7 +881,7 @@ pub async fn paypal_webhook(
     body: axum::body::Bytes,
 ) -> axum::http::StatusCode {
     let ip = client.ip().to_string();
-    let code = crate::topup::webhook(&state.pool, &state.seal, &state.paypal, &state.config.http.public_url, &state.request_throttle, &ip, &headers, &body).await;
+    let code = crate::orders::paypal_return::webhook(&state.pool, &state.seal, &state.paypal, &state.config.http.public_url, &state.request_throttle, &ip, &headers, &body).await;
     state.mail_wake.notify_one();
     state.store_wake.notify_one();
     axum::http::StatusCode::from_u16(code).unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
@@ -910,11 +910,11 @@ pub async fn smartpit_notice(State(state): State<AppState>, headers: HeaderMap, 
     use axum::http::StatusCode;
     use axum::Json;
     let sig = headers.get("x-smartpit-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !crate::smartpit::verify(state.smartpit.secret(), &body, sig) {
+    if !crate::payments::smartpit::verify(state.smartpit.secret(), &body, sig) {
         tracing::warn!("Smart Pit notice with a bad signature refused");
         return (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "result": "bad_signature" }))).into_response();
     }
-    let Ok(notice) = serde_json::from_slice::<crate::smartpit::Notice>(&body) else {
+    let Ok(notice) = serde_json::from_slice::<crate::payments::smartpit::Notice>(&body) else {
         return (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "result": "bad_request" }))).into_response();
     };
     match orders::smartpit_notice(&state.pool, &state.seal, &state.config.http.public_url, &notice).await {
@@ -934,11 +934,11 @@ pub async fn storeprint_notice(State(state): State<AppState>, headers: HeaderMap
     use axum::http::StatusCode;
     use axum::Json;
     let sig = headers.get("x-storeprint-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !crate::storeprint::verify(state.storeprint.notice_secret(), &body, sig) {
+    if !crate::payments::storeprint::verify(state.storeprint.notice_secret(), &body, sig) {
         tracing::warn!("store print notice with a bad signature refused");
         return (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "result": "bad_signature" }))).into_response();
     }
-    let Ok(notice) = serde_json::from_slice::<crate::storeprint::Notice>(&body) else {
+    let Ok(notice) = serde_json::from_slice::<crate::payments::storeprint::Notice>(&body) else {
         return (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "result": "bad_request" }))).into_response();
     };
     match orders::storeprint_notice(&state.pool, &notice).await {
@@ -959,12 +959,12 @@ fn pdf_download(name: &str, pdf: Vec<u8>) -> Response {
 
 /// A receipt (PDF) for a paid order.
 pub async fn order_receipt(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>) -> AppResult<Response> {
-    let (name, pdf) = crate::receipts::for_order(&state.pool, &state.fonts, user.user.id, id).await?;
+    let (name, pdf) = crate::orders::receipts::for_order(&state.pool, &state.fonts, user.user.id, id).await?;
     Ok(pdf_download(&name, pdf))
 }
 
 /// A receipt (PDF) for a completed IC card top-up.
 pub async fn topup_receipt(State(state): State<AppState>, user: CurrentUser, Path(id): Path<i64>) -> AppResult<Response> {
-    let (name, pdf) = crate::receipts::for_topup(&state.pool, &state.fonts, user.user.id, id).await?;
+    let (name, pdf) = crate::orders::receipts::for_topup(&state.pool, &state.fonts, user.user.id, id).await?;
     Ok(pdf_download(&name, pdf))
 }

@@ -5,10 +5,10 @@
 use super::pages::{message_page, render};
 use super::web::{check_csrf, client_ip, cookie, cookie_name, set_cookie, Csrf, CsrfForm, DRAFT_COOKIE};
 use crate::accounts;
-use crate::error::{AppError, AppResult};
-use crate::registration::{self, ApplicationForm, FieldErrors, ID_DOCUMENTS, KINDS, LEAVING_TYPES, SEXES};
+use crate::error::{AppError, AppResult, FieldErrors};
+use crate::registration::{self, ApplicationForm, ID_DOCUMENTS, KINDS, LEAVING_TYPES, SEXES};
 use crate::store::{self, Registration};
-use crate::uploads;
+use crate::registration::uploads;
 use crate::AppState;
 use axum::extract::{ConnectInfo, Multipart, Path, Query, State};
 use axum::http::header::SET_COOKIE;

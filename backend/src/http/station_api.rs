@@ -106,7 +106,7 @@ pub async fn card_link(
     StationAuth(station): StationAuth,
     ApiJson(req): ApiJson<shomei_shared::api::CardLinkRequest>,
 ) -> AppResult<Json<shomei_shared::api::CardLinkCode>> {
-    Ok(Json(crate::cards::issue_link_code(&state.pool, &state.seal, &state.request_throttle, &station, &req.card_uid).await?))
+    Ok(Json(crate::payments::cards::issue_link_code(&state.pool, &state.seal, &state.request_throttle, &station, &req.card_uid).await?))
 }
 
 /// What became of a charge the station sent but never heard the answer of.
@@ -163,7 +163,7 @@ pub async fn health(State(state): State<AppState>, Path(id): Path<i64>) -> AppRe
 
 /// P-3: what this station may print while the backend is out of reach (signed).
 pub async fn offline_bundle(State(state): State<AppState>, StationAuth(station): StationAuth) -> AppResult<Json<shomei_shared::api::SignedBundle>> {
-    Ok(Json(crate::offline::bundle(&state.pool, &state.seal, &state.bundle_signer, &station, state.config.stations.offline_max_age_s).await?))
+    Ok(Json(crate::stations::offline::bundle(&state.pool, &state.seal, &state.bundle_signer, &station, state.config.stations.offline_max_age_s).await?))
 }
 
 /// The key that signs offline bundles, for a station enrolled before stations pinned it at enrolment.
@@ -174,7 +174,7 @@ pub async fn offline_key(State(state): State<AppState>, StationAuth(_station): S
 /// P-3: an order's PDF for the station's encrypted offline cache.
 pub async fn offline_document(State(state): State<AppState>, StationAuth(station): StationAuth, axum::extract::Path(order_id): axum::extract::Path<i64>) -> AppResult<axum::response::Response> {
     use axum::response::IntoResponse;
-    let pdf = crate::offline::document(&state.pool, &state.seal, &station, order_id).await?;
+    let pdf = crate::stations::offline::document(&state.pool, &state.seal, &station, order_id).await?;
     Ok(([(axum::http::header::CONTENT_TYPE, "application/pdf")], pdf).into_response())
 }
 
@@ -184,7 +184,7 @@ pub async fn offline_print(
     StationAuth(station): StationAuth,
     ApiJson(p): ApiJson<shomei_shared::api::OfflinePrint>,
 ) -> AppResult<Json<shomei_shared::api::AppliedOnce>> {
-    Ok(Json(crate::offline::apply(&state.pool, &station, &p).await?))
+    Ok(Json(crate::stations::offline::apply(&state.pool, &station, &p).await?))
 }
 
 /// P-3 policy (b): a stored-value payment taken offline, synced after the outage (applied once).
@@ -193,7 +193,7 @@ pub async fn offline_debit(
     StationAuth(station): StationAuth,
     ApiJson(d): ApiJson<shomei_shared::api::OfflineDebit>,
 ) -> AppResult<Json<shomei_shared::api::AppliedOnce>> {
-    Ok(Json(crate::offline::apply_debit(&state.pool, &station, &d).await?))
+    Ok(Json(crate::stations::offline::apply_debit(&state.pool, &station, &d).await?))
 }
 
 /// P-5: a payment the station's e-money terminal took (applied once).

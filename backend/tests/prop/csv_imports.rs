@@ -13,9 +13,9 @@
 use crate::support;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
-use shomei_backend::academic::{self, CourseResult, GRADES};
-use shomei_backend::directory::{parse_roster, RosterRow, RowError};
-use shomei_backend::school_register::{self, Entry};
+use shomei_backend::registrar::academic::{self, CourseResult, GRADES};
+use shomei_backend::accounts::directory::{parse_roster, RosterRow, RowError};
+use shomei_backend::registrar::school_register::{self, Entry};
 
 const CASES: u32 = 256;
 

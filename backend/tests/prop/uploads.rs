@@ -10,7 +10,7 @@ use image::codecs::png::PngEncoder;
 use image::{DynamicImage, Frame, Rgb, RgbImage, Rgba, RgbaImage};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
-use shomei_backend::uploads::{sanitize, CleanImage, Limits, UploadError};
+use shomei_backend::registration::uploads::{sanitize, CleanImage, Limits, UploadError};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 

@@ -10,8 +10,8 @@ use proptest::test_runner::TestCaseError;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use shomei_backend::paypal::{parse_webhook_event, PayPalClient, PayPalConfig, SIMULATOR_WEBHOOK_ID};
-use shomei_backend::{smartpit, storeprint};
+use shomei_backend::payments::paypal::{parse_webhook_event, PayPalClient, PayPalConfig, SIMULATOR_WEBHOOK_ID};
+use shomei_backend::payments::{smartpit, storeprint};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 

@@ -56,7 +56,7 @@ impl Default for DirectoryConfig {
     }
 }
 
-pub fn from_config(cfg: &DirectoryConfig, pool: Pool, hasher: crate::passwords::Hasher) -> Arc<dyn Directory> {
+pub fn from_config(cfg: &DirectoryConfig, pool: Pool, hasher: crate::accounts::passwords::Hasher) -> Arc<dyn Directory> {
     if cfg.kind == "ldap" {
         Arc::new(LdapDirectory::new(cfg.ldap.clone()))
     } else {
@@ -89,7 +89,7 @@ impl LdapConfig {
 /// hundreds of hashes at once).
 pub struct RosterDirectory {
     pool: Pool,
-    hasher: crate::passwords::Hasher,
+    hasher: crate::accounts::passwords::Hasher,
 }
 
 impl Directory for RosterDirectory {

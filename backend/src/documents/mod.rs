@@ -36,6 +36,7 @@
 mod receipt;
 mod seal;
 mod transcript;
+pub mod wording;
 
 pub use receipt::{render_receipt, render_test_page, ReceiptData, ReceiptLine};
 pub use seal::SealImage;

@@ -9,11 +9,10 @@
 //! is mailed to the user, and so is the office's paying back.
 
 use crate::accounts::{self, Client};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, FieldErrors};
 use crate::mail;
 use crate::messages;
 use crate::payments::{PaymentProvider, Refunded};
-use crate::registration::FieldErrors;
 use crate::sealed::SealKey;
 use crate::store;
 use crate::time::{self, now};
@@ -26,7 +25,7 @@ pub struct Refunds<'a> {
     pub seal: &'a SealKey,
     /// The online payment providers (PayPal, Smart Pit).
     pub providers: &'a [&'a dyn PaymentProvider],
-    pub storeprint: &'a dyn crate::storeprint::StorePrintService,
+    pub storeprint: &'a dyn crate::payments::storeprint::StorePrintService,
     /// The portal's address: the mail asking for bank details links to it.
     pub public_url: &'a str,
 }

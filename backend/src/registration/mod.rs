@@ -2,22 +2,19 @@
 //! checked field by field; ID images sanitised and sealed on disk; staff's
 //! decision, which creates or changes the account and mails the outcome.
 
+pub mod uploads;
+
 use crate::accounts::{self, Client};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, FieldErrors};
 use crate::mail::{self, Recipient};
-use crate::passwords;
+use crate::accounts::passwords;
 use crate::sealed::SealKey;
 use crate::store::{self, Registration};
 use crate::time::{self, now};
-use crate::uploads;
 use chrono::Datelike;
 use serde::{Deserialize, Serialize};
 use crate::store::Pool;
-use std::collections::BTreeMap;
 use std::path::Path;
-
-/// A message per field that is wrong ("日本語 / English"), keyed by the field's name.
-pub type FieldErrors = BTreeMap<String, String>;
 
 /// The personal data of an applicant that is sealed at rest.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -703,6 +700,37 @@ pub async fn expire_images(pool: &Pool, dir: &Path, retention_days: i64) -> AppR
         tracing::info!(count = names.len(), "ID images past their retention deleted");
     }
     Ok(names.len())
+}
+
+/// G-7: a user's own personal data (address, phones, workplace), checked like the registration form.
+pub fn check_personal(p: &Personal) -> FieldErrors {
+    let form = ApplicationForm {
+        kind: "new".into(),
+        name_kanji: "x x".into(),
+        name_kana: "ア ア".into(),
+        name_roman: "x x".into(),
+        university_id: "1".into(),
+        faculty_id: "1".into(),
+        department_id: "1".into(),
+        leaving_type: "graduated".into(),
+        id_document_type: "passport".into(),
+        personal: Personal { birth_date: "2000-01-01".into(), ..p.clone() },
+        ..Default::default()
+    };
+    let one = store::Named { id: 1, parent_id: 1, code: String::new(), name_ja: String::new(), name_en: String::new() };
+    let today = chrono::Utc::now().date_naive();
+    validate(&form, std::slice::from_ref(&one), std::slice::from_ref(&one), false, today)
+}
+
+/// G-7: saves a user's own personal data, sealed.
+pub async fn save_personal(pool: &Pool, seal: &SealKey, user: &store::User, client: Client<'_>, p: &Personal) -> AppResult<()> {
+    let mut tx = store::begin_write(pool).await?;
+    let uid = user.id;
+    let sealed = p.seal(seal, &user_aad(uid))?;
+    store::set_user_personal(&mut tx, uid, &sealed).await?;
+    accounts::audit(&mut tx, &format!("user:{uid}"), "personal.change", "", client).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 #[cfg(test)]

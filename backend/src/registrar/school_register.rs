@@ -59,7 +59,7 @@ pub fn parse(text: &str, departments: &[(String, String)]) -> Result<Vec<Entry>,
             errors.push("行を読めません（引用符を確認してください）。 / a row cannot be read (check quotes)".into());
             continue;
         };
-        let line = rec.position().map(|p| crate::directory::line_at(text, p.byte() as usize)).unwrap_or(0);
+        let line = rec.position().map(|p| crate::accounts::directory::line_at(text, p.byte() as usize)).unwrap_or(0);
         if rec.len() != headers.len() {
             errors.push(format!("{line}行目: 列の数が{}個です（見出しは{}個）。 / line {line}: {} columns where the header has {}", rec.len(), headers.len(), rec.len(), headers.len()));
             continue;

@@ -1,6 +1,13 @@
 //! Payments. First cut: stored value on IC cards (SPEC P-1, P-2). A balance
 //! is the sum of the card's ledger rows; every debit carries an idempotency key.
 
+pub mod cards;
+pub mod paypal;
+pub mod refunds;
+pub mod smartpit;
+pub mod storeprint;
+pub mod topup;
+
 use crate::error::{AppError, AppResult};
 use crate::store::{self, Conn};
 use shomei_shared::{ApiError, ErrorCode, Yen};
@@ -101,7 +108,7 @@ pub trait PaymentProvider: Send + Sync {
     fn refund<'a>(&'a self, payment_ref: &'a str, amount: Yen, key: &'a str) -> ProviderFuture<'a, Refunded>;
 }
 
-impl PaymentProvider for crate::paypal::PayPalClient {
+impl PaymentProvider for crate::payments::paypal::PayPalClient {
     fn method(&self) -> &'static str {
         "paypal"
     }
@@ -115,9 +122,9 @@ impl PaymentProvider for crate::paypal::PayPalClient {
 
     fn refund<'a>(&'a self, payment_ref: &'a str, amount: Yen, key: &'a str) -> ProviderFuture<'a, Refunded> {
         Box::pin(async move {
-            let r = crate::paypal::PayPalClient::refund(self, payment_ref, amount.0, key).await.map_err(paypal_error)?;
+            let r = crate::payments::paypal::PayPalClient::refund(self, payment_ref, amount.0, key).await.map_err(paypal_error)?;
             // a refund PayPal answers FAILED or CANCELLED gave nothing back: not refunded
-            if matches!(r.status, crate::paypal::RefundStatus::Failed | crate::paypal::RefundStatus::Cancelled) {
+            if matches!(r.status, crate::payments::paypal::RefundStatus::Failed | crate::payments::paypal::RefundStatus::Cancelled) {
                 return Err(ProviderError::Refused(format!("PayPal refund {} is {:?}", r.id, r.status)));
             }
             Ok(Refunded::ByProvider)
@@ -125,7 +132,7 @@ impl PaymentProvider for crate::paypal::PayPalClient {
     }
 }
 
-fn paypal_error(e: crate::paypal::PayPalError) -> ProviderError {
+fn paypal_error(e: crate::payments::paypal::PayPalError) -> ProviderError {
     if e.is_unknown() {
         ProviderError::Unavailable(e.to_string())
     } else {
@@ -133,7 +140,7 @@ fn paypal_error(e: crate::paypal::PayPalError) -> ProviderError {
     }
 }
 
-impl PaymentProvider for crate::smartpit::SmartPitClient {
+impl PaymentProvider for crate::payments::smartpit::SmartPitClient {
     fn method(&self) -> &'static str {
         "smartpit"
     }
@@ -141,8 +148,8 @@ impl PaymentProvider for crate::smartpit::SmartPitClient {
     fn start<'a>(&'a self, req: PaymentRequest<'a>) -> ProviderFuture<'a, Started> {
         Box::pin(async move {
             let number = self.issue(req.reference, req.amount.0, req.due, req.payer_kana, req.key).await.map_err(|e| match e {
-                crate::smartpit::SmartPitError::Unavailable(m) => ProviderError::Unavailable(m),
-                crate::smartpit::SmartPitError::Refused(m) => ProviderError::Refused(m),
+                crate::payments::smartpit::SmartPitError::Unavailable(m) => ProviderError::Unavailable(m),
+                crate::payments::smartpit::SmartPitError::Refused(m) => ProviderError::Refused(m),
             })?;
             Ok(Started::PayNumber(number))
         })

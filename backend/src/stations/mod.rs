@@ -2,6 +2,11 @@
 //! station credential, heartbeats, and the redeem flow (reserve -> charge ->
 //! document -> report).
 
+pub mod claims;
+pub mod fleet;
+pub mod offline;
+pub mod signing;
+
 use crate::accounts::{random_token, token_hash};
 use crate::error::{AppError, AppResult};
 use crate::payments;
@@ -364,9 +369,9 @@ pub async fn terminal_payment(pool: &Pool, reservation_s: i64, station: &Station
     if let Some(duplicate) = store::terminal_payment_seen(&mut tx, &p.idempotency_key).await? {
         return Ok(AppliedOnce { order_status: order.status, duplicate });
     }
-    if let Err(refused) = crate::claims::station_payment("terminal_payment", &order, p.amount) {
+    if let Err(refused) = crate::stations::claims::station_payment("terminal_payment", &order, p.amount) {
         drop(tx);
-        return Err(crate::claims::refuse(pool, station, &p.idempotency_key, Some(order.id), refused).await);
+        return Err(crate::stations::claims::refuse(pool, station, &p.idempotency_key, Some(order.id), refused).await);
     }
     let duplicate = !matches!(order.status.as_str(), "awaiting_payment" | "expired");
     let at = p.at.min(t);
@@ -432,9 +437,9 @@ pub async fn report(
         // printed, but the order was printed already through another reservation:
         // this report came late (an outage) and the number was reprinted elsewhere
         if matches!(report.outcome, PrintOutcome::Printed) {
-            if let Err(refused) = crate::claims::print("print_report", &order_before) {
+            if let Err(refused) = crate::stations::claims::print("print_report", &order_before) {
                 drop(tx);
-                return Err(crate::claims::refuse(pool, station, &report.idempotency_key, Some(order_before.id), refused).await);
+                return Err(crate::stations::claims::refuse(pool, station, &report.idempotency_key, Some(order_before.id), refused).await);
             }
         }
         let duplicate = matches!(report.outcome, PrintOutcome::Printed) && order_before.status == "printed" && r.status != "printed";

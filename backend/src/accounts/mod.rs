@@ -2,19 +2,24 @@
 //! second factor; sessions with idle and absolute limits; one-time URLs;
 //! throttling that never says whether an account exists.
 
-use crate::directory::{Directory, DirectoryEntry};
+pub mod credentials;
+pub mod directory;
+pub mod password_policy;
+pub mod passwords;
+pub mod totp;
+
+use crate::accounts::directory::{Directory, DirectoryEntry};
 use crate::error::{AppError, AppResult};
 use crate::messages::{INITIAL_PASSWORD_EXPIRED, LOGIN_FAILED, STAFF_LOGIN_FAILED, STUDENT_LOGIN_FAILED};
-use crate::passwords::Hasher;
+use crate::accounts::passwords::Hasher;
 use crate::sealed::SealKey;
 use crate::store::{self, AuditEvent};
 use crate::time::now;
-use crate::totp;
 use sha2::{Digest, Sha256};
 use crate::store::Pool;
 
 /// A random token of 256 bits, hex.
-pub use crate::passwords::random_token;
+pub use crate::accounts::passwords::random_token;
 
 /// Tokens are stored only as their SHA-256.
 pub fn token_hash(token: &str) -> String {
@@ -340,7 +345,7 @@ pub async fn login_student(
     }
     let entry = verified.map_err(|e| {
         match e {
-            crate::directory::DirectoryError::Busy(busy) => busy,
+            crate::accounts::directory::DirectoryError::Busy(busy) => busy,
             e => {
                 tracing::warn!(error = %e, "directory unavailable");
                 AppError::Page(crate::messages::DIRECTORY_UNAVAILABLE.into())
@@ -349,7 +354,7 @@ pub async fn login_student(
     })?;
     // the account belongs to the directory's user as the directory spells it,
     // never to the ID as typed (S2401234 and s2401234 are one student)
-    let account_uid = entry.as_ref().map(|e| e.user_id.clone()).unwrap_or_else(|| crate::directory::normalise_uid(uid));
+    let account_uid = entry.as_ref().map(|e| e.user_id.clone()).unwrap_or_else(|| crate::accounts::directory::normalise_uid(uid));
     let mut c = pool.acquire().await?;
     let user = store::user_by_directory_uid(&mut c, &account_uid).await?;
     drop(c);

@@ -1,17 +1,15 @@
 //! What a user changes about their own account: first password setting (G-5),
 //! password and second-password changes (G-10), forgotten password (G-11),
-//! e-mail change (G-8), personal data (G-7), and the enrolled students'
+//! e-mail change (G-8), and the enrolled students'
 //! e-mail registration and second password (S-2, S-3). Every change that
 //! touches a password ends the account's other sessions.
 
 use crate::accounts::{self, Client};
-use crate::directory::DirectoryEntry;
-use crate::error::{AppError, AppResult};
+use crate::accounts::directory::DirectoryEntry;
+use crate::error::{AppError, AppResult, FieldErrors};
 use crate::mail::{self, Recipient};
-use crate::password_policy::{PasswordPolicy, Rule};
-use crate::passwords::Hasher;
-use crate::registration::{FieldErrors, Personal};
-use crate::sealed::SealKey;
+use crate::accounts::password_policy::{PasswordPolicy, Rule};
+use crate::accounts::passwords::Hasher;
 use crate::store;
 use crate::time;
 use crate::store::Pool;
@@ -321,36 +319,6 @@ pub async fn confirm_email_change(pool: &Pool, seal: &crate::sealed::SealKey, cl
     Ok(t.subject)
 }
 
-/// G-7: personal data (address, phones, workplace), checked like the registration form.
-pub fn check_personal(p: &Personal) -> FieldErrors {
-    let form = crate::registration::ApplicationForm {
-        kind: "new".into(),
-        name_kanji: "x x".into(),
-        name_kana: "ア ア".into(),
-        name_roman: "x x".into(),
-        university_id: "1".into(),
-        faculty_id: "1".into(),
-        department_id: "1".into(),
-        leaving_type: "graduated".into(),
-        id_document_type: "passport".into(),
-        personal: Personal { birth_date: "2000-01-01".into(), ..p.clone() },
-        ..Default::default()
-    };
-    let one = store::Named { id: 1, parent_id: 1, code: String::new(), name_ja: String::new(), name_en: String::new() };
-    let today = chrono::Utc::now().date_naive();
-    crate::registration::validate(&form, std::slice::from_ref(&one), std::slice::from_ref(&one), false, today)
-}
-
-pub async fn save_personal(pool: &Pool, seal: &SealKey, user: &store::User, client: Client<'_>, p: &Personal) -> AppResult<()> {
-    let mut tx = store::begin_write(pool).await?;
-    let uid = user.id;
-    let sealed = p.seal(seal, &crate::registration::user_aad(uid))?;
-    store::set_user_personal(&mut tx, uid, &sealed).await?;
-    accounts::audit(&mut tx, &format!("user:{uid}"), "personal.change", "", client).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
 /// G-6: mails the link to the form for a further enrolment.
 pub async fn request_add_student_id(pool: &Pool, seal: &crate::sealed::SealKey, public_url: &str, ttl_s: i64, user: &store::User) -> AppResult<()> {
     let mut tx = store::begin_write(pool).await?;
@@ -404,7 +372,7 @@ pub async fn request_student_email(pool: &Pool, seal: &crate::sealed::SealKey, p
 pub async fn confirm_student_email(pool: &Pool, client: Client<'_>, token: &str) -> AppResult<i64> {
     let mut tx = store::begin_write(pool).await?;
     let t = accounts::consume_token(&mut tx, "student_email", token).await?;
-    let directory_uid = crate::directory::normalise_uid(&t.subject);
+    let directory_uid = crate::accounts::directory::normalise_uid(&t.subject);
     if directory_uid.is_empty()
         || store::user_by_email(&mut tx, &t.email).await?.is_some()
         || store::user_by_directory_uid(&mut tx, &directory_uid).await?.is_some()
@@ -485,7 +453,7 @@ pub const ROSTER_CARD_LABEL: &str = "学生証 / Student card";
 /// account. A card already this account's stays; a card another account
 /// holds is left alone (that account keeps it) and the audit log says so.
 async fn link_roster_card(c: &mut store::Conn, user_id: i64, entry: &DirectoryEntry, client: Client<'_>) -> AppResult<()> {
-    let Some(card) = entry.card_uid.as_deref().and_then(crate::cards::normalize_uid) else { return Ok(()) };
+    let Some(card) = entry.card_uid.as_deref().and_then(shomei_shared::api::normalize_card_uid) else { return Ok(()) };
     match store::card(c, &card).await? {
         Some(k) if k.user_id == user_id => {}
         Some(k) => {
@@ -511,7 +479,7 @@ async fn link_roster_card(c: &mut store::Conn, user_id: i64, entry: &DirectoryEn
 /// nor kept. (Whoever holds the form's key either logged in with the
 /// university password already, or uses up a one-time link on each try.)
 async fn check_student_second(
-    directory: &dyn crate::directory::Directory,
+    directory: &dyn crate::accounts::directory::Directory,
     policy: &PasswordPolicy,
     directory_uid: &str,
     second: (&str, &str),
@@ -526,7 +494,7 @@ async fn check_student_second(
             errors.insert("second_password".into(), Rule::SameAsUniversityPassword.message());
             Err(Form::Fields(errors))
         }
-        Err(crate::directory::DirectoryError::Busy(busy)) => Err(Form::Error(busy)),
+        Err(crate::accounts::directory::DirectoryError::Busy(busy)) => Err(Form::Error(busy)),
         Err(e) => {
             tracing::warn!(error = %e, "directory unavailable");
             Err(Form::Error(AppError::Page(crate::messages::DIRECTORY_UNAVAILABLE.into())))
@@ -539,7 +507,7 @@ async fn check_student_second(
 pub async fn set_first_student_second(
     pool: &Pool,
     hasher: &Hasher,
-    directory: &dyn crate::directory::Directory,
+    directory: &dyn crate::accounts::directory::Directory,
     policy: &PasswordPolicy,
     client: Client<'_>,
     key: &str,
@@ -570,7 +538,7 @@ pub async fn set_first_student_second(
 pub async fn reset_student_second(
     pool: &Pool,
     hasher: &Hasher,
-    directory: &dyn crate::directory::Directory,
+    directory: &dyn crate::accounts::directory::Directory,
     policy: &PasswordPolicy,
     client: Client<'_>,
     token: &str,

@@ -20,7 +20,7 @@ use crate::store::Pool;
 /// ones only where the university opted in to policy (b). Each is named by
 /// its MAC under this station's key, never in clear; the bundle is signed
 /// with the backend's Ed25519 key.
-pub async fn bundle(pool: &Pool, seal: &crate::sealed::SealKey, signer: &crate::signing::BundleSigner, station: &Station, max_age_s: i64) -> AppResult<SignedBundle> {
+pub async fn bundle(pool: &Pool, seal: &crate::sealed::SealKey, signer: &crate::stations::signing::BundleSigner, station: &Station, max_age_s: i64) -> AppResult<SignedBundle> {
     let mut c = pool.acquire().await?;
     let key = store::station_token_hash(&mut c, station.id).await?.ok_or_else(|| AppError::api(ErrorCode::Unauthorized, "no credential"))?;
     // read (and PDFs opened and hashed) without the write lock
@@ -97,13 +97,13 @@ pub async fn apply(pool: &Pool, station: &Station, p: &OfflinePrint) -> AppResul
         return Ok(AppliedOnce { order_status: order.status, duplicate });
     }
     // only an order handed to this station for offline use, and printed only if paid
-    let checked = match crate::claims::offline_issue(&mut tx, "offline_print", station, &order, p.at).await? {
-        Ok(_) if matches!(p.outcome, PrintOutcome::Printed) => crate::claims::print("offline_print", &order),
+    let checked = match crate::stations::claims::offline_issue(&mut tx, "offline_print", station, &order, p.at).await? {
+        Ok(_) if matches!(p.outcome, PrintOutcome::Printed) => crate::stations::claims::print("offline_print", &order),
         other => other.map(drop),
     };
     if let Err(refused) = checked {
         drop(tx);
-        return Err(crate::claims::refuse(pool, station, &p.idempotency_key, Some(order.id), refused).await);
+        return Err(crate::stations::claims::refuse(pool, station, &p.idempotency_key, Some(order.id), refused).await);
     }
     let (outcome, detail) = match &p.outcome {
         PrintOutcome::Printed => ("printed", String::new()),
@@ -141,9 +141,9 @@ pub async fn apply_debit(pool: &Pool, station: &Station, d: &OfflineDebit) -> Ap
         return Ok(AppliedOnce { order_status: order.status, duplicate });
     }
     let duplicate = !matches!(order.status.as_str(), "awaiting_payment" | "expired");
-    if let Err(refused) = crate::claims::offline_debit(&mut tx, station, &order, &uid, d.amount, d.at.min(t), duplicate).await? {
+    if let Err(refused) = crate::stations::claims::offline_debit(&mut tx, station, &order, &uid, d.amount, d.at.min(t), duplicate).await? {
         drop(tx);
-        return Err(crate::claims::refuse(pool, station, &d.idempotency_key, Some(order.id), refused).await);
+        return Err(crate::stations::claims::refuse(pool, station, &d.idempotency_key, Some(order.id), refused).await);
     }
     let at = d.at.min(t);
     store::insert_offline_debit(&mut tx, &d.idempotency_key, station.id, order.id, &uid, d.amount.0, at, t, duplicate).await?;

@@ -1,6 +1,11 @@
 //! Ordering (SPEC O-1, O-2, O-3, O-5, O-6): the catalogue a user may order
 //! from, fixed prices, print numbers, and the certificate PDF made at order time.
 
+pub mod certificates;
+pub mod paypal_return;
+pub mod receipts;
+pub mod service;
+
 pub use crate::payments::Started;
 use crate::payments::{PaymentProvider, PaymentRequest};
 use crate::documents::{self, CertificateCopy, CourseRow, DocumentCopy, FontSet, TranscriptData};
@@ -145,8 +150,8 @@ pub async fn registrar_record(
     c: &mut store::Conn,
     seal: &crate::sealed::SealKey,
     mut record: store::StudentRecord,
-) -> AppResult<Option<(store::StudentRecord, crate::school_register::Record)>> {
-    let Some((_, reg)) = crate::school_register::current(c, seal, &record.student_no).await? else { return Ok(None) };
+) -> AppResult<Option<(store::StudentRecord, crate::registrar::school_register::Record)>> {
+    let Some((_, reg)) = crate::registrar::school_register::current(c, seal, &record.student_no).await? else { return Ok(None) };
     let e = &reg.entry;
     record.name_kanji = e.name_kanji.clone();
     record.name_kana = e.name_kana.clone();
@@ -161,7 +166,7 @@ pub async fn registrar_record(
 
 /// What the certificates of `types` would state that the register entry
 /// does not say (field names in both languages); empty when nothing lacks.
-fn register_lacks<'a>(reg: &crate::school_register::Record, types: impl Iterator<Item = &'a store::CertificateType>) -> Vec<(&'static str, &'static str)> {
+fn register_lacks<'a>(reg: &crate::registrar::school_register::Record, types: impl Iterator<Item = &'a store::CertificateType>) -> Vec<(&'static str, &'static str)> {
     let e = &reg.entry;
     let mut lacking = Vec::new();
     let mut need = |ok: bool, field: (&'static str, &'static str)| {
@@ -172,7 +177,7 @@ fn register_lacks<'a>(reg: &crate::school_register::Record, types: impl Iterator
     need(!e.birth_date.is_empty(), ("生年月日", "date of birth"));
     need(!reg.faculty_ja.is_empty() && !reg.department_ja.is_empty(), ("学部・学科", "faculty and department"));
     for t in types {
-        let (default_ja, default_en) = crate::wording::default_for(&e.leaving_type);
+        let (default_ja, default_en) = crate::documents::wording::default_for(&e.leaving_type);
         let ja = if t.body_ja.trim().is_empty() { default_ja } else { t.body_ja.as_str() };
         let en = if t.body_en.trim().is_empty() { default_en } else { t.body_en.as_str() };
         let says = |placeholder: &str| ja.contains(placeholder) || en.contains(placeholder);
@@ -214,8 +219,8 @@ fn verification_code<R: Rng>(rng: &mut R) -> String {
 
 /// The certifying sentence of a certificate of type `t`: the type's own
 /// wording, or the built-in one for the holder's leaving type, filled in.
-fn body_text(t: &store::CertificateType, record: &store::StudentRecord, university: &store::University, register: Option<&crate::school_register::Record>) -> (String, String) {
-    use crate::wording::{self, Values};
+fn body_text(t: &store::CertificateType, record: &store::StudentRecord, university: &store::University, register: Option<&crate::registrar::school_register::Record>) -> (String, String) {
+    use crate::documents::wording::{self, Values};
     let (default_ja, default_en) = wording::default_for(&record.leaving_type);
     let template_ja = if t.body_ja.trim().is_empty() { default_ja } else { t.body_ja.as_str() };
     let template_en = if t.body_en.trim().is_empty() { default_en } else { t.body_en.as_str() };
@@ -253,7 +258,7 @@ fn transcript_data(
     t: &store::CertificateType,
     record: &store::StudentRecord,
     university: &store::University,
-    courses: &[crate::academic::CourseResult],
+    courses: &[crate::registrar::academic::CourseResult],
     birth_date: &str,
     admission_date: &str,
     issue_date: &str,
@@ -261,7 +266,7 @@ fn transcript_data(
     verification_code: String,
     verify_url: String,
 ) -> TranscriptData {
-    let (total_credits, gpa) = crate::academic::totals(courses);
+    let (total_credits, gpa) = crate::registrar::academic::totals(courses);
     TranscriptData {
         title_ja: t.name_ja.clone(),
         title_en: t.name_en.clone(),
@@ -313,7 +318,7 @@ fn problem(field: impl Into<String>, message: impl Into<String>) -> FormProblem 
 /// rules of delivery and payment, priced, before anything is written.
 pub struct Quote {
     pub record: store::StudentRecord,
-    pub register: crate::school_register::Record,
+    pub register: crate::registrar::school_register::Record,
     pub university: store::University,
     /// The certificate types chosen, with their copies.
     pub chosen: Vec<(store::CertificateType, i64)>,
@@ -345,7 +350,7 @@ pub async fn quote(
         return Ok(Err(problem("student_record_id", messages::CHOOSE_STUDENT_ID)));
     };
     let university = store::university(c, record.university_id).await?;
-    crate::service::check_open(c, university.id).await?;
+    crate::orders::service::check_open(c, university.id).await?;
     // D-3: a certificate states only what the registrar's school register
     // says, never what the applicant typed: no register entry, no certificate
     let Some((record, register)) = registrar_record(c, seal, record).await? else {
@@ -397,7 +402,7 @@ pub async fn quote(
 
 /// The characters of the holder's name (and of the course names a
 /// transcript prints) that no configured font can draw: such an order is held.
-fn unprintable(fonts: &FontSet, record: &store::StudentRecord, academic: Option<&[crate::academic::CourseResult]>) -> Vec<char> {
+fn unprintable(fonts: &FontSet, record: &store::StudentRecord, academic: Option<&[crate::registrar::academic::CourseResult]>) -> Vec<char> {
     let course_text: String = academic.into_iter().flatten().map(|c| format!("{}{}", c.name_ja, c.name_en)).collect();
     fonts.missing_chars(&format!("{}{}{course_text}", record.name_kanji, record.name_roman))
 }
@@ -410,8 +415,8 @@ fn document_copies(
     chosen: &[(store::CertificateType, Vec<(String, String)>)],
     record: &store::StudentRecord,
     university: &store::University,
-    register: Option<&crate::school_register::Record>,
-    academic: Option<&[crate::academic::CourseResult]>,
+    register: Option<&crate::registrar::school_register::Record>,
+    academic: Option<&[crate::registrar::academic::CourseResult]>,
     issue_date: &str,
     public_url: &str,
 ) -> Vec<DocumentCopy> {
@@ -513,7 +518,7 @@ pub async fn place(
     // a transcript prints the registrar's current version of the courses; the
     // order keeps which version it printed (D-3)
     let academic = if chosen.iter().any(|(t, _)| is_transcript(t)) {
-        Some(crate::academic::current(&mut c, &record.student_no).await?.ok_or_else(crate::academic::no_record)?)
+        Some(crate::registrar::academic::current(&mut c, &record.student_no).await?.ok_or_else(crate::registrar::academic::no_record)?)
     } else {
         None
     };
@@ -543,7 +548,7 @@ pub async fn place(
 
     // 3. the order, its certificates, document and mail: one short transaction
     let mut tx = store::begin_write(pool).await?;
-    crate::service::check_open(&mut tx, university.id).await?;
+    crate::orders::service::check_open(&mut tx, university.id).await?;
     // A fresh random number, retried in the unlikely case it is taken (only
     // on-campus print has one: the store's service gives its own, post none).
     let mut number = None;
@@ -668,7 +673,7 @@ pub enum NoticeOutcome {
 }
 
 /// A payment notice from Smart Pit (already verified): the order is paid once.
-pub async fn smartpit_notice(pool: &Pool, seal: &crate::sealed::SealKey, public_url: &str, n: &crate::smartpit::Notice) -> AppResult<NoticeOutcome> {
+pub async fn smartpit_notice(pool: &Pool, seal: &crate::sealed::SealKey, public_url: &str, n: &crate::payments::smartpit::Notice) -> AppResult<NoticeOutcome> {
     let mut tx = store::begin_write(pool).await?;
     if store::smartpit_notice_seen(&mut tx, &n.notice_id).await? {
         return Ok(NoticeOutcome::Duplicate);
@@ -700,7 +705,7 @@ pub async fn smartpit_notice(pool: &Pool, seal: &crate::sealed::SealKey, public_
 /// payment and by a timer, so an order paid while the service was down is
 /// registered once it is back (the idempotency key makes a retry harmless).
 /// Returns how many were registered.
-pub async fn register_store_prints(pool: &Pool, seal: &crate::sealed::SealKey, storeprint: &dyn crate::storeprint::StorePrintService, public_url: &str) -> AppResult<usize> {
+pub async fn register_store_prints(pool: &Pool, seal: &crate::sealed::SealKey, storeprint: &dyn crate::payments::storeprint::StorePrintService, public_url: &str) -> AppResult<usize> {
     let mut c = pool.acquire().await?;
     let pending = store::orders_for_store_print(&mut c).await?;
     drop(c);
@@ -749,7 +754,7 @@ pub enum StoreNoticeOutcome {
 }
 
 /// A print notice from the stores' service (already verified): the order is printed, once.
-pub async fn storeprint_notice(pool: &Pool, n: &crate::storeprint::Notice) -> AppResult<StoreNoticeOutcome> {
+pub async fn storeprint_notice(pool: &Pool, n: &crate::payments::storeprint::Notice) -> AppResult<StoreNoticeOutcome> {
     let mut tx = store::begin_write(pool).await?;
     let Some(order) = store::order_by_store_file(&mut tx, &n.file_id).await? else {
         tracing::warn!(notice = %n.notice_id, "store print notice for a document we never registered");
@@ -786,7 +791,7 @@ pub async fn paid_by_paypal(pool: &Pool, seal: &crate::sealed::SealKey, public_u
     Ok(order.id)
 }
 
-// Refunds (staff's and the automatic refund of failed prints) are in `crate::refunds`.
+// Refunds (staff's and the automatic refund of failed prints) are in `crate::payments::refunds`.
 
 /// What releasing a held order did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -851,7 +856,7 @@ pub async fn release_held(
         return Err(page_err(&messages::register_lacks(&lacking)));
     }
     let academic = if chosen.iter().any(|(t, _)| is_transcript(t)) {
-        Some(crate::academic::current(&mut c, &record.student_no).await?.ok_or_else(crate::academic::no_record)?)
+        Some(crate::registrar::academic::current(&mut c, &record.student_no).await?.ok_or_else(crate::registrar::academic::no_record)?)
     } else {
         None
     };
