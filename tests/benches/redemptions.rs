@@ -360,7 +360,7 @@ async fn run(engine: shomei_backend::store::Engine, n_backends: usize) -> anyhow
         cores()
     );
     println!(
-        "  setup: 1 order placed through the portal in {:.2} s (login, render with the seal, sealed PDF); {n_orders} orders copied from it into SQLite in {:.2} s; {n_stations} stations enrolled and given a card in {:.2} s",
+        "  setup: 1 order placed through the portal in {:.2} s (login, render with the seal, sealed PDF); {n_orders} orders copied from it into the database in {:.2} s; {n_stations} stations enrolled and given a card in {:.2} s",
         portal_order.as_secs_f64(),
         copy_time.as_secs_f64(),
         enrol_time.as_secs_f64()
