@@ -37,6 +37,9 @@ enum Command {
     EnrolmentCode {
         /// The station's name, e.g. "Library 1F"
         name: String,
+        /// The university the station serves (its id)
+        #[arg(long, default_value_t = 1)]
+        university: i64,
     },
     /// A new second factor for a staff member (prints the secret and recovery codes once)
     StaffTotp { login: String },
@@ -89,11 +92,11 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::EnrolmentCode { name } => {
+        Command::EnrolmentCode { name, university } => {
             // For the demo and first installs: a code without going through the panel.
             let state = shomei_backend::build_state(config).await?;
             let ttl = state.config.stations.enrolment_code_ttl_s;
-            let (id, code) = shomei_backend::stations::create_enrolment(&state.pool, &name, None, ttl).await?;
+            let (id, code) = shomei_backend::stations::create_enrolment(&state.pool, university, &name, None, ttl).await?;
             println!("{code}");
             eprintln!("station {id} \"{name}\": enrolment code valid {} h", ttl / 3600);
             Ok(())

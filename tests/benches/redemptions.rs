@@ -307,7 +307,7 @@ async fn run(engine: shomei_backend::store::Engine, n_backends: usize) -> anyhow
     let http = reqwest::Client::new();
     let mut station_lines = Vec::with_capacity(n_stations);
     for i in 0..n_stations {
-        let (_, code) = shomei_backend::stations::create_enrolment(&pool, &format!("Redeem {i:03}"), None, 3600).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let (_, code) = shomei_backend::stations::create_enrolment(&pool, 1, &format!("Redeem {i:03}"), None, 3600).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
         let r: serde_json::Value = http.post(format!("{}/api/station/v1/enroll", b.url)).json(&serde_json::json!({ "code": code, "version": "bench" })).send().await?.json().await?;
         let token = r["token"].as_str().unwrap_or_default().to_string();
         anyhow::ensure!(!token.is_empty(), "station {i} not enrolled: {r}");

@@ -47,3 +47,4 @@ mod students;
 mod terminal;
 mod trust;
 mod station_api;
+mod tenants;

@@ -33,6 +33,17 @@ impl Api {
         })
     }
 
+    /// A station enrolled with `code` (made for any university).
+    pub async fn enrolled_with(backend: &Backend, code: &str) -> Result<Api> {
+        let (status, body) = Self::enroll(backend, code).await?;
+        anyhow::ensure!(status == 200, "enrolment: {status} {body}");
+        Ok(Api {
+            base: format!("{}/api/station/v1", backend.url),
+            token: body["token"].as_str().unwrap_or_default().to_string(),
+            http: reqwest::Client::new(),
+        })
+    }
+
     /// The station's credential.
     pub fn token(&self) -> &str {
         &self.token

@@ -321,7 +321,7 @@ pub async fn create_enrolment_code(
     staff.require(&["operator"])?;
     check_csrf(&state, &headers, &f.csrf)?;
     let (_, code) =
-        stations::create_enrolment(&state.pool, &f.name, Some(staff.staff.id), state.config.stations.enrolment_code_ttl_s).await?;
+        stations::create_enrolment(&state.pool, staff.staff.university_id, &f.name, Some(staff.staff.id), state.config.stations.enrolment_code_ttl_s).await?;
     stations_page(&state, &headers, Some((f.name.trim().to_string(), code)), "all").await
 }
 

@@ -320,6 +320,7 @@ mod tests {
     fn station() -> Station {
         Station {
             id: 1,
+            university_id: 1,
             name: "Library".into(),
             status: "active".into(),
             created_at: 0,

@@ -37,6 +37,7 @@ fn normalise_code(code: &str) -> String {
 /// Creates a station record and its one-time enrolment code (shown once).
 pub async fn create_enrolment(
     pool: &Pool,
+    university_id: i64,
     name: &str,
     staff_id: Option<i64>,
     ttl_s: i64,
@@ -48,7 +49,7 @@ pub async fn create_enrolment(
     let code = new_enrolment_code();
     let t = now();
     let mut tx = store::begin_write(pool).await?;
-    let id = store::insert_station(&mut tx, name, t).await?;
+    let id = store::insert_station(&mut tx, university_id, name, t).await?;
     store::insert_enrolment_code(&mut tx, &token_hash(&normalise_code(&code)), id, staff_id, t, t + ttl_s).await?;
     let actor = staff_id.map(|s| format!("staff:{s}")).unwrap_or_else(|| "system".into());
     store::audit(&mut tx, &actor, "station.enrolment_code", &format!("station {id} {name}"), t).await?;
@@ -216,7 +217,12 @@ pub async fn reserve(
     }
     let t = now();
     let mut tx = store::begin_write(pool).await?;
-    let Some(order) = store::order_by_print_number(&mut tx, number.as_str()).await? else {
+    // a number of another university is no number at this station: refused as unknown, counted as a guess
+    let order = match store::order_by_print_number(&mut tx, number.as_str()).await? {
+        Some(o) if store::order_university(&mut tx, o.id).await?.id == station.university_id => Some(o),
+        _ => None,
+    };
+    let Some(order) = order else {
         // (counted after this transaction ends: the count is a write of its own)
         drop(tx);
         throttle.wrong(station.id).await;

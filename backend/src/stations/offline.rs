@@ -26,7 +26,7 @@ pub async fn bundle(pool: &Pool, seal: &crate::sealed::SealKey, signer: &crate::
     // read (and PDFs opened and hashed) without the write lock
     let t = now();
     let mut jobs = Vec::new();
-    for o in store::offline_orders(&mut c, t).await? {
+    for o in store::offline_orders(&mut c, station.university_id, t).await? {
         let Some(number) = o.print_number.as_deref().and_then(|n| PrintNumber::parse(n).ok()) else { continue };
         let university = store::order_university(&mut c, o.id).await?;
         let zone = time::tz(&university.timezone);
@@ -80,7 +80,7 @@ pub async fn bundle(pool: &Pool, seal: &crate::sealed::SealKey, signer: &crate::
 pub async fn document(pool: &Pool, seal: &crate::sealed::SealKey, station: &Station, order_id: i64) -> AppResult<Vec<u8>> {
     let mut c = pool.acquire().await?;
     // only a document of an order this station was handed, and still printable offline
-    if store::offline_issue(&mut c, station.id, order_id).await?.is_none() || !store::offline_orders(&mut c, now()).await?.iter().any(|o| o.id == order_id) {
+    if store::offline_issue(&mut c, station.id, order_id).await?.is_none() || !store::offline_orders(&mut c, station.university_id, now()).await?.iter().any(|o| o.id == order_id) {
         return Err(AppError::api(ErrorCode::NotFound, "not an order for offline printing"));
     }
     crate::orders::stored_pdf(&mut c, seal, order_id).await?.ok_or_else(|| AppError::api(ErrorCode::NotFound, "no document"))

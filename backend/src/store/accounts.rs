@@ -27,6 +27,8 @@ const USER_SELECT: &str = "SELECT id, email, kind, password_hash, second_passwor
 #[derive(Debug, Clone, FromRow)]
 pub struct Staff {
     pub id: i64,
+    /// The university this staff member works for.
+    pub university_id: i64,
     pub login: String,
     pub display_name: String,
     pub password_hash: String,
@@ -41,7 +43,7 @@ pub struct Staff {
     pub password_issued_at: i64,
 }
 
-const STAFF_SELECT: &str = "SELECT id, login, display_name, password_hash, role, totp_sealed, totp_last_step, active, must_set_password,
+const STAFF_SELECT: &str = "SELECT id, university_id, login, display_name, password_hash, role, totp_sealed, totp_last_step, active, must_set_password,
     COALESCE(password_issued_at, created_at) AS password_issued_at FROM staff";
 
 pub async fn user_by_email(c: &mut Conn, email: &str) -> Result<Option<User>, sqlx::Error> {

@@ -20,6 +20,8 @@ pub async fn insert_signing_key(c: &mut Conn, sealed: &str, now: i64) -> Result<
 #[derive(Debug, Clone, FromRow)]
 pub struct Station {
     pub id: i64,
+    /// The university it serves: only its numbers, PDFs and cards' orders.
+    pub university_id: i64,
     pub name: String,
     pub status: String,
     pub created_at: i64,
@@ -51,7 +53,7 @@ pub struct Station {
     pub test_page_at: Option<i64>,
 }
 
-const STATION_SELECT: &str = "SELECT id, name, status, created_at, enrolled_at, last_seen, version,
+const STATION_SELECT: &str = "SELECT id, university_id, name, status, created_at, enrolled_at, last_seen, version,
     printer_reachable, printer_state, printer_reasons, printer_message, reader_present, outbox_len,
     clock_skew_s, markers, media_ready, terminal_present, disk_free_mb, uptime_s, jobs_printed, alert,
     in_service, test_page_wanted, test_page_done, test_page_result, test_page_at FROM stations";
@@ -83,8 +85,9 @@ pub async fn test_page_done(c: &mut Conn, id: i64, request: i64, result: &str, n
     Ok(())
 }
 
-pub async fn insert_station(c: &mut Conn, name: &str, now: i64) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("INSERT INTO stations (name, created_at) VALUES ($1, $2) RETURNING id")
+pub async fn insert_station(c: &mut Conn, university_id: i64, name: &str, now: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("INSERT INTO stations (university_id, name, created_at) VALUES ($1, $2, $3) RETURNING id")
+        .bind(university_id)
         .bind(name)
         .bind(now)
         .fetch_one(c)
@@ -398,14 +401,16 @@ pub async fn station_token_hash(c: &mut Conn, station_id: i64) -> Result<Option<
     sqlx::query_scalar("SELECT token_hash FROM stations WHERE id = $1").bind(station_id).fetch_optional(c).await.map(Option::flatten)
 }
 
-/// On-campus orders a station may print offline: a live number, paid or to
-/// be paid by IC card, before its deadline.
-pub async fn offline_orders(c: &mut Conn, now: i64) -> Result<Vec<Order>, sqlx::Error> {
+/// On-campus orders of `university_id` a station may print offline: a live
+/// number, paid or to be paid by IC card, before its deadline.
+pub async fn offline_orders(c: &mut Conn, university_id: i64, now: i64) -> Result<Vec<Order>, sqlx::Error> {
     sqlx::query_as(&format!(
         "{ORDER_SELECT} WHERE delivery = 'campus' AND print_number IS NOT NULL AND print_deadline > $1
-         AND (status = 'paid' OR (status = 'awaiting_payment' AND payment_method = 'card')) ORDER BY id"
+         AND (status = 'paid' OR (status = 'awaiting_payment' AND payment_method = 'card'))
+         AND student_record_id IN (SELECT id FROM student_records WHERE university_id = $2) ORDER BY id"
     ))
     .bind(now)
+    .bind(university_id)
     .fetch_all(c)
     .await
 }
