@@ -589,6 +589,10 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
         loop {
             let cancel = Arc::new(AtomicBool::new(false));
             *self.inner.cancel_read.lock().unwrap_or_else(|p| p.into_inner()) = cancel.clone();
+            // the terminal chosen before this read began (the press found no read to cancel): no read
+            if self.inner.pay_by_terminal.load(Ordering::SeqCst) {
+                cancel.store(true, Ordering::SeqCst);
+            }
             if self.inner.generation.load(Ordering::SeqCst) != g {
                 self.abandon(&job, "cancelled").await;
                 return;

@@ -315,8 +315,8 @@ pub struct CopiedTable {
 }
 
 /// The tables of the SQLite database `c` (the migrator's own left out),
-/// each after the tables it refers to, with its primary key's columns.
-async fn sqlite_tables_in_order(c: &mut Conn) -> Result<Vec<(String, Vec<String>)>, sqlx::Error> {
+/// each after the tables it refers to (in its schema or the PostgreSQL target's), with its primary key's columns.
+async fn sqlite_tables_in_order(c: &mut Conn, target: &mut Conn) -> Result<Vec<(String, Vec<String>)>, sqlx::Error> {
     let names: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations' ORDER BY name",
     )
@@ -329,6 +329,22 @@ async fn sqlite_tables_in_order(c: &mut Conn) -> Result<Vec<(String, Vec<String>
         parents.insert(t.clone(), refs.into_iter().filter(|r| r != t).collect());
         let pk: Vec<String> = sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{t}') WHERE pk > 0 ORDER BY pk")).fetch_all(&mut *c).await?;
         keys.insert(t.clone(), pk);
+    }
+    // and the references only the target's schema has (SQLite cannot add a
+    // referencing column with a default to a table, PostgreSQL can)
+    let target_refs: Vec<(String, String)> = sqlx::query_as(
+        "SELECT CAST(child.relname AS TEXT), CAST(parent.relname AS TEXT) FROM pg_constraint k
+         JOIN pg_class child ON child.oid = k.conrelid JOIN pg_class parent ON parent.oid = k.confrelid
+         WHERE k.contype = 'f' AND child.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())",
+    )
+    .fetch_all(&mut *target)
+    .await?;
+    for (child, parent) in target_refs {
+        if let Some(p) = parents.get_mut(&child) {
+            if parent != child && !p.contains(&parent) {
+                p.push(parent);
+            }
+        }
     }
     let mut ordered: Vec<(String, Vec<String>)> = Vec::new();
     let mut placed = std::collections::HashSet::new();
@@ -420,8 +436,8 @@ pub async fn copy_database(src: &Pool, dst: &Pool) -> Result<Vec<CopiedTable>, s
     }
     // one read transaction: a consistent picture of the source
     let mut from = src.begin().await?;
-    let tables = sqlite_tables_in_order(&mut from).await?;
     let mut to = dst.begin().await?;
+    let tables = sqlite_tables_in_order(&mut from, &mut to).await?;
     for (t, _) in &tables {
         let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {t}")).fetch_one(&mut *to).await?;
         if n > 0 {
