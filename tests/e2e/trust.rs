@@ -313,6 +313,8 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_throttle_and_audit_addre
     let b = Backend::start_with(None, |c| {
         c.http.trusted_proxies = vec!["127.0.0.1".into()];
         c.http.metrics_token = "scrape-token".into();
+        // (a first delay longer than the test: a throttled address stays throttled, whatever the machine's pace)
+        c.security.login_delay_ms = 60_000;
     })
     .await?;
     // one attacker sprays 25 accounts through the proxy until its address is stopped
