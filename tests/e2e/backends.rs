@@ -132,7 +132,7 @@ async fn background_work_runs_in_one_backend_at_a_time_and_moves_to_the_other_wh
     assert_eq!(a.sql(&format!("SELECT status FROM orders WHERE print_number = '{number}'"))?, "awaiting_payment");
 
     // a dies holding its jobs
-    a.kill().await;
+    a.kill().await?;
     request(&b, to(4)).await?;
     let now = shomei_backend::time::now();
     b.sql(&format!("UPDATE orders SET pay_deadline = {} WHERE print_number = '{number}'", now - 10))?;

@@ -981,15 +981,14 @@ impl Backend {
 
     /// Kills it: it stops serving and its background jobs stop where they
     /// are, keeping their leases until they lapse (as a process that dies).
-    pub async fn kill(&mut self) {
+    pub async fn kill(&mut self) -> Result<()> {
         // (the shutdown sender is dropped only after: dropping it is a clean stop)
         let _shutdown = self.shutdown.take();
-        if let Some(k) = self.kill.take() {
-            let _ = k.send(());
-        }
-        if let Some(t) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
-        }
+        let k = self.kill.take().context("the backend is not running")?;
+        anyhow::ensure!(k.send(()).is_ok(), "the backend had stopped already: nothing to kill");
+        let t = self.task.take().context("the backend has no task")?;
+        tokio::time::timeout(Duration::from_secs(5), t).await.context("the killed backend did not stop within 5 s")??;
+        Ok(())
     }
 
     /// Stops it (the port then refuses connections: "backend unreachable").
