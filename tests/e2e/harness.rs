@@ -39,20 +39,43 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
-/// A port that was free a moment ago.
+/// The block of ports this test run hands out: below the kernel's ephemeral
+/// range (32768-60999), so no outgoing connection takes one between the check
+/// and the peer's bind, and apart from the other engine's run beside it
+/// (deploy/test runs the e2e binary on SQLite and on PostgreSQL at once).
+fn port_block() -> (u32, u32) {
+    if std::env::var("SHOMEI_TEST_DB").is_ok_and(|v| v == "postgres") {
+        (21000, 32000)
+    } else {
+        (10000, 21000)
+    }
+}
+
+/// `n` consecutive ports that are free now and that no other test of this run is given.
+fn free_ports(n: u32) -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let (lo, hi) = port_block();
+    let span = hi - lo;
+    // start each run at its own place in the block (a run just before may leave a peer lingering)
+    let _ = NEXT.compare_exchange(0, 1 + std::process::id() % span, Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..span {
+        let p = lo + NEXT.fetch_add(n, Ordering::SeqCst) % (span - n);
+        if (0..n).all(|i| TcpListener::bind(("127.0.0.1", (p + i) as u16)).is_ok()) {
+            return p as u16;
+        }
+    }
+    panic!("no free port left in {lo}..{hi}")
+}
+
+/// A free port no other test of this run is given.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
+    free_ports(1)
 }
 
 /// Two consecutive free ports (vpcd uses PORT and PORT+1).
 pub fn free_port_pair() -> u16 {
-    for _ in 0..50 {
-        let p = free_port();
-        if p < 65000 && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
-            return p;
-        }
-    }
-    0
+    free_ports(2)
 }
 
 pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Result<()> {
@@ -65,6 +88,9 @@ pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) ->
     }
     bail!("timed out after {timeout:?} waiting for {what}")
 }
+
+/// How long a peer may take to start: generous, as CI runs both engines' suites at once.
+pub const PEER_START: Duration = Duration::from_secs(30);
 
 pub fn tcp_ready(port: u16) -> bool {
     std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
@@ -86,6 +112,19 @@ impl Proc {
     }
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+    /// Waits until the peer answers `ready`, for up to PEER_START; fails at
+    /// once, naming `log`, if the process exits first (e.g. its port was taken).
+    pub fn wait_ready(&mut self, what: &str, log: &Path, mut ready: impl FnMut() -> bool) -> Result<()> {
+        let mut alive = true;
+        wait_until(what, PEER_START, || {
+            alive = self.alive();
+            !alive || ready()
+        })?;
+        if !alive {
+            bail!("{what} exited while starting: {}", std::fs::read_to_string(log).unwrap_or_default());
+        }
+        Ok(())
     }
     pub fn stop(&mut self) {
         let _ = Command::new("kill").arg(self.child.id().to_string()).status();
@@ -124,7 +163,7 @@ impl Smtp {
     pub fn start() -> Result<Smtp> {
         let dir = tempfile::tempdir()?;
         let port = free_port();
-        let proc = Proc::spawn(
+        let mut proc = Proc::spawn(
             "aiosmtpd",
             Command::new("/usr/bin/python3")
                 .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
@@ -132,7 +171,7 @@ impl Smtp {
                 .stdout(log_file(dir.path(), "smtp")?)
                 .stderr(log_file(dir.path(), "smtp-err")?),
         )?;
-        wait_until("SMTP server", Duration::from_secs(10), || tcp_ready(port))?;
+        proc.wait_ready("SMTP server", &dir.path().join("smtp-err.log"), || tcp_ready(port))?;
         Ok(Smtp { port, dir, _proc: proc })
     }
 
@@ -144,7 +183,7 @@ impl Smtp {
         let (cert, key) = ca.issue("localhost", 0x5000 + u32::from(port))?;
         let script = dir.path().join("smtpd.py");
         std::fs::write(&script, SECURE_SMTPD)?;
-        let proc = Proc::spawn(
+        let mut proc = Proc::spawn(
             "aiosmtpd-tls",
             Command::new("/usr/bin/python3")
                 .arg(&script)
@@ -155,7 +194,7 @@ impl Smtp {
                 .stderr(log_file(dir.path(), "smtp-err")?),
         )?;
         let log = dir.path().join("smtp.log");
-        wait_until("secure SMTP server", Duration::from_secs(15), || std::fs::read_to_string(&log).unwrap_or_default().contains("READY"))?;
+        proc.wait_ready("secure SMTP server", &dir.path().join("smtp-err.log"), || std::fs::read_to_string(&log).unwrap_or_default().contains("READY"))?;
         Ok(Smtp { port, dir, _proc: proc })
     }
 
@@ -285,7 +324,7 @@ impl HttpSim {
             }
         });
         let proc = Proc { name: name.into(), child };
-        let end = Instant::now() + Duration::from_secs(10);
+        let end = Instant::now() + PEER_START;
         loop {
             match rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
                 Ok(l) if l.starts_with("READY listening on ") => {
@@ -519,14 +558,14 @@ impl Ldap {
         )?;
         let url = format!("ldap://127.0.0.1:{port}/");
         let listen = if ca.is_some() { format!("{url} ldaps://127.0.0.1:{ldaps_port}/") } else { url.clone() };
-        let proc = Proc::spawn(
+        let mut proc = Proc::spawn(
             "slapd",
             Command::new("/usr/sbin/slapd")
                 .args(["-f", &d.join("slapd.conf").display().to_string(), "-h", &listen, "-d", "0"])
                 .stdout(log_file(d, "slapd")?)
                 .stderr(log_file(d, "slapd-err")?),
         )?;
-        wait_until("slapd", Duration::from_secs(10), || {
+        proc.wait_ready("slapd", &d.join("slapd-err.log"), || {
             Command::new("ldapsearch").args(["-x", "-H", &url, "-s", "base", "-b", "", "namingContexts"])
                 .stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
         })?;
@@ -595,17 +634,17 @@ impl Printer {
         let spool = dir.path().join("spool");
         std::fs::create_dir_all(&spool)?;
         let bus = dir.path().join("bus.sock");
-        let dbus = Proc::spawn(
+        let mut dbus = Proc::spawn(
             "dbus-daemon",
             Command::new("dbus-daemon")
                 .args(["--session", &format!("--address=unix:path={}", bus.display()), "--nofork", "--nopidfile"])
                 .stdout(log_file(dir.path(), "dbus")?)
                 .stderr(Stdio::null()),
         )?;
-        wait_until("private D-Bus", Duration::from_secs(5), || bus.exists())?;
+        dbus.wait_ready("private D-Bus", &dir.path().join("dbus.log"), || bus.exists())?;
         let port = free_port();
         let engine = repo_root().join("sim/ipp-engine.sh");
-        let printer = Proc::spawn(
+        let mut printer = Proc::spawn(
             "ippeveprinter",
             Command::new("ippeveprinter")
                 .env("DBUS_SYSTEM_BUS_ADDRESS", format!("unix:path={}", bus.display()))
@@ -619,8 +658,7 @@ impl Printer {
                 .stderr(log_file(dir.path(), "printer")?),
         )?;
         let uri = format!("ipp://127.0.0.1:{port}/ipp/print");
-        // (30 s: with both engines' end-to-end runs at once a loaded machine starts it slowly)
-        wait_until("IPP printer", Duration::from_secs(30), || {
+        printer.wait_ready("IPP printer", &dir.path().join("printer.log"), || {
             Command::new("ipptool")
                 .args(["-q", &uri, "get-printer-attributes.test"])
                 .stdout(Stdio::null())
@@ -709,7 +747,7 @@ impl Pcsc {
         let dir = tempfile::tempdir()?;
         let vpcd_port = free_port_pair();
         let socket = dir.path().join("pcscd.comm");
-        let proc = Proc::spawn(
+        let mut proc = Proc::spawn(
             "pcscd",
             Command::new(bin("shomei-pcscd"))
                 .arg(dir.path())
@@ -717,7 +755,7 @@ impl Pcsc {
                 .stdout(log_file(dir.path(), "pcscd")?)
                 .stderr(log_file(dir.path(), "pcscd-err")?),
         )?;
-        wait_until("pcscd socket", Duration::from_secs(5), || socket.exists())?;
+        proc.wait_ready("pcscd", &dir.path().join("pcscd-err.log"), || socket.exists())?;
         Ok(Pcsc { dir, vpcd_port, socket, proc })
     }
 
@@ -737,7 +775,8 @@ impl Pcsc {
                 .stdout(log_file(self.dir.path(), "pcscd2")?)
                 .stderr(log_file(self.dir.path(), "pcscd2-err")?),
         )?;
-        wait_until("pcscd socket", Duration::from_secs(5), || self.socket.exists())
+        let socket = self.socket.clone();
+        self.proc.wait_ready("pcscd", &self.dir.path().join("pcscd2-err.log"), || socket.exists())
     }
 }
 
@@ -768,7 +807,7 @@ impl Card {
             }
         });
         let card = Card { proc: Proc { name: "card".into(), child }, stdin, lines: rx };
-        card.expect("READY", Duration::from_secs(10))?;
+        card.expect("READY", PEER_START)?;
         Ok(card)
     }
 
@@ -939,7 +978,7 @@ impl Backend {
         });
         // (only the readiness probe skips certificate checks; tests check them themselves)
         let client = reqwest::Client::builder().tls_danger_accept_invalid_certs(true).build()?;
-        let end = Instant::now() + Duration::from_secs(20);
+        let end = Instant::now() + PEER_START;
         loop {
             if client.get(format!("{url}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
                 break;
@@ -1366,7 +1405,7 @@ impl Station {
     fn wait_ready(&mut self) -> Result<()> {
         let url = format!("{}/healthz", self.kiosk_url);
         let mut alive = true;
-        wait_until("station kiosk", Duration::from_secs(20), || {
+        wait_until("station kiosk", PEER_START, || {
             alive = self.proc.alive();
             !alive || Command::new("curl").args(["-sf", "-o", "/dev/null", &url]).status().is_ok_and(|x| x.success())
         })?;
@@ -1597,7 +1636,7 @@ impl Terminal {
         use std::io::BufRead;
         let dir = tempfile::tempdir()?;
         let (a, b) = (dir.path().join("ttyStation"), dir.path().join("ttyTerminal"));
-        let socat = Proc::spawn(
+        let mut socat = Proc::spawn(
             "socat",
             Command::new("socat")
                 .args(["-d", "-d"])
@@ -1606,7 +1645,7 @@ impl Terminal {
                 .stdout(Stdio::null())
                 .stderr(log_file(dir.path(), "socat")?),
         )?;
-        wait_until("socat pty pair", Duration::from_secs(10), || {
+        socat.wait_ready("socat pty pair", &dir.path().join("socat.log"), || {
             std::fs::read_to_string(dir.path().join("socat.log")).unwrap_or_default().contains("starting data transfer loop")
         })?;
         let mut cmd = Command::new(bin("shomei-terminal"));
@@ -1620,7 +1659,7 @@ impl Terminal {
                 let _ = tx.send(l);
             }
         });
-        let ready = out.recv_timeout(Duration::from_secs(10)).context("terminal emulator did not start")?;
+        let ready = out.recv_timeout(PEER_START).context("terminal emulator did not start")?;
         anyhow::ensure!(ready == "READY", "terminal emulator said {ready}");
         Ok(Terminal { port: a, emulator: Proc { name: "shomei-terminal".into(), child }, _socat: socat, stdin, out, _dir: dir })
     }
@@ -1713,7 +1752,7 @@ impl Browser {
         )?;
         let status = format!("http://127.0.0.1:{port}/status");
         let http = reqwest::Client::new();
-        let end = Instant::now() + Duration::from_secs(20);
+        let end = Instant::now() + PEER_START;
         while !http.get(&status).send().await.is_ok_and(|r| r.status().is_success()) {
             if Instant::now() > end {
                 bail!("chromedriver did not start");
