@@ -54,7 +54,7 @@ pub async fn seed_if_empty(pool: &Pool, seal: &SealKey) -> anyhow::Result<()> {
         if let Some(s) = store::staff_by_login(&mut tx, STAFF_LOGIN).await?.filter(|s| s.totp_sealed.is_none()) {
             crate::accounts::set_second_factor(seal, &mut tx, s.id, STAFF_TOTP_SECRET).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         }
-        if store::academic_import_count(&mut tx).await? == 0 {
+        if store::academic_import_count(&mut tx, 1).await? == 0 {
             seed_courses(&mut tx).await?;
         }
         if store::roster_count(&mut tx).await? == 0 {
@@ -64,7 +64,7 @@ pub async fn seed_if_empty(pool: &Pool, seal: &SealKey) -> anyhow::Result<()> {
         if store::university_seal(&mut tx, 1).await?.is_none() {
             store::set_university_seal(&mut tx, 1, &demo_seal_png()?).await?;
         }
-        if store::school_register_versions(&mut tx).await? == 0 {
+        if store::school_register_versions(&mut tx, 1).await? == 0 {
             seed_register(&mut tx, seal).await?;
         }
         tx.commit().await?;
@@ -150,7 +150,7 @@ async fn seed_register(c: &mut store::Conn, seal: &SealKey) -> anyhow::Result<()
         .collect();
     let rows = crate::registrar::school_register::parse(DEMO_REGISTER_CSV, &departments).map_err(|e| anyhow::anyhow!("demo register: {e:?}"))?;
     let staff = store::staff_by_login(c, STAFF_LOGIN).await?.ok_or_else(|| anyhow::anyhow!("demo staff missing"))?;
-    crate::registrar::school_register::insert_version(c, seal, "demo-register.csv", &rows, staff.id).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::registrar::school_register::insert_version(c, seal, "demo-register.csv", &rows, &staff).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(())
 }
 
@@ -201,7 +201,7 @@ async fn seed_courses(c: &mut store::Conn) -> anyhow::Result<()> {
         }
     }
     let rows = crate::registrar::academic::parse(&csv).map_err(|e| anyhow::anyhow!("demo courses: {e:?}"))?;
-    let id = store::insert_academic_import(c, "demo.csv", rows.len() as i64, None, now()).await?;
+    let id = store::insert_academic_import(c, 1, "demo.csv", rows.len() as i64, None, now()).await?;
     for r in &rows {
         store::insert_course_result(c, id, r).await?;
     }

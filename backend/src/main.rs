@@ -15,24 +15,40 @@ struct Cli {
     command: Option<Command>,
 }
 
+/// A university and its first administrator, as `init` and `add-university` take them.
+#[derive(clap::Args)]
+struct UniversityArgs {
+    /// The university's name in Japanese
+    #[arg(long)]
+    name_ja: String,
+    /// The university's name in English
+    #[arg(long)]
+    name_en: String,
+    #[arg(long, default_value = "Asia/Tokyo")]
+    timezone: String,
+    /// Its administrator's login
+    #[arg(long)]
+    admin: String,
+}
+
+/// Prints a new administrator's credentials, the one time they are shown.
+fn print_admin(a: &shomei_backend::install::FirstAdmin, what: &str) {
+    println!("university {} {what}; administrator {}", a.university_id, a.login);
+    println!("initial password (once, change it at the first login): {}", a.initial_password);
+    println!("TOTP secret: {}\n{}\nrecovery codes:", a.factor.secret_b32, a.factor.uri);
+    for c in &a.factor.recovery_codes {
+        println!("  {c}");
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve (the default when no subcommand is given)
     Serve,
     /// First install of a real deployment: the university and its first administrator
-    Init {
-        /// The university's name in Japanese
-        #[arg(long)]
-        name_ja: String,
-        /// The university's name in English
-        #[arg(long)]
-        name_en: String,
-        #[arg(long, default_value = "Asia/Tokyo")]
-        timezone: String,
-        /// The administrator's login
-        #[arg(long)]
-        admin: String,
-    },
+    Init(UniversityArgs),
+    /// Add a university to the running platform, with its first administrator (usable at once, no restart)
+    AddUniversity(UniversityArgs),
     /// Make a station's one-time enrolment code without the admin panel
     EnrolmentCode {
         /// The station's name, e.g. "Library 1F"
@@ -81,15 +97,17 @@ async fn main() -> anyhow::Result<()> {
             })
             .await
         }
-        Command::Init { name_ja, name_en, timezone, admin } => {
+        Command::Init(u) => {
             let state = shomei_backend::build_state(config).await?;
-            let a = shomei_backend::install::first_install(&state, &name_ja, &name_en, &timezone, &admin).await?;
-            println!("university {} created; administrator {admin}", a.university_id);
-            println!("initial password (once, change it at the first login): {}", a.initial_password);
-            println!("TOTP secret: {}\n{}\nrecovery codes:", a.factor.secret_b32, a.factor.uri);
-            for c in a.factor.recovery_codes {
-                println!("  {c}");
-            }
+            let a = shomei_backend::install::first_install(&state, &u.name_ja, &u.name_en, &u.timezone, &u.admin).await?;
+            print_admin(&a, "created");
+            Ok(())
+        }
+        Command::AddUniversity(u) => {
+            let state = shomei_backend::build_state(config).await?;
+            let new = shomei_backend::install::NewUniversity { name_ja: &u.name_ja, name_en: &u.name_en, timezone: &u.timezone, admin_login: &u.admin };
+            let a = shomei_backend::install::add_university(&state, &new, "console").await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            print_admin(&a, "added");
             Ok(())
         }
         Command::EnrolmentCode { name, university } => {

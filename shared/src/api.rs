@@ -142,6 +142,11 @@ pub struct HeartbeatResponse {
     /// Operators asked for a test page (this request number), not printed yet.
     #[serde(default)]
     pub test_page: Option<i64>,
+    /// The university the station serves, for its kiosk's heading.
+    #[serde(default)]
+    pub university_ja: String,
+    #[serde(default)]
+    pub university_en: String,
 }
 
 /// `POST /test-page/{request}`: what became of a test page.

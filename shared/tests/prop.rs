@@ -329,7 +329,7 @@ fn wire() -> impl Strategy<Value = Wire> {
         (any::<i64>(), text(), text(), text()).prop_map(|(station_id, name, token, bundle_key)| Wire::Enrolled(EnrollResponse { station_id, name, token, bundle_key })),
         text().prop_map(|ed25519| Wire::BundleKey(BundleKey { ed25519 })),
         heartbeat().prop_map(Wire::Heartbeat),
-        (any::<i64>(), any::<bool>(), any::<Option<i64>>()).prop_map(|(server_time, out_of_service, test_page)| Wire::HeartbeatResponse(HeartbeatResponse { server_time, out_of_service, test_page })),
+        (any::<i64>(), any::<bool>(), any::<Option<i64>>(), text(), text()).prop_map(|(server_time, out_of_service, test_page, university_ja, university_en)| Wire::HeartbeatResponse(HeartbeatResponse { server_time, out_of_service, test_page, university_ja, university_en })),
         (any::<bool>(), text()).prop_map(|(printed, detail)| Wire::TestPage(TestPageReport { printed, detail })),
         print_number().prop_map(|print_number| Wire::Reserve(ReserveRequest { print_number })),
         reservation().prop_map(Wire::Reservation),

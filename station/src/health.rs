@@ -22,6 +22,8 @@ pub struct Health {
     test_page_wanted: std::sync::atomic::AtomicI64,
     /// The backend said this station is revoked: out of service for good.
     revoked: std::sync::atomic::AtomicBool,
+    /// The university the station serves (ja, en), as the last heartbeat answer named it.
+    university: RwLock<(String, String)>,
 }
 
 impl Health {
@@ -64,6 +66,11 @@ impl Health {
         self.test_page_wanted.load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// The university the station serves (ja, en); empty before the first answer.
+    pub fn university(&self) -> (String, String) {
+        self.university.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     pub fn is_revoked(&self) -> bool {
         self.revoked.load(std::sync::atomic::Ordering::SeqCst)
     }
@@ -85,6 +92,14 @@ impl HealthSource for Health {
         }
         if let Some(n) = r.test_page {
             self.test_page_wanted.fetch_max(n, std::sync::atomic::Ordering::SeqCst);
+        }
+        if !r.university_ja.is_empty() {
+            let named = (r.university_ja.clone(), r.university_en.clone());
+            let mut cur = self.university.write().unwrap_or_else(|p| p.into_inner());
+            if *cur != named {
+                tracing::info!(university = %named.1, "serving");
+                *cur = named;
+            }
         }
     }
     fn set_revoked(&self) {

@@ -69,6 +69,9 @@ pub struct Screen {
     pub system_fee: String,
     pub deadline: String,
     pub balance: String,
+    /// The university this station serves (every screen's heading).
+    pub university_ja: String,
+    pub university_en: String,
     /// Contact details, on every error screen.
     pub contact_ja: String,
     pub contact_en: String,
@@ -242,6 +245,7 @@ impl<P: Printer, R: CardReader> Kiosk<P, R> {
             s.printer_ready = false;
         }
         s.terminal = s.terminal && s.screen == ScreenKind::Card && self.terminal_usable();
+        (s.university_ja, s.university_en) = self.inner.health.university();
         if matches!(s.screen, ScreenKind::Error | ScreenKind::OutOfService) {
             s.contact_ja = self.inner.cfg.contact_ja.clone();
             s.contact_en = self.inner.cfg.contact_en.clone();

@@ -1136,6 +1136,17 @@ impl Backend {
         element_text(&page, "enrolment-code").context("enrolment code on the page")
     }
 
+    /// Runs `shomei-backend ARGS` on the server's console of this backend:
+    /// its database, data key and upload directory.
+    pub fn cli(&self, args: &[&str]) -> Result<std::process::Output> {
+        Ok(Command::new(bin("shomei-backend"))
+            .args(args)
+            .env("SHOMEI_BACKEND_DATABASE__URL", &self.database_url)
+            .env("SHOMEI_BACKEND_SECURITY__DATA_KEY_FILE", self.dir.path().join("backend.key"))
+            .env("SHOMEI_BACKEND_ACCOUNTS__UPLOAD_DIR", self.dir.path().join("uploads"))
+            .output()?)
+    }
+
     /// Runs one SQL statement on the backend's database with the sqlite3 CLI,
     /// or psql on PostgreSQL (tests use it to look at the ledger and to move
     /// deadlines into the past). Rows one per line, columns split by `|`,

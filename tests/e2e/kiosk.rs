@@ -228,6 +228,17 @@ async fn the_kiosk_reads_clearly_and_walks_the_user_to_card_and_certificates_in_
     let b = &browser.client;
     b.goto(&rig.station.kiosk_url).await?;
     browser.wait_screen("idle", Duration::from_secs(10)).await?;
+    // the heading names the university the station serves (from the backend, at its next heartbeat)
+    let end = std::time::Instant::now() + Duration::from_secs(20);
+    let mut named = serde_json::Value::Null;
+    while std::time::Instant::now() < end {
+        named = b.execute("return document.getElementById('university').textContent", vec![]).await?;
+        if named.as_str().is_some_and(|t| !t.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(named, serde_json::json!("証明大学Shomei University"), "the kiosk's heading");
 
     // the font: IPAex Gothic (installed by deploy/install-deps) draws the page, not the Mincho; no faked bold
     let f = b.execute(FONT_JS, vec![]).await?;

@@ -66,16 +66,16 @@ async fn staff_need_a_fresh_totp_code_and_recovery_codes_work_once() -> Result<(
 
 /// A client that follows no redirect, with its own cookie jar: every answer
 /// is seen as the backend gives it.
-fn plain_client() -> reqwest::Client {
+pub(crate) fn plain_client() -> reqwest::Client {
     reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap_or_default()
 }
 
-fn location(r: &reqwest::Response) -> Option<String> {
+pub(crate) fn location(r: &reqwest::Response) -> Option<String> {
     r.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
 /// Logs `c` into the panel (a login is answered with a redirect).
-async fn panel_login(b: &Backend, c: &reqwest::Client, login: &str, password: &str, secret: &str) -> Result<()> {
+pub(crate) async fn panel_login(b: &Backend, c: &reqwest::Client, login: &str, password: &str, secret: &str) -> Result<()> {
     let url = format!("{}/admin/login", b.url);
     let csrf = csrf_of(c, &url).await?;
     let code = b.totp_code_for(secret).await?;
@@ -108,13 +108,13 @@ async fn staff_member(b: &Backend, admin: &reqwest::Client, login: &str, role: &
 }
 
 /// The English half of the role refusal (the page escapes the slash between the halves).
-const NO_ROLE_WORDS: &str = "You do not have the role for this page.";
+pub(crate) const NO_ROLE_WORDS: &str = "You do not have the role for this page.";
 /// ... and of a form refused for its CSRF token, which the walk's never is.
-const FORM_EXPIRED_WORDS: &str = "This form has expired: open the page again.";
+pub(crate) const FORM_EXPIRED_WORDS: &str = "This form has expired: open the page again.";
 
 /// What the panel answered, as far as roles go.
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Answer {
+pub(crate) enum Answer {
     /// 303 to the staff login, the session untouched: no staff session.
     LoginFirst,
     /// 403 with the page that says the role may not.
@@ -123,7 +123,7 @@ enum Answer {
     Passed(u16),
 }
 
-async fn answer_of(r: reqwest::Response) -> Result<(Answer, String)> {
+pub(crate) async fn answer_of(r: reqwest::Response) -> Result<(Answer, String)> {
     let status = r.status().as_u16();
     let to_login = location(&r).as_deref() == Some("/admin/login");
     // logging out also leads to the login page, but ends the session by its cookie
@@ -184,7 +184,7 @@ pub(crate) fn method_routers(args: &str) -> Vec<String> {
 
 /// Every (method, path) the router gives the admin panel, read from the
 /// router's source: each `.route(` under /admin or with a panel handler.
-fn admin_routes_of_router(src: &str) -> Result<BTreeSet<(String, String)>> {
+pub(crate) fn admin_routes_of_router(src: &str) -> Result<BTreeSet<(String, String)>> {
     anyhow::ensure!(!src.contains(".merge(") && !src.contains(".route_service("), "the router merges routers or services: read those too");
     let mut pairs = BTreeSet::new();
     let (mut admin_paths, mut rest) = (0, src);
@@ -212,19 +212,59 @@ fn admin_routes_of_router(src: &str) -> Result<BTreeSet<(String, String)>> {
 }
 
 /// Real objects for the walk's path parameters.
-struct WalkIds {
-    station: String,
-    spare_station: String,
-    order: String,
-    certificate: String,
-    service_break: String,
-    registration: String,
-    image: String,
-    spare_staff: String,
+pub(crate) struct WalkIds {
+    pub(crate) station: String,
+    pub(crate) spare_station: String,
+    pub(crate) order: String,
+    pub(crate) certificate: String,
+    pub(crate) service_break: String,
+    pub(crate) registration: String,
+    pub(crate) image: String,
+    pub(crate) spare_staff: String,
+}
+
+/// One object of each kind the admin routes act on, made as staff make
+/// them (the administrator logged in on `admin`): an application with its ID
+/// image, an order with its certificate, two stations ("walk kept", in use,
+/// and "walk spare"), a service break on 2099-01-01, and a registrar
+/// "walk-spare". Returns them with the spare's initial password and secret.
+pub(crate) async fn walk_objects(b: &Backend, smtp: &Smtp, admin: &reqwest::Client) -> Result<(WalkIds, String, String)> {
+    let registration = apply_as(b, smtp, "someone@example.jp", &applicant("役割 確認", "ヤクワリ カクニン", "YAKUWARI Kakunin")).await?;
+    let image = b.sql(&format!("SELECT MIN(id) FROM registration_images WHERE registration_id = {registration}"))?;
+    b.order_as_graduate(1).await?;
+    let order = b.sql("SELECT MAX(id) FROM orders")?;
+    let certificate = b.sql(&format!("SELECT MIN(c.id) FROM certificates c JOIN order_lines l ON l.id = c.order_line_id WHERE l.order_id = {order}"))?;
+    let stations_url = format!("{}/admin/stations", b.url);
+    for name in ["walk kept", "walk spare"] {
+        let (s, _, page) = post_form(admin, &stations_url, &format!("{stations_url}/enrolment-codes"), &[("name", name)]).await?;
+        anyhow::ensure!(s == 200, "station {name}: {s} {page}");
+    }
+    let station = b.sql("SELECT id FROM stations WHERE name = 'walk kept'")?;
+    // as if it had enrolled: maintenance and test pages are for stations in use
+    b.sql(&format!("UPDATE stations SET status = 'active' WHERE id = {station}"))?;
+    let service_url = format!("{}/admin/service", b.url);
+    let (s, _, page) = post_form(admin, &service_url, &service_url, &[("kind", "maintenance"), ("starts", "2099-01-01T09:00"), ("ends", "2099-01-01T10:00")]).await?;
+    anyhow::ensure!(s == 303, "a service break: {s} {page}");
+    let staff_url = format!("{}/admin/staff", b.url);
+    let (s, _, page) = post_form(admin, &staff_url, &staff_url, &[("login", "walk-spare"), ("display_name", "walk spare"), ("role", "registrar")]).await?;
+    anyhow::ensure!(s == 200, "a spare staff member: {s} {page}");
+    let spare_secret = element_text(&page, "totp-secret").context("the spare's secret")?;
+    let spare_password = element_text(&page, "new-password").context("the spare's password")?;
+    let ids = WalkIds {
+        station,
+        spare_station: b.sql("SELECT id FROM stations WHERE name = 'walk spare'")?,
+        order,
+        certificate,
+        service_break: b.sql("SELECT MAX(id) FROM service_breaks")?,
+        registration: registration.to_string(),
+        image,
+        spare_staff: b.sql("SELECT id FROM staff WHERE login = 'walk-spare'")?,
+    };
+    Ok((ids, spare_password, spare_secret))
 }
 
 /// A route's path with its parameters filled in with real objects.
-fn walk_path(pattern: &str, ids: &WalkIds) -> Result<String> {
+pub(crate) fn walk_path(pattern: &str, ids: &WalkIds) -> Result<String> {
     let id = match pattern {
         p if !p.contains('{') => return Ok(p.to_string()),
         // a revoked station stays revoked: one of its own
@@ -246,7 +286,7 @@ fn walk_path(pattern: &str, ids: &WalkIds) -> Result<String> {
 
 /// A POST's fields besides the CSRF token: where a form would change
 /// something for good, input it refuses (a 400 past the role check).
-fn walk_fields(pattern: &str) -> &'static [(&'static str, &'static str)] {
+pub(crate) fn walk_fields(pattern: &str) -> &'static [(&'static str, &'static str)] {
     match pattern {
         // a login that fails: the form is for everyone
         "/admin/login" => &[("login", "nobody"), ("password", "Nobody2024pass"), ("code", "000000")],
@@ -265,7 +305,7 @@ fn walk_fields(pattern: &str) -> &'static [(&'static str, &'static str)] {
 }
 
 /// The file field of an upload form.
-fn walk_upload(pattern: &str) -> Option<&'static str> {
+pub(crate) fn walk_upload(pattern: &str) -> Option<&'static str> {
     match pattern {
         "/admin/academic" | "/admin/school-register" | "/admin/roster" => Some("file"),
         "/admin/catalogue/seal" => Some("seal"),
@@ -273,7 +313,7 @@ fn walk_upload(pattern: &str) -> Option<&'static str> {
     }
 }
 
-async fn walk_request(c: &reqwest::Client, method: &str, url: &str, pattern: &str, csrf: &str) -> Result<reqwest::Response> {
+pub(crate) async fn walk_request(c: &reqwest::Client, method: &str, url: &str, pattern: &str, csrf: &str) -> Result<reqwest::Response> {
     let req = match (method, walk_upload(pattern)) {
         ("GET", _) => c.get(url),
         // a file of none of the expected columns (nor a PNG): refused as input
@@ -321,37 +361,9 @@ async fn every_admin_route_checks_the_role() -> Result<()> {
         let c = if *role == "admin" { admin.clone() } else { staff_member(&b, &admin, &format!("walk-{role}"), role).await? };
         staff.push((*role, c));
     }
-    let registration = apply_as(&b, &smtp, "someone@example.jp", &applicant("役割 確認", "ヤクワリ カクニン", "YAKUWARI Kakunin")).await?;
-    let image = b.sql(&format!("SELECT MIN(id) FROM registration_images WHERE registration_id = {registration}"))?;
-    b.order_as_graduate(1).await?;
-    let order = b.sql("SELECT MAX(id) FROM orders")?;
-    let certificate = b.sql(&format!("SELECT MIN(c.id) FROM certificates c JOIN order_lines l ON l.id = c.order_line_id WHERE l.order_id = {order}"))?;
-    let stations_url = format!("{}/admin/stations", b.url);
-    for name in ["walk kept", "walk spare"] {
-        let (s, _, page) = post_form(&admin, &stations_url, &format!("{stations_url}/enrolment-codes"), &[("name", name)]).await?;
-        anyhow::ensure!(s == 200, "station {name}: {s} {page}");
-    }
-    let station = b.sql("SELECT id FROM stations WHERE name = 'walk kept'")?;
-    // as if it had enrolled: maintenance and test pages are for stations in use
-    b.sql(&format!("UPDATE stations SET status = 'active' WHERE id = {station}"))?;
-    let service_url = format!("{}/admin/service", b.url);
-    let (s, _, page) = post_form(&admin, &service_url, &service_url, &[("kind", "maintenance"), ("starts", "2099-01-01T09:00"), ("ends", "2099-01-01T10:00")]).await?;
-    anyhow::ensure!(s == 303, "a service break: {s} {page}");
+    let (ids, spare_password, spare_secret) = walk_objects(&b, &smtp, &admin).await?;
+    let registration = ids.registration.clone();
     let staff_url = format!("{}/admin/staff", b.url);
-    let (s, _, page) = post_form(&admin, &staff_url, &staff_url, &[("login", "walk-spare"), ("display_name", "walk spare"), ("role", "registrar")]).await?;
-    anyhow::ensure!(s == 200, "a spare staff member: {s} {page}");
-    let spare_secret = element_text(&page, "totp-secret").context("the spare's secret")?;
-    let spare_password = element_text(&page, "new-password").context("the spare's password")?;
-    let ids = WalkIds {
-        station,
-        spare_station: b.sql("SELECT id FROM stations WHERE name = 'walk spare'")?,
-        order,
-        certificate,
-        service_break: b.sql("SELECT MAX(id) FROM service_breaks")?,
-        registration: registration.to_string(),
-        image,
-        spare_staff: b.sql("SELECT id FROM staff WHERE login = 'walk-spare'")?,
-    };
 
     // a disabled staff member's session ends at once
     let spare = plain_client();
@@ -390,8 +402,10 @@ async fn every_admin_route_checks_the_role() -> Result<()> {
                 (Rule::Public, _) => true,
                 (_, None) => false,
                 (Rule::AnyStaff, Some(_)) => true,
-                // administrators may use every admin route
+                // administrators may use every university route
                 (Rule::Roles(roles), Some(r)) => *r == "admin" || roles.contains(r),
+                // the demo's administrator is the walk's one platform operator
+                (Rule::Platform, Some(r)) => *r == "admin",
             };
             let said = element_text(&body, "error").unwrap_or_else(|| body.chars().take(300).collect());
             if allowed {
@@ -656,12 +670,7 @@ async fn recovery_codes_are_stored_as_keyed_hashes_and_still_log_staff_in() -> R
     use sha2::Digest;
     let b = Backend::start(None).await?;
     // a new second factor on the server's console prints ten recovery codes once
-    let out = std::process::Command::new(bin("shomei-backend"))
-        .args(["staff-totp", demo::STAFF_LOGIN])
-        .env("SHOMEI_BACKEND_DATABASE__URL", &b.database_url)
-        .env("SHOMEI_BACKEND_SECURITY__DATA_KEY_FILE", b.dir.path().join("backend.key"))
-        .env("SHOMEI_BACKEND_ACCOUNTS__UPLOAD_DIR", b.dir.path().join("uploads"))
-        .output()?;
+    let out = b.cli(&["staff-totp", demo::STAFF_LOGIN])?;
     let said = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "{said} {}", String::from_utf8_lossy(&out.stderr));
     let codes: Vec<String> = said.lines().skip_while(|l| !l.starts_with("recovery codes")).skip(1).map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();

@@ -81,5 +81,215 @@ async fn a_station_never_receives_another_universitys_numbers_or_pdfs() -> Resul
     assert_eq!(s, 404, "the other university's PDF");
     let (s, _) = kita_api.get(&format!("/offline/documents/{shomei_order}")).await?;
     assert_eq!(s, 404, "the other university's PDF");
+
+    // offline card payment (policy b) at both universities: the balance snapshot each station
+    // is handed holds the cards of its own university's students only
+    b.sql("UPDATE universities SET offline_cards = 1")?;
+    for record_of in ["", &format!("UPDATE orders SET student_record_id = {record} WHERE id = ")] {
+        let page = b.order_as_graduate(1).await?;
+        let number = element_text(&page, "print-number").context("print number")?.replace(' ', "");
+        if !record_of.is_empty() {
+            b.sql(&format!("{record_of}(SELECT id FROM orders WHERE print_number = '{number}')"))?;
+        }
+    }
+    let kita_only = b.sql("INSERT INTO users (email, kind, password_hash, created_at) VALUES ('kita-only@example.jp', 'graduate', 'x', 0) RETURNING id")?;
+    b.sql(&format!(
+        "INSERT INTO student_records (user_id, university_id, faculty_id, department_id, student_no, name_kanji, name_kana, name_roman, birth_date, leaving_type, graduation_date)
+         VALUES ({kita_only}, {kita}, {faculty}, {department}, 'K21-0002', '北 一郎', 'キタ イチロウ', 'KITA Ichiro', '', 'graduated', '2023-03-25')"
+    ))?;
+    b.sql(&format!("INSERT INTO ic_cards (uid, user_id, linked_at) VALUES ('0123456789ABCDEF', {kita_only}, 0)"))?;
+    let snapshot = |bundle: serde_json::Value| -> Vec<String> {
+        let mut uids: Vec<String> = bundle["balances"].as_array().map(|a| a.iter().filter_map(|c| c["uid"].as_str().map(str::to_string)).collect()).unwrap_or_default();
+        uids.sort();
+        uids
+    };
+    let bundle_of = |signed: serde_json::Value| -> Result<serde_json::Value> { Ok(serde_json::from_str(signed["bundle"].as_str().context("bundle")?)?) };
+    let (_, signed) = shomei.get("/offline/bundle").await?;
+    assert_eq!(snapshot(bundle_of(signed)?), vec![demo::CARD_UID.to_string()], "the first university's station: its student's card only");
+    let (_, signed) = kita_api.get("/offline/bundle").await?;
+    let mut both = vec![demo::CARD_UID.to_string(), "0123456789ABCDEF".to_string()];
+    both.sort();
+    assert_eq!(snapshot(bundle_of(signed)?), both, "Kita's station: the cards of both its students");
+
+    // the graduate's portal names each order's university, in the list and on the order's page
+    let portal = crate::staff::plain_client();
+    let (s, _, page) = crate::accounts::portal_login(&b, &portal, demo::GRADUATE_EMAIL, demo::GRADUATE_PASSWORD, demo::GRADUATE_SECOND_PASSWORD).await?;
+    anyhow::ensure!(s == 303, "the graduate logs in: {s} {page}");
+    let menu = portal.get(format!("{}/portal", b.url)).send().await?.text().await?;
+    let university_in_list = |order: i64| {
+        menu.split(&format!("href=\"/orders/{order}\"")).nth(1).and_then(|row| row.split("class=\"university\">").nth(1)).and_then(|c| c.split("</td>").next()).map(str::to_string)
+    };
+    assert_eq!(university_in_list(kita_order).as_deref(), Some("北大学 <span class=\"en\" lang=\"en\">Kita University</span>"), "{menu}");
+    assert_eq!(university_in_list(shomei_order).as_deref(), Some("証明大学 <span class=\"en\" lang=\"en\">Shomei University</span>"), "{menu}");
+    let page = portal.get(format!("{}/orders/{kita_order}", b.url)).send().await?.text().await?;
+    assert_eq!(element_text(&page, "university").as_deref(), Some("北大学"), "{page}");
+    Ok(())
+}
+
+/// Logs a new staff member in for the first time (initial password, then
+/// their own, then in again): their client, following no redirects.
+async fn first_login(b: &Backend, login: &str, initial: &str, secret: &str) -> Result<reqwest::Client> {
+    use crate::staff::{location, panel_login, plain_client};
+    let c = plain_client();
+    panel_login(b, &c, login, initial, secret).await?;
+    let r = c.get(format!("{}/admin", b.url)).send().await?;
+    anyhow::ensure!(location(&r).as_deref() == Some("/admin/password"), "{login}: the first login leads to the password page: {:?}", location(&r));
+    let own = "Tenant2024ownPw";
+    let url = format!("{}/admin/password", b.url);
+    let (s, _, page) = crate::accounts::post_form(&c, &url, &url, &[("current_password", initial), ("password", own), ("password_confirm", own)]).await?;
+    anyhow::ensure!(s == 303, "{login}'s own password set: {s} {page}");
+    let c = plain_client();
+    panel_login(b, &c, login, own, secret).await?;
+    Ok(c)
+}
+
+/// What the first university has, as its staff would see it changed: fees,
+/// policy and seal, catalogue, service breaks, stations, orders,
+/// applications, staff, certificates, imports.
+fn first_universitys_state(b: &Backend) -> Result<String> {
+    let mut out = String::new();
+    for q in [
+        "SELECT system_fee, postage, offline_cards, offline_floor_limit, offline_station_total, length(seal_png) FROM universities WHERE id = 1",
+        "SELECT id, code, name_ja, fee, active, body_ja FROM certificate_types WHERE university_id = 1 ORDER BY id",
+        "SELECT id, starts_at, ends_at FROM service_breaks WHERE university_id = 1 ORDER BY id",
+        "SELECT id, name, status, in_service, test_page_wanted FROM stations WHERE university_id = 1 ORDER BY id",
+        "SELECT id, status, refunded_at, shipped_at, refund_reason FROM orders ORDER BY id",
+        "SELECT id, status, reason FROM registrations ORDER BY id",
+        "SELECT id, login, active, password_hash, totp_sealed, must_set_password FROM staff WHERE university_id = 1 ORDER BY id",
+        "SELECT id, revoked_at FROM certificates ORDER BY id",
+        "SELECT COUNT(*) FROM school_register_imports WHERE university_id = 1",
+        "SELECT COUNT(*) FROM academic_imports WHERE university_id = 1",
+        "SELECT COUNT(*) FROM directory_roster",
+    ] {
+        out.push_str(&b.sql(q)?);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// Isolation in the panel. A platform operator adds a university in the
+/// panel and it is usable at once: its administrator logs in (no restart)
+/// and enrols its station. That administrator then walks every admin route
+/// against the first university's objects: each one is "not found" (404),
+/// no list, report or export shows any of them, the forms change nothing
+/// of them, and the platform's routes are refused. The platform operator
+/// sees both universities' stations, each named with its university; a
+/// university added by the console command is usable at once too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_of_one_university_never_see_change_or_export_anothers_and_a_new_one_is_usable_at_once() -> Result<()> {
+    use crate::accounts::post_form;
+    use crate::staff::{answer_of, panel_login, plain_client, walk_path, walk_request, Answer, FORM_EXPIRED_WORDS};
+    use shomei_backend::http::roles::{Rule, ADMIN_ROUTES};
+    let smtp = Smtp::start()?;
+    let b = Backend::start(Some(smtp.port)).await?;
+    let platform = plain_client();
+    panel_login(&b, &platform, demo::STAFF_LOGIN, demo::STAFF_PASSWORD, demo::STAFF_TOTP_SECRET).await?;
+
+    // 1. the first university's objects, one of each kind a route acts on
+    let (ids, _, _) = crate::staff::walk_objects(&b, &smtp, &platform).await?;
+    let order = ids.order.clone();
+    let stations_url = format!("{}/admin/stations", b.url);
+    let first_type = b.sql("SELECT MIN(id) FROM certificate_types WHERE university_id = 1")?;
+
+    // 2. a platform operator adds a university in the panel: its administrator's credentials, once
+    let unis_url = format!("{}/admin/universities", b.url);
+    let add = [("name_ja", "北大学"), ("name_en", "Kita University"), ("timezone", "Asia/Tokyo"), ("admin_login", "kita-admin")];
+    let (s, _, page) = post_form(&platform, &unis_url, &unis_url, &add).await?;
+    assert_eq!(s, 200, "{page}");
+    let secret = element_text(&page, "totp-secret").context("the new administrator's second factor")?;
+    let initial = element_text(&page, "new-password").context("the new administrator's initial password")?;
+    let kita: i64 = b.sql("SELECT id FROM universities WHERE name_en = 'Kita University'")?.parse()?;
+    assert!(page.contains("<td>北大学 <span class=\"en\" lang=\"en\">Kita University</span></td>"), "listed: {page}");
+    // the same login again is refused, with words, and adds nothing
+    let (s, _, again) = post_form(&platform, &unis_url, &unis_url, &[("name_ja", "西大学"), ("name_en", "Nishi University"), ("timezone", "Asia/Tokyo"), ("admin_login", "kita-admin")]).await?;
+    assert_eq!(s, 400);
+    assert!(element_text(&again, "error").is_some_and(|e| e.ends_with("This login ID is taken.")), "{again}");
+    assert_eq!(b.sql("SELECT COUNT(*) FROM universities")?, "2");
+
+    // usable at once: its administrator logs in and enrols the university's station
+    let kita_admin = first_login(&b, "kita-admin", &initial, &secret).await?;
+    assert_eq!(b.sql("SELECT university_id || '|' || role || '|' || platform FROM staff WHERE login = 'kita-admin'")?, format!("{kita}|admin|0"));
+    let (s, _, page) = post_form(&kita_admin, &stations_url, &format!("{stations_url}/enrolment-codes"), &[("name", "Kita Library")]).await?;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(b.sql("SELECT university_id FROM stations WHERE name = 'Kita Library'")?, kita.to_string());
+
+    let before = first_universitys_state(&b)?;
+    // with real input: the first university's certificate type is not there to edit
+    let cat_url = format!("{}/admin/catalogue", b.url);
+    let (s, _, _) = post_form(&kita_admin, &cat_url, &cat_url, &[("id", first_type.as_str()), ("code", "taken-over"), ("name_ja", "乗っ取り"), ("name_en", "Taken over"),
+        ("fee", "1"), ("max_copies", "1"), ("leaving_graduated", "1"), ("layout", "certificate"), ("language", "ja"), ("active", "1")]).await?;
+    assert_eq!(s, 404);
+    assert_eq!(first_universitys_state(&b)?, before);
+    // what Kita's administrator does see is Kita's: its station, its own audit lines, an empty report
+    let page = kita_admin.get(format!("{}/admin/stations", b.url)).send().await?.text().await?;
+    assert!(page.contains("Kita Library") && !page.contains("walk kept"), "{page}");
+    let json: serde_json::Value = kita_admin.get(format!("{}/admin/stations.json", b.url)).send().await?.json().await?;
+    let names: Vec<&str> = json["stations"].as_array().context("stations")?.iter().filter_map(|s| s["name"].as_str()).collect();
+    assert_eq!(names, vec!["Kita Library"]);
+    let audit = kita_admin.get(format!("{}/admin/audit", b.url)).send().await?.text().await?;
+    assert!(audit.contains("staff:kita-admin") && !audit.contains("staff:staff"), "{audit}");
+    for group in ["day", "type", "method"] {
+        let csv = kita_admin.get(format!("{}/admin/reports.csv?group={group}&from=2000-01-01&to=2099-12-31", b.url)).send().await?.bytes().await?;
+        assert_eq!(String::from_utf8_lossy(&csv), "\u{feff}key,orders,copies,revenue_yen\r\n", "Kita's {group} report has no row");
+    }
+    let dash = kita_admin.get(format!("{}/admin", b.url)).send().await?.text().await?;
+    assert!(!dash.contains("tile waiting") && !dash.contains("dash-universities"), "nothing waits for Kita, and the platform is not theirs: {dash}");
+
+    // 3. the walk: every admin route, as Kita's administrator, against the first university's objects
+    // (logging out last: it ends the session the rest need)
+    let markers = [
+        "役割 確認".to_string(),
+        demo::GRADUATE_EMAIL.to_string(),
+        "walk kept".to_string(),
+        "walk-spare".to_string(),
+        "staff:staff".to_string(),
+        "2099-01-01".to_string(),
+        format!("href=\"/admin/orders/{order}\""),
+        format!("id=\"code-{first_type}\""),
+    ];
+    let csrf = crate::accounts::csrf_of(&kita_admin, &format!("{}/admin/login", b.url)).await?;
+    let mut routes: Vec<_> = ADMIN_ROUTES.iter().collect();
+    routes.sort_by_key(|r| r.1 == "/admin/logout");
+    for (method, pattern, rule) in routes {
+        let path = walk_path(pattern, &ids)?;
+        let url = format!("{}{path}", b.url);
+        let (got, body) = answer_of(walk_request(&kita_admin, method, &url, pattern, &csrf).await?).await?;
+        let said = element_text(&body, "error").unwrap_or_else(|| body.chars().take(300).collect());
+        assert!(!body.contains(FORM_EXPIRED_WORDS), "{method} {path}: the walk's CSRF token was refused");
+        if *rule == Rule::Platform {
+            assert_eq!(got, Answer::NoRole, "{method} {path}: the platform's route refused to a university's administrator: {said}");
+        } else if pattern.contains('{') {
+            assert_eq!(got, Answer::Passed(404), "{method} {path}: another university's object is not found: {said}");
+        } else {
+            assert!(matches!(got, Answer::Passed(s) if s < 500), "{method} {path}: {got:?} {said}");
+        }
+        for m in &markers {
+            assert!(!body.contains(m.as_str()), "{method} {path} shows the other university's {m:?}");
+        }
+    }
+    assert_eq!(first_universitys_state(&b)?, before, "the walk changed nothing of the first university");
+
+    // 4. the platform operator sees the whole fleet, each station with its university
+    let dash = platform.get(format!("{}/admin", b.url)).send().await?.text().await?;
+    assert!(dash.contains("id=\"dash-universities\" href=\"&#x2f;admin&#x2f;universities\""), "the universities, from the platform operator's dashboard: {dash}");
+    let page = platform.get(format!("{}/admin/stations", b.url)).send().await?.text().await?;
+    assert!(page.contains("Kita Library") && page.contains("walk kept"), "{page}");
+    // (the page escapes the slash between the names)
+    assert!(page.contains("北大学 &#x2f; Kita University") && page.contains("証明大学 &#x2f; Shomei University"), "{page}");
+    let audit = platform.get(format!("{}/admin/audit", b.url)).send().await?.text().await?;
+    assert!(audit.contains("university.add") && audit.contains("staff:kita-admin"), "the platform operator reads every university's lines");
+
+    // 5. a university added by the console command is usable at once as well
+    let out = b.cli(&["add-university", "--name-ja", "南大学", "--name-en", "Minami University", "--admin", "minami-admin"])?;
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{said} {}", String::from_utf8_lossy(&out.stderr));
+    let field = |prefix: &str| said.lines().find_map(|l| l.split_once(prefix).map(|(_, v)| v.trim().to_string())).unwrap_or_default();
+    let (password, secret) = (field("change it at the first login): "), field("TOTP secret: "));
+    let minami = first_login(&b, "minami-admin", &password, &secret).await?;
+    let page = minami.get(format!("{}/admin/stations", b.url)).send().await?.text().await?;
+    assert!(page.contains("id=\"no-stations\""), "its own (empty) fleet: {page}");
+    let out = b.cli(&["add-university", "--name-ja", "東大学", "--name-en", "Higashi University", "--admin", "minami-admin"])?;
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("This login ID is taken"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(b.sql("SELECT COUNT(*) FROM universities")?, "3");
     Ok(())
 }

@@ -133,11 +133,13 @@ pub fn render_receipt(fonts: &FontSet, r: &ReceiptData) -> Result<Vec<u8>, Docum
 
 /// The operators' test page: which station, when, and a few lines to judge
 /// the print by (both scripts, a frame, a grey bar).
-pub fn render_test_page(fonts: &FontSet, station: &str, when: &str) -> Result<Vec<u8>, DocumentError> {
+/// A station's test page: its university, its name and the time, in both languages.
+pub fn render_test_page(fonts: &FontSet, university: (&str, &str), station: &str, when: &str) -> Result<Vec<u8>, DocumentError> {
     let mut shaper = Shaper::new(fonts.faces()?);
     let mut c = Canvas { shaper: &mut shaper, ops: String::new() };
     c.centered("テストページ", 740.0, 28.0, 0.0, WIDTH);
     c.centered("Test page", 712.0, 14.0, 0.0, WIDTH);
+    c.text(&format!("{} {}", university.0.trim(), university.1.trim()), MARGIN, 680.0, 12.0, WIDTH);
     c.text(&format!("発行機 Station: {}", station.trim()), MARGIN, 660.0, 12.0, WIDTH);
     c.text(&format!("日時 Time: {when}"), MARGIN, 640.0, 12.0, WIDTH);
     c.text("証明書発行サービス　Certificate Issuance Service", MARGIN, 610.0, 11.0, WIDTH);

@@ -14,9 +14,24 @@ use minijinja::context;
 use serde::Deserialize;
 use shomei_shared::{PrintNumber, Yen};
 
+/// An order of the staff member's university, else "not found": another
+/// university's orders do not exist for them.
+async fn own_order(c: &mut store::Conn, staff: &CurrentStaff, id: i64) -> AppResult<()> {
+    match store::order_university_id(c, id).await? {
+        Some(u) if u == staff.university() => Ok(()),
+        _ => Err(crate::error::AppError::PageNotFound),
+    }
+}
+
+/// A station the staff member may see (their university's; any for a
+/// platform operator), else "not found".
+async fn own_station(c: &mut store::Conn, staff: &CurrentStaff, id: i64) -> AppResult<store::Station> {
+    store::station(c, id).await?.filter(|s| staff.fleet().is_none_or(|u| u == s.university_id)).ok_or(crate::error::AppError::PageNotFound)
+}
+
 /// Whether `role` may open the page `path` (a GET route of the role table).
-fn may_open(role: &str, path: &str) -> bool {
-    super::roles::rule(&axum::http::Method::GET, path).is_some_and(|r| r.allows(role))
+fn may_open(staff: &store::Staff, path: &str) -> bool {
+    super::roles::rule(&axum::http::Method::GET, path).is_some_and(|r| r.allows(&staff.role, staff.platform))
 }
 
 /// Today in Japan: its date and its [start, end) in unix seconds.
@@ -35,10 +50,10 @@ fn japan_day(day: chrono::NaiveDate) -> (i64, i64) {
 /// The dashboard after login: the work waiting, each a link to its list.
 /// Each staff member sees the items whose lists their role may open.
 pub async fn home(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff) -> AppResult<Response> {
-    let role = staff.staff.role.as_str();
+    let role = &staff.staff;
     let (today, start, end) = japan_today();
     let mut c = state.pool.acquire().await?;
-    let n = store::dashboard_counts(&mut c, start, end).await?;
+    let n = store::dashboard_counts(&mut c, staff.university(), start, end).await?;
     let mut items = Vec::new();
     let mut item = |id: &str, href: String, count: i64, ja: &str, en: &str, extra: Option<(String, String)>| {
         let (extra_ja, extra_en) = extra.unzip();
@@ -56,7 +71,7 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap, staff: Curr
     let mut stations = Vec::new();
     if may_open(role, "/admin/stations") {
         let offline_after_s = state.config.stations.offline_after_s;
-        let mut list: Vec<(store::Station, crate::stations::fleet::Condition)> = store::stations(&mut c)
+        let mut list: Vec<(store::Station, crate::stations::fleet::Condition)> = store::stations_of(&mut c, staff.fleet())
             .await?
             .into_iter()
             .map(|s| {
@@ -73,6 +88,12 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap, staff: Curr
         let received = Yen(n.day_received).to_string();
         item("today", format!("/admin/orders?day={today}"), n.day_orders, "本日の申込", "orders placed today",
              Some((format!("入金済 {received}"), format!("{received} received"))));
+    }
+    // platform operators: the universities on the service (their page is not in every staff member's menu)
+    if may_open(role, "/admin/universities") {
+        let count = i64::try_from(store::universities(&mut c).await?.len()).unwrap_or(i64::MAX);
+        items.push(context! { id => "universities", href => "/admin/universities", count, ja => "このサービスの大学", en => "universities on this service",
+                              extra_ja => None::<String>, extra_en => None::<String>, waiting => false });
     }
     let csrf = Csrf::get(&state, &headers);
     let page = Html(render("admin_dashboard.html", context! { csrf => &csrf.token, items, stations, today => today.to_string(), name => &staff.staff.display_name }));
@@ -143,13 +164,13 @@ pub async fn logout(
 }
 
 /// One station as the fleet page (and its live updates) show it.
-fn station_row(s: &store::Station, offline_after_s: i64) -> minijinja::Value {
+fn station_row(s: &store::Station, offline_after_s: i64, universities: &Universities) -> minijinja::Value {
     let zone = time::tz("Asia/Tokyo");
     let c = crate::stations::fleet::condition(s, offline_after_s);
     let markers: Vec<shomei_shared::api::Marker> = serde_json::from_str(&s.markers).unwrap_or_default();
     let supplies = markers.iter().map(|m| if m.level >= 0 { format!("{} {}%", m.name, m.level) } else { format!("{} ?", m.name) }).collect::<Vec<_>>().join(", ");
     context! {
-        id => s.id, name => &s.name, status => &s.status, version => s.version.clone().unwrap_or_default(),
+        id => s.id, name => &s.name, status => &s.status, university => universities.name(s.university_id), version => s.version.clone().unwrap_or_default(),
         online => stations::is_online(s, offline_after_s),
         level => c.level, condition_ja => c.ja, condition_en => c.en,
         // the printer's state and reasons in words, never its keywords (`media-empty-report`)
@@ -169,6 +190,19 @@ fn station_row(s: &store::Station, offline_after_s: i64) -> minijinja::Value {
         test_page_pending => s.test_page_wanted > s.test_page_done,
         test_page_result => &s.test_page_result,
         test_page_at => s.test_page_at.map(|t| time::local_text(t, zone)).unwrap_or_default(),
+    }
+}
+
+/// The universities' names, for a platform operator's fleet view (which
+/// shows every university's stations); empty for a university's own staff.
+struct Universities(Vec<store::Named>);
+
+impl Universities {
+    async fn load(c: &mut store::Conn, staff: &CurrentStaff) -> AppResult<Universities> {
+        Ok(Universities(if staff.fleet().is_none() { store::universities(c).await? } else { Vec::new() }))
+    }
+    fn name(&self, id: i64) -> String {
+        self.0.iter().find(|u| u.id == id).map(|u| format!("{} / {}", u.name_ja, u.name_en)).unwrap_or_default()
     }
 }
 
@@ -225,13 +259,14 @@ pub struct StationsQuery {
     show: String,
 }
 
-async fn stations_page(state: &AppState, headers: &HeaderMap, new: Option<(String, String)>, show: &str) -> AppResult<Response> {
+async fn stations_page(state: &AppState, headers: &HeaderMap, staff: &CurrentStaff, new: Option<(String, String)>, show: &str) -> AppResult<Response> {
     let csrf = Csrf::get(state, headers);
     let mut c = state.pool.acquire().await?;
+    let universities = Universities::load(&mut c, staff).await?;
     let offline_after_s = state.config.stations.offline_after_s;
     // most urgent first: bad, then warn, then ok, then out of service
     let mut list: Vec<(store::Station, &'static str)> =
-        store::stations(&mut c).await?.into_iter().map(|s| { let level = crate::stations::fleet::condition(&s, offline_after_s).level; (s, level) }).collect();
+        store::stations_of(&mut c, staff.fleet()).await?.into_iter().map(|s| { let level = crate::stations::fleet::condition(&s, offline_after_s).level; (s, level) }).collect();
     list.sort_by_key(|(s, level)| (crate::stations::fleet::urgency(level), s.id));
     let attention = list.iter().filter(|(_, level)| crate::stations::fleet::needs_attention(level)).count();
     let total = list.len();
@@ -239,21 +274,21 @@ async fn stations_page(state: &AppState, headers: &HeaderMap, new: Option<(Strin
     let rows: Vec<_> = list
         .iter()
         .filter(|(_, level)| show == "all" || crate::stations::fleet::needs_attention(level))
-        .map(|(s, _)| station_row(s, offline_after_s))
+        .map(|(s, _)| station_row(s, offline_after_s, &universities))
         .collect();
     let zone = time::tz("Asia/Tokyo");
-    let duplicates: Vec<_> = store::duplicate_prints(&mut c)
+    let duplicates: Vec<_> = store::duplicate_prints(&mut c, staff.fleet())
         .await?
         .iter()
         .map(|d| context! { order_id => d.order_id, number => masked_number(d.print_number.as_deref()), station => &d.station, at => time::local_text(d.printed_at, zone) })
         .collect();
-    let paid_twice: Vec<_> = store::duplicate_debits(&mut c)
+    let paid_twice: Vec<_> = store::duplicate_debits(&mut c, staff.fleet())
         .await?
         .iter()
         .map(|d| context! { order_id => d.order_id, number => masked_number(d.print_number.as_deref()), station => &d.station,
                             card => &d.card_uid, amount => shomei_shared::Yen(d.amount).to_string(), at => time::local_text(d.debited_at, zone) })
         .collect();
-    let refused: Vec<_> = store::refused_claims(&mut c)
+    let refused: Vec<_> = store::refused_claims(&mut c, staff.fleet())
         .await?
         .iter()
         .map(|r| context! { at => time::local_text(r.received_at, zone), station => &r.station, kind => claim_words(&r.kind), order_id => r.order_id, reason => &r.reason })
@@ -271,7 +306,8 @@ async fn stations_page(state: &AppState, headers: &HeaderMap, new: Option<(Strin
 pub async fn stations_json(State(state): State<AppState>, staff: CurrentStaff) -> AppResult<Response> {
     staff.require(&["operator"])?;
     let mut c = state.pool.acquire().await?;
-    let rows: Vec<_> = store::stations(&mut c).await?.iter().map(|s| station_row(s, state.config.stations.offline_after_s)).collect();
+    let universities = Universities::load(&mut c, &staff).await?;
+    let rows: Vec<_> = store::stations_of(&mut c, staff.fleet()).await?.iter().map(|s| station_row(s, state.config.stations.offline_after_s, &universities)).collect();
     Ok(axum::Json(serde_json::json!({ "stations": rows, "at": time::now() })).into_response())
 }
 
@@ -279,7 +315,8 @@ pub async fn stations_json(State(state): State<AppState>, staff: CurrentStaff) -
 pub async fn station_detail(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff, Path(id): Path<i64>) -> AppResult<Response> {
     staff.require(&["operator"])?;
     let mut c = state.pool.acquire().await?;
-    let s = store::stations(&mut c).await?.into_iter().find(|s| s.id == id).ok_or(crate::error::AppError::PageNotFound)?;
+    let s = own_station(&mut c, &staff, id).await?;
+    let universities = Universities::load(&mut c, &staff).await?;
     drop(c);
     let ch = crate::stations::fleet::charts(&state.pool, id).await?;
     let supply: Vec<i64> = ch.supply.iter().map(|l| l.unwrap_or(0)).collect();
@@ -291,7 +328,7 @@ pub async fn station_detail(State(state): State<AppState>, headers: HeaderMap, s
     ];
     let charts: Vec<_> = charts.into_iter().map(|(id, title, svg)| context! { id, title, svg }).collect();
     let csrf = Csrf::get(&state, &headers);
-    let page = Html(render("admin_station.html", context! { csrf => &csrf.token, s => station_row(&s, state.config.stations.offline_after_s), charts }));
+    let page = Html(render("admin_station.html", context! { csrf => &csrf.token, s => station_row(&s, state.config.stations.offline_after_s, &universities), charts }));
     Ok(csrf.respond(page))
 }
 
@@ -302,7 +339,7 @@ pub async fn stations(
     axum::extract::Query(q): axum::extract::Query<StationsQuery>,
 ) -> AppResult<Response> {
     staff.require(&["operator"])?;
-    stations_page(&state, &headers, None, &q.show).await
+    stations_page(&state, &headers, &staff, None, &q.show).await
 }
 
 #[derive(Deserialize)]
@@ -322,7 +359,7 @@ pub async fn create_enrolment_code(
     check_csrf(&state, &headers, &f.csrf)?;
     let (_, code) =
         stations::create_enrolment(&state.pool, staff.staff.university_id, &f.name, Some(staff.staff.id), state.config.stations.enrolment_code_ttl_s).await?;
-    stations_page(&state, &headers, Some((f.name.trim().to_string(), code)), "all").await
+    stations_page(&state, &headers, &staff, Some((f.name.trim().to_string(), code)), "all").await
 }
 
 pub async fn revoke_station(
@@ -334,6 +371,7 @@ pub async fn revoke_station(
 ) -> AppResult<Response> {
     staff.require(&["operator"])?;
     check_csrf(&state, &headers, &f.csrf)?;
+    own_station(&mut *state.pool.acquire().await?, &staff, id).await?;
     stations::revoke(&state.pool, id, &format!("staff:{}", staff.staff.login)).await?;
     Ok(Redirect::to("/admin/stations").into_response())
 }
@@ -358,6 +396,7 @@ pub async fn station_service(
     check_csrf(&state, &headers, &f.csrf)?;
     let on = f.in_service == "1";
     let mut c = state.pool.acquire().await?;
+    own_station(&mut c, &staff, id).await?;
     if !store::set_station_in_service(&mut c, id, on).await? {
         return Err(crate::error::AppError::PageNotFound);
     }
@@ -377,6 +416,7 @@ pub async fn station_test_page(
     staff.require(&["operator"])?;
     check_csrf(&state, &headers, &f.csrf)?;
     let mut c = state.pool.acquire().await?;
+    own_station(&mut c, &staff, id).await?;
     let n = store::request_test_page(&mut c, id).await?.ok_or(crate::error::AppError::PageNotFound)?;
     store::audit(&mut c, &format!("staff:{}", staff.staff.login), "station.test_page.request", &format!("{id} #{n}"), time::now()).await?;
     Ok(Redirect::to(&format!("/admin/stations/{id}")).into_response())
@@ -457,7 +497,7 @@ pub async fn orders(
     let refund_due = search.refund == "due";
     let refund_failing = search.refund == "failing";
     let day = chrono::NaiveDate::parse_from_str(search.day.trim(), "%Y-%m-%d").ok();
-    let filter = store::OrderFilter { q: &search.q, status, delivery, payment, refund_due, refund_failing, placed: day.map(japan_day) };
+    let filter = store::OrderFilter { university_id: staff.university(), q: &search.q, status, delivery, payment, refund_due, refund_failing, placed: day.map(japan_day) };
     let csrf = Csrf::get(&state, &headers);
     let mut c = state.pool.acquire().await?;
     let zone = time::tz("Asia/Tokyo");
@@ -491,10 +531,10 @@ pub async fn orders(
 }
 
 pub async fn outbox(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff) -> AppResult<Response> {
-    staff.require(&[])?;
     let csrf = Csrf::get(&state, &headers);
     let mut c = state.pool.acquire().await?;
     let zone = time::tz("Asia/Tokyo");
+    // (platform operators only, by the role table: the outbox holds every university's mail)
     // staff see what kind of mail went to whom and whether it left; bodies
     // (one-time links, initial passwords, print numbers) only in the demo,
     // where the outbox stands in for a mailbox, and each view is audited
@@ -532,6 +572,7 @@ pub async fn order_detail(
 ) -> AppResult<Response> {
     staff.require(&["registrar"])?;
     let mut c = state.pool.acquire().await?;
+    own_order(&mut c, &staff, id).await?;
     let order = store::order(&mut c, id).await.map_err(|_| crate::error::AppError::PageNotFound)?;
     // a refund the office pays back: the bank account the user gave (personal data: each view is logged)
     let bank = crate::payments::refunds::open_bank_details(&state.seal, &order)?.map(|b| {
@@ -608,6 +649,11 @@ pub async fn revoke_certificate(
 ) -> AppResult<Response> {
     staff.require(&["registrar"])?;
     check_csrf(&state, &headers, &f.csrf)?;
+    {
+        let mut c = state.pool.acquire().await?;
+        let order_id = store::certificate_order(&mut c, id).await.map_err(|_| crate::error::AppError::PageNotFound)?;
+        own_order(&mut c, &staff, order_id).await?;
+    }
     let ip = client.ip().to_string();
     crate::orders::certificates::revoke(&state.pool, &staff.staff, accounts::Client { ip: &ip }, id, &f.reason).await?;
     let mut c = state.pool.acquire().await?;
@@ -619,7 +665,7 @@ pub async fn service_breaks(State(state): State<AppState>, headers: HeaderMap, s
     staff.require(&["registrar"])?;
     let mut c = state.pool.acquire().await?;
     let zone = time::tz("Asia/Tokyo");
-    let breaks: Vec<_> = store::upcoming_breaks(&mut c, time::now())
+    let breaks: Vec<_> = store::upcoming_breaks(&mut c, staff.university(), time::now())
         .await?
         .iter()
         .map(|b| {
@@ -678,7 +724,7 @@ const LEAVING: [(&str, &str, &str); 4] =
 pub async fn catalogue(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff) -> AppResult<Response> {
     staff.require(&["registrar"])?;
     let mut c = state.pool.acquire().await?;
-    let mut types: Vec<_> = store::all_certificate_types(&mut c, 1)
+    let mut types: Vec<_> = store::all_certificate_types(&mut c, staff.university())
         .await?
         .iter()
         .map(|t| {
@@ -693,13 +739,13 @@ pub async fn catalogue(State(state): State<AppState>, headers: HeaderMap, staff:
     let placeholders: Vec<String> = crate::documents::wording::PLACEHOLDERS.iter().map(|p| format!("{{{}}} {} / {}", p.0, p.1, p.2)).collect();
     let leaving: Vec<[&str; 3]> = LEAVING.iter().map(|l| [l.0, l.1, l.2]).collect();
     let csrf = Csrf::get(&state, &headers);
-    let has_seal = store::university_seal(&mut c, 1).await?.is_some();
-    let p = store::offline_card_policy(&mut c, 1).await?;
-    let stations = store::active_station_count(&mut c).await?;
+    let has_seal = store::university_seal(&mut c, staff.university()).await?.is_some();
+    let p = store::offline_card_policy(&mut c, staff.university()).await?;
+    let stations = store::active_station_count(&mut c, staff.university()).await?;
     let policy = context! { offline_cards => p.offline_cards, floor_limit => p.offline_floor_limit, station_total => p.offline_station_total,
                             stations, floor_text => shomei_shared::Yen(p.offline_floor_limit).to_string(),
                             worst_case => shomei_shared::Yen(stations * p.offline_floor_limit).to_string() };
-    let university = store::university(&mut c, 1).await?;
+    let university = store::university(&mut c, staff.university()).await?;
     let default_postage = state.config.orders.postage_yen;
     let fees = context! { system_fee => university.system_fee, postage => university.postage_or(default_postage),
                           default_postage, default_text => Yen(default_postage).to_string(), postage_is_default => university.postage.is_none(),
@@ -735,7 +781,7 @@ pub async fn save_fees(
         return Err(AppError::Page(FEES_REFUSED.into()));
     };
     let mut tx = store::begin_write(&state.pool).await?;
-    if !store::set_university_fees(&mut tx, 1, system_fee, Some(postage)).await? {
+    if !store::set_university_fees(&mut tx, staff.university(), system_fee, Some(postage)).await? {
         return Err(AppError::PageNotFound);
     }
     let ip = client.ip().to_string();
@@ -794,7 +840,7 @@ pub async fn save_catalogue(
         crate::documents::wording::check(body).map_err(|e| bad(&e))?;
     }
     let mut tx = store::begin_write(&state.pool).await?;
-    let known: Vec<String> = store::faculties(&mut tx).await?.into_iter().map(|f| f.code).collect();
+    let known: Vec<String> = store::faculties(&mut tx).await?.into_iter().filter(|f| f.parent_id == staff.university()).map(|f| f.code).collect();
     let faculty_codes: Vec<String> = get("faculty_codes").split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
     if let Some(unknown) = faculty_codes.iter().find(|c| !known.contains(c)) {
         return Err(bad(&format!("学部コード {unknown} はありません。 / There is no faculty with the code {unknown}.")));
@@ -816,8 +862,10 @@ pub async fn save_catalogue(
         body_ja,
         body_en,
     };
-    let saved = store::save_certificate_type(&mut tx, 1, id, &t).await.map_err(|e| match e {
+    let saved = store::save_certificate_type(&mut tx, staff.university(), id, &t).await.map_err(|e| match e {
         sqlx::Error::Database(d) if d.is_unique_violation() => bad("このコードはすでに使われています。 / This code is taken."),
+        // another university's type (or none): not there for this registrar
+        sqlx::Error::RowNotFound => AppError::PageNotFound,
         e => e.into(),
     })?;
     let ip = client.ip().to_string();
@@ -826,9 +874,9 @@ pub async fn save_catalogue(
     Ok(Redirect::to("/admin/catalogue").into_response())
 }
 
-async fn academic_page(state: &AppState, headers: &HeaderMap, imported: Option<usize>, row_errors: Vec<String>) -> AppResult<Response> {
+async fn academic_page(state: &AppState, headers: &HeaderMap, staff: &CurrentStaff, imported: Option<usize>, row_errors: Vec<String>) -> AppResult<Response> {
     let mut c = state.pool.acquire().await?;
-    let count = store::academic_import_count(&mut c).await?;
+    let count = store::academic_import_count(&mut c, staff.university()).await?;
     let csrf = Csrf::get(state, headers);
     let status = if row_errors.is_empty() { axum::http::StatusCode::OK } else { axum::http::StatusCode::BAD_REQUEST };
     let page = Html(render(
@@ -840,7 +888,7 @@ async fn academic_page(state: &AppState, headers: &HeaderMap, imported: Option<u
 
 pub async fn academic(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff) -> AppResult<Response> {
     staff.require(&["registrar"])?;
-    academic_page(&state, &headers, None, Vec::new()).await
+    academic_page(&state, &headers, &staff, None, Vec::new()).await
 }
 
 /// D-3: a course CSV becomes a new version, whole or not at all.
@@ -866,12 +914,12 @@ pub async fn import_academic(
     }
     check_csrf(&state, &headers, &csrf)?;
     let Ok(text) = String::from_utf8(file) else {
-        return academic_page(&state, &headers, None, vec!["ファイルが UTF-8 ではありません。 / The file is not UTF-8.".into()]).await;
+        return academic_page(&state, &headers, &staff, None, vec!["ファイルが UTF-8 ではありません。 / The file is not UTF-8.".into()]).await;
     };
     let ip = client.ip().to_string();
     match crate::registrar::academic::import(&state.pool, Some(&staff.staff), accounts::Client { ip: &ip }, &name, &text).await? {
-        Ok((_, n)) => academic_page(&state, &headers, Some(n), Vec::new()).await,
-        Err(errors) => academic_page(&state, &headers, None, errors).await,
+        Ok((_, n)) => academic_page(&state, &headers, &staff, Some(n), Vec::new()).await,
+        Err(errors) => academic_page(&state, &headers, &staff, None, errors).await,
     }
 }
 
@@ -919,7 +967,7 @@ pub async fn reports(State(state): State<AppState>, headers: HeaderMap, staff: C
     let mut c = state.pool.acquire().await?;
     let mut out = Vec::new();
     for (group, tj, te, kj, ke) in GROUPS {
-        let rows: Vec<_> = store::report(&mut c, group, start, end, JST_OFFSET_S)
+        let rows: Vec<_> = store::report(&mut c, staff.university(), group, start, end, JST_OFFSET_S)
             .await?
             .into_iter()
             .map(|r| {
@@ -941,7 +989,7 @@ pub async fn reports_csv(State(state): State<AppState>, staff: CurrentStaff, axu
     let (from, to, start, end) = report_period(&q)?;
     let group = GROUPS.iter().find(|g| g.0 == q.group).map(|g| g.0).unwrap_or("day");
     let mut c = state.pool.acquire().await?;
-    let rows = store::report(&mut c, group, start, end, JST_OFFSET_S).await?;
+    let rows = store::report(&mut c, staff.university(), group, start, end, JST_OFFSET_S).await?;
     let mut out = String::from("\u{feff}key,orders,copies,revenue_yen\r\n");
     for r in rows {
         let key = if r.key.contains([',', '"', '\n']) { format!("\"{}\"", r.key.replace('"', "\"\"")) } else { r.key };
@@ -966,7 +1014,7 @@ pub async fn mail_work_list(
     let mut c = state.pool.acquire().await?;
     let zone = time::tz("Asia/Tokyo");
     let mut rows = Vec::new();
-    for o in store::orders_to_post(&mut c).await? {
+    for o in store::orders_to_post(&mut c, staff.university()).await? {
         let a = crate::orders::open_post_address(&state.seal, &o)?;
         rows.push(context! { id => o.id, paid => o.paid_at.map(|t| time::local_text(t, zone)), name => a.name, postal_code => a.postal_code,
                              address => a.address, phone => a.phone });
@@ -984,6 +1032,7 @@ pub async fn mail_work_list(
 pub async fn order_pdf(State(state): State<AppState>, staff: CurrentStaff, Path(id): Path<i64>) -> AppResult<Response> {
     staff.require(&["registrar"])?;
     let mut c = state.pool.acquire().await?;
+    own_order(&mut c, &staff, id).await?;
     let pdf = crate::orders::stored_pdf(&mut c, &state.seal, id).await?.ok_or(crate::error::AppError::PageNotFound)?;
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/pdf".to_string()), (axum::http::header::CONTENT_DISPOSITION, format!("inline; filename=\"order-{id}.pdf\""))],
@@ -1002,6 +1051,7 @@ pub async fn mark_shipped(
 ) -> AppResult<Response> {
     staff.require(&["registrar"])?;
     check_csrf(&state, &headers, &f.csrf)?;
+    own_order(&mut *state.pool.acquire().await?, &staff, id).await?;
     let ip = client.ip().to_string();
     crate::orders::mark_shipped(&state.pool, &state.seal, &staff.staff, accounts::Client { ip: &ip }, id).await?;
     state.mail_wake.notify_one();
@@ -1018,6 +1068,7 @@ pub async fn refund_order(
 ) -> AppResult<Response> {
     staff.require(&["registrar"])?;
     check_csrf(&state, &headers, &f.csrf)?;
+    own_order(&mut *state.pool.acquire().await?, &staff, id).await?;
     let ip = client.ip().to_string();
     let providers = state.payment_providers();
     let refunds = crate::payments::refunds::Refunds {
@@ -1045,6 +1096,7 @@ pub async fn refund_paid_back(
 ) -> AppResult<Response> {
     staff.require(&["registrar"])?;
     check_csrf(&state, &headers, &f.csrf)?;
+    own_order(&mut *state.pool.acquire().await?, &staff, id).await?;
     let ip = client.ip().to_string();
     crate::payments::refunds::mark_paid_back(&state.pool, &state.seal, &staff.staff, accounts::Client { ip: &ip }, id).await?;
     state.mail_wake.notify_one();
@@ -1064,6 +1116,7 @@ pub async fn release_order(
 ) -> AppResult<Response> {
     staff.require(&["registrar"])?;
     check_csrf(&state, &headers, &f.csrf)?;
+    own_order(&mut *state.pool.acquire().await?, &staff, id).await?;
     let ip = client.ip().to_string();
     let providers = state.payment_providers();
     let released = crate::orders::release_held(
@@ -1112,7 +1165,7 @@ pub async fn upload_seal(
         return Err(AppError::Page(SEAL_REFUSED.into()));
     }
     let mut tx = store::begin_write(&state.pool).await?;
-    store::set_university_seal(&mut tx, 1, &file).await?;
+    store::set_university_seal(&mut tx, staff.university(), &file).await?;
     let ip = client.ip().to_string();
     accounts::audit(&mut tx, &format!("staff:{}", staff.staff.login), "university.seal", &format!("{} bytes", file.len()), accounts::Client { ip: &ip }).await?;
     tx.commit().await?;
@@ -1138,7 +1191,7 @@ pub async fn save_offline_policy(
         .ok_or_else(|| AppError::Page("発行機1台の合計上限は0〜10,000,000円の整数にしてください。 / The station total is a whole number of yen from 0 to 10,000,000.".into()))?;
     let p = store::OfflineCardPolicy { offline_cards: f.get("offline_cards").is_some_and(|v| v == "1"), offline_floor_limit: floor, offline_station_total: total };
     let mut tx = store::begin_write(&state.pool).await?;
-    store::set_offline_card_policy(&mut tx, 1, &p).await?;
+    store::set_offline_card_policy(&mut tx, staff.university(), &p).await?;
     let ip = client.ip().to_string();
     let what = format!("cards {} floor {floor} total {total}", if p.offline_cards { "on" } else { "off" });
     accounts::audit(&mut tx, &format!("staff:{}", staff.staff.login), "university.offline_policy", &what, accounts::Client { ip: &ip }).await?;
@@ -1152,13 +1205,13 @@ const SEAL_REFUSED: &str = "公印の画像は PNG（2 MB以下、一辺2000ピ�
 pub async fn seal_image(State(state): State<AppState>, staff: CurrentStaff) -> AppResult<Response> {
     staff.require(&["registrar"])?;
     let mut c = state.pool.acquire().await?;
-    let png = store::university_seal(&mut c, 1).await?.ok_or(crate::error::AppError::PageNotFound)?;
+    let png = store::university_seal(&mut c, staff.university()).await?.ok_or(crate::error::AppError::PageNotFound)?;
     Ok(([(axum::http::header::CONTENT_TYPE, "image/png")], png).into_response())
 }
 
-async fn school_register_page(state: &AppState, headers: &HeaderMap, imported: Option<usize>, row_errors: Vec<String>) -> AppResult<Response> {
+async fn school_register_page(state: &AppState, headers: &HeaderMap, staff: &CurrentStaff, imported: Option<usize>, row_errors: Vec<String>) -> AppResult<Response> {
     let mut c = state.pool.acquire().await?;
-    let count = store::school_register_versions(&mut c).await?;
+    let count = store::school_register_versions(&mut c, staff.university()).await?;
     let csrf = Csrf::get(state, headers);
     let status = if row_errors.is_empty() { axum::http::StatusCode::OK } else { axum::http::StatusCode::BAD_REQUEST };
     let page = Html(render(
@@ -1171,7 +1224,7 @@ async fn school_register_page(state: &AppState, headers: &HeaderMap, imported: O
 /// D-3: the registrar's school register page.
 pub async fn school_register(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff) -> AppResult<Response> {
     staff.require(&["registrar"])?;
-    school_register_page(&state, &headers, None, Vec::new()).await
+    school_register_page(&state, &headers, &staff, None, Vec::new()).await
 }
 
 /// D-3: a school register CSV, imported whole as a new version or not at all.
@@ -1197,11 +1250,66 @@ pub async fn import_school_register(
     }
     check_csrf(&state, &headers, &csrf)?;
     let Ok(text) = String::from_utf8(file) else {
-        return school_register_page(&state, &headers, None, vec!["ファイルが UTF-8 ではありません。 / The file is not UTF-8.".into()]).await;
+        return school_register_page(&state, &headers, &staff, None, vec!["ファイルが UTF-8 ではありません。 / The file is not UTF-8.".into()]).await;
     };
     let ip = client.ip().to_string();
     match crate::registrar::school_register::import(&state.pool, &state.seal, &staff.staff, accounts::Client { ip: &ip }, &name, &text).await? {
-        Ok((_, n)) => school_register_page(&state, &headers, Some(n), Vec::new()).await,
-        Err(errors) => school_register_page(&state, &headers, None, errors).await,
+        Ok((_, n)) => school_register_page(&state, &headers, &staff, Some(n), Vec::new()).await,
+        Err(errors) => school_register_page(&state, &headers, &staff, None, errors).await,
+    }
+}
+
+// ---------------------------------------------------------------- the platform's universities
+
+async fn universities_page(state: &AppState, headers: &HeaderMap, created: Option<minijinja::Value>, error: Option<&str>) -> AppResult<Response> {
+    let mut c = state.pool.acquire().await?;
+    let universities: Vec<_> = store::university_overview(&mut c)
+        .await?
+        .iter()
+        .map(|u| context! { id => u.id, name_ja => &u.name_ja, name_en => &u.name_en, stations => u.stations, staff => u.staff, types => u.types })
+        .collect();
+    let csrf = Csrf::get(state, headers);
+    let status = if error.is_some() { axum::http::StatusCode::BAD_REQUEST } else { axum::http::StatusCode::OK };
+    let page = Html(render("admin_universities.html", context! { csrf => &csrf.token, universities, created, error }));
+    Ok((status, csrf.respond(page)).into_response())
+}
+
+/// Platform operators: the universities on the service.
+pub async fn universities(State(state): State<AppState>, headers: HeaderMap, _staff: CurrentStaff) -> AppResult<Response> {
+    universities_page(&state, &headers, None, None).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct UniversityForm {
+    csrf: String,
+    name_ja: String,
+    name_en: String,
+    timezone: String,
+    admin_login: String,
+}
+
+/// Platform operators add a university: usable at once, its administrator's
+/// credentials shown once.
+pub async fn add_university(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+    Form(f): Form<UniversityForm>,
+) -> AppResult<Response> {
+    check_csrf(&state, &headers, &f.csrf)?;
+    let u = crate::install::NewUniversity { name_ja: &f.name_ja, name_en: &f.name_en, timezone: f.timezone.trim(), admin_login: &f.admin_login };
+    let actor = format!("staff:{}", staff.staff.login);
+    match crate::install::add_university(&state, &u, &actor).await {
+        Ok(a) => {
+            let ip = client.ip().to_string();
+            tracing::info!(university_id = a.university_id, by = %actor, ip, "university added in the panel");
+            let created = context! { name => f.name_ja.trim(), name_en => f.name_en.trim(), login => &a.login, password => &a.initial_password,
+                                     secret => &a.factor.secret_b32, uri => &a.factor.uri, codes => &a.factor.recovery_codes };
+            universities_page(&state, &headers, Some(created), None).await
+        }
+        Err(crate::install::AddError::Refused(m)) => universities_page(&state, &headers, None, Some(m)).await,
+        Err(crate::install::AddError::Other(e)) => Err(crate::error::AppError::Internal(e)),
     }
 }

@@ -31,11 +31,40 @@ fn label(list: &[(&str, &str, &str)], v: &str) -> String {
     list.iter().find(|x| x.0 == v).map(|x| format!("{} / {}", x.1, x.2)).unwrap_or_else(|| v.to_string())
 }
 
+/// An application (not a draft) to the staff member's university, else "not found".
+async fn own_registration(c: &mut store::Conn, staff: &CurrentStaff, id: i64) -> AppResult<store::Registration> {
+    store::registration(c, id)
+        .await?
+        .filter(|r| r.status != "draft" && r.university_id == Some(staff.university()))
+        .ok_or(AppError::PageNotFound)
+}
+
+/// A staff member of the same university, else "not found".
+async fn own_staff(c: &mut store::Conn, staff: &CurrentStaff, id: i64) -> AppResult<store::Staff> {
+    match store::staff(c, id).await {
+        Ok(s) if s.university_id == staff.university() => Ok(s),
+        Ok(_) | Err(sqlx::Error::RowNotFound) => Err(AppError::PageNotFound),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The roster stands in for the directory the deployment is configured with,
+/// which serves the first university (one directory per university is not built yet).
+const DIRECTORY_UNIVERSITY: i64 = 1;
+
+fn roster_of(staff: &CurrentStaff) -> AppResult<()> {
+    if staff.university() == DIRECTORY_UNIVERSITY {
+        Ok(())
+    } else {
+        Err(AppError::Page("この大学の学生名簿はこのサービスにまだ設定されていません。運営者にお問い合わせください。 / Your university's student directory is not set up on this service yet: please ask the platform operator.".into()))
+    }
+}
+
 pub async fn registrations(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff, Query(q): Query<StatusQuery>) -> AppResult<Response> {
     staff.require(REVIEWERS)?;
     let status = if STATUSES.iter().any(|s| s.0 == q.status) { q.status.as_str() } else { "pending" };
     let mut c = state.pool.acquire().await?;
-    let list = store::registrations_by_status(&mut c, status, 500).await?;
+    let list = store::registrations_by_status(&mut c, staff.university(), status, 500).await?;
     let rows: Vec<_> = list
         .iter()
         .map(|r| {
@@ -64,10 +93,10 @@ pub async fn registration(
 ) -> AppResult<Response> {
     staff.require(REVIEWERS)?;
     let mut c = state.pool.acquire().await?;
-    let r = store::registration(&mut c, id).await?.filter(|r| r.status != "draft").ok_or(AppError::PageNotFound)?;
+    let r = own_registration(&mut c, &staff, id).await?;
     let images = store::registration_images(&mut c, id).await?;
     let (unis, facs, deps) = (store::universities(&mut c).await?, store::faculties(&mut c).await?, store::departments(&mut c).await?);
-    let candidates = if r.kind == "reapply" { store::reapply_candidates(&mut c, &r.name_kana, &r.student_no).await? } else { Vec::new() };
+    let candidates = if r.kind == "reapply" { store::reapply_candidates(&mut c, staff.university(), &r.name_kana, &r.student_no).await? } else { Vec::new() };
     drop(c);
     view_personal(&state, &staff, &client_ip(&addr), &format!("registration:{id}")).await?;
     let p = personal_of(&state, &r)?;
@@ -125,6 +154,7 @@ pub async fn registration_image(
 ) -> AppResult<Response> {
     staff.require(REVIEWERS)?;
     let mut c = state.pool.acquire().await?;
+    own_registration(&mut c, &staff, id).await?;
     let img = store::registration_images(&mut c, id).await?.into_iter().find(|i| i.id == image_id).ok_or(AppError::PageNotFound)?;
     drop(c);
     view_personal(&state, &staff, &client_ip(&addr), &format!("registration:{id}:image:{image_id}")).await?;
@@ -160,7 +190,10 @@ async fn register_check(
 ) -> AppResult<Option<Vec<crate::registrar::school_register::Comparison>>> {
     let code = |l: &[store::Named], v: Option<i64>| l.iter().find(|n| Some(n.id) == v).map(|n| n.code.clone()).unwrap_or_default();
     let mut c = state.pool.acquire().await?;
-    let register = crate::registrar::school_register::current(&mut c, &state.seal, &r.student_no).await?;
+    let register = match r.university_id {
+        Some(u) => crate::registrar::school_register::current(&mut c, &state.seal, u, &r.student_no).await?,
+        None => None,
+    };
     drop(c);
     Ok(register.map(|(_, rec)| {
         if r.kind == "add_student_id" {
@@ -202,6 +235,7 @@ pub async fn decide(
 ) -> AppResult<Response> {
     staff.require(REVIEWERS)?;
     check_csrf(&state, &headers, &f.csrf)?;
+    own_registration(&mut *state.pool.acquire().await?, &staff, id).await?;
     let reason = f.reason.trim().to_string();
     if reason.chars().count() > 500 {
         return Err(AppError::Page("理由は500文字以内にしてください。 / Keep the reason within 500 characters.".into()));
@@ -217,7 +251,7 @@ pub async fn decide(
     if matches!(decision, Decision::Approve { .. }) && f.acknowledge_register != "1" {
         // D-3: approving past a missing or differing register record is a choice staff make knowingly
         let mut c = state.pool.acquire().await?;
-        let r = store::registration(&mut c, id).await?.filter(|r| r.status != "draft").ok_or(AppError::PageNotFound)?;
+        let r = own_registration(&mut c, &staff, id).await?;
         let (facs, deps) = (store::faculties(&mut c).await?, store::departments(&mut c).await?);
         drop(c);
         let p = personal_of(&state, &r)?;
@@ -258,9 +292,9 @@ struct NewFactor {
     codes: Vec<String>,
 }
 
-async fn staff_page(state: &AppState, headers: &HeaderMap, created: Option<NewFactor>) -> AppResult<Response> {
+async fn staff_page(state: &AppState, headers: &HeaderMap, staff: &CurrentStaff, created: Option<NewFactor>) -> AppResult<Response> {
     let mut c = state.pool.acquire().await?;
-    let list = store::staff_list(&mut c).await?;
+    let list = store::staff_list(&mut c, staff.university()).await?;
     let staff: Vec<_> = list
         .iter()
         .map(|s| context! { id => s.id, login => &s.login, display_name => &s.display_name, role => &s.role, active => s.active })
@@ -272,7 +306,7 @@ async fn staff_page(state: &AppState, headers: &HeaderMap, created: Option<NewFa
 
 pub async fn staff_list(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff) -> AppResult<Response> {
     staff.require(ADMINS)?;
-    staff_page(&state, &headers, None).await
+    staff_page(&state, &headers, &staff, None).await
 }
 
 /// A fresh second factor for a staff member, stored; returns what to show once.
@@ -312,13 +346,13 @@ pub async fn create_staff(
     if store::staff_by_login(&mut tx, login).await?.is_some() {
         return Err(AppError::Page("このログインIDはすでに使われています。 / This login ID is taken.".into()));
     }
-    let id = store::insert_staff(&mut tx, login, f.display_name.trim(), &hash, &f.role, "", time::now()).await?;
+    let id = store::insert_staff(&mut tx, staff.university(), login, f.display_name.trim(), &hash, &f.role, "", time::now()).await?;
     let mut factor = new_factor(&state, &mut tx, id, login).await?;
     factor.password = Some(password);
     let ip = client_ip(&addr);
     accounts::audit(&mut tx, &format!("staff:{}", staff.staff.login), "staff.create", &format!("staff:{login} role:{}", f.role), Client { ip: &ip }).await?;
     tx.commit().await?;
-    staff_page(&state, &headers, Some(factor)).await
+    staff_page(&state, &headers, &staff, Some(factor)).await
 }
 
 /// A new initial password for a staff member who lost theirs (or let it
@@ -336,14 +370,14 @@ pub async fn reissue_password(
     let password = passwords::initial_password();
     let hash = state.hasher.hash(&password).await?;
     let mut tx = store::begin_write(&state.pool).await?;
-    let target = store::staff(&mut tx, id).await?;
+    let target = own_staff(&mut tx, &staff, id).await?;
     store::set_staff_initial_password(&mut tx, id, &hash, time::now()).await?;
     store::delete_staff_sessions(&mut tx, id).await?;
     let ip = client_ip(&addr);
     accounts::audit(&mut tx, &format!("staff:{}", staff.staff.login), "staff.password_reissued", &format!("staff:{}", target.login), Client { ip: &ip }).await?;
     tx.commit().await?;
     let shown = NewFactor { login: target.login.clone(), password: Some(password), secret: String::new(), uri: String::new(), codes: Vec::new() };
-    staff_page(&state, &headers, Some(shown)).await
+    staff_page(&state, &headers, &staff, Some(shown)).await
 }
 
 pub async fn reset_factor(
@@ -357,13 +391,13 @@ pub async fn reset_factor(
     staff.require(ADMINS)?;
     check_csrf(&state, &headers, &f.csrf)?;
     let mut tx = store::begin_write(&state.pool).await?;
-    let target = store::staff(&mut tx, id).await?;
+    let target = own_staff(&mut tx, &staff, id).await?;
     let factor = new_factor(&state, &mut tx, id, &target.login).await?;
     store::delete_staff_sessions(&mut tx, id).await?;
     let ip = client_ip(&addr);
     accounts::audit(&mut tx, &format!("staff:{}", staff.staff.login), "staff.totp_reset", &format!("staff:{}", target.login), Client { ip: &ip }).await?;
     tx.commit().await?;
-    staff_page(&state, &headers, Some(factor)).await
+    staff_page(&state, &headers, &staff, Some(factor)).await
 }
 
 pub async fn disable_staff(
@@ -380,7 +414,7 @@ pub async fn disable_staff(
         return Err(AppError::Page("自分自身は停止できません。 / You cannot disable yourself.".into()));
     }
     let mut tx = store::begin_write(&state.pool).await?;
-    let target = store::staff(&mut tx, id).await?;
+    let target = own_staff(&mut tx, &staff, id).await?;
     store::set_staff_active(&mut tx, id, false).await?;
     store::delete_staff_sessions(&mut tx, id).await?;
     let ip = client_ip(&addr);
@@ -392,7 +426,7 @@ pub async fn disable_staff(
 pub async fn audit_log(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff) -> AppResult<Response> {
     staff.require(ADMINS)?;
     let mut c = state.pool.acquire().await?;
-    let rows: Vec<_> = store::recent_audit(&mut c, 500)
+    let rows: Vec<_> = store::recent_audit(&mut c, staff.fleet(), 500)
         .await?
         .into_iter()
         .map(|a| {
@@ -421,6 +455,7 @@ async fn roster_page(state: &AppState, headers: &HeaderMap, imported: Option<usi
 
 pub async fn roster(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff) -> AppResult<Response> {
     staff.require(REVIEWERS)?;
+    roster_of(&staff)?;
     roster_page(&state, &headers, None, Vec::new()).await
 }
 
@@ -433,6 +468,7 @@ pub async fn import_roster(
     mut mp: Multipart,
 ) -> AppResult<Response> {
     staff.require(REVIEWERS)?;
+    roster_of(&staff)?;
     let mut csrf = String::new();
     let mut file = Vec::new();
     let bad = |_| AppError::Page(crate::messages::CHECK_INPUT.into());

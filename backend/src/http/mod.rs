@@ -182,6 +182,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/staff/{id}/password", post(admin_accounts::reissue_password))
         .route("/admin/staff/{id}/disable", post(admin_accounts::disable_staff))
         .route("/admin/audit", get(admin_accounts::audit_log))
+        .route("/admin/universities", get(admin::universities).post(admin::add_university))
         .route("/admin/password", get(admin_accounts::password_page).post(admin_accounts::change_password))
         .route(
             "/admin/roster",

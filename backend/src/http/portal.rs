@@ -150,6 +150,12 @@ pub async fn menu(
     let mut c = state.pool.acquire().await?;
     let records = store::student_records(&mut c, user.user.id).await?;
     let orders = store::orders_of_user(&mut c, user.user.id).await?;
+    // one account may hold student IDs of several universities: each order names its own
+    let universities = store::universities(&mut c).await?;
+    let university_of = |record_id: i64| {
+        let u = records.iter().find(|r| r.id == record_id).and_then(|r| universities.iter().find(|u| u.id == r.university_id));
+        u.map(|u| (u.name_ja.clone(), u.name_en.clone())).unwrap_or_default()
+    };
     let zone = time::tz("Asia/Tokyo");
     let rows: Vec<_> = orders
         .iter()
@@ -158,7 +164,8 @@ pub async fn menu(
             // an order paid online shows its number once the payment is in
             let usable = o.payment_method == "card" || o.status != "awaiting_payment";
             let live = matches!(o.status.as_str(), "awaiting_payment" | "paid") && o.print_number.is_some() && usable;
-            context! { id => o.id, created => time::local_text(o.created_at, zone),
+            let (university_ja, university_en) = university_of(o.student_record_id);
+            context! { id => o.id, created => time::local_text(o.created_at, zone), university_ja, university_en,
                        number => if usable { number_text(&o.print_number) } else { String::new() },
                        deadline => live.then(|| time::deadline_text(o.print_deadline, zone)),
                        total => Yen(o.total).to_string(), status_ja => ja, status_en => en }
@@ -447,6 +454,7 @@ pub async fn order(
     };
     let lines = store::order_lines(&mut c, id).await?;
     let record = store::student_records(&mut c, user.user.id).await?.into_iter().find(|r| r.id == order.student_record_id);
+    let university = store::order_university(&mut c, id).await?;
     // a refund the office pays back by bank transfer: the user gives the account here
     let wants_bank = crate::payments::refunds::wants_bank_details(&mut c, &order).await?;
     drop(c);
@@ -465,6 +473,7 @@ pub async fn order(
         context! { number => if order.delivery == "campus" { number_text(&order.print_number) } else { String::new() },
                    created => time::local_text(order.created_at, zone),
                    student_no => record.as_ref().map(|r| r.student_no.clone()).unwrap_or_default(),
+                   university_ja => &university.name_ja, university_en => &university.name_en,
                    delivery => &order.delivery, delivery_ja, delivery_en, payment_ja, payment_en,
                    pay_deadline => (order.status == "awaiting_payment").then(|| time::deadline_text(order.pay_deadline, zone)),
                    paid_online => order.status == "paid" && order.payment_method != "card",

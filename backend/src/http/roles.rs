@@ -15,15 +15,19 @@ pub enum Rule {
     Public,
     /// Any logged-in staff member: the dashboard, logout, their own password.
     AnyStaff,
-    /// These roles; an administrator may use every admin route.
+    /// These roles; an administrator may use every university route.
     Roles(&'static [&'static str]),
+    /// Platform operators only (staff.platform): the universities, the platform's mail.
+    Platform,
 }
 
 impl Rule {
-    pub fn allows(self, role: &str) -> bool {
+    /// Whether a staff member with `role` (a platform operator or not) may use the route.
+    pub fn allows(self, role: &str, platform: bool) -> bool {
         match self {
             Rule::Public | Rule::AnyStaff => true,
             Rule::Roles(roles) => role == "admin" || roles.contains(&role),
+            Rule::Platform => platform,
         }
     }
 }
@@ -81,14 +85,17 @@ pub const ADMIN_ROUTES: &[(&str, &str, Rule)] = &[
     ("POST", "/admin/registrations/{id}/decide", REGISTRAR),
     ("GET", "/admin/roster", REGISTRAR),
     ("POST", "/admin/roster", REGISTRAR),
-    // administrators only: staff accounts, the audit log, the mail outbox
+    // administrators only: their university's staff accounts and audit log
     ("GET", "/admin/staff", ADMIN),
     ("POST", "/admin/staff", ADMIN),
     ("POST", "/admin/staff/{id}/totp", ADMIN),
     ("POST", "/admin/staff/{id}/password", ADMIN),
     ("POST", "/admin/staff/{id}/disable", ADMIN),
     ("GET", "/admin/audit", ADMIN),
-    ("GET", "/admin/outbox", ADMIN),
+    // platform operators: the universities, and the platform's mail outbox (every university's mail)
+    ("GET", "/admin/universities", Rule::Platform),
+    ("POST", "/admin/universities", Rule::Platform),
+    ("GET", "/admin/outbox", Rule::Platform),
 ];
 
 /// The rule of a route as the router matched it (HEAD is answered as GET);
@@ -108,13 +115,15 @@ mod tests {
             assert!(p.starts_with("/admin"), "{p}");
             assert!(["GET", "POST"].contains(m), "{m} {p}");
             assert!(!ADMIN_ROUTES[i + 1..].iter().any(|(m2, p2, _)| m2 == m && p2 == p), "{m} {p} twice");
-            assert!(r.allows("admin"), "{m} {p}");
+            assert!(r.allows("admin", true), "{m} {p}");
             if let Rule::Roles(roles) = r {
                 assert!(roles.iter().all(|role| STAFF_ROLES.contains(role)), "{m} {p}: {roles:?}");
             }
         }
         assert_eq!(rule(&Method::HEAD, "/admin/stations"), Some(OPERATOR));
         assert_eq!(rule(&Method::POST, "/admin/stations"), None);
-        assert!(!REGISTRAR.allows("operator") && OPERATOR.allows("operator") && !ADMIN.allows("registrar"));
+        assert!(!REGISTRAR.allows("operator", false) && OPERATOR.allows("operator", false) && !ADMIN.allows("registrar", false));
+        // a university's administrator is no platform operator; a platform operator of any role is
+        assert!(!Rule::Platform.allows("admin", false) && Rule::Platform.allows("operator", true));
     }
 }

@@ -144,6 +144,18 @@ pub struct CurrentStaff {
 }
 
 impl CurrentStaff {
+    /// The university whose data this staff member works on (universities are
+    /// tenants: another's orders, applicants, catalogue ... do not exist for them).
+    pub fn university(&self) -> i64 {
+        self.staff.university_id
+    }
+
+    /// Whose stations and audit lines they see: their university's, or every
+    /// university's (`None`) for a platform operator.
+    pub fn fleet(&self) -> Option<i64> {
+        (!self.staff.platform).then_some(self.staff.university_id)
+    }
+
     pub fn require(&self, roles: &[&str]) -> Result<(), AppError> {
         if self.staff.role == "admin" || roles.contains(&self.staff.role.as_str()) {
             Ok(())
@@ -177,7 +189,7 @@ impl FromRequestParts<AppState> for CurrentStaff {
         // the route's rule, by the router's pattern; a route missing from the table is refused
         let matched = parts.extensions.get::<axum::extract::MatchedPath>().map(|m| m.as_str());
         match matched.and_then(|m| super::roles::rule(&parts.method, m)) {
-            Some(rule) if rule.allows(&staff.role) => {}
+            Some(rule) if rule.allows(&staff.role, staff.platform) => {}
             Some(_) => return Err(AppError::NoRole.into_response()),
             None => {
                 tracing::error!(method = %parts.method, path = matched.unwrap_or(path), "a staff route missing from the role table: refused");

@@ -151,7 +151,7 @@ pub async fn registrar_record(
     seal: &crate::sealed::SealKey,
     mut record: store::StudentRecord,
 ) -> AppResult<Option<(store::StudentRecord, crate::registrar::school_register::Record)>> {
-    let Some((_, reg)) = crate::registrar::school_register::current(c, seal, &record.student_no).await? else { return Ok(None) };
+    let Some((_, reg)) = crate::registrar::school_register::current(c, seal, record.university_id, &record.student_no).await? else { return Ok(None) };
     let e = &reg.entry;
     record.name_kanji = e.name_kanji.clone();
     record.name_kana = e.name_kana.clone();
@@ -518,7 +518,7 @@ pub async fn place(
     // a transcript prints the registrar's current version of the courses; the
     // order keeps which version it printed (D-3)
     let academic = if chosen.iter().any(|(t, _)| is_transcript(t)) {
-        Some(crate::registrar::academic::current(&mut c, &record.student_no).await?.ok_or_else(crate::registrar::academic::no_record)?)
+        Some(crate::registrar::academic::current(&mut c, record.university_id, &record.student_no).await?.ok_or_else(crate::registrar::academic::no_record)?)
     } else {
         None
     };
@@ -856,7 +856,7 @@ pub async fn release_held(
         return Err(page_err(&messages::register_lacks(&lacking)));
     }
     let academic = if chosen.iter().any(|(t, _)| is_transcript(t)) {
-        Some(crate::registrar::academic::current(&mut c, &record.student_no).await?.ok_or_else(crate::registrar::academic::no_record)?)
+        Some(crate::registrar::academic::current(&mut c, record.university_id, &record.student_no).await?.ok_or_else(crate::registrar::academic::no_record)?)
     } else {
         None
     };

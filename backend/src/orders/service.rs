@@ -57,7 +57,7 @@ pub async fn add_break(
     let mut tx = store::begin_write(pool).await?;
     let id = store::insert_break(
         &mut tx,
-        &store::NewBreak { university_id: 1, kind, starts_at: a, ends_at: b, note_ja: note_ja.trim(), note_en: note_en.trim(), staff_id: staff.id, now: time::now() },
+        &store::NewBreak { university_id: staff.university_id, kind, starts_at: a, ends_at: b, note_ja: note_ja.trim(), note_en: note_en.trim(), staff_id: staff.id, now: time::now() },
     )
     .await?;
     accounts::audit(&mut tx, &format!("staff:{}", staff.login), "service_break.add", &format!("break:{id}"), client).await?;
@@ -67,7 +67,9 @@ pub async fn add_break(
 
 pub async fn remove_break(pool: &Pool, staff: &store::Staff, client: Client<'_>, id: i64) -> AppResult<()> {
     let mut tx = store::begin_write(pool).await?;
-    store::delete_break(&mut tx, id).await?;
+    if !store::delete_break(&mut tx, staff.university_id, id).await? {
+        return Err(crate::error::AppError::PageNotFound);
+    }
     accounts::audit(&mut tx, &format!("staff:{}", staff.login), "service_break.remove", &format!("break:{id}"), client).await?;
     tx.commit().await?;
     Ok(())

@@ -119,7 +119,9 @@ pub async fn import(pool: &Pool, staff: Option<&store::Staff>, client: Client<'_
         return Ok(Err(vec!["データ行がありません。 / The file has no rows.".into()]));
     }
     let mut tx = store::begin_write(pool).await?;
-    let id = store::insert_academic_import(&mut tx, file_name, rows.len() as i64, staff.map(|s| s.id), now()).await?;
+    // (an import without a staff member, the demo's, is the first university's)
+    let university_id = staff.map_or(1, |s| s.university_id);
+    let id = store::insert_academic_import(&mut tx, university_id, file_name, rows.len() as i64, staff.map(|s| s.id), now()).await?;
     for r in &rows {
         store::insert_course_result(&mut tx, id, r).await?;
     }
@@ -129,9 +131,9 @@ pub async fn import(pool: &Pool, staff: Option<&store::Staff>, client: Client<'_
     Ok(Ok((id, rows.len())))
 }
 
-/// The current version of a student's courses: (import id, courses).
-pub async fn current(c: &mut store::Conn, student_no: &str) -> AppResult<Option<(i64, Vec<CourseResult>)>> {
-    let Some(id) = store::latest_import_for(c, student_no).await? else { return Ok(None) };
+/// The current version of a student's courses at a university: (import id, courses).
+pub async fn current(c: &mut store::Conn, university_id: i64, student_no: &str) -> AppResult<Option<(i64, Vec<CourseResult>)>> {
+    let Some(id) = store::latest_import_for(c, university_id, student_no).await? else { return Ok(None) };
     Ok(Some((id, store::course_results(c, id, student_no).await?)))
 }
 

@@ -118,8 +118,8 @@ fn birth_aad(import_id: i64, student_no: &str) -> String {
 }
 
 /// Writes checked rows as a new version of the register (birth dates sealed); returns its id.
-pub async fn insert_version(c: &mut store::Conn, seal: &SealKey, file_name: &str, rows: &[Entry], staff_id: i64) -> AppResult<i64> {
-    let id = store::insert_school_register_import(c, file_name, rows.len() as i64, staff_id, now()).await?;
+pub async fn insert_version(c: &mut store::Conn, seal: &SealKey, file_name: &str, rows: &[Entry], staff: &store::Staff) -> AppResult<i64> {
+    let id = store::insert_school_register_import(c, staff.university_id, file_name, rows.len() as i64, staff.id, now()).await?;
     for e in rows {
         let sealed = seal.seal_str(&e.birth_date, &birth_aad(id, &e.student_no)).map_err(|e| AppError::Internal(anyhow::anyhow!("sealing: {e}")))?;
         store::insert_school_register_entry(c, id, e, &sealed).await?;
@@ -130,7 +130,8 @@ pub async fn insert_version(c: &mut store::Conn, seal: &SealKey, file_name: &str
 /// One import = one version; returns (version, rows) or the errors.
 pub async fn import(pool: &Pool, seal: &SealKey, staff: &store::Staff, client: Client<'_>, file_name: &str, text: &str) -> AppResult<Result<(i64, usize), Vec<String>>> {
     let mut c = pool.acquire().await?;
-    let faculties = store::faculties(&mut c).await?;
+    // the importing university's faculties and departments only
+    let faculties: Vec<store::Named> = store::faculties(&mut c).await?.into_iter().filter(|f| f.parent_id == staff.university_id).collect();
     let departments: Vec<(String, String)> = store::departments(&mut c)
         .await?
         .into_iter()
@@ -143,7 +144,7 @@ pub async fn import(pool: &Pool, seal: &SealKey, staff: &store::Staff, client: C
         Err(e) => return Ok(Err(e)),
     };
     let mut tx = store::begin_write(pool).await?;
-    let id = insert_version(&mut tx, seal, file_name, &rows, staff.id).await?;
+    let id = insert_version(&mut tx, seal, file_name, &rows, staff).await?;
     accounts::audit(&mut tx, &format!("staff:{}", staff.login), "school_register.import", &format!("import:{id} rows:{}", rows.len()), client).await?;
     tx.commit().await?;
     tracing::info!(import_id = id, rows = rows.len(), "school register imported");
@@ -151,10 +152,10 @@ pub async fn import(pool: &Pool, seal: &SealKey, staff: &store::Staff, client: C
 }
 
 /// The current version's record for a student number, names of faculty and department included.
-pub async fn current(c: &mut store::Conn, seal: &SealKey, student_no: &str) -> AppResult<Option<(i64, Record)>> {
-    let Some((import_id, mut entry, sealed)) = store::school_register_entry(c, student_no).await? else { return Ok(None) };
+pub async fn current(c: &mut store::Conn, seal: &SealKey, university_id: i64, student_no: &str) -> AppResult<Option<(i64, Record)>> {
+    let Some((import_id, mut entry, sealed)) = store::school_register_entry(c, university_id, student_no).await? else { return Ok(None) };
     entry.birth_date = seal.open_str(&sealed, &birth_aad(import_id, student_no)).map_err(|e| AppError::Internal(anyhow::anyhow!("sealed birth date: {e}")))?;
-    let faculties = store::faculties(c).await?;
+    let faculties: Vec<store::Named> = store::faculties(c).await?.into_iter().filter(|f| f.parent_id == university_id).collect();
     let departments = store::departments(c).await?;
     let fac = faculties.iter().find(|f| f.code == entry.faculty_code);
     let dep = departments.iter().find(|d| d.code == entry.department_code && fac.is_some_and(|f| f.id == d.parent_id));

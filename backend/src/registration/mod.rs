@@ -578,7 +578,7 @@ pub async fn decide(d: &Decider<'_>, staff: &store::Staff, client: Client<'_>, i
                         AppError::Page("再申請を移すアカウントを選んでください。 / Choose the account this re-application belongs to.".into())
                     })?;
                     // only an account the application matches (as listed to staff), never any id posted
-                    if !store::reapply_candidates(&mut tx, &r.name_kana, &r.student_no).await?.iter().any(|(id, ..)| *id == uid) {
+                    if !store::reapply_candidates(&mut tx, staff.university_id, &r.name_kana, &r.student_no).await?.iter().any(|(id, ..)| *id == uid) {
                         return Err(AppError::Page(
                             "選んだアカウントはこの申請の候補ではありません。 / That account is not one this re-application matches.".into(),
                         ));

@@ -60,7 +60,7 @@ pub async fn bundle(pool: &Pool, seal: &crate::sealed::SealKey, signer: &crate::
     }
     // the balance snapshot only goes out when some number may be paid offline
     let balances = if jobs.iter().any(|j| j.card_payment.is_some()) {
-        store::active_card_balances(&mut c).await?.into_iter().map(|(uid, b)| CardBalance { uid, balance: Yen(b) }).collect()
+        store::active_card_balances(&mut c, station.university_id).await?.into_iter().map(|(uid, b)| CardBalance { uid, balance: Yen(b) }).collect()
     } else {
         Vec::new()
     };

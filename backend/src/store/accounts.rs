@@ -41,10 +41,13 @@ pub struct Staff {
     pub must_set_password: bool,
     /// When the current (initial) password was issued.
     pub password_issued_at: i64,
+    /// A platform operator: manages the universities and sees every one's stations.
+    #[sqlx(try_from = "Flag")]
+    pub platform: bool,
 }
 
 const STAFF_SELECT: &str = "SELECT id, university_id, login, display_name, password_hash, role, totp_sealed, totp_last_step, active, must_set_password,
-    COALESCE(password_issued_at, created_at) AS password_issued_at FROM staff";
+    COALESCE(password_issued_at, created_at) AS password_issued_at, platform FROM staff";
 
 pub async fn user_by_email(c: &mut Conn, email: &str) -> Result<Option<User>, sqlx::Error> {
     sqlx::query_as(&format!("{USER_SELECT} WHERE email = $1"))
@@ -397,14 +400,24 @@ pub async fn user_by_directory_uid(c: &mut Conn, uid: &str) -> Result<Option<Use
 
 // ---------------------------------------------------------------- staff accounts
 
-pub async fn staff_list(c: &mut Conn) -> Result<Vec<Staff>, sqlx::Error> {
-    sqlx::query_as(&format!("{STAFF_SELECT} ORDER BY id")).fetch_all(c).await
+/// Makes a staff member a platform operator (the first install's administrator).
+pub async fn set_staff_platform(c: &mut Conn, id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE staff SET platform = 1 WHERE id = $1").bind(id).execute(c).await?;
+    Ok(())
 }
 
-pub async fn insert_staff(c: &mut Conn, login: &str, name: &str, hash: &str, role: &str, totp_sealed: &str, now: i64) -> Result<i64, sqlx::Error> {
+/// The staff of one university.
+pub async fn staff_list(c: &mut Conn, university_id: i64) -> Result<Vec<Staff>, sqlx::Error> {
+    sqlx::query_as(&format!("{STAFF_SELECT} WHERE university_id = $1 ORDER BY id")).bind(university_id).fetch_all(c).await
+}
+
+/// A staff member of `university_id` (who must set a password at first login).
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_staff(c: &mut Conn, university_id: i64, login: &str, name: &str, hash: &str, role: &str, totp_sealed: &str, now: i64) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
-        "INSERT INTO staff (login, display_name, password_hash, role, totp_sealed, created_at, must_set_password, password_issued_at) VALUES ($1, $2, $3, $4, $5, $6, 1, $7) RETURNING id",
+        "INSERT INTO staff (university_id, login, display_name, password_hash, role, totp_sealed, created_at, must_set_password, password_issued_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8) RETURNING id",
     )
+    .bind(university_id)
     .bind(login)
     .bind(name)
     .bind(hash)

@@ -80,7 +80,8 @@ pub async fn seed_demo(c: &mut Conn, s: &DemoSeed<'_>) -> Result<(), sqlx::Error
     .bind(user_id)
     .execute(&mut *c)
     .await?;
-    sqlx::query("INSERT INTO staff (login, display_name, password_hash, role, created_at) VALUES ($1, 'Demo Staff', $2, 'admin', $3)")
+    // the demo's administrator runs the platform too (universities, the whole fleet)
+    sqlx::query("INSERT INTO staff (login, display_name, password_hash, role, created_at, platform) VALUES ($1, 'Demo Staff', $2, 'admin', $3, 1)")
         .bind(s.staff_login)
         .bind(s.staff_password_hash)
         .bind(s.now)

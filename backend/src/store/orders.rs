@@ -77,11 +77,12 @@ pub async fn all_certificate_types(c: &mut Conn, university_id: i64) -> Result<V
     .await
 }
 
-/// Inserts (id None) or updates a certificate type.
+/// Inserts (id None) or updates a certificate type of the university
+/// (RowNotFound when it has no type `id`).
 pub async fn save_certificate_type(c: &mut Conn, university_id: i64, id: Option<i64>, t: &CertificateType) -> Result<i64, sqlx::Error> {
     match id {
         Some(id) => {
-            sqlx::query(
+            let r = sqlx::query(
                 "UPDATE certificate_types SET code = $1, name_ja = $2, name_en = $3, fee = $4, max_copies = $5, leaving_types = $6,
                  faculty_codes = $7, grad_year_from = $8, grad_year_to = $9, active = $10, layout = $11, language = $12, body_ja = $13, body_en = $14
                  WHERE id = $15 AND university_id = $16",
@@ -91,6 +92,9 @@ pub async fn save_certificate_type(c: &mut Conn, university_id: i64, id: Option<
             .bind(&t.layout).bind(&t.language).bind(&t.body_ja).bind(&t.body_en).bind(id).bind(university_id)
             .execute(c)
             .await?;
+            if r.rows_affected() == 0 {
+                return Err(sqlx::Error::RowNotFound);
+            }
             Ok(id)
         }
         None => {
@@ -355,9 +359,21 @@ pub async fn set_order_post_address(c: &mut Conn, order_id: i64, sealed: &str) -
     Ok(())
 }
 
-/// A-4: paid postal orders not posted yet, oldest first.
-pub async fn orders_to_post(c: &mut Conn) -> Result<Vec<Order>, sqlx::Error> {
-    sqlx::query_as(&format!("{ORDER_SELECT} WHERE delivery = 'post' AND status = 'paid' AND shipped_at IS NULL ORDER BY paid_at, id"))
+/// The university of the order `o` (through its student record), for SQL.
+const ORDER_UNIVERSITY: &str = "(SELECT sr.university_id FROM student_records sr WHERE sr.id = o.student_record_id)";
+
+/// The university an order belongs to; None for no such order.
+pub async fn order_university_id(c: &mut Conn, order_id: i64) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(&format!("SELECT {ORDER_UNIVERSITY} FROM orders o WHERE o.id = $1")).bind(order_id).fetch_optional(c).await
+}
+
+/// A-4: a university's paid postal orders not posted yet, oldest first.
+pub async fn orders_to_post(c: &mut Conn, university_id: i64) -> Result<Vec<Order>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "{ORDER_SELECT} WHERE delivery = 'post' AND status = 'paid' AND shipped_at IS NULL
+           AND student_record_id IN (SELECT id FROM student_records WHERE university_id = $1) ORDER BY paid_at, id"
+    ))
+        .bind(university_id)
         .fetch_all(c)
         .await
 }
@@ -561,6 +577,8 @@ const REFUND_DUE: &str = "(o.refund_paid_back_at IS NULL AND (
 /// What the staff order list filters by; empty strings and `None` filter nothing.
 #[derive(Debug, Clone, Default)]
 pub struct OrderFilter<'a> {
+    /// The university whose orders these are.
+    pub university_id: i64,
     /// An order id, the last 4 digits of the print number, or part of the e-mail address.
     pub q: &'a str,
     pub status: &'a str,
@@ -626,7 +644,7 @@ pub async fn admin_orders(c: &mut Conn, f: &OrderFilter<'_>, limit: i64) -> Resu
          WHERE ($1 = '' OR o.id = $2 OR o.print_number LIKE $3 OR lower(u.email) LIKE lower($4))
            AND ($5 = '' OR o.status = $6) AND ($7 = '' OR o.delivery = $8) AND ($9 = '' OR o.payment_method = $10)
            AND ($11 = 0 OR {REFUND_DUE}) AND ($12 = 0 OR (o.refund_error IS NOT NULL AND o.refunded_at IS NULL))
-           AND o.created_at >= $13 AND o.created_at < $14
+           AND o.created_at >= $13 AND o.created_at < $14 AND s.university_id = $16
          ORDER BY o.id DESC LIMIT $15"
     ))
     .bind(q)
@@ -644,6 +662,7 @@ pub async fn admin_orders(c: &mut Conn, f: &OrderFilter<'_>, limit: i64) -> Resu
     .bind(from)
     .bind(to)
     .bind(limit)
+    .bind(f.university_id)
     .fetch_all(c)
     .await
 }
@@ -667,21 +686,23 @@ pub struct DashboardCounts {
     pub day_received: i64,
 }
 
-/// The dashboard's counts; the day is [day_start, day_end) in unix seconds.
-pub async fn dashboard_counts(c: &mut Conn, day_start: i64, day_end: i64) -> Result<DashboardCounts, sqlx::Error> {
+/// A university's dashboard counts; the day is [day_start, day_end) in unix seconds.
+pub async fn dashboard_counts(c: &mut Conn, university_id: i64, day_start: i64, day_end: i64) -> Result<DashboardCounts, sqlx::Error> {
     sqlx::query_as(&format!(
-        "SELECT (SELECT COUNT(*) FROM registrations WHERE status = 'pending') AS applications,
-                (SELECT COUNT(*) FROM orders WHERE delivery = 'post' AND status = 'paid' AND shipped_at IS NULL) AS to_post,
-                (SELECT COUNT(*) FROM orders WHERE status = 'held') AS held,
-                (SELECT COUNT(*) FROM orders o WHERE {REFUND_DUE}) AS refunds_due,
-                (SELECT COUNT(*) FROM orders WHERE refund_error IS NOT NULL AND refunded_at IS NULL) AS refunds_failing,
-                (SELECT COUNT(*) FROM orders WHERE created_at >= $1 AND created_at < $2) AS day_orders,
-                (SELECT CAST(COALESCE(SUM(total), 0) AS BIGINT) FROM orders WHERE created_at >= $3 AND created_at < $4 AND status IN ('paid', 'printed')) AS day_received"
+        "SELECT (SELECT COUNT(*) FROM registrations WHERE status = 'pending' AND university_id = $5) AS applications,
+                (SELECT COUNT(*) FROM orders o WHERE delivery = 'post' AND status = 'paid' AND shipped_at IS NULL AND {ORDER_UNIVERSITY} = $5) AS to_post,
+                (SELECT COUNT(*) FROM orders o WHERE status = 'held' AND {ORDER_UNIVERSITY} = $5) AS held,
+                (SELECT COUNT(*) FROM orders o WHERE {REFUND_DUE} AND {ORDER_UNIVERSITY} = $5) AS refunds_due,
+                (SELECT COUNT(*) FROM orders o WHERE refund_error IS NOT NULL AND refunded_at IS NULL AND {ORDER_UNIVERSITY} = $5) AS refunds_failing,
+                (SELECT COUNT(*) FROM orders o WHERE created_at >= $1 AND created_at < $2 AND {ORDER_UNIVERSITY} = $5) AS day_orders,
+                (SELECT CAST(COALESCE(SUM(total), 0) AS BIGINT) FROM orders o WHERE created_at >= $3 AND created_at < $4 AND status IN ('paid', 'printed')
+                   AND {ORDER_UNIVERSITY} = $5) AS day_received"
     ))
     .bind(day_start)
     .bind(day_end)
     .bind(day_start)
     .bind(day_end)
+    .bind(university_id)
     .fetch_one(c)
     .await
 }
@@ -847,6 +868,29 @@ pub async fn universities(c: &mut Conn) -> Result<Vec<Named>, sqlx::Error> {
     sqlx::query_as("SELECT id, 0 AS parent_id, '' AS code, name_ja, name_en FROM universities ORDER BY id").fetch_all(c).await
 }
 
+/// A university on the platform, for its operators: what it has set up.
+#[derive(Debug, Clone, FromRow)]
+pub struct UniversityOverview {
+    pub id: i64,
+    pub name_ja: String,
+    pub name_en: String,
+    pub stations: i64,
+    pub staff: i64,
+    pub types: i64,
+}
+
+pub async fn university_overview(c: &mut Conn) -> Result<Vec<UniversityOverview>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT u.id, u.name_ja, u.name_en,
+           (SELECT COUNT(*) FROM stations s WHERE s.university_id = u.id AND s.status = 'active') AS stations,
+           (SELECT COUNT(*) FROM staff f WHERE f.university_id = u.id AND f.active = 1) AS staff,
+           (SELECT COUNT(*) FROM certificate_types t WHERE t.university_id = u.id AND t.active = 1) AS types
+         FROM universities u ORDER BY u.id",
+    )
+    .fetch_all(c)
+    .await
+}
+
 pub async fn faculties(c: &mut Conn) -> Result<Vec<Named>, sqlx::Error> {
     sqlx::query_as("SELECT id, university_id AS parent_id, code, name_ja, name_en FROM faculties ORDER BY id").fetch_all(c).await
 }
@@ -935,9 +979,12 @@ pub async fn current_break(c: &mut Conn, university_id: i64, now: i64) -> Result
     .await
 }
 
-pub async fn upcoming_breaks(c: &mut Conn, now: i64) -> Result<Vec<ServiceBreak>, sqlx::Error> {
-    sqlx::query_as("SELECT id, university_id, kind, starts_at, ends_at, note_ja, note_en FROM service_breaks WHERE ends_at > $1 ORDER BY starts_at, id")
+pub async fn upcoming_breaks(c: &mut Conn, university_id: i64, now: i64) -> Result<Vec<ServiceBreak>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, university_id, kind, starts_at, ends_at, note_ja, note_en FROM service_breaks WHERE ends_at > $1 AND university_id = $2 ORDER BY starts_at, id",
+    )
         .bind(now)
+        .bind(university_id)
         .fetch_all(c)
         .await
 }
@@ -970,9 +1017,10 @@ pub async fn insert_break(c: &mut Conn, b: &NewBreak<'_>) -> Result<i64, sqlx::E
     .await
 }
 
-pub async fn delete_break(c: &mut Conn, id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM service_breaks WHERE id = $1").bind(id).execute(c).await?;
-    Ok(())
+/// Deletes a break of the university; false when it has no such break.
+pub async fn delete_break(c: &mut Conn, university_id: i64, id: i64) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("DELETE FROM service_breaks WHERE id = $1 AND university_id = $2").bind(id).bind(university_id).execute(c).await?;
+    Ok(r.rows_affected() == 1)
 }
 
 // ---------------------------------------------------------------- reports (A-6)
@@ -988,28 +1036,32 @@ pub struct ReportRow {
 
 /// Orders placed in [from, to) (unix seconds), grouped. Revenue counts money
 /// received: orders paid or printed. `offset_s` shifts UTC to local days.
-pub async fn report(c: &mut Conn, group: &str, from: i64, to: i64, offset_s: i64) -> Result<Vec<ReportRow>, sqlx::Error> {
+pub async fn report(c: &mut Conn, university_id: i64, group: &str, from: i64, to: i64, offset_s: i64) -> Result<Vec<ReportRow>, sqlx::Error> {
+    // (the university's orders: $5 in each form)
+    let ours = "o.student_record_id IN (SELECT id FROM student_records WHERE university_id = $5)";
     let sql = match group {
-        "type" => "SELECT l.name_ja || ' / ' || l.name_en AS key, COUNT(DISTINCT o.id) AS orders, CAST(SUM(l.copies) AS BIGINT) AS copies,
+        "type" => format!("SELECT l.name_ja || ' / ' || l.name_en AS key, COUNT(DISTINCT o.id) AS orders, CAST(SUM(l.copies) AS BIGINT) AS copies,
                    CAST(SUM(CASE WHEN o.status IN ('paid', 'printed') THEN l.amount ELSE 0 END) AS BIGINT) AS revenue
-                   FROM orders o JOIN order_lines l ON l.order_id = o.id WHERE o.created_at >= $1 AND o.created_at < $2 AND $3 = $4
-                   GROUP BY key ORDER BY key",
-        "method" => "SELECT o.payment_method AS key, COUNT(*) AS orders,
-                   (SELECT CAST(COALESCE(SUM(copies), 0) AS BIGINT) FROM order_lines WHERE order_id IN (SELECT id FROM orders x WHERE x.payment_method = o.payment_method AND x.created_at >= $1 AND x.created_at < $2)) AS copies,
+                   FROM orders o JOIN order_lines l ON l.order_id = o.id WHERE o.created_at >= $1 AND o.created_at < $2 AND $3 = $4 AND {ours}
+                   GROUP BY key ORDER BY key"),
+        "method" => format!("SELECT o.payment_method AS key, COUNT(*) AS orders,
+                   (SELECT CAST(COALESCE(SUM(copies), 0) AS BIGINT) FROM order_lines WHERE order_id IN (SELECT id FROM orders x WHERE x.payment_method = o.payment_method AND x.created_at >= $1 AND x.created_at < $2
+                      AND x.student_record_id IN (SELECT id FROM student_records WHERE university_id = $5))) AS copies,
                    CAST(SUM(CASE WHEN o.status IN ('paid', 'printed') THEN o.total ELSE 0 END) AS BIGINT) AS revenue
-                   FROM orders o WHERE o.created_at >= $3 AND o.created_at < $4 GROUP BY key ORDER BY key",
+                   FROM orders o WHERE o.created_at >= $3 AND o.created_at < $4 AND {ours} GROUP BY key ORDER BY key"),
         // (the local day's number since 1970: each engine writes dates its own way; named in Rust below)
-        _ => "SELECT CAST((o.created_at + $1) / 86400 AS TEXT) AS key, COUNT(*) AS orders,
+        _ => format!("SELECT CAST((o.created_at + $1) / 86400 AS TEXT) AS key, COUNT(*) AS orders,
                    CAST(SUM((SELECT COALESCE(SUM(copies), 0) FROM order_lines WHERE order_id = o.id)) AS BIGINT) AS copies,
                    CAST(SUM(CASE WHEN o.status IN ('paid', 'printed') THEN o.total ELSE 0 END) AS BIGINT) AS revenue
-                   FROM orders o WHERE o.created_at >= $2 AND o.created_at < $3 GROUP BY key ORDER BY key",
+                   FROM orders o WHERE o.created_at >= $2 AND o.created_at < $3 AND $4 = 0 AND {ours} GROUP BY key ORDER BY key"),
     };
-    let q = sqlx::query_as(sql);
+    let q = sqlx::query_as(&sql);
     let q = match group {
         "type" => q.bind(from).bind(to).bind(0).bind(0),
         "method" => q.bind(from).bind(to).bind(from).bind(to),
-        _ => q.bind(offset_s).bind(from).bind(to),
+        _ => q.bind(offset_s).bind(from).bind(to).bind(0),
     };
+    let q = q.bind(university_id);
     let mut rows: Vec<ReportRow> = q.fetch_all(c).await?;
     if !matches!(group, "type" | "method") {
         for r in &mut rows {

@@ -4,8 +4,9 @@ use super::*;
 
 // ---------------------------------------------------------------- academic records (D-3)
 
-pub async fn insert_academic_import(c: &mut Conn, file_name: &str, rows: i64, staff_id: Option<i64>, now: i64) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("INSERT INTO academic_imports (file_name, row_count, imported_by, imported_at) VALUES ($1, $2, $3, $4) RETURNING id")
+pub async fn insert_academic_import(c: &mut Conn, university_id: i64, file_name: &str, rows: i64, staff_id: Option<i64>, now: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("INSERT INTO academic_imports (university_id, file_name, row_count, imported_by, imported_at) VALUES ($1, $2, $3, $4, $5) RETURNING id")
+        .bind(university_id)
         .bind(file_name)
         .bind(rows)
         .bind(staff_id)
@@ -46,8 +47,15 @@ pub async fn insert_course_result(c: &mut Conn, import_id: i64, r: &CourseResult
     Ok(())
 }
 
-pub async fn latest_import_for(c: &mut Conn, student_no: &str) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar("SELECT max(import_id) FROM course_results WHERE student_no = $1").bind(student_no).fetch_one(c).await
+/// The newest of a university's imports that has courses of this student number.
+pub async fn latest_import_for(c: &mut Conn, university_id: i64, student_no: &str) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT max(r.import_id) FROM course_results r JOIN academic_imports i ON i.id = r.import_id WHERE r.student_no = $1 AND i.university_id = $2",
+    )
+    .bind(student_no)
+    .bind(university_id)
+    .fetch_one(c)
+    .await
 }
 
 pub async fn course_results(c: &mut Conn, import_id: i64, student_no: &str) -> Result<Vec<CourseResult>, sqlx::Error> {
@@ -61,8 +69,8 @@ pub async fn course_results(c: &mut Conn, import_id: i64, student_no: &str) -> R
     .await
 }
 
-pub async fn academic_import_count(c: &mut Conn) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM academic_imports").fetch_one(c).await
+pub async fn academic_import_count(c: &mut Conn, university_id: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM academic_imports WHERE university_id = $1").bind(university_id).fetch_one(c).await
 }
 
 pub async fn set_order_academic_import(c: &mut Conn, order_id: i64, import_id: i64) -> Result<(), sqlx::Error> {
@@ -72,8 +80,9 @@ pub async fn set_order_academic_import(c: &mut Conn, order_id: i64, import_id: i
 
 // ---------------------------------------------------------------- school register (D-3)
 
-pub async fn insert_school_register_import(c: &mut Conn, file_name: &str, rows: i64, staff_id: i64, now: i64) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("INSERT INTO school_register_imports (file_name, row_count, imported_by, imported_at) VALUES ($1, $2, $3, $4) RETURNING id")
+pub async fn insert_school_register_import(c: &mut Conn, university_id: i64, file_name: &str, rows: i64, staff_id: i64, now: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("INSERT INTO school_register_imports (university_id, file_name, row_count, imported_by, imported_at) VALUES ($1, $2, $3, $4, $5) RETURNING id")
+        .bind(university_id)
         .bind(file_name)
         .bind(rows)
         .bind(staff_id)
@@ -122,15 +131,17 @@ pub async fn insert_school_register_entry(c: &mut Conn, import_id: i64, e: &Regi
     Ok(())
 }
 
-/// The newest version's entry for a student number: (version, entry with the birth date empty, sealed birth date).
-pub async fn school_register_entry(c: &mut Conn, student_no: &str) -> Result<Option<(i64, RegisterEntry, String)>, sqlx::Error> {
+/// The newest version's entry for a student number of a university: (version, entry with the birth date empty, sealed birth date).
+pub async fn school_register_entry(c: &mut Conn, university_id: i64, student_no: &str) -> Result<Option<(i64, RegisterEntry, String)>, sqlx::Error> {
     type Row = (i64, String, String, String, String, String, String, String, String, String, String, String, String);
     let row: Option<Row> = sqlx::query_as(
         "SELECT import_id, student_no, name_kanji, name_kana, name_roman, birth_date_sealed, faculty_code, department_code,
                 degree_ja, degree_en, admission_date, graduation_date, leaving_type
-         FROM school_register WHERE student_no = $1 ORDER BY import_id DESC LIMIT 1",
+         FROM school_register WHERE student_no = $1
+           AND import_id IN (SELECT id FROM school_register_imports WHERE university_id = $2) ORDER BY import_id DESC LIMIT 1",
     )
     .bind(student_no)
+    .bind(university_id)
     .fetch_optional(c)
     .await?;
     Ok(row.map(|r| {
@@ -152,6 +163,6 @@ pub async fn school_register_entry(c: &mut Conn, student_no: &str) -> Result<Opt
     }))
 }
 
-pub async fn school_register_versions(c: &mut Conn) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM school_register_imports").fetch_one(c).await
+pub async fn school_register_versions(c: &mut Conn, university_id: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM school_register_imports WHERE university_id = $1").bind(university_id).fetch_one(c).await
 }

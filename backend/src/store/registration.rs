@@ -84,10 +84,12 @@ pub async fn registration(c: &mut Conn, id: i64) -> Result<Option<Registration>,
     sqlx::query_as(&format!("{REGISTRATION_SELECT} WHERE id = $1")).bind(id).fetch_optional(c).await
 }
 
-pub async fn registrations_by_status(c: &mut Conn, status: &str, limit: i64) -> Result<Vec<Registration>, sqlx::Error> {
-    sqlx::query_as(&format!("{REGISTRATION_SELECT} WHERE status = $1 ORDER BY COALESCE(submitted_at, created_at), id LIMIT $2"))
+/// A university's applications in a status, oldest first.
+pub async fn registrations_by_status(c: &mut Conn, university_id: i64, status: &str, limit: i64) -> Result<Vec<Registration>, sqlx::Error> {
+    sqlx::query_as(&format!("{REGISTRATION_SELECT} WHERE status = $1 AND university_id = $3 ORDER BY COALESCE(submitted_at, created_at), id LIMIT $2"))
         .bind(status)
         .bind(limit)
+        .bind(university_id)
         .fetch_all(c)
         .await
 }
@@ -256,14 +258,17 @@ pub async fn expire_registration_images(c: &mut Conn, cutoff: i64, draft_cutoff:
 }
 
 /// Accounts that may be the one a re-application (G-9) belongs to: same name in kana and student ID, or same kana.
-pub async fn reapply_candidates(c: &mut Conn, name_kana: &str, student_no: &str) -> Result<Vec<(i64, String, String, String)>, sqlx::Error> {
+/// Graduates of the university who may be the one reapplying (same kana name or student ID).
+pub async fn reapply_candidates(c: &mut Conn, university_id: i64, name_kana: &str, student_no: &str) -> Result<Vec<(i64, String, String, String)>, sqlx::Error> {
     sqlx::query_as(
         "SELECT DISTINCT u.id, u.email, s.name_kanji, s.student_no FROM users u JOIN student_records s ON s.user_id = u.id
-         WHERE u.kind = 'graduate' AND (replace(s.name_kana, ' ', '') = replace($1, ' ', '') OR (s.student_no <> '' AND s.student_no = $2))
+         WHERE u.kind = 'graduate' AND s.university_id = $3
+           AND (replace(s.name_kana, ' ', '') = replace($1, ' ', '') OR (s.student_no <> '' AND s.student_no = $2))
          ORDER BY u.id LIMIT 20",
     )
     .bind(name_kana)
     .bind(student_no)
+    .bind(university_id)
     .fetch_all(c)
     .await
 }

@@ -22,6 +22,9 @@ pub struct Station {
     pub id: i64,
     /// The university it serves: only its numbers, PDFs and cards' orders.
     pub university_id: i64,
+    /// Its names (the kiosk shows them).
+    pub university_ja: String,
+    pub university_en: String,
     pub name: String,
     pub status: String,
     pub created_at: i64,
@@ -53,7 +56,9 @@ pub struct Station {
     pub test_page_at: Option<i64>,
 }
 
-const STATION_SELECT: &str = "SELECT id, university_id, name, status, created_at, enrolled_at, last_seen, version,
+const STATION_SELECT: &str = "SELECT id, university_id,
+    (SELECT u.name_ja FROM universities u WHERE u.id = stations.university_id) AS university_ja,
+    (SELECT u.name_en FROM universities u WHERE u.id = stations.university_id) AS university_en, name, status, created_at, enrolled_at, last_seen, version,
     printer_reachable, printer_state, printer_reasons, printer_message, reader_present, outbox_len,
     clock_skew_s, markers, media_ready, terminal_present, disk_free_mb, uptime_s, jobs_printed, alert,
     in_service, test_page_wanted, test_page_done, test_page_result, test_page_at FROM stations";
@@ -175,6 +180,11 @@ pub async fn work_waiting(c: &mut Conn) -> Result<(i64, i64, i64), sqlx::Error> 
 
 pub async fn stations(c: &mut Conn) -> Result<Vec<Station>, sqlx::Error> {
     sqlx::query_as(&format!("{STATION_SELECT} ORDER BY id")).fetch_all(c).await
+}
+
+/// The stations of one university (`Some`), or the whole fleet (`None`: a platform operator).
+pub async fn stations_of(c: &mut Conn, university_id: Option<i64>) -> Result<Vec<Station>, sqlx::Error> {
+    sqlx::query_as(&format!("{STATION_SELECT} WHERE ($1 IS NULL OR university_id = $1) ORDER BY id")).bind(university_id).fetch_all(c).await
 }
 
 /// Revokes a station and deletes its unused enrolment codes.
@@ -502,11 +512,12 @@ pub async fn take_unalerted_claims(c: &mut Conn) -> Result<Vec<RefusedClaim>, sq
     Ok(rows)
 }
 
-pub async fn refused_claims(c: &mut Conn) -> Result<Vec<RefusedClaim>, sqlx::Error> {
+pub async fn refused_claims(c: &mut Conn, university_id: Option<i64>) -> Result<Vec<RefusedClaim>, sqlx::Error> {
     sqlx::query_as(
         "SELECT s.name AS station, r.kind, r.order_id, r.reason, r.received_at FROM refused_claims r
-         JOIN stations s ON s.id = r.station_id ORDER BY r.id DESC LIMIT 100",
+         JOIN stations s ON s.id = r.station_id WHERE ($1 IS NULL OR s.university_id = $1) ORDER BY r.id DESC LIMIT 100",
     )
+    .bind(university_id)
     .fetch_all(c)
     .await
 }
@@ -560,17 +571,19 @@ pub struct DuplicatePrint {
     pub printed_at: i64,
 }
 
-pub async fn duplicate_prints(c: &mut Conn) -> Result<Vec<DuplicatePrint>, sqlx::Error> {
+pub async fn duplicate_prints(c: &mut Conn, university_id: Option<i64>) -> Result<Vec<DuplicatePrint>, sqlx::Error> {
     sqlx::query_as(
         "SELECT order_id, print_number, station, printed_at FROM (
            SELECT p.order_id, o.print_number, s.name AS station, p.printed_at, p.received_at FROM offline_prints p
-           JOIN orders o ON o.id = p.order_id JOIN stations s ON s.id = p.station_id WHERE p.duplicate = 1
+           JOIN orders o ON o.id = p.order_id JOIN stations s ON s.id = p.station_id WHERE p.duplicate = 1 AND ($1 IS NULL OR s.university_id = $1)
            UNION ALL
            SELECT r.order_id, o.print_number, s.name AS station, sr.station_time AS printed_at, sr.received_at FROM station_reports sr
            JOIN reservations r ON r.id = sr.reservation_id JOIN orders o ON o.id = r.order_id JOIN stations s ON s.id = sr.station_id
-           WHERE sr.duplicate = 1) AS prints
+           WHERE sr.duplicate = 1 AND ($2 IS NULL OR s.university_id = $2)) AS prints
          ORDER BY received_at DESC, order_id DESC LIMIT 100",
     )
+    .bind(university_id)
+    .bind(university_id)
     .fetch_all(c)
     .await
 }
@@ -602,18 +615,22 @@ pub async fn set_offline_card_policy(c: &mut Conn, university_id: i64, p: &Offli
     Ok(())
 }
 
-/// Every active card's balance (the offline snapshot).
-pub async fn active_card_balances(c: &mut Conn) -> Result<Vec<(String, i64)>, sqlx::Error> {
+/// The balances of the active cards whose holders have a student ID at the
+/// university (the offline snapshot of its stations: nobody else has an
+/// order there to pay).
+pub async fn active_card_balances(c: &mut Conn, university_id: i64) -> Result<Vec<(String, i64)>, sqlx::Error> {
     sqlx::query_as(
         "SELECT k.uid, COALESCE((SELECT CAST(SUM(l.amount) AS BIGINT) FROM ledger l WHERE l.card_uid = k.uid), 0) FROM ic_cards k
-         WHERE k.status = 'active' AND k.unlinked_at IS NULL ORDER BY k.uid",
+         WHERE k.status = 'active' AND k.unlinked_at IS NULL
+           AND k.user_id IN (SELECT s.user_id FROM student_records s WHERE s.university_id = $1) ORDER BY k.uid",
     )
+    .bind(university_id)
     .fetch_all(c)
     .await
 }
 
-pub async fn active_station_count(c: &mut Conn) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM stations WHERE status = 'active'").fetch_one(c).await
+pub async fn active_station_count(c: &mut Conn, university_id: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM stations WHERE status = 'active' AND university_id = $1").bind(university_id).fetch_one(c).await
 }
 
 pub async fn offline_debit_seen(c: &mut Conn, key: &str) -> Result<Option<bool>, sqlx::Error> {
@@ -661,12 +678,13 @@ pub struct DuplicateDebit {
     pub debited_at: i64,
 }
 
-pub async fn duplicate_debits(c: &mut Conn) -> Result<Vec<DuplicateDebit>, sqlx::Error> {
+pub async fn duplicate_debits(c: &mut Conn, university_id: Option<i64>) -> Result<Vec<DuplicateDebit>, sqlx::Error> {
     sqlx::query_as(
         "SELECT d.order_id, o.print_number, s.name AS station, d.card_uid, d.amount, d.debited_at FROM offline_debits d
          JOIN orders o ON o.id = d.order_id JOIN stations s ON s.id = d.station_id
-         WHERE d.duplicate = 1 ORDER BY d.received_at DESC, d.idempotency_key DESC LIMIT 100",
+         WHERE d.duplicate = 1 AND ($1 IS NULL OR s.university_id = $1) ORDER BY d.received_at DESC, d.idempotency_key DESC LIMIT 100",
     )
+    .bind(university_id)
     .fetch_all(c)
     .await
 }

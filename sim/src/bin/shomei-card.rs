@@ -18,7 +18,7 @@
 //! |------------------|----------------------|-----------------------------------------------------------|
 //! | `insert`         | `inserted`           | put the card on the reader (no-op if already there)       |
 //! | `tap`            | `inserted`           | like insert; if already on the reader: remove, 0.6 s, insert |
-//! | `remove`         | `removed`            | take the card off the reader                              |
+//! | `remove`         | `removed`            | take the card off the reader (acked once pcscd has polled) |
 //! | `uid HEX`        | `uid HEX`            | change the UID / IDm answered to GET DATA                 |
 //! | `sw HEX`         | `sw HEX`             | answer GET DATA with only this status word (e.g. 6F00)    |
 //! | `ok`             | `ok`                 | back to normal answers (clears `sw` and `remove-on-read`) |
@@ -322,8 +322,15 @@ impl Controller {
                 "inserted".to_string()
             }
             Cmd::Remove => {
+                // a card lifted is off the reader once pcscd has polled: the
+                // ack waits that long, so whatever follows (a new number, a
+                // tap) happens after the reader has seen it empty
+                let was_inserted = self.want_inserted && self.session.is_some();
                 self.want_inserted = false;
                 self.disconnect().await;
+                if was_inserted {
+                    tokio::time::sleep(RETAP_GAP).await;
+                }
                 "removed".to_string()
             }
             Cmd::Uid(uid) => {
