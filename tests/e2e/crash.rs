@@ -16,17 +16,6 @@ fn journal(rig: &Rig, sql: &str) -> Result<String> {
     journal_of(&rig.station, sql)
 }
 
-async fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> Result<bool>) -> Result<()> {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if ok()? {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    anyhow::bail!("timed out waiting for {what}")
-}
-
 /// The station's charges for print number `number`: its `charged` journal steps.
 fn station_charges(st: &Station, number: &str) -> Result<i64> {
     Ok(journal_of(st, &format!("SELECT count(*) FROM journal l JOIN jobs j ON j.id = l.job_id WHERE l.step = 'charged' AND j.print_number = '{number}'"))?.parse()?)

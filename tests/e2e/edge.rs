@@ -79,7 +79,7 @@ async fn the_backend_serves_https_itself_and_a_sighup_reloads_its_certificate_wi
         .env("SHOMEI_BACKEND_ACCOUNTS__UPLOAD_DIR", dir.path().join("uploads"))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log)?);
-    let backend = Proc::spawn("backend", &mut cmd)?;
+    let mut backend = Proc::spawn("backend", &mut cmd)?;
     wait_until("https backend", Duration::from_secs(20), || tcp_ready(port)).with_context(|| std::fs::read_to_string(&log).unwrap_or_default())?;
 
     // a client that trusts the university's CA gets the page over TLS
@@ -101,7 +101,7 @@ async fn the_backend_serves_https_itself_and_a_sighup_reloads_its_certificate_wi
     let (cert2, key2) = ca.issue("localhost", 0x2002)?;
     std::fs::copy(&cert2, &live_cert)?;
     std::fs::copy(&key2, &live_key)?;
-    Command::new("kill").args(["-HUP", &backend.pid().to_string()]).status()?;
+    anyhow::ensure!(backend.signal("-HUP"), "the backend is running to reload");
     wait_until("the reload", Duration::from_secs(10), || std::fs::read_to_string(&log).unwrap_or_default().contains("TLS certificate reloaded"))?;
     assert_eq!(served_serial(port)?, "2002", "new connections get the new certificate");
     open.healthz(2)?;
@@ -110,7 +110,7 @@ async fn the_backend_serves_https_itself_and_a_sighup_reloads_its_certificate_wi
 
     // a broken file on the next reload keeps the working certificate
     std::fs::write(&live_cert, "not a certificate")?;
-    Command::new("kill").args(["-HUP", &backend.pid().to_string()]).status()?;
+    anyhow::ensure!(backend.signal("-HUP"), "the backend is running to reload");
     wait_until("the refused reload", Duration::from_secs(10), || std::fs::read_to_string(&log).unwrap_or_default().contains("TLS certificate not reloaded"))?;
     assert_eq!(served_serial(port)?, "2002");
     Ok(())
@@ -236,7 +236,7 @@ async fn an_orders_pdf_renders_without_the_write_lock_and_each_user_may_order_a_
     let (first, during) = tokio::join!(b.order_as_graduate(1), async {
         // the order is being rendered (the failpoint holds it there)...
         // (an async wait: the order is polled in this same task)
-        crate::offline::wait_for("rendering to start", Duration::from_secs(20), || Ok(gate.with_extension("reached").exists())).await?;
+        wait_for("rendering to start", Duration::from_secs(20), || Ok(gate.with_extension("reached").exists())).await?;
         // ...and meanwhile the database takes a writer at once (no lock held) and nothing is half-written
         let lock = b.write_lock_free()?;
         let orders = b.sql("SELECT COUNT(*) FROM orders")?;

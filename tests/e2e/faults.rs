@@ -15,17 +15,6 @@ fn journal(rig: &Rig, sql: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-async fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> Result<bool>) -> Result<()> {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if ok()? {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    anyhow::bail!("timed out waiting for {what}")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_backend_gone_for_30_s_the_print_report_is_applied_once_when_it_returns() -> Result<()> {
     let mut rig = Rig::start().await?;

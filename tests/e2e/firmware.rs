@@ -106,7 +106,7 @@ async fn both_databases_are_backed_up_live_and_restored_after_they_are_lost() ->
     rig.card.remove()?;
     let db = rig.backend.dir.path().join("backend.sqlite");
     let url = format!("sqlite://{}?mode=rwc", db.display());
-    crate::offline::wait_for("the report", Duration::from_secs(10), || Ok(rig.backend.sql(&format!("SELECT status FROM orders WHERE print_number = '{number}'"))? == "printed")).await?;
+    wait_for("the report", Duration::from_secs(10), || Ok(rig.backend.sql(&format!("SELECT status FROM orders WHERE print_number = '{number}'"))? == "printed")).await?;
     let balance = rig.balance()?;
     let backups = tempfile::tempdir()?;
     let (b_file, s_dir) = (backups.path().join("backend.sqlite"), backups.path().join("station"));

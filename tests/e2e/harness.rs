@@ -89,6 +89,19 @@ pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) ->
     bail!("timed out after {timeout:?} waiting for {what}")
 }
 
+/// Polls `ok` (a state: a table row, a journal step, a file) every 100 ms
+/// until it holds, without blocking the runtime; fails after `timeout`.
+pub async fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> Result<bool>) -> Result<()> {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if ok()? {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("timed out waiting for {what}")
+}
+
 /// How long a peer may take to start: generous, as CI runs both engines' suites at once.
 pub const PEER_START: Duration = Duration::from_secs(30);
 
@@ -126,8 +139,22 @@ impl Proc {
         }
         Ok(())
     }
+    /// Sends `signal` (e.g. "-TERM") to the child if it has not exited.
+    /// Only a child not yet reaped is signalled: once reaped, its pid may
+    /// belong to another process (pid_max is 32768 here, and a suite starts
+    /// tens of thousands), and a stale `kill` would stop another test's peer.
+    /// (An exited child stays a zombie, its pid ours, until `alive` reaps it.)
+    pub fn signal(&mut self, signal: &str) -> bool {
+        if !self.alive() {
+            return false;
+        }
+        Command::new("kill").args([signal, &self.child.id().to_string()]).status().is_ok_and(|s| s.success())
+    }
     pub fn stop(&mut self) {
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        if !self.alive() {
+            return;
+        }
+        self.signal("-TERM");
         let end = Instant::now() + Duration::from_secs(3);
         while Instant::now() < end {
             if !self.alive() {
@@ -210,7 +237,7 @@ impl Smtp {
         out
     }
 
-    /// Waits for a message to `to` and returns it decoded: headers, subject, the text part.
+    /// Waits for a message to `to` and returns it decoded: sender, recipient, subject, the text part.
     pub fn wait_for_mail(&self, to: &str, timeout: Duration) -> Result<String> {
         self.wait_for_mail_with(to, "", timeout)
     }
@@ -267,17 +294,21 @@ while True:
     time.sleep(3600)
 "#;
 
-/// A mail as text for assertions: "To:", "Subject:", the text part, and the
+/// A mail as text for assertions: "From:", "To:", "Subject:", the text part, and the
 /// HTML part after a line "--- html ---".
 pub fn decode_mail(raw: &[u8]) -> String {
     let Some(m) = mail_parser::MessageParser::default().parse(raw) else {
         return String::from_utf8_lossy(raw).into_owned();
     };
     let to = m.to().and_then(|a| a.first()).and_then(|a| a.address()).unwrap_or_default().to_string();
+    let from = m.from().and_then(|a| a.first()).map(|a| match a.name() {
+        Some(name) => format!("{name} <{}>", a.address().unwrap_or_default()),
+        None => format!("<{}>", a.address().unwrap_or_default()),
+    });
     let subject = m.subject().unwrap_or_default().to_string();
     let text = m.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
     let html = m.body_html(0).map(|t| t.into_owned()).unwrap_or_default();
-    format!("To: {to}\nSubject: {subject}\n\n{text}\n--- html ---\n{html}")
+    format!("From: {}\nTo: {to}\nSubject: {subject}\n\n{text}\n--- html ---\n{html}", from.unwrap_or_default())
 }
 
 /// The first link in a mail that starts with `prefix` (e.g. the backend's URL + a path).
@@ -1432,7 +1463,7 @@ impl Station {
 
     /// Power cut: SIGKILL, no chance to clean up.
     pub fn kill9(&mut self) {
-        let _ = Command::new("kill").args(["-9", &self.proc.pid().to_string()]).status();
+        self.proc.signal("-9");
         let end = Instant::now() + Duration::from_secs(5);
         while self.proc.alive() && Instant::now() < end {
             std::thread::sleep(Duration::from_millis(10));

@@ -5,7 +5,7 @@
 //! without the backend, and the outbox drains exactly once afterwards.
 
 use crate::harness::*;
-use crate::offline::{journal, order, wait_for};
+use crate::offline::{journal, order};
 use anyhow::Result;
 use std::time::{Duration, Instant};
 

@@ -7,22 +7,11 @@
 use crate::harness::*;
 use anyhow::{Context, Result};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub(crate) fn journal(station: &Station, sql: &str) -> Result<String> {
     let out = Command::new("sqlite3").args(["-cmd", ".timeout 5000"]).arg(station.journal_path()).arg(sql).output()?;
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-pub(crate) async fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> Result<bool>) -> Result<()> {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if ok()? {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    anyhow::bail!("timed out waiting for {what}")
 }
 
 /// A new order by the demo graduate, paid online when `paid`; returns (order id, number).

@@ -22,7 +22,9 @@ fn error_of(page: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_never_tells_which_part_was_wrong_and_is_throttled() -> Result<()> {
-    let b = Backend::start(None).await?;
+    // the production delay (1 s, doubling): the harness's 300 ms could lapse within one
+    // login's round trip on a loaded machine, letting "too soon" through
+    let b = Backend::start_with(None, |c| c.security.login_delay_ms = 1000).await?;
     let c = Backend::client();
     let (s1, wrong_pw) = login(&c, &b.url, demo::GRADUATE_EMAIL, "Wrong2024pass", demo::GRADUATE_SECOND_PASSWORD).await?;
     let (s2, wrong_second) = login(&c, &b.url, demo::GRADUATE_EMAIL, demo::GRADUATE_PASSWORD, "Wrong2024pass").await?;
@@ -33,20 +35,20 @@ async fn login_never_tells_which_part_was_wrong_and_is_throttled() -> Result<()>
     assert_eq!(error_of(&wrong_pw), error_of(&nobody), "no user enumeration");
     assert!(wrong_pw.contains(demo::GRADUATE_EMAIL), "the address typed is kept in the form");
 
-    // a third failure: from now on each attempt waits longer (300 ms, then 600 ms in tests)
+    // a third failure: from now on each attempt waits longer (1 s, then 2 s, 4 s)
     let (s, _) = login(&c, &b.url, demo::GRADUATE_EMAIL, "Wrong2024pass", "x").await?;
     assert_eq!(s, 401);
     let (s, page) = login(&c, &b.url, demo::GRADUATE_EMAIL, demo::GRADUATE_PASSWORD, demo::GRADUATE_SECOND_PASSWORD).await?;
     assert_eq!(s, 429, "too soon, even with the right password: {page}");
     assert!(error_of(&page).contains("wait 1 second ") && error_of(&page).contains("秒待って"), "{page}");
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let (s, _) = login(&c, &b.url, demo::GRADUATE_EMAIL, "Wrong2024pass", "x").await?;
     assert_eq!(s, 401, "after the wait the attempt is checked again");
-    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let (s, _) = login(&c, &b.url, demo::GRADUATE_EMAIL, "Wrong2024pass", "x").await?;
     assert_eq!(s, 401);
     // five failures: blocked for the window, whatever is typed
-    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(4100)).await;
     let (s, page) = login(&c, &b.url, demo::GRADUATE_EMAIL, demo::GRADUATE_PASSWORD, demo::GRADUATE_SECOND_PASSWORD).await?;
     assert_eq!(s, 429);
     assert!(error_of(&page).contains("wait 15 minutes"), "{page}");

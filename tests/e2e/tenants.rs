@@ -17,6 +17,19 @@ async fn bundled_orders(api: &Api) -> Result<Vec<i64>> {
     Ok(ids)
 }
 
+/// The demo graduate also studied at `university` (a faculty and
+/// department of it, and a student record there): (faculty, department, record).
+fn studied_at(b: &Backend, university: i64) -> Result<(String, String, String)> {
+    let faculty = b.sql(&format!("INSERT INTO faculties (university_id, code, name_ja, name_en) VALUES ({university}, 'ENG', '工学部', 'Faculty of Engineering') RETURNING id"))?;
+    let department = b.sql(&format!("INSERT INTO departments (faculty_id, code, name_ja, name_en) VALUES ({faculty}, 'MECH', '機械工学科', 'Department of Mechanical Engineering') RETURNING id"))?;
+    let user = b.sql(&format!("SELECT id FROM users WHERE email = '{}'", demo::GRADUATE_EMAIL))?;
+    let record = b.sql(&format!(
+        "INSERT INTO student_records (user_id, university_id, faculty_id, department_id, student_no, name_kanji, name_kana, name_roman, birth_date, leaving_type, graduation_date)
+         VALUES ({user}, {university}, {faculty}, {department}, 'K20-0001', '山田 花子', 'ヤマダ ハナコ', 'YAMADA Hanako', '', 'graduated', '2022-03-25') RETURNING id"
+    ))?;
+    Ok((faculty, department, record))
+}
+
 /// A station serves its own university: another university's print number
 /// is refused at it exactly as a number nobody has, and counted as a wrong
 /// guess, while that university's station reserves it; each station's
@@ -27,13 +40,7 @@ async fn a_station_never_receives_another_universitys_numbers_or_pdfs() -> Resul
     let b = Backend::start(None).await?;
     // a second university, where the demo graduate also studied
     let kita: i64 = b.sql("INSERT INTO universities (name_ja, name_en, timezone, system_fee) VALUES ('北大学', 'Kita University', 'Asia/Tokyo', 100) RETURNING id")?.parse()?;
-    let faculty = b.sql(&format!("INSERT INTO faculties (university_id, code, name_ja, name_en) VALUES ({kita}, 'ENG', '工学部', 'Faculty of Engineering') RETURNING id"))?;
-    let department = b.sql(&format!("INSERT INTO departments (faculty_id, code, name_ja, name_en) VALUES ({faculty}, 'MECH', '機械工学科', 'Department of Mechanical Engineering') RETURNING id"))?;
-    let user = b.sql(&format!("SELECT id FROM users WHERE email = '{}'", demo::GRADUATE_EMAIL))?;
-    let record = b.sql(&format!(
-        "INSERT INTO student_records (user_id, university_id, faculty_id, department_id, student_no, name_kanji, name_kana, name_roman, birth_date, leaving_type, graduation_date)
-         VALUES ({user}, {kita}, {faculty}, {department}, 'K20-0001', '山田 花子', 'ヤマダ ハナコ', 'YAMADA Hanako', '', 'graduated', '2022-03-25') RETURNING id"
-    ))?;
+    let (faculty, department, record) = studied_at(&b, kita)?;
     // two paid orders: one of each university
     let mut orders = Vec::new();
     for _ in 0..2 {
@@ -149,7 +156,7 @@ async fn first_login(b: &Backend, login: &str, initial: &str, secret: &str) -> R
 fn first_universitys_state(b: &Backend) -> Result<String> {
     let mut out = String::new();
     for q in [
-        "SELECT system_fee, postage, offline_cards, offline_floor_limit, offline_station_total, length(seal_png) FROM universities WHERE id = 1",
+        "SELECT system_fee, postage, offline_cards, offline_floor_limit, offline_station_total, length(seal_png), mail_sender, desk_ja, contact_email, alert_emails FROM universities WHERE id = 1",
         "SELECT id, code, name_ja, fee, active, body_ja FROM certificate_types WHERE university_id = 1 ORDER BY id",
         "SELECT id, starts_at, ends_at FROM service_breaks WHERE university_id = 1 ORDER BY id",
         "SELECT id, name, status, in_service, test_page_wanted FROM stations WHERE university_id = 1 ORDER BY id",
@@ -213,6 +220,35 @@ async fn staff_of_one_university_never_see_change_or_export_anothers_and_a_new_o
     assert_eq!(s, 200, "{page}");
     assert_eq!(b.sql("SELECT university_id FROM stations WHERE name = 'Kita Library'")?, kita.to_string());
 
+    // Kita's office and sender name, set by its administrator, sign the mails about Kita's orders
+    let cat_url = format!("{}/admin/catalogue", b.url);
+    let office = [("mail_sender", "北大学 証明書窓口"), ("desk_ja", "北大学 学務課"), ("desk_en", "Kita University Student Affairs"), ("hours_ja", "平日 9:00〜16:00"),
+        ("hours_en", "Weekdays 9:00-16:00"), ("contact_phone", "011-000-0000"), ("contact_email", "shomei@kita.example.ac.jp")];
+    let (s, _, page) = post_form(&kita_admin, &cat_url, &format!("{cat_url}/office"), &[("contact_email", "not an address")]).await?;
+    assert!(s == 400 && page.contains("give a valid e-mail address"), "{s} {page}");
+    let (s, _, page) = post_form(&kita_admin, &cat_url, &format!("{cat_url}/office"), &office).await?;
+    assert_eq!(s, 303, "{page}");
+    // the demo graduate also studied at Kita: an order there, its number sent again
+    let (_, _, record) = studied_at(&b, kita)?;
+    let number = element_text(&b.order_as_graduate(1).await?, "print-number").context("print number")?.replace(' ', "");
+    let kita_order = b.sql(&format!("SELECT id FROM orders WHERE print_number = '{number}'"))?;
+    b.sql(&format!("UPDATE orders SET student_record_id = {record} WHERE id = {kita_order}"))?;
+    let graduate = plain_client();
+    crate::accounts::portal_login(&b, &graduate, demo::GRADUATE_EMAIL, demo::GRADUATE_PASSWORD, demo::GRADUATE_SECOND_PASSWORD).await?;
+    let order_url = format!("{}/orders/{kita_order}", b.url);
+    let (s, _, page) = post_form(&graduate, &order_url, &format!("{order_url}/resend"), &[]).await?;
+    assert!(s < 400, "{s} {page}");
+    let signed = smtp.wait_for_mail_with(demo::GRADUATE_EMAIL, "北大学 学務課", std::time::Duration::from_secs(15))?;
+    assert!(signed.starts_with("From: 北大学 証明書窓口 <"), "Kita's sender name: {signed}");
+    assert!(signed.contains("お問い合わせは次の窓口へお願いします: 北大学 学務課　011-000-0000 / shomei@kita.example.ac.jp　平日 9:00〜16:00"), "{signed}");
+    assert!(signed.contains("For questions, contact: Kita University Student Affairs, 011-000-0000 / shomei@kita.example.ac.jp, Weekdays 9:00-16:00"), "{signed}");
+    // the first university (no office set) signs its mails as before: no sender name, the general words
+    let first = smtp.all_to(demo::GRADUATE_EMAIL).into_iter().next().context("the first order's mail")?;
+    assert!(first.starts_with("From: <") && first.contains("お問い合わせは大学の担当窓口へお願いします。") && !first.contains("北大学"), "{first}");
+    // and the order's page names Kita's office
+    let page = graduate.get(&order_url).send().await?.text().await?;
+    assert!(page.contains("<td id=\"office\">北大学 学務課（平日 9:00〜16:00）"), "{page}");
+
     let before = first_universitys_state(&b)?;
     // with real input: the first university's certificate type is not there to edit
     let cat_url = format!("{}/admin/catalogue", b.url);
@@ -230,23 +266,32 @@ async fn staff_of_one_university_never_see_change_or_export_anothers_and_a_new_o
     assert!(audit.contains("staff:kita-admin") && !audit.contains("staff:staff"), "{audit}");
     for group in ["day", "type", "method"] {
         let csv = kita_admin.get(format!("{}/admin/reports.csv?group={group}&from=2000-01-01&to=2099-12-31", b.url)).send().await?.bytes().await?;
-        assert_eq!(String::from_utf8_lossy(&csv), "\u{feff}key,orders,copies,revenue_yen\r\n", "Kita's {group} report has no row");
+        // Kita's one order (unpaid, one copy), none of the first university's
+        let csv = String::from_utf8_lossy(&csv).to_string();
+        let rows: Vec<&str> = csv.strip_prefix("\u{feff}key,orders,copies,revenue_yen\r\n").context("the CSV's header")?.lines().collect();
+        assert!(rows.len() == 1 && rows[0].ends_with(",1,1,0"), "Kita's {group} report: {csv}");
     }
     let dash = kita_admin.get(format!("{}/admin", b.url)).send().await?.text().await?;
-    assert!(!dash.contains("tile waiting") && !dash.contains("dash-universities"), "nothing waits for Kita, and the platform is not theirs: {dash}");
+    // the first university's application waits there, not here; Kita's one order is today's
+    assert!(dash.contains("class=\"tile\" id=\"dash-applications\"") && dash.contains("class=\"tile waiting\" id=\"dash-today\""), "{dash}");
+    assert!(!dash.contains("dash-universities"), "the platform's page is not on a university administrator's dashboard");
 
     // 3. the walk: every admin route, as Kita's administrator, against the first university's objects
     // (logging out last: it ends the session the rest need)
+    // what shows the first university's objects, each seen where its own staff look
     let markers = [
-        "役割 確認".to_string(),
-        demo::GRADUATE_EMAIL.to_string(),
-        "walk kept".to_string(),
-        "walk-spare".to_string(),
-        "staff:staff".to_string(),
-        "2099-01-01".to_string(),
-        format!("href=\"/admin/orders/{order}\""),
-        format!("id=\"code-{first_type}\""),
+        ("役割 確認".to_string(), "/admin/registrations"),
+        ("walk kept".to_string(), "/admin/stations"),
+        ("walk-spare".to_string(), "/admin/staff"),
+        ("staff:staff".to_string(), "/admin/audit"),
+        ("2099-01-01".to_string(), "/admin/service"),
+        (format!("href=\"/admin/orders/{order}\""), "/admin/orders"),
+        (format!("id=\"code-{first_type}\""), "/admin/catalogue"),
     ];
+    for (m, page) in &markers {
+        let own = platform.get(format!("{}{page}", b.url)).send().await?.text().await?;
+        assert!(own.contains(m.as_str()), "the first university's staff see {m:?} on {page}");
+    }
     let csrf = crate::accounts::csrf_of(&kita_admin, &format!("{}/admin/login", b.url)).await?;
     let mut routes: Vec<_> = ADMIN_ROUTES.iter().collect();
     routes.sort_by_key(|r| r.1 == "/admin/logout");
@@ -263,7 +308,7 @@ async fn staff_of_one_university_never_see_change_or_export_anothers_and_a_new_o
         } else {
             assert!(matches!(got, Answer::Passed(s) if s < 500), "{method} {path}: {got:?} {said}");
         }
-        for m in &markers {
+        for (m, _) in &markers {
             assert!(!body.contains(m.as_str()), "{method} {path} shows the other university's {m:?}");
         }
     }
@@ -291,5 +336,46 @@ async fn staff_of_one_university_never_see_change_or_export_anothers_and_a_new_o
     let out = b.cli(&["add-university", "--name-ja", "東大学", "--name-en", "Higashi University", "--admin", "minami-admin"])?;
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("This login ID is taken"), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(b.sql("SELECT COUNT(*) FROM universities")?, "3");
+    Ok(())
+}
+
+/// Each university's operators name who is mailed about its stations: an
+/// alert (a station offline) goes to its own university's addresses only,
+/// never to another university's; a bad address is refused in words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_universitys_operators_are_mailed_about_its_own_stations_only() -> Result<()> {
+    use crate::accounts::post_form;
+    use crate::staff::{panel_login, plain_client};
+    let smtp = Smtp::start()?;
+    let b = Backend::start_with(Some(smtp.port), |c| c.stations.alert_check_s = 1).await?;
+    let platform = plain_client();
+    panel_login(&b, &platform, demo::STAFF_LOGIN, demo::STAFF_PASSWORD, demo::STAFF_TOTP_SECRET).await?;
+    let unis_url = format!("{}/admin/universities", b.url);
+    let (s, _, page) = post_form(&platform, &unis_url, &unis_url, &[("name_ja", "北大学"), ("name_en", "Kita University"), ("timezone", "Asia/Tokyo"), ("admin_login", "kita-admin")]).await?;
+    assert_eq!(s, 200, "{page}");
+    let kita_admin = first_login(&b, "kita-admin", &element_text(&page, "new-password").context("password")?, &element_text(&page, "totp-secret").context("secret")?).await?;
+
+    // each university's operators give their addresses, and enrol a station
+    let stations_url = format!("{}/admin/stations", b.url);
+    let (s, _, page) = post_form(&kita_admin, &stations_url, &format!("{stations_url}/alert-emails"), &[("alert_emails", "ops@kita.example, not an address")]).await?;
+    assert!(s == 400 && page.contains("Give up to 20 valid e-mail addresses"), "{s} {page}");
+    for (who, addresses, station) in [(&platform, "ops@shomei.example", "Shomei Library"), (&kita_admin, "ops@kita.example, night@kita.example", "Kita Library")] {
+        let (s, _, page) = post_form(who, &stations_url, &format!("{stations_url}/alert-emails"), &[("alert_emails", addresses)]).await?;
+        assert_eq!(s, 303, "{page}");
+        let (s, _, page) = post_form(who, &stations_url, &format!("{stations_url}/enrolment-codes"), &[("name", station)]).await?;
+        assert_eq!(s, 200, "{page}");
+    }
+    let page = kita_admin.get(&stations_url).send().await?.text().await?;
+    assert!(page.contains("value=\"ops@kita.example, night@kita.example\""), "the form shows the list: {page}");
+    // both stations in use and never heard from: offline, an alert each
+    b.sql("UPDATE stations SET status = 'active'")?;
+    wait_for("both alerts decided", std::time::Duration::from_secs(15), || Ok(b.sql("SELECT COUNT(*) FROM stations WHERE alert = 'offline'")? == "2")).await?;
+    wait_for("the alert mails delivered", std::time::Duration::from_secs(15), || Ok(b.sql("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")? == "0")).await?;
+    let about = |to: &str| -> Vec<String> {
+        smtp.all_to(to).iter().map(|m| if m.contains("Kita Library") { "Kita Library".to_string() } else if m.contains("Shomei Library") { "Shomei Library".to_string() } else { m.clone() }).collect()
+    };
+    assert_eq!(about("ops@shomei.example"), vec!["Shomei Library"]);
+    assert_eq!(about("ops@kita.example"), vec!["Kita Library"]);
+    assert_eq!(about("night@kita.example"), vec!["Kita Library"]);
     Ok(())
 }

@@ -522,7 +522,7 @@ async fn uploaded_id_images_are_checked_a_few_at_a_time_and_a_burst_is_asked_to_
     let fields = applicant("試験 一郎", "シケン イチロウ", "SHIKEN Ichiro");
     let image = || vec![("image_front", "front.png", id_image(image::ImageFormat::Png))];
     let (held_upload, during) = tokio::join!(send_form(&b, &first, &fields, image()), async {
-        crate::offline::wait_for("the first image in its check", Duration::from_secs(20), || Ok(gate.with_extension("reached").exists())).await?;
+        wait_for("the first image in its check", Duration::from_secs(20), || Ok(gate.with_extension("reached").exists())).await?;
         // the one slot is taken: the second applicant is asked to send again, with what they typed kept
         let refused = send_form(&b, &second, &fields, image()).await?;
         std::fs::write(&gate, b"")?;

@@ -293,11 +293,12 @@ async fn stations_page(state: &AppState, headers: &HeaderMap, staff: &CurrentSta
         .iter()
         .map(|r| context! { at => time::local_text(r.received_at, zone), station => &r.station, kind => claim_words(&r.kind), order_id => r.order_id, reason => &r.reason })
         .collect();
+    let alert_emails = store::university_alert_emails(&mut c, staff.university()).await?;
     let (new_name, new_code) = new.unzip();
     let page = Html(render(
         "admin_stations.html",
         context! { csrf => &csrf.token, stations => rows, duplicates, paid_twice, refused, show, attention, total,
-                   new_name, new_code, code_ttl_h => state.config.stations.enrolment_code_ttl_s / 3600 },
+                   new_name, new_code, code_ttl_h => state.config.stations.enrolment_code_ttl_s / 3600, alert_emails },
     ));
     Ok(csrf.respond(page))
 }
@@ -374,6 +375,37 @@ pub async fn revoke_station(
     own_station(&mut *state.pool.acquire().await?, &staff, id).await?;
     stations::revoke(&state.pool, id, &format!("staff:{}", staff.staff.login)).await?;
     Ok(Redirect::to("/admin/stations").into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct AlertsForm {
+    csrf: String,
+    alert_emails: String,
+}
+
+/// Operators set who is mailed about their university's stations.
+pub async fn save_alert_emails(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+    Form(f): Form<AlertsForm>,
+) -> AppResult<Response> {
+    check_csrf(&state, &headers, &f.csrf)?;
+    let list = crate::stations::fleet::split_addresses(&f.alert_emails);
+    if list.len() > 20 || list.iter().any(|a| !crate::mail::valid_email(a)) {
+        return Err(crate::error::AppError::Page(
+            "メールアドレスを正しい形式で、カンマ区切りで20件まで入力してください。 / Give up to 20 valid e-mail addresses, separated by commas.".into(),
+        ));
+    }
+    let joined = list.join(", ");
+    let mut tx = store::begin_write(&state.pool).await?;
+    store::set_university_alert_emails(&mut tx, staff.university(), &joined).await?;
+    let ip = client.ip().to_string();
+    accounts::audit(&mut tx, &format!("staff:{}", staff.staff.login), "stations.alert_emails", &format!("{} addresses", list.len()), accounts::Client { ip: &ip }).await?;
+    tx.commit().await?;
+    Ok(Redirect::to("/admin/stations?show=all").into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -750,7 +782,10 @@ pub async fn catalogue(State(state): State<AppState>, headers: HeaderMap, staff:
     let fees = context! { system_fee => university.system_fee, postage => university.postage_or(default_postage),
                           default_postage, default_text => Yen(default_postage).to_string(), postage_is_default => university.postage.is_none(),
                           system_fee_text => Yen(university.system_fee).to_string(), postage_text => Yen(university.postage_or(default_postage)).to_string() };
-    let page = Html(render("admin_catalogue.html", context! { csrf => &csrf.token, types, leaving, placeholders, has_seal, policy, fees }));
+    let office = store::university_office(&mut c, staff.university()).await?;
+    let office = context! { mail_sender => office.mail_sender, desk_ja => office.desk_ja, desk_en => office.desk_en, hours_ja => office.hours_ja,
+                            hours_en => office.hours_en, contact_phone => office.contact_phone, contact_email => office.contact_email };
+    let page = Html(render("admin_catalogue.html", context! { csrf => &csrf.token, types, leaving, placeholders, has_seal, policy, fees, office }));
     Ok(csrf.respond(page))
 }
 
@@ -788,6 +823,54 @@ pub async fn save_fees(
     accounts::audit(&mut tx, &format!("staff:{}", staff.staff.login), "university.fees", &format!("system_fee:{system_fee} postage:{postage}"), accounts::Client { ip: &ip }).await?;
     tx.commit().await?;
     Ok(Redirect::to("/admin/catalogue?fees=saved").into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct OfficeForm {
+    csrf: String,
+    mail_sender: String,
+    desk_ja: String,
+    desk_en: String,
+    hours_ja: String,
+    hours_en: String,
+    contact_phone: String,
+    contact_email: String,
+}
+
+const OFFICE_REFUSED: &str = "窓口の各項目は100文字以内（記号 < > \" なし）、メールアドレスは正しい形式で入力してください。 / Keep each office field within 100 characters (no < > \"), and give a valid e-mail address.";
+
+/// The registrar sets the university's office (named at the end of the mails
+/// about its orders and on their pages) and the mails' sender name.
+pub async fn save_office(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+    Form(f): Form<OfficeForm>,
+) -> AppResult<Response> {
+    use crate::error::AppError;
+    check_csrf(&state, &headers, &f.csrf)?;
+    let o = store::Office {
+        mail_sender: f.mail_sender.trim().to_string(),
+        desk_ja: f.desk_ja.trim().to_string(),
+        desk_en: f.desk_en.trim().to_string(),
+        hours_ja: f.hours_ja.trim().to_string(),
+        hours_en: f.hours_en.trim().to_string(),
+        contact_phone: f.contact_phone.trim().to_string(),
+        contact_email: f.contact_email.trim().to_string(),
+    };
+    let fields = [&o.mail_sender, &o.desk_ja, &o.desk_en, &o.hours_ja, &o.hours_en, &o.contact_phone];
+    let plain = |s: &String| s.chars().count() <= 100 && !s.chars().any(|c| c.is_control() || "<>\"".contains(c));
+    if !fields.iter().all(|s| plain(s)) || !(o.contact_email.is_empty() || crate::mail::valid_email(&o.contact_email)) {
+        return Err(AppError::Page(OFFICE_REFUSED.into()));
+    }
+    let mut tx = store::begin_write(&state.pool).await?;
+    store::set_university_office(&mut tx, staff.university(), &o).await?;
+    let ip = client.ip().to_string();
+    accounts::audit(&mut tx, &format!("staff:{}", staff.staff.login), "university.office", &o.desk_en, accounts::Client { ip: &ip }).await?;
+    tx.commit().await?;
+    Ok(Redirect::to("/admin/catalogue?office=saved").into_response())
 }
 
 /// A-3: one certificate type saved from the editor, checked field by field.

@@ -455,6 +455,7 @@ pub async fn order(
     let lines = store::order_lines(&mut c, id).await?;
     let record = store::student_records(&mut c, user.user.id).await?.into_iter().find(|r| r.id == order.student_record_id);
     let university = store::order_university(&mut c, id).await?;
+    let office = store::order_office(&mut c, id).await?;
     // a refund the office pays back by bank transfer: the user gives the account here
     let wants_bank = crate::payments::refunds::wants_bank_details(&mut c, &order).await?;
     drop(c);
@@ -474,6 +475,9 @@ pub async fn order(
                    created => time::local_text(order.created_at, zone),
                    student_no => record.as_ref().map(|r| r.student_no.clone()).unwrap_or_default(),
                    university_ja => &university.name_ja, university_en => &university.name_en,
+                   office => (!office.desk_ja.is_empty() || !office.desk_en.is_empty()).then(|| context! {
+                       desk_ja => &office.desk_ja, desk_en => &office.desk_en, hours_ja => &office.hours_ja, hours_en => &office.hours_en,
+                       phone => &office.contact_phone, email => &office.contact_email }),
                    delivery => &order.delivery, delivery_ja, delivery_en, payment_ja, payment_en,
                    pay_deadline => (order.status == "awaiting_payment").then(|| time::deadline_text(order.pay_deadline, zone)),
                    paid_online => order.status == "paid" && order.payment_method != "card",

@@ -19,6 +19,8 @@ pub struct MailText {
     pub body: String,
     /// The same text as HTML (links clickable), sent as the alternative part.
     pub html: String,
+    /// The sender's display name (a university's, on mails about its orders); empty: none.
+    pub sender: String,
 }
 
 /// What is sealed in an outbox row.
@@ -39,7 +41,32 @@ impl MailText {
     pub async fn enqueue(&self, c: &mut store::Conn, seal: &SealKey, to: &str) -> Result<i64, sqlx::Error> {
         let body = serde_json::to_string(&SealedBody { text: self.body.clone(), html: self.html.clone() }).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
         let sealed = seal.seal_str(&body, &body_aad(to)).map_err(|e| sqlx::Error::Protocol(format!("sealing a mail: {e}")))?;
-        store::enqueue_mail(c, to, &self.subject, &sealed, now()).await
+        store::enqueue_mail(c, to, &self.subject, &sealed, &self.sender, now()).await
+    }
+
+    /// The mail signed by a university's office: its footer names the desk to
+    /// contact (hours, phone, e-mail) instead of "the university office", and it
+    /// goes out under the university's sender name. An office left empty changes nothing.
+    pub fn signed_by(mut self, office: &store::Office) -> MailText {
+        let join = |parts: &[&str], sep: &str| parts.iter().map(|p| p.trim()).filter(|p| !p.is_empty()).collect::<Vec<_>>().join(sep);
+        if !office.desk_ja.trim().is_empty() || !office.desk_en.trim().is_empty() {
+            let reach = join(&[&office.contact_phone, &office.contact_email], " / ");
+            let ja = join(&[&office.desk_ja, &reach, &office.hours_ja], "　");
+            let en = join(&[&office.desk_en, &reach, &office.hours_en], ", ");
+            self.body = self
+                .body
+                .replace(FOOTER_JA, &format!("\n※このメールは送信専用です。お問い合わせは次の窓口へお願いします: {ja}\n"))
+                .replace(FOOTER_EN, &format!("\nThis mail is sent from an address that receives no replies. For questions, contact: {en}\n"));
+            self.html = to_html(&self.body);
+        }
+        self.sender = office.mail_sender.trim().to_string();
+        self
+    }
+
+    /// Writes a mail about an order, signed by the office of the order's university.
+    pub async fn enqueue_for_order(self, c: &mut store::Conn, seal: &SealKey, to: &str, order_id: i64) -> Result<i64, sqlx::Error> {
+        let office = store::order_office(c, order_id).await?;
+        self.signed_by(&office).enqueue(c, seal, to).await
     }
 }
 
@@ -111,17 +138,18 @@ pub struct Recipient<'a> {
 }
 
 /// Both languages in every mail, the user's first.
+const FOOTER_JA: &str = "\n※このメールは送信専用です。お問い合わせは大学の担当窓口へお願いします。\n";
+const FOOTER_EN: &str = "\nThis mail is sent from an address that receives no replies. For questions, contact the university office.\n";
+
 fn bilingual(r: &Recipient<'_>, subject_ja: &str, subject_en: &str, ja: String, en: String) -> MailText {
     const RULE: &str = "\n----------------------------------------\n\n";
-    const FOOTER_JA: &str = "\n※このメールは送信専用です。お問い合わせは大学の担当窓口へお願いします。\n";
-    const FOOTER_EN: &str = "\nThis mail is sent from an address that receives no replies. For questions, contact the university office.\n";
     let (subject, body) = if r.language == "en" {
         (format!("{subject_en} / {subject_ja}"), format!("{en}{FOOTER_EN}{RULE}{ja}{FOOTER_JA}"))
     } else {
         (format!("{subject_ja} / {subject_en}"), format!("{ja}{FOOTER_JA}{RULE}{en}{FOOTER_EN}"))
     };
     let html = to_html(&body);
-    MailText { subject, body, html }
+    MailText { subject, body, html, sender: String::new() }
 }
 
 /// The on-campus print number mail (O-3, O-5): how to pay (an IC card at the
@@ -660,8 +688,10 @@ async fn send_due(
     drop(c);
     for m in due {
         let result = async {
+            // a university's sender name on the mails about its orders, the address the relay's
+            let from = if m.sender_name.is_empty() { from.clone() } else { Mailbox::new(Some(m.sender_name.clone()), from.email.clone()) };
             let msg = Message::builder()
-                .from(from.clone())
+                .from(from)
                 .to(m.to_addr.parse()?)
                 .subject(m.subject.clone());
             let (text, html) = open_body(seal, &m)?;
@@ -791,5 +821,25 @@ mod tests {
         assert!(m.subject.starts_with("Your on-campus print number"));
         assert!(m.body.starts_with("Dear YAMADA Hanako,"));
         assert!(m.body.contains("¥700"));
+    }
+
+    #[test]
+    fn a_university_office_signs_both_languages_footers_and_the_sender_an_empty_one_changes_nothing() {
+        let m = || shipped_mail(&Recipient { name_ja: "山田 花子", name_en: "YAMADA Hanako", language: "ja" }, 7);
+        let plain = m().signed_by(&store::Office::default());
+        assert_eq!((plain.body.as_str(), plain.sender.as_str()), (m().body.as_str(), ""));
+        let office = store::Office {
+            mail_sender: "北大学 証明書窓口".into(),
+            desk_ja: "北大学 学務課".into(),
+            desk_en: "Kita University Student Affairs".into(),
+            contact_email: "desk@kita.example".into(),
+            ..Default::default()
+        };
+        let signed = m().signed_by(&office);
+        assert_eq!(signed.sender, "北大学 証明書窓口");
+        assert!(!signed.body.contains(FOOTER_JA) && !signed.body.contains(FOOTER_EN), "{}", signed.body);
+        assert!(signed.body.contains("お問い合わせは次の窓口へお願いします: 北大学 学務課　desk@kita.example\n"), "{}", signed.body);
+        assert!(signed.body.contains("For questions, contact: Kita University Student Affairs, desk@kita.example\n"), "{}", signed.body);
+        assert!(signed.html.contains("Kita University Student Affairs"));
     }
 }

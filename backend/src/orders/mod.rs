@@ -609,7 +609,7 @@ pub async fn place(
                     order_id,
                     false,
                 );
-                m.enqueue(&mut tx, seal, &user.email).await?;
+                m.enqueue_for_order(&mut tx, seal, &user.email, order_id).await?;
             }
         }
     }
@@ -656,7 +656,7 @@ pub async fn start_payment(pool: &Pool, seal: &crate::sealed::SealKey, provider:
         Started::PayNumber(number) => {
             store::set_order_smartpit(&mut tx, order_id, number).await?;
             let to = mail::Recipient { name_ja: &record.name_kanji, name_en: &record.name_roman, language: &user.language };
-            mail::smartpit_mail(&to, number, Yen(order.total), &time::deadline_text(order.pay_deadline, zone), order_id).enqueue(&mut tx, seal, &user.email).await?;
+            mail::smartpit_mail(&to, number, Yen(order.total), &time::deadline_text(order.pay_deadline, zone), order_id).enqueue_for_order(&mut tx, seal, &user.email, order_id).await?;
             store::audit(&mut tx, &format!("user:{user_id}"), "order.smartpit_number", &format!("order {order_id}"), now()).await?;
         }
     }
@@ -733,7 +733,7 @@ pub async fn register_store_prints(pool: &Pool, seal: &crate::sealed::SealKey, s
             let user = store::user(&mut tx, order.user_id).await?;
             let to = mail::Recipient { name_ja: &record.name_kanji, name_en: &record.name_roman, language: &user.language };
             mail::store_print_mail(&to, &reg.user_number, &reg.reservation_number, &time::deadline_text(order.print_deadline, zone), order.pages, &format!("{public_url}/orders/{}", order.id))
-                .enqueue(&mut tx, seal, &user.email)
+                .enqueue_for_order(&mut tx, seal, &user.email, order.id)
                 .await?;
             store::audit(&mut tx, "storeprint", "order.store_registered", &format!("order {} file {}", order.id, reg.file_id), now()).await?;
             done += 1;
@@ -908,11 +908,11 @@ pub async fn release_held(
     let next = (format!("{next_ja}\n期限: {deadline}"), format!("{next_en}\nDeadline: {deadline}"));
     let to = mail::Recipient { name_ja: &record.name_kanji, name_en: &record.name_roman, language: &user.language };
     let order_url = format!("{public_url}/orders/{order_id}");
-    mail::order_released_mail(&to, order_id, (next.0.as_str(), next.1.as_str()), &order_url).enqueue(&mut tx, seal, &user.email).await?;
+    mail::order_released_mail(&to, order_id, (next.0.as_str(), next.1.as_str()), &order_url).enqueue_for_order(&mut tx, seal, &user.email, order_id).await?;
     // the number mail, as when an on-campus order is placed (paid online: once paid)
     if let (Some(n), true) = (&number, order.payment_method == "card" || paid) {
         let lines: Vec<(String, String, i64)> = store::order_lines(&mut tx, order_id).await?.into_iter().map(|l| (l.name_ja, l.name_en, l.copies)).collect();
-        mail::print_number_mail(&to, n, &lines, Yen(order.total), &deadline, &order_url, order_id, paid).enqueue(&mut tx, seal, &user.email).await?;
+        mail::print_number_mail(&to, n, &lines, Yen(order.total), &deadline, &order_url, order_id, paid).enqueue_for_order(&mut tx, seal, &user.email, order_id).await?;
     }
     crate::accounts::audit(&mut tx, &actor, "order.release", &format!("order:{order_id}"), client).await?;
     tx.commit().await?;
@@ -952,7 +952,7 @@ pub async fn mark_shipped(pool: &Pool, seal: &crate::sealed::SealKey, staff: &st
     let user = store::user(&mut tx, order.user_id).await?;
     let record = store::student_records(&mut tx, order.user_id).await?.into_iter().find(|r| r.id == order.student_record_id);
     let (ja, en) = record.map(|r| (r.name_kanji, r.name_roman)).unwrap_or_default();
-    mail::shipped_mail(&mail::Recipient { name_ja: &ja, name_en: &en, language: &user.language }, order_id).enqueue(&mut tx, seal, &user.email).await?;
+    mail::shipped_mail(&mail::Recipient { name_ja: &ja, name_en: &en, language: &user.language }, order_id).enqueue_for_order(&mut tx, seal, &user.email, order_id).await?;
     crate::accounts::audit(&mut tx, &format!("staff:{}", staff.login), "order.shipped", &format!("order:{order_id}"), client).await?;
     tx.commit().await?;
     Ok(())
@@ -998,7 +998,7 @@ async fn mail_post_reserved(pool: &Pool, seal: &crate::sealed::SealKey, order_id
     let post = open_post_address(seal, &order)?;
     let to = mail::Recipient { name_ja: &record.name_kanji, name_en: &record.name_roman, language: &user.language };
     let address = format!("{} 〒{} {}", post.name, post.postal_code, post.address);
-    mail::post_reserved_mail(&to, order_id, &address).enqueue(&mut tx, seal, &user.email).await?;
+    mail::post_reserved_mail(&to, order_id, &address).enqueue_for_order(&mut tx, seal, &user.email, order_id).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -1020,7 +1020,7 @@ pub async fn resend_number(pool: &Pool, seal: &crate::sealed::SealKey, public_ur
     let to = mail::Recipient { name_ja: &record.name_kanji, name_en: &record.name_roman, language: &user.language };
     let paid = order.status == "paid";
     mail::print_number_mail(&to, &number, &lines, Yen(order.total), &time::deadline_text(order.print_deadline, time::tz(&university.timezone)), &format!("{public_url}/orders/{order_id}"), order_id, paid)
-        .enqueue(&mut tx, seal, &user.email)
+        .enqueue_for_order(&mut tx, seal, &user.email, order_id)
         .await?;
     store::audit(&mut tx, &format!("user:{user_id}"), "order.resend_number", &format!("order {order_id}"), now()).await?;
     tx.commit().await?;

@@ -179,7 +179,7 @@ async fn refund_order(r: &Refunds<'_>, order: &store::Order, reason: &str, by: B
     let (name_ja, name_en) = record.map(|s| (s.name_kanji, s.name_roman)).unwrap_or_default();
     let to = mail::Recipient { name_ja: &name_ja, name_en: &name_en, language: &user.language };
     mail::refund_mail(&to, order_id, Yen(order.total), way.key(), automatic, &bank_details_url(r.public_url, order_id))
-        .enqueue(&mut tx, r.seal, &user.email)
+        .enqueue_for_order(&mut tx, r.seal, &user.email, order_id)
         .await?;
     tx.commit().await?;
     tracing::info!(order_id, way = way.key(), automatic, "order refunded");
@@ -257,7 +257,7 @@ pub async fn mark_paid_back(pool: &Pool, seal: &SealKey, staff: &store::Staff, c
     let record = store::student_records(&mut tx, order.user_id).await?.into_iter().find(|s| s.id == order.student_record_id);
     let (name_ja, name_en) = record.map(|s| (s.name_kanji, s.name_roman)).unwrap_or_default();
     let to = mail::Recipient { name_ja: &name_ja, name_en: &name_en, language: &user.language };
-    mail::refund_paid_back_mail(&to, order_id, Yen(order.total)).enqueue(&mut tx, seal, &user.email).await?;
+    mail::refund_paid_back_mail(&to, order_id, Yen(order.total)).enqueue_for_order(&mut tx, seal, &user.email, order_id).await?;
     tx.commit().await?;
     tracing::info!(order_id, "refund paid back by the office");
     Ok(())

@@ -212,6 +212,8 @@ pub fn condition(s: &Station, offline_after_s: i64) -> Condition {
 pub async fn alert_pass(pool: &Pool, seal: &crate::sealed::SealKey, offline_after_s: i64, operators: &[String], public_url: &str) -> AppResult<usize> {
     let mut tx = store::begin_write(pool).await?;
     let mut sent = 0;
+    // the platform's addresses get every station's alerts, a university's its own stations'
+    let mut lists: std::collections::HashMap<i64, Vec<String>> = std::collections::HashMap::new();
     for s in store::stations(&mut tx).await? {
         if s.status != "active" {
             continue;
@@ -224,8 +226,8 @@ pub async fn alert_pass(pool: &Pool, seal: &crate::sealed::SealKey, offline_afte
         tracing::warn!(station = %s.name, before = %s.alert, now = %c.alert, "station alert changed");
         let link = format!("{public_url}/admin/stations/{}", s.id);
         let m = if c.alert.is_empty() { mail::station_recovered_mail(&s.name, &link) } else { mail::station_alert_mail(&s.name, &c.ja, &c.en, &link) };
-        for to in operators.iter().filter(|t| !t.trim().is_empty()) {
-            m.enqueue(&mut tx, seal, to).await?;
+        for to in recipients(&mut tx, &mut lists, operators, s.university_id).await? {
+            m.enqueue(&mut tx, seal, &to).await?;
             sent += 1;
         }
     }
@@ -235,8 +237,8 @@ pub async fn alert_pass(pool: &Pool, seal: &crate::sealed::SealKey, offline_afte
         let ja = format!("ステーションの申告を拒否しました（{}、注文 {}）：{}", claim.kind, claim.order_id.unwrap_or_default(), claim.reason);
         let en = format!("a claim of this station was refused ({}, order {}): {}", claim.kind, claim.order_id.unwrap_or_default(), claim.reason);
         let m = mail::station_alert_mail(&claim.station, &ja, &en, &link);
-        for to in operators.iter().filter(|t| !t.trim().is_empty()) {
-            m.enqueue(&mut tx, seal, to).await?;
+        for to in recipients(&mut tx, &mut lists, operators, claim.university_id).await? {
+            m.enqueue(&mut tx, seal, &to).await?;
             sent += 1;
         }
     }
@@ -245,6 +247,28 @@ pub async fn alert_pass(pool: &Pool, seal: &crate::sealed::SealKey, offline_afte
     }
     tx.commit().await?;
     Ok(sent)
+}
+
+/// Who is mailed about a station of `university_id`: the platform's
+/// addresses and the university's own (each list read once per pass).
+async fn recipients(tx: &mut store::Conn, lists: &mut std::collections::HashMap<i64, Vec<String>>, operators: &[String], university_id: i64) -> AppResult<Vec<String>> {
+    if let Some(l) = lists.get(&university_id) {
+        return Ok(l.clone());
+    }
+    let own = store::university_alert_emails(tx, university_id).await?;
+    let mut all: Vec<String> = operators.iter().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
+    for a in split_addresses(&own) {
+        if !all.contains(&a) {
+            all.push(a);
+        }
+    }
+    lists.insert(university_id, all.clone());
+    Ok(all)
+}
+
+/// The addresses of a comma- (or line-) separated list, trimmed, empty ones dropped.
+pub fn split_addresses(list: &str) -> Vec<String> {
+    list.split([',', '\n', ';']).map(str::trim).filter(|a| !a.is_empty()).map(str::to_string).collect()
 }
 
 /// One chart: an SVG polyline/bars for 24 hours, drawn on the server (no script needed).

@@ -16,17 +16,22 @@ pub struct Mail {
     pub attempts: i64,
     pub sent_at: Option<i64>,
     pub last_error: Option<String>,
+    /// The sender's display name it goes out with (empty: the address alone).
+    pub sender_name: String,
 }
 
-const MAIL_SELECT: &str = "SELECT id, to_addr, subject, sealed, created_at, attempts, sent_at, last_error FROM outbox";
+const MAIL_SELECT: &str = "SELECT id, to_addr, subject, sealed, created_at, attempts, sent_at, last_error, sender_name FROM outbox";
 
-pub async fn enqueue_mail(c: &mut Conn, to: &str, subject: &str, sealed: &str, now: i64) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("INSERT INTO outbox (to_addr, subject, body, body_html, sealed, created_at, next_attempt_at) VALUES ($1, $2, '', '', $3, $4, $5) RETURNING id")
+pub async fn enqueue_mail(c: &mut Conn, to: &str, subject: &str, sealed: &str, sender_name: &str, now: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO outbox (to_addr, subject, body, body_html, sealed, created_at, next_attempt_at, sender_name) VALUES ($1, $2, '', '', $3, $4, $5, $6) RETURNING id",
+    )
         .bind(to)
         .bind(subject)
         .bind(sealed)
         .bind(now)
         .bind(now)
+        .bind(sender_name)
         .fetch_one(c)
     .await
 }

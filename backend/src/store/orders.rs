@@ -868,6 +868,52 @@ pub async fn universities(c: &mut Conn) -> Result<Vec<Named>, sqlx::Error> {
     sqlx::query_as("SELECT id, 0 AS parent_id, '' AS code, name_ja, name_en FROM universities ORDER BY id").fetch_all(c).await
 }
 
+/// The office of a university that users contact, and the sender name on
+/// the mails about its orders (each empty: the deployment's defaults).
+#[derive(Debug, Clone, Default, PartialEq, FromRow)]
+pub struct Office {
+    pub mail_sender: String,
+    pub desk_ja: String,
+    pub desk_en: String,
+    pub hours_ja: String,
+    pub hours_en: String,
+    pub contact_phone: String,
+    pub contact_email: String,
+}
+
+const OFFICE_COLUMNS: &str = "u.mail_sender, u.desk_ja, u.desk_en, u.hours_ja, u.hours_en, u.contact_phone, u.contact_email";
+
+pub async fn university_office(c: &mut Conn, university_id: i64) -> Result<Office, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {OFFICE_COLUMNS} FROM universities u WHERE u.id = $1")).bind(university_id).fetch_one(c).await
+}
+
+/// The office of the university an order belongs to.
+pub async fn order_office(c: &mut Conn, order_id: i64) -> Result<Office, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {OFFICE_COLUMNS} FROM orders o JOIN student_records s ON s.id = o.student_record_id JOIN universities u ON u.id = s.university_id WHERE o.id = $1"
+    ))
+    .bind(order_id)
+    .fetch_one(c)
+    .await
+}
+
+pub async fn set_university_office(c: &mut Conn, university_id: i64, o: &Office) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE universities SET mail_sender = $1, desk_ja = $2, desk_en = $3, hours_ja = $4, hours_en = $5, contact_phone = $6, contact_email = $7 WHERE id = $8",
+    )
+    .bind(&o.mail_sender)
+    .bind(&o.desk_ja)
+    .bind(&o.desk_en)
+    .bind(&o.hours_ja)
+    .bind(&o.hours_en)
+    .bind(&o.contact_phone)
+    .bind(&o.contact_email)
+    .bind(university_id)
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
 /// A university on the platform, for its operators: what it has set up.
 #[derive(Debug, Clone, FromRow)]
 pub struct UniversityOverview {

@@ -494,6 +494,8 @@ pub async fn insert_refused_claim(c: &mut Conn, station_id: i64, claim_key: &str
 #[derive(Debug, Clone, FromRow)]
 pub struct RefusedClaim {
     pub station: String,
+    /// The university of the station.
+    pub university_id: i64,
     pub kind: String,
     pub order_id: Option<i64>,
     pub reason: String,
@@ -503,7 +505,7 @@ pub struct RefusedClaim {
 /// Refused claims not mailed to operators yet; marks them mailed.
 pub async fn take_unalerted_claims(c: &mut Conn) -> Result<Vec<RefusedClaim>, sqlx::Error> {
     let rows = sqlx::query_as(
-        "SELECT s.name AS station, r.kind, r.order_id, r.reason, r.received_at FROM refused_claims r
+        "SELECT s.name AS station, s.university_id, r.kind, r.order_id, r.reason, r.received_at FROM refused_claims r
          JOIN stations s ON s.id = r.station_id WHERE r.alerted = 0 ORDER BY r.id",
     )
     .fetch_all(&mut *c)
@@ -514,7 +516,7 @@ pub async fn take_unalerted_claims(c: &mut Conn) -> Result<Vec<RefusedClaim>, sq
 
 pub async fn refused_claims(c: &mut Conn, university_id: Option<i64>) -> Result<Vec<RefusedClaim>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT s.name AS station, r.kind, r.order_id, r.reason, r.received_at FROM refused_claims r
+        "SELECT s.name AS station, s.university_id, r.kind, r.order_id, r.reason, r.received_at FROM refused_claims r
          JOIN stations s ON s.id = r.station_id WHERE ($1 IS NULL OR s.university_id = $1) ORDER BY r.id DESC LIMIT 100",
     )
     .bind(university_id)
@@ -627,6 +629,16 @@ pub async fn active_card_balances(c: &mut Conn, university_id: i64) -> Result<Ve
     .bind(university_id)
     .fetch_all(c)
     .await
+}
+
+/// Where a university's operators want alerts about its stations (comma-separated addresses).
+pub async fn university_alert_emails(c: &mut Conn, university_id: i64) -> Result<String, sqlx::Error> {
+    sqlx::query_scalar("SELECT alert_emails FROM universities WHERE id = $1").bind(university_id).fetch_one(c).await
+}
+
+pub async fn set_university_alert_emails(c: &mut Conn, university_id: i64, emails: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE universities SET alert_emails = $1 WHERE id = $2").bind(emails).bind(university_id).execute(c).await?;
+    Ok(())
 }
 
 pub async fn active_station_count(c: &mut Conn, university_id: i64) -> Result<i64, sqlx::Error> {
