@@ -124,21 +124,11 @@ async fn load() -> anyhow::Result<()> {
 
 /// The same run on the embedded default and on the platform's setup, side by side.
 async fn bench() -> anyhow::Result<()> {
-    use shomei_backend::store::Engine;
-    for (engine, backends) in [(Engine::Sqlite, 1), (Engine::Postgres, 2)] {
-        run(engine, backends).await?;
-        println!();
-    }
-    Ok(())
+    each_setup(run).await
 }
 
 async fn run(engine: shomei_backend::store::Engine, n_backends: usize) -> anyhow::Result<()> {
-    let b = Backend::start_on(engine, None, |_| {}).await?;
-    let mut others = Vec::new();
-    for _ in 1..n_backends {
-        others.push(b.start_beside(|_| {}).await?);
-    }
-    let urls: Vec<String> = std::iter::once(&b).chain(others.iter()).map(|x| x.url.clone()).collect();
+    let (b, _others, urls) = Backend::start_service(engine, n_backends).await?;
     // 1,000 stations: enrolment codes straight from the backend's own function, enrolled over HTTP
     let pool = shomei_backend::store::connect(&b.database_url).await?;
     let http = reqwest::Client::new();

@@ -233,12 +233,7 @@ async fn load() -> anyhow::Result<()> {
 
 /// The same run on the embedded default and on the platform's setup, side by side.
 async fn bench() -> anyhow::Result<()> {
-    use shomei_backend::store::Engine;
-    for (engine, backends) in [(Engine::Sqlite, 1), (Engine::Postgres, 2)] {
-        run(engine, backends).await?;
-        println!();
-    }
-    Ok(())
+    each_setup(run).await
 }
 
 async fn run(engine: shomei_backend::store::Engine, n_backends: usize) -> anyhow::Result<()> {
@@ -247,12 +242,7 @@ async fn run(engine: shomei_backend::store::Engine, n_backends: usize) -> anyhow
     let n_warmup = WARMUP_PER_STATION * n_stations;
     let n_orders = n_warmup + n_measured;
 
-    let b = Backend::start_on(engine, None, |_| {}).await?;
-    let mut others = Vec::new();
-    for _ in 1..n_backends {
-        others.push(b.start_beside(|_| {}).await?);
-    }
-    let urls: Vec<String> = std::iter::once(&b).chain(others.iter()).map(|x| x.url.clone()).collect();
+    let (b, _others, urls) = Backend::start_service(engine, n_backends).await?;
     let pool = shomei_backend::store::connect(&b.database_url).await?;
     // the data key the backend made beside its database (no key configured)
     let key = shomei_backend::sealed::SealKey::from_config("", Some(&b.dir.path().join("backend.key"))).map_err(|e| anyhow::anyhow!("data key: {e}"))?;

@@ -954,6 +954,18 @@ impl Backend {
         Ok(Backend { url, dir, shutdown: Some(tx), kill: Some(kill), task: Some(task), last_step: std::sync::Mutex::default(), staff: tokio::sync::OnceCell::new(), cfg, database_url, pg })
     }
 
+    /// `n` backends of one service on a new database of `engine` (as behind
+    /// a proxy): the first, the others, and every one's URL.
+    pub async fn start_service(engine: shomei_backend::store::Engine, n: usize) -> Result<(Backend, Vec<Backend>, Vec<String>)> {
+        let b = Backend::start_on(engine, None, |_| {}).await?;
+        let mut others = Vec::new();
+        for _ in 1..n {
+            others.push(b.start_beside(|_| {}).await?);
+        }
+        let urls = std::iter::once(&b).chain(others.iter()).map(|x| x.url.clone()).collect();
+        Ok((b, others, urls))
+    }
+
     /// A second backend process of the same service: the same database and
     /// data key, the same upload directory (shared storage), its own port
     /// (as behind a proxy; see `README.md`, several backends).

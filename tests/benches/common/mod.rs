@@ -11,6 +11,24 @@
 use anyhow::{bail, Context, Result};
 use std::time::Duration;
 
+/// The setups the throughput benches compare side by side in one run: the
+/// embedded default (one backend on SQLite) and the platform (two backends
+/// on one PostgreSQL).
+pub const SETUPS: [(shomei_backend::store::Engine, usize); 2] = [(shomei_backend::store::Engine::Sqlite, 1), (shomei_backend::store::Engine::Postgres, 2)];
+
+/// Runs `run` for each of the SETUPS, a blank line between their figures.
+pub async fn each_setup<F, Fut>(mut run: F) -> Result<()>
+where
+    F: FnMut(shomei_backend::store::Engine, usize) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    for (engine, backends) in SETUPS {
+        run(engine, backends).await?;
+        println!();
+    }
+    Ok(())
+}
+
 /// Set in a bench binary started again as a load generator: which one.
 pub const ROLE_ENV: &str = "SHOMEI_BENCH_ROLE";
 
