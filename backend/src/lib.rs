@@ -56,6 +56,8 @@ pub struct AppState {
     pub started_at: i64,
     /// Heartbeats waiting for the next flush.
     pub heartbeats: Arc<stations::HeartbeatBuffer>,
+    /// The universities' names stations show (cached).
+    pub university_names: Arc<stations::UniversityNames>,
     /// Uploaded images checked at once (`accounts.max_concurrent_images`).
     pub image_slots: Arc<tokio::sync::Semaphore>,
     /// Orders per user per minute.
@@ -132,6 +134,7 @@ pub async fn build_state(mut config: Config) -> anyhow::Result<AppState> {
         store_wake: Arc::new(Notify::new()),
         started_at: crate::time::now(),
         heartbeats: Arc::default(),
+        university_names: Arc::default(),
         bundle_signer: Arc::new(bundle_signer),
         order_rate: Arc::new(orders::OrderRate::new(pool.clone())),
         image_slots: Arc::new(tokio::sync::Semaphore::new(config.accounts.max_concurrent_images.max(1))),

@@ -172,7 +172,7 @@ async fn operators_take_a_station_out_of_service_and_print_a_test_page() -> Resu
     assert_eq!(pdfs.len(), 1);
     let text = std::process::Command::new("pdftotext").arg(&pdfs[0]).arg("-").output()?;
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.contains("Test page") && text.contains("テストページ") && text.contains("Library 1F"), "{text}");
+    assert!(text.contains("Test page") && text.contains("テストページ") && text.contains("Library 1F") && text.contains("証明大学 Shomei University"), "the page, the station and its university: {text}");
 
     // back in service: the number prints
     crate::accounts::post_form(&staff, &page_url, &format!("{page_url}/service"), &[("in_service", "1")]).await?;

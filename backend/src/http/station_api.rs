@@ -73,13 +73,8 @@ pub async fn heartbeat(
 ) -> AppResult<Json<HeartbeatResponse>> {
     let server_time = stations::heartbeat(&state.heartbeats, &station, hb);
     let test_page = (station.test_page_wanted > station.test_page_done).then_some(station.test_page_wanted);
-    Ok(Json(HeartbeatResponse {
-        server_time,
-        out_of_service: !station.in_service,
-        test_page,
-        university_ja: station.university_ja,
-        university_en: station.university_en,
-    }))
+    let (university_ja, university_en) = state.university_names.of(&state.pool, station.university_id).await?;
+    Ok(Json(HeartbeatResponse { server_time, out_of_service: !station.in_service, test_page, university_ja, university_en }))
 }
 
 pub async fn reserve(
@@ -216,7 +211,8 @@ pub async fn terminal_payment(
 pub async fn test_page(State(state): State<AppState>, StationAuth(station): StationAuth) -> AppResult<Response> {
     let zone = crate::time::tz("Asia/Tokyo");
     let when = crate::time::local_text(crate::time::now(), zone);
-    let pdf = crate::documents::render_test_page(&state.fonts, (&station.university_ja, &station.university_en), &station.name, &when).map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
+    let (ja, en) = state.university_names.of(&state.pool, station.university_id).await?;
+    let pdf = crate::documents::render_test_page(&state.fonts, (&ja, &en), &station.name, &when).map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
     Ok(([(CONTENT_TYPE, "application/pdf")], pdf).into_response())
 }
 

@@ -345,8 +345,6 @@ mod tests {
         Station {
             id: 1,
             university_id: 1,
-            university_ja: "証明大学".into(),
-            university_en: "Shomei University".into(),
             name: "Library".into(),
             status: "active".into(),
             created_at: 0,

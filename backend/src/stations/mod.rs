@@ -99,6 +99,34 @@ pub async fn authenticate(pool: &Pool, token: &str) -> AppResult<Station> {
     Ok(s)
 }
 
+/// The universities' names (ja, en) that stations show, read from the
+/// database at most once a minute: they seldom change, and a station's
+/// heartbeat should not cost a query for them.
+#[derive(Default)]
+pub struct UniversityNames {
+    cache: Mutex<(i64, HashMap<i64, (String, String)>)>,
+}
+
+impl UniversityNames {
+    const FRESH_S: i64 = 60;
+
+    pub async fn of(&self, pool: &Pool, university_id: i64) -> AppResult<(String, String)> {
+        {
+            let c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            if now() - c.0 < Self::FRESH_S {
+                if let Some(n) = c.1.get(&university_id) {
+                    return Ok(n.clone());
+                }
+            }
+        }
+        let mut conn = pool.acquire().await?;
+        let names: HashMap<i64, (String, String)> = store::universities(&mut conn).await?.into_iter().map(|u| (u.id, (u.name_ja, u.name_en))).collect();
+        let found = names.get(&university_id).cloned().unwrap_or_default();
+        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = (now(), names);
+        Ok(found)
+    }
+}
+
 /// Heartbeats are telemetry: each is kept in memory (the latest per station)
 /// and written in one transaction per flush, so a thousand stations beating
 /// every few seconds cost one commit a second, not one fsync each.

@@ -22,9 +22,6 @@ pub struct Station {
     pub id: i64,
     /// The university it serves: only its numbers, PDFs and cards' orders.
     pub university_id: i64,
-    /// Its names (the kiosk shows them).
-    pub university_ja: String,
-    pub university_en: String,
     pub name: String,
     pub status: String,
     pub created_at: i64,
@@ -56,9 +53,7 @@ pub struct Station {
     pub test_page_at: Option<i64>,
 }
 
-const STATION_SELECT: &str = "SELECT id, university_id,
-    (SELECT u.name_ja FROM universities u WHERE u.id = stations.university_id) AS university_ja,
-    (SELECT u.name_en FROM universities u WHERE u.id = stations.university_id) AS university_en, name, status, created_at, enrolled_at, last_seen, version,
+const STATION_SELECT: &str = "SELECT id, university_id, name, status, created_at, enrolled_at, last_seen, version,
     printer_reachable, printer_state, printer_reasons, printer_message, reader_present, outbox_len,
     clock_skew_s, markers, media_ready, terminal_present, disk_free_mb, uptime_s, jobs_printed, alert,
     in_service, test_page_wanted, test_page_done, test_page_result, test_page_at FROM stations";
