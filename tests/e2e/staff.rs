@@ -94,16 +94,22 @@ async fn staff_member(b: &Backend, admin: &reqwest::Client, login: &str, role: &
     anyhow::ensure!(s == 200, "{login} added: {s} {page}");
     let secret = element_text(&page, "totp-secret").context("secret")?;
     let initial = element_text(&page, "new-password").context("password")?;
+    first_login(b, login, &initial, &secret).await
+}
+
+/// Logs a new staff member in for the first time (initial password, then
+/// their own, then in again): their client, following no redirects.
+pub(crate) async fn first_login(b: &Backend, login: &str, initial: &str, secret: &str) -> Result<reqwest::Client> {
     let c = plain_client();
-    panel_login(b, &c, login, &initial, &secret).await?;
+    panel_login(b, &c, login, initial, secret).await?;
     let r = c.get(format!("{}/admin", b.url)).send().await?;
-    anyhow::ensure!(location(&r).as_deref() == Some("/admin/password"), "the first login leads to the password page: {:?}", location(&r));
+    anyhow::ensure!(location(&r).as_deref() == Some("/admin/password"), "{login}: the first login leads to the password page: {:?}", location(&r));
     let own = "Walk2024ownPw";
     let url = format!("{}/admin/password", b.url);
-    let (s, _, page) = post_form(&c, &url, &url, &[("current_password", initial.as_str()), ("password", own), ("password_confirm", own)]).await?;
+    let (s, _, page) = post_form(&c, &url, &url, &[("current_password", initial), ("password", own), ("password_confirm", own)]).await?;
     anyhow::ensure!(s == 303, "{login}'s own password set: {s} {page}");
     let c = plain_client();
-    panel_login(b, &c, login, own, &secret).await?;
+    panel_login(b, &c, login, own, secret).await?;
     Ok(c)
 }
 

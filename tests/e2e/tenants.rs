@@ -2,6 +2,7 @@
 //! reaches another's stations.
 
 use crate::harness::*;
+use crate::staff::first_login;
 use crate::station_api::Api;
 use anyhow::{Context, Result};
 use serde_json::json;
@@ -131,23 +132,6 @@ async fn a_station_never_receives_another_universitys_numbers_or_pdfs() -> Resul
     let page = portal.get(format!("{}/orders/{kita_order}", b.url)).send().await?.text().await?;
     assert_eq!(element_text(&page, "university").as_deref(), Some("北大学"), "{page}");
     Ok(())
-}
-
-/// Logs a new staff member in for the first time (initial password, then
-/// their own, then in again): their client, following no redirects.
-async fn first_login(b: &Backend, login: &str, initial: &str, secret: &str) -> Result<reqwest::Client> {
-    use crate::staff::{location, panel_login, plain_client};
-    let c = plain_client();
-    panel_login(b, &c, login, initial, secret).await?;
-    let r = c.get(format!("{}/admin", b.url)).send().await?;
-    anyhow::ensure!(location(&r).as_deref() == Some("/admin/password"), "{login}: the first login leads to the password page: {:?}", location(&r));
-    let own = "Tenant2024ownPw";
-    let url = format!("{}/admin/password", b.url);
-    let (s, _, page) = crate::accounts::post_form(&c, &url, &url, &[("current_password", initial), ("password", own), ("password_confirm", own)]).await?;
-    anyhow::ensure!(s == 303, "{login}'s own password set: {s} {page}");
-    let c = plain_client();
-    panel_login(b, &c, login, own, secret).await?;
-    Ok(c)
 }
 
 /// What the first university has, as its staff would see it changed: fees,

@@ -91,7 +91,7 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap, staff: Curr
     }
     // platform operators: the universities on the service (their page is not in every staff member's menu)
     if may_open(role, "/admin/universities") {
-        let count = i64::try_from(store::universities(&mut c).await?.len()).unwrap_or(i64::MAX);
+        let count = store::university_count(&mut c).await?;
         items.push(context! { id => "universities", href => "/admin/universities", count, ja => "このサービスの大学", en => "universities on this service",
                               extra_ja => None::<String>, extra_en => None::<String>, waiting => false });
     }
@@ -829,13 +829,8 @@ pub async fn save_fees(
 #[serde(default)]
 pub struct OfficeForm {
     csrf: String,
-    mail_sender: String,
-    desk_ja: String,
-    desk_en: String,
-    hours_ja: String,
-    hours_en: String,
-    contact_phone: String,
-    contact_email: String,
+    #[serde(flatten)]
+    office: store::Office,
 }
 
 const OFFICE_REFUSED: &str = "窓口の各項目は100文字以内（記号 < > \" なし）、メールアドレスは正しい形式で入力してください。 / Keep each office field within 100 characters (no < > \"), and give a valid e-mail address.";
@@ -851,15 +846,7 @@ pub async fn save_office(
 ) -> AppResult<Response> {
     use crate::error::AppError;
     check_csrf(&state, &headers, &f.csrf)?;
-    let o = store::Office {
-        mail_sender: f.mail_sender.trim().to_string(),
-        desk_ja: f.desk_ja.trim().to_string(),
-        desk_en: f.desk_en.trim().to_string(),
-        hours_ja: f.hours_ja.trim().to_string(),
-        hours_en: f.hours_en.trim().to_string(),
-        contact_phone: f.contact_phone.trim().to_string(),
-        contact_email: f.contact_email.trim().to_string(),
-    };
+    let o = f.office.trimmed();
     let fields = [&o.mail_sender, &o.desk_ja, &o.desk_en, &o.hours_ja, &o.hours_en, &o.contact_phone];
     let plain = |s: &String| s.chars().count() <= 100 && !s.chars().any(|c| c.is_control() || "<>\"".contains(c));
     if !fields.iter().all(|s| plain(s)) || !(o.contact_email.is_empty() || crate::mail::valid_email(&o.contact_email)) {

@@ -870,7 +870,8 @@ pub async fn universities(c: &mut Conn) -> Result<Vec<Named>, sqlx::Error> {
 
 /// The office of a university that users contact, and the sender name on
 /// the mails about its orders (each empty: the deployment's defaults).
-#[derive(Debug, Clone, Default, PartialEq, FromRow)]
+#[derive(Debug, Clone, Default, PartialEq, FromRow, serde::Deserialize)]
+#[serde(default)]
 pub struct Office {
     pub mail_sender: String,
     pub desk_ja: String,
@@ -879,6 +880,22 @@ pub struct Office {
     pub hours_en: String,
     pub contact_phone: String,
     pub contact_email: String,
+}
+
+impl Office {
+    /// Every field without surrounding blanks (as typed into the form).
+    pub fn trimmed(&self) -> Office {
+        let t = |s: &String| s.trim().to_string();
+        Office {
+            mail_sender: t(&self.mail_sender),
+            desk_ja: t(&self.desk_ja),
+            desk_en: t(&self.desk_en),
+            hours_ja: t(&self.hours_ja),
+            hours_en: t(&self.hours_en),
+            contact_phone: t(&self.contact_phone),
+            contact_email: t(&self.contact_email),
+        }
+    }
 }
 
 const OFFICE_COLUMNS: &str = "u.mail_sender, u.desk_ja, u.desk_en, u.hours_ja, u.hours_en, u.contact_phone, u.contact_email";
