@@ -57,7 +57,7 @@ pub async fn seed_if_empty(pool: &Pool, seal: &SealKey) -> anyhow::Result<()> {
         if store::academic_import_count(&mut tx, 1).await? == 0 {
             seed_courses(&mut tx).await?;
         }
-        if store::roster_count(&mut tx).await? == 0 {
+        if store::roster_count(&mut tx, 1).await? == 0 {
             seed_roster(&mut tx).await?;
             store::set_faculty_codes_if_empty(&mut tx).await?;
         }
@@ -115,6 +115,7 @@ pub async fn seed_if_empty(pool: &Pool, seal: &SealKey) -> anyhow::Result<()> {
 async fn seed_roster(c: &mut store::Conn) -> anyhow::Result<()> {
     store::upsert_roster_entry(
         c,
+        1,
         &store::RosterEntry {
             user_id: STUDENT_ID.into(),
             password_hash: hash_with(&HashCost::default(), STUDENT_PASSWORD)?,

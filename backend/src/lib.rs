@@ -43,7 +43,8 @@ pub struct AppState {
     pub secure_cookies: bool,
     pub hasher: accounts::passwords::Hasher,
     pub seal: Arc<sealed::SealKey>,
-    pub directory: Arc<dyn accounts::directory::Directory>,
+    /// Each university's directory (roster or LDAP) that checks its students.
+    pub directories: Arc<accounts::directory::Directories>,
     pub sessions: accounts::SessionLimits,
     /// Throttles registration, reset and link requests per client address.
     pub request_throttle: Arc<accounts::Throttle>,
@@ -106,8 +107,8 @@ pub async fn build_state(mut config: Config) -> anyhow::Result<AppState> {
         demo::seed_if_empty(&pool, &seal).await.context("demo data")?;
         tracing::info!(staff = demo::STAFF_LOGIN, totp_secret = demo::STAFF_TOTP_SECRET, "demo staff second factor (demo only)");
     }
+    let seal = Arc::new(seal);
     let hasher = accounts::passwords::Hasher::new(config.security.argon2, config.security.max_concurrent_hashes);
-    let directory = accounts::directory::from_config(&config.directory, pool.clone(), hasher.clone());
     let secure_cookies = config.http.public_url.starts_with("https://");
     if !secure_cookies {
         tracing::warn!(public_url = %config.http.public_url, "plain http: cookies are not marked Secure (demo only)");
@@ -120,9 +121,9 @@ pub async fn build_state(mut config: Config) -> anyhow::Result<AppState> {
         guesses: Arc::new(stations::GuessThrottle::new(pool.clone())),
         mail_wake: Arc::new(Notify::new()),
         secure_cookies,
+        directories: Arc::new(accounts::directory::Directories::new(config.directory.clone(), pool.clone(), hasher.clone(), seal.clone())),
+        seal,
         hasher,
-        seal: Arc::new(seal),
-        directory,
         sessions: accounts::SessionLimits {
             idle_s: config.accounts.session_idle_s,
             staff_idle_s: config.accounts.staff_session_idle_s,

@@ -14,6 +14,7 @@ pub const STAFF_INITIAL_PASSWORD_EXPIRED: &str = "初期パスワードの有効
 pub const INITIAL_PASSWORD_EXPIRED: &str = "初期パスワードの有効期限が切れています。「パスワードを忘れた方」から再設定してください。 / Your initial password has expired: use \"Forgot your password\" to set a new one.";
 pub const DIRECTORY_UNAVAILABLE: &str =
     "大学の認証サーバに接続できません。しばらくしてからもう一度お試しください。 / The university's login server cannot be reached: please try again later.";
+pub const CHOOSE_UNIVERSITY: &str = "大学を選んでください。 / Choose your university.";
 pub const LINK_INVALID: &str = "このURLは有効期限切れか、すでに使われたか、正しくありません。もう一度手続きをやり直してください。 / This link has expired, has already been used or is not valid: please start again.";
 pub const IMAGES_BUSY: &str = "ただいま画像の確認が混み合っています。数秒後に画像を添えてもう一度送信してください（入力した内容は残っています）。 / Many images are being checked right now: please attach the images and send again in a few seconds (what you typed is kept).";
 pub const BUSY: &str = "ただいま混み合っています。数秒後にもう一度お試しください。 / The service is busy: please try again in a few seconds.";
@@ -113,7 +114,7 @@ mod tests {
         for m in [LOGIN_FAILED, STAFF_LOGIN_FAILED, LOGIN_THROTTLED, FORM_EXPIRED, NO_ROLE, NOT_FOUND, SOMETHING_WRONG,
                   CHECK_INPUT, COPIES_NOT_A_NUMBER, NO_STUDENT_RECORD, ONLY_CAMPUS_CARD, NO_COPIES, CHOOSE_STUDENT_ID,
                   CERTIFICATE_NOT_ORDERABLE, STATION_NAME, CANNOT_CANCEL, CANNOT_RESEND, CANNOT_PAY, PAYMENT_UNAVAILABLE, SMARTPIT_UNAVAILABLE, REFUND_REASON, NOTHING_TO_PAY_BACK, CANNOT_REFUND, NOT_HELD, BANK_NAME, BANK_BRANCH, BANK_ACCOUNT_TYPE, BANK_ACCOUNT_NUMBER, BANK_HOLDER, POST_ADDRESS, POST_POSTAL_CODE, CARD_ONLY_ON_CAMPUS, STOREPRINT_UNAVAILABLE, NOT_TO_POST, STUDENT_LOGIN_FAILED, INITIAL_PASSWORD_EXPIRED, STAFF_INITIAL_PASSWORD_EXPIRED,
-                  DIRECTORY_UNAVAILABLE, LINK_INVALID, BUSY, CROSS_SITE] {
+                  DIRECTORY_UNAVAILABLE, CHOOSE_UNIVERSITY, LINK_INVALID, BUSY, CROSS_SITE] {
             let (ja, en) = m.split_once(" / ").expect("日本語 / English");
             assert!(!ja.is_ascii() && en.is_ascii(), "{m}");
         }

@@ -70,6 +70,7 @@ struct Ids {
 }
 
 fn fill(pattern: &str, ids: &Ids) -> Result<String> {
+    let first_university = "1".to_string();
     let id = match pattern {
         "/register/status" => return Ok(ids.status.clone()),
         p if !p.contains('{') => return Ok(p.to_string()),
@@ -78,6 +79,7 @@ fn fill(pattern: &str, ids: &Ids) -> Result<String> {
         p if p.starts_with("/cards/topups/{id}") => &ids.topup,
         p if p.starts_with("/admin/stations/{id}") => &ids.station,
         p if p.starts_with("/admin/registrations/{id}") => &ids.registration,
+        p if p.starts_with("/admin/universities/{id}") => &first_university,
         p => anyhow::bail!("no real object for the page {p}: give it one in a11y.rs"),
     };
     let path = pattern.replace("{id}", id);

@@ -271,6 +271,7 @@ pub(crate) async fn walk_objects(b: &Backend, smtp: &Smtp, admin: &reqwest::Clie
 
 /// A route's path with its parameters filled in with real objects.
 pub(crate) fn walk_path(pattern: &str, ids: &WalkIds) -> Result<String> {
+    let first_university = "1".to_string();
     let id = match pattern {
         p if !p.contains('{') => return Ok(p.to_string()),
         // a revoked station stays revoked: one of its own
@@ -283,6 +284,8 @@ pub(crate) fn walk_path(pattern: &str, ids: &WalkIds) -> Result<String> {
         p if p.starts_with("/admin/registrations/{id}") => &ids.registration,
         // a new second factor, a new initial password, disabled: a staff member of its own
         p if p.starts_with("/admin/staff/{id}") => &ids.spare_staff,
+        // the first university (whose objects the walks use)
+        p if p.starts_with("/admin/universities/{id}") => &first_university,
         p => anyhow::bail!("the walk has no real object for {p}: give it one in walk_path"),
     };
     let path = pattern.replace("{id}", id).replace("{image_id}", &ids.image);

@@ -12,12 +12,25 @@ use fantoccini::Locator;
 use shomei_backend::demo;
 
 async fn student_login(b: &Backend, c: &reqwest::Client, uid: &str, pw: &str, second: &str) -> Result<(u16, String, String)> {
-    post_form(c, &format!("{}/student/login", b.url), &format!("{}/student/login", b.url), &[("user_id", uid), ("password", pw), ("second_password", second)]).await
+    student_login_at(b, c, "", uid, pw, second).await
+}
+
+/// The login at a chosen university ("": none chosen).
+async fn student_login_at(b: &Backend, c: &reqwest::Client, university: &str, uid: &str, pw: &str, second: &str) -> Result<(u16, String, String)> {
+    let mut form = vec![("user_id", uid), ("password", pw), ("second_password", second)];
+    if !university.is_empty() {
+        form.push(("university", university));
+    }
+    post_form(c, &format!("{}/student/login", b.url), &format!("{}/student/login", b.url), &form).await
 }
 
 /// First login -> address -> mail link; returns the link.
 async fn first_login_link(b: &Backend, smtp: &Smtp, c: &reqwest::Client, uid: &str, pw: &str, email: &str) -> Result<String> {
-    let (s, path, page) = student_login(b, c, uid, pw, "").await?;
+    first_login_link_at(b, smtp, c, "", uid, pw, email).await
+}
+
+async fn first_login_link_at(b: &Backend, smtp: &Smtp, c: &reqwest::Client, university: &str, uid: &str, pw: &str, email: &str) -> Result<String> {
+    let (s, path, page) = student_login_at(b, c, university, uid, pw, "").await?;
     anyhow::ensure!(s == 200 && path == "/student/email", "first login: {s} {path} {page}");
     let url = format!("{}/student/email", b.url);
     let (s, _, page) = post_form(c, &url, &url, &[("email", email), ("email_confirm", email)]).await?;
@@ -36,7 +49,11 @@ async fn complete_address(c: &reqwest::Client, link: &str) -> Result<String> {
 
 /// The next login with the second password empty leads to setting it (2.2); returns the page after.
 async fn set_second_at_next_login(b: &Backend, c: &reqwest::Client, uid: &str, pw: &str, second: &str) -> Result<(u16, String)> {
-    let (s, path, page) = student_login(b, c, uid, pw, "").await?;
+    set_second_at_next_login_at(b, c, "", uid, pw, second).await
+}
+
+async fn set_second_at_next_login_at(b: &Backend, c: &reqwest::Client, university: &str, uid: &str, pw: &str, second: &str) -> Result<(u16, String)> {
+    let (s, path, page) = student_login_at(b, c, university, uid, pw, "").await?;
     anyhow::ensure!(s == 200 && path == "/student/second-password/setup", "login to the second-password setting: {s} {path} {page}");
     let url = format!("{}/student/second-password/setup", b.url);
     let (s, _, page) = post_form(c, &url, &url, &[("second_password", second), ("second_password_confirm", second)]).await?;
@@ -45,10 +62,14 @@ async fn set_second_at_next_login(b: &Backend, c: &reqwest::Client, uid: &str, p
 
 /// A student's whole first-login path by HTTP: address, link, completion, login, second password.
 pub async fn register_student(b: &Backend, smtp: &Smtp, uid: &str, pw: &str, email: &str, second: &str) -> Result<()> {
+    register_student_at(b, smtp, "", uid, pw, email, second).await
+}
+
+async fn register_student_at(b: &Backend, smtp: &Smtp, university: &str, uid: &str, pw: &str, email: &str, second: &str) -> Result<()> {
     let c = Backend::client();
-    let link = first_login_link(b, smtp, &c, uid, pw, email).await?;
+    let link = first_login_link_at(b, smtp, &c, university, uid, pw, email).await?;
     complete_address(&c, &link).await?;
-    let (s, page) = set_second_at_next_login(b, &c, uid, pw, second).await?;
+    let (s, page) = set_second_at_next_login_at(b, &c, university, uid, pw, second).await?;
     anyhow::ensure!(s == 200 && page.contains("Your second password is set"), "second password: {s} {page}");
     Ok(())
 }
@@ -122,7 +143,10 @@ async fn first_login_in_browser(browser: &Browser, b: &Backend, smtp: &Smtp, uid
 
 /// The registrar imports a roster CSV on the panel; (status, page).
 async fn import_roster(b: &Backend, csv: String) -> Result<(u16, String)> {
-    let staff = b.staff_client().await?;
+    import_roster_as(b, &b.staff_client().await?, csv).await
+}
+
+async fn import_roster_as(b: &Backend, staff: &reqwest::Client, csv: String) -> Result<(u16, String)> {
     let url = format!("{}/admin/roster", b.url);
     let csrf = csrf_of(&staff, &url).await?;
     let form = reqwest::multipart::Form::new()
@@ -476,5 +500,138 @@ async fn the_rosters_campus_card_is_linked_at_the_first_login_and_a_card_another
     // the student still logs in (the taken card stops nothing)
     let (s, path, _) = student_login(&b, &Backend::client(), "t102", "Initial2024d", "Second2024yj").await?;
     assert_eq!((s, path.as_str()), (200, "/portal"));
+    Ok(())
+}
+
+/// Each university checks its own students. Kita, added in the panel, adds
+/// its faculty and department and imports its own roster, in which the
+/// first university's demo student ID is someone else: the login page asks
+/// which university, each university's password works at its own only, and
+/// the same ID becomes two students, each on their own university's record.
+/// The platform operator then sets Kita's directory to its LDAP server in
+/// the panel (the search account's password sealed, never stored in clear):
+/// the next login at Kita asks that server, Kita's roster no longer lets
+/// anyone in, the first university's roster is untouched, and Kita's own
+/// administrator may not change where its students are checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_university_checks_its_own_students_against_its_own_roster_or_ldap_server() -> Result<()> {
+    use crate::staff::{first_login, panel_login, plain_client};
+    let smtp = Smtp::start()?;
+    let ldap = Ldap::start()?;
+    let b = Backend::start(Some(smtp.port)).await?;
+    let platform = plain_client();
+    panel_login(&b, &platform, demo::STAFF_LOGIN, demo::STAFF_PASSWORD, demo::STAFF_TOTP_SECRET).await?;
+    // with one university there is nothing to choose
+    let login_page = Backend::client().get(format!("{}/student/login", b.url)).send().await?.text().await?;
+    assert!(!login_page.contains("id=\"university\""), "{login_page}");
+
+    let unis_url = format!("{}/admin/universities", b.url);
+    let (s, _, page) = post_form(&platform, &unis_url, &unis_url, &[("name_ja", "北大学"), ("name_en", "Kita University"), ("timezone", "Asia/Tokyo"), ("admin_login", "kita-admin")]).await?;
+    assert_eq!(s, 200, "{page}");
+    let kita_admin = first_login(&b, "kita-admin", &element_text(&page, "new-password").context("password")?, &element_text(&page, "totp-secret").context("secret")?).await?;
+    let kita = b.sql("SELECT id FROM universities WHERE name_en = 'Kita University'")?;
+
+    // Kita's faculty and department, with the codes its directory uses (the first university has the same codes)
+    let cat_url = format!("{}/admin/catalogue", b.url);
+    let faculties = format!("{cat_url}/faculties");
+    let (s, _, page) = post_form(&kita_admin, &cat_url, &faculties, &[("faculty", "0"), ("code", "LET"), ("name_ja", "北大学文学部"), ("name_en", "Kita Faculty of Letters")]).await?;
+    assert_eq!(s, 303, "{page}");
+    let faculty = b.sql(&format!("SELECT id FROM faculties WHERE university_id = {kita} AND code = 'LET'"))?;
+    let (s, _, page) = post_form(&kita_admin, &cat_url, &faculties, &[("faculty", faculty.as_str()), ("code", "JLIT"), ("name_ja", "北大学国文学科"), ("name_en", "Kita Japanese Literature")]).await?;
+    assert_eq!(s, 303, "{page}");
+    let (s, _, page) = post_form(&kita_admin, &cat_url, &faculties, &[("faculty", "0"), ("code", "LET"), ("name_ja", "二重"), ("name_en", "Twice")]).await?;
+    assert!(s == 400 && page.contains("This code is already in use."), "{s} {page}");
+    // a department under the first university's faculty is no faculty of Kita's
+    let (s, _, _) = post_form(&kita_admin, &cat_url, &faculties, &[("faculty", "1"), ("code", "X"), ("name_ja", "乗っ取り"), ("name_en", "Taken over")]).await?;
+    assert_eq!(s, 404);
+    let page = kita_admin.get(&cat_url).send().await?.text().await?;
+    assert!(page.contains("北大学文学部") && page.contains("北大学国文学科") && !page.contains("日本文学科"), "Kita's own faculties only: {page}");
+
+    // Kita's own roster: the first university's demo student ID is a Kita student too
+    let first_roster = b.sql("SELECT COUNT(*) FROM directory_roster WHERE university_id = 1")?;
+    let csv = format!(
+        "user_id,password,name_kanji,name_kana,name_roman,student_no,faculty_code,department_code\n{},Kita2024pass,北 太郎,キタ タロウ,KITA Taro,K24-0007,LET,JLIT\n",
+        demo::STUDENT_ID
+    );
+    let (s, page) = import_roster_as(&b, &kita_admin, csv).await?;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(element_text(&page, "roster-count").as_deref(), Some("1"), "Kita's roster holds its one student");
+    assert_eq!(element_text(&page, "login-link").map(|l| l.replace("&#x2f;", "/")), Some(format!("{}/student/login?university={kita}", b.url)));
+    assert_eq!(b.sql("SELECT COUNT(*) FROM directory_roster WHERE university_id = 1")?, first_roster, "the first university's roster is untouched");
+
+    // the login page now asks which university; Kita's own link preselects it
+    let login_page = Backend::client().get(format!("{}/student/login?university={kita}", b.url)).send().await?.text().await?;
+    assert!(login_page.contains("id=\"university\""), "{login_page}");
+    assert!(login_page.contains(&format!("<option value=\"{kita}\" selected>北大学 / Kita University</option>")), "{login_page}");
+    let (s, _, page) = student_login(&b, &Backend::client(), demo::STUDENT_ID, "Kita2024pass", "").await?;
+    assert!(s == 400 && element_text(&page, "error").is_some_and(|e| e.ends_with("Choose your university.")), "{s} {page}");
+    // each password at its own university only
+    let (s, _, _) = student_login_at(&b, &Backend::client(), &kita, demo::STUDENT_ID, demo::STUDENT_PASSWORD, "").await?;
+    assert_eq!(s, 401, "the first university's password at Kita");
+    let (s, _, _) = student_login_at(&b, &Backend::client(), "1", demo::STUDENT_ID, "Kita2024pass", "").await?;
+    assert_eq!(s, 401, "Kita's password at the first university");
+
+    // the same ID, two students: one at Kita...
+    let kita_student = Backend::client();
+    let link = first_login_link_at(&b, &smtp, &kita_student, &kita, demo::STUDENT_ID, "Kita2024pass", "taro@kita.example.ac.jp").await?;
+    complete_address(&kita_student, &link).await?;
+    let (s, page) = set_second_at_next_login_at(&b, &kita_student, &kita, demo::STUDENT_ID, "Kita2024pass", "KitaSecond24").await?;
+    assert!(s == 200 && page.contains("Your second password is set"), "{s} {page}");
+    let (s, path, page) = student_login_at(&b, &Backend::client(), &kita, demo::STUDENT_ID, "Kita2024pass", "KitaSecond24").await?;
+    assert_eq!((s, path.as_str()), (200, "/portal"), "{page}");
+    assert!(page.contains("北 太郎"), "Kita's record: {page}");
+    // ...and one at the first university, a separate account on the first university's record
+    register_student_at(&b, &smtp, "1", demo::STUDENT_ID, demo::STUDENT_PASSWORD, "jiro@campus.example.jp", "FirstSecond24").await?;
+    let (s, path, page) = student_login_at(&b, &Backend::client(), "1", demo::STUDENT_ID, demo::STUDENT_PASSWORD, "FirstSecond24").await?;
+    assert_eq!((s, path.as_str()), (200, "/portal"), "{page}");
+    assert!(page.contains("佐藤 次郎") && !page.contains("北 太郎"), "the first university's record: {page}");
+    // Kita's second password does not open the first university's account
+    let (s, _, _) = student_login_at(&b, &Backend::client(), "1", demo::STUDENT_ID, demo::STUDENT_PASSWORD, "KitaSecond24").await?;
+    assert_eq!(s, 401);
+    let accounts = b.sql(&format!(
+        "SELECT u.email || '|' || u.directory_university_id || '|' || r.university_id || '|' || f.code || '|' || f.university_id
+         FROM users u JOIN student_records r ON r.user_id = u.id JOIN faculties f ON f.id = r.faculty_id WHERE lower(u.directory_uid) = '{}' ORDER BY u.id",
+        demo::STUDENT_ID
+    ))?;
+    assert_eq!(accounts, format!("taro@kita.example.ac.jp|{kita}|{kita}|LET|{kita}\njiro@campus.example.jp|1|1|LET|1"));
+
+    // the platform operator sets Kita's directory to its LDAP server
+    let dir_url = format!("{}/admin/universities/{kita}/directory", b.url);
+    let r = kita_admin.get(&dir_url).send().await?;
+    let (s, body) = (r.status().as_u16(), r.text().await?);
+    assert!(s == 403 && body.contains(crate::staff::NO_ROLE_WORDS), "Kita's own administrator may not: {s}");
+    let ldap_form = |url: &'static str| {
+        vec![("kind", "ldap"), ("url", url), ("base_dn", LDAP_BASE), ("user_filter", "(uid={user})"), ("bind_dn", "cn=admin,dc=campus,dc=test"), ("bind_password", "secret"),
+             ("attr_uid", "uid"), ("attr_name_kanji", "cn"), ("attr_name_kana", "displayName"), ("attr_name_roman", "cn"), ("attr_student_no", "employeeNumber"),
+             ("attr_faculty", "ou"), ("attr_department", "departmentNumber"), ("attr_email", "mail"), ("attr_card_id", ""), ("timeout_s", "5")]
+    };
+    // plain LDAP to another host is refused, in words, and nothing changes
+    let (s, _, page) = post_form(&platform, &dir_url, &dir_url, &ldap_form("ldap://ldap.kita.example.ac.jp:389")).await?;
+    assert!(s == 400 && element_text(&page, "error").is_some_and(|e| e.ends_with("Give the server as ldaps:&#x2f;&#x2f;, or ldap:&#x2f;&#x2f; with StartTLS (plain ldap:&#x2f;&#x2f; only to a server on this machine).")), "{s} {page}");
+    assert_eq!(b.sql(&format!("SELECT coalesce(directory_kind, '-') FROM universities WHERE id = {kita}"))?, "-");
+    let url: &'static str = Box::leak(ldap.url.clone().into_boxed_str());
+    let (s, _, page) = post_form(&platform, &dir_url, &dir_url, &ldap_form(url)).await?;
+    assert!(s == 200 && page.contains("id=\"notice\""), "{s} {page}");
+    let stored = b.sql(&format!("SELECT directory_kind || '|' || directory_ldap || '|' || directory_bind_sealed FROM universities WHERE id = {kita}"))?;
+    assert!(stored.starts_with("ldap|") && stored.contains(url) && !stored.contains("secret"), "the bind password is sealed: {stored}");
+    let list = platform.get(&unis_url).send().await?.text().await?;
+    assert!(list.contains(&format!("id=\"directory-{kita}\">LDAP</a>")) && list.contains("id=\"directory-1\">設定ファイル &#x2f; configuration file</a>"), "{list}");
+    let page = kita_admin.get(format!("{}/admin/roster", b.url)).send().await?.text().await?;
+    assert!(page.contains("id=\"directory-ldap\""), "Kita's staff are told the roster is not used: {page}");
+    let page = platform.get(format!("{}/admin/roster", b.url)).send().await?.text().await?;
+    assert!(!page.contains("id=\"directory-ldap\""), "{page}");
+
+    // the next login at Kita asks its LDAP server (through the sealed search account): its roster no longer lets anyone in
+    let (s, _, _) = student_login_at(&b, &Backend::client(), &kita, demo::STUDENT_ID, "Kita2024pass", "KitaSecond24").await?;
+    assert_eq!(s, 401, "Kita's roster is not asked any more");
+    let (s, path, page) = student_login_at(&b, &Backend::client(), &kita, "alice", "alicepw", "").await?;
+    assert_eq!((s, path.as_str()), (200, "/student/email"), "alice's first login at Kita: {page}");
+    let (s, _, _) = student_login_at(&b, &Backend::client(), "1", "alice", "alicepw", "").await?;
+    assert_eq!(s, 401, "the first university's roster knows no alice");
+    // the first university's students are still checked against its roster
+    let (s, path, _) = student_login_at(&b, &Backend::client(), "1", demo::STUDENT_ID, demo::STUDENT_PASSWORD, "FirstSecond24").await?;
+    assert_eq!((s, path.as_str()), (200, "/portal"));
+    let audit = platform.get(format!("{}/admin/audit", b.url)).send().await?.text().await?;
+    assert!(audit.contains("university.directory") && !audit.contains("secret"), "{audit}");
     Ok(())
 }

@@ -150,7 +150,9 @@ fn first_universitys_state(b: &Backend) -> Result<String> {
         "SELECT id, revoked_at FROM certificates ORDER BY id",
         "SELECT COUNT(*) FROM school_register_imports WHERE university_id = 1",
         "SELECT COUNT(*) FROM academic_imports WHERE university_id = 1",
-        "SELECT COUNT(*) FROM directory_roster",
+        "SELECT COUNT(*) FROM directory_roster WHERE university_id = 1",
+        "SELECT coalesce(directory_kind, '-'), directory_ldap FROM universities WHERE id = 1",
+        "SELECT f.id, f.code, f.name_ja, d.id, d.code, d.name_ja FROM faculties f LEFT JOIN departments d ON d.faculty_id = f.id WHERE f.university_id = 1 ORDER BY f.id, d.id",
     ] {
         out.push_str(&b.sql(q)?);
         out.push('\n');

@@ -5,7 +5,7 @@
 //! touches a password ends the account's other sessions.
 
 use crate::accounts::{self, Client};
-use crate::accounts::directory::DirectoryEntry;
+use crate::accounts::directory::{Directories, DirectoryEntry};
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::mail::{self, Recipient};
 use crate::accounts::password_policy::{PasswordPolicy, Rule};
@@ -339,11 +339,26 @@ pub async fn request_add_student_id(pool: &Pool, seal: &crate::sealed::SealKey, 
 // ---------------------------------------------------------------- enrolled students (S-2, S-3)
 
 /// S-2: after the first login, a short-lived key lets the browser register an address.
-pub async fn start_student_onboarding(pool: &Pool, entry: &DirectoryEntry) -> AppResult<String> {
+pub async fn start_student_onboarding(pool: &Pool, university: i64, entry: &DirectoryEntry) -> AppResult<String> {
     let mut tx = store::begin_write(pool).await?;
-    let (token, _) = accounts::issue_token(&mut tx, "student_onboard", "", None, &entry.user_id, 30 * 60).await?;
+    let (token, _) = accounts::issue_token(&mut tx, "student_onboard", "", None, &onboarding_subject(university, &entry.user_id), 30 * 60).await?;
     tx.commit().await?;
     Ok(token)
+}
+
+/// The student a first login's keys and link are for: "university:user ID".
+fn onboarding_subject(university: i64, uid: &str) -> String {
+    format!("{university}:{uid}")
+}
+
+/// (university, user ID) of an onboarding key's subject; a key from before
+/// universities had their own directories is the first university's.
+fn onboarding_student(subject: &str) -> (i64, String) {
+    let uid = |s: &str| crate::accounts::directory::normalise_uid(s);
+    match subject.split_once(':').and_then(|(u, rest)| u.parse::<i64>().ok().map(|u| (u, rest))) {
+        Some((u, rest)) => (u, uid(rest)),
+        None => (crate::accounts::directory::FIRST_UNIVERSITY, uid(subject)),
+    }
 }
 
 /// S-2: the e-mail address typed twice gets the one-time URL.
@@ -372,10 +387,10 @@ pub async fn request_student_email(pool: &Pool, seal: &crate::sealed::SealKey, p
 pub async fn confirm_student_email(pool: &Pool, client: Client<'_>, token: &str) -> AppResult<i64> {
     let mut tx = store::begin_write(pool).await?;
     let t = accounts::consume_token(&mut tx, "student_email", token).await?;
-    let directory_uid = crate::accounts::directory::normalise_uid(&t.subject);
+    let (university, directory_uid) = onboarding_student(&t.subject);
     if directory_uid.is_empty()
         || store::user_by_email(&mut tx, &t.email).await?.is_some()
-        || store::user_by_directory_uid(&mut tx, &directory_uid).await?.is_some()
+        || store::user_by_directory_uid(&mut tx, university, &directory_uid).await?.is_some()
     {
         return Err(AppError::Page(crate::messages::LINK_INVALID.into()));
     }
@@ -389,7 +404,7 @@ pub async fn confirm_student_email(pool: &Pool, client: Client<'_>, token: &str)
             second_password_hash: None,
             must_set_password: false,
             initial_password_expires_at: None,
-            directory_uid: Some(&directory_uid),
+            directory: Some((university, &directory_uid)),
             personal_sealed: None,
             language: "ja",
             now: time::now(),
@@ -411,8 +426,8 @@ pub const SECOND_SETUP_TTL_S: i64 = 30 * 60;
 pub async fn start_second_setup(pool: &Pool, client: Client<'_>, user_id: i64, entry: &DirectoryEntry) -> AppResult<String> {
     let mut tx = store::begin_write(pool).await?;
     let user = store::user(&mut tx, user_id).await?;
-    if store::student_records(&mut tx, user_id).await?.is_empty() {
-        insert_directory_record(&mut tx, user_id, entry).await?;
+    if let (true, Some(university)) = (store::student_records(&mut tx, user_id).await?.is_empty(), user.directory_university_id) {
+        insert_directory_record(&mut tx, user_id, university, entry).await?;
     }
     link_roster_card(&mut tx, user_id, entry, client).await?;
     let (token, _) = accounts::issue_token(&mut tx, "student_second_setup", &user.email, Some(user_id), "", SECOND_SETUP_TTL_S).await?;
@@ -420,10 +435,10 @@ pub async fn start_second_setup(pool: &Pool, client: Client<'_>, user_id: i64, e
     Ok(token)
 }
 
-/// The student record of an enrolled student, from the directory's entry.
-async fn insert_directory_record(c: &mut store::Conn, user_id: i64, entry: &DirectoryEntry) -> AppResult<()> {
-    let Some((university_id, faculty_id, department_id)) = store::department_by_codes(c, &entry.faculty_code, &entry.department_code).await? else {
-        tracing::warn!(faculty = %entry.faculty_code, department = %entry.department_code, "student's faculty/department codes are not in the catalogue");
+/// The student record of an enrolled student, from their university's directory's entry.
+async fn insert_directory_record(c: &mut store::Conn, user_id: i64, university_id: i64, entry: &DirectoryEntry) -> AppResult<()> {
+    let Some((faculty_id, department_id)) = store::department_by_codes(c, university_id, &entry.faculty_code, &entry.department_code).await? else {
+        tracing::warn!(university = university_id, faculty = %entry.faculty_code, department = %entry.department_code, "student's faculty/department codes are not in the university's catalogue");
         return Ok(());
     };
     store::insert_student_record(
@@ -478,27 +493,23 @@ async fn link_roster_card(c: &mut store::Conn, user_id: i64, entry: &DirectoryEn
 /// with it as the password): the university password is never typed again
 /// nor kept. (Whoever holds the form's key either logged in with the
 /// university password already, or uses up a one-time link on each try.)
-async fn check_student_second(
-    directory: &dyn crate::accounts::directory::Directory,
-    policy: &PasswordPolicy,
-    directory_uid: &str,
-    second: (&str, &str),
-) -> FormResult<()> {
+async fn check_student_second(directories: &Directories, policy: &PasswordPolicy, user: &store::User, second: (&str, &str)) -> FormResult<()> {
     let mut errors = check_new(policy, &NewPasswords { second: Some(second), ..Default::default() }, &[]);
     if !errors.is_empty() {
         return Err(Form::Fields(errors));
     }
-    match directory.verify(directory_uid, second.0).await {
+    let university = user.directory_university_id.unwrap_or(crate::accounts::directory::FIRST_UNIVERSITY);
+    let verified = match directories.of(university).await {
+        Ok(directory) => directory.verify(user.directory_uid.as_deref().unwrap_or_default(), second.0).await,
+        Err(e) => Err(e),
+    };
+    match verified {
         Ok(None) => Ok(()),
         Ok(Some(_)) => {
             errors.insert("second_password".into(), Rule::SameAsUniversityPassword.message());
             Err(Form::Fields(errors))
         }
-        Err(crate::accounts::directory::DirectoryError::Busy(busy)) => Err(Form::Error(busy)),
-        Err(e) => {
-            tracing::warn!(error = %e, "directory unavailable");
-            Err(Form::Error(AppError::Page(crate::messages::DIRECTORY_UNAVAILABLE.into())))
-        }
+        Err(e) => Err(Form::Error(accounts::directory_failed(e))),
     }
 }
 
@@ -507,7 +518,7 @@ async fn check_student_second(
 pub async fn set_first_student_second(
     pool: &Pool,
     hasher: &Hasher,
-    directory: &dyn crate::accounts::directory::Directory,
+    directories: &Directories,
     policy: &PasswordPolicy,
     client: Client<'_>,
     key: &str,
@@ -520,7 +531,7 @@ pub async fn set_first_student_second(
     if user.second_password_hash.is_some() || user.kind != "student" {
         return Err(Form::Error(AppError::Page(crate::messages::LINK_INVALID.into())));
     }
-    check_student_second(directory, policy, user.directory_uid.as_deref().unwrap_or_default(), second).await?;
+    check_student_second(directories, policy, &user, second).await?;
     let h = hasher.hash(second.0).await?;
     let mut tx = store::begin_write(pool).await?;
     // used here, in the same transaction as the change: of two tabs one wins
@@ -538,7 +549,7 @@ pub async fn set_first_student_second(
 pub async fn reset_student_second(
     pool: &Pool,
     hasher: &Hasher,
-    directory: &dyn crate::accounts::directory::Directory,
+    directories: &Directories,
     policy: &PasswordPolicy,
     client: Client<'_>,
     token: &str,
@@ -548,7 +559,7 @@ pub async fn reset_student_second(
     let t = accounts::peek_token(&mut c, "second_password_reset", token).await?;
     let user = store::user(&mut c, t.user_id.unwrap_or(0)).await?;
     drop(c);
-    check_student_second(directory, policy, user.directory_uid.as_deref().unwrap_or_default(), second).await?;
+    check_student_second(directories, policy, &user, second).await?;
     let h = hasher.hash(second.0).await?;
     let mut tx = store::begin_write(pool).await?;
     accounts::consume_token(&mut tx, "second_password_reset", token).await?;

@@ -32,6 +32,9 @@ pub enum DirectoryError {
     /// The hash pool is full: try again in a moment (429).
     #[error("{0}")]
     Busy(crate::error::AppError),
+    /// The university chosen is not on this service.
+    #[error("no such university")]
+    NoSuchUniversity,
 }
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -56,11 +59,111 @@ impl Default for DirectoryConfig {
     }
 }
 
-pub fn from_config(cfg: &DirectoryConfig, pool: Pool, hasher: crate::accounts::passwords::Hasher) -> Arc<dyn Directory> {
-    if cfg.kind == "ldap" {
-        Arc::new(LdapDirectory::new(cfg.ldap.clone()))
-    } else {
-        Arc::new(RosterDirectory { pool, hasher })
+/// The university the deployment's own `[directory]` serves unless the
+/// platform operator sets another for it (the first one installed).
+pub const FIRST_UNIVERSITY: i64 = 1;
+
+/// Every university's directory: its own roster or its own LDAP server, as
+/// the platform operator set it. Read at each login, so a change made on any
+/// backend applies to the next login, with no restart.
+pub struct Directories {
+    pool: Pool,
+    hasher: crate::accounts::passwords::Hasher,
+    seal: Arc<crate::sealed::SealKey>,
+    /// The deployment's `[directory]`: the first university's unless set in the panel.
+    default: DirectoryConfig,
+}
+
+/// What a university's directory is, as the panel shows it.
+#[derive(Debug, Clone)]
+pub enum DirectorySource {
+    /// The roster its registrar imports.
+    Roster,
+    /// Its LDAP server, set in the panel (the bind password sealed apart).
+    Ldap(LdapConfig),
+    /// The deployment's configuration file (`[directory]`), the first university only.
+    Config(DirectoryConfig),
+}
+
+/// What the platform operator sets for a university's directory.
+pub enum DirectoryChoice {
+    Roster,
+    /// The LDAP settings; `bind_password` None keeps the one stored.
+    Ldap { cfg: LdapConfig, bind_password: Option<String> },
+}
+
+/// Checks and stores a university's directory (the bind password sealed
+/// apart from the settings, never in clear). Err: what is wrong, in both
+/// languages; Ok(false): no such university.
+pub async fn save_directory(pool: &Pool, seal: &crate::sealed::SealKey, university: i64, choice: DirectoryChoice) -> Result<Result<bool, String>, crate::error::AppError> {
+    let mut tx = store::begin_write(pool).await?;
+    let Some(old) = store::university_directory(&mut tx, university).await? else { return Ok(Ok(false)) };
+    let settings = match choice {
+        DirectoryChoice::Roster => store::DirectorySettings { directory_kind: Some("roster".into()), ..old },
+        DirectoryChoice::Ldap { mut cfg, bind_password } => {
+            if let Err(e) = cfg.check_panel() {
+                return Ok(Err(e));
+            }
+            cfg.bind_password = String::new();
+            cfg.bind_password_file = None;
+            cfg.ca_file = None;
+            let sealed = match bind_password {
+                Some(p) if p.is_empty() => None,
+                Some(p) => Some(seal.seal_str(&p, &bind_password_aad(university)).map_err(|e| crate::error::AppError::Internal(e.into()))?),
+                None => old.directory_bind_sealed,
+            };
+            let json = serde_json::to_string(&cfg).map_err(|e| crate::error::AppError::Internal(e.into()))?;
+            store::DirectorySettings { directory_kind: Some("ldap".into()), directory_ldap: json, directory_bind_sealed: sealed }
+        }
+    };
+    let found = store::set_university_directory(&mut tx, university, &settings).await?;
+    tx.commit().await?;
+    Ok(Ok(found))
+}
+
+/// The additional data a sealed bind password is tied to.
+pub fn bind_password_aad(university: i64) -> String {
+    format!("university:{university}:directory.bind_password")
+}
+
+impl Directories {
+    pub fn new(default: DirectoryConfig, pool: Pool, hasher: crate::accounts::passwords::Hasher, seal: Arc<crate::sealed::SealKey>) -> Self {
+        Directories { pool, hasher, seal, default }
+    }
+
+    /// Where a university's students are checked (None: no such university).
+    pub async fn source(&self, university: i64) -> Result<Option<DirectorySource>, DirectoryError> {
+        let unavailable = |e: sqlx::Error| DirectoryError::Unavailable(e.to_string());
+        let mut c = self.pool.acquire().await.map_err(unavailable)?;
+        let Some(s) = store::university_directory(&mut c, university).await.map_err(unavailable)? else { return Ok(None) };
+        Ok(Some(match s.directory_kind.as_deref() {
+            Some("ldap") => {
+                let mut cfg: LdapConfig =
+                    serde_json::from_str(&s.directory_ldap).map_err(|e| DirectoryError::Unavailable(format!("university {university}'s LDAP settings: {e}")))?;
+                cfg.bind_password = match s.directory_bind_sealed.as_deref() {
+                    Some(sealed) => self
+                        .seal
+                        .open_str(sealed, &bind_password_aad(university))
+                        .map_err(|e| DirectoryError::Unavailable(format!("university {university}'s bind password: {e}")))?,
+                    None => String::new(),
+                };
+                DirectorySource::Ldap(cfg)
+            }
+            Some(_) => DirectorySource::Roster,
+            None if university == FIRST_UNIVERSITY => DirectorySource::Config(self.default.clone()),
+            None => DirectorySource::Roster,
+        }))
+    }
+
+    /// The directory that checks a university's students.
+    pub async fn of(&self, university: i64) -> Result<Arc<dyn Directory>, DirectoryError> {
+        let roster = || -> Arc<dyn Directory> { Arc::new(RosterDirectory { pool: self.pool.clone(), hasher: self.hasher.clone(), university }) };
+        Ok(match self.source(university).await? {
+            None => return Err(DirectoryError::NoSuchUniversity),
+            Some(DirectorySource::Ldap(cfg)) => Arc::new(LdapDirectory::new(cfg)),
+            Some(DirectorySource::Config(cfg)) if cfg.kind == "ldap" => Arc::new(LdapDirectory::new(cfg.ldap)),
+            Some(_) => roster(),
+        })
     }
 }
 
@@ -71,6 +174,27 @@ pub fn normalise_uid(uid: &str) -> String {
 }
 
 impl LdapConfig {
+    /// The checks of a directory set in the panel, in both languages.
+    pub fn check_panel(&self) -> Result<(), String> {
+        self.validate().map_err(|_| {
+            "LDAPサーバは ldaps:// か、StartTLS 付きの ldap:// で指定してください（平文の ldap:// はこのサーバ上のものだけ）。 / Give the server as ldaps://, or ldap:// with StartTLS (plain ldap:// only to a server on this machine).".to_string()
+        })?;
+        if self.base_dn.trim().is_empty() || !self.user_filter.contains("{user}") {
+            return Err("検索ベースと、{user} を含む検索フィルタを入力してください。 / Give the search base and a filter with {user} in it.".into());
+        }
+        let attrs = [&self.attr_uid, &self.attr_name_kanji, &self.attr_name_kana, &self.attr_name_roman, &self.attr_student_no, &self.attr_faculty, &self.attr_department];
+        if attrs.iter().any(|a| a.trim().is_empty() || a.contains(|c: char| c.is_whitespace())) {
+            return Err("属性名を空白なしで入力してください（カードIDとメール以外は必須）。 / Give each attribute name without spaces (all but the card ID and e-mail are needed).".into());
+        }
+        if !self.ca_pem.trim().is_empty() {
+            tls_client_config_pem(self.ca_pem.as_bytes()).map_err(|e| format!("CA証明書（PEM）を読めません。 / The CA certificate (PEM) cannot be read: {e}"))?;
+        }
+        if !(1..=60).contains(&self.timeout_s) {
+            return Err("タイムアウトは1〜60秒にしてください。 / The timeout is 1 to 60 seconds.".into());
+        }
+        Ok(())
+    }
+
     /// TLS on every link: `ldaps://`, or StartTLS, unless the directory is on this machine.
     pub fn validate(&self) -> Result<(), String> {
         let url = self.url.to_ascii_lowercase();
@@ -90,6 +214,8 @@ impl LdapConfig {
 pub struct RosterDirectory {
     pool: Pool,
     hasher: crate::accounts::passwords::Hasher,
+    /// Whose roster.
+    university: i64,
 }
 
 impl Directory for RosterDirectory {
@@ -97,7 +223,7 @@ impl Directory for RosterDirectory {
         Box::pin(async move {
             let unavailable = |e: sqlx::Error| DirectoryError::Unavailable(e.to_string());
             let mut c = self.pool.acquire().await.map_err(unavailable)?;
-            let row = store::roster_entry(&mut c, user_id.trim()).await.map_err(unavailable)?;
+            let row = store::roster_entry(&mut c, self.university, user_id.trim()).await.map_err(unavailable)?;
             drop(c);
             let hash = row.as_ref().map(|r| r.password_hash.clone());
             // an unknown ID costs the same hash as a known one
@@ -304,6 +430,8 @@ pub struct LdapConfig {
     pub starttls: bool,
     /// PEM file of the CA that signed the directory's certificate (empty: the system's CAs).
     pub ca_file: Option<std::path::PathBuf>,
+    /// The same CA as PEM text (a directory set in the panel); used before `ca_file`.
+    pub ca_pem: String,
     /// The attribute holding the user ID as the directory spells it.
     pub attr_uid: String,
     pub base_dn: String,
@@ -332,6 +460,7 @@ impl Default for LdapConfig {
             url: "ldap://127.0.0.1:389".into(),
             starttls: false,
             ca_file: None,
+            ca_pem: String::new(),
             attr_uid: "uid".into(),
             base_dn: "dc=campus,dc=test".into(),
             user_filter: "(uid={user})".into(),
@@ -371,10 +500,19 @@ pub struct LdapDirectory {
 
 /// A rustls client configuration trusting the CAs in a PEM file.
 pub fn tls_client_config(ca_file: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, String> {
+    let pem = std::fs::read(ca_file).map_err(|e| format!("{}: {e}", ca_file.display()))?;
+    tls_client_config_pem(&pem).map_err(|e| format!("{}: {e}", ca_file.display()))
+}
+
+/// A rustls client configuration trusting the CAs in PEM text.
+pub fn tls_client_config_pem(pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, String> {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca_file).map_err(|e| format!("{}: {e}", ca_file.display()))? {
-        roots.add(cert.map_err(|e| format!("{}: {e}", ca_file.display()))?).map_err(|e| format!("{}: {e}", ca_file.display()))?;
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem) {
+        roots.add(cert.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    }
+    if roots.is_empty() {
+        return Err("no certificate in the PEM text".into());
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let cfg = rustls::ClientConfig::builder_with_provider(provider)
@@ -387,9 +525,11 @@ pub fn tls_client_config(ca_file: &std::path::Path) -> Result<Arc<rustls::Client
 
 impl LdapDirectory {
     pub fn new(cfg: LdapConfig) -> Self {
-        let tls = cfg.ca_file.as_deref().and_then(|f| {
-            tls_client_config(f).map_err(|e| tracing::error!(error = %e, "directory.ldap.ca_file cannot be used")).ok()
-        });
+        let tls = if !cfg.ca_pem.trim().is_empty() {
+            tls_client_config_pem(cfg.ca_pem.as_bytes()).map_err(|e| tracing::error!(error = %e, "the directory's CA cannot be used")).ok()
+        } else {
+            cfg.ca_file.as_deref().and_then(|f| tls_client_config(f).map_err(|e| tracing::error!(error = %e, "directory.ldap.ca_file cannot be used")).ok())
+        };
         LdapDirectory { cfg, tls }
     }
 

@@ -8,7 +8,7 @@ pub mod password_policy;
 pub mod passwords;
 pub mod totp;
 
-use crate::accounts::directory::{Directory, DirectoryEntry};
+use crate::accounts::directory::{Directories, DirectoryEntry, DirectoryError};
 use crate::error::{AppError, AppResult};
 use crate::messages::{INITIAL_PASSWORD_EXPIRED, LOGIN_FAILED, STAFF_LOGIN_FAILED, STUDENT_LOGIN_FAILED};
 use crate::accounts::passwords::Hasher;
@@ -318,45 +318,55 @@ pub async fn login_user(
 /// What an enrolled student's login (S-1..S-3) leads to.
 pub enum StudentLogin {
     Ok(i64),
-    /// First login: the directory said yes; the student registers an address next (S-2).
-    FirstLogin(DirectoryEntry),
+    /// First login: the university's directory said yes; the student registers an address next (S-2).
+    FirstLogin(i64, DirectoryEntry),
     /// The address is registered but no second password is set yet (second
     /// password left empty): the student sets it next (S-2, manual 001 2.2).
     SetSecond(i64, DirectoryEntry),
 }
 
-/// University user ID + password against the directory; + second password once set.
+/// A directory's failure as the user sees it.
+pub fn directory_failed(e: DirectoryError) -> AppError {
+    match e {
+        DirectoryError::Busy(busy) => busy,
+        DirectoryError::NoSuchUniversity => AppError::Page(crate::messages::CHOOSE_UNIVERSITY.into()),
+        e => {
+            tracing::warn!(error = %e, "directory unavailable");
+            AppError::Page(crate::messages::DIRECTORY_UNAVAILABLE.into())
+        }
+    }
+}
+
+/// University user ID + password against the chosen university's directory;
+/// + second password once set. The same user ID at two universities is two students.
+#[allow(clippy::too_many_arguments)]
 pub async fn login_student(
     pool: &Pool,
     throttle: &Throttle,
     hasher: &Hasher,
-    directory: &dyn Directory,
+    directories: &Directories,
     client: Client<'_>,
+    university: i64,
     user_id: &str,
     password: &str,
     second: &str,
 ) -> AppResult<StudentLogin> {
     let uid = user_id.trim();
-    let key = format!("student:{}", uid.to_lowercase());
+    let key = format!("student:{university}:{}", uid.to_lowercase());
     throttle.begin(&key, client.ip).await?;
-    let verified = directory.verify(uid, password).await;
+    let verified = match directories.of(university).await {
+        Ok(directory) => directory.verify(uid, password).await,
+        Err(e) => Err(e),
+    };
     if verified.is_err() {
         throttle.undo(&key, client.ip).await;
     }
-    let entry = verified.map_err(|e| {
-        match e {
-            crate::accounts::directory::DirectoryError::Busy(busy) => busy,
-            e => {
-                tracing::warn!(error = %e, "directory unavailable");
-                AppError::Page(crate::messages::DIRECTORY_UNAVAILABLE.into())
-            }
-        }
-    })?;
+    let entry = verified.map_err(directory_failed)?;
     // the account belongs to the directory's user as the directory spells it,
     // never to the ID as typed (S2401234 and s2401234 are one student)
     let account_uid = entry.as_ref().map(|e| e.user_id.clone()).unwrap_or_else(|| crate::accounts::directory::normalise_uid(uid));
     let mut c = pool.acquire().await?;
-    let user = store::user_by_directory_uid(&mut c, &account_uid).await?;
+    let user = store::user_by_directory_uid(&mut c, university, &account_uid).await?;
     drop(c);
     let second_hash = user.as_ref().and_then(|u| u.second_password_hash.clone());
     let checked = match hasher.verify_all(vec![(second.to_string(), second_hash)]).await {
@@ -385,7 +395,7 @@ pub async fn login_student(
         (Some(e), None) if second.is_empty() => {
             throttle.uncount(&key, client.ip).await;
             audit(&mut c, &format!("student:{uid}"), "student.first_login", "", client).await?;
-            Ok(StudentLogin::FirstLogin(e))
+            Ok(StudentLogin::FirstLogin(university, e))
         }
         (_, u) => {
             let actor = u.map(|u| format!("user:{}", u.id)).unwrap_or_else(|| format!("student:{uid}"));

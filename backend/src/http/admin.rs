@@ -785,7 +785,17 @@ pub async fn catalogue(State(state): State<AppState>, headers: HeaderMap, staff:
     let office = store::university_office(&mut c, staff.university()).await?;
     let office = context! { mail_sender => office.mail_sender, desk_ja => office.desk_ja, desk_en => office.desk_en, hours_ja => office.hours_ja,
                             hours_en => office.hours_en, contact_phone => office.contact_phone, contact_email => office.contact_email };
-    let page = Html(render("admin_catalogue.html", context! { csrf => &csrf.token, types, leaving, placeholders, has_seal, policy, fees, office }));
+    let faculties = store::faculties(&mut c).await?;
+    let departments = store::departments(&mut c).await?;
+    let faculties: Vec<_> = faculties
+        .iter()
+        .filter(|f| f.parent_id == staff.university())
+        .map(|f| {
+            let deps: Vec<_> = departments.iter().filter(|d| d.parent_id == f.id).map(|d| context! { code => &d.code, name_ja => &d.name_ja, name_en => &d.name_en }).collect();
+            context! { id => f.id, code => &f.code, name_ja => &f.name_ja, name_en => &f.name_en, departments => deps }
+        })
+        .collect();
+    let page = Html(render("admin_catalogue.html", context! { csrf => &csrf.token, types, leaving, placeholders, has_seal, policy, fees, office, faculties }));
     Ok(csrf.respond(page))
 }
 
@@ -858,6 +868,56 @@ pub async fn save_office(
     accounts::audit(&mut tx, &format!("staff:{}", staff.staff.login), "university.office", &o.desk_en, accounts::Client { ip: &ip }).await?;
     tx.commit().await?;
     Ok(Redirect::to("/admin/catalogue?office=saved").into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct FacultyForm {
+    csrf: String,
+    /// 0: a new faculty; else a new department of this faculty.
+    faculty: i64,
+    code: String,
+    name_ja: String,
+    name_en: String,
+}
+
+const FACULTY_REFUSED: &str = "コードは英数字（- _ 可）20文字以内、名称は日本語と英語で各100文字以内で入力してください。 / The code is up to 20 letters, digits, - or _; the names up to 100 characters each, in Japanese and in English.";
+const CODE_TAKEN: &str = "このコードはすでに使われています。 / This code is already in use.";
+
+/// A university's faculties and departments, with the codes its directory
+/// and school register use (a new university adds its own here).
+pub async fn save_faculty(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+    Form(f): Form<FacultyForm>,
+) -> AppResult<Response> {
+    use crate::error::AppError;
+    check_csrf(&state, &headers, &f.csrf)?;
+    let (code, ja, en) = (f.code.trim(), f.name_ja.trim(), f.name_en.trim());
+    let code_ok = !code.is_empty() && code.len() <= 20 && code.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c));
+    let name_ok = |n: &str| !n.is_empty() && n.chars().count() <= 100 && !n.chars().any(|c| c.is_control() || "<>\"".contains(c));
+    if !code_ok || !name_ok(ja) || !name_ok(en) {
+        return Err(AppError::Page(FACULTY_REFUSED.into()));
+    }
+    let mut tx = store::begin_write(&state.pool).await?;
+    let added = if f.faculty == 0 {
+        store::insert_faculty(&mut tx, staff.university(), code, ja, en).await?
+    } else {
+        match store::insert_department(&mut tx, staff.university(), f.faculty, code, ja, en).await {
+            Err(sqlx::Error::RowNotFound) => return Err(AppError::PageNotFound),
+            r => r?,
+        }
+    };
+    if added.is_none() {
+        return Err(AppError::Page(CODE_TAKEN.into()));
+    }
+    let ip = client.ip().to_string();
+    let what = if f.faculty == 0 { "catalogue.faculty" } else { "catalogue.department" };
+    accounts::audit(&mut tx, &format!("staff:{}", staff.staff.login), what, code, accounts::Client { ip: &ip }).await?;
+    tx.commit().await?;
+    Ok(Redirect::to("/admin/catalogue?faculty=saved#faculties").into_response())
 }
 
 /// A-3: one certificate type saved from the editor, checked field by field.
@@ -1336,7 +1396,14 @@ async fn universities_page(state: &AppState, headers: &HeaderMap, created: Optio
     let universities: Vec<_> = store::university_overview(&mut c)
         .await?
         .iter()
-        .map(|u| context! { id => u.id, name_ja => &u.name_ja, name_en => &u.name_en, stations => u.stations, staff => u.staff, types => u.types })
+        .map(|u| {
+            let directory = match (u.directory_kind.as_deref(), u.id) {
+                (Some("ldap"), _) => "LDAP",
+                (None, crate::accounts::directory::FIRST_UNIVERSITY) => "設定ファイル / configuration file",
+                _ => "名簿 / roster",
+            };
+            context! { id => u.id, name_ja => &u.name_ja, name_en => &u.name_en, stations => u.stations, staff => u.staff, types => u.types, directory }
+        })
         .collect();
     let csrf = Csrf::get(state, headers);
     let status = if error.is_some() { axum::http::StatusCode::BAD_REQUEST } else { axum::http::StatusCode::OK };
@@ -1381,5 +1448,111 @@ pub async fn add_university(
         }
         Err(crate::install::AddError::Refused(m)) => universities_page(&state, &headers, None, Some(m)).await,
         Err(crate::install::AddError::Other(e)) => Err(crate::error::AppError::Internal(e)),
+    }
+}
+
+// ---------------------------------------------------------------- a university's directory
+
+/// The directory settings page of one university (platform operators).
+async fn directory_page(state: &AppState, headers: &HeaderMap, university: i64, saved: bool, error: Option<&str>) -> AppResult<Response> {
+    use crate::accounts::directory::DirectorySource;
+    let mut c = state.pool.acquire().await?;
+    let Some(u) = store::universities(&mut c).await?.into_iter().find(|u| u.id == university) else { return Err(crate::error::AppError::PageNotFound) };
+    drop(c);
+    let source = state.directories.source(university).await.map_err(accounts::directory_failed)?.ok_or(crate::error::AppError::PageNotFound)?;
+    let (kind, cfg, from_config) = match source {
+        DirectorySource::Roster => ("roster", crate::accounts::directory::LdapConfig::default(), false),
+        DirectorySource::Ldap(cfg) => ("ldap", cfg, false),
+        DirectorySource::Config(d) => (if d.kind == "ldap" { "ldap" } else { "roster" }, d.ldap, true),
+    };
+    let has_bind_password = !cfg.bind_password.is_empty();
+    let fields: Vec<_> = ldap_fields(&cfg).into_iter().map(|(name, ja, en, value)| context! { name, ja, en, value }).collect();
+    let csrf = Csrf::get(state, headers);
+    let status = if error.is_some() { axum::http::StatusCode::BAD_REQUEST } else { axum::http::StatusCode::OK };
+    let page = Html(render(
+        "admin_university_directory.html",
+        context! { csrf => &csrf.token, id => university, name_ja => &u.name_ja, name_en => &u.name_en, kind, from_config, starttls => cfg.starttls,
+                   ca_pem => &cfg.ca_pem, timeout_s => cfg.timeout_s, has_bind_password, fields, saved, error },
+    ));
+    Ok((status, csrf.respond(page)).into_response())
+}
+
+/// The LDAP settings a form shows and reads back: (field, label ja, label en, value).
+fn ldap_fields(c: &crate::accounts::directory::LdapConfig) -> Vec<(&'static str, &'static str, &'static str, String)> {
+    vec![
+        ("url", "サーバURL", "Server URL", c.url.clone()),
+        ("base_dn", "検索ベース", "Search base", c.base_dn.clone()),
+        ("user_filter", "検索フィルタ（{user} がユーザID）", "Filter ({user} is the user ID)", c.user_filter.clone()),
+        ("bind_dn", "検索用アカウントのDN（空欄: 匿名）", "Search account DN (empty: anonymous)", c.bind_dn.clone()),
+        ("attr_uid", "ユーザIDの属性", "User ID attribute", c.attr_uid.clone()),
+        ("attr_name_kanji", "氏名（漢字）の属性", "Name (kanji) attribute", c.attr_name_kanji.clone()),
+        ("attr_name_kana", "氏名（カナ）の属性", "Name (kana) attribute", c.attr_name_kana.clone()),
+        ("attr_name_roman", "氏名（ローマ字）の属性", "Name (roman) attribute", c.attr_name_roman.clone()),
+        ("attr_student_no", "学籍番号の属性", "Student ID attribute", c.attr_student_no.clone()),
+        ("attr_faculty", "学部コードの属性", "Faculty code attribute", c.attr_faculty.clone()),
+        ("attr_department", "学科コードの属性", "Department code attribute", c.attr_department.clone()),
+        ("attr_email", "メールアドレスの属性", "E-mail attribute", c.attr_email.clone()),
+        ("attr_card_id", "学生証カードIDの属性（空欄: なし）", "Campus card ID attribute (empty: none)", c.attr_card_id.clone()),
+    ]
+}
+
+pub async fn university_directory(State(state): State<AppState>, headers: HeaderMap, _staff: CurrentStaff, Path(id): Path<i64>) -> AppResult<Response> {
+    directory_page(&state, &headers, id, false, None).await
+}
+
+/// Platform operators set a university's directory: its roster or its LDAP
+/// server. The next login uses it, on every backend.
+pub async fn save_university_directory(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    staff: CurrentStaff,
+    Path(id): Path<i64>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> AppResult<Response> {
+    use crate::accounts::directory::{DirectoryChoice, LdapConfig};
+    let f: std::collections::HashMap<String, String> = pairs.into_iter().collect();
+    let field = |name: &str| f.get(name).map(|v| v.trim().to_string()).unwrap_or_default();
+    check_csrf(&state, &headers, &field("csrf"))?;
+    let kind = field("kind");
+    let choice = match kind.as_str() {
+        "roster" => DirectoryChoice::Roster,
+        "ldap" => {
+            let cfg = LdapConfig {
+                url: field("url"),
+                starttls: f.contains_key("starttls"),
+                ca_pem: field("ca_pem"),
+                base_dn: field("base_dn"),
+                user_filter: field("user_filter"),
+                bind_dn: field("bind_dn"),
+                attr_uid: field("attr_uid"),
+                attr_name_kanji: field("attr_name_kanji"),
+                attr_name_kana: field("attr_name_kana"),
+                attr_name_roman: field("attr_name_roman"),
+                attr_student_no: field("attr_student_no"),
+                attr_faculty: field("attr_faculty"),
+                attr_department: field("attr_department"),
+                attr_email: field("attr_email"),
+                attr_card_id: field("attr_card_id"),
+                timeout_s: field("timeout_s").parse().unwrap_or(0),
+                ..LdapConfig::default()
+            };
+            // empty: keep the stored one; "clear": an anonymous search from now on
+            let typed = f.get("bind_password").cloned().unwrap_or_default();
+            let bind_password = if f.contains_key("clear_bind_password") { Some(String::new()) } else { Some(typed).filter(|p| !p.is_empty()) };
+            DirectoryChoice::Ldap { cfg, bind_password }
+        }
+        _ => return directory_page(&state, &headers, id, false, Some(crate::messages::CHECK_INPUT)).await,
+    };
+    match crate::accounts::directory::save_directory(&state.pool, &state.seal, id, choice).await? {
+        Ok(true) => {
+            let mut c = state.pool.acquire().await?;
+            let ip = client.ip().to_string();
+            accounts::audit(&mut c, &format!("staff:{}", staff.staff.login), "university.directory", &format!("university:{id} {kind}"), accounts::Client { ip: &ip }).await?;
+            drop(c);
+            directory_page(&state, &headers, id, true, None).await
+        }
+        Ok(false) => Err(crate::error::AppError::PageNotFound),
+        Err(message) => directory_page(&state, &headers, id, false, Some(&message)).await,
     }
 }

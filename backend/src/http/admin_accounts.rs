@@ -48,18 +48,6 @@ async fn own_staff(c: &mut store::Conn, staff: &CurrentStaff, id: i64) -> AppRes
     }
 }
 
-/// The roster stands in for the directory the deployment is configured with,
-/// which serves the first university (one directory per university is not built yet).
-const DIRECTORY_UNIVERSITY: i64 = 1;
-
-fn roster_of(staff: &CurrentStaff) -> AppResult<()> {
-    if staff.university() == DIRECTORY_UNIVERSITY {
-        Ok(())
-    } else {
-        Err(AppError::Page("この大学の学生名簿はこのサービスにまだ設定されていません。運営者にお問い合わせください。 / Your university's student directory is not set up on this service yet: please ask the platform operator.".into()))
-    }
-}
-
 pub async fn registrations(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff, Query(q): Query<StatusQuery>) -> AppResult<Response> {
     staff.require(REVIEWERS)?;
     let status = if STATUSES.iter().any(|s| s.0 == q.status) { q.status.as_str() } else { "pending" };
@@ -441,22 +429,32 @@ pub async fn audit_log(State(state): State<AppState>, headers: HeaderMap, staff:
 
 // ---------------------------------------------------------------- roster (S-1)
 
-async fn roster_page(state: &AppState, headers: &HeaderMap, imported: Option<usize>, row_errors: Vec<String>) -> AppResult<Response> {
+/// The staff member's university's roster: how many students it holds, and
+/// whether the university's students are checked against it or its LDAP server.
+async fn roster_page(state: &AppState, headers: &HeaderMap, staff: &CurrentStaff, imported: Option<usize>, row_errors: Vec<String>) -> AppResult<Response> {
+    let university = staff.university();
     let mut c = state.pool.acquire().await?;
-    let count = store::roster_count(&mut c).await?;
+    let count = store::roster_count(&mut c, university).await?;
+    drop(c);
+    let ldap = match state.directories.source(university).await {
+        Ok(Some(directory::DirectorySource::Ldap(_))) => true,
+        Ok(Some(directory::DirectorySource::Config(cfg))) => cfg.kind == "ldap",
+        Ok(_) => false,
+        Err(e) => return Err(accounts::directory_failed(e)),
+    };
+    let login_link = format!("{}/student/login?university={university}", state.config.http.public_url);
     let csrf = Csrf::get(state, headers);
     let status = if row_errors.is_empty() { StatusCode::OK } else { StatusCode::BAD_REQUEST };
     let page = Html(render(
         "admin_roster.html",
-        context! { csrf => &csrf.token, count, imported, row_errors, columns => directory::ROSTER_COLUMNS.join(",") },
+        context! { csrf => &csrf.token, count, imported, row_errors, ldap, login_link, columns => directory::ROSTER_COLUMNS.join(",") },
     ));
     Ok((status, csrf.respond(page)).into_response())
 }
 
 pub async fn roster(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff) -> AppResult<Response> {
     staff.require(REVIEWERS)?;
-    roster_of(&staff)?;
-    roster_page(&state, &headers, None, Vec::new()).await
+    roster_page(&state, &headers, &staff, None, Vec::new()).await
 }
 
 /// All rows or none: every bad row is reported with its line number.
@@ -468,7 +466,6 @@ pub async fn import_roster(
     mut mp: Multipart,
 ) -> AppResult<Response> {
     staff.require(REVIEWERS)?;
-    roster_of(&staff)?;
     let mut csrf = String::new();
     let mut file = Vec::new();
     let bad = |_| AppError::Page(crate::messages::CHECK_INPUT.into());
@@ -481,13 +478,13 @@ pub async fn import_roster(
     }
     check_csrf(&state, &headers, &csrf)?;
     let Ok(text) = String::from_utf8(file) else {
-        return roster_page(&state, &headers, None, vec!["ファイルが UTF-8 ではありません。 / The file is not UTF-8.".into()]).await;
+        return roster_page(&state, &headers, &staff, None, vec!["ファイルが UTF-8 ではありません。 / The file is not UTF-8.".into()]).await;
     };
     let rows = match directory::parse_roster(&text) {
         Ok(rows) => rows,
         Err(errors) => {
             let lines = errors.iter().map(|e| e.to_string()).collect();
-            return roster_page(&state, &headers, None, lines).await;
+            return roster_page(&state, &headers, &staff, None, lines).await;
         }
     };
     // plain initial passwords in the file are hashed here, off the runtime
@@ -514,12 +511,12 @@ pub async fn import_roster(
     let n = entries.len();
     let mut tx = store::begin_write(&state.pool).await?;
     for e in &entries {
-        store::upsert_roster_entry(&mut tx, e, time::now()).await?;
+        store::upsert_roster_entry(&mut tx, staff.university(), e, time::now()).await?;
     }
     let ip = client_ip(&addr);
     accounts::audit(&mut tx, &format!("staff:{}", staff.staff.login), "roster.import", &format!("{n} rows"), Client { ip: &ip }).await?;
     tx.commit().await?;
-    roster_page(&state, &headers, Some(n), Vec::new()).await
+    roster_page(&state, &headers, &staff, Some(n), Vec::new()).await
 }
 
 // ---------------------------------------------------------------- a staff member's own password

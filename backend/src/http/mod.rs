@@ -165,6 +165,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/catalogue/offline-policy", post(admin::save_offline_policy))
         .route("/admin/catalogue/fees", post(admin::save_fees))
         .route("/admin/catalogue/office", post(admin::save_office))
+        .route("/admin/catalogue/faculties", post(admin::save_faculty))
         .route("/admin/service", get(admin::service_breaks).post(admin::add_service_break))
         .route("/admin/service/{id}/delete", post(admin::remove_service_break))
         .route("/verify", get(portal::verify))
@@ -185,6 +186,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/staff/{id}/disable", post(admin_accounts::disable_staff))
         .route("/admin/audit", get(admin_accounts::audit_log))
         .route("/admin/universities", get(admin::universities).post(admin::add_university))
+        .route("/admin/universities/{id}/directory", get(admin::university_directory).post(admin::save_university_directory))
         .route("/admin/password", get(admin_accounts::password_page).post(admin_accounts::change_password))
         .route(
             "/admin/roster",

@@ -40,6 +40,7 @@ fn env() -> &'static Environment<'static> {
             ("admin_staff.html", include_str!("../../templates/admin_staff.html")),
             ("admin_audit.html", include_str!("../../templates/admin_audit.html")),
             ("admin_universities.html", include_str!("../../templates/admin_universities.html")),
+            ("admin_university_directory.html", include_str!("../../templates/admin_university_directory.html")),
             ("admin_roster.html", include_str!("../../templates/admin_roster.html")),
             ("admin_base.html", include_str!("../../templates/admin_base.html")),
             ("admin_dashboard.html", include_str!("../../templates/admin_dashboard.html")),

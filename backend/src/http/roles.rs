@@ -77,6 +77,7 @@ pub const ADMIN_ROUTES: &[(&str, &str, Rule)] = &[
     ("POST", "/admin/catalogue/offline-policy", REGISTRAR),
     ("POST", "/admin/catalogue/fees", REGISTRAR),
     ("POST", "/admin/catalogue/office", REGISTRAR),
+    ("POST", "/admin/catalogue/faculties", REGISTRAR),
     ("GET", "/admin/service", REGISTRAR),
     ("POST", "/admin/service", REGISTRAR),
     ("POST", "/admin/service/{id}/delete", REGISTRAR),
@@ -97,6 +98,8 @@ pub const ADMIN_ROUTES: &[(&str, &str, Rule)] = &[
     // platform operators: the universities, and the platform's mail outbox (every university's mail)
     ("GET", "/admin/universities", Rule::Platform),
     ("POST", "/admin/universities", Rule::Platform),
+    ("GET", "/admin/universities/{id}/directory", Rule::Platform),
+    ("POST", "/admin/universities/{id}/directory", Rule::Platform),
     ("GET", "/admin/outbox", Rule::Platform),
 ];
 

@@ -26,23 +26,52 @@ const ONBOARD_COOKIE: &str = "shomei_onboard";
 /// The short-lived key of the login that leads to setting the second password (S-2).
 const SETUP_COOKIE: &str = "shomei_second_setup";
 
-fn login_html(csrf: &str, user_id: &str, error: Option<&str>) -> Html<String> {
-    Html(render("student_login.html", context! { csrf, user_id, error }))
+/// The universities a student may log in at (each checks its own students);
+/// one university: no choice to make.
+async fn universities(state: &AppState) -> AppResult<Vec<store::Named>> {
+    let mut c = state.pool.acquire().await?;
+    Ok(store::universities(&mut c).await?)
 }
 
-pub async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+fn login_html(csrf: &str, universities: &[store::Named], university: i64, user_id: &str, error: Option<&str>) -> Html<String> {
+    let choices: Vec<_> = universities.iter().map(|u| context! { id => u.id, name_ja => &u.name_ja, name_en => &u.name_en }).collect();
+    Html(render("student_login.html", context! { csrf, universities => choices, university, user_id, error }))
+}
+
+/// `?university=ID`: a university's own link to the login preselects it.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct LoginQuery {
+    university: i64,
+}
+
+pub async fn login_page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<LoginQuery>) -> AppResult<Response> {
+    let unis = universities(&state).await?;
     let csrf = Csrf::get(&state, &headers);
-    let page = login_html(&csrf.token, "", None);
-    csrf.respond(page)
+    let page = login_html(&csrf.token, &unis, q.university, "", None);
+    Ok(csrf.respond(page))
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct LoginForm {
     csrf: String,
+    /// The university whose directory checks the user ID (0: none chosen;
+    /// the only one when there is one).
+    university: i64,
     user_id: String,
     password: String,
     second_password: String,
+}
+
+impl LoginForm {
+    /// The university chosen, or the only one; None: a choice is needed.
+    fn university(&self, universities: &[store::Named]) -> Option<i64> {
+        match universities {
+            [only] if self.university == 0 || self.university == only.id => Some(only.id),
+            _ => universities.iter().find(|u| u.id == self.university).map(|u| u.id),
+        }
+    }
 }
 
 pub async fn login(
@@ -52,21 +81,31 @@ pub async fn login(
     Form(f): Form<LoginForm>,
 ) -> Response {
     let ip = client_ip(&addr);
+    let unis = match universities(&state).await {
+        Ok(u) => u,
+        Err(e) => return e.into_response(),
+    };
+    let Some(university) = f.university(&unis) else {
+        let csrf = Csrf::get(&state, &headers);
+        let page = login_html(&csrf.token, &unis, 0, &f.user_id, Some(crate::messages::CHOOSE_UNIVERSITY));
+        return (StatusCode::BAD_REQUEST, csrf.respond(page)).into_response();
+    };
     if f.second_password.is_empty() && !f.csrf.is_empty() && check_csrf(&state, &headers, &f.csrf).is_ok() {
         // maybe a first login: no session yet, an onboarding key instead
         let r = accounts::login_student(
             &state.pool,
             &state.login_throttle,
             &state.hasher,
-            state.directory.as_ref(),
+            &state.directories,
             Client { ip: &ip },
+            university,
             &f.user_id,
             &f.password,
             "",
         )
         .await;
         return match r {
-            Ok(StudentLogin::FirstLogin(entry)) => match credentials::start_student_onboarding(&state.pool, &entry).await {
+            Ok(StudentLogin::FirstLogin(university, entry)) => match credentials::start_student_onboarding(&state.pool, university, &entry).await {
                 Ok(key) => {
                     let mut resp = Redirect::to("/student/email").into_response();
                     resp.headers_mut().append(SET_COOKIE, set_cookie(&state, ONBOARD_COOKIE, &key, 30 * 60, "Lax"));
@@ -89,7 +128,7 @@ pub async fn login(
             }
             Ok(StudentLogin::Ok(_)) | Err(AppError::Page(_)) => {
                 let csrf = Csrf::get(&state, &headers);
-                let page = login_html(&csrf.token, &f.user_id, Some(crate::messages::STUDENT_LOGIN_FAILED));
+                let page = login_html(&csrf.token, &unis, university, &f.user_id, Some(crate::messages::STUDENT_LOGIN_FAILED));
                 (StatusCode::UNAUTHORIZED, csrf.respond(page)).into_response()
             }
             Err(e @ AppError::Throttled(_)) => e.into_response(),
@@ -101,8 +140,9 @@ pub async fn login(
             &state.pool,
             &state.login_throttle,
             &state.hasher,
-            state.directory.as_ref(),
+            &state.directories,
             Client { ip: &ip },
+            university,
             &f.user_id,
             &f.password,
             &f.second_password,
@@ -110,11 +150,11 @@ pub async fn login(
         .await?
         {
             StudentLogin::Ok(id) => Ok(LoggedIn { user_id: Some(id), staff_id: None, redirect: "/portal" }),
-            StudentLogin::FirstLogin(_) | StudentLogin::SetSecond(..) => Err(AppError::Page(crate::messages::STUDENT_LOGIN_FAILED.into())),
+            StudentLogin::FirstLogin(..) | StudentLogin::SetSecond(..) => Err(AppError::Page(crate::messages::STUDENT_LOGIN_FAILED.into())),
         }
     };
     let target = LoginTarget { cookie: USER_COOKIE, same_site: "Lax" };
-    login_flow(&state, &headers, &f.csrf, check, target, |t, msg| login_html(t, &f.user_id, Some(msg))).await
+    login_flow(&state, &headers, &f.csrf, check, target, |t, msg| login_html(t, &unis, university, &f.user_id, Some(msg))).await
 }
 
 fn email_html(csrf: &str, email: &str, confirm: &str, errors: &FieldErrors) -> Html<String> {
@@ -275,7 +315,7 @@ pub async fn setup(
     match credentials::set_first_student_second(
         &state.pool,
         &state.hasher,
-        state.directory.as_ref(),
+        &state.directories,
         &state.config.accounts.password_policy,
         Client { ip: &ip },
         &key,
@@ -384,7 +424,7 @@ pub async fn reset(
     match credentials::reset_student_second(
         &state.pool,
         &state.hasher,
-        state.directory.as_ref(),
+        &state.directories,
         &state.config.accounts.password_policy,
         Client { ip: &ip },
         &f.t,

@@ -613,7 +613,7 @@ pub async fn decide(d: &Decider<'_>, staff: &store::Staff, client: Client<'_>, i
                             second_password_hash: None,
                             must_set_password: true,
                             initial_password_expires_at: Some(expires),
-                            directory_uid: None,
+                            directory: None,
                             personal_sealed: None,
                             language: &r.language,
                             now: t,

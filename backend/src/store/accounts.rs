@@ -18,11 +18,13 @@ pub struct User {
     pub must_set_password: bool,
     pub initial_password_expires_at: Option<i64>,
     pub directory_uid: Option<String>,
+    /// The university whose directory `directory_uid` is in (enrolled students).
+    pub directory_university_id: Option<i64>,
     pub personal_sealed: Option<String>,
 }
 
 const USER_SELECT: &str = "SELECT id, email, kind, password_hash, second_password_hash, status, language,
-    must_set_password, initial_password_expires_at, directory_uid, personal_sealed FROM users";
+    must_set_password, initial_password_expires_at, directory_uid, directory_university_id, personal_sealed FROM users";
 
 #[derive(Debug, Clone, FromRow)]
 pub struct Staff {
@@ -268,7 +270,8 @@ pub struct NewUser<'a> {
     pub second_password_hash: Option<&'a str>,
     pub must_set_password: bool,
     pub initial_password_expires_at: Option<i64>,
-    pub directory_uid: Option<&'a str>,
+    /// (university, user ID) in that university's directory (enrolled students).
+    pub directory: Option<(i64, &'a str)>,
     pub personal_sealed: Option<&'a str>,
     pub language: &'a str,
     pub now: i64,
@@ -277,7 +280,7 @@ pub struct NewUser<'a> {
 pub async fn insert_user(c: &mut Conn, u: &NewUser<'_>) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "INSERT INTO users (email, kind, password_hash, second_password_hash, must_set_password, initial_password_expires_at,
-         directory_uid, personal_sealed, language, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+         directory_university_id, directory_uid, personal_sealed, language, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
     )
     .bind(u.email)
     .bind(u.kind)
@@ -285,7 +288,8 @@ pub async fn insert_user(c: &mut Conn, u: &NewUser<'_>) -> Result<i64, sqlx::Err
     .bind(u.second_password_hash)
     .bind(i64::from(u.must_set_password))
     .bind(u.initial_password_expires_at)
-    .bind(u.directory_uid)
+    .bind(u.directory.map(|d| d.0))
+    .bind(u.directory.map(|d| d.1))
     .bind(u.personal_sealed)
     .bind(u.language)
     .bind(u.now)
@@ -394,8 +398,9 @@ pub async fn set_user_personal(c: &mut Conn, user_id: i64, sealed: &str) -> Resu
     Ok(())
 }
 
-pub async fn user_by_directory_uid(c: &mut Conn, uid: &str) -> Result<Option<User>, sqlx::Error> {
-    sqlx::query_as(&format!("{USER_SELECT} WHERE directory_uid = $1")).bind(uid).fetch_optional(c).await
+/// The account of a user ID in a university's directory.
+pub async fn user_by_directory_uid(c: &mut Conn, university: i64, uid: &str) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query_as(&format!("{USER_SELECT} WHERE directory_university_id = $1 AND directory_uid = $2")).bind(university).bind(uid).fetch_optional(c).await
 }
 
 // ---------------------------------------------------------------- staff accounts
@@ -507,22 +512,24 @@ pub struct RosterEntry {
     pub card_uid: String,
 }
 
-pub async fn roster_entry(c: &mut Conn, user_id: &str) -> Result<Option<RosterEntry>, sqlx::Error> {
+/// A user ID in one university's roster.
+pub async fn roster_entry(c: &mut Conn, university: i64, user_id: &str) -> Result<Option<RosterEntry>, sqlx::Error> {
     sqlx::query_as(
         "SELECT user_id, password_hash, name_kanji, name_kana, name_roman, student_no, faculty_code, department_code, email, card_uid
-         FROM directory_roster WHERE user_id = $1",
+         FROM directory_roster WHERE university_id = $1 AND user_id = $2",
     )
+    .bind(university)
     .bind(user_id)
     .fetch_optional(c)
     .await
 }
 
-/// Inserts or replaces one roster row (the caller holds the import's transaction).
-pub async fn upsert_roster_entry(c: &mut Conn, e: &RosterEntry, now: i64) -> Result<(), sqlx::Error> {
+/// Inserts or replaces one row of a university's roster (the caller holds the import's transaction).
+pub async fn upsert_roster_entry(c: &mut Conn, university: i64, e: &RosterEntry, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO directory_roster (user_id, password_hash, name_kanji, name_kana, name_roman, student_no, faculty_code,
-         department_code, email, card_uid, imported_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-         ON CONFLICT(user_id) DO UPDATE SET password_hash = excluded.password_hash, name_kanji = excluded.name_kanji,
+         department_code, email, card_uid, imported_at, university_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         ON CONFLICT(university_id, user_id) DO UPDATE SET password_hash = excluded.password_hash, name_kanji = excluded.name_kanji,
          name_kana = excluded.name_kana, name_roman = excluded.name_roman, student_no = excluded.student_no,
          faculty_code = excluded.faculty_code, department_code = excluded.department_code, email = excluded.email,
          card_uid = excluded.card_uid, imported_at = excluded.imported_at",
@@ -538,6 +545,7 @@ pub async fn upsert_roster_entry(c: &mut Conn, e: &RosterEntry, now: i64) -> Res
     .bind(&e.email)
     .bind(&e.card_uid)
     .bind(now)
+    .bind(university)
     .execute(c)
     .await?;
     Ok(())
@@ -550,18 +558,46 @@ pub async fn set_faculty_codes_if_empty(c: &mut Conn) -> Result<(), sqlx::Error>
     Ok(())
 }
 
-pub async fn roster_count(c: &mut Conn) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM directory_roster").fetch_one(c).await
+pub async fn roster_count(c: &mut Conn, university: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM directory_roster WHERE university_id = $1").bind(university).fetch_one(c).await
 }
 
 /// Faculty and department of a university by their codes (a directory entry's).
-pub async fn department_by_codes(c: &mut Conn, faculty_code: &str, department_code: &str) -> Result<Option<(i64, i64, i64)>, sqlx::Error> {
+pub async fn department_by_codes(c: &mut Conn, university: i64, faculty_code: &str, department_code: &str) -> Result<Option<(i64, i64)>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT f.university_id, f.id, d.id FROM faculties f JOIN departments d ON d.faculty_id = f.id
-         WHERE f.code = $1 AND d.code = $2 LIMIT 1",
+        "SELECT f.id, d.id FROM faculties f JOIN departments d ON d.faculty_id = f.id
+         WHERE f.university_id = $1 AND f.code = $2 AND d.code = $3 LIMIT 1",
     )
+    .bind(university)
     .bind(faculty_code)
     .bind(department_code)
     .fetch_optional(c)
     .await
+}
+
+/// How a university checks its students' user IDs and passwords, as stored
+/// (`directory_kind` None: the deployment's default).
+#[derive(Debug, Clone, Default, FromRow)]
+pub struct DirectorySettings {
+    pub directory_kind: Option<String>,
+    /// LDAP settings as JSON, without the bind password.
+    pub directory_ldap: String,
+    pub directory_bind_sealed: Option<String>,
+}
+
+/// None: no such university.
+pub async fn university_directory(c: &mut Conn, university: i64) -> Result<Option<DirectorySettings>, sqlx::Error> {
+    sqlx::query_as("SELECT directory_kind, directory_ldap, directory_bind_sealed FROM universities WHERE id = $1").bind(university).fetch_optional(c).await
+}
+
+/// Sets a university's directory; false when there is no such university.
+pub async fn set_university_directory(c: &mut Conn, university: i64, s: &DirectorySettings) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("UPDATE universities SET directory_kind = $1, directory_ldap = $2, directory_bind_sealed = $3 WHERE id = $4")
+        .bind(&s.directory_kind)
+        .bind(&s.directory_ldap)
+        .bind(&s.directory_bind_sealed)
+        .bind(university)
+        .execute(c)
+        .await?;
+    Ok(r.rows_affected() == 1)
 }

@@ -940,6 +940,8 @@ pub struct UniversityOverview {
     pub stations: i64,
     pub staff: i64,
     pub types: i64,
+    /// 'roster', 'ldap', or None (the deployment's default).
+    pub directory_kind: Option<String>,
 }
 
 pub async fn university_overview(c: &mut Conn) -> Result<Vec<UniversityOverview>, sqlx::Error> {
@@ -947,7 +949,8 @@ pub async fn university_overview(c: &mut Conn) -> Result<Vec<UniversityOverview>
         "SELECT u.id, u.name_ja, u.name_en,
            (SELECT COUNT(*) FROM stations s WHERE s.university_id = u.id AND s.status = 'active') AS stations,
            (SELECT COUNT(*) FROM staff f WHERE f.university_id = u.id AND f.active = 1) AS staff,
-           (SELECT COUNT(*) FROM certificate_types t WHERE t.university_id = u.id AND t.active = 1) AS types
+           (SELECT COUNT(*) FROM certificate_types t WHERE t.university_id = u.id AND t.active = 1) AS types,
+           u.directory_kind
          FROM universities u ORDER BY u.id",
     )
     .fetch_all(c)
@@ -1135,4 +1138,42 @@ pub async fn report(c: &mut Conn, university_id: i64, group: &str, from: i64, to
         rows.sort_by(|a, b| a.key.cmp(&b.key));
     }
     Ok(rows)
+}
+
+/// Adds a faculty to a university's catalogue; None when the university
+/// already has a faculty with this code.
+pub async fn insert_faculty(c: &mut Conn, university: i64, code: &str, name_ja: &str, name_en: &str) -> Result<Option<i64>, sqlx::Error> {
+    let taken: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM faculties WHERE university_id = $1 AND code = $2").bind(university).bind(code).fetch_one(&mut *c).await?;
+    if taken > 0 {
+        return Ok(None);
+    }
+    sqlx::query_scalar("INSERT INTO faculties (university_id, code, name_ja, name_en) VALUES ($1, $2, $3, $4) RETURNING id")
+        .bind(university)
+        .bind(code)
+        .bind(name_ja)
+        .bind(name_en)
+        .fetch_one(c)
+        .await
+        .map(Some)
+}
+
+/// Adds a department to a faculty of the university. Err(RowNotFound): no
+/// such faculty in this university; Ok(None): the faculty has this code already.
+pub async fn insert_department(c: &mut Conn, university: i64, faculty: i64, code: &str, name_ja: &str, name_en: &str) -> Result<Option<i64>, sqlx::Error> {
+    let ours: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM faculties WHERE id = $1 AND university_id = $2").bind(faculty).bind(university).fetch_one(&mut *c).await?;
+    if ours == 0 {
+        return Err(sqlx::Error::RowNotFound);
+    }
+    let taken: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM departments WHERE faculty_id = $1 AND code = $2").bind(faculty).bind(code).fetch_one(&mut *c).await?;
+    if taken > 0 {
+        return Ok(None);
+    }
+    sqlx::query_scalar("INSERT INTO departments (faculty_id, code, name_ja, name_en) VALUES ($1, $2, $3, $4) RETURNING id")
+        .bind(faculty)
+        .bind(code)
+        .bind(name_ja)
+        .bind(name_en)
+        .fetch_one(c)
+        .await
+        .map(Some)
 }
