@@ -236,6 +236,57 @@ async fn concurrent_charges_for_one_order_debit_once() -> Result<()> {
     Ok(())
 }
 
+/// One card paying for more orders than its balance covers, at two stations
+/// at once, each talking to its own backend on the one database (a station
+/// writes on one order and one card at a time, not the whole database): the
+/// card pays exactly as many as its balance covers, every other charge is
+/// refused as "balance too low", each paid order has one debit, and the
+/// balance ends at what is left, never below zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_card_paying_at_two_stations_through_two_backends_at_once_is_never_overdrawn() -> Result<()> {
+    let a = Backend::start_with(None, |c| c.orders.per_user_per_minute = 100).await?;
+    let b = a.start_beside(|_| {}).await?;
+    let stations = [Api::new(&a).await?, Api::new(&a).await?.on(&b)];
+    let card = shomei_backend::demo::CARD_UID;
+    let balance = || -> Result<i64> { Ok(a.sql(&format!("SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE card_uid = '{card}'"))?.parse()?) };
+    let before = balance()?;
+    let mut reserved = Vec::new();
+    let mut fee = 0;
+    loop {
+        let station = &stations[reserved.len() % 2];
+        let (id, order, f) = reserved_order(&a, station).await?;
+        fee = f;
+        reserved.push((reserved.len() % 2, id, order));
+        if reserved.len() as i64 >= before / fee + 3 {
+            break;
+        }
+    }
+    let affordable = (before / fee) as usize;
+    let tries: Vec<_> = reserved
+        .iter()
+        .map(|(station, id, _)| {
+            let (api, path) = (stations[*station].clone(), format!("/reservations/{id}/charge"));
+            let body = json!({ "card_uid": card, "idempotency_key": format!("overdraw-{id}") });
+            tokio::spawn(async move { api.post(&path, body).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for t in tries {
+        answers.push(t.await??);
+    }
+    let paid: Vec<_> = answers.iter().filter(|(s, _)| *s == 200).collect();
+    let refused: Vec<_> = answers.iter().filter(|(s, a)| *s == 402 && a["code"] == "insufficient_balance").collect();
+    assert_eq!((paid.len(), refused.len()), (affordable, reserved.len() - affordable), "{answers:?}");
+    assert_eq!(balance()?, before - fee * affordable as i64, "the balance fell by exactly the paid orders' fees");
+    assert!(balance()? >= 0);
+    let orders: Vec<String> = reserved.iter().map(|r| r.2.to_string()).collect();
+    let debits = a.sql(&format!("SELECT COUNT(*) || '|' || COUNT(DISTINCT order_id) FROM ledger WHERE kind = 'debit' AND order_id IN ({})", orders.join(",")))?;
+    assert_eq!(debits, format!("{affordable}|{affordable}"), "one debit per paid order");
+    let paid_orders = a.sql(&format!("SELECT COUNT(*) FROM orders WHERE status = 'paid' AND id IN ({})", orders.join(",")))?;
+    assert_eq!(paid_orders, affordable.to_string());
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_show_orders_and_each_station_to_monitoring() -> Result<()> {
     let b = Backend::start_with(None, |c| c.http.metrics_token = "scrape-secret".into()).await?;

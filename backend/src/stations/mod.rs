@@ -244,10 +244,18 @@ pub async fn reserve(
         return Err(AppError::api(ErrorCode::Throttled, "too many wrong print numbers; wait a minute"));
     }
     let t = now();
-    let mut tx = store::begin_write(pool).await?;
+    // the order a number names never changes: found first, then locked (with
+    // nothing else) and read again under the lock
+    let mut c = pool.acquire().await?;
+    let found = store::order_by_print_number(&mut c, number.as_str()).await?;
+    drop(c);
+    let mut tx = match &found {
+        Some(o) => store::begin_write_on(pool, &[store::WriteKey::Order(o.id)]).await?,
+        None => store::begin_write(pool).await?,
+    };
     // a number of another university is no number at this station: refused as unknown, counted as a guess
     let order = match store::order_by_print_number(&mut tx, number.as_str()).await? {
-        Some(o) if store::order_university(&mut tx, o.id).await?.id == station.university_id => Some(o),
+        Some(o) if found.as_ref().is_some_and(|f| f.id == o.id) && store::order_university(&mut tx, o.id).await?.id == station.university_id => Some(o),
         _ => None,
     };
     let Some(order) = order else {
@@ -349,7 +357,14 @@ pub async fn charge(
         return Err(AppError::api(ErrorCode::BadRequest, "card_uid must be hex"));
     }
     let t = now();
-    let mut tx = store::begin_write(pool).await?;
+    // the order a reservation is for never changes: found first, then it and the card are locked
+    let mut c = pool.acquire().await?;
+    let order_id = station_reservation(&mut c, station, reservation_id).await.map(|r| r.order_id).ok();
+    drop(c);
+    let mut tx = match order_id {
+        Some(order) => store::begin_write_on(pool, &[store::WriteKey::Order(order), store::WriteKey::Card(&uid)]).await?,
+        None => store::begin_write(pool).await?,
+    };
     // A retried charge (same key) answers the same, even after the reservation moved on.
     if let Some(prior) = store::ledger_by_key(&mut tx, idempotency_key).await? {
         if prior.card_uid != uid {
@@ -463,7 +478,10 @@ pub async fn report(
     report: &PrintReport,
 ) -> AppResult<String> {
     let t = now();
-    let mut tx = store::begin_write(pool).await?;
+    let mut c = pool.acquire().await?;
+    let order_id = station_reservation(&mut c, station, reservation_id).await?.order_id;
+    drop(c);
+    let mut tx = store::begin_write_on(pool, &[store::WriteKey::Order(order_id)]).await?;
     let r = station_reservation(&mut tx, station, reservation_id).await?;
     let order_before = store::order(&mut tx, r.order_id).await?;
     let mut status = order_before.status.clone();

@@ -186,7 +186,62 @@ pub async fn begin_write(pool: &Pool) -> Result<WriteTx, sqlx::Error> {
             tx
         }
     };
-    Ok(WriteTx { tx, _turn: turn })
+    Ok(WriteTx { tx, _turn: Some(turn) })
+}
+
+/// What a station's write on one order locks (with the card it pays with)
+/// instead of the whole database.
+#[derive(Debug, Clone, Copy)]
+pub enum WriteKey<'a> {
+    Order(i64),
+    /// A card by its UID (upper-case hex).
+    Card(&'a str),
+}
+
+impl WriteKey<'_> {
+    /// The two-key advisory lock (class, id) on PostgreSQL: orders are class
+    /// 1, cards class 2 (a card's UID hashed: two cards sharing a lock only
+    /// take turns).
+    fn lock(&self) -> (i32, i32) {
+        match self {
+            // (order ids past 2^31 share locks with smaller ones: they only take turns)
+            WriteKey::Order(id) => (1, *id as i32),
+            WriteKey::Card(uid) => {
+                // FNV-1a
+                let h = uid.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ b as u32).wrapping_mul(0x0100_0193));
+                (2, h as i32)
+            }
+        }
+    }
+}
+
+/// A write on one order (and the card paying for it) only: a station's
+/// reservation, charge or print report. On PostgreSQL it takes the
+/// service-wide write lock shared and the order's (and card's) lock
+/// exclusively, so stations' writes on different orders and cards run at
+/// once, on every backend, while every other writer (which takes the
+/// service-wide lock exclusively) still takes turns with all of them. On
+/// SQLite, which has one writer, it is `begin_write`.
+pub async fn begin_write_on(pool: &Pool, keys: &[WriteKey<'_>]) -> Result<WriteTx, sqlx::Error> {
+    if engine(pool) == Engine::Sqlite {
+        return begin_write(pool).await;
+    }
+    let mut locks: Vec<(i32, i32)> = keys.iter().map(WriteKey::lock).collect();
+    // always in the same order: two writers never wait for each other's second lock
+    locks.sort_unstable();
+    locks.dedup();
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET LOCAL lock_timeout = '10s'").execute(&mut *tx).await?;
+    let mut sql = String::from("SELECT pg_advisory_xact_lock_shared($1)");
+    for i in 0..locks.len() {
+        sql.push_str(&format!(", pg_advisory_xact_lock(${}, ${})", 2 + 2 * i, 3 + 2 * i));
+    }
+    let mut q = sqlx::query(&sql).bind(WRITE_LOCK);
+    for (class, id) in &locks {
+        q = q.bind(*class).bind(*id);
+    }
+    q.execute(&mut *tx).await?;
+    Ok(WriteTx { tx, _turn: None })
 }
 
 /// The advisory lock key writers take on PostgreSQL ("shomei" in ASCII).
@@ -207,7 +262,8 @@ fn write_gate(pool: &Pool) -> std::sync::Arc<tokio::sync::Semaphore> {
 /// A write transaction holding this process's turn to write until it ends.
 pub struct WriteTx {
     tx: sqlx::Transaction<'static, sqlx::Any>,
-    _turn: tokio::sync::OwnedSemaphorePermit,
+    /// This process's write turn (None: a write on one order, see `begin_write_on`).
+    _turn: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl WriteTx {
