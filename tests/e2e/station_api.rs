@@ -250,16 +250,12 @@ async fn one_card_paying_at_two_stations_through_two_backends_at_once_is_never_o
     let card = shomei_backend::demo::CARD_UID;
     let balance = || -> Result<i64> { Ok(a.sql(&format!("SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE card_uid = '{card}'"))?.parse()?) };
     let before = balance()?;
-    let mut reserved = Vec::new();
-    let mut fee = 0;
-    loop {
-        let station = &stations[reserved.len() % 2];
-        let (id, order, f) = reserved_order(&a, station).await?;
-        fee = f;
-        reserved.push((reserved.len() % 2, id, order));
-        if reserved.len() as i64 >= before / fee + 3 {
-            break;
-        }
+    let (id, order, fee) = reserved_order(&a, &stations[0]).await?;
+    let mut reserved = vec![(0, id, order)];
+    while (reserved.len() as i64) < before / fee + 3 {
+        let station = reserved.len() % 2;
+        let (id, order, _) = reserved_order(&a, &stations[station]).await?;
+        reserved.push((station, id, order));
     }
     let affordable = (before / fee) as usize;
     let tries: Vec<_> = reserved

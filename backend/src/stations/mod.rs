@@ -246,21 +246,23 @@ pub async fn reserve(
     let t = now();
     // the order a number names never changes: found first, then locked (with
     // nothing else) and read again under the lock
+    // (so is its university: a number of another university is no number at
+    // this station, refused as unknown and counted as a guess)
     let mut c = pool.acquire().await?;
-    let found = store::order_by_print_number(&mut c, number.as_str()).await?;
+    let found = match store::order_by_print_number(&mut c, number.as_str()).await? {
+        Some(o) => Some((o.id, store::order_university(&mut c, o.id).await?)).filter(|(_, u)| u.id == station.university_id),
+        None => None,
+    };
     drop(c);
-    let mut tx = match &found {
-        Some(o) => store::begin_write_on(pool, &[store::WriteKey::Order(o.id)]).await?,
-        None => store::begin_write(pool).await?,
+    let order = match &found {
+        Some((id, _)) => {
+            let mut tx = store::begin_write_on(pool, &[store::WriteKey::Order(*id)]).await?;
+            store::order(&mut tx, *id).await.map(|o| Some((o, tx)))?
+        }
+        None => None,
     };
-    // a number of another university is no number at this station: refused as unknown, counted as a guess
-    let order = match store::order_by_print_number(&mut tx, number.as_str()).await? {
-        Some(o) if found.as_ref().is_some_and(|f| f.id == o.id) && store::order_university(&mut tx, o.id).await?.id == station.university_id => Some(o),
-        _ => None,
-    };
-    let Some(order) = order else {
-        // (counted after this transaction ends: the count is a write of its own)
-        drop(tx);
+    let Some((order, mut tx)) = order else {
+        // (counted outside any write: the count is a write of its own)
         throttle.wrong(station.id).await;
         return Err(AppError::api(ErrorCode::PrintNumberUnknown, "no order has this print number"));
     };
@@ -292,7 +294,7 @@ pub async fn reserve(
     // an order's lines and university never change: read outside the write turn
     let mut c = pool.acquire().await?;
     let lines = store::order_lines(&mut c, order.id).await?;
-    let university_tz = store::order_university(&mut c, order.id).await?.timezone;
+    let university_tz = found.map(|(_, u)| u.timezone).unwrap_or_default();
     tracing::info!(station_id = station.id, order_id = order.id, reservation_id, "print number reserved");
     Ok(Reservation {
         reservation_id,
@@ -343,6 +345,17 @@ async fn own_reservation(
     })
 }
 
+/// The order one of this station's reservations is for (it never changes),
+/// read before the write that locks that order. Only where writers lock
+/// what they write (PostgreSQL): on SQLite writers take turns anyway (None).
+async fn reservation_order(pool: &Pool, station: &Station, reservation_id: i64) -> AppResult<Option<i64>> {
+    if store::engine(pool) == store::Engine::Sqlite {
+        return Ok(None);
+    }
+    let mut c = pool.acquire().await?;
+    Ok(store::reservation(&mut c, reservation_id).await?.filter(|r| r.station_id == station.id).map(|r| r.order_id))
+}
+
 /// Takes the payment for a reserved number from an IC card's stored value.
 pub async fn charge(
     pool: &Pool,
@@ -358,10 +371,7 @@ pub async fn charge(
     }
     let t = now();
     // the order a reservation is for never changes: found first, then it and the card are locked
-    let mut c = pool.acquire().await?;
-    let order_id = station_reservation(&mut c, station, reservation_id).await.map(|r| r.order_id).ok();
-    drop(c);
-    let mut tx = match order_id {
+    let mut tx = match reservation_order(pool, station, reservation_id).await? {
         Some(order) => store::begin_write_on(pool, &[store::WriteKey::Order(order), store::WriteKey::Card(&uid)]).await?,
         None => store::begin_write(pool).await?,
     };
@@ -478,10 +488,10 @@ pub async fn report(
     report: &PrintReport,
 ) -> AppResult<String> {
     let t = now();
-    let mut c = pool.acquire().await?;
-    let order_id = station_reservation(&mut c, station, reservation_id).await?.order_id;
-    drop(c);
-    let mut tx = store::begin_write_on(pool, &[store::WriteKey::Order(order_id)]).await?;
+    let mut tx = match reservation_order(pool, station, reservation_id).await? {
+        Some(order) => store::begin_write_on(pool, &[store::WriteKey::Order(order)]).await?,
+        None => store::begin_write(pool).await?,
+    };
     let r = station_reservation(&mut tx, station, reservation_id).await?;
     let order_before = store::order(&mut tx, r.order_id).await?;
     let mut status = order_before.status.clone();
