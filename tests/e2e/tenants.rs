@@ -365,3 +365,56 @@ async fn each_universitys_operators_are_mailed_about_its_own_stations_only() -> 
     assert_eq!(about("night@kita.example"), vec!["Kita Library"]);
     Ok(())
 }
+
+/// A person of one university reads its office wherever the service names
+/// a desk: at the foot of their portal pages and in the mails about their
+/// account, under its sender name. Someone of two universities (and anyone
+/// not signed in) gets the service's own desk: which office to name would
+/// be a guess.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_of_one_university_is_shown_and_mailed_its_office_and_a_person_of_two_the_services() -> Result<()> {
+    use crate::accounts::post_form;
+    let smtp = Smtp::start()?;
+    let b = Backend::start(Some(smtp.port)).await?;
+    let registrar = crate::staff::plain_client();
+    crate::staff::panel_login(&b, &registrar, demo::STAFF_LOGIN, demo::STAFF_PASSWORD, demo::STAFF_TOTP_SECRET).await?;
+    let cat_url = format!("{}/admin/catalogue", b.url);
+    let office = [("mail_sender", "証明大学 証明書窓口"), ("desk_ja", "証明大学 学生課"), ("desk_en", "Shomei Student Office"), ("hours_ja", "平日 10:00〜15:00"),
+        ("hours_en", "Weekdays 10:00-15:00"), ("contact_phone", "03-0000-1111"), ("contact_email", "desk@shomei.example.ac.jp")];
+    let (s, _, page) = post_form(&registrar, &cat_url, &format!("{cat_url}/office"), &office).await?;
+    assert_eq!(s, 303, "{page}");
+    let desk = |page: &str| page.split_once("<footer id=\"contact\"").and_then(|(_, f)| f.split_once("</footer>")).map(|(f, _)| f.to_string()).unwrap_or_default();
+
+    // the graduate studied at the first university only: its office at the foot of their pages
+    let graduate = crate::staff::plain_client();
+    crate::accounts::portal_login(&b, &graduate, demo::GRADUATE_EMAIL, demo::GRADUATE_PASSWORD, demo::GRADUATE_SECOND_PASSWORD).await?;
+    for path in ["/portal", "/account", "/cards"] {
+        let page = graduate.get(format!("{}{path}", b.url)).send().await?.text().await?;
+        let foot = desk(&page);
+        assert!(foot.contains("証明大学 学生課") && foot.contains("Shomei Student Office") && foot.contains("03-0000-1111") && foot.contains("平日 10:00〜15:00"), "{path}: {foot}");
+    }
+    // nobody signed in: the service's desk
+    let anon = Backend::client().get(format!("{}/login", b.url)).send().await?.text().await?;
+    let services = desk(&anon);
+    assert!(services.contains("教務課 証明書窓口") && !services.contains("学生課"), "{services}");
+    // a mail about their account: signed by the office, under its sender name
+    let forgot = format!("{}/password/forgot", b.url);
+    let (s, _, _) = post_form(&Backend::client(), &forgot, &forgot, &[("email", demo::GRADUATE_EMAIL)]).await?;
+    assert_eq!(s, 200);
+    let mail = smtp.wait_for_mail_with(demo::GRADUATE_EMAIL, "/password/reset", crate::accounts::MAIL_WAIT)?;
+    assert!(mail.starts_with("From: 証明大学 証明書窓口 <"), "{mail}");
+    assert!(mail.contains("For questions, contact: Shomei Student Office, 03-0000-1111 / desk@shomei.example.ac.jp, Weekdays 10:00-15:00"), "{mail}");
+
+    // the graduate also studied at Kita: two offices, so the service's desk and an unsigned mail
+    let kita: i64 = b.sql("INSERT INTO universities (name_ja, name_en, timezone, system_fee, desk_ja, desk_en) VALUES ('北大学', 'Kita University', 'Asia/Tokyo', 100, '北大学 学務課', 'Kita Student Affairs') RETURNING id")?.parse()?;
+    studied_at(&b, kita)?;
+    let page = graduate.get(format!("{}/portal", b.url)).send().await?.text().await?;
+    assert_eq!(desk(&page), services, "two universities: the service's desk");
+    let sent = smtp.all_to(demo::GRADUATE_EMAIL).len();
+    let (s, _, _) = post_form(&Backend::client(), &forgot, &forgot, &[("email", demo::GRADUATE_EMAIL)]).await?;
+    assert_eq!(s, 200);
+    wait_until(&format!("a second reset mail to {}", demo::GRADUATE_EMAIL), crate::accounts::MAIL_WAIT, || smtp.all_to(demo::GRADUATE_EMAIL).len() > sent)?;
+    let mail = smtp.all_to(demo::GRADUATE_EMAIL).into_iter().last().context("the second mail")?;
+    assert!(mail.starts_with("From: <") && mail.contains("For questions, contact the university office."), "{mail}");
+    Ok(())
+}

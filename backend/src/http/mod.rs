@@ -203,6 +203,7 @@ pub fn router(state: AppState) -> Router {
                 axum::response::Html(pages::error_page(crate::messages::NOT_FOUND)),
             )
         })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), web::university_desk))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))

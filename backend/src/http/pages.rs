@@ -58,12 +58,43 @@ fn env() -> &'static Environment<'static> {
             }
         }
         // the desk at the foot of every page (the configuration's, set when the router is built)
-        env.add_function("contact", || minijinja::Value::from_serialize(CONTACT.read().unwrap_or_else(|p| p.into_inner()).clone()));
+        // (a signed-in user's own university's office, when they belong to one: see `with_desk`)
+        env.add_function("contact", || {
+            let desk = FOOT.try_with(Clone::clone).ok().or_else(|| CONTACT.read().unwrap_or_else(|p| p.into_inner()).clone());
+            minijinja::Value::from_serialize(desk)
+        });
         env
     })
 }
 
 static CONTACT: std::sync::RwLock<Option<crate::config::ContactConfig>> = std::sync::RwLock::new(None);
+
+tokio::task_local! {
+    /// The desk the pages of one request name instead of the configuration's.
+    static FOOT: crate::config::ContactConfig;
+}
+
+/// Runs a request with its pages naming `desk` at their foot.
+pub async fn with_desk<F: std::future::Future>(desk: crate::config::ContactConfig, f: F) -> F::Output {
+    FOOT.scope(desk, f).await
+}
+
+/// The desk of a university's office, the configuration's where it leaves a
+/// field empty; None when the office names no desk.
+pub fn desk_of(office: &crate::store::Office, default: &crate::config::ContactConfig) -> Option<crate::config::ContactConfig> {
+    if office.desk_ja.trim().is_empty() && office.desk_en.trim().is_empty() {
+        return None;
+    }
+    let or = |v: &str, d: &str| if v.trim().is_empty() { d.to_string() } else { v.trim().to_string() };
+    Some(crate::config::ContactConfig {
+        desk_ja: or(&office.desk_ja, &default.desk_ja),
+        desk_en: or(&office.desk_en, &default.desk_en),
+        hours_ja: or(&office.hours_ja, &default.hours_ja),
+        hours_en: or(&office.hours_en, &default.hours_en),
+        phone: or(&office.contact_phone, &default.phone),
+        email: or(&office.contact_email, &default.email),
+    })
+}
 
 /// The desk every page names from now on.
 pub fn set_contact(contact: &crate::config::ContactConfig) {

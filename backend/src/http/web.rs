@@ -330,3 +330,21 @@ pub async fn metrics(
     let body = crate::metrics::render(&state.pool, state.config.stations.offline_after_s, state.started_at).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response())
 }
+
+/// The foot of a signed-in user's pages names their own university's office
+/// (when they belong to one university and it has set its desk), the
+/// configuration's `[contact]` otherwise.
+pub async fn university_desk(axum::extract::State(state): axum::extract::State<AppState>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let Some(token) = cookie(req.headers(), &cookie_name(&state, USER_COOKIE)) else { return next.run(req).await };
+    let office = match state.pool.acquire().await {
+        Ok(mut c) => store::session_office(&mut c, &accounts::token_hash(&token)).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the user's university office could not be read: the service's desk is shown");
+            None
+        }),
+        Err(_) => None,
+    };
+    match office.and_then(|o| super::pages::desk_of(&o, &state.config.contact)) {
+        Some(desk) => super::pages::with_desk(desk, next.run(req)).await,
+        None => next.run(req).await,
+    }
+}

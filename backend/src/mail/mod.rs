@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 
+#[derive(Clone)]
 pub struct MailText {
     pub subject: String,
     pub body: String,
@@ -38,7 +39,16 @@ fn body_aad(to: &str) -> String {
 impl MailText {
     /// Writes the mail to the outbox on `c` (the caller's transaction), its
     /// body sealed under the data key.
+    /// A mail to someone who belongs to one university (a student, a
+    /// graduate, an applicant) is signed by that university's office.
     pub async fn enqueue(&self, c: &mut store::Conn, seal: &SealKey, to: &str) -> Result<i64, sqlx::Error> {
+        match store::person_office(c, to).await? {
+            Some(office) => self.clone().signed_by(&office).write(c, seal, to).await,
+            None => self.write(c, seal, to).await,
+        }
+    }
+
+    async fn write(&self, c: &mut store::Conn, seal: &SealKey, to: &str) -> Result<i64, sqlx::Error> {
         let body = serde_json::to_string(&SealedBody { text: self.body.clone(), html: self.html.clone() }).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
         let sealed = seal.seal_str(&body, &body_aad(to)).map_err(|e| sqlx::Error::Protocol(format!("sealing a mail: {e}")))?;
         store::enqueue_mail(c, to, &self.subject, &sealed, &self.sender, now()).await
@@ -66,7 +76,7 @@ impl MailText {
     /// Writes a mail about an order, signed by the office of the order's university.
     pub async fn enqueue_for_order(self, c: &mut store::Conn, seal: &SealKey, to: &str, order_id: i64) -> Result<i64, sqlx::Error> {
         let office = store::order_office(c, order_id).await?;
-        self.signed_by(&office).enqueue(c, seal, to).await
+        self.signed_by(&office).write(c, seal, to).await
     }
 }
 

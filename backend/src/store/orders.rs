@@ -914,6 +914,33 @@ pub async fn order_office(c: &mut Conn, order_id: i64) -> Result<Office, sqlx::E
     .await
 }
 
+/// The office of the one university a person belongs to (their student
+/// records, their applications), by their e-mail address; None when they
+/// belong to none or to several (then the service's desk is the one to name).
+pub async fn person_office(c: &mut Conn, email: &str) -> Result<Option<Office>, sqlx::Error> {
+    let offices: Vec<Office> = sqlx::query_as(&format!(
+        "SELECT {OFFICE_COLUMNS} FROM universities u WHERE u.id IN (
+           SELECT r.university_id FROM users p JOIN student_records r ON r.user_id = p.id WHERE p.email = $1
+           UNION SELECT g.university_id FROM registrations g WHERE g.email = $1 AND g.university_id IS NOT NULL)"
+    ))
+    .bind(email)
+    .fetch_all(c)
+    .await?;
+    Ok(if offices.len() == 1 { offices.into_iter().next() } else { None })
+}
+
+/// As [`person_office`], for the portal user a session belongs to.
+pub async fn session_office(c: &mut Conn, token_hash: &str) -> Result<Option<Office>, sqlx::Error> {
+    let offices: Vec<Office> = sqlx::query_as(&format!(
+        "SELECT {OFFICE_COLUMNS} FROM universities u WHERE u.id IN (
+           SELECT r.university_id FROM sessions s JOIN student_records r ON r.user_id = s.user_id WHERE s.token_hash = $1)"
+    ))
+    .bind(token_hash)
+    .fetch_all(c)
+    .await?;
+    Ok(if offices.len() == 1 { offices.into_iter().next() } else { None })
+}
+
 pub async fn set_university_office(c: &mut Conn, university_id: i64, o: &Office) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE universities SET mail_sender = $1, desk_ja = $2, desk_en = $3, hours_ja = $4, hours_en = $5, contact_phone = $6, contact_email = $7 WHERE id = $8",
