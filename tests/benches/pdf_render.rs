@@ -33,7 +33,7 @@ use anyhow::{bail, Context, Result};
 use fantoccini::wd::{PrintConfiguration, PrintMargins, PrintSize};
 use harness::*;
 use qrcodegen::{QrCode, QrCodeEcc};
-use shomei_backend::documents::{render_order_with, verification_link, CertificateCopy, DocumentCopy, FontSet, SealImage};
+use shomei_backend::documents::{printed_link, render_order_with, CertificateCopy, DocumentCopy, FontSet, SealImage};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -81,9 +81,10 @@ fn met(ok: bool) -> &'static str {
     }
 }
 
-/// The certificate of the backend's document tests: a graduate with a Japanese name.
+/// The certificate of the backend's document tests: a graduate with a Japanese name,
+/// its QR code carrying the signed payload as production prints it.
 fn certificate() -> CertificateCopy {
-    CertificateCopy {
+    let mut docs = [DocumentCopy::Certificate(CertificateCopy {
         title_ja: "卒業証明書".into(),
         title_en: "Certificate of Graduation".into(),
         university_ja: "国立証明大学".into(),
@@ -102,6 +103,12 @@ fn certificate() -> CertificateCopy {
         serial: "SH-2026-000123-1".into(),
         verification_code: "K7QF-2M9X-PL3D".into(),
         verify_url: "https://shomei.example.ac.jp/verify".into(),
+        offline_proof: String::new(),
+    })];
+    shomei_backend::documents::proof::ProofSigner::from_key_bytes([7; 32]).stamp(&mut docs);
+    match docs {
+        [DocumentCopy::Certificate(c)] => c,
+        _ => unreachable!("one certificate"),
     }
 }
 
@@ -249,7 +256,7 @@ fn certificate_html(c: &CertificateCopy, seal_png: &[u8]) -> String {
     text(PAGE_W / 2.0, 102.0, 9.0, &format!("width:{:.2}pt;text-align:right", PAGE_W / 2.0 - MARGIN), &c.verification_code);
 
     // the same QR code: one rectangle per run of dark modules, as the PDF draws it
-    let link = verification_link(&c.verify_url, &c.verification_code);
+    let link = printed_link(&c.verify_url, &c.verification_code, &c.offline_proof);
     let qr = QrCode::encode_text(&link, QrCodeEcc::Medium).ok();
     let (qr_side, qr_svg) = match &qr {
         Some(code) => {

@@ -660,7 +660,24 @@ pub struct Printer {
 }
 
 impl Printer {
+    /// Starts the printer. ippeveprinter that could not reach its private
+    /// D-Bus as it started ("Unable to initialize DNS-SD", seen once in a
+    /// full run of both engines at once) is started again with a new bus,
+    /// at most twice more; any other failure is the test's.
     pub fn start() -> Result<Printer> {
+        let mut tries = 0;
+        loop {
+            match Self::start_once() {
+                Err(e) if tries < 2 && format!("{e:#}").contains("Unable to initialize DNS-SD") => {
+                    tries += 1;
+                    eprintln!("the IPP printer could not reach its D-Bus as it started: starting it again ({e:#})");
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn start_once() -> Result<Printer> {
         let dir = tempfile::tempdir()?;
         let spool = dir.path().join("spool");
         std::fs::create_dir_all(&spool)?;

@@ -26,6 +26,7 @@ mod card_links;
 mod certificates;
 mod crash;
 mod dashboard;
+mod digital;
 mod edge;
 mod faults;
 mod firmware;

@@ -105,11 +105,13 @@ async fn a_graduate_orders_and_prints_a_certificate_at_the_kiosk_on(screen: Scre
     }
     // The QR code on the printed page leads a third party to the public verification page.
     let png = rig.backend.dir.path().join("page");
-    Command::new("pdftoppm").args(["-r", "150", "-png", "-f", "1", "-l", "1"]).arg(&pdfs[0]).arg(&png).status()?;
+    // (300 dpi: the resolution a phone camera sees a printed page at, close up; the QR code carries a signed payload too)
+    Command::new("pdftoppm").args(["-r", "300", "-png", "-f", "1", "-l", "1"]).arg(&pdfs[0]).arg(&png).status()?;
     let page1 = std::fs::read_dir(rig.backend.dir.path())?.flatten().map(|e| e.path()).find(|p| p.to_string_lossy().contains("page") && p.extension().is_some_and(|x| x == "png")).context("rendered page")?;
     let qr = Command::new("zbarimg").args(["--quiet", "--raw"]).arg(&page1).output()?;
     let link = String::from_utf8_lossy(&qr.stdout).trim().to_string();
     assert!(link.starts_with(&format!("{}/verify?code=", rig.backend.url)), "QR: {link:?}");
+    assert!(link.contains("#p="), "the printed QR code carries its signed payload: {link:?}");
     let verdict = reqwest::get(&link).await?.text().await?;
     assert!(element_text(&verdict, "verdict").unwrap_or_default().contains("有効"), "the printed certificate verifies: {verdict}");
     let steps = rig.journal_steps()?;

@@ -33,6 +33,7 @@
 //! document's code), drawn as filled rectangles in the content stream: it
 //! stays sharp at any zoom and in any print resolution.
 
+pub mod proof;
 mod receipt;
 mod seal;
 mod transcript;
@@ -724,6 +725,18 @@ pub fn verification_link(verify_url: &str, verification_code: &str) -> String {
     format!("{url}{separator}code={}", urlencoding::encode(verification_code.trim()))
 }
 
+/// What a document's QR code holds: the [`verification_link`], and after it
+/// the signed payload in the fragment (`#p=...`, never sent to a server)
+/// when there is one.
+pub fn printed_link(verify_url: &str, verification_code: &str, offline_proof: &str) -> String {
+    let link = verification_link(verify_url, verification_code);
+    if offline_proof.is_empty() {
+        link
+    } else {
+        format!("{link}#p={offline_proof}")
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Certificate layout
 // ---------------------------------------------------------------------------
@@ -802,6 +815,9 @@ pub struct CertificateCopy {
     pub verification_code: String,
     /// Public page where the code can be checked.
     pub verify_url: String,
+    /// The signed payload the QR code carries besides the link (see
+    /// [`proof`]); empty: the link alone.
+    pub offline_proof: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -972,7 +988,7 @@ fn draw_certificate(canvas: &mut Canvas<'_, '_>, copy: &CertificateCopy) -> Resu
     // QR code for the verification page, bottom left above the serial and
     // code (its quiet zone ends above the foot rule at 118).
     let qr_y = 134.0;
-    let qr_w = canvas.qr(&verification_link(&copy.verify_url, &copy.verification_code), MARGIN, qr_y, QR_SIDE)?;
+    let qr_w = canvas.qr(&printed_link(&copy.verify_url, &copy.verification_code, &copy.offline_proof), MARGIN, qr_y, QR_SIDE)?;
     let caption_x = MARGIN + qr_w + 10.0;
     let (caption, foot_serial, foot_code, foot_verify) =
         if en { (FOOT_EN.0, FOOT_EN.1, FOOT_EN.2, FOOT_EN.3) } else { (QR_CAPTION, FOOT_SERIAL, FOOT_CODE, FOOT_VERIFY) };
@@ -1377,6 +1393,7 @@ mod tests {
             serial: serial.into(),
             verification_code: code.into(),
             verify_url: "https://shomei.example.ac.jp/verify".into(),
+            offline_proof: String::new(),
         }
     }
 
@@ -1571,6 +1588,23 @@ mod tests {
         let pdf = render(&ipaex_set(), &[copy.clone()]).expect("render");
         let qr = drawn_qr(&pdf, 1).expect("QR code");
         assert_qr_matches(&qr, &verification_link(&copy.verify_url, &copy.verification_code));
+    }
+
+    #[test]
+    fn the_signed_payload_rides_in_the_qr_code_and_a_phone_reads_it_back() {
+        let mut docs = [DocumentCopy::Certificate(sample("SH-2026-000129-1", "SIGN-QRQR-0001"))];
+        proof::ProofSigner::from_key_bytes([3; 32]).stamp(&mut docs);
+        let DocumentCopy::Certificate(copy) = &docs[0] else { unreachable!() };
+        assert!(!copy.offline_proof.is_empty());
+        let pdf = render(&ipaex_set(), &[copy.clone()]).expect("render");
+        let link = printed_link(&copy.verify_url, &copy.verification_code, &copy.offline_proof);
+        assert_qr_matches(&drawn_qr(&pdf, 1).expect("QR code"), &link);
+        // scanned from the page as printed, the payload verifies with the key and states the copy
+        let scanned = decode_qr(&pdf, 1);
+        let (_, jws) = scanned.split_once("#p=").expect("a payload in the fragment");
+        let public = ed25519_dalek::SigningKey::from_bytes(&[3; 32]).verifying_key();
+        let claims = proof::verify(&public, jws).expect("the payload verifies");
+        assert_eq!((claims.serial.as_str(), claims.code.as_str(), claims.name_kanji.as_str()), ("SH-2026-000129-1", "SIGN-QRQR-0001", copy.holder_name_kanji.as_str()));
     }
 
     #[test]

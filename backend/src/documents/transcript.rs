@@ -10,7 +10,7 @@
 //! the issuer and the verification QR code.
 
 use super::{
-    assemble, seal_over_title, verification_link, wrap, Canvas, Date, DocumentError, FontSet, Line, SealBox, Shaper,
+    assemble, seal_over_title, wrap, Canvas, Date, DocumentError, FontSet, Line, SealBox, Shaper,
     LABEL_AFFILIATION, LABEL_BIRTH, LABEL_ISSUED, LABEL_NAME, PAGE_W, QR_CAPTION, QR_SIDE, REGISTRAR,
 };
 
@@ -76,6 +76,8 @@ pub struct TranscriptData {
     pub verification_code: String,
     /// Public page where the code can be checked, e.g. "https://host/verify".
     pub verify_url: String,
+    /// The signed payload the QR code carries besides the link; empty: none.
+    pub offline_proof: String,
     /// `YYYY-MM-DD`.
     pub issue_date: String,
 }
@@ -414,7 +416,7 @@ fn draw_closing(canvas: &mut Canvas<'_, '_>, data: &TranscriptData, p: &Prepared
     // QR symbol at the left; its quiet zone stays above the foot rule and
     // below the statement.
     let qr_y = 84.0;
-    let link = verification_link(&data.verify_url, &data.verification_code);
+    let link = super::printed_link(&data.verify_url, &data.verification_code, &data.offline_proof);
     let qr_w = canvas.qr(&link, MARGIN, qr_y, QR_SIDE)?;
     let x = MARGIN + qr_w + 10.0;
     let w = issuer_x - x - 10.0;
@@ -527,6 +529,7 @@ mod tests {
         assert_qr_matches, decode_qr, drawn_qr, font_bytes, ipaex_set, pdftotext, run, write_temp, IPAEX_MINCHO,
     };
     use super::super::width;
+    use super::super::verification_link;
     use super::*;
     use std::path::Path;
     use std::process::Command;
@@ -591,6 +594,7 @@ mod tests {
             serial: "SH-2026-000200-1".into(),
             verification_code: "T7RN-SC2P-4XQM".into(),
             verify_url: "https://shomei.example.ac.jp/verify".into(),
+            offline_proof: String::new(),
             issue_date: "2026-11-23".into(),
         }
     }

@@ -100,6 +100,15 @@ pub fn router(state: AppState) -> Router {
             ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
              include_str!("../../static/confirm.js"))
         }))
+        .route("/static/verify.js", get(|| async {
+            ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")],
+             include_str!("../../static/verify.js"))
+        }))
+        // the verification page's service worker (scope /verify: the page works offline once loaded)
+        .route("/verify-sw.js", get(|| async {
+            ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")],
+             include_str!("../../static/verify-sw.js"))
+        }))
         .route("/static/portal.js", get(|| async {
             ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
              include_str!("../../static/portal.js"))

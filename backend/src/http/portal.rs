@@ -595,8 +595,17 @@ pub async fn verify(
     axum::extract::Query(q): axum::extract::Query<VerifyQuery>,
 ) -> AppResult<Response> {
     use crate::orders::certificates::Verification;
+    // every university's public key, for the page's own check of a QR code's signed payload
+    let mut c = state.pool.acquire().await?;
+    let keys: Vec<_> = store::published_proof_keys(&mut c)
+        .await?
+        .into_iter()
+        .map(|k| serde_json::json!({ "kid": k.kid, "x": crate::documents::proof::jwk_x(&k.public_hex), "name_ja": k.name_ja, "name_en": k.name_en }))
+        .collect();
+    drop(c);
+    let keys = serde_json::to_string(&keys).unwrap_or_else(|_| "[]".into());
     if q.code.trim().is_empty() {
-        return Ok(Html(render("verify.html", context! { code => "" })).into_response());
+        return Ok(Html(render("verify.html", context! { code => "", keys })).into_response());
     }
     let key = format!("verify:{}", client.ip());
     state
@@ -609,12 +618,12 @@ pub async fn verify(
         Verification::Revoked(c) => ("revoked", c),
         Verification::NotFound => {
             state.request_throttle.fail(&key).await;
-            return Ok((axum::http::StatusCode::NOT_FOUND, Html(render("verify.html", context! { code => &q.code, result => "none" }))).into_response());
+            return Ok((axum::http::StatusCode::NOT_FOUND, Html(render("verify.html", context! { code => &q.code, result => "none", keys }))).into_response());
         }
     };
     let page = render(
         "verify.html",
-        context! { code => &q.code, result, issued => time::local_date(c.issued_at, zone),
+        context! { code => &q.code, result, keys, issued => time::local_date(c.issued_at, zone),
                    revoked => c.revoked_at.map(|t| time::local_date(t, zone)).unwrap_or_default(),
                    c => context! { type_ja => c.type_ja, type_en => c.type_en, name_kanji => c.name_kanji, name_roman => c.name_roman,
                                    university_ja => c.university_ja, university_en => c.university_en, serial => c.serial } },

@@ -297,6 +297,7 @@ fn transcript_data(
         serial,
         verification_code,
         verify_url,
+        offline_proof: String::new(),
         issue_date: issue_date.to_string(),
     }
 }
@@ -452,6 +453,7 @@ fn document_copies(
                         serial: serial.clone(),
                         verification_code: code.clone(),
                         verify_url: verify_url.clone(),
+                        offline_proof: String::new(),
                     })
                 }
             });
@@ -539,9 +541,12 @@ pub async fn place(
         issued.push(line_copies);
     }
     let with_codes: Vec<(store::CertificateType, Vec<(String, String)>)> = chosen.iter().zip(&issued).map(|((t, _), codes)| (t.clone(), codes.clone())).collect();
-    let copies = document_copies(&with_codes, &record, &university, register.as_ref(), academic.as_deref(), &issue_date, public_url);
+    let mut copies = document_copies(&with_codes, &record, &university, register.as_ref(), academic.as_deref(), &issue_date, public_url);
     let seal_image = seal_image_of(&mut c, university.id).await?;
     drop(c);
+    if !held {
+        documents::proof::ProofSigner::for_university(pool, seal, university.id).await.map_err(AppError::Internal)?.stamp(&mut copies);
+    }
 
     // 2. the PDF, rendered on the blocking pool: no async thread and no write lock is held meanwhile
     let document = if held { None } else { Some(render_pdf(fonts, seal_image, copies, hold_render).await?) };
@@ -875,9 +880,10 @@ pub async fn release_held(
     let zone = time::tz(&university.timezone);
     let t = now();
     let issue_date = time::local_date(t, zone);
-    let copies = document_copies(&chosen, &record, &university, Some(&register), academic.as_deref(), &issue_date, public_url);
+    let mut copies = document_copies(&chosen, &record, &university, Some(&register), academic.as_deref(), &issue_date, public_url);
     let seal_image = seal_image_of(&mut c, university.id).await?;
     drop(c);
+    documents::proof::ProofSigner::for_university(pool, seal, university.id).await.map_err(AppError::Internal)?.stamp(&mut copies);
     let (pdf, pages) = render_pdf(fonts, seal_image, copies, None).await?;
 
     // the user's days to pay and print start now, not when the order was held

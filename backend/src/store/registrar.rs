@@ -166,3 +166,52 @@ pub async fn school_register_entry(c: &mut Conn, university_id: i64, student_no:
 pub async fn school_register_versions(c: &mut Conn, university_id: i64) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT COUNT(*) FROM school_register_imports WHERE university_id = $1").bind(university_id).fetch_one(c).await
 }
+
+// ---------------------------------------------------------------- keys of the signed QR payloads
+
+/// A university's key for the payloads its certificates' QR codes carry.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ProofKey {
+    pub university_id: i64,
+    pub kid: String,
+    pub public_hex: String,
+    pub ed25519_sealed: String,
+}
+
+pub async fn proof_key(c: &mut Conn, university_id: i64) -> Result<Option<ProofKey>, sqlx::Error> {
+    sqlx::query_as("SELECT university_id, kid, public_hex, ed25519_sealed FROM university_proof_keys WHERE university_id = $1")
+        .bind(university_id)
+        .fetch_optional(c)
+        .await
+}
+
+/// Stores a university's first key; false when one is there already (made meanwhile).
+pub async fn insert_proof_key(c: &mut Conn, k: &ProofKey, now: i64) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "INSERT INTO university_proof_keys (university_id, kid, public_hex, ed25519_sealed, created_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (university_id) DO NOTHING",
+    )
+    .bind(k.university_id)
+    .bind(&k.kid)
+    .bind(&k.public_hex)
+    .bind(&k.ed25519_sealed)
+    .bind(now)
+    .execute(c)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// The public keys the verification page publishes, with their universities' names.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct PublishedKey {
+    pub kid: String,
+    pub public_hex: String,
+    pub name_ja: String,
+    pub name_en: String,
+}
+
+pub async fn published_proof_keys(c: &mut Conn) -> Result<Vec<PublishedKey>, sqlx::Error> {
+    sqlx::query_as("SELECT k.kid, k.public_hex, u.name_ja, u.name_en FROM university_proof_keys k JOIN universities u ON u.id = k.university_id ORDER BY k.university_id")
+        .fetch_all(c)
+        .await
+}
