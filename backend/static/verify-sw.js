@@ -3,7 +3,7 @@
 // code with the network cut. Network first: online, the server's page
 // (with the revocation answer) always wins; each online visit refreshes
 // the kept copy, and so the keys.
-var CACHE = "shomei-verify-1";
+var CACHE = "shomei-verify-2";
 var KEPT = ["/verify", "/static/verify.js", "/static/lang.js", "/static/confirm.js"];
 self.addEventListener("install", function (e) {
   e.waitUntil(caches.open(CACHE).then(function (c) { return c.addAll(KEPT); }).then(function () { return self.skipWaiting(); }));

@@ -37,7 +37,7 @@
   var keys = [];
   var header = null;
   try {
-    keys = JSON.parse(box.dataset.keys || "[]");
+    keys = JSON.parse(box.dataset.keys || "{}").keys || [];
     header = parts.length === 3 ? json(parts[0]) : null;
   } catch (e) {
     header = null;

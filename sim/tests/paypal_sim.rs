@@ -6,8 +6,6 @@
 #[path = "../../backend/src/payments/paypal.rs"]
 mod paypal;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,39 +20,15 @@ const CLIENT_SECRET: &str = "shomei-sim-secret";
 const RETURN_URL: &str = "http://shop.example/paypal/return";
 const CANCEL_URL: &str = "http://shop.example/paypal/cancel";
 
-struct Sim {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+mod common;
+use common::Sim;
 
 /// Starts the simulator on a free port (`--listen 127.0.0.1:0`) and reads its address
 /// from the READY line.
 fn start_sim(extra: &[&str]) -> Result<Sim> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shomei-paypal"))
-        .args(["--listen", "127.0.0.1:0"])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting shomei-paypal")?;
-    let stdout = child.stdout.take().context("no stdout")?;
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).context("reading the READY line")?;
-    // READY listening on http://127.0.0.1:PORT (public ...)
-    let base = line
-        .strip_prefix("READY listening on ")
-        .and_then(|rest| rest.split_whitespace().next())
-        .with_context(|| format!("unexpected first line {line:?}"))?
-        .to_string();
-    Ok(Sim { child, base })
+    let mut args: Vec<&std::ffi::OsStr> = vec!["--listen".as_ref(), "127.0.0.1:0".as_ref()];
+    args.extend(extra.iter().map(|a| std::ffi::OsStr::new(a)));
+    common::start(env!("CARGO_BIN_EXE_shomei-paypal"), &args)
 }
 
 fn http() -> Result<reqwest::Client> {

@@ -59,6 +59,27 @@ async fn a_certificates_qr_code_proves_who_issued_it_for_whom_in_the_browser_wit
     assert_eq!(page_link, format!("{}/verify?code={code}", b.url));
     assert_eq!(proof.split('.').count(), 3, "a compact JWS: {proof}");
 
+    // the university's key, published for machines too: the payload checks out against it
+    {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let jwks: serde_json::Value = reqwest::get(format!("{}/verify/keys.json", b.url)).await?.json().await?;
+        let keys = jwks["keys"].as_array().context("keys")?;
+        assert_eq!(keys.len(), 1, "one university, one key: {jwks}");
+        let k = &keys[0];
+        assert_eq!((k["kty"].as_str(), k["crv"].as_str(), k["alg"].as_str(), k["name_en"].as_str()), (Some("OKP"), Some("Ed25519"), Some("EdDSA"), Some("Shomei University")));
+        let (h, rest) = proof.split_once('.').context("header")?;
+        let (p, sig) = rest.split_once('.').context("payload")?;
+        let header: serde_json::Value = serde_json::from_slice(&b64.decode(h)?)?;
+        assert_eq!(header["kid"], k["kid"], "the payload names the published key");
+        let x: [u8; 32] = b64.decode(k["x"].as_str().context("x")?)?.try_into().map_err(|_| anyhow::anyhow!("x is not 32 bytes"))?;
+        let public = ed25519_dalek::VerifyingKey::from_bytes(&x)?;
+        let sig = ed25519_dalek::Signature::from_slice(&b64.decode(sig)?)?;
+        public.verify_strict(format!("{h}.{p}").as_bytes(), &sig).context("the payload's signature against the published key")?;
+        let claims: serde_json::Value = serde_json::from_slice(&b64.decode(p)?)?;
+        assert_eq!((claims["s"].as_str(), claims["c"].as_str(), claims["n"].as_str()), (Some(serial.as_str()), Some(code.as_str()), Some(name.as_str())), "{claims}");
+    }
+
     let browser = Browser::start().await?;
     browser.client.goto(&link).await?;
     let verdict = browser.wait_text("offline-verdict", "signature checked").await?;

@@ -178,6 +178,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/service", get(admin::service_breaks).post(admin::add_service_break))
         .route("/admin/service/{id}/delete", post(admin::remove_service_break))
         .route("/verify", get(portal::verify))
+        .route("/verify/keys.json", get(portal::verify_keys))
         .route("/help", get(portal::help))
         .route("/language", get(portal::language))
         .route("/static/lang.js", get(|| async {

@@ -587,6 +587,28 @@ pub struct VerifyQuery {
     code: String,
 }
 
+/// Every university's public key for the signed payloads in its
+/// certificates' QR codes, as a JWK Set (RFC 7517, keys of RFC 8037), each
+/// named with its university.
+async fn published_keys(state: &AppState) -> AppResult<serde_json::Value> {
+    let mut c = state.pool.acquire().await?;
+    let keys: Vec<_> = store::published_proof_keys(&mut c)
+        .await?
+        .into_iter()
+        .map(|k| {
+            serde_json::json!({ "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": k.kid,
+                                "x": crate::documents::proof::jwk_x(&k.public_hex), "name_ja": k.name_ja, "name_en": k.name_en })
+        })
+        .collect();
+    Ok(serde_json::json!({ "keys": keys }))
+}
+
+/// The same keys for machines (anyone checking a certificate's QR payload
+/// with their own software): `/verify/keys.json`.
+pub async fn verify_keys(State(state): State<AppState>) -> AppResult<Response> {
+    Ok(axum::Json(published_keys(&state).await?).into_response())
+}
+
 /// D-1: the public verification page (no login). Lookups of codes that match
 /// nothing are throttled per address; a wrong code reveals nothing.
 pub async fn verify(
@@ -596,14 +618,7 @@ pub async fn verify(
 ) -> AppResult<Response> {
     use crate::orders::certificates::Verification;
     // every university's public key, for the page's own check of a QR code's signed payload
-    let mut c = state.pool.acquire().await?;
-    let keys: Vec<_> = store::published_proof_keys(&mut c)
-        .await?
-        .into_iter()
-        .map(|k| serde_json::json!({ "kid": k.kid, "x": crate::documents::proof::jwk_x(&k.public_hex), "name_ja": k.name_ja, "name_en": k.name_en }))
-        .collect();
-    drop(c);
-    let keys = serde_json::to_string(&keys).unwrap_or_else(|_| "[]".into());
+    let keys = serde_json::to_string(&published_keys(&state).await?).unwrap_or_else(|_| "{}".into());
     if q.code.trim().is_empty() {
         return Ok(Html(render("verify.html", context! { code => "", keys })).into_response());
     }

@@ -17,7 +17,6 @@ use rand::Rng;
 use serde_json::{json, Value};
 use sha2::Sha256;
 use std::collections::HashMap;
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 #[derive(Default)]
@@ -99,11 +98,5 @@ async fn main() -> anyhow::Result<()> {
     let Args { listen, secret } = Args::parse();
     let sim = Arc::new(Sim { secret, ..Default::default() });
     let app = Router::new().route("/v1/payments", post(create)).route("/sim/pay", post(pay)).with_state(sim);
-    let listener = tokio::net::TcpListener::bind(&listen).await?;
-    let addr = listener.local_addr()?;
-    let mut out = std::io::stdout();
-    writeln!(out, "READY listening on http://{addr}")?;
-    out.flush()?;
-    axum::serve(listener, app).await?;
-    Ok(())
+    shomei_sim::serve_ready(&listen, app).await
 }

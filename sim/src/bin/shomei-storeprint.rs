@@ -26,7 +26,6 @@ use rand::Rng;
 use serde_json::{json, Value};
 use sha2::Sha256;
 use std::collections::HashMap;
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -219,11 +218,5 @@ async fn main() -> anyhow::Result<()> {
         .route("/sim/state", get(state))
         .layer(axum::extract::DefaultBodyLimit::max(40 * 1024 * 1024))
         .with_state(sim);
-    let listener = tokio::net::TcpListener::bind(&listen).await?;
-    let addr = listener.local_addr()?;
-    let mut out = std::io::stdout();
-    writeln!(out, "READY listening on http://{addr}")?;
-    out.flush()?;
-    axum::serve(listener, app).await?;
-    Ok(())
+    shomei_sim::serve_ready(&listen, app).await
 }

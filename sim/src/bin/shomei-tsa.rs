@@ -1,0 +1,120 @@
+//! `shomei-tsa [--listen ADDR] --dir DIR [--cert PEM --key PEM --chain PEM]`:
+//! a real RFC 3161 time-stamp authority on loopback for tests and the demo:
+//! OpenSSL's `openssl ts -reply` behind a small HTTP front (RFC 3161 over
+//! HTTP: `POST /` with `application/timestamp-query`, answered with
+//! `application/timestamp-reply`). Without `--cert`/`--key` it makes its own
+//! CA and TSA certificate in DIR (ca.pem, tsa.pem, tsa.key); given them (a
+//! test's own CA), it signs with those. Prints `READY listening on
+//! http://ADDR` once it accepts connections.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::Router;
+use clap::Parser;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "shomei-tsa", version, about = "Local RFC 3161 time-stamp authority (openssl ts behind HTTP)", args_override_self = true)]
+struct Args {
+    /// Address to listen on (port 0 picks a free port; the READY line tells which)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8099")]
+    listen: String,
+    /// Working directory: the OpenSSL configuration, serial file, and the made keys
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// The TSA's certificate (extended key usage timeStamping, critical); made when absent
+    #[arg(long, value_name = "PEM", requires = "key")]
+    cert: Option<PathBuf>,
+    /// Its private key
+    #[arg(long, value_name = "PEM", requires = "cert")]
+    key: Option<PathBuf>,
+    /// The CA certificates put in each answer beside the TSA's own
+    #[arg(long, value_name = "PEM")]
+    chain: Option<PathBuf>,
+}
+
+struct Tsa {
+    dir: PathBuf,
+    config: PathBuf,
+    next: AtomicU64,
+}
+
+fn openssl(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new("openssl").args(args).current_dir(dir).output()?;
+    anyhow::ensure!(out.status.success(), "openssl {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    Ok(())
+}
+
+/// A CA and a TSA certificate it signs, in `dir`: (tsa.pem, tsa.key, ca.pem).
+fn make_keys(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf, PathBuf)> {
+    std::fs::write(dir.join("tsa-ext.cnf"), "extendedKeyUsage = critical,timeStamping\nkeyUsage = critical,digitalSignature\nbasicConstraints = CA:FALSE\n")?;
+    openssl(dir, &["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "3650", "-subj", "/CN=shomei test TSA CA"])?;
+    openssl(dir, &["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "tsa.key", "-out", "tsa.csr", "-subj", "/CN=shomei test TSA"])?;
+    openssl(dir, &["x509", "-req", "-in", "tsa.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "tsa.pem", "-days", "3650", "-extfile", "tsa-ext.cnf"])?;
+    Ok((dir.join("tsa.pem"), dir.join("tsa.key"), dir.join("ca.pem")))
+}
+
+async fn stamp(State(tsa): State<Arc<Tsa>>, headers: axum::http::HeaderMap, body: Bytes) -> axum::response::Response {
+    let kind = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if kind != "application/timestamp-query" || body.is_empty() || body.len() > 16 * 1024 {
+        return (StatusCode::BAD_REQUEST, "send an RFC 3161 TimeStampReq as application/timestamp-query\n").into_response();
+    }
+    let n = tsa.next.fetch_add(1, Ordering::Relaxed);
+    let (query, reply) = (tsa.dir.join(format!("q{n}.tsq")), tsa.dir.join(format!("r{n}.tsr")));
+    let answer = tokio::task::spawn_blocking({
+        let (tsa, query, reply) = (tsa.clone(), query.clone(), reply.clone());
+        move || -> anyhow::Result<Vec<u8>> {
+            std::fs::write(&query, &body)?;
+            let config = tsa.config.display().to_string();
+            openssl(&tsa.dir, &["ts", "-reply", "-config", &config, "-queryfile", &query.display().to_string(), "-out", &reply.display().to_string()])?;
+            Ok(std::fs::read(&reply)?)
+        }
+    })
+    .await;
+    let _ = std::fs::remove_file(&query);
+    let _ = std::fs::remove_file(&reply);
+    match answer {
+        Ok(Ok(der)) => ([(header::CONTENT_TYPE, "application/timestamp-reply")], der).into_response(),
+        Ok(Err(e)) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let Args { listen, dir, cert, key, chain } = Args::parse();
+    std::fs::create_dir_all(&dir)?;
+    let dir = dir.canonicalize()?;
+    let (cert, key, chain) = match (cert, key) {
+        (Some(c), Some(k)) => (c.canonicalize()?, k.canonicalize()?, chain.map(|c| c.canonicalize()).transpose()?),
+        _ => {
+            let (c, k, ca) = make_keys(&dir)?;
+            (c, k, Some(chain.unwrap_or(ca)))
+        }
+    };
+    let config = dir.join("tsa.cnf");
+    let certs = chain.map(|c| format!("certs = {}\n", c.display())).unwrap_or_default();
+    std::fs::write(
+        &config,
+        format!(
+            "[ tsa ]\ndefault_tsa = tsa_config\n\n[ tsa_config ]\ndir = {d}\nserial = {d}/serial\ncrypto_device = builtin\n\
+             signer_cert = {cert}\n{certs}signer_key = {key}\nsigner_digest = sha256\ndefault_policy = 1.3.6.1.4.1.55555.1.1\n\
+             digests = sha256, sha384, sha512\naccuracy = secs:1\nordering = yes\ntsa_name = yes\ness_cert_id_chain = yes\ness_cert_id_alg = sha256\n",
+            d = dir.display(),
+            cert = cert.display(),
+            key = key.display(),
+        ),
+    )?;
+    if !dir.join("serial").exists() {
+        std::fs::write(dir.join("serial"), "01\n")?;
+    }
+    let tsa = Arc::new(Tsa { dir, config, next: AtomicU64::new(0) });
+    let app = Router::new().route("/", post(stamp)).with_state(tsa);
+    shomei_sim::serve_ready(&listen, app).await
+}
