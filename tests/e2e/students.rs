@@ -635,3 +635,46 @@ async fn each_university_checks_its_own_students_against_its_own_roster_or_ldap_
     assert!(audit.contains("university.directory") && !audit.contains("secret"), "{audit}");
     Ok(())
 }
+
+/// With two universities on the service the student login page asks which
+/// one, in the browser: the choice is labelled in both languages (and the
+/// page passes the accessibility checks), a university's own link preselects
+/// it, the other university's directory does not know the user (a clear
+/// message, the choice kept), and the right one leads on to the first login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_two_universities_a_student_picks_theirs_on_the_login_page_in_the_browser() -> Result<()> {
+    let smtp = Smtp::start()?;
+    let b = Backend::start(Some(smtp.port)).await?;
+    let kita = b.sql("INSERT INTO universities (name_ja, name_en, timezone, system_fee) VALUES ('北大学', 'Kita University', 'Asia/Tokyo', 100) RETURNING id")?;
+    let browser = Browser::start().await?;
+    let w = &browser.client;
+    let login = |university: String| {
+        let browser = &browser;
+        async move {
+            browser.wait_id("university").await?.select_by_value(&university).await?;
+            browser.client.find(Locator::Id("user_id")).await?.clear().await?;
+            browser.client.find(Locator::Id("user_id")).await?.send_keys(demo::STUDENT_ID).await?;
+            browser.client.find(Locator::Id("password")).await?.send_keys(demo::STUDENT_PASSWORD).await?;
+            browser.client.find(Locator::Id("login")).await?.click().await?;
+            anyhow::Ok(())
+        }
+    };
+    w.goto(&format!("{}/student/login?university={kita}", b.url)).await?;
+    let label = browser.wait_id("university").await?;
+    let options = label.text().await?;
+    assert!(options.contains("北大学 / Kita University") && options.contains("証明大学 / Shomei University"), "{options}");
+    assert_eq!(label.prop("value").await?.as_deref(), Some(kita.as_str()), "Kita's link preselects Kita");
+    let said = w.find(Locator::Css("label[for=university]")).await?.text().await?;
+    assert!(said.contains("大学") && said.contains("University"), "the choice is labelled in both languages: {said:?}");
+    browser.check_page().await.context("the student login page with two universities")?;
+    // Kita's directory does not know the first university's student
+    login(kita.clone()).await?;
+    let error = browser.wait_text("error", "not correct").await?;
+    assert!(error.contains("ユーザID、パスワード、または第2パスワードが正しくありません。"), "{error}");
+    assert_eq!(browser.wait_id("university").await?.prop("value").await?.as_deref(), Some(kita.as_str()), "the choice is kept");
+    // their own university: on to the first login's e-mail address
+    login("1".into()).await?;
+    browser.wait_id("email_confirm").await?;
+    assert_eq!(w.current_url().await?.path(), "/student/email");
+    Ok(())
+}
