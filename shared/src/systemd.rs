@@ -40,6 +40,8 @@ impl Notifier {
     pub fn notify(&self, state: &str) -> std::io::Result<()> {
         let Some(socket) = &self.socket else { return Ok(()) };
         let sock = UnixDatagram::unbound()?;
+        // never wait on a full queue: a ping is sent from the runtime's threads
+        sock.set_nonblocking(true)?;
         if let Some(name) = socket.strip_prefix('@') {
             use std::os::linux::net::SocketAddrExt;
             let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;

@@ -237,10 +237,12 @@ async fn watchdog(notifier: shomei_shared::systemd::Notifier, every: Duration, a
         let problem = if silent > half {
             Some(format!("the main loop has not ticked for {} ms", silent.as_millis()))
         } else {
-            match client.get(&kiosk_url).send().await {
-                Ok(r) if r.status().is_success() => None,
-                Ok(r) => Some(format!("the kiosk answered {}", r.status())),
-                Err(e) => Some(format!("the kiosk did not answer: {e}")),
+            // (bounded here too: the watchdog itself must never hang)
+            match tokio::time::timeout(half.max(Duration::from_millis(200)), client.get(&kiosk_url).send()).await {
+                Ok(Ok(r)) if r.status().is_success() => None,
+                Ok(Ok(r)) => Some(format!("the kiosk answered {}", r.status())),
+                Ok(Err(e)) => Some(format!("the kiosk did not answer: {e}")),
+                Err(_) => Some(format!("the kiosk did not answer within {} ms", half.as_millis())),
             }
         };
         match problem {
