@@ -926,7 +926,12 @@ pub async fn person_office(c: &mut Conn, email: &str) -> Result<Option<Office>, 
     .bind(email)
     .fetch_all(c)
     .await?;
-    Ok(if offices.len() == 1 { offices.into_iter().next() } else { None })
+    Ok(the_one(offices))
+}
+
+/// The office when there is exactly one (naming one of several would be a guess).
+fn the_one(offices: Vec<Office>) -> Option<Office> {
+    if offices.len() == 1 { offices.into_iter().next() } else { None }
 }
 
 /// As [`person_office`], for the portal user a session belongs to.
@@ -938,7 +943,7 @@ pub async fn session_office(c: &mut Conn, token_hash: &str) -> Result<Option<Off
     .bind(token_hash)
     .fetch_all(c)
     .await?;
-    Ok(if offices.len() == 1 { offices.into_iter().next() } else { None })
+    Ok(the_one(offices))
 }
 
 pub async fn set_university_office(c: &mut Conn, university_id: i64, o: &Office) -> Result<(), sqlx::Error> {
