@@ -12,19 +12,35 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// Datagrams received on the fake notify socket within `window`.
-fn received(sock: &UnixDatagram, window: Duration) -> Vec<(Duration, String)> {
-    let start = Instant::now();
+/// Datagrams received on the fake notify socket until `until`, each with
+/// its time since `origin`.
+fn received(sock: &UnixDatagram, origin: Instant, until: Instant) -> Vec<(Duration, String)> {
     let mut out = Vec::new();
     let mut buf = [0u8; 512];
-    while start.elapsed() < window {
-        sock.set_read_timeout(Some(window.saturating_sub(start.elapsed()).max(Duration::from_millis(1)))).ok();
+    while Instant::now() < until {
+        sock.set_read_timeout(Some(until.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)))).ok();
         match sock.recv(&mut buf) {
-            Ok(n) => out.push((start.elapsed(), String::from_utf8_lossy(&buf[..n]).into_owned())),
+            Ok(n) => out.push((origin.elapsed(), String::from_utf8_lossy(&buf[..n]).into_owned())),
             Err(_) => break,
         }
     }
     out
+}
+
+/// Datagrams from now until the one saying READY=1 (a loaded machine may
+/// take a while to start the station), then those within `window` after it
+/// (the pings are counted from READY, never from the spawn); the times are
+/// since the call, and the last item is when the listening ended.
+fn received_after_ready(sock: &UnixDatagram, window: Duration) -> Result<(Vec<(Duration, String)>, Duration)> {
+    let origin = Instant::now();
+    let mut out = Vec::new();
+    let deadline = origin + Duration::from_secs(30);
+    while !out.iter().any(|(_, m): &(Duration, String)| m.starts_with("READY=1")) {
+        anyhow::ensure!(Instant::now() < deadline, "no READY=1 within 30 s: {out:?}");
+        out.extend(received(sock, origin, Instant::now() + Duration::from_millis(200)));
+    }
+    out.extend(received(sock, origin, Instant::now() + window));
+    Ok((out, origin.elapsed()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,7 +55,8 @@ async fn the_station_tells_systemd_it_is_ready_and_a_hung_main_loop_or_kiosk_sto
     let opts = StationOptions { backend_url: &peers.backend.url, enrolment_code: &code, printer_uri: &peers.printer.uri, pcsc: &peers.pcsc, tuning: Tuning::default() };
     let started = Instant::now();
     let mut station = Station::start_with_env(&opts, &env)?;
-    let msgs = received(&sock, Duration::from_millis(3500));
+    // (the in-process backend keeps both runtime threads while the test listens)
+    let (msgs, _) = tokio::task::block_in_place(|| received_after_ready(&sock, Duration::from_millis(3500)))?;
     let ready = msgs.iter().find(|(_, m)| m.starts_with("READY=1")).context("no READY=1")?;
     assert!(ready.1.contains("STATUS=serving the kiosk as Watchdog test"), "{msgs:?}");
     eprintln!("station ready {:?} after spawn (harness included)", started.elapsed());
@@ -51,10 +68,10 @@ async fn the_station_tells_systemd_it_is_ready_and_a_hung_main_loop_or_kiosk_sto
     // stop, which makes systemd restart it, and the station says why.
     for (point, why) in [("hang-main-loop", "the main loop has not ticked"), ("hang-kiosk", "the kiosk did not answer")] {
         station.restart(&[env[0], env[1], ("SHOMEI_FAILPOINT", point)])?;
-        let msgs = received(&sock, Duration::from_secs(8));
+        let (msgs, end) = tokio::task::block_in_place(|| received_after_ready(&sock, Duration::from_secs(8)))?;
         let last_ping = msgs.iter().rev().find(|(_, m)| m == "WATCHDOG=1").map(|(t, _)| *t).with_context(|| format!("{point}: pinged before the hang: {msgs:?}"))?;
-        let silence = Duration::from_secs(8) - last_ping;
-        assert!(silence > Duration::from_millis(3000), "{point}: no ping for longer than the watchdog interval after the hang: last at {last_ping:?} of 8 s: {msgs:?}");
+        let silence = end.saturating_sub(last_ping);
+        assert!(silence > Duration::from_millis(3000), "{point}: no ping for longer than the watchdog interval after the hang: last at {last_ping:?} of {end:?}: {msgs:?}");
         let log = station.log();
         assert!(log.contains(&format!("failpoint {point}")), "{point}: {log}");
         // the reason, from this start's log lines (the log file holds every start's)
