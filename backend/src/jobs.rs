@@ -55,8 +55,8 @@ impl Leases {
     /// Gives every job this process holds up (a clean stop: the others take over at once).
     pub async fn release_all(&self) {
         if let Ok(mut c) = self.pool.acquire().await {
-            for job in JOBS {
-                let _ = store::release_lease(&mut c, job, &self.holder).await;
+            if let Err(e) = store::release_leases(&mut c, &self.holder).await {
+                tracing::warn!(error = %e, "could not give the job leases up: they lapse by themselves");
             }
         }
     }
@@ -69,4 +69,3 @@ pub const STATION_ALERTS: &str = "station-alerts";
 pub const REFUNDS: &str = "refunds";
 pub const ORDER_EXPIRY: &str = "order-expiry";
 pub const IMAGE_RETENTION: &str = "image-retention";
-const JOBS: [&str; 6] = [MAIL, STORE_PRINTS, STATION_ALERTS, REFUNDS, ORDER_EXPIRY, IMAGE_RETENTION];

@@ -20,9 +20,9 @@ pub async fn take_lease(c: &mut Conn, name: &str, holder: &str, now: i64, until:
     Ok(r.rows_affected() == 1)
 }
 
-/// Gives the lease on `name` up, if `holder` has it (a process stopping).
-pub async fn release_lease(c: &mut Conn, name: &str, holder: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM job_leases WHERE name = $1 AND holder = $2").bind(name).bind(holder).execute(c).await?;
+/// Gives every lease `holder` has up (a process stopping).
+pub async fn release_leases(c: &mut Conn, holder: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM job_leases WHERE holder = $1").bind(holder).execute(c).await?;
     Ok(())
 }
 

@@ -110,21 +110,28 @@ pub async fn connect(url: &str) -> Result<Pool, sqlx::Error> {
 }
 
 /// The pool's options: a connection handed back still inside a transaction
-/// (its end never reached the database: a request abandoned at the wrong
-/// moment) is closed rather than lent again, where every later write on it
-/// would fail ("begin_with at non-zero transaction depth"; the crash soak
-/// found a backend answering 500 to a station for good after a kill).
+/// (its end never reached the database: a request or job abandoned at the
+/// wrong moment) is closed at once rather than lent again. Kept, it would
+/// hold SQLite's write lock for nobody until lent (sqlx runs a custom
+/// `BEGIN IMMEDIATE` and then checks it in a second step: a future dropped
+/// between the two leaves the transaction open with no `Transaction` to roll
+/// it back; a stop that cut the background jobs short once left a backend's
+/// database locked for good, CI), and every later write on it would fail
+/// ("begin_with at non-zero transaction depth"; the crash soak found a
+/// backend answering 500 to a station for good after a kill).
 fn pool_options(max_connections: u32) -> AnyPoolOptions {
-    AnyPoolOptions::new().max_connections(max_connections).before_acquire(|conn, _meta| {
-        Box::pin(async move {
-            use sqlx::Connection;
-            if conn.is_in_transaction() {
-                tracing::error!("a pooled database connection was still inside a transaction: closed, not reused");
-                return Ok(false);
-            }
-            Ok(true)
-        })
-    })
+    fn still_in_transaction(conn: &sqlx::AnyConnection, when: &'static str) -> bool {
+        use sqlx::Connection;
+        let open = conn.is_in_transaction();
+        if open {
+            tracing::error!(when, "a pooled database connection was still inside a transaction: closed, not reused");
+        }
+        open
+    }
+    AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .after_release(|conn, _meta| Box::pin(async move { Ok(!still_in_transaction(conn, "handed back")) }))
+        .before_acquire(|conn, _meta| Box::pin(async move { Ok(!still_in_transaction(conn, "lent")) }))
 }
 
 // ---------------------------------------------------------------- backup and restore
@@ -592,6 +599,34 @@ mod tests {
         tx.commit().await?;
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t").fetch_one(&pool).await?;
         assert_eq!(n, 1);
+        Ok(())
+    }
+
+    /// A connection handed back inside a write transaction (`BEGIN
+    /// IMMEDIATE`, as begin_write takes it, its `Transaction` lost) gives
+    /// SQLite's write lock up at once, not when the pool next lends it: a
+    /// second process on the file writes while this pool sits idle.
+    #[tokio::test]
+    async fn a_write_transaction_left_on_a_returned_connection_does_not_lock_the_database() -> Result<(), sqlx::Error> {
+        let dir = tempfile::tempdir().map_err(sqlx::Error::Io)?;
+        sqlx::any::install_default_drivers();
+        let url = format!("sqlite:{}?mode=rwc", dir.path().join("t.sqlite").display());
+        let pool = pool_options(2)
+            .after_connect(|c, _| Box::pin(async move { sqlx::Executor::execute(c, "PRAGMA journal_mode = WAL").await.map(|_| ()) }))
+            .connect_with(AnyConnectOptions::from_str(&url)?)
+            .await?;
+        sqlx::query("CREATE TABLE t (x INTEGER)").execute(&pool).await?;
+        {
+            let mut conn = pool.acquire().await?;
+            std::mem::forget(sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?);
+            sqlx::query("INSERT INTO t (x) VALUES (1)").execute(&mut *conn).await?;
+        }
+        // another process's writer, which waits up to 5 s for the lock
+        let other = pool_options(1).connect_with(AnyConnectOptions::from_str(&url)?).await?;
+        sqlx::query("PRAGMA busy_timeout = 5000").execute(&other).await?;
+        sqlx::query("INSERT INTO t (x) VALUES (2)").execute(&other).await?;
+        let xs: Vec<i64> = sqlx::query_scalar("SELECT x FROM t ORDER BY x").fetch_all(&other).await?;
+        assert_eq!(xs, [2], "the abandoned transaction's row was rolled back, the other writer's is in");
         Ok(())
     }
 }
