@@ -109,6 +109,8 @@ pub struct DocumentsConfig {
     pub fonts: Vec<PathBuf>,
     /// Failpoint for tests: rendering an order's PDF waits until this file exists.
     pub failpoint_hold_render: Option<PathBuf>,
+    /// Digital certificates: each university's document-signing key and the time-stamp authority.
+    pub signing: crate::documents::signing::SigningConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -286,6 +288,7 @@ impl Default for DocumentsConfig {
                 "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf".into(),
             ],
             failpoint_hold_render: None,
+            signing: Default::default(),
         }
     }
 }
@@ -330,6 +333,13 @@ impl Config {
         read_secret(&mut self.storeprint.notice_secret, &self.storeprint.notice_secret_file, "storeprint.notice_secret_file")?;
         let ldap = &mut self.directory.ldap;
         read_secret(&mut ldap.bind_password, &ldap.bind_password_file, "directory.ldap.bind_password_file")?;
+        for key in &mut self.documents.signing.keys {
+            for f in [&mut key.key_file, &mut key.pkcs12_file, &mut key.pkcs12_password_file] {
+                if let Some(p) = f.as_ref() {
+                    *f = Some(credential_path(p));
+                }
+            }
+        }
         for f in [&mut self.security.data_key_file, &mut self.http.tls_key_file] {
             if let Some(p) = f.as_ref() {
                 *f = Some(credential_path(p));
@@ -375,6 +385,10 @@ impl Config {
             if url_is_loopback(url) {
                 out.push(format!("{key}: {url} is on this machine (a simulator); point it at the provider"));
             }
+        }
+        let tsa = &self.documents.signing.tsa_url;
+        if !tsa.is_empty() && url_is_loopback(tsa) {
+            out.push(format!("documents.signing.tsa_url: {tsa} is on this machine (the simulated time-stamp authority); point it at a real one"));
         }
         out
     }

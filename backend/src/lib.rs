@@ -69,6 +69,8 @@ pub struct AppState {
     pub trusted_proxies: Arc<http::client::TrustedProxies>,
     /// This process's claim on background jobs (run once across backends).
     pub leases: jobs::Leases,
+    /// Each university's document-signing key and the time-stamp authority (digital certificates).
+    pub sealers: Arc<documents::signing::Sealers>,
 }
 
 impl AppState {
@@ -82,8 +84,17 @@ impl AppState {
     }
 }
 
+/// Makes aws-lc-rs the process's TLS provider (idempotent). Two rustls
+/// providers are compiled in (ring comes with the PDF signing crate's
+/// dependencies), and then rustls picks none by itself: a library that asks
+/// for the default (lettre, a browser driver) would panic.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
 /// Loads fonts, opens and migrates the database, seeds the demo data if asked.
 pub async fn build_state(mut config: Config) -> anyhow::Result<AppState> {
+    install_tls_provider();
     config.read_secret_files().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     config.validate().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     let mut fonts = Vec::new();
@@ -97,6 +108,7 @@ pub async fn build_state(mut config: Config) -> anyhow::Result<AppState> {
         anyhow::bail!("documents.fonts: none of the configured fonts could be read (install fonts-ipaexfont-mincho)");
     }
     let fonts = documents::FontSet::new(fonts).map_err(|e| anyhow::anyhow!("documents.fonts: {e}"))?;
+    let sealers = documents::signing::Sealers::load(&config.documents.signing).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     let pool = store::connect(&config.database.url).await.with_context(|| format!("database.url {}", config.database.url))?;
     let seal = load_seal_key(&config).context("security.data_key")?;
     registration::seal_plain_birth_dates(&pool, &seal).await.map_err(|e| anyhow::anyhow!("sealing birth dates: {e}"))?;
@@ -141,6 +153,7 @@ pub async fn build_state(mut config: Config) -> anyhow::Result<AppState> {
         image_slots: Arc::new(tokio::sync::Semaphore::new(config.accounts.max_concurrent_images.max(1))),
         trusted_proxies: Arc::new(http::client::TrustedProxies::from_config(&config.http.trusted_proxies, &config.http.forwarded_header)),
         leases: jobs::Leases::new(pool.clone(), config.database.job_lease_s),
+        sealers: Arc::new(sealers),
         config: Arc::new(config),
     })
 }

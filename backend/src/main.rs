@@ -74,6 +74,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    shomei_backend::install_tls_provider();
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref())?;
     let json_logs = std::env::var("SHOMEI_LOG_FORMAT").is_ok_and(|v| v == "json");

@@ -120,3 +120,21 @@ mod tests {
         }
     }
 }
+
+// ---------------------------------------------------------------- digital certificates (issue 16)
+
+pub const DIGITAL_NOT_OFFERED: &str = "この大学は電子証明書（PDF）をまだ交付していません。別の受け取り方法を選んでください。 / This university does not deliver digital certificates (PDF) yet: choose another way to receive them.";
+pub const DIGITAL_ONE_COPY: &str = "電子証明書は1種類につき1通です。提出先ごとの写しは、お支払いの後に何件でも作れます。 / A digital certificate is one copy per type: after payment you can make a copy for each recipient, as many as you need.";
+pub fn not_digital(name_ja: &str, name_en: &str) -> String {
+    format!("{name_ja}は電子証明書（PDF）では交付していません。 / {name_en} is not delivered as a digital certificate (PDF).")
+}
+pub const DIGITAL_NOT_READY: &str = "この申込の電子証明書はまだダウンロードできません（お支払いの確認後にできます）。 / This order's digital certificate cannot be downloaded yet (it can once the payment is in).";
+pub const DIGITAL_REVOKED: &str = "この証明書は大学により失効されています。 / The university has revoked this certificate.";
+pub const SIGNING_UNAVAILABLE: &str = "ただいま電子署名（タイムスタンプ）を付けられません。しばらくしてからもう一度お試しください。 / The certificate cannot be signed (time-stamped) right now: please try again in a few minutes.";
+pub const SHARE_NAME: &str = "提出先のお名前と組織名を入力してください（各100文字まで）。 / Give the recipient's name and organisation (up to 100 characters each).";
+pub const SHARE_EMAIL: &str = "提出先のメールアドレスを正しく入力してください。 / Give the recipient's e-mail address.";
+pub const SHARE_DAYS: &str = "有効期間は1〜365日で入力してください。 / The link lasts 1 to 365 days.";
+pub const SHARE_DOWNLOADS: &str = "ダウンロードできる回数は1〜20回で入力してください。 / Allow 1 to 20 downloads.";
+pub const SHARE_LINK_GONE: &str = "このリンクは正しくないか、提出者により取り消されました。 / This link is not valid, or the sender withdrew it.";
+pub const NOT_A_PDF: &str = "PDFファイルを選んでください。 / Choose a PDF file.";
+pub const PDF_TOO_BIG: &str = "PDFファイルを読み込めませんでした（10MBまで）。 / The PDF could not be read (10 MB at most).";

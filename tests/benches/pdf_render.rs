@@ -104,6 +104,7 @@ fn certificate() -> CertificateCopy {
         verification_code: "K7QF-2M9X-PL3D".into(),
         verify_url: "https://shomei.example.ac.jp/verify".into(),
         offline_proof: String::new(),
+        submitted_to: String::new(),
     })];
     shomei_backend::documents::proof::ProofSigner::from_key_bytes([7; 32]).stamp(&mut docs);
     match docs {

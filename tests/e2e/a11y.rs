@@ -39,7 +39,7 @@ fn pages_of_router(src: &str) -> Result<Vec<(String, Who)>> {
         let not_a_page = args.contains("station_api::")
             || path.starts_with("/api/")
             || path.starts_with("/static/")
-            || [".json", ".csv", ".js", "/pdf", "/seal"].iter().any(|end| path.ends_with(end))
+            || [".json", ".csv", ".js", "/pdf", ".pdf", "/seal"].iter().any(|end| path.ends_with(end))
             || path.contains("/images/")
             || ["/metrics", "/healthz", "/readyz"].contains(&path.as_str());
         if not_a_page {
@@ -73,6 +73,8 @@ fn fill(pattern: &str, ids: &Ids) -> Result<String> {
     let first_university = "1".to_string();
     let id = match pattern {
         "/register/status" => return Ok(ids.status.clone()),
+        // a recipient's page is reached by the mailed link only: here, a link that never was
+        "/shared/{token}" => return Ok(format!("/shared/{}", "0".repeat(64))),
         p if !p.contains('{') => return Ok(p.to_string()),
         "/orders/{id}/refund-bank" => &ids.refunded,
         p if p.starts_with("/orders/{id}") || p.starts_with("/admin/orders/{id}") => &ids.order,
@@ -90,7 +92,8 @@ fn fill(pattern: &str, ids: &Ids) -> Result<String> {
 /// Pages opened only through a mailed one-time link or in the middle of a
 /// flow (here they show the "link no longer valid" page, checked as such):
 /// the flow test named beside each checks the page itself with axe-core.
-const REACHED_BY_A_LINK: [(&str, &str); 9] = [
+const REACHED_BY_A_LINK: [(&str, &str); 10] = [
+    ("/shared/{token}", "digital::a_graduate_orders_a_signed_pdf_and_sends_it_to_a_recipient_who_opens_and_checks_it_in_the_browser"),
     ("/register/open", "accounts::a_graduate_registers_is_approved_and_sets_passwords_in_the_browser"),
     ("/register/form", "accounts::a_graduate_registers_is_approved_and_sets_passwords_in_the_browser"),
     ("/register/confirm", "accounts::a_graduate_registers_is_approved_and_sets_passwords_in_the_browser"),

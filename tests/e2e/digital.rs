@@ -2,6 +2,7 @@
 //! on a certificate carries its contents signed with the university's key;
 //! the verification page checks them itself, with the network cut.
 
+use crate::accounts::MAIL_WAIT;
 use crate::harness::*;
 use anyhow::{Context, Result};
 use std::process::Command;
@@ -19,6 +20,27 @@ fn scanned_link(dir: &std::path::Path, pdf: &[u8]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// A graduate's certificate printed at a station (charged by card, reported
+/// printed): the order's id and the PDF the station fetched and printed.
+async fn printed_certificate(b: &Backend, key: &str) -> Result<(String, Vec<u8>)> {
+    let page = b.order_as_graduate(1).await?;
+    let number = element_text(&page, "print-number").context("print number")?.replace(' ', "");
+    let order = b.sql(&format!("SELECT id FROM orders WHERE print_number = '{number}'"))?;
+    let api = crate::station_api::Api::new(b).await?;
+    let (s, res) = api.post("/reservations", serde_json::json!({ "print_number": number })).await?;
+    anyhow::ensure!(s == 200, "{res}");
+    let id = res["reservation_id"].as_i64().context("reservation")?;
+    let (s, res) = api.post(&format!("/reservations/{id}/charge"), serde_json::json!({ "card_uid": shomei_backend::demo::CARD_UID, "idempotency_key": key })).await?;
+    anyhow::ensure!(s == 200, "{res}");
+    let pdf = reqwest::Client::new().get(format!("{}/api/station/v1/reservations/{id}/document", b.url)).bearer_auth(api.token()).send().await?.bytes().await?;
+    anyhow::ensure!(pdf.starts_with(b"%PDF"), "the order's PDF");
+    let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let report = serde_json::json!({ "idempotency_key": format!("{key}-printed"), "outcome": { "kind": "printed" }, "ipp_job_id": 1, "at": at, "impressions": 1 });
+    let (s, res) = api.post(&format!("/reservations/{id}/report"), report).await?;
+    anyhow::ensure!(s == 200 && res["order_status"] == "printed", "{res}");
+    Ok((order, pdf.to_vec()))
+}
+
 /// The printed certificate's QR code holds the verification link and, in its
 /// fragment, the certificate's contents signed with the university's key. A
 /// third party's browser opening it is told who issued it for whom (the
@@ -30,22 +52,7 @@ fn scanned_link(dir: &std::path::Path, pdf: &[u8]) -> Result<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificates_qr_code_proves_who_issued_it_for_whom_in_the_browser_with_the_network_cut() -> Result<()> {
     let mut b = Backend::start(None).await?;
-    // a certificate printed at a station: the PDF the station fetched is the one that was printed
-    let page = b.order_as_graduate(1).await?;
-    let number = element_text(&page, "print-number").context("print number")?.replace(' ', "");
-    let order = b.sql("SELECT MAX(id) FROM orders")?;
-    let api = crate::station_api::Api::new(&b).await?;
-    let (s, res) = api.post("/reservations", serde_json::json!({ "print_number": number })).await?;
-    anyhow::ensure!(s == 200, "{res}");
-    let id = res["reservation_id"].as_i64().context("reservation")?;
-    let (s, res) = api.post(&format!("/reservations/{id}/charge"), serde_json::json!({ "card_uid": shomei_backend::demo::CARD_UID, "idempotency_key": "qr-offline" })).await?;
-    anyhow::ensure!(s == 200, "{res}");
-    let pdf = reqwest::Client::new().get(format!("{}/api/station/v1/reservations/{id}/document", b.url)).bearer_auth(api.token()).send().await?.bytes().await?;
-    anyhow::ensure!(pdf.starts_with(b"%PDF"), "the order's PDF");
-    let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
-    let report = serde_json::json!({ "idempotency_key": "qr-offline-printed", "outcome": { "kind": "printed" }, "ipp_job_id": 1, "at": at, "impressions": 1 });
-    let (s, res) = api.post(&format!("/reservations/{id}/report"), report).await?;
-    anyhow::ensure!(s == 200 && res["order_status"] == "printed", "{res}");
+    let (order, pdf) = printed_certificate(&b, "qr-offline").await?;
     let link = scanned_link(b.dir.path(), &pdf)?;
     let (serial, code, name) = {
         let row = b.sql(&format!(
@@ -123,5 +130,597 @@ async fn a_certificates_qr_code_proves_who_issued_it_for_whom_in_the_browser_wit
     browser.client.goto(&stranger).await?;
     let said = browser.wait_text("offline-verdict", "not genuine").await?;
     assert!(!said.contains("signature checked"), "{said}");
+    Ok(())
+}
+
+// ------------------------------------------------------------------ signed PDFs
+
+/// A PKI the test makes with openssl: a root CA, the university's
+/// document-signing certificate it issues (ECDSA P-256, PKCS#8 key), a
+/// time-stamp authority (`shomei-tsa`, with its own CA) and the trust
+/// stores both validators read: an NSS database for pdfsig, PEM roots for
+/// pyHanko.
+pub struct TestPki {
+    pub dir: tempfile::TempDir,
+    pub key_pem: String,
+    pub chain_pem: String,
+    pub tsa: HttpSim,
+}
+
+fn openssl(dir: &std::path::Path, args: &[&str]) -> Result<()> {
+    let out = Command::new("openssl").args(args).current_dir(dir).output()?;
+    anyhow::ensure!(out.status.success(), "openssl {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    Ok(())
+}
+
+impl TestPki {
+    pub fn make() -> Result<TestPki> {
+        let dir = tempfile::tempdir()?;
+        let d = dir.path();
+        std::fs::write(d.join("signer.cnf"), "basicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature,nonRepudiation\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n")?;
+        openssl(d, &["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "root.key", "-out", "root.pem", "-days", "3650",
+                     "-subj", "/O=Shomei Test PKI/CN=Shomei Test Root CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"])?;
+        openssl(d, &["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "signer.key", "-out", "signer.csr",
+                     "-subj", "/O=Shomei University/CN=Shomei University Registrar"])?;
+        openssl(d, &["x509", "-req", "-in", "signer.csr", "-CA", "root.pem", "-CAkey", "root.key", "-CAcreateserial", "-out", "signer.pem", "-days", "825", "-extfile", "signer.cnf"])?;
+        let key_pem = std::fs::read_to_string(d.join("signer.key"))?;
+        let chain_pem = std::fs::read_to_string(d.join("signer.pem"))? + &std::fs::read_to_string(d.join("root.pem"))?;
+        // pdfsig's trust store: the root trusted for signing
+        let nss = d.join("nss");
+        std::fs::create_dir(&nss)?;
+        let db = format!("sql:{}", nss.display());
+        for args in [vec!["-N", "-d", &db, "--empty-password"], vec!["-A", "-d", &db, "-n", "shomei-test-root", "-t", "CT,C,C", "-i", "root.pem"]] {
+            let out = Command::new("certutil").args(&args).current_dir(d).output()?;
+            anyhow::ensure!(out.status.success(), "certutil {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let tsa = HttpSim::start_with("shomei-tsa", &["--dir".as_ref(), d.join("tsa").as_os_str()])?;
+        Ok(TestPki { dir, key_pem, chain_pem, tsa })
+    }
+
+    /// The key and chain as files (the backend's configuration names files):
+    /// the university's signing key for university 1.
+    pub fn key_config(&self) -> Result<shomei_backend::documents::signing::SigningKeyConfig> {
+        let (key, chain) = (self.dir.path().join("signing.key"), self.dir.path().join("signing-chain.pem"));
+        std::fs::write(&key, &self.key_pem)?;
+        std::fs::write(&chain, &self.chain_pem)?;
+        Ok(shomei_backend::documents::signing::SigningKeyConfig { university: 1, key_file: Some(key), chain_file: Some(chain), ..Default::default() })
+    }
+
+    /// The university's signer and the time-stamp authority, as the backend holds them.
+    pub fn sealer(&self) -> Result<shomei_backend::documents::signing::PdfSealer> {
+        use shomei_backend::documents::signing::*;
+        Ok(PdfSealer {
+            signer: std::sync::Arc::new(FileSigner::from_pem(&self.key_pem, &self.chain_pem)?),
+            stamper: TimeStamper::new(&self.tsa.url, Duration::from_secs(10)),
+        })
+    }
+
+    /// What poppler's pdfsig says of `pdf` against the test root.
+    pub fn pdfsig(&self, pdf: &[u8]) -> Result<String> {
+        let file = self.dir.path().join("check.pdf");
+        std::fs::write(&file, pdf)?;
+        let out = Command::new("pdfsig").arg("-nssdir").arg(format!("sql:{}", self.dir.path().join("nss").display())).arg(&file).output()?;
+        Ok(format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    }
+
+    /// What pyHanko says of `pdf` against the test root and the TSA's CA:
+    /// (its exit status was success, its report).
+    pub fn pyhanko(&self, pdf: &[u8]) -> Result<(bool, String)> {
+        let file = self.dir.path().join("check.pdf");
+        std::fs::write(&file, pdf)?;
+        let exe = std::env::var("SHOMEI_PYHANKO").unwrap_or_else(|_| "/opt/shomei/pyhanko/bin/pyhanko".into());
+        let out = Command::new(&exe)
+            .args(["sign", "validate", "--pretty-print", "--no-revocation-check", "--trust-replace", "--trust"])
+            .arg(self.dir.path().join("root.pem"))
+            .arg("--trust")
+            .arg(self.dir.path().join("tsa/ca.pem"))
+            .arg(&file)
+            .output()
+            .with_context(|| format!("{exe} (deploy/install-pyhanko installs it)"))?;
+        Ok((out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))))
+    }
+}
+
+/// The station's certificate, signed PAdES B-T with the university's key
+/// and time-stamped by the TSA, is accepted by both independent validators:
+/// poppler's pdfsig (signature valid, certificate trusted, the whole
+/// document signed) and pyHanko (intact, trusted, untouched, the
+/// time-stamp valid). The signed copy is the printed document (the same
+/// pages, the same QR link). One byte changed after signing: both report
+/// it broken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_certificate_is_valid_trusted_and_timestamped_for_two_validators_and_a_changed_byte_breaks_it() -> Result<()> {
+    let b = Backend::start(None).await?;
+    let (_, pdf) = printed_certificate(&b, "signed-pdf").await?;
+    let pki = TestPki::make()?;
+    let signed = pki.sealer()?.sign(&pdf, "Certificate issued by the registrar", "Shomei University").await?;
+    assert!(signed.starts_with(&pdf), "the signature is an incremental update: the printed document, unchanged, is its first revision");
+
+    let said = pki.pdfsig(&signed)?;
+    for line in ["Signature Type: ETSI.CAdES.detached", "Total document signed", "Signature Validation: Signature is Valid.", "Certificate Validation: Certificate is Trusted.",
+                 "Signer Certificate Common Name: Shomei University Registrar"] {
+        assert!(said.contains(line), "pdfsig: {line:?} missing in: {said}");
+    }
+    let (ok, report) = pki.pyhanko(&signed)?;
+    assert!(ok, "pyHanko: {report}");
+    for line in ["The signature is judged VALID", "The signer's certificate is trusted", "The signature is cryptographically sound", "Signature timestamp token:",
+                 "The timestamp token is cryptographically sound", "The TSA certificate is trusted", "The signature covers the entire file"] {
+        assert!(report.contains(line), "pyHanko: {line:?} missing in: {report}");
+    }
+    // the signed copy shows what the paper shows: its QR code is the printed one's
+    let dir = tempfile::tempdir()?;
+    assert_eq!(scanned_link(dir.path(), &signed)?, scanned_link(dir.path(), &pdf)?);
+
+    // one byte of the signed content changed (inside the first signed range)
+    let mut altered = signed.clone();
+    let at = altered.windows(7).position(|w| w == b"/MediaB").context("a page")?;
+    altered[at + 1] = b'N';
+    let said = pki.pdfsig(&altered)?;
+    assert!(!said.contains("Signature is Valid.") && said.contains("Signature Validation:"), "pdfsig must call it broken: {said}");
+    let (ok, report) = pki.pyhanko(&altered)?;
+    assert!(!ok && !report.contains("judged VALID"), "pyHanko must call it broken: {report}");
+    Ok(())
+}
+
+
+/// The demo graduate orders the graduation certificate (one copy) for `delivery`, paid by `payment`.
+async fn order_graduation(b: &Backend, user: &reqwest::Client, delivery: &str, payment: &str) -> Result<(u16, String)> {
+    let id = b.sql("SELECT id FROM certificate_types WHERE code = 'graduation'")?;
+    let field = format!("copies_{id}");
+    let (s, _, page) = crate::accounts::post_form(
+        user,
+        &format!("{}/orders/new", b.url),
+        &format!("{}/orders", b.url),
+        &[("student_record_id", "1"), (field.as_str(), "1"), ("delivery", delivery), ("payment_method", payment)],
+    )
+    .await?;
+    Ok((s, page))
+}
+
+/// The signed PDF is a fourth way to receive a certificate. Offered only for
+/// a type the registrar delivers so (the catalogue says, per type), paid
+/// online (Smart Pit here); once paid the graduate is mailed, downloads
+/// their own copy (valid and time-stamped for both validators) and shares
+/// copies: each names its recipient in the PDF, its link goes to the
+/// recipient's mail, and the recipient's page (no account) says who issued
+/// it for whom and that it is valid, in both languages. The graduate sees
+/// each share opened, with its downloads counted; a share's cap and expiry
+/// end it, the graduate withdraws one, and staff revoking the certificate
+/// ends every share at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graduate_receives_a_signed_pdf_and_shares_copies_each_naming_its_recipient_until_withdrawn_used_up_expired_or_revoked() -> Result<()> {
+    use crate::accounts::post_form;
+    let pki = TestPki::make()?;
+    let key = pki.key_config()?;
+    let smtp = Smtp::start()?;
+    let smartpit = HttpSim::smartpit()?;
+    let (sp_url, tsa_url) = (smartpit.url.clone(), pki.tsa.url.clone());
+    let b = Backend::start_with(Some(smtp.port), move |c| {
+        c.smartpit.base_url = sp_url;
+        c.documents.signing.tsa_url = tsa_url;
+        c.documents.signing.keys = vec![key];
+    })
+    .await?;
+    let user = Backend::client();
+    crate::accounts::portal_login(&b, &user, shomei_backend::demo::GRADUATE_EMAIL, shomei_backend::demo::GRADUATE_PASSWORD, shomei_backend::demo::GRADUATE_SECOND_PASSWORD).await?;
+    let type_id = b.sql("SELECT id FROM certificate_types WHERE code = 'graduation'")?;
+
+    // the demo catalogue delivers only the English certificate of graduation digitally: the
+    // form offers the signed PDF, says for which type, and refuses it for the Japanese one with words
+    let form = user.get(format!("{}/orders/new", b.url)).send().await?.text().await?;
+    assert!(form.contains("value=\"digital\""), "{form}");
+    assert_eq!(form.matches("also as a signed PDF").count(), 1, "one type says it: {form}");
+    let (s, page) = order_graduation(&b, &user, "digital", "smartpit").await?;
+    assert_eq!(s, 400, "{page}");
+    assert!(page.contains("is not delivered as a digital certificate (PDF)"), "{page}");
+    assert_eq!(b.sql("SELECT count(*) FROM orders")?, "0", "nothing half-written");
+
+    // the registrar allows it for the graduation certificate in the catalogue
+    let staff = b.staff_client().await?;
+    let catalogue = staff.get(format!("{}/admin/catalogue", b.url)).send().await?.text().await?;
+    let fields = catalogue_fields(&catalogue, &type_id)?;
+    let mut with_digital: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    with_digital.push(("digital", "1"));
+    let r = staff.post(format!("{}/admin/catalogue", b.url)).form(&with_digital).send().await?;
+    assert!(r.status().is_success(), "{}", r.text().await?);
+    assert_eq!(b.sql(&format!("SELECT digital FROM certificate_types WHERE id = {type_id}"))?, "1");
+    let form = user.get(format!("{}/orders/new", b.url)).send().await?.text().await?;
+    assert!(form.contains("Digital certificate (a PDF signed by the university") && form.matches("also as a signed PDF").count() == 2, "{form}");
+    // one copy per type: the recipients get copies of it
+    let id_field = format!("copies_{type_id}");
+    let (s, _, page) = post_form(&user, &format!("{}/orders/new", b.url), &format!("{}/orders", b.url),
+        &[("student_record_id", "1"), (id_field.as_str(), "2"), ("delivery", "digital"), ("payment_method", "smartpit")]).await?;
+    assert_eq!(s, 400, "{page}");
+    assert!(page.contains("one copy per type"), "{page}");
+    // the IC card pays only at a printer
+    let (s, page) = order_graduation(&b, &user, "digital", "card").await?;
+    assert_eq!(s, 400, "{page}");
+
+    let (s, page) = order_graduation(&b, &user, "digital", "smartpit").await?;
+    assert_eq!(s, 200, "{page}");
+    let order = b.sql("SELECT id FROM orders WHERE delivery = 'digital'")?;
+    assert_eq!(b.sql(&format!("SELECT coalesce(print_number, 'none') FROM orders WHERE id = {order}"))?, "none");
+    // unpaid: nothing to download
+    let r = user.get(format!("{}/orders/{order}/digital.pdf", b.url)).send().await?;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await?.contains("once the payment is in"));
+
+    // paid in cash: the graduate is mailed that it is ready
+    let order_url = format!("{}/orders/{order}", b.url);
+    let (s, _, page) = post_form(&user, &order_url, &format!("{order_url}/smartpit"), &[]).await?;
+    assert_eq!(s, 200, "{page}");
+    let number = element_text(&page, "smartpit-number").context("payment number")?;
+    let r = smartpit.knob("/sim/pay", serde_json::json!({ "payment_number": number, "url": format!("{}/smartpit/notice", b.url) })).await?;
+    assert_eq!(r["delivered_status"], 200, "{r}");
+    let mail = smtp.wait_for_mail_with(shomei_backend::demo::GRADUATE_EMAIL, "Your digital certificate is ready", MAIL_WAIT)?;
+    assert!(mail.contains("電子証明書をダウンロードできます") && mail.contains(&order_url), "{mail}");
+
+    // the graduate's own copy: the order's document, signed; valid for both validators
+    let page = user.get(&order_url).send().await?.text().await?;
+    assert!(page.contains("id=\"digital-download\"") && page.contains("id=\"share-form\""), "{page}");
+    let own = user.get(format!("{order_url}/digital.pdf")).send().await?;
+    assert_eq!(own.status(), 200);
+    assert_eq!(own.headers()["content-type"], "application/pdf");
+    let own = own.bytes().await?.to_vec();
+    let said = pki.pdfsig(&own)?;
+    assert!(said.contains("Signature is Valid.") && said.contains("Certificate is Trusted.") && said.contains("Total document signed"), "{said}");
+    let (ok, report) = pki.pyhanko(&own)?;
+    assert!(ok && report.contains("The timestamp token is cryptographically sound") && report.contains("The TSA certificate is trusted"), "{report}");
+    let again = user.get(format!("{order_url}/digital.pdf")).send().await?.bytes().await?;
+    assert_eq!(again.to_vec(), own, "signed once and kept: the same file every time");
+    let dir = tempfile::tempdir()?;
+    let code = b.sql(&format!("SELECT c.verification_code FROM certificates c JOIN order_lines l ON l.id = c.order_line_id WHERE l.order_id = {order}"))?;
+    assert!(scanned_link(dir.path(), &own)?.starts_with(&format!("{}/verify?code={code}#p=", b.url)), "the QR code of the printed certificate");
+    // logged out: the login page, not the PDF
+    let stranger = Backend::client();
+    let r = stranger.get(format!("{order_url}/digital.pdf")).send().await?;
+    assert_eq!(r.url().path(), "/login");
+    assert!(r.headers()["content-type"].to_str()?.starts_with("text/html"));
+
+    // a share: refused with words for a bad address, kept what was typed
+    let share = |org: &'static str, name: &'static str, email: &'static str, downloads: &'static str| {
+        let (user, order_url) = (user.clone(), order_url.clone());
+        async move {
+            post_form(&user, &order_url, &format!("{order_url}/shares"),
+                &[("recipient_org", org), ("recipient_name", name), ("recipient_email", email), ("days", ""), ("downloads", downloads)]).await
+        }
+    };
+    let (s, _, page) = share("北商事株式会社", "鈴木 一郎", "not-an-address", "").await?;
+    assert_eq!(s, 400, "{page}");
+    let said = element_text(&page, "share-error").unwrap_or_default();
+    assert!(said.contains("メールアドレスを正しく入力") && said.contains("e-mail address"), "{said}");
+    assert_eq!(form_value_by_id(&page, "recipient_org").as_deref(), Some("北商事株式会社"), "what was typed is kept");
+    let (s, _, page) = share("北商事株式会社", "鈴木 一郎", "hr@kita-shoji.example", "2").await?;
+    assert_eq!(s, 200, "{page}");
+    assert!(page.contains("A copy for the recipient was made"), "{page}");
+    let mail = smtp.wait_for_mail_with("hr@kita-shoji.example", "A digital certificate was submitted to you", MAIL_WAIT)?;
+    assert!(mail.contains("電子証明書が提出されました") && mail.contains("Downloads allowed: 2"), "{mail}");
+    let link = link_in(&mail, &format!("{}/shared/", b.url)).context("the share link in the mail")?;
+    // the link's token is kept only as its hash
+    let token = link.rsplit('/').next().unwrap_or_default().to_string();
+    assert_eq!(b.sql(&format!("SELECT count(*) FROM digital_copies WHERE token_hash = '{token}'"))?, "0");
+
+    // the recipient's page: valid, who issued it for whom, both languages
+    let holder = b.sql(&format!("SELECT r.name_kanji FROM orders o JOIN student_records r ON r.id = o.student_record_id WHERE o.id = {order}"))?;
+    let recipient = Backend::client();
+    let page = recipient.get(&link).send().await?;
+    assert_eq!(page.status(), 200);
+    let page = page.text().await?;
+    assert_eq!(element_attr(&page, "share-state", "data-state").as_deref(), Some("valid"), "{page}");
+    assert!(page.contains("有効な証明書です") && page.contains("Valid certificate"), "{page}");
+    assert!(element_inner_text(&page, "holder").unwrap_or_default().contains(&holder), "{page}");
+    assert!(element_inner_text(&page, "issuer").unwrap_or_default().contains("Shomei University"), "{page}");
+    assert!(element_inner_text(&page, "recipient").unwrap_or_default().contains("北商事株式会社"), "{page}");
+    // the graduate sees it opened, not yet downloaded
+    let page = user.get(&order_url).send().await?.text().await?;
+    let share_id = b.sql(&format!("SELECT id FROM digital_copies WHERE order_id = {order} AND recipient_email = 'hr@kita-shoji.example'"))?;
+    let row = element_inner_text(&page, &format!("share-{share_id}")).context("the share's row")?;
+    assert!(!row.contains("Not opened yet") && row.contains("0 / 2"), "{row}");
+
+    // the recipient's copy: signed, valid for both validators, names the recipient, the same QR link
+    let copy = recipient.get(format!("{link}/certificate.pdf")).send().await?;
+    assert_eq!(copy.status(), 200);
+    let copy = copy.bytes().await?.to_vec();
+    let said = pki.pdfsig(&copy)?;
+    assert!(said.contains("Signature is Valid.") && said.contains("Certificate is Trusted."), "{said}");
+    let (ok, report) = pki.pyhanko(&copy)?;
+    assert!(ok && report.contains("The timestamp token is cryptographically sound") && report.contains("The TSA certificate is trusted"), "{report}");
+    let text = pdf_text(dir.path(), &copy)?;
+    assert!(text.contains("北商事株式会社") && text.contains("鈴木 一郎") && text.contains("Issued for submission to"), "{text}");
+    assert!(!pdf_text(dir.path(), &own)?.contains("Issued for submission to"), "the graduate's own copy names nobody");
+    assert!(scanned_link(dir.path(), &copy)?.starts_with(&format!("{}/verify?code={code}#p=", b.url)));
+    // dropped on the verification page by anyone: recognised, unchanged, valid, for whom
+    let (s, result, page) = drop_pdf(&b, &own).await?;
+    assert_eq!((s, result.as_str()), (200, "genuine"), "{page}");
+    assert!(element_inner_text(&page, "pdf-holder").unwrap_or_default().contains(&holder) && element_inner_text(&page, "pdf-status").unwrap_or_default().contains("valid"), "{page}");
+    assert!(page.contains("unchanged since it was issued") && page.contains("発行後に変更されていません"), "{page}");
+    let (s, result, page) = drop_pdf(&b, &copy).await?;
+    assert_eq!((s, result.as_str()), (200, "genuine"), "{page}");
+    assert!(element_inner_text(&page, "pdf-recipient").unwrap_or_default().contains("北商事株式会社"), "{page}");
+    // something appended after the signature (an incremental update): not the file as issued
+    let mut appended = copy.clone();
+    appended.extend_from_slice(b"\n% an annotation added later\n");
+    let (s, result, page) = drop_pdf(&b, &appended).await?;
+    assert_eq!((s, result.as_str()), (422, "changed"), "{page}");
+    // one byte of what was signed changed: not a certificate issued here
+    let mut altered = copy.clone();
+    let at = altered.windows(7).position(|w| w == b"/MediaB").context("a page")?;
+    altered[at + 1] = b'N';
+    let (s, result, page) = drop_pdf(&b, &altered).await?;
+    assert_eq!((s, result.as_str()), (422, "unknown"), "{page}");
+    let (s, _, page) = drop_pdf(&b, b"not a pdf").await?;
+    assert_eq!(s, 400, "{page}");
+    assert!(page.contains("Choose a PDF file"), "{page}");
+
+    // its cap: the second download is the last
+    assert_eq!(recipient.get(format!("{link}/certificate.pdf")).send().await?.status(), 200);
+    let used = recipient.get(format!("{link}/certificate.pdf")).send().await?;
+    assert_eq!(used.status(), 410);
+    let used = used.text().await?;
+    assert_eq!(element_attr(&used, "share-state", "data-state").as_deref(), Some("used_up"), "{used}");
+    assert_eq!(b.sql(&format!("SELECT downloads FROM digital_copies WHERE id = {share_id}"))?, "2", "downloads counted exactly");
+
+    // a second recipient, withdrawn by the graduate
+    let (s, _, page) = share("南大学大学院", "田中 花子", "admissions@minami.example", "").await?;
+    assert_eq!(s, 200, "{page}");
+    let mail = smtp.wait_for_mail_with("admissions@minami.example", "A digital certificate was submitted to you", MAIL_WAIT)?;
+    let second = link_in(&mail, &format!("{}/shared/", b.url)).context("second link")?;
+    let second_id = b.sql(&format!("SELECT id FROM digital_copies WHERE recipient_email = 'admissions@minami.example'"))?;
+    let (s, _, page) = post_form(&user, &order_url, &format!("{order_url}/shares/{second_id}/withdraw"), &[]).await?;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(element_attr(&page, &format!("share-{second_id}"), "data-state").as_deref(), Some("withdrawn"), "{page}");
+    let gone = recipient.get(format!("{second}/certificate.pdf")).send().await?;
+    assert_eq!(gone.status(), 410);
+    assert!(gone.text().await?.contains("The sender withdrew this link"));
+
+    // a third, expired (its expiry passed: set in the past)
+    let (s, _, page) = share("東銀行", "佐藤 次郎", "jinji@higashi-bank.example", "").await?;
+    assert_eq!(s, 200, "{page}");
+    let mail = smtp.wait_for_mail_with("jinji@higashi-bank.example", "A digital certificate was submitted to you", MAIL_WAIT)?;
+    let third = link_in(&mail, &format!("{}/shared/", b.url)).context("third link")?;
+    b.sql("UPDATE digital_copies SET expires_at = 1 WHERE recipient_email = 'jinji@higashi-bank.example'")?;
+    let expired = recipient.get(&third).send().await?;
+    assert_eq!(expired.status(), 410);
+    assert_eq!(element_attr(&expired.text().await?, "share-state", "data-state").as_deref(), Some("expired"));
+    assert_eq!(recipient.get(format!("{third}/certificate.pdf")).send().await?.status(), 410);
+
+    // a fourth, then staff revoke the certificate: every share ends, the graduate's too
+    let (s, _, page) = share("西工業", "高橋 三郎", "saiyo@nishi.example", "").await?;
+    assert_eq!(s, 200, "{page}");
+    let mail = smtp.wait_for_mail_with("saiyo@nishi.example", "A digital certificate was submitted to you", MAIL_WAIT)?;
+    let fourth = link_in(&mail, &format!("{}/shared/", b.url)).context("fourth link")?;
+    let certificate = b.sql(&format!("SELECT c.id FROM certificates c JOIN order_lines l ON l.id = c.order_line_id WHERE l.order_id = {order}"))?;
+    let detail = format!("{}/admin/orders/{order}", b.url);
+    let (s, _, page) = post_form(&staff, &detail, &format!("{}/admin/certificates/{certificate}/revoke", b.url), &[("reason", "issued in error")]).await?;
+    assert!(s == 200, "{page}");
+    let revoked = recipient.get(&fourth).send().await?;
+    assert_eq!(revoked.status(), 410);
+    let revoked = revoked.text().await?;
+    assert_eq!(element_attr(&revoked, "share-state", "data-state").as_deref(), Some("revoked"), "{revoked}");
+    assert!(revoked.contains("この証明書は大学により失効されています") && revoked.contains("revoked by the university"), "{revoked}");
+    assert_eq!(recipient.get(format!("{fourth}/certificate.pdf")).send().await?.status(), 410);
+    // a copy dropped on the verification page now: genuine, but revoked
+    let (s, result, page) = drop_pdf(&b, &own).await?;
+    assert_eq!((s, result.as_str()), (200, "genuine"), "{page}");
+    assert!(page.contains("But this certificate has been revoked") && element_inner_text(&page, "pdf-status").unwrap_or_default().contains("revoked"), "{page}");
+    let r = user.get(format!("{order_url}/digital.pdf")).send().await?;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await?.contains("The university has revoked this certificate"));
+    // a link that never was
+    assert_eq!(recipient.get(format!("{}/shared/{}", b.url, "0".repeat(64))).send().await?.status(), 404);
+    Ok(())
+}
+
+/// What the verification page says of a dropped PDF: (status, data-result, page).
+async fn drop_pdf(b: &Backend, pdf: &[u8]) -> Result<(u16, String, String)> {
+    let form = reqwest::multipart::Form::new().part("pdf", reqwest::multipart::Part::bytes(pdf.to_vec()).file_name("certificate.pdf").mime_str("application/pdf")?);
+    let r = reqwest::Client::new().post(format!("{}/verify/pdf", b.url)).multipart(form).send().await?;
+    let status = r.status().as_u16();
+    let page = r.text().await?;
+    let result = element_attr(&page, "pdf-result", "data-result").unwrap_or_default();
+    Ok((status, result, page))
+}
+
+/// The value attribute of the input with this id.
+fn form_value_by_id(page: &str, id: &str) -> Option<String> {
+    element_attr(page, id, "value")
+}
+
+/// The text of a PDF (pdftotext).
+fn pdf_text(dir: &std::path::Path, pdf: &[u8]) -> Result<String> {
+    let file = dir.join("text.pdf");
+    std::fs::write(&file, pdf)?;
+    let out = Command::new("pdftotext").arg(&file).arg("-").output()?;
+    anyhow::ensure!(out.status.success(), "pdftotext");
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The catalogue form's fields for type `id`, as the page fills them.
+fn catalogue_fields(page: &str, id: &str) -> Result<Vec<(String, String)>> {
+    let start = page.find(&format!("id=\"type-{id}\"")).context("the type's form")?;
+    let form = &page[start..start + page[start..].find("</form>").context("form end")?];
+    let mut out = Vec::new();
+    let csrf = form_value(page, "csrf").context("csrf")?;
+    out.push(("csrf".into(), csrf));
+    for tag in form.split('<').skip(1) {
+        let attr = |name: &str| tag.split(&format!("{name}=\"")).nth(1).and_then(|r| r.split('"').next()).map(str::to_string);
+        let Some(name) = attr("name") else { continue };
+        if name == "csrf" {
+            continue;
+        }
+        if tag.starts_with("input") {
+            let checkbox = tag.contains("type=\"checkbox\"");
+            if checkbox && !tag.contains(" checked") {
+                continue;
+            }
+            out.push((name, attr("value").unwrap_or_default()));
+        } else if tag.starts_with("select") {
+            let rest = &form[form.find(tag).unwrap_or(0)..];
+            let chosen = rest.split("<option").skip(1).take_while(|o| !o.contains("</select")).find(|o| o.contains(" selected")).or_else(|| rest.split("<option").nth(1));
+            let value = chosen.and_then(|o| o.split("value=\"").nth(1)).and_then(|r| r.split('"').next()).unwrap_or_default();
+            out.push((name, value.to_string()));
+        } else if tag.starts_with("textarea") {
+            let body = tag.split_once('>').map(|(_, b)| b).unwrap_or_default();
+            out.push((name, body.to_string()));
+        }
+    }
+    Ok(out)
+}
+
+on_both_screens!(
+    a_graduate_orders_a_signed_pdf_and_sends_it_to_a_recipient_who_opens_and_checks_it_in_the_browser,
+    a_graduate_orders_a_signed_pdf_and_sends_it_to_a_recipient_who_opens_and_checks_it_in_the_browser_at_phone_width,
+    a_graduate_orders_a_signed_pdf_and_sends_it_to_a_recipient_who_opens_and_checks_it_in_the_browser_on
+);
+/// In the browser, at desktop and phone size: the graduate picks the
+/// English certificate of graduation as a signed PDF, pays in cash (Smart
+/// Pit), finds the download and the share form on the order page, sends a
+/// copy to an employer (a wrong address first: told beside the form, what
+/// was typed kept), and sees it "not opened yet"; the employer opens the
+/// mailed link in their own browser (no account): the page says in both
+/// languages that it is valid, who issued it for whom, and offers the
+/// download, and the copy dropped on the verification page is recognised as
+/// issued there, unchanged and valid, for them; the graduate then sees it
+/// opened. Every page passes axe-core's WCAG AA checks and fits the screen.
+async fn a_graduate_orders_a_signed_pdf_and_sends_it_to_a_recipient_who_opens_and_checks_it_in_the_browser_on(screen: Screen) -> Result<()> {
+    use fantoccini::Locator;
+    let pki = TestPki::make()?;
+    let key = pki.key_config()?;
+    let smtp = Smtp::start()?;
+    let smartpit = HttpSim::smartpit()?;
+    let (sp_url, tsa_url) = (smartpit.url.clone(), pki.tsa.url.clone());
+    let b = Backend::start_with(Some(smtp.port), move |c| {
+        c.smartpit.base_url = sp_url;
+        c.documents.signing.tsa_url = tsa_url;
+        c.documents.signing.keys = vec![key];
+    })
+    .await?;
+    let english = b.sql("SELECT id FROM certificate_types WHERE code = 'graduation_en'")?;
+    let browser = Browser::start_on(screen).await?;
+    let w = &browser.client;
+    browser.log_in_as_demo_graduate(&b).await?;
+    browser.wait_id("new-order").await?.click().await?;
+    let copies = browser.wait_id(&format!("copies_{english}")).await?;
+    copies.clear().await?;
+    copies.send_keys("1").await?;
+    w.find(Locator::Id("delivery")).await?.select_by_value("digital").await?;
+    w.find(Locator::Id("payment_method")).await?.select_by_value("smartpit").await?;
+    w.find(Locator::Id("to-confirm")).await?.click().await?;
+    browser.wait_id("confirm").await?;
+    let confirm = w.source().await?;
+    assert!(confirm.contains("Digital certificate (signed PDF)"), "the confirmation names the delivery");
+    w.find(Locator::Id("place-order")).await?.click().await?;
+    // the payment number is issued with the order (and mailed)
+    browser.wait_id("pay-cash").await?;
+    let number = browser.wait_id("smartpit-number").await?.text().await?;
+    let r = smartpit.knob("/sim/pay", serde_json::json!({ "payment_number": number.trim(), "url": format!("{}/smartpit/notice", b.url) })).await?;
+    assert_eq!(r["delivered_status"], 200, "{r}");
+    w.refresh().await?;
+    browser.wait_id("digital-download").await?;
+    let problems = browser.page_problems().await?;
+    assert!(problems.is_empty(), "the order page with its digital section: {problems:?}");
+
+    // a wrong address: told beside the form, the rest kept
+    browser.wait_id("recipient_org").await?.send_keys("Kita Trading Co., Ltd.").await?;
+    w.find(Locator::Id("recipient_name")).await?.send_keys("Ichiro Suzuki").await?;
+    // (the browser's own check of type=email is bypassed: the server's is the one that counts)
+    w.execute("document.getElementById('recipient_email').type = 'text'", vec![]).await?;
+    w.find(Locator::Id("recipient_email")).await?.send_keys("hr-at-kita").await?;
+    w.find(Locator::Id("share-send")).await?.click().await?;
+    let said = browser.wait_id("share-error").await?.text().await?;
+    assert!(said.contains("Give the recipient's e-mail address") && said.contains("メールアドレス"), "{said}");
+    assert_eq!(browser.wait_id("recipient_org").await?.prop("value").await?.as_deref(), Some("Kita Trading Co., Ltd."));
+    let email = w.find(Locator::Id("recipient_email")).await?;
+    email.clear().await?;
+    email.send_keys("hr@kita-trading.example").await?;
+    w.find(Locator::Id("share-send")).await?.click().await?;
+    browser.wait_text("notice", "A copy for the recipient was made").await?;
+    let share = b.sql("SELECT id FROM digital_copies WHERE recipient_email = 'hr@kita-trading.example'")?;
+    let row = browser.wait_id(&format!("share-{share}")).await?.text().await?;
+    assert!(row.contains("Kita Trading Co., Ltd.") && row.contains("Not opened yet") && row.contains("0 / 5"), "{row}");
+    let problems = browser.page_problems().await?;
+    assert!(problems.is_empty(), "the order page with a share: {problems:?}");
+
+    // the employer opens the mailed link in their own browser
+    let mail = smtp.wait_for_mail_with("hr@kita-trading.example", "A digital certificate was submitted to you", MAIL_WAIT)?;
+    let link = link_in(&mail, &format!("{}/shared/", b.url)).context("the link")?;
+    let employer = Browser::start_on(screen).await?;
+    employer.client.goto(&link).await?;
+    let state = employer.wait_id("share-state").await?.text().await?;
+    assert!(state.contains("有効な証明書です") && state.contains("Valid certificate"), "{state}");
+    let recipient = employer.wait_id("recipient").await?.text().await?;
+    assert!(recipient.contains("Kita Trading Co., Ltd.") && recipient.contains("Ichiro Suzuki"), "{recipient}");
+    let issuer = employer.wait_id("issuer").await?.text().await?;
+    assert!(issuer.contains("Shomei University"), "{issuer}");
+    employer.wait_id("download").await?;
+    let problems = employer.page_problems().await?;
+    assert!(problems.is_empty(), "the recipient's page: {problems:?}");
+    // the employer's copy (downloaded as the link does), dropped on the verification page
+    let copy = reqwest::get(format!("{link}/certificate.pdf")).await?.bytes().await?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("certificate.pdf");
+    std::fs::write(&file, &copy)?;
+    employer.client.goto(&format!("{}/verify", b.url)).await?;
+    employer.wait_id("pdf").await?.send_keys(&file.display().to_string()).await?;
+    employer.client.find(Locator::Id("check-pdf")).await?.click().await?;
+    let verdict = employer.wait_text("pdf-verdict", "unchanged since it was issued").await?;
+    assert!(verdict.contains("It is still valid") && verdict.contains("発行後に変更されていません"), "{verdict}");
+    let recipient = employer.wait_id("pdf-recipient").await?.text().await?;
+    assert!(recipient.contains("Kita Trading Co., Ltd."), "{recipient}");
+    let problems = employer.page_problems().await?;
+    assert!(problems.is_empty(), "the verification page's answer: {problems:?}");
+    employer.close().await;
+
+    // the graduate sees it opened
+    w.refresh().await?;
+    let row = browser.wait_id(&format!("share-{share}")).await?.text().await?;
+    assert!(!row.contains("Not opened yet"), "{row}");
+    browser.close().await;
+    Ok(())
+}
+
+/// The university's key may come as a PKCS#12 file with its password file:
+/// one exported with the classic encryption signs (valid for pdfsig); one
+/// with OpenSSL 3's default (AES, PBKDF2) or a wrong password stops the
+/// backend's start naming the key and saying how to convert it; a key
+/// without its chain, or a chain that is not the key's, is refused too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signing_key_comes_from_pem_or_pkcs12_and_a_file_that_cannot_be_used_stops_the_start_with_words() -> Result<()> {
+    use shomei_backend::documents::signing::{FileSigner, PdfSealer, Sealers, SigningConfig, SigningKeyConfig, TimeStamper};
+    let pki = TestPki::make()?;
+    let d = pki.dir.path();
+    openssl(d, &["pkcs12", "-export", "-legacy", "-inkey", "signer.key", "-in", "signer.pem", "-certfile", "root.pem", "-out", "legacy.p12", "-passout", "pass:p12-secret"])?;
+    openssl(d, &["pkcs12", "-export", "-inkey", "signer.key", "-in", "signer.pem", "-certfile", "root.pem", "-out", "modern.p12", "-passout", "pass:p12-secret"])?;
+    std::fs::write(d.join("p12.pass"), "p12-secret\n")?;
+    std::fs::write(d.join("wrong.pass"), "not-it\n")?;
+    let p12 = |file: &str, pass: &str| SigningKeyConfig { university: 1, pkcs12_file: Some(d.join(file)), pkcs12_password_file: Some(d.join(pass)), ..Default::default() };
+    let config = |key: SigningKeyConfig| SigningConfig { tsa_url: pki.tsa.url.clone(), keys: vec![key], ..Default::default() };
+
+    // the classic PKCS#12 signs, and pdfsig trusts it
+    let sealers = Sealers::load(&config(p12("legacy.p12", "p12.pass"))).map_err(anyhow::Error::msg)?;
+    let sealer: &PdfSealer = sealers.of(1).context("university 1 has a key")?;
+    let b = Backend::start(None).await?;
+    let (_, pdf) = printed_certificate(&b, "p12").await?;
+    let signed = sealer.sign(&pdf, "test", "Shomei University").await?;
+    let said = pki.pdfsig(&signed)?;
+    assert!(said.contains("Signature is Valid.") && said.contains("Certificate is Trusted."), "{said}");
+
+    // what cannot be used stops the start, naming the key and what to do
+    let modern = Sealers::load(&config(p12("modern.p12", "p12.pass"))).err().context("an AES PKCS#12 is refused")?;
+    assert!(modern.contains("documents.signing.keys[0] (university 1)") && modern.contains("-legacy"), "{modern}");
+    let wrong = Sealers::load(&config(p12("legacy.p12", "wrong.pass"))).err().context("a wrong password is refused")?;
+    assert!(wrong.contains("password is wrong"), "{wrong}");
+    let no_chain = SigningKeyConfig { university: 1, key_file: pki.key_config()?.key_file, ..Default::default() };
+    let said = Sealers::load(&config(no_chain)).err().context("a key without its chain")?;
+    assert!(said.contains("key_file and chain_file"), "{said}");
+    let foreign = std::fs::read_to_string(d.join("root.pem"))?;
+    let said = FileSigner::from_pem(&pki.key_pem, &foreign).err().context("a chain that is not the key's")?.to_string();
+    assert!(said.contains("no certificate in the chain is the key's own"), "{said}");
+    let said = Sealers::load(&SigningConfig { tsa_url: String::new(), keys: vec![pki.key_config()?], ..Default::default() }).err().context("no TSA")?;
+    assert!(said.contains("documents.signing.tsa_url"), "{said}");
+    // (a TSA that cannot be reached: the signing says so, nothing is signed)
+    let away = PdfSealer { signer: sealer.signer.clone(), stamper: TimeStamper::new(&format!("http://127.0.0.1:{}/", free_port()), Duration::from_secs(2)) };
+    let err = away.sign(&pdf, "test", "Shomei University").await.err().context("no TSA, no signature")?;
+    assert!(err.to_string().contains("time-stamp authority"), "{err}");
     Ok(())
 }

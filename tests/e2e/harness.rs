@@ -339,8 +339,14 @@ impl HttpSim {
     }
 
     pub fn start_named(name: &str) -> Result<HttpSim> {
+        Self::start_with(name, &[])
+    }
+
+    /// One of the simulators with arguments of its own (after `--listen`).
+    pub fn start_with(name: &str, args: &[&std::ffi::OsStr]) -> Result<HttpSim> {
         let mut child = Command::new(bin(name))
             .args(["--listen", "127.0.0.1:0"])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -1385,6 +1391,54 @@ pub fn element_text(html: &str, id: &str) -> Option<String> {
     Some(rest[s..s + rest[s..].find('<')?].trim().to_string())
 }
 
+/// An attribute of the element with this id.
+pub fn element_attr(html: &str, id: &str, attr: &str) -> Option<String> {
+    let i = html.find(&format!("id=\"{id}\""))?;
+    let start = html[..i].rfind('<')?;
+    let tag = &html[start..i + html[i..].find('>')?];
+    let v = tag.split(&format!(" {attr}=\"")).nth(1)?;
+    Some(v[..v.find('"')?].to_string())
+}
+
+/// The text of the element with this id and everything inside it (tags
+/// dropped, up to the element's own closing tag).
+pub fn element_inner_text(html: &str, id: &str) -> Option<String> {
+    let i = html.find(&format!("id=\"{id}\""))?;
+    let start = html[..i].rfind('<')?;
+    let name: String = html[start + 1..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+    let (open, close) = (format!("<{name}"), format!("</{name}>"));
+    let body_start = i + html[i..].find('>')? + 1;
+    let (mut depth, mut at) = (1usize, body_start);
+    while depth > 0 {
+        let next_close = html[at..].find(&close)? + at;
+        match html[at..next_close].find(&open) {
+            Some(o) => {
+                depth += 1;
+                at += o + open.len();
+            }
+            None => {
+                depth -= 1;
+                at = next_close + close.len();
+            }
+        }
+    }
+    let inner = &html[body_start..at - close.len()];
+    let mut text = String::new();
+    let mut in_tag = false;
+    for ch in inner.chars() {
+        match ch {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                text.push(' ');
+            }
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    Some(text.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
 // ------------------------------------------------------------------ station
 
 pub struct Station {
@@ -1811,6 +1865,7 @@ impl Browser {
     /// reports itself as a phone (touch, mobile user agent), as Chromium's
     /// device emulation does.
     pub async fn start_on(screen: Screen) -> Result<Browser> {
+        shomei_backend::install_tls_provider();
         let (width, height) = screen.size();
         let dir = tempfile::tempdir()?;
         let port = free_port();

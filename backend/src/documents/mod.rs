@@ -36,6 +36,7 @@
 pub mod proof;
 mod receipt;
 mod seal;
+pub mod signing;
 mod transcript;
 pub mod wording;
 
@@ -761,6 +762,7 @@ const LABEL_NAME: (&str, &str) = ("氏名", "Name");
 const LABEL_BIRTH: (&str, &str) = ("生年月日", "Date of Birth");
 const LABEL_AFFILIATION: (&str, &str) = ("所属", "Faculty / Department");
 const LABEL_ISSUED: (&str, &str) = ("発行日", "Date of Issue");
+const LABEL_SUBMITTED: (&str, &str) = ("提出先", "Issued for submission to");
 const REGISTRAR: (&str, &str) = ("教務部長", "Registrar");
 const FOOT_SERIAL: &str = "証明書番号 Serial No.";
 const FOOT_CODE: &str = "照合コード Verification Code";
@@ -818,6 +820,9 @@ pub struct CertificateCopy {
     /// The signed payload the QR code carries besides the link (see
     /// [`proof`]); empty: the link alone.
     pub offline_proof: String,
+    /// Whom a digital copy was issued for ("organisation　name"), printed
+    /// under the date of issue; empty on paper and on the graduate's own copy.
+    pub submitted_to: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -970,6 +975,12 @@ fn draw_certificate(canvas: &mut Canvas<'_, '_>, copy: &CertificateCopy) -> Resu
     } else {
         canvas.text(&issued.ja(), VALUE_X, 286.0, 12.0, value_w);
         canvas.text(&issued.en(), VALUE_X, 272.0, 10.0, value_w);
+    }
+
+    // A digital copy shared with a recipient: whom it was issued for.
+    if !copy.submitted_to.trim().is_empty() {
+        label(canvas, LABEL_SUBMITTED, 250.0);
+        canvas.text(copy.submitted_to.trim(), VALUE_X, 250.0, 11.0, value_w);
     }
 
     // Issuer.
@@ -1394,6 +1405,7 @@ mod tests {
             verification_code: code.into(),
             verify_url: "https://shomei.example.ac.jp/verify".into(),
             offline_proof: String::new(),
+            submitted_to: String::new(),
         }
     }
 

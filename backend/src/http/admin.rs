@@ -468,7 +468,8 @@ pub struct OrderSearch {
 }
 
 const ORDER_STATUSES: [&str; 6] = ["awaiting_payment", "paid", "printed", "held", "expired", "cancelled"];
-const DELIVERIES: [(&str, &str, &str); 3] = [("campus", "学内で印刷", "print on campus"), ("store", "コンビニで印刷", "print at a store"), ("post", "郵送", "by post")];
+const DELIVERIES: [(&str, &str, &str); 4] =
+    [("campus", "学内で印刷", "print on campus"), ("store", "コンビニで印刷", "print at a store"), ("post", "郵送", "by post"), ("digital", "電子証明書（PDF）", "digital (signed PDF)")];
 const PAYMENTS: [(&str, &str, &str); 3] =
     [("card", "ICカード", "IC card"), ("paypal", "クレジットカード（PayPal）", "credit card (PayPal)"), ("smartpit", "コンビニ払い（Smart Pit）", "cash at a store (Smart Pit)")];
 
@@ -485,6 +486,7 @@ fn status_words(status: &str, delivery: &str, refunded: bool) -> (&'static str, 
         ("printed", "post") => ("発送済", "posted"),
         ("paid", "store") => ("支払済・コンビニ印刷待ち", "paid, to print at a store"),
         ("printed", "store") => ("コンビニで印刷済", "printed at a store"),
+        ("paid", "digital") => ("支払済・電子証明書を交付", "paid, delivered as a signed PDF"),
         ("cancelled", _) if refunded => ("返金済", "refunded"),
         _ => order_status(status),
     }
@@ -763,7 +765,7 @@ pub async fn catalogue(State(state): State<AppState>, headers: HeaderMap, staff:
             context! { id => t.id, code => &t.code, name_ja => &t.name_ja, name_en => &t.name_en, fee => t.fee, max_copies => t.max_copies,
                        leaving => t.leaving_types.split(',').map(str::trim).collect::<Vec<_>>(), faculty_codes => &t.faculty_codes,
                        grad_year_from => t.grad_year_from, grad_year_to => t.grad_year_to, active => t.active,
-                       layout => &t.layout, language => &t.language, body_ja => &t.body_ja, body_en => &t.body_en }
+                       layout => &t.layout, language => &t.language, body_ja => &t.body_ja, body_en => &t.body_en, digital => t.digital }
         })
         .collect();
     types.push(context! { id => 0, code => "", name_ja => "", name_en => "", fee => 0, max_copies => 10, leaving => vec!["graduated"],
@@ -991,7 +993,11 @@ pub async fn save_catalogue(
         language,
         body_ja,
         body_en,
+        digital: f.contains_key("digital"),
     };
+    if t.digital && t.layout != "certificate" {
+        return Err(bad("電子証明書（PDF）で交付できるのは証明書様式のみです。 / Only the certificate layout can be delivered as a signed PDF."));
+    }
     let saved = store::save_certificate_type(&mut tx, staff.university(), id, &t).await.map_err(|e| match e {
         sqlx::Error::Database(d) if d.is_unique_violation() => bad("このコードはすでに使われています。 / This code is taken."),
         // another university's type (or none): not there for this registrar

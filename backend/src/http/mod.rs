@@ -4,6 +4,7 @@ pub mod account;
 pub mod admin;
 pub mod admin_accounts;
 pub mod client;
+pub mod digital;
 mod errors;
 pub mod pages;
 pub mod portal;
@@ -122,6 +123,12 @@ pub fn router(state: AppState) -> Router {
         .route("/orders/{id}/pay", post(portal::pay_order))
         .route("/orders/{id}/smartpit", post(portal::pay_order))
         .route("/orders/{id}/receipt", get(portal::order_receipt))
+        .route("/orders/{id}/digital.pdf", get(digital::own_copy))
+        .route("/orders/{id}/shares", post(digital::share))
+        .route("/orders/{id}/shares/{share_id}/withdraw", post(digital::withdraw))
+        .route("/verify/pdf", post(digital::verify_pdf).layer(axum::extract::DefaultBodyLimit::max(10 * 1024 * 1024)))
+        .route("/shared/{token}", get(digital::shared_page))
+        .route("/shared/{token}/certificate.pdf", get(digital::shared_download))
         .route("/cards/topups/{id}/receipt", get(portal::topup_receipt))
         .route("/smartpit/notice", post(portal::smartpit_notice))
         .route("/storeprint/notice", post(portal::storeprint_notice))

@@ -15,6 +15,7 @@ fn env() -> &'static Environment<'static> {
             ("order_new.html", include_str!("../../templates/order_new.html")),
             ("order_confirm.html", include_str!("../../templates/order_confirm.html")),
             ("order.html", include_str!("../../templates/order.html")),
+            ("shared.html", include_str!("../../templates/shared.html")),
             ("error.html", include_str!("../../templates/error.html")),
             ("macros.html", include_str!("../../templates/macros.html")),
             ("verify.html", include_str!("../../templates/verify.html")),

@@ -221,7 +221,7 @@ async fn order_form(state: &AppState, headers: &HeaderMap, user: &CurrentUser, v
         .map(|t| {
             let field = format!("copies_{}", t.id);
             context! { id => t.id, name_ja => &t.name_ja, name_en => &t.name_en, fee => Yen(t.fee).to_string(), max_copies => t.max_copies,
-                       copies => value(&field, "0".into()), error => error_at(&field) }
+                       copies => value(&field, "0".into()), error => error_at(&field), digital => t.digital }
         })
         .collect();
     let records: Vec<_> = records
@@ -234,9 +234,11 @@ async fn order_form(state: &AppState, headers: &HeaderMap, user: &CurrentUser, v
     let address = [p.prefecture.as_str(), p.city.as_str(), p.street.as_str(), p.building.as_str()].iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ");
     let phone = if p.mobile_phone.trim().is_empty() { p.home_phone.clone() } else { p.mobile_phone.clone() };
     let postage = university.postage_or(store_postage(state));
+    // a signed PDF is offered where the university has a signing key and delivers a type so
+    let digital = state.sealers.of(university.id).is_some() && types.iter().any(|t| t.get_attr("digital").is_ok_and(|d| d.is_true()));
     let page = Html(render(
         "order_new.html",
-        context! { csrf => &csrf.token, records, types,
+        context! { csrf => &csrf.token, records, types, digital,
                    not_in_register => registrar.is_none().then_some(messages::NOT_IN_REGISTER),
                    system_fee => Yen(university.system_fee).to_string(), postage => Yen(postage).to_string(),
                    delivery => value("delivery", "campus".into()), payment => value("payment_method", "card".into()),
@@ -305,6 +307,7 @@ pub fn delivery_words(delivery: &str) -> (&'static str, &'static str) {
         "campus" => ("学内印刷", "On-campus print"),
         "store" => ("コンビニ印刷", "Print at a convenience store"),
         "post" => ("郵送", "By post"),
+        "digital" => ("電子証明書（署名付きPDF）", "Digital certificate (signed PDF)"),
         _ => ("", ""),
     }
 }
@@ -326,7 +329,7 @@ pub async fn confirm_order(State(state): State<AppState>, headers: HeaderMap, us
         Err(p) => return order_form(&state, &headers, &user, &form, Some(p)).await,
     };
     let mut c = state.pool.acquire().await?;
-    let q = match orders::quote(&mut c, &state.seal, store_postage(&state), user.user.id, &req).await? {
+    let q = match orders::quote(&mut c, &state.seal, &state.sealers, store_postage(&state), user.user.id, &req).await? {
         Ok(q) => q,
         Err(p) => {
             drop(c);
@@ -378,13 +381,13 @@ pub async fn place_order(
     {
         // anything the user can fix goes back to the form, as typed
         let mut c = state.pool.acquire().await?;
-        if let Err(p) = orders::quote(&mut c, &state.seal, store_postage(&state), user.user.id, &req).await? {
+        if let Err(p) = orders::quote(&mut c, &state.seal, &state.sealers, store_postage(&state), user.user.id, &req).await? {
             drop(c);
             return order_form(&state, &headers, &user, &form, Some(p)).await;
         }
     }
     state.order_rate.admit(user.user.id, state.config.orders.per_user_per_minute).await?;
-    let placed = orders::place(&state.pool, &state.fonts, &state.seal, &state.config.http.public_url, store_postage(&state), user.user.id, &req, state.config.documents.failpoint_hold_render.as_deref()).await?;
+    let placed = orders::place(&state.pool, &state.fonts, &state.seal, &state.sealers, &state.config.http.public_url, store_postage(&state), user.user.id, &req, state.config.documents.failpoint_hold_render.as_deref()).await?;
     // Smart Pit: the payment number is issued and mailed with the order (the
     // manual's "receive a Smart Pit number by e-mail"); if the service cannot
     // be reached now, the order page offers to get it later
@@ -427,6 +430,7 @@ pub fn order_state_words(order: &store::Order, zone: chrono_tz::Tz) -> (String, 
             (format!("コンビニに登録済み：{deadline}までに印刷してください"), format!("registered at the stores: print by {deadline}"))
         }
         ("store", "paid") => ("支払済み：コンビニ印刷サービスに登録中".into(), "paid: being registered at the stores".into()),
+        ("digital", "paid") => ("支払済み：電子証明書をダウンロード・提出できます".into(), "paid: download your digital certificate and send it".into()),
         ("post", "paid") if order.shipped_at.is_none() => ("支払済み：発送待ち".into(), "paid: waiting to be posted".into()),
         ("post", "paid") | ("post", "printed") => {
             let on = order.shipped_at.map(|t| time::local_text(t, zone)).unwrap_or_default();
@@ -446,6 +450,18 @@ pub async fn order(
     Path(id): Path<i64>,
     axum::extract::Query(q): axum::extract::Query<MenuQuery>,
 ) -> AppResult<Response> {
+    order_page(&state, &headers, &user, id, &q.notice, None).await
+}
+
+/// The order page; `share`: a share form sent back with its problem.
+pub(super) async fn order_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    user: &CurrentUser,
+    id: i64,
+    notice: &str,
+    share: Option<(&orders::digital::ShareRequest, &orders::FormProblem)>,
+) -> AppResult<Response> {
     let mut c = state.pool.acquire().await?;
     let order = match store::order(&mut c, id).await {
         Ok(o) if o.user_id == user.user.id => o,
@@ -458,6 +474,11 @@ pub async fn order(
     let office = store::order_office(&mut c, id).await?;
     // a refund the office pays back by bank transfer: the user gives the account here
     let wants_bank = crate::payments::refunds::wants_bank_details(&mut c, &order).await?;
+    let digital = if order.delivery == "digital" && order.status == "paid" {
+        Some(super::digital::order_section(&mut c, &order, &university, share).await?)
+    } else {
+        None
+    };
     drop(c);
     let zone = time::tz("Asia/Tokyo");
     let (ja, en) = order_state_words(&order, zone);
@@ -468,7 +489,7 @@ pub async fn order(
         .iter()
         .map(|l| context! { name_ja => &l.name_ja, name_en => &l.name_en, copies => l.copies, amount => Yen(l.amount).to_string() })
         .collect();
-    let csrf = Csrf::get(&state, &headers);
+    let csrf = Csrf::get(state, headers);
     let page = Html(render(
         "order.html",
         context! { number => if order.delivery == "campus" { number_text(&order.print_number) } else { String::new() },
@@ -495,11 +516,12 @@ pub async fn order(
                    store => order.delivery == "store",
                    store_user_number => &order.store_user_number,
                    store_reservation_number => &order.store_reservation_number,
+                   digital, digital_order => order.delivery == "digital",
                    csrf => &csrf.token, can_cancel => matches!(order.status.as_str(), "awaiting_payment" | "held"),
                    // only an on-campus order has a number to mail again
                    can_resend => order.delivery == "campus" && order.print_number.is_some()
                        && matches!(order.status.as_str(), "awaiting_payment" | "paid") && order.print_deadline > time::now(),
-                   notice => match q.notice.as_str() {
+                   notice => match notice {
                        "cancelled" => Some("申込を取り消しました。 / The order was cancelled."),
                        "resent" => Some("番号をもう一度メールで送りました。 / The number was sent to you again."),
                        "smartpit" => Some("支払番号をメールでもお送りしました。 / The payment number was also sent to you by e-mail."),
@@ -507,10 +529,13 @@ pub async fn order(
                        "smartpit-later" => Some("支払番号をまだ発行できませんでした。しばらくしてから「支払番号を発行」を押してください。 / The payment number could not be issued yet: press \"Get a payment number\" in a while."),
                        "paypal-cancelled" => Some("PayPal での支払いを取り消しました。申込は支払期限までこのまま残ります。 / The PayPal payment was cancelled: the order waits for payment until its deadline."),
                        "bank-saved" => Some("返金の振込先を受け付けました。大学からお振込みします。済みましたらメールでお知らせします。 / Thank you: the university pays the refund to this account and mails you once it is paid."),
+                       "shared" => Some("提出先あての写しを作り、リンクをメールで送りました。 / A copy for the recipient was made and its link e-mailed to them."),
+                       "withdrawn" => Some("リンクを取り消しました。提出先はもうダウンロードできません。 / The link was withdrawn: the recipient can no longer download the copy."),
                        _ => None,
                    } },
     ));
-    Ok(csrf.respond(page))
+    let status = if share.is_some() { axum::http::StatusCode::BAD_REQUEST } else { axum::http::StatusCode::OK };
+    Ok((status, csrf.respond(page)).into_response())
 }
 
 /// The refund's bank account form (a refund the office pays back), with what
@@ -590,7 +615,7 @@ pub struct VerifyQuery {
 /// Every university's public key for the signed payloads in its
 /// certificates' QR codes, as a JWK Set (RFC 7517, keys of RFC 8037), each
 /// named with its university.
-async fn published_keys(state: &AppState) -> AppResult<serde_json::Value> {
+pub(super) async fn published_keys(state: &AppState) -> AppResult<serde_json::Value> {
     let mut c = state.pool.acquire().await?;
     let keys: Vec<_> = store::published_proof_keys(&mut c)
         .await?

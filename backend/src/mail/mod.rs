@@ -472,6 +472,47 @@ pub fn smartpit_mail(r: &Recipient<'_>, number: &str, amount: Yen, deadline: &st
     )
 }
 
+/// Issue 16: a digital order is paid: its signed PDF is ready on the order page.
+pub fn digital_ready_mail(r: &Recipient<'_>, order_id: i64, order_url: &str) -> MailText {
+    bilingual(
+        r,
+        "【証明書発行】電子証明書をダウンロードできます",
+        "Your digital certificate is ready",
+        format!(
+            "{}お支払いを確認しました（申込番号 {order_id}）。電子証明書（大学の電子署名とタイムスタンプ付きPDF）を申込内容のページからダウンロードできます。\n\
+             提出先（就職先・進学先など）ごとに、その提出先あての写しを作ってリンクをメールで送れます。\n\n{order_url}\n",
+            dear_ja(r)
+        ),
+        format!(
+            "{}Your payment is in (order {order_id}). Your digital certificate (a PDF signed and time-stamped by the university) can be downloaded from the order page, \
+             where you can also make a copy for each recipient (an employer, a school) and send them its link.\n\n{order_url}\n",
+            dear_en(r)
+        ),
+    )
+}
+
+/// Issue 16: a graduate shared a signed digital certificate with a recipient
+/// (an employer, a school): the link to it, until when, how many downloads.
+pub fn share_mail(r: &Recipient<'_>, holder_ja: &str, holder_en: &str, university_ja: &str, university_en: &str, url: &str, until: &str, downloads: i64) -> MailText {
+    bilingual(
+        r,
+        "【証明書】電子証明書が提出されました",
+        "A digital certificate was submitted to you",
+        format!(
+            "{}{holder_ja} さんが、{university_ja} の電子証明書（署名付きPDF）をあなたに提出しました。次のリンクから証明書の状態を確かめ、ダウンロードできます。\n\n{url}\n\n\
+             有効期限: {until}\nダウンロードできる回数: {downloads}回\n\n\
+             PDFには大学の電子署名とタイムスタンプが付いています。PDFリーダーの署名パネル、または大学の検証ページで改ざんがないことを確かめられます。\n",
+            dear_ja(r)
+        ),
+        format!(
+            "{}{holder_en} has submitted a digital certificate from {university_en} (a signed PDF) to you. The link shows its status and lets you download it:\n\n{url}\n\n\
+             Valid until: {until}\nDownloads allowed: {downloads}\n\n\
+             The PDF carries the university's digital signature and a time-stamp: a PDF reader's signature panel, or the university's verification page, shows it is unaltered.\n",
+            dear_en(r)
+        ),
+    )
+}
+
 /// O-3: a convenience-store print order is ready at the stores' printers.
 pub fn store_print_mail(r: &Recipient<'_>, user_number: &str, reservation_number: &str, deadline: &str, pages: i64, order_url: &str) -> MailText {
     bilingual(

@@ -2,6 +2,7 @@
 //! from, fixed prices, print numbers, and the certificate PDF made at order time.
 
 pub mod certificates;
+pub mod digital;
 pub mod paypal_return;
 pub mod receipts;
 pub mod service;
@@ -333,7 +334,7 @@ pub struct Quote {
 pub fn payments_for(delivery: &str) -> &'static [&'static str] {
     match delivery {
         "campus" => &["card", "paypal", "smartpit"],
-        "store" | "post" => &["paypal", "smartpit"],
+        "store" | "post" | "digital" => &["paypal", "smartpit"],
         _ => &[],
     }
 }
@@ -343,6 +344,7 @@ pub fn payments_for(delivery: &str) -> &'static [&'static str] {
 pub async fn quote(
     c: &mut store::Conn,
     seal: &crate::sealed::SealKey,
+    sealers: &crate::documents::signing::Sealers,
     postage_yen: i64,
     user_id: i64,
     req: &OrderRequest,
@@ -379,8 +381,20 @@ pub async fn quote(
     if !lacking.is_empty() {
         return Ok(Err(problem("", messages::register_lacks(&lacking))));
     }
-    if !["campus", "store", "post"].contains(&req.delivery.as_str()) {
+    if !["campus", "store", "post", "digital"].contains(&req.delivery.as_str()) {
         return Ok(Err(problem("delivery", messages::CHECK_INPUT)));
+    }
+    if req.delivery == "digital" {
+        // a signed PDF: the university signs with its own key, and only the types it delivers so
+        if sealers.of(university.id).is_none() {
+            return Ok(Err(problem("delivery", messages::DIGITAL_NOT_OFFERED)));
+        }
+        if let Some((t, _)) = chosen.iter().find(|(t, _)| !t.digital) {
+            return Ok(Err(problem(format!("copies_{}", t.id), messages::not_digital(&t.name_ja, &t.name_en))));
+        }
+        if let Some((t, _)) = chosen.iter().find(|(_, n)| *n > 1) {
+            return Ok(Err(problem(format!("copies_{}", t.id), messages::DIGITAL_ONE_COPY)));
+        }
     }
     if !payments_for(&req.delivery).contains(&req.payment_method.as_str()) {
         let message = if req.payment_method == "card" { messages::CARD_ONLY_ON_CAMPUS } else { messages::ONLY_CAMPUS_CARD };
@@ -454,6 +468,7 @@ fn document_copies(
                         verification_code: code.clone(),
                         verify_url: verify_url.clone(),
                         offline_proof: String::new(),
+                        submitted_to: String::new(),
                     })
                 }
             });
@@ -498,6 +513,7 @@ pub async fn place(
     pool: &Pool,
     fonts: &std::sync::Arc<FontSet>,
     seal: &crate::sealed::SealKey,
+    sealers: &crate::documents::signing::Sealers,
     public_url: &str,
     postage_yen: i64,
     user_id: i64,
@@ -507,7 +523,7 @@ pub async fn place(
     // 1. what the order will state, read without the write lock
     let mut c = pool.acquire().await?;
     let user = store::user(&mut c, user_id).await?;
-    let Quote { record, register, university, chosen, fees, system_fee, postage, total } = match quote(&mut c, seal, postage_yen, user_id, req).await? {
+    let Quote { record, register, university, chosen, fees, system_fee, postage, total } = match quote(&mut c, seal, sealers, postage_yen, user_id, req).await? {
         Ok(q) => q,
         Err(problem) => return Err(AppError::Page(problem.message)),
     };
@@ -701,6 +717,8 @@ pub async fn smartpit_notice(pool: &Pool, seal: &crate::sealed::SealKey, public_
         resend_number(pool, seal, public_url, order.user_id, order.id).await?;
     } else if first && order.delivery == "post" {
         mail_post_reserved(pool, seal, order.id).await?;
+    } else if first && order.delivery == "digital" {
+        digital::mail_ready(pool, seal, public_url, order.id).await?;
     }
     Ok(NoticeOutcome::Paid)
 }
@@ -790,6 +808,8 @@ pub async fn paid_by_paypal(pool: &Pool, seal: &crate::sealed::SealKey, public_u
             resend_number(pool, seal, public_url, order.user_id, order.id).await?;
         } else if order.delivery == "post" {
             mail_post_reserved(pool, seal, order.id).await?;
+        } else if order.delivery == "digital" {
+            digital::mail_ready(pool, seal, public_url, order.id).await?;
         }
         tracing::info!(order_id = order.id, "order paid through PayPal");
     }
@@ -805,6 +825,57 @@ pub enum Released {
     Released,
     /// A character still cannot be drawn: it stays held; these are the characters.
     StillMissing(String),
+}
+
+/// An order's certificates, by line, with the serials and codes issued when
+/// it was placed.
+async fn order_certificates(c: &mut store::Conn, university_id: i64, order_id: i64) -> AppResult<Vec<(store::CertificateType, Vec<(String, String)>)>> {
+    let types = store::all_certificate_types(c, university_id).await?;
+    let mut chosen: Vec<(store::CertificateType, Vec<(String, String)>)> = Vec::new();
+    let mut lines_seen: Vec<i64> = Vec::new();
+    for (line_id, type_id, serial, code) in store::order_copies(c, order_id).await? {
+        if lines_seen.last() != Some(&line_id) {
+            let t = types.iter().find(|t| t.id == type_id).cloned().ok_or(AppError::PageNotFound)?;
+            chosen.push((t, Vec::new()));
+            lines_seen.push(line_id);
+        }
+        if let Some((_, codes)) = chosen.last_mut() {
+            codes.push((serial, code));
+        }
+    }
+    Ok(chosen)
+}
+
+/// A paid order's document rendered again, each certificate saying whom
+/// it was issued for (a digital copy shared with a recipient): the same
+/// serials, codes and date of issue, the registrar's records as they are
+/// now (D-3), the QR payloads signed afresh.
+pub async fn render_for_recipient(
+    pool: &Pool,
+    fonts: &std::sync::Arc<FontSet>,
+    seal: &crate::sealed::SealKey,
+    public_url: &str,
+    order: &store::Order,
+    submitted_to: &str,
+) -> AppResult<Vec<u8>> {
+    let mut c = pool.acquire().await?;
+    let record = store::student_records(&mut c, order.user_id).await?.into_iter().find(|r| r.id == order.student_record_id).ok_or(AppError::PageNotFound)?;
+    let university = store::university(&mut c, record.university_id).await?;
+    let Some((record, register)) = registrar_record(&mut c, seal, record).await? else {
+        return Err(page_err(messages::NOT_IN_REGISTER));
+    };
+    let chosen = order_certificates(&mut c, university.id, order.id).await?;
+    let issue_date = time::local_date(order.created_at, time::tz(&university.timezone));
+    let mut copies = document_copies(&chosen, &record, &university, Some(&register), None, &issue_date, public_url);
+    for copy in &mut copies {
+        if let DocumentCopy::Certificate(cert) = copy {
+            cert.submitted_to = submitted_to.to_string();
+        }
+    }
+    let seal_image = seal_image_of(&mut c, university.id).await?;
+    drop(c);
+    documents::proof::ProofSigner::for_university(pool, seal, university.id).await.map_err(AppError::Internal)?.stamp(&mut copies);
+    Ok(render_pdf(fonts, seal_image, copies, None).await?.0)
 }
 
 /// Held orders (a name no font can draw): staff release one once it is
@@ -839,20 +910,7 @@ pub async fn release_held(
     let Some((record, register)) = registrar_record(&mut c, seal, record).await? else {
         return Err(page_err(messages::NOT_IN_REGISTER));
     };
-    // the order's certificates, by line, with the serials and codes issued when it was placed
-    let types = store::all_certificate_types(&mut c, university.id).await?;
-    let mut chosen: Vec<(store::CertificateType, Vec<(String, String)>)> = Vec::new();
-    let mut lines_seen: Vec<i64> = Vec::new();
-    for (line_id, type_id, serial, code) in store::order_copies(&mut c, order_id).await? {
-        if lines_seen.last() != Some(&line_id) {
-            let t = types.iter().find(|t| t.id == type_id).cloned().ok_or(AppError::PageNotFound)?;
-            chosen.push((t, Vec::new()));
-            lines_seen.push(line_id);
-        }
-        if let Some((_, codes)) = chosen.last_mut() {
-            codes.push((serial, code));
-        }
-    }
+    let chosen = order_certificates(&mut c, university.id, order_id).await?;
     if chosen.is_empty() {
         return Err(AppError::Internal(anyhow::anyhow!("held order {order_id} has no certificates")));
     }
@@ -932,6 +990,8 @@ pub async fn release_held(
         }
     } else if paid && order.delivery == "post" {
         mail_post_reserved(pool, seal, order_id).await?;
+    } else if paid && order.delivery == "digital" {
+        digital::mail_ready(pool, seal, public_url, order_id).await?;
     }
     Ok(Released::Released)
 }

@@ -55,11 +55,11 @@ pub async fn seed_demo(c: &mut Conn, s: &DemoSeed<'_>) -> Result<(), sqlx::Error
         .execute(&mut *c).await?;
     ids_follow_rows(c, &["universities", "faculties", "departments"]).await?;
     sqlx::query(
-        "INSERT INTO certificate_types (university_id, code, name_ja, name_en, fee, max_copies, leaving_types, layout, language) VALUES
-         (1, 'graduation', '卒業証明書', 'Certificate of Graduation', 300, 10, 'graduated', 'certificate', 'ja'),
-         (1, 'graduation_en', '卒業証明書（英文）', 'Certificate of Graduation (English)', 500, 10, 'graduated', 'certificate', 'en'),
-         (1, 'enrolment', '在学証明書', 'Certificate of Enrolment', 200, 10, 'enrolled', 'certificate', 'ja'),
-         (1, 'transcript', '成績証明書', 'Transcript of Academic Record', 300, 5, 'graduated,withdrew,removed,enrolled', 'transcript', 'ja')",
+        "INSERT INTO certificate_types (university_id, code, name_ja, name_en, fee, max_copies, leaving_types, layout, language, digital) VALUES
+         (1, 'graduation', '卒業証明書', 'Certificate of Graduation', 300, 10, 'graduated', 'certificate', 'ja', 0),
+         (1, 'graduation_en', '卒業証明書（英文）', 'Certificate of Graduation (English)', 500, 10, 'graduated', 'certificate', 'en', 1),
+         (1, 'enrolment', '在学証明書', 'Certificate of Enrolment', 200, 10, 'enrolled', 'certificate', 'ja', 0),
+         (1, 'transcript', '成績証明書', 'Transcript of Academic Record', 300, 5, 'graduated,withdrew,removed,enrolled', 'transcript', 'ja', 0)",
     )
     .execute(&mut *c)
     .await?;

@@ -45,6 +45,9 @@ pub struct CertificateType {
     /// The certifying sentence with placeholders; empty: the built-in wording.
     pub body_ja: String,
     pub body_en: String,
+    /// May be delivered as a signed PDF (the "digital" delivery).
+    #[sqlx(try_from = "Flag")]
+    pub digital: bool,
 }
 
 #[derive(Debug, Clone, Default, FromRow)]
@@ -70,7 +73,7 @@ pub struct StudentRecord {
 pub async fn all_certificate_types(c: &mut Conn, university_id: i64) -> Result<Vec<CertificateType>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, code, name_ja, name_en, fee, max_copies, leaving_types, faculty_codes, grad_year_from, grad_year_to, active,
-         layout, language, body_ja, body_en FROM certificate_types WHERE university_id = $1 ORDER BY id",
+         layout, language, body_ja, body_en, digital FROM certificate_types WHERE university_id = $1 ORDER BY id",
     )
     .bind(university_id)
     .fetch_all(c)
@@ -84,12 +87,13 @@ pub async fn save_certificate_type(c: &mut Conn, university_id: i64, id: Option<
         Some(id) => {
             let r = sqlx::query(
                 "UPDATE certificate_types SET code = $1, name_ja = $2, name_en = $3, fee = $4, max_copies = $5, leaving_types = $6,
-                 faculty_codes = $7, grad_year_from = $8, grad_year_to = $9, active = $10, layout = $11, language = $12, body_ja = $13, body_en = $14
+                 faculty_codes = $7, grad_year_from = $8, grad_year_to = $9, active = $10, layout = $11, language = $12, body_ja = $13, body_en = $14,
+                 digital = $17
                  WHERE id = $15 AND university_id = $16",
             )
             .bind(&t.code).bind(&t.name_ja).bind(&t.name_en).bind(t.fee).bind(t.max_copies).bind(&t.leaving_types)
             .bind(&t.faculty_codes).bind(t.grad_year_from).bind(t.grad_year_to).bind(i64::from(t.active))
-            .bind(&t.layout).bind(&t.language).bind(&t.body_ja).bind(&t.body_en).bind(id).bind(university_id)
+            .bind(&t.layout).bind(&t.language).bind(&t.body_ja).bind(&t.body_en).bind(id).bind(university_id).bind(i64::from(t.digital))
             .execute(c)
             .await?;
             if r.rows_affected() == 0 {
@@ -100,12 +104,12 @@ pub async fn save_certificate_type(c: &mut Conn, university_id: i64, id: Option<
         None => {
             sqlx::query_scalar(
                 "INSERT INTO certificate_types (university_id, code, name_ja, name_en, fee, max_copies, leaving_types, faculty_codes,
-                 grad_year_from, grad_year_to, active, layout, language, body_ja, body_en)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
+                 grad_year_from, grad_year_to, active, layout, language, body_ja, body_en, digital)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
             )
             .bind(university_id).bind(&t.code).bind(&t.name_ja).bind(&t.name_en).bind(t.fee).bind(t.max_copies).bind(&t.leaving_types)
             .bind(&t.faculty_codes).bind(t.grad_year_from).bind(t.grad_year_to).bind(i64::from(t.active))
-            .bind(&t.layout).bind(&t.language).bind(&t.body_ja).bind(&t.body_en)
+            .bind(&t.layout).bind(&t.language).bind(&t.body_ja).bind(&t.body_en).bind(i64::from(t.digital))
             .fetch_one(c)
             .await
         }
@@ -170,7 +174,7 @@ pub async fn order_university(c: &mut Conn, order_id: i64) -> Result<University,
 pub async fn certificate_types(c: &mut Conn, university_id: i64) -> Result<Vec<CertificateType>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, code, name_ja, name_en, fee, max_copies, leaving_types, faculty_codes, grad_year_from, grad_year_to, active,
-         layout, language, body_ja, body_en
+         layout, language, body_ja, body_en, digital
          FROM certificate_types WHERE university_id = $1 AND active = 1 ORDER BY id",
     )
     .bind(university_id)

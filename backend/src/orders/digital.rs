@@ -1,0 +1,332 @@
+//! Digital delivery (issue 16): a paid digital order's certificate as a
+//! signed PDF (PAdES B-T, see [`crate::documents::signing`]).
+//!
+//! The graduate downloads their own copy (the order's document, signed the
+//! first time it is asked for, then kept) and shares copies with the
+//! people who need one: per recipient a copy that says in the PDF whom it
+//! was issued for, its own link (mailed to the recipient; a random token
+//! kept only as its hash), an expiry and a cap on downloads. The graduate
+//! sees whether and when each was opened and can withdraw it; staff revoke
+//! a certificate for everyone (the recipient's page then says so).
+
+use std::sync::Arc;
+
+use crate::documents::signing::Sealers;
+use crate::documents::FontSet;
+use crate::error::{AppError, AppResult};
+use crate::sealed::SealKey;
+use crate::store::{self, Pool};
+use crate::time::{self, now};
+use crate::{mail, messages};
+
+use super::{page_err, problem, FormProblem};
+
+/// The longest a share may last (days) and the most downloads it may allow.
+pub const MAX_SHARE_DAYS: i64 = 365;
+pub const MAX_DOWNLOADS: i64 = 20;
+/// Downloads a share allows unless the graduate says otherwise.
+pub const DEFAULT_DOWNLOADS: i64 = 5;
+
+/// What making and handing out signed copies needs.
+pub struct Desk<'a> {
+    pub pool: &'a Pool,
+    pub fonts: &'a Arc<FontSet>,
+    pub seal: &'a SealKey,
+    pub sealers: &'a Sealers,
+    pub public_url: &'a str,
+}
+
+fn own_aad(order_id: i64) -> String {
+    format!("order:{order_id}:digital")
+}
+
+fn share_aad(copy_id: i64) -> String {
+    format!("share:{copy_id}:pdf")
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+fn seal_pdf(seal: &SealKey, aad: &str, pdf: &[u8]) -> AppResult<Vec<u8>> {
+    seal.seal(pdf, aad.as_bytes()).map_err(|e| AppError::Internal(anyhow::anyhow!("sealing a signed PDF: {e}")))
+}
+
+fn open_pdf(seal: &SealKey, aad: &str, sealed: &[u8]) -> AppResult<Vec<u8>> {
+    seal.open(sealed, aad.as_bytes()).map_err(|e| AppError::Internal(anyhow::anyhow!("opening a signed PDF: {e}")))
+}
+
+/// The user's paid digital order (else not found, or "not ready yet").
+async fn paid_digital_order(c: &mut store::Conn, user_id: i64, order_id: i64) -> AppResult<store::Order> {
+    let order = store::order(c, order_id).await.map_err(|_| AppError::PageNotFound)?;
+    if order.user_id != user_id || order.delivery != "digital" {
+        return Err(AppError::PageNotFound);
+    }
+    if order.status != "paid" {
+        return Err(page_err(messages::DIGITAL_NOT_READY));
+    }
+    if store::certificates_of_order(c, order_id).await?.iter().any(|cert| cert.revoked_at.is_some()) {
+        return Err(page_err(messages::DIGITAL_REVOKED));
+    }
+    Ok(order)
+}
+
+/// `pdf` signed with the order's university's key.
+async fn sign(desk: &Desk<'_>, university: &store::University, pdf: &[u8]) -> AppResult<Vec<u8>> {
+    let sealer = desk.sealers.of(university.id).ok_or_else(|| page_err(messages::DIGITAL_NOT_OFFERED))?;
+    let reason = format!("{} 証明書の発行 / Certificate issued by {}", university.name_ja, university.name_en);
+    sealer.sign(pdf, &reason, &university.name_en).await.map_err(|e| {
+        tracing::error!(university = university.id, error = %e, "a digital certificate could not be signed");
+        page_err(messages::SIGNING_UNAVAILABLE)
+    })
+}
+
+/// The graduate's own signed copy: made (signed and kept) the first time.
+pub async fn own_copy(desk: &Desk<'_>, user_id: i64, order_id: i64) -> AppResult<Vec<u8>> {
+    let mut c = desk.pool.acquire().await?;
+    paid_digital_order(&mut c, user_id, order_id).await?;
+    if let Some((_, sealed)) = store::own_digital_pdf(&mut c, order_id).await? {
+        return open_pdf(desk.seal, &own_aad(order_id), &sealed);
+    }
+    let pdf = super::stored_pdf(&mut c, desk.seal, order_id).await?.ok_or_else(|| page_err(messages::DIGITAL_NOT_READY))?;
+    let university = store::order_university(&mut c, order_id).await?;
+    drop(c);
+    let signed = sign(desk, &university, &pdf).await?;
+    let mut tx = store::begin_write(desk.pool).await?;
+    store::insert_own_digital_copy(&mut tx, order_id, &seal_pdf(desk.seal, &own_aad(order_id), &signed)?, &sha256_hex(&signed), now()).await?;
+    store::audit(&mut tx, &format!("user:{user_id}"), "order.digital_signed", &format!("order {order_id}"), now()).await?;
+    // (two first downloads at once: the copy kept first is the one both get)
+    let (_, kept) = store::own_digital_pdf(&mut tx, order_id).await?.ok_or_else(|| AppError::Internal(anyhow::anyhow!("the signed copy of order {order_id} was not kept")))?;
+    tx.commit().await?;
+    open_pdf(desk.seal, &own_aad(order_id), &kept)
+}
+
+/// A recipient the graduate shares a copy with, as typed.
+#[derive(Debug, Clone, Default)]
+pub struct ShareRequest {
+    pub name: String,
+    pub org: String,
+    pub email: String,
+    /// Empty: the university's default.
+    pub days: String,
+    /// Empty: [`DEFAULT_DOWNLOADS`].
+    pub downloads: String,
+}
+
+/// A share made: its id and the link the recipient was mailed.
+pub struct Shared {
+    pub id: i64,
+    pub link: String,
+}
+
+/// A new share: its own signed copy saying whom it was issued for, its link
+/// mailed to the recipient. Ok(Err(problem)) for what the graduate can fix.
+pub async fn share(desk: &Desk<'_>, user_id: i64, order_id: i64, req: &ShareRequest) -> AppResult<Result<Shared, FormProblem>> {
+    let mut c = desk.pool.acquire().await?;
+    let order = paid_digital_order(&mut c, user_id, order_id).await?;
+    let university = store::order_university(&mut c, order_id).await?;
+    let (name, org, email) = (req.name.trim(), req.org.trim(), req.email.trim());
+    if name.is_empty() || org.is_empty() || name.chars().count() > 100 || org.chars().count() > 100 || name.contains(['\n', '\r']) || org.contains(['\n', '\r']) {
+        return Ok(Err(problem("recipient_name", messages::SHARE_NAME)));
+    }
+    if !mail::valid_email(email) {
+        return Ok(Err(problem("recipient_email", messages::SHARE_EMAIL)));
+    }
+    let days = if req.days.trim().is_empty() {
+        store::university_share_days(&mut c, university.id).await?
+    } else {
+        match req.days.trim().parse::<i64>() {
+            Ok(d) if (1..=MAX_SHARE_DAYS).contains(&d) => d,
+            _ => return Ok(Err(problem("days", messages::SHARE_DAYS))),
+        }
+    };
+    let downloads = if req.downloads.trim().is_empty() {
+        DEFAULT_DOWNLOADS
+    } else {
+        match req.downloads.trim().parse::<i64>() {
+            Ok(n) if (1..=MAX_DOWNLOADS).contains(&n) => n,
+            _ => return Ok(Err(problem("downloads", messages::SHARE_DOWNLOADS))),
+        }
+    };
+    let user = store::user(&mut c, user_id).await?;
+    let record = store::student_records(&mut c, user_id).await?.into_iter().find(|r| r.id == order.student_record_id).ok_or(AppError::PageNotFound)?;
+    drop(c);
+
+    // the copy: the order's document again, saying whom it is for, signed
+    let pdf = super::render_for_recipient(desk.pool, desk.fonts, desk.seal, desk.public_url, &order, &format!("{org}\u{3000}{name}")).await?;
+    let signed = sign(desk, &university, &pdf).await?;
+    let token = crate::accounts::passwords::random_token();
+    let t = now();
+    let expires_at = t + days * 86_400;
+    let link = format!("{}/shared/{token}", desk.public_url);
+    let mut tx = store::begin_write(desk.pool).await?;
+    let id = store::insert_share(
+        &mut tx,
+        &store::NewShare { order_id, name, org, email, token_hash: &crate::accounts::token_hash(&token), expires_at, max_downloads: downloads, now: t },
+    )
+    .await?;
+    store::set_share_pdf(&mut tx, id, &seal_pdf(desk.seal, &share_aad(id), &signed)?, &sha256_hex(&signed), t).await?;
+    let to = mail::Recipient { name_ja: name, name_en: name, language: &user.language };
+    let until = time::local_text(expires_at, time::tz(&university.timezone));
+    mail::share_mail(&to, &record.name_kanji, &record.name_roman, &university.name_ja, &university.name_en, &link, &until, downloads)
+        .enqueue_for_order(&mut tx, desk.seal, email, order_id)
+        .await?;
+    store::audit(&mut tx, &format!("user:{user_id}"), "order.digital_share", &format!("order {order_id} share {id}"), t).await?;
+    tx.commit().await?;
+    tracing::info!(order_id, share = id, "digital certificate shared");
+    Ok(Ok(Shared { id, link }))
+}
+
+/// The graduate withdraws one of their shares.
+pub async fn withdraw(pool: &Pool, user_id: i64, order_id: i64, share_id: i64) -> AppResult<()> {
+    let mut tx = store::begin_write(pool).await?;
+    let order = store::order(&mut tx, order_id).await.map_err(|_| AppError::PageNotFound)?;
+    if order.user_id != user_id || order.delivery != "digital" {
+        return Err(AppError::PageNotFound);
+    }
+    if store::revoke_share(&mut tx, order_id, share_id, now()).await? {
+        store::audit(&mut tx, &format!("user:{user_id}"), "order.digital_withdraw", &format!("order {order_id} share {share_id}"), now()).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// What a recipient's link says of its certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShareState {
+    Valid,
+    /// The university revoked the certificate (for everyone).
+    Revoked,
+    /// The graduate withdrew this share.
+    Withdrawn,
+    Expired,
+    /// Every download it allowed was made.
+    UsedUp,
+}
+
+impl ShareState {
+    pub fn words(self) -> (&'static str, &'static str) {
+        match self {
+            ShareState::Valid => ("有効な証明書です", "Valid certificate"),
+            ShareState::Revoked => ("この証明書は大学により失効されています", "This certificate has been revoked by the university"),
+            ShareState::Withdrawn => ("提出者がこのリンクを取り消しました", "The sender withdrew this link"),
+            ShareState::Expired => ("このリンクの有効期限が切れています", "This link has expired"),
+            ShareState::UsedUp => ("このリンクでダウンロードできる回数を使い切りました", "This link's downloads are used up"),
+        }
+    }
+}
+
+/// A recipient's view of a share.
+pub struct ShareView {
+    pub share: store::DigitalCopy,
+    pub state: ShareState,
+    pub certificates: Vec<store::IssuedCertificate>,
+    pub university: store::University,
+}
+
+/// The share a link's token names (None: no such link).
+pub async fn view(pool: &Pool, token: &str) -> AppResult<Option<ShareView>> {
+    let mut c = pool.acquire().await?;
+    let Some(share) = store::share_by_token(&mut c, &crate::accounts::token_hash(token)).await? else {
+        return Ok(None);
+    };
+    let certificates = store::certificates_of_order(&mut c, share.order_id).await?;
+    let university = store::order_university(&mut c, share.order_id).await?;
+    let t = now();
+    let state = if certificates.iter().any(|c| c.revoked_at.is_some()) {
+        ShareState::Revoked
+    } else if share.revoked_at.is_some() {
+        ShareState::Withdrawn
+    } else if share.expires_at.is_some_and(|e| e <= t) {
+        ShareState::Expired
+    } else if share.max_downloads.is_some_and(|m| share.downloads >= m) {
+        ShareState::UsedUp
+    } else {
+        ShareState::Valid
+    };
+    Ok(Some(ShareView { share, state, certificates, university }))
+}
+
+/// A recipient downloads the shared copy: counted, while the share is
+/// valid (else what the page says instead).
+pub async fn download(pool: &Pool, seal: &SealKey, token: &str) -> AppResult<Result<Vec<u8>, ShareState>> {
+    let Some(v) = view(pool, token).await? else { return Err(page_err(messages::SHARE_LINK_GONE)) };
+    if v.state != ShareState::Valid {
+        return Ok(Err(v.state));
+    }
+    let mut tx = store::begin_write(pool).await?;
+    // (the count checks the share again inside the write: two last downloads at once get one)
+    if !store::count_share_download(&mut tx, v.share.id, now()).await? {
+        drop(tx);
+        let state = view(pool, token).await?.map(|v| v.state).unwrap_or(ShareState::Withdrawn);
+        return Ok(Err(if state == ShareState::Valid { ShareState::UsedUp } else { state }));
+    }
+    let sealed = store::share_pdf(&mut tx, v.share.id).await?.ok_or_else(|| AppError::Internal(anyhow::anyhow!("share {} has no PDF", v.share.id)))?;
+    tx.commit().await?;
+    Ok(Ok(open_pdf(seal, &share_aad(v.share.id), &sealed)?))
+}
+
+/// Mails the graduate that a paid digital order's PDF is ready.
+pub async fn mail_ready(pool: &Pool, seal: &SealKey, public_url: &str, order_id: i64) -> AppResult<()> {
+    let mut tx = store::begin_write(pool).await?;
+    let order = store::order(&mut tx, order_id).await?;
+    let user = store::user(&mut tx, order.user_id).await?;
+    let record = store::student_records(&mut tx, order.user_id).await?.into_iter().find(|r| r.id == order.student_record_id).ok_or(AppError::PageNotFound)?;
+    let to = mail::Recipient { name_ja: &record.name_kanji, name_en: &record.name_roman, language: &user.language };
+    mail::digital_ready_mail(&to, order_id, &format!("{public_url}/orders/{order_id}")).enqueue_for_order(&mut tx, seal, &user.email, order_id).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// What the verification page says of a PDF dropped on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dropped {
+    /// Not a signed copy shomei made (or changed in what was signed).
+    Unknown,
+    /// A copy shomei signed, with something appended after the signature
+    /// (an incremental update): the signed part is genuine, the file is not as issued.
+    ChangedAfterSigning(ShareCheck),
+    /// A copy shomei signed, byte for byte as it was handed out.
+    Genuine(ShareCheck),
+}
+
+/// The certificate a dropped copy is, and what holds for it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareCheck {
+    pub order_id: i64,
+    /// The recipient the copy was made for (None: the graduate's own).
+    pub recipient: Option<(String, String)>,
+    /// Revoked by the university (for everyone).
+    pub revoked: bool,
+}
+
+/// Recognises a PDF: the signed revision (the file up to the end of its
+/// last signature's byte range) hashed and looked up among the copies
+/// shomei signed. The signature is not re-checked: the bytes are the ones
+/// shomei made, which is stronger.
+pub async fn recognise(pool: &Pool, pdf: &[u8]) -> AppResult<Dropped> {
+    if crate::documents::signing::contents_span(pdf).is_err() {
+        return Ok(Dropped::Unknown);
+    }
+    let Some(signed_end) = signed_revision_end(pdf) else { return Ok(Dropped::Unknown) };
+    let mut c = pool.acquire().await?;
+    let Some(copy) = store::digital_copy_by_sha256(&mut c, &sha256_hex(&pdf[..signed_end])).await? else { return Ok(Dropped::Unknown) };
+    let revoked = store::certificates_of_order(&mut c, copy.order_id).await?.iter().any(|cert| cert.revoked_at.is_some());
+    let recipient = copy.recipient_org.clone().zip(copy.recipient_name.clone());
+    let check = ShareCheck { order_id: copy.order_id, recipient, revoked };
+    Ok(if signed_end == pdf.len() { Dropped::Genuine(check) } else { Dropped::ChangedAfterSigning(check) })
+}
+
+/// The end of the signed revision: the second range of the last /ByteRange.
+fn signed_revision_end(pdf: &[u8]) -> Option<usize> {
+    let key = b"/ByteRange";
+    let at = pdf.windows(key.len()).rposition(|w| w == key)?;
+    let rest = &pdf[at + key.len()..];
+    let (open, close) = (rest.iter().position(|&b| b == b'[')?, rest.iter().position(|&b| b == b']')?);
+    let nums: Vec<usize> = std::str::from_utf8(&rest[open + 1..close]).ok()?.split_ascii_whitespace().map(|n| n.parse().ok()).collect::<Option<_>>()?;
+    let [_, _, c, d] = nums[..] else { return None };
+    let end = c.checked_add(d)?;
+    (end <= pdf.len()).then_some(end)
+}
