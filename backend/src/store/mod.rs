@@ -132,7 +132,15 @@ fn pool_options(max_connections: u32) -> AnyPoolOptions {
     }
     AnyPoolOptions::new()
         .max_connections(max_connections)
-        .after_release(|conn, _meta| Box::pin(async move { Ok(!still_in_transaction(conn, "handed back")) }))
+        .after_release(|conn, _meta| {
+            Box::pin(async move {
+                // a transaction dropped unfinished has its rollback queued on the
+                // connection: let it run first, then only a transaction nobody
+                // can end any more is left
+                sqlx::Connection::ping(conn).await?;
+                Ok(!still_in_transaction(conn, "handed back"))
+            })
+        })
         .before_acquire(|conn, _meta| Box::pin(async move { Ok(!still_in_transaction(conn, "lent")) }))
 }
 
@@ -601,6 +609,28 @@ mod tests {
         tx.commit().await?;
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t").fetch_one(&pool).await?;
         assert_eq!(n, 1);
+        Ok(())
+    }
+
+    /// A transaction dropped unfinished (an error path) is rolled back and
+    /// its connection lent again as it is: not closed as if abandoned.
+    #[tokio::test]
+    async fn a_transaction_dropped_unfinished_is_rolled_back_and_its_connection_kept() -> Result<(), sqlx::Error> {
+        let dir = tempfile::tempdir().map_err(sqlx::Error::Io)?;
+        sqlx::any::install_default_drivers();
+        let url = format!("sqlite:{}?mode=rwc", dir.path().join("t.sqlite").display());
+        let pool = pool_options(1).connect_with(AnyConnectOptions::from_str(&url)?).await?;
+        sqlx::query("CREATE TABLE t (x INTEGER)").execute(&pool).await?;
+        // a mark only this connection has
+        sqlx::query("CREATE TEMP TABLE this_connection (x INTEGER)").execute(&pool).await?;
+        {
+            let mut tx = begin_write(&pool).await?;
+            sqlx::query("INSERT INTO t (x) VALUES (1)").execute(&mut *tx).await?;
+        }
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t").fetch_one(&pool).await?;
+        assert_eq!(n, 0, "rolled back");
+        let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM temp.sqlite_master WHERE name = 'this_connection'").fetch_one(&pool).await?;
+        assert_eq!(kept, 1, "the same connection serves on");
         Ok(())
     }
 
