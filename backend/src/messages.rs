@@ -52,7 +52,7 @@ pub const CANNOT_CANCEL: &str =
     "支払済みまたは期限切れの申込は取り消せません。 / Only an order not paid yet can be cancelled.";
 pub const POST_ADDRESS: &str = "郵送先の氏名と住所を入力してください。 / Give the name and address to post it to.";
 pub const POST_POSTAL_CODE: &str = "郵送先の郵便番号を7桁で入力してください（例: 100-0001）。 / Give the 7-digit postal code to post it to, e.g. 100-0001.";
-pub const CARD_ONLY_ON_CAMPUS: &str = "ICカード払いは学内印刷のときだけ選べます。郵送・コンビニ印刷はクレジットカード（PayPal）かコンビニ払い（Smart Pit）でお支払いください。 / IC card payment is only for on-campus printing: pay for postal delivery or convenience-store print by credit card (PayPal) or in cash at a convenience store (Smart Pit).";
+pub const CARD_ONLY_ON_CAMPUS: &str = "ICカード払いは学内印刷と電子証明書のときだけ選べます。郵送・コンビニ印刷はクレジットカード（PayPal）かコンビニ払い（Smart Pit）でお支払いください。 / IC card payment is only for on-campus printing and digital certificates: pay for postal delivery or convenience-store print by credit card (PayPal) or in cash at a convenience store (Smart Pit).";
 pub const STOREPRINT_UNAVAILABLE: &str = "コンビニ印刷サービスに接続できないため、登録を取り消せませんでした。返金は行っていません。しばらくしてからもう一度お試しください。 / The convenience-store print service cannot be reached, so its numbers could not be withdrawn and nothing was refunded: try again in a while.";
 pub const NOT_TO_POST: &str = "この申込は発送待ちではありません。 / This order is not waiting to be posted.";
 pub const NOTHING_TO_PAY_BACK: &str = "この申込には窓口で返金する金額がありません（返金済みの印が付いているか、返金がありません）。 / This order has nothing for the office to pay back (marked paid back already, or no refund).";
@@ -114,7 +114,9 @@ mod tests {
         for m in [LOGIN_FAILED, STAFF_LOGIN_FAILED, LOGIN_THROTTLED, FORM_EXPIRED, NO_ROLE, NOT_FOUND, SOMETHING_WRONG,
                   CHECK_INPUT, COPIES_NOT_A_NUMBER, NO_STUDENT_RECORD, ONLY_CAMPUS_CARD, NO_COPIES, CHOOSE_STUDENT_ID,
                   CERTIFICATE_NOT_ORDERABLE, STATION_NAME, CANNOT_CANCEL, CANNOT_RESEND, CANNOT_PAY, PAYMENT_UNAVAILABLE, SMARTPIT_UNAVAILABLE, REFUND_REASON, NOTHING_TO_PAY_BACK, CANNOT_REFUND, NOT_HELD, BANK_NAME, BANK_BRANCH, BANK_ACCOUNT_TYPE, BANK_ACCOUNT_NUMBER, BANK_HOLDER, POST_ADDRESS, POST_POSTAL_CODE, CARD_ONLY_ON_CAMPUS, STOREPRINT_UNAVAILABLE, NOT_TO_POST, STUDENT_LOGIN_FAILED, INITIAL_PASSWORD_EXPIRED, STAFF_INITIAL_PASSWORD_EXPIRED,
-                  DIRECTORY_UNAVAILABLE, CHOOSE_UNIVERSITY, LINK_INVALID, BUSY, CROSS_SITE] {
+                  DIRECTORY_UNAVAILABLE, CHOOSE_UNIVERSITY, LINK_INVALID, BUSY, CROSS_SITE,
+                  DIGITAL_NOT_OFFERED, DIGITAL_ONE_COPY, DIGITAL_NOT_READY, DIGITAL_REVOKED, SIGNING_UNAVAILABLE, SHARE_NAME, SHARE_EMAIL,
+                  SHARE_DAYS, SHARE_DOWNLOADS, SHARE_LINK_GONE, NOT_A_PDF, PDF_TOO_BIG, CHOOSE_CARD] {
             let (ja, en) = m.split_once(" / ").expect("日本語 / English");
             assert!(!ja.is_ascii() && en.is_ascii(), "{m}");
         }
@@ -138,3 +140,7 @@ pub const SHARE_DOWNLOADS: &str = "ダウンロードできる回数は1〜20回
 pub const SHARE_LINK_GONE: &str = "このリンクは正しくないか、提出者により取り消されました。 / This link is not valid, or the sender withdrew it.";
 pub const NOT_A_PDF: &str = "PDFファイルを選んでください。 / Choose a PDF file.";
 pub const PDF_TOO_BIG: &str = "PDFファイルを読み込めませんでした（10MBまで）。 / The PDF could not be read (10 MB at most).";
+pub const CHOOSE_CARD: &str = "お支払いに使うICカード（ご自身の登録済みで使えるもの）を選んでください。 / Choose one of your linked, usable IC cards to pay with.";
+pub fn balance_too_low(balance: &str, missing: &str) -> String {
+    format!("カードの残高が足りません（残高 {balance}、不足 {missing}）。チャージしてからもう一度お支払いください。 / The card's balance is too low ({balance}; {missing} short): top it up, then pay again.")
+}

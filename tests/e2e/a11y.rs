@@ -41,6 +41,9 @@ fn pages_of_router(src: &str) -> Result<Vec<(String, Who)>> {
             || path.starts_with("/static/")
             || [".json", ".csv", ".js", "/pdf", ".pdf", "/seal"].iter().any(|end| path.ends_with(end))
             || path.contains("/images/")
+            || path.contains("/credentials/")
+            || path.starts_with("/verify/status")
+            || path.starts_with("/verify/issuers/")
             || ["/metrics", "/healthz", "/readyz"].contains(&path.as_str());
         if not_a_page {
             continue;

@@ -135,92 +135,6 @@ async fn a_certificates_qr_code_proves_who_issued_it_for_whom_in_the_browser_wit
 
 // ------------------------------------------------------------------ signed PDFs
 
-/// A PKI the test makes with openssl: a root CA, the university's
-/// document-signing certificate it issues (ECDSA P-256, PKCS#8 key), a
-/// time-stamp authority (`shomei-tsa`, with its own CA) and the trust
-/// stores both validators read: an NSS database for pdfsig, PEM roots for
-/// pyHanko.
-pub struct TestPki {
-    pub dir: tempfile::TempDir,
-    pub key_pem: String,
-    pub chain_pem: String,
-    pub tsa: HttpSim,
-}
-
-fn openssl(dir: &std::path::Path, args: &[&str]) -> Result<()> {
-    let out = Command::new("openssl").args(args).current_dir(dir).output()?;
-    anyhow::ensure!(out.status.success(), "openssl {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-    Ok(())
-}
-
-impl TestPki {
-    pub fn make() -> Result<TestPki> {
-        let dir = tempfile::tempdir()?;
-        let d = dir.path();
-        std::fs::write(d.join("signer.cnf"), "basicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature,nonRepudiation\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n")?;
-        openssl(d, &["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "root.key", "-out", "root.pem", "-days", "3650",
-                     "-subj", "/O=Shomei Test PKI/CN=Shomei Test Root CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"])?;
-        openssl(d, &["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "signer.key", "-out", "signer.csr",
-                     "-subj", "/O=Shomei University/CN=Shomei University Registrar"])?;
-        openssl(d, &["x509", "-req", "-in", "signer.csr", "-CA", "root.pem", "-CAkey", "root.key", "-CAcreateserial", "-out", "signer.pem", "-days", "825", "-extfile", "signer.cnf"])?;
-        let key_pem = std::fs::read_to_string(d.join("signer.key"))?;
-        let chain_pem = std::fs::read_to_string(d.join("signer.pem"))? + &std::fs::read_to_string(d.join("root.pem"))?;
-        // pdfsig's trust store: the root trusted for signing
-        let nss = d.join("nss");
-        std::fs::create_dir(&nss)?;
-        let db = format!("sql:{}", nss.display());
-        for args in [vec!["-N", "-d", &db, "--empty-password"], vec!["-A", "-d", &db, "-n", "shomei-test-root", "-t", "CT,C,C", "-i", "root.pem"]] {
-            let out = Command::new("certutil").args(&args).current_dir(d).output()?;
-            anyhow::ensure!(out.status.success(), "certutil {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        let tsa = HttpSim::start_with("shomei-tsa", &["--dir".as_ref(), d.join("tsa").as_os_str()])?;
-        Ok(TestPki { dir, key_pem, chain_pem, tsa })
-    }
-
-    /// The key and chain as files (the backend's configuration names files):
-    /// the university's signing key for university 1.
-    pub fn key_config(&self) -> Result<shomei_backend::documents::signing::SigningKeyConfig> {
-        let (key, chain) = (self.dir.path().join("signing.key"), self.dir.path().join("signing-chain.pem"));
-        std::fs::write(&key, &self.key_pem)?;
-        std::fs::write(&chain, &self.chain_pem)?;
-        Ok(shomei_backend::documents::signing::SigningKeyConfig { university: 1, key_file: Some(key), chain_file: Some(chain), ..Default::default() })
-    }
-
-    /// The university's signer and the time-stamp authority, as the backend holds them.
-    pub fn sealer(&self) -> Result<shomei_backend::documents::signing::PdfSealer> {
-        use shomei_backend::documents::signing::*;
-        Ok(PdfSealer {
-            signer: std::sync::Arc::new(FileSigner::from_pem(&self.key_pem, &self.chain_pem)?),
-            stamper: TimeStamper::new(&self.tsa.url, Duration::from_secs(10)),
-        })
-    }
-
-    /// What poppler's pdfsig says of `pdf` against the test root.
-    pub fn pdfsig(&self, pdf: &[u8]) -> Result<String> {
-        let file = self.dir.path().join("check.pdf");
-        std::fs::write(&file, pdf)?;
-        let out = Command::new("pdfsig").arg("-nssdir").arg(format!("sql:{}", self.dir.path().join("nss").display())).arg(&file).output()?;
-        Ok(format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-    }
-
-    /// What pyHanko says of `pdf` against the test root and the TSA's CA:
-    /// (its exit status was success, its report).
-    pub fn pyhanko(&self, pdf: &[u8]) -> Result<(bool, String)> {
-        let file = self.dir.path().join("check.pdf");
-        std::fs::write(&file, pdf)?;
-        let exe = std::env::var("SHOMEI_PYHANKO").unwrap_or_else(|_| "/opt/shomei/pyhanko/bin/pyhanko".into());
-        let out = Command::new(&exe)
-            .args(["sign", "validate", "--pretty-print", "--no-revocation-check", "--trust-replace", "--trust"])
-            .arg(self.dir.path().join("root.pem"))
-            .arg("--trust")
-            .arg(self.dir.path().join("tsa/ca.pem"))
-            .arg(&file)
-            .output()
-            .with_context(|| format!("{exe} (deploy/install-pyhanko installs it)"))?;
-        Ok((out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))))
-    }
-}
-
 /// The station's certificate, signed PAdES B-T with the university's key
 /// and time-stamped by the TSA, is accepted by both independent validators:
 /// poppler's pdfsig (signature valid, certificate trusted, the whole
@@ -332,9 +246,6 @@ async fn a_graduate_receives_a_signed_pdf_and_shares_copies_each_naming_its_reci
         &[("student_record_id", "1"), (id_field.as_str(), "2"), ("delivery", "digital"), ("payment_method", "smartpit")]).await?;
     assert_eq!(s, 400, "{page}");
     assert!(page.contains("one copy per type"), "{page}");
-    // the IC card pays only at a printer
-    let (s, page) = order_graduation(&b, &user, "digital", "card").await?;
-    assert_eq!(s, 400, "{page}");
 
     let (s, page) = order_graduation(&b, &user, "digital", "smartpit").await?;
     assert_eq!(s, 200, "{page}");
@@ -689,8 +600,8 @@ async fn a_signing_key_comes_from_pem_or_pkcs12_and_a_file_that_cannot_be_used_s
     use shomei_backend::documents::signing::{FileSigner, PdfSealer, Sealers, SigningConfig, SigningKeyConfig, TimeStamper};
     let pki = TestPki::make()?;
     let d = pki.dir.path();
-    openssl(d, &["pkcs12", "-export", "-legacy", "-inkey", "signer.key", "-in", "signer.pem", "-certfile", "root.pem", "-out", "legacy.p12", "-passout", "pass:p12-secret"])?;
-    openssl(d, &["pkcs12", "-export", "-inkey", "signer.key", "-in", "signer.pem", "-certfile", "root.pem", "-out", "modern.p12", "-passout", "pass:p12-secret"])?;
+    openssl_in(d, &["pkcs12", "-export", "-legacy", "-inkey", "signer.key", "-in", "signer.pem", "-certfile", "root.pem", "-out", "legacy.p12", "-passout", "pass:p12-secret"])?;
+    openssl_in(d, &["pkcs12", "-export", "-inkey", "signer.key", "-in", "signer.pem", "-certfile", "root.pem", "-out", "modern.p12", "-passout", "pass:p12-secret"])?;
     std::fs::write(d.join("p12.pass"), "p12-secret\n")?;
     std::fs::write(d.join("wrong.pass"), "not-it\n")?;
     let p12 = |file: &str, pass: &str| SigningKeyConfig { university: 1, pkcs12_file: Some(d.join(file)), pkcs12_password_file: Some(d.join(pass)), ..Default::default() };
@@ -722,5 +633,220 @@ async fn a_signing_key_comes_from_pem_or_pkcs12_and_a_file_that_cannot_be_used_s
     let away = PdfSealer { signer: sealer.signer.clone(), stamper: TimeStamper::new(&format!("http://127.0.0.1:{}/", free_port()), Duration::from_secs(2)) };
     let err = away.sign(&pdf, "test", "Shomei University").await.err().context("no TSA, no signature")?;
     assert!(err.to_string().contains("time-stamp authority"), "{err}");
+    Ok(())
+}
+
+/// A backend that signs digital certificates (the test PKI's key, its TSA),
+/// the demo graduate logged in, and their English certificate of graduation
+/// ordered as a signed PDF and paid in cash: (backend, the graduate's client, order id).
+async fn paid_digital_order(pki: &TestPki, smtp: Option<u16>, smartpit: &HttpSim) -> Result<(Backend, reqwest::Client, String)> {
+    let key = pki.key_config()?;
+    let (sp_url, tsa_url) = (smartpit.url.clone(), pki.tsa.url.clone());
+    let b = Backend::start_with(smtp, move |c| {
+        c.smartpit.base_url = sp_url;
+        c.documents.signing.tsa_url = tsa_url;
+        c.documents.signing.keys = vec![key];
+    })
+    .await?;
+    let user = Backend::client();
+    crate::accounts::portal_login(&b, &user, shomei_backend::demo::GRADUATE_EMAIL, shomei_backend::demo::GRADUATE_PASSWORD, shomei_backend::demo::GRADUATE_SECOND_PASSWORD).await?;
+    let english = b.sql("SELECT id FROM certificate_types WHERE code = 'graduation_en'")?;
+    let field = format!("copies_{english}");
+    let (s, _, page) = crate::accounts::post_form(&user, &format!("{}/orders/new", b.url), &format!("{}/orders", b.url),
+        &[("student_record_id", "1"), (field.as_str(), "1"), ("delivery", "digital"), ("payment_method", "smartpit")]).await?;
+    anyhow::ensure!(s == 200, "{page}");
+    let number = element_text(&page, "smartpit-number").context("payment number")?;
+    let r = smartpit.knob("/sim/pay", serde_json::json!({ "payment_number": number, "url": format!("{}/smartpit/notice", b.url) })).await?;
+    anyhow::ensure!(r["delivered_status"] == 200, "{r}");
+    let order = b.sql("SELECT id FROM orders WHERE delivery = 'digital' AND status = 'paid'")?;
+    Ok((b, user, order))
+}
+
+/// An Ed25519 signature checked by OpenSSL (an implementation independent of
+/// the backend's): whether `sig` signs `input` under the raw public key `x`.
+fn openssl_ed25519_verifies(dir: &std::path::Path, x: &[u8], input: &[u8], sig: &[u8]) -> Result<bool> {
+    use base64::Engine as _;
+    let mut der = hex::decode("302a300506032b6570032100")?;
+    der.extend_from_slice(x);
+    let pem = format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", base64::engine::general_purpose::STANDARD.encode(&der));
+    std::fs::write(dir.join("issuer.pem"), pem)?;
+    std::fs::write(dir.join("input.bin"), input)?;
+    std::fs::write(dir.join("sig.bin"), sig)?;
+    let out = Command::new("openssl").args(["pkeyutl", "-verify", "-pubin", "-inkey", "issuer.pem", "-rawin", "-in", "input.bin", "-sigfile", "sig.bin"]).current_dir(dir).output()?;
+    Ok(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Signature Verified Successfully"))
+}
+
+/// The machine-readable twin: each digital certificate is also a W3C
+/// Verifiable Credential 2.0 (an Open Badges 3.0 OpenBadgeCredential) stating
+/// the registrar's records, secured as a vc+jwt with the university's
+/// published Ed25519 key. It is attached inside the signed PDF (poppler's
+/// pdfdetach finds it; the PDF signature, over it too, stays valid) and
+/// downloadable, the same bytes; OpenSSL verifies its signature against the
+/// key the verification page and the issuer profile publish, and refuses it
+/// once altered; its status link says valid, then revoked once staff revoke
+/// the certificate. A recipient's copy carries its own, naming the recipient.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_machine_readable_twin_is_a_verifiable_credential_in_the_signed_pdf_that_openssl_verifies_with_the_published_key() -> Result<()> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let pki = TestPki::make()?;
+    let smartpit = HttpSim::smartpit()?;
+    let smtp = Smtp::start()?;
+    let (b, user, order) = paid_digital_order(&pki, Some(smtp.port), &smartpit).await?;
+    let order_url = format!("{}/orders/{order}", b.url);
+    let own = user.get(format!("{order_url}/digital.pdf")).send().await?.bytes().await?.to_vec();
+    let said = pki.pdfsig(&own)?;
+    assert!(said.contains("Signature is Valid.") && said.contains("Total document signed"), "the signature covers the attachment: {said}");
+    let (serial, code, holder) = {
+        let row = b.sql(&format!(
+            "SELECT c.serial || '|' || c.verification_code || '|' || r.name_roman FROM certificates c JOIN order_lines l ON l.id = c.order_line_id
+             JOIN orders o ON o.id = l.order_id JOIN student_records r ON r.id = o.student_record_id WHERE o.id = {order}"
+        ))?;
+        let v: Vec<&str> = row.split('|').collect();
+        anyhow::ensure!(v.len() == 3, "{row}");
+        (v[0].to_string(), v[1].to_string(), v[2].to_string())
+    };
+
+    // attached in the PDF, as poppler sees it
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("own.pdf"), &own)?;
+    let list = Command::new("pdfdetach").arg("-list").arg(dir.path().join("own.pdf")).output()?;
+    let list = String::from_utf8_lossy(&list.stdout).to_string();
+    assert!(list.contains("1 embedded files") && list.contains(&format!("{serial}.vc.jwt")), "{list}");
+    let saved = dir.path().join("attached.jwt");
+    let ok = Command::new("pdfdetach").args(["-save", "1", "-o"]).arg(&saved).arg(dir.path().join("own.pdf")).status()?;
+    anyhow::ensure!(ok.success(), "pdfdetach -save");
+    let attached = std::fs::read_to_string(&saved)?;
+    // and downloadable: the same bytes
+    let r = user.get(format!("{order_url}/credentials/{serial}")).send().await?;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/vc+jwt");
+    assert_eq!(r.text().await?, attached);
+
+    // a compact JWS: its header names the published key, its payload the registrar's records
+    let parts: Vec<&str> = attached.split('.').collect();
+    assert_eq!(parts.len(), 3, "{attached}");
+    let header: serde_json::Value = serde_json::from_slice(&b64.decode(parts[0])?)?;
+    assert_eq!((header["alg"].as_str(), header["typ"].as_str(), header["cty"].as_str()), (Some("EdDSA"), Some("vc+jwt"), Some("vc")), "{header}");
+    let vc: serde_json::Value = serde_json::from_slice(&b64.decode(parts[1])?)?;
+    assert_eq!(vc["@context"][0], "https://www.w3.org/ns/credentials/v2", "{vc}");
+    assert_eq!(vc["type"], serde_json::json!(["VerifiableCredential", "OpenBadgeCredential"]));
+    assert_eq!(vc["credentialSubject"]["name"].as_str(), Some(holder.as_str()));
+    assert_eq!(vc["credentialSubject"]["achievement"]["name"].as_str(), Some("Certificate of Graduation (English)"));
+    assert_eq!(vc["id"].as_str(), Some(format!("urn:shomei:certificate:{serial}").as_str()));
+    assert!(vc.get("termsOfUse").is_none(), "the graduate's own names no recipient");
+    let jwks: serde_json::Value = reqwest::get(format!("{}/verify/keys.json", b.url)).await?.json().await?;
+    let key = jwks["keys"].as_array().and_then(|k| k.iter().find(|k| k["kid"] == header["kid"])).context("the header's key is published")?.clone();
+    let issuer: serde_json::Value = reqwest::get(vc["issuer"]["id"].as_str().context("issuer id")?).await?.json().await?;
+    assert_eq!(issuer["name"], "Shomei University");
+    assert_eq!(issuer["verificationMethod"][0]["publicKeyJwk"]["x"], key["x"], "the issuer profile publishes the same key");
+
+    // OpenSSL verifies the signature with the published key, and refuses an altered credential
+    let x = b64.decode(key["x"].as_str().context("x")?)?;
+    let input = format!("{}.{}", parts[0], parts[1]);
+    let sig = b64.decode(parts[2])?;
+    assert!(openssl_ed25519_verifies(dir.path(), &x, input.as_bytes(), &sig)?, "OpenSSL verifies the credential");
+    let mut forged = vc.clone();
+    forged["credentialSubject"]["name"] = serde_json::json!("SOMEONE Else");
+    let forged_input = format!("{}.{}", parts[0], b64.encode(serde_json::to_vec(&forged)?));
+    assert!(!openssl_ed25519_verifies(dir.path(), &x, forged_input.as_bytes(), &sig)?, "an altered credential does not verify");
+
+    // its status is the certificate's
+    let status_url = vc["credentialStatus"]["id"].as_str().context("status")?.to_string();
+    assert_eq!(status_url, format!("{}/verify/status?code={code}", b.url));
+    let status: serde_json::Value = reqwest::get(&status_url).await?.json().await?;
+    assert_eq!(status["status"], "valid", "{status}");
+
+    // a recipient's copy carries its own credential, naming the recipient
+    let (s, _, page) = crate::accounts::post_form(&user, &order_url, &format!("{order_url}/shares"),
+        &[("recipient_org", "Kita Trading"), ("recipient_name", "Ichiro Suzuki"), ("recipient_email", "hr@kita-trading.example"), ("days", ""), ("downloads", "")]).await?;
+    assert_eq!(s, 200, "{page}");
+    let mail = smtp.wait_for_mail_with("hr@kita-trading.example", "A digital certificate was submitted to you", MAIL_WAIT)?;
+    let link = link_in(&mail, &format!("{}/shared/", b.url)).context("the share link")?;
+    let theirs = reqwest::get(format!("{link}/credentials/{serial}")).await?;
+    assert_eq!(theirs.status(), 200);
+    let theirs = theirs.text().await?;
+    let p: Vec<&str> = theirs.split('.').collect();
+    anyhow::ensure!(p.len() == 3, "{theirs}");
+    let their_vc: serde_json::Value = serde_json::from_slice(&b64.decode(p[1])?)?;
+    assert_eq!(their_vc["termsOfUse"][0]["submittedTo"].as_str(), Some("Kita Trading\u{3000}Ichiro Suzuki"), "{their_vc}");
+    assert!(openssl_ed25519_verifies(dir.path(), &x, format!("{}.{}", p[0], p[1]).as_bytes(), &b64.decode(p[2])?)?, "OpenSSL verifies the recipient's credential");
+    let copy = reqwest::get(format!("{link}/certificate.pdf")).await?.bytes().await?;
+    std::fs::write(dir.path().join("copy.pdf"), &copy)?;
+    let ok = Command::new("pdfdetach").args(["-save", "1", "-o"]).arg(dir.path().join("theirs.jwt")).arg(dir.path().join("copy.pdf")).status()?;
+    anyhow::ensure!(ok.success(), "pdfdetach -save on the recipient's copy");
+    assert_eq!(std::fs::read_to_string(dir.path().join("theirs.jwt"))?, theirs, "the recipient's PDF carries the recipient's credential");
+
+    // staff revoke the certificate: the status says so
+    let staff = b.staff_client().await?;
+    let certificate = b.sql(&format!("SELECT c.id FROM certificates c JOIN order_lines l ON l.id = c.order_line_id WHERE l.order_id = {order}"))?;
+    let (s, _, page) = crate::accounts::post_form(&staff, &format!("{}/admin/orders/{order}", b.url), &format!("{}/admin/certificates/{certificate}/revoke", b.url), &[("reason", "issued in error")]).await?;
+    assert_eq!(s, 200, "{page}");
+    let status: serde_json::Value = reqwest::get(&status_url).await?.json().await?;
+    assert_eq!(status["status"], "revoked", "{status}");
+    Ok(())
+}
+
+/// Stored value pays a digital certificate too: ordered "IC card", the order
+/// page offers the graduate's linked cards with their balances; a balance
+/// too low is told (how much is missing) and nothing is debited; paid, the
+/// card is debited the order's total exactly once, the order is paid, the
+/// graduate is mailed, and the signed PDF can be downloaded; paying again
+/// debits nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digital_certificate_is_paid_from_a_cards_balance_once_and_a_short_balance_is_told_with_nothing_debited() -> Result<()> {
+    use shomei_backend::demo;
+    let pki = TestPki::make()?;
+    let key = pki.key_config()?;
+    let tsa_url = pki.tsa.url.clone();
+    let b = Backend::start_with(None, move |c| {
+        c.documents.signing.tsa_url = tsa_url;
+        c.documents.signing.keys = vec![key];
+    })
+    .await?;
+    let user = Backend::client();
+    crate::accounts::portal_login(&b, &user, demo::GRADUATE_EMAIL, demo::GRADUATE_PASSWORD, demo::GRADUATE_SECOND_PASSWORD).await?;
+    let english = b.sql("SELECT id FROM certificate_types WHERE code = 'graduation_en'")?;
+    let field = format!("copies_{english}");
+    let (s, path, page) = crate::accounts::post_form(&user, &format!("{}/orders/new", b.url), &format!("{}/orders", b.url),
+        &[("student_record_id", "1"), (field.as_str(), "1"), ("delivery", "digital"), ("payment_method", "card")]).await?;
+    assert_eq!(s, 200, "{page}");
+    let order = path.trim_start_matches("/orders/").to_string();
+    let total: i64 = b.sql(&format!("SELECT total FROM orders WHERE id = {order}"))?.parse()?;
+    assert!(page.contains("id=\"pay-balance-form\"") && page.contains(demo::CARD_UID) && page.contains("From an IC card"), "{page}");
+    let balance = |b: &Backend| -> Result<i64> { Ok(b.sql(&format!("SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE card_uid = '{}'", demo::CARD_UID))?.parse()?) };
+    let before = balance(&b)?;
+    let order_url = format!("{}/orders/{order}", b.url);
+    let pay_url = format!("{order_url}/pay-balance");
+    let pay = || crate::accounts::post_form(&user, &order_url, &pay_url, &[("card_uid", demo::CARD_UID)]);
+
+    // the balance made short (spent elsewhere): told, nothing debited, still unpaid
+    let spend = before - total + 100;
+    b.sql(&format!("INSERT INTO ledger (card_uid, amount, kind, created_at) VALUES ('{}', {}, 'debit', 1)", demo::CARD_UID, -spend))?;
+    let (s, _, page) = pay().await?;
+    assert_eq!(s, 400, "{page}");
+    assert!(page.contains("balance is too low") && page.contains("¥100 short"), "{page}");
+    assert_eq!(b.sql(&format!("SELECT COUNT(*) FROM ledger WHERE order_id = {order}"))?, "0");
+    assert_eq!(b.sql(&format!("SELECT status FROM orders WHERE id = {order}"))?, "awaiting_payment");
+    // someone else's card number: refused with words
+    let (s, _, page) = crate::accounts::post_form(&user, &order_url, &format!("{order_url}/pay-balance"), &[("card_uid", "0000000000000000")]).await?;
+    assert_eq!(s, 400, "{page}");
+    assert!(page.contains("Choose one of your linked, usable IC cards"), "{page}");
+
+    // topped up again (the spending undone): paid once, the total debited exactly
+    b.sql(&format!("DELETE FROM ledger WHERE card_uid = '{}' AND created_at = 1", demo::CARD_UID))?;
+    let (s, _, page) = pay().await?;
+    assert_eq!(s, 200, "{page}");
+    assert!(page.contains("Paid from your card") && page.contains("id=\"digital-download\""), "{page}");
+    assert_eq!(balance(&b)?, before - total, "debited the order's total");
+    assert_eq!(b.sql(&format!("SELECT status FROM orders WHERE id = {order}"))?, "paid");
+    assert_eq!(b.sql(&format!("SELECT COUNT(*) FROM outbox WHERE to_addr = '{}' AND subject LIKE '%Your digital certificate is ready%'", demo::GRADUATE_EMAIL))?, "1");
+    let (s, _, page) = pay().await?;
+    assert_eq!(s, 400, "paying again is refused: {page}");
+    assert_eq!(b.sql(&format!("SELECT COUNT(*) FROM ledger WHERE order_id = {order}"))?, "1", "one debit");
+    assert_eq!(balance(&b)?, before - total);
+    let pdf = user.get(format!("{order_url}/digital.pdf")).send().await?.bytes().await?;
+    let said = pki.pdfsig(&pdf)?;
+    assert!(said.contains("Signature is Valid."), "{said}");
     Ok(())
 }

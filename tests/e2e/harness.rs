@@ -2252,3 +2252,93 @@ pub fn served_serial(port: u16) -> Result<String> {
         .output()?;
     Ok(String::from_utf8_lossy(&out.stdout).trim().trim_start_matches("serial=").to_string())
 }
+
+// ------------------------------------------------------------------ signed PDFs
+
+/// A PKI the test makes with openssl: a root CA, the university's
+/// document-signing certificate it issues (ECDSA P-256, PKCS#8 key), a
+/// time-stamp authority (`shomei-tsa`, with its own CA) and the trust
+/// stores both validators read: an NSS database for pdfsig, PEM roots for
+/// pyHanko.
+pub struct TestPki {
+    pub dir: tempfile::TempDir,
+    pub key_pem: String,
+    pub chain_pem: String,
+    pub tsa: HttpSim,
+}
+
+/// Runs openssl in `dir`.
+pub fn openssl_in(dir: &std::path::Path, args: &[&str]) -> Result<()> {
+    let out = Command::new("openssl").args(args).current_dir(dir).output()?;
+    anyhow::ensure!(out.status.success(), "openssl {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    Ok(())
+}
+
+impl TestPki {
+    pub fn make() -> Result<TestPki> {
+        let dir = tempfile::tempdir()?;
+        let d = dir.path();
+        std::fs::write(d.join("signer.cnf"), "basicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature,nonRepudiation\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n")?;
+        openssl_in(d, &["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "root.key", "-out", "root.pem", "-days", "3650",
+                     "-subj", "/O=Shomei Test PKI/CN=Shomei Test Root CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"])?;
+        openssl_in(d, &["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "signer.key", "-out", "signer.csr",
+                     "-subj", "/O=Shomei University/CN=Shomei University Registrar"])?;
+        openssl_in(d, &["x509", "-req", "-in", "signer.csr", "-CA", "root.pem", "-CAkey", "root.key", "-CAcreateserial", "-out", "signer.pem", "-days", "825", "-extfile", "signer.cnf"])?;
+        let key_pem = std::fs::read_to_string(d.join("signer.key"))?;
+        let chain_pem = std::fs::read_to_string(d.join("signer.pem"))? + &std::fs::read_to_string(d.join("root.pem"))?;
+        // pdfsig's trust store: the root trusted for signing
+        let nss = d.join("nss");
+        std::fs::create_dir(&nss)?;
+        let db = format!("sql:{}", nss.display());
+        for args in [vec!["-N", "-d", &db, "--empty-password"], vec!["-A", "-d", &db, "-n", "shomei-test-root", "-t", "CT,C,C", "-i", "root.pem"]] {
+            let out = Command::new("certutil").args(&args).current_dir(d).output()?;
+            anyhow::ensure!(out.status.success(), "certutil {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let tsa = HttpSim::start_with("shomei-tsa", &["--dir".as_ref(), d.join("tsa").as_os_str()])?;
+        Ok(TestPki { dir, key_pem, chain_pem, tsa })
+    }
+
+    /// The key and chain as files (the backend's configuration names files):
+    /// the university's signing key for university 1.
+    pub fn key_config(&self) -> Result<shomei_backend::documents::signing::SigningKeyConfig> {
+        let (key, chain) = (self.dir.path().join("signing.key"), self.dir.path().join("signing-chain.pem"));
+        std::fs::write(&key, &self.key_pem)?;
+        std::fs::write(&chain, &self.chain_pem)?;
+        Ok(shomei_backend::documents::signing::SigningKeyConfig { university: 1, key_file: Some(key), chain_file: Some(chain), ..Default::default() })
+    }
+
+    /// The university's signer and the time-stamp authority, as the backend holds them.
+    pub fn sealer(&self) -> Result<shomei_backend::documents::signing::PdfSealer> {
+        use shomei_backend::documents::signing::*;
+        Ok(PdfSealer {
+            signer: std::sync::Arc::new(FileSigner::from_pem(&self.key_pem, &self.chain_pem)?),
+            stamper: TimeStamper::new(&self.tsa.url, Duration::from_secs(10)),
+        })
+    }
+
+    /// What poppler's pdfsig says of `pdf` against the test root.
+    pub fn pdfsig(&self, pdf: &[u8]) -> Result<String> {
+        let file = self.dir.path().join("check.pdf");
+        std::fs::write(&file, pdf)?;
+        let out = Command::new("pdfsig").arg("-nssdir").arg(format!("sql:{}", self.dir.path().join("nss").display())).arg(&file).output()?;
+        Ok(format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    }
+
+    /// What pyHanko says of `pdf` against the test root and the TSA's CA:
+    /// (its exit status was success, its report).
+    pub fn pyhanko(&self, pdf: &[u8]) -> Result<(bool, String)> {
+        let file = self.dir.path().join("check.pdf");
+        std::fs::write(&file, pdf)?;
+        let exe = std::env::var("SHOMEI_PYHANKO").unwrap_or_else(|_| "/opt/shomei/pyhanko/bin/pyhanko".into());
+        let out = Command::new(&exe)
+            .args(["sign", "validate", "--pretty-print", "--no-revocation-check", "--trust-replace", "--trust"])
+            .arg(self.dir.path().join("root.pem"))
+            .arg("--trust")
+            .arg(self.dir.path().join("tsa/ca.pem"))
+            .arg(&file)
+            .output()
+            .with_context(|| format!("{exe} (deploy/install-pyhanko installs it)"))?;
+        Ok((out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))))
+    }
+}
+

@@ -33,6 +33,7 @@
 //! document's code), drawn as filled rectangles in the content stream: it
 //! stays sharp at any zoom and in any print resolution.
 
+pub mod credential;
 pub mod proof;
 mod receipt;
 mod seal;

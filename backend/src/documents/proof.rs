@@ -122,6 +122,16 @@ impl ProofSigner {
         ProofSigner { key: SigningKey::from_bytes(&bytes) }
     }
 
+    /// The key's `kid` (as published on the verification page).
+    pub fn kid(&self) -> String {
+        kid_of(&self.key.verifying_key())
+    }
+
+    /// An Ed25519 signature of `message` (the credential's JWS).
+    pub fn sign_bytes(&self, message: &[u8]) -> [u8; 64] {
+        self.key.sign(message).to_bytes()
+    }
+
     /// Each copy's QR code carries its signed payload from now on.
     pub fn stamp(&self, copies: &mut [super::DocumentCopy]) {
         for copy in copies {

@@ -41,7 +41,9 @@ pub(super) async fn order_section(
 ) -> AppResult<minijinja::Value> {
     let zone = time::tz(&university.timezone);
     let t = time::now();
-    let revoked = store::certificates_of_order(c, order.id).await?.iter().any(|c| c.revoked_at.is_some());
+    let certificates = store::certificates_of_order(c, order.id).await?;
+    let revoked = certificates.iter().any(|c| c.revoked_at.is_some());
+    let credentials: Vec<_> = certificates.iter().map(|c| context! { serial => &c.serial, type_ja => &c.type_ja, type_en => &c.type_en }).collect();
     let shares: Vec<_> = store::shares_of_order(c, order.id)
         .await?
         .into_iter()
@@ -70,7 +72,7 @@ pub(super) async fn order_section(
         Some((r, p)) => (Some(context! { name => &r.name, org => &r.org, email => &r.email, days => &r.days, downloads => &r.downloads }), Some(context! { field => &p.field, message => &p.message })),
         None => (None, None),
     };
-    Ok(context! { revoked, shares, default_days => days, default_downloads => digital::DEFAULT_DOWNLOADS, max_days => digital::MAX_SHARE_DAYS,
+    Ok(context! { revoked, shares, credentials, default_days => days, default_downloads => digital::DEFAULT_DOWNLOADS, max_days => digital::MAX_SHARE_DAYS,
                   max_downloads => digital::MAX_DOWNLOADS, typed, problem })
 }
 
@@ -137,7 +139,8 @@ fn page(v: &digital::ShareView, token: &str, refused: Option<ShareState>) -> (St
     let certificates: Vec<_> = v
         .certificates
         .iter()
-        .map(|c| context! { type_ja => &c.type_ja, type_en => &c.type_en, serial => &c.serial, issued => time::local_date(c.issued_at, zone) })
+        .map(|c| context! { type_ja => &c.type_ja, type_en => &c.type_en, serial => &c.serial, issued => time::local_date(c.issued_at, zone),
+                            credential => format!("/shared/{token}/credentials/{}", c.serial) })
         .collect();
     let left = v.share.max_downloads.map(|m| (m - v.share.downloads).max(0));
     let html = Html(render(
@@ -204,4 +207,93 @@ pub async fn verify_pdf(State(state): State<AppState>, ConnectInfo(client): Conn
     };
     let status = if state_name == "genuine" { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     Ok((status, Html(render("verify.html", context! { code => "", keys, pdf }))).into_response())
+}
+
+fn jwt(name: &str, token: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, crate::documents::credential::MEDIA_TYPE.to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}.vc.jwt\"")),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        token,
+    )
+        .into_response()
+}
+
+/// The graduate's own credential (the machine-readable twin) for one certificate.
+pub async fn own_credential(State(state): State<AppState>, user: CurrentUser, Path((id, serial)): Path<(i64, String)>) -> AppResult<Response> {
+    let token = digital::own_credential(&desk(&state), user.user.id, id, &serial).await?;
+    Ok(jwt(&serial, token))
+}
+
+/// A recipient's credential for one certificate of the shared copy.
+pub async fn shared_credential(State(state): State<AppState>, Path((token, serial)): Path<(String, String)>) -> AppResult<Response> {
+    match digital::shared_credential(&desk(&state), &token, &serial).await? {
+        Ok(t) => Ok(jwt(&serial, t)),
+        Err(refused) => {
+            let v = digital::view(&state.pool, &token).await?.ok_or(AppError::PageNotFound)?;
+            Ok(page(&v, &token, Some(refused)).into_response())
+        }
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+pub struct StatusQuery {
+    code: String,
+}
+
+/// A certificate's status for machines (a credential's `credentialStatus`):
+/// valid or revoked (with when), or unknown; lookups of unknown codes are
+/// throttled as on the verification page.
+pub async fn certificate_status(State(state): State<AppState>, ConnectInfo(client): ConnectInfo<SocketAddr>, axum::extract::Query(q): axum::extract::Query<StatusQuery>) -> AppResult<Response> {
+    use crate::orders::certificates::Verification;
+    let key = format!("verify:{}", client.ip());
+    state.request_throttle.check_with(&key, 60, 20).await.map_err(|w| AppError::Throttled(w.message()))?;
+    let body = match crate::orders::certificates::verify(&state.pool, &q.code).await? {
+        Verification::Valid(c) => serde_json::json!({ "code": q.code, "status": "valid", "serial": c.serial }),
+        Verification::Revoked(c) => serde_json::json!({ "code": q.code, "status": "revoked", "serial": c.serial, "revoked_at": c.revoked_at }),
+        Verification::NotFound => {
+            state.request_throttle.fail(&key).await;
+            return Ok((StatusCode::NOT_FOUND, axum::Json(serde_json::json!({ "code": q.code, "status": "unknown" }))).into_response());
+        }
+    };
+    Ok(axum::Json(body).into_response())
+}
+
+/// A university as the issuer of credentials: its names and its public key (a JWK).
+pub async fn issuer_profile(State(state): State<AppState>, Path(id): Path<i64>) -> AppResult<Response> {
+    let mut c = state.pool.acquire().await?;
+    let university = store::university(&mut c, id).await.map_err(|_| AppError::PageNotFound)?;
+    let key = store::proof_key(&mut c, id).await?;
+    let public_url = &state.config.http.public_url;
+    let methods: Vec<_> = key
+        .iter()
+        .map(|k| serde_json::json!({ "id": format!("{}#{}", crate::documents::credential::issuer_id(public_url, id), k.kid), "type": "JsonWebKey",
+                                      "publicKeyJwk": { "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "kid": k.kid, "x": crate::documents::proof::jwk_x(&k.public_hex) } }))
+        .collect();
+    Ok(axum::Json(serde_json::json!({
+        "id": crate::documents::credential::issuer_id(public_url, id),
+        "type": ["Profile"],
+        "name": university.name_en,
+        "otherName": university.name_ja,
+        "verificationMethod": methods,
+    }))
+    .into_response())
+}
+
+/// A digital order paid from one of the user's cards' stored value.
+pub async fn pay_from_card(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Form(f): Form<HashMap<String, String>>,
+) -> AppResult<Response> {
+    check_csrf(&state, &headers, f.get("csrf").map(String::as_str).unwrap_or(""))?;
+    let uid = f.get("card_uid").cloned().unwrap_or_default();
+    digital::pay_from_card(&state.pool, &state.seal, &state.config.http.public_url, user.user.id, id, &uid).await?;
+    state.mail_wake.notify_one();
+    Ok(Redirect::to(&format!("/orders/{id}?notice=paid-balance")).into_response())
 }

@@ -312,8 +312,9 @@ pub fn delivery_words(delivery: &str) -> (&'static str, &'static str) {
     }
 }
 
-pub fn payment_words(method: &str) -> (&'static str, &'static str) {
+pub fn payment_words(method: &str, delivery: &str) -> (&'static str, &'static str) {
     match method {
+        "card" if delivery == "digital" => ("ICカードの残高から", "From an IC card's balance"),
         "card" => ("ICカード（学内の発行機で）", "IC card (at the on-campus printer)"),
         "paypal" => ("クレジットカード（PayPal）", "Credit card (PayPal)"),
         "smartpit" => ("コンビニ払い（Smart Pit）", "Cash at a convenience store (Smart Pit)"),
@@ -353,7 +354,7 @@ pub async fn confirm_order(State(state): State<AppState>, headers: HeaderMap, us
         .map(|(t, n)| context! { name_ja => &t.name_ja, name_en => &t.name_en, copies => n, fee => Yen(t.fee).to_string(), amount => Yen(t.fee * n).to_string() })
         .collect();
     let (delivery_ja, delivery_en) = delivery_words(&req.delivery);
-    let (payment_ja, payment_en) = payment_words(&req.payment_method);
+    let (payment_ja, payment_en) = payment_words(&req.payment_method, &req.delivery);
     let hidden: Vec<_> = form.iter().filter(|(k, _)| k.as_str() != "csrf").map(|(k, v)| context! { name => k, value => v }).collect();
     let csrf = Csrf::get(&state, &headers);
     let page = Html(render(
@@ -474,6 +475,18 @@ pub(super) async fn order_page(
     let office = store::order_office(&mut c, id).await?;
     // a refund the office pays back by bank transfer: the user gives the account here
     let wants_bank = crate::payments::refunds::wants_bank_details(&mut c, &order).await?;
+    // a digital order paid from a card's stored value: the user's usable cards
+    let must_pay_balance = order.delivery == "digital" && order.payment_method == "card" && order.status == "awaiting_payment" && order.pay_deadline > time::now();
+    let pay_cards: Vec<_> = if must_pay_balance {
+        store::cards_of_user(&mut c, user.user.id)
+            .await?
+            .into_iter()
+            .filter(|k| k.status == "active")
+            .map(|k| context! { uid => k.uid, label => k.label, balance => Yen(k.balance).to_string(), enough => k.balance >= order.total })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let digital = if order.delivery == "digital" && order.status == "paid" {
         Some(super::digital::order_section(&mut c, &order, &university, share).await?)
     } else {
@@ -483,7 +496,7 @@ pub(super) async fn order_page(
     let zone = time::tz("Asia/Tokyo");
     let (ja, en) = order_state_words(&order, zone);
     let (delivery_ja, delivery_en) = delivery_words(&order.delivery);
-    let (payment_ja, payment_en) = payment_words(&order.payment_method);
+    let (payment_ja, payment_en) = payment_words(&order.payment_method, &order.delivery);
     let post = if order.delivery == "post" { Some(orders::open_post_address(&state.seal, &order)?) } else { None };
     let lines: Vec<_> = lines
         .iter()
@@ -516,7 +529,7 @@ pub(super) async fn order_page(
                    store => order.delivery == "store",
                    store_user_number => &order.store_user_number,
                    store_reservation_number => &order.store_reservation_number,
-                   digital, digital_order => order.delivery == "digital",
+                   digital, digital_order => order.delivery == "digital", must_pay_balance, pay_cards,
                    csrf => &csrf.token, can_cancel => matches!(order.status.as_str(), "awaiting_payment" | "held"),
                    // only an on-campus order has a number to mail again
                    can_resend => order.delivery == "campus" && order.print_number.is_some()
@@ -529,6 +542,7 @@ pub(super) async fn order_page(
                        "smartpit-later" => Some("支払番号をまだ発行できませんでした。しばらくしてから「支払番号を発行」を押してください。 / The payment number could not be issued yet: press \"Get a payment number\" in a while."),
                        "paypal-cancelled" => Some("PayPal での支払いを取り消しました。申込は支払期限までこのまま残ります。 / The PayPal payment was cancelled: the order waits for payment until its deadline."),
                        "bank-saved" => Some("返金の振込先を受け付けました。大学からお振込みします。済みましたらメールでお知らせします。 / Thank you: the university pays the refund to this account and mails you once it is paid."),
+                       "paid-balance" => Some("カードの残高からお支払いしました。電子証明書をダウンロード・提出できます。 / Paid from your card's balance: your digital certificate can now be downloaded and sent."),
                        "shared" => Some("提出先あての写しを作り、リンクをメールで送りました。 / A copy for the recipient was made and its link e-mailed to them."),
                        "withdrawn" => Some("リンクを取り消しました。提出先はもうダウンロードできません。 / The link was withdrawn: the recipient can no longer download the copy."),
                        _ => None,

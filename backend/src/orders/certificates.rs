@@ -26,10 +26,11 @@ pub enum Verification {
     NotFound,
 }
 
-/// A certificate counts as issued once it was printed (or handed over);
-/// before that its code verifies nothing.
+/// A certificate counts as issued once it was printed (or handed over: a
+/// digital certificate once paid, when its signed PDF can be had); before
+/// that its code verifies nothing.
 fn issued(c: &IssuedCertificate) -> bool {
-    c.order_status == "printed" || c.printed_at.is_some()
+    c.order_status == "printed" || c.printed_at.is_some() || (c.delivery == "digital" && c.order_status == "paid")
 }
 
 pub async fn verify(pool: &Pool, input: &str) -> AppResult<Verification> {

@@ -72,6 +72,44 @@ async fn paid_digital_order(c: &mut store::Conn, user_id: i64, order_id: i64) ->
     Ok(order)
 }
 
+/// The order's certificates as Verifiable Credentials secured with the
+/// university's key: (serial, compact JWS), the recipient named for a
+/// recipient's copy. Deterministic (Ed25519): made again, the same bytes.
+pub async fn credentials(desk: &Desk<'_>, order_id: i64, submitted_to: Option<&str>) -> AppResult<Vec<(String, String)>> {
+    use crate::documents::credential;
+    let mut c = desk.pool.acquire().await?;
+    let certificates = store::certificates_of_order(&mut c, order_id).await?;
+    let university = store::order_university(&mut c, order_id).await?;
+    drop(c);
+    let signer = crate::documents::proof::ProofSigner::for_university(desk.pool, desk.seal, university.id).await.map_err(AppError::Internal)?;
+    let zone = time::tz(&university.timezone);
+    Ok(certificates
+        .iter()
+        .map(|cert| {
+            let facts = credential::Facts {
+                university_id: university.id,
+                university_ja: cert.university_ja.clone(),
+                university_en: cert.university_en.clone(),
+                holder_kanji: cert.name_kanji.clone(),
+                holder_roman: cert.name_roman.clone(),
+                title_ja: cert.type_ja.clone(),
+                title_en: cert.type_en.clone(),
+                serial: cert.serial.clone(),
+                code: cert.verification_code.clone(),
+                issue_date: time::local_date(cert.issued_at, zone),
+                submitted_to: submitted_to.map(str::to_string),
+            };
+            (cert.serial.clone(), credential::secure(&signer, &credential::credential(desk.public_url, &facts)))
+        })
+        .collect())
+}
+
+/// `pdf` with the order's credentials attached (before it is signed).
+async fn with_credentials(desk: &Desk<'_>, order_id: i64, submitted_to: Option<&str>, pdf: &[u8]) -> AppResult<Vec<u8>> {
+    let files: Vec<(String, String)> = credentials(desk, order_id, submitted_to).await?;
+    crate::documents::credential::attach(pdf, &files).map_err(|e| AppError::Internal(anyhow::anyhow!("attaching the credentials: {e}")))
+}
+
 /// `pdf` signed with the order's university's key.
 async fn sign(desk: &Desk<'_>, university: &store::University, pdf: &[u8]) -> AppResult<Vec<u8>> {
     let sealer = desk.sealers.of(university.id).ok_or_else(|| page_err(messages::DIGITAL_NOT_OFFERED))?;
@@ -92,6 +130,7 @@ pub async fn own_copy(desk: &Desk<'_>, user_id: i64, order_id: i64) -> AppResult
     let pdf = super::stored_pdf(&mut c, desk.seal, order_id).await?.ok_or_else(|| page_err(messages::DIGITAL_NOT_READY))?;
     let university = store::order_university(&mut c, order_id).await?;
     drop(c);
+    let pdf = with_credentials(desk, order_id, None, &pdf).await?;
     let signed = sign(desk, &university, &pdf).await?;
     let mut tx = store::begin_write(desk.pool).await?;
     store::insert_own_digital_copy(&mut tx, order_id, &seal_pdf(desk.seal, &own_aad(order_id), &signed)?, &sha256_hex(&signed), now()).await?;
@@ -154,7 +193,9 @@ pub async fn share(desk: &Desk<'_>, user_id: i64, order_id: i64, req: &ShareRequ
     drop(c);
 
     // the copy: the order's document again, saying whom it is for, signed
-    let pdf = super::render_for_recipient(desk.pool, desk.fonts, desk.seal, desk.public_url, &order, &format!("{org}\u{3000}{name}")).await?;
+    let submitted_to = format!("{org}\u{3000}{name}");
+    let pdf = super::render_for_recipient(desk.pool, desk.fonts, desk.seal, desk.public_url, &order, &submitted_to).await?;
+    let pdf = with_credentials(desk, order_id, Some(&submitted_to), &pdf).await?;
     let signed = sign(desk, &university, &pdf).await?;
     let token = crate::accounts::passwords::random_token();
     let t = now();
@@ -329,4 +370,55 @@ fn signed_revision_end(pdf: &[u8]) -> Option<usize> {
     let [_, _, c, d] = nums[..] else { return None };
     let end = c.checked_add(d)?;
     (end <= pdf.len()).then_some(end)
+}
+
+/// The graduate's own credential for one certificate of a paid digital order.
+pub async fn own_credential(desk: &Desk<'_>, user_id: i64, order_id: i64, serial: &str) -> AppResult<String> {
+    let mut c = desk.pool.acquire().await?;
+    paid_digital_order(&mut c, user_id, order_id).await?;
+    drop(c);
+    credentials(desk, order_id, None).await?.into_iter().find(|(s, _)| s == serial).map(|(_, jwt)| jwt).ok_or(AppError::PageNotFound)
+}
+
+/// A recipient's credential for one certificate, while the share is valid.
+pub async fn shared_credential(desk: &Desk<'_>, token: &str, serial: &str) -> AppResult<Result<String, ShareState>> {
+    let Some(v) = view(desk.pool, token).await? else { return Err(page_err(messages::SHARE_LINK_GONE)) };
+    if v.state != ShareState::Valid {
+        return Ok(Err(v.state));
+    }
+    let to = v.share.recipient_org.clone().zip(v.share.recipient_name.clone()).map(|(org, name)| format!("{org}\u{3000}{name}"));
+    let found = credentials(desk, v.share.order_id, to.as_deref()).await?.into_iter().find(|(s, _)| s == serial).map(|(_, jwt)| jwt);
+    found.map(Ok).ok_or(AppError::PageNotFound)
+}
+
+/// A digital order paid online from the stored value of one of the user's
+/// linked cards: one debit of the order's total (the order and the card
+/// locked, as a station's charge locks them), the order paid, the graduate
+/// mailed. A second payment finds it paid and debits nothing.
+pub async fn pay_from_card(pool: &Pool, seal: &SealKey, public_url: &str, user_id: i64, order_id: i64, uid: &str) -> AppResult<()> {
+    use shomei_shared::Yen;
+    let uid = uid.trim().to_ascii_uppercase();
+    let t = now();
+    let mut tx = store::begin_write_on(pool, &[store::WriteKey::Order(order_id), store::WriteKey::Card(&uid)]).await?;
+    let order = store::order(&mut tx, order_id).await.map_err(|_| AppError::PageNotFound)?;
+    if order.user_id != user_id || order.delivery != "digital" || order.payment_method != "card" {
+        return Err(AppError::PageNotFound);
+    }
+    if order.status != "awaiting_payment" || order.pay_deadline <= t {
+        return Err(page_err(messages::CANNOT_PAY));
+    }
+    match store::card(&mut tx, &uid).await? {
+        Some(card) if card.user_id == user_id && card.status == "active" => {}
+        _ => return Err(page_err(messages::CHOOSE_CARD)),
+    }
+    let balance = store::card_balance(&mut tx, &uid).await?;
+    if balance < order.total {
+        return Err(AppError::Page(messages::balance_too_low(&Yen(balance).to_string(), &Yen(order.total - balance).to_string())));
+    }
+    crate::payments::debit_card(&mut tx, &uid, Yen(order.total), order_id, None, &format!("balance:order:{order_id}"), t).await?;
+    store::set_order_paid(&mut tx, order_id, t).await?;
+    store::audit(&mut tx, &format!("user:{user_id}"), "order.paid.balance", &format!("order {order_id} card {uid}"), t).await?;
+    tx.commit().await?;
+    tracing::info!(order_id, "digital order paid from a card's balance");
+    mail_ready(pool, seal, public_url, order_id).await
 }

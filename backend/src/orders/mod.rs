@@ -334,7 +334,8 @@ pub struct Quote {
 pub fn payments_for(delivery: &str) -> &'static [&'static str] {
     match delivery {
         "campus" => &["card", "paypal", "smartpit"],
-        "store" | "post" | "digital" => &["paypal", "smartpit"],
+        "digital" => &["card", "paypal", "smartpit"],
+        "store" | "post" => &["paypal", "smartpit"],
         _ => &[],
     }
 }

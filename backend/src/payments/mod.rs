@@ -12,14 +12,16 @@ use crate::error::{AppError, AppResult};
 use crate::store::{self, Conn};
 use shomei_shared::{ApiError, ErrorCode, Yen};
 
-/// Debits `amount` from the card for `order_id` in the caller's transaction;
-/// the idempotency key is unique in the ledger, so a replay cannot debit twice. Returns the balance after the debit.
+/// Debits `amount` from the card for `order_id` in the caller's transaction
+/// (at a station, or online from the balance: no station); the idempotency
+/// key is unique in the ledger, so a replay cannot debit twice. Returns the
+/// balance after the debit.
 pub async fn debit_card(
     c: &mut Conn,
     uid: &str,
     amount: Yen,
     order_id: i64,
-    station_id: i64,
+    station_id: Option<i64>,
     idempotency_key: &str,
     now: i64,
 ) -> AppResult<Yen> {
@@ -36,7 +38,7 @@ pub async fn debit_card(
         e.missing = Some(amount - balance);
         return Err(AppError::Api(e));
     }
-    store::insert_ledger(c, uid, -amount.0, "debit", Some(order_id), Some(station_id), Some(idempotency_key), now)
+    store::insert_ledger(c, uid, -amount.0, "debit", Some(order_id), station_id, Some(idempotency_key), now)
         .await?;
     Ok(balance - amount)
 }

@@ -391,7 +391,7 @@ pub async fn charge(
     if order.status != "awaiting_payment" {
         return Err(AppError::api(ErrorCode::Conflict, "this order is paid already"));
     }
-    let balance = payments::debit_card(&mut tx, &uid, Yen(order.total), order.id, station.id, idempotency_key, t).await?;
+    let balance = payments::debit_card(&mut tx, &uid, Yen(order.total), order.id, Some(station.id), idempotency_key, t).await?;
     store::set_order_paid(&mut tx, order.id, t).await?;
     // paid now: keep the hold for as long as printing may take
     store::extend_reservation(&mut tx, r.id, t + reservation_s).await?;

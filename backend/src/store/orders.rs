@@ -1021,11 +1021,12 @@ pub struct IssuedCertificate {
     pub university_en: String,
     pub order_status: String,
     pub printed_at: Option<i64>,
+    pub delivery: String,
 }
 
 const ISSUED_SELECT: &str = "SELECT c.id, o.id AS order_id, c.serial, c.verification_code, c.issued_at, c.revoked_at,
     c.revoked_reason, l.name_ja AS type_ja, l.name_en AS type_en, s.name_kanji, s.name_roman,
-    u.name_ja AS university_ja, u.name_en AS university_en, o.status AS order_status, o.printed_at
+    u.name_ja AS university_ja, u.name_en AS university_en, o.status AS order_status, o.printed_at, o.delivery
     FROM certificates c JOIN order_lines l ON l.id = c.order_line_id JOIN orders o ON o.id = l.order_id
     JOIN student_records s ON s.id = o.student_record_id JOIN universities u ON u.id = s.university_id";
 

@@ -1,0 +1,186 @@
+//! Digital certificates signed per second (issue 16: "signed (and
+//! timestamped) certificates per second and the time for 10,000; target
+//! >= 100 per second on 2 cores"). Run with `deploy/bench --bench signing`.
+//!
+//! What is timed, on one certificate PDF rendered as production renders it
+//! (the demo university's seal, IPAex Mincho):
+//! - the PAdES signature alone (underskrift's B-B: parse, incremental update,
+//!   CMS with an ECDSA P-256 key), sequential;
+//! - one RFC 3161 time-stamp from `shomei-tsa` (a real TSA on loopback:
+//!   `openssl ts -reply` per request), sequential;
+//! - the whole B-T signing as the backend does it (`PdfSealer::sign`),
+//!   sequential and with as many in flight as the machine has cores x 4;
+//! - the credential attached before signing (`credential::attach`).
+//!
+//! Reference side by side: pyHanko (`pyhanko sign addsig` with the same key,
+//! chain and TSA; a process per PDF, as its command line works) signing the
+//! same PDF. Prints figures, the target and ratios; asserts nothing.
+
+#[path = "../e2e/harness.rs"]
+mod harness;
+
+use anyhow::{Context, Result};
+use harness::*;
+use shomei_backend::documents::{render_order_with, CertificateCopy, DocumentCopy, FontSet, SealImage};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const IPAEX_MINCHO: &str = "/usr/share/fonts/opentype/ipaexfont-mincho/ipaexm.ttf";
+const DEJAVU_SERIF: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf";
+const RUNS: usize = 200;
+const TARGET_PER_S: f64 = 100.0;
+const PYHANKO_RUNS: usize = 10;
+
+fn certificate() -> Result<Vec<u8>> {
+    let fonts = FontSet::new(vec![(IPAEX_MINCHO.into(), std::fs::read(IPAEX_MINCHO)?), (DEJAVU_SERIF.into(), std::fs::read(DEJAVU_SERIF)?)])?;
+    let seal = SealImage::from_png(&shomei_backend::demo::demo_seal_png()?).map_err(anyhow::Error::msg)?;
+    let copy = CertificateCopy {
+        title_ja: "卒業証明書".into(),
+        title_en: "Certificate of Graduation".into(),
+        university_ja: "国立証明大学".into(),
+        university_en: "Shomei University".into(),
+        faculty_ja: "文学部".into(),
+        department_ja: "日本文学科".into(),
+        faculty_en: "Faculty of Letters".into(),
+        department_en: "Department of Japanese Literature".into(),
+        english_only: false,
+        holder_name_kanji: "山田 花子".into(),
+        holder_name_roman: "YAMADA Hanako".into(),
+        birth_date: "2001-04-02".into(),
+        body_ja: "上記の者は、2023年3月25日 本学文学部日本文学科を卒業したことを証明する。".into(),
+        body_en: "This is to certify that the above-named person graduated from the Department of Japanese Literature, Faculty of Letters, of this University on March 25, 2023.".into(),
+        issue_date: "2026-12-07".into(),
+        serial: "SH-2026-000123-1".into(),
+        verification_code: "K7QF-2M9X-PL3D".into(),
+        verify_url: "https://shomei.example.ac.jp/verify".into(),
+        offline_proof: String::new(),
+        submitted_to: String::new(),
+    };
+    Ok(render_order_with(&fonts, Some(&seal), &[DocumentCopy::Certificate(copy)])?.0)
+}
+
+fn per_s(n: usize, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    ms(sorted[((sorted.len() as f64 - 1.0) * p).round() as usize])
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> Result<()> {
+    shomei_backend::install_tls_provider();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let pdf = certificate()?;
+    let pki = TestPki::make()?;
+    let sealer = Arc::new(pki.sealer()?);
+    println!("signing: one certificate PDF of {} bytes, ECDSA P-256, TSA {} ({cores} cores)", pdf.len(), pki.tsa.url);
+
+    // warm-up (the TSA's first answers, the key, the allocator)
+    for _ in 0..5 {
+        sealer.sign(&pdf, "bench", "Shomei University").await?;
+    }
+
+    // the signature alone (B-B, underskrift)
+    let options = || underskrift::SigningOptions { content_size: 24 * 1024, ..Default::default() };
+    let start = Instant::now();
+    for _ in 0..RUNS {
+        underskrift::PdfSigner::new().options(options()).sign(&pdf, sealer.signer.as_ref()).await?;
+    }
+    let bb = start.elapsed();
+    println!("  PAdES B-B signature alone      {:>8.1} /s  ({:.2} ms each)", per_s(RUNS, bb), ms(bb) / RUNS as f64);
+
+    // one time-stamp
+    let mut stamps = Vec::with_capacity(RUNS);
+    let start = Instant::now();
+    for i in 0..RUNS {
+        let t = Instant::now();
+        sealer.stamper.stamp(format!("signature value {i}").as_bytes()).await?;
+        stamps.push(t.elapsed());
+    }
+    let ts = start.elapsed();
+    stamps.sort();
+    println!("  RFC 3161 time-stamp (TSA)      {:>8.1} /s  (p50 {:.2} ms, p99 {:.2} ms)", per_s(RUNS, ts), percentile(&stamps, 0.5), percentile(&stamps, 0.99));
+
+    // the credential attached (lopdf load + save)
+    let jwt = "eyJhbGciOiJFZERTQSJ9.e30.".to_string() + &"A".repeat(86);
+    let start = Instant::now();
+    for _ in 0..RUNS {
+        shomei_backend::documents::credential::attach(&pdf, &[("SH-2026-000123-1".into(), jwt.clone())]).map_err(anyhow::Error::msg)?;
+    }
+    let att = start.elapsed();
+    println!("  credential attached            {:>8.1} /s  ({:.2} ms each)", per_s(RUNS, att), ms(att) / RUNS as f64);
+
+    // the whole B-T signing, one at a time
+    let mut each = Vec::with_capacity(RUNS);
+    let start = Instant::now();
+    for _ in 0..RUNS {
+        let t = Instant::now();
+        sealer.sign(&pdf, "bench", "Shomei University").await?;
+        each.push(t.elapsed());
+    }
+    let seq = start.elapsed();
+    each.sort();
+    println!("  PAdES B-T, one at a time       {:>8.1} /s  (p50 {:.2} ms, p99 {:.2} ms)", per_s(RUNS, seq), percentile(&each, 0.5), percentile(&each, 0.99));
+
+    // many in flight, as a cohort's issuance runs
+    let in_flight = cores * 4;
+    let total = RUNS * 2;
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..in_flight {
+        let (sealer, pdf) = (sealer.clone(), pdf.clone());
+        let n = total / in_flight + usize::from(w < total % in_flight);
+        tasks.spawn(async move {
+            for _ in 0..n {
+                sealer.sign(&pdf, "bench", "Shomei University").await?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    let par = start.elapsed();
+    let rate = per_s(total, par);
+    println!("  PAdES B-T, {in_flight} in flight         {rate:>8.1} /s  -> 10,000 certificates in {:.0} s (target >= {TARGET_PER_S:.0}/s: {})",
+             10_000.0 / rate, if rate >= TARGET_PER_S { "met" } else { "NOT met" });
+    println!("    bound: the TSA answers {:.0}/s alone (one openssl process per stamp); one stamp per signature (a signature time-stamp covers its own signature value: it cannot be shared across a batch)",
+             per_s(RUNS, ts));
+
+    // reference: pyHanko, a process per PDF, the same key, chain and TSA
+    let exe = std::env::var("SHOMEI_PYHANKO").unwrap_or_else(|_| "/opt/shomei/pyhanko/bin/pyhanko".into());
+    let d = pki.dir.path();
+    std::fs::write(d.join("in.pdf"), &pdf)?;
+    std::fs::write(d.join("signing.key"), &pki.key_pem)?;
+    let mut ok = 0;
+    let start = Instant::now();
+    for i in 0..PYHANKO_RUNS {
+        let out = Command::new(&exe)
+            .args(["sign", "addsig", "--field", "Sig1", "--timestamp-url"])
+            .arg(&pki.tsa.url)
+            .args(["pemder", "--key", "signing.key", "--cert", "signer.pem", "--chain", "root.pem", "--no-pass"])
+            .arg("in.pdf")
+            .arg(format!("out{i}.pdf"))
+            .current_dir(d)
+            .output()
+            .with_context(|| format!("{exe} (deploy/install-pyhanko)"))?;
+        if out.status.success() {
+            ok += 1;
+        } else if i == 0 {
+            println!("  pyHanko: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or_default());
+        }
+    }
+    let py = start.elapsed();
+    if ok > 0 {
+        let py_each = ms(py) / PYHANKO_RUNS as f64;
+        println!("  reference: pyHanko B-T, a process per PDF  {:>6.1} /s  ({py_each:.0} ms each); shomei one at a time is {:.1}x, in flight {:.1}x",
+                 1e3 / py_each, (1e3 / py_each).recip() * per_s(RUNS, seq), (1e3 / py_each).recip() * rate);
+    }
+    Ok(())
+}
