@@ -50,3 +50,51 @@ async fn a_timestamp_is_answered_and_verifies_against_the_tsa_ca_for_the_stamped
     assert!(bad.text().await?.contains("application/timestamp-query"));
     Ok(())
 }
+
+/// Answers made at once (16 queries in flight) each verify, for their own
+/// data, and each carries its own serial number (RFC 3161: unique per token).
+#[tokio::test]
+async fn answers_made_at_once_all_verify_and_never_share_a_serial_number() -> Result<()> {
+    let work = tempfile::tempdir()?;
+    let sim = start(&work.path().join("tsa"))?;
+    let dir = work.path();
+    let ca = work.path().join("tsa/ca.pem").display().to_string();
+    let mut queries = Vec::new();
+    for i in 0..16 {
+        std::fs::write(dir.join(format!("d{i}.bin")), format!("signature value {i}"))?;
+        let q = openssl(dir, &["ts", "-query", "-data", &format!("d{i}.bin"), "-sha256", "-cert", "-out", &format!("d{i}.tsq")])?;
+        ensure!(q.status.success(), "{}", String::from_utf8_lossy(&q.stderr));
+        queries.push(std::fs::read(dir.join(format!("d{i}.tsq")))?);
+    }
+    let client = reqwest::Client::new();
+    let answers = futures_join_all(queries.into_iter().map(|q| {
+        let (client, url) = (client.clone(), sim.base.clone());
+        async move { client.post(url).header("content-type", "application/timestamp-query").body(q).send().await?.bytes().await }
+    }))
+    .await;
+    let mut serials = std::collections::BTreeSet::new();
+    for (i, a) in answers.into_iter().enumerate() {
+        std::fs::write(dir.join(format!("d{i}.tsr")), a?)?;
+        let ok = openssl(dir, &["ts", "-verify", "-data", &format!("d{i}.bin"), "-in", &format!("d{i}.tsr"), "-CAfile", &ca])?;
+        assert!(ok.status.success(), "answer {i}: {}", String::from_utf8_lossy(&ok.stderr));
+        let text = openssl(dir, &["ts", "-reply", "-in", &format!("d{i}.tsr"), "-text"])?;
+        let text = String::from_utf8_lossy(&text.stdout).to_string();
+        let serial = text.lines().find_map(|l| l.trim().strip_prefix("Serial number: ")).map(str::to_string).ok_or_else(|| anyhow::anyhow!("no serial: {text}"))?;
+        serials.insert(serial);
+    }
+    assert_eq!(serials.len(), 16, "every answer its own serial number: {serials:?}");
+    Ok(())
+}
+
+/// Runs the futures concurrently and collects their outputs in order.
+async fn futures_join_all<F: std::future::Future + Send + 'static>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.expect("task"));
+    }
+    out
+}

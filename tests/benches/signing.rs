@@ -13,8 +13,9 @@
 //! - the credential attached before signing (`credential::attach`).
 //!
 //! Reference side by side: pyHanko (`pyhanko sign addsig` with the same key,
-//! chain and TSA; a process per PDF, as its command line works) signing the
-//! same PDF. Prints figures, the target and ratios; asserts nothing.
+//! chain and TSA; a process per PDF, as its command line works, so Python's
+//! start-up is in its figure) signing the same PDF. Prints figures, the
+//! target and ratios; asserts nothing.
 
 #[path = "../e2e/harness.rs"]
 mod harness;
@@ -150,7 +151,7 @@ async fn main() -> Result<()> {
     let rate = per_s(total, par);
     println!("  PAdES B-T, {in_flight} in flight         {rate:>8.1} /s  -> 10,000 certificates in {:.0} s (target >= {TARGET_PER_S:.0}/s: {})",
              10_000.0 / rate, if rate >= TARGET_PER_S { "met" } else { "NOT met" });
-    println!("    bound: the TSA answers {:.0}/s alone (one openssl process per stamp); one stamp per signature (a signature time-stamp covers its own signature value: it cannot be shared across a batch)",
+    println!("    bound: the time-stamp authority (one openssl process per stamp: {:.0}/s one at a time); one stamp per signature (a signature time-stamp covers its own signature value: it cannot be shared across a batch)",
              per_s(RUNS, ts));
 
     // reference: pyHanko, a process per PDF, the same key, chain and TSA

@@ -300,9 +300,7 @@ impl TimeStamper {
             hash_algorithm: AlgorithmIdentifierOwned { oid: SHA256, parameters: None },
             hashed_message: OctetString::new(Sha256::digest(data).to_vec()).map_err(|e| err(e.to_string()))?,
         };
-        // a positive 63-bit nonce (DER integers are signed)
-        let nonce_value: u64 = rand::thread_rng().gen::<u64>() >> 1;
-        let nonce = Int::new(&nonce_value.to_be_bytes()).map_err(|e| err(e.to_string()))?;
+        let nonce = positive_int(rand::thread_rng().gen::<u64>()).map_err(|e| err(e.to_string()))?;
         let req = x509_tsp::TimeStampReq {
             version: x509_tsp::TspVersion::V1,
             message_imprint: imprint.clone(),
@@ -339,6 +337,19 @@ impl TimeStamper {
         }
         token.to_der().map_err(|e| err(e.to_string()))
     }
+}
+
+/// `v` as a DER INTEGER: minimal (no leading zero bytes) and positive (a
+/// zero byte before a high bit). A nonce encoded otherwise is not DER and
+/// the authority refuses the request.
+fn positive_int(v: u64) -> Result<Int, der::Error> {
+    let bytes = v.to_be_bytes();
+    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len() - 1);
+    let mut minimal = bytes[first..].to_vec();
+    if minimal[0] & 0x80 != 0 {
+        minimal.insert(0, 0);
+    }
+    Int::new(&minimal)
 }
 
 /// The TSTInfo a time-stamp token carries.
@@ -463,4 +474,37 @@ fn der_len(hex: &[u8]) -> Option<usize> {
         len = (len << 8) | byte(2 + i)?;
     }
     Some(2 + n + len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every nonce is a DER INTEGER a strict decoder reads back as the same
+    /// number: small, with leading zero bytes, with the high bit set.
+    #[test]
+    fn nonces_are_minimal_positive_der_integers() {
+        for v in [0u64, 1, 0x7f, 0x80, 0xff, 0x0100, 0x00ff_ffff, 0x0080_0000_0000_0000, 0x7fff_ffff_ffff_ffff, u64::MAX] {
+            let der = positive_int(v).and_then(|i| i.to_der()).expect("encodes");
+            let back = Int::from_der(&der).expect("a strict DER decoder reads it");
+            let mut bytes = [0u8; 9];
+            let b = back.as_bytes();
+            bytes[9 - b.len()..].copy_from_slice(b);
+            assert_eq!(u128::from_be_bytes([[0u8; 7].as_slice(), &bytes].concat().try_into().unwrap()), v as u128, "{v:#x}: {der:02x?}");
+            assert!(b.len() == 1 || b[0] != 0 || b[1] & 0x80 != 0, "{v:#x}: minimal: {der:02x?}");
+        }
+    }
+
+    #[test]
+    fn the_contents_span_is_the_hex_between_the_two_signed_ranges() {
+        // bytes 0..35 and 43..48 are signed; 35..43 is "<00ab00>"
+        let doc = b"%PDF /ByteRange [0 0035 0043 0005] <00ab00>tail!";
+        assert_eq!(doc.len(), 48);
+        let (start, end) = contents_span(doc).expect("found");
+        assert_eq!((start, end), (36, 42));
+        assert_eq!(&doc[start..end], b"00ab00");
+        // a byte range that does not frame a hex string is refused
+        assert!(contents_span(b"%PDF /ByteRange [0 0034 0043 0005] <00ab00>tail!").is_err());
+        assert_eq!(trim_padding(b"3003020100000000"), b"3003020100");
+    }
 }

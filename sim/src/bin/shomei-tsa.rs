@@ -43,6 +43,9 @@ struct Tsa {
     dir: PathBuf,
     config: PathBuf,
     next: AtomicU64,
+    /// Serial numbers are this plus the request's number (the start time in
+    /// nanoseconds: a restarted authority never repeats one).
+    serial_base: u128,
 }
 
 fn openssl(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
@@ -66,19 +69,28 @@ async fn stamp(State(tsa): State<Arc<Tsa>>, headers: axum::http::HeaderMap, body
         return (StatusCode::BAD_REQUEST, "send an RFC 3161 TimeStampReq as application/timestamp-query\n").into_response();
     }
     let n = tsa.next.fetch_add(1, Ordering::Relaxed);
-    let (query, reply) = (tsa.dir.join(format!("q{n}.tsq")), tsa.dir.join(format!("r{n}.tsr")));
+    let (query, reply, serial) = (tsa.dir.join(format!("q{n}.tsq")), tsa.dir.join(format!("r{n}.tsr")), tsa.dir.join(format!("serial-{n}")));
     let answer = tokio::task::spawn_blocking({
-        let (tsa, query, reply) = (tsa.clone(), query.clone(), reply.clone());
+        let (tsa, query, reply, serial) = (tsa.clone(), query.clone(), reply.clone(), serial.clone());
         move || -> anyhow::Result<Vec<u8>> {
             std::fs::write(&query, &body)?;
+            // each answer its own serial number (unique across requests and
+            // restarts), in its own file: answers made at once never share one
+            std::fs::write(&serial, format!("{:032X}\n", tsa.serial_base + u128::from(n)))?;
             let config = tsa.config.display().to_string();
-            openssl(&tsa.dir, &["ts", "-reply", "-config", &config, "-queryfile", &query.display().to_string(), "-out", &reply.display().to_string()])?;
+            let out = Command::new("openssl")
+                .args(["ts", "-reply", "-config", &config, "-queryfile", &query.display().to_string(), "-out", &reply.display().to_string()])
+                .env("SHOMEI_TSA_SERIAL", &serial)
+                .current_dir(&tsa.dir)
+                .output()?;
+            anyhow::ensure!(out.status.success(), "openssl ts -reply: {}", String::from_utf8_lossy(&out.stderr));
             Ok(std::fs::read(&reply)?)
         }
     })
     .await;
-    let _ = std::fs::remove_file(&query);
-    let _ = std::fs::remove_file(&reply);
+    for f in [&query, &reply, &serial] {
+        let _ = std::fs::remove_file(f);
+    }
     match answer {
         Ok(Ok(der)) => ([(header::CONTENT_TYPE, "application/timestamp-reply")], der).into_response(),
         Ok(Err(e)) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
@@ -103,7 +115,7 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(
         &config,
         format!(
-            "[ tsa ]\ndefault_tsa = tsa_config\n\n[ tsa_config ]\ndir = {d}\nserial = {d}/serial\ncrypto_device = builtin\n\
+            "[ tsa ]\ndefault_tsa = tsa_config\n\n[ tsa_config ]\ndir = {d}\nserial = $ENV::SHOMEI_TSA_SERIAL\ncrypto_device = builtin\n\
              signer_cert = {cert}\n{certs}signer_key = {key}\nsigner_digest = sha256\ndefault_policy = 1.3.6.1.4.1.55555.1.1\n\
              digests = sha256, sha384, sha512\naccuracy = secs:1\nordering = yes\ntsa_name = yes\ness_cert_id_chain = yes\ness_cert_id_alg = sha256\n",
             d = dir.display(),
@@ -111,10 +123,8 @@ async fn main() -> anyhow::Result<()> {
             key = key.display(),
         ),
     )?;
-    if !dir.join("serial").exists() {
-        std::fs::write(dir.join("serial"), "01\n")?;
-    }
-    let tsa = Arc::new(Tsa { dir, config, next: AtomicU64::new(0) });
+    let serial_base = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() << 16;
+    let tsa = Arc::new(Tsa { dir, config, next: AtomicU64::new(0), serial_base });
     let app = Router::new().route("/", post(stamp)).with_state(tsa);
     shomei_sim::serve_ready(&listen, app).await
 }
