@@ -144,3 +144,6 @@ pub const CHOOSE_CARD: &str = "お支払いに使うICカード（ご自身の�
 pub fn balance_too_low(balance: &str, missing: &str) -> String {
     format!("カードの残高が足りません（残高 {balance}、不足 {missing}）。チャージしてからもう一度お支払いください。 / The card's balance is too low ({balance}; {missing} short): top it up, then pay again.")
 }
+pub fn shares_throttled(max: usize, minutes: i64) -> String {
+    format!("1時間に作れる写しは{max}件までです。{minutes}分後にもう一度お試しください。 / You can send at most {max} copies an hour: please try again in {minutes} minutes.")
+}

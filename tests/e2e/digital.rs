@@ -850,3 +850,75 @@ async fn a_digital_certificate_is_paid_from_a_cards_balance_once_and_a_short_bal
     assert!(said.contains("Signature is Valid."), "{said}");
     Ok(())
 }
+
+/// Each share mails someone outside the service: a graduate sends at most
+/// 20 copies an hour. The 21st is refused with words (when to try again),
+/// and nothing is made or mailed for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graduate_sends_at_most_twenty_copies_an_hour_and_the_next_is_refused_with_words() -> Result<()> {
+    let pki = TestPki::make()?;
+    let smartpit = HttpSim::smartpit()?;
+    let (b, user, order) = paid_digital_order(&pki, None, &smartpit).await?;
+    let order_url = format!("{}/orders/{order}", b.url);
+    let share_url = format!("{order_url}/shares");
+    for i in 0..20 {
+        let email = format!("hr{i}@example.com");
+        let (s, _, page) = crate::accounts::post_form(&user, &order_url, &share_url,
+            &[("recipient_org", "Kita Trading"), ("recipient_name", "Ichiro Suzuki"), ("recipient_email", email.as_str()), ("days", ""), ("downloads", "")]).await?;
+        assert_eq!(s, 200, "share {i}: {page}");
+    }
+    let (s, _, page) = crate::accounts::post_form(&user, &order_url, &share_url,
+        &[("recipient_org", "Kita Trading"), ("recipient_name", "Ichiro Suzuki"), ("recipient_email", "hr20@example.com"), ("days", ""), ("downloads", "")]).await?;
+    assert_eq!(s, 429, "{page}");
+    assert!(page.contains("at most 20 copies an hour") && page.contains("1時間に作れる写しは20件まで"), "{page}");
+    assert_eq!(b.sql(&format!("SELECT COUNT(*) FROM digital_copies WHERE order_id = {order} AND recipient_email IS NOT NULL"))?, "20");
+    assert_eq!(b.sql("SELECT COUNT(*) FROM outbox WHERE to_addr = 'hr20@example.com'")?, "0");
+    assert_eq!(b.sql("SELECT COUNT(*) FROM outbox WHERE to_addr LIKE 'hr%@example.com'")?, "20");
+    Ok(())
+}
+
+/// A digital order refunded by staff ends every share at once: the
+/// recipient's page says so and no longer shows whose certificate it was,
+/// the copy cannot be downloaded, and a copy downloaded before, dropped on
+/// the verification page, is told apart as issued here but no longer valid.
+/// A hostile PDF (a byte range built to overflow) is answered, not crashed on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_ends_every_share_and_a_dropped_copy_is_no_longer_valid() -> Result<()> {
+    let pki = TestPki::make()?;
+    let smartpit = HttpSim::smartpit()?;
+    let smtp = Smtp::start()?;
+    let (b, user, order) = paid_digital_order(&pki, Some(smtp.port), &smartpit).await?;
+    let order_url = format!("{}/orders/{order}", b.url);
+    let (s, _, page) = crate::accounts::post_form(&user, &order_url, &format!("{order_url}/shares"),
+        &[("recipient_org", "Kita Trading"), ("recipient_name", "Ichiro Suzuki"), ("recipient_email", "hr@kita-trading.example"), ("days", ""), ("downloads", "")]).await?;
+    assert_eq!(s, 200, "{page}");
+    let mail = smtp.wait_for_mail_with("hr@kita-trading.example", "A digital certificate was submitted to you", MAIL_WAIT)?;
+    let link = link_in(&mail, &format!("{}/shared/", b.url)).context("the link")?;
+    let copy = reqwest::get(format!("{link}/certificate.pdf")).await?.bytes().await?.to_vec();
+    let (s, result, _) = drop_pdf(&b, &copy).await?;
+    assert_eq!((s, result.as_str()), (200, "genuine"));
+    let holder = b.sql(&format!("SELECT r.name_roman FROM orders o JOIN student_records r ON r.id = o.student_record_id WHERE o.id = {order}"))?;
+    assert!(reqwest::get(&link).await?.text().await?.contains(&holder), "while valid, the page says whose it is");
+
+    // staff refund the order
+    let staff = b.staff_client().await?;
+    let (s, _, page) = crate::accounts::post_form(&staff, &format!("{}/admin/orders/{order}", b.url), &format!("{}/admin/orders/{order}/refund", b.url), &[("reason", "Ordered by mistake")]).await?;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(b.sql(&format!("SELECT status FROM orders WHERE id = {order}"))?, "cancelled");
+    let ended = reqwest::get(&link).await?;
+    assert_eq!(ended.status(), 410);
+    let ended = ended.text().await?;
+    assert_eq!(element_attr(&ended, "share-state", "data-state").as_deref(), Some("revoked"), "{ended}");
+    assert!(!ended.contains(&holder) && !ended.contains("id=\"download\""), "an ended link shows whose it was no more: {ended}");
+    assert_eq!(reqwest::get(format!("{link}/certificate.pdf")).await?.status(), 410);
+    let (s, result, page) = drop_pdf(&b, &copy).await?;
+    assert_eq!((s, result.as_str()), (200, "genuine"), "{page}");
+    assert!(page.contains("But this certificate has been revoked"), "{page}");
+
+    // hostile files: an answer, never a crash
+    for hostile in [&b"%PDF /ByteRange ] [0 1 2 3"[..], b"%PDF /ByteRange [0 18446744073709551615 0 5] <>", b"%PDF-1.7\n/ByteRange [0 0 0 0]"] {
+        let (s, result, page) = drop_pdf(&b, hostile).await?;
+        assert_eq!((s, result.as_str()), (422, "unknown"), "{page}");
+    }
+    Ok(())
+}

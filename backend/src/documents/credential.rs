@@ -28,8 +28,8 @@ pub struct Facts {
     pub title_en: String,
     pub serial: String,
     pub code: String,
-    /// `YYYY-MM-DD`.
-    pub issue_date: String,
+    /// When it was issued, RFC 3339 in the university's time (`validFrom`).
+    pub issued_at: String,
     /// "organisation　name" of a recipient's copy; None: the graduate's own.
     pub submitted_to: Option<String>,
 }
@@ -61,7 +61,7 @@ pub fn credential(public_url: &str, f: &Facts) -> serde_json::Value {
         "id": format!("urn:shomei:certificate:{}", f.serial),
         "type": ["VerifiableCredential", "OpenBadgeCredential"],
         "issuer": { "id": issuer_id(public_url, f.university_id), "type": ["Profile"], "name": f.university_en },
-        "validFrom": format!("{}T00:00:00+09:00", f.issue_date),
+        "validFrom": f.issued_at,
         "name": f.title_en,
         "credentialSubject": subject,
         "credentialStatus": {

@@ -424,24 +424,23 @@ impl PdfSealer {
 pub fn contents_span(pdf: &[u8]) -> Result<(usize, usize), SigningError> {
     let key = b"/ByteRange";
     let at = pdf.windows(key.len()).rposition(|w| w == key).ok_or_else(|| SigningError::Pdf("no /ByteRange".into()))?;
-    let rest = &pdf[at + key.len()..];
-    let open = rest.iter().position(|&b| b == b'[').ok_or_else(|| SigningError::Pdf("no /ByteRange array".into()))?;
-    let close = rest.iter().position(|&b| b == b']').ok_or_else(|| SigningError::Pdf("no /ByteRange array".into()))?;
-    let nums: Vec<usize> = std::str::from_utf8(&rest[open + 1..close])
-        .map_err(|_| SigningError::Pdf("a /ByteRange that is not numbers".into()))?
-        .split_ascii_whitespace()
-        .map(str::parse)
-        .collect::<Result<_, _>>()
-        .map_err(|_| SigningError::Pdf("a /ByteRange that is not numbers".into()))?;
-    let [a, b, c, _] = nums[..] else {
-        return Err(SigningError::Pdf("a /ByteRange of other than four numbers".into()));
+    let [a, b, c, _] = byte_range_at(pdf, at + key.len()).ok_or_else(|| SigningError::Pdf("a /ByteRange that is not four numbers".into()))?;
+    // the gap is "<hex>" (any file: the arithmetic is checked, a hostile one only gets an error)
+    let frame = || -> Option<(usize, usize)> {
+        let start = a.checked_add(b)?.checked_add(1)?;
+        let end = c.checked_sub(1)?;
+        (a == 0 && start <= end && end < pdf.len() && pdf[start - 1] == b'<' && pdf[end] == b'>').then_some((start, end))
     };
-    // the gap is "<hex>"
-    let (start, end) = (a + b + 1, c - 1);
-    if a != 0 || end <= start || end > pdf.len() || pdf[start - 1] != b'<' || pdf[end] != b'>' {
-        return Err(SigningError::Pdf("the /ByteRange does not frame the signature".into()));
-    }
-    Ok((start, end))
+    frame().ok_or_else(|| SigningError::Pdf("the /ByteRange does not frame the signature".into()))
+}
+
+/// The four numbers of the `[a b c d]` array that follows offset `from`.
+pub fn byte_range_at(pdf: &[u8], from: usize) -> Option<[usize; 4]> {
+    let rest = pdf.get(from..)?;
+    let open = rest.iter().position(|&b| b == b'[')?;
+    let close = open + rest[open..].iter().position(|&b| b == b']')?;
+    let nums: Vec<usize> = std::str::from_utf8(&rest[open + 1..close]).ok()?.split_ascii_whitespace().map(|n| n.parse().ok()).collect::<Option<_>>()?;
+    nums.try_into().ok()
 }
 
 /// The CMS hex without the zero padding after it (the DER's own length
@@ -506,5 +505,9 @@ mod tests {
         // a byte range that does not frame a hex string is refused
         assert!(contents_span(b"%PDF /ByteRange [0 0034 0043 0005] <00ab00>tail!").is_err());
         assert_eq!(trim_padding(b"3003020100000000"), b"3003020100");
+        // hostile files get an error, never a panic
+        for bad in [&b"%PDF /ByteRange ] [0 1 2 3"[..], b"%PDF /ByteRange [0 18446744073709551615 0 5] <>", b"%PDF /ByteRange [0 0 0 0]", b"%PDF /ByteRange [0 1 2", b"%PDF /ByteRange [0 99 200 5] <00>"] {
+            assert!(contents_span(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
     }
 }

@@ -85,16 +85,16 @@ pub async fn own_copy(State(state): State<AppState>, user: CurrentUser, Path(id)
 /// A new share (a copy for one recipient, its link mailed to them).
 pub async fn share(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     user: CurrentUser,
     Path(id): Path<i64>,
     Form(f): Form<HashMap<String, String>>,
 ) -> AppResult<Response> {
     check_csrf(&state, &headers, f.get("csrf").map(String::as_str).unwrap_or(""))?;
-    // each share signs a document and mails a stranger: a burst is slowed like other mails
-    let (key, ip) = (format!("share:{}", user.user.id), client.ip().to_string());
-    state.request_throttle.gate(&key, &ip).await?;
+    // each share signs a document and mails someone outside: at most so many an hour per graduate
+    if let Err(wait_ms) = state.request_throttle.admit(&format!("share:{}", user.user.id), digital::SHARES_PER_HOUR, 3_600_000).await? {
+        return Err(AppError::Throttled(crate::messages::shares_throttled(digital::SHARES_PER_HOUR, (wait_ms + 59_999) / 60_000)));
+    }
     let get = |k: &str| f.get(k).cloned().unwrap_or_default();
     let req = ShareRequest { name: get("recipient_name"), org: get("recipient_org"), email: get("recipient_email"), days: get("days"), downloads: get("downloads") };
     match digital::share(&desk(&state), user.user.id, id, &req).await? {
@@ -125,9 +125,12 @@ pub async fn shared_page(State(state): State<AppState>, Path(token): Path<String
         let page = Html(render("shared.html", context! { gone => true }));
         return Ok((StatusCode::NOT_FOUND, page).into_response());
     };
-    let mut tx = store::begin_write(&state.pool).await?;
-    store::mark_share_opened(&mut tx, v.share.id, time::now()).await?;
-    tx.commit().await?;
+    // opened while it stands (a link opened after it ended is not "opened")
+    if v.state == ShareState::Valid {
+        let mut tx = store::begin_write(&state.pool).await?;
+        store::mark_share_opened(&mut tx, v.share.id, time::now()).await?;
+        tx.commit().await?;
+    }
     Ok(page(&v, &token, None).into_response())
 }
 
@@ -168,15 +171,22 @@ pub async fn shared_download(State(state): State<AppState>, Path(token): Path<St
     }
 }
 
+/// PDFs one address may have checked in a minute.
+const PDF_CHECKS_PER_MINUTE: usize = 20;
+
 /// Anyone drops a PDF on the verification page: is it a certificate issued
 /// here, unchanged, still valid?
 pub async fn verify_pdf(State(state): State<AppState>, ConnectInfo(client): ConnectInfo<SocketAddr>, mut mp: axum::extract::Multipart) -> AppResult<Response> {
     let key = format!("verify:{}", client.ip());
     state.request_throttle.check_with(&key, 60, 20).await.map_err(|w| AppError::Throttled(w.message()))?;
-    let mut file = Vec::new();
+    // every upload is counted (each costs a read of up to 10 MB): so many a minute per address
+    if let Err(wait_ms) = state.request_throttle.admit(&format!("verify-pdf:{}", client.ip()), PDF_CHECKS_PER_MINUTE, 60_000).await? {
+        return Err(AppError::Throttled(crate::messages::throttled(Some((wait_ms + 999) / 1000))));
+    }
+    let mut file = axum::body::Bytes::new();
     while let Some(field) = mp.next_field().await.map_err(|_| AppError::Page(crate::messages::PDF_TOO_BIG.into()))? {
         if field.name() == Some("pdf") {
-            file = field.bytes().await.map_err(|_| AppError::Page(crate::messages::PDF_TOO_BIG.into()))?.to_vec();
+            file = field.bytes().await.map_err(|_| AppError::Page(crate::messages::PDF_TOO_BIG.into()))?;
         }
     }
     if !file.starts_with(b"%PDF") {

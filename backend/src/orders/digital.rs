@@ -24,6 +24,8 @@ use super::{page_err, problem, FormProblem};
 /// The longest a share may last (days) and the most downloads it may allow.
 pub const MAX_SHARE_DAYS: i64 = 365;
 pub const MAX_DOWNLOADS: i64 = 20;
+/// Copies a graduate may send in an hour (each mails someone outside).
+pub const SHARES_PER_HOUR: usize = 20;
 /// Downloads a share allows unless the graduate says otherwise.
 pub const DEFAULT_DOWNLOADS: i64 = 5;
 
@@ -96,7 +98,10 @@ pub async fn credentials(desk: &Desk<'_>, order_id: i64, submitted_to: Option<&s
                 title_en: cert.type_en.clone(),
                 serial: cert.serial.clone(),
                 code: cert.verification_code.clone(),
-                issue_date: time::local_date(cert.issued_at, zone),
+                issued_at: {
+                    use chrono::TimeZone;
+                    zone.timestamp_opt(cert.issued_at, 0).single().map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)).unwrap_or_default()
+                },
                 submitted_to: submitted_to.map(str::to_string),
             };
             (cert.serial.clone(), credential::secure(&signer, &credential::credential(desk.public_url, &facts)))
@@ -108,6 +113,15 @@ pub async fn credentials(desk: &Desk<'_>, order_id: i64, submitted_to: Option<&s
 async fn with_credentials(desk: &Desk<'_>, order_id: i64, submitted_to: Option<&str>, pdf: &[u8]) -> AppResult<Vec<u8>> {
     let files: Vec<(String, String)> = credentials(desk, order_id, submitted_to).await?;
     crate::documents::credential::attach(pdf, &files).map_err(|e| AppError::Internal(anyhow::anyhow!("attaching the credentials: {e}")))
+}
+
+/// Inside the write that hands a copy out: the order is still paid and
+/// nothing revoked (staff may have acted while it was being signed).
+async fn still_valid(tx: &mut store::Conn, order_id: i64) -> AppResult<()> {
+    if withdrawn_for_everyone(tx, order_id).await? {
+        return Err(page_err(messages::DIGITAL_REVOKED));
+    }
+    Ok(())
 }
 
 /// `pdf` signed with the order's university's key.
@@ -133,6 +147,7 @@ pub async fn own_copy(desk: &Desk<'_>, user_id: i64, order_id: i64) -> AppResult
     let pdf = with_credentials(desk, order_id, None, &pdf).await?;
     let signed = sign(desk, &university, &pdf).await?;
     let mut tx = store::begin_write(desk.pool).await?;
+    still_valid(&mut tx, order_id).await?;
     store::insert_own_digital_copy(&mut tx, order_id, &seal_pdf(desk.seal, &own_aad(order_id), &signed)?, &sha256_hex(&signed), now()).await?;
     store::audit(&mut tx, &format!("user:{user_id}"), "order.digital_signed", &format!("order {order_id}"), now()).await?;
     // (two first downloads at once: the copy kept first is the one both get)
@@ -202,6 +217,7 @@ pub async fn share(desk: &Desk<'_>, user_id: i64, order_id: i64, req: &ShareRequ
     let expires_at = t + days * 86_400;
     let link = format!("{}/shared/{token}", desk.public_url);
     let mut tx = store::begin_write(desk.pool).await?;
+    still_valid(&mut tx, order_id).await?;
     let id = store::insert_share(
         &mut tx,
         &store::NewShare { order_id, name, org, email, token_hash: &crate::accounts::token_hash(&token), expires_at, max_downloads: downloads, now: t },
@@ -275,8 +291,9 @@ pub async fn view(pool: &Pool, token: &str) -> AppResult<Option<ShareView>> {
     };
     let certificates = store::certificates_of_order(&mut c, share.order_id).await?;
     let university = store::order_university(&mut c, share.order_id).await?;
+    let revoked = withdrawn_for_everyone(&mut c, share.order_id).await?;
     let t = now();
-    let state = if certificates.iter().any(|c| c.revoked_at.is_some()) {
+    let state = if revoked {
         ShareState::Revoked
     } else if share.revoked_at.is_some() {
         ShareState::Withdrawn
@@ -298,8 +315,9 @@ pub async fn download(pool: &Pool, seal: &SealKey, token: &str) -> AppResult<Res
         return Ok(Err(v.state));
     }
     let mut tx = store::begin_write(pool).await?;
-    // (the count checks the share again inside the write: two last downloads at once get one)
-    if !store::count_share_download(&mut tx, v.share.id, now()).await? {
+    // (the count checks the share again inside the write: two last downloads at once get one;
+    // a revocation or refund made meanwhile is seen too)
+    if withdrawn_for_everyone(&mut tx, v.share.order_id).await? || !store::count_share_download(&mut tx, v.share.id, now()).await? {
         drop(tx);
         let state = view(pool, token).await?.map(|v| v.state).unwrap_or(ShareState::Withdrawn);
         return Ok(Err(if state == ShareState::Valid { ShareState::UsedUp } else { state }));
@@ -343,33 +361,38 @@ pub struct ShareCheck {
     pub revoked: bool,
 }
 
-/// Recognises a PDF: the signed revision (the file up to the end of its
-/// last signature's byte range) hashed and looked up among the copies
-/// shomei signed. The signature is not re-checked: the bytes are the ones
-/// shomei made, which is stronger.
+/// Recognises a PDF: each signed revision (the file up to the end of a
+/// signature's byte range, the last first) hashed and looked up among the
+/// copies shomei signed. The signature is not re-checked: the bytes are the
+/// ones shomei made, which is stronger. A copy signed again later (a
+/// countersignature) is found by its earlier revision: changed after signing.
 pub async fn recognise(pool: &Pool, pdf: &[u8]) -> AppResult<Dropped> {
-    if crate::documents::signing::contents_span(pdf).is_err() {
-        return Ok(Dropped::Unknown);
-    }
-    let Some(signed_end) = signed_revision_end(pdf) else { return Ok(Dropped::Unknown) };
+    let key = b"/ByteRange";
+    let mut ends: Vec<usize> = pdf
+        .windows(key.len())
+        .enumerate()
+        .filter(|(_, w)| *w == key)
+        .filter_map(|(at, _)| crate::documents::signing::byte_range_at(pdf, at + key.len()))
+        .filter_map(|[_, _, c, d]| c.checked_add(d).filter(|&end| end <= pdf.len()))
+        .collect();
+    ends.sort_unstable_by(|a, b| b.cmp(a));
+    ends.dedup();
     let mut c = pool.acquire().await?;
-    let Some(copy) = store::digital_copy_by_sha256(&mut c, &sha256_hex(&pdf[..signed_end])).await? else { return Ok(Dropped::Unknown) };
-    let revoked = store::certificates_of_order(&mut c, copy.order_id).await?.iter().any(|cert| cert.revoked_at.is_some());
-    let recipient = copy.recipient_org.clone().zip(copy.recipient_name.clone());
-    let check = ShareCheck { order_id: copy.order_id, recipient, revoked };
-    Ok(if signed_end == pdf.len() { Dropped::Genuine(check) } else { Dropped::ChangedAfterSigning(check) })
+    for signed_end in ends {
+        let Some(copy) = store::digital_copy_by_sha256(&mut c, &sha256_hex(&pdf[..signed_end])).await? else { continue };
+        let revoked = withdrawn_for_everyone(&mut c, copy.order_id).await?;
+        let recipient = copy.recipient_org.clone().zip(copy.recipient_name.clone());
+        let check = ShareCheck { order_id: copy.order_id, recipient, revoked };
+        return Ok(if signed_end == pdf.len() { Dropped::Genuine(check) } else { Dropped::ChangedAfterSigning(check) });
+    }
+    Ok(Dropped::Unknown)
 }
 
-/// The end of the signed revision: the second range of the last /ByteRange.
-fn signed_revision_end(pdf: &[u8]) -> Option<usize> {
-    let key = b"/ByteRange";
-    let at = pdf.windows(key.len()).rposition(|w| w == key)?;
-    let rest = &pdf[at + key.len()..];
-    let (open, close) = (rest.iter().position(|&b| b == b'[')?, rest.iter().position(|&b| b == b']')?);
-    let nums: Vec<usize> = std::str::from_utf8(&rest[open + 1..close]).ok()?.split_ascii_whitespace().map(|n| n.parse().ok()).collect::<Option<_>>()?;
-    let [_, _, c, d] = nums[..] else { return None };
-    let end = c.checked_add(d)?;
-    (end <= pdf.len()).then_some(end)
+/// Whether an order's certificates no longer stand for anyone: a certificate
+/// revoked by staff, or the order itself no longer paid (refunded).
+async fn withdrawn_for_everyone(c: &mut store::Conn, order_id: i64) -> AppResult<bool> {
+    let order = store::order(c, order_id).await?;
+    Ok(order.status != "paid" || store::certificates_of_order(c, order_id).await?.iter().any(|cert| cert.revoked_at.is_some()))
 }
 
 /// The graduate's own credential for one certificate of a paid digital order.
@@ -420,5 +443,9 @@ pub async fn pay_from_card(pool: &Pool, seal: &SealKey, public_url: &str, user_i
     store::audit(&mut tx, &format!("user:{user_id}"), "order.paid.balance", &format!("order {order_id} card {uid}"), t).await?;
     tx.commit().await?;
     tracing::info!(order_id, "digital order paid from a card's balance");
-    mail_ready(pool, seal, public_url, order_id).await
+    // paid is paid: a mail that cannot be queued now is logged, not shown as a failed payment
+    if let Err(e) = mail_ready(pool, seal, public_url, order_id).await {
+        tracing::error!(order_id, error = %e, "the 'digital certificate ready' mail was not queued");
+    }
+    Ok(())
 }
