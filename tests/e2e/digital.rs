@@ -205,16 +205,9 @@ async fn order_graduation(b: &Backend, user: &reqwest::Client, delivery: &str, p
 async fn a_graduate_receives_a_signed_pdf_and_shares_copies_each_naming_its_recipient_until_withdrawn_used_up_expired_or_revoked() -> Result<()> {
     use crate::accounts::post_form;
     let pki = TestPki::make()?;
-    let key = pki.key_config()?;
     let smtp = Smtp::start()?;
     let smartpit = HttpSim::smartpit()?;
-    let (sp_url, tsa_url) = (smartpit.url.clone(), pki.tsa.url.clone());
-    let b = Backend::start_with(Some(smtp.port), move |c| {
-        c.smartpit.base_url = sp_url;
-        c.documents.signing.tsa_url = tsa_url;
-        c.documents.signing.keys = vec![key];
-    })
-    .await?;
+    let b = signing_backend(&pki, Some(smtp.port), &smartpit).await?;
     let user = Backend::client();
     crate::accounts::portal_login(&b, &user, shomei_backend::demo::GRADUATE_EMAIL, shomei_backend::demo::GRADUATE_PASSWORD, shomei_backend::demo::GRADUATE_SECOND_PASSWORD).await?;
     let type_id = b.sql("SELECT id FROM certificate_types WHERE code = 'graduation'")?;
@@ -496,16 +489,9 @@ on_both_screens!(
 async fn a_graduate_orders_a_signed_pdf_and_sends_it_to_a_recipient_who_opens_and_checks_it_in_the_browser_on(screen: Screen) -> Result<()> {
     use fantoccini::Locator;
     let pki = TestPki::make()?;
-    let key = pki.key_config()?;
     let smtp = Smtp::start()?;
     let smartpit = HttpSim::smartpit()?;
-    let (sp_url, tsa_url) = (smartpit.url.clone(), pki.tsa.url.clone());
-    let b = Backend::start_with(Some(smtp.port), move |c| {
-        c.smartpit.base_url = sp_url;
-        c.documents.signing.tsa_url = tsa_url;
-        c.documents.signing.keys = vec![key];
-    })
-    .await?;
+    let b = signing_backend(&pki, Some(smtp.port), &smartpit).await?;
     let english = b.sql("SELECT id FROM certificate_types WHERE code = 'graduation_en'")?;
     let browser = Browser::start_on(screen).await?;
     let w = &browser.client;
@@ -636,18 +622,24 @@ async fn a_signing_key_comes_from_pem_or_pkcs12_and_a_file_that_cannot_be_used_s
     Ok(())
 }
 
-/// A backend that signs digital certificates (the test PKI's key, its TSA),
-/// the demo graduate logged in, and their English certificate of graduation
-/// ordered as a signed PDF and paid in cash: (backend, the graduate's client, order id).
-async fn paid_digital_order(pki: &TestPki, smtp: Option<u16>, smartpit: &HttpSim) -> Result<(Backend, reqwest::Client, String)> {
+/// A backend that signs digital certificates for the first university with
+/// the test PKI's key and its TSA, Smart Pit simulated.
+async fn signing_backend(pki: &TestPki, smtp: Option<u16>, smartpit: &HttpSim) -> Result<Backend> {
     let key = pki.key_config()?;
     let (sp_url, tsa_url) = (smartpit.url.clone(), pki.tsa.url.clone());
-    let b = Backend::start_with(smtp, move |c| {
+    Backend::start_with(smtp, move |c| {
         c.smartpit.base_url = sp_url;
         c.documents.signing.tsa_url = tsa_url;
         c.documents.signing.keys = vec![key];
     })
-    .await?;
+    .await
+}
+
+/// A backend that signs digital certificates (the test PKI's key, its TSA),
+/// the demo graduate logged in, and their English certificate of graduation
+/// ordered as a signed PDF and paid in cash: (backend, the graduate's client, order id).
+async fn paid_digital_order(pki: &TestPki, smtp: Option<u16>, smartpit: &HttpSim) -> Result<(Backend, reqwest::Client, String)> {
+    let b = signing_backend(pki, smtp, &smartpit).await?;
     let user = Backend::client();
     crate::accounts::portal_login(&b, &user, shomei_backend::demo::GRADUATE_EMAIL, shomei_backend::demo::GRADUATE_PASSWORD, shomei_backend::demo::GRADUATE_SECOND_PASSWORD).await?;
     let english = b.sql("SELECT id FROM certificate_types WHERE code = 'graduation_en'")?;

@@ -14,17 +14,19 @@ use std::time::{Duration, Instant};
 
 /// Datagrams received on the fake notify socket until `until`, each with
 /// its time since `origin`.
-fn received(sock: &UnixDatagram, origin: Instant, until: Instant) -> Vec<(Duration, String)> {
+fn received(sock: &UnixDatagram, origin: Instant, until: Instant) -> Result<Vec<(Duration, String)>> {
     let mut out = Vec::new();
     let mut buf = [0u8; 512];
     while Instant::now() < until {
-        sock.set_read_timeout(Some(until.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)))).ok();
+        sock.set_read_timeout(Some(until.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))))?;
         match sock.recv(&mut buf) {
             Ok(n) => out.push((origin.elapsed(), String::from_utf8_lossy(&buf[..n]).into_owned())),
-            Err(_) => break,
+            // the time is up (no datagram came)
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => break,
+            Err(e) => return Err(e.into()),
         }
     }
-    out
+    Ok(out)
 }
 
 /// Datagrams from now until the one saying READY=1 (a loaded machine may
@@ -37,9 +39,9 @@ fn received_after_ready(sock: &UnixDatagram, window: Duration) -> Result<(Vec<(D
     let deadline = origin + Duration::from_secs(30);
     while !out.iter().any(|(_, m): &(Duration, String)| m.starts_with("READY=1")) {
         anyhow::ensure!(Instant::now() < deadline, "no READY=1 within 30 s: {out:?}");
-        out.extend(received(sock, origin, Instant::now() + Duration::from_millis(200)));
+        out.extend(received(sock, origin, Instant::now() + Duration::from_millis(200))?);
     }
-    out.extend(received(sock, origin, Instant::now() + window));
+    out.extend(received(sock, origin, Instant::now() + window)?);
     Ok((out, origin.elapsed()))
 }
 

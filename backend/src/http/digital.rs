@@ -19,16 +19,21 @@ fn desk(state: &AppState) -> Desk<'_> {
     Desk { pool: &state.pool, fonts: &state.fonts, seal: &state.seal, sealers: &state.sealers, public_url: &state.config.http.public_url }
 }
 
-fn pdf(name: &str, bytes: Vec<u8>) -> Response {
+/// A file to save (never cached: each is someone's certificate).
+fn attachment(name: &str, content_type: &str, body: impl IntoResponse) -> Response {
     (
         [
-            (header::CONTENT_TYPE, "application/pdf".to_string()),
+            (header::CONTENT_TYPE, content_type.to_string()),
             (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
             (header::CACHE_CONTROL, "no-store".to_string()),
         ],
-        bytes,
+        body,
     )
         .into_response()
+}
+
+fn pdf(name: &str, bytes: Vec<u8>) -> Response {
+    attachment(name, "application/pdf", bytes)
 }
 
 /// The order page's digital section: the download, the share form (with
@@ -48,17 +53,7 @@ pub(super) async fn order_section(
         .await?
         .into_iter()
         .map(|s| {
-            let state = if revoked {
-                ShareState::Revoked
-            } else if s.revoked_at.is_some() {
-                ShareState::Withdrawn
-            } else if s.expires_at.is_some_and(|e| e <= t) {
-                ShareState::Expired
-            } else if s.max_downloads.is_some_and(|m| s.downloads >= m) {
-                ShareState::UsedUp
-            } else {
-                ShareState::Valid
-            };
+            let state = ShareState::of(&s, revoked, t);
             let (state_ja, state_en) = state.words();
             context! { id => s.id, name => s.recipient_name, org => s.recipient_org, email => s.recipient_email,
                        made => time::local_text(s.created_at, zone), until => s.expires_at.map(|e| time::local_text(e, zone)),
@@ -219,16 +214,8 @@ pub async fn verify_pdf(State(state): State<AppState>, ConnectInfo(client): Conn
     Ok((status, Html(render("verify.html", context! { code => "", keys, pdf }))).into_response())
 }
 
-fn jwt(name: &str, token: String) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, crate::documents::credential::MEDIA_TYPE.to_string()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}.vc.jwt\"")),
-            (header::CACHE_CONTROL, "no-store".to_string()),
-        ],
-        token,
-    )
-        .into_response()
+fn jwt(serial: &str, token: String) -> Response {
+    attachment(&format!("{serial}.vc.jwt"), crate::documents::credential::MEDIA_TYPE, token)
 }
 
 /// The graduate's own credential (the machine-readable twin) for one certificate.

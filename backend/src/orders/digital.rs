@@ -264,6 +264,22 @@ pub enum ShareState {
 }
 
 impl ShareState {
+    /// What a share stands as at `now`; `revoked`: its certificates no
+    /// longer stand for anyone (revoked, or the order refunded).
+    pub fn of(share: &store::DigitalCopy, revoked: bool, now: i64) -> ShareState {
+        if revoked {
+            ShareState::Revoked
+        } else if share.revoked_at.is_some() {
+            ShareState::Withdrawn
+        } else if share.expires_at.is_some_and(|e| e <= now) {
+            ShareState::Expired
+        } else if share.max_downloads.is_some_and(|m| share.downloads >= m) {
+            ShareState::UsedUp
+        } else {
+            ShareState::Valid
+        }
+    }
+
     pub fn words(self) -> (&'static str, &'static str) {
         match self {
             ShareState::Valid => ("有効な証明書です", "Valid certificate"),
@@ -293,17 +309,7 @@ pub async fn view(pool: &Pool, token: &str) -> AppResult<Option<ShareView>> {
     let university = store::order_university(&mut c, share.order_id).await?;
     let revoked = withdrawn_for_everyone(&mut c, share.order_id).await?;
     let t = now();
-    let state = if revoked {
-        ShareState::Revoked
-    } else if share.revoked_at.is_some() {
-        ShareState::Withdrawn
-    } else if share.expires_at.is_some_and(|e| e <= t) {
-        ShareState::Expired
-    } else if share.max_downloads.is_some_and(|m| share.downloads >= m) {
-        ShareState::UsedUp
-    } else {
-        ShareState::Valid
-    };
+    let state = ShareState::of(&share, revoked, t);
     Ok(Some(ShareView { share, state, certificates, university }))
 }
 
