@@ -148,11 +148,14 @@ pub struct OrdersConfig {
     pub refund_check_s: u64,
     /// Seconds between passes that expire unpaid orders past their deadline.
     pub expiry_check_s: u64,
+    /// Seconds before a graduation-day graduate whose try failed (the
+    /// time-stamp authority did not answer, a service break) is tried again.
+    pub cohort_retry_s: u64,
 }
 
 impl Default for OrdersConfig {
     fn default() -> Self {
-        OrdersConfig { postage_yen: 140, per_user_per_minute: 5, refund_check_s: 600, expiry_check_s: 60 }
+        OrdersConfig { postage_yen: 140, per_user_per_minute: 5, refund_check_s: 600, expiry_check_s: 60, cohort_retry_s: 30 }
     }
 }
 

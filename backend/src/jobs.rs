@@ -69,3 +69,4 @@ pub const STATION_ALERTS: &str = "station-alerts";
 pub const REFUNDS: &str = "refunds";
 pub const ORDER_EXPIRY: &str = "order-expiry";
 pub const IMAGE_RETENTION: &str = "image-retention";
+pub const COHORTS: &str = "graduation-day";

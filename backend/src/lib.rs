@@ -53,6 +53,8 @@ pub struct AppState {
     pub storeprint: Arc<dyn payments::storeprint::StorePrintService>,
     /// Nudges the convenience-store print registration after a payment.
     pub store_wake: Arc<Notify>,
+    /// Wakes the graduation-day job (a run was started).
+    pub cohort_wake: Arc<Notify>,
     /// Unix time the backend started (metrics).
     pub started_at: i64,
     /// Heartbeats waiting for the next flush.
@@ -74,6 +76,11 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// What making orders' documents and signed copies needs.
+    pub fn desk(&self) -> orders::Desk<'_> {
+        orders::Desk { pool: &self.pool, fonts: &self.fonts, seal: &self.seal, sealers: &self.sealers, public_url: &self.config.http.public_url }
+    }
+
     /// The online payment providers orders can be paid through (O-4).
     pub fn payment_providers(&self) -> [&dyn payments::PaymentProvider; 2] {
         [self.paypal.as_ref(), self.smartpit.as_ref()]
@@ -145,6 +152,7 @@ pub async fn build_state(mut config: Config) -> anyhow::Result<AppState> {
         smartpit: Arc::new(payments::smartpit::SmartPitClient::new(config.smartpit.clone())),
         storeprint: Arc::new(payments::storeprint::StorePrintClient::new(config.storeprint.clone())),
         store_wake: Arc::new(Notify::new()),
+        cohort_wake: Arc::new(Notify::new()),
         started_at: crate::time::now(),
         heartbeats: Arc::default(),
         university_names: Arc::default(),
@@ -189,6 +197,24 @@ fn spawn_housekeeping(state: AppState, stop: &Stop) {
             tokio::select! {
                 _ = s.store_wake.notified() => {}
                 _ = tokio::time::sleep(std::time::Duration::from_secs(s.config.storeprint.retry_s.max(1))) => {}
+            }
+        }
+    });
+    // graduation day: the graduates of the runs started are issued (signed,
+    // mailed); a graduate whose try failed is tried again on the next pass
+    let s = state.clone();
+    spawn_until_stopped(stop, async move {
+        loop {
+            if s.leases.hold(jobs::COHORTS).await {
+                match orders::cohort::pass(&s.desk()).await {
+                    Ok(0) => {}
+                    Ok(_) => s.mail_wake.notify_one(),
+                    Err(e) => tracing::warn!(error = %e, "graduation-day pass failed"),
+                }
+            }
+            tokio::select! {
+                _ = s.cohort_wake.notified() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_secs(s.config.orders.cohort_retry_s.max(1))) => {}
             }
         }
     });

@@ -116,7 +116,7 @@ mod tests {
                   CERTIFICATE_NOT_ORDERABLE, STATION_NAME, CANNOT_CANCEL, CANNOT_RESEND, CANNOT_PAY, PAYMENT_UNAVAILABLE, SMARTPIT_UNAVAILABLE, REFUND_REASON, NOTHING_TO_PAY_BACK, CANNOT_REFUND, NOT_HELD, BANK_NAME, BANK_BRANCH, BANK_ACCOUNT_TYPE, BANK_ACCOUNT_NUMBER, BANK_HOLDER, POST_ADDRESS, POST_POSTAL_CODE, CARD_ONLY_ON_CAMPUS, STOREPRINT_UNAVAILABLE, NOT_TO_POST, STUDENT_LOGIN_FAILED, INITIAL_PASSWORD_EXPIRED, STAFF_INITIAL_PASSWORD_EXPIRED,
                   DIRECTORY_UNAVAILABLE, CHOOSE_UNIVERSITY, LINK_INVALID, BUSY, CROSS_SITE,
                   DIGITAL_NOT_OFFERED, DIGITAL_ONE_COPY, DIGITAL_NOT_READY, DIGITAL_REVOKED, SIGNING_UNAVAILABLE, SHARE_NAME, SHARE_EMAIL,
-                  SHARE_DAYS, SHARE_DOWNLOADS, SHARE_LINK_GONE, NOT_A_PDF, PDF_TOO_BIG, CHOOSE_CARD] {
+                  SHARE_DAYS, SHARE_DOWNLOADS, SHARE_LINK_GONE, NOT_A_PDF, PDF_TOO_BIG, CHOOSE_CARD, COHORT_TYPE, COHORT_DATE, COHORT_ALL_DONE, NOTHING_TO_REFUND] {
             let (ja, en) = m.split_once(" / ").expect("日本語 / English");
             assert!(!ja.is_ascii() && en.is_ascii(), "{m}");
         }
@@ -146,4 +146,14 @@ pub fn balance_too_low(balance: &str, missing: &str) -> String {
 }
 pub fn shares_throttled(max: usize, minutes: i64) -> String {
     format!("1時間に作れる写しは{max}件までです。{minutes}分後にもう一度お試しください。 / You can send at most {max} copies an hour: please try again in {minutes} minutes.")
+}
+
+// ---------------------------------------------------------------- graduation day (issue 16)
+
+pub const COHORT_TYPE: &str = "電子証明書（PDF）として交付する証明書（1通1ページのもの）を選んでください。 / Choose a certificate type delivered as a signed PDF (one page per copy).";
+pub const COHORT_DATE: &str = "学籍記録に、この卒業日・学部の卒業生はいません。 / The school register has no graduates of this date and faculty.";
+pub const NOTHING_TO_REFUND: &str = "この申込は大学が料金なしで発行したため、返金するものがありません。取り消すには証明書を失効させてください。 / The university issued this order at no charge, so there is nothing to refund: revoke the certificate to withdraw it.";
+pub const COHORT_ALL_DONE: &str = "この卒業生には全員、この証明書をすでに発行しているか発行中です。 / Every graduate of this cohort has been issued this certificate already, or is being issued it.";
+pub fn unprintable_name(chars: &str) -> String {
+    format!("氏名（または科目名）に、どのフォントでも印刷できない文字があります（{chars}）。個別に確認して申込を作成してください。 / The name (or a course name) has characters no installed font can print ({chars}): check it and issue this one by hand.")
 }

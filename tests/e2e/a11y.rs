@@ -44,6 +44,7 @@ fn pages_of_router(src: &str) -> Result<Vec<(String, Who)>> {
             || path.contains("/credentials/")
             || path.starts_with("/verify/status")
             || path.starts_with("/verify/issuers/")
+            || path.ends_with("/progress")
             || ["/metrics", "/healthz", "/readyz"].contains(&path.as_str());
         if not_a_page {
             continue;
@@ -70,6 +71,7 @@ struct Ids {
     topup: String,
     station: String,
     registration: String,
+    graduation_run: String,
 }
 
 fn fill(pattern: &str, ids: &Ids) -> Result<String> {
@@ -84,6 +86,7 @@ fn fill(pattern: &str, ids: &Ids) -> Result<String> {
         p if p.starts_with("/cards/topups/{id}") => &ids.topup,
         p if p.starts_with("/admin/stations/{id}") => &ids.station,
         p if p.starts_with("/admin/registrations/{id}") => &ids.registration,
+        p if p.starts_with("/admin/graduation/{id}") => &ids.graduation_run,
         p if p.starts_with("/admin/universities/{id}") => &first_university,
         p => anyhow::bail!("no real object for the page {p}: give it one in a11y.rs"),
     };
@@ -141,7 +144,8 @@ async fn every_page_meets_wcag_aa_and_fits_a_phone_screen() -> Result<()> {
     let receipt = smtp.wait_for_mail_with("a11y@example.jp", "/register/status?k=", MAIL_WAIT)?;
     let status = link_in(&receipt, &format!("{}/register/status?k=", b.url)).context("status link")?;
     let status = status.trim_start_matches(b.url.as_str()).to_string();
-    let ids = Ids { order, refunded, topup, station, registration, status };
+    let graduation_run = crate::staff::graduation_run(&b)?;
+    let ids = Ids { order, refunded, topup, station, registration, status, graduation_run };
 
     // each page answers as itself (200), not with an error page, for whom it is for
     let anyone = Backend::client();

@@ -914,3 +914,156 @@ async fn a_refund_ends_every_share_and_a_dropped_copy_is_no_longer_valid() -> Re
     }
     Ok(())
 }
+
+// ------------------------------------------------------------------ graduation day
+
+/// The registrar's register lines of a cohort graduating on 2024-03-25 in
+/// the Faculty of Letters (the demo graduate, L19-0042, graduated that day
+/// too): four with accounts here, one without, and one of the same day in
+/// the Faculty of Science.
+const COHORT: &[(&str, &str, &str, Option<&str>)] = &[
+    ("L19-0101", "青木 一郎", "AOKI Ichiro", Some("aoki@example.ac.jp")),
+    ("L19-0102", "石川 二郎", "ISHIKAWA Jiro", Some("ishikawa@example.ac.jp")),
+    ("L19-0103", "上田 三奈", "UEDA Mina", Some("ueda@example.ac.jp")),
+    ("L19-0104", "遠藤 四季", "ENDO Shiki", None),
+];
+
+fn cohort_register_lines() -> String {
+    let mut lines: Vec<String> = COHORT
+        .iter()
+        .map(|(no, kanji, roman, _)| format!("{no},{kanji},カナ,{roman},2001-05-05,LET,JLIT,学士（文学）,Bachelor of Arts,2020-04-01,2024-03-25,graduated"))
+        .collect();
+    lines.push("S19-0201,北村 理子,キタムラ リコ,KITAMURA Riko,2001-06-06,SCI,MATH,学士（理学）,Bachelor of Science,2020-04-01,2024-03-25,graduated".into());
+    lines.join("\n")
+}
+
+/// An account for a graduate holding `student_no` (as an approved registration leaves it).
+fn account_for(b: &Backend, email: &str, student_no: &str, kanji: &str, roman: &str) -> Result<String> {
+    let user = b.sql(&format!("INSERT INTO users (email, kind, password_hash, created_at) VALUES ('{email}', 'graduate', 'x', 0) RETURNING id"))?;
+    b.sql(&format!(
+        "INSERT INTO student_records (user_id, university_id, faculty_id, department_id, student_no, name_kanji, name_kana, name_roman, birth_date, leaving_type, graduation_date)
+         VALUES ({user}, 1, 1, 1, '{student_no}', '{kanji}', 'カナ', '{roman}', '', 'graduated', '2024-03-25')"
+    ))?;
+    Ok(user)
+}
+
+/// Waits until every mail queued has been handed to the SMTP server.
+fn mail_all_sent(b: &Backend) -> Result<()> {
+    wait_until("the outbox sent", MAIL_WAIT, || b.sql("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").is_ok_and(|n| n == "0"))
+}
+
+/// Graduation day in the registrar's browser: they choose the English
+/// certificate of graduation, the date and the Faculty of Letters, and issue
+/// in one action. The run's page shows a progress bar that reaches every
+/// graduate with an account (4 of 4: the demo graduate and three more) and
+/// lists the one with no account; the Faculty of Science graduate of the
+/// same day is not in the run. Each graduate gets exactly one mail, and the
+/// demo graduate downloads their certificate from the mailed link, a PDF
+/// signed by the university that pdfsig finds valid and trusted, at no
+/// charge. Issuing the cohort again issues no one twice (no second order,
+/// no second mail); once the fifth graduate has an account, the next run
+/// issues theirs alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registrar_issues_a_cohorts_certificates_in_one_action_with_a_progress_bar_and_each_graduate_is_mailed_once() -> Result<()> {
+    use fantoccini::Locator;
+    let pki = TestPki::make()?;
+    let smtp = Smtp::start()?;
+    let smartpit = HttpSim::smartpit()?;
+    let b = signing_backend(&pki, Some(smtp.port), &smartpit).await?;
+    let (s, page) = crate::accounts::import_register(&b, &cohort_register_lines()).await?;
+    assert_eq!(s, 200, "{page}");
+    let mut emails = vec![shomei_backend::demo::GRADUATE_EMAIL.to_string()];
+    for (no, kanji, roman, email) in COHORT {
+        if let Some(email) = email {
+            account_for(&b, email, no, kanji, roman)?;
+            emails.push(email.to_string());
+        }
+    }
+    account_for(&b, "kitamura@example.ac.jp", "S19-0201", "北村 理子", "KITAMURA Riko")?;
+    let english = b.sql("SELECT id FROM certificate_types WHERE code = 'graduation_en'")?;
+
+    let browser = Browser::start().await?;
+    let w = &browser.client;
+    browser.log_in_as_demo_staff(&b).await?;
+    w.find(Locator::Css("nav.menu a[href='/admin/graduation']")).await?.click().await?;
+    let cohorts = browser.wait_id("cohorts").await?.text().await?;
+    assert!(cohorts.contains("2024-03-25") && cohorts.contains("Science"), "the register's cohorts: {cohorts}");
+    browser.check_page().await?;
+    w.find(Locator::Id("certificate_type_id")).await?.select_by_value(&english).await?;
+    w.find(Locator::Id("graduation_date")).await?.select_by_value("2024-03-25").await?;
+    w.find(Locator::Id("faculty_code")).await?.select_by_value("LET").await?;
+    w.find(Locator::Id("issue")).await?.click().await?;
+    w.accept_alert().await?;
+    // the run's page follows the run by itself to the end
+    let end = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = browser.wait_id("run-status").await?.text().await.unwrap_or_default();
+        if status.contains("Finished") {
+            break;
+        }
+        anyhow::ensure!(std::time::Instant::now() < end, "the run did not finish: {}", browser.body_text().await?);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let bar = w.execute("const p = document.getElementById('progress'); return [p.value, p.max];", vec![]).await?;
+    assert_eq!(bar, serde_json::json!([4, 4]), "the bar is full: every graduate with an account");
+    assert_eq!(browser.wait_id("issued").await?.text().await?, "4");
+    assert_eq!(browser.wait_id("count-no-account").await?.text().await?, "1");
+    assert_eq!(browser.wait_id("count-failed").await?.text().await?, "0");
+    let not_issued = browser.wait_id("not-issued").await?.text().await?;
+    assert!(not_issued.contains("L19-0104") && not_issued.contains("No account here") && !not_issued.contains("L19-0101"), "{not_issued}");
+    browser.check_page().await?;
+    let run = b.sql("SELECT MAX(id) FROM cohort_runs")?;
+    assert_eq!(b.sql(&format!("SELECT COUNT(*) FROM cohort_items WHERE run_id = {run} AND student_no = 'S19-0201'"))?, "0", "another faculty's graduate");
+    assert_eq!(b.sql("SELECT COUNT(*) FROM orders o JOIN student_records r ON r.id = o.student_record_id WHERE r.student_no = 'S19-0201'")?, "0");
+    // one order each, digital, at no charge to the graduate, paid by the university
+    assert_eq!(
+        b.sql("SELECT COUNT(*) || '|' || SUM(total) || '|' || MIN(status) || MAX(status) || '|' || MIN(payment_method) || '|' || MIN(delivery) FROM orders WHERE payment_method = 'university'")?,
+        "4|0|paidpaid|university|digital"
+    );
+
+    // each graduate is mailed once, with the link to their certificate
+    mail_all_sent(&b)?;
+    for email in &emails {
+        let mails: Vec<String> = smtp.all_to(email).into_iter().filter(|m| m.contains("issued as a digital certificate")).collect();
+        assert_eq!(mails.len(), 1, "{email}: {mails:?}");
+    }
+    let mail = smtp.wait_for_mail_with(shomei_backend::demo::GRADUATE_EMAIL, "issued as a digital certificate", MAIL_WAIT)?;
+    assert!(mail.contains("free of charge") && mail.contains("料金はかかりません"), "{mail}");
+    let link = link_in(&mail, &format!("{}/orders/", b.url)).context("the order link")?;
+    let graduate = Backend::client();
+    let (s, _, _) = crate::accounts::portal_login(&b, &graduate, shomei_backend::demo::GRADUATE_EMAIL, shomei_backend::demo::GRADUATE_PASSWORD, shomei_backend::demo::GRADUATE_SECOND_PASSWORD).await?;
+    assert_eq!(s, 200);
+    let order_page = graduate.get(&link).send().await?.text().await?;
+    assert!(order_page.contains("Issued by the university (no charge)"), "the order page says who paid");
+    let pdf = graduate.get(format!("{link}/digital.pdf")).send().await?.bytes().await?;
+    let said = pki.pdfsig(&pdf)?;
+    assert!(said.contains("Signature is Valid.") && said.contains("Certificate is Trusted."), "{said}");
+
+    // the same cohort again: no one is issued twice; the graduate with no account is listed again
+    let staff = b.staff_client().await?;
+    let url = format!("{}/admin/graduation", b.url);
+    let csrf = crate::accounts::csrf_of(&staff, &url).await?;
+    let form = [("csrf", csrf.as_str()), ("certificate_type_id", english.as_str()), ("graduation_date", "2024-03-25"), ("faculty_code", "LET")];
+    let r = staff.post(&url).form(&form).send().await?;
+    assert_eq!(r.status(), 200, "followed to the second run's page");
+    let second = b.sql("SELECT MAX(id) FROM cohort_runs")?;
+    assert_eq!(b.sql(&format!("SELECT state || ':' || student_no FROM cohort_items WHERE run_id = {second}"))?, "no_account:L19-0104");
+    // once L19-0104 has an account, a third run issues theirs, and only theirs
+    account_for(&b, "endo@example.ac.jp", "L19-0104", "遠藤 四季", "ENDO Shiki")?;
+    let r = staff.post(&url).form(&form).send().await?;
+    assert_eq!(r.status(), 200);
+    let third = b.sql("SELECT MAX(id) FROM cohort_runs")?;
+    wait_until("the third run finished", Duration::from_secs(60), || {
+        b.sql(&format!("SELECT finished_at IS NOT NULL FROM cohort_runs WHERE id = {third}")).is_ok_and(|f| f == "1" || f == "t")
+    })?;
+    assert_eq!(b.sql(&format!("SELECT state || ':' || student_no FROM cohort_items WHERE run_id = {third}"))?, "issued:L19-0104");
+    assert_eq!(b.sql("SELECT COUNT(*) FROM orders WHERE payment_method = 'university'")?, "5");
+    mail_all_sent(&b)?;
+    emails.push("endo@example.ac.jp".into());
+    for email in &emails {
+        let mails = smtp.all_to(email).into_iter().filter(|m| m.contains("issued as a digital certificate")).count();
+        assert_eq!(mails, 1, "{email}");
+    }
+    browser.close().await;
+    Ok(())
+}

@@ -227,6 +227,16 @@ pub(crate) struct WalkIds {
     pub(crate) registration: String,
     pub(crate) image: String,
     pub(crate) spare_staff: String,
+    pub(crate) graduation_run: String,
+}
+
+/// A graduation-day run of the first university (finished, no graduates),
+/// as the walks need one to open.
+pub(crate) fn graduation_run(b: &Backend) -> Result<String> {
+    b.sql(
+        "INSERT INTO cohort_runs (university_id, certificate_type_id, graduation_date, faculty_code, started_by, started_at, finished_at)
+         VALUES (1, (SELECT MIN(id) FROM certificate_types WHERE university_id = 1), '2024-03-25', '', (SELECT MIN(id) FROM staff), 0, 0) RETURNING id",
+    )
 }
 
 /// One object of each kind the admin routes act on, made as staff make
@@ -265,6 +275,7 @@ pub(crate) async fn walk_objects(b: &Backend, smtp: &Smtp, admin: &reqwest::Clie
         registration: registration.to_string(),
         image,
         spare_staff: b.sql("SELECT id FROM staff WHERE login = 'walk-spare'")?,
+        graduation_run: graduation_run(b)?,
     };
     Ok((ids, spare_password, spare_secret))
 }
@@ -279,6 +290,7 @@ pub(crate) fn walk_path(pattern: &str, ids: &WalkIds) -> Result<String> {
         p if p.starts_with("/admin/stations/{id}") => &ids.station,
         p if p.starts_with("/admin/orders/{id}") => &ids.order,
         p if p.starts_with("/admin/certificates/{id}") => &ids.certificate,
+        p if p.starts_with("/admin/graduation/{id}") => &ids.graduation_run,
         // deleted by the first role allowed (the next deletes nothing)
         p if p.starts_with("/admin/service/{id}") => &ids.service_break,
         p if p.starts_with("/admin/registrations/{id}") => &ids.registration,

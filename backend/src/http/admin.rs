@@ -470,8 +470,12 @@ pub struct OrderSearch {
 const ORDER_STATUSES: [&str; 6] = ["awaiting_payment", "paid", "printed", "held", "expired", "cancelled"];
 const DELIVERIES: [(&str, &str, &str); 4] =
     [("campus", "学内で印刷", "print on campus"), ("store", "コンビニで印刷", "print at a store"), ("post", "郵送", "by post"), ("digital", "電子証明書（PDF）", "digital (signed PDF)")];
-const PAYMENTS: [(&str, &str, &str); 3] =
-    [("card", "ICカード", "IC card"), ("paypal", "クレジットカード（PayPal）", "credit card (PayPal)"), ("smartpit", "コンビニ払い（Smart Pit）", "cash at a store (Smart Pit)")];
+const PAYMENTS: [(&str, &str, &str); 4] = [
+    ("card", "ICカード", "IC card"),
+    ("paypal", "クレジットカード（PayPal）", "credit card (PayPal)"),
+    ("smartpit", "コンビニ払い（Smart Pit）", "cash at a store (Smart Pit)"),
+    ("university", "大学が発行（卒業日）", "issued by the university (graduation day)"),
+];
 
 /// A keyword of one of the lists above in words; an unknown one as "unknown".
 fn words_of(list: &[(&'static str, &'static str, &'static str)], key: &str) -> (&'static str, &'static str) {

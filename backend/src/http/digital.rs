@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 fn desk(state: &AppState) -> Desk<'_> {
-    Desk { pool: &state.pool, fonts: &state.fonts, seal: &state.seal, sealers: &state.sealers, public_url: &state.config.http.public_url }
+    state.desk()
 }
 
 /// A file to save (never cached: each is someone's certificate).

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod admin_accounts;
 pub mod client;
 pub mod digital;
+pub mod graduation;
 mod errors;
 pub mod pages;
 pub mod portal;
@@ -187,6 +188,13 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/catalogue/fees", post(admin::save_fees))
         .route("/admin/catalogue/office", post(admin::save_office))
         .route("/admin/catalogue/faculties", post(admin::save_faculty))
+        .route("/admin/graduation", get(graduation::page).post(graduation::start))
+        .route("/admin/graduation/{id}", get(graduation::run_page))
+        .route("/admin/graduation/{id}/progress", get(graduation::progress))
+        .route("/static/graduation.js", get(|| async {
+            ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+             include_str!("../../static/graduation.js"))
+        }))
         .route("/admin/service", get(admin::service_breaks).post(admin::add_service_break))
         .route("/admin/service/{id}/delete", post(admin::remove_service_break))
         .route("/verify", get(portal::verify))

@@ -49,6 +49,8 @@ fn env() -> &'static Environment<'static> {
             ("admin_stations.html", include_str!("../../templates/admin_stations.html")),
             ("admin_station.html", include_str!("../../templates/admin_station.html")),
             ("admin_school_register.html", include_str!("../../templates/admin_school_register.html")),
+            ("admin_graduation.html", include_str!("../../templates/admin_graduation.html")),
+            ("admin_graduation_run.html", include_str!("../../templates/admin_graduation_run.html")),
             ("admin_orders.html", include_str!("../../templates/admin_orders.html")),
             ("admin_outbox.html", include_str!("../../templates/admin_outbox.html")),
             ("refund_bank.html", include_str!("../../templates/refund_bank.html")),

@@ -318,6 +318,7 @@ pub fn payment_words(method: &str, delivery: &str) -> (&'static str, &'static st
         "card" => ("ICカード（学内の発行機で）", "IC card (at the on-campus printer)"),
         "paypal" => ("クレジットカード（PayPal）", "Credit card (PayPal)"),
         "smartpit" => ("コンビニ払い（Smart Pit）", "Cash at a convenience store (Smart Pit)"),
+        "university" => ("大学が発行（料金なし）", "Issued by the university (no charge)"),
         _ => ("", ""),
     }
 }
@@ -521,7 +522,7 @@ pub(super) async fn order_page(
                    postage => (order.postage > 0).then(|| Yen(order.postage).to_string()),
                    shipped => order.shipped_at.map(|t| time::local_text(t, zone)),
                    status_ja => ja, status_en => en, status => &order.status,
-                   receipt => order.paid_at.is_some() && matches!(order.status.as_str(), "paid" | "printed"), held => order.status == "held", id,
+                   receipt => order.paid_at.is_some() && order.total > 0 && matches!(order.status.as_str(), "paid" | "printed"), held => order.status == "held", id,
                    refunded => order.refunded_at.is_some(), wants_bank, bank_given => order.refund_bank_sealed.is_some(),
                    must_pay_online => order.payment_method == "paypal" && order.status == "awaiting_payment" && order.pay_deadline > time::now(),
                    must_pay_cash => order.payment_method == "smartpit" && order.status == "awaiting_payment" && order.pay_deadline > time::now(),

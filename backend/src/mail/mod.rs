@@ -491,6 +491,26 @@ pub fn digital_ready_mail(r: &Recipient<'_>, order_id: i64, order_url: &str) -> 
     )
 }
 
+/// Issue 16, graduation day: the university issued the graduate's digital
+/// certificate (a degree certificate, at no charge): where to download it.
+pub fn cohort_issued_mail(r: &Recipient<'_>, type_ja: &str, type_en: &str, university_ja: &str, university_en: &str, order_url: &str) -> MailText {
+    bilingual(
+        r,
+        &format!("【証明書発行】{type_ja}（電子証明書）を発行しました"),
+        &format!("Your {type_en} has been issued as a digital certificate"),
+        format!(
+            "{}ご卒業おめでとうございます。{university_ja}が、あなたの{type_ja}を電子証明書（大学の電子署名とタイムスタンプ付きPDF）として発行しました。料金はかかりません。\n\
+             次のページからダウンロードできます。提出先（就職先・進学先など）ごとに、その提出先あての写しを作ってリンクをメールで送ることもできます。\n\n{order_url}\n",
+            dear_ja(r)
+        ),
+        format!(
+            "{}Congratulations on your graduation. {university_en} has issued your {type_en} as a digital certificate (a PDF signed and time-stamped by the university), free of charge.\n\
+             Download it from the page below, where you can also make a copy for each recipient (an employer, a school) and send them its link.\n\n{order_url}\n",
+            dear_en(r)
+        ),
+    )
+}
+
 /// Issue 16: a graduate shared a signed digital certificate with a recipient
 /// (an employer, a school): the link to it, until when, how many downloads.
 pub fn share_mail(r: &Recipient<'_>, holder_ja: &str, holder_en: &str, university_ja: &str, university_en: &str, url: &str, until: &str, downloads: i64) -> MailText {

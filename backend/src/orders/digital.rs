@@ -9,10 +9,7 @@
 //! sees whether and when each was opened and can withdraw it; staff revoke
 //! a certificate for everyone (the recipient's page then says so).
 
-use std::sync::Arc;
 
-use crate::documents::signing::Sealers;
-use crate::documents::FontSet;
 use crate::error::{AppError, AppResult};
 use crate::sealed::SealKey;
 use crate::store::{self, Pool};
@@ -29,14 +26,7 @@ pub const SHARES_PER_HOUR: usize = 20;
 /// Downloads a share allows unless the graduate says otherwise.
 pub const DEFAULT_DOWNLOADS: i64 = 5;
 
-/// What making and handing out signed copies needs.
-pub struct Desk<'a> {
-    pub pool: &'a Pool,
-    pub fonts: &'a Arc<FontSet>,
-    pub seal: &'a SealKey,
-    pub sealers: &'a Sealers,
-    pub public_url: &'a str,
-}
+pub use super::Desk;
 
 fn own_aad(order_id: i64) -> String {
     format!("order:{order_id}:digital")
@@ -141,18 +131,32 @@ pub async fn own_copy(desk: &Desk<'_>, user_id: i64, order_id: i64) -> AppResult
     if let Some((_, sealed)) = store::own_digital_pdf(&mut c, order_id).await? {
         return open_pdf(desk.seal, &own_aad(order_id), &sealed);
     }
+    drop(c);
+    let signed = sign_own(desk, order_id).await?;
+    let mut tx = store::begin_write(desk.pool).await?;
+    still_valid(&mut tx, order_id).await?;
+    let kept = keep_own(&mut tx, desk, order_id, &signed, &format!("user:{user_id}")).await?;
+    tx.commit().await?;
+    Ok(kept)
+}
+
+/// The order's document with its credentials attached, signed with its
+/// university's key (nothing is written).
+pub(super) async fn sign_own(desk: &Desk<'_>, order_id: i64) -> AppResult<Vec<u8>> {
+    let mut c = desk.pool.acquire().await?;
     let pdf = super::stored_pdf(&mut c, desk.seal, order_id).await?.ok_or_else(|| page_err(messages::DIGITAL_NOT_READY))?;
     let university = store::order_university(&mut c, order_id).await?;
     drop(c);
     let pdf = with_credentials(desk, order_id, None, &pdf).await?;
-    let signed = sign(desk, &university, &pdf).await?;
-    let mut tx = store::begin_write(desk.pool).await?;
-    still_valid(&mut tx, order_id).await?;
-    store::insert_own_digital_copy(&mut tx, order_id, &seal_pdf(desk.seal, &own_aad(order_id), &signed)?, &sha256_hex(&signed), now()).await?;
-    store::audit(&mut tx, &format!("user:{user_id}"), "order.digital_signed", &format!("order {order_id}"), now()).await?;
-    // (two first downloads at once: the copy kept first is the one both get)
-    let (_, kept) = store::own_digital_pdf(&mut tx, order_id).await?.ok_or_else(|| AppError::Internal(anyhow::anyhow!("the signed copy of order {order_id} was not kept")))?;
-    tx.commit().await?;
+    sign(desk, &university, &pdf).await
+}
+
+/// Keeps `signed` as the order's own copy inside the write `tx`, unless one
+/// was kept first (two first downloads at once): the copy kept.
+pub(super) async fn keep_own(tx: &mut store::Conn, desk: &Desk<'_>, order_id: i64, signed: &[u8], actor: &str) -> AppResult<Vec<u8>> {
+    store::insert_own_digital_copy(tx, order_id, &seal_pdf(desk.seal, &own_aad(order_id), signed)?, &sha256_hex(signed), now()).await?;
+    store::audit(tx, actor, "order.digital_signed", &format!("order {order_id}"), now()).await?;
+    let (_, kept) = store::own_digital_pdf(tx, order_id).await?.ok_or_else(|| AppError::Internal(anyhow::anyhow!("the signed copy of order {order_id} was not kept")))?;
     open_pdf(desk.seal, &own_aad(order_id), &kept)
 }
 

@@ -2,6 +2,7 @@
 //! from, fixed prices, print numbers, and the certificate PDF made at order time.
 
 pub mod certificates;
+pub mod cohort;
 pub mod digital;
 pub mod paypal_return;
 pub mod receipts;
@@ -350,6 +351,28 @@ pub async fn quote(
     user_id: i64,
     req: &OrderRequest,
 ) -> AppResult<Result<Quote, FormProblem>> {
+    quote_as(c, seal, sealers, postage_yen, user_id, req, Payer::Graduate).await
+}
+
+/// Who pays for an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Payer {
+    /// The graduate, by the request's payment method.
+    Graduate,
+    /// The university, on graduation day ([`cohort`]): a digital
+    /// certificate at no charge, paid when placed, tied to the run's graduate.
+    University { cohort_item: i64 },
+}
+
+async fn quote_as(
+    c: &mut store::Conn,
+    seal: &crate::sealed::SealKey,
+    sealers: &crate::documents::signing::Sealers,
+    postage_yen: i64,
+    user_id: i64,
+    req: &OrderRequest,
+    payer: Payer,
+) -> AppResult<Result<Quote, FormProblem>> {
     let Some(record) = store::student_records(c, user_id).await?.into_iter().find(|r| r.id == req.student_record_id) else {
         return Ok(Err(problem("student_record_id", messages::CHOOSE_STUDENT_ID)));
     };
@@ -375,8 +398,12 @@ pub async fn quote(
         if l.copies > t.max_copies {
             return Ok(Err(problem(field, messages::too_many_copies(&t.name_ja, &t.name_en, t.max_copies))));
         }
+        let mut t = t.clone();
+        if payer != Payer::Graduate {
+            t.fee = 0;
+        }
         fees += t.fee * l.copies;
-        chosen.push((t.clone(), l.copies));
+        chosen.push((t, l.copies));
     }
     let lacking = register_lacks(&register, chosen.iter().map(|(t, _)| t));
     if !lacking.is_empty() {
@@ -397,7 +424,12 @@ pub async fn quote(
             return Ok(Err(problem(format!("copies_{}", t.id), messages::DIGITAL_ONE_COPY)));
         }
     }
-    if !payments_for(&req.delivery).contains(&req.payment_method.as_str()) {
+    let methods: &[&str] = match payer {
+        Payer::Graduate => payments_for(&req.delivery),
+        Payer::University { .. } if req.delivery == "digital" => &["university"],
+        Payer::University { .. } => &[],
+    };
+    if !methods.contains(&req.payment_method.as_str()) {
         let message = if req.payment_method == "card" { messages::CARD_ONLY_ON_CAMPUS } else { messages::ONLY_CAMPUS_CARD };
         return Ok(Err(problem("payment_method", message)));
     }
@@ -410,7 +442,7 @@ pub async fn quote(
             None => return Ok(Err(problem("post", messages::POST_ADDRESS))),
         }
     }
-    let system_fee = university.system_fee;
+    let system_fee = if payer == Payer::Graduate { university.system_fee } else { 0 };
     // the registrar's postage (set in the panel), else the configured default
     let postage = if by_post { university.postage_or(postage_yen) } else { 0 };
     Ok(Ok(Quote { record, register, university, chosen, fees, system_fee, postage, total: fees + system_fee + postage }))
@@ -521,10 +553,26 @@ pub async fn place(
     req: &OrderRequest,
     hold_render: Option<&std::path::Path>,
 ) -> AppResult<Placed> {
+    let desk = Desk { pool, fonts, seal, sealers, public_url };
+    place_as(&desk, postage_yen, user_id, req, Payer::Graduate, hold_render).await
+}
+
+/// What making orders' documents and signed copies needs.
+pub struct Desk<'a> {
+    pub pool: &'a Pool,
+    pub fonts: &'a std::sync::Arc<FontSet>,
+    pub seal: &'a crate::sealed::SealKey,
+    pub sealers: &'a crate::documents::signing::Sealers,
+    pub public_url: &'a str,
+}
+
+/// [`place`], paid by `payer`.
+async fn place_as(desk: &Desk<'_>, postage_yen: i64, user_id: i64, req: &OrderRequest, payer: Payer, hold_render: Option<&std::path::Path>) -> AppResult<Placed> {
+    let Desk { pool, fonts, seal, sealers, public_url } = *desk;
     // 1. what the order will state, read without the write lock
     let mut c = pool.acquire().await?;
     let user = store::user(&mut c, user_id).await?;
-    let Quote { record, register, university, chosen, fees, system_fee, postage, total } = match quote(&mut c, seal, sealers, postage_yen, user_id, req).await? {
+    let Quote { record, register, university, chosen, fees, system_fee, postage, total } = match quote_as(&mut c, seal, sealers, postage_yen, user_id, req, payer).await? {
         Ok(q) => q,
         Err(problem) => return Err(AppError::Page(problem.message)),
     };
@@ -546,6 +594,10 @@ pub async fn place(
     // course names are the registrar's text: a character no font has holds the order too
     let missing = unprintable(fonts, &record, academic.as_deref());
     let held = !missing.is_empty();
+    if held && payer != Payer::Graduate {
+        // graduation day: the registrar is told, and issues this one by hand once a font can draw it
+        return Err(AppError::Page(messages::unprintable_name(&missing.iter().collect::<String>())));
+    }
 
     let issue_date = time::local_date(created_at, zone);
     // every copy is its own certificate: its serial and verification code are made here
@@ -595,6 +647,12 @@ pub async fn place(
         },
     )
     .await?;
+    if let Payer::University { cohort_item } = payer {
+        store::set_order_paid(&mut tx, order_id, created_at).await?;
+        if !store::set_cohort_item_order(&mut tx, cohort_item, order_id).await? {
+            return Err(AppError::Internal(anyhow::anyhow!("graduate {cohort_item} of a graduation-day run has an order already")));
+        }
+    }
     if let (true, Some(a)) = (by_post, &req.post) {
         let json = serde_json::to_string(a).map_err(|e| AppError::Internal(e.into()))?;
         let sealed = seal.seal_str(&json, &post_aad(order_id)).map_err(|e| AppError::Internal(anyhow::anyhow!("sealing: {e}")))?;
@@ -635,7 +693,11 @@ pub async fn place(
             }
         }
     }
-    store::audit(&mut tx, &format!("user:{user_id}"), "order.place", &format!("order {order_id}"), created_at).await?;
+    let actor = match payer {
+        Payer::Graduate => format!("user:{user_id}"),
+        Payer::University { cohort_item } => format!("graduation-day:{cohort_item}"),
+    };
+    store::audit(&mut tx, &actor, "order.place", &format!("order {order_id}"), created_at).await?;
     tx.commit().await?;
     tracing::info!(order_id, total, held, "order placed");
     Ok(Placed { order_id, print_number: number, held })

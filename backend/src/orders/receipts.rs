@@ -17,6 +17,7 @@ fn method(payment_method: &str) -> (&'static str, &'static str) {
         "card" => ("ICカード（学内の証明書発行機）", "IC card (campus certificate printer)"),
         "paypal" => ("クレジットカード（PayPal）", "Credit card (PayPal)"),
         "smartpit" => ("コンビニ払い（Smart Pit）", "Cash at a convenience store (Smart Pit)"),
+        "university" => ("大学が発行（料金なし）", "Issued by the university (no charge)"),
         _ => ("その他", "Other"),
     }
 }

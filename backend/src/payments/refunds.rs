@@ -110,6 +110,10 @@ async fn refund_order(r: &Refunds<'_>, order: &store::Order, reason: &str, by: B
     if !matches!(order.status.as_str(), "paid" | "printed") || order.refunded_at.is_some() {
         return Ok(None);
     }
+    if order.payment_method == "university" {
+        // issued on graduation day at no charge: nothing to give back (staff revoke it instead)
+        return Err(page(messages::NOTHING_TO_REFUND));
+    }
     // the store's numbers stop working first, so nothing prints after the refund
     if let Some(file_id) = &order.store_file_id {
         r.storeprint.withdraw(file_id).await.map_err(|e| {

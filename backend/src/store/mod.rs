@@ -15,6 +15,7 @@ pub use flags::{Flag, MaybeFlag};
 
 mod accounts;
 mod audit;
+mod cohorts;
 mod demo;
 mod digital;
 mod jobs;
@@ -27,6 +28,7 @@ mod stations;
 
 pub use accounts::*;
 pub use audit::*;
+pub use cohorts::*;
 pub use demo::*;
 pub use digital::*;
 pub use jobs::*;
