@@ -150,7 +150,7 @@ pub fn shares_throttled(max: usize, minutes: i64) -> String {
 
 // ---------------------------------------------------------------- graduation day (issue 16)
 
-pub const COHORT_TYPE: &str = "電子証明書（PDF）として交付する証明書（1通1ページのもの）を選んでください。 / Choose a certificate type delivered as a signed PDF (one page per copy).";
+pub const COHORT_TYPE: &str = "電子証明書（PDF）として交付する証明書を選んでください。 / Choose a certificate type delivered as a signed PDF.";
 pub const COHORT_DATE: &str = "学籍記録に、この卒業日・学部の卒業生はいません。 / The school register has no graduates of this date and faculty.";
 pub const NOTHING_TO_REFUND: &str = "この申込は大学が料金なしで発行したため、返金するものがありません。取り消すには証明書を失効させてください。 / The university issued this order at no charge, so there is nothing to refund: revoke the certificate to withdraw it.";
 pub const COHORT_ALL_DONE: &str = "この卒業生には全員、この証明書をすでに発行しているか発行中です。 / Every graduate of this cohort has been issued this certificate already, or is being issued it.";

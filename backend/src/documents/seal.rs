@@ -127,6 +127,7 @@ mod tests {
             student_no: "L19-0042".into(), birth_date: String::new(), admission_date: String::new(), graduation_date: "2023-03-25".into(),
             courses, total_credits: 120.0, gpa: 3.0, serial: "SH-T".into(), verification_code: "K7QF-2M9X-PL3D".into(),
             verify_url: "https://shomei.example.ac.jp/verify".into(), offline_proof: String::new(), issue_date: "2026-11-24".into(),
+            submitted_to: String::new(),
         })
     }
 

@@ -80,6 +80,9 @@ pub struct TranscriptData {
     pub offline_proof: String,
     /// `YYYY-MM-DD`.
     pub issue_date: String,
+    /// A digital copy shared with a recipient: whom it was issued for
+    /// (printed on the last page); empty: none.
+    pub submitted_to: String,
 }
 
 // ---------------------------------------------------------------------------
@@ -400,6 +403,13 @@ fn draw_totals(canvas: &mut Canvas<'_, '_>, p: &Prepared, top: f32) {
 fn draw_closing(canvas: &mut Canvas<'_, '_>, data: &TranscriptData, p: &Prepared) -> Result<(), DocumentError> {
     canvas.text(STATEMENT.0, MARGIN, 200.0, 10.0, WIDTH);
     canvas.text(STATEMENT.1, MARGIN, 188.0, 8.0, WIDTH);
+    // a digital copy shared with a recipient: whom it was issued for, left
+    // of the issuer, between the statement and the QR code
+    if !data.submitted_to.trim().is_empty() {
+        let (ja, en) = super::LABEL_SUBMITTED;
+        canvas.text(&format!("{ja} {en}"), MARGIN, 174.0, 6.5, ISSUER_X - MARGIN - 10.0);
+        canvas.text(data.submitted_to.trim(), MARGIN, 163.0, 9.0, ISSUER_X - MARGIN - 10.0);
+    }
 
     let issuer_x = ISSUER_X;
     let issuer_w = RIGHT - issuer_x;
@@ -595,6 +605,7 @@ mod tests {
             verification_code: "T7RN-SC2P-4XQM".into(),
             verify_url: "https://shomei.example.ac.jp/verify".into(),
             offline_proof: String::new(),
+            submitted_to: String::new(),
             issue_date: "2026-11-23".into(),
         }
     }

@@ -999,9 +999,6 @@ pub async fn save_catalogue(
         body_en,
         digital: f.contains_key("digital"),
     };
-    if t.digital && t.layout != "certificate" {
-        return Err(bad("電子証明書（PDF）で交付できるのは証明書様式のみです。 / Only the certificate layout can be delivered as a signed PDF."));
-    }
     let saved = store::save_certificate_type(&mut tx, staff.university(), id, &t).await.map_err(|e| match e {
         sqlx::Error::Database(d) if d.is_unique_violation() => bad("このコードはすでに使われています。 / This code is taken."),
         // another university's type (or none): not there for this registrar

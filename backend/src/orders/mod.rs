@@ -301,6 +301,7 @@ fn transcript_data(
         verify_url,
         offline_proof: String::new(),
         issue_date: issue_date.to_string(),
+        submitted_to: String::new(),
     }
 }
 
@@ -929,10 +930,17 @@ pub async fn render_for_recipient(
     };
     let chosen = order_certificates(&mut c, university.id, order.id).await?;
     let issue_date = time::local_date(order.created_at, time::tz(&university.timezone));
-    let mut copies = document_copies(&chosen, &record, &university, Some(&register), None, &issue_date, public_url);
+    // a transcript states the version of the courses its order printed (D-3)
+    let academic = match crate::registrar::academic::of_order(&mut c, order.id, &record.student_no).await? {
+        Some(courses) => Some(courses),
+        None if chosen.iter().any(|(t, _)| is_transcript(t)) => return Err(crate::registrar::academic::no_record()),
+        None => None,
+    };
+    let mut copies = document_copies(&chosen, &record, &university, Some(&register), academic.as_deref(), &issue_date, public_url);
     for copy in &mut copies {
-        if let DocumentCopy::Certificate(cert) = copy {
-            cert.submitted_to = submitted_to.to_string();
+        match copy {
+            DocumentCopy::Certificate(cert) => cert.submitted_to = submitted_to.to_string(),
+            DocumentCopy::Transcript(t) => t.submitted_to = submitted_to.to_string(),
         }
     }
     let seal_image = seal_image_of(&mut c, university.id).await?;

@@ -137,6 +137,13 @@ pub async fn current(c: &mut store::Conn, university_id: i64, student_no: &str) 
     Ok(Some((id, store::course_results(c, id, student_no).await?)))
 }
 
+/// The courses an order's transcript printed (the version it was placed
+/// with); None when the order printed none.
+pub async fn of_order(c: &mut store::Conn, order_id: i64, student_no: &str) -> AppResult<Option<Vec<CourseResult>>> {
+    let Some(id) = store::order_academic_import(c, order_id).await? else { return Ok(None) };
+    Ok(Some(store::course_results(c, id, student_no).await?))
+}
+
 pub fn no_record() -> AppError {
     AppError::Page("成績の記録がないため、成績証明書を発行できません。窓口にお問い合わせください。 / There is no academic record for this student ID, so a transcript cannot be issued: please contact the office.".into())
 }

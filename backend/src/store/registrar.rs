@@ -73,6 +73,11 @@ pub async fn academic_import_count(c: &mut Conn, university_id: i64) -> Result<i
     sqlx::query_scalar("SELECT COUNT(*) FROM academic_imports WHERE university_id = $1").bind(university_id).fetch_one(c).await
 }
 
+/// The version of the courses an order's transcript printed.
+pub async fn order_academic_import(c: &mut Conn, order_id: i64) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT academic_import_id FROM orders WHERE id = $1").bind(order_id).fetch_one(c).await
+}
+
 pub async fn set_order_academic_import(c: &mut Conn, order_id: i64, import_id: i64) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE orders SET academic_import_id = $1 WHERE id = $2").bind(import_id).bind(order_id).execute(c).await?;
     Ok(())
