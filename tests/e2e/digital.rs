@@ -592,7 +592,7 @@ async fn a_signing_key_comes_from_pem_or_pkcs12_and_a_file_that_cannot_be_used_s
     std::fs::write(d.join("p12.pass"), "p12-secret\n")?;
     std::fs::write(d.join("wrong.pass"), "not-it\n")?;
     let p12 = |file: &str, pass: &str| SigningKeyConfig { university: 1, pkcs12_file: Some(d.join(file)), pkcs12_password_file: Some(d.join(pass)), ..Default::default() };
-    let config = |key: SigningKeyConfig| SigningConfig { tsa_url: pki.tsa.url.clone(), keys: vec![key], ..Default::default() };
+    let config = |key: SigningKeyConfig| SigningConfig { keys: vec![key], ..pki.signing_config().expect("the test PKI's configuration") };
 
     // the classic PKCS#12 signs, and pdfsig trusts it
     let sealers = Sealers::load(&config(p12("legacy.p12", "p12.pass"))).map_err(anyhow::Error::msg)?;
@@ -623,15 +623,54 @@ async fn a_signing_key_comes_from_pem_or_pkcs12_and_a_file_that_cannot_be_used_s
     Ok(())
 }
 
+/// The time-stamp authority's answer is checked, not trusted: a token
+/// whose signature does not verify (the authority's answer altered on the
+/// way) is refused, and so is a well-signed token from an authority the
+/// configuration does not trust (documents.signing.tsa_trust_file names the
+/// document CA, not the TSA's); nothing is signed either way. A trust file
+/// with no certificate stops the start with words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_time_stamp_that_does_not_verify_or_comes_from_an_untrusted_authority_is_refused_and_nothing_is_signed() -> Result<()> {
+    use shomei_backend::documents::signing::{PdfSealer, Sealers, SigningConfig, TimeStamper};
+    let pki = TestPki::make()?;
+    let b = Backend::start(None).await?;
+    let (_, pdf) = printed_certificate(&b, "tsa-check").await?;
+    let sealer = pki.sealer()?;
+    let signed = sealer.sign(&pdf, "test", "Shomei University").await?;
+    let said = pki.pdfsig(&signed)?;
+    assert!(said.contains("Signature is Valid.") && said.contains("Certificate is Trusted."), "the trusted authority: {said}");
+
+    // the answer altered on the way: its signature does not verify
+    let r = pki.tsa.knob("/sim/tamper", serde_json::json!({ "on": true })).await?;
+    assert_eq!(r["tamper"], true, "{r}");
+    let err = sealer.sign(&pdf, "test", "Shomei University").await.err().context("an altered token is refused")?;
+    assert!(err.to_string().contains("does not verify with the signer's certificate"), "{err}");
+    pki.tsa.knob("/sim/tamper", serde_json::json!({ "on": false })).await?;
+    sealer.sign(&pdf, "test", "Shomei University").await.context("the authority's own answers are taken again")?;
+
+    // a well-signed token from an authority not trusted here
+    let strangers = PdfSealer {
+        signer: sealer.signer.clone(),
+        stamper: TimeStamper::new(&pki.tsa.url, Duration::from_secs(10)).trusting_file(&pki.dir.path().join("root.pem")).map_err(anyhow::Error::msg)?,
+    };
+    let err = strangers.sign(&pdf, "test", "Shomei University").await.err().context("an untrusted authority is refused")?;
+    assert!(err.to_string().contains("is not issued by a trusted one"), "{err}");
+
+    // a trust file with no certificate in it stops the start
+    let empty = pki.dir.path().join("empty.pem");
+    std::fs::write(&empty, "")?;
+    let said = Sealers::load(&SigningConfig { tsa_trust_file: Some(empty), ..pki.signing_config()? }).err().context("an empty trust file is refused")?;
+    assert!(said.contains("documents.signing.tsa_trust_file") && said.contains("no certificate"), "{said}");
+    Ok(())
+}
+
 /// A backend that signs digital certificates for the first university with
 /// the test PKI's key and its TSA, Smart Pit simulated.
 async fn signing_backend(pki: &TestPki, smtp: Option<u16>, smartpit: &HttpSim) -> Result<Backend> {
-    let key = pki.key_config()?;
-    let (sp_url, tsa_url) = (smartpit.url.clone(), pki.tsa.url.clone());
+    let (sp_url, signing) = (smartpit.url.clone(), pki.signing_config()?);
     Backend::start_with(smtp, move |c| {
         c.smartpit.base_url = sp_url;
-        c.documents.signing.tsa_url = tsa_url;
-        c.documents.signing.keys = vec![key];
+        c.documents.signing = signing;
     })
     .await
 }
@@ -790,11 +829,9 @@ async fn the_machine_readable_twin_is_a_verifiable_credential_in_the_signed_pdf_
 async fn a_digital_certificate_is_paid_from_a_cards_balance_once_and_a_short_balance_is_told_with_nothing_debited() -> Result<()> {
     use shomei_backend::demo;
     let pki = TestPki::make()?;
-    let key = pki.key_config()?;
-    let tsa_url = pki.tsa.url.clone();
+    let signing = pki.signing_config()?;
     let b = Backend::start_with(None, move |c| {
-        c.documents.signing.tsa_url = tsa_url;
-        c.documents.signing.keys = vec![key];
+        c.documents.signing = signing;
     })
     .await?;
     let user = Backend::client();

@@ -2307,12 +2307,28 @@ impl TestPki {
         Ok(shomei_backend::documents::signing::SigningKeyConfig { university: 1, key_file: Some(key), chain_file: Some(chain), ..Default::default() })
     }
 
+    /// `[documents.signing]` for university 1: its key, the TSA, and the
+    /// TSA's CA as the one time-stamps are trusted from.
+    pub fn signing_config(&self) -> Result<shomei_backend::documents::signing::SigningConfig> {
+        Ok(shomei_backend::documents::signing::SigningConfig {
+            tsa_url: self.tsa.url.clone(),
+            tsa_trust_file: Some(self.tsa_ca()),
+            keys: vec![self.key_config()?],
+            ..Default::default()
+        })
+    }
+
+    /// The CA that issues the TSA's certificate (shomei-tsa makes it as it starts).
+    pub fn tsa_ca(&self) -> std::path::PathBuf {
+        self.dir.path().join("tsa/ca.pem")
+    }
+
     /// The university's signer and the time-stamp authority, as the backend holds them.
     pub fn sealer(&self) -> Result<shomei_backend::documents::signing::PdfSealer> {
         use shomei_backend::documents::signing::*;
         Ok(PdfSealer {
             signer: std::sync::Arc::new(FileSigner::from_pem(&self.key_pem, &self.chain_pem)?),
-            stamper: TimeStamper::new(&self.tsa.url, Duration::from_secs(10)),
+            stamper: TimeStamper::new(&self.tsa.url, Duration::from_secs(10)).trusting_file(&self.tsa_ca()).map_err(anyhow::Error::msg)?,
         })
     }
 

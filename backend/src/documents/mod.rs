@@ -38,6 +38,7 @@ pub mod proof;
 mod receipt;
 mod seal;
 pub mod signing;
+pub mod timestamp;
 mod transcript;
 pub mod wording;
 

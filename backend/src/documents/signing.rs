@@ -25,22 +25,19 @@ use std::time::Duration;
 
 use cms::content_info::ContentInfo;
 use cms::signed_data::SignedData;
-use der::asn1::{Any, Int, OctetString, SetOfVec};
+use der::asn1::{Any, SetOfVec};
 use der::oid::ObjectIdentifier;
 use der::{Decode, Encode};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use underskrift::crypto::algorithm::{DigestAlgorithm, SignatureAlgorithm};
 use underskrift::error::CryptoError;
 use x509_cert::attr::Attribute;
-use x509_cert::spki::AlgorithmIdentifierOwned;
 
 /// A document-signing key and its certificate chain (signer first).
 pub use underskrift::CryptoSigner as DocumentSigner;
 
 /// id-aa-signatureTimeStampToken (RFC 3161 appendix A).
 const SIGNATURE_TIME_STAMP: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.14");
-/// id-sha256.
-const SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
 /// id-signedData.
 const SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
 /// Room for the CMS in `/Contents` (bytes; the PDF holds twice as many hex
@@ -71,13 +68,18 @@ pub struct SigningConfig {
     pub tsa_url: String,
     /// How long to wait for a time-stamp.
     pub tsa_timeout_s: u64,
+    /// The time-stamp authority's certificate, or the CA that issues it
+    /// (PEM, one or more): a token signed by anyone else is refused. Unset:
+    /// any certificate for time-stamping whose signature over the token
+    /// verifies is taken (a warning at start).
+    pub tsa_trust_file: Option<std::path::PathBuf>,
     /// Each university's document-signing key.
     pub keys: Vec<SigningKeyConfig>,
 }
 
 impl Default for SigningConfig {
     fn default() -> Self {
-        SigningConfig { tsa_url: String::new(), tsa_timeout_s: 20, keys: Vec::new() }
+        SigningConfig { tsa_url: String::new(), tsa_timeout_s: 20, tsa_trust_file: None, keys: Vec::new() }
     }
 }
 
@@ -110,7 +112,11 @@ impl Sealers {
         if !(config.tsa_url.starts_with("http://") || config.tsa_url.starts_with("https://")) {
             return Err("documents.signing.tsa_url: every signature is time-stamped: set the time-stamp authority's http(s) URL".into());
         }
-        let stamper = TimeStamper::new(&config.tsa_url, Duration::from_secs(config.tsa_timeout_s.max(1)));
+        let mut stamper = TimeStamper::new(&config.tsa_url, Duration::from_secs(config.tsa_timeout_s.max(1)));
+        match &config.tsa_trust_file {
+            Some(file) => stamper = stamper.trusting_file(file).map_err(|e| format!("documents.signing.tsa_trust_file: {e}"))?,
+            None => tracing::warn!("documents.signing.tsa_trust_file is not set: a time-stamp is taken from any certificate for time-stamping whose signature verifies"),
+        }
         for (i, k) in config.keys.iter().enumerate() {
             let name = format!("documents.signing.keys[{i}] (university {})", k.university);
             let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("{name}: {}: {e}", p.display()));
@@ -272,93 +278,7 @@ impl DocumentSigner for FileSigner {
     }
 }
 
-// ---------------------------------------------------------------- time-stamps
-
-/// An RFC 3161 time-stamp authority over HTTP.
-#[derive(Debug, Clone)]
-pub struct TimeStamper {
-    url: String,
-    http: reqwest::Client,
-}
-
-impl TimeStamper {
-    pub fn new(url: &str, timeout: Duration) -> TimeStamper {
-        let http = reqwest::Client::builder().timeout(timeout).build().unwrap_or_default();
-        TimeStamper { url: url.to_string(), http }
-    }
-
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// A time-stamp token (DER ContentInfo) over `data`, checked to stamp
-    /// exactly the SHA-256 of `data` with the nonce asked for.
-    pub async fn stamp(&self, data: &[u8]) -> Result<Vec<u8>, SigningError> {
-        use rand::Rng;
-        let err = |m: String| SigningError::TimeStamp(m);
-        let imprint = x509_tsp::MessageImprint {
-            hash_algorithm: AlgorithmIdentifierOwned { oid: SHA256, parameters: None },
-            hashed_message: OctetString::new(Sha256::digest(data).to_vec()).map_err(|e| err(e.to_string()))?,
-        };
-        let nonce = positive_int(rand::thread_rng().gen::<u64>()).map_err(|e| err(e.to_string()))?;
-        let req = x509_tsp::TimeStampReq {
-            version: x509_tsp::TspVersion::V1,
-            message_imprint: imprint.clone(),
-            req_policy: None,
-            nonce: Some(nonce.clone()),
-            cert_req: true,
-            extensions: None,
-        };
-        let body = req.to_der().map_err(|e| err(e.to_string()))?;
-        let resp = self
-            .http
-            .post(&self.url)
-            .header("Content-Type", "application/timestamp-query")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| err(format!("{}: {e}", self.url)))?;
-        if !resp.status().is_success() {
-            return Err(err(format!("{} answered {}", self.url, resp.status())));
-        }
-        let bytes = resp.bytes().await.map_err(|e| err(e.to_string()))?;
-        let resp = x509_tsp::TimeStampResp::from_der(&bytes).map_err(|e| err(format!("not a time-stamp response: {e}")))?;
-        use cmpv2::status::PkiStatus;
-        if !matches!(resp.status.status, PkiStatus::Accepted | PkiStatus::GrantedWithMods) {
-            return Err(err(format!("the request was refused ({:?})", resp.status.status)));
-        }
-        let token = resp.time_stamp_token.ok_or_else(|| err("granted without a token".into()))?;
-        let info = tst_info(&token).map_err(|e| err(format!("the token cannot be read: {e}")))?;
-        if info.message_imprint != imprint {
-            return Err(err("the token stamps something else than was asked".into()));
-        }
-        if info.nonce.as_ref() != Some(&nonce) {
-            return Err(err("the token does not carry the request's nonce".into()));
-        }
-        token.to_der().map_err(|e| err(e.to_string()))
-    }
-}
-
-/// `v` as a DER INTEGER: minimal (no leading zero bytes) and positive (a
-/// zero byte before a high bit). A nonce encoded otherwise is not DER and
-/// the authority refuses the request.
-fn positive_int(v: u64) -> Result<Int, der::Error> {
-    let bytes = v.to_be_bytes();
-    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len() - 1);
-    let mut minimal = bytes[first..].to_vec();
-    if minimal[0] & 0x80 != 0 {
-        minimal.insert(0, 0);
-    }
-    Int::new(&minimal)
-}
-
-/// The TSTInfo a time-stamp token carries.
-pub fn tst_info(token: &ContentInfo) -> Result<x509_tsp::TstInfo, der::Error> {
-    let sd: SignedData = token.content.decode_as()?;
-    let content = sd.encap_content_info.econtent.ok_or(der::ErrorKind::Failed)?;
-    let octets: OctetString = content.decode_as()?;
-    x509_tsp::TstInfo::from_der(octets.as_bytes())
-}
+pub use super::timestamp::{tst_info, TimeStamper};
 
 // ---------------------------------------------------------------- signing
 
@@ -479,20 +399,6 @@ fn der_len(hex: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
-    /// Every nonce is a DER INTEGER a strict decoder reads back as the same
-    /// number: small, with leading zero bytes, with the high bit set.
-    #[test]
-    fn nonces_are_minimal_positive_der_integers() {
-        for v in [0u64, 1, 0x7f, 0x80, 0xff, 0x0100, 0x00ff_ffff, 0x0080_0000_0000_0000, 0x7fff_ffff_ffff_ffff, u64::MAX] {
-            let der = positive_int(v).and_then(|i| i.to_der()).expect("encodes");
-            let back = Int::from_der(&der).expect("a strict DER decoder reads it");
-            let mut bytes = [0u8; 9];
-            let b = back.as_bytes();
-            bytes[9 - b.len()..].copy_from_slice(b);
-            assert_eq!(u128::from_be_bytes([[0u8; 7].as_slice(), &bytes].concat().try_into().unwrap()), v as u128, "{v:#x}: {der:02x?}");
-            assert!(b.len() == 1 || b[0] != 0 || b[1] & 0x80 != 0, "{v:#x}: minimal: {der:02x?}");
-        }
-    }
 
     #[test]
     fn the_contents_span_is_the_hex_between_the_two_signed_ranges() {

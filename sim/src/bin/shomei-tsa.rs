@@ -6,6 +6,10 @@
 //! CA and TSA certificate in DIR (ca.pem, tsa.pem, tsa.key); given them (a
 //! test's own CA), it signs with those. Prints `READY listening on
 //! http://ADDR` once it accepts connections.
+//!
+//! Knob: `POST /sim/tamper {"on": true}`: from then on each answer's last
+//! byte (in the token's signature value) is flipped, as a forger or a
+//! broken network would hand it over; `{"on": false}` stops it.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -16,7 +20,7 @@ use axum::Router;
 use clap::Parser;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 #[derive(Parser)]
@@ -46,6 +50,8 @@ struct Tsa {
     /// Serial numbers are this plus the request's number (the start time in
     /// nanoseconds: a restarted authority never repeats one).
     serial_base: u128,
+    /// Flip the last byte of each answer (the knob).
+    tamper: AtomicBool,
 }
 
 fn openssl(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
@@ -92,10 +98,23 @@ async fn stamp(State(tsa): State<Arc<Tsa>>, headers: axum::http::HeaderMap, body
         let _ = std::fs::remove_file(f);
     }
     match answer {
-        Ok(Ok(der)) => ([(header::CONTENT_TYPE, "application/timestamp-reply")], der).into_response(),
+        Ok(Ok(mut der)) => {
+            if tsa.tamper.load(Ordering::Relaxed) {
+                if let Some(last) = der.last_mut() {
+                    *last ^= 1;
+                }
+            }
+            ([(header::CONTENT_TYPE, "application/timestamp-reply")], der).into_response()
+        }
         Ok(Err(e)) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
     }
+}
+
+async fn tamper(State(tsa): State<Arc<Tsa>>, axum::Json(knob): axum::Json<serde_json::Value>) -> axum::Json<serde_json::Value> {
+    let on = knob["on"].as_bool().unwrap_or(false);
+    tsa.tamper.store(on, Ordering::Relaxed);
+    axum::Json(serde_json::json!({ "tamper": on }))
 }
 
 #[tokio::main]
@@ -124,7 +143,7 @@ async fn main() -> anyhow::Result<()> {
         ),
     )?;
     let serial_base = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() << 16;
-    let tsa = Arc::new(Tsa { dir, config, next: AtomicU64::new(0), serial_base });
-    let app = Router::new().route("/", post(stamp)).with_state(tsa);
+    let tsa = Arc::new(Tsa { dir, config, next: AtomicU64::new(0), serial_base, tamper: AtomicBool::new(false) });
+    let app = Router::new().route("/", post(stamp)).route("/sim/tamper", post(tamper)).with_state(tsa);
     shomei_sim::serve_ready(&listen, app).await
 }
