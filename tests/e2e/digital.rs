@@ -623,6 +623,48 @@ async fn a_signing_key_comes_from_pem_or_pkcs12_and_a_file_that_cannot_be_used_s
     Ok(())
 }
 
+/// PAdES B-LT: where the chains name their certificate revocation lists
+/// (here the test root's, served on loopback), the graduate's signed copy
+/// carries them with the chains' certificates in its document security
+/// store, after the signature. With the CA's service gone, pyHanko's AdES
+/// validation (revocation data required for both chains) finds the
+/// signature and its time-stamp valid from what the PDF carries, pdfsig
+/// still finds it valid and trusted, and the verification page recognises
+/// the file as issued and unchanged. The same certificate signed where no
+/// list is named stays B-T, which the AdES validation refuses for want of
+/// revocation data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_certificate_carries_its_revocation_data_and_validates_for_the_long_term_with_the_cas_service_gone() -> Result<()> {
+    let (pki, crl) = TestPki::make_with_crl().await?;
+    let smartpit = HttpSim::smartpit()?;
+    let (b, user, order) = paid_digital_order(&pki, None, &smartpit).await?;
+    let signed = user.get(format!("{}/orders/{order}/digital.pdf", b.url)).send().await?.bytes().await?.to_vec();
+    assert!(crl.served.load(std::sync::atomic::Ordering::SeqCst) >= 1, "the list was fetched while signing");
+    let tail = String::from_utf8_lossy(&signed[signed.len() - 4000.min(signed.len())..]).to_string();
+    assert!(tail.contains("/Type /DSS") && tail.contains("/CRLs [") && tail.contains("/Certs ["), "a document security store after the signature");
+    crl.stop();
+    anyhow::ensure!(reqwest::get(&crl.url).await.is_err(), "the CA's service still answers");
+    let (ok, report) = pki.pyhanko_ades(&signed)?;
+    assert!(ok && report.contains("The signature is judged VALID.") && report.contains("The TSA certificate is trusted."), "long-term validation from what the PDF carries: {report}");
+    assert!(report.contains("All modifications relate to signature maintenance"), "the store is an update pyHanko accepts: {report}");
+    let said = pki.pdfsig(&signed)?;
+    assert!(said.contains("Signature is Valid.") && said.contains("Certificate is Trusted."), "{said}");
+    let (s, result, page) = drop_pdf(&b, &signed).await?;
+    assert_eq!((s, result.as_str()), (200, "genuine"), "{page}");
+    assert!(page.contains("unchanged since it was issued"), "{page}");
+
+    // without revocation lists named: B-T, which the AdES validation refuses
+    let plain = TestPki::make()?;
+    let (_, pdf) = printed_certificate(&b, "ltv").await?;
+    let bt = plain.sealer()?.sign(&pdf, "test", "Shomei University").await?;
+    assert!(!String::from_utf8_lossy(&bt).contains("/Type /DSS"));
+    let (ok, report) = plain.pyhanko_ades(&bt)?;
+    assert!(!ok && report.contains("no revocation information could be found"), "no revocation data, no long-term validation: {report}");
+    let (ok, report) = plain.pyhanko(&bt)?;
+    assert!(ok, "a valid B-T signature all the same: {report}");
+    Ok(())
+}
+
 /// The time-stamp authority's answer is checked, not trusted: a token
 /// whose signature does not verify (the authority's answer altered on the
 /// way) is refused, and so is a well-signed token from an authority the
@@ -1076,6 +1118,8 @@ async fn a_registrar_issues_a_cohorts_certificates_in_one_action_with_a_progress
     let pdf = graduate.get(format!("{link}/digital.pdf")).send().await?.bytes().await?;
     let said = pki.pdfsig(&pdf)?;
     assert!(said.contains("Signature is Valid.") && said.contains("Certificate is Trusted."), "{said}");
+    let (ok, report) = pki.pyhanko(&pdf)?;
+    assert!(ok && report.contains("The signature is judged VALID."), "{report}");
 
     // the same cohort again: no one is issued twice; the graduate with no account is listed again
     let staff = b.staff_client().await?;
@@ -1108,17 +1152,6 @@ async fn a_registrar_issues_a_cohorts_certificates_in_one_action_with_a_progress
 
 // ------------------------------------------------------------------ digital transcripts
 
-/// pdftotext's text of a signed PDF, its pages apart by form feeds.
-/// (qpdf --check is not asked: it warns that the signature's incremental
-/// update declares more objects (/Size) than it holds, which readers and
-/// both validators accept, and which cannot be changed after signing.)
-fn signed_pdf_text(dir: &std::path::Path, name: &str, pdf: &[u8]) -> Result<String> {
-    let path = dir.join(name);
-    std::fs::write(&path, pdf)?;
-    let out = Command::new("pdftotext").arg(&path).arg("-").output()?;
-    anyhow::ensure!(out.status.success(), "pdftotext: {}", String::from_utf8_lossy(&out.stderr));
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
 
 /// A transcript delivered digitally: the registrar allows it in the
 /// catalogue; the graduate orders it as a signed PDF and pays in cash. Their
@@ -1164,7 +1197,7 @@ async fn a_transcript_is_delivered_as_a_signed_pdf_and_a_recipients_copy_names_t
     assert!(said.contains("Signature is Valid.") && said.contains("Certificate is Trusted.") && said.contains("Signature Validation: Signature is Valid"), "{said}");
     let (ok, report) = pki.pyhanko(&own)?;
     assert!(ok, "{report}");
-    let text = signed_pdf_text(dir.path(), "own.pdf", &own)?;
+    let text = pdf_text(dir.path(), &own)?;
     let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(flat.contains("Transcript") && flat.contains(&serial) && flat.contains("Page 1 of"), "{flat}");
     for course in &courses {
@@ -1183,7 +1216,7 @@ async fn a_transcript_is_delivered_as_a_signed_pdf_and_a_recipients_copy_names_t
     assert!(said.contains("Signature is Valid.") && said.contains("Certificate is Trusted."), "{said}");
     let (ok, report) = pki.pyhanko(&copy)?;
     assert!(ok, "{report}");
-    let text = signed_pdf_text(dir.path(), "copy.pdf", &copy)?;
+    let text = pdf_text(dir.path(), &copy)?;
     let pages: Vec<&str> = text.split('\u{c}').filter(|p| !p.trim().is_empty()).collect();
     let last = pages.last().context("pages")?.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(last.contains("Issued for submission to") && last.contains("Kita Trading Co., Ltd. Ichiro Suzuki"), "the last page: {last}");

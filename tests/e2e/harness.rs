@@ -2274,11 +2274,84 @@ pub fn openssl_in(dir: &std::path::Path, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// The CA's revocation service on loopback: serves the root's certificate
+/// revocation list at `/root.crl` (DER) and counts what it served; stopped,
+/// it is gone (as a CA's service may be, years later).
+pub struct CrlServer {
+    pub url: String,
+    pub served: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CrlServer {
+    async fn start(file: std::path::PathBuf) -> Result<CrlServer> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://127.0.0.1:{}/root.crl", listener.local_addr()?.port());
+        let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = served.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let (file, count) = (file.clone(), count.clone());
+                tokio::spawn(async move {
+                    let mut req = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => req.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let answer = match (req.starts_with(b"GET /root.crl "), std::fs::read(&file)) {
+                        (true, Ok(crl)) => {
+                            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            [format!("HTTP/1.1 200 OK\r\nContent-Type: application/pkix-crl\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", crl.len()).into_bytes(), crl].concat()
+                        }
+                        _ => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+                    };
+                    let _ = conn.write_all(&answer).await;
+                });
+            }
+        });
+        Ok(CrlServer { url, served, task })
+    }
+
+    /// The service is gone: nothing answers at its address any more.
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for CrlServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 impl TestPki {
     pub fn make() -> Result<TestPki> {
+        TestPki::make_in(None)
+    }
+
+    /// [`TestPki::make`] with revocation: every certificate the root issues
+    /// names its revocation list (served by the returned server), and the
+    /// root issues the time-stamp authority's certificate too, so both
+    /// chains can be validated for the long term (PAdES B-LT).
+    pub async fn make_with_crl() -> Result<(TestPki, CrlServer)> {
         let dir = tempfile::tempdir()?;
+        let server = CrlServer::start(dir.path().join("root.crl")).await?;
+        let pki = TestPki::make_in(Some((dir, &server.url)))?;
+        Ok((pki, server))
+    }
+
+    fn make_in(crl: Option<(tempfile::TempDir, &str)>) -> Result<TestPki> {
+        let (dir, crl_url) = match crl {
+            Some((dir, url)) => (dir, Some(url)),
+            None => (tempfile::tempdir()?, None),
+        };
         let d = dir.path();
-        std::fs::write(d.join("signer.cnf"), "basicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature,nonRepudiation\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n")?;
+        let crl_line = crl_url.map(|u| format!("crlDistributionPoints = URI:{u}\n")).unwrap_or_default();
+        std::fs::write(d.join("signer.cnf"), format!("basicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature,nonRepudiation\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n{crl_line}"))?;
         openssl_in(d, &["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "root.key", "-out", "root.pem", "-days", "3650",
                      "-subj", "/O=Shomei Test PKI/CN=Shomei Test Root CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"])?;
         openssl_in(d, &["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "signer.key", "-out", "signer.csr",
@@ -2294,7 +2367,24 @@ impl TestPki {
             let out = Command::new("certutil").args(&args).current_dir(d).output()?;
             anyhow::ensure!(out.status.success(), "certutil {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         }
-        let tsa = HttpSim::start_with("shomei-tsa", &["--dir".as_ref(), d.join("tsa").as_os_str()])?;
+        let tsa_dir = d.join("tsa");
+        let tsa = if crl_url.is_some() {
+            // the root's list (empty: nothing revoked), and the TSA's certificate from the root
+            std::fs::write(d.join("ca.cnf"), "[ca]\ndefault_ca = test\n[test]\ndatabase = index.txt\ncrlnumber = crlnumber\ndefault_md = sha256\ndefault_crl_days = 30\ncertificate = root.pem\nprivate_key = root.key\n")?;
+            std::fs::write(d.join("index.txt"), "")?;
+            std::fs::write(d.join("crlnumber"), "01\n")?;
+            openssl_in(d, &["ca", "-config", "ca.cnf", "-gencrl", "-out", "root.crl.pem"])?;
+            openssl_in(d, &["crl", "-in", "root.crl.pem", "-outform", "DER", "-out", "root.crl"])?;
+            std::fs::write(d.join("tsa.cnf"), format!("extendedKeyUsage = critical,timeStamping\nkeyUsage = critical,digitalSignature\nbasicConstraints = CA:FALSE\n{crl_line}"))?;
+            openssl_in(d, &["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "tsa.key", "-out", "tsa.csr", "-subj", "/O=Shomei Test PKI/CN=Shomei Test TSA"])?;
+            openssl_in(d, &["x509", "-req", "-in", "tsa.csr", "-CA", "root.pem", "-CAkey", "root.key", "-CAcreateserial", "-out", "tsa.pem", "-days", "825", "-extfile", "tsa.cnf"])?;
+            std::fs::create_dir(&tsa_dir)?;
+            std::fs::copy(d.join("root.pem"), tsa_dir.join("ca.pem"))?;
+            let (cert, key, chain) = (d.join("tsa.pem"), d.join("tsa.key"), d.join("root.pem"));
+            HttpSim::start_with("shomei-tsa", &["--dir".as_ref(), tsa_dir.as_os_str(), "--cert".as_ref(), cert.as_os_str(), "--key".as_ref(), key.as_os_str(), "--chain".as_ref(), chain.as_os_str()])?
+        } else {
+            HttpSim::start_with("shomei-tsa", &["--dir".as_ref(), tsa_dir.as_os_str()])?
+        };
         Ok(TestPki { dir, key_pem, chain_pem, tsa })
     }
 
@@ -2343,11 +2433,24 @@ impl TestPki {
     /// What pyHanko says of `pdf` against the test root and the TSA's CA:
     /// (its exit status was success, its report).
     pub fn pyhanko(&self, pdf: &[u8]) -> Result<(bool, String)> {
+        self.pyhanko_with(pdf, &["validate", "--pretty-print", "--no-revocation-check"])
+    }
+
+    /// pyHanko's AdES validation of `pdf` (ETSI EN 319 102-1, long-term):
+    /// the signature and its time-stamp, revocation data required for every
+    /// certificate of both chains.
+    pub fn pyhanko_ades(&self, pdf: &[u8]) -> Result<(bool, String)> {
+        self.pyhanko_with(pdf, &["adesverify", "--pretty-print"])
+    }
+
+    fn pyhanko_with(&self, pdf: &[u8], how: &[&str]) -> Result<(bool, String)> {
         let file = self.dir.path().join("check.pdf");
         std::fs::write(&file, pdf)?;
         let exe = std::env::var("SHOMEI_PYHANKO").unwrap_or_else(|_| "/opt/shomei/pyhanko/bin/pyhanko".into());
         let out = Command::new(&exe)
-            .args(["sign", "validate", "--pretty-print", "--no-revocation-check", "--trust-replace", "--trust"])
+            .arg("sign")
+            .args(how)
+            .args(["--trust-replace", "--trust"])
             .arg(self.dir.path().join("root.pem"))
             .arg("--trust")
             .arg(self.dir.path().join("tsa/ca.pem"))

@@ -37,6 +37,7 @@ pub mod credential;
 pub mod proof;
 mod receipt;
 mod seal;
+pub mod ltv;
 pub mod signing;
 pub mod timestamp;
 mod transcript;

@@ -291,7 +291,9 @@ pub struct PdfSealer {
 
 impl PdfSealer {
     /// `pdf` signed PAdES B-T: the signature (reason and location as given)
-    /// and a time-stamp over it.
+    /// and a time-stamp over it; B-LT (the chains' certificates and
+    /// revocation lists in a document security store, see [`super::ltv`])
+    /// when the certificates name lists that can be fetched.
     pub async fn sign(&self, pdf: &[u8], reason: &str, location: &str) -> Result<Vec<u8>, SigningError> {
         let options = underskrift::SigningOptions {
             sub_filter: underskrift::SubFilter::Pades,
@@ -317,7 +319,17 @@ impl PdfSealer {
         }
         signed[start..start + hex.len()].copy_from_slice(hex.as_bytes());
         signed[start + hex.len()..end].fill(b'0');
-        Ok(signed)
+        // B-LT where the chains name their revocation lists and they answer
+        match super::ltv::validation_data(self.stamper.http(), &stamped).await {
+            Some((certs, crls)) => match super::ltv::append_dss(&signed, &certs, &crls) {
+                Ok(with_dss) => Ok(with_dss),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the validation data could not be added: the signature stays B-T");
+                    Ok(signed)
+                }
+            },
+            None => Ok(signed),
+        }
     }
 
     /// The CMS with a time-stamp token over its (one) signature value.

@@ -74,6 +74,11 @@ impl TimeStamper {
         &self.url
     }
 
+    /// The client signing uses on the network (also for revocation lists).
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// A time-stamp token (DER ContentInfo) over `data`, checked to stamp
     /// exactly the SHA-256 of `data` with the nonce asked for.
     pub async fn stamp(&self, data: &[u8]) -> Result<Vec<u8>, SigningError> {

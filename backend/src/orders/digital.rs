@@ -385,6 +385,16 @@ pub async fn recognise(pool: &Pool, pdf: &[u8]) -> AppResult<Dropped> {
         .filter_map(|(at, _)| crate::documents::signing::byte_range_at(pdf, at + key.len()))
         .filter_map(|[_, _, c, d]| c.checked_add(d).filter(|&end| end <= pdf.len()))
         .collect();
+    // and the end of each revision: a copy handed out with its validation
+    // data (B-LT) ends with an update after its signature
+    let eof = b"%%EOF";
+    for (at, _) in pdf.windows(eof.len()).enumerate().filter(|(_, w)| *w == eof) {
+        let mut end = at + eof.len();
+        while end < pdf.len() && matches!(pdf[end], b'\r' | b'\n') {
+            end += 1;
+        }
+        ends.push(end);
+    }
     ends.sort_unstable_by(|a, b| b.cmp(a));
     ends.dedup();
     let mut c = pool.acquire().await?;
