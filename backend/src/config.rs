@@ -393,6 +393,9 @@ impl Config {
         if !tsa.is_empty() && url_is_loopback(tsa) {
             out.push(format!("documents.signing.tsa_url: {tsa} is on this machine (the simulated time-stamp authority); point it at a real one"));
         }
+        if !self.documents.signing.keys.is_empty() && self.documents.signing.tsa_trust_file.is_none() {
+            out.push("documents.signing.tsa_trust_file: name the time-stamp authority's certificate or its CA: a time-stamp from anyone else must be refused".to_string());
+        }
         out
     }
 }

@@ -205,11 +205,23 @@ fn spawn_housekeeping(state: AppState, stop: &Stop) {
     let s = state.clone();
     spawn_until_stopped(stop, async move {
         loop {
-            if s.leases.hold(jobs::COHORTS).await {
-                match orders::cohort::pass(&s.desk()).await {
-                    Ok(0) => {}
-                    Ok(_) => s.mail_wake.notify_one(),
-                    Err(e) => tracing::warn!(error = %e, "graduation-day pass failed"),
+            // a batch at a time, the lease taken (renewed) before each
+            let mut after = 0;
+            while s.leases.hold(jobs::COHORTS).await {
+                match orders::cohort::pass(&s.desk(), after).await {
+                    Ok((issued, next)) => {
+                        if issued > 0 {
+                            s.mail_wake.notify_one();
+                        }
+                        match next {
+                            Some(n) => after = n,
+                            None => break,
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "graduation-day pass failed");
+                        break;
+                    }
                 }
             }
             tokio::select! {

@@ -154,6 +154,9 @@ pub const COHORT_TYPE: &str = "電子証明書（PDF）として交付する証�
 pub const COHORT_DATE: &str = "学籍記録に、この卒業日・学部の卒業生はいません。 / The school register has no graduates of this date and faculty.";
 pub const NOTHING_TO_REFUND: &str = "この申込は大学が料金なしで発行したため、返金するものがありません。取り消すには証明書を失効させてください。 / The university issued this order at no charge, so there is nothing to refund: revoke the certificate to withdraw it.";
 pub const COHORT_ALL_DONE: &str = "この卒業生には全員、この証明書をすでに発行しているか発行中です。 / Every graduate of this cohort has been issued this certificate already, or is being issued it.";
+pub fn cohort_gave_up(tries: i64, why: &str) -> String {
+    format!("{tries}回試しても発行できませんでした。もう一度一括発行すると、改めて試します。 / Not issued after {tries} tries: issue the cohort again to try once more. （{why}）")
+}
 pub fn unprintable_name(chars: &str) -> String {
     format!("氏名（または科目名）に、どのフォントでも印刷できない文字があります（{chars}）。個別に確認して申込を作成してください。 / The name (or a course name) has characters no installed font can print ({chars}): check it and issue this one by hand.")
 }

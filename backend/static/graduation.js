@@ -1,29 +1,57 @@
-// A graduation-day run's page follows the run: every 2 s it reads the run's
-// counts and moves the progress bar; when the run finishes it reloads once
-// to list the graduates not issued. No framework.
+// A graduation-day run's page follows the run: every 2 s it reads the
+// run's counts and the graduates not issued, moves the progress bar and
+// rewrites the lists in place; the status line says when it has finished
+// (no reload: the reader's place and focus stay). No framework.
 (function () {
   "use strict";
   var run = document.getElementById("run");
   if (!run || run.dataset.finished === "true") { return; }
   var bar = document.getElementById("progress");
+  var status = document.getElementById("run-status");
+  var section = document.getElementById("not-issued-section");
+  var body = document.querySelector("#not-issued tbody");
   function set(id, text) {
     var el = document.getElementById(id);
     if (el && el.textContent !== text) { el.textContent = text; }
+  }
+  function list(rows) {
+    var fresh = document.createDocumentFragment();
+    rows.forEach(function (r) {
+      var tr = document.createElement("tr");
+      [r.student_no, r.why].forEach(function (text) {
+        var td = document.createElement("td");
+        td.textContent = text;
+        tr.appendChild(td);
+      });
+      fresh.appendChild(tr);
+    });
+    body.replaceChildren(fresh);
+    section.hidden = rows.length === 0;
   }
   function refresh() {
     fetch("/admin/graduation/" + run.dataset.run + "/progress", { credentials: "same-origin", headers: { "Accept": "application/json" } })
       .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
       .then(function (p) {
         bar.max = Math.max(p.total, 1);
-        bar.value = p.issued + p.failed;
-        bar.textContent = (p.issued + p.failed) + " / " + p.total;
+        bar.value = p.issued;
+        bar.textContent = p.issued + " / " + p.total;
         set("issued", String(p.issued));
         set("total", String(p.total));
         set("count-issued", String(p.issued));
         set("count-pending", String(p.pending));
         set("count-failed", String(p.failed));
         set("count-no-account", String(p.no_account));
-        if (p.finished) { window.location.reload(); return; }
+        list(p.not_issued);
+        if (p.finished) {
+          run.dataset.finished = "true";
+          status.textContent = "完了しました。 ";
+          var en = document.createElement("span");
+          en.className = "en";
+          en.lang = "en";
+          en.textContent = "Finished.";
+          status.appendChild(en);
+          return;
+        }
         window.setTimeout(refresh, 2000);
       })
       .catch(function () { window.setTimeout(refresh, 5000); });

@@ -10,7 +10,11 @@
 //!   `openssl ts -reply` per request), sequential;
 //! - the whole B-T signing as the backend does it (`PdfSealer::sign`),
 //!   sequential and with as many in flight as the machine has cores x 4;
-//! - the credential attached before signing (`credential::attach`).
+//! - the credential attached before signing (`credential::attach`);
+//! - graduation day end to end: a backend (SQLite, the demo university)
+//!   issues one run's cohort of graduates with accounts, each rendered,
+//!   signed B-T, kept and mailed (queued), timed from the registrar's press
+//!   to the run's end.
 //!
 //! Reference side by side: pyHanko (`pyhanko sign addsig` with the same key,
 //! chain and TSA; a process per PDF, as its command line works, so Python's
@@ -32,6 +36,8 @@ const DEJAVU_SERIF: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf";
 const RUNS: usize = 200;
 const TARGET_PER_S: f64 = 100.0;
 const PYHANKO_RUNS: usize = 10;
+/// Graduates in the graduation-day run.
+const COHORT: usize = 300;
 
 fn certificate() -> Result<Vec<u8>> {
     let fonts = FontSet::new(vec![(IPAEX_MINCHO.into(), std::fs::read(IPAEX_MINCHO)?), (DEJAVU_SERIF.into(), std::fs::read(DEJAVU_SERIF)?)])?;
@@ -154,6 +160,8 @@ async fn main() -> Result<()> {
     println!("    bound: the time-stamp authority (one openssl process per stamp: {:.0}/s one at a time); one stamp per signature (a signature time-stamp covers its own signature value: it cannot be shared across a batch)",
              per_s(RUNS, ts));
 
+    graduation_day(&pki).await?;
+
     // reference: pyHanko, a process per PDF, the same key, chain and TSA
     let exe = std::env::var("SHOMEI_PYHANKO").unwrap_or_else(|_| "/opt/shomei/pyhanko/bin/pyhanko".into());
     let d = pki.dir.path();
@@ -183,5 +191,48 @@ async fn main() -> Result<()> {
         println!("  reference: pyHanko B-T, a process per PDF  {:>6.1} /s  ({py_each:.0} ms each); shomei one at a time is {:.1}x, in flight {:.1}x",
                  1e3 / py_each, (1e3 / py_each).recip() * per_s(RUNS, seq), (1e3 / py_each).recip() * rate);
     }
+    Ok(())
+}
+
+/// One graduation-day run of [`COHORT`] graduates through a backend: the
+/// register imported, an account per graduate, the registrar's press, and
+/// the time until the run has issued (rendered, signed, kept, mail queued) them all.
+async fn graduation_day(pki: &TestPki) -> Result<()> {
+    let signing = pki.signing_config()?;
+    let b = Backend::start_with(None, move |c| c.documents.signing = signing).await?;
+    let staff = b.staff_client().await?;
+    let csrf_of = |page: &str| form_value(page, "csrf").context("csrf");
+    // the register: COHORT graduates of the Faculty of Letters, graduated on 2025-03-25
+    let mut csv = String::from("student_no,name_kanji,name_kana,name_roman,birth_date,faculty_code,department_code,degree_ja,degree_en,admission_date,graduation_date,leaving_type\n");
+    for i in 0..COHORT {
+        csv += &format!("B21-{i:04},試験 太郎{i},シケン タロウ,SHIKEN Taro {i},2003-04-0{},LET,JLIT,学士（文学）,Bachelor of Arts,2021-04-01,2025-03-25,graduated\n", 1 + i % 9);
+    }
+    let url = format!("{}/admin/school-register", b.url);
+    let csrf = csrf_of(&staff.get(&url).send().await?.text().await?)?;
+    let form = reqwest::multipart::Form::new().text("csrf", csrf).part("file", reqwest::multipart::Part::bytes(csv.into_bytes()).file_name("register.csv"));
+    anyhow::ensure!(staff.post(&url).multipart(form).send().await?.status() == 200, "register import");
+    // an account per graduate (as approved registrations leave them)
+    let users: Vec<String> = (0..COHORT).map(|i| format!("('b{i}@example.ac.jp', 'graduate', 'x', 0)")).collect();
+    b.sql(&format!("INSERT INTO users (email, kind, password_hash, created_at) VALUES {}", users.join(", ")))?;
+    b.sql("INSERT INTO student_records (user_id, university_id, faculty_id, department_id, student_no, name_kanji, name_kana, name_roman, birth_date, leaving_type, graduation_date)
+           SELECT id, 1, 1, 1, 'B21-' || substr('0000' || (CAST(substr(email, 2, instr(email, '@') - 2) AS INTEGER)), -4), 'x', 'x', 'x', '', 'graduated', '2025-03-25'
+           FROM users WHERE email LIKE 'b%@example.ac.jp'")?;
+    let english = b.sql("SELECT id FROM certificate_types WHERE code = 'graduation_en'")?;
+    let url = format!("{}/admin/graduation", b.url);
+    let csrf = csrf_of(&staff.get(&url).send().await?.text().await?)?;
+    let start = Instant::now();
+    let r = staff.post(&url).form(&[("csrf", csrf.as_str()), ("certificate_type_id", english.as_str()), ("graduation_date", "2025-03-25"), ("faculty_code", "LET")]).send().await?;
+    anyhow::ensure!(r.status() == 200, "the run started");
+    let run = b.sql("SELECT MAX(id) FROM cohort_runs")?;
+    while b.sql(&format!("SELECT finished_at IS NOT NULL FROM cohort_runs WHERE id = {run}"))? != "1" {
+        anyhow::ensure!(start.elapsed() < Duration::from_secs(600), "the run did not finish in 10 minutes");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let took = start.elapsed();
+    let issued: usize = b.sql(&format!("SELECT COUNT(*) FROM cohort_items WHERE run_id = {run} AND state = 'issued'"))?.parse()?;
+    let mailed: usize = b.sql("SELECT COUNT(*) FROM outbox WHERE subject LIKE '%issued as a digital certificate%'")?.parse()?;
+    let rate = per_s(issued, took);
+    println!("  graduation day, end to end: {issued} of {COHORT} graduates issued (rendered, signed B-T, kept, {mailed} mails queued) in {:.1} s: {rate:.1} /s -> 10,000 graduates in {:.0} s ({} in flight; SQLite)",
+             took.as_secs_f64(), 10_000.0 / rate, shomei_backend::orders::cohort::IN_FLIGHT);
     Ok(())
 }

@@ -321,8 +321,14 @@ async fn a_graduate_receives_a_signed_pdf_and_shares_copies_each_naming_its_reci
     let row = element_inner_text(&page, &format!("share-{share_id}")).context("the share's row")?;
     assert!(!row.contains("Not opened yet") && row.contains("0 / 2"), "{row}");
 
+    // the download's address opened as a link (a mail scanner following what it finds): the
+    // page, no download counted; only the page's button (a POST) downloads
+    let scanned = recipient.get(format!("{link}/certificate.pdf")).send().await?;
+    assert_eq!((scanned.status().as_u16(), scanned.url().path().to_string()), (200, link.trim_start_matches(b.url.as_str()).to_string()));
+    assert!(scanned.text().await?.contains("id=\"download\""), "the page with its download button");
+    assert_eq!(b.sql(&format!("SELECT downloads FROM digital_copies WHERE recipient_email = 'hr@kita-shoji.example'"))?, "0");
     // the recipient's copy: signed, valid for both validators, names the recipient, the same QR link
-    let copy = recipient.get(format!("{link}/certificate.pdf")).send().await?;
+    let copy = recipient.post(format!("{link}/certificate.pdf")).send().await?;
     assert_eq!(copy.status(), 200);
     let copy = copy.bytes().await?.to_vec();
     let said = pki.pdfsig(&copy)?;
@@ -357,8 +363,8 @@ async fn a_graduate_receives_a_signed_pdf_and_shares_copies_each_naming_its_reci
     assert!(page.contains("Choose a PDF file"), "{page}");
 
     // its cap: the second download is the last
-    assert_eq!(recipient.get(format!("{link}/certificate.pdf")).send().await?.status(), 200);
-    let used = recipient.get(format!("{link}/certificate.pdf")).send().await?;
+    assert_eq!(recipient.post(format!("{link}/certificate.pdf")).send().await?.status(), 200);
+    let used = recipient.post(format!("{link}/certificate.pdf")).send().await?;
     assert_eq!(used.status(), 410);
     let used = used.text().await?;
     assert_eq!(element_attr(&used, "share-state", "data-state").as_deref(), Some("used_up"), "{used}");
@@ -373,7 +379,7 @@ async fn a_graduate_receives_a_signed_pdf_and_shares_copies_each_naming_its_reci
     let (s, _, page) = post_form(&user, &order_url, &format!("{order_url}/shares/{second_id}/withdraw"), &[]).await?;
     assert_eq!(s, 200, "{page}");
     assert_eq!(element_attr(&page, &format!("share-{second_id}"), "data-state").as_deref(), Some("withdrawn"), "{page}");
-    let gone = recipient.get(format!("{second}/certificate.pdf")).send().await?;
+    let gone = recipient.post(format!("{second}/certificate.pdf")).send().await?;
     assert_eq!(gone.status(), 410);
     assert!(gone.text().await?.contains("The sender withdrew this link"));
 
@@ -386,7 +392,7 @@ async fn a_graduate_receives_a_signed_pdf_and_shares_copies_each_naming_its_reci
     let expired = recipient.get(&third).send().await?;
     assert_eq!(expired.status(), 410);
     assert_eq!(element_attr(&expired.text().await?, "share-state", "data-state").as_deref(), Some("expired"));
-    assert_eq!(recipient.get(format!("{third}/certificate.pdf")).send().await?.status(), 410);
+    assert_eq!(recipient.post(format!("{third}/certificate.pdf")).send().await?.status(), 410);
 
     // a fourth, then staff revoke the certificate: every share ends, the graduate's too
     let (s, _, page) = share("西工業", "高橋 三郎", "saiyo@nishi.example", "").await?;
@@ -402,7 +408,7 @@ async fn a_graduate_receives_a_signed_pdf_and_shares_copies_each_naming_its_reci
     let revoked = revoked.text().await?;
     assert_eq!(element_attr(&revoked, "share-state", "data-state").as_deref(), Some("revoked"), "{revoked}");
     assert!(revoked.contains("この証明書は大学により失効されています") && revoked.contains("revoked by the university"), "{revoked}");
-    assert_eq!(recipient.get(format!("{fourth}/certificate.pdf")).send().await?.status(), 410);
+    assert_eq!(recipient.post(format!("{fourth}/certificate.pdf")).send().await?.status(), 410);
     // a copy dropped on the verification page now: genuine, but revoked
     let (s, result, page) = drop_pdf(&b, &own).await?;
     assert_eq!((s, result.as_str()), (200, "genuine"), "{page}");
@@ -554,7 +560,7 @@ async fn a_graduate_orders_a_signed_pdf_and_sends_it_to_a_recipient_who_opens_an
     let problems = employer.page_problems().await?;
     assert!(problems.is_empty(), "the recipient's page: {problems:?}");
     // the employer's copy (downloaded as the link does), dropped on the verification page
-    let copy = reqwest::get(format!("{link}/certificate.pdf")).await?.bytes().await?;
+    let copy = reqwest::Client::new().post(format!("{link}/certificate.pdf")).send().await?.bytes().await?;
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("certificate.pdf");
     std::fs::write(&file, &copy)?;
@@ -845,7 +851,7 @@ async fn the_machine_readable_twin_is_a_verifiable_credential_in_the_signed_pdf_
     let their_vc: serde_json::Value = serde_json::from_slice(&b64.decode(p[1])?)?;
     assert_eq!(their_vc["termsOfUse"][0]["submittedTo"].as_str(), Some("Kita Trading\u{3000}Ichiro Suzuki"), "{their_vc}");
     assert!(openssl_ed25519_verifies(dir.path(), &x, format!("{}.{}", p[0], p[1]).as_bytes(), &b64.decode(p[2])?)?, "OpenSSL verifies the recipient's credential");
-    let copy = reqwest::get(format!("{link}/certificate.pdf")).await?.bytes().await?;
+    let copy = reqwest::Client::new().post(format!("{link}/certificate.pdf")).send().await?.bytes().await?;
     std::fs::write(dir.path().join("copy.pdf"), &copy)?;
     let ok = Command::new("pdfdetach").args(["-save", "1", "-o"]).arg(dir.path().join("theirs.jwt")).arg(dir.path().join("copy.pdf")).status()?;
     anyhow::ensure!(ok.success(), "pdfdetach -save on the recipient's copy");
@@ -966,7 +972,7 @@ async fn a_refund_ends_every_share_and_a_dropped_copy_is_no_longer_valid() -> Re
     assert_eq!(s, 200, "{page}");
     let mail = smtp.wait_for_mail_with("hr@kita-trading.example", "A digital certificate was submitted to you", MAIL_WAIT)?;
     let link = link_in(&mail, &format!("{}/shared/", b.url)).context("the link")?;
-    let copy = reqwest::get(format!("{link}/certificate.pdf")).await?.bytes().await?.to_vec();
+    let copy = reqwest::Client::new().post(format!("{link}/certificate.pdf")).send().await?.bytes().await?.to_vec();
     let (s, result, _) = drop_pdf(&b, &copy).await?;
     assert_eq!((s, result.as_str()), (200, "genuine"));
     let holder = b.sql(&format!("SELECT r.name_roman FROM orders o JOIN student_records r ON r.id = o.student_record_id WHERE o.id = {order}"))?;
@@ -982,7 +988,7 @@ async fn a_refund_ends_every_share_and_a_dropped_copy_is_no_longer_valid() -> Re
     let ended = ended.text().await?;
     assert_eq!(element_attr(&ended, "share-state", "data-state").as_deref(), Some("revoked"), "{ended}");
     assert!(!ended.contains(&holder) && !ended.contains("id=\"download\""), "an ended link shows whose it was no more: {ended}");
-    assert_eq!(reqwest::get(format!("{link}/certificate.pdf")).await?.status(), 410);
+    assert_eq!(reqwest::Client::new().post(format!("{link}/certificate.pdf")).send().await?.status(), 410);
     let (s, result, page) = drop_pdf(&b, &copy).await?;
     assert_eq!((s, result.as_str()), (200, "genuine"), "{page}");
     assert!(page.contains("But this certificate has been revoked"), "{page}");
@@ -1211,7 +1217,7 @@ async fn a_transcript_is_delivered_as_a_signed_pdf_and_a_recipients_copy_names_t
     assert_eq!(s, 200, "{page}");
     let mail = smtp.wait_for_mail_with("hr@kita-trading.example", "A digital certificate was submitted to you", MAIL_WAIT)?;
     let link = link_in(&mail, &format!("{}/shared/", b.url)).context("the link")?;
-    let copy = reqwest::get(format!("{link}/certificate.pdf")).await?.bytes().await?.to_vec();
+    let copy = reqwest::Client::new().post(format!("{link}/certificate.pdf")).send().await?.bytes().await?.to_vec();
     let said = pki.pdfsig(&copy)?;
     assert!(said.contains("Signature is Valid.") && said.contains("Certificate is Trusted."), "{said}");
     let (ok, report) = pki.pyhanko(&copy)?;
@@ -1221,5 +1227,67 @@ async fn a_transcript_is_delivered_as_a_signed_pdf_and_a_recipients_copy_names_t
     let last = pages.last().context("pages")?.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(last.contains("Issued for submission to") && last.contains("Kita Trading Co., Ltd. Ichiro Suzuki"), "the last page: {last}");
     assert!(pages.len() > 1 && !pages[0].contains("Issued for submission to"), "said once, on the last page");
+    Ok(())
+}
+
+/// Graduation day while the time-stamp authority is out of service: the
+/// run's graduates wait (their orders placed, nothing signed, nothing
+/// mailed) and the run's page says why; they are tried again, and again,
+/// without a second order. Once the authority answers, every graduate is
+/// issued with one order and one mail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graduation_day_waits_out_a_time_stamp_authority_outage_and_then_issues_each_graduate_once() -> Result<()> {
+    let pki = TestPki::make()?;
+    let smtp = Smtp::start()?;
+    let signing = pki.signing_config()?;
+    let b = Backend::start_with(Some(smtp.port), move |c| {
+        c.documents.signing = signing;
+        c.orders.cohort_retry_s = 1;
+    })
+    .await?;
+    let (s, page) = crate::accounts::import_register(&b, &cohort_register_lines()).await?;
+    assert_eq!(s, 200, "{page}");
+    let mut emails = vec![shomei_backend::demo::GRADUATE_EMAIL.to_string()];
+    for (no, kanji, roman, email) in COHORT {
+        if let Some(email) = email {
+            account_for(&b, email, no, kanji, roman)?;
+            emails.push(email.to_string());
+        }
+    }
+    let english = b.sql("SELECT id FROM certificate_types WHERE code = 'graduation_en'")?;
+    let r = pki.tsa.knob("/sim/refuse", serde_json::json!({ "on": true })).await?;
+    assert_eq!(r["refuse"], true, "{r}");
+
+    let staff = b.staff_client().await?;
+    let url = format!("{}/admin/graduation", b.url);
+    let csrf = crate::accounts::csrf_of(&staff, &url).await?;
+    let r = staff.post(&url).form(&[("csrf", csrf.as_str()), ("certificate_type_id", english.as_str()), ("graduation_date", "2024-03-25"), ("faculty_code", "LET")]).send().await?;
+    assert_eq!(r.status(), 200);
+    let run_url = r.url().to_string();
+    let run = b.sql("SELECT MAX(id) FROM cohort_runs")?;
+    // tried twice each, still waiting: the orders placed once, nothing signed or mailed
+    let tried_twice = format!("SELECT COUNT(*) FROM cohort_items WHERE run_id = {run} AND state = 'pending' AND attempts >= 2");
+    wait_until("every graduate tried twice", Duration::from_secs(60), || b.sql(&tried_twice).is_ok_and(|n| n == "4"))?;
+    assert_eq!(b.sql("SELECT COUNT(*) FROM orders WHERE payment_method = 'university'")?, "4", "one order each, not one per try");
+    assert_eq!(b.sql("SELECT COUNT(*) FROM digital_copies")?, "0");
+    assert_eq!(b.sql("SELECT COUNT(*) FROM outbox WHERE subject LIKE '%issued as a digital certificate%'")?, "0");
+    let page = staff.get(&run_url).send().await?.text().await?;
+    let why = element_inner_text(&page, "not-issued").context("the graduates waiting")?;
+    assert!(why.contains("Waiting") && why.contains("cannot be signed (time-stamped) right now") && why.contains("L19-0042"), "{why}");
+    assert_eq!(element_inner_text(&page, "count-pending").as_deref(), Some("4"));
+
+    // the authority answers again: each graduate issued once
+    pki.tsa.knob("/sim/refuse", serde_json::json!({ "on": false })).await?;
+    wait_until("the run finished", Duration::from_secs(60), || {
+        b.sql(&format!("SELECT finished_at IS NOT NULL FROM cohort_runs WHERE id = {run}")).is_ok_and(|f| f == "1" || f == "t")
+    })?;
+    assert_eq!(b.sql(&format!("SELECT COUNT(*) FROM cohort_items WHERE run_id = {run} AND state = 'issued'"))?, "4");
+    assert_eq!(b.sql("SELECT COUNT(*) FROM orders WHERE payment_method = 'university'")?, "4");
+    assert_eq!(b.sql("SELECT COUNT(*) FROM digital_copies")?, "4");
+    mail_all_sent(&b)?;
+    for email in &emails {
+        let mails = smtp.all_to(email).into_iter().filter(|m| m.contains("issued as a digital certificate")).count();
+        assert_eq!(mails, 1, "{email}");
+    }
     Ok(())
 }

@@ -218,11 +218,18 @@ async fn in_production_published_secrets_demo_data_and_simulators_refuse_to_star
     let mut cmd = std::process::Command::new(bin("shomei-backend"));
     base(&mut cmd);
     // (the simulated time-stamp authority on this machine is refused too)
-    let out = cmd.env("SHOMEI_BACKEND_DEMO_DATA", "true").env("SHOMEI_BACKEND_DOCUMENTS__SIGNING__TSA_URL", "http://127.0.0.1:8095/").output()?;
+    // (and a signing key whose time-stamps would be taken from anyone: no tsa_trust_file)
+    let signing = dir.path().join("signing.toml");
+    std::fs::write(&signing, "[[documents.signing.keys]]\nuniversity = 1\nkey_file = \"/etc/shomei/signing.key\"\nchain_file = \"/etc/shomei/chain.pem\"\n")?;
+    let out = cmd
+        .env("SHOMEI_BACKEND_DEMO_DATA", "true")
+        .env("SHOMEI_BACKEND_DOCUMENTS__SIGNING__TSA_URL", "http://127.0.0.1:8095/")
+        .env("SHOMEI_CONFIG", &signing)
+        .output()?;
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "it must not start: {err}");
     for key in ["demo_data", "paypal.client_secret", "paypal.webhook_id", "smartpit.secret", "storeprint.api_key", "storeprint.notice_secret",
-                "paypal.base_url", "smartpit.base_url", "storeprint.base_url", "documents.signing.tsa_url"] {
+                "paypal.base_url", "smartpit.base_url", "storeprint.base_url", "documents.signing.tsa_url", "documents.signing.tsa_trust_file"] {
         assert!(err.contains(&format!("{key}:")), "{key} not named in: {err}");
     }
     assert!(!dir.path().join("b.sqlite").exists() || std::fs::metadata(dir.path().join("b.sqlite"))?.len() == 0, "nothing created");

@@ -6,55 +6,31 @@
 //! added as an incremental update after the signature (which it does not
 //! touch).
 //!
-//! The lists are fetched from the CRL distribution points the certificates
-//! name (http only). A chain that names none stays B-T; one whose list
-//! cannot be fetched stays B-T too (logged): a document is never refused
-//! for it, and a B-T signature is valid until its certificate expires.
+//! The lists are fetched from the CRL distribution points named by trusted
+//! certificates only: the university's configured chain and the time-stamp
+//! authority's path up to a configured anchor (never a certificate a token
+//! merely carries). At most a few lists, no redirects, a size cap, each
+//! kept until its next update. A chain that names none stays B-T; one whose
+//! list cannot be fetched stays B-T too (logged): a document is never
+//! refused for it, and a B-T signature is valid until its certificate
+//! expires.
 
-use cms::content_info::ContentInfo;
-use cms::signed_data::SignedData;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
+
 use der::oid::ObjectIdentifier;
 use der::{Decode, Encode};
 use x509_cert::Certificate;
 
 /// id-ce-cRLDistributionPoints.
 const CRL_DISTRIBUTION_POINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.31");
-/// id-aa-signatureTimeStampToken.
-const SIGNATURE_TIME_STAMP: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.14");
 /// A list larger than this is not embedded (the PDF would swell).
 const MAX_CRL_BYTES: usize = 2 * 1024 * 1024;
-
-/// Every certificate a CMS signature carries, with those of the time-stamp
-/// tokens in its signers' unsigned attributes (the authority's chain).
-pub fn certificates_of(cms: &[u8]) -> Result<Vec<Certificate>, der::Error> {
-    fn carried(sd: &SignedData) -> Vec<Certificate> {
-        sd.certificates
-            .iter()
-            .flat_map(|set| set.0.iter())
-            .filter_map(|c| match c {
-                cms::cert::CertificateChoices::Certificate(c) => Some(c.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-    let sd: SignedData = ContentInfo::from_der(cms)?.content.decode_as()?;
-    let mut certs = carried(&sd);
-    for signer in sd.signer_infos.0.iter() {
-        for attr in signer.unsigned_attrs.iter().flat_map(|a| a.iter()).filter(|a| a.oid == SIGNATURE_TIME_STAMP) {
-            for value in attr.values.iter() {
-                let token = ContentInfo::from_der(&value.to_der()?)?;
-                certs.extend(carried(&token.content.decode_as()?));
-            }
-        }
-    }
-    let mut unique: Vec<Certificate> = Vec::new();
-    for c in certs {
-        if !unique.contains(&c) {
-            unique.push(c);
-        }
-    }
-    Ok(unique)
-}
+/// Lists fetched for one signature at most.
+const MAX_LISTS: usize = 8;
+/// A list is fetched again after this at the latest, whatever its next update says.
+const KEEP_AT_MOST: Duration = Duration::from_secs(3600);
 
 /// The http URLs of a certificate's CRL distribution points.
 pub fn crl_urls(cert: &Certificate) -> Vec<String> {
@@ -77,19 +53,55 @@ pub fn crl_urls(cert: &Certificate) -> Vec<String> {
         .collect()
 }
 
-/// The validation data of a signature: its chains' certificates (DER) and
-/// the lists fetched for them. None when no certificate names a list, or
-/// one could not be fetched (the caller keeps the signature B-T).
-pub async fn validation_data(http: &reqwest::Client, cms: &[u8]) -> Option<(Vec<Vec<u8>>, Vec<Vec<u8>>)> {
-    let certs = match certificates_of(cms) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(error = %e, "the signature's certificates cannot be read: it stays B-T");
-            return None;
+/// Lists fetched, by URL, with when they are to be fetched again.
+fn cache() -> &'static Mutex<HashMap<String, (Vec<u8>, SystemTime)>> {
+    static CACHE: OnceLock<Mutex<HashMap<String, (Vec<u8>, SystemTime)>>> = OnceLock::new();
+    CACHE.get_or_init(Mutex::default)
+}
+
+/// The list at `url`: kept, or fetched (no redirects, at most
+/// [`MAX_CRL_BYTES`], parsed as a CRL) and kept until its next update.
+async fn crl(url: &str, timeout: Duration) -> Result<Vec<u8>, String> {
+    let now = SystemTime::now();
+    if let Some((bytes, until)) = cache().lock().map_err(|e| e.to_string())?.get(url) {
+        if *until > now {
+            return Ok(bytes.clone());
         }
-    };
+    }
+    static HTTP: OnceLock<reqwest::Client> = OnceLock::new();
+    let http = HTTP.get_or_init(|| reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap_or_default());
+    let mut r = http.get(url).timeout(timeout).send().await.map_err(|e| e.to_string())?;
+    if !r.status().is_success() {
+        return Err(format!("answered {}", r.status()));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = r.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > MAX_CRL_BYTES {
+            return Err(format!("larger than {MAX_CRL_BYTES} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    // a list, not whatever the server sent (validators check its signature)
+    let list = x509_cert::crl::CertificateList::from_der(&body).map_err(|e| format!("not a CRL: {e}"))?;
+    let next = list.tbs_cert_list.next_update.map(|t| t.to_system_time()).unwrap_or(now);
+    let until = next.min(now + KEEP_AT_MOST);
+    cache().lock().map_err(|e| e.to_string())?.insert(url.to_string(), (body.clone(), until));
+    Ok(body)
+}
+
+/// The validation data for `trusted` (the signer's configured chain and
+/// the time-stamp authority's verified path): their certificates (DER) and
+/// the lists they name. None when none names a list, or one could not be
+/// fetched (the caller keeps the signature B-T).
+pub async fn validation_data(trusted: &[Certificate], timeout: Duration) -> Option<(Vec<Vec<u8>>, Vec<Vec<u8>>)> {
+    let mut certs: Vec<&Certificate> = Vec::new();
+    for c in trusted {
+        if !certs.contains(&c) {
+            certs.push(c);
+        }
+    }
     let mut urls: Vec<String> = Vec::new();
-    for u in certs.iter().flat_map(crl_urls) {
+    for u in certs.iter().flat_map(|c| crl_urls(c)) {
         if !urls.contains(&u) {
             urls.push(u);
         }
@@ -97,23 +109,14 @@ pub async fn validation_data(http: &reqwest::Client, cms: &[u8]) -> Option<(Vec<
     if urls.is_empty() {
         return None;
     }
+    if urls.len() > MAX_LISTS {
+        tracing::warn!(lists = urls.len(), "the chains name more revocation lists than are fetched: the signature stays B-T");
+        return None;
+    }
     let mut crls = Vec::new();
     for url in &urls {
-        let fetched = async {
-            let r = http.get(url).send().await.map_err(|e| e.to_string())?;
-            if !r.status().is_success() {
-                return Err(format!("answered {}", r.status()));
-            }
-            let body = r.bytes().await.map_err(|e| e.to_string())?;
-            if body.len() > MAX_CRL_BYTES {
-                return Err(format!("{} bytes", body.len()));
-            }
-            // a list, not whatever the server sent (validators check its signature)
-            x509_cert::crl::CertificateList::from_der(&body).map_err(|e| format!("not a CRL: {e}"))?;
-            Ok(body.to_vec())
-        };
-        match fetched.await {
-            Ok(crl) => crls.push(crl),
+        match crl(url, timeout).await {
+            Ok(list) => crls.push(list),
             Err(e) => {
                 tracing::warn!(url, error = %e, "a certificate revocation list could not be fetched: the signature stays B-T");
                 return None;
@@ -144,9 +147,16 @@ fn int_after(dict: &str, key: &str) -> Option<(usize, usize, u64)> {
 /// previous one. What was signed stays byte for byte.
 pub fn append_dss(pdf: &[u8], certs: &[Vec<u8>], crls: &[Vec<u8>]) -> Result<Vec<u8>, String> {
     let sx = rfind(pdf, b"startxref").ok_or("no startxref")?;
-    let prev: u64 = String::from_utf8_lossy(&pdf[sx + 9..]).split_whitespace().next().and_then(|n| n.parse().ok()).ok_or("no xref offset")?;
-    let tr = rfind(&pdf[..sx], b"trailer").ok_or("the last revision has no trailer dictionary (a cross-reference stream)")?;
-    let trailer = String::from_utf8_lossy(&pdf[tr + 7..sx]).trim().to_string();
+    let prev: usize = std::str::from_utf8(&pdf[sx + 9..]).ok().and_then(|t| t.split_whitespace().next()).and_then(|n| n.parse().ok()).ok_or("no xref offset")?;
+    // the last revision must have a classic cross-reference table (underskrift writes one)
+    if !pdf.get(prev..).is_some_and(|rest| rest.starts_with(b"xref")) {
+        return Err("the last revision's cross-reference is not a table".into());
+    }
+    let tr = prev + rfind(&pdf[prev..sx], b"trailer").ok_or("the last revision has no trailer")?;
+    let trailer = std::str::from_utf8(&pdf[tr + 7..sx]).map_err(|_| "the trailer is not text")?.trim().to_string();
+    if trailer.contains("/XRefStm") || trailer.contains("/Encrypt") {
+        return Err("a hybrid or encrypted file".into());
+    }
     let (_, _, size) = int_after(&trailer, "/Size").ok_or("the trailer has no /Size")?;
     let root_at = trailer.find("/Root").ok_or("the trailer has no /Root")? + 5;
     let mut root_ref = trailer[root_at..].split_whitespace();
@@ -154,19 +164,17 @@ pub fn append_dss(pdf: &[u8], certs: &[Vec<u8>], crls: &[Vec<u8>]) -> Result<Vec
         (Some(r), Some(g)) => (r, g),
         _ => return Err("the trailer's /Root cannot be read".into()),
     };
-    // the catalog as its latest revision wrote it
+    // the catalog where the last table says it is
+    let table = std::str::from_utf8(&pdf[prev..tr]).map_err(|_| "the table is not text")?;
+    let at = catalog_offset(table, root).ok_or("the catalog is not in the last revision's table")?;
     let head = format!("{root} {gen} obj");
-    let at = pdf
-        .windows(head.len())
-        .enumerate()
-        .filter(|(i, w)| *w == head.as_bytes() && (*i == 0 || pdf[*i - 1].is_ascii_whitespace()))
-        .map(|(i, _)| i)
-        .last()
-        .ok_or("the catalog is not written plainly (it is in an object stream)")?;
+    if !pdf.get(at..).is_some_and(|rest| rest.starts_with(head.as_bytes())) {
+        return Err("the table does not point at the catalog".into());
+    }
     let body_start = at + head.len();
     let body_end = body_start + pdf[body_start..].windows(6).position(|w| w == b"endobj").ok_or("the catalog has no endobj")?;
-    let body = String::from_utf8_lossy(&pdf[body_start..body_end]).trim().to_string();
-    if !body.starts_with("<<") || body.contains("/DSS") {
+    let body = pdf[body_start..body_end].trim_ascii();
+    if !body.starts_with(b"<<") || body.windows(4).any(|w| w == b"/DSS") {
         return Err("the catalog cannot take a /DSS".into());
     }
 
@@ -193,7 +201,9 @@ pub fn append_dss(pdf: &[u8], certs: &[Vec<u8>], crls: &[Vec<u8>]) -> Result<Vec
     offsets.push((dss, 0, out.len()));
     out.extend_from_slice(format!("{dss} 0 obj\n<</Type /DSS /Certs [{}] /CRLs [{}]>>\nendobj\n", refs(&cert_ids), refs(&crl_ids)).as_bytes());
     offsets.push((root, gen, out.len()));
-    out.extend_from_slice(format!("{root} {gen} obj\n<</DSS {dss} 0 R {}\nendobj\n", &body[2..]).as_bytes());
+    out.extend_from_slice(format!("{root} {gen} obj\n<</DSS {dss} 0 R ").as_bytes());
+    out.extend_from_slice(&body[2..]);
+    out.extend_from_slice(b"\nendobj\n");
 
     // the cross-reference section: one subsection per run of numbers
     offsets.sort_by_key(|(id, _, _)| *id);
@@ -212,7 +222,7 @@ pub fn append_dss(pdf: &[u8], certs: &[Vec<u8>], crls: &[Vec<u8>]) -> Result<Vec
         i = j;
     }
     // the previous trailer with the new size and a pointer back to it
-    let mut dict = trailer.clone();
+    let mut dict = trailer;
     let (s0, s1, _) = int_after(&dict, "/Size").ok_or("no /Size")?;
     dict.replace_range(s0..s1, &next.to_string());
     match int_after(&dict, "/Prev") {
@@ -224,4 +234,22 @@ pub fn append_dss(pdf: &[u8], certs: &[Vec<u8>], crls: &[Vec<u8>]) -> Result<Vec
     }
     out.extend_from_slice(format!("trailer\n{dict}\nstartxref\n{xref}\n%%EOF\n").as_bytes());
     Ok(out)
+}
+
+/// Where a classic cross-reference table puts object `id` (in use).
+fn catalog_offset(table: &str, id: u64) -> Option<usize> {
+    let mut lines = table.lines().skip(1).map(str::trim).filter(|l| !l.is_empty());
+    while let Some(header) = lines.next() {
+        let mut parts = header.split_whitespace();
+        let (start, count): (u64, u64) = (parts.next()?.parse().ok()?, parts.next()?.parse().ok()?);
+        for k in 0..count {
+            let entry = lines.next()?;
+            if start + k == id {
+                let mut f = entry.split_whitespace();
+                let (offset, _, kind) = (f.next()?, f.next()?, f.next()?);
+                return (kind == "n").then(|| offset.parse().ok()).flatten();
+            }
+        }
+    }
+    None
 }

@@ -312,15 +312,21 @@ impl PdfSealer {
             .map_err(|e| SigningError::Pdf(e.to_string()))?;
         let (start, end) = contents_span(&signed)?;
         let cms = hex::decode(trim_padding(&signed[start..end])).map_err(|e| SigningError::Pdf(format!("the signature's hex: {e}")))?;
-        let stamped = self.add_signature_time_stamp(&cms).await?;
+        let (stamped, token) = self.add_signature_time_stamp(&cms).await?;
         let hex = hex::encode_upper(&stamped);
         if hex.len() > end - start {
             return Err(SigningError::Pdf(format!("the signature needs {} bytes, {} are reserved", stamped.len(), (end - start) / 2)));
         }
         signed[start..start + hex.len()].copy_from_slice(hex.as_bytes());
         signed[start + hex.len()..end].fill(b'0');
-        // B-LT where the chains name their revocation lists and they answer
-        match super::ltv::validation_data(self.stamper.http(), &stamped).await {
+        // B-LT where the trusted chains name their revocation lists and they answer
+        let Some(tsa_path) = self.stamper.trusted_path(&token) else {
+            return Ok(signed);
+        };
+        let mut trusted: Vec<x509_cert::Certificate> =
+            self.signer.certificate_chain_der().iter().filter_map(|c| x509_cert::Certificate::from_der(c).ok()).collect();
+        trusted.extend(tsa_path);
+        match super::ltv::validation_data(&trusted, self.stamper.timeout()).await {
             Some((certs, crls)) => match super::ltv::append_dss(&signed, &certs, &crls) {
                 Ok(with_dss) => Ok(with_dss),
                 Err(e) => {
@@ -332,8 +338,8 @@ impl PdfSealer {
         }
     }
 
-    /// The CMS with a time-stamp token over its (one) signature value.
-    async fn add_signature_time_stamp(&self, cms: &[u8]) -> Result<Vec<u8>, SigningError> {
+    /// The CMS with a time-stamp token over its (one) signature value, and the token.
+    async fn add_signature_time_stamp(&self, cms: &[u8]) -> Result<(Vec<u8>, Vec<u8>), SigningError> {
         let pdf = |e: der::Error| SigningError::Pdf(format!("the CMS signature: {e}"));
         let info = ContentInfo::from_der(cms).map_err(pdf)?;
         let mut sd: SignedData = info.content.decode_as().map_err(pdf)?;
@@ -347,7 +353,7 @@ impl PdfSealer {
         signer.unsigned_attrs = Some(SetOfVec::try_from(vec![attr]).map_err(pdf)?);
         sd.signer_infos = cms::signed_data::SignerInfos::try_from(signers).map_err(pdf)?;
         let out = ContentInfo { content_type: SIGNED_DATA, content: Any::encode_from(&sd).map_err(pdf)? };
-        out.to_der().map_err(pdf)
+        Ok((out.to_der().map_err(pdf)?, token))
     }
 }
 

@@ -41,12 +41,13 @@ pub struct TimeStamper {
     /// The certificates a token's signer must be (or be issued by); empty:
     /// any certificate for time-stamping whose signature verifies.
     anchors: Vec<Certificate>,
+    timeout: Duration,
 }
 
 impl TimeStamper {
     pub fn new(url: &str, timeout: Duration) -> TimeStamper {
         let http = reqwest::Client::builder().timeout(timeout).build().unwrap_or_default();
-        TimeStamper { url: url.to_string(), http, anchors: Vec::new() }
+        TimeStamper { url: url.to_string(), http, anchors: Vec::new(), timeout }
     }
 
     /// Tokens are taken only from a signer that is one of `anchors` or
@@ -74,9 +75,19 @@ impl TimeStamper {
         &self.url
     }
 
-    /// The client signing uses on the network (also for revocation lists).
-    pub(crate) fn http(&self) -> &reqwest::Client {
-        &self.http
+    /// How long an answer is waited for (also a revocation list's).
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The path of a token's signer up to a configured anchor (None without
+    /// anchors: then nothing says the authority's certificates are to be
+    /// trusted, and no revocation data is fetched for them).
+    pub fn trusted_path(&self, token: &[u8]) -> Option<Vec<Certificate>> {
+        if self.anchors.is_empty() {
+            return None;
+        }
+        verify_token(&ContentInfo::from_der(token).ok()?, &self.anchors).ok()
     }
 
     /// A time-stamp token (DER ContentInfo) over `data`, checked to stamp
@@ -201,8 +212,27 @@ fn signature_digest(alg: &ObjectIdentifier) -> Option<ObjectIdentifier> {
     }
 }
 
-/// Whether `issuer` signed `cert`.
+const BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.19");
+
+/// Whether `cert` is a CA certificate (basic constraints, cA).
+fn is_ca(cert: &Certificate) -> bool {
+    cert.tbs_certificate.extensions.iter().flatten().find(|e| e.extn_id == BASIC_CONSTRAINTS).is_some_and(|e| {
+        x509_cert::ext::pkix::BasicConstraints::from_der(e.extn_value.as_bytes()).is_ok_and(|b| b.ca)
+    })
+}
+
+/// Whether `cert` is within its validity period now.
+fn valid_now(cert: &Certificate) -> bool {
+    let now = std::time::SystemTime::now();
+    let v = &cert.tbs_certificate.validity;
+    v.not_before.to_system_time() <= now && now <= v.not_after.to_system_time()
+}
+
+/// Whether `issuer` (a CA) signed `cert`.
 fn issued_by(cert: &Certificate, issuer: &Certificate) -> bool {
+    if !is_ca(issuer) {
+        return false;
+    }
     if cert.tbs_certificate.issuer != issuer.tbs_certificate.subject {
         return false;
     }
@@ -212,11 +242,13 @@ fn issued_by(cert: &Certificate, issuer: &Certificate) -> bool {
 }
 
 /// A time-stamp token's own signature, checked: one signer, for
-/// time-stamping (extended key usage), whose signature over the signed
-/// attributes verifies and whose message digest is the TSTInfo's; with
-/// `anchors`, the signer is one of them or issued by one, up to four
-/// certificates up through the token's own.
-pub fn verify_token(token: &ContentInfo, anchors: &[Certificate]) -> Result<(), String> {
+/// time-stamping (extended key usage), within its validity, whose signature
+/// over the signed attributes verifies and whose message digest is the
+/// TSTInfo's; with `anchors`, the signer is one of them or issued by one, up
+/// to four CA certificates up through the token's own. Returns the signer's
+/// path: its certificate, the CAs above it and the anchor reached (the
+/// signer's alone without anchors).
+pub fn verify_token(token: &ContentInfo, anchors: &[Certificate]) -> Result<Vec<Certificate>, String> {
     let bad = |what: &str| format!("the token's signature: {what}");
     let sd: SignedData = token.content.decode_as().map_err(|e| bad(&e.to_string()))?;
     if sd.encap_content_info.econtent_type != TST_INFO {
@@ -258,20 +290,28 @@ pub fn verify_token(token: &ContentInfo, anchors: &[Certificate]) -> Result<(), 
     if !for_stamping {
         return Err(bad("the signer's certificate is not for time-stamping"));
     }
+    if !valid_now(cert) {
+        return Err(bad("the signer's certificate is expired or not yet valid"));
+    }
     let signed = attrs.to_der().map_err(|e| bad(&e.to_string()))?;
     if !key_verifies(cert, &alg, &digest(&alg, &signed)?, signer.signature.as_bytes())? {
         return Err(bad("it does not verify with the signer's certificate"));
     }
     if anchors.is_empty() {
-        return Ok(());
+        return Ok(vec![cert.clone()]);
     }
-    let mut at = cert.clone();
+    let mut path = vec![cert.clone()];
     for _ in 0..4 {
-        if anchors.iter().any(|a| *a == at || issued_by(&at, a)) {
-            return Ok(());
+        let at = path.last().cloned().unwrap_or_else(|| cert.clone());
+        if anchors.contains(&at) {
+            return Ok(path);
         }
-        match certs.iter().find(|c| **c != at && issued_by(&at, c)) {
-            Some(up) => at = up.clone(),
+        if let Some(anchor) = anchors.iter().find(|a| issued_by(&at, a)) {
+            path.push(anchor.clone());
+            return Ok(path);
+        }
+        match certs.iter().find(|c| **c != at && valid_now(c) && issued_by(&at, c)) {
+            Some(up) => path.push(up.clone()),
             None => break,
         }
     }

@@ -154,7 +154,14 @@ fn page(v: &digital::ShareView, token: &str, refused: Option<ShareState>) -> (St
     (if state == ShareState::Valid { StatusCode::OK } else { StatusCode::GONE }, html)
 }
 
-/// The recipient downloads the copy (counted; refused with the reason once not valid).
+/// The download's address opened as a link (a mail scanner, a bookmark):
+/// the recipient's page, nothing counted. Downloading is the page's button.
+pub async fn shared_download_link(Path(token): Path<String>) -> Response {
+    Redirect::to(&format!("/shared/{token}")).into_response()
+}
+
+/// The recipient downloads the copy with the page's button (a POST: only a
+/// person's press counts a download; refused with the reason once not valid).
 pub async fn shared_download(State(state): State<AppState>, Path(token): Path<String>) -> AppResult<Response> {
     match digital::download(&state.pool, &state.seal, &token).await {
         Ok(Ok(bytes)) => Ok(pdf("certificate.pdf", bytes)),

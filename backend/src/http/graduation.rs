@@ -25,6 +25,22 @@ fn faculty_words(faculties: &[store::Named], code: &str) -> (String, String) {
     faculties.iter().find(|f| f.code == code).map(|f| (f.name_ja.clone(), f.name_en.clone())).unwrap_or_else(|| (code.into(), code.into()))
 }
 
+/// Why a graduate of a run is not issued (yet), in both languages.
+fn why_not(item: &store::CohortItem) -> String {
+    match (item.state.as_str(), &item.error) {
+        ("no_account", _) => "アカウントなし / No account here".into(),
+        ("pending", Some(e)) => format!("発行待ち / Waiting（{e}）"),
+        ("pending", None) => "発行待ち / Waiting".into(),
+        (_, e) => e.clone().unwrap_or_default(),
+    }
+}
+
+/// The run's graduates not issued, by student number.
+async fn not_issued(state: &AppState, run_id: i64) -> AppResult<Vec<(String, String)>> {
+    let mut c = state.pool.acquire().await?;
+    Ok(store::cohort_items_in(&mut c, run_id, &["no_account", "failed", "pending"], 1000).await?.iter().map(|i| (i.student_no.clone(), why_not(i))).collect())
+}
+
 fn run_view(run: &store::CohortRun, faculties: &[store::Named]) -> minijinja::Value {
     let (faculty_ja, faculty_en) = faculty_words(faculties, &run.faculty_code);
     let total = run.issued + run.pending + run.failed;
@@ -32,7 +48,7 @@ fn run_view(run: &store::CohortRun, faculties: &[store::Named]) -> minijinja::Va
         id => run.id, type_ja => &run.type_ja, type_en => &run.type_en, graduation_date => &run.graduation_date,
         faculty_ja, faculty_en, started_by => &run.started_by, started_at => time::jst_text(run.started_at),
         finished => run.finished_at.is_some(), issued => run.issued, pending => run.pending, failed => run.failed,
-        no_account => run.no_account, total, done => run.issued + run.failed,
+        no_account => run.no_account, total, max => total.max(1),
     }
 }
 
@@ -124,13 +140,7 @@ async fn own_run(state: &AppState, staff: &CurrentStaff, id: i64) -> AppResult<(
 pub async fn run_page(State(state): State<AppState>, headers: HeaderMap, staff: CurrentStaff, Path(id): Path<i64>) -> AppResult<Response> {
     staff.require(ROLES)?;
     let (run, faculties) = own_run(&state, &staff, id).await?;
-    let mut c = state.pool.acquire().await?;
-    let others: Vec<minijinja::Value> = store::cohort_items_in(&mut c, id, &["no_account", "failed", "pending"], 1000)
-        .await?
-        .iter()
-        .map(|i| context! { student_no => &i.student_no, state => &i.state, error => &i.error, attempts => i.attempts })
-        .collect();
-    drop(c);
+    let others: Vec<minijinja::Value> = not_issued(&state, id).await?.into_iter().map(|(student_no, why)| context! { student_no, why }).collect();
     let csrf = Csrf::get(&state, &headers);
     let page = Html(render("admin_graduation_run.html", context! { csrf => &csrf.token, run => run_view(&run, &faculties), others }));
     Ok(csrf.respond(page).into_response())
@@ -140,9 +150,10 @@ pub async fn run_page(State(state): State<AppState>, headers: HeaderMap, staff: 
 pub async fn progress(State(state): State<AppState>, staff: CurrentStaff, Path(id): Path<i64>) -> AppResult<Response> {
     staff.require(ROLES)?;
     let (run, _) = own_run(&state, &staff, id).await?;
+    let others: Vec<serde_json::Value> = not_issued(&state, id).await?.into_iter().map(|(student_no, why)| serde_json::json!({ "student_no": student_no, "why": why })).collect();
     Ok(Json(serde_json::json!({
         "issued": run.issued, "pending": run.pending, "failed": run.failed, "no_account": run.no_account,
-        "total": run.issued + run.pending + run.failed, "finished": run.finished_at.is_some(),
+        "total": run.issued + run.pending + run.failed, "finished": run.finished_at.is_some(), "not_issued": others,
     }))
     .into_response())
 }

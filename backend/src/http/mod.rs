@@ -134,7 +134,7 @@ pub fn router(state: AppState) -> Router {
         .route("/orders/{id}/shares/{share_id}/withdraw", post(digital::withdraw))
         .route("/verify/pdf", post(digital::verify_pdf).layer(axum::extract::DefaultBodyLimit::max(10 * 1024 * 1024)))
         .route("/shared/{token}", get(digital::shared_page))
-        .route("/shared/{token}/certificate.pdf", get(digital::shared_download))
+        .route("/shared/{token}/certificate.pdf", get(digital::shared_download_link).post(digital::shared_download))
         .route("/cards/topups/{id}/receipt", get(portal::topup_receipt))
         .route("/smartpit/notice", post(portal::smartpit_notice))
         .route("/storeprint/notice", post(portal::storeprint_notice))

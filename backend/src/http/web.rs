@@ -172,7 +172,9 @@ impl FromRequestParts<AppState> for CurrentStaff {
             return Err(LoginRedirect("/admin/login").into_response());
         };
         // the fleet page polls by itself: that is no sign of someone at the desk
-        let activity = parts.uri.path() != "/admin/stations.json";
+        // pages that follow something by themselves do not keep a session alive
+        let path = parts.uri.path();
+        let activity = path != "/admin/stations.json" && !(path.starts_with("/admin/graduation/") && path.ends_with("/progress"));
         let session = accounts::session_seen(&state.pool, &state.sessions, &token, activity).await.map_err(IntoResponse::into_response)?;
         let Some(staff_id) = session.and_then(|s| s.staff_id) else {
             return Err(LoginRedirect("/admin/login").into_response());

@@ -79,32 +79,39 @@ pub async fn start(
     Ok(Ok(run_id))
 }
 
-/// One pass: every graduate pending when it starts is tried once. Returns
-/// how many were issued.
-pub async fn pass(desk: &Desk<'_>) -> AppResult<usize> {
-    let mut issued = 0;
-    let mut after = 0i64;
-    loop {
-        let mut c = desk.pool.acquire().await?;
-        let batch: Vec<store::CohortItem> = store::pending_cohort_items(&mut c, 256).await?.into_iter().filter(|i| i.id > after).collect();
-        drop(c);
-        let Some(last) = batch.iter().map(|i| i.id).max() else { break };
-        after = last;
-        let results: Vec<bool> = futures_util::stream::iter(batch).map(|item| issue_one(desk, item)).buffer_unordered(IN_FLIGHT).collect().await;
-        issued += results.into_iter().filter(|done| *done).count();
+/// Tries a graduate that failed for a passing reason this many times, then
+/// gives up on them with the reason (a later run of the cohort tries again).
+pub const MAX_ATTEMPTS: i64 = 20;
+/// Graduates a batch takes (a batch runs well inside the job's lease).
+const BATCH: i64 = 64;
+
+/// One batch: the next pending graduates after `after` (an item id), each
+/// tried once. Returns how many were issued and where the next batch
+/// starts (None: nothing is left after this one; the runs with nothing
+/// pending are marked finished).
+pub async fn pass(desk: &Desk<'_>, after: i64) -> AppResult<(usize, Option<i64>)> {
+    let mut c = desk.pool.acquire().await?;
+    let batch = store::pending_cohort_items(&mut c, after, BATCH).await?;
+    drop(c);
+    let last = batch.iter().map(|i| i.id).max();
+    let full = batch.len() as i64 == BATCH;
+    let results: Vec<bool> = futures_util::stream::iter(batch).map(|item| issue_one(desk, item)).buffer_unordered(IN_FLIGHT).collect().await;
+    let issued = results.into_iter().filter(|done| *done).count();
+    if full {
+        return Ok((issued, last));
     }
     let mut tx = store::begin_write(desk.pool).await?;
     store::finish_cohort_runs(&mut tx, now()).await?;
     tx.commit().await?;
-    Ok(issued)
+    Ok((issued, None))
 }
 
 /// Issues one graduate (placed, signed, mailed): true when done now. A step
 /// that fails for a passing reason is noted on the graduate and tried on
-/// the next pass; one the register decides (not orderable, a name no font
-/// prints) fails the graduate with the reason.
+/// the next pass ([`MAX_ATTEMPTS`] at most); one the register decides (not
+/// orderable, a name no font prints) fails the graduate with the reason.
 async fn issue_one(desk: &Desk<'_>, item: store::CohortItem) -> bool {
-    let id = item.id;
+    let (id, attempts) = (item.id, item.attempts);
     match try_issue(desk, item).await {
         Ok(Step::Issued) => true,
         Ok(Step::Gone) => false,
@@ -113,12 +120,16 @@ async fn issue_one(desk: &Desk<'_>, item: store::CohortItem) -> bool {
             false
         }
         Err(e) => {
-            tracing::warn!(item = id, error = %e, "a graduate of a graduation-day run was not issued yet; tried again on the next pass");
+            tracing::warn!(item = id, attempts, error = %e, "a graduate of a graduation-day run was not issued yet; tried again on the next pass");
             let why = match e {
                 AppError::Page(m) => m,
                 _ => messages::SIGNING_UNAVAILABLE.to_string(),
             };
-            retry(desk.pool, id, &why).await;
+            if attempts + 1 >= MAX_ATTEMPTS {
+                note(desk.pool, id, Some(&messages::cohort_gave_up(MAX_ATTEMPTS, &why))).await;
+            } else {
+                retry(desk.pool, id, &why).await;
+            }
             false
         }
     }
@@ -157,10 +168,10 @@ async fn try_issue(desk: &Desk<'_>, item: store::CohortItem) -> AppResult<Step> 
     let record_id = item.student_record_id.ok_or_else(|| AppError::Internal(anyhow::anyhow!("graduate {} has no account", item.id)))?;
     let mut c = desk.pool.acquire().await?;
     let user_id = store::student_record_user(&mut c, record_id).await?;
+    let run = store::cohort_run_university(&mut c, item.run_id).await?;
     let order_id = match item.order_id {
         Some(order_id) => order_id,
         None => {
-            let run = store::cohort_run_university(&mut c, item.run_id).await?;
             // a service break holds graduation day too: tried again after it
             super::service::check_open(&mut c, run).await?;
             drop(c);
@@ -171,16 +182,26 @@ async fn try_issue(desk: &Desk<'_>, item: store::CohortItem) -> AppResult<Step> 
                 payment_method: "university".into(),
                 post: None,
             };
-            // what the register decides (not orderable, a name no font prints) comes back as a Page
+            // what the register decides (not orderable, a name no font prints) comes back as a
+            // Page; so does a service break that began just now, which is waited out instead
             match super::place_as(desk, 0, user_id, &req, Payer::University { cohort_item: item.id }, None).await {
                 Ok(placed) => placed.order_id,
-                Err(AppError::Page(m)) => return Ok(Step::Failed(m)),
+                Err(AppError::Page(m)) => {
+                    let mut c = desk.pool.acquire().await?;
+                    super::service::check_open(&mut c, run).await?;
+                    return Ok(Step::Failed(m));
+                }
                 Err(e) => return Err(e),
             }
         }
     };
     let signed = digital::sign_own(desk, order_id).await?;
     let mut tx = store::begin_write(desk.pool).await?;
+    if digital::withdrawn_for_everyone(&mut tx, order_id).await? {
+        // revoked (or refunded) by staff while it was being signed: not announced
+        drop(tx);
+        return Ok(Step::Failed(messages::DIGITAL_REVOKED.to_string()));
+    }
     if !store::finish_cohort_item(&mut tx, item.id, "issued", None, now()).await? {
         // another pass issued this graduate first: nothing is kept or mailed twice
         return Ok(Step::Gone);

@@ -377,6 +377,11 @@ pub struct ShareCheck {
 /// ones shomei made, which is stronger. A copy signed again later (a
 /// countersignature) is found by its earlier revision: changed after signing.
 pub async fn recognise(pool: &Pool, pdf: &[u8]) -> AppResult<Dropped> {
+    // where the file may have been handed out: the end of each signed range,
+    // and the end of each of the last revisions (a copy with its validation
+    // data, B-LT, ends with an update after its signature). A hostile file
+    // may hold thousands of either: only the last few are tried.
+    const CANDIDATES: usize = 8;
     let key = b"/ByteRange";
     let mut ends: Vec<usize> = pdf
         .windows(key.len())
@@ -385,32 +390,54 @@ pub async fn recognise(pool: &Pool, pdf: &[u8]) -> AppResult<Dropped> {
         .filter_map(|(at, _)| crate::documents::signing::byte_range_at(pdf, at + key.len()))
         .filter_map(|[_, _, c, d]| c.checked_add(d).filter(|&end| end <= pdf.len()))
         .collect();
-    // and the end of each revision: a copy handed out with its validation
-    // data (B-LT) ends with an update after its signature
+    ends.sort_unstable_by(|a, b| b.cmp(a));
+    ends.dedup();
+    ends.truncate(CANDIDATES);
     let eof = b"%%EOF";
-    for (at, _) in pdf.windows(eof.len()).enumerate().filter(|(_, w)| *w == eof) {
+    let mut revisions = Vec::new();
+    let mut upto = pdf.len();
+    while revisions.len() < CANDIDATES {
+        let Some(at) = pdf[..upto].windows(eof.len()).rposition(|w| w == eof) else { break };
         let mut end = at + eof.len();
         while end < pdf.len() && matches!(pdf[end], b'\r' | b'\n') {
             end += 1;
         }
-        ends.push(end);
+        revisions.push(end);
+        upto = at;
     }
-    ends.sort_unstable_by(|a, b| b.cmp(a));
+    ends.extend(revisions);
+    ends.sort_unstable();
     ends.dedup();
+    // every prefix hashed in one pass (the hash state kept at each end), off the async threads
+    let owned = pdf.to_vec();
+    let hashes: Vec<(usize, String)> = tokio::task::spawn_blocking(move || {
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        let mut from = 0;
+        ends.into_iter()
+            .map(|end| {
+                hasher.update(&owned[from..end]);
+                from = end;
+                (end, hex::encode(hasher.clone().finalize()))
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| AppError::Internal(anyhow::anyhow!("hashing a dropped PDF: {e}")))?;
     let mut c = pool.acquire().await?;
-    for signed_end in ends {
-        let Some(copy) = store::digital_copy_by_sha256(&mut c, &sha256_hex(&pdf[..signed_end])).await? else { continue };
+    for (signed_end, sha) in hashes.iter().rev() {
+        let Some(copy) = store::digital_copy_by_sha256(&mut c, sha).await? else { continue };
         let revoked = withdrawn_for_everyone(&mut c, copy.order_id).await?;
         let recipient = copy.recipient_org.clone().zip(copy.recipient_name.clone());
         let check = ShareCheck { order_id: copy.order_id, recipient, revoked };
-        return Ok(if signed_end == pdf.len() { Dropped::Genuine(check) } else { Dropped::ChangedAfterSigning(check) });
+        return Ok(if *signed_end == pdf.len() { Dropped::Genuine(check) } else { Dropped::ChangedAfterSigning(check) });
     }
     Ok(Dropped::Unknown)
 }
 
 /// Whether an order's certificates no longer stand for anyone: a certificate
 /// revoked by staff, or the order itself no longer paid (refunded).
-async fn withdrawn_for_everyone(c: &mut store::Conn, order_id: i64) -> AppResult<bool> {
+pub(super) async fn withdrawn_for_everyone(c: &mut store::Conn, order_id: i64) -> AppResult<bool> {
     let order = store::order(c, order_id).await?;
     Ok(order.status != "paid" || store::certificates_of_order(c, order_id).await?.iter().any(|cert| cert.revoked_at.is_some()))
 }

@@ -1,5 +1,5 @@
 //! Graduation day: runs that issue a cohort's digital certificates, and
-//! their graduates (see [`crate::orders::cohort`]).
+//! their graduates (the rules are in the orders domain, `orders/cohort.rs`).
 
 use super::*;
 use sqlx::FromRow;
@@ -129,9 +129,10 @@ pub async fn cohort_items_in(c: &mut Conn, run_id: i64, states: &[&str], limit: 
     sqlx::query_as(&format!("{ITEM_SELECT} WHERE run_id = $1 AND state IN ({states}) ORDER BY student_no LIMIT $2")).bind(run_id).bind(limit).fetch_all(c).await
 }
 
-/// Graduates still to issue, of every run, the oldest run first.
-pub async fn pending_cohort_items(c: &mut Conn, limit: i64) -> Result<Vec<CohortItem>, sqlx::Error> {
-    sqlx::query_as(&format!("{ITEM_SELECT} WHERE state = 'pending' ORDER BY run_id, id LIMIT $1")).bind(limit).fetch_all(c).await
+/// Graduates still to issue after `after` (an item id), the oldest first:
+/// a pass pages through them, so those waiting for a retry never hide the rest.
+pub async fn pending_cohort_items(c: &mut Conn, after: i64, limit: i64) -> Result<Vec<CohortItem>, sqlx::Error> {
+    sqlx::query_as(&format!("{ITEM_SELECT} WHERE state = 'pending' AND id > $1 ORDER BY id LIMIT $2")).bind(after).bind(limit).fetch_all(c).await
 }
 
 /// One graduate of a run.

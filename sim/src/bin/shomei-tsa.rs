@@ -10,6 +10,8 @@
 //! Knob: `POST /sim/tamper {"on": true}`: from then on each answer's last
 //! byte (in the token's signature value) is flipped, as a forger or a
 //! broken network would hand it over; `{"on": false}` stops it.
+//! `POST /sim/refuse {"on": true}`: the authority is out of service (503)
+//! until `{"on": false}`.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -52,6 +54,8 @@ struct Tsa {
     serial_base: u128,
     /// Flip the last byte of each answer (the knob).
     tamper: AtomicBool,
+    /// Out of service (the knob).
+    refuse: AtomicBool,
 }
 
 fn openssl(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
@@ -73,6 +77,9 @@ async fn stamp(State(tsa): State<Arc<Tsa>>, headers: axum::http::HeaderMap, body
     let kind = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if kind != "application/timestamp-query" || body.is_empty() || body.len() > 16 * 1024 {
         return (StatusCode::BAD_REQUEST, "send an RFC 3161 TimeStampReq as application/timestamp-query\n").into_response();
+    }
+    if tsa.refuse.load(Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "out of service\n").into_response();
     }
     let n = tsa.next.fetch_add(1, Ordering::Relaxed);
     let (query, reply, serial) = (tsa.dir.join(format!("q{n}.tsq")), tsa.dir.join(format!("r{n}.tsr")), tsa.dir.join(format!("serial-{n}")));
@@ -117,6 +124,12 @@ async fn tamper(State(tsa): State<Arc<Tsa>>, axum::Json(knob): axum::Json<serde_
     axum::Json(serde_json::json!({ "tamper": on }))
 }
 
+async fn refuse(State(tsa): State<Arc<Tsa>>, axum::Json(knob): axum::Json<serde_json::Value>) -> axum::Json<serde_json::Value> {
+    let on = knob["on"].as_bool().unwrap_or(false);
+    tsa.refuse.store(on, Ordering::Relaxed);
+    axum::Json(serde_json::json!({ "refuse": on }))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let Args { listen, dir, cert, key, chain } = Args::parse();
@@ -143,7 +156,7 @@ async fn main() -> anyhow::Result<()> {
         ),
     )?;
     let serial_base = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() << 16;
-    let tsa = Arc::new(Tsa { dir, config, next: AtomicU64::new(0), serial_base, tamper: AtomicBool::new(false) });
-    let app = Router::new().route("/", post(stamp)).route("/sim/tamper", post(tamper)).with_state(tsa);
+    let tsa = Arc::new(Tsa { dir, config, next: AtomicU64::new(0), serial_base, tamper: AtomicBool::new(false), refuse: AtomicBool::new(false) });
+    let app = Router::new().route("/", post(stamp)).route("/sim/tamper", post(tamper)).route("/sim/refuse", post(refuse)).with_state(tsa);
     shomei_sim::serve_ready(&listen, app).await
 }
