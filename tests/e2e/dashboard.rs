@@ -331,7 +331,7 @@ async fn a_registrar_reads_and_filters_orders_in_words_sets_the_fees_and_the_men
     let layout = menu_layout(&browser).await?;
     let width = if screen == Screen::Phone { 390 } else { 1024 };
     assert_eq!(layout["width"], width, "{layout}");
-    assert_eq!((layout["links"].as_i64(), layout["rows"].as_i64(), layout["overflow"].as_bool()), (Some(14), Some(1), Some(screen == Screen::Phone)), "{layout}");
+    assert_eq!((layout["links"].as_i64(), layout["rows"].as_i64(), layout["overflow"].as_bool()), (Some(15), Some(1), Some(screen == Screen::Phone)), "{layout}");
     if screen == Screen::Desktop {
         assert!(layout["right"].as_i64().is_some_and(|r| r <= 1024), "{layout}");
     }

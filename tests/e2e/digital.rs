@@ -641,7 +641,7 @@ async fn a_signing_key_comes_from_pem_or_pkcs12_and_a_file_that_cannot_be_used_s
 /// revocation data.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_certificate_carries_its_revocation_data_and_validates_for_the_long_term_with_the_cas_service_gone() -> Result<()> {
-    let (pki, crl) = TestPki::make_with_crl().await?;
+    let (pki, crl) = TestPki::make_with(Revocation::Crl).await?;
     let smartpit = HttpSim::smartpit()?;
     let (b, user, order) = paid_digital_order(&pki, None, &smartpit).await?;
     let signed = user.get(format!("{}/orders/{order}/digital.pdf", b.url)).send().await?.bytes().await?.to_vec();
@@ -668,6 +668,42 @@ async fn a_signed_certificate_carries_its_revocation_data_and_validates_for_the_
     assert!(!ok && report.contains("no revocation information could be found"), "no revocation data, no long-term validation: {report}");
     let (ok, report) = plain.pyhanko(&bt)?;
     assert!(ok, "a valid B-T signature all the same: {report}");
+    Ok(())
+}
+
+/// PAdES B-LT from OCSP: where the certificates name an OCSP responder
+/// (OpenSSL's own, answering from the test CA's index) and no list, the
+/// signed certificate carries the responder's answers (the signer's asked
+/// before signing, the time-stamp authority's after), checked when asked
+/// (the responder's signature, our nonce), in its document security store.
+/// With the responder gone, pyHanko's AdES validation at the time of
+/// signing finds the signature and its time-stamp valid from those answers,
+/// and the same validation after the answers' next update (five minutes)
+/// refuses it, so the answers are what carried it. pdfsig, which asks the
+/// responder itself (it reads no store), finds it valid and trusted while
+/// the responder answers. (pyHanko's validation as of now asks more of an OCSP
+/// answer than one made at the signing: that the revocation data postdate
+/// the signature by its own freshness window, which a CA's responder
+/// answers given later, or a document time-stamp, provide.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_certificate_carries_ocsp_answers_where_its_ca_runs_a_responder() -> Result<()> {
+    let (pki, responder) = TestPki::make_with(Revocation::Ocsp).await?;
+    let b = Backend::start(None).await?;
+    let (_, pdf) = printed_certificate(&b, "ocsp").await?;
+    let signed = pki.sealer()?.sign(&pdf, "test", "Shomei University").await?;
+    let signed_at = chrono::Utc::now();
+    assert!(responder.served.load(std::sync::atomic::Ordering::SeqCst) >= 2, "the signer's and the authority's status were asked");
+    let tail = String::from_utf8_lossy(&signed[signed.len() - 4000.min(signed.len())..]).to_string();
+    assert!(tail.contains("/Type /DSS") && tail.contains("/OCSPs [") && !tail.contains("/CRLs ["), "OCSP answers, no list: {tail}");
+    // pdfsig (NSS) asks the responder itself, while it answers
+    let said = pki.pdfsig(&signed)?;
+    assert!(said.contains("Signature is Valid.") && said.contains("Certificate is Trusted."), "{said}");
+    responder.stop();
+    let at = |d: chrono::Duration| (signed_at + d).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (ok, report) = pki.pyhanko_ades_at(&signed, &at(chrono::Duration::seconds(1)))?;
+    assert!(ok && report.contains("The signature is judged VALID.") && report.contains("The TSA certificate is trusted."), "{report}");
+    let (ok, report) = pki.pyhanko_ades_at(&signed, &at(chrono::Duration::minutes(10)))?;
+    assert!(!ok && report.contains("revocation"), "past the answers' next update: {report}");
     Ok(())
 }
 

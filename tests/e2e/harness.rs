@@ -2274,46 +2274,81 @@ pub fn openssl_in(dir: &std::path::Path, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// The CA's revocation service on loopback: serves the root's certificate
-/// revocation list at `/root.crl` (DER) and counts what it served; stopped,
-/// it is gone (as a CA's service may be, years later).
+/// The CA's revocation service on loopback: the root's certificate
+/// revocation list at `GET /root.crl` (DER), and an OCSP responder at
+/// `POST /ocsp` (OpenSSL's own, `openssl ocsp -index ... -reqin`, answering
+/// from the CA's index); it counts what it served. Stopped, it is gone (as a
+/// CA's service may be, years later).
 pub struct CrlServer {
     pub url: String,
+    pub ocsp_url: String,
     pub served: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl CrlServer {
-    async fn start(file: std::path::PathBuf) -> Result<CrlServer> {
+    async fn start(dir: std::path::PathBuf) -> Result<CrlServer> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://127.0.0.1:{}/root.crl", listener.local_addr()?.port());
+        let port = listener.local_addr()?.port();
         let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let count = served.clone();
         let task = tokio::spawn(async move {
+            let mut n = 0u64;
             while let Ok((mut conn, _)) = listener.accept().await {
-                let (file, count) = (file.clone(), count.clone());
+                n += 1;
+                let (dir, count) = (dir.clone(), count.clone());
                 tokio::spawn(async move {
                     let mut req = Vec::new();
-                    let mut buf = [0u8; 1024];
-                    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let mut buf = [0u8; 4096];
+                    let head_end = loop {
+                        if let Some(at) = req.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break at + 4;
+                        }
                         match conn.read(&mut buf).await {
                             Ok(0) | Err(_) => return,
-                            Ok(n) => req.extend_from_slice(&buf[..n]),
+                            Ok(k) => req.extend_from_slice(&buf[..k]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&req[..head_end]).to_ascii_lowercase();
+                    let length: usize = head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+                    while req.len() < head_end + length {
+                        match conn.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => req.extend_from_slice(&buf[..k]),
                         }
                     }
-                    let answer = match (req.starts_with(b"GET /root.crl "), std::fs::read(&file)) {
-                        (true, Ok(crl)) => {
+                    let body = req[head_end..head_end + length].to_vec();
+                    let answer = if head.starts_with("get /root.crl ") {
+                        std::fs::read(dir.join("root.crl")).ok().map(|b| ("application/pkix-crl", b))
+                    } else if head.starts_with("post /ocsp ") {
+                        let (q, r) = (dir.join(format!("ocsp-{n}.req")), dir.join(format!("ocsp-{n}.resp")));
+                        let made = std::fs::write(&q, &body).is_ok()
+                            && tokio::process::Command::new("openssl")
+                                .args(["ocsp", "-index", "index.txt", "-CA", "root.pem", "-rsigner", "root.pem", "-rkey", "root.key", "-nmin", "5", "-reqin"])
+                                .arg(&q)
+                                .arg("-respout")
+                                .arg(&r)
+                                .current_dir(&dir)
+                                .output()
+                                .await
+                                .is_ok_and(|o| o.status.success());
+                        made.then(|| std::fs::read(&r).ok()).flatten().map(|b| ("application/ocsp-response", b))
+                    } else {
+                        None
+                    };
+                    let answer = match answer {
+                        Some((kind, bytes)) => {
                             count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                            [format!("HTTP/1.1 200 OK\r\nContent-Type: application/pkix-crl\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", crl.len()).into_bytes(), crl].concat()
+                            [format!("HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", bytes.len()).into_bytes(), bytes].concat()
                         }
-                        _ => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+                        None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
                     };
                     let _ = conn.write_all(&answer).await;
                 });
             }
         });
-        Ok(CrlServer { url, served, task })
+        Ok(CrlServer { url: format!("http://127.0.0.1:{port}/root.crl"), ocsp_url: format!("http://127.0.0.1:{port}/ocsp"), served, task })
     }
 
     /// The service is gone: nothing answers at its address any more.
@@ -2328,29 +2363,41 @@ impl Drop for CrlServer {
     }
 }
 
+/// Where a test PKI's certificates say their revocation status is found.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Revocation {
+    /// Nowhere (B-T only).
+    None,
+    /// The root's list (CRL distribution points).
+    Crl,
+    /// The root's OCSP responder (authority information access), no list.
+    Ocsp,
+}
+
 impl TestPki {
     pub fn make() -> Result<TestPki> {
-        TestPki::make_in(None)
+        Ok(TestPki::make_in(tempfile::tempdir()?, Revocation::None, None)?)
     }
 
     /// [`TestPki::make`] with revocation: every certificate the root issues
-    /// names its revocation list (served by the returned server), and the
-    /// root issues the time-stamp authority's certificate too, so both
-    /// chains can be validated for the long term (PAdES B-LT).
-    pub async fn make_with_crl() -> Result<(TestPki, CrlServer)> {
+    /// names where its status is found (the root's list, or its OCSP
+    /// responder, both served by the returned server), and the root issues
+    /// the time-stamp authority's certificate too, so both chains can be
+    /// validated for the long term (PAdES B-LT).
+    pub async fn make_with(revocation: Revocation) -> Result<(TestPki, CrlServer)> {
         let dir = tempfile::tempdir()?;
-        let server = CrlServer::start(dir.path().join("root.crl")).await?;
-        let pki = TestPki::make_in(Some((dir, &server.url)))?;
+        let server = CrlServer::start(dir.path().to_path_buf()).await?;
+        let pki = TestPki::make_in(dir, revocation, Some(&server))?;
         Ok((pki, server))
     }
 
-    fn make_in(crl: Option<(tempfile::TempDir, &str)>) -> Result<TestPki> {
-        let (dir, crl_url) = match crl {
-            Some((dir, url)) => (dir, Some(url)),
-            None => (tempfile::tempdir()?, None),
-        };
+    fn make_in(dir: tempfile::TempDir, revocation: Revocation, server: Option<&CrlServer>) -> Result<TestPki> {
         let d = dir.path();
-        let crl_line = crl_url.map(|u| format!("crlDistributionPoints = URI:{u}\n")).unwrap_or_default();
+        let crl_line = match (revocation, server) {
+            (Revocation::Crl, Some(s)) => format!("crlDistributionPoints = URI:{}\n", s.url),
+            (Revocation::Ocsp, Some(s)) => format!("authorityInfoAccess = OCSP;URI:{}\n", s.ocsp_url),
+            _ => String::new(),
+        };
         std::fs::write(d.join("signer.cnf"), format!("basicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature,nonRepudiation\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n{crl_line}"))?;
         openssl_in(d, &["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "root.key", "-out", "root.pem", "-days", "3650",
                      "-subj", "/O=Shomei Test PKI/CN=Shomei Test Root CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"])?;
@@ -2368,7 +2415,7 @@ impl TestPki {
             anyhow::ensure!(out.status.success(), "certutil {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         }
         let tsa_dir = d.join("tsa");
-        let tsa = if crl_url.is_some() {
+        let tsa = if revocation != Revocation::None {
             // the root's list (empty: nothing revoked), and the TSA's certificate from the root
             std::fs::write(d.join("ca.cnf"), "[ca]\ndefault_ca = test\n[test]\ndatabase = index.txt\ncrlnumber = crlnumber\ndefault_md = sha256\ndefault_crl_days = 30\ncertificate = root.pem\nprivate_key = root.key\n")?;
             std::fs::write(d.join("index.txt"), "")?;
@@ -2378,6 +2425,17 @@ impl TestPki {
             std::fs::write(d.join("tsa.cnf"), format!("extendedKeyUsage = critical,timeStamping\nkeyUsage = critical,digitalSignature\nbasicConstraints = CA:FALSE\n{crl_line}"))?;
             openssl_in(d, &["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "tsa.key", "-out", "tsa.csr", "-subj", "/O=Shomei Test PKI/CN=Shomei Test TSA"])?;
             openssl_in(d, &["x509", "-req", "-in", "tsa.csr", "-CA", "root.pem", "-CAkey", "root.key", "-CAcreateserial", "-out", "tsa.pem", "-days", "825", "-extfile", "tsa.cnf"])?;
+            // the CA's index (what its OCSP responder answers from): both certificates valid
+            let mut index = String::new();
+            for cert in ["signer.pem", "tsa.pem"] {
+                let field = |what: &str| -> Result<String> {
+                    let out = Command::new("openssl").args(["x509", "-noout", what, "-in", cert]).current_dir(d).output()?;
+                    Ok(String::from_utf8_lossy(&out.stdout).trim().split_once('=').map(|(_, v)| v.to_string()).unwrap_or_default())
+                };
+                let end = Command::new("date").args(["-u", "-d", &field("-enddate")?, "+%y%m%d%H%M%SZ"]).output()?;
+                index += &format!("V\t{}\t\t{}\tunknown\t/CN={cert}\n", String::from_utf8_lossy(&end.stdout).trim(), field("-serial")?);
+            }
+            std::fs::write(d.join("index.txt"), index)?;
             std::fs::create_dir(&tsa_dir)?;
             std::fs::copy(d.join("root.pem"), tsa_dir.join("ca.pem"))?;
             let (cert, key, chain) = (d.join("tsa.pem"), d.join("tsa.key"), d.join("root.pem"));
@@ -2441,6 +2499,11 @@ impl TestPki {
     /// certificate of both chains.
     pub fn pyhanko_ades(&self, pdf: &[u8]) -> Result<(bool, String)> {
         self.pyhanko_with(pdf, &["adesverify", "--pretty-print"])
+    }
+
+    /// [`TestPki::pyhanko_ades`] as of `time` (ISO 8601): point-in-time validation.
+    pub fn pyhanko_ades_at(&self, pdf: &[u8], time: &str) -> Result<(bool, String)> {
+        self.pyhanko_with(pdf, &["adesverify", "--pretty-print", "--validation-time", time])
     }
 
     fn pyhanko_with(&self, pdf: &[u8], how: &[&str]) -> Result<(bool, String)> {

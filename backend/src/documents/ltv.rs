@@ -1,12 +1,15 @@
 //! Long-term validation (PAdES baseline B-LT): a signed PDF carries the
 //! data a validator needs years later, when the CA's revocation service may
 //! be gone: the certificates of the signer's and the time-stamp
-//! authority's chains and their certificate revocation lists, in the
+//! authority's chains and their revocation data (OCSP answers, else
+//! certificate revocation lists), in the
 //! document security store (`/DSS` of the catalog, ETSI EN 319 142-1 5.4),
 //! added as an incremental update after the signature (which it does not
 //! touch).
 //!
-//! The lists are fetched from the CRL distribution points named by trusted
+//! OCSP answers (checked by the `tsp-ltv` crate: the responder's signature,
+//! our nonce, freshness) and lists are fetched from the responders and CRL
+//! distribution points named by trusted
 //! certificates only: the university's configured chain and the time-stamp
 //! authority's path up to a configured anchor (never a certificate a token
 //! merely carries). At most a few lists, no redirects, a size cap, each
@@ -53,6 +56,13 @@ pub fn crl_urls(cert: &Certificate) -> Vec<String> {
         .collect()
 }
 
+/// The client revocation data is fetched with: no redirects (a list or an
+/// answer is where the certificate says, or not at all).
+fn http() -> &'static reqwest::Client {
+    static HTTP: OnceLock<reqwest::Client> = OnceLock::new();
+    HTTP.get_or_init(|| reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap_or_default())
+}
+
 /// Lists fetched, by URL, with when they are to be fetched again.
 fn cache() -> &'static Mutex<HashMap<String, (Vec<u8>, SystemTime)>> {
     static CACHE: OnceLock<Mutex<HashMap<String, (Vec<u8>, SystemTime)>>> = OnceLock::new();
@@ -68,9 +78,7 @@ async fn crl(url: &str, timeout: Duration) -> Result<Vec<u8>, String> {
             return Ok(bytes.clone());
         }
     }
-    static HTTP: OnceLock<reqwest::Client> = OnceLock::new();
-    let http = HTTP.get_or_init(|| reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap_or_default());
-    let mut r = http.get(url).timeout(timeout).send().await.map_err(|e| e.to_string())?;
+    let mut r = http().get(url).timeout(timeout).send().await.map_err(|e| e.to_string())?;
     if !r.status().is_success() {
         return Err(format!("answered {}", r.status()));
     }
@@ -89,42 +97,143 @@ async fn crl(url: &str, timeout: Duration) -> Result<Vec<u8>, String> {
     Ok(body)
 }
 
-/// The validation data for `trusted` (the signer's configured chain and
-/// the time-stamp authority's verified path): their certificates (DER) and
-/// the lists they name. None when none names a list, or one could not be
-/// fetched (the caller keeps the signature B-T).
-pub async fn validation_data(trusted: &[Certificate], timeout: Duration) -> Option<(Vec<Vec<u8>>, Vec<Vec<u8>>)> {
-    let mut certs: Vec<&Certificate> = Vec::new();
-    for c in trusted {
-        if !certs.contains(&c) {
-            certs.push(c);
+/// The http URLs of the OCSP responders a certificate names (authority information access).
+pub fn ocsp_urls(cert: &Certificate) -> Vec<String> {
+    tsp_ltv::ltv::extract_aia_urls(cert, tsp_ltv::ltv::AiaAccessMethod::Ocsp)
+        .into_iter()
+        .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+        .collect()
+}
+
+/// OCSP answers kept, by responder and certificate serial, with until when.
+fn ocsp_cache() -> &'static Mutex<HashMap<(String, Vec<u8>), (Vec<u8>, SystemTime)>> {
+    static CACHE: OnceLock<Mutex<HashMap<(String, Vec<u8>), (Vec<u8>, SystemTime)>>> = OnceLock::new();
+    CACHE.get_or_init(Mutex::default)
+}
+
+/// How long an OCSP answer is embedded again before a fresh one is asked for.
+const OCSP_KEEP: Duration = Duration::from_secs(300);
+
+/// A fresh OCSP answer that `cert` is good, from the responder at `url`,
+/// checked with tsp-ltv (signed by the issuer or its delegated responder,
+/// our nonce, within its validity window).
+async fn ocsp(url: &str, cert: &Certificate, issuer: &Certificate, timeout: Duration) -> Result<Vec<u8>, String> {
+    let key = (url.to_string(), cert.tbs_certificate.serial_number.as_bytes().to_vec());
+    let now = SystemTime::now();
+    if let Some((answer, until)) = ocsp_cache().lock().map_err(|e| e.to_string())?.get(&key) {
+        if *until > now {
+            return Ok(answer.clone());
         }
     }
+    let (request, nonce) = tsp_ltv::ltv::build_ocsp_request_with_nonce(cert, issuer).map_err(|e| e.to_string())?;
+    let mut r = http()
+        .post(url)
+        .header("Content-Type", "application/ocsp-request")
+        .body(request)
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !r.status().is_success() {
+        return Err(format!("answered {}", r.status()));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = r.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > 256 * 1024 {
+            return Err("an OCSP answer larger than 256 KB".into());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    match tsp_ltv::ltv::ocsp::check_revocation(&body, cert, issuer, Some(&nonce), None) {
+        Ok(tsp_ltv::ltv::ValidationStatus::Valid { .. }) => {}
+        Ok(other) => return Err(format!("the responder does not say good: {other:?}")),
+        Err(e) => return Err(format!("the answer does not check: {e}")),
+    }
+    ocsp_cache().lock().map_err(|e| e.to_string())?.insert(key, (body.clone(), now + OCSP_KEEP));
+    Ok(body)
+}
+
+/// A chain's validation data: certificates, OCSP answers and lists (DER).
+#[derive(Debug, Default, Clone)]
+pub struct ValidationData {
+    pub certs: Vec<Vec<u8>>,
+    pub ocsps: Vec<Vec<u8>>,
+    pub crls: Vec<Vec<u8>>,
+}
+
+impl ValidationData {
+    /// `self` with what `other` holds besides.
+    pub fn merge(mut self, other: ValidationData) -> ValidationData {
+        for (mine, theirs) in [(&mut self.certs, other.certs), (&mut self.ocsps, other.ocsps), (&mut self.crls, other.crls)] {
+            for item in theirs {
+                if !mine.contains(&item) {
+                    mine.push(item);
+                }
+            }
+        }
+        self
+    }
+}
+
+/// Revocation data named for a certificate could not be had.
+#[derive(Debug)]
+pub struct Unavailable;
+
+/// The validation data for `chain` (the signer's configured chain, or the
+/// time-stamp authority's verified path): its certificates, an OCSP answer
+/// for each certificate whose responder is named (its issuer in the same
+/// chain), else the revocation lists it names. Ok(None) when nothing in it
+/// names revocation data; Err when something named could not be had (the
+/// caller keeps the signature B-T).
+pub async fn validation_data(chain: &[Certificate], timeout: Duration) -> Result<Option<ValidationData>, Unavailable> {
+    let mut data = ValidationData::default();
     let mut urls: Vec<String> = Vec::new();
-    for u in certs.iter().flat_map(|c| crl_urls(c)) {
-        if !urls.contains(&u) {
-            urls.push(u);
+    for cert in chain {
+        if let Ok(der) = cert.to_der() {
+            if !data.certs.contains(&der) {
+                data.certs.push(der);
+            }
         }
-    }
-    if urls.is_empty() {
-        return None;
-    }
-    if urls.len() > MAX_LISTS {
-        tracing::warn!(lists = urls.len(), "the chains name more revocation lists than are fetched: the signature stays B-T");
-        return None;
-    }
-    let mut crls = Vec::new();
-    for url in &urls {
-        match crl(url, timeout).await {
-            Ok(list) => crls.push(list),
-            Err(e) => {
-                tracing::warn!(url, error = %e, "a certificate revocation list could not be fetched: the signature stays B-T");
-                return None;
+        if cert.tbs_certificate.subject == cert.tbs_certificate.issuer {
+            continue; // a root: trusted as itself
+        }
+        let issuer = chain.iter().find(|c| c.tbs_certificate.subject == cert.tbs_certificate.issuer);
+        if let (Some(issuer), Some(url)) = (issuer, ocsp_urls(cert).first()) {
+            match ocsp(url, cert, issuer, timeout).await {
+                Ok(answer) => {
+                    if !data.ocsps.contains(&answer) {
+                        data.ocsps.push(answer);
+                    }
+                    continue;
+                }
+                Err(e) => tracing::warn!(url, error = %e, "no OCSP answer: trying the certificate's revocation lists"),
+            }
+        }
+        let lists = crl_urls(cert);
+        if lists.is_empty() && !ocsp_urls(cert).is_empty() {
+            tracing::warn!(subject = %cert.tbs_certificate.subject, "its OCSP responder did not answer and it names no revocation list: the signature stays B-T");
+            return Err(Unavailable);
+        }
+        for u in lists {
+            if !urls.contains(&u) {
+                urls.push(u);
             }
         }
     }
-    let ders = certs.iter().filter_map(|c| c.to_der().ok()).collect();
-    Some((ders, crls))
+    if urls.len() > MAX_LISTS {
+        tracing::warn!(lists = urls.len(), "the chain names more revocation lists than are fetched: the signature stays B-T");
+        return Err(Unavailable);
+    }
+    for url in &urls {
+        match crl(url, timeout).await {
+            Ok(list) => data.crls.push(list),
+            Err(e) => {
+                tracing::warn!(url, error = %e, "a certificate revocation list could not be fetched: the signature stays B-T");
+                return Err(Unavailable);
+            }
+        }
+    }
+    Ok((!data.ocsps.is_empty() || !data.crls.is_empty()).then_some(data))
 }
 
 /// Finds the last occurrence of `needle` in `hay`.
@@ -141,11 +250,12 @@ fn int_after(dict: &str, key: &str) -> Option<(usize, usize, u64)> {
     Some((start, start + digits.len(), digits.parse().ok()?))
 }
 
-/// `pdf` with a document security store holding `certs` and `crls`, as an
+/// `pdf` with a document security store holding `data`'s certificates, OCSP answers and lists, as an
 /// incremental update: the streams, the `/DSS` dictionary and the catalog
 /// naming it, a cross-reference section and a trailer pointing back to the
 /// previous one. What was signed stays byte for byte.
-pub fn append_dss(pdf: &[u8], certs: &[Vec<u8>], crls: &[Vec<u8>]) -> Result<Vec<u8>, String> {
+pub fn append_dss(pdf: &[u8], data: &ValidationData) -> Result<Vec<u8>, String> {
+    let (certs, ocsps, crls) = (&data.certs, &data.ocsps, &data.crls);
     let sx = rfind(pdf, b"startxref").ok_or("no startxref")?;
     let prev: usize = std::str::from_utf8(&pdf[sx + 9..]).ok().and_then(|t| t.split_whitespace().next()).and_then(|n| n.parse().ok()).ok_or("no xref offset")?;
     // the last revision must have a classic cross-reference table (underskrift writes one)
@@ -194,12 +304,13 @@ pub fn append_dss(pdf: &[u8], certs: &[Vec<u8>], crls: &[Vec<u8>]) -> Result<Vec
         id
     };
     let cert_ids: Vec<u64> = certs.iter().map(|c| stream(&mut out, &mut offsets, c)).collect();
+    let ocsp_ids: Vec<u64> = ocsps.iter().map(|c| stream(&mut out, &mut offsets, c)).collect();
     let crl_ids: Vec<u64> = crls.iter().map(|c| stream(&mut out, &mut offsets, c)).collect();
-    let refs = |ids: &[u64]| ids.iter().map(|i| format!("{i} 0 R")).collect::<Vec<_>>().join(" ");
+    let refs = |key: &str, ids: &[u64]| if ids.is_empty() { String::new() } else { format!(" /{key} [{}]", ids.iter().map(|i| format!("{i} 0 R")).collect::<Vec<_>>().join(" ")) };
     let dss = next;
     next += 1;
     offsets.push((dss, 0, out.len()));
-    out.extend_from_slice(format!("{dss} 0 obj\n<</Type /DSS /Certs [{}] /CRLs [{}]>>\nendobj\n", refs(&cert_ids), refs(&crl_ids)).as_bytes());
+    out.extend_from_slice(format!("{dss} 0 obj\n<</Type /DSS{}{}{}>>\nendobj\n", refs("Certs", &cert_ids), refs("OCSPs", &ocsp_ids), refs("CRLs", &crl_ids)).as_bytes());
     offsets.push((root, gen, out.len()));
     out.extend_from_slice(format!("{root} {gen} obj\n<</DSS {dss} 0 R ").as_bytes());
     out.extend_from_slice(&body[2..]);

@@ -305,6 +305,10 @@ impl PdfSealer {
             content_size: CONTENTS_BYTES,
             ..Default::default()
         };
+        // the signer's chain's revocation data is had before signing: an
+        // answer given before the signature's time is valid at that time
+        let own: Vec<x509_cert::Certificate> = self.signer.certificate_chain_der().iter().filter_map(|c| x509_cert::Certificate::from_der(c).ok()).collect();
+        let own_data = super::ltv::validation_data(&own, self.stamper.timeout()).await;
         let mut signed = underskrift::PdfSigner::new()
             .options(options)
             .sign(pdf, self.signer.as_ref())
@@ -319,22 +323,22 @@ impl PdfSealer {
         }
         signed[start..start + hex.len()].copy_from_slice(hex.as_bytes());
         signed[start + hex.len()..end].fill(b'0');
-        // B-LT where the trusted chains name their revocation lists and they answer
+        // B-LT where the trusted chains name their revocation data and it can be had
         let Some(tsa_path) = self.stamper.trusted_path(&token) else {
             return Ok(signed);
         };
-        let mut trusted: Vec<x509_cert::Certificate> =
-            self.signer.certificate_chain_der().iter().filter_map(|c| x509_cert::Certificate::from_der(c).ok()).collect();
-        trusted.extend(tsa_path);
-        match super::ltv::validation_data(&trusted, self.stamper.timeout()).await {
-            Some((certs, crls)) => match super::ltv::append_dss(&signed, &certs, &crls) {
-                Ok(with_dss) => Ok(with_dss),
-                Err(e) => {
-                    tracing::warn!(error = %e, "the validation data could not be added: the signature stays B-T");
-                    Ok(signed)
-                }
-            },
-            None => Ok(signed),
+        let theirs = super::ltv::validation_data(&tsa_path, self.stamper.timeout()).await;
+        let data = match (own_data, theirs) {
+            (Ok(Some(a)), Ok(b)) => a.merge(b.unwrap_or_default()),
+            (Ok(None), Ok(Some(b))) => b,
+            _ => return Ok(signed),
+        };
+        match super::ltv::append_dss(&signed, &data) {
+            Ok(with_dss) => Ok(with_dss),
+            Err(e) => {
+                tracing::warn!(error = %e, "the validation data could not be added: the signature stays B-T");
+                Ok(signed)
+            }
         }
     }
 
