@@ -30,7 +30,20 @@
   }
   function refresh() {
     fetch("/admin/graduation/" + run.dataset.run + "/progress", { credentials: "same-origin", headers: { "Accept": "application/json" } })
-      .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
+      .then(function (r) {
+        // the session ended (the panel's login answers instead): say so, stop asking
+        if (r.redirected || r.status === 401 || r.status === 403) {
+          status.textContent = "ログインの有効期限が切れました。ページを再読み込みしてください。 ";
+          var en = document.createElement("span");
+          en.className = "en";
+          en.lang = "en";
+          en.textContent = "Your session has ended: reload the page.";
+          status.appendChild(en);
+          throw new Error("session");
+        }
+        if (!r.ok) { throw new Error(r.status); }
+        return r.json();
+      })
       .then(function (p) {
         bar.max = Math.max(p.total, 1);
         bar.value = p.issued;
@@ -54,7 +67,7 @@
         }
         window.setTimeout(refresh, 2000);
       })
-      .catch(function () { window.setTimeout(refresh, 5000); });
+      .catch(function (e) { if (e.message !== "session") { window.setTimeout(refresh, 5000); } });
   }
   window.setTimeout(refresh, 1000);
 })();

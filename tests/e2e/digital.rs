@@ -608,6 +608,8 @@ async fn a_signing_key_comes_from_pem_or_pkcs12_and_a_file_that_cannot_be_used_s
     let signed = sealer.sign(&pdf, "test", "Shomei University").await?;
     let said = pki.pdfsig(&signed)?;
     assert!(said.contains("Signature is Valid.") && said.contains("Certificate is Trusted."), "{said}");
+    let (ok, report) = pki.pyhanko(&signed)?;
+    assert!(ok && report.contains("The signature is judged VALID."), "{report}");
 
     // what cannot be used stops the start, naming the key and what to do
     let modern = Sealers::load(&config(p12("modern.p12", "p12.pass"))).err().context("an AES PKCS#12 is refused")?;
@@ -723,6 +725,8 @@ async fn a_time_stamp_that_does_not_verify_or_comes_from_an_untrusted_authority_
     let signed = sealer.sign(&pdf, "test", "Shomei University").await?;
     let said = pki.pdfsig(&signed)?;
     assert!(said.contains("Signature is Valid.") && said.contains("Certificate is Trusted."), "the trusted authority: {said}");
+    let (ok, report) = pki.pyhanko(&signed)?;
+    assert!(ok && report.contains("The signature is judged VALID."), "{report}");
 
     // the answer altered on the way: its signature does not verify
     let r = pki.tsa.knob("/sim/tamper", serde_json::json!({ "on": true })).await?;
@@ -813,6 +817,8 @@ async fn the_machine_readable_twin_is_a_verifiable_credential_in_the_signed_pdf_
     let own = user.get(format!("{order_url}/digital.pdf")).send().await?.bytes().await?.to_vec();
     let said = pki.pdfsig(&own)?;
     assert!(said.contains("Signature is Valid.") && said.contains("Total document signed"), "the signature covers the attachment: {said}");
+    let (ok, report) = pki.pyhanko(&own)?;
+    assert!(ok && report.contains("The signature is judged VALID."), "{report}");
     let (serial, code, holder) = {
         let row = b.sql(&format!(
             "SELECT c.serial || '|' || c.verification_code || '|' || r.name_roman FROM certificates c JOIN order_lines l ON l.id = c.order_line_id
@@ -961,7 +967,9 @@ async fn a_digital_certificate_is_paid_from_a_cards_balance_once_and_a_short_bal
     assert_eq!(balance(&b)?, before - total);
     let pdf = user.get(format!("{order_url}/digital.pdf")).send().await?.bytes().await?;
     let said = pki.pdfsig(&pdf)?;
-    assert!(said.contains("Signature is Valid."), "{said}");
+    assert!(said.contains("Signature is Valid.") && said.contains("Certificate is Trusted."), "{said}");
+    let (ok, report) = pki.pyhanko(&pdf)?;
+    assert!(ok && report.contains("The signature is judged VALID."), "{report}");
     Ok(())
 }
 
@@ -1325,5 +1333,65 @@ async fn graduation_day_waits_out_a_time_stamp_authority_outage_and_then_issues_
         let mails = smtp.all_to(email).into_iter().filter(|m| m.contains("issued as a digital certificate")).count();
         assert_eq!(mails, 1, "{email}");
     }
+    Ok(())
+}
+
+/// Graduation day during a service break (maintenance): the run's graduates
+/// wait, the run's page says why, and the wait is not counted as a try (no
+/// graduate is given up on however long the break lasts); nothing is placed
+/// or mailed. Once the break is over, every graduate is issued once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graduation_day_waits_out_a_service_break_without_counting_it_as_tries() -> Result<()> {
+    let pki = TestPki::make()?;
+    let smtp = Smtp::start()?;
+    let signing = pki.signing_config()?;
+    let b = Backend::start_with(Some(smtp.port), move |c| {
+        c.documents.signing = signing;
+        c.orders.cohort_retry_s = 1;
+    })
+    .await?;
+    let (s, page) = crate::accounts::import_register(&b, &cohort_register_lines()).await?;
+    assert_eq!(s, 200, "{page}");
+    for (no, kanji, roman, email) in COHORT {
+        if let Some(email) = email {
+            account_for(&b, email, no, kanji, roman)?;
+        }
+    }
+    let english = b.sql("SELECT id FROM certificate_types WHERE code = 'graduation_en'")?;
+    let staff = b.staff_client().await?;
+    let url = format!("{}/admin/graduation", b.url);
+    let csrf = crate::accounts::csrf_of(&staff, &url).await?;
+    let form = [("csrf", csrf.as_str()), ("certificate_type_id", english.as_str()), ("graduation_date", "2024-03-25"), ("faculty_code", "LET")];
+    // the run is started, then maintenance begins before its graduates are issued
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    b.sql(&format!(
+        "INSERT INTO service_breaks (university_id, kind, starts_at, ends_at, note_ja, note_en, created_at) VALUES (1, 'maintenance', {}, {}, '', '', {now})",
+        now - 60,
+        now + 3600
+    ))?;
+    let r = staff.post(&url).form(&form).send().await?;
+    assert_eq!(r.status(), 200);
+    let run_url = r.url().to_string();
+    let run = b.sql("SELECT MAX(id) FROM cohort_runs")?;
+    let waiting = format!("SELECT COUNT(*) FROM cohort_items WHERE run_id = {run} AND state = 'pending' AND error IS NOT NULL AND attempts = 0");
+    wait_until("every graduate waiting for the break", Duration::from_secs(60), || b.sql(&waiting).is_ok_and(|n| n == "4"))?;
+    // more passes run (the job's lease renewed at each, seconds apart) and none counts as a try
+    let lease = "SELECT expires_at FROM job_leases WHERE name = 'graduation-day'";
+    let first: i64 = b.sql(lease)?.parse()?;
+    wait_until("two more passes", Duration::from_secs(30), || b.sql(lease).ok().and_then(|e| e.parse::<i64>().ok()).is_some_and(|e| e >= first + 2))?;
+    let page = staff.get(&run_url).send().await?.text().await?;
+    let why = element_inner_text(&page, "not-issued").context("the graduates waiting")?;
+    assert!(why.contains("Waiting") && why.contains("maintenance") , "{why}");
+    assert_eq!(b.sql("SELECT COUNT(*) FROM orders WHERE payment_method = 'university'")?, "0");
+    assert_eq!(b.sql(&format!("SELECT MAX(attempts) FROM cohort_items WHERE run_id = {run}"))?, "0", "a break is not a try");
+    // the break ends: each graduate issued once
+    b.sql("DELETE FROM service_breaks")?;
+    wait_until("the run finished", Duration::from_secs(60), || {
+        b.sql(&format!("SELECT finished_at IS NOT NULL FROM cohort_runs WHERE id = {run}")).is_ok_and(|f| f == "1" || f == "t")
+    })?;
+    assert_eq!(b.sql(&format!("SELECT COUNT(*) FROM cohort_items WHERE run_id = {run} AND state = 'issued'"))?, "4");
+    assert_eq!(b.sql("SELECT COUNT(*) FROM orders WHERE payment_method = 'university'")?, "4");
+    mail_all_sent(&b)?;
+    assert_eq!(b.sql("SELECT COUNT(*) FROM outbox WHERE subject LIKE '%issued as a digital certificate%'")?, "4");
     Ok(())
 }

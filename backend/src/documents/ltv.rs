@@ -30,6 +30,23 @@ use x509_cert::Certificate;
 const CRL_DISTRIBUTION_POINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.31");
 /// A list larger than this is not embedded (the PDF would swell).
 const MAX_CRL_BYTES: usize = 2 * 1024 * 1024;
+/// How long one list or OCSP answer is waited for.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a chain's validation data may take in all: past it, the
+/// signature stays B-T (a slow CA never holds a graduate's download up).
+pub const BUDGET: Duration = Duration::from_secs(8);
+
+/// `fetch` within [`BUDGET`]; past it, unavailable.
+pub async fn within_budget(fetch: impl std::future::Future<Output = Result<Option<ValidationData>, Unavailable>>) -> Result<Option<ValidationData>, Unavailable> {
+    match tokio::time::timeout(BUDGET, fetch).await {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::warn!("revocation data took too long: the signature stays B-T");
+            Err(Unavailable)
+        }
+    }
+}
+
 /// Lists fetched for one signature at most.
 const MAX_LISTS: usize = 8;
 /// A list is fetched again after this at the latest, whatever its next update says.
@@ -92,6 +109,10 @@ async fn crl(url: &str, timeout: Duration) -> Result<Vec<u8>, String> {
     // a list, not whatever the server sent (validators check its signature)
     let list = x509_cert::crl::CertificateList::from_der(&body).map_err(|e| format!("not a CRL: {e}"))?;
     let next = list.tbs_cert_list.next_update.map(|t| t.to_system_time()).unwrap_or(now);
+    if next <= now {
+        // validators would refuse it as stale
+        return Err("the list is past its next update".into());
+    }
     let until = next.min(now + KEEP_AT_MOST);
     cache().lock().map_err(|e| e.to_string())?.insert(url.to_string(), (body.clone(), until));
     Ok(body)
@@ -118,7 +139,9 @@ const OCSP_KEEP: Duration = Duration::from_secs(300);
 /// checked with tsp-ltv (signed by the issuer or its delegated responder,
 /// our nonce, within its validity window).
 async fn ocsp(url: &str, cert: &Certificate, issuer: &Certificate, timeout: Duration) -> Result<Vec<u8>, String> {
-    let key = (url.to_string(), cert.tbs_certificate.serial_number.as_bytes().to_vec());
+    // (the issuer's key in the key: two issuers behind one responder may share a serial)
+    let issuer_key = issuer.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes();
+    let key = (url.to_string(), [cert.tbs_certificate.serial_number.as_bytes(), b"|", issuer_key].concat());
     let now = SystemTime::now();
     if let Some((answer, until)) = ocsp_cache().lock().map_err(|e| e.to_string())?.get(&key) {
         if *until > now {

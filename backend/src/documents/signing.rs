@@ -307,8 +307,13 @@ impl PdfSealer {
         };
         // the signer's chain's revocation data is had before signing: an
         // answer given before the signature's time is valid at that time
-        let own: Vec<x509_cert::Certificate> = self.signer.certificate_chain_der().iter().filter_map(|c| x509_cert::Certificate::from_der(c).ok()).collect();
-        let own_data = super::ltv::validation_data(&own, self.stamper.timeout()).await;
+        // (only with the authority's path trusted: B-LT needs it too), within a budget
+        let own_data = if self.stamper.has_anchors() {
+            let own: Vec<x509_cert::Certificate> = self.signer.certificate_chain_der().iter().filter_map(|c| x509_cert::Certificate::from_der(c).ok()).collect();
+            super::ltv::within_budget(super::ltv::validation_data(&own, super::ltv::FETCH_TIMEOUT)).await
+        } else {
+            Ok(None)
+        };
         let mut signed = underskrift::PdfSigner::new()
             .options(options)
             .sign(pdf, self.signer.as_ref())
@@ -327,7 +332,7 @@ impl PdfSealer {
         let Some(tsa_path) = self.stamper.trusted_path(&token) else {
             return Ok(signed);
         };
-        let theirs = super::ltv::validation_data(&tsa_path, self.stamper.timeout()).await;
+        let theirs = super::ltv::within_budget(super::ltv::validation_data(&tsa_path, super::ltv::FETCH_TIMEOUT)).await;
         let data = match (own_data, theirs) {
             (Ok(Some(a)), Ok(b)) => a.merge(b.unwrap_or_default()),
             (Ok(None), Ok(Some(b))) => b,

@@ -41,13 +41,12 @@ pub struct TimeStamper {
     /// The certificates a token's signer must be (or be issued by); empty:
     /// any certificate for time-stamping whose signature verifies.
     anchors: Vec<Certificate>,
-    timeout: Duration,
 }
 
 impl TimeStamper {
     pub fn new(url: &str, timeout: Duration) -> TimeStamper {
         let http = reqwest::Client::builder().timeout(timeout).build().unwrap_or_default();
-        TimeStamper { url: url.to_string(), http, anchors: Vec::new(), timeout }
+        TimeStamper { url: url.to_string(), http, anchors: Vec::new() }
     }
 
     /// Tokens are taken only from a signer that is one of `anchors` or
@@ -75,9 +74,9 @@ impl TimeStamper {
         &self.url
     }
 
-    /// How long an answer is waited for (also a revocation list's).
-    pub(crate) fn timeout(&self) -> Duration {
-        self.timeout
+    /// Whether tokens are taken only from configured anchors' authorities.
+    pub fn has_anchors(&self) -> bool {
+        !self.anchors.is_empty()
     }
 
     /// The path of a token's signer up to a configured anchor (None without

@@ -82,8 +82,9 @@ pub async fn start(
 /// Tries a graduate that failed for a passing reason this many times, then
 /// gives up on them with the reason (a later run of the cohort tries again).
 pub const MAX_ATTEMPTS: i64 = 20;
-/// Graduates a batch takes (a batch runs well inside the job's lease).
-const BATCH: i64 = 64;
+/// Graduates a batch takes: one round of those in flight, so a batch runs
+/// well inside the job's lease (renewed before each).
+const BATCH: i64 = IN_FLIGHT as i64;
 
 /// One batch: the next pending graduates after `after` (an item id), each
 /// tried once. Returns how many were issued and where the next batch
@@ -115,6 +116,18 @@ async fn issue_one(desk: &Desk<'_>, item: store::CohortItem) -> bool {
     match try_issue(desk, item).await {
         Ok(Step::Issued) => true,
         Ok(Step::Gone) => false,
+        Ok(Step::Held(why)) => {
+            // a service break: waited out, not counted as a try
+            let r = async {
+                let mut tx = store::begin_write(desk.pool).await?;
+                store::cohort_item_waiting(&mut tx, id, &why).await?;
+                tx.commit().await
+            };
+            if let Err(e) = r.await {
+                tracing::warn!(item = id, error = %e, "could not note a graduate waiting");
+            }
+            false
+        }
         Ok(Step::Failed(why)) => {
             note(desk.pool, id, Some(&why)).await;
             false
@@ -139,6 +152,8 @@ enum Step {
     Issued,
     /// No longer pending (another pass took it).
     Gone,
+    /// Ordering is closed for the university (a service break): wait.
+    Held(String),
     Failed(String),
 }
 
@@ -169,11 +184,13 @@ async fn try_issue(desk: &Desk<'_>, item: store::CohortItem) -> AppResult<Step> 
     let mut c = desk.pool.acquire().await?;
     let user_id = store::student_record_user(&mut c, record_id).await?;
     let run = store::cohort_run_university(&mut c, item.run_id).await?;
+    // a service break holds graduation day too: waited out
+    if let Err(AppError::Page(closed)) = super::service::check_open(&mut c, run).await {
+        return Ok(Step::Held(closed));
+    }
     let order_id = match item.order_id {
         Some(order_id) => order_id,
         None => {
-            // a service break holds graduation day too: tried again after it
-            super::service::check_open(&mut c, run).await?;
             drop(c);
             let req = OrderRequest {
                 student_record_id: record_id,
@@ -188,7 +205,9 @@ async fn try_issue(desk: &Desk<'_>, item: store::CohortItem) -> AppResult<Step> 
                 Ok(placed) => placed.order_id,
                 Err(AppError::Page(m)) => {
                     let mut c = desk.pool.acquire().await?;
-                    super::service::check_open(&mut c, run).await?;
+                    if let Err(AppError::Page(closed)) = super::service::check_open(&mut c, run).await {
+                        return Ok(Step::Held(closed));
+                    }
                     return Ok(Step::Failed(m));
                 }
                 Err(e) => return Err(e),

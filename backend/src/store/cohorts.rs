@@ -170,6 +170,12 @@ pub async fn cohort_item_retry(c: &mut Conn, item_id: i64, error: &str) -> Resul
     Ok(())
 }
 
+/// A graduate waits (a service break): why, not counted as a try.
+pub async fn cohort_item_waiting(c: &mut Conn, item_id: i64, why: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE cohort_items SET error = $1 WHERE id = $2 AND state = 'pending'").bind(why).bind(item_id).execute(c).await?;
+    Ok(())
+}
+
 /// Marks the runs with nothing left to issue as finished.
 pub async fn finish_cohort_runs(c: &mut Conn, now: i64) -> Result<u64, sqlx::Error> {
     let r = sqlx::query(
