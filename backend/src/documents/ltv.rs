@@ -387,3 +387,59 @@ fn catalog_offset(table: &str, id: u64) -> Option<usize> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small PDF with a classic cross-reference table, as underskrift's
+    /// signature update ends (the catalog written plainly in the last table).
+    fn classic_pdf() -> Vec<u8> {
+        let mut pdf = b"%PDF-1.7\n".to_vec();
+        let catalog = pdf.len();
+        pdf.extend_from_slice(b"1 0 obj\n<</Type /Catalog/Pages 2 0 R/Lang (ja-JP)>>\nendobj\n");
+        let pages = pdf.len();
+        pdf.extend_from_slice(b"2 0 obj\n<</Type /Pages/Kids []/Count 0>>\nendobj\n");
+        let xref = pdf.len();
+        pdf.extend_from_slice(format!("xref\n0 3\n0000000000 65535 f \n{catalog:010} 00000 n \n{pages:010} 00000 n \ntrailer\n<</Size 3/Root 1 0 R>>\nstartxref\n{xref}\n%%EOF\n").as_bytes());
+        pdf
+    }
+
+    #[test]
+    fn the_store_is_an_update_that_keeps_every_byte_before_it_and_reads_back() {
+        let pdf = classic_pdf();
+        let data = ValidationData { certs: vec![b"certificate one".to_vec()], ocsps: vec![b"an ocsp answer".to_vec()], crls: vec![b"a list".to_vec(), b"another".to_vec()] };
+        let out = append_dss(&pdf, &data).expect("appended");
+        assert!(out.starts_with(&pdf), "what came before is kept byte for byte");
+        let doc = lopdf::Document::load_mem(&out).expect("a PDF lopdf reads");
+        let catalog = doc.catalog().expect("catalog");
+        assert_eq!(catalog.get(b"Lang").and_then(|l| l.as_str()).ok(), Some(&b"ja-JP"[..]), "the catalog's entries are kept");
+        let dss = doc.get_dictionary(catalog.get(b"DSS").and_then(|d| d.as_reference()).expect("/DSS")).expect("the store");
+        let streams = |key: &[u8]| -> Vec<Vec<u8>> {
+            dss.get(key)
+                .and_then(|a| a.as_array())
+                .map(|a| a.iter().map(|r| doc.get_object(r.as_reference().unwrap()).unwrap().as_stream().unwrap().content.clone()).collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(streams(b"Certs"), data.certs);
+        assert_eq!(streams(b"OCSPs"), data.ocsps);
+        assert_eq!(streams(b"CRLs"), data.crls);
+        // the new trailer points back to the previous table
+        let previous = String::from_utf8_lossy(&pdf).rsplit("startxref\n").next().unwrap().lines().next().unwrap().to_string();
+        let text = String::from_utf8_lossy(&out[pdf.len()..]).to_string();
+        let trailer = text.rsplit("trailer\n").next().unwrap();
+        assert!(trailer.contains(&format!("/Prev {previous}")) && trailer.contains("/Size 8"), "objects 3 to 7 are new: {trailer}");
+    }
+
+    #[test]
+    fn a_file_whose_last_revision_is_not_a_classic_table_is_left_as_it_is() {
+        let mut pdf = classic_pdf();
+        // a last revision pointing at something else than "xref" (a cross-reference stream)
+        let at = String::from_utf8_lossy(&pdf).rfind("startxref\n").unwrap() + 10;
+        pdf.truncate(at);
+        pdf.extend_from_slice(b"9\n%%EOF\n");
+        let data = ValidationData { certs: vec![b"c".to_vec()], ..Default::default() };
+        assert!(append_dss(&pdf, &data).is_err());
+        assert!(append_dss(b"not a pdf at all", &data).is_err());
+    }
+}
