@@ -14,6 +14,15 @@
     var el = document.getElementById(id);
     if (el && el.textContent !== text) { el.textContent = text; }
   }
+  // the status line: Japanese, then English marked as such
+  function say(ja, en) {
+    status.textContent = ja + " ";
+    var span = document.createElement("span");
+    span.className = "en";
+    span.lang = "en";
+    span.textContent = en;
+    status.appendChild(span);
+  }
   function list(rows) {
     var fresh = document.createDocumentFragment();
     rows.forEach(function (r) {
@@ -33,12 +42,7 @@
       .then(function (r) {
         // the session ended (the panel's login answers instead): say so, stop asking
         if (r.redirected || r.status === 401 || r.status === 403) {
-          status.textContent = "ログインの有効期限が切れました。ページを再読み込みしてください。 ";
-          var en = document.createElement("span");
-          en.className = "en";
-          en.lang = "en";
-          en.textContent = "Your session has ended: reload the page.";
-          status.appendChild(en);
+          say("ログインの有効期限が切れました。ページを再読み込みしてください。", "Your session has ended: reload the page.");
           throw new Error("session");
         }
         if (!r.ok) { throw new Error(r.status); }
@@ -57,12 +61,7 @@
         list(p.not_issued);
         if (p.finished) {
           run.dataset.finished = "true";
-          status.textContent = "完了しました。 ";
-          var en = document.createElement("span");
-          en.className = "en";
-          en.lang = "en";
-          en.textContent = "Finished.";
-          status.appendChild(en);
+          say("完了しました。", "Finished.");
           return;
         }
         window.setTimeout(refresh, 2000);

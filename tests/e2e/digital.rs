@@ -1078,6 +1078,51 @@ fn account_for(b: &Backend, email: &str, student_no: &str, kanji: &str, roman: &
     Ok(user)
 }
 
+/// A backend that signs (a graduate whose try failed is tried again after
+/// `retry_s`, or the default), the cohort's register imported and an
+/// account for each graduate of [`COHORT`] who has one: (backend, their
+/// addresses with the demo graduate's, the English certificate's type id).
+async fn cohort_backend(pki: &TestPki, smtp: &Smtp, retry_s: Option<u64>) -> Result<(Backend, Vec<String>, String)> {
+    let signing = pki.signing_config()?;
+    let b = Backend::start_with(Some(smtp.port), move |c| {
+        c.documents.signing = signing;
+        if let Some(s) = retry_s {
+            c.orders.cohort_retry_s = s;
+        }
+    })
+    .await?;
+    let (s, page) = crate::accounts::import_register(&b, &cohort_register_lines()).await?;
+    anyhow::ensure!(s == 200, "the register import: {page}");
+    let mut emails = vec![shomei_backend::demo::GRADUATE_EMAIL.to_string()];
+    for (no, kanji, roman, email) in COHORT {
+        if let Some(email) = email {
+            account_for(&b, email, no, kanji, roman)?;
+            emails.push(email.to_string());
+        }
+    }
+    let english = b.sql("SELECT id FROM certificate_types WHERE code = 'graduation_en'")?;
+    Ok((b, emails, english))
+}
+
+/// The registrar (`staff`, logged in) issues the English certificate
+/// (`english`) to the Faculty of Letters' graduates of 2024-03-25 (the panel's form, posted): the new
+/// run's id and the page it was followed to.
+async fn issue_to_cohort(b: &Backend, staff: &reqwest::Client, english: &str) -> Result<(String, String)> {
+    let url = format!("{}/admin/graduation", b.url);
+    let csrf = crate::accounts::csrf_of(&staff, &url).await?;
+    let r = staff.post(&url).form(&[("csrf", csrf.as_str()), ("certificate_type_id", english), ("graduation_date", "2024-03-25"), ("faculty_code", "LET")]).send().await?;
+    anyhow::ensure!(r.status() == 200, "followed to the run's page: {}", r.status());
+    let page = r.url().to_string();
+    Ok((b.sql("SELECT MAX(id) FROM cohort_runs")?, page))
+}
+
+/// Waits until the run has nothing left to issue.
+fn run_finished(b: &Backend, run: &str) -> Result<()> {
+    wait_until("the run finished", Duration::from_secs(60), || {
+        b.sql(&format!("SELECT finished_at IS NOT NULL FROM cohort_runs WHERE id = {run}")).is_ok_and(|f| f == "1" || f == "t")
+    })
+}
+
 /// Waits until every mail queued has been handed to the SMTP server.
 fn mail_all_sent(b: &Backend) -> Result<()> {
     wait_until("the outbox sent", MAIL_WAIT, || b.sql("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").is_ok_and(|n| n == "0"))
@@ -1099,19 +1144,8 @@ async fn a_registrar_issues_a_cohorts_certificates_in_one_action_with_a_progress
     use fantoccini::Locator;
     let pki = TestPki::make()?;
     let smtp = Smtp::start()?;
-    let smartpit = HttpSim::smartpit()?;
-    let b = signing_backend(&pki, Some(smtp.port), &smartpit).await?;
-    let (s, page) = crate::accounts::import_register(&b, &cohort_register_lines()).await?;
-    assert_eq!(s, 200, "{page}");
-    let mut emails = vec![shomei_backend::demo::GRADUATE_EMAIL.to_string()];
-    for (no, kanji, roman, email) in COHORT {
-        if let Some(email) = email {
-            account_for(&b, email, no, kanji, roman)?;
-            emails.push(email.to_string());
-        }
-    }
+    let (b, mut emails, english) = cohort_backend(&pki, &smtp, None).await?;
     account_for(&b, "kitamura@example.ac.jp", "S19-0201", "北村 理子", "KITAMURA Riko")?;
-    let english = b.sql("SELECT id FROM certificate_types WHERE code = 'graduation_en'")?;
 
     let browser = Browser::start().await?;
     let w = &browser.client;
@@ -1174,21 +1208,12 @@ async fn a_registrar_issues_a_cohorts_certificates_in_one_action_with_a_progress
 
     // the same cohort again: no one is issued twice; the graduate with no account is listed again
     let staff = b.staff_client().await?;
-    let url = format!("{}/admin/graduation", b.url);
-    let csrf = crate::accounts::csrf_of(&staff, &url).await?;
-    let form = [("csrf", csrf.as_str()), ("certificate_type_id", english.as_str()), ("graduation_date", "2024-03-25"), ("faculty_code", "LET")];
-    let r = staff.post(&url).form(&form).send().await?;
-    assert_eq!(r.status(), 200, "followed to the second run's page");
-    let second = b.sql("SELECT MAX(id) FROM cohort_runs")?;
+    let (second, _) = issue_to_cohort(&b, &staff, &english).await?;
     assert_eq!(b.sql(&format!("SELECT state || ':' || student_no FROM cohort_items WHERE run_id = {second}"))?, "no_account:L19-0104");
     // once L19-0104 has an account, a third run issues theirs, and only theirs
     account_for(&b, "endo@example.ac.jp", "L19-0104", "遠藤 四季", "ENDO Shiki")?;
-    let r = staff.post(&url).form(&form).send().await?;
-    assert_eq!(r.status(), 200);
-    let third = b.sql("SELECT MAX(id) FROM cohort_runs")?;
-    wait_until("the third run finished", Duration::from_secs(60), || {
-        b.sql(&format!("SELECT finished_at IS NOT NULL FROM cohort_runs WHERE id = {third}")).is_ok_and(|f| f == "1" || f == "t")
-    })?;
+    let (third, _) = issue_to_cohort(&b, &staff, &english).await?;
+    run_finished(&b, &third)?;
     assert_eq!(b.sql(&format!("SELECT state || ':' || student_no FROM cohort_items WHERE run_id = {third}"))?, "issued:L19-0104");
     assert_eq!(b.sql("SELECT COUNT(*) FROM orders WHERE payment_method = 'university'")?, "5");
     mail_all_sent(&b)?;
@@ -1284,32 +1309,12 @@ async fn a_transcript_is_delivered_as_a_signed_pdf_and_a_recipients_copy_names_t
 async fn graduation_day_waits_out_a_time_stamp_authority_outage_and_then_issues_each_graduate_once() -> Result<()> {
     let pki = TestPki::make()?;
     let smtp = Smtp::start()?;
-    let signing = pki.signing_config()?;
-    let b = Backend::start_with(Some(smtp.port), move |c| {
-        c.documents.signing = signing;
-        c.orders.cohort_retry_s = 1;
-    })
-    .await?;
-    let (s, page) = crate::accounts::import_register(&b, &cohort_register_lines()).await?;
-    assert_eq!(s, 200, "{page}");
-    let mut emails = vec![shomei_backend::demo::GRADUATE_EMAIL.to_string()];
-    for (no, kanji, roman, email) in COHORT {
-        if let Some(email) = email {
-            account_for(&b, email, no, kanji, roman)?;
-            emails.push(email.to_string());
-        }
-    }
-    let english = b.sql("SELECT id FROM certificate_types WHERE code = 'graduation_en'")?;
+    let (b, emails, english) = cohort_backend(&pki, &smtp, Some(1)).await?;
     let r = pki.tsa.knob("/sim/refuse", serde_json::json!({ "on": true })).await?;
     assert_eq!(r["refuse"], true, "{r}");
 
     let staff = b.staff_client().await?;
-    let url = format!("{}/admin/graduation", b.url);
-    let csrf = crate::accounts::csrf_of(&staff, &url).await?;
-    let r = staff.post(&url).form(&[("csrf", csrf.as_str()), ("certificate_type_id", english.as_str()), ("graduation_date", "2024-03-25"), ("faculty_code", "LET")]).send().await?;
-    assert_eq!(r.status(), 200);
-    let run_url = r.url().to_string();
-    let run = b.sql("SELECT MAX(id) FROM cohort_runs")?;
+    let (run, run_url) = issue_to_cohort(&b, &staff, &english).await?;
     // tried twice each, still waiting: the orders placed once, nothing signed or mailed
     let tried_twice = format!("SELECT COUNT(*) FROM cohort_items WHERE run_id = {run} AND state = 'pending' AND attempts >= 2");
     wait_until("every graduate tried twice", Duration::from_secs(60), || b.sql(&tried_twice).is_ok_and(|n| n == "4"))?;
@@ -1323,9 +1328,7 @@ async fn graduation_day_waits_out_a_time_stamp_authority_outage_and_then_issues_
 
     // the authority answers again: each graduate issued once
     pki.tsa.knob("/sim/refuse", serde_json::json!({ "on": false })).await?;
-    wait_until("the run finished", Duration::from_secs(60), || {
-        b.sql(&format!("SELECT finished_at IS NOT NULL FROM cohort_runs WHERE id = {run}")).is_ok_and(|f| f == "1" || f == "t")
-    })?;
+    run_finished(&b, &run)?;
     assert_eq!(b.sql(&format!("SELECT COUNT(*) FROM cohort_items WHERE run_id = {run} AND state = 'issued'"))?, "4");
     assert_eq!(b.sql("SELECT COUNT(*) FROM orders WHERE payment_method = 'university'")?, "4");
     assert_eq!(b.sql("SELECT COUNT(*) FROM digital_copies")?, "4");
@@ -1345,24 +1348,7 @@ async fn graduation_day_waits_out_a_time_stamp_authority_outage_and_then_issues_
 async fn graduation_day_waits_out_a_service_break_without_counting_it_as_tries() -> Result<()> {
     let pki = TestPki::make()?;
     let smtp = Smtp::start()?;
-    let signing = pki.signing_config()?;
-    let b = Backend::start_with(Some(smtp.port), move |c| {
-        c.documents.signing = signing;
-        c.orders.cohort_retry_s = 1;
-    })
-    .await?;
-    let (s, page) = crate::accounts::import_register(&b, &cohort_register_lines()).await?;
-    assert_eq!(s, 200, "{page}");
-    for (no, kanji, roman, email) in COHORT {
-        if let Some(email) = email {
-            account_for(&b, email, no, kanji, roman)?;
-        }
-    }
-    let english = b.sql("SELECT id FROM certificate_types WHERE code = 'graduation_en'")?;
-    let staff = b.staff_client().await?;
-    let url = format!("{}/admin/graduation", b.url);
-    let csrf = crate::accounts::csrf_of(&staff, &url).await?;
-    let form = [("csrf", csrf.as_str()), ("certificate_type_id", english.as_str()), ("graduation_date", "2024-03-25"), ("faculty_code", "LET")];
+    let (b, _, english) = cohort_backend(&pki, &smtp, Some(1)).await?;
     // the run is started, then maintenance begins before its graduates are issued
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
     b.sql(&format!(
@@ -1370,10 +1356,8 @@ async fn graduation_day_waits_out_a_service_break_without_counting_it_as_tries()
         now - 60,
         now + 3600
     ))?;
-    let r = staff.post(&url).form(&form).send().await?;
-    assert_eq!(r.status(), 200);
-    let run_url = r.url().to_string();
-    let run = b.sql("SELECT MAX(id) FROM cohort_runs")?;
+    let staff = b.staff_client().await?;
+    let (run, run_url) = issue_to_cohort(&b, &staff, &english).await?;
     let waiting = format!("SELECT COUNT(*) FROM cohort_items WHERE run_id = {run} AND state = 'pending' AND error IS NOT NULL AND attempts = 0");
     wait_until("every graduate waiting for the break", Duration::from_secs(60), || b.sql(&waiting).is_ok_and(|n| n == "4"))?;
     // more passes run (the job's lease renewed at each, seconds apart) and none counts as a try
@@ -1387,9 +1371,7 @@ async fn graduation_day_waits_out_a_service_break_without_counting_it_as_tries()
     assert_eq!(b.sql(&format!("SELECT MAX(attempts) FROM cohort_items WHERE run_id = {run}"))?, "0", "a break is not a try");
     // the break ends: each graduate issued once
     b.sql("DELETE FROM service_breaks")?;
-    wait_until("the run finished", Duration::from_secs(60), || {
-        b.sql(&format!("SELECT finished_at IS NOT NULL FROM cohort_runs WHERE id = {run}")).is_ok_and(|f| f == "1" || f == "t")
-    })?;
+    run_finished(&b, &run)?;
     assert_eq!(b.sql(&format!("SELECT COUNT(*) FROM cohort_items WHERE run_id = {run} AND state = 'issued'"))?, "4");
     assert_eq!(b.sql("SELECT COUNT(*) FROM orders WHERE payment_method = 'university'")?, "4");
     mail_all_sent(&b)?;

@@ -221,7 +221,8 @@ pub async fn validation_data(chain: &[Certificate], timeout: Duration) -> Result
             continue; // a root: trusted as itself
         }
         let issuer = chain.iter().find(|c| c.tbs_certificate.subject == cert.tbs_certificate.issuer);
-        if let (Some(issuer), Some(url)) = (issuer, ocsp_urls(cert).first()) {
+        let responders = ocsp_urls(cert);
+        if let (Some(issuer), Some(url)) = (issuer, responders.first()) {
             match ocsp(url, cert, issuer, timeout).await {
                 Ok(answer) => {
                     if !data.ocsps.contains(&answer) {
@@ -233,7 +234,7 @@ pub async fn validation_data(chain: &[Certificate], timeout: Duration) -> Result
             }
         }
         let lists = crl_urls(cert);
-        if lists.is_empty() && !ocsp_urls(cert).is_empty() {
+        if lists.is_empty() && !responders.is_empty() {
             tracing::warn!(subject = %cert.tbs_certificate.subject, "its OCSP responder did not answer and it names no revocation list: the signature stays B-T");
             return Err(Unavailable);
         }

@@ -321,7 +321,7 @@ impl PdfSealer {
             .map_err(|e| SigningError::Pdf(e.to_string()))?;
         let (start, end) = contents_span(&signed)?;
         let cms = hex::decode(trim_padding(&signed[start..end])).map_err(|e| SigningError::Pdf(format!("the signature's hex: {e}")))?;
-        let (stamped, token) = self.add_signature_time_stamp(&cms).await?;
+        let (stamped, tsa_path) = self.add_signature_time_stamp(&cms).await?;
         let hex = hex::encode_upper(&stamped);
         if hex.len() > end - start {
             return Err(SigningError::Pdf(format!("the signature needs {} bytes, {} are reserved", stamped.len(), (end - start) / 2)));
@@ -329,7 +329,7 @@ impl PdfSealer {
         signed[start..start + hex.len()].copy_from_slice(hex.as_bytes());
         signed[start + hex.len()..end].fill(b'0');
         // B-LT where the trusted chains name their revocation data and it can be had
-        let Some(tsa_path) = self.stamper.trusted_path(&token) else {
+        let Some(tsa_path) = tsa_path else {
             return Ok(signed);
         };
         let theirs = super::ltv::within_budget(super::ltv::validation_data(&tsa_path, super::ltv::FETCH_TIMEOUT)).await;
@@ -347,8 +347,9 @@ impl PdfSealer {
         }
     }
 
-    /// The CMS with a time-stamp token over its (one) signature value, and the token.
-    async fn add_signature_time_stamp(&self, cms: &[u8]) -> Result<(Vec<u8>, Vec<u8>), SigningError> {
+    /// The CMS with a time-stamp token over its (one) signature value, and
+    /// the authority's trusted path (see [`super::timestamp::Stamp`]).
+    async fn add_signature_time_stamp(&self, cms: &[u8]) -> Result<(Vec<u8>, Option<Vec<x509_cert::Certificate>>), SigningError> {
         let pdf = |e: der::Error| SigningError::Pdf(format!("the CMS signature: {e}"));
         let info = ContentInfo::from_der(cms).map_err(pdf)?;
         let mut sd: SignedData = info.content.decode_as().map_err(pdf)?;
@@ -356,13 +357,13 @@ impl PdfSealer {
         let [signer] = signers.as_mut_slice() else {
             return Err(SigningError::Pdf(format!("{} signers in the CMS, one expected", signers.len())));
         };
-        let token = self.stamper.stamp(signer.signature.as_bytes()).await?;
+        let super::timestamp::Stamp { token, path } = self.stamper.stamp(signer.signature.as_bytes()).await?;
         let value = Any::from_der(&token).map_err(pdf)?;
         let attr = Attribute { oid: SIGNATURE_TIME_STAMP, values: SetOfVec::try_from(vec![value]).map_err(pdf)? };
         signer.unsigned_attrs = Some(SetOfVec::try_from(vec![attr]).map_err(pdf)?);
         sd.signer_infos = cms::signed_data::SignerInfos::try_from(signers).map_err(pdf)?;
         let out = ContentInfo { content_type: SIGNED_DATA, content: Any::encode_from(&sd).map_err(pdf)? };
-        Ok((out.to_der().map_err(pdf)?, token))
+        Ok((out.to_der().map_err(pdf)?, path))
     }
 }
 

@@ -79,19 +79,10 @@ impl TimeStamper {
         !self.anchors.is_empty()
     }
 
-    /// The path of a token's signer up to a configured anchor (None without
-    /// anchors: then nothing says the authority's certificates are to be
-    /// trusted, and no revocation data is fetched for them).
-    pub fn trusted_path(&self, token: &[u8]) -> Option<Vec<Certificate>> {
-        if self.anchors.is_empty() {
-            return None;
-        }
-        verify_token(&ContentInfo::from_der(token).ok()?, &self.anchors).ok()
-    }
-
     /// A time-stamp token (DER ContentInfo) over `data`, checked to stamp
-    /// exactly the SHA-256 of `data` with the nonce asked for.
-    pub async fn stamp(&self, data: &[u8]) -> Result<Vec<u8>, SigningError> {
+    /// exactly the SHA-256 of `data` with the nonce asked for, and signed as
+    /// [`verify_token`] requires.
+    pub async fn stamp(&self, data: &[u8]) -> Result<Stamp, SigningError> {
         use rand::Rng;
         let err = |m: String| SigningError::TimeStamp(m);
         let imprint = x509_tsp::MessageImprint {
@@ -133,9 +124,19 @@ impl TimeStamper {
         if info.nonce.as_ref() != Some(&nonce) {
             return Err(err("the token does not carry the request's nonce".into()));
         }
-        verify_token(&token, &self.anchors).map_err(err)?;
-        token.to_der().map_err(|e| err(e.to_string()))
+        let path = verify_token(&token, &self.anchors).map_err(err)?;
+        let trusted = !self.anchors.is_empty();
+        Ok(Stamp { token: token.to_der().map_err(|e| err(e.to_string()))?, path: trusted.then_some(path) })
     }
+}
+
+/// A time-stamp token (DER ContentInfo), checked.
+pub struct Stamp {
+    pub token: Vec<u8>,
+    /// Its signer's path up to a configured anchor (None without anchors:
+    /// then nothing says the authority's certificates are to be trusted,
+    /// and no revocation data is fetched for them).
+    pub path: Option<Vec<Certificate>>,
 }
 
 /// `v` as a DER INTEGER: minimal (no leading zero bytes) and positive (a
