@@ -73,6 +73,8 @@ pub struct AppState {
     pub leases: jobs::Leases,
     /// Each university's document-signing key and the time-stamp authority (digital certificates).
     pub sealers: Arc<documents::signing::Sealers>,
+    /// Where stations' redemption calls run on SQLite (None on PostgreSQL: pooled transactions).
+    pub desk: Option<store::Desk>,
 }
 
 impl AppState {
@@ -162,6 +164,10 @@ pub async fn build_state(mut config: Config) -> anyhow::Result<AppState> {
         trusted_proxies: Arc::new(http::client::TrustedProxies::from_config(&config.http.trusted_proxies, &config.http.forwarded_header)),
         leases: jobs::Leases::new(pool.clone(), config.database.job_lease_s),
         sealers: Arc::new(sealers),
+        desk: match store::engine(&pool) {
+            store::Engine::Sqlite => Some(store::Desk::open(&pool).context("the station desk")?),
+            store::Engine::Postgres => None,
+        },
         config: Arc::new(config),
     })
 }

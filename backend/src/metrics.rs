@@ -22,7 +22,7 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 }
 
 /// The metrics page, in Prometheus text exposition format 0.0.4.
-pub async fn render(pool: &crate::store::Pool, offline_after_s: i64, started_at: i64) -> AppResult<String> {
+pub async fn render(pool: &crate::store::Pool, desk: Option<&crate::store::Desk>, offline_after_s: i64, started_at: i64) -> AppResult<String> {
     let mut c = pool.acquire().await?;
     let mut out = String::with_capacity(4096);
     let t = now();
@@ -59,6 +59,12 @@ pub async fn render(pool: &crate::store::Pool, offline_after_s: i64, started_at:
         if let Some(seen) = s.last_seen {
             let _ = writeln!(out, "shomei_station_last_seen_seconds{{station=\"{name}\"}} {}", (t - seen).max(0));
         }
+    }
+    if let Some(desk) = desk {
+        family(&mut out, "shomei_station_desk_calls_total", "counter", "Stations' calls run in the SQLite desk's transactions.");
+        let _ = writeln!(out, "shomei_station_desk_calls_total {}", desk.calls());
+        family(&mut out, "shomei_station_desk_commits_total", "counter", "Transactions the SQLite desk committed (each holds the calls that were waiting).");
+        let _ = writeln!(out, "shomei_station_desk_commits_total {}", desk.commits());
     }
     Ok(out)
 }

@@ -231,6 +231,13 @@ async fn load() -> anyhow::Result<()> {
 
 // ------------------------------------------------------------------ the bench (server process)
 
+/// The SQLite desk's calls and commits so far, from the backend's metrics (None on PostgreSQL).
+async fn desk_tally(url: &str) -> anyhow::Result<Option<(u64, u64)>> {
+    let text = reqwest::get(format!("{url}/metrics")).await?.text().await?;
+    let value = |name: &str| text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse::<u64>().ok());
+    Ok(value("shomei_station_desk_calls_total ").zip(value("shomei_station_desk_commits_total ")))
+}
+
 /// The same run on the embedded default and on the platform's setup, side by side.
 async fn bench() -> anyhow::Result<()> {
     each_setup(run).await
@@ -319,6 +326,7 @@ async fn run(engine: shomei_backend::store::Engine, n_backends: usize) -> anyhow
     std::fs::write(&numbers_file, numbers.join("\n"))?;
 
     // 4. the run
+    let desk0 = desk_tally(&b.url).await?;
     let server_cpu0 = cpu_seconds("self");
     let wall = Instant::now();
     let (r, status) = run_load_process(
@@ -333,6 +341,7 @@ async fn run(engine: shomei_backend::store::Engine, n_backends: usize) -> anyhow
     .await?;
     let wall = wall.elapsed().as_secs_f64();
     let server_cpu = cpu_seconds("self") - server_cpu0;
+    let desk = desk_tally(&b.url).await?.zip(desk0).map(|((calls, commits), (calls0, commits0))| (calls - calls0, commits - commits0));
     anyhow::ensure!(status.success(), "the station process failed: {status} {r}");
 
     let ok = r["ok"].as_u64().unwrap_or(0);
@@ -381,6 +390,12 @@ async fn run(engine: shomei_backend::store::Engine, n_backends: usize) -> anyhow
         server_cpu / wall,
         r["cpu_s"].as_f64().unwrap_or(0.0)
     );
+    if let Some((calls, commits)) = desk {
+        println!(
+            "  the SQLite desk (warm-up included): {calls} calls in {commits} commits, {:.1} calls per commit (reserve, charge and report; documents are read beside it)",
+            calls as f64 / commits.max(1) as f64
+        );
+    }
     let floor_ok = r["floor_ok"].as_u64().unwrap_or(0);
     let floor_per_s = floor_ok as f64 / r["floor_elapsed_s"].as_f64().unwrap_or(f64::NAN);
     println!(

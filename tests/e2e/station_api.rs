@@ -397,3 +397,33 @@ where
     }
     Ok(out)
 }
+
+/// On SQLite, stations' calls run in the desk's transactions, and monitoring
+/// sees how many calls it ran and how many transactions it committed: a
+/// reservation and a wrong number (refused, undone), each alone, are two
+/// calls in two commits. On PostgreSQL a call is a pooled transaction: the
+/// metrics name no desk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitoring_counts_the_sqlite_desks_calls_and_commits() -> Result<()> {
+    let b = Backend::start(None).await?;
+    let api = Api::new(&b).await?;
+    let page = b.order_as_graduate(1).await?;
+    let number = element_text(&page, "print-number").unwrap_or_default().replace(' ', "");
+    let (s, res) = api.post("/reservations", json!({ "print_number": number })).await?;
+    assert_eq!(s, 200, "{res}");
+    let wrong = loop {
+        let n = shomei_shared::PrintNumber::generate(&mut rand::thread_rng());
+        if n.as_str() != number {
+            break n;
+        }
+    };
+    let (s, res) = api.post("/reservations", json!({ "print_number": wrong })).await?;
+    assert_eq!((s, res["code"].as_str()), (404, Some("print_number_unknown")), "{res}");
+    let text = reqwest::get(format!("{}/metrics", b.url)).await?.text().await?;
+    let desk: Vec<&str> = text.lines().filter(|l| l.starts_with("shomei_station_desk_")).collect();
+    match test_engine() {
+        shomei_backend::store::Engine::Sqlite => assert_eq!(desk, ["shomei_station_desk_calls_total 2", "shomei_station_desk_commits_total 2"], "{text}"),
+        shomei_backend::store::Engine::Postgres => assert_eq!(desk, Vec::<&str>::new(), "{text}"),
+    }
+    Ok(())
+}

@@ -73,12 +73,17 @@ impl Throttle {
         Throttle { pool, scope, delay_ms: delay_ms as i64 }
     }
 
-    fn now_ms() -> i64 {
+    pub(crate) fn now_ms() -> i64 {
         chrono::Utc::now().timestamp_millis()
     }
 
     fn key(&self, key: &str) -> String {
-        format!("{}/{key}", self.scope)
+        Self::key_in(self.scope, key)
+    }
+
+    /// The stored key of `key` in throttle `scope`.
+    pub(crate) fn key_in(scope: &str, key: &str) -> String {
+        format!("{scope}/{key}")
     }
 
     /// The failures the window still holds for `key`.

@@ -22,14 +22,36 @@ pub struct StationAuth(pub Station);
 impl FromRequestParts<AppState> for StationAuth {
     type Rejection = AppError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let StationToken(token) = StationToken::from_request_parts(parts, state).await?;
+        Ok(StationAuth(stations::authenticate(&state.pool, state.desk.as_ref(), &token).await?))
+    }
+}
+
+/// A station's credential as sent, checked by the call it comes with (on
+/// the redemption path, in that call's transaction).
+pub struct StationToken(String);
+
+impl FromRequestParts<AppState> for StationToken {
+    type Rejection = AppError;
+    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, Self::Rejection> {
         let token = parts
             .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(|| AppError::api(ErrorCode::Unauthorized, "station credential missing"))?;
-        Ok(StationAuth(stations::authenticate(&state.pool, token.trim()).await?))
+        Ok(StationToken(token.trim().to_string()))
     }
+}
+
+/// A call on the redemption path, as the station whose token came with it.
+async fn redeem(state: &AppState, StationToken(token): StationToken, call: stations::Call) -> AppResult<stations::Answer> {
+    stations::redeem(&state.pool, state.desk.as_ref(), &state.guesses, token, call).await
+}
+
+/// An answer of another call than the one made: cannot happen.
+fn mismatched() -> AppError {
+    AppError::Internal(anyhow::anyhow!("a station call was answered for another call"))
 }
 
 /// JSON bodies that fail to parse become a clear API error, not axum's text.
@@ -77,28 +99,31 @@ pub async fn heartbeat(
     Ok(Json(HeartbeatResponse { server_time, out_of_service: !station.in_service, test_page, university_ja, university_en }))
 }
 
-pub async fn reserve(
-    State(state): State<AppState>,
-    StationAuth(station): StationAuth,
-    ApiJson(req): ApiJson<ReserveRequest>,
-) -> AppResult<Json<Reservation>> {
+pub async fn reserve(State(state): State<AppState>, token: StationToken, ApiJson(req): ApiJson<ReserveRequest>) -> AppResult<Json<Reservation>> {
     let cfg = &state.config.stations;
-    Ok(Json(
-        stations::reserve(&state.pool, &state.guesses, cfg.wrong_numbers_per_minute, cfg.reservation_s, &station, &req.print_number)
-            .await?,
-    ))
+    let call = stations::Call::Reserve { number: req.print_number, wrong_per_minute: cfg.wrong_numbers_per_minute, reservation_s: cfg.reservation_s };
+    match redeem(&state, token, call).await? {
+        stations::Answer::Reserved(r) => Ok(Json(r)),
+        _ => Err(mismatched()),
+    }
 }
 
 pub async fn charge(
     State(state): State<AppState>,
-    StationAuth(station): StationAuth,
+    token: StationToken,
     Path(id): Path<i64>,
     ApiJson(req): ApiJson<ChargeRequest>,
 ) -> AppResult<Json<ChargeResponse>> {
-    Ok(Json(
-        stations::charge(&state.pool, state.config.stations.reservation_s, &station, id, &req.card_uid, &req.idempotency_key)
-            .await?,
-    ))
+    let call = stations::Call::Charge {
+        reservation_id: id,
+        card_uid: req.card_uid,
+        idempotency_key: req.idempotency_key,
+        reservation_s: state.config.stations.reservation_s,
+    };
+    match redeem(&state, token, call).await? {
+        stations::Answer::Charged(r) => Ok(Json(r)),
+        _ => Err(mismatched()),
+    }
 }
 
 /// A card no account holds was tapped: a one-time code that links it in the portal.
@@ -119,8 +144,11 @@ pub async fn charge_status(
     Ok(Json(stations::charge_status(&state.pool, &station, id, &key).await?))
 }
 
-pub async fn document(State(state): State<AppState>, StationAuth(station): StationAuth, Path(id): Path<i64>) -> AppResult<Response> {
-    let pdf = stations::document(&state.pool, &state.seal, &station, id).await?;
+pub async fn document(State(state): State<AppState>, token: StationToken, Path(id): Path<i64>) -> AppResult<Response> {
+    let stations::Answer::Document { order_id, stored } = redeem(&state, token, stations::Call::Document { reservation_id: id }).await? else {
+        return Err(mismatched());
+    };
+    let pdf = crate::orders::open_pdf(&state.seal, order_id, stored)?;
     Ok(([(CONTENT_TYPE, "application/pdf")], pdf).into_response())
 }
 
@@ -131,12 +159,14 @@ pub async fn release(State(state): State<AppState>, StationAuth(station): Statio
 
 pub async fn report(
     State(state): State<AppState>,
-    StationAuth(station): StationAuth,
+    token: StationToken,
     Path(id): Path<i64>,
     ApiJson(req): ApiJson<PrintReport>,
 ) -> AppResult<Json<ReportResponse>> {
-    let order_status = stations::report(&state.pool, &station, id, &req).await?;
-    Ok(Json(ReportResponse { order_status }))
+    match redeem(&state, token, stations::Call::Report { reservation_id: id, report: req }).await? {
+        stations::Answer::Reported(order_status) => Ok(Json(ReportResponse { order_status })),
+        _ => Err(mismatched()),
+    }
 }
 
 /// Machine-readable health of one station for the university's monitoring:

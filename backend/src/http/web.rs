@@ -329,7 +329,7 @@ pub async fn metrics(
     if !allowed {
         return Ok((StatusCode::FORBIDDEN, "metrics need the metrics token (or a loopback client when no proxy is trusted)\n").into_response());
     }
-    let body = crate::metrics::render(&state.pool, state.config.stations.offline_after_s, state.started_at).await?;
+    let body = crate::metrics::render(&state.pool, state.desk.as_ref(), state.config.stations.offline_after_s, state.started_at).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response())
 }
 

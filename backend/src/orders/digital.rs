@@ -485,7 +485,7 @@ pub async fn pay_from_card(pool: &Pool, seal: &SealKey, public_url: &str, user_i
     if balance < order.total {
         return Err(AppError::Page(messages::balance_too_low(&Yen(balance).to_string(), &Yen(order.total - balance).to_string())));
     }
-    crate::payments::debit_card(&mut tx, &uid, Yen(order.total), order_id, None, &format!("balance:order:{order_id}"), t).await?;
+    crate::payments::debit_card(&mut *tx, &uid, Yen(order.total), order_id, None, &format!("balance:order:{order_id}"), t).await?;
     store::set_order_paid(&mut tx, order_id, t).await?;
     store::audit(&mut tx, &format!("user:{user_id}"), "order.paid.balance", &format!("order {order_id} card {uid}"), t).await?;
     tx.commit().await?;

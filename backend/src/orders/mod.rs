@@ -109,9 +109,14 @@ pub fn seal_pdf(seal: &crate::sealed::SealKey, order_id: i64, pdf: &[u8]) -> App
 /// An order's PDF, opened (a PDF stored before sealing is returned as is).
 pub async fn stored_pdf(c: &mut store::Conn, seal: &crate::sealed::SealKey, order_id: i64) -> AppResult<Option<Vec<u8>>> {
     let Some(bytes) = store::order_document(c, order_id).await? else { return Ok(None) };
-    match bytes.strip_prefix(SEALED_PDF) {
-        Some(sealed) => Ok(Some(seal.open(sealed, pdf_aad(order_id).as_bytes()).map_err(|e| AppError::Internal(anyhow::anyhow!("opening order {order_id}'s PDF: {e}")))?)),
-        None => Ok(Some(bytes)),
+    open_pdf(seal, order_id, bytes).map(Some)
+}
+
+/// An order's PDF from its stored form (sealed, or plain from before PDFs were sealed).
+pub fn open_pdf(seal: &crate::sealed::SealKey, order_id: i64, stored: Vec<u8>) -> AppResult<Vec<u8>> {
+    match stored.strip_prefix(SEALED_PDF) {
+        Some(sealed) => seal.open(sealed, pdf_aad(order_id).as_bytes()).map_err(|e| AppError::Internal(anyhow::anyhow!("opening order {order_id}'s PDF: {e}"))),
+        None => Ok(stored),
     }
 }
 

@@ -9,15 +9,15 @@ pub mod storeprint;
 pub mod topup;
 
 use crate::error::{AppError, AppResult};
-use crate::store::{self, Conn};
+use crate::store;
 use shomei_shared::{ApiError, ErrorCode, Yen};
 
 /// Debits `amount` from the card for `order_id` in the caller's transaction
 /// (at a station, or online from the balance: no station); the idempotency
 /// key is unique in the ledger, so a replay cannot debit twice. Returns the
 /// balance after the debit.
-pub async fn debit_card(
-    c: &mut Conn,
+pub async fn debit_card<S: store::RedeemStore>(
+    c: &mut S,
     uid: &str,
     amount: Yen,
     order_id: i64,
@@ -25,21 +25,18 @@ pub async fn debit_card(
     idempotency_key: &str,
     now: i64,
 ) -> AppResult<Yen> {
-    let card = store::card(c, uid)
-        .await?
-        .ok_or_else(|| AppError::api(ErrorCode::CardUnknown, "this card is not linked to any account"))?;
+    let card = c.card(uid).await?.ok_or_else(|| AppError::api(ErrorCode::CardUnknown, "this card is not linked to any account"))?;
     if card.status != "active" {
         return Err(AppError::api(ErrorCode::CardBlocked, "this card is blocked"));
     }
-    let balance = Yen(store::card_balance(c, uid).await?);
+    let balance = Yen(c.card_balance(uid).await?);
     if balance < amount {
         let mut e = ApiError::new(ErrorCode::InsufficientBalance, "the card's balance is too low");
         e.balance = Some(balance);
         e.missing = Some(amount - balance);
         return Err(AppError::Api(e));
     }
-    store::insert_ledger(c, uid, -amount.0, "debit", Some(order_id), station_id, Some(idempotency_key), now)
-        .await?;
+    c.insert_ledger(&store::NewLedger { uid, amount: -amount.0, kind: "debit", order_id: Some(order_id), station_id, key: Some(idempotency_key), now }).await?;
     Ok(balance - amount)
 }
 

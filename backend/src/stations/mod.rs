@@ -10,7 +10,7 @@ pub mod signing;
 use crate::accounts::{random_token, token_hash};
 use crate::error::{AppError, AppResult};
 use crate::payments;
-use crate::store::{self, Station};
+use crate::store::{self, RedeemStore, Station};
 use crate::time::{self, now};
 use shomei_shared::api::{
     AppliedOnce, ChargeResponse, EnrollResponse, Heartbeat, PrintOutcome, PrintReport, Reservation, ReservationLine, TerminalPayment,
@@ -88,15 +88,29 @@ pub async fn revoke(pool: &Pool, station_id: i64, actor: &str) -> AppResult<()> 
 }
 
 /// The station behind a bearer token, if it is active.
-pub async fn authenticate(pool: &Pool, token: &str) -> AppResult<Station> {
-    let mut c = pool.acquire().await?;
-    let s = store::station_by_token(&mut c, &token_hash(token))
+/// (On SQLite, read on one of the desk's reader connections: a station's every call asks.)
+pub async fn authenticate(pool: &Pool, desk: Option<&store::Desk>, token: &str) -> AppResult<Station> {
+    match desk {
+        Some(desk) => desk.read(|db| at_once(authenticate_in(db, token))),
+        None => authenticate_in(&mut *pool.acquire().await?, token).await,
+    }
+}
+
+async fn authenticate_in<S: RedeemStore>(c: &mut S, token: &str) -> AppResult<Station> {
+    let s = c
+        .station_by_token(&token_hash(token))
         .await?
         .ok_or_else(|| AppError::api(ErrorCode::Unauthorized, "unknown station credential"))?;
     if s.status != "active" {
         return Err(AppError::api(ErrorCode::StationRevoked, "this station was revoked"));
     }
     Ok(s)
+}
+
+/// The result of work on the desk's connection, which never waits (its store
+/// answers each query in the calling thread).
+fn at_once<T, E: From<AppError>>(work: impl std::future::Future<Output = Result<T, E>>) -> Result<T, E> {
+    futures_util::FutureExt::now_or_never(work).unwrap_or_else(|| Err(AppError::Internal(anyhow::anyhow!("the station desk's store waited")).into()))
 }
 
 /// The universities' names (ja, en) that stations show, read from the
@@ -199,17 +213,14 @@ async fn record(c: &mut store::Conn, station_id: i64, hb: &Heartbeat, t: i64) ->
 pub struct GuessThrottle(crate::accounts::Throttle);
 
 impl GuessThrottle {
+    const SCOPE: &'static str = "wrong-number";
+
     pub fn new(pool: Pool) -> GuessThrottle {
-        GuessThrottle(crate::accounts::Throttle::new(pool, "wrong-number", 0))
+        GuessThrottle(crate::accounts::Throttle::new(pool, Self::SCOPE, 0))
     }
-    async fn check(&self, station_id: i64, limit: u32) -> bool {
-        match self.0.recent(&station_id.to_string(), 60_000).await {
-            Ok(v) => v.len() < limit as usize,
-            Err(e) => {
-                tracing::warn!(error = %e, "wrong-number throttle not readable: refused");
-                false
-            }
-        }
+    /// The throttle's key of a station's wrong numbers (read in the call's transaction).
+    fn key(station_id: i64) -> String {
+        crate::accounts::Throttle::key_in(Self::SCOPE, &station_id.to_string())
     }
     async fn wrong(&self, station_id: i64) {
         self.0.fail(&station_id.to_string()).await
@@ -231,70 +242,164 @@ pub fn printer_ready(s: &Station) -> bool {
     status.can_print()
 }
 
-/// Reserves a print number for this station (ST-2).
-pub async fn reserve(
-    pool: &Pool,
-    throttle: &GuessThrottle,
-    wrong_per_minute: u32,
-    reservation_s: i64,
-    station: &Station,
-    number: &PrintNumber,
-) -> AppResult<Reservation> {
-    if !throttle.check(station.id, wrong_per_minute).await {
-        return Err(AppError::api(ErrorCode::Throttled, "too many wrong print numbers; wait a minute"));
+/// A station's call on the redemption path (ST-2), run with the caller's
+/// authentication in one write transaction: the desk's on SQLite, a pooled
+/// one locking the order (and card) on PostgreSQL.
+pub enum Call {
+    Reserve { number: PrintNumber, wrong_per_minute: u32, reservation_s: i64 },
+    Charge { reservation_id: i64, card_uid: String, idempotency_key: String, reservation_s: i64 },
+    Document { reservation_id: i64 },
+    Report { reservation_id: i64, report: PrintReport },
+}
+
+/// What a [`Call`] answers.
+pub enum Answer {
+    Reserved(Reservation),
+    Charged(ChargeResponse),
+    /// The order's PDF as stored (sealed; opened outside the transaction).
+    Document { order_id: i64, stored: Vec<u8> },
+    /// The order's status after the report.
+    Reported(String),
+}
+
+/// Why a call stopped. Its transaction is undone; a wrong number or a
+/// refused claim is then recorded in a transaction of its own.
+pub enum Stop {
+    Error(AppError),
+    /// A print number no order of this station's university has: counted as a guess.
+    WrongNumber { station_id: i64 },
+    Claim { station: Box<Station>, key: String, order_id: Option<i64>, refused: claims::Refused },
+}
+
+impl<E: Into<AppError>> From<E> for Stop {
+    fn from(e: E) -> Stop {
+        Stop::Error(e.into())
     }
+}
+
+/// Runs a station's `call` as the station whose credential is `token`.
+pub async fn redeem(pool: &Pool, desk: Option<&store::Desk>, guesses: &GuessThrottle, token: String, call: Call) -> AppResult<Answer> {
     let t = now();
-    // the order a number names never changes: found first, then locked (with
-    // nothing else) and read again under the lock
-    // (so is its university: a number of another university is no number at
-    // this station, refused as unknown and counted as a guess)
+    let reads_only = matches!(call, Call::Document { .. });
+    let done = match desk {
+        Some(desk) => {
+            let job = move |db: &mut store::DeskConn| at_once(answer_as(db, &token, &call, t));
+            if reads_only {
+                desk.read(job)
+            } else {
+                desk.run(job).await
+            }
+        }
+        None => pooled(pool, &token, &call, t).await,
+    };
+    match done {
+        Ok(a) => Ok(a),
+        Err(Stop::Error(e)) => Err(e),
+        Err(Stop::WrongNumber { station_id }) => {
+            guesses.wrong(station_id).await;
+            Err(AppError::api(ErrorCode::PrintNumberUnknown, "no order has this print number"))
+        }
+        Err(Stop::Claim { station, key, order_id, refused }) => Err(claims::refuse(pool, &station, &key, order_id, refused).await),
+    }
+}
+
+async fn answer_as<S: RedeemStore>(s: &mut S, token: &str, call: &Call, t: i64) -> Result<Answer, Stop> {
+    let station = authenticate_in(s, token).await?;
+    answer(s, &station, call, t).await
+}
+
+/// A call on a pooled connection: on PostgreSQL its transaction locks the
+/// order (and card) it writes, read first (they never change), so stations'
+/// writes on different orders run at once; a document is only read.
+async fn pooled(pool: &Pool, token: &str, call: &Call, t: i64) -> Result<Answer, Stop> {
     let mut c = pool.acquire().await?;
-    let found = match store::order_by_print_number(&mut c, number.as_str()).await? {
-        Some(o) => Some((o.id, store::order_university(&mut c, o.id).await?)).filter(|(_, u)| u.id == station.university_id),
-        None => None,
+    let station = authenticate_in(&mut *c, token).await?;
+    if matches!(call, Call::Document { .. }) {
+        return answer(&mut *c, &station, call, t).await;
+    }
+    let (order, card) = match store::engine(pool) {
+        store::Engine::Sqlite => (None, None),
+        store::Engine::Postgres => locks(&mut c, &station, call).await?,
     };
     drop(c);
-    let order = match &found {
-        Some((id, _)) => {
-            let mut tx = store::begin_write_on(pool, &[store::WriteKey::Order(*id)]).await?;
-            store::order(&mut tx, *id).await.map(|o| Some((o, tx)))?
+    let keys: Vec<store::WriteKey<'_>> =
+        order.map(store::WriteKey::Order).into_iter().chain(card.as_deref().map(store::WriteKey::Card)).collect();
+    let mut tx = store::begin_write_on(pool, &keys).await?;
+    let a = answer(&mut *tx, &station, call, t).await?;
+    tx.commit().await?;
+    Ok(a)
+}
+
+/// The order (and card) a call writes.
+async fn locks(c: &mut store::Conn, station: &Station, call: &Call) -> Result<(Option<i64>, Option<String>), Stop> {
+    let of_reservation = |r: Option<store::ReservationRow>| r.filter(|r| r.station_id == station.id).map(|r| r.order_id);
+    Ok(match call {
+        Call::Reserve { number, .. } => (c.order_by_print_number(number.as_str()).await?.map(|o| o.id), None),
+        Call::Charge { reservation_id, card_uid, .. } => (of_reservation(c.reservation(*reservation_id).await?), Some(card_uid.trim().to_uppercase())),
+        Call::Report { reservation_id, .. } => (of_reservation(c.reservation(*reservation_id).await?), None),
+        Call::Document { .. } => (None, None),
+    })
+}
+
+async fn answer<S: RedeemStore>(s: &mut S, station: &Station, call: &Call, t: i64) -> Result<Answer, Stop> {
+    Ok(match call {
+        Call::Reserve { number, wrong_per_minute, reservation_s } => Answer::Reserved(reserve(s, station, number, *wrong_per_minute, *reservation_s, t).await?),
+        Call::Charge { reservation_id, card_uid, idempotency_key, reservation_s } => {
+            Answer::Charged(charge(s, *reservation_s, station, *reservation_id, card_uid, idempotency_key, t).await?)
         }
-        None => None,
+        Call::Document { reservation_id } => {
+            let (order_id, stored) = document(s, station, *reservation_id, t).await?;
+            Answer::Document { order_id, stored }
+        }
+        Call::Report { reservation_id, report: r } => Answer::Reported(report(s, station, *reservation_id, r, t).await?),
+    })
+}
+
+/// Reserves a print number for this station (ST-2).
+async fn reserve<S: RedeemStore>(
+    s: &mut S,
+    station: &Station,
+    number: &PrintNumber,
+    wrong_per_minute: u32,
+    reservation_s: i64,
+    t: i64,
+) -> Result<Reservation, Stop> {
+    let wrong = s.throttle_failures(&GuessThrottle::key(station.id), crate::accounts::Throttle::now_ms() - 60_000).await?;
+    if wrong.len() >= wrong_per_minute as usize {
+        return Err(AppError::api(ErrorCode::Throttled, "too many wrong print numbers; wait a minute").into());
+    }
+    // a number of another university is no number at this station: refused
+    // as unknown and counted as a guess
+    let Some(order) = s.order_by_print_number(number.as_str()).await? else {
+        return Err(Stop::WrongNumber { station_id: station.id });
     };
-    let Some((order, mut tx)) = order else {
-        // (counted outside any write: the count is a write of its own)
-        throttle.wrong(station.id).await;
-        return Err(AppError::api(ErrorCode::PrintNumberUnknown, "no order has this print number"));
-    };
+    let university = s.order_university(order.id).await?;
+    if university.id != station.university_id {
+        return Err(Stop::WrongNumber { station_id: station.id });
+    }
     match order.status.as_str() {
-        "printed" => return Err(AppError::api(ErrorCode::PrintNumberUsed, "this number was printed already")),
-        "cancelled" | "expired" => {
-            return Err(AppError::api(ErrorCode::PrintNumberExpired, "this number is no longer valid"))
-        }
-        "held" => return Err(AppError::api(ErrorCode::NotFound, "this order is held by the registrar")),
+        "printed" => return Err(AppError::api(ErrorCode::PrintNumberUsed, "this number was printed already").into()),
+        "cancelled" | "expired" => return Err(AppError::api(ErrorCode::PrintNumberExpired, "this number is no longer valid").into()),
+        "held" => return Err(AppError::api(ErrorCode::NotFound, "this order is held by the registrar").into()),
         "awaiting_payment" if order.payment_method != "card" => {
-            return Err(AppError::api(ErrorCode::NotPaid, "this order is paid online and the payment is not in yet"))
+            return Err(AppError::api(ErrorCode::NotPaid, "this order is paid online and the payment is not in yet").into())
         }
         _ => {}
     }
     if t >= order.print_deadline {
-        return Err(AppError::api(ErrorCode::PrintNumberExpired, "the print deadline has passed"));
+        return Err(AppError::api(ErrorCode::PrintNumberExpired, "the print deadline has passed").into());
     }
-    let live = store::live_reservations(&mut tx, order.id, t).await?;
+    let live = s.live_reservations(order.id, t).await?;
     if live.iter().any(|r| r.station_id != station.id) {
-        return Err(AppError::api(ErrorCode::PrintNumberBusy, "this number is being used at another station"));
+        return Err(AppError::api(ErrorCode::PrintNumberBusy, "this number is being used at another station").into());
     }
     for r in &live {
         // the same station asking again (a retry): release the old hold
-        store::set_reservation_status(&mut tx, r.id, "released").await?;
+        s.set_reservation_status(r.id, "released").await?;
     }
     let expires_at = t + reservation_s;
-    let reservation_id = store::insert_reservation(&mut tx, order.id, station.id, t, expires_at).await?;
-    tx.commit().await?;
-    // an order's lines and university never change: read outside the write turn
-    let mut c = pool.acquire().await?;
-    let lines = store::order_lines(&mut c, order.id).await?;
-    let university_tz = found.map(|(_, u)| u.timezone).unwrap_or_default();
+    let reservation_id = s.insert_reservation(order.id, station.id, t, expires_at).await?;
+    let lines = s.order_lines(order.id).await?;
     tracing::info!(station_id = station.id, order_id = order.id, reservation_id, "print number reserved");
     Ok(Reservation {
         reservation_id,
@@ -313,90 +418,66 @@ pub async fn reserve(
         paid: order.status == "paid",
         payment_method: order.payment_method.clone(),
         print_deadline: order.print_deadline,
-        print_deadline_text: time::deadline_text(order.print_deadline, time::tz(&university_tz)),
+        print_deadline_text: time::deadline_text(order.print_deadline, time::tz(&university.timezone)),
         expires_at,
         pages: order.pages as u32,
         print: shomei_shared::api::PrintSettings::default(),
     })
 }
 
-/// The station's own live reservation, or a clear error.
 /// One of this station's reservations, in whatever state.
-async fn station_reservation(c: &mut store::Conn, station: &Station, reservation_id: i64) -> AppResult<store::ReservationRow> {
-    store::reservation(c, reservation_id)
+async fn station_reservation<S: RedeemStore>(c: &mut S, station: &Station, reservation_id: i64) -> AppResult<store::ReservationRow> {
+    c.reservation(reservation_id)
         .await?
         .filter(|r| r.station_id == station.id)
         .ok_or_else(|| AppError::api(ErrorCode::NotFound, "no such reservation at this station"))
 }
 
-async fn own_reservation(
-    c: &mut store::Conn,
-    station: &Station,
-    reservation_id: i64,
-    t: i64,
-) -> AppResult<store::ReservationRow> {
+/// The station's own live reservation, or a clear error.
+async fn own_reservation<S: RedeemStore>(c: &mut S, station: &Station, reservation_id: i64, t: i64) -> AppResult<store::ReservationRow> {
     let r = station_reservation(c, station, reservation_id).await?;
-    Ok(r).and_then(|r| {
-        if r.status == "released" || (r.status == "active" && r.expires_at <= t) {
-            Err(AppError::api(ErrorCode::ReservationExpired, "the reservation ran out; enter the number again"))
-        } else {
-            Ok(r)
-        }
-    })
-}
-
-/// The order one of this station's reservations is for (it never changes),
-/// read before the write that locks that order. Only where writers lock
-/// what they write (PostgreSQL): on SQLite writers take turns anyway (None).
-async fn reservation_order(pool: &Pool, station: &Station, reservation_id: i64) -> AppResult<Option<i64>> {
-    if store::engine(pool) == store::Engine::Sqlite {
-        return Ok(None);
+    if r.status == "released" || (r.status == "active" && r.expires_at <= t) {
+        return Err(AppError::api(ErrorCode::ReservationExpired, "the reservation ran out; enter the number again"));
     }
-    let mut c = pool.acquire().await?;
-    Ok(store::reservation(&mut c, reservation_id).await?.filter(|r| r.station_id == station.id).map(|r| r.order_id))
+    Ok(r)
 }
 
 /// Takes the payment for a reserved number from an IC card's stored value.
-pub async fn charge(
-    pool: &Pool,
+async fn charge<S: RedeemStore>(
+    s: &mut S,
     reservation_s: i64,
     station: &Station,
     reservation_id: i64,
     card_uid: &str,
     idempotency_key: &str,
-) -> AppResult<ChargeResponse> {
+    t: i64,
+) -> Result<ChargeResponse, Stop> {
     let uid = card_uid.trim().to_uppercase();
     if uid.is_empty() || uid.len() > 32 || !uid.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(AppError::api(ErrorCode::BadRequest, "card_uid must be hex"));
+        return Err(AppError::api(ErrorCode::BadRequest, "card_uid must be hex").into());
     }
-    let t = now();
-    // the order a reservation is for never changes: found first, then it and the card are locked
-    let mut tx = match reservation_order(pool, station, reservation_id).await? {
-        Some(order) => store::begin_write_on(pool, &[store::WriteKey::Order(order), store::WriteKey::Card(&uid)]).await?,
-        None => store::begin_write(pool).await?,
-    };
     // A retried charge (same key) answers the same, even after the reservation moved on.
-    if let Some(prior) = store::ledger_by_key(&mut tx, idempotency_key).await? {
+    if let Some(prior) = s.ledger_by_key(idempotency_key).await? {
         if prior.card_uid != uid {
-            return Err(AppError::api(ErrorCode::Conflict, "idempotency key reused for another card"));
+            return Err(AppError::api(ErrorCode::Conflict, "idempotency key reused for another card").into());
         }
-        let balance = Yen(store::card_balance(&mut tx, &uid).await?);
+        let balance = Yen(s.card_balance(&uid).await?);
         return Ok(ChargeResponse { charged: Yen(-prior.amount), balance_after: balance });
     }
-    let r = own_reservation(&mut tx, station, reservation_id, t).await?;
-    let order = store::order(&mut tx, r.order_id).await?;
+    let r = own_reservation(s, station, reservation_id, t).await?;
+    let order = s.order(r.order_id).await?;
     if order.payment_method != "card" {
-        return Err(AppError::api(ErrorCode::Conflict, "this order is paid online, not by card"));
+        return Err(AppError::api(ErrorCode::Conflict, "this order is paid online, not by card").into());
     }
     if order.status != "awaiting_payment" {
-        return Err(AppError::api(ErrorCode::Conflict, "this order is paid already"));
+        return Err(AppError::api(ErrorCode::Conflict, "this order is paid already").into());
     }
-    let balance = payments::debit_card(&mut tx, &uid, Yen(order.total), order.id, Some(station.id), idempotency_key, t).await?;
-    store::set_order_paid(&mut tx, order.id, t).await?;
+    let balance = payments::debit_card(s, &uid, Yen(order.total), order.id, Some(station.id), idempotency_key, t).await?;
+    s.set_order_paid(order.id, t).await?;
     // paid now: keep the hold for as long as printing may take
-    store::extend_reservation(&mut tx, r.id, t + reservation_s).await?;
-    store::audit(&mut tx, &format!("station:{}", station.id), "order.paid.card", &format!("order {} card {uid}", order.id), t).await?;
-    tx.commit().await?;
+    s.extend_reservation(r.id, t + reservation_s).await?;
+    let (actor, what) = (format!("station:{}", station.id), format!("order {} card {uid}", order.id));
+    s.audit_event(&store::AuditEvent { actor: &actor, action: "order.paid.card", target: "", ip: "", detail: &what }, t).await?;
     tracing::info!(station_id = station.id, order_id = order.id, "paid by IC card");
     Ok(ChargeResponse { charged: Yen(order.total), balance_after: balance })
 }
@@ -405,7 +486,7 @@ pub async fn charge(
 /// reservation, if any (read only: recovery asks after a lost answer).
 pub async fn charge_status(pool: &Pool, station: &Station, reservation_id: i64, idempotency_key: &str) -> AppResult<shomei_shared::api::ChargeStatus> {
     let mut c = pool.acquire().await?;
-    let r = station_reservation(&mut c, station, reservation_id).await?;
+    let r = station_reservation(&mut *c, station, reservation_id).await?;
     let charged = store::ledger_by_key(&mut c, idempotency_key)
         .await?
         .filter(|l| l.kind == "debit" && l.order_id == Some(r.order_id))
@@ -423,7 +504,7 @@ pub async fn terminal_payment(pool: &Pool, reservation_s: i64, station: &Station
     }
     let t = now();
     let mut tx = store::begin_write(pool).await?;
-    let r = station_reservation(&mut tx, station, reservation_id).await?;
+    let r = station_reservation(&mut *tx, station, reservation_id).await?;
     let order = store::order(&mut tx, r.order_id).await?;
     if let Some(duplicate) = store::terminal_payment_seen(&mut tx, &p.idempotency_key).await? {
         return Ok(AppliedOnce { order_status: order.status, duplicate });
@@ -453,25 +534,22 @@ pub async fn terminal_payment(pool: &Pool, reservation_s: i64, station: &Station
     Ok(AppliedOnce { order_status: status, duplicate })
 }
 
-/// The certificate PDF of a paid, reserved order.
-pub async fn document(pool: &Pool, seal: &crate::sealed::SealKey, station: &Station, reservation_id: i64) -> AppResult<Vec<u8>> {
-    let t = now();
-    let mut c = pool.acquire().await?;
-    let r = own_reservation(&mut c, station, reservation_id, t).await?;
-    let order = store::order(&mut c, r.order_id).await?;
+/// The certificate PDF of a paid, reserved order, as stored (sealed).
+async fn document<S: RedeemStore>(s: &mut S, station: &Station, reservation_id: i64, t: i64) -> Result<(i64, Vec<u8>), Stop> {
+    let r = own_reservation(s, station, reservation_id, t).await?;
+    let order = s.order(r.order_id).await?;
     if order.status != "paid" && order.status != "printed" {
-        return Err(AppError::api(ErrorCode::NotPaid, "the order is not paid"));
+        return Err(AppError::api(ErrorCode::NotPaid, "the order is not paid").into());
     }
-    crate::orders::stored_pdf(&mut c, seal, order.id)
-        .await?
-        .ok_or_else(|| AppError::api(ErrorCode::NotFound, "the order has no document"))
+    let stored = s.order_document(order.id).await?.ok_or_else(|| AppError::api(ErrorCode::NotFound, "the order has no document"))?;
+    Ok((order.id, stored))
 }
 
 /// Lets go of a reservation the user walked away from (cancel, idle timeout),
 /// so the number works at another station at once instead of after it lapses.
 pub async fn release(pool: &Pool, station: &Station, reservation_id: i64) -> AppResult<()> {
     let mut tx = store::begin_write(pool).await?;
-    let r = station_reservation(&mut tx, station, reservation_id).await?;
+    let r = station_reservation(&mut *tx, station, reservation_id).await?;
     if r.status == "active" {
         store::set_reservation_status(&mut tx, r.id, "released").await?;
         tracing::info!(station_id = station.id, reservation_id, "reservation released");
@@ -481,66 +559,54 @@ pub async fn release(pool: &Pool, station: &Station, reservation_id: i64) -> App
 }
 
 /// Records what became of a print, once per idempotency key.
-pub async fn report(
-    pool: &Pool,
-    station: &Station,
-    reservation_id: i64,
-    report: &PrintReport,
-) -> AppResult<String> {
-    let t = now();
-    let mut tx = match reservation_order(pool, station, reservation_id).await? {
-        Some(order) => store::begin_write_on(pool, &[store::WriteKey::Order(order)]).await?,
-        None => store::begin_write(pool).await?,
-    };
-    let r = station_reservation(&mut tx, station, reservation_id).await?;
-    let order_before = store::order(&mut tx, r.order_id).await?;
-    let mut status = order_before.status.clone();
-    if store::station_report(&mut tx, &report.idempotency_key).await?.is_none() {
-        // printed, but the order was printed already through another reservation:
-        // this report came late (an outage) and the number was reprinted elsewhere
-        if matches!(report.outcome, PrintOutcome::Printed) {
-            if let Err(refused) = crate::stations::claims::print("print_report", &order_before) {
-                drop(tx);
-                return Err(crate::stations::claims::refuse(pool, station, &report.idempotency_key, Some(order_before.id), refused).await);
-            }
-        }
-        let duplicate = matches!(report.outcome, PrintOutcome::Printed) && order_before.status == "printed" && r.status != "printed";
-        if duplicate {
-            tracing::warn!(order_id = order_before.id, station = %station.name, "a number was printed twice: a late report after a reprint elsewhere");
-        }
-        let (outcome, detail) = match &report.outcome {
-            PrintOutcome::Printed => ("printed", report.impressions.map(|n| format!("impressions {n}")).unwrap_or_default()),
-            PrintOutcome::Failed { reason } => ("failed", reason.clone()),
-        };
-        store::insert_station_report(
-            &mut tx,
-            &report.idempotency_key,
-            station.id,
-            r.id,
-            outcome,
-            &detail,
-            report.ipp_job_id,
-            report.at,
-            t,
-            duplicate,
-        )
-        .await?;
-        let order = order_before;
-        match &report.outcome {
-            PrintOutcome::Printed => {
-                store::set_reservation_status(&mut tx, r.id, "printed").await?;
-                if order.status != "printed" {
-                    store::set_order_printed(&mut tx, order.id, report.at.min(t)).await?;
-                }
-                status = "printed".to_string();
-            }
-            PrintOutcome::Failed { .. } => {
-                // paid and not printed: stays reprintable at any station (ST-2)
-                store::set_reservation_status(&mut tx, r.id, "failed").await?;
-            }
-        }
-        store::audit(&mut tx, &format!("station:{}", station.id), &format!("print.{outcome}"), &format!("order {} {detail}", order.id), t).await?;
+async fn report<S: RedeemStore>(s: &mut S, station: &Station, reservation_id: i64, report: &PrintReport, t: i64) -> Result<String, Stop> {
+    let r = station_reservation(s, station, reservation_id).await?;
+    let order = s.order(r.order_id).await?;
+    if s.station_report(&report.idempotency_key).await?.is_some() {
+        return Ok(order.status);
     }
-    tx.commit().await?;
+    // printed, but the order was printed already through another reservation:
+    // this report came late (an outage) and the number was reprinted elsewhere
+    if matches!(report.outcome, PrintOutcome::Printed) {
+        if let Err(refused) = claims::print("print_report", &order) {
+            return Err(Stop::Claim { station: Box::new(station.clone()), key: report.idempotency_key.clone(), order_id: Some(order.id), refused });
+        }
+    }
+    let duplicate = matches!(report.outcome, PrintOutcome::Printed) && order.status == "printed" && r.status != "printed";
+    if duplicate {
+        tracing::warn!(order_id = order.id, station = %station.name, "a number was printed twice: a late report after a reprint elsewhere");
+    }
+    let (outcome, detail) = match &report.outcome {
+        PrintOutcome::Printed => ("printed", report.impressions.map(|n| format!("impressions {n}")).unwrap_or_default()),
+        PrintOutcome::Failed { reason } => ("failed", reason.clone()),
+    };
+    s.insert_station_report(&store::NewStationReport {
+        key: &report.idempotency_key,
+        station_id: station.id,
+        reservation_id: r.id,
+        outcome,
+        detail: &detail,
+        ipp_job_id: report.ipp_job_id,
+        station_time: report.at,
+        now: t,
+        duplicate,
+    })
+    .await?;
+    let status = match &report.outcome {
+        PrintOutcome::Printed => {
+            s.set_reservation_status(r.id, "printed").await?;
+            if order.status != "printed" {
+                s.set_order_printed(order.id, report.at.min(t)).await?;
+            }
+            "printed".to_string()
+        }
+        PrintOutcome::Failed { .. } => {
+            // paid and not printed: stays reprintable at any station (ST-2)
+            s.set_reservation_status(r.id, "failed").await?;
+            order.status.clone()
+        }
+    };
+    let (actor, action, what) = (format!("station:{}", station.id), format!("print.{outcome}"), format!("order {} {detail}", order.id));
+    s.audit_event(&store::AuditEvent { actor: &actor, action: &action, target: "", ip: "", detail: &what }, t).await?;
     Ok(status)
 }

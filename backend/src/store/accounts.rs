@@ -160,11 +160,7 @@ pub async fn delete_session(c: &mut Conn, token_hash: &str) -> Result<(), sqlx::
 
 /// The times (ms) `key` failed since `since_ms`, oldest first.
 pub async fn throttle_failures(c: &mut Conn, key: &str, since_ms: i64) -> Result<Vec<i64>, sqlx::Error> {
-    sqlx::query_scalar("SELECT at_ms FROM throttle_failures WHERE key = $1 AND at_ms > $2 ORDER BY at_ms, id")
-        .bind(key)
-        .bind(since_ms)
-        .fetch_all(c)
-        .await
+    RedeemStore::throttle_failures(c, key, since_ms).await
 }
 
 pub async fn add_throttle_failure(c: &mut Conn, key: &str, at_ms: i64) -> Result<(), sqlx::Error> {

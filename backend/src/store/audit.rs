@@ -19,25 +19,7 @@ pub struct AuditEvent<'a> {
 }
 
 pub async fn audit_event(c: &mut Conn, e: &AuditEvent<'_>, now: i64) -> Result<(), sqlx::Error> {
-    // the university a line concerns: its staff member's or its station's (a
-    // user's own actions and the platform's name none: platform operators see those)
-    let staff_login = e.actor.strip_prefix("staff:");
-    let station_id = e.actor.strip_prefix("station:").and_then(|s| s.parse::<i64>().ok());
-    sqlx::query(
-        "INSERT INTO audit_log (at, actor, action, target, ip, detail, university_id) VALUES ($1, $2, $3, $4, $5, $6,
-         COALESCE((SELECT university_id FROM staff WHERE login = $7), (SELECT university_id FROM stations WHERE id = $8)))",
-    )
-        .bind(now)
-        .bind(e.actor)
-        .bind(e.action)
-        .bind(e.target)
-        .bind(e.ip)
-        .bind(e.detail)
-        .bind(staff_login)
-        .bind(station_id)
-        .execute(c)
-        .await?;
-    Ok(())
+    RedeemStore::audit_event(c, e, now).await
 }
 
 #[derive(Debug, Clone, FromRow)]

@@ -17,11 +17,13 @@ mod accounts;
 mod audit;
 mod cohorts;
 mod demo;
+mod desk;
 mod digital;
 mod jobs;
 mod mail;
 mod orders;
 mod payments;
+mod redeem;
 mod registrar;
 mod registration;
 mod stations;
@@ -30,11 +32,13 @@ pub use accounts::*;
 pub use audit::*;
 pub use cohorts::*;
 pub use demo::*;
+pub use desk::{Desk, DeskConn};
 pub use digital::*;
 pub use jobs::*;
 pub use mail::*;
 pub use orders::*;
 pub use payments::*;
+pub use redeem::{NewLedger, NewStationReport, RedeemStore};
 pub use registrar::*;
 pub use registration::*;
 pub use stations::*;
@@ -200,8 +204,7 @@ pub async fn begin_write(pool: &Pool) -> Result<WriteTx, sqlx::Error> {
         Engine::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
         Engine::Postgres => {
             let mut tx = pool.begin().await?;
-            sqlx::query("SET LOCAL lock_timeout = '10s'").execute(&mut *tx).await?;
-            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(&mut *tx).await?;
+            sqlx::query(&format!("SELECT pg_advisory_xact_lock($1) {LOCK_TIMEOUT}")).bind(WRITE_LOCK).execute(&mut *tx).await?;
             tx
         }
     };
@@ -250,11 +253,12 @@ pub async fn begin_write_on(pool: &Pool, keys: &[WriteKey<'_>]) -> Result<WriteT
     locks.sort_unstable();
     locks.dedup();
     let mut tx = pool.begin().await?;
-    sqlx::query("SET LOCAL lock_timeout = '10s'").execute(&mut *tx).await?;
     let mut sql = String::from("SELECT pg_advisory_xact_lock_shared($1)");
     for i in 0..locks.len() {
         sql.push_str(&format!(", pg_advisory_xact_lock(${}, ${})", 2 + 2 * i, 3 + 2 * i));
     }
+    sql.push(' ');
+    sql.push_str(LOCK_TIMEOUT);
     let mut q = sqlx::query(&sql).bind(WRITE_LOCK);
     for (class, id) in &locks {
         q = q.bind(*class).bind(*id);
@@ -262,6 +266,11 @@ pub async fn begin_write_on(pool: &Pool, keys: &[WriteKey<'_>]) -> Result<WriteT
     q.execute(&mut *tx).await?;
     Ok(WriteTx { tx, _turn: None })
 }
+
+/// The end of a PostgreSQL statement taking write locks: the transaction
+/// waits at most 10 s for them (set first, in the same round trip: the FROM
+/// clause is read before the locks are taken).
+const LOCK_TIMEOUT: &str = "FROM (SELECT set_config('lock_timeout', '10s', true)) AS waits_at_most";
 
 /// The advisory lock key writers take on PostgreSQL ("shomei" in ASCII).
 pub const WRITE_LOCK: i64 = 0x73686f6d6569;

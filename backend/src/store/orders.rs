@@ -161,14 +161,7 @@ pub async fn set_university_fees(c: &mut Conn, university_id: i64, system_fee: i
 
 /// The university an order was placed at (through its student record).
 pub async fn order_university(c: &mut Conn, order_id: i64) -> Result<University, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT u.id, u.name_ja, u.name_en, u.timezone, u.system_fee, u.postage FROM orders o
-         JOIN student_records s ON s.id = o.student_record_id JOIN universities u ON u.id = s.university_id
-         WHERE o.id = $1",
-    )
-    .bind(order_id)
-    .fetch_one(c)
-    .await
+    RedeemStore::order_university(c, order_id).await
 }
 
 pub async fn certificate_types(c: &mut Conn, university_id: i64) -> Result<Vec<CertificateType>, sqlx::Error> {
@@ -341,14 +334,11 @@ pub async fn set_order_document(c: &mut Conn, order_id: i64, pdf: &[u8], pages: 
 }
 
 pub async fn order(c: &mut Conn, id: i64) -> Result<Order, sqlx::Error> {
-    sqlx::query_as(&format!("{ORDER_SELECT} WHERE id = $1")).bind(id).fetch_one(c).await
+    RedeemStore::order(c, id).await
 }
 
 pub async fn order_by_print_number(c: &mut Conn, number: &str) -> Result<Option<Order>, sqlx::Error> {
-    sqlx::query_as(&format!("{ORDER_SELECT} WHERE print_number = $1"))
-        .bind(number)
-        .fetch_optional(c)
-        .await
+    RedeemStore::order_by_print_number(c, number).await
 }
 
 pub async fn orders_of_user(c: &mut Conn, user_id: i64) -> Result<Vec<Order>, sqlx::Error> {
@@ -807,13 +797,7 @@ pub async fn order_copies(c: &mut Conn, order_id: i64) -> Result<Vec<(i64, i64, 
 }
 
 pub async fn order_lines(c: &mut Conn, order_id: i64) -> Result<Vec<OrderLine>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, certificate_type_id, name_ja, name_en, unit_fee, copies, amount FROM order_lines
-         WHERE order_id = $1 ORDER BY id",
-    )
-    .bind(order_id)
-    .fetch_all(c)
-    .await
+    RedeemStore::order_lines(c, order_id).await
 }
 
 pub async fn maintenance_done(c: &mut Conn, name: &str) -> Result<bool, sqlx::Error> {
@@ -836,25 +820,15 @@ pub async fn replace_order_document(c: &mut Conn, order_id: i64, stored: &[u8]) 
 }
 
 pub async fn order_document(c: &mut Conn, order_id: i64) -> Result<Option<Vec<u8>>, sqlx::Error> {
-    sqlx::query_scalar("SELECT pdf FROM order_documents WHERE order_id = $1").bind(order_id).fetch_optional(c).await
+    RedeemStore::order_document(c, order_id).await
 }
 
 pub async fn set_order_paid(c: &mut Conn, order_id: i64, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE orders SET status = 'paid', paid_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(order_id)
-        .execute(c)
-        .await?;
-    Ok(())
+    RedeemStore::set_order_paid(c, order_id, now).await
 }
 
 pub async fn set_order_printed(c: &mut Conn, order_id: i64, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE orders SET status = 'printed', printed_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(order_id)
-        .execute(c)
-        .await?;
-    Ok(())
+    RedeemStore::set_order_printed(c, order_id, now).await
 }
 
 // ---------------------------------------------------------------- catalogue lists for forms

@@ -14,7 +14,7 @@ pub struct Card {
 
 /// A linked card (active or blocked); a card its holder unlinked is no card here.
 pub async fn card(c: &mut Conn, uid: &str) -> Result<Option<Card>, sqlx::Error> {
-    sqlx::query_as("SELECT uid, user_id, status FROM ic_cards WHERE uid = $1 AND unlinked_at IS NULL").bind(uid).fetch_optional(c).await
+    RedeemStore::card(c, uid).await
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -168,10 +168,7 @@ pub async fn use_card_link_code(c: &mut Conn, code_hash: &str, user_id: i64, now
 }
 
 pub async fn card_balance(c: &mut Conn, uid: &str) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger WHERE card_uid = $1")
-        .bind(uid)
-        .fetch_one(c)
-        .await
+    RedeemStore::card_balance(c, uid).await
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -184,10 +181,7 @@ pub struct LedgerEntry {
 }
 
 pub async fn ledger_by_key(c: &mut Conn, key: &str) -> Result<Option<LedgerEntry>, sqlx::Error> {
-    sqlx::query_as("SELECT id, card_uid, amount, kind, order_id FROM ledger WHERE idempotency_key = $1")
-        .bind(key)
-        .fetch_optional(c)
-        .await
+    RedeemStore::ledger_by_key(c, key).await
 }
 
 pub async fn ledger_for_order(c: &mut Conn, order_id: i64) -> Result<Vec<LedgerEntry>, sqlx::Error> {
@@ -208,20 +202,7 @@ pub async fn insert_ledger(
     key: Option<&str>,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO ledger (card_uid, amount, kind, order_id, station_id, idempotency_key, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(uid)
-    .bind(amount)
-    .bind(kind)
-    .bind(order_id)
-    .bind(station_id)
-    .bind(key)
-    .bind(now)
-    .execute(c)
-    .await?;
-    Ok(())
+    RedeemStore::insert_ledger(c, &NewLedger { uid, amount, kind, order_id, station_id, key, now }).await
 }
 
 // ---------------------------------------------------------------- top-ups (P-4)

@@ -53,7 +53,7 @@ pub struct Station {
     pub test_page_at: Option<i64>,
 }
 
-const STATION_SELECT: &str = "SELECT id, university_id, name, status, created_at, enrolled_at, last_seen, version,
+pub(super) const STATION_SELECT: &str = "SELECT id, university_id, name, status, created_at, enrolled_at, last_seen, version,
     printer_reachable, printer_state, printer_reasons, printer_message, reader_present, outbox_len,
     clock_skew_s, markers, media_ready, terminal_present, disk_free_mb, uptime_s, jobs_printed, alert,
     in_service, test_page_wanted, test_page_done, test_page_result, test_page_at FROM stations";
@@ -147,10 +147,7 @@ pub async fn activate_station(
 }
 
 pub async fn station_by_token(c: &mut Conn, token_hash: &str) -> Result<Option<Station>, sqlx::Error> {
-    sqlx::query_as(&format!("{STATION_SELECT} WHERE token_hash = $1"))
-        .bind(token_hash)
-        .fetch_optional(c)
-        .await
+    RedeemStore::station_by_token(c, token_hash).await
 }
 
 pub async fn station(c: &mut Conn, id: i64) -> Result<Option<Station>, sqlx::Error> {
@@ -308,14 +305,7 @@ pub struct ReservationRow {
 }
 
 pub async fn live_reservations(c: &mut Conn, order_id: i64, now: i64) -> Result<Vec<ReservationRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, order_id, station_id, created_at, expires_at, status FROM reservations
-         WHERE order_id = $1 AND status = 'active' AND expires_at > $2",
-    )
-    .bind(order_id)
-    .bind(now)
-    .fetch_all(c)
-    .await
+    RedeemStore::live_reservations(c, order_id, now).await
 }
 
 pub async fn insert_reservation(
@@ -325,36 +315,19 @@ pub async fn insert_reservation(
     now: i64,
     expires_at: i64,
 ) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "INSERT INTO reservations (order_id, station_id, created_at, expires_at, status) VALUES ($1, $2, $3, $4, 'active') RETURNING id",
-    )
-    .bind(order_id)
-    .bind(station_id)
-    .bind(now)
-    .bind(expires_at)
-    .fetch_one(c)
-    .await
+    RedeemStore::insert_reservation(c, order_id, station_id, now, expires_at).await
 }
 
 pub async fn reservation(c: &mut Conn, id: i64) -> Result<Option<ReservationRow>, sqlx::Error> {
-    sqlx::query_as("SELECT id, order_id, station_id, created_at, expires_at, status FROM reservations WHERE id = $1")
-        .bind(id)
-        .fetch_optional(c)
-        .await
+    RedeemStore::reservation(c, id).await
 }
 
 pub async fn set_reservation_status(c: &mut Conn, id: i64, status: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE reservations SET status = $1 WHERE id = $2").bind(status).bind(id).execute(c).await?;
-    Ok(())
+    RedeemStore::set_reservation_status(c, id, status).await
 }
 
 pub async fn extend_reservation(c: &mut Conn, id: i64, expires_at: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE reservations SET expires_at = CASE WHEN expires_at > $1 THEN expires_at ELSE $1 END WHERE id = $2")
-        .bind(expires_at)
-        .bind(id)
-        .execute(c)
-        .await?;
-    Ok(())
+    RedeemStore::extend_reservation(c, id, expires_at).await
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -363,10 +336,7 @@ pub struct StationReport {
 }
 
 pub async fn station_report(c: &mut Conn, key: &str) -> Result<Option<StationReport>, sqlx::Error> {
-    sqlx::query_as("SELECT outcome FROM station_reports WHERE idempotency_key = $1")
-        .bind(key)
-        .fetch_optional(c)
-        .await
+    RedeemStore::station_report(c, key).await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -382,22 +352,7 @@ pub async fn insert_station_report(
     now: i64,
     duplicate: bool,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO station_reports (idempotency_key, station_id, reservation_id, outcome, detail, ipp_job_id,
-         station_time, received_at, duplicate) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(key)
-    .bind(station_id)
-    .bind(reservation_id)
-    .bind(outcome)
-    .bind(detail)
-    .bind(ipp_job_id)
-    .bind(station_time)
-    .bind(now)
-    .bind(i64::from(duplicate))
-    .execute(c)
-    .await?;
-    Ok(())
+    RedeemStore::insert_station_report(c, &NewStationReport { key, station_id, reservation_id, outcome, detail, ipp_job_id, station_time, now, duplicate }).await
 }
 
 // ---------------------------------------------------------------- offline printing

@@ -1,0 +1,533 @@
+//! The SQLite desk: where stations' calls (reserve, charge, document,
+//! report) run on a SQLite deployment.
+//!
+//! SQLite has one writer at a time, and each commit waits for the disk. A
+//! station's call through the pool would take the write turn, cross to the
+//! pool's worker thread and back for each of its dozen statements, and wait
+//! for its own fsync. The desk is one thread with a connection of its own:
+//! it takes the calls waiting in its queue together, runs each in a
+//! savepoint of one transaction (a call that fails is undone alone), and
+//! commits them with one fsync. A call that wrote is answered only once
+//! committed, so a station is never told of a reservation, payment or print
+//! that a crash could lose (nor given the id of a row a failed commit would
+//! hand out again); a call that was refused (undone) is answered at once.
+//! Calls that only read (a document, who is calling) run at once on a reader
+//! connection of their own, beside the writer (SQLite's readers see the last
+//! commit and never wait for it).
+//! It takes the process's write turn like every writer (see
+//! [`super::begin_write`]), so it and the pooled writers never wait in
+//! SQLite's busy handler.
+
+use super::redeem::*;
+use super::*;
+use rusqlite::types::ToSql;
+use rusqlite::{Connection, OpenFlags, Row};
+use std::sync::mpsc;
+use std::sync::Arc;
+
+/// Calls taken into one transaction at most.
+const MAX_BATCH: usize = 256;
+/// As long as the pooled writers wait for their turn.
+const TURN_WAIT: Duration = Duration::from_secs(10);
+
+type Delivery = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// A call: run on the desk's connection (None: no transaction could be
+/// begun), it says whether its writes stay and how its answer is delivered.
+type Job = Box<dyn FnOnce(Option<&mut DeskConn>) -> Option<Outcome> + Send>;
+
+struct Outcome {
+    /// Its writes stay, and it is answered once committed (else they are undone, and it is answered at once).
+    keep: bool,
+    deliver: Delivery,
+}
+
+/// The queue of the desk's thread (cloned freely; the thread ends with the last clone).
+#[derive(Clone)]
+pub struct Desk {
+    jobs: mpsc::Sender<Job>,
+    tally: Arc<Tally>,
+    /// Connections for calls that only read, lent one at a time.
+    readers: Arc<std::sync::Mutex<Vec<DeskConn>>>,
+    file: Arc<std::path::PathBuf>,
+}
+
+/// What the desk has done since it opened.
+#[derive(Default)]
+struct Tally {
+    commits: std::sync::atomic::AtomicU64,
+    calls: std::sync::atomic::AtomicU64,
+}
+
+/// The desk's own connection: what its calls read and write through.
+pub struct DeskConn {
+    db: Connection,
+}
+
+fn desk_error(what: impl std::fmt::Display) -> sqlx::Error {
+    sqlx::Error::Protocol(format!("station desk: {what}"))
+}
+
+fn err(e: rusqlite::Error) -> sqlx::Error {
+    match e {
+        rusqlite::Error::QueryReturnedNoRows => sqlx::Error::RowNotFound,
+        e => desk_error(e),
+    }
+}
+
+impl Desk {
+    /// Opens the desk of the SQLite database `pool` opens (already migrated).
+    pub fn open(pool: &Pool) -> Result<Desk, sqlx::Error> {
+        let file = database_file(&pool.connect_options().database_url.to_string())?;
+        let db = DeskConn::open(&file, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        db.db.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;").map_err(err)?;
+        let gate = write_gate(pool);
+        let rt = tokio::runtime::Handle::try_current().map_err(desk_error)?;
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let tally = Arc::new(Tally::default());
+        let counted = tally.clone();
+        std::thread::Builder::new()
+            .name("station-desk".into())
+            .spawn(move || serve(db, &queue, &gate, &rt, &counted))
+            .map_err(desk_error)?;
+        Ok(Desk { jobs, tally, readers: Arc::default(), file: Arc::new(file) })
+    }
+
+    /// Runs `f`, which only reads, at once on a reader connection (in the caller's thread: a few statements).
+    pub fn read<T, E: From<sqlx::Error>>(&self, f: impl FnOnce(&mut DeskConn) -> Result<T, E>) -> Result<T, E> {
+        let lent = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut reader = match lent {
+            Some(r) => r,
+            None => DeskConn::open(&self.file, OpenFlags::SQLITE_OPEN_READ_ONLY)?,
+        };
+        let out = f(&mut reader);
+        self.readers.lock().unwrap_or_else(|p| p.into_inner()).push(reader);
+        out
+    }
+
+    /// Transactions the desk has committed so far (each holds every call that was waiting).
+    pub fn commits(&self) -> u64 {
+        self.tally.commits.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Calls the desk's transactions have run so far (kept or undone; reads on reader connections not counted).
+    pub fn calls(&self) -> u64 {
+        self.tally.calls.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Runs `f` in the desk's next transaction: its writes are kept when it
+    /// returns Ok, undone when it returns Err (or panics). An error is
+    /// answered at once, an Ok once committed (or with the error of a commit
+    /// that failed).
+    pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<sqlx::Error> + Send + 'static,
+        F: FnOnce(&mut DeskConn) -> Result<T, E> + Send + 'static,
+    {
+        let (answer, answered) = tokio::sync::oneshot::channel::<Result<T, E>>();
+        let job: Job = Box::new(move |db| {
+            let Some(db) = db else {
+                let _ = answer.send(Err(E::from(desk_error("no transaction could be begun"))));
+                return None;
+            };
+            let (keep, deliver): (bool, Delivery) = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(db))) {
+                Ok(Ok(v)) => (true, Box::new(move |ended: Result<(), String>| drop(answer.send(ended.map(|()| v).map_err(|e| E::from(desk_error(e))))))),
+                Ok(Err(e)) => (false, Box::new(move |_| drop(answer.send(Err(e))))),
+                Err(_) => (false, Box::new(move |_| drop(answer.send(Err(E::from(desk_error("a call panicked"))))))),
+            };
+            Some(Outcome { keep, deliver })
+        });
+        self.jobs.send(job).map_err(|_| E::from(desk_error("stopped")))?;
+        answered.await.map_err(|_| E::from(desk_error("a call was dropped")))?
+    }
+}
+
+/// The desk's thread: once a call is queued and the write turn is its, takes
+/// every call queued by then, runs them in one transaction, commits once, answers.
+fn serve(mut conn: DeskConn, queue: &mpsc::Receiver<Job>, gate: &Arc<tokio::sync::Semaphore>, rt: &tokio::runtime::Handle, tally: &Tally) {
+    while let Ok(first) = queue.recv() {
+        let turn = rt.block_on(async { tokio::time::timeout(TURN_WAIT, gate.clone().acquire_owned()).await });
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let begun = match turn {
+            Ok(Ok(turn)) => match conn.db.execute_batch("BEGIN IMMEDIATE") {
+                Ok(()) => Some(turn),
+                Err(e) => {
+                    tracing::error!(error = %e, "the station desk could not begin a transaction");
+                    None
+                }
+            },
+            _ => {
+                tracing::error!("the station desk waited too long for the write turn");
+                None
+            }
+        };
+        let Some(turn) = begun else {
+            batch.into_iter().for_each(|job| drop(job(None)));
+            continue;
+        };
+        let mut deliveries = Vec::with_capacity(batch.len());
+        for job in batch {
+            if conn.db.execute_batch("SAVEPOINT call").is_err() {
+                job(None);
+                continue;
+            }
+            tally.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(outcome) = job(Some(&mut conn)) else { continue };
+            let ended = conn
+                .db
+                .execute_batch(if outcome.keep { "RELEASE call" } else { "ROLLBACK TO call; RELEASE call" })
+                .map_err(|e| e.to_string());
+            if let Err(e) = &ended {
+                tracing::error!(error = %e, "the station desk could not end a call's savepoint");
+            }
+            match ended {
+                Ok(()) if outcome.keep => deliveries.push(outcome.deliver),
+                ended => (outcome.deliver)(ended),
+            }
+        }
+        let committed = conn.db.execute_batch("COMMIT").map_err(|e| e.to_string());
+        if committed.is_ok() {
+            tally.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        if let Err(e) = &committed {
+            tracing::error!(error = %e, "the station desk could not commit");
+            let _ = conn.db.execute_batch("ROLLBACK");
+        }
+        drop(turn);
+        for d in deliveries {
+            d(committed.clone());
+        }
+    }
+}
+
+/// `$1`..`$9` as SQLite names them (the store's SQL is written with `$N`).
+const PARAMETERS: [&str; 9] = ["$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9"];
+
+impl DeskConn {
+    fn open(file: &std::path::Path, mode: OpenFlags) -> Result<DeskConn, sqlx::Error> {
+        let db = Connection::open_with_flags(file, mode | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(err)?;
+        db.busy_timeout(Duration::from_secs(10)).map_err(err)?;
+        db.set_prepared_statement_cache_capacity(64);
+        Ok(DeskConn { db })
+    }
+
+    fn prepared(&self, sql: &str, args: &[&dyn ToSql]) -> Result<rusqlite::CachedStatement<'_>, sqlx::Error> {
+        let mut st = self.db.prepare_cached(sql).map_err(err)?;
+        for (name, arg) in PARAMETERS.iter().zip(args) {
+            if let Some(i) = st.parameter_index(name).map_err(err)? {
+                st.raw_bind_parameter(i, arg).map_err(err)?;
+            }
+        }
+        Ok(st)
+    }
+
+    fn rows<T>(&self, sql: &str, args: &[&dyn ToSql], map: impl Fn(&Row<'_>) -> rusqlite::Result<T>) -> Result<Vec<T>, sqlx::Error> {
+        let mut st = self.prepared(sql, args)?;
+        let mut rows = st.raw_query();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(err)? {
+            out.push(map(row).map_err(err)?);
+        }
+        Ok(out)
+    }
+
+    fn row<T>(&self, sql: &str, args: &[&dyn ToSql], map: impl Fn(&Row<'_>) -> rusqlite::Result<T>) -> Result<Option<T>, sqlx::Error> {
+        let mut st = self.prepared(sql, args)?;
+        let mut rows = st.raw_query();
+        rows.next().map_err(err)?.map(map).transpose().map_err(err)
+    }
+
+    fn execute(&self, sql: &str, args: &[&dyn ToSql]) -> Result<(), sqlx::Error> {
+        self.prepared(sql, args)?.raw_execute().map(drop).map_err(err)
+    }
+}
+
+fn flag(row: &Row<'_>, col: &str) -> rusqlite::Result<Option<bool>> {
+    Ok(row.get::<_, Option<i64>>(col)?.map(|v| v != 0))
+}
+
+fn station(r: &Row<'_>) -> rusqlite::Result<Station> {
+    Ok(Station {
+        id: r.get("id")?,
+        university_id: r.get("university_id")?,
+        name: r.get("name")?,
+        status: r.get("status")?,
+        created_at: r.get("created_at")?,
+        enrolled_at: r.get("enrolled_at")?,
+        last_seen: r.get("last_seen")?,
+        version: r.get("version")?,
+        printer_reachable: flag(r, "printer_reachable")?,
+        printer_state: r.get("printer_state")?,
+        printer_reasons: r.get("printer_reasons")?,
+        printer_message: r.get("printer_message")?,
+        reader_present: flag(r, "reader_present")?,
+        outbox_len: r.get("outbox_len")?,
+        clock_skew_s: r.get("clock_skew_s")?,
+        markers: r.get("markers")?,
+        media_ready: r.get("media_ready")?,
+        terminal_present: flag(r, "terminal_present")?,
+        disk_free_mb: r.get("disk_free_mb")?,
+        uptime_s: r.get("uptime_s")?,
+        jobs_printed: r.get("jobs_printed")?,
+        alert: r.get("alert")?,
+        in_service: flag(r, "in_service")?.unwrap_or(false),
+        test_page_wanted: r.get("test_page_wanted")?,
+        test_page_done: r.get("test_page_done")?,
+        test_page_result: r.get("test_page_result")?,
+        test_page_at: r.get("test_page_at")?,
+    })
+}
+
+fn order(r: &Row<'_>) -> rusqlite::Result<Order> {
+    Ok(Order {
+        id: r.get("id")?,
+        user_id: r.get("user_id")?,
+        student_record_id: r.get("student_record_id")?,
+        delivery: r.get("delivery")?,
+        payment_method: r.get("payment_method")?,
+        status: r.get("status")?,
+        fees: r.get("fees")?,
+        system_fee: r.get("system_fee")?,
+        total: r.get("total")?,
+        print_number: r.get("print_number")?,
+        created_at: r.get("created_at")?,
+        pay_deadline: r.get("pay_deadline")?,
+        print_deadline: r.get("print_deadline")?,
+        paid_at: r.get("paid_at")?,
+        printed_at: r.get("printed_at")?,
+        pages: r.get("pages")?,
+        capture_id: r.get("capture_id")?,
+        postage: r.get("postage")?,
+        post_address_sealed: r.get("post_address_sealed")?,
+        shipped_at: r.get("shipped_at")?,
+        smartpit_number: r.get("smartpit_number")?,
+        store_file_id: r.get("store_file_id")?,
+        store_user_number: r.get("store_user_number")?,
+        store_reservation_number: r.get("store_reservation_number")?,
+        refunded_at: r.get("refunded_at")?,
+        refund_method: r.get("refund_method")?,
+        refund_paid_back_at: r.get("refund_paid_back_at")?,
+        refund_bank_sealed: r.get("refund_bank_sealed")?,
+        held_chars: r.get("held_chars")?,
+        refund_error: r.get("refund_error")?,
+    })
+}
+
+fn reservation(r: &Row<'_>) -> rusqlite::Result<ReservationRow> {
+    Ok(ReservationRow {
+        id: r.get("id")?,
+        order_id: r.get("order_id")?,
+        station_id: r.get("station_id")?,
+        created_at: r.get("created_at")?,
+        expires_at: r.get("expires_at")?,
+        status: r.get("status")?,
+    })
+}
+
+fn first<T: rusqlite::types::FromSql>(r: &Row<'_>) -> rusqlite::Result<T> {
+    r.get(0)
+}
+
+impl RedeemStore for DeskConn {
+    async fn station_by_token(&mut self, token_hash: &str) -> R<Option<Station>> {
+        self.row(&format!("{STATION_SELECT} {STATION_BY_TOKEN}"), &[&token_hash], station)
+    }
+    async fn throttle_failures(&mut self, key: &str, since_ms: i64) -> R<Vec<i64>> {
+        self.rows(THROTTLE_FAILURES, &[&key, &since_ms], first)
+    }
+    async fn order(&mut self, id: i64) -> R<Order> {
+        self.row(&format!("{ORDER_SELECT} {ORDER_BY_ID}"), &[&id], order)?.ok_or(sqlx::Error::RowNotFound)
+    }
+    async fn order_by_print_number(&mut self, number: &str) -> R<Option<Order>> {
+        self.row(&format!("{ORDER_SELECT} {ORDER_BY_NUMBER}"), &[&number], order)
+    }
+    async fn order_university(&mut self, order_id: i64) -> R<University> {
+        self.row(ORDER_UNIVERSITY, &[&order_id], |r| {
+            Ok(University {
+                id: r.get("id")?,
+                name_ja: r.get("name_ja")?,
+                name_en: r.get("name_en")?,
+                timezone: r.get("timezone")?,
+                system_fee: r.get("system_fee")?,
+                postage: r.get("postage")?,
+            })
+        })?
+        .ok_or(sqlx::Error::RowNotFound)
+    }
+    async fn order_lines(&mut self, order_id: i64) -> R<Vec<OrderLine>> {
+        self.rows(ORDER_LINES, &[&order_id], |r| {
+            Ok(OrderLine {
+                id: r.get("id")?,
+                certificate_type_id: r.get("certificate_type_id")?,
+                name_ja: r.get("name_ja")?,
+                name_en: r.get("name_en")?,
+                unit_fee: r.get("unit_fee")?,
+                copies: r.get("copies")?,
+                amount: r.get("amount")?,
+            })
+        })
+    }
+    async fn order_document(&mut self, order_id: i64) -> R<Option<Vec<u8>>> {
+        self.row(ORDER_DOCUMENT, &[&order_id], first)
+    }
+    async fn set_order_paid(&mut self, order_id: i64, now: i64) -> R<()> {
+        self.execute(SET_ORDER_PAID, &[&now, &order_id])
+    }
+    async fn set_order_printed(&mut self, order_id: i64, now: i64) -> R<()> {
+        self.execute(SET_ORDER_PRINTED, &[&now, &order_id])
+    }
+    async fn live_reservations(&mut self, order_id: i64, now: i64) -> R<Vec<ReservationRow>> {
+        self.rows(LIVE_RESERVATIONS, &[&order_id, &now], reservation)
+    }
+    async fn insert_reservation(&mut self, order_id: i64, station_id: i64, now: i64, expires_at: i64) -> R<i64> {
+        self.row(INSERT_RESERVATION, &[&order_id, &station_id, &now, &expires_at], first)?.ok_or(sqlx::Error::RowNotFound)
+    }
+    async fn reservation(&mut self, id: i64) -> R<Option<ReservationRow>> {
+        self.row(RESERVATION, &[&id], reservation)
+    }
+    async fn set_reservation_status(&mut self, id: i64, status: &str) -> R<()> {
+        self.execute(SET_RESERVATION_STATUS, &[&status, &id])
+    }
+    async fn extend_reservation(&mut self, id: i64, expires_at: i64) -> R<()> {
+        self.execute(EXTEND_RESERVATION, &[&expires_at, &id])
+    }
+    async fn station_report(&mut self, key: &str) -> R<Option<StationReport>> {
+        self.row(STATION_REPORT, &[&key], |r| Ok(StationReport { outcome: r.get("outcome")? }))
+    }
+    async fn insert_station_report(&mut self, r: &NewStationReport<'_>) -> R<()> {
+        let duplicate = i64::from(r.duplicate);
+        self.execute(
+            INSERT_STATION_REPORT,
+            &[&r.key, &r.station_id, &r.reservation_id, &r.outcome, &r.detail, &r.ipp_job_id, &r.station_time, &r.now, &duplicate],
+        )
+    }
+    async fn card(&mut self, uid: &str) -> R<Option<Card>> {
+        self.row(CARD, &[&uid], |r| Ok(Card { uid: r.get("uid")?, user_id: r.get("user_id")?, status: r.get("status")? }))
+    }
+    async fn card_balance(&mut self, uid: &str) -> R<i64> {
+        self.row(CARD_BALANCE, &[&uid], first)?.ok_or(sqlx::Error::RowNotFound)
+    }
+    async fn ledger_by_key(&mut self, key: &str) -> R<Option<LedgerEntry>> {
+        self.row(LEDGER_BY_KEY, &[&key], |r| {
+            Ok(LedgerEntry { id: r.get("id")?, card_uid: r.get("card_uid")?, amount: r.get("amount")?, kind: r.get("kind")?, order_id: r.get("order_id")? })
+        })
+    }
+    async fn insert_ledger(&mut self, l: &NewLedger<'_>) -> R<()> {
+        self.execute(INSERT_LEDGER, &[&l.uid, &l.amount, &l.kind, &l.order_id, &l.station_id, &l.key, &l.now])
+    }
+    async fn audit_event(&mut self, e: &AuditEvent<'_>, now: i64) -> R<()> {
+        let (staff_login, station_id) = audit_owner(e.actor);
+        self.execute(AUDIT, &[&now, &e.actor, &e.action, &e.target, &e.ip, &e.detail, &staff_login, &station_id])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt;
+
+    async fn desk() -> Result<(tempfile::TempDir, Pool, Desk), sqlx::Error> {
+        let dir = tempfile::tempdir().map_err(sqlx::Error::Io)?;
+        let pool = connect(&format!("sqlite:{}", dir.path().join("t.sqlite").display())).await?;
+        let desk = Desk::open(&pool)?;
+        Ok((dir, pool, desk))
+    }
+
+    /// A call that writes one audit line with `action`, then fails if told to.
+    async fn write(desk: &Desk, action: &'static str, fail: bool) -> Result<(), sqlx::Error> {
+        desk.run(move |db| {
+            let line = AuditEvent { actor: "test", action, target: "", ip: "", detail: "" };
+            db.audit_event(&line, 0).now_or_never().unwrap_or(Err(sqlx::Error::PoolTimedOut))?;
+            if fail {
+                return Err(sqlx::Error::RowNotFound);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn lines(pool: &Pool, action: &str) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = $1").bind(action).fetch_one(pool).await
+    }
+
+    /// Calls that queued while another writer had the turn run in one
+    /// transaction with one commit; the one that failed is undone alone; each
+    /// answer comes once its writes are committed (another connection reads them).
+    #[tokio::test]
+    async fn calls_waiting_together_commit_once_and_a_failed_one_is_undone_alone() -> Result<(), sqlx::Error> {
+        let (_dir, pool, desk) = desk().await?;
+        let before = desk.commits();
+        let other_writer = begin_write(&pool).await?;
+        let calls: Vec<_> = [("kept-1", false), ("undone", true), ("kept-2", false)]
+            .into_iter()
+            .map(|(action, fail)| {
+                let desk = desk.clone();
+                tokio::spawn(async move { write(&desk, action, fail).await })
+            })
+            .collect();
+        // (each spawned call queues on its first poll, here, while the turn is taken)
+        tokio::task::yield_now().await;
+        other_writer.commit().await?;
+        let answers: Vec<bool> = futures_util::future::join_all(calls).await.into_iter().map(|r| matches!(r, Ok(Ok(())))).collect();
+        assert_eq!(answers, vec![true, false, true]);
+        assert_eq!((lines(&pool, "kept-1").await?, lines(&pool, "undone").await?, lines(&pool, "kept-2").await?), (1, 0, 1));
+        assert_eq!(desk.commits() - before, 1, "the three calls were committed in one transaction");
+        Ok(())
+    }
+
+    /// A commit that fails loses every call of its transaction, and each is
+    /// answered with the error: none was told it was done before.
+    #[tokio::test]
+    async fn a_commit_that_fails_answers_each_of_its_calls_with_the_error_and_keeps_none() -> Result<(), sqlx::Error> {
+        let (_dir, pool, desk) = desk().await?;
+        let other_writer = begin_write(&pool).await?;
+        let call = |action: &'static str, breaks_the_commit: bool| {
+            let desk = desk.clone();
+            tokio::spawn(async move {
+                desk.run(move |db| {
+                    let line = AuditEvent { actor: "test", action, target: "", ip: "", detail: "" };
+                    db.audit_event(&line, 0).now_or_never().unwrap_or(Err(sqlx::Error::PoolTimedOut))?;
+                    if breaks_the_commit {
+                        // a row whose order does not exist, its check deferred to the commit
+                        db.db
+                            .execute_batch("PRAGMA defer_foreign_keys = ON; INSERT INTO reservations (order_id, station_id, created_at, expires_at, status) VALUES (999999, 999999, 0, 0, 'active')")
+                            .map_err(err)?;
+                    }
+                    Ok::<(), sqlx::Error>(())
+                })
+                .await
+            })
+        };
+        let (payment, breaker) = (call("payment", false), call("breaker", true));
+        tokio::task::yield_now().await;
+        other_writer.commit().await?;
+        let failed = |r: Result<Result<(), sqlx::Error>, tokio::task::JoinError>| matches!(r, Ok(Err(sqlx::Error::Protocol(m))) if m.contains("FOREIGN KEY"));
+        assert_eq!((failed(payment.await), failed(breaker.await)), (true, true));
+        assert_eq!((lines(&pool, "payment").await?, lines(&pool, "breaker").await?), (0, 0));
+        assert_eq!(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM reservations").fetch_one(&pool).await?, 0);
+        Ok(())
+    }
+
+    /// A call that panics is undone and answered with an error; the desk goes on serving.
+    #[tokio::test]
+    async fn a_call_that_panics_is_undone_and_the_desk_serves_the_next() -> Result<(), sqlx::Error> {
+        let (_dir, pool, desk) = desk().await?;
+        let panicked = desk
+            .run(|db| -> Result<(), sqlx::Error> {
+                let line = AuditEvent { actor: "test", action: "before-panic", target: "", ip: "", detail: "" };
+                db.audit_event(&line, 0).now_or_never().unwrap_or(Err(sqlx::Error::PoolTimedOut))?;
+                panic!("a bug in a call")
+            })
+            .await;
+        assert!(matches!(&panicked, Err(sqlx::Error::Protocol(m)) if m.contains("panicked")), "{panicked:?}");
+        write(&desk, "after-panic", false).await?;
+        assert_eq!((lines(&pool, "before-panic").await?, lines(&pool, "after-panic").await?), (0, 1));
+        Ok(())
+    }
+}
