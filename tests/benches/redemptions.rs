@@ -5,7 +5,8 @@
 //! both), side by side. Prints redemptions per second, p50/p99 per redemption
 //! and per call, failures counted apart. Targets (printed beside the figures,
 //! not asserted): >= 2,000 redemptions/s on 2 cores, p99 < 50 ms per
-//! redemption. Run with `deploy/bench`.
+//! redemption. On SQLite it prints how many calls the station desk ran per
+//! commit (from the backend's metrics). Run with `deploy/bench`.
 //!
 //! Orders: one is placed through the portal as the demo graduate (login,
 //! render with the seal, sealed PDF stored); the others are copies of it
