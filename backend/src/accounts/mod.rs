@@ -222,12 +222,6 @@ impl Throttle {
         self.fail(&format!("client:{client}")).await;
     }
 
-    /// The times (ms) `key` was counted in the last `window_ms`, oldest first.
-    pub async fn recent(&self, key: &str, window_ms: i64) -> Result<Vec<i64>, sqlx::Error> {
-        let mut c = self.pool.acquire().await?;
-        store::throttle_failures(&mut c, &self.key(key), Self::now_ms() - window_ms).await
-    }
-
     /// Counts an attempt of `key` unless `max` were counted in the last
     /// `window_ms` (checked and counted in one write transaction, so parallel
     /// attempts on any backend get no extra ones); else `Ok(Err(ms))`, the
