@@ -93,6 +93,19 @@ async fn enrolment_codes_are_single_use_and_credentials_required() -> Result<()>
     assert_eq!(r.status(), 401);
     let v: Value = r.json().await?;
     assert_eq!(v["code"], "unauthorized");
+    // a wrong credential is refused before the request is read (not told what is wrong with it)
+    for path in ["/reservations", "/reservations/1/charge", "/reservations/1/report"] {
+        let r = reqwest::Client::new()
+            .post(format!("{}/api/station/v1{path}", backend.url))
+            .bearer_auth("0".repeat(64))
+            .json(&json!({ "print_number": "123456789012" }))
+            .send()
+            .await?;
+        assert_eq!(r.status(), 401, "{path}");
+        assert_eq!(r.json::<Value>().await?["code"], "unauthorized", "{path}");
+    }
+    let r = reqwest::Client::new().get(format!("{}/api/station/v1/reservations/1/document", backend.url)).bearer_auth("0".repeat(64)).send().await?;
+    assert_eq!(r.status(), 401);
     Ok(())
 }
 

@@ -22,31 +22,37 @@ pub struct StationAuth(pub Station);
 impl FromRequestParts<AppState> for StationAuth {
     type Rejection = AppError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let StationToken(token) = StationToken::from_request_parts(parts, state).await?;
-        Ok(StationAuth(stations::authenticate(&state.pool, state.desk.as_ref(), &token).await?))
+        Ok(StationAuth(StationCaller::from_request_parts(parts, state).await?.station))
     }
 }
 
-/// A station's credential as sent, checked by the call it comes with (on
-/// the redemption path, in that call's transaction).
-pub struct StationToken(String);
+/// The calling station with the credential it sent: checked before its
+/// request is read, and on SQLite checked again inside its call's
+/// transaction (a station revoked in between is refused).
+pub struct StationCaller {
+    station: Station,
+    token: String,
+}
 
-impl FromRequestParts<AppState> for StationToken {
+impl FromRequestParts<AppState> for StationCaller {
     type Rejection = AppError;
-    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = parts
             .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| AppError::api(ErrorCode::Unauthorized, "station credential missing"))?;
-        Ok(StationToken(token.trim().to_string()))
+            .ok_or_else(|| AppError::api(ErrorCode::Unauthorized, "station credential missing"))?
+            .trim()
+            .to_string();
+        let station = stations::authenticate(&state.pool, state.desk.as_ref(), &token).await?;
+        Ok(StationCaller { station, token })
     }
 }
 
-/// A call on the redemption path, as the station whose token came with it.
-async fn redeem(state: &AppState, StationToken(token): StationToken, call: stations::Call) -> AppResult<stations::Answer> {
-    stations::redeem(&state.pool, state.desk.as_ref(), &state.guesses, token, call).await
+/// A call on the redemption path, as the calling station.
+async fn redeem(state: &AppState, caller: StationCaller, call: stations::Call) -> AppResult<stations::Answer> {
+    stations::redeem(&state.pool, state.desk.as_ref(), &state.guesses, caller.station, caller.token, call).await
 }
 
 /// An answer of another call than the one made: cannot happen.
@@ -99,10 +105,10 @@ pub async fn heartbeat(
     Ok(Json(HeartbeatResponse { server_time, out_of_service: !station.in_service, test_page, university_ja, university_en }))
 }
 
-pub async fn reserve(State(state): State<AppState>, token: StationToken, ApiJson(req): ApiJson<ReserveRequest>) -> AppResult<Json<Reservation>> {
+pub async fn reserve(State(state): State<AppState>, caller: StationCaller, ApiJson(req): ApiJson<ReserveRequest>) -> AppResult<Json<Reservation>> {
     let cfg = &state.config.stations;
     let call = stations::Call::Reserve { number: req.print_number, wrong_per_minute: cfg.wrong_numbers_per_minute, reservation_s: cfg.reservation_s };
-    match redeem(&state, token, call).await? {
+    match redeem(&state, caller, call).await? {
         stations::Answer::Reserved(r) => Ok(Json(r)),
         _ => Err(mismatched()),
     }
@@ -110,7 +116,7 @@ pub async fn reserve(State(state): State<AppState>, token: StationToken, ApiJson
 
 pub async fn charge(
     State(state): State<AppState>,
-    token: StationToken,
+    caller: StationCaller,
     Path(id): Path<i64>,
     ApiJson(req): ApiJson<ChargeRequest>,
 ) -> AppResult<Json<ChargeResponse>> {
@@ -120,7 +126,7 @@ pub async fn charge(
         idempotency_key: req.idempotency_key,
         reservation_s: state.config.stations.reservation_s,
     };
-    match redeem(&state, token, call).await? {
+    match redeem(&state, caller, call).await? {
         stations::Answer::Charged(r) => Ok(Json(r)),
         _ => Err(mismatched()),
     }
@@ -144,8 +150,8 @@ pub async fn charge_status(
     Ok(Json(stations::charge_status(&state.pool, &station, id, &key).await?))
 }
 
-pub async fn document(State(state): State<AppState>, token: StationToken, Path(id): Path<i64>) -> AppResult<Response> {
-    let stations::Answer::Document { order_id, stored } = redeem(&state, token, stations::Call::Document { reservation_id: id }).await? else {
+pub async fn document(State(state): State<AppState>, caller: StationCaller, Path(id): Path<i64>) -> AppResult<Response> {
+    let stations::Answer::Document { order_id, stored } = redeem(&state, caller, stations::Call::Document { reservation_id: id }).await? else {
         return Err(mismatched());
     };
     let pdf = crate::orders::open_pdf(&state.seal, order_id, stored)?;
@@ -159,11 +165,11 @@ pub async fn release(State(state): State<AppState>, StationAuth(station): Statio
 
 pub async fn report(
     State(state): State<AppState>,
-    token: StationToken,
+    caller: StationCaller,
     Path(id): Path<i64>,
     ApiJson(req): ApiJson<PrintReport>,
 ) -> AppResult<Json<ReportResponse>> {
-    match redeem(&state, token, stations::Call::Report { reservation_id: id, report: req }).await? {
+    match redeem(&state, caller, stations::Call::Report { reservation_id: id, report: req }).await? {
         stations::Answer::Reported(order_status) => Ok(Json(ReportResponse { order_status })),
         _ => Err(mismatched()),
     }

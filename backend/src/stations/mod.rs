@@ -277,8 +277,9 @@ impl<E: Into<AppError>> From<E> for Stop {
     }
 }
 
-/// Runs a station's `call` as the station whose credential is `token`.
-pub async fn redeem(pool: &Pool, desk: Option<&store::Desk>, guesses: &GuessThrottle, token: String, call: Call) -> AppResult<Answer> {
+/// Runs a station's `call` as `station`, authenticated with `token` (on
+/// SQLite checked again in the call's transaction).
+pub async fn redeem(pool: &Pool, desk: Option<&store::Desk>, guesses: &GuessThrottle, station: Station, token: String, call: Call) -> AppResult<Answer> {
     let t = now();
     let reads_only = matches!(call, Call::Document { .. });
     let done = match desk {
@@ -290,7 +291,7 @@ pub async fn redeem(pool: &Pool, desk: Option<&store::Desk>, guesses: &GuessThro
                 desk.run(job).await
             }
         }
-        None => pooled(pool, &token, &call, t).await,
+        None => pooled(pool, &station, &call, t).await,
     };
     match done {
         Ok(a) => Ok(a),
@@ -311,21 +312,20 @@ async fn answer_as<S: RedeemStore>(s: &mut S, token: &str, call: &Call, t: i64) 
 /// A call on a pooled connection: on PostgreSQL its transaction locks the
 /// order (and card) it writes, read first (they never change), so stations'
 /// writes on different orders run at once; a document is only read.
-async fn pooled(pool: &Pool, token: &str, call: &Call, t: i64) -> Result<Answer, Stop> {
+async fn pooled(pool: &Pool, station: &Station, call: &Call, t: i64) -> Result<Answer, Stop> {
     let mut c = pool.acquire().await?;
-    let station = authenticate_in(&mut *c, token).await?;
     if matches!(call, Call::Document { .. }) {
-        return answer(&mut *c, &station, call, t).await;
+        return answer(&mut *c, station, call, t).await;
     }
     let (order, card) = match store::engine(pool) {
         store::Engine::Sqlite => (None, None),
-        store::Engine::Postgres => locks(&mut c, &station, call).await?,
+        store::Engine::Postgres => locks(&mut c, station, call).await?,
     };
     drop(c);
     let keys: Vec<store::WriteKey<'_>> =
         order.map(store::WriteKey::Order).into_iter().chain(card.as_deref().map(store::WriteKey::Card)).collect();
     let mut tx = store::begin_write_on(pool, &keys).await?;
-    let a = answer(&mut *tx, &station, call, t).await?;
+    let a = answer(&mut *tx, station, call, t).await?;
     tx.commit().await?;
     Ok(a)
 }

@@ -7,15 +7,16 @@
 //! for its own fsync. The desk is one thread with a connection of its own:
 //! it takes the calls waiting in its queue together, runs each in a
 //! savepoint of one transaction (a call that fails is undone alone), and
-//! commits them with one fsync. A call that wrote is answered only once
-//! committed, so a station is never told of a reservation, payment or print
+//! commits them with one fsync. Each call is answered once its transaction
+//! has ended, so a station is never told of a reservation, payment or print
 //! that a crash could lose (nor given the id of a row a failed commit would
-//! hand out again); a call that was refused (undone) is answered at once.
+//! hand out again), nor refused on the strength of one; if the transaction
+//! is lost, every call in it is answered with the error.
 //! Calls that only read (a document, who is calling) run at once on a reader
 //! connection of their own, beside the writer (SQLite's readers see the last
 //! commit and never wait for it).
-//! It takes the process's write turn like every writer (see
-//! [`super::begin_write`]), so it and the pooled writers never wait in
+//! It takes the process's write turn like every pooled write transaction
+//! (see [`super::begin_write`]), so the two do not wait for each other in
 //! SQLite's busy handler.
 
 use super::redeem::*;
@@ -36,7 +37,7 @@ type Delivery = Box<dyn FnOnce(Result<(), String>) + Send>;
 type Job = Box<dyn FnOnce(Option<&mut DeskConn>) -> Option<Outcome> + Send>;
 
 struct Outcome {
-    /// Its writes stay, and it is answered once committed (else they are undone, and it is answered at once).
+    /// Its writes stay (else they are undone).
     keep: bool,
     deliver: Delivery,
 }
@@ -115,9 +116,9 @@ impl Desk {
     }
 
     /// Runs `f` in the desk's next transaction: its writes are kept when it
-    /// returns Ok, undone when it returns Err (or panics). An error is
-    /// answered at once, an Ok once committed (or with the error of a commit
-    /// that failed).
+    /// returns Ok, undone when it returns Err (or panics). It is answered
+    /// once the transaction has ended; if that transaction is lost (its
+    /// commit failed), with the error that lost it.
     pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
@@ -132,8 +133,8 @@ impl Desk {
             };
             let (keep, deliver): (bool, Delivery) = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(db))) {
                 Ok(Ok(v)) => (true, Box::new(move |ended: Result<(), String>| drop(answer.send(ended.map(|()| v).map_err(|e| E::from(desk_error(e))))))),
-                Ok(Err(e)) => (false, Box::new(move |_| drop(answer.send(Err(e))))),
-                Err(_) => (false, Box::new(move |_| drop(answer.send(Err(E::from(desk_error("a call panicked"))))))),
+                Ok(Err(e)) => (false, Box::new(move |ended: Result<(), String>| drop(answer.send(Err(ended.map_or_else(|lost| E::from(desk_error(lost)), |()| e)))))),
+                Err(_) => (false, Box::new(move |ended: Result<(), String>| drop(answer.send(Err(E::from(desk_error(ended.err().unwrap_or_else(|| "a call panicked".into())))))))),
             };
             Some(Outcome { keep, deliver })
         });
@@ -172,36 +173,52 @@ fn serve(mut conn: DeskConn, queue: &mpsc::Receiver<Job>, gate: &Arc<tokio::sync
             continue;
         };
         let mut deliveries = Vec::with_capacity(batch.len());
-        for job in batch {
-            if conn.db.execute_batch("SAVEPOINT call").is_err() {
+        let mut lost = None;
+        let mut jobs = batch.into_iter();
+        for job in jobs.by_ref() {
+            if let Err(e) = conn.db.execute_batch("SAVEPOINT call") {
                 job(None);
-                continue;
+                lost = Some(e.to_string());
+                break;
             }
             tally.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let Some(outcome) = job(Some(&mut conn)) else { continue };
-            let ended = conn
-                .db
-                .execute_batch(if outcome.keep { "RELEASE call" } else { "ROLLBACK TO call; RELEASE call" })
-                .map_err(|e| e.to_string());
-            if let Err(e) = &ended {
-                tracing::error!(error = %e, "the station desk could not end a call's savepoint");
-            }
+            let ended = conn.db.execute_batch(if outcome.keep { "RELEASE call" } else { "ROLLBACK TO call; RELEASE call" });
+            deliveries.push(outcome.deliver);
+            // an error SQLite answers by rolling the whole transaction back
+            // (a full disk, I/O) leaves no transaction to go on with
             match ended {
-                Ok(()) if outcome.keep => deliveries.push(outcome.deliver),
-                ended => (outcome.deliver)(ended),
+                Ok(()) if !conn.db.is_autocommit() => {}
+                Ok(()) => lost = Some("the transaction was rolled back".to_string()),
+                Err(e) => lost = Some(e.to_string()),
+            }
+            if lost.is_some() {
+                break;
             }
         }
-        let committed = conn.db.execute_batch("COMMIT").map_err(|e| e.to_string());
-        if committed.is_ok() {
-            tally.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        if let Err(e) = &committed {
-            tracing::error!(error = %e, "the station desk could not commit");
-            let _ = conn.db.execute_batch("ROLLBACK");
+        let ended = match lost {
+            None => conn.db.execute_batch("COMMIT").map_err(|e| e.to_string()),
+            Some(why) => {
+                jobs.for_each(|job| drop(job(None)));
+                Err(why)
+            }
+        };
+        match &ended {
+            Ok(()) => {
+                tally.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the station desk lost a transaction: every call in it is answered with the error");
+                if !conn.db.is_autocommit() {
+                    let _ = conn.db.execute_batch("ROLLBACK");
+                }
+            }
         }
         drop(turn);
+        // every answer once the transaction has ended: a refusal may rest on
+        // an earlier call of the same transaction, lost with it
         for d in deliveries {
-            d(committed.clone());
+            d(ended.clone());
         }
     }
 }
@@ -482,34 +499,46 @@ mod tests {
     }
 
     /// A commit that fails loses every call of its transaction, and each is
-    /// answered with the error: none was told it was done before.
+    /// answered with its error once the transaction has ended, a call that
+    /// was refused too (its refusal may have rested on a lost call): none
+    /// was told anything before.
     #[tokio::test]
     async fn a_commit_that_fails_answers_each_of_its_calls_with_the_error_and_keeps_none() -> Result<(), sqlx::Error> {
         let (_dir, pool, desk) = desk().await?;
         let other_writer = begin_write(&pool).await?;
-        let call = |action: &'static str, breaks_the_commit: bool| {
+        #[derive(Clone, Copy)]
+        enum Then {
+            Succeed,
+            Refuse,
+            BreakTheCommit,
+        }
+        let call = |action: &'static str, then: Then| {
             let desk = desk.clone();
             tokio::spawn(async move {
                 desk.run(move |db| {
                     let line = AuditEvent { actor: "test", action, target: "", ip: "", detail: "" };
                     db.audit_event(&line, 0).now_or_never().unwrap_or(Err(sqlx::Error::PoolTimedOut))?;
-                    if breaks_the_commit {
+                    match then {
+                        Then::Succeed => Ok(()),
+                        Then::Refuse => Err(sqlx::Error::RowNotFound),
                         // a row whose order does not exist, its check deferred to the commit
-                        db.db
+                        Then::BreakTheCommit => db
+                            .db
                             .execute_batch("PRAGMA defer_foreign_keys = ON; INSERT INTO reservations (order_id, station_id, created_at, expires_at, status) VALUES (999999, 999999, 0, 0, 'active')")
-                            .map_err(err)?;
+                            .map_err(err),
                     }
-                    Ok::<(), sqlx::Error>(())
                 })
                 .await
             })
         };
-        let (payment, breaker) = (call("payment", false), call("breaker", true));
+        let (payment, refused, breaker) = (call("payment", Then::Succeed), call("refused", Then::Refuse), call("breaker", Then::BreakTheCommit));
         tokio::task::yield_now().await;
         other_writer.commit().await?;
-        let failed = |r: Result<Result<(), sqlx::Error>, tokio::task::JoinError>| matches!(r, Ok(Err(sqlx::Error::Protocol(m))) if m.contains("FOREIGN KEY"));
-        assert_eq!((failed(payment.await), failed(breaker.await)), (true, true));
-        assert_eq!((lines(&pool, "payment").await?, lines(&pool, "breaker").await?), (0, 0));
+        let lost = |r: Result<Result<(), sqlx::Error>, tokio::task::JoinError>| matches!(r, Ok(Err(sqlx::Error::Protocol(m))) if m.contains("FOREIGN KEY"));
+        assert_eq!((lost(payment.await), lost(refused.await), lost(breaker.await)), (true, true, true));
+        for action in ["payment", "refused", "breaker"] {
+            assert_eq!(lines(&pool, action).await?, 0, "{action}");
+        }
         assert_eq!(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM reservations").fetch_one(&pool).await?, 0);
         Ok(())
     }
