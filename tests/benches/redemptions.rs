@@ -54,8 +54,12 @@ const STATIONS_ENV: &str = "SHOMEI_BENCH_STATIONS";
 const REDEMPTIONS_ENV: &str = "SHOMEI_BENCH_REDEMPTIONS";
 /// Worker threads of the load generator (default: half the cores, at least 1).
 const LOAD_THREADS_ENV: &str = "SHOMEI_BENCH_LOAD_THREADS";
+/// On PostgreSQL: the database, whose own work over the measured run the load process reads.
+const DATABASE_ENV: &str = "SHOMEI_BENCH_DATABASE_URL";
 
 fn main() -> anyhow::Result<()> {
+    // PostgreSQL servers started by this bench count their statements
+    harness::TRACK_STATEMENTS.store(true, Ordering::Relaxed);
     if role().as_deref() == Some(LOAD_ROLE) {
         let threads = env_or(LOAD_THREADS_ENV, (cores() / 2).max(1)).max(1);
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
@@ -205,11 +209,19 @@ async fn load() -> anyhow::Result<()> {
     anyhow::ensure!(!stations.is_empty() && numbers.len() > warmup, "nothing to redeem");
     let (warm, measured) = numbers.split_at(warmup);
     let warm_tally = run_stations(&bases, &stations, Arc::new(warm.to_vec()), false).await?;
+    let database = match std::env::var(DATABASE_ENV).ok().filter(|u| !u.is_empty()) {
+        Some(url) => Some(DatabaseWatch::start(&url).await?),
+        None => None,
+    };
     let cpu0 = cpu_seconds("self");
     let started = Instant::now();
     let t = run_stations(&bases, &stations, Arc::new(measured.to_vec()), false).await?;
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds("self") - cpu0;
+    let database = match database {
+        Some(w) => w.finish().await?,
+        None => serde_json::Value::Null,
+    };
     // the same number of rounds of four calls that do no order work: the HTTP layer's floor
     let floor_started = Instant::now();
     let f = run_stations(&bases, &stations, Arc::new(measured.to_vec()), true).await?;
@@ -223,11 +235,59 @@ async fn load() -> anyhow::Result<()> {
         serde_json::json!({
             "ok": ok, "elapsed_s": elapsed, "failed": t.failed, "warmup_ok": warm_tally.redemption.len(),
             "warmup_failed": warm_tally.failed, "redemption": Stats::of(t.redemption).to_json(), "steps": steps,
-            "document_bytes_avg": bytes_avg, "cpu_s": cpu,
+            "document_bytes_avg": bytes_avg, "cpu_s": cpu, "database": database,
             "floor_ok": f.redemption.len(), "floor_failed": f.failed, "floor_elapsed_s": floor_elapsed, "floor": Stats::of(f.redemption).to_json(),
         })
     );
     Ok(())
+}
+
+/// What PostgreSQL itself did over the measured run, read by the load
+/// process at the run's edges: the CPU time of all its processes (the
+/// postmaster and its children, from /proc) and, from pg_stat_statements,
+/// the statements it ran and the time it spent executing them.
+struct DatabaseWatch {
+    conn: sqlx::PgConnection,
+    postmaster: u32,
+    cpu0: std::collections::HashMap<u32, f64>,
+}
+
+impl DatabaseWatch {
+    async fn start(url: &str) -> anyhow::Result<DatabaseWatch> {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(url).await?;
+        sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements").execute(&mut conn).await?;
+        let me: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut conn).await?;
+        let postmaster = parent_of(me as u32).ok_or_else(|| anyhow::anyhow!("PostgreSQL's postmaster not found"))?;
+        let cpu0 = process_family(postmaster).into_iter().map(|p| (p, cpu_seconds(&p.to_string()))).collect();
+        sqlx::query("SELECT pg_stat_statements_reset()").execute(&mut conn).await?;
+        Ok(DatabaseWatch { conn, postmaster, cpu0 })
+    }
+
+    async fn finish(mut self) -> anyhow::Result<serde_json::Value> {
+        let (statements, exec_ms, locks, lock_ms): (i64, f64, i64, f64) = sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(calls), 0) AS BIGINT), CAST(COALESCE(SUM(total_exec_time), 0) AS DOUBLE PRECISION),
+                    CAST(COALESCE(SUM(calls) FILTER (WHERE query LIKE '%pg_advisory_xact_lock%'), 0) AS BIGINT),
+                    CAST(COALESCE(SUM(total_exec_time) FILTER (WHERE query LIKE '%pg_advisory_xact_lock%'), 0) AS DOUBLE PRECISION)
+             FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%' AND query NOT LIKE '%pg_backend_pid%'",
+        )
+        .fetch_one(&mut self.conn)
+        .await?;
+        // the statements that took most of that time
+        let top: Vec<(String, i64, f64)> = sqlx::query_as(
+            "SELECT regexp_replace(query, '\\s+', ' ', 'g'), calls, total_exec_time FROM pg_stat_statements
+             WHERE query NOT LIKE '%pg_stat_statements%' AND query NOT LIKE '%pg_backend_pid%' ORDER BY total_exec_time DESC LIMIT 8",
+        )
+        .fetch_all(&mut self.conn)
+        .await?;
+        // the processes there were at the start, and any started since (whole)
+        let mut pids: Vec<u32> = self.cpu0.keys().copied().chain(process_family(self.postmaster)).collect();
+        pids.sort_unstable();
+        pids.dedup();
+        let cpu: f64 = pids.iter().map(|p| (cpu_seconds(&p.to_string()) - self.cpu0.get(p).copied().unwrap_or(0.0)).max(0.0)).sum();
+        let top: Vec<serde_json::Value> = top.into_iter().map(|(q, calls, ms)| serde_json::json!({ "query": q, "calls": calls, "ms": ms })).collect();
+        Ok(serde_json::json!({ "cpu_s": cpu, "statements": statements, "exec_ms": exec_ms, "lock_statements": locks, "lock_ms": lock_ms, "top": top }))
+    }
 }
 
 // ------------------------------------------------------------------ the bench (server process)
@@ -337,6 +397,7 @@ async fn run(engine: shomei_backend::store::Engine, n_backends: usize) -> anyhow
             (STATIONS_FILE_ENV, stations_file.display().to_string()),
             (NUMBERS_FILE_ENV, numbers_file.display().to_string()),
             (WARMUP_ENV, n_warmup.to_string()),
+            (DATABASE_ENV, if engine == shomei_backend::store::Engine::Postgres { b.database_url.clone() } else { String::new() }),
         ],
     )
     .await?;
@@ -396,6 +457,33 @@ async fn run(engine: shomei_backend::store::Engine, n_backends: usize) -> anyhow
             "  the SQLite desk (warm-up included): {calls} calls in {commits} commits, {:.1} calls per commit (reserve, charge and report; documents are read beside it)",
             calls as f64 / commits.max(1) as f64
         );
+    }
+    if let Some(db) = r["database"].as_object() {
+        let n = ok.max(1) as f64;
+        let f = |k: &str| db.get(k).and_then(|v| v.as_f64()).unwrap_or(0.0);
+        let cpu_ms = f("cpu_s") * 1000.0 / n;
+        let exec_ms = (f("exec_ms") - f("lock_ms")) / n;
+        println!(
+            "  PostgreSQL itself over the measured run (all its processes, from /proc): {:.1} s CPU ({:.2} cores), {cpu_ms:.2} ms per redemption",
+            f("cpu_s"),
+            f("cpu_s") / elapsed
+        );
+        println!(
+            "    {:.1} statements per redemption (BEGIN and COMMIT counted; {:.1} of them take locks), {exec_ms:.2} ms per redemption executing them (pg_stat_statements, wall time; the statements that wait for locks left out)",
+            f("statements") / n,
+            f("lock_statements") / n
+        );
+        println!(
+            "    the bound this sets: {TARGET_CORES} cores give at most {:.0} redemptions/s at {cpu_ms:.2} ms of the database's CPU each, with no backend and no stations on them; at most {:.0}/s at {exec_ms:.2} ms each, if every statement ran inside the database with no protocol at all (stored procedures)",
+            TARGET_CORES as f64 * 1000.0 / cpu_ms,
+            TARGET_CORES as f64 * 1000.0 / exec_ms
+        );
+        println!("    the statements that took most of that time (calls per redemption, mean, share of the time):");
+        for q in db.get("top").and_then(|t| t.as_array()).into_iter().flatten() {
+            let (calls, total) = (q["calls"].as_f64().unwrap_or(0.0), q["ms"].as_f64().unwrap_or(0.0));
+            let text: String = q["query"].as_str().unwrap_or("").chars().take(110).collect();
+            println!("      {:>4.2} x {:>7.1} us {:>5.1}%  {text}", calls / n, total * 1000.0 / calls.max(1.0), 100.0 * total / f("exec_ms").max(1e-9));
+        }
     }
     let floor_ok = r["floor_ok"].as_u64().unwrap_or(0);
     let floor_per_s = floor_ok as f64 / r["floor_elapsed_s"].as_f64().unwrap_or(f64::NAN);

@@ -398,6 +398,11 @@ pub struct Postgres {
     _dir: tempfile::TempDir,
 }
 
+/// Set by a bench before it starts its servers: every PostgreSQL started
+/// afterwards loads `pg_stat_statements`, so the bench can count the
+/// statements a run made and the time the server spent executing them.
+pub static TRACK_STATEMENTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 impl Postgres {
     /// The newest installed server's programs (/usr/lib/postgresql/N/bin).
     fn bin_dir() -> Result<PathBuf> {
@@ -439,7 +444,10 @@ impl Postgres {
         let out = Command::new("cp").arg("-a").arg(&template).arg(&data).output()?;
         anyhow::ensure!(out.status.success(), "copying the PostgreSQL template: {}", String::from_utf8_lossy(&out.stderr));
         let port = free_port();
-        let options = format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off", sock.display());
+        let mut options = format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off", sock.display());
+        if TRACK_STATEMENTS.load(std::sync::atomic::Ordering::Relaxed) {
+            options.push_str(" -c shared_preload_libraries=pg_stat_statements");
+        }
         let out = Self::as_server_user(&bin.join("pg_ctl"))
             .arg("-D").arg(&data)
             .arg("-l").arg(data.join("server.log"))

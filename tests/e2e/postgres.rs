@@ -98,3 +98,49 @@ async fn a_sqlite_deployment_is_copied_into_postgresql_whole_once_and_serves_fro
     assert_eq!(pg.psql("shomei", &format!("SELECT id FROM orders WHERE print_number = '{second}'"))?, (order + 1).to_string());
     Ok(())
 }
+
+/// On PostgreSQL, a write transaction dropped unfinished (an error path) is
+/// rolled back as its connection goes back to the pool: the service-wide
+/// write lock it held is free for another backend's writer, which then
+/// writes, and the connection serves on, idle. One whose end was lost (its
+/// `Transaction` gone) is closed and never lent again, its row never kept.
+/// (The pool checks connections without a ping of its own: it must still
+/// never lend one inside a transaction.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_dropped_unfinished_frees_the_write_lock_and_a_lost_one_is_never_lent_again() -> Result<()> {
+    use shomei_backend::store;
+    use std::time::Duration;
+    let pg = Postgres::start()?;
+    let (pool, other) = (store::connect(&pg.url).await?, store::connect(&pg.url).await?);
+    sqlx::query("CREATE TABLE t (x BIGINT)").execute(&pool).await?;
+    let dropped: i32 = {
+        let mut tx = store::begin_write(&pool).await?;
+        sqlx::query("INSERT INTO t VALUES (1)").execute(&mut *tx).await?;
+        sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *tx).await?
+    };
+    // another backend's writer takes the write lock (held, it would wait 10 s for it and fail)
+    let mut tx = store::begin_write(&other).await?;
+    sqlx::query("INSERT INTO t VALUES (2)").execute(&mut *tx).await?;
+    tx.commit().await?;
+    let xs: Vec<i64> = sqlx::query_scalar("SELECT x FROM t ORDER BY x").fetch_all(&other).await?;
+    assert_eq!(xs, [2], "the dropped write was rolled back, the other writer's row is in");
+    assert_eq!(pg.psql("shomei", &format!("SELECT state FROM pg_stat_activity WHERE pid = {dropped}"))?, "idle", "the connection is kept, outside any transaction");
+
+    let lost: i32 = {
+        let mut conn = pool.acquire().await?;
+        std::mem::forget(sqlx::Connection::begin(&mut *conn).await?);
+        sqlx::query("INSERT INTO t VALUES (3)").execute(&mut *conn).await?;
+        sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *conn).await?
+    };
+    wait_until("the connection left inside a transaction is closed", Duration::from_secs(10), || {
+        pg.psql("shomei", &format!("SELECT COUNT(*) FROM pg_stat_activity WHERE pid = {lost}")).is_ok_and(|n| n == "0")
+    })?;
+    let mut tx = store::begin_write(&pool).await?;
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *tx).await?;
+    assert_ne!(pid, lost);
+    sqlx::query("INSERT INTO t VALUES (4)").execute(&mut *tx).await?;
+    tx.commit().await?;
+    let xs: Vec<i64> = sqlx::query_scalar("SELECT x FROM t ORDER BY x").fetch_all(&other).await?;
+    assert_eq!(xs, [2, 4]);
+    Ok(())
+}

@@ -317,14 +317,18 @@ async fn pooled(pool: &Pool, station: &Station, call: &Call, t: i64) -> Result<A
     if matches!(call, Call::Document { .. }) {
         return answer(&mut *c, station, call, t).await;
     }
-    let (order, card) = match store::engine(pool) {
-        store::Engine::Sqlite => (None, None),
-        store::Engine::Postgres => locks(&mut c, station, call).await?,
+    let mut tx = match store::engine(pool) {
+        store::Engine::Sqlite => {
+            drop(c);
+            store::begin_write(pool).await?
+        }
+        store::Engine::Postgres => {
+            let (order, card) = locks(&mut c, station, call).await?;
+            let keys: Vec<store::WriteKey<'_>> =
+                order.map(store::WriteKey::Order).into_iter().chain(card.as_deref().map(store::WriteKey::Card)).collect();
+            store::begin_write_on_held(c, &keys).await?
+        }
     };
-    drop(c);
-    let keys: Vec<store::WriteKey<'_>> =
-        order.map(store::WriteKey::Order).into_iter().chain(card.as_deref().map(store::WriteKey::Card)).collect();
-    let mut tx = store::begin_write_on(pool, &keys).await?;
     let a = answer(&mut *tx, station, call, t).await?;
     tx.commit().await?;
     Ok(a)

@@ -95,7 +95,7 @@ pub async fn connect(url: &str) -> Result<Pool, sqlx::Error> {
             // the file is made here, with the options the Any driver cannot pass
             let opts = SqliteConnectOptions::from_str(url)?.create_if_missing(true);
             SqlitePoolOptions::new().max_connections(1).connect_with(opts).await?.close().await;
-            let pool = pool_options(8)
+            let pool = pool_options(Engine::Sqlite, 8)
                 .after_connect(|conn, _meta| {
                     Box::pin(async move {
                         use sqlx::Executor;
@@ -109,7 +109,7 @@ pub async fn connect(url: &str) -> Result<Pool, sqlx::Error> {
             pool
         }
         Engine::Postgres => {
-            let pool = pool_options(16).connect_with(AnyConnectOptions::from_str(url)?).await?;
+            let pool = pool_options(Engine::Postgres, 16).connect_with(AnyConnectOptions::from_str(url)?).await?;
             sqlx::migrate!("./migrations_pg").run(&pool).await?;
             pool
         }
@@ -127,7 +127,16 @@ pub async fn connect(url: &str) -> Result<Pool, sqlx::Error> {
 /// database locked for good, CI), and every later write on it would fail
 /// ("begin_with at non-zero transaction depth"; the crash soak found a
 /// backend answering 500 to a station for good after a kill).
-fn pool_options(max_connections: u32) -> AnyPoolOptions {
+///
+/// Round trips are what a call costs on PostgreSQL, so the pool adds none
+/// to a busy connection: it is checked with a ping only after it sat idle
+/// for `IDLE_CHECK` (a server restarted or a link cut meanwhile), not every
+/// time it is lent; on PostgreSQL the driver knows at once whether a
+/// connection handed back is still in a transaction (an unfinished one's
+/// rollback is queued and runs before its next statement), while SQLite's
+/// worker thread is asked with a ping first.
+fn pool_options(engine: Engine, max_connections: u32) -> AnyPoolOptions {
+    const IDLE_CHECK: Duration = Duration::from_secs(10);
     fn still_in_transaction(conn: &sqlx::AnyConnection, when: &'static str) -> bool {
         use sqlx::Connection;
         let open = conn.is_in_transaction();
@@ -138,16 +147,26 @@ fn pool_options(max_connections: u32) -> AnyPoolOptions {
     }
     AnyPoolOptions::new()
         .max_connections(max_connections)
-        .after_release(|conn, _meta| {
+        .test_before_acquire(false)
+        .after_release(move |conn, _meta| {
             Box::pin(async move {
-                // a transaction dropped unfinished has its rollback queued on the
-                // connection: let it run first, then only a transaction nobody
-                // can end any more is left
-                sqlx::Connection::ping(conn).await?;
+                if engine == Engine::Sqlite {
+                    // a transaction dropped unfinished has its rollback queued on the
+                    // connection: let it run first, then only a transaction nobody
+                    // can end any more is left
+                    sqlx::Connection::ping(conn).await?;
+                }
                 Ok(!still_in_transaction(conn, "handed back"))
             })
         })
-        .before_acquire(|conn, _meta| Box::pin(async move { Ok(!still_in_transaction(conn, "lent")) }))
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= IDLE_CHECK {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(!still_in_transaction(conn, "lent"))
+            })
+        })
 }
 
 // ---------------------------------------------------------------- backup and restore
@@ -248,11 +267,18 @@ pub async fn begin_write_on(pool: &Pool, keys: &[WriteKey<'_>]) -> Result<WriteT
     if engine(pool) == Engine::Sqlite {
         return begin_write(pool).await;
     }
+    begin_write_on_held(pool.acquire().await?, keys).await
+}
+
+/// [`begin_write_on`] on a connection of a PostgreSQL pool the caller holds
+/// already (it read on it what to lock): no second connection is taken.
+pub async fn begin_write_on_held(conn: sqlx::pool::PoolConnection<sqlx::Any>, keys: &[WriteKey<'_>]) -> Result<WriteTx, sqlx::Error> {
     let mut locks: Vec<(i32, i32)> = keys.iter().map(WriteKey::lock).collect();
     // always in the same order: two writers never wait for each other's second lock
     locks.sort_unstable();
     locks.dedup();
-    let mut tx = pool.begin().await?;
+    // (sqlx's own way to begin on a pooled connection it does not lend again meanwhile)
+    let mut tx = sqlx::Transaction::begin(conn, None).await?;
     let mut sql = String::from("SELECT pg_advisory_xact_lock_shared($1)");
     for i in 0..locks.len() {
         sql.push_str(&format!(", pg_advisory_xact_lock(${}, ${})", 2 + 2 * i, 3 + 2 * i));
@@ -606,7 +632,7 @@ mod tests {
         let dir = tempfile::tempdir().map_err(sqlx::Error::Io)?;
         sqlx::any::install_default_drivers();
         let url = format!("sqlite:{}?mode=rwc", dir.path().join("t.sqlite").display());
-        let pool = pool_options(1).connect_with(AnyConnectOptions::from_str(&url)?).await?;
+        let pool = pool_options(Engine::Sqlite, 1).connect_with(AnyConnectOptions::from_str(&url)?).await?;
         sqlx::query("CREATE TABLE t (x INTEGER)").execute(&pool).await?;
         {
             let mut conn = pool.acquire().await?;
@@ -630,7 +656,7 @@ mod tests {
         let dir = tempfile::tempdir().map_err(sqlx::Error::Io)?;
         sqlx::any::install_default_drivers();
         let url = format!("sqlite:{}?mode=rwc", dir.path().join("t.sqlite").display());
-        let pool = pool_options(1).connect_with(AnyConnectOptions::from_str(&url)?).await?;
+        let pool = pool_options(Engine::Sqlite, 1).connect_with(AnyConnectOptions::from_str(&url)?).await?;
         sqlx::query("CREATE TABLE t (x INTEGER)").execute(&pool).await?;
         // a mark only this connection has
         sqlx::query("CREATE TEMP TABLE this_connection (x INTEGER)").execute(&pool).await?;
@@ -654,7 +680,7 @@ mod tests {
         let dir = tempfile::tempdir().map_err(sqlx::Error::Io)?;
         sqlx::any::install_default_drivers();
         let url = format!("sqlite:{}?mode=rwc", dir.path().join("t.sqlite").display());
-        let pool = pool_options(2)
+        let pool = pool_options(Engine::Sqlite, 2)
             .after_connect(|c, _| Box::pin(async move { sqlx::Executor::execute(c, "PRAGMA journal_mode = WAL").await.map(|_| ()) }))
             .connect_with(AnyConnectOptions::from_str(&url)?)
             .await?;
@@ -665,7 +691,7 @@ mod tests {
             sqlx::query("INSERT INTO t (x) VALUES (1)").execute(&mut *conn).await?;
         }
         // another process's writer, which waits up to 5 s for the lock
-        let other = pool_options(1).connect_with(AnyConnectOptions::from_str(&url)?).await?;
+        let other = pool_options(Engine::Sqlite, 1).connect_with(AnyConnectOptions::from_str(&url)?).await?;
         sqlx::query("PRAGMA busy_timeout = 5000").execute(&other).await?;
         sqlx::query("INSERT INTO t (x) VALUES (2)").execute(&other).await?;
         let xs: Vec<i64> = sqlx::query_scalar("SELECT x FROM t ORDER BY x").fetch_all(&other).await?;

@@ -16,13 +16,26 @@ use std::time::Duration;
 /// on one PostgreSQL).
 pub const SETUPS: [(shomei_backend::store::Engine, usize); 2] = [(shomei_backend::store::Engine::Sqlite, 1), (shomei_backend::store::Engine::Postgres, 2)];
 
-/// Runs `run` for each of the SETUPS, a blank line between their figures.
+/// Names one engine of the SETUPS ("sqlite" or "postgres") to run only its
+/// figures (unset: both, side by side).
+pub const ENGINE_ENV: &str = "SHOMEI_BENCH_ENGINE";
+
+/// Runs `run` for each of the SETUPS (or the one `SHOMEI_BENCH_ENGINE`
+/// names), a blank line between their figures.
 pub async fn each_setup<F, Fut>(mut run: F) -> Result<()>
 where
     F: FnMut(shomei_backend::store::Engine, usize) -> Fut,
     Fut: std::future::Future<Output = Result<()>>,
 {
+    let only = std::env::var(ENGINE_ENV).ok().filter(|e| !e.is_empty());
     for (engine, backends) in SETUPS {
+        let name = match engine {
+            shomei_backend::store::Engine::Sqlite => "sqlite",
+            shomei_backend::store::Engine::Postgres => "postgres",
+        };
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
         run(engine, backends).await?;
         println!();
     }
@@ -117,6 +130,24 @@ pub fn cpu_seconds(pid: &str) -> f64 {
     // rest starts at field 3 (state); utime is field 14, stime field 15
     let tick = |i: usize| fields.get(i - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     (tick(14) + tick(15)) / 100.0
+}
+
+/// The parent of process `pid`, from /proc.
+pub fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // after the command name: field 3 (state), then field 4 (the parent)
+    stat[stat.rfind(')')? + 1..].split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Process `parent` and its children.
+pub fn process_family(parent: u32) -> Vec<u32> {
+    let children = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|p| p.parse::<u32>().ok()))
+        .filter(|pid| parent_of(*pid) == Some(parent));
+    std::iter::once(parent).chain(children).collect()
 }
 
 /// Runs this bench binary again as the load generator `role` with `envs`,
