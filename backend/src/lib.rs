@@ -32,8 +32,21 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
+/// The backend's shared state. axum clones it for every request (and for
+/// every middleware a request passes), so it is one allocation: a clone is
+/// one reference count, not one per service.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// What the backend's handlers and jobs share (reached through [`AppState`]).
+pub struct Services {
     pub pool: Pool,
     pub config: Arc<Config>,
     pub fonts: Arc<documents::FontSet>,
@@ -77,7 +90,7 @@ pub struct AppState {
     pub desk: Option<store::Desk>,
 }
 
-impl AppState {
+impl Services {
     /// What making orders' documents and signed copies needs.
     pub fn desk(&self) -> orders::Desk<'_> {
         orders::Desk { pool: &self.pool, fonts: &self.fonts, seal: &self.seal, sealers: &self.sealers, public_url: &self.config.http.public_url }
@@ -134,7 +147,7 @@ pub async fn build_state(mut config: Config) -> anyhow::Result<AppState> {
     if !secure_cookies {
         tracing::warn!(public_url = %config.http.public_url, "plain http: cookies are not marked Secure (demo only)");
     }
-    Ok(AppState {
+    Ok(AppState(Arc::new(Services {
         pool: pool.clone(),
         fonts: Arc::new(fonts),
         login_throttle: Arc::new(accounts::Throttle::new(pool.clone(), "login", config.security.login_delay_ms)),
@@ -169,7 +182,7 @@ pub async fn build_state(mut config: Config) -> anyhow::Result<AppState> {
             store::Engine::Postgres => None,
         },
         config: Arc::new(config),
-    })
+    })))
 }
 
 /// Jobs that run by themselves, each idempotent (a restart or a second run does

@@ -281,6 +281,7 @@ impl<E: Into<AppError>> From<E> for Stop {
 /// SQLite checked again in the call's transaction).
 pub async fn redeem(pool: &Pool, desk: Option<&store::Desk>, guesses: &GuessThrottle, station: Station, token: String, call: Call) -> AppResult<Answer> {
     let t = now();
+    let station_id = station.id;
     let reads_only = matches!(call, Call::Document { .. });
     let done = match desk {
         Some(desk) => {
@@ -294,7 +295,7 @@ pub async fn redeem(pool: &Pool, desk: Option<&store::Desk>, guesses: &GuessThro
         None => pooled(pool, &station, &call, t).await,
     };
     match done {
-        Ok(a) => Ok(a),
+        Ok(done) => Ok(done.logged(station_id)),
         Err(Stop::Error(e)) => Err(e),
         Err(Stop::WrongNumber { station_id }) => {
             guesses.wrong(station_id).await;
@@ -304,7 +305,27 @@ pub async fn redeem(pool: &Pool, desk: Option<&store::Desk>, guesses: &GuessThro
     }
 }
 
-async fn answer_as<S: RedeemStore>(s: &mut S, token: &str, call: &Call, t: i64) -> Result<Answer, Stop> {
+/// A call's answer and, if it reserved or charged, the order (logged once its transaction has ended).
+struct Done {
+    answer: Answer,
+    news: Option<i64>,
+}
+
+impl Done {
+    /// The answer, after the log line an operator reads for it: written
+    /// once the call's transaction is committed (never for a payment whose
+    /// commit failed), and outside the desk's transaction.
+    fn logged(self, station_id: i64) -> Answer {
+        match (&self.answer, self.news) {
+            (Answer::Reserved(r), Some(order_id)) => tracing::info!(station_id, order_id, reservation_id = r.reservation_id, "print number reserved"),
+            (Answer::Charged(_), Some(order_id)) => tracing::info!(station_id, order_id, "paid by IC card"),
+            _ => {}
+        }
+        self.answer
+    }
+}
+
+async fn answer_as<S: RedeemStore>(s: &mut S, token: &str, call: &Call, t: i64) -> Result<Done, Stop> {
     let station = authenticate_in(s, token).await?;
     answer(s, &station, call, t).await
 }
@@ -312,7 +333,7 @@ async fn answer_as<S: RedeemStore>(s: &mut S, token: &str, call: &Call, t: i64) 
 /// A call on a pooled connection: on PostgreSQL its transaction locks the
 /// order (and card) it writes, read first (they never change), so stations'
 /// writes on different orders run at once; a document is only read.
-async fn pooled(pool: &Pool, station: &Station, call: &Call, t: i64) -> Result<Answer, Stop> {
+async fn pooled(pool: &Pool, station: &Station, call: &Call, t: i64) -> Result<Done, Stop> {
     let mut c = pool.acquire().await?;
     if matches!(call, Call::Document { .. }) {
         return answer(&mut *c, station, call, t).await;
@@ -345,18 +366,23 @@ async fn locks(c: &mut store::Conn, station: &Station, call: &Call) -> Result<(O
     })
 }
 
-async fn answer<S: RedeemStore>(s: &mut S, station: &Station, call: &Call, t: i64) -> Result<Answer, Stop> {
-    Ok(match call {
-        Call::Reserve { number, wrong_per_minute, reservation_s } => Answer::Reserved(reserve(s, station, number, *wrong_per_minute, *reservation_s, t).await?),
+async fn answer<S: RedeemStore>(s: &mut S, station: &Station, call: &Call, t: i64) -> Result<Done, Stop> {
+    let (answer, news) = match call {
+        Call::Reserve { number, wrong_per_minute, reservation_s } => {
+            let (r, order_id) = reserve(s, station, number, *wrong_per_minute, *reservation_s, t).await?;
+            (Answer::Reserved(r), Some(order_id))
+        }
         Call::Charge { reservation_id, card_uid, idempotency_key, reservation_s } => {
-            Answer::Charged(charge(s, *reservation_s, station, *reservation_id, card_uid, idempotency_key, t).await?)
+            let (r, paid) = charge(s, *reservation_s, station, *reservation_id, card_uid, idempotency_key, t).await?;
+            (Answer::Charged(r), paid)
         }
         Call::Document { reservation_id } => {
             let (order_id, stored) = document(s, station, *reservation_id, t).await?;
-            Answer::Document { order_id, stored }
+            (Answer::Document { order_id, stored }, None)
         }
-        Call::Report { reservation_id, report: r } => Answer::Reported(report(s, station, *reservation_id, r, t).await?),
-    })
+        Call::Report { reservation_id, report: r } => (Answer::Reported(report(s, station, *reservation_id, r, t).await?), None),
+    };
+    Ok(Done { answer, news })
 }
 
 /// Reserves a print number for this station (ST-2).
@@ -367,7 +393,7 @@ async fn reserve<S: RedeemStore>(
     wrong_per_minute: u32,
     reservation_s: i64,
     t: i64,
-) -> Result<Reservation, Stop> {
+) -> Result<(Reservation, i64), Stop> {
     let wrong = s.throttle_failures(&GuessThrottle::key(station.id), crate::accounts::Throttle::now_ms() - 60_000).await?;
     if wrong.len() >= wrong_per_minute as usize {
         return Err(AppError::api(ErrorCode::Throttled, "too many wrong print numbers; wait a minute").into());
@@ -404,8 +430,7 @@ async fn reserve<S: RedeemStore>(
     let expires_at = t + reservation_s;
     let reservation_id = s.insert_reservation(order.id, station.id, t, expires_at).await?;
     let lines = s.order_lines(order.id).await?;
-    tracing::info!(station_id = station.id, order_id = order.id, reservation_id, "print number reserved");
-    Ok(Reservation {
+    let reservation = Reservation {
         reservation_id,
         print_number: number.clone(),
         lines: lines
@@ -426,7 +451,8 @@ async fn reserve<S: RedeemStore>(
         expires_at,
         pages: order.pages as u32,
         print: shomei_shared::api::PrintSettings::default(),
-    })
+    };
+    Ok((reservation, order.id))
 }
 
 /// One of this station's reservations, in whatever state.
@@ -446,7 +472,8 @@ async fn own_reservation<S: RedeemStore>(c: &mut S, station: &Station, reservati
     Ok(r)
 }
 
-/// Takes the payment for a reserved number from an IC card's stored value.
+/// Takes the payment for a reserved number from an IC card's stored value
+/// (and the order it paid; None for a retry answered as before).
 async fn charge<S: RedeemStore>(
     s: &mut S,
     reservation_s: i64,
@@ -455,7 +482,7 @@ async fn charge<S: RedeemStore>(
     card_uid: &str,
     idempotency_key: &str,
     t: i64,
-) -> Result<ChargeResponse, Stop> {
+) -> Result<(ChargeResponse, Option<i64>), Stop> {
     let uid = card_uid.trim().to_uppercase();
     if uid.is_empty() || uid.len() > 32 || !uid.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(AppError::api(ErrorCode::BadRequest, "card_uid must be hex").into());
@@ -466,7 +493,7 @@ async fn charge<S: RedeemStore>(
             return Err(AppError::api(ErrorCode::Conflict, "idempotency key reused for another card").into());
         }
         let balance = Yen(s.card_balance(&uid).await?);
-        return Ok(ChargeResponse { charged: Yen(-prior.amount), balance_after: balance });
+        return Ok((ChargeResponse { charged: Yen(-prior.amount), balance_after: balance }, None));
     }
     let r = own_reservation(s, station, reservation_id, t).await?;
     let order = s.order(r.order_id).await?;
@@ -482,8 +509,7 @@ async fn charge<S: RedeemStore>(
     s.extend_reservation(r.id, t + reservation_s).await?;
     let (actor, what) = (format!("station:{}", station.id), format!("order {} card {uid}", order.id));
     s.audit_event(&store::AuditEvent { actor: &actor, action: "order.paid.card", target: "", ip: "", detail: &what }, t).await?;
-    tracing::info!(station_id = station.id, order_id = order.id, "paid by IC card");
-    Ok(ChargeResponse { charged: Yen(order.total), balance_after: balance })
+    Ok((ChargeResponse { charged: Yen(order.total), balance_after: balance }, Some(order.id)))
 }
 
 /// The debit a charge with `idempotency_key` made for this station's

@@ -265,74 +265,101 @@ impl DeskConn {
     }
 }
 
-fn flag(row: &Row<'_>, col: &str) -> rusqlite::Result<Option<bool>> {
-    Ok(row.get::<_, Option<i64>>(col)?.map(|v| v != 0))
+/// Where each column of a SELECT constant comes in its rows, read once from
+/// the constant's text, so that a wide row (a station's or an order's, some
+/// thirty columns) is read by position: rusqlite finds a column by name by
+/// comparing it with every column's name in turn. The name at that position
+/// is checked all the same (one comparison), and read by name if it differs.
+struct Columns(HashMap<&'static str, usize>);
+
+impl Columns {
+    fn of(select: &'static str) -> Columns {
+        let list = select.split_once("SELECT").map_or("", |(_, l)| l);
+        let list = list.rsplit_once(" FROM ").map_or(list, |(l, _)| l);
+        Columns(list.split(',').map(str::trim).enumerate().map(|(i, c)| (c, i)).collect())
+    }
+
+    fn get<T: rusqlite::types::FromSql>(&self, r: &Row<'_>, name: &str) -> rusqlite::Result<T> {
+        match self.0.get(name) {
+            Some(&i) if r.as_ref().column_name(i).is_ok_and(|n| n == name) => r.get(i),
+            _ => r.get(name),
+        }
+    }
+
+    fn flag(&self, r: &Row<'_>, name: &str) -> rusqlite::Result<Option<bool>> {
+        Ok(self.get::<Option<i64>>(r, name)?.map(|v| v != 0))
+    }
 }
 
+static STATION_COLUMNS: std::sync::LazyLock<Columns> = std::sync::LazyLock::new(|| Columns::of(STATION_SELECT));
+static ORDER_COLUMNS: std::sync::LazyLock<Columns> = std::sync::LazyLock::new(|| Columns::of(ORDER_SELECT));
+
 fn station(r: &Row<'_>) -> rusqlite::Result<Station> {
+    let c = &*STATION_COLUMNS;
     Ok(Station {
-        id: r.get("id")?,
-        university_id: r.get("university_id")?,
-        name: r.get("name")?,
-        status: r.get("status")?,
-        created_at: r.get("created_at")?,
-        enrolled_at: r.get("enrolled_at")?,
-        last_seen: r.get("last_seen")?,
-        version: r.get("version")?,
-        printer_reachable: flag(r, "printer_reachable")?,
-        printer_state: r.get("printer_state")?,
-        printer_reasons: r.get("printer_reasons")?,
-        printer_message: r.get("printer_message")?,
-        reader_present: flag(r, "reader_present")?,
-        outbox_len: r.get("outbox_len")?,
-        clock_skew_s: r.get("clock_skew_s")?,
-        markers: r.get("markers")?,
-        media_ready: r.get("media_ready")?,
-        terminal_present: flag(r, "terminal_present")?,
-        disk_free_mb: r.get("disk_free_mb")?,
-        uptime_s: r.get("uptime_s")?,
-        jobs_printed: r.get("jobs_printed")?,
-        alert: r.get("alert")?,
-        in_service: flag(r, "in_service")?.unwrap_or(false),
-        test_page_wanted: r.get("test_page_wanted")?,
-        test_page_done: r.get("test_page_done")?,
-        test_page_result: r.get("test_page_result")?,
-        test_page_at: r.get("test_page_at")?,
+        id: c.get(r, "id")?,
+        university_id: c.get(r, "university_id")?,
+        name: c.get(r, "name")?,
+        status: c.get(r, "status")?,
+        created_at: c.get(r, "created_at")?,
+        enrolled_at: c.get(r, "enrolled_at")?,
+        last_seen: c.get(r, "last_seen")?,
+        version: c.get(r, "version")?,
+        printer_reachable: c.flag(r, "printer_reachable")?,
+        printer_state: c.get(r, "printer_state")?,
+        printer_reasons: c.get(r, "printer_reasons")?,
+        printer_message: c.get(r, "printer_message")?,
+        reader_present: c.flag(r, "reader_present")?,
+        outbox_len: c.get(r, "outbox_len")?,
+        clock_skew_s: c.get(r, "clock_skew_s")?,
+        markers: c.get(r, "markers")?,
+        media_ready: c.get(r, "media_ready")?,
+        terminal_present: c.flag(r, "terminal_present")?,
+        disk_free_mb: c.get(r, "disk_free_mb")?,
+        uptime_s: c.get(r, "uptime_s")?,
+        jobs_printed: c.get(r, "jobs_printed")?,
+        alert: c.get(r, "alert")?,
+        in_service: c.flag(r, "in_service")?.unwrap_or(false),
+        test_page_wanted: c.get(r, "test_page_wanted")?,
+        test_page_done: c.get(r, "test_page_done")?,
+        test_page_result: c.get(r, "test_page_result")?,
+        test_page_at: c.get(r, "test_page_at")?,
     })
 }
 
 fn order(r: &Row<'_>) -> rusqlite::Result<Order> {
+    let c = &*ORDER_COLUMNS;
     Ok(Order {
-        id: r.get("id")?,
-        user_id: r.get("user_id")?,
-        student_record_id: r.get("student_record_id")?,
-        delivery: r.get("delivery")?,
-        payment_method: r.get("payment_method")?,
-        status: r.get("status")?,
-        fees: r.get("fees")?,
-        system_fee: r.get("system_fee")?,
-        total: r.get("total")?,
-        print_number: r.get("print_number")?,
-        created_at: r.get("created_at")?,
-        pay_deadline: r.get("pay_deadline")?,
-        print_deadline: r.get("print_deadline")?,
-        paid_at: r.get("paid_at")?,
-        printed_at: r.get("printed_at")?,
-        pages: r.get("pages")?,
-        capture_id: r.get("capture_id")?,
-        postage: r.get("postage")?,
-        post_address_sealed: r.get("post_address_sealed")?,
-        shipped_at: r.get("shipped_at")?,
-        smartpit_number: r.get("smartpit_number")?,
-        store_file_id: r.get("store_file_id")?,
-        store_user_number: r.get("store_user_number")?,
-        store_reservation_number: r.get("store_reservation_number")?,
-        refunded_at: r.get("refunded_at")?,
-        refund_method: r.get("refund_method")?,
-        refund_paid_back_at: r.get("refund_paid_back_at")?,
-        refund_bank_sealed: r.get("refund_bank_sealed")?,
-        held_chars: r.get("held_chars")?,
-        refund_error: r.get("refund_error")?,
+        id: c.get(r, "id")?,
+        user_id: c.get(r, "user_id")?,
+        student_record_id: c.get(r, "student_record_id")?,
+        delivery: c.get(r, "delivery")?,
+        payment_method: c.get(r, "payment_method")?,
+        status: c.get(r, "status")?,
+        fees: c.get(r, "fees")?,
+        system_fee: c.get(r, "system_fee")?,
+        total: c.get(r, "total")?,
+        print_number: c.get(r, "print_number")?,
+        created_at: c.get(r, "created_at")?,
+        pay_deadline: c.get(r, "pay_deadline")?,
+        print_deadline: c.get(r, "print_deadline")?,
+        paid_at: c.get(r, "paid_at")?,
+        printed_at: c.get(r, "printed_at")?,
+        pages: c.get(r, "pages")?,
+        capture_id: c.get(r, "capture_id")?,
+        postage: c.get(r, "postage")?,
+        post_address_sealed: c.get(r, "post_address_sealed")?,
+        shipped_at: c.get(r, "shipped_at")?,
+        smartpit_number: c.get(r, "smartpit_number")?,
+        store_file_id: c.get(r, "store_file_id")?,
+        store_user_number: c.get(r, "store_user_number")?,
+        store_reservation_number: c.get(r, "store_reservation_number")?,
+        refunded_at: c.get(r, "refunded_at")?,
+        refund_method: c.get(r, "refund_method")?,
+        refund_paid_back_at: c.get(r, "refund_paid_back_at")?,
+        refund_bank_sealed: c.get(r, "refund_bank_sealed")?,
+        held_chars: c.get(r, "held_chars")?,
+        refund_error: c.get(r, "refund_error")?,
     })
 }
 
@@ -471,6 +498,25 @@ mod tests {
 
     async fn lines(pool: &Pool, action: &str) -> Result<i64, sqlx::Error> {
         sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = $1").bind(action).fetch_one(pool).await
+    }
+
+    /// A station's and an order's row are read by position: the position
+    /// each column name gets from the SELECT's text is the one SQLite gives
+    /// it in the prepared statement, for every column of both.
+    #[tokio::test]
+    async fn wide_rows_are_read_by_the_positions_their_select_gives_its_columns() -> Result<(), sqlx::Error> {
+        let (dir, _pool, _desk) = desk().await?;
+        let db = Connection::open(dir.path().join("t.sqlite")).map_err(err)?;
+        for (select, columns, n) in [(STATION_SELECT, &*STATION_COLUMNS, 27), (ORDER_SELECT, &*ORDER_COLUMNS, 30)] {
+            let st = db.prepare(select).map_err(err)?;
+            assert_eq!(st.column_count(), n);
+            assert_eq!(columns.0.len(), n);
+            for i in 0..n {
+                let name = st.column_name(i).map_err(err)?;
+                assert_eq!(columns.0.get(name), Some(&i), "{name}");
+            }
+        }
+        Ok(())
     }
 
     /// Calls that queued while another writer had the turn run in one
