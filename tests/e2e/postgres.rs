@@ -104,8 +104,8 @@ async fn a_sqlite_deployment_is_copied_into_postgresql_whole_once_and_serves_fro
 /// write lock it held is free for another backend's writer, which then
 /// writes, and the connection serves on, idle. One whose end was lost (its
 /// `Transaction` gone) is closed and never lent again, its row never kept.
-/// (The pool checks connections without a ping of its own: it must still
-/// never lend one inside a transaction.)
+/// (On PostgreSQL the pool adds no ping of its own to sqlx's: it must still
+/// never lend a connection inside a transaction.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_dropped_unfinished_frees_the_write_lock_and_a_lost_one_is_never_lent_again() -> Result<()> {
     use shomei_backend::store;
@@ -142,5 +142,34 @@ async fn a_write_dropped_unfinished_frees_the_write_lock_and_a_lost_one_is_never
     tx.commit().await?;
     let xs: Vec<i64> = sqlx::query_scalar("SELECT x FROM t ORDER BY x").fetch_all(&other).await?;
     assert_eq!(xs, [2, 4]);
+    Ok(())
+}
+
+/// A station's write that waits for its order's lock and is abandoned
+/// there (its request dropped: the station hung up) leaves nothing behind:
+/// once the lock's holder lets go, another writer takes the order's lock,
+/// and the abandoned write's connection ends idle, outside any transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_abandoned_while_it_waits_for_an_orders_lock_leaves_no_lock_or_transaction_behind() -> Result<()> {
+    use shomei_backend::store::{self, WriteKey};
+    use sqlx::Connection;
+    use std::time::Duration;
+    let pg = Postgres::start()?;
+    let pool = store::connect(&pg.url).await?;
+    // another session holds order 42's lock (class 1, as a station's write on it takes it)
+    let mut holder = sqlx::PgConnection::connect(&pg.url).await?;
+    sqlx::query("SELECT pg_advisory_lock(1, 42)").execute(&mut holder).await?;
+    let mut conn = pool.acquire().await?;
+    let waiting: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *conn).await?;
+    let write = tokio::spawn(async move { store::begin_write_on_held(conn, &[WriteKey::Order(42)]).await.map(drop) });
+    let activity = |column: &str| pg.psql("shomei", &format!("SELECT {column} FROM pg_stat_activity WHERE pid = {waiting}"));
+    wait_for("the write waits for order 42's lock", Duration::from_secs(10), || Ok(activity("wait_event_type")? == "Lock")).await?;
+    write.abort();
+    assert!(write.await.is_err_and(|e| e.is_cancelled()), "abandoned while it waited");
+    sqlx::query("SELECT pg_advisory_unlock(1, 42)").execute(&mut holder).await?;
+    // held by an abandoned transaction, the lock would keep this writer waiting 10 s, then fail it
+    let tx = store::begin_write_on(&pool, &[WriteKey::Order(42)]).await?;
+    tx.commit().await?;
+    wait_for("the abandoned write's connection is idle", Duration::from_secs(10), || Ok(activity("state")? == "idle")).await?;
     Ok(())
 }

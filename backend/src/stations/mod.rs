@@ -305,10 +305,19 @@ pub async fn redeem(pool: &Pool, desk: Option<&store::Desk>, guesses: &GuessThro
     }
 }
 
-/// A call's answer and, if it reserved or charged, the order (logged once its transaction has ended).
+/// A call's answer and what an operator reads of it in the log (written once its transaction has ended).
 struct Done {
     answer: Answer,
-    news: Option<i64>,
+    news: Option<News>,
+}
+
+/// What a call did that the log says, with its order.
+enum News {
+    Reserved(i64),
+    Paid(i64),
+    /// A charge asked again with its key (its first answer lost: perhaps
+    /// after the payment was committed), answered as the first time.
+    PaidBefore(Option<i64>),
 }
 
 impl Done {
@@ -317,8 +326,11 @@ impl Done {
     /// commit failed), and outside the desk's transaction.
     fn logged(self, station_id: i64) -> Answer {
         match (&self.answer, self.news) {
-            (Answer::Reserved(r), Some(order_id)) => tracing::info!(station_id, order_id, reservation_id = r.reservation_id, "print number reserved"),
-            (Answer::Charged(_), Some(order_id)) => tracing::info!(station_id, order_id, "paid by IC card"),
+            (Answer::Reserved(r), Some(News::Reserved(order_id))) => {
+                tracing::info!(station_id, order_id, reservation_id = r.reservation_id, "print number reserved")
+            }
+            (_, Some(News::Paid(order_id))) => tracing::info!(station_id, order_id, "paid by IC card"),
+            (_, Some(News::PaidBefore(order_id))) => tracing::info!(station_id, order_id, "an IC card charge asked again: answered as the first time"),
             _ => {}
         }
         self.answer
@@ -370,11 +382,11 @@ async fn answer<S: RedeemStore>(s: &mut S, station: &Station, call: &Call, t: i6
     let (answer, news) = match call {
         Call::Reserve { number, wrong_per_minute, reservation_s } => {
             let (r, order_id) = reserve(s, station, number, *wrong_per_minute, *reservation_s, t).await?;
-            (Answer::Reserved(r), Some(order_id))
+            (Answer::Reserved(r), Some(News::Reserved(order_id)))
         }
         Call::Charge { reservation_id, card_uid, idempotency_key, reservation_s } => {
-            let (r, paid) = charge(s, *reservation_s, station, *reservation_id, card_uid, idempotency_key, t).await?;
-            (Answer::Charged(r), paid)
+            let (r, news) = charge(s, *reservation_s, station, *reservation_id, card_uid, idempotency_key, t).await?;
+            (Answer::Charged(r), Some(news))
         }
         Call::Document { reservation_id } => {
             let (order_id, stored) = document(s, station, *reservation_id, t).await?;
@@ -473,7 +485,7 @@ async fn own_reservation<S: RedeemStore>(c: &mut S, station: &Station, reservati
 }
 
 /// Takes the payment for a reserved number from an IC card's stored value
-/// (and the order it paid; None for a retry answered as before).
+/// (or answers a retry with the same key as the first time).
 async fn charge<S: RedeemStore>(
     s: &mut S,
     reservation_s: i64,
@@ -482,7 +494,7 @@ async fn charge<S: RedeemStore>(
     card_uid: &str,
     idempotency_key: &str,
     t: i64,
-) -> Result<(ChargeResponse, Option<i64>), Stop> {
+) -> Result<(ChargeResponse, News), Stop> {
     let uid = card_uid.trim().to_uppercase();
     if uid.is_empty() || uid.len() > 32 || !uid.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(AppError::api(ErrorCode::BadRequest, "card_uid must be hex").into());
@@ -493,7 +505,7 @@ async fn charge<S: RedeemStore>(
             return Err(AppError::api(ErrorCode::Conflict, "idempotency key reused for another card").into());
         }
         let balance = Yen(s.card_balance(&uid).await?);
-        return Ok((ChargeResponse { charged: Yen(-prior.amount), balance_after: balance }, None));
+        return Ok((ChargeResponse { charged: Yen(-prior.amount), balance_after: balance }, News::PaidBefore(prior.order_id)));
     }
     let r = own_reservation(s, station, reservation_id, t).await?;
     let order = s.order(r.order_id).await?;
@@ -509,7 +521,7 @@ async fn charge<S: RedeemStore>(
     s.extend_reservation(r.id, t + reservation_s).await?;
     let (actor, what) = (format!("station:{}", station.id), format!("order {} card {uid}", order.id));
     s.audit_event(&store::AuditEvent { actor: &actor, action: "order.paid.card", target: "", ip: "", detail: &what }, t).await?;
-    Ok((ChargeResponse { charged: Yen(order.total), balance_after: balance }, Some(order.id)))
+    Ok((ChargeResponse { charged: Yen(order.total), balance_after: balance }, News::Paid(order.id)))
 }
 
 /// The debit a charge with `idempotency_key` made for this station's

@@ -128,15 +128,12 @@ pub async fn connect(url: &str) -> Result<Pool, sqlx::Error> {
 /// ("begin_with at non-zero transaction depth"; the crash soak found a
 /// backend answering 500 to a station for good after a kill).
 ///
-/// Round trips are what a call costs on PostgreSQL, so the pool adds none
-/// to a busy connection: it is checked with a ping only after it sat idle
-/// for `IDLE_CHECK` (a server restarted or a link cut meanwhile), not every
-/// time it is lent; on PostgreSQL the driver knows at once whether a
-/// connection handed back is still in a transaction (an unfinished one's
-/// rollback is queued and runs before its next statement), while SQLite's
-/// worker thread is asked with a ping first.
+/// sqlx itself pings a connection handed back (after `after_release`), which
+/// sends a dropped transaction's queued rollback, and pings one before lending
+/// it (a server restarted or a link cut meanwhile). On PostgreSQL the driver
+/// knows at once whether a connection is still in a transaction, so nothing
+/// is added there; SQLite's worker thread is asked with a ping first.
 fn pool_options(engine: Engine, max_connections: u32) -> AnyPoolOptions {
-    const IDLE_CHECK: Duration = Duration::from_secs(10);
     fn still_in_transaction(conn: &sqlx::AnyConnection, when: &'static str) -> bool {
         use sqlx::Connection;
         let open = conn.is_in_transaction();
@@ -147,7 +144,6 @@ fn pool_options(engine: Engine, max_connections: u32) -> AnyPoolOptions {
     }
     AnyPoolOptions::new()
         .max_connections(max_connections)
-        .test_before_acquire(false)
         .after_release(move |conn, _meta| {
             Box::pin(async move {
                 if engine == Engine::Sqlite {
@@ -159,14 +155,7 @@ fn pool_options(engine: Engine, max_connections: u32) -> AnyPoolOptions {
                 Ok(!still_in_transaction(conn, "handed back"))
             })
         })
-        .before_acquire(|conn, meta| {
-            Box::pin(async move {
-                if meta.idle_for >= IDLE_CHECK {
-                    sqlx::Connection::ping(conn).await?;
-                }
-                Ok(!still_in_transaction(conn, "lent"))
-            })
-        })
+        .before_acquire(|conn, _meta| Box::pin(async move { Ok(!still_in_transaction(conn, "lent")) }))
 }
 
 // ---------------------------------------------------------------- backup and restore

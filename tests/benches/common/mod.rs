@@ -132,6 +132,22 @@ pub fn cpu_seconds(pid: &str) -> f64 {
     (tick(14) + tick(15)) / 100.0
 }
 
+/// CPU seconds of the children process `pid` has waited for (reaped), from /proc.
+pub fn reaped_children_cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { return 0.0 };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // cutime is field 16, cstime field 17 (rest starts at field 3)
+    let tick = |i: usize| fields.get(i - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(16) + tick(17)) / 100.0
+}
+
+/// CPU seconds a process and all its children have used so far, those that
+/// ended included (once it has reaped them, as a server's postmaster does).
+pub fn family_cpu_seconds(parent: u32) -> f64 {
+    process_family(parent).iter().map(|p| cpu_seconds(&p.to_string())).sum::<f64>() + reaped_children_cpu_seconds(parent)
+}
+
 /// The parent of process `pid`, from /proc.
 pub fn parent_of(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
