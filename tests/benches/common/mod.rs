@@ -120,26 +120,29 @@ impl Stats {
     }
 }
 
-/// User + system CPU seconds of a process so far (`"self"` or a pid), from
-/// /proc/<pid>/stat (utime and stime are in USER_HZ, 100 a second on Linux).
-pub fn cpu_seconds(pid: &str) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
-    // the command name (field 2) may hold spaces: count from its closing parenthesis
-    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { return 0.0 };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state); utime is field 14, stime field 15
-    let tick = |i: usize| fields.get(i - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (tick(14) + tick(15)) / 100.0
+/// Fields 3 onwards of /proc/<pid>/stat (`pid` is `"self"` or a number):
+/// the command name (field 2) may hold spaces, so they are counted from its
+/// closing parenthesis; `fields[i - 3]` is field i.
+fn stat_fields(pid: &str) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(stat[stat.rfind(')')? + 1..].split_whitespace().map(str::to_string).collect())
 }
 
-/// CPU seconds of the children process `pid` has waited for (reaped), from /proc.
-pub fn reaped_children_cpu_seconds(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
-    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { return 0.0 };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // cutime is field 16, cstime field 17 (rest starts at field 3)
+/// Seconds in stat fields `a` and `b` together (clock ticks, USER_HZ: 100 a second on Linux).
+fn stat_seconds(pid: &str, a: usize, b: usize) -> f64 {
+    let Some(fields) = stat_fields(pid) else { return 0.0 };
     let tick = |i: usize| fields.get(i - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (tick(16) + tick(17)) / 100.0
+    (tick(a) + tick(b)) / 100.0
+}
+
+/// User + system CPU seconds of a process so far (`"self"` or a pid): utime and stime, fields 14 and 15.
+pub fn cpu_seconds(pid: &str) -> f64 {
+    stat_seconds(pid, 14, 15)
+}
+
+/// CPU seconds of the children process `pid` has waited for (reaped): cutime and cstime, fields 16 and 17.
+pub fn reaped_children_cpu_seconds(pid: u32) -> f64 {
+    stat_seconds(&pid.to_string(), 16, 17)
 }
 
 /// CPU seconds a process and all its children have used so far, those that
@@ -148,11 +151,9 @@ pub fn family_cpu_seconds(parent: u32) -> f64 {
     process_family(parent).iter().map(|p| cpu_seconds(&p.to_string())).sum::<f64>() + reaped_children_cpu_seconds(parent)
 }
 
-/// The parent of process `pid`, from /proc.
+/// The parent of process `pid`, from /proc (field 4).
 pub fn parent_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // after the command name: field 3 (state), then field 4 (the parent)
-    stat[stat.rfind(')')? + 1..].split_whitespace().nth(1)?.parse().ok()
+    stat_fields(&pid.to_string())?.get(1)?.parse().ok()
 }
 
 /// Process `parent` and its children.
